@@ -1,0 +1,136 @@
+//! What the protocols need from outside and do not own. `node` implements these traits:
+//! authentication (passdb/userdb), opening a user's store, and the "who may write now" gate that
+//! replication and cluster coordination decide.
+//!
+//! Store operations themselves are `storage::UserStore`'s methods: they are blocking, so call
+//! them through [`crate::blocking`], never directly on an async thread.
+
+use async_trait::async_trait;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// The service asking, as Dovecot's auth names it (`service=imap` in log lines).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Service {
+    Imap,
+    Pop3,
+    Lmtp,
+    Admin,
+}
+
+impl Service {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Service::Imap => "imap",
+            Service::Pop3 => "pop3",
+            Service::Lmtp => "lmtp",
+            Service::Admin => "admin",
+        }
+    }
+}
+
+/// Where a connection comes from and how it is protected.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    /// True once the connection runs over TLS (implicit or after STARTTLS/STLS).
+    pub tls: bool,
+    /// Per-connection id for logs (the `session=` field).
+    pub session_id: String,
+}
+
+impl ConnInfo {
+    /// Plaintext authentication is allowed on TLS, and on loopback unless the config says no
+    /// (see [`Backend::allow_plaintext`]).
+    pub fn is_loopback(&self) -> bool {
+        self.remote.ip().is_loopback()
+    }
+}
+
+pub struct AuthRequest<'a> {
+    pub service: Service,
+    /// As the client sent it; the backend applies `auth_default_realm` and lower-casing.
+    pub user: &'a str,
+    pub password: &'a str,
+    /// SASL authorization identity, if different from the user (master users); usually None.
+    pub authzid: Option<&'a str>,
+    pub mechanism: &'a str,
+    pub conn: &'a ConnInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// Authenticated as this canonical user name.
+    Ok { user: String },
+    /// Wrong user or password. The backend has already applied the failure delay.
+    Failed,
+    /// The client (by IP) failed too often and is being rate limited.
+    RateLimited,
+    /// Could not check now (passdb unreadable, ...): `[UNAVAILABLE]`/`[SYS/TEMP]`.
+    TempFail(String),
+}
+
+/// A user as the userdb knows it, for LMTP's RCPT TO and the admin commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserInfo {
+    pub user: String,
+    pub quota: storage::QuotaLimits,
+}
+
+/// Why a write is refused right now (not the active node, cluster lost quorum, ...).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WriteRefused(pub String);
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    async fn authenticate(&self, req: AuthRequest<'_>) -> AuthOutcome;
+
+    /// Looks a user up in the userdb (LMTP RCPT TO). `None` = unknown user (550 5.1.1).
+    async fn lookup_user(&self, user: &str) -> Result<Option<UserInfo>, String>;
+
+    /// Opens an authenticated (or LMTP-resolved) user's store.
+    async fn open_user(&self, user: &str) -> Result<Arc<storage::UserStore>, String>;
+
+    /// Checked before every write: a node that is not active refuses with this error's text.
+    fn may_write(&self, user: &str) -> Result<(), WriteRefused>;
+
+    /// Called after a local write is durable and before it is acknowledged to the client; in
+    /// `replicated` durability it waits for a peer's durable ack (or the timeout). Returns
+    /// immediately in `local` durability.
+    async fn write_committed(&self, user: &str);
+
+    /// Whether plaintext authentication is allowed on this connection (TLS, or loopback, or
+    /// `auth_allow_cleartext`), given `ssl = required` and the rest of the config.
+    fn allow_plaintext(&self, conn: &ConnInfo) -> bool;
+
+    /// Registers a session of `user` from `ip`; errors when mail_max_userip_connections is
+    /// reached. The returned guard unregisters on drop.
+    fn register_session(
+        &self,
+        service: Service,
+        user: &str,
+        ip: IpAddr,
+    ) -> Result<SessionGuard, String>;
+}
+
+/// Unregisters a session when dropped.
+pub struct SessionGuard(Option<Box<dyn FnOnce() + Send + Sync>>);
+
+impl SessionGuard {
+    pub fn new(on_drop: impl FnOnce() + Send + Sync + 'static) -> SessionGuard {
+        SessionGuard(Some(Box::new(on_drop)))
+    }
+    pub fn none() -> SessionGuard {
+        SessionGuard(None)
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f()
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! IMAP, POP3 and LMTP sessions: parsing, state machines and responses. They speak to the store
+//! through `storage::UserStore` and to the rest of the node through [`backend::Backend`]; they
+//! know nothing of listeners, TLS configuration or replication.
+
+pub mod backend;
+pub mod blocking;
+pub mod stream;
+
+pub use backend::{
+    AuthOutcome, AuthRequest, Backend, ConnInfo, Service, SessionGuard, UserInfo, WriteRefused,
+};
+pub use stream::{AsyncStream, BoxStream, TlsUpgrade};

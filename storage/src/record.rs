@@ -1,0 +1,116 @@
+//! The change log's records: one per change to a user's mail. Serialized with serde + bincode;
+//! the log framing (length, blake3 checksum) lives in [`crate::log`].
+//!
+//! Records name messages by GUID, not by UID: a two-way merge may give a message a new UID, and
+//! a later record from the other side must still find it.
+
+use crate::types::*;
+use serde::{Deserialize, Serialize};
+
+/// One change, stamped by the node that made it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The node that first made this change.
+    pub origin: NodeId,
+    /// The origin's sequence number for this user: 1, 2, 3, ... without gaps.
+    pub seq: u64,
+    /// When, by the origin's hybrid logical clock: orders conflicting changes.
+    pub time: HlcTime,
+    pub op: Op,
+}
+
+/// A message as an Append, Copy or Move brings it into a mailbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEntry {
+    pub guid: Guid,
+    pub uid: u32,
+    pub object: ObjectId,
+    pub size: u64,
+    pub internal_date: i64,
+    pub internal_date_tz_min: i32,
+    pub flags: Flags,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    MailboxCreate {
+        mailbox: MailboxId,
+        name: String,
+        uidvalidity: u32,
+        special_use: Option<SpecialUse>,
+    },
+    MailboxRename {
+        mailbox: MailboxId,
+        new_name: String,
+    },
+    /// Deletes the mailbox and every message in it.
+    MailboxDelete {
+        mailbox: MailboxId,
+    },
+    /// A new UIDVALIDITY (and so a fresh UID space) for a mailbox: only where a merge could not
+    /// otherwise keep invariant 2.
+    UidValidity {
+        mailbox: MailboxId,
+        uidvalidity: u32,
+    },
+    Subscribe {
+        name: String,
+    },
+    Unsubscribe {
+        name: String,
+    },
+    Append {
+        mailbox: MailboxId,
+        entry: NewEntry,
+        modseq: u64,
+        /// Set for LMTP deliveries: recognises a retried delivery (exactly-once).
+        delivery_key: Option<[u8; 32]>,
+    },
+    /// New messages in `to` sharing objects with the `from` messages.
+    Copy {
+        from: MailboxId,
+        to: MailboxId,
+        entries: Vec<(Guid, NewEntry)>,
+        modseq: u64,
+    },
+    /// Copy, then expunge of the sources, as one change.
+    Move {
+        from: MailboxId,
+        to: MailboxId,
+        entries: Vec<(Guid, NewEntry)>,
+        modseq: u64,
+        from_modseq: u64,
+    },
+    /// Flag set/clear operations; `add` and `remove` are applied in that order.
+    Flags {
+        mailbox: MailboxId,
+        messages: Vec<Guid>,
+        add: Flags,
+        remove: Flags,
+        modseq: u64,
+    },
+    Expunge {
+        mailbox: MailboxId,
+        messages: Vec<Guid>,
+        modseq: u64,
+    },
+}
+
+impl Op {
+    /// The kind of change, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::MailboxCreate { .. } => "mailbox-create",
+            Op::MailboxRename { .. } => "mailbox-rename",
+            Op::MailboxDelete { .. } => "mailbox-delete",
+            Op::UidValidity { .. } => "uidvalidity",
+            Op::Subscribe { .. } => "subscribe",
+            Op::Unsubscribe { .. } => "unsubscribe",
+            Op::Append { .. } => "append",
+            Op::Copy { .. } => "copy",
+            Op::Move { .. } => "move",
+            Op::Flags { .. } => "flags",
+            Op::Expunge { .. } => "expunge",
+        }
+    }
+}
