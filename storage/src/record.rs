@@ -94,6 +94,14 @@ pub enum Op {
         messages: Vec<Guid>,
         modseq: u64,
     },
+    /// Merge resolution of a UID taken by different messages on two nodes: each listed message gets
+    /// a new UID above every UIDNEXT (its old UID is expunged for every client). Made only by the
+    /// node that resolves the conflict, so every node applies the same renumbering.
+    Renumber {
+        mailbox: MailboxId,
+        moves: Vec<(Guid, u32)>,
+        modseq: u64,
+    },
 }
 
 impl Op {
@@ -111,6 +119,7 @@ impl Op {
             Op::Move { .. } => "move",
             Op::Flags { .. } => "flags",
             Op::Expunge { .. } => "expunge",
+            Op::Renumber { .. } => "renumber",
         }
     }
 }
