@@ -4,7 +4,9 @@
 
 pub mod backend;
 pub mod blocking;
+pub mod imap;
 pub mod stream;
+pub mod testing;
 
 pub use backend::{
     AuthOutcome, AuthRequest, Backend, ConnInfo, Service, SessionGuard, UserInfo, WriteRefused,

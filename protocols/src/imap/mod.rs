@@ -1,0 +1,9 @@
+//! The IMAP4rev1/IMAP4rev2 server session: framing (line + literal assembly), parsing with
+//! imap-codec plus the few hand-written grammars it lacks, one file per command, and the session
+//! loop that ties a byte stream to the store.
+
+pub mod config;
+pub mod session;
+
+pub use config::{ImapConfig, ImapContext};
+pub use session::serve;
