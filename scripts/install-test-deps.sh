@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs what the whole-server tests drive: real mail clients and the network
+# tools the cluster tests use. Idempotent: a second run on a ready machine only
+# checks `command -v` and returns in well under a second.
+set -euo pipefail
+
+# command -> Debian package that provides it
+declare -A PKG_FOR=(
+  [mbsync]=isync
+  [fetchmail]=fetchmail
+  [swaks]=swaks
+  [openssl]=openssl
+  [python3]=python3
+  [faketime]=faketime
+  [keepalived]=keepalived
+  [nft]=nftables
+  [iptables]=iptables
+  [ip]=iproute2
+  [ping]=iputils-ping
+  [nc]=netcat-openbsd
+  [pkill]=procps
+)
+
+missing=()
+for cmd in "${!PKG_FOR[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG_FOR[$cmd]}")
+done
+# faketime's command alone is not enough: the tests preload the library.
+if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
+  missing+=(libfaketime)
+fi
+
+if ((${#missing[@]})); then
+  echo "install-test-deps: installing ${missing[*]}"
+  SUDO=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || { echo "install-test-deps: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+    SUDO=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  # Another apt run (unattended upgrades, a parallel install) holds the locks for a
+  # while: wait for it instead of failing.
+  for attempt in $(seq 1 60); do
+    "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq && break
+    [[ $attempt -eq 60 ]] && { echo "install-test-deps: apt-get update kept failing" >&2; exit 1; }
+    sleep 5
+  done
+  # --no-install-recommends keeps out MTAs and daemons the tests never start.
+  "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    $(printf '%s\n' "${missing[@]}" | sort -u) </dev/null
+else
+  echo "install-test-deps: all test clients present"
+fi
+
+# The Rust toolchain is the machine's own; nextest is optional (test.sh falls back to cargo test).
+command -v cargo >/dev/null 2>&1 || { echo "install-test-deps: cargo not found: install Rust (rustup) first" >&2; exit 1; }
+if cargo nextest --version >/dev/null 2>&1; then
+  echo "install-test-deps: $(cargo nextest --version | head -1)"
+else
+  echo "install-test-deps: cargo-nextest not found, tests will run under cargo test"
+fi
