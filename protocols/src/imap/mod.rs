@@ -3,6 +3,7 @@
 //! loop that ties a byte stream to the store.
 
 pub mod config;
+pub mod framing;
 pub mod session;
 
 pub use config::{ImapConfig, ImapContext};
