@@ -272,9 +272,7 @@ pub fn tag_of(bytes: &[u8]) -> Option<String> {
 
 /// ASTRING-CHAR except "+" (RFC 9051 tag).
 pub fn is_tag_char(b: u8) -> bool {
-    b > 0x20
-        && b < 0x7f
-        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
+    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
 }
 
 #[cfg(test)]

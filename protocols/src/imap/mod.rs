@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod framing;
+pub mod lexer;
+pub mod mutf7;
 pub mod session;
 
 pub use config::{ImapConfig, ImapContext};

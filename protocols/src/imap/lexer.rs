@@ -1,0 +1,177 @@
+//! A small tokenizer over a whole framed command, for the grammars imap-codec does not parse
+//! (LIST-EXTENDED options, SEARCH RETURN, CREATE ... (USE ...)). Tokens carry byte offsets so a
+//! part can be cut out and the rest handed to imap-codec.
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tok {
+    /// An atom (also `*`/`%` patterns and bracketed section words).
+    Atom(String),
+    /// A quoted string or a literal's bytes.
+    Str(Vec<u8>),
+    Open,
+    Close,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub tok: Tok,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Tokenizes a command (tag included); None when it is not well-formed at this level.
+pub fn tokenize(msg: &[u8]) -> Option<Vec<Token>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = msg.len();
+    while i < n {
+        let b = msg[i];
+        match b {
+            b' ' | b'\r' | b'\n' => i += 1,
+            b'(' => {
+                out.push(Token {
+                    tok: Tok::Open,
+                    start: i,
+                    end: i + 1,
+                });
+                i += 1;
+            }
+            b')' => {
+                out.push(Token {
+                    tok: Tok::Close,
+                    start: i,
+                    end: i + 1,
+                });
+                i += 1;
+            }
+            b'"' => {
+                let start = i;
+                i += 1;
+                let mut s = Vec::new();
+                loop {
+                    match msg.get(i)? {
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        b'\\' => {
+                            s.push(*msg.get(i + 1)?);
+                            i += 2;
+                        }
+                        b'\r' | b'\n' => return None,
+                        c => {
+                            s.push(*c);
+                            i += 1;
+                        }
+                    }
+                }
+                out.push(Token {
+                    tok: Tok::Str(s),
+                    start,
+                    end: i,
+                });
+            }
+            b'{' | b'~' => {
+                let start = i;
+                if b == b'~' {
+                    i += 1;
+                    if msg.get(i) != Some(&b'{') {
+                        return None;
+                    }
+                }
+                let close = i + msg.get(i..)?.iter().position(|&c| c == b'}')?;
+                let digits = msg.get(i + 1..close)?;
+                let digits = digits
+                    .strip_suffix(b"+")
+                    .or_else(|| digits.strip_suffix(b"-"))
+                    .unwrap_or(digits);
+                let len: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
+                i = close + 1;
+                if msg.get(i) == Some(&b'\r') {
+                    i += 1;
+                }
+                if msg.get(i) != Some(&b'\n') {
+                    return None;
+                }
+                i += 1;
+                let data = msg.get(i..i.checked_add(len)?)?;
+                i += len;
+                out.push(Token {
+                    tok: Tok::Str(data.to_vec()),
+                    start,
+                    end: i,
+                });
+            }
+            _ => {
+                let start = i;
+                // Atoms may contain brackets (BODY[HEADER.FIELDS (A B)] is not needed here).
+                while i < n && !matches!(msg[i], b' ' | b'(' | b')' | b'"' | b'\r' | b'\n' | b'{') {
+                    if msg[i] < 0x20 || msg[i] == 0x7f {
+                        return None;
+                    }
+                    i += 1;
+                }
+                let s = String::from_utf8(msg[start..i].to_vec()).ok()?;
+                out.push(Token {
+                    tok: Tok::Atom(s),
+                    start,
+                    end: i,
+                });
+            }
+        }
+    }
+    Some(out)
+}
+
+impl Token {
+    pub fn atom_eq(&self, word: &str) -> bool {
+        matches!(&self.tok, Tok::Atom(a) if a.eq_ignore_ascii_case(word))
+    }
+    /// An astring's bytes (atom or string).
+    pub fn astring(&self) -> Option<Vec<u8>> {
+        match &self.tok {
+            Tok::Atom(a) => Some(a.as_bytes().to_vec()),
+            Tok::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_with_literals_and_lists() {
+        let t = tokenize(b"a LIST (SUBSCRIBED) \"\" {3}\r\nI*% RETURN (STATUS (MESSAGES))\r\n")
+            .unwrap();
+        let toks: Vec<Tok> = t.into_iter().map(|t| t.tok).collect();
+        assert_eq!(
+            toks,
+            vec![
+                Tok::Atom("a".into()),
+                Tok::Atom("LIST".into()),
+                Tok::Open,
+                Tok::Atom("SUBSCRIBED".into()),
+                Tok::Close,
+                Tok::Str(vec![]),
+                Tok::Str(b"I*%".to_vec()),
+                Tok::Atom("RETURN".into()),
+                Tok::Open,
+                Tok::Atom("STATUS".into()),
+                Tok::Open,
+                Tok::Atom("MESSAGES".into()),
+                Tok::Close,
+                Tok::Close,
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_input_is_none_not_panic() {
+        assert!(tokenize(b"a \"unterminated").is_none());
+        assert!(tokenize(b"a {5}\r\nab").is_none());
+        assert!(tokenize(b"a {99999999999999999999999}\r\n").is_none());
+        assert!(tokenize(b"a ~x").is_none());
+    }
+}
