@@ -3,6 +3,7 @@
 //! side, merge policy for conflicts, on-demand `node sync`, and status for operators.
 
 pub mod certs;
+pub mod conn;
 pub mod error;
 pub mod tls;
 pub mod validate;
