@@ -6,6 +6,7 @@ pub mod config;
 pub mod framing;
 pub mod lexer;
 pub mod mutf7;
+pub mod parse;
 pub mod session;
 
 pub use config::{ImapConfig, ImapContext};

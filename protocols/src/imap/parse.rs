@@ -1,0 +1,400 @@
+//! From a framed command to a request: imap-codec for the grammar it knows, hand-written parsers
+//! (over [`super::lexer`]) for LIST-EXTENDED, SEARCH RETURN and CREATE ... (USE ...).
+
+use super::framing::tag_of;
+use super::lexer::{tokenize, Tok, Token};
+use imap_codec::decode::{CommandDecodeError, Decoder};
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::CommandCodec;
+use storage::SpecialUse;
+
+/// A parsed client command.
+#[derive(Debug)]
+pub struct Request {
+    pub tag: String,
+    pub kind: Kind,
+}
+
+#[derive(Debug)]
+pub enum Kind {
+    /// Anything imap-codec parsed.
+    Codec(CommandBody<'static>),
+    /// LIST and LSUB, always hand-parsed (LIST-EXTENDED options, several patterns).
+    List(ListArgs),
+    /// SEARCH with `RETURN (...)` (ESEARCH); the search itself is a codec-parsed Search body.
+    SearchReturn {
+        options: Vec<String>,
+        body: CommandBody<'static>,
+    },
+    /// CREATE with a USE list (RFC 6154 CREATE-SPECIAL-USE).
+    CreateUse {
+        mailbox: Vec<u8>,
+        special_use: Vec<SpecialUse>,
+    },
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ListArgs {
+    pub lsub: bool,
+    /// Selection options, upper-cased (SUBSCRIBED, REMOTE, RECURSIVEMATCH, SPECIAL-USE).
+    pub selection: Vec<String>,
+    pub reference: Vec<u8>,
+    pub patterns: Vec<Vec<u8>>,
+    /// Return options, upper-cased (SUBSCRIBED, CHILDREN, SPECIAL-USE, STATUS).
+    pub returns: Vec<String>,
+    /// STATUS items of `RETURN (STATUS (...))`, upper-cased.
+    pub status_items: Vec<String>,
+    /// Whether the LIST-EXTENDED syntax was used (changes what is reported).
+    pub extended: bool,
+}
+
+/// Why a command could not be parsed: answer `tag BAD text` (or untagged when no tag).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub tag: Option<String>,
+    pub text: String,
+}
+
+fn bad(msg: &[u8], text: &str) -> ParseError {
+    ParseError {
+        tag: tag_of(msg),
+        text: text.to_string(),
+    }
+}
+
+/// Parses one framed command (line(s) with CRLF, literals included).
+pub fn parse(msg: &[u8]) -> Result<Request, ParseError> {
+    let tag = tag_of(msg).ok_or_else(|| bad(msg, "Error in IMAP command received by server."))?;
+    let toks = tokenize(msg);
+    if let Some(toks) = &toks {
+        if let Some(kind) = hand_parse(msg, toks)? {
+            return Ok(Request { tag, kind });
+        }
+    }
+    let body = codec_parse(msg)?;
+    Ok(Request {
+        tag,
+        kind: Kind::Codec(body),
+    })
+}
+
+fn codec_parse(msg: &[u8]) -> Result<CommandBody<'static>, ParseError> {
+    match CommandCodec::default().decode(msg) {
+        Ok((rest, cmd)) if rest.is_empty() => Ok(cmd.body.into_static()),
+        Ok(_) => Err(bad(
+            msg,
+            "Error in IMAP command: unexpected data after the command.",
+        )),
+        Err(CommandDecodeError::Incomplete) | Err(CommandDecodeError::LiteralFound { .. }) => {
+            Err(bad(msg, "Error in IMAP command: incomplete command."))
+        }
+        Err(CommandDecodeError::Failed) => Err(bad(msg, &error_text(msg))),
+    }
+}
+
+/// Dovecot-like texts: unknown command vs. bad arguments.
+fn error_text(msg: &[u8]) -> String {
+    let words: Vec<&[u8]> = msg
+        .split(|&b| b == b' ' || b == b'\r' || b == b'\n')
+        .filter(|w| !w.is_empty())
+        .take(3)
+        .collect();
+    let mut name = words
+        .get(1)
+        .map(|w| w.to_ascii_uppercase())
+        .unwrap_or_default();
+    if name == b"UID" {
+        name = words
+            .get(2)
+            .map(|w| w.to_ascii_uppercase())
+            .unwrap_or_default();
+    }
+    const KNOWN: &[&str] = &[
+        "CAPABILITY",
+        "NOOP",
+        "LOGOUT",
+        "STARTTLS",
+        "AUTHENTICATE",
+        "LOGIN",
+        "ENABLE",
+        "SELECT",
+        "EXAMINE",
+        "CREATE",
+        "DELETE",
+        "RENAME",
+        "SUBSCRIBE",
+        "UNSUBSCRIBE",
+        "LIST",
+        "LSUB",
+        "NAMESPACE",
+        "STATUS",
+        "APPEND",
+        "IDLE",
+        "CHECK",
+        "CLOSE",
+        "UNSELECT",
+        "EXPUNGE",
+        "SEARCH",
+        "FETCH",
+        "STORE",
+        "COPY",
+        "MOVE",
+        "ID",
+    ];
+    let name = String::from_utf8_lossy(&name).to_string();
+    if name.is_empty() {
+        "Error in IMAP command received by server.".to_string()
+    } else if KNOWN.contains(&name.as_str()) {
+        format!("Error in IMAP command {name}: Invalid arguments.")
+    } else {
+        "Error in IMAP command received by server.".to_string()
+    }
+}
+
+/// The commands parsed by hand; Ok(None) hands the command to imap-codec.
+fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
+    let Some(cmd) = toks.get(1) else {
+        return Ok(None);
+    };
+    if cmd.atom_eq("LIST") || cmd.atom_eq("LSUB") {
+        let args = parse_list(&toks[2..], cmd.atom_eq("LSUB"))
+            .ok_or_else(|| bad(msg, "Error in IMAP command LIST: Invalid arguments."))?;
+        return Ok(Some(Kind::List(args)));
+    }
+    let search_at = if cmd.atom_eq("UID") { 2 } else { 1 };
+    if toks.get(search_at).is_some_and(|t| t.atom_eq("SEARCH"))
+        && toks.get(search_at + 1).is_some_and(|t| t.atom_eq("RETURN"))
+    {
+        let open = search_at + 2;
+        if toks.get(open).map(|t| &t.tok) != Some(&Tok::Open) {
+            return Err(bad(
+                msg,
+                "Error in IMAP command SEARCH: Invalid RETURN options.",
+            ));
+        }
+        let mut options = Vec::new();
+        let mut i = open + 1;
+        loop {
+            match toks.get(i).map(|t| &t.tok) {
+                Some(Tok::Close) => break,
+                Some(Tok::Atom(a)) => options.push(a.to_ascii_uppercase()),
+                _ => {
+                    return Err(bad(
+                        msg,
+                        "Error in IMAP command SEARCH: Invalid RETURN options.",
+                    ))
+                }
+            }
+            i += 1;
+        }
+        for o in &options {
+            if !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT" | "SAVE") {
+                return Err(bad(
+                    msg,
+                    &format!("Error in IMAP command SEARCH: Unknown RETURN option {o}."),
+                ));
+            }
+        }
+        // Cut "RETURN (...)" out and let imap-codec parse the rest.
+        let (Some(from), Some(to)) = (toks.get(search_at + 1), toks.get(i)) else {
+            return Ok(None);
+        };
+        let mut rest = msg[..from.start].to_vec();
+        let tail = msg.get(to.end..).unwrap_or_default();
+        let tail = tail.strip_prefix(b" ").unwrap_or(tail);
+        rest.extend_from_slice(tail);
+        let body = codec_parse(&rest)?;
+        return Ok(Some(Kind::SearchReturn { options, body }));
+    }
+    if cmd.atom_eq("CREATE") && toks.len() > 3 {
+        let mailbox = toks
+            .get(2)
+            .and_then(Token::astring)
+            .ok_or_else(|| bad(msg, "Error in IMAP command CREATE: Invalid arguments."))?;
+        let t: Vec<&Tok> = toks[3..].iter().map(|t| &t.tok).collect();
+        let mut special_use = Vec::new();
+        match t.as_slice() {
+            [Tok::Open, Tok::Atom(u), Tok::Open, inner @ .., Tok::Close, Tok::Close]
+                if u.eq_ignore_ascii_case("USE") =>
+            {
+                for x in inner {
+                    let Tok::Atom(a) = x else {
+                        return Err(bad(msg, "Error in IMAP command CREATE: Invalid USE list."));
+                    };
+                    match special_use_of(a) {
+                        Some(s) => special_use.push(s),
+                        None => {
+                            return Err(ParseError {
+                                tag: tag_of(msg),
+                                text: format!("[USEATTR] Unsupported special-use attribute {a}"),
+                            })
+                        }
+                    }
+                }
+            }
+            _ => return Err(bad(msg, "Error in IMAP command CREATE: Invalid arguments.")),
+        }
+        return Ok(Some(Kind::CreateUse {
+            mailbox,
+            special_use,
+        }));
+    }
+    Ok(None)
+}
+
+pub fn special_use_of(a: &str) -> Option<SpecialUse> {
+    Some(match a.to_ascii_lowercase().as_str() {
+        "\\all" => SpecialUse::All,
+        "\\archive" => SpecialUse::Archive,
+        "\\drafts" => SpecialUse::Drafts,
+        "\\flagged" => SpecialUse::Flagged,
+        "\\junk" => SpecialUse::Junk,
+        "\\sent" => SpecialUse::Sent,
+        "\\trash" => SpecialUse::Trash,
+        _ => return None,
+    })
+}
+
+fn atoms_in_parens(toks: &[Token], i: &mut usize) -> Option<Vec<String>> {
+    if toks.get(*i)?.tok != Tok::Open {
+        return None;
+    }
+    *i += 1;
+    let mut out = Vec::new();
+    loop {
+        match &toks.get(*i)?.tok {
+            Tok::Close => {
+                *i += 1;
+                return Some(out);
+            }
+            Tok::Atom(a) => out.push(a.to_ascii_uppercase()),
+            _ => return None,
+        }
+        *i += 1;
+    }
+}
+
+fn parse_list(toks: &[Token], lsub: bool) -> Option<ListArgs> {
+    let mut a = ListArgs {
+        lsub,
+        ..ListArgs::default()
+    };
+    let mut i = 0;
+    if !lsub && toks.first()?.tok == Tok::Open {
+        a.selection = atoms_in_parens(toks, &mut i)?;
+        a.extended = true;
+    }
+    a.reference = toks.get(i)?.astring()?;
+    i += 1;
+    if toks.get(i)?.tok == Tok::Open && !lsub {
+        i += 1;
+        a.extended = true;
+        loop {
+            let t = toks.get(i)?;
+            i += 1;
+            if t.tok == Tok::Close {
+                break;
+            }
+            a.patterns.push(t.astring()?);
+        }
+        if a.patterns.is_empty() {
+            return None;
+        }
+    } else {
+        a.patterns.push(toks.get(i)?.astring()?);
+        i += 1;
+    }
+    if i < toks.len() {
+        if lsub || !toks.get(i)?.atom_eq("RETURN") {
+            return None;
+        }
+        i += 1;
+        a.extended = true;
+        if toks.get(i)?.tok != Tok::Open {
+            return None;
+        }
+        i += 1;
+        loop {
+            let t = toks.get(i)?;
+            i += 1;
+            match &t.tok {
+                Tok::Close => break,
+                Tok::Atom(w) if w.eq_ignore_ascii_case("STATUS") => {
+                    a.returns.push("STATUS".into());
+                    a.status_items = atoms_in_parens(toks, &mut i)?;
+                }
+                Tok::Atom(w) => a.returns.push(w.to_ascii_uppercase()),
+                _ => return None,
+            }
+        }
+        if i != toks.len() {
+            return None;
+        }
+    }
+    Some(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_commands_parse() {
+        let r = parse(b"a1 LOGIN \"demo\" \"demo\"\r\n").unwrap();
+        assert_eq!(r.tag, "a1");
+        assert!(matches!(r.kind, Kind::Codec(CommandBody::Login { .. })));
+        let r = parse(b"b select inbox\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::Codec(CommandBody::Select { .. })));
+        let r = parse(b"6 STORE 1 +FLAGS \\Deleted\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::Codec(CommandBody::Store { .. })));
+        let r = parse(b"x UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n").unwrap();
+        assert!(matches!(
+            r.kind,
+            Kind::Codec(CommandBody::Fetch { uid: true, .. })
+        ));
+        let r = parse(b"a APPEND INBOX (\\Seen) {5+}\r\nhello\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::Codec(CommandBody::Append { .. })));
+    }
+
+    #[test]
+    fn list_forms() {
+        let r = parse(b"c list \"\" *\r\n").unwrap();
+        let Kind::List(l) = r.kind else { panic!() };
+        assert_eq!(l.patterns, vec![b"*".to_vec()]);
+        assert!(!l.extended);
+        let r = parse(b"c LIST (SUBSCRIBED) \"\" (\"INBOX\" \"Tr%\") RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n").unwrap();
+        let Kind::List(l) = r.kind else { panic!() };
+        assert_eq!(l.selection, vec!["SUBSCRIBED"]);
+        assert_eq!(l.patterns.len(), 2);
+        assert_eq!(l.returns, vec!["CHILDREN", "STATUS"]);
+        assert_eq!(l.status_items, vec!["MESSAGES", "UNSEEN"]);
+        let r = parse(b"d lsub \"\" *\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::List(ListArgs { lsub: true, .. })));
+        assert!(parse(b"d LIST \"\"\r\n").is_err());
+    }
+
+    #[test]
+    fn search_return_and_create_use() {
+        let r = parse(b"s UID SEARCH RETURN (MIN COUNT) UNSEEN\r\n").unwrap();
+        let Kind::SearchReturn { options, body } = r.kind else {
+            panic!()
+        };
+        assert_eq!(options, vec!["MIN", "COUNT"]);
+        assert!(matches!(body, CommandBody::Search { uid: true, .. }));
+        let r = parse(b"c CREATE Spam (USE (\\Junk))\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::CreateUse { .. }));
+        let e = parse(b"c CREATE Spam (USE (\\Bogus))\r\n").unwrap_err();
+        assert!(e.text.starts_with("[USEATTR]"));
+    }
+
+    #[test]
+    fn malformed_keeps_tag() {
+        let e = parse(b"t9 FETCH\r\n").unwrap_err();
+        assert_eq!(e.tag.as_deref(), Some("t9"));
+        let e = parse(b"t9 FOO bar\r\n").unwrap_err();
+        assert_eq!(e.text, "Error in IMAP command received by server.");
+        let e = parse(b"*\r\n").unwrap_err();
+        assert_eq!(e.tag, None);
+    }
+}
