@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod blocking;
 pub mod imap;
+pub mod lmtp;
 pub mod sasl;
 pub mod stream;
 pub mod testing;
