@@ -766,6 +766,81 @@ impl LineConn {
     }
 }
 
+impl LineConn {
+    /// IMAP: sends `tag command` and returns the bytes of the first literal in the
+    /// response, exactly (8-bit safe), after reading through the tagged line.
+    pub fn imap_literal(&mut self, tag: &str, command: &str) -> Result<Vec<u8>> {
+        self.send(&format!("{tag} {command}"))?;
+        let prefix = format!("{tag} ");
+        let mut first: Option<Vec<u8>> = None;
+        loop {
+            let l = self.line()?;
+            if l.starts_with(&prefix) {
+                if !l.starts_with(&format!("{tag} OK")) {
+                    bail!("{command}: {l}");
+                }
+                return first.with_context(|| format!("{command}: no literal in the response"));
+            }
+            let mut cur = l;
+            while let Some(n) = literal_len(&cur) {
+                let data = self.bytes(n)?;
+                first.get_or_insert(data);
+                cur = self.line()?;
+            }
+        }
+    }
+
+    /// POP3: reads a multi-line response body after its `+OK` line, up to the
+    /// terminating `.` line. Returns the bytes as sent on the wire (still dot-stuffed).
+    pub fn pop3_multiline(&mut self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            if self.reader.read_until(b'\n', &mut buf)? == 0 {
+                bail!("connection closed inside a multi-line response");
+            }
+            if buf == b".\r\n" {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf);
+        }
+    }
+}
+
+/// Undoes POP3/SMTP dot-stuffing: a line starting with ".." loses one dot.
+pub fn dot_unstuff(wire: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(wire.len());
+    let mut at_line_start = true;
+    let mut i = 0;
+    while i < wire.len() {
+        let b = wire[i];
+        if at_line_start && b == b'.' && wire.get(i + 1) == Some(&b'.') {
+            i += 1;
+        }
+        out.push(wire[i]);
+        at_line_start = wire[i] == b'\n';
+        i += 1;
+    }
+    out
+}
+
+/// Logs in over POP3 (USER/PASS) on a plain socket.
+pub fn pop3_login(addr: SocketAddr, user: &str, pass: &str) -> Result<LineConn> {
+    let mut c = LineConn::connect(addr)?;
+    let g = c.line()?;
+    if !g.starts_with("+OK") {
+        bail!("POP3 greeting: {g}");
+    }
+    for cmd in [format!("USER {user}"), format!("PASS {pass}")] {
+        c.send(&cmd)?;
+        let r = c.line()?;
+        if !r.starts_with("+OK") {
+            bail!("{cmd}: {r}");
+        }
+    }
+    Ok(c)
+}
+
 /// `{N}` or `{N+}` at the end of a response line announces an N-byte literal.
 fn literal_len(line: &str) -> Option<usize> {
     let l = line.strip_suffix('}')?;
@@ -786,6 +861,18 @@ pub fn lmtp_deliver(
     rcpts: &[&str],
     message: &[u8],
 ) -> Result<Vec<String>> {
+    lmtp_deliver_with(addr, from, "", rcpts, message)
+}
+
+/// [`lmtp_deliver`] with MAIL FROM parameters (e.g. `BODY=8BITMIME`). The message is
+/// dot-stuffed here and otherwise sent as given (bare LFs stay bare).
+pub fn lmtp_deliver_with(
+    addr: SocketAddr,
+    from: &str,
+    mail_params: &str,
+    rcpts: &[&str],
+    message: &[u8],
+) -> Result<Vec<String>> {
     let mut c = LineConn::connect(addr)?;
     let greeting = c.line()?;
     if !greeting.starts_with("220") {
@@ -793,7 +880,11 @@ pub fn lmtp_deliver(
     }
     c.send("LHLO tests.local")?;
     smtp_reply(&mut c, "250")?;
-    c.send(&format!("MAIL FROM:<{from}>"))?;
+    if mail_params.is_empty() {
+        c.send(&format!("MAIL FROM:<{from}>"))?;
+    } else {
+        c.send(&format!("MAIL FROM:<{from}> {mail_params}"))?;
+    }
     smtp_reply(&mut c, "250")?;
     let mut accepted = 0;
     for r in rcpts {
@@ -914,6 +1005,14 @@ mod tests {
         ] {
             assert!(cfg.contains(needle), "{needle} missing from\n{cfg}");
         }
+    }
+
+    #[test]
+    fn dot_unstuffing_reverses_stuffing() {
+        let msg = b"..a\r\nb\r\n...c\r\n.\r\n";
+        assert_eq!(dot_unstuff(msg), b".a\r\nb\r\n..c\r\n.\r\n".to_vec());
+        let orig = b".x\r\n.\r\ny\r\n";
+        assert_eq!(dot_unstuff(&dot_stuff(orig)), orig.to_vec());
     }
 
     #[test]
