@@ -1,0 +1,349 @@
+//! Authentication shared by IMAP, POP3, LMTP and the admin commands: passdb/userdb lookups in
+//! Dovecot passwd-files, password schemes, a verified-credentials cache, a failure delay and
+//! per-IP failure limiting, with Dovecot-like log lines (fail2ban-friendly: `rip=`).
+
+pub mod cache;
+pub mod limiter;
+pub mod passwd_file;
+pub mod quota_rule;
+pub mod schemes;
+
+use crate::config::Config;
+use cache::LoginCache;
+use limiter::FailureLimiter;
+use parking_lot::Mutex;
+use passwd_file::{PasswdEntry, PasswdFile};
+use protocols::{AuthOutcome, Service};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use storage::QuotaLimits;
+
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    pub default_realm: String,
+    pub cache_size: usize,
+    pub cache_ttl: Duration,
+    pub failure_delay: Duration,
+    pub verbose: bool,
+    pub failure_limit: u32,
+    pub failure_window: Duration,
+    /// From the global quota_rule; a user's own rule overrides it.
+    pub default_quota: QuotaLimits,
+}
+
+impl AuthSettings {
+    pub fn from_config(c: &Config) -> Result<AuthSettings, String> {
+        Ok(AuthSettings {
+            default_realm: c.auth_default_realm.trim().to_lowercase(),
+            cache_size: usize::try_from(c.auth_cache_size).unwrap_or(usize::MAX),
+            cache_ttl: c.auth_cache_ttl.0,
+            failure_delay: c.auth_failure_delay.0,
+            verbose: c.auth_verbose,
+            failure_limit: c.auth_failure_limit,
+            failure_window: c.auth_failure_window.0,
+            default_quota: quota_rule::parse_rules(c.quota_rule.0.iter().map(String::as_str))
+                .map_err(|e| format!("quota_rule: {e}"))?,
+        })
+    }
+}
+
+/// A user as the userdb describes it (`node auth test` prints these fields).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UserRecord {
+    pub user: String,
+    pub uid: String,
+    pub gid: String,
+    pub home: String,
+    pub quota: QuotaLimits,
+    /// Extra userdb fields as written (`userdb_` prefix removed).
+    pub fields: Vec<(String, String)>,
+}
+
+/// The result of a password check, before delays and logging.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Ok { user: String },
+    UnknownUser,
+    Mismatch,
+    TempFail(String),
+}
+
+pub struct Authenticator {
+    passdbs: Vec<PasswdFile>,
+    userdbs: Vec<PasswdFile>,
+    settings: AuthSettings,
+    cache: Mutex<LoginCache>,
+    limiter: Mutex<FailureLimiter>,
+}
+
+impl Authenticator {
+    pub fn new(settings: AuthSettings, config: &Config) -> Arc<Authenticator> {
+        let files = |dbs: &[crate::config::DbConfig]| {
+            dbs.iter().map(|d| PasswdFile::new(d.args.clone())).collect::<Vec<_>>()
+        };
+        Arc::new(Authenticator {
+            passdbs: files(&config.passdb),
+            userdbs: files(config.effective_userdbs()),
+            cache: Mutex::new(LoginCache::new(settings.cache_size, settings.cache_ttl)),
+            limiter: Mutex::new(FailureLimiter::new(settings.failure_limit, settings.failure_window)),
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    /// Lower-cases and applies auth_default_realm to a name without `@`.
+    pub fn canonical_name(&self, user: &str) -> String {
+        let user = user.trim().to_lowercase();
+        if !user.contains('@') && !self.settings.default_realm.is_empty() {
+            format!("{user}@{}", self.settings.default_realm)
+        } else {
+            user
+        }
+    }
+
+    /// Names to try, in order: the canonical name, then without the default realm (a file
+    /// listing `demo` still serves `demo@realm`).
+    fn candidates(&self, user: &str) -> Vec<String> {
+        let canonical = self.canonical_name(user);
+        let mut out = vec![canonical.clone()];
+        if !self.settings.default_realm.is_empty() {
+            if let Some(local) = canonical.strip_suffix(&format!("@{}", self.settings.default_realm)) {
+                out.push(local.to_string());
+            }
+        }
+        out
+    }
+
+    fn find(
+        files: &[PasswdFile],
+        candidates: &[String],
+    ) -> Result<(Vec<u64>, Option<PasswdEntry>), String> {
+        let mut generations = Vec::with_capacity(files.len());
+        let mut found = None;
+        for f in files {
+            let (generation, users) = f.users().map_err(|e| e.to_string())?;
+            generations.push(generation);
+            if found.is_none() {
+                found = candidates.iter().find_map(|c| users.get(c).cloned());
+            }
+        }
+        Ok((generations, found))
+    }
+
+    /// passdb lookup + verification. Blocking (file stat, slow hashes): run on the blocking pool.
+    pub fn check_password_blocking(&self, user: &str, password: &str) -> Verdict {
+        let candidates = self.candidates(user);
+        let (generations, entry) = match Self::find(&self.passdbs, &candidates) {
+            Ok(v) => v,
+            Err(e) => return Verdict::TempFail(e),
+        };
+        let Some(entry) = entry else {
+            return Verdict::UnknownUser;
+        };
+        let key = self.cache.lock().key(&entry.user, password);
+        if let Some(user) = self.cache.lock().get(&key, &generations, Instant::now()) {
+            return Verdict::Ok { user };
+        }
+        if entry.password.is_empty() {
+            return Verdict::Mismatch;
+        }
+        match schemes::verify(&entry.password, password) {
+            Ok(true) => {
+                self.cache.lock().insert(key, entry.user.clone(), generations, Instant::now());
+                Verdict::Ok { user: entry.user }
+            }
+            Ok(false) => Verdict::Mismatch,
+            Err(e) => Verdict::TempFail(format!("user {}: {e}", entry.user)),
+        }
+    }
+
+    /// userdb lookup. Blocking (file stat): run on the blocking pool.
+    pub fn lookup_blocking(&self, user: &str) -> Result<Option<UserRecord>, String> {
+        let candidates = self.candidates(user);
+        let (_, entry) = Self::find(&self.userdbs, &candidates)?;
+        let Some(entry) = entry else { return Ok(None) };
+        let rules = entry.quota_rules();
+        let quota = quota_rule::apply_rules(self.settings.default_quota, rules)
+            .map_err(|e| format!("user {}: quota_rule {e}", entry.user))?;
+        Ok(Some(UserRecord {
+            user: entry.user.clone(),
+            uid: entry.uid.clone(),
+            gid: entry.gid.clone(),
+            home: entry.home.clone(),
+            quota,
+            fields: entry
+                .extra
+                .iter()
+                .map(|(k, v)| (k.strip_prefix("userdb_").unwrap_or(k).to_string(), v.clone()))
+                .collect(),
+        }))
+    }
+
+    /// A full login attempt from a client: rate limit, verify off the async threads, log like
+    /// Dovecot, count, and delay a failure by auth_failure_delay.
+    pub async fn authenticate(
+        self: &Arc<Self>,
+        service: Service,
+        user: &str,
+        password: &str,
+        rip: IpAddr,
+        session: &str,
+    ) -> AuthOutcome {
+        let shown = self.canonical_name(user);
+        if let Some(n) = self.limiter.lock().limited(rip, Instant::now()) {
+            tracing::warn!(
+                target: "auth",
+                service = service.as_str(),
+                rip = %rip,
+                "passwd-file({shown},{rip},<{session}>): auth failed, rate limited: {n} failures in {} secs, rip={rip}",
+                self.limiter.lock().window().as_secs()
+            );
+            metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "ratelimited").increment(1);
+            tokio::time::sleep(self.settings.failure_delay).await;
+            return AuthOutcome::RateLimited;
+        }
+        let this = self.clone();
+        let (u, p) = (user.to_string(), password.to_string());
+        let verdict = tokio::task::spawn_blocking(move || this.check_password_blocking(&u, &p))
+            .await
+            .unwrap_or_else(|e| Verdict::TempFail(format!("internal error: {e}")));
+        let outcome = match verdict {
+            Verdict::Ok { user } => {
+                tracing::debug!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({user},{rip},<{session}>): login ok");
+                metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "ok").increment(1);
+                return AuthOutcome::Ok { user };
+            }
+            Verdict::UnknownUser => {
+                if self.settings.verbose {
+                    tracing::info!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({shown},{rip},<{session}>): unknown user");
+                }
+                AuthOutcome::Failed
+            }
+            Verdict::Mismatch => {
+                if self.settings.verbose {
+                    tracing::info!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({shown},{rip},<{session}>): Password mismatch");
+                }
+                AuthOutcome::Failed
+            }
+            Verdict::TempFail(reason) => {
+                tracing::error!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({shown},{rip},<{session}>): {reason}");
+                metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "tempfail").increment(1);
+                return AuthOutcome::TempFail(reason);
+            }
+        };
+        metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "failed").increment(1);
+        self.limiter.lock().record_failure(rip, Instant::now());
+        // The delay runs on a timer, not a thread: other sessions are not held up.
+        tokio::time::sleep(self.settings.failure_delay).await;
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DbConfig;
+
+    fn setup(realm: &str, limit: u32) -> (tempfile::TempDir, Arc<Authenticator>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(
+            &path,
+            "demo:{PLAIN}demo:1000:1000::/home/demo::\n\
+             alice@example.com:{SHA256-CRYPT}$5$irrdusuLWeD9g2ta$mxJ.gVxf/Z3e7aPCCEblUdRZHjHc16pPKZxYjpZwvT9::::::userdb_quota_rule=*:storage=1G\n\
+             broken:{NOPE}x\n",
+        )
+        .unwrap();
+        let config = Config {
+            passdb: vec![DbConfig { driver: "passwd-file".into(), args: path }],
+            auth_default_realm: realm.into(),
+            auth_failure_delay: crate::config::values::DurationSetting(Duration::from_millis(10)),
+            auth_failure_limit: limit,
+            quota_rule: crate::config::RuleList(vec!["*:messages=50".into()]),
+            ..Config::default()
+        };
+        let settings = AuthSettings::from_config(&config).unwrap();
+        (dir, Authenticator::new(settings, &config))
+    }
+
+    #[test]
+    fn verdicts() {
+        let (_d, a) = setup("", 0);
+        assert_eq!(a.check_password_blocking("demo", "demo"), Verdict::Ok { user: "demo".into() });
+        assert_eq!(a.check_password_blocking("DEMO", "demo"), Verdict::Ok { user: "demo".into() });
+        assert_eq!(a.check_password_blocking("demo", "x"), Verdict::Mismatch);
+        assert_eq!(a.check_password_blocking("nobody", "x"), Verdict::UnknownUser);
+        assert_eq!(
+            a.check_password_blocking("alice@example.com", "Sup3r secret"),
+            Verdict::Ok { user: "alice@example.com".into() }
+        );
+        assert!(matches!(a.check_password_blocking("broken", "x"), Verdict::TempFail(_)));
+    }
+
+    #[test]
+    fn default_realm() {
+        let (_d, a) = setup("example.com", 0);
+        assert_eq!(a.canonical_name("Alice"), "alice@example.com");
+        assert_eq!(
+            a.check_password_blocking("alice", "Sup3r secret"),
+            Verdict::Ok { user: "alice@example.com".into() }
+        );
+        // A file entry without the domain still serves name@realm.
+        assert_eq!(a.check_password_blocking("demo", "demo"), Verdict::Ok { user: "demo".into() });
+    }
+
+    #[test]
+    fn userdb_fields_and_quota() {
+        let (_d, a) = setup("", 0);
+        let alice = a.lookup_blocking("alice@example.com").unwrap().unwrap();
+        assert_eq!(alice.quota.max_bytes, Some(1 << 30));
+        assert_eq!(alice.fields, vec![("quota_rule".to_string(), "*:storage=1G".to_string())]);
+        let demo = a.lookup_blocking("demo").unwrap().unwrap();
+        assert_eq!(demo.home, "/home/demo");
+        // No rule of its own: the global quota_rule.
+        assert_eq!(demo.quota.max_messages, Some(50));
+        assert_eq!(a.lookup_blocking("nobody").unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn rate_limits_per_ip_after_failures() {
+        let (_d, a) = setup("", 3);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            assert_eq!(a.authenticate(Service::Imap, "demo", "bad", ip, "s").await, AuthOutcome::Failed);
+        }
+        // Even the right password is refused while limited; another address is not.
+        assert_eq!(a.authenticate(Service::Imap, "demo", "demo", ip, "s").await, AuthOutcome::RateLimited);
+        assert_eq!(
+            a.authenticate(Service::Imap, "demo", "demo", other, "s").await,
+            AuthOutcome::Ok { user: "demo".into() }
+        );
+    }
+
+    #[tokio::test]
+    async fn failure_is_delayed() {
+        let (_d, a) = setup("", 0);
+        let t0 = Instant::now();
+        let r = a.authenticate(Service::Pop3, "demo", "bad", "192.0.2.1".parse().unwrap(), "s").await;
+        assert_eq!(r, AuthOutcome::Failed);
+        assert!(t0.elapsed() >= Duration::from_millis(10));
+    }
+
+    #[test]
+    fn missing_passwd_file_is_tempfail() {
+        let config = Config {
+            passdb: vec![DbConfig { driver: "passwd-file".into(), args: "/nonexistent/users".into() }],
+            ..Config::default()
+        };
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        match a.check_password_blocking("demo", "demo") {
+            Verdict::TempFail(e) => assert!(e.contains("/nonexistent/users"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

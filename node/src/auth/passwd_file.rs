@@ -1,0 +1,223 @@
+//! Dovecot's passwd-file: `user:password:uid:gid:gecos:home:shell:extra_fields`, one user a
+//! line, `#` comments, extra fields space separated `key=value` (e.g.
+//! `userdb_quota_rule=*:storage=1G`). Re-read when its modification time or size changes,
+//! so an operator's edit takes effect without a restart.
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswdEntry {
+    pub user: String,
+    /// `{SCHEME}hash`, or empty (no password: passdb lookups fail).
+    pub password: String,
+    pub uid: String,
+    pub gid: String,
+    pub home: String,
+    /// Extra fields in file order, `userdb_` prefixes kept.
+    pub extra: Vec<(String, String)>,
+}
+
+impl PasswdEntry {
+    /// A userdb field: `name` or `userdb_name` in the extra fields (last one wins).
+    pub fn userdb_field(&self, name: &str) -> Option<&str> {
+        self.extra
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name || k.strip_prefix("userdb_") == Some(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every `quota_rule`, `quota_rule2`, ... userdb field, in order.
+    pub fn quota_rules(&self) -> Vec<&str> {
+        self.extra
+            .iter()
+            .filter(|(k, _)| {
+                let k = k.strip_prefix("userdb_").unwrap_or(k);
+                k.strip_prefix("quota_rule")
+                    .is_some_and(|n| n.is_empty() || n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path} line {line}: {what}")]
+pub struct ParseError {
+    pub path: String,
+    pub line: usize,
+    pub what: String,
+}
+
+/// Parses a whole file; a malformed line is an error naming the line.
+pub fn parse(text: &str, path: &Path) -> Result<HashMap<String, PasswdEntry>, ParseError> {
+    let mut users = HashMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let err = |what: &str| ParseError {
+            path: path.display().to_string(),
+            line: i + 1,
+            what: what.to_string(),
+        };
+        // Seven ':' separators at most; the extra fields may contain ':' (quota rules do).
+        let fields: Vec<&str> = line.splitn(8, ':').collect();
+        let user = fields.first().copied().unwrap_or_default().trim();
+        if user.is_empty() {
+            return Err(err("empty user name"));
+        }
+        let get = |n: usize| fields.get(n).copied().unwrap_or_default().to_string();
+        let mut extra = Vec::new();
+        for item in fields.get(7).copied().unwrap_or_default().split_whitespace() {
+            match item.split_once('=') {
+                Some((k, v)) => extra.push((k.to_string(), v.to_string())),
+                // A bare word is a boolean field (e.g. `nologin`).
+                None => extra.push((item.to_string(), String::new())),
+            }
+        }
+        let entry = PasswdEntry {
+            user: user.to_lowercase(),
+            password: get(1),
+            uid: get(2),
+            gid: get(3),
+            home: get(5),
+            extra,
+        };
+        if users.insert(entry.user.clone(), entry).is_some() {
+            return Err(err(&format!("user {user:?} appears twice")));
+        }
+    }
+    Ok(users)
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PasswdFileError {
+    #[error("passwd-file {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("{0}")]
+    Parse(String),
+}
+
+struct Loaded {
+    stamp: Option<(SystemTime, u64)>,
+    /// Bumped at every reload: cached logins of an older generation are not trusted.
+    generation: u64,
+    users: Arc<HashMap<String, PasswdEntry>>,
+}
+
+/// One passwd-file, re-read when it changes. Methods block on `stat`/`read`: call them from
+/// the blocking pool.
+pub struct PasswdFile {
+    path: PathBuf,
+    loaded: Mutex<Loaded>,
+}
+
+impl PasswdFile {
+    pub fn new(path: PathBuf) -> PasswdFile {
+        PasswdFile {
+            path,
+            loaded: Mutex::new(Loaded { stamp: None, generation: 0, users: Arc::new(HashMap::new()) }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The current users, re-reading the file if its mtime or size changed. A file that became
+    /// unreadable or malformed is an error (the previous content is not silently kept: a
+    /// removed user must not keep logging in).
+    pub fn users(&self) -> Result<(u64, Arc<HashMap<String, PasswdEntry>>), PasswdFileError> {
+        let unreadable = |e: std::io::Error| PasswdFileError::Unreadable {
+            path: self.path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let meta = std::fs::metadata(&self.path).map_err(unreadable)?;
+        let stamp = (meta.modified().map_err(unreadable)?, meta.len());
+        let mut loaded = self.loaded.lock();
+        if loaded.stamp != Some(stamp) {
+            let text = std::fs::read_to_string(&self.path).map_err(unreadable)?;
+            let users = parse(&text, &self.path).map_err(|e| PasswdFileError::Parse(e.to_string()))?;
+            if loaded.stamp.is_some() {
+                tracing::info!(target: "auth", "passwd-file {}: reloaded ({} users)", self.path.display(), users.len());
+            }
+            loaded.stamp = Some(stamp);
+            loaded.generation += 1;
+            loaded.users = Arc::new(users);
+        }
+        Ok((loaded.generation, loaded.users.clone()))
+    }
+
+    pub fn lookup(&self, user: &str) -> Result<(u64, Option<PasswdEntry>), PasswdFileError> {
+        let (generation, users) = self.users()?;
+        Ok((generation, users.get(user).cloned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const FILE: &str = "\
+# users of example.com
+demo:{PLAIN}demo:1000:1000::/home/demo::
+alice@example.com:{SHA512-CRYPT}$6$abc$def:1001:1001::/home/alice::userdb_quota_rule=*:storage=1G userdb_quota_rule2=*:messages=1000 nologin
+
+Bob:{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA
+";
+
+    #[test]
+    fn parses_dovecot_lines() {
+        let users = parse(FILE, Path::new("/etc/users")).unwrap();
+        assert_eq!(users.len(), 3);
+        let alice = &users["alice@example.com"];
+        assert_eq!(alice.password, "{SHA512-CRYPT}$6$abc$def");
+        assert_eq!(alice.uid, "1001");
+        assert_eq!(alice.home, "/home/alice");
+        assert_eq!(alice.userdb_field("quota_rule"), Some("*:storage=1G"));
+        assert_eq!(alice.quota_rules(), vec!["*:storage=1G", "*:messages=1000"]);
+        assert_eq!(alice.userdb_field("nologin"), Some(""));
+        // Short lines (no uid/gid/home) are fine, names are lower-cased.
+        let bob = &users["bob"];
+        assert!(bob.password.starts_with("{ARGON2ID}"));
+        assert_eq!(bob.home, "");
+        assert!(bob.extra.is_empty());
+    }
+
+    #[test]
+    fn malformed_lines_name_the_line() {
+        let e = parse("ok:{PLAIN}x\n:nouser\n", Path::new("/u")).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().starts_with("/u line 2"), "{e}");
+        let e = parse("a:{PLAIN}x\nA:{PLAIN}y\n", Path::new("/u")).unwrap_err();
+        assert!(e.what.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn reloads_when_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(&path, "a:{PLAIN}1\n").unwrap();
+        let f = PasswdFile::new(path.clone());
+        let (g1, users) = f.users().unwrap();
+        assert!(users.contains_key("a"));
+        // Same mtime granularity could hide a same-size rewrite; the size differs here.
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"b:{PLAIN}22\n").unwrap();
+        drop(file);
+        let (g2, users) = f.users().unwrap();
+        assert!(users.contains_key("b"));
+        assert!(g2 > g1);
+        // Unchanged file: same generation, no re-read.
+        assert_eq!(f.users().unwrap().0, g2);
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(f.users(), Err(PasswdFileError::Unreadable { .. })));
+    }
+}

@@ -1,0 +1,409 @@
+//! The node's configuration: one TOML file with Dovecot's key names where Dovecot has the
+//! setting. [`Config::default`] is the production default (standard ports); [`Config::embedded`]
+//! is what `node serve` runs with no file (loopback, high ports, data under ./data, demo user).
+
+mod dovecot;
+mod load;
+mod nondefault;
+pub mod values;
+
+pub use load::{load_file, parse_str, ConfigError};
+pub use nondefault::non_default_settings;
+
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use values::{DurationSetting, Size, WordList};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SslMode {
+    /// TLS offered; plaintext authentication refused off loopback unless auth_allow_cleartext.
+    Yes,
+    /// Plaintext authentication refused everywhere, loopback included.
+    Required,
+    /// No TLS at all: no implicit-TLS listeners, no STARTTLS.
+    No,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsMinProtocol {
+    #[serde(rename = "TLSv1.2")]
+    Tls12,
+    #[serde(rename = "TLSv1.3")]
+    Tls13,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Acknowledge after the local fsync.
+    Local,
+    /// Acknowledge after a peer also has it durable (or replication_sync_timeout passes).
+    Replicated,
+}
+
+/// `[[passdb]]` / `[[userdb]]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbConfig {
+    /// Only "passwd-file" is supported.
+    pub driver: String,
+    /// The passwd-file's path.
+    pub args: PathBuf,
+}
+
+macro_rules! service_table {
+    ($(#[$doc:meta])* $name:ident { $($field:ident: $default:expr),* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            $(pub $field: u16,)*
+        }
+        impl Default for $name {
+            fn default() -> Self {
+                $name { $($field: $default),* }
+            }
+        }
+    };
+}
+
+service_table!(
+    /// `[imap]`: the plaintext (STARTTLS) port and the implicit-TLS port; 0 turns one off.
+    ImapService { port: 143, ssl_port: 993 }
+);
+service_table!(
+    /// `[pop3]`: the plaintext (STLS) port and the implicit-TLS port; 0 turns one off.
+    Pop3Service { port: 110, ssl_port: 995 }
+);
+service_table!(
+    /// `[lmtp]`: the TCP port (0 = off; see also lmtp_unix_socket).
+    LmtpService { port: 24 }
+);
+service_table!(
+    /// `[http]`: health and Prometheus metrics; 0 = off.
+    HttpService { port: 9143 }
+);
+
+/// `[lmtp_unix_socket]`: LMTP on a unix socket for Postfix's `lmtp:unix:` transport.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixSocketConfig {
+    pub path: PathBuf,
+    /// Octal permission bits, e.g. "0660".
+    #[serde(default = "default_socket_mode")]
+    pub mode: String,
+    /// User (and group, as "user:group" or `group`) to chown the socket to; empty = unchanged.
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub group: String,
+}
+
+fn default_socket_mode() -> String {
+    "0660".into()
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Mail, index, TLS material (embedded default) and the admin socket live here.
+    pub data_dir: PathBuf,
+    pub max_message_size: Size,
+    /// How far the clock may be pushed ahead of the wall clock by a peer.
+    pub max_clock_drift: DurationSetting,
+    /// Window in which a retried LMTP delivery is recognised and not stored twice.
+    pub delivery_dedupe_window: DurationSetting,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            data_dir: PathBuf::from("/var/lib/node"),
+            max_message_size: Size(50 << 20),
+            max_clock_drift: DurationSetting(Duration::from_secs(60)),
+            delivery_dedupe_window: DurationSetting(Duration::from_secs(86_400)),
+        }
+    }
+}
+
+/// One peer in `[cluster] peers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub node_id: u32,
+    /// host:port of the peer's replication listener.
+    pub address: String,
+}
+
+/// `[cluster]`: parsed and validated now; replication uses it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    pub node_id: u32,
+    /// Replication listener (host:port); empty = no replication listener.
+    pub listen: String,
+    pub peers: Vec<PeerConfig>,
+    pub durability: Durability,
+    pub replication_sync_timeout: DurationSetting,
+    /// Cluster CA and this node's certificate (`node cluster init` / `node cluster cert`).
+    pub certs_dir: PathBuf,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            node_id: 1,
+            listen: String::new(),
+            peers: Vec::new(),
+            durability: Durability::Local,
+            replication_sync_timeout: DurationSetting(Duration::from_secs(2)),
+            certs_dir: PathBuf::new(),
+        }
+    }
+}
+
+/// Accepts `quota_rule = "*:storage=1G"` or a list of rules.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RuleList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for RuleList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(RuleList(match Raw::deserialize(d)? {
+            Raw::One(s) if s.is_empty() => vec![],
+            Raw::One(s) => vec![s],
+            Raw::Many(v) => v,
+        }))
+    }
+}
+
+impl Serialize for RuleList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Which of imap, pop3, lmtp run.
+    pub protocols: WordList,
+    /// Addresses to listen on; "*" = every IPv4 address, "::" = every IPv6 address.
+    pub listen: WordList,
+    /// Name in greetings and LMTP; empty = the system host name.
+    pub hostname: String,
+    pub ssl: SslMode,
+    /// PEM certificate chain (leaf first). Dovecot's "<path" form is accepted.
+    pub ssl_cert: Option<PathBuf>,
+    pub ssl_key: Option<PathBuf>,
+    pub ssl_min_protocol: TlsMinProtocol,
+    pub auth_mechanisms: WordList,
+    /// Allow plaintext authentication without TLS off loopback (Dovecot 2.4's name).
+    pub auth_allow_cleartext: bool,
+    pub auth_default_realm: String,
+    /// Verified logins remembered (entries; Dovecot counts bytes). 0 = no cache.
+    pub auth_cache_size: u64,
+    pub auth_cache_ttl: DurationSetting,
+    pub auth_failure_delay: DurationSetting,
+    pub auth_verbose: bool,
+    /// Failed logins per client IP within auth_failure_window before it is refused (0 = off).
+    pub auth_failure_limit: u32,
+    pub auth_failure_window: DurationSetting,
+    /// Empty = stderr.
+    pub log_path: String,
+    pub mail_max_userip_connections: u32,
+    pub imap_idle_notify_interval: DurationSetting,
+    pub imap_max_line_length: Size,
+    pub lmtp_save_to_detail_mailbox: bool,
+    pub recipient_delimiter: String,
+    pub quota_rule: RuleList,
+    /// How long sessions get to finish after SIGTERM before the process exits.
+    pub shutdown_timeout: DurationSetting,
+    pub passdb: Vec<DbConfig>,
+    pub userdb: Vec<DbConfig>,
+    pub imap: ImapService,
+    pub pop3: Pop3Service,
+    pub lmtp: LmtpService,
+    pub http: HttpService,
+    pub lmtp_unix_socket: Option<UnixSocketConfig>,
+    pub storage: StorageSettings,
+    pub cluster: ClusterSettings,
+}
+
+impl Default for Config {
+    /// Production defaults: standard ports, every address, plaintext auth only on loopback.
+    fn default() -> Self {
+        Config {
+            protocols: WordList::of(&["imap", "pop3", "lmtp"]),
+            listen: WordList::of(&["*"]),
+            hostname: String::new(),
+            ssl: SslMode::Yes,
+            ssl_cert: None,
+            ssl_key: None,
+            ssl_min_protocol: TlsMinProtocol::Tls12,
+            auth_mechanisms: WordList::of(&["plain", "login"]),
+            auth_allow_cleartext: false,
+            auth_default_realm: String::new(),
+            auth_cache_size: 10_000,
+            auth_cache_ttl: DurationSetting(Duration::from_secs(3600)),
+            auth_failure_delay: DurationSetting(Duration::from_secs(2)),
+            auth_verbose: true,
+            auth_failure_limit: 20,
+            auth_failure_window: DurationSetting(Duration::from_secs(60)),
+            log_path: String::new(),
+            mail_max_userip_connections: 10,
+            imap_idle_notify_interval: DurationSetting(Duration::from_secs(120)),
+            imap_max_line_length: Size(64 << 10),
+            lmtp_save_to_detail_mailbox: false,
+            recipient_delimiter: "+".into(),
+            quota_rule: RuleList::default(),
+            shutdown_timeout: DurationSetting(Duration::from_secs(10)),
+            passdb: Vec::new(),
+            userdb: Vec::new(),
+            imap: ImapService::default(),
+            pop3: Pop3Service::default(),
+            lmtp: LmtpService::default(),
+            http: HttpService::default(),
+            lmtp_unix_socket: None,
+            storage: StorageSettings::default(),
+            cluster: ClusterSettings::default(),
+        }
+    }
+}
+
+/// The embedded default's demo user.
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_PASSWORD: &str = "demo";
+
+impl Config {
+    /// What `node serve` runs with no configuration file (design.md, "The embedded default").
+    pub fn embedded() -> Config {
+        let data = PathBuf::from("./data");
+        Config {
+            listen: WordList::of(&["127.0.0.1"]),
+            passdb: vec![DbConfig { driver: "passwd-file".into(), args: data.join("users") }],
+            imap: ImapService { port: 1143, ssl_port: 1993 },
+            pop3: Pop3Service { port: 1110, ssl_port: 1995 },
+            lmtp: LmtpService { port: 2424 },
+            http: HttpService { port: 9143 },
+            storage: StorageSettings { data_dir: data, ..StorageSettings::default() },
+            ..Config::default()
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.storage.data_dir
+    }
+
+    pub fn admin_socket_path(&self) -> PathBuf {
+        self.storage.data_dir.join("admin.sock")
+    }
+
+    /// Where the self-signed certificate lives when ssl_cert/ssl_key are not set.
+    pub fn self_signed_dir(&self) -> PathBuf {
+        self.storage.data_dir.join("tls")
+    }
+
+    /// The userdbs to consult: the configured ones, else the passdbs (one passwd-file usually
+    /// serves as both, as in Dovecot's examples).
+    pub fn effective_userdbs(&self) -> &[DbConfig] {
+        if self.userdb.is_empty() {
+            &self.passdb
+        } else {
+            &self.userdb
+        }
+    }
+
+    /// Listen addresses as IPs ("*" = 0.0.0.0, "::" = every IPv6 address).
+    pub fn listen_addrs(&self) -> Result<Vec<IpAddr>, String> {
+        self.listen
+            .0
+            .iter()
+            .map(|w| match w.as_str() {
+                "*" => Ok(IpAddr::from([0, 0, 0, 0])),
+                "::" | "[::]" => Ok(IpAddr::from([0u16; 8])),
+                other => other
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .map_err(|_| format!("listen: {other:?} is not an IP address, \"*\" or \"::\"")),
+            })
+            .collect()
+    }
+
+    pub fn protocol_enabled(&self, name: &str) -> bool {
+        self.protocols.contains(name)
+    }
+
+    /// Cross-field checks that serde cannot express. Errors name the key.
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen_addrs()?;
+        for p in &self.protocols.0 {
+            if !matches!(p.as_str(), "imap" | "pop3" | "lmtp") {
+                return Err(format!(
+                    "protocols: unknown protocol {p:?} (supported: imap pop3 lmtp)"
+                ));
+            }
+        }
+        for m in &self.auth_mechanisms.0 {
+            if !matches!(m.to_ascii_lowercase().as_str(), "plain" | "login") {
+                return Err(format!(
+                    "auth_mechanisms: mechanism {m:?} is not supported (supported: plain login)"
+                ));
+            }
+        }
+        for (key, dbs) in [("passdb", &self.passdb), ("userdb", &self.userdb)] {
+            for db in dbs.iter() {
+                if db.driver != "passwd-file" {
+                    return Err(format!(
+                        "{key}: driver {:?} is not supported (supported: passwd-file)",
+                        db.driver
+                    ));
+                }
+            }
+        }
+        if self.ssl_cert.is_some() != self.ssl_key.is_some() {
+            return Err("ssl_cert and ssl_key must be set together".into());
+        }
+        if self.recipient_delimiter.chars().count() > 8 {
+            return Err("recipient_delimiter: at most a few characters".into());
+        }
+        for rule in &self.quota_rule.0 {
+            crate::auth::quota_rule::parse_rule(rule).map_err(|e| format!("quota_rule: {e}"))?;
+        }
+        if let Some(sock) = &self.lmtp_unix_socket {
+            u32::from_str_radix(sock.mode.trim_start_matches("0o"), 8).map_err(|_| {
+                format!("lmtp_unix_socket.mode: {:?} is not an octal mode like \"0660\"", sock.mode)
+            })?;
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        ids.insert(self.cluster.node_id);
+        for peer in &self.cluster.peers {
+            if !ids.insert(peer.node_id) {
+                return Err(format!(
+                    "cluster.peers: node_id {} appears twice (or is this node's own id)",
+                    peer.node_id
+                ));
+            }
+            if !peer.address.contains(':') {
+                return Err(format!(
+                    "cluster.peers: address {:?} of node {} needs host:port",
+                    peer.address, peer.node_id
+                ));
+            }
+        }
+        if self.cluster.durability == Durability::Replicated && self.cluster.peers.is_empty() {
+            return Err("cluster.durability = \"replicated\" needs at least one cluster.peers entry".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,281 @@
+//! TLS shared by every listener: rustls with the ring provider, PEM certificate chain and key,
+//! TLS 1.2 minimum (or ssl_min_protocol), a self-signed certificate for the embedded default,
+//! and reload on SIGHUP (new handshakes get the new certificate; running sessions keep theirs).
+
+use crate::config::TlsMinProtocol;
+use async_trait::async_trait;
+use parking_lot::RwLock;
+use protocols::{BoxStream, TlsUpgrade};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_rustls::TlsAcceptor;
+
+/// A client that does not finish its handshake in this time is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("ssl_cert {path}: cannot read the certificate ({reason}); check the path and that the node's user may read it")]
+    CertUnreadable { path: PathBuf, reason: String },
+    #[error("ssl_cert {path}: no PEM certificate found; give the full chain in PEM (-----BEGIN CERTIFICATE-----), server certificate first")]
+    NoCertificate { path: PathBuf },
+    #[error("ssl_key {path}: cannot read a private key ({reason}); give an unencrypted PEM key (PKCS#8, RSA or EC) readable by the node's user")]
+    KeyUnreadable { path: PathBuf, reason: String },
+    #[error("ssl_cert {cert} does not match ssl_key {key}; give the key the certificate was issued for (compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`)")]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error("ssl_cert {cert} / ssl_key {key}: {reason}")]
+    Invalid { cert: PathBuf, key: PathBuf, reason: String },
+    #[error("cannot create the self-signed certificate in {dir}: {reason}")]
+    SelfSigned { dir: PathBuf, reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads and checks the certificate chain and key, and builds a server configuration.
+pub fn load_server_config(files: &TlsFiles, min: TlsMinProtocol) -> Result<Arc<ServerConfig>, TlsError> {
+    let cert_err = |reason: String| TlsError::CertUnreadable { path: files.cert.clone(), reason };
+    // Read first so that "not there" and "not a certificate" are told apart.
+    let pem = std::fs::read(&files.cert).map_err(|e| cert_err(e.to_string()))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| cert_err(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate { path: files.cert.clone() });
+    }
+    let key_pem = std::fs::read(&files.key).map_err(|e| TlsError::KeyUnreadable {
+        path: files.key.clone(),
+        reason: e.to_string(),
+    })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::KeyUnreadable {
+        path: files.key.clone(),
+        reason: e.to_string(),
+    })?;
+    let provider = provider();
+    let invalid = |reason: String| TlsError::Invalid {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+        reason,
+    };
+    let certified = rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+        },
+        other => invalid(other.to_string()),
+    })?;
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match min {
+        TlsMinProtocol::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsMinProtocol::Tls13 => &[&rustls::version::TLS13],
+    };
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| invalid(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SingleCert(Arc::new(certified))));
+    Ok(Arc::new(config))
+}
+
+/// Serves one certificate to every client (SNI ignored), as Dovecot's ssl_cert does.
+#[derive(Debug)]
+struct SingleCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for SingleCert {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// Makes `dir/cert.pem` and `dir/key.pem` (self-signed for `hostnames`) unless both exist.
+pub fn ensure_self_signed(dir: &Path, hostnames: &[String]) -> Result<TlsFiles, TlsError> {
+    let files = TlsFiles { cert: dir.join("cert.pem"), key: dir.join("key.pem") };
+    if files.cert.exists() && files.key.exists() {
+        return Ok(files);
+    }
+    let fail = |reason: String| TlsError::SelfSigned { dir: dir.to_path_buf(), reason };
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let made = rcgen::generate_simple_self_signed(hostnames.to_vec()).map_err(|e| fail(e.to_string()))?;
+    write_private(&files.key, made.signing_key.serialize_pem().as_bytes()).map_err(|e| fail(e.to_string()))?;
+    std::fs::write(&files.cert, made.cert.pem()).map_err(|e| fail(e.to_string()))?;
+    tracing::info!("ssl: made a self-signed certificate {} (key {})", files.cert.display(), files.key.display());
+    Ok(files)
+}
+
+/// Writes a file readable only by its owner (a private key).
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+/// The current TLS configuration, swapped whole on reload.
+pub struct Tls {
+    files: TlsFiles,
+    min: TlsMinProtocol,
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl Tls {
+    pub fn load(files: TlsFiles, min: TlsMinProtocol) -> Result<Arc<Tls>, TlsError> {
+        let config = load_server_config(&files, min)?;
+        Ok(Arc::new(Tls { files, min, current: RwLock::new(config) }))
+    }
+
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+
+    /// Re-reads the certificate and key (SIGHUP). On error the old configuration stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = load_server_config(&self.files, self.min)?;
+        *self.current.write() = config;
+        Ok(())
+    }
+
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.current.read().clone())
+    }
+
+    /// Server-side handshake, bounded in time.
+    pub async fn accept(&self, stream: BoxStream) -> std::io::Result<BoxStream> {
+        let acceptor = self.acceptor();
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => Ok(Box::new(tls)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")),
+        }
+    }
+}
+
+#[async_trait]
+impl TlsUpgrade for Tls {
+    async fn upgrade(&self, stream: BoxStream) -> std::io::Result<BoxStream> {
+        self.accept(stream).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(dir: &Path) -> TlsFiles {
+        ensure_self_signed(dir, &["localhost".to_string()]).unwrap()
+    }
+
+    #[test]
+    fn self_signed_loads_and_is_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = self_signed(dir.path());
+        let first = std::fs::read(&files.cert).unwrap();
+        assert!(load_server_config(&files, TlsMinProtocol::Tls12).is_ok());
+        let again = self_signed(dir.path());
+        assert_eq!(std::fs::read(&again.cert).unwrap(), first, "must not be re-made");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files.key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "key readable by others: {mode:o}");
+    }
+
+    #[test]
+    fn missing_cert_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles { cert: dir.path().join("nope.pem"), key: dir.path().join("k.pem") };
+        let e = load_server_config(&files, TlsMinProtocol::Tls12).unwrap_err();
+        assert!(matches!(e, TlsError::CertUnreadable { .. }), "{e}");
+        assert!(e.to_string().contains("nope.pem"), "{e}");
+    }
+
+    #[test]
+    fn not_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = self_signed(dir.path());
+        let bad = dir.path().join("garbage.pem");
+        std::fs::write(&bad, "hello, this is not PEM\n").unwrap();
+        let e = load_server_config(&TlsFiles { cert: bad, key: good.key.clone() }, TlsMinProtocol::Tls12)
+            .unwrap_err();
+        assert!(matches!(e, TlsError::NoCertificate { .. }), "{e}");
+        // A certificate given as the key.
+        let e = load_server_config(&TlsFiles { cert: good.cert.clone(), key: good.cert.clone() }, TlsMinProtocol::Tls12)
+            .unwrap_err();
+        assert!(matches!(e, TlsError::KeyUnreadable { .. }), "{e}");
+        assert!(e.to_string().contains("ssl_key"), "{e}");
+    }
+
+    #[test]
+    fn key_of_another_certificate_is_refused() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let fa = self_signed(a.path());
+        let fb = self_signed(b.path());
+        let e = load_server_config(&TlsFiles { cert: fa.cert.clone(), key: fb.key.clone() }, TlsMinProtocol::Tls12)
+            .unwrap_err();
+        assert!(matches!(e, TlsError::KeyMismatch { .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.contains(&fa.cert.display().to_string()) && text.contains("does not match"), "{text}");
+    }
+
+    #[test]
+    fn reload_swaps_and_keeps_old_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = self_signed(dir.path());
+        let tls = Tls::load(files.clone(), TlsMinProtocol::Tls13).unwrap();
+        let before = Arc::as_ptr(&tls.current.read().clone());
+        tls.reload().unwrap();
+        let after = Arc::as_ptr(&tls.current.read().clone());
+        assert_ne!(before, after);
+        std::fs::write(&files.cert, "broken").unwrap();
+        assert!(tls.reload().is_err());
+        assert_eq!(Arc::as_ptr(&tls.current.read().clone()), after);
+    }
+
+    #[tokio::test]
+    async fn handshake_over_a_duplex_pipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = self_signed(dir.path());
+        let tls = Tls::load(files.clone(), TlsMinProtocol::Tls12).unwrap();
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tls.upgrade(Box::new(server_io)).await.unwrap();
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf).await.unwrap();
+            s.flush().await.unwrap();
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(&files.cert).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut c = connector.connect(name, client_io).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        c.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        c.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+        server.await.unwrap();
+    }
+}
