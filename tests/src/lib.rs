@@ -253,6 +253,16 @@ impl Ports {
     }
 }
 
+/// The embedded default's fixed ports (design.md, "The embedded default").
+pub const EMBEDDED_PORTS: Ports = Ports {
+    imap: 1143,
+    imaps: 1993,
+    pop3: 1110,
+    pop3s: 1995,
+    lmtp: 2424,
+    http: 9143,
+};
+
 /// What a test needs from its server.
 #[derive(Clone, Debug)]
 pub struct ServerSpec {
@@ -390,13 +400,24 @@ impl Server {
             key,
         };
         std::fs::create_dir_all(&paths.data)?;
+        // Hashing (ARGON2ID) is slow in a debug build: one thread per user.
+        let hashes: Vec<Result<String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = spec
+                .users
+                .iter()
+                .map(|u| scope.spawn(move || hash_password(u.scheme, &u.password)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("hash thread panicked")))
+                })
+                .collect()
+        });
         let mut passwd = String::new();
-        for u in &spec.users {
-            passwd.push_str(&format!(
-                "{}:{}::::::\n",
-                u.name,
-                hash_password(u.scheme, &u.password)?
-            ));
+        for (u, hash) in spec.users.iter().zip(hashes) {
+            passwd.push_str(&format!("{}:{}::::::\n", u.name, hash?));
         }
         std::fs::write(&paths.passwd, passwd)?;
 
@@ -428,6 +449,59 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// `node serve` with no configuration in a fresh temporary working directory: the
+    /// embedded default (fixed ports 1143/1993/1110/1995/2424/9143, demo/demo). The
+    /// caller makes sure those ports are free and runs such tests one at a time.
+    pub fn start_embedded_default() -> Result<Server> {
+        let dir = tempfile::Builder::new()
+            .prefix("node-embedded-")
+            .tempdir()?;
+        let root = dir.path().to_path_buf();
+        let paths = Paths {
+            data: root.join("data"),
+            passwd: root.join("data").join("passwd"),
+            config: root.join("none"),
+            log: root.join("node.log"),
+            cert: root.join("data").join("tls"),
+            key: root.join("data").join("tls"),
+            dir: root.clone(),
+        };
+        let log = std::fs::File::create(&paths.log)?;
+        let mut child = Command::new(node_bin())
+            .arg("serve")
+            .current_dir(&root)
+            .env(
+                "RUST_LOG",
+                std::env::var("NODE_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawn node serve")?;
+        let ports = EMBEDDED_PORTS;
+        let all = [
+            Proto::Imap,
+            Proto::Imaps,
+            Proto::Pop3,
+            Proto::Pop3s,
+            Proto::Lmtp,
+        ];
+        if let Err(e) = wait_ready(&mut child, &ports, &all) {
+            stop_child(child);
+            let log = std::fs::read_to_string(&paths.log).unwrap_or_default();
+            bail!("{e:#}\n--- node log ---\n{}", tail(&log, 60));
+        }
+        Ok(Server {
+            child: Some(child),
+            ports,
+            paths,
+            users: vec![User::plain("demo", "demo")],
+            _dir: dir,
+        })
     }
 
     pub fn addr(&self, p: Proto) -> SocketAddr {
