@@ -317,6 +317,8 @@ ssl_cert = {cert}
 ssl_key = {key}
 # the tests log in over plaintext loopback, as operators troubleshoot
 auth_allow_cleartext = true
+# passwd-file lists "demo"; LMTP recipients are demo@example.org
+auth_default_realm = "example.org"
 {extra}
 
 [[passdb]]
