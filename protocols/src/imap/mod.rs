@@ -2,9 +2,12 @@
 //! imap-codec plus the few hand-written grammars it lacks, one file per command, and the session
 //! loop that ties a byte stream to the store.
 
+mod commands;
 pub mod config;
+pub mod format;
 pub mod framing;
 pub mod lexer;
+pub mod message;
 pub mod mutf7;
 pub mod parse;
 pub mod session;

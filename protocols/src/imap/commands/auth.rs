@@ -1,0 +1,208 @@
+//! STARTTLS, LOGIN and AUTHENTICATE (PLAIN, LOGIN, SASL-IR).
+
+use crate::backend::{AuthOutcome, AuthRequest, Service};
+use crate::imap::session::{Done, Reply, Session, State};
+use crate::sasl::{self, Mechanism, SaslExchange, SaslStep};
+use imap_codec::imap_types::auth::AuthMechanism;
+use imap_codec::imap_types::core::AString;
+use imap_codec::imap_types::secret::Secret;
+use std::borrow::Cow;
+
+const PRIVACY: &str =
+    "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
+const AUTH_FAILED: &str = "[AUTHENTICATIONFAILED] Authentication failed.";
+
+pub(crate) async fn starttls(s: &mut Session, tag: &str) -> Reply {
+    let Some(tls) = s.ctx.tls.clone() else {
+        return Err(Done::Bad("TLS support isn't enabled.".into()));
+    };
+    if s.conn.tls {
+        return Err(Done::Bad("TLS is already active.".into()));
+    }
+    // Anything the client pipelined after STARTTLS was sent in plaintext: drop it (CVE-2011-0411).
+    s.framer = crate::imap::framing::Framer::new(
+        s.ctx.config.max_line_length,
+        s.ctx.config.max_literal_size,
+    );
+    s.out
+        .extend_from_slice(format!("{tag} OK Begin TLS negotiation now.\r\n").as_bytes());
+    if s.flush().await.is_err() {
+        return Err(Done::Close);
+    }
+    let Some(stream) = s.stream.take() else {
+        return Err(Done::Close);
+    };
+    match tls.upgrade(stream).await {
+        Ok(st) => {
+            s.stream = Some(st);
+            s.conn.tls = true;
+            // The tagged reply was already sent; nothing more to say for this command.
+            Ok(Done::Silent)
+        }
+        Err(e) => {
+            s.end_reason = Some(format!("TLS handshaking failed: {e}"));
+            Err(Done::Close)
+        }
+    }
+}
+
+pub(crate) async fn login(
+    s: &mut Session,
+    username: AString<'static>,
+    password: Secret<AString<'static>>,
+) -> Reply {
+    if !s.ctx.backend.allow_plaintext(&s.conn) {
+        return Err(Done::No(PRIVACY.into()));
+    }
+    let user = String::from_utf8_lossy(username.as_ref()).to_string();
+    let pw = String::from_utf8_lossy(password.declassify().as_ref()).to_string();
+    authenticate_as(s, &user, &pw, None, "LOGIN").await
+}
+
+pub(crate) async fn authenticate(
+    s: &mut Session,
+    mechanism: AuthMechanism<'static>,
+    initial: Option<Secret<Cow<'static, [u8]>>>,
+) -> Reply {
+    let mech = match Mechanism::parse(&mechanism.to_string()) {
+        Ok(m) => m,
+        Err(_) => return Err(Done::No("Unsupported authentication mechanism.".into())),
+    };
+    if !s.ctx.backend.allow_plaintext(&s.conn) {
+        return Err(Done::No(PRIVACY.into()));
+    }
+    let ir = initial.map(|r| {
+        let r = r.declassify();
+        if r.is_empty() {
+            "=".to_string()
+        } else {
+            sasl::encode_base64(r)
+        }
+    });
+    let (mut ex, mut step) = match SaslExchange::start(mech, ir.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return failed_exchange(s, e).await,
+    };
+    loop {
+        match step {
+            SaslStep::Done(c) => {
+                return authenticate_as(
+                    s,
+                    &c.authcid,
+                    &c.password,
+                    c.authzid.as_deref(),
+                    mech.as_str(),
+                )
+                .await;
+            }
+            SaslStep::Challenge(ch) => {
+                s.out.extend_from_slice(format!("+ {ch}\r\n").as_bytes());
+                if s.flush().await.is_err() {
+                    return Err(Done::Close);
+                }
+                let line = loop {
+                    match s.framer.next_raw_line() {
+                        Some(Ok(l)) => break l,
+                        Some(Err(())) => {
+                            return Err(Done::Bad("Authentication response too long.".into()))
+                        }
+                        None => {
+                            if s.fill().await.is_err() {
+                                return Err(Done::Close);
+                            }
+                        }
+                    }
+                };
+                let line = String::from_utf8_lossy(&line).to_string();
+                step = match ex.step(&line) {
+                    Ok(st) => st,
+                    Err(e) => return failed_exchange(s, e).await,
+                };
+            }
+        }
+    }
+}
+
+async fn failed_exchange(s: &mut Session, e: sasl::SaslError) -> Reply {
+    if e == sasl::SaslError::Cancelled {
+        return Err(Done::Bad("Authentication aborted by client.".into()));
+    }
+    s.auth_attempts += 1;
+    Err(Done::Bad(format!("Invalid authentication data: {e}")))
+}
+
+async fn authenticate_as(
+    s: &mut Session,
+    user: &str,
+    password: &str,
+    authzid: Option<&str>,
+    method: &str,
+) -> Reply {
+    s.auth_attempts += 1;
+    let outcome = s
+        .ctx
+        .backend
+        .authenticate(AuthRequest {
+            service: Service::Imap,
+            user,
+            password,
+            authzid,
+            mechanism: method,
+            conn: &s.conn,
+        })
+        .await;
+    let user = match outcome {
+        AuthOutcome::Ok { user } => user,
+        AuthOutcome::Failed => {
+            if !s.ctx.config.auth_failure_delay.is_zero() {
+                tokio::time::sleep(s.ctx.config.auth_failure_delay).await;
+            }
+            return Err(Done::No(AUTH_FAILED.into()));
+        }
+        AuthOutcome::RateLimited => {
+            return Err(Done::No(
+                "[UNAVAILABLE] Too many failed authentication attempts; try again later.".into(),
+            ))
+        }
+        AuthOutcome::TempFail(why) => {
+            tracing::warn!("auth tempfail for user={user}: {why}");
+            return Err(Done::No(
+                "[UNAVAILABLE] Temporary authentication failure.".into(),
+            ));
+        }
+    };
+    let guard = match s
+        .ctx
+        .backend
+        .register_session(Service::Imap, &user, s.conn.remote.ip())
+    {
+        Ok(g) => g,
+        Err(text) => {
+            tracing::info!("imap-login: Login refused: user=<{user}>: {text}");
+            return Err(Done::No(format!("[UNAVAILABLE] {text}")));
+        }
+    };
+    let store = match s.ctx.backend.open_user(&user).await {
+        Ok(st) => st,
+        Err(e) => {
+            tracing::error!("opening mail store of user={user} failed: {e}");
+            return Err(Done::No(crate::imap::session::SERVERBUG.into()));
+        }
+    };
+    s.watch = Some(store.watch());
+    s.store = Some(store);
+    s.guard = Some(guard);
+    s.state = State::Authenticated;
+    s.span.record("user", user.as_str());
+    tracing::info!(
+        "imap-login: Login: user=<{user}>, method={method}, rip={}, lip={}, mpid={}{}, session=<{}>",
+        s.conn.remote.ip(),
+        s.conn.local.ip(),
+        std::process::id(),
+        if s.conn.tls { ", TLS" } else { "" },
+        s.conn.session_id
+    );
+    s.user = Some(user);
+    let caps = s.capabilities().join(" ");
+    Ok(Done::Ok(format!("[CAPABILITY {caps}] Logged in")))
+}

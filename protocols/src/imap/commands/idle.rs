@@ -1,0 +1,80 @@
+//! IDLE (RFC 2177): pushes other sessions' changes as they become durable, sends
+//! `* OK Still here` every imap_idle_notify_interval, ends on DONE.
+
+use crate::imap::session::{Done, Reply, Session};
+use tokio::io::AsyncReadExt;
+
+pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
+    s.out.extend_from_slice(b"+ idling\r\n");
+    if s.sync(true).await.is_err() {
+        tracing::warn!("mailbox update before IDLE failed");
+    }
+    if s.flush().await.is_err() {
+        return Err(Done::Close);
+    }
+    let mut watch = s.watch.clone();
+    let interval = s
+        .ctx
+        .config
+        .idle_notify_interval
+        .max(std::time::Duration::from_secs(1));
+    let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let shutdown = s.ctx.shutdown.clone();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        match s.framer.next_raw_line() {
+            Some(Ok(line)) if line.eq_ignore_ascii_case(b"DONE") => {
+                return Ok(Done::Ok("Idle completed.".into()));
+            }
+            Some(_) => return Err(Done::Bad("Expected DONE.".into())),
+            None => {}
+        }
+        let Some(stream) = s.stream.as_mut() else {
+            return Err(Done::Close);
+        };
+        enum Ev {
+            Read(std::io::Result<usize>),
+            Changed(bool),
+            Tick,
+            Shutdown,
+        }
+        let ev = tokio::select! {
+            r = stream.read(&mut buf) => Ev::Read(r),
+            c = async {
+                match watch.as_mut() {
+                    Some(w) => w.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            } => Ev::Changed(c),
+            _ = keepalive.tick() => Ev::Tick,
+            _ = shutdown.cancelled() => Ev::Shutdown,
+        };
+        match ev {
+            Ev::Read(Ok(0)) | Ev::Read(Err(_)) => {
+                s.end_reason
+                    .get_or_insert_with(|| "Connection closed".into());
+                return Err(Done::Close);
+            }
+            Ev::Read(Ok(n)) => {
+                s.bytes_in += n as u64;
+                s.framer.push(&buf[..n]);
+            }
+            Ev::Changed(true) => {
+                if let Err(e) = s.sync(true).await {
+                    tracing::warn!("mailbox update in IDLE failed: {e:?}");
+                }
+            }
+            // The store went away: keep idling, but without notifications.
+            Ev::Changed(false) => watch = None,
+            Ev::Tick => s.untagged("OK Still here"),
+            Ev::Shutdown => {
+                s.untagged("BYE Server shutting down.");
+                s.end_reason = Some("Server shutting down".into());
+                return Err(Done::Close);
+            }
+        }
+        if s.flush().await.is_err() {
+            return Err(Done::Close);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! LIST (CHILDREN, SPECIAL-USE, LIST-EXTENDED: SUBSCRIBED selection, RETURN (SUBSCRIBED
+//! CHILDREN SPECIAL-USE STATUS)) and LSUB.
+
+use crate::imap::parse::ListArgs;
+use crate::imap::session::{Done, Reply, Session};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// IMAP list wildcard matching: `*` matches anything, `%` anything but the separator.
+/// Dynamic programming over name positions: linear in pattern x name, whatever the pattern.
+pub(crate) fn matches(pattern: &[u8], name: &[u8]) -> bool {
+    let n = name.len();
+    let mut cur = vec![false; n + 1];
+    cur[0] = true;
+    for &pc in pattern {
+        let mut next = vec![false; n + 1];
+        match pc {
+            b'*' => {
+                let mut carry = false;
+                for i in 0..=n {
+                    carry |= cur[i];
+                    next[i] = carry;
+                }
+            }
+            b'%' => {
+                let mut carry = false;
+                for i in 0..=n {
+                    carry |= cur[i];
+                    next[i] = carry;
+                    if i < n && name[i] == b'/' {
+                        carry = false;
+                    }
+                }
+            }
+            c => {
+                for i in 0..n {
+                    if cur[i] && name[i] == c {
+                        next[i + 1] = true;
+                    }
+                }
+            }
+        }
+        cur = next;
+    }
+    cur[n]
+}
+
+/// Matches a mailbox name against a pattern, with INBOX matched case-insensitively.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    let fold = |s: &str| -> String {
+        if s.len() >= 5
+            && s[..5].eq_ignore_ascii_case("INBOX")
+            && (s.len() == 5 || s.as_bytes()[5] == b'/')
+        {
+            format!("INBOX{}", &s[5..])
+        } else {
+            s.to_string()
+        }
+    };
+    matches(fold(pattern).as_bytes(), fold(name).as_bytes())
+}
+
+struct Entry {
+    exists: bool,
+    special_use: Option<storage::SpecialUse>,
+    subscribed: bool,
+}
+
+pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
+    let reference = s.mailbox_in(&args.reference)?;
+    let mut patterns = Vec::new();
+    for p in &args.patterns {
+        let p = s.mailbox_in(p)?;
+        patterns.push(if reference.is_empty() || p.starts_with('/') {
+            p
+        } else {
+            format!("{reference}{p}")
+        });
+    }
+    let verb = if args.lsub { "LSUB" } else { "LIST" };
+    // LIST "" "": the hierarchy delimiter and root.
+    if !args.lsub && patterns.iter().all(|p| p.is_empty()) {
+        s.untagged("LIST (\\Noselect) \"/\" \"\"");
+        return Ok(Done::Ok("List completed.".into()));
+    }
+    let sel_subscribed = args.selection.iter().any(|o| o == "SUBSCRIBED");
+    let ret_subscribed = args.returns.iter().any(|o| o == "SUBSCRIBED") || sel_subscribed;
+    let ret_status = args.returns.iter().any(|o| o == "STATUS");
+    let only_special = args.selection.iter().any(|o| o == "SPECIAL-USE");
+    for o in &args.selection {
+        if !matches!(
+            o.as_str(),
+            "SUBSCRIBED" | "REMOTE" | "RECURSIVEMATCH" | "SPECIAL-USE"
+        ) {
+            return Err(Done::Bad(format!("Invalid LIST selection option {o}")));
+        }
+    }
+    for o in &args.returns {
+        if !matches!(
+            o.as_str(),
+            "SUBSCRIBED" | "CHILDREN" | "SPECIAL-USE" | "STATUS"
+        ) {
+            return Err(Done::Bad(format!("Invalid LIST return option {o}")));
+        }
+    }
+    if ret_status {
+        super::status::check_items(&args.status_items)?;
+    }
+    let (boxes, subs) = s
+        .store_call(|st| Ok((st.list_mailboxes()?, st.subscriptions()?)))
+        .await?;
+    let mut all: BTreeMap<String, Entry> = BTreeMap::new();
+    for b in &boxes {
+        all.insert(
+            b.name.clone(),
+            Entry {
+                exists: true,
+                special_use: b.special_use,
+                subscribed: false,
+            },
+        );
+    }
+    for name in &subs {
+        all.entry(name.clone())
+            .or_insert(Entry {
+                exists: false,
+                special_use: None,
+                subscribed: true,
+            })
+            .subscribed = true;
+    }
+    let existing: BTreeSet<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
+    let has_children = |name: &str| {
+        let prefix = format!("{name}/");
+        existing
+            .range(prefix.as_str()..)
+            .next()
+            .is_some_and(|n| n.starts_with(&prefix))
+    };
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for (name, e) in &all {
+        if !patterns.iter().any(|p| name_matches(p, name)) {
+            continue;
+        }
+        let listed = if args.lsub || sel_subscribed {
+            e.subscribed
+        } else {
+            e.exists
+        };
+        if !listed || (only_special && e.special_use.is_none()) {
+            continue;
+        }
+        let mut attrs: Vec<&str> = Vec::new();
+        if !e.exists {
+            attrs.push(if args.lsub {
+                "\\Noselect"
+            } else {
+                "\\NonExistent"
+            });
+        }
+        if !args.lsub {
+            if e.exists || sel_subscribed {
+                attrs.push(if has_children(name) {
+                    "\\HasChildren"
+                } else {
+                    "\\HasNoChildren"
+                });
+            }
+            if ret_subscribed && e.subscribed {
+                attrs.push("\\Subscribed");
+            }
+            if let Some(su) = e.special_use {
+                attrs.push(su.to_imap());
+            }
+        }
+        lines.push((name.clone(), attrs.join(" ")));
+    }
+    // `%` also lists parents that exist only as a path to a child (RFC 9051 6.3.9).
+    if !args.lsub && !sel_subscribed && !only_special {
+        let mut parents = BTreeSet::new();
+        for b in &existing {
+            let mut parts: Vec<&str> = b.split('/').collect();
+            while parts.len() > 1 {
+                parts.pop();
+                let parent = parts.join("/");
+                if !existing.contains(parent.as_str())
+                    && patterns.iter().any(|p| name_matches(p, &parent))
+                {
+                    parents.insert(parent);
+                }
+            }
+        }
+        for p in parents {
+            lines.push((p, "\\NonExistent \\HasChildren".into()));
+        }
+        lines.sort();
+    }
+    for (name, attrs) in lines {
+        let mut out = format!("* {verb} ({attrs}) \"/\" ").into_bytes();
+        s.mailbox_out(&mut out, &name);
+        out.extend_from_slice(b"\r\n");
+        s.out.extend_from_slice(&out);
+        if ret_status && existing.contains(name.as_str()) {
+            match super::status::info_for(s, &name, &args.status_items).await {
+                Ok((info, deleted)) => {
+                    super::status::write_status(s, &info, deleted, &args.status_items)
+                }
+                Err(_) => continue,
+            }
+        }
+    }
+    Ok(Done::Ok(format!(
+        "{} completed.",
+        if args.lsub { "Lsub" } else { "List" }
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(matches(b"*", b"a/b/c"));
+        assert!(matches(b"%", b"abc"));
+        assert!(!matches(b"%", b"a/b"));
+        assert!(matches(b"a/%", b"a/b"));
+        assert!(matches(b"T%h", b"Trash"));
+        assert!(!matches(b"Tr", b"Trash"));
+        assert!(name_matches("inbox", "INBOX"));
+        assert!(name_matches("Inbox/%", "INBOX/x"));
+        assert!(!name_matches("inbox", "Inboxes"));
+    }
+}
