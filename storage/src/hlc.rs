@@ -164,18 +164,18 @@ mod tests {
 
     #[test]
     fn monotonic_across_backward_step() {
-        let wall = ManualClock::new(1_000_000);
+        let wall = ManualClock::new(10_000_000);
         let hlc = Hlc::new(7, wall.clone(), 60_000);
         let a = hlc.now();
-        wall.set(1_000_000 - 3_600_000);
+        wall.set(10_000_000 - 3_600_000);
         let b = hlc.now();
         let c = hlc.now();
         assert!(a < b && b < c);
         assert_eq!(hlc.backward_steps(), 2);
-        wall.set(2_000_000);
+        wall.set(20_000_000);
         let d = hlc.now();
         assert!(c < d);
-        assert_eq!(d.wall_ms, 2_000_000);
+        assert_eq!(d.wall_ms, 20_000_000);
     }
 
     #[test]

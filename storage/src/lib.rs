@@ -6,6 +6,14 @@
 //! ([`hlc`]).
 
 pub mod error;
+pub mod framed;
+pub mod index;
+pub mod log;
+pub mod names;
+pub mod pack;
+mod purge;
+mod recovery;
+mod writer;
 pub mod hlc;
 pub mod mime;
 pub mod record;
@@ -13,5 +21,7 @@ pub mod store;
 pub mod types;
 
 pub use error::{Result, StoreError};
-pub use store::{NewMessage, PurgeReport, Store, StoreConfig, UserStore};
+pub use store::{
+    ApplyOutcome, Counters, NewMessage, PurgeReport, Store, StoreConfig, UidConflict, UserStore,
+};
 pub use types::*;

@@ -3,14 +3,25 @@
 //! Every method is synchronous and may block on disk I/O and fsync: async callers run them with
 //! `tokio::task::spawn_blocking`. Write methods return only once the change is durable.
 //!
-//! SCAFFOLD: signatures are the contract between crates; bodies are being filled in (issue 3).
+//! Writes go through a per-user group commit ([`crate::writer`]): concurrent writers of one user
+//! share one log fsync; different users share no lock and no fsync.
 
+use crate::error::StoreError;
+use crate::framed::{self, HEADER_LEN};
+use crate::hlc::{Hlc, SystemClock, WallClock};
+use crate::index::{self, IndexTree, ObjLoc, Txn};
 use crate::mime::MessageFacts;
 use crate::record::Record;
 use crate::types::*;
-use crate::Result;
-use std::path::PathBuf;
+use crate::writer::{Reply, Req, WriterState};
+use crate::{log, names, pack, Result};
+use parking_lot::{Condvar, Mutex};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
+
+pub use crate::index::UidConflict;
 
 /// Settings of the store (`[storage]` in the configuration).
 #[derive(Clone, Debug)]
@@ -29,47 +40,206 @@ pub struct StoreConfig {
     pub delivery_dedupe_window_secs: u64,
 }
 
+impl StoreConfig {
+    /// Defaults for a store at `root` (node 1, 50 MiB messages, 1 h dedupe window).
+    pub fn new(root: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            root: root.into(),
+            node_id: 1,
+            max_message_size: 50 << 20,
+            max_clock_drift_ms: 60_000,
+            default_quota: QuotaLimits::default(),
+            delivery_dedupe_window_secs: 3600,
+        }
+    }
+}
+
+/// Counters for metrics (plain atomics).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub appends: AtomicU64,
+    pub commits: AtomicU64,
+    pub records: AtomicU64,
+}
+
+/// What every user of one node shares: settings, the clock, counters.
+pub(crate) struct Shared {
+    pub config: StoreConfig,
+    pub hlc: Hlc,
+    pub counters: Counters,
+    guid_counter: AtomicU16,
+}
+
+impl Shared {
+    /// A new GUID: the HLC time (never repeats on this node, even when the wall clock steps
+    /// back) in 112 bits, the node id's low 16 bits... and 16 counter bits as a guard against a
+    /// node id restored from a backup. Layout: wall ms (48) | logical (32) | node (32) | counter (16).
+    pub fn new_guid(&self) -> Guid {
+        let t = self.hlc.now();
+        let mut b = [0u8; 16];
+        b[..6].copy_from_slice(&t.wall_ms.to_be_bytes()[2..]);
+        b[6..10].copy_from_slice(&t.logical.to_be_bytes());
+        b[10..14].copy_from_slice(&t.node.to_be_bytes());
+        let c = self.guid_counter.fetch_add(1, Ordering::Relaxed);
+        b[14..].copy_from_slice(&c.to_be_bytes());
+        Guid(b)
+    }
+}
+
 /// One node's store for many users. Cheap to share (`Arc`).
 pub struct Store {
-    _p: (),
+    shared: Arc<Shared>,
+    db: sled::Db,
+    users: Mutex<HashMap<String, Arc<Mutex<Option<Arc<UserStore>>>>>>,
+    index_recovery: Option<String>,
+}
+
+fn open_sled(path: &Path) -> std::result::Result<sled::Db, String> {
+    // sled may panic on some corrupt files instead of returning an error: contain it.
+    let p = path.to_path_buf();
+    match std::panic::catch_unwind(move || sled::Config::new().path(p).open()) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("sled panicked while opening the index".into()),
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the store at `config.root`.
     pub fn open(config: StoreConfig) -> Result<Arc<Store>> {
-        let _ = config;
-        todo!()
+        Store::open_with_clock(config, Arc::new(SystemClock))
     }
     /// Same, with an injected wall clock (tests step it).
-    pub fn open_with_clock(
-        config: StoreConfig,
-        clock: Arc<dyn crate::hlc::WallClock>,
-    ) -> Result<Arc<Store>> {
-        let _ = (config, clock);
-        todo!()
+    pub fn open_with_clock(config: StoreConfig, clock: Arc<dyn WallClock>) -> Result<Arc<Store>> {
+        let users_dir = config.root.join("users");
+        std::fs::create_dir_all(&users_dir).map_err(|e| StoreError::io(&users_dir, e))?;
+        let index_dir = config.root.join("index");
+        let mut index_recovery = None;
+        let db = match open_sled(&index_dir) {
+            Ok(db) => db,
+            Err(what) => {
+                // The index is a view of the logs: set the broken one aside and rebuild every
+                // user from their log as they are opened. Nothing is lost.
+                let aside = config
+                    .root
+                    .join(format!("index.corrupt-{}", clock.now_ms()));
+                let msg = format!(
+                    "index {} is unreadable ({what}); moved to {} and rebuilding from the logs",
+                    index_dir.display(),
+                    aside.display()
+                );
+                tracing::error!("{msg}");
+                std::fs::rename(&index_dir, &aside).map_err(|e| StoreError::io(&index_dir, e))?;
+                index_recovery = Some(msg);
+                open_sled(&index_dir).map_err(StoreError::Index)?
+            }
+        };
+        let hlc = Hlc::new(config.node_id, clock, config.max_clock_drift_ms);
+        Ok(Arc::new(Store {
+            shared: Arc::new(Shared {
+                config,
+                hlc,
+                counters: Counters::default(),
+                guid_counter: AtomicU16::new(rand::random()),
+            }),
+            db,
+            users: Mutex::new(HashMap::new()),
+            index_recovery,
+        }))
     }
     pub fn node_id(&self) -> NodeId {
-        todo!()
+        self.shared.config.node_id
     }
     pub fn clock(&self) -> &crate::hlc::Hlc {
-        todo!()
+        &self.shared.hlc
     }
+    pub fn config(&self) -> &StoreConfig {
+        &self.shared.config
+    }
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+    /// fsync/fdatasync calls made by stores in this process.
+    pub fn fsyncs(&self) -> u64 {
+        framed::FSYNCS.load(Ordering::Relaxed)
+    }
+    /// Set when the index was unreadable at open and is being rebuilt from the logs.
+    pub fn index_recovery(&self) -> Option<&str> {
+        self.index_recovery.as_deref()
+    }
+    /// Flushes the index to disk (shutdown; never needed for durability).
+    pub fn flush_index(&self) -> Result<()> {
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|e| StoreError::Index(e.to_string()))
+    }
+
     /// Opens a user's store, creating it with the default mailboxes (INBOX, Drafts, Sent,
     /// Trash, Junk, Archive) on first use. Recovers the user's log and index after a crash.
     pub fn user(&self, name: &str) -> Result<Arc<UserStore>> {
-        let _ = name;
-        todo!()
+        names::validate_user(name)?;
+        // One slot per user: concurrent first opens of one user wait for one initialisation;
+        // other users are not held up.
+        let slot = self
+            .users
+            .lock()
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock();
+        if let Some(u) = slot.as_ref() {
+            return Ok(u.clone());
+        }
+        let u = Arc::new(UserStore::open(self.shared.clone(), &self.db, name)?);
+        u.submit(Req::InitDefaults)?;
+        *slot = Some(u.clone());
+        Ok(u)
     }
     /// Users that exist on disk.
     pub fn list_users(&self) -> Result<Vec<String>> {
-        todo!()
+        let root = self.shared.config.root.join("users");
+        let mut out = Vec::new();
+        for prefix in std::fs::read_dir(&root).map_err(|e| StoreError::io(&root, e))? {
+            let prefix = prefix.map_err(|e| StoreError::io(&root, e))?;
+            if !prefix.path().is_dir() {
+                continue;
+            }
+            let rd =
+                std::fs::read_dir(prefix.path()).map_err(|e| StoreError::io(prefix.path(), e))?;
+            for u in rd {
+                let u = u.map_err(|e| StoreError::io(prefix.path(), e))?;
+                if let Some(n) = u.file_name().to_str() {
+                    if names::validate_user(n).is_ok() {
+                        out.push(n.to_string());
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
+}
+
+pub fn user_dir(root: &Path, name: &str) -> PathBuf {
+    let h = blake3::hash(name.as_bytes());
+    root.join("users")
+        .join(format!("{:02x}", h.as_bytes()[0]))
+        .join(name)
 }
 
 /// One user's mail. Many sessions of the user share one `UserStore`; its writes go through one
 /// group-commit writer; reads never wait for writers.
 pub struct UserStore {
-    _p: (),
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) tree: sled::Tree,
+    pub(crate) queue: Mutex<crate::writer::Queue>,
+    pub(crate) cond: Condvar,
+    pub(crate) writer: Mutex<WriterState>,
+    quota_limits: Mutex<QuotaLimits>,
+    pub(crate) watch_tx: tokio::sync::watch::Sender<u64>,
 }
 
 /// A raw message to store, with what the client said about it.
@@ -85,88 +255,264 @@ pub struct NewMessage<'a> {
     pub delivery_key: Option<[u8; 32]>,
 }
 
+/// The result of [`UserStore::apply_remote`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// Records applied (not skipped as already present).
+    pub applied: usize,
+    /// Remote entries whose UID was taken here by another message; they are durable and pending
+    /// until [`UserStore::resolve_conflicts`].
+    pub conflicts: Vec<UidConflict>,
+}
+
+/// Parse MIME facts at delivery (on the writer's own thread, before the group commit). Off until
+/// `mime::parse_facts` is implemented; until then `facts()` parses on first use and caches.
+pub const PARSE_FACTS_AT_DELIVERY: bool = false;
+
 impl UserStore {
+    fn open(shared: Arc<Shared>, db: &sled::Db, name: &str) -> Result<UserStore> {
+        let dir = user_dir(&shared.config.root, name);
+        for d in [dir.join("log"), dir.join("packs")] {
+            if !d.exists() {
+                std::fs::create_dir_all(&d).map_err(|e| StoreError::io(&d, e))?;
+                // Make the new directories themselves durable.
+                for p in [
+                    Some(d.as_path()),
+                    d.parent(),
+                    d.parent().and_then(Path::parent),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    framed::sync_dir(p)?;
+                }
+            }
+        }
+        let tree = db
+            .open_tree(format!("user:{name}"))
+            .map_err(|e| StoreError::Index(e.to_string()))?;
+        let writer = crate::recovery::recover(&shared, &dir, name, &tree)?;
+        let seq = writer.meta.vv.values().sum::<u64>();
+        Ok(UserStore {
+            name: name.to_string(),
+            dir,
+            quota_limits: Mutex::new(shared.config.default_quota),
+            shared,
+            tree,
+            queue: Mutex::new(Default::default()),
+            cond: Condvar::new(),
+            writer: Mutex::new(writer),
+            watch_tx: tokio::sync::watch::Sender::new(seq),
+        })
+    }
+
     pub fn name(&self) -> &str {
-        todo!()
+        &self.name
+    }
+
+    pub(crate) fn view(&self) -> Txn<'_> {
+        Txn::new(&self.name, &self.tree as &dyn IndexTree)
+    }
+
+    fn mailbox_rec(&self, name: &str) -> Result<index::MailboxRec> {
+        let canon = names::canonical(name);
+        self.view()
+            .mailbox_by_name(&canon)?
+            .ok_or(StoreError::NoSuchMailbox(name.to_string()))
     }
 
     // ---- mailboxes ----
     /// All mailboxes, sorted by name.
     pub fn list_mailboxes(&self) -> Result<Vec<MailboxInfo>> {
-        todo!()
+        let v = self.view();
+        let mut out = Vec::new();
+        for mb in v.mailboxes()? {
+            let sub = v.get_raw(&index::k_sub(&mb.name))?.is_some();
+            out.push(mb.info(sub));
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
     /// Looks a mailbox up by name ("inbox" in any case is INBOX).
     pub fn mailbox(&self, name: &str) -> Result<MailboxInfo> {
-        let _ = name;
-        todo!()
+        let mb = self.mailbox_rec(name)?;
+        let sub = self.view().get_raw(&index::k_sub(&mb.name))?.is_some();
+        Ok(mb.info(sub))
     }
     pub fn create_mailbox(
         &self,
         name: &str,
         special_use: Option<SpecialUse>,
     ) -> Result<MailboxInfo> {
-        let _ = (name, special_use);
-        todo!()
+        match self.submit(Req::Create {
+            name: name.to_string(),
+            special_use,
+        })? {
+            Reply::Mailbox(m) => Ok(m),
+            _ => Err(unexpected()),
+        }
     }
     /// Deletes a mailbox and expunges its messages. INBOX cannot be deleted.
     pub fn delete_mailbox(&self, name: &str) -> Result<()> {
-        let _ = name;
-        todo!()
+        self.submit(Req::Delete {
+            name: name.to_string(),
+        })
+        .map(|_| ())
     }
     /// Renames a mailbox and its children. Renaming INBOX moves its messages to the new
     /// mailbox and leaves INBOX empty (RFC 9051 6.3.6).
     pub fn rename_mailbox(&self, from: &str, to: &str) -> Result<()> {
-        let _ = (from, to);
-        todo!()
+        self.submit(Req::Rename {
+            from: from.to_string(),
+            to: to.to_string(),
+        })
+        .map(|_| ())
     }
     /// Subscriptions are by name and may name a mailbox that does not exist.
     pub fn subscribe(&self, name: &str) -> Result<()> {
-        let _ = name;
-        todo!()
+        self.submit(Req::Subscribe {
+            name: name.to_string(),
+            on: true,
+        })
+        .map(|_| ())
     }
     pub fn unsubscribe(&self, name: &str) -> Result<()> {
-        let _ = name;
-        todo!()
+        self.submit(Req::Subscribe {
+            name: name.to_string(),
+            on: false,
+        })
+        .map(|_| ())
     }
     pub fn subscriptions(&self) -> Result<Vec<String>> {
-        todo!()
+        Ok(self
+            .view()
+            .scan_raw(b"s")?
+            .into_iter()
+            .filter_map(|(k, _)| String::from_utf8(k[1..].to_vec()).ok())
+            .collect())
     }
 
     // ---- messages: reads ----
     /// Every message of a mailbox in UID order (the SELECT snapshot).
     pub fn messages(&self, mailbox: &str) -> Result<Vec<MessageMeta>> {
-        let _ = mailbox;
-        todo!()
+        let mb = self.mailbox_rec(mailbox)?;
+        Ok(self
+            .view()
+            .messages(&mb.id)?
+            .into_iter()
+            .map(|m| m.meta)
+            .collect())
     }
     /// Messages changed (added or flags) and UIDs expunged after `modseq`.
     pub fn changes_since(&self, mailbox: &str, modseq: u64) -> Result<MailboxChanges> {
-        let _ = (mailbox, modseq);
-        todo!()
+        let mb = self.mailbox_rec(mailbox)?;
+        let v = self.view();
+        let changed = v
+            .messages(&mb.id)?
+            .into_iter()
+            .map(|m| m.meta)
+            .filter(|m| m.modseq > modseq)
+            .collect();
+        let mut expunged: Vec<u32> = v
+            .scan::<index::Tomb>(&index::k_tomb_prefix(&mb.id))?
+            .into_iter()
+            .filter(|(_, t)| t.modseq > modseq)
+            .filter_map(|(k, _)| Some(u32::from_be_bytes(k.get(17..21)?.try_into().ok()?)))
+            .collect();
+        expunged.sort_unstable();
+        Ok(MailboxChanges {
+            changed,
+            expunged,
+            highestmodseq: mb.highestmodseq,
+            uidnext: mb.uidnext,
+        })
     }
     /// The raw message (decompressed object), byte for byte as stored.
     pub fn read_message(&self, object: &ObjectId) -> Result<Vec<u8>> {
-        let _ = object;
-        todo!()
+        // A purge may move the object between our lookup and our read: look again once.
+        for attempt in 0..2 {
+            let loc: ObjLoc = self.view().get(&index::k_object(object))?.ok_or_else(|| {
+                StoreError::Other(format!("object {} not found", object.to_hex()))
+            })?;
+            let path = self.pack_path(loc.pack);
+            match pack::read_object(&path, &self.name, loc.offset, object) {
+                Err(StoreError::Io { source, .. })
+                    if attempt == 0 && source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue
+                }
+                r => return r,
+            }
+        }
+        Err(StoreError::Other(format!(
+            "object {} not found",
+            object.to_hex()
+        )))
     }
-    /// Envelope, body structure and part offsets, parsed once at delivery.
+    /// Envelope, body structure and part offsets, parsed once and cached.
     pub fn facts(&self, object: &ObjectId) -> Result<Arc<MessageFacts>> {
-        let _ = object;
-        todo!()
+        let key = index::k_facts(object);
+        if let Some(f) = self.view().get::<MessageFacts>(&key)? {
+            return Ok(Arc::new(f));
+        }
+        let raw = self.read_message(object)?;
+        let facts = std::panic::catch_unwind(|| crate::mime::parse_facts(&raw))
+            .map_err(|_| StoreError::Other("MIME parser failed on this message".into()))?;
+        // A cache keyed by an immutable object: written outside the log, never on the fsync path.
+        self.tree
+            .insert(key, index::encode(&facts))
+            .map_err(|e| StoreError::Index(e.to_string()))?;
+        Ok(Arc::new(facts))
     }
 
     // ---- messages: writes (each returns once durable) ----
     pub fn append(&self, mailbox: &str, msg: NewMessage<'_>) -> Result<AppendOutcome> {
-        let _ = (mailbox, msg);
-        todo!()
+        let limit = self.shared.config.max_message_size;
+        if msg.raw.len() as u64 > limit {
+            return Err(StoreError::TooLarge {
+                size: msg.raw.len() as u64,
+                limit,
+            });
+        }
+        // Hash, compress (and parse) here, in parallel with other writers, not in the leader.
+        let object = pack::prepare(msg.raw)?;
+        let facts = if PARSE_FACTS_AT_DELIVERY {
+            Some(crate::mime::parse_facts(msg.raw))
+        } else {
+            None
+        };
+        let date = msg
+            .internal_date
+            .unwrap_or(((self.shared.hlc.wall_ms() / 1000) as i64, 0));
+        match self.submit(Req::Append {
+            mailbox: mailbox.to_string(),
+            object,
+            facts,
+            flags: msg.flags,
+            internal_date: date,
+            delivery_key: msg.delivery_key,
+        })? {
+            Reply::Append(o) => Ok(o),
+            _ => Err(unexpected()),
+        }
     }
     pub fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyOutcome> {
-        let _ = (from, uids, to);
-        todo!()
+        self.copy_or_move(from, uids, to, false)
     }
     /// COPY then EXPUNGE of the source, as one change.
     pub fn move_messages(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyOutcome> {
-        let _ = (from, uids, to);
-        todo!()
+        self.copy_or_move(from, uids, to, true)
+    }
+    fn copy_or_move(&self, from: &str, uids: &[u32], to: &str, mv: bool) -> Result<CopyOutcome> {
+        match self.submit(Req::Copy {
+            from: from.to_string(),
+            uids: uids.to_vec(),
+            to: to.to_string(),
+            mv,
+        })? {
+            Reply::Copy(c) => Ok(c),
+            _ => Err(unexpected()),
+        }
     }
     pub fn store_flags(
         &self,
@@ -176,70 +522,211 @@ impl UserStore {
         flags: &Flags,
         unchanged_since: Option<u64>,
     ) -> Result<StoreOutcome> {
-        let _ = (mailbox, uids, mode, flags, unchanged_since);
-        todo!()
+        match self.submit(Req::Flags {
+            mailbox: mailbox.to_string(),
+            uids: uids.to_vec(),
+            mode,
+            flags: flags.clone(),
+            unchanged_since,
+        })? {
+            Reply::Store(s) => Ok(s),
+            _ => Err(unexpected()),
+        }
     }
     /// Expunges the given UIDs (those that exist); returns the UIDs expunged, ascending.
     pub fn expunge(&self, mailbox: &str, uids: &[u32]) -> Result<Vec<u32>> {
-        let _ = (mailbox, uids);
-        todo!()
+        match self.submit(Req::Expunge {
+            mailbox: mailbox.to_string(),
+            uids: uids.to_vec(),
+        })? {
+            Reply::Expunged(u) => Ok(u),
+            _ => Err(unexpected()),
+        }
     }
 
     // ---- quota ----
     pub fn quota(&self) -> Result<QuotaUsage> {
-        todo!()
+        let (bytes, messages) = usage(&self.view())?;
+        Ok(QuotaUsage {
+            bytes,
+            messages,
+            limits: *self.quota_limits.lock(),
+        })
     }
     /// Sets this user's limits (from the userdb's quota_rule); kept in memory, not logged.
     pub fn set_quota_limits(&self, limits: QuotaLimits) {
-        let _ = limits;
-        todo!()
+        *self.quota_limits.lock() = limits;
+    }
+    pub(crate) fn quota_limits(&self) -> QuotaLimits {
+        *self.quota_limits.lock()
     }
 
     // ---- notification ----
     /// Ticks after every durable change to this user (local or replicated): sessions (IDLE,
     /// untagged EXISTS/EXPUNGE/FETCH) and the replication shipper wait on it.
     pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
-        todo!()
+        self.watch_tx.subscribe()
     }
 
     // ---- log, for replication and admin ----
     pub fn version_vector(&self) -> Result<VersionVector> {
-        todo!()
+        Ok(self.view().meta()?.vv)
     }
     /// Records this node has that `have` lacks, in log order, at most `limit`.
     pub fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>> {
-        let _ = (have, limit);
-        todo!()
+        let meta = self.view().meta()?;
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        // Only what is committed (the checkpoint), never a batch still being written.
+        log::read(
+            &self.dir.join("log"),
+            &self.name,
+            (0, 0),
+            Some((meta.log_seg, meta.log_off)),
+            |_, r| {
+                if out.len() < limit && r.seq > have.get(&r.origin).copied().unwrap_or(0) {
+                    out.push(r);
+                }
+                Ok(())
+            },
+        )?;
+        Ok(out)
     }
-    /// Applies records from a peer, idempotently (a record already applied changes nothing).
-    /// Objects they need must already be present (`has_object` / `put_object`).
-    pub fn apply_remote(&self, records: &[Record]) -> Result<usize> {
-        let _ = records;
-        todo!()
+    /// Applies records from a peer, idempotently (a record at or below the version vector's entry
+    /// for its origin changes nothing). Objects they need must already be present
+    /// (`has_object` / `put_object`). The records are appended to the local log verbatim.
+    pub fn apply_remote(&self, records: &[Record]) -> Result<ApplyOutcome> {
+        match self.submit(Req::Remote(records.to_vec()))? {
+            Reply::Applied(a) => Ok(a),
+            _ => Err(unexpected()),
+        }
+    }
+    /// Gives every message of `mailbox` involved in a UID conflict (pending remote entries and
+    /// the local messages holding their UIDs) a new UID above UIDNEXT, as one durable
+    /// `Op::Renumber` record. None when nothing is pending.
+    pub fn resolve_conflicts(&self, mailbox: &str) -> Result<Option<Record>> {
+        match self.submit(Req::Resolve {
+            mailbox: mailbox.to_string(),
+        })? {
+            Reply::Resolved(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+    /// Pending UID conflicts of a mailbox.
+    pub fn pending_conflicts(&self, mailbox: &str) -> Result<Vec<index::PendingEntry>> {
+        let mb = self.mailbox_rec(mailbox)?;
+        Ok(self
+            .view()
+            .scan::<index::PendingEntry>(&index::k_pending_prefix(&mb.id))?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect())
     }
     pub fn has_object(&self, object: &ObjectId) -> Result<bool> {
-        let _ = object;
-        todo!()
+        Ok(self.view().get_raw(&index::k_object(object))?.is_some())
     }
     /// Stores an object received from a peer; verifies its hash. Durable on return.
     pub fn put_object(&self, raw: &[u8]) -> Result<ObjectId> {
-        let _ = raw;
-        todo!()
+        let object = pack::prepare(raw)?;
+        match self.submit(Req::PutObject { object })? {
+            Reply::Object(o) => Ok(o),
+            _ => Err(unexpected()),
+        }
     }
 
     // ---- maintenance ----
     /// Rebuilds the index from the change log (`node force-resync -u USER`).
     pub fn rebuild_index(&self) -> Result<()> {
-        todo!()
+        let mut ws = self.writer.lock();
+        let meta = crate::recovery::rebuild(&self.dir, &self.name, &self.tree)?;
+        ws.meta = meta;
+        drop(ws);
+        self.watch_tx.send_modify(|v| *v += 1);
+        Ok(())
     }
     /// Reclaims pack space of objects no message refers to (`node purge -u USER`); crash-safe.
     pub fn purge(&self) -> Result<PurgeReport> {
-        todo!()
+        let mut ws = self.writer.lock();
+        crate::purge::purge(self, &mut ws)
     }
+
+    /// The whole index of this user, sorted, without the caches (object locations' values and
+    /// parsed facts): what "rebuilt == live" compares.
+    pub fn dump_index(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(self
+            .tree
+            .scan_prefix(b"")
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Index(e.to_string()))?
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with(b"f"))
+            .map(|(k, v)| {
+                if k.starts_with(b"o") {
+                    (k, Vec::new())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect())
+    }
+
+    /// Reads every log record and every pack object, checking checksums: the first corruption
+    /// is returned with its file and offset.
+    pub fn verify(&self) -> Result<u64> {
+        let mut n = 0u64;
+        log::read(&self.dir.join("log"), &self.name, (0, 0), None, |_, _| {
+            n += 1;
+            Ok(())
+        })?;
+        for (_, path) in framed::list_numbered(&self.dir.join("packs"), pack::EXT)? {
+            framed::scan(&path, &pack::KIND, &self.name, HEADER_LEN, |off, p| {
+                let (id, _, _) = pack::parse_payload(&p).ok_or_else(|| StoreError::Corrupt {
+                    user: self.name.clone(),
+                    path: path.clone(),
+                    offset: off,
+                    what: "short object frame".into(),
+                })?;
+                pack::read_object(&path, &self.name, off, &id)?;
+                n += 1;
+                Ok(())
+            })?;
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn pack_path(&self, no: u32) -> PathBuf {
+        self.dir
+            .join("packs")
+            .join(format!("{no:08}.{}", pack::EXT))
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Bytes and messages in all mailboxes.
+pub(crate) fn usage(v: &Txn) -> Result<(u64, u64)> {
+    Ok(v.mailboxes()?
+        .iter()
+        .fold((0, 0), |(b, m), mb| (b + mb.size, m + mb.exists as u64)))
+}
+
+fn unexpected() -> StoreError {
+    StoreError::Other("internal: unexpected writer reply".into())
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PurgeReport {
     pub objects_removed: u64,
     pub bytes_reclaimed: u64,
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn f<T: Send + Sync>() {}
+    f::<Store>();
+    f::<UserStore>();
 }

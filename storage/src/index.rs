@@ -1,0 +1,714 @@
+//! The index: a view of the change log in sled, one tree per user, behind the narrow
+//! [`IndexTree`] trait. [`apply`] is the only code that turns records into index state, so the
+//! live index and one rebuilt from the log are the same by construction (tests compare dumps).
+//!
+//! Writes are staged in a [`Txn`] overlay and land in one atomic sled batch per group commit,
+//! after the log is durable. sled is never flushed on the write path: after a crash it may lag
+//! the log, and the [`Meta`] checkpoint written in the same batch says where to catch up from.
+
+use crate::error::{Result, StoreError};
+use crate::record::{NewEntry, Op, Record};
+use crate::types::*;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What the store needs of a key-value tree.
+pub trait IndexTree: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Applies every change atomically.
+    fn apply(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()>;
+}
+
+fn sled_err(e: sled::Error) -> StoreError {
+    StoreError::Index(e.to_string())
+}
+
+impl IndexTree for sled::Tree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(sled::Tree::get(self, key)
+            .map_err(sled_err)?
+            .map(|v| v.to_vec()))
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        sled::Tree::scan_prefix(self, prefix)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(sled_err))
+            .collect()
+    }
+    fn apply(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        let mut b = sled::Batch::default();
+        for (k, v) in changes {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        self.apply_batch(b).map_err(sled_err)
+    }
+}
+
+/// An empty tree: the base of a rebuild.
+pub struct EmptyTree;
+
+impl IndexTree for EmptyTree {
+    fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    fn scan_prefix(&self, _: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(Vec::new())
+    }
+    fn apply(&self, _: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        Ok(())
+    }
+}
+
+// ---- keys ----
+pub const META: &[u8] = b"\x00meta";
+pub fn k_mailbox(id: &MailboxId) -> Vec<u8> {
+    [&b"M"[..], &id.0].concat()
+}
+pub fn k_name(name: &str) -> Vec<u8> {
+    [&b"N"[..], name.as_bytes()].concat()
+}
+pub fn k_msg_prefix(mb: &MailboxId) -> Vec<u8> {
+    [&b"m"[..], &mb.0].concat()
+}
+pub fn k_msg(mb: &MailboxId, uid: u32) -> Vec<u8> {
+    [&b"m"[..], &mb.0, &uid.to_be_bytes()].concat()
+}
+pub fn k_guid(g: &Guid) -> Vec<u8> {
+    [&b"g"[..], &g.0].concat()
+}
+pub fn k_tomb_prefix(mb: &MailboxId) -> Vec<u8> {
+    [&b"t"[..], &mb.0].concat()
+}
+pub fn k_tomb(mb: &MailboxId, uid: u32) -> Vec<u8> {
+    [&b"t"[..], &mb.0, &uid.to_be_bytes()].concat()
+}
+pub fn k_delivery(key: &[u8; 32]) -> Vec<u8> {
+    [&b"d"[..], &key[..]].concat()
+}
+pub fn k_object(o: &ObjectId) -> Vec<u8> {
+    [&b"o"[..], &o.0].concat()
+}
+pub fn k_facts(o: &ObjectId) -> Vec<u8> {
+    [&b"f"[..], &o.0].concat()
+}
+pub fn k_sub(name: &str) -> Vec<u8> {
+    [&b"s"[..], name.as_bytes()].concat()
+}
+pub fn k_pending_prefix(mb: &MailboxId) -> Vec<u8> {
+    [&b"p"[..], &mb.0].concat()
+}
+pub fn k_pending(mb: &MailboxId, g: &Guid) -> Vec<u8> {
+    [&b"p"[..], &mb.0, &g.0].concat()
+}
+
+// ---- values ----
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxRec {
+    pub id: MailboxId,
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+    pub special_use: Option<SpecialUse>,
+    pub exists: u32,
+    pub unseen: u32,
+    pub size: u64,
+    pub created: HlcTime,
+}
+
+impl MailboxRec {
+    pub fn info(&self, subscribed: bool) -> MailboxInfo {
+        MailboxInfo {
+            id: self.id,
+            name: self.name.clone(),
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            highestmodseq: self.highestmodseq,
+            subscribed,
+            special_use: self.special_use,
+            exists: self.exists,
+            unseen: self.unseen,
+            size: self.size,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgRec {
+    pub meta: MessageMeta,
+    /// HLC time of each flag's last set or clear: flags merge last-writer-wins per flag.
+    pub flag_times: BTreeMap<Flag, HlcTime>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tomb {
+    pub guid: Guid,
+    pub modseq: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub wall_ms: u64,
+    pub outcome: AppendOutcome,
+}
+
+/// Where an object lives: pack number, frame offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjLoc {
+    pub pack: u32,
+    pub offset: u64,
+    pub raw_len: u64,
+}
+
+/// A remote entry whose UID was taken here by another message: kept until a Renumber.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingEntry {
+    pub entry: NewEntry,
+    pub time: HlcTime,
+}
+
+/// The per-user checkpoint and what is derived from the whole log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Meta {
+    /// Log applied up to here (segment number, offset just past the last applied frame).
+    pub log_seg: u32,
+    pub log_off: u64,
+    /// Pack objects indexed up to here.
+    pub pack_no: u32,
+    pub pack_off: u64,
+    pub vv: VersionVector,
+    pub last_time: HlcTime,
+    pub max_uidvalidity: u32,
+}
+
+/// A remote Append/Copy/Move whose UID is taken in that mailbox by a different message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UidConflict {
+    pub mailbox: MailboxId,
+    pub uid: u32,
+    /// The message that holds (or held) the UID here.
+    pub local: Guid,
+    /// The incoming message, now pending.
+    pub remote: Guid,
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Encoding plain in-memory structs cannot fail (no maps with non-serializable keys).
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap_or_default()
+}
+
+pub fn decode<T: DeserializeOwned>(user: &str, key: &[u8], bytes: &[u8]) -> Result<T> {
+    let cfg = bincode::config::standard().with_limit::<{ 64 << 20 }>();
+    match bincode::serde::decode_from_slice::<T, _>(bytes, cfg) {
+        Ok((v, n)) if n == bytes.len() => Ok(v),
+        Ok(_) => Err(StoreError::Index(format!(
+            "user {user}: trailing bytes in index value of key {}",
+            hex(key)
+        ))),
+        Err(e) => Err(StoreError::Index(format!(
+            "user {user}: undecodable index value of key {}: {e}",
+            hex(key)
+        ))),
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Staged changes over a base tree: reads see the staged writes; savepoints roll back one
+/// failed request of a batch without touching the others.
+pub struct Txn<'a> {
+    pub user: &'a str,
+    base: &'a dyn IndexTree,
+    over: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    journal: Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
+}
+
+impl<'a> Txn<'a> {
+    pub fn new(user: &'a str, base: &'a dyn IndexTree) -> Txn<'a> {
+        Txn {
+            user,
+            base,
+            over: BTreeMap::new(),
+            journal: Vec::new(),
+        }
+    }
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.over.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key),
+        }
+    }
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.get_raw(key)? {
+            Some(b) => Ok(Some(decode(self.user, key, &b)?)),
+            None => Ok(None),
+        }
+    }
+    fn set(&mut self, key: Vec<u8>, v: Option<Vec<u8>>) {
+        let prev = self.over.insert(key.clone(), v);
+        self.journal.push((key, prev));
+    }
+    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, v: &T) {
+        self.set(key, Some(encode(v)));
+    }
+    pub fn del(&mut self, key: Vec<u8>) {
+        self.set(key, None);
+    }
+    pub fn savepoint(&self) -> usize {
+        self.journal.len()
+    }
+    pub fn rollback(&mut self, sp: usize) {
+        while self.journal.len() > sp {
+            let Some((k, prev)) = self.journal.pop() else {
+                break;
+            };
+            match prev {
+                Some(p) => {
+                    self.over.insert(k, p);
+                }
+                None => {
+                    self.over.remove(&k);
+                }
+            }
+        }
+    }
+    pub fn scan_raw(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut m: BTreeMap<Vec<u8>, Vec<u8>> =
+            self.base.scan_prefix(prefix)?.into_iter().collect();
+        for (k, v) in self.over.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            match v {
+                Some(v) => {
+                    m.insert(k.clone(), v.clone());
+                }
+                None => {
+                    m.remove(k);
+                }
+            }
+        }
+        Ok(m.into_iter().collect())
+    }
+    pub fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
+        self.scan_raw(prefix)?
+            .into_iter()
+            .map(|(k, v)| {
+                let t = decode(self.user, &k, &v)?;
+                Ok((k, t))
+            })
+            .collect()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.over.is_empty()
+    }
+    pub fn into_changes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.over.into_iter().collect()
+    }
+
+    // ---- typed helpers ----
+    pub fn mailbox(&self, id: &MailboxId) -> Result<Option<MailboxRec>> {
+        self.get(&k_mailbox(id))
+    }
+    pub fn mailbox_by_name(&self, name: &str) -> Result<Option<MailboxRec>> {
+        match self.get::<MailboxId>(&k_name(name))? {
+            Some(id) => self.mailbox(&id),
+            None => Ok(None),
+        }
+    }
+    pub fn put_mailbox(&mut self, mb: &MailboxRec) {
+        self.put(k_mailbox(&mb.id), mb);
+    }
+    pub fn mailboxes(&self) -> Result<Vec<MailboxRec>> {
+        Ok(self
+            .scan::<MailboxRec>(b"M")?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+    pub fn msg(&self, mb: &MailboxId, uid: u32) -> Result<Option<MsgRec>> {
+        self.get(&k_msg(mb, uid))
+    }
+    pub fn messages(&self, mb: &MailboxId) -> Result<Vec<MsgRec>> {
+        Ok(self
+            .scan::<MsgRec>(&k_msg_prefix(mb))?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+    pub fn meta(&self) -> Result<Meta> {
+        Ok(self.get(META)?.unwrap_or_default())
+    }
+}
+
+/// What applying records did beyond the index itself.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub conflicts: Vec<UidConflict>,
+}
+
+fn bump(mb: &mut MailboxRec) -> u64 {
+    mb.highestmodseq += 1;
+    mb.highestmodseq
+}
+
+fn suffixed(name: &str, id: &Guid) -> String {
+    format!("{name}-{}", &id.to_hex()[..8])
+}
+
+/// Applies one record to the index. Deterministic in (index state, record): replaying the log
+/// in order rebuilds the same index. Never fails on content (a record about a mailbox or message
+/// that no longer exists changes nothing); fails only on an undecodable index value.
+pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> Result<()> {
+    let e = meta.vv.entry(rec.origin).or_insert(0);
+    *e = (*e).max(rec.seq);
+    meta.last_time = meta.last_time.max(rec.time);
+    match &rec.op {
+        Op::MailboxCreate {
+            mailbox,
+            name,
+            uidvalidity,
+            special_use,
+        } => {
+            meta.max_uidvalidity = meta.max_uidvalidity.max(*uidvalidity);
+            if tx.mailbox(mailbox)?.is_some() {
+                return Ok(());
+            }
+            let mut name = name.clone();
+            if let Some(mut other) = tx.mailbox_by_name(&name)? {
+                // Same name, different mailbox (made on two nodes): the later one is renamed.
+                if other.created > rec.time {
+                    let new = suffixed(&other.name, &other.id);
+                    tracing::warn!(user = tx.user, mailbox = %name, renamed_to = %new,
+                        "mailbox name clash between nodes: renaming the later mailbox");
+                    tx.del(k_name(&other.name));
+                    other.name = new;
+                    tx.put(k_name(&other.name), &other.id);
+                    tx.put_mailbox(&other);
+                } else {
+                    let new = suffixed(&name, mailbox);
+                    tracing::warn!(user = tx.user, mailbox = %name, renamed_to = %new,
+                        "mailbox name clash between nodes: renaming the later mailbox");
+                    name = new;
+                }
+            }
+            let mb = MailboxRec {
+                id: *mailbox,
+                name: name.clone(),
+                uidvalidity: *uidvalidity,
+                uidnext: 1,
+                highestmodseq: 1,
+                special_use: *special_use,
+                exists: 0,
+                unseen: 0,
+                size: 0,
+                created: rec.time,
+            };
+            tx.put(k_name(&name), mailbox);
+            tx.put_mailbox(&mb);
+        }
+        Op::MailboxRename { mailbox, new_name } => {
+            let Some(mut mb) = tx.mailbox(mailbox)? else {
+                return Ok(());
+            };
+            let mut name = new_name.clone();
+            if let Some(other) = tx.mailbox_by_name(&name)? {
+                if other.id == mb.id {
+                    return Ok(());
+                }
+                name = suffixed(&name, mailbox);
+                tracing::warn!(user = tx.user, mailbox = %new_name, renamed_to = %name,
+                    "mailbox rename clashes with an existing mailbox: suffixing");
+            }
+            tx.del(k_name(&mb.name));
+            mb.name = name;
+            tx.put(k_name(&mb.name), &mb.id);
+            tx.put_mailbox(&mb);
+        }
+        Op::MailboxDelete { mailbox } => {
+            let Some(mb) = tx.mailbox(mailbox)? else {
+                return Ok(());
+            };
+            for m in tx.messages(mailbox)? {
+                tx.del(k_guid(&m.meta.guid));
+                tx.del(k_msg(mailbox, m.meta.uid));
+            }
+            for (k, _) in tx.scan_raw(&k_tomb_prefix(mailbox))? {
+                tx.del(k);
+            }
+            for (k, _) in tx.scan_raw(&k_pending_prefix(mailbox))? {
+                tx.del(k);
+            }
+            tx.del(k_name(&mb.name));
+            tx.del(k_mailbox(mailbox));
+        }
+        Op::UidValidity {
+            mailbox,
+            uidvalidity,
+        } => {
+            meta.max_uidvalidity = meta.max_uidvalidity.max(*uidvalidity);
+            if let Some(mut mb) = tx.mailbox(mailbox)? {
+                mb.uidvalidity = *uidvalidity;
+                bump(&mut mb);
+                tx.put_mailbox(&mb);
+            }
+        }
+        Op::Subscribe { name } => tx.put(k_sub(name), &()),
+        Op::Unsubscribe { name } => tx.del(k_sub(name)),
+        Op::Append {
+            mailbox,
+            entry,
+            delivery_key,
+            ..
+        } => {
+            let Some(mut mb) = tx.mailbox(mailbox)? else {
+                return Ok(());
+            };
+            let modseq = bump(&mut mb);
+            if insert_entry(tx, &mut mb, entry, rec.time, modseq, fx)? {
+                if let Some(key) = delivery_key {
+                    let d = Delivery {
+                        wall_ms: rec.time.wall_ms,
+                        outcome: AppendOutcome {
+                            mailbox: *mailbox,
+                            uidvalidity: mb.uidvalidity,
+                            uid: entry.uid,
+                            guid: entry.guid,
+                            modseq,
+                            duplicate: false,
+                        },
+                    };
+                    tx.put(k_delivery(key), &d);
+                }
+            }
+            tx.put_mailbox(&mb);
+        }
+        Op::Copy { to, entries, .. } => {
+            if let Some(mut mb) = tx.mailbox(to)? {
+                let modseq = bump(&mut mb);
+                for (_, entry) in entries {
+                    insert_entry(tx, &mut mb, entry, rec.time, modseq, fx)?;
+                }
+                tx.put_mailbox(&mb);
+            }
+        }
+        Op::Move {
+            from, to, entries, ..
+        } => {
+            if let Some(mut mb) = tx.mailbox(to)? {
+                let modseq = bump(&mut mb);
+                for (_, entry) in entries {
+                    insert_entry(tx, &mut mb, entry, rec.time, modseq, fx)?;
+                }
+                tx.put_mailbox(&mb);
+            }
+            let sources: Vec<Guid> = entries.iter().map(|(g, _)| *g).collect();
+            expunge(tx, from, &sources)?;
+        }
+        Op::Flags {
+            mailbox,
+            messages,
+            add,
+            remove,
+            ..
+        } => {
+            let Some(mut mb) = tx.mailbox(mailbox)? else {
+                return Ok(());
+            };
+            let mut modseq = None;
+            for g in messages {
+                let Some((mbid, uid)) = tx.get::<(MailboxId, u32)>(&k_guid(g))? else {
+                    continue; // expunged: an expunge beats a flag change
+                };
+                if mbid != *mailbox {
+                    continue;
+                }
+                let Some(mut m) = tx.msg(mailbox, uid)? else {
+                    continue;
+                };
+                let was_seen = m.meta.flags.contains(&Flag::Seen);
+                let mut changed = false;
+                for f in add {
+                    if m.flag_times.get(f).is_none_or(|t| rec.time > *t) {
+                        m.flag_times.insert(f.clone(), rec.time);
+                        changed |= m.meta.flags.insert(f.clone());
+                    }
+                }
+                for f in remove {
+                    if m.flag_times.get(f).is_none_or(|t| rec.time > *t) {
+                        m.flag_times.insert(f.clone(), rec.time);
+                        changed |= m.meta.flags.remove(f);
+                    }
+                }
+                if changed {
+                    let ms = *modseq.get_or_insert_with(|| bump(&mut mb));
+                    m.meta.modseq = ms;
+                    let seen = m.meta.flags.contains(&Flag::Seen);
+                    if was_seen && !seen {
+                        mb.unseen += 1;
+                    } else if !was_seen && seen {
+                        mb.unseen = mb.unseen.saturating_sub(1);
+                    }
+                }
+                // Flag times are kept even without a visible change, so later merges agree.
+                tx.put(k_msg(mailbox, uid), &m);
+            }
+            if modseq.is_some() {
+                tx.put_mailbox(&mb);
+            }
+        }
+        Op::Expunge {
+            mailbox, messages, ..
+        } => expunge(tx, mailbox, messages)?,
+        Op::Renumber { mailbox, moves, .. } => {
+            let Some(mut mb) = tx.mailbox(mailbox)? else {
+                return Ok(());
+            };
+            let modseq = bump(&mut mb);
+            for (g, new_uid) in moves {
+                let entry = if let Some(p) = tx.get::<PendingEntry>(&k_pending(mailbox, g))? {
+                    tx.del(k_pending(mailbox, g));
+                    Some((p.entry, None))
+                } else if let Some((mbid, uid)) = tx.get::<(MailboxId, u32)>(&k_guid(g))? {
+                    match (mbid == *mailbox, tx.msg(mailbox, uid)?) {
+                        (true, Some(m)) => {
+                            remove_live(tx, &mut mb, &m, modseq);
+                            let entry = NewEntry {
+                                guid: m.meta.guid,
+                                uid,
+                                object: m.meta.object,
+                                size: m.meta.size,
+                                internal_date: m.meta.internal_date,
+                                internal_date_tz_min: m.meta.internal_date_tz_min,
+                                flags: m.meta.flags.clone(),
+                            };
+                            Some((entry, Some(m.flag_times)))
+                        }
+                        _ => None,
+                    }
+                } else {
+                    None
+                };
+                if let Some((mut entry, times)) = entry {
+                    entry.uid = *new_uid;
+                    if insert_entry(tx, &mut mb, &entry, rec.time, modseq, fx)? {
+                        if let Some(times) = times {
+                            if let Some(mut m) = tx.msg(mailbox, *new_uid)? {
+                                m.flag_times = times;
+                                tx.put(k_msg(mailbox, *new_uid), &m);
+                            }
+                        }
+                    }
+                }
+            }
+            tx.put_mailbox(&mb);
+        }
+    }
+    Ok(())
+}
+
+fn remove_live(tx: &mut Txn, mb: &mut MailboxRec, m: &MsgRec, modseq: u64) {
+    tx.del(k_msg(&mb.id, m.meta.uid));
+    tx.del(k_guid(&m.meta.guid));
+    tx.put(
+        k_tomb(&mb.id, m.meta.uid),
+        &Tomb {
+            guid: m.meta.guid,
+            modseq,
+        },
+    );
+    mb.exists = mb.exists.saturating_sub(1);
+    mb.size = mb.size.saturating_sub(m.meta.size);
+    if !m.meta.flags.contains(&Flag::Seen) {
+        mb.unseen = mb.unseen.saturating_sub(1);
+    }
+}
+
+fn expunge(tx: &mut Txn, mailbox: &MailboxId, guids: &[Guid]) -> Result<()> {
+    let Some(mut mb) = tx.mailbox(mailbox)? else {
+        return Ok(());
+    };
+    let mut modseq = None;
+    for g in guids {
+        if tx.get_raw(&k_pending(mailbox, g))?.is_some() {
+            tx.del(k_pending(mailbox, g));
+        }
+        let Some((mbid, uid)) = tx.get::<(MailboxId, u32)>(&k_guid(g))? else {
+            continue;
+        };
+        if mbid != *mailbox {
+            continue;
+        }
+        if let Some(m) = tx.msg(mailbox, uid)? {
+            let ms = *modseq.get_or_insert_with(|| bump(&mut mb));
+            remove_live(tx, &mut mb, &m, ms);
+        }
+    }
+    if modseq.is_some() {
+        tx.put_mailbox(&mb);
+    }
+    Ok(())
+}
+
+/// Inserts a message at its UID, or parks it as pending when the UID belongs to another message.
+/// Returns whether it was inserted.
+fn insert_entry(
+    tx: &mut Txn,
+    mb: &mut MailboxRec,
+    entry: &NewEntry,
+    time: HlcTime,
+    modseq: u64,
+    fx: &mut Effects,
+) -> Result<bool> {
+    if tx.get_raw(&k_guid(&entry.guid))?.is_some() {
+        return Ok(false); // already here (a replayed record)
+    }
+    let holder = match tx.msg(&mb.id, entry.uid)? {
+        Some(m) => Some(m.meta.guid),
+        None => tx.get::<Tomb>(&k_tomb(&mb.id, entry.uid))?.map(|t| t.guid),
+    };
+    if let Some(local) = holder.filter(|g| *g != entry.guid) {
+        tracing::warn!(user = tx.user, mailbox = %mb.name, uid = entry.uid, %local,
+            remote = %entry.guid, "UID conflict: incoming message kept pending until renumbered");
+        tx.put(
+            k_pending(&mb.id, &entry.guid),
+            &PendingEntry {
+                entry: entry.clone(),
+                time,
+            },
+        );
+        fx.conflicts.push(UidConflict {
+            mailbox: mb.id,
+            uid: entry.uid,
+            local,
+            remote: entry.guid,
+        });
+        return Ok(false);
+    }
+    let meta = MessageMeta {
+        uid: entry.uid,
+        guid: entry.guid,
+        object: entry.object,
+        flags: entry.flags.clone(),
+        modseq,
+        internal_date: entry.internal_date,
+        internal_date_tz_min: entry.internal_date_tz_min,
+        size: entry.size,
+    };
+    let flag_times = entry.flags.iter().map(|f| (f.clone(), time)).collect();
+    if !entry.flags.contains(&Flag::Seen) {
+        mb.unseen += 1;
+    }
+    mb.exists += 1;
+    mb.size += entry.size;
+    mb.uidnext = mb.uidnext.max(entry.uid.saturating_add(1));
+    tx.put(k_guid(&entry.guid), &(mb.id, entry.uid));
+    tx.put(k_msg(&mb.id, entry.uid), &MsgRec { meta, flag_times });
+    Ok(true)
+}

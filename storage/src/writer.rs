@@ -1,0 +1,830 @@
+//! Group commit, per user. A writer enqueues its request; if no leader is running it becomes the
+//! leader, takes the whole queue, plans every request against the index (assigning UIDs,
+//! modseqs, GUIDs, records), writes the batch's new objects to the pack and its records to the
+//! log, makes both durable (one fdatasync each for the whole batch), applies the batch to the
+//! index in one atomic sled batch, and wakes every writer of the batch. Writers that arrive
+//! meanwhile form the next batch. No lock is shared between users.
+
+use crate::error::{Result, StoreError};
+use crate::framed::{self, FramedWriter, HEADER_LEN};
+use crate::index::{self, apply, Effects, Meta, Txn};
+use crate::mime::MessageFacts;
+use crate::pack::Prepared;
+use crate::record::{NewEntry, Op, Record};
+use crate::store::{ApplyOutcome, UserStore};
+use crate::types::*;
+use crate::{log, names, pack};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::Ordering;
+
+pub(crate) enum Req {
+    InitDefaults,
+    Append {
+        mailbox: String,
+        object: Prepared,
+        facts: Option<MessageFacts>,
+        flags: Flags,
+        internal_date: (i64, i32),
+        delivery_key: Option<[u8; 32]>,
+    },
+    Copy {
+        from: String,
+        uids: Vec<u32>,
+        to: String,
+        mv: bool,
+    },
+    Flags {
+        mailbox: String,
+        uids: Vec<u32>,
+        mode: FlagMode,
+        flags: Flags,
+        unchanged_since: Option<u64>,
+    },
+    Expunge {
+        mailbox: String,
+        uids: Vec<u32>,
+    },
+    Create {
+        name: String,
+        special_use: Option<SpecialUse>,
+    },
+    Delete {
+        name: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    Subscribe {
+        name: String,
+        on: bool,
+    },
+    Remote(Vec<Record>),
+    PutObject {
+        object: Prepared,
+    },
+    Resolve {
+        mailbox: String,
+    },
+}
+
+pub(crate) enum Reply {
+    Unit,
+    Append(AppendOutcome),
+    Copy(CopyOutcome),
+    Store(StoreOutcome),
+    Expunged(Vec<u32>),
+    Mailbox(MailboxInfo),
+    Applied(ApplyOutcome),
+    Object(ObjectId),
+    Resolved(Option<Record>),
+}
+
+#[derive(Default)]
+pub(crate) struct Queue {
+    next: u64,
+    pending: Vec<(u64, Req)>,
+    done: HashMap<u64, Result<Reply>>,
+    leader: bool,
+}
+
+/// What only the leader touches: the open log segment and pack, and the checkpoint.
+pub(crate) struct WriterState {
+    pub log: FramedWriter,
+    pub pack: FramedWriter,
+    pub meta: Meta,
+    /// Set after a failed write or fsync: the on-disk state is unknown until the user is
+    /// reopened (recovery reads what is really there), so nothing more is acknowledged.
+    pub poisoned: Option<String>,
+}
+
+/// What one batch will write.
+#[derive(Default)]
+struct Batch {
+    records: Vec<Record>,
+    objects: Vec<Prepared>,
+    new_objects: HashSet<ObjectId>,
+}
+
+pub const DEFAULT_MAILBOXES: [(&str, Option<SpecialUse>); 6] = [
+    ("INBOX", None),
+    ("Drafts", Some(SpecialUse::Drafts)),
+    ("Sent", Some(SpecialUse::Sent)),
+    ("Trash", Some(SpecialUse::Trash)),
+    ("Junk", Some(SpecialUse::Junk)),
+    ("Archive", Some(SpecialUse::Archive)),
+];
+
+/// Default mailboxes have the same GUID on every node, so two nodes that each created a user's
+/// INBOX agree it is one mailbox when they replicate.
+pub fn default_mailbox_guid(user: &str, name: &str) -> Guid {
+    let h = blake3::hash(format!("default-mailbox\0{user}\0{name}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h.as_bytes()[..16]);
+    Guid(b)
+}
+
+impl UserStore {
+    pub(crate) fn submit(&self, req: Req) -> Result<Reply> {
+        let mut q = self.queue.lock();
+        let id = q.next;
+        q.next += 1;
+        q.pending.push((id, req));
+        loop {
+            if let Some(r) = q.done.remove(&id) {
+                return r;
+            }
+            if !q.leader && !q.pending.is_empty() {
+                q.leader = true;
+                let batch = std::mem::take(&mut q.pending);
+                drop(q);
+                let ids: Vec<u64> = batch.iter().map(|(i, _)| *i).collect();
+                let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut ws = self.writer.lock();
+                    self.run_batch(&mut ws, batch)
+                }))
+                .unwrap_or_else(|_| {
+                    self.writer.lock().poisoned = Some("writer panicked".into());
+                    ids.iter()
+                        .map(|i| {
+                            (
+                                *i,
+                                Err(StoreError::Other("internal error in the writer".into())),
+                            )
+                        })
+                        .collect()
+                });
+                q = self.queue.lock();
+                q.leader = false;
+                q.done.extend(results);
+                self.cond.notify_all();
+                continue;
+            }
+            self.cond.wait(&mut q);
+        }
+    }
+
+    fn run_batch(&self, ws: &mut WriterState, reqs: Vec<(u64, Req)>) -> Vec<(u64, Result<Reply>)> {
+        if let Some(p) = &ws.poisoned {
+            let msg = format!(
+                "user {} store is failed ({p}); reopen to recover",
+                self.name
+            );
+            return reqs
+                .into_iter()
+                .map(|(i, _)| (i, Err(StoreError::Other(msg.clone()))))
+                .collect();
+        }
+        let mut tx = Txn::new(&self.name, &self.tree);
+        let mut meta = ws.meta.clone();
+        let mut batch = Batch::default();
+        let mut out = Vec::with_capacity(reqs.len());
+        for (id, req) in reqs {
+            let sp = tx.savepoint();
+            let meta_sp = meta.clone();
+            let (nrec, nobj) = (batch.records.len(), batch.objects.len());
+            let r = self.plan(&mut tx, &mut meta, &mut batch, req);
+            if r.is_err() {
+                tx.rollback(sp);
+                meta = meta_sp;
+                batch.records.truncate(nrec);
+                for o in batch.objects.drain(nobj..) {
+                    batch.new_objects.remove(&o.id);
+                }
+            }
+            out.push((id, r));
+        }
+        if batch.records.is_empty() && batch.objects.is_empty() {
+            if !tx.is_empty() {
+                if let Err(e) = self.tree_apply(tx) {
+                    return fail_all(out, e);
+                }
+            }
+            return out;
+        }
+        if let Err(e) = self.write_durably(ws, &mut tx, &mut meta, &batch) {
+            tracing::error!(user = %self.name, error = %e, "store write failed; user store stops accepting writes");
+            ws.poisoned = Some(e.to_string());
+            return fail_all(out, e);
+        }
+        // The batch is durable: from here on it is acknowledged. The index is a view and may lag.
+        tx.put(index::META.to_vec(), &meta);
+        let committed = self.tree_apply(tx);
+        ws.meta = meta;
+        let c = &self.shared.counters;
+        c.commits.fetch_add(1, Ordering::Relaxed);
+        c.records
+            .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+        if let Err(e) = committed {
+            // The log has it; the index will catch up from the log at the next open.
+            tracing::error!(user = %self.name, error = %e, "index update failed after a durable write");
+            ws.poisoned = Some(e.to_string());
+        }
+        self.watch_tx.send_modify(|v| *v += 1);
+        out
+    }
+
+    fn tree_apply(&self, tx: Txn) -> Result<()> {
+        use crate::index::IndexTree;
+        self.tree.apply(tx.into_changes())
+    }
+
+    /// Writes the batch's objects, then its records, each with one write and one sync.
+    fn write_durably(
+        &self,
+        ws: &mut WriterState,
+        tx: &mut Txn,
+        meta: &mut Meta,
+        b: &Batch,
+    ) -> Result<()> {
+        if !b.objects.is_empty() {
+            let mut buf = Vec::new();
+            let mut rel = Vec::with_capacity(b.objects.len());
+            for o in &b.objects {
+                rel.push((o, buf.len() as u64));
+                pack::encode(o, &mut buf);
+            }
+            if ws.pack.end() > HEADER_LEN && ws.pack.end() + buf.len() as u64 > pack::PACK_MAX {
+                let no = ws.pack.no + 1;
+                ws.pack = FramedWriter::create(&self.dir.join("packs"), no, pack::EXT, pack::KIND)?;
+            }
+            let base = ws.pack.append(&buf)?;
+            // Objects first: a durable record never names an object that is not durable.
+            ws.pack.sync()?;
+            for (o, off) in rel {
+                tx.put(
+                    index::k_object(&o.id),
+                    &index::ObjLoc {
+                        pack: ws.pack.no,
+                        offset: base + off,
+                        raw_len: o.raw_len,
+                    },
+                );
+            }
+            meta.pack_no = ws.pack.no;
+            meta.pack_off = ws.pack.end();
+        }
+        if !b.records.is_empty() {
+            let mut buf = Vec::new();
+            for r in &b.records {
+                framed::encode_frame(&log::encode_record(r), &mut buf);
+            }
+            if ws.log.end() > HEADER_LEN && ws.log.end() + buf.len() as u64 > log::SEGMENT_MAX {
+                let no = ws.log.no + 1;
+                ws.log = FramedWriter::create(&self.dir.join("log"), no, log::EXT, log::KIND)?;
+            }
+            ws.log.append(&buf)?;
+            // DURABILITY POINT: after this fdatasync every record of the batch (and, synced
+            // above, every object) is on disk; only now are the batch's writers answered.
+            ws.log.sync()?;
+            meta.log_seg = ws.log.no;
+            meta.log_off = ws.log.end();
+        }
+        Ok(())
+    }
+
+    /// Stamps a local change, applies it to the staged index, queues it for the log.
+    fn emit(&self, tx: &mut Txn, meta: &mut Meta, b: &mut Batch, op: Op) -> Result<Record> {
+        let node = self.shared.config.node_id;
+        let rec = Record {
+            origin: node,
+            seq: meta.vv.get(&node).copied().unwrap_or(0) + 1,
+            time: self.shared.hlc.now(),
+            op,
+        };
+        let mut fx = Effects::default();
+        apply(tx, meta, &rec, &mut fx)?;
+        b.records.push(rec.clone());
+        Ok(rec)
+    }
+
+    fn mailbox_for(&self, tx: &Txn, name: &str) -> Result<index::MailboxRec> {
+        tx.mailbox_by_name(&names::canonical(name))?
+            .ok_or_else(|| StoreError::NoSuchMailbox(name.to_string()))
+    }
+
+    fn object_present(tx: &Txn, b: &Batch, id: &ObjectId) -> Result<bool> {
+        Ok(b.new_objects.contains(id) || tx.get_raw(&index::k_object(id))?.is_some())
+    }
+
+    fn add_object(tx: &Txn, b: &mut Batch, o: Prepared) -> Result<()> {
+        if !Self::object_present(tx, b, &o.id)? {
+            b.new_objects.insert(o.id);
+            b.objects.push(o);
+        }
+        Ok(())
+    }
+
+    fn check_quota(&self, tx: &Txn, add_bytes: u64, add_msgs: u64) -> Result<()> {
+        let limits = self.quota_limits();
+        if limits.max_bytes.is_none() && limits.max_messages.is_none() {
+            return Ok(());
+        }
+        let (bytes, msgs) = crate::store::usage(tx)?;
+        if let Some(max) = limits.max_bytes {
+            if bytes + add_bytes > max {
+                return Err(StoreError::OverQuota(format!(
+                    "storage: {} + {add_bytes} bytes exceeds the limit of {max}",
+                    bytes
+                )));
+            }
+        }
+        if let Some(max) = limits.max_messages {
+            if msgs + add_msgs > max {
+                return Err(StoreError::OverQuota(format!(
+                    "messages: {msgs} + {add_msgs} exceeds the limit of {max}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn new_uidvalidity(&self, meta: &Meta) -> u32 {
+        let now = (self.shared.hlc.now().wall_ms / 1000).min(u32::MAX as u64) as u32;
+        now.max(meta.max_uidvalidity.saturating_add(1))
+    }
+
+    fn plan(&self, tx: &mut Txn, meta: &mut Meta, b: &mut Batch, req: Req) -> Result<Reply> {
+        match req {
+            Req::InitDefaults => {
+                if tx.mailbox_by_name("INBOX")?.is_some() {
+                    return Ok(Reply::Unit);
+                }
+                for (name, su) in DEFAULT_MAILBOXES {
+                    let mailbox = default_mailbox_guid(&self.name, name);
+                    if tx.mailbox(&mailbox)?.is_some() || tx.mailbox_by_name(name)?.is_some() {
+                        continue;
+                    }
+                    let uidvalidity = self.new_uidvalidity(meta);
+                    self.emit(
+                        tx,
+                        meta,
+                        b,
+                        Op::MailboxCreate {
+                            mailbox,
+                            name: name.to_string(),
+                            uidvalidity,
+                            special_use: su,
+                        },
+                    )?;
+                    self.emit(
+                        tx,
+                        meta,
+                        b,
+                        Op::Subscribe {
+                            name: name.to_string(),
+                        },
+                    )?;
+                }
+                Ok(Reply::Unit)
+            }
+            Req::Append {
+                mailbox,
+                object,
+                facts,
+                flags,
+                internal_date,
+                delivery_key,
+            } => {
+                let mb = self.mailbox_for(tx, &mailbox)?;
+                if let Some(key) = &delivery_key {
+                    if let Some(d) = tx.get::<index::Delivery>(&index::k_delivery(key))? {
+                        let window = self.shared.config.delivery_dedupe_window_secs * 1000;
+                        if self.shared.hlc.wall_ms().saturating_sub(d.wall_ms) < window {
+                            return Ok(Reply::Append(AppendOutcome {
+                                duplicate: true,
+                                ..d.outcome
+                            }));
+                        }
+                    }
+                }
+                self.check_quota(tx, object.raw_len, 1)?;
+                if mb.uidnext == u32::MAX {
+                    return Err(StoreError::Other(format!(
+                        "mailbox {} has no UIDs left",
+                        mb.name
+                    )));
+                }
+                let guid = self.shared.new_guid();
+                let entry = NewEntry {
+                    guid,
+                    uid: mb.uidnext,
+                    object: object.id,
+                    size: object.raw_len,
+                    internal_date: internal_date.0,
+                    internal_date_tz_min: internal_date.1,
+                    flags,
+                };
+                let modseq = mb.highestmodseq + 1;
+                if let Some(f) = facts {
+                    tx.put(index::k_facts(&object.id), &f);
+                }
+                Self::add_object(tx, b, object)?;
+                self.emit(
+                    tx,
+                    meta,
+                    b,
+                    Op::Append {
+                        mailbox: mb.id,
+                        entry: entry.clone(),
+                        modseq,
+                        delivery_key,
+                    },
+                )?;
+                self.shared.counters.appends.fetch_add(1, Ordering::Relaxed);
+                Ok(Reply::Append(AppendOutcome {
+                    mailbox: mb.id,
+                    uidvalidity: mb.uidvalidity,
+                    uid: entry.uid,
+                    guid,
+                    modseq,
+                    duplicate: false,
+                }))
+            }
+            Req::Copy { from, uids, to, mv } => {
+                let src = self.mailbox_for(tx, &from)?;
+                let dst = self.mailbox_for(tx, &to)?;
+                let wanted: BTreeSet<u32> = uids.into_iter().collect();
+                let mut msgs = Vec::new();
+                for uid in wanted {
+                    if let Some(m) = tx.msg(&src.id, uid)? {
+                        msgs.push(m.meta);
+                    }
+                }
+                if msgs.is_empty() {
+                    return Ok(Reply::Copy(CopyOutcome {
+                        dst_uidvalidity: dst.uidvalidity,
+                        pairs: Vec::new(),
+                    }));
+                }
+                if !mv || src.id != dst.id {
+                    let bytes = msgs.iter().map(|m| m.size).sum();
+                    if !mv {
+                        self.check_quota(tx, bytes, msgs.len() as u64)?;
+                    }
+                }
+                if (dst.uidnext as u64) + msgs.len() as u64 >= u32::MAX as u64 {
+                    return Err(StoreError::Other(format!(
+                        "mailbox {} has no UIDs left",
+                        dst.name
+                    )));
+                }
+                let mut pairs = Vec::new();
+                let mut entries = Vec::new();
+                for (i, m) in msgs.iter().enumerate() {
+                    let uid = dst.uidnext + i as u32;
+                    pairs.push((m.uid, uid));
+                    entries.push((
+                        m.guid,
+                        NewEntry {
+                            guid: self.shared.new_guid(),
+                            uid,
+                            object: m.object,
+                            size: m.size,
+                            internal_date: m.internal_date,
+                            internal_date_tz_min: m.internal_date_tz_min,
+                            flags: m.flags.clone(),
+                        },
+                    ));
+                }
+                let modseq = dst.highestmodseq + 1;
+                let op = if mv {
+                    Op::Move {
+                        from: src.id,
+                        to: dst.id,
+                        entries,
+                        modseq,
+                        from_modseq: src.highestmodseq + 1,
+                    }
+                } else {
+                    Op::Copy {
+                        from: src.id,
+                        to: dst.id,
+                        entries,
+                        modseq,
+                    }
+                };
+                self.emit(tx, meta, b, op)?;
+                Ok(Reply::Copy(CopyOutcome {
+                    dst_uidvalidity: dst.uidvalidity,
+                    pairs,
+                }))
+            }
+            Req::Flags {
+                mailbox,
+                uids,
+                mode,
+                flags,
+                unchanged_since,
+            } => {
+                let mb = self.mailbox_for(tx, &mailbox)?;
+                let wanted: BTreeSet<u32> = uids.into_iter().collect();
+                let mut targets = Vec::new();
+                let mut modified = Vec::new();
+                for uid in wanted {
+                    let Some(m) = tx.msg(&mb.id, uid)? else {
+                        continue;
+                    };
+                    if unchanged_since.is_some_and(|u| m.meta.modseq > u) {
+                        modified.push(uid);
+                        continue;
+                    }
+                    targets.push(m.meta);
+                }
+                let (add, remove): (Flags, Flags) = match mode {
+                    FlagMode::Add => (flags.clone(), Flags::new()),
+                    FlagMode::Remove => (Flags::new(), flags.clone()),
+                    FlagMode::Replace => {
+                        let mut rm = Flags::new();
+                        for m in &targets {
+                            rm.extend(m.flags.difference(&flags).cloned());
+                        }
+                        (flags.clone(), rm)
+                    }
+                };
+                let changes = targets.iter().any(|m| {
+                    add.iter().any(|f| !m.flags.contains(f))
+                        || remove.iter().any(|f| m.flags.contains(f))
+                });
+                if changes {
+                    self.emit(
+                        tx,
+                        meta,
+                        b,
+                        Op::Flags {
+                            mailbox: mb.id,
+                            messages: targets.iter().map(|m| m.guid).collect(),
+                            add,
+                            remove,
+                            modseq: mb.highestmodseq + 1,
+                        },
+                    )?;
+                }
+                let mut updated = Vec::new();
+                for m in &targets {
+                    if let Some(now) = tx.msg(&mb.id, m.uid)? {
+                        updated.push((m.uid, now.meta.flags, now.meta.modseq));
+                    }
+                }
+                Ok(Reply::Store(StoreOutcome { updated, modified }))
+            }
+            Req::Expunge { mailbox, uids } => {
+                let mb = self.mailbox_for(tx, &mailbox)?;
+                let wanted: BTreeSet<u32> = uids.into_iter().collect();
+                let mut gone = Vec::new();
+                let mut guids = Vec::new();
+                for uid in wanted {
+                    if let Some(m) = tx.msg(&mb.id, uid)? {
+                        gone.push(uid);
+                        guids.push(m.meta.guid);
+                    }
+                }
+                if !guids.is_empty() {
+                    self.emit(
+                        tx,
+                        meta,
+                        b,
+                        Op::Expunge {
+                            mailbox: mb.id,
+                            messages: guids,
+                            modseq: mb.highestmodseq + 1,
+                        },
+                    )?;
+                }
+                Ok(Reply::Expunged(gone))
+            }
+            Req::Create { name, special_use } => {
+                let name = names::validate_mailbox(&name)?;
+                if tx.mailbox_by_name(&name)?.is_some() {
+                    return Err(StoreError::MailboxExists(name));
+                }
+                let mailbox = self.shared.new_guid();
+                let uidvalidity = self.new_uidvalidity(meta);
+                self.emit(
+                    tx,
+                    meta,
+                    b,
+                    Op::MailboxCreate {
+                        mailbox,
+                        name: name.clone(),
+                        uidvalidity,
+                        special_use,
+                    },
+                )?;
+                let mb = tx
+                    .mailbox(&mailbox)?
+                    .ok_or_else(|| StoreError::Other("created mailbox vanished".into()))?;
+                let sub = tx.get_raw(&index::k_sub(&mb.name))?.is_some();
+                Ok(Reply::Mailbox(mb.info(sub)))
+            }
+            Req::Delete { name } => {
+                let canon = names::canonical(&name);
+                if names::is_inbox(&canon) {
+                    return Err(StoreError::MailboxProtected(canon));
+                }
+                let mb = self.mailbox_for(tx, &canon)?;
+                let children = tx.scan_raw(&index::k_name(&format!("{}/", mb.name)))?;
+                if !children.is_empty() {
+                    return Err(StoreError::HasChildren(mb.name));
+                }
+                self.emit(tx, meta, b, Op::MailboxDelete { mailbox: mb.id })?;
+                Ok(Reply::Unit)
+            }
+            Req::Rename { from, to } => {
+                let src = self.mailbox_for(tx, &from)?;
+                let to = names::validate_mailbox(&to)?;
+                if tx.mailbox_by_name(&to)?.is_some() {
+                    return Err(StoreError::MailboxExists(to));
+                }
+                if to.starts_with(&format!("{}/", src.name)) {
+                    return Err(StoreError::InvalidMailboxName {
+                        name: to,
+                        reason: "cannot rename a mailbox into itself",
+                    });
+                }
+                if names::is_inbox(&src.name) {
+                    // RFC 9051 6.3.6: a new mailbox gets INBOX's messages; INBOX stays, empty.
+                    let mailbox = self.shared.new_guid();
+                    let uidvalidity = self.new_uidvalidity(meta);
+                    self.emit(
+                        tx,
+                        meta,
+                        b,
+                        Op::MailboxCreate {
+                            mailbox,
+                            name: to.clone(),
+                            uidvalidity,
+                            special_use: None,
+                        },
+                    )?;
+                    let msgs = tx.messages(&src.id)?;
+                    if !msgs.is_empty() {
+                        let entries = msgs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, m)| {
+                                let m = &m.meta;
+                                (
+                                    m.guid,
+                                    NewEntry {
+                                        guid: self.shared.new_guid(),
+                                        uid: 1 + i as u32,
+                                        object: m.object,
+                                        size: m.size,
+                                        internal_date: m.internal_date,
+                                        internal_date_tz_min: m.internal_date_tz_min,
+                                        flags: m.flags.clone(),
+                                    },
+                                )
+                            })
+                            .collect();
+                        self.emit(
+                            tx,
+                            meta,
+                            b,
+                            Op::Move {
+                                from: src.id,
+                                to: mailbox,
+                                entries,
+                                modseq: 2,
+                                from_modseq: src.highestmodseq + 1,
+                            },
+                        )?;
+                    }
+                    return Ok(Reply::Unit);
+                }
+                let prefix = format!("{}/", src.name);
+                let children = tx.scan::<MailboxId>(&index::k_name(&prefix))?;
+                self.emit(
+                    tx,
+                    meta,
+                    b,
+                    Op::MailboxRename {
+                        mailbox: src.id,
+                        new_name: to.clone(),
+                    },
+                )?;
+                for (k, id) in children {
+                    let old = String::from_utf8_lossy(&k[1..]).into_owned();
+                    let new_name = format!("{to}/{}", &old[prefix.len()..]);
+                    self.emit(
+                        tx,
+                        meta,
+                        b,
+                        Op::MailboxRename {
+                            mailbox: id,
+                            new_name,
+                        },
+                    )?;
+                }
+                Ok(Reply::Unit)
+            }
+            Req::Subscribe { name, on } => {
+                let name = names::validate_mailbox(&name)?;
+                let present = tx.get_raw(&index::k_sub(&name))?.is_some();
+                if present != on {
+                    let op = if on {
+                        Op::Subscribe { name }
+                    } else {
+                        Op::Unsubscribe { name }
+                    };
+                    self.emit(tx, meta, b, op)?;
+                }
+                Ok(Reply::Unit)
+            }
+            Req::PutObject { object } => {
+                let id = object.id;
+                Self::add_object(tx, b, object)?;
+                Ok(Reply::Object(id))
+            }
+            Req::Remote(records) => {
+                let mut fx = Effects::default();
+                let mut applied = 0;
+                for rec in records {
+                    let have = meta.vv.get(&rec.origin).copied().unwrap_or(0);
+                    if rec.seq <= have {
+                        continue;
+                    }
+                    if rec.seq != have + 1 {
+                        return Err(StoreError::Other(format!(
+                            "replication gap: record {} of origin {} after {have}",
+                            rec.seq, rec.origin
+                        )));
+                    }
+                    if let Err(e) = self.shared.hlc.observe(rec.time) {
+                        tracing::warn!(user = %self.name, error = %e, "remote record from a clock far ahead");
+                    }
+                    for obj in objects_of(&rec.op) {
+                        if !Self::object_present(tx, b, &obj)? {
+                            return Err(StoreError::Other(format!(
+                                "record {}/{} needs object {} which is not here (put_object first)",
+                                rec.origin,
+                                rec.seq,
+                                obj.to_hex()
+                            )));
+                        }
+                    }
+                    apply(tx, meta, &rec, &mut fx)?;
+                    b.records.push(rec);
+                    applied += 1;
+                }
+                Ok(Reply::Applied(ApplyOutcome {
+                    applied,
+                    conflicts: fx.conflicts,
+                }))
+            }
+            Req::Resolve { mailbox } => {
+                let mb = self.mailbox_for(tx, &mailbox)?;
+                let pending = tx.scan::<index::PendingEntry>(&index::k_pending_prefix(&mb.id))?;
+                if pending.is_empty() {
+                    return Ok(Reply::Resolved(None));
+                }
+                let mut involved: Vec<Guid> = Vec::new();
+                for (_, p) in &pending {
+                    if let Some(local) = tx.msg(&mb.id, p.entry.uid)? {
+                        if !involved.contains(&local.meta.guid) {
+                            involved.push(local.meta.guid);
+                        }
+                    }
+                    involved.push(p.entry.guid);
+                }
+                let moves = involved
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, g)| (g, mb.uidnext + i as u32))
+                    .collect();
+                let rec = self.emit(
+                    tx,
+                    meta,
+                    b,
+                    Op::Renumber {
+                        mailbox: mb.id,
+                        moves,
+                        modseq: mb.highestmodseq + 1,
+                    },
+                )?;
+                Ok(Reply::Resolved(Some(rec)))
+            }
+        }
+    }
+}
+
+fn objects_of(op: &Op) -> Vec<ObjectId> {
+    match op {
+        Op::Append { entry, .. } => vec![entry.object],
+        Op::Copy { entries, .. } | Op::Move { entries, .. } => {
+            entries.iter().map(|(_, e)| e.object).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn fail_all(out: Vec<(u64, Result<Reply>)>, e: StoreError) -> Vec<(u64, Result<Reply>)> {
+    let msg = e.to_string();
+    out.into_iter()
+        .map(|(i, r)| match r {
+            Ok(_) => (i, Err(StoreError::Other(format!("write failed: {msg}")))),
+            Err(e) => (i, Err(e)),
+        })
+        .collect()
+}
