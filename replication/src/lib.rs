@@ -1,12 +1,31 @@
 //! Replication between the nodes of a cluster: a mutual-TLS peer transport, continuous shipping of
 //! each user's change log (with the message objects it needs), idempotent apply on the receiving
 //! side, merge policy for conflicts, on-demand `node sync`, and status for operators.
+//!
+//! Entry points for `node`: [`Replicator::start`] -> [`Handle`] (`status`, `wait_replicated`,
+//! `sync_user`, `track_user`, `shutdown`); [`sync::sync_user_with_store`] for `node sync` when the
+//! server is not running; [`certs::init_ca`] / [`certs::issue_node_cert`] for `node cluster`.
 
 pub mod certs;
 pub mod conn;
 pub mod error;
+mod exchange;
+pub mod policy;
+mod receiver;
+pub mod replicator;
+mod shipper;
+pub mod storage_adapter;
+pub mod store_api;
+pub mod sync;
+pub mod testing;
 pub mod tls;
 pub mod validate;
 pub mod wire;
 
 pub use error::{ReplError, Result};
+pub use replicator::{
+    Durability, Handle, PeerConfig, PeerStatus, ReplicaWait, ReplicationConfig, ReplicationStatus,
+    Replicator, UserLag,
+};
+pub use sync::SyncReport;
+pub use tls::TlsMaterial;

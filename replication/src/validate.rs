@@ -17,6 +17,21 @@ fn bad(why: String) -> ReplError {
     ReplError::Protocol(why)
 }
 
+/// A user name as a peer may send it: never a path.
+pub fn check_user_name(user: &str) -> Result<()> {
+    if user.is_empty()
+        || user.len() > 255
+        || user == "."
+        || user == ".."
+        || user.contains('/')
+        || user.contains('\\')
+        || user.chars().any(|c| c.is_control())
+    {
+        return Err(bad(format!("invalid user name {user:?}")));
+    }
+    Ok(())
+}
+
 /// A mailbox name or subscription as a peer may send it: what the store would accept locally,
 /// and never anything that could step outside the user's tree.
 pub fn check_mailbox_name(name: &str) -> Result<()> {

@@ -139,13 +139,24 @@ pub enum Message {
         time: HlcTime,
     },
     /// Request: the receiver's version vector for `user`.
-    GetVersionVector { user: String },
+    GetVersionVector {
+        user: String,
+    },
     /// Answer to GetVersionVector, and to Pull when nothing more is to come.
-    VersionVector { user: String, vv: VersionVector },
+    VersionVector {
+        user: String,
+        vv: VersionVector,
+    },
     /// Request: which of these objects does the receiver lack?
-    HaveObjects { user: String, ids: Vec<ObjectId> },
+    HaveObjects {
+        user: String,
+        ids: Vec<ObjectId>,
+    },
     /// Answer to HaveObjects.
-    MissingObjects { user: String, ids: Vec<ObjectId> },
+    MissingObjects {
+        user: String,
+        ids: Vec<ObjectId>,
+    },
     /// One message object (raw bytes), verified by hash on receipt. No answer.
     Object {
         user: String,
@@ -158,7 +169,10 @@ pub enum Message {
         records: Vec<WireRecord>,
     },
     /// Durable acknowledgement: the receiver's version vector after applying (fsync'd).
-    Ack { user: String, vv: VersionVector },
+    Ack {
+        user: String,
+        vv: VersionVector,
+    },
     /// Request (sync, pull direction): records the receiver has that `have` lacks, at most `limit`.
     Pull {
         user: String,
@@ -172,16 +186,24 @@ pub enum Message {
         more: bool,
     },
     /// Request (sync, pull direction): an object's raw bytes.
-    GetObject { user: String, id: ObjectId },
+    GetObject {
+        user: String,
+        id: ObjectId,
+    },
     /// Answer to GetObject; `raw` is None when the receiver does not have it.
     ObjectData {
         user: String,
         id: ObjectId,
         raw: Option<Raw>,
     },
+    /// Keep-alive request on an idle connection; answered by Pong.
+    Ping,
+    Pong,
     /// The answering side refused a request it could not serve (store error); the connection
     /// stays up.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 impl Message {
@@ -199,6 +221,8 @@ impl Message {
             Message::PullReply { .. } => "PullReply",
             Message::GetObject { .. } => "GetObject",
             Message::ObjectData { .. } => "ObjectData",
+            Message::Ping => "Ping",
+            Message::Pong => "Pong",
             Message::Error { .. } => "Error",
         }
     }

@@ -1,0 +1,290 @@
+//! The dialing side's operations on a connection, shared by the continuous shipper and by
+//! `sync_user`: push what the peer lacks (objects first, then records, then wait for the durable
+//! Ack), pull what we lack, and the checked apply both sides use.
+
+use crate::conn::Conn;
+use crate::error::{ReplError, Result};
+use crate::replicator::blocking;
+use crate::store_api::{bytes_of, objects_of, Applied, ReplicaStore, ReplicaUser};
+use crate::validate::check_records;
+use crate::wire::{Message, Raw, WireRecord};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::record::Record;
+use storage::{ObjectId, VersionVector};
+
+fn unexpected(m: &Message, wanted: &str) -> ReplError {
+    match m {
+        Message::Error { message } => ReplError::Other(format!("peer refused: {message}")),
+        other => ReplError::protocol(format!("expected {wanted}, got {}", other.kind())),
+    }
+}
+
+fn same_user(got: &str, want: &str) -> Result<()> {
+    if got != want {
+        return Err(ReplError::protocol(format!(
+            "answer for user {got:?} to a request for {want:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// The peer's durable version vector for `user`.
+pub(crate) async fn peer_vv(conn: &mut Conn, user: &str, t: Duration) -> Result<VersionVector> {
+    conn.send(&Message::GetVersionVector { user: user.into() })
+        .await?;
+    match conn.recv_timeout(t, "version vector").await? {
+        Message::VersionVector { user: u, vv } => {
+            same_user(&u, user)?;
+            Ok(vv)
+        }
+        m => Err(unexpected(&m, "VersionVector")),
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Pushed {
+    pub records: usize,
+    pub objects: usize,
+    pub bytes: u64,
+    /// The batch was cut (by count or bytes): more may be waiting.
+    pub more: bool,
+    /// The peer's version vector from its durable Ack (None if nothing was sent).
+    pub acked: Option<VersionVector>,
+}
+
+/// Sends one batch of what `peer_has` lacks. `on_loaded` sees the batch before it is sent.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn push_batch(
+    conn: &mut Conn,
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    peer_has: &VersionVector,
+    limit: usize,
+    max_bytes: u64,
+    t: Duration,
+    on_loaded: impl FnOnce(&[Record]),
+) -> Result<Pushed> {
+    let uu = u.clone();
+    let have = peer_has.clone();
+    let mut records = blocking(move || uu.records_since(&have, limit)).await?;
+    if records.is_empty() {
+        return Ok(Pushed::default());
+    }
+    let mut more = records.len() >= limit;
+    // Cut by bytes, keeping at least one record.
+    let mut total = 0u64;
+    if let Some(cut) = records.iter().position(|r| {
+        total += bytes_of(r);
+        total > max_bytes
+    }) {
+        records.truncate(cut.max(1));
+        more = true;
+    }
+    on_loaded(&records);
+
+    let mut ids: Vec<ObjectId> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for r in &records {
+        for o in objects_of(r) {
+            if seen.insert(o) {
+                ids.push(o);
+            }
+        }
+    }
+    let mut out = Pushed {
+        records: records.len(),
+        more,
+        ..Pushed::default()
+    };
+    if !ids.is_empty() {
+        conn.send(&Message::HaveObjects {
+            user: user.into(),
+            ids: ids.clone(),
+        })
+        .await?;
+        let missing = match conn.recv_timeout(t, "missing objects").await? {
+            Message::MissingObjects { user: mu, ids: m } => {
+                same_user(&mu, user)?;
+                m
+            }
+            m => return Err(unexpected(&m, "MissingObjects")),
+        };
+        for id in missing {
+            if !seen.contains(&id) {
+                return Err(ReplError::protocol(format!(
+                    "peer asked for object {id:?} it was not offered"
+                )));
+            }
+            let uu = u.clone();
+            let raw = blocking(move || uu.read_object(&id)).await?;
+            out.objects += 1;
+            out.bytes += raw.len() as u64;
+            conn.send(&Message::Object {
+                user: user.into(),
+                id,
+                raw: Raw(raw),
+            })
+            .await?;
+        }
+    }
+    let wire = records
+        .iter()
+        .map(|r| WireRecord::encode(user, r))
+        .collect::<Result<Vec<_>>>()?;
+    out.bytes += wire.iter().map(|w| w.payload.len() as u64).sum::<u64>();
+    conn.send(&Message::Records {
+        user: user.into(),
+        records: wire,
+    })
+    .await?;
+    match conn.recv_timeout(t, "ack").await? {
+        Message::Ack { user: au, vv } => {
+            same_user(&au, user)?;
+            out.acked = Some(vv);
+        }
+        m => return Err(unexpected(&m, "Ack")),
+    }
+    Ok(out)
+}
+
+/// Validates a frame of records from a peer and applies it: checksums, user binding, sequence
+/// continuity and contents are checked for the whole frame before anything is applied.
+/// Resolves reported UID conflicts when this node is the resolver.
+pub(crate) async fn apply_checked(
+    store: &Arc<dyn ReplicaStore>,
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    wire: &[WireRecord],
+    resolve: bool,
+) -> Result<(Applied, Vec<Record>, usize)> {
+    let uu = u.clone();
+    let have = blocking(move || uu.version_vector()).await?;
+    let records = check_records(user, wire, &have)?;
+    // Merge peer clocks so our next changes order after what we have seen.
+    if let Some(latest) = records.iter().map(|r| r.time).max() {
+        if let Err(e) = store.observe(latest) {
+            tracing::warn!(user, error = %e, "replication: peer clock ahead");
+        }
+    }
+    let uu = u.clone();
+    let recs = records.clone();
+    // Durable on return: apply_remote fsyncs the records before returning.
+    let applied = blocking(move || uu.apply_remote(&recs)).await?;
+    let mut resolved = 0;
+    if resolve {
+        for mb in applied.conflicts.clone() {
+            let uu = u.clone();
+            match blocking(move || uu.resolve_conflicts(mb)).await {
+                Ok(()) => {
+                    resolved += 1;
+                    tracing::info!(user, mailbox = %mb, "replication: UID conflict resolved by renumbering");
+                }
+                Err(e) => {
+                    tracing::warn!(user, mailbox = %mb, error = %e, "replication: cannot resolve UID conflict")
+                }
+            }
+        }
+    } else if !applied.conflicts.is_empty() {
+        tracing::info!(
+            user,
+            mailboxes = applied.conflicts.len(),
+            "replication: UID conflict pending; the cluster's resolver node will renumber"
+        );
+    }
+    Ok((applied, records, resolved))
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Pulled {
+    pub records: usize,
+    pub objects: usize,
+    pub bytes: u64,
+    pub conflicts_resolved: usize,
+}
+
+/// Pulls everything the peer has that we lack, fetching the objects we miss first.
+pub(crate) async fn pull_all(
+    conn: &mut Conn,
+    store: &Arc<dyn ReplicaStore>,
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    limit: u32,
+    resolve: bool,
+    t: Duration,
+) -> Result<Pulled> {
+    let mut out = Pulled::default();
+    loop {
+        let uu = u.clone();
+        let have = blocking(move || uu.version_vector()).await?;
+        conn.send(&Message::Pull {
+            user: user.into(),
+            have: have.clone(),
+            limit,
+        })
+        .await?;
+        let (wire, more) = match conn.recv_timeout(t, "pull reply").await? {
+            Message::PullReply {
+                user: pu,
+                records,
+                more,
+            } => {
+                same_user(&pu, user)?;
+                (records, more)
+            }
+            m => return Err(unexpected(&m, "PullReply")),
+        };
+        if wire.is_empty() {
+            return Ok(out);
+        }
+        // Check before fetching anything the records name.
+        let records = check_records(user, &wire, &have)?;
+        let mut seen = BTreeSet::new();
+        for r in &records {
+            for id in objects_of(r) {
+                if !seen.insert(id) {
+                    continue;
+                }
+                let uu = u.clone();
+                if blocking(move || uu.has_object(&id)).await? {
+                    continue;
+                }
+                conn.send(&Message::GetObject {
+                    user: user.into(),
+                    id,
+                })
+                .await?;
+                match conn.recv_timeout(t, "object").await? {
+                    Message::ObjectData {
+                        user: ou,
+                        id: oid,
+                        raw,
+                    } => {
+                        same_user(&ou, user)?;
+                        let raw = raw.ok_or_else(|| {
+                            ReplError::Other(format!("peer lacks object {id:?} its records need"))
+                        })?;
+                        if oid != id || ObjectId::of(&raw) != id {
+                            return Err(ReplError::protocol(format!(
+                                "object {id:?} failed its hash check"
+                            )));
+                        }
+                        out.objects += 1;
+                        out.bytes += raw.len() as u64;
+                        let uu = u.clone();
+                        blocking(move || uu.put_object(&raw.0)).await?;
+                    }
+                    m => return Err(unexpected(&m, "ObjectData")),
+                }
+            }
+        }
+        let (applied, _, resolved) = apply_checked(store, u, user, &wire, resolve).await?;
+        out.records += applied.applied;
+        out.bytes += wire.iter().map(|w| w.payload.len() as u64).sum::<u64>();
+        out.conflicts_resolved += resolved;
+        if !more {
+            return Ok(out);
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The accepting side: authenticate dialing peers, answer their requests, verify and apply what
+//! they ship. Any protocol violation ends the connection with the reason logged; nothing of the
+//! offending frame is applied.
+
+use crate::conn::Conn;
+use crate::error::{ReplError, Result};
+use crate::exchange::apply_checked;
+use crate::replicator::{blocking, Shared};
+use crate::store_api::ReplicaUser;
+use crate::validate::check_user_name;
+use crate::wire::{Message, Raw, WireRecord, MAX_RECORDS_PER_FRAME};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use storage::{ObjectId, StoreError, VersionVector};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::Instrument;
+
+const MAX_IDS: usize = 100_000;
+
+pub(crate) async fn listen(sh: Arc<Shared>, listener: TcpListener) {
+    loop {
+        tokio::select! {
+            _ = sh.shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok((tcp, addr)) => {
+                    sh.tasks.spawn(inbound(sh.clone(), tcp, addr));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "replication: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn inbound(sh: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
+    let now = sh.store.now();
+    let shc = sh.clone();
+    let mut conn = match Conn::accept(&sh.cfg.tls, sh.cfg.node_id, now, tcp, move |id| {
+        shc.is_peer(id)
+    })
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(remote = %addr, error = %e, "replication: refused connection");
+            return;
+        }
+    };
+    if let Err(e) = sh.store.observe(conn.peer_time) {
+        tracing::warn!(peer = conn.peer, error = %e, "replication: peer clock ahead");
+    }
+    let span = tracing::info_span!("replication_recv", peer = conn.peer, remote = %addr);
+    async {
+        tracing::info!("replication: peer connected");
+        match serve(&sh, &mut conn).await {
+            Ok(()) | Err(ReplError::Closed) => tracing::info!("replication: peer disconnected"),
+            Err(ReplError::Protocol(why)) => {
+                sh.refused_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(reason = %why, "replication: disconnecting peer: protocol violation");
+            }
+            Err(e) => tracing::warn!(error = %e, "replication: peer connection failed"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn open(sh: &Arc<Shared>, user: &str) -> Result<Arc<dyn ReplicaUser>> {
+    check_user_name(user)?;
+    match sh.track(user).await {
+        Err(ReplError::Store(StoreError::InvalidUser(u))) => {
+            Err(ReplError::protocol(format!("invalid user name {u:?}")))
+        }
+        r => r,
+    }
+}
+
+/// Store failures are told to the peer (it retries later); protocol violations end the session.
+fn soft<T>(r: Result<T>) -> Result<std::result::Result<T, String>> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(ReplError::Store(e)) => Ok(Err(e.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
+async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
+    let peer = conn.peer;
+    let resolve = sh.resolves_conflicts();
+    loop {
+        let msg = tokio::select! {
+            _ = sh.shutdown.cancelled() => return Ok(()),
+            m = conn.recv() => m?,
+        };
+        let reply = match msg {
+            Message::Ping => Message::Pong,
+            Message::GetVersionVector { user } => {
+                let u = open(sh, &user).await?;
+                match soft(blocking(move || u.version_vector()).await)? {
+                    Ok(vv) => Message::VersionVector { user, vv },
+                    Err(message) => Message::Error { message },
+                }
+            }
+            Message::HaveObjects { user, ids } => {
+                if ids.len() > MAX_IDS {
+                    return Err(ReplError::protocol(format!(
+                        "{} object ids in one frame",
+                        ids.len()
+                    )));
+                }
+                let u = open(sh, &user).await?;
+                let r = blocking(move || {
+                    let mut missing = Vec::new();
+                    for id in ids {
+                        if !u.has_object(&id)? {
+                            missing.push(id);
+                        }
+                    }
+                    Ok(missing)
+                })
+                .await;
+                match soft(r)? {
+                    Ok(ids) => Message::MissingObjects { user, ids },
+                    Err(message) => Message::Error { message },
+                }
+            }
+            Message::Object { user, id, raw } => {
+                let u = open(sh, &user).await?;
+                if ObjectId::of(&raw) != id {
+                    return Err(ReplError::protocol(format!(
+                        "object {id:?} for {user:?} failed its hash check"
+                    )));
+                }
+                // Durable on return (put_object fsyncs); a failure here surfaces as the
+                // missing object when the records that need it are applied.
+                if let Err(e) = blocking(move || u.put_object(&raw.0)).await {
+                    tracing::warn!(user, error = %e, "replication: cannot store object");
+                }
+                continue;
+            }
+            Message::Records { user, records } => {
+                let u = open(sh, &user).await?;
+                match soft(apply_checked(&sh.store, &u, &user, &records, resolve).await)? {
+                    Ok((applied, recs, resolved)) => {
+                        sh.conflicts_resolved
+                            .fetch_add(resolved as u64, Ordering::Relaxed);
+                        // The peer has what it sent us: do not ship it back.
+                        if let Some(p) = sh.peers.get(&peer) {
+                            let mut sent = VersionVector::new();
+                            for r in &recs {
+                                let e = sent.entry(r.origin).or_insert(0);
+                                *e = (*e).max(r.seq);
+                            }
+                            if p.acked.lock().contains_key(&user) {
+                                p.merge_acked(&user, &sent);
+                            }
+                        }
+                        tracing::debug!(
+                            user,
+                            applied = applied.applied,
+                            "replication: applied records"
+                        );
+                        let uu = u.clone();
+                        match soft(blocking(move || uu.version_vector()).await)? {
+                            Ok(vv) => Message::Ack { user, vv },
+                            Err(message) => Message::Error { message },
+                        }
+                    }
+                    Err(message) => {
+                        tracing::warn!(user, error = %message, "replication: cannot apply records");
+                        Message::Error { message }
+                    }
+                }
+            }
+            Message::Pull { user, have, limit } => {
+                let u = open(sh, &user).await?;
+                let limit = (limit as usize).clamp(1, MAX_RECORDS_PER_FRAME);
+                match soft(blocking(move || u.records_since(&have, limit)).await)? {
+                    Ok(recs) => {
+                        let more = recs.len() >= limit;
+                        let records = recs
+                            .iter()
+                            .map(|r| WireRecord::encode(&user, r))
+                            .collect::<Result<Vec<_>>>()?;
+                        Message::PullReply {
+                            user,
+                            records,
+                            more,
+                        }
+                    }
+                    Err(message) => Message::Error { message },
+                }
+            }
+            Message::GetObject { user, id } => {
+                let u = open(sh, &user).await?;
+                let r = blocking(move || {
+                    if u.has_object(&id)? {
+                        u.read_object(&id).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                })
+                .await;
+                match soft(r)? {
+                    Ok(raw) => Message::ObjectData {
+                        user,
+                        id,
+                        raw: raw.map(Raw),
+                    },
+                    Err(message) => Message::Error { message },
+                }
+            }
+            other => {
+                return Err(ReplError::protocol(format!(
+                    "unexpected {} from a dialing peer",
+                    other.kind()
+                )))
+            }
+        };
+        conn.send(&reply).await?;
+    }
+}

@@ -1,0 +1,586 @@
+//! The running replication service of one node: what `node serve` starts, and the [`Handle`]
+//! the rest of the node uses (status, durability wait, on-demand sync, user tracking).
+
+use crate::error::{ReplError, Result};
+use crate::store_api::{ReplicaStore, ReplicaUser};
+use crate::tls::TlsMaterial;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{NodeId, VersionVector};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// `[cluster] durability`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Acknowledge after the local fsync (as dsync does).
+    Local,
+    /// Acknowledge only once a peer has the change durable, up to `sync_timeout`.
+    Replicated,
+}
+
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    pub id: NodeId,
+    /// host:port of the peer's replication listener.
+    pub addr: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReplicationConfig {
+    pub node_id: NodeId,
+    /// Where peers dial us.
+    pub listen: SocketAddr,
+    pub peers: Vec<PeerConfig>,
+    pub tls: TlsMaterial,
+    pub durability: Durability,
+    /// `replication_sync_timeout`: how long a write waits for a peer's ack in `replicated` mode.
+    pub sync_timeout: Duration,
+    /// Most records in one Records frame.
+    pub batch_records: usize,
+    /// Message bytes after which a batch is cut (objects travel before their records).
+    pub batch_bytes: u64,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// How often the list of users on disk is re-read to find users created meanwhile.
+    pub rescan_interval: Duration,
+    /// An idle connection is probed (Ping) after this long.
+    pub keepalive: Duration,
+    /// How long to wait for any answer from a peer.
+    pub reply_timeout: Duration,
+}
+
+impl ReplicationConfig {
+    /// Defaults for everything but identity, addresses and TLS.
+    pub fn new(
+        node_id: NodeId,
+        listen: SocketAddr,
+        peers: Vec<PeerConfig>,
+        tls: TlsMaterial,
+    ) -> ReplicationConfig {
+        ReplicationConfig {
+            node_id,
+            listen,
+            peers,
+            tls,
+            durability: Durability::Local,
+            sync_timeout: Duration::from_secs(2),
+            batch_records: 500,
+            batch_bytes: 8 << 20,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            rescan_interval: Duration::from_secs(5),
+            keepalive: Duration::from_secs(5),
+            reply_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Users waiting to be shipped to one peer, each once, round-robin.
+#[derive(Default)]
+pub(crate) struct DirtyQueue {
+    order: VecDeque<String>,
+    members: HashSet<String>,
+}
+
+impl DirtyQueue {
+    pub(crate) fn push(&mut self, user: &str) {
+        if self.members.insert(user.to_string()) {
+            self.order.push_back(user.to_string());
+        }
+    }
+    pub(crate) fn pop(&mut self) -> Option<String> {
+        let u = self.order.pop_front()?;
+        self.members.remove(&u);
+        Some(u)
+    }
+}
+
+/// How far one user is behind at one peer, as the shipper last saw it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LagMark {
+    /// Wall-clock ms of the oldest record not yet acked (display only).
+    pub oldest_unacked_ms: u64,
+    /// Message bytes in the batch in flight.
+    pub bytes: u64,
+}
+
+pub(crate) struct PeerState {
+    pub id: NodeId,
+    pub addr: String,
+    pub connected: AtomicBool,
+    pub queue: Mutex<DirtyQueue>,
+    pub wake: Notify,
+    /// The peer's durable version vector per user, as its last Ack (or answer) said.
+    pub acked: Mutex<HashMap<String, VersionVector>>,
+    pub lag: Mutex<HashMap<String, LagMark>>,
+    pub last_error: Mutex<Option<String>>,
+    pub records_sent: AtomicU64,
+    pub objects_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub connects: AtomicU64,
+}
+
+impl PeerState {
+    pub(crate) fn mark_dirty(&self, user: &str) {
+        self.queue.lock().push(user);
+        self.wake.notify_one();
+    }
+    /// Raises what we know the peer has (never lowers it).
+    pub(crate) fn merge_acked(&self, user: &str, vv: &VersionVector) {
+        let mut acked = self.acked.lock();
+        let e = acked.entry(user.to_string()).or_default();
+        for (o, s) in vv {
+            let x = e.entry(*o).or_insert(0);
+            *x = (*x).max(*s);
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub cfg: ReplicationConfig,
+    pub store: Arc<dyn ReplicaStore>,
+    pub users: Mutex<HashMap<String, Arc<dyn ReplicaUser>>>,
+    pub peers: BTreeMap<NodeId, Arc<PeerState>>,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+    /// Ticks on every ack from any peer: durability waiters re-check.
+    pub acks: tokio::sync::watch::Sender<u64>,
+    pub degraded: AtomicBool,
+    pub degraded_events: AtomicU64,
+    pub conflicts_resolved: AtomicU64,
+    pub refused_frames: AtomicU64,
+}
+
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, storage::StoreError> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ReplError::Other(format!("store task failed: {e}")))?
+        .map_err(ReplError::Store)
+}
+
+/// Dominates: `a` has everything `b` has.
+pub fn covers(a: &VersionVector, b: &VersionVector) -> bool {
+    b.iter()
+        .all(|(o, s)| *s == 0 || a.get(o).is_some_and(|x| x >= s))
+}
+
+impl Shared {
+    pub(crate) fn is_peer(&self, id: NodeId) -> bool {
+        self.peers.contains_key(&id)
+    }
+
+    pub(crate) fn resolves_conflicts(&self) -> bool {
+        crate::policy::should_resolve(self.cfg.node_id, self.peers.keys().copied())
+    }
+
+    /// Starts shipping `user` to every peer (once per user) and returns its store.
+    pub(crate) async fn track(self: &Arc<Self>, user: &str) -> Result<Arc<dyn ReplicaUser>> {
+        if let Some(u) = self.users.lock().get(user) {
+            return Ok(u.clone());
+        }
+        let store = self.store.clone();
+        let name = user.to_string();
+        let u = blocking(move || store.user(&name)).await?;
+        let mut rx = {
+            let mut users = self.users.lock();
+            if let Some(existing) = users.get(user) {
+                return Ok(existing.clone());
+            }
+            users.insert(user.to_string(), u.clone());
+            u.watch()
+        };
+        for p in self.peers.values() {
+            p.mark_dirty(user);
+        }
+        let me = self.clone();
+        let name = user.to_string();
+        self.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = me.shutdown.cancelled() => break,
+                    r = rx.changed() => {
+                        if r.is_err() { break }
+                        for p in me.peers.values() {
+                            p.mark_dirty(&name);
+                        }
+                    }
+                }
+            }
+        });
+        Ok(u)
+    }
+
+    pub(crate) fn set_degraded(&self, user: &str) {
+        if !self.degraded.swap(true, Ordering::SeqCst) {
+            self.degraded_events.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                user,
+                timeout_ms = self.cfg.sync_timeout.as_millis() as u64,
+                "replication: no peer acknowledged within replication_sync_timeout; \
+                 degrading durability to local until a peer catches up"
+            );
+        }
+    }
+
+    pub(crate) fn clear_degraded(&self, peer: NodeId) {
+        if self.degraded.swap(false, Ordering::SeqCst) {
+            tracing::info!(
+                peer,
+                "replication: peer caught up; durability back to replicated"
+            );
+        }
+    }
+}
+
+/// The outcome of [`Handle::wait_replicated`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ReplicaWait {
+    /// A peer has everything the user had at the call, durable.
+    Acked(NodeId),
+    /// Durability is `local`: nothing to wait for.
+    NotRequired,
+    /// No peer acked in time: the node is now degraded to local durability.
+    TimedOut,
+    /// Already degraded: acknowledged locally without waiting.
+    Degraded,
+}
+
+/// Per peer and per user lag, for `node replication status [--json]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationStatus {
+    pub node: NodeId,
+    pub durability: Durability,
+    /// True while `replicated` durability is degraded to local after a timeout.
+    pub degraded: bool,
+    /// How many times durability degraded since start.
+    pub degraded_events: u64,
+    pub conflicts_resolved: u64,
+    /// Frames refused from peers (validation failures), each of which ended a connection.
+    pub refused_frames: u64,
+    pub users_tracked: usize,
+    pub peers: Vec<PeerStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub id: NodeId,
+    pub addr: String,
+    pub connected: bool,
+    pub last_error: Option<String>,
+    pub connects: u64,
+    pub records_sent: u64,
+    pub objects_sent: u64,
+    pub bytes_sent: u64,
+    /// Users with something not yet acknowledged by this peer, most behind first.
+    pub behind: Vec<UserLag>,
+    pub records_behind: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserLag {
+    pub user: String,
+    /// Records this node has that the peer has not acknowledged (exact; if the peer's version
+    /// vector is not known yet, counted against an empty one).
+    pub records: u64,
+    /// Message bytes in the batch in flight (a lower bound of the backlog).
+    pub bytes: u64,
+    /// Age of the oldest unacknowledged record by its clock's wall time.
+    pub seconds: f64,
+}
+
+/// The running replicator: cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+    local_addr: SocketAddr,
+}
+
+pub struct Replicator;
+
+impl Replicator {
+    /// Starts replication for the node's store: listener, one shipper per peer, user tracking.
+    pub async fn start(cfg: ReplicationConfig, store: Arc<storage::Store>) -> Result<Handle> {
+        Replicator::start_with(cfg, Arc::new(crate::storage_adapter::StorageReplica(store))).await
+    }
+
+    /// Same, over any [`ReplicaStore`].
+    pub async fn start_with(
+        cfg: ReplicationConfig,
+        store: Arc<dyn ReplicaStore>,
+    ) -> Result<Handle> {
+        let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+        Replicator::start_on(cfg, listener, store)
+    }
+
+    /// Same, on a listener the caller bound (`cfg.listen` is then ignored).
+    pub fn start_on(
+        cfg: ReplicationConfig,
+        listener: tokio::net::TcpListener,
+        store: Arc<dyn ReplicaStore>,
+    ) -> Result<Handle> {
+        let local_addr = listener.local_addr()?;
+        let peers = cfg
+            .peers
+            .iter()
+            .filter(|p| p.id != cfg.node_id)
+            .map(|p| {
+                (
+                    p.id,
+                    Arc::new(PeerState {
+                        id: p.id,
+                        addr: p.addr.clone(),
+                        connected: AtomicBool::new(false),
+                        queue: Mutex::new(DirtyQueue::default()),
+                        wake: Notify::new(),
+                        acked: Mutex::new(HashMap::new()),
+                        lag: Mutex::new(HashMap::new()),
+                        last_error: Mutex::new(None),
+                        records_sent: AtomicU64::new(0),
+                        objects_sent: AtomicU64::new(0),
+                        bytes_sent: AtomicU64::new(0),
+                        connects: AtomicU64::new(0),
+                    }),
+                )
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            cfg,
+            store,
+            users: Mutex::new(HashMap::new()),
+            peers,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            acks: tokio::sync::watch::channel(0).0,
+            degraded: AtomicBool::new(false),
+            degraded_events: AtomicU64::new(0),
+            conflicts_resolved: AtomicU64::new(0),
+            refused_frames: AtomicU64::new(0),
+        });
+        tracing::info!(
+            node = shared.cfg.node_id,
+            listen = %local_addr,
+            peers = ?shared.peers.keys().collect::<Vec<_>>(),
+            "replication: starting"
+        );
+        shared
+            .tasks
+            .spawn(crate::receiver::listen(shared.clone(), listener));
+        for p in shared.peers.values() {
+            shared
+                .tasks
+                .spawn(crate::shipper::run(shared.clone(), p.clone()));
+        }
+        shared.tasks.spawn(rescan(shared.clone()));
+        Ok(Handle { shared, local_addr })
+    }
+}
+
+/// Finds users on disk (at start and periodically) so every user is shipped.
+async fn rescan(shared: Arc<Shared>) {
+    loop {
+        let store = shared.store.clone();
+        match blocking(move || store.list_users()).await {
+            Ok(users) => {
+                for u in users {
+                    if let Err(e) = shared.track(&u).await {
+                        tracing::warn!(user = %u, error = %e, "replication: cannot open user");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "replication: cannot list users"),
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(shared.cfg.rescan_interval) => {}
+        }
+    }
+}
+
+impl Handle {
+    /// The address the replication listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Makes sure `user` is shipped (the node calls this when it opens a user, so a user created
+    /// after start is replicated at once rather than at the next rescan).
+    pub async fn track_user(&self, user: &str) -> Result<()> {
+        self.shared.track(user).await.map(|_| ())
+    }
+
+    pub fn is_degraded(&self) -> bool {
+        self.shared.degraded.load(Ordering::SeqCst)
+    }
+
+    /// The durability hook for `replicated` mode: resolves once a peer has acked, durably,
+    /// everything `user` had when called; or after `timeout`, degrading to local (logged once,
+    /// shown in status) until a peer catches up again.
+    pub async fn wait_replicated(&self, user: &str, timeout: Duration) -> ReplicaWait {
+        let sh = &self.shared;
+        if sh.cfg.durability == Durability::Local || sh.peers.is_empty() {
+            return ReplicaWait::NotRequired;
+        }
+        if sh.degraded.load(Ordering::SeqCst) {
+            return ReplicaWait::Degraded;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = sh.acks.subscribe();
+        let target = match sh.track(user).await {
+            Ok(u) => match blocking(move || u.version_vector()).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(user, error = %e, "replication: cannot read version vector");
+                    sh.set_degraded(user);
+                    return ReplicaWait::TimedOut;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(user, error = %e, "replication: cannot open user");
+                sh.set_degraded(user);
+                return ReplicaWait::TimedOut;
+            }
+        };
+        loop {
+            for p in sh.peers.values() {
+                if p.acked.lock().get(user).is_some_and(|a| covers(a, &target)) {
+                    return ReplicaWait::Acked(p.id);
+                }
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return ReplicaWait::TimedOut },
+                _ = tokio::time::sleep_until(deadline) => {
+                    sh.set_degraded(user);
+                    return ReplicaWait::TimedOut;
+                }
+            }
+        }
+    }
+
+    /// Per peer and per user lag.
+    pub async fn status(&self) -> ReplicationStatus {
+        let sh = &self.shared;
+        let users: Vec<(String, Arc<dyn ReplicaUser>)> = sh
+            .users
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let users_tracked = users.len();
+        let local: Vec<(String, VersionVector)> = blocking(move || {
+            users
+                .into_iter()
+                .map(|(n, u)| u.version_vector().map(|v| (n, v)))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap_or_default();
+        let now = sh.store.wall_ms();
+        let mut peers = Vec::new();
+        for p in sh.peers.values() {
+            let acked = p.acked.lock().clone();
+            let lag = p.lag.lock().clone();
+            let mut behind = Vec::new();
+            for (user, vv) in &local {
+                let empty = VersionVector::new();
+                let a = acked.get(user).unwrap_or(&empty);
+                let records: u64 = vv
+                    .iter()
+                    .map(|(o, s)| s.saturating_sub(a.get(o).copied().unwrap_or(0)))
+                    .sum();
+                if records > 0 {
+                    let m = lag.get(user).copied().unwrap_or_default();
+                    let seconds = if m.oldest_unacked_ms > 0 {
+                        now.saturating_sub(m.oldest_unacked_ms) as f64 / 1000.0
+                    } else {
+                        0.0
+                    };
+                    behind.push(UserLag {
+                        user: user.clone(),
+                        records,
+                        bytes: m.bytes,
+                        seconds,
+                    });
+                }
+            }
+            behind.sort_by(|a, b| b.records.cmp(&a.records).then(a.user.cmp(&b.user)));
+            peers.push(PeerStatus {
+                id: p.id,
+                addr: p.addr.clone(),
+                connected: p.connected.load(Ordering::SeqCst),
+                last_error: p.last_error.lock().clone(),
+                connects: p.connects.load(Ordering::Relaxed),
+                records_sent: p.records_sent.load(Ordering::Relaxed),
+                objects_sent: p.objects_sent.load(Ordering::Relaxed),
+                bytes_sent: p.bytes_sent.load(Ordering::Relaxed),
+                records_behind: behind.iter().map(|b| b.records).sum(),
+                behind,
+            });
+        }
+        ReplicationStatus {
+            node: sh.cfg.node_id,
+            durability: sh.cfg.durability,
+            degraded: sh.degraded.load(Ordering::SeqCst),
+            degraded_events: sh.degraded_events.load(Ordering::Relaxed),
+            conflicts_resolved: sh.conflicts_resolved.load(Ordering::Relaxed),
+            refused_frames: sh.refused_frames.load(Ordering::Relaxed),
+            users_tracked,
+            peers,
+        }
+    }
+
+    /// `node sync -u USER [--full] [--peer NODE]` on the running node. Without `peer`, syncs
+    /// with every configured peer in turn.
+    pub async fn sync_user(
+        &self,
+        user: &str,
+        peer: Option<NodeId>,
+        full: bool,
+    ) -> Result<Vec<crate::sync::SyncReport>> {
+        let sh = &self.shared;
+        let targets: Vec<_> = sh
+            .cfg
+            .peers
+            .iter()
+            .filter(|p| p.id != sh.cfg.node_id && peer.is_none_or(|x| x == p.id))
+            .cloned()
+            .collect();
+        if targets.is_empty() {
+            return Err(ReplError::Other(match peer {
+                Some(p) => format!("node {p} is not a configured peer"),
+                None => "no peers configured".into(),
+            }));
+        }
+        let mut out = Vec::new();
+        for p in targets {
+            out.push(
+                crate::sync::sync_user(
+                    &sh.cfg.tls,
+                    sh.store.clone(),
+                    &p,
+                    user,
+                    full,
+                    sh.resolves_conflicts(),
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Stops every task (listener, shippers, sessions) and waits for them.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+    }
+}

@@ -1,0 +1,159 @@
+//! Continuous shipping to one peer: keep a connection up (reconnecting with exponential back-off
+//! on the monotonic clock), and ship dirty users round-robin, one batch each, so one user's huge
+//! backlog never holds back another user's changes.
+
+use crate::conn::Conn;
+use crate::error::{ReplError, Result};
+use crate::exchange::{peer_vv, push_batch};
+use crate::replicator::{LagMark, PeerState, Shared};
+use crate::store_api::bytes_of;
+use crate::wire::Message;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tracing::Instrument;
+
+pub(crate) async fn run(sh: Arc<Shared>, peer: Arc<PeerState>) {
+    let span = tracing::info_span!("replication_ship", peer = peer.id, addr = %peer.addr);
+    async move {
+        let mut backoff = sh.cfg.backoff_min;
+        let mut last_logged: Option<String> = None;
+        loop {
+            let now = sh.store.now();
+            let r = tokio::select! {
+                _ = sh.shutdown.cancelled() => return,
+                r = Conn::connect(&sh.cfg.tls, sh.cfg.node_id, now, peer.id, &peer.addr) => r,
+            };
+            match r {
+                Ok(mut conn) => {
+                    if let Err(e) = sh.store.observe(conn.peer_time) {
+                        tracing::warn!(error = %e, "replication: peer clock ahead");
+                    }
+                    peer.connected.store(true, Ordering::SeqCst);
+                    peer.connects.fetch_add(1, Ordering::Relaxed);
+                    *peer.last_error.lock() = None;
+                    last_logged = None;
+                    backoff = sh.cfg.backoff_min;
+                    tracing::info!("replication: connected to peer");
+                    // The peer may have lost or gained state while we were apart: ask again.
+                    peer.acked.lock().clear();
+                    let users: Vec<String> = sh.users.lock().keys().cloned().collect();
+                    for u in users {
+                        peer.mark_dirty(&u);
+                    }
+                    let r = session(&sh, &peer, &mut conn).await;
+                    peer.connected.store(false, Ordering::SeqCst);
+                    match r {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "replication: connection to peer lost");
+                            *peer.last_error.lock() = Some(e.to_string());
+                        }
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    // A peer that stays down is logged once, not at every retry.
+                    if last_logged.as_deref() != Some(msg.as_str()) {
+                        tracing::warn!(error = %msg, "replication: cannot connect to peer; retrying with back-off");
+                        last_logged = Some(msg.clone());
+                    } else {
+                        tracing::debug!(error = %msg, "replication: still cannot connect to peer");
+                    }
+                    *peer.last_error.lock() = Some(msg);
+                }
+            }
+            tokio::select! {
+                _ = sh.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(sh.cfg.backoff_max);
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Ships until the connection fails (Err) or the node shuts down (Ok).
+async fn session(sh: &Arc<Shared>, peer: &Arc<PeerState>, conn: &mut Conn) -> Result<()> {
+    loop {
+        let next = peer.queue.lock().pop();
+        let Some(user) = next else {
+            // Everything queued has been shipped and acked: the peer is caught up.
+            sh.clear_degraded(peer.id);
+            tokio::select! {
+                _ = sh.shutdown.cancelled() => return Ok(()),
+                _ = peer.wake.notified() => continue,
+                _ = tokio::time::sleep(sh.cfg.keepalive) => {
+                    conn.send(&Message::Ping).await?;
+                    match conn.recv_timeout(sh.cfg.reply_timeout, "pong").await? {
+                        Message::Pong => continue,
+                        m => return Err(ReplError::protocol(format!("expected Pong, got {}", m.kind()))),
+                    }
+                }
+            }
+        };
+        ship_user(sh, peer, conn, &user).await?;
+    }
+}
+
+async fn ship_user(
+    sh: &Arc<Shared>,
+    peer: &Arc<PeerState>,
+    conn: &mut Conn,
+    user: &str,
+) -> Result<()> {
+    let Some(u) = sh.users.lock().get(user).cloned() else {
+        return Ok(());
+    };
+    let known = peer.acked.lock().get(user).cloned();
+    let have = match known {
+        Some(v) => v,
+        None => {
+            let v = peer_vv(conn, user, sh.cfg.reply_timeout).await?;
+            peer.merge_acked(user, &v);
+            v
+        }
+    };
+    let mut last = None;
+    let pushed = push_batch(
+        conn,
+        &u,
+        user,
+        &have,
+        sh.cfg.batch_records,
+        sh.cfg.batch_bytes,
+        sh.cfg.reply_timeout,
+        |recs| {
+            last = recs.last().map(|r| (r.origin, r.seq));
+            let mark = LagMark {
+                oldest_unacked_ms: recs.first().map(|r| r.time.wall_ms).unwrap_or(0),
+                bytes: recs.iter().map(bytes_of).sum(),
+            };
+            peer.lag.lock().insert(user.to_string(), mark);
+        },
+    )
+    .await?;
+    if let Some(vv) = &pushed.acked {
+        // A peer that acks without having applied what we sent would make us resend forever.
+        if let Some((o, s)) = last {
+            if vv.get(&o).copied().unwrap_or(0) < s {
+                return Err(ReplError::protocol(format!(
+                    "peer acked {user:?} without record {o}:{s}"
+                )));
+            }
+        }
+        peer.merge_acked(user, vv);
+        peer.records_sent
+            .fetch_add(pushed.records as u64, Ordering::Relaxed);
+        peer.objects_sent
+            .fetch_add(pushed.objects as u64, Ordering::Relaxed);
+        peer.bytes_sent.fetch_add(pushed.bytes, Ordering::Relaxed);
+        sh.acks.send_modify(|n| *n += 1);
+    }
+    if pushed.more {
+        peer.queue.lock().push(user);
+    } else {
+        peer.lag.lock().remove(user);
+    }
+    Ok(())
+}

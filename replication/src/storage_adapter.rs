@@ -1,0 +1,73 @@
+//! [`ReplicaStore`] for the node's real store.
+
+use crate::store_api::{Applied, ReplicaStore, ReplicaUser};
+use std::sync::Arc;
+use storage::record::Record;
+use storage::{HlcTime, MailboxId, NodeId, ObjectId, Store, StoreError, UserStore, VersionVector};
+
+pub struct StorageReplica(pub Arc<Store>);
+pub struct StorageUser(pub Arc<UserStore>);
+
+impl ReplicaStore for StorageReplica {
+    fn node_id(&self) -> NodeId {
+        self.0.node_id()
+    }
+    fn now(&self) -> HlcTime {
+        self.0.clock().now()
+    }
+    fn observe(&self, t: HlcTime) -> Result<(), String> {
+        self.0.clock().observe(t).map_err(|e| e.to_string())
+    }
+    fn wall_ms(&self) -> u64 {
+        self.0.clock().wall_ms()
+    }
+    fn user(&self, name: &str) -> Result<Arc<dyn ReplicaUser>, StoreError> {
+        Ok(Arc::new(StorageUser(self.0.user(name)?)))
+    }
+    fn list_users(&self) -> Result<Vec<String>, StoreError> {
+        self.0.list_users()
+    }
+}
+
+impl ReplicaUser for StorageUser {
+    fn version_vector(&self) -> Result<VersionVector, StoreError> {
+        self.0.version_vector()
+    }
+    fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>, StoreError> {
+        self.0.records_since(have, limit)
+    }
+    fn apply_remote(&self, records: &[Record]) -> Result<Applied, StoreError> {
+        let out = self.0.apply_remote(records)?;
+        let mut conflicts: Vec<MailboxId> = out.conflicts.iter().map(|c| c.mailbox).collect();
+        conflicts.sort();
+        conflicts.dedup();
+        Ok(Applied {
+            applied: out.applied,
+            conflicts,
+        })
+    }
+    fn resolve_conflicts(&self, mailbox: MailboxId) -> Result<(), StoreError> {
+        // The store resolves by name; the conflict names the mailbox by GUID (a rename may
+        // have happened meanwhile, the GUID is what stays).
+        let name = self
+            .0
+            .list_mailboxes()?
+            .into_iter()
+            .find(|m| m.id == mailbox)
+            .map(|m| m.name)
+            .ok_or_else(|| StoreError::NoSuchMailbox(mailbox.to_hex()))?;
+        self.0.resolve_conflicts(&name).map(|_| ())
+    }
+    fn has_object(&self, id: &ObjectId) -> Result<bool, StoreError> {
+        self.0.has_object(id)
+    }
+    fn put_object(&self, raw: &[u8]) -> Result<ObjectId, StoreError> {
+        self.0.put_object(raw)
+    }
+    fn read_object(&self, id: &ObjectId) -> Result<Vec<u8>, StoreError> {
+        self.0.read_message(id)
+    }
+    fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.watch()
+    }
+}

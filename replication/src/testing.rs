@@ -1,0 +1,360 @@
+//! An in-memory [`ReplicaStore`]: a per-user change log with version vectors, objects, and a
+//! minimal index (UID -> GUID per mailbox) that detects UID conflicts and applies renumbering.
+//! It lets replication be tested end to end without disk; it is a test double, not a store.
+
+use crate::store_api::{Applied, ReplicaStore, ReplicaUser};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use storage::hlc::{Hlc, ManualClock, WallClock};
+use storage::record::{NewEntry, Op, Record};
+use storage::{Flags, Guid, HlcTime, MailboxId, NodeId, ObjectId, StoreError, VersionVector};
+
+pub struct MemStore {
+    node: NodeId,
+    hlc: Arc<Hlc>,
+    wall: Arc<dyn WallClock>,
+    users: Mutex<HashMap<String, Arc<MemUser>>>,
+}
+
+impl MemStore {
+    pub fn new(node: NodeId) -> Arc<MemStore> {
+        MemStore::with_clock(node, Arc::new(storage::hlc::SystemClock))
+    }
+    pub fn with_manual_clock(node: NodeId, ms: u64) -> (Arc<MemStore>, Arc<ManualClock>) {
+        let c = ManualClock::new(ms);
+        (MemStore::with_clock(node, c.clone()), c)
+    }
+    pub fn with_clock(node: NodeId, wall: Arc<dyn WallClock>) -> Arc<MemStore> {
+        Arc::new(MemStore {
+            node,
+            hlc: Arc::new(Hlc::new(node, wall.clone(), 60_000)),
+            wall,
+            users: Mutex::new(HashMap::new()),
+        })
+    }
+    pub fn mem_user(&self, name: &str) -> Arc<MemUser> {
+        self.users
+            .lock()
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(MemUser {
+                    node: self.node,
+                    hlc: self.hlc.clone(),
+                    state: Mutex::new(MemState::default()),
+                    tick: tokio::sync::watch::channel(0).0,
+                })
+            })
+            .clone()
+    }
+}
+
+impl ReplicaStore for MemStore {
+    fn node_id(&self) -> NodeId {
+        self.node
+    }
+    fn now(&self) -> HlcTime {
+        self.hlc.now()
+    }
+    fn observe(&self, t: HlcTime) -> Result<(), String> {
+        self.hlc.observe(t).map_err(|e| e.to_string())
+    }
+    fn wall_ms(&self) -> u64 {
+        self.wall.now_ms()
+    }
+    fn user(&self, name: &str) -> Result<Arc<dyn ReplicaUser>, StoreError> {
+        if name.is_empty() || name.contains('/') || name.contains("..") {
+            return Err(StoreError::InvalidUser(name.into()));
+        }
+        Ok(self.mem_user(name))
+    }
+    fn list_users(&self) -> Result<Vec<String>, StoreError> {
+        let mut v: Vec<_> = self.users.lock().keys().cloned().collect();
+        v.sort();
+        Ok(v)
+    }
+}
+
+#[derive(Default)]
+struct MemState {
+    log: Vec<Record>,
+    vv: VersionVector,
+    objects: HashMap<ObjectId, Vec<u8>>,
+    /// mailbox -> uid -> guid
+    index: BTreeMap<MailboxId, BTreeMap<u32, Guid>>,
+    /// mailbox -> highest UID ever seen (UIDs are never reused)
+    uid_high: BTreeMap<MailboxId, u32>,
+    /// remote entries whose UID was taken: mailbox -> guid -> uid wanted
+    pending: BTreeMap<MailboxId, BTreeMap<Guid, u32>>,
+}
+
+/// Comparable state of one user: every record by (origin, seq), and the index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemDump {
+    pub records: BTreeMap<(NodeId, u64), Record>,
+    pub index: BTreeMap<MailboxId, BTreeMap<u32, Guid>>,
+    pub pending: usize,
+    pub objects: BTreeSet<ObjectId>,
+}
+
+pub struct MemUser {
+    node: NodeId,
+    hlc: Arc<Hlc>,
+    state: Mutex<MemState>,
+    tick: tokio::sync::watch::Sender<u64>,
+}
+
+impl MemState {
+    fn high(&self, mb: &MailboxId) -> u32 {
+        self.uid_high.get(mb).copied().unwrap_or(0)
+    }
+    fn place(&mut self, mb: MailboxId, guid: Guid, uid: u32, conflicts: &mut BTreeSet<MailboxId>) {
+        let h = self.uid_high.entry(mb).or_insert(0);
+        *h = (*h).max(uid);
+        let idx = self.index.entry(mb).or_default();
+        match idx.get(&uid) {
+            Some(g) if *g == guid => {}
+            Some(_) => {
+                self.pending.entry(mb).or_default().insert(guid, uid);
+                conflicts.insert(mb);
+            }
+            None => {
+                idx.insert(uid, guid);
+            }
+        }
+    }
+    fn remove(&mut self, mb: &MailboxId, guid: &Guid) {
+        if let Some(idx) = self.index.get_mut(mb) {
+            idx.retain(|_, g| g != guid);
+        }
+        if let Some(p) = self.pending.get_mut(mb) {
+            p.remove(guid);
+        }
+    }
+    fn apply(&mut self, r: &Record, conflicts: &mut BTreeSet<MailboxId>) {
+        match &r.op {
+            Op::Append { mailbox, entry, .. } => {
+                self.place(*mailbox, entry.guid, entry.uid, conflicts)
+            }
+            Op::Copy { to, entries, .. } => {
+                for (_, e) in entries {
+                    self.place(*to, e.guid, e.uid, conflicts)
+                }
+            }
+            Op::Move {
+                from, to, entries, ..
+            } => {
+                for (src, e) in entries {
+                    self.remove(from, src);
+                    self.place(*to, e.guid, e.uid, conflicts)
+                }
+            }
+            Op::Expunge {
+                mailbox, messages, ..
+            } => {
+                for g in messages {
+                    self.remove(mailbox, g)
+                }
+            }
+            Op::Renumber { mailbox, moves, .. } => {
+                for (g, _) in moves {
+                    self.remove(mailbox, g);
+                }
+                for (g, uid) in moves {
+                    self.place(*mailbox, *g, *uid, conflicts);
+                }
+            }
+            _ => {}
+        }
+        let e = self.vv.entry(r.origin).or_insert(0);
+        *e = (*e).max(r.seq);
+        self.log.push(r.clone());
+    }
+}
+
+impl MemUser {
+    fn write_local(&self, st: &mut MemState, op: Op) -> Record {
+        let seq = st.vv.get(&self.node).copied().unwrap_or(0) + 1;
+        let r = Record {
+            origin: self.node,
+            seq,
+            time: self.hlc.now(),
+            op,
+        };
+        st.apply(&r, &mut BTreeSet::new());
+        r
+    }
+
+    fn bump(&self) {
+        self.tick.send_modify(|t| *t += 1);
+    }
+
+    /// A local append: next free UID in the mailbox, a fresh GUID from the clock.
+    pub fn append(&self, mailbox: MailboxId, raw: &[u8]) -> (u32, Guid) {
+        let mut st = self.state.lock();
+        let object = ObjectId::of(raw);
+        st.objects.insert(object, raw.to_vec());
+        let uid = st.high(&mailbox) + 1;
+        let t = self.hlc.now();
+        let mut g = [0u8; 16];
+        g[..8].copy_from_slice(&t.wall_ms.to_be_bytes());
+        g[8..12].copy_from_slice(&t.logical.to_be_bytes());
+        g[12..].copy_from_slice(&t.node.to_be_bytes());
+        let guid = Guid(g);
+        let entry = NewEntry {
+            guid,
+            uid,
+            object,
+            size: raw.len() as u64,
+            internal_date: 0,
+            internal_date_tz_min: 0,
+            flags: Flags::new(),
+        };
+        self.write_local(
+            &mut st,
+            Op::Append {
+                mailbox,
+                entry,
+                modseq: 1,
+                delivery_key: None,
+            },
+        );
+        drop(st);
+        self.bump();
+        (uid, guid)
+    }
+
+    pub fn expunge(&self, mailbox: MailboxId, guids: Vec<Guid>) {
+        let mut st = self.state.lock();
+        self.write_local(
+            &mut st,
+            Op::Expunge {
+                mailbox,
+                messages: guids,
+                modseq: 1,
+            },
+        );
+        drop(st);
+        self.bump();
+    }
+
+    pub fn subscribe(&self, name: &str) {
+        let mut st = self.state.lock();
+        self.write_local(&mut st, Op::Subscribe { name: name.into() });
+        drop(st);
+        self.bump();
+    }
+
+    pub fn dump(&self) -> MemDump {
+        let st = self.state.lock();
+        MemDump {
+            records: st
+                .log
+                .iter()
+                .map(|r| ((r.origin, r.seq), r.clone()))
+                .collect(),
+            index: st.index.clone(),
+            pending: st.pending.values().map(|p| p.len()).sum(),
+            objects: st.objects.keys().copied().collect(),
+        }
+    }
+}
+
+impl ReplicaUser for MemUser {
+    fn version_vector(&self) -> Result<VersionVector, StoreError> {
+        Ok(self.state.lock().vv.clone())
+    }
+    fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let st = self.state.lock();
+        Ok(st
+            .log
+            .iter()
+            .filter(|r| r.seq > have.get(&r.origin).copied().unwrap_or(0))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+    fn apply_remote(&self, records: &[Record]) -> Result<Applied, StoreError> {
+        let mut st = self.state.lock();
+        for r in records {
+            for o in crate::store_api::objects_of(r) {
+                let known = st.vv.get(&r.origin).copied().unwrap_or(0) >= r.seq;
+                if !known && !st.objects.contains_key(&o) {
+                    return Err(StoreError::Other(format!("object {o:?} missing")));
+                }
+            }
+        }
+        let mut conflicts = BTreeSet::new();
+        let mut applied = 0;
+        for r in records {
+            if r.seq <= st.vv.get(&r.origin).copied().unwrap_or(0) {
+                continue;
+            }
+            let _ = self.hlc.observe(r.time);
+            st.apply(r, &mut conflicts);
+            applied += 1;
+        }
+        drop(st);
+        if applied > 0 {
+            self.bump();
+        }
+        Ok(Applied {
+            applied,
+            conflicts: conflicts.into_iter().collect(),
+        })
+    }
+    fn resolve_conflicts(&self, mailbox: MailboxId) -> Result<(), StoreError> {
+        let mut st = self.state.lock();
+        let Some(pending) = st.pending.get(&mailbox).cloned() else {
+            return Ok(());
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        // Both sides of each conflict move: the pending message and the one holding its UID.
+        let mut movers: BTreeSet<Guid> = pending.keys().copied().collect();
+        for uid in pending.values() {
+            if let Some(g) = st.index.get(&mailbox).and_then(|i| i.get(uid)) {
+                movers.insert(*g);
+            }
+        }
+        let mut next = st.high(&mailbox);
+        let moves = movers
+            .into_iter()
+            .map(|g| {
+                next += 1;
+                (g, next)
+            })
+            .collect();
+        self.write_local(
+            &mut st,
+            Op::Renumber {
+                mailbox,
+                moves,
+                modseq: 1,
+            },
+        );
+        drop(st);
+        self.bump();
+        Ok(())
+    }
+    fn has_object(&self, id: &ObjectId) -> Result<bool, StoreError> {
+        Ok(self.state.lock().objects.contains_key(id))
+    }
+    fn put_object(&self, raw: &[u8]) -> Result<ObjectId, StoreError> {
+        let id = ObjectId::of(raw);
+        self.state.lock().objects.insert(id, raw.to_vec());
+        Ok(id)
+    }
+    fn read_object(&self, id: &ObjectId) -> Result<Vec<u8>, StoreError> {
+        self.state
+            .lock()
+            .objects
+            .get(id)
+            .cloned()
+            .ok_or_else(|| StoreError::Other(format!("no object {id:?}")))
+    }
+    fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tick.subscribe()
+    }
+}

@@ -1,0 +1,507 @@
+//! Two replicating nodes in one process over real TCP on 127.0.0.1 with mutual TLS, each over an
+//! in-memory store (replication::testing::MemStore), so transport, shipping, apply, merge policy,
+//! durability waits and hostile peers are tested independently of the disk store.
+
+use replication::certs;
+use replication::conn::Conn;
+use replication::testing::{MemStore, MemUser};
+use replication::wire::{self, Message, Raw, WireRecord};
+use replication::*;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::record::{NewEntry, Op, Record};
+use storage::{Flags, Guid, HlcTime, MailboxId, ObjectId};
+use tokio::net::TcpListener;
+
+const INBOX: MailboxId = Guid([1; 16]);
+
+struct Ca {
+    dir: tempfile::TempDir,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let dir = tempfile::tempdir().unwrap();
+        certs::init_ca(dir.path()).unwrap();
+        Ca { dir }
+    }
+    fn tls(&self, id: u32) -> TlsMaterial {
+        let out = self.dir.path().join(format!("n{id}"));
+        if !out.join(certs::NODE_CERT_FILE).exists() {
+            certs::issue_node_cert(self.dir.path(), id, &[], &out).unwrap();
+        }
+        TlsMaterial::load(
+            &self.dir.path().join(certs::CA_CERT_FILE),
+            &out.join(certs::NODE_CERT_FILE),
+            &out.join(certs::NODE_KEY_FILE),
+        )
+        .unwrap()
+    }
+}
+
+struct Node {
+    id: u32,
+    store: Arc<MemStore>,
+    addr: String,
+    handle: Option<Handle>,
+}
+
+fn cfg(ca: &Ca, id: u32, addr: &str, peers: &[(u32, String)]) -> ReplicationConfig {
+    let mut c = ReplicationConfig::new(
+        id,
+        addr.parse().unwrap(),
+        peers
+            .iter()
+            .map(|(id, a)| PeerConfig {
+                id: *id,
+                addr: a.clone(),
+            })
+            .collect(),
+        ca.tls(id),
+    );
+    c.backoff_min = Duration::from_millis(20);
+    c.backoff_max = Duration::from_millis(200);
+    c.rescan_interval = Duration::from_millis(200);
+    c.keepalive = Duration::from_millis(300);
+    c.reply_timeout = Duration::from_secs(5);
+    c
+}
+
+async fn free_addr() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+impl Node {
+    async fn start(&mut self, ca: &Ca, peers: &[(u32, String)], durability: Durability) {
+        let mut c = cfg(ca, self.id, &self.addr, peers);
+        c.durability = durability;
+        c.sync_timeout = Duration::from_millis(300);
+        let l = TcpListener::bind(&self.addr).await.unwrap();
+        self.handle = Some(Replicator::start_on(c, l, self.store.clone()).unwrap());
+    }
+    async fn stop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
+    fn user(&self, u: &str) -> Arc<MemUser> {
+        self.store.mem_user(u)
+    }
+}
+
+async fn pair(ca: &Ca, durability: Durability) -> (Node, Node) {
+    let (a1, a2) = (free_addr().await, free_addr().await);
+    let mut n1 = Node {
+        id: 1,
+        store: MemStore::new(1),
+        addr: a1.clone(),
+        handle: None,
+    };
+    let mut n2 = Node {
+        id: 2,
+        store: MemStore::new(2),
+        addr: a2.clone(),
+        handle: None,
+    };
+    n1.user("alice");
+    n2.user("alice");
+    n1.start(ca, &[(2, a2)], durability).await;
+    n2.start(ca, &[(1, a1)], durability).await;
+    (n1, n2)
+}
+
+async fn restart(n: &mut Node, ca: &Ca, peer: &Node, durability: Durability) {
+    n.start(ca, &[(peer.id, peer.addr.clone())], durability)
+        .await;
+}
+
+/// Polls until `f` holds, at most 10 s.
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn converge(a: &Node, b: &Node, user: &str) {
+    let (ua, ub) = (a.user(user), b.user(user));
+    eventually("identical state", || {
+        let (da, db) = (ua.dump(), ub.dump());
+        da == db && da.pending == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_on_a_appears_on_b_with_same_uid_and_guid() {
+    let ca = Ca::new();
+    let (mut a, mut b) = pair(&ca, Durability::Local).await;
+    let (uid, guid) = a
+        .user("alice")
+        .append(INBOX, b"Subject: hi\r\n\r\nbody\r\n");
+    let ub = b.user("alice");
+    eventually("message on B", || {
+        ub.dump().index.get(&INBOX).and_then(|m| m.get(&uid)) == Some(&guid)
+    })
+    .await;
+    assert!(ub
+        .dump()
+        .objects
+        .contains(&ObjectId::of(b"Subject: hi\r\n\r\nbody\r\n")));
+    converge(&a, &b, "alice").await;
+    // A user created after start is found (rescan) and shipped too.
+    a.user("bob").subscribe("Lists/rust");
+    let bb = b.user("bob");
+    eventually("bob on B", || bb.dump().records.len() == 1).await;
+    let st = a.handle.as_ref().unwrap().status().await;
+    assert!(st.peers[0].connected);
+    assert!(st.peers[0].records_sent >= 2);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_peer_catches_up_after_restart() {
+    let ca = Ca::new();
+    let (mut a, mut b) = pair(&ca, Durability::Local).await;
+    b.stop().await;
+    let ua = a.user("alice");
+    for i in 0..300 {
+        ua.append(INBOX, format!("Subject: {i}\r\n\r\n{i}\r\n").as_bytes());
+    }
+    // A shows B behind while B is down.
+    let h = a.handle.clone().unwrap();
+    let st = h.status().await;
+    assert_eq!(st.peers[0].records_behind, 300, "{st:?}");
+    restart(&mut b, &ca, &a, Durability::Local).await;
+    converge(&a, &b, "alice").await;
+    assert_eq!(b.user("alice").dump().index[&INBOX].len(), 300);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_on_both_sides_while_apart_converge_with_renumbering() {
+    let ca = Ca::new();
+    let (mut a, mut b) = pair(&ca, Durability::Local).await;
+    a.stop().await;
+    b.stop().await;
+    let (ua, ub) = (a.user("alice"), b.user("alice"));
+    let (uid_a, g_a) = ua.append(INBOX, b"from a\r\n");
+    let (uid_b, g_b) = ub.append(INBOX, b"from b\r\n");
+    assert_eq!(uid_a, uid_b, "both sides took the same UID");
+    ub.append(INBOX, b"second from b\r\n");
+    ua.subscribe("Sent");
+    restart(&mut a, &ca, &b, Durability::Local).await;
+    restart(&mut b, &ca, &a, Durability::Local).await;
+    converge(&a, &b, "alice").await;
+    let idx = ua.dump().index[&INBOX].clone();
+    let uids: Vec<u32> = idx.keys().copied().collect();
+    let guids: Vec<Guid> = idx.values().copied().collect();
+    assert_eq!(idx.len(), 3, "nothing lost: {idx:?}");
+    assert!(guids.contains(&g_a) && guids.contains(&g_b));
+    assert!(
+        !idx.contains_key(&uid_a),
+        "the contested UID is not reused: {uids:?}"
+    );
+    let st = a.handle.as_ref().unwrap().status().await;
+    assert!(st.conflicts_resolved >= 1, "node 1 resolves: {st:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_durability_waits_for_ack_then_degrades_and_recovers() {
+    let ca = Ca::new();
+    let (mut a, mut b) = pair(&ca, Durability::Replicated).await;
+    let h = a.handle.clone().unwrap();
+    let ua = a.user("alice");
+    ua.append(INBOX, b"one\r\n");
+    assert_eq!(
+        h.wait_replicated("alice", Duration::from_secs(5)).await,
+        ReplicaWait::Acked(2)
+    );
+    b.stop().await;
+    ua.append(INBOX, b"two\r\n");
+    assert_eq!(
+        h.wait_replicated("alice", Duration::from_millis(300)).await,
+        ReplicaWait::TimedOut
+    );
+    assert!(h.is_degraded());
+    ua.append(INBOX, b"three\r\n");
+    assert_eq!(
+        h.wait_replicated("alice", Duration::from_millis(300)).await,
+        ReplicaWait::Degraded
+    );
+    restart(&mut b, &ca, &a, Durability::Replicated).await;
+    eventually("recovered from degraded", || !h.is_degraded()).await;
+    converge(&a, &b, "alice").await;
+    assert_eq!(h.status().await.degraded_events, 1);
+    a.stop().await;
+    b.stop().await;
+}
+
+fn hostile_records(user_in_sum: &str, r: Record) -> Vec<WireRecord> {
+    vec![WireRecord::encode(user_in_sum, &r).unwrap()]
+}
+
+fn rec(seq: u64, op: Op) -> Record {
+    Record {
+        origin: 2,
+        seq,
+        time: HlcTime {
+            wall_ms: 1_000,
+            logical: seq as u32,
+            node: 2,
+        },
+        op,
+    }
+}
+
+fn append_op(uid: u32, raw: &[u8]) -> Op {
+    Op::Append {
+        mailbox: INBOX,
+        entry: NewEntry {
+            guid: Guid([9; 16]),
+            uid,
+            object: ObjectId::of(raw),
+            size: raw.len() as u64,
+            internal_date: 0,
+            internal_date_tz_min: 0,
+            flags: Flags::new(),
+        },
+        modseq: 1,
+        delivery_key: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peer_is_disconnected_and_nothing_applied() {
+    let ca = Ca::new();
+    let addr = free_addr().await;
+    let mut a = Node {
+        id: 1,
+        store: MemStore::new(1),
+        addr: addr.clone(),
+        handle: None,
+    };
+    a.user("alice").subscribe("INBOX");
+    // node 2 is configured but never started: the test plays node 2 by hand
+    a.start(&ca, &[(2, free_addr().await)], Durability::Local)
+        .await;
+    let h = a.handle.clone().unwrap();
+    let before = a.user("alice").dump();
+    let tls2 = ca.tls(2);
+
+    let mut good =
+        WireRecord::encode("alice", &rec(1, Op::Subscribe { name: "ok".into() })).unwrap();
+    good.sum[0] ^= 0xff;
+    let mut other_user = hostile_records("bob", rec(1, Op::Subscribe { name: "x".into() }));
+    let raw = b"evil\r\n";
+    let cases: Vec<(&str, Vec<Message>)> = vec![
+        (
+            "bad checksum",
+            vec![Message::Records {
+                user: "alice".into(),
+                records: vec![good],
+            }],
+        ),
+        (
+            "another user's record",
+            vec![Message::Records {
+                user: "alice".into(),
+                records: std::mem::take(&mut other_user),
+            }],
+        ),
+        (
+            "mailbox name with ../ (after a valid record in the same frame)",
+            vec![Message::Records {
+                user: "alice".into(),
+                records: [
+                    hostile_records(
+                        "alice",
+                        rec(
+                            1,
+                            Op::Subscribe {
+                                name: "fine".into(),
+                            },
+                        ),
+                    ),
+                    hostile_records(
+                        "alice",
+                        rec(
+                            2,
+                            Op::MailboxRename {
+                                mailbox: INBOX,
+                                new_name: "../../etc".into(),
+                            },
+                        ),
+                    ),
+                ]
+                .concat(),
+            }],
+        ),
+        (
+            "object failing its hash",
+            vec![Message::Object {
+                user: "alice".into(),
+                id: ObjectId([7; 32]),
+                raw: Raw(raw.to_vec()),
+            }],
+        ),
+        (
+            "path in user name",
+            vec![Message::GetVersionVector {
+                user: "../alice".into(),
+            }],
+        ),
+        (
+            "sequence gap",
+            vec![Message::Records {
+                user: "alice".into(),
+                records: hostile_records("alice", rec(5, append_op(1, raw))),
+            }],
+        ),
+        (
+            "unexpected message kind",
+            vec![Message::Ack {
+                user: "alice".into(),
+                vv: Default::default(),
+            }],
+        ),
+    ];
+    let n_cases = cases.len() as u64;
+    for (what, msgs) in cases {
+        let mut c = Conn::connect(&tls2, 2, HlcTime::default(), 1, &addr)
+            .await
+            .unwrap();
+        for m in &msgs {
+            c.send(m).await.unwrap();
+        }
+        let r = c.recv_timeout(Duration::from_secs(5), "close").await;
+        assert!(r.is_err(), "{what}: connection must be closed, got {r:?}");
+    }
+    // Raw frames: trailing garbage, undecodable bytes, an absurd length prefix.
+    let mut frame = wire::encode(&Message::Ping).unwrap().to_vec();
+    frame.extend_from_slice(b"junk");
+    for f in [frame, vec![0xff; 32]] {
+        let mut c = Conn::connect(&tls2, 2, HlcTime::default(), 1, &addr)
+            .await
+            .unwrap();
+        c.send_raw(f.into()).await.unwrap();
+        assert!(c
+            .recv_timeout(Duration::from_secs(5), "close")
+            .await
+            .is_err());
+    }
+    {
+        use tokio::io::AsyncWriteExt;
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut s = tokio_rustls::TlsConnector::from(tls2.client.clone())
+            .connect(replication::tls::server_name_for(1).unwrap(), tcp)
+            .await
+            .unwrap();
+        let hello = wire::encode(&Message::Hello {
+            version: wire::PROTOCOL_VERSION,
+            node: 2,
+            time: HlcTime::default(),
+        })
+        .unwrap();
+        s.write_all(&(hello.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(&hello).await.unwrap();
+        s.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        s.flush().await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        use tokio::io::AsyncReadExt;
+        // Hello back, then end of stream.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+                .await
+                .expect("server must close")
+                .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    let st = h.status().await;
+    assert!(st.refused_frames >= n_cases + 2, "{st:?}");
+    assert_eq!(a.user("alice").dump(), before, "nothing applied");
+    // A well-behaved peer still works afterwards.
+    let mut c = Conn::connect(&tls2, 2, HlcTime::default(), 1, &addr)
+        .await
+        .unwrap();
+    c.send(&Message::Ping).await.unwrap();
+    assert_eq!(
+        c.recv_timeout(Duration::from_secs(5), "pong")
+            .await
+            .unwrap(),
+        Message::Pong
+    );
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_user_exchanges_both_ways_and_reports() {
+    let ca = Ca::new();
+    let addr_b = free_addr().await;
+    let a_store = MemStore::new(1);
+    let mut b = Node {
+        id: 2,
+        store: MemStore::new(2),
+        addr: addr_b.clone(),
+        handle: None,
+    };
+    let (ua, ub) = (a_store.mem_user("alice"), b.user("alice"));
+    for i in 0..20 {
+        ua.append(INBOX, format!("a{i}\r\n").as_bytes());
+    }
+    let other = Guid([2; 16]);
+    for i in 0..5 {
+        ub.append(other, format!("b{i}\r\n").as_bytes());
+    }
+    // B runs; A is offline (not listening): `node sync` on A.
+    b.start(&ca, &[(1, free_addr().await)], Durability::Local)
+        .await;
+    let report = replication::sync::sync_user(
+        &ca.tls(1),
+        a_store.clone(),
+        &PeerConfig {
+            id: 2,
+            addr: addr_b.clone(),
+        },
+        "alice",
+        false,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.pushed_records, 20, "{report}");
+    assert_eq!(report.pushed_objects, 20, "{report}");
+    assert_eq!(report.pulled_records, 5, "{report}");
+    assert_eq!(report.pulled_objects, 5, "{report}");
+    assert_eq!(ua.dump(), ub.dump());
+    // Incremental: nothing more to move.
+    let again = replication::sync::sync_user(
+        &ca.tls(1),
+        a_store.clone(),
+        &PeerConfig {
+            id: 2,
+            addr: addr_b,
+        },
+        "alice",
+        false,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.pushed_records, again.pulled_records), (0, 0));
+    b.stop().await;
+}
