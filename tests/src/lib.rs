@@ -430,7 +430,7 @@ impl Server {
             attempt += 1;
             let ports = Ports::fresh();
             std::fs::write(&paths.config, write_config(&spec, &ports, &paths))?;
-            let mut child = spawn_node(&paths)?;
+            let mut child = spawn_node(&paths, &ports)?;
             match wait_ready(&mut child, &ports, &spec.wait_for) {
                 Ok(()) => {
                     return Ok(Server {
@@ -562,12 +562,36 @@ impl Server {
     }
 }
 
-fn spawn_node(paths: &Paths) -> Result<Child> {
+fn spawn_node(paths: &Paths, ports: &Ports) -> Result<Child> {
     let log = std::fs::File::create(&paths.log)?;
-    Command::new(node_bin())
-        .args(["serve", "--config"])
-        .arg(&paths.config)
-        .current_dir(&paths.dir)
+    // A reference server (scripts/reference-dovecot.sh) instead of node, to check the
+    // tests themselves against Dovecot: it gets the ports and paths in its environment.
+    let mut cmd = match std::env::var("NODE_TEST_SERVER_CMD") {
+        Ok(reference) => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(reference);
+            for (k, v) in [
+                ("IMAP_PORT", ports.imap),
+                ("IMAPS_PORT", ports.imaps),
+                ("POP3_PORT", ports.pop3),
+                ("POP3S_PORT", ports.pop3s),
+                ("LMTP_PORT", ports.lmtp),
+            ] {
+                c.env(k, v.to_string());
+            }
+            c.env("PASSWD", &paths.passwd)
+                .env("CERT", &paths.cert)
+                .env("KEY", &paths.key)
+                .env("DATA_DIR", &paths.data);
+            c
+        }
+        Err(_) => {
+            let mut c = Command::new(node_bin());
+            c.args(["serve", "--config"]).arg(&paths.config);
+            c
+        }
+    };
+    cmd.current_dir(&paths.dir)
         .env(
             "RUST_LOG",
             std::env::var("NODE_LOG").unwrap_or_else(|_| "info".into()),

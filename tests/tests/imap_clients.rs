@@ -95,7 +95,7 @@ import imaplib, os, re
 M = imaplib.IMAP4('127.0.0.1', int(os.environ['IMAP_PORT']))
 M.login(os.environ['USER'], os.environ['PASS'])
 typ, data = M.create('Work'); assert typ == 'OK', data
-typ, data = M.list('', '*'); assert typ == 'OK', data
+typ, data = M.list('""', '*'); assert typ == 'OK', data
 assert any(l.endswith(b'Work') or l.endswith(b'"Work"') for l in data), data
 for i in range(3):
     msg = b"Subject: msg %d\r\nMessage-ID: <cm-%d@tests.local>\r\n\r\nbody %d\r\n" % (i, i, i)
@@ -291,7 +291,8 @@ fn troubleshooting_session_verbatim_over_openssl_starttls() {
     }
     let server = Server::start(imap_spec()).expect("start node");
     deliver(&server, "troubleshooting tls");
-    let input: String = TROUBLESHOOTING.iter().map(|l| format!("{l}\r\n")).collect();
+    // Typed lines end in LF; -crlf makes them CRLF on the wire, as an operator's terminal would.
+    let input: String = TROUBLESHOOTING.iter().map(|l| format!("{l}\n")).collect();
     let out = run(
         Command::new("openssl")
             .args(["s_client", "-starttls", "imap", "-quiet", "-crlf"])
@@ -310,13 +311,14 @@ fn troubleshooting_session_verbatim_over_openssl_starttls() {
 fn mbsync_config(server: &Server, dir: &std::path::Path, tls: bool) -> std::path::PathBuf {
     let maildir = dir.join("mail");
     std::fs::create_dir_all(&maildir).expect("maildir");
-    let (port, ssl) = if tls {
-        (server.ports.imaps, "IMAPS")
+    // mbsync matches the certificate against a host name (not an IP SAN): "localhost".
+    let (host, port, ssl) = if tls {
+        ("localhost", server.ports.imaps, "IMAPS")
     } else {
-        (server.ports.imap, "None")
+        ("127.0.0.1", server.ports.imap, "None")
     };
     let cfg = format!(
-        "IMAPAccount test\nHost 127.0.0.1\nPort {port}\nUser demo\nPass demo\nSSLType {ssl}\n\
+        "IMAPAccount test\nHost {host}\nPort {port}\nUser demo\nPass demo\nSSLType {ssl}\n\
          CertificateFile {cert}\nAuthMechs LOGIN\nTimeout 20\n\n\
          IMAPStore remote\nAccount test\n\n\
          MaildirStore local\nPath {mail}/\nInbox {mail}/INBOX\nSubFolders Verbatim\n\n\
