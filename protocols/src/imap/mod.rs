@@ -14,3 +14,6 @@ pub mod session;
 
 pub use config::{ImapConfig, ImapContext};
 pub use session::serve;
+
+#[cfg(test)]
+mod tests;

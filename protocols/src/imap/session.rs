@@ -55,7 +55,6 @@ pub(crate) struct Msg {
 pub(crate) struct Selected {
     pub name: String,
     pub read_only: bool,
-    pub uidvalidity: u32,
     /// Sequence number n is `msgs[n - 1]`; UIDs ascend.
     pub msgs: Vec<Msg>,
     /// Changes up to this modseq have been taken into the snapshot.
@@ -351,18 +350,25 @@ impl Session {
     }
 
     /// Runs a blocking store call off the async threads; store errors become tagged NO.
-    pub async fn store_call<T, F>(&self, f: F) -> Result<T, Done>
+    /// The future owns what it needs, so no borrow of the session is held across the await.
+    pub fn store_call<T, F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, Done>> + Send + 'static
     where
         F: FnOnce(&UserStore) -> storage::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let store = self.user_store()?;
-        match crate::blocking::run(move || f(&store)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(store_error(e)),
-            Err(e) => {
-                tracing::error!("store call failed: {e}");
-                Err(Done::No(SERVERBUG.into()))
+        let store = self.user_store();
+        async move {
+            let store = store?;
+            match crate::blocking::run(move || f(&store)).await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(store_error(e)),
+                Err(e) => {
+                    tracing::error!("store call failed: {e}");
+                    Err(Done::No(SERVERBUG.into()))
+                }
             }
         }
     }
@@ -378,20 +384,15 @@ impl Session {
 
     /// After a write is durable in the local store (the store call returned) and before the
     /// tagged OK: lets replication wait for a peer where the durability mode asks for it.
-    pub async fn committed(&self) {
+    pub fn committed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let user = self.user.clone().unwrap_or_default();
-        self.ctx.backend.write_committed(&user).await;
+        let backend = self.ctx.backend.clone();
+        async move { backend.write_committed(&user).await }
     }
 
     pub fn selected(&self) -> Result<&Selected, Done> {
         self.sel
             .as_ref()
-            .ok_or_else(|| Done::Bad("No mailbox selected.".into()))
-    }
-
-    pub fn selected_mut(&mut self) -> Result<&mut Selected, Done> {
-        self.sel
-            .as_mut()
             .ok_or_else(|| Done::Bad("No mailbox selected.".into()))
     }
 

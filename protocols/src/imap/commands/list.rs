@@ -47,10 +47,9 @@ pub(crate) fn matches(pattern: &[u8], name: &[u8]) -> bool {
 /// Matches a mailbox name against a pattern, with INBOX matched case-insensitively.
 fn name_matches(pattern: &str, name: &str) -> bool {
     let fold = |s: &str| -> String {
-        if s.len() >= 5
-            && s[..5].eq_ignore_ascii_case("INBOX")
-            && (s.len() == 5 || s.as_bytes()[5] == b'/')
-        {
+        let b = s.as_bytes();
+        // Byte-wise: the first five bytes are ASCII when they match, so slicing at 5 is safe.
+        if b.len() >= 5 && b[..5].eq_ignore_ascii_case(b"INBOX") && (b.len() == 5 || b[5] == b'/') {
             format!("INBOX{}", &s[5..])
         } else {
             s.to_string()

@@ -89,7 +89,6 @@ pub(crate) async fn select(
     let mut sel = Selected {
         name: info.name.clone(),
         read_only,
-        uidvalidity: info.uidvalidity,
         msgs: metas
             .into_iter()
             .map(|meta| Msg {

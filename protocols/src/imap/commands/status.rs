@@ -41,11 +41,11 @@ pub(crate) fn check_items(items: &[String]) -> Result<(), Done> {
 }
 
 /// Gathers what the items need (counting \Deleted reads the message list) off the async threads.
-pub(crate) async fn info_for(
+pub(crate) fn info_for(
     s: &Session,
     name: &str,
     items: &[String],
-) -> Result<(MailboxInfo, u32), Done> {
+) -> impl std::future::Future<Output = Result<(MailboxInfo, u32), Done>> + Send + 'static {
     let n = name.to_string();
     let want_deleted = items.iter().any(|i| i == "DELETED");
     s.store_call(move |st| {
@@ -60,7 +60,6 @@ pub(crate) async fn info_for(
         };
         Ok((info, deleted))
     })
-    .await
 }
 
 /// Writes `* STATUS name (items)`.

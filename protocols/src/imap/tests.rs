@@ -1,0 +1,448 @@
+//! Session tests over an in-memory duplex stream with the test backend: no socket.
+
+use super::{serve, ImapConfig, ImapContext};
+use crate::testing::{loopback_conn, TestBackend};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
+use tokio_util::sync::CancellationToken;
+
+pub(crate) struct Client {
+    r: BufReader<ReadHalf<DuplexStream>>,
+    w: WriteHalf<DuplexStream>,
+}
+
+pub(crate) fn context(backend: Arc<TestBackend>, config: ImapConfig) -> Arc<ImapContext> {
+    Arc::new(ImapContext {
+        backend,
+        tls: None,
+        config,
+        shutdown: CancellationToken::new(),
+    })
+}
+
+impl Client {
+    /// Starts a session and reads its greeting.
+    pub async fn start(ctx: Arc<ImapContext>) -> (Client, String) {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        tokio::spawn(serve(Box::new(b), loopback_conn("test"), ctx));
+        let (r, w) = tokio::io::split(a);
+        let mut c = Client {
+            r: BufReader::new(r),
+            w,
+        };
+        let g = c.line().await;
+        (c, g)
+    }
+
+    pub async fn line(&mut self) -> String {
+        let mut l = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(10), self.r.read_line(&mut l))
+            .await
+            .expect("server answers within 10 s")
+            .expect("read");
+        if n == 0 {
+            return String::new();
+        }
+        l
+    }
+
+    pub async fn send(&mut self, raw: &str) {
+        self.w.write_all(raw.as_bytes()).await.unwrap();
+    }
+
+    /// Sends `tag cmd` and returns every line up to and including the tagged one.
+    pub async fn cmd(&mut self, tag: &str, cmd: &str) -> Vec<String> {
+        self.send(&format!("{tag} {cmd}\r\n")).await;
+        self.until_tag(tag).await
+    }
+
+    pub async fn until_tag(&mut self, tag: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let l = self.line().await;
+            assert!(!l.is_empty(), "connection closed; got so far: {out:?}");
+            let done = l.starts_with(&format!("{tag} "));
+            out.push(l);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    pub async fn login(ctx: Arc<ImapContext>) -> Client {
+        let (mut c, _) = Client::start(ctx).await;
+        let r = c.cmd("l", "LOGIN demo demo").await;
+        assert!(r.last().unwrap().starts_with("l OK"), "{r:?}");
+        c
+    }
+}
+
+fn demo() -> Arc<ImapContext> {
+    context(TestBackend::demo(), ImapConfig::default())
+}
+
+const MSG: &str = "From: Alice <alice@example.com>\r\nTo: demo@example.com\r\nSubject: hello\r\nMessage-ID: <1@example.com>\r\nDate: Mon, 23 Nov 2026 05:00:00 +0000\r\n\r\nHello there.\r\n";
+
+async fn append(c: &mut Client, tag: &str, mailbox: &str, msg: &str) -> Vec<String> {
+    c.send(&format!(
+        "{tag} APPEND {mailbox} (\\Seen) {{{}+}}\r\n{msg}\r\n",
+        msg.len()
+    ))
+    .await;
+    c.until_tag(tag).await
+}
+
+#[tokio::test]
+async fn greeting_capability_and_logout() {
+    let (mut c, g) = Client::start(demo()).await;
+    assert!(g.starts_with("* OK [CAPABILITY IMAP4rev1 "), "{g}");
+    assert!(g.contains("AUTH=PLAIN"), "{g}");
+    assert!(g.ends_with("Dovecot-compatible ready.\r\n"), "{g}");
+    let r = c.cmd("a", "CAPABILITY").await;
+    assert!(r[0].starts_with("* CAPABILITY IMAP4rev1"));
+    assert!(r[1].starts_with("a OK"));
+    let r = c.cmd("e", "logout").await;
+    assert_eq!(
+        r,
+        vec!["* BYE Logging out\r\n", "e OK Logout completed.\r\n"]
+    );
+    assert_eq!(c.line().await, "");
+}
+
+#[tokio::test]
+async fn login_failures_and_plaintext_policy() {
+    let backend = TestBackend::demo();
+    let ctx = context(backend.clone(), ImapConfig::default());
+    let (mut c, _) = Client::start(ctx.clone()).await;
+    let r = c.cmd("a", "LOGIN demo wrong").await;
+    assert_eq!(
+        r,
+        vec!["a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"]
+    );
+    let r = c.cmd("b", "SELECT INBOX").await;
+    assert_eq!(r, vec!["b BAD Please log in first.\r\n"]);
+    backend
+        .plaintext
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let (mut c2, g) = Client::start(ctx).await;
+    assert!(g.contains("LOGINDISABLED"), "{g}");
+    let r = c2.cmd("a", "LOGIN demo demo").await;
+    assert_eq!(
+        r,
+        vec!["a NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\r\n"]
+    );
+}
+
+#[tokio::test]
+async fn authenticate_plain_with_and_without_initial_response() {
+    let (mut c, _) = Client::start(demo()).await;
+    // base64("\0demo\0demo")
+    let r = c.cmd("a", "AUTHENTICATE PLAIN AGRlbW8AZGVtbw==").await;
+    assert!(r.last().unwrap().starts_with("a OK [CAPABILITY "), "{r:?}");
+    let (mut c, _) = Client::start(demo()).await;
+    c.send("b AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(c.line().await, "+ \r\n");
+    c.send("AGRlbW8AZGVtbw==\r\n").await;
+    let r = c.until_tag("b").await;
+    assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
+    let (mut c, _) = Client::start(demo()).await;
+    c.send("c AUTHENTICATE LOGIN\r\n").await;
+    assert_eq!(c.line().await, "+ VXNlcm5hbWU6\r\n");
+    c.send("ZGVtbw==\r\n").await;
+    assert_eq!(c.line().await, "+ UGFzc3dvcmQ6\r\n");
+    c.send("ZGVtbw==\r\n").await;
+    let r = c.until_tag("c").await;
+    assert!(r.last().unwrap().starts_with("c OK"), "{r:?}");
+}
+
+#[tokio::test]
+async fn malformed_commands_get_bad_with_tag() {
+    let (mut c, _) = Client::start(demo()).await;
+    assert_eq!(
+        c.cmd("t1", "FROB").await,
+        vec!["t1 BAD Error in IMAP command received by server.\r\n"]
+    );
+    c.send("\r\n").await;
+    assert_eq!(
+        c.line().await,
+        "* BAD Error in IMAP command received by server.\r\n"
+    );
+    let r = c.cmd("t2", "LOGIN").await;
+    assert_eq!(
+        r,
+        vec!["t2 BAD Error in IMAP command LOGIN: Invalid arguments.\r\n"]
+    );
+    // A synchronizing literal gets a continuation; its data is not a command.
+    c.send("t3 LOGIN {4}\r\n").await;
+    assert_eq!(c.line().await, "+ OK\r\n");
+    c.send("demo {11}\r\n").await;
+    assert_eq!(c.line().await, "+ OK\r\n");
+    c.send("t4 LOGOUT\r\n\r\n").await;
+    let r = c.until_tag("t3").await;
+    assert_eq!(
+        r,
+        vec!["t3 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"]
+    );
+    let r = c.cmd("t5", "NOOP").await;
+    assert_eq!(r, vec!["t5 OK NOOP completed.\r\n"]);
+}
+
+#[tokio::test]
+async fn oversized_lines_and_literals() {
+    let config = ImapConfig {
+        max_line_length: 1000,
+        max_literal_size: 100,
+        ..ImapConfig::default()
+    };
+    let (mut c, _) = Client::start(context(TestBackend::demo(), config)).await;
+    c.send(&format!("t1 NOOP {}\r\n", "x".repeat(5000))).await;
+    assert_eq!(
+        c.line().await,
+        "t1 BAD Error in IMAP command received by server: Too long argument.\r\n"
+    );
+    assert_eq!(c.cmd("t2", "NOOP").await, vec!["t2 OK NOOP completed.\r\n"]);
+    c.send("t3 APPEND INBOX {101}\r\n").await;
+    assert_eq!(
+        c.line().await,
+        "t3 NO [TOOBIG] Literal too large: 101 bytes, limit 100\r\n"
+    );
+    assert_eq!(c.cmd("t4", "NOOP").await, vec!["t4 OK NOOP completed.\r\n"]);
+    c.send("t5 APPEND INBOX {101+}\r\n").await;
+    assert_eq!(
+        c.line().await,
+        "t5 BAD [TOOBIG] Literal too large: 101 bytes, limit 100\r\n"
+    );
+    assert!(c.line().await.starts_with("* BYE"));
+    assert_eq!(c.line().await, "");
+}
+
+#[tokio::test]
+async fn login_timeout_disconnects() {
+    let config = ImapConfig {
+        login_timeout: Duration::from_millis(200),
+        ..ImapConfig::default()
+    };
+    let (mut c, _) = Client::start(context(TestBackend::demo(), config)).await;
+    assert_eq!(c.line().await, "* BYE Disconnected for inactivity.\r\n");
+    assert_eq!(c.line().await, "");
+}
+
+#[tokio::test]
+async fn shutdown_says_bye() {
+    let ctx = demo();
+    let (mut c, _) = Client::start(ctx.clone()).await;
+    ctx.shutdown.cancel();
+    assert_eq!(c.line().await, "* BYE Server shutting down.\r\n");
+}
+
+#[tokio::test]
+async fn troubleshooting_transcript() {
+    let mut c = Client::login(demo()).await;
+    let r = c.cmd("b", "select inbox").await;
+    assert!(
+        r.contains(&"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n".to_string()),
+        "{r:?}"
+    );
+    assert!(
+        r.iter().any(|l| l.starts_with(
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]"
+        )),
+        "{r:?}"
+    );
+    assert!(
+        r.iter().any(|l| l.starts_with("* OK [UIDVALIDITY ")),
+        "{r:?}"
+    );
+    assert!(r.iter().any(|l| l.starts_with("* OK [UIDNEXT 1]")), "{r:?}");
+    assert!(r.contains(&"* 0 EXISTS\r\n".to_string()), "{r:?}");
+    assert_eq!(r.last().unwrap(), "b OK [READ-WRITE] Select completed.\r\n");
+    let r = append(&mut c, "ap", "INBOX", MSG).await;
+    assert!(r.contains(&"* 1 EXISTS\r\n".to_string()), "{r:?}");
+    assert!(r.last().unwrap().starts_with("ap OK [APPENDUID "), "{r:?}");
+    let r = c.cmd("c", "list \"\" *").await;
+    for (attrs, name) in [
+        ("\\HasNoChildren", "INBOX"),
+        ("\\HasNoChildren \\Trash", "Trash"),
+        ("\\HasNoChildren \\Sent", "Sent"),
+        ("\\HasNoChildren \\Drafts", "Drafts"),
+        ("\\HasNoChildren \\Junk", "Junk"),
+        ("\\HasNoChildren \\Archive", "Archive"),
+    ] {
+        let want = format!("* LIST ({attrs}) \"/\" {name}\r\n");
+        assert!(r.contains(&want), "{want} not in {r:?}");
+    }
+    assert_eq!(r.last().unwrap(), "c OK List completed.\r\n");
+    let r = c.cmd("d", "lsub \"\" *").await;
+    assert_eq!(r.last().unwrap(), "d OK Lsub completed.\r\n");
+    let r = c.cmd("4", "CREATE Trash").await;
+    assert_eq!(r, vec!["4 NO [ALREADYEXISTS] Mailbox already exists\r\n"]);
+    let r = c.cmd("5", "COPY 1 Trash").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].starts_with("5 OK [COPYUID "), "{r:?}");
+    assert!(r[0].ends_with(" 1 1] Copy completed.\r\n"), "{r:?}");
+    let r = c.cmd("6", "STORE 1 +FLAGS \\Deleted").await;
+    assert_eq!(
+        r,
+        vec![
+            "* 1 FETCH (FLAGS (\\Seen \\Deleted \\Recent))\r\n",
+            "6 OK Store completed.\r\n"
+        ]
+    );
+    let r = c.cmd("e", "logout").await;
+    assert_eq!(
+        r,
+        vec!["* BYE Logging out\r\n", "e OK Logout completed.\r\n"]
+    );
+}
+
+#[tokio::test]
+async fn mailbox_management() {
+    let mut c = Client::login(demo()).await;
+    assert_eq!(
+        c.cmd("a", "CREATE Work/Projects").await,
+        vec!["a OK Create completed.\r\n"]
+    );
+    let r = c.cmd("b", "LIST \"\" Work*").await;
+    assert!(
+        r.contains(&"* LIST (\\HasChildren) \"/\" Work\r\n".to_string())
+            || r.contains(&"* LIST (\\NonExistent \\HasChildren) \"/\" Work\r\n".to_string()),
+        "{r:?}"
+    );
+    assert!(
+        r.contains(&"* LIST (\\HasNoChildren) \"/\" Work/Projects\r\n".to_string()),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.cmd("c", "RENAME Work/Projects Work/Done").await,
+        vec!["c OK Rename completed.\r\n"]
+    );
+    assert_eq!(
+        c.cmd("d", "SUBSCRIBE Work/Done").await,
+        vec!["d OK Subscribe completed.\r\n"]
+    );
+    let r = c.cmd("e", "LSUB \"\" *").await;
+    assert!(
+        r.contains(&"* LSUB () \"/\" Work/Done\r\n".to_string()),
+        "{r:?}"
+    );
+    let r = c
+        .cmd(
+            "f",
+            "LIST (SUBSCRIBED) \"\" * RETURN (STATUS (MESSAGES UIDNEXT))",
+        )
+        .await;
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* LIST (\\HasNoChildren \\Subscribed) \"/\" Work/Done")),
+        "{r:?}"
+    );
+    assert!(
+        r.contains(&"* STATUS Work/Done (MESSAGES 0 UIDNEXT 1)\r\n".to_string()),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.cmd("g", "DELETE Work/Done").await,
+        vec!["g OK Delete completed.\r\n"]
+    );
+    let r = c.cmd("h", "DELETE Nope").await;
+    assert!(r[0].starts_with("h NO [NONEXISTENT]"), "{r:?}");
+    let r = c
+        .cmd(
+            "i",
+            "STATUS INBOX (MESSAGES UNSEEN UIDNEXT SIZE HIGHESTMODSEQ)",
+        )
+        .await;
+    assert!(
+        r[0].starts_with("* STATUS INBOX (MESSAGES 0 UNSEEN 0 UIDNEXT 1 SIZE 0 HIGHESTMODSEQ "),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.cmd("j", "CREATE \"Entw&APw-rfe\"").await,
+        vec!["j OK Create completed.\r\n"]
+    );
+    let r = c.cmd("k", "LIST \"\" Entw*").await;
+    assert!(
+        r.contains(&"* LIST (\\HasNoChildren) \"/\" Entw&APw-rfe\r\n".to_string()),
+        "{r:?}"
+    );
+    c.cmd("l", "ENABLE UTF8=ACCEPT").await;
+    let r = c.cmd("m", "LIST \"\" Entw*").await;
+    assert!(
+        r.contains(&"* LIST (\\HasNoChildren) \"/\" \"Entwürfe\"\r\n".to_string()),
+        "{r:?}"
+    );
+    let r = c.cmd("n", "NAMESPACE").await;
+    assert_eq!(r[0], "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+}
+
+#[tokio::test]
+async fn two_sessions_see_each_other_and_idle_pushes() {
+    let ctx = demo();
+    let mut a = Client::login(ctx.clone()).await;
+    let mut b = Client::login(ctx.clone()).await;
+    a.cmd("s", "SELECT INBOX").await;
+    b.cmd("s", "SELECT INBOX").await;
+    a.send("i IDLE\r\n").await;
+    assert_eq!(a.line().await, "+ idling\r\n");
+    let t = std::time::Instant::now();
+    append(&mut b, "x", "INBOX", MSG).await;
+    assert_eq!(a.line().await, "* 1 EXISTS\r\n");
+    assert!(t.elapsed() < Duration::from_millis(2000));
+    assert_eq!(a.line().await, "* 1 RECENT\r\n");
+    // A flag change by b shows up as FETCH in a's IDLE.
+    b.cmd("y", "STORE 1 +FLAGS (\\Flagged)").await;
+    assert_eq!(
+        a.line().await,
+        "* 1 FETCH (UID 1 FLAGS (\\Seen \\Flagged \\Recent))\r\n"
+    );
+    a.send("DONE\r\n").await;
+    assert_eq!(a.until_tag("i").await, vec!["i OK Idle completed.\r\n"]);
+    // An expunge by b is not announced to a during FETCH, but is at NOOP.
+    b.cmd("z", "STORE 1 +FLAGS (\\Deleted)").await;
+    b.cmd("z2", "EXPUNGE").await;
+    let r = a.cmd("f", "FETCH 1 (FLAGS)").await;
+    assert!(!r.iter().any(|l| l.contains("EXPUNGE")), "{r:?}");
+    let r = a.cmd("n", "NOOP").await;
+    assert!(r.contains(&"* 1 EXPUNGE\r\n".to_string()), "{r:?}");
+}
+
+#[tokio::test]
+async fn write_gate_refuses() {
+    let backend = TestBackend::demo();
+    let mut c = Client::login(context(backend.clone(), ImapConfig::default())).await;
+    backend.refuse_writes(Some("This node is not active"));
+    let r = c.cmd("a", "CREATE X").await;
+    assert_eq!(r, vec!["a NO [UNAVAILABLE] This node is not active\r\n"]);
+    backend.refuse_writes(None);
+    let before = backend.committed.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        c.cmd("b", "CREATE X").await,
+        vec!["b OK Create completed.\r\n"]
+    );
+    assert_eq!(
+        backend.committed.load(std::sync::atomic::Ordering::Relaxed),
+        before + 1
+    );
+}
+
+#[tokio::test]
+async fn connection_limit_per_user_and_ip() {
+    let ctx = demo();
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        clients.push(Client::login(ctx.clone()).await);
+    }
+    let (mut c, _) = Client::start(ctx.clone()).await;
+    let r = c.cmd("a", "LOGIN demo demo").await;
+    assert_eq!(
+        r,
+        vec!["a NO [UNAVAILABLE] Maximum number of connections from user+IP exceeded (mail_max_userip_connections=10)\r\n"]
+    );
+    let mut first = clients.remove(0);
+    first.cmd("z", "LOGOUT").await;
+    assert_eq!(first.line().await, "");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = c.cmd("b", "LOGIN demo demo").await;
+    assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
+}
