@@ -6,6 +6,7 @@ pub mod backend;
 pub mod blocking;
 pub mod imap;
 pub mod lmtp;
+pub mod pop3;
 pub mod sasl;
 pub mod stream;
 pub mod testing;

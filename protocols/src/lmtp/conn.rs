@@ -111,11 +111,6 @@ impl LineConn {
         self.output.extend_from_slice(b"\r\n");
     }
 
-    /// Queued bytes; callers flush when this grows large (a big RETR).
-    pub(crate) fn pending(&self) -> usize {
-        self.output.len()
-    }
-
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
         if !self.output.is_empty() {
             let out = std::mem::take(&mut self.output);

@@ -13,6 +13,9 @@ mod data;
 mod deliver;
 mod session;
 
+#[cfg(test)]
+pub(crate) mod tests;
+
 pub use address::{split_detail, Recipient};
 pub use command::{parse as parse_command, BodyType, Command, ParseError};
 pub use data::{normalize_crlf, DataDecoder, DataOutcome};

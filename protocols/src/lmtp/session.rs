@@ -225,7 +225,7 @@ impl Session {
             self.io.send_line("452 4.5.3 Too many recipients");
             return;
         }
-        let reply = match self.resolve(&addr).await {
+        let reply = match resolve(&self.ctx, &addr).await {
             Ok(Some(accepted)) => {
                 if let Some(tx) = self.tx.as_mut() {
                     tx.rcpts.push(accepted);
@@ -239,30 +239,6 @@ impl Session {
             }
         };
         self.io.send_line(&reply);
-    }
-
-    /// Looks the recipient up without its detail; a userdb whose names contain the delimiter
-    /// still finds `a+b` by its full name.
-    async fn resolve(&self, addr: &str) -> Result<Option<Accepted>, String> {
-        let split = split_detail(addr, &self.ctx.config.recipient_delimiter);
-        let backend = &self.ctx.backend;
-        if let Some(info) = backend.lookup_user(&split.lookup).await? {
-            return Ok(Some(Accepted {
-                address: addr.to_string(),
-                user: info.user,
-                detail: split.detail,
-            }));
-        }
-        if split.lookup != addr {
-            if let Some(info) = backend.lookup_user(addr).await? {
-                return Ok(Some(Accepted {
-                    address: addr.to_string(),
-                    user: info.user,
-                    detail: None,
-                }));
-            }
-        }
-        Ok(None)
     }
 
     /// Checks a transaction may take message data now; the reply when it may not.
@@ -394,4 +370,28 @@ async fn guarded<F: std::future::Future>(
         _ = ctx.shutdown.cancelled() => Err(Interrupt::Shutdown),
         r = tokio::time::timeout(ctx.config.timeout, read) => r.map_err(|_| Interrupt::Timeout),
     }
+}
+
+/// Looks the recipient up without its detail; a userdb whose names contain the delimiter
+/// still finds `a+b` by its full name.
+async fn resolve(ctx: &LmtpContext, addr: &str) -> Result<Option<Accepted>, String> {
+    let split = split_detail(addr, &ctx.config.recipient_delimiter);
+    let backend = &ctx.backend;
+    if let Some(info) = backend.lookup_user(&split.lookup).await? {
+        return Ok(Some(Accepted {
+            address: addr.to_string(),
+            user: info.user,
+            detail: split.detail,
+        }));
+    }
+    if split.lookup != addr {
+        if let Some(info) = backend.lookup_user(addr).await? {
+            return Ok(Some(Accepted {
+                address: addr.to_string(),
+                user: info.user,
+                detail: None,
+            }));
+        }
+    }
+    Ok(None)
 }

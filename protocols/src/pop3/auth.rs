@@ -1,0 +1,200 @@
+//! The AUTHORIZATION state's logins: USER/PASS and AUTH PLAIN/LOGIN (with SASL-IR), then the
+//! start of the TRANSACTION state (session registration, the POP3 lock, INBOX's snapshot).
+
+use super::lock::Pop3Lock;
+use super::maildrop::Maildrop;
+use super::session::{Session, Stop, Transaction};
+use crate::backend::{AuthOutcome, AuthRequest, Service};
+use crate::sasl::{Mechanism, SaslError, SaslExchange, SaslStep};
+
+const PLAINTEXT_DISALLOWED: &str =
+    "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
+
+impl Session {
+    fn plaintext_allowed(&mut self) -> bool {
+        if self.ctx.backend.allow_plaintext(&self.info) {
+            return true;
+        }
+        self.io.send_line(PLAINTEXT_DISALLOWED);
+        false
+    }
+
+    pub(super) fn cmd_user(&mut self, user: String) {
+        if self.plaintext_allowed() {
+            self.user = Some(user);
+            self.io.send_line("+OK");
+        }
+    }
+
+    pub(super) async fn cmd_pass(&mut self, password: String) -> Result<(), Stop> {
+        let Some(user) = self.user.take() else {
+            self.io.send_line("-ERR No username given.");
+            return self.bad_command();
+        };
+        if !self.plaintext_allowed() {
+            return Ok(());
+        }
+        self.login(&user, &password, None, Mechanism::Plain).await
+    }
+
+    pub(super) async fn cmd_auth(&mut self, mech: String, ir: Option<String>) -> Result<(), Stop> {
+        let mechanism = match Mechanism::parse(&mech) {
+            Ok(m) => m,
+            Err(e) => {
+                self.io.send_line(&format!("-ERR {e}"));
+                return Ok(());
+            }
+        };
+        // Both mechanisms carry the password in the clear.
+        if !self.plaintext_allowed() {
+            return Ok(());
+        }
+        let mut step = SaslExchange::start(mechanism, ir.as_deref());
+        loop {
+            match step {
+                Ok((mut exchange, SaslStep::Challenge(challenge))) => {
+                    self.io.send_line(&format!("+ {challenge}"));
+                    let line = self.next_line().await?;
+                    let line = String::from_utf8_lossy(&line).into_owned();
+                    step = exchange.step(&line).map(|s| (exchange, s));
+                }
+                Ok((_, SaslStep::Done(creds))) => {
+                    return self
+                        .login(
+                            &creds.authcid,
+                            &creds.password,
+                            creds.authzid.as_deref(),
+                            mechanism,
+                        )
+                        .await;
+                }
+                Err(SaslError::Cancelled) => {
+                    self.io.send_line("-ERR Authentication aborted by client.");
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.io.send_line(&format!("-ERR [AUTH] {e}"));
+                    return self.auth_failed();
+                }
+            }
+        }
+    }
+
+    fn auth_failed(&mut self) -> Result<(), Stop> {
+        self.auth_failures += 1;
+        if self.auth_failures >= self.ctx.config.max_auth_failures {
+            return Err(Stop::Said);
+        }
+        Ok(())
+    }
+
+    async fn login(
+        &mut self,
+        user: &str,
+        password: &str,
+        authzid: Option<&str>,
+        mechanism: Mechanism,
+    ) -> Result<(), Stop> {
+        let outcome = self
+            .ctx
+            .backend
+            .authenticate(AuthRequest {
+                service: Service::Pop3,
+                user,
+                password,
+                authzid,
+                mechanism: mechanism.as_str(),
+                conn: &self.info,
+            })
+            .await;
+        match outcome {
+            AuthOutcome::Ok { user } => self.start_transaction(user, mechanism).await,
+            AuthOutcome::Failed => {
+                self.io.send_line("-ERR [AUTH] Authentication failed.");
+                self.auth_failed()
+            }
+            AuthOutcome::RateLimited => {
+                self.auth_failures += 1;
+                self.io.send_line(
+                    "-ERR [SYS/TEMP] Too many authentication failures, try again later.",
+                );
+                Err(Stop::Said)
+            }
+            AuthOutcome::TempFail(why) => {
+                tracing::warn!("pop3-login: temporary authentication failure: {why}");
+                self.io
+                    .send_line("-ERR [SYS/TEMP] Temporary authentication failure.");
+                Ok(())
+            }
+        }
+    }
+
+    async fn start_transaction(&mut self, user: String, mechanism: Mechanism) -> Result<(), Stop> {
+        let backend = self.ctx.backend.clone();
+        let guard = match backend.register_session(Service::Pop3, &user, self.info.remote.ip()) {
+            Ok(g) => g,
+            Err(why) => {
+                self.io.send_line(&format!("-ERR [IN-USE] {why}"));
+                return Ok(());
+            }
+        };
+        let store = match backend.open_user(&user).await {
+            Ok(s) => s,
+            Err(why) => {
+                tracing::error!("pop3({user}): cannot open the user's store: {why}");
+                self.io.send_line("-ERR [SYS/TEMP] Couldn't open INBOX.");
+                return Ok(());
+            }
+        };
+        let lock = if self.ctx.config.lock_session {
+            match Pop3Lock::try_acquire(&store) {
+                Some(lock) => Some(lock),
+                None => {
+                    self.io
+                        .send_line("-ERR [IN-USE] Mailbox is locked by another POP3 session.");
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        let snapshot = {
+            let store = store.clone();
+            crate::blocking::run(move || store.messages("INBOX")).await
+        };
+        let messages = match snapshot {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                tracing::error!("pop3({user}): cannot list INBOX: {e}");
+                self.io.send_line("-ERR [SYS/TEMP] Couldn't open INBOX.");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!("pop3({user}): cannot list INBOX: {e}");
+                self.io.send_line("-ERR [SYS/TEMP] Couldn't open INBOX.");
+                return Ok(());
+            }
+        };
+        tracing::Span::current().record("user", user.as_str());
+        tracing::info!(
+            "pop3-login: Login: user=<{user}>, method={}, rip={}, lip={}, {}session=<{}>",
+            mechanism.as_str(),
+            self.info.remote.ip(),
+            self.info.local.ip(),
+            if self.info.tls { "TLS, " } else { "" },
+            self.info.session_id
+        );
+        self.tx = Some(Transaction {
+            user,
+            store,
+            maildrop: Maildrop::new(messages),
+            top: (0, 0),
+            retr: (0, 0),
+            expunged: 0,
+            _lock: lock,
+            _session: guard,
+        });
+        self.io.send_line("+OK Logged in.");
+        Ok(())
+    }
+}

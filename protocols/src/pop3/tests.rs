@@ -1,0 +1,455 @@
+//! POP3 session tests over an in-memory duplex stream with the test backend (a real store).
+
+use super::{serve, Pop3Config, Pop3Context};
+use crate::lmtp::tests::{rand_like::Lcg, TestClient};
+use crate::sasl::encode_base64;
+use crate::stream::{BoxStream, TlsUpgrade};
+use crate::testing::{loopback_conn, TestBackend};
+use async_trait::async_trait;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{Flag, NewMessage};
+use tokio_util::sync::CancellationToken;
+
+/// Stands in for rustls: the "upgraded" stream is the same bytes, but the session must treat
+/// it as TLS from then on.
+struct FakeTls;
+
+#[async_trait]
+impl TlsUpgrade for FakeTls {
+    async fn upgrade(&self, stream: BoxStream) -> std::io::Result<BoxStream> {
+        Ok(stream)
+    }
+}
+
+fn context(backend: &Arc<TestBackend>, tls: bool, config: Pop3Config) -> Arc<Pop3Context> {
+    Arc::new(Pop3Context {
+        backend: backend.clone(),
+        tls: tls.then(|| Arc::new(FakeTls) as Arc<dyn TlsUpgrade>),
+        config,
+        shutdown: CancellationToken::new(),
+    })
+}
+
+async fn pop3(ctx: &Arc<Pop3Context>) -> TestClient {
+    let ctx = ctx.clone();
+    let mut c = TestClient::start(move |s| serve(s, loopback_conn("pop3-test"), ctx));
+    assert!(c.line().await.starts_with("+OK "));
+    c
+}
+
+async fn logged_in(ctx: &Arc<Pop3Context>) -> TestClient {
+    let mut c = pop3(ctx).await;
+    assert_eq!(c.cmd("USER demo").await, "+OK");
+    assert_eq!(c.cmd("PASS demo").await, "+OK Logged in.");
+    c
+}
+
+const M1: &[u8] = b"Subject: one\r\nFrom: a@x\r\n\r\nline 1\r\n.dotted\r\nline 3\r\n";
+const M2: &[u8] = b"Subject: two\r\n\r\nsecond\r\n";
+const M3: &[u8] = b"Subject: three\r\n\r\nthird\r\n";
+
+/// A demo user with three messages in INBOX.
+fn backend_with_mail() -> Arc<TestBackend> {
+    let backend = TestBackend::demo();
+    let store = backend.store.user("demo").unwrap();
+    for raw in [M1, M2, M3] {
+        store
+            .append(
+                "INBOX",
+                NewMessage {
+                    raw,
+                    flags: Default::default(),
+                    internal_date: None,
+                    delivery_key: None,
+                },
+            )
+            .unwrap();
+    }
+    backend
+}
+
+fn inbox_len(backend: &TestBackend) -> usize {
+    backend
+        .store
+        .user("demo")
+        .unwrap()
+        .messages("INBOX")
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn full_session() {
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut c = logged_in(&ctx).await;
+    let total = M1.len() + M2.len() + M3.len();
+    assert_eq!(c.cmd("STAT").await, format!("+OK 3 {total}"));
+    assert!(c.cmd("LIST").await.starts_with("+OK 3 messages"));
+    assert_eq!(
+        c.dot_body().await,
+        vec![
+            format!("1 {}", M1.len()),
+            format!("2 {}", M2.len()),
+            format!("3 {}", M3.len())
+        ]
+    );
+    assert_eq!(c.cmd("LIST 2").await, format!("+OK 2 {}", M2.len()));
+    assert_eq!(c.cmd("LIST 4").await, "-ERR There's no message 4.");
+    assert_eq!(c.cmd("RETR 1").await, format!("+OK {} octets", M1.len()));
+    assert_eq!(
+        c.dot_body().await,
+        vec![
+            "Subject: one",
+            "From: a@x",
+            "",
+            "line 1",
+            "..dotted",
+            "line 3"
+        ]
+    );
+    assert_eq!(c.cmd("NOOP").await, "+OK");
+    assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
+    c.finished().await;
+    // RETR marks \Seen at QUIT (pop3_no_flag_updates = no), nothing deleted.
+    let msgs = backend
+        .store
+        .user("demo")
+        .unwrap()
+        .messages("INBOX")
+        .unwrap();
+    assert_eq!(msgs.len(), 3);
+    assert!(msgs[0].flags.contains(&Flag::Seen));
+    assert!(!msgs[1].flags.contains(&Flag::Seen));
+}
+
+#[tokio::test]
+async fn dele_is_applied_only_at_quit() {
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+
+    // Dropped connection: the marks are forgotten.
+    let mut c = logged_in(&ctx).await;
+    assert_eq!(c.cmd("DELE 1").await, "+OK Marked to be deleted.");
+    assert_eq!(c.cmd("DELE 1").await, "-ERR Message is deleted.");
+    assert_eq!(c.cmd("RETR 1").await, "-ERR Message is deleted.");
+    assert_eq!(
+        c.cmd("STAT").await,
+        format!("+OK 2 {}", M2.len() + M3.len())
+    );
+    c.send(b"LIST\r\n").await;
+    c.line().await;
+    let listed = c.dot_body().await;
+    assert!(listed.iter().all(|l| !l.starts_with("1 ")), "{listed:?}");
+    c.hang_up().await;
+    c.finished().await;
+    assert_eq!(inbox_len(&backend), 3);
+
+    // QUIT applies them, as one expunge.
+    let mut c = logged_in(&ctx).await;
+    assert_eq!(c.cmd("DELE 1").await, "+OK Marked to be deleted.");
+    assert_eq!(c.cmd("DELE 3").await, "+OK Marked to be deleted.");
+    assert_eq!(inbox_len(&backend), 3);
+    let before = backend.committed.load(Ordering::Relaxed);
+    assert_eq!(c.cmd("QUIT").await, "+OK Logging out, messages deleted.");
+    c.finished().await;
+    assert_eq!(backend.committed.load(Ordering::Relaxed), before + 1);
+    let store = backend.store.user("demo").unwrap();
+    let left = store.messages("INBOX").unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(store.read_message(&left[0].object).unwrap(), M2);
+}
+
+#[tokio::test]
+async fn rset_unmarks() {
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut c = logged_in(&ctx).await;
+    assert_eq!(c.cmd("DELE 2").await, "+OK Marked to be deleted.");
+    assert_eq!(c.cmd("RSET").await, "+OK");
+    assert!(c.cmd("STAT").await.starts_with("+OK 3 "));
+    assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
+    c.finished().await;
+    assert_eq!(inbox_len(&backend), 3);
+}
+
+#[tokio::test]
+async fn top_sends_header_and_lines() {
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut c = logged_in(&ctx).await;
+    assert_eq!(c.cmd("TOP 1 0").await, "+OK");
+    assert_eq!(c.dot_body().await, vec!["Subject: one", "From: a@x", ""]);
+    assert_eq!(c.cmd("TOP 1 2").await, "+OK");
+    assert_eq!(
+        c.dot_body().await,
+        vec!["Subject: one", "From: a@x", "", "line 1", "..dotted"]
+    );
+    assert_eq!(c.cmd("TOP 9 1").await, "-ERR There's no message 9.");
+    assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
+    c.finished().await;
+    // TOP does not mark \Seen.
+    let msgs = backend
+        .store
+        .user("demo")
+        .unwrap()
+        .messages("INBOX")
+        .unwrap();
+    assert!(msgs.iter().all(|m| !m.flags.contains(&Flag::Seen)));
+}
+
+#[tokio::test]
+async fn uidl_is_stable_across_sessions() {
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut uidls = Vec::new();
+    for _ in 0..2 {
+        let mut c = logged_in(&ctx).await;
+        assert_eq!(c.cmd("UIDL").await, "+OK");
+        let lines = c.dot_body().await;
+        assert_eq!(lines.len(), 3);
+        let one = c.cmd("UIDL 2").await;
+        assert_eq!(one, format!("+OK {}", lines[1]));
+        assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
+        c.finished().await;
+        uidls.push(lines);
+    }
+    assert_eq!(uidls[0], uidls[1]);
+    let guids: Vec<String> = backend
+        .store
+        .user("demo")
+        .unwrap()
+        .messages("INBOX")
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, m)| format!("{} {}", i + 1, m.guid.to_hex()))
+        .collect();
+    assert_eq!(uidls[0], guids);
+}
+
+#[tokio::test]
+async fn stls_offered_only_with_tls_configured() {
+    let backend = backend_with_mail();
+
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut c = pop3(&ctx).await;
+    assert_eq!(c.cmd("CAPA").await, "+OK");
+    let capa = c.dot_body().await;
+    for cap in [
+        "TOP",
+        "UIDL",
+        "RESP-CODES",
+        "PIPELINING",
+        "AUTH-RESP-CODE",
+        "USER",
+        "SASL PLAIN LOGIN",
+    ] {
+        assert!(capa.iter().any(|l| l == cap), "{cap} missing from {capa:?}");
+    }
+    assert!(!capa.iter().any(|l| l == "STLS"));
+    assert_eq!(c.cmd("STLS").await, "-ERR TLS support isn't enabled.");
+    c.finished().await;
+
+    // With TLS: offered, and plaintext auth that the backend refuses works once "upgraded".
+    backend.plaintext.store(false, Ordering::Relaxed);
+    let ctx = context(&backend, true, Pop3Config::default());
+    let mut c = pop3(&ctx).await;
+    c.send(b"CAPA\r\n").await;
+    c.line().await;
+    assert!(c.dot_body().await.iter().any(|l| l == "STLS"));
+    assert!(c
+        .cmd("USER demo")
+        .await
+        .starts_with("-ERR [AUTH] Plaintext authentication disallowed"));
+    // Bytes pipelined after STLS in plaintext are discarded, never run after the upgrade.
+    c.send(b"STLS\r\nUSER injected\r\n").await;
+    assert_eq!(c.line().await, "+OK Begin TLS negotiation now.");
+    assert_eq!(c.cmd("CAPA").await, "+OK");
+    assert!(!c.dot_body().await.iter().any(|l| l == "STLS"));
+    assert_eq!(c.cmd("STLS").await, "-ERR TLS is already active.");
+    assert_eq!(c.cmd("PASS demo").await, "-ERR No username given.");
+    assert_eq!(c.cmd("USER demo").await, "+OK");
+    assert_eq!(c.cmd("PASS demo").await, "+OK Logged in.");
+    assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
+    c.finished().await;
+}
+
+#[tokio::test]
+async fn auth_refusals_and_sasl() {
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+
+    let mut c = pop3(&ctx).await;
+    assert_eq!(c.cmd("USER demo").await, "+OK");
+    assert_eq!(
+        c.cmd("PASS wrong").await,
+        "-ERR [AUTH] Authentication failed."
+    );
+    assert_eq!(c.cmd("STAT").await, "-ERR Unknown command.");
+    assert_eq!(
+        c.cmd("AUTH CRAM-MD5").await,
+        "-ERR Unsupported authentication mechanism."
+    );
+    // SASL-IR PLAIN.
+    let ir = encode_base64(b"\0demo\0demo");
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {ir}")).await, "+OK Logged in.");
+    assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
+    c.finished().await;
+
+    // LOGIN in two steps, and cancelling.
+    let mut c = pop3(&ctx).await;
+    assert_eq!(c.cmd("AUTH").await, "+OK");
+    assert_eq!(c.dot_body().await, vec!["PLAIN", "LOGIN"]);
+    assert_eq!(c.cmd("AUTH LOGIN").await, "+ VXNlcm5hbWU6");
+    assert_eq!(c.cmd("*").await, "-ERR Authentication aborted by client.");
+    assert_eq!(c.cmd("AUTH LOGIN").await, "+ VXNlcm5hbWU6");
+    assert_eq!(c.cmd(&encode_base64(b"demo")).await, "+ UGFzc3dvcmQ6");
+    assert_eq!(c.cmd(&encode_base64(b"demo")).await, "+OK Logged in.");
+    c.hang_up().await;
+    c.finished().await;
+
+    // PLAIN without initial response gets an empty challenge.
+    let mut c = pop3(&ctx).await;
+    assert_eq!(c.cmd("AUTH PLAIN").await, "+ ");
+    assert_eq!(
+        c.cmd("!!!").await,
+        "-ERR [AUTH] Invalid base64 data in continued response"
+    );
+    c.finished().await;
+
+    // Plaintext refused by the backend.
+    backend.plaintext.store(false, Ordering::Relaxed);
+    let mut c = pop3(&ctx).await;
+    let refusal =
+        "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
+    assert_eq!(c.cmd("USER demo").await, refusal);
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {ir}")).await, refusal);
+    c.finished().await;
+}
+
+#[tokio::test]
+async fn too_many_auth_failures_disconnect() {
+    let backend = TestBackend::demo();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut c = pop3(&ctx).await;
+    for _ in 0..3 {
+        c.cmd("USER demo").await;
+        assert_eq!(
+            c.cmd("PASS bad").await,
+            "-ERR [AUTH] Authentication failed."
+        );
+    }
+    assert_eq!(c.rest().await, b"");
+    c.finished().await;
+}
+
+#[tokio::test]
+async fn second_session_is_in_use() {
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut first = logged_in(&ctx).await;
+    let mut second = pop3(&ctx).await;
+    second.cmd("USER demo").await;
+    assert_eq!(
+        second.cmd("PASS demo").await,
+        "-ERR [IN-USE] Mailbox is locked by another POP3 session."
+    );
+    assert_eq!(first.cmd("QUIT").await, "+OK Logging out.");
+    first.finished().await;
+    second.cmd("USER demo").await;
+    assert_eq!(second.cmd("PASS demo").await, "+OK Logged in.");
+    second.finished().await;
+}
+
+#[tokio::test]
+async fn no_nuls_option() {
+    let backend = TestBackend::demo();
+    let raw = b"Subject: n\r\n\r\na\0b\r\n";
+    backend
+        .store
+        .user("demo")
+        .unwrap()
+        .append(
+            "INBOX",
+            NewMessage {
+                raw,
+                flags: Default::default(),
+                internal_date: None,
+                delivery_key: None,
+            },
+        )
+        .unwrap();
+    let config = Pop3Config {
+        no_nuls: true,
+        ..Pop3Config::default()
+    };
+    let ctx = context(&backend, false, config);
+    let mut c = logged_in(&ctx).await;
+    c.cmd("RETR 1").await;
+    assert_eq!(c.dot_body().await, vec!["Subject: n", "", "ab"]);
+    c.finished().await;
+}
+
+#[tokio::test]
+async fn timeouts_and_shutdown() {
+    let backend = TestBackend::demo();
+    let config = Pop3Config {
+        login_timeout: Duration::from_millis(200),
+        ..Pop3Config::default()
+    };
+    let ctx = context(&backend, false, config);
+    let mut c = pop3(&ctx).await;
+    assert_eq!(c.line().await, "-ERR Disconnected for inactivity.");
+    c.finished().await;
+
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut c = logged_in(&ctx).await;
+    ctx.shutdown.cancel();
+    assert_eq!(c.line().await, "-ERR [SYS/TEMP] Server shutting down.");
+    c.finished().await;
+}
+
+#[tokio::test]
+async fn long_lines_and_bad_commands() {
+    let backend = TestBackend::demo();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut c = pop3(&ctx).await;
+    let long = "X".repeat(20_000);
+    assert_eq!(c.cmd(&long).await, "-ERR Input line too long.");
+    assert_eq!(c.cmd("NOOP").await, "+OK");
+    for _ in 0..18 {
+        assert!(c.cmd("BOGUS").await.starts_with("-ERR Unknown command"));
+    }
+    assert_eq!(c.cmd("BOGUS").await, "-ERR Unknown command: BOGUS");
+    assert_eq!(c.line().await, "-ERR Too many bad commands.");
+    c.finished().await;
+}
+
+#[tokio::test]
+async fn random_bytes_get_answers_and_never_panic() {
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut rng = Lcg(0xb0b);
+    for round in 0..40 {
+        let mut c = pop3(&ctx).await;
+        let mut junk = Vec::new();
+        if round % 2 == 0 {
+            junk.extend_from_slice(b"USER demo\r\nPASS demo\r\n");
+        }
+        junk.extend(rng.bytes(64 + round * 40));
+        junk.extend_from_slice(b"\r\nRETR 1\r\nTOP 2 1\r\nDELE 3\r\nUIDL\r\n");
+        c.send(&junk).await;
+        c.hang_up().await;
+        let out = c.rest().await;
+        assert!(
+            out.starts_with(b"+OK") || out.starts_with(b"-ERR"),
+            "{out:?}"
+        );
+        c.finished().await;
+    }
+    // Nothing was QUIT: nothing deleted.
+    assert_eq!(inbox_len(&backend), 3);
+}
