@@ -1,1 +1,29 @@
-fn main() {}
+//! Load, benchmark and fault-injection harness. One module per subcommand: add yours with one
+//! variant in [`Command`] and one arm in `main`.
+
+use clap::{Parser, Subcommand};
+
+mod bench_store;
+
+#[derive(Parser)]
+#[command(
+    name = "jepsen",
+    about = "Load, benchmarks and fault injection for the mail store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Durable appends/s of the store (4 KiB and 64 KiB; 1 and 16 writers; 1 and 16 users),
+    /// with fsyncs per append and the disk's raw "append 4 KiB + fsync" rate beside.
+    BenchStore(bench_store::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::BenchStore(a) => bench_store::run(a),
+    }
+}

@@ -265,9 +265,10 @@ pub struct ApplyOutcome {
     pub conflicts: Vec<UidConflict>,
 }
 
-/// Parse MIME facts at delivery (on the writer's own thread, before the group commit). Off until
-/// `mime::parse_facts` is implemented; until then `facts()` parses on first use and caches.
-pub const PARSE_FACTS_AT_DELIVERY: bool = false;
+/// Parse MIME facts at delivery, on the writer's own thread before the group commit (so writers
+/// parse in parallel), and cache them beside the message. If the parser fails, `facts()` parses
+/// on first use instead.
+pub const PARSE_FACTS_AT_DELIVERY: bool = true;
 
 impl UserStore {
     fn open(shared: Arc<Shared>, db: &sled::Db, name: &str) -> Result<UserStore> {
@@ -477,7 +478,7 @@ impl UserStore {
         // Hash, compress (and parse) here, in parallel with other writers, not in the leader.
         let object = pack::prepare(msg.raw)?;
         let facts = if PARSE_FACTS_AT_DELIVERY {
-            Some(crate::mime::parse_facts(msg.raw))
+            std::panic::catch_unwind(|| crate::mime::parse_facts(msg.raw)).ok()
         } else {
             None
         };
