@@ -100,6 +100,8 @@ pub(crate) struct Session {
     pub bytes_out: u64,
     /// Why the connection ended, for the Disconnected log line.
     pub end_reason: Option<String>,
+    /// The tag of the command running (ESEARCH quotes it).
+    pub current_tag: String,
     /// Set by LOGOUT: close once the tagged reply is written.
     pub pending_close: bool,
     pub span: tracing::Span,
@@ -133,6 +135,7 @@ pub async fn serve(stream: BoxStream, conn: ConnInfo, ctx: Arc<ImapContext>) {
         bytes_out: 0,
         end_reason: None,
         pending_close: false,
+        current_tag: String::new(),
         span: span.clone(),
     };
     async move {
@@ -320,6 +323,7 @@ impl Session {
 
     async fn command(&mut self, req: Request) -> Done {
         let tag = req.tag.clone();
+        self.current_tag = tag.clone();
         let (reply, allow_expunge) = commands::dispatch(self, &tag, req.kind).await;
         let done = match reply {
             Ok(d) | Err(d) => d,

@@ -446,3 +446,175 @@ async fn connection_limit_per_user_and_ip() {
     let r = c.cmd("b", "LOGIN demo demo").await;
     assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
 }
+
+async fn append_plain(c: &mut Client, tag: &str, msg: &str) -> Vec<String> {
+    c.send(&format!(
+        "{tag} APPEND INBOX {{{}+}}\r\n{msg}\r\n",
+        msg.len()
+    ))
+    .await;
+    c.until_tag(tag).await
+}
+
+/// Reads a whole FETCH response with literals: lines joined.
+async fn fetch_all(c: &mut Client, tag: &str, cmd: &str) -> String {
+    c.cmd(tag, cmd).await.concat()
+}
+
+#[tokio::test]
+async fn fetch_items_and_implicit_seen() {
+    let mut c = Client::login(demo()).await;
+    append_plain(&mut c, "a", MSG).await;
+    c.cmd("s", "SELECT INBOX").await;
+    let r = fetch_all(&mut c, "f1", "FETCH 1 (UID FLAGS RFC822.SIZE INTERNALDATE)").await;
+    assert!(
+        r.starts_with(&format!(
+            "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE {} INTERNALDATE \"",
+            MSG.len()
+        )),
+        "{r}"
+    );
+    let r = fetch_all(&mut c, "f2", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
+    assert_eq!(
+        r,
+        "* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: hello\r\n\r\n)\r\nf2 OK Fetch completed.\r\n"
+    );
+    let r = fetch_all(&mut c, "f3", "UID FETCH 1 (BODY[TEXT])").await;
+    assert_eq!(
+        r,
+        "* 1 FETCH (UID 1 BODY[TEXT] {14}\r\nHello there.\r\n FLAGS (\\Seen))\r\nf3 OK Fetch completed.\r\n"
+    );
+    let r = fetch_all(&mut c, "f4", "FETCH 1 (BODY[]<0.4>)").await;
+    assert!(
+        r.starts_with("* 1 FETCH (BODY[]<0> {4}\r\nFrom)\r\n"),
+        "{r}"
+    );
+    let r = fetch_all(&mut c, "f5", "FETCH 1 (ENVELOPE BODYSTRUCTURE)").await;
+    assert!(r.contains("ENVELOPE (\"Mon, 23 Nov 2026 05:00:00 +0000\" \"hello\" ((\"Alice\" NIL \"alice\" \"example.com\"))"), "{r}");
+    assert!(r.contains("BODYSTRUCTURE (\"text\" \"plain\""), "{r}");
+    let r = c.cmd("f6", "FETCH 2 FLAGS").await;
+    assert_eq!(
+        r,
+        vec!["f6 BAD Error in IMAP command FETCH: Invalid messageset\r\n"]
+    );
+    let r = c.cmd("f7", "UID FETCH 5:9 FLAGS").await;
+    assert_eq!(r, vec!["f7 OK Fetch completed.\r\n"]);
+}
+
+#[tokio::test]
+async fn search_forms() {
+    let mut c = Client::login(demo()).await;
+    append_plain(&mut c, "a1", MSG).await;
+    append_plain(&mut c, "a2", &MSG.replace("hello", "other")).await;
+    append_plain(&mut c, "a3", MSG).await;
+    c.cmd("s", "SELECT INBOX").await;
+    c.cmd("st", "STORE 2 +FLAGS (\\Seen)").await;
+    assert_eq!(c.cmd("q1", "SEARCH UNSEEN").await[0], "* SEARCH 1 3\r\n");
+    assert_eq!(
+        c.cmd("q2", "UID SEARCH SUBJECT hello").await[0],
+        "* SEARCH 1 3\r\n"
+    );
+    assert_eq!(
+        c.cmd("q3", "SEARCH CHARSET UTF-8 BODY there NOT SEEN")
+            .await[0],
+        "* SEARCH 1 3\r\n"
+    );
+    assert_eq!(
+        c.cmd("q4", "SEARCH CHARSET KOI8-R ALL").await,
+        vec!["q4 NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset\r\n"]
+    );
+    assert_eq!(
+        c.cmd("q5", "UID SEARCH RETURN (MIN MAX COUNT) ALL").await[0],
+        "* ESEARCH (TAG \"q5\") UID MIN 1 MAX 3 COUNT 3\r\n"
+    );
+    assert_eq!(
+        c.cmd("q6", "SEARCH RETURN () OR SEEN SUBJECT nothing")
+            .await[0],
+        "* ESEARCH (TAG \"q6\") ALL 2\r\n"
+    );
+    let r = c.cmd("q7", "SEARCH MODSEQ 1").await;
+    assert!(r[0].starts_with("* SEARCH 1 2 3 (MODSEQ "), "{r:?}");
+}
+
+#[tokio::test]
+async fn condstore_and_qresync() {
+    let mut c = Client::login(demo()).await;
+    append_plain(&mut c, "a1", MSG).await;
+    append_plain(&mut c, "a2", MSG).await;
+    let r = c.cmd("e", "ENABLE QRESYNC").await;
+    assert_eq!(r[0], "* ENABLED QRESYNC\r\n");
+    let r = c.cmd("s", "SELECT INBOX (CONDSTORE)").await;
+    let hms = r
+        .iter()
+        .find_map(|l| l.strip_prefix("* OK [HIGHESTMODSEQ "))
+        .and_then(|l| l.split(']').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("HIGHESTMODSEQ");
+    let uv = r
+        .iter()
+        .find_map(|l| l.strip_prefix("* OK [UIDVALIDITY "))
+        .and_then(|l| l.split(']').next())
+        .expect("UIDVALIDITY")
+        .to_string();
+    let r = c.cmd("t", "STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    assert!(r[0].starts_with("* 1 FETCH (MODSEQ ("), "{r:?}");
+    let r = c
+        .cmd("u", &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {hms})"))
+        .await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(
+        r[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ("),
+        "{r:?}"
+    );
+    let r = c
+        .cmd("v", "STORE 2 (UNCHANGEDSINCE 1) +FLAGS (\\Seen)")
+        .await;
+    assert!(r.last().unwrap().starts_with("v OK [MODIFIED 2]"), "{r:?}");
+    c.cmd("w", "STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    let r = c.cmd("x", "UID EXPUNGE 2").await;
+    assert_eq!(r, vec!["* VANISHED 2\r\n", "x OK Expunge completed.\r\n"]);
+    c.cmd("y", "UNSELECT").await;
+    let r = c
+        .cmd("z", &format!("SELECT INBOX (QRESYNC ({uv} {hms}))"))
+        .await;
+    assert!(r.iter().any(|l| l == "* VANISHED (EARLIER) 2\r\n"), "{r:?}");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ (")),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn move_and_uidplus() {
+    let mut c = Client::login(demo()).await;
+    append_plain(&mut c, "a1", MSG).await;
+    append_plain(&mut c, "a2", MSG).await;
+    c.cmd("s", "SELECT INBOX").await;
+    let r = c.cmd("m", "MOVE 1 Archive").await;
+    assert_eq!(
+        r,
+        vec![
+            "* OK [COPYUID 0 1 1] Moved UIDs.\r\n"
+                .replace(" 0 ", &format!(" {} ", uidvalidity_of(&r[0]))),
+            "* 1 EXPUNGE\r\n".to_string(),
+            "m OK Move completed.\r\n".to_string()
+        ]
+    );
+    let r = c.cmd("n", "COPY 1 Nowhere").await;
+    assert_eq!(
+        r,
+        vec!["n NO [TRYCREATE] Mailbox doesn't exist: Nowhere\r\n"]
+    );
+    let r = c.cmd("o", "STATUS Archive (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS Archive (MESSAGES 1)\r\n");
+    c.cmd("p", "STORE 1 +FLAGS (\\Deleted)").await;
+    let r = c.cmd("q", "CLOSE").await;
+    assert_eq!(r, vec!["q OK Close completed.\r\n"]);
+    let r = c.cmd("r", "STATUS INBOX (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS INBOX (MESSAGES 0)\r\n");
+}
+
+fn uidvalidity_of(line: &str) -> String {
+    line.split_whitespace().nth(3).unwrap_or("").to_string()
+}

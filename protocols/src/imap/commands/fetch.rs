@@ -143,7 +143,8 @@ fn items_of(names: MacroOrMessageDataItemNames<'static>) -> (Vec<Item>, bool) {
                 MessageDataItemName::Rfc822Size,
                 MessageDataItemName::Envelope,
             ],
-            Macro::Full => vec![
+            // FULL, and any macro a later imap-types adds (it is non_exhaustive).
+            _ => vec![
                 MessageDataItemName::Flags,
                 MessageDataItemName::InternalDate,
                 MessageDataItemName::Rfc822Size,

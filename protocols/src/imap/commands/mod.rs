@@ -7,9 +7,11 @@ mod auth;
 mod copy;
 mod enable;
 mod expunge;
+mod fetch;
 mod idle;
 mod list;
 mod mailbox;
+mod search;
 mod select;
 mod status;
 mod store;
@@ -38,10 +40,7 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> (Reply, 
             if !selected {
                 return (not_selected, false);
             }
-            {
-                let _ = (options, body);
-                (Err(Done::Bad("SEARCH pending".into())), false)
-            }
+            (search::search(s, body, Some(options)).await, false)
         }
         Kind::CreateUse {
             mailbox,
@@ -108,7 +107,16 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> (Reply, 
             C::Unselect => (select::close(s, false).await, true),
             C::Expunge => (expunge::expunge(s, None).await, true),
             C::ExpungeUid { sequence_set } => (expunge::expunge(s, Some(sequence_set)).await, true),
-            C::Search { .. } | C::Fetch { .. } => (Err(Done::Bad("pending".into())), false),
+            C::Search { .. } => (search::search(s, body, None).await, false),
+            C::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => (
+                fetch::fetch(s, sequence_set, macro_or_item_names, uid, modifiers).await,
+                false,
+            ),
             C::Store {
                 sequence_set,
                 kind,

@@ -1,0 +1,208 @@
+//! SEARCH and UID SEARCH (every RFC 3501/9051 criterion, CHARSET UTF-8 / US-ASCII), with
+//! ESEARCH RETURN (MIN MAX ALL COUNT) and MODSEQ (CONDSTORE). The criteria are evaluated by the
+//! message module; this file converts imap-types' keys and writes the responses.
+
+use crate::imap::format;
+use crate::imap::message::{self, LazyContent, MessageCtx, SearchKey, SeqBound};
+use crate::imap::session::{Done, Reply, Session};
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::core::Charset;
+use imap_codec::imap_types::search::SearchKey as K;
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use storage::MessageMeta;
+
+fn text(a: &impl AsRef<[u8]>) -> String {
+    String::from_utf8_lossy(a.as_ref()).into_owned()
+}
+
+fn set(s: &SequenceSet) -> message::SequenceSet {
+    let b = |x: &SeqOrUid| match x {
+        SeqOrUid::Value(v) => SeqBound::Num(v.get()),
+        SeqOrUid::Asterisk => SeqBound::Star,
+    };
+    message::SequenceSet(
+        s.0.as_ref()
+            .iter()
+            .map(|q| match q {
+                Sequence::Single(x) => (b(x), b(x)),
+                Sequence::Range(x, y) => (b(x), b(y)),
+            })
+            .collect(),
+    )
+}
+
+/// imap-types' key to the message module's; also notes whether MODSEQ was used.
+fn convert(k: &K<'_>, uses_modseq: &mut bool) -> SearchKey {
+    use SearchKey as S;
+    match k {
+        K::And(v) => S::And(v.as_ref().iter().map(|k| convert(k, uses_modseq)).collect()),
+        K::SequenceSet(s) => S::SequenceSet(set(s)),
+        K::All => S::All,
+        K::Answered => S::Answered,
+        K::Bcc(a) => S::Bcc(text(a)),
+        K::Before(d) => S::Before(*d.as_ref()),
+        K::Body(a) => S::Body(text(a)),
+        K::Cc(a) => S::Cc(text(a)),
+        K::Deleted => S::Deleted,
+        K::Draft => S::Draft,
+        K::Flagged => S::Flagged,
+        K::From(a) => S::From(text(a)),
+        K::Header(h, v) => S::Header(text(h), text(v)),
+        K::Keyword(a) => S::Keyword(a.inner().to_string()),
+        K::Larger(n) => S::Larger(u64::from(*n)),
+        K::New => S::New,
+        K::Not(k) => S::Not(Box::new(convert(k, uses_modseq))),
+        K::Old => S::Old,
+        K::On(d) => S::On(*d.as_ref()),
+        K::Or(a, b) => S::Or(
+            Box::new(convert(a, uses_modseq)),
+            Box::new(convert(b, uses_modseq)),
+        ),
+        K::Recent => S::Recent,
+        K::Seen => S::Seen,
+        K::SentBefore(d) => S::SentBefore(*d.as_ref()),
+        K::SentOn(d) => S::SentOn(*d.as_ref()),
+        K::SentSince(d) => S::SentSince(*d.as_ref()),
+        K::Since(d) => S::Since(*d.as_ref()),
+        K::Smaller(n) => S::Smaller(u64::from(*n)),
+        K::Subject(a) => S::Subject(text(a)),
+        K::Text(a) => S::Text(text(a)),
+        K::To(a) => S::To(text(a)),
+        K::Uid(s) => S::Uid(set(s)),
+        K::Unanswered => S::Unanswered,
+        K::Undeleted => S::Undeleted,
+        K::Undraft => S::Undraft,
+        K::Unflagged => S::Unflagged,
+        K::Unkeyword(a) => S::Unkeyword(a.inner().to_string()),
+        K::Unseen => S::Unseen,
+        K::ModSequence { modseq, .. } => {
+            *uses_modseq = true;
+            S::ModSeq(*modseq)
+        }
+    }
+}
+
+pub(crate) async fn search(
+    s: &mut Session,
+    body: CommandBody<'static>,
+    returns: Option<Vec<String>>,
+) -> Reply {
+    let CommandBody::Search {
+        charset,
+        criteria,
+        uid,
+    } = body
+    else {
+        return Err(Done::Bad(
+            "Error in IMAP command SEARCH: Invalid arguments.".into(),
+        ));
+    };
+    if let Some(cs) = charset {
+        let name = match &cs {
+            Charset::Atom(a) => a.inner().to_string(),
+            Charset::Quoted(q) => q.inner().to_string(),
+        };
+        if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
+            return Err(Done::No(
+                "[BADCHARSET (US-ASCII UTF-8)] Unsupported charset".into(),
+            ));
+        }
+    }
+    let mut uses_modseq = false;
+    let keys: Vec<SearchKey> = criteria
+        .as_ref()
+        .iter()
+        .map(|k| convert(k, &mut uses_modseq))
+        .collect();
+    let key = if keys.len() == 1 {
+        keys.into_iter().next().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    };
+    if uses_modseq {
+        s.enabled.condstore = true;
+    }
+    let sel = s.selected()?;
+    let snapshot: Vec<(u32, MessageMeta, bool)> = sel
+        .msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i as u32 + 1, m.meta.clone(), m.recent))
+        .collect();
+    let store = s.user_store()?;
+    let hits: Vec<(u32, u32, u64)> = crate::blocking::run(move || {
+        let max_seq = snapshot.len() as u32;
+        let max_uid = snapshot.last().map(|m| m.1.uid).unwrap_or(0);
+        let mut hits = Vec::new();
+        for (seq, meta, recent) in &snapshot {
+            let object = meta.object;
+            let st = store.clone();
+            let st2 = store.clone();
+            let content = LazyContent::new(
+                move || st.read_message(&object).ok(),
+                move || st2.facts(&object).ok(),
+            );
+            let ctx = MessageCtx::new(*seq, meta, *recent, max_seq, max_uid, &content);
+            if message::matches(&key, &ctx) {
+                hits.push((*seq, meta.uid, meta.modseq));
+            }
+        }
+        hits
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!("search failed: {e}");
+        Done::No(crate::imap::session::SERVERBUG.into())
+    })?;
+    let nums: Vec<u32> = hits.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
+    let max_modseq = hits.iter().map(|h| h.2).max();
+    let esearch = returns.is_some() || s.enabled.rev2;
+    if esearch {
+        let mut opts = returns.unwrap_or_default();
+        if opts.is_empty() {
+            opts.push("ALL".into());
+        }
+        let tag = s.current_tag.clone();
+        let mut line = String::from("ESEARCH (TAG ");
+        let mut q = Vec::new();
+        format::string(&mut q, tag.as_bytes(), false);
+        line.push_str(&String::from_utf8_lossy(&q));
+        line.push(')');
+        if uid {
+            line.push_str(" UID");
+        }
+        if !nums.is_empty() {
+            if opts.iter().any(|o| o == "MIN") {
+                line.push_str(&format!(" MIN {}", nums[0]));
+            }
+            if opts.iter().any(|o| o == "MAX") {
+                line.push_str(&format!(" MAX {}", nums[nums.len() - 1]));
+            }
+        }
+        if opts.iter().any(|o| o == "ALL") && !nums.is_empty() {
+            line.push_str(&format!(" ALL {}", format::compact_set(&nums)));
+        }
+        if opts.iter().any(|o| o == "COUNT") {
+            line.push_str(&format!(" COUNT {}", nums.len()));
+        }
+        if uses_modseq {
+            if let Some(m) = max_modseq {
+                line.push_str(&format!(" MODSEQ {m}"));
+            }
+        }
+        s.untagged(&line);
+    } else {
+        let mut line = String::from("SEARCH");
+        for n in &nums {
+            line.push(' ');
+            line.push_str(&n.to_string());
+        }
+        if uses_modseq {
+            if let Some(m) = max_modseq {
+                line.push_str(&format!(" (MODSEQ {m})"));
+            }
+        }
+        s.untagged(&line);
+    }
+    Ok(Done::Ok("Search completed.".into()))
+}
