@@ -1,7 +1,25 @@
-//! `node`: the mail node's binary (server and admin CLI).
+//! `node`: the mail node's binary: the server (`node serve`) and its doveadm-like admin CLI.
 
+mod admin;
 mod auth;
+mod backend;
+mod cli;
 mod config;
+mod logging;
+mod server;
 mod tls;
 
-fn main() {}
+use clap::Parser as _;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let code = match cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // The whole chain: "cannot open the store in ./data: <why>".
+            eprintln!("node: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}

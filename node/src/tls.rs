@@ -28,7 +28,11 @@ pub enum TlsError {
     #[error("ssl_cert {cert} does not match ssl_key {key}; give the key the certificate was issued for (compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`)")]
     KeyMismatch { cert: PathBuf, key: PathBuf },
     #[error("ssl_cert {cert} / ssl_key {key}: {reason}")]
-    Invalid { cert: PathBuf, key: PathBuf, reason: String },
+    Invalid {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
     #[error("cannot create the self-signed certificate in {dir}: {reason}")]
     SelfSigned { dir: PathBuf, reason: String },
 }
@@ -44,15 +48,23 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Reads and checks the certificate chain and key, and builds a server configuration.
-pub fn load_server_config(files: &TlsFiles, min: TlsMinProtocol) -> Result<Arc<ServerConfig>, TlsError> {
-    let cert_err = |reason: String| TlsError::CertUnreadable { path: files.cert.clone(), reason };
+pub fn load_server_config(
+    files: &TlsFiles,
+    min: TlsMinProtocol,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let cert_err = |reason: String| TlsError::CertUnreadable {
+        path: files.cert.clone(),
+        reason,
+    };
     // Read first so that "not there" and "not a certificate" are told apart.
     let pem = std::fs::read(&files.cert).map_err(|e| cert_err(e.to_string()))?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
         .map_err(|e| cert_err(e.to_string()))?;
     if chain.is_empty() {
-        return Err(TlsError::NoCertificate { path: files.cert.clone() });
+        return Err(TlsError::NoCertificate {
+            path: files.cert.clone(),
+        });
     }
     let key_pem = std::fs::read(&files.key).map_err(|e| TlsError::KeyUnreadable {
         path: files.key.clone(),
@@ -68,13 +80,14 @@ pub fn load_server_config(files: &TlsFiles, min: TlsMinProtocol) -> Result<Arc<S
         key: files.key.clone(),
         reason,
     };
-    let certified = rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
-            cert: files.cert.clone(),
-            key: files.key.clone(),
-        },
-        other => invalid(other.to_string()),
-    })?;
+    let certified =
+        rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
+                cert: files.cert.clone(),
+                key: files.key.clone(),
+            },
+            other => invalid(other.to_string()),
+        })?;
     let versions: &[&'static rustls::SupportedProtocolVersion] = match min {
         TlsMinProtocol::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsMinProtocol::Tls13 => &[&rustls::version::TLS13],
@@ -92,23 +105,38 @@ pub fn load_server_config(files: &TlsFiles, min: TlsMinProtocol) -> Result<Arc<S
 struct SingleCert(Arc<rustls::sign::CertifiedKey>);
 
 impl rustls::server::ResolvesServerCert for SingleCert {
-    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         Some(self.0.clone())
     }
 }
 
 /// Makes `dir/cert.pem` and `dir/key.pem` (self-signed for `hostnames`) unless both exist.
 pub fn ensure_self_signed(dir: &Path, hostnames: &[String]) -> Result<TlsFiles, TlsError> {
-    let files = TlsFiles { cert: dir.join("cert.pem"), key: dir.join("key.pem") };
+    let files = TlsFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
     if files.cert.exists() && files.key.exists() {
         return Ok(files);
     }
-    let fail = |reason: String| TlsError::SelfSigned { dir: dir.to_path_buf(), reason };
+    let fail = |reason: String| TlsError::SelfSigned {
+        dir: dir.to_path_buf(),
+        reason,
+    };
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    let made = rcgen::generate_simple_self_signed(hostnames.to_vec()).map_err(|e| fail(e.to_string()))?;
-    write_private(&files.key, made.signing_key.serialize_pem().as_bytes()).map_err(|e| fail(e.to_string()))?;
+    let made =
+        rcgen::generate_simple_self_signed(hostnames.to_vec()).map_err(|e| fail(e.to_string()))?;
+    write_private(&files.key, made.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
     std::fs::write(&files.cert, made.cert.pem()).map_err(|e| fail(e.to_string()))?;
-    tracing::info!("ssl: made a self-signed certificate {} (key {})", files.cert.display(), files.key.display());
+    tracing::info!(
+        "ssl: made a self-signed certificate {} (key {})",
+        files.cert.display(),
+        files.key.display()
+    );
     Ok(files)
 }
 
@@ -136,11 +164,11 @@ pub struct Tls {
 impl Tls {
     pub fn load(files: TlsFiles, min: TlsMinProtocol) -> Result<Arc<Tls>, TlsError> {
         let config = load_server_config(&files, min)?;
-        Ok(Arc::new(Tls { files, min, current: RwLock::new(config) }))
-    }
-
-    pub fn files(&self) -> &TlsFiles {
-        &self.files
+        Ok(Arc::new(Tls {
+            files,
+            min,
+            current: RwLock::new(config),
+        }))
     }
 
     /// Re-reads the certificate and key (SIGHUP). On error the old configuration stays.
@@ -160,7 +188,10 @@ impl Tls {
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => Ok(Box::new(tls)),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            )),
         }
     }
 }
@@ -187,7 +218,11 @@ mod tests {
         let first = std::fs::read(&files.cert).unwrap();
         assert!(load_server_config(&files, TlsMinProtocol::Tls12).is_ok());
         let again = self_signed(dir.path());
-        assert_eq!(std::fs::read(&again.cert).unwrap(), first, "must not be re-made");
+        assert_eq!(
+            std::fs::read(&again.cert).unwrap(),
+            first,
+            "must not be re-made"
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&files.key).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "key readable by others: {mode:o}");
@@ -196,7 +231,10 @@ mod tests {
     #[test]
     fn missing_cert_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let files = TlsFiles { cert: dir.path().join("nope.pem"), key: dir.path().join("k.pem") };
+        let files = TlsFiles {
+            cert: dir.path().join("nope.pem"),
+            key: dir.path().join("k.pem"),
+        };
         let e = load_server_config(&files, TlsMinProtocol::Tls12).unwrap_err();
         assert!(matches!(e, TlsError::CertUnreadable { .. }), "{e}");
         assert!(e.to_string().contains("nope.pem"), "{e}");
@@ -208,12 +246,24 @@ mod tests {
         let good = self_signed(dir.path());
         let bad = dir.path().join("garbage.pem");
         std::fs::write(&bad, "hello, this is not PEM\n").unwrap();
-        let e = load_server_config(&TlsFiles { cert: bad, key: good.key.clone() }, TlsMinProtocol::Tls12)
-            .unwrap_err();
+        let e = load_server_config(
+            &TlsFiles {
+                cert: bad,
+                key: good.key.clone(),
+            },
+            TlsMinProtocol::Tls12,
+        )
+        .unwrap_err();
         assert!(matches!(e, TlsError::NoCertificate { .. }), "{e}");
         // A certificate given as the key.
-        let e = load_server_config(&TlsFiles { cert: good.cert.clone(), key: good.cert.clone() }, TlsMinProtocol::Tls12)
-            .unwrap_err();
+        let e = load_server_config(
+            &TlsFiles {
+                cert: good.cert.clone(),
+                key: good.cert.clone(),
+            },
+            TlsMinProtocol::Tls12,
+        )
+        .unwrap_err();
         assert!(matches!(e, TlsError::KeyUnreadable { .. }), "{e}");
         assert!(e.to_string().contains("ssl_key"), "{e}");
     }
@@ -224,11 +274,20 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         let fa = self_signed(a.path());
         let fb = self_signed(b.path());
-        let e = load_server_config(&TlsFiles { cert: fa.cert.clone(), key: fb.key.clone() }, TlsMinProtocol::Tls12)
-            .unwrap_err();
+        let e = load_server_config(
+            &TlsFiles {
+                cert: fa.cert.clone(),
+                key: fb.key.clone(),
+            },
+            TlsMinProtocol::Tls12,
+        )
+        .unwrap_err();
         assert!(matches!(e, TlsError::KeyMismatch { .. }), "{e}");
         let text = e.to_string();
-        assert!(text.contains(&fa.cert.display().to_string()) && text.contains("does not match"), "{text}");
+        assert!(
+            text.contains(&fa.cert.display().to_string()) && text.contains("does not match"),
+            "{text}"
+        );
     }
 
     #[test]

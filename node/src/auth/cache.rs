@@ -29,7 +29,13 @@ impl LoginCache {
     pub fn new(capacity: usize, ttl: Duration) -> LoginCache {
         let mut secret = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut secret);
-        LoginCache { capacity, ttl, secret, entries: HashMap::new(), order: VecDeque::new() }
+        LoginCache {
+            capacity,
+            ttl,
+            secret,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
     }
 
     pub fn key(&self, user: &str, password: &str) -> CacheKey {
@@ -64,7 +70,14 @@ impl LoginCache {
         }
         if self
             .entries
-            .insert(key, Entry { user, generations, expires: now + self.ttl })
+            .insert(
+                key,
+                Entry {
+                    user,
+                    generations,
+                    expires: now + self.ttl,
+                },
+            )
             .is_none()
         {
             self.order.push_back(key);
@@ -76,6 +89,7 @@ impl LoginCache {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }

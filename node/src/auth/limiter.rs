@@ -18,7 +18,11 @@ pub struct FailureLimiter {
 impl FailureLimiter {
     /// `limit` 0 turns limiting off.
     pub fn new(limit: u32, window: Duration) -> FailureLimiter {
-        FailureLimiter { limit, window, failures: HashMap::new() }
+        FailureLimiter {
+            limit,
+            window,
+            failures: HashMap::new(),
+        }
     }
 
     fn prune(&mut self, ip: IpAddr, now: Instant) -> usize {

@@ -80,13 +80,18 @@ pub struct Authenticator {
 impl Authenticator {
     pub fn new(settings: AuthSettings, config: &Config) -> Arc<Authenticator> {
         let files = |dbs: &[crate::config::DbConfig]| {
-            dbs.iter().map(|d| PasswdFile::new(d.args.clone())).collect::<Vec<_>>()
+            dbs.iter()
+                .map(|d| PasswdFile::new(d.args.clone()))
+                .collect::<Vec<_>>()
         };
         Arc::new(Authenticator {
             passdbs: files(&config.passdb),
             userdbs: files(config.effective_userdbs()),
             cache: Mutex::new(LoginCache::new(settings.cache_size, settings.cache_ttl)),
-            limiter: Mutex::new(FailureLimiter::new(settings.failure_limit, settings.failure_window)),
+            limiter: Mutex::new(FailureLimiter::new(
+                settings.failure_limit,
+                settings.failure_window,
+            )),
             settings,
         })
     }
@@ -111,7 +116,9 @@ impl Authenticator {
         let canonical = self.canonical_name(user);
         let mut out = vec![canonical.clone()];
         if !self.settings.default_realm.is_empty() {
-            if let Some(local) = canonical.strip_suffix(&format!("@{}", self.settings.default_realm)) {
+            if let Some(local) =
+                canonical.strip_suffix(&format!("@{}", self.settings.default_realm))
+            {
                 out.push(local.to_string());
             }
         }
@@ -153,7 +160,9 @@ impl Authenticator {
         }
         match schemes::verify(&entry.password, password) {
             Ok(true) => {
-                self.cache.lock().insert(key, entry.user.clone(), generations, Instant::now());
+                self.cache
+                    .lock()
+                    .insert(key, entry.user.clone(), generations, Instant::now());
                 Verdict::Ok { user: entry.user }
             }
             Ok(false) => Verdict::Mismatch,
@@ -178,9 +187,24 @@ impl Authenticator {
             fields: entry
                 .extra
                 .iter()
-                .map(|(k, v)| (k.strip_prefix("userdb_").unwrap_or(k).to_string(), v.clone()))
+                .map(|(k, v)| {
+                    (
+                        k.strip_prefix("userdb_").unwrap_or(k).to_string(),
+                        v.clone(),
+                    )
+                })
                 .collect(),
         }))
+    }
+
+    /// Every user the userdbs list (`node user list`). Blocking (file reads).
+    pub fn userdb_users(&self) -> Result<Vec<String>, String> {
+        let mut out = std::collections::BTreeSet::new();
+        for f in &self.userdbs {
+            let (_, users) = f.users().map_err(|e| e.to_string())?;
+            out.extend(users.keys().cloned());
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// A full login attempt from a client: rate limit, verify off the async threads, log like
@@ -194,13 +218,15 @@ impl Authenticator {
         session: &str,
     ) -> AuthOutcome {
         let shown = self.canonical_name(user);
-        if let Some(n) = self.limiter.lock().limited(rip, Instant::now()) {
+        // Take the limiter's verdict first: its lock must not be held across the await below.
+        let limited = self.limiter.lock().limited(rip, Instant::now());
+        if let Some(n) = limited {
+            let window = self.limiter.lock().window().as_secs();
             tracing::warn!(
                 target: "auth",
                 service = service.as_str(),
                 rip = %rip,
-                "passwd-file({shown},{rip},<{session}>): auth failed, rate limited: {n} failures in {} secs, rip={rip}",
-                self.limiter.lock().window().as_secs()
+                "passwd-file({shown},{rip},<{session}>): auth failed, rate limited: {n} failures in {window} secs, rip={rip}"
             );
             metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "ratelimited").increment(1);
             tokio::time::sleep(self.settings.failure_delay).await;
@@ -235,7 +261,8 @@ impl Authenticator {
                 return AuthOutcome::TempFail(reason);
             }
         };
-        metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "failed").increment(1);
+        metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "failed")
+            .increment(1);
         self.limiter.lock().record_failure(rip, Instant::now());
         // The delay runs on a timer, not a thread: other sessions are not held up.
         tokio::time::sleep(self.settings.failure_delay).await;
@@ -259,7 +286,10 @@ mod tests {
         )
         .unwrap();
         let config = Config {
-            passdb: vec![DbConfig { driver: "passwd-file".into(), args: path }],
+            passdb: vec![DbConfig {
+                driver: "passwd-file".into(),
+                args: path,
+            }],
             auth_default_realm: realm.into(),
             auth_failure_delay: crate::config::values::DurationSetting(Duration::from_millis(10)),
             auth_failure_limit: limit,
@@ -273,15 +303,33 @@ mod tests {
     #[test]
     fn verdicts() {
         let (_d, a) = setup("", 0);
-        assert_eq!(a.check_password_blocking("demo", "demo"), Verdict::Ok { user: "demo".into() });
-        assert_eq!(a.check_password_blocking("DEMO", "demo"), Verdict::Ok { user: "demo".into() });
+        assert_eq!(
+            a.check_password_blocking("demo", "demo"),
+            Verdict::Ok {
+                user: "demo".into()
+            }
+        );
+        assert_eq!(
+            a.check_password_blocking("DEMO", "demo"),
+            Verdict::Ok {
+                user: "demo".into()
+            }
+        );
         assert_eq!(a.check_password_blocking("demo", "x"), Verdict::Mismatch);
-        assert_eq!(a.check_password_blocking("nobody", "x"), Verdict::UnknownUser);
+        assert_eq!(
+            a.check_password_blocking("nobody", "x"),
+            Verdict::UnknownUser
+        );
         assert_eq!(
             a.check_password_blocking("alice@example.com", "Sup3r secret"),
-            Verdict::Ok { user: "alice@example.com".into() }
+            Verdict::Ok {
+                user: "alice@example.com".into()
+            }
         );
-        assert!(matches!(a.check_password_blocking("broken", "x"), Verdict::TempFail(_)));
+        assert!(matches!(
+            a.check_password_blocking("broken", "x"),
+            Verdict::TempFail(_)
+        ));
     }
 
     #[test]
@@ -290,10 +338,17 @@ mod tests {
         assert_eq!(a.canonical_name("Alice"), "alice@example.com");
         assert_eq!(
             a.check_password_blocking("alice", "Sup3r secret"),
-            Verdict::Ok { user: "alice@example.com".into() }
+            Verdict::Ok {
+                user: "alice@example.com".into()
+            }
         );
         // A file entry without the domain still serves name@realm.
-        assert_eq!(a.check_password_blocking("demo", "demo"), Verdict::Ok { user: "demo".into() });
+        assert_eq!(
+            a.check_password_blocking("demo", "demo"),
+            Verdict::Ok {
+                user: "demo".into()
+            }
+        );
     }
 
     #[test]
@@ -301,7 +356,10 @@ mod tests {
         let (_d, a) = setup("", 0);
         let alice = a.lookup_blocking("alice@example.com").unwrap().unwrap();
         assert_eq!(alice.quota.max_bytes, Some(1 << 30));
-        assert_eq!(alice.fields, vec![("quota_rule".to_string(), "*:storage=1G".to_string())]);
+        assert_eq!(
+            alice.fields,
+            vec![("quota_rule".to_string(), "*:storage=1G".to_string())]
+        );
         let demo = a.lookup_blocking("demo").unwrap().unwrap();
         assert_eq!(demo.home, "/home/demo");
         // No rule of its own: the global quota_rule.
@@ -315,13 +373,22 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..3 {
-            assert_eq!(a.authenticate(Service::Imap, "demo", "bad", ip, "s").await, AuthOutcome::Failed);
+            assert_eq!(
+                a.authenticate(Service::Imap, "demo", "bad", ip, "s").await,
+                AuthOutcome::Failed
+            );
         }
         // Even the right password is refused while limited; another address is not.
-        assert_eq!(a.authenticate(Service::Imap, "demo", "demo", ip, "s").await, AuthOutcome::RateLimited);
         assert_eq!(
-            a.authenticate(Service::Imap, "demo", "demo", other, "s").await,
-            AuthOutcome::Ok { user: "demo".into() }
+            a.authenticate(Service::Imap, "demo", "demo", ip, "s").await,
+            AuthOutcome::RateLimited
+        );
+        assert_eq!(
+            a.authenticate(Service::Imap, "demo", "demo", other, "s")
+                .await,
+            AuthOutcome::Ok {
+                user: "demo".into()
+            }
         );
     }
 
@@ -329,7 +396,15 @@ mod tests {
     async fn failure_is_delayed() {
         let (_d, a) = setup("", 0);
         let t0 = Instant::now();
-        let r = a.authenticate(Service::Pop3, "demo", "bad", "192.0.2.1".parse().unwrap(), "s").await;
+        let r = a
+            .authenticate(
+                Service::Pop3,
+                "demo",
+                "bad",
+                "192.0.2.1".parse().unwrap(),
+                "s",
+            )
+            .await;
         assert_eq!(r, AuthOutcome::Failed);
         assert!(t0.elapsed() >= Duration::from_millis(10));
     }
@@ -337,7 +412,10 @@ mod tests {
     #[test]
     fn missing_passwd_file_is_tempfail() {
         let config = Config {
-            passdb: vec![DbConfig { driver: "passwd-file".into(), args: "/nonexistent/users".into() }],
+            passdb: vec![DbConfig {
+                driver: "passwd-file".into(),
+                args: "/nonexistent/users".into(),
+            }],
             ..Config::default()
         };
         let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);

@@ -23,6 +23,7 @@ pub struct PasswdEntry {
 
 impl PasswdEntry {
     /// A userdb field: `name` or `userdb_name` in the extra fields (last one wins).
+    #[cfg(test)]
     pub fn userdb_field(&self, name: &str) -> Option<&str> {
         self.extra
             .iter()
@@ -74,7 +75,12 @@ pub fn parse(text: &str, path: &Path) -> Result<HashMap<String, PasswdEntry>, Pa
         }
         let get = |n: usize| fields.get(n).copied().unwrap_or_default().to_string();
         let mut extra = Vec::new();
-        for item in fields.get(7).copied().unwrap_or_default().split_whitespace() {
+        for item in fields
+            .get(7)
+            .copied()
+            .unwrap_or_default()
+            .split_whitespace()
+        {
             match item.split_once('=') {
                 Some((k, v)) => extra.push((k.to_string(), v.to_string())),
                 // A bare word is a boolean field (e.g. `nologin`).
@@ -122,12 +128,12 @@ impl PasswdFile {
     pub fn new(path: PathBuf) -> PasswdFile {
         PasswdFile {
             path,
-            loaded: Mutex::new(Loaded { stamp: None, generation: 0, users: Arc::new(HashMap::new()) }),
+            loaded: Mutex::new(Loaded {
+                stamp: None,
+                generation: 0,
+                users: Arc::new(HashMap::new()),
+            }),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The current users, re-reading the file if its mtime or size changed. A file that became
@@ -143,7 +149,8 @@ impl PasswdFile {
         let mut loaded = self.loaded.lock();
         if loaded.stamp != Some(stamp) {
             let text = std::fs::read_to_string(&self.path).map_err(unreadable)?;
-            let users = parse(&text, &self.path).map_err(|e| PasswdFileError::Parse(e.to_string()))?;
+            let users =
+                parse(&text, &self.path).map_err(|e| PasswdFileError::Parse(e.to_string()))?;
             if loaded.stamp.is_some() {
                 tracing::info!(target: "auth", "passwd-file {}: reloaded ({} users)", self.path.display(), users.len());
             }
@@ -152,11 +159,6 @@ impl PasswdFile {
             loaded.users = Arc::new(users);
         }
         Ok((loaded.generation, loaded.users.clone()))
-    }
-
-    pub fn lookup(&self, user: &str) -> Result<(u64, Option<PasswdEntry>), PasswdFileError> {
-        let (generation, users) = self.users()?;
-        Ok((generation, users.get(user).cloned()))
     }
 }
 
@@ -209,7 +211,10 @@ Bob:{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA
         let (g1, users) = f.users().unwrap();
         assert!(users.contains_key("a"));
         // Same mtime granularity could hide a same-size rewrite; the size differs here.
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(b"b:{PLAIN}22\n").unwrap();
         drop(file);
         let (g2, users) = f.users().unwrap();

@@ -21,7 +21,9 @@ pub fn parse_rule(rule: &str) -> Result<QuotaLimits, String> {
             .ok_or_else(|| format!("{rule:?}: expected NAME=VALUE, found {part:?}"))?;
         let value = value.trim();
         if value.starts_with('+') || value.starts_with('-') || value.ends_with('%') {
-            return Err(format!("{rule:?}: relative limits ({value:?}) are not supported"));
+            return Err(format!(
+                "{rule:?}: relative limits ({value:?}) are not supported"
+            ));
         }
         match name.trim() {
             "storage" => {
@@ -106,18 +108,27 @@ mod tests {
         let l = parse_rule("*:storage=1G").unwrap();
         assert_eq!(l.max_bytes, Some(1 << 30));
         assert_eq!(l.max_messages, None);
-        assert_eq!(parse_rule("*:storage=512M").unwrap().max_bytes, Some(512 << 20));
+        assert_eq!(
+            parse_rule("*:storage=512M").unwrap().max_bytes,
+            Some(512 << 20)
+        );
     }
 
     #[test]
     fn bare_storage_is_kilobytes_bare_bytes_is_bytes() {
-        assert_eq!(parse_rule("*:storage=100").unwrap().max_bytes, Some(102_400));
+        assert_eq!(
+            parse_rule("*:storage=100").unwrap().max_bytes,
+            Some(102_400)
+        );
         assert_eq!(parse_rule("*:bytes=100").unwrap().max_bytes, Some(100));
     }
 
     #[test]
     fn messages_and_combined() {
-        assert_eq!(parse_rule("*:messages=1000").unwrap().max_messages, Some(1000));
+        assert_eq!(
+            parse_rule("*:messages=1000").unwrap().max_messages,
+            Some(1000)
+        );
         let l = parse_rule("*:storage=1G:messages=10").unwrap();
         assert_eq!((l.max_bytes, l.max_messages), (Some(1 << 30), Some(10)));
     }

@@ -75,7 +75,11 @@ fn verify_with(scheme: Scheme, hash: &str, password: &str) -> Result<bool, Schem
     match scheme {
         Scheme::Plain => Ok(constant_time_eq(hash.as_bytes(), pw)),
         Scheme::Argon2id | Scheme::Argon2i => {
-            let expected = if scheme == Scheme::Argon2id { "$argon2id$" } else { "$argon2i$" };
+            let expected = if scheme == Scheme::Argon2id {
+                "$argon2id$"
+            } else {
+                "$argon2i$"
+            };
             if !hash.starts_with(expected) {
                 return Err(SchemeError::InvalidHash(scheme.name()));
             }
@@ -88,7 +92,11 @@ fn verify_with(scheme: Scheme, hash: &str, password: &str) -> Result<bool, Schem
             }
         }
         Scheme::Sha512Crypt | Scheme::Sha256Crypt => {
-            let expected = if scheme == Scheme::Sha512Crypt { "$6$" } else { "$5$" };
+            let expected = if scheme == Scheme::Sha512Crypt {
+                "$6$"
+            } else {
+                "$5$"
+            };
             if !hash.starts_with(expected) {
                 return Err(SchemeError::InvalidHash(scheme.name()));
             }
@@ -117,7 +125,9 @@ fn verify_with(scheme: Scheme, hash: &str, password: &str) -> Result<bool, Schem
                 Scheme::Argon2i
             } else {
                 // DES and MD5 crypt are broken; refuse rather than pretend.
-                return Err(SchemeError::InvalidHash("CRYPT (only $5$, $6$, $2y$, $argon2*$)"));
+                return Err(SchemeError::InvalidHash(
+                    "CRYPT (only $5$, $6$, $2y$, $argon2*$)",
+                ));
             };
             verify_with(inner, hash, password)
         }
@@ -157,7 +167,11 @@ pub fn hash(scheme: Scheme, password: &str) -> Result<String, SchemeError> {
                 .to_string()
         }
         Scheme::Sha512Crypt | Scheme::Sha256Crypt | Scheme::Crypt => {
-            let hasher = if scheme == Scheme::Sha256Crypt { ShaCrypt::SHA256 } else { ShaCrypt::SHA512 };
+            let hasher = if scheme == Scheme::Sha256Crypt {
+                ShaCrypt::SHA256
+            } else {
+                ShaCrypt::SHA512
+            };
             // 12 random bytes are the 16 salt characters crypt(3) uses.
             let s = hasher
                 .hash_password_with_salt(pw, &random_salt::<12>())
@@ -170,7 +184,11 @@ pub fn hash(scheme: Scheme, password: &str) -> Result<String, SchemeError> {
             .map_err(|e| SchemeError::Hashing(e.to_string()))?
             .format_for_version(bcrypt::Version::TwoY),
     };
-    let name = if scheme == Scheme::Crypt { Scheme::Sha512Crypt.name() } else { scheme.name() };
+    let name = if scheme == Scheme::Crypt {
+        Scheme::Sha512Crypt.name()
+    } else {
+        scheme.name()
+    };
     Ok(format!("{{{name}}}{hashed}"))
 }
 
@@ -217,12 +235,30 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
-        assert!(matches!(verify("{MD5-CRYPT}$1$x$y", "a"), Err(SchemeError::UnknownScheme(_))));
-        assert!(matches!(verify("{ARGON2ID}garbage", "a"), Err(SchemeError::InvalidHash(_))));
-        assert!(matches!(verify("{ARGON2ID}$argon2i$v=19$m=1", "a"), Err(SchemeError::InvalidHash(_))));
-        assert!(matches!(verify("{SHA512-CRYPT}$6$", "a"), Err(SchemeError::InvalidHash(_))));
-        assert!(matches!(verify("{BLF-CRYPT}$2y$99$zz", "a"), Err(SchemeError::InvalidHash(_))));
-        assert!(matches!(verify("abcdefDES", "a"), Err(SchemeError::InvalidHash(_))));
+        assert!(matches!(
+            verify("{MD5-CRYPT}$1$x$y", "a"),
+            Err(SchemeError::UnknownScheme(_))
+        ));
+        assert!(matches!(
+            verify("{ARGON2ID}garbage", "a"),
+            Err(SchemeError::InvalidHash(_))
+        ));
+        assert!(matches!(
+            verify("{ARGON2ID}$argon2i$v=19$m=1", "a"),
+            Err(SchemeError::InvalidHash(_))
+        ));
+        assert!(matches!(
+            verify("{SHA512-CRYPT}$6$", "a"),
+            Err(SchemeError::InvalidHash(_))
+        ));
+        assert!(matches!(
+            verify("{BLF-CRYPT}$2y$99$zz", "a"),
+            Err(SchemeError::InvalidHash(_))
+        ));
+        assert!(matches!(
+            verify("abcdefDES", "a"),
+            Err(SchemeError::InvalidHash(_))
+        ));
         assert!(matches!(verify("{PLAIN", "a"), Err(_)));
     }
 
@@ -233,7 +269,10 @@ mod tests {
             (Scheme::Sha256Crypt, "{SHA256-CRYPT}$5$"),
             (Scheme::BlfCrypt, "{BLF-CRYPT}$2y$05$"),
             (Scheme::Plain, "{PLAIN}"),
-            (Scheme::Argon2id, "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$"),
+            (
+                Scheme::Argon2id,
+                "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$",
+            ),
             (Scheme::Argon2i, "{ARGON2I}$argon2i$v=19$m=32768,t=4,p=1$"),
         ] {
             let h = hash(scheme, "x y z").unwrap();

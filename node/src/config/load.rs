@@ -42,7 +42,10 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
     let mut config: Config = toml::from_str(text).map_err(|e| map_toml_error(&e, text, file))?;
     // Dovecot writes `ssl_cert = </etc/ssl/cert.pem`; accept the habit.
-    for p in [&mut config.ssl_cert, &mut config.ssl_key].into_iter().flatten() {
+    for p in [&mut config.ssl_cert, &mut config.ssl_key]
+        .into_iter()
+        .flatten()
+    {
         if let Some(stripped) = p.to_str().and_then(|s| s.strip_prefix('<')) {
             *p = PathBuf::from(stripped.trim());
         }
@@ -56,7 +59,11 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 fn map_toml_error(e: &toml::de::Error, text: &str, file: &Path) -> ConfigError {
@@ -70,9 +77,18 @@ fn map_toml_error(e: &toml::de::Error, text: &str, file: &Path) -> ConfigError {
             }
             None => String::new(),
         };
-        return ConfigError::UnknownKey { file: file.to_path_buf(), line, key, hint };
+        return ConfigError::UnknownKey {
+            file: file.to_path_buf(),
+            line,
+            key,
+            hint,
+        };
     }
-    ConfigError::Invalid { file: file.to_path_buf(), line, message }
+    ConfigError::Invalid {
+        file: file.to_path_buf(),
+        line,
+        message,
+    }
 }
 
 /// serde's deny_unknown_fields message is "unknown field `KEY`, expected ...".
@@ -101,7 +117,12 @@ mod tests {
     fn unknown_key_names_key_file_and_line() {
         let err = parse("ssl = \"yes\"\n\nfrobnicate = 3\n").unwrap_err();
         match &err {
-            ConfigError::UnknownKey { key, line, file, hint } => {
+            ConfigError::UnknownKey {
+                key,
+                line,
+                file,
+                hint,
+            } => {
                 assert_eq!(key, "frobnicate");
                 assert_eq!(*line, 3);
                 assert_eq!(file, Path::new("/etc/node/node.toml"));
@@ -131,7 +152,10 @@ mod tests {
         let err = parse("mail_location = \"mdbox:~/mdbox\"\n").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("line 1"), "{text}");
-        assert!(text.contains("Dovecot setting that this server does not have"), "{text}");
+        assert!(
+            text.contains("Dovecot setting that this server does not have"),
+            "{text}"
+        );
         assert!(text.contains("data_dir"), "{text}");
     }
 
@@ -212,6 +236,9 @@ peers = [{ node_id = 1, address = "10.0.0.1:7143" }]
     #[test]
     fn unreadable_file_names_it() {
         let err = load_file(Path::new("/nonexistent/node.toml")).unwrap_err();
-        assert!(err.to_string().starts_with("/nonexistent/node.toml"), "{err}");
+        assert!(
+            err.to_string().starts_with("/nonexistent/node.toml"),
+            "{err}"
+        );
     }
 }

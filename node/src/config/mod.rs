@@ -7,7 +7,9 @@ mod load;
 mod nondefault;
 pub mod values;
 
-pub use load::{load_file, parse_str, ConfigError};
+pub use load::load_file;
+#[cfg(test)]
+pub use load::parse_str;
 pub use nondefault::non_default_settings;
 
 use serde::{Deserialize, Serialize};
@@ -225,6 +227,12 @@ pub struct Config {
     pub imap_max_line_length: Size,
     pub lmtp_save_to_detail_mailbox: bool,
     pub recipient_delimiter: String,
+    /// `outlook-no-nuls` strips NUL bytes from RETR/TOP output.
+    pub pop3_client_workarounds: WordList,
+    /// One POP3 session per user at a time; others get `-ERR [IN-USE]`.
+    pub pop3_lock_session: bool,
+    /// When false, messages fetched with RETR are marked \Seen at QUIT.
+    pub pop3_no_flag_updates: bool,
     pub quota_rule: RuleList,
     /// How long sessions get to finish after SIGTERM before the process exits.
     pub shutdown_timeout: DurationSetting,
@@ -265,6 +273,11 @@ impl Default for Config {
             imap_max_line_length: Size(64 << 10),
             lmtp_save_to_detail_mailbox: false,
             recipient_delimiter: "+".into(),
+            pop3_client_workarounds: WordList::default(),
+            // Dovecot's default is no; locking gives POP3 clients the [IN-USE] answer RFC 2449
+            // expects instead of two sessions deleting under each other.
+            pop3_lock_session: true,
+            pop3_no_flag_updates: false,
             quota_rule: RuleList::default(),
             shutdown_timeout: DurationSetting(Duration::from_secs(10)),
             passdb: Vec::new(),
@@ -290,12 +303,24 @@ impl Config {
         let data = PathBuf::from("./data");
         Config {
             listen: WordList::of(&["127.0.0.1"]),
-            passdb: vec![DbConfig { driver: "passwd-file".into(), args: data.join("users") }],
-            imap: ImapService { port: 1143, ssl_port: 1993 },
-            pop3: Pop3Service { port: 1110, ssl_port: 1995 },
+            passdb: vec![DbConfig {
+                driver: "passwd-file".into(),
+                args: data.join("passwd"),
+            }],
+            imap: ImapService {
+                port: 1143,
+                ssl_port: 1993,
+            },
+            pop3: Pop3Service {
+                port: 1110,
+                ssl_port: 1995,
+            },
             lmtp: LmtpService { port: 2424 },
             http: HttpService { port: 9143 },
-            storage: StorageSettings { data_dir: data, ..StorageSettings::default() },
+            storage: StorageSettings {
+                data_dir: data,
+                ..StorageSettings::default()
+            },
             ..Config::default()
         }
     }
@@ -335,7 +360,9 @@ impl Config {
                     .trim_start_matches('[')
                     .trim_end_matches(']')
                     .parse()
-                    .map_err(|_| format!("listen: {other:?} is not an IP address, \"*\" or \"::\"")),
+                    .map_err(|_| {
+                        format!("listen: {other:?} is not an IP address, \"*\" or \"::\"")
+                    }),
             })
             .collect()
     }
@@ -351,6 +378,13 @@ impl Config {
             if !matches!(p.as_str(), "imap" | "pop3" | "lmtp") {
                 return Err(format!(
                     "protocols: unknown protocol {p:?} (supported: imap pop3 lmtp)"
+                ));
+            }
+        }
+        for w in &self.pop3_client_workarounds.0 {
+            if w != "outlook-no-nuls" {
+                return Err(format!(
+                    "pop3_client_workarounds: {w:?} is not supported (supported: outlook-no-nuls)"
                 ));
             }
         }
@@ -382,7 +416,10 @@ impl Config {
         }
         if let Some(sock) = &self.lmtp_unix_socket {
             u32::from_str_radix(sock.mode.trim_start_matches("0o"), 8).map_err(|_| {
-                format!("lmtp_unix_socket.mode: {:?} is not an octal mode like \"0660\"", sock.mode)
+                format!(
+                    "lmtp_unix_socket.mode: {:?} is not an octal mode like \"0660\"",
+                    sock.mode
+                )
             })?;
         }
         let mut ids = std::collections::BTreeSet::new();
@@ -402,7 +439,9 @@ impl Config {
             }
         }
         if self.cluster.durability == Durability::Replicated && self.cluster.peers.is_empty() {
-            return Err("cluster.durability = \"replicated\" needs at least one cluster.peers entry".into());
+            return Err(
+                "cluster.durability = \"replicated\" needs at least one cluster.peers entry".into(),
+            );
         }
         Ok(())
     }

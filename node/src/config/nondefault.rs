@@ -63,7 +63,10 @@ mod tests {
         .unwrap();
         let out = non_default_settings(&c);
         assert!(out.contains("auth_failure_delay = \"5 secs\""), "{out}");
-        assert!(out.contains("[imap]") && out.contains("port = 1143"), "{out}");
+        assert!(
+            out.contains("[imap]") && out.contains("port = 1143"),
+            "{out}"
+        );
         assert!(!out.contains("ssl_port"), "{out}");
         assert!(out.contains("passdb") && out.contains("/u"), "{out}");
         assert!(!out.contains("ssl ="), "{out}");

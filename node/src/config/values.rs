@@ -29,13 +29,11 @@ impl WordList {
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. \"2 secs\", \"30 mins\", \"1h\""))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("invalid duration {s:?}: expected e.g. \"2 secs\", \"30 mins\", \"1h\"")
+    })?;
     let ms_per_unit: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "s" | "sec" | "secs" | "second" | "seconds" => 1000,
         "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 1,
@@ -71,9 +69,7 @@ pub fn format_duration(d: Duration) -> String {
 
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num
         .parse()
@@ -123,7 +119,9 @@ impl<'de> de::Visitor<'de> for StrOrInt {
 impl<'de> Deserialize<'de> for DurationSetting {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match d.deserialize_any(StrOrInt)? {
-            Ok(s) => parse_duration(&s).map(DurationSetting).map_err(de::Error::custom),
+            Ok(s) => parse_duration(&s)
+                .map(DurationSetting)
+                .map_err(de::Error::custom),
             Err(secs) => Ok(DurationSetting(Duration::from_secs(secs))),
         }
     }

@@ -1,0 +1,251 @@
+//! Admin operations on users' stores, shared by the CLI and the running server's admin socket
+//! (`<data_dir>/admin.sock`). sled allows one process per index, so while the server runs the
+//! CLI asks it over the socket; otherwise the CLI opens the store itself and runs the same code.
+//!
+//! Wire protocol: one JSON [`Request`] per line; one JSON [`Response`] per line back.
+
+use crate::auth::Authenticator;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// A request line may not be longer than this.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    /// Users the userdb knows and users that have a store.
+    UserList,
+    MailboxList {
+        user: String,
+    },
+    /// Every mailbox when `mailbox` is None.
+    MailboxStatus {
+        user: String,
+        mailbox: Option<String>,
+    },
+    ForceResync {
+        user: String,
+    },
+    Purge {
+        user: String,
+    },
+    QuotaGet {
+        user: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserListEntry {
+    pub user: String,
+    pub in_userdb: bool,
+    pub has_store: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxStatus {
+    pub mailbox: String,
+    pub messages: u32,
+    pub unseen: u32,
+    pub uidnext: u32,
+    pub uidvalidity: u32,
+    pub highestmodseq: u64,
+    pub vsize: u64,
+    pub guid: String,
+}
+
+/// Runs one request against the store. Blocking (disk): call from a blocking context.
+pub fn execute(
+    store: &storage::Store,
+    auth: &Authenticator,
+    req: &Request,
+) -> Result<serde_json::Value, String> {
+    let open = |user: &str| -> Result<std::sync::Arc<storage::UserStore>, String> {
+        let record = auth.lookup_blocking(user)?;
+        let Some(record) = record else {
+            return Err(format!("User {user} doesn't exist"));
+        };
+        let us = store.user(&record.user).map_err(|e| e.to_string())?;
+        us.set_quota_limits(record.quota);
+        Ok(us)
+    };
+    let json = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| e.to_string());
+    match req {
+        Request::UserList => {
+            let mut users: std::collections::BTreeMap<String, UserListEntry> = Default::default();
+            for name in auth.userdb_users()? {
+                users.insert(
+                    name.clone(),
+                    UserListEntry {
+                        user: name,
+                        in_userdb: true,
+                        has_store: false,
+                    },
+                );
+            }
+            for name in store.list_users().map_err(|e| e.to_string())? {
+                users
+                    .entry(name.clone())
+                    .or_insert(UserListEntry {
+                        user: name,
+                        in_userdb: false,
+                        has_store: false,
+                    })
+                    .has_store = true;
+            }
+            json(serde_json::to_value(
+                users.into_values().collect::<Vec<_>>(),
+            ))
+        }
+        Request::MailboxList { user } => {
+            let us = open(user)?;
+            let names: Vec<String> = us
+                .list_mailboxes()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|m| m.name)
+                .collect();
+            json(serde_json::to_value(names))
+        }
+        Request::MailboxStatus { user, mailbox } => {
+            let us = open(user)?;
+            let boxes = match mailbox {
+                Some(name) => vec![us.mailbox(name).map_err(|e| e.to_string())?],
+                None => us.list_mailboxes().map_err(|e| e.to_string())?,
+            };
+            let out: Vec<MailboxStatus> = boxes
+                .into_iter()
+                .map(|m| MailboxStatus {
+                    mailbox: m.name,
+                    messages: m.exists,
+                    unseen: m.unseen,
+                    uidnext: m.uidnext,
+                    uidvalidity: m.uidvalidity,
+                    highestmodseq: m.highestmodseq,
+                    vsize: m.size,
+                    guid: m.id.to_hex(),
+                })
+                .collect();
+            json(serde_json::to_value(out))
+        }
+        Request::ForceResync { user } => {
+            open(user)?.rebuild_index().map_err(|e| e.to_string())?;
+            Ok(serde_json::Value::Null)
+        }
+        Request::Purge { user } => {
+            let report = open(user)?.purge().map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({
+                "objects_removed": report.objects_removed,
+                "bytes_reclaimed": report.bytes_reclaimed,
+            }))
+        }
+        Request::QuotaGet { user } => json(serde_json::to_value(
+            open(user)?.quota().map_err(|e| e.to_string())?,
+        )),
+    }
+}
+
+/// Parses and answers one request line (the server side of the socket).
+pub fn answer_line(store: &storage::Store, auth: &Authenticator, line: &str) -> Response {
+    match serde_json::from_str::<Request>(line) {
+        Err(e) => Response {
+            ok: false,
+            error: Some(format!("bad request: {e}")),
+            data: serde_json::Value::Null,
+        },
+        Ok(req) => match execute(store, auth, &req) {
+            Ok(data) => Response {
+                ok: true,
+                error: None,
+                data,
+            },
+            Err(e) => Response {
+                ok: false,
+                error: Some(e),
+                data: serde_json::Value::Null,
+            },
+        },
+    }
+}
+
+/// The CLI's side of the admin socket.
+pub struct AdminClient {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl AdminClient {
+    /// Connects when a server is running there; None when there is no socket or nobody listens
+    /// (a stale socket left by a killed server).
+    pub fn connect(path: &Path) -> Option<AdminClient> {
+        let stream = UnixStream::connect(path).ok()?;
+        // Long operations (a resync of a big user) may take a while; only a dead server hangs.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3600)))
+            .ok()?;
+        let writer = stream.try_clone().ok()?;
+        Some(AdminClient {
+            reader: BufReader::new(stream),
+            writer,
+        })
+    }
+
+    pub fn call(&mut self, req: &Request) -> Result<serde_json::Value, String> {
+        let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+        line.push('\n');
+        self.writer
+            .write_all(line.as_bytes())
+            .map_err(|e| format!("admin socket: {e}"))?;
+        let mut answer = String::new();
+        self.reader
+            .read_line(&mut answer)
+            .map_err(|e| format!("admin socket: {e}"))?;
+        if answer.is_empty() {
+            return Err("admin socket: the server closed the connection".into());
+        }
+        let resp: Response =
+            serde_json::from_str(&answer).map_err(|e| format!("admin socket: bad answer: {e}"))?;
+        if resp.ok {
+            Ok(resp.data)
+        } else {
+            Err(resp.error.unwrap_or_else(|| "failed".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_wire_format() {
+        let r = Request::MailboxStatus {
+            user: "demo".into(),
+            mailbox: Some("INBOX".into()),
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            s,
+            r#"{"cmd":"mailbox-status","user":"demo","mailbox":"INBOX"}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"user-list"}"#).unwrap(),
+            Request::UserList
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"rm-rf"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"purge"}"#).is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! The running server's admin socket (`<data_dir>/admin.sock`, mode 0600): the CLI's admin
+//! commands come here while the server holds the store. One JSON request per line.
+
+use crate::admin::{answer_line, Response, MAX_REQUEST};
+use crate::auth::Authenticator;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Binds the socket; refuses when another server answers on it, removes a stale one.
+pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    use anyhow::Context as _;
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "{}: another node is already running with this data_dir (stop it first, or use another [storage] data_dir)",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("{}: cannot remove the stale admin socket", path.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("{}: cannot create the admin socket", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("{}: cannot set the admin socket's mode", path.display()))?;
+    Ok(listener)
+}
+
+pub fn spawn(
+    listener: UnixListener,
+    path: PathBuf,
+    store: Arc<storage::Store>,
+    auth: Arc<Authenticator>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let t2 = tracker.clone();
+    tracker.spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = listener.accept() => r,
+            };
+            let Ok((sock, _)) = accepted else { continue };
+            let (store, auth, shutdown) = (store.clone(), auth.clone(), shutdown.clone());
+            t2.spawn(async move {
+                let (rd, mut wr) = sock.into_split();
+                let mut lines = BufReader::new(rd);
+                loop {
+                    let mut line = String::new();
+                    // Bounded: a request line longer than MAX_REQUEST is refused, not buffered.
+                    let mut limited = (&mut lines).take(MAX_REQUEST as u64 + 1);
+                    let n = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        r = limited.read_line(&mut line) => r,
+                    };
+                    let resp = match n {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) if !line.ends_with('\n') => {
+                            let r = Response {
+                                ok: false,
+                                error: Some("request too long".into()),
+                                data: serde_json::Value::Null,
+                            };
+                            let _ = wr
+                                .write_all(
+                                    format!("{}\n", serde_json::to_string(&r).unwrap_or_default())
+                                        .as_bytes(),
+                                )
+                                .await;
+                            break;
+                        }
+                        Ok(_) => {
+                            let (store, auth) = (store.clone(), auth.clone());
+                            tracing::info!(target: "admin", "admin: {}", line.trim());
+                            // Store work blocks (disk, fsync): off the async threads.
+                            tokio::task::spawn_blocking(move || {
+                                answer_line(&store, &auth, line.trim())
+                            })
+                            .await
+                            .unwrap_or_else(|e| Response {
+                                ok: false,
+                                error: Some(format!("internal error: {e}")),
+                                data: serde_json::Value::Null,
+                            })
+                        }
+                    };
+                    let mut out = serde_json::to_string(&resp).unwrap_or_default();
+                    out.push('\n');
+                    if wr.write_all(out.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let _ = std::fs::remove_file(&path);
+    });
+}

@@ -1,0 +1,187 @@
+//! Accept loops: one task per listener, one task per connection. Implicit-TLS listeners do the
+//! handshake in the connection's own task, so a slow handshake never holds up accepting.
+
+use crate::tls::Tls;
+use protocols::{BoxStream, ConnInfo};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// A protocol's session entry point with its shared context.
+#[derive(Clone)]
+pub enum Protocol {
+    Imap(Arc<protocols::imap::ImapContext>),
+    Pop3(Arc<protocols::pop3::Pop3Context>),
+    Lmtp(Arc<protocols::lmtp::LmtpContext>),
+}
+
+impl Protocol {
+    async fn serve(&self, stream: BoxStream, conn: ConnInfo) {
+        match self {
+            Protocol::Imap(ctx) => protocols::imap::serve(stream, conn, ctx.clone()).await,
+            Protocol::Pop3(ctx) => protocols::pop3::serve(stream, conn, ctx.clone()).await,
+            Protocol::Lmtp(ctx) => protocols::lmtp::serve(stream, conn, ctx.clone()).await,
+        }
+    }
+}
+
+/// Open connections per listener name, for /health and the connections gauge.
+#[derive(Default)]
+pub struct ConnStats {
+    pub by_listener: parking_lot::Mutex<std::collections::BTreeMap<&'static str, Arc<AtomicU64>>>,
+}
+
+impl ConnStats {
+    fn counter(&self, name: &'static str) -> Arc<AtomicU64> {
+        self.by_listener.lock().entry(name).or_default().clone()
+    }
+    pub fn snapshot(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.by_listener
+            .lock()
+            .iter()
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+pub struct TcpSpec {
+    /// "imap", "imaps", "pop3", "pop3s", "lmtp" (log and metrics label).
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    pub implicit_tls: Option<Arc<Tls>>,
+    pub protocol: Protocol,
+}
+
+/// Binds with SO_REUSEADDR so a restarted node does not wait out TIME_WAIT.
+pub fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+fn session_id() -> String {
+    use base64::Engine as _;
+    let mut raw = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+pub fn spawn_tcp(
+    listener: TcpListener,
+    spec: TcpSpec,
+    stats: Arc<ConnStats>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let t2 = tracker.clone();
+    tracker.spawn(async move {
+        let open = stats.counter(spec.name);
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = listener.accept() => r,
+            };
+            let (socket, remote) = match accepted {
+                Ok(v) => v,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("{}: accept failed: {e}", spec.name);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            let local = socket.local_addr().unwrap_or(spec.addr);
+            let (protocol, tls, name, open) = (spec.protocol.clone(), spec.implicit_tls.clone(), spec.name, open.clone());
+            let id = session_id();
+            let span = tracing::info_span!("conn", proto = name, session = %id, rip = %remote.ip());
+            t2.spawn(
+                async move {
+                    let mut stream: BoxStream = Box::new(socket);
+                    if let Some(tls) = &tls {
+                        stream = match tls.accept(stream).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::info!("{name}-login: Disconnected: TLS handshaking failed: {e} (rip={}, lip={})", remote.ip(), local.ip());
+                                return;
+                            }
+                        };
+                    }
+                    open.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("node_connections_total", "listener" => name).increment(1);
+                    metrics::gauge!("node_connections", "listener" => name).increment(1.0);
+                    let conn = ConnInfo { remote, local, tls: tls.is_some(), session_id: id };
+                    protocol.serve(stream, conn).await;
+                    metrics::gauge!("node_connections", "listener" => name).decrement(1.0);
+                    open.fetch_sub(1, Ordering::Relaxed);
+                }
+                .instrument(span),
+            );
+        }
+    });
+}
+
+pub struct UnixSpec {
+    pub name: &'static str,
+    pub path: PathBuf,
+    pub protocol: Protocol,
+}
+
+pub fn spawn_unix(
+    listener: UnixListener,
+    spec: UnixSpec,
+    stats: Arc<ConnStats>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let t2 = tracker.clone();
+    tracker.spawn(async move {
+        let open = stats.counter(spec.name);
+        // A unix socket has no peer address: sessions see a loopback one.
+        let synthetic: SocketAddr = ([127, 0, 0, 1], 0).into();
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = listener.accept() => r,
+            };
+            let socket = match accepted {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!("{} {}: accept failed: {e}", spec.name, spec.path.display());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let (protocol, name, open) = (spec.protocol.clone(), spec.name, open.clone());
+            let id = session_id();
+            let span = tracing::info_span!("conn", proto = name, session = %id, rip = "unix");
+            t2.spawn(
+                async move {
+                    open.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("node_connections_total", "listener" => name).increment(1);
+                    let conn = ConnInfo {
+                        remote: synthetic,
+                        local: synthetic,
+                        tls: false,
+                        session_id: id,
+                    };
+                    protocol.serve(Box::new(socket), conn).await;
+                    open.fetch_sub(1, Ordering::Relaxed);
+                }
+                .instrument(span),
+            );
+        }
+        let _ = std::fs::remove_file(&spec.path);
+    });
+}

@@ -1,0 +1,398 @@
+//! `node serve`: opens the store, binds every listener (all before saying ready, so a port in
+//! use stops start-up with a clear error), serves until SIGTERM/SIGINT, reloads TLS on SIGHUP,
+//! and shuts down gracefully.
+
+mod admin_socket;
+pub mod http;
+mod listen;
+
+use crate::auth::{AuthSettings, Authenticator};
+use crate::backend::{BackendSettings, ClusterHooks, NodeBackend, Standalone};
+use crate::config::{Config, SslMode, DEMO_PASSWORD, DEMO_USER};
+use crate::tls::{ensure_self_signed, Tls, TlsFiles};
+use anyhow::Context as _;
+use listen::{ConnStats, Protocol, TcpSpec, UnixSpec};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Where the configuration came from: the embedded default makes its demo user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Embedded,
+    File,
+}
+
+pub fn hostname(config: &Config) -> String {
+    if !config.hostname.is_empty() {
+        return config.hostname.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The embedded default's passwd-file with the demo user, made once.
+fn ensure_demo_passdb(config: &Config) -> anyhow::Result<()> {
+    let Some(db) = config.passdb.first() else {
+        return Ok(());
+    };
+    if db.args.exists() {
+        return Ok(());
+    }
+    let hash = crate::auth::schemes::hash(crate::auth::schemes::Scheme::Sha512Crypt, DEMO_PASSWORD)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::write(&db.args, format!("{DEMO_USER}:{hash}::::::\n"))
+        .with_context(|| format!("cannot write {}", db.args.display()))?;
+    Ok(())
+}
+
+pub fn store_config(config: &Config, default_quota: storage::QuotaLimits) -> storage::StoreConfig {
+    storage::StoreConfig {
+        root: config.storage.data_dir.clone(),
+        node_id: config.cluster.node_id,
+        max_message_size: config.storage.max_message_size.0,
+        max_clock_drift_ms: config.storage.max_clock_drift.0.as_millis() as u64,
+        default_quota,
+        delivery_dedupe_window_secs: config.storage.delivery_dedupe_window.0.as_secs(),
+    }
+}
+
+fn tls_setup(config: &Config) -> anyhow::Result<Option<Arc<Tls>>> {
+    if config.ssl == SslMode::No {
+        return Ok(None);
+    }
+    let files = match (&config.ssl_cert, &config.ssl_key) {
+        (Some(cert), Some(key)) => TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => {
+            let names = vec![
+                hostname(config),
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+            ];
+            let files = ensure_self_signed(&config.self_signed_dir(), &names)?;
+            tracing::warn!(
+                "ssl_cert/ssl_key not set: using the self-signed certificate {} (clients will warn; set ssl_cert and ssl_key for production)",
+                files.cert.display()
+            );
+            files
+        }
+    };
+    Ok(Some(Tls::load(files, config.ssl_min_protocol)?))
+}
+
+fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    listen::bind_tcp(addr).with_context(|| format!("{name}: cannot listen on {addr}"))
+}
+
+fn unix_lmtp_socket(
+    sock: &crate::config::UnixSocketConfig,
+) -> anyhow::Result<tokio::net::UnixListener> {
+    let path = &sock.path;
+    if path.exists() {
+        std::fs::remove_file(path)
+            .with_context(|| format!("lmtp_unix_socket: cannot remove old {}", path.display()))?;
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("lmtp_unix_socket: cannot create {}", dir.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("lmtp_unix_socket: cannot listen on {}", path.display()))?;
+    let mode = u32::from_str_radix(sock.mode.trim_start_matches("0o"), 8).unwrap_or(0o660);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("lmtp_unix_socket: cannot chmod {}", path.display()))?;
+    if !sock.owner.is_empty() || !sock.group.is_empty() {
+        chown(path, &sock.owner, &sock.group)?;
+    }
+    Ok(listener)
+}
+
+/// chown by names, for Postfix's `lmtp:unix:` (owner postfix, say).
+fn chown(path: &Path, owner: &str, group: &str) -> anyhow::Result<()> {
+    use std::ffi::CString;
+    let uid = if owner.is_empty() {
+        None
+    } else {
+        let c = CString::new(owner).context("lmtp_unix_socket.owner")?;
+        // SAFETY: getpwnam with a valid C string; the result is read at once, before any
+        // other getpw* call on this thread.
+        let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+        anyhow::ensure!(
+            !pw.is_null(),
+            "lmtp_unix_socket.owner: no such user {owner:?}"
+        );
+        Some(unsafe { (*pw).pw_uid })
+    };
+    let gid = if group.is_empty() {
+        None
+    } else {
+        let c = CString::new(group).context("lmtp_unix_socket.group")?;
+        // SAFETY: as above, for getgrnam.
+        let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+        anyhow::ensure!(
+            !gr.is_null(),
+            "lmtp_unix_socket.group: no such group {group:?}"
+        );
+        Some(unsafe { (*gr).gr_gid })
+    };
+    std::os::unix::fs::chown(path, uid, gid)
+        .with_context(|| format!("lmtp_unix_socket: cannot chown {}", path.display()))
+}
+
+pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
+    let data = config.storage.data_dir.clone();
+    std::fs::create_dir_all(&data)
+        .with_context(|| format!("[storage] data_dir {}: cannot create", data.display()))?;
+    if origin == Origin::Embedded {
+        ensure_demo_passdb(&config)?;
+    }
+    let tls = tls_setup(&config)?;
+    let auth_settings = AuthSettings::from_config(&config).map_err(|e| anyhow::anyhow!(e))?;
+    let default_quota = auth_settings.default_quota;
+    let auth = Authenticator::new(auth_settings, &config);
+
+    let admin_path = config.admin_socket_path();
+    // Bind the admin socket before opening the store: it also tells a second server with the
+    // same data_dir to stop, before it touches sled.
+    let admin_listener = admin_socket::bind(&admin_path)?;
+
+    let sc = store_config(&config, default_quota);
+    let store = tokio::task::spawn_blocking(move || storage::Store::open(sc))
+        .await
+        .context("store open panicked")?
+        .with_context(|| format!("cannot open the store in {}", data.display()))?;
+
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+
+    let hooks: Arc<dyn ClusterHooks> = Arc::new(Standalone);
+    let backend = NodeBackend::new(
+        store.clone(),
+        auth.clone(),
+        hooks.clone(),
+        BackendSettings {
+            ssl: config.ssl,
+            auth_allow_cleartext: config.auth_allow_cleartext,
+            max_userip_connections: config.mail_max_userip_connections,
+        },
+    );
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let stats = Arc::new(ConnStats::default());
+    let host = hostname(&config);
+
+    let tls_upgrade: Option<Arc<dyn protocols::TlsUpgrade>> =
+        tls.clone().map(|t| t as Arc<dyn protocols::TlsUpgrade>);
+    let imap = Protocol::Imap(Arc::new(protocols::imap::ImapContext {
+        backend: backend.clone(),
+        tls: tls_upgrade.clone(),
+        config: protocols::imap::ImapConfig {
+            max_line_length: config.imap_max_line_length.0 as usize,
+            max_literal_size: config.storage.max_message_size.0,
+            idle_notify_interval: config.imap_idle_notify_interval.0,
+            ..Default::default()
+        },
+        shutdown: shutdown.clone(),
+    }));
+    let pop3 = Protocol::Pop3(Arc::new(protocols::pop3::Pop3Context {
+        backend: backend.clone(),
+        tls: tls_upgrade.clone(),
+        config: protocols::pop3::Pop3Config {
+            no_nuls: config.pop3_client_workarounds.contains("outlook-no-nuls"),
+            lock_session: config.pop3_lock_session,
+            no_flag_updates: config.pop3_no_flag_updates,
+            ..Default::default()
+        },
+        shutdown: shutdown.clone(),
+    }));
+    let lmtp = Protocol::Lmtp(Arc::new(protocols::lmtp::LmtpContext {
+        backend: backend.clone(),
+        config: protocols::lmtp::LmtpConfig {
+            hostname: host.clone(),
+            max_message_size: config.storage.max_message_size.0,
+            recipient_delimiter: config.recipient_delimiter.clone(),
+            save_to_detail_mailbox: config.lmtp_save_to_detail_mailbox,
+            dedupe_window: config.storage.delivery_dedupe_window.0,
+            ..Default::default()
+        },
+        shutdown: shutdown.clone(),
+    }));
+
+    // Bind everything first: a port in use stops start-up before anything is served.
+    let mut tcp = Vec::new();
+    let mut ready = Vec::new();
+    for ip in config.listen_addrs().map_err(|e| anyhow::anyhow!(e))? {
+        let mut add = |name: &'static str,
+                       port: u16,
+                       tls: Option<Arc<Tls>>,
+                       protocol: &Protocol|
+         -> anyhow::Result<()> {
+            if port == 0 {
+                return Ok(());
+            }
+            let addr = SocketAddr::new(ip, port);
+            let listener = bind(name, addr)?;
+            ready.push(format!("{name}={addr}"));
+            tcp.push((
+                listener,
+                TcpSpec {
+                    name,
+                    addr,
+                    implicit_tls: tls,
+                    protocol: protocol.clone(),
+                },
+            ));
+            Ok(())
+        };
+        if config.protocol_enabled("imap") {
+            add("imap", config.imap.port, None, &imap)?;
+            if let Some(t) = &tls {
+                add("imaps", config.imap.ssl_port, Some(t.clone()), &imap)?;
+            }
+        }
+        if config.protocol_enabled("pop3") {
+            add("pop3", config.pop3.port, None, &pop3)?;
+            if let Some(t) = &tls {
+                add("pop3s", config.pop3.ssl_port, Some(t.clone()), &pop3)?;
+            }
+        }
+        if config.protocol_enabled("lmtp") {
+            add("lmtp", config.lmtp.port, None, &lmtp)?;
+        }
+    }
+    let http_listener = if config.http.port != 0 {
+        // Health and metrics on the first listen address.
+        let ip = config
+            .listen_addrs()
+            .map_err(|e| anyhow::anyhow!(e))?
+            .first()
+            .copied()
+            .unwrap_or([127, 0, 0, 1].into());
+        let addr = SocketAddr::new(ip, config.http.port);
+        let l = bind("http", addr)?;
+        ready.push(format!("http={addr}"));
+        Some(l)
+    } else {
+        None
+    };
+    let unix_lmtp = match (&config.lmtp_unix_socket, config.protocol_enabled("lmtp")) {
+        (Some(sock), true) => {
+            let l = unix_lmtp_socket(sock)?;
+            ready.push(format!("lmtp_unix={}", sock.path.display()));
+            Some((l, sock.path.clone()))
+        }
+        _ => None,
+    };
+
+    for (listener, spec) in tcp {
+        listen::spawn_tcp(
+            listener,
+            spec,
+            stats.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        );
+    }
+    if let Some((l, path)) = unix_lmtp {
+        listen::spawn_unix(
+            l,
+            UnixSpec {
+                name: "lmtp",
+                path,
+                protocol: lmtp.clone(),
+            },
+            stats.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        );
+    }
+    if let Some(l) = http_listener {
+        let state = Arc::new(http::HealthState {
+            node_id: config.cluster.node_id,
+            durability: match config.cluster.durability {
+                crate::config::Durability::Local => "local",
+                crate::config::Durability::Replicated => "replicated",
+            },
+            started: Instant::now(),
+            hooks: hooks.clone(),
+            stats: stats.clone(),
+            metrics: prometheus,
+            store: store.clone(),
+        });
+        http::spawn(l, state, shutdown.clone(), tracker.clone());
+    }
+    admin_socket::spawn(
+        admin_listener,
+        admin_path.clone(),
+        store.clone(),
+        auth.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+    );
+    ready.push(format!("admin={}", admin_path.display()));
+
+    if origin == Origin::Embedded {
+        // The operator's first look: say how to log in.
+        eprintln!("node: embedded default configuration; demo user: {DEMO_USER} password: {DEMO_PASSWORD}");
+    }
+    let ready_line = format!("node: ready {}", ready.join(" "));
+    tracing::info!("{ready_line}");
+    // Test harnesses and init scripts wait for this line.
+    eprintln!("{ready_line}");
+
+    wait_for_signals(tls.clone()).await?;
+
+    tracing::info!("node: shutting down");
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(config.shutdown_timeout.0, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "node: sessions still open after {:?}; exiting anyway",
+            config.shutdown_timeout.0
+        );
+    }
+    let _ = std::fs::remove_file(&admin_path);
+    tracing::info!("node: stopped");
+    Ok(())
+}
+
+/// Returns on SIGTERM or SIGINT; reloads TLS on SIGHUP.
+async fn wait_for_signals(tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                if let Some(tls) = &tls {
+                    let tls = tls.clone();
+                    // Reading files blocks: off the async threads.
+                    match tokio::task::spawn_blocking(move || tls.reload()).await {
+                        Ok(Ok(())) => tracing::info!("ssl: SIGHUP: certificate reloaded"),
+                        Ok(Err(e)) => tracing::error!("ssl: SIGHUP: reload failed, keeping the old certificate: {e}"),
+                        Err(e) => tracing::error!("ssl: SIGHUP: reload failed: {e}"),
+                    }
+                } else {
+                    tracing::info!("SIGHUP: nothing to reload (ssl = no)");
+                }
+            }
+        }
+    }
+}
