@@ -12,7 +12,7 @@ mod content_type;
 mod header;
 mod parse;
 
-pub use address::parse_address_list;
+pub use address::{parse_address_list, MISSING_DOMAIN};
 pub use content_type::{parse_param_value, ParamValue};
 pub use header::{fields, first_value, header_end, unfold, HeaderField};
 pub use parse::{parse_facts, MAX_DEPTH, MAX_PARTS};
@@ -87,7 +87,7 @@ pub struct BodyPart {
     pub params: Vec<(Vec<u8>, Vec<u8>)>,
     pub id: Option<Vec<u8>>,
     pub description: Option<Vec<u8>>,
-    /// Content-Transfer-Encoding as given ("7BIT" when absent).
+    /// Content-Transfer-Encoding as given ("7bit", as Dovecot writes it, when absent).
     pub encoding: Vec<u8>,
     pub md5: Option<Vec<u8>>,
     pub disposition: Option<Disposition>,

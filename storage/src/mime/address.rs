@@ -217,6 +217,13 @@ fn concat_words(words: &[Tok]) -> Vec<u8> {
     out
 }
 
+/// The host Dovecot's ENVELOPE gives an address that has none.
+pub const MISSING_DOMAIN: &[u8] = b"MISSING_DOMAIN";
+
+fn missing_domain() -> Vec<u8> {
+    MISSING_DOMAIN.to_vec()
+}
+
 fn nonempty(v: Vec<u8>) -> Option<Vec<u8>> {
     if v.is_empty() {
         None
@@ -294,14 +301,19 @@ pub fn parse_address_list(value: &[u8]) -> Vec<Address> {
                     name,
                     adl,
                     mailbox: Some(local),
-                    host: Some(host.unwrap_or_default()),
+                    host: Some(
+                        host.filter(|h| !h.is_empty())
+                            .unwrap_or_else(missing_domain),
+                    ),
                 });
             }
             Some(Tok::Special(b'@')) => {
                 p.pos += 1;
                 let local = concat_words(&words);
                 let local_comment = p.comment.take();
-                let domain = p.addr_piece(b",;");
+                let domain = Some(p.addr_piece(b",;"))
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(missing_domain);
                 let name = p.comment.take().or(local_comment);
                 out.push(Address {
                     name,
@@ -312,13 +324,13 @@ pub fn parse_address_list(value: &[u8]) -> Vec<Address> {
             }
             _ => {
                 if !words.is_empty() {
-                    // A bare word without a domain: a mailbox with an empty host (never NIL,
-                    // which would read as a group marker).
+                    // A bare word without a domain: never a NIL host, which would read as a
+                    // group marker; Dovecot's placeholder instead.
                     out.push(Address {
                         name: p.comment.take(),
                         adl: None,
                         mailbox: Some(concat_words(&words)),
-                        host: Some(Vec::new()),
+                        host: Some(missing_domain()),
                     });
                 }
                 // Anything else (a stray '>' or ':' in a group) is skipped.
@@ -444,7 +456,7 @@ mod tests {
         }
         assert_eq!(
             parse_address_list(b"undisclosed"),
-            vec![a(None, None, Some("undisclosed"), Some(""))]
+            vec![a(None, None, Some("undisclosed"), Some("MISSING_DOMAIN"))]
         );
     }
 }

@@ -159,7 +159,7 @@ fn parse_entity(
         }
     }
     if part.encoding.is_empty() {
-        part.encoding = b"7BIT".to_vec();
+        part.encoding = b"7bit".to_vec();
     }
 
     let (mtype, msub) = match content_type

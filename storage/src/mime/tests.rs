@@ -21,7 +21,7 @@ fn simple_message_defaults() {
         f.body.params,
         vec![(b"charset".to_vec(), b"us-ascii".to_vec())]
     );
-    assert_eq!(f.body.encoding, b"7BIT");
+    assert_eq!(f.body.encoding, b"7bit");
     assert_eq!(
         text(&raw, &f.body.header),
         "From: a@b.org\r\nSubject: hi\r\n\r\n"

@@ -142,11 +142,11 @@ mod tests {
         let raw = crlf("Subject: x\n\nhello\nworld\n");
         assert_eq!(
             bs(&raw, false),
-            "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 14 2)"
+            "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 14 2)"
         );
         assert_eq!(
             bs(&raw, true),
-            "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 14 2 NIL NIL NIL NIL)"
+            "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 14 2 NIL NIL NIL NIL)"
         );
     }
 
@@ -157,11 +157,11 @@ mod tests {
         );
         assert_eq!(
             bs(&raw, false),
-            "(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 9 1)(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 8 1) \"alternative\")(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL \"base64\" 8) \"mixed\")"
+            "(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 9 1)(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 8 1) \"alternative\")(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL \"base64\" 8) \"mixed\")"
         );
         assert_eq!(
             bs(&raw, true),
-            "(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 9 1 NIL NIL NIL NIL)(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 8 1 NIL NIL NIL NIL) \"alternative\" (\"boundary\" \"i\") NIL NIL NIL)(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL \"base64\" 8 \"Q2hlY2sgSW50ZWdyaXR5IQ==\" (\"attachment\" (\"filename\" \"a.pdf\")) (\"en\") \"http://x/a.pdf\") \"mixed\" (\"boundary\" \"o\") NIL NIL NIL)"
+            "(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 9 1 NIL NIL NIL NIL)(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 8 1 NIL NIL NIL NIL) \"alternative\" (\"boundary\" \"i\") NIL NIL NIL)(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL \"base64\" 8 \"Q2hlY2sgSW50ZWdyaXR5IQ==\" (\"attachment\" (\"filename\" \"a.pdf\")) (\"en\") \"http://x/a.pdf\") \"mixed\" (\"boundary\" \"o\") NIL NIL NIL)"
         );
     }
 
@@ -170,7 +170,7 @@ mod tests {
         let raw = crlf("Content-Type: message/rfc822\n\nSubject: in\nFrom: a@b\n\nbody\n");
         assert_eq!(
             bs(&raw, false),
-            "(\"message\" \"rfc822\" NIL NIL NIL \"7BIT\" 32 (NIL \"in\" ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 6 1) 4)"
+            "(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 32 (NIL \"in\" ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 6 1) 4)"
         );
     }
 

@@ -1,6 +1,18 @@
 //! Message facts made into IMAP: ENVELOPE and BODY/BODYSTRUCTURE rendering, BODY[section] and
 //! BINARY[section] extraction, and SEARCH evaluation. Pure functions over `storage::mime` facts
 //! and the raw message bytes; the session code converts its parsed command into these types.
+//!
+//! How FETCH items map onto these functions:
+//! - ENVELOPE: [`render_envelope`]`(&facts.envelope)`; BODY / BODYSTRUCTURE: [`render_body`]
+//!   `(&facts.body, false | true)`.
+//! - BODY[...]<o.n>, BODY.PEEK: [`extract`] / [`extract_ref`] with a [`SectionSpec`]; RFC822 is
+//!   `part: [], text: None`, RFC822.HEADER is `text: Some(Header)`, RFC822.TEXT `Some(Text)`.
+//!   RFC822.SIZE is `MessageMeta::size`.
+//! - BINARY[...] / BINARY.SIZE: [`decode_binary`] / [`binary_size`] (`Err(UnknownCte)` is
+//!   `NO [UNKNOWN-CTE]`).
+//! - SEARCH: build a [`SearchKey`] (several keys are `And`), then per message a [`MessageCtx`]
+//!   over a [`LazyContent`] whose loaders call the store (they run only if a key needs the
+//!   header or body), and [`matches`]. Run it in the blocking pool: it may read the message.
 
 pub mod binary;
 pub mod bodystructure;
@@ -21,4 +33,4 @@ pub use exercise::exercise;
 pub use search::{
     matches, LazyContent, MessageContent, MessageCtx, SearchKey, SeqBound, SequenceSet,
 };
-pub use section::{extract, Partial, SectionSpec, SectionText};
+pub use section::{extract, extract_ref, Partial, SectionSpec, SectionText};

@@ -10,7 +10,9 @@ use super::text::{body_text, decode_header_value, header_text};
 use chrono::{DateTime, NaiveDate};
 use std::cell::OnceCell;
 use std::sync::Arc;
-use storage::mime::{fields, parse_address_list, parse_facts, unfold, Address, MessageFacts};
+use storage::mime::{
+    fields, parse_address_list, parse_facts, unfold, Address, MessageFacts, MISSING_DOMAIN,
+};
 use storage::{Flag, MessageMeta};
 
 /// One end of a sequence-set range: a number or `*` (the largest number in use).
@@ -321,7 +323,7 @@ fn address_text(list: &[Address]) -> String {
                 }
                 s.push('<');
                 s.push_str(mb);
-                if !host.is_empty() {
+                if !host.is_empty() && host.as_slice() != MISSING_DOMAIN {
                     s.push('@');
                     s.push_str(&String::from_utf8_lossy(host));
                 }

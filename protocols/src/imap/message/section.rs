@@ -61,10 +61,21 @@ pub fn resolve<'a>(top: &'a BodyPart, path: &[u32]) -> Option<&'a BodyPart> {
 /// The bytes of a section (then cut by its partial). A section that does not exist gives an
 /// empty string, as RFC 3501 allows and Dovecot does.
 pub fn extract(raw: &[u8], facts: &MessageFacts, section: &SectionSpec) -> Vec<u8> {
+    extract_ref(raw, facts, section).into_owned()
+}
+
+/// [`extract`] without copying when the section is a plain range of `raw` (BODY[], parts,
+/// TEXT, HEADER, MIME): a large message is sent straight from the buffer it was read into.
+pub fn extract_ref<'a>(
+    raw: &'a [u8],
+    facts: &MessageFacts,
+    section: &SectionSpec,
+) -> Cow<'a, [u8]> {
     let whole = section_bytes(raw, facts, section);
-    match section.partial {
-        None => whole.into_owned(),
-        Some(p) => apply_partial(&whole, p).to_vec(),
+    match (section.partial, whole) {
+        (None, whole) => whole,
+        (Some(p), Cow::Borrowed(b)) => Cow::Borrowed(apply_partial(b, p)),
+        (Some(p), Cow::Owned(o)) => Cow::Owned(apply_partial(&o, p).to_vec()),
     }
 }
 
