@@ -63,6 +63,15 @@ impl Framer {
         }
     }
 
+    /// Changes the literal limit (a session allows only small literals before login).
+    pub fn set_max_literal(&mut self, max_literal: u64) {
+        self.max_literal = max_literal;
+    }
+
+    pub fn max_literal(&self) -> u64 {
+        self.max_literal
+    }
+
     /// Whether non-synchronizing literals of any (allowed) size are accepted (LITERAL+); when
     /// false, LITERAL- rules apply: above 4096 bytes they are refused.
     pub fn set_literal_plus(&mut self, on: bool) {

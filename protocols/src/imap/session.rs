@@ -20,6 +20,8 @@ use tracing::Instrument;
 /// Output is flushed once this much is buffered, so a large FETCH never sits whole in memory.
 pub(crate) const FLUSH_AT: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
+/// Largest literal accepted before authentication.
+pub(crate) const PRE_AUTH_MAX_LITERAL: u64 = 8 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -115,7 +117,10 @@ pub async fn serve(stream: BoxStream, conn: ConnInfo, ctx: Arc<ImapContext>) {
         rip = %conn.remote.ip(),
         user = tracing::field::Empty
     );
-    let framer = Framer::new(ctx.config.max_line_length, ctx.config.max_literal_size);
+    let mut framer = Framer::new(ctx.config.max_line_length, ctx.config.max_literal_size);
+    // Before login only LOGIN/AUTHENTICATE arguments come as literals: no one may make an
+    // unauthenticated session buffer a message-sized literal.
+    framer.set_max_literal(PRE_AUTH_MAX_LITERAL.min(ctx.config.max_literal_size));
     let mut s = Session {
         ctx,
         conn,
@@ -280,14 +285,14 @@ impl Session {
             Frame::LiteralRefused { tag, size } => {
                 let text = format!(
                     "[TOOBIG] Literal too large: {size} bytes, limit {}",
-                    self.ctx.config.max_literal_size
+                    self.framer.max_literal()
                 );
                 self.finish(tag.as_deref(), Done::No(text))
             }
             Frame::LiteralFatal { tag, size } => {
                 let text = format!(
                     "[TOOBIG] Literal too large: {size} bytes, limit {}",
-                    self.ctx.config.max_literal_size
+                    self.framer.max_literal()
                 );
                 self.finish(tag.as_deref(), Done::Bad(text));
                 self.untagged("BYE Literal too large; closing the connection.");

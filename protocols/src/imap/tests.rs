@@ -618,3 +618,255 @@ async fn move_and_uidplus() {
 fn uidvalidity_of(line: &str) -> String {
     line.split_whitespace().nth(3).unwrap_or("").to_string()
 }
+
+#[tokio::test]
+async fn pre_auth_literals_are_small() {
+    let (mut c, _) = Client::start(demo()).await;
+    c.send("t1 LOGIN {100000}\r\n").await;
+    assert_eq!(
+        c.line().await,
+        format!(
+            "t1 NO [TOOBIG] Literal too large: 100000 bytes, limit {}\r\n",
+            crate::imap::session::PRE_AUTH_MAX_LITERAL
+        )
+    );
+    assert_eq!(c.cmd("t2", "NOOP").await, vec!["t2 OK NOOP completed.\r\n"]);
+}
+
+/// STARTTLS with an upgrade that keeps the stream as it is: what the session does around it.
+struct IdentityTls;
+
+#[async_trait::async_trait]
+impl crate::stream::TlsUpgrade for IdentityTls {
+    async fn upgrade(
+        &self,
+        stream: crate::stream::BoxStream,
+    ) -> std::io::Result<crate::stream::BoxStream> {
+        Ok(stream)
+    }
+}
+
+#[tokio::test]
+async fn starttls_discards_pipelined_plaintext() {
+    let ctx = Arc::new(ImapContext {
+        backend: TestBackend::demo(),
+        tls: Some(Arc::new(IdentityTls)),
+        config: ImapConfig::default(),
+        shutdown: CancellationToken::new(),
+    });
+    let (mut c, g) = Client::start(ctx).await;
+    assert!(g.contains(" STARTTLS "), "{g}");
+    // The injected command after STARTTLS must never run (CVE-2011-0411 style).
+    c.send("s STARTTLS\r\nx LOGIN demo demo\r\n").await;
+    assert_eq!(c.line().await, "s OK Begin TLS negotiation now.\r\n");
+    let r = c.cmd("c", "CAPABILITY").await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(!r[0].contains("STARTTLS"), "{r:?}");
+    let r = c.cmd("d", "STARTTLS").await;
+    assert_eq!(r, vec!["d BAD TLS is already active.\r\n"]);
+}
+
+#[tokio::test]
+async fn autologout_when_idle_but_not_in_idle() {
+    let config = ImapConfig {
+        idle_timeout: Duration::from_millis(300),
+        idle_notify_interval: Duration::from_secs(1),
+        ..ImapConfig::default()
+    };
+    let ctx = context(TestBackend::demo(), config);
+    let mut a = Client::login(ctx.clone()).await;
+    let mut b = Client::login(ctx).await;
+    b.send("i IDLE\r\n").await;
+    assert_eq!(b.line().await, "+ idling\r\n");
+    assert_eq!(a.line().await, "* BYE Disconnected for inactivity.\r\n");
+    // IDLE is excepted from the autologout and gets its keepalive instead.
+    assert_eq!(b.line().await, "* OK Still here\r\n");
+    b.send("DONE\r\n").await;
+    assert_eq!(b.until_tag("i").await, vec!["i OK Idle completed.\r\n"]);
+}
+
+#[tokio::test]
+async fn idle_push_latency() {
+    let ctx = demo();
+    let mut a = Client::login(ctx.clone()).await;
+    let mut b = Client::login(ctx).await;
+    a.cmd("s", "SELECT INBOX").await;
+    a.send("i IDLE\r\n").await;
+    assert_eq!(a.line().await, "+ idling\r\n");
+    let mut worst = Duration::ZERO;
+    for n in 1..=20u32 {
+        let r = append_plain(&mut b, "x", MSG).await;
+        // The append is acknowledged (durable); from here the idling session must hear of it.
+        let acked = std::time::Instant::now();
+        assert!(r.last().unwrap().starts_with("x OK"), "{r:?}");
+        assert_eq!(a.line().await, format!("* {n} EXISTS\r\n"));
+        worst = worst.max(acked.elapsed());
+        assert_eq!(a.line().await, format!("* {n} RECENT\r\n"));
+    }
+    eprintln!("IDLE push latency after durable append, worst of 20: {worst:?}");
+    assert!(worst < Duration::from_millis(100), "worst {worst:?}");
+}
+
+/// A small deterministic generator (xorshift), so a failure can be replayed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const SEEDS: &[&str] = &[
+    "NOOP",
+    "CAPABILITY",
+    "SELECT INBOX",
+    "EXAMINE \"Trash\"",
+    "FETCH 1:* (FLAGS UID BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)] BODYSTRUCTURE)",
+    "UID FETCH 1:* (BODY[]<0.10> ENVELOPE RFC822.SIZE) (CHANGEDSINCE 1)",
+    "STORE 1 +FLAGS.SILENT (\\Seen $Junk)",
+    "UID STORE 1:* -FLAGS (\\Deleted)",
+    "SEARCH OR (FROM alice) (SUBJECT \"x y\") NOT SEEN SINCE 1-Jan-2020",
+    "UID SEARCH RETURN (MIN MAX COUNT) UID 1:* LARGER 10",
+    "LIST (SUBSCRIBED) \"\" (\"INBOX\" \"%\") RETURN (CHILDREN STATUS (MESSAGES UNSEEN))",
+    "LIST \"\" \"*\"",
+    "LSUB \"\" %",
+    "STATUS INBOX (MESSAGES UIDNEXT UNSEEN SIZE HIGHESTMODSEQ)",
+    "CREATE \"Fuzz/&AKM-\"",
+    "CREATE Spam (USE (\\Junk))",
+    "RENAME Fuzz Fuzz2",
+    "DELETE Fuzz2",
+    "SUBSCRIBE INBOX",
+    "COPY 1:2 Trash",
+    "MOVE 1 Archive",
+    "UID EXPUNGE 1:3",
+    "EXPUNGE",
+    "CHECK",
+    "UNSELECT",
+    "CLOSE",
+    "ENABLE CONDSTORE UTF8=ACCEPT",
+    "NAMESPACE",
+    "ID (\"name\" \"fuzz\")",
+    "APPEND INBOX (\\Seen) \"01-Jan-2020 10:00:00 +0000\" {5+}\r\nhello",
+];
+
+fn mutate(rng: &mut Rng) -> Vec<u8> {
+    let seed = SEEDS[rng.below(SEEDS.len())].as_bytes();
+    let mut line = seed.to_vec();
+    match rng.below(6) {
+        0 => line.truncate(rng.below(line.len() + 1)),
+        1 => {
+            for _ in 0..1 + rng.below(8) {
+                let at = rng.below(line.len() + 1);
+                line.insert(at, (rng.next() & 0xff) as u8);
+            }
+        }
+        2 => {
+            for _ in 0..1 + rng.below(4) {
+                if !line.is_empty() {
+                    let at = rng.below(line.len());
+                    line[at] = b"()[]{}<>\"\\*%~+0 .:,"[rng.below(19)];
+                }
+            }
+        }
+        3 => {
+            line = (0..rng.below(200))
+                .map(|_| (rng.next() & 0xff) as u8)
+                .collect()
+        }
+        4 => line.extend(std::iter::repeat_n(b'A', 70_000 + rng.below(10_000))),
+        _ => {}
+    }
+    // Bytes that would end the line early, or turn the next line into literal data, go: the
+    // test wants exactly one completion per line it sends.
+    let literal_at_end = |l: &[u8]| crate::imap::framing::literal_at_end(l).is_some();
+    line.retain(|&b| b != b'\n' && b != b'\r');
+    if let Some(p) = seed.windows(2).position(|w| w == b"\r\n") {
+        // Only the unmutated APPEND keeps its literal (whole and non-synchronizing).
+        if line != seed {
+            line.truncate(p.min(line.len()));
+        } else {
+            return line;
+        }
+    }
+    while literal_at_end(&line) {
+        line.pop();
+    }
+    line
+}
+
+#[tokio::test]
+async fn random_truncated_and_oversized_lines_are_all_answered() {
+    let ctx = demo();
+    let mut c = Client::login(ctx.clone()).await;
+    for i in 0..3 {
+        append_plain(&mut c, &format!("a{i}"), MSG).await;
+    }
+    c.cmd("s", "SELECT INBOX").await;
+    let mut other = Client::login(ctx.clone()).await;
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while n < 3000 && started.elapsed() < Duration::from_secs(60) {
+        let body = mutate(&mut rng);
+        let first = body
+            .split(|&b| b == b' ')
+            .next()
+            .map(|w| w.to_ascii_uppercase())
+            .unwrap_or_default();
+        // These wait for more input or end the session by design.
+        if [
+            &b"LOGOUT"[..],
+            b"IDLE",
+            b"AUTHENTICATE",
+            b"STARTTLS",
+            b"DONE",
+        ]
+        .contains(&first.as_slice())
+        {
+            continue;
+        }
+        let tag = format!("r{n}");
+        let mut line = format!("{tag} ").into_bytes();
+        line.extend_from_slice(&body);
+        line.extend_from_slice(b"\r\n");
+        c.w.write_all(&line).await.unwrap();
+        // Read until this command's completion (tagged; never a BYE).
+        loop {
+            let l = c.line().await;
+            assert!(
+                !l.is_empty(),
+                "closed after {:?}",
+                String::from_utf8_lossy(&line[..line.len().min(200)])
+            );
+            assert!(!l.starts_with("* BYE"), "{l}");
+            if l.starts_with(&format!("{tag} ")) {
+                break;
+            }
+            // A literal in a FETCH response: skip its bytes.
+            if let Some((size, _)) = crate::imap::framing::literal_at_end(l.as_bytes()) {
+                let mut skip = vec![0u8; size as usize];
+                tokio::io::AsyncReadExt::read_exact(&mut c.r, &mut skip)
+                    .await
+                    .unwrap();
+            }
+        }
+        n += 1;
+        if n % 500 == 0 {
+            // Another session of the same user is served all along.
+            assert_eq!(
+                other.cmd("o", "NOOP").await.last().unwrap(),
+                "o OK NOOP completed.\r\n"
+            );
+        }
+    }
+    assert!(n >= 1000, "only {n} lines in the time bound");
+    assert_eq!(
+        c.cmd("z", "NOOP").await.last().unwrap(),
+        "z OK NOOP completed.\r\n"
+    );
+}

@@ -22,7 +22,7 @@ pub(crate) async fn starttls(s: &mut Session, tag: &str) -> Reply {
     // Anything the client pipelined after STARTTLS was sent in plaintext: drop it (CVE-2011-0411).
     s.framer = crate::imap::framing::Framer::new(
         s.ctx.config.max_line_length,
-        s.ctx.config.max_literal_size,
+        crate::imap::session::PRE_AUTH_MAX_LITERAL.min(s.ctx.config.max_literal_size),
     );
     s.out
         .extend_from_slice(format!("{tag} OK Begin TLS negotiation now.\r\n").as_bytes());
@@ -193,6 +193,7 @@ async fn authenticate_as(
     s.store = Some(store);
     s.guard = Some(guard);
     s.state = State::Authenticated;
+    s.framer.set_max_literal(s.ctx.config.max_literal_size);
     s.span.record("user", user.as_str());
     tracing::info!(
         "imap-login: Login: user=<{user}>, method={method}, rip={}, lip={}, mpid={}{}, session=<{}>",
