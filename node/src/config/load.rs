@@ -203,6 +203,7 @@ max_message_size = "20M"
 
 [cluster]
 node_id = 2
+listen = "10.0.0.2:7143"
 durability = "replicated"
 replication_sync_timeout = "2s"
 peers = [{ node_id = 1, address = "10.0.0.1:7143" }]
@@ -231,6 +232,39 @@ peers = [{ node_id = 1, address = "10.0.0.1:7143" }]
         assert!(err.to_string().contains("peers"), "{err}");
         let err = parse("ssl_cert = \"/x.pem\"\n").unwrap_err();
         assert!(err.to_string().contains("ssl_key"), "{err}");
+    }
+
+    #[test]
+    fn deploy_examples_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let mut seen = 0;
+        for rel in [
+            "node.toml",
+            "two-node/node1.toml",
+            "two-node/node2.toml",
+            "three-node/node1.toml",
+            "three-node/node2.toml",
+            "three-node/node3.toml",
+        ] {
+            let c = load_file(&root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            if rel.contains('/') {
+                assert_eq!(c.cluster.durability, Durability::Replicated, "{rel}");
+                assert!(!c.cluster.peers.is_empty(), "{rel}");
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, 6);
+    }
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        let err = parse("[cluster]\nnode_id = 1\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(err.to_string().contains("cluster.listen"), "{err}");
+        let err = parse("[cluster]\nnode_id = 1\nlisten = \"127.0.0.1:7143\"\npeers = [{ node_id = 1, address = \"x:1\" }]\n").unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+        let err = parse("[cluster]\nnode_id = 1\npeers = [{ node_id = 2, address = \"x:1\" }]\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("cluster.listen"), "{err}");
     }
 
     #[test]

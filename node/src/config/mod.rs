@@ -338,6 +338,15 @@ impl Config {
         self.storage.data_dir.join("tls")
     }
 
+    /// The cluster CA and this node's certificate: `[cluster] certs_dir`, else `<data_dir>/cluster`.
+    pub fn cluster_certs_dir(&self) -> PathBuf {
+        if self.cluster.certs_dir.as_os_str().is_empty() {
+            self.storage.data_dir.join("cluster")
+        } else {
+            self.cluster.certs_dir.clone()
+        }
+    }
+
     /// The userdbs to consult: the configured ones, else the passdbs (one passwd-file usually
     /// serves as both, as in Dovecot's examples).
     pub fn effective_userdbs(&self) -> &[DbConfig] {
@@ -431,12 +440,29 @@ impl Config {
                     peer.node_id
                 ));
             }
+            if peer.node_id == 0 {
+                return Err("cluster.peers: node_id must be at least 1".into());
+            }
             if !peer.address.contains(':') {
                 return Err(format!(
                     "cluster.peers: address {:?} of node {} needs host:port",
                     peer.address, peer.node_id
                 ));
             }
+        }
+        if self.cluster.node_id == 0 {
+            return Err("cluster.node_id must be at least 1".into());
+        }
+        if !self.cluster.listen.is_empty()
+            && self.cluster.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(format!(
+                "cluster.listen: {:?} is not an IP:port address",
+                self.cluster.listen
+            ));
+        }
+        if !self.cluster.peers.is_empty() && self.cluster.listen.is_empty() {
+            return Err("cluster.peers is set but cluster.listen is not: peers need an address to reach this node".into());
         }
         if self.cluster.durability == Durability::Replicated && self.cluster.peers.is_empty() {
             return Err(
