@@ -377,7 +377,15 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
             special_use,
         } => {
             meta.max_uidvalidity = meta.max_uidvalidity.max(*uidvalidity);
-            if tx.mailbox(mailbox)?.is_some() {
+            if let Some(mut mb) = tx.mailbox(mailbox)? {
+                // The same mailbox made on two nodes (default mailboxes have one GUID
+                // everywhere): while it has never held a message, the earlier creation's
+                // UIDVALIDITY wins, so the nodes agree whatever order they see the records in.
+                if mb.uidnext == 1 && rec.time < mb.created {
+                    mb.uidvalidity = *uidvalidity;
+                    mb.created = rec.time;
+                    tx.put_mailbox(&mb);
+                }
                 return Ok(());
             }
             let mut name = name.clone();

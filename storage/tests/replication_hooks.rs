@@ -1,0 +1,188 @@
+//! apply_remote semantics between two stores (two nodes of one user).
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use storage::*;
+
+fn node(root: &std::path::Path, id: NodeId) -> Arc<Store> {
+    let mut c = config(root);
+    c.node_id = id;
+    Store::open(c).unwrap()
+}
+
+/// Ships what `from` has and `to` lacks: objects first, then records.
+fn ship(from: &UserStore, to: &UserStore) -> ApplyOutcome {
+    let have = to.version_vector().unwrap();
+    let recs = from.records_since(&have, 10_000).unwrap();
+    for r in &recs {
+        let objs: Vec<ObjectId> = match &r.op {
+            storage::record::Op::Append { entry, .. } => vec![entry.object],
+            storage::record::Op::Copy { entries, .. }
+            | storage::record::Op::Move { entries, .. } => {
+                entries.iter().map(|(_, e)| e.object).collect()
+            }
+            _ => vec![],
+        };
+        for o in objs {
+            if !to.has_object(&o).unwrap() {
+                let raw = from.read_message(&o).unwrap();
+                assert_eq!(to.put_object(&raw).unwrap(), o);
+            }
+        }
+    }
+    to.apply_remote(&recs).unwrap()
+}
+
+/// (uid -> (guid, flags)) of a mailbox.
+fn state(u: &UserStore, mb: &str) -> BTreeMap<u32, (Guid, Flags)> {
+    u.messages(mb)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.uid, (m.guid, m.flags)))
+        .collect()
+}
+
+#[test]
+fn records_replicate_idempotently_and_keep_uids() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (sa, sb) = (node(da.path(), 1), node(db.path(), 2));
+    let (a, b) = (sa.user("u").unwrap(), sb.user("u").unwrap());
+    for i in 0..5 {
+        append(&a, "INBOX", &msg(i));
+    }
+    a.create_mailbox("Work", None).unwrap();
+    a.move_messages("INBOX", &[2], "Work").unwrap();
+    a.store_flags("INBOX", &[1], FlagMode::Add, &flags(&["\\Seen"]), None)
+        .unwrap();
+    let out = ship(&a, &b);
+    assert!(out.applied > 0 && out.conflicts.is_empty());
+    assert_eq!(state(&a, "INBOX"), state(&b, "INBOX"));
+    assert_eq!(state(&a, "Work"), state(&b, "Work"));
+    // Both INBOXes are one mailbox (same GUID) and agree on UIDVALIDITY.
+    assert_eq!(
+        a.mailbox("INBOX").unwrap().id,
+        b.mailbox("INBOX").unwrap().id
+    );
+    assert_eq!(
+        a.mailbox("INBOX").unwrap().uidvalidity,
+        b.mailbox("INBOX").unwrap().uidvalidity
+    );
+    // Applying the same records again changes nothing.
+    let recs = a.records_since(&VersionVector::new(), 10_000).unwrap();
+    let before = b.dump_index().unwrap();
+    assert_eq!(b.apply_remote(&recs).unwrap().applied, 0);
+    assert_eq!(b.dump_index().unwrap(), before);
+    // The remote records are in B's log: a rebuild keeps them.
+    b.rebuild_index().unwrap();
+    assert_eq!(b.dump_index().unwrap(), before);
+    let vv = b.version_vector().unwrap();
+    assert_eq!(vv.get(&1), a.version_vector().unwrap().get(&1));
+    // A record out of sequence is refused, not applied.
+    let mut gap = recs.last().unwrap().clone();
+    gap.seq += 5;
+    assert!(b.apply_remote(&[gap]).is_err());
+    assert_eq!(b.dump_index().unwrap(), before);
+}
+
+#[test]
+fn uid_conflicts_are_pending_then_renumbered_on_both_nodes() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (sa, sb) = (node(da.path(), 1), node(db.path(), 2));
+    let (a, b) = (sa.user("u").unwrap(), sb.user("u").unwrap());
+    // Split brain: both nodes give UID 1 (and 2 on A) to different messages.
+    let a1 = append(&a, "INBOX", &msg(1));
+    let a2 = append(&a, "INBOX", &msg(2));
+    let b1 = append(&b, "INBOX", &msg(3));
+    assert_eq!((a1.uid, b1.uid), (1, 1));
+    let at_a = ship(&b, &a);
+    assert_eq!(at_a.conflicts.len(), 1);
+    assert_eq!(
+        (
+            at_a.conflicts[0].uid,
+            at_a.conflicts[0].local,
+            at_a.conflicts[0].remote
+        ),
+        (1, a1.guid, b1.guid)
+    );
+    let at_b = ship(&a, &b);
+    assert_eq!(at_b.conflicts.len(), 1);
+    assert_eq!(a.pending_conflicts("INBOX").unwrap().len(), 1);
+    // Nothing was overwritten: each node still has its own UID 1.
+    assert_eq!(state(&a, "INBOX")[&1].0, a1.guid);
+    assert_eq!(state(&b, "INBOX")[&1].0, b1.guid);
+    let hm = a.mailbox("INBOX").unwrap().highestmodseq;
+    let rec = a
+        .resolve_conflicts("INBOX")
+        .unwrap()
+        .expect("a renumber record");
+    assert!(matches!(rec.op, storage::record::Op::Renumber { .. }));
+    assert!(a.resolve_conflicts("INBOX").unwrap().is_none());
+    ship(&a, &b);
+    let sa_ = state(&a, "INBOX");
+    assert_eq!(sa_, state(&b, "INBOX"));
+    // Both conflicting messages got new UIDs above the old UIDNEXT; UID 1 is expunged for
+    // clients (with a modseq above the old HIGHESTMODSEQ); A's UID 2 kept its UID.
+    assert!(!sa_.contains_key(&1));
+    assert_eq!(sa_[&2].0, a2.guid);
+    let guids: Vec<Guid> = sa_.values().map(|(g, _)| *g).collect();
+    assert!(guids.contains(&a1.guid) && guids.contains(&b1.guid));
+    assert!(sa_.keys().all(|u| *u == 2 || *u >= 3));
+    let ch = a.changes_since("INBOX", hm).unwrap();
+    assert_eq!(ch.expunged, [1]);
+    assert!(a.pending_conflicts("INBOX").unwrap().is_empty());
+    assert!(b.pending_conflicts("INBOX").unwrap().is_empty());
+    // Rebuilds agree with the live indexes.
+    for u in [&a, &b] {
+        let live = u.dump_index().unwrap();
+        u.rebuild_index().unwrap();
+        assert_eq!(u.dump_index().unwrap(), live);
+    }
+}
+
+#[test]
+fn flags_merge_last_writer_wins_and_expunge_beats_flags() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (sa, sb) = (node(da.path(), 1), node(db.path(), 2));
+    let (a, b) = (sa.user("u").unwrap(), sb.user("u").unwrap());
+    append(&a, "INBOX", &msg(1));
+    append(&a, "INBOX", &msg(2));
+    ship(&a, &b);
+    // Concurrent, in this real-time order (HLC times follow it): A sets \Flagged; B, not yet
+    // seeing that, sets and then clears \Flagged (the later clear wins everywhere); B clears
+    // \Seen on 1 before A sets it (A's later set wins); A expunges 2 while B flags it.
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(3));
+    a.store_flags("INBOX", &[1], FlagMode::Add, &flags(&["\\Flagged"]), None)
+        .unwrap();
+    pause();
+    b.store_flags(
+        "INBOX",
+        &[1],
+        FlagMode::Add,
+        &flags(&["\\Flagged", "\\Seen"]),
+        None,
+    )
+    .unwrap();
+    pause();
+    b.store_flags(
+        "INBOX",
+        &[1],
+        FlagMode::Remove,
+        &flags(&["\\Flagged", "\\Seen"]),
+        None,
+    )
+    .unwrap();
+    pause();
+    a.store_flags("INBOX", &[1], FlagMode::Add, &flags(&["\\Seen"]), None)
+        .unwrap();
+    b.store_flags("INBOX", &[2], FlagMode::Add, &flags(&["\\Answered"]), None)
+        .unwrap();
+    a.expunge("INBOX", &[2]).unwrap();
+    // Opposite delivery orders on the two nodes.
+    ship(&a, &b);
+    ship(&b, &a);
+    let (x, y) = (state(&a, "INBOX"), state(&b, "INBOX"));
+    assert_eq!(x, y);
+    assert_eq!(x.len(), 1, "the expunge beat the flag change");
+    assert_eq!(x[&1].1, flags(&["\\Seen"]));
+}
