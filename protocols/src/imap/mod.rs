@@ -6,6 +6,7 @@ mod commands;
 pub mod config;
 pub mod format;
 pub mod framing;
+pub mod fuzzing;
 pub mod lexer;
 pub mod message;
 pub mod mutf7;
