@@ -6,6 +6,8 @@ use storage::mime::{BodyPart, Disposition};
 
 /// What Dovecot sends for a multipart that has no parts (IMAP requires at least one).
 const EMPTY_PART: &[u8] = b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)";
+const EMPTY_PART_EXTENDED: &[u8] =
+    b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)";
 
 /// Writes the body structure of `part`: BODY when `extended` is false, BODYSTRUCTURE (with
 /// extension data: md5, disposition, language, location) when true.
@@ -20,7 +22,11 @@ pub fn render_body(part: &BodyPart, extended: bool, out: &mut Vec<u8>) {
 fn multipart(part: &BodyPart, extended: bool, out: &mut Vec<u8>) {
     out.push(b'(');
     if part.children.is_empty() {
-        out.extend_from_slice(EMPTY_PART);
+        out.extend_from_slice(if extended {
+            EMPTY_PART_EXTENDED
+        } else {
+            EMPTY_PART
+        });
     }
     for child in &part.children {
         render_body(child, extended, out);
@@ -180,6 +186,10 @@ mod tests {
         assert_eq!(
             bs(&raw, false),
             "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) \"mixed\")"
+        );
+        assert_eq!(
+            bs(&raw, true),
+            "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"q\") NIL NIL NIL)"
         );
     }
 }
