@@ -168,32 +168,74 @@ pub(crate) async fn apply_checked(
             tracing::warn!(user, error = %e, "replication: peer clock ahead");
         }
     }
-    let uu = u.clone();
-    let recs = records.clone();
-    // Durable on return: apply_remote fsyncs the records before returning.
-    let applied = blocking(move || uu.apply_remote(&recs)).await?;
+    let mut applied = Applied::default();
     let mut resolved = 0;
-    if resolve {
-        for mb in applied.conflicts.clone() {
-            let uu = u.clone();
-            match blocking(move || uu.resolve_conflicts(mb)).await {
-                Ok(()) => {
-                    resolved += 1;
-                    tracing::info!(user, mailbox = %mb, "replication: UID conflict resolved by renumbering");
-                }
-                Err(e) => {
-                    tracing::warn!(user, mailbox = %mb, error = %e, "replication: cannot resolve UID conflict")
+    for chunk in chunks_for_apply(&records, resolve) {
+        let uu = u.clone();
+        let recs = chunk.to_vec();
+        // Durable on return: apply_remote fsyncs the records before returning.
+        let a = blocking(move || uu.apply_remote(&recs)).await?;
+        applied.applied += a.applied;
+        if resolve {
+            for mb in a.conflicts.iter().copied() {
+                let uu = u.clone();
+                match blocking(move || uu.resolve_conflicts(mb)).await {
+                    Ok(()) => {
+                        resolved += 1;
+                        tracing::info!(user, mailbox = %mb, "replication: UID conflict resolved by renumbering");
+                    }
+                    Err(e) => {
+                        tracing::warn!(user, mailbox = %mb, error = %e, "replication: cannot resolve UID conflict")
+                    }
                 }
             }
+        } else if !a.conflicts.is_empty() {
+            tracing::info!(
+                user,
+                mailboxes = a.conflicts.len(),
+                "replication: UID conflict pending; the cluster's resolver node will renumber"
+            );
         }
-    } else if !applied.conflicts.is_empty() {
-        tracing::info!(
-            user,
-            mailboxes = applied.conflicts.len(),
-            "replication: UID conflict pending; the cluster's resolver node will renumber"
-        );
+        applied.conflicts.extend(a.conflicts);
     }
     Ok((applied, records, resolved))
+}
+
+/// How the resolver splits a frame for applying. A message that arrives and conflicts must be
+/// renumbered before a later record of the same frame expunges or moves it away: otherwise its
+/// pending entry vanishes here, the resolver sees nothing left to renumber, and the local
+/// message holding the contested UID keeps it while the other nodes hold our message pending.
+/// So the resolver cuts the frame before each removal that follows an insertion. Nodes that
+/// do not resolve apply the frame whole (one fsync).
+pub(crate) fn chunks_for_apply(records: &[Record], resolve: bool) -> Vec<&[Record]> {
+    use storage::record::Op;
+    if !resolve {
+        return vec![records];
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut inserted = false;
+    for (i, r) in records.iter().enumerate() {
+        let removes = matches!(
+            r.op,
+            Op::Expunge { .. }
+                | Op::Move { .. }
+                | Op::MailboxDelete { .. }
+                | Op::MailboxRename { .. }
+        );
+        if removes && inserted && i > start {
+            out.push(&records[start..i]);
+            start = i;
+            inserted = false;
+        }
+        if matches!(r.op, Op::Append { .. } | Op::Copy { .. } | Op::Move { .. }) {
+            inserted = true;
+        }
+    }
+    if start < records.len() {
+        out.push(&records[start..]);
+    }
+    out
 }
 
 #[derive(Clone, Debug, Default)]
@@ -286,5 +328,59 @@ pub(crate) async fn pull_all(
         if !more {
             return Ok(out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storage::record::Op;
+    use storage::{Guid, HlcTime};
+
+    fn r(seq: u64, op: Op) -> Record {
+        Record {
+            origin: 2,
+            seq,
+            time: HlcTime {
+                wall_ms: seq,
+                logical: 0,
+                node: 2,
+            },
+            op,
+        }
+    }
+
+    #[test]
+    fn resolver_cuts_before_removal_after_insertion() {
+        let mb = Guid([1; 16]);
+        let ins = |s| {
+            r(
+                s,
+                Op::Copy {
+                    from: mb,
+                    to: mb,
+                    entries: vec![],
+                    modseq: 1,
+                },
+            )
+        };
+        let exp = |s| {
+            r(
+                s,
+                Op::Expunge {
+                    mailbox: mb,
+                    messages: vec![],
+                    modseq: 1,
+                },
+            )
+        };
+        let recs = vec![exp(1), ins(2), ins(3), exp(4), exp(5), ins(6), exp(7)];
+        let sizes: Vec<usize> = chunks_for_apply(&recs, true)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, vec![3, 3, 1]);
+        assert_eq!(chunks_for_apply(&recs, false).len(), 1);
+        assert!(chunks_for_apply(&[], true).is_empty());
     }
 }
