@@ -298,3 +298,26 @@ proptest::proptest! {
         check_ranges(&f.body, raw.len() as u64);
     }
 }
+
+#[test]
+fn twenty_mib_attachment_ranges_are_exact() {
+    let mut raw = crlf("Subject: big\nContent-Type: multipart/mixed; boundary=\"==b==\"\n\n--==b==\nContent-Type: text/plain\n\nsee attached\n--==b==\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n");
+    let start = raw.len();
+    let line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\r\n";
+    while raw.len() - start < 20 << 20 {
+        raw.extend_from_slice(line);
+    }
+    let end = raw.len() - 2;
+    raw.extend_from_slice(b"--==b==--\r\n");
+    let f = parse_facts(&raw);
+    let att = &f.body.children[1];
+    assert_eq!(
+        att.body,
+        Range {
+            start: start as u64,
+            end: end as u64
+        }
+    );
+    assert_eq!(att.lines, 0);
+    assert_eq!(f.body.children[0].lines, 0);
+}
