@@ -6,13 +6,15 @@ cd "$(dirname "$0")/.."
 
 scripts/install-test-deps.sh
 
-# The whole-server tests start target/debug/node: build it (and everything) first.
-cargo build --workspace --all-targets --locked
+# The whole-server tests start target/debug/node: build it (and everything) first, and
+# point them at exactly that binary.
+cargo build --workspace --all-targets
+export NODE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/node"
 
 if cargo nextest --version >/dev/null 2>&1; then
   # scripts/nextest.toml: timeouts, and the fixed-port tests run one at a time.
-  cargo nextest run --workspace --locked --no-fail-fast \
+  cargo nextest run --workspace --no-fail-fast \
     --config-file scripts/nextest.toml --profile ci
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --no-fail-fast
 fi
