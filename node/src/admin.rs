@@ -36,6 +36,14 @@ pub enum Request {
     QuotaGet {
         user: String,
     },
+    /// Per peer and per user replication lag (running server only).
+    ReplicationStatus,
+    /// Exchange one user's differences with one peer or every peer, both ways.
+    Sync {
+        user: String,
+        peer: Option<u32>,
+        full: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,18 +162,16 @@ pub fn execute(
         Request::QuotaGet { user } => json(serde_json::to_value(
             open(user)?.quota().map_err(|e| e.to_string())?,
         )),
+        Request::ReplicationStatus | Request::Sync { .. } => Err(
+            "replication is not running here ([cluster] listen is not set, or no server is running)"
+                .into(),
+        ),
     }
 }
 
-/// Parses and answers one request line (the server side of the socket).
-pub fn answer_line(store: &storage::Store, auth: &Authenticator, line: &str) -> Response {
-    match serde_json::from_str::<Request>(line) {
-        Err(e) => Response {
-            ok: false,
-            error: Some(format!("bad request: {e}")),
-            data: serde_json::Value::Null,
-        },
-        Ok(req) => match execute(store, auth, &req) {
+impl Response {
+    pub fn from_result(r: Result<serde_json::Value, String>) -> Response {
+        match r {
             Ok(data) => Response {
                 ok: true,
                 error: None,
@@ -176,7 +182,27 @@ pub fn answer_line(store: &storage::Store, auth: &Authenticator, line: &str) -> 
                 error: Some(e),
                 data: serde_json::Value::Null,
             },
-        },
+        }
+    }
+}
+
+/// Replication requests, answered by the running replicator.
+pub async fn execute_replication(
+    handle: &replication::Handle,
+    req: &Request,
+) -> Result<serde_json::Value, String> {
+    match req {
+        Request::ReplicationStatus => {
+            serde_json::to_value(handle.status().await).map_err(|e| e.to_string())
+        }
+        Request::Sync { user, peer, full } => {
+            let reports = handle
+                .sync_user(user, *peer, *full)
+                .await
+                .map_err(|e| e.to_string())?;
+            serde_json::to_value(reports).map_err(|e| e.to_string())
+        }
+        _ => Err("not a replication request".into()),
     }
 }
 

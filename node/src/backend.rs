@@ -25,6 +25,16 @@ pub trait ClusterHooks: Send + Sync + 'static {
     fn is_active(&self) -> bool;
     /// Waits until a locally durable write of `user` may be acknowledged.
     async fn write_committed(&self, user: &str);
+    /// A user's store was opened (login, delivery): replication starts shipping it.
+    async fn user_opened(&self, _user: &str) {}
+    /// Replicated durability has fallen back to local (no peer acked in time).
+    fn degraded(&self) -> bool {
+        false
+    }
+    /// The running replicator, for `node replication status` and `node sync` over the admin socket.
+    fn replication(&self) -> Option<replication::Handle> {
+        None
+    }
 }
 
 pub struct Standalone;
@@ -164,16 +174,18 @@ impl Backend for NodeBackend {
 
     async fn open_user(&self, user: &str) -> Result<Arc<storage::UserStore>, String> {
         let (store, auth, name) = (self.store.clone(), self.auth.clone(), user.to_string());
-        protocols::blocking::run(move || {
+        let opened = protocols::blocking::run(move || {
             let record = auth.lookup_blocking(&name)?;
             let quota = record
                 .map(|r| r.quota)
                 .unwrap_or(auth.settings().default_quota);
             let user_store = store.user(&name).map_err(|e| e.to_string())?;
             user_store.set_quota_limits(quota);
-            Ok(user_store)
+            Ok::<_, String>(user_store)
         })
-        .await?
+        .await??;
+        self.hooks.user_opened(user).await;
+        Ok(opened)
     }
 
     fn may_write(&self, user: &str) -> Result<(), WriteRefused> {

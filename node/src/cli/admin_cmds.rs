@@ -1,7 +1,7 @@
 //! Admin commands on users' stores: through the running server's admin socket when it runs,
 //! otherwise on the store opened directly (the same operations, `crate::admin::execute`).
 
-use super::{Command, MailboxCmd, QuotaCmd, UserCmd, UserSel};
+use super::{Command, MailboxCmd, QuotaCmd, ReplicationCmd, UserCmd, UserSel};
 use crate::admin::{self, AdminClient, MailboxStatus, Request, UserListEntry};
 use crate::auth::{AuthSettings, Authenticator};
 use crate::config::Config;
@@ -36,17 +36,66 @@ impl Target {
         Ok(Target::Direct { store, auth })
     }
 
-    fn call(&mut self, req: &Request) -> anyhow::Result<serde_json::Value> {
-        match self {
-            Target::Socket(c) => c.call(req),
-            Target::Direct { store, auth } => admin::execute(store, auth, req),
+    fn call(&mut self, config: &Config, req: &Request) -> anyhow::Result<serde_json::Value> {
+        match (self, req) {
+            (Target::Socket(c), _) => c.call(req).map_err(|e| anyhow::anyhow!(e)),
+            (Target::Direct { store, .. }, Request::Sync { user, peer, full }) => {
+                direct_sync(config, store.clone(), user, *peer, *full)
+            }
+            (Target::Direct { store, auth }, _) => {
+                admin::execute(store, auth, req).map_err(|e| anyhow::anyhow!(e))
+            }
         }
-        .map_err(|e| anyhow::anyhow!(e))
     }
 }
 
-fn users_with_store(t: &mut Target) -> anyhow::Result<Vec<String>> {
-    let list: Vec<UserListEntry> = serde_json::from_value(t.call(&Request::UserList)?)?;
+/// `node sync` with no server running: this process opens the store and dials the peers.
+fn direct_sync(
+    config: &Config,
+    store: Arc<storage::Store>,
+    user: &str,
+    peer: Option<u32>,
+    full: bool,
+) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(
+        crate::cluster::enabled(config),
+        "no [cluster] listen/peers in the configuration: nothing to sync with"
+    );
+    let tls = crate::cluster::load_tls(config)?;
+    let peers: Vec<_> = crate::cluster::peers(config)
+        .into_iter()
+        .filter(|p| peer.is_none_or(|id| id == p.id))
+        .collect();
+    anyhow::ensure!(
+        !peers.is_empty(),
+        "node {:?} is not a configured peer",
+        peer
+    );
+    let me = config.cluster.node_id;
+    let resolve =
+        replication::policy::should_resolve(me, config.cluster.peers.iter().map(|p| p.node_id));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut reports = Vec::new();
+    for p in &peers {
+        let r = rt
+            .block_on(replication::sync::sync_user_with_store(
+                &tls,
+                store.clone(),
+                p,
+                user,
+                full,
+                resolve,
+            ))
+            .with_context(|| format!("sync of {user} with node {} ({})", p.id, p.addr))?;
+        reports.push(r);
+    }
+    Ok(serde_json::to_value(reports)?)
+}
+
+fn users_with_store(t: &mut Target, config: &Config) -> anyhow::Result<Vec<String>> {
+    let list: Vec<UserListEntry> = serde_json::from_value(t.call(config, &Request::UserList)?)?;
     Ok(list
         .into_iter()
         .filter(|u| u.has_store)
@@ -57,6 +106,7 @@ fn users_with_store(t: &mut Target) -> anyhow::Result<Vec<String>> {
 /// Runs `make(user)` for one user or, with -A, every user with a store, with a progress bar.
 fn per_user(
     t: &mut Target,
+    config: &Config,
     sel: &UserSel,
     verb: &str,
     make: impl Fn(String) -> Request,
@@ -64,7 +114,7 @@ fn per_user(
 ) -> anyhow::Result<i32> {
     let users = match (&sel.user, sel.all) {
         (Some(u), _) => vec![u.clone()],
-        (None, _) => users_with_store(t)?,
+        (None, _) => users_with_store(t, config)?,
     };
     let bar = if sel.all {
         let bar = indicatif::ProgressBar::new(users.len() as u64);
@@ -82,7 +132,7 @@ fn per_user(
         if let Some(b) = &bar {
             b.set_message(user.clone());
         }
-        match t.call(&make(user.clone())) {
+        match t.call(config, &make(user.clone())) {
             Ok(v) => show(&user, &v),
             Err(e) => {
                 failed += 1;
@@ -109,7 +159,8 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
         Command::User {
             what: UserCmd::List,
         } => {
-            let list: Vec<UserListEntry> = serde_json::from_value(t.call(&Request::UserList)?)?;
+            let list: Vec<UserListEntry> =
+                serde_json::from_value(t.call(config, &Request::UserList)?)?;
             for u in list {
                 if u.in_userdb {
                     println!("{}", u.user);
@@ -123,7 +174,7 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
             what: MailboxCmd::List { user },
         } => {
             let names: Vec<String> =
-                serde_json::from_value(t.call(&Request::MailboxList { user })?)?;
+                serde_json::from_value(t.call(config, &Request::MailboxList { user })?)?;
             for n in names {
                 println!("{n}");
             }
@@ -134,7 +185,7 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
         } => {
             let all = mailbox.is_none();
             let list: Vec<MailboxStatus> =
-                serde_json::from_value(t.call(&Request::MailboxStatus { user, mailbox })?)?;
+                serde_json::from_value(t.call(config, &Request::MailboxStatus { user, mailbox })?)?;
             for m in list {
                 let fields = format!(
                     "messages={} unseen={} uidnext={} uidvalidity={} highestmodseq={} vsize={} guid={}",
@@ -150,6 +201,7 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
         }
         Command::ForceResync(sel) => per_user(
             &mut t,
+            config,
             &sel,
             "force-resync",
             |user| Request::ForceResync { user },
@@ -159,6 +211,7 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
             let verbose = !sel.all;
             per_user(
                 &mut t,
+                config,
                 &sel,
                 "purge",
                 |user| Request::Purge { user },
@@ -176,7 +229,7 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
             what: QuotaCmd::Get { user },
         } => {
             let usage: storage::QuotaUsage =
-                serde_json::from_value(t.call(&Request::QuotaGet { user })?)?;
+                serde_json::from_value(t.call(config, &Request::QuotaGet { user })?)?;
             // doveadm quota get's table; STORAGE in kilobytes as Dovecot prints it.
             let pct = |v: u64, l: Option<u64>| match l {
                 Some(l) if l > 0 => (v.saturating_mul(100) / l).to_string(),
@@ -203,6 +256,67 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
                 lim(usage.limits.max_messages),
                 pct(usage.messages, usage.limits.max_messages)
             );
+            Ok(0)
+        }
+        Command::Sync {
+            user,
+            all,
+            peer,
+            full,
+        } => {
+            let sel = UserSel { user, all };
+            per_user(
+                &mut t,
+                config,
+                &sel,
+                "sync",
+                |user| Request::Sync { user, peer, full },
+                |_, v| {
+                    if let Ok(reports) =
+                        serde_json::from_value::<Vec<replication::SyncReport>>(v.clone())
+                    {
+                        for r in reports {
+                            println!("{r}");
+                        }
+                    }
+                },
+            )
+        }
+        Command::Replication {
+            what: ReplicationCmd::Status { json },
+        } => {
+            let v = t.call(config, &Request::ReplicationStatus)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(0);
+            }
+            let st: replication::ReplicationStatus = serde_json::from_value(v)?;
+            println!(
+                "node {} durability={:?} degraded={} users_tracked={}",
+                st.node, st.durability, st.degraded, st.users_tracked
+            );
+            for p in st.peers {
+                println!(
+                    "peer {} {} {} records_behind={}{}",
+                    p.id,
+                    p.addr,
+                    if p.connected {
+                        "connected"
+                    } else {
+                        "disconnected"
+                    },
+                    p.records_behind,
+                    p.last_error
+                        .map(|e| format!(" last_error={e:?}"))
+                        .unwrap_or_default()
+                );
+                for u in p.behind {
+                    println!(
+                        "  {} records={} bytes={} seconds={:.1}",
+                        u.user, u.records, u.bytes, u.seconds
+                    );
+                }
+            }
             Ok(0)
         }
         other => anyhow::bail!("not an admin command: {other:?}"),

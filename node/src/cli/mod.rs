@@ -2,6 +2,7 @@
 
 mod admin_cmds;
 mod auth_cmds;
+mod cluster_cmds;
 mod config_cmds;
 mod health;
 
@@ -73,6 +74,35 @@ pub enum Command {
         #[command(subcommand)]
         what: QuotaCmd,
     },
+    /// Exchange a user's changes with the peers now, both ways (doveadm sync).
+    Sync {
+        #[arg(
+            short = 'u',
+            long = "user",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        user: Option<String>,
+        /// Every user of this node, with a progress bar.
+        #[arg(short = 'A', long = "all")]
+        all: bool,
+        /// Only this peer (node id); default every peer.
+        #[arg(long)]
+        peer: Option<u32>,
+        /// Compare everything rather than trusting version vectors.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Replication state (running server).
+    Replication {
+        #[command(subcommand)]
+        what: ReplicationCmd,
+    },
+    /// Cluster certificates for the peer links.
+    Cluster {
+        #[command(subcommand)]
+        what: ClusterCmd,
+    },
     /// Ask the running node whether it is healthy (exit 0) or not (exit 1); for keepalived.
     Health {
         /// Healthy and the active node (holds the writes).
@@ -113,6 +143,31 @@ pub enum MailboxCmd {
         #[arg(short = 'u', long = "user")]
         user: String,
         mailbox: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReplicationCmd {
+    /// Per peer and per user: how far behind (records, bytes, seconds).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCmd {
+    /// Make the cluster CA in [cluster] certs_dir (ca.pem, ca.key).
+    Init,
+    /// Issue node NODE's certificate (node.pem, node.key) signed by the CA in certs_dir.
+    Cert {
+        node: u32,
+        /// Extra host names or IPs for the certificate.
+        #[arg(long = "hostname")]
+        hostnames: Vec<String>,
+        /// Where to write; default certs_dir for this node's own id, else certs_dir/node-NODE.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -181,6 +236,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             crate::logging::init_cli();
             let (config, _) = load_config(cli.config.as_ref())?;
             auth_cmds::test(&config, &user, password)
+        }
+        Command::Cluster { what } => {
+            let (config, _) = load_config(cli.config.as_ref())?;
+            cluster_cmds::run(&config, what)
         }
         Command::Health { active } => {
             let (config, _) = load_config(cli.config.as_ref())?;

@@ -1,7 +1,7 @@
 //! The running server's admin socket (`<data_dir>/admin.sock`, mode 0600): the CLI's admin
 //! commands come here while the server holds the store. One JSON request per line.
 
-use crate::admin::{answer_line, Response, MAX_REQUEST};
+use crate::admin::{execute, execute_replication, Request, Response, MAX_REQUEST};
 use crate::auth::Authenticator;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +36,7 @@ pub fn spawn(
     path: PathBuf,
     store: Arc<storage::Store>,
     auth: Arc<Authenticator>,
+    replication: Option<replication::Handle>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -47,7 +48,12 @@ pub fn spawn(
                 r = listener.accept() => r,
             };
             let Ok((sock, _)) = accepted else { continue };
-            let (store, auth, shutdown) = (store.clone(), auth.clone(), shutdown.clone());
+            let (store, auth, shutdown, replication) = (
+                store.clone(),
+                auth.clone(),
+                shutdown.clone(),
+                replication.clone(),
+            );
             t2.spawn(async move {
                 let (rd, mut wr) = sock.into_split();
                 let mut lines = BufReader::new(rd);
@@ -76,18 +82,30 @@ pub fn spawn(
                             break;
                         }
                         Ok(_) => {
-                            let (store, auth) = (store.clone(), auth.clone());
                             tracing::info!(target: "admin", "admin: {}", line.trim());
-                            // Store work blocks (disk, fsync): off the async threads.
-                            tokio::task::spawn_blocking(move || {
-                                answer_line(&store, &auth, line.trim())
-                            })
-                            .await
-                            .unwrap_or_else(|e| Response {
-                                ok: false,
-                                error: Some(format!("internal error: {e}")),
-                                data: serde_json::Value::Null,
-                            })
+                            match serde_json::from_str::<Request>(line.trim()) {
+                                Err(e) => Response::from_result(Err(format!("bad request: {e}"))),
+                                Ok(req @ (Request::ReplicationStatus | Request::Sync { .. })) => {
+                                    match &replication {
+                                        Some(h) => Response::from_result(
+                                            execute_replication(h, &req).await,
+                                        ),
+                                        None => Response::from_result(execute(&store, &auth, &req)),
+                                    }
+                                }
+                                Ok(req) => {
+                                    let (store, auth) = (store.clone(), auth.clone());
+                                    // Store work blocks (disk, fsync): off the async threads.
+                                    tokio::task::spawn_blocking(move || {
+                                        execute(&store, &auth, &req)
+                                    })
+                                    .await
+                                    .map(Response::from_result)
+                                    .unwrap_or_else(|e| {
+                                        Response::from_result(Err(format!("internal error: {e}")))
+                                    })
+                                }
+                            }
                         }
                     };
                     let mut out = serde_json::to_string(&resp).unwrap_or_default();

@@ -31,6 +31,7 @@ impl HealthState {
             "status": "ok",
             "node_id": self.node_id,
             "active": self.hooks.is_active(),
+            "degraded": self.hooks.degraded(),
             "durability": self.durability,
             "uptime_secs": self.started.elapsed().as_secs(),
             "connections": self.stats.snapshot(),
@@ -43,6 +44,17 @@ impl HealthState {
         metrics::gauge!("node_clock_backward_steps")
             .set(self.store.clock().backward_steps() as f64);
         metrics::gauge!("node_active").set(if self.hooks.is_active() { 1.0 } else { 0.0 });
+        metrics::gauge!("node_replication_degraded").set(if self.hooks.degraded() {
+            1.0
+        } else {
+            0.0
+        });
+        let c = self.store.counters();
+        use std::sync::atomic::Ordering::Relaxed;
+        metrics::counter!("node_store_appends_total").absolute(c.appends.load(Relaxed));
+        metrics::counter!("node_store_commits_total").absolute(c.commits.load(Relaxed));
+        metrics::counter!("node_store_records_total").absolute(c.records.load(Relaxed));
+        metrics::counter!("node_store_fsyncs_total").absolute(self.store.fsyncs());
         metrics::gauge!("node_uptime_seconds").set(self.started.elapsed().as_secs_f64());
         self.metrics.render()
     }

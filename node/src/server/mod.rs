@@ -176,7 +176,12 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         .install_recorder()
         .context("cannot install the metrics recorder")?;
 
-    let hooks: Arc<dyn ClusterHooks> = Arc::new(Standalone);
+    // Replication binds its peer listener here too: before "ready".
+    let replicated = crate::cluster::start(&config, store.clone()).await?;
+    let hooks: Arc<dyn ClusterHooks> = match &replicated {
+        Some(r) => r.clone(),
+        None => Arc::new(Standalone),
+    };
     let backend = NodeBackend::new(
         store.clone(),
         auth.clone(),
@@ -337,10 +342,14 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         admin_path.clone(),
         store.clone(),
         auth.clone(),
+        hooks.replication(),
         shutdown.clone(),
         tracker.clone(),
     );
     ready.push(format!("admin={}", admin_path.display()));
+    if let Some(r) = &replicated {
+        ready.push(format!("replication={}", r.handle.local_addr()));
+    }
 
     if origin == Origin::Embedded {
         // The operator's first look: say how to log in.
@@ -364,6 +373,15 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             "node: sessions still open after {:?}; exiting anyway",
             config.shutdown_timeout.0
         );
+    }
+    if let Some(r) = &replicated {
+        // Peer links close; what peers lack is sent when they reconnect (version vectors).
+        if tokio::time::timeout(config.shutdown_timeout.0, r.handle.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("replication: did not stop within shutdown_timeout");
+        }
     }
     let _ = std::fs::remove_file(&admin_path);
     tracing::info!("node: stopped");
