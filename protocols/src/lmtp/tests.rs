@@ -46,14 +46,27 @@ impl TestClient {
     pub(crate) async fn line(&mut self) -> String {
         let mut buf = Vec::new();
         tokio::time::timeout(
-            Duration::from_secs(20),
+            Duration::from_secs(120),
             self.reader.read_until(b'\n', &mut buf),
         )
         .await
-        .expect("reply within 20 s")
+        .expect("reply within 120 s")
         .expect("read reply");
         let s = String::from_utf8_lossy(&buf).into_owned();
         s.trim_end_matches(['\r', '\n']).to_string()
+    }
+
+    /// One reply line as raw bytes, with its line end.
+    pub(crate) async fn raw_line(&mut self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            self.reader.read_until(b'\n', &mut buf),
+        )
+        .await
+        .expect("reply within 120 s")
+        .expect("read reply");
+        buf
     }
 
     /// Sends a command line and returns the first reply line.
@@ -91,7 +104,7 @@ impl TestClient {
     pub(crate) async fn rest(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         let _ =
-            tokio::time::timeout(Duration::from_secs(20), self.reader.read_to_end(&mut out)).await;
+            tokio::time::timeout(Duration::from_secs(120), self.reader.read_to_end(&mut out)).await;
         out
     }
 
@@ -106,7 +119,7 @@ impl TestClient {
     pub(crate) async fn finished(self) {
         drop(self.writer);
         drop(self.reader);
-        tokio::time::timeout(Duration::from_secs(20), self.task)
+        tokio::time::timeout(Duration::from_secs(120), self.task)
             .await
             .expect("session ends")
             .expect("session task did not panic");

@@ -453,3 +453,77 @@ async fn random_bytes_get_answers_and_never_panic() {
     // Nothing was QUIT: nothing deleted.
     assert_eq!(inbox_len(&backend), 3);
 }
+
+/// Delivered over LMTP (dot-stuffed, bare LF or CRLF, 8-bit, large), read back over POP3 RETR:
+/// the same bytes, as CRLF, with the trace headers in front.
+#[tokio::test]
+async fn lmtp_delivery_reads_back_byte_for_byte() {
+    use crate::lmtp::{LmtpConfig, LmtpContext};
+    let backend = TestBackend::demo();
+    let lmtp_ctx = Arc::new(LmtpContext {
+        backend: backend.clone(),
+        config: LmtpConfig::default(),
+        shutdown: CancellationToken::new(),
+    });
+    // The message as stored: CRLF everywhere.
+    let mut big = b"Subject: big\r\nMessage-ID: <big@x>\r\n\r\n".to_vec();
+    let line = b".8-bit line \xc3\xa9\xe2\x82\xac \xff\r\n";
+    while big.len() < 20 * 1024 * 1024 {
+        big.extend_from_slice(line);
+    }
+    // Bare LF inside; the last line ends in CRLF, as only CRLF . CRLF ends DATA.
+    let small_lf = b"Subject: lf\nMessage-ID: <lf@x>\n\n.a\nb\r\n";
+    let cases: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (big.clone(), big),
+        (
+            small_lf.to_vec(),
+            b"Subject: lf\r\nMessage-ID: <lf@x>\r\n\r\n.a\r\nb\r\n".to_vec(),
+        ),
+    ];
+    for (sent, _) in &cases {
+        let ctx = lmtp_ctx.clone();
+        let mut c =
+            TestClient::start(move |s| crate::lmtp::serve(s, loopback_conn("lmtp-big"), ctx));
+        c.line().await;
+        c.send(b"LHLO x\r\nMAIL FROM:<s@x>\r\nRCPT TO:<demo>\r\nDATA\r\n")
+            .await;
+        c.smtp_reply().await;
+        c.line().await;
+        c.line().await;
+        assert_eq!(c.line().await, "354 OK");
+        // Dot-stuff as a client does, line by line (LF-terminated lines included).
+        let mut wire = Vec::with_capacity(sent.len() + sent.len() / 16);
+        let mut at_start = true;
+        for &b in sent {
+            if at_start && b == b'.' {
+                wire.push(b'.');
+            }
+            wire.push(b);
+            at_start = b == b'\n';
+        }
+        wire.extend_from_slice(b".\r\n");
+        c.send(&wire).await;
+        assert!(c.line().await.starts_with("250 2.0.0 <demo>"));
+        c.finished().await;
+    }
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut c = logged_in(&ctx).await;
+    for (n, (_, stored)) in cases.iter().enumerate() {
+        let mut expected = b"Return-Path: <s@x>\r\nDelivered-To: demo\r\n".to_vec();
+        expected.extend_from_slice(stored);
+        let head = c.cmd(&format!("RETR {}", n + 1)).await;
+        assert_eq!(head, format!("+OK {} octets", expected.len()));
+        // Undo the dot-stuffing of the response.
+        let mut got = Vec::new();
+        loop {
+            let l = c.raw_line().await;
+            if l == b".\r\n" {
+                break;
+            }
+            assert!(l.ends_with(b"\r\n"));
+            got.extend_from_slice(l.strip_prefix(b".").unwrap_or(&l));
+        }
+        assert!(got == expected, "message {} differs", n + 1);
+    }
+    c.finished().await;
+}
