@@ -12,7 +12,7 @@ mod content_type;
 mod header;
 mod parse;
 
-pub use address::{parse_address_list, MISSING_DOMAIN};
+pub use address::{parse_address_list, MISSING_DOMAIN, MISSING_MAILBOX};
 pub use content_type::{parse_param_value, ParamValue};
 pub use header::{fields, first_value, header_end, unfold, HeaderField};
 pub use parse::{parse_facts, MAX_DEPTH, MAX_PARTS};

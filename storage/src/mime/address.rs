@@ -156,16 +156,8 @@ impl Parser {
         while let Some(t) = self.peek() {
             match t {
                 Tok::Atom(a) | Tok::DomainLiteral(a) => out.extend_from_slice(a),
-                Tok::Quoted(q) => {
-                    out.push(b'"');
-                    for &c in q {
-                        if c == b'"' || c == b'\\' {
-                            out.push(b'\\');
-                        }
-                        out.push(c);
-                    }
-                    out.push(b'"');
-                }
+                // Quoted local parts are given unquoted, as Dovecot does.
+                Tok::Quoted(q) => out.extend_from_slice(q),
                 Tok::Comment(c) => self.comment = Some(c.clone()),
                 Tok::Special(s) if stop.contains(s) => break,
                 // A stray special inside an address: kept, so the address is visibly odd
@@ -205,20 +197,41 @@ fn concat_words(words: &[Tok]) -> Vec<u8> {
     let mut out = Vec::new();
     for w in words {
         match w {
-            Tok::Atom(a) | Tok::DomainLiteral(a) => out.extend_from_slice(a),
-            Tok::Quoted(q) => {
-                out.push(b'"');
-                out.extend_from_slice(q);
-                out.push(b'"');
-            }
+            Tok::Atom(a) | Tok::DomainLiteral(a) | Tok::Quoted(a) => out.extend_from_slice(a),
             _ => {}
         }
     }
     out
 }
 
+/// A source route as Dovecot writes it: "@a,@b" whatever separators were used.
+fn normalize_route(route: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for d in route
+        .split(|b| *b == b'@' || *b == b',')
+        .filter(|d| !d.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(b',');
+        }
+        out.push(b'@');
+        out.extend_from_slice(d);
+    }
+    out
+}
+
+/// Placeholders Dovecot's ENVELOPE uses for a missing part of an address.
+fn or_missing(v: Vec<u8>, placeholder: &[u8]) -> Vec<u8> {
+    if v.is_empty() {
+        placeholder.to_vec()
+    } else {
+        v
+    }
+}
+
 /// The host Dovecot's ENVELOPE gives an address that has none.
 pub const MISSING_DOMAIN: &[u8] = b"MISSING_DOMAIN";
+pub const MISSING_MAILBOX: &[u8] = b"MISSING_MAILBOX";
 
 fn missing_domain() -> Vec<u8> {
     MISSING_DOMAIN.to_vec()
@@ -277,7 +290,7 @@ pub fn parse_address_list(value: &[u8]) -> Vec<Address> {
                     let route = p.addr_piece(b":>");
                     if p.is_special(b':') {
                         p.pos += 1;
-                        adl = nonempty(route);
+                        adl = nonempty(normalize_route(&route));
                     }
                 }
                 let local = p.addr_piece(b"@>");
@@ -300,7 +313,7 @@ pub fn parse_address_list(value: &[u8]) -> Vec<Address> {
                 out.push(Address {
                     name,
                     adl,
-                    mailbox: Some(local),
+                    mailbox: Some(or_missing(local, MISSING_MAILBOX)),
                     host: Some(
                         host.filter(|h| !h.is_empty())
                             .unwrap_or_else(missing_domain),
@@ -318,7 +331,7 @@ pub fn parse_address_list(value: &[u8]) -> Vec<Address> {
                 out.push(Address {
                     name,
                     adl: None,
-                    mailbox: Some(local),
+                    mailbox: Some(or_missing(local, MISSING_MAILBOX)),
                     host: Some(domain),
                 });
             }
@@ -399,6 +412,41 @@ mod tests {
                     Some("x.org")
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn dovecot_shapes_routes_quotes_and_missing_parts() {
+        assert_eq!(
+            parse_address_list(b"hello <@route ,@route2:user@domain>"),
+            vec![a(
+                Some("hello"),
+                Some("@route,@route2"),
+                Some("user"),
+                Some("domain")
+            )]
+        );
+        assert_eq!(
+            parse_address_list(b"<@route@route2:user@domain>")[0]
+                .adl
+                .as_deref(),
+            Some(&b"@route,@route2"[..])
+        );
+        assert_eq!(
+            parse_address_list(b"\"john doe\"@x.org"),
+            vec![a(None, None, Some("john doe"), Some("x.org"))]
+        );
+        assert_eq!(
+            parse_address_list(b"user (hello)"),
+            vec![a(Some("hello"), None, Some("user"), Some("MISSING_DOMAIN"))]
+        );
+        assert_eq!(
+            parse_address_list(b"@domain"),
+            vec![a(None, None, Some("MISSING_MAILBOX"), Some("domain"))]
+        );
+        assert_eq!(
+            parse_address_list(b"hello <user>"),
+            vec![a(Some("hello"), None, Some("user"), Some("MISSING_DOMAIN"))]
         );
     }
 

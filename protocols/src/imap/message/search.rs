@@ -12,6 +12,7 @@ use std::cell::OnceCell;
 use std::sync::Arc;
 use storage::mime::{
     fields, parse_address_list, parse_facts, unfold, Address, MessageFacts, MISSING_DOMAIN,
+    MISSING_MAILBOX,
 };
 use storage::{Flag, MessageMeta};
 
@@ -322,7 +323,9 @@ fn address_text(list: &[Address]) -> String {
                     s.push(' ');
                 }
                 s.push('<');
-                s.push_str(mb);
+                if mb.as_bytes() != MISSING_MAILBOX {
+                    s.push_str(mb);
+                }
                 if !host.is_empty() && host.as_slice() != MISSING_DOMAIN {
                     s.push('@');
                     s.push_str(&String::from_utf8_lossy(host));
