@@ -28,6 +28,8 @@ pub struct AuthSettings {
     pub verbose: bool,
     pub failure_limit: u32,
     pub failure_window: Duration,
+    /// Concurrent password hash checks.
+    pub worker_max_count: usize,
     /// From the global quota_rule; a user's own rule overrides it.
     pub default_quota: QuotaLimits,
 }
@@ -42,6 +44,11 @@ impl AuthSettings {
             verbose: c.auth_verbose,
             failure_limit: c.auth_failure_limit,
             failure_window: c.auth_failure_window.0,
+            worker_max_count: match c.auth_worker_max_count {
+                // Hashing is CPU-bound: more workers than cores only add memory and latency.
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n as usize,
+            },
             default_quota: quota_rule::parse_rules(c.quota_rule.0.iter().map(String::as_str))
                 .map_err(|e| format!("quota_rule: {e}"))?,
         })
@@ -69,7 +76,16 @@ pub enum Verdict {
     TempFail(String),
 }
 
+/// A passdb entry found but not in the cache: its hash must be checked.
+pub struct PendingCheck {
+    entry: PasswdEntry,
+    key: cache::CacheKey,
+    generations: Vec<u64>,
+}
+
 pub struct Authenticator {
+    /// auth_worker_max_count concurrent hash checks.
+    workers: tokio::sync::Semaphore,
     passdbs: Vec<PasswdFile>,
     userdbs: Vec<PasswdFile>,
     settings: AuthSettings,
@@ -85,6 +101,7 @@ impl Authenticator {
                 .collect::<Vec<_>>()
         };
         Arc::new(Authenticator {
+            workers: tokio::sync::Semaphore::new(settings.worker_max_count.max(1)),
             passdbs: files(&config.passdb),
             userdbs: files(config.effective_userdbs()),
             cache: Mutex::new(LoginCache::new(settings.cache_size, settings.cache_ttl)),
@@ -141,23 +158,41 @@ impl Authenticator {
         Ok((generations, found))
     }
 
-    /// passdb lookup + verification. Blocking (file stat, slow hashes): run on the blocking pool.
-    pub fn check_password_blocking(&self, user: &str, password: &str) -> Verdict {
+    /// passdb lookup and the cache: cheap (a `stat`, a hash map). Blocking: file stat.
+    fn lookup_password_blocking(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Verdict, PendingCheck> {
         let candidates = self.candidates(user);
         let (generations, entry) = match Self::find(&self.passdbs, &candidates) {
             Ok(v) => v,
-            Err(e) => return Verdict::TempFail(e),
+            Err(e) => return Ok(Verdict::TempFail(e)),
         };
         let Some(entry) = entry else {
-            return Verdict::UnknownUser;
+            return Ok(Verdict::UnknownUser);
         };
         let key = self.cache.lock().key(&entry.user, password);
         if let Some(user) = self.cache.lock().get(&key, &generations, Instant::now()) {
-            return Verdict::Ok { user };
+            return Ok(Verdict::Ok { user });
         }
         if entry.password.is_empty() {
-            return Verdict::Mismatch;
+            return Ok(Verdict::Mismatch);
         }
+        Err(PendingCheck {
+            entry,
+            key,
+            generations,
+        })
+    }
+
+    /// The slow part: the password hash. CPU-bound (ARGON2ID: tens of ms and 64 MiB).
+    fn verify_blocking(&self, check: PendingCheck, password: &str) -> Verdict {
+        let PendingCheck {
+            entry,
+            key,
+            generations,
+        } = check;
         match schemes::verify(&entry.password, password) {
             Ok(true) => {
                 self.cache
@@ -168,6 +203,43 @@ impl Authenticator {
             Ok(false) => Verdict::Mismatch,
             Err(e) => Verdict::TempFail(format!("user {}: {e}", entry.user)),
         }
+    }
+
+    /// passdb lookup + verification in one blocking call (admin commands).
+    pub fn check_password_blocking(&self, user: &str, password: &str) -> Verdict {
+        match self.lookup_password_blocking(user, password) {
+            Ok(v) => v,
+            Err(check) => self.verify_blocking(check, password),
+        }
+    }
+
+    /// Lookup and cache on the blocking pool; on a miss, the hash check under a permit of
+    /// `auth_worker_max_count`, so a login storm queues instead of running hundreds of 64 MiB
+    /// ARGON2ID computations at once, and cached logins never wait behind them.
+    async fn check_password(self: &Arc<Self>, user: &str, password: &str) -> Verdict {
+        let internal =
+            |e: tokio::task::JoinError| Verdict::TempFail(format!("internal error: {e}"));
+        let this = self.clone();
+        let (u, p) = (user.to_string(), password.to_string());
+        let looked_up = match tokio::task::spawn_blocking(move || {
+            this.lookup_password_blocking(&u, &p)
+        })
+        .await
+        {
+            Ok(v) => v,
+            Err(e) => return internal(e),
+        };
+        let check = match looked_up {
+            Ok(verdict) => return verdict,
+            Err(check) => check,
+        };
+        let Ok(_permit) = self.workers.acquire().await else {
+            return Verdict::TempFail("auth workers closed".into());
+        };
+        let (this, p) = (self.clone(), password.to_string());
+        tokio::task::spawn_blocking(move || this.verify_blocking(check, &p))
+            .await
+            .unwrap_or_else(internal)
     }
 
     /// userdb lookup. Blocking (file stat): run on the blocking pool.
@@ -232,11 +304,7 @@ impl Authenticator {
             tokio::time::sleep(self.settings.failure_delay).await;
             return AuthOutcome::RateLimited;
         }
-        let this = self.clone();
-        let (u, p) = (user.to_string(), password.to_string());
-        let verdict = tokio::task::spawn_blocking(move || this.check_password_blocking(&u, &p))
-            .await
-            .unwrap_or_else(|e| Verdict::TempFail(format!("internal error: {e}")));
+        let verdict = self.check_password(user, password).await;
         let outcome = match verdict {
             Verdict::Ok { user } => {
                 tracing::debug!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({user},{rip},<{session}>): login ok");
@@ -407,6 +475,62 @@ mod tests {
             .await;
         assert_eq!(r, AuthOutcome::Failed);
         assert!(t0.elapsed() >= Duration::from_millis(10));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hash_checks_are_bounded_and_cached_logins_do_not_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        // doveadm pw -s SHA512-CRYPT -r 10000 -p 'Sup3r secret'
+        let slow = "{SHA512-CRYPT}$6$rounds=10000$BwEulPK8SgtIMYqW$g7JGHFBY6KQFBMjmTpMRNYIn3Ovwg0zmbv1vSLNUaZ/fQsxKy4wZQmtA1Y7G5P0nW.AOdwOQURRGtt54yFClH1";
+        let mut text = String::new();
+        for i in 0..8 {
+            text.push_str(&format!("u{i}:{slow}::::::\n"));
+        }
+        std::fs::write(&path, text).unwrap();
+        let config = Config {
+            passdb: vec![DbConfig {
+                driver: "passwd-file".into(),
+                args: path,
+            }],
+            auth_worker_max_count: 1,
+            ..Config::default()
+        };
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            a.authenticate(Service::Imap, "u0", "Sup3r secret", ip, "s")
+                .await,
+            AuthOutcome::Ok { user: "u0".into() }
+        );
+        // Seven uncached logins hold the single worker in turn...
+        let storm: Vec<_> = (1..8)
+            .map(|i| {
+                let a = a.clone();
+                tokio::spawn(async move {
+                    a.authenticate(Service::Imap, &format!("u{i}"), "Sup3r secret", ip, "s")
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(
+            a.workers.available_permits() == 0,
+            "a check should be running"
+        );
+        // ...while a cached login is answered without waiting for them.
+        let t0 = Instant::now();
+        assert_eq!(
+            a.authenticate(Service::Imap, "u0", "Sup3r secret", ip, "s")
+                .await,
+            AuthOutcome::Ok { user: "u0".into() }
+        );
+        let cached = t0.elapsed();
+        for h in storm {
+            assert!(matches!(h.await.unwrap(), AuthOutcome::Ok { .. }));
+        }
+        let all = t0.elapsed();
+        assert!(cached < all, "cached {cached:?} vs storm {all:?}");
     }
 
     #[test]

@@ -104,10 +104,6 @@ const DOVECOT_SETTINGS: &[(&str, &str)] = &[
         "auth_master_user_separator",
         "master users are not supported",
     ),
-    (
-        "auth_worker_max_count",
-        "password checks run on the node's blocking thread pool",
-    ),
     ("auth_verbose_passwords", ""),
     ("auth_debug", "set RUST_LOG=debug"),
     ("auth_debug_passwords", ""),

@@ -220,6 +220,8 @@ pub struct Config {
     /// Failed logins per client IP within auth_failure_window before it is refused (0 = off).
     pub auth_failure_limit: u32,
     pub auth_failure_window: DurationSetting,
+    /// Concurrent password hash checks; 0 = one per CPU core.
+    pub auth_worker_max_count: u32,
     /// Empty = stderr.
     pub log_path: String,
     pub mail_max_userip_connections: u32,
@@ -267,6 +269,7 @@ impl Default for Config {
             auth_verbose: true,
             auth_failure_limit: 20,
             auth_failure_window: DurationSetting(Duration::from_secs(60)),
+            auth_worker_max_count: 0,
             log_path: String::new(),
             mail_max_userip_connections: 10,
             imap_idle_notify_interval: DurationSetting(Duration::from_secs(120)),
