@@ -653,8 +653,9 @@ impl UserStore {
         crate::purge::purge(self, &mut ws)
     }
 
-    /// The whole index of this user, sorted, without the caches (object locations' values and
-    /// parsed facts): what "rebuilt == live" compares.
+    /// The whole index of this user, sorted, without what is not derived from the log: object
+    /// locations (derived from the packs, which after an interrupted purge may still hold dead
+    /// copies) and parsed facts (a cache). What "rebuilt == live" compares.
     pub fn dump_index(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         Ok(self
             .tree
@@ -663,14 +664,7 @@ impl UserStore {
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| StoreError::Index(e.to_string()))?
             .into_iter()
-            .filter(|(k, _)| !k.starts_with(b"f"))
-            .map(|(k, v)| {
-                if k.starts_with(b"o") {
-                    (k, Vec::new())
-                } else {
-                    (k, v)
-                }
-            })
+            .filter(|(k, _)| !k.starts_with(b"f") && !k.starts_with(b"o"))
             .collect())
     }
 
