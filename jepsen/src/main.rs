@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench_replication;
 mod bench_store;
 
 #[derive(Parser)]
@@ -20,10 +21,14 @@ enum Command {
     /// Durable appends/s of the store (4 KiB and 64 KiB; 1 and 16 writers; 1 and 16 users),
     /// with fsyncs per append and the disk's raw "append 4 KiB + fsync" rate beside.
     BenchStore(bench_store::Args),
+    /// Replication lag p50/p99 at a steady delivery rate, replicated vs local deliveries/s, and
+    /// full/incremental `sync_user` of a large user (two nodes in-process over mTLS loopback).
+    BenchReplication(bench_replication::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::BenchStore(a) => bench_store::run(a),
+        Command::BenchReplication(a) => bench_replication::run(a),
     }
 }

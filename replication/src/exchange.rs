@@ -84,12 +84,21 @@ pub(crate) async fn push_batch(
     }
     on_loaded(&records);
 
-    let mut ids: Vec<ObjectId> = Vec::new();
+    // Objects of new appends go unasked (the peer lacks the records, so almost surely their
+    // new objects too; storing one twice is harmless, objects are content-addressed). Objects
+    // that copies and moves reuse are likely there already: ask first.
     let mut seen = BTreeSet::new();
+    let mut send: Vec<ObjectId> = Vec::new();
+    let mut ask: Vec<ObjectId> = Vec::new();
     for r in &records {
+        let fresh = matches!(r.op, storage::record::Op::Append { .. });
         for o in objects_of(r) {
             if seen.insert(o) {
-                ids.push(o);
+                if fresh {
+                    send.push(o)
+                } else {
+                    ask.push(o)
+                }
             }
         }
     }
@@ -98,10 +107,10 @@ pub(crate) async fn push_batch(
         more,
         ..Pushed::default()
     };
-    if !ids.is_empty() {
+    if !ask.is_empty() {
         conn.send(&Message::HaveObjects {
             user: user.into(),
-            ids: ids.clone(),
+            ids: ask.clone(),
         })
         .await?;
         let missing = match conn.recv_timeout(t, "missing objects").await? {
@@ -112,22 +121,25 @@ pub(crate) async fn push_batch(
             m => return Err(unexpected(&m, "MissingObjects")),
         };
         for id in missing {
-            if !seen.contains(&id) {
+            if !ask.contains(&id) {
                 return Err(ReplError::protocol(format!(
                     "peer asked for object {id:?} it was not offered"
                 )));
             }
-            let uu = u.clone();
-            let raw = blocking(move || uu.read_object(&id)).await?;
-            out.objects += 1;
-            out.bytes += raw.len() as u64;
-            conn.send(&Message::Object {
-                user: user.into(),
-                id,
-                raw: Raw(raw),
-            })
-            .await?;
+            send.push(id);
         }
+    }
+    for id in send {
+        let uu = u.clone();
+        let raw = blocking(move || uu.read_object(&id)).await?;
+        out.objects += 1;
+        out.bytes += raw.len() as u64;
+        conn.send(&Message::Object {
+            user: user.into(),
+            id,
+            raw: Raw(raw),
+        })
+        .await?;
     }
     let wire = records
         .iter()

@@ -87,14 +87,28 @@ fn soft<T>(r: Result<T>) -> Result<std::result::Result<T, String>> {
     }
 }
 
+/// Objects being stored concurrently (so the store's group commit shares fsyncs among them);
+/// all are finished before the next request is answered.
+const MAX_PUTS_IN_FLIGHT: usize = 64;
+
+async fn finish_puts(puts: &mut Vec<tokio::task::JoinHandle<()>>) {
+    for p in puts.drain(..) {
+        let _ = p.await;
+    }
+}
+
 async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
     let peer = conn.peer;
     let resolve = sh.resolves_conflicts();
+    let mut puts: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     loop {
         let msg = tokio::select! {
             _ = sh.shutdown.cancelled() => return Ok(()),
             m = conn.recv() => m?,
         };
+        if !matches!(msg, Message::Object { .. }) {
+            finish_puts(&mut puts).await;
+        }
         let reply = match msg {
             Message::Ping => Message::Pong,
             Message::GetVersionVector { user } => {
@@ -134,11 +148,17 @@ async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
                         "object {id:?} for {user:?} failed its hash check"
                     )));
                 }
-                // Durable on return (put_object fsyncs); a failure here surfaces as the
-                // missing object when the records that need it are applied.
-                if let Err(e) = blocking(move || u.put_object(&raw.0)).await {
-                    tracing::warn!(user, error = %e, "replication: cannot store object");
+                // Durable when the task ends (put_object fsyncs); every put finishes before
+                // the next request (the Records that need it) is handled. A failure surfaces
+                // as a missing object when those records are applied.
+                if puts.len() >= MAX_PUTS_IN_FLIGHT {
+                    finish_puts(&mut puts).await;
                 }
+                puts.push(tokio::task::spawn_blocking(move || {
+                    if let Err(e) = u.put_object(&raw.0) {
+                        tracing::warn!(user, error = %e, "replication: cannot store object");
+                    }
+                }));
                 continue;
             }
             Message::Records { user, records } => {

@@ -55,6 +55,8 @@ pub struct ReplicationConfig {
     pub keepalive: Duration,
     /// How long to wait for any answer from a peer.
     pub reply_timeout: Duration,
+    /// Connections per peer; users are spread over them by hash.
+    pub lanes: usize,
 }
 
 impl ReplicationConfig {
@@ -79,6 +81,7 @@ impl ReplicationConfig {
             rescan_interval: Duration::from_secs(5),
             keepalive: Duration::from_secs(5),
             reply_timeout: Duration::from_secs(60),
+            lanes: 4,
         }
     }
 }
@@ -112,12 +115,19 @@ pub(crate) struct LagMark {
     pub bytes: u64,
 }
 
-pub(crate) struct PeerState {
-    pub id: NodeId,
-    pub addr: String,
+/// One connection to a peer and the users it ships. A peer gets several lanes so that different
+/// users' batches (and the peer's fsyncs for them) proceed in parallel.
+pub(crate) struct Lane {
+    pub index: usize,
     pub connected: AtomicBool,
     pub queue: Mutex<DirtyQueue>,
     pub wake: Notify,
+}
+
+pub(crate) struct PeerState {
+    pub id: NodeId,
+    pub addr: String,
+    pub lanes: Vec<Arc<Lane>>,
     /// The peer's durable version vector per user, as its last Ack (or answer) said.
     pub acked: Mutex<HashMap<String, VersionVector>>,
     pub lag: Mutex<HashMap<String, LagMark>>,
@@ -129,9 +139,25 @@ pub(crate) struct PeerState {
 }
 
 impl PeerState {
+    pub(crate) fn lane_of(&self, user: &str) -> usize {
+        let h = blake3::hash(user.as_bytes());
+        let b = h.as_bytes();
+        (u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            % self.lanes.len() as u64) as usize
+    }
     pub(crate) fn mark_dirty(&self, user: &str) {
-        self.queue.lock().push(user);
-        self.wake.notify_one();
+        let lane = &self.lanes[self.lane_of(user)];
+        lane.queue.lock().push(user);
+        lane.wake.notify_one();
+    }
+    pub(crate) fn connected(&self) -> bool {
+        self.lanes
+            .iter()
+            .any(|l| l.connected.load(Ordering::SeqCst))
+    }
+    /// Nothing queued on any lane: the peer has acked everything we have.
+    pub(crate) fn idle(&self) -> bool {
+        self.lanes.iter().all(|l| l.queue.lock().order.is_empty())
     }
     /// Raises what we know the peer has (never lowers it).
     pub(crate) fn merge_acked(&self, user: &str, vv: &VersionVector) {
@@ -339,9 +365,16 @@ impl Replicator {
                     Arc::new(PeerState {
                         id: p.id,
                         addr: p.addr.clone(),
-                        connected: AtomicBool::new(false),
-                        queue: Mutex::new(DirtyQueue::default()),
-                        wake: Notify::new(),
+                        lanes: (0..cfg.lanes.max(1))
+                            .map(|index| {
+                                Arc::new(Lane {
+                                    index,
+                                    connected: AtomicBool::new(false),
+                                    queue: Mutex::new(DirtyQueue::default()),
+                                    wake: Notify::new(),
+                                })
+                            })
+                            .collect(),
                         acked: Mutex::new(HashMap::new()),
                         lag: Mutex::new(HashMap::new()),
                         last_error: Mutex::new(None),
@@ -376,9 +409,11 @@ impl Replicator {
             .tasks
             .spawn(crate::receiver::listen(shared.clone(), listener));
         for p in shared.peers.values() {
-            shared
-                .tasks
-                .spawn(crate::shipper::run(shared.clone(), p.clone()));
+            for lane in &p.lanes {
+                shared
+                    .tasks
+                    .spawn(crate::shipper::run(shared.clone(), p.clone(), lane.clone()));
+            }
         }
         shared.tasks.spawn(rescan(shared.clone()));
         Ok(Handle { shared, local_addr })
@@ -516,7 +551,7 @@ impl Handle {
             peers.push(PeerStatus {
                 id: p.id,
                 addr: p.addr.clone(),
-                connected: p.connected.load(Ordering::SeqCst),
+                connected: p.connected(),
                 last_error: p.last_error.lock().clone(),
                 connects: p.connects.load(Ordering::Relaxed),
                 records_sent: p.records_sent.load(Ordering::Relaxed),

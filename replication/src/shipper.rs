@@ -5,15 +5,15 @@
 use crate::conn::Conn;
 use crate::error::{ReplError, Result};
 use crate::exchange::{peer_vv, push_batch};
-use crate::replicator::{LagMark, PeerState, Shared};
+use crate::replicator::{LagMark, Lane, PeerState, Shared};
 use crate::store_api::bytes_of;
 use crate::wire::Message;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tracing::Instrument;
 
-pub(crate) async fn run(sh: Arc<Shared>, peer: Arc<PeerState>) {
-    let span = tracing::info_span!("replication_ship", peer = peer.id, addr = %peer.addr);
+pub(crate) async fn run(sh: Arc<Shared>, peer: Arc<PeerState>, lane: Arc<Lane>) {
+    let span = tracing::info_span!("replication_ship", peer = peer.id, addr = %peer.addr, lane = lane.index);
     async move {
         let mut backoff = sh.cfg.backoff_min;
         let mut last_logged: Option<String> = None;
@@ -28,20 +28,23 @@ pub(crate) async fn run(sh: Arc<Shared>, peer: Arc<PeerState>) {
                     if let Err(e) = sh.store.observe(conn.peer_time) {
                         tracing::warn!(error = %e, "replication: peer clock ahead");
                     }
-                    peer.connected.store(true, Ordering::SeqCst);
+                    lane.connected.store(true, Ordering::SeqCst);
                     peer.connects.fetch_add(1, Ordering::Relaxed);
                     *peer.last_error.lock() = None;
                     last_logged = None;
                     backoff = sh.cfg.backoff_min;
                     tracing::info!("replication: connected to peer");
-                    // The peer may have lost or gained state while we were apart: ask again.
-                    peer.acked.lock().clear();
+                    // The peer may have lost or gained state while we were apart: ask again
+                    // for this lane's users.
+                    peer.acked
+                        .lock()
+                        .retain(|u, _| peer.lane_of(u) != lane.index);
                     let users: Vec<String> = sh.users.lock().keys().cloned().collect();
-                    for u in users {
-                        peer.mark_dirty(&u);
+                    for u in users.iter().filter(|u| peer.lane_of(u) == lane.index) {
+                        peer.mark_dirty(u);
                     }
-                    let r = session(&sh, &peer, &mut conn).await;
-                    peer.connected.store(false, Ordering::SeqCst);
+                    let r = session(&sh, &peer, &lane, &mut conn).await;
+                    lane.connected.store(false, Ordering::SeqCst);
                     match r {
                         Ok(()) => return,
                         Err(e) => {
@@ -74,15 +77,22 @@ pub(crate) async fn run(sh: Arc<Shared>, peer: Arc<PeerState>) {
 }
 
 /// Ships until the connection fails (Err) or the node shuts down (Ok).
-async fn session(sh: &Arc<Shared>, peer: &Arc<PeerState>, conn: &mut Conn) -> Result<()> {
+async fn session(
+    sh: &Arc<Shared>,
+    peer: &Arc<PeerState>,
+    lane: &Arc<Lane>,
+    conn: &mut Conn,
+) -> Result<()> {
     loop {
-        let next = peer.queue.lock().pop();
+        let next = lane.queue.lock().pop();
         let Some(user) = next else {
             // Everything queued has been shipped and acked: the peer is caught up.
-            sh.clear_degraded(peer.id);
+            if peer.idle() && peer.connected() {
+                sh.clear_degraded(peer.id);
+            }
             tokio::select! {
                 _ = sh.shutdown.cancelled() => return Ok(()),
-                _ = peer.wake.notified() => continue,
+                _ = lane.wake.notified() => continue,
                 _ = tokio::time::sleep(sh.cfg.keepalive) => {
                     conn.send(&Message::Ping).await?;
                     match conn.recv_timeout(sh.cfg.reply_timeout, "pong").await? {
@@ -92,13 +102,14 @@ async fn session(sh: &Arc<Shared>, peer: &Arc<PeerState>, conn: &mut Conn) -> Re
                 }
             }
         };
-        ship_user(sh, peer, conn, &user).await?;
+        ship_user(sh, peer, lane, conn, &user).await?;
     }
 }
 
 async fn ship_user(
     sh: &Arc<Shared>,
     peer: &Arc<PeerState>,
+    lane: &Arc<Lane>,
     conn: &mut Conn,
     user: &str,
 ) -> Result<()> {
@@ -151,7 +162,7 @@ async fn ship_user(
         sh.acks.send_modify(|n| *n += 1);
     }
     if pushed.more {
-        peer.queue.lock().push(user);
+        lane.queue.lock().push(user);
     } else {
         peer.lag.lock().remove(user);
     }

@@ -1,0 +1,435 @@
+//! `jepsen bench-replication`: two nodes in one process (real stores in temporary directories,
+//! real TCP on 127.0.0.1 with mutual TLS) measuring
+//! - replication lag: delivery acknowledged on A until readable on B, at a steady rate;
+//! - deliveries/s with `replicated` durability against `local`;
+//! - `sync_user` of a large user to an empty peer, and the incremental sync after more mail.
+
+use anyhow::{Context, Result};
+use replication::certs;
+use replication::store_api::ReplicaStore;
+use replication::{
+    Durability, Handle, PeerConfig, ReplicaWait, ReplicationConfig, Replicator, TlsMaterial,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use storage::{Flags, NewMessage, Store, StoreConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory for the test data (a temporary directory under it is removed afterwards).
+    #[arg(long, default_value = ".")]
+    pub dir: std::path::PathBuf,
+    /// Deliveries per second for the lag measurement.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
+    /// Seconds of steady delivery for the lag measurement.
+    #[arg(long, default_value_t = 10.0)]
+    pub lag_secs: f64,
+    /// Seconds per throughput measurement (local, replicated).
+    #[arg(long, default_value_t = 5.0)]
+    pub secs: f64,
+    /// Concurrent writers for the throughput measurement.
+    #[arg(long, default_value_t = 16)]
+    pub writers: usize,
+    /// Messages of the user for the full-sync measurement.
+    #[arg(long, default_value_t = 10_000)]
+    pub sync_messages: usize,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub size: usize,
+}
+
+fn message(size: usize, tag: &str) -> Vec<u8> {
+    let mut m = format!(
+        "From: bench@example.com\r\nTo: user@example.com\r\nSubject: {tag}\r\n\
+         Message-ID: <{tag}@bench>\r\n\r\n"
+    )
+    .into_bytes();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ tag.len() as u64;
+    for b in tag.bytes() {
+        x = x.rotate_left(5) ^ b as u64;
+    }
+    while m.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        m.extend_from_slice(format!("{:016x} mail body text\r\n", x).as_bytes());
+    }
+    m.truncate(size);
+    m
+}
+
+fn append(store: &Store, user: &str, raw: &[u8]) -> Result<()> {
+    store
+        .user(user)?
+        .append(
+            "INBOX",
+            NewMessage {
+                raw,
+                flags: Flags::new(),
+                internal_date: None,
+                delivery_key: None,
+            },
+        )
+        .map(|_| ())
+        .context("append")
+}
+
+struct Cluster {
+    _ca: tempfile::TempDir,
+    tls: BTreeMap<u32, TlsMaterial>,
+}
+
+impl Cluster {
+    fn new() -> Result<Cluster> {
+        let ca = tempfile::tempdir()?;
+        certs::init_ca(ca.path())?;
+        let mut tls = BTreeMap::new();
+        for id in [1, 2] {
+            let out = ca.path().join(format!("n{id}"));
+            let p = certs::issue_node_cert(ca.path(), id, &[], &out)?;
+            tls.insert(
+                id,
+                TlsMaterial::load(&ca.path().join(certs::CA_CERT_FILE), &p.cert, &p.key)?,
+            );
+        }
+        Ok(Cluster { _ca: ca, tls })
+    }
+}
+
+fn open_store(dir: &std::path::Path, id: u32) -> Result<Arc<Store>> {
+    let mut c = StoreConfig::new(dir);
+    c.node_id = id;
+    Ok(Store::open(c)?)
+}
+
+async fn start(
+    cl: &Cluster,
+    id: u32,
+    store: Arc<Store>,
+    listener: tokio::net::TcpListener,
+    peer: (u32, String),
+    durability: Durability,
+) -> Result<Handle> {
+    let mut c = ReplicationConfig::new(
+        id,
+        listener.local_addr()?,
+        vec![PeerConfig {
+            id: peer.0,
+            addr: peer.1,
+        }],
+        cl.tls[&id].clone(),
+    );
+    c.durability = durability;
+    c.sync_timeout = Duration::from_secs(5);
+    c.backoff_min = Duration::from_millis(20);
+    c.backoff_max = Duration::from_millis(500);
+    let rs: Arc<dyn ReplicaStore> = Arc::new(replication::storage_adapter::StorageReplica(store));
+    Ok(Replicator::start_on(c, listener, rs)?)
+}
+
+async fn pair(
+    cl: &Cluster,
+    base: &std::path::Path,
+    durability: Durability,
+) -> Result<(Arc<Store>, Arc<Store>, Handle, Handle)> {
+    let (da, db) = (base.join("a"), base.join("b"));
+    let (sa, sb) = (open_store(&da, 1)?, open_store(&db, 2)?);
+    let la = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let lb = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let (aa, ba) = (la.local_addr()?.to_string(), lb.local_addr()?.to_string());
+    let ha = start(cl, 1, sa.clone(), la, (2, ba), durability).await?;
+    let hb = start(cl, 2, sb.clone(), lb, (1, aa), durability).await?;
+    Ok((sa, sb, ha, hb))
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Steady deliveries on A; per delivery, from its acknowledgement on A until B has applied it.
+async fn lag(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()> {
+    let (sa, sb, ha, hb) = pair(cl, base, Durability::Local).await?;
+    let user = "lag";
+    append(&sa, user, &message(a.size, "warm-up"))?;
+    ha.track_user(user).await?;
+    // Ack time of each of A's sequence numbers, and the time B had it.
+    let acked: Arc<ack_times::Map> = Arc::new(ack_times::Map::default());
+    let ub = tokio::task::spawn_blocking({
+        let sb = sb.clone();
+        move || sb.user(user)
+    })
+    .await??;
+    let mut rx = ub.watch();
+    let acked2 = acked.clone();
+    let seen = tokio::spawn(async move {
+        let mut lags = Vec::new();
+        let mut done = 0u64;
+        while rx.changed().await.is_ok() {
+            let now = Instant::now();
+            let have = ub
+                .version_vector()
+                .ok()
+                .and_then(|v| v.get(&1).copied())
+                .unwrap_or(0);
+            while done < have {
+                done += 1;
+                if let Some(t0) = acked2.take(done) {
+                    lags.push(now.duration_since(t0).as_secs_f64() * 1000.0);
+                }
+            }
+            if acked2.finished(done) {
+                break;
+            }
+        }
+        lags
+    });
+    let n = (a.rate as f64 * a.lag_secs) as u64;
+    let period = Duration::from_secs_f64(1.0 / a.rate as f64);
+    let size = a.size;
+    let sa2 = sa.clone();
+    let acked3 = acked.clone();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let u = sa2.user(user)?;
+        let start = Instant::now();
+        for i in 0..n {
+            let due = start + period * i as u32;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let raw = message(size, &format!("lag-{i}"));
+            u.append(
+                "INBOX",
+                NewMessage {
+                    raw: &raw,
+                    flags: Flags::new(),
+                    internal_date: None,
+                    delivery_key: None,
+                },
+            )?;
+            let t0 = Instant::now();
+            // Each append is one record of A's log: its sequence number is A's vector entry.
+            let seq = u.version_vector()?.get(&1).copied().unwrap_or(0);
+            acked3.put(seq, t0);
+        }
+        acked3.close(u.version_vector()?.get(&1).copied().unwrap_or(0));
+        Ok(())
+    })
+    .await??;
+    let mut lags = tokio::time::timeout(Duration::from_secs(60), seen)
+        .await
+        .context("B did not catch up within 60 s")??;
+    lags.sort_by(|x, y| x.total_cmp(y));
+    println!(
+        "replication lag at {} deliveries/s of {} B for {:.0} s ({} deliveries measured): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        a.rate,
+        a.size,
+        a.lag_secs,
+        lags.len(),
+        pct(&lags, 0.5),
+        pct(&lags, 0.99),
+        lags.last().copied().unwrap_or(f64::NAN)
+    );
+    ha.shutdown().await;
+    hb.shutdown().await;
+    Ok(())
+}
+
+/// Deliveries/s with `writers` concurrent writers (over 4 users), in one durability mode.
+async fn throughput(
+    cl: &Cluster,
+    base: &std::path::Path,
+    a: &Args,
+    durability: Durability,
+) -> Result<f64> {
+    let (sa, _sb, ha, hb) = pair(cl, base, durability).await?;
+    for w in 0..4 {
+        append(&sa, &format!("tp{w}"), &message(a.size, "warm-up"))?;
+        ha.track_user(&format!("tp{w}")).await?;
+    }
+    let count = Arc::new(AtomicU64::new(0));
+    let timeouts = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(a.secs);
+    let mut tasks = Vec::new();
+    for w in 0..a.writers {
+        let (sa, ha, count, timeouts) = (sa.clone(), ha.clone(), count.clone(), timeouts.clone());
+        let size = a.size;
+        tasks.push(tokio::spawn(async move {
+            let user = format!("tp{}", w % 4);
+            let mut i = 0u64;
+            while Instant::now() < deadline && i < 1_000_000 {
+                let raw = message(size, &format!("tp-{w}-{i}"));
+                let (s, u) = (sa.clone(), user.clone());
+                tokio::task::spawn_blocking(move || append(&s, &u, &raw)).await??;
+                match ha.wait_replicated(&user, Duration::from_secs(5)).await {
+                    ReplicaWait::TimedOut | ReplicaWait::Degraded => {
+                        timeouts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let started = Instant::now();
+    for t in tasks {
+        t.await??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let n = count.load(Ordering::Relaxed);
+    let rate = n as f64 / secs;
+    println!(
+        "{:?} durability: {} writers, {} deliveries of {} B in {:.2} s = {:.0}/s (ack timeouts: {})",
+        durability,
+        a.writers,
+        n,
+        a.size,
+        secs,
+        rate,
+        timeouts.load(Ordering::Relaxed)
+    );
+    ha.shutdown().await;
+    hb.shutdown().await;
+    Ok(rate)
+}
+
+/// `sync_user` of a user with `sync_messages` messages to an empty peer, then of 100 more.
+async fn full_sync(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()> {
+    let (da, db) = (base.join("a"), base.join("b"));
+    let (sa, sb) = (open_store(&da, 1)?, open_store(&db, 2)?);
+    let user = "big";
+    let n = a.sync_messages;
+    let size = a.size;
+    let sa2 = sa.clone();
+    let t = Instant::now();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        // Filled by concurrent writers so group commit makes it quick.
+        std::thread::scope(|s| -> Result<()> {
+            let hs: Vec<_> = (0..8)
+                .map(|w| {
+                    let sa2 = &sa2;
+                    s.spawn(move || -> Result<()> {
+                        for i in (w..n).step_by(8) {
+                            append(sa2, user, &message(size, &format!("big-{i}")))?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+            }
+            Ok(())
+        })
+    })
+    .await??;
+    println!(
+        "filled {n} messages of {size} B on A in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let lb = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let baddr = lb.local_addr()?.to_string();
+    // B listens; A is "offline" (not listening): B's own shipper just retries.
+    let hb = start(
+        cl,
+        2,
+        sb.clone(),
+        lb,
+        (1, "127.0.0.1:1".into()),
+        Durability::Local,
+    )
+    .await?;
+    let peer = PeerConfig { id: 2, addr: baddr };
+    let r =
+        replication::sync::sync_user_with_store(&cl.tls[&1], sa.clone(), &peer, user, false, true)
+            .await?;
+    println!("full sync to an empty peer: {r}");
+    let sa2 = sa.clone();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        for i in 0..100 {
+            append(&sa2, user, &message(size, &format!("more-{i}")))?;
+        }
+        Ok(())
+    })
+    .await??;
+    let r =
+        replication::sync::sync_user_with_store(&cl.tls[&1], sa.clone(), &peer, user, false, true)
+            .await?;
+    println!("incremental sync after 100 new messages: {r}");
+    let r =
+        replication::sync::sync_user_with_store(&cl.tls[&1], sa.clone(), &peer, user, false, true)
+            .await?;
+    println!("sync with nothing to do: {r}");
+    hb.shutdown().await;
+    Ok(())
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let cl = Cluster::new()?;
+        std::fs::create_dir_all(&a.dir)?;
+        let base = tempfile::tempdir_in(&a.dir)?;
+        println!("data: {}", base.path().display());
+        lag(&cl, &base.path().join("lag"), &a).await?;
+        let local = throughput(&cl, &base.path().join("tp-local"), &a, Durability::Local).await?;
+        let repl = throughput(
+            &cl,
+            &base.path().join("tp-repl"),
+            &a,
+            Durability::Replicated,
+        )
+        .await?;
+        println!(
+            "replicated / local deliveries/s: {:.0}%",
+            100.0 * repl / local
+        );
+        full_sync(&cl, &base.path().join("sync"), &a).await?;
+        Ok(())
+    })
+}
+
+/// A tiny map from sequence number to acknowledgement instant, shared between the delivering
+/// thread and the watcher on B.
+mod ack_times {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    #[derive(Default)]
+    pub struct Map {
+        inner: Mutex<(HashMap<u64, Instant>, Option<u64>)>,
+    }
+
+    impl Map {
+        pub fn put(&self, seq: u64, t: Instant) {
+            if let Ok(mut g) = self.inner.lock() {
+                g.0.insert(seq, t);
+            }
+        }
+        pub fn take(&self, seq: u64) -> Option<Instant> {
+            self.inner.lock().ok()?.0.remove(&seq)
+        }
+        pub fn close(&self, last: u64) {
+            if let Ok(mut g) = self.inner.lock() {
+                g.1 = Some(last);
+            }
+        }
+        pub fn finished(&self, done: u64) -> bool {
+            self.inner
+                .lock()
+                .map(|g| g.1.is_some_and(|l| done >= l))
+                .unwrap_or(true)
+        }
+    }
+}
