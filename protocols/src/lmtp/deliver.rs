@@ -104,7 +104,37 @@ pub(crate) fn with_trace_headers(sender: &str, recipient: &str, body: &[u8]) -> 
     out
 }
 
-/// Delivers to one recipient and returns the LMTP reply line for it (without CRLF).
+/// The facts of one delivery attempt, for its log line.
+pub(crate) struct DeliveryLog<'a> {
+    pub user: &'a str,
+    pub session: &'a str,
+    pub msgid: &'a str,
+    pub from: &'a str,
+    pub size: u64,
+    pub delivery_ms: u128,
+}
+
+impl DeliveryLog<'_> {
+    /// Dovecot's line: `lmtp(user)<session>: msgid=..., from=<...>, size=..., vsize=...,
+    /// session=<...>, delivery_time=...: saved mail to INBOX` (its deliver_log_format with the
+    /// mail_log fields). Stored messages are CRLF, so vsize equals size.
+    pub fn line(&self, result: &str) -> String {
+        let DeliveryLog {
+            user,
+            session,
+            msgid,
+            from,
+            size,
+            delivery_ms,
+        } = self;
+        format!(
+            "lmtp({user})<{session}>: msgid={msgid}, from=<{from}>, size={size}, vsize={size}, \
+             session=<{session}>, delivery_time={delivery_ms}: {result}"
+        )
+    }
+}
+
+/// Outcome of one recipient's delivery: the reply line (without CRLF).
 pub(crate) async fn deliver(
     ctx: &LmtpContext,
     session: &str,
@@ -114,28 +144,32 @@ pub(crate) async fn deliver(
     let started = Instant::now();
     let addr = &rcpt.address;
     let user = rcpt.user.as_str();
-    let msgid = msg.message_id.as_deref().unwrap_or("");
-    let log_prefix = || {
-        format!(
-            "lmtp({user})<{session}>: msgid={msgid}, from=<{}>",
-            msg.sender
-        )
+    let raw = with_trace_headers(&msg.sender, addr, &msg.body);
+    let size = raw.len() as u64;
+    let log = |result: &str| {
+        DeliveryLog {
+            user,
+            session,
+            msgid: msg.message_id.as_deref().unwrap_or(""),
+            from: &msg.sender,
+            size,
+            delivery_ms: started.elapsed().as_millis(),
+        }
+        .line(result)
     };
-    let temp_fail = |why: &str| {
-        tracing::error!(user, "{}: save failed: {why}", log_prefix());
+    let temp_fail = |mailbox: &str, why: &str| {
+        tracing::error!(user, "{}", log(&format!("save failed to {mailbox}: {why}")));
         format!("451 4.3.0 <{addr}> Temporary internal error")
     };
 
     if let Err(refused) = ctx.backend.may_write(user) {
-        return temp_fail(&format!("writes refused: {refused}"));
+        return temp_fail("INBOX", &format!("writes refused: {refused}"));
     }
     let store = match ctx.backend.open_user(user).await {
         Ok(s) => s,
-        Err(e) => return temp_fail(&format!("cannot open user: {e}")),
+        Err(e) => return temp_fail("INBOX", &format!("cannot open user: {e}")),
     };
 
-    let raw = with_trace_headers(&msg.sender, addr, &msg.body);
-    let size = raw.len() as u64;
     let key = (!ctx.config.dedupe_window.is_zero())
         .then(|| delivery_key(msg.message_id.as_deref(), &msg.sender, addr, &msg.body_hash));
     let detail = ctx
@@ -172,14 +206,13 @@ pub(crate) async fn deliver(
 
     let (mailbox, outcome) = match result {
         Ok(r) => r,
-        Err(e) => return temp_fail(&e),
+        Err(e) => return temp_fail("INBOX", &e),
     };
     match outcome {
         Ok(appended) => {
             // Durable: `append` returned only after the record and object were fsynced (group
             // commit in the store); in replicated durability we also wait for a peer's ack.
             ctx.backend.write_committed(user).await;
-            let ms = started.elapsed().as_millis();
             let result = if appended.duplicate {
                 format!(
                     "duplicate delivery, already saved to {mailbox} as uid {}",
@@ -188,32 +221,20 @@ pub(crate) async fn deliver(
             } else {
                 format!("saved mail to {mailbox}")
             };
-            tracing::info!(
-                user,
-                uid = appended.uid,
-                guid = %appended.guid,
-                "{}, size={size}, vsize={size}, session=<{session}>, delivery_time={ms}: {result}",
-                log_prefix()
-            );
+            tracing::info!(user, uid = appended.uid, guid = %appended.guid, "{}", log(&result));
             format!("250 2.0.0 <{addr}> {session} Saved")
         }
         Err(StoreError::OverQuota(why)) => {
-            tracing::info!(
-                user,
-                "{}, size={size}: save failed to {mailbox}: Quota exceeded ({why})",
-                log_prefix()
-            );
+            let why = format!("save failed to {mailbox}: Quota exceeded ({why})");
+            tracing::info!(user, "{}", log(&why));
             format!("552 5.2.2 <{addr}> Quota exceeded (mailbox for user is full)")
         }
-        Err(StoreError::TooLarge { size, limit }) => {
-            tracing::info!(
-                user,
-                "{}, size={size}: save failed to {mailbox}: message larger than {limit} bytes",
-                log_prefix()
-            );
+        Err(StoreError::TooLarge { limit, .. }) => {
+            let why = format!("save failed to {mailbox}: message larger than {limit} bytes");
+            tracing::info!(user, "{}", log(&why));
             format!("552 5.3.4 <{addr}> Message size exceeds fixed maximum message size")
         }
-        Err(e) => temp_fail(&format!("{mailbox}: {e}")),
+        Err(e) => temp_fail(&mailbox, &e.to_string()),
     }
 }
 
@@ -246,6 +267,24 @@ mod tests {
         assert_ne!(
             delivery_key(Some("ab"), "c", "r", &h),
             delivery_key(Some("a"), "bc", "r", &h)
+        );
+    }
+
+    #[test]
+    fn log_line_has_dovecots_fields() {
+        let line = DeliveryLog {
+            user: "demo",
+            session: "s1",
+            msgid: "<m@x>",
+            from: "a@x",
+            size: 42,
+            delivery_ms: 7,
+        }
+        .line("saved mail to INBOX");
+        assert_eq!(
+            line,
+            "lmtp(demo)<s1>: msgid=<m@x>, from=<a@x>, size=42, vsize=42, session=<s1>, \
+             delivery_time=7: saved mail to INBOX"
         );
     }
 

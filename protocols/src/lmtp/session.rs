@@ -348,8 +348,15 @@ impl Session {
             }
         };
         let received = Received::new(tx.sender, body);
-        for rcpt in &tx.rcpts {
-            let reply = deliver(&self.ctx, &self.info.session_id, &received, rcpt).await;
+        // Recipients are delivered concurrently (different users never share an fsync; copies
+        // for one user share its group commit); the replies keep RCPT order.
+        let replies = futures::future::join_all(
+            tx.rcpts
+                .iter()
+                .map(|rcpt| deliver(&self.ctx, &self.info.session_id, &received, rcpt)),
+        )
+        .await;
+        for reply in replies {
             self.io.send_line(&reply);
         }
     }
