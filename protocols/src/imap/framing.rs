@@ -8,6 +8,9 @@
 /// Non-synchronizing literals up to this size are accepted under LITERAL- (RFC 7888).
 pub const LITERAL_MINUS_MAX: u64 = 4096;
 
+/// Buffers larger than this are released once empty.
+const RETAIN_CAPACITY: usize = 16 * 1024;
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
     /// A whole command: every line with its CRLF (or LF) and every literal's bytes.
@@ -135,6 +138,19 @@ impl Framer {
 
     /// The next framing event, or None when more bytes are needed.
     pub fn next(&mut self) -> Option<Frame> {
+        let frame = self.next_inner();
+        // An idle session keeps no large buffer from an earlier APPEND (many thousand IDLE
+        // connections must stay small).
+        if self.buf.is_empty() && self.buf.capacity() > RETAIN_CAPACITY {
+            self.buf = Vec::new();
+        }
+        if self.msg.is_empty() && self.msg.capacity() > RETAIN_CAPACITY {
+            self.msg = Vec::new();
+        }
+        frame
+    }
+
+    fn next_inner(&mut self) -> Option<Frame> {
         loop {
             match self.state {
                 State::Discard => {

@@ -189,7 +189,8 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
             i += 1;
         }
         for o in &options {
-            if !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT" | "SAVE") {
+            // SAVE (SEARCHRES, RFC 5182) is not offered.
+            if !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT") {
                 return Err(bad(
                     msg,
                     &format!("Error in IMAP command SEARCH: Unknown RETURN option {o}."),

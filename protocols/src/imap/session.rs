@@ -126,7 +126,7 @@ pub async fn serve(stream: BoxStream, conn: ConnInfo, ctx: Arc<ImapContext>) {
         conn,
         stream: Some(stream),
         framer,
-        out: Vec::with_capacity(4096),
+        out: Vec::new(),
         state: State::NotAuthenticated,
         user: None,
         store: None,
@@ -249,8 +249,9 @@ impl Session {
         .await;
         self.bytes_out += self.out.len() as u64;
         self.out.clear();
-        if self.out.capacity() > 4 * FLUSH_AT {
-            self.out.shrink_to(4096);
+        // Idle sessions hold no large output buffer.
+        if self.out.capacity() > 16 * 1024 {
+            self.out = Vec::new();
         }
         r.map_err(|e| {
             self.end_reason

@@ -20,7 +20,8 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
         .max(std::time::Duration::from_secs(1));
     let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     let shutdown = s.ctx.shutdown.clone();
-    let mut buf = vec![0u8; 4096];
+    // Small: an idling client sends little more than DONE, and thousands may idle at once.
+    let mut buf = vec![0u8; 512];
     loop {
         match s.framer.next_raw_line() {
             Some(Ok(line)) if line.eq_ignore_ascii_case(b"DONE") => {
