@@ -281,6 +281,8 @@ pub struct ServerSpec {
     pub wait_for: Vec<Proto>,
     /// Extra top-level TOML lines (settings the test depends on), appended verbatim.
     pub extra_toml: String,
+    /// `ssl = yes | required | no`.
+    pub ssl: &'static str,
 }
 
 impl Default for ServerSpec {
@@ -299,6 +301,7 @@ impl Default for ServerSpec {
                 Proto::Lmtp,
             ],
             extra_toml: String::new(),
+            ssl: "yes",
         }
     }
 }
@@ -322,11 +325,9 @@ pub fn write_config(spec: &ServerSpec, ports: &Ports, paths: &Paths) -> String {
         r#"# written by tests/src/lib.rs for one test server
 protocols = ["imap", "pop3", "lmtp"]
 listen = "127.0.0.1"
-ssl = "yes"
+ssl = {ssl}
 ssl_cert = {cert}
 ssl_key = {key}
-# the tests log in over plaintext loopback, as operators troubleshoot
-auth_allow_cleartext = true
 # passwd-file lists "demo"; LMTP recipients are demo@example.org
 auth_default_realm = "example.org"
 {extra}
@@ -356,6 +357,7 @@ port = {lmtp}
 [http]
 port = {http}
 "#,
+        ssl = toml_str(spec.ssl),
         cert = q(&paths.cert),
         key = q(&paths.key),
         passwd = q(&paths.passwd),
@@ -570,6 +572,61 @@ impl Server {
     pub fn stop(&mut self) -> Option<ExitStatus> {
         self.child.take().and_then(stop_child)
     }
+
+    /// Kills the node with SIGKILL (a crash: nothing gets flushed on the way out).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the node again on the same configuration, ports and data (after
+    /// [`Server::stop`] or [`Server::kill`]); the log is appended to.
+    pub fn restart(&mut self, wait_for: &[Proto]) -> Result<()> {
+        self.stop();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.paths.log)?;
+        let mut child = Command::new(node_bin())
+            .args(["serve", "--config"])
+            .arg(&self.paths.config)
+            .current_dir(&self.paths.dir)
+            .env(
+                "RUST_LOG",
+                std::env::var("NODE_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawn node serve")?;
+        if let Err(e) = wait_ready(&mut child, &self.ports, wait_for) {
+            stop_child(child);
+            bail!("{e:#}\n--- node log ---\n{}", tail(&self.log_text(), 60));
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+}
+
+/// Runs `node serve --config FILE` with the given configuration text in a fresh
+/// directory, for configurations that must be refused: returns when the node exits (or
+/// fails after 20 s if it keeps running).
+pub fn serve_with_config_text(name: &str, text: &str) -> Result<Output> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(name);
+    std::fs::write(&path, text)?;
+    run(
+        Command::new(node_bin())
+            .args(["serve", "--config"])
+            .arg(&path)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1"),
+        None,
+        Duration::from_secs(20),
+    )
 }
 
 fn spawn_node(paths: &Paths, ports: &Ports) -> Result<Child> {

@@ -25,6 +25,7 @@ fn argon2id_login_storm_does_not_stall_an_idle_session() {
         // Dovecot's name; 0 disables the verified-credentials cache, so each of the 200
         // logins verifies an ARGON2ID hash.
         extra_toml: "auth_cache_size = 0".into(),
+        ..Default::default()
     })
     .expect("start node");
     let addr = server.addr(Proto::Imap);
