@@ -461,3 +461,61 @@ fn sighup_reloads_the_certificate() {
         .stop(Duration::from_secs(10))
         .is_some_and(|s| s.success()));
 }
+
+#[test]
+fn lmtp_delivers_over_tcp_and_the_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("lmtp.sock");
+    let extra = format!(
+        "[lmtp_unix_socket]\npath = \"{}\"\nmode = \"0600\"\n",
+        sock.display()
+    );
+    // `extra` lands after the top-level keys and before [[passdb]]: a table is fine there.
+    let (server, p, cfg) = start(dir.path(), &extra);
+    assert!(
+        server
+            .log()
+            .contains(&format!("lmtp_unix={}", sock.display())),
+        "{}",
+        server.log()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Different Message-IDs: the same message twice would be (rightly) stored once.
+    fn deliver(stream: impl Read + Write, rcpt: &str, id: u32) -> Vec<String> {
+        let mut stream = stream;
+        let script = format!(
+            "LHLO test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\nMessage-ID: <{id}@test>\r\nSubject: t\r\n\r\nhello\r\n.\r\nQUIT\r\n"
+        );
+        stream.write_all(script.as_bytes()).unwrap();
+        let mut all = String::new();
+        let _ = stream.read_to_string(&mut all);
+        all.lines().map(str::to_string).collect()
+    }
+    let tcp = TcpStream::connect(("127.0.0.1", p.lmtp)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let lines = deliver(tcp, "alice", 1);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("250 2.0.0") || l.starts_with("250 2.1.5")),
+        "{lines:?}"
+    );
+    let unix = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    unix.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let lines = deliver(unix, "alice", 2);
+    assert!(lines.iter().any(|l| l.starts_with("250")), "{lines:?}");
+
+    let out = node(&cfg, &["mailbox", "status", "-u", "alice", "INBOX"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("messages=2"), "{text} {out:?}");
+    assert!(server
+        .stop(Duration::from_secs(10))
+        .is_some_and(|s| s.success()));
+    assert!(!sock.exists(), "the unix socket is removed at shutdown");
+}

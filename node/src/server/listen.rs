@@ -63,7 +63,24 @@ pub fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
-        TcpSocket::new_v6()?
+        let s = TcpSocket::new_v6()?;
+        // IPv6 only, so `listen = "*, ::"` (Dovecot's default) binds both without a conflict.
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt on a socket we own, with a c_int option value of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        s
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
@@ -113,7 +130,12 @@ pub fn spawn_tcp(
                         stream = match tls.accept(stream).await {
                             Ok(s) => s,
                             Err(e) => {
-                                tracing::info!("{name}-login: Disconnected: TLS handshaking failed: {e} (rip={}, lip={})", remote.ip(), local.ip());
+                                tracing::info!(
+                                    "{}-login: Disconnected: TLS handshaking failed: {e} (rip={}, lip={})",
+                                    name.trim_end_matches('s'),
+                                    remote.ip(),
+                                    local.ip()
+                                );
                                 return;
                             }
                         };
@@ -184,4 +206,22 @@ pub fn spawn_unix(
         }
         let _ = std::fs::remove_file(&spec.path);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ipv4_and_ipv6_wildcards_bind_side_by_side() {
+        let v4 = bind_tcp("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = v4.local_addr().unwrap().port();
+        // Without IPV6_V6ONLY this would fail with "address in use" on a dual-stack host.
+        match bind_tcp(SocketAddr::from(([0u16; 8], port))) {
+            Ok(v6) => assert_eq!(v6.local_addr().unwrap().port(), port),
+            // A host without IPv6 cannot run this check.
+            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
