@@ -7,18 +7,18 @@
 
 pub mod error;
 pub mod framed;
+pub mod hlc;
 pub mod index;
 pub mod log;
+pub mod mime;
 pub mod names;
 pub mod pack;
 mod purge;
-mod recovery;
-mod writer;
-pub mod hlc;
-pub mod mime;
 pub mod record;
+mod recovery;
 pub mod store;
 pub mod types;
+mod writer;
 
 pub use error::{Result, StoreError};
 pub use store::{

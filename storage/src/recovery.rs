@@ -201,12 +201,17 @@ pub(crate) fn recover(
     // The checkpoint names the files just opened (or created), so a later rebuild, which scans
     // them, computes the same checkpoint.
     let mut meta = meta;
-    if (meta.log_seg, meta.log_off, meta.pack_no, meta.pack_off) != (log.no, log.end(), pack.no, pack.end()) {
+    if (meta.log_seg, meta.log_off, meta.pack_no, meta.pack_off)
+        != (log.no, log.end(), pack.no, pack.end())
+    {
         meta.log_seg = log.no;
         meta.log_off = log.end();
         meta.pack_no = pack.no;
         meta.pack_off = pack.end();
-        IndexTree::apply(tree, vec![(index::META.to_vec(), Some(index::encode(&meta)))])?;
+        IndexTree::apply(
+            tree,
+            vec![(index::META.to_vec(), Some(index::encode(&meta)))],
+        )?;
     }
     Ok(WriterState {
         log,

@@ -13,13 +13,25 @@ use storage::*;
 const DIR_ENV: &str = "STORAGE_CRASH_CHILD_DIR";
 const MODE_ENV: &str = "STORAGE_CRASH_CHILD_MODE";
 
-fn child(test: &str, dir: &std::path::Path, mode: &str, extra: &[(&str, &str)]) -> std::process::Child {
+fn child(
+    test: &str,
+    dir: &std::path::Path,
+    mode: &str,
+    extra: &[(&str, &str)],
+) -> std::process::Child {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--ignored", "--exact", test, "--nocapture", "--test-threads", "1"])
-        .env(DIR_ENV, dir)
-        .env(MODE_ENV, mode)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    c.args([
+        "--ignored",
+        "--exact",
+        test,
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env(DIR_ENV, dir)
+    .env(MODE_ENV, mode)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     for (k, v) in extra {
         c.env(k, v);
     }
@@ -30,7 +42,9 @@ fn child(test: &str, dir: &std::path::Path, mode: &str, extra: &[(&str, &str)]) 
 #[test]
 #[ignore = "child process of the crash tests"]
 fn crash_child_appender() {
-    let Ok(dir) = std::env::var(DIR_ENV) else { return };
+    let Ok(dir) = std::env::var(DIR_ENV) else {
+        return;
+    };
     let store = open(std::path::Path::new(&dir));
     let u = store.user("crash").unwrap();
     let _ = u.create_mailbox("Other", None);
@@ -42,7 +56,11 @@ fn crash_child_appender() {
             std::thread::spawn(move || {
                 for i in 0.. {
                     let mb = if i % 3 == 0 { "Other" } else { "INBOX" };
-                    let raw = format!("Subject: {t}-{i}-{}\r\n\r\n{}\r\n", std::process::id(), "x".repeat(i % 700));
+                    let raw = format!(
+                        "Subject: {t}-{i}-{}\r\n\r\n{}\r\n",
+                        std::process::id(),
+                        "x".repeat(i % 700)
+                    );
                     let o = append(&u, mb, raw.as_bytes());
                     // Acknowledged: printed only after append returned (durable).
                     let mut w = out.lock().unwrap();
@@ -66,7 +84,12 @@ fn check_consistent(u: &UserStore) {
         let b: std::collections::BTreeMap<_, _> = rebuilt.into_iter().collect();
         for (k, v) in &a {
             if b.get(k) != Some(v) {
-                eprintln!("live only or different: {:?} {:?} vs {:?}", String::from_utf8_lossy(k), v, b.get(k));
+                eprintln!(
+                    "live only or different: {:?} {:?} vs {:?}",
+                    String::from_utf8_lossy(k),
+                    v,
+                    b.get(k)
+                );
             }
         }
         for k in b.keys() {
@@ -114,8 +137,13 @@ fn sigkill_during_concurrent_appends_loses_nothing_acknowledged() {
         for line in reader.join().unwrap() {
             let p: Vec<&str> = line.split(' ').collect();
             if p.len() == 4 && p[0] == "ACK" {
-                let prev = acked.insert((p[1].to_string(), p[2].parse().unwrap()), p[3].to_string());
-                assert!(prev.is_none() || prev.as_deref() == Some(p[3]), "UID {} reused", p[2]);
+                let prev =
+                    acked.insert((p[1].to_string(), p[2].parse().unwrap()), p[3].to_string());
+                assert!(
+                    prev.is_none() || prev.as_deref() == Some(p[3]),
+                    "UID {} reused",
+                    p[2]
+                );
             }
         }
         if kills % 25 == 0 {
@@ -124,8 +152,15 @@ fn sigkill_during_concurrent_appends_loses_nothing_acknowledged() {
     }
     verify(dir.path(), &acked, true);
     assert!(kills >= 100, "only {kills} kills in the time bound");
-    assert!(acked.len() > 100, "only {} acknowledged appends", acked.len());
-    eprintln!("{kills} SIGKILLs, {} acknowledged appends checked", acked.len());
+    assert!(
+        acked.len() > 100,
+        "only {} acknowledged appends",
+        acked.len()
+    );
+    eprintln!(
+        "{kills} SIGKILLs, {} acknowledged appends checked",
+        acked.len()
+    );
 }
 
 fn verify(dir: &std::path::Path, acked: &HashMap<(String, u32), String>, rebuild: bool) {
@@ -139,7 +174,11 @@ fn verify(dir: &std::path::Path, acked: &HashMap<(String, u32), String>, rebuild
         }
     }
     for (k, g) in acked {
-        assert_eq!(have.get(k), Some(g), "acknowledged append {k:?} lost or changed");
+        assert_eq!(
+            have.get(k),
+            Some(g),
+            "acknowledged append {k:?} lost or changed"
+        );
     }
     if rebuild {
         check_consistent(&u);
@@ -151,7 +190,9 @@ fn verify(dir: &std::path::Path, acked: &HashMap<(String, u32), String>, rebuild
 #[test]
 #[ignore = "child process of the crash tests"]
 fn crash_child_purger() {
-    let Ok(dir) = std::env::var(DIR_ENV) else { return };
+    let Ok(dir) = std::env::var(DIR_ENV) else {
+        return;
+    };
     let store = open(std::path::Path::new(&dir));
     let u = store.user("purge").unwrap();
     println!("READY");
@@ -163,7 +204,16 @@ fn crash_child_purger() {
 #[test]
 fn kill_during_purge_loses_nothing_live() {
     let dir = tempfile::tempdir().unwrap();
-    let steps = ["before-rename", "after-rename", "after-index", "", "", "", "", ""];
+    let steps = [
+        "before-rename",
+        "after-rename",
+        "after-index",
+        "",
+        "",
+        "",
+        "",
+        "",
+    ];
     let start = Instant::now();
     let mut rounds = 0;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -174,7 +224,8 @@ fn kill_during_purge_loses_nothing_live() {
             let store = open(dir.path());
             let u = store.user("purge").unwrap();
             for i in 0..30 {
-                let raw = format!("Subject: r{rounds} m{i}\r\n\r\n{}\r\n", "y".repeat(i * 50)).into_bytes();
+                let raw = format!("Subject: r{rounds} m{i}\r\n\r\n{}\r\n", "y".repeat(i * 50))
+                    .into_bytes();
                 let o = append(&u, "INBOX", &raw);
                 expect.insert(o.uid, raw);
             }
@@ -188,7 +239,12 @@ fn kill_during_purge_loses_nothing_live() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let step = steps[rounds % steps.len()];
-        let mut c = child("crash_child_purger", dir.path(), "purge", &[("STORAGE_PURGE_CRASH_AT", step)]);
+        let mut c = child(
+            "crash_child_purger",
+            dir.path(),
+            "purge",
+            &[("STORAGE_PURGE_CRASH_AT", step)],
+        );
         if step.is_empty() {
             std::thread::sleep(Duration::from_millis(rng % 40));
             let _ = c.kill();
@@ -201,7 +257,12 @@ fn kill_during_purge_loses_nothing_live() {
         let msgs = u.messages("INBOX").unwrap();
         assert_eq!(msgs.len(), expect.len());
         for m in &msgs {
-            assert_eq!(&u.read_message(&m.object).unwrap(), &expect[&m.uid], "uid {}", m.uid);
+            assert_eq!(
+                &u.read_message(&m.object).unwrap(),
+                &expect[&m.uid],
+                "uid {}",
+                m.uid
+            );
         }
         check_consistent(&u);
     }
@@ -214,6 +275,9 @@ fn kill_during_purge_loses_nothing_live() {
     for m in u.messages("INBOX").unwrap() {
         assert_eq!(&u.read_message(&m.object).unwrap(), &expect[&m.uid]);
     }
-    assert_eq!(u.verify().unwrap(), u.version_vector().unwrap().values().sum::<u64>() + expect.len() as u64);
+    assert_eq!(
+        u.verify().unwrap(),
+        u.version_vector().unwrap().values().sum::<u64>() + expect.len() as u64
+    );
     assert!(rounds >= 8);
 }

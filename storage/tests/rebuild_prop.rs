@@ -18,7 +18,15 @@ enum Act {
     Subscribe(usize, bool),
 }
 
-const NAMES: [&str; 7] = ["INBOX", "Trash", "Work", "Work/A", "Lists", "Lists/rust", "Old"];
+const NAMES: [&str; 7] = [
+    "INBOX",
+    "Trash",
+    "Work",
+    "Work/A",
+    "Lists",
+    "Lists/rust",
+    "Old",
+];
 const FLAGS: [&str; 5] = ["\\Seen", "\\Flagged", "\\Deleted", "$Work", "\\Answered"];
 
 fn act() -> impl Strategy<Value = Act> {
@@ -31,7 +39,8 @@ fn act() -> impl Strategy<Value = Act> {
         (mb.clone(), any::<u8>(), any::<bool>()).prop_map(|(m, b, k)| Act::Append(m, b, k)),
         (mb.clone(), uids.clone(), mb.clone()).prop_map(|(a, u, b)| Act::Copy(a, u, b)),
         (mb.clone(), uids.clone(), mb.clone()).prop_map(|(a, u, b)| Act::Move(a, u, b)),
-        (mb.clone(), uids.clone(), 0u8..3, any::<u8>()).prop_map(|(m, u, mode, f)| Act::Flags(m, u, mode, f)),
+        (mb.clone(), uids.clone(), 0u8..3, any::<u8>())
+            .prop_map(|(m, u, mode, f)| Act::Flags(m, u, mode, f)),
         (mb.clone(), uids).prop_map(|(m, u)| Act::Expunge(m, u)),
         (mb, any::<bool>()).prop_map(|(m, on)| Act::Subscribe(m, on)),
     ]
