@@ -8,7 +8,8 @@ use super::{BodyPart, Disposition, Envelope, MessageFacts, Range};
 /// Deeper nesting (multiparts and message/rfc822) is not split further: the part is kept as a
 /// text/plain leaf. Bounds the recursion on hostile input.
 pub const MAX_DEPTH: usize = 50;
-/// At most this many parts per message; later ones are left inside their parent's last part.
+/// At most this many parts per message (hostile input); later ones are not listed as parts, but
+/// their bytes stay reachable through their parent's TEXT and BODY[].
 pub const MAX_PARTS: usize = 10_000;
 
 /// Parses a raw message into its facts. Never panics, whatever the input.
