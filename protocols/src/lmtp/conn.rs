@@ -69,11 +69,6 @@ impl LineConn {
         }
     }
 
-    /// True when a complete line is already buffered (the client pipelined).
-    pub(crate) fn has_line(&self) -> bool {
-        !self.skipping && self.input.contains(&b'\n')
-    }
-
     /// The next line: from the buffer, else after flushing queued replies and reading more.
     /// Cancel-safe while waiting for input (the buffer keeps what was read).
     pub(crate) async fn read_line(&mut self, max: usize) -> Result<Vec<u8>, ReadError> {
@@ -153,9 +148,7 @@ mod tests {
         let mut c = conn_with(b"A\r\nB\nC\r\nrest").await;
         assert_eq!(c.take_line(10).unwrap().unwrap(), b"A");
         assert_eq!(c.take_line(10).unwrap().unwrap(), b"B");
-        assert!(c.has_line());
         assert_eq!(c.take_line(10).unwrap().unwrap(), b"C");
-        assert!(!c.has_line());
         assert!(c.take_line(10).is_none());
         assert_eq!(&c.input()[..], b"rest");
     }

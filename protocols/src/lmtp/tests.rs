@@ -523,3 +523,70 @@ pub(crate) mod rand_like {
         }
     }
 }
+
+/// The test backend with some answers replaced, for failures it cannot produce itself.
+pub(crate) struct Overrides {
+    pub inner: Arc<TestBackend>,
+    pub auth: Option<crate::backend::AuthOutcome>,
+    pub lookup_error: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl crate::backend::Backend for Overrides {
+    async fn authenticate(
+        &self,
+        req: crate::backend::AuthRequest<'_>,
+    ) -> crate::backend::AuthOutcome {
+        match &self.auth {
+            Some(outcome) => outcome.clone(),
+            None => self.inner.authenticate(req).await,
+        }
+    }
+    async fn lookup_user(&self, user: &str) -> Result<Option<crate::backend::UserInfo>, String> {
+        match &self.lookup_error {
+            Some(e) => Err(e.clone()),
+            None => self.inner.lookup_user(user).await,
+        }
+    }
+    async fn open_user(&self, user: &str) -> Result<Arc<storage::UserStore>, String> {
+        self.inner.open_user(user).await
+    }
+    fn may_write(&self, user: &str) -> Result<(), crate::backend::WriteRefused> {
+        self.inner.may_write(user)
+    }
+    async fn write_committed(&self, user: &str) {
+        self.inner.write_committed(user).await
+    }
+    fn allow_plaintext(&self, conn: &crate::backend::ConnInfo) -> bool {
+        self.inner.allow_plaintext(conn)
+    }
+    fn register_session(
+        &self,
+        service: crate::backend::Service,
+        user: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<crate::backend::SessionGuard, String> {
+        self.inner.register_session(service, user, ip)
+    }
+}
+
+#[tokio::test]
+async fn userdb_failure_is_451() {
+    let inner = TestBackend::demo();
+    let ctx = Arc::new(LmtpContext {
+        backend: Arc::new(Overrides {
+            inner,
+            auth: None,
+            lookup_error: Some("passwd-file unreadable".into()),
+        }),
+        config: LmtpConfig::default(),
+        shutdown: CancellationToken::new(),
+    });
+    let mut c = greeted(&ctx).await;
+    assert_eq!(c.cmd("MAIL FROM:<a@x>").await, "250 2.1.0 OK");
+    assert_eq!(
+        c.cmd("RCPT TO:<demo>").await,
+        "451 4.3.0 <demo> Temporary internal error"
+    );
+    c.finished().await;
+}

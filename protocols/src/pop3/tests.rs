@@ -527,3 +527,57 @@ async fn lmtp_delivery_reads_back_byte_for_byte() {
     }
     c.finished().await;
 }
+
+#[tokio::test]
+async fn tempfail_and_rate_limit() {
+    use crate::backend::AuthOutcome;
+    use crate::lmtp::tests::Overrides;
+    let inner = TestBackend::demo();
+    let ctx_with = |outcome: AuthOutcome| {
+        Arc::new(Pop3Context {
+            backend: Arc::new(Overrides {
+                inner: inner.clone(),
+                auth: Some(outcome),
+                lookup_error: None,
+            }),
+            tls: None,
+            config: Pop3Config::default(),
+            shutdown: CancellationToken::new(),
+        })
+    };
+    let ctx = ctx_with(AuthOutcome::TempFail("passdb down".into()));
+    let mut c = pop3(&ctx).await;
+    c.cmd("USER demo").await;
+    assert_eq!(
+        c.cmd("PASS demo").await,
+        "-ERR [SYS/TEMP] Temporary authentication failure."
+    );
+    assert_eq!(c.cmd("NOOP").await, "+OK");
+    c.finished().await;
+
+    let ctx = ctx_with(AuthOutcome::RateLimited);
+    let mut c = pop3(&ctx).await;
+    c.cmd("USER demo").await;
+    assert_eq!(
+        c.cmd("PASS demo").await,
+        "-ERR [SYS/TEMP] Too many authentication failures, try again later."
+    );
+    assert_eq!(c.rest().await, b"");
+    c.finished().await;
+}
+
+#[tokio::test]
+async fn quit_with_writes_refused_keeps_messages() {
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut c = logged_in(&ctx).await;
+    assert_eq!(c.cmd("DELE 1").await, "+OK Marked to be deleted.");
+    backend.refuse_writes(Some("not the active node"));
+    assert_eq!(
+        c.cmd("QUIT").await,
+        "-ERR [SYS/TEMP] Some deleted messages were not removed."
+    );
+    c.finished().await;
+    backend.refuse_writes(None);
+    assert_eq!(inbox_len(&backend), 3);
+}
