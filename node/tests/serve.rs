@@ -213,6 +213,12 @@ fn serves_answers_admin_and_stops_gracefully() {
         "{ready}"
     );
 
+    // A second server on the same data_dir is refused before it touches the store.
+    let err = Server::start(&cfg)
+        .err()
+        .expect("second server must not start");
+    assert!(err.contains("another node is already running"), "{err}");
+
     let (status, body) = http_get(p.http, "/health");
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();

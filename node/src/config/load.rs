@@ -169,6 +169,12 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+        let err = parse("auth_cache_size = \"10M\"\n").unwrap_err();
+        assert!(err.to_string().contains("counts cached logins"), "{err}");
+        assert_eq!(
+            parse("auth_cache_size = 500\n").unwrap().auth_cache_size,
+            500
+        );
         let err = parse("ssl = \"maybe\"\n").unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { line: 1, .. }), "{err}");
     }

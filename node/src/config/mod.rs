@@ -213,6 +213,7 @@ pub struct Config {
     pub auth_allow_cleartext: bool,
     pub auth_default_realm: String,
     /// Verified logins remembered (entries; Dovecot counts bytes). 0 = no cache.
+    #[serde(deserialize_with = "cache_entries")]
     pub auth_cache_size: u64,
     pub auth_cache_ttl: DurationSetting,
     pub auth_failure_delay: DurationSetting,
@@ -293,6 +294,24 @@ impl Default for Config {
             storage: StorageSettings::default(),
             cluster: ClusterSettings::default(),
         }
+    }
+}
+
+/// auth_cache_size is a count here; Dovecot's byte sizes ("10M") get an error that says so.
+fn cache_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::N(n) => Ok(n),
+        Raw::S(s) => s.trim().parse().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "auth_cache_size counts cached logins here, not bytes as in Dovecot: give a number such as 10000, not {s:?}"
+            ))
+        }),
     }
 }
 
