@@ -240,6 +240,48 @@ pub struct UserStore {
     pub(crate) writer: Mutex<WriterState>,
     quota_limits: Mutex<QuotaLimits>,
     pub(crate) watch_tx: tokio::sync::watch::Sender<u64>,
+    /// The newest committed records, so a replication peer that is nearly caught up is served
+    /// from memory instead of a scan of the log.
+    pub(crate) recent: Mutex<Recent>,
+}
+
+/// A bounded tail of the log in memory. Every record not held here has, for its origin, a
+/// sequence number at most `base[origin]`.
+#[derive(Default)]
+pub(crate) struct Recent {
+    base: VersionVector,
+    records: std::collections::VecDeque<Record>,
+}
+
+const RECENT_MAX: usize = 4096;
+
+impl Recent {
+    pub(crate) fn push(&mut self, recs: &[Record]) {
+        for r in recs {
+            self.records.push_back(r.clone());
+        }
+        while self.records.len() > RECENT_MAX {
+            if let Some(r) = self.records.pop_front() {
+                let e = self.base.entry(r.origin).or_insert(0);
+                *e = (*e).max(r.seq);
+            }
+        }
+    }
+    /// What `have` lacks, if all of it is held here.
+    fn since(&self, have: &VersionVector, limit: usize) -> Option<Vec<Record>> {
+        let covered = self
+            .base
+            .iter()
+            .all(|(o, s)| have.get(o).copied().unwrap_or(0) >= *s);
+        covered.then(|| {
+            self.records
+                .iter()
+                .filter(|r| r.seq > have.get(&r.origin).copied().unwrap_or(0))
+                .take(limit)
+                .cloned()
+                .collect()
+        })
+    }
 }
 
 /// A raw message to store, with what the client said about it.
@@ -294,6 +336,10 @@ impl UserStore {
             .map_err(|e| StoreError::Index(e.to_string()))?;
         let writer = crate::recovery::recover(&shared, &dir, name, &tree)?;
         let seq = writer.meta.vv.values().sum::<u64>();
+        let recent = Mutex::new(Recent {
+            base: writer.meta.vv.clone(),
+            records: Default::default(),
+        });
         Ok(UserStore {
             name: name.to_string(),
             dir,
@@ -304,6 +350,7 @@ impl UserStore {
             cond: Condvar::new(),
             writer: Mutex::new(writer),
             watch_tx: tokio::sync::watch::Sender::new(seq),
+            recent,
         })
     }
 
@@ -575,6 +622,9 @@ impl UserStore {
     }
     /// Records this node has that `have` lacks, in log order, at most `limit`.
     pub fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>> {
+        if let Some(recs) = self.recent.lock().since(have, limit) {
+            return Ok(recs);
+        }
         let meta = self.view().meta()?;
         let mut out = Vec::new();
         if limit == 0 {

@@ -211,6 +211,7 @@ impl UserStore {
         tx.put(index::META.to_vec(), &meta);
         let committed = self.tree_apply(tx);
         ws.meta = meta;
+        self.recent.lock().push(&batch.records);
         let c = &self.shared.counters;
         c.commits.fetch_add(1, Ordering::Relaxed);
         c.records

@@ -186,3 +186,33 @@ fn flags_merge_last_writer_wins_and_expunge_beats_flags() {
     assert_eq!(x.len(), 1, "the expunge beat the flag change");
     assert_eq!(x[&1].1, flags(&["\\Seen"]));
 }
+
+#[test]
+fn records_since_from_memory_equals_records_since_from_the_log() {
+    let d = tempfile::tempdir().unwrap();
+    let s = node(d.path(), 1);
+    let u = s.user("u").unwrap();
+    for i in 0..30 {
+        append(&u, "INBOX", &msg(i));
+    }
+    u.expunge("INBOX", &[3, 4]).unwrap();
+    let all = u.records_since(&VersionVector::new(), 100_000).unwrap();
+    let mut half = VersionVector::new();
+    half.insert(1, 20);
+    let tail = u.records_since(&half, 100_000).unwrap();
+    let limited = u.records_since(&VersionVector::new(), 7).unwrap();
+    drop(u);
+    drop(s);
+    // After a restart nothing is in memory: the same answers come from the log.
+    let s = node(d.path(), 1);
+    let u = s.user("u").unwrap();
+    assert_eq!(
+        u.records_since(&VersionVector::new(), 100_000).unwrap(),
+        all
+    );
+    assert_eq!(u.records_since(&half, 100_000).unwrap(), tail);
+    assert_eq!(u.records_since(&VersionVector::new(), 7).unwrap(), limited);
+    assert_eq!(tail.first().map(|r| r.seq), Some(21));
+    assert_eq!(limited.len(), 7);
+    assert_eq!(all.len() as u64, u.version_vector().unwrap()[&1]);
+}
