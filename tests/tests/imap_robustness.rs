@@ -278,3 +278,77 @@ fn random_truncated_and_oversized_lines_are_all_answered() {
         started.elapsed()
     );
 }
+
+/// One client that stops reading (its socket buffers full of a big FETCH) and one that
+/// sends a command a byte at a time never hold up another user's session or a delivery.
+#[test]
+fn a_stalled_client_does_not_stall_others() {
+    let server = Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap, Proto::Lmtp],
+        ..Default::default()
+    })
+    .expect("start node");
+    let addr = server.addr(Proto::Imap);
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    while big.len() < 4 << 20 {
+        big.extend_from_slice(
+            b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n",
+        );
+    }
+    let r = lmtp_deliver(
+        server.addr(Proto::Lmtp),
+        "s@example.org",
+        &["demo@example.org"],
+        &big,
+    )
+    .expect("deliver");
+    assert!(r[0].starts_with("250"), "{r:?}");
+
+    // The non-reader: asks for 80 MiB and reads none of it.
+    let mut stalled = connect_logged_in(addr);
+    for i in 0..20 {
+        stalled
+            .send(&format!("f{i} FETCH 1 BODY[]"))
+            .expect("fetch");
+    }
+    // The slow writer: a command trickling in a byte at a time.
+    let mut trickle = LineConn::connect(addr).expect("connect");
+    trickle.line().expect("greeting");
+    let trickled: &[u8] = b"t1 LOGIN demo demo\r\n";
+    trickle.send_raw(&trickled[..3]).expect("partial");
+
+    std::thread::sleep(Duration::from_millis(300));
+    let mut worst = Duration::ZERO;
+    for round in 0..10 {
+        let t = Instant::now();
+        let mut c = LineConn::connect(addr).expect("connect");
+        c.line().expect("greeting");
+        let r = c.imap("l", "LOGIN alice alicepw").expect("login");
+        assert!(tagged(&r).starts_with("l OK"), "{r:?}");
+        let r = c.imap("s", "SELECT INBOX").expect("select");
+        assert!(tagged(&r).starts_with("s OK"), "{r:?}");
+        let d = lmtp_deliver(
+            server.addr(Proto::Lmtp),
+            "s@example.org",
+            &["alice@example.org"],
+            &sample_message(&format!("while stalled {round}"), "x"),
+        )
+        .expect("deliver");
+        assert!(d[0].starts_with("250"), "{d:?}");
+        let r = c.imap("n", "NOOP").expect("noop");
+        assert!(tagged(&r).starts_with("n OK"), "{r:?}");
+        worst = worst.max(t.elapsed());
+        trickle
+            .send_raw(&trickled[3 + round..4 + round])
+            .expect("trickle");
+    }
+    assert!(
+        worst < Duration::from_secs(2),
+        "another user's login+select+delivery+noop took up to {worst:?} beside a stalled client"
+    );
+    trickle
+        .send_raw(&trickled[13..])
+        .expect("end of trickled command");
+    let r = trickle.imap_until("t1").expect("trickled login");
+    assert!(tagged(&r).starts_with("t1 OK"), "{r:?}");
+}
