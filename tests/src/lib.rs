@@ -128,6 +128,8 @@ pub fn free_port() -> u16 {
 pub enum Scheme {
     Plain,
     Argon2id,
+    /// A `{SCHEME}hash` made elsewhere (e.g. by Dovecot's `doveadm pw`), used verbatim.
+    Precomputed(&'static str),
 }
 
 impl Scheme {
@@ -135,6 +137,7 @@ impl Scheme {
         match self {
             Scheme::Plain => "PLAIN",
             Scheme::Argon2id => "ARGON2ID",
+            Scheme::Precomputed(h) => h,
         }
     }
 }
@@ -165,8 +168,10 @@ impl User {
 
 /// `node pw -s SCHEME -p PASS`, as an operator makes a passwd-file entry (like doveadm pw).
 pub fn hash_password(scheme: Scheme, password: &str) -> Result<String> {
-    if scheme == Scheme::Plain {
-        return Ok(format!("{{PLAIN}}{password}"));
+    match scheme {
+        Scheme::Plain => return Ok(format!("{{PLAIN}}{password}")),
+        Scheme::Precomputed(hash) => return Ok(hash.to_string()),
+        Scheme::Argon2id => {}
     }
     let out = run(
         Command::new(node_bin()).args(["pw", "-s", scheme.name(), "-p", password]),

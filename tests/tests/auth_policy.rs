@@ -166,3 +166,64 @@ fn mail_max_userip_connections_holds_under_a_burst() {
         "{BURST} simultaneous logins with a limit of {LIMIT}: {replies:#?}"
     );
 }
+
+/// Hashes made by Dovecot 2.3's `doveadm pw` (password "migrated-pw"): an operator's
+/// existing passwd-file works unchanged.
+const DOVEADM_HASHES: [(&str, &str); 4] = [
+    ("sha512", "{SHA512-CRYPT}$6$shmqawSHSq9iCPGl$w4rg3d1skkv2QDorYlf4W.ERKZEtUCNj/iL67shuIwsqY02CHE0.EYJ7zEdpYd8icO0dP1QbGUvD4oMUrxiJ61"),
+    ("argon2id", "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$o9VXckjKDhrM9pRBBB3wgg$Vv+0sjvhvv6dpxI6yYGx5gntkZIhew15m8cIPh5PrYI"),
+    ("blf", "{BLF-CRYPT}$2y$05$TQkn.oDxTrdJXLXlPhHgouOyZeiOLiPcZV5erUyvxXPlJasSt.CJ."),
+    ("sha256", "{SHA256-CRYPT}$5$tuE8acB..lPx.nT/$iXAld8VqYgJxBBDVURM76MTtksmZzAu07sQXPxSviG9"),
+];
+
+fn imap_login_reply(server: &Server, user: &str, pass: &str) -> String {
+    let mut c = LineConn::connect(server.addr(Proto::Imap)).expect("connect");
+    c.line().expect("greeting");
+    let r = c
+        .imap("a", &format!("LOGIN \"{user}\" \"{pass}\""))
+        .expect("login");
+    tagged(&r).to_string()
+}
+
+#[test]
+fn dovecot_made_hashes_log_in_and_passwd_file_edits_apply_without_restart() {
+    let mut users = vec![User::plain("demo", "demo")];
+    users.extend(DOVEADM_HASHES.iter().map(|(name, hash)| User {
+        name: name.to_string(),
+        password: "migrated-pw".into(),
+        scheme: Scheme::Precomputed(hash),
+    }));
+    let server = Server::start(ServerSpec {
+        users,
+        wait_for: vec![Proto::Imap],
+        extra_toml: "auth_failure_delay = \"0\"".into(),
+        ..Default::default()
+    })
+    .expect("start node");
+    for (name, _) in DOVEADM_HASHES {
+        let r = imap_login_reply(&server, name, "migrated-pw");
+        assert!(r.starts_with("a OK"), "{name} with a doveadm pw hash: {r}");
+        let r = imap_login_reply(&server, name, "wrong");
+        assert!(r.starts_with("a NO"), "{name} with a wrong password: {r}");
+    }
+
+    // A user added to the passwd-file (hash from `node pw`) can log in without a restart.
+    let r = imap_login_reply(&server, "carol", "carol-pw");
+    assert!(r.starts_with("a NO"), "carol before she exists: {r}");
+    let hash = hash_password(Scheme::Argon2id, "carol-pw").expect("node pw");
+    let mut passwd = std::fs::read_to_string(&server.paths.passwd).expect("passwd");
+    passwd.push_str(&format!("carol:{hash}::::::\n"));
+    std::fs::write(&server.paths.passwd, passwd).expect("write passwd");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = imap_login_reply(&server, "carol", "carol-pw");
+        if r.starts_with("a OK") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "carol added to the passwd-file still refused: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
