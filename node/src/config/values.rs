@@ -60,7 +60,7 @@ pub fn format_duration(d: Duration) -> String {
         (60_000, "mins"),
         (1000, "secs"),
     ] {
-        if ms % unit_ms == 0 {
+        if ms.is_multiple_of(unit_ms) {
             return format!("{} {name}", ms / unit_ms);
         }
     }
@@ -88,7 +88,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 pub fn format_size(n: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "k")] {
-        if n != 0 && n % (1u64 << shift) == 0 {
+        if n != 0 && n.is_multiple_of(1u64 << shift) {
             return format!("{}{unit}", n >> shift);
         }
     }
