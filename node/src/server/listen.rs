@@ -122,7 +122,9 @@ pub fn spawn_tcp(
             let local = socket.local_addr().unwrap_or(spec.addr);
             let (protocol, tls, name, open) = (spec.protocol.clone(), spec.implicit_tls.clone(), spec.name, open.clone());
             let id = session_id();
-            let span = tracing::info_span!("conn", proto = name, session = %id, rip = %remote.ip());
+            // The protocol's own span carries session, rip and user; this one says which
+            // listener (imap or imaps) the connection came in on.
+            let span = tracing::info_span!("listener", name);
             t2.spawn(
                 async move {
                     let mut stream: BoxStream = Box::new(socket);
@@ -131,7 +133,7 @@ pub fn spawn_tcp(
                             Ok(s) => s,
                             Err(e) => {
                                 tracing::info!(
-                                    "{}-login: Disconnected: TLS handshaking failed: {e} (rip={}, lip={})",
+                                    "{}-login: Disconnected: TLS handshaking failed: {e} (rip={}, lip={}, session=<{id}>)",
                                     name.trim_end_matches('s'),
                                     remote.ip(),
                                     local.ip()
@@ -187,11 +189,12 @@ pub fn spawn_unix(
             };
             let (protocol, name, open) = (spec.protocol.clone(), spec.name, open.clone());
             let id = session_id();
-            let span = tracing::info_span!("conn", proto = name, session = %id, rip = "unix");
+            let span = tracing::info_span!("listener", name, path = %spec.path.display());
             t2.spawn(
                 async move {
                     open.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("node_connections_total", "listener" => name).increment(1);
+                    metrics::gauge!("node_connections", "listener" => name).increment(1.0);
                     let conn = ConnInfo {
                         remote: synthetic,
                         local: synthetic,
@@ -199,6 +202,7 @@ pub fn spawn_unix(
                         session_id: id,
                     };
                     protocol.serve(Box::new(socket), conn).await;
+                    metrics::gauge!("node_connections", "listener" => name).decrement(1.0);
                     open.fetch_sub(1, Ordering::Relaxed);
                 }
                 .instrument(span),
