@@ -9,6 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How much to ask the socket for at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// How long the last words (and a flush before a TLS upgrade) may take to be written.
+pub(crate) const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReadError {
     #[error("connection closed")]
@@ -122,10 +125,14 @@ impl LineConn {
         Ok(self.stream)
     }
 
-    /// Flushes and closes the write side.
+    /// Flushes and closes the write side, giving up after [`CLOSE_TIMEOUT`]: a client that
+    /// stopped reading must not keep its session alive.
     pub(crate) async fn shutdown(&mut self) {
-        let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let _ = self.flush().await;
+            let _ = self.stream.shutdown().await;
+        })
+        .await;
     }
 }
 

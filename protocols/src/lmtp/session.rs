@@ -143,10 +143,12 @@ impl Session {
 
     /// More input for DATA/BDAT, after flushing what we owe the client.
     async fn more_input(&mut self) -> Result<(), Stop> {
-        if self.io.flush().await.is_err() {
-            return Err(Stop::Closed);
-        }
-        match guarded(&self.ctx, self.io.fill()).await {
+        let io = &mut self.io;
+        let flush_then_fill = async move {
+            io.flush().await?;
+            io.fill().await
+        };
+        match guarded(&self.ctx, flush_then_fill).await {
             Err(why) => Err(self.interrupted(why)),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => {

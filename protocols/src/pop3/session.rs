@@ -6,7 +6,7 @@ use super::lock::Pop3Lock;
 use super::maildrop::Maildrop;
 use super::Pop3Context;
 use crate::backend::{ConnInfo, SessionGuard};
-use crate::lmtp::conn::{LineConn, ReadError};
+use crate::lmtp::conn::{LineConn, ReadError, CLOSE_TIMEOUT};
 use crate::stream::BoxStream;
 use std::sync::Arc;
 use storage::UserStore;
@@ -199,9 +199,9 @@ impl Session {
         // discarded with the old buffer (RFC 2595 / STARTTLS injection).
         let (placeholder, _) = tokio::io::duplex(1);
         let old = std::mem::replace(&mut self.io, LineConn::new(Box::new(placeholder)));
-        let stream = match old.into_stream().await {
-            Ok(s) => s,
-            Err(_) => return Err(Stop::Closed),
+        let stream = match tokio::time::timeout(CLOSE_TIMEOUT, old.into_stream()).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(_)) | Err(_) => return Err(Stop::Closed),
         };
         match tls.upgrade(stream).await {
             Ok(stream) => {

@@ -581,3 +581,41 @@ async fn quit_with_writes_refused_keeps_messages() {
     backend.refuse_writes(None);
     assert_eq!(inbox_len(&backend), 3);
 }
+
+/// A client that stops reading in the middle of a big RETR does not keep its session (and the
+/// POP3 lock) forever: the idle timeout ends it, and the last words are bounded too.
+#[tokio::test]
+async fn client_that_stops_reading_is_dropped() {
+    let backend = TestBackend::demo();
+    let mut raw = b"Subject: big\r\n\r\n".to_vec();
+    raw.resize(2 * 1024 * 1024, b'x');
+    raw.extend_from_slice(b"\r\n");
+    backend
+        .store
+        .user("demo")
+        .unwrap()
+        .append(
+            "INBOX",
+            NewMessage {
+                raw: &raw,
+                flags: Default::default(),
+                internal_date: None,
+                delivery_key: None,
+            },
+        )
+        .unwrap();
+    let config = Pop3Config {
+        idle_timeout: Duration::from_millis(300),
+        ..Pop3Config::default()
+    };
+    let ctx = context(&backend, false, config);
+    let mut c = logged_in(&ctx).await;
+    c.send(b"RETR 1\r\n").await;
+    // Never read the reply.
+    let ended = tokio::time::timeout(Duration::from_secs(20), &mut c.task).await;
+    assert!(ended.is_ok(), "session still running with a stalled client");
+    // The lock is free again.
+    let mut again = logged_in(&ctx).await;
+    assert_eq!(again.cmd("QUIT").await, "+OK Logging out.");
+    again.finished().await;
+}

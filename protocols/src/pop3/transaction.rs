@@ -25,7 +25,7 @@ impl Session {
             }
             Command::List(None) => {
                 let tx = self.tx()?;
-                let (n, size) = tx.maildrop.stat();
+                let (n, _) = tx.maildrop.stat();
                 let mut out = format!("+OK {n} messages:\r\n");
                 for (i, m) in tx.maildrop.live() {
                     out.push_str(&format!("{i} {}\r\n", m.size));
