@@ -156,12 +156,13 @@ pub struct Delivery {
     pub outcome: AppendOutcome,
 }
 
-/// Where an object lives: pack number, frame offset.
+/// Where an object lives: pack (or, when `in_log`, log segment) number and frame offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjLoc {
     pub pack: u32,
     pub offset: u64,
     pub raw_len: u64,
+    pub in_log: bool,
 }
 
 /// A remote entry whose UID was taken here by another message: kept until a Renumber.

@@ -1,5 +1,10 @@
-//! The per-user change log: numbered segment files of framed, checksummed bincode records
+//! The per-user change log: numbered segment files of framed, checksummed entries
 //! (`<user>/log/NNNNNNNN.seg`). The log is the truth; everything else is derived from it.
+//!
+//! An entry's payload starts with a tag: [`TAG_RECORD`] then a bincode [`Record`], or
+//! [`TAG_OBJECT`] then a message object (as in a pack). Objects of a group commit travel in the
+//! log beside their records, so one fdatasync makes a whole batch durable; purge later moves
+//! them into packs and rewrites closed segments without them (records byte for byte).
 
 use crate::error::{Result, StoreError};
 use crate::framed::{self, Kind, ScanEnd, HEADER_LEN};
@@ -8,6 +13,7 @@ use std::path::Path;
 
 pub const KIND: Kind = Kind {
     magic: *b"MLOGSEG\0",
+    version: 2,
     max_frame: MAX_RECORD as u32,
     first_chunk: 64 << 10,
     max_chunk: 4 << 20,
@@ -18,12 +24,27 @@ pub const SEGMENT_MAX: u64 = 64 << 20;
 /// Largest encoded record accepted (from disk or a peer).
 pub const MAX_RECORD: usize = 64 << 20;
 
+pub const TAG_RECORD: u8 = 0;
+pub const TAG_OBJECT: u8 = 1;
+
 pub fn encode_record(r: &Record) -> Vec<u8> {
-    crate::index::encode(r)
+    let mut out = vec![TAG_RECORD];
+    // Encoding plain in-memory structs cannot fail.
+    let _ = bincode::serde::encode_into_std_write(r, &mut out, bincode::config::standard());
+    out
 }
 
-/// Decodes one record, refusing trailing bytes and anything over [`MAX_RECORD`].
-pub fn decode_record(bytes: &[u8]) -> std::result::Result<Record, String> {
+/// Decodes one record payload (tag and bincode), refusing trailing bytes and anything over
+/// [`MAX_RECORD`].
+pub fn decode_record(payload: &[u8]) -> std::result::Result<Record, String> {
+    match payload.split_first() {
+        Some((&TAG_RECORD, bytes)) => decode_record_body(bytes),
+        Some((t, _)) => Err(format!("not a record (tag {t})")),
+        None => Err("empty entry".into()),
+    }
+}
+
+fn decode_record_body(bytes: &[u8]) -> std::result::Result<Record, String> {
     let cfg = bincode::config::standard().with_limit::<MAX_RECORD>();
     match bincode::serde::decode_from_slice::<Record, _>(bytes, cfg) {
         Ok((r, n)) if n == bytes.len() => Ok(r),
@@ -35,16 +56,41 @@ pub fn decode_record(bytes: &[u8]) -> std::result::Result<Record, String> {
 /// A position in the log: segment number and byte offset.
 pub type Pos = (u32, u64);
 
-/// Reads records from `from` up to `until` (inclusive bound on the end offset of the last
-/// segment read), calling `f(position after the record, record)`. Returns the end of the last
-/// segment and whether its tail was torn. A torn tail in a segment that is not the last one, or a
-/// record that does not decode, is corruption.
+/// One entry of the log.
+pub enum Entry {
+    Record(Record),
+    /// A message object at this frame offset of this segment.
+    Object {
+        id: crate::types::ObjectId,
+        raw_len: u64,
+    },
+}
+
+/// Reads records from `from` up to `until` (a bound on the end offset of entries read in that
+/// segment), calling `f(position after the record, record)`. Returns the end of the last
+/// segment and whether its tail was torn.
 pub fn read(
     log_dir: &Path,
     user: &str,
     from: Pos,
     until: Option<Pos>,
     mut f: impl FnMut(Pos, Record) -> Result<()>,
+) -> Result<Option<(u32, ScanEnd)>> {
+    read_entries(log_dir, user, from, until, |pos, _, e| match e {
+        Entry::Record(r) => f(pos, r),
+        Entry::Object { .. } => Ok(()),
+    })
+}
+
+/// Like [`read`], for every entry: `f(position after it, (segment, frame offset), entry)`. A
+/// torn tail in a segment that is not the last one, or an entry that does not decode, is
+/// corruption.
+pub fn read_entries(
+    log_dir: &Path,
+    user: &str,
+    from: Pos,
+    until: Option<Pos>,
+    mut f: impl FnMut(Pos, Pos, Entry) -> Result<()>,
 ) -> Result<Option<(u32, ScanEnd)>> {
     let segs = framed::list_numbered(log_dir, EXT)?;
     let mut last = None;
@@ -61,6 +107,12 @@ pub fn read(
         let start = if no == from.0 { from.1 } else { HEADER_LEN };
         let limit = until.and_then(|(s, o)| (s == no).then_some(o));
         let mut stop = false;
+        let corrupt = |offset: u64, what: String| StoreError::Corrupt {
+            user: user.to_string(),
+            path: path.clone(),
+            offset,
+            what,
+        };
         let end = framed::scan(&path, &KIND, user, start, |off, payload| {
             if stop {
                 return Ok(());
@@ -70,21 +122,24 @@ pub fn read(
                 stop = true;
                 return Ok(());
             }
-            let rec = decode_record(&payload).map_err(|what| StoreError::Corrupt {
-                user: user.to_string(),
-                path: path.clone(),
-                offset: off,
-                what,
-            })?;
-            f((no, after), rec)
+            let entry = match payload.split_first() {
+                Some((&TAG_RECORD, body)) => {
+                    Entry::Record(decode_record_body(body).map_err(|w| corrupt(off, w))?)
+                }
+                Some((&TAG_OBJECT, body)) => {
+                    let (id, raw_len, _) = crate::pack::parse_payload(body)
+                        .ok_or_else(|| corrupt(off, "short object entry".into()))?;
+                    Entry::Object { id, raw_len }
+                }
+                _ => return Err(corrupt(off, "unknown entry tag".into())),
+            };
+            f((no, after), (no, off), entry)
         })?;
         if end.torn && i + 1 < n && limit.is_none() {
-            return Err(StoreError::Corrupt {
-                user: user.to_string(),
-                path,
-                offset: end.end,
-                what: "bad frame before the end of a closed segment".into(),
-            });
+            return Err(corrupt(
+                end.end,
+                "bad frame before the end of a closed segment".into(),
+            ));
         }
         last = Some((no, end));
     }
@@ -216,5 +271,7 @@ mod tests {
         b.push(0);
         assert!(decode_record(&b).is_err());
         assert!(decode_record(&[0xff; 3]).is_err());
+        assert!(decode_record(&[TAG_RECORD, 0xff, 0xff]).is_err());
+        assert!(decode_record(&[]).is_err());
     }
 }

@@ -35,6 +35,7 @@ fn index_packs(dir: &Path, user: &str, tx: &mut Txn, from: (u32, u64)) -> Result
                     pack: no,
                     offset: off,
                     raw_len,
+                    in_log: false,
                 },
             );
             Ok(())
@@ -44,11 +45,24 @@ fn index_packs(dir: &Path, user: &str, tx: &mut Txn, from: (u32, u64)) -> Result
     Ok(last)
 }
 
+/// Applies the log's records from the checkpoint on, and indexes the objects carried in it.
 fn replay(dir: &Path, user: &str, tx: &mut Txn, meta: &mut Meta) -> Result<Last> {
     let mut fx = Effects::default();
     let from = (meta.log_seg, meta.log_off);
-    let last = log::read(&dir.join("log"), user, from, None, |_, rec| {
-        apply(tx, meta, &rec, &mut fx)
+    let last = log::read_entries(&dir.join("log"), user, from, None, |_, (seg, off), e| {
+        match e {
+            log::Entry::Record(rec) => apply(tx, meta, &rec, &mut fx)?,
+            log::Entry::Object { id, raw_len } => tx.put(
+                index::k_object(&id),
+                &ObjLoc {
+                    pack: seg,
+                    offset: off,
+                    raw_len,
+                    in_log: true,
+                },
+            ),
+        }
+        Ok(())
     })?;
     if let Some((no, end)) = last {
         meta.log_seg = no;
@@ -138,11 +152,14 @@ pub(crate) fn recover(
     user: &str,
     tree: &sled::Tree,
 ) -> Result<WriterState> {
-    // A purge that crashed before its rename leaves a temporary pack: it holds only copies.
-    if let Ok(rd) = std::fs::read_dir(dir.join("packs")) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().ends_with(".tmp") {
-                let _ = std::fs::remove_file(e.path());
+    // A purge that crashed before a rename leaves a temporary pack or segment: it holds only
+    // copies of what is still in place.
+    for sub in ["packs", "log"] {
+        if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
             }
         }
     }

@@ -477,25 +477,30 @@ impl UserStore {
     }
     /// The raw message (decompressed object), byte for byte as stored.
     pub fn read_message(&self, object: &ObjectId) -> Result<Vec<u8>> {
-        // A purge may move the object between our lookup and our read: look again once.
-        for attempt in 0..2 {
-            let loc: ObjLoc = self.view().get(&index::k_object(object))?.ok_or_else(|| {
-                StoreError::Other(format!("object {} not found", object.to_hex()))
-            })?;
-            let path = self.pack_path(loc.pack);
-            match pack::read_object(&path, &self.name, loc.offset, object) {
-                Err(StoreError::Io { source, .. })
-                    if attempt == 0 && source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    continue
-                }
-                r => return r,
-            }
+        let lookup = || -> Result<ObjLoc> {
+            self.view()
+                .get(&index::k_object(object))?
+                .ok_or_else(|| StoreError::Other(format!("object {} not found", object.to_hex())))
+        };
+        let loc = lookup()?;
+        match self.read_at(&loc, object) {
+            // A purge may have moved the object between our lookup and our read: look again.
+            Err(e) => match lookup() {
+                Ok(now) if now != loc => self.read_at(&now, object),
+                _ => Err(e),
+            },
+            ok => ok,
         }
-        Err(StoreError::Other(format!(
-            "object {} not found",
-            object.to_hex()
-        )))
+    }
+
+    fn read_at(&self, loc: &ObjLoc, object: &ObjectId) -> Result<Vec<u8>> {
+        if loc.in_log {
+            let path = self.segment_path(loc.pack);
+            pack::read_object(&path, &log::KIND, 1, &self.name, loc.offset, object)
+        } else {
+            let path = self.pack_path(loc.pack);
+            pack::read_object(&path, &pack::KIND, 0, &self.name, loc.offset, object)
+        }
     }
     /// Envelope, body structure and part offsets, parsed once and cached.
     pub fn facts(&self, object: &ObjectId) -> Result<Arc<MessageFacts>> {
@@ -718,11 +723,15 @@ impl UserStore {
             .collect())
     }
 
-    /// Reads every log record and every pack object, checking checksums: the first corruption
-    /// is returned with its file and offset.
+    /// Reads every log entry and every pack object, checking checksums and object hashes: the
+    /// first corruption is returned with its file and offset. Returns the number of entries.
     pub fn verify(&self) -> Result<u64> {
         let mut n = 0u64;
-        log::read(&self.dir.join("log"), &self.name, (0, 0), None, |_, _| {
+        let log_dir = self.dir.join("log");
+        log::read_entries(&log_dir, &self.name, (0, 0), None, |_, (seg, off), e| {
+            if let log::Entry::Object { id, .. } = e {
+                pack::read_object(&self.segment_path(seg), &log::KIND, 1, &self.name, off, &id)?;
+            }
             n += 1;
             Ok(())
         })?;
@@ -734,7 +743,7 @@ impl UserStore {
                     offset: off,
                     what: "short object frame".into(),
                 })?;
-                pack::read_object(&path, &self.name, off, &id)?;
+                pack::read_object(&path, &pack::KIND, 0, &self.name, off, &id)?;
                 n += 1;
                 Ok(())
             })?;
@@ -742,6 +751,9 @@ impl UserStore {
         Ok(n)
     }
 
+    pub(crate) fn segment_path(&self, no: u32) -> PathBuf {
+        self.dir.join("log").join(format!("{no:08}.{}", log::EXT))
+    }
     pub(crate) fn pack_path(&self, no: u32) -> PathBuf {
         self.dir
             .join("packs")

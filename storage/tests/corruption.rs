@@ -120,21 +120,72 @@ fn flipped_byte_in_a_log_segment_is_found_by_verify() {
     assert!(matches!(u.rebuild_index(), Err(StoreError::Corrupt { .. })));
 }
 
+/// The frame offset of the first message object carried in the log.
+fn first_object_in_log(seg: &Path) -> u64 {
+    let mut found = None;
+    storage::log::read_entries(
+        seg.parent().unwrap(),
+        "vic",
+        (0, 0),
+        None,
+        |_, (_, off), e| {
+            if found.is_none() && matches!(e, storage::log::Entry::Object { .. }) {
+                found = Some(off);
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    found.unwrap()
+}
+
+#[test]
+fn flipped_byte_in_an_object_carried_in_the_log_is_reported_on_read() {
+    let (dir, udir, before) = populated();
+    let seg = files(&udir.join("log"), "seg").remove(0);
+    let at = first_object_in_log(&seg);
+    let store = open(dir.path());
+    let u = store.user("vic").unwrap();
+    let m = &before.iter().find(|(n, _)| n == "INBOX").unwrap().1[0];
+    flip(&seg, at + 40 + 1 + 32 + 8 + 3);
+    match u.read_message(&m.object) {
+        Err(StoreError::Corrupt {
+            user, path, offset, ..
+        }) => {
+            assert_eq!((user.as_str(), path), ("vic", seg.clone()));
+            assert_eq!(offset, at);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(matches!(u.verify(), Err(StoreError::Corrupt { .. })));
+}
+
 #[test]
 fn flipped_byte_in_a_pack_is_reported_on_read() {
     let (dir, udir, before) = populated();
-    let pack = files(&udir.join("packs"), "pack").remove(0);
     let store = open(dir.path());
     let u = store.user("vic").unwrap();
-    // Corrupt the body of the first message's object.
+    // Purge moves the objects from the log into a pack.
+    u.purge().unwrap();
+    let pack = files(&udir.join("packs"), "pack").pop().unwrap();
     let m = &before.iter().find(|(n, _)| n == "INBOX").unwrap().1[0];
-    flip(&pack, 16 + 40 + 40 + 3);
+    assert_eq!(u.read_message(&m.object).unwrap().len() as u64, m.size);
+    let mut first = None;
+    storage::framed::scan(&pack, &storage::pack::KIND, "vic", 0, |off, p| {
+        if first.is_none() && storage::pack::parse_payload(&p).unwrap().0 == m.object {
+            first = Some(off);
+        }
+        Ok(())
+    })
+    .unwrap();
+    let at = first.unwrap();
+    flip(&pack, at + 40 + 40 + 3);
     match u.read_message(&m.object) {
         Err(StoreError::Corrupt {
             user, path, offset, ..
         }) => {
             assert_eq!((user.as_str(), path), ("vic", pack.clone()));
-            assert_eq!(offset, 16);
+            assert_eq!(offset, at);
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }

@@ -16,6 +16,7 @@ enum Act {
     Flags(usize, Vec<u32>, u8, u8),
     Expunge(usize, Vec<u32>),
     Subscribe(usize, bool),
+    Purge,
 }
 
 const NAMES: [&str; 7] = [
@@ -43,6 +44,7 @@ fn act() -> impl Strategy<Value = Act> {
             .prop_map(|(m, u, mode, f)| Act::Flags(m, u, mode, f)),
         (mb.clone(), uids).prop_map(|(m, u)| Act::Expunge(m, u)),
         (mb, any::<bool>()).prop_map(|(m, on)| Act::Subscribe(m, on)),
+        Just(Act::Purge),
     ]
 }
 
@@ -76,6 +78,7 @@ fn run(u: &UserStore, a: &Act) {
             u.store_flags(NAMES[*m], uids, mode, &fl, None).map(|_| ())
         }
         Act::Expunge(m, uids) => u.expunge(NAMES[*m], uids).map(|_| ()),
+        Act::Purge => u.purge().map(|_| ()),
         Act::Subscribe(m, on) => {
             if *on {
                 u.subscribe(NAMES[*m])
