@@ -20,6 +20,7 @@ use tracing::Instrument;
 /// Output is flushed once this much is buffered, so a large FETCH never sits whole in memory.
 pub(crate) const FLUSH_AT: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
+const IDLE_READ_CHUNK: usize = 2 * 1024;
 /// Largest literal accepted before authentication.
 pub(crate) const PRE_AUTH_MAX_LITERAL: u64 = 8 * 1024;
 
@@ -195,7 +196,13 @@ impl Session {
     /// timeout or shutdown; a BYE was queued where one is due).
     pub async fn fill(&mut self) -> Result<(), ()> {
         let timeout = self.read_timeout();
-        let mut buf = vec![0u8; READ_CHUNK];
+        // Waiting for the next command needs little; a literal in flight reads in big chunks.
+        let size = if self.framer.is_idle() {
+            IDLE_READ_CHUNK
+        } else {
+            READ_CHUNK
+        };
+        let mut buf = vec![0u8; size];
         let Some(stream) = self.stream.as_mut() else {
             return Err(());
         };

@@ -870,3 +870,56 @@ async fn random_truncated_and_oversized_lines_are_all_answered() {
         "z OK NOOP completed.\r\n"
     );
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Memory of idling sessions, in process (duplex streams, no sockets): run by hand with
+/// `cargo test -p protocols --release --lib imap::tests::many_idle_sessions -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn many_idle_sessions() {
+    const N: usize = 10_000;
+    let ctx = demo();
+    // Warm the user's store so its one-time cost is not counted per session.
+    drop(Client::login(ctx.clone()).await);
+    let before = rss_kib();
+    let mut clients = Vec::with_capacity(N);
+    for i in 0..N {
+        let (a, b) = tokio::io::duplex(4096);
+        let mut conn = loopback_conn(&format!("s{i}"));
+        // One address per session: the user+IP limit stays out of the way.
+        conn.remote
+            .set_ip(std::net::IpAddr::from([127, 1, (i >> 8) as u8, i as u8]));
+        tokio::spawn(serve(Box::new(b), conn, ctx.clone()));
+        let (r, w) = tokio::io::split(a);
+        // A small client-side buffer: the figure is meant to be the server's.
+        let mut c = Client {
+            r: BufReader::with_capacity(256, r),
+            w,
+        };
+        c.line().await;
+        c.cmd("l", "LOGIN demo demo").await;
+        c.cmd("s", "SELECT INBOX").await;
+        c.send("i IDLE\r\n").await;
+        assert_eq!(c.line().await, "+ idling\r\n");
+        clients.push(c);
+    }
+    let after = rss_kib();
+    eprintln!(
+        "{N} idling sessions (in-process, duplex streams): RSS {before} KiB -> {after} KiB, {:.1} KiB per session",
+        (after.saturating_sub(before)) as f64 / N as f64
+    );
+    let mut c = clients.pop().unwrap();
+    c.send("DONE\r\n").await;
+    assert_eq!(c.until_tag("i").await, vec!["i OK Idle completed.\r\n"]);
+}
