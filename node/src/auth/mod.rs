@@ -420,6 +420,26 @@ mod tests {
     }
 
     #[test]
+    fn embedded_default_demo_answers_with_and_without_domain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        std::fs::write(&path, "demo:{PLAIN}demo::::::\n").unwrap();
+        let mut config = Config::embedded();
+        config.passdb[0].args = path;
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        for name in ["demo", "demo@localhost", "DEMO@LOCALHOST"] {
+            assert_eq!(
+                a.check_password_blocking(name, "demo"),
+                Verdict::Ok {
+                    user: "demo".into()
+                }
+            );
+            assert_eq!(a.lookup_blocking(name).unwrap().unwrap().user, "demo");
+        }
+        assert_eq!(a.lookup_blocking("demo@example.com").unwrap(), None);
+    }
+
+    #[test]
     fn userdb_fields_and_quota() {
         let (_d, a) = setup("", 0);
         let alice = a.lookup_blocking("alice@example.com").unwrap().unwrap();

@@ -325,6 +325,8 @@ impl Config {
         let data = PathBuf::from("./data");
         Config {
             listen: WordList::of(&["127.0.0.1"]),
+            // `demo` and `demo@localhost` (what a local MTA or swaks sends to) are one user.
+            auth_default_realm: "localhost".into(),
             passdb: vec![DbConfig {
                 driver: "passwd-file".into(),
                 args: data.join("passwd"),
