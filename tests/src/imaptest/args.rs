@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn resp_code_brackets_split_like_imaptest() {
         let a = parse(b"OK [PERMANENTFLAGS (\\Seen \\*)] Flags permitted.").unwrap();
-        assert_eq!(a.len(), 5);
+        assert_eq!(a.len(), 6);
         assert_eq!(a[1], atom("[PERMANENTFLAGS"));
         assert_eq!(a[3], atom("]"));
         let a = parse(b"BODY[HEADER.FIELDS (FROM)] {3}\r\nabc").unwrap();
