@@ -214,6 +214,24 @@ async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
                     Err(message) => Message::Error { message },
                 }
             }
+            Message::GetDigests { user } => {
+                let u = open(sh, &user).await?;
+                match soft(blocking(move || u.mailbox_digests()).await)? {
+                    Ok(mailboxes) => Message::Digests { user, mailboxes },
+                    Err(message) => Message::Error { message },
+                }
+            }
+            Message::GetListing { user, mailbox } => {
+                let u = open(sh, &user).await?;
+                match soft(blocking(move || u.mailbox_listing(mailbox)).await)? {
+                    Ok(messages) => Message::Listing {
+                        user,
+                        mailbox,
+                        messages,
+                    },
+                    Err(message) => Message::Error { message },
+                }
+            }
             Message::GetObject { user, id } => {
                 let u = open(sh, &user).await?;
                 let r = blocking(move || {

@@ -1,6 +1,6 @@
 //! [`ReplicaStore`] for the node's real store.
 
-use crate::store_api::{Applied, ReplicaStore, ReplicaUser};
+use crate::store_api::{digest_of, Applied, MailboxDigest, MessageKey, ReplicaStore, ReplicaUser};
 use std::sync::Arc;
 use storage::record::Record;
 use storage::{HlcTime, MailboxId, NodeId, ObjectId, Store, StoreError, UserStore, VersionVector};
@@ -70,4 +70,42 @@ impl ReplicaUser for StorageUser {
     fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.0.watch()
     }
+    fn mailbox_digests(&self) -> Result<Vec<MailboxDigest>, StoreError> {
+        self.0
+            .list_mailboxes()?
+            .into_iter()
+            .map(|mb| {
+                let msgs = listing(&self.0, &mb.name)?;
+                Ok(digest_of(mb.id, &mb.name, mb.uidvalidity, &msgs))
+            })
+            .collect()
+    }
+    fn rebuild_index(&self) -> Result<(), StoreError> {
+        self.0.rebuild_index()
+    }
+    fn mailbox_listing(&self, mailbox: MailboxId) -> Result<Vec<MessageKey>, StoreError> {
+        let name = self
+            .0
+            .list_mailboxes()?
+            .into_iter()
+            .find(|m| m.id == mailbox)
+            .map(|m| m.name)
+            .ok_or_else(|| StoreError::NoSuchMailbox(mailbox.to_hex()))?;
+        listing(&self.0, &name)
+    }
+}
+
+fn listing(u: &UserStore, name: &str) -> Result<Vec<MessageKey>, StoreError> {
+    Ok(u.messages(name)?
+        .into_iter()
+        .map(|m| {
+            let mut flags: Vec<String> = m.flags.iter().map(|f| f.to_imap().to_string()).collect();
+            flags.sort();
+            MessageKey {
+                uid: m.uid,
+                guid: m.guid,
+                flags,
+            }
+        })
+        .collect())
 }

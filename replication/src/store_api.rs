@@ -17,6 +17,51 @@ pub struct Applied {
     pub conflicts: Vec<MailboxId>,
 }
 
+/// One message as `--full` compares it: what every node must agree on.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct MessageKey {
+    pub uid: u32,
+    pub guid: storage::Guid,
+    /// Flags in IMAP spelling, sorted.
+    pub flags: Vec<String>,
+}
+
+/// A mailbox's identity and a hash over its messages' (UID, GUID, flags) in UID order.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MailboxDigest {
+    pub mailbox: MailboxId,
+    pub name: String,
+    pub uidvalidity: u32,
+    pub messages: u32,
+    pub hash: [u8; 32],
+}
+
+/// The digest of a listing (shared by every store implementation so both sides agree).
+pub fn digest_of(
+    mailbox: MailboxId,
+    name: &str,
+    uidvalidity: u32,
+    msgs: &[MessageKey],
+) -> MailboxDigest {
+    let mut h = blake3::Hasher::new();
+    for m in msgs {
+        h.update(&m.uid.to_le_bytes());
+        h.update(&m.guid.0);
+        for f in &m.flags {
+            h.update(&(f.len() as u32).to_le_bytes());
+            h.update(f.as_bytes());
+        }
+        h.update(b"\n");
+    }
+    MailboxDigest {
+        mailbox,
+        name: name.to_string(),
+        uidvalidity,
+        messages: msgs.len() as u32,
+        hash: *h.finalize().as_bytes(),
+    }
+}
+
 pub trait ReplicaStore: Send + Sync + 'static {
     fn node_id(&self) -> NodeId;
     /// A fresh time from the node's hybrid logical clock.
@@ -44,6 +89,13 @@ pub trait ReplicaUser: Send + Sync + 'static {
     fn read_object(&self, id: &ObjectId) -> Result<Vec<u8>, StoreError>;
     /// Ticks after every durable change to this user.
     fn watch(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Every mailbox with the digest of its messages (for `sync --full`).
+    fn mailbox_digests(&self) -> Result<Vec<MailboxDigest>, StoreError>;
+    /// A mailbox's messages in UID order (for `sync --full`, only where digests differ).
+    fn mailbox_listing(&self, mailbox: MailboxId) -> Result<Vec<MessageKey>, StoreError>;
+    /// Rebuilds this user's index from the change log (what `--full` does when it finds this
+    /// node diverged: the log is the truth, the index a view of it).
+    fn rebuild_index(&self) -> Result<(), StoreError>;
 }
 
 /// Objects a record needs on the receiving side.

@@ -2,7 +2,7 @@
 //! minimal index (UID -> GUID per mailbox) that detects UID conflicts and applies renumbering.
 //! It lets replication be tested end to end without disk; it is a test double, not a store.
 
-use crate::store_api::{Applied, ReplicaStore, ReplicaUser};
+use crate::store_api::{digest_of, Applied, MailboxDigest, MessageKey, ReplicaStore, ReplicaUser};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -356,5 +356,53 @@ impl ReplicaUser for MemUser {
     }
     fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.tick.subscribe()
+    }
+    fn mailbox_digests(&self) -> Result<Vec<MailboxDigest>, StoreError> {
+        let st = self.state.lock();
+        Ok(st
+            .index
+            .iter()
+            .map(|(mb, msgs)| digest_of(*mb, &mb.to_hex(), 1, &keys(msgs)))
+            .collect())
+    }
+    fn rebuild_index(&self) -> Result<(), StoreError> {
+        let mut st = self.state.lock();
+        let log = std::mem::take(&mut st.log);
+        st.index.clear();
+        st.pending.clear();
+        st.uid_high.clear();
+        for r in &log {
+            st.apply(r, &mut BTreeSet::new());
+        }
+        st.log = log;
+        Ok(())
+    }
+    fn mailbox_listing(&self, mailbox: MailboxId) -> Result<Vec<MessageKey>, StoreError> {
+        Ok(self
+            .state
+            .lock()
+            .index
+            .get(&mailbox)
+            .map(keys)
+            .unwrap_or_default())
+    }
+}
+
+fn keys(msgs: &BTreeMap<u32, Guid>) -> Vec<MessageKey> {
+    msgs.iter()
+        .map(|(uid, guid)| MessageKey {
+            uid: *uid,
+            guid: *guid,
+            flags: Vec::new(),
+        })
+        .collect()
+}
+
+impl MemUser {
+    /// Corrupts the index behind the log's back (tests of `sync --full`): drops a message.
+    pub fn lose_from_index(&self, mailbox: MailboxId, uid: u32) {
+        if let Some(m) = self.state.lock().index.get_mut(&mailbox) {
+            m.remove(&uid);
+        }
     }
 }

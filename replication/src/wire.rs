@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use storage::record::Record;
-use storage::{HlcTime, NodeId, ObjectId, VersionVector};
+use storage::{HlcTime, MailboxId, NodeId, ObjectId, VersionVector};
 use tokio_util::codec::LengthDelimitedCodec;
 
 /// Bumped on any incompatible change of [`Message`]; both sides must speak the same one.
@@ -196,6 +196,24 @@ pub enum Message {
         id: ObjectId,
         raw: Option<Raw>,
     },
+    /// Request (sync --full): every mailbox's digest.
+    GetDigests {
+        user: String,
+    },
+    Digests {
+        user: String,
+        mailboxes: Vec<crate::store_api::MailboxDigest>,
+    },
+    /// Request (sync --full): one mailbox's messages, where digests differ.
+    GetListing {
+        user: String,
+        mailbox: MailboxId,
+    },
+    Listing {
+        user: String,
+        mailbox: MailboxId,
+        messages: Vec<crate::store_api::MessageKey>,
+    },
     /// Keep-alive request on an idle connection; answered by Pong.
     Ping,
     Pong,
@@ -221,6 +239,10 @@ impl Message {
             Message::PullReply { .. } => "PullReply",
             Message::GetObject { .. } => "GetObject",
             Message::ObjectData { .. } => "ObjectData",
+            Message::GetDigests { .. } => "GetDigests",
+            Message::Digests { .. } => "Digests",
+            Message::GetListing { .. } => "GetListing",
+            Message::Listing { .. } => "Listing",
             Message::Ping => "Ping",
             Message::Pong => "Pong",
             Message::Error { .. } => "Error",

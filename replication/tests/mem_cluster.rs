@@ -175,8 +175,10 @@ async fn stopped_peer_catches_up_after_restart() {
     }
     // A shows B behind while B is down.
     let h = a.handle.clone().unwrap();
+    h.track_user("alice").await.unwrap();
     let st = h.status().await;
     assert_eq!(st.peers[0].records_behind, 300, "{st:?}");
+    assert!(!st.peers[0].connected);
     restart(&mut b, &ca, &a, Durability::Local).await;
     converge(&a, &b, "alice").await;
     assert_eq!(b.user("alice").dump().index[&INBOX].len(), 300);
@@ -503,5 +505,54 @@ async fn sync_user_exchanges_both_ways_and_reports() {
     .await
     .unwrap();
     assert_eq!((again.pushed_records, again.pulled_records), (0, 0));
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_finds_divergence_the_vectors_cannot_see() {
+    let ca = Ca::new();
+    let addr_b = free_addr().await;
+    let a_store = MemStore::new(1);
+    let mut b = Node {
+        id: 2,
+        store: MemStore::new(2),
+        addr: addr_b.clone(),
+        handle: None,
+    };
+    let (ua, ub) = (a_store.mem_user("alice"), b.user("alice"));
+    for i in 0..10 {
+        ua.append(INBOX, format!("a{i}\r\n").as_bytes());
+    }
+    b.start(&ca, &[(1, free_addr().await)], Durability::Local)
+        .await;
+    let peer = PeerConfig {
+        id: 2,
+        addr: addr_b,
+    };
+    let sync = |full| {
+        let (tls, store, peer) = (ca.tls(1), a_store.clone(), peer.clone());
+        async move {
+            replication::sync::sync_user(&tls, store, &peer, "alice", full, true)
+                .await
+                .unwrap()
+        }
+    };
+    let r = sync(true).await;
+    assert!(r.diverged.is_empty() && !r.rebuilt_local_index, "{r}");
+    // This node's index loses a message behind its log's back: full sync rebuilds it.
+    ua.lose_from_index(INBOX, 3);
+    assert!(
+        sync(false).await.diverged.is_empty(),
+        "incremental cannot see it"
+    );
+    let r = sync(true).await;
+    assert!(r.rebuilt_local_index && r.diverged.is_empty(), "{r}");
+    assert_eq!(ua.dump(), ub.dump());
+    // The peer's index loses one: reported with the UID, and what to do.
+    ub.lose_from_index(INBOX, 7);
+    let r = sync(true).await;
+    assert_eq!(r.diverged.len(), 1, "{r}");
+    assert_eq!(r.diverged[0].only_here, vec![7]);
+    assert!(r.to_string().contains("force-resync"), "{r}");
     b.stop().await;
 }
