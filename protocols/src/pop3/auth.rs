@@ -54,7 +54,10 @@ impl Session {
             match step {
                 Ok((mut exchange, SaslStep::Challenge(challenge))) => {
                     self.io.send_line(&format!("+ {challenge}"));
-                    let line = self.next_line().await?;
+                    let Some(line) = self.read_input().await? else {
+                        self.io.send_line("-ERR [AUTH] Response too long.");
+                        return self.auth_failed();
+                    };
                     let line = String::from_utf8_lossy(&line).into_owned();
                     step = exchange.step(&line).map(|s| (exchange, s));
                 }

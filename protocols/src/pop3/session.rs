@@ -109,42 +109,51 @@ impl Session {
         Ok(())
     }
 
-    /// The next line (a command or a SASL response) under the state's timeout.
+    /// The next command line; an over-long line is answered and skipped.
     pub(super) async fn next_line(&mut self) -> Result<Vec<u8>, Stop> {
+        loop {
+            match self.read_input().await? {
+                Some(line) => return Ok(line),
+                None => {
+                    self.io.send_line("-ERR Input line too long.");
+                    self.bad_command()?;
+                }
+            }
+        }
+    }
+
+    /// The next line under the state's timeout and the shutdown token; None when it was longer
+    /// than the limit (and has been skipped).
+    pub(super) async fn read_input(&mut self) -> Result<Option<Vec<u8>>, Stop> {
         let max = self.ctx.config.max_line_length;
         let timeout = if self.tx.is_some() {
             self.ctx.config.idle_timeout
         } else {
             self.ctx.config.login_timeout
         };
-        loop {
-            let shutdown = self.ctx.shutdown.clone();
-            let read = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => Err(Interrupt::Shutdown),
-                r = tokio::time::timeout(timeout, self.io.read_line(max)) => {
-                    r.map_err(|_| Interrupt::Timeout)
-                }
-            };
-            match read {
-                Err(Interrupt::Shutdown) => {
-                    self.io.send_line("-ERR [SYS/TEMP] Server shutting down.");
-                    return Err(Stop::Said);
-                }
-                Err(Interrupt::Timeout) => {
-                    self.io.send_line("-ERR Disconnected for inactivity.");
-                    return Err(Stop::Said);
-                }
-                Ok(Ok(line)) => return Ok(line),
-                Ok(Err(ReadError::TooLong)) => {
-                    self.io.send_line("-ERR Input line too long.");
-                    self.bad_command()?;
-                }
-                Ok(Err(ReadError::Closed)) => return Err(Stop::Closed),
-                Ok(Err(ReadError::Io(e))) => {
-                    tracing::debug!("read error: {e}");
-                    return Err(Stop::Closed);
-                }
+        let shutdown = self.ctx.shutdown.clone();
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => Err(Interrupt::Shutdown),
+            r = tokio::time::timeout(timeout, self.io.read_line(max)) => {
+                r.map_err(|_| Interrupt::Timeout)
+            }
+        };
+        match read {
+            Err(Interrupt::Shutdown) => {
+                self.io.send_line("-ERR [SYS/TEMP] Server shutting down.");
+                Err(Stop::Said)
+            }
+            Err(Interrupt::Timeout) => {
+                self.io.send_line("-ERR Disconnected for inactivity.");
+                Err(Stop::Said)
+            }
+            Ok(Ok(line)) => Ok(Some(line)),
+            Ok(Err(ReadError::TooLong)) => Ok(None),
+            Ok(Err(ReadError::Closed)) => Err(Stop::Closed),
+            Ok(Err(ReadError::Io(e))) => {
+                tracing::debug!("read error: {e}");
+                Err(Stop::Closed)
             }
         }
     }

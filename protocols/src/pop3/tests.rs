@@ -318,6 +318,13 @@ async fn auth_refusals_and_sasl() {
         c.cmd("!!!").await,
         "-ERR [AUTH] Invalid base64 data in continued response"
     );
+    // An over-long response ends the exchange as a failure, not as a skipped command.
+    assert_eq!(c.cmd("AUTH LOGIN").await, "+ VXNlcm5hbWU6");
+    assert_eq!(
+        c.cmd(&"A".repeat(10_000)).await,
+        "-ERR [AUTH] Response too long."
+    );
+    assert_eq!(c.cmd("NOOP").await, "+OK");
     c.finished().await;
 
     // Plaintext refused by the backend.
