@@ -480,6 +480,8 @@ impl Session {
             ] {
                 c.push(x.into());
             }
+            // RFC 7889: clients learn the largest APPEND before sending it.
+            c.push(format!("APPENDLIMIT={}", self.ctx.config.max_literal_size));
         }
         c.extend(self.ctx.config.capability_extra.iter().cloned());
         c

@@ -923,3 +923,79 @@ async fn many_idle_sessions() {
     c.send("DONE\r\n").await;
     assert_eq!(c.until_tag("i").await, vec!["i OK Idle completed.\r\n"]);
 }
+
+#[tokio::test]
+async fn selection_edge_cases() {
+    let mut c = Client::login(demo()).await;
+    let r = c.cmd("a", "SELECT Nope").await;
+    assert_eq!(
+        r,
+        vec!["a NO [NONEXISTENT] Mailbox doesn't exist: Nope\r\n"]
+    );
+    assert_eq!(
+        c.cmd("b", "FETCH 1 FLAGS").await,
+        vec!["b BAD No mailbox selected.\r\n"]
+    );
+    let r = c.cmd("c", "EXAMINE INBOX").await;
+    assert_eq!(r.last().unwrap(), "c OK [READ-ONLY] Examine completed.\r\n");
+    assert!(
+        r.contains(&"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n".to_string()),
+        "{r:?}"
+    );
+    // Empty mailbox: "*" resolves to nothing for UID ranges, and is invalid as a sequence number.
+    assert_eq!(
+        c.cmd("d", "UID FETCH 1:* FLAGS").await,
+        vec!["d OK Fetch completed.\r\n"]
+    );
+    assert_eq!(
+        c.cmd("e", "FETCH 1:* FLAGS").await,
+        vec!["e BAD Error in IMAP command FETCH: Invalid messageset\r\n"]
+    );
+    append_plain(&mut c, "f", MSG).await;
+    assert_eq!(
+        c.cmd("g", "STORE 1 +FLAGS (\\Seen)").await,
+        vec!["g NO [READ-ONLY] Mailbox is read-only.\r\n"]
+    );
+    // BODY[] in a read-only mailbox does not set \Seen.
+    let r = fetch_all(&mut c, "h", "FETCH 1 (BODY[TEXT])").await;
+    assert!(!r.contains("\\Seen"), "{r}");
+    let r = c.cmd("i", "APPEND Missing {1+}\r\nx").await;
+    assert_eq!(
+        r,
+        vec!["i NO [TRYCREATE] Mailbox doesn't exist: Missing\r\n"]
+    );
+    let r = c.cmd("j", "CREATE Spam (USE (\\Junk))").await;
+    assert_eq!(r, vec!["j OK Create completed.\r\n"]);
+    let r = c.cmd("k", "CAPABILITY").await;
+    assert!(r[0].contains(" APPENDLIMIT=67108864"), "{r:?}");
+}
+
+#[tokio::test]
+async fn imap4rev2_mode() {
+    let mut c = Client::login(demo()).await;
+    append_plain(&mut c, "a", MSG).await;
+    assert_eq!(
+        c.cmd("e", "ENABLE IMAP4rev2").await[0],
+        "* ENABLED IMAP4rev2\r\n"
+    );
+    let r = c.cmd("s", "SELECT INBOX").await;
+    assert!(
+        !r.iter()
+            .any(|l| l.contains("RECENT") || l.contains("[UNSEEN")),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.cmd("q", "SEARCH ALL").await[0],
+        "* ESEARCH (TAG \"q\") ALL 1\r\n"
+    );
+    assert_eq!(
+        c.cmd("u", "UID SEARCH UNSEEN").await[0],
+        "* ESEARCH (TAG \"u\") UID ALL 1\r\n"
+    );
+    assert_eq!(
+        c.cmd("c", "CREATE \"Entwürfe\"").await,
+        vec!["c OK Create completed.\r\n"]
+    );
+    let r = c.cmd("l", "LIST \"\" Entw%").await;
+    assert_eq!(r[0], "* LIST (\\HasNoChildren) \"/\" \"Entwürfe\"\r\n");
+}
