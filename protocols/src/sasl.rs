@@ -381,3 +381,32 @@ mod tests {
         assert!(!s.contains("hunter2"));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn random_exchanges_never_panic(
+            mech in prop::sample::select(vec![Mechanism::Plain, Mechanism::Login]),
+            ir in proptest::option::of("[A-Za-z0-9+/=*]{0,40}"),
+            lines in proptest::collection::vec("[A-Za-z0-9+/=* ]{0,40}", 0..4),
+        ) {
+            if let Ok((mut ex, _)) = SaslExchange::start(mech, ir.as_deref()) {
+                for l in &lines {
+                    let _ = ex.step(l);
+                }
+            }
+        }
+
+        #[test]
+        fn plain_round_trips(authcid in "[^\\x00]{1,20}", password in "[^\\x00]{0,20}") {
+            let b64 = encode_base64(format!("\0{authcid}\0{password}").as_bytes());
+            let creds = decode_plain(&b64).unwrap();
+            prop_assert_eq!(creds.authcid, authcid);
+            prop_assert_eq!(creds.password, password);
+        }
+    }
+}

@@ -291,3 +291,24 @@ mod tests {
         assert_eq!(p(""), Err(ParseError::Unknown));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_line_parses_or_errors(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse(&line);
+        }
+
+        #[test]
+        fn verbs_with_random_arguments(
+            verb in prop::sample::select(vec!["MAIL FROM:", "RCPT TO:", "BDAT ", "LHLO ", "mail from:<"]),
+            rest in "[ -~]{0,80}",
+        ) {
+            let _ = parse(format!("{verb}{rest}").as_bytes());
+        }
+    }
+}

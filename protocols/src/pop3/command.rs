@@ -181,3 +181,19 @@ mod tests {
         assert!(!s.contains("c2VjcmV0"));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_line_parses_or_errors(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Err(e) = parse(&line) {
+                // Error texts go back to the client on one line.
+                prop_assert!(!e.to_string().contains(['\r', '\n']));
+            }
+        }
+    }
+}
