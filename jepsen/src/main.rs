@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench_idle;
 mod bench_replication;
 mod bench_store;
 
@@ -24,11 +25,15 @@ enum Command {
     /// Replication lag p50/p99 at a steady delivery rate, replicated vs local deliveries/s, and
     /// full/incremental `sync_user` of a large user (two nodes in-process over mTLS loopback).
     BenchReplication(bench_replication::Args),
+    /// Holds N authenticated IMAP IDLE connections on a release node, prints its RSS and the
+    /// fan-out latency of one LMTP delivery to every idling connection (issue 4).
+    BenchIdle(bench_idle::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::BenchStore(a) => bench_store::run(a),
         Command::BenchReplication(a) => bench_replication::run(a),
+        Command::BenchIdle(a) => bench_idle::run(a),
     }
 }

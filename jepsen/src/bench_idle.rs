@@ -1,0 +1,866 @@
+//! `jepsen bench-idle` (issue 4): many concurrent authenticated IMAP IDLE connections on one
+//! node, the node's resident memory while they idle, and how long one LMTP delivery takes to
+//! reach every idling connection as `* N EXISTS`.
+//!
+//! The node is the real release binary (`node serve --config`) with a generated configuration,
+//! a passwd-file and a temporary data dir; the clients are tokio tasks in this process. Both
+//! processes get RLIMIT_NOFILE raised (set here before the spawn; the child inherits it).
+
+use anyhow::{bail, Context, Result};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+
+/// Longest server line the client accepts; longer ones are a protocol error.
+const MAX_LINE: u64 = 8192;
+/// Per-connection read buffer: an idling client reads a few short lines.
+const CONN_BUF: usize = 1024;
+/// Password of every generated user (stored as {PLAIN}: the benchmark measures idling, not
+/// password hashing).
+const PASSWORD: &str = "idlebench";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Concurrent IDLE connections to hold.
+    #[arg(long, default_value_t = 10_000)]
+    pub connections: usize,
+    /// The node binary (default: `node` beside this executable, i.e. target/release/node).
+    #[arg(long)]
+    pub node: Option<PathBuf>,
+    /// Users the connections are spread over (round-robin); the delivery goes to all of them
+    /// in one LMTP transaction.
+    #[arg(long, default_value_t = 1)]
+    pub users: usize,
+    /// Loopback source addresses 127.0.0.1..=127.0.0.N the connections are spread over, so
+    /// ephemeral ports do not run short.
+    #[arg(long, default_value_t = 4)]
+    pub source_addrs: u8,
+    /// Connections logging in at the same time.
+    #[arg(long, default_value_t = 64)]
+    pub parallel: usize,
+    /// Give up (with a message saying where) after this many seconds in all.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// RUST_LOG for the node (its log goes to a file in the temporary directory).
+    #[arg(long, default_value = "info")]
+    pub node_log: String,
+    /// Directory for the temporary data (removed afterwards).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    if a.connections == 0 || a.users == 0 || a.source_addrs == 0 || a.parallel == 0 {
+        bail!("--connections, --users, --source-addrs and --parallel must be at least 1");
+    }
+    let deadline = Instant::now() + Duration::from_secs(a.timeout_secs);
+    let want_fds = (a.connections as u64) + 1024;
+    let nofile = raise_nofile(want_fds)?;
+    if nofile < want_fds {
+        bail!(
+            "RLIMIT_NOFILE is {nofile} and cannot be raised to {want_fds} for {} connections \
+             (raise the hard limit: ulimit -Hn, or run with fewer --connections)",
+            a.connections
+        );
+    }
+    println!("machine: {}", machine_line());
+    println!("rlimit_nofile: {nofile} (client and server)");
+
+    let node_bin = match &a.node {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .context("locate this executable")?
+            .with_file_name("node"),
+    };
+    if !node_bin.exists() {
+        bail!(
+            "node binary {} not found: cargo build --release -p node, or pass --node PATH",
+            node_bin.display()
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+
+    let tmp = tempfile::Builder::new()
+        .prefix("bench-idle-")
+        .tempdir_in(&a.dir)
+        .with_context(|| format!("temporary directory in {}", a.dir.display()))?;
+    let mut node = NodeProc::start(&node_bin, tmp.path(), &a, deadline)?;
+    let result = rt.block_on(measure(&a, &node, deadline, "node"));
+    let stopped = node.stop();
+    if let Err(e) = &result {
+        eprintln!("--- node log (tail) ---\n{}", node.log_tail(40));
+        return Err(anyhow::anyhow!("{e:#}"));
+    }
+    println!("node_stopped: {stopped}");
+
+    Ok(())
+}
+
+/// Phases of one measurement against a running server (ours or Dovecot).
+async fn measure(a: &Args, server: &dyn Server, deadline: Instant, label: &str) -> Result<()> {
+    let n = a.connections;
+    let before = server.rss()?;
+    println!(
+        "{label}_rss_before_mib: {:.1} ({} processes)",
+        kib_to_mib(before.rss_kib),
+        before.processes
+    );
+
+    let shared = Arc::new(Shared {
+        imap: server.imap_addr(),
+        users: a.users,
+        sources: a.source_addrs,
+        login_slots: Semaphore::new(a.parallel),
+        exists: AtomicUsize::new(0),
+        exists_notify: Notify::new(),
+    });
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+    let (finish_tx, finish_rx) = watch::channel(false);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let shared = shared.clone();
+        let ready = ready_tx.clone();
+        let finish = finish_rx.clone();
+        tasks.spawn(connection(i, shared, ready, finish));
+    }
+    drop(ready_tx);
+
+    // Phase 1: every connection logged in, INBOX selected, "+ idling" received.
+    let (mut idling, mut failed, mut first_errors) = (0usize, 0usize, Vec::new());
+    let mut last_progress = Instant::now();
+    while idling + failed < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ready_rx.recv()).await {
+            Ok(Some(Ok(()))) => idling += 1,
+            Ok(Some(Err(e))) => {
+                failed += 1;
+                if first_errors.len() < 5 {
+                    first_errors.push(e);
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                finish_tx.send_replace(true);
+                tasks.abort_all();
+                bail!(
+                    "timed out establishing connections: {idling} of {n} idling, {failed} failed \
+                     after {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        if last_progress.elapsed() >= Duration::from_secs(5) {
+            last_progress = Instant::now();
+            eprintln!("{label}: {idling} idling, {failed} failed ...");
+        }
+    }
+    let establish = started.elapsed();
+    for e in &first_errors {
+        println!("{label}_connection_error: {e}");
+    }
+    if idling == 0 {
+        finish_tx.send_replace(true);
+        tasks.abort_all();
+        bail!("no connection reached IDLE ({failed} failed)");
+    }
+    // Let the server settle (sessions finish their post-IDLE sync) before reading memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_mem = server.rss()?;
+    println!("{label}_connections: {idling} idling of {n} ({failed} failed)");
+    println!(
+        "{label}_establish_secs: {:.2} ({:.0} logins/s, {} at a time)",
+        establish.as_secs_f64(),
+        idling as f64 / establish.as_secs_f64(),
+        a.parallel
+    );
+    println!(
+        "{label}_rss_mib: {:.1} (peak VmHWM {:.1}; {} processes; {} threads)",
+        kib_to_mib(idle_mem.rss_kib),
+        kib_to_mib(idle_mem.hwm_kib),
+        idle_mem.processes,
+        idle_mem.threads
+    );
+    println!(
+        "{label}_kib_per_connection: {:.1} (RSS / connections); {:.1} (RSS growth / connections)",
+        idle_mem.rss_kib as f64 / idling as f64,
+        idle_mem.rss_kib.saturating_sub(before.rss_kib) as f64 / idling as f64
+    );
+
+    // Phase 2: one LMTP delivery, timed until every idling connection saw EXISTS.
+    let sent = lmtp_deliver(server.lmtp_addr(), a.users, server.domain()).await?;
+    let ack = sent.acked.duration_since(sent.data_end);
+    let fanout_deadline = (Instant::now() + Duration::from_secs(120)).min(deadline);
+    loop {
+        let notified = shared.exists_notify.notified();
+        if shared.exists.load(Ordering::Acquire) >= idling {
+            break;
+        }
+        if tokio::time::timeout_at(fanout_deadline.into(), notified)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let after_mem = server.rss()?;
+
+    // Phase 3: DONE + LOGOUT everywhere.
+    finish_tx.send_replace(true);
+    let mut got: Vec<Duration> = Vec::with_capacity(idling);
+    let mut logged_out = 0usize;
+    let end_deadline = (Instant::now() + Duration::from_secs(60)).min(deadline);
+    loop {
+        match tokio::time::timeout_at(end_deadline.into(), tasks.join_next()).await {
+            Ok(Some(Ok(r))) => {
+                if let Some(t) = r.exists_at {
+                    got.push(t.saturating_duration_since(sent.data_end));
+                }
+                logged_out += usize::from(r.logged_out);
+            }
+            Ok(Some(Err(_))) => {} // a task panicked or was aborted: counted as missing below
+            Ok(None) => break,
+            Err(_) => {
+                tasks.abort_all();
+                println!("{label}_logout: timed out; remaining connections dropped");
+                break;
+            }
+        }
+    }
+    got.sort();
+    println!(
+        "{label}_fanout: {} of {idling} idling connections got * EXISTS; after the end of DATA: \
+         p50 {} ms, p99 {} ms, max {} ms (LMTP 250 after {:.1} ms)",
+        got.len(),
+        pct_ms(&got, 50.0),
+        pct_ms(&got, 99.0),
+        pct_ms(&got, 100.0),
+        ack.as_secs_f64() * 1000.0
+    );
+    println!(
+        "{label}_rss_after_fanout_mib: {:.1} (peak VmHWM {:.1})",
+        kib_to_mib(after_mem.rss_kib),
+        kib_to_mib(after_mem.hwm_kib)
+    );
+    println!("{label}_logged_out: {logged_out} of {idling}");
+    if got.len() < idling {
+        bail!(
+            "{} idling connections never got * EXISTS within the fan-out wait",
+            idling - got.len()
+        );
+    }
+    Ok(())
+}
+
+fn pct_ms(sorted: &[Duration], p: f64) -> String {
+    if sorted.is_empty() {
+        return "-".into();
+    }
+    // Nearest rank.
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    let d = sorted[rank.clamp(1, sorted.len()) - 1];
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn kib_to_mib(k: u64) -> f64 {
+    k as f64 / 1024.0
+}
+
+/// State every connection task shares with the driver.
+struct Shared {
+    imap: SocketAddr,
+    users: usize,
+    sources: u8,
+    login_slots: Semaphore,
+    exists: AtomicUsize,
+    exists_notify: Notify,
+}
+
+struct ConnResult {
+    exists_at: Option<Instant>,
+    logged_out: bool,
+}
+
+/// One client: log in, SELECT INBOX, IDLE; report ready; note when `* N EXISTS` arrives;
+/// on the finish signal DONE + LOGOUT.
+async fn connection(
+    i: usize,
+    shared: Arc<Shared>,
+    ready: mpsc::UnboundedSender<Result<(), String>>,
+    mut finish: watch::Receiver<bool>,
+) -> ConnResult {
+    let mut out = ConnResult {
+        exists_at: None,
+        logged_out: false,
+    };
+    let mut c = match establish(i, &shared).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(format!("connection {i}: {e:#}")));
+            return out;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    drop(ready);
+
+    loop {
+        tokio::select! {
+            line = c.line() => match line {
+                Ok(l) if is_new_exists(&l) => {
+                    out.exists_at = Some(Instant::now());
+                    shared.exists.fetch_add(1, Ordering::AcqRel);
+                    shared.exists_notify.notify_one();
+                    break;
+                }
+                Ok(_) => {} // "* OK Still here", "* 1 RECENT", ...
+                Err(_) => return out,
+            },
+            _ = finish.wait_for(|f| *f) => break,
+        }
+    }
+    if finish.wait_for(|f| *f).await.is_err() {
+        return out;
+    }
+    out.logged_out = async {
+        c.send("DONE").await?;
+        c.until_tagged("c").await?;
+        c.send("d LOGOUT").await?;
+        c.until_tagged("d").await
+    }
+    .await
+    .is_ok();
+    out
+}
+
+/// `* N EXISTS` with N > 0: the mailbox starts empty, so this is the delivery.
+fn is_new_exists(line: &str) -> bool {
+    let mut w = line.split_ascii_whitespace();
+    matches!(
+        (w.next(), w.next().and_then(|n| n.parse::<u32>().ok()), w.next(), w.next()),
+        (Some("*"), Some(n), Some(e), None) if n > 0 && e.eq_ignore_ascii_case("EXISTS")
+    )
+}
+
+async fn establish(i: usize, shared: &Shared) -> Result<Conn> {
+    let _slot = shared
+        .login_slots
+        .acquire()
+        .await
+        .context("login slots closed")?;
+    let src = Ipv4Addr::new(127, 0, 0, 1 + (i % shared.sources as usize) as u8);
+    let stream = connect_from(src, shared.imap).await?;
+    let mut c = Conn::new(stream);
+    let greeting = c.line().await.context("greeting")?;
+    if !greeting.starts_with("* OK") {
+        bail!("greeting {greeting:?}");
+    }
+    let user = user_name(i % shared.users);
+    c.send(&format!("a LOGIN {user} {PASSWORD}")).await?;
+    c.until_tagged("a").await.context("LOGIN")?;
+    c.send("b SELECT INBOX").await?;
+    c.until_tagged("b").await.context("SELECT INBOX")?;
+    c.send("c IDLE").await?;
+    loop {
+        let l = c.line().await.context("IDLE")?;
+        if l.starts_with('+') {
+            return Ok(c);
+        }
+        if l.starts_with("c ") {
+            bail!("IDLE refused: {l}");
+        }
+    }
+}
+
+async fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> Result<TcpStream> {
+    let timeout = Duration::from_secs(30);
+    let fut = async {
+        if src == Ipv4Addr::LOCALHOST {
+            return TcpStream::connect(dst).await;
+        }
+        let s = TcpSocket::new_v4()?;
+        s.bind(SocketAddr::new(IpAddr::V4(src), 0))?;
+        s.connect(dst).await
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .with_context(|| format!("connect {src} -> {dst}: timed out"))?
+        .with_context(|| format!("connect {src} -> {dst}"))
+}
+
+fn user_name(u: usize) -> String {
+    format!("idle{u}")
+}
+
+/// A line-oriented client connection with a persistent line buffer, so a read cancelled by
+/// `select!` loses nothing.
+struct Conn {
+    io: BufReader<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn new(s: TcpStream) -> Conn {
+        Conn {
+            io: BufReader::with_capacity(CONN_BUF, s),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, line: &str) -> Result<()> {
+        let mut b = Vec::with_capacity(line.len() + 2);
+        b.extend_from_slice(line.as_bytes());
+        b.extend_from_slice(b"\r\n");
+        self.io.get_mut().write_all(&b).await.context("write")
+    }
+
+    /// The next CRLF line (without it); EOF, an over-long line or invalid UTF-8 is an error.
+    async fn line(&mut self) -> Result<String> {
+        loop {
+            let room = MAX_LINE.saturating_sub(self.buf.len() as u64);
+            if room == 0 {
+                bail!("server line longer than {MAX_LINE} bytes");
+            }
+            let n = (&mut self.io)
+                .take(room)
+                .read_until(b'\n', &mut self.buf)
+                .await
+                .context("read")?;
+            if n == 0 {
+                bail!("connection closed by the server");
+            }
+            if self.buf.last() == Some(&b'\n') {
+                let raw = std::mem::take(&mut self.buf);
+                let s = String::from_utf8(raw).context("server line is not UTF-8")?;
+                return Ok(s.trim_end_matches(['\r', '\n']).to_string());
+            }
+        }
+    }
+
+    /// Reads up to the tagged reply for `tag`; anything but OK is an error.
+    async fn until_tagged(&mut self, tag: &str) -> Result<()> {
+        loop {
+            let l = self.line().await?;
+            if let Some(rest) = l.strip_prefix(tag).and_then(|r| r.strip_prefix(' ')) {
+                if rest.starts_with("OK") {
+                    return Ok(());
+                }
+                bail!("{l}");
+            }
+        }
+    }
+}
+
+struct Delivery {
+    /// When the end of DATA (".") had been written: the fan-out clock starts here.
+    data_end: Instant,
+    /// When the last per-recipient LMTP reply arrived (the delivery was acknowledged durable).
+    acked: Instant,
+}
+
+/// One message to every generated user in one LMTP transaction.
+async fn lmtp_deliver(addr: SocketAddr, users: usize, domain: &str) -> Result<Delivery> {
+    let fut = async {
+        let s = TcpStream::connect(addr).await.context("connect LMTP")?;
+        let mut c = Conn::new(s);
+        smtp_reply(&mut c, "220").await.context("LMTP greeting")?;
+        c.send("LHLO bench.example.org").await?;
+        smtp_reply(&mut c, "250").await.context("LHLO")?;
+        c.send("MAIL FROM:<bench@example.com>").await?;
+        smtp_reply(&mut c, "250").await.context("MAIL FROM")?;
+        for u in 0..users {
+            c.send(&format!("RCPT TO:<{}@{domain}>", user_name(u)))
+                .await?;
+            smtp_reply(&mut c, "250").await.context("RCPT TO")?;
+        }
+        c.send("DATA").await?;
+        smtp_reply(&mut c, "354").await.context("DATA")?;
+        let msg = "From: bench@example.com\r\nTo: idle@example.org\r\n\
+                   Subject: idle fan-out\r\nMessage-ID: <idle-fanout@bench>\r\n\r\n\
+                   One message to wake every idling client.\r\n.\r\n";
+        c.io.get_mut()
+            .write_all(msg.as_bytes())
+            .await
+            .context("write DATA")?;
+        let data_end = Instant::now();
+        for _ in 0..users {
+            smtp_reply(&mut c, "250")
+                .await
+                .context("LMTP reply after DATA")?;
+        }
+        let acked = Instant::now();
+        c.send("QUIT").await?;
+        let _ = smtp_reply(&mut c, "221").await;
+        Ok(Delivery { data_end, acked })
+    };
+    tokio::time::timeout(Duration::from_secs(60), fut)
+        .await
+        .context("LMTP delivery timed out")?
+}
+
+/// Reads one (possibly multi-line) SMTP/LMTP reply and checks its code.
+async fn smtp_reply(c: &mut Conn, code: &str) -> Result<()> {
+    loop {
+        let l = c.line().await?;
+        if l.len() < 4 || !l.is_char_boundary(3) {
+            bail!("malformed reply {l:?}");
+        }
+        let (got, sep) = (&l[..3], &l[3..4]);
+        if got != code {
+            bail!("expected {code}, got {l:?}");
+        }
+        if sep == " " {
+            return Ok(());
+        }
+    }
+}
+
+/// Memory of a server: summed over its processes.
+struct Mem {
+    rss_kib: u64,
+    hwm_kib: u64,
+    threads: u64,
+    processes: usize,
+}
+
+/// What [`measure`] needs from the server under test.
+trait Server: Sync {
+    fn imap_addr(&self) -> SocketAddr;
+    fn lmtp_addr(&self) -> SocketAddr;
+    /// Domain of the LMTP recipients (`user@domain`).
+    fn domain(&self) -> &str;
+    fn rss(&self) -> Result<Mem>;
+}
+
+/// VmRSS / VmHWM / Threads of one process from /proc/PID/status.
+fn proc_status(pid: u32) -> Result<Mem> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("read /proc/{pid}/status (has the server exited?)"))?;
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(Mem {
+        rss_kib: field("VmRSS:"),
+        hwm_kib: field("VmHWM:"),
+        threads: field("Threads:"),
+        processes: 1,
+    })
+}
+
+/// The release `node serve --config` child: killed if still running when dropped.
+struct NodeProc {
+    child: Option<Child>,
+    pid: u32,
+    imap: SocketAddr,
+    lmtp: SocketAddr,
+    log: PathBuf,
+}
+
+impl NodeProc {
+    fn start(bin: &Path, dir: &Path, a: &Args, deadline: Instant) -> Result<NodeProc> {
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data)?;
+        let passwd = dir.join("passwd");
+        let mut lines = String::new();
+        for u in 0..a.users {
+            lines.push_str(&format!("{}:{{PLAIN}}{PASSWORD}::::::\n", user_name(u)));
+        }
+        std::fs::write(&passwd, lines)?;
+        let (imap_port, lmtp_port) = (free_port()?, free_port()?);
+        let config = dir.join("node.toml");
+        std::fs::write(
+            &config,
+            node_config(&passwd, &data, imap_port, lmtp_port, a.connections),
+        )?;
+        let log = dir.join("node.log");
+        let logf = std::fs::File::create(&log)?;
+        let child = Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .current_dir(dir)
+            .env("RUST_LOG", &a.node_log)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone()?)
+            .stderr(logf)
+            .spawn()
+            .with_context(|| format!("spawn {} serve", bin.display()))?;
+        let mut node = NodeProc {
+            pid: child.id(),
+            child: Some(child),
+            imap: SocketAddr::from(([127, 0, 0, 1], imap_port)),
+            lmtp: SocketAddr::from(([127, 0, 0, 1], lmtp_port)),
+            log,
+        };
+        let ready_by = (Instant::now() + Duration::from_secs(30)).min(deadline);
+        for addr in [node.imap, node.lmtp] {
+            loop {
+                if let Some(Ok(Some(status))) = node.child.as_mut().map(|c| c.try_wait()) {
+                    bail!(
+                        "node exited during start-up ({status})\n--- node log ---\n{}",
+                        node.log_tail(40)
+                    );
+                }
+                if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+                    break;
+                }
+                if Instant::now() >= ready_by {
+                    bail!(
+                        "node did not accept on {addr} within 30 s\n--- node log ---\n{}",
+                        node.log_tail(40)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(node)
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        tail_file(&self.log, lines)
+    }
+
+    /// SIGTERM (graceful: sessions get BYE), SIGKILL after 15 s. Returns how it ended.
+    fn stop(&mut self) -> String {
+        let Some(mut child) = self.child.take() else {
+            return "not running".into();
+        };
+        stop_child(&mut child, Duration::from_secs(15))
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Server for NodeProc {
+    fn imap_addr(&self) -> SocketAddr {
+        self.imap
+    }
+    fn lmtp_addr(&self) -> SocketAddr {
+        self.lmtp
+    }
+    fn domain(&self) -> &str {
+        "example.org"
+    }
+    fn rss(&self) -> Result<Mem> {
+        proc_status(self.pid)
+    }
+}
+
+fn stop_child(child: &mut Child, grace: Duration) -> String {
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let until = Instant::now() + grace;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return format!("exited on SIGTERM ({st})"),
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return format!(
+                    "killed after {} s without exiting on SIGTERM",
+                    grace.as_secs()
+                );
+            }
+        }
+    }
+}
+
+/// The node's configuration (keys as in node/src/config and tests/src/server.rs): IMAP and
+/// LMTP on loopback only, no TLS, no per-user+IP connection limit.
+fn node_config(passwd: &Path, data: &Path, imap: u16, lmtp: u16, connections: usize) -> String {
+    let q = |p: &Path| toml_str(&p.display().to_string());
+    format!(
+        r#"# written by jepsen bench-idle for {connections} IDLE connections
+protocols = ["imap", "lmtp"]
+listen = "127.0.0.1"
+ssl = "no"
+auth_default_realm = "example.org"
+# Every connection is the same user(s) from a handful of loopback addresses: no limit.
+mail_max_userip_connections = 0
+
+[[passdb]]
+driver = "passwd-file"
+args = {passwd}
+
+[[userdb]]
+driver = "passwd-file"
+args = {passwd}
+
+[storage]
+data_dir = {data}
+
+[imap]
+port = {imap}
+ssl_port = 0
+
+[lmtp]
+port = {lmtp}
+
+[http]
+port = 0
+"#,
+        passwd = q(passwd),
+        data = q(data),
+    )
+}
+
+fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn tail_file(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Raises this process's RLIMIT_NOFILE soft limit to `want` (and the hard limit, if allowed);
+/// children inherit it. Returns the soft limit in force afterwards.
+fn raise_nofile(want: u64) -> Result<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write/read only the rlimit struct passed by reference.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
+    }
+    if r.rlim_max < want {
+        let raised = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: want,
+        };
+        // Raising the hard limit needs CAP_SYS_RESOURCE; without it keep the old hard limit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Ok(want);
+        }
+    }
+    let target = libc::rlimit {
+        rlim_cur: want.min(r.rlim_max).max(r.rlim_cur),
+        rlim_max: r.rlim_max,
+    };
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &target) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
+    }
+    Ok(target.rlim_cur)
+}
+
+/// nproc, CPU model and kernel, for the figures' context.
+fn machine_line() -> String {
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("nproc={nproc} cpu=\"{cpu}\" kernel={kernel}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exists_line_is_recognised_only_for_a_delivery() {
+        assert!(is_new_exists("* 1 EXISTS"));
+        assert!(is_new_exists("* 12 exists"));
+        assert!(!is_new_exists("* 0 EXISTS"));
+        assert!(!is_new_exists("* 1 RECENT"));
+        assert!(!is_new_exists("* OK Still here"));
+        assert!(!is_new_exists("* 1 EXISTS extra"));
+        assert!(!is_new_exists("* x EXISTS"));
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(pct_ms(&v, 50.0), "50.0");
+        assert_eq!(pct_ms(&v, 99.0), "99.0");
+        assert_eq!(pct_ms(&v, 100.0), "100.0");
+        assert_eq!(pct_ms(&v[..1], 99.0), "1.0");
+        assert_eq!(pct_ms(&[], 50.0), "-");
+    }
+
+    #[test]
+    fn generated_config_has_no_userip_limit_and_no_tls() {
+        let c = node_config(Path::new("/t/p\"w"), Path::new("/t/data"), 1143, 2424, 10);
+        assert!(c.contains("mail_max_userip_connections = 0"));
+        assert!(c.contains("ssl = \"no\""));
+        assert!(c.contains("args = \"/t/p\\\"w\""));
+        assert!(c.contains("port = 1143\nssl_port = 0"));
+    }
+
+    #[test]
+    fn proc_status_reads_own_memory() {
+        let m = proc_status(std::process::id()).unwrap();
+        assert!(m.rss_kib > 0 && m.hwm_kib >= m.rss_kib && m.threads >= 1);
+    }
+
+    #[tokio::test]
+    async fn conn_reads_lines_across_cancelled_reads_and_bounds_length() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.write_all(b"* 1 EX").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            s.write_all(b"ISTS\r\nc OK done\r\n").await.unwrap();
+            s.write_all(&vec![b'x'; MAX_LINE as usize + 10])
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        });
+        let mut c = Conn::new(TcpStream::connect(addr).await.unwrap());
+        // A read cancelled mid-line keeps its bytes.
+        let r = tokio::time::timeout(Duration::from_millis(30), c.line()).await;
+        assert!(r.is_err());
+        assert_eq!(c.line().await.unwrap(), "* 1 EXISTS");
+        c.until_tagged("c").await.unwrap();
+        assert!(c.line().await.is_err());
+        server.await.unwrap();
+    }
+}
