@@ -7,6 +7,7 @@ pub mod limiter;
 pub mod passwd_file;
 pub mod quota_rule;
 pub mod schemes;
+mod workers;
 
 use crate::config::Config;
 use cache::LoginCache;
@@ -85,7 +86,7 @@ pub struct PendingCheck {
 
 pub struct Authenticator {
     /// auth_worker_max_count concurrent hash checks.
-    workers: tokio::sync::Semaphore,
+    workers: workers::HashWorkers,
     passdbs: Vec<PasswdFile>,
     userdbs: Vec<PasswdFile>,
     settings: AuthSettings,
@@ -101,7 +102,7 @@ impl Authenticator {
                 .collect::<Vec<_>>()
         };
         Arc::new(Authenticator {
-            workers: tokio::sync::Semaphore::new(settings.worker_max_count.max(1)),
+            workers: workers::HashWorkers::new(settings.worker_max_count),
             passdbs: files(&config.passdb),
             userdbs: files(config.effective_userdbs()),
             cache: Mutex::new(LoginCache::new(settings.cache_size, settings.cache_ttl)),
@@ -213,9 +214,10 @@ impl Authenticator {
         }
     }
 
-    /// Lookup and cache on the blocking pool; on a miss, the hash check under a permit of
-    /// `auth_worker_max_count`, so a login storm queues instead of running hundreds of 64 MiB
-    /// ARGON2ID computations at once, and cached logins never wait behind them.
+    /// Lookup and cache on the blocking pool; on a miss, the hash check on one of the
+    /// `auth_worker_max_count` low-priority workers, so a login storm queues instead of running
+    /// hundreds of 64 MiB ARGON2ID computations at once, never starves the sessions of CPU,
+    /// and cached logins never wait behind it.
     async fn check_password(self: &Arc<Self>, user: &str, password: &str) -> Verdict {
         let internal =
             |e: tokio::task::JoinError| Verdict::TempFail(format!("internal error: {e}"));
@@ -233,13 +235,11 @@ impl Authenticator {
             Ok(verdict) => return verdict,
             Err(check) => check,
         };
-        let Ok(_permit) = self.workers.acquire().await else {
-            return Verdict::TempFail("auth workers closed".into());
-        };
         let (this, p) = (self.clone(), password.to_string());
-        tokio::task::spawn_blocking(move || this.verify_blocking(*check, &p))
+        self.workers
+            .run(move || this.verify_blocking(*check, &p))
             .await
-            .unwrap_or_else(internal)
+            .unwrap_or_else(Verdict::TempFail)
     }
 
     /// userdb lookup. Blocking (file stat): run on the blocking pool.
@@ -524,7 +524,12 @@ mod tests {
             AuthOutcome::Ok { user: "u0".into() }
         );
         // Hold the only worker: uncached logins must queue for it...
-        let held = a.workers.acquire().await.unwrap();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let held = {
+            let a = a.clone();
+            tokio::spawn(async move { a.workers.run(move || wait.recv().is_ok()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let storm: Vec<_> = (1..8)
             .map(|i| {
                 let a = a.clone();
@@ -547,7 +552,8 @@ mod tests {
             storm.iter().all(|h| !h.is_finished()),
             "uncached logins ran without a worker"
         );
-        drop(held);
+        release.send(()).unwrap();
+        assert_eq!(held.await.unwrap(), Ok(true));
         for h in storm {
             assert!(matches!(h.await.unwrap(), AuthOutcome::Ok { .. }));
         }
