@@ -556,3 +556,75 @@ async fn full_sync_finds_divergence_the_vectors_cannot_see() {
     assert!(r.to_string().contains("force-resync"), "{r}");
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_converge_and_only_node_1_resolves() {
+    let ca = Ca::new();
+    let addrs = [free_addr().await, free_addr().await, free_addr().await];
+    let mut nodes: Vec<Node> = (1..=3u32)
+        .map(|id| Node {
+            id,
+            store: MemStore::new(id),
+            addr: addrs[id as usize - 1].clone(),
+            handle: None,
+        })
+        .collect();
+    let peers_of = |id: u32| -> Vec<(u32, String)> {
+        (1..=3u32)
+            .filter(|&p| p != id)
+            .map(|p| (p, addrs[p as usize - 1].clone()))
+            .collect()
+    };
+    for n in nodes.iter_mut() {
+        n.user("alice");
+        let peers = peers_of(n.id);
+        n.start(&ca, &peers, Durability::Local).await;
+    }
+    let (_, g1) = nodes[0].user("alice").append(INBOX, b"from node 1\r\n");
+    let all_have = |nodes: &[Node], g: Guid| {
+        nodes.iter().all(|n| {
+            n.user("alice")
+                .dump()
+                .index
+                .get(&INBOX)
+                .is_some_and(|m| m.values().any(|x| *x == g))
+        })
+    };
+    eventually("node 1's message everywhere", || all_have(&nodes, g1)).await;
+    // Split: nodes 2 and 3 both write while everything is down, then all come back.
+    for n in nodes.iter_mut() {
+        n.stop().await;
+    }
+    let (u2, g2) = nodes[1].user("alice").append(INBOX, b"from node 2\r\n");
+    let (u3, g3) = nodes[2].user("alice").append(INBOX, b"from node 3\r\n");
+    assert_eq!(u2, u3);
+    for n in nodes.iter_mut() {
+        let peers = peers_of(n.id);
+        n.start(&ca, &peers, Durability::Local).await;
+    }
+    eventually("three identical states", || {
+        let d: Vec<_> = nodes.iter().map(|n| n.user("alice").dump()).collect();
+        d[0] == d[1] && d[1] == d[2] && d[0].pending == 0
+    })
+    .await;
+    assert!(all_have(&nodes, g2) && all_have(&nodes, g3));
+    let idx = nodes[0].user("alice").dump().index[&INBOX].clone();
+    assert_eq!(idx.len(), 3);
+    assert!(!idx.contains_key(&u2), "contested UID retired: {idx:?}");
+    // Every renumbering was written by node 1.
+    let renumbers: Vec<u32> = nodes[0]
+        .user("alice")
+        .dump()
+        .records
+        .values()
+        .filter(|r| matches!(r.op, Op::Renumber { .. }))
+        .map(|r| r.origin)
+        .collect();
+    assert!(
+        !renumbers.is_empty() && renumbers.iter().all(|&o| o == 1),
+        "{renumbers:?}"
+    );
+    for n in nodes.iter_mut() {
+        n.stop().await;
+    }
+}
