@@ -497,3 +497,26 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r
         got.len()
     );
 }
+
+/// A POP3 client that QUITs and connects again at once (fetchmail polling, a phone
+/// retrying) must find the mailbox free: the session's lock is gone once QUIT is answered.
+#[test]
+fn pop3_reconnect_right_after_quit_is_not_in_use() {
+    let server = Server::start(spec()).expect("start node");
+    for round in 0..200 {
+        let mut c = LineConn::connect(server.addr(Proto::Pop3)).expect("connect");
+        c.line().expect("greeting");
+        c.send("USER demo").expect("user");
+        let r = c.line().expect("user reply");
+        assert!(r.starts_with("+OK"), "round {round}: USER: {r}");
+        c.send("PASS demo").expect("pass");
+        let r = c.line().expect("pass reply");
+        assert!(
+            r.starts_with("+OK"),
+            "round {round}: a login right after the previous QUIT: {r}"
+        );
+        c.send("QUIT").expect("quit");
+        let r = c.line().expect("quit reply");
+        assert!(r.starts_with("+OK"), "round {round}: QUIT: {r}");
+    }
+}
