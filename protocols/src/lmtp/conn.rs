@@ -9,6 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How much to ask the socket for at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Replies queued beyond this are written before the next pipelined command is taken.
+const MAX_QUEUED_OUTPUT: usize = 64 * 1024;
+
 /// How long the last words (and a flush before a TLS upgrade) may take to be written.
 pub(crate) const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -75,6 +78,10 @@ impl LineConn {
     /// The next line: from the buffer, else after flushing queued replies and reading more.
     /// Cancel-safe while waiting for input (the buffer keeps what was read).
     pub(crate) async fn read_line(&mut self, max: usize) -> Result<Vec<u8>, ReadError> {
+        // A client that pipelines without reading must not make replies pile up in memory.
+        if self.output.len() > MAX_QUEUED_OUTPUT {
+            self.flush().await?;
+        }
         loop {
             if let Some(line) = self.take_line(max) {
                 return line;
@@ -158,6 +165,27 @@ mod tests {
         assert_eq!(c.take_line(10).unwrap().unwrap(), b"C");
         assert!(c.take_line(10).is_none());
         assert_eq!(&c.input()[..], b"rest");
+    }
+
+    #[tokio::test]
+    async fn replies_are_written_while_a_client_keeps_pipelining() {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let (mut client_r, mut client_w) = tokio::io::split(client);
+        let mut c = LineConn::new(Box::new(server));
+        let n = 10_000;
+        client_w.write_all(&b"NOOP\r\n".repeat(n)).await.unwrap();
+        for _ in 0..n {
+            c.read_line(100).await.unwrap();
+            c.send_line("250 2.0.0 OK");
+            assert!(c.output.len() <= MAX_QUEUED_OUTPUT + 64);
+        }
+        drop(client_w);
+        c.shutdown().await;
+        let mut got = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut client_r, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), n * "250 2.0.0 OK\r\n".len());
     }
 
     #[tokio::test]
