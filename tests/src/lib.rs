@@ -8,6 +8,7 @@
 
 mod binary;
 mod fixtures;
+pub mod imaptest;
 mod line;
 mod mail;
 mod process;
