@@ -19,6 +19,9 @@ pub enum ReplError {
     NodeId { claimed: NodeId, why: String },
     #[error("store error: {0}")]
     Store(#[from] storage::StoreError),
+    /// The peer could not serve a request (its store failed); the connection is fine.
+    #[error("peer refused: {0}")]
+    Refused(String),
     #[error("connection closed by peer")]
     Closed,
     #[error("timed out: {0}")]

@@ -16,7 +16,7 @@ use storage::{ObjectId, VersionVector};
 
 fn unexpected(m: &Message, wanted: &str) -> ReplError {
     match m {
-        Message::Error { message } => ReplError::Other(format!("peer refused: {message}")),
+        Message::Error { message } => ReplError::Refused(message.clone()),
         other => ReplError::protocol(format!("expected {wanted}, got {}", other.kind())),
     }
 }

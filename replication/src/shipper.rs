@@ -102,9 +102,28 @@ async fn session(
                 }
             }
         };
-        ship_user(sh, peer, lane, conn, &user).await?;
+        match ship_user(sh, peer, lane, conn, &user).await {
+            Ok(()) => {}
+            // One user's store trouble (here or at the peer) must not stall the lane's other
+            // users: log, retry that user later, carry on.
+            Err(e @ (ReplError::Refused(_) | ReplError::Store(_))) => {
+                tracing::warn!(user, error = %e, "replication: cannot ship user; retrying later");
+                *peer.last_error.lock() = Some(format!("{user}: {e}"));
+                let (peer, sh2) = (peer.clone(), sh.clone());
+                sh.tasks.spawn(async move {
+                    tokio::select! {
+                        _ = sh2.shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(USER_RETRY) => peer.mark_dirty(&user),
+                    }
+                });
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
+
+/// How long a user whose batch failed (a store error here or at the peer) waits to be retried.
+const USER_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn ship_user(
     sh: &Arc<Shared>,

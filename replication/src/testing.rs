@@ -399,6 +399,10 @@ fn keys(msgs: &BTreeMap<u32, Guid>) -> Vec<MessageKey> {
 }
 
 impl MemUser {
+    /// Loses an object (tests of a store failing under the shipper).
+    pub fn forget_object(&self, id: &ObjectId) {
+        self.state.lock().objects.remove(id);
+    }
     /// Corrupts the index behind the log's back (tests of `sync --full`): drops a message.
     pub fn lose_from_index(&self, mailbox: MailboxId, uid: u32) {
         if let Some(m) = self.state.lock().index.get_mut(&mailbox) {

@@ -64,6 +64,8 @@ fn cfg(ca: &Ca, id: u32, addr: &str, peers: &[(u32, String)]) -> ReplicationConf
     c.rescan_interval = Duration::from_millis(200);
     c.keepalive = Duration::from_millis(300);
     c.reply_timeout = Duration::from_secs(5);
+    // One lane: every user shares one connection, the harder case for fairness.
+    c.lanes = 1;
     c
 }
 
@@ -627,4 +629,39 @@ async fn three_nodes_converge_and_only_node_1_resolves() {
     for n in nodes.iter_mut() {
         n.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_that_cannot_be_shipped_does_not_hold_back_others() {
+    let ca = Ca::new();
+    let (mut a, mut b) = pair(&ca, Durability::Local).await;
+    a.stop().await;
+    let broken = a.user("broken");
+    broken.append(INBOX, b"lost object\r\n");
+    broken.forget_object(&ObjectId::of(b"lost object\r\n"));
+    let (ua, ub) = (a.user("alice"), b.user("alice"));
+    let peer = (b.id, b.addr.clone());
+    a.start(&ca, &[peer], Durability::Local).await;
+    for i in 0..20 {
+        ua.append(INBOX, format!("m{i}\r\n").as_bytes());
+    }
+    eventually("alice shipped despite broken", || {
+        ub.dump().index.get(&INBOX).is_some_and(|m| m.len() == 20)
+    })
+    .await;
+    let st = a.handle.as_ref().unwrap().status().await;
+    assert!(st.peers[0].connected, "{st:?}");
+    assert!(
+        st.peers[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("broken")),
+        "{st:?}"
+    );
+    assert!(
+        st.peers[0].behind.iter().any(|u| u.user == "broken"),
+        "{st:?}"
+    );
+    a.stop().await;
+    b.stop().await;
 }
