@@ -11,6 +11,7 @@ pub mod lexer;
 pub mod message;
 pub mod mutf7;
 pub mod parse;
+pub mod recent;
 pub mod session;
 
 pub use config::{ImapConfig, ImapContext};

@@ -58,6 +58,8 @@ pub(crate) struct Msg {
 pub(crate) struct Selected {
     pub name: String,
     pub read_only: bool,
+    pub id: storage::MailboxId,
+    pub uidvalidity: u32,
     /// Sequence number n is `msgs[n - 1]`; UIDs ascend.
     pub msgs: Vec<Msg>,
     /// Changes up to this modseq have been taken into the snapshot.
@@ -507,6 +509,18 @@ impl Session {
             return Ok(());
         };
         let last_uid = sel.msgs.last().map(|m| m.meta.uid).unwrap_or(0);
+        // New messages are \Recent here unless another session claimed them first.
+        let newest = changes.changed.iter().map(|m| m.uid).max().unwrap_or(0);
+        let Some(store) = self.store.clone() else {
+            return Ok(());
+        };
+        let recent_above = if newest <= last_uid {
+            u32::MAX
+        } else if sel.read_only {
+            super::recent::claimed(&store, sel.id, sel.uidvalidity)
+        } else {
+            super::recent::claim(&store, sel.id, sel.uidvalidity, newest)
+        };
         let mut added = 0usize;
         for meta in changes.changed {
             if let Some(i) = sel.index_of_uid(meta.uid) {
@@ -526,7 +540,10 @@ impl Session {
                 }
                 m.meta = meta;
             } else if meta.uid > last_uid && sel.msgs.last().is_none_or(|l| l.meta.uid < meta.uid) {
-                sel.msgs.push(Msg { meta, recent: true });
+                sel.msgs.push(Msg {
+                    recent: meta.uid > recent_above,
+                    meta,
+                });
                 added += 1;
             }
         }

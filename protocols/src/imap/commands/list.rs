@@ -200,8 +200,8 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
         s.out.extend_from_slice(&out);
         if ret_status && existing.contains(name.as_str()) {
             match super::status::info_for(s, &name, &args.status_items).await {
-                Ok((info, deleted)) => {
-                    super::status::write_status(s, &info, deleted, &args.status_items)
+                Ok((info, counts)) => {
+                    super::status::write_status(s, &info, counts, &args.status_items)
                 }
                 Err(_) => continue,
             }

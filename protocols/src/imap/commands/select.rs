@@ -1,6 +1,7 @@
 //! SELECT, EXAMINE (with CONDSTORE and QRESYNC parameters), CLOSE and UNSELECT.
 
 use crate::imap::format;
+use crate::imap::recent;
 use crate::imap::session::{Done, Msg, Reply, Selected, Session, State};
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -60,6 +61,15 @@ pub(crate) async fn select(
         kw.push_str(k);
     }
     let exists = metas.len();
+    // \Recent: what no session has claimed yet; SELECT claims it, EXAMINE only looks.
+    let store = s.user_store()?;
+    let max_uid = metas.last().map(|m| m.uid).unwrap_or(0);
+    let recent_above = if read_only {
+        recent::claimed(&store, info.id, info.uidvalidity)
+    } else {
+        recent::claim(&store, info.id, info.uidvalidity, max_uid)
+    };
+    let recent_count = metas.iter().filter(|m| m.uid > recent_above).count();
     let first_unseen = metas.iter().position(|m| !m.flags.contains(&Flag::Seen));
     s.untagged(&format!(
         "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})"
@@ -73,7 +83,7 @@ pub(crate) async fn select(
     }
     s.untagged(&format!("{exists} EXISTS"));
     if !s.enabled.rev2 {
-        s.untagged("0 RECENT");
+        s.untagged(&format!("{recent_count} RECENT"));
         if let Some(i) = first_unseen {
             s.untagged(&format!("OK [UNSEEN {}] First unseen.", i + 1));
         }
@@ -86,14 +96,16 @@ pub(crate) async fn select(
             info.highestmodseq
         ));
     }
-    let mut sel = Selected {
+    let sel = Selected {
         name: info.name.clone(),
         read_only,
+        id: info.id,
+        uidvalidity: info.uidvalidity,
         msgs: metas
             .into_iter()
             .map(|meta| Msg {
+                recent: meta.uid > recent_above,
                 meta,
-                recent: false,
             })
             .collect(),
         modseq_seen: info.highestmodseq,
@@ -127,10 +139,6 @@ pub(crate) async fn select(
                 }
             }
         }
-    }
-    // Messages already in the mailbox are not \Recent for this session.
-    for m in &mut sel.msgs {
-        m.recent = false;
     }
     s.sel = Some(sel);
     s.state = State::Selected;

@@ -40,39 +40,52 @@ pub(crate) fn check_items(items: &[String]) -> Result<(), Done> {
     Ok(())
 }
 
+/// Counts that need the message list.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counts {
+    pub deleted: u32,
+    pub recent: u32,
+}
+
 /// Gathers what the items need (counting \Deleted reads the message list) off the async threads.
 pub(crate) fn info_for(
     s: &Session,
     name: &str,
     items: &[String],
-) -> impl std::future::Future<Output = Result<(MailboxInfo, u32), Done>> + Send + 'static {
+) -> impl std::future::Future<Output = Result<(MailboxInfo, Counts), Done>> + Send + 'static {
     let n = name.to_string();
     let want_deleted = items.iter().any(|i| i == "DELETED");
+    let want_recent = items.iter().any(|i| i == "RECENT");
+    let store = s.store.clone();
     s.store_call(move |st| {
         let info = st.mailbox(&n)?;
-        let deleted = if want_deleted {
-            st.messages(&n)?
-                .iter()
-                .filter(|m| m.flags.contains(&Flag::Deleted))
-                .count() as u32
-        } else {
-            0
-        };
-        Ok((info, deleted))
+        let mut counts = Counts::default();
+        if want_deleted || want_recent {
+            // Unclaimed messages are \Recent; STATUS does not claim them.
+            let above = store
+                .as_ref()
+                .map(|store| crate::imap::recent::claimed(store, info.id, info.uidvalidity))
+                .unwrap_or(0);
+            for m in st.messages(&n)? {
+                counts.deleted += u32::from(m.flags.contains(&Flag::Deleted));
+                counts.recent += u32::from(m.uid > above);
+            }
+        }
+        Ok((info, counts))
     })
 }
 
 /// Writes `* STATUS name (items)`.
-pub(crate) fn write_status(s: &mut Session, info: &MailboxInfo, deleted: u32, items: &[String]) {
+pub(crate) fn write_status(s: &mut Session, info: &MailboxInfo, counts: Counts, items: &[String]) {
     let mut vals = Vec::new();
     for i in items {
         let v = match i.as_str() {
             "MESSAGES" => info.exists.to_string(),
-            "RECENT" => "0".to_string(),
+            "RECENT" => counts.recent.to_string(),
             "UIDNEXT" => info.uidnext.to_string(),
             "UIDVALIDITY" => info.uidvalidity.to_string(),
             "UNSEEN" => info.unseen.to_string(),
-            "DELETED" => deleted.to_string(),
+            "DELETED" => counts.deleted.to_string(),
             "SIZE" => info.size.to_string(),
             "HIGHESTMODSEQ" => info.highestmodseq.to_string(),
             _ => continue,
@@ -93,7 +106,7 @@ pub(crate) async fn status(
     let name = s.mailbox_in(&super::mailbox::raw_name(&mailbox))?;
     let items: Vec<String> = items.iter().map(|i| item_name(i).to_string()).collect();
     check_items(&items)?;
-    let (info, deleted) = info_for(s, &name, &items).await?;
-    write_status(s, &info, deleted, &items);
+    let (info, counts) = info_for(s, &name, &items).await?;
+    write_status(s, &info, counts, &items);
     Ok(Done::Ok("Status completed.".into()))
 }
