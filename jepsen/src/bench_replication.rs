@@ -159,7 +159,9 @@ async fn lag(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()> {
     let user = "lag";
     append(&sa, user, &message(a.size, "warm-up"))?;
     ha.track_user(user).await?;
-    // Ack time of each of A's sequence numbers, and the time B had it.
+    // When B had each of A's sequence numbers (watching B's version vector), and when A
+    // acknowledged it; paired up at the end, so a record on B before A's append call even
+    // returned counts as zero lag rather than being lost.
     let acked: Arc<ack_times::Map> = Arc::new(ack_times::Map::default());
     let ub = tokio::task::spawn_blocking({
         let sb = sb.clone();
@@ -169,9 +171,14 @@ async fn lag(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()> {
     let mut rx = ub.watch();
     let acked2 = acked.clone();
     let seen = tokio::spawn(async move {
-        let mut lags = Vec::new();
+        let mut arrived: Vec<(u64, Instant)> = Vec::new();
         let mut done = 0u64;
-        while rx.changed().await.is_ok() {
+        loop {
+            // Re-check now and then too: the last tick may come before the writer says "done".
+            if let Ok(Err(_)) = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await
+            {
+                break;
+            }
             let now = Instant::now();
             let have = ub
                 .version_vector()
@@ -180,15 +187,13 @@ async fn lag(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()> {
                 .unwrap_or(0);
             while done < have {
                 done += 1;
-                if let Some(t0) = acked2.take(done) {
-                    lags.push(now.duration_since(t0).as_secs_f64() * 1000.0);
-                }
+                arrived.push((done, now));
             }
             if acked2.finished(done) {
                 break;
             }
         }
-        lags
+        arrived
     });
     let n = (a.rate as f64 * a.lag_secs) as u64;
     let period = Duration::from_secs_f64(1.0 / a.rate as f64);
@@ -222,9 +227,17 @@ async fn lag(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()> {
         Ok(())
     })
     .await??;
-    let mut lags = tokio::time::timeout(Duration::from_secs(60), seen)
+    let arrived = tokio::time::timeout(Duration::from_secs(60), seen)
         .await
         .context("B did not catch up within 60 s")??;
+    let mut lags: Vec<f64> = arrived
+        .into_iter()
+        .filter_map(|(seq, t1)| {
+            acked
+                .take(seq)
+                .map(|t0| t1.saturating_duration_since(t0).as_secs_f64() * 1000.0)
+        })
+        .collect();
     lags.sort_by(|x, y| x.total_cmp(y));
     println!(
         "replication lag at {} deliveries/s of {} B for {:.0} s ({} deliveries measured): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

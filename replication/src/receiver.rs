@@ -89,7 +89,7 @@ fn soft<T>(r: Result<T>) -> Result<std::result::Result<T, String>> {
 
 /// Objects being stored concurrently (so the store's group commit shares fsyncs among them);
 /// all are finished before the next request is answered.
-const MAX_PUTS_IN_FLIGHT: usize = 64;
+const MAX_PUTS_IN_FLIGHT: usize = 128;
 
 async fn finish_puts(puts: &mut Vec<tokio::task::JoinHandle<()>>) {
     for p in puts.drain(..) {
