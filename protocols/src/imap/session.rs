@@ -347,7 +347,7 @@ impl Session {
             return Done::Close;
         }
         // Tell the client about other sessions' changes before completing (RFC 9051 7).
-        if self.state == State::Selected && !matches!(done, Done::Bad(_)) {
+        if self.state == State::Selected && !self.pending_close && !matches!(done, Done::Bad(_)) {
             if let Err(d) = self.sync(allow_expunge).await {
                 tracing::warn!("mailbox update failed: {d:?}");
             }
