@@ -53,6 +53,10 @@ pub struct Args {
     /// Directory for the temporary data (removed afterwards).
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
+    /// Afterwards hold this many IDLE connections on Debian's Dovecot (`dovecot -F`, a
+    /// process per connection) and print the memory of all its processes; 0 = skip.
+    #[arg(long, default_value_t = 0)]
+    pub compare_dovecot: usize,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -60,7 +64,7 @@ pub fn run(a: Args) -> Result<()> {
         bail!("--connections, --users, --source-addrs and --parallel must be at least 1");
     }
     let deadline = Instant::now() + Duration::from_secs(a.timeout_secs);
-    let want_fds = (a.connections as u64) + 1024;
+    let want_fds = (a.connections.max(a.compare_dovecot) as u64) + 1024;
     let nofile = raise_nofile(want_fds)?;
     if nofile < want_fds {
         bail!(
@@ -89,12 +93,15 @@ pub fn run(a: Args) -> Result<()> {
         .build()
         .context("tokio runtime")?;
 
+    // Absolute: the paths go into the servers' configuration files.
+    let base =
+        std::fs::canonicalize(&a.dir).with_context(|| format!("--dir {}", a.dir.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix("bench-idle-")
-        .tempdir_in(&a.dir)
-        .with_context(|| format!("temporary directory in {}", a.dir.display()))?;
+        .tempdir_in(&base)
+        .with_context(|| format!("temporary directory in {}", base.display()))?;
     let mut node = NodeProc::start(&node_bin, tmp.path(), &a, deadline)?;
-    let result = rt.block_on(measure(&a, &node, deadline, "node"));
+    let result = rt.block_on(measure(&a, a.connections, &node, deadline, "node"));
     let stopped = node.stop();
     if let Err(e) = &result {
         eprintln!("--- node log (tail) ---\n{}", node.log_tail(40));
@@ -102,12 +109,29 @@ pub fn run(a: Args) -> Result<()> {
     }
     println!("node_stopped: {stopped}");
 
+    if a.compare_dovecot > 0 {
+        let dir = tmp.path().join("dovecot");
+        let mut dc = DovecotProc::start(&dir, &a, deadline)?;
+        let result = rt.block_on(measure(&a, a.compare_dovecot, &dc, deadline, "dovecot"));
+        let stopped = dc.stop();
+        if let Err(e) = &result {
+            eprintln!("--- dovecot log (tail) ---\n{}", dc.log_tail(40));
+            return Err(anyhow::anyhow!("dovecot: {e:#}"));
+        }
+        println!("dovecot_stopped: {stopped}");
+    }
+
     Ok(())
 }
 
 /// Phases of one measurement against a running server (ours or Dovecot).
-async fn measure(a: &Args, server: &dyn Server, deadline: Instant, label: &str) -> Result<()> {
-    let n = a.connections;
+async fn measure(
+    a: &Args,
+    n: usize,
+    server: &dyn Server,
+    deadline: Instant,
+    label: &str,
+) -> Result<()> {
     let before = server.rss()?;
     println!(
         "{label}_rss_before_mib: {:.1} ({} processes)",
@@ -184,16 +208,19 @@ async fn measure(a: &Args, server: &dyn Server, deadline: Instant, label: &str) 
         a.parallel
     );
     println!(
-        "{label}_rss_mib: {:.1} (peak VmHWM {:.1}; {} processes; {} threads)",
+        "{label}_rss_mib: {:.1} (PSS {:.1}; peak VmHWM {:.1}; {} processes; {} threads)",
         kib_to_mib(idle_mem.rss_kib),
+        kib_to_mib(idle_mem.pss_kib),
         kib_to_mib(idle_mem.hwm_kib),
         idle_mem.processes,
         idle_mem.threads
     );
     println!(
-        "{label}_kib_per_connection: {:.1} (RSS / connections); {:.1} (RSS growth / connections)",
+        "{label}_kib_per_connection: {:.1} (RSS / connections); {:.1} (RSS growth / \
+         connections); {:.1} (PSS / connections)",
         idle_mem.rss_kib as f64 / idling as f64,
-        idle_mem.rss_kib.saturating_sub(before.rss_kib) as f64 / idling as f64
+        idle_mem.rss_kib.saturating_sub(before.rss_kib) as f64 / idling as f64,
+        idle_mem.pss_kib as f64 / idling as f64
     );
 
     // Phase 2: one LMTP delivery, timed until every idling connection saw EXISTS.
@@ -526,6 +553,9 @@ async fn smtp_reply(c: &mut Conn, code: &str) -> Result<()> {
 /// Memory of a server: summed over its processes.
 struct Mem {
     rss_kib: u64,
+    /// Proportional set size: shared pages (libraries, a forked master's) divided among the
+    /// processes sharing them; the fair sum for a process-per-connection server.
+    pss_kib: u64,
     hwm_kib: u64,
     threads: u64,
     processes: usize,
@@ -544,19 +574,71 @@ trait Server: Sync {
 fn proc_status(pid: u32) -> Result<Mem> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("read /proc/{pid}/status (has the server exited?)"))?;
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    // Missing (kernel without smaps_rollup) reads as 0.
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     Ok(Mem {
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
-        threads: field("Threads:"),
+        rss_kib: kib_field(&text, "VmRSS:"),
+        pss_kib: kib_field(&rollup, "Pss:"),
+        hwm_kib: kib_field(&text, "VmHWM:"),
+        threads: kib_field(&text, "Threads:"),
         processes: 1,
     })
+}
+
+/// The first number after `name` on its line ("VmRSS:   1234 kB" -> 1234); 0 if absent.
+fn kib_field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// [`proc_status`] summed over `root` and all its descendants (Dovecot's master, login,
+/// auth, anvil, imap processes). A process that exits while being read is skipped.
+fn tree_status(root: u32) -> Result<Mem> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").context("read /proc")?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        // /proc/PID/stat: "pid (comm) state ppid ..."; comm may contain spaces and ')'.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent.insert(pid, ppid);
+        }
+    }
+    let in_tree = |mut p: u32| -> bool {
+        for _ in 0..64 {
+            if p == root {
+                return true;
+            }
+            match parent.get(&p) {
+                Some(&pp) if pp != 0 && pp != p => p = pp,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let mut sum = proc_status(root)?;
+    for &pid in parent.keys() {
+        if pid != root && in_tree(pid) {
+            if let Ok(m) = proc_status(pid) {
+                sum.rss_kib += m.rss_kib;
+                sum.pss_kib += m.pss_kib;
+                sum.hwm_kib += m.hwm_kib;
+                sum.threads += m.threads;
+                sum.processes += 1;
+            }
+        }
+    }
+    Ok(sum)
 }
 
 /// The release `node serve --config` child: killed if still running when dropped.
@@ -604,27 +686,14 @@ impl NodeProc {
             lmtp: SocketAddr::from(([127, 0, 0, 1], lmtp_port)),
             log,
         };
-        let ready_by = (Instant::now() + Duration::from_secs(30)).min(deadline);
-        for addr in [node.imap, node.lmtp] {
-            loop {
-                if let Some(Ok(Some(status))) = node.child.as_mut().map(|c| c.try_wait()) {
-                    bail!(
-                        "node exited during start-up ({status})\n--- node log ---\n{}",
-                        node.log_tail(40)
-                    );
-                }
-                if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
-                    break;
-                }
-                if Instant::now() >= ready_by {
-                    bail!(
-                        "node did not accept on {addr} within 30 s\n--- node log ---\n{}",
-                        node.log_tail(40)
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        let log = node.log.clone();
+        wait_accepting(
+            node.child.as_mut(),
+            &[node.imap, node.lmtp],
+            deadline,
+            &log,
+            "node",
+        )?;
         Ok(node)
     }
 
@@ -685,6 +754,223 @@ fn stop_child(child: &mut Child, grace: Duration) -> String {
             }
         }
     }
+}
+
+/// Debian's Dovecot 2.3 (`dovecot -F -c GENERATED`) for the comparison: IMAP and LMTP on
+/// loopback, passwd-file users, maildir; a process per IMAP connection.
+struct DovecotProc {
+    child: Option<Child>,
+    pid: u32,
+    imap: SocketAddr,
+    lmtp: SocketAddr,
+    log: PathBuf,
+}
+
+impl DovecotProc {
+    fn start(dir: &Path, a: &Args, deadline: Instant) -> Result<DovecotProc> {
+        let bin = Path::new("/usr/sbin/dovecot");
+        if !bin.exists() {
+            bail!("--compare-dovecot needs /usr/sbin/dovecot (apt-get install dovecot-imapd dovecot-lmtpd)");
+        }
+        let mail = dir.join("mail");
+        for d in ["run", "state", "mail"] {
+            std::fs::create_dir_all(dir.join(d))?;
+        }
+        let passwd = dir.join("passwd");
+        let mut lines = String::new();
+        for u in 0..a.users {
+            lines.push_str(&format!("{}:{{PLAIN}}{PASSWORD}::::::\n", user_name(u)));
+        }
+        std::fs::write(&passwd, lines)?;
+        // Dovecot refuses to run mail processes as root: as root, mail belongs to its
+        // package's `dovecot` user, which must be able to reach the mail directory.
+        let mail_user = if unsafe { libc::geteuid() } == 0 {
+            use std::os::unix::fs::PermissionsExt;
+            // The temporary directory is 0700.
+            for p in [dir.parent().unwrap_or(dir), dir] {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+                    .with_context(|| format!("chmod 755 {}", p.display()))?;
+            }
+            let st = Command::new("chown")
+                .args(["-R", "dovecot:dovecot"])
+                .arg(&mail)
+                .status()
+                .context("chown the Dovecot mail directory")?;
+            if !st.success() {
+                bail!("chown -R dovecot:dovecot {} failed", mail.display());
+            }
+            "dovecot".to_string()
+        } else {
+            std::env::var("USER").unwrap_or_else(|_| "nobody".into())
+        };
+        let (imap_port, lmtp_port) = (free_port()?, free_port()?);
+        let conf = dir.join("dovecot.conf");
+        let log = dir.join("dovecot.log");
+        std::fs::write(
+            &conf,
+            dovecot_config(
+                dir,
+                &passwd,
+                &mail,
+                &mail_user,
+                imap_port,
+                lmtp_port,
+                a.compare_dovecot,
+            ),
+        )?;
+        let logf = std::fs::File::create(&log)?;
+        let child = Command::new(bin)
+            .arg("-F")
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone()?)
+            .stderr(logf)
+            .spawn()
+            .context("spawn dovecot -F")?;
+        let mut dc = DovecotProc {
+            pid: child.id(),
+            child: Some(child),
+            imap: SocketAddr::from(([127, 0, 0, 1], imap_port)),
+            lmtp: SocketAddr::from(([127, 0, 0, 1], lmtp_port)),
+            log,
+        };
+        let log = dc.log.clone();
+        wait_accepting(
+            dc.child.as_mut(),
+            &[dc.imap, dc.lmtp],
+            deadline,
+            &log,
+            "dovecot",
+        )?;
+        Ok(dc)
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        tail_file(&self.log, lines)
+    }
+
+    fn stop(&mut self) -> String {
+        let Some(mut child) = self.child.take() else {
+            return "not running".into();
+        };
+        stop_child(&mut child, Duration::from_secs(15))
+    }
+}
+
+impl Drop for DovecotProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Server for DovecotProc {
+    fn imap_addr(&self) -> SocketAddr {
+        self.imap
+    }
+    fn lmtp_addr(&self) -> SocketAddr {
+        self.lmtp
+    }
+    fn domain(&self) -> &str {
+        "example.org"
+    }
+    fn rss(&self) -> Result<Mem> {
+        tree_status(self.pid)
+    }
+}
+
+/// Dovecot 2.3 settings: defaults except what lets `n` connections in (process and client
+/// limits, no per-user+IP limit) and what a temporary, unprivileged instance needs.
+fn dovecot_config(
+    dir: &Path,
+    passwd: &Path,
+    mail: &Path,
+    mail_user: &str,
+    imap: u16,
+    lmtp: u16,
+    n: usize,
+) -> String {
+    let d = |p: &Path| p.display().to_string();
+    format!(
+        r#"# written by jepsen bench-idle for {n} IDLE connections
+base_dir = {run}
+state_dir = {state}
+log_path = /dev/stderr
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_username_format = %n
+mail_location = maildir:{mail}/%n
+mail_uid = {mail_user}
+mail_gid = {mail_user}
+first_valid_uid = 0
+default_internal_user = dovecot
+default_login_user = dovenull
+mail_max_userip_connections = {limit}
+default_process_limit = {limit}
+default_client_limit = {clients}
+passdb {{
+  driver = passwd-file
+  args = {passwd}
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user} gid={mail_user} home={mail}/%n
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {imap}
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    port = {lmtp}
+  }}
+}}
+"#,
+        run = d(&dir.join("run")),
+        state = d(&dir.join("state")),
+        mail = d(mail),
+        passwd = d(passwd),
+        limit = n + 100,
+        clients = 2 * n + 1000,
+    )
+}
+
+/// Waits until `child` accepts on every address; fails with its log if it exits or is slow.
+fn wait_accepting(
+    mut child: Option<&mut Child>,
+    addrs: &[SocketAddr],
+    deadline: Instant,
+    log: &Path,
+    what: &str,
+) -> Result<()> {
+    let ready_by = (Instant::now() + Duration::from_secs(30)).min(deadline);
+    for addr in addrs {
+        loop {
+            if let Some(Ok(Some(status))) = child.as_mut().map(|c| c.try_wait()) {
+                bail!(
+                    "{what} exited during start-up ({status})\n--- log ---\n{}",
+                    tail_file(log, 40)
+                );
+            }
+            if std::net::TcpStream::connect_timeout(addr, Duration::from_secs(1)).is_ok() {
+                break;
+            }
+            if Instant::now() >= ready_by {
+                bail!(
+                    "{what} did not accept on {addr} within 30 s\n--- log ---\n{}",
+                    tail_file(log, 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
 }
 
 /// The node's configuration (keys as in node/src/config and tests/src/server.rs): IMAP and
