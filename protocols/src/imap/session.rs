@@ -188,7 +188,12 @@ impl Session {
     /// The inactivity limit for the current state.
     fn read_timeout(&self) -> Duration {
         if self.state == State::NotAuthenticated {
-            self.ctx.config.login_timeout
+            // A deadline from connect, not per read: a client trickling bytes still has to
+            // log in within the limit.
+            self.ctx
+                .config
+                .login_timeout
+                .saturating_sub(self.started.elapsed())
         } else {
             self.ctx.config.idle_timeout
         }

@@ -1028,3 +1028,32 @@ async fn recent_belongs_to_one_session() {
         "* 1 FETCH (FLAGS (\\Recent))\r\nf OK Fetch completed.\r\n"
     );
 }
+
+#[tokio::test]
+async fn login_timeout_counts_from_connect() {
+    let config = ImapConfig {
+        login_timeout: Duration::from_millis(400),
+        ..ImapConfig::default()
+    };
+    let (mut c, _) = Client::start(context(TestBackend::demo(), config)).await;
+    let started = std::time::Instant::now();
+    // Trickling commands does not extend the time to log in.
+    for i in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The server may already have closed: that is the point.
+        let _ = c.w.write_all(format!("n{i} NOOP\r\n").as_bytes()).await;
+    }
+    let mut lines = Vec::new();
+    loop {
+        let l = c.line().await;
+        if l.is_empty() {
+            break;
+        }
+        lines.push(l);
+    }
+    assert!(
+        lines.contains(&"* BYE Disconnected for inactivity.\r\n".to_string()),
+        "{lines:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(1500));
+}
