@@ -46,8 +46,10 @@ impl AuthSettings {
             failure_limit: c.auth_failure_limit,
             failure_window: c.auth_failure_window.0,
             worker_max_count: match c.auth_worker_max_count {
-                // Hashing is CPU-bound: more workers than cores only add memory and latency.
-                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                // Hashing is CPU- and memory-bound: one core (and its share of memory bandwidth)
+                // stays with the sessions; more workers than cores only add latency.
+                0 => std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().saturating_sub(1).max(1)),
                 n => n as usize,
             },
             default_quota: quota_rule::parse_rules(c.quota_rule.0.iter().map(String::as_str))
