@@ -14,8 +14,10 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use std::sync::Arc;
 use storage::{Flag, FlagMode, Flags, MessageMeta, UserStore};
 
-/// Messages rendered per blocking call: bounds memory and lets output flow.
+/// Messages rendered per blocking call when bodies are read: bounds memory, lets output flow.
 const BATCH: usize = 32;
+/// Same, when only index data (flags, sizes, dates) is fetched.
+const META_BATCH: usize = 1024;
 
 #[derive(Clone, Debug)]
 enum Item {
@@ -334,7 +336,12 @@ pub(crate) async fn fetch(
     }
     let store = s.user_store()?;
     let items = Arc::new(items);
-    for chunk in idx.chunks(BATCH) {
+    let batch = if items.iter().any(|i| i.needs_raw() || i.needs_facts()) {
+        BATCH
+    } else {
+        META_BATCH
+    };
+    for chunk in idx.chunks(batch) {
         let sel = s.selected()?;
         let batch: Vec<(usize, MessageMeta, bool, bool)> = chunk
             .iter()

@@ -17,7 +17,8 @@ pub(crate) async fn select(
     // A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2).
     if s.sel.take().is_some() {
         s.state = State::Authenticated;
-        if s.enabled.qresync {
+        // RFC 7162 3.2.11 and IMAP4rev2 (RFC 9051 7.1): say where one mailbox's responses end.
+        if s.enabled.qresync || s.enabled.rev2 {
             s.untagged("OK [CLOSED] Previous mailbox closed.");
         }
     }
