@@ -31,6 +31,12 @@ impl Conn {
         self.framed.send(frame).await.map_err(ReplError::Io)
     }
 
+    /// Queues a message without flushing (the next `send` flushes it along).
+    pub async fn feed(&mut self, msg: &Message) -> Result<()> {
+        let frame = wire::encode(msg)?;
+        self.framed.feed(frame).await.map_err(ReplError::Io)
+    }
+
     /// Sends an already-encoded frame as is (tests use it to play a hostile peer).
     pub async fn send_raw(&mut self, frame: Bytes) -> Result<()> {
         self.framed.send(frame).await.map_err(ReplError::Io)

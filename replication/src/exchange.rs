@@ -129,17 +129,26 @@ pub(crate) async fn push_batch(
             send.push(id);
         }
     }
-    for id in send {
+    // Read in groups (one blocking hop per group, not per object), bounded in memory.
+    for group in send.chunks(64) {
         let uu = u.clone();
-        let raw = blocking(move || uu.read_object(&id)).await?;
-        out.objects += 1;
-        out.bytes += raw.len() as u64;
-        conn.send(&Message::Object {
-            user: user.into(),
-            id,
-            raw: Raw(raw),
+        let ids = group.to_vec();
+        let raws = blocking(move || {
+            ids.into_iter()
+                .map(|id| uu.read_object(&id).map(|raw| (id, raw)))
+                .collect::<std::result::Result<Vec<_>, _>>()
         })
         .await?;
+        for (id, raw) in raws {
+            out.objects += 1;
+            out.bytes += raw.len() as u64;
+            conn.feed(&Message::Object {
+                user: user.into(),
+                id,
+                raw: Raw(raw),
+            })
+            .await?;
+        }
     }
     let wire = records
         .iter()
