@@ -102,6 +102,8 @@ pub(crate) struct WriterState {
 #[derive(Default)]
 struct Batch {
     records: Vec<Record>,
+    /// The records' log payloads, encoded once when planned (and size-checked there).
+    encoded: Vec<Vec<u8>>,
     objects: Vec<Prepared>,
     new_objects: HashSet<ObjectId>,
 }
@@ -193,6 +195,7 @@ impl UserStore {
                 tx.rollback(sp);
                 meta = meta_sp;
                 batch.records.truncate(nrec);
+                batch.encoded.truncate(nrec);
                 for o in batch.objects.drain(nobj..) {
                     batch.new_objects.remove(&o.id);
                 }
@@ -282,8 +285,8 @@ impl UserStore {
             rel.push((o, buf.len() as u64));
             framed::encode_frame(&pack::payload(o, &[log::TAG_OBJECT]), &mut buf);
         }
-        for r in &b.records {
-            framed::encode_frame(&log::encode_record(r), &mut buf);
+        for payload in &b.encoded {
+            framed::encode_frame(payload, &mut buf);
         }
         if buf.is_empty() {
             return Ok(());
@@ -322,14 +325,21 @@ impl UserStore {
             op,
         };
         let mut fx = Effects::default();
+        let payload = encoded(&rec)?;
         apply(tx, meta, &rec, &mut fx)?;
         b.records.push(rec.clone());
+        b.encoded.push(payload);
         Ok(rec)
     }
 
     fn mailbox_for(&self, tx: &Txn, name: &str) -> Result<index::MailboxRec> {
         tx.mailbox_by_name(&names::canonical(name))?
             .ok_or_else(|| StoreError::NoSuchMailbox(name.to_string()))
+    }
+
+    fn mailbox_of(&self, tx: &Txn, id: &MailboxId) -> Result<index::MailboxRec> {
+        tx.mailbox(id)?
+            .ok_or_else(|| StoreError::Other("mailbox vanished during a change".into()))
     }
 
     fn object_present(tx: &Txn, b: &Batch, id: &ObjectId) -> Result<bool> {
@@ -516,24 +526,26 @@ impl UserStore {
                         },
                     ));
                 }
-                let modseq = dst.highestmodseq + 1;
-                let op = if mv {
-                    Op::Move {
-                        from: src.id,
-                        to: dst.id,
-                        entries,
-                        modseq,
-                        from_modseq: src.highestmodseq + 1,
-                    }
-                } else {
-                    Op::Copy {
-                        from: src.id,
-                        to: dst.id,
-                        entries,
-                        modseq,
-                    }
-                };
-                self.emit(tx, meta, b, op)?;
+                for chunk in entries.chunks(CHUNK) {
+                    let (src, dst) = (self.mailbox_of(tx, &src.id)?, self.mailbox_of(tx, &dst.id)?);
+                    let op = if mv {
+                        Op::Move {
+                            from: src.id,
+                            to: dst.id,
+                            entries: chunk.to_vec(),
+                            modseq: dst.highestmodseq + 1,
+                            from_modseq: src.highestmodseq + 1,
+                        }
+                    } else {
+                        Op::Copy {
+                            from: src.id,
+                            to: dst.id,
+                            entries: chunk.to_vec(),
+                            modseq: dst.highestmodseq + 1,
+                        }
+                    };
+                    self.emit(tx, meta, b, op)?;
+                }
                 Ok(Reply::Copy(CopyOutcome {
                     dst_uidvalidity: dst.uidvalidity,
                     pairs,
@@ -576,18 +588,18 @@ impl UserStore {
                         || remove.iter().any(|f| m.flags.contains(f))
                 });
                 if changes {
-                    self.emit(
-                        tx,
-                        meta,
-                        b,
-                        Op::Flags {
+                    let guids: Vec<Guid> = targets.iter().map(|m| m.guid).collect();
+                    for chunk in guids.chunks(CHUNK) {
+                        let modseq = self.mailbox_of(tx, &mb.id)?.highestmodseq + 1;
+                        let op = Op::Flags {
                             mailbox: mb.id,
-                            messages: targets.iter().map(|m| m.guid).collect(),
-                            add,
-                            remove,
-                            modseq: mb.highestmodseq + 1,
-                        },
-                    )?;
+                            messages: chunk.to_vec(),
+                            add: add.clone(),
+                            remove: remove.clone(),
+                            modseq,
+                        };
+                        self.emit(tx, meta, b, op)?;
+                    }
                 }
                 let mut updated = Vec::new();
                 for m in &targets {
@@ -608,17 +620,14 @@ impl UserStore {
                         guids.push(m.meta.guid);
                     }
                 }
-                if !guids.is_empty() {
-                    self.emit(
-                        tx,
-                        meta,
-                        b,
-                        Op::Expunge {
-                            mailbox: mb.id,
-                            messages: guids,
-                            modseq: mb.highestmodseq + 1,
-                        },
-                    )?;
+                for chunk in guids.chunks(CHUNK) {
+                    let modseq = self.mailbox_of(tx, &mb.id)?.highestmodseq + 1;
+                    let op = Op::Expunge {
+                        mailbox: mb.id,
+                        messages: chunk.to_vec(),
+                        modseq,
+                    };
+                    self.emit(tx, meta, b, op)?;
                 }
                 Ok(Reply::Expunged(gone))
             }
@@ -688,7 +697,7 @@ impl UserStore {
                     )?;
                     let msgs = tx.messages(&src.id)?;
                     if !msgs.is_empty() {
-                        let entries = msgs
+                        let entries: Vec<(Guid, NewEntry)> = msgs
                             .iter()
                             .enumerate()
                             .map(|(i, m)| {
@@ -707,18 +716,18 @@ impl UserStore {
                                 )
                             })
                             .collect();
-                        self.emit(
-                            tx,
-                            meta,
-                            b,
-                            Op::Move {
-                                from: src.id,
-                                to: mailbox,
-                                entries,
-                                modseq: 2,
-                                from_modseq: src.highestmodseq + 1,
-                            },
-                        )?;
+                        for chunk in entries.chunks(CHUNK) {
+                            let from = self.mailbox_of(tx, &src.id)?;
+                            let to = self.mailbox_of(tx, &mailbox)?;
+                            let op = Op::Move {
+                                from: from.id,
+                                to: to.id,
+                                entries: chunk.to_vec(),
+                                modseq: to.highestmodseq + 1,
+                                from_modseq: from.highestmodseq + 1,
+                            };
+                            self.emit(tx, meta, b, op)?;
+                        }
                     }
                     return Ok(Reply::Unit);
                 }
@@ -793,8 +802,10 @@ impl UserStore {
                             )));
                         }
                     }
+                    let payload = encoded(&rec)?;
                     apply(tx, meta, &rec, &mut fx)?;
                     b.records.push(rec);
+                    b.encoded.push(payload);
                     applied += 1;
                 }
                 Ok(Reply::Applied(ApplyOutcome {
@@ -836,6 +847,23 @@ impl UserStore {
             }
         }
     }
+}
+
+/// Messages per Copy/Move/Flags/Expunge record: keeps every record far below the log's frame
+/// limit whatever a client selects (a larger change becomes several records).
+const CHUNK: usize = 10_000;
+
+/// A record's log payload; refused (before anything is written) if it would not fit a frame.
+fn encoded(rec: &Record) -> Result<Vec<u8>> {
+    let payload = log::encode_record(rec);
+    if payload.len() > log::MAX_RECORD {
+        return Err(StoreError::Other(format!(
+            "change too large for one log record ({} bytes, {} at most)",
+            payload.len(),
+            log::MAX_RECORD
+        )));
+    }
+    Ok(payload)
 }
 
 fn objects_of(op: &Op) -> Vec<ObjectId> {

@@ -256,3 +256,83 @@ fn concurrent_first_open_creates_inbox_once_and_writers_share_fsyncs() {
         "group commit batched nothing: {commits} commits for 320 appends"
     );
 }
+
+#[test]
+fn large_changes_are_split_and_large_objects_go_to_a_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let u = store.user("frank").unwrap();
+    // An incompressible 3 MiB message goes to a pack (beyond the log's inline limit).
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    let mut x = 0x1234_5678_9abc_def0u64;
+    while big.len() < 3 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    let o = append(&u, "INBOX", &big);
+    // 12,000 messages copied, flagged and expunged at once: two records each.
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let u = u.clone();
+            std::thread::spawn(move || {
+                for i in 0..4000 {
+                    append(
+                        &u,
+                        "INBOX",
+                        format!("Subject: {t}-{i}\r\n\r\nx\r\n").as_bytes(),
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let all: Vec<u32> = (2..=12_001).collect();
+    let seq = |u: &UserStore| u.version_vector().unwrap()[&1];
+    let before = seq(&u);
+    let c = u.copy("INBOX", &all, "Archive").unwrap();
+    assert_eq!(c.pairs.len(), 12_000);
+    assert_eq!(seq(&u) - before, 2, "one record per 10,000 messages");
+    let s = u
+        .store_flags(
+            "Archive",
+            &(1..=12_000).collect::<Vec<_>>(),
+            FlagMode::Add,
+            &flags(&["\\Seen"]),
+            None,
+        )
+        .unwrap();
+    assert_eq!(s.updated.len(), 12_000);
+    assert_eq!(
+        u.expunge("Archive", &(1..=12_000).collect::<Vec<_>>())
+            .unwrap()
+            .len(),
+        12_000
+    );
+    assert_eq!(u.mailbox("Archive").unwrap().exists, 0);
+    drop(u);
+    drop(store);
+    let store = open(dir.path());
+    let u = store.user("frank").unwrap();
+    let packs = std::fs::read_dir(u.dir().join("packs")).unwrap().count();
+    assert!(packs >= 1);
+    assert_eq!(
+        u.read_message(&u.messages("INBOX").unwrap()[0].object)
+            .unwrap(),
+        big
+    );
+    assert_eq!(o.uid, 1);
+    let live = u.dump_index().unwrap();
+    u.rebuild_index().unwrap();
+    assert_eq!(u.dump_index().unwrap(), live);
+    u.purge().unwrap();
+    assert_eq!(
+        u.read_message(&u.messages("INBOX").unwrap()[0].object)
+            .unwrap(),
+        big
+    );
+    assert_eq!(u.messages("INBOX").unwrap().len(), 12_001);
+}
