@@ -520,3 +520,46 @@ fn pop3_reconnect_right_after_quit_is_not_in_use() {
         assert!(r.starts_with("+OK"), "round {round}: QUIT: {r}");
     }
 }
+
+/// LMTP on a unix socket, as Postfix's `lmtp:unix:` transport delivers: the socket has the
+/// configured mode and takes a delivery like the TCP listener.
+#[test]
+fn lmtp_over_a_unix_socket_with_its_mode() {
+    let sock_dir = tempfile::tempdir().expect("tempdir");
+    let sock = sock_dir.path().join("lmtp.sock");
+    let server = Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap, Proto::Lmtp],
+        extra_toml: format!(
+            "[lmtp_unix_socket]\npath = \"{}\"\nmode = \"0660\"\n",
+            sock.display()
+        ),
+        ..Default::default()
+    })
+    .expect("start node");
+    let meta =
+        std::fs::metadata(&sock).expect("the LMTP unix socket exists once the node is ready");
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    assert!(
+        meta.file_type().is_socket(),
+        "{} is not a socket",
+        sock.display()
+    );
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660, "socket mode");
+    server.python(
+        &format!(
+            r#"
+import smtplib
+s = smtplib.LMTP('{}', timeout=20)
+code, msg = s.ehlo('tests.local'); assert code == 250, msg
+refused = s.sendmail('sender@example.org', ['demo@example.org'],
+                     b"Subject: via unix socket\r\nMessage-ID: <unix-1@tests.local>\r\n\r\nhi\r\n")
+assert refused == {{}}, refused
+s.quit()
+print('ok')
+"#,
+            sock.display()
+        ),
+        Duration::from_secs(60),
+    );
+    assert_eq!(inbox_count(&server, "demo", "demo"), 1);
+}
