@@ -47,7 +47,15 @@ fn ensure_demo_passdb(config: &Config) -> anyhow::Result<()> {
     }
     let hash = crate::auth::schemes::hash(crate::auth::schemes::Scheme::Sha512Crypt, DEMO_PASSWORD)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::fs::write(&db.args, format!("{DEMO_USER}:{hash}::::::\n"))
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Password hashes: readable by the node's user only.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&db.args)
+        .and_then(|mut f| f.write_all(format!("{DEMO_USER}:{hash}::::::\n").as_bytes()))
         .with_context(|| format!("cannot write {}", db.args.display()))?;
     Ok(())
 }
@@ -151,8 +159,16 @@ fn chown(path: &Path, owner: &str, group: &str) -> anyhow::Result<()> {
 
 pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     let data = config.storage.data_dir.clone();
-    std::fs::create_dir_all(&data)
-        .with_context(|| format!("[storage] data_dir {}: cannot create", data.display()))?;
+    if !data.exists() {
+        // Mail is private: a data_dir made here is readable by the node's user only (an
+        // existing one keeps the mode the operator gave it).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&data)
+            .with_context(|| format!("[storage] data_dir {}: cannot create", data.display()))?;
+    }
     if origin == Origin::Embedded {
         ensure_demo_passdb(&config)?;
     }
@@ -382,6 +398,14 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         {
             tracing::warn!("replication: did not stop within shutdown_timeout");
         }
+    }
+    // Not needed for durability (the logs are the truth), but a clean index spares the next
+    // start-up its catch-up from the last checkpoint.
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || s.flush_index()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("node: index flush at shutdown failed: {e}"),
+        Err(e) => tracing::warn!("node: index flush at shutdown failed: {e}"),
     }
     let _ = std::fs::remove_file(&admin_path);
     tracing::info!("node: stopped");
