@@ -525,3 +525,98 @@ fn lmtp_delivers_over_tcp_and_the_unix_socket() {
         .is_some_and(|s| s.success()));
     assert!(!sock.exists(), "the unix socket is removed at shutdown");
 }
+
+#[test]
+fn two_nodes_replicate_a_delivery_in_replicated_durability() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let (a_repl, b_repl) = (free_port(), free_port());
+    let cluster = |me: u32, port: u16, peer: u32, peer_port: u16, d: &Path| {
+        format!(
+            "[cluster]\nnode_id = {me}\nlisten = \"127.0.0.1:{port}\"\ndurability = \"replicated\"\n\
+             certs_dir = \"{}\"\npeers = [{{ node_id = {peer}, address = \"127.0.0.1:{peer_port}\" }}]\n",
+            d.join("cluster").display()
+        )
+    };
+    let a_cfg = write_config(&a_dir, &ports(), &cluster(1, a_repl, 2, b_repl, &a_dir));
+    let b_cfg = write_config(&b_dir, &ports(), &cluster(2, b_repl, 1, a_repl, &b_dir));
+    // Certificates the way an operator makes them: CA and both node certs on A, copied to B.
+    for args in [
+        vec!["cluster", "init"],
+        vec!["cluster", "cert", "1", "--hostname", "127.0.0.1"],
+        vec!["cluster", "cert", "2", "--hostname", "127.0.0.1"],
+    ] {
+        let out = node(&a_cfg, &args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    let b_certs = b_dir.join("cluster");
+    std::fs::create_dir_all(&b_certs).unwrap();
+    for (from, to) in [
+        (a_dir.join("cluster/ca.pem"), b_certs.join("ca.pem")),
+        (
+            a_dir.join("cluster/node-2/node.pem"),
+            b_certs.join("node.pem"),
+        ),
+        (
+            a_dir.join("cluster/node-2/node.key"),
+            b_certs.join("node.key"),
+        ),
+    ] {
+        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    }
+    let a = Server::start(&a_cfg).unwrap();
+    let b = Server::start(&b_cfg).unwrap();
+    assert!(
+        a.log().contains(&format!("replication=127.0.0.1:{a_repl}")),
+        "{}",
+        a.log()
+    );
+
+    // Delivered on A: LMTP's 250 waits for B's durable ack (replicated durability).
+    let lmtp_port: u16 = a
+        .log()
+        .split("lmtp=127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", lmtp_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"LHLO t\r\nMAIL FROM:<x@example.com>\r\nRCPT TO:<alice>\r\nDATA\r\nMessage-ID: <r1@t>\r\n\r\nreplicate me\r\n.\r\nQUIT\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(
+        answer.lines().filter(|l| l.starts_with("250")).count() >= 3,
+        "{answer}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = node(&b_cfg, &["mailbox", "status", "-u", "alice", "INBOX"]);
+        if String::from_utf8_lossy(&out.stdout).contains("messages=1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not replicated to B: {out:?}\nA: {}\nB: {}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = node(&a_cfg, &["replication", "status", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["peers"][0]["id"], 2, "{st}");
+    assert_eq!(st["degraded"], false, "{st}");
+    let out = node(&b_cfg, &["sync", "-u", "alice"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("with node 1"),
+        "{out:?}"
+    );
+    assert!(a.stop(Duration::from_secs(10)).is_some_and(|s| s.success()));
+    assert!(b.stop(Duration::from_secs(10)).is_some_and(|s| s.success()));
+}
