@@ -194,8 +194,8 @@ impl Session {
             top: (0, 0),
             retr: (0, 0),
             expunged: 0,
-            _lock: lock,
-            _session: guard,
+            lock,
+            session: Some(guard),
         });
         self.io.send_line("+OK Logged in.");
         Ok(())

@@ -30,8 +30,10 @@ pub(super) struct Transaction {
     pub retr: (u32, u64),
     /// Messages expunged at QUIT.
     pub expunged: usize,
-    pub _lock: Option<Pop3Lock>,
-    pub _session: SessionGuard,
+    /// Held until QUIT is answered (released before the reply is written, so a client that
+    /// reconnects at once finds the mailbox free), or until the session ends.
+    pub lock: Option<Pop3Lock>,
+    pub session: Option<SessionGuard>,
 }
 
 pub(super) struct Session {

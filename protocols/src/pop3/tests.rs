@@ -371,6 +371,88 @@ async fn second_session_is_in_use() {
     second.finished().await;
 }
 
+/// A server-side stream whose close takes a while (a slow network, a peer that is slow to
+/// acknowledge the FIN): the session's end lags behind its QUIT reply.
+struct SlowClose {
+    inner: tokio::io::DuplexStream,
+    closing: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl tokio::io::AsyncRead for SlowClose {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for SlowClose {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let sleep = self
+            .closing
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(500))));
+        if std::future::Future::poll(sleep.as_mut(), cx).is_pending() {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn reconnect_right_after_quit_is_not_in_use() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut closing = Vec::new();
+    for round in 0..3 {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let server: BoxStream = Box::new(SlowClose {
+            inner: server,
+            closing: None,
+        });
+        let task = tokio::spawn(serve(server, loopback_conn("pop3-slow"), ctx.clone()));
+        let (r, mut w) = tokio::io::split(client);
+        let mut r = tokio::io::BufReader::new(r);
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        assert!(line.starts_with("+OK"));
+        for (cmd, want) in [
+            ("USER demo", "+OK"),
+            ("PASS demo", "+OK Logged in."),
+            ("QUIT", "+OK Logging out."),
+        ] {
+            w.write_all(format!("{cmd}\r\n").as_bytes()).await.unwrap();
+            line.clear();
+            r.read_line(&mut line).await.unwrap();
+            assert_eq!(line.trim_end(), want, "round {round}: {cmd}");
+        }
+        // The session is still closing (500 ms); the next round's login must not meet its lock.
+        assert!(!task.is_finished());
+        closing.push((task, r, w));
+    }
+    for (task, _, _) in closing {
+        task.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn no_nuls_option() {
     let backend = TestBackend::demo();

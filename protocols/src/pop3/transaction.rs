@@ -63,6 +63,12 @@ impl Session {
             Command::Noop => self.io.send_line("+OK"),
             Command::Quit => {
                 self.update().await;
+                // The reply is still queued: release first, so the client's next login,
+                // sent as soon as it reads "+OK", never meets this session's lock.
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.lock = None;
+                    tx.session = None;
+                }
                 return Err(Stop::Said);
             }
             Command::User(_) | Command::Pass(_) | Command::Auth(_) | Command::Stls => {
