@@ -382,6 +382,27 @@ async fn full_sync(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()>
             .await?;
     println!("sync with nothing to do: {r}");
     hb.shutdown().await;
+    // Pull direction: `node sync` run on a new, empty node fetches the user from A.
+    let sc = open_store(&base.join("c"), 2)?;
+    let la = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let a_addr = la.local_addr()?.to_string();
+    let ha = start(
+        cl,
+        1,
+        sa.clone(),
+        la,
+        (2, "127.0.0.1:1".into()),
+        Durability::Local,
+    )
+    .await?;
+    let peer_a = PeerConfig {
+        id: 1,
+        addr: a_addr,
+    };
+    let r = replication::sync::sync_user_with_store(&cl.tls[&2], sc, &peer_a, user, false, false)
+        .await?;
+    println!("full sync pulled by an empty node: {r}");
+    ha.shutdown().await;
     Ok(())
 }
 

@@ -304,43 +304,77 @@ pub(crate) async fn pull_all(
         // Check before fetching anything the records name.
         let records = check_records(user, &wire, &have)?;
         let mut seen = BTreeSet::new();
-        for r in &records {
-            for id in objects_of(r) {
-                if !seen.insert(id) {
-                    continue;
-                }
-                let uu = u.clone();
-                if blocking(move || uu.has_object(&id)).await? {
-                    continue;
-                }
-                conn.send(&Message::GetObject {
-                    user: user.into(),
-                    id,
-                })
-                .await?;
-                match conn.recv_timeout(t, "object").await? {
-                    Message::ObjectData {
-                        user: ou,
-                        id: oid,
-                        raw,
-                    } => {
-                        same_user(&ou, user)?;
-                        let raw = raw.ok_or_else(|| {
-                            ReplError::Other(format!("peer lacks object {id:?} its records need"))
-                        })?;
-                        if oid != id || ObjectId::of(&raw) != id {
-                            return Err(ReplError::protocol(format!(
-                                "object {id:?} failed its hash check"
-                            )));
-                        }
-                        out.objects += 1;
-                        out.bytes += raw.len() as u64;
-                        let uu = u.clone();
-                        blocking(move || uu.put_object(&raw.0)).await?;
-                    }
-                    m => return Err(unexpected(&m, "ObjectData")),
+        let wanted: Vec<ObjectId> = records
+            .iter()
+            .flat_map(objects_of)
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let uu = u.clone();
+        let missing = blocking(move || {
+            let mut m = Vec::new();
+            for id in wanted {
+                if !uu.has_object(&id)? {
+                    m.push(id);
                 }
             }
+            Ok(m)
+        })
+        .await?;
+        let mut puts: std::collections::VecDeque<
+            tokio::task::JoinHandle<std::result::Result<ObjectId, storage::StoreError>>,
+        > = Default::default();
+        let mut next = 0;
+        while next < missing.len() {
+            let ask = &missing[next..(next + 1000).min(missing.len())];
+            conn.send(&Message::GetObjects {
+                user: user.into(),
+                ids: ask.to_vec(),
+            })
+            .await?;
+            let objects = match conn.recv_timeout(t, "objects").await? {
+                Message::ObjectsData { user: ou, objects } => {
+                    same_user(&ou, user)?;
+                    objects
+                }
+                m => return Err(unexpected(&m, "ObjectsData")),
+            };
+            if objects.is_empty() || objects.len() > ask.len() {
+                return Err(ReplError::protocol(format!(
+                    "{} objects in answer to {} asked",
+                    objects.len(),
+                    ask.len()
+                )));
+            }
+            for ((id, raw), want) in objects.into_iter().zip(ask) {
+                if id != *want {
+                    return Err(ReplError::protocol(
+                        "objects answered out of order".to_string(),
+                    ));
+                }
+                let raw = raw.ok_or_else(|| {
+                    ReplError::Other(format!("peer lacks object {id:?} its records need"))
+                })?;
+                if ObjectId::of(&raw) != id {
+                    return Err(ReplError::protocol(format!(
+                        "object {id:?} failed its hash check"
+                    )));
+                }
+                out.objects += 1;
+                out.bytes += raw.len() as u64;
+                next += 1;
+                // Stored concurrently so the store's group commit shares fsyncs; all are
+                // durable before the records that need them are applied.
+                if puts.len() >= 128 {
+                    if let Some(p) = puts.pop_front() {
+                        p.await.map_err(|e| ReplError::Other(e.to_string()))??;
+                    }
+                }
+                let uu = u.clone();
+                puts.push_back(tokio::task::spawn_blocking(move || uu.put_object(&raw.0)));
+            }
+        }
+        for p in puts {
+            p.await.map_err(|e| ReplError::Other(e.to_string()))??;
         }
         let (applied, _, resolved) = apply_checked(store, u, user, &wire, resolve).await?;
         out.records += applied.applied;

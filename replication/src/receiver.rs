@@ -17,6 +17,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
 const MAX_IDS: usize = 100_000;
+/// Object bytes in one ObjectsData reply (beyond one object).
+const MAX_OBJECTS_REPLY: usize = 16 << 20;
 
 pub(crate) async fn listen(sh: Arc<Shared>, listener: TcpListener) {
     loop {
@@ -232,22 +234,34 @@ async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
                     Err(message) => Message::Error { message },
                 }
             }
-            Message::GetObject { user, id } => {
+            Message::GetObjects { user, ids } => {
+                if ids.len() > MAX_IDS {
+                    return Err(ReplError::protocol(format!(
+                        "{} object ids in one frame",
+                        ids.len()
+                    )));
+                }
                 let u = open(sh, &user).await?;
                 let r = blocking(move || {
-                    if u.has_object(&id)? {
-                        u.read_object(&id).map(Some)
-                    } else {
-                        Ok(None)
+                    let mut out = Vec::new();
+                    let mut bytes = 0usize;
+                    for id in ids {
+                        if !out.is_empty() && bytes >= MAX_OBJECTS_REPLY {
+                            break;
+                        }
+                        let raw = if u.has_object(&id)? {
+                            Some(u.read_object(&id)?)
+                        } else {
+                            None
+                        };
+                        bytes += raw.as_ref().map_or(0, |r| r.len());
+                        out.push((id, raw.map(Raw)));
                     }
+                    Ok(out)
                 })
                 .await;
                 match soft(r)? {
-                    Ok(raw) => Message::ObjectData {
-                        user,
-                        id,
-                        raw: raw.map(Raw),
-                    },
+                    Ok(objects) => Message::ObjectsData { user, objects },
                     Err(message) => Message::Error { message },
                 }
             }

@@ -185,16 +185,16 @@ pub enum Message {
         records: Vec<WireRecord>,
         more: bool,
     },
-    /// Request (sync, pull direction): an object's raw bytes.
-    GetObject {
+    /// Request (sync, pull direction): objects' raw bytes.
+    GetObjects {
         user: String,
-        id: ObjectId,
+        ids: Vec<ObjectId>,
     },
-    /// Answer to GetObject; `raw` is None when the receiver does not have it.
-    ObjectData {
+    /// Answer to GetObjects: a prefix of the ids asked, in order (as many as fit in one reply,
+    /// at least one); `None` where the answering side does not have the object.
+    ObjectsData {
         user: String,
-        id: ObjectId,
-        raw: Option<Raw>,
+        objects: Vec<(ObjectId, Option<Raw>)>,
     },
     /// Request (sync --full): every mailbox's digest.
     GetDigests {
@@ -237,8 +237,8 @@ impl Message {
             Message::Ack { .. } => "Ack",
             Message::Pull { .. } => "Pull",
             Message::PullReply { .. } => "PullReply",
-            Message::GetObject { .. } => "GetObject",
-            Message::ObjectData { .. } => "ObjectData",
+            Message::GetObjects { .. } => "GetObjects",
+            Message::ObjectsData { .. } => "ObjectsData",
             Message::GetDigests { .. } => "GetDigests",
             Message::Digests { .. } => "Digests",
             Message::GetListing { .. } => "GetListing",
