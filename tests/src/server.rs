@@ -274,19 +274,9 @@ impl Server {
             dir: root.clone(),
         };
         let log = std::fs::File::create(&paths.log)?;
-        let mut child = Command::new(node_bin())
-            .arg("serve")
-            .current_dir(&root)
-            .env(
-                "RUST_LOG",
-                std::env::var("NODE_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("spawn node serve")?;
+        let mut cmd = Command::new(node_bin());
+        cmd.arg("serve").current_dir(&root);
+        let mut child = spawn_logged(cmd, log)?;
         let ports = EMBEDDED_PORTS;
         let all = [
             Proto::Imap,
@@ -379,20 +369,11 @@ impl Server {
         let log = std::fs::OpenOptions::new()
             .append(true)
             .open(&self.paths.log)?;
-        let mut child = Command::new(node_bin())
-            .args(["serve", "--config"])
+        let mut cmd = Command::new(node_bin());
+        cmd.args(["serve", "--config"])
             .arg(&self.paths.config)
-            .current_dir(&self.paths.dir)
-            .env(
-                "RUST_LOG",
-                std::env::var("NODE_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("spawn node serve")?;
+            .current_dir(&self.paths.dir);
+        let mut child = spawn_logged(cmd, log)?;
         if let Err(e) = wait_ready(&mut child, &self.ports, wait_for) {
             stop_child(child);
             bail!("{e:#}\n--- node log ---\n{}", tail(&self.log_text(), 60));
@@ -427,7 +408,8 @@ fn spawn_node(paths: &Paths, ports: &Ports) -> Result<Child> {
     let mut cmd = match std::env::var("NODE_TEST_SERVER_CMD") {
         Ok(reference) => {
             let mut c = Command::new("sh");
-            c.arg("-c").arg(reference);
+            // exec: the child we stop must be the server itself, not a shell above it.
+            c.arg("-c").arg(format!("exec {reference}"));
             for (k, v) in [
                 ("IMAP_PORT", ports.imap),
                 ("IMAPS_PORT", ports.imaps),
@@ -449,17 +431,33 @@ fn spawn_node(paths: &Paths, ports: &Ports) -> Result<Child> {
             c
         }
     };
-    cmd.current_dir(&paths.dir)
-        .env(
-            "RUST_LOG",
-            std::env::var("NODE_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("spawn node serve")
+    cmd.current_dir(&paths.dir);
+    spawn_logged(cmd, log)
+}
+
+/// Spawns a server child with its stdout and stderr in `log`. The child gets SIGKILL if
+/// the thread that started it ends without stopping it (a test killed by its timeout),
+/// so no server outlives its test holding ports.
+fn spawn_logged(mut cmd: Command, log: std::fs::File) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("NODE_LOG").unwrap_or_else(|_| "info".into()),
+    )
+    .env("NO_COLOR", "1")
+    .stdin(Stdio::null())
+    .stdout(log.try_clone()?)
+    .stderr(log);
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().context("spawn node serve")
 }
 
 /// Waits until every listed listener accepts a TCP connection, or the child exits.
