@@ -217,6 +217,8 @@ pub struct Config {
     pub auth_cache_size: u64,
     pub auth_cache_ttl: DurationSetting,
     pub auth_failure_delay: DurationSetting,
+    /// Log each failed login (`passwd-file(user,rip,<session>): Password mismatch`). On by
+    /// default, unlike Dovecot: it is the line fail2ban reads.
     pub auth_verbose: bool,
     /// Failed logins per client IP within auth_failure_window before it is refused (0 = off).
     pub auth_failure_limit: u32,
