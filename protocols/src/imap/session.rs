@@ -66,6 +66,9 @@ pub(crate) struct Selected {
     pub modseq_seen: u64,
     /// UIDs expunged by others, still in the snapshot until EXPUNGE may be announced.
     pub pending_expunge: BTreeSet<u32>,
+    /// The user's change counter (`UserStore::watch`) when the snapshot was last brought up
+    /// to date; None = unknown.
+    pub synced_version: Option<u64>,
 }
 
 impl Selected {
@@ -503,11 +506,19 @@ impl Session {
         let Some(sel) = self.sel.as_ref() else {
             return Ok(());
         };
-        let name = sel.name.clone();
-        let since = sel.modseq_seen;
-        let changes = self
-            .store_call(move |s| s.changes_since(&name, since))
-            .await?;
+        // The user's change counter, read before looking: a change after this read ticks it
+        // again, so nothing is missed. Unchanged since the last look => nothing to ask the store
+        // (NOOP/IDLE polling costs no store call).
+        let version = self.watch.as_mut().map(|w| *w.borrow_and_update());
+        let changes = if version.is_some() && version == sel.synced_version {
+            // Only expunges held back earlier may be due.
+            storage::MailboxChanges::default()
+        } else {
+            let name = sel.name.clone();
+            let since = sel.modseq_seen;
+            self.store_call(move |s| s.changes_since(&name, since))
+                .await?
+        };
         let condstore = self.enabled.condstore;
         let mut lines: Vec<String> = Vec::new();
         let Some(sel) = self.sel.as_mut() else {
@@ -558,6 +569,7 @@ impl Session {
             }
         }
         sel.modseq_seen = sel.modseq_seen.max(changes.highestmodseq);
+        sel.synced_version = version;
         let mut expunge_lines = Vec::new();
         if allow_expunge && !sel.pending_expunge.is_empty() {
             let gone: Vec<u32> = std::mem::take(&mut sel.pending_expunge)

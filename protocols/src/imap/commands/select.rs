@@ -40,6 +40,8 @@ pub(crate) async fn select(
             }
         }
     }
+    // Read before the snapshot is taken: a change during the load ticks it again.
+    let version = s.watch.as_mut().map(|w| *w.borrow_and_update());
     let n = name.clone();
     let (info, metas) = s
         .store_call(move |st| {
@@ -111,6 +113,7 @@ pub(crate) async fn select(
             .collect(),
         modseq_seen: info.highestmodseq,
         pending_expunge: BTreeSet::new(),
+        synced_version: version,
     };
     if let Some((uidvalidity, modseq, known)) = qresync {
         if uidvalidity == info.uidvalidity {
