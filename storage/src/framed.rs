@@ -163,6 +163,18 @@ pub fn scan(
     from: u64,
     mut f: impl FnMut(u64, Vec<u8>) -> Result<()>,
 ) -> Result<ScanEnd> {
+    scan_while(path, kind, user, from, |off, p| f(off, p).map(|()| true))
+}
+
+/// Like [`scan`], stopping early when `f` returns false (the returned end is then only where
+/// the scan stopped).
+pub fn scan_while(
+    path: &Path,
+    kind: &Kind,
+    user: &str,
+    from: u64,
+    mut f: impl FnMut(u64, Vec<u8>) -> Result<bool>,
+) -> Result<ScanEnd> {
     let ctx = Ctx { user, path };
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
     check_header(&file, kind, &ctx)?;
@@ -178,8 +190,14 @@ pub fn scan(
             }
             FrameAt::Frame(p) => {
                 let len = p.len() as u64;
-                f(off, p)?;
+                let go_on = f(off, p)?;
                 off += FRAME_OVERHEAD + len;
+                if !go_on {
+                    return Ok(ScanEnd {
+                        end: off,
+                        torn: false,
+                    });
+                }
             }
             FrameAt::Io(e) => return Err(StoreError::io(path, e)),
             FrameAt::Bad(what) => {

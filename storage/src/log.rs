@@ -92,6 +92,26 @@ pub fn read_entries(
     until: Option<Pos>,
     mut f: impl FnMut(Pos, Pos, Entry) -> Result<()>,
 ) -> Result<Option<(u32, ScanEnd)>> {
+    read_entries_while(
+        log_dir,
+        user,
+        from,
+        until,
+        |_| false,
+        |a, b, e| f(a, b, e).map(|()| true),
+    )
+}
+
+/// Like [`read_entries`], skipping the segments `skip` names and stopping when `f` returns
+/// false (the returned end is then only where reading stopped).
+pub fn read_entries_while(
+    log_dir: &Path,
+    user: &str,
+    from: Pos,
+    until: Option<Pos>,
+    skip: impl Fn(u32) -> bool,
+    mut f: impl FnMut(Pos, Pos, Entry) -> Result<bool>,
+) -> Result<Option<(u32, ScanEnd)>> {
     let segs = framed::list_numbered(log_dir, EXT)?;
     let mut last = None;
     let n = segs.len();
@@ -104,23 +124,22 @@ pub fn read_entries(
                 break;
             }
         }
+        if skip(no) {
+            continue;
+        }
         let start = if no == from.0 { from.1 } else { HEADER_LEN };
         let limit = until.and_then(|(s, o)| (s == no).then_some(o));
-        let mut stop = false;
+        let mut stopped_by_f = false;
         let corrupt = |offset: u64, what: String| StoreError::Corrupt {
             user: user.to_string(),
             path: path.clone(),
             offset,
             what,
         };
-        let end = framed::scan(&path, &KIND, user, start, |off, payload| {
-            if stop {
-                return Ok(());
-            }
+        let end = framed::scan_while(&path, &KIND, user, start, |off, payload| {
             let after = off + framed::FRAME_OVERHEAD + payload.len() as u64;
             if limit.is_some_and(|l| after > l) {
-                stop = true;
-                return Ok(());
+                return Ok(false);
             }
             let entry = match payload.split_first() {
                 Some((&TAG_RECORD, body)) => {
@@ -133,8 +152,13 @@ pub fn read_entries(
                 }
                 _ => return Err(corrupt(off, "unknown entry tag".into())),
             };
-            f((no, after), (no, off), entry)
+            let go_on = f((no, after), (no, off), entry)?;
+            stopped_by_f = !go_on;
+            Ok(go_on)
         })?;
+        if stopped_by_f {
+            return Ok(Some((no, end)));
+        }
         if end.torn && i + 1 < n && limit.is_none() {
             return Err(corrupt(
                 end.end,

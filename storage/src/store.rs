@@ -243,6 +243,9 @@ pub struct UserStore {
     /// The newest committed records, so a replication peer that is nearly caught up is served
     /// from memory instead of a scan of the log.
     pub(crate) recent: Mutex<Recent>,
+    /// Per closed log segment, the highest sequence of each origin in it: lets `records_since`
+    /// skip segments a peer already has.
+    segment_max: Mutex<HashMap<u32, VersionVector>>,
 }
 
 /// A bounded tail of the log in memory. Every record not held here has, for its origin, a
@@ -351,6 +354,7 @@ impl UserStore {
             writer: Mutex::new(writer),
             watch_tx: tokio::sync::watch::Sender::new(seq),
             recent,
+            segment_max: Mutex::new(HashMap::new()),
         })
     }
 
@@ -635,19 +639,48 @@ impl UserStore {
         if limit == 0 {
             return Ok(out);
         }
-        // Only what is committed (the checkpoint), never a batch still being written.
-        log::read(
+        let covers = |vv: &VersionVector| {
+            vv.iter()
+                .all(|(o, s)| have.get(o).copied().unwrap_or(0) >= *s)
+        };
+        let known = self.segment_max.lock().clone();
+        let mut current: Option<(u32, VersionVector)> = None;
+        let mut finished = Vec::new();
+        // Only what is committed (the checkpoint), never a batch still being written; closed
+        // segments whose every record `have` already has are skipped.
+        log::read_entries_while(
             &self.dir.join("log"),
             &self.name,
             (0, 0),
             Some((meta.log_seg, meta.log_off)),
-            |_, r| {
-                if out.len() < limit && r.seq > have.get(&r.origin).copied().unwrap_or(0) {
+            |seg| known.get(&seg).is_some_and(covers),
+            |_, (seg, _), e| {
+                if current.as_ref().is_none_or(|(s, _)| *s != seg) {
+                    if let Some(done) = current.take() {
+                        finished.push(done);
+                    }
+                    current = Some((seg, VersionVector::new()));
+                }
+                let log::Entry::Record(r) = e else {
+                    return Ok(true);
+                };
+                if let Some((_, max)) = current.as_mut() {
+                    let m = max.entry(r.origin).or_insert(0);
+                    *m = (*m).max(r.seq);
+                }
+                if r.seq > have.get(&r.origin).copied().unwrap_or(0) {
                     out.push(r);
                 }
-                Ok(())
+                Ok(out.len() < limit)
             },
         )?;
+        // Closed segments read to their end: remember the highest sequence per origin in each.
+        let mut known = self.segment_max.lock();
+        for (seg, max) in finished {
+            if seg < meta.log_seg {
+                known.insert(seg, max);
+            }
+        }
         Ok(out)
     }
     /// Applies records from a peer, idempotently (a record at or below the version vector's entry

@@ -216,3 +216,49 @@ fn records_since_from_memory_equals_records_since_from_the_log() {
     assert_eq!(limited.len(), 7);
     assert_eq!(all.len() as u64, u.version_vector().unwrap()[&1]);
 }
+
+#[test]
+fn records_since_pages_through_several_segments() {
+    let d = tempfile::tempdir().unwrap();
+    let s = node(d.path(), 1);
+    let u = s.user("u").unwrap();
+    // ~80 MB of incompressible messages carried in the log: more than one 64 MiB segment.
+    let mut x = 0x0123_4567_89ab_cdefu64;
+    for i in 0..80 {
+        let mut raw = format!("Subject: {i}\r\n\r\n").into_bytes();
+        while raw.len() < 1000 << 10 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            raw.extend_from_slice(&x.to_le_bytes());
+        }
+        append(&u, "INBOX", &raw);
+        u.store_flags("INBOX", &[i + 1], FlagMode::Add, &flags(&["\\Seen"]), None)
+            .unwrap();
+    }
+    let segments = std::fs::read_dir(u.dir().join("log")).unwrap().count();
+    assert!(segments >= 2, "{segments} segment(s)");
+    let all = u.records_since(&VersionVector::new(), 100_000).unwrap();
+    drop(u);
+    drop(s);
+    // From the log (nothing in memory after a restart), page by page, twice (the second time
+    // with the closed segments' summaries known).
+    let s = node(d.path(), 1);
+    let u = s.user("u").unwrap();
+    for _ in 0..2 {
+        let mut have = VersionVector::new();
+        let mut paged = Vec::new();
+        loop {
+            let page = u.records_since(&have, 10).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 10);
+            for r in &page {
+                have.insert(r.origin, r.seq);
+            }
+            paged.extend(page);
+        }
+        assert_eq!(paged, all);
+    }
+}
