@@ -65,7 +65,7 @@ pub fn node_bin() -> PathBuf {
         for krate in ["node", "protocols", "storage", "replication"] {
             newest_source(&workspace_root().join(krate), &mut newest);
         }
-        if built.map_or(true, |b| b < newest) {
+        if built.is_none_or(|b| b < newest) {
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .args(["build", "-p", "node", "--bin", "node"])
                 .current_dir(workspace_root())
