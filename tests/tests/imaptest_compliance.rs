@@ -7,9 +7,15 @@
 //! listed group passes (the list only shrinks). `IMAPTEST_ONLY=fetch,select` runs a few
 //! groups; `--nocapture` shows the table and imaptest's totals.
 
+// The interpreter is compiled into this test directly (it is also `tests::imaptest`), so
+// this test does not depend on a rebuilt harness library in the shared target directory.
+#[path = "../src/imaptest/mod.rs"]
+#[allow(dead_code)]
+mod imaptest;
+
+use imaptest::{script, Config, Outcome};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tests::imaptest::{self, script, Config, Outcome};
 use tests::*;
 
 /// A whole run is bounded: no group starts after this (71 groups take ~1 min here).

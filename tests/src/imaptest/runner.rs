@@ -421,6 +421,16 @@ impl Exec<'_> {
                     self.conns[ci].exists -= 1;
                 }
                 expunged = Some(n);
+            } else if atom_is(a.get(1), "FETCH")
+                && self.group.is_some()
+                && (n == 0 || n > self.conns[ci].exists)
+            {
+                // a sequence number the client cannot know (RFC 3501 7.4.2 / 2.3.1.2)
+                self.fail(format!(
+                    "FETCH for sequence {n} that does not exist (EXISTS {}): {}",
+                    self.conns[ci].exists,
+                    short(&to_text(&a))
+                ));
             }
         } else if atom_is(a.first(), "BYE") {
             self.conns[ci].seen_bye = true;
