@@ -226,6 +226,14 @@ peers = [{ node_id = 1, address = "10.0.0.1:7143" }]
         assert_eq!(c.storage.max_message_size.0, 20 << 20);
         assert_eq!(c.cluster.durability, Durability::Replicated);
         assert_eq!(c.listen_addrs().unwrap().len(), 2);
+        // [http] listen defaults to the first listen address.
+        assert_eq!(c.http_addr().unwrap(), "127.0.0.1:9143".parse().unwrap());
+        let c = parse("[http]\nlisten = \"::1\"\nport = 9000\n").unwrap();
+        assert_eq!(c.http_addr().unwrap(), "[::1]:9000".parse().unwrap());
+        assert!(parse("[http]\nlisten = \"localhost\"\n")
+            .unwrap_err()
+            .to_string()
+            .contains("http.listen"));
     }
 
     #[test]

@@ -84,10 +84,24 @@ service_table!(
     /// `[lmtp]`: the TCP port (0 = off; see also lmtp_unix_socket).
     LmtpService { port: 24 }
 );
-service_table!(
-    /// `[http]`: health and Prometheus metrics; 0 = off.
-    HttpService { port: 9143 }
-);
+/// `[http]`: health and Prometheus metrics; port 0 = off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpService {
+    pub port: u16,
+    /// Address to listen on; empty = the first `listen` address. "127.0.0.1" keeps metrics
+    /// off the network while keepalived (local) still reaches it.
+    pub listen: String,
+}
+
+impl Default for HttpService {
+    fn default() -> Self {
+        HttpService {
+            port: 9143,
+            listen: String::new(),
+        }
+    }
+}
 
 /// `[lmtp_unix_socket]`: LMTP on a unix socket for Postfix's `lmtp:unix:` transport.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,7 +356,7 @@ impl Config {
                 ssl_port: 1995,
             },
             lmtp: LmtpService { port: 2424 },
-            http: HttpService { port: 9143 },
+            http: HttpService::default(),
             storage: StorageSettings {
                 data_dir: data,
                 ..StorageSettings::default()
@@ -402,6 +416,24 @@ impl Config {
             .collect()
     }
 
+    /// Where the health and metrics endpoint listens.
+    pub fn http_addr(&self) -> Result<std::net::SocketAddr, String> {
+        let ip = if self.http.listen.is_empty() {
+            self.listen_addrs()?
+                .first()
+                .copied()
+                .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        } else {
+            self.http
+                .listen
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| format!("http.listen: {:?} is not an IP address", self.http.listen))?
+        };
+        Ok(std::net::SocketAddr::new(ip, self.http.port))
+    }
+
     pub fn protocol_enabled(&self, name: &str) -> bool {
         self.protocols.contains(name)
     }
@@ -409,6 +441,7 @@ impl Config {
     /// Cross-field checks that serde cannot express. Errors name the key.
     pub fn validate(&self) -> Result<(), String> {
         self.listen_addrs()?;
+        self.http_addr()?;
         for p in &self.protocols.0 {
             if !matches!(p.as_str(), "imap" | "pop3" | "lmtp") {
                 return Err(format!(

@@ -293,14 +293,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         }
     }
     let http_listener = if config.http.port != 0 {
-        // Health and metrics on the first listen address.
-        let ip = config
-            .listen_addrs()
-            .map_err(|e| anyhow::anyhow!(e))?
-            .first()
-            .copied()
-            .unwrap_or([127, 0, 0, 1].into());
-        let addr = SocketAddr::new(ip, config.http.port);
+        let addr = config.http_addr().map_err(|e| anyhow::anyhow!(e))?;
         let l = bind("http", addr)?;
         ready.push(format!("http={addr}"));
         Some(l)
