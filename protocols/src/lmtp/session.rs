@@ -194,11 +194,15 @@ impl Session {
         None
     }
 
-    fn mail(&mut self, path: String, size: Option<u64>, _body: Option<BodyType>) {
+    fn mail(&mut self, path: String, size: Option<u64>, body: Option<BodyType>) {
         if !self.greeted {
             self.io.send_line("503 5.5.1 Send LHLO first");
         } else if self.tx.is_some() {
             self.io.send_line("503 5.5.1 MAIL already given");
+        } else if body == Some(BodyType::BinaryMime) {
+            // Not advertised: a binary body would be altered by the CRLF normalisation.
+            self.io
+                .send_line("555 5.5.4 Unsupported parameter BODY=BINARYMIME");
         } else if size.is_some_and(|s| s > self.ctx.config.max_message_size) {
             self.io
                 .send_line("552 5.3.4 Message size exceeds fixed maximum message size");

@@ -436,6 +436,10 @@ async fn sequence_and_size_errors() {
         c.cmd("MAIL FROM:<a@x> SIZE=1000").await,
         "552 5.3.4 Message size exceeds fixed maximum message size"
     );
+    assert!(c
+        .cmd("MAIL FROM:<a@x> BODY=BINARYMIME")
+        .await
+        .starts_with("555 5.5.4 "));
     assert_eq!(c.cmd("MAIL FROM:<a@x>").await, "250 2.1.0 OK");
     assert!(c.cmd("DATA").await.starts_with("554 "));
     assert_eq!(c.cmd("RCPT TO:<demo>").await, "250 2.1.5 OK");
