@@ -8,11 +8,14 @@
 
 mod address;
 mod command;
+/// The buffered line connection; POP3 uses it too (it would sit better beside `stream.rs`,
+/// outside both protocols, once someone owns that spot).
 pub(crate) mod conn;
 mod data;
 mod deliver;
 mod session;
 
+/// Session tests; the duplex test client and backend overrides are shared with POP3's tests.
 #[cfg(test)]
 pub(crate) mod tests;
 
