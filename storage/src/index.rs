@@ -86,6 +86,19 @@ pub fn k_tomb_prefix(mb: &MailboxId) -> Vec<u8> {
 pub fn k_tomb(mb: &MailboxId, uid: u32) -> Vec<u8> {
     [&b"t"[..], &mb.0, &uid.to_be_bytes()].concat()
 }
+/// Live messages by modseq (`c`) and expunges by modseq (`x`): `changes_since` is a range scan.
+pub fn k_changed_prefix(mb: &MailboxId) -> Vec<u8> {
+    [&b"c"[..], &mb.0].concat()
+}
+pub fn k_changed(mb: &MailboxId, modseq: u64, uid: u32) -> Vec<u8> {
+    [&b"c"[..], &mb.0, &modseq.to_be_bytes(), &uid.to_be_bytes()].concat()
+}
+pub fn k_expunged_prefix(mb: &MailboxId) -> Vec<u8> {
+    [&b"x"[..], &mb.0].concat()
+}
+pub fn k_expunged(mb: &MailboxId, modseq: u64, uid: u32) -> Vec<u8> {
+    [&b"x"[..], &mb.0, &modseq.to_be_bytes(), &uid.to_be_bytes()].concat()
+}
 pub fn k_delivery(key: &[u8; 32]) -> Vec<u8> {
     [&b"d"[..], &key[..]].concat()
 }
@@ -257,6 +270,9 @@ impl<'a> Txn<'a> {
     }
     pub fn put<T: Serialize>(&mut self, key: Vec<u8>, v: &T) {
         self.set(key, Some(encode(v)));
+    }
+    pub fn put_raw(&mut self, key: Vec<u8>, v: Vec<u8>) {
+        self.set(key, Some(v));
     }
     pub fn del(&mut self, key: Vec<u8>) {
         self.set(key, None);
@@ -446,10 +462,12 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
             };
             for m in tx.messages(mailbox)? {
                 tx.del(k_guid(&m.meta.guid));
-                tx.del(k_msg(mailbox, m.meta.uid));
+                del_msg(tx, mailbox, &m);
             }
-            for (k, _) in tx.scan_raw(&k_tomb_prefix(mailbox))? {
-                tx.del(k);
+            for prefix in [k_tomb_prefix(mailbox), k_expunged_prefix(mailbox)] {
+                for (k, _) in tx.scan_raw(&prefix)? {
+                    tx.del(k);
+                }
             }
             for (k, _) in tx.scan_raw(&k_pending_prefix(mailbox))? {
                 tx.del(k);
@@ -542,6 +560,7 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                     continue;
                 };
                 let was_seen = m.meta.flags.contains(&Flag::Seen);
+                let old_modseq = m.meta.modseq;
                 let mut changed = false;
                 for f in add {
                     if m.flag_times.get(f).is_none_or(|t| rec.time > *t) {
@@ -566,7 +585,7 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                     }
                 }
                 // Flag times are kept even without a visible change, so later merges agree.
-                tx.put(k_msg(mailbox, uid), &m);
+                put_msg(tx, mailbox, &m, Some(old_modseq));
             }
             if modseq.is_some() {
                 tx.put_mailbox(&mb);
@@ -610,7 +629,8 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                         if let Some(times) = times {
                             if let Some(mut m) = tx.msg(mailbox, *new_uid)? {
                                 m.flag_times = times;
-                                tx.put(k_msg(mailbox, *new_uid), &m);
+                                let ms = m.meta.modseq;
+                                put_msg(tx, mailbox, &m, Some(ms));
                             }
                         }
                     }
@@ -622,9 +642,27 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
     Ok(())
 }
 
+/// Writes a message and keeps its modseq key in step (`prev`: its modseq before this change).
+fn put_msg(tx: &mut Txn, mb: &MailboxId, m: &MsgRec, prev: Option<u64>) {
+    if let Some(p) = prev.filter(|p| *p != m.meta.modseq) {
+        tx.del(k_changed(mb, p, m.meta.uid));
+    }
+    tx.put_raw(k_changed(mb, m.meta.modseq, m.meta.uid), Vec::new());
+    tx.put(k_msg(mb, m.meta.uid), m);
+}
+
+fn del_msg(tx: &mut Txn, mb: &MailboxId, m: &MsgRec) {
+    tx.del(k_changed(mb, m.meta.modseq, m.meta.uid));
+    tx.del(k_msg(mb, m.meta.uid));
+}
+
 fn remove_live(tx: &mut Txn, mb: &mut MailboxRec, m: &MsgRec, modseq: u64) {
-    tx.del(k_msg(&mb.id, m.meta.uid));
+    del_msg(tx, &mb.id, m);
     tx.del(k_guid(&m.meta.guid));
+    // An older tombstone of this UID (a renumbered message) gives way to the newer one.
+    if let Ok(Some(old)) = tx.get::<Tomb>(&k_tomb(&mb.id, m.meta.uid)) {
+        tx.del(k_expunged(&mb.id, old.modseq, m.meta.uid));
+    }
     tx.put(
         k_tomb(&mb.id, m.meta.uid),
         &Tomb {
@@ -632,6 +670,7 @@ fn remove_live(tx: &mut Txn, mb: &mut MailboxRec, m: &MsgRec, modseq: u64) {
             modseq,
         },
     );
+    tx.put_raw(k_expunged(&mb.id, modseq, m.meta.uid), Vec::new());
     mb.exists = mb.exists.saturating_sub(1);
     mb.size = mb.size.saturating_sub(m.meta.size);
     if !m.meta.flags.contains(&Flag::Seen) {
@@ -718,6 +757,6 @@ fn insert_entry(
     mb.size += entry.size;
     mb.uidnext = mb.uidnext.max(entry.uid.saturating_add(1));
     tx.put(k_guid(&entry.guid), &(mb.id, entry.uid));
-    tx.put(k_msg(&mb.id, entry.uid), &MsgRec { meta, flag_times });
+    put_msg(tx, &mb.id, &MsgRec { meta, flag_times }, None);
     Ok(true)
 }

@@ -459,19 +459,37 @@ impl UserStore {
     pub fn changes_since(&self, mailbox: &str, modseq: u64) -> Result<MailboxChanges> {
         let mb = self.mailbox_rec(mailbox)?;
         let v = self.view();
-        let changed = v
-            .messages(&mb.id)?
-            .into_iter()
-            .map(|m| m.meta)
-            .filter(|m| m.modseq > modseq)
-            .collect();
-        let mut expunged: Vec<u32> = v
-            .scan::<index::Tomb>(&index::k_tomb_prefix(&mb.id))?
-            .into_iter()
-            .filter(|(_, t)| t.modseq > modseq)
-            .filter_map(|(k, _)| Some(u32::from_be_bytes(k.get(17..21)?.try_into().ok()?)))
-            .collect();
+        // Range scans over the modseq-ordered keys: the cost follows the changes, not the size
+        // of the mailbox. Keys are [tag][mailbox 16][modseq 8][uid 4].
+        let since = |prefix: Vec<u8>| -> Result<Vec<u32>> {
+            let start = [&prefix[..], &modseq.saturating_add(1).to_be_bytes()].concat();
+            let mut end = prefix.clone();
+            end.extend_from_slice(&[0xff; 12]);
+            self.tree
+                .range(start..=end)
+                .map(|r| {
+                    let (k, _) = r.map_err(|e| StoreError::Index(e.to_string()))?;
+                    k.get(25..29)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_be_bytes)
+                        .ok_or_else(|| {
+                            StoreError::Index(format!("user {}: bad modseq key", self.name))
+                        })
+                })
+                .collect()
+        };
+        let mut changed = Vec::new();
+        for uid in since(index::k_changed_prefix(&mb.id))? {
+            if let Some(m) = v.msg(&mb.id, uid)? {
+                if m.meta.modseq > modseq {
+                    changed.push(m.meta);
+                }
+            }
+        }
+        changed.sort_by_key(|m| m.uid);
+        let mut expunged = since(index::k_expunged_prefix(&mb.id))?;
         expunged.sort_unstable();
+        expunged.dedup();
         Ok(MailboxChanges {
             changed,
             expunged,

@@ -104,10 +104,18 @@ proptest! {
         u.rebuild_index().unwrap();
         prop_assert_eq!(&u.dump_index().unwrap(), &live);
         prop_assert_eq!(&u.list_mailboxes().unwrap(), &mailboxes);
-        // Every message's object is readable.
+        // Every message's object is readable; changes_since agrees with a full scan.
         for mb in &mailboxes {
-            for m in u.messages(&mb.name).unwrap() {
+            let msgs = u.messages(&mb.name).unwrap();
+            for m in &msgs {
                 prop_assert_eq!(u.read_message(&m.object).unwrap().len() as u64, m.size);
+            }
+            for since in [0, 1, mb.highestmodseq / 2, mb.highestmodseq] {
+                let want: Vec<_> = msgs.iter().filter(|m| m.modseq > since).cloned().collect();
+                let got = u.changes_since(&mb.name, since).unwrap();
+                prop_assert_eq!(&got.changed, &want);
+                prop_assert_eq!(got.highestmodseq, mb.highestmodseq);
+                prop_assert!(got.expunged.iter().all(|uid| msgs.iter().all(|m| m.uid != *uid)));
             }
         }
         // Reopening (the catch-up path) agrees too.
