@@ -122,6 +122,56 @@ async fn session(
     }
 }
 
+/// A peer holding more of this node's own records than this node does means our log was lost
+/// or restored from an old backup: take them back before they are shipped over or (worse)
+/// their sequence numbers are given to new changes.
+async fn recover_own_records(
+    sh: &Arc<Shared>,
+    conn: &mut Conn,
+    u: &Arc<dyn crate::store_api::ReplicaUser>,
+    user: &str,
+    peer_has: &storage::VersionVector,
+) -> Result<()> {
+    let me = sh.cfg.node_id;
+    let theirs = peer_has.get(&me).copied().unwrap_or(0);
+    if theirs == 0 {
+        return Ok(());
+    }
+    let uu = u.clone();
+    let ours = crate::replicator::blocking(move || uu.version_vector())
+        .await?
+        .get(&me)
+        .copied()
+        .unwrap_or(0);
+    if theirs <= ours {
+        return Ok(());
+    }
+    tracing::error!(
+        user,
+        ours,
+        theirs,
+        "replication: the peer has more of this node's own changes than this node (log lost or \
+         restored from backup?); fetching them back"
+    );
+    let pulled = crate::exchange::pull_all(
+        conn,
+        &sh.store,
+        u,
+        user,
+        1000,
+        sh.resolves_conflicts(),
+        sh.cfg.reply_timeout,
+    )
+    .await?;
+    tracing::info!(
+        user,
+        records = pulled.records,
+        objects = pulled.objects,
+        "replication: own changes recovered from the peer"
+    );
+    Ok(())
+}
+
 /// How long a user whose batch failed (a store error here or at the peer) waits to be retried.
 const USER_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -140,6 +190,7 @@ async fn ship_user(
         Some(v) => v,
         None => {
             let v = peer_vv(conn, user, sh.cfg.reply_timeout).await?;
+            recover_own_records(sh, conn, &u, user, &v).await?;
             peer.merge_acked(user, &v);
             v
         }

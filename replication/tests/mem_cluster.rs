@@ -665,3 +665,31 @@ async fn a_user_that_cannot_be_shipped_does_not_hold_back_others() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_log_takes_its_own_changes_back_from_the_peer() {
+    let ca = Ca::new();
+    let (mut a, mut b) = pair(&ca, Durability::Local).await;
+    let ua = a.user("alice");
+    let first: Vec<_> = (0..5)
+        .map(|i| ua.append(INBOX, format!("m{i}\r\n").as_bytes()))
+        .collect();
+    converge(&a, &b, "alice").await;
+    // A's disk is replaced by an empty one (same node id).
+    a.stop().await;
+    a.store = MemStore::new(1);
+    a.user("alice");
+    let peer = (b.id, b.addr.clone());
+    a.start(&ca, &[peer], Durability::Local).await;
+    let ua = a.user("alice");
+    eventually("own changes back", || {
+        ua.dump().index.get(&INBOX).is_some_and(|m| m.len() == 5)
+    })
+    .await;
+    let (uid, _) = ua.append(INBOX, b"new after restore\r\n");
+    assert!(uid > first.last().unwrap().0, "UIDs are not reused");
+    converge(&a, &b, "alice").await;
+    assert_eq!(ua.dump().records.len(), 6);
+    a.stop().await;
+    b.stop().await;
+}
