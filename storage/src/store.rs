@@ -97,7 +97,9 @@ pub struct Store {
 fn open_sled(path: &Path) -> std::result::Result<sled::Db, String> {
     // sled may panic on some corrupt files instead of returning an error: contain it.
     let p = path.to_path_buf();
-    match std::panic::catch_unwind(move || sled::Config::new().path(p).open()) {
+    // A modest page cache: the index is small beside the mail, and one process serves many users.
+    let open = move || sled::Config::new().path(p).cache_capacity(128 << 20).open();
+    match std::panic::catch_unwind(open) {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("sled panicked while opening the index".into()),
@@ -256,7 +258,7 @@ pub(crate) struct Recent {
     records: std::collections::VecDeque<Record>,
 }
 
-const RECENT_MAX: usize = 4096;
+const RECENT_MAX: usize = 1024;
 
 impl Recent {
     pub(crate) fn push(&mut self, recs: &[Record]) {
