@@ -7,7 +7,7 @@ use super::args::{self, bytes, latin1, to_text, Arg, MAX_LITERAL};
 use super::matcher::{Vars, FULL};
 use super::mbox::Mbox;
 use super::script::{Existence, Group, Messages, Script, StartState};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -79,6 +79,8 @@ struct Conn {
     exists_reset: bool,
     /// `IMAPTEST_TRACE=1`: every line sent and received goes to stderr.
     trace: bool,
+    /// UIDVALIDITY of the selected mailbox (from `* OK [UIDVALIDITY n]`).
+    uidvalidity: Option<String>,
 }
 
 fn io_err(e: std::io::Error) -> IoErr {
@@ -145,6 +147,7 @@ impl Conn {
             seen_bye: false,
             greeting: Vec::new(),
             exists_reset: false,
+            uidvalidity: None,
             trace: std::env::var_os("IMAPTEST_TRACE").is_some_and(|v| v != "0"),
         })
     }
@@ -171,6 +174,7 @@ impl Conn {
         if matches!(&name[..], b"SELECT" | b"EXAMINE" | b"CLOSE" | b"UNSELECT") {
             self.exists = 0;
             self.exists_reset = true;
+            self.uidvalidity = None;
         }
     }
 
@@ -282,6 +286,9 @@ struct Exec<'a> {
     /// Untagged replies of the current setup command.
     setup_untagged: Vec<Vec<Arg>>,
     skipped: Option<Vec<String>>,
+    /// (UIDVALIDITY, UID) -> the connection that was given its \Recent flag: RFC 3501
+    /// gives \Recent to one session only (imaptest's mailbox state tracking checks this).
+    recent: HashMap<(String, String), usize>,
 }
 
 pub fn run_script(script: &Script, cfg: &Config) -> GroupReport {
@@ -304,6 +311,7 @@ pub fn run_script(script: &Script, cfg: &Config) -> GroupReport {
         tagged: VecDeque::new(),
         setup_untagged: Vec::new(),
         skipped: None,
+        recent: HashMap::new(),
     };
     if ex.init().is_ok() && ex.skipped.is_none() {
         ex.init_done = true;
@@ -434,6 +442,13 @@ impl Exec<'_> {
             }
         } else if atom_is(a.first(), "BYE") {
             self.conns[ci].seen_bye = true;
+        } else if atom_is(a.first(), "OK") && atom_is(a.get(1), "[UIDVALIDITY") {
+            if let Some(v) = a.get(2).and_then(Arg::atom) {
+                self.conns[ci].uidvalidity = Some(v.trim_end_matches(']').to_string());
+            }
+        }
+        if num.is_some() && atom_is(a.get(1), "FETCH") {
+            self.check_recent(ci, a.get(2).and_then(Arg::list).unwrap_or(&[]));
         }
         match self.group {
             Some(gi) if self.init_done => {
@@ -444,6 +459,36 @@ impl Exec<'_> {
                 }
             }
             _ => self.setup_untagged.push(a),
+        }
+    }
+
+    /// Fails when a second session is given \Recent for a message (needs UID in the FETCH).
+    fn check_recent(&mut self, ci: usize, items: &[Arg]) {
+        let get = |name: &str| {
+            items
+                .chunks(2)
+                .find(|p| atom_is(p.first(), name))
+                .and_then(|p| p.get(1))
+        };
+        let (Some(uid), Some(flags)) = (
+            get("UID").and_then(Arg::atom),
+            get("FLAGS").and_then(Arg::list),
+        ) else {
+            return;
+        };
+        if !flags.iter().any(|f| atom_is(Some(f), "\\Recent")) {
+            return;
+        }
+        let Some(uv) = self.conns[ci].uidvalidity.clone() else {
+            return;
+        };
+        let other = *self.recent.entry((uv, uid.to_string())).or_insert(ci);
+        if other != ci && self.group.is_some() {
+            self.fail(format!(
+                "\\Recent flag for UID {uid} given to two sessions ({} and {})",
+                other + 1,
+                ci + 1
+            ));
         }
     }
 
@@ -987,23 +1032,26 @@ mod tests {
         ));
     }
 
-    /// A scripted fake server on loopback: runs the parsed script's full flow (greeting,
-    /// login, capability, cleanup, create, append, select, commands, logout).
-    #[test]
-    fn runs_a_script_against_a_fake_server() {
+    /// A fake IMAP server on loopback for `conns` connections sharing one message count;
+    /// FETCH is answered with `fetch(connection index)`.
+    fn fake_server(
+        conns: usize,
+        fetch: fn(usize) -> &'static str,
+    ) -> (SocketAddr, std::thread::JoinHandle<()>) {
         use std::net::TcpListener;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let server = std::thread::spawn(move || {
-            let (s, _) = l.accept().unwrap();
+        let exists = Arc::new(AtomicUsize::new(0));
+        let serve = move |i: usize, s: TcpStream, exists: Arc<AtomicUsize>| {
             let mut w = s.try_clone().unwrap();
             let mut r = BufReader::new(s);
             w.write_all(b"* OK ready\r\n").unwrap();
             let mut line = String::new();
-            let mut exists = 0;
             loop {
                 line.clear();
-                if r.read_line(&mut line).unwrap() == 0 {
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
                     return;
                 }
                 let (tag, cmd) = line.trim_end().split_once(' ').unwrap();
@@ -1017,13 +1065,13 @@ mod tests {
                     w.write_all(b"+ go\r\n").unwrap();
                     let mut body = vec![0; n + 2];
                     r.read_exact(&mut body).unwrap();
-                    exists += 1;
+                    exists.fetch_add(1, Ordering::SeqCst);
                     String::new()
                 } else if up.starts_with("SELECT") {
-                    format!("* {exists} EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n")
+                    let n = exists.load(Ordering::SeqCst);
+                    format!("* {n} EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n")
                 } else if up.starts_with("FETCH") {
-                    "* 1 FETCH (FLAGS (\\Recent) UID 7)\r\n* 2 FETCH (UID 8 FLAGS (\\Seen))\r\n"
-                        .into()
+                    fetch(i).to_string()
                 } else if up.starts_with("LOGOUT") {
                     "* BYE bye\r\n".into()
                 } else {
@@ -1040,7 +1088,22 @@ mod tests {
                     return;
                 }
             }
+        };
+        let h = std::thread::spawn(move || {
+            let mut hs = Vec::new();
+            for i in 0..conns {
+                let (s, _) = l.accept().unwrap();
+                let exists = exists.clone();
+                hs.push(std::thread::spawn(move || serve(i, s, exists)));
+            }
+            for h in hs {
+                let _ = h.join();
+            }
         });
+        (addr, h)
+    }
+
+    fn run_text(addr: SocketAddr, text: &str) -> GroupReport {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("default.mbox");
         std::fs::write(
@@ -1048,8 +1111,6 @@ mod tests {
             "From a  Fri Feb 22 17:06:23 2008\nSubject: x\n\nbody\n",
         )
         .unwrap();
-        let text = "messages: 2\n\nok fetch 1:2 (uid flags)\n* 1 fetch (uid $u1 flags ())\n\
-                    * 2 fetch (uid $u2 flags (\\seen))\n\nok fetch 1:2 uid\n* 1 fetch (uid $u2)\n";
         let script =
             super::super::script::parse("t", &dir.path().join("t"), &mbox, text.as_bytes())
                 .unwrap();
@@ -1062,7 +1123,17 @@ mod tests {
             cmd_timeout: Duration::from_secs(5),
             deadline: None,
         };
-        let rep = run_script(&script, &cfg);
+        run_script(&script, &cfg)
+    }
+
+    #[test]
+    fn runs_a_script_against_a_fake_server() {
+        let (addr, server) = fake_server(1, |_| {
+            "* 1 FETCH (FLAGS (\\Recent) UID 7)\r\n* 2 FETCH (UID 8 FLAGS (\\Seen))\r\n"
+        });
+        let text = "messages: 2\n\nok fetch 1:2 (uid flags)\n* 1 fetch (uid $u1 flags ())\n\
+                    * 2 fetch (uid $u2 flags (\\seen))\n\nok fetch 1:2 uid\n* 1 fetch (uid $u2)\n";
+        let rep = run_text(addr, text);
         server.join().unwrap();
         assert_eq!(rep.outcome, Outcome::Failed, "{:#?}", rep.failures);
         assert_eq!(rep.failed, 1, "{:#?}", rep.failures);
@@ -1073,5 +1144,30 @@ mod tests {
             "{f}"
         );
         assert!(f.contains("first expanded: 1 fetch ( uid 8)"), "{f}");
+    }
+
+    #[test]
+    fn state_tracking_catches_shared_recent_and_bad_sequences() {
+        let (addr, server) = fake_server(2, |i| {
+            if i == 0 {
+                "* 1 FETCH (UID 7 FLAGS (\\Recent))\r\n"
+            } else {
+                "* 1 FETCH (UID 7 FLAGS (\\Recent))\r\n* 5 FETCH (FLAGS ())\r\n"
+            }
+        });
+        let text =
+            "connections: 2\nmessages: 1\n\n1 ok fetch 1 (uid flags)\n2 ok fetch 1 (uid flags)\n";
+        let rep = run_text(addr, text);
+        server.join().unwrap();
+        let all = rep.failures.join("\n");
+        assert_eq!(rep.failed, 2, "{all}");
+        assert!(
+            all.contains("Recent flag for UID 7 given to two sessions (1 and 2)"),
+            "{all}"
+        );
+        assert!(
+            all.contains("FETCH for sequence 5 that does not exist (EXISTS 1)"),
+            "{all}"
+        );
     }
 }
