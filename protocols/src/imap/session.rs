@@ -233,12 +233,8 @@ impl Session {
                     Err(())
                 }
                 Err(_) => {
-                    let text = if self.state == State::NotAuthenticated {
-                        "BYE Disconnected for inactivity."
-                    } else {
-                        "BYE Disconnected for inactivity."
-                    };
-                    self.untagged(text);
+                    // Dovecot's text, before and after login alike.
+                    self.untagged("BYE Disconnected for inactivity.");
                     self.end_reason = Some(format!("Inactivity - no input for {} secs", timeout.as_secs()));
                     Err(())
                 }

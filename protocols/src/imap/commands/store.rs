@@ -17,9 +17,12 @@ pub(crate) async fn store(
     modifiers: Vec<StoreModifier>,
 ) -> Reply {
     let flags = format::store_flags(flags.iter()).map_err(Done::Bad)?;
-    let unchanged_since = modifiers.iter().find_map(|m| match m {
-        StoreModifier::UnchangedSince(v) => Some(*v),
-    });
+    let unchanged_since = modifiers
+        .iter()
+        .map(|m| match m {
+            StoreModifier::UnchangedSince(v) => *v,
+        })
+        .next();
     if unchanged_since.is_some() {
         s.enabled.condstore = true;
     }
