@@ -56,7 +56,8 @@ pub(crate) async fn login(
     }
     let user = String::from_utf8_lossy(username.as_ref()).to_string();
     let pw = String::from_utf8_lossy(password.declassify().as_ref()).to_string();
-    authenticate_as(s, &user, &pw, None, "LOGIN").await
+    // Dovecot runs the LOGIN command through PLAIN and logs method=PLAIN.
+    authenticate_as(s, &user, &pw, None, "PLAIN").await
 }
 
 pub(crate) async fn authenticate(
