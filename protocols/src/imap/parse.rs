@@ -399,3 +399,25 @@ mod tests {
         assert_eq!(e.tag, None);
     }
 }
+
+#[cfg(test)]
+mod deep_nesting {
+    use super::*;
+
+    /// A full-length line of nested criteria must give BAD (or parse), never a stack overflow.
+    #[test]
+    fn deeply_nested_search_is_refused_not_crashing() {
+        for unit in ["(", "NOT ", "OR ALL "] {
+            let mut line = b"t SEARCH ".to_vec();
+            while line.len() < 60_000 {
+                line.extend_from_slice(unit.as_bytes());
+            }
+            line.extend_from_slice(b"ALL\r\n");
+            let _ = parse(&line);
+        }
+        let mut line = b"t LIST ".to_vec();
+        line.extend(std::iter::repeat_n(b'(', 60_000));
+        line.extend_from_slice(b"\r\n");
+        assert!(parse(&line).is_err());
+    }
+}
