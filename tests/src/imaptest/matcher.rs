@@ -371,7 +371,7 @@ impl Vars {
         if !unordered {
             return self.match_args(m, a, FULL, false);
         }
-        if a.len() % chain != 0 {
+        if !a.len().is_multiple_of(chain) {
             return 0;
         }
         let mut matched = vec![false; a.len()];

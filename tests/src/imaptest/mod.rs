@@ -35,7 +35,7 @@ pub fn run_dir(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if only.is_some_and(|o| !o.iter().any(|n| *n == name)) {
+        if only.is_some_and(|o| !o.contains(&name)) {
             continue;
         }
         out.push(match script::load(&path) {

@@ -826,8 +826,12 @@ impl Exec<'_> {
         if text.eq_ignore_ascii_case("append") {
             return self.append_wire(None);
         }
-        if text.len() > 7 && text[..7].eq_ignore_ascii_case("append ") {
-            let rest = &text[7..];
+        // `get` keeps a non-ASCII expansion (bound from server input) from panicking
+        if let Some(rest) = text
+            .get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("append "))
+            .and_then(|_| text.get(7..))
+        {
             if !append_has_body(rest) {
                 return self.append_wire(Some(rest));
             }

@@ -372,8 +372,9 @@ fn cmd_reply(line: &str) -> (u32, Option<Vec<Arg>>, &str) {
     let mut tag = 0;
     let mut rest = line;
     let w = first_word(rest);
-    if w.len() > 3 && w[..3].eq_ignore_ascii_case("tag") && rest.contains(' ') {
-        if let Ok(t) = w[3..].parse::<u32>() {
+    let is_tag = w.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("tag"));
+    if is_tag && rest.contains(' ') {
+        if let Ok(t) = w.get(3..).unwrap_or("").parse::<u32>() {
             if t > 0 {
                 tag = t;
                 rest = &rest[w.len() + 1..];
@@ -584,7 +585,7 @@ fn add_untagged(group: &mut Group, line: &str, existence: Existence) -> Result<(
         chain: Vec::new(),
     };
     handle_directives(&ctx, None, &mut a)?;
-    if name.len() >= 3 && name[..3].eq_ignore_ascii_case("BYE") {
+    if name.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("BYE")) {
         match existence {
             Existence::MustNot => {}
             Existence::Must => group.have_bye = true,
@@ -652,7 +653,7 @@ fn handle_directives(
         return Err("Invalid list argument count, chain size=0".into());
     }
     let n_dir = list.iter().take_while(|a| is_directive(a)).count();
-    if (list.len() - n_dir) % chain_count != 0 {
+    if !(list.len() - n_dir).is_multiple_of(chain_count) {
         return Err(format!(
             "Invalid list argument count, chain size={chain_count}"
         ));
