@@ -57,6 +57,9 @@ pub struct Args {
     /// process per connection) and print the memory of all its processes; 0 = skip.
     #[arg(long, default_value_t = 0)]
     pub compare_dovecot: usize,
+    /// Keep the temporary directory (configs, logs, data) and print its path.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -104,10 +107,15 @@ pub fn run(a: Args) -> Result<()> {
     let result = rt.block_on(measure(&a, a.connections, &node, deadline, "node"));
     let stopped = node.stop();
     if let Err(e) = &result {
+        print_log_problems("node", &node.log);
         eprintln!("--- node log (tail) ---\n{}", node.log_tail(40));
+        if a.keep {
+            eprintln!("kept: {}", tmp.keep().display());
+        }
         return Err(anyhow::anyhow!("{e:#}"));
     }
     println!("node_stopped: {stopped}");
+    print_log_problems("node", &node.log);
 
     if a.compare_dovecot > 0 {
         let dir = tmp.path().join("dovecot");
@@ -119,9 +127,34 @@ pub fn run(a: Args) -> Result<()> {
             return Err(anyhow::anyhow!("dovecot: {e:#}"));
         }
         println!("dovecot_stopped: {stopped}");
+        print_log_problems("dovecot", &dc.log);
     }
 
+    if a.keep {
+        println!("kept: {}", tmp.keep().display());
+    }
     Ok(())
+}
+
+/// Prints how many warning/error lines a server logged, and the first few: a figure from a
+/// run whose server complained is worth a second look.
+fn print_log_problems(label: &str, log: &Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            [
+                " WARN ", " ERROR ", "Warning:", "Error:", "Fatal:", "Panic:",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
+        })
+        .collect();
+    println!("{label}_log_warnings_and_errors: {}", bad.len());
+    for l in bad.iter().take(3) {
+        let cut: String = l.chars().take(240).collect();
+        println!("{label}_log: {cut}");
+    }
 }
 
 /// Phases of one measurement against a running server (ours or Dovecot).
@@ -224,7 +257,7 @@ async fn measure(
     );
 
     // Phase 2: one LMTP delivery, timed until every idling connection saw EXISTS.
-    let sent = lmtp_deliver(server.lmtp_addr(), a.users, server.domain()).await?;
+    let sent = deliver_to_all(server.lmtp_addr(), a.users, server.domain()).await?;
     let ack = sent.acked.duration_since(sent.data_end);
     let fanout_deadline = (Instant::now() + Duration::from_secs(120)).min(deadline);
     loop {
@@ -493,8 +526,35 @@ struct Delivery {
     acked: Instant,
 }
 
-/// One message to every generated user in one LMTP transaction.
-async fn lmtp_deliver(addr: SocketAddr, users: usize, domain: &str) -> Result<Delivery> {
+/// Recipients per LMTP transaction: well under the node's limit (500, protocols/src/lmtp).
+const RCPTS_PER_TRANSACTION: usize = 50;
+
+/// One message to every generated user: transactions of [`RCPTS_PER_TRANSACTION`] recipients
+/// on concurrent LMTP connections. The clock starts at the first end of DATA and the
+/// acknowledgement is the last transaction's last reply.
+async fn deliver_to_all(addr: SocketAddr, users: usize, domain: &str) -> Result<Delivery> {
+    let names: Vec<String> = (0..users).map(user_name).collect();
+    let mut set = tokio::task::JoinSet::new();
+    for chunk in names.chunks(RCPTS_PER_TRANSACTION) {
+        let rcpts: Vec<String> = chunk.iter().map(|u| format!("{u}@{domain}")).collect();
+        set.spawn(lmtp_deliver(addr, rcpts));
+    }
+    let mut all: Option<Delivery> = None;
+    while let Some(r) = set.join_next().await {
+        let d = r.context("LMTP task")??;
+        all = Some(match all {
+            None => d,
+            Some(a) => Delivery {
+                data_end: a.data_end.min(d.data_end),
+                acked: a.acked.max(d.acked),
+            },
+        });
+    }
+    all.context("no recipients")
+}
+
+/// One LMTP transaction delivering the benchmark message to `rcpts`.
+async fn lmtp_deliver(addr: SocketAddr, rcpts: Vec<String>) -> Result<Delivery> {
     let fut = async {
         let s = TcpStream::connect(addr).await.context("connect LMTP")?;
         let mut c = Conn::new(s);
@@ -503,9 +563,8 @@ async fn lmtp_deliver(addr: SocketAddr, users: usize, domain: &str) -> Result<De
         smtp_reply(&mut c, "250").await.context("LHLO")?;
         c.send("MAIL FROM:<bench@example.com>").await?;
         smtp_reply(&mut c, "250").await.context("MAIL FROM")?;
-        for u in 0..users {
-            c.send(&format!("RCPT TO:<{}@{domain}>", user_name(u)))
-                .await?;
+        for r in &rcpts {
+            c.send(&format!("RCPT TO:<{r}>")).await?;
             smtp_reply(&mut c, "250").await.context("RCPT TO")?;
         }
         c.send("DATA").await?;
@@ -518,7 +577,7 @@ async fn lmtp_deliver(addr: SocketAddr, users: usize, domain: &str) -> Result<De
             .await
             .context("write DATA")?;
         let data_end = Instant::now();
-        for _ in 0..users {
+        for _ in &rcpts {
             smtp_reply(&mut c, "250")
                 .await
                 .context("LMTP reply after DATA")?;
