@@ -111,167 +111,190 @@ async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
         if !matches!(msg, Message::Object { .. }) {
             finish_puts(&mut puts).await;
         }
-        let reply = match msg {
-            Message::Ping => Message::Pong,
-            Message::GetVersionVector { user } => {
-                let u = open(sh, &user).await?;
-                match soft(blocking(move || u.version_vector()).await)? {
-                    Ok(vv) => Message::VersionVector { user, vv },
-                    Err(message) => Message::Error { message },
+        let reply = match handle(sh, peer, resolve, msg, &mut puts).await {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(ReplError::Store(e)) => {
+                tracing::warn!(error = %e, "replication: store error serving the peer");
+                Message::Error {
+                    message: e.to_string(),
                 }
             }
-            Message::HaveObjects { user, ids } => {
-                if ids.len() > MAX_IDS {
-                    return Err(ReplError::protocol(format!(
-                        "{} object ids in one frame",
-                        ids.len()
-                    )));
-                }
-                let u = open(sh, &user).await?;
-                let r = blocking(move || {
-                    let mut missing = Vec::new();
-                    for id in ids {
-                        if !u.has_object(&id)? {
-                            missing.push(id);
-                        }
-                    }
-                    Ok(missing)
-                })
-                .await;
-                match soft(r)? {
-                    Ok(ids) => Message::MissingObjects { user, ids },
-                    Err(message) => Message::Error { message },
-                }
-            }
-            Message::Object { user, id, raw } => {
-                let u = open(sh, &user).await?;
-                if ObjectId::of(&raw) != id {
-                    return Err(ReplError::protocol(format!(
-                        "object {id:?} for {user:?} failed its hash check"
-                    )));
-                }
-                // Durable when the task ends (put_object fsyncs); every put finishes before
-                // the next request (the Records that need it) is handled. A failure surfaces
-                // as a missing object when those records are applied.
-                if puts.len() >= MAX_PUTS_IN_FLIGHT {
-                    finish_puts(&mut puts).await;
-                }
-                puts.push(tokio::task::spawn_blocking(move || {
-                    if let Err(e) = u.put_object(&raw.0) {
-                        tracing::warn!(user, error = %e, "replication: cannot store object");
-                    }
-                }));
-                continue;
-            }
-            Message::Records { user, records } => {
-                let u = open(sh, &user).await?;
-                match soft(apply_checked(&sh.store, &u, &user, &records, resolve).await)? {
-                    Ok((applied, recs, resolved)) => {
-                        sh.conflicts_resolved
-                            .fetch_add(resolved as u64, Ordering::Relaxed);
-                        // The peer has what it sent us: do not ship it back.
-                        if let Some(p) = sh.peers.get(&peer) {
-                            let mut sent = VersionVector::new();
-                            for r in &recs {
-                                let e = sent.entry(r.origin).or_insert(0);
-                                *e = (*e).max(r.seq);
-                            }
-                            if p.acked.lock().contains_key(&user) {
-                                p.merge_acked(&user, &sent);
-                            }
-                        }
-                        tracing::debug!(
-                            user,
-                            applied = applied.applied,
-                            "replication: applied records"
-                        );
-                        let uu = u.clone();
-                        match soft(blocking(move || uu.version_vector()).await)? {
-                            Ok(vv) => Message::Ack { user, vv },
-                            Err(message) => Message::Error { message },
-                        }
-                    }
-                    Err(message) => {
-                        tracing::warn!(user, error = %message, "replication: cannot apply records");
-                        Message::Error { message }
-                    }
-                }
-            }
-            Message::Pull { user, have, limit } => {
-                let u = open(sh, &user).await?;
-                let limit = (limit as usize).clamp(1, MAX_RECORDS_PER_FRAME);
-                match soft(blocking(move || u.records_since(&have, limit)).await)? {
-                    Ok(recs) => {
-                        let more = recs.len() >= limit;
-                        let records = recs
-                            .iter()
-                            .map(|r| WireRecord::encode(&user, r))
-                            .collect::<Result<Vec<_>>>()?;
-                        Message::PullReply {
-                            user,
-                            records,
-                            more,
-                        }
-                    }
-                    Err(message) => Message::Error { message },
-                }
-            }
-            Message::GetDigests { user } => {
-                let u = open(sh, &user).await?;
-                match soft(blocking(move || u.mailbox_digests()).await)? {
-                    Ok(mailboxes) => Message::Digests { user, mailboxes },
-                    Err(message) => Message::Error { message },
-                }
-            }
-            Message::GetListing { user, mailbox } => {
-                let u = open(sh, &user).await?;
-                match soft(blocking(move || u.mailbox_listing(mailbox)).await)? {
-                    Ok(messages) => Message::Listing {
-                        user,
-                        mailbox,
-                        messages,
-                    },
-                    Err(message) => Message::Error { message },
-                }
-            }
-            Message::GetObjects { user, ids } => {
-                if ids.len() > MAX_IDS {
-                    return Err(ReplError::protocol(format!(
-                        "{} object ids in one frame",
-                        ids.len()
-                    )));
-                }
-                let u = open(sh, &user).await?;
-                let r = blocking(move || {
-                    let mut out = Vec::new();
-                    let mut bytes = 0usize;
-                    for id in ids {
-                        if !out.is_empty() && bytes >= MAX_OBJECTS_REPLY {
-                            break;
-                        }
-                        let raw = if u.has_object(&id)? {
-                            Some(u.read_object(&id)?)
-                        } else {
-                            None
-                        };
-                        bytes += raw.as_ref().map_or(0, |r| r.len());
-                        out.push((id, raw.map(Raw)));
-                    }
-                    Ok(out)
-                })
-                .await;
-                match soft(r)? {
-                    Ok(objects) => Message::ObjectsData { user, objects },
-                    Err(message) => Message::Error { message },
-                }
-            }
-            other => {
-                return Err(ReplError::protocol(format!(
-                    "unexpected {} from a dialing peer",
-                    other.kind()
-                )))
-            }
+            Err(e) => return Err(e),
         };
         conn.send(&reply).await?;
     }
+}
+
+/// Answers one request; `None` when the message needs no answer. A store failure is answered
+/// with `Error` by the caller; protocol violations end the session.
+async fn handle(
+    sh: &Arc<Shared>,
+    peer: storage::NodeId,
+    resolve: bool,
+    msg: Message,
+    puts: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<Message>> {
+    let reply = match msg {
+        Message::Ping => Message::Pong,
+        Message::GetVersionVector { user } => {
+            let u = open(sh, &user).await?;
+            match soft(blocking(move || u.version_vector()).await)? {
+                Ok(vv) => Message::VersionVector { user, vv },
+                Err(message) => Message::Error { message },
+            }
+        }
+        Message::HaveObjects { user, ids } => {
+            if ids.len() > MAX_IDS {
+                return Err(ReplError::protocol(format!(
+                    "{} object ids in one frame",
+                    ids.len()
+                )));
+            }
+            let u = open(sh, &user).await?;
+            let r = blocking(move || {
+                let mut missing = Vec::new();
+                for id in ids {
+                    if !u.has_object(&id)? {
+                        missing.push(id);
+                    }
+                }
+                Ok(missing)
+            })
+            .await;
+            match soft(r)? {
+                Ok(ids) => Message::MissingObjects { user, ids },
+                Err(message) => Message::Error { message },
+            }
+        }
+        Message::Object { user, id, raw } => {
+            let u = open(sh, &user).await?;
+            if ObjectId::of(&raw) != id {
+                return Err(ReplError::protocol(format!(
+                    "object {id:?} for {user:?} failed its hash check"
+                )));
+            }
+            // Durable when the task ends (put_object fsyncs); every put finishes before
+            // the next request (the Records that need it) is handled. A failure surfaces
+            // as a missing object when those records are applied.
+            if puts.len() >= MAX_PUTS_IN_FLIGHT {
+                finish_puts(puts).await;
+            }
+            puts.push(tokio::task::spawn_blocking(move || {
+                if let Err(e) = u.put_object(&raw.0) {
+                    tracing::warn!(user, error = %e, "replication: cannot store object");
+                }
+            }));
+            return Ok(None);
+        }
+        Message::Records { user, records } => {
+            let u = open(sh, &user).await?;
+            match soft(apply_checked(&sh.store, &u, &user, &records, resolve).await)? {
+                Ok((applied, recs, resolved)) => {
+                    sh.conflicts_resolved
+                        .fetch_add(resolved as u64, Ordering::Relaxed);
+                    // The peer has what it sent us: do not ship it back.
+                    if let Some(p) = sh.peers.get(&peer) {
+                        let mut sent = VersionVector::new();
+                        for r in &recs {
+                            let e = sent.entry(r.origin).or_insert(0);
+                            *e = (*e).max(r.seq);
+                        }
+                        if p.acked.lock().contains_key(&user) {
+                            p.merge_acked(&user, &sent);
+                        }
+                    }
+                    tracing::debug!(
+                        user,
+                        applied = applied.applied,
+                        "replication: applied records"
+                    );
+                    let uu = u.clone();
+                    match soft(blocking(move || uu.version_vector()).await)? {
+                        Ok(vv) => Message::Ack { user, vv },
+                        Err(message) => Message::Error { message },
+                    }
+                }
+                Err(message) => {
+                    tracing::warn!(user, error = %message, "replication: cannot apply records");
+                    Message::Error { message }
+                }
+            }
+        }
+        Message::Pull { user, have, limit } => {
+            let u = open(sh, &user).await?;
+            let limit = (limit as usize).clamp(1, MAX_RECORDS_PER_FRAME);
+            match soft(blocking(move || u.records_since(&have, limit)).await)? {
+                Ok(recs) => {
+                    let more = recs.len() >= limit;
+                    let records = recs
+                        .iter()
+                        .map(|r| WireRecord::encode(&user, r))
+                        .collect::<Result<Vec<_>>>()?;
+                    Message::PullReply {
+                        user,
+                        records,
+                        more,
+                    }
+                }
+                Err(message) => Message::Error { message },
+            }
+        }
+        Message::GetDigests { user } => {
+            let u = open(sh, &user).await?;
+            match soft(blocking(move || u.mailbox_digests()).await)? {
+                Ok(mailboxes) => Message::Digests { user, mailboxes },
+                Err(message) => Message::Error { message },
+            }
+        }
+        Message::GetListing { user, mailbox } => {
+            let u = open(sh, &user).await?;
+            match soft(blocking(move || u.mailbox_listing(mailbox)).await)? {
+                Ok(messages) => Message::Listing {
+                    user,
+                    mailbox,
+                    messages,
+                },
+                Err(message) => Message::Error { message },
+            }
+        }
+        Message::GetObjects { user, ids } => {
+            if ids.len() > MAX_IDS {
+                return Err(ReplError::protocol(format!(
+                    "{} object ids in one frame",
+                    ids.len()
+                )));
+            }
+            let u = open(sh, &user).await?;
+            let r = blocking(move || {
+                let mut out = Vec::new();
+                let mut bytes = 0usize;
+                for id in ids {
+                    if !out.is_empty() && bytes >= MAX_OBJECTS_REPLY {
+                        break;
+                    }
+                    let raw = if u.has_object(&id)? {
+                        Some(u.read_object(&id)?)
+                    } else {
+                        None
+                    };
+                    bytes += raw.as_ref().map_or(0, |r| r.len());
+                    out.push((id, raw.map(Raw)));
+                }
+                Ok(out)
+            })
+            .await;
+            match soft(r)? {
+                Ok(objects) => Message::ObjectsData { user, objects },
+                Err(message) => Message::Error { message },
+            }
+        }
+        other => {
+            return Err(ReplError::protocol(format!(
+                "unexpected {} from a dialing peer",
+                other.kind()
+            )))
+        }
+    };
+    Ok(Some(reply))
 }
