@@ -38,7 +38,12 @@ impl Session {
     }
 
     pub(super) async fn cmd_auth(&mut self, mech: String, ir: Option<String>) -> Result<(), Stop> {
-        let mechanism = match Mechanism::parse(&mech) {
+        // A mechanism we implement but the configuration leaves out is as unknown as any other.
+        let offered = Mechanism::parse(&mech)
+            .ok()
+            .filter(|m| self.ctx.config.mechanisms().contains(m))
+            .ok_or(SaslError::UnsupportedMechanism);
+        let mechanism = match offered {
             Ok(m) => m,
             Err(e) => {
                 self.io.send_line(&format!("-ERR {e}"));

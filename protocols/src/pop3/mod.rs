@@ -16,6 +16,7 @@ pub use command::{parse as parse_command, Command, ParseError};
 pub use maildrop::{render, uidl, Maildrop, MsgError};
 
 use crate::backend::{Backend, ConnInfo};
+use crate::sasl::Mechanism;
 use crate::stream::{BoxStream, TlsUpgrade};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,10 @@ pub struct Pop3Config {
     pub max_auth_failures: u32,
     /// Text after `+OK ` in the greeting (Dovecot's `login_greeting`).
     pub greeting: String,
+    /// `auth_mechanisms`: the SASL mechanisms CAPA and AUTH offer, in this order (names as
+    /// Dovecot spells them, any case). Names we do not implement are left out; USER/PASS is
+    /// not a SASL mechanism and stays available.
+    pub auth_mechanisms: Vec<String>,
 }
 
 impl Default for Pop3Config {
@@ -56,7 +61,23 @@ impl Default for Pop3Config {
             max_bad_commands: 20,
             max_auth_failures: 3,
             greeting: "POP3 ready.".to_string(),
+            auth_mechanisms: vec!["plain".to_string(), "login".to_string()],
         }
+    }
+}
+
+impl Pop3Config {
+    /// The configured mechanisms we implement, without repeats, in configured order.
+    pub fn mechanisms(&self) -> Vec<Mechanism> {
+        let mut out = Vec::new();
+        for name in &self.auth_mechanisms {
+            if let Ok(m) = Mechanism::parse(name) {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+        out
     }
 }
 

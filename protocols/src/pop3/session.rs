@@ -168,7 +168,15 @@ impl Session {
             Command::Capa => self.capa(),
             Command::User(user) => self.cmd_user(user),
             Command::Pass(password) => return self.cmd_pass(password).await,
-            Command::Auth(None) => self.io.send_line("+OK\r\nPLAIN\r\nLOGIN\r\n."),
+            Command::Auth(None) => {
+                let mut list = String::from("+OK\r\n");
+                for m in self.ctx.config.mechanisms() {
+                    list.push_str(m.as_str());
+                    list.push_str("\r\n");
+                }
+                list.push('.');
+                self.io.send_line(&list);
+            }
             Command::Auth(Some((mech, ir))) => return self.cmd_auth(mech, ir).await,
             Command::Stls => return self.stls().await,
             Command::Noop => self.io.send_line("+OK"),
@@ -187,7 +195,17 @@ impl Session {
     pub(super) fn capa(&mut self) {
         let mut capa = String::from("+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\n");
         if self.tx.is_none() {
-            capa.push_str("AUTH-RESP-CODE\r\nUSER\r\nSASL PLAIN LOGIN\r\n");
+            capa.push_str("AUTH-RESP-CODE\r\nUSER\r\n");
+            let mechanisms = self.ctx.config.mechanisms();
+            // RFC 2449: SASL lists the mechanisms; with none configured the line is left out.
+            if !mechanisms.is_empty() {
+                capa.push_str("SASL");
+                for m in mechanisms {
+                    capa.push(' ');
+                    capa.push_str(m.as_str());
+                }
+                capa.push_str("\r\n");
+            }
             if self.ctx.tls.is_some() && !self.info.tls {
                 capa.push_str("STLS\r\n");
             }

@@ -708,3 +708,50 @@ async fn client_that_stops_reading_is_dropped() {
     assert_eq!(again.cmd("QUIT").await, "+OK Logging out.");
     again.finished().await;
 }
+
+#[tokio::test]
+async fn auth_mechanisms_setting_limits_capa_and_auth() {
+    let backend = backend_with_mail();
+    let config = Pop3Config {
+        auth_mechanisms: vec!["LOGIN".into(), "cram-md5".into(), "login".into()],
+        ..Pop3Config::default()
+    };
+    let ctx = context(&backend, false, config);
+    let mut c = pop3(&ctx).await;
+    assert_eq!(c.cmd("CAPA").await, "+OK");
+    let capa = c.dot_body().await;
+    assert!(capa.iter().any(|l| l == "SASL LOGIN"), "{capa:?}");
+    assert_eq!(c.cmd("AUTH").await, "+OK");
+    assert_eq!(c.dot_body().await, vec!["LOGIN"]);
+    let ir = encode_base64(b"\0demo\0demo");
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {ir}")).await,
+        "-ERR Unsupported authentication mechanism."
+    );
+    assert_eq!(c.cmd("AUTH LOGIN").await, "+ VXNlcm5hbWU6");
+    assert_eq!(c.cmd(&encode_base64(b"demo")).await, "+ UGFzc3dvcmQ6");
+    assert_eq!(c.cmd(&encode_base64(b"demo")).await, "+OK Logged in.");
+    assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
+    c.finished().await;
+
+    // None configured: no SASL line, AUTH refused, USER/PASS still works.
+    let config = Pop3Config {
+        auth_mechanisms: Vec::new(),
+        ..Pop3Config::default()
+    };
+    let ctx = context(&backend, false, config);
+    let mut c = pop3(&ctx).await;
+    assert_eq!(c.cmd("CAPA").await, "+OK");
+    let capa = c.dot_body().await;
+    assert!(!capa.iter().any(|l| l.starts_with("SASL")), "{capa:?}");
+    assert_eq!(c.cmd("AUTH").await, "+OK");
+    assert!(c.dot_body().await.is_empty());
+    assert_eq!(
+        c.cmd("AUTH LOGIN").await,
+        "-ERR Unsupported authentication mechanism."
+    );
+    assert_eq!(c.cmd("USER demo").await, "+OK");
+    assert_eq!(c.cmd("PASS demo").await, "+OK Logged in.");
+    assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
+    c.finished().await;
+}
