@@ -512,8 +512,22 @@ impl Session {
         } else {
             let name = sel.name.clone();
             let since = sel.modseq_seen;
-            self.store_call(move |s| s.changes_since(&name, since))
-                .await?
+            match self
+                .store_call(move |s| s.changes_since(&name, since))
+                .await
+            {
+                Ok(c) => c,
+                Err(Done::No(text)) if text.starts_with("[NONEXISTENT]") => {
+                    // Another session deleted or renamed it: as Dovecot, end this session.
+                    self.sel = None;
+                    self.state = State::Authenticated;
+                    self.untagged("BYE Selected mailbox was deleted, have to disconnect.");
+                    self.end_reason = Some("Selected mailbox was deleted".into());
+                    self.pending_close = true;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
         };
         let condstore = self.enabled.condstore;
         let mut lines: Vec<String> = Vec::new();

@@ -1057,3 +1057,25 @@ async fn login_timeout_counts_from_connect() {
     );
     assert!(started.elapsed() < Duration::from_millis(1500));
 }
+
+#[tokio::test]
+async fn selected_mailbox_deleted_elsewhere_ends_the_session() {
+    let ctx = demo();
+    let mut a = Client::login(ctx.clone()).await;
+    let mut b = Client::login(ctx.clone()).await;
+    a.cmd("c", "CREATE Work").await;
+    a.cmd("s", "SELECT Work").await;
+    assert_eq!(
+        b.cmd("d", "DELETE Work").await,
+        vec!["d OK Delete completed.\r\n"]
+    );
+    let r = a.cmd("n", "NOOP").await;
+    assert_eq!(
+        r,
+        vec![
+            "* BYE Selected mailbox was deleted, have to disconnect.\r\n",
+            "n OK NOOP completed.\r\n"
+        ]
+    );
+    assert_eq!(a.line().await, "");
+}

@@ -64,6 +64,10 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
                 if let Err(e) = s.sync(true).await {
                     tracing::warn!("mailbox update in IDLE failed: {e:?}");
                 }
+                if s.pending_close {
+                    let _ = s.flush().await;
+                    return Err(Done::Close);
+                }
             }
             // The store went away: keep idling, but without notifications.
             Ev::Changed(false) => watch = None,
