@@ -5,6 +5,7 @@
 mod admin_socket;
 pub mod http;
 mod listen;
+mod protocol_settings;
 
 use crate::auth::{AuthSettings, Authenticator};
 use crate::backend::{BackendSettings, ClusterHooks, NodeBackend, Standalone};
@@ -218,35 +219,18 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     let imap = Protocol::Imap(Arc::new(protocols::imap::ImapContext {
         backend: backend.clone(),
         tls: tls_upgrade.clone(),
-        config: protocols::imap::ImapConfig {
-            max_line_length: config.imap_max_line_length.0 as usize,
-            max_literal_size: config.storage.max_message_size.0,
-            idle_notify_interval: config.imap_idle_notify_interval.0,
-            ..Default::default()
-        },
+        config: protocol_settings::imap(&config),
         shutdown: shutdown.clone(),
     }));
     let pop3 = Protocol::Pop3(Arc::new(protocols::pop3::Pop3Context {
         backend: backend.clone(),
         tls: tls_upgrade.clone(),
-        config: protocols::pop3::Pop3Config {
-            no_nuls: config.pop3_client_workarounds.contains("outlook-no-nuls"),
-            lock_session: config.pop3_lock_session,
-            no_flag_updates: config.pop3_no_flag_updates,
-            ..Default::default()
-        },
+        config: protocol_settings::pop3(&config),
         shutdown: shutdown.clone(),
     }));
     let lmtp = Protocol::Lmtp(Arc::new(protocols::lmtp::LmtpContext {
         backend: backend.clone(),
-        config: protocols::lmtp::LmtpConfig {
-            hostname: host.clone(),
-            max_message_size: config.storage.max_message_size.0,
-            recipient_delimiter: config.recipient_delimiter.clone(),
-            save_to_detail_mailbox: config.lmtp_save_to_detail_mailbox,
-            dedupe_window: config.storage.delivery_dedupe_window.0,
-            ..Default::default()
-        },
+        config: protocol_settings::lmtp(&config, &host),
         shutdown: shutdown.clone(),
     }));
 

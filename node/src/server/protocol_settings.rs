@@ -1,0 +1,114 @@
+//! The node's configuration (Dovecot's key names) turned into each protocol's settings, in one
+//! place so a key that is parsed but never reaches its protocol shows up in a test here.
+
+use crate::config::Config;
+use protocols::imap::ImapConfig;
+use protocols::lmtp::LmtpConfig;
+use protocols::pop3::Pop3Config;
+
+pub fn imap(config: &Config) -> ImapConfig {
+    // ImapConfig has no auth_mechanisms field yet: IMAP offers its built-in PLAIN and LOGIN.
+    ImapConfig {
+        max_line_length: config.imap_max_line_length.0 as usize,
+        max_literal_size: config.storage.max_message_size.0,
+        idle_notify_interval: config.imap_idle_notify_interval.0,
+        ..Default::default()
+    }
+}
+
+pub fn pop3(config: &Config) -> Pop3Config {
+    Pop3Config {
+        no_nuls: config.pop3_client_workarounds.contains("outlook-no-nuls"),
+        lock_session: config.pop3_lock_session,
+        no_flag_updates: config.pop3_no_flag_updates,
+        auth_mechanisms: config.auth_mechanisms.0.clone(),
+        ..Default::default()
+    }
+}
+
+pub fn lmtp(config: &Config, hostname: &str) -> LmtpConfig {
+    LmtpConfig {
+        hostname: hostname.to_string(),
+        max_message_size: config.storage.max_message_size.0,
+        recipient_delimiter: config.recipient_delimiter.clone(),
+        save_to_detail_mailbox: config.lmtp_save_to_detail_mailbox,
+        dedupe_window: config.storage.delivery_dedupe_window.0,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{non_default_settings, parse_str};
+    use std::path::Path;
+
+    fn parse(text: &str) -> Config {
+        parse_str(text, Path::new("node.toml")).unwrap()
+    }
+
+    #[test]
+    fn pop3_defaults_follow_the_node_defaults() {
+        let p = pop3(&Config::default());
+        assert!(!p.no_nuls);
+        assert!(p.lock_session);
+        assert!(!p.no_flag_updates);
+        assert_eq!(p.auth_mechanisms, vec!["plain", "login"]);
+    }
+
+    #[test]
+    fn pop3_keys_reach_pop3() {
+        let c = parse(
+            "pop3_lock_session = false\npop3_no_flag_updates = true\n\
+             pop3_client_workarounds = \"outlook-no-nuls\"\nauth_mechanisms = \"login\"\n",
+        );
+        let p = pop3(&c);
+        assert!(p.no_nuls);
+        assert!(!p.lock_session);
+        assert!(p.no_flag_updates);
+        assert_eq!(p.auth_mechanisms, vec!["login"]);
+        assert_eq!(
+            p.mechanisms(),
+            vec![protocols::sasl::Mechanism::Login],
+            "what CAPA offers"
+        );
+        // `node config check` prints each of them, and what it prints reads back the same.
+        let out = non_default_settings(&c);
+        for line in [
+            "pop3_lock_session = false",
+            "pop3_no_flag_updates = true",
+            "pop3_client_workarounds = \"outlook-no-nuls\"",
+            "auth_mechanisms = \"login\"",
+        ] {
+            assert!(out.contains(line), "{line} missing from {out}");
+        }
+        assert_eq!(parse(&out), c);
+    }
+
+    #[test]
+    fn unsupported_workarounds_and_mechanisms_are_refused() {
+        for text in [
+            "pop3_client_workarounds = \"oe-ns-eoh\"\n",
+            "auth_mechanisms = \"plain cram-md5\"\n",
+        ] {
+            let err = parse_str(text, Path::new("node.toml")).unwrap_err();
+            assert!(err.to_string().contains("not supported"), "{err}");
+        }
+    }
+
+    #[test]
+    fn lmtp_and_imap_keys_reach_their_protocols() {
+        let c = parse(
+            "recipient_delimiter = \"+-\"\nlmtp_save_to_detail_mailbox = true\n\
+             imap_max_line_length = \"128k\"\n[storage]\nmax_message_size = \"20M\"\n",
+        );
+        let l = lmtp(&c, "mx.example.com");
+        assert_eq!(l.hostname, "mx.example.com");
+        assert_eq!(l.recipient_delimiter, "+-");
+        assert!(l.save_to_detail_mailbox);
+        assert_eq!(l.max_message_size, 20 << 20);
+        let i = imap(&c);
+        assert_eq!(i.max_line_length, 128 << 10);
+        assert_eq!(i.max_literal_size, 20 << 20);
+    }
+}
