@@ -851,7 +851,7 @@ impl UserStore {
 
 /// Messages per Copy/Move/Flags/Expunge record: keeps every record far below the log's frame
 /// limit whatever a client selects (a larger change becomes several records).
-const CHUNK: usize = 10_000;
+const CHUNK: usize = 2_000;
 
 /// A record's log payload; refused (before anything is written) if it would not fit a frame.
 fn encoded(rec: &Record) -> Result<Vec<u8>> {
