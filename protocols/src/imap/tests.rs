@@ -1079,3 +1079,17 @@ async fn selected_mailbox_deleted_elsewhere_ends_the_session() {
     );
     assert_eq!(a.line().await, "");
 }
+
+#[tokio::test]
+async fn renaming_the_selected_mailbox_keeps_it_selected() {
+    let mut a = Client::login(demo()).await;
+    a.cmd("c", "CREATE Work").await;
+    a.cmd("s", "SELECT Work").await;
+    assert_eq!(
+        a.cmd("r", "RENAME Work Job").await,
+        vec!["r OK Rename completed.\r\n"]
+    );
+    assert_eq!(a.cmd("n", "NOOP").await, vec!["n OK NOOP completed.\r\n"]);
+    let r = a.cmd("ap", "APPEND Job {1+}\r\nx").await;
+    assert!(r.contains(&"* 1 EXISTS\r\n".to_string()), "{r:?}");
+}

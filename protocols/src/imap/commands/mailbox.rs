@@ -59,9 +59,20 @@ pub(crate) async fn rename(s: &mut Session, from: Mailbox<'static>, to: Mailbox<
         return Err(Done::No("[ALREADYEXISTS] Mailbox already exists".into()));
     }
     s.check_writable()?;
-    s.store_call(move |st| st.rename_mailbox(&from, &to))
-        .await?;
+    let (f, t) = (from.clone(), to.clone());
+    s.store_call(move |st| st.rename_mailbox(&f, &t)).await?;
     s.committed().await;
+    // The selected mailbox (or a parent of it) renamed by this session stays selected under
+    // its new name. Renaming INBOX moves its messages out and INBOX stays: nothing to follow.
+    if from != "INBOX" {
+        if let Some(sel) = s.sel.as_mut() {
+            if sel.name == from {
+                sel.name = to.clone();
+            } else if let Some(rest) = sel.name.strip_prefix(&format!("{from}/")) {
+                sel.name = format!("{to}/{rest}");
+            }
+        }
+    }
     Ok(Done::Ok("Rename completed.".into()))
 }
 
