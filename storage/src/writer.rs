@@ -789,6 +789,7 @@ impl UserStore {
                             rec.seq, rec.origin
                         )));
                     }
+                    validate_remote(&rec)?;
                     if let Err(e) = self.shared.hlc.observe(rec.time) {
                         tracing::warn!(user = %self.name, error = %e, "remote record from a clock far ahead");
                     }
@@ -864,6 +865,46 @@ fn encoded(rec: &Record) -> Result<Vec<u8>> {
         )));
     }
     Ok(payload)
+}
+
+/// What a peer sends is checked like what a client sends: names must be valid mailbox names,
+/// UIDs must be UIDs. A bad record refuses the whole batch (nothing of it is applied).
+fn validate_remote(rec: &Record) -> Result<()> {
+    let bad = |what: String| {
+        StoreError::Other(format!(
+            "refused record {}/{} from a peer: {what}",
+            rec.origin, rec.seq
+        ))
+    };
+    let name_ok = |n: &str| names::validate_mailbox(n).is_ok_and(|c| c == n);
+    match &rec.op {
+        Op::MailboxCreate { name, .. }
+        | Op::MailboxRename { new_name: name, .. }
+        | Op::Subscribe { name }
+        | Op::Unsubscribe { name } => {
+            if !name_ok(name) {
+                return Err(bad(format!("invalid mailbox name {name:?}")));
+            }
+        }
+        Op::Append { entry, .. } if entry.uid == 0 || entry.uid == u32::MAX => {
+            return Err(bad(format!("invalid UID {}", entry.uid)));
+        }
+        Op::Copy { entries, .. } | Op::Move { entries, .. } => {
+            if let Some((_, e)) = entries
+                .iter()
+                .find(|(_, e)| e.uid == 0 || e.uid == u32::MAX)
+            {
+                return Err(bad(format!("invalid UID {}", e.uid)));
+            }
+        }
+        Op::Renumber { moves, .. } => {
+            if let Some((_, u)) = moves.iter().find(|(_, u)| *u == 0 || *u == u32::MAX) {
+                return Err(bad(format!("invalid UID {u}")));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn objects_of(op: &Op) -> Vec<ObjectId> {

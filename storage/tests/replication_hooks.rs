@@ -262,3 +262,37 @@ fn records_since_pages_through_several_segments() {
         assert_eq!(paged, all);
     }
 }
+
+#[test]
+fn bad_records_from_a_peer_are_refused_whole() {
+    let d = tempfile::tempdir().unwrap();
+    let s = node(d.path(), 1);
+    let u = s.user("u").unwrap();
+    let before = u.dump_index().unwrap();
+    let rec = |seq, op| storage::record::Record {
+        origin: 9,
+        seq,
+        time: s.clock().now(),
+        op,
+    };
+    let good = rec(
+        1,
+        storage::record::Op::Subscribe {
+            name: "Fine".into(),
+        },
+    );
+    for bad in ["../../etc", "a//b", "", "x\u{0}y", "inbox"] {
+        let r = rec(
+            2,
+            storage::record::Op::MailboxCreate {
+                mailbox: Guid([7; 16]),
+                name: bad.into(),
+                uidvalidity: 5,
+                special_use: None,
+            },
+        );
+        assert!(u.apply_remote(&[good.clone(), r]).is_err(), "{bad:?}");
+        assert_eq!(u.dump_index().unwrap(), before);
+    }
+    assert_eq!(u.apply_remote(&[good]).unwrap().applied, 1);
+}
