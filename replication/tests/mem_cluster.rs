@@ -693,3 +693,100 @@ async fn a_node_that_lost_its_log_takes_its_own_changes_back_from_the_peer() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_frames_from_a_peer_never_break_the_node() {
+    let ca = Ca::new();
+    let addr = free_addr().await;
+    let mut a = Node {
+        id: 1,
+        store: MemStore::new(1),
+        addr: addr.clone(),
+        handle: None,
+    };
+    a.user("alice").subscribe("INBOX");
+    a.start(&ca, &[(2, free_addr().await)], Durability::Local)
+        .await;
+    let before = a.user("alice").dump();
+    let tls2 = ca.tls(2);
+    // Valid frames with bytes flipped, truncated or extended, and pure noise: 300 frames in
+    // all, bounded in time.
+    let seed_msgs = [
+        wire::encode(&Message::Records {
+            user: "alice".into(),
+            records: hostile_records("alice", rec(1, append_op(1, b"x"))),
+        })
+        .unwrap(),
+        wire::encode(&Message::GetVersionVector {
+            user: "alice".into(),
+        })
+        .unwrap(),
+        wire::encode(&Message::Pull {
+            user: "alice".into(),
+            have: Default::default(),
+            limit: 10,
+        })
+        .unwrap(),
+    ];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut c = Conn::connect(&tls2, 2, HlcTime::default(), 1, &addr)
+        .await
+        .unwrap();
+    for i in 0..300u32 {
+        assert!(tokio::time::Instant::now() < deadline, "took too long");
+        let mut f = seed_msgs[(rnd() % 3) as usize].to_vec();
+        match rnd() % 4 {
+            0 => {
+                let n = f.len();
+                for _ in 0..1 + rnd() % 4 {
+                    f[(rnd() as usize) % n] ^= (rnd() % 255 + 1) as u8;
+                }
+            }
+            1 => f.truncate((rnd() as usize) % f.len()),
+            2 => f.extend((0..rnd() % 16).map(|_| rnd() as u8)),
+            _ => f = (0..rnd() % 64).map(|_| rnd() as u8).collect(),
+        }
+        if c.send_raw(f.into()).await.is_err() {
+            c = Conn::connect(&tls2, 2, HlcTime::default(), 1, &addr)
+                .await
+                .unwrap_or_else(|e| panic!("node stopped accepting after frame {i}: {e}"));
+            continue;
+        }
+        // Whatever came back (an answer, an Error, or the end of the connection), move on;
+        // reconnect when the node hung up.
+        if c.recv_timeout(Duration::from_millis(500), "answer")
+            .await
+            .is_err()
+        {
+            c = Conn::connect(&tls2, 2, HlcTime::default(), 1, &addr)
+                .await
+                .unwrap_or_else(|e| panic!("node stopped accepting after frame {i}: {e}"));
+        }
+    }
+    // Still serving, and nothing that failed its checks was applied.
+    drop(c);
+    let mut fresh = Conn::connect(&tls2, 2, HlcTime::default(), 1, &addr)
+        .await
+        .unwrap();
+    fresh.send(&Message::Ping).await.unwrap();
+    assert_eq!(
+        fresh
+            .recv_timeout(Duration::from_secs(5), "pong")
+            .await
+            .unwrap(),
+        Message::Pong
+    );
+    let after = a.user("alice").dump();
+    assert!(
+        after.records.len() <= before.records.len() + 1,
+        "at most the one valid record"
+    );
+    a.stop().await;
+}
