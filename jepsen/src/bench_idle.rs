@@ -241,12 +241,13 @@ async fn measure(
         a.parallel
     );
     println!(
-        "{label}_rss_mib: {:.1} (PSS {:.1}; peak VmHWM {:.1}; {} processes; {} threads)",
+        "{label}_rss_mib: {:.1} (PSS {:.1}; peak VmHWM {:.1}; {} processes; {} threads; {} fds)",
         kib_to_mib(idle_mem.rss_kib),
         kib_to_mib(idle_mem.pss_kib),
         kib_to_mib(idle_mem.hwm_kib),
         idle_mem.processes,
-        idle_mem.threads
+        idle_mem.threads,
+        idle_mem.fds
     );
     println!(
         "{label}_kib_per_connection: {:.1} (RSS / connections); {:.1} (RSS growth / \
@@ -617,6 +618,8 @@ struct Mem {
     pss_kib: u64,
     hwm_kib: u64,
     threads: u64,
+    /// Open file descriptors (entries of /proc/PID/fd).
+    fds: u64,
     processes: usize,
 }
 
@@ -640,6 +643,9 @@ fn proc_status(pid: u32) -> Result<Mem> {
         pss_kib: kib_field(&rollup, "Pss:"),
         hwm_kib: kib_field(&text, "VmHWM:"),
         threads: kib_field(&text, "Threads:"),
+        fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count() as u64)
+            .unwrap_or(0),
         processes: 1,
     })
 }
@@ -693,6 +699,7 @@ fn tree_status(root: u32) -> Result<Mem> {
                 sum.pss_kib += m.pss_kib;
                 sum.hwm_kib += m.hwm_kib;
                 sum.threads += m.threads;
+                sum.fds += m.fds;
                 sum.processes += 1;
             }
         }
@@ -1183,6 +1190,8 @@ mod tests {
     fn proc_status_reads_own_memory() {
         let m = proc_status(std::process::id()).unwrap();
         assert!(m.rss_kib > 0 && m.hwm_kib >= m.rss_kib && m.threads >= 1);
+        // stdin/stdout/stderr at least.
+        assert!(m.fds >= 3, "{}", m.fds);
     }
 
     #[tokio::test]
