@@ -104,6 +104,41 @@ pub(crate) fn with_trace_headers(sender: &str, recipient: &str, body: &[u8]) -> 
     out
 }
 
+/// How one recipient's delivery ended, as the `node_deliveries_total` counter labels it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    /// A retry recognised by its delivery key: acknowledged, not stored again.
+    Duplicate,
+    /// 4xx: the client keeps the message and retries.
+    TempFail,
+    /// 552 5.2.2: the user's quota.
+    Quota,
+    /// 552 5.3.4: larger than the store accepts.
+    TooLarge,
+    /// 550 5.1.1 at RCPT TO.
+    UnknownUser,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Duplicate => "duplicate",
+            Outcome::TempFail => "tempfail",
+            Outcome::Quota => "quota",
+            Outcome::TooLarge => "too_large",
+            Outcome::UnknownUser => "unknown_user",
+        }
+    }
+
+    /// Counts it in `node_deliveries_total{result}` (the recorder the node installs; a no-op
+    /// without one, as in most tests).
+    pub fn count(self) {
+        metrics::counter!("node_deliveries_total", "result" => self.label()).increment(1);
+    }
+}
+
 /// The facts of one delivery attempt, for its log line.
 pub(crate) struct DeliveryLog<'a> {
     pub user: &'a str,
@@ -134,13 +169,24 @@ impl DeliveryLog<'_> {
     }
 }
 
-/// Outcome of one recipient's delivery: the reply line (without CRLF).
+/// One recipient's delivery, counted in `node_deliveries_total`: the reply line (without CRLF).
 pub(crate) async fn deliver(
     ctx: &LmtpContext,
     session: &str,
     msg: &Received,
     rcpt: &Accepted,
 ) -> String {
+    let (outcome, reply) = deliver_one(ctx, session, msg, rcpt).await;
+    outcome.count();
+    reply
+}
+
+async fn deliver_one(
+    ctx: &LmtpContext,
+    session: &str,
+    msg: &Received,
+    rcpt: &Accepted,
+) -> (Outcome, String) {
     let started = Instant::now();
     let addr = &rcpt.address;
     let user = rcpt.user.as_str();
@@ -159,7 +205,10 @@ pub(crate) async fn deliver(
     };
     let temp_fail = |mailbox: &str, why: &str| {
         tracing::error!(user, "{}", log(&format!("save failed to {mailbox}: {why}")));
-        format!("451 4.3.0 <{addr}> Temporary internal error")
+        (
+            Outcome::TempFail,
+            format!("451 4.3.0 <{addr}> Temporary internal error"),
+        )
     };
 
     if let Err(refused) = ctx.backend.may_write(user) {
@@ -213,26 +262,35 @@ pub(crate) async fn deliver(
             // Durable: `append` returned only after the record and object were fsynced (group
             // commit in the store); in replicated durability we also wait for a peer's ack.
             ctx.backend.write_committed(user).await;
-            let result = if appended.duplicate {
-                format!(
-                    "duplicate delivery, already saved to {mailbox} as uid {}",
-                    appended.uid
+            let (outcome, result) = if appended.duplicate {
+                (
+                    Outcome::Duplicate,
+                    format!(
+                        "duplicate delivery, already saved to {mailbox} as uid {}",
+                        appended.uid
+                    ),
                 )
             } else {
-                format!("saved mail to {mailbox}")
+                (Outcome::Ok, format!("saved mail to {mailbox}"))
             };
             tracing::info!(user, uid = appended.uid, guid = %appended.guid, "{}", log(&result));
-            format!("250 2.0.0 <{addr}> {session} Saved")
+            (outcome, format!("250 2.0.0 <{addr}> {session} Saved"))
         }
         Err(StoreError::OverQuota(why)) => {
             let why = format!("save failed to {mailbox}: Quota exceeded ({why})");
             tracing::info!(user, "{}", log(&why));
-            format!("552 5.2.2 <{addr}> Quota exceeded (mailbox for user is full)")
+            (
+                Outcome::Quota,
+                format!("552 5.2.2 <{addr}> Quota exceeded (mailbox for user is full)"),
+            )
         }
         Err(StoreError::TooLarge { limit, .. }) => {
             let why = format!("save failed to {mailbox}: message larger than {limit} bytes");
             tracing::info!(user, "{}", log(&why));
-            format!("552 5.3.4 <{addr}> Message size exceeds fixed maximum message size")
+            (
+                Outcome::TooLarge,
+                format!("552 5.3.4 <{addr}> Message size exceeds fixed maximum message size"),
+            )
         }
         Err(e) => temp_fail(&mailbox, &e.to_string()),
     }

@@ -5,7 +5,7 @@ use super::address::split_detail;
 use super::command::{self, BodyType, Command};
 use super::conn::{LineConn, ReadError};
 use super::data::{normalize_crlf, DataDecoder, DataOutcome};
-use super::deliver::{deliver, Accepted, Received};
+use super::deliver::{deliver, Accepted, Outcome, Received};
 use super::LmtpContext;
 use crate::backend::ConnInfo;
 use crate::stream::BoxStream;
@@ -238,9 +238,13 @@ impl Session {
                 }
                 "250 2.1.5 OK".to_string()
             }
-            Ok(None) => format!("550 5.1.1 <{addr}> User doesn't exist: {addr}"),
+            Ok(None) => {
+                Outcome::UnknownUser.count();
+                format!("550 5.1.1 <{addr}> User doesn't exist: {addr}")
+            }
             Err(e) => {
                 tracing::error!("user lookup for {addr} failed: {e}");
+                Outcome::TempFail.count();
                 format!("451 4.3.0 <{addr}> Temporary internal error")
             }
         };

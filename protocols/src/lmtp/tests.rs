@@ -594,3 +594,104 @@ async fn userdb_failure_is_451() {
     );
     c.finished().await;
 }
+
+/// Counts `node_deliveries_total` by its `result` label, for one test thread.
+#[derive(Default)]
+struct DeliveryCounts(
+    std::sync::Mutex<std::collections::HashMap<String, Arc<metrics::atomics::AtomicU64>>>,
+);
+
+impl DeliveryCounts {
+    fn get(&self, result: &str) -> u64 {
+        let map = self.0.lock().unwrap();
+        map.get(result)
+            .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl metrics::Recorder for DeliveryCounts {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        assert_eq!(key.name(), "node_deliveries_total");
+        let result = key
+            .labels()
+            .find(|l| l.key() == "result")
+            .map(|l| l.value().to_string())
+            .expect("a result label");
+        let counter = self.0.lock().unwrap().entry(result).or_default().clone();
+        metrics::Counter::from_arc(counter)
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+// A current-thread runtime: the session task runs on this thread, where the local recorder is.
+#[tokio::test(flavor = "current_thread")]
+async fn deliveries_are_counted_by_result() {
+    let counts = DeliveryCounts::default();
+    let _recorder = metrics::set_default_local_recorder(&counts);
+    let backend = TestBackend::new(&[("demo", "x"), ("bob", "y")]);
+    let ctx = context(&backend, LmtpConfig::default());
+    let mut c = greeted(&ctx).await;
+    assert!(deliver_one(&mut c, "demo", MSG).await.starts_with("250 "));
+    // The same message again: acknowledged, stored once, counted as a duplicate.
+    assert!(deliver_one(&mut c, "demo", MSG).await.starts_with("250 "));
+    assert_eq!(c.cmd("MAIL FROM:<a@example.org>").await, "250 2.1.0 OK");
+    assert!(c.cmd("RCPT TO:<nobody>").await.starts_with("550 5.1.1 "));
+    assert_eq!(c.cmd("RSET").await, "250 2.0.0 OK");
+    backend
+        .store
+        .user("bob")
+        .unwrap()
+        .set_quota_limits(QuotaLimits {
+            max_bytes: Some(10),
+            max_messages: None,
+        });
+    assert!(deliver_one(&mut c, "bob", MSG)
+        .await
+        .starts_with("552 5.2.2 "));
+    backend.refuse_writes(Some("not the active node"));
+    let other = MSG.replace("<m1@", "<m2@");
+    assert!(deliver_one(&mut c, "demo", &other)
+        .await
+        .starts_with("451 "));
+    c.finished().await;
+    for (result, n) in [
+        ("ok", 1),
+        ("duplicate", 1),
+        ("unknown_user", 1),
+        ("quota", 1),
+        ("tempfail", 1),
+        ("too_large", 0),
+    ] {
+        assert_eq!(counts.get(result), n, "result={result}");
+    }
+}
