@@ -516,6 +516,26 @@ fn lmtp_delivers_over_tcp_and_the_unix_socket() {
         .unwrap();
     let lines = deliver(unix, "alice", 2);
     assert!(lines.iter().any(|l| l.starts_with("250")), "{lines:?}");
+    let tcp = TcpStream::connect(("127.0.0.1", p.lmtp)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let lines = deliver(tcp, "nobody", 3);
+    assert!(
+        lines.iter().any(|l| l.starts_with("550 5.1.1")),
+        "{lines:?}"
+    );
+
+    // Each recipient's outcome is counted on /metrics.
+    let (status, metrics) = http_get(p.http, "/metrics");
+    assert_eq!(status, 200);
+    for line in [
+        "node_deliveries_total{result=\"ok\"} 2",
+        "node_deliveries_total{result=\"unknown_user\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in {metrics}"
+        );
+    }
 
     let out = node(&cfg, &["mailbox", "status", "-u", "alice", "INBOX"]);
     let text = String::from_utf8_lossy(&out.stdout);
