@@ -1194,6 +1194,34 @@ mod tests {
         assert!(m.fds >= 3, "{}", m.fds);
     }
 
+    #[test]
+    fn tree_status_counts_children() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let alone = proc_status(std::process::id()).unwrap();
+        let tree = tree_status(std::process::id()).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(tree.processes >= 2, "{}", tree.processes);
+        assert!(tree.rss_kib > alone.rss_kib / 2);
+    }
+
+    #[test]
+    fn dovecot_config_lets_n_connections_in() {
+        let c = dovecot_config(
+            Path::new("/t"),
+            Path::new("/t/passwd"),
+            Path::new("/t/mail"),
+            "dovecot",
+            143,
+            24,
+            500,
+        );
+        assert!(c.contains("default_process_limit = 600"));
+        assert!(c.contains("default_client_limit = 2000"));
+        assert!(c.contains("mail_max_userip_connections = 600"));
+        assert!(c.contains("base_dir = /t/run"));
+    }
+
     #[tokio::test]
     async fn conn_reads_lines_across_cancelled_reads_and_bounds_length() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
