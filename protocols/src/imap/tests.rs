@@ -1093,3 +1093,25 @@ async fn renaming_the_selected_mailbox_keeps_it_selected() {
     let r = a.cmd("ap", "APPEND Job {1+}\r\nx").await;
     assert!(r.contains(&"* 1 EXISTS\r\n".to_string()), "{r:?}");
 }
+
+#[tokio::test]
+async fn percent_lists_parents_of_deeper_names() {
+    let mut c = Client::login(demo()).await;
+    c.cmd("c", "CREATE a/b/c").await;
+    c.cmd("s", "SUBSCRIBE x/y").await;
+    let r = c.cmd("l", "LIST \"\" a/%").await;
+    assert_eq!(
+        r,
+        vec![
+            "* LIST (\\Noselect \\HasChildren) \"/\" a/b\r\n",
+            "l OK List completed.\r\n"
+        ]
+    );
+    let r = c.cmd("m", "LSUB \"\" %").await;
+    assert!(
+        r.contains(&"* LSUB (\\Noselect) \"/\" x\r\n".to_string()),
+        "{r:?}"
+    );
+    let r = c.cmd("n", "LIST \"\" *").await;
+    assert!(!r.iter().any(|l| l.contains("Noselect")), "{r:?}");
+}

@@ -173,23 +173,33 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
         }
         lines.push((name.clone(), attrs.join(" ")));
     }
-    // `%` also lists parents that exist only as a path to a child (RFC 9051 6.3.9).
-    if !args.lsub && !sel_subscribed && !only_special {
+    // A `%` that stops above a listed child still shows the parent, marked as not selectable
+    // (RFC 3501 6.3.8/6.3.9): with LIST for mailboxes, with LSUB for subscriptions.
+    if !sel_subscribed && !only_special {
+        let subscribed: BTreeSet<&str> = subs.iter().map(String::as_str).collect();
+        let present = if args.lsub { &subscribed } else { &existing };
         let mut parents = BTreeSet::new();
-        for b in &existing {
+        for b in present.iter() {
             let mut parts: Vec<&str> = b.split('/').collect();
             while parts.len() > 1 {
                 parts.pop();
                 let parent = parts.join("/");
-                if !existing.contains(parent.as_str())
-                    && patterns.iter().any(|p| name_matches(p, &parent))
+                if !present.contains(parent.as_str())
+                    && patterns
+                        .iter()
+                        .any(|p| name_matches(p, &parent) && !name_matches(p, b))
                 {
                     parents.insert(parent);
                 }
             }
         }
         for p in parents {
-            lines.push((p, "\\NonExistent \\HasChildren".into()));
+            let attrs = if args.lsub {
+                "\\Noselect"
+            } else {
+                "\\Noselect \\HasChildren"
+            };
+            lines.push((p, attrs.into()));
         }
         lines.sort();
     }
