@@ -27,13 +27,14 @@ enum Command {
     BenchReplication(bench_replication::Args),
     /// Holds N authenticated IMAP IDLE connections on a release node, prints its RSS and the
     /// fan-out latency of one LMTP delivery to every idling connection (issue 4).
-    BenchIdle(bench_idle::Args),
+    #[command(name = "bench-idle")]
+    Idle(bench_idle::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::BenchStore(a) => bench_store::run(a),
         Command::BenchReplication(a) => bench_replication::run(a),
-        Command::BenchIdle(a) => bench_idle::run(a),
+        Command::Idle(a) => bench_idle::run(a),
     }
 }
