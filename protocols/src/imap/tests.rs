@@ -306,7 +306,7 @@ async fn mailbox_management() {
     let r = c.cmd("b", "LIST \"\" Work*").await;
     assert!(
         r.contains(&"* LIST (\\HasChildren) \"/\" Work\r\n".to_string())
-            || r.contains(&"* LIST (\\NonExistent \\HasChildren) \"/\" Work\r\n".to_string()),
+            || r.contains(&"* LIST (\\Noselect \\HasChildren) \"/\" Work\r\n".to_string()),
         "{r:?}"
     );
     assert!(
@@ -1113,5 +1113,12 @@ async fn percent_lists_parents_of_deeper_names() {
         "{r:?}"
     );
     let r = c.cmd("n", "LIST \"\" *").await;
-    assert!(!r.iter().any(|l| l.contains("Noselect")), "{r:?}");
+    assert!(
+        r.contains(&"* LIST (\\Noselect \\HasChildren) \"/\" a\r\n".to_string()),
+        "{r:?}"
+    );
+    assert!(
+        r.contains(&"* LIST (\\HasNoChildren) \"/\" a/b/c\r\n".to_string()),
+        "{r:?}"
+    );
 }

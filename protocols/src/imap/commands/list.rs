@@ -173,8 +173,9 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
         }
         lines.push((name.clone(), attrs.join(" ")));
     }
-    // A `%` that stops above a listed child still shows the parent, marked as not selectable
-    // (RFC 3501 6.3.8/6.3.9): with LIST for mailboxes, with LSUB for subscriptions.
+    // Parents that exist only as a path to a deeper name are shown, not selectable (RFC 3501
+    // 6.3.8/6.3.9 for `%`; for `*` too, so clients can draw the tree): with LIST for
+    // mailboxes, with LSUB for subscriptions.
     if !sel_subscribed && !only_special {
         let subscribed: BTreeSet<&str> = subs.iter().map(String::as_str).collect();
         let present = if args.lsub { &subscribed } else { &existing };
@@ -185,9 +186,7 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
                 parts.pop();
                 let parent = parts.join("/");
                 if !present.contains(parent.as_str())
-                    && patterns
-                        .iter()
-                        .any(|p| name_matches(p, &parent) && !name_matches(p, b))
+                    && patterns.iter().any(|p| name_matches(p, &parent))
                 {
                     parents.insert(parent);
                 }
