@@ -65,6 +65,13 @@ impl IndexTree for EmptyTree {
 
 // ---- keys ----
 pub const META: &[u8] = b"\x00meta";
+/// The index's own format: an index written by another version is rebuilt from the log.
+pub const VERSION_KEY: &[u8] = b"\x00version";
+pub const INDEX_VERSION: u32 = 2;
+/// Mailboxes deleted here (by GUID): a delete is final, a late create of that GUID is ignored.
+pub fn k_deleted(mb: &MailboxId) -> Vec<u8> {
+    [&b"D"[..], &mb.0].concat()
+}
 pub fn k_mailbox(id: &MailboxId) -> Vec<u8> {
     [&b"M"[..], &id.0].concat()
 }
@@ -131,6 +138,9 @@ pub struct MailboxRec {
     pub unseen: u32,
     pub size: u64,
     pub created: HlcTime,
+    /// When the mailbox took its current name (create or rename): name clashes between nodes
+    /// are settled by it, the same way on every node.
+    pub named: HlcTime,
 }
 
 impl MailboxRec {
@@ -183,6 +193,8 @@ pub struct ObjLoc {
 pub struct PendingEntry {
     pub entry: NewEntry,
     pub time: HlcTime,
+    /// Flag changes reach a pending entry too (last writer wins, as for live messages).
+    pub flag_times: BTreeMap<Flag, HlcTime>,
 }
 
 /// The per-user checkpoint and what is derived from the whole log.
@@ -379,6 +391,33 @@ fn suffixed(name: &str, id: &Guid) -> String {
     format!("{name}-{}", &id.to_hex()[..8])
 }
 
+/// The name mailbox `id` ends up with when it takes `name` at time `t`. If another mailbox holds
+/// the name, whichever took it later (by HLC time; ties cannot happen, times carry the node) is
+/// renamed `<name>-<8 hex of its GUID>`: every node settles the clash the same way.
+fn claim_name(tx: &mut Txn, id: &MailboxId, name: &str, t: HlcTime) -> Result<String> {
+    let Some(mut other) = tx.mailbox_by_name(name)? else {
+        return Ok(name.to_string());
+    };
+    if other.id == *id {
+        return Ok(name.to_string());
+    }
+    if other.named > t {
+        let moved = suffixed(&other.name, &other.id);
+        tracing::warn!(user = tx.user, mailbox = %name, renamed_to = %moved,
+            "mailbox name clash between nodes: renaming the one named later");
+        tx.del(k_name(&other.name));
+        other.name = moved;
+        tx.put(k_name(&other.name), &other.id);
+        tx.put_mailbox(&other);
+        Ok(name.to_string())
+    } else {
+        let moved = suffixed(name, id);
+        tracing::warn!(user = tx.user, mailbox = %name, renamed_to = %moved,
+            "mailbox name clash between nodes: renaming the one named later");
+        Ok(moved)
+    }
+}
+
 /// Applies one record to the index. Deterministic in (index state, record): replaying the log
 /// in order rebuilds the same index. Never fails on content (a record about a mailbox or message
 /// that no longer exists changes nothing); fails only on an undecodable index value.
@@ -394,6 +433,9 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
             special_use,
         } => {
             meta.max_uidvalidity = meta.max_uidvalidity.max(*uidvalidity);
+            if tx.get_raw(&k_deleted(mailbox))?.is_some() {
+                return Ok(()); // deleted here: the delete is final
+            }
             if let Some(mut mb) = tx.mailbox(mailbox)? {
                 // The same mailbox made on two nodes (default mailboxes have one GUID
                 // everywhere): while it has never held a message, the earlier creation's
@@ -405,24 +447,7 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                 }
                 return Ok(());
             }
-            let mut name = name.clone();
-            if let Some(mut other) = tx.mailbox_by_name(&name)? {
-                // Same name, different mailbox (made on two nodes): the later one is renamed.
-                if other.created > rec.time {
-                    let new = suffixed(&other.name, &other.id);
-                    tracing::warn!(user = tx.user, mailbox = %name, renamed_to = %new,
-                        "mailbox name clash between nodes: renaming the later mailbox");
-                    tx.del(k_name(&other.name));
-                    other.name = new;
-                    tx.put(k_name(&other.name), &other.id);
-                    tx.put_mailbox(&other);
-                } else {
-                    let new = suffixed(&name, mailbox);
-                    tracing::warn!(user = tx.user, mailbox = %name, renamed_to = %new,
-                        "mailbox name clash between nodes: renaming the later mailbox");
-                    name = new;
-                }
-            }
+            let name = claim_name(tx, mailbox, name, rec.time)?;
             let mb = MailboxRec {
                 id: *mailbox,
                 name: name.clone(),
@@ -434,25 +459,26 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                 unseen: 0,
                 size: 0,
                 created: rec.time,
+                named: rec.time,
             };
             tx.put(k_name(&name), mailbox);
             tx.put_mailbox(&mb);
         }
         Op::MailboxRename { mailbox, new_name } => {
+            let Some(mb) = tx.mailbox(mailbox)? else {
+                return Ok(());
+            };
+            if mb.name == *new_name {
+                return Ok(());
+            }
+            let name = claim_name(tx, mailbox, new_name, rec.time)?;
+            // claim_name may have moved another mailbox aside, never this one: re-read anyway.
             let Some(mut mb) = tx.mailbox(mailbox)? else {
                 return Ok(());
             };
-            let mut name = new_name.clone();
-            if let Some(other) = tx.mailbox_by_name(&name)? {
-                if other.id == mb.id {
-                    return Ok(());
-                }
-                name = suffixed(&name, mailbox);
-                tracing::warn!(user = tx.user, mailbox = %new_name, renamed_to = %name,
-                    "mailbox rename clashes with an existing mailbox: suffixing");
-            }
             tx.del(k_name(&mb.name));
             mb.name = name;
+            mb.named = rec.time;
             tx.put(k_name(&mb.name), &mb.id);
             tx.put_mailbox(&mb);
         }
@@ -474,6 +500,7 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
             }
             tx.del(k_name(&mb.name));
             tx.del(k_mailbox(mailbox));
+            tx.put_raw(k_deleted(mailbox), Vec::new());
         }
         Op::UidValidity {
             mailbox,
@@ -551,7 +578,26 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
             let mut modseq = None;
             for g in messages {
                 let Some((mbid, uid)) = tx.get::<(MailboxId, u32)>(&k_guid(g))? else {
-                    continue; // expunged: an expunge beats a flag change
+                    // Not live here: pending as a UID conflict (the change waits with it for
+                    // the renumbering), or expunged (an expunge beats a flag change).
+                    if let Some(mut p) = tx.get::<PendingEntry>(&k_pending(mailbox, g))? {
+                        for (f, set) in add
+                            .iter()
+                            .map(|f| (f, true))
+                            .chain(remove.iter().map(|f| (f, false)))
+                        {
+                            if p.flag_times.get(f).is_none_or(|t| rec.time > *t) {
+                                p.flag_times.insert(f.clone(), rec.time);
+                                if set {
+                                    p.entry.flags.insert(f.clone());
+                                } else {
+                                    p.entry.flags.remove(f);
+                                }
+                            }
+                        }
+                        tx.put(k_pending(mailbox, g), &p);
+                    }
+                    continue;
                 };
                 if mbid != *mailbox {
                     continue;
@@ -600,9 +646,11 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
             };
             let modseq = bump(&mut mb);
             for (g, new_uid) in moves {
+                // Every target UID is taken for good, here too, even for a message not here.
+                mb.uidnext = mb.uidnext.max(new_uid.saturating_add(1));
                 let entry = if let Some(p) = tx.get::<PendingEntry>(&k_pending(mailbox, g))? {
                     tx.del(k_pending(mailbox, g));
-                    Some((p.entry, None))
+                    Some((p.entry, Some(p.flag_times)))
                 } else if let Some((mbid, uid)) = tx.get::<(MailboxId, u32)>(&k_guid(g))? {
                     match (mbid == *mailbox, tx.msg(mailbox, uid)?) {
                         (true, Some(m)) => {
@@ -729,6 +777,7 @@ fn insert_entry(
             &PendingEntry {
                 entry: entry.clone(),
                 time,
+                flag_times: entry.flags.iter().map(|f| (f.clone(), time)).collect(),
             },
         );
         fx.conflicts.push(UidConflict {

@@ -88,6 +88,7 @@ fn rebuild_inner(dir: &Path, user: &str, tree: &sled::Tree) -> Result<(Meta, Las
     }
     let logs = replay(dir, user, &mut tx, &mut meta)?;
     tx.put(index::META.to_vec(), &meta);
+    tx.put(index::VERSION_KEY.to_vec(), &index::INDEX_VERSION);
     let fresh = tx.into_changes();
     let keep: HashSet<&Vec<u8>> = fresh.iter().map(|(k, _)| k).collect();
     let mut changes = Vec::new();
@@ -167,6 +168,16 @@ pub(crate) fn recover(
         Ok(Some(b)) => index::decode(user, index::META, &b).map(Some),
         Ok(None) => Ok(None),
         Err(e) => Err(StoreError::Index(e.to_string())),
+    };
+    let version: Option<u32> = tree
+        .get(index::VERSION_KEY)
+        .ok()
+        .flatten()
+        .and_then(|b| index::decode(user, index::VERSION_KEY, &b).ok());
+    let stored = if version == Some(index::INDEX_VERSION) {
+        stored
+    } else {
+        Ok(None)
     };
     let state = match stored {
         Ok(Some(meta)) => match catch_up(dir, user, tree, meta)? {
