@@ -13,6 +13,8 @@ mod command;
 pub(crate) mod conn;
 mod data;
 mod deliver;
+/// The `lmtp_command` fuzz target's body (fuzz/), replayed over its seeds in the tests.
+pub mod fuzzing;
 mod session;
 
 /// Session tests; the duplex test client and backend overrides are shared with POP3's tests.

@@ -4,6 +4,8 @@
 
 mod auth;
 mod command;
+/// The `pop3_command` fuzz target's body (fuzz/), replayed over its seeds in the tests.
+pub mod fuzzing;
 mod lock;
 mod maildrop;
 mod session;
