@@ -59,7 +59,7 @@ pub(super) async fn run(stream: BoxStream, info: ConnInfo, ctx: Arc<LmtpContext>
             tx: None,
             bad_commands: 0,
         };
-        let greeting = format!("220 {} LMTP ready", s.ctx.config.hostname);
+        let greeting = format!("220 {} LMTP ready.", s.ctx.config.hostname);
         s.io.send_line(&greeting);
         let how = s.command_loop().await;
         if matches!(how, Stop::Said) {

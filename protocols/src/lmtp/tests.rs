@@ -695,3 +695,18 @@ async fn deliveries_are_counted_by_result() {
         assert_eq!(counts.get(result), n, "result={result}");
     }
 }
+
+/// Operators grep for Dovecot's `ready.` (its greeting is `220 <host> Dovecot ready.`).
+#[tokio::test]
+async fn greeting_names_the_host_and_says_ready() {
+    let backend = TestBackend::demo();
+    let config = LmtpConfig {
+        hostname: "mx1.example.com".into(),
+        ..LmtpConfig::default()
+    };
+    let ctx = context(&backend, config);
+    let mut c = lmtp(&ctx);
+    assert_eq!(c.line().await, "220 mx1.example.com LMTP ready.");
+    assert!(c.cmd("QUIT").await.starts_with("221 "));
+    c.finished().await;
+}

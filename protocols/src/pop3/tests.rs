@@ -755,3 +755,14 @@ async fn auth_mechanisms_setting_limits_capa_and_auth() {
     assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
     c.finished().await;
 }
+
+/// Operators grep for Dovecot's `+OK Dovecot ready.`; ours differs only in the name.
+#[tokio::test]
+async fn greeting_says_ready() {
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let mut c = TestClient::start(move |s| serve(s, loopback_conn("pop3-test"), ctx));
+    assert_eq!(c.line().await, "+OK POP3 ready.");
+    assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
+    c.finished().await;
+}
