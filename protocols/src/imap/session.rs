@@ -530,7 +530,9 @@ impl Session {
             }
         };
         let condstore = self.enabled.condstore;
-        let mut lines: Vec<String> = Vec::new();
+        // UIDs whose flags (or modseq, with CONDSTORE) changed; their FETCH lines are written
+        // after the expunges, so they carry the sequence numbers the client holds by then.
+        let mut flag_changed: BTreeSet<u32> = BTreeSet::new();
         let Some(sel) = self.sel.as_mut() else {
             return Ok(());
         };
@@ -552,17 +554,7 @@ impl Session {
             if let Some(i) = sel.index_of_uid(meta.uid) {
                 let m = &mut sel.msgs[i];
                 if m.meta.flags != meta.flags || (condstore && m.meta.modseq != meta.modseq) {
-                    let mut line = format!(
-                        "{} FETCH (UID {} FLAGS {}",
-                        i + 1,
-                        meta.uid,
-                        format::flag_list(&meta.flags, m.recent)
-                    );
-                    if condstore {
-                        line.push_str(&format!(" MODSEQ ({})", meta.modseq));
-                    }
-                    line.push(')');
-                    lines.push(line);
+                    flag_changed.insert(meta.uid);
                 }
                 m.meta = meta;
             } else if meta.uid > last_uid && sel.msgs.last().is_none_or(|l| l.meta.uid < meta.uid) {
@@ -599,6 +591,30 @@ impl Session {
                 }
             }
         }
+        // Sequence numbers as they stand after the expunges above; a message expunged by
+        // another session but not yet announced gets no FETCH (the client will be told it is
+        // gone instead).
+        let mut fetch_lines = Vec::new();
+        for uid in flag_changed {
+            if sel.pending_expunge.contains(&uid) {
+                continue;
+            }
+            let Some(i) = sel.index_of_uid(uid) else {
+                continue;
+            };
+            let m = &sel.msgs[i];
+            let mut line = format!(
+                "{} FETCH (UID {} FLAGS {}",
+                i + 1,
+                uid,
+                format::flag_list(&m.meta.flags, m.recent)
+            );
+            if condstore {
+                line.push_str(&format!(" MODSEQ ({})", m.meta.modseq));
+            }
+            line.push(')');
+            fetch_lines.push(line);
+        }
         let exists = sel.msgs.len();
         let recent = sel.msgs.iter().filter(|m| m.recent).count();
         for l in expunge_lines {
@@ -610,7 +626,7 @@ impl Session {
                 self.untagged(&format!("{recent} RECENT"));
             }
         }
-        for l in lines {
+        for l in fetch_lines {
             self.untagged(&l);
         }
         Ok(())

@@ -1122,3 +1122,51 @@ async fn percent_lists_parents_of_deeper_names() {
         "{r:?}"
     );
 }
+
+/// imaptest `expunge`: another session expunges 1 and 3 of 4 and flags 2 and 4; the
+/// EXPUNGEs come first and the FETCHes carry the sequence numbers left after them.
+#[tokio::test]
+async fn expunges_come_before_fetches_with_new_numbers() {
+    let ctx = demo();
+    let mut a = Client::login(ctx.clone()).await;
+    let mut b = Client::login(ctx.clone()).await;
+    for i in 0..4 {
+        append_plain(&mut a, &format!("p{i}"), MSG).await;
+    }
+    a.cmd("s", "SELECT INBOX").await;
+    b.cmd("s", "SELECT INBOX").await;
+    a.cmd("d", "STORE 1,3 +FLAGS.SILENT (\\Deleted)").await;
+    a.cmd("e", "EXPUNGE").await;
+    a.cmd("f", "STORE 1,2 +FLAGS.SILENT (\\Flagged)").await;
+    let r = b.cmd("c", "CHECK").await;
+    let untagged: Vec<&str> = r
+        .iter()
+        .filter(|l| l.starts_with("* "))
+        .map(|l| l.as_str())
+        .collect();
+    assert_eq!(untagged.len(), 4, "{r:?}");
+    assert_eq!(untagged[0], "* 3 EXPUNGE\r\n");
+    assert_eq!(untagged[1], "* 1 EXPUNGE\r\n");
+    assert!(
+        untagged[2].starts_with("* 1 FETCH (UID 2 FLAGS (\\Flagged"),
+        "{r:?}"
+    );
+    assert!(
+        untagged[3].starts_with("* 2 FETCH (UID 4 FLAGS (\\Flagged"),
+        "{r:?}"
+    );
+    // A message expunged elsewhere but not yet announced (no expunges during FETCH) gets
+    // no FETCH for its flag change; the others keep their current numbers.
+    a.cmd("h", "STORE 1:2 +FLAGS.SILENT (\\Seen)").await;
+    a.cmd("i", "STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    a.cmd("j", "EXPUNGE").await;
+    let r = b.cmd("k", "FETCH 2 UID").await;
+    assert!(!r.iter().any(|l| l.starts_with("* 1 FETCH")), "{r:?}");
+    assert!(!r.iter().any(|l| l.contains("EXPUNGE")), "{r:?}");
+    assert!(
+        r.iter().any(|l| l.starts_with("* 2 FETCH (UID 4 ")),
+        "{r:?}"
+    );
+    let r = b.cmd("l", "NOOP").await;
+    assert_eq!(r[0], "* 1 EXPUNGE\r\n", "{r:?}");
+}
