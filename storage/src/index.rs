@@ -67,7 +67,14 @@ impl IndexTree for EmptyTree {
 pub const META: &[u8] = b"\x00meta";
 /// The index's own format: an index written by another version is rebuilt from the log.
 pub const VERSION_KEY: &[u8] = b"\x00version";
-pub const INDEX_VERSION: u32 = 2;
+pub const INDEX_VERSION: u32 = 3;
+/// Mailboxes by the name they want: `W`+name+0+GUID (names have no control characters).
+pub fn k_wanted_prefix(name: &str) -> Vec<u8> {
+    [&b"W"[..], name.as_bytes(), &[0]].concat()
+}
+pub fn k_wanted(name: &str, mb: &MailboxId) -> Vec<u8> {
+    [&k_wanted_prefix(name)[..], &mb.0].concat()
+}
 /// Mailboxes deleted here (by GUID): a delete is final, a late create of that GUID is ignored.
 pub fn k_deleted(mb: &MailboxId) -> Vec<u8> {
     [&b"D"[..], &mb.0].concat()
@@ -141,6 +148,9 @@ pub struct MailboxRec {
     /// When the mailbox took its current name (create or rename): name clashes between nodes
     /// are settled by it, the same way on every node.
     pub named: HlcTime,
+    /// The name its create or last rename asked for; `name` differs (a suffix) only while an
+    /// earlier-named mailbox wants the same name.
+    pub wanted: String,
 }
 
 impl MailboxRec {
@@ -391,31 +401,52 @@ fn suffixed(name: &str, id: &Guid) -> String {
     format!("{name}-{}", &id.to_hex()[..8])
 }
 
-/// The name mailbox `id` ends up with when it takes `name` at time `t`. If another mailbox holds
-/// the name, whichever took it later (by HLC time; ties cannot happen, times carry the node) is
-/// renamed `<name>-<8 hex of its GUID>`: every node settles the clash the same way.
-fn claim_name(tx: &mut Txn, id: &MailboxId, name: &str, t: HlcTime) -> Result<String> {
-    let Some(mut other) = tx.mailbox_by_name(name)? else {
-        return Ok(name.to_string());
-    };
-    if other.id == *id {
-        return Ok(name.to_string());
+/// Gives the name `wanted` to the mailbox that took it earliest (by HLC time, then GUID) among
+/// those that want it, and `<name>-<8 hex of its GUID>` to the others. A function of the live
+/// mailboxes only, so every node ends with the same names whatever order records came in, and a
+/// suffix goes away when the clash does.
+fn settle_name(tx: &mut Txn, wanted: &str) -> Result<()> {
+    let prefix = k_wanted_prefix(wanted);
+    let mut boxes = Vec::new();
+    for (k, _) in tx.scan_raw(&prefix)? {
+        let Some(id) = k
+            .get(prefix.len()..)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        else {
+            continue;
+        };
+        if let Some(mb) = tx.mailbox(&Guid(id))? {
+            boxes.push(mb);
+        }
     }
-    if other.named > t {
-        let moved = suffixed(&other.name, &other.id);
-        tracing::warn!(user = tx.user, mailbox = %name, renamed_to = %moved,
-            "mailbox name clash between nodes: renaming the one named later");
-        tx.del(k_name(&other.name));
-        other.name = moved;
-        tx.put(k_name(&other.name), &other.id);
-        tx.put_mailbox(&other);
-        Ok(name.to_string())
-    } else {
-        let moved = suffixed(name, id);
-        tracing::warn!(user = tx.user, mailbox = %name, renamed_to = %moved,
-            "mailbox name clash between nodes: renaming the one named later");
-        Ok(moved)
+    boxes.sort_by_key(|m| (m.named, m.id));
+    let mut renamed = Vec::new();
+    for (i, mb) in boxes.into_iter().enumerate() {
+        let name = if i == 0 {
+            wanted.to_string()
+        } else {
+            suffixed(wanted, &mb.id)
+        };
+        if mb.name != name {
+            if i > 0 {
+                tracing::warn!(user = tx.user, mailbox = %wanted, renamed_to = %name,
+                    "mailbox name clash between nodes: the one named later gets a suffix");
+            }
+            renamed.push((mb, name));
+        }
     }
+    // Release every old name first, then take the new ones (two mailboxes may swap).
+    for (mb, _) in &renamed {
+        if !mb.name.is_empty() && tx.get::<MailboxId>(&k_name(&mb.name))? == Some(mb.id) {
+            tx.del(k_name(&mb.name));
+        }
+    }
+    for (mut mb, name) in renamed {
+        tx.put(k_name(&name), &mb.id);
+        mb.name = name;
+        tx.put_mailbox(&mb);
+    }
+    Ok(())
 }
 
 /// Applies one record to the index. Deterministic in (index state, record): replaying the log
@@ -447,10 +478,9 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                 }
                 return Ok(());
             }
-            let name = claim_name(tx, mailbox, name, rec.time)?;
             let mb = MailboxRec {
                 id: *mailbox,
-                name: name.clone(),
+                name: String::new(),
                 uidvalidity: *uidvalidity,
                 uidnext: 1,
                 highestmodseq: 1,
@@ -460,27 +490,26 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                 size: 0,
                 created: rec.time,
                 named: rec.time,
+                wanted: name.clone(),
             };
-            tx.put(k_name(&name), mailbox);
             tx.put_mailbox(&mb);
+            tx.put_raw(k_wanted(name, mailbox), Vec::new());
+            settle_name(tx, name)?;
         }
         Op::MailboxRename { mailbox, new_name } => {
-            let Some(mb) = tx.mailbox(mailbox)? else {
-                return Ok(());
-            };
-            if mb.name == *new_name {
-                return Ok(());
-            }
-            let name = claim_name(tx, mailbox, new_name, rec.time)?;
-            // claim_name may have moved another mailbox aside, never this one: re-read anyway.
             let Some(mut mb) = tx.mailbox(mailbox)? else {
                 return Ok(());
             };
-            tx.del(k_name(&mb.name));
-            mb.name = name;
+            if mb.wanted == *new_name {
+                return Ok(());
+            }
+            let old = std::mem::replace(&mut mb.wanted, new_name.clone());
+            tx.del(k_wanted(&old, mailbox));
+            tx.put_raw(k_wanted(new_name, mailbox), Vec::new());
             mb.named = rec.time;
-            tx.put(k_name(&mb.name), &mb.id);
             tx.put_mailbox(&mb);
+            settle_name(tx, &old)?;
+            settle_name(tx, new_name)?;
         }
         Op::MailboxDelete { mailbox } => {
             let Some(mb) = tx.mailbox(mailbox)? else {
@@ -498,9 +527,13 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
             for (k, _) in tx.scan_raw(&k_pending_prefix(mailbox))? {
                 tx.del(k);
             }
-            tx.del(k_name(&mb.name));
+            if tx.get::<MailboxId>(&k_name(&mb.name))? == Some(*mailbox) {
+                tx.del(k_name(&mb.name));
+            }
             tx.del(k_mailbox(mailbox));
+            tx.del(k_wanted(&mb.wanted, mailbox));
             tx.put_raw(k_deleted(mailbox), Vec::new());
+            settle_name(tx, &mb.wanted)?;
         }
         Op::UidValidity {
             mailbox,
