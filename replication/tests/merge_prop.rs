@@ -25,8 +25,7 @@ enum Action {
 const BOXES: [&str; 4] = ["INBOX", "Sent", "Work", "Work/Old"];
 const FLAGS: [&str; 3] = ["\\Seen", "\\Flagged", "$Label1"];
 
-/// `all`: every action; otherwise flag changes, mailbox renames and deletes (which the store does
-/// not merge correctly yet, see the ignored test) become appends.
+/// `all`: every action; otherwise mailbox deletes (see the ignored test) become appends.
 fn action(all: bool) -> impl Strategy<Value = Action> {
     prop_oneof![
         4 => any::<u8>().prop_map(Action::Append),
@@ -39,7 +38,7 @@ fn action(all: bool) -> impl Strategy<Value = Action> {
         1 => any::<u8>().prop_map(Action::Delete),
     ]
     .prop_map(move |a| match a {
-        Action::Flag(m, ..) | Action::Delete(m) | Action::Rename(m, _) if !all => Action::Append(m),
+        Action::Delete(m) if !all => Action::Append(m),
         a => a,
     })
 }
@@ -130,13 +129,7 @@ fn open(dir: &std::path::Path, id: u32) -> Arc<Store> {
     Store::open(c).unwrap()
 }
 
-/// `strict` also compares UIDNEXT (see the ignored test for why it is not always).
-fn case(
-    ca: &std::path::Path,
-    ops_a: &[Action],
-    ops_b: &[Action],
-    strict: bool,
-) -> Result<(), TestCaseError> {
+fn case(ca: &std::path::Path, ops_a: &[Action], ops_b: &[Action]) -> Result<(), TestCaseError> {
     let tls = |id: u32| {
         let out = ca.join(format!("n{id}"));
         TlsMaterial::load(
@@ -210,47 +203,38 @@ fn case(
         }
         hb.shutdown().await;
     });
-    let (mut x, mut y) = (dump(&sa, "alice"), dump(&sb, "alice"));
-    if !strict {
-        for m in x.values_mut().chain(y.values_mut()) {
-            m.2 = 0;
-        }
-    }
+    let (x, y) = (dump(&sa, "alice"), dump(&sb, "alice"));
     prop_assert_eq!(x, y);
     Ok(())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 200, .. ProptestConfig::default() })]
-    /// Appends, copies, moves, expunges and creates on both sides; mailboxes, UIDVALIDITY, messages (UID, GUID, flags)
-    /// compared, UIDNEXT not (see below).
+    /// Every action but mailbox deletes, on both sides; mailboxes (GUID, name, UIDVALIDITY,
+    /// UIDNEXT) and messages (UID, GUID, flags) compared.
     #[test]
     fn both_sides_written_apart_converge(
         ops_a in proptest::collection::vec(action(false), 0..25),
         ops_b in proptest::collection::vec(action(false), 0..25),
     ) {
         let ca = ca_dir();
-        case(ca.path(), &ops_a, &ops_b, false)?;
+        case(ca.path(), &ops_a, &ops_b)?;
     }
 
-    /// With every action: fails today because (1) a MailboxCreate from another node revives a
-    /// mailbox deleted here (default mailboxes are created on every node with one GUID), so a
-    /// delete does not stick; (2) a RENAME on one node and a CREATE (or RENAME of INBOX) of the
-    /// same name on the other are suffixed differently on each node; (3) the store drops a flag change that reaches a
-    /// message while it is pending as a UID conflict (storage/src/index.rs, Op::Flags looks the
-    /// GUID up among live messages only), so the renumbered message loses it on the non-resolving
-    /// node; (4) a Renumber naming a message already moved away on this node leaves UIDNEXT below its
-    /// target UID here (so that UID could be given again: invariant 2). Un-ignore once the store
-    /// keeps mailbox deletes final per GUID, resolves every name clash by the same HLC rule, applies flag records to pending entries and raises
-    /// UIDNEXT past every Renumber target.
+    /// With mailbox deletes too: fails today. Minimal case: A creates and deletes "Work/Old"
+    /// while B creates its own "Work/Old". B sees A's create first, its own mailbox loses the
+    /// name clash and is suffixed; A's delete then frees the name, but B's mailbox keeps the
+    /// suffix, while A, which never saw a clash, shows B's mailbox as "Work/Old". A name clash
+    /// must resolve to the same names on every node whatever the order (e.g. a suffixed
+    /// mailbox takes its name back when the holder is deleted). Un-ignore once the store does.
     #[test]
-    #[ignore = "storage merge gaps: revived deletes, rename clashes, flags on pending entries, UIDNEXT after Renumber (reported to H1)"]
+    #[ignore = "storage: a name clash with a mailbox deleted later leaves the suffix on one node only (reported to H1)"]
     fn both_sides_written_apart_converge_all_actions(
         ops_a in proptest::collection::vec(action(true), 0..25),
         ops_b in proptest::collection::vec(action(true), 0..25),
     ) {
         let ca = ca_dir();
-        case(ca.path(), &ops_a, &ops_b, true)?;
+        case(ca.path(), &ops_a, &ops_b)?;
     }
 }
 
