@@ -67,8 +67,17 @@ pub fn run(a: Args) -> Result<()> {
         bail!("--connections, --users, --source-addrs and --parallel must be at least 1");
     }
     let deadline = Instant::now() + Duration::from_secs(a.timeout_secs);
+    // The client needs a socket per connection; the node also keeps two files open per
+    // open user (measured: docs/performance.md, IDLE section).
     let want_fds = (a.connections.max(a.compare_dovecot) as u64) + 1024;
-    let nofile = raise_nofile(want_fds)?;
+    let node_fds = want_fds + 2 * a.users.min(a.connections) as u64;
+    let nofile = raise_nofile(node_fds)?;
+    if nofile < node_fds {
+        eprintln!(
+            "warning: RLIMIT_NOFILE {nofile} is below the {node_fds} descriptors the node may \
+             need (a socket per connection, two files per open user)"
+        );
+    }
     if nofile < want_fds {
         bail!(
             "RLIMIT_NOFILE is {nofile} and cannot be raised to {want_fds} for {} connections \
