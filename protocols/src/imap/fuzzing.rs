@@ -18,7 +18,10 @@ pub fn exercise(data: &[u8]) {
                 let _ = super::mutf7::decode(&msg);
             }
         }
-        assert!(framer.buffered() <= 1024 + chunk + 2, "framer buffer unbounded");
+        assert!(
+            framer.buffered() <= 1024 + chunk + 2,
+            "framer buffer unbounded"
+        );
     }
     while let Some(Ok(line)) = framer.next_raw_line() {
         let _ = super::parse::parse(&line);
@@ -30,11 +33,19 @@ mod tests {
     /// Runs the fuzz body over the committed seed corpus and random mutations of it.
     #[test]
     fn corpus_and_mutations_do_not_panic() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/imap_command");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/imap_command");
         let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(|e| std::fs::read(e.ok()?.path()).ok()).collect())
+            .map(|d| {
+                d.filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+                    .collect()
+            })
             .unwrap_or_default();
-        assert!(!seeds.is_empty(), "seed corpus missing at {}", dir.display());
+        assert!(
+            !seeds.is_empty(),
+            "seed corpus missing at {}",
+            dir.display()
+        );
         let mut x: u64 = 0x1234_5678_9abc_def1;
         let mut next = move || {
             x ^= x << 13;
