@@ -71,13 +71,12 @@ pub fn tokenize(msg: &[u8]) -> Option<Vec<Token>> {
                     end: i,
                 });
             }
-            b'{' | b'~' => {
+            // `~` starts a literal8 only before `{`; elsewhere it is an atom character
+            // (`LIST "" ~foo`: a pattern).
+            b'{' | b'~' if b == b'{' || msg.get(i + 1) == Some(&b'{') => {
                 let start = i;
                 if b == b'~' {
                     i += 1;
-                    if msg.get(i) != Some(&b'{') {
-                        return None;
-                    }
                 }
                 let close = i + msg.get(i..)?.iter().position(|&c| c == b'}')?;
                 let digits = msg.get(i + 1..close)?;
@@ -172,6 +171,14 @@ mod tests {
         assert!(tokenize(b"a \"unterminated").is_none());
         assert!(tokenize(b"a {5}\r\nab").is_none());
         assert!(tokenize(b"a {99999999999999999999999}\r\n").is_none());
-        assert!(tokenize(b"a ~x").is_none());
+        assert!(tokenize(b"a ~{x}\r\n").is_none());
+    }
+
+    #[test]
+    fn tilde_without_brace_is_an_atom() {
+        let t = tokenize(b"a LIST \"\" ~foo\r\n").unwrap();
+        assert_eq!(t[3].tok, Tok::Atom("~foo".into()));
+        let t = tokenize(b"a x ~{2}\r\nab\r\n").unwrap();
+        assert_eq!(t[2].tok, Tok::Str(b"ab".to_vec()));
     }
 }

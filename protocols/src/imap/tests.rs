@@ -1170,3 +1170,71 @@ async fn expunges_come_before_fetches_with_new_numbers() {
     let r = b.cmd("l", "NOOP").await;
     assert_eq!(r[0], "* 1 EXPUNGE\r\n", "{r:?}");
 }
+
+/// imaptest `atoms`: LIST patterns are patterns, not mailbox names to validate.
+#[tokio::test]
+async fn list_patterns_are_not_validated_as_names() {
+    let mut c = Client::login(demo()).await;
+    let r = c.cmd("a", "LIST \"\" ~foo").await;
+    assert_eq!(r, vec!["a OK List completed.\r\n"]);
+    let r = c
+        .cmd("b", "LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*")
+        .await;
+    assert_eq!(r.last().unwrap(), "b OK List completed.\r\n", "{r:?}");
+}
+
+/// imaptest `listext`: option errors, and RECURSIVEMATCH's CHILDINFO.
+#[tokio::test]
+async fn list_extended_errors_and_recursivematch() {
+    let mut c = Client::login(demo()).await;
+    for (t, cmd) in [
+        ("a", "LIST (imaptest) \"\" \"\""),
+        ("b", "LIST (recursivematch) \"\" \"\""),
+        ("c", "LIST (recursivematch remote) \"\" \"\""),
+        ("d", "LIST \"\" \"\" RETURN (imaptest)"),
+    ] {
+        let r = c.cmd(t, cmd).await;
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(r[0].starts_with(&format!("{t} BAD ")), "{r:?}");
+    }
+    c.cmd("p", "CREATE m/t2").await;
+    for name in ["m/t2/t1", "m/t7/t7", "m/t8/t8", "m/t8/t9"] {
+        c.cmd("c", &format!("CREATE {name}")).await;
+        c.cmd("s", &format!("SUBSCRIBE {name}")).await;
+    }
+    let r = c
+        .cmd(
+            "e",
+            "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" m/t2% RETURN (CHILDREN)",
+        )
+        .await;
+    assert_eq!(
+        r,
+        vec![
+            "* LIST (\\HasChildren) \"/\" m/t2 (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n",
+            "e OK List completed.\r\n"
+        ]
+    );
+    // The subscribed child matches the pattern itself: no CHILDINFO line for the parent.
+    let r = c
+        .cmd("f", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" m*t7")
+        .await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r[0].ends_with(" m/t7/t7\r\n"), "{r:?}");
+    let r = c
+        .cmd("g", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" m*t8")
+        .await;
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(
+        r[0].ends_with(" m/t8 (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n")
+            && !r[0].contains("\\Subscribed"),
+        "{r:?}"
+    );
+    assert!(
+        r[1].contains("\\Subscribed") && r[1].ends_with(" m/t8/t8\r\n"),
+        "{r:?}"
+    );
+    // Without RECURSIVEMATCH, no CHILDINFO.
+    let r = c.cmd("h", "LIST (SUBSCRIBED) \"\" m/t2").await;
+    assert_eq!(r, vec!["h OK List completed.\r\n"]);
+}

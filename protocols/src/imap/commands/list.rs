@@ -58,6 +58,14 @@ fn name_matches(pattern: &str, name: &str) -> bool {
     matches(fold(pattern).as_bytes(), fold(name).as_bytes())
 }
 
+/// A reference or pattern from the client. Patterns are not mailbox names: one that is not
+/// valid modified UTF-7 (`&` not starting a shift, say) is matched as its raw characters, so
+/// it lists what it can rather than failing the command (as Dovecot does).
+fn pattern_in(s: &Session, raw: &[u8]) -> String {
+    s.mailbox_in(raw)
+        .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+}
+
 struct Entry {
     exists: bool,
     special_use: Option<storage::SpecialUse>,
@@ -65,10 +73,10 @@ struct Entry {
 }
 
 pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
-    let reference = s.mailbox_in(&args.reference)?;
+    let reference = pattern_in(s, &args.reference);
     let mut patterns = Vec::new();
     for p in &args.patterns {
-        let p = s.mailbox_in(p)?;
+        let p = pattern_in(s, p);
         patterns.push(if reference.is_empty() || p.starts_with('/') {
             p
         } else {
@@ -76,11 +84,6 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
         });
     }
     let verb = if args.lsub { "LSUB" } else { "LIST" };
-    // LIST "" "": the hierarchy delimiter and root.
-    if !args.lsub && patterns.iter().all(|p| p.is_empty()) {
-        s.untagged("LIST (\\Noselect) \"/\" \"\"");
-        return Ok(Done::Ok("List completed.".into()));
-    }
     let sel_subscribed = args.selection.iter().any(|o| o == "SUBSCRIBED");
     let ret_subscribed = args.returns.iter().any(|o| o == "SUBSCRIBED") || sel_subscribed;
     let ret_status = args.returns.iter().any(|o| o == "STATUS");
@@ -93,6 +96,13 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
             return Err(Done::Bad(format!("Invalid LIST selection option {o}")));
         }
     }
+    // RFC 5258 3: RECURSIVEMATCH only refines another selection option (REMOTE is not one).
+    let recursive = args.selection.iter().any(|o| o == "RECURSIVEMATCH");
+    if recursive && !(sel_subscribed || only_special) {
+        return Err(Done::Bad(
+            "Invalid LIST selection options: RECURSIVEMATCH must not be the only selection.".into(),
+        ));
+    }
     for o in &args.returns {
         if !matches!(
             o.as_str(),
@@ -100,6 +110,11 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
         ) {
             return Err(Done::Bad(format!("Invalid LIST return option {o}")));
         }
+    }
+    // LIST "" "": the hierarchy delimiter and root.
+    if !args.lsub && patterns.iter().all(|p| p.is_empty()) {
+        s.untagged("LIST (\\Noselect) \"/\" \"\"");
+        return Ok(Done::Ok("List completed.".into()));
     }
     if ret_status {
         super::status::check_items(&args.status_items)?;
@@ -135,6 +150,25 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
             .next()
             .is_some_and(|n| n.starts_with(&prefix))
     };
+    // RECURSIVEMATCH with SUBSCRIBED (RFC 5258 3.5): a name matching a pattern that has a
+    // subscribed descendant the patterns do not match is listed with CHILDINFO, whether or not
+    // it is subscribed itself.
+    let mut childinfo: BTreeSet<String> = BTreeSet::new();
+    if recursive && sel_subscribed {
+        for sub in &subs {
+            if patterns.iter().any(|p| name_matches(p, sub)) {
+                continue;
+            }
+            let mut parts: Vec<&str> = sub.split('/').collect();
+            while parts.len() > 1 {
+                parts.pop();
+                let parent = parts.join("/");
+                if patterns.iter().any(|p| name_matches(p, &parent)) {
+                    childinfo.insert(parent);
+                }
+            }
+        }
+    }
     let mut lines: Vec<(String, String)> = Vec::new();
     for (name, e) in &all {
         if !patterns.iter().any(|p| name_matches(p, name)) {
@@ -173,6 +207,23 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
         }
         lines.push((name.clone(), attrs.join(" ")));
     }
+    for name in &childinfo {
+        if lines.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        // As elsewhere in LIST: a name that is only a path to existing mailboxes is
+        // \Noselect; one with nothing below it either is \NonExistent.
+        let attrs = match (existing.contains(name.as_str()), has_children(name)) {
+            (true, true) => "\\HasChildren",
+            (true, false) => "\\HasNoChildren",
+            (false, true) => "\\Noselect \\HasChildren",
+            (false, false) => "\\NonExistent",
+        };
+        lines.push((name.clone(), attrs.into()));
+    }
+    if !childinfo.is_empty() {
+        lines.sort();
+    }
     // Parents that exist only as a path to a deeper name are shown, not selectable (RFC 3501
     // 6.3.8/6.3.9 for `%`; for `*` too, so clients can draw the tree): with LIST for
     // mailboxes, with LSUB for subscriptions.
@@ -205,6 +256,9 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
     for (name, attrs) in lines {
         let mut out = format!("* {verb} ({attrs}) \"/\" ").into_bytes();
         s.mailbox_out(&mut out, &name);
+        if childinfo.contains(&name) {
+            out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+        }
         out.extend_from_slice(b"\r\n");
         s.out.extend_from_slice(&out);
         if ret_status && existing.contains(name.as_str()) {
