@@ -413,6 +413,18 @@ impl Session {
         async move { backend.write_committed(&user).await }
     }
 
+    /// A CONDSTORE-enabling command (FETCH MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE, SEARCH MODSEQ):
+    /// the first one while a mailbox is selected also reports HIGHESTMODSEQ (RFC 7162 3.1),
+    /// the highest this session's snapshot has taken in.
+    pub fn enable_condstore(&mut self) {
+        if std::mem::replace(&mut self.enabled.condstore, true) {
+            return;
+        }
+        if let Some(m) = self.sel.as_ref().map(|sel| sel.modseq_seen) {
+            self.untagged(&format!("OK [HIGHESTMODSEQ {m}] Highest"));
+        }
+    }
+
     pub fn selected(&self) -> Result<&Selected, Done> {
         self.sel
             .as_ref()

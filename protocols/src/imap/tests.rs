@@ -539,8 +539,10 @@ async fn search_forms() {
             .await[0],
         "* ESEARCH (TAG \"q6\") ALL 2\r\n"
     );
+    // The first CONDSTORE-enabling command: HIGHESTMODSEQ first (RFC 7162 3.1).
     let r = c.cmd("q7", "SEARCH MODSEQ 1").await;
-    assert!(r[0].starts_with("* SEARCH 1 2 3 (MODSEQ "), "{r:?}");
+    assert!(r[0].starts_with("* OK [HIGHESTMODSEQ "), "{r:?}");
+    assert!(r[1].starts_with("* SEARCH 1 2 3 (MODSEQ "), "{r:?}");
 }
 
 #[tokio::test]
@@ -1237,4 +1239,18 @@ async fn list_extended_errors_and_recursivematch() {
     // Without RECURSIVEMATCH, no CHILDINFO.
     let r = c.cmd("h", "LIST (SUBSCRIBED) \"\" m/t2").await;
     assert_eq!(r, vec!["h OK List completed.\r\n"]);
+}
+
+/// imaptest `esearch-condstore`: the first CONDSTORE-enabling command in a selected mailbox
+/// reports HIGHESTMODSEQ; later ones do not.
+#[tokio::test]
+async fn first_condstore_enabling_command_reports_highestmodseq() {
+    let mut c = Client::login(demo()).await;
+    append_plain(&mut c, "p", MSG).await;
+    c.cmd("s", "SELECT INBOX").await;
+    let r = c.cmd("f", "FETCH 1 MODSEQ").await;
+    assert!(r[0].starts_with("* OK [HIGHESTMODSEQ "), "{r:?}");
+    assert!(r[1].starts_with("* 1 FETCH (MODSEQ ("), "{r:?}");
+    let r = c.cmd("g", "FETCH 1 MODSEQ").await;
+    assert!(!r.iter().any(|l| l.contains("HIGHESTMODSEQ")), "{r:?}");
 }

@@ -269,13 +269,13 @@ pub(crate) async fn fetch(
         ));
     }
     if changed_since.is_some() {
-        s.enabled.condstore = true;
+        s.enable_condstore();
         if !items.iter().any(|i| matches!(i, Item::ModSeq)) {
             items.push(Item::ModSeq);
         }
     }
     if items.iter().any(|i| matches!(i, Item::ModSeq)) {
-        s.enabled.condstore = true;
+        s.enable_condstore();
     }
     if uid && !items.iter().any(|i| matches!(i, Item::Uid)) {
         items.insert(0, Item::Uid);

@@ -120,7 +120,7 @@ pub(crate) async fn search(
         SearchKey::And(keys)
     };
     if uses_modseq {
-        s.enabled.condstore = true;
+        s.enable_condstore();
     }
     let sel = s.selected()?;
     let snapshot: Vec<(u32, MessageMeta, bool)> = sel
@@ -155,7 +155,6 @@ pub(crate) async fn search(
         Done::No(crate::imap::session::SERVERBUG.into())
     })?;
     let nums: Vec<u32> = hits.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
-    let max_modseq = hits.iter().map(|h| h.2).max();
     let esearch = returns.is_some() || s.enabled.rev2;
     if esearch {
         let mut opts = returns.unwrap_or_default();
@@ -186,7 +185,7 @@ pub(crate) async fn search(
             line.push_str(&format!(" COUNT {}", nums.len()));
         }
         if uses_modseq {
-            if let Some(m) = max_modseq {
+            if let Some(m) = esearch_modseq(&opts, &hits) {
                 line.push_str(&format!(" MODSEQ {m}"));
             }
         }
@@ -198,11 +197,46 @@ pub(crate) async fn search(
             line.push_str(&n.to_string());
         }
         if uses_modseq {
-            if let Some(m) = max_modseq {
+            if let Some(m) = hits.iter().map(|h| h.2).max() {
                 line.push_str(&format!(" (MODSEQ {m})"));
             }
         }
         s.untagged(&line);
     }
     Ok(Done::Ok("Search completed.".into()))
+}
+
+/// The MODSEQ of an ESEARCH reply (RFC 7162 3.1.5): with only MIN or only MAX, that
+/// message's; with only MIN and MAX, the higher of those two; otherwise the highest of every
+/// match. `hits` are (seq, uid, modseq) in ascending order; None when nothing matched.
+fn esearch_modseq(opts: &[String], hits: &[(u32, u32, u64)]) -> Option<u64> {
+    let has = |o: &str| opts.iter().any(|x| x == o);
+    let only_min_max = opts.iter().all(|o| o == "MIN" || o == "MAX");
+    let first = hits.first()?.2;
+    let last = hits.last()?.2;
+    Some(match (has("MIN"), has("MAX"), only_min_max) {
+        (true, false, true) => first,
+        (false, true, true) => last,
+        (true, true, true) => first.max(last),
+        _ => hits.iter().map(|h| h.2).max()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::esearch_modseq;
+
+    #[test]
+    fn esearch_modseq_follows_the_return_options() {
+        let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Messages 1..3 with modseqs 6, 8, 7 (as imaptest esearch-condstore stores them).
+        let hits = [(1, 10, 6), (2, 11, 8), (3, 12, 7)];
+        assert_eq!(esearch_modseq(&o(&["MIN"]), &hits), Some(6));
+        assert_eq!(esearch_modseq(&o(&["MAX"]), &hits), Some(7));
+        assert_eq!(esearch_modseq(&o(&["ALL"]), &hits), Some(8));
+        assert_eq!(esearch_modseq(&o(&["MIN", "MAX"]), &hits[2..]), Some(7));
+        assert_eq!(esearch_modseq(&o(&["MIN", "MAX"]), &hits), Some(7));
+        assert_eq!(esearch_modseq(&o(&["MIN", "COUNT"]), &hits), Some(8));
+        assert_eq!(esearch_modseq(&o(&["MIN"]), &[]), None);
+    }
 }

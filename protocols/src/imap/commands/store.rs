@@ -24,7 +24,7 @@ pub(crate) async fn store(
         })
         .next();
     if unchanged_since.is_some() {
-        s.enabled.condstore = true;
+        s.enable_condstore();
     }
     let sel = s.selected()?;
     if sel.read_only {
