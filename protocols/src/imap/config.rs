@@ -1,6 +1,7 @@
 //! Settings of the IMAP service, with Dovecot's defaults, and what every session shares.
 
 use crate::backend::Backend;
+use crate::sasl::Mechanism;
 use crate::stream::TlsUpgrade;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,10 @@ pub struct ImapConfig {
     pub greeting: String,
     /// Capabilities added to the built-in list.
     pub capability_extra: Vec<String>,
+    /// `auth_mechanisms`: the SASL mechanisms CAPABILITY (AUTH=...) and AUTHENTICATE offer, in
+    /// this order (names as Dovecot spells them, any case). Names we do not implement are left
+    /// out; LOGIN the command is not a SASL mechanism and stays available.
+    pub auth_mechanisms: Vec<String>,
 }
 
 impl Default for ImapConfig {
@@ -37,7 +42,23 @@ impl Default for ImapConfig {
             auth_failure_delay: Duration::ZERO,
             greeting: "Dovecot-compatible ready.".to_string(),
             capability_extra: Vec::new(),
+            auth_mechanisms: vec!["plain".to_string(), "login".to_string()],
         }
+    }
+}
+
+impl ImapConfig {
+    /// The configured mechanisms we implement, without repeats, in configured order.
+    pub fn mechanisms(&self) -> Vec<Mechanism> {
+        let mut out = Vec::new();
+        for name in &self.auth_mechanisms {
+            if let Ok(m) = Mechanism::parse(name) {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+        out
     }
 }
 

@@ -474,8 +474,9 @@ impl Session {
                 c.push("STARTTLS".into());
             }
             if self.ctx.backend.allow_plaintext(&self.conn) {
-                c.push("AUTH=PLAIN".into());
-                c.push("AUTH=LOGIN".into());
+                for m in self.ctx.config.mechanisms() {
+                    c.push(format!("AUTH={}", m.as_str()));
+                }
             } else {
                 c.push("LOGINDISABLED".into());
             }

@@ -1254,3 +1254,37 @@ async fn first_condstore_enabling_command_reports_highestmodseq() {
     let r = c.cmd("g", "FETCH 1 MODSEQ").await;
     assert!(!r.iter().any(|l| l.contains("HIGHESTMODSEQ")), "{r:?}");
 }
+
+/// `auth_mechanisms` limits AUTH= in CAPABILITY and what AUTHENTICATE accepts; LOGIN the
+/// command is not a SASL mechanism and stays.
+#[tokio::test]
+async fn auth_mechanisms_setting_limits_capability_and_authenticate() {
+    let config = ImapConfig {
+        auth_mechanisms: vec!["LOGIN".into(), "cram-md5".into(), "login".into()],
+        ..ImapConfig::default()
+    };
+    let ctx = context(TestBackend::demo(), config);
+    let (mut c, g) = Client::start(ctx.clone()).await;
+    assert!(g.contains(" AUTH=LOGIN"), "{g}");
+    assert!(!g.contains("AUTH=PLAIN") && !g.contains("CRAM"), "{g}");
+    let r = c.cmd("a", "AUTHENTICATE PLAIN AGRlbW8AZGVtbw==").await;
+    assert_eq!(r, vec!["a NO Unsupported authentication mechanism.\r\n"]);
+    c.send("b AUTHENTICATE LOGIN\r\n").await;
+    assert_eq!(c.line().await, "+ VXNlcm5hbWU6\r\n");
+    c.send("ZGVtbw==\r\n").await;
+    assert_eq!(c.line().await, "+ UGFzc3dvcmQ6\r\n");
+    c.send("ZGVtbw==\r\n").await;
+    let r = c.until_tag("b").await;
+    assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
+
+    let config = ImapConfig {
+        auth_mechanisms: Vec::new(),
+        ..ImapConfig::default()
+    };
+    let (mut c, g) = Client::start(context(TestBackend::demo(), config)).await;
+    assert!(!g.contains("AUTH="), "{g}");
+    let r = c.cmd("a", "AUTHENTICATE LOGIN").await;
+    assert_eq!(r, vec!["a NO Unsupported authentication mechanism.\r\n"]);
+    let r = c.cmd("b", "LOGIN demo demo").await;
+    assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
+}

@@ -65,9 +65,10 @@ pub(crate) async fn authenticate(
     mechanism: AuthMechanism<'static>,
     initial: Option<Secret<Cow<'static, [u8]>>>,
 ) -> Reply {
+    // Only what `auth_mechanisms` offers, even where the SASL code knows more.
     let mech = match Mechanism::parse(&mechanism.to_string()) {
-        Ok(m) => m,
-        Err(_) => return Err(Done::No("Unsupported authentication mechanism.".into())),
+        Ok(m) if s.ctx.config.mechanisms().contains(&m) => m,
+        _ => return Err(Done::No("Unsupported authentication mechanism.".into())),
     };
     if !s.ctx.backend.allow_plaintext(&s.conn) {
         return Err(Done::No(PRIVACY.into()));
