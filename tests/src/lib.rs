@@ -7,6 +7,7 @@
 //! the node's log is printed so the failure explains itself.
 
 mod binary;
+pub mod cluster;
 mod fixtures;
 pub mod imaptest;
 mod line;

@@ -1,0 +1,305 @@
+//! Whole-cluster tests (issue 6): separate `node serve` processes with their own data dirs
+//! and ports on loopback, replicating over mutual TLS. Every wait polls with a deadline.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tests::cluster::{
+    fetch_all, imap_login, imap_ok, message, select, Cluster, ClusterSpec, Dump, USER,
+};
+use tests::{lmtp_deliver, LineConn, Proto, Server};
+
+/// Generous for a debug build on a busy 2-core machine; replication itself takes ms.
+const CONVERGE: Duration = Duration::from_secs(20);
+
+fn deliver(node: &Server, id: &str) {
+    let replies = lmtp_deliver(
+        node.addr(Proto::Lmtp),
+        "sender@example.com",
+        &[&format!("{USER}@example.org")],
+        &message(id, &format!("body of {id}")),
+    )
+    .unwrap_or_else(|e| panic!("deliver {id}: {e:#}"));
+    assert!(replies[0].starts_with("250"), "{id}: {replies:?}");
+}
+
+fn inbox(d: &Dump) -> &tests::cluster::MailboxDump {
+    d.mailboxes.get("INBOX").expect("INBOX in the dump")
+}
+
+#[test]
+fn delivery_on_a_is_fetchable_on_b_with_same_uid_flags_and_modseq() {
+    let c = Cluster::start(ClusterSpec {
+        durability: "replicated",
+        sync_timeout: "30s",
+        ..ClusterSpec::default()
+    })
+    .unwrap();
+    // Replicated durability: the 250 comes after B's durable ack.
+    deliver(&c.nodes[0], "one");
+    deliver(&c.nodes[0], "two");
+
+    let fetch = |i: usize| {
+        let mut s = imap_login(&c.nodes[i]).unwrap();
+        select(&mut s, "INBOX").unwrap();
+        fetch_all(&mut s).unwrap()
+    };
+    let a = fetch(0);
+    assert_eq!(a.len(), 2, "{a:?}");
+    // Acknowledged in replicated mode, so already on B: no waiting needed.
+    let b = fetch(1);
+    assert_eq!(a, b, "UID, FLAGS, MODSEQ or BODY[] differ between A and B");
+
+    // Flags set over IMAP on A reach B.
+    let mut s = imap_login(&c.nodes[0]).unwrap();
+    select(&mut s, "INBOX").unwrap();
+    let first = *a.keys().next().unwrap();
+    imap_ok(
+        &mut s,
+        "st",
+        &format!("UID STORE {first} +FLAGS (\\Flagged \\Seen $Important)"),
+    )
+    .unwrap();
+    let a2 = fetch(0);
+    assert_eq!(
+        a2[&first].flags,
+        vec!["$Important", "\\Flagged", "\\Seen"],
+        "{a2:?}"
+    );
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let b2 = fetch(1);
+        if b2 == a2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "flags did not reach B with the same modseq:\nA {a2:?}\nB {b2:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.wait_converged(&[0, 1], CONVERGE).unwrap();
+}
+
+#[test]
+fn stopped_replica_catches_up_after_restart() {
+    let mut c = Cluster::start(ClusterSpec::default()).unwrap();
+    deliver(&c.nodes[0], "before");
+    c.wait_converged(&[0, 1], CONVERGE).unwrap();
+
+    let status = c.nodes[1].stop();
+    assert!(status.is_some_and(|s| s.success()), "B's SIGTERM exit: {status:?}");
+    for i in 0..5 {
+        deliver(&c.nodes[0], &format!("while-down-{i}"));
+    }
+    let mut s = imap_login(&c.nodes[0]).unwrap();
+    select(&mut s, "INBOX").unwrap();
+    imap_ok(&mut s, "st", "UID STORE 1:3 +FLAGS (\\Answered $Label1)").unwrap();
+    imap_ok(&mut s, "cr", "CREATE \"Made while B was down\"").unwrap();
+    let a = c.dump(0).unwrap();
+    assert_eq!(inbox(&a).messages.len(), 6, "{a}");
+
+    c.nodes[1]
+        .restart(&[Proto::Imap, Proto::Pop3, Proto::Lmtp])
+        .unwrap();
+    let converged = c.wait_converged(&[0, 1], CONVERGE).unwrap();
+    assert_eq!(converged, a, "B caught up, but A changed meanwhile");
+}
+
+#[test]
+fn both_sides_written_while_link_is_cut_converge_after_heal() {
+    let c = Cluster::start(ClusterSpec {
+        proxied: true,
+        ..ClusterSpec::default()
+    })
+    .unwrap();
+    for i in 0..3 {
+        deliver(&c.nodes[0], &format!("shared-{i}"));
+    }
+    let before = c.wait_converged(&[0, 1], CONVERGE).unwrap();
+    assert_eq!(inbox(&before).messages.len(), 3, "{before}");
+
+    for p in &c.proxies {
+        p.cut();
+    }
+    // Same mailbox on both sides: both take UIDs 4.. for different messages.
+    for i in 0..3 {
+        deliver(&c.nodes[0], &format!("cut-a-{i}"));
+        deliver(&c.nodes[1], &format!("cut-b-{i}"));
+    }
+    let mut sa = imap_login(&c.nodes[0]).unwrap();
+    let mut sb = imap_login(&c.nodes[1]).unwrap();
+    select(&mut sa, "INBOX").unwrap();
+    select(&mut sb, "INBOX").unwrap();
+    imap_ok(&mut sa, "1", "UID STORE 1 +FLAGS (\\Seen)").unwrap();
+    imap_ok(&mut sb, "1", "UID STORE 2 +FLAGS (\\Flagged $FromB)").unwrap();
+    imap_ok(&mut sa, "2", "UID STORE 3 +FLAGS (\\Deleted)").unwrap();
+    imap_ok(&mut sb, "2", "UID STORE 3 -FLAGS (\\Deleted)").unwrap();
+    imap_ok(&mut sa, "3", "CREATE \"Made on A\"").unwrap();
+    imap_ok(&mut sb, "3", "CREATE \"Made on B\"").unwrap();
+    drop((sa, sb));
+    // The cut held: each side sees only its own writes.
+    let (da, db) = (c.dump(0).unwrap(), c.dump(1).unwrap());
+    assert!(!da.mailboxes.contains_key("Made on B"), "{da}");
+    assert!(!db.mailboxes.contains_key("Made on A"), "{db}");
+    assert_eq!(inbox(&da).messages.len(), 6, "{da}");
+
+    for p in &c.proxies {
+        p.heal();
+    }
+    let after = c.wait_converged(&[0, 1], CONVERGE).unwrap();
+    let inbox_after = inbox(&after);
+    assert!(after.mailboxes.contains_key("Made on A"), "{after}");
+    assert!(after.mailboxes.contains_key("Made on B"), "{after}");
+    assert_eq!(inbox_after.uidvalidity, inbox(&before).uidvalidity, "{after}");
+    // Nothing lost: the 3 shared and the 6 written apart, each once.
+    let mut ids: Vec<String> = inbox_after
+        .messages
+        .values()
+        .filter_map(|m| m.body.lines().find(|l| l.starts_with("Message-ID:")).map(str::to_string))
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..3)
+        .flat_map(|i| [format!("shared-{i}"), format!("cut-a-{i}"), format!("cut-b-{i}")])
+        .map(|id| format!("Message-ID: <{id}@cluster.test>"))
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected, "{after}");
+    assert_eq!(after.inbox_uidls.len(), 9, "{after}");
+}
+
+/// One LMTP session delivering as fast as it can until the connection fails; every
+/// Message-ID whose post-DATA 250 arrived is recorded.
+fn delivery_stream(node_addr: std::net::SocketAddr, round: usize, acked: Arc<Mutex<Vec<String>>>, stop: Arc<AtomicBool>) {
+    let Ok(mut c) = LineConn::connect(node_addr) else {
+        return;
+    };
+    let mut step = |c: &mut LineConn| -> anyhow::Result<()> {
+        let g = c.line()?;
+        anyhow::ensure!(g.starts_with("220"), "greeting {g}");
+        c.send("LHLO kill.test")?;
+        tests::smtp_reply(c, "250")?;
+        // Bounded: at most 2000 per round (the kill comes long before).
+        for n in 0..2000 {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let id = format!("kill-{round}-{n}");
+            c.send("MAIL FROM:<s@example.com>")?;
+            tests::smtp_reply(c, "250")?;
+            c.send(&format!("RCPT TO:<{USER}@example.org>"))?;
+            tests::smtp_reply(c, "250")?;
+            c.send("DATA")?;
+            tests::smtp_reply(c, "354")?;
+            c.send_raw(&tests::dot_stuff(&message(&id, "x")))?;
+            c.send_raw(b".\r\n")?;
+            let r = tests::smtp_reply(c, "")?;
+            anyhow::ensure!(r.starts_with("250"), "{id}: {r}");
+            acked.lock().unwrap().push(id);
+        }
+        Ok(())
+    };
+    let _ = step(&mut c);
+}
+
+/// Message-IDs of every message in B's INBOX.
+fn message_ids(node: &Server) -> BTreeSet<String> {
+    let mut s = imap_login(node).unwrap();
+    let (_, exists) = select(&mut s, "INBOX").unwrap();
+    if exists == 0 {
+        return BTreeSet::new();
+    }
+    fetch_all(&mut s)
+        .unwrap()
+        .values()
+        .filter_map(|m| {
+            let l = m.body.lines().find(|l| l.starts_with("Message-ID: <"))?;
+            Some(l["Message-ID: <".len()..].split('@').next()?.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_of_a_mid_stream_loses_no_acknowledged_delivery_in_replicated_mode() {
+    let started = Instant::now();
+    let mut c = Cluster::start(ClusterSpec {
+        durability: "replicated",
+        sync_timeout: "30s",
+        ..ClusterSpec::default()
+    })
+    .unwrap();
+    // A random moment per round, from the clock's nanoseconds (no RNG dependency).
+    let nanos = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    };
+    let mut all_acked = Vec::new();
+    for round in 0..3 {
+        let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (addr, acked, stop) = (c.nodes[0].addr(Proto::Lmtp), acked.clone(), stop.clone());
+            std::thread::spawn(move || delivery_stream(addr, round, acked, stop))
+        };
+        // Wait for the stream to be going, then kill at a random moment within 0.2-1.2 s.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while acked.lock().unwrap().len() < 5 {
+            assert!(Instant::now() < deadline, "round {round}: no delivery acknowledged");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(200 + u64::from(nanos() % 1000)));
+        c.nodes[0].kill();
+        stop.store(true, Ordering::SeqCst);
+        writer.join().unwrap();
+        let acked = acked.lock().unwrap().clone();
+
+        // Every delivery A acknowledged is on B, right away (no waiting: the ack waited).
+        let on_b = message_ids(&c.nodes[1]);
+        let lost: Vec<&String> = acked.iter().filter(|id| !on_b.contains(*id)).collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} of {} acknowledged deliveries missing on B: {lost:?}",
+            lost.len(),
+            acked.len()
+        );
+        all_acked.extend(acked);
+        c.nodes[0]
+            .restart(&[Proto::Imap, Proto::Pop3, Proto::Lmtp])
+            .unwrap();
+    }
+    // After the restarts A has them too (its own log survived the kill).
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let on_a = message_ids(&c.nodes[0]);
+        let missing = all_acked.iter().filter(|id| !on_a.contains(*id)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{missing} acknowledged deliveries missing on A after restart");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    eprintln!(
+        "kill -9 test: {} acknowledged deliveries over 3 rounds, all on B, in {:?}",
+        all_acked.len(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn three_nodes_a_delivery_on_one_appears_on_the_other_two() {
+    let c = Cluster::start(ClusterSpec {
+        nodes: 3,
+        ..ClusterSpec::default()
+    })
+    .unwrap();
+    deliver(&c.nodes[1], "from-node-2");
+    let d = c.wait_converged(&[0, 1, 2], CONVERGE).unwrap();
+    assert_eq!(inbox(&d).messages.len(), 1, "{d}");
+    deliver(&c.nodes[2], "from-node-3");
+    let d = c.wait_converged(&[0, 1, 2], CONVERGE).unwrap();
+    assert_eq!(inbox(&d).messages.len(), 2, "{d}");
+}
