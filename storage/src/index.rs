@@ -256,13 +256,16 @@ pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// A staged value: Some(bytes) to write, None to delete.
+type Staged = Option<Vec<u8>>;
+
 /// Staged changes over a base tree: reads see the staged writes; savepoints roll back one
 /// failed request of a batch without touching the others.
 pub struct Txn<'a> {
     pub user: &'a str,
     base: &'a dyn IndexTree,
     over: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    journal: Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
+    journal: Vec<(Vec<u8>, Option<Staged>)>,
 }
 
 impl<'a> Txn<'a> {

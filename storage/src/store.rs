@@ -86,11 +86,14 @@ impl Shared {
     }
 }
 
+/// A user's store once opened; the slot's lock serialises the user's first open.
+type UserSlot = Arc<Mutex<Option<Arc<UserStore>>>>;
+
 /// One node's store for many users. Cheap to share (`Arc`).
 pub struct Store {
     shared: Arc<Shared>,
     db: sled::Db,
-    users: Mutex<HashMap<String, Arc<Mutex<Option<Arc<UserStore>>>>>>,
+    users: Mutex<HashMap<String, UserSlot>>,
     index_recovery: Option<String>,
 }
 
@@ -554,7 +557,9 @@ impl UserStore {
         // Hash, compress (and parse) here, in parallel with other writers, not in the leader.
         let object = pack::prepare(msg.raw)?;
         let facts = if PARSE_FACTS_AT_DELIVERY {
-            std::panic::catch_unwind(|| crate::mime::parse_facts(msg.raw)).ok()
+            std::panic::catch_unwind(|| crate::mime::parse_facts(msg.raw))
+                .ok()
+                .map(Box::new)
         } else {
             None
         };

@@ -22,7 +22,7 @@ pub(crate) enum Req {
     Append {
         mailbox: String,
         object: Prepared,
-        facts: Option<MessageFacts>,
+        facts: Option<Box<MessageFacts>>,
         flags: Flags,
         internal_date: (i64, i32),
         delivery_key: Option<[u8; 32]>,
@@ -456,7 +456,7 @@ impl UserStore {
                 };
                 let modseq = mb.highestmodseq + 1;
                 if let Some(f) = facts {
-                    tx.put(index::k_facts(&object.id), &f);
+                    tx.put(index::k_facts(&object.id), &*f);
                 }
                 Self::add_object(tx, b, object)?;
                 self.emit(
@@ -881,10 +881,10 @@ fn validate_remote(rec: &Record) -> Result<()> {
         Op::MailboxCreate { name, .. }
         | Op::MailboxRename { new_name: name, .. }
         | Op::Subscribe { name }
-        | Op::Unsubscribe { name } => {
-            if !name_ok(name) {
-                return Err(bad(format!("invalid mailbox name {name:?}")));
-            }
+        | Op::Unsubscribe { name }
+            if !name_ok(name) =>
+        {
+            return Err(bad(format!("invalid mailbox name {name:?}")));
         }
         Op::Append { entry, .. } if entry.uid == 0 || entry.uid == u32::MAX => {
             return Err(bad(format!("invalid UID {}", entry.uid)));

@@ -132,7 +132,7 @@ fn sigkill_during_concurrent_appends_loses_nothing_acknowledged() {
         });
         // Kill at a random moment: mostly mid-stream, one round in eight during start-up and
         // recovery.
-        if rng % 8 != 0 {
+        if !rng.is_multiple_of(8) {
             let _ = ready_rx.recv_timeout(Duration::from_secs(10));
         }
         std::thread::sleep(Duration::from_millis(rng % 40));
