@@ -5,6 +5,10 @@ use super::framing::tag_of;
 use super::lexer::{tokenize, Tok, Token};
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::flag::Flag;
+use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::CommandCodec;
 use storage::SpecialUse;
@@ -27,11 +31,25 @@ pub enum Kind {
         options: Vec<String>,
         body: CommandBody<'static>,
     },
+    /// APPEND with more than one message (RFC 3502 MULTIAPPEND); each message's part was
+    /// parsed by imap-codec as a one-message APPEND.
+    MultiAppend {
+        mailbox: Mailbox<'static>,
+        messages: Vec<AppendMessage>,
+    },
     /// CREATE with a USE list (RFC 6154 CREATE-SPECIAL-USE).
     CreateUse {
         mailbox: Vec<u8>,
         special_use: Vec<SpecialUse>,
     },
+}
+
+/// One message of a MULTIAPPEND.
+#[derive(Debug)]
+pub struct AppendMessage {
+    pub flags: Vec<Flag<'static>>,
+    pub date: Option<DateTime>,
+    pub message: LiteralOrLiteral8<'static>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -208,6 +226,11 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
         let body = codec_parse(&rest)?;
         return Ok(Some(Kind::SearchReturn { options, body }));
     }
+    if cmd.atom_eq("APPEND") {
+        if let Some(kind) = multi_append(msg, toks)? {
+            return Ok(Some(kind));
+        }
+    }
     if cmd.atom_eq("CREATE") && toks.len() > 3 {
         let mailbox = toks
             .get(2)
@@ -242,6 +265,69 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
         }));
     }
     Ok(None)
+}
+
+/// APPEND with two or more messages: Ok(None) for one message or a shape this does not
+/// recognise (imap-codec then parses it, or answers BAD). Each message part (flags, date,
+/// literal) is cut out and parsed by imap-codec as `tag APPEND mailbox part`.
+fn multi_append(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
+    let Some(mailbox) = toks.get(2) else {
+        return Ok(None);
+    };
+    let is_str_starting = |t: &Token, first: &[u8]| {
+        matches!(t.tok, Tok::Str(_)) && msg.get(t.start).is_some_and(|b| first.contains(b))
+    };
+    let mut parts: Vec<(usize, usize)> = Vec::new();
+    let mut i = 3;
+    while let Some(first) = toks.get(i) {
+        if first.tok == Tok::Open {
+            i += 1;
+            while toks.get(i).is_some_and(|t| matches!(t.tok, Tok::Atom(_))) {
+                i += 1;
+            }
+            if toks.get(i).map(|t| &t.tok) != Some(&Tok::Close) {
+                return Ok(None);
+            }
+            i += 1;
+        }
+        if toks.get(i).is_some_and(|t| is_str_starting(t, b"\"")) {
+            i += 1;
+        }
+        match toks.get(i) {
+            Some(lit) if is_str_starting(lit, b"{~") => parts.push((first.start, lit.end)),
+            _ => return Ok(None),
+        }
+        i += 1;
+    }
+    if parts.len() < 2 {
+        return Ok(None);
+    }
+    let head = msg.get(..mailbox.end).unwrap_or_default();
+    let mut name = None;
+    let mut messages = Vec::with_capacity(parts.len());
+    for (start, end) in parts {
+        let mut one = head.to_vec();
+        one.push(b' ');
+        one.extend_from_slice(msg.get(start..end).unwrap_or_default());
+        one.extend_from_slice(b"\r\n");
+        match codec_parse(&one)? {
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                name.get_or_insert(mailbox);
+                messages.push(AppendMessage {
+                    flags,
+                    date,
+                    message,
+                });
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(name.map(|mailbox| Kind::MultiAppend { mailbox, messages }))
 }
 
 pub fn special_use_of(a: &str) -> Option<SpecialUse> {
@@ -356,6 +442,25 @@ mod tests {
         ));
         let r = parse(b"a APPEND INBOX (\\Seen) {5+}\r\nhello\r\n").unwrap();
         assert!(matches!(r.kind, Kind::Codec(CommandBody::Append { .. })));
+    }
+
+    #[test]
+    fn multiappend_forms() {
+        let r = parse(
+            b"a APPEND INBOX (\\Seen) {3+}\r\nabc \"24-Mar-2007 23:00:00 +0200\" {2}\r\nde\r\n",
+        )
+        .unwrap();
+        let Kind::MultiAppend { messages, .. } = r.kind else {
+            panic!("{:?}", r.kind)
+        };
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].flags.len(), 1);
+        assert!(messages[0].date.is_none() && messages[1].date.is_some());
+        // One message stays a plain APPEND; a broken second part is BAD, not a panic.
+        let r = parse(b"a APPEND INBOX {3+}\r\nabc\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::Codec(CommandBody::Append { .. })));
+        assert!(parse(b"a APPEND INBOX {3+}\r\nabc (\\Seen\r\n").is_err());
+        assert!(parse(b"a APPEND INBOX {3+}\r\nabc \"bad date\" {1+}\r\nx\r\n").is_err());
     }
 
     #[test]

@@ -485,6 +485,7 @@ impl Session {
                 "NAMESPACE",
                 "UNSELECT",
                 "UIDPLUS",
+                "MULTIAPPEND",
                 "MOVE",
                 "CHILDREN",
                 "SPECIAL-USE",

@@ -1288,3 +1288,46 @@ async fn auth_mechanisms_setting_limits_capability_and_authenticate() {
     let r = c.cmd("b", "LOGIN demo demo").await;
     assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
 }
+
+/// MULTIAPPEND (RFC 3502): several messages in one APPEND, one APPENDUID set; a failure part
+/// way leaves none of them.
+#[tokio::test]
+async fn multiappend_all_or_nothing() {
+    let backend = TestBackend::demo();
+    let mut c = Client::login(context(backend.clone(), ImapConfig::default())).await;
+    c.send(&format!(
+        "a APPEND INBOX (\\Seen) {{{}+}}\r\n{MSG} \"24-Mar-2007 23:00:00 +0200\" {{{}}}\r\n",
+        MSG.len(),
+        MSG.len()
+    ))
+    .await;
+    assert_eq!(c.line().await, "+ OK\r\n");
+    c.send(&format!("{MSG}\r\n")).await;
+    let r = c.until_tag("a").await;
+    assert!(r[0].starts_with("a OK [APPENDUID "), "{r:?}");
+    assert!(r[0].contains(" 1:2] "), "{r:?}");
+    let r = c.cmd("s", "SELECT INBOX").await;
+    assert!(r.contains(&"* 2 EXISTS\r\n".to_string()), "{r:?}");
+    let r = c.cmd("f", "FETCH 1:2 (FLAGS INTERNALDATE)").await;
+    assert!(r[0].contains("\\Seen") && !r[1].contains("\\Seen"), "{r:?}");
+    assert!(r[1].contains("24-Mar-2007 23:00:00 +0200"), "{r:?}");
+    // The third message goes over a two-more-messages quota: the first two go again.
+    backend
+        .store
+        .user("demo")
+        .unwrap()
+        .set_quota_limits(storage::QuotaLimits {
+            max_bytes: None,
+            max_messages: Some(4),
+        });
+    let lit = format!("{{{}+}}\r\n{MSG}", MSG.len());
+    let r = c.cmd("b", &format!("APPEND INBOX {lit} {lit} {lit}")).await;
+    assert!(r.last().unwrap().starts_with("b NO [OVERQUOTA]"), "{r:?}");
+    let r = c.cmd("n", "STATUS INBOX (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS INBOX (MESSAGES 2)\r\n", "{r:?}");
+    // One zero-byte message refuses the whole command before anything is stored.
+    let r = c.cmd("z", &format!("APPEND INBOX {lit} {{0+}}\r\n")).await;
+    assert!(r.last().unwrap().starts_with("z NO "), "{r:?}");
+    let r = c.cmd("m", "STATUS INBOX (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS INBOX (MESSAGES 2)\r\n", "{r:?}");
+}

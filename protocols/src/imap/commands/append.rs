@@ -1,6 +1,7 @@
 //! APPEND (flags, internal date, literal or literal8), answering APPENDUID (UIDPLUS).
 
 use crate::imap::format;
+use crate::imap::parse::AppendMessage;
 use crate::imap::session::{Done, Reply, Session};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
@@ -22,16 +23,20 @@ pub(crate) fn to_crlf(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-pub(crate) async fn append(
-    s: &mut Session,
-    mailbox: Mailbox<'static>,
-    flags: Vec<Flag<'static>>,
+/// A message checked and ready for the store: flags, internal date, CRLF body.
+struct Prepared {
+    flags: std::collections::BTreeSet<storage::Flag>,
+    internal_date: Option<(i64, i32)>,
+    raw: Vec<u8>,
+}
+
+fn prepare(
+    flags: &[Flag<'static>],
     date: Option<DateTime>,
-    message: LiteralOrLiteral8<'static>,
-) -> Reply {
-    let name = s.mailbox_in(&super::mailbox::raw_name(&mailbox))?;
+    message: &LiteralOrLiteral8<'static>,
+) -> Result<Prepared, Done> {
     let flags = format::store_flags(flags.iter()).map_err(Done::Bad)?;
-    let raw = match &message {
+    let raw = match message {
         LiteralOrLiteral8::Literal(l) => to_crlf(l.as_ref()),
         LiteralOrLiteral8::Literal8(l) => to_crlf(&l.data),
     };
@@ -42,6 +47,32 @@ pub(crate) async fn append(
         let d = d.as_ref();
         (d.timestamp(), d.offset().local_minus_utc() / 60)
     });
+    Ok(Prepared {
+        flags,
+        internal_date,
+        raw,
+    })
+}
+
+/// A missing target mailbox gets TRYCREATE, so the client knows CREATE may help.
+fn trycreate(name: &str) -> impl Fn(Done) -> Done + '_ {
+    move |d| match d {
+        Done::No(t) if t.starts_with("[NONEXISTENT]") => {
+            Done::No(format!("[TRYCREATE] Mailbox doesn't exist: {name}"))
+        }
+        other => other,
+    }
+}
+
+pub(crate) async fn append(
+    s: &mut Session,
+    mailbox: Mailbox<'static>,
+    flags: Vec<Flag<'static>>,
+    date: Option<DateTime>,
+    message: LiteralOrLiteral8<'static>,
+) -> Reply {
+    let name = s.mailbox_in(&super::mailbox::raw_name(&mailbox))?;
+    let p = prepare(&flags, date, &message)?;
     s.check_writable()?;
     let target = name.clone();
     let outcome = s
@@ -49,25 +80,80 @@ pub(crate) async fn append(
             st.append(
                 &target,
                 NewMessage {
-                    raw: &raw,
-                    flags,
-                    internal_date,
+                    raw: &p.raw,
+                    flags: p.flags,
+                    internal_date: p.internal_date,
                     delivery_key: None,
                 },
             )
         })
         .await
-        .map_err(|d| match d {
-            Done::No(t) if t.starts_with("[NONEXISTENT]") => {
-                Done::No(format!("[TRYCREATE] Mailbox doesn't exist: {name}"))
-            }
-            other => other,
-        })?;
+        .map_err(trycreate(&name))?;
     // Durable: the store's append returned after its group-commit fsync.
     s.committed().await;
     Ok(Done::Ok(format!(
         "[APPENDUID {} {}] Append completed.",
         outcome.uidvalidity, outcome.uid
+    )))
+}
+
+/// MULTIAPPEND (RFC 3502): every message is checked before any is stored; if the store fails
+/// part way, the messages already appended are expunged again before the NO, so the command
+/// leaves all or none. (The store has no multi-message transaction: another session may
+/// briefly see the rolled-back messages, and they use up UIDs.)
+pub(crate) async fn multi_append(
+    s: &mut Session,
+    mailbox: Mailbox<'static>,
+    messages: Vec<AppendMessage>,
+) -> Reply {
+    let name = s.mailbox_in(&super::mailbox::raw_name(&mailbox))?;
+    let prepared = messages
+        .iter()
+        .map(|m| prepare(&m.flags, m.date.clone(), &m.message))
+        .collect::<Result<Vec<_>, Done>>()?;
+    drop(messages);
+    s.check_writable()?;
+    let target = name.clone();
+    let (uidvalidity, uids) = s
+        .store_call(move |st| {
+            let mut uids = Vec::with_capacity(prepared.len());
+            let mut uidvalidity = 0;
+            for p in prepared {
+                let r = st.append(
+                    &target,
+                    NewMessage {
+                        raw: &p.raw,
+                        flags: p.flags,
+                        internal_date: p.internal_date,
+                        delivery_key: None,
+                    },
+                );
+                match r {
+                    Ok(o) => {
+                        uidvalidity = o.uidvalidity;
+                        uids.push(o.uid);
+                    }
+                    Err(e) => {
+                        if !uids.is_empty() {
+                            if let Err(undo) = st.expunge(&target, &uids) {
+                                tracing::error!(
+                                    "MULTIAPPEND rollback of uids {uids:?} in {target} failed: {undo}"
+                                );
+                            }
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Ok((uidvalidity, uids))
+        })
+        .await
+        .map_err(trycreate(&name))?;
+    // Durable: each append returned after the store's group-commit fsync.
+    s.committed().await;
+    Ok(Done::Ok(format!(
+        "[APPENDUID {uidvalidity} {}] Append completed.",
+        format::compact_set(&uids)
     )))
 }
 

@@ -42,6 +42,12 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> (Reply, 
             }
             (search::search(s, body, Some(options)).await, false)
         }
+        Kind::MultiAppend { mailbox, messages } => {
+            if !authed {
+                return (not_authed, true);
+            }
+            (append::multi_append(s, mailbox, messages).await, true)
+        }
         Kind::CreateUse {
             mailbox,
             special_use,
