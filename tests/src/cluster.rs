@@ -54,17 +54,16 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(spec: ClusterSpec) -> Result<Cluster> {
-        let certs = tempfile::Builder::new().prefix("cluster-certs-").tempdir()?;
+        let certs = tempfile::Builder::new()
+            .prefix("cluster-certs-")
+            .tempdir()?;
         let n = spec.nodes;
         let node_dirs = make_certs(certs.path(), n)?;
         let listen: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut proxies = Vec::new();
         if spec.proxied {
             for port in &listen {
-                proxies.push(LinkProxy::start(SocketAddr::from((
-                    [127, 0, 0, 1],
-                    *port,
-                )))?);
+                proxies.push(LinkProxy::start(SocketAddr::from(([127, 0, 0, 1], *port)))?);
             }
         }
         // Nodes start one at a time: each start waits for its client listeners only; the
@@ -126,15 +125,25 @@ impl Cluster {
         dump(self, i)
     }
 
-    /// Polls until every running node's dump equals node `reference`'s and returns it;
-    /// on the deadline, fails with both dumps.
+    /// Polls until the dumps of `nodes` are all equal and returns it; on the deadline,
+    /// fails with two differing dumps.
     pub fn wait_converged(&self, nodes: &[usize], within: Duration) -> Result<Dump> {
+        self.wait_converged_by(nodes, within, |d| d)
+    }
+
+    /// [`Cluster::wait_converged`] comparing `view(dump)` (e.g. [`Dump::without_modseqs`]).
+    pub fn wait_converged_by(
+        &self,
+        nodes: &[usize],
+        within: Duration,
+        view: impl Fn(Dump) -> Dump,
+    ) -> Result<Dump> {
         let deadline = Instant::now() + within;
         loop {
-            let first = self.dump(nodes[0])?;
+            let first = view(self.dump(nodes[0])?);
             let mut differing = None;
             for &i in &nodes[1..] {
-                let d = self.dump(i)?;
+                let d = view(self.dump(i)?);
                 if d != first {
                     differing = Some((i, d));
                     break;
@@ -339,16 +348,28 @@ pub struct Dump {
     pub inbox_uidls: Vec<String>,
 }
 
+impl Dump {
+    /// The dump with every modseq set to 0, to compare what is not about modseqs.
+    pub fn without_modseqs(mut self) -> Dump {
+        for m in self.mailboxes.values_mut() {
+            for msg in m.messages.values_mut() {
+                msg.modseq = 0;
+            }
+        }
+        self
+    }
+}
+
 impl std::fmt::Display for Dump {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (name, m) in &self.mailboxes {
-            writeln!(
-                f,
-                "{name} uidvalidity={} guid={}",
-                m.uidvalidity, m.guid
-            )?;
+            writeln!(f, "{name} uidvalidity={} guid={}", m.uidvalidity, m.guid)?;
             for msg in m.messages.values() {
-                let first = msg.body.lines().find(|l| l.starts_with("Message-ID")).unwrap_or("");
+                let first = msg
+                    .body
+                    .lines()
+                    .find(|l| l.starts_with("Message-ID"))
+                    .unwrap_or("");
                 writeln!(
                     f,
                     "  uid={} modseq={} flags={:?} bytes={} {first}",
@@ -481,7 +502,10 @@ pub fn list_mailboxes(c: &mut LineConn) -> Result<Vec<String>> {
             continue;
         }
         // `* LIST (attrs) "/" name`: the name follows the delimiter.
-        let name = rest.splitn(2, ") ").nth(1).and_then(|x| x.splitn(2, ' ').nth(1));
+        let name = rest
+            .splitn(2, ") ")
+            .nth(1)
+            .and_then(|x| x.splitn(2, ' ').nth(1));
         let Some(name) = name else { continue };
         let name = name
             .strip_prefix('"')
@@ -579,7 +603,10 @@ mod tests {
         assert_eq!(m.flags, vec!["$Junk".to_string(), "\\Seen".to_string()]);
         assert_eq!(m.body, body);
         // Items after the literal count too.
-        let line = format!("* 2 FETCH (BODY[] {{{}}}\r\n{body} UID 9 MODSEQ (3) FLAGS ())", body.len());
+        let line = format!(
+            "* 2 FETCH (BODY[] {{{}}}\r\n{body} UID 9 MODSEQ (3) FLAGS ())",
+            body.len()
+        );
         let m = parse_fetch(&line).unwrap();
         assert_eq!((m.uid, m.modseq, m.flags.len()), (9, 3, 0));
         assert!(parse_fetch("* 3 FETCH (FLAGS ())").is_none());
@@ -614,7 +641,10 @@ mod tests {
         p.cut();
         assert!(!roundtrip(&mut s), "a cut link still carried data");
         let mut s2 = TcpStream::connect(addr).unwrap();
-        assert!(!roundtrip(&mut s2), "a new connection got through a cut link");
+        assert!(
+            !roundtrip(&mut s2),
+            "a new connection got through a cut link"
+        );
         p.heal();
         let mut s3 = TcpStream::connect(addr).unwrap();
         assert!(roundtrip(&mut s3));
