@@ -221,14 +221,10 @@ proptest! {
         case(ca.path(), &ops_a, &ops_b)?;
     }
 
-    /// With mailbox deletes too: fails today. Minimal case: A creates and deletes "Work/Old"
-    /// while B creates its own "Work/Old". B sees A's create first, its own mailbox loses the
-    /// name clash and is suffixed; A's delete then frees the name, but B's mailbox keeps the
-    /// suffix, while A, which never saw a clash, shows B's mailbox as "Work/Old". A name clash
-    /// must resolve to the same names on every node whatever the order (e.g. a suffixed
-    /// mailbox takes its name back when the holder is deleted). Un-ignore once the store does.
+    /// With mailbox deletes too. The case that once failed: A creates and deletes "Work/Old"
+    /// while B creates its own "Work/Old"; a name clash must resolve to the same names on every
+    /// node whatever the order (a suffixed mailbox takes its name back when the holder is deleted).
     #[test]
-    #[ignore = "storage: a name clash with a mailbox deleted later leaves the suffix on one node only (reported to H1)"]
     fn both_sides_written_apart_converge_all_actions(
         ops_a in proptest::collection::vec(action(true), 0..25),
         ops_b in proptest::collection::vec(action(true), 0..25),
