@@ -503,9 +503,9 @@ pub fn list_mailboxes(c: &mut LineConn) -> Result<Vec<String>> {
         }
         // `* LIST (attrs) "/" name`: the name follows the delimiter.
         let name = rest
-            .splitn(2, ") ")
-            .nth(1)
-            .and_then(|x| x.splitn(2, ' ').nth(1));
+            .split_once(") ")
+            .and_then(|(_, x)| x.split_once(' '))
+            .map(|(_, n)| n);
         let Some(name) = name else { continue };
         let name = name
             .strip_prefix('"')
