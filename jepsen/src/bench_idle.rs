@@ -6,6 +6,7 @@
 //! a passwd-file and a temporary data dir; the clients are tokio tasks in this process. Both
 //! processes get RLIMIT_NOFILE raised (set here before the spawn; the child inherits it).
 
+use crate::dovecot::{mail_owner, stop_child, tail_file};
 use anyhow::{bail, Context, Result};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -809,28 +810,6 @@ impl Server for NodeProc {
     }
 }
 
-fn stop_child(child: &mut Child, grace: Duration) -> String {
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let until = Instant::now() + grace;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return format!("exited on SIGTERM ({st})"),
-            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return format!(
-                    "killed after {} s without exiting on SIGTERM",
-                    grace.as_secs()
-                );
-            }
-        }
-    }
-}
-
 /// Debian's Dovecot 2.3 (`dovecot -F -c GENERATED`) for the comparison: IMAP and LMTP on
 /// loopback, passwd-file users, maildir; a process per IMAP connection.
 struct DovecotProc {
@@ -857,27 +836,7 @@ impl DovecotProc {
             lines.push_str(&format!("{}:{{PLAIN}}{PASSWORD}::::::\n", user_name(u)));
         }
         std::fs::write(&passwd, lines)?;
-        // Dovecot refuses to run mail processes as root: as root, mail belongs to its
-        // package's `dovecot` user, which must be able to reach the mail directory.
-        let mail_user = if unsafe { libc::geteuid() } == 0 {
-            use std::os::unix::fs::PermissionsExt;
-            // The temporary directory is 0700.
-            for p in [dir.parent().unwrap_or(dir), dir] {
-                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
-                    .with_context(|| format!("chmod 755 {}", p.display()))?;
-            }
-            let st = Command::new("chown")
-                .args(["-R", "dovecot:dovecot"])
-                .arg(&mail)
-                .status()
-                .context("chown the Dovecot mail directory")?;
-            if !st.success() {
-                bail!("chown -R dovecot:dovecot {} failed", mail.display());
-            }
-            "dovecot".to_string()
-        } else {
-            std::env::var("USER").unwrap_or_else(|_| "nobody".into())
-        };
+        let mail_user = mail_owner(dir, &[&mail])?;
         let (imap_port, lmtp_port) = (free_port()?, free_port()?);
         let conf = dir.join("dovecot.conf");
         let log = dir.join("dovecot.log");
@@ -1103,12 +1062,6 @@ fn toml_str(s: &str) -> String {
 fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
     Ok(l.local_addr()?.port())
-}
-
-fn tail_file(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Raises this process's RLIMIT_NOFILE soft limit to `want` (and the hard limit, if allowed);

@@ -39,6 +39,17 @@ pub struct Args {
     /// Message size in bytes.
     #[arg(long, default_value_t = 4096)]
     pub size: usize,
+    /// Afterwards time `doveadm sync` of the same messages between two Debian Dovecot 2.3
+    /// instances (mdbox), full and incremental, and print it beside ours.
+    #[arg(long)]
+    pub compare_dovecot: bool,
+}
+
+/// Wall seconds of our syncs, as each `SyncReport` measured them.
+struct SyncSecs {
+    full: f64,
+    incremental: f64,
+    noop: f64,
 }
 
 fn message(size: usize, tag: &str) -> Vec<u8> {
@@ -314,8 +325,20 @@ async fn throughput(
     Ok(rate)
 }
 
+/// Messages `big-0..n` fill the user; `more-0..100` are the incremental ones. Dovecot gets the
+/// same bytes.
+fn full_messages(a: &Args) -> impl Iterator<Item = Vec<u8>> {
+    let size = a.size;
+    (0..a.sync_messages).map(move |i| message(size, &format!("big-{i}")))
+}
+fn more_messages(a: &Args) -> impl Iterator<Item = Vec<u8>> {
+    let size = a.size;
+    (0..MORE).map(move |i| message(size, &format!("more-{i}")))
+}
+const MORE: usize = 100;
+
 /// `sync_user` of a user with `sync_messages` messages to an empty peer, then of 100 more.
-async fn full_sync(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()> {
+async fn full_sync(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<SyncSecs> {
     let (da, db) = (base.join("a"), base.join("b"));
     let (sa, sb) = (open_store(&da, 1)?, open_store(&db, 2)?);
     let user = "big";
@@ -365,9 +388,10 @@ async fn full_sync(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()>
         replication::sync::sync_user_with_store(&cl.tls[&1], sa.clone(), &peer, user, false, true)
             .await?;
     println!("full sync to an empty peer: {r}");
+    let full = r.seconds;
     let sa2 = sa.clone();
     tokio::task::spawn_blocking(move || -> Result<()> {
-        for i in 0..100 {
+        for i in 0..MORE {
             append(&sa2, user, &message(size, &format!("more-{i}")))?;
         }
         Ok(())
@@ -376,11 +400,13 @@ async fn full_sync(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()>
     let r =
         replication::sync::sync_user_with_store(&cl.tls[&1], sa.clone(), &peer, user, false, true)
             .await?;
-    println!("incremental sync after 100 new messages: {r}");
+    println!("incremental sync after {MORE} new messages: {r}");
+    let incremental = r.seconds;
     let r =
         replication::sync::sync_user_with_store(&cl.tls[&1], sa.clone(), &peer, user, false, true)
             .await?;
     println!("sync with nothing to do: {r}");
+    let noop = r.seconds;
     hb.shutdown().await;
     // Pull direction: `node sync` run on a new, empty node fetches the user from A.
     let sc = open_store(&base.join("c"), 2)?;
@@ -403,6 +429,44 @@ async fn full_sync(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()>
         .await?;
     println!("full sync pulled by an empty node: {r}");
     ha.shutdown().await;
+    Ok(SyncSecs {
+        full,
+        incremental,
+        noop,
+    })
+}
+
+/// `doveadm sync` of the same messages between two Dovecot instances, printed beside ours.
+fn compare_dovecot(base: &std::path::Path, a: &Args, ours: &SyncSecs) -> Result<()> {
+    std::fs::create_dir_all(base)?;
+    let d = crate::dovecot::sync_bench(base, "big", full_messages(a), more_messages(a))?;
+    println!(
+        "dovecot: imported {} messages of {} B on A in {:.2} s",
+        a.sync_messages, a.size, d.fill_secs
+    );
+    println!(
+        "dovecot: doveadm sync full {:.3} s, incremental after {MORE} {:.3} s, nothing to do {:.3} s",
+        d.full_secs, d.incremental_secs, d.noop_secs
+    );
+    println!(
+        "dovecot: doveadm sync full to an instance with mail_fsync = never (not durable): {:.3} s",
+        d.full_nofsync_secs
+    );
+    println!(
+        "sync of {} x {} B | ours | doveadm sync | ours faster by",
+        a.sync_messages, a.size
+    );
+    for (what, o, dv) in [
+        ("full, to an empty peer", ours.full, d.full_secs),
+        (
+            "incremental, after new mail",
+            ours.incremental,
+            d.incremental_secs,
+        ),
+        ("nothing to do", ours.noop, d.noop_secs),
+    ] {
+        println!("{what} | {o:.3} s | {dv:.3} s | {:.1}x", dv / o);
+    }
     Ok(())
 }
 
@@ -428,7 +492,11 @@ pub fn run(a: Args) -> Result<()> {
             "replicated / local deliveries/s: {:.0}%",
             100.0 * repl / local
         );
-        full_sync(&cl, &base.path().join("sync"), &a).await?;
+        let ours = full_sync(&cl, &base.path().join("sync"), &a).await?;
+        if a.compare_dovecot {
+            let dir = base.path().join("dovecot");
+            tokio::task::block_in_place(|| compare_dovecot(&dir, &a, &ours))?;
+        }
         Ok(())
     })
 }

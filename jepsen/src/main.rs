@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod bench_idle;
 mod bench_replication;
 mod bench_store;
+mod dovecot;
 
 #[derive(Parser)]
 #[command(
