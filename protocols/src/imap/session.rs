@@ -486,6 +486,7 @@ impl Session {
                 "UNSELECT",
                 "UIDPLUS",
                 "MULTIAPPEND",
+                "BINARY",
                 "MOVE",
                 "CHILDREN",
                 "SPECIAL-USE",

@@ -1331,3 +1331,48 @@ async fn multiappend_all_or_nothing() {
     let r = c.cmd("m", "STATUS INBOX (MESSAGES)").await;
     assert_eq!(r[0], "* STATUS INBOX (MESSAGES 2)\r\n", "{r:?}");
 }
+
+/// BINARY (RFC 3516): a literal8 APPEND is stored unchanged and BINARY[] returns it; BODY[]
+/// never puts NUL in a literal; an unknown Content-Transfer-Encoding ends NO [UNKNOWN-CTE].
+#[tokio::test]
+async fn binary_append_fetch_and_unknown_cte() {
+    let mut c = Client::login(demo()).await;
+    let msg = b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n\0-\xe4\n\r\n\n";
+    let mut cmd = format!("a APPEND INBOX ~{{{}+}}\r\n", msg.len()).into_bytes();
+    cmd.extend_from_slice(msg);
+    cmd.extend_from_slice(b"\r\n");
+    c.w.write_all(&cmd).await.unwrap();
+    // The reply lines are ASCII; the FETCH ones below carry binary, so read raw.
+    let r = c.until_tag("a").await;
+    assert!(r[0].starts_with("a OK [APPENDUID"), "{r:?}");
+    c.cmd("s", "SELECT INBOX").await;
+    c.send("f FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1] BODY.PEEK[1])\r\n")
+        .await;
+    let mut got = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        tokio::io::AsyncBufReadExt::read_until(&mut c.r, b'\n', &mut line)
+            .await
+            .unwrap();
+        assert!(!line.is_empty());
+        let done = line.starts_with(b"f ");
+        got.extend_from_slice(&line);
+        if done {
+            break;
+        }
+    }
+    let want: &[u8] = b"* 1 FETCH (BINARY.SIZE[1] 7 BINARY[1] ~{7}\r\n\0-\xe4\n\r\n\n BODY[1] {7}\r\n\x80-\xe4\n\r\n\n)\r\nf OK Fetch completed.\r\n";
+    assert_eq!(got, want, "{}", String::from_utf8_lossy(&got));
+
+    let odd = "Content-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nzzz\r\n";
+    append_plain(&mut c, "b", odd).await;
+    c.cmd("n", "NOOP").await;
+    let r = c.cmd("g", "FETCH 2 BINARY.PEEK[1]").await;
+    assert_eq!(
+        r,
+        vec!["g NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding in a requested part.\r\n"]
+    );
+    let r = c.cmd("h", "FETCH 1:2 BINARY.SIZE[1]").await;
+    assert_eq!(r[0], "* 1 FETCH (BINARY.SIZE[1] 7)\r\n", "{r:?}");
+    assert!(r[1].starts_with("h NO [UNKNOWN-CTE]"), "{r:?}");
+}

@@ -36,9 +36,11 @@ fn prepare(
     message: &LiteralOrLiteral8<'static>,
 ) -> Result<Prepared, Done> {
     let flags = format::store_flags(flags.iter()).map_err(Done::Bad)?;
+    // A literal8 (BINARY, RFC 3516) carries content that must arrive unchanged (a binary
+    // part's LFs are data), so only a text literal gets its line ends repaired.
     let raw = match message {
         LiteralOrLiteral8::Literal(l) => to_crlf(l.as_ref()),
-        LiteralOrLiteral8::Literal8(l) => to_crlf(&l.data),
+        LiteralOrLiteral8::Literal8(l) => l.data.to_vec(),
     };
     if raw.is_empty() {
         return Err(Done::No("Can't save a zero byte message.".into()));

@@ -341,6 +341,7 @@ pub(crate) async fn fetch(
     } else {
         META_BATCH
     };
+    let mut unknown_cte = false;
     for chunk in idx.chunks(batch) {
         let sel = s.selected()?;
         let batch: Vec<(usize, MessageMeta, bool, bool)> = chunk
@@ -357,16 +358,22 @@ pub(crate) async fn fetch(
             .collect();
         let st = store.clone();
         let it = items.clone();
-        let out = crate::blocking::run(move || render_batch(&st, &batch, &it))
+        let (out, cte) = crate::blocking::run(move || render_batch(&st, &batch, &it))
             .await
             .map_err(|e| {
                 tracing::error!("fetch failed: {e}");
                 Done::No(crate::imap::session::SERVERBUG.into())
             })?;
         s.out.extend_from_slice(&out);
+        unknown_cte |= cte;
         if s.out.len() >= FLUSH_AT && s.flush().await.is_err() {
             return Err(Done::Close);
         }
+    }
+    if unknown_cte {
+        return Err(Done::No(
+            "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding in a requested part.".into(),
+        ));
     }
     Ok(Done::Ok("Fetch completed.".into()))
 }
@@ -389,15 +396,18 @@ fn set_has_uid(set: &SequenceSet, uid: u32) -> bool {
 
 /// Renders `* n FETCH (...)` for a batch of messages. A message that vanished from the store
 /// since the snapshot (expunged by another session, not yet announced) is left out.
+/// Also says whether a BINARY item met a Content-Transfer-Encoding it cannot decode: that
+/// message's FETCH line is left out and the command ends `NO [UNKNOWN-CTE]` (RFC 3516 4.3).
 fn render_batch(
     st: &UserStore,
     batch: &[(usize, MessageMeta, bool, bool)],
     items: &[Item],
-) -> Vec<u8> {
+) -> (Vec<u8>, bool) {
     let needs_raw = items.iter().any(Item::needs_raw);
     let needs_facts = items.iter().any(Item::needs_facts);
     let mut out = Vec::new();
-    for (seq, meta, recent, seen_now) in batch {
+    let mut unknown_cte = false;
+    'messages: for (seq, meta, recent, seen_now) in batch {
         let raw = if needs_raw {
             match st.read_message(&meta.object) {
                 Ok(r) => Some(r),
@@ -459,10 +469,15 @@ fn render_batch(
                     }
                 }
                 Item::Section { spec, label } => {
-                    let data = match &facts {
+                    let mut data = match &facts {
                         Some(f) => message::extract(raw, f, spec),
                         None => Vec::new(),
                     };
+                    // A literal may not carry NUL (RFC 9051 4.3); content stored from a
+                    // BINARY APPEND can. As Dovecot, NUL goes out as 0x80; BINARY[] sends it.
+                    for b in data.iter_mut().filter(|b| **b == 0) {
+                        *b = 0x80;
+                    }
                     p.extend_from_slice(label.as_bytes());
                     p.push(b' ');
                     format::literal(&mut p, &data);
@@ -483,15 +498,22 @@ fn render_batch(
                             }
                             format::literal(&mut p, &data);
                         }
-                        Err(_) => continue,
+                        Err(message::BinaryError::UnknownCte) => {
+                            unknown_cte = true;
+                            continue 'messages;
+                        }
                     }
                 }
                 Item::BinarySize { part } => {
                     let Some(f) = &facts else { continue };
-                    if let Ok(n) = message::binary_size(raw, f, part) {
-                        p.extend_from_slice(
+                    match message::binary_size(raw, f, part) {
+                        Ok(n) => p.extend_from_slice(
                             format!("BINARY.SIZE[{}] {n}", part_label(part)).as_bytes(),
-                        );
+                        ),
+                        Err(message::BinaryError::UnknownCte) => {
+                            unknown_cte = true;
+                            continue 'messages;
+                        }
                     }
                 }
             }
@@ -506,5 +528,5 @@ fn render_batch(
         out.extend_from_slice(&parts.join(&b' '));
         out.extend_from_slice(b")\r\n");
     }
-    out
+    (out, unknown_cte)
 }
