@@ -99,7 +99,7 @@ pub fn parse(msg: &[u8]) -> Result<Request, ParseError> {
 
 fn codec_parse(msg: &[u8]) -> Result<CommandBody<'static>, ParseError> {
     match CommandCodec::default().decode(msg) {
-        Ok((rest, cmd)) if rest.is_empty() => Ok(cmd.body.into_static()),
+        Ok((&[], cmd)) => Ok(cmd.body.into_static()),
         Ok(_) => Err(bad(
             msg,
             "Error in IMAP command: unexpected data after the command.",

@@ -66,7 +66,7 @@ pub(crate) async fn authenticate(
     initial: Option<Secret<Cow<'static, [u8]>>>,
 ) -> Reply {
     // Only what `auth_mechanisms` offers, even where the SASL code knows more.
-    let mech = match Mechanism::parse(&mechanism.to_string()) {
+    let mech = match Mechanism::parse(mechanism.as_ref()) {
         Ok(m) if s.ctx.config.mechanisms().contains(&m) => m,
         _ => return Err(Done::No("Unsupported authentication mechanism.".into())),
     };

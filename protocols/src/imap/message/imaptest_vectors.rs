@@ -137,7 +137,7 @@ fn response_values(resp: &str) -> Vec<Option<Vec<u8>>> {
         let v = &resp[j..];
         if let Some(body) = v.strip_prefix("~{{{\n") {
             let e = body.find("\n}}}").unwrap();
-            vals.push(Some(body[..e].as_bytes().to_vec()));
+            vals.push(Some(body.as_bytes()[..e].to_vec()));
             i = j + 5 + e + 4;
         } else if let Some(body) = v.strip_prefix("{{{\n") {
             let e = body.find("\n}}}").unwrap();
@@ -145,7 +145,7 @@ fn response_values(resp: &str) -> Vec<Option<Vec<u8>>> {
             i = j + 4 + e + 4;
         } else if let Some(q) = v.strip_prefix('"') {
             let e = q.find('"').unwrap();
-            vals.push(Some(q[..e].as_bytes().to_vec()));
+            vals.push(Some(q.as_bytes()[..e].to_vec()));
             i = j + e + 2;
         } else if v.starts_with('$') {
             vals.push(None);
