@@ -1253,6 +1253,14 @@ async fn first_condstore_enabling_command_reports_highestmodseq() {
     assert!(r[1].starts_with("* 1 FETCH (MODSEQ ("), "{r:?}");
     let r = c.cmd("g", "FETCH 1 MODSEQ").await;
     assert!(!r.iter().any(|l| l.contains("HIGHESTMODSEQ")), "{r:?}");
+    // ENABLE CONDSTORE in a selected mailbox counts as well.
+    let mut c = Client::login(demo()).await;
+    c.cmd("s", "SELECT INBOX").await;
+    let r = c.cmd("e", "ENABLE CONDSTORE").await;
+    assert_eq!(r[0], "* ENABLED CONDSTORE\r\n", "{r:?}");
+    assert!(r[1].starts_with("* OK [HIGHESTMODSEQ "), "{r:?}");
+    let r = c.cmd("e2", "ENABLE QRESYNC").await;
+    assert!(!r.iter().any(|l| l.contains("HIGHESTMODSEQ")), "{r:?}");
 }
 
 /// `auth_mechanisms` limits AUTH= in CAPABILITY and what AUTHENTICATE accepts; LOGIN the

@@ -6,6 +6,7 @@ use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 
 pub(crate) fn enable(s: &mut Session, caps: Vec1<CapabilityEnable<'static>>) -> Reply {
     let mut enabled = Vec::new();
+    let condstore_before = s.enabled.condstore;
     for c in caps.as_ref() {
         let name = c.to_string().to_ascii_uppercase();
         let e = &mut s.enabled;
@@ -36,5 +37,11 @@ pub(crate) fn enable(s: &mut Session, caps: Vec1<CapabilityEnable<'static>>) -> 
         line.push_str(&e);
     }
     s.untagged(&line);
+    // ENABLE CONDSTORE/QRESYNC is a CONDSTORE-enabling command too: in a selected mailbox
+    // the client learns HIGHESTMODSEQ (RFC 7162 3.1), after the ENABLED line.
+    if !condstore_before && s.enabled.condstore {
+        s.enabled.condstore = false;
+        s.enable_condstore();
+    }
     Ok(Done::Ok("Enabled.".into()))
 }
