@@ -7,11 +7,11 @@ use protocols::lmtp::LmtpConfig;
 use protocols::pop3::Pop3Config;
 
 pub fn imap(config: &Config) -> ImapConfig {
-    // ImapConfig has no auth_mechanisms field yet: IMAP offers its built-in PLAIN and LOGIN.
     ImapConfig {
         max_line_length: config.imap_max_line_length.0 as usize,
         max_literal_size: config.storage.max_message_size.0,
         idle_notify_interval: config.imap_idle_notify_interval.0,
+        auth_mechanisms: config.auth_mechanisms.0.clone(),
         ..Default::default()
     }
 }
@@ -100,7 +100,8 @@ mod tests {
     fn lmtp_and_imap_keys_reach_their_protocols() {
         let c = parse(
             "recipient_delimiter = \"+-\"\nlmtp_save_to_detail_mailbox = true\n\
-             imap_max_line_length = \"128k\"\n[storage]\nmax_message_size = \"20M\"\n",
+             imap_max_line_length = \"128k\"\nauth_mechanisms = \"plain\"\n\
+             [storage]\nmax_message_size = \"20M\"\n",
         );
         let l = lmtp(&c, "mx.example.com");
         assert_eq!(l.hostname, "mx.example.com");
@@ -110,5 +111,6 @@ mod tests {
         let i = imap(&c);
         assert_eq!(i.max_line_length, 128 << 10);
         assert_eq!(i.max_literal_size, 20 << 20);
+        assert_eq!(i.auth_mechanisms, vec!["plain"]);
     }
 }
