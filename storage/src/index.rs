@@ -67,7 +67,7 @@ impl IndexTree for EmptyTree {
 pub const META: &[u8] = b"\x00meta";
 /// The index's own format: an index written by another version is rebuilt from the log.
 pub const VERSION_KEY: &[u8] = b"\x00version";
-pub const INDEX_VERSION: u32 = 3;
+pub const INDEX_VERSION: u32 = 4;
 /// Mailboxes by the name they want: `W`+name+0+GUID (names have no control characters).
 pub fn k_wanted_prefix(name: &str) -> Vec<u8> {
     [&b"W"[..], name.as_bytes(), &[0]].concat()
@@ -151,6 +151,8 @@ pub struct MailboxRec {
     /// The name its create or last rename asked for; `name` differs (a suffix) only while an
     /// earlier-named mailbox wants the same name.
     pub wanted: String,
+    /// Whether a rename (not a create) gave `wanted`: any rename beats every create.
+    pub renamed: bool,
 }
 
 impl MailboxRec {
@@ -452,6 +454,41 @@ fn settle_name(tx: &mut Txn, wanted: &str) -> Result<()> {
     Ok(())
 }
 
+/// A create or rename of an existing mailbox asks for `name` at `time`. The rename with the
+/// greatest HLC time wins (last writer wins per GUID); while there is none, the earliest create
+/// (a default mailbox is created with one GUID on every node, each node at its own time, and a
+/// node that joins late must not undo renames made before it came). A request that loses
+/// changes nothing, so the name a mailbox wants, and `named`, which orders clashes, are
+/// functions of the set of its create/rename records, not of the order they arrived in.
+fn claim_name(
+    tx: &mut Txn,
+    mut mb: MailboxRec,
+    name: &str,
+    time: HlcTime,
+    rename: bool,
+) -> Result<()> {
+    let wins = match (rename, mb.renamed) {
+        (true, false) => true,
+        (false, true) => false,
+        (true, true) => time > mb.named,
+        (false, false) => time < mb.named,
+    };
+    if !wins {
+        return Ok(());
+    }
+    mb.named = time;
+    mb.renamed = rename;
+    let old = std::mem::replace(&mut mb.wanted, name.to_string());
+    tx.put_mailbox(&mb);
+    if old != name {
+        tx.del(k_wanted(&old, &mb.id));
+        tx.put_raw(k_wanted(name, &mb.id), Vec::new());
+        settle_name(tx, &old)?;
+    }
+    // Even for the same name: a later `named` can change who keeps it.
+    settle_name(tx, name)
+}
+
 /// Applies one record to the index. Deterministic in (index state, record): replaying the log
 /// in order rebuilds the same index. Never fails on content (a record about a mailbox or message
 /// that no longer exists changes nothing); fails only on an undecodable index value.
@@ -479,7 +516,7 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                     mb.created = rec.time;
                     tx.put_mailbox(&mb);
                 }
-                return Ok(());
+                return claim_name(tx, mb, name, rec.time, false);
             }
             let mb = MailboxRec {
                 id: *mailbox,
@@ -494,25 +531,17 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                 created: rec.time,
                 named: rec.time,
                 wanted: name.clone(),
+                renamed: false,
             };
             tx.put_mailbox(&mb);
             tx.put_raw(k_wanted(name, mailbox), Vec::new());
             settle_name(tx, name)?;
         }
         Op::MailboxRename { mailbox, new_name } => {
-            let Some(mut mb) = tx.mailbox(mailbox)? else {
+            let Some(mb) = tx.mailbox(mailbox)? else {
                 return Ok(());
             };
-            if mb.wanted == *new_name {
-                return Ok(());
-            }
-            let old = std::mem::replace(&mut mb.wanted, new_name.clone());
-            tx.del(k_wanted(&old, mailbox));
-            tx.put_raw(k_wanted(new_name, mailbox), Vec::new());
-            mb.named = rec.time;
-            tx.put_mailbox(&mb);
-            settle_name(tx, &old)?;
-            settle_name(tx, new_name)?;
+            claim_name(tx, mb, new_name, rec.time, true)?;
         }
         Op::MailboxDelete { mailbox } => {
             let Some(mb) = tx.mailbox(mailbox)? else {
