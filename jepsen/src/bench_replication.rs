@@ -439,7 +439,12 @@ async fn full_sync(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<Syn
 /// `doveadm sync` of the same messages between two Dovecot instances, printed beside ours.
 fn compare_dovecot(base: &std::path::Path, a: &Args, ours: &SyncSecs) -> Result<()> {
     std::fs::create_dir_all(base)?;
+    let before = crate::dovecot::raw_fdatasync_rate(base, 500)?;
     let d = crate::dovecot::sync_bench(base, "big", full_messages(a), more_messages(a))?;
+    let after = crate::dovecot::raw_fdatasync_rate(base, 500)?;
+    println!(
+        "disk: write 4 KiB + fdatasync {before:.0}/s before the Dovecot runs, {after:.0}/s after"
+    );
     println!(
         "dovecot: imported {} messages of {} B on A in {:.2} s",
         a.sync_messages, a.size, d.fill_secs

@@ -223,6 +223,24 @@ fn write_maildir(dir: &Path, messages: impl Iterator<Item = Vec<u8>>) -> Result<
     Ok(n)
 }
 
+/// The disk's rate of "write 4 KiB at the end of a file + fdatasync" in `dir`, over `n`
+/// rounds: Dovecot's sync time follows it (its receiving side makes ~4 fdatasyncs per
+/// message), so it is printed beside Dovecot's figures.
+pub fn raw_fdatasync_rate(dir: &Path, n: u32) -> Result<f64> {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path)?;
+    let block = [b'x'; 4096];
+    let t = Instant::now();
+    for _ in 0..n {
+        f.write_all(&block)?;
+        f.sync_data()?;
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    std::fs::remove_file(&path)?;
+    Ok(rate)
+}
+
 /// What `doveadm sync` took between the two instances.
 pub struct SyncFigures {
     pub fill_secs: f64,
