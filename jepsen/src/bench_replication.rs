@@ -3,6 +3,8 @@
 //! - replication lag: delivery acknowledged on A until readable on B, at a steady rate;
 //! - deliveries/s with `replicated` durability against `local`;
 //! - `sync_user` of a large user to an empty peer, and the incremental sync after more mail.
+//! With `--compare-dovecot`, `doveadm sync` of the same messages between two Dovecot instances
+//! (`crate::dovecot`) is timed afterwards and printed beside ours.
 
 use anyhow::{Context, Result};
 use replication::certs;
