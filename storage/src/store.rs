@@ -712,7 +712,30 @@ impl UserStore {
     /// for its origin changes nothing). Objects they need must already be present
     /// (`has_object` / `put_object`). The records are appended to the local log verbatim.
     pub fn apply_remote(&self, records: &[Record]) -> Result<ApplyOutcome> {
-        match self.submit(Req::Remote(records.to_vec()))? {
+        self.apply_remote_with_objects(&[], records)
+    }
+    /// `apply_remote` for records together with the objects that arrived with them: each object
+    /// is hashed here (its id is its hash, so a corrupted body is simply not the object a record
+    /// names, and the batch is refused with nothing applied). Small objects travel in the log
+    /// beside the records, large ones go to a pack (synced before the log), so a batch of small
+    /// messages costs ONE fdatasync instead of one for the objects and one for the records.
+    /// Durable on return: the group commit's log fdatasync (`writer::write_durably`) covers the
+    /// objects and the records before this returns. Idempotent like `apply_remote`.
+    pub fn apply_remote_with_objects(
+        &self,
+        objects: &[&[u8]],
+        records: &[Record],
+    ) -> Result<ApplyOutcome> {
+        // Hashed and compressed on the caller's thread, as `put_object` does: the group-commit
+        // leader only writes.
+        let objects = objects
+            .iter()
+            .map(|raw| pack::prepare(raw))
+            .collect::<Result<Vec<_>>>()?;
+        match self.submit(Req::Remote {
+            objects,
+            records: records.to_vec(),
+        })? {
             Reply::Applied(a) => Ok(a),
             _ => Err(unexpected()),
         }

@@ -59,7 +59,12 @@ pub(crate) enum Req {
         name: String,
         on: bool,
     },
-    Remote(Vec<Record>),
+    /// Records from a peer, with the objects that arrived with them (stored first, in the same
+    /// batch, so records and objects share one durable write).
+    Remote {
+        objects: Vec<Prepared>,
+        records: Vec<Record>,
+    },
     PutObject {
         object: Prepared,
     },
@@ -775,7 +780,12 @@ impl UserStore {
                 Self::add_object(tx, b, object)?;
                 Ok(Reply::Object(id))
             }
-            Req::Remote(records) => {
+            Req::Remote { objects, records } => {
+                // Objects first so the records below find them; on any refusal the whole
+                // request (objects included) is rolled back by `run_batch`.
+                for o in objects {
+                    Self::add_object(tx, b, o)?;
+                }
                 let mut fx = Effects::default();
                 let mut applied = 0;
                 for rec in records {
