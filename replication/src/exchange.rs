@@ -172,12 +172,15 @@ pub(crate) async fn push_batch(
 
 /// Validates a frame of records from a peer and applies it: checksums, user binding, sequence
 /// continuity and contents are checked for the whole frame before anything is applied.
+/// `objects` (raw bodies that arrived with the frame) are stored in the same store call as the
+/// first chunk of records: one group commit, one fsync for records and objects together.
 /// Resolves reported UID conflicts when this node is the resolver.
 pub(crate) async fn apply_checked(
     store: &Arc<dyn ReplicaStore>,
     u: &Arc<dyn ReplicaUser>,
     user: &str,
     wire: &[WireRecord],
+    objects: Vec<Vec<u8>>,
     resolve: bool,
 ) -> Result<(Applied, Vec<Record>, usize)> {
     let uu = u.clone();
@@ -191,11 +194,19 @@ pub(crate) async fn apply_checked(
     }
     let mut applied = Applied::default();
     let mut resolved = 0;
+    let mut objects = Some(objects);
     for chunk in chunks_for_apply(&records, resolve) {
         let uu = u.clone();
         let recs = chunk.to_vec();
-        // Durable on return: apply_remote fsyncs the records before returning.
-        let a = blocking(move || uu.apply_remote(&recs)).await?;
+        // Later chunks find the objects stored by the first.
+        let objs = objects.take().unwrap_or_default();
+        // Durable on return: the store fsyncs the objects and records (one group commit)
+        // before returning.
+        let a = blocking(move || {
+            let refs: Vec<&[u8]> = objs.iter().map(|o| o.as_slice()).collect();
+            uu.apply_remote_with_objects(&refs, &recs)
+        })
+        .await?;
         applied.applied += a.applied;
         if resolve {
             for mb in a.conflicts.iter().copied() {
@@ -376,7 +387,8 @@ pub(crate) async fn pull_all(
         for p in puts {
             p.await.map_err(|e| ReplError::Other(e.to_string()))??;
         }
-        let (applied, _, resolved) = apply_checked(store, u, user, &wire, resolve).await?;
+        let (applied, _, resolved) =
+            apply_checked(store, u, user, &wire, Vec::new(), resolve).await?;
         out.records += applied.applied;
         out.bytes += wire.iter().map(|w| w.payload.len() as u64).sum::<u64>();
         out.conflicts_resolved += resolved;

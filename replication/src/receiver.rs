@@ -99,19 +99,97 @@ async fn finish_puts(puts: &mut Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
+/// Bytes of objects held for the Records frame that follows them; beyond it the oldest go
+/// through `put_object` (their own fsync) so memory stays bounded.
+const MAX_HELD_BYTES: usize = 64 << 20;
+
+/// Objects received ahead of the Records frame that needs them, held so that both reach the
+/// store in one call (one group commit, one fsync) instead of one fsync for the objects and
+/// another for the records.
+#[derive(Default)]
+pub(crate) struct Held {
+    user: String,
+    objects: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Adds an object of `user`; returns what must be stored on its own first (objects of
+    /// another user, or the oldest ones when over the byte bound).
+    fn push(&mut self, user: &str, raw: Vec<u8>) -> Option<Held> {
+        let spill = if self.user != user || self.bytes + raw.len() > MAX_HELD_BYTES {
+            Some(self.take())
+        } else {
+            None
+        };
+        self.user = user.to_string();
+        self.bytes += raw.len();
+        self.objects.push(raw);
+        spill.filter(|h| !h.objects.is_empty())
+    }
+    /// The held objects if they are `user`'s; otherwise they stay.
+    fn take_for(&mut self, user: &str) -> Vec<Vec<u8>> {
+        if self.user == user {
+            self.take().objects
+        } else {
+            Vec::new()
+        }
+    }
+    fn take(&mut self) -> Held {
+        std::mem::take(self)
+    }
+}
+
+/// Stores objects without records (the old path: each `put_object` is durable on its own;
+/// concurrent puts share the store's group commit).
+async fn spill(sh: &Arc<Shared>, held: Held, puts: &mut Vec<tokio::task::JoinHandle<()>>) {
+    if held.objects.is_empty() {
+        return;
+    }
+    let u = match open(sh, &held.user).await {
+        Ok(u) => u,
+        Err(e) => {
+            // A failure surfaces as a missing object when the records are applied.
+            tracing::warn!(user = held.user, error = %e, "replication: cannot store objects");
+            return;
+        }
+    };
+    for raw in held.objects {
+        if puts.len() >= MAX_PUTS_IN_FLIGHT {
+            finish_puts(puts).await;
+        }
+        let (u, user) = (u.clone(), held.user.clone());
+        puts.push(tokio::task::spawn_blocking(move || {
+            if let Err(e) = u.put_object(&raw) {
+                tracing::warn!(user, error = %e, "replication: cannot store object");
+            }
+        }));
+    }
+}
+
 async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
     let peer = conn.peer;
     let resolve = sh.resolves_conflicts();
     let mut puts: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    let mut held = Held::default();
     loop {
         let msg = tokio::select! {
             _ = sh.shutdown.cancelled() => return Ok(()),
             m = conn.recv() => m?,
         };
-        if !matches!(msg, Message::Object { .. }) {
-            finish_puts(&mut puts).await;
+        match &msg {
+            Message::Object { .. } => {}
+            // The records take the objects held for their user with them; anything else held
+            // (another user's) is stored on its own before they are applied.
+            Message::Records { user, .. } if held.user == *user => {
+                finish_puts(&mut puts).await;
+            }
+            _ => {
+                spill(sh, held.take(), &mut puts).await;
+                finish_puts(&mut puts).await;
+            }
         }
-        let reply = match handle(sh, peer, resolve, msg, &mut puts).await {
+        let reply = match handle(sh, peer, resolve, msg, &mut held, &mut puts).await {
             Ok(Some(r)) => r,
             Ok(None) => continue,
             Err(ReplError::Store(e)) => {
@@ -133,6 +211,7 @@ async fn handle(
     peer: storage::NodeId,
     resolve: bool,
     msg: Message,
+    held: &mut Held,
     puts: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<Option<Message>> {
     let reply = match msg {
@@ -168,28 +247,25 @@ async fn handle(
             }
         }
         Message::Object { user, id, raw } => {
-            let u = open(sh, &user).await?;
+            // Validates the user name (a protocol error otherwise) before anything is held.
+            open(sh, &user).await?;
             if ObjectId::of(&raw) != id {
                 return Err(ReplError::protocol(format!(
                     "object {id:?} for {user:?} failed its hash check"
                 )));
             }
-            // Durable when the task ends (put_object fsyncs); every put finishes before
-            // the next request (the Records that need it) is handled. A failure surfaces
-            // as a missing object when those records are applied.
-            if puts.len() >= MAX_PUTS_IN_FLIGHT {
-                finish_puts(puts).await;
+            // Held for the Records frame that follows; made durable together with it (see
+            // `apply_checked`). What spills out goes to `put_object`, all finished before the
+            // next request is handled.
+            if let Some(out) = held.push(&user, raw.0) {
+                spill(sh, out, puts).await;
             }
-            puts.push(tokio::task::spawn_blocking(move || {
-                if let Err(e) = u.put_object(&raw.0) {
-                    tracing::warn!(user, error = %e, "replication: cannot store object");
-                }
-            }));
             return Ok(None);
         }
         Message::Records { user, records } => {
             let u = open(sh, &user).await?;
-            match soft(apply_checked(&sh.store, &u, &user, &records, resolve).await)? {
+            let objects = held.take_for(&user);
+            match soft(apply_checked(&sh.store, &u, &user, &records, objects, resolve).await)? {
                 Ok((applied, recs, resolved)) => {
                     sh.conflicts_resolved
                         .fetch_add(resolved as u64, Ordering::Relaxed);

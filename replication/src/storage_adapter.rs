@@ -37,7 +37,15 @@ impl ReplicaUser for StorageUser {
         self.0.records_since(have, limit)
     }
     fn apply_remote(&self, records: &[Record]) -> Result<Applied, StoreError> {
-        let out = self.0.apply_remote(records)?;
+        self.apply_remote_with_objects(&[], records)
+    }
+    fn apply_remote_with_objects(
+        &self,
+        objects: &[&[u8]],
+        records: &[Record],
+    ) -> Result<Applied, StoreError> {
+        // One group commit: durable when the store's log fdatasync returns.
+        let out = self.0.apply_remote_with_objects(objects, records)?;
         let mut conflicts: Vec<MailboxId> = out.conflicts.iter().map(|c| c.mailbox).collect();
         conflicts.sort();
         conflicts.dedup();

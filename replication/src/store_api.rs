@@ -80,6 +80,14 @@ pub trait ReplicaUser: Send + Sync + 'static {
     fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>, StoreError>;
     /// Applies remote records idempotently; durable on return.
     fn apply_remote(&self, records: &[Record]) -> Result<Applied, StoreError>;
+    /// `apply_remote` together with the objects that arrived with the records (raw bodies; each
+    /// stored under its hash, so a corrupted one is missing for its record and the call is
+    /// refused with nothing applied). Objects and records are durable on return, together.
+    fn apply_remote_with_objects(
+        &self,
+        objects: &[&[u8]],
+        records: &[Record],
+    ) -> Result<Applied, StoreError>;
     /// Writes the merge resolution for a mailbox's UID conflicts (an `Op::Renumber` record);
     /// durable on return.
     fn resolve_conflicts(&self, mailbox: MailboxId) -> Result<(), StoreError>;

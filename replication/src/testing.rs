@@ -275,14 +275,29 @@ impl ReplicaUser for MemUser {
             .collect())
     }
     fn apply_remote(&self, records: &[Record]) -> Result<Applied, StoreError> {
+        self.apply_remote_with_objects(&[], records)
+    }
+    fn apply_remote_with_objects(
+        &self,
+        objects: &[&[u8]],
+        records: &[Record],
+    ) -> Result<Applied, StoreError> {
+        let carried: BTreeMap<ObjectId, &[u8]> = objects
+            .iter()
+            .map(|raw| (ObjectId::of(raw), *raw))
+            .collect();
         let mut st = self.state.lock();
+        // All or nothing, like the real store: check every record before storing anything.
         for r in records {
             for o in crate::store_api::objects_of(r) {
                 let known = st.vv.get(&r.origin).copied().unwrap_or(0) >= r.seq;
-                if !known && !st.objects.contains_key(&o) {
+                if !known && !st.objects.contains_key(&o) && !carried.contains_key(&o) {
                     return Err(StoreError::Other(format!("object {o:?} missing")));
                 }
             }
+        }
+        for (id, raw) in carried {
+            st.objects.entry(id).or_insert_with(|| raw.to_vec());
         }
         let mut conflicts = BTreeSet::new();
         let mut applied = 0;
