@@ -374,3 +374,38 @@ async fn handle(
     };
     Ok(Some(reply))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_objects_go_with_their_users_records() {
+        let mut h = Held::default();
+        assert!(h.push("a", vec![1; 10]).is_none());
+        assert!(h.push("a", vec![2; 10]).is_none());
+        // Another user's records leave them held.
+        assert!(h.take_for("b").is_empty());
+        assert_eq!(h.take_for("a"), vec![vec![1; 10], vec![2; 10]]);
+        assert!(h.take_for("a").is_empty());
+        assert_eq!(h.bytes, 0);
+    }
+
+    #[test]
+    fn another_user_or_the_byte_bound_spills_what_is_held() {
+        let mut h = Held::default();
+        assert!(h.push("a", vec![1; 10]).is_none());
+        let out = h.push("b", vec![2; 10]).expect("a's object spills");
+        assert_eq!((out.user.as_str(), out.objects.len()), ("a", 1));
+        assert_eq!(h.take_for("b"), vec![vec![2; 10]]);
+        // Over the bound: the older objects spill, the new one is held.
+        assert!(h.push("b", vec![0; MAX_HELD_BYTES - 5]).is_none());
+        let out = h.push("b", vec![3; 10]).expect("bound reached");
+        assert_eq!((out.objects.len(), out.bytes), (1, MAX_HELD_BYTES - 5));
+        assert_eq!((h.objects.len(), h.bytes), (1, 10));
+        // One object larger than the bound is still held (the frame limit bounds it).
+        let mut h = Held::default();
+        assert!(h.push("c", vec![0; MAX_HELD_BYTES + 1]).is_none());
+        assert_eq!(h.objects.len(), 1);
+    }
+}

@@ -425,3 +425,37 @@ impl MemUser {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_with_objects_apply_all_or_nothing() {
+        let (a, b) = (MemStore::new(1), MemStore::new(2));
+        let (ua, ub) = (a.mem_user("u"), b.mem_user("u"));
+        let mb = Guid([7; 16]);
+        ua.append(mb, b"one\r\n");
+        ua.append(mb, b"two\r\n");
+        let recs = ua.records_since(&VersionVector::new(), 100).unwrap();
+        // A corrupted body is not the object its record names: nothing is stored or applied.
+        let bad: [&[u8]; 2] = [b"one\r\n", b"tw0\r\n"];
+        assert!(ub.apply_remote_with_objects(&bad, &recs).is_err());
+        assert!(ub.version_vector().unwrap().is_empty());
+        assert!(!ub.has_object(&ObjectId::of(b"one\r\n")).unwrap());
+        let good: [&[u8]; 2] = [b"one\r\n", b"two\r\n"];
+        assert_eq!(
+            ub.apply_remote_with_objects(&good, &recs).unwrap().applied,
+            2
+        );
+        assert_eq!(
+            ub.apply_remote_with_objects(&good, &recs).unwrap().applied,
+            0
+        );
+        assert_eq!(
+            ub.read_object(&ObjectId::of(b"two\r\n")).unwrap(),
+            b"two\r\n"
+        );
+        assert_eq!(ua.dump().index, ub.dump().index);
+    }
+}
