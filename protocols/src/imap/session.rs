@@ -494,6 +494,8 @@ impl Session {
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "ESEARCH",
+                "SORT",
+                "SORT=DISPLAY",
                 "CONDSTORE",
                 "QRESYNC",
                 "STATUS=SIZE",

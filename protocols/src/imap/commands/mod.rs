@@ -13,6 +13,7 @@ mod list;
 mod mailbox;
 mod search;
 mod select;
+mod sort;
 mod status;
 mod store;
 
@@ -114,6 +115,7 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> (Reply, 
             C::Expunge => (expunge::expunge(s, None).await, true),
             C::ExpungeUid { sequence_set } => (expunge::expunge(s, Some(sequence_set)).await, true),
             C::Search { .. } => (search::search(s, body, None).await, false),
+            C::Sort { .. } => (sort::sort(s, body).await, false),
             C::Fetch {
                 sequence_set,
                 macro_or_item_names,

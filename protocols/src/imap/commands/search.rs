@@ -32,7 +32,7 @@ fn set(s: &SequenceSet) -> message::SequenceSet {
 }
 
 /// imap-types' key to the message module's; also notes whether MODSEQ was used.
-fn convert(k: &K<'_>, uses_modseq: &mut bool) -> SearchKey {
+pub(super) fn convert(k: &K<'_>, uses_modseq: &mut bool) -> SearchKey {
     use SearchKey as S;
     match k {
         K::And(v) => S::And(v.as_ref().iter().map(|k| convert(k, uses_modseq)).collect()),

@@ -1,0 +1,387 @@
+//! SORT and UID SORT (RFC 5256) with the DISPLAY keys of RFC 5957. The search criteria are
+//! evaluated as SEARCH does; the matches are then ordered by the sort criteria, ties by
+//! sequence number. The sort keys come from the message's parsed envelope (cached facts), so
+//! sorting by header reads no message body.
+
+use super::search::convert;
+use crate::imap::message::{self, decode_header_value, LazyContent, MessageCtx, SearchKey};
+use crate::imap::session::{Done, Reply, Session};
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::core::Charset;
+use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
+use std::cmp::Ordering;
+use storage::mime::{Address, MessageFacts};
+use storage::MessageMeta;
+
+/// The values one message is sorted by; each is computed only if a criterion uses it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Keys {
+    seq: u32,
+    arrival: i64,
+    size: u64,
+    date: i64,
+    subject: String,
+    from: String,
+    to: String,
+    cc: String,
+    display_from: String,
+    display_to: String,
+}
+
+pub(crate) async fn sort(s: &mut Session, body: CommandBody<'static>) -> Reply {
+    let CommandBody::Sort {
+        sort_criteria,
+        charset,
+        search_criteria,
+        uid,
+    } = body
+    else {
+        return Err(Done::Bad(
+            "Error in IMAP command SORT: Invalid arguments.".into(),
+        ));
+    };
+    let name = match &charset {
+        Charset::Atom(a) => a.inner().to_string(),
+        Charset::Quoted(q) => q.inner().to_string(),
+    };
+    if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
+        return Err(Done::No(
+            "[BADCHARSET (US-ASCII UTF-8)] Unsupported charset".into(),
+        ));
+    }
+    let mut uses_modseq = false;
+    let keys: Vec<SearchKey> = search_criteria
+        .as_ref()
+        .iter()
+        .map(|k| convert(k, &mut uses_modseq))
+        .collect();
+    let key = SearchKey::And(keys);
+    if uses_modseq {
+        s.enable_condstore();
+    }
+    let criteria: Vec<SortCriterion> = sort_criteria.into_inner();
+    let sel = s.selected()?;
+    let snapshot: Vec<(u32, MessageMeta, bool)> = sel
+        .msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i as u32 + 1, m.meta.clone(), m.recent))
+        .collect();
+    let store = s.user_store()?;
+    let crit = criteria.clone();
+    let mut hits: Vec<(Keys, u32)> = crate::blocking::run(move || {
+        let max_seq = snapshot.len() as u32;
+        let max_uid = snapshot.last().map(|m| m.1.uid).unwrap_or(0);
+        let mut hits = Vec::new();
+        for (seq, meta, recent) in &snapshot {
+            let object = meta.object;
+            let st = store.clone();
+            let st2 = store.clone();
+            let content = LazyContent::new(
+                move || st.read_message(&object).ok(),
+                move || st2.facts(&object).ok(),
+            );
+            let ctx = MessageCtx::new(*seq, meta, *recent, max_seq, max_uid, &content);
+            if message::matches(&key, &ctx) {
+                use message::MessageContent;
+                let facts = if crit.iter().any(|c| needs_facts(&c.key)) {
+                    content.facts()
+                } else {
+                    None
+                };
+                hits.push((keys_of(*seq, meta, facts, &crit), meta.uid));
+            }
+        }
+        hits
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!("sort failed: {e}");
+        Done::No(crate::imap::session::SERVERBUG.into())
+    })?;
+    hits.sort_by(|a, b| compare(&a.0, &b.0, &criteria));
+    let mut line = String::from("SORT");
+    for (k, u) in &hits {
+        line.push(' ');
+        line.push_str(&(if uid { *u } else { k.seq }).to_string());
+    }
+    s.untagged(&line);
+    Ok(Done::Ok("Sort completed.".into()))
+}
+
+fn needs_facts(k: &SortKey) -> bool {
+    !matches!(k, SortKey::Arrival | SortKey::Size)
+}
+
+fn keys_of(
+    seq: u32,
+    meta: &MessageMeta,
+    facts: Option<&MessageFacts>,
+    crit: &[SortCriterion],
+) -> Keys {
+    let mut k = Keys {
+        seq,
+        arrival: meta.internal_date,
+        size: meta.size,
+        ..Keys::default()
+    };
+    let env = facts.map(|f| &f.envelope);
+    for c in crit {
+        match c.key {
+            SortKey::Arrival | SortKey::Size => {}
+            SortKey::Date => {
+                k.date = env
+                    .and_then(|e| e.date.as_deref())
+                    .and_then(sent_date)
+                    .unwrap_or(meta.internal_date)
+            }
+            SortKey::Subject => {
+                k.subject = env
+                    .and_then(|e| e.subject.as_deref())
+                    .map(|s| base_subject(&decode_header_value(s)))
+                    .unwrap_or_default()
+            }
+            SortKey::From => k.from = env.map(|e| addr_mailbox(&e.from)).unwrap_or_default(),
+            SortKey::To => k.to = env.map(|e| addr_mailbox(&e.to)).unwrap_or_default(),
+            SortKey::Cc => k.cc = env.map(|e| addr_mailbox(&e.cc)).unwrap_or_default(),
+            SortKey::DisplayFrom => {
+                k.display_from = env.map(|e| display_name(&e.from)).unwrap_or_default()
+            }
+            SortKey::DisplayTo => {
+                k.display_to = env.map(|e| display_name(&e.to)).unwrap_or_default()
+            }
+        }
+    }
+    k
+}
+
+/// The criteria in turn (each possibly reversed), then the sequence number.
+fn compare(a: &Keys, b: &Keys, criteria: &[SortCriterion]) -> Ordering {
+    for c in criteria {
+        let o = match c.key {
+            SortKey::Arrival => a.arrival.cmp(&b.arrival),
+            SortKey::Size => a.size.cmp(&b.size),
+            SortKey::Date => a.date.cmp(&b.date),
+            SortKey::Subject => a.subject.cmp(&b.subject),
+            SortKey::From => a.from.cmp(&b.from),
+            SortKey::To => a.to.cmp(&b.to),
+            SortKey::Cc => a.cc.cmp(&b.cc),
+            SortKey::DisplayFrom => a.display_from.cmp(&b.display_from),
+            SortKey::DisplayTo => a.display_to.cmp(&b.display_to),
+        };
+        let o = if c.reverse { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.seq.cmp(&b.seq)
+}
+
+/// The Date header as a UTC timestamp; None when it cannot be parsed (the internal date is
+/// used then, RFC 5256 section 2.2).
+fn sent_date(v: &[u8]) -> Option<i64> {
+    let d = mail_parser::DateTime::parse_rfc822(&decode_header_value(v))?;
+    d.is_valid().then(|| d.to_timestamp())
+}
+
+/// The first address's addr-mailbox, case-folded (RFC 5256 section 3: FROM, TO, CC); groups
+/// are skipped.
+fn addr_mailbox(list: &[Address]) -> String {
+    first_mailbox(list)
+        .and_then(|a| a.mailbox.as_deref())
+        .map(|m| decode_header_value(m).to_lowercase())
+        .unwrap_or_default()
+}
+
+/// RFC 5957: the first address's decoded display name, else its addr-spec, case-folded.
+fn display_name(list: &[Address]) -> String {
+    let Some(a) = first_mailbox(list) else {
+        return String::new();
+    };
+    if let Some(n) = a.name.as_deref() {
+        let n = decode_header_value(n);
+        if !n.trim().is_empty() {
+            return n.to_lowercase();
+        }
+    }
+    let mb = a.mailbox.as_deref().map(String::from_utf8_lossy);
+    let host = a.host.as_deref().map(String::from_utf8_lossy);
+    match (mb, host) {
+        (Some(m), Some(h)) => format!("{m}@{h}").to_lowercase(),
+        (Some(m), None) => m.to_lowercase(),
+        _ => String::new(),
+    }
+}
+
+/// The first real mailbox: group start/end markers (no host) are skipped.
+fn first_mailbox(list: &[Address]) -> Option<&Address> {
+    list.iter().find(|a| a.host.is_some())
+}
+
+/// RFC 5256 section 2.1: the base subject of a decoded subject, case-folded.
+pub(crate) fn base_subject(decoded: &str) -> String {
+    // (1) whitespace runs to one space.
+    let mut s = String::with_capacity(decoded.len());
+    for w in decoded.split_whitespace() {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(w);
+    }
+    let mut s = s.to_lowercase();
+    loop {
+        // (2) trailing "(fwd)" and whitespace.
+        loop {
+            let t = s.trim_end();
+            if let Some(x) = t.strip_suffix("(fwd)") {
+                s = x.to_string();
+            } else {
+                s = t.to_string();
+                break;
+            }
+        }
+        // (3)-(5) leaders and blobs, until nothing changes.
+        loop {
+            let before = s.len();
+            s = strip_leader(&s).to_string();
+            if let Some(rest) = strip_blob(&s) {
+                if !rest.is_empty() {
+                    s = rest.to_string();
+                }
+            }
+            if s.len() == before {
+                break;
+            }
+        }
+        // (6) "[fwd: ...]" wrapper.
+        if s.starts_with("[fwd:") && s.ends_with(']') {
+            s = s["[fwd:".len()..s.len() - 1].to_string();
+            continue;
+        }
+        return s;
+    }
+}
+
+/// One subj-blob at the start ("[" *BLOBCHAR "]" *WSP); returns what follows it.
+fn strip_blob(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix('[')?;
+    let end = rest.find(|c| c == ']' || c == '[')?;
+    let after = rest.get(end..)?.strip_prefix(']')?;
+    Some(after.trim_start())
+}
+
+/// One subj-leader: leading whitespace, or *subj-blob subj-refwd ("re" / "fw" / "fwd", *WSP,
+/// an optional blob, ":").
+fn strip_leader(s: &str) -> &str {
+    if s.starts_with(' ') || s.starts_with('\t') {
+        return s.trim_start();
+    }
+    let mut rest = s;
+    while let Some(r) = strip_blob(rest) {
+        rest = r;
+    }
+    let after = if let Some(r) = rest.strip_prefix("re") {
+        r
+    } else if let Some(r) = rest.strip_prefix("fwd") {
+        r
+    } else if let Some(r) = rest.strip_prefix("fw") {
+        r
+    } else {
+        return s;
+    };
+    let mut after = after.trim_start();
+    if let Some(r) = strip_blob(after) {
+        after = r;
+    }
+    match after.strip_prefix(':') {
+        Some(r) => r,
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crit(key: SortKey, reverse: bool) -> SortCriterion {
+        SortCriterion { reverse, key }
+    }
+
+    #[test]
+    fn base_subject_follows_rfc5256() {
+        assert_eq!(base_subject("Re: hello"), "hello");
+        assert_eq!(base_subject("RE: Re: re:hello"), "hello");
+        assert_eq!(base_subject("Fwd: hello (fwd)"), "hello");
+        assert_eq!(base_subject("FW: hello (FWD)  (fwd) "), "hello");
+        assert_eq!(base_subject("[list] Re: hello"), "hello");
+        assert_eq!(base_subject("Re [list]: hello"), "hello");
+        assert_eq!(base_subject("[Fwd: Re: hello]"), "hello");
+        assert_eq!(base_subject("  hello \t  world  "), "hello world");
+        // A blob alone is the subject, not a leader to remove.
+        assert_eq!(base_subject("[only]"), "[only]");
+        assert_eq!(base_subject("Re: [only]"), "[only]");
+        // "re" that is not followed by a colon is a word.
+        assert_eq!(base_subject("Reply needed"), "reply needed");
+        assert_eq!(base_subject(""), "");
+    }
+
+    #[test]
+    fn base_subject_of_encoded_words() {
+        let d = decode_header_value(b"=?utf-8?q?Re=3A_Gr=C3=BC=C3=9Fe?=");
+        assert_eq!(base_subject(&d), "grüße");
+    }
+
+    fn addr(name: Option<&str>, mailbox: &str, host: Option<&str>) -> Address {
+        Address {
+            name: name.map(|n| n.as_bytes().to_vec()),
+            adl: None,
+            mailbox: Some(mailbox.as_bytes().to_vec()),
+            host: host.map(|h| h.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn addresses_use_the_first_mailbox() {
+        let list = [
+            addr(None, "Group", None),
+            addr(Some("Zed Person"), "Alice", Some("example.com")),
+            addr(None, "bob", Some("example.com")),
+        ];
+        assert_eq!(addr_mailbox(&list), "alice");
+        assert_eq!(display_name(&list), "zed person");
+        let bare = [addr(None, "Carol", Some("Example.org"))];
+        assert_eq!(display_name(&bare), "carol@example.org");
+        assert_eq!(addr_mailbox(&[]), "");
+    }
+
+    #[test]
+    fn sent_date_parses_or_gives_none() {
+        assert_eq!(sent_date(b"Thu, 1 Jan 1970 00:01:00 +0000"), Some(60));
+        assert_eq!(sent_date(b"Thu, 1 Jan 1970 01:01:00 +0100"), Some(60));
+        assert_eq!(sent_date(b"garbage"), None);
+    }
+
+    #[test]
+    fn compare_uses_criteria_then_sequence() {
+        let k = |seq, size, subject: &str| Keys {
+            seq,
+            size,
+            subject: subject.into(),
+            ..Keys::default()
+        };
+        let mut v = [k(1, 30, "b"), k(2, 10, "a"), k(3, 10, "b"), k(4, 20, "a")];
+        v.sort_by(|a, b| {
+            compare(
+                a,
+                b,
+                &[crit(SortKey::Subject, false), crit(SortKey::Size, true)],
+            )
+        });
+        assert_eq!(v.iter().map(|k| k.seq).collect::<Vec<_>>(), [4, 2, 1, 3]);
+        v.sort_by(|a, b| compare(a, b, &[crit(SortKey::Size, false)]));
+        assert_eq!(v.iter().map(|k| k.seq).collect::<Vec<_>>(), [2, 3, 4, 1]);
+        // REVERSE applies to the criterion only: equal keys stay in sequence order.
+        v.sort_by(|a, b| compare(a, b, &[crit(SortKey::Subject, true)]));
+        assert_eq!(v.iter().map(|k| k.seq).collect::<Vec<_>>(), [1, 3, 2, 4]);
+    }
+}
