@@ -546,6 +546,50 @@ async fn search_forms() {
 }
 
 #[tokio::test]
+async fn sort_forms() {
+    let mut c = Client::login(demo()).await;
+    // Base subjects: "hello", "apple", "hello"; senders alice, zed, bob; dates 05:00, 04:00,
+    // none (internal date, now: the latest).
+    append_plain(&mut c, "a1", &MSG.replace("Subject: hello", "Subject: Re: [list] hello")).await;
+    let m2 = MSG
+        .replace("Subject: hello", "Subject: =?utf-8?q?Fwd=3A_Apple?= (fwd)")
+        .replace("Alice <alice@", "\"Aaron\" <Zed@")
+        .replace("05:00:00", "04:00:00");
+    append_plain(&mut c, "a2", &m2).await;
+    let m3 = MSG
+        .replace("Alice <alice@", "<bob@")
+        .replace("Date: Mon, 23 Nov 2026 05:00:00 +0000\r\n", "");
+    append_plain(&mut c, "a3", &m3).await;
+    c.cmd("s", "SELECT INBOX").await;
+    assert_eq!(
+        c.cmd("o1", "SORT (SUBJECT) UTF-8 ALL").await[0],
+        "* SORT 2 1 3\r\n"
+    );
+    assert_eq!(
+        c.cmd("o2", "SORT (REVERSE SUBJECT FROM) UTF-8 ALL").await[0],
+        "* SORT 1 3 2\r\n"
+    );
+    assert_eq!(
+        c.cmd("o3", "UID SORT (DATE) US-ASCII NOT UID 3").await[0],
+        "* SORT 2 1\r\n"
+    );
+    assert_eq!(
+        c.cmd("o4", "SORT (DISPLAYFROM) UTF-8 ALL").await[0],
+        "* SORT 2 1 3\r\n"
+    );
+    assert_eq!(
+        c.cmd("o5", "SORT (REVERSE DATE) UTF-8 ALL").await[0],
+        "* SORT 3 1 2\r\n"
+    );
+    assert_eq!(
+        c.cmd("o6", "SORT (ARRIVAL) KOI8-R ALL").await,
+        vec!["o6 NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset\r\n"]
+    );
+    let r = c.cmd("o7", "CAPABILITY").await;
+    assert!(r[0].contains(" SORT SORT=DISPLAY "), "{r:?}");
+}
+
+#[tokio::test]
 async fn condstore_and_qresync() {
     let mut c = Client::login(demo()).await;
     append_plain(&mut c, "a1", MSG).await;
