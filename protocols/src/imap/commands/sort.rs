@@ -10,7 +10,7 @@ use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::Charset;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use std::cmp::Ordering;
-use storage::mime::{Address, MessageFacts};
+use storage::mime::{Address, MessageFacts, MISSING_DOMAIN};
 use storage::MessageMeta;
 
 /// The values one message is sorted by; each is computed only if a criterion uses it.
@@ -184,38 +184,44 @@ fn sent_date(v: &[u8]) -> Option<i64> {
     d.is_valid().then(|| d.to_timestamp())
 }
 
-/// The first address's addr-mailbox, case-folded (RFC 5256 section 3: FROM, TO, CC); groups
-/// are skipped.
+/// The first address's addr-mailbox, case-folded (RFC 5256 section 3: FROM, TO, CC). A group
+/// that comes first gives its name, as Dovecot does (imaptest sort-addresses).
 fn addr_mailbox(list: &[Address]) -> String {
-    first_mailbox(list)
+    list.first()
         .and_then(|a| a.mailbox.as_deref())
-        .map(|m| decode_header_value(m).to_lowercase())
+        .map(|m| fold(&decode_header_value(m)))
         .unwrap_or_default()
 }
 
-/// RFC 5957: the first address's decoded display name, else its addr-spec, case-folded.
+/// Case folding for comparison: to upper case, as Dovecot's titlecase folding sorts ("_" and
+/// "[" after letters).
+fn fold(s: &str) -> String {
+    s.to_uppercase()
+}
+
+/// RFC 5957: the first address's decoded display name, else its addr-spec, case-folded; a
+/// group that comes first gives its name.
 fn display_name(list: &[Address]) -> String {
-    let Some(a) = first_mailbox(list) else {
+    let Some(a) = list.first() else {
         return String::new();
     };
     if let Some(n) = a.name.as_deref() {
         let n = decode_header_value(n);
         if !n.trim().is_empty() {
-            return n.to_lowercase();
+            return fold(&n);
         }
     }
     let mb = a.mailbox.as_deref().map(String::from_utf8_lossy);
-    let host = a.host.as_deref().map(String::from_utf8_lossy);
+    let host = a
+        .host
+        .as_deref()
+        .filter(|h| *h != MISSING_DOMAIN)
+        .map(String::from_utf8_lossy);
     match (mb, host) {
-        (Some(m), Some(h)) => format!("{m}@{h}").to_lowercase(),
-        (Some(m), None) => m.to_lowercase(),
+        (Some(m), Some(h)) => fold(&format!("{m}@{h}")),
+        (Some(m), None) => fold(&m),
         _ => String::new(),
     }
-}
-
-/// The first real mailbox: group start/end markers (no host) are skipped.
-fn first_mailbox(list: &[Address]) -> Option<&Address> {
-    list.iter().find(|a| a.host.is_some())
 }
 
 /// RFC 5256 section 2.1: the base subject of a decoded subject, case-folded.
@@ -228,12 +234,12 @@ pub(crate) fn base_subject(decoded: &str) -> String {
         }
         s.push_str(w);
     }
-    let mut s = s.to_lowercase();
+    let mut s = fold(&s);
     loop {
         // (2) trailing "(fwd)" and whitespace.
         loop {
             let t = s.trim_end();
-            if let Some(x) = t.strip_suffix("(fwd)") {
+            if let Some(x) = t.strip_suffix("(FWD)") {
                 s = x.to_string();
             } else {
                 s = t.to_string();
@@ -254,8 +260,8 @@ pub(crate) fn base_subject(decoded: &str) -> String {
             }
         }
         // (6) "[fwd: ...]" wrapper.
-        if s.starts_with("[fwd:") && s.ends_with(']') {
-            s = s["[fwd:".len()..s.len() - 1].to_string();
+        if let Some(inner) = s.strip_prefix("[FWD:").and_then(|r| r.strip_suffix(']')) {
+            s = inner.to_string();
             continue;
         }
         return s;
@@ -280,11 +286,11 @@ fn strip_leader(s: &str) -> &str {
     while let Some(r) = strip_blob(rest) {
         rest = r;
     }
-    let after = if let Some(r) = rest.strip_prefix("re") {
+    let after = if let Some(r) = rest.strip_prefix("RE") {
         r
-    } else if let Some(r) = rest.strip_prefix("fwd") {
+    } else if let Some(r) = rest.strip_prefix("FWD") {
         r
-    } else if let Some(r) = rest.strip_prefix("fw") {
+    } else if let Some(r) = rest.strip_prefix("FW") {
         r
     } else {
         return s;
@@ -309,26 +315,29 @@ mod tests {
 
     #[test]
     fn base_subject_follows_rfc5256() {
-        assert_eq!(base_subject("Re: hello"), "hello");
-        assert_eq!(base_subject("RE: Re: re:hello"), "hello");
-        assert_eq!(base_subject("Fwd: hello (fwd)"), "hello");
-        assert_eq!(base_subject("FW: hello (FWD)  (fwd) "), "hello");
-        assert_eq!(base_subject("[list] Re: hello"), "hello");
-        assert_eq!(base_subject("Re [list]: hello"), "hello");
-        assert_eq!(base_subject("[Fwd: Re: hello]"), "hello");
-        assert_eq!(base_subject("  hello \t  world  "), "hello world");
+        assert_eq!(base_subject("Re: hello"), "HELLO");
+        assert_eq!(base_subject("RE: Re: re:hello"), "HELLO");
+        assert_eq!(base_subject("Fwd: hello (fwd)"), "HELLO");
+        assert_eq!(base_subject("FW: hello (FWD)  (fwd) "), "HELLO");
+        assert_eq!(base_subject("[list] Re: hello"), "HELLO");
+        assert_eq!(base_subject("Re [list]: hello"), "HELLO");
+        assert_eq!(base_subject("[Fwd: Re: hello]"), "HELLO");
+        assert_eq!(base_subject("  hello \t  world  "), "HELLO WORLD");
         // A blob alone is the subject, not a leader to remove.
-        assert_eq!(base_subject("[only]"), "[only]");
-        assert_eq!(base_subject("Re: [only]"), "[only]");
+        assert_eq!(base_subject("[ONLY]"), "[ONLY]");
+        assert_eq!(base_subject("Re: [only]"), "[ONLY]");
         // "re" that is not followed by a colon is a word.
-        assert_eq!(base_subject("Reply needed"), "reply needed");
+        assert_eq!(base_subject("Reply needed"), "REPLY NEEDED");
         assert_eq!(base_subject(""), "");
+        // Upper-case folding puts "_" and "[" after letters, as Dovecot sorts.
+        assert!(base_subject("_") > base_subject("z"));
+        assert!(base_subject("[xyz]") > base_subject("z"));
     }
 
     #[test]
     fn base_subject_of_encoded_words() {
         let d = decode_header_value(b"=?utf-8?q?Re=3A_Gr=C3=BC=C3=9Fe?=");
-        assert_eq!(base_subject(&d), "grüße");
+        assert_eq!(base_subject(&d), "GRÜSSE");
     }
 
     fn addr(name: Option<&str>, mailbox: &str, host: Option<&str>) -> Address {
@@ -343,14 +352,22 @@ mod tests {
     #[test]
     fn addresses_use_the_first_mailbox() {
         let list = [
-            addr(None, "Group", None),
             addr(Some("Zed Person"), "Alice", Some("example.com")),
             addr(None, "bob", Some("example.com")),
         ];
-        assert_eq!(addr_mailbox(&list), "alice");
-        assert_eq!(display_name(&list), "zed person");
+        assert_eq!(addr_mailbox(&list), "ALICE");
+        assert_eq!(display_name(&list), "ZED PERSON");
         let bare = [addr(None, "Carol", Some("Example.org"))];
-        assert_eq!(display_name(&bare), "carol@example.org");
+        assert_eq!(display_name(&bare), "CAROL@EXAMPLE.ORG");
+        let no_host = [addr(None, "d", Some("MISSING_DOMAIN"))];
+        assert_eq!(display_name(&no_host), "D");
+        // A group first gives its name (as Dovecot sorts; imaptest sort-addresses).
+        let group = [
+            addr(None, "user2", None),
+            addr(None, "blah", Some("example.com")),
+        ];
+        assert_eq!(addr_mailbox(&group), "USER2");
+        assert_eq!(display_name(&group), "USER2");
         assert_eq!(addr_mailbox(&[]), "");
     }
 
