@@ -26,7 +26,8 @@ pub enum Kind {
     Codec(CommandBody<'static>),
     /// LIST and LSUB, always hand-parsed (LIST-EXTENDED options, several patterns).
     List(ListArgs),
-    /// SEARCH with `RETURN (...)` (ESEARCH); the search itself is a codec-parsed Search body.
+    /// SEARCH or SORT with `RETURN (...)` (ESEARCH, ESORT); the command itself is a
+    /// codec-parsed Search or Sort body.
     SearchReturn {
         options: Vec<String>,
         body: CommandBody<'static>,
@@ -181,14 +182,17 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
         return Ok(Some(Kind::List(args)));
     }
     let search_at = if cmd.atom_eq("UID") { 2 } else { 1 };
-    if toks.get(search_at).is_some_and(|t| t.atom_eq("SEARCH"))
+    // SORT RETURN is ESORT (RFC 5267): the same options, the same cut.
+    let is_sort = toks.get(search_at).is_some_and(|t| t.atom_eq("SORT"));
+    if (is_sort || toks.get(search_at).is_some_and(|t| t.atom_eq("SEARCH")))
         && toks.get(search_at + 1).is_some_and(|t| t.atom_eq("RETURN"))
     {
+        let name = if is_sort { "SORT" } else { "SEARCH" };
         let open = search_at + 2;
         if toks.get(open).map(|t| &t.tok) != Some(&Tok::Open) {
             return Err(bad(
                 msg,
-                "Error in IMAP command SEARCH: Invalid RETURN options.",
+                &format!("Error in IMAP command {name}: Invalid RETURN options."),
             ));
         }
         let mut options = Vec::new();
@@ -200,7 +204,7 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
                 _ => {
                     return Err(bad(
                         msg,
-                        "Error in IMAP command SEARCH: Invalid RETURN options.",
+                        &format!("Error in IMAP command {name}: Invalid RETURN options."),
                     ))
                 }
             }
@@ -211,7 +215,7 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
             if !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT") {
                 return Err(bad(
                     msg,
-                    &format!("Error in IMAP command SEARCH: Unknown RETURN option {o}."),
+                    &format!("Error in IMAP command {name}: Unknown RETURN option {o}."),
                 ));
             }
         }
@@ -488,6 +492,14 @@ mod tests {
         };
         assert_eq!(options, vec!["MIN", "COUNT"]);
         assert!(matches!(body, CommandBody::Search { uid: true, .. }));
+        let r = parse(b"s SORT RETURN (ALL) (REVERSE DATE) UTF-8 ALL\r\n").unwrap();
+        let Kind::SearchReturn { options, body } = r.kind else {
+            panic!()
+        };
+        assert_eq!(options, vec!["ALL"]);
+        assert!(matches!(body, CommandBody::Sort { uid: false, .. }));
+        let e = parse(b"s SORT RETURN (PARTIAL 1:2) (DATE) UTF-8 ALL\r\n").unwrap_err();
+        assert!(e.text.contains("IMAP command SORT: "), "{}", e.text);
         let r = parse(b"c CREATE Spam (USE (\\Junk))\r\n").unwrap();
         assert!(matches!(r.kind, Kind::CreateUse { .. }));
         let e = parse(b"c CREATE Spam (USE (\\Bogus))\r\n").unwrap_err();

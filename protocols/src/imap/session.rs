@@ -496,6 +496,7 @@ impl Session {
                 "ESEARCH",
                 "SORT",
                 "SORT=DISPLAY",
+                "ESORT",
                 "CONDSTORE",
                 "QRESYNC",
                 "STATUS=SIZE",

@@ -585,8 +585,13 @@ async fn sort_forms() {
         c.cmd("o6", "SORT (ARRIVAL) KOI8-R ALL").await,
         vec!["o6 NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset\r\n"]
     );
-    let r = c.cmd("o7", "CAPABILITY").await;
-    assert!(r[0].contains(" SORT SORT=DISPLAY "), "{r:?}");
+    assert_eq!(
+        c.cmd("o7", "UID SORT RETURN (MIN MAX ALL COUNT) (REVERSE DATE) UTF-8 ALL")
+            .await[0],
+        "* ESEARCH (TAG \"o7\") UID MIN 3 MAX 2 ALL 3,1:2 COUNT 3\r\n"
+    );
+    let r = c.cmd("o8", "CAPABILITY").await;
+    assert!(r[0].contains(" SORT SORT=DISPLAY ESORT "), "{r:?}");
 }
 
 #[tokio::test]

@@ -41,6 +41,9 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> (Reply, 
             if !selected {
                 return (not_selected, false);
             }
+            if matches!(body, CommandBody::Sort { .. }) {
+                return (sort::sort(s, body, Some(options)).await, false);
+            }
             (search::search(s, body, Some(options)).await, false)
         }
         Kind::MultiAppend { mailbox, messages } => {
@@ -115,7 +118,7 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> (Reply, 
             C::Expunge => (expunge::expunge(s, None).await, true),
             C::ExpungeUid { sequence_set } => (expunge::expunge(s, Some(sequence_set)).await, true),
             C::Search { .. } => (search::search(s, body, None).await, false),
-            C::Sort { .. } => (sort::sort(s, body).await, false),
+            C::Sort { .. } => (sort::sort(s, body, None).await, false),
             C::Fetch {
                 sequence_set,
                 macro_or_item_names,

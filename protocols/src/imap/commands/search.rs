@@ -209,7 +209,7 @@ pub(crate) async fn search(
 /// The MODSEQ of an ESEARCH reply (RFC 7162 3.1.5): with only MIN or only MAX, that
 /// message's; with only MIN and MAX, the higher of those two; otherwise the highest of every
 /// match. `hits` are (seq, uid, modseq) in ascending order; None when nothing matched.
-fn esearch_modseq(opts: &[String], hits: &[(u32, u32, u64)]) -> Option<u64> {
+pub(super) fn esearch_modseq(opts: &[String], hits: &[(u32, u32, u64)]) -> Option<u64> {
     let has = |o: &str| opts.iter().any(|x| x == o);
     let only_min_max = opts.iter().all(|o| o == "MIN" || o == "MAX");
     let first = hits.first()?.2;

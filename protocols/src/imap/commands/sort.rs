@@ -1,9 +1,10 @@
-//! SORT and UID SORT (RFC 5256) with the DISPLAY keys of RFC 5957. The search criteria are
-//! evaluated as SEARCH does; the matches are then ordered by the sort criteria, ties by
-//! sequence number. The sort keys come from the message's parsed envelope (cached facts), so
+//! SORT and UID SORT (RFC 5256) with the DISPLAY keys of RFC 5957, and ESORT's
+//! `RETURN (MIN MAX ALL COUNT)` (RFC 5267). The search criteria are evaluated as SEARCH does;
+//! the matches are then ordered by the sort criteria, ties by sequence number. The sort keys come from the message's parsed envelope (cached facts), so
 //! sorting by header reads no message body.
 
-use super::search::convert;
+use super::search::{convert, esearch_modseq};
+use crate::imap::format;
 use crate::imap::message::{self, decode_header_value, LazyContent, MessageCtx, SearchKey};
 use crate::imap::session::{Done, Reply, Session};
 use imap_codec::imap_types::command::CommandBody;
@@ -28,7 +29,12 @@ struct Keys {
     display_to: String,
 }
 
-pub(crate) async fn sort(s: &mut Session, body: CommandBody<'static>) -> Reply {
+/// `returns` is ESORT's RETURN options (already checked to be MIN, MAX, ALL, COUNT).
+pub(crate) async fn sort(
+    s: &mut Session,
+    body: CommandBody<'static>,
+    returns: Option<Vec<String>>,
+) -> Reply {
     let CommandBody::Sort {
         sort_criteria,
         charset,
@@ -69,7 +75,7 @@ pub(crate) async fn sort(s: &mut Session, body: CommandBody<'static>) -> Reply {
         .collect();
     let store = s.user_store()?;
     let crit = criteria.clone();
-    let mut hits: Vec<(Keys, u32)> = crate::blocking::run(move || {
+    let mut hits: Vec<(Keys, u32, u64)> = crate::blocking::run(move || {
         let max_seq = snapshot.len() as u32;
         let max_uid = snapshot.last().map(|m| m.1.uid).unwrap_or(0);
         let mut hits = Vec::new();
@@ -89,7 +95,7 @@ pub(crate) async fn sort(s: &mut Session, body: CommandBody<'static>) -> Reply {
                 } else {
                     None
                 };
-                hits.push((keys_of(*seq, meta, facts, &crit), meta.uid));
+                hits.push((keys_of(*seq, meta, facts, &crit), meta.uid, meta.modseq));
             }
         }
         hits
@@ -100,13 +106,74 @@ pub(crate) async fn sort(s: &mut Session, body: CommandBody<'static>) -> Reply {
         Done::No(crate::imap::session::SERVERBUG.into())
     })?;
     hits.sort_by(|a, b| compare(&a.0, &b.0, &criteria));
-    let mut line = String::from("SORT");
-    for (k, u) in &hits {
-        line.push(' ');
-        line.push_str(&(if uid { *u } else { k.seq }).to_string());
-    }
+    let nums: Vec<u32> = hits
+        .iter()
+        .map(|h| if uid { h.1 } else { h.0.seq })
+        .collect();
+    // (seq, uid, modseq) in sort order: ESORT's MIN and MAX are the first and last sorted.
+    let sorted: Vec<(u32, u32, u64)> = hits.iter().map(|h| (h.0.seq, h.1, h.2)).collect();
+    let line = match returns {
+        Some(opts) => {
+            let tag = s.current_tag.clone();
+            esort_line(&tag, uid, &opts, &nums, uses_modseq.then_some(&sorted[..]))
+        }
+        None => sort_line(&nums, uses_modseq.then_some(&sorted[..])),
+    };
     s.untagged(&line);
     Ok(Done::Ok("Sort completed.".into()))
+}
+
+/// `SORT n n ...`, with `(MODSEQ m)` when a MODSEQ criterion was used (RFC 7162 3.1.5).
+fn sort_line(nums: &[u32], modseq_of: Option<&[(u32, u32, u64)]>) -> String {
+    let mut line = String::from("SORT");
+    for n in nums {
+        line.push(' ');
+        line.push_str(&n.to_string());
+    }
+    if let Some(m) = modseq_of.and_then(|h| h.iter().map(|x| x.2).max()) {
+        line.push_str(&format!(" (MODSEQ {m})"));
+    }
+    line
+}
+
+/// RFC 5267 ESEARCH for SORT: MIN/MAX are the first/last in sort order, ALL keeps sort order
+/// (ranges only for ascending runs).
+fn esort_line(
+    tag: &str,
+    uid: bool,
+    opts: &[String],
+    nums: &[u32],
+    modseq_of: Option<&[(u32, u32, u64)]>,
+) -> String {
+    let mut opts = opts.to_vec();
+    if opts.is_empty() {
+        opts.push("ALL".into());
+    }
+    let has = |o: &str| opts.iter().any(|x| x == o);
+    let mut q = Vec::new();
+    format::string(&mut q, tag.as_bytes(), false);
+    let mut line = format!("ESEARCH (TAG {})", String::from_utf8_lossy(&q));
+    if uid {
+        line.push_str(" UID");
+    }
+    if let (Some(first), Some(last)) = (nums.first(), nums.last()) {
+        if has("MIN") {
+            line.push_str(&format!(" MIN {first}"));
+        }
+        if has("MAX") {
+            line.push_str(&format!(" MAX {last}"));
+        }
+        if has("ALL") {
+            line.push_str(&format!(" ALL {}", format::compact_set(nums)));
+        }
+    }
+    if has("COUNT") {
+        line.push_str(&format!(" COUNT {}", nums.len()));
+    }
+    if let Some(m) = modseq_of.and_then(|h| esearch_modseq(&opts, h)) {
+        line.push_str(&format!(" MODSEQ {m}"));
+    }
+    line
 }
 
 fn needs_facts(k: &SortKey) -> bool {
@@ -369,6 +436,31 @@ mod tests {
         assert_eq!(addr_mailbox(&group), "USER2");
         assert_eq!(display_name(&group), "USER2");
         assert_eq!(addr_mailbox(&[]), "");
+    }
+
+    #[test]
+    fn esort_lines_keep_sort_order() {
+        let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let nums = [5, 2, 3, 4, 1];
+        assert_eq!(
+            esort_line("t", false, &o(&["MIN", "MAX", "ALL", "COUNT"]), &nums, None),
+            "ESEARCH (TAG \"t\") MIN 5 MAX 1 ALL 5,2:4,1 COUNT 5"
+        );
+        assert_eq!(
+            esort_line("t", true, &o(&[]), &nums, None),
+            "ESEARCH (TAG \"t\") UID ALL 5,2:4,1"
+        );
+        assert_eq!(
+            esort_line("t", false, &o(&["MIN", "COUNT"]), &[], None),
+            "ESEARCH (TAG \"t\") COUNT 0"
+        );
+        let hits = [(2, 2, 9), (1, 1, 4)];
+        assert_eq!(
+            esort_line("t", false, &o(&["MIN"]), &[2, 1], Some(&hits)),
+            "ESEARCH (TAG \"t\") MIN 2 MODSEQ 9"
+        );
+        assert_eq!(sort_line(&[2, 1], Some(&hits)), "SORT 2 1 (MODSEQ 9)");
+        assert_eq!(sort_line(&[], None), "SORT");
     }
 
     #[test]
