@@ -338,7 +338,7 @@ pub(crate) fn base_subject(decoded: &str) -> String {
 /// One subj-blob at the start ("[" *BLOBCHAR "]" *WSP); returns what follows it.
 fn strip_blob(s: &str) -> Option<&str> {
     let rest = s.strip_prefix('[')?;
-    let end = rest.find(|c| c == ']' || c == '[')?;
+    let end = rest.find([']', '['])?;
     let after = rest.get(end..)?.strip_prefix(']')?;
     Some(after.trim_start())
 }
