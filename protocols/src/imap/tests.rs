@@ -550,7 +550,12 @@ async fn sort_forms() {
     let mut c = Client::login(demo()).await;
     // Base subjects: "hello", "apple", "hello"; senders alice, zed, bob; dates 05:00, 04:00,
     // none (internal date, now: the latest).
-    append_plain(&mut c, "a1", &MSG.replace("Subject: hello", "Subject: Re: [list] hello")).await;
+    append_plain(
+        &mut c,
+        "a1",
+        &MSG.replace("Subject: hello", "Subject: Re: [list] hello"),
+    )
+    .await;
     let m2 = MSG
         .replace("Subject: hello", "Subject: =?utf-8?q?Fwd=3A_Apple?= (fwd)")
         .replace("Alice <alice@", "\"Aaron\" <Zed@")
@@ -586,8 +591,11 @@ async fn sort_forms() {
         vec!["o6 NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset\r\n"]
     );
     assert_eq!(
-        c.cmd("o7", "UID SORT RETURN (MIN MAX ALL COUNT) (REVERSE DATE) UTF-8 ALL")
-            .await[0],
+        c.cmd(
+            "o7",
+            "UID SORT RETURN (MIN MAX ALL COUNT) (REVERSE DATE) UTF-8 ALL"
+        )
+        .await[0],
         "* ESEARCH (TAG \"o7\") UID MIN 3 MAX 2 ALL 3,1:2 COUNT 3\r\n"
     );
     let r = c.cmd("o8", "CAPABILITY").await;

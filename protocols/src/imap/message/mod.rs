@@ -33,5 +33,5 @@ pub use exercise::exercise;
 pub use search::{
     matches, LazyContent, MessageContent, MessageCtx, SearchKey, SeqBound, SequenceSet,
 };
-pub use text::decode_header_value;
 pub use section::{extract, extract_ref, Partial, SectionSpec, SectionText};
+pub use text::decode_header_value;
