@@ -45,6 +45,18 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
+    /// The mechanisms of an `auth_mechanisms` setting that we implement, in configured order,
+    /// without repeats; names we do not implement are left out.
+    pub fn select(names: &[String]) -> Vec<Mechanism> {
+        let mut out = Vec::new();
+        for m in names.iter().filter_map(|n| Mechanism::parse(n).ok()) {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
     /// Parses a mechanism name as a client sends it (case-insensitive).
     pub fn parse(name: &str) -> Result<Mechanism, SaslError> {
         if name.eq_ignore_ascii_case("PLAIN") {

@@ -71,15 +71,7 @@ impl Default for Pop3Config {
 impl Pop3Config {
     /// The configured mechanisms we implement, without repeats, in configured order.
     pub fn mechanisms(&self) -> Vec<Mechanism> {
-        let mut out = Vec::new();
-        for name in &self.auth_mechanisms {
-            if let Ok(m) = Mechanism::parse(name) {
-                if !out.contains(&m) {
-                    out.push(m);
-                }
-            }
-        }
-        out
+        Mechanism::select(&self.auth_mechanisms)
     }
 }
 
