@@ -82,6 +82,52 @@ pub(super) fn convert(k: &K<'_>, uses_modseq: &mut bool) -> SearchKey {
     }
 }
 
+/// SEARCH and SORT accept the charsets every string is decoded to anyway.
+pub(super) fn check_charset(cs: &Charset<'_>) -> Result<(), Done> {
+    let name = match cs {
+        Charset::Atom(a) => a.inner().to_string(),
+        Charset::Quoted(q) => q.inner().to_string(),
+    };
+    if name.eq_ignore_ascii_case("UTF-8") || name.eq_ignore_ascii_case("US-ASCII") {
+        Ok(())
+    } else {
+        Err(Done::No(
+            "[BADCHARSET (US-ASCII UTF-8)] Unsupported charset".into(),
+        ))
+    }
+}
+
+/// The criteria as one key, and whether it has a MODSEQ criterion, which enables CONDSTORE
+/// (RFC 7162 3.1) and adds the MODSEQ of the result.
+pub(super) fn criteria_key(s: &mut Session, criteria: &[K<'_>]) -> (SearchKey, bool) {
+    let mut uses_modseq = false;
+    let mut keys: Vec<SearchKey> = criteria
+        .iter()
+        .map(|k| convert(k, &mut uses_modseq))
+        .collect();
+    if uses_modseq {
+        s.enable_condstore();
+    }
+    let key = if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    };
+    (key, uses_modseq)
+}
+
+/// (sequence number, index entry, \Recent) of every message of the selected mailbox, for the
+/// blocking pool to search without holding the session.
+pub(super) fn snapshot(s: &Session) -> Result<Vec<(u32, MessageMeta, bool)>, Done> {
+    let sel = s.selected()?;
+    Ok(sel
+        .msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i as u32 + 1, m.meta.clone(), m.recent))
+        .collect())
+}
+
 pub(crate) async fn search(
     s: &mut Session,
     body: CommandBody<'static>,
@@ -98,37 +144,10 @@ pub(crate) async fn search(
         ));
     };
     if let Some(cs) = charset {
-        let name = match &cs {
-            Charset::Atom(a) => a.inner().to_string(),
-            Charset::Quoted(q) => q.inner().to_string(),
-        };
-        if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
-            return Err(Done::No(
-                "[BADCHARSET (US-ASCII UTF-8)] Unsupported charset".into(),
-            ));
-        }
+        check_charset(&cs)?;
     }
-    let mut uses_modseq = false;
-    let keys: Vec<SearchKey> = criteria
-        .as_ref()
-        .iter()
-        .map(|k| convert(k, &mut uses_modseq))
-        .collect();
-    let key = if keys.len() == 1 {
-        keys.into_iter().next().unwrap_or(SearchKey::All)
-    } else {
-        SearchKey::And(keys)
-    };
-    if uses_modseq {
-        s.enable_condstore();
-    }
-    let sel = s.selected()?;
-    let snapshot: Vec<(u32, MessageMeta, bool)> = sel
-        .msgs
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (i as u32 + 1, m.meta.clone(), m.recent))
-        .collect();
+    let (key, uses_modseq) = criteria_key(s, criteria.as_ref());
+    let snapshot = snapshot(s)?;
     let store = s.user_store()?;
     let hits: Vec<(u32, u32, u64)> = crate::blocking::run(move || {
         let max_seq = snapshot.len() as u32;

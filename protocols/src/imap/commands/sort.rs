@@ -3,12 +3,11 @@
 //! the matches are then ordered by the sort criteria, ties by sequence number. The sort keys come from the message's parsed envelope (cached facts), so
 //! sorting by header reads no message body.
 
-use super::search::{convert, esearch_modseq};
+use super::search::{check_charset, criteria_key, esearch_modseq, snapshot};
 use crate::imap::format;
-use crate::imap::message::{self, decode_header_value, LazyContent, MessageCtx, SearchKey};
+use crate::imap::message::{self, decode_header_value, LazyContent, MessageCtx};
 use crate::imap::session::{Done, Reply, Session};
 use imap_codec::imap_types::command::CommandBody;
-use imap_codec::imap_types::core::Charset;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use std::cmp::Ordering;
 use storage::mime::{Address, MessageFacts, MISSING_DOMAIN};
@@ -46,33 +45,10 @@ pub(crate) async fn sort(
             "Error in IMAP command SORT: Invalid arguments.".into(),
         ));
     };
-    let name = match &charset {
-        Charset::Atom(a) => a.inner().to_string(),
-        Charset::Quoted(q) => q.inner().to_string(),
-    };
-    if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
-        return Err(Done::No(
-            "[BADCHARSET (US-ASCII UTF-8)] Unsupported charset".into(),
-        ));
-    }
-    let mut uses_modseq = false;
-    let keys: Vec<SearchKey> = search_criteria
-        .as_ref()
-        .iter()
-        .map(|k| convert(k, &mut uses_modseq))
-        .collect();
-    let key = SearchKey::And(keys);
-    if uses_modseq {
-        s.enable_condstore();
-    }
+    check_charset(&charset)?;
+    let (key, uses_modseq) = criteria_key(s, search_criteria.as_ref());
     let criteria: Vec<SortCriterion> = sort_criteria.into_inner();
-    let sel = s.selected()?;
-    let snapshot: Vec<(u32, MessageMeta, bool)> = sel
-        .msgs
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (i as u32 + 1, m.meta.clone(), m.recent))
-        .collect();
+    let snapshot = snapshot(s)?;
     let store = s.user_store()?;
     let crit = criteria.clone();
     let mut hits: Vec<(Keys, u32, u64)> = crate::blocking::run(move || {
