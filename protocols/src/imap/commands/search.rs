@@ -3,13 +3,14 @@
 //! message module; this file converts imap-types' keys and writes the responses.
 
 use crate::imap::format;
-use crate::imap::message::{self, LazyContent, MessageCtx, SearchKey, SeqBound};
+use crate::imap::message::{self, LazyContent, MessageContent, MessageCtx, SearchKey, SeqBound};
 use crate::imap::session::{Done, Reply, Session};
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::Charset;
 use imap_codec::imap_types::search::SearchKey as K;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use storage::MessageMeta;
+use std::sync::Arc;
+use storage::{MessageMeta, UserStore};
 
 fn text(a: &impl AsRef<[u8]>) -> String {
     String::from_utf8_lossy(a.as_ref()).into_owned()
@@ -128,6 +129,58 @@ pub(super) fn snapshot(s: &Session) -> Result<Vec<(u32, MessageMeta, bool)>, Don
         .collect())
 }
 
+/// Calls `f` for every message of `snapshot` that matches `key`, in sequence order, with the
+/// message's content loaded lazily (a key on flags alone reads no message). SEARCH and SORT
+/// share this walk; it blocks on the store, so it runs on the blocking pool.
+pub(super) fn for_each_match(
+    snapshot: &[(u32, MessageMeta, bool)],
+    store: &Arc<UserStore>,
+    key: &SearchKey,
+    mut f: impl FnMut(u32, &MessageMeta, &dyn MessageContent),
+) {
+    let max_seq = snapshot.len() as u32;
+    let max_uid = snapshot.last().map(|m| m.1.uid).unwrap_or(0);
+    for (seq, meta, recent) in snapshot {
+        let object = meta.object;
+        let (st, st2) = (store.clone(), store.clone());
+        let content = LazyContent::new(
+            move || st.read_message(&object).ok(),
+            move || st2.facts(&object).ok(),
+        );
+        let ctx = MessageCtx::new(*seq, meta, *recent, max_seq, max_uid, &content);
+        if message::matches(key, &ctx) {
+            f(*seq, meta, &content);
+        }
+    }
+}
+
+/// [`for_each_match`] over the selected mailbox's snapshot on the blocking pool, collecting
+/// what `f` makes of each match. `command` names the command in the error log. The future
+/// owns what it needs (no borrow of the session is held across the await).
+pub(super) fn collect_matches<T: Send + 'static>(
+    s: &Session,
+    key: SearchKey,
+    command: &'static str,
+    mut f: impl FnMut(u32, &MessageMeta, &dyn MessageContent) -> T + Send + 'static,
+) -> impl std::future::Future<Output = Result<Vec<T>, Done>> + Send + 'static {
+    let taken = snapshot(s).and_then(|snap| Ok((snap, s.user_store()?)));
+    async move {
+        let (snapshot, store) = taken?;
+        crate::blocking::run(move || {
+            let mut out = Vec::new();
+            for_each_match(&snapshot, &store, &key, |seq, meta, content| {
+                out.push(f(seq, meta, content))
+            });
+            out
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!("{command} failed: {e}");
+            Done::No(crate::imap::session::SERVERBUG.into())
+        })
+    }
+}
+
 pub(crate) async fn search(
     s: &mut Session,
     body: CommandBody<'static>,
@@ -147,32 +200,10 @@ pub(crate) async fn search(
         check_charset(&cs)?;
     }
     let (key, uses_modseq) = criteria_key(s, criteria.as_ref());
-    let snapshot = snapshot(s)?;
-    let store = s.user_store()?;
-    let hits: Vec<(u32, u32, u64)> = crate::blocking::run(move || {
-        let max_seq = snapshot.len() as u32;
-        let max_uid = snapshot.last().map(|m| m.1.uid).unwrap_or(0);
-        let mut hits = Vec::new();
-        for (seq, meta, recent) in &snapshot {
-            let object = meta.object;
-            let st = store.clone();
-            let st2 = store.clone();
-            let content = LazyContent::new(
-                move || st.read_message(&object).ok(),
-                move || st2.facts(&object).ok(),
-            );
-            let ctx = MessageCtx::new(*seq, meta, *recent, max_seq, max_uid, &content);
-            if message::matches(&key, &ctx) {
-                hits.push((*seq, meta.uid, meta.modseq));
-            }
-        }
-        hits
+    let hits: Vec<(u32, u32, u64)> = collect_matches(s, key, "search", |seq, meta, _| {
+        (seq, meta.uid, meta.modseq)
     })
-    .await
-    .map_err(|e| {
-        tracing::error!("search failed: {e}");
-        Done::No(crate::imap::session::SERVERBUG.into())
-    })?;
+    .await?;
     let nums: Vec<u32> = hits.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
     let esearch = returns.is_some() || s.enabled.rev2;
     if esearch {

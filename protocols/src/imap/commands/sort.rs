@@ -3,9 +3,9 @@
 //! the matches are then ordered by the sort criteria, ties by sequence number. The sort keys come from the message's parsed envelope (cached facts), so
 //! sorting by header reads no message body.
 
-use super::search::{check_charset, criteria_key, esearch_modseq, snapshot};
+use super::search::{check_charset, collect_matches, criteria_key, esearch_modseq};
 use crate::imap::format;
-use crate::imap::message::{self, decode_header_value, LazyContent, MessageCtx};
+use crate::imap::message::decode_header_value;
 use crate::imap::session::{Done, Reply, Session};
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
@@ -48,39 +48,14 @@ pub(crate) async fn sort(
     check_charset(&charset)?;
     let (key, uses_modseq) = criteria_key(s, search_criteria.as_ref());
     let criteria: Vec<SortCriterion> = sort_criteria.into_inner();
-    let snapshot = snapshot(s)?;
-    let store = s.user_store()?;
     let crit = criteria.clone();
-    let mut hits: Vec<(Keys, u32, u64)> = crate::blocking::run(move || {
-        let max_seq = snapshot.len() as u32;
-        let max_uid = snapshot.last().map(|m| m.1.uid).unwrap_or(0);
-        let mut hits = Vec::new();
-        for (seq, meta, recent) in &snapshot {
-            let object = meta.object;
-            let st = store.clone();
-            let st2 = store.clone();
-            let content = LazyContent::new(
-                move || st.read_message(&object).ok(),
-                move || st2.facts(&object).ok(),
-            );
-            let ctx = MessageCtx::new(*seq, meta, *recent, max_seq, max_uid, &content);
-            if message::matches(&key, &ctx) {
-                use message::MessageContent;
-                let facts = if crit.iter().any(|c| needs_facts(&c.key)) {
-                    content.facts()
-                } else {
-                    None
-                };
-                hits.push((keys_of(*seq, meta, facts, &crit), meta.uid, meta.modseq));
-            }
-        }
-        hits
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!("sort failed: {e}");
-        Done::No(crate::imap::session::SERVERBUG.into())
-    })?;
+    let wants_facts = crit.iter().any(|c| needs_facts(&c.key));
+    let mut hits: Vec<(Keys, u32, u64)> =
+        collect_matches(s, key, "sort", move |seq, meta, content| {
+            let facts = if wants_facts { content.facts() } else { None };
+            (keys_of(seq, meta, facts, &crit), meta.uid, meta.modseq)
+        })
+        .await?;
     hits.sort_by(|a, b| compare(&a.0, &b.0, &criteria));
     let nums: Vec<u32> = hits
         .iter()
