@@ -751,6 +751,34 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
             }
             tx.put_mailbox(&mb);
         }
+        Op::AlignModseqs {
+            mailbox,
+            modseq,
+            messages,
+        } => {
+            let Some(mut mb) = tx.mailbox(mailbox)? else {
+                return Ok(());
+            };
+            // Never below what this node has shown its clients (invariant 3): a node that moved
+            // on since the resolver looked lands higher, and the next alignment check evens it.
+            let ms = (*modseq).max(mb.highestmodseq.saturating_add(1));
+            for g in messages {
+                let Some((mbid, uid)) = tx.get::<(MailboxId, u32)>(&k_guid(g))? else {
+                    continue; // expunged (or pending) here: nothing to align
+                };
+                if mbid != *mailbox {
+                    continue;
+                }
+                let Some(mut m) = tx.msg(mailbox, uid)? else {
+                    continue;
+                };
+                let old = m.meta.modseq;
+                m.meta.modseq = ms;
+                put_msg(tx, mailbox, &m, Some(old));
+            }
+            mb.highestmodseq = ms;
+            tx.put_mailbox(&mb);
+        }
     }
     Ok(())
 }

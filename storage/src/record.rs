@@ -102,6 +102,16 @@ pub enum Op {
         moves: Vec<(Guid, u32)>,
         modseq: u64,
     },
+    /// Merge resolution of modseqs: after two nodes applied the same records in different orders
+    /// (concurrent writes on both), the listed messages and the mailbox's HIGHESTMODSEQ take one
+    /// common modseq, `max(modseq, HIGHESTMODSEQ + 1)` on each node, so modseqs converge while
+    /// still only growing. Made only by the resolver (see `replication::policy`). Kept last:
+    /// bincode numbers variants by position, so older logs keep decoding.
+    AlignModseqs {
+        mailbox: MailboxId,
+        modseq: u64,
+        messages: Vec<Guid>,
+    },
 }
 
 impl Op {
@@ -120,6 +130,7 @@ impl Op {
             Op::Flags { .. } => "flags",
             Op::Expunge { .. } => "expunge",
             Op::Renumber { .. } => "renumber",
+            Op::AlignModseqs { .. } => "align-modseqs",
         }
     }
 }

@@ -751,6 +751,26 @@ impl UserStore {
             _ => Err(unexpected()),
         }
     }
+    /// Gives the listed messages of `mailbox` (those still live in it) and its HIGHESTMODSEQ one
+    /// common modseq, `max(min_modseq, HIGHESTMODSEQ + 1)`, as durable `Op::AlignModseqs`
+    /// record(s): the merge resolver's way to make modseqs converge after both nodes were
+    /// written. Returns the mailbox's HIGHESTMODSEQ afterwards, None if the mailbox is gone.
+    /// Durable on return (the group commit's log fdatasync, as every write).
+    pub fn align_modseqs(
+        &self,
+        mailbox: &MailboxId,
+        min_modseq: u64,
+        guids: &[Guid],
+    ) -> Result<Option<u64>> {
+        match self.submit(Req::Align {
+            mailbox: *mailbox,
+            modseq: min_modseq,
+            messages: guids.to_vec(),
+        })? {
+            Reply::Aligned(m) => Ok(m),
+            _ => Err(unexpected()),
+        }
+    }
     /// Pending UID conflicts of a mailbox.
     pub fn pending_conflicts(&self, mailbox: &str) -> Result<Vec<index::PendingEntry>> {
         let mb = self.mailbox_rec(mailbox)?;

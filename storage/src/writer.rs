@@ -71,6 +71,12 @@ pub(crate) enum Req {
     Resolve {
         mailbox: String,
     },
+    /// Writes `Op::AlignModseqs` (see `UserStore::align_modseqs`).
+    Align {
+        mailbox: MailboxId,
+        modseq: u64,
+        messages: Vec<Guid>,
+    },
 }
 
 pub(crate) enum Reply {
@@ -83,6 +89,7 @@ pub(crate) enum Reply {
     Applied(ApplyOutcome),
     Object(ObjectId),
     Resolved(Option<Record>),
+    Aligned(Option<u64>),
 }
 
 #[derive(Default)]
@@ -855,6 +862,37 @@ impl UserStore {
                     },
                 )?;
                 Ok(Reply::Resolved(Some(rec)))
+            }
+            Req::Align {
+                mailbox,
+                modseq,
+                messages,
+            } => {
+                if tx.mailbox(&mailbox)?.is_none() {
+                    return Ok(Reply::Aligned(None));
+                }
+                // Large lists become several records, like any change (each lands one above
+                // the previous, the same on every node).
+                let mut chunks: Vec<Vec<Guid>> =
+                    messages.chunks(CHUNK).map(<[Guid]>::to_vec).collect();
+                if chunks.is_empty() {
+                    chunks.push(Vec::new()); // HIGHESTMODSEQ alone differs
+                }
+                for messages in chunks {
+                    self.emit(
+                        tx,
+                        meta,
+                        b,
+                        Op::AlignModseqs {
+                            mailbox,
+                            modseq,
+                            messages,
+                        },
+                    )?;
+                }
+                Ok(Reply::Aligned(
+                    tx.mailbox(&mailbox)?.map(|mb| mb.highestmodseq),
+                ))
             }
         }
     }

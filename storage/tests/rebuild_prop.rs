@@ -17,6 +17,8 @@ enum Act {
     Expunge(usize, Vec<u32>),
     Subscribe(usize, bool),
     Purge,
+    /// A merge resolver's modseq alignment of some messages, `min_modseq` HIGHESTMODSEQ + n.
+    Align(usize, Vec<u32>, u8),
 }
 
 const NAMES: [&str; 7] = [
@@ -43,8 +45,10 @@ fn act() -> impl Strategy<Value = Act> {
         (mb.clone(), uids.clone(), 0u8..3, any::<u8>())
             .prop_map(|(m, u, mode, f)| Act::Flags(m, u, mode, f)),
         (mb.clone(), uids).prop_map(|(m, u)| Act::Expunge(m, u)),
-        (mb, any::<bool>()).prop_map(|(m, on)| Act::Subscribe(m, on)),
+        (mb.clone(), any::<bool>()).prop_map(|(m, on)| Act::Subscribe(m, on)),
         Just(Act::Purge),
+        (mb, prop::collection::vec(1u32..12, 0..4), 0u8..3)
+            .prop_map(|(m, u, n)| Act::Align(m, u, n)),
     ]
 }
 
@@ -79,6 +83,16 @@ fn run(u: &UserStore, a: &Act) {
         }
         Act::Expunge(m, uids) => u.expunge(NAMES[*m], uids).map(|_| ()),
         Act::Purge => u.purge().map(|_| ()),
+        Act::Align(m, uids, n) => u.mailbox(NAMES[*m]).and_then(|mb| {
+            let msgs = u.messages(NAMES[*m])?;
+            let guids: Vec<Guid> = msgs
+                .iter()
+                .filter(|x| uids.contains(&x.uid))
+                .map(|x| x.guid)
+                .collect();
+            u.align_modseqs(&mb.id, mb.highestmodseq + *n as u64, &guids)
+                .map(|_| ())
+        }),
         Act::Subscribe(m, on) => {
             if *on {
                 u.subscribe(NAMES[*m])
