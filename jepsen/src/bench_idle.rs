@@ -58,14 +58,27 @@ pub struct Args {
     /// process per connection) and print the memory of all its processes; 0 = skip.
     #[arg(long, default_value_t = 0)]
     pub compare_dovecot: usize,
+    /// Deliveries (one message to every user each), one after another: each waits until
+    /// every idling connection has seen the previous one's EXISTS, so every delivery meets
+    /// the whole fan-out of its own and none of the previous one's.
+    #[arg(long, default_value_t = 50)]
+    pub deliveries: u32,
     /// Keep the temporary directory (configs, logs, data) and print its path.
     #[arg(long)]
     pub keep: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if a.connections == 0 || a.users == 0 || a.source_addrs == 0 || a.parallel == 0 {
-        bail!("--connections, --users, --source-addrs and --parallel must be at least 1");
+    if a.connections == 0
+        || a.users == 0
+        || a.source_addrs == 0
+        || a.parallel == 0
+        || a.deliveries == 0
+    {
+        bail!(
+            "--connections, --users, --source-addrs, --parallel and --deliveries must be at \
+             least 1"
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(a.timeout_secs);
     // The client needs a socket per connection; the node also keeps two files open per
@@ -187,7 +200,7 @@ async fn measure(
         users: a.users,
         sources: a.source_addrs,
         login_slots: Semaphore::new(a.parallel),
-        exists: AtomicUsize::new(0),
+        exists: (0..a.deliveries).map(|_| AtomicUsize::new(0)).collect(),
         exists_notify: Notify::new(),
     });
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
@@ -267,19 +280,45 @@ async fn measure(
         idle_mem.pss_kib as f64 / idling as f64
     );
 
-    // Phase 2: one LMTP delivery, timed until every idling connection saw EXISTS.
-    let sent = deliver_to_all(server.lmtp_addr(), a.users, server.domain()).await?;
-    let ack = sent.acked.duration_since(sent.data_end);
-    let fanout_deadline = (Instant::now() + Duration::from_secs(120)).min(deadline);
-    loop {
-        let notified = shared.exists_notify.notified();
-        if shared.exists.load(Ordering::Acquire) >= idling {
-            break;
-        }
-        if tokio::time::timeout_at(fanout_deadline.into(), notified)
-            .await
-            .is_err()
-        {
+    // Phase 2: deliveries one after another, each timed until every idling connection saw
+    // its EXISTS. The LMTP client runs on its own thread and runtime, so its reply is not
+    // read behind this process's thousands of connection tasks.
+    let mut rounds: Vec<Round> = Vec::with_capacity(a.deliveries as usize);
+    for n in 1..=a.deliveries {
+        let (lmtp, users, domain) = (server.lmtp_addr(), a.users, server.domain().to_string());
+        let sent = tokio::task::spawn_blocking(move || -> Result<Delivery> {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("LMTP client runtime")?
+                .block_on(deliver_to_all(lmtp, users, &domain, n))
+        })
+        .await
+        .context("LMTP client thread")??;
+        let fanout_deadline = (Instant::now() + Duration::from_secs(120)).min(deadline);
+        let seen = &shared.exists[n as usize - 1];
+        let all_seen = loop {
+            let notified = shared.exists_notify.notified();
+            if seen.load(Ordering::Acquire) >= idling {
+                break Some(Instant::now());
+            }
+            if tokio::time::timeout_at(fanout_deadline.into(), notified)
+                .await
+                .is_err()
+            {
+                break None;
+            }
+        };
+        rounds.push(Round {
+            data_end: sent.data_end,
+            ack: sent.acked.duration_since(sent.data_end),
+        });
+        if all_seen.is_none() {
+            println!(
+                "{label}_delivery_{n}: only {} of {idling} idling connections got * {n} EXISTS \
+                 within the wait; stopping the deliveries",
+                seen.load(Ordering::Acquire)
+            );
             break;
         }
     }
@@ -287,14 +326,17 @@ async fn measure(
 
     // Phase 3: DONE + LOGOUT everywhere.
     finish_tx.send_replace(true);
-    let mut got: Vec<Duration> = Vec::with_capacity(idling);
+    // got[n - 1]: per connection, delivery n's end of DATA until its EXISTS.
+    let mut got: Vec<Vec<Duration>> = vec![Vec::with_capacity(idling); rounds.len()];
     let mut logged_out = 0usize;
     let end_deadline = (Instant::now() + Duration::from_secs(60)).min(deadline);
     loop {
         match tokio::time::timeout_at(end_deadline.into(), tasks.join_next()).await {
             Ok(Some(Ok(r))) => {
-                if let Some(t) = r.exists_at {
-                    got.push(t.saturating_duration_since(sent.data_end));
+                for (i, round) in rounds.iter().enumerate() {
+                    if let Some(t) = r.exists_at.get(i).copied().flatten() {
+                        got[i].push(t.saturating_duration_since(round.data_end));
+                    }
                 }
                 logged_out += usize::from(r.logged_out);
             }
@@ -307,29 +349,90 @@ async fn measure(
             }
         }
     }
-    got.sort();
+    let complete = got.iter().filter(|g| g.len() >= idling).count();
+    let mut acks: Vec<Duration> = rounds.iter().map(|r| r.ack).collect();
+    let mut last: Vec<Duration> = got.iter().filter_map(|g| g.iter().max().copied()).collect();
+    let mut every: Vec<Duration> = got.iter().flatten().copied().collect();
+    acks.sort();
+    last.sort();
+    every.sort();
     println!(
-        "{label}_fanout: {} of {idling} idling connections got * EXISTS; after the end of DATA: \
-         p50 {} ms, p99 {} ms, max {} ms (LMTP 250 after {:.1} ms)",
-        got.len(),
-        pct_ms(&got, 50.0),
-        pct_ms(&got, 99.0),
-        pct_ms(&got, 100.0),
-        ack.as_secs_f64() * 1000.0
+        "{label}_deliveries: {} ({complete} reached all {idling} idling connections); \
+         {} recipient(s) each",
+        rounds.len(),
+        a.users
     );
+    println!(
+        "{label}_lmtp_ack_ms (end of DATA until the last 250): p50 {} p99 {} max {}",
+        pct_ms(&acks, 50.0),
+        pct_ms(&acks, 99.0),
+        pct_ms(&acks, 100.0)
+    );
+    println!(
+        "{label}_last_idler_ms (end of DATA until the last connection's EXISTS, per delivery): \
+         p50 {} p99 {} max {}",
+        pct_ms(&last, 50.0),
+        pct_ms(&last, 99.0),
+        pct_ms(&last, 100.0)
+    );
+    println!(
+        "{label}_fanout_ms (end of DATA until each connection's EXISTS, all deliveries): p50 {} \
+         p99 {} max {}",
+        pct_ms(&every, 50.0),
+        pct_ms(&every, 99.0),
+        pct_ms(&every, 100.0)
+    );
+    if let Some(log) = server.delivery_log() {
+        let mut ms = delivery_times(&std::fs::read_to_string(log).unwrap_or_default());
+        ms.sort_unstable();
+        let p = |q: f64| -> String {
+            if ms.is_empty() {
+                return "-".into();
+            }
+            let rank = ((q / 100.0) * ms.len() as f64).ceil() as usize;
+            ms[rank.clamp(1, ms.len()) - 1].to_string()
+        };
+        println!(
+            "{label}_lmtp_delivery_time_ms (the node's own log, per recipient): {} lines, p50 {} \
+             p99 {} max {}",
+            ms.len(),
+            p(50.0),
+            p(99.0),
+            p(100.0)
+        );
+    }
     println!(
         "{label}_rss_after_fanout_mib: {:.1} (peak VmHWM {:.1})",
         kib_to_mib(after_mem.rss_kib),
         kib_to_mib(after_mem.hwm_kib)
     );
     println!("{label}_logged_out: {logged_out} of {idling}");
-    if got.len() < idling {
+    if complete < a.deliveries as usize {
         bail!(
-            "{} idling connections never got * EXISTS within the fan-out wait",
-            idling - got.len()
+            "{} of {} deliveries did not reach every idling connection within the fan-out wait",
+            a.deliveries as usize - complete,
+            a.deliveries
         );
     }
     Ok(())
+}
+
+/// One delivery of phase 2.
+struct Round {
+    data_end: Instant,
+    ack: Duration,
+}
+
+/// `delivery_time=N` (ms) of every `saved mail` line of the node's LMTP log: the server's own
+/// view of a delivery, from the recipient's start to its durable commit.
+fn delivery_times(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains("saved mail to"))
+        .filter_map(|l| {
+            let v = l.split("delivery_time=").nth(1)?;
+            v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        })
+        .collect()
 }
 
 fn pct_ms(sorted: &[Duration], p: f64) -> String {
@@ -352,12 +455,14 @@ struct Shared {
     users: usize,
     sources: u8,
     login_slots: Semaphore,
-    exists: AtomicUsize,
+    /// `exists[n - 1]`: connections that have seen `* n EXISTS` (delivery n).
+    exists: Vec<AtomicUsize>,
     exists_notify: Notify,
 }
 
 struct ConnResult {
-    exists_at: Option<Instant>,
+    /// `exists_at[n - 1]`: when `* n EXISTS` arrived.
+    exists_at: Vec<Option<Instant>>,
     logged_out: bool,
 }
 
@@ -370,7 +475,7 @@ async fn connection(
     mut finish: watch::Receiver<bool>,
 ) -> ConnResult {
     let mut out = ConnResult {
-        exists_at: None,
+        exists_at: vec![None; shared.exists.len()],
         logged_out: false,
     };
     let mut c = match establish(i, &shared).await {
@@ -386,13 +491,19 @@ async fn connection(
     loop {
         tokio::select! {
             line = c.line() => match line {
-                Ok(l) if is_new_exists(&l) => {
-                    out.exists_at = Some(Instant::now());
-                    shared.exists.fetch_add(1, Ordering::AcqRel);
-                    shared.exists_notify.notify_one();
-                    break;
+                Ok(l) => if let Some(n) = new_exists(&l) {
+                    let at = Instant::now();
+                    // Each delivery adds one message to every INBOX: `* n EXISTS` is delivery n.
+                    if let Some(slot) = out.exists_at.get_mut(n as usize - 1) {
+                        slot.get_or_insert(at);
+                        shared.exists[n as usize - 1].fetch_add(1, Ordering::AcqRel);
+                        shared.exists_notify.notify_one();
+                    }
+                    if n as usize >= shared.exists.len() {
+                        break;
+                    }
                 }
-                Ok(_) => {} // "* OK Still here", "* 1 RECENT", ...
+                // "* OK Still here", "* 1 RECENT", ... are skipped above.
                 Err(_) => return out,
             },
             _ = finish.wait_for(|f| *f) => break,
@@ -412,13 +523,18 @@ async fn connection(
     out
 }
 
-/// `* N EXISTS` with N > 0: the mailbox starts empty, so this is the delivery.
-fn is_new_exists(line: &str) -> bool {
+/// N of `* N EXISTS` with N > 0: the mailbox starts empty, so this is delivery N.
+fn new_exists(line: &str) -> Option<u32> {
     let mut w = line.split_ascii_whitespace();
-    matches!(
-        (w.next(), w.next().and_then(|n| n.parse::<u32>().ok()), w.next(), w.next()),
-        (Some("*"), Some(n), Some(e), None) if n > 0 && e.eq_ignore_ascii_case("EXISTS")
-    )
+    match (
+        w.next(),
+        w.next().and_then(|n| n.parse::<u32>().ok()),
+        w.next(),
+        w.next(),
+    ) {
+        (Some("*"), Some(n), Some(e), None) if n > 0 && e.eq_ignore_ascii_case("EXISTS") => Some(n),
+        _ => None,
+    }
 }
 
 async fn establish(i: usize, shared: &Shared) -> Result<Conn> {
@@ -543,12 +659,14 @@ const RCPTS_PER_TRANSACTION: usize = 50;
 /// One message to every generated user: transactions of [`RCPTS_PER_TRANSACTION`] recipients
 /// on concurrent LMTP connections. The clock starts at the first end of DATA and the
 /// acknowledgement is the last transaction's last reply.
-async fn deliver_to_all(addr: SocketAddr, users: usize, domain: &str) -> Result<Delivery> {
+/// `n` numbers the delivery: its Message-ID differs from every other delivery's, so the
+/// node's duplicate suppression (same Message-ID, sender, recipient and body) saves each.
+async fn deliver_to_all(addr: SocketAddr, users: usize, domain: &str, n: u32) -> Result<Delivery> {
     let names: Vec<String> = (0..users).map(user_name).collect();
     let mut set = tokio::task::JoinSet::new();
     for chunk in names.chunks(RCPTS_PER_TRANSACTION) {
         let rcpts: Vec<String> = chunk.iter().map(|u| format!("{u}@{domain}")).collect();
-        set.spawn(lmtp_deliver(addr, rcpts));
+        set.spawn(lmtp_deliver(addr, rcpts, n));
     }
     let mut all: Option<Delivery> = None;
     while let Some(r) = set.join_next().await {
@@ -565,7 +683,7 @@ async fn deliver_to_all(addr: SocketAddr, users: usize, domain: &str) -> Result<
 }
 
 /// One LMTP transaction delivering the benchmark message to `rcpts`.
-async fn lmtp_deliver(addr: SocketAddr, rcpts: Vec<String>) -> Result<Delivery> {
+async fn lmtp_deliver(addr: SocketAddr, rcpts: Vec<String>, n: u32) -> Result<Delivery> {
     let fut = async {
         let s = TcpStream::connect(addr).await.context("connect LMTP")?;
         let mut c = Conn::new(s);
@@ -580,9 +698,11 @@ async fn lmtp_deliver(addr: SocketAddr, rcpts: Vec<String>) -> Result<Delivery> 
         }
         c.send("DATA").await?;
         smtp_reply(&mut c, "354").await.context("DATA")?;
-        let msg = "From: bench@example.com\r\nTo: idle@example.org\r\n\
-                   Subject: idle fan-out\r\nMessage-ID: <idle-fanout@bench>\r\n\r\n\
-                   One message to wake every idling client.\r\n.\r\n";
+        let msg = format!(
+            "From: bench@example.com\r\nTo: idle@example.org\r\n\
+             Subject: idle fan-out {n}\r\nMessage-ID: <idle-fanout-{n}@bench>\r\n\r\n\
+             One message to wake every idling client.\r\n.\r\n"
+        );
         c.io.get_mut()
             .write_all(msg.as_bytes())
             .await
@@ -640,6 +760,10 @@ trait Server: Sync {
     /// Domain of the LMTP recipients (`user@domain`).
     fn domain(&self) -> &str;
     fn rss(&self) -> Result<Mem>;
+    /// The log whose LMTP lines carry `delivery_time=` (ours); None where there is none.
+    fn delivery_log(&self) -> Option<&Path> {
+        None
+    }
 }
 
 /// VmRSS / VmHWM / Threads of one process from /proc/PID/status.
@@ -807,6 +931,9 @@ impl Server for NodeProc {
     }
     fn rss(&self) -> Result<Mem> {
         proc_status(self.pid)
+    }
+    fn delivery_log(&self) -> Option<&Path> {
+        Some(&self.log)
     }
 }
 
@@ -1120,13 +1247,22 @@ mod tests {
 
     #[test]
     fn exists_line_is_recognised_only_for_a_delivery() {
-        assert!(is_new_exists("* 1 EXISTS"));
-        assert!(is_new_exists("* 12 exists"));
-        assert!(!is_new_exists("* 0 EXISTS"));
-        assert!(!is_new_exists("* 1 RECENT"));
-        assert!(!is_new_exists("* OK Still here"));
-        assert!(!is_new_exists("* 1 EXISTS extra"));
-        assert!(!is_new_exists("* x EXISTS"));
+        assert_eq!(new_exists("* 1 EXISTS"), Some(1));
+        assert_eq!(new_exists("* 12 exists"), Some(12));
+        assert_eq!(new_exists("* 0 EXISTS"), None);
+        assert_eq!(new_exists("* 1 RECENT"), None);
+        assert_eq!(new_exists("* OK Still here"), None);
+        assert_eq!(new_exists("* 1 EXISTS extra"), None);
+        assert_eq!(new_exists("* x EXISTS"), None);
+    }
+
+    #[test]
+    fn delivery_times_come_from_saved_mail_lines_only() {
+        let log = "2026 INFO lmtp: msgid=<a>: from=<b>, size=1, session=<x>, delivery_time=12: \
+                   saved mail to INBOX\n\
+                   2026 INFO lmtp: delivery_time=7: duplicate delivery, already saved to INBOX as uid 1\n\
+                   2026 INFO lmtp: delivery_time=3: saved mail to Spam\n";
+        assert_eq!(delivery_times(log), vec![12, 3]);
     }
 
     #[test]

@@ -27,6 +27,14 @@ fn up(c: char) -> char {
     c.to_ascii_uppercase()
 }
 
+/// A value as imaptest compares it: up to its first NUL. imaptest holds every argument as a C
+/// string (test-parser.c copies the script's arguments with p_strdup; test-exec.c compares
+/// with strcmp/strcasecmp and walks patterns to the NUL), so a binary literal's bytes after a
+/// NUL never take part in a match, on either side.
+fn c_string(s: &str) -> &str {
+    s.split('\0').next().unwrap_or("")
+}
+
 fn is_var_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
@@ -283,7 +291,7 @@ impl Vars {
                     }
                 }
                 other => {
-                    let ms = other.astring().unwrap_or("");
+                    let ms = c_string(other.astring().unwrap_or(""));
                     if ms == "$" && a.get(ai).is_some_and(|x| x.list().is_some()) {
                         // "$" skips over a whole list
                     } else if ms == "$]" {
@@ -295,7 +303,7 @@ impl Vars {
                             ai += 1;
                         }
                     } else {
-                        let Some(astr) = a.get(ai).and_then(Arg::astring) else {
+                        let Some(astr) = a.get(ai).and_then(Arg::astring).map(c_string) else {
                             return ret;
                         };
                         let pc: Vec<char> = ms.chars().collect();
@@ -650,6 +658,35 @@ mod tests {
             "1 FETCH (MODSEQ (1))"
         ));
         assert_eq!(v.get("modseq5"), Some("1"));
+    }
+
+    #[test]
+    fn literals_compare_up_to_the_first_nul_as_in_imaptest() {
+        // Both sides tokenized alike (the script's multi-line literal is already `~{N}` here).
+        let same = |want: &str, got: &str| {
+            let want = args::parse(want.as_bytes()).unwrap();
+            let got = args::parse(got.as_bytes()).unwrap();
+            Vars::default().match_args(&want, &got, FULL, false) == FULL
+        };
+        // append-binary: 7 bytes appended, the script's expectation parses to 6; both start
+        // with NUL, so imaptest compares two empty C strings.
+        assert!(same(
+            "1 FETCH (BINARY.SIZE[1] 7 BINARY[1] ~{6}\r\n\0-x\n\r\n)",
+            "1 FETCH (BINARY.SIZE[1] 7 BINARY[1] ~{7}\r\n\0-x\n\r\n\n)"
+        ));
+        // Before the NUL the bytes still count; after it they do not.
+        assert!(!same(
+            "1 FETCH (BINARY[1] ~{3}\r\nab\0)",
+            "1 FETCH (BINARY[1] ~{3}\r\nax\0)"
+        ));
+        assert!(same(
+            "1 FETCH (BINARY[1] ~{3}\r\nab\0)",
+            "1 FETCH (BINARY[1] ~{4}\r\nab\0c)"
+        ));
+        assert!(!same(
+            "1 FETCH (BINARY[1] ~{2}\r\nab)",
+            "1 FETCH (BINARY[1] ~{3}\r\nabc)"
+        ));
     }
 
     #[test]
