@@ -10,6 +10,7 @@ pub mod certs;
 pub mod conn;
 pub mod error;
 mod exchange;
+pub mod pacing;
 pub mod policy;
 mod receiver;
 pub mod replicator;
@@ -23,6 +24,7 @@ pub mod validate;
 pub mod wire;
 
 pub use error::{ReplError, Result};
+pub use pacing::{ClientLoad, PacingConfig, PacingStatus};
 pub use replicator::{
     Durability, Handle, PeerConfig, PeerStatus, ReplicaWait, ReplicationConfig, ReplicationStatus,
     Replicator, UserLag,

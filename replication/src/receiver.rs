@@ -264,6 +264,10 @@ async fn handle(
         }
         Message::Records { user, records } => {
             let u = open(sh, &user).await?;
+            // A big frame is a peer's catch-up: its apply (decode, checks, the store's write
+            // and fsync) yields to this node's busy clients, bounded (see `pacing`). The peer
+            // waits for the Ack meanwhile.
+            sh.pacer.before_apply(records.len()).await;
             let objects = held.take_for(&user);
             match soft(apply_checked(&sh.store, &u, &user, &records, objects, resolve).await)? {
                 Ok((applied, recs, resolved)) => {

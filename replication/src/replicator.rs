@@ -57,6 +57,11 @@ pub struct ReplicationConfig {
     pub reply_timeout: Duration,
     /// Connections per peer; users are spread over them by hash.
     pub lanes: usize,
+    /// How busy this node's clients are (the node passes its count of client store calls in
+    /// flight): catch-up yields to them, see [`crate::pacing`].
+    pub client_load: crate::pacing::ClientLoad,
+    /// Whether and how catch-up batches yield to clients.
+    pub pacing: crate::pacing::PacingConfig,
 }
 
 impl ReplicationConfig {
@@ -82,6 +87,8 @@ impl ReplicationConfig {
             keepalive: Duration::from_secs(5),
             reply_timeout: Duration::from_secs(60),
             lanes: 4,
+            client_load: crate::pacing::ClientLoad::none(),
+            pacing: crate::pacing::PacingConfig::default(),
         }
     }
 }
@@ -122,6 +129,9 @@ pub(crate) struct Lane {
     pub connected: AtomicBool,
     pub queue: Mutex<DirtyQueue>,
     pub wake: Notify,
+    /// Users whose last batch on this lane was cut (the peer is more than a batch behind):
+    /// their next batch is catch-up and yields to clients.
+    pub catching_up: Mutex<HashSet<String>>,
 }
 
 pub(crate) struct PeerState {
@@ -183,6 +193,8 @@ pub(crate) struct Shared {
     pub degraded_events: AtomicU64,
     pub conflicts_resolved: AtomicU64,
     pub refused_frames: AtomicU64,
+    /// Catch-up yielding to clients, and its counters.
+    pub pacer: crate::pacing::Pacer,
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -295,6 +307,9 @@ pub struct ReplicationStatus {
     pub refused_frames: u64,
     pub users_tracked: usize,
     pub peers: Vec<PeerStatus>,
+    /// How much catch-up was held back for this node's clients.
+    #[serde(default)]
+    pub pacing: crate::pacing::PacingStatus,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -372,6 +387,7 @@ impl Replicator {
                                     connected: AtomicBool::new(false),
                                     queue: Mutex::new(DirtyQueue::default()),
                                     wake: Notify::new(),
+                                    catching_up: Mutex::new(HashSet::new()),
                                 })
                             })
                             .collect(),
@@ -386,6 +402,7 @@ impl Replicator {
                 )
             })
             .collect();
+        let pacer = crate::pacing::Pacer::new(cfg.pacing.clone(), cfg.client_load.clone());
         let shared = Arc::new(Shared {
             cfg,
             store,
@@ -398,6 +415,7 @@ impl Replicator {
             degraded_events: AtomicU64::new(0),
             conflicts_resolved: AtomicU64::new(0),
             refused_frames: AtomicU64::new(0),
+            pacer,
         });
         tracing::info!(
             node = shared.cfg.node_id,
@@ -570,6 +588,7 @@ impl Handle {
             refused_frames: sh.refused_frames.load(Ordering::Relaxed),
             users_tracked,
             peers,
+            pacing: sh.pacer.counters.status(sh.cfg.pacing.enabled),
         }
     }
 
@@ -610,6 +629,14 @@ impl Handle {
             );
         }
         Ok(out)
+    }
+
+    /// How much catch-up was held back for clients (cheap: atomics; for `/metrics`).
+    pub fn pacing(&self) -> crate::pacing::PacingStatus {
+        self.shared
+            .pacer
+            .counters
+            .status(self.shared.cfg.pacing.enabled)
     }
 
     /// Stops every task (listener, shippers, sessions) and waits for them.

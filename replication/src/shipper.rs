@@ -195,13 +195,17 @@ async fn ship_user(
             v
         }
     };
+    // Catch-up (the previous batch was cut) yields to busy clients, bounded; the live stream
+    // ships at once (see `pacing`).
+    let catch_up = lane.catching_up.lock().contains(user);
+    let plan = sh.pacer.before_batch(catch_up, sh.cfg.batch_records).await;
     let mut last = None;
     let pushed = push_batch(
         conn,
         &u,
         user,
         &have,
-        sh.cfg.batch_records,
+        plan.records,
         sh.cfg.batch_bytes,
         sh.cfg.reply_timeout,
         |recs| {
@@ -232,8 +236,10 @@ async fn ship_user(
         sh.acks.send_modify(|n| *n += 1);
     }
     if pushed.more {
+        lane.catching_up.lock().insert(user.to_string());
         lane.queue.lock().push(user);
     } else {
+        lane.catching_up.lock().remove(user);
         peer.lag.lock().remove(user);
     }
     Ok(())

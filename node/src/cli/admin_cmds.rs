@@ -317,6 +317,18 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
                     );
                 }
             }
+            let y = &st.pacing;
+            println!(
+                "yield to clients={} catch_up_batches={} delayed={} shrunk={} yield_seconds={:.3} \
+                 applies_delayed={} apply_yield_seconds={:.3}",
+                y.enabled,
+                y.catch_up_batches,
+                y.catch_up_batches_delayed,
+                y.catch_up_batches_shrunk,
+                y.yield_seconds,
+                y.applies_delayed,
+                y.apply_yield_seconds
+            );
             Ok(0)
         }
         other => anyhow::bail!("not an admin command: {other:?}"),

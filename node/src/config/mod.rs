@@ -165,6 +165,11 @@ pub struct ClusterSettings {
     pub peers: Vec<PeerConfig>,
     pub durability: Durability,
     pub replication_sync_timeout: DurationSetting,
+    /// Catch-up replication (a peer more than one batch behind) yields to this node's busy
+    /// clients; live replication never waits. `false` ships catch-up flat out.
+    pub replication_yield: bool,
+    /// Longest one catch-up batch waits for busy clients (the drain's floor rate).
+    pub replication_yield_max_wait: DurationSetting,
     /// Cluster CA and this node's certificate (`node cluster init` / `node cluster cert`).
     pub certs_dir: PathBuf,
 }
@@ -177,6 +182,8 @@ impl Default for ClusterSettings {
             peers: Vec::new(),
             durability: Durability::Local,
             replication_sync_timeout: DurationSetting(Duration::from_secs(2)),
+            replication_yield: true,
+            replication_yield_max_wait: DurationSetting(Duration::from_millis(25)),
             certs_dir: PathBuf::new(),
         }
     }

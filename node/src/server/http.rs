@@ -56,6 +56,19 @@ impl HealthState {
         metrics::counter!("node_store_records_total").absolute(c.records.load(Relaxed));
         metrics::counter!("node_store_fsyncs_total").absolute(self.store.fsyncs());
         metrics::gauge!("node_uptime_seconds").set(self.started.elapsed().as_secs_f64());
+        if let Some(p) = self.hooks.replication().map(|h| h.pacing()) {
+            // How much replication catch-up was held back for clients (issue 6).
+            metrics::counter!("node_replication_catch_up_batches_total")
+                .absolute(p.catch_up_batches);
+            metrics::counter!("node_replication_catch_up_batches_delayed_total")
+                .absolute(p.catch_up_batches_delayed);
+            metrics::counter!("node_replication_catch_up_batches_shrunk_total")
+                .absolute(p.catch_up_batches_shrunk);
+            metrics::gauge!("node_replication_yield_seconds_total").set(p.yield_seconds);
+            metrics::counter!("node_replication_applies_delayed_total").absolute(p.applies_delayed);
+            metrics::gauge!("node_replication_apply_yield_seconds_total")
+                .set(p.apply_yield_seconds);
+        }
         self.metrics.render()
     }
 
