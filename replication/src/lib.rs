@@ -6,6 +6,7 @@
 //! `sync_user`, `track_user`, `shutdown`); [`sync::sync_user_with_store`] for `node sync` when the
 //! server is not running; [`certs::init_ca`] / [`certs::issue_node_cert`] for `node cluster`.
 
+mod align;
 pub mod certs;
 pub mod conn;
 pub mod error;

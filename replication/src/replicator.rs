@@ -193,6 +193,10 @@ pub(crate) struct Shared {
     pub degraded_events: AtomicU64,
     pub conflicts_resolved: AtomicU64,
     pub refused_frames: AtomicU64,
+    /// Modseq alignment (resolver only): the last check per peer and user, and counters.
+    pub align: crate::align::AlignState,
+    pub modseq_checks: AtomicU64,
+    pub modseqs_aligned: AtomicU64,
     /// Catch-up yielding to clients, and its counters.
     pub pacer: crate::pacing::Pacer,
 }
@@ -307,6 +311,12 @@ pub struct ReplicationStatus {
     pub refused_frames: u64,
     pub users_tracked: usize,
     pub peers: Vec<PeerStatus>,
+    /// Modseq comparisons with a peer after records of two origins were applied (resolver).
+    #[serde(default)]
+    pub modseq_checks: u64,
+    /// `AlignModseqs` records written (one per mailbox whose modseqs differed from a peer's).
+    #[serde(default)]
+    pub modseqs_aligned: u64,
     /// How much catch-up was held back for this node's clients.
     #[serde(default)]
     pub pacing: crate::pacing::PacingStatus,
@@ -415,6 +425,9 @@ impl Replicator {
             degraded_events: AtomicU64::new(0),
             conflicts_resolved: AtomicU64::new(0),
             refused_frames: AtomicU64::new(0),
+            align: Default::default(),
+            modseq_checks: AtomicU64::new(0),
+            modseqs_aligned: AtomicU64::new(0),
             pacer,
         });
         tracing::info!(
@@ -588,6 +601,8 @@ impl Handle {
             refused_frames: sh.refused_frames.load(Ordering::Relaxed),
             users_tracked,
             peers,
+            modseq_checks: sh.modseq_checks.load(Ordering::Relaxed),
+            modseqs_aligned: sh.modseqs_aligned.load(Ordering::Relaxed),
             pacing: sh.pacer.counters.status(sh.cfg.pacing.enabled),
         }
     }

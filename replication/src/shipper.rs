@@ -241,6 +241,8 @@ async fn ship_user(
     } else {
         lane.catching_up.lock().remove(user);
         peer.lag.lock().remove(user);
+        // Nothing more to push: the resolver evens modseqs if both nodes were written.
+        crate::align::after_ship(sh, peer.id, conn, &u, user, &have).await?;
     }
     Ok(())
 }

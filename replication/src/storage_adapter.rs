@@ -3,7 +3,9 @@
 use crate::store_api::{digest_of, Applied, MailboxDigest, MessageKey, ReplicaStore, ReplicaUser};
 use std::sync::Arc;
 use storage::record::Record;
-use storage::{HlcTime, MailboxId, NodeId, ObjectId, Store, StoreError, UserStore, VersionVector};
+use storage::{
+    Guid, HlcTime, MailboxId, NodeId, ObjectId, Store, StoreError, UserStore, VersionVector,
+};
 
 pub struct StorageReplica(pub Arc<Store>);
 pub struct StorageUser(pub Arc<UserStore>);
@@ -66,6 +68,15 @@ impl ReplicaUser for StorageUser {
             .ok_or_else(|| StoreError::NoSuchMailbox(mailbox.to_hex()))?;
         self.0.resolve_conflicts(&name).map(|_| ())
     }
+    fn align_modseqs(
+        &self,
+        mailbox: MailboxId,
+        min_modseq: u64,
+        guids: &[Guid],
+    ) -> Result<Option<u64>, StoreError> {
+        // By GUID: a rename meanwhile changes nothing; a deleted mailbox is simply None.
+        self.0.align_modseqs(&mailbox, min_modseq, guids)
+    }
     fn has_object(&self, id: &ObjectId) -> Result<bool, StoreError> {
         self.0.has_object(id)
     }
@@ -84,7 +95,13 @@ impl ReplicaUser for StorageUser {
             .into_iter()
             .map(|mb| {
                 let msgs = listing(&self.0, &mb.name)?;
-                Ok(digest_of(mb.id, &mb.name, mb.uidvalidity, &msgs))
+                Ok(digest_of(
+                    mb.id,
+                    &mb.name,
+                    mb.uidvalidity,
+                    mb.highestmodseq,
+                    &msgs,
+                ))
             })
             .collect()
     }
@@ -113,6 +130,7 @@ fn listing(u: &UserStore, name: &str) -> Result<Vec<MessageKey>, StoreError> {
                 uid: m.uid,
                 guid: m.guid,
                 flags,
+                modseq: m.modseq,
             }
         })
         .collect())

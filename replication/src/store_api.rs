@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use storage::record::Record;
-use storage::{HlcTime, MailboxId, NodeId, ObjectId, StoreError, VersionVector};
+use storage::{Guid, HlcTime, MailboxId, NodeId, ObjectId, StoreError, VersionVector};
 
 /// What applying a batch of remote records did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,23 +17,39 @@ pub struct Applied {
     pub conflicts: Vec<MailboxId>,
 }
 
-/// One message as `--full` compares it: what every node must agree on.
+/// One message as `--full` and the modseq alignment compare it: what every node must agree on.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct MessageKey {
     pub uid: u32,
     pub guid: storage::Guid,
     /// Flags in IMAP spelling, sorted.
     pub flags: Vec<String>,
+    pub modseq: u64,
 }
 
-/// A mailbox's identity and a hash over its messages' (UID, GUID, flags) in UID order.
+/// A mailbox's identity and hashes over its messages in UID order: `hash` over (UID, GUID,
+/// flags), `modseq_hash` over (UID, modseq). Two hashes, so a difference only in modseqs (which
+/// the resolver aligns, see [`crate::align`]) is told from real divergence without a listing.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MailboxDigest {
     pub mailbox: MailboxId,
     pub name: String,
     pub uidvalidity: u32,
+    pub highestmodseq: u64,
     pub messages: u32,
     pub hash: [u8; 32],
+    pub modseq_hash: [u8; 32],
+}
+
+impl MailboxDigest {
+    /// Same messages (UID, GUID, flags) and mailbox identity; modseqs aside.
+    pub fn same_content(&self, other: &MailboxDigest) -> bool {
+        self.mailbox == other.mailbox
+            && self.name == other.name
+            && self.uidvalidity == other.uidvalidity
+            && self.messages == other.messages
+            && self.hash == other.hash
+    }
 }
 
 /// The digest of a listing (shared by every store implementation so both sides agree).
@@ -41,9 +57,11 @@ pub fn digest_of(
     mailbox: MailboxId,
     name: &str,
     uidvalidity: u32,
+    highestmodseq: u64,
     msgs: &[MessageKey],
 ) -> MailboxDigest {
     let mut h = blake3::Hasher::new();
+    let mut hm = blake3::Hasher::new();
     for m in msgs {
         h.update(&m.uid.to_le_bytes());
         h.update(&m.guid.0);
@@ -52,13 +70,17 @@ pub fn digest_of(
             h.update(f.as_bytes());
         }
         h.update(b"\n");
+        hm.update(&m.uid.to_le_bytes());
+        hm.update(&m.modseq.to_le_bytes());
     }
     MailboxDigest {
         mailbox,
         name: name.to_string(),
         uidvalidity,
+        highestmodseq,
         messages: msgs.len() as u32,
         hash: *h.finalize().as_bytes(),
+        modseq_hash: *hm.finalize().as_bytes(),
     }
 }
 
@@ -91,6 +113,15 @@ pub trait ReplicaUser: Send + Sync + 'static {
     /// Writes the merge resolution for a mailbox's UID conflicts (an `Op::Renumber` record);
     /// durable on return.
     fn resolve_conflicts(&self, mailbox: MailboxId) -> Result<(), StoreError>;
+    /// Writes the merge resolution for a mailbox's modseqs (`Op::AlignModseqs`): the listed
+    /// messages and HIGHESTMODSEQ take `max(min_modseq, HIGHESTMODSEQ + 1)`. Returns the
+    /// mailbox's HIGHESTMODSEQ afterwards, None if the mailbox is gone. Durable on return.
+    fn align_modseqs(
+        &self,
+        mailbox: MailboxId,
+        min_modseq: u64,
+        guids: &[Guid],
+    ) -> Result<Option<u64>, StoreError>;
     fn has_object(&self, id: &ObjectId) -> Result<bool, StoreError>;
     /// Stores a peer's object after checking its hash; durable on return.
     fn put_object(&self, raw: &[u8]) -> Result<ObjectId, StoreError>;

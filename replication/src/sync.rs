@@ -1,18 +1,18 @@
 //! `node sync -u USER [--peer NODE]`: one exchange with a peer, both directions, of what each
 //! side's version vector says the other lacks. Prints (returns) what moved.
 
+use crate::align::{self, Check};
 use crate::conn::Conn;
-use crate::error::{ReplError, Result};
+use crate::error::Result;
 use crate::exchange::{peer_vv, pull_all, push_batch};
 use crate::replicator::{blocking, PeerConfig};
-use crate::store_api::{MailboxDigest, MessageKey, ReplicaStore, ReplicaUser};
+use crate::store_api::{MessageKey, ReplicaStore, ReplicaUser};
 use crate::tls::TlsMaterial;
-use crate::wire::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use storage::{MailboxId, NodeId};
+use storage::{MailboxId, NodeId, VersionVector};
 
 const BATCH: usize = 1000;
 const BATCH_BYTES: u64 = 16 << 20;
@@ -35,6 +35,14 @@ pub struct SyncReport {
     /// `--full` only: this node's index differed and was rebuilt from its log.
     #[serde(default)]
     pub rebuilt_local_index: bool,
+    /// Mailboxes whose modseqs this node (the resolver) aligned with the peer's
+    /// (`Op::AlignModseqs`, see [`crate::align`]).
+    #[serde(default)]
+    pub modseqs_aligned: u64,
+    /// `--full` on a node that does not resolve: mailboxes that differ from the peer only in
+    /// modseqs. Not divergence: the resolver aligns them when it next syncs or ships the user.
+    #[serde(default)]
+    pub modseqs_differ: Vec<String>,
     pub seconds: f64,
 }
 
@@ -67,6 +75,21 @@ impl std::fmt::Display for SyncReport {
                 self.user
             )?;
         }
+        for name in &self.modseqs_differ {
+            writeln!(
+                f,
+                "{}: mailbox {name:?}: modseqs differ from node {} (messages and flags agree); \
+                 the merge resolver (lowest node id) aligns them",
+                self.user, self.peer
+            )?;
+        }
+        if self.modseqs_aligned > 0 {
+            writeln!(
+                f,
+                "{}: modseqs aligned with node {} in {} mailboxes",
+                self.user, self.peer, self.modseqs_aligned
+            )?;
+        }
         if self.rebuilt_local_index {
             writeln!(
                 f,
@@ -92,9 +115,10 @@ impl std::fmt::Display for SyncReport {
 }
 
 /// Exchanges `user`'s differences with `peer`, both ways. `resolve`: this node resolves UID
-/// conflicts (see [`crate::policy`]). `full`: afterwards compare every mailbox's digest of
-/// (UID, GUID, flags); where they differ, rebuild this node's index from its log and compare
-/// again; what still differs is reported with the UIDs involved.
+/// conflicts and aligns modseqs (see [`crate::policy`], [`crate::align`]). `full`: afterwards
+/// compare every mailbox's digest of (UID, GUID, flags); where they differ, rebuild this node's
+/// index from its log and compare again; what still differs is reported with the UIDs involved.
+/// A difference only in modseqs is not divergence (no rebuild): the resolver aligns it.
 pub async fn sync_user(
     tls: &TlsMaterial,
     store: Arc<dyn ReplicaStore>,
@@ -116,29 +140,13 @@ pub async fn sync_user(
         peer: peer.id,
         ..SyncReport::default()
     };
+    let uu = u.clone();
+    let ours_before = blocking(move || uu.version_vector()).await?;
 
     // Push: what the peer lacks, until its acks cover our log.
-    let mut have = peer_vv(&mut conn, user, REPLY_TIMEOUT).await?;
-    loop {
-        let pushed = push_batch(
-            &mut conn,
-            &u,
-            user,
-            &have,
-            BATCH,
-            BATCH_BYTES,
-            REPLY_TIMEOUT,
-            |_| {},
-        )
-        .await?;
-        report.pushed_records += pushed.records as u64;
-        report.pushed_objects += pushed.objects as u64;
-        report.pushed_bytes += pushed.bytes;
-        match pushed.acked {
-            Some(vv) if pushed.more => have = vv,
-            _ => break,
-        }
-    }
+    let theirs_before = peer_vv(&mut conn, user, REPLY_TIMEOUT).await?;
+    let mut theirs_after =
+        push_all(&mut conn, &u, user, theirs_before.clone(), &mut report).await?;
     // Pull: what we lack.
     let pulled = pull_all(
         &mut conn,
@@ -154,13 +162,42 @@ pub async fn sync_user(
     report.pulled_objects = pulled.objects as u64;
     report.pulled_bytes = pulled.bytes;
     report.conflicts_resolved = pulled.conflicts_resolved as u64;
+    if pulled.conflicts_resolved > 0 {
+        // The renumbering just written here: the peer gets it now, so one sync converges.
+        let have = peer_vv(&mut conn, user, REPLY_TIMEOUT).await?;
+        theirs_after = push_all(&mut conn, &u, user, have, &mut report).await?;
+    }
+    // Records of another node moved: the two nodes may have applied records in different
+    // orders, so their modseqs may differ (only then: a push of our own records changes none).
+    let uu = u.clone();
+    let ours_after = blocking(move || uu.version_vector()).await?;
+    let me = store.node_id();
+    let foreign_moved = |before: &VersionVector, after: &VersionVector| {
+        after
+            .iter()
+            .any(|(o, s)| *o != me && before.get(o).copied().unwrap_or(0) < *s)
+    };
+    if resolve
+        && (full
+            || foreign_moved(&ours_before, &ours_after)
+            || foreign_moved(&theirs_before, &theirs_after))
+    {
+        if let Check::Done(a) = align::check(&mut conn, &u, user, REPLY_TIMEOUT).await? {
+            report.modseqs_aligned = a.mailboxes as u64;
+            if a.mailboxes > 0 {
+                // Our AlignModseqs records: the peer applies them now.
+                let have = peer_vv(&mut conn, user, REPLY_TIMEOUT).await?;
+                push_all(&mut conn, &u, user, have, &mut report).await?;
+            }
+        }
+    }
     if full {
-        let mut diverged = compare(&mut conn, &u, user).await?;
+        let (mut diverged, mut modseqs_only) = compare(&mut conn, &u, user).await?;
         if !diverged.is_empty() {
             let uu = u.clone();
             blocking(move || uu.rebuild_index()).await?;
             report.rebuilt_local_index = true;
-            diverged = compare(&mut conn, &u, user).await?;
+            (diverged, modseqs_only) = compare(&mut conn, &u, user).await?;
             if diverged.is_empty() {
                 tracing::warn!(user, peer = peer.id, "replication: full sync found this node's index diverged from its log; rebuilt it");
             } else {
@@ -172,44 +209,75 @@ pub async fn sync_user(
                 );
             }
         }
+        if !modseqs_only.is_empty() {
+            tracing::info!(
+                user,
+                peer = peer.id,
+                mailboxes = modseqs_only.len(),
+                "replication: full sync: modseqs differ from the peer; left to the merge resolver"
+            );
+        }
         report.diverged = diverged;
+        report.modseqs_differ = modseqs_only;
     }
     report.seconds = started.elapsed().as_secs_f64();
     tracing::info!(%report, "replication: sync done");
     Ok(report)
 }
 
+/// Pushes batches until the peer's acks cover our log; returns the peer's last known vector.
+async fn push_all(
+    conn: &mut Conn,
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    mut have: VersionVector,
+    report: &mut SyncReport,
+) -> Result<VersionVector> {
+    loop {
+        let pushed = push_batch(
+            conn,
+            u,
+            user,
+            &have,
+            BATCH,
+            BATCH_BYTES,
+            REPLY_TIMEOUT,
+            |_| {},
+        )
+        .await?;
+        report.pushed_records += pushed.records as u64;
+        report.pushed_objects += pushed.objects as u64;
+        report.pushed_bytes += pushed.bytes;
+        match pushed.acked {
+            Some(vv) if pushed.more => have = vv,
+            Some(vv) => return Ok(vv),
+            None => return Ok(have),
+        }
+    }
+}
+
 const MAX_LISTED: usize = 1000;
 
-/// Compares every mailbox's digest with the peer's; lists the UIDs where they differ.
-async fn compare(conn: &mut Conn, u: &Arc<dyn ReplicaUser>, user: &str) -> Result<Vec<Divergence>> {
-    let uu = u.clone();
-    let local: BTreeMap<MailboxId, MailboxDigest> = blocking(move || uu.mailbox_digests())
-        .await?
-        .into_iter()
-        .map(|d| (d.mailbox, d))
-        .collect();
-    conn.send(&Message::GetDigests { user: user.into() })
-        .await?;
-    let remote: BTreeMap<MailboxId, MailboxDigest> =
-        match conn.recv_timeout(REPLY_TIMEOUT, "digests").await? {
-            Message::Digests {
-                user: du,
-                mailboxes,
-            } if du == user => mailboxes.into_iter().map(|d| (d.mailbox, d)).collect(),
-            m => {
-                return Err(ReplError::protocol(format!(
-                    "expected Digests, got {}",
-                    m.kind()
-                )))
-            }
-        };
+/// Compares every mailbox's digest with the peer's; lists the UIDs where messages (UID, GUID,
+/// flags) differ. Returns those, and the names of mailboxes that differ only in modseqs.
+async fn compare(
+    conn: &mut Conn,
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+) -> Result<(Vec<Divergence>, Vec<String>)> {
+    let local = align::local_digests(u).await?;
+    let remote = align::remote_digests(conn, user, REPLY_TIMEOUT).await?;
     let mut out = Vec::new();
+    let mut modseqs_only = Vec::new();
     let ids: BTreeSet<MailboxId> = local.keys().chain(remote.keys()).copied().collect();
     for id in ids {
         let (l, r) = (local.get(&id), remote.get(&id));
         if let (Some(l), Some(r)) = (l, r) {
             if l == r {
+                continue;
+            }
+            if l.same_content(r) {
+                modseqs_only.push(l.name.clone());
                 continue;
             }
         }
@@ -221,29 +289,17 @@ async fn compare(conn: &mut Conn, u: &Arc<dyn ReplicaUser>, user: &str) -> Resul
             Vec::new()
         };
         let there = if r.is_some() {
-            conn.send(&Message::GetListing {
-                user: user.into(),
-                mailbox: id,
-            })
-            .await?;
-            match conn.recv_timeout(REPLY_TIMEOUT, "listing").await? {
-                Message::Listing {
-                    user: lu,
-                    mailbox,
-                    messages,
-                } if lu == user && mailbox == id => messages,
-                m => {
-                    return Err(ReplError::protocol(format!(
-                        "expected Listing, got {}",
-                        m.kind()
-                    )))
-                }
-            }
+            align::remote_listing(conn, user, id, REPLY_TIMEOUT).await?
         } else {
             Vec::new()
         };
-        let here: BTreeMap<u32, MessageKey> = here.into_iter().map(|m| (m.uid, m)).collect();
-        let there: BTreeMap<u32, MessageKey> = there.into_iter().map(|m| (m.uid, m)).collect();
+        // Modseqs aside: those are aligned, not repaired by a rebuild.
+        let strip = |v: Vec<MessageKey>| -> BTreeMap<u32, MessageKey> {
+            v.into_iter()
+                .map(|m| (m.uid, MessageKey { modseq: 0, ..m }))
+                .collect()
+        };
+        let (here, there) = (strip(here), strip(there));
         let mut d = Divergence {
             mailbox: id,
             name,
@@ -261,12 +317,22 @@ async fn compare(conn: &mut Conn, u: &Arc<dyn ReplicaUser>, user: &str) -> Resul
             .filter(|k| !here.contains_key(k))
             .copied()
             .collect();
+        let same_mailbox = matches!((l, r), (Some(l), Some(r))
+            if l.name == r.name && l.uidvalidity == r.uidvalidity);
+        if same_mailbox
+            && d.only_here.is_empty()
+            && d.only_there.is_empty()
+            && d.differing.is_empty()
+        {
+            // Only modseqs differ after all (or a write landed between the two reads).
+            continue;
+        }
         d.only_here.truncate(MAX_LISTED);
         d.only_there.truncate(MAX_LISTED);
         d.differing.truncate(MAX_LISTED);
         out.push(d);
     }
-    Ok(out)
+    Ok((out, modseqs_only))
 }
 
 /// `node sync` when the server is not running: opens nothing itself; the caller passes the

@@ -1,5 +1,8 @@
 //! An in-memory [`ReplicaStore`]: a per-user change log with version vectors, objects, and a
 //! minimal index (UID -> GUID per mailbox) that detects UID conflicts and applies renumbering.
+//! Modseqs are given the way `storage::index::apply` gives them (each applied change takes the
+//! mailbox's next modseq), so two nodes applying the same records in different orders diverge
+//! in modseqs here too, and the resolver's `AlignModseqs` evens them the same way.
 //! It lets replication be tested end to end without disk; it is a test double, not a store.
 
 use crate::store_api::{digest_of, Applied, MailboxDigest, MessageKey, ReplicaStore, ReplicaUser};
@@ -86,7 +89,12 @@ struct MemState {
     uid_high: BTreeMap<MailboxId, u32>,
     /// remote entries whose UID was taken: mailbox -> guid -> uid wanted
     pending: BTreeMap<MailboxId, BTreeMap<Guid, u32>>,
+    /// mailbox -> (HIGHESTMODSEQ, uid -> modseq of each live message)
+    modseqs: BTreeMap<MailboxId, MailboxModseqs>,
 }
+
+/// A mailbox's HIGHESTMODSEQ and its live messages' modseqs by UID.
+pub type MailboxModseqs = (u64, BTreeMap<u32, u64>);
 
 /// Comparable state of one user: every record by (origin, seq), and the index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +103,7 @@ pub struct MemDump {
     pub index: BTreeMap<MailboxId, BTreeMap<u32, Guid>>,
     pub pending: usize,
     pub objects: BTreeSet<ObjectId>,
+    pub modseqs: BTreeMap<MailboxId, MailboxModseqs>,
 }
 
 pub struct MemUser {
@@ -108,7 +117,24 @@ impl MemState {
     fn high(&self, mb: &MailboxId) -> u32 {
         self.uid_high.get(mb).copied().unwrap_or(0)
     }
-    fn place(&mut self, mb: MailboxId, guid: Guid, uid: u32, conflicts: &mut BTreeSet<MailboxId>) {
+    fn mailbox_modseqs(&mut self, mb: MailboxId) -> &mut MailboxModseqs {
+        // A mailbox starts at HIGHESTMODSEQ 1, as the store's MailboxCreate makes it.
+        self.modseqs.entry(mb).or_insert((1, BTreeMap::new()))
+    }
+    /// The mailbox's next modseq (storage's `bump`).
+    fn bump(&mut self, mb: MailboxId) -> u64 {
+        let m = self.mailbox_modseqs(mb);
+        m.0 += 1;
+        m.0
+    }
+    fn place(
+        &mut self,
+        mb: MailboxId,
+        guid: Guid,
+        uid: u32,
+        modseq: u64,
+        conflicts: &mut BTreeSet<MailboxId>,
+    ) {
         let h = self.uid_high.entry(mb).or_insert(0);
         *h = (*h).max(uid);
         let idx = self.index.entry(mb).or_default();
@@ -120,49 +146,99 @@ impl MemState {
             }
             None => {
                 idx.insert(uid, guid);
+                self.mailbox_modseqs(mb).1.insert(uid, modseq);
             }
         }
     }
-    fn remove(&mut self, mb: &MailboxId, guid: &Guid) {
+    /// Removes a message (live or pending); true if it was live.
+    fn remove(&mut self, mb: &MailboxId, guid: &Guid) -> bool {
+        let mut gone = Vec::new();
         if let Some(idx) = self.index.get_mut(mb) {
-            idx.retain(|_, g| g != guid);
+            idx.retain(|uid, g| {
+                if g == guid {
+                    gone.push(*uid);
+                }
+                g != guid
+            });
+        }
+        if let Some(m) = self.modseqs.get_mut(mb) {
+            for uid in &gone {
+                m.1.remove(uid);
+            }
         }
         if let Some(p) = self.pending.get_mut(mb) {
             p.remove(guid);
+        }
+        !gone.is_empty()
+    }
+    /// Expunges: one new modseq for the mailbox if anything live went (storage's `expunge`).
+    fn expunge(&mut self, mb: &MailboxId, guids: &[Guid]) {
+        let mut any = false;
+        for g in guids {
+            any |= self.remove(mb, g);
+        }
+        if any {
+            self.bump(*mb);
         }
     }
     fn apply(&mut self, r: &Record, conflicts: &mut BTreeSet<MailboxId>) {
         match &r.op {
             Op::Append { mailbox, entry, .. } => {
-                self.place(*mailbox, entry.guid, entry.uid, conflicts)
+                let ms = self.bump(*mailbox);
+                self.place(*mailbox, entry.guid, entry.uid, ms, conflicts)
             }
             Op::Copy { to, entries, .. } => {
+                let ms = self.bump(*to);
                 for (_, e) in entries {
-                    self.place(*to, e.guid, e.uid, conflicts)
+                    self.place(*to, e.guid, e.uid, ms, conflicts)
                 }
             }
             Op::Move {
                 from, to, entries, ..
             } => {
-                for (src, e) in entries {
-                    self.remove(from, src);
-                    self.place(*to, e.guid, e.uid, conflicts)
+                let ms = self.bump(*to);
+                for (_, e) in entries {
+                    self.place(*to, e.guid, e.uid, ms, conflicts)
                 }
+                let sources: Vec<Guid> = entries.iter().map(|(g, _)| *g).collect();
+                self.expunge(from, &sources);
             }
             Op::Expunge {
                 mailbox, messages, ..
-            } => {
-                for g in messages {
-                    self.remove(mailbox, g)
-                }
-            }
+            } => self.expunge(mailbox, messages),
             Op::Renumber { mailbox, moves, .. } => {
+                let ms = self.bump(*mailbox);
                 for (g, _) in moves {
                     self.remove(mailbox, g);
                 }
                 for (g, uid) in moves {
-                    self.place(*mailbox, *g, *uid, conflicts);
+                    self.place(*mailbox, *g, *uid, ms, conflicts);
                 }
+            }
+            Op::UidValidity { mailbox, .. } => {
+                self.bump(*mailbox);
+            }
+            Op::AlignModseqs {
+                mailbox,
+                modseq,
+                messages,
+            } => {
+                let live: Vec<u32> = self
+                    .index
+                    .get(mailbox)
+                    .map(|idx| {
+                        idx.iter()
+                            .filter(|(_, g)| messages.contains(g))
+                            .map(|(uid, _)| *uid)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let m = self.mailbox_modseqs(*mailbox);
+                let ms = (*modseq).max(m.0 + 1);
+                for uid in live {
+                    m.1.insert(uid, ms);
+                }
+                m.0 = ms;
             }
             _ => {}
         }
@@ -256,6 +332,7 @@ impl MemUser {
             index: st.index.clone(),
             pending: st.pending.values().map(|p| p.len()).sum(),
             objects: st.objects.keys().copied().collect(),
+            modseqs: st.modseqs.clone(),
         }
     }
 }
@@ -353,6 +430,29 @@ impl ReplicaUser for MemUser {
         self.bump();
         Ok(())
     }
+    fn align_modseqs(
+        &self,
+        mailbox: MailboxId,
+        min_modseq: u64,
+        guids: &[Guid],
+    ) -> Result<Option<u64>, StoreError> {
+        let mut st = self.state.lock();
+        if !st.modseqs.contains_key(&mailbox) {
+            return Ok(None);
+        }
+        self.write_local(
+            &mut st,
+            Op::AlignModseqs {
+                mailbox,
+                modseq: min_modseq,
+                messages: guids.to_vec(),
+            },
+        );
+        let high = st.modseqs.get(&mailbox).map(|m| m.0);
+        drop(st);
+        self.bump();
+        Ok(high)
+    }
     fn has_object(&self, id: &ObjectId) -> Result<bool, StoreError> {
         Ok(self.state.lock().objects.contains_key(id))
     }
@@ -377,7 +477,10 @@ impl ReplicaUser for MemUser {
         Ok(st
             .index
             .iter()
-            .map(|(mb, msgs)| digest_of(*mb, &mb.to_hex(), 1, &keys(msgs)))
+            .map(|(mb, msgs)| {
+                let (high, ms) = st.modseqs.get(mb).cloned().unwrap_or_default();
+                digest_of(*mb, &mb.to_hex(), 1, high, &keys(msgs, &ms))
+            })
             .collect())
     }
     fn rebuild_index(&self) -> Result<(), StoreError> {
@@ -386,6 +489,7 @@ impl ReplicaUser for MemUser {
         st.index.clear();
         st.pending.clear();
         st.uid_high.clear();
+        st.modseqs.clear();
         for r in &log {
             st.apply(r, &mut BTreeSet::new());
         }
@@ -393,22 +497,27 @@ impl ReplicaUser for MemUser {
         Ok(())
     }
     fn mailbox_listing(&self, mailbox: MailboxId) -> Result<Vec<MessageKey>, StoreError> {
-        Ok(self
-            .state
-            .lock()
+        let st = self.state.lock();
+        let ms = st
+            .modseqs
+            .get(&mailbox)
+            .map(|m| m.1.clone())
+            .unwrap_or_default();
+        Ok(st
             .index
             .get(&mailbox)
-            .map(keys)
+            .map(|msgs| keys(msgs, &ms))
             .unwrap_or_default())
     }
 }
 
-fn keys(msgs: &BTreeMap<u32, Guid>) -> Vec<MessageKey> {
+fn keys(msgs: &BTreeMap<u32, Guid>, modseqs: &BTreeMap<u32, u64>) -> Vec<MessageKey> {
     msgs.iter()
         .map(|(uid, guid)| MessageKey {
             uid: *uid,
             guid: *guid,
             flags: Vec::new(),
+            modseq: modseqs.get(uid).copied().unwrap_or(0),
         })
         .collect()
 }
@@ -420,8 +529,12 @@ impl MemUser {
     }
     /// Corrupts the index behind the log's back (tests of `sync --full`): drops a message.
     pub fn lose_from_index(&self, mailbox: MailboxId, uid: u32) {
-        if let Some(m) = self.state.lock().index.get_mut(&mailbox) {
+        let mut st = self.state.lock();
+        if let Some(m) = st.index.get_mut(&mailbox) {
             m.remove(&uid);
+        }
+        if let Some(m) = st.modseqs.get_mut(&mailbox) {
+            m.1.remove(&uid);
         }
     }
 }

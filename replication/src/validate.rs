@@ -12,6 +12,8 @@ const MAX_KEYWORD: usize = 256;
 const MAX_MESSAGES_PER_RECORD: usize = 1_000_000;
 /// No single message is bigger than this; a larger size is a corrupt or hostile record.
 const MAX_MESSAGE_SIZE: u64 = 4 << 30;
+/// Largest modseq a peer may ask for (RFC 7162's 63 bits).
+const MAX_MODSEQ: u64 = (1 << 63) - 1;
 
 fn bad(why: String) -> ReplError {
     ReplError::Protocol(why)
@@ -121,6 +123,17 @@ fn check_op(op: &Op) -> Result<()> {
             check_count(moves.len())?;
             if moves.iter().any(|(_, uid)| *uid == 0) {
                 return Err(bad("renumber to UID 0".into()));
+            }
+            Ok(())
+        }
+        Op::AlignModseqs {
+            modseq, messages, ..
+        } => {
+            check_count(messages.len())?;
+            // RFC 7162: a mod-sequence is a positive 63-bit number; a larger one would also
+            // leave no room for the mailbox's later modseqs.
+            if *modseq == 0 || *modseq > MAX_MODSEQ {
+                return Err(bad(format!("modseq {modseq} out of range")));
             }
             Ok(())
         }
@@ -269,5 +282,23 @@ mod tests {
         )];
         let e = check_records("u", &wire("u", &rs), &VersionVector::new()).unwrap_err();
         assert!(e.to_string().contains("absurd"), "{e}");
+    }
+
+    #[test]
+    fn align_modseqs_is_bounded() {
+        let align = |modseq: u64, n: usize| {
+            let op = Op::AlignModseqs {
+                mailbox: Guid([1; 16]),
+                modseq,
+                messages: vec![Guid([2; 16]); n],
+            };
+            check_records("u", &wire("u", &[rec(1, 1, op)]), &VersionVector::new())
+        };
+        assert!(align(7, 3).is_ok());
+        assert!(align(7, 0).is_ok(), "HIGHESTMODSEQ alone");
+        for bad in [0, 1 << 63, u64::MAX] {
+            let e = align(bad, 1).unwrap_err();
+            assert!(e.to_string().contains("out of range"), "{e}");
+        }
     }
 }

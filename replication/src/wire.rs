@@ -13,8 +13,9 @@ use storage::record::Record;
 use storage::{HlcTime, MailboxId, NodeId, ObjectId, VersionVector};
 use tokio_util::codec::LengthDelimitedCodec;
 
-/// Bumped on any incompatible change of [`Message`]; both sides must speak the same one.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped on any incompatible change of [`Message`] or of the records it carries; both sides
+/// must speak the same one. 2: `Op::AlignModseqs`, modseqs in digests and listings.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame accepted (and so the largest object that can be replicated in one piece).
 pub const MAX_FRAME: usize = 96 * 1024 * 1024;

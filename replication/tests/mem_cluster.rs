@@ -214,6 +214,11 @@ async fn writes_on_both_sides_while_apart_converge_with_renumbering() {
     );
     let st = a.handle.as_ref().unwrap().status().await;
     assert!(st.conflicts_resolved >= 1, "node 1 resolves: {st:?}");
+    // Both applied the other's records after their own, so modseqs differed until node 1
+    // aligned them (`converge` compares modseqs and HIGHESTMODSEQ too).
+    assert!(st.modseqs_aligned >= 1, "node 1 aligns modseqs: {st:?}");
+    let sb = b.handle.as_ref().unwrap().status().await;
+    assert_eq!(sb.modseqs_aligned, 0, "only the resolver aligns: {sb:?}");
     a.stop().await;
     b.stop().await;
 }

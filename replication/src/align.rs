@@ -1,0 +1,275 @@
+//! Modseq convergence after concurrent writes (design invariant 5).
+//!
+//! Every node gives each change it applies its mailbox's next modseq, so two nodes that applied
+//! the same records in different orders (both written during a split, or two clients on two nodes
+//! at once) end with different modseqs for the same messages. A node may not adopt a lower modseq
+//! (invariant 3: its clients' CHANGEDSINCE must see every change), so the resolver (the node that
+//! also writes `Renumber`, [`crate::policy`]) compares with the peer once both have applied the
+//! same records and writes one `Op::AlignModseqs` per differing mailbox: the differing messages
+//! and HIGHESTMODSEQ take `max(both HIGHESTMODSEQs) + 1`. It replicates like any record; each
+//! node applies `max(that, its own HIGHESTMODSEQ + 1)`, so when writes stop both land on the same
+//! values, and if a node moved on meanwhile the next check evens it again.
+//!
+//! When: the shipper asks [`after_ship`] after each turn of a user; it checks only if records of
+//! at least two origins were applied here since the last check with that peer (the only way
+//! orders can differ), so a single-writer (active/passive) stream compares nothing.
+
+use crate::conn::Conn;
+use crate::error::{ReplError, Result};
+use crate::exchange::peer_vv;
+use crate::replicator::{blocking, covers, Shared};
+use crate::store_api::{MailboxDigest, MessageKey, ReplicaUser};
+use crate::wire::Message;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{Guid, MailboxId, NodeId, VersionVector};
+
+/// Largest modseq a peer may claim (RFC 7162: 63 bits); above it the peer is lying or broken.
+const MAX_MODSEQ: u64 = (1 << 63) - 1;
+
+/// Per peer and user, this node's version vector at the last check. In memory only: after a
+/// start, a user's first turn sets it (see [`after_ship`]), so a restart compares only users that
+/// had something to exchange.
+#[derive(Default)]
+pub(crate) struct AlignState {
+    last: Mutex<HashMap<(NodeId, String), VersionVector>>,
+}
+
+/// What one check did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Aligned {
+    /// `AlignModseqs` written (one per mailbox).
+    pub mailboxes: usize,
+    /// Messages whose modseq was aligned.
+    pub messages: usize,
+}
+
+/// The outcome of [`check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// The two nodes have not applied the same records yet: try again later.
+    NotReady,
+    Done(Aligned),
+}
+
+/// Origins whose sequence grew from `before` to `now`.
+fn origins_advanced(before: &VersionVector, now: &VersionVector) -> usize {
+    now.iter()
+        .filter(|(o, s)| before.get(o).copied().unwrap_or(0) < **s)
+        .count()
+}
+
+/// Called by the resolver's shipper at the end of a user's turn with nothing more to push;
+/// `peer_had`: the peer's version vector before this turn's push.
+pub(crate) async fn after_ship(
+    sh: &Arc<Shared>,
+    peer: NodeId,
+    conn: &mut Conn,
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    peer_had: &VersionVector,
+) -> Result<()> {
+    if !sh.resolves_conflicts() {
+        return Ok(());
+    }
+    let uu = u.clone();
+    let ours = blocking(move || uu.version_vector()).await?;
+    let key = (peer, user.to_string());
+    {
+        let mut last = sh.align.last.lock();
+        match last.get(&key) {
+            // First turn since this node started. Nothing exchanged: in step, nothing to check
+            // until two origins move. Otherwise the records that moved may have been written on
+            // both sides while apart (say, both nodes restarted after a split), and which of them
+            // were applied here before the others is not known: check once.
+            None if covers(peer_had, &ours) => {
+                last.insert(key, ours);
+                return Ok(());
+            }
+            None if ours.len() < 2 => return Ok(()),
+            None => {}
+            Some(prev) if origins_advanced(prev, &ours) < 2 => return Ok(()),
+            Some(_) => {}
+        }
+    }
+    sh.modseq_checks.fetch_add(1, Ordering::Relaxed);
+    match check(conn, u, user, sh.cfg.reply_timeout).await? {
+        // The peer has not applied the same records yet; whatever it still lacks or sends
+        // makes the user dirty again, and the next turn checks again.
+        Check::NotReady => {}
+        Check::Done(a) => {
+            sh.modseqs_aligned
+                .fetch_add(a.mailboxes as u64, Ordering::Relaxed);
+            // What this check covered; its own AlignModseqs records are of one origin only.
+            sh.align.last.lock().insert(key, ours);
+        }
+    }
+    Ok(())
+}
+
+fn unexpected(m: Message, wanted: &str) -> ReplError {
+    match m {
+        Message::Error { message } => ReplError::Refused(message),
+        other => ReplError::protocol(format!("expected {wanted}, got {}", other.kind())),
+    }
+}
+
+/// The peer's digest of every mailbox of `user`.
+pub(crate) async fn remote_digests(
+    conn: &mut Conn,
+    user: &str,
+    t: Duration,
+) -> Result<BTreeMap<MailboxId, MailboxDigest>> {
+    conn.send(&Message::GetDigests { user: user.into() })
+        .await?;
+    match conn.recv_timeout(t, "digests").await? {
+        Message::Digests {
+            user: du,
+            mailboxes,
+        } if du == user => Ok(mailboxes.into_iter().map(|d| (d.mailbox, d)).collect()),
+        m => Err(unexpected(m, "Digests")),
+    }
+}
+
+/// The peer's listing of one mailbox.
+pub(crate) async fn remote_listing(
+    conn: &mut Conn,
+    user: &str,
+    id: MailboxId,
+    t: Duration,
+) -> Result<Vec<MessageKey>> {
+    conn.send(&Message::GetListing {
+        user: user.into(),
+        mailbox: id,
+    })
+    .await?;
+    match conn.recv_timeout(t, "listing").await? {
+        Message::Listing {
+            user: lu,
+            mailbox,
+            messages,
+        } if lu == user && mailbox == id => Ok(messages),
+        m => Err(unexpected(m, "Listing")),
+    }
+}
+
+pub(crate) async fn local_digests(
+    u: &Arc<dyn ReplicaUser>,
+) -> Result<BTreeMap<MailboxId, MailboxDigest>> {
+    let uu = u.clone();
+    Ok(blocking(move || uu.mailbox_digests())
+        .await?
+        .into_iter()
+        .map(|d| (d.mailbox, d))
+        .collect())
+}
+
+/// Messages on both sides with the same UID and GUID but another modseq.
+pub fn differing_modseqs(here: &[MessageKey], there: &[MessageKey]) -> Vec<Guid> {
+    let there: BTreeMap<u32, &MessageKey> = there.iter().map(|m| (m.uid, m)).collect();
+    here.iter()
+        .filter(|m| {
+            there
+                .get(&m.uid)
+                .is_some_and(|o| o.guid == m.guid && o.modseq != m.modseq)
+        })
+        .map(|m| m.guid)
+        .collect()
+}
+
+/// Compares modseqs with the peer and writes the alignments. Only when both nodes have applied
+/// the same records (equal version vectors); messages whose UID or GUID differ are left to the
+/// UID-conflict path. The caller must be the resolver.
+pub async fn check(
+    conn: &mut Conn,
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    t: Duration,
+) -> Result<Check> {
+    let uu = u.clone();
+    let ours = blocking(move || uu.version_vector()).await?;
+    let theirs = peer_vv(conn, user, t).await?;
+    if !(covers(&ours, &theirs) && covers(&theirs, &ours)) {
+        return Ok(Check::NotReady);
+    }
+    let local = local_digests(u).await?;
+    let remote = remote_digests(conn, user, t).await?;
+    let mut out = Aligned::default();
+    for (id, l) in &local {
+        let Some(r) = remote.get(id) else { continue };
+        if r.highestmodseq > MAX_MODSEQ {
+            return Err(ReplError::protocol(format!(
+                "peer claims HIGHESTMODSEQ {} for a mailbox",
+                r.highestmodseq
+            )));
+        }
+        if l.uidvalidity != r.uidvalidity
+            || (l.highestmodseq == r.highestmodseq && l.modseq_hash == r.modseq_hash)
+        {
+            continue;
+        }
+        let uu = u.clone();
+        let mb = *id;
+        let here = blocking(move || uu.mailbox_listing(mb)).await?;
+        let there = remote_listing(conn, user, *id, t).await?;
+        let guids = differing_modseqs(&here, &there);
+        if guids.is_empty() && l.highestmodseq == r.highestmodseq {
+            continue;
+        }
+        let common = l.highestmodseq.max(r.highestmodseq) + 1;
+        let uu = u.clone();
+        let g = guids.clone();
+        let Some(landed) = blocking(move || uu.align_modseqs(mb, common, &g)).await? else {
+            continue; // deleted meanwhile
+        };
+        tracing::info!(
+            user,
+            mailbox = %l.name,
+            messages = guids.len(),
+            modseq = landed,
+            "replication: modseqs aligned"
+        );
+        out.mailboxes += 1;
+        out.messages += guids.len();
+    }
+    Ok(Check::Done(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(uid: u32, g: u8, modseq: u64) -> MessageKey {
+        MessageKey {
+            uid,
+            guid: Guid([g; 16]),
+            flags: Vec::new(),
+            modseq,
+        }
+    }
+
+    #[test]
+    fn only_same_uid_and_guid_with_other_modseq_differ() {
+        let here = [key(1, 1, 5), key(2, 2, 6), key(3, 3, 7), key(4, 4, 8)];
+        // UID 2: same; UID 3: another message (a UID conflict's job); UID 4: not there.
+        let there = [key(1, 1, 9), key(2, 2, 6), key(3, 9, 2), key(5, 5, 1)];
+        assert_eq!(differing_modseqs(&here, &there), vec![Guid([1; 16])]);
+    }
+
+    #[test]
+    fn two_origins_are_needed_to_trigger() {
+        let vv = |v: &[(NodeId, u64)]| v.iter().copied().collect::<VersionVector>();
+        assert_eq!(
+            origins_advanced(&vv(&[(1, 5), (2, 3)]), &vv(&[(1, 9), (2, 3)])),
+            1
+        );
+        assert_eq!(origins_advanced(&vv(&[(1, 5)]), &vv(&[(1, 6), (2, 1)])), 2);
+        assert_eq!(
+            origins_advanced(&vv(&[(1, 5), (2, 3)]), &vv(&[(1, 5), (2, 3)])),
+            0
+        );
+    }
+}
