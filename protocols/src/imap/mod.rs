@@ -2,6 +2,7 @@
 //! imap-codec plus the few hand-written grammars it lacks, one file per command, and the session
 //! loop that ties a byte stream to the store.
 
+mod changes;
 mod commands;
 pub mod config;
 pub mod format;

@@ -33,7 +33,7 @@ pub(crate) enum State {
 }
 
 /// How a command ended: the tagged status and its text (response code included).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Done {
     Ok(String),
     No(String),
@@ -69,6 +69,8 @@ pub(crate) struct Selected {
     /// The user's change counter (`UserStore::watch`) when the snapshot was last brought up
     /// to date; None = unknown.
     pub synced_version: Option<u64>,
+    /// Answers to "what changed since" shared with the other sessions of this mailbox.
+    pub share: Arc<super::changes::MailboxShare>,
 }
 
 impl Selected {
@@ -526,14 +528,19 @@ impl Session {
         let version = self.watch.as_mut().map(|w| *w.borrow_and_update());
         let changes = if version.is_some() && version == sel.synced_version {
             // Only expunges held back earlier may be due.
-            storage::MailboxChanges::default()
+            Arc::new(storage::MailboxChanges::default())
         } else {
             let name = sel.name.clone();
             let since = sel.modseq_seen;
-            match self
-                .store_call(move |s| s.changes_since(&name, since))
-                .await
-            {
+            let answer = match version {
+                // Sessions of this mailbox woken by the same change ask the store once.
+                Some(v) => sel.share.clone().changes_since(&name, since, v).await,
+                None => self
+                    .store_call(move |s| s.changes_since(&name, since))
+                    .await
+                    .map(Arc::new),
+            };
+            match answer {
                 Ok(c) => c,
                 Err(Done::No(text)) if text.starts_with("[NONEXISTENT]") => {
                     // Another session deleted or renamed it: as Dovecot, end this session.
@@ -568,22 +575,22 @@ impl Session {
             super::recent::claim(&store, sel.id, sel.uidvalidity, newest)
         };
         let mut added = 0usize;
-        for meta in changes.changed {
+        for meta in &changes.changed {
             if let Some(i) = sel.index_of_uid(meta.uid) {
                 let m = &mut sel.msgs[i];
                 if m.meta.flags != meta.flags || (condstore && m.meta.modseq != meta.modseq) {
                     flag_changed.insert(meta.uid);
                 }
-                m.meta = meta;
+                m.meta = meta.clone();
             } else if meta.uid > last_uid && sel.msgs.last().is_none_or(|l| l.meta.uid < meta.uid) {
                 sel.msgs.push(Msg {
                     recent: meta.uid > recent_above,
-                    meta,
+                    meta: meta.clone(),
                 });
                 added += 1;
             }
         }
-        for uid in changes.expunged {
+        for &uid in &changes.expunged {
             if sel.index_of_uid(uid).is_some() {
                 sel.pending_expunge.insert(uid);
             }

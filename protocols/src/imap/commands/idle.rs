@@ -5,6 +5,13 @@ use crate::imap::session::{Done, Reply, Session};
 use tokio::io::AsyncReadExt;
 
 pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
+    // With a mailbox selected, changes come through its shared notifier (one store call per
+    // change for all idlers, see imap::changes). Subscribed before the first look below, so a
+    // change after that look wakes this session.
+    let mut watch = match s.sel.as_ref() {
+        Some(sel) => sel.share.idle_watch(&sel.name, sel.modseq_seen),
+        None => s.watch.clone(),
+    };
     s.out.extend_from_slice(b"+ idling\r\n");
     if s.sync(true).await.is_err() {
         tracing::warn!("mailbox update before IDLE failed");
@@ -12,7 +19,6 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
     if s.flush().await.is_err() {
         return Err(Done::Close);
     }
-    let mut watch = s.watch.clone();
     let interval = s
         .ctx
         .config

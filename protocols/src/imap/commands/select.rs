@@ -114,6 +114,7 @@ pub(crate) async fn select(
         modseq_seen: info.highestmodseq,
         pending_expunge: BTreeSet::new(),
         synced_version: version,
+        share: crate::imap::changes::share(&store, info.id),
     };
     if let Some((uidvalidity, modseq, known)) = qresync {
         if uidvalidity == info.uidvalidity {

@@ -1,0 +1,396 @@
+//! "What changed in this mailbox since modseq M?", asked once for all the sessions that ask it
+//! at the same moment. One delivery wakes every session that has the mailbox selected (all of a
+//! user's IDLE connections at once); they all hold the same modseq and read the same change
+//! counter, so the first one asks the store and the others wait for its answer instead of each
+//! queueing a blocking store call of its own: with 10,000 idling connections of one user that
+//! was 10,000 calls per delivery, and a delivery's own reply waited behind them
+//! (docs/performance.md, IDLE).
+//!
+//! IDLE sessions also do not wait on the store's change counter directly: a change would wake
+//! all of them before the delivery that made it could send its reply (they are queued ahead of
+//! it), so the reply waited for the whole fan-out. They wait on the mailbox's notifier (a
+//! "hub" task), the only waiter on the store's counter: it asks the store once, then wakes the
+//! idlers, who find the answer ready. The delivery's reply goes out while the hub waits for
+//! that store call.
+//!
+//! Sessions with a mailbox selected hold its [`MailboxShare`]; a process-wide registry finds the
+//! share of a (user's store, mailbox) while any session holds it.
+
+use super::session::{store_error, Done, SERVERBUG};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use storage::{MailboxChanges, MailboxId, UserStore};
+use tokio::sync::{watch, OnceCell};
+
+/// Answers kept per mailbox. Sessions in step share one; a session that lags (another
+/// `since`) gets its own without evicting the common one.
+const SLOTS: usize = 4;
+
+pub(crate) type Answer = Result<Arc<MailboxChanges>, Done>;
+
+/// One question and, once computed, its answer.
+struct Slot {
+    name: String,
+    since: u64,
+    /// The user's change counter (`UserStore::watch`) read before the store was asked: the
+    /// answer holds every change up to this count.
+    version: u64,
+    answer: OnceCell<Answer>,
+}
+
+/// The shared answers of one mailbox of one user.
+pub(crate) struct MailboxShare {
+    store: Weak<UserStore>,
+    slots: Mutex<Vec<Arc<Slot>>>,
+    /// The notifier of idling sessions while its hub task runs (see the module doc).
+    hub: Mutex<Option<Arc<watch::Sender<u64>>>>,
+}
+
+impl std::fmt::Debug for MailboxShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MailboxShare")
+    }
+}
+
+/// Keyed by the store's address (one store per user in a process) and the mailbox's GUID.
+type Key = (usize, MailboxId);
+
+struct Registry {
+    shares: HashMap<Key, Weak<MailboxShare>>,
+    /// Size after the last sweep of dropped shares; the next sweep runs at twice that, so
+    /// sweeping costs O(1) per insertion on average.
+    swept_at: usize,
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static R: OnceLock<Mutex<Registry>> = OnceLock::new();
+    R.get_or_init(|| {
+        Mutex::new(Registry {
+            shares: HashMap::new(),
+            swept_at: 0,
+        })
+    })
+}
+
+/// The share of `mailbox` of `store`, made if no session holds one.
+pub(crate) fn share(store: &Arc<UserStore>, mailbox: MailboxId) -> Arc<MailboxShare> {
+    let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
+    let key = (Arc::as_ptr(store) as usize, mailbox);
+    if let Some(found) = r.shares.get(&key).and_then(Weak::upgrade) {
+        // A live share keeps its sessions' store alive, so the address is that store's;
+        // checked anyway, it costs nothing.
+        if found.store.as_ptr() == Arc::as_ptr(store) {
+            return found;
+        }
+    }
+    let made = Arc::new(MailboxShare {
+        store: Arc::downgrade(store),
+        slots: Mutex::new(Vec::new()),
+        hub: Mutex::new(None),
+    });
+    r.shares.insert(key, Arc::downgrade(&made));
+    if r.shares.len() > 2 * r.swept_at.max(512) {
+        r.shares.retain(|_, w| w.strong_count() > 0);
+        r.swept_at = r.shares.len();
+    }
+    made
+}
+
+impl MailboxShare {
+    /// Changes to mailbox `name` after modseq `since`, at least up to change count `version`
+    /// (read by the caller before asking). Concurrent callers with the same question wait for
+    /// one store call; a later caller reuses that answer while no newer change was counted.
+    pub(crate) async fn changes_since(&self, name: &str, since: u64, version: u64) -> Answer {
+        let Some(store) = self.store.upgrade() else {
+            return Err(Done::No(SERVERBUG.into()));
+        };
+        let slot = self.slot(name, since, version);
+        slot.answer
+            .get_or_init(|| async {
+                let name = slot.name.clone();
+                match crate::blocking::run(move || store.changes_since(&name, since)).await {
+                    Ok(Ok(c)) => Ok(Arc::new(c)),
+                    Ok(Err(e)) => Err(store_error(e)),
+                    Err(e) => {
+                        tracing::error!("store call failed: {e}");
+                        Err(Done::No(SERVERBUG.into()))
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// For IDLE: a receiver that ticks after each change to the user's mail, once the answer
+    /// for the idlers' `since` is ready (the hub's, started here if none runs). Subscribe
+    /// before looking at the mailbox: a change after that look ticks it. None when the store
+    /// is gone.
+    pub(crate) fn idle_watch(
+        self: &Arc<Self>,
+        name: &str,
+        since: u64,
+    ) -> Option<watch::Receiver<u64>> {
+        let store = self.store.upgrade()?;
+        let mut hub = self.hub.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = hub.as_ref() {
+            return Some(tx.subscribe());
+        }
+        // Subscribed here, under the lock: a change from now on reaches the hub.
+        let changes = store.watch();
+        let (tx, rx) = watch::channel(*changes.borrow());
+        let tx = Arc::new(tx);
+        *hub = Some(tx.clone());
+        tokio::spawn(run_hub(
+            Arc::downgrade(self),
+            tx,
+            changes,
+            name.to_string(),
+            since,
+        ));
+        Some(rx)
+    }
+
+    /// The slot that answers (name, since) with every change up to `version`, made if none
+    /// does. A slot counted at a version at or above the caller's holds all the caller needs.
+    fn slot(&self, name: &str, since: u64, version: u64) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = slots
+            .iter()
+            .find(|s| s.since == since && s.version >= version && s.name == name)
+        {
+            return s.clone();
+        }
+        let made = Arc::new(Slot {
+            name: name.to_string(),
+            since,
+            version,
+            answer: OnceCell::new(),
+        });
+        // The same question asked at an older count is superseded; else the oldest goes.
+        if let Some(i) = slots
+            .iter()
+            .position(|s| s.since == since && s.name == name)
+        {
+            slots[i] = made.clone();
+        } else {
+            if slots.len() >= SLOTS {
+                if let Some(i) = slots
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, s)| s.version)
+                    .map(|(i, _)| i)
+                {
+                    slots.swap_remove(i);
+                }
+            }
+            slots.push(made.clone());
+        }
+        made
+    }
+}
+
+/// The hub of one mailbox: waits for the user's next change, asks the store what changed
+/// since the idlers' modseq (the answer goes into the share), then wakes the idlers. Ends when
+/// no idler listens, the share is dropped or the store goes away.
+async fn run_hub(
+    share: Weak<MailboxShare>,
+    tx: Arc<watch::Sender<u64>>,
+    mut changes: watch::Receiver<u64>,
+    name: String,
+    mut since: u64,
+) {
+    loop {
+        let changed = tokio::select! {
+            r = changes.changed() => r.is_ok(),
+            // The last idler left: checked below, under the lock.
+            _ = tx.closed() => true,
+        };
+        let Some(sh) = share.upgrade() else { return };
+        {
+            let mut hub = sh.hub.lock().unwrap_or_else(|e| e.into_inner());
+            // Under the lock, so a session subscribing now either finds this hub still
+            // listed and running, or finds none and starts another.
+            if !changed || tx.receiver_count() == 0 {
+                if hub.as_ref().is_some_and(|h| Arc::ptr_eq(h, &tx)) {
+                    *hub = None;
+                }
+                return;
+            }
+        }
+        let version = *changes.borrow_and_update();
+        if version == *tx.borrow() {
+            // Woken by the last idler leaving while others joined: nothing new to say.
+            continue;
+        }
+        // Errors (the mailbox renamed or deleted) are the idlers' to meet: each asks again.
+        if let Ok(answer) = sh.changes_since(&name, since, version).await {
+            since = since.max(answer.highestmodseq);
+        }
+        drop(sh);
+        tx.send_replace(version);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestBackend;
+    use std::time::Duration;
+    use storage::NewMessage;
+
+    fn append(store: &UserStore, body: &str) {
+        let raw = format!("Subject: {body}\r\n\r\n{body}\r\n");
+        store
+            .append(
+                "INBOX",
+                NewMessage {
+                    raw: raw.as_bytes(),
+                    flags: Default::default(),
+                    internal_date: None,
+                    delivery_key: None,
+                },
+            )
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_share_per_store_and_mailbox_while_held() {
+        let b = TestBackend::demo();
+        let st = b.store.user("demo").unwrap();
+        let id = st.mailbox("INBOX").unwrap().id;
+        let a = share(&st, id);
+        assert!(Arc::ptr_eq(&a, &share(&st, id)));
+        let other = TestBackend::demo();
+        let st2 = other.store.user("demo").unwrap();
+        assert!(!Arc::ptr_eq(&a, &share(&st2, id)));
+        drop(a);
+        // Nobody holds it: a new one is made (the old answers are gone with it).
+        let b2 = share(&st, id);
+        assert!(b2.slots.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn same_question_same_answer_until_a_newer_change() {
+        let b = TestBackend::demo();
+        let st = b.store.user("demo").unwrap();
+        let id = st.mailbox("INBOX").unwrap().id;
+        let sh = share(&st, id);
+        let mut watch = st.watch();
+        append(&st, "one");
+        let v1 = *watch.borrow_and_update();
+        // Many sessions asking at once all get the very same answer object.
+        let answers = futures_join(&sh, v1, 50).await;
+        let first = answers[0].clone();
+        assert_eq!(first.changed.len(), 1);
+        assert!(answers.iter().all(|a| Arc::ptr_eq(a, &first)));
+        // A newer change is counted: the old answer no longer serves, a new one is computed.
+        append(&st, "two");
+        let v2 = *watch.borrow_and_update();
+        assert!(v2 > v1);
+        let again = sh.changes_since("INBOX", 0, v2).await.unwrap();
+        assert_eq!(again.changed.len(), 2);
+        assert!(!Arc::ptr_eq(&again, &first));
+        // An older count is served by the newer answer (it holds more, never less).
+        let old = sh.changes_since("INBOX", 0, v1).await.unwrap();
+        assert!(Arc::ptr_eq(&old, &again));
+        // Another `since` is another question.
+        let since = first.highestmodseq;
+        let later = sh.changes_since("INBOX", since, v2).await.unwrap();
+        assert_eq!(later.changed.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn errors_reach_every_asker() {
+        let b = TestBackend::demo();
+        let st = b.store.user("demo").unwrap();
+        let id = st.mailbox("INBOX").unwrap().id;
+        let sh = share(&st, id);
+        let e = sh.changes_since("No such box", 0, 1).await.unwrap_err();
+        assert!(
+            matches!(&e, Done::No(t) if t.starts_with("[NONEXISTENT]")),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hub_ticks_idlers_with_the_answer_ready_and_ends_without_them() {
+        let b = TestBackend::demo();
+        let st = b.store.user("demo").unwrap();
+        let id = st.mailbox("INBOX").unwrap().id;
+        let sh = share(&st, id);
+        let since = st.mailbox("INBOX").unwrap().highestmodseq;
+        let mut idlers: Vec<_> = (0..3)
+            .map(|_| sh.idle_watch("INBOX", since).unwrap())
+            .collect();
+        let hub = sh.hub.lock().unwrap().clone().unwrap();
+        assert_eq!(hub.receiver_count(), 3, "one hub for all idlers");
+        let mut counter = st.watch();
+        append(&st, "one");
+        let version = *counter.borrow_and_update();
+        for rx in &mut idlers {
+            tokio::time::timeout(Duration::from_secs(5), rx.changed())
+                .await
+                .expect("idler woken")
+                .unwrap();
+            assert_eq!(*rx.borrow_and_update(), version);
+        }
+        // The answer was computed before the tick: the idlers' question is answered already.
+        let ready = sh
+            .slots
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.since == since && s.version >= version)
+            .and_then(|s| s.answer.get().cloned());
+        let ready = ready.expect("answer ready when the idlers wake").unwrap();
+        assert_eq!(ready.changed.len(), 1);
+        // Every idler gone: the hub ends (after the next change at the latest) and a new
+        // idler starts a new one.
+        drop(idlers);
+        append(&st, "two");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while sh.hub.lock().unwrap().is_some() {
+            assert!(std::time::Instant::now() < deadline, "hub did not end");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut rx = sh.idle_watch("INBOX", ready.highestmodseq).unwrap();
+        append(&st, "three");
+        tokio::time::timeout(Duration::from_secs(5), rx.changed())
+            .await
+            .expect("new hub ticks")
+            .unwrap();
+    }
+
+    #[test]
+    fn slots_are_bounded_and_keep_the_newest() {
+        let b = TestBackend::demo();
+        let st = b.store.user("demo").unwrap();
+        let sh = share(&st, storage::Guid([9; 16]));
+        for since in 0..10u64 {
+            sh.slot("INBOX", since, since);
+        }
+        let slots = sh.slots.lock().unwrap();
+        assert_eq!(slots.len(), SLOTS);
+        let mut kept: Vec<u64> = slots.iter().map(|s| s.since).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, vec![6, 7, 8, 9]);
+    }
+
+    /// `n` concurrent askers of the same question.
+    async fn futures_join(
+        sh: &Arc<MailboxShare>,
+        version: u64,
+        n: usize,
+    ) -> Vec<Arc<MailboxChanges>> {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let sh = sh.clone();
+            set.spawn(async move { sh.changes_since("INBOX", 0, version).await.unwrap() });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            out.push(r.unwrap());
+        }
+        out
+    }
+}
