@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench_backlog;
 mod bench_idle;
 mod bench_replication;
 mod bench_store;
@@ -30,6 +31,9 @@ enum Command {
     /// fan-out latency of one LMTP delivery to every idling connection (issue 4).
     #[command(name = "bench-idle")]
     Idle(bench_idle::Args),
+    /// Client latency on node A with no backlog, and while a restarted node B drains a backlog
+    /// of N messages with replication yielding to clients and without (issue 6).
+    BenchBacklog(bench_backlog::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::BenchStore(a) => bench_store::run(a),
         Command::BenchReplication(a) => bench_replication::run(a),
         Command::Idle(a) => bench_idle::run(a),
+        Command::BenchBacklog(a) => bench_backlog::run(a),
     }
 }
