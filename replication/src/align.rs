@@ -45,6 +45,9 @@ pub struct Aligned {
     pub mailboxes: usize,
     /// Messages whose modseq was aligned.
     pub messages: usize,
+    /// Mailboxes left for a later check: their messages (UID, GUID, flags) differ, so the
+    /// comparison raced a write, or a merge is still under way.
+    pub skipped: usize,
 }
 
 /// The outcome of [`check`].
@@ -104,7 +107,10 @@ pub(crate) async fn after_ship(
             sh.modseqs_aligned
                 .fetch_add(a.mailboxes as u64, Ordering::Relaxed);
             // What this check covered; its own AlignModseqs records are of one origin only.
-            sh.align.last.lock().insert(key, ours);
+            // A skipped mailbox keeps the old mark, so the next turn looks again.
+            if a.skipped == 0 {
+                sh.align.last.lock().insert(key, ours);
+            }
         }
     }
     Ok(())
@@ -180,6 +186,15 @@ pub fn differing_modseqs(here: &[MessageKey], there: &[MessageKey]) -> Vec<Guid>
         .collect()
 }
 
+/// Both listings hold the same messages (UID, GUID, flags), modseqs aside.
+fn same_messages(here: &[MessageKey], there: &[MessageKey]) -> bool {
+    here.len() == there.len()
+        && here
+            .iter()
+            .zip(there)
+            .all(|(a, b)| a.uid == b.uid && a.guid == b.guid && a.flags == b.flags)
+}
+
 /// Compares modseqs with the peer and writes the alignments. Only when both nodes have applied
 /// the same records (equal version vectors); messages whose UID or GUID differ are left to the
 /// UID-conflict path. The caller must be the resolver.
@@ -206,15 +221,24 @@ pub async fn check(
                 r.highestmodseq
             )));
         }
-        if l.uidvalidity != r.uidvalidity
-            || (l.highestmodseq == r.highestmodseq && l.modseq_hash == r.modseq_hash)
-        {
+        if l.highestmodseq == r.highestmodseq && l.modseq_hash == r.modseq_hash {
+            continue;
+        }
+        if !l.same_content(r) {
+            // Modseqs of mailboxes whose messages differ are not comparable: a write landed
+            // between the version vectors and the digests (aligning now would only raise
+            // modseqs for nothing), or UIDs are still being merged. Later.
+            out.skipped += 1;
             continue;
         }
         let uu = u.clone();
         let mb = *id;
         let here = blocking(move || uu.mailbox_listing(mb)).await?;
         let there = remote_listing(conn, user, *id, t).await?;
+        if !same_messages(&here, &there) {
+            out.skipped += 1; // a write between the digests and the listings
+            continue;
+        }
         let guids = differing_modseqs(&here, &there);
         if guids.is_empty() && l.highestmodseq == r.highestmodseq {
             continue;

@@ -106,7 +106,9 @@ fn run(u: &storage::UserStore, a: &Action, n: usize) {
     };
 }
 
-type Dump = BTreeMap<Guid, (String, u32, u32, Vec<(u32, Guid, Flags)>)>;
+/// Per mailbox (by GUID): name, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and the messages (UID, GUID,
+/// flags, modseq): everything invariant 5 says must be the same on every node.
+type Dump = BTreeMap<Guid, (String, u32, u32, u64, Vec<(u32, Guid, Flags, u64)>)>;
 
 fn dump(store: &Arc<Store>, user: &str) -> Dump {
     let u = store.user(user).unwrap();
@@ -116,9 +118,12 @@ fn dump(store: &Arc<Store>, user: &str) -> Dump {
             .messages(&mb.name)
             .unwrap()
             .into_iter()
-            .map(|m| (m.uid, m.guid, m.flags))
+            .map(|m| (m.uid, m.guid, m.flags, m.modseq))
             .collect();
-        out.insert(mb.id, (mb.name, mb.uidvalidity, mb.uidnext, msgs));
+        out.insert(
+            mb.id,
+            (mb.name, mb.uidvalidity, mb.uidnext, mb.highestmodseq, msgs),
+        );
     }
     out
 }
@@ -211,7 +216,7 @@ fn case(ca: &std::path::Path, ops_a: &[Action], ops_b: &[Action]) -> Result<(), 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 200, .. ProptestConfig::default() })]
     /// Every action but mailbox deletes, on both sides; mailboxes (GUID, name, UIDVALIDITY,
-    /// UIDNEXT) and messages (UID, GUID, flags) compared.
+    /// UIDNEXT, HIGHESTMODSEQ) and messages (UID, GUID, flags, modseq) compared.
     #[test]
     fn both_sides_written_apart_converge(
         ops_a in proptest::collection::vec(action(false), 0..25),

@@ -107,9 +107,29 @@ impl Node {
 }
 
 /// What must be identical on every node: mailboxes (GUID, name, UIDVALIDITY, UIDNEXT) and their
-/// messages (UID, GUID, object, flags). Modseqs are each node's own (a local modseq per applied
-/// change keeps invariant 3 locally) and are not compared.
+/// messages (UID, GUID, object, flags); and, see [`Modseqs`], modseqs.
 type Dump = BTreeMap<Guid, (String, u32, u32, Vec<(u32, Guid, Flags)>)>;
+
+/// Per mailbox: HIGHESTMODSEQ and each message's (UID, modseq). Identical on every node once
+/// quiet (invariant 5): the resolver aligns them after writes on both sides.
+type Modseqs = BTreeMap<Guid, (u64, Vec<(u32, u64)>)>;
+
+async fn modseqs(store: &Arc<Store>, user: &str) -> Modseqs {
+    let store = store.clone();
+    let user = user.to_string();
+    tokio::task::spawn_blocking(move || {
+        let u = store.user(&user).unwrap();
+        let mut out = Modseqs::new();
+        for mb in u.list_mailboxes().unwrap() {
+            let msgs = u.messages(&mb.name).unwrap();
+            let msgs = msgs.into_iter().map(|m| (m.uid, m.modseq)).collect();
+            out.insert(mb.id, (mb.highestmodseq, msgs));
+        }
+        out
+    })
+    .await
+    .unwrap()
+}
 
 async fn dump(store: &Arc<Store>, user: &str) -> Dump {
     let store = store.clone();
@@ -136,11 +156,16 @@ async fn converge(a: &Node, b: &Node, user: &str) -> Dump {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (da, db) = (dump(&a.store(), user).await, dump(&b.store(), user).await);
-        if da == db {
+        let (ma, mb) = (
+            modseqs(&a.store(), user).await,
+            modseqs(&b.store(), user).await,
+        );
+        if da == db && ma == mb {
             return da;
         }
         if tokio::time::Instant::now() > deadline {
             assert_eq!(da, db, "nodes did not converge");
+            assert_eq!(ma, mb, "modseqs did not converge");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -269,6 +294,69 @@ async fn writes_on_both_while_disconnected_converge() {
     );
     let first = &inbox.3[0];
     assert!(first.2.contains(&Flag::Seen) && first.2.contains(&Flag::Flagged));
+    // `converge` also compared modseqs: they differed (each node applied the other's changes
+    // after its own) until node 1, the resolver, aligned them.
+    let st = a.handle.as_ref().unwrap().status().await;
+    assert!(st.modseqs_aligned >= 1, "{st:?}");
+    let m = modseqs(&a.store(), "alice").await;
+    let inbox_id = d.iter().find(|(_, m)| m.0 == "INBOX").map(|(id, _)| *id);
+    let (high, msgs) = &m[&inbox_id.unwrap()];
+    assert!(msgs.iter().all(|(_, ms)| ms <= high), "{m:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Writes only on A (active/passive, the common case): no modseq comparison after the first
+/// turns and no `AlignModseqs` record, however long the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_writer_stream_triggers_no_modseq_alignment() {
+    let ca = Ca::new();
+    let (mut a, mut b) = pair(&ca).await;
+    // Warm-up: both nodes' first records (each creates the user's default mailboxes) meet.
+    for i in 0..2 {
+        append(&a.store(), "alice", "INBOX", &format!("warm-up {i}"));
+        converge(&a, &b, "alice").await;
+    }
+    let h = a.handle.clone().unwrap();
+    let mut checks = h.status().await.modseq_checks;
+    let settle = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = h.status().await.modseq_checks;
+        if now == checks || tokio::time::Instant::now() > settle {
+            break;
+        }
+        checks = now;
+    }
+    for i in 0..150 {
+        append(&a.store(), "alice", "INBOX", &format!("stream {i}"));
+        if i % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let d = converge(&a, &b, "alice").await;
+    assert_eq!(d.values().find(|m| m.0 == "INBOX").unwrap().3.len(), 152);
+    let st = h.status().await;
+    assert_eq!(
+        st.modseq_checks, checks,
+        "no comparison during the stream: {st:?}"
+    );
+    assert_eq!(st.modseqs_aligned, 0, "{st:?}");
+    for n in [&a, &b] {
+        let recs = n
+            .store()
+            .user("alice")
+            .unwrap()
+            .records_since(&storage::VersionVector::new(), 100_000)
+            .unwrap();
+        assert!(
+            !recs
+                .iter()
+                .any(|r| matches!(r.op, storage::record::Op::AlignModseqs { .. })),
+            "no AlignModseqs record on node {}",
+            n.id
+        );
+    }
     a.stop().await;
     b.stop().await;
 }
