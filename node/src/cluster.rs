@@ -59,8 +59,12 @@ pub fn replication_config(config: &Config) -> anyhow::Result<ReplicationConfig> 
         Durability::Replicated => replication::Durability::Replicated,
     };
     rc.sync_timeout = config.cluster.replication_sync_timeout.0;
-    // Catch-up yields to this node's IMAP/POP3/LMTP sessions: their store calls in flight.
-    rc.client_load = replication::ClientLoad::new(protocols::blocking::in_flight);
+    // Catch-up yields to this node's IMAP/POP3/LMTP sessions: their store calls in flight,
+    // and how long none has been.
+    rc.client_load = replication::ClientLoad::new(
+        protocols::blocking::in_flight,
+        protocols::blocking::idle_for,
+    );
     rc.pacing.enabled = config.cluster.replication_yield;
     rc.pacing.max_wait = config.cluster.replication_yield_max_wait.0;
     Ok(rc)

@@ -1,10 +1,11 @@
 //! Replication yields to client traffic but never starves. Catch-up work (a peer behind by more
 //! than one batch: after a restart, a cut link, a new node) competes with the node's clients
 //! for CPU (TLS, bincode, blake3, zstd), the blocking pool and the disk. Before such a batch,
-//! while clients have store calls in flight, the shipper (and the receiver before applying a
-//! full batch) waits until they have none, but never longer than `max_wait`, and ships a
-//! smaller batch meanwhile: a backlog drains at a guaranteed floor rate (one small batch per
-//! `max_wait` plus its own time) under any client load, and flat out when clients are idle.
+//! while clients are busy (a store call in flight, or one ended less than `quiet` ago), the
+//! shipper (and the receiver before applying a big frame) waits until they are quiet, but
+//! never longer than `max_wait`, and ships a smaller batch if they are still busy: a backlog
+//! drains at a guaranteed floor rate (one small batch per `max_wait` plus its own time) under
+//! any client load, and flat out when clients are idle.
 //! Live traffic (the peer within one batch) is never held back: `replicated` durability and
 //! lag wait on it.
 
@@ -13,21 +14,39 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How busy the node's clients are: their store calls in flight (the node passes
-/// `protocols::blocking::in_flight`; replication does not depend on `protocols`).
+type InFlightFn = Arc<dyn Fn() -> usize + Send + Sync>;
+type IdleForFn = Arc<dyn Fn() -> Duration + Send + Sync>;
+
+/// How busy the node's clients are: their store calls in flight, and how long none has been
+/// (the node passes `protocols::blocking::{in_flight, idle_for}`; replication does not depend
+/// on `protocols`).
 #[derive(Clone)]
-pub struct ClientLoad(Arc<dyn Fn() -> usize + Send + Sync>);
+pub struct ClientLoad {
+    in_flight: InFlightFn,
+    idle_for: IdleForFn,
+}
 
 impl ClientLoad {
-    pub fn new(f: impl Fn() -> usize + Send + Sync + 'static) -> ClientLoad {
-        ClientLoad(Arc::new(f))
+    pub fn new(
+        in_flight: impl Fn() -> usize + Send + Sync + 'static,
+        idle_for: impl Fn() -> Duration + Send + Sync + 'static,
+    ) -> ClientLoad {
+        ClientLoad {
+            in_flight: Arc::new(in_flight),
+            idle_for: Arc::new(idle_for),
+        }
     }
     /// No clients on this node (tests, `node sync`): replication never waits.
     pub fn none() -> ClientLoad {
-        ClientLoad::new(|| 0)
+        ClientLoad::new(|| 0, || Duration::MAX)
     }
-    pub fn get(&self) -> usize {
-        (self.0)()
+    pub fn in_flight(&self) -> usize {
+        (self.in_flight)()
+    }
+    /// Busy: a call in flight, or one ended less than `quiet` ago (clients between two
+    /// commands are still working).
+    pub fn busy(&self, quiet: Duration) -> bool {
+        self.in_flight() > 0 || (self.idle_for)() < quiet
     }
 }
 
@@ -39,7 +58,12 @@ impl Default for ClientLoad {
 
 impl std::fmt::Debug for ClientLoad {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ClientLoad({})", self.get())
+        write!(
+            f,
+            "ClientLoad {{ in_flight: {}, idle_for: {:?} }}",
+            self.in_flight(),
+            (self.idle_for)()
+        )
     }
 }
 
@@ -52,8 +76,10 @@ pub struct PacingConfig {
     /// Longest one catch-up batch waits for busy clients: with `busy_batch_records`, the
     /// floor of the drain rate.
     pub max_wait: Duration,
-    /// How often the client load is read again while waiting (one atomic load).
+    /// How often the client load is read again while waiting (two atomic loads).
     pub poll: Duration,
+    /// Clients count as busy until none of their calls has been in flight for this long.
+    pub quiet: Duration,
     /// Records in a catch-up batch shipped while clients are busy (a shorter burst between
     /// two chances for the clients); idle clients get the full `batch_records`.
     pub busy_batch_records: usize,
@@ -65,6 +91,7 @@ impl Default for PacingConfig {
             enabled: true,
             max_wait: Duration::from_millis(25),
             poll: Duration::from_millis(1),
+            quiet: Duration::from_millis(10),
             busy_batch_records: 100,
         }
     }
@@ -148,7 +175,7 @@ impl Pacer {
         let start = tokio::time::Instant::now();
         let deadline = start + self.cfg.max_wait;
         loop {
-            if self.load.get() == 0 {
+            if !self.load.busy(self.cfg.quiet) {
                 return (start.elapsed(), false);
             }
             let now = tokio::time::Instant::now();
@@ -216,19 +243,53 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicU64, AtomicUsize};
 
-    fn pacer(load: &Arc<AtomicUsize>, enabled: bool) -> Pacer {
-        let l = load.clone();
+    /// A pacer whose clients have `load` calls in flight and were last active `idle_ms` ago.
+    fn pacer_idle(load: &Arc<AtomicUsize>, idle_ms: &Arc<AtomicU64>, enabled: bool) -> Pacer {
+        let (l, i) = (load.clone(), idle_ms.clone());
         Pacer::new(
             PacingConfig {
                 enabled,
                 max_wait: Duration::from_millis(25),
                 poll: Duration::from_millis(1),
+                quiet: Duration::from_millis(10),
                 busy_batch_records: 100,
             },
-            ClientLoad::new(move || l.load(Ordering::SeqCst)),
+            ClientLoad::new(
+                move || l.load(Ordering::SeqCst),
+                move || Duration::from_millis(i.load(Ordering::SeqCst)),
+            ),
         )
+    }
+
+    /// Clients last active long ago unless calls are in flight.
+    fn pacer(load: &Arc<AtomicUsize>, enabled: bool) -> Pacer {
+        pacer_idle(load, &Arc::new(AtomicU64::new(1000)), enabled)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clients_between_commands_count_as_busy_until_quiet() {
+        // Nothing in flight, but a call ended 3 ms ago: busy until 10 ms of quiet. The
+        // fake's idle time does not advance by itself; a task plays the clients going
+        // quiet after 4 ms.
+        let load = Arc::new(AtomicUsize::new(0));
+        let idle = Arc::new(AtomicU64::new(3));
+        let p = pacer_idle(&load, &idle, true);
+        let i = idle.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(4)).await;
+            i.store(10, Ordering::SeqCst);
+        });
+        let plan = p.before_batch(true, 500).await;
+        assert_eq!(plan.records, 500);
+        assert!(
+            plan.waited >= Duration::from_millis(4) && plan.waited <= Duration::from_millis(5),
+            "{:?}",
+            plan.waited
+        );
+        // Quiet for long enough: no wait at all.
+        assert_eq!(p.before_batch(true, 500).await.waited, Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
