@@ -564,6 +564,60 @@ async fn full_sync_finds_divergence_the_vectors_cannot_see() {
     b.stop().await;
 }
 
+/// Both nodes applied the same records in different orders: same messages, other modseqs. A
+/// full sync by a node that does not resolve reports it without rebuilding anything; the
+/// resolver's sync aligns it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_aligns_a_difference_only_in_modseqs() {
+    let ca = Ca::new();
+    let addr_b = free_addr().await;
+    let a_store = MemStore::new(1);
+    let mut b = Node {
+        id: 2,
+        store: MemStore::new(2),
+        addr: addr_b.clone(),
+        handle: None,
+    };
+    let (ua, ub) = (a_store.mem_user("alice"), b.user("alice"));
+    let (_, x) = ua.append(INBOX, b"x\r\n");
+    b.start(&ca, &[(1, free_addr().await)], Durability::Local)
+        .await;
+    let peer = PeerConfig {
+        id: 2,
+        addr: addr_b,
+    };
+    let sync = |full, resolve| {
+        let (tls, store, peer) = (ca.tls(1), a_store.clone(), peer.clone());
+        async move {
+            replication::sync::sync_user(&tls, store, &peer, "alice", full, resolve)
+                .await
+                .unwrap()
+        }
+    };
+    sync(false, true).await;
+    assert_eq!(ua.dump(), ub.dump());
+    // Apart: A appends (INBOX's next modseq), B expunges x (INBOX's next modseq): each applies
+    // the other's change after its own, so the new message's modseq differs.
+    ua.append(INBOX, b"a1\r\n");
+    ub.expunge(INBOX, vec![x]);
+    let r = sync(true, false).await;
+    let (da, db) = (ua.dump(), ub.dump());
+    assert_eq!(da.index, db.index, "same messages");
+    assert_ne!(da.modseqs, db.modseqs, "other modseqs");
+    assert!(r.diverged.is_empty() && !r.rebuilt_local_index, "{r}");
+    assert_eq!(r.modseqs_differ, vec![INBOX.to_hex()], "{r}");
+    assert!(r.to_string().contains("modseqs differ"), "{r}");
+    assert_eq!(r.modseqs_aligned, 0);
+    // The resolver's full sync aligns them (one AlignModseqs, applied on both).
+    let r = sync(true, true).await;
+    assert_eq!(r.modseqs_aligned, 1, "{r}");
+    assert!(r.modseqs_differ.is_empty() && r.diverged.is_empty(), "{r}");
+    assert_eq!(ua.dump(), ub.dump());
+    let high = ua.dump().modseqs[&INBOX].0;
+    assert!(high > da.modseqs[&INBOX].0.max(db.modseqs[&INBOX].0));
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_converge_and_only_node_1_resolves() {
     let ca = Ca::new();
@@ -631,6 +685,17 @@ async fn three_nodes_converge_and_only_node_1_resolves() {
         !renumbers.is_empty() && renumbers.iter().all(|&o| o == 1),
         "{renumbers:?}"
     );
+    // Modseqs were compared too (the dumps hold them); any alignment is node 1's, and it
+    // reached the third node (identical record sets above).
+    let aligns: Vec<u32> = nodes[2]
+        .user("alice")
+        .dump()
+        .records
+        .values()
+        .filter(|r| matches!(r.op, Op::AlignModseqs { .. }))
+        .map(|r| r.origin)
+        .collect();
+    assert!(aligns.iter().all(|&o| o == 1), "{aligns:?}");
     for n in nodes.iter_mut() {
         n.stop().await;
     }
