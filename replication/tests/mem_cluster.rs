@@ -159,9 +159,16 @@ async fn append_on_a_appears_on_b_with_same_uid_and_guid() {
     a.user("bob").subscribe("Lists/rust");
     let bb = b.user("bob");
     eventually("bob on B", || bb.dump().records.len() == 1).await;
-    let st = a.handle.as_ref().unwrap().status().await;
+    // B applies before it acks, and A counts on the ack: wait for the count.
+    let h = a.handle.clone().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut st = h.status().await;
+    while st.peers[0].records_sent < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        st = h.status().await;
+    }
     assert!(st.peers[0].connected);
-    assert!(st.peers[0].records_sent >= 2);
+    assert!(st.peers[0].records_sent >= 2, "{st:?}");
     a.stop().await;
     b.stop().await;
 }
