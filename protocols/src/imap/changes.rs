@@ -19,14 +19,35 @@
 use super::session::{store_error, Done, SERVERBUG};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use storage::{MailboxChanges, MailboxId, UserStore};
+use storage::{MailboxChanges, MailboxId, MessageMeta, UserStore};
 use tokio::sync::{watch, OnceCell};
 
 /// Answers kept per mailbox. Sessions in step share one; a session that lags (another
 /// `since`) gets its own without evicting the common one.
 const SLOTS: usize = 4;
 
-pub(crate) type Answer = Result<Arc<MailboxChanges>, Done>;
+pub(crate) type Answer = Result<Arc<Changes>, Done>;
+
+/// What changed, as sessions take it in: each entry once behind an `Arc`, so the sessions
+/// that take a new message into their snapshots share one copy of its entry.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// Messages added or whose flags changed, in UID order.
+    pub changed: Vec<Arc<MessageMeta>>,
+    /// UIDs expunged, ascending.
+    pub expunged: Vec<u32>,
+    pub highestmodseq: u64,
+}
+
+impl From<MailboxChanges> for Changes {
+    fn from(c: MailboxChanges) -> Changes {
+        Changes {
+            changed: c.changed.into_iter().map(Arc::new).collect(),
+            expunged: c.expunged,
+            highestmodseq: c.highestmodseq,
+        }
+    }
+}
 
 /// One question and, once computed, its answer.
 struct Slot {
@@ -109,7 +130,7 @@ impl MailboxShare {
             .get_or_init(|| async {
                 let name = slot.name.clone();
                 match crate::blocking::run(move || store.changes_since(&name, since)).await {
-                    Ok(Ok(c)) => Ok(Arc::new(c)),
+                    Ok(Ok(c)) => Ok(Arc::new(Changes::from(c))),
                     Ok(Err(e)) => Err(store_error(e)),
                     Err(e) => {
                         tracing::error!("store call failed: {e}");
@@ -377,11 +398,7 @@ mod tests {
     }
 
     /// `n` concurrent askers of the same question.
-    async fn futures_join(
-        sh: &Arc<MailboxShare>,
-        version: u64,
-        n: usize,
-    ) -> Vec<Arc<MailboxChanges>> {
+    async fn futures_join(sh: &Arc<MailboxShare>, version: u64, n: usize) -> Vec<Arc<Changes>> {
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..n {
             let sh = sh.clone();

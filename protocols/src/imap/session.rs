@@ -49,7 +49,10 @@ pub(crate) type Reply = Result<Done, Done>;
 /// One message of the session's snapshot of the selected mailbox.
 #[derive(Clone, Debug)]
 pub(crate) struct Msg {
-    pub meta: MessageMeta,
+    /// Shared with the other sessions that took the same change from one shared answer
+    /// (imap::changes): thousands of sessions of one mailbox hold one copy of each new message's
+    /// entry, not one each.
+    pub meta: Arc<MessageMeta>,
     /// \Recent for this session: the message arrived while this session had the mailbox open.
     pub recent: bool,
 }
@@ -528,7 +531,7 @@ impl Session {
         let version = self.watch.as_mut().map(|w| *w.borrow_and_update());
         let changes = if version.is_some() && version == sel.synced_version {
             // Only expunges held back earlier may be due.
-            Arc::new(storage::MailboxChanges::default())
+            Arc::new(super::changes::Changes::default())
         } else {
             let name = sel.name.clone();
             let since = sel.modseq_seen;
@@ -538,7 +541,7 @@ impl Session {
                 None => self
                     .store_call(move |s| s.changes_since(&name, since))
                     .await
-                    .map(Arc::new),
+                    .map(|c| Arc::new(c.into())),
             };
             match answer {
                 Ok(c) => c,

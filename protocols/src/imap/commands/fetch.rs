@@ -326,8 +326,9 @@ pub(crate) async fn fetch(
             if let Some(sel) = s.sel.as_mut() {
                 for (u, flags, modseq) in outcome.updated {
                     if let Some(i) = sel.index_of_uid(u) {
-                        sel.msgs[i].meta.flags = flags;
-                        sel.msgs[i].meta.modseq = modseq;
+                        let meta = Arc::make_mut(&mut sel.msgs[i].meta);
+                        meta.flags = flags;
+                        meta.modseq = modseq;
                         seen_now.push(u);
                     }
                 }
@@ -344,7 +345,7 @@ pub(crate) async fn fetch(
     let mut unknown_cte = false;
     for chunk in idx.chunks(batch) {
         let sel = s.selected()?;
-        let batch: Vec<(usize, MessageMeta, bool, bool)> = chunk
+        let batch: Vec<(usize, Arc<MessageMeta>, bool, bool)> = chunk
             .iter()
             .map(|&i| {
                 let m = &sel.msgs[i];
@@ -400,7 +401,7 @@ fn set_has_uid(set: &SequenceSet, uid: u32) -> bool {
 /// message's FETCH line is left out and the command ends `NO [UNKNOWN-CTE]` (RFC 3516 4.3).
 fn render_batch(
     st: &UserStore,
-    batch: &[(usize, MessageMeta, bool, bool)],
+    batch: &[(usize, Arc<MessageMeta>, bool, bool)],
     items: &[Item],
 ) -> (Vec<u8>, bool) {
     let needs_raw = items.iter().any(Item::needs_raw);

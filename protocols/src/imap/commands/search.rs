@@ -119,7 +119,7 @@ pub(super) fn criteria_key(s: &mut Session, criteria: &[K<'_>]) -> (SearchKey, b
 
 /// (sequence number, index entry, \Recent) of every message of the selected mailbox, for the
 /// blocking pool to search without holding the session.
-pub(super) fn snapshot(s: &Session) -> Result<Vec<(u32, MessageMeta, bool)>, Done> {
+pub(super) fn snapshot(s: &Session) -> Result<Vec<(u32, Arc<MessageMeta>, bool)>, Done> {
     let sel = s.selected()?;
     Ok(sel
         .msgs
@@ -133,7 +133,7 @@ pub(super) fn snapshot(s: &Session) -> Result<Vec<(u32, MessageMeta, bool)>, Don
 /// message's content loaded lazily (a key on flags alone reads no message). SEARCH and SORT
 /// share this walk; it blocks on the store, so it runs on the blocking pool.
 pub(super) fn for_each_match(
-    snapshot: &[(u32, MessageMeta, bool)],
+    snapshot: &[(u32, Arc<MessageMeta>, bool)],
     store: &Arc<UserStore>,
     key: &SearchKey,
     mut f: impl FnMut(u32, &MessageMeta, &dyn MessageContent),

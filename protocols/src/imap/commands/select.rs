@@ -108,7 +108,7 @@ pub(crate) async fn select(
             .into_iter()
             .map(|meta| Msg {
                 recent: meta.uid > recent_above,
-                meta,
+                meta: std::sync::Arc::new(meta),
             })
             .collect(),
         modseq_seen: info.highestmodseq,

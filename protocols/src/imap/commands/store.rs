@@ -62,8 +62,9 @@ pub(crate) async fn store(
                 continue;
             };
             let m = &mut sel.msgs[i];
-            m.meta.flags = flags;
-            m.meta.modseq = modseq;
+            let meta = std::sync::Arc::make_mut(&mut m.meta);
+            meta.flags = flags;
+            meta.modseq = modseq;
             // .SILENT still reports MODSEQ to CONDSTORE clients (RFC 7162 3.1.3).
             if silent && !condstore {
                 continue;
