@@ -127,6 +127,34 @@ fn both_sides_written_while_link_is_cut_converge_with_same_modseqs() {
     let (c, uidvalidity) = split_brain_then_heal();
     let after = c.wait_converged(&[0, 1], CONVERGE).unwrap();
     check_nothing_lost(&after, uidvalidity);
+    // HIGHESTMODSEQ too, and above every message's modseq.
+    let deadline = Instant::now() + CONVERGE;
+    let high = loop {
+        let (a, b) = (
+            highestmodseq(&c.nodes[0], "INBOX"),
+            highestmodseq(&c.nodes[1], "INBOX"),
+        );
+        if a == b || Instant::now() > deadline {
+            assert_eq!(a, b, "INBOX HIGHESTMODSEQ on node 1 and node 2");
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let top = inbox(&after).messages.values().map(|m| m.modseq).max();
+    assert!(top.is_some_and(|t| t <= high), "{high} {after}");
+}
+
+/// HIGHESTMODSEQ of a mailbox as SELECT (CONDSTORE enabled) reports it.
+fn highestmodseq(node: &Server, mailbox: &str) -> u64 {
+    let mut s = imap_login(node).unwrap();
+    let r = imap_ok(&mut s, "h", &format!("SELECT \"{mailbox}\"")).unwrap();
+    r.iter()
+        .find_map(|l| {
+            l.strip_prefix("* OK [HIGHESTMODSEQ ")
+                .and_then(|x| x.split(']').next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no HIGHESTMODSEQ in {r:?}"))
 }
 
 /// Two nodes, every link through a proxy; 3 shared messages, then the links cut and
