@@ -41,10 +41,15 @@ pub struct Args {
     /// Length of the no-backlog phase (seconds).
     #[arg(long, default_value_t = 5)]
     pub baseline_secs: u64,
-    /// Rounds of (no backlog, drain yielding, drain not yielding; the two drains in
-    /// alternating order).
+    /// Rounds of (no backlog, then a drain per variant; the variants' order reversed every
+    /// other round).
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
+    /// Drains to run, comma-separated: `yield` (replication_yield, low-priority catch-up
+    /// threads), `yield-normal-priority` (replication_yield, replication_yield_low_priority =
+    /// false), `no-yield` (replication_yield = false).
+    #[arg(long, default_value = "yield,no-yield", value_delimiter = ',')]
+    pub variants: Vec<Variant>,
     /// `[cluster] replication_yield_max_wait` in ms for the yielding phase.
     #[arg(long, default_value_t = 25)]
     pub max_wait_ms: u64,
@@ -98,8 +103,8 @@ pub fn run(a: Args) -> Result<()> {
 fn bench(a: &Args, bin: &Path, dir: &Path, deadline: Instant) -> Result<()> {
     println!("{}", load_line());
     let mut cluster = Pair::new(bin, dir, &a.node_log)?;
-    cluster.start(0, true, a.max_wait_ms, deadline)?;
-    cluster.start(1, true, a.max_wait_ms, deadline)?;
+    cluster.start(0, Variant::Yield, a.max_wait_ms, deadline)?;
+    cluster.start(1, Variant::Yield, a.max_wait_ms, deadline)?;
     let body = "x".repeat(a.size);
     deliver_many(cluster.lmtp(0), 1, 0, "first", &body)?;
     wait_messages(cluster.imap(1), 1, deadline).context("B gets the first message")?;
@@ -120,26 +125,20 @@ fn bench(a: &Args, bin: &Path, dir: &Path, deadline: Instant) -> Result<()> {
         rows.push(("no backlog".into(), base, None, String::new()));
         // Alternate the order between rounds, so neither setting always runs on a warmer
         // cache or a quieter machine.
-        let order = if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
+        let mut order = a.variants.clone();
+        if round % 2 == 1 {
+            order.reverse();
+        }
         for yielding in order {
             let (lat, secs, pacing) =
                 drain_phase(a, &mut cluster, round, yielding, &body, deadline)?;
             println!(
-                "round {round}: drain with replication_yield = {yielding}: {secs:.2} s ({:.0} messages/s); {} client commands during it, latency {}; A: {pacing}",
+                "round {round}: drain, {yielding}: {secs:.2} s ({:.0} messages/s); {} client commands during it, latency {}; A: {pacing}",
                 a.backlog as f64 / secs,
                 lat.len(),
                 summary_of(&lat),
             );
-            rows.push((
-                format!("drain, replication_yield = {yielding}"),
-                lat,
-                Some(secs),
-                pacing,
-            ));
+            rows.push((format!("drain, {yielding}"), lat, Some(secs), pacing));
         }
     }
     println!();
@@ -176,7 +175,7 @@ fn drain_phase(
     a: &Args,
     cluster: &mut Pair,
     round: usize,
-    yielding: bool,
+    yielding: Variant,
     body: &str,
     deadline: Instant,
 ) -> Result<(Vec<Duration>, f64, String)> {
@@ -185,7 +184,7 @@ fn drain_phase(
         cluster.lmtp(0),
         4,
         a.backlog,
-        &format!("backlog{round}{yielding}"),
+        &format!("backlog{round}-{}", yielding as u8),
         body,
     )?;
     let expected = messages(cluster.imap(0))?;
@@ -207,6 +206,40 @@ fn drain_phase(
         .map(|s| s.latency)
         .collect();
     Ok((during, (t1 - t0).as_secs_f64(), cluster.pacing_line(0)?))
+}
+
+/// A drain's replication settings on both nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Yield,
+    YieldNormalPriority,
+    NoYield,
+}
+
+impl std::str::FromStr for Variant {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Variant, String> {
+        match s {
+            "yield" => Ok(Variant::Yield),
+            "yield-normal-priority" => Ok(Variant::YieldNormalPriority),
+            "no-yield" => Ok(Variant::NoYield),
+            other => Err(format!(
+                "unknown variant {other:?} (yield, yield-normal-priority, no-yield)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Variant::Yield => "replication_yield = true",
+            Variant::YieldNormalPriority => {
+                "replication_yield = true, replication_yield_low_priority = false"
+            }
+            Variant::NoYield => "replication_yield = false",
+        })
+    }
 }
 
 /// One client command: when it completed and how long it took.
@@ -536,7 +569,9 @@ impl Pair {
         self.dir.join(format!("node{}.toml", i + 1))
     }
 
-    fn config(&self, i: usize, yielding: bool, max_wait_ms: u64) -> String {
+    fn config(&self, i: usize, v: Variant, max_wait_ms: u64) -> String {
+        let yielding = v != Variant::NoYield;
+        let low = v == Variant::Yield;
         let other = 1 - i;
         format!(
             r#"# written by jepsen bench-backlog
@@ -552,6 +587,7 @@ listen = "127.0.0.1:{repl}"
 durability = "local"
 replication_yield = {yielding}
 replication_yield_max_wait = "{max_wait_ms} msecs"
+replication_yield_low_priority = {low}
 certs_dir = {certs}
 peers = [{{ node_id = {oid}, address = "127.0.0.1:{orepl}" }}]
 
@@ -591,7 +627,7 @@ port = 0
     fn start(
         &mut self,
         i: usize,
-        yielding: bool,
+        yielding: Variant,
         max_wait_ms: u64,
         deadline: Instant,
     ) -> Result<()> {
@@ -740,7 +776,7 @@ mod tests {
             ports: [(1, 2, 3), (4, 5, 6)],
             procs: [None, None],
         };
-        let a = p.config(0, false, 25);
+        let a = p.config(0, Variant::NoYield, 25);
         assert!(a.contains("listen = \"127.0.0.1:3\""), "{a}");
         assert!(a.contains("address = \"127.0.0.1:6\""), "{a}");
         assert!(a.contains("replication_yield = false"), "{a}");
@@ -748,7 +784,9 @@ mod tests {
             a.contains("replication_yield_max_wait = \"25 msecs\""),
             "{a}"
         );
-        let b = p.config(1, true, 25);
+        let b = p.config(1, Variant::YieldNormalPriority, 25);
+        assert!(b.contains("replication_yield = true"), "{b}");
+        assert!(b.contains("replication_yield_low_priority = false"), "{b}");
         assert!(
             b.contains("node_id = 2") && b.contains("address = \"127.0.0.1:3\""),
             "{b}"

@@ -67,6 +67,7 @@ pub fn replication_config(config: &Config) -> anyhow::Result<ReplicationConfig> 
     );
     rc.pacing.enabled = config.cluster.replication_yield;
     rc.pacing.max_wait = config.cluster.replication_yield_max_wait.0;
+    rc.pacing.low_priority = config.cluster.replication_yield_low_priority;
     Ok(rc)
 }
 

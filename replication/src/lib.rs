@@ -7,6 +7,7 @@
 //! server is not running; [`certs::init_ca`] / [`certs::issue_node_cert`] for `node cluster`.
 
 mod align;
+mod background;
 pub mod certs;
 pub mod conn;
 pub mod error;

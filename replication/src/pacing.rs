@@ -80,6 +80,9 @@ pub struct PacingConfig {
     pub poll: Duration,
     /// Clients count as busy until none of their calls has been in flight for this long.
     pub quiet: Duration,
+    /// Catch-up store work (reading the backlog; applying a peer's big frame) runs on threads
+    /// of lower CPU and I/O priority (see `background`), when `enabled`.
+    pub low_priority: bool,
     /// Records in a catch-up batch shipped while clients are busy (a shorter burst between
     /// two chances for the clients); idle clients get the full `batch_records`.
     pub busy_batch_records: usize,
@@ -92,6 +95,7 @@ impl Default for PacingConfig {
             max_wait: Duration::from_millis(25),
             poll: Duration::from_millis(1),
             quiet: Duration::from_millis(10),
+            low_priority: true,
             busy_batch_records: 100,
         }
     }
@@ -218,13 +222,23 @@ impl Pacer {
         Plan { records, waited }
     }
 
+    /// Whether catch-up store work runs on the low-priority threads.
+    pub(crate) fn low_priority(&self, catch_up: bool) -> bool {
+        catch_up && self.cfg.enabled && self.cfg.low_priority
+    }
+
+    /// A peer's frame of `records` records is catch-up (see [`Pacer::before_apply`]).
+    pub(crate) fn is_catch_up_frame(&self, records: usize) -> bool {
+        records >= self.cfg.busy_batch_records.max(1)
+    }
+
     /// Before applying a peer's frame of `records` records. A frame of at least
     /// `busy_batch_records` is catch-up (the live stream sends what accumulated during one
     /// round trip: a few records; a shipper catching up sends full or busy-sized batches) and
     /// waits for busy clients here, bounded like the shipper's wait; smaller frames are
     /// applied at once. Returns the time waited.
     pub(crate) async fn before_apply(&self, records: usize) -> Duration {
-        if !self.cfg.enabled || records < self.cfg.busy_batch_records.max(1) {
+        if !self.cfg.enabled || !self.is_catch_up_frame(records) {
             return Duration::ZERO;
         }
         let (waited, _) = self.wait_for_clients().await;
@@ -254,6 +268,7 @@ mod tests {
                 max_wait: Duration::from_millis(25),
                 poll: Duration::from_millis(1),
                 quiet: Duration::from_millis(10),
+                low_priority: true,
                 busy_batch_records: 100,
             },
             ClientLoad::new(

@@ -269,7 +269,15 @@ async fn handle(
             // waits for the Ack meanwhile.
             sh.pacer.before_apply(records.len()).await;
             let objects = held.take_for(&user);
-            match soft(apply_checked(&sh.store, &u, &user, &records, objects, resolve).await)? {
+            let low = sh
+                .pacer
+                .low_priority(sh.pacer.is_catch_up_frame(records.len()));
+            let applied = crate::background::catch_up(
+                low,
+                apply_checked(&sh.store, &u, &user, &records, objects, resolve),
+            )
+            .await;
+            match soft(applied)? {
                 Ok((applied, recs, resolved)) => {
                     sh.conflicts_resolved
                         .fetch_add(resolved as u64, Ordering::Relaxed);

@@ -204,6 +204,13 @@ pub(crate) struct Shared {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::result::Result<T, storage::StoreError> + Send + 'static,
 ) -> Result<T> {
+    // Catch-up work yields the CPU and disk to clients (see `background`).
+    if crate::background::in_catch_up() {
+        return crate::background::run(f)
+            .await
+            .map_err(ReplError::Other)?
+            .map_err(ReplError::Store);
+    }
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ReplError::Other(format!("store task failed: {e}")))?

@@ -200,22 +200,26 @@ async fn ship_user(
     let catch_up = lane.catching_up.lock().contains(user);
     let plan = sh.pacer.before_batch(catch_up, sh.cfg.batch_records).await;
     let mut last = None;
-    let pushed = push_batch(
-        conn,
-        &u,
-        user,
-        &have,
-        plan.records,
-        sh.cfg.batch_bytes,
-        sh.cfg.reply_timeout,
-        |recs| {
-            last = recs.last().map(|r| (r.origin, r.seq));
-            let mark = LagMark {
-                oldest_unacked_ms: recs.first().map(|r| r.time.wall_ms).unwrap_or(0),
-                bytes: recs.iter().map(bytes_of).sum(),
-            };
-            peer.lag.lock().insert(user.to_string(), mark);
-        },
+    let low = sh.pacer.low_priority(catch_up);
+    let pushed = crate::background::catch_up(
+        low,
+        push_batch(
+            conn,
+            &u,
+            user,
+            &have,
+            plan.records,
+            sh.cfg.batch_bytes,
+            sh.cfg.reply_timeout,
+            |recs| {
+                last = recs.last().map(|r| (r.origin, r.seq));
+                let mark = LagMark {
+                    oldest_unacked_ms: recs.first().map(|r| r.time.wall_ms).unwrap_or(0),
+                    bytes: recs.iter().map(bytes_of).sum(),
+                };
+                peer.lag.lock().insert(user.to_string(), mark);
+            },
+        ),
     )
     .await?;
     if let Some(vv) = &pushed.acked {

@@ -170,6 +170,9 @@ pub struct ClusterSettings {
     pub replication_yield: bool,
     /// Longest one catch-up batch waits for busy clients (the drain's floor rate).
     pub replication_yield_max_wait: DurationSetting,
+    /// With `replication_yield`: catch-up store work runs on threads of lower CPU (nice 10)
+    /// and I/O (best-effort 7) priority.
+    pub replication_yield_low_priority: bool,
     /// Cluster CA and this node's certificate (`node cluster init` / `node cluster cert`).
     pub certs_dir: PathBuf,
 }
@@ -184,6 +187,7 @@ impl Default for ClusterSettings {
             replication_sync_timeout: DurationSetting(Duration::from_secs(2)),
             replication_yield: true,
             replication_yield_max_wait: DurationSetting(Duration::from_millis(25)),
+            replication_yield_low_priority: true,
             certs_dir: PathBuf::new(),
         }
     }
