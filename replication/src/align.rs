@@ -83,19 +83,25 @@ pub(crate) async fn after_ship(
     let key = (peer, user.to_string());
     {
         let mut last = sh.align.last.lock();
-        match last.get(&key) {
-            // First turn since this node started. Nothing exchanged: in step, nothing to check
-            // until two origins move. Otherwise the records that moved may have been written on
-            // both sides while apart (say, both nodes restarted after a split), and which of them
-            // were applied here before the others is not known: check once.
+        let base = match last.get(&key) {
+            Some(b) => b.clone(),
+            // First turn since this node started, nothing exchanged: in step; check when two
+            // origins move from here.
             None if covers(peer_had, &ours) => {
                 last.insert(key, ours);
                 return Ok(());
             }
-            None if ours.len() < 2 => return Ok(()),
-            None => {}
-            Some(prev) if origins_advanced(prev, &ours) < 2 => return Ok(()),
-            Some(_) => {}
+            // Records moved: they may have been written on both sides while apart (say, both
+            // nodes restarted after a split), and in which order they were applied here is not
+            // known. An empty mark makes every turn check (once two origins exist) until a
+            // check completes.
+            None => {
+                last.insert(key.clone(), VersionVector::new());
+                VersionVector::new()
+            }
+        };
+        if origins_advanced(&base, &ours) < 2 {
+            return Ok(());
         }
     }
     sh.modseq_checks.fetch_add(1, Ordering::Relaxed);

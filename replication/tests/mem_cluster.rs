@@ -230,6 +230,30 @@ async fn writes_on_both_sides_while_apart_converge_with_renumbering() {
     b.stop().await;
 }
 
+/// Both nodes restarted after writing apart, with no UID conflict (so no renumbering to ship
+/// afterwards): the modseqs still converge, whichever node's records arrive first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_after_writes_on_both_aligns_modseqs_without_a_uid_conflict() {
+    let ca = Ca::new();
+    let (mut a, mut b) = pair(&ca, Durability::Local).await;
+    let (ua, ub) = (a.user("alice"), b.user("alice"));
+    let (_, x) = ua.append(INBOX, b"x\r\n");
+    converge(&a, &b, "alice").await;
+    a.stop().await;
+    b.stop().await;
+    // A's append and B's expunge each take INBOX's next modseq; each node applies the other's
+    // change after its own.
+    ua.append(INBOX, b"a1\r\n");
+    ub.expunge(INBOX, vec![x]);
+    restart(&mut b, &ca, &a, Durability::Local).await;
+    restart(&mut a, &ca, &b, Durability::Local).await;
+    converge(&a, &b, "alice").await;
+    let st = a.handle.as_ref().unwrap().status().await;
+    assert!(st.modseqs_aligned >= 1, "{st:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicated_durability_waits_for_ack_then_degrades_and_recovers() {
     let ca = Ca::new();
