@@ -1,16 +1,31 @@
 //! IDLE (RFC 2177): pushes other sessions' changes as they become durable, sends
 //! `* OK Still here` every imap_idle_notify_interval, ends on DONE.
 
+use crate::imap::changes::Doorbell;
 use crate::imap::session::{Done, Reply, Session};
+use std::sync::Arc;
 use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+/// What ends a wait for changes.
+enum Wake {
+    /// The selected mailbox's doorbell (imap::changes), rung once the answer is ready.
+    Bell(Arc<Doorbell>),
+    /// No mailbox selected: the user's change counter (nothing to report, but harmless).
+    Counter(watch::Receiver<u64>),
+    Never,
+}
 
 pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
     // With a mailbox selected, changes come through its shared notifier (one store call per
     // change for all idlers, see imap::changes). Subscribed before the first look below, so a
     // change after that look wakes this session.
-    let mut watch = match s.sel.as_ref() {
-        Some(sel) => sel.share.idle_watch(&sel.name, sel.modseq_seen),
-        None => s.watch.clone(),
+    let mut wake = match s.sel.as_ref() {
+        Some(sel) => match sel.share.idle_doorbell(&sel.name, sel.modseq_seen) {
+            Some(bell) => Wake::Bell(bell),
+            None => Wake::Never,
+        },
+        None => s.watch.clone().map_or(Wake::Never, Wake::Counter),
     };
     s.out.extend_from_slice(b"+ idling\r\n");
     if s.sync(true).await.is_err() {
@@ -48,9 +63,13 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
         let ev = tokio::select! {
             r = stream.read(&mut buf) => Ev::Read(r),
             c = async {
-                match watch.as_mut() {
-                    Some(w) => w.changed().await.is_ok(),
-                    None => std::future::pending().await,
+                match &mut wake {
+                    Wake::Bell(b) => {
+                        b.rung().await;
+                        true
+                    }
+                    Wake::Counter(w) => w.changed().await.is_ok(),
+                    Wake::Never => std::future::pending().await,
                 }
             } => Ev::Changed(c),
             _ = keepalive.tick() => Ev::Tick,
@@ -76,7 +95,7 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
                 }
             }
             // The store went away: keep idling, but without notifications.
-            Ev::Changed(false) => watch = None,
+            Ev::Changed(false) => wake = Wake::Never,
             Ev::Tick => s.untagged("OK Still here"),
             Ev::Shutdown => {
                 s.untagged("BYE Server shutting down.");
