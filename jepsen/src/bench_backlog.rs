@@ -2,9 +2,10 @@
 //! two release `node serve` processes replicating over mutual TLS on loopback. IMAP clients
 //! work on node A in a loop (a command mix with a think time); their command latency is
 //! measured with no backlog, then while node B, back from a stop, drains a backlog of N
-//! messages from A with `replication_yield = true`, then the same with it false (both nodes
-//! restarted with the switch, a fresh backlog of N, same run). Printed: latency p50/p99/max
-//! in each phase, the drain time and rate, and A's pacing counters.
+//! messages from A, once per `--variants` setting (`replication_yield` on, on without the
+//! low-priority threads, off; both nodes restarted with it, a fresh backlog of N each, same
+//! run). Printed: latency p50/p99/max in each phase, the drain time and rate (from A's start
+//! until B holds every message), and A's pacing counters.
 //!
 //! Both nodes and the clients share this machine's cores: B's apply competes with A's clients
 //! here, which it would not on separate machines (B's own pacing yields to B's clients only).
@@ -50,6 +51,9 @@ pub struct Args {
     /// false), `no-yield` (replication_yield = false).
     #[arg(long, default_value = "yield,no-yield", value_delimiter = ',')]
     pub variants: Vec<Variant>,
+    /// `[cluster] replication_yield_batch_records` for the yielding phases.
+    #[arg(long, default_value_t = 100)]
+    pub busy_batch: usize,
     /// `[cluster] replication_yield_max_wait` in ms for the yielding phase.
     #[arg(long, default_value_t = 25)]
     pub max_wait_ms: u64,
@@ -102,9 +106,9 @@ pub fn run(a: Args) -> Result<()> {
 
 fn bench(a: &Args, bin: &Path, dir: &Path, deadline: Instant) -> Result<()> {
     println!("{}", load_line());
-    let mut cluster = Pair::new(bin, dir, &a.node_log)?;
-    cluster.start(0, Variant::Yield, a.max_wait_ms, deadline)?;
-    cluster.start(1, Variant::Yield, a.max_wait_ms, deadline)?;
+    let mut cluster = Pair::new(a, bin, dir)?;
+    cluster.start(0, Variant::Yield, deadline)?;
+    cluster.start(1, Variant::Yield, deadline)?;
     let body = "x".repeat(a.size);
     deliver_many(cluster.lmtp(0), 1, 0, "first", &body)?;
     wait_messages(cluster.imap(1), 1, deadline).context("B gets the first message")?;
@@ -189,9 +193,9 @@ fn drain_phase(
     )?;
     let expected = messages(cluster.imap(0))?;
     cluster.stop(0);
-    cluster.start(1, yielding, a.max_wait_ms, deadline)?;
+    cluster.start(1, yielding, deadline)?;
     let t0 = Instant::now();
-    cluster.start(0, yielding, a.max_wait_ms, deadline)?;
+    cluster.start(0, yielding, deadline)?;
     let mut t1 = None;
     let imap_b = cluster.imap(1);
     let lat = client_phase(a, cluster.imap(0), || {
@@ -498,10 +502,14 @@ struct Pair {
     /// (imap, lmtp, replication) ports per node.
     ports: [(u16, u16, u16); 2],
     procs: [Option<Child>; 2],
+    /// `replication_yield_max_wait` (ms) and `replication_yield_batch_records`.
+    max_wait_ms: u64,
+    busy_batch: usize,
 }
 
 impl Pair {
-    fn new(bin: &Path, dir: &Path, log: &str) -> Result<Pair> {
+    fn new(a: &Args, bin: &Path, dir: &Path) -> Result<Pair> {
+        let log = a.node_log.as_str();
         std::fs::write(
             dir.join("passwd"),
             format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
@@ -556,6 +564,8 @@ impl Pair {
             log: log.to_string(),
             ports,
             procs: [None, None],
+            max_wait_ms: a.max_wait_ms,
+            busy_batch: a.busy_batch,
         })
     }
 
@@ -569,7 +579,8 @@ impl Pair {
         self.dir.join(format!("node{}.toml", i + 1))
     }
 
-    fn config(&self, i: usize, v: Variant, max_wait_ms: u64) -> String {
+    fn config(&self, i: usize, v: Variant) -> String {
+        let (max_wait_ms, busy_batch) = (self.max_wait_ms, self.busy_batch);
         let yielding = v != Variant::NoYield;
         let low = v == Variant::Yield;
         let other = 1 - i;
@@ -588,6 +599,7 @@ durability = "local"
 replication_yield = {yielding}
 replication_yield_max_wait = "{max_wait_ms} msecs"
 replication_yield_low_priority = {low}
+replication_yield_batch_records = {busy_batch}
 certs_dir = {certs}
 peers = [{{ node_id = {oid}, address = "127.0.0.1:{orepl}" }}]
 
@@ -624,16 +636,10 @@ port = 0
         )
     }
 
-    fn start(
-        &mut self,
-        i: usize,
-        yielding: Variant,
-        max_wait_ms: u64,
-        deadline: Instant,
-    ) -> Result<()> {
+    fn start(&mut self, i: usize, yielding: Variant, deadline: Instant) -> Result<()> {
         self.stop(i);
         let cfg = self.config_path(i);
-        std::fs::write(&cfg, self.config(i, yielding, max_wait_ms))?;
+        std::fs::write(&cfg, self.config(i, yielding))?;
         let log_path = self.dir.join(format!("node{}.log", i + 1));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -775,8 +781,10 @@ mod tests {
             log: "info".into(),
             ports: [(1, 2, 3), (4, 5, 6)],
             procs: [None, None],
+            max_wait_ms: 25,
+            busy_batch: 100,
         };
-        let a = p.config(0, Variant::NoYield, 25);
+        let a = p.config(0, Variant::NoYield);
         assert!(a.contains("listen = \"127.0.0.1:3\""), "{a}");
         assert!(a.contains("address = \"127.0.0.1:6\""), "{a}");
         assert!(a.contains("replication_yield = false"), "{a}");
@@ -784,7 +792,7 @@ mod tests {
             a.contains("replication_yield_max_wait = \"25 msecs\""),
             "{a}"
         );
-        let b = p.config(1, Variant::YieldNormalPriority, 25);
+        let b = p.config(1, Variant::YieldNormalPriority);
         assert!(b.contains("replication_yield = true"), "{b}");
         assert!(b.contains("replication_yield_low_priority = false"), "{b}");
         assert!(

@@ -68,6 +68,7 @@ pub fn replication_config(config: &Config) -> anyhow::Result<ReplicationConfig> 
     rc.pacing.enabled = config.cluster.replication_yield;
     rc.pacing.max_wait = config.cluster.replication_yield_max_wait.0;
     rc.pacing.low_priority = config.cluster.replication_yield_low_priority;
+    rc.pacing.busy_batch_records = config.cluster.replication_yield_batch_records.max(1);
     Ok(rc)
 }
 

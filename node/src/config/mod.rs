@@ -173,6 +173,8 @@ pub struct ClusterSettings {
     /// With `replication_yield`: catch-up store work runs on threads of lower CPU (nice 10)
     /// and I/O (best-effort 7) priority.
     pub replication_yield_low_priority: bool,
+    /// Records in a catch-up batch shipped while clients are busy (idle clients: 500).
+    pub replication_yield_batch_records: usize,
     /// Cluster CA and this node's certificate (`node cluster init` / `node cluster cert`).
     pub certs_dir: PathBuf,
 }
@@ -188,6 +190,7 @@ impl Default for ClusterSettings {
             replication_yield: true,
             replication_yield_max_wait: DurationSetting(Duration::from_millis(25)),
             replication_yield_low_priority: true,
+            replication_yield_batch_records: 100,
             certs_dir: PathBuf::new(),
         }
     }
