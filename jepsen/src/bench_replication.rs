@@ -1,8 +1,12 @@
 //! `jepsen bench-replication`: two nodes in one process (real stores in temporary directories,
 //! real TCP on 127.0.0.1 with mutual TLS) measuring
 //! - replication lag: delivery acknowledged on A until readable on B, at a steady rate;
-//! - deliveries/s with `replicated` durability against `local`;
-//! - `sync_user` of a large user to an empty peer, and the incremental sync after more mail.
+//! - deliveries/s with `replicated` durability against `local`, in alternating rounds (the
+//!   machine is shared: both modes should see the same load), with where a delivery's time went
+//!   (local append, wait for a peer) and the process CPU per delivery;
+//! - `sync_user` of a large user to an empty peer, the incremental sync after more mail, and
+//!   the user pulled by a new empty node.
+//!
 //! With `--compare-dovecot`, `doveadm sync` of the same messages between two Dovecot instances
 //! (`crate::dovecot`) is timed afterwards and printed beside ours.
 
@@ -32,6 +36,12 @@ pub struct Args {
     /// Seconds per throughput measurement (local, replicated).
     #[arg(long, default_value_t = 5.0)]
     pub secs: f64,
+    /// Pairs of (local, replicated) throughput measurements, alternating.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Skip the lag and sync measurements (throughput rounds only).
+    #[arg(long)]
+    pub throughput_only: bool,
     /// Concurrent writers for the throughput measurement.
     #[arg(long, default_value_t = 16)]
     pub writers: usize,
@@ -267,13 +277,39 @@ async fn lag(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()> {
     Ok(())
 }
 
+/// One throughput measurement: the rate and the CPU it cost.
+struct Throughput {
+    rate: f64,
+    /// Process CPU (user + system, both nodes) per delivery.
+    cpu_ms: f64,
+}
+
+/// User + system CPU seconds of this process so far.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// The 1-minute load average, as `uptime` shows it (the machine is shared: figures move with it).
+fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// Deliveries/s with `writers` concurrent writers (over 4 users), in one durability mode.
 async fn throughput(
     cl: &Cluster,
     base: &std::path::Path,
     a: &Args,
     durability: Durability,
-) -> Result<f64> {
+) -> Result<Throughput> {
     let (sa, _sb, ha, hb) = pair(cl, base, durability).await?;
     for w in 0..4 {
         append(&sa, &format!("tp{w}"), &message(a.size, "warm-up"))?;
@@ -282,6 +318,7 @@ async fn throughput(
     let count = Arc::new(AtomicU64::new(0));
     let timeouts = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(a.secs);
+    let cpu0 = cpu_secs();
     let mut tasks = Vec::new();
     for w in 0..a.writers {
         let (sa, ha, count, timeouts) = (sa.clone(), ha.clone(), count.clone(), timeouts.clone());
@@ -289,42 +326,96 @@ async fn throughput(
         tasks.push(tokio::spawn(async move {
             let user = format!("tp{}", w % 4);
             let mut i = 0u64;
+            let mut times = Vec::new();
             while Instant::now() < deadline && i < 1_000_000 {
                 let raw = message(size, &format!("tp-{w}-{i}"));
                 let (s, u) = (sa.clone(), user.clone());
+                let t0 = Instant::now();
                 tokio::task::spawn_blocking(move || append(&s, &u, &raw)).await??;
+                let t1 = Instant::now();
                 match ha.wait_replicated(&user, Duration::from_secs(5)).await {
                     ReplicaWait::TimedOut | ReplicaWait::Degraded => {
                         timeouts.fetch_add(1, Ordering::Relaxed);
                     }
                     _ => {}
                 }
+                times.push((t1 - t0, t1.elapsed()));
                 count.fetch_add(1, Ordering::Relaxed);
                 i += 1;
             }
-            anyhow::Ok(())
+            anyhow::Ok(times)
         }));
     }
     let started = Instant::now();
+    let (mut append_ms, mut wait_ms) = (Vec::new(), Vec::new());
     for t in tasks {
-        t.await??;
+        for (ap, wt) in t.await?? {
+            append_ms.push(ap.as_secs_f64() * 1000.0);
+            wait_ms.push(wt.as_secs_f64() * 1000.0);
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     let n = count.load(Ordering::Relaxed);
+    let cpu_ms = (cpu_secs() - cpu0) * 1000.0 / n.max(1) as f64;
+    append_ms.sort_by(|x, y| x.total_cmp(y));
+    wait_ms.sort_by(|x, y| x.total_cmp(y));
     let rate = n as f64 / secs;
     println!(
-        "{:?} durability: {} writers, {} deliveries of {} B in {:.2} s = {:.0}/s (ack timeouts: {})",
+        "{:?} durability: {} writers, {} deliveries of {} B in {:.2} s = {:.0}/s (ack timeouts: {}); \
+         per delivery: append p50 {:.2} ms p99 {:.2} ms, wait for a peer p50 {:.2} ms p99 {:.2} ms, \
+         CPU {:.2} ms; load {}",
         durability,
         a.writers,
         n,
         a.size,
         secs,
         rate,
-        timeouts.load(Ordering::Relaxed)
+        timeouts.load(Ordering::Relaxed),
+        pct(&append_ms, 0.5),
+        pct(&append_ms, 0.99),
+        pct(&wait_ms, 0.5),
+        pct(&wait_ms, 0.99),
+        cpu_ms,
+        load_avg()
     );
     ha.shutdown().await;
     hb.shutdown().await;
-    Ok(rate)
+    Ok(Throughput { rate, cpu_ms })
+}
+
+/// `rounds` pairs of (local, replicated) measurements, alternating, so that both modes see the
+/// same machine load as nearly as possible; prints each pair's ratio and the median.
+async fn ratio(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()> {
+    let mut ratios = Vec::new();
+    for r in 0..a.rounds.max(1) {
+        let local = throughput(cl, &base.join(format!("local-{r}")), a, Durability::Local).await?;
+        let repl = throughput(
+            cl,
+            &base.join(format!("repl-{r}")),
+            a,
+            Durability::Replicated,
+        )
+        .await?;
+        let x = 100.0 * repl.rate / local.rate;
+        println!(
+            "round {}: replicated / local deliveries/s: {x:.0}% ({:.0}/s vs {:.0}/s; CPU per delivery {:.2} vs {:.2} ms)",
+            r + 1,
+            repl.rate,
+            local.rate,
+            repl.cpu_ms,
+            local.cpu_ms
+        );
+        ratios.push(x);
+    }
+    ratios.sort_by(|x, y| x.total_cmp(y));
+    println!(
+        "replicated / local deliveries/s over {} rounds: median {:.0}%, min {:.0}%, max {:.0}%",
+        ratios.len(),
+        pct(&ratios, 0.5),
+        ratios.first().copied().unwrap_or(f64::NAN),
+        ratios.last().copied().unwrap_or(f64::NAN)
+    );
+    Ok(())
 }
 
 /// Messages `big-0..n` fill the user; `more-0..100` are the incremental ones. Dovecot gets the
@@ -486,19 +577,13 @@ pub fn run(a: Args) -> Result<()> {
         std::fs::create_dir_all(&a.dir)?;
         let base = tempfile::tempdir_in(&a.dir)?;
         println!("data: {}", base.path().display());
-        lag(&cl, &base.path().join("lag"), &a).await?;
-        let local = throughput(&cl, &base.path().join("tp-local"), &a, Durability::Local).await?;
-        let repl = throughput(
-            &cl,
-            &base.path().join("tp-repl"),
-            &a,
-            Durability::Replicated,
-        )
-        .await?;
-        println!(
-            "replicated / local deliveries/s: {:.0}%",
-            100.0 * repl / local
-        );
+        if !a.throughput_only {
+            lag(&cl, &base.path().join("lag"), &a).await?;
+        }
+        ratio(&cl, &base.path().join("tp"), &a).await?;
+        if a.throughput_only {
+            return Ok(());
+        }
         let ours = full_sync(&cl, &base.path().join("sync"), &a).await?;
         if a.compare_dovecot {
             let dir = base.path().join("dovecot");

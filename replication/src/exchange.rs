@@ -4,11 +4,13 @@
 
 use crate::conn::Conn;
 use crate::error::{ReplError, Result};
+use crate::purged;
 use crate::replicator::blocking;
 use crate::store_api::{bytes_of, objects_of, Applied, ReplicaStore, ReplicaUser};
 use crate::validate::check_records;
+use crate::wire::MAX_RECORDS_PER_FRAME;
 use crate::wire::{Message, Raw, WireRecord};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::record::Record;
@@ -54,6 +56,162 @@ pub(crate) struct Pushed {
     pub acked: Option<VersionVector>,
 }
 
+/// Objects read per blocking hop; the first group is read while loading the batch, so a batch
+/// of the live stream costs one hop to the blocking pool on this side.
+const READ_GROUP: usize = 64;
+
+fn store_err(e: storage::StoreError) -> ReplError {
+    ReplError::Store(e)
+}
+
+/// Objects that insertions among `records` name and this node does not have: purged after
+/// their messages were expunged (see `purged`).
+fn absent_objects(u: &dyn ReplicaUser, records: &[Record]) -> Result<HashSet<ObjectId>> {
+    let mut seen = HashSet::new();
+    let mut absent = HashSet::new();
+    for r in records {
+        for ins in purged::insertions(&r.op) {
+            if seen.insert(ins.object) && !u.has_object(&ins.object).map_err(store_err)? {
+                absent.insert(ins.object);
+            }
+        }
+    }
+    Ok(absent)
+}
+
+/// The records a peer with `have` lacks, in log order: at most `limit` and about `max_bytes` of
+/// message data (at least one record), unless an insertion whose object was purged here must
+/// travel with its removal (see `purged`): then the batch is extended up to one frame's worth,
+/// or cut shorter before it. Returns the records, which of their objects are absent here, and
+/// whether more remain. Blocking (store reads).
+pub(crate) fn records_for_peer(
+    u: &dyn ReplicaUser,
+    have: &VersionVector,
+    limit: usize,
+    max_bytes: u64,
+) -> Result<(Vec<Record>, HashSet<ObjectId>, bool)> {
+    let limit = limit.clamp(1, MAX_RECORDS_PER_FRAME);
+    let mut records = u.records_since(have, limit).map_err(store_err)?;
+    let mut loaded_all = records.len() < limit;
+    let mut want = records.len();
+    let mut total = 0u64;
+    if let Some(c) = records.iter().position(|r| {
+        total += bytes_of(r);
+        total > max_bytes
+    }) {
+        want = c.max(1);
+    }
+    let mut absent = absent_objects(u, &records)?;
+    if absent.is_empty() {
+        let more = want < records.len() || !loaded_all;
+        records.truncate(want);
+        return Ok((records, absent, more));
+    }
+    if !loaded_all && limit < MAX_RECORDS_PER_FRAME {
+        // Look as far as one frame may reach, so the cut can move past the removals.
+        records = u
+            .records_since(have, MAX_RECORDS_PER_FRAME)
+            .map_err(store_err)?;
+        loaded_all = records.len() < MAX_RECORDS_PER_FRAME;
+        absent = absent_objects(u, &records)?;
+    }
+    // An insertion left open at the end of everything we have is one the index ignored here
+    // (its mailbox was deleted before it in our log), so the peer ignores it too, if its
+    // mailbox is gone here as well.
+    let mut gone = HashSet::new();
+    let open_at_end: HashSet<(storage::MailboxId, storage::Guid)> = if loaded_all {
+        purged::unresolved(&records, &absent)
+            .into_iter()
+            .map(|o| (o.insertion.mailbox, o.insertion.guid))
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    for (mb, _) in &open_at_end {
+        if !gone.contains(mb) && mailbox_missing(u, *mb)? {
+            gone.insert(*mb);
+        }
+    }
+    let end = purged::cut(&records, &absent, want, |o| {
+        !o.created_in_frame
+            && gone.contains(&o.insertion.mailbox)
+            && open_at_end.contains(&(o.insertion.mailbox, o.insertion.guid))
+    })
+    .ok_or_else(|| {
+        let first = records
+            .first()
+            .map(|r| (r.origin, r.seq))
+            .unwrap_or_default();
+        ReplError::Store(storage::StoreError::Other(format!(
+            "record {}:{} brings a message whose object was purged here, and the record that \
+             removes it is not within the next {MAX_RECORDS_PER_FRAME} records: it cannot be \
+             shipped in one frame",
+            first.0, first.1
+        )))
+    })?;
+    let more = end < records.len() || !loaded_all;
+    records.truncate(end);
+    Ok((records, absent, more))
+}
+
+fn mailbox_missing(u: &dyn ReplicaUser, mb: storage::MailboxId) -> Result<bool> {
+    match u.mailbox_listing(mb) {
+        Ok(_) => Ok(false),
+        Err(storage::StoreError::NoSuchMailbox(_)) => Ok(true),
+        Err(e) => Err(store_err(e)),
+    }
+}
+
+/// One batch, loaded in one blocking hop.
+struct Loaded {
+    records: Vec<Record>,
+    more: bool,
+    /// Objects of new appends (sent unasked), and the first group of them already read.
+    send: Vec<ObjectId>,
+    first: Vec<(ObjectId, Vec<u8>)>,
+    /// Objects that copies and moves reuse (offered first).
+    ask: Vec<ObjectId>,
+}
+
+fn load_batch(
+    u: &dyn ReplicaUser,
+    have: &VersionVector,
+    limit: usize,
+    max_bytes: u64,
+) -> Result<Loaded> {
+    let (records, absent, more) = records_for_peer(u, have, limit, max_bytes)?;
+    // Objects of new appends go unasked (the peer lacks the records, so almost surely their
+    // new objects too; storing one twice is harmless, objects are content-addressed). Objects
+    // that copies and moves reuse are likely there already: ask first. Purged ones stay home.
+    let mut seen = HashSet::new();
+    let (mut send, mut ask) = (Vec::new(), Vec::new());
+    for r in &records {
+        let fresh = matches!(r.op, storage::record::Op::Append { .. });
+        for o in objects_of(r) {
+            if !absent.contains(&o) && seen.insert(o) {
+                if fresh {
+                    send.push(o)
+                } else {
+                    ask.push(o)
+                }
+            }
+        }
+    }
+    let first = send
+        .iter()
+        .take(READ_GROUP)
+        .map(|id| u.read_object(id).map(|raw| (*id, raw)))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(store_err)?;
+    Ok(Loaded {
+        records,
+        more,
+        send,
+        first,
+        ask,
+    })
+}
+
 /// Sends one batch of what `peer_has` lacks. `on_loaded` sees the batch before it is sent.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn push_batch(
@@ -68,45 +226,37 @@ pub(crate) async fn push_batch(
 ) -> Result<Pushed> {
     let uu = u.clone();
     let have = peer_has.clone();
-    let mut records = blocking(move || uu.records_since(&have, limit)).await?;
+    let loaded = tokio::task::spawn_blocking(move || load_batch(&*uu, &have, limit, max_bytes))
+        .await
+        .map_err(|e| ReplError::Other(format!("store task failed: {e}")))??;
+    let Loaded {
+        records,
+        more,
+        send,
+        first,
+        ask,
+    } = loaded;
     if records.is_empty() {
         return Ok(Pushed::default());
     }
-    let mut more = records.len() >= limit;
-    // Cut by bytes, keeping at least one record.
-    let mut total = 0u64;
-    if let Some(cut) = records.iter().position(|r| {
-        total += bytes_of(r);
-        total > max_bytes
-    }) {
-        records.truncate(cut.max(1));
-        more = true;
-    }
     on_loaded(&records);
-
-    // Objects of new appends go unasked (the peer lacks the records, so almost surely their
-    // new objects too; storing one twice is harmless, objects are content-addressed). Objects
-    // that copies and moves reuse are likely there already: ask first.
-    let mut seen = BTreeSet::new();
-    let mut send: Vec<ObjectId> = Vec::new();
-    let mut ask: Vec<ObjectId> = Vec::new();
-    for r in &records {
-        let fresh = matches!(r.op, storage::record::Op::Append { .. });
-        for o in objects_of(r) {
-            if seen.insert(o) {
-                if fresh {
-                    send.push(o)
-                } else {
-                    ask.push(o)
-                }
-            }
-        }
-    }
     let mut out = Pushed {
         records: records.len(),
         more,
         ..Pushed::default()
     };
+    // Later objects to read: the rest of the new appends', and what the peer says it lacks.
+    let mut rest: Vec<ObjectId> = send.get(first.len()..).unwrap_or_default().to_vec();
+    for (id, raw) in first {
+        out.objects += 1;
+        out.bytes += raw.len() as u64;
+        conn.feed(&Message::Object {
+            user: user.into(),
+            id,
+            raw: Raw(raw),
+        })
+        .await?;
+    }
     if !ask.is_empty() {
         conn.send(&Message::HaveObjects {
             user: user.into(),
@@ -126,11 +276,11 @@ pub(crate) async fn push_batch(
                     "peer asked for object {id:?} it was not offered"
                 )));
             }
-            send.push(id);
+            rest.push(id);
         }
     }
     // Read in groups (one blocking hop per group, not per object), bounded in memory.
-    for group in send.chunks(64) {
+    for group in rest.chunks(READ_GROUP) {
         let uu = u.clone();
         let ids = group.to_vec();
         let raws = blocking(move || {
@@ -170,8 +320,20 @@ pub(crate) async fn push_batch(
     Ok(out)
 }
 
-/// Validates a frame of records from a peer and applies it: checksums, user binding, sequence
-/// continuity and contents are checked for the whole frame before anything is applied.
+/// What a checked apply did.
+pub(crate) struct ApplyDone {
+    pub applied: Applied,
+    pub records: Vec<Record>,
+    pub resolved: usize,
+    /// This node's version vector after the apply (what an Ack reports).
+    pub vv: VersionVector,
+}
+
+/// Validates a frame of records from a peer and applies it, all in one blocking hop:
+/// checksums, user binding, sequence continuity and contents are checked for the whole frame
+/// before anything is applied, and so is every insertion whose object neither came with the
+/// frame nor is here (purged at the peer: it must be removed within the frame, or change
+/// nothing here; see `purged`), a violation of which is a protocol error.
 /// `objects` (raw bodies that arrived with the frame) are stored in the same store call as the
 /// first chunk of records: one group commit, one fsync for records and objects together.
 /// Resolves reported UID conflicts when this node is the resolver.
@@ -182,9 +344,25 @@ pub(crate) async fn apply_checked(
     wire: &[WireRecord],
     objects: Vec<Vec<u8>>,
     resolve: bool,
-) -> Result<(Applied, Vec<Record>, usize)> {
-    let uu = u.clone();
-    let have = blocking(move || uu.version_vector()).await?;
+) -> Result<ApplyDone> {
+    let (store, u, user, wire) = (store.clone(), u.clone(), user.to_string(), wire.to_vec());
+    let r = tokio::task::spawn_blocking(move || {
+        apply_checked_blocking(&*store, &*u, &user, &wire, objects, resolve)
+    })
+    .await
+    .map_err(|e| ReplError::Other(format!("store task failed: {e}")))?;
+    r
+}
+
+fn apply_checked_blocking(
+    store: &dyn ReplicaStore,
+    u: &dyn ReplicaUser,
+    user: &str,
+    wire: &[WireRecord],
+    objects: Vec<Vec<u8>>,
+    resolve: bool,
+) -> Result<ApplyDone> {
+    let have = u.version_vector().map_err(store_err)?;
     let records = check_records(user, wire, &have)?;
     // Merge peer clocks so our next changes order after what we have seen.
     if let Some(latest) = records.iter().map(|r| r.time).max() {
@@ -192,26 +370,23 @@ pub(crate) async fn apply_checked(
             tracing::warn!(user, error = %e, "replication: peer clock ahead");
         }
     }
+    let absent = check_absent(u, &records, &have, &objects)?;
     let mut applied = Applied::default();
     let mut resolved = 0;
     let mut objects = Some(objects);
-    for chunk in chunks_for_apply(&records, resolve) {
-        let uu = u.clone();
-        let recs = chunk.to_vec();
+    for chunk in chunks_for_apply(&records, resolve, &absent) {
         // Later chunks find the objects stored by the first.
         let objs = objects.take().unwrap_or_default();
-        // Durable on return: the store fsyncs the objects and records (one group commit)
-        // before returning.
-        let a = blocking(move || {
-            let refs: Vec<&[u8]> = objs.iter().map(|o| o.as_slice()).collect();
-            uu.apply_remote_with_objects(&refs, &recs)
-        })
-        .await?;
+        let refs: Vec<&[u8]> = objs.iter().map(|o| o.as_slice()).collect();
+        // DURABILITY: the store fsyncs the objects and records (one group commit) before
+        // returning; only then does the caller ack.
+        let a = u
+            .apply_remote_with_objects(&refs, chunk)
+            .map_err(store_err)?;
         applied.applied += a.applied;
         if resolve {
             for mb in a.conflicts.iter().copied() {
-                let uu = u.clone();
-                match blocking(move || uu.resolve_conflicts(mb)).await {
+                match u.resolve_conflicts(mb) {
                     Ok(()) => {
                         resolved += 1;
                         tracing::info!(user, mailbox = %mb, "replication: UID conflict resolved by renumbering");
@@ -230,20 +405,83 @@ pub(crate) async fn apply_checked(
         }
         applied.conflicts.extend(a.conflicts);
     }
-    Ok((applied, records, resolved))
+    let vv = u.version_vector().map_err(store_err)?;
+    Ok(ApplyDone {
+        applied,
+        records,
+        resolved,
+        vv,
+    })
 }
 
-/// How the resolver splits a frame for applying. A message that arrives and conflicts must be
-/// renumbered before a later record of the same frame expunges or moves it away: otherwise its
-/// pending entry vanishes here, the resolver sees nothing left to renumber, and the local
-/// message holding the contested UID keeps it while the other nodes hold our message pending.
-/// So the resolver cuts the frame before each removal that follows an insertion. Nodes that
+/// The objects that new records of the frame insert and that neither came with it nor are
+/// here; refuses the frame (protocol error) if one of them could become visible without its
+/// body. Blocking.
+fn check_absent(
+    u: &dyn ReplicaUser,
+    records: &[Record],
+    have: &VersionVector,
+    objects: &[Vec<u8>],
+) -> Result<HashSet<ObjectId>> {
+    // Re-sent records (already applied) insert nothing.
+    let fresh: Vec<Record> = records
+        .iter()
+        .filter(|r| r.seq > have.get(&r.origin).copied().unwrap_or(0))
+        .cloned()
+        .collect();
+    let mut came: Option<HashSet<ObjectId>> = None;
+    let mut absent = HashSet::new();
+    let mut seen = HashSet::new();
+    for r in &fresh {
+        for ins in purged::insertions(&r.op) {
+            if !seen.insert(ins.object) {
+                continue;
+            }
+            let came =
+                came.get_or_insert_with(|| objects.iter().map(|o| ObjectId::of(o)).collect());
+            if !came.contains(&ins.object) && !u.has_object(&ins.object).map_err(store_err)? {
+                absent.insert(ins.object);
+            }
+        }
+    }
+    if absent.is_empty() {
+        return Ok(absent);
+    }
+    for open in purged::unresolved(&fresh, &absent) {
+        let r = &fresh[open.at];
+        let ignored = !open.created_in_frame && mailbox_missing(u, open.insertion.mailbox)?;
+        if !ignored {
+            return Err(ReplError::protocol(format!(
+                "record {}:{} brings message {} without its object {:?}, and nothing in the \
+                 frame removes it",
+                r.origin,
+                r.seq,
+                open.insertion.guid.to_hex(),
+                open.insertion.object
+            )));
+        }
+    }
+    Ok(absent)
+}
+
+/// How a frame is split for applying. A message that arrives and conflicts must be renumbered
+/// before a later record of the same frame expunges or moves it away: otherwise its pending
+/// entry vanishes here, the resolver sees nothing left to renumber, and the local message
+/// holding the contested UID keeps it while the other nodes hold our message pending. So the
+/// resolver cuts the frame before each removal that follows an insertion, except inside the
+/// span between an insertion whose object was purged at the peer (`absent`) and its removal:
+/// those apply in one store call, so the message is never visible without its body. Nodes that
 /// do not resolve apply the frame whole (one fsync).
-pub(crate) fn chunks_for_apply(records: &[Record], resolve: bool) -> Vec<&[Record]> {
+pub(crate) fn chunks_for_apply<'a>(
+    records: &'a [Record],
+    resolve: bool,
+    absent: &HashSet<ObjectId>,
+) -> Vec<&'a [Record]> {
     use storage::record::Op;
     if !resolve {
         return vec![records];
     }
+    let clean = purged::clean_cuts(records, absent);
     let mut out = Vec::new();
     let mut start = 0;
     let mut inserted = false;
@@ -255,7 +493,7 @@ pub(crate) fn chunks_for_apply(records: &[Record], resolve: bool) -> Vec<&[Recor
                 | Op::MailboxDelete { .. }
                 | Op::MailboxRename { .. }
         );
-        if removes && inserted && i > start {
+        if removes && inserted && i > start && clean.get(i).copied().unwrap_or(true) {
             out.push(&records[start..i]);
             start = i;
             inserted = false;
@@ -278,7 +516,14 @@ pub(crate) struct Pulled {
     pub conflicts_resolved: usize,
 }
 
-/// Pulls everything the peer has that we lack, fetching the objects we miss first.
+/// Bytes of pulled objects held to be stored with their records in one store call (one
+/// fsync); beyond it they go through `put_object` first (their own fsyncs), so memory stays
+/// bounded. The push receiver's bound, for the same reason.
+const MAX_HELD_BYTES: usize = 64 << 20;
+
+/// Pulls everything the peer has that we lack, fetching the objects we miss first. Objects and
+/// records of a reply are made durable together by one store call where they fit the hold
+/// bound. Objects the peer no longer has (purged) are accepted only as `apply_checked` allows.
 pub(crate) async fn pull_all(
     conn: &mut Conn,
     store: &Arc<dyn ReplicaStore>,
@@ -331,6 +576,8 @@ pub(crate) async fn pull_all(
             Ok(m)
         })
         .await?;
+        let mut held: Vec<Vec<u8>> = Vec::new();
+        let mut held_bytes = 0usize;
         let mut puts: std::collections::VecDeque<
             tokio::task::JoinHandle<std::result::Result<ObjectId, storage::StoreError>>,
         > = Default::default();
@@ -362,9 +609,10 @@ pub(crate) async fn pull_all(
                         "objects answered out of order".to_string(),
                     ));
                 }
-                let raw = raw.ok_or_else(|| {
-                    ReplError::Other(format!("peer lacks object {id:?} its records need"))
-                })?;
+                next += 1;
+                // The peer no longer has it (purged): the records must remove its message
+                // within the frame; `apply_checked` checks that.
+                let Some(raw) = raw else { continue };
                 if ObjectId::of(&raw) != id {
                     return Err(ReplError::protocol(format!(
                         "object {id:?} failed its hash check"
@@ -372,9 +620,14 @@ pub(crate) async fn pull_all(
                 }
                 out.objects += 1;
                 out.bytes += raw.len() as u64;
-                next += 1;
-                // Stored concurrently so the store's group commit shares fsyncs; all are
-                // durable before the records that need them are applied.
+                if held_bytes + raw.len() <= MAX_HELD_BYTES {
+                    held_bytes += raw.len();
+                    held.push(raw.0);
+                    continue;
+                }
+                // Over the hold bound: stored on its own now (concurrently, so the store's
+                // group commit shares fsyncs); all are durable before the records that need
+                // them are applied.
                 if puts.len() >= 128 {
                     if let Some(p) = puts.pop_front() {
                         p.await.map_err(|e| ReplError::Other(e.to_string()))??;
@@ -387,11 +640,10 @@ pub(crate) async fn pull_all(
         for p in puts {
             p.await.map_err(|e| ReplError::Other(e.to_string()))??;
         }
-        let (applied, _, resolved) =
-            apply_checked(store, u, user, &wire, Vec::new(), resolve).await?;
-        out.records += applied.applied;
+        let done = apply_checked(store, u, user, &wire, held, resolve).await?;
+        out.records += done.applied.applied;
         out.bytes += wire.iter().map(|w| w.payload.len() as u64).sum::<u64>();
-        out.conflicts_resolved += resolved;
+        out.conflicts_resolved += done.resolved;
         if !more {
             return Ok(out);
         }
@@ -442,12 +694,13 @@ mod tests {
             )
         };
         let recs = vec![exp(1), ins(2), ins(3), exp(4), exp(5), ins(6), exp(7)];
-        let sizes: Vec<usize> = chunks_for_apply(&recs, true)
+        let none = HashSet::new();
+        let sizes: Vec<usize> = chunks_for_apply(&recs, true, &none)
             .iter()
             .map(|c| c.len())
             .collect();
         assert_eq!(sizes, vec![3, 3, 1]);
-        assert_eq!(chunks_for_apply(&recs, false).len(), 1);
-        assert!(chunks_for_apply(&[], true).is_empty());
+        assert_eq!(chunks_for_apply(&recs, false, &none).len(), 1);
+        assert!(chunks_for_apply(&[], true, &none).is_empty());
     }
 }

@@ -278,13 +278,13 @@ async fn handle(
             )
             .await;
             match soft(applied)? {
-                Ok((applied, recs, resolved)) => {
+                Ok(done) => {
                     sh.conflicts_resolved
-                        .fetch_add(resolved as u64, Ordering::Relaxed);
+                        .fetch_add(done.resolved as u64, Ordering::Relaxed);
                     // The peer has what it sent us: do not ship it back.
                     if let Some(p) = sh.peers.get(&peer) {
                         let mut sent = VersionVector::new();
-                        for r in &recs {
+                        for r in &done.records {
                             let e = sent.entry(r.origin).or_insert(0);
                             *e = (*e).max(r.seq);
                         }
@@ -294,14 +294,11 @@ async fn handle(
                     }
                     tracing::debug!(
                         user,
-                        applied = applied.applied,
+                        applied = done.applied.applied,
                         "replication: applied records"
                     );
-                    let uu = u.clone();
-                    match soft(blocking(move || uu.version_vector()).await)? {
-                        Ok(vv) => Message::Ack { user, vv },
-                        Err(message) => Message::Error { message },
-                    }
+                    // Read in the same blocking hop as the apply, after its fsync.
+                    Message::Ack { user, vv: done.vv }
                 }
                 Err(message) => {
                     tracing::warn!(user, error = %message, "replication: cannot apply records");
@@ -312,9 +309,15 @@ async fn handle(
         Message::Pull { user, have, limit } => {
             let u = open(sh, &user).await?;
             let limit = (limit as usize).clamp(1, MAX_RECORDS_PER_FRAME);
-            match soft(blocking(move || u.records_since(&have, limit)).await)? {
-                Ok(recs) => {
-                    let more = recs.len() >= limit;
+            // Objects travel apart on the pull path (GetObjects): no byte bound here. The cut
+            // keeps a purged message's insertion with its removal (see `purged`).
+            let r = tokio::task::spawn_blocking(move || {
+                crate::exchange::records_for_peer(&*u, &have, limit, u64::MAX)
+            })
+            .await
+            .map_err(|e| ReplError::Other(format!("store task failed: {e}")))?;
+            match soft(r)? {
+                Ok((recs, _, more)) => {
                     let records = recs
                         .iter()
                         .map(|r| WireRecord::encode(&user, r))

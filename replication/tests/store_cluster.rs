@@ -392,3 +392,226 @@ async fn node_with_clock_stepped_back_an_hour_keeps_replicating() {
     a.stop().await;
     b.stop().await;
 }
+
+// ---- purge and replication (purged objects of expunged messages) ----
+
+/// Starts replication on `n` with `tune` applied to its configuration (small batches, so a
+/// test reaches the batch cut with few messages).
+async fn start_tuned(
+    n: &mut Node,
+    ca: &Ca,
+    peer: (u32, &str),
+    tune: impl FnOnce(&mut ReplicationConfig),
+) {
+    let mut c = ReplicationConfig::new(
+        n.id,
+        n.addr.parse().unwrap(),
+        vec![PeerConfig {
+            id: peer.0,
+            addr: peer.1.to_string(),
+        }],
+        ca.tls(n.id),
+    );
+    c.backoff_min = Duration::from_millis(20);
+    c.backoff_max = Duration::from_millis(200);
+    c.rescan_interval = Duration::from_millis(200);
+    c.reply_timeout = Duration::from_secs(10);
+    tune(&mut c);
+    let l = TcpListener::bind(&n.addr).await.unwrap();
+    let store: Arc<dyn store_api::ReplicaStore> =
+        Arc::new(storage_adapter::StorageReplica(n.store()));
+    n.handle = Some(Replicator::start_on(c, l, store).unwrap());
+}
+
+fn uid_of(store: &Arc<Store>, user: &str, mailbox: &str, guid: Guid) -> u32 {
+    let u = store.user(user).unwrap();
+    u.messages(mailbox)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.guid == guid)
+        .map(|m| m.uid)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_down_during_append_expunge_and_purge_converges() {
+    let ca = Ca::new();
+    let mut a = Node::new(1).await;
+    let mut b = Node::new(2).await;
+    let (aa, ba) = (a.addr.clone(), b.addr.clone());
+    // Batches of 4 records on A: the cut falls between an append and its expunge.
+    start_tuned(&mut a, &ca, (2, &ba), |c| c.batch_records = 4).await;
+    b.start(&ca, (1, &aa)).await;
+    append(&a.store(), "alice", "INBOX", "before");
+    converge(&a, &b, "alice").await;
+    b.stop().await;
+
+    let sa = a.store();
+    let doomed = append(&sa, "alice", "INBOX", "doomed");
+    let doomed_object = sa
+        .user("alice")
+        .unwrap()
+        .messages("INBOX")
+        .unwrap()
+        .into_iter()
+        .find(|m| m.guid == doomed.guid)
+        .unwrap()
+        .object;
+    let copied = append(&sa, "alice", "INBOX", "copied then both expunged");
+    let au = sa.user("alice").unwrap();
+    au.copy("INBOX", &[copied.uid], "Archive").unwrap();
+    let kept: Vec<_> = (0..10)
+        .map(|i| append(&sa, "alice", "INBOX", &format!("kept {i}")))
+        .collect();
+    au.expunge("INBOX", &[doomed.uid, copied.uid]).unwrap();
+    let archived = au.messages("Archive").unwrap();
+    au.expunge("Archive", &[archived[0].uid]).unwrap();
+    let report = au.purge().unwrap();
+    assert_eq!(report.objects_removed, 2, "{report:?}");
+    assert!(!au.has_object(&doomed_object).unwrap());
+
+    b.start(&ca, (1, &aa)).await;
+    let d = converge(&a, &b, "alice").await;
+    let inbox = d.values().find(|m| m.0 == "INBOX").unwrap();
+    assert_eq!(inbox.3.len(), 11, "{inbox:?}");
+    // What B holds is readable, and nothing expunged on A is visible there.
+    let bu = b.store().user("alice").unwrap();
+    for m in bu.messages("INBOX").unwrap() {
+        bu.read_message(&m.object).unwrap();
+    }
+    assert!(bu.messages("Archive").unwrap().is_empty());
+    let last = kept.last().unwrap();
+    assert_eq!(uid_of(&b.store(), "alice", "INBOX", last.guid), last.uid);
+    let st = a.handle.as_ref().unwrap().status().await;
+    assert!(st.peers[0].last_error.is_none(), "{st:?}");
+
+    // A new, empty node pulls the user's whole history from A (`node sync` on it).
+    let c = Node::new(2).await;
+    let peer = PeerConfig {
+        id: 1,
+        addr: aa.clone(),
+    };
+    let r = replication::sync::sync_user_with_store(
+        &ca.tls(2),
+        c.store(),
+        &peer,
+        "alice",
+        false,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(r.to_string().contains("received"), "{r}");
+    assert_eq!(dump(&c.store(), "alice").await, d);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A peer that sends an Append without its object must also remove the message in the same
+/// frame; one that does not (or removes it from another mailbox) is refused as a protocol
+/// violation, and nothing of its frame is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_lying_about_a_purged_object_is_refused() {
+    use replication::conn::Conn;
+    use replication::wire::{Message, WireRecord};
+    use storage::record::{NewEntry, Op, Record};
+    use storage::{HlcTime, ObjectId};
+
+    let ca = Ca::new();
+    let mut a = Node::new(1).await;
+    a.start(&ca, (2, "127.0.0.1:1")).await;
+    append(&a.store(), "alice", "INBOX", "mine");
+    let mbs = a.store().user("alice").unwrap().list_mailboxes().unwrap();
+    let inbox = mbs.iter().find(|m| m.name == "INBOX").unwrap().id;
+    let trash = mbs.iter().find(|m| m.name == "Trash").unwrap().id;
+    let before = dump(&a.store(), "alice").await;
+
+    let rec = |seq: u64, op: Op| Record {
+        origin: 2,
+        seq,
+        time: HlcTime {
+            wall_ms: 1_000,
+            logical: seq as u32,
+            node: 2,
+        },
+        op,
+    };
+    let bodiless = rec(
+        1,
+        Op::Append {
+            mailbox: inbox,
+            entry: NewEntry {
+                guid: Guid([7; 16]),
+                uid: 77,
+                object: ObjectId::of(b"a body nobody sent"),
+                size: 18,
+                internal_date: 0,
+                internal_date_tz_min: 0,
+                flags: Flags::new(),
+            },
+            modseq: 1,
+            delivery_key: None,
+        },
+    );
+    let expunge_in = |mailbox| {
+        rec(
+            2,
+            Op::Expunge {
+                mailbox,
+                messages: vec![Guid([7; 16])],
+                modseq: 2,
+            },
+        )
+    };
+    let frame = |recs: Vec<Record>| Message::Records {
+        user: "alice".into(),
+        records: recs
+            .iter()
+            .map(|r| WireRecord::encode("alice", r).unwrap())
+            .collect(),
+    };
+    let tls2 = ca.tls(2);
+    for (what, recs) in [
+        (
+            "append without object, never removed",
+            vec![bodiless.clone()],
+        ),
+        (
+            "append without object, removed from another mailbox",
+            vec![bodiless.clone(), expunge_in(trash)],
+        ),
+    ] {
+        let mut c = Conn::connect(&tls2, 2, HlcTime::default(), 1, &a.addr)
+            .await
+            .unwrap();
+        c.send(&frame(recs)).await.unwrap();
+        let r = c.recv_timeout(Duration::from_secs(5), "close").await;
+        assert!(r.is_err(), "{what}: connection must be closed, got {r:?}");
+        assert_eq!(
+            dump(&a.store(), "alice").await,
+            before,
+            "{what}: nothing applied"
+        );
+    }
+    let st = a.handle.as_ref().unwrap().status().await;
+    assert_eq!(st.refused_frames, 2, "{st:?}");
+
+    // The honest form: the expunge comes in the same frame. Accepted, never visible.
+    let mut c = Conn::connect(&tls2, 2, HlcTime::default(), 1, &a.addr)
+        .await
+        .unwrap();
+    c.send(&frame(vec![bodiless, expunge_in(inbox)]))
+        .await
+        .unwrap();
+    match c.recv_timeout(Duration::from_secs(5), "ack").await.unwrap() {
+        Message::Ack { vv, .. } => assert_eq!(vv.get(&2), Some(&2)),
+        m => panic!("expected Ack, got {m:?}"),
+    }
+    let after = dump(&a.store(), "alice").await;
+    let inbox_after = &after[&inbox];
+    assert_eq!(
+        inbox_after.3, before[&inbox].3,
+        "the message is not visible"
+    );
+    a.stop().await;
+}

@@ -795,6 +795,11 @@ impl UserStore {
                 }
                 let mut fx = Effects::default();
                 let mut applied = 0;
+                // Messages that arrive without their object: the peer purged it after the
+                // message was expunged there. Allowed only if this request leaves none of them
+                // live or pending (its removal comes in the same request, or the insertion
+                // changes nothing here): a message is never visible without its body.
+                let mut bodiless: Vec<(NodeId, u64, MailboxId, Guid, ObjectId)> = Vec::new();
                 for rec in records {
                     let have = meta.vv.get(&rec.origin).copied().unwrap_or(0);
                     if rec.seq <= have {
@@ -810,14 +815,9 @@ impl UserStore {
                     if let Err(e) = self.shared.hlc.observe(rec.time) {
                         tracing::warn!(user = %self.name, error = %e, "remote record from a clock far ahead");
                     }
-                    for obj in objects_of(&rec.op) {
+                    for (mailbox, guid, obj) in insertions(&rec.op) {
                         if !Self::object_present(tx, b, &obj)? {
-                            return Err(StoreError::Other(format!(
-                                "record {}/{} needs object {} which is not here (put_object first)",
-                                rec.origin,
-                                rec.seq,
-                                obj.to_hex()
-                            )));
+                            bodiless.push((rec.origin, rec.seq, mailbox, guid, obj));
                         }
                     }
                     let payload = encoded(&rec)?;
@@ -825,6 +825,17 @@ impl UserStore {
                     b.records.push(rec);
                     b.encoded.push(payload);
                     applied += 1;
+                }
+                for (origin, seq, mailbox, guid, obj) in bodiless {
+                    if tx.get_raw(&index::k_guid(&guid))?.is_some()
+                        || tx.get_raw(&index::k_pending(&mailbox, &guid))?.is_some()
+                    {
+                        return Err(StoreError::Other(format!(
+                            "record {origin}/{seq} needs object {} which is not here \
+                             (put_object first), and the batch does not remove its message",
+                            obj.to_hex()
+                        )));
+                    }
                 }
                 Ok(Reply::Applied(ApplyOutcome {
                     applied,
@@ -955,12 +966,14 @@ fn validate_remote(rec: &Record) -> Result<()> {
     Ok(())
 }
 
-fn objects_of(op: &Op) -> Vec<ObjectId> {
+/// The messages a record brings into mailboxes: (mailbox, GUID, object).
+fn insertions(op: &Op) -> Vec<(MailboxId, Guid, ObjectId)> {
     match op {
-        Op::Append { entry, .. } => vec![entry.object],
-        Op::Copy { entries, .. } | Op::Move { entries, .. } => {
-            entries.iter().map(|(_, e)| e.object).collect()
-        }
+        Op::Append { mailbox, entry, .. } => vec![(*mailbox, entry.guid, entry.object)],
+        Op::Copy { to, entries, .. } | Op::Move { to, entries, .. } => entries
+            .iter()
+            .map(|(_, e)| (*to, e.guid, e.object))
+            .collect(),
         _ => Vec::new(),
     }
 }
