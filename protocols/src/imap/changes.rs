@@ -75,6 +75,8 @@ pub(crate) struct MailboxShare {
 #[derive(Default)]
 struct Hub {
     running: bool,
+    /// The mailbox's name as the latest idler knows it (a rename reaches the hub this way).
+    name: String,
     idlers: Vec<Weak<Doorbell>>,
     /// Live doorbells at the last sweep of dropped ones; the next sweep runs at twice that.
     swept_at: usize,
@@ -179,6 +181,9 @@ impl MailboxShare {
         });
         let mut hub = self.hub.lock().unwrap_or_else(|e| e.into_inner());
         hub.idlers.push(Arc::downgrade(&bell));
+        if hub.name != name {
+            hub.name = name.to_string();
+        }
         if hub.idlers.len() > 2 * hub.swept_at.max(64) {
             hub.idlers.retain(|w| w.strong_count() > 0);
             hub.swept_at = hub.idlers.len();
@@ -187,12 +192,7 @@ impl MailboxShare {
             hub.running = true;
             // Subscribed here, under the lock: a change from now on reaches the hub.
             let changes = store.watch();
-            tokio::spawn(run_hub(
-                Arc::downgrade(self),
-                changes,
-                name.to_string(),
-                since,
-            ));
+            tokio::spawn(run_hub(Arc::downgrade(self), changes, since));
         }
         Some(bell)
     }
@@ -240,16 +240,11 @@ impl MailboxShare {
 /// since the idlers' modseq (the answer goes into the share), then rings the idlers' doorbells
 /// in batches. Ends at a change that finds no idler (the next idler starts another), or when
 /// the share or the store is gone.
-async fn run_hub(
-    share: Weak<MailboxShare>,
-    mut changes: watch::Receiver<u64>,
-    name: String,
-    mut since: u64,
-) {
+async fn run_hub(share: Weak<MailboxShare>, mut changes: watch::Receiver<u64>, mut since: u64) {
     loop {
         let store_alive = changes.changed().await.is_ok();
         let Some(sh) = share.upgrade() else { return };
-        let bells: Vec<Arc<Doorbell>> = {
+        let (bells, name) = {
             let mut hub = sh.hub.lock().unwrap_or_else(|e| e.into_inner());
             let bells: Vec<Arc<Doorbell>> = hub.idlers.iter().filter_map(Weak::upgrade).collect();
             // Under the lock, so a session taking a doorbell now either is in this list or
@@ -261,7 +256,7 @@ async fn run_hub(
             }
             hub.idlers.retain(|w| w.strong_count() > 0);
             hub.swept_at = hub.idlers.len();
-            bells
+            (bells, hub.name.clone())
         };
         let version = *changes.borrow_and_update();
         // Errors (the mailbox renamed or deleted) are the idlers' to meet: each asks again.
@@ -408,6 +403,56 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), bell.rung())
             .await
             .expect("new hub rings");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hub_follows_a_rename_through_the_latest_idler() {
+        let b = TestBackend::demo();
+        let st = b.store.user("demo").unwrap();
+        st.create_mailbox("Old", None).unwrap();
+        let id = st.mailbox("Old").unwrap().id;
+        let sh = share(&st, id);
+        let since = st.mailbox("Old").unwrap().highestmodseq;
+        let old_idler = sh.idle_doorbell("Old", since).unwrap();
+        st.rename_mailbox("Old", "New").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), old_idler.rung())
+            .await
+            .expect("rung for the rename");
+        // The old name's idler would now meet NONEXISTENT and leave; a new one re-selected.
+        drop(old_idler);
+        let since = st.mailbox("New").unwrap().highestmodseq;
+        let bell = sh.idle_doorbell("New", since).unwrap();
+        let mut counter = st.watch();
+        let raw = b"Subject: x\r\n\r\nx\r\n";
+        st.append(
+            "New",
+            NewMessage {
+                raw,
+                flags: Default::default(),
+                internal_date: None,
+                delivery_key: None,
+            },
+        )
+        .unwrap();
+        let version = *counter.borrow_and_update();
+        tokio::time::timeout(Duration::from_secs(5), bell.rung())
+            .await
+            .expect("rung");
+        let ready = sh
+            .slots
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.name == "New" && s.since == since && s.version >= version)
+            .and_then(|s| s.answer.get().cloned());
+        assert_eq!(
+            ready
+                .expect("answered under the new name")
+                .unwrap()
+                .changed
+                .len(),
+            1
+        );
     }
 
     #[test]
