@@ -774,6 +774,57 @@ async fn idle_push_latency() {
     assert!(worst < Duration::from_millis(100), "worst {worst:?}");
 }
 
+/// More idlers of one mailbox than the hub rings in one batch (imap::changes): every one hears
+/// of each delivery, each message \Recent in exactly one of them, delivery after delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idlers_beyond_one_ring_batch_all_hear_every_delivery() {
+    const N: usize = 300;
+    let ctx = demo();
+    let mut writer = Client::login(ctx.clone()).await;
+    let mut idlers = Vec::with_capacity(N);
+    for i in 0..N {
+        let (a, b) = tokio::io::duplex(4096);
+        let mut conn = loopback_conn(&format!("i{i}"));
+        conn.remote
+            .set_ip(std::net::IpAddr::from([127, 2, (i >> 8) as u8, i as u8]));
+        tokio::spawn(serve(Box::new(b), conn, ctx.clone()));
+        let (r, w) = tokio::io::split(a);
+        let mut c = Client {
+            r: BufReader::with_capacity(256, r),
+            w,
+        };
+        c.line().await;
+        c.cmd("l", "LOGIN demo demo").await;
+        c.cmd("s", "SELECT INBOX").await;
+        c.send("i IDLE\r\n").await;
+        assert_eq!(c.line().await, "+ idling\r\n");
+        idlers.push(c);
+    }
+    for n in 1..=3u32 {
+        let r = append_plain(&mut writer, "x", MSG).await;
+        assert!(r.last().unwrap().starts_with("x OK"), "{r:?}");
+        let mut recent = 0;
+        for c in idlers.iter_mut() {
+            let exists = tokio::time::timeout(Duration::from_secs(10), c.line())
+                .await
+                .expect("every idler hears of the delivery");
+            assert_eq!(exists, format!("* {n} EXISTS\r\n"));
+            let l = c.line().await;
+            let count = l
+                .strip_prefix("* ")
+                .and_then(|r| r.strip_suffix(" RECENT\r\n"))
+                .and_then(|v| v.parse::<u32>().ok());
+            recent += count.unwrap_or_else(|| panic!("RECENT line expected: {l}"));
+        }
+        // Each message is \Recent in exactly one session.
+        assert_eq!(recent, n, "RECENT counts summed over the idlers");
+    }
+    for c in idlers.iter_mut().take(3) {
+        c.send("DONE\r\n").await;
+        assert_eq!(c.until_tag("i").await, vec!["i OK Idle completed.\r\n"]);
+    }
+}
+
 /// A small deterministic generator (xorshift), so a failure can be replayed.
 struct Rng(u64);
 impl Rng {
