@@ -310,7 +310,7 @@ async fn throughput(
     a: &Args,
     durability: Durability,
 ) -> Result<Throughput> {
-    let (sa, _sb, ha, hb) = pair(cl, base, durability).await?;
+    let (sa, sb, ha, hb) = pair(cl, base, durability).await?;
     for w in 0..4 {
         append(&sa, &format!("tp{w}"), &message(a.size, "warm-up"))?;
         ha.track_user(&format!("tp{w}")).await?;
@@ -319,6 +319,8 @@ async fn throughput(
     let timeouts = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(a.secs);
     let cpu0 = cpu_secs();
+    let commits = |s: &Store| s.counters().commits.load(Ordering::Relaxed);
+    let (ca0, cb0) = (commits(&sa), commits(&sb));
     let mut tasks = Vec::new();
     for w in 0..a.writers {
         let (sa, ha, count, timeouts) = (sa.clone(), ha.clone(), count.clone(), timeouts.clone());
@@ -357,13 +359,17 @@ async fn throughput(
     let secs = started.elapsed().as_secs_f64();
     let n = count.load(Ordering::Relaxed);
     let cpu_ms = (cpu_secs() - cpu0) * 1000.0 / n.max(1) as f64;
+    // Group commits (one log fdatasync each) per delivery on A and on B: B applies each
+    // shipped batch in one.
+    let per = |c: u64| c as f64 / n.max(1) as f64;
+    let (ca, cb) = (per(commits(&sa) - ca0), per(commits(&sb) - cb0));
     append_ms.sort_by(|x, y| x.total_cmp(y));
     wait_ms.sort_by(|x, y| x.total_cmp(y));
     let rate = n as f64 / secs;
     println!(
         "{:?} durability: {} writers, {} deliveries of {} B in {:.2} s = {:.0}/s (ack timeouts: {}); \
          per delivery: append p50 {:.2} ms p99 {:.2} ms, wait for a peer p50 {:.2} ms p99 {:.2} ms, \
-         CPU {:.2} ms; load {}",
+         CPU {:.2} ms, commits on A {:.2} and on B {:.2}; load {}",
         durability,
         a.writers,
         n,
@@ -376,6 +382,8 @@ async fn throughput(
         pct(&wait_ms, 0.5),
         pct(&wait_ms, 0.99),
         cpu_ms,
+        ca,
+        cb,
         load_avg()
     );
     ha.shutdown().await;
