@@ -10,7 +10,7 @@ use crate::store_api::{bytes_of, objects_of, Applied, ReplicaStore, ReplicaUser}
 use crate::validate::check_records;
 use crate::wire::MAX_RECORDS_PER_FRAME;
 use crate::wire::{Message, Raw, WireRecord};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::record::Record;
@@ -64,19 +64,64 @@ fn store_err(e: storage::StoreError) -> ReplError {
     ReplError::Store(e)
 }
 
-/// Objects that insertions among `records` name and this node does not have: purged after
-/// their messages were expunged (see `purged`).
-fn absent_objects(u: &dyn ReplicaUser, records: &[Record]) -> Result<HashSet<ObjectId>> {
-    let mut seen = HashSet::new();
-    let mut absent = HashSet::new();
-    for r in records {
-        for ins in purged::insertions(&r.op) {
-            if seen.insert(ins.object) && !u.has_object(&ins.object).map_err(store_err)? {
-                absent.insert(ins.object);
-            }
+/// Which objects insertions name that this node does not have (purged after their messages
+/// were expunged, see `purged`). The first objects of new appends are found by reading them,
+/// since the batch sends them anyway (one index lookup, not two); the rest by asking the index.
+pub(crate) struct Presence<'a> {
+    u: &'a dyn ReplicaUser,
+    /// Objects read (and to be sent), at most `budget` of them.
+    read: HashMap<ObjectId, Vec<u8>>,
+    budget: usize,
+    known: HashMap<ObjectId, bool>,
+}
+
+impl<'a> Presence<'a> {
+    pub(crate) fn new(u: &'a dyn ReplicaUser, budget: usize) -> Presence<'a> {
+        Presence {
+            u,
+            read: HashMap::new(),
+            budget,
+            known: HashMap::new(),
         }
     }
-    Ok(absent)
+
+    fn here(&mut self, id: &ObjectId, fresh: bool) -> Result<bool> {
+        if let Some(h) = self.known.get(id) {
+            return Ok(*h);
+        }
+        let h = if fresh && self.read.len() < self.budget {
+            match self.u.read_object(id) {
+                Ok(raw) => {
+                    self.read.insert(*id, raw);
+                    true
+                }
+                // Unreadable: gone (purged), or a real failure to report.
+                Err(e) => {
+                    if self.u.has_object(id).map_err(store_err)? {
+                        return Err(store_err(e));
+                    }
+                    false
+                }
+            }
+        } else {
+            self.u.has_object(id).map_err(store_err)?
+        };
+        self.known.insert(*id, h);
+        Ok(h)
+    }
+
+    fn absent(&mut self, records: &[Record]) -> Result<HashSet<ObjectId>> {
+        let mut absent = HashSet::new();
+        for r in records {
+            let fresh = matches!(r.op, storage::record::Op::Append { .. });
+            for ins in purged::insertions(&r.op) {
+                if !self.here(&ins.object, fresh)? {
+                    absent.insert(ins.object);
+                }
+            }
+        }
+        Ok(absent)
+    }
 }
 
 /// The records a peer with `have` lacks, in log order: at most `limit` and about `max_bytes` of
@@ -89,6 +134,7 @@ pub(crate) fn records_for_peer(
     have: &VersionVector,
     limit: usize,
     max_bytes: u64,
+    presence: &mut Presence<'_>,
 ) -> Result<(Vec<Record>, HashSet<ObjectId>, bool)> {
     let limit = limit.clamp(1, MAX_RECORDS_PER_FRAME);
     let mut records = u.records_since(have, limit).map_err(store_err)?;
@@ -101,7 +147,8 @@ pub(crate) fn records_for_peer(
     }) {
         want = c.max(1);
     }
-    let mut absent = absent_objects(u, &records)?;
+    // Only what this batch would carry matters (and only its objects are read).
+    let mut absent = presence.absent(records.get(..want).unwrap_or_default())?;
     if absent.is_empty() {
         let more = want < records.len() || !loaded_all;
         records.truncate(want);
@@ -113,8 +160,10 @@ pub(crate) fn records_for_peer(
             .records_since(have, MAX_RECORDS_PER_FRAME)
             .map_err(store_err)?;
         loaded_all = records.len() < MAX_RECORDS_PER_FRAME;
-        absent = absent_objects(u, &records)?;
     }
+    // No more reads: the extension's objects are looked up, and read later if sent.
+    presence.budget = 0;
+    absent = presence.absent(&records)?;
     // An insertion left open at the end of everything we have is one the index ignored here
     // (its mailbox was deleted before it in our log), so the peer ignores it too, if its
     // mailbox is gone here as well.
@@ -166,9 +215,9 @@ fn mailbox_missing(u: &dyn ReplicaUser, mb: storage::MailboxId) -> Result<bool> 
 struct Loaded {
     records: Vec<Record>,
     more: bool,
-    /// Objects of new appends (sent unasked), and the first group of them already read.
-    send: Vec<ObjectId>,
+    /// Objects of new appends (sent unasked): those already read, and the rest.
     first: Vec<(ObjectId, Vec<u8>)>,
+    rest: Vec<ObjectId>,
     /// Objects that copies and moves reuse (offered first).
     ask: Vec<ObjectId>,
 }
@@ -179,7 +228,8 @@ fn load_batch(
     limit: usize,
     max_bytes: u64,
 ) -> Result<Loaded> {
-    let (records, absent, more) = records_for_peer(u, have, limit, max_bytes)?;
+    let mut presence = Presence::new(u, READ_GROUP);
+    let (records, absent, more) = records_for_peer(u, have, limit, max_bytes, &mut presence)?;
     // Objects of new appends go unasked (the peer lacks the records, so almost surely their
     // new objects too; storing one twice is harmless, objects are content-addressed). Objects
     // that copies and moves reuse are likely there already: ask first. Purged ones stay home.
@@ -197,16 +247,19 @@ fn load_batch(
             }
         }
     }
-    let first = send
-        .iter()
-        .take(READ_GROUP)
-        .map(|id| u.read_object(id).map(|raw| (*id, raw)))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(store_err)?;
+    // Those read while checking presence go first; the rest are read in groups later.
+    let mut first = Vec::new();
+    let mut rest = Vec::new();
+    for id in send {
+        match presence.read.remove(&id) {
+            Some(raw) => first.push((id, raw)),
+            None => rest.push(id),
+        }
+    }
     Ok(Loaded {
         records,
         more,
-        send,
+        rest,
         first,
         ask,
     })
@@ -232,8 +285,8 @@ pub(crate) async fn push_batch(
     let Loaded {
         records,
         more,
-        send,
         first,
+        mut rest,
         ask,
     } = loaded;
     if records.is_empty() {
@@ -246,7 +299,6 @@ pub(crate) async fn push_batch(
         ..Pushed::default()
     };
     // Later objects to read: the rest of the new appends', and what the peer says it lacks.
-    let mut rest: Vec<ObjectId> = send.get(first.len()..).unwrap_or_default().to_vec();
     for (id, raw) in first {
         out.objects += 1;
         out.bytes += raw.len() as u64;

@@ -312,7 +312,8 @@ async fn handle(
             // Objects travel apart on the pull path (GetObjects): no byte bound here. The cut
             // keeps a purged message's insertion with its removal (see `purged`).
             let r = tokio::task::spawn_blocking(move || {
-                crate::exchange::records_for_peer(&*u, &have, limit, u64::MAX)
+                let mut presence = crate::exchange::Presence::new(&*u, 0);
+                crate::exchange::records_for_peer(&*u, &have, limit, u64::MAX, &mut presence)
             })
             .await
             .map_err(|e| ReplError::Other(format!("store task failed: {e}")))?;
