@@ -14,6 +14,7 @@ pub mod error;
 mod exchange;
 pub mod pacing;
 pub mod policy;
+mod read_ahead;
 mod purged;
 mod receiver;
 pub mod replicator;

@@ -132,6 +132,8 @@ pub(crate) struct Lane {
     /// Users whose last batch on this lane was cut (the peer is more than a batch behind):
     /// their next batch is catch-up and yields to clients.
     pub catching_up: Mutex<HashSet<String>>,
+    /// Catching-up users shipped in small batches: their backlog read a full batch at a time.
+    pub read_ahead: Mutex<HashMap<String, Arc<crate::read_ahead::ReadAhead>>>,
 }
 
 pub(crate) struct PeerState {
@@ -405,6 +407,7 @@ impl Replicator {
                                     queue: Mutex::new(DirtyQueue::default()),
                                     wake: Notify::new(),
                                     catching_up: Mutex::new(HashSet::new()),
+                                    read_ahead: Mutex::new(HashMap::new()),
                                 })
                             })
                             .collect(),

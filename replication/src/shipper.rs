@@ -5,8 +5,9 @@
 use crate::conn::Conn;
 use crate::error::{ReplError, Result};
 use crate::exchange::{peer_vv, push_batch};
+use crate::read_ahead::ReadAhead;
 use crate::replicator::{LagMark, Lane, PeerState, Shared};
-use crate::store_api::bytes_of;
+use crate::store_api::{bytes_of, ReplicaUser};
 use crate::wire::Message;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -172,6 +173,35 @@ async fn recover_own_records(
     Ok(())
 }
 
+/// Catching-up users kept reading ahead per lane: each holds up to a full batch of records
+/// (not their objects) between its turns.
+const MAX_READ_AHEAD_USERS: usize = 64;
+
+/// The user to ship from: for a batch smaller than `batch_records` (clients busy), a wrapper
+/// that reads the backlog a full batch at a time (see `read_ahead`); otherwise the user.
+fn read_ahead(
+    sh: &Shared,
+    lane: &Lane,
+    user: &str,
+    u: &Arc<dyn ReplicaUser>,
+    records: usize,
+) -> Arc<dyn ReplicaUser> {
+    let mut kept = lane.read_ahead.lock();
+    if records >= sh.cfg.batch_records {
+        kept.remove(user);
+        return u.clone();
+    }
+    if let Some(r) = kept.get(user) {
+        return r.clone();
+    }
+    if kept.len() >= MAX_READ_AHEAD_USERS {
+        return u.clone();
+    }
+    let r = Arc::new(ReadAhead::new(u.clone(), sh.cfg.batch_records));
+    kept.insert(user.to_string(), r.clone());
+    r
+}
+
 /// How long a user whose batch failed (a store error here or at the peer) waits to be retried.
 const USER_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -199,13 +229,14 @@ async fn ship_user(
     // ships at once (see `pacing`).
     let catch_up = lane.catching_up.lock().contains(user);
     let plan = sh.pacer.before_batch(catch_up, sh.cfg.batch_records).await;
+    let shipped = read_ahead(sh, lane, user, &u, plan.records);
     let mut last = None;
     let low = sh.pacer.low_priority(catch_up);
     let pushed = crate::background::catch_up(
         low,
         push_batch(
             conn,
-            &u,
+            &shipped,
             user,
             &have,
             plan.records,
@@ -244,6 +275,7 @@ async fn ship_user(
         lane.queue.lock().push(user);
     } else {
         lane.catching_up.lock().remove(user);
+        lane.read_ahead.lock().remove(user);
         peer.lag.lock().remove(user);
         // Nothing more to push: the resolver evens modseqs if both nodes were written.
         crate::align::after_ship(sh, peer.id, conn, &u, user, &have).await?;
