@@ -526,9 +526,15 @@ async fn full_sync(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<Syn
         id: 1,
         addr: a_addr,
     };
+    // Only the pulling node writes meanwhile (A's shipper has no reachable peer), so the
+    // process's fsync count is the puller's.
+    let f0 = sa.fsyncs();
     let r = replication::sync::sync_user_with_store(&cl.tls[&2], sc, &peer_a, user, false, false)
         .await?;
-    println!("full sync pulled by an empty node: {r}");
+    println!(
+        "full sync pulled by an empty node: {r} ({} fsyncs)",
+        sa.fsyncs() - f0
+    );
     ha.shutdown().await;
     Ok(SyncSecs {
         full,
