@@ -615,3 +615,88 @@ async fn peer_lying_about_a_purged_object_is_refused() {
     );
     a.stop().await;
 }
+
+/// Starts replication on `n` with several peers.
+async fn start_peers(n: &mut Node, ca: &Ca, peers: &[(u32, String)]) {
+    let mut c = ReplicationConfig::new(
+        n.id,
+        n.addr.parse().unwrap(),
+        peers
+            .iter()
+            .map(|(id, addr)| PeerConfig {
+                id: *id,
+                addr: addr.clone(),
+            })
+            .collect(),
+        ca.tls(n.id),
+    );
+    c.backoff_min = Duration::from_millis(20);
+    c.backoff_max = Duration::from_millis(200);
+    c.rescan_interval = Duration::from_millis(200);
+    c.reply_timeout = Duration::from_secs(10);
+    let l = TcpListener::bind(&n.addr).await.unwrap();
+    let store: Arc<dyn store_api::ReplicaStore> =
+        Arc::new(storage_adapter::StorageReplica(n.store()));
+    n.handle = Some(Replicator::start_on(c, l, store).unwrap());
+}
+
+/// Three nodes: C is down while A delivers a message that B expunges, and both A and B purge
+/// it; C then gets the Append (A's) and the Expunge (B's) from whichever ships first, without
+/// the object, and converges with the message never visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_purge_on_two_while_the_third_is_down() {
+    let ca = Ca::new();
+    let mut a = Node::new(1).await;
+    let mut b = Node::new(2).await;
+    let mut c = Node::new(3).await;
+    let addrs = [
+        (1, a.addr.clone()),
+        (2, b.addr.clone()),
+        (3, c.addr.clone()),
+    ];
+    let others = |me: u32| -> Vec<(u32, String)> {
+        addrs.iter().filter(|(i, _)| *i != me).cloned().collect()
+    };
+    start_peers(&mut a, &ca, &others(1)).await;
+    start_peers(&mut b, &ca, &others(2)).await;
+    start_peers(&mut c, &ca, &others(3)).await;
+    append(&a.store(), "alice", "INBOX", "first");
+    converge(&a, &b, "alice").await;
+    converge(&a, &c, "alice").await;
+    c.stop().await;
+
+    let doomed = append(&a.store(), "alice", "INBOX", "doomed");
+    let kept = append(&a.store(), "alice", "INBOX", "kept");
+    converge(&a, &b, "alice").await;
+    let uid_on_b = uid_of(&b.store(), "alice", "INBOX", doomed.guid);
+    b.store()
+        .user("alice")
+        .unwrap()
+        .expunge("INBOX", &[uid_on_b])
+        .unwrap();
+    converge(&a, &b, "alice").await;
+    for n in [&a, &b] {
+        let r = n.store().user("alice").unwrap().purge().unwrap();
+        assert_eq!(r.objects_removed, 1, "node {}: {r:?}", n.id);
+    }
+
+    start_peers(&mut c, &ca, &others(3)).await;
+    let d = converge(&a, &c, "alice").await;
+    converge(&b, &c, "alice").await;
+    let inbox = d.values().find(|m| m.0 == "INBOX").unwrap();
+    let guids: Vec<Guid> = inbox.3.iter().map(|m| m.1).collect();
+    assert_eq!(guids.len(), 2, "{inbox:?}");
+    assert!(guids.contains(&kept.guid) && !guids.contains(&doomed.guid));
+    for n in [&a, &b] {
+        let st = n.handle.as_ref().unwrap().status().await;
+        assert!(
+            st.peers.iter().all(|p| p.last_error.is_none()),
+            "node {}: {st:?}",
+            n.id
+        );
+    }
+    assert_eq!(c.handle.as_ref().unwrap().status().await.refused_frames, 0);
+    a.stop().await;
+    b.stop().await;
+    c.stop().await;
+}
