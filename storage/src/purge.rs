@@ -11,6 +11,10 @@
 //! 4. closed segments that carried objects are rewritten without them, their records byte for
 //!    byte (temporary file, fsync, rename, directory fsync);
 //! 5. the old packs are deleted (a crash before leaves unreferenced packs the next purge deletes).
+//!
+//! Peers that have not yet received the Append of a message purged here still get its record,
+//! without the object, together with the record that removes the message (replication's
+//! `purged` module; the store refuses such a record unless the same call removes the message).
 
 use crate::error::{Result, StoreError};
 use crate::framed::{self, Ctx, FramedWriter, HEADER_LEN};
