@@ -2,7 +2,7 @@
 //! two release `node serve` processes replicating over mutual TLS on loopback. IMAP clients
 //! work on node A in a loop (a command mix with a think time); their command latency is
 //! measured with no backlog, then while node B, back from a stop, drains a backlog of N
-//! messages from A, once per `--variants` setting (`replication_yield` on, on without the
+//! messages from A, once per `--variants` setting (`replication_yield` on, on with the
 //! low-priority threads, off; both nodes restarted with it, a fresh backlog of N each, same
 //! run). Printed: latency p50/p99/max in each phase, the drain time and rate (from A's start
 //! until B holds every message), and A's pacing counters.
@@ -46,9 +46,9 @@ pub struct Args {
     /// other round).
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
-    /// Drains to run, comma-separated: `yield` (replication_yield, low-priority catch-up
-    /// threads), `yield-normal-priority` (replication_yield, replication_yield_low_priority =
-    /// false), `no-yield` (replication_yield = false).
+    /// Drains to run, comma-separated: `yield` (replication_yield, the defaults),
+    /// `yield-low-priority` (also replication_yield_low_priority: catch-up store work on nice-10
+    /// threads), `no-yield` (replication_yield = false).
     #[arg(long, default_value = "yield,no-yield", value_delimiter = ',')]
     pub variants: Vec<Variant>,
     /// `[cluster] replication_yield_batch_records` for the yielding phases.
@@ -216,7 +216,7 @@ fn drain_phase(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     Yield,
-    YieldNormalPriority,
+    YieldLowPriority,
     NoYield,
 }
 
@@ -225,10 +225,10 @@ impl std::str::FromStr for Variant {
     fn from_str(s: &str) -> std::result::Result<Variant, String> {
         match s {
             "yield" => Ok(Variant::Yield),
-            "yield-normal-priority" => Ok(Variant::YieldNormalPriority),
+            "yield-low-priority" => Ok(Variant::YieldLowPriority),
             "no-yield" => Ok(Variant::NoYield),
             other => Err(format!(
-                "unknown variant {other:?} (yield, yield-normal-priority, no-yield)"
+                "unknown variant {other:?} (yield, yield-low-priority, no-yield)"
             )),
         }
     }
@@ -238,8 +238,8 @@ impl std::fmt::Display for Variant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Variant::Yield => "replication_yield = true",
-            Variant::YieldNormalPriority => {
-                "replication_yield = true, replication_yield_low_priority = false"
+            Variant::YieldLowPriority => {
+                "replication_yield = true, replication_yield_low_priority = true"
             }
             Variant::NoYield => "replication_yield = false",
         })
@@ -582,7 +582,7 @@ impl Pair {
     fn config(&self, i: usize, v: Variant) -> String {
         let (max_wait_ms, busy_batch) = (self.max_wait_ms, self.busy_batch);
         let yielding = v != Variant::NoYield;
-        let low = v == Variant::Yield;
+        let low = v == Variant::YieldLowPriority;
         let other = 1 - i;
         format!(
             r#"# written by jepsen bench-backlog
@@ -792,9 +792,9 @@ mod tests {
             a.contains("replication_yield_max_wait = \"25 msecs\""),
             "{a}"
         );
-        let b = p.config(1, Variant::YieldNormalPriority);
+        let b = p.config(1, Variant::YieldLowPriority);
         assert!(b.contains("replication_yield = true"), "{b}");
-        assert!(b.contains("replication_yield_low_priority = false"), "{b}");
+        assert!(b.contains("replication_yield_low_priority = true"), "{b}");
         assert!(
             b.contains("node_id = 2") && b.contains("address = \"127.0.0.1:3\""),
             "{b}"

@@ -81,7 +81,9 @@ pub struct PacingConfig {
     /// Clients count as busy until none of their calls has been in flight for this long.
     pub quiet: Duration,
     /// Catch-up store work (reading the backlog; applying a peer's big frame) runs on threads
-    /// of lower CPU and I/O priority (see `background`), when `enabled`.
+    /// of lower CPU and I/O priority (see `background`), when `enabled`. Off by default: in
+    /// `jepsen bench-backlog` it did not measurably help the clients (docs/performance.md),
+    /// and a nice-10 thread leading a group commit would hold up clients' writes behind it.
     pub low_priority: bool,
     /// Records in a catch-up batch shipped while clients are busy (a shorter burst between
     /// two chances for the clients); idle clients get the full `batch_records`.
@@ -95,7 +97,7 @@ impl Default for PacingConfig {
             max_wait: Duration::from_millis(25),
             poll: Duration::from_millis(1),
             quiet: Duration::from_millis(10),
-            low_priority: true,
+            low_priority: false,
             busy_batch_records: 100,
         }
     }

@@ -171,7 +171,8 @@ pub struct ClusterSettings {
     /// Longest one catch-up batch waits for busy clients (the drain's floor rate).
     pub replication_yield_max_wait: DurationSetting,
     /// With `replication_yield`: catch-up store work runs on threads of lower CPU (nice 10)
-    /// and I/O (best-effort 7) priority.
+    /// and I/O (best-effort 7) priority. Off by default (not shown to help; see
+    /// `replication::PacingConfig::low_priority`).
     pub replication_yield_low_priority: bool,
     /// Records in a catch-up batch shipped while clients are busy (idle clients: 500).
     pub replication_yield_batch_records: usize,
@@ -189,7 +190,7 @@ impl Default for ClusterSettings {
             replication_sync_timeout: DurationSetting(Duration::from_secs(2)),
             replication_yield: true,
             replication_yield_max_wait: DurationSetting(Duration::from_millis(25)),
-            replication_yield_low_priority: true,
+            replication_yield_low_priority: false,
             replication_yield_batch_records: 100,
             certs_dir: PathBuf::new(),
         }
