@@ -700,3 +700,39 @@ async fn three_nodes_purge_on_two_while_the_third_is_down() {
     b.stop().await;
     c.stop().await;
 }
+
+/// While apart, both nodes take the same UID for different messages, and the non-resolver
+/// expunges and purges its own before the heal: its Append then travels without its object,
+/// together with its removal, so the resolver never holds it pending. The resolver's message
+/// must still leave the contested UID (the other node's clients saw that UID name another
+/// message), or it stays pending, invisible, on the other node for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contested_uid_whose_other_message_was_purged_is_still_renumbered() {
+    let ca = Ca::new();
+    let (mut a, mut b) = pair(&ca).await;
+    append(&a.store(), "alice", "INBOX", "before");
+    converge(&a, &b, "alice").await;
+    a.stop().await;
+    b.stop().await;
+    let oa = append(&a.store(), "alice", "INBOX", "only on a");
+    let ob = append(&b.store(), "alice", "INBOX", "only on b, then purged");
+    assert_eq!(oa.uid, ob.uid, "both took the same UID while apart");
+    let bu = b.store().user("alice").unwrap();
+    bu.expunge("INBOX", &[ob.uid]).unwrap();
+    assert_eq!(bu.purge().unwrap().objects_removed, 1);
+    drop(bu);
+    let (aa, ba) = (a.addr.clone(), b.addr.clone());
+    a.start(&ca, (2, &ba)).await;
+    b.start(&ca, (1, &aa)).await;
+    let d = converge(&a, &b, "alice").await;
+    let inbox = d.values().find(|m| m.0 == "INBOX").unwrap();
+    let guids: Vec<Guid> = inbox.3.iter().map(|m| m.1).collect();
+    assert_eq!(guids.len(), 2, "{inbox:?}");
+    assert!(guids.contains(&oa.guid), "{inbox:?}");
+    assert!(
+        !inbox.3.iter().any(|m| m.0 == oa.uid),
+        "the contested UID is retired: {inbox:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}

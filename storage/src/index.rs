@@ -131,6 +131,15 @@ pub fn k_pending_prefix(mb: &MailboxId) -> Vec<u8> {
 pub fn k_pending(mb: &MailboxId, g: &Guid) -> Vec<u8> {
     [&b"p"[..], &mb.0, &g.0].concat()
 }
+/// UIDs a remote message claimed while a live message here held them (value: that message's
+/// GUID): the resolver renumbers the holder even when the claimant is gone before it resolves
+/// (a purged message travels with its removal, so it is never pending long enough).
+pub fn k_contested_prefix(mb: &MailboxId) -> Vec<u8> {
+    [&b"u"[..], &mb.0].concat()
+}
+pub fn k_contested(mb: &MailboxId, uid: u32) -> Vec<u8> {
+    [&b"u"[..], &mb.0, &uid.to_be_bytes()].concat()
+}
 
 // ---- values ----
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -556,8 +565,10 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                     tx.del(k);
                 }
             }
-            for (k, _) in tx.scan_raw(&k_pending_prefix(mailbox))? {
-                tx.del(k);
+            for prefix in [k_pending_prefix(mailbox), k_contested_prefix(mailbox)] {
+                for (k, _) in tx.scan_raw(&prefix)? {
+                    tx.del(k);
+                }
             }
             if tx.get::<MailboxId>(&k_name(&mb.name))? == Some(*mailbox) {
                 tx.del(k_name(&mb.name));
@@ -800,6 +811,7 @@ fn del_msg(tx: &mut Txn, mb: &MailboxId, m: &MsgRec) {
 fn remove_live(tx: &mut Txn, mb: &mut MailboxRec, m: &MsgRec, modseq: u64) {
     del_msg(tx, &mb.id, m);
     tx.del(k_guid(&m.meta.guid));
+    tx.del(k_contested(&mb.id, m.meta.uid));
     // An older tombstone of this UID (a renumbered message) gives way to the newer one.
     if let Ok(Some(old)) = tx.get::<Tomb>(&k_tomb(&mb.id, m.meta.uid)) {
         tx.del(k_expunged(&mb.id, old.modseq, m.meta.uid));
@@ -858,11 +870,15 @@ fn insert_entry(
     if tx.get_raw(&k_guid(&entry.guid))?.is_some() {
         return Ok(false); // already here (a replayed record)
     }
-    let holder = match tx.msg(&mb.id, entry.uid)? {
-        Some(m) => Some(m.meta.guid),
+    let live = tx.msg(&mb.id, entry.uid)?.map(|m| m.meta.guid);
+    let holder = match live {
+        Some(g) => Some(g),
         None => tx.get::<Tomb>(&k_tomb(&mb.id, entry.uid))?.map(|t| t.guid),
     };
     if let Some(local) = holder.filter(|g| *g != entry.guid) {
+        if live.is_some() {
+            tx.put(k_contested(&mb.id, entry.uid), &local);
+        }
         tracing::warn!(user = tx.user, mailbox = %mb.name, uid = entry.uid, %local,
             remote = %entry.guid, "UID conflict: incoming message kept pending until renumbered");
         tx.put(

@@ -845,9 +845,7 @@ impl UserStore {
             Req::Resolve { mailbox } => {
                 let mb = self.mailbox_for(tx, &mailbox)?;
                 let pending = tx.scan::<index::PendingEntry>(&index::k_pending_prefix(&mb.id))?;
-                if pending.is_empty() {
-                    return Ok(Reply::Resolved(None));
-                }
+                let contested = tx.scan::<Guid>(&index::k_contested_prefix(&mb.id))?;
                 let mut involved: Vec<Guid> = Vec::new();
                 for (_, p) in &pending {
                     if let Some(local) = tx.msg(&mb.id, p.entry.uid)? {
@@ -856,6 +854,18 @@ impl UserStore {
                         }
                     }
                     involved.push(p.entry.guid);
+                }
+                // A holder whose claimant is already gone (a purged message travels with its
+                // removal) still leaves the UID: the claimant's node named it by that UID.
+                for (_, holder) in &contested {
+                    if tx.get_raw(&index::k_guid(holder))?.is_some()
+                        && !involved.contains(holder)
+                    {
+                        involved.push(*holder);
+                    }
+                }
+                if involved.is_empty() {
+                    return Ok(Reply::Resolved(None));
                 }
                 let moves = involved
                     .into_iter()
