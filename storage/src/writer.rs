@@ -858,9 +858,7 @@ impl UserStore {
                 // A holder whose claimant is already gone (a purged message travels with its
                 // removal) still leaves the UID: the claimant's node named it by that UID.
                 for (_, holder) in &contested {
-                    if tx.get_raw(&index::k_guid(holder))?.is_some()
-                        && !involved.contains(holder)
-                    {
+                    if tx.get_raw(&index::k_guid(holder))?.is_some() && !involved.contains(holder) {
                         involved.push(*holder);
                     }
                 }
