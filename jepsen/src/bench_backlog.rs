@@ -318,7 +318,7 @@ fn client(
             3 => "STATUS INBOX (MESSAGES UNSEEN)".to_string(),
             _ => format!(
                 "STORE 1 {}FLAGS ($Bench{n})",
-                if i % 2 == 0 { "+" } else { "-" }
+                if i.is_multiple_of(2) { "+" } else { "-" }
             ),
         };
         let t = Instant::now();
