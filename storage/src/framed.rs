@@ -46,10 +46,24 @@ pub fn header(kind: &Kind) -> [u8; HEADER_LEN as usize] {
 }
 
 pub fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
+    encode_frame_parts(&[payload], out);
+}
+
+/// Encodes one frame whose payload is `parts` concatenated, without first copying them into
+/// one buffer (the write path frames each object from its header fields and compressed body).
+pub fn encode_frame_parts(parts: &[&[u8]], out: &mut Vec<u8>) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut hasher = blake3::Hasher::new();
+    for p in parts {
+        hasher.update(p);
+    }
+    out.reserve(FRAME_OVERHEAD as usize + len);
     out.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(blake3::hash(payload).as_bytes());
-    out.extend_from_slice(payload);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(hasher.finalize().as_bytes());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
 }
 
 /// Where a corruption was found, for [`StoreError::Corrupt`].
@@ -428,6 +442,17 @@ mod tests {
         first_chunk: 4096,
         max_chunk: 1 << 16,
     };
+
+    #[test]
+    fn frame_of_parts_is_the_frame_of_their_concatenation() {
+        let parts: [&[u8]; 4] = [b"\x01", &[9u8; 32], &7u64.to_le_bytes(), b"zstd body"];
+        let mut whole = Vec::new();
+        encode_frame(&parts.concat(), &mut whole);
+        let mut split = vec![0xAA];
+        encode_frame_parts(&parts, &mut split);
+        assert_eq!(split[0], 0xAA, "appends after what is already there");
+        assert_eq!(&split[1..], &whole[..]);
+    }
 
     #[test]
     fn frames_roundtrip_and_torn_tail_is_cut() {

@@ -264,11 +264,11 @@ impl UserStore {
             .iter()
             .partition(|o| o.compressed.len() <= INLINE_MAX);
         if !big.is_empty() {
-            let mut buf = Vec::new();
+            let mut buf = Vec::with_capacity(big.iter().map(|o| pack::encoded_len(o, 0)).sum());
             let mut rel = Vec::with_capacity(big.len());
             for o in big {
                 rel.push((o, buf.len() as u64));
-                pack::encode(o, &mut buf);
+                pack::encode(o, &[], &mut buf);
             }
             if ws.pack.end() > HEADER_LEN && ws.pack.end() + buf.len() as u64 > pack::PACK_MAX {
                 let no = ws.pack.no + 1;
@@ -291,11 +291,20 @@ impl UserStore {
             meta.pack_no = ws.pack.no;
             meta.pack_off = ws.pack.end();
         }
-        let mut buf = Vec::new();
+        // Sized up front: one allocation for the whole group commit's write.
+        let size = inline
+            .iter()
+            .map(|o| pack::encoded_len(o, 1))
+            .sum::<usize>()
+            + b.encoded
+                .iter()
+                .map(|p| framed::FRAME_OVERHEAD as usize + p.len())
+                .sum::<usize>();
+        let mut buf = Vec::with_capacity(size);
         let mut rel = Vec::with_capacity(inline.len());
         for o in inline {
             rel.push((o, buf.len() as u64));
-            framed::encode_frame(&pack::payload(o, &[log::TAG_OBJECT]), &mut buf);
+            pack::encode(o, &[log::TAG_OBJECT], &mut buf);
         }
         for payload in &b.encoded {
             framed::encode_frame(payload, &mut buf);
