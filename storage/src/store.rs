@@ -251,7 +251,25 @@ pub struct UserStore {
     /// Per closed log segment, the highest sequence of each origin in it: lets `records_since`
     /// skip segments a peer already has.
     segment_max: Mutex<HashMap<u32, VersionVector>>,
+    /// Where recent `records_since` scans stopped (see [`ScanCursor`]): a peer catching up is
+    /// served batch after batch from one 64 MiB segment, and without these each batch re-read
+    /// and re-checked the segment from its start.
+    cursors: Mutex<std::collections::VecDeque<ScanCursor>>,
 }
+
+/// Every record before `at` is covered by `vv` (the peer had it, or the scan returned it), and
+/// `at` is where the record `last` (the scan's last returned one) starts: a later scan whose
+/// version vector covers `vv` starts there, after checking that `last` is still at `at` (a
+/// purge rewrites segments, which moves every offset).
+#[derive(Clone, Debug)]
+struct ScanCursor {
+    vv: VersionVector,
+    at: log::Pos,
+    last: (NodeId, u64),
+}
+
+/// Cursors kept per user: a few peers and `node sync` at once.
+const SCAN_CURSORS: usize = 8;
 
 /// A bounded tail of the log in memory. Every record not held here has, for its origin, a
 /// sequence number at most `base[origin]`.
@@ -360,6 +378,7 @@ impl UserStore {
             watch_tx: tokio::sync::watch::Sender::new(seq),
             recent,
             segment_max: Mutex::new(HashMap::new()),
+            cursors: Mutex::new(Default::default()),
         })
     }
 
@@ -659,11 +678,44 @@ impl UserStore {
         if let Some(recs) = self.recent.lock().since(have, limit) {
             return Ok(recs);
         }
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let covers = |vv: &VersionVector| {
+            vv.iter()
+                .all(|(o, s)| have.get(o).copied().unwrap_or(0) >= *s)
+        };
+        let cursor = self
+            .cursors
+            .lock()
+            .iter()
+            .filter(|c| covers(&c.vv))
+            .max_by_key(|c| c.at)
+            .cloned();
+        let out = match cursor {
+            Some(c) => match self.scan_records(have, limit, Some(&c)) {
+                Ok(Some(out)) => out,
+                // The cursor is stale (a purge moved the offsets): forget them all, start over.
+                Ok(None) | Err(_) => {
+                    self.cursors.lock().clear();
+                    self.scan_records(have, limit, None)?.unwrap_or_default()
+                }
+            },
+            None => self.scan_records(have, limit, None)?.unwrap_or_default(),
+        };
+        Ok(out)
+    }
+
+    /// The scan behind [`UserStore::records_since`], from `cursor` if given (None if the record
+    /// the cursor names is no longer where it was), else from the first segment `have` lacks.
+    fn scan_records(
+        &self,
+        have: &VersionVector,
+        limit: usize,
+        cursor: Option<&ScanCursor>,
+    ) -> Result<Option<Vec<Record>>> {
         let meta = self.view().meta()?;
         let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
         let covers = |vv: &VersionVector| {
             vv.iter()
                 .all(|(o, s)| have.get(o).copied().unwrap_or(0) >= *s)
@@ -671,16 +723,27 @@ impl UserStore {
         let known = self.segment_max.lock().clone();
         let mut current: Option<(u32, VersionVector)> = None;
         let mut finished = Vec::new();
+        let mut expect_first = cursor.map(|c| c.last);
+        let mut stale = false;
+        let mut last_at = None;
         // Only what is committed (the checkpoint), never a batch still being written; closed
         // segments whose every record `have` already has are skipped.
         log::read_entries_while(
             &self.dir.join("log"),
             &self.name,
-            (0, 0),
+            cursor.map_or((0, 0), |c| c.at),
             Some((meta.log_seg, meta.log_off)),
-            |seg| known.get(&seg).is_some_and(covers),
-            |_, (seg, _), e| {
-                if current.as_ref().is_none_or(|(s, _)| *s != seg) {
+            // (Never the cursor's own segment: its first entry is checked.)
+            |seg| cursor.is_none_or(|c| c.at.0 != seg) && known.get(&seg).is_some_and(covers),
+            |_, (seg, off), e| {
+                if let Some(want) = expect_first.take() {
+                    if !matches!(&e, log::Entry::Record(r) if (r.origin, r.seq) == want) {
+                        stale = true;
+                        return Ok(false);
+                    }
+                }
+                // Per-segment maxima are only known for segments read from their start.
+                if cursor.is_none() && current.as_ref().is_none_or(|(s, _)| *s != seg) {
                     if let Some(done) = current.take() {
                         finished.push(done);
                     }
@@ -694,19 +757,41 @@ impl UserStore {
                     *m = (*m).max(r.seq);
                 }
                 if r.seq > have.get(&r.origin).copied().unwrap_or(0) {
+                    last_at = Some((seg, off));
                     out.push(r);
                 }
                 Ok(out.len() < limit)
             },
         )?;
+        if stale || expect_first.is_some() {
+            return Ok(None);
+        }
         // Closed segments read to their end: remember the highest sequence per origin in each.
-        let mut known = self.segment_max.lock();
-        for (seg, max) in finished {
-            if seg < meta.log_seg {
-                known.insert(seg, max);
+        {
+            let mut known = self.segment_max.lock();
+            for (seg, max) in finished {
+                if seg < meta.log_seg {
+                    known.insert(seg, max);
+                }
             }
         }
-        Ok(out)
+        if let (Some(at), Some(r)) = (last_at, out.last()) {
+            let mut vv = have.clone();
+            for r in &out {
+                let m = vv.entry(r.origin).or_insert(0);
+                *m = (*m).max(r.seq);
+            }
+            let mut cursors = self.cursors.lock();
+            if cursors.len() >= SCAN_CURSORS {
+                cursors.pop_front();
+            }
+            cursors.push_back(ScanCursor {
+                vv,
+                at,
+                last: (r.origin, r.seq),
+            });
+        }
+        Ok(Some(out))
     }
     /// Applies records from a peer, idempotently (a record at or below the version vector's entry
     /// for its origin changes nothing). Objects they need must already be present
