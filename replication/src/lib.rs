@@ -14,8 +14,8 @@ pub mod error;
 mod exchange;
 pub mod pacing;
 pub mod policy;
-mod read_ahead;
 mod purged;
+mod read_ahead;
 mod receiver;
 pub mod replicator;
 mod shipper;
@@ -30,8 +30,8 @@ pub mod wire;
 pub use error::{ReplError, Result};
 pub use pacing::{ClientLoad, PacingConfig, PacingStatus};
 pub use replicator::{
-    Durability, Handle, PeerConfig, PeerStatus, ReplicaWait, ReplicationConfig, ReplicationStatus,
-    Replicator, UserLag,
+    Durability, Handle, PeerConfig, PeerCounters, PeerStatus, ReplicaWait, ReplicationConfig,
+    ReplicationCounters, ReplicationStatus, Replicator, UserLag,
 };
 pub use sync::SyncReport;
 pub use tls::TlsMaterial;

@@ -203,6 +203,29 @@ pub(crate) struct Shared {
     pub pacer: crate::pacing::Pacer,
 }
 
+/// See [`Handle::counters`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicationCounters {
+    pub degraded_events: u64,
+    pub conflicts_resolved: u64,
+    pub refused_frames: u64,
+    pub modseq_checks: u64,
+    pub modseqs_aligned: u64,
+    pub peers: Vec<PeerCounters>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerCounters {
+    pub id: NodeId,
+    pub connected: bool,
+    pub connects: u64,
+    pub records_sent: u64,
+    pub objects_sent: u64,
+    pub bytes_sent: u64,
+    /// Users with records shipped but not yet acked by this peer.
+    pub users_behind: u64,
+}
+
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::result::Result<T, storage::StoreError> + Send + 'static,
 ) -> Result<T> {
@@ -654,6 +677,32 @@ impl Handle {
             );
         }
         Ok(out)
+    }
+
+    /// Merge and transport counters since start (cheap: atomics and a short lock per peer;
+    /// for `/metrics`, where the async [`Handle::status`] is too heavy per scrape).
+    pub fn counters(&self) -> ReplicationCounters {
+        let sh = &self.shared;
+        ReplicationCounters {
+            degraded_events: sh.degraded_events.load(Ordering::Relaxed),
+            conflicts_resolved: sh.conflicts_resolved.load(Ordering::Relaxed),
+            refused_frames: sh.refused_frames.load(Ordering::Relaxed),
+            modseq_checks: sh.modseq_checks.load(Ordering::Relaxed),
+            modseqs_aligned: sh.modseqs_aligned.load(Ordering::Relaxed),
+            peers: sh
+                .peers
+                .values()
+                .map(|p| PeerCounters {
+                    id: p.id,
+                    connected: p.connected(),
+                    connects: p.connects.load(Ordering::Relaxed),
+                    records_sent: p.records_sent.load(Ordering::Relaxed),
+                    objects_sent: p.objects_sent.load(Ordering::Relaxed),
+                    bytes_sent: p.bytes_sent.load(Ordering::Relaxed),
+                    users_behind: p.lag.lock().len() as u64,
+                })
+                .collect(),
+        }
     }
 
     /// How much catch-up was held back for clients (cheap: atomics; for `/metrics`).

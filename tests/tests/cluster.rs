@@ -142,6 +142,35 @@ fn both_sides_written_while_link_is_cut_converge_with_same_modseqs() {
     };
     let top = inbox(&after).messages.values().map(|m| m.modseq).max();
     assert!(top.is_some_and(|t| t <= high), "{high} {after}");
+    // What an operator's Prometheus sees on the resolver: the alignment, the peer back.
+    let m = metrics(&c.nodes[0]);
+    let value = |name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{m}"))
+    };
+    assert!(
+        value("node_replication_modseqs_aligned_total") >= 1.0,
+        "{m}"
+    );
+    assert_eq!(
+        value("node_replication_peer_connected{peer=\"2\"}"),
+        1.0,
+        "{m}"
+    );
+}
+
+/// The body of GET /metrics on the node's health port.
+fn metrics(node: &Server) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", node.ports.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(out)
 }
 
 /// HIGHESTMODSEQ of a mailbox as SELECT (CONDSTORE enabled) reports it.

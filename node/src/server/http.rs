@@ -69,6 +69,29 @@ impl HealthState {
             metrics::gauge!("node_replication_apply_yield_seconds_total")
                 .set(p.apply_yield_seconds);
         }
+        if let Some(c) = self.hooks.replication().map(|h| h.counters()) {
+            metrics::counter!("node_replication_degraded_events_total").absolute(c.degraded_events);
+            metrics::counter!("node_replication_conflicts_resolved_total")
+                .absolute(c.conflicts_resolved);
+            metrics::counter!("node_replication_refused_frames_total").absolute(c.refused_frames);
+            metrics::counter!("node_replication_modseq_checks_total").absolute(c.modseq_checks);
+            metrics::counter!("node_replication_modseqs_aligned_total").absolute(c.modseqs_aligned);
+            for p in c.peers {
+                let peer = p.id.to_string();
+                metrics::gauge!("node_replication_peer_connected", "peer" => peer.clone())
+                    .set(if p.connected { 1.0 } else { 0.0 });
+                metrics::counter!("node_replication_peer_connects_total", "peer" => peer.clone())
+                    .absolute(p.connects);
+                metrics::counter!("node_replication_records_sent_total", "peer" => peer.clone())
+                    .absolute(p.records_sent);
+                metrics::counter!("node_replication_objects_sent_total", "peer" => peer.clone())
+                    .absolute(p.objects_sent);
+                metrics::counter!("node_replication_bytes_sent_total", "peer" => peer.clone())
+                    .absolute(p.bytes_sent);
+                metrics::gauge!("node_replication_users_behind", "peer" => peer)
+                    .set(p.users_behind as f64);
+            }
+        }
         self.metrics.render()
     }
 
