@@ -240,6 +240,9 @@ pub struct UserStore {
     pub(crate) dir: PathBuf,
     pub(crate) shared: Arc<Shared>,
     pub(crate) tree: sled::Tree,
+    /// `tree` with the index changes of the last few group commits not yet applied to it: what
+    /// readers and the writer read (see [`index::Overlaid`]).
+    pub(crate) ix: index::Overlaid,
     pub(crate) queue: Mutex<crate::writer::Queue>,
     pub(crate) cond: Condvar,
     pub(crate) writer: Mutex<WriterState>,
@@ -255,6 +258,16 @@ pub struct UserStore {
     /// served batch after batch from one 64 MiB segment, and without these each batch re-read
     /// and re-checked the segment from its start.
     cursors: Mutex<std::collections::VecDeque<ScanCursor>>,
+}
+
+impl Drop for UserStore {
+    /// Applies the index changes still pending, so a clean close leaves sled current (after a
+    /// crash the log replay from sled's checkpoint does the same).
+    fn drop(&mut self) {
+        if let Err(e) = self.ix.flush() {
+            tracing::warn!(user = %self.name, error = %e, "index flush at close failed; the next open replays the log");
+        }
+    }
 }
 
 /// Every record before `at` is covered by `vv` (the peer had it, or the scan returned it), and
@@ -361,6 +374,7 @@ impl UserStore {
             .open_tree(format!("user:{name}"))
             .map_err(|e| StoreError::Index(e.to_string()))?;
         let writer = crate::recovery::recover(&shared, &dir, name, &tree)?;
+        let ix = index::Overlaid::new(tree.clone());
         let seq = writer.meta.vv.values().sum::<u64>();
         let recent = Mutex::new(Recent {
             base: writer.meta.vv.clone(),
@@ -379,6 +393,7 @@ impl UserStore {
             recent,
             segment_max: Mutex::new(HashMap::new()),
             cursors: Mutex::new(Default::default()),
+            ix,
         })
     }
 
@@ -387,7 +402,7 @@ impl UserStore {
     }
 
     pub(crate) fn view(&self) -> Txn<'_> {
-        Txn::new(&self.name, &self.tree as &dyn IndexTree)
+        Txn::new(&self.name, &self.ix as &dyn IndexTree)
     }
 
     fn mailbox_rec(&self, name: &str) -> Result<index::MailboxRec> {
@@ -489,10 +504,10 @@ impl UserStore {
             let start = [&prefix[..], &modseq.saturating_add(1).to_be_bytes()].concat();
             let mut end = prefix.clone();
             end.extend_from_slice(&[0xff; 12]);
-            self.tree
-                .range(start..=end)
-                .map(|r| {
-                    let (k, _) = r.map_err(|e| StoreError::Index(e.to_string()))?;
+            self.ix
+                .range_keys(&start, &end)?
+                .into_iter()
+                .map(|k| {
                     k.get(25..29)
                         .and_then(|b| b.try_into().ok())
                         .map(u32::from_be_bytes)
@@ -882,6 +897,8 @@ impl UserStore {
     /// Rebuilds the index from the change log (`node force-resync -u USER`).
     pub fn rebuild_index(&self) -> Result<()> {
         let mut ws = self.writer.lock();
+        // Pending index changes first: the rebuild replaces what sled holds.
+        self.ix.flush()?;
         let meta = crate::recovery::rebuild(&self.dir, &self.name, &self.tree)?;
         ws.meta = meta;
         drop(ws);
@@ -891,6 +908,8 @@ impl UserStore {
     /// Reclaims pack space of objects no message refers to (`node purge -u USER`); crash-safe.
     pub fn purge(&self) -> Result<PurgeReport> {
         let mut ws = self.writer.lock();
+        // Purge reads and rewrites sled directly: it must see every committed change.
+        self.ix.flush()?;
         crate::purge::purge(self, &mut ws)
     }
 
@@ -898,12 +917,7 @@ impl UserStore {
     /// locations (derived from the packs, which after an interrupted purge may still hold dead
     /// copies) and parsed facts (a cache). What "rebuilt == live" compares.
     pub fn dump_index(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        Ok(self
-            .tree
-            .scan_prefix(b"")
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::Index(e.to_string()))?
+        Ok(IndexTree::scan_prefix(&self.ix, b"")?
             .into_iter()
             .filter(|(k, _)| !k.starts_with(b"f") && !k.starts_with(b"o"))
             .collect())

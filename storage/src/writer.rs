@@ -194,7 +194,7 @@ impl UserStore {
                 .map(|(i, _)| (i, Err(StoreError::Other(msg.clone()))))
                 .collect();
         }
-        let mut tx = Txn::new(&self.name, &self.tree);
+        let mut tx = Txn::new(&self.name, &self.ix);
         let mut meta = ws.meta.clone();
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(reqs.len());
@@ -245,9 +245,9 @@ impl UserStore {
         out
     }
 
+    /// Hands a commit's index changes to the overlay (sled gets them with the next flush).
     fn tree_apply(&self, tx: Txn) -> Result<()> {
-        use crate::index::IndexTree;
-        self.tree.apply(tx.into_changes())
+        self.ix.commit(tx.into_changes())
     }
 
     /// Writes the batch: large objects to the pack (one write, one sync), then small objects and
