@@ -51,8 +51,8 @@ impl IndexTree for sled::Tree {
 /// Group commits whose index changes are held in memory before one sled batch applies them all.
 /// Every sled `apply_batch` costs a fixed amount beside the per-key work: sled rolls its I/O
 /// buffer, writes and `sync_file_range`s its own log, and takes its process-wide write lock
-/// (with one batch per commit, about a third of the CPU of a replicated delivery; see
-/// docs/performance.md, "Per-commit cost"). Coalescing 8 commits cut that to an eighth.
+/// (with one batch per commit, about a third of the CPU samples of the replication benchmark;
+/// docs/performance.md, "Per-commit cost", has the profile and the before/after figures).
 pub const INDEX_FLUSH_COMMITS: u32 = 8;
 /// A commit that leaves more staged keys than this is applied at once (a bulk sync, a rebuild
 /// of many records): the overlay stays small.
