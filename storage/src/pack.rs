@@ -78,6 +78,53 @@ pub fn prepare(raw: &[u8]) -> Result<Prepared> {
     })
 }
 
+/// A peer's object in its stored form (`Prepared`) that passed [`verify`]: its body
+/// decompresses, within a bound, to exactly `raw_len` bytes hashing to `id`. The only way to
+/// hand a peer's compressed bytes to the store, so none is stored unchecked.
+#[derive(Clone, Debug)]
+pub struct Verified(Prepared);
+
+impl Verified {
+    pub fn id(&self) -> ObjectId {
+        self.0.id
+    }
+    pub fn compressed_len(&self) -> usize {
+        self.0.compressed.len()
+    }
+    pub(crate) fn into_prepared(self) -> Prepared {
+        self.0
+    }
+}
+
+/// Checks an object received in its stored form: `raw_len` must be at most `max_raw` (the
+/// caller's bound, e.g. its frame limit: the peer's claim never sizes an allocation beyond
+/// it), and the body must decompress into at most `raw_len` bytes (a body that would grow
+/// further is an error, not an allocation), exactly `raw_len` of them, hashing to `id`.
+/// Costs one decompression and one hash; the body is then stored as it came.
+pub fn verify(id: ObjectId, raw_len: u64, compressed: Vec<u8>, max_raw: u64) -> Result<Verified> {
+    let bad = |why: String| StoreError::Other(format!("object {}: {why}", id.to_hex()));
+    if raw_len > max_raw.min(MAX_RAW) {
+        return Err(bad(format!(
+            "raw length {raw_len} above the limit {max_raw}"
+        )));
+    }
+    let raw = decompress(&compressed, raw_len as usize).map_err(|e| bad(format!("zstd: {e}")))?;
+    if raw.len() as u64 != raw_len {
+        return Err(bad(format!(
+            "decompresses to {} bytes, {raw_len} claimed",
+            raw.len()
+        )));
+    }
+    if ObjectId::of(&raw) != id {
+        return Err(bad("content does not match its hash".into()));
+    }
+    Ok(Verified(Prepared {
+        id,
+        raw_len,
+        compressed,
+    }))
+}
+
 /// Appends the object's frame to `out`; its payload is `prefix` (the log's one-byte tag, or
 /// nothing in a pack) then `[ObjectId 32][raw length u64 LE][zstd body]`.
 pub fn encode(p: &Prepared, prefix: &[u8], out: &mut Vec<u8>) {
@@ -97,6 +144,35 @@ pub fn parse_payload(payload: &[u8]) -> Option<(ObjectId, u64, &[u8])> {
     let id: [u8; 32] = payload.get(..32)?.try_into().ok()?;
     let len: [u8; 8] = payload.get(32..40)?.try_into().ok()?;
     Some((ObjectId(id), u64::from_le_bytes(len), payload.get(40..)?))
+}
+
+/// Reads the object at `offset` as stored, without decompressing (what a peer is sent; the peer
+/// verifies it): the frame checksum and the id are checked here.
+pub fn read_stored(
+    path: &Path,
+    kind: &Kind,
+    prefix: usize,
+    user: &str,
+    offset: u64,
+    want: &ObjectId,
+) -> Result<Prepared> {
+    let ctx = Ctx { user, path };
+    let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+    let len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
+    let payload = framed::read_frame(&file, offset, len, kind, &ctx)?
+        .ok_or_else(|| ctx.corrupt(offset, "no object frame here"))?;
+    let (id, raw_len, body) = payload
+        .get(prefix..)
+        .and_then(parse_payload)
+        .ok_or_else(|| ctx.corrupt(offset, "short object frame"))?;
+    if id != *want {
+        return Err(ctx.corrupt(offset, format!("expected object {want:?}, found {id:?}")));
+    }
+    Ok(Prepared {
+        id,
+        raw_len,
+        compressed: body.to_vec(),
+    })
 }
 
 /// Reads, checks and decompresses the object at `offset` of a pack (or, with the log's kind and
@@ -153,6 +229,33 @@ mod tests {
         assert!(decompress(&bad, a.len()).is_err());
         // The context dropped after the error; the next object decompresses.
         assert_eq!(decompress(&p.compressed, a.len()).unwrap(), a);
+    }
+
+    #[test]
+    fn verify_accepts_the_stored_form_and_refuses_lies() {
+        let raw = b"Subject: v\r\n\r\nbody body body body".repeat(20);
+        let p = prepare(&raw).unwrap();
+        let n = raw.len() as u64;
+        let v = verify(p.id, n, p.compressed.clone(), 1 << 20).unwrap();
+        assert_eq!((v.id(), v.compressed_len()), (p.id, p.compressed.len()));
+        // Wrong length claims, either way.
+        assert!(verify(p.id, n - 1, p.compressed.clone(), 1 << 20).is_err());
+        assert!(verify(p.id, n + 1, p.compressed.clone(), 1 << 20).is_err());
+        // Above the caller's bound: refused before any allocation.
+        assert!(verify(p.id, n, p.compressed.clone(), n - 1).is_err());
+        // Another object's id.
+        assert!(verify(ObjectId::of(b"x"), n, p.compressed.clone(), 1 << 20).is_err());
+        // A corrupt body.
+        let mut bad = p.compressed.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        bad.truncate(last);
+        assert!(verify(p.id, n, bad, 1 << 20).is_err());
+        // A bomb: tiny claim, 64 MiB of zeros inside.
+        let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 1).unwrap();
+        assert!(verify(p.id, 100, bomb, 1 << 20).is_err());
+        // The context survives all that.
+        assert!(verify(p.id, n, p.compressed, 1 << 20).is_ok());
     }
 
     #[test]

@@ -563,6 +563,34 @@ impl UserStore {
             pack::read_object(&path, &pack::KIND, 0, &self.name, loc.offset, object)
         }
     }
+    /// The object as stored (id, raw length, zstd body), not decompressed: what is shipped to a
+    /// peer, which verifies it ([`pack::verify`]) and stores the body as it came.
+    pub fn read_object_stored(&self, object: &ObjectId) -> Result<pack::Prepared> {
+        let lookup = || -> Result<ObjLoc> {
+            self.view()
+                .get(&index::k_object(object))?
+                .ok_or_else(|| StoreError::Other(format!("object {} not found", object.to_hex())))
+        };
+        let loc = lookup()?;
+        match self.read_stored_at(&loc, object) {
+            // A purge may have moved the object between our lookup and our read: look again.
+            Err(e) => match lookup() {
+                Ok(now) if now != loc => self.read_stored_at(&now, object),
+                _ => Err(e),
+            },
+            ok => ok,
+        }
+    }
+
+    fn read_stored_at(&self, loc: &ObjLoc, object: &ObjectId) -> Result<pack::Prepared> {
+        if loc.in_log {
+            let path = self.segment_path(loc.pack);
+            pack::read_stored(&path, &log::KIND, 1, &self.name, loc.offset, object)
+        } else {
+            let path = self.pack_path(loc.pack);
+            pack::read_stored(&path, &pack::KIND, 0, &self.name, loc.offset, object)
+        }
+    }
     /// Envelope, body structure and part offsets, parsed once and cached.
     pub fn facts(&self, object: &ObjectId) -> Result<Arc<MessageFacts>> {
         let key = index::k_facts(object);
@@ -840,6 +868,26 @@ impl UserStore {
             _ => Err(unexpected()),
         }
     }
+    /// `apply_remote_with_objects` for objects that came in their stored form and passed
+    /// [`pack::verify`] (on the caller's thread): their compressed bodies are written as they
+    /// are, so neither side compresses or the sender decompresses. Durable on return, as
+    /// `apply_remote_with_objects`; all or nothing likewise.
+    pub fn apply_remote_verified(
+        &self,
+        objects: Vec<pack::Verified>,
+        records: &[Record],
+    ) -> Result<ApplyOutcome> {
+        match self.submit(Req::Remote {
+            objects: objects
+                .into_iter()
+                .map(pack::Verified::into_prepared)
+                .collect(),
+            records: records.to_vec(),
+        })? {
+            Reply::Applied(a) => Ok(a),
+            _ => Err(unexpected()),
+        }
+    }
     /// Gives every message of `mailbox` involved in a UID conflict (pending remote entries and
     /// the local messages holding their UIDs) a new UID above UIDNEXT, as one durable
     /// `Op::Renumber` record. None when nothing is pending.
@@ -888,6 +936,16 @@ impl UserStore {
     pub fn put_object(&self, raw: &[u8]) -> Result<ObjectId> {
         let object = pack::prepare(raw)?;
         match self.submit(Req::PutObject { object })? {
+            Reply::Object(o) => Ok(o),
+            _ => Err(unexpected()),
+        }
+    }
+    /// Stores a peer's object that came in its stored form and passed [`pack::verify`].
+    /// Durable on return.
+    pub fn put_verified(&self, object: pack::Verified) -> Result<ObjectId> {
+        match self.submit(Req::PutObject {
+            object: object.into_prepared(),
+        })? {
             Reply::Object(o) => Ok(o),
             _ => Err(unexpected()),
         }
