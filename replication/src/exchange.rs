@@ -7,12 +7,13 @@ use crate::error::{ReplError, Result};
 use crate::purged;
 use crate::replicator::blocking;
 use crate::store_api::{bytes_of, objects_of, Applied, ReplicaStore, ReplicaUser};
-use crate::validate::check_records;
+use crate::validate::{check_object, check_records};
 use crate::wire::MAX_RECORDS_PER_FRAME;
-use crate::wire::{Message, Raw, WireRecord};
+use crate::wire::{Message, WireRecord};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use storage::pack::{Prepared, Verified};
 use storage::record::Record;
 use storage::{ObjectId, VersionVector};
 
@@ -70,7 +71,7 @@ fn store_err(e: storage::StoreError) -> ReplError {
 pub(crate) struct Presence<'a> {
     u: &'a dyn ReplicaUser,
     /// Objects read (and to be sent), at most `budget` of them.
-    read: HashMap<ObjectId, Vec<u8>>,
+    read: HashMap<ObjectId, Prepared>,
     budget: usize,
     known: HashMap<ObjectId, bool>,
 }
@@ -90,9 +91,9 @@ impl<'a> Presence<'a> {
             return Ok(*h);
         }
         let h = if fresh && self.read.len() < self.budget {
-            match self.u.read_object(id) {
-                Ok(raw) => {
-                    self.read.insert(*id, raw);
+            match self.u.read_object_stored(id) {
+                Ok(stored) => {
+                    self.read.insert(*id, stored);
                     true
                 }
                 // Unreadable: gone (purged), or a real failure to report.
@@ -216,7 +217,7 @@ struct Loaded {
     records: Vec<Record>,
     more: bool,
     /// Objects of new appends (sent unasked): those already read, and the rest.
-    first: Vec<(ObjectId, Vec<u8>)>,
+    first: Vec<(ObjectId, Prepared)>,
     rest: Vec<ObjectId>,
     /// Objects that copies and moves reuse (offered first).
     ask: Vec<ObjectId>,
@@ -252,7 +253,7 @@ fn load_batch(
     let mut rest = Vec::new();
     for id in send {
         match presence.read.remove(&id) {
-            Some(raw) => first.push((id, raw)),
+            Some(stored) => first.push((id, stored)),
             None => rest.push(id),
         }
     }
@@ -299,13 +300,15 @@ pub(crate) async fn push_batch(
         ..Pushed::default()
     };
     // Later objects to read: the rest of the new appends', and what the peer says it lacks.
-    for (id, raw) in first {
+    // Objects go in their stored (compressed) form: no decompression here, no compression on
+    // the peer, which verifies them.
+    for (id, stored) in first {
         out.objects += 1;
-        out.bytes += raw.len() as u64;
+        out.bytes += stored.compressed.len() as u64;
         conn.feed(&Message::Object {
             user: user.into(),
             id,
-            raw: Raw(raw),
+            body: stored.into(),
         })
         .await?;
     }
@@ -335,19 +338,19 @@ pub(crate) async fn push_batch(
     for group in rest.chunks(READ_GROUP) {
         let uu = u.clone();
         let ids = group.to_vec();
-        let raws = blocking(move || {
+        let stored = blocking(move || {
             ids.into_iter()
-                .map(|id| uu.read_object(&id).map(|raw| (id, raw)))
+                .map(|id| uu.read_object_stored(&id).map(|s| (id, s)))
                 .collect::<std::result::Result<Vec<_>, _>>()
         })
         .await?;
-        for (id, raw) in raws {
+        for (id, s) in stored {
             out.objects += 1;
-            out.bytes += raw.len() as u64;
+            out.bytes += s.compressed.len() as u64;
             conn.feed(&Message::Object {
                 user: user.into(),
                 id,
-                raw: Raw(raw),
+                body: s.into(),
             })
             .await?;
         }
@@ -386,7 +389,7 @@ pub(crate) struct ApplyDone {
 /// before anything is applied, and so is every insertion whose object neither came with the
 /// frame nor is here (purged at the peer: it must be removed within the frame, or change
 /// nothing here; see `purged`), a violation of which is a protocol error.
-/// `objects` (raw bodies that arrived with the frame) are stored in the same store call as the
+/// `objects` (verified stored bodies that arrived with the frame) are stored in the same store call as the
 /// first chunk of records: one group commit, one fsync for records and objects together.
 /// Resolves reported UID conflicts when this node is the resolver.
 pub(crate) async fn apply_checked(
@@ -394,7 +397,7 @@ pub(crate) async fn apply_checked(
     u: &Arc<dyn ReplicaUser>,
     user: &str,
     wire: &[WireRecord],
-    objects: Vec<Vec<u8>>,
+    objects: Vec<Verified>,
     resolve: bool,
 ) -> Result<ApplyDone> {
     let (store, u, user, wire) = (store.clone(), u.clone(), user.to_string(), wire.to_vec());
@@ -411,7 +414,7 @@ fn apply_checked_blocking(
     u: &dyn ReplicaUser,
     user: &str,
     wire: &[WireRecord],
-    objects: Vec<Vec<u8>>,
+    objects: Vec<Verified>,
     resolve: bool,
 ) -> Result<ApplyDone> {
     let have = u.version_vector().map_err(store_err)?;
@@ -429,11 +432,10 @@ fn apply_checked_blocking(
     for chunk in chunks_for_apply(&records, resolve, &absent) {
         // Later chunks find the objects stored by the first.
         let objs = objects.take().unwrap_or_default();
-        let refs: Vec<&[u8]> = objs.iter().map(|o| o.as_slice()).collect();
         // DURABILITY: the store fsyncs the objects and records (one group commit) before
         // returning; only then does the caller ack.
         let a = u
-            .apply_remote_with_objects(&refs, chunk)
+            .apply_remote_with_objects(objs, chunk)
             .map_err(store_err)?;
         applied.applied += a.applied;
         if resolve {
@@ -473,7 +475,7 @@ fn check_absent(
     u: &dyn ReplicaUser,
     records: &[Record],
     have: &VersionVector,
-    objects: &[Vec<u8>],
+    objects: &[Verified],
 ) -> Result<HashSet<ObjectId>> {
     // Re-sent records (already applied) insert nothing.
     let fresh: Vec<Record> = records
@@ -489,8 +491,7 @@ fn check_absent(
             if !seen.insert(ins.object) {
                 continue;
             }
-            let came =
-                came.get_or_insert_with(|| objects.iter().map(|o| ObjectId::of(o)).collect());
+            let came = came.get_or_insert_with(|| objects.iter().map(Verified::id).collect());
             if !came.contains(&ins.object) && !u.has_object(&ins.object).map_err(store_err)? {
                 absent.insert(ins.object);
             }
@@ -628,7 +629,7 @@ pub(crate) async fn pull_all(
             Ok(m)
         })
         .await?;
-        let mut held: Vec<Vec<u8>> = Vec::new();
+        let mut held: Vec<Verified> = Vec::new();
         let mut held_bytes = 0usize;
         let mut puts: std::collections::VecDeque<
             tokio::task::JoinHandle<std::result::Result<ObjectId, storage::StoreError>>,
@@ -655,7 +656,7 @@ pub(crate) async fn pull_all(
                     ask.len()
                 )));
             }
-            for ((id, raw), want) in objects.into_iter().zip(ask) {
+            for ((id, body), want) in objects.into_iter().zip(ask) {
                 if id != *want {
                     return Err(ReplError::protocol(
                         "objects answered out of order".to_string(),
@@ -664,17 +665,15 @@ pub(crate) async fn pull_all(
                 next += 1;
                 // The peer no longer has it (purged): the records must remove its message
                 // within the frame; `apply_checked` checks that.
-                let Some(raw) = raw else { continue };
-                if ObjectId::of(&raw) != id {
-                    return Err(ReplError::protocol(format!(
-                        "object {id:?} failed its hash check"
-                    )));
-                }
+                let Some(body) = body else { continue };
+                // Bounded decompression, length and hash; stored as it came.
+                let obj = check_object(id, body)?;
+                let len = obj.compressed_len();
                 out.objects += 1;
-                out.bytes += raw.len() as u64;
-                if held_bytes + raw.len() <= MAX_HELD_BYTES {
-                    held_bytes += raw.len();
-                    held.push(raw.0);
+                out.bytes += len as u64;
+                if held_bytes + len <= MAX_HELD_BYTES {
+                    held_bytes += len;
+                    held.push(obj);
                     continue;
                 }
                 // Over the hold bound: stored on its own now (concurrently, so the store's
@@ -686,7 +685,7 @@ pub(crate) async fn pull_all(
                     }
                 }
                 let uu = u.clone();
-                puts.push_back(tokio::task::spawn_blocking(move || uu.put_object(&raw.0)));
+                puts.push_back(tokio::task::spawn_blocking(move || uu.put_verified(obj)));
             }
         }
         for p in puts {

@@ -16,6 +16,7 @@
 use crate::store_api::{Applied, MailboxDigest, MessageKey, ReplicaUser};
 use parking_lot::Mutex;
 use std::sync::Arc;
+use storage::pack::{Prepared, Verified};
 use storage::record::Record;
 use storage::{Guid, MailboxId, ObjectId, StoreError, VersionVector};
 
@@ -75,7 +76,7 @@ impl ReplicaUser for ReadAhead {
     }
     fn apply_remote_with_objects(
         &self,
-        objects: &[&[u8]],
+        objects: Vec<Verified>,
         records: &[Record],
     ) -> Result<Applied, StoreError> {
         self.inner.apply_remote_with_objects(objects, records)
@@ -97,8 +98,14 @@ impl ReplicaUser for ReadAhead {
     fn put_object(&self, raw: &[u8]) -> Result<ObjectId, StoreError> {
         self.inner.put_object(raw)
     }
+    fn put_verified(&self, object: Verified) -> Result<ObjectId, StoreError> {
+        self.inner.put_verified(object)
+    }
     fn read_object(&self, id: &ObjectId) -> Result<Vec<u8>, StoreError> {
         self.inner.read_object(id)
+    }
+    fn read_object_stored(&self, id: &ObjectId) -> Result<Prepared, StoreError> {
+        self.inner.read_object_stored(id)
     }
     fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.watch()
@@ -236,7 +243,7 @@ mod tests {
         }
         fn apply_remote_with_objects(
             &self,
-            _: &[&[u8]],
+            _: Vec<Verified>,
             _: &[Record],
         ) -> Result<Applied, StoreError> {
             unimplemented!("not used by these tests")
@@ -258,7 +265,13 @@ mod tests {
         fn put_object(&self, _: &[u8]) -> Result<ObjectId, StoreError> {
             unimplemented!("not used by these tests")
         }
+        fn put_verified(&self, _: Verified) -> Result<ObjectId, StoreError> {
+            unimplemented!("not used by these tests")
+        }
         fn read_object(&self, _: &ObjectId) -> Result<Vec<u8>, StoreError> {
+            unimplemented!("not used by these tests")
+        }
+        fn read_object_stored(&self, _: &ObjectId) -> Result<Prepared, StoreError> {
             unimplemented!("not used by these tests")
         }
         fn watch(&self) -> tokio::sync::watch::Receiver<u64> {

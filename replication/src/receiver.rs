@@ -7,12 +7,13 @@ use crate::error::{ReplError, Result};
 use crate::exchange::apply_checked;
 use crate::replicator::{blocking, Shared};
 use crate::store_api::ReplicaUser;
-use crate::validate::check_user_name;
-use crate::wire::{Message, Raw, WireRecord, MAX_RECORDS_PER_FRAME};
+use crate::validate::{check_object, check_user_name};
+use crate::wire::{Message, StoredBody, WireRecord, MAX_RECORDS_PER_FRAME};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use storage::{ObjectId, StoreError, VersionVector};
+use storage::pack::Verified;
+use storage::{StoreError, VersionVector};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
@@ -109,26 +110,28 @@ const MAX_HELD_BYTES: usize = 64 << 20;
 #[derive(Default)]
 pub(crate) struct Held {
     user: String,
-    objects: Vec<Vec<u8>>,
+    objects: Vec<Verified>,
+    /// Compressed bytes held (what the memory holds).
     bytes: usize,
 }
 
 impl Held {
     /// Adds an object of `user`; returns what must be stored on its own first (objects of
     /// another user, or the oldest ones when over the byte bound).
-    fn push(&mut self, user: &str, raw: Vec<u8>) -> Option<Held> {
-        let spill = if self.user != user || self.bytes + raw.len() > MAX_HELD_BYTES {
+    fn push(&mut self, user: &str, obj: Verified) -> Option<Held> {
+        let len = obj.compressed_len();
+        let spill = if self.user != user || self.bytes + len > MAX_HELD_BYTES {
             Some(self.take())
         } else {
             None
         };
         self.user = user.to_string();
-        self.bytes += raw.len();
-        self.objects.push(raw);
+        self.bytes += len;
+        self.objects.push(obj);
         spill.filter(|h| !h.objects.is_empty())
     }
     /// The held objects if they are `user`'s; otherwise they stay.
-    fn take_for(&mut self, user: &str) -> Vec<Vec<u8>> {
+    fn take_for(&mut self, user: &str) -> Vec<Verified> {
         if self.user == user {
             self.take().objects
         } else {
@@ -154,13 +157,13 @@ async fn spill(sh: &Arc<Shared>, held: Held, puts: &mut Vec<tokio::task::JoinHan
             return;
         }
     };
-    for raw in held.objects {
+    for obj in held.objects {
         if puts.len() >= MAX_PUTS_IN_FLIGHT {
             finish_puts(puts).await;
         }
         let (u, user) = (u.clone(), held.user.clone());
         puts.push(tokio::task::spawn_blocking(move || {
-            if let Err(e) = u.put_object(&raw) {
+            if let Err(e) = u.put_verified(obj) {
                 tracing::warn!(user, error = %e, "replication: cannot store object");
             }
         }));
@@ -246,18 +249,16 @@ async fn handle(
                 Err(message) => Message::Error { message },
             }
         }
-        Message::Object { user, id, raw } => {
+        Message::Object { user, id, body } => {
             // Validates the user name (a protocol error otherwise) before anything is held.
             open(sh, &user).await?;
-            if ObjectId::of(&raw) != id {
-                return Err(ReplError::protocol(format!(
-                    "object {id:?} for {user:?} failed its hash check"
-                )));
-            }
+            // Bounded decompression, length and hash (a protocol error otherwise); the
+            // compressed body is then stored as it came.
+            let obj = check_object(id, body)?;
             // Held for the Records frame that follows; made durable together with it (see
             // `apply_checked`). What spills out goes to `put_object`, all finished before the
             // next request is handled.
-            if let Some(out) = held.push(&user, raw.0) {
+            if let Some(out) = held.push(&user, obj) {
                 spill(sh, out, puts).await;
             }
             return Ok(None);
@@ -365,13 +366,14 @@ async fn handle(
                     if !out.is_empty() && bytes >= MAX_OBJECTS_REPLY {
                         break;
                     }
-                    let raw = if u.has_object(&id)? {
-                        Some(u.read_object(&id)?)
+                    // In the stored form: the asking side verifies and stores it as it is.
+                    let body = if u.has_object(&id)? {
+                        Some(StoredBody::from(u.read_object_stored(&id)?))
                     } else {
                         None
                     };
-                    bytes += raw.as_ref().map_or(0, |r| r.len());
-                    out.push((id, raw.map(Raw)));
+                    bytes += body.as_ref().map_or(0, |b| b.zstd.len());
+                    out.push((id, body));
                 }
                 Ok(out)
             })
@@ -394,15 +396,36 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use storage::ObjectId;
+
+    /// A verified object of `n` incompressible bytes (its compressed size is about `n`).
+    fn obj(seed: u64, n: usize) -> Verified {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let raw: Vec<u8> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let p = storage::pack::prepare(&raw).unwrap();
+        storage::pack::verify(p.id, p.raw_len, p.compressed, 1 << 30).unwrap()
+    }
+    fn ids(v: &[Verified]) -> Vec<ObjectId> {
+        v.iter().map(Verified::id).collect()
+    }
 
     #[test]
     fn held_objects_go_with_their_users_records() {
         let mut h = Held::default();
-        assert!(h.push("a", vec![1; 10]).is_none());
-        assert!(h.push("a", vec![2; 10]).is_none());
+        let (o1, o2) = (obj(1, 10), obj(2, 10));
+        assert!(h.push("a", o1.clone()).is_none());
+        assert!(h.push("a", o2.clone()).is_none());
+        assert_eq!(h.bytes, o1.compressed_len() + o2.compressed_len());
         // Another user's records leave them held.
         assert!(h.take_for("b").is_empty());
-        assert_eq!(h.take_for("a"), vec![vec![1; 10], vec![2; 10]]);
+        assert_eq!(ids(&h.take_for("a")), vec![o1.id(), o2.id()]);
         assert!(h.take_for("a").is_empty());
         assert_eq!(h.bytes, 0);
     }
@@ -410,18 +433,24 @@ mod tests {
     #[test]
     fn another_user_or_the_byte_bound_spills_what_is_held() {
         let mut h = Held::default();
-        assert!(h.push("a", vec![1; 10]).is_none());
-        let out = h.push("b", vec![2; 10]).expect("a's object spills");
+        assert!(h.push("a", obj(1, 10)).is_none());
+        let o2 = obj(2, 10);
+        let out = h.push("b", o2.clone()).expect("a's object spills");
         assert_eq!((out.user.as_str(), out.objects.len()), ("a", 1));
-        assert_eq!(h.take_for("b"), vec![vec![2; 10]]);
-        // Over the bound: the older objects spill, the new one is held.
-        assert!(h.push("b", vec![0; MAX_HELD_BYTES - 5]).is_none());
-        let out = h.push("b", vec![3; 10]).expect("bound reached");
-        assert_eq!((out.objects.len(), out.bytes), (1, MAX_HELD_BYTES - 5));
-        assert_eq!((h.objects.len(), h.bytes), (1, 10));
+        assert_eq!(ids(&h.take_for("b")), vec![o2.id()]);
+        // Over the bound (in compressed bytes): the older objects spill, the new one is held.
+        let big = obj(3, MAX_HELD_BYTES - 4096);
+        let big_len = big.compressed_len();
+        assert!(big_len < MAX_HELD_BYTES);
+        assert!(h.push("b", big).is_none());
+        let next = obj(4, MAX_HELD_BYTES - big_len + 100);
+        let next_len = next.compressed_len();
+        let out = h.push("b", next).expect("bound reached");
+        assert_eq!((out.objects.len(), out.bytes), (1, big_len));
+        assert_eq!((h.objects.len(), h.bytes), (1, next_len));
         // One object larger than the bound is still held (the frame limit bounds it).
         let mut h = Held::default();
-        assert!(h.push("c", vec![0; MAX_HELD_BYTES + 1]).is_none());
+        assert!(h.push("c", obj(5, MAX_HELD_BYTES + 1)).is_none());
         assert_eq!(h.objects.len(), 1);
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::store_api::{digest_of, Applied, MailboxDigest, MessageKey, ReplicaStore, ReplicaUser};
 use std::sync::Arc;
+use storage::pack::{Prepared, Verified};
 use storage::record::Record;
 use storage::{
     Guid, HlcTime, MailboxId, NodeId, ObjectId, Store, StoreError, UserStore, VersionVector,
@@ -39,15 +40,16 @@ impl ReplicaUser for StorageUser {
         self.0.records_since(have, limit)
     }
     fn apply_remote(&self, records: &[Record]) -> Result<Applied, StoreError> {
-        self.apply_remote_with_objects(&[], records)
+        self.apply_remote_with_objects(Vec::new(), records)
     }
     fn apply_remote_with_objects(
         &self,
-        objects: &[&[u8]],
+        objects: Vec<Verified>,
         records: &[Record],
     ) -> Result<Applied, StoreError> {
-        // One group commit: durable when the store's log fdatasync returns.
-        let out = self.0.apply_remote_with_objects(objects, records)?;
+        // One group commit: durable when the store's log fdatasync returns. The verified
+        // objects' compressed bodies are written as they came.
+        let out = self.0.apply_remote_verified(objects, records)?;
         let mut conflicts: Vec<MailboxId> = out.conflicts.iter().map(|c| c.mailbox).collect();
         conflicts.sort();
         conflicts.dedup();
@@ -83,8 +85,14 @@ impl ReplicaUser for StorageUser {
     fn put_object(&self, raw: &[u8]) -> Result<ObjectId, StoreError> {
         self.0.put_object(raw)
     }
+    fn put_verified(&self, object: Verified) -> Result<ObjectId, StoreError> {
+        self.0.put_verified(object)
+    }
     fn read_object(&self, id: &ObjectId) -> Result<Vec<u8>, StoreError> {
         self.0.read_message(id)
+    }
+    fn read_object_stored(&self, id: &ObjectId) -> Result<Prepared, StoreError> {
+        self.0.read_object_stored(id)
     }
     fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.0.watch()

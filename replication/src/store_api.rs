@@ -4,6 +4,7 @@
 //! `spawn_blocking`.
 
 use std::sync::Arc;
+use storage::pack::{Prepared, Verified};
 use storage::record::Record;
 use storage::{Guid, HlcTime, MailboxId, NodeId, ObjectId, StoreError, VersionVector};
 
@@ -102,12 +103,13 @@ pub trait ReplicaUser: Send + Sync + 'static {
     fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>, StoreError>;
     /// Applies remote records idempotently; durable on return.
     fn apply_remote(&self, records: &[Record]) -> Result<Applied, StoreError>;
-    /// `apply_remote` together with the objects that arrived with the records (raw bodies; each
-    /// stored under its hash, so a corrupted one is missing for its record and the call is
-    /// refused with nothing applied). Objects and records are durable on return, together.
+    /// `apply_remote` together with the objects that arrived with the records, in their stored
+    /// form and verified ([`crate::validate::check_object`]): stored as they came. Objects and
+    /// records are durable on return, together; nothing is applied if one record's object is
+    /// neither here nor among them.
     fn apply_remote_with_objects(
         &self,
-        objects: &[&[u8]],
+        objects: Vec<Verified>,
         records: &[Record],
     ) -> Result<Applied, StoreError>;
     /// Writes the merge resolution for a mailbox's UID conflicts (an `Op::Renumber` record);
@@ -125,7 +127,11 @@ pub trait ReplicaUser: Send + Sync + 'static {
     fn has_object(&self, id: &ObjectId) -> Result<bool, StoreError>;
     /// Stores a peer's object after checking its hash; durable on return.
     fn put_object(&self, raw: &[u8]) -> Result<ObjectId, StoreError>;
+    /// Stores a peer's verified object (stored form) on its own; durable on return.
+    fn put_verified(&self, object: Verified) -> Result<ObjectId, StoreError>;
     fn read_object(&self, id: &ObjectId) -> Result<Vec<u8>, StoreError>;
+    /// The object as stored (zstd body, raw length), not decompressed: what is shipped.
+    fn read_object_stored(&self, id: &ObjectId) -> Result<Prepared, StoreError>;
     /// Ticks after every durable change to this user.
     fn watch(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Every mailbox with the digest of its messages (for `sync --full`).

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use storage::hlc::{Hlc, ManualClock, WallClock};
+use storage::pack::{Prepared, Verified};
 use storage::record::{NewEntry, Op, Record};
 use storage::{Flags, Guid, HlcTime, MailboxId, NodeId, ObjectId, StoreError, VersionVector};
 
@@ -352,17 +353,19 @@ impl ReplicaUser for MemUser {
             .collect())
     }
     fn apply_remote(&self, records: &[Record]) -> Result<Applied, StoreError> {
-        self.apply_remote_with_objects(&[], records)
+        self.apply_remote_with_objects(Vec::new(), records)
     }
     fn apply_remote_with_objects(
         &self,
-        objects: &[&[u8]],
+        objects: Vec<Verified>,
         records: &[Record],
     ) -> Result<Applied, StoreError> {
-        let carried: BTreeMap<ObjectId, &[u8]> = objects
+        // Verified objects decompress (that is what verifying checked); this double keeps raw
+        // bodies.
+        let carried: BTreeMap<ObjectId, Vec<u8>> = objects
             .iter()
-            .map(|raw| (ObjectId::of(raw), *raw))
-            .collect();
+            .map(|v| Ok((v.id(), v.to_raw()?)))
+            .collect::<Result<_, StoreError>>()?;
         let mut st = self.state.lock();
         // All or nothing, like the real store: check every record before storing anything.
         for r in records {
@@ -374,7 +377,7 @@ impl ReplicaUser for MemUser {
             }
         }
         for (id, raw) in carried {
-            st.objects.entry(id).or_insert_with(|| raw.to_vec());
+            st.objects.entry(id).or_insert(raw);
         }
         let mut conflicts = BTreeSet::new();
         let mut applied = 0;
@@ -460,6 +463,14 @@ impl ReplicaUser for MemUser {
         let id = ObjectId::of(raw);
         self.state.lock().objects.insert(id, raw.to_vec());
         Ok(id)
+    }
+    fn put_verified(&self, object: Verified) -> Result<ObjectId, StoreError> {
+        let raw = object.to_raw()?;
+        self.state.lock().objects.insert(object.id(), raw);
+        Ok(object.id())
+    }
+    fn read_object_stored(&self, id: &ObjectId) -> Result<Prepared, StoreError> {
+        storage::pack::prepare(&self.read_object(id)?)
     }
     fn read_object(&self, id: &ObjectId) -> Result<Vec<u8>, StoreError> {
         self.state
@@ -551,18 +562,31 @@ mod tests {
         ua.append(mb, b"one\r\n");
         ua.append(mb, b"two\r\n");
         let recs = ua.records_since(&VersionVector::new(), 100).unwrap();
-        // A corrupted body is not the object its record names: nothing is stored or applied.
-        let bad: [&[u8]; 2] = [b"one\r\n", b"tw0\r\n"];
-        assert!(ub.apply_remote_with_objects(&bad, &recs).is_err());
+        let verified = |raws: &[&[u8]]| -> Vec<Verified> {
+            raws.iter()
+                .map(|r| {
+                    let p = storage::pack::prepare(r).unwrap();
+                    storage::pack::verify(p.id, p.raw_len, p.compressed, 1 << 20).unwrap()
+                })
+                .collect()
+        };
+        // A record whose object did not come (another one did): nothing is stored or applied.
+        assert!(ub
+            .apply_remote_with_objects(verified(&[b"one\r\n", b"tw0\r\n"]), &recs)
+            .is_err());
         assert!(ub.version_vector().unwrap().is_empty());
         assert!(!ub.has_object(&ObjectId::of(b"one\r\n")).unwrap());
         let good: [&[u8]; 2] = [b"one\r\n", b"two\r\n"];
         assert_eq!(
-            ub.apply_remote_with_objects(&good, &recs).unwrap().applied,
+            ub.apply_remote_with_objects(verified(&good), &recs)
+                .unwrap()
+                .applied,
             2
         );
         assert_eq!(
-            ub.apply_remote_with_objects(&good, &recs).unwrap().applied,
+            ub.apply_remote_with_objects(verified(&good), &recs)
+                .unwrap()
+                .applied,
             0
         );
         assert_eq!(

@@ -2,10 +2,11 @@
 //! refused whole (and the peer disconnected by the caller): nothing of it reaches the store.
 
 use crate::error::{ReplError, Result};
-use crate::wire::{WireRecord, MAX_RECORDS_PER_FRAME};
+use crate::wire::{StoredBody, WireRecord, MAX_FRAME, MAX_RECORDS_PER_FRAME};
 use std::collections::BTreeMap;
+use storage::pack::Verified;
 use storage::record::{NewEntry, Op, Record};
-use storage::{Flag, Flags, NodeId, VersionVector};
+use storage::{Flag, Flags, NodeId, ObjectId, VersionVector};
 
 const MAX_NAME: usize = 1024;
 const MAX_KEYWORD: usize = 256;
@@ -17,6 +18,15 @@ const MAX_MODSEQ: u64 = (1 << 63) - 1;
 
 fn bad(why: String) -> ReplError {
     ReplError::Protocol(why)
+}
+
+/// A peer's object in its stored form: its claimed raw length is at most a frame (what a raw
+/// body could be before protocol 3; so the claim never sizes an allocation beyond that), and
+/// it decompresses, within that length, to exactly that many bytes hashing to `id`. A
+/// corrupt body, a wrong id or a zip bomb is a protocol error before anything is stored.
+pub fn check_object(id: ObjectId, body: StoredBody) -> Result<Verified> {
+    storage::pack::verify(id, body.raw_len, body.zstd.0, MAX_FRAME as u64)
+        .map_err(|e| bad(format!("refused object: {e}")))
 }
 
 /// A user name as a peer may send it: never a path.
@@ -282,6 +292,22 @@ mod tests {
         )];
         let e = check_records("u", &wire("u", &rs), &VersionVector::new()).unwrap_err();
         assert!(e.to_string().contains("absurd"), "{e}");
+    }
+
+    #[test]
+    fn objects_are_checked_in_their_stored_form() {
+        let raw = b"Subject: x\r\n\r\nhello\r\n".repeat(10);
+        let p = storage::pack::prepare(&raw).unwrap();
+        let id = p.id;
+        let ok = check_object(id, p.clone().into()).unwrap();
+        assert_eq!(ok.id(), id);
+        // A claim above a frame is refused before decompressing.
+        let mut big = StoredBody::from(p.clone());
+        big.raw_len = MAX_FRAME as u64 + 1;
+        let e = check_object(id, big).unwrap_err();
+        assert!(matches!(e, ReplError::Protocol(_)), "{e}");
+        // Another object's id.
+        assert!(check_object(ObjectId::of(b"other"), p.into()).is_err());
     }
 
     #[test]

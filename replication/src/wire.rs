@@ -15,7 +15,8 @@ use tokio_util::codec::LengthDelimitedCodec;
 
 /// Bumped on any incompatible change of [`Message`] or of the records it carries; both sides
 /// must speak the same one. 2: `Op::AlignModseqs`, modseqs in digests and listings.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: objects travel in their stored (zstd) form, [`StoredBody`].
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame accepted (and so the largest object that can be replicated in one piece).
 pub const MAX_FRAME: usize = 96 * 1024 * 1024;
@@ -79,6 +80,25 @@ impl<'de> Deserialize<'de> for Raw {
             }
         }
         d.deserialize_byte_buf(V)
+    }
+}
+
+/// A message object as the sender stores it: the zstd body and the raw length it claims. The
+/// receiver checks it with [`crate::validate::check_object`] (bounded decompression, length,
+/// hash) and stores the body as it came: neither side compresses, the sender does not
+/// decompress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBody {
+    pub raw_len: u64,
+    pub zstd: Raw,
+}
+
+impl From<storage::pack::Prepared> for StoredBody {
+    fn from(p: storage::pack::Prepared) -> StoredBody {
+        StoredBody {
+            raw_len: p.raw_len,
+            zstd: Raw(p.compressed),
+        }
     }
 }
 
@@ -158,11 +178,11 @@ pub enum Message {
         user: String,
         ids: Vec<ObjectId>,
     },
-    /// One message object (raw bytes), verified by hash on receipt. No answer.
+    /// One message object in its stored form, verified on receipt. No answer.
     Object {
         user: String,
         id: ObjectId,
-        raw: Raw,
+        body: StoredBody,
     },
     /// Request: apply these records. Answer: `Ack` once they are durable.
     Records {
@@ -186,7 +206,7 @@ pub enum Message {
         records: Vec<WireRecord>,
         more: bool,
     },
-    /// Request (sync, pull direction): objects' raw bytes.
+    /// Request (sync, pull direction): objects in their stored form.
     GetObjects {
         user: String,
         ids: Vec<ObjectId>,
@@ -195,7 +215,7 @@ pub enum Message {
     /// at least one); `None` where the answering side does not have the object.
     ObjectsData {
         user: String,
-        objects: Vec<(ObjectId, Option<Raw>)>,
+        objects: Vec<(ObjectId, Option<StoredBody>)>,
     },
     /// Request (sync --full): every mailbox's digest.
     GetDigests {

@@ -302,6 +302,22 @@ fn rec(seq: u64, op: Op) -> Record {
     }
 }
 
+/// `raw` as the store keeps it, the way it travels.
+fn stored(raw: &[u8]) -> wire::StoredBody {
+    storage::pack::prepare(raw).unwrap().into()
+}
+
+/// A hostile Object frame followed by the Records frame that appends it.
+fn with_append(object: Message) -> Vec<Message> {
+    vec![
+        object,
+        Message::Records {
+            user: "alice".into(),
+            records: hostile_records("alice", rec(1, append_op(1, b"evil\r\n"))),
+        },
+    ]
+}
+
 fn append_op(uid: u32, raw: &[u8]) -> Op {
     Op::Append {
         mailbox: INBOX,
@@ -390,8 +406,54 @@ async fn hostile_peer_is_disconnected_and_nothing_applied() {
             vec![Message::Object {
                 user: "alice".into(),
                 id: ObjectId([7; 32]),
-                raw: Raw(raw.to_vec()),
+                body: stored(raw),
             }],
+        ),
+        // Objects travel compressed (protocol 3); each lie below is refused at the Object
+        // frame, and the Records that would use it never apply.
+        (
+            "corrupted compressed body",
+            with_append(Message::Object {
+                user: "alice".into(),
+                id: ObjectId::of(raw),
+                body: {
+                    let mut b = stored(raw);
+                    let n = b.zstd.0.len();
+                    b.zstd.0[n / 2] ^= 0xff;
+                    b.zstd.0.truncate(n - 1);
+                    b
+                },
+            }),
+        ),
+        (
+            "compressed body decompressing to another object",
+            with_append(Message::Object {
+                user: "alice".into(),
+                id: ObjectId::of(raw),
+                body: stored(b"good\r\n"),
+            }),
+        ),
+        (
+            "zip bomb: small raw length claimed, 64 MiB inside",
+            with_append(Message::Object {
+                user: "alice".into(),
+                id: ObjectId::of(raw),
+                body: wire::StoredBody {
+                    raw_len: raw.len() as u64,
+                    zstd: Raw(zstd::bulk::compress(&vec![b'a'; 64 << 20], 1).unwrap()),
+                },
+            }),
+        ),
+        (
+            "raw length claimed beyond a frame",
+            with_append(Message::Object {
+                user: "alice".into(),
+                id: ObjectId::of(raw),
+                body: wire::StoredBody {
+                    raw_len: 1 << 40,
+                    zstd: stored(raw).zstd,
+                },
+            }),
         ),
         (
             "path in user name",

@@ -91,6 +91,15 @@ impl Verified {
     pub fn compressed_len(&self) -> usize {
         self.0.compressed.len()
     }
+    /// The stored form (what was verified).
+    pub fn stored(&self) -> &Prepared {
+        &self.0
+    }
+    /// The raw message, decompressed again (for stores that keep raw bodies, e.g. test doubles).
+    pub fn to_raw(&self) -> Result<Vec<u8>> {
+        decompress(&self.0.compressed, self.0.raw_len as usize)
+            .map_err(|e| StoreError::Other(format!("zstd: {e}")))
+    }
     pub(crate) fn into_prepared(self) -> Prepared {
         self.0
     }
