@@ -35,6 +35,28 @@ impl Client {
         (c, g)
     }
 
+    /// Session `i` of many: its own address (the user+IP limit stays out of the way) and a
+    /// small client-side buffer (so memory figures are the server's), logged in, INBOX
+    /// selected and IDLE begun.
+    async fn idling(ctx: Arc<ImapContext>, net: u8, i: usize) -> Client {
+        let (a, b) = tokio::io::duplex(4096);
+        let mut conn = loopback_conn(&format!("i{i}"));
+        conn.remote
+            .set_ip(std::net::IpAddr::from([127, net, (i >> 8) as u8, i as u8]));
+        tokio::spawn(serve(Box::new(b), conn, ctx));
+        let (r, w) = tokio::io::split(a);
+        let mut c = Client {
+            r: BufReader::with_capacity(256, r),
+            w,
+        };
+        c.line().await;
+        c.cmd("l", "LOGIN demo demo").await;
+        c.cmd("s", "SELECT INBOX").await;
+        c.send("i IDLE\r\n").await;
+        assert_eq!(c.line().await, "+ idling\r\n");
+        c
+    }
+
     pub async fn line(&mut self) -> String {
         let mut l = String::new();
         let n = tokio::time::timeout(Duration::from_secs(10), self.r.read_line(&mut l))
@@ -74,6 +96,19 @@ impl Client {
         let (mut c, _) = Client::start(ctx).await;
         let r = c.cmd("l", "LOGIN demo demo").await;
         assert!(r.last().unwrap().starts_with("l OK"), "{r:?}");
+        c
+    }
+
+    /// Logs in, appends `msgs` to INBOX (tags a1, a2, ...) and selects INBOX.
+    async fn selected(ctx: Arc<ImapContext>, msgs: &[&str]) -> Client {
+        let mut c = Client::login(ctx).await;
+        for (i, msg) in msgs.iter().enumerate() {
+            let tag = format!("a{}", i + 1);
+            let r = append_plain(&mut c, &tag, msg).await;
+            assert!(r.last().unwrap().starts_with(&format!("{tag} OK")), "{r:?}");
+        }
+        let r = c.cmd("s", "SELECT INBOX").await;
+        assert!(r.last().unwrap().starts_with("s OK"), "{r:?}");
         c
     }
 }
@@ -379,10 +414,8 @@ async fn mailbox_management() {
 #[tokio::test]
 async fn two_sessions_see_each_other_and_idle_pushes() {
     let ctx = demo();
-    let mut a = Client::login(ctx.clone()).await;
-    let mut b = Client::login(ctx.clone()).await;
-    a.cmd("s", "SELECT INBOX").await;
-    b.cmd("s", "SELECT INBOX").await;
+    let mut a = Client::selected(ctx.clone(), &[]).await;
+    let mut b = Client::selected(ctx.clone(), &[]).await;
     a.send("i IDLE\r\n").await;
     assert_eq!(a.line().await, "+ idling\r\n");
     let t = std::time::Instant::now();
@@ -470,9 +503,7 @@ async fn fetch_all(c: &mut Client, tag: &str, cmd: &str) -> String {
 
 #[tokio::test]
 async fn fetch_items_and_implicit_seen() {
-    let mut c = Client::login(demo()).await;
-    append_plain(&mut c, "a", MSG).await;
-    c.cmd("s", "SELECT INBOX").await;
+    let mut c = Client::selected(demo(), &[MSG]).await;
     let r = fetch_all(&mut c, "f1", "FETCH 1 (UID FLAGS RFC822.SIZE INTERNALDATE)").await;
     assert!(
         r.starts_with(&format!(
@@ -510,11 +541,8 @@ async fn fetch_items_and_implicit_seen() {
 
 #[tokio::test]
 async fn search_forms() {
-    let mut c = Client::login(demo()).await;
-    append_plain(&mut c, "a1", MSG).await;
-    append_plain(&mut c, "a2", &MSG.replace("hello", "other")).await;
-    append_plain(&mut c, "a3", MSG).await;
-    c.cmd("s", "SELECT INBOX").await;
+    let other = MSG.replace("hello", "other");
+    let mut c = Client::selected(demo(), &[MSG, &other, MSG]).await;
     c.cmd("st", "STORE 2 +FLAGS (\\Seen)").await;
     assert_eq!(c.cmd("q1", "SEARCH UNSEEN").await[0], "* SEARCH 1 3\r\n");
     assert_eq!(
@@ -547,25 +575,17 @@ async fn search_forms() {
 
 #[tokio::test]
 async fn sort_forms() {
-    let mut c = Client::login(demo()).await;
     // Base subjects: "hello", "apple", "hello"; senders alice, zed, bob; dates 05:00, 04:00,
     // none (internal date, now: the latest).
-    append_plain(
-        &mut c,
-        "a1",
-        &MSG.replace("Subject: hello", "Subject: Re: [list] hello"),
-    )
-    .await;
+    let m1 = MSG.replace("Subject: hello", "Subject: Re: [list] hello");
     let m2 = MSG
         .replace("Subject: hello", "Subject: =?utf-8?q?Fwd=3A_Apple?= (fwd)")
         .replace("Alice <alice@", "\"Aaron\" <Zed@")
         .replace("05:00:00", "04:00:00");
-    append_plain(&mut c, "a2", &m2).await;
     let m3 = MSG
         .replace("Alice <alice@", "<bob@")
         .replace("Date: Mon, 23 Nov 2026 05:00:00 +0000\r\n", "");
-    append_plain(&mut c, "a3", &m3).await;
-    c.cmd("s", "SELECT INBOX").await;
+    let mut c = Client::selected(demo(), &[&m1, &m2, &m3]).await;
     assert_eq!(
         c.cmd("o1", "SORT (SUBJECT) UTF-8 ALL").await[0],
         "* SORT 2 1 3\r\n"
@@ -653,10 +673,7 @@ async fn condstore_and_qresync() {
 
 #[tokio::test]
 async fn move_and_uidplus() {
-    let mut c = Client::login(demo()).await;
-    append_plain(&mut c, "a1", MSG).await;
-    append_plain(&mut c, "a2", MSG).await;
-    c.cmd("s", "SELECT INBOX").await;
+    let mut c = Client::selected(demo(), &[MSG, MSG]).await;
     let r = c.cmd("m", "MOVE 1 Archive").await;
     assert_eq!(
         r,
@@ -754,9 +771,8 @@ async fn autologout_when_idle_but_not_in_idle() {
 #[tokio::test]
 async fn idle_push_latency() {
     let ctx = demo();
-    let mut a = Client::login(ctx.clone()).await;
+    let mut a = Client::selected(ctx.clone(), &[]).await;
     let mut b = Client::login(ctx).await;
-    a.cmd("s", "SELECT INBOX").await;
     a.send("i IDLE\r\n").await;
     assert_eq!(a.line().await, "+ idling\r\n");
     let mut worst = Duration::ZERO;
@@ -783,22 +799,7 @@ async fn idlers_beyond_one_ring_batch_all_hear_every_delivery() {
     let mut writer = Client::login(ctx.clone()).await;
     let mut idlers = Vec::with_capacity(N);
     for i in 0..N {
-        let (a, b) = tokio::io::duplex(4096);
-        let mut conn = loopback_conn(&format!("i{i}"));
-        conn.remote
-            .set_ip(std::net::IpAddr::from([127, 2, (i >> 8) as u8, i as u8]));
-        tokio::spawn(serve(Box::new(b), conn, ctx.clone()));
-        let (r, w) = tokio::io::split(a);
-        let mut c = Client {
-            r: BufReader::with_capacity(256, r),
-            w,
-        };
-        c.line().await;
-        c.cmd("l", "LOGIN demo demo").await;
-        c.cmd("s", "SELECT INBOX").await;
-        c.send("i IDLE\r\n").await;
-        assert_eq!(c.line().await, "+ idling\r\n");
-        idlers.push(c);
+        idlers.push(Client::idling(ctx.clone(), 2, i).await);
     }
     for n in 1..=3u32 {
         let r = append_plain(&mut writer, "x", MSG).await;
@@ -920,11 +921,7 @@ fn mutate(rng: &mut Rng) -> Vec<u8> {
 #[tokio::test]
 async fn random_truncated_and_oversized_lines_are_all_answered() {
     let ctx = demo();
-    let mut c = Client::login(ctx.clone()).await;
-    for i in 0..3 {
-        append_plain(&mut c, &format!("a{i}"), MSG).await;
-    }
-    c.cmd("s", "SELECT INBOX").await;
+    let mut c = Client::selected(ctx.clone(), &[MSG; 3]).await;
     let mut other = Client::login(ctx.clone()).await;
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let started = std::time::Instant::now();
@@ -1013,24 +1010,7 @@ async fn many_idle_sessions() {
     let before = rss_kib();
     let mut clients = Vec::with_capacity(N);
     for i in 0..N {
-        let (a, b) = tokio::io::duplex(4096);
-        let mut conn = loopback_conn(&format!("s{i}"));
-        // One address per session: the user+IP limit stays out of the way.
-        conn.remote
-            .set_ip(std::net::IpAddr::from([127, 1, (i >> 8) as u8, i as u8]));
-        tokio::spawn(serve(Box::new(b), conn, ctx.clone()));
-        let (r, w) = tokio::io::split(a);
-        // A small client-side buffer: the figure is meant to be the server's.
-        let mut c = Client {
-            r: BufReader::with_capacity(256, r),
-            w,
-        };
-        c.line().await;
-        c.cmd("l", "LOGIN demo demo").await;
-        c.cmd("s", "SELECT INBOX").await;
-        c.send("i IDLE\r\n").await;
-        assert_eq!(c.line().await, "+ idling\r\n");
-        clients.push(c);
+        clients.push(Client::idling(ctx.clone(), 1, i).await);
     }
     let after = rss_kib();
     eprintln!(
@@ -1238,13 +1218,8 @@ async fn percent_lists_parents_of_deeper_names() {
 #[tokio::test]
 async fn expunges_come_before_fetches_with_new_numbers() {
     let ctx = demo();
-    let mut a = Client::login(ctx.clone()).await;
-    let mut b = Client::login(ctx.clone()).await;
-    for i in 0..4 {
-        append_plain(&mut a, &format!("p{i}"), MSG).await;
-    }
-    a.cmd("s", "SELECT INBOX").await;
-    b.cmd("s", "SELECT INBOX").await;
+    let mut a = Client::selected(ctx.clone(), &[MSG; 4]).await;
+    let mut b = Client::selected(ctx.clone(), &[]).await;
     a.cmd("d", "STORE 1,3 +FLAGS.SILENT (\\Deleted)").await;
     a.cmd("e", "EXPUNGE").await;
     a.cmd("f", "STORE 1,2 +FLAGS.SILENT (\\Flagged)").await;
@@ -1353,17 +1328,14 @@ async fn list_extended_errors_and_recursivematch() {
 /// reports HIGHESTMODSEQ; later ones do not.
 #[tokio::test]
 async fn first_condstore_enabling_command_reports_highestmodseq() {
-    let mut c = Client::login(demo()).await;
-    append_plain(&mut c, "p", MSG).await;
-    c.cmd("s", "SELECT INBOX").await;
+    let mut c = Client::selected(demo(), &[MSG]).await;
     let r = c.cmd("f", "FETCH 1 MODSEQ").await;
     assert!(r[0].starts_with("* OK [HIGHESTMODSEQ "), "{r:?}");
     assert!(r[1].starts_with("* 1 FETCH (MODSEQ ("), "{r:?}");
     let r = c.cmd("g", "FETCH 1 MODSEQ").await;
     assert!(!r.iter().any(|l| l.contains("HIGHESTMODSEQ")), "{r:?}");
     // ENABLE CONDSTORE in a selected mailbox counts as well.
-    let mut c = Client::login(demo()).await;
-    c.cmd("s", "SELECT INBOX").await;
+    let mut c = Client::selected(demo(), &[]).await;
     let r = c.cmd("e", "ENABLE CONDSTORE").await;
     assert_eq!(r[0], "* ENABLED CONDSTORE\r\n", "{r:?}");
     assert!(r[1].starts_with("* OK [HIGHESTMODSEQ "), "{r:?}");
