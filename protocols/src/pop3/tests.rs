@@ -50,11 +50,11 @@ const M1: &[u8] = b"Subject: one\r\nFrom: a@x\r\n\r\nline 1\r\n.dotted\r\nline 3
 const M2: &[u8] = b"Subject: two\r\n\r\nsecond\r\n";
 const M3: &[u8] = b"Subject: three\r\n\r\nthird\r\n";
 
-/// A demo user with three messages in INBOX.
-fn backend_with_mail() -> Arc<TestBackend> {
+/// A demo user with `raws` in INBOX, in that order.
+fn backend_with(raws: &[&[u8]]) -> Arc<TestBackend> {
     let backend = TestBackend::demo();
     let store = backend.store.user("demo").unwrap();
-    for raw in [M1, M2, M3] {
+    for raw in raws {
         store
             .append(
                 "INBOX",
@@ -70,20 +70,34 @@ fn backend_with_mail() -> Arc<TestBackend> {
     backend
 }
 
-fn inbox_len(backend: &TestBackend) -> usize {
+/// A demo user with three messages in INBOX.
+fn backend_with_mail() -> Arc<TestBackend> {
+    backend_with(&[M1, M2, M3])
+}
+
+/// [`backend_with_mail`] and a plaintext context with the default settings over it.
+fn mail_context() -> (Arc<TestBackend>, Arc<Pop3Context>) {
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+    (backend, ctx)
+}
+
+fn inbox(backend: &TestBackend) -> Vec<storage::MessageMeta> {
     backend
         .store
         .user("demo")
         .unwrap()
         .messages("INBOX")
         .unwrap()
-        .len()
+}
+
+fn inbox_len(backend: &TestBackend) -> usize {
+    inbox(backend).len()
 }
 
 #[tokio::test]
 async fn full_session() {
-    let backend = backend_with_mail();
-    let ctx = context(&backend, false, Pop3Config::default());
+    let (backend, ctx) = mail_context();
     let mut c = logged_in(&ctx).await;
     let total = M1.len() + M2.len() + M3.len();
     assert_eq!(c.cmd("STAT").await, format!("+OK 3 {total}"));
@@ -114,12 +128,7 @@ async fn full_session() {
     assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
     c.finished().await;
     // RETR marks \Seen at QUIT (pop3_no_flag_updates = no), nothing deleted.
-    let msgs = backend
-        .store
-        .user("demo")
-        .unwrap()
-        .messages("INBOX")
-        .unwrap();
+    let msgs = inbox(&backend);
     assert_eq!(msgs.len(), 3);
     assert!(msgs[0].flags.contains(&Flag::Seen));
     assert!(!msgs[1].flags.contains(&Flag::Seen));
@@ -127,8 +136,7 @@ async fn full_session() {
 
 #[tokio::test]
 async fn dele_is_applied_only_at_quit() {
-    let backend = backend_with_mail();
-    let ctx = context(&backend, false, Pop3Config::default());
+    let (backend, ctx) = mail_context();
 
     // Dropped connection: the marks are forgotten.
     let mut c = logged_in(&ctx).await;
@@ -164,8 +172,7 @@ async fn dele_is_applied_only_at_quit() {
 
 #[tokio::test]
 async fn rset_unmarks() {
-    let backend = backend_with_mail();
-    let ctx = context(&backend, false, Pop3Config::default());
+    let (backend, ctx) = mail_context();
     let mut c = logged_in(&ctx).await;
     assert_eq!(c.cmd("DELE 2").await, "+OK Marked to be deleted.");
     assert_eq!(c.cmd("RSET").await, "+OK");
@@ -177,8 +184,7 @@ async fn rset_unmarks() {
 
 #[tokio::test]
 async fn top_sends_header_and_lines() {
-    let backend = backend_with_mail();
-    let ctx = context(&backend, false, Pop3Config::default());
+    let (backend, ctx) = mail_context();
     let mut c = logged_in(&ctx).await;
     assert_eq!(c.cmd("TOP 1 0").await, "+OK");
     assert_eq!(c.dot_body().await, vec!["Subject: one", "From: a@x", ""]);
@@ -191,19 +197,13 @@ async fn top_sends_header_and_lines() {
     assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
     c.finished().await;
     // TOP does not mark \Seen.
-    let msgs = backend
-        .store
-        .user("demo")
-        .unwrap()
-        .messages("INBOX")
-        .unwrap();
+    let msgs = inbox(&backend);
     assert!(msgs.iter().all(|m| !m.flags.contains(&Flag::Seen)));
 }
 
 #[tokio::test]
 async fn uidl_is_stable_across_sessions() {
-    let backend = backend_with_mail();
-    let ctx = context(&backend, false, Pop3Config::default());
+    let (backend, ctx) = mail_context();
     let mut uidls = Vec::new();
     for _ in 0..2 {
         let mut c = logged_in(&ctx).await;
@@ -217,12 +217,7 @@ async fn uidl_is_stable_across_sessions() {
         uidls.push(lines);
     }
     assert_eq!(uidls[0], uidls[1]);
-    let guids: Vec<String> = backend
-        .store
-        .user("demo")
-        .unwrap()
-        .messages("INBOX")
-        .unwrap()
+    let guids: Vec<String> = inbox(&backend)
         .iter()
         .enumerate()
         .map(|(i, m)| format!("{} {}", i + 1, m.guid.to_hex()))
@@ -279,8 +274,7 @@ async fn stls_offered_only_with_tls_configured() {
 
 #[tokio::test]
 async fn auth_refusals_and_sasl() {
-    let backend = backend_with_mail();
-    let ctx = context(&backend, false, Pop3Config::default());
+    let (backend, ctx) = mail_context();
 
     let mut c = pop3(&ctx).await;
     assert_eq!(c.cmd("USER demo").await, "+OK");
@@ -355,8 +349,7 @@ async fn too_many_auth_failures_disconnect() {
 
 #[tokio::test]
 async fn second_session_is_in_use() {
-    let backend = backend_with_mail();
-    let ctx = context(&backend, false, Pop3Config::default());
+    let (_, ctx) = mail_context();
     let mut first = logged_in(&ctx).await;
     let mut second = pop3(&ctx).await;
     second.cmd("USER demo").await;
@@ -419,8 +412,7 @@ impl tokio::io::AsyncWrite for SlowClose {
 #[tokio::test]
 async fn reconnect_right_after_quit_is_not_in_use() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let backend = backend_with_mail();
-    let ctx = context(&backend, false, Pop3Config::default());
+    let (_, ctx) = mail_context();
     let mut closing = Vec::new();
     for round in 0..3 {
         let (client, server) = tokio::io::duplex(1 << 16);
@@ -455,22 +447,7 @@ async fn reconnect_right_after_quit_is_not_in_use() {
 
 #[tokio::test]
 async fn no_nuls_option() {
-    let backend = TestBackend::demo();
-    let raw = b"Subject: n\r\n\r\na\0b\r\n";
-    backend
-        .store
-        .user("demo")
-        .unwrap()
-        .append(
-            "INBOX",
-            NewMessage {
-                raw,
-                flags: Default::default(),
-                internal_date: None,
-                delivery_key: None,
-            },
-        )
-        .unwrap();
+    let backend = backend_with(&[b"Subject: n\r\n\r\na\0b\r\n"]);
     let config = Pop3Config {
         no_nuls: true,
         ..Pop3Config::default()
@@ -519,8 +496,7 @@ async fn long_lines_and_bad_commands() {
 
 #[tokio::test]
 async fn random_bytes_get_answers_and_never_panic() {
-    let backend = backend_with_mail();
-    let ctx = context(&backend, false, Pop3Config::default());
+    let (backend, ctx) = mail_context();
     let mut rng = Lcg(0xb0b);
     for round in 0..40 {
         let mut c = pop3(&ctx).await;
@@ -657,8 +633,7 @@ async fn tempfail_and_rate_limit() {
 
 #[tokio::test]
 async fn quit_with_writes_refused_keeps_messages() {
-    let backend = backend_with_mail();
-    let ctx = context(&backend, false, Pop3Config::default());
+    let (backend, ctx) = mail_context();
     let mut c = logged_in(&ctx).await;
     assert_eq!(c.cmd("DELE 1").await, "+OK Marked to be deleted.");
     backend.refuse_writes(Some("not the active node"));
@@ -675,24 +650,10 @@ async fn quit_with_writes_refused_keeps_messages() {
 /// POP3 lock) forever: the idle timeout ends it, and the last words are bounded too.
 #[tokio::test]
 async fn client_that_stops_reading_is_dropped() {
-    let backend = TestBackend::demo();
     let mut raw = b"Subject: big\r\n\r\n".to_vec();
     raw.resize(2 * 1024 * 1024, b'x');
     raw.extend_from_slice(b"\r\n");
-    backend
-        .store
-        .user("demo")
-        .unwrap()
-        .append(
-            "INBOX",
-            NewMessage {
-                raw: &raw,
-                flags: Default::default(),
-                internal_date: None,
-                delivery_key: None,
-            },
-        )
-        .unwrap();
+    let backend = backend_with(&[&raw]);
     let config = Pop3Config {
         idle_timeout: Duration::from_millis(300),
         ..Pop3Config::default()
@@ -759,8 +720,7 @@ async fn auth_mechanisms_setting_limits_capa_and_auth() {
 /// Operators grep for Dovecot's `+OK Dovecot ready.`; ours differs only in the name.
 #[tokio::test]
 async fn greeting_says_ready() {
-    let backend = backend_with_mail();
-    let ctx = context(&backend, false, Pop3Config::default());
+    let (_, ctx) = mail_context();
     let mut c = TestClient::start(move |s| serve(s, loopback_conn("pop3-test"), ctx));
     assert_eq!(c.line().await, "+OK POP3 ready.");
     assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
