@@ -139,6 +139,13 @@ fn lmtp(ctx: &Arc<LmtpContext>) -> TestClient {
     TestClient::start(move |s| serve(s, loopback_conn("lmtp-test"), ctx))
 }
 
+/// The demo user's backend and a context with the default settings over it.
+fn demo_context() -> (Arc<TestBackend>, Arc<LmtpContext>) {
+    let backend = TestBackend::demo();
+    let ctx = context(&backend, LmtpConfig::default());
+    (backend, ctx)
+}
+
 async fn greeted(ctx: &Arc<LmtpContext>) -> TestClient {
     let mut c = lmtp(ctx);
     assert!(c.line().await.starts_with("220 "));
@@ -167,9 +174,26 @@ fn mailbox(backend: &TestBackend, user: &str, name: &str) -> Vec<Vec<u8>> {
 const MSG: &str =
     "From: a@example.org\r\nMessage-ID: <m1@example.org>\r\nSubject: hi\r\n\r\nbody\r\n";
 
-async fn deliver_one(c: &mut TestClient, rcpt: &str, body: &str) -> String {
-    assert_eq!(c.cmd("MAIL FROM:<a@example.org>").await, "250 2.1.0 OK");
+/// MAIL FROM and one RCPT TO, both accepted.
+async fn envelope(c: &mut TestClient, from: &str, rcpt: &str) {
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{from}>")).await, "250 2.1.0 OK");
     assert_eq!(c.cmd(&format!("RCPT TO:<{rcpt}>")).await, "250 2.1.5 OK");
+}
+
+/// A quota of 10 bytes for `user`: any delivery goes over it.
+fn fill_quota(backend: &TestBackend, user: &str) {
+    backend
+        .store
+        .user(user)
+        .unwrap()
+        .set_quota_limits(QuotaLimits {
+            max_bytes: Some(10),
+            max_messages: None,
+        });
+}
+
+async fn deliver_one(c: &mut TestClient, rcpt: &str, body: &str) -> String {
+    envelope(c, "a@example.org", rcpt).await;
     assert_eq!(c.cmd("DATA").await, "354 OK");
     c.send(format!("{body}.\r\n").as_bytes()).await;
     c.line().await
@@ -213,8 +237,7 @@ async fn multi_recipient_with_one_unknown() {
 
 #[tokio::test]
 async fn pipelined_transaction() {
-    let backend = TestBackend::demo();
-    let ctx = context(&backend, LmtpConfig::default());
+    let (backend, ctx) = demo_context();
     let mut c = lmtp(&ctx);
     assert!(c.line().await.starts_with("220 "));
     // Everything in one write, as a PIPELINING client may: commands up to DATA, then the body
@@ -242,8 +265,7 @@ async fn pipelined_transaction() {
 
 #[tokio::test]
 async fn bare_lf_dot_does_not_end_data() {
-    let backend = TestBackend::demo();
-    let ctx = context(&backend, LmtpConfig::default());
+    let (backend, ctx) = demo_context();
     let mut c = greeted(&ctx).await;
     let smuggled =
         "Subject: s\r\n\r\na\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<demo>\r\nDATA\r\nb\r\n.\nc\r\n";
@@ -266,11 +288,9 @@ async fn bare_lf_dot_does_not_end_data() {
 
 #[tokio::test]
 async fn truncated_data_is_not_stored() {
-    let backend = TestBackend::demo();
-    let ctx = context(&backend, LmtpConfig::default());
+    let (backend, ctx) = demo_context();
     let mut c = greeted(&ctx).await;
-    assert_eq!(c.cmd("MAIL FROM:<a@x>").await, "250 2.1.0 OK");
-    assert_eq!(c.cmd("RCPT TO:<demo>").await, "250 2.1.5 OK");
+    envelope(&mut c, "a@x", "demo").await;
     assert_eq!(c.cmd("DATA").await, "354 OK");
     c.send(b"Subject: cut\r\n\r\nhalf a message\r\n").await;
     c.hang_up().await;
@@ -281,11 +301,9 @@ async fn truncated_data_is_not_stored() {
 
 #[tokio::test]
 async fn bdat_chunks_and_truncated_bdat() {
-    let backend = TestBackend::demo();
-    let ctx = context(&backend, LmtpConfig::default());
+    let (backend, ctx) = demo_context();
     let mut c = greeted(&ctx).await;
-    assert_eq!(c.cmd("MAIL FROM:<a@x>").await, "250 2.1.0 OK");
-    assert_eq!(c.cmd("RCPT TO:<demo>").await, "250 2.1.5 OK");
+    envelope(&mut c, "a@x", "demo").await;
     let part1 = b"Subject: chunks\n\nfirst ";
     let part2 = b"second\r\n.\r\nnot an end\n";
     c.send(format!("BDAT {}\r\n", part1.len()).as_bytes()).await;
@@ -297,8 +315,7 @@ async fn bdat_chunks_and_truncated_bdat() {
     assert!(c.line().await.starts_with("250 2.0.0 <demo>"));
 
     // A second transaction whose BDAT is cut off: never stored.
-    assert_eq!(c.cmd("MAIL FROM:<a@x>").await, "250 2.1.0 OK");
-    assert_eq!(c.cmd("RCPT TO:<demo>").await, "250 2.1.5 OK");
+    envelope(&mut c, "a@x", "demo").await;
     c.send(b"BDAT 100 LAST\r\nSubject: cut\r\n\r\nonly part")
         .await;
     c.hang_up().await;
@@ -312,8 +329,7 @@ async fn bdat_chunks_and_truncated_bdat() {
 
 #[tokio::test]
 async fn bdat_refused_chunk_is_consumed_not_executed() {
-    let backend = TestBackend::demo();
-    let ctx = context(&backend, LmtpConfig::default());
+    let (_, ctx) = demo_context();
     let mut c = greeted(&ctx).await;
     // No MAIL: the chunk is refused but its bytes are read off the wire, not run as commands.
     c.send(b"BDAT 6\r\nQUIT\r\n").await;
@@ -325,8 +341,7 @@ async fn bdat_refused_chunk_is_consumed_not_executed() {
 
 #[tokio::test]
 async fn retried_delivery_is_not_duplicated() {
-    let backend = TestBackend::demo();
-    let ctx = context(&backend, LmtpConfig::default());
+    let (backend, ctx) = demo_context();
     for _ in 0..2 {
         let mut c = greeted(&ctx).await;
         let reply = deliver_one(&mut c, "demo", MSG).await;
@@ -347,13 +362,8 @@ async fn retried_delivery_is_not_duplicated() {
 
 #[tokio::test]
 async fn over_quota_is_552() {
-    let backend = TestBackend::demo();
-    let store = backend.store.user("demo").unwrap();
-    store.set_quota_limits(QuotaLimits {
-        max_bytes: Some(10),
-        max_messages: None,
-    });
-    let ctx = context(&backend, LmtpConfig::default());
+    let (backend, ctx) = demo_context();
+    fill_quota(&backend, "demo");
     let mut c = greeted(&ctx).await;
     assert_eq!(
         deliver_one(&mut c, "demo", MSG).await,
@@ -456,8 +466,7 @@ async fn sequence_and_size_errors() {
 
 #[tokio::test]
 async fn shutdown_says_421() {
-    let backend = TestBackend::demo();
-    let ctx = context(&backend, LmtpConfig::default());
+    let (_, ctx) = demo_context();
     let mut c = greeted(&ctx).await;
     ctx.shutdown.cancel();
     assert!(c.line().await.starts_with("421 4.3.2 "));
@@ -480,8 +489,7 @@ async fn idle_timeout_says_421() {
 #[tokio::test]
 async fn random_bytes_get_answers_and_never_panic() {
     use rand_like::Lcg;
-    let backend = TestBackend::demo();
-    let ctx = context(&backend, LmtpConfig::default());
+    let (_, ctx) = demo_context();
     let mut rng = Lcg(0x5eed);
     for round in 0..40 {
         let mut c = lmtp(&ctx);
@@ -667,14 +675,7 @@ async fn deliveries_are_counted_by_result() {
     assert_eq!(c.cmd("MAIL FROM:<a@example.org>").await, "250 2.1.0 OK");
     assert!(c.cmd("RCPT TO:<nobody>").await.starts_with("550 5.1.1 "));
     assert_eq!(c.cmd("RSET").await, "250 2.0.0 OK");
-    backend
-        .store
-        .user("bob")
-        .unwrap()
-        .set_quota_limits(QuotaLimits {
-            max_bytes: Some(10),
-            max_messages: None,
-        });
+    fill_quota(&backend, "bob");
     assert!(deliver_one(&mut c, "bob", MSG)
         .await
         .starts_with("552 5.2.2 "));
