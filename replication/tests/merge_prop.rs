@@ -2,13 +2,14 @@
 //! (until nothing moves) both hold identical state. Real `storage::Store`s, real mTLS on
 //! 127.0.0.1.
 
+mod common;
+
+use common::Ca;
 use proptest::prelude::*;
-use replication::certs;
 use replication::*;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{Flag, FlagMode, Flags, Guid, NewMessage, Store, StoreConfig};
+use storage::{Flag, FlagMode, Flags, NewMessage, Store, StoreConfig};
 
 #[derive(Clone, Debug)]
 enum Action {
@@ -108,24 +109,9 @@ fn run(u: &storage::UserStore, a: &Action, n: usize) {
 
 /// Per mailbox (by GUID): name, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and the messages (UID, GUID,
 /// flags, modseq): everything invariant 5 says must be the same on every node.
-type Dump = BTreeMap<Guid, (String, u32, u32, u64, Vec<(u32, Guid, Flags, u64)>)>;
-
-fn dump(store: &Arc<Store>, user: &str) -> Dump {
+fn dump(store: &Arc<Store>, user: &str) -> (common::Dump, common::Modseqs) {
     let u = store.user(user).unwrap();
-    let mut out = Dump::new();
-    for mb in u.list_mailboxes().unwrap() {
-        let msgs = u
-            .messages(&mb.name)
-            .unwrap()
-            .into_iter()
-            .map(|m| (m.uid, m.guid, m.flags, m.modseq))
-            .collect();
-        out.insert(
-            mb.id,
-            (mb.name, mb.uidvalidity, mb.uidnext, mb.highestmodseq, msgs),
-        );
-    }
-    out
+    (common::dump(&u), common::modseqs(&u))
 }
 
 fn open(dir: &std::path::Path, id: u32) -> Arc<Store> {
@@ -134,16 +120,8 @@ fn open(dir: &std::path::Path, id: u32) -> Arc<Store> {
     Store::open(c).unwrap()
 }
 
-fn case(ca: &std::path::Path, ops_a: &[Action], ops_b: &[Action]) -> Result<(), TestCaseError> {
-    let tls = |id: u32| {
-        let out = ca.join(format!("n{id}"));
-        TlsMaterial::load(
-            &ca.join(certs::CA_CERT_FILE),
-            &out.join(certs::NODE_CERT_FILE),
-            &out.join(certs::NODE_KEY_FILE),
-        )
-        .unwrap()
-    };
+fn case(ca: &Ca, ops_a: &[Action], ops_b: &[Action]) -> Result<(), TestCaseError> {
+    let tls = |id: u32| ca.tls(id);
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (sa, sb) = (open(da.path(), 1), open(db.path(), 2));
     // Common history first, then each side alone.
@@ -222,8 +200,7 @@ proptest! {
         ops_a in proptest::collection::vec(action(false), 0..25),
         ops_b in proptest::collection::vec(action(false), 0..25),
     ) {
-        let ca = ca_dir();
-        case(ca.path(), &ops_a, &ops_b)?;
+        case(&Ca::new(), &ops_a, &ops_b)?;
     }
 
     /// With mailbox deletes too. The case that once failed: A creates and deletes "Work/Old"
@@ -234,16 +211,6 @@ proptest! {
         ops_a in proptest::collection::vec(action(true), 0..25),
         ops_b in proptest::collection::vec(action(true), 0..25),
     ) {
-        let ca = ca_dir();
-        case(ca.path(), &ops_a, &ops_b)?;
+        case(&Ca::new(), &ops_a, &ops_b)?;
     }
-}
-
-fn ca_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    certs::init_ca(dir.path()).unwrap();
-    for id in [1, 2] {
-        certs::issue_node_cert(dir.path(), id, &[], &dir.path().join(format!("n{id}"))).unwrap();
-    }
-    dir
 }

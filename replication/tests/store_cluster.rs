@@ -1,37 +1,14 @@
 //! Two nodes with real `storage::Store`s in temporary directories, replicating over TCP on
 //! 127.0.0.1 with mutual TLS.
 
-use replication::certs;
+mod common;
+
+use common::{free_addr, quick_config, rec, Ca, Dump, Modseqs};
 use replication::*;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Flag, FlagMode, Flags, Guid, NewMessage, Store, StoreConfig};
 use tokio::net::TcpListener;
-
-struct Ca {
-    dir: tempfile::TempDir,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let dir = tempfile::tempdir().unwrap();
-        certs::init_ca(dir.path()).unwrap();
-        Ca { dir }
-    }
-    fn tls(&self, id: u32) -> TlsMaterial {
-        let out = self.dir.path().join(format!("n{id}"));
-        if !out.join(certs::NODE_CERT_FILE).exists() {
-            certs::issue_node_cert(self.dir.path(), id, &[], &out).unwrap();
-        }
-        TlsMaterial::load(
-            &self.dir.path().join(certs::CA_CERT_FILE),
-            &out.join(certs::NODE_CERT_FILE),
-            &out.join(certs::NODE_KEY_FILE),
-        )
-        .unwrap()
-    }
-}
 
 struct Node {
     id: u32,
@@ -39,11 +16,6 @@ struct Node {
     store: Option<Arc<Store>>,
     addr: String,
     handle: Option<Handle>,
-}
-
-async fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().to_string()
 }
 
 impl Node {
@@ -81,23 +53,7 @@ impl Node {
         self.store.clone().unwrap()
     }
     async fn start(&mut self, ca: &Ca, peer: (u32, &str)) {
-        let mut c = ReplicationConfig::new(
-            self.id,
-            self.addr.parse().unwrap(),
-            vec![PeerConfig {
-                id: peer.0,
-                addr: peer.1.to_string(),
-            }],
-            ca.tls(self.id),
-        );
-        c.backoff_min = Duration::from_millis(20);
-        c.backoff_max = Duration::from_millis(200);
-        c.rescan_interval = Duration::from_millis(200);
-        c.reply_timeout = Duration::from_secs(10);
-        let l = TcpListener::bind(&self.addr).await.unwrap();
-        let store: Arc<dyn store_api::ReplicaStore> =
-            Arc::new(storage_adapter::StorageReplica(self.store()));
-        self.handle = Some(Replicator::start_on(c, l, store).unwrap());
+        start_tuned(self, ca, peer, |_| {}).await;
     }
     async fn stop(&mut self) {
         if let Some(h) = self.handle.take() {
@@ -106,50 +62,23 @@ impl Node {
     }
 }
 
-/// What must be identical on every node: mailboxes (GUID, name, UIDVALIDITY, UIDNEXT) and their
-/// messages (UID, GUID, object, flags); and, see [`Modseqs`], modseqs.
-type Dump = BTreeMap<Guid, (String, u32, u32, Vec<(u32, Guid, Flags)>)>;
-
-/// Per mailbox: HIGHESTMODSEQ and each message's (UID, modseq). Identical on every node once
-/// quiet (invariant 5): the resolver aligns them after writes on both sides.
-type Modseqs = BTreeMap<Guid, (u64, Vec<(u32, u64)>)>;
-
 async fn modseqs(store: &Arc<Store>, user: &str) -> Modseqs {
-    let store = store.clone();
-    let user = user.to_string();
-    tokio::task::spawn_blocking(move || {
-        let u = store.user(&user).unwrap();
-        let mut out = Modseqs::new();
-        for mb in u.list_mailboxes().unwrap() {
-            let msgs = u.messages(&mb.name).unwrap();
-            let msgs = msgs.into_iter().map(|m| (m.uid, m.modseq)).collect();
-            out.insert(mb.id, (mb.highestmodseq, msgs));
-        }
-        out
-    })
-    .await
-    .unwrap()
+    let (store, user) = (store.clone(), user.to_string());
+    tokio::task::spawn_blocking(move || common::modseqs(&store.user(&user).unwrap()))
+        .await
+        .unwrap()
 }
 
 async fn dump(store: &Arc<Store>, user: &str) -> Dump {
-    let store = store.clone();
-    let user = user.to_string();
-    tokio::task::spawn_blocking(move || {
-        let u = store.user(&user).unwrap();
-        let mut out = Dump::new();
-        for mb in u.list_mailboxes().unwrap() {
-            let msgs = u
-                .messages(&mb.name)
-                .unwrap()
-                .into_iter()
-                .map(|m| (m.uid, m.guid, m.flags))
-                .collect();
-            out.insert(mb.id, (mb.name, mb.uidvalidity, mb.uidnext, msgs));
-        }
-        out
-    })
-    .await
-    .unwrap()
+    let (store, user) = (store.clone(), user.to_string());
+    tokio::task::spawn_blocking(move || common::dump(&store.user(&user).unwrap()))
+        .await
+        .unwrap()
+}
+
+/// INBOX's messages (UID, GUID, flags) in `d`.
+fn inbox_of(d: &Dump) -> &Vec<(u32, Guid, Flags)> {
+    &d.values().find(|m| m.0 == "INBOX").unwrap().3
 }
 
 async fn converge(a: &Node, b: &Node, user: &str) -> Dump {
@@ -189,11 +118,26 @@ fn append(store: &Arc<Store>, user: &str, mailbox: &str, body: &str) -> storage:
 }
 
 async fn pair(ca: &Ca) -> (Node, Node) {
-    let mut a = Node::new(1).await;
-    let mut b = Node::new(2).await;
+    let (mut a, mut b) = (Node::new(1).await, Node::new(2).await);
+    start_both(ca, &mut a, &mut b).await;
+    (a, b)
+}
+
+/// Starts `a` and `b`, each with the other as its peer.
+async fn start_both(ca: &Ca, a: &mut Node, b: &mut Node) {
     let (aa, ba) = (a.addr.clone(), b.addr.clone());
-    a.start(ca, (2, &ba)).await;
-    b.start(ca, (1, &aa)).await;
+    a.start(ca, (b.id, &ba)).await;
+    b.start(ca, (a.id, &aa)).await;
+}
+
+/// A running pair that has replicated one message to both, then stopped: what each writes
+/// now, it writes apart; [`start_both`] heals the split.
+async fn split_pair(ca: &Ca) -> (Node, Node) {
+    let (mut a, mut b) = pair(ca).await;
+    append(&a.store(), "alice", "INBOX", "before");
+    converge(&a, &b, "alice").await;
+    a.stop().await;
+    b.stop().await;
     (a, b)
 }
 
@@ -203,9 +147,9 @@ async fn append_on_a_is_on_b_with_same_uid_and_guid() {
     let (mut a, mut b) = pair(&ca).await;
     let out = append(&a.store(), "alice", "INBOX", "hello");
     let d = converge(&a, &b, "alice").await;
-    let inbox = d.values().find(|m| m.0 == "INBOX").unwrap();
-    assert_eq!(inbox.3.len(), 1);
-    assert_eq!((inbox.3[0].0, inbox.3[0].1), (out.uid, out.guid));
+    let inbox = inbox_of(&d);
+    assert_eq!(inbox.len(), 1);
+    assert_eq!((inbox[0].0, inbox[0].1), (out.uid, out.guid));
     // The object came along: B can read the message.
     let bs = b.store();
     let obj = bs.user("alice").unwrap().messages("INBOX").unwrap()[0].object;
@@ -239,8 +183,8 @@ async fn b_stopped_then_restarted_catches_up() {
     let aa = a.addr.clone();
     b.start(&ca, (1, &aa)).await;
     let d = converge(&a, &b, "alice").await;
-    let inbox = d.values().find(|m| m.0 == "INBOX").unwrap();
-    assert_eq!(inbox.3.len(), 50);
+    let inbox = inbox_of(&d);
+    assert_eq!(inbox.len(), 50);
     assert!(d.values().any(|m| m.0 == "Lists/rust"));
     a.stop().await;
     b.stop().await;
@@ -249,11 +193,7 @@ async fn b_stopped_then_restarted_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_on_both_while_disconnected_converge() {
     let ca = Ca::new();
-    let (mut a, mut b) = pair(&ca).await;
-    append(&a.store(), "alice", "INBOX", "before");
-    converge(&a, &b, "alice").await;
-    a.stop().await;
-    b.stop().await;
+    let (mut a, mut b) = split_pair(&ca).await;
     let oa = append(&a.store(), "alice", "INBOX", "only on a");
     let ob = append(&b.store(), "alice", "INBOX", "only on b");
     assert_eq!(oa.uid, ob.uid, "both took the same UID while apart");
@@ -261,38 +201,24 @@ async fn writes_on_both_while_disconnected_converge() {
     a.store()
         .user("alice")
         .unwrap()
-        .store_flags(
-            "INBOX",
-            &[1],
-            FlagMode::Add,
-            &[Flag::Flagged].into_iter().collect(),
-            None,
-        )
+        .store_flags("INBOX", &[1], FlagMode::Add, &[Flag::Flagged].into(), None)
         .unwrap();
     b.store()
         .user("alice")
         .unwrap()
-        .store_flags(
-            "INBOX",
-            &[1],
-            FlagMode::Add,
-            &[Flag::Seen].into_iter().collect(),
-            None,
-        )
+        .store_flags("INBOX", &[1], FlagMode::Add, &[Flag::Seen].into(), None)
         .unwrap();
-    let (aa, ba) = (a.addr.clone(), b.addr.clone());
-    a.start(&ca, (2, &ba)).await;
-    b.start(&ca, (1, &aa)).await;
+    start_both(&ca, &mut a, &mut b).await;
     let d = converge(&a, &b, "alice").await;
-    let inbox = d.values().find(|m| m.0 == "INBOX").unwrap();
-    let guids: Vec<Guid> = inbox.3.iter().map(|m| m.1).collect();
-    assert_eq!(inbox.3.len(), 4, "nothing lost: {inbox:?}");
+    let inbox = inbox_of(&d);
+    let guids: Vec<Guid> = inbox.iter().map(|m| m.1).collect();
+    assert_eq!(inbox.len(), 4, "nothing lost: {inbox:?}");
     assert!(guids.contains(&oa.guid) && guids.contains(&ob.guid));
     assert!(
-        !inbox.3.iter().any(|m| m.0 == oa.uid),
+        !inbox.iter().any(|m| m.0 == oa.uid),
         "the contested UID is retired: {inbox:?}"
     );
-    let first = &inbox.3[0];
+    let first = &inbox[0];
     assert!(first.2.contains(&Flag::Seen) && first.2.contains(&Flag::Flagged));
     // `converge` also compared modseqs: they differed (each node applied the other's changes
     // after its own) until node 1, the resolver, aligned them.
@@ -335,7 +261,7 @@ async fn single_writer_stream_triggers_no_modseq_alignment() {
         }
     }
     let d = converge(&a, &b, "alice").await;
-    assert_eq!(d.values().find(|m| m.0 == "INBOX").unwrap().3.len(), 152);
+    assert_eq!(inbox_of(&d).len(), 152);
     let st = h.status().await;
     assert_eq!(
         st.modseq_checks, checks,
@@ -371,9 +297,7 @@ async fn node_with_clock_stepped_back_an_hour_keeps_replicating() {
     let clock = storage::hlc::ManualClock::new(now);
     let mut a = Node::with_clock(1, clock.clone()).await;
     let mut b = Node::new(2).await;
-    let (aa, ba) = (a.addr.clone(), b.addr.clone());
-    a.start(&ca, (2, &ba)).await;
-    b.start(&ca, (1, &aa)).await;
+    start_both(&ca, &mut a, &mut b).await;
     let first = append(&a.store(), "alice", "INBOX", "before the step");
     converge(&a, &b, "alice").await;
     clock.set(now - 3_600_000);
@@ -383,11 +307,11 @@ async fn node_with_clock_stepped_back_an_hour_keeps_replicating() {
     // B writes too, and A must still order its changes after what it has seen.
     let third = append(&b.store(), "alice", "INBOX", "from b");
     let d = converge(&a, &b, "alice").await;
-    let inbox = d.values().find(|m| m.0 == "INBOX").unwrap();
-    let uids: Vec<u32> = inbox.3.iter().map(|m| m.0).collect();
-    assert_eq!(inbox.3.len(), 3, "{inbox:?}");
+    let inbox = inbox_of(&d);
+    let uids: Vec<u32> = inbox.iter().map(|m| m.0).collect();
+    assert_eq!(inbox.len(), 3, "{inbox:?}");
     assert!(uids.windows(2).all(|w| w[0] < w[1]));
-    assert!(inbox.3.iter().any(|m| m.1 == third.guid));
+    assert!(inbox.iter().any(|m| m.1 == third.guid));
     assert!(a.store().clock().backward_steps() >= 1);
     a.stop().await;
     b.stop().await;
@@ -403,18 +327,17 @@ async fn start_tuned(
     peer: (u32, &str),
     tune: impl FnOnce(&mut ReplicationConfig),
 ) {
-    let mut c = ReplicationConfig::new(
-        n.id,
-        n.addr.parse().unwrap(),
-        vec![PeerConfig {
-            id: peer.0,
-            addr: peer.1.to_string(),
-        }],
-        ca.tls(n.id),
-    );
-    c.backoff_min = Duration::from_millis(20);
-    c.backoff_max = Duration::from_millis(200);
-    c.rescan_interval = Duration::from_millis(200);
+    start_peers_tuned(n, ca, &[(peer.0, peer.1.to_string())], tune).await;
+}
+
+/// Starts replication on `n` with `peers` and `tune` applied to its configuration.
+async fn start_peers_tuned(
+    n: &mut Node,
+    ca: &Ca,
+    peers: &[(u32, String)],
+    tune: impl FnOnce(&mut ReplicationConfig),
+) {
+    let mut c = quick_config(ca, n.id, &n.addr, peers);
     c.reply_timeout = Duration::from_secs(10);
     tune(&mut c);
     let l = TcpListener::bind(&n.addr).await.unwrap();
@@ -472,8 +395,8 @@ async fn peer_down_during_append_expunge_and_purge_converges() {
 
     b.start(&ca, (1, &aa)).await;
     let d = converge(&a, &b, "alice").await;
-    let inbox = d.values().find(|m| m.0 == "INBOX").unwrap();
-    assert_eq!(inbox.3.len(), 11, "{inbox:?}");
+    let inbox = inbox_of(&d);
+    assert_eq!(inbox.len(), 11, "{inbox:?}");
     // What B holds is readable, and nothing expunged on A is visible there.
     let bu = b.store().user("alice").unwrap();
     for m in bu.messages("INBOX").unwrap() {
@@ -526,16 +449,6 @@ async fn peer_lying_about_a_purged_object_is_refused() {
     let trash = mbs.iter().find(|m| m.name == "Trash").unwrap().id;
     let before = dump(&a.store(), "alice").await;
 
-    let rec = |seq: u64, op: Op| Record {
-        origin: 2,
-        seq,
-        time: HlcTime {
-            wall_ms: 1_000,
-            logical: seq as u32,
-            node: 2,
-        },
-        op,
-    };
     let bodiless = rec(
         1,
         Op::Append {
@@ -618,26 +531,7 @@ async fn peer_lying_about_a_purged_object_is_refused() {
 
 /// Starts replication on `n` with several peers.
 async fn start_peers(n: &mut Node, ca: &Ca, peers: &[(u32, String)]) {
-    let mut c = ReplicationConfig::new(
-        n.id,
-        n.addr.parse().unwrap(),
-        peers
-            .iter()
-            .map(|(id, addr)| PeerConfig {
-                id: *id,
-                addr: addr.clone(),
-            })
-            .collect(),
-        ca.tls(n.id),
-    );
-    c.backoff_min = Duration::from_millis(20);
-    c.backoff_max = Duration::from_millis(200);
-    c.rescan_interval = Duration::from_millis(200);
-    c.reply_timeout = Duration::from_secs(10);
-    let l = TcpListener::bind(&n.addr).await.unwrap();
-    let store: Arc<dyn store_api::ReplicaStore> =
-        Arc::new(storage_adapter::StorageReplica(n.store()));
-    n.handle = Some(Replicator::start_on(c, l, store).unwrap());
+    start_peers_tuned(n, ca, peers, |_| {}).await;
 }
 
 /// Three nodes: C is down while A delivers a message that B expunges, and both A and B purge
@@ -683,8 +577,8 @@ async fn three_nodes_purge_on_two_while_the_third_is_down() {
     start_peers(&mut c, &ca, &others(3)).await;
     let d = converge(&a, &c, "alice").await;
     converge(&b, &c, "alice").await;
-    let inbox = d.values().find(|m| m.0 == "INBOX").unwrap();
-    let guids: Vec<Guid> = inbox.3.iter().map(|m| m.1).collect();
+    let inbox = inbox_of(&d);
+    let guids: Vec<Guid> = inbox.iter().map(|m| m.1).collect();
     assert_eq!(guids.len(), 2, "{inbox:?}");
     assert!(guids.contains(&kept.guid) && !guids.contains(&doomed.guid));
     for n in [&a, &b] {
@@ -709,11 +603,7 @@ async fn three_nodes_purge_on_two_while_the_third_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contested_uid_whose_other_message_was_purged_is_still_renumbered() {
     let ca = Ca::new();
-    let (mut a, mut b) = pair(&ca).await;
-    append(&a.store(), "alice", "INBOX", "before");
-    converge(&a, &b, "alice").await;
-    a.stop().await;
-    b.stop().await;
+    let (mut a, mut b) = split_pair(&ca).await;
     let oa = append(&a.store(), "alice", "INBOX", "only on a");
     let ob = append(&b.store(), "alice", "INBOX", "only on b, then purged");
     assert_eq!(oa.uid, ob.uid, "both took the same UID while apart");
@@ -721,16 +611,14 @@ async fn contested_uid_whose_other_message_was_purged_is_still_renumbered() {
     bu.expunge("INBOX", &[ob.uid]).unwrap();
     assert_eq!(bu.purge().unwrap().objects_removed, 1);
     drop(bu);
-    let (aa, ba) = (a.addr.clone(), b.addr.clone());
-    a.start(&ca, (2, &ba)).await;
-    b.start(&ca, (1, &aa)).await;
+    start_both(&ca, &mut a, &mut b).await;
     let d = converge(&a, &b, "alice").await;
-    let inbox = d.values().find(|m| m.0 == "INBOX").unwrap();
-    let guids: Vec<Guid> = inbox.3.iter().map(|m| m.1).collect();
+    let inbox = inbox_of(&d);
+    let guids: Vec<Guid> = inbox.iter().map(|m| m.1).collect();
     assert_eq!(guids.len(), 2, "{inbox:?}");
     assert!(guids.contains(&oa.guid), "{inbox:?}");
     assert!(
-        !inbox.3.iter().any(|m| m.0 == oa.uid),
+        !inbox.iter().any(|m| m.0 == oa.uid),
         "the contested UID is retired: {inbox:?}"
     );
     a.stop().await;
