@@ -10,12 +10,13 @@
 //! Both nodes and the clients share this machine's cores: B's apply competes with A's clients
 //! here, which it would not on separate machines (B's own pacing yields to B's clients only).
 
-use crate::dovecot::{stop_child, tail_file};
+use crate::dovecot::stop_child;
+use crate::node_proc::{free_port, node_config, spawn_node, toml_str, wait_accepting, NodeConfig};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -584,14 +585,8 @@ impl Pair {
         let yielding = v != Variant::NoYield;
         let low = v == Variant::YieldLowPriority;
         let other = 1 - i;
-        format!(
-            r#"# written by jepsen bench-backlog
-protocols = ["imap", "lmtp"]
-listen = "127.0.0.1"
-ssl = "no"
-auth_default_realm = "example.org"
-mail_max_userip_connections = 0
-
+        let sections = format!(
+            r#"
 [cluster]
 node_id = {id}
 listen = "127.0.0.1:{repl}"
@@ -602,38 +597,21 @@ replication_yield_low_priority = {low}
 replication_yield_batch_records = {busy_batch}
 certs_dir = {certs}
 peers = [{{ node_id = {oid}, address = "127.0.0.1:{orepl}" }}]
-
-[[passdb]]
-driver = "passwd-file"
-args = {passwd}
-
-[[userdb]]
-driver = "passwd-file"
-args = {passwd}
-
-[storage]
-data_dir = {data}
-
-[imap]
-port = {imap}
-ssl_port = 0
-
-[lmtp]
-port = {lmtp}
-
-[http]
-port = 0
 "#,
             id = i + 1,
             repl = self.ports[i].2,
             certs = toml_str(&self.dir.join(format!("certs-{}", i + 1))),
             oid = other + 1,
             orepl = self.ports[other].2,
-            passwd = toml_str(&self.dir.join("passwd")),
-            data = toml_str(&self.dir.join(format!("data-{}", i + 1))),
-            imap = self.ports[i].0,
-            lmtp = self.ports[i].1,
-        )
+        );
+        node_config(&NodeConfig {
+            written_by: "jepsen bench-backlog",
+            passwd: &self.dir.join("passwd"),
+            data: &self.dir.join(format!("data-{}", i + 1)),
+            imap: self.ports[i].0,
+            lmtp: self.ports[i].1,
+            sections,
+        })
     }
 
     fn start(&mut self, i: usize, yielding: Variant, deadline: Instant) -> Result<()> {
@@ -645,42 +623,15 @@ port = 0
             .create(true)
             .append(true)
             .open(&log_path)?;
-        let child = Command::new(&self.bin)
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .current_dir(&self.dir)
-            .env("RUST_LOG", &self.log)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("spawn {}", self.bin.display()))?;
-        self.procs[i] = Some(child);
-        let ready_by = (Instant::now() + Duration::from_secs(30)).min(deadline);
-        for addr in [self.imap(i), self.lmtp(i)] {
-            loop {
-                if let Some(Ok(Some(st))) = self.procs[i].as_mut().map(|c| c.try_wait()) {
-                    bail!(
-                        "node {} exited during start-up ({st})\n{}",
-                        i + 1,
-                        tail_file(&log_path, 40)
-                    );
-                }
-                if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
-                    break;
-                }
-                if Instant::now() > ready_by {
-                    bail!(
-                        "node {} did not accept on {addr}\n{}",
-                        i + 1,
-                        tail_file(&log_path, 40)
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        Ok(())
+        self.procs[i] = Some(spawn_node(&self.bin, &cfg, &self.dir, &self.log, log)?);
+        let addrs = [self.imap(i), self.lmtp(i)];
+        wait_accepting(
+            self.procs[i].as_mut(),
+            &addrs,
+            deadline,
+            &log_path,
+            &format!("node {}", i + 1),
+        )
     }
 
     fn stop(&mut self, i: usize) {
@@ -714,16 +665,6 @@ impl Drop for Pair {
             }
         }
     }
-}
-
-fn toml_str(p: &Path) -> String {
-    let s = p.display().to_string();
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
-    Ok(l.local_addr()?.port())
 }
 
 /// Nearest-rank percentile of sorted durations.

@@ -7,6 +7,7 @@
 //! processes get RLIMIT_NOFILE raised (set here before the spawn; the child inherits it).
 
 use crate::dovecot::{mail_owner, stop_child, tail_file};
+use crate::node_proc::{free_port, node_config, spawn_node, wait_accepting, NodeConfig};
 use anyhow::{bail, Context, Result};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -131,7 +132,7 @@ pub fn run(a: Args) -> Result<()> {
         .prefix("bench-idle-")
         .tempdir_in(&base)
         .with_context(|| format!("temporary directory in {}", base.display()))?;
-    let mut node = NodeProc::start(&node_bin, tmp.path(), &a, deadline)?;
+    let mut node = ServerProc::start_node(&node_bin, tmp.path(), &a, deadline)?;
     let result = rt.block_on(measure(
         &a,
         a.connections,
@@ -154,7 +155,7 @@ pub fn run(a: Args) -> Result<()> {
 
     if a.compare_dovecot > 0 {
         let dir = tmp.path().join("dovecot");
-        let mut dc = DovecotProc::start(&dir, &a, deadline)?;
+        let mut dc = ServerProc::start_dovecot(&dir, &a, deadline)?;
         let result = rt.block_on(measure(
             &a,
             a.compare_dovecot,
@@ -861,8 +862,18 @@ fn tree_status(root: u32) -> Result<Mem> {
     Ok(sum)
 }
 
-/// The release `node serve --config` child: killed if still running when dropped.
-struct NodeProc {
+/// Which server a [`ServerProc`] is: how its memory is counted and where deliveries are logged.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// The release `node serve --config`: one process, its log carries `delivery_time=`.
+    Node,
+    /// Debian's Dovecot 2.3 (`dovecot -F -c GENERATED`): a process per IMAP connection.
+    Dovecot,
+}
+
+/// A server child listening on loopback IMAP and LMTP: killed if still running when dropped.
+struct ServerProc {
+    kind: Kind,
     child: Option<Child>,
     pid: u32,
     imap: SocketAddr,
@@ -870,105 +881,71 @@ struct NodeProc {
     log: PathBuf,
 }
 
-impl NodeProc {
-    fn start(bin: &Path, dir: &Path, a: &Args, deadline: Instant) -> Result<NodeProc> {
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data)?;
-        let passwd = dir.join("passwd");
-        let mut lines = String::new();
-        for u in 0..a.users {
-            lines.push_str(&format!("{}:{{PLAIN}}{PASSWORD}::::::\n", user_name(u)));
-        }
-        std::fs::write(&passwd, lines)?;
-        let (imap_port, lmtp_port) = (free_port()?, free_port()?);
-        let config = dir.join("node.toml");
-        std::fs::write(
-            &config,
-            node_config(&passwd, &data, imap_port, lmtp_port, a.connections),
-        )?;
-        let log = dir.join("node.log");
-        let logf = std::fs::File::create(&log)?;
-        let child = Command::new(bin)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .current_dir(dir)
-            .env("RUST_LOG", &a.node_log)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone()?)
-            .stderr(logf)
-            .spawn()
-            .with_context(|| format!("spawn {} serve", bin.display()))?;
-        let mut node = NodeProc {
+/// A passwd-file with the benchmark's users, all with [`PASSWORD`].
+fn write_passwd(path: &Path, users: usize) -> Result<()> {
+    let mut lines = String::new();
+    for u in 0..users {
+        lines.push_str(&format!("{}:{{PLAIN}}{PASSWORD}::::::\n", user_name(u)));
+    }
+    Ok(std::fs::write(path, lines)?)
+}
+
+impl ServerProc {
+    /// Takes `child` over and waits until it accepts on both ports.
+    fn started(
+        kind: Kind,
+        child: Child,
+        (imap_port, lmtp_port): (u16, u16),
+        log: PathBuf,
+        deadline: Instant,
+    ) -> Result<ServerProc> {
+        let mut server = ServerProc {
+            kind,
             pid: child.id(),
             child: Some(child),
             imap: SocketAddr::from(([127, 0, 0, 1], imap_port)),
             lmtp: SocketAddr::from(([127, 0, 0, 1], lmtp_port)),
             log,
         };
-        let log = node.log.clone();
-        wait_accepting(
-            node.child.as_mut(),
-            &[node.imap, node.lmtp],
-            deadline,
-            &log,
-            "node",
-        )?;
-        Ok(node)
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        tail_file(&self.log, lines)
-    }
-
-    /// SIGTERM (graceful: sessions get BYE), SIGKILL after 15 s. Returns how it ended.
-    fn stop(&mut self) -> String {
-        let Some(mut child) = self.child.take() else {
-            return "not running".into();
+        let what = match kind {
+            Kind::Node => "node",
+            Kind::Dovecot => "dovecot",
         };
-        stop_child(&mut child, Duration::from_secs(15))
+        wait_accepting(
+            server.child.as_mut(),
+            &[server.imap, server.lmtp],
+            deadline,
+            &server.log,
+            what,
+        )?;
+        Ok(server)
     }
-}
 
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    fn start_node(bin: &Path, dir: &Path, a: &Args, deadline: Instant) -> Result<ServerProc> {
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data)?;
+        let passwd = dir.join("passwd");
+        write_passwd(&passwd, a.users)?;
+        let ports = (free_port()?, free_port()?);
+        let config = dir.join("node.toml");
+        let written_by = format!("jepsen bench-idle for {} IDLE connections", a.connections);
+        std::fs::write(
+            &config,
+            node_config(&NodeConfig {
+                written_by: &written_by,
+                passwd: &passwd,
+                data: &data,
+                imap: ports.0,
+                lmtp: ports.1,
+                sections: String::new(),
+            }),
+        )?;
+        let log = dir.join("node.log");
+        let child = spawn_node(bin, &config, dir, &a.node_log, std::fs::File::create(&log)?)?;
+        ServerProc::started(Kind::Node, child, ports, log, deadline)
     }
-}
 
-impl Server for NodeProc {
-    fn imap_addr(&self) -> SocketAddr {
-        self.imap
-    }
-    fn lmtp_addr(&self) -> SocketAddr {
-        self.lmtp
-    }
-    fn domain(&self) -> &str {
-        "example.org"
-    }
-    fn rss(&self) -> Result<Mem> {
-        proc_status(self.pid)
-    }
-    fn delivery_log(&self) -> Option<&Path> {
-        Some(&self.log)
-    }
-}
-
-/// Debian's Dovecot 2.3 (`dovecot -F -c GENERATED`) for the comparison: IMAP and LMTP on
-/// loopback, passwd-file users, maildir; a process per IMAP connection.
-struct DovecotProc {
-    child: Option<Child>,
-    pid: u32,
-    imap: SocketAddr,
-    lmtp: SocketAddr,
-    log: PathBuf,
-}
-
-impl DovecotProc {
-    fn start(dir: &Path, a: &Args, deadline: Instant) -> Result<DovecotProc> {
+    fn start_dovecot(dir: &Path, a: &Args, deadline: Instant) -> Result<ServerProc> {
         let bin = Path::new("/usr/sbin/dovecot");
         if !bin.exists() {
             bail!("--compare-dovecot needs /usr/sbin/dovecot (apt-get install dovecot-imapd dovecot-lmtpd)");
@@ -978,11 +955,7 @@ impl DovecotProc {
             std::fs::create_dir_all(dir.join(d))?;
         }
         let passwd = dir.join("passwd");
-        let mut lines = String::new();
-        for u in 0..a.users {
-            lines.push_str(&format!("{}:{{PLAIN}}{PASSWORD}::::::\n", user_name(u)));
-        }
-        std::fs::write(&passwd, lines)?;
+        write_passwd(&passwd, a.users)?;
         let mail_user = mail_owner(dir, &[&mail])?;
         let (imap_port, lmtp_port) = (free_port()?, free_port()?);
         let conf = dir.join("dovecot.conf");
@@ -1009,28 +982,14 @@ impl DovecotProc {
             .stderr(logf)
             .spawn()
             .context("spawn dovecot -F")?;
-        let mut dc = DovecotProc {
-            pid: child.id(),
-            child: Some(child),
-            imap: SocketAddr::from(([127, 0, 0, 1], imap_port)),
-            lmtp: SocketAddr::from(([127, 0, 0, 1], lmtp_port)),
-            log,
-        };
-        let log = dc.log.clone();
-        wait_accepting(
-            dc.child.as_mut(),
-            &[dc.imap, dc.lmtp],
-            deadline,
-            &log,
-            "dovecot",
-        )?;
-        Ok(dc)
+        ServerProc::started(Kind::Dovecot, child, (imap_port, lmtp_port), log, deadline)
     }
 
     fn log_tail(&self, lines: usize) -> String {
         tail_file(&self.log, lines)
     }
 
+    /// SIGTERM (graceful: sessions get BYE), SIGKILL after 15 s. Returns how it ended.
     fn stop(&mut self) -> String {
         let Some(mut child) = self.child.take() else {
             return "not running".into();
@@ -1039,7 +998,7 @@ impl DovecotProc {
     }
 }
 
-impl Drop for DovecotProc {
+impl Drop for ServerProc {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -1048,7 +1007,7 @@ impl Drop for DovecotProc {
     }
 }
 
-impl Server for DovecotProc {
+impl Server for ServerProc {
     fn imap_addr(&self) -> SocketAddr {
         self.imap
     }
@@ -1059,7 +1018,13 @@ impl Server for DovecotProc {
         "example.org"
     }
     fn rss(&self) -> Result<Mem> {
-        tree_status(self.pid)
+        match self.kind {
+            Kind::Node => proc_status(self.pid),
+            Kind::Dovecot => tree_status(self.pid),
+        }
+    }
+    fn delivery_log(&self) -> Option<&Path> {
+        (self.kind == Kind::Node).then_some(self.log.as_path())
     }
 }
 
@@ -1120,95 +1085,6 @@ service lmtp {{
         limit = n + 100,
         clients = 2 * n + 1000,
     )
-}
-
-/// Waits until `child` accepts on every address; fails with its log if it exits or is slow.
-fn wait_accepting(
-    mut child: Option<&mut Child>,
-    addrs: &[SocketAddr],
-    deadline: Instant,
-    log: &Path,
-    what: &str,
-) -> Result<()> {
-    let ready_by = (Instant::now() + Duration::from_secs(30)).min(deadline);
-    for addr in addrs {
-        loop {
-            if let Some(Ok(Some(status))) = child.as_mut().map(|c| c.try_wait()) {
-                bail!(
-                    "{what} exited during start-up ({status})\n--- log ---\n{}",
-                    tail_file(log, 40)
-                );
-            }
-            if std::net::TcpStream::connect_timeout(addr, Duration::from_secs(1)).is_ok() {
-                break;
-            }
-            if Instant::now() >= ready_by {
-                bail!(
-                    "{what} did not accept on {addr} within 30 s\n--- log ---\n{}",
-                    tail_file(log, 40)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    Ok(())
-}
-
-/// The node's configuration (keys as in node/src/config and tests/src/server.rs): IMAP and
-/// LMTP on loopback only, no TLS, no per-user+IP connection limit.
-fn node_config(passwd: &Path, data: &Path, imap: u16, lmtp: u16, connections: usize) -> String {
-    let q = |p: &Path| toml_str(&p.display().to_string());
-    format!(
-        r#"# written by jepsen bench-idle for {connections} IDLE connections
-protocols = ["imap", "lmtp"]
-listen = "127.0.0.1"
-ssl = "no"
-auth_default_realm = "example.org"
-# Every connection is the same user(s) from a handful of loopback addresses: no limit.
-mail_max_userip_connections = 0
-
-[[passdb]]
-driver = "passwd-file"
-args = {passwd}
-
-[[userdb]]
-driver = "passwd-file"
-args = {passwd}
-
-[storage]
-data_dir = {data}
-
-[imap]
-port = {imap}
-ssl_port = 0
-
-[lmtp]
-port = {lmtp}
-
-[http]
-port = 0
-"#,
-        passwd = q(passwd),
-        data = q(data),
-    )
-}
-
-fn toml_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
-    Ok(l.local_addr()?.port())
 }
 
 /// Raises this process's RLIMIT_NOFILE soft limit to `want` (and the hard limit, if allowed);
@@ -1293,15 +1169,6 @@ mod tests {
         assert_eq!(pct_ms(&v, 100.0), "100.0");
         assert_eq!(pct_ms(&v[..1], 99.0), "1.0");
         assert_eq!(pct_ms(&[], 50.0), "-");
-    }
-
-    #[test]
-    fn generated_config_has_no_userip_limit_and_no_tls() {
-        let c = node_config(Path::new("/t/p\"w"), Path::new("/t/data"), 1143, 2424, 10);
-        assert!(c.contains("mail_max_userip_connections = 0"));
-        assert!(c.contains("ssl = \"no\""));
-        assert!(c.contains("args = \"/t/p\\\"w\""));
-        assert!(c.contains("port = 1143\nssl_port = 0"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! With `--compare-dovecot`, `doveadm sync` of the same messages between two Dovecot instances
 //! (`crate::dovecot`) is timed afterwards and printed beside ours.
 
+use crate::bench_store::append_to_inbox;
 use anyhow::{Context, Result};
 use replication::certs;
 use replication::store_api::ReplicaStore;
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use storage::{Flags, NewMessage, Store, StoreConfig};
+use storage::{Store, StoreConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -85,19 +86,8 @@ fn message(size: usize, tag: &str) -> Vec<u8> {
 }
 
 fn append(store: &Store, user: &str, raw: &[u8]) -> Result<()> {
-    store
-        .user(user)?
-        .append(
-            "INBOX",
-            NewMessage {
-                raw,
-                flags: Flags::new(),
-                internal_date: None,
-                delivery_key: None,
-            },
-        )
-        .map(|_| ())
-        .context("append")
+    let u = store.user(user)?;
+    append_to_inbox(&u, raw).context("append")
 }
 
 struct Cluster {
@@ -232,15 +222,7 @@ async fn lag(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<()> {
                 std::thread::sleep(wait);
             }
             let raw = message(size, &format!("lag-{i}"));
-            u.append(
-                "INBOX",
-                NewMessage {
-                    raw: &raw,
-                    flags: Flags::new(),
-                    internal_date: None,
-                    delivery_key: None,
-                },
-            )?;
+            append_to_inbox(&u, &raw)?;
             let t0 = Instant::now();
             // Each append is one record of A's log: its sequence number is A's vector entry.
             let seq = u.version_vector()?.get(&1).copied().unwrap_or(0);
