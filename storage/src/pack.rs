@@ -166,9 +166,29 @@ pub fn read_stored(
     want: &ObjectId,
 ) -> Result<Prepared> {
     let ctx = Ctx { user, path };
+    let (mut payload, raw_len, body_at) = read_object_frame(&ctx, kind, prefix, offset, want)?;
+    // The compressed body is the payload's tail: keep its allocation.
+    payload.drain(..body_at);
+    Ok(Prepared {
+        id: *want,
+        raw_len,
+        compressed: payload,
+    })
+}
+
+/// Reads the object frame at `offset` and checks its checksum and id: the payload, the raw
+/// length it claims, and where in the payload the compressed body starts.
+fn read_object_frame(
+    ctx: &Ctx,
+    kind: &Kind,
+    prefix: usize,
+    offset: u64,
+    want: &ObjectId,
+) -> Result<(Vec<u8>, u64, usize)> {
+    let path = ctx.path;
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
     let len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
-    let payload = framed::read_frame(&file, offset, len, kind, &ctx)?
+    let payload = framed::read_frame(&file, offset, len, kind, ctx)?
         .ok_or_else(|| ctx.corrupt(offset, "no object frame here"))?;
     let (id, raw_len, body) = payload
         .get(prefix..)
@@ -177,11 +197,8 @@ pub fn read_stored(
     if id != *want {
         return Err(ctx.corrupt(offset, format!("expected object {want:?}, found {id:?}")));
     }
-    Ok(Prepared {
-        id,
-        raw_len,
-        compressed: body.to_vec(),
-    })
+    let body_at = payload.len() - body.len();
+    Ok((payload, raw_len, body_at))
 }
 
 /// Reads, checks and decompresses the object at `offset` of a pack (or, with the log's kind and
@@ -195,23 +212,14 @@ pub fn read_object(
     want: &ObjectId,
 ) -> Result<Vec<u8>> {
     let ctx = Ctx { user, path };
-    let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
-    let len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
-    let payload = framed::read_frame(&file, offset, len, kind, &ctx)?
-        .ok_or_else(|| ctx.corrupt(offset, "no object frame here"))?;
-    let (id, raw_len, body) = payload
-        .get(prefix..)
-        .and_then(parse_payload)
-        .ok_or_else(|| ctx.corrupt(offset, "short object frame"))?;
-    if id != *want {
-        return Err(ctx.corrupt(offset, format!("expected object {want:?}, found {id:?}")));
-    }
+    let (payload, raw_len, body_at) = read_object_frame(&ctx, kind, prefix, offset, want)?;
     if raw_len > MAX_RAW {
         return Err(ctx.corrupt(offset, format!("object length {raw_len} out of bounds")));
     }
+    let body = payload.get(body_at..).unwrap_or_default();
     let raw = decompress(body, raw_len as usize)
         .map_err(|e| ctx.corrupt(offset, format!("zstd: {e}")))?;
-    if raw.len() as u64 != raw_len || ObjectId::of(&raw) != id {
+    if raw.len() as u64 != raw_len || ObjectId::of(&raw) != *want {
         return Err(ctx.corrupt(offset, "object content does not match its hash"));
     }
     Ok(raw)
