@@ -272,6 +272,18 @@ pub fn k_contested_prefix(mb: &MailboxId) -> Vec<u8> {
 pub fn k_contested(mb: &MailboxId, uid: u32) -> Vec<u8> {
     [&b"u"[..], &mb.0, &uid.to_be_bytes()].concat()
 }
+/// Ghosts (see [`Ghost`]) by mailbox and UID: `h`+GUID+UID.
+pub fn k_ghost_prefix(mb: &MailboxId) -> Vec<u8> {
+    [&b"h"[..], &mb.0].concat()
+}
+pub fn k_ghost(mb: &MailboxId, uid: u32) -> Vec<u8> {
+    [&b"h"[..], &mb.0, &uid.to_be_bytes()].concat()
+}
+/// Ghosts by the object they lack (value: their (mailbox, UID) list), so an insertion that
+/// brings the object here again finds them with one lookup.
+pub fn k_ghost_object(o: &ObjectId) -> Vec<u8> {
+    [&b"H"[..], &o.0].concat()
+}
 
 // ---- values ----
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,6 +360,30 @@ pub struct PendingEntry {
     pub time: HlcTime,
     /// Flag changes reach a pending entry too (last writer wins, as for live messages).
     pub flag_times: BTreeMap<Flag, HlcTime>,
+}
+
+/// A message that a peer's record inserted without its object: the peer had purged it (its
+/// message was expunged there, and the record removing it is still on its way). It holds its
+/// UID (UIDNEXT moved past it) and takes every change a live message takes (flags, modseqs,
+/// renumbering), so its removal leaves the same tombstone and modseqs as on the peer; but no
+/// client ever sees it (not in the message keys, not in EXISTS/UNSEEN/size). An insertion that
+/// brings its object here again makes it an ordinary message, as a rebuild (which finds the
+/// object in its pack) would have. See `replication/src/purged.rs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ghost {
+    pub msg: MsgRec,
+    /// HLC time of the record that inserted it (how long it has waited for its removal).
+    pub since: HlcTime,
+}
+
+/// A ghost, as the store lists it for operators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GhostInfo {
+    pub mailbox: MailboxId,
+    pub uid: u32,
+    pub guid: Guid,
+    pub object: ObjectId,
+    pub since: HlcTime,
 }
 
 /// The per-user checkpoint and what is derived from the whole log.
@@ -530,12 +566,34 @@ impl<'a> Txn<'a> {
     pub fn meta(&self) -> Result<Meta> {
         Ok(self.get(META)?.unwrap_or_default())
     }
+    /// Every ghost of the user (see [`Ghost`]), by mailbox and UID.
+    pub fn ghosts(&self) -> Result<Vec<GhostInfo>> {
+        Ok(self
+            .scan::<Ghost>(b"h")?
+            .into_iter()
+            .filter_map(|(k, g)| {
+                let mb = <[u8; 16]>::try_from(k.get(1..17)?).ok()?;
+                Some(GhostInfo {
+                    mailbox: Guid(mb),
+                    uid: g.msg.meta.uid,
+                    guid: g.msg.meta.guid,
+                    object: g.msg.meta.object,
+                    since: g.since,
+                })
+            })
+            .collect())
+    }
 }
 
 /// What applying records did beyond the index itself.
 #[derive(Debug, Default)]
-pub struct Effects {
+pub struct Effects<'a> {
     pub conflicts: Vec<UidConflict>,
+    /// Objects the same group commit writes: not in the index until it is durable, but here
+    /// for the records it applies (so their insertions are not ghosts).
+    pub arriving: Option<&'a std::collections::HashSet<ObjectId>>,
+    /// Insertions applied as ghosts: their object is not on this node (see [`Ghost`]).
+    pub ghosts: Vec<(MailboxId, Guid, ObjectId)>,
 }
 
 fn bump(mb: &mut MailboxRec) -> u64 {
@@ -692,6 +750,7 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                 tx.del(k_guid(&m.meta.guid));
                 del_msg(tx, mailbox, &m);
             }
+            drop_ghosts(tx, mailbox)?;
             for prefix in [k_tomb_prefix(mailbox), k_expunged_prefix(mailbox)] {
                 for (k, _) in tx.scan_raw(&prefix)? {
                     tx.del(k);
@@ -811,6 +870,13 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                     continue;
                 }
                 let Some(mut m) = tx.msg(mailbox, uid)? else {
+                    // A ghost takes the change as a live message would (same modseq), unseen.
+                    if let Some(mut g) = tx.get::<Ghost>(&k_ghost(mailbox, uid))? {
+                        if merge_flags(&mut g.msg, add, remove, rec.time) {
+                            g.msg.meta.modseq = *modseq.get_or_insert_with(|| bump(&mut mb));
+                        }
+                        tx.put(k_ghost(mailbox, uid), &g);
+                    }
                     continue;
                 };
                 let was_seen = m.meta.flags.contains(&Flag::Seen);
@@ -874,6 +940,13 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                             };
                             Some((entry, Some(m.flag_times)))
                         }
+                        (true, None) => match tx.get::<Ghost>(&k_ghost(mailbox, uid))? {
+                            Some(g) => {
+                                remove_ghost(tx, &mut mb, &g.msg, modseq)?;
+                                Some((entry_of(&g.msg.meta), Some(g.msg.flag_times)))
+                            }
+                            None => None,
+                        },
                         _ => None,
                     }
                 } else {
@@ -887,6 +960,11 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                                 m.flag_times = times;
                                 let ms = m.meta.modseq;
                                 put_msg(tx, mailbox, &m, Some(ms));
+                            } else if let Some(mut g) =
+                                tx.get::<Ghost>(&k_ghost(mailbox, *new_uid))?
+                            {
+                                g.msg.flag_times = times;
+                                tx.put(k_ghost(mailbox, *new_uid), &g);
                             }
                         }
                     }
@@ -913,6 +991,10 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
                     continue;
                 }
                 let Some(mut m) = tx.msg(mailbox, uid)? else {
+                    if let Some(mut g) = tx.get::<Ghost>(&k_ghost(mailbox, uid))? {
+                        g.msg.meta.modseq = ms;
+                        tx.put(k_ghost(mailbox, uid), &g);
+                    }
                     continue;
                 };
                 let old = m.meta.modseq;
@@ -942,6 +1024,17 @@ fn del_msg(tx: &mut Txn, mb: &MailboxId, m: &MsgRec) {
 
 fn remove_live(tx: &mut Txn, mb: &mut MailboxRec, m: &MsgRec, modseq: u64) {
     del_msg(tx, &mb.id, m);
+    put_tomb(tx, mb, m, modseq);
+    mb.exists = mb.exists.saturating_sub(1);
+    mb.size = mb.size.saturating_sub(m.meta.size);
+    if !m.meta.flags.contains(&Flag::Seen) {
+        mb.unseen = mb.unseen.saturating_sub(1);
+    }
+}
+
+/// The expunged entry a removed message leaves (live or ghost alike): its UID's tombstone and
+/// its expunge modseq.
+fn put_tomb(tx: &mut Txn, mb: &MailboxRec, m: &MsgRec, modseq: u64) {
     tx.del(k_guid(&m.meta.guid));
     tx.del(k_contested(&mb.id, m.meta.uid));
     // An older tombstone of this UID (a renumbered message) gives way to the newer one.
@@ -956,11 +1049,6 @@ fn remove_live(tx: &mut Txn, mb: &mut MailboxRec, m: &MsgRec, modseq: u64) {
         },
     );
     tx.put_raw(k_expunged(&mb.id, modseq, m.meta.uid), Vec::new());
-    mb.exists = mb.exists.saturating_sub(1);
-    mb.size = mb.size.saturating_sub(m.meta.size);
-    if !m.meta.flags.contains(&Flag::Seen) {
-        mb.unseen = mb.unseen.saturating_sub(1);
-    }
 }
 
 fn expunge(tx: &mut Txn, mailbox: &MailboxId, guids: &[Guid]) -> Result<()> {
@@ -981,6 +1069,10 @@ fn expunge(tx: &mut Txn, mailbox: &MailboxId, guids: &[Guid]) -> Result<()> {
         if let Some(m) = tx.msg(mailbox, uid)? {
             let ms = *modseq.get_or_insert_with(|| bump(&mut mb));
             remove_live(tx, &mut mb, &m, ms);
+        } else if let Some(g) = tx.get::<Ghost>(&k_ghost(mailbox, uid))? {
+            // The removal a ghost waited for: the same expunged entry and modseq as the peer's.
+            let ms = *modseq.get_or_insert_with(|| bump(&mut mb));
+            remove_ghost(tx, &mut mb, &g.msg, ms)?;
         }
     }
     if modseq.is_some() {
@@ -1002,7 +1094,13 @@ fn insert_entry(
     if tx.get_raw(&k_guid(&entry.guid))?.is_some() {
         return Ok(false); // already here (a replayed record)
     }
-    let live = tx.msg(&mb.id, entry.uid)?.map(|m| m.meta.guid);
+    // A ghost holds its UID like a live message: on the peer it came from, clients saw it.
+    let live = match tx.msg(&mb.id, entry.uid)? {
+        Some(m) => Some(m.meta.guid),
+        None => tx
+            .get::<Ghost>(&k_ghost(&mb.id, entry.uid))?
+            .map(|g| g.msg.meta.guid),
+    };
     let holder = match live {
         Some(g) => Some(g),
         None => tx.get::<Tomb>(&k_tomb(&mb.id, entry.uid))?.map(|t| t.guid),
@@ -1040,15 +1138,135 @@ fn insert_entry(
         size: entry.size,
     };
     let flag_times = entry.flags.iter().map(|f| (f.clone(), time)).collect();
-    if !entry.flags.contains(&Flag::Seen) {
+    let msg = MsgRec { meta, flag_times };
+    mb.uidnext = mb.uidnext.max(entry.uid.saturating_add(1));
+    tx.put(k_guid(&entry.guid), &(mb.id, entry.uid));
+    if !object_here(tx, fx, &entry.object)? {
+        insert_ghost(tx, mb, msg, time)?;
+        fx.ghosts.push((mb.id, entry.guid, entry.object));
+        return Ok(true);
+    }
+    show(tx, mb, &msg);
+    wake_ghosts(tx, mb, &entry.object)?;
+    Ok(true)
+}
+
+/// Makes a message visible: its keys and the mailbox's counts.
+fn show(tx: &mut Txn, mb: &mut MailboxRec, m: &MsgRec) {
+    if !m.meta.flags.contains(&Flag::Seen) {
         mb.unseen += 1;
     }
     mb.exists += 1;
-    mb.size += entry.size;
-    mb.uidnext = mb.uidnext.max(entry.uid.saturating_add(1));
-    tx.put(k_guid(&entry.guid), &(mb.id, entry.uid));
-    put_msg(tx, &mb.id, &MsgRec { meta, flag_times }, None);
-    Ok(true)
+    mb.size += m.meta.size;
+    put_msg(tx, &mb.id, m, None);
+}
+
+fn entry_of(m: &MessageMeta) -> NewEntry {
+    NewEntry {
+        guid: m.guid,
+        uid: m.uid,
+        object: m.object,
+        size: m.size,
+        internal_date: m.internal_date,
+        internal_date_tz_min: m.internal_date_tz_min,
+        flags: m.flags.clone(),
+    }
+}
+
+/// Merges a flag change into a message by last writer wins per flag; true if its flags changed.
+fn merge_flags(m: &mut MsgRec, add: &Flags, remove: &Flags, time: HlcTime) -> bool {
+    let mut changed = false;
+    for f in add {
+        if m.flag_times.get(f).is_none_or(|t| time > *t) {
+            m.flag_times.insert(f.clone(), time);
+            changed |= m.meta.flags.insert(f.clone());
+        }
+    }
+    for f in remove {
+        if m.flag_times.get(f).is_none_or(|t| time > *t) {
+            m.flag_times.insert(f.clone(), time);
+            changed |= m.meta.flags.remove(f);
+        }
+    }
+    changed
+}
+
+// ---- ghosts (see [`Ghost`]) ----
+
+/// Whether a message's object is on this node: in the index, or written by the same commit.
+fn object_here(tx: &Txn, fx: &Effects, o: &ObjectId) -> Result<bool> {
+    if fx.arriving.is_some_and(|a| a.contains(o)) {
+        return Ok(true);
+    }
+    Ok(tx.get_raw(&k_object(o))?.is_some())
+}
+
+fn insert_ghost(tx: &mut Txn, mb: &MailboxRec, msg: MsgRec, since: HlcTime) -> Result<()> {
+    let (uid, object) = (msg.meta.uid, msg.meta.object);
+    tx.put(k_ghost(&mb.id, uid), &Ghost { msg, since });
+    let mut waiting: Vec<(MailboxId, u32)> = tx.get(&k_ghost_object(&object))?.unwrap_or_default();
+    if !waiting.contains(&(mb.id, uid)) {
+        waiting.push((mb.id, uid));
+    }
+    tx.put(k_ghost_object(&object), &waiting);
+    Ok(())
+}
+
+/// Forgets a ghost's keys (not its UID: UIDNEXT stays past it).
+fn unlink_ghost(tx: &mut Txn, mb: &MailboxId, m: &MsgRec) -> Result<()> {
+    tx.del(k_ghost(mb, m.meta.uid));
+    let key = k_ghost_object(&m.meta.object);
+    let mut waiting: Vec<(MailboxId, u32)> = tx.get(&key)?.unwrap_or_default();
+    waiting.retain(|w| *w != (*mb, m.meta.uid));
+    if waiting.is_empty() {
+        tx.del(key);
+    } else {
+        tx.put(key, &waiting);
+    }
+    Ok(())
+}
+
+/// The removal a ghost waited for (expunge, move away, renumbering): it leaves the expunged
+/// entry a live message would.
+fn remove_ghost(tx: &mut Txn, mb: &mut MailboxRec, m: &MsgRec, modseq: u64) -> Result<()> {
+    unlink_ghost(tx, &mb.id, m)?;
+    put_tomb(tx, mb, m, modseq);
+    Ok(())
+}
+
+/// A deleted mailbox takes its ghosts with it.
+fn drop_ghosts(tx: &mut Txn, mailbox: &MailboxId) -> Result<()> {
+    for (_, g) in tx.scan::<Ghost>(&k_ghost_prefix(mailbox))? {
+        tx.del(k_guid(&g.msg.meta.guid));
+        unlink_ghost(tx, mailbox, &g.msg)?;
+    }
+    Ok(())
+}
+
+/// An insertion brought `object` here (the same content delivered again): the ghosts that
+/// lacked it become ordinary messages, with the UIDs, flags and modseqs they kept, which is
+/// what a rebuild from the log makes of them (it finds the object in its pack when it replays
+/// their insertion). `mb` is the mailbox being changed (not yet written back).
+fn wake_ghosts(tx: &mut Txn, mb: &mut MailboxRec, object: &ObjectId) -> Result<()> {
+    let Some(waiting) = tx.get::<Vec<(MailboxId, u32)>>(&k_ghost_object(object))? else {
+        return Ok(());
+    };
+    tx.del(k_ghost_object(object));
+    for (mbid, uid) in waiting {
+        let Some(g) = tx.get::<Ghost>(&k_ghost(&mbid, uid))? else {
+            continue;
+        };
+        tx.del(k_ghost(&mbid, uid));
+        tracing::info!(user = tx.user, mailbox = %mbid, uid, guid = %g.msg.meta.guid,
+            "message received without its object is visible now: the object came with another message");
+        if mbid == mb.id {
+            show(tx, mb, &g.msg);
+        } else if let Some(mut other) = tx.mailbox(&mbid)? {
+            show(tx, &mut other, &g.msg);
+            tx.put_mailbox(&other);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

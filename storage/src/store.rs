@@ -16,7 +16,7 @@ use crate::types::*;
 use crate::writer::{Reply, Req, WriterState};
 use crate::{log, names, pack, Result};
 use parking_lot::{Condvar, Mutex};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -838,7 +838,9 @@ impl UserStore {
     }
     /// Applies records from a peer, idempotently (a record at or below the version vector's entry
     /// for its origin changes nothing). Objects they need must already be present
-    /// (`has_object` / `put_object`). The records are appended to the local log verbatim.
+    /// (`has_object` / `put_object`); one that is not is refused unless the same call removes
+    /// its message (for objects the peer purged, see `apply_remote_purged`). The records are
+    /// appended to the local log verbatim.
     pub fn apply_remote(&self, records: &[Record]) -> Result<ApplyOutcome> {
         self.apply_remote_with_objects(&[], records)
     }
@@ -863,6 +865,7 @@ impl UserStore {
         match self.submit(Req::Remote {
             objects,
             records: records.to_vec(),
+            purged: HashSet::new(),
         })? {
             Reply::Applied(a) => Ok(a),
             _ => Err(unexpected()),
@@ -877,12 +880,28 @@ impl UserStore {
         objects: Vec<pack::Verified>,
         records: &[Record],
     ) -> Result<ApplyOutcome> {
+        self.apply_remote_purged(objects, records, &HashSet::new())
+    }
+    /// `apply_remote_verified` for records whose sender no longer has some of the objects they
+    /// need (`purged`: it expunged and purged their messages): an insertion of such an object
+    /// that arrives without it becomes a ghost, never visible, until the record that removes it
+    /// arrives, in this call or a later one (see `index::Ghost`). An insertion of any other
+    /// missing object is refused unless this call removes its message; a bodiless insertion
+    /// naming a message visible here is refused. All or nothing; durable on return, as
+    /// `apply_remote_with_objects`.
+    pub fn apply_remote_purged(
+        &self,
+        objects: Vec<pack::Verified>,
+        records: &[Record],
+        purged: &HashSet<ObjectId>,
+    ) -> Result<ApplyOutcome> {
         match self.submit(Req::Remote {
             objects: objects
                 .into_iter()
                 .map(pack::Verified::into_prepared)
                 .collect(),
             records: records.to_vec(),
+            purged: purged.clone(),
         })? {
             Reply::Applied(a) => Ok(a),
             _ => Err(unexpected()),
@@ -928,6 +947,12 @@ impl UserStore {
             .into_iter()
             .map(|(_, p)| p)
             .collect())
+    }
+    /// Messages a peer's records inserted without their objects (purged there), still waiting
+    /// for the records that remove them: never visible to clients (see `index::Ghost`). One that
+    /// waits long after the peers have nothing more to send is a peer's error an operator sees.
+    pub fn ghosts(&self) -> Result<Vec<index::GhostInfo>> {
+        self.view().ghosts()
     }
     pub fn has_object(&self, object: &ObjectId) -> Result<bool> {
         Ok(self.view().get_raw(&index::k_object(object))?.is_some())

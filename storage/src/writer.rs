@@ -64,6 +64,10 @@ pub(crate) enum Req {
     Remote {
         objects: Vec<Prepared>,
         records: Vec<Record>,
+        /// Objects the peer says it no longer has (purged): insertions of them that arrive
+        /// without them may stay ghosts (`index::Ghost`). Any other missing object must have its
+        /// message removed within the request.
+        purged: HashSet<ObjectId>,
     },
     PutObject {
         object: Prepared,
@@ -345,8 +349,11 @@ impl UserStore {
             time: self.shared.hlc.now(),
             op,
         };
-        let mut fx = Effects::default();
         let payload = encoded(&rec)?;
+        let mut fx = Effects {
+            arriving: Some(&b.new_objects),
+            ..Effects::default()
+        };
         apply(tx, meta, &rec, &mut fx)?;
         b.records.push(rec.clone());
         b.encoded.push(payload);
@@ -796,18 +803,25 @@ impl UserStore {
                 Self::add_object(tx, b, object)?;
                 Ok(Reply::Object(id))
             }
-            Req::Remote { objects, records } => {
+            Req::Remote {
+                objects,
+                records,
+                purged,
+            } => {
                 // Objects first so the records below find them; on any refusal the whole
                 // request (objects included) is rolled back by `run_batch`.
                 for o in objects {
                     Self::add_object(tx, b, o)?;
                 }
-                let mut fx = Effects::default();
+                let mut fx = Effects {
+                    arriving: Some(&b.new_objects),
+                    ..Effects::default()
+                };
                 let mut applied = 0;
                 // Messages that arrive without their object: the peer purged it after the
-                // message was expunged there. Allowed only if this request leaves none of them
-                // live or pending (its removal comes in the same request, or the insertion
-                // changes nothing here): a message is never visible without its body.
+                // message was expunged there (or holds it as a ghost itself). Their insertions
+                // become ghosts (`index::Ghost`): UID taken, never visible, until the record
+                // that removes them arrives. A message is never visible without its body.
                 let mut bodiless: Vec<(NodeId, u64, MailboxId, Guid, ObjectId)> = Vec::new();
                 for rec in records {
                     let have = meta.vv.get(&rec.origin).copied().unwrap_or(0);
@@ -835,16 +849,11 @@ impl UserStore {
                     b.encoded.push(payload);
                     applied += 1;
                 }
-                for (origin, seq, mailbox, guid, obj) in bodiless {
-                    if tx.get_raw(&index::k_guid(&guid))?.is_some()
-                        || tx.get_raw(&index::k_pending(&mailbox, &guid))?.is_some()
-                    {
-                        return Err(StoreError::Other(format!(
-                            "record {origin}/{seq} needs object {} which is not here \
-                             (put_object first), and the batch does not remove its message",
-                            obj.to_hex()
-                        )));
-                    }
+                check_bodiless(tx, &b.new_objects, &bodiless, &purged)?;
+                if !fx.ghosts.is_empty() {
+                    tracing::info!(user = %self.name, messages = fx.ghosts.len(),
+                        "messages received without their objects (purged at the sender) stay \
+                         invisible until the records that remove them arrive");
                 }
                 Ok(Reply::Applied(ApplyOutcome {
                     applied,
@@ -924,6 +933,47 @@ impl UserStore {
             }
         }
     }
+}
+
+/// A peer's insertion without its object is accepted only as a ghost (see `index::Ghost`), and
+/// only if the peer declared the object purged (`purged`); otherwise (a corrupted body is not
+/// the object its record names, a forgotten one) the request must remove the message itself.
+/// If the request left the message visible here (the record names a message that is live
+/// here), the peer's claim is false and the request is refused.
+fn check_bodiless(
+    tx: &Txn,
+    arriving: &HashSet<ObjectId>,
+    bodiless: &[(NodeId, u64, MailboxId, Guid, ObjectId)],
+    purged: &HashSet<ObjectId>,
+) -> Result<()> {
+    for (origin, seq, mailbox, guid, obj) in bodiless {
+        if !purged.contains(obj)
+            && (tx.get_raw(&index::k_guid(guid))?.is_some()
+                || tx.get_raw(&index::k_pending(mailbox, guid))?.is_some())
+        {
+            return Err(StoreError::Other(format!(
+                "record {origin}/{seq} needs object {} which is not here (put_object first), \
+                 and the batch does not remove its message",
+                obj.to_hex()
+            )));
+        }
+        let Some((mb, uid)) = tx.get::<(MailboxId, u32)>(&index::k_guid(guid))? else {
+            continue; // removed (or its mailbox gone) within the request
+        };
+        let Some(m) = tx.msg(&mb, uid)? else {
+            continue; // a ghost, or pending (a renumbering makes it a ghost)
+        };
+        let here = arriving.contains(&m.meta.object)
+            || tx.get_raw(&index::k_object(&m.meta.object))?.is_some();
+        if m.meta.object != *obj || !here {
+            return Err(StoreError::Other(format!(
+                "record {origin}/{seq} brings message {guid} without its object {}, but that \
+                 message is visible here",
+                obj.to_hex()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Messages per Copy/Move/Flags/Expunge record: keeps every record far below the log's frame
