@@ -10,10 +10,8 @@
 //! work slows, it does not stop.
 
 use std::future::Future;
-use std::sync::mpsc;
 use std::sync::OnceLock;
-
-type Job = Box<dyn FnOnce() + Send>;
+use storage::low_priority::{LowPriorityPool, PoolError, Priority};
 
 /// Threads of the pool: catch-up of two users (or peers) proceeds in parallel.
 const THREADS: usize = 2;
@@ -39,41 +37,14 @@ pub(crate) fn in_catch_up() -> bool {
     CATCH_UP.try_with(|v| *v).unwrap_or(false)
 }
 
-struct Pool {
-    tx: parking_lot::Mutex<mpsc::Sender<Job>>,
-}
-
-fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
+fn pool() -> &'static LowPriorityPool {
+    static POOL: OnceLock<LowPriorityPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = std::sync::Arc::new(parking_lot::Mutex::new(rx));
-        for i in 0..THREADS {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("repl-catch-up-{i}"))
-                .spawn(move || {
-                    lower_priority();
-                    loop {
-                        // The lock is held only while waiting for the next job.
-                        let job = rx.lock().recv();
-                        match job {
-                            // A panicking job is reported to its caller (its result sender
-                            // is dropped); the thread carries on.
-                            Ok(job) => {
-                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!("replication: cannot start catch-up thread {i}: {e}");
-            }
-        }
-        Pool {
-            tx: parking_lot::Mutex::new(tx),
-        }
+        let priority = Priority {
+            nice: NICE,
+            io_best_effort: Some(7),
+        };
+        LowPriorityPool::new("repl-catch-up", THREADS, priority, "replication: catch-up")
     })
 }
 
@@ -81,46 +52,10 @@ fn pool() -> &'static Pool {
 pub(crate) async fn run<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
-    let (done, result) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move || {
-        let _ = done.send(f());
-    });
-    pool()
-        .tx
-        .lock()
-        .send(job)
-        .map_err(|_| "replication catch-up threads are gone".to_string())?;
-    result
-        .await
-        .map_err(|_| "replication catch-up job failed (panic)".to_string())
-}
-
-/// Lowers the calling thread's CPU and I/O priority (Linux: both apply per thread).
-fn lower_priority() {
-    // SAFETY: gettid, setpriority and ioprio_set on the calling thread; no memory is passed.
-    unsafe {
-        let tid = libc::gettid();
-        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE) != 0 {
-            tracing::debug!(
-                "replication: cannot lower the catch-up threads' CPU priority: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        // IOPRIO_WHO_PROCESS = 1; IOPRIO_CLASS_BE = 2 in the top bits (shift 13), level 7.
-        let ioprio: libc::c_long = (2 << 13) | 7;
-        if libc::syscall(
-            libc::SYS_ioprio_set,
-            1 as libc::c_long,
-            tid as libc::c_long,
-            ioprio,
-        ) != 0
-        {
-            tracing::debug!(
-                "replication: cannot lower the catch-up threads' I/O priority: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
+    pool().run(f).await.map_err(|e| match e {
+        PoolError::Gone => "replication catch-up threads are gone".to_string(),
+        PoolError::Panicked => "replication catch-up job failed (panic)".to_string(),
+    })
 }
 
 #[cfg(test)]

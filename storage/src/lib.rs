@@ -10,6 +10,7 @@ pub mod framed;
 pub mod hlc;
 pub mod index;
 pub mod log;
+pub mod low_priority;
 pub mod mime;
 pub mod names;
 pub mod pack;

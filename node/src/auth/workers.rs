@@ -3,46 +3,24 @@
 //! takes only the CPU the sessions leave over: an IDLE session's NOOP is still answered at once,
 //! because the async threads (normal priority) win every contention with a hash worker.
 
-use parking_lot::Mutex;
-use std::sync::mpsc;
-use std::sync::Arc;
-
-type Job = Box<dyn FnOnce() + Send>;
+use storage::low_priority::{LowPriorityPool, PoolError, Priority};
 
 /// Niceness of the worker threads (0 = normal, 19 = lowest).
 const WORKER_NICE: libc::c_int = 10;
 
 pub struct HashWorkers {
-    tx: Mutex<mpsc::Sender<Job>>,
+    pool: LowPriorityPool,
 }
 
 impl HashWorkers {
     pub fn new(count: usize) -> HashWorkers {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..count.max(1) {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("auth-worker-{i}"))
-                .spawn(move || {
-                    lower_priority();
-                    loop {
-                        // The lock is held only while waiting for the next job.
-                        let job = rx.lock().recv();
-                        match job {
-                            // A panicking check (a bug) must not kill the worker.
-                            Ok(job) => {
-                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                            }
-                            Err(_) => break, // the authenticator is gone
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!("auth: cannot start auth-worker-{i}: {e}");
-            }
+        let priority = Priority {
+            nice: WORKER_NICE,
+            io_best_effort: None,
+        };
+        HashWorkers {
+            pool: LowPriorityPool::new("auth-worker", count, priority, "auth: hash workers"),
         }
-        HashWorkers { tx: Mutex::new(tx) }
     }
 
     /// Runs `f` on a worker; waits (asynchronously) for a free one.
@@ -50,39 +28,17 @@ impl HashWorkers {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, String> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = done.send(f());
-        });
-        self.tx
-            .lock()
-            .send(job)
-            .map_err(|_| "auth workers are gone".to_string())?;
-        result
-            .await
-            .map_err(|_| "auth worker failed (internal error)".to_string())
-    }
-}
-
-/// Lowers the calling thread's CPU priority (Linux: nice applies per thread).
-fn lower_priority() {
-    // SAFETY: gettid and setpriority on the calling thread; no memory is passed.
-    let rc = unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WORKER_NICE)
-    };
-    if rc != 0 {
-        tracing::debug!(
-            "auth: cannot lower the hash workers' priority: {}",
-            std::io::Error::last_os_error()
-        );
+        self.pool.run(f).await.map_err(|e| match e {
+            PoolError::Gone => "auth workers are gone".to_string(),
+            // A panicking check (a bug) does not kill the worker.
+            PoolError::Panicked => "auth worker failed (internal error)".to_string(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn runs_jobs_on_niced_threads_and_survives_a_panic() {
@@ -98,29 +54,11 @@ mod tests {
             .unwrap();
         assert!(name.unwrap().starts_with("auth-worker-"));
         assert_eq!(nice, WORKER_NICE);
-        assert!(w.run(|| -> u32 { panic!("boom") }).await.is_err());
-        // Both workers still serve.
-        let (a, b) = tokio::join!(w.run(|| 1), w.run(|| 2));
-        assert_eq!((a, b), (Ok(1), Ok(2)));
-    }
-
-    #[tokio::test]
-    async fn at_most_count_jobs_run_at_once() {
-        let w = Arc::new(HashWorkers::new(1));
-        let (release, wait) = std::sync::mpsc::channel::<()>();
-        let first = {
-            let w = w.clone();
-            tokio::spawn(async move { w.run(move || wait.recv().is_ok()).await })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let second = {
-            let w = w.clone();
-            tokio::spawn(async move { w.run(|| true).await })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!second.is_finished(), "the only worker is busy");
-        release.send(()).unwrap();
-        assert_eq!(first.await.unwrap(), Ok(true));
-        assert_eq!(second.await.unwrap(), Ok(true));
+        // The pool's own tests (storage::low_priority) cover the rest: a panic is this error.
+        assert_eq!(
+            w.run(|| -> u32 { panic!("boom") }).await,
+            Err("auth worker failed (internal error)".to_string())
+        );
+        assert_eq!(w.run(|| 1).await, Ok(1));
     }
 }
