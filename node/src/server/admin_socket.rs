@@ -42,80 +42,92 @@ pub fn spawn(
 ) {
     let t2 = tracker.clone();
     tracker.spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                r = listener.accept() => r,
-            };
-            let Ok((sock, _)) = accepted else { continue };
-            let (store, auth, shutdown, replication) = (
-                store.clone(),
-                auth.clone(),
-                shutdown.clone(),
-                replication.clone(),
-            );
-            t2.spawn(async move {
-                let (rd, mut wr) = sock.into_split();
-                let mut lines = BufReader::new(rd);
-                loop {
-                    let mut line = String::new();
-                    // Bounded: a request line longer than MAX_REQUEST is refused, not buffered.
-                    let mut limited = (&mut lines).take(MAX_REQUEST as u64 + 1);
-                    let n = tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        r = limited.read_line(&mut line) => r,
-                    };
-                    let resp = match n {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) if !line.ends_with('\n') => {
-                            let r = Response {
-                                ok: false,
-                                error: Some("request too long".into()),
-                                data: serde_json::Value::Null,
-                            };
-                            let _ = wr
-                                .write_all(
-                                    format!("{}\n", serde_json::to_string(&r).unwrap_or_default())
+        let what = format!("admin socket {}", path.display());
+        let l = &listener;
+        super::listen::accept_loop(
+            &shutdown,
+            &what,
+            || l.accept(),
+            |(sock, _)| {
+                let (store, auth, shutdown, replication) = (
+                    store.clone(),
+                    auth.clone(),
+                    shutdown.clone(),
+                    replication.clone(),
+                );
+                t2.spawn(async move {
+                    let (rd, mut wr) = sock.into_split();
+                    let mut lines = BufReader::new(rd);
+                    loop {
+                        let mut line = String::new();
+                        // Bounded: a request line longer than MAX_REQUEST is refused, not buffered.
+                        let mut limited = (&mut lines).take(MAX_REQUEST as u64 + 1);
+                        let n = tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            r = limited.read_line(&mut line) => r,
+                        };
+                        let resp = match n {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) if !line.ends_with('\n') => {
+                                let r = Response {
+                                    ok: false,
+                                    error: Some("request too long".into()),
+                                    data: serde_json::Value::Null,
+                                };
+                                let _ = wr
+                                    .write_all(
+                                        format!(
+                                            "{}\n",
+                                            serde_json::to_string(&r).unwrap_or_default()
+                                        )
                                         .as_bytes(),
-                                )
-                                .await;
-                            break;
-                        }
-                        Ok(_) => {
-                            tracing::info!(target: "admin", "admin: {}", line.trim());
-                            match serde_json::from_str::<Request>(line.trim()) {
-                                Err(e) => Response::from_result(Err(format!("bad request: {e}"))),
-                                Ok(req @ (Request::ReplicationStatus | Request::Sync { .. })) => {
-                                    match &replication {
+                                    )
+                                    .await;
+                                break;
+                            }
+                            Ok(_) => {
+                                tracing::info!(target: "admin", "admin: {}", line.trim());
+                                match serde_json::from_str::<Request>(line.trim()) {
+                                    Err(e) => {
+                                        Response::from_result(Err(format!("bad request: {e}")))
+                                    }
+                                    Ok(
+                                        req @ (Request::ReplicationStatus | Request::Sync { .. }),
+                                    ) => match &replication {
                                         Some(h) => Response::from_result(
                                             execute_replication(h, &req).await,
                                         ),
                                         None => Response::from_result(execute(&store, &auth, &req)),
+                                    },
+                                    Ok(req) => {
+                                        let (store, auth) = (store.clone(), auth.clone());
+                                        // Store work blocks (disk, fsync): off the async threads.
+                                        tokio::task::spawn_blocking(move || {
+                                            execute(&store, &auth, &req)
+                                        })
+                                        .await
+                                        .map(Response::from_result)
+                                        .unwrap_or_else(
+                                            |e| {
+                                                Response::from_result(Err(format!(
+                                                    "internal error: {e}"
+                                                )))
+                                            },
+                                        )
                                     }
                                 }
-                                Ok(req) => {
-                                    let (store, auth) = (store.clone(), auth.clone());
-                                    // Store work blocks (disk, fsync): off the async threads.
-                                    tokio::task::spawn_blocking(move || {
-                                        execute(&store, &auth, &req)
-                                    })
-                                    .await
-                                    .map(Response::from_result)
-                                    .unwrap_or_else(|e| {
-                                        Response::from_result(Err(format!("internal error: {e}")))
-                                    })
-                                }
                             }
+                        };
+                        let mut out = serde_json::to_string(&resp).unwrap_or_default();
+                        out.push('\n');
+                        if wr.write_all(out.as_bytes()).await.is_err() {
+                            break;
                         }
-                    };
-                    let mut out = serde_json::to_string(&resp).unwrap_or_default();
-                    out.push('\n');
-                    if wr.write_all(out.as_bytes()).await.is_err() {
-                        break;
                     }
-                }
-            });
-        }
+                });
+            },
+        )
+        .await;
         let _ = std::fs::remove_file(&path);
     });
 }

@@ -188,21 +188,16 @@ pub fn spawn(
 ) {
     let t2 = tracker.clone();
     tracker.spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                r = listener.accept() => r,
-            };
-            match accepted {
-                Ok((sock, _)) => {
-                    t2.spawn(handle(sock, state.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!("http: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+        let l = &listener;
+        super::listen::accept_loop(
+            &shutdown,
+            "http",
+            || l.accept(),
+            |(sock, _)| {
+                t2.spawn(handle(sock, state.clone()));
+            },
+        )
+        .await;
     });
 }
 

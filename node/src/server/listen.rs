@@ -87,6 +87,32 @@ pub fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// Accepts with `accept` until `shutdown`, handing each connection to `on_conn`. An accept
+/// error (EMFILE and friends) is logged as `{what}: accept failed: ...` and backed off for
+/// 100 ms instead of spun on.
+pub(crate) async fn accept_loop<C, F>(
+    shutdown: &CancellationToken,
+    what: &str,
+    mut accept: impl FnMut() -> F,
+    mut on_conn: impl FnMut(C),
+) where
+    F: std::future::Future<Output = std::io::Result<C>>,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = accept() => r,
+        };
+        match accepted {
+            Ok(conn) => on_conn(conn),
+            Err(e) => {
+                tracing::warn!("{what}: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 fn session_id() -> String {
     use base64::Engine as _;
     let mut raw = [0u8; 12];
@@ -104,20 +130,8 @@ pub fn spawn_tcp(
     let t2 = tracker.clone();
     tracker.spawn(async move {
         let open = stats.counter(spec.name);
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                r = listener.accept() => r,
-            };
-            let (socket, remote) = match accepted {
-                Ok(v) => v,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("{}: accept failed: {e}", spec.name);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+        let l = &listener;
+        accept_loop(&shutdown, spec.name, || l.accept(), |(socket, remote)| {
             let _ = socket.set_nodelay(true);
             let local = socket.local_addr().unwrap_or(spec.addr);
             let (protocol, tls, name, open) = (spec.protocol.clone(), spec.implicit_tls.clone(), spec.name, open.clone());
@@ -152,7 +166,8 @@ pub fn spawn_tcp(
                 }
                 .instrument(span),
             );
-        }
+        })
+        .await;
     });
 }
 
@@ -174,40 +189,37 @@ pub fn spawn_unix(
         let open = stats.counter(spec.name);
         // A unix socket has no peer address: sessions see a loopback one.
         let synthetic: SocketAddr = ([127, 0, 0, 1], 0).into();
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                r = listener.accept() => r,
-            };
-            let socket = match accepted {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!("{} {}: accept failed: {e}", spec.name, spec.path.display());
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let (protocol, name, open) = (spec.protocol.clone(), spec.name, open.clone());
-            let id = session_id();
-            let span = tracing::info_span!("listener", name, path = %spec.path.display());
-            t2.spawn(
-                async move {
-                    open.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("node_connections_total", "listener" => name).increment(1);
-                    metrics::gauge!("node_connections", "listener" => name).increment(1.0);
-                    let conn = ConnInfo {
-                        remote: synthetic,
-                        local: synthetic,
-                        tls: false,
-                        session_id: id,
-                    };
-                    protocol.serve(Box::new(socket), conn).await;
-                    metrics::gauge!("node_connections", "listener" => name).decrement(1.0);
-                    open.fetch_sub(1, Ordering::Relaxed);
-                }
-                .instrument(span),
-            );
-        }
+        let what = format!("{} {}", spec.name, spec.path.display());
+        let l = &listener;
+        accept_loop(
+            &shutdown,
+            &what,
+            || l.accept(),
+            |(socket, _)| {
+                let (protocol, name, open) = (spec.protocol.clone(), spec.name, open.clone());
+                let id = session_id();
+                let span = tracing::info_span!("listener", name, path = %spec.path.display());
+                t2.spawn(
+                    async move {
+                        open.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("node_connections_total", "listener" => name)
+                            .increment(1);
+                        metrics::gauge!("node_connections", "listener" => name).increment(1.0);
+                        let conn = ConnInfo {
+                            remote: synthetic,
+                            local: synthetic,
+                            tls: false,
+                            session_id: id,
+                        };
+                        protocol.serve(Box::new(socket), conn).await;
+                        metrics::gauge!("node_connections", "listener" => name).decrement(1.0);
+                        open.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    .instrument(span),
+                );
+            },
+        )
+        .await;
         let _ = std::fs::remove_file(&spec.path);
     });
 }
