@@ -126,10 +126,10 @@ impl<'a> Presence<'a> {
 }
 
 /// The records a peer with `have` lacks, in log order: at most `limit` and about `max_bytes` of
-/// message data (at least one record), unless an insertion whose object was purged here must
-/// travel with its removal (see `purged`): then the batch is extended up to one frame's worth,
-/// or cut shorter before it. Returns the records, which of their objects are absent here, and
-/// whether more remain. Blocking (store reads).
+/// message data (at least one record). Returns the records, which of their objects are absent
+/// here (purged: they stay home, and the peer takes their messages as ghosts until the records
+/// removing them arrive, in this batch or a later one; see `purged`), and whether more remain.
+/// Blocking (store reads).
 pub(crate) fn records_for_peer(
     u: &dyn ReplicaUser,
     have: &VersionVector,
@@ -139,7 +139,7 @@ pub(crate) fn records_for_peer(
 ) -> Result<(Vec<Record>, HashSet<ObjectId>, bool)> {
     let limit = limit.clamp(1, MAX_RECORDS_PER_FRAME);
     let mut records = u.records_since(have, limit).map_err(store_err)?;
-    let mut loaded_all = records.len() < limit;
+    let loaded_all = records.len() < limit;
     let mut want = records.len();
     let mut total = 0u64;
     if let Some(c) = records.iter().position(|r| {
@@ -148,68 +148,10 @@ pub(crate) fn records_for_peer(
     }) {
         want = c.max(1);
     }
-    // Only what this batch would carry matters (and only its objects are read).
-    let mut absent = presence.absent(records.get(..want).unwrap_or_default())?;
-    if absent.is_empty() {
-        let more = want < records.len() || !loaded_all;
-        records.truncate(want);
-        return Ok((records, absent, more));
-    }
-    if !loaded_all && limit < MAX_RECORDS_PER_FRAME {
-        // Look as far as one frame may reach, so the cut can move past the removals.
-        records = u
-            .records_since(have, MAX_RECORDS_PER_FRAME)
-            .map_err(store_err)?;
-        loaded_all = records.len() < MAX_RECORDS_PER_FRAME;
-    }
-    // No more reads: the extension's objects are looked up, and read later if sent.
-    presence.budget = 0;
-    absent = presence.absent(&records)?;
-    // An insertion left open at the end of everything we have is one the index ignored here
-    // (its mailbox was deleted before it in our log), so the peer ignores it too, if its
-    // mailbox is gone here as well.
-    let mut gone = HashSet::new();
-    let open_at_end: HashSet<(storage::MailboxId, storage::Guid)> = if loaded_all {
-        purged::unresolved(&records, &absent)
-            .into_iter()
-            .map(|o| (o.insertion.mailbox, o.insertion.guid))
-            .collect()
-    } else {
-        HashSet::new()
-    };
-    for (mb, _) in &open_at_end {
-        if !gone.contains(mb) && mailbox_missing(u, *mb)? {
-            gone.insert(*mb);
-        }
-    }
-    let end = purged::cut(&records, &absent, want, |o| {
-        !o.created_in_frame
-            && gone.contains(&o.insertion.mailbox)
-            && open_at_end.contains(&(o.insertion.mailbox, o.insertion.guid))
-    })
-    .ok_or_else(|| {
-        let first = records
-            .first()
-            .map(|r| (r.origin, r.seq))
-            .unwrap_or_default();
-        ReplError::Store(storage::StoreError::Other(format!(
-            "record {}:{} brings a message whose object was purged here, and the record that \
-             removes it is not within the next {MAX_RECORDS_PER_FRAME} records: it cannot be \
-             shipped in one frame",
-            first.0, first.1
-        )))
-    })?;
-    let more = end < records.len() || !loaded_all;
-    records.truncate(end);
+    let more = want < records.len() || !loaded_all;
+    records.truncate(want);
+    let absent = presence.absent(&records)?;
     Ok((records, absent, more))
-}
-
-fn mailbox_missing(u: &dyn ReplicaUser, mb: storage::MailboxId) -> Result<bool> {
-    match u.mailbox_listing(mb) {
-        Ok(_) => Ok(false),
-        Err(storage::StoreError::NoSuchMailbox(_)) => Ok(true),
-        Err(e) => Err(store_err(e)),
-    }
 }
 
 /// One batch, loaded in one blocking hop.
@@ -386,9 +328,9 @@ pub(crate) struct ApplyDone {
 
 /// Validates a frame of records from a peer and applies it, all in one blocking hop:
 /// checksums, user binding, sequence continuity and contents are checked for the whole frame
-/// before anything is applied, and so is every insertion whose object neither came with the
-/// frame nor is here (purged at the peer: it must be removed within the frame, or change
-/// nothing here; see `purged`), a violation of which is a protocol error.
+/// before anything is applied. An insertion whose object neither came with the frame nor is
+/// here was purged at the peer: the store keeps its message as a ghost, never visible, until
+/// the record that removes it arrives (see `purged`).
 /// `objects` (verified stored bodies that arrived with the frame) are stored in the same store call as the
 /// first chunk of records: one group commit, one fsync for records and objects together.
 /// Resolves reported UID conflicts when this node is the resolver.
@@ -425,17 +367,17 @@ fn apply_checked_blocking(
             tracing::warn!(user, error = %e, "replication: peer clock ahead");
         }
     }
-    let absent = check_absent(u, &records, &have, &objects)?;
+    let purged = purged_objects(u, &records, &have, &objects)?;
     let mut applied = Applied::default();
     let mut resolved = 0;
     let mut objects = Some(objects);
-    for chunk in chunks_for_apply(&records, resolve, &absent) {
+    for chunk in chunks_for_apply(&records, resolve) {
         // Later chunks find the objects stored by the first.
         let objs = objects.take().unwrap_or_default();
         // DURABILITY: the store fsyncs the objects and records (one group commit) before
         // returning; only then does the caller ack.
         let a = u
-            .apply_remote_with_objects(objs, chunk)
+            .apply_remote_purged(objs, chunk, &purged)
             .map_err(store_err)?;
         applied.applied += a.applied;
         if resolve {
@@ -468,73 +410,82 @@ fn apply_checked_blocking(
     })
 }
 
-/// The objects that new records of the frame insert and that neither came with it nor are
-/// here; refuses the frame (protocol error) if one of them could become visible without its
-/// body. Blocking.
-fn check_absent(
+/// The objects that the frame's new records insert and that neither came with it nor are here:
+/// the peer no longer has them (purged; a peer sends every object it has, see `purged`), so
+/// their messages become ghosts here. A peer that ships a message visible here that way
+/// contradicts itself (its message would have no body): the frame is refused as a protocol
+/// violation, nothing of it applied (the store checks the same inside the write). Blocking;
+/// costs nothing unless an object is missing, then one listing per mailbox such insertions
+/// target.
+fn purged_objects(
     u: &dyn ReplicaUser,
     records: &[Record],
     have: &VersionVector,
     objects: &[Verified],
 ) -> Result<HashSet<ObjectId>> {
+    let mut purged = HashSet::new();
+    let came: HashSet<ObjectId> = objects.iter().map(Verified::id).collect();
+    let mut known: HashMap<ObjectId, bool> = HashMap::new();
+    let mut listed: HashMap<storage::MailboxId, HashSet<storage::Guid>> = HashMap::new();
     // Re-sent records (already applied) insert nothing.
-    let fresh: Vec<Record> = records
+    let fresh = records
         .iter()
-        .filter(|r| r.seq > have.get(&r.origin).copied().unwrap_or(0))
-        .cloned()
-        .collect();
-    let mut came: Option<HashSet<ObjectId>> = None;
-    let mut absent = HashSet::new();
-    let mut seen = HashSet::new();
-    for r in &fresh {
+        .filter(|r| r.seq > have.get(&r.origin).copied().unwrap_or(0));
+    for r in fresh {
         for ins in purged::insertions(&r.op) {
-            if !seen.insert(ins.object) {
+            if came.contains(&ins.object) {
                 continue;
             }
-            let came = came.get_or_insert_with(|| objects.iter().map(Verified::id).collect());
-            if !came.contains(&ins.object) && !u.has_object(&ins.object).map_err(store_err)? {
-                absent.insert(ins.object);
+            let here = match known.get(&ins.object) {
+                Some(h) => *h,
+                None => {
+                    let h = u.has_object(&ins.object).map_err(store_err)?;
+                    known.insert(ins.object, h);
+                    h
+                }
+            };
+            if here {
+                continue;
+            }
+            purged.insert(ins.object);
+            if !listed.contains_key(&ins.mailbox) {
+                let guids = match u.mailbox_listing(ins.mailbox) {
+                    Ok(l) => l.into_iter().map(|m| m.guid).collect(),
+                    Err(storage::StoreError::NoSuchMailbox(_)) => HashSet::new(),
+                    Err(e) => return Err(store_err(e)),
+                };
+                listed.insert(ins.mailbox, guids);
+            }
+            if listed
+                .get(&ins.mailbox)
+                .is_some_and(|g| g.contains(&ins.guid))
+            {
+                return Err(ReplError::protocol(format!(
+                    "record {}:{} brings message {} without its object {:?}, but that message \
+                     is visible here",
+                    r.origin,
+                    r.seq,
+                    ins.guid.to_hex(),
+                    ins.object
+                )));
             }
         }
     }
-    if absent.is_empty() {
-        return Ok(absent);
-    }
-    for open in purged::unresolved(&fresh, &absent) {
-        let r = &fresh[open.at];
-        let ignored = !open.created_in_frame && mailbox_missing(u, open.insertion.mailbox)?;
-        if !ignored {
-            return Err(ReplError::protocol(format!(
-                "record {}:{} brings message {} without its object {:?}, and nothing in the \
-                 frame removes it",
-                r.origin,
-                r.seq,
-                open.insertion.guid.to_hex(),
-                open.insertion.object
-            )));
-        }
-    }
-    Ok(absent)
+    Ok(purged)
 }
 
 /// How a frame is split for applying. A message that arrives and conflicts must be renumbered
 /// before a later record of the same frame expunges or moves it away: otherwise its pending
 /// entry vanishes here, the resolver sees nothing left to renumber, and the local message
 /// holding the contested UID keeps it while the other nodes hold our message pending. So the
-/// resolver cuts the frame before each removal that follows an insertion, except inside the
-/// span between an insertion whose object was purged at the peer (`absent`) and its removal:
-/// those apply in one store call, so the message is never visible without its body. Nodes that
-/// do not resolve apply the frame whole (one fsync).
-pub(crate) fn chunks_for_apply<'a>(
-    records: &'a [Record],
-    resolve: bool,
-    absent: &HashSet<ObjectId>,
-) -> Vec<&'a [Record]> {
+/// resolver cuts the frame before each removal that follows an insertion (a message whose
+/// object was purged at the peer is a ghost in between, never visible). Nodes that do not
+/// resolve apply the frame whole (one fsync).
+pub(crate) fn chunks_for_apply(records: &[Record], resolve: bool) -> Vec<&[Record]> {
     use storage::record::Op;
     if !resolve {
         return vec![records];
     }
-    let clean = purged::clean_cuts(records, absent);
     let mut out = Vec::new();
     let mut start = 0;
     let mut inserted = false;
@@ -546,7 +497,7 @@ pub(crate) fn chunks_for_apply<'a>(
                 | Op::MailboxDelete { .. }
                 | Op::MailboxRename { .. }
         );
-        if removes && inserted && i > start && clean.get(i).copied().unwrap_or(true) {
+        if removes && inserted && i > start {
             out.push(&records[start..i]);
             start = i;
             inserted = false;
@@ -576,7 +527,7 @@ const MAX_HELD_BYTES: usize = 64 << 20;
 
 /// Pulls everything the peer has that we lack, fetching the objects we miss first. Objects and
 /// records of a reply are made durable together by one store call where they fit the hold
-/// bound. Objects the peer no longer has (purged) are accepted only as `apply_checked` allows.
+/// bound. Objects the peer no longer has (purged) leave their messages ghosts (see `purged`).
 pub(crate) async fn pull_all(
     conn: &mut Conn,
     store: &Arc<dyn ReplicaStore>,
@@ -608,6 +559,7 @@ pub(crate) async fn pull_all(
             m => return Err(unexpected(&m, "PullReply")),
         };
         if wire.is_empty() {
+            warn_stale_ghosts(u, user, conn.peer, true).await?;
             return Ok(out);
         }
         // Check before fetching anything the records name.
@@ -663,8 +615,8 @@ pub(crate) async fn pull_all(
                     ));
                 }
                 next += 1;
-                // The peer no longer has it (purged): the records must remove its message
-                // within the frame; `apply_checked` checks that.
+                // The peer no longer has it (purged): its message stays a ghost here until
+                // the record removing it arrives (see `purged`).
                 let Some(body) = body else { continue };
                 // Bounded decompression, length and hash; stored as it came.
                 let obj = check_object(id, body)?;
@@ -696,9 +648,72 @@ pub(crate) async fn pull_all(
         out.bytes += wire.iter().map(|w| w.payload.len() as u64).sum::<u64>();
         out.conflicts_resolved += done.resolved;
         if !more {
+            warn_stale_ghosts(u, user, conn.peer, true).await?;
             return Ok(out);
         }
     }
+}
+
+/// Ghosts (messages received without their objects, purged at the sender; see `purged`) that
+/// still wait for their removal when this node has everything the peer has (`caught_up`, or
+/// this node's version vector covers `peer_has`): that peer cannot send the removal either. Only
+/// normal while a third node still has it to ship; otherwise a peer shipped, without its body,
+/// a message it should have had. Logged for the operator (`UserStore::ghosts` lists them), once
+/// per exchange. Blocking hop only when asked.
+pub(crate) async fn warn_stale_ghosts(
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    peer: storage::NodeId,
+    caught_up: bool,
+) -> Result<()> {
+    check_stale_ghosts(u, user, peer, move |_| caught_up).await
+}
+
+/// [`warn_stale_ghosts`] against the peer's version vector.
+pub(crate) async fn warn_stale_ghosts_vv(
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    peer: storage::NodeId,
+    peer_has: &VersionVector,
+) -> Result<()> {
+    let theirs = peer_has.clone();
+    check_stale_ghosts(u, user, peer, move |ours| {
+        crate::replicator::covers(ours, &theirs)
+    })
+    .await
+}
+
+async fn check_stale_ghosts(
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    peer: storage::NodeId,
+    caught_up: impl FnOnce(&VersionVector) -> bool + Send + 'static,
+) -> Result<()> {
+    let uu = u.clone();
+    let stale = blocking(move || {
+        let n = uu.ghost_count()?;
+        if n == 0 {
+            return Ok(0);
+        }
+        Ok(if caught_up(&uu.version_vector()?) {
+            n
+        } else {
+            0
+        })
+    })
+    .await?;
+    if stale > 0 {
+        tracing::warn!(
+            user,
+            peer,
+            ghosts = stale,
+            "replication: messages received without their objects (purged at the sender) still \
+             wait for the records that remove them, and this peer has nothing more to send; \
+             they stay invisible (the removal is still on a third node, or a peer shipped a \
+             message it should have had the body of)"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -745,13 +760,12 @@ mod tests {
             )
         };
         let recs = vec![exp(1), ins(2), ins(3), exp(4), exp(5), ins(6), exp(7)];
-        let none = HashSet::new();
-        let sizes: Vec<usize> = chunks_for_apply(&recs, true, &none)
+        let sizes: Vec<usize> = chunks_for_apply(&recs, true)
             .iter()
             .map(|c| c.len())
             .collect();
         assert_eq!(sizes, vec![3, 3, 1]);
-        assert_eq!(chunks_for_apply(&recs, false, &none).len(), 1);
-        assert!(chunks_for_apply(&[], true, &none).is_empty());
+        assert_eq!(chunks_for_apply(&recs, false).len(), 1);
+        assert!(chunks_for_apply(&[], true).is_empty());
     }
 }

@@ -94,10 +94,27 @@ fn soft<T>(r: Result<T>) -> Result<std::result::Result<T, String>> {
 /// all are finished before the next request is answered.
 const MAX_PUTS_IN_FLIGHT: usize = 128;
 
-async fn finish_puts(puts: &mut Vec<tokio::task::JoinHandle<()>>) {
-    for p in puts.drain(..) {
-        let _ = p.await;
+/// Objects being stored on their own, and the users one of whose objects could not be: their
+/// next Records frame is refused (the peer resends it later), since an object missing here
+/// would otherwise make its message a ghost (see `purged`) although the peer has it and sent it.
+#[derive(Default)]
+pub(crate) struct Puts {
+    running: Vec<(String, tokio::task::JoinHandle<bool>)>,
+    failed: std::collections::HashSet<String>,
+}
+
+impl Puts {
+    async fn finish(&mut self) {
+        for (user, p) in self.running.drain(..) {
+            if !p.await.unwrap_or(false) {
+                self.failed.insert(user);
+            }
+        }
     }
+}
+
+async fn finish_puts(puts: &mut Puts) {
+    puts.finish().await
 }
 
 /// Bytes of objects held for the Records frame that follows them; beyond it the oldest go
@@ -145,35 +162,39 @@ impl Held {
 
 /// Stores objects without records (the old path: each `put_object` is durable on its own;
 /// concurrent puts share the store's group commit).
-async fn spill(sh: &Arc<Shared>, held: Held, puts: &mut Vec<tokio::task::JoinHandle<()>>) {
+async fn spill(sh: &Arc<Shared>, held: Held, puts: &mut Puts) {
     if held.objects.is_empty() {
         return;
     }
     let u = match open(sh, &held.user).await {
         Ok(u) => u,
         Err(e) => {
-            // A failure surfaces as a missing object when the records are applied.
+            // Its records are refused when they come (see `Puts`).
             tracing::warn!(user = held.user, error = %e, "replication: cannot store objects");
+            puts.failed.insert(held.user);
             return;
         }
     };
     for obj in held.objects {
-        if puts.len() >= MAX_PUTS_IN_FLIGHT {
+        if puts.running.len() >= MAX_PUTS_IN_FLIGHT {
             finish_puts(puts).await;
         }
         let (u, user) = (u.clone(), held.user.clone());
-        puts.push(tokio::task::spawn_blocking(move || {
-            if let Err(e) = u.put_verified(obj) {
+        let task = tokio::task::spawn_blocking(move || match u.put_verified(obj) {
+            Ok(_) => true,
+            Err(e) => {
                 tracing::warn!(user, error = %e, "replication: cannot store object");
+                false
             }
-        }));
+        });
+        puts.running.push((held.user.clone(), task));
     }
 }
 
 async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
     let peer = conn.peer;
     let resolve = sh.resolves_conflicts();
-    let mut puts: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    let mut puts = Puts::default();
     let mut held = Held::default();
     loop {
         let msg = tokio::select! {
@@ -190,6 +211,18 @@ async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
             _ => {
                 spill(sh, held.take(), &mut puts).await;
                 finish_puts(&mut puts).await;
+            }
+        }
+        if let Message::Records { user, .. } = &msg {
+            if puts.failed.remove(user) {
+                // The peer retries the whole batch later, objects and records.
+                held.take_for(user);
+                let message = format!(
+                    "objects of user {user} sent with these records could not be stored here"
+                );
+                tracing::warn!(user, "replication: records refused: {message}");
+                conn.send(&Message::Error { message }).await?;
+                continue;
             }
         }
         let reply = match handle(sh, peer, resolve, msg, &mut held, &mut puts).await {
@@ -215,7 +248,7 @@ async fn handle(
     resolve: bool,
     msg: Message,
     held: &mut Held,
-    puts: &mut Vec<tokio::task::JoinHandle<()>>,
+    puts: &mut Puts,
 ) -> Result<Option<Message>> {
     let reply = match msg {
         Message::Ping => Message::Pong,
@@ -310,16 +343,16 @@ async fn handle(
         Message::Pull { user, have, limit } => {
             let u = open(sh, &user).await?;
             let limit = (limit as usize).clamp(1, MAX_RECORDS_PER_FRAME);
-            // Objects travel apart on the pull path (GetObjects): no byte bound here. The cut
-            // keeps a purged message's insertion with its removal (see `purged`).
-            let r = tokio::task::spawn_blocking(move || {
-                let mut presence = crate::exchange::Presence::new(&*u, 0);
-                crate::exchange::records_for_peer(&*u, &have, limit, u64::MAX, &mut presence)
+            // Objects travel apart on the pull path (GetObjects, `None` for a purged one): no
+            // byte bound here, and no cut to place (see `purged`).
+            let r = blocking(move || {
+                let recs = u.records_since(&have, limit)?;
+                let more = recs.len() >= limit;
+                Ok((recs, more))
             })
-            .await
-            .map_err(|e| ReplError::Other(format!("store task failed: {e}")))?;
+            .await;
             match soft(r)? {
-                Ok((recs, _, more)) => {
+                Ok((recs, more)) => {
                     let records = recs
                         .iter()
                         .map(|r| WireRecord::encode(&user, r))

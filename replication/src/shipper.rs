@@ -221,6 +221,7 @@ async fn ship_user(
         None => {
             let v = peer_vv(conn, user, sh.cfg.reply_timeout).await?;
             recover_own_records(sh, conn, &u, user, &v).await?;
+            crate::exchange::warn_stale_ghosts_vv(&u, user, peer.id, &v).await?;
             peer.merge_acked(user, &v);
             v
         }

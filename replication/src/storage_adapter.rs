@@ -47,9 +47,17 @@ impl ReplicaUser for StorageUser {
         objects: Vec<Verified>,
         records: &[Record],
     ) -> Result<Applied, StoreError> {
+        self.apply_remote_purged(objects, records, &Default::default())
+    }
+    fn apply_remote_purged(
+        &self,
+        objects: Vec<Verified>,
+        records: &[Record],
+        purged: &std::collections::HashSet<ObjectId>,
+    ) -> Result<Applied, StoreError> {
         // One group commit: durable when the store's log fdatasync returns. The verified
         // objects' compressed bodies are written as they came.
-        let out = self.0.apply_remote_verified(objects, records)?;
+        let out = self.0.apply_remote_purged(objects, records, purged)?;
         let mut conflicts: Vec<MailboxId> = out.conflicts.iter().map(|c| c.mailbox).collect();
         conflicts.sort();
         conflicts.dedup();
@@ -78,6 +86,9 @@ impl ReplicaUser for StorageUser {
     ) -> Result<Option<u64>, StoreError> {
         // By GUID: a rename meanwhile changes nothing; a deleted mailbox is simply None.
         self.0.align_modseqs(&mailbox, min_modseq, guids)
+    }
+    fn ghost_count(&self) -> Result<usize, StoreError> {
+        Ok(self.0.ghosts()?.len())
     }
     fn has_object(&self, id: &ObjectId) -> Result<bool, StoreError> {
         self.0.has_object(id)

@@ -112,6 +112,23 @@ pub trait ReplicaUser: Send + Sync + 'static {
         objects: Vec<Verified>,
         records: &[Record],
     ) -> Result<Applied, StoreError>;
+    /// `apply_remote_with_objects` for records whose sender no longer has the objects in
+    /// `purged` (it expunged and purged their messages): a message inserted without one of them
+    /// is kept as a ghost, never visible, until the record removing it arrives, in this call or
+    /// a later one (see `purged`). Stores that never lose objects keep the default (strict).
+    fn apply_remote_purged(
+        &self,
+        objects: Vec<Verified>,
+        records: &[Record],
+        purged: &std::collections::HashSet<ObjectId>,
+    ) -> Result<Applied, StoreError> {
+        let _ = purged;
+        self.apply_remote_with_objects(objects, records)
+    }
+    /// Messages kept as ghosts (see `apply_remote_purged`) still waiting for their removal.
+    fn ghost_count(&self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
     /// Writes the merge resolution for a mailbox's UID conflicts (an `Op::Renumber` record);
     /// durable on return.
     fn resolve_conflicts(&self, mailbox: MailboxId) -> Result<(), StoreError>;

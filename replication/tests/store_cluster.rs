@@ -430,9 +430,10 @@ async fn peer_down_during_append_expunge_and_purge_converges() {
     b.stop().await;
 }
 
-/// A peer that sends an Append without its object must also remove the message in the same
-/// frame; one that does not (or removes it from another mailbox) is refused as a protocol
-/// violation, and nothing of its frame is applied.
+/// A peer that sends an Append without its object (purged there) makes a ghost here: accepted,
+/// never visible, until its removal comes in a later frame. One whose bodiless Append names a
+/// message visible here contradicts itself: refused as a protocol violation, and nothing of its
+/// frame is applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_lying_about_a_purged_object_is_refused() {
     use replication::conn::Conn;
@@ -443,32 +444,35 @@ async fn peer_lying_about_a_purged_object_is_refused() {
     let ca = Ca::new();
     let mut a = Node::new(1).await;
     a.start(&ca, (2, "127.0.0.1:1")).await;
-    append(&a.store(), "alice", "INBOX", "mine");
+    let mine = append(&a.store(), "alice", "INBOX", "mine");
     let mbs = a.store().user("alice").unwrap().list_mailboxes().unwrap();
     let inbox = mbs.iter().find(|m| m.name == "INBOX").unwrap().id;
     let trash = mbs.iter().find(|m| m.name == "Trash").unwrap().id;
     let before = dump(&a.store(), "alice").await;
 
-    let bodiless = rec(
-        1,
-        Op::Append {
-            mailbox: inbox,
-            entry: NewEntry {
-                guid: Guid([7; 16]),
-                uid: 77,
-                object: ObjectId::of(b"a body nobody sent"),
-                size: 18,
-                internal_date: 0,
-                internal_date_tz_min: 0,
-                flags: Flags::new(),
-            },
-            modseq: 1,
-            delivery_key: None,
-        },
-    );
-    let expunge_in = |mailbox| {
+    let bodiless_as = |seq: u64, guid: Guid| {
         rec(
-            2,
+            seq,
+            Op::Append {
+                mailbox: inbox,
+                entry: NewEntry {
+                    guid,
+                    uid: 76 + seq as u32,
+                    object: ObjectId::of(b"a body nobody sent"),
+                    size: 18,
+                    internal_date: 0,
+                    internal_date_tz_min: 0,
+                    flags: Flags::new(),
+                },
+                modseq: 1,
+                delivery_key: None,
+            },
+        )
+    };
+    let bodiless = bodiless_as(1, Guid([7; 16]));
+    let expunge_in = |seq: u64, mailbox| {
+        rec(
+            seq,
             Op::Expunge {
                 mailbox,
                 messages: vec![Guid([7; 16])],
@@ -486,12 +490,12 @@ async fn peer_lying_about_a_purged_object_is_refused() {
     let tls2 = ca.tls(2);
     for (what, recs) in [
         (
-            "append without object, never removed",
-            vec![bodiless.clone()],
+            "append without object of a message visible here",
+            vec![bodiless_as(1, mine.guid)],
         ),
         (
-            "append without object, removed from another mailbox",
-            vec![bodiless.clone(), expunge_in(trash)],
+            "a ghost, then an append without object of a message visible here",
+            vec![bodiless.clone(), bodiless_as(2, mine.guid)],
         ),
     ] {
         let mut c = Conn::connect(&tls2, 2, HlcTime::default(), 1, &a.addr)
@@ -509,23 +513,32 @@ async fn peer_lying_about_a_purged_object_is_refused() {
     let st = a.handle.as_ref().unwrap().status().await;
     assert_eq!(st.refused_frames, 2, "{st:?}");
 
-    // The honest form: the expunge comes in the same frame. Accepted, never visible.
+    // The honest form: a ghost, whatever comes later in other frames, until its removal.
     let mut c = Conn::connect(&tls2, 2, HlcTime::default(), 1, &a.addr)
         .await
         .unwrap();
-    c.send(&frame(vec![bodiless, expunge_in(inbox)]))
-        .await
-        .unwrap();
-    match c.recv_timeout(Duration::from_secs(5), "ack").await.unwrap() {
-        Message::Ack { vv, .. } => assert_eq!(vv.get(&2), Some(&2)),
-        m => panic!("expected Ack, got {m:?}"),
+    let ghosts = || a.store().user("alice").unwrap().ghosts().unwrap().len();
+    for (seq, recs, left) in [
+        (1, vec![bodiless], 1),
+        // An expunge in another mailbox removes nothing.
+        (2, vec![expunge_in(2, trash)], 1),
+        (3, vec![expunge_in(3, inbox)], 0),
+    ] {
+        c.send(&frame(recs)).await.unwrap();
+        match c.recv_timeout(Duration::from_secs(5), "ack").await.unwrap() {
+            Message::Ack { vv, .. } => assert_eq!(vv.get(&2), Some(&seq)),
+            m => panic!("expected Ack, got {m:?}"),
+        }
+        let after = dump(&a.store(), "alice").await;
+        assert_eq!(
+            after[&inbox].3, before[&inbox].3,
+            "the message is not visible"
+        );
+        assert_eq!(ghosts(), left, "after record {seq}");
     }
-    let after = dump(&a.store(), "alice").await;
-    let inbox_after = &after[&inbox];
-    assert_eq!(
-        inbox_after.3, before[&inbox].3,
-        "the message is not visible"
-    );
+    let inbox_now = a.store().user("alice").unwrap().mailbox("INBOX").unwrap();
+    assert_eq!(inbox_now.uidnext, 78, "the ghost's UID stays taken");
+    assert_eq!(a.handle.as_ref().unwrap().status().await.refused_frames, 2);
     a.stop().await;
 }
 

@@ -1,0 +1,403 @@
+//! A message whose expunge and purge come far behind its delivery (more records between them
+//! than one frame holds) while a peer is down, or while a new node pulls the user's history:
+//! its Append travels without the object, the peer keeps it as a ghost (never visible) until
+//! the Expunge arrives frames later, and shipping never stalls. Real stores, mutual TLS on
+//! 127.0.0.1.
+
+use replication::certs;
+use replication::conn::Conn;
+use replication::store_api::ReplicaUser;
+use replication::wire::{Message, StoredBody, WireRecord, MAX_RECORDS_PER_FRAME};
+use replication::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::record::Op;
+use storage::{Flags, Guid, HlcTime, NewMessage, Store, StoreConfig, VersionVector};
+use tokio::net::TcpListener;
+
+struct Ca {
+    dir: tempfile::TempDir,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let dir = tempfile::tempdir().unwrap();
+        certs::init_ca(dir.path()).unwrap();
+        Ca { dir }
+    }
+    fn tls(&self, id: u32) -> TlsMaterial {
+        let out = self.dir.path().join(format!("n{id}"));
+        if !out.join(certs::NODE_CERT_FILE).exists() {
+            certs::issue_node_cert(self.dir.path(), id, &[], &out).unwrap();
+        }
+        TlsMaterial::load(
+            &self.dir.path().join(certs::CA_CERT_FILE),
+            &out.join(certs::NODE_CERT_FILE),
+            &out.join(certs::NODE_KEY_FILE),
+        )
+        .unwrap()
+    }
+}
+
+struct Node {
+    id: u32,
+    dir: tempfile::TempDir,
+    store: Option<Arc<Store>>,
+    addr: String,
+    handle: Option<Handle>,
+}
+
+impl Node {
+    async fn new(id: u32) -> Node {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let mut n = Node {
+            id,
+            dir: tempfile::tempdir().unwrap(),
+            store: None,
+            addr,
+            handle: None,
+        };
+        n.open_store();
+        n
+    }
+    fn open_store(&mut self) {
+        let mut c = StoreConfig::new(self.dir.path());
+        c.node_id = self.id;
+        self.store = Some(Store::open(c).unwrap());
+    }
+    fn store(&self) -> Arc<Store> {
+        self.store.clone().unwrap()
+    }
+    async fn start(&mut self, ca: &Ca, peer: (u32, &str)) {
+        let mut c = ReplicationConfig::new(
+            self.id,
+            self.addr.parse().unwrap(),
+            vec![PeerConfig {
+                id: peer.0,
+                addr: peer.1.to_string(),
+            }],
+            ca.tls(self.id),
+        );
+        c.backoff_min = Duration::from_millis(20);
+        c.backoff_max = Duration::from_millis(200);
+        c.rescan_interval = Duration::from_millis(200);
+        c.reply_timeout = Duration::from_secs(30);
+        let l = TcpListener::bind(&self.addr).await.unwrap();
+        let store: Arc<dyn store_api::ReplicaStore> =
+            Arc::new(storage_adapter::StorageReplica(self.store()));
+        self.handle = Some(Replicator::start_on(c, l, store).unwrap());
+    }
+    async fn stop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
+    /// Stops replication and closes the store, as a stopped node process would.
+    async fn restart_store(&mut self) {
+        self.stop().await;
+        self.store = None;
+        self.open_store();
+    }
+}
+
+/// Per mailbox: name, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, and every visible message's UID,
+/// GUID, flags and modseq: what clients see, identical on every node once quiet.
+type State = BTreeMap<Guid, (String, u32, u32, u64, Vec<(u32, Guid, Flags, u64)>)>;
+
+async fn state(store: &Arc<Store>, user: &str) -> State {
+    let (store, user) = (store.clone(), user.to_string());
+    tokio::task::spawn_blocking(move || {
+        let u = store.user(&user).unwrap();
+        let mut out = State::new();
+        for mb in u.list_mailboxes().unwrap() {
+            let msgs = u
+                .messages(&mb.name)
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.uid, m.guid, m.flags, m.modseq))
+                .collect();
+            out.insert(
+                mb.id,
+                (mb.name, mb.uidvalidity, mb.uidnext, mb.highestmodseq, msgs),
+            );
+        }
+        out
+    })
+    .await
+    .unwrap()
+}
+
+async fn converge(a: &Node, b: &Node, user: &str, within: Duration) -> State {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (sa, sb) = (state(&a.store(), user).await, state(&b.store(), user).await);
+        if sa == sb {
+            return sa;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let count = |s: &State| s.values().map(|m| m.4.len()).sum::<usize>();
+            let st = match &b.handle {
+                Some(h) => format!("{:?}", h.status().await),
+                None => "not running".into(),
+            };
+            panic!(
+                "nodes did not converge within {within:?}: {} messages on A, {} on B; B: {st}",
+                count(&sa),
+                count(&sb)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn raw(body: &str) -> Vec<u8> {
+    format!("From: a@example.org\r\nSubject: {body}\r\n\r\n{body}\r\n").into_bytes()
+}
+
+fn append(store: &Arc<Store>, user: &str, body: &str) -> storage::AppendOutcome {
+    let raw = raw(body);
+    store
+        .user(user)
+        .unwrap()
+        .append(
+            "INBOX",
+            NewMessage {
+                raw: &raw,
+                flags: Flags::new(),
+                internal_date: None,
+                delivery_key: None,
+            },
+        )
+        .unwrap()
+}
+
+/// `n` small deliveries from 16 threads, so group commit shares the fsyncs (the test needs the
+/// records, not the disk time).
+async fn deliver_many(store: &Arc<Store>, user: &str, n: usize) {
+    const THREADS: usize = 16;
+    let mut tasks = Vec::new();
+    for t in 0..THREADS {
+        let (store, user) = (store.clone(), user.to_string());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            for i in (t..n).step_by(THREADS) {
+                append(&store, &user, &format!("filler {i}"));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+fn ghosts(store: &Arc<Store>, user: &str) -> usize {
+    store.user(user).unwrap().ghosts().unwrap().len()
+}
+
+/// Records between the doomed message's delivery and its expunge: more than one frame.
+const FAR: usize = MAX_RECORDS_PER_FRAME + 500;
+
+/// On A: `doomed`, then FAR deliveries, then `doomed` expunged and purged. Returns `doomed`.
+async fn doomed_far_behind(a: &Node, user: &str) -> storage::AppendOutcome {
+    let sa = a.store();
+    let doomed = append(&sa, user, "doomed");
+    deliver_many(&sa, user, FAR).await;
+    let au = sa.user(user).unwrap();
+    au.expunge("INBOX", &[doomed.uid]).unwrap();
+    let report = au.purge().unwrap();
+    assert_eq!(report.objects_removed, 1, "{report:?}");
+    // The expunge is more than one frame after the append in A's log.
+    let recs = au.records_since(&VersionVector::new(), usize::MAX).unwrap();
+    let at = |f: &dyn Fn(&Op) -> bool| recs.iter().position(|r| f(&r.op)).unwrap();
+    let ins = at(&|op| matches!(op, Op::Append { entry, .. } if entry.guid == doomed.guid));
+    let rm =
+        at(&|op| matches!(op, Op::Expunge { messages, .. } if messages.contains(&doomed.guid)));
+    assert!(rm - ins > MAX_RECORDS_PER_FRAME, "{ins}..{rm}");
+    doomed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_down_gets_a_message_purged_far_behind_its_delivery_and_what_follows() {
+    let ca = Ca::new();
+    let mut a = Node::new(1).await;
+    let mut b = Node::new(2).await;
+    let (aa, ba) = (a.addr.clone(), b.addr.clone());
+    a.start(&ca, (2, &ba)).await;
+    b.start(&ca, (1, &aa)).await;
+    append(&a.store(), "alice", "before");
+    converge(&a, &b, "alice", Duration::from_secs(20)).await;
+    b.stop().await;
+
+    let doomed = doomed_far_behind(&a, "alice").await;
+
+    b.start(&ca, (1, &aa)).await;
+    let s = converge(&a, &b, "alice", Duration::from_secs(240)).await;
+    let inbox = s.values().find(|m| m.0 == "INBOX").unwrap();
+    assert_eq!(
+        inbox.4.len(),
+        FAR + 1,
+        "every delivery but the expunged one"
+    );
+    assert!(!inbox.4.iter().any(|m| m.1 == doomed.guid));
+    assert_eq!(
+        ghosts(&b.store(), "alice"),
+        0,
+        "the removal reached the ghost"
+    );
+    let st = a.handle.as_ref().unwrap().status().await;
+    assert!(
+        st.peers[0].last_error.is_none(),
+        "shipping never failed: {st:?}"
+    );
+
+    // A delivery after all that reaches B.
+    let after = append(&a.store(), "alice", "after");
+    let s = converge(&a, &b, "alice", Duration::from_secs(20)).await;
+    let inbox = s.values().find(|m| m.0 == "INBOX").unwrap();
+    assert!(inbox
+        .4
+        .iter()
+        .any(|m| m.1 == after.guid && m.0 == after.uid));
+    let bu = b.store().user("alice").unwrap();
+    let on_b = bu
+        .messages("INBOX")
+        .unwrap()
+        .into_iter()
+        .find(|m| m.guid == after.guid)
+        .unwrap();
+    assert_eq!(bu.read_message(&on_b.object).unwrap(), raw("after"));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_pulls_a_history_with_a_purge_far_behind_its_delivery() {
+    let ca = Ca::new();
+    let mut a = Node::new(1).await;
+    a.start(&ca, (2, "127.0.0.1:1")).await;
+    append(&a.store(), "alice", "before");
+    doomed_far_behind(&a, "alice").await;
+
+    // `node sync` on an empty node 2: pulls everything A has, in frames of 1,000 records.
+    let c = Node::new(2).await;
+    let peer = PeerConfig {
+        id: 1,
+        addr: a.addr.clone(),
+    };
+    let r = replication::sync::sync_user_with_store(
+        &ca.tls(2),
+        c.store(),
+        &peer,
+        "alice",
+        false,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(r.pulled_records as usize > FAR, "{r}");
+    assert_eq!(
+        state(&c.store(), "alice").await,
+        state(&a.store(), "alice").await
+    );
+    assert_eq!(ghosts(&c.store(), "alice"), 0);
+    a.stop().await;
+}
+
+/// B receives the doomed message's Append without its object (a peer's frame), is restarted,
+/// and only then gets the Expunge: the ghost survives the restart invisible, `--full` digests
+/// see no difference with A (where it is expunged), and the removal clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ghost_survives_a_restart_invisible_until_its_removal() {
+    let ca = Ca::new();
+    let mut a = Node::new(1).await;
+    let mut b = Node::new(2).await;
+    let (aa, ba) = (a.addr.clone(), b.addr.clone());
+    let sa = a.store();
+    let doomed = append(&sa, "alice", "doomed");
+    let kept = append(&sa, "alice", "kept");
+    let au = sa.user("alice").unwrap();
+    au.expunge("INBOX", &[doomed.uid]).unwrap();
+    assert_eq!(au.purge().unwrap().objects_removed, 1);
+    let recs = au.records_since(&VersionVector::new(), 10_000).unwrap();
+    let rm = recs
+        .iter()
+        .position(|r| matches!(r.op, Op::Expunge { .. }))
+        .unwrap();
+
+    // A's records up to the expunge reach B as a peer ships them: the kept message's object
+    // first, the doomed one's not at all (purged).
+    b.start(&ca, (1, &aa)).await;
+    let mut conn = Conn::connect(&ca.tls(1), 1, HlcTime::default(), 2, &b.addr)
+        .await
+        .unwrap();
+    let kept_object = au.messages("INBOX").unwrap()[0].object;
+    conn.send(&Message::Object {
+        user: "alice".into(),
+        id: kept_object,
+        body: StoredBody::from(au.read_object_stored(&kept_object).unwrap()),
+    })
+    .await
+    .unwrap();
+    conn.send(&Message::Records {
+        user: "alice".into(),
+        records: recs[..rm]
+            .iter()
+            .map(|r| WireRecord::encode("alice", r).unwrap())
+            .collect(),
+    })
+    .await
+    .unwrap();
+    match conn
+        .recv_timeout(Duration::from_secs(10), "ack")
+        .await
+        .unwrap()
+    {
+        Message::Ack { vv, .. } => assert_eq!(vv.get(&1), Some(&recs[rm - 1].seq)),
+        m => panic!("expected Ack, got {m:?}"),
+    }
+    drop(conn);
+    assert_eq!(ghosts(&b.store(), "alice"), 1);
+
+    b.restart_store().await;
+    let sb = b.store();
+    assert_eq!(ghosts(&sb, "alice"), 1, "the ghost survives the restart");
+    let bu = sb.user("alice").unwrap();
+    let listed: Vec<Guid> = bu
+        .messages("INBOX")
+        .unwrap()
+        .iter()
+        .map(|m| m.guid)
+        .collect();
+    assert_eq!(listed, vec![kept.guid], "and stays invisible");
+    let inbox_b = bu.mailbox("INBOX").unwrap();
+    assert_eq!((inbox_b.exists, inbox_b.uidnext), (1, kept.uid + 1));
+    // `sync --full` compares digests of what clients see: a ghost here and an expunged message
+    // on A are the same.
+    let da = storage_adapter::StorageUser(sa.user("alice").unwrap())
+        .mailbox_digests()
+        .unwrap();
+    let db = storage_adapter::StorageUser(bu.clone())
+        .mailbox_digests()
+        .unwrap();
+    let inbox_digest =
+        |d: &[store_api::MailboxDigest]| d.iter().find(|m| m.name == "INBOX").cloned().unwrap();
+    assert!(inbox_digest(&da).same_content(&inbox_digest(&db)));
+    assert_eq!(inbox_digest(&da).modseq_hash, inbox_digest(&db).modseq_hash);
+    drop(bu);
+
+    // Replication resumes: the expunge arrives and turns the ghost into an expunged entry.
+    a.start(&ca, (2, &ba)).await;
+    b.start(&ca, (1, &aa)).await;
+    converge(&a, &b, "alice", Duration::from_secs(20)).await;
+    assert_eq!(ghosts(&b.store(), "alice"), 0);
+    let ch = b
+        .store()
+        .user("alice")
+        .unwrap()
+        .changes_since("INBOX", 0)
+        .unwrap();
+    assert_eq!(ch.expunged, vec![doomed.uid]);
+    a.stop().await;
+    b.stop().await;
+}
