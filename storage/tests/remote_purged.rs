@@ -256,3 +256,68 @@ fn a_ghost_whose_object_comes_back_with_another_message_becomes_visible() {
         .any(|m| m.guid == doomed.guid));
     assert_eq!(inbox(&b).exists, 2);
 }
+
+#[test]
+fn a_ghost_that_claims_a_taken_uid_is_renumbered_and_stays_a_ghost() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (sa, sb) = (node(da.path(), 1), node(db.path(), 2));
+    let (a, b) = (sa.user("u").unwrap(), sb.user("u").unwrap());
+    // Apart, both take UID 1; A's is then expunged and purged.
+    let mine = append(&b, "INBOX", &msg(9));
+    let (recs, expunge_at, raw, doomed, kept, gone) = purged_history(&a);
+    assert_eq!((mine.uid, doomed.uid), (1, 1));
+    let out = apply(&b, &[&raw], &recs[..expunge_at], &[gone]).unwrap();
+    assert_eq!(out.conflicts.len(), 1, "A's message is pending: {out:?}");
+    assert!(b.ghosts().unwrap().is_empty());
+    // The resolver renumbers both; A's message lands as a ghost at its new UID.
+    b.resolve_conflicts("INBOX").unwrap().unwrap();
+    let ghosts = b.ghosts().unwrap();
+    assert_eq!(ghosts.len(), 1);
+    assert_eq!(ghosts[0].guid, doomed.guid);
+    let listed: Vec<(Guid, u32)> = b
+        .messages("INBOX")
+        .unwrap()
+        .iter()
+        .map(|m| (m.guid, m.uid))
+        .collect();
+    assert!(listed.contains(&(kept.guid, kept.uid)), "{listed:?}");
+    let moved = listed.iter().find(|(g, _)| *g == mine.guid).unwrap().1;
+    assert!(moved > kept.uid && ghosts[0].uid > kept.uid && moved != ghosts[0].uid);
+    assert_eq!(inbox(&b).exists, 2);
+    let live = b.dump_index().unwrap();
+    b.rebuild_index().unwrap();
+    assert_eq!(b.dump_index().unwrap(), live);
+    // Its expunge finds it at the new UID.
+    b.apply_remote(&recs[expunge_at..]).unwrap();
+    assert!(b.ghosts().unwrap().is_empty());
+    assert_eq!(
+        b.changes_since("INBOX", 0).unwrap().expunged,
+        vec![1, ghosts[0].uid]
+    );
+}
+
+#[test]
+fn deleting_its_mailbox_removes_a_ghost() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (sa, sb) = (node(da.path(), 1), node(db.path(), 2));
+    let (a, b) = (sa.user("u").unwrap(), sb.user("u").unwrap());
+    a.create_mailbox("Box", None).unwrap();
+    let doomed = append(&a, "Box", &msg(1));
+    let gone = a.messages("Box").unwrap()[0].object;
+    a.delete_mailbox("Box").unwrap();
+    assert_eq!(a.purge().unwrap().objects_removed, 1);
+    let recs = a.records_since(&VersionVector::new(), 10_000).unwrap();
+    let del = recs
+        .iter()
+        .position(|r| matches!(r.op, Op::MailboxDelete { .. }))
+        .unwrap();
+    apply(&b, &[], &recs[..del], &[gone]).unwrap();
+    assert_eq!(b.ghosts().unwrap()[0].guid, doomed.guid);
+    assert!(b.messages("Box").unwrap().is_empty());
+    b.apply_remote(&recs[del..]).unwrap();
+    assert!(b.ghosts().unwrap().is_empty());
+    assert!(b.mailbox("Box").is_err());
+    let live = b.dump_index().unwrap();
+    b.rebuild_index().unwrap();
+    assert_eq!(b.dump_index().unwrap(), live);
+}
