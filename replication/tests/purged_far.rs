@@ -401,3 +401,124 @@ async fn a_ghost_survives_a_restart_invisible_until_its_removal() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Warnings (and errors) logged by this test binary, for the test that needs one.
+fn warnings() -> Arc<std::sync::Mutex<Vec<String>>> {
+    use tracing::span;
+    static LOG: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<String>>>> =
+        std::sync::OnceLock::new();
+    struct Capture(Arc<std::sync::Mutex<Vec<String>>>);
+    struct Fields(String);
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={v:?} ", f.name()));
+        }
+    }
+    impl tracing::Subscriber for Capture {
+        fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+            m.is_event() && *m.level() <= tracing::Level::WARN
+        }
+        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+            span::Id::from_u64(1)
+        }
+        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+        fn event(&self, e: &tracing::Event<'_>) {
+            let mut f = Fields(String::new());
+            e.record(&mut f);
+            self.0.lock().unwrap().push(f.0);
+        }
+        fn enter(&self, _: &span::Id) {}
+        fn exit(&self, _: &span::Id) {}
+    }
+    LOG.get_or_init(|| {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        tracing::subscriber::set_global_default(Capture(log.clone())).unwrap();
+        log
+    })
+    .clone()
+}
+
+/// A peer ships a message without its object and never its removal (a lying or buggy peer):
+/// the message stays a ghost, never visible, and when a node has pulled everything its peer
+/// has with the ghost still waiting, the operator is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ghost_whose_removal_never_comes_is_logged_for_the_operator() {
+    use storage::record::{NewEntry, Record};
+    let log = warnings();
+    let ca = Ca::new();
+    let mut a = Node::new(1).await;
+    a.start(&ca, (2, "127.0.0.1:1")).await;
+    append(&a.store(), "alice", "mine");
+    let inbox = a
+        .store()
+        .user("alice")
+        .unwrap()
+        .mailbox("INBOX")
+        .unwrap()
+        .id;
+    // Relayed by peer 2 from an origin 3 that claims to have purged the object.
+    let lie = Record {
+        origin: 3,
+        seq: 1,
+        time: HlcTime {
+            wall_ms: 1_000,
+            logical: 0,
+            node: 3,
+        },
+        op: Op::Append {
+            mailbox: inbox,
+            entry: NewEntry {
+                guid: Guid([7; 16]),
+                uid: 77,
+                object: storage::ObjectId::of(b"never sent"),
+                size: 10,
+                internal_date: 0,
+                internal_date_tz_min: 0,
+                flags: Flags::new(),
+            },
+            modseq: 1,
+            delivery_key: None,
+        },
+    };
+    let mut conn = Conn::connect(&ca.tls(2), 2, HlcTime::default(), 1, &a.addr)
+        .await
+        .unwrap();
+    conn.send(&Message::Records {
+        user: "alice".into(),
+        records: vec![WireRecord::encode("alice", &lie).unwrap()],
+    })
+    .await
+    .unwrap();
+    match conn
+        .recv_timeout(Duration::from_secs(10), "ack")
+        .await
+        .unwrap()
+    {
+        Message::Ack { vv, .. } => assert_eq!(vv.get(&3), Some(&1)),
+        m => panic!("expected Ack, got {m:?}"),
+    }
+    drop(conn);
+    assert_eq!(ghosts(&a.store(), "alice"), 1);
+    let before = state(&a.store(), "alice").await;
+
+    // A new node pulls everything A has: the ghost too (A has no object to send), and
+    // nothing will ever remove it.
+    let c = Node::new(2).await;
+    let peer = PeerConfig {
+        id: 1,
+        addr: a.addr.clone(),
+    };
+    replication::sync::sync_user_with_store(&ca.tls(2), c.store(), &peer, "alice", false, false)
+        .await
+        .unwrap();
+    assert_eq!(ghosts(&c.store(), "alice"), 1);
+    assert_eq!(state(&c.store(), "alice").await, before, "never visible");
+    let warned = log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("still wait") && l.contains("alice") && l.contains("ghosts=1"));
+    assert!(warned, "{:?}", log.lock().unwrap());
+    a.stop().await;
+}
