@@ -448,18 +448,17 @@ fn purged_objects(
                 continue;
             }
             purged.insert(ins.object);
-            if !listed.contains_key(&ins.mailbox) {
-                let guids = match u.mailbox_listing(ins.mailbox) {
-                    Ok(l) => l.into_iter().map(|m| m.guid).collect(),
-                    Err(storage::StoreError::NoSuchMailbox(_)) => HashSet::new(),
-                    Err(e) => return Err(store_err(e)),
-                };
-                listed.insert(ins.mailbox, guids);
-            }
-            if listed
-                .get(&ins.mailbox)
-                .is_some_and(|g| g.contains(&ins.guid))
-            {
+            let visible = match listed.entry(ins.mailbox) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(match u.mailbox_listing(ins.mailbox) {
+                        Ok(l) => l.into_iter().map(|m| m.guid).collect(),
+                        Err(storage::StoreError::NoSuchMailbox(_)) => HashSet::new(),
+                        Err(e) => return Err(store_err(e)),
+                    })
+                }
+            };
+            if visible.contains(&ins.guid) {
                 return Err(ReplError::protocol(format!(
                     "record {}:{} brings message {} without its object {:?}, but that message \
                      is visible here",
