@@ -333,6 +333,8 @@ pub(crate) struct ApplyDone {
 /// the record that removes it arrives (see `purged`).
 /// `objects` (verified stored bodies that arrived with the frame) are stored in the same store call as the
 /// first chunk of records: one group commit, one fsync for records and objects together.
+/// `sent_apart`: objects the peer sent for these records that were stored on their own before
+/// (bounds on held bytes): never taken as purged, even if missing now.
 /// Resolves reported UID conflicts when this node is the resolver.
 pub(crate) async fn apply_checked(
     store: &Arc<dyn ReplicaStore>,
@@ -340,11 +342,12 @@ pub(crate) async fn apply_checked(
     user: &str,
     wire: &[WireRecord],
     objects: Vec<Verified>,
+    sent_apart: HashSet<ObjectId>,
     resolve: bool,
 ) -> Result<ApplyDone> {
     let (store, u, user, wire) = (store.clone(), u.clone(), user.to_string(), wire.to_vec());
     let r = tokio::task::spawn_blocking(move || {
-        apply_checked_blocking(&*store, &*u, &user, &wire, objects, resolve)
+        apply_checked_blocking(&*store, &*u, &user, &wire, objects, &sent_apart, resolve)
     })
     .await
     .map_err(|e| ReplError::Other(format!("store task failed: {e}")))?;
@@ -357,6 +360,7 @@ fn apply_checked_blocking(
     user: &str,
     wire: &[WireRecord],
     objects: Vec<Verified>,
+    sent_apart: &HashSet<ObjectId>,
     resolve: bool,
 ) -> Result<ApplyDone> {
     let have = u.version_vector().map_err(store_err)?;
@@ -367,7 +371,7 @@ fn apply_checked_blocking(
             tracing::warn!(user, error = %e, "replication: peer clock ahead");
         }
     }
-    let purged = purged_objects(u, &records, &have, &objects)?;
+    let purged = purged_objects(u, &records, &have, &objects, sent_apart)?;
     let mut applied = Applied::default();
     let mut resolved = 0;
     let mut objects = Some(objects);
@@ -410,9 +414,9 @@ fn apply_checked_blocking(
     })
 }
 
-/// The objects that the frame's new records insert and that neither came with it nor are here:
-/// the peer no longer has them (purged; a peer sends every object it has, see `purged`), so
-/// their messages become ghosts here. A peer that ships a message visible here that way
+/// The objects that the frame's new records insert and that neither came with it (nor before
+/// it, `sent_apart`) nor are here: the peer no longer has them (purged; a peer sends every
+/// object it has, see `purged`), so their messages become ghosts here. A peer that ships a message visible here that way
 /// contradicts itself (its message would have no body): the frame is refused as a protocol
 /// violation, nothing of it applied (the store checks the same inside the write). Blocking;
 /// costs nothing unless an object is missing, then one listing per mailbox such insertions
@@ -422,9 +426,11 @@ fn purged_objects(
     records: &[Record],
     have: &VersionVector,
     objects: &[Verified],
+    sent_apart: &HashSet<ObjectId>,
 ) -> Result<HashSet<ObjectId>> {
     let mut purged = HashSet::new();
-    let came: HashSet<ObjectId> = objects.iter().map(Verified::id).collect();
+    let mut came: HashSet<ObjectId> = objects.iter().map(Verified::id).collect();
+    came.extend(sent_apart.iter().copied());
     let mut known: HashMap<ObjectId, bool> = HashMap::new();
     let mut listed: HashMap<storage::MailboxId, HashSet<storage::Guid>> = HashMap::new();
     // Re-sent records (already applied) insert nothing.
@@ -582,6 +588,7 @@ pub(crate) async fn pull_all(
         .await?;
         let mut held: Vec<Verified> = Vec::new();
         let mut held_bytes = 0usize;
+        let mut sent_apart: HashSet<ObjectId> = HashSet::new();
         let mut puts: std::collections::VecDeque<
             tokio::task::JoinHandle<std::result::Result<ObjectId, storage::StoreError>>,
         > = Default::default();
@@ -636,13 +643,14 @@ pub(crate) async fn pull_all(
                     }
                 }
                 let uu = u.clone();
+                sent_apart.insert(id);
                 puts.push_back(tokio::task::spawn_blocking(move || uu.put_verified(obj)));
             }
         }
         for p in puts {
             p.await.map_err(|e| ReplError::Other(e.to_string()))??;
         }
-        let done = apply_checked(store, u, user, &wire, held, resolve).await?;
+        let done = apply_checked(store, u, user, &wire, held, sent_apart, resolve).await?;
         out.records += done.applied.applied;
         out.bytes += wire.iter().map(|w| w.payload.len() as u64).sum::<u64>();
         out.conflicts_resolved += done.resolved;
@@ -732,6 +740,55 @@ mod tests {
             },
             op,
         }
+    }
+
+    #[test]
+    fn missing_objects_are_purged_unless_sent_apart_and_never_for_a_visible_message() {
+        use storage::record::NewEntry;
+        let store = crate::testing::MemStore::new(1);
+        let u = store.mem_user("alice");
+        let mb = Guid([1; 16]);
+        let (_, visible) = u.append(mb, b"here\r\n");
+        let here = ObjectId::of(b"here\r\n");
+        let gone = ObjectId::of(b"gone\r\n");
+        let ins = |seq: u64, guid: Guid, object: ObjectId| {
+            r(
+                seq,
+                Op::Append {
+                    mailbox: mb,
+                    entry: NewEntry {
+                        guid,
+                        uid: 10 + seq as u32,
+                        object,
+                        size: 6,
+                        internal_date: 0,
+                        internal_date_tz_min: 0,
+                        flags: Default::default(),
+                    },
+                    modseq: 1,
+                    delivery_key: None,
+                },
+            )
+        };
+        let none = HashSet::new();
+        let fresh = VersionVector::new();
+        let recs = vec![ins(1, Guid([7; 16]), gone), ins(2, Guid([8; 16]), here)];
+        let purged = purged_objects(&*u, &recs, &fresh, &[], &none).unwrap();
+        assert_eq!(purged, HashSet::from([gone]));
+        // Sent ahead of the records (stored apart): missing now means lost here, not purged.
+        let apart = HashSet::from([gone]);
+        assert!(purged_objects(&*u, &recs, &fresh, &[], &apart)
+            .unwrap()
+            .is_empty());
+        // Re-sent records insert nothing.
+        let have = VersionVector::from([(2, 2)]);
+        assert!(purged_objects(&*u, &recs, &have, &[], &none)
+            .unwrap()
+            .is_empty());
+        // A message visible here shipped without its body: the peer contradicts itself.
+        let lie = vec![ins(1, visible, gone)];
+        let e = purged_objects(&*u, &lie, &fresh, &[], &none).unwrap_err();
+        assert!(matches!(e, ReplError::Protocol(_)), "{e}");
     }
 
     #[test]

@@ -9,11 +9,12 @@ use crate::replicator::{blocking, Shared};
 use crate::store_api::ReplicaUser;
 use crate::validate::{check_object, check_user_name};
 use crate::wire::{Message, StoredBody, WireRecord, MAX_RECORDS_PER_FRAME};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use storage::pack::Verified;
-use storage::{StoreError, VersionVector};
+use storage::{ObjectId, StoreError, VersionVector};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
@@ -94,22 +95,31 @@ fn soft<T>(r: Result<T>) -> Result<std::result::Result<T, String>> {
 /// all are finished before the next request is answered.
 const MAX_PUTS_IN_FLIGHT: usize = 128;
 
-/// Objects being stored on their own, and the users one of whose objects could not be: their
-/// next Records frame is refused (the peer resends it later), since an object missing here
-/// would otherwise make its message a ghost (see `purged`) although the peer has it and sent it.
+/// Objects being stored on their own, and, per user, the ids of those sent ahead of its next
+/// Records frame: the peer has them, so if one is missing when the records apply (its put
+/// failed, or a purge here dropped it before its records came) it must not be taken as purged
+/// at the peer, which would make its message a ghost (see `purged`): the store refuses the
+/// frame instead and the peer resends.
 #[derive(Default)]
 pub(crate) struct Puts {
-    running: Vec<(String, tokio::task::JoinHandle<bool>)>,
-    failed: std::collections::HashSet<String>,
+    running: Vec<tokio::task::JoinHandle<()>>,
+    sent_apart: std::collections::HashMap<String, HashSet<ObjectId>>,
 }
+
+/// Ids remembered in [`Puts::sent_apart`] per connection; beyond, a hostile peer's endless
+/// objects without records are not remembered.
+const MAX_SENT_APART: usize = 1 << 20;
 
 impl Puts {
     async fn finish(&mut self) {
-        for (user, p) in self.running.drain(..) {
-            if !p.await.unwrap_or(false) {
-                self.failed.insert(user);
-            }
+        for p in self.running.drain(..) {
+            let _ = p.await;
         }
+    }
+    fn remember(&mut self, user: &str, ids: impl Iterator<Item = ObjectId>) {
+        let total: usize = self.sent_apart.values().map(HashSet::len).sum();
+        let set = self.sent_apart.entry(user.to_string()).or_default();
+        set.extend(ids.take(MAX_SENT_APART.saturating_sub(total)));
     }
 }
 
@@ -166,12 +176,12 @@ async fn spill(sh: &Arc<Shared>, held: Held, puts: &mut Puts) {
     if held.objects.is_empty() {
         return;
     }
+    puts.remember(&held.user, held.objects.iter().map(Verified::id));
     let u = match open(sh, &held.user).await {
         Ok(u) => u,
         Err(e) => {
             // Its records are refused when they come (see `Puts`).
             tracing::warn!(user = held.user, error = %e, "replication: cannot store objects");
-            puts.failed.insert(held.user);
             return;
         }
     };
@@ -180,14 +190,12 @@ async fn spill(sh: &Arc<Shared>, held: Held, puts: &mut Puts) {
             finish_puts(puts).await;
         }
         let (u, user) = (u.clone(), held.user.clone());
-        let task = tokio::task::spawn_blocking(move || match u.put_verified(obj) {
-            Ok(_) => true,
-            Err(e) => {
+        puts.running.push(tokio::task::spawn_blocking(move || {
+            if let Err(e) = u.put_verified(obj) {
+                // Its records are refused when they come (see `Puts`).
                 tracing::warn!(user, error = %e, "replication: cannot store object");
-                false
             }
-        });
-        puts.running.push((held.user.clone(), task));
+        }));
     }
 }
 
@@ -211,18 +219,6 @@ async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
             _ => {
                 spill(sh, held.take(), &mut puts).await;
                 finish_puts(&mut puts).await;
-            }
-        }
-        if let Message::Records { user, .. } = &msg {
-            if puts.failed.remove(user) {
-                // The peer retries the whole batch later, objects and records.
-                held.take_for(user);
-                let message = format!(
-                    "objects of user {user} sent with these records could not be stored here"
-                );
-                tracing::warn!(user, "replication: records refused: {message}");
-                conn.send(&Message::Error { message }).await?;
-                continue;
             }
         }
         let reply = match handle(sh, peer, resolve, msg, &mut held, &mut puts).await {
@@ -303,12 +299,13 @@ async fn handle(
             // waits for the Ack meanwhile.
             sh.pacer.before_apply(records.len()).await;
             let objects = held.take_for(&user);
+            let apart = puts.sent_apart.remove(&user).unwrap_or_default();
             let low = sh
                 .pacer
                 .low_priority(sh.pacer.is_catch_up_frame(records.len()));
             let applied = crate::background::catch_up(
                 low,
-                apply_checked(&sh.store, &u, &user, &records, objects, resolve),
+                apply_checked(&sh.store, &u, &user, &records, objects, apart, resolve),
             )
             .await;
             match soft(applied)? {
