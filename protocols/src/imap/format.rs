@@ -154,6 +154,23 @@ pub fn resolve_uid(set: &SequenceSet, uids: &[u32]) -> Vec<usize> {
     out
 }
 
+/// The messages `set` names in a snapshot whose ascending UIDs are `uids`: by UID, or by
+/// sequence number. A sequence number beyond the snapshot is an error, the text Dovecot
+/// answers `command` with.
+pub fn resolve(
+    set: &SequenceSet,
+    uid: bool,
+    uids: &[u32],
+    command: &str,
+) -> Result<Vec<usize>, String> {
+    if uid {
+        Ok(resolve_uid(set, uids))
+    } else {
+        resolve_seq(set, uids.len())
+            .map_err(|_| format!("Error in IMAP command {command}: Invalid messageset"))
+    }
+}
+
 /// Compact `1:3,7` form of ascending numbers.
 pub fn compact_set(nums: &[u32]) -> String {
     let mut s = String::new();

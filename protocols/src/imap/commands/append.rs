@@ -9,25 +9,30 @@ use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use storage::NewMessage;
 
-/// Bare LF line ends become CRLF: the store keeps messages as RFC 5322 wants them.
-pub(crate) fn to_crlf(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
-    let mut prev = 0u8;
-    for &b in raw {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    out
-}
-
 /// A message checked and ready for the store: flags, internal date, CRLF body.
 struct Prepared {
     flags: std::collections::BTreeSet<storage::Flag>,
     internal_date: Option<(i64, i32)>,
     raw: Vec<u8>,
+}
+
+impl Prepared {
+    /// Appends the message to `mailbox`; returns once it is durable (the store's group commit).
+    fn append_to(
+        self,
+        st: &storage::UserStore,
+        mailbox: &str,
+    ) -> storage::Result<storage::AppendOutcome> {
+        st.append(
+            mailbox,
+            NewMessage {
+                raw: &self.raw,
+                flags: self.flags,
+                internal_date: self.internal_date,
+                delivery_key: None,
+            },
+        )
+    }
 }
 
 fn prepare(
@@ -39,7 +44,8 @@ fn prepare(
     // A literal8 (BINARY, RFC 3516) carries content that must arrive unchanged (a binary
     // part's LFs are data), so only a text literal gets its line ends repaired.
     let raw = match message {
-        LiteralOrLiteral8::Literal(l) => to_crlf(l.as_ref()),
+        // Bare LF line ends become CRLF: the store keeps messages as RFC 5322 wants them.
+        LiteralOrLiteral8::Literal(l) => crate::lmtp::normalize_crlf(l.as_ref()),
         LiteralOrLiteral8::Literal8(l) => l.data.to_vec(),
     };
     if raw.is_empty() {
@@ -78,17 +84,7 @@ pub(crate) async fn append(
     s.check_writable()?;
     let target = name.clone();
     let outcome = s
-        .store_call(move |st| {
-            st.append(
-                &target,
-                NewMessage {
-                    raw: &p.raw,
-                    flags: p.flags,
-                    internal_date: p.internal_date,
-                    delivery_key: None,
-                },
-            )
-        })
+        .store_call(move |st| p.append_to(st, &target))
         .await
         .map_err(trycreate(&name))?;
     // Durable: the store's append returned after its group-commit fsync.
@@ -121,16 +117,7 @@ pub(crate) async fn multi_append(
             let mut uids = Vec::with_capacity(prepared.len());
             let mut uidvalidity = 0;
             for p in prepared {
-                let r = st.append(
-                    &target,
-                    NewMessage {
-                        raw: &p.raw,
-                        flags: p.flags,
-                        internal_date: p.internal_date,
-                        delivery_key: None,
-                    },
-                );
-                match r {
+                match p.append_to(st, &target) {
                     Ok(o) => {
                         uidvalidity = o.uidvalidity;
                         uids.push(o.uid);
@@ -157,12 +144,4 @@ pub(crate) async fn multi_append(
         "[APPENDUID {uidvalidity} {}] Append completed.",
         format::compact_set(&uids)
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn crlf() {
-        assert_eq!(super::to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
-    }
 }

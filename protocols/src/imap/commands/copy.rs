@@ -18,12 +18,7 @@ pub(crate) async fn copy(
         return Err(Done::No("[READ-ONLY] Mailbox is read-only.".into()));
     }
     let all = sel.uids();
-    let idx = if uid {
-        format::resolve_uid(&set, &all)
-    } else {
-        format::resolve_seq(&set, all.len())
-            .map_err(|_| Done::Bad("Error in IMAP command COPY: Invalid messageset".into()))?
-    };
+    let idx = format::resolve(&set, uid, &all, "COPY").map_err(Done::Bad)?;
     let verb = if is_move { "Move" } else { "Copy" };
     if idx.is_empty() {
         return Ok(Done::Ok(format!("No messages found. {verb} completed.")));

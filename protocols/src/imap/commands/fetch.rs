@@ -282,12 +282,7 @@ pub(crate) async fn fetch(
     }
     let sel = s.selected()?;
     let all = sel.uids();
-    let mut idx = if uid {
-        format::resolve_uid(&set, &all)
-    } else {
-        format::resolve_seq(&set, all.len())
-            .map_err(|_| Done::Bad("Error in IMAP command FETCH: Invalid messageset".into()))?
-    };
+    let mut idx = format::resolve(&set, uid, &all, "FETCH").map_err(Done::Bad)?;
     if let Some(cs) = changed_since {
         idx.retain(|&i| sel.msgs[i].meta.modseq > cs);
         if vanished {

@@ -31,12 +31,7 @@ pub(crate) async fn store(
         return Err(Done::No("[READ-ONLY] Mailbox is read-only.".into()));
     }
     let all = sel.uids();
-    let idx = if uid {
-        format::resolve_uid(&set, &all)
-    } else {
-        format::resolve_seq(&set, all.len())
-            .map_err(|_| Done::Bad("Error in IMAP command STORE: Invalid messageset".into()))?
-    };
+    let idx = format::resolve(&set, uid, &all, "STORE").map_err(Done::Bad)?;
     if idx.is_empty() {
         return Ok(Done::Ok("Store completed.".into()));
     }
