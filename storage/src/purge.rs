@@ -39,6 +39,8 @@ fn size(p: &Path) -> u64 {
 }
 
 pub(crate) fn purge(us: &UserStore, ws: &mut WriterState) -> Result<PurgeReport> {
+    // Objects about to be dropped must not be served from memory afterwards.
+    us.recent.lock().forget_objects();
     let v = us.view();
     let mut live: HashSet<ObjectId> = HashSet::new();
     for (_, m) in v.scan::<MsgRec>(b"m")? {

@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     pub hlc: Hlc,
     pub counters: Counters,
     guid_counter: AtomicU16,
+    /// Bytes of objects held by all users' [`Recent`] tails.
+    pub(crate) recent_objects: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Shared {
@@ -146,6 +148,7 @@ impl Store {
                 hlc,
                 counters: Counters::default(),
                 guid_counter: AtomicU16::new(rand::random()),
+                recent_objects: Default::default(),
             }),
             db,
             users: Mutex::new(HashMap::new()),
@@ -286,13 +289,29 @@ const SCAN_CURSORS: usize = 8;
 
 /// A bounded tail of the log in memory. Every record not held here has, for its origin, a
 /// sequence number at most `base[origin]`.
-#[derive(Default)]
+///
+/// It also holds the stored (compressed) form of the newest small objects: a replication
+/// shipper sends a just-delivered message right after its commit, and without these it read
+/// the object back from the log (index lookup, pread, frame check) on every delivery. Bounded
+/// per user and, across all users, by [`RECENT_OBJECTS_TOTAL`]; a miss reads the disk.
 pub(crate) struct Recent {
     base: VersionVector,
     records: std::collections::VecDeque<Record>,
+    objects: std::collections::VecDeque<pack::Prepared>,
+    object_bytes: usize,
+    /// Bytes held by every user's `objects` (shared with all users of the store).
+    total: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 const RECENT_MAX: usize = 1024;
+/// Per user: the newest objects of about one replication batch.
+const RECENT_OBJECTS_MAX: usize = 256;
+const RECENT_OBJECT_BYTES_MAX: usize = 1 << 20;
+/// A larger object is read from disk when shipped (its copy would cost more than the read).
+const RECENT_OBJECT_MAX: usize = 64 << 10;
+/// All users together: an idle user's few objects stay until it is closed, so a busy node's
+/// many users are bounded here rather than by each user's cap.
+pub(crate) const RECENT_OBJECTS_TOTAL: usize = 64 << 20;
 
 impl Recent {
     pub(crate) fn push(&mut self, recs: &[Record]) {
@@ -304,6 +323,37 @@ impl Recent {
                 let e = self.base.entry(r.origin).or_insert(0);
                 *e = (*e).max(r.seq);
             }
+        }
+    }
+    /// Keeps the stored form of a just-committed object (only once it is durable).
+    pub(crate) fn push_object(&mut self, o: &pack::Prepared) {
+        let len = o.compressed.len();
+        if len > RECENT_OBJECT_MAX
+            || self.total.load(Ordering::Relaxed) + len > RECENT_OBJECTS_TOTAL
+        {
+            return;
+        }
+        self.objects.push_back(o.clone());
+        self.object_bytes += len;
+        self.total.fetch_add(len, Ordering::Relaxed);
+        while self.objects.len() > RECENT_OBJECTS_MAX || self.object_bytes > RECENT_OBJECT_BYTES_MAX
+        {
+            self.pop_object();
+        }
+    }
+    fn pop_object(&mut self) {
+        if let Some(o) = self.objects.pop_front() {
+            self.object_bytes -= o.compressed.len();
+            self.total.fetch_sub(o.compressed.len(), Ordering::Relaxed);
+        }
+    }
+    fn object(&self, id: &ObjectId) -> Option<pack::Prepared> {
+        self.objects.iter().rev().find(|o| o.id == *id).cloned()
+    }
+    /// A purge dropped objects: none may be served from here any more.
+    pub(crate) fn forget_objects(&mut self) {
+        while !self.objects.is_empty() {
+            self.pop_object();
         }
     }
     /// What `have` lacks, if all of it is held here.
@@ -320,6 +370,12 @@ impl Recent {
                 .cloned()
                 .collect()
         })
+    }
+}
+
+impl Drop for Recent {
+    fn drop(&mut self) {
+        self.forget_objects();
     }
 }
 
@@ -379,6 +435,9 @@ impl UserStore {
         let recent = Mutex::new(Recent {
             base: writer.meta.vv.clone(),
             records: Default::default(),
+            objects: Default::default(),
+            object_bytes: 0,
+            total: shared.recent_objects.clone(),
         });
         Ok(UserStore {
             name: name.to_string(),
@@ -566,6 +625,9 @@ impl UserStore {
     /// The object as stored (id, raw length, zstd body), not decompressed: what is shipped to a
     /// peer, which verifies it ([`pack::verify`]) and stores the body as it came.
     pub fn read_object_stored(&self, object: &ObjectId) -> Result<pack::Prepared> {
+        if let Some(o) = self.recent.lock().object(object) {
+            return Ok(o);
+        }
         let lookup = || -> Result<ObjLoc> {
             self.view()
                 .get(&index::k_object(object))?

@@ -235,7 +235,13 @@ impl UserStore {
         tx.put(index::META.to_vec(), &meta);
         let committed = self.tree_apply(tx);
         ws.meta = meta;
-        self.recent.lock().push(&batch.records);
+        {
+            let mut recent = self.recent.lock();
+            recent.push(&batch.records);
+            for o in &batch.objects {
+                recent.push_object(o);
+            }
+        }
         let c = &self.shared.counters;
         c.commits.fetch_add(1, Ordering::Relaxed);
         c.records
@@ -274,24 +280,19 @@ impl UserStore {
                 rel.push((o, buf.len() as u64));
                 pack::encode(o, &[], &mut buf);
             }
-            if ws.pack.end() > HEADER_LEN && ws.pack.end() + buf.len() as u64 > pack::PACK_MAX {
-                let no = ws.pack.no + 1;
-                ws.pack = FramedWriter::create(&self.dir.join("packs"), no, pack::EXT, pack::KIND)?;
-            }
+            let packs = self.dir.join("packs");
+            next_file_if_full(
+                &mut ws.pack,
+                buf.len(),
+                pack::PACK_MAX,
+                &packs,
+                pack::EXT,
+                pack::KIND,
+            )?;
             let base = ws.pack.append(&buf)?;
             // Large objects first: a durable record never names an object that is not durable.
             ws.pack.sync()?;
-            for (o, off) in rel {
-                tx.put(
-                    index::k_object(&o.id),
-                    &index::ObjLoc {
-                        pack: ws.pack.no,
-                        offset: base + off,
-                        raw_len: o.raw_len,
-                        in_log: false,
-                    },
-                );
-            }
+            put_object_locations(tx, rel, ws.pack.no, base, false);
             meta.pack_no = ws.pack.no;
             meta.pack_off = ws.pack.end();
         }
@@ -316,25 +317,20 @@ impl UserStore {
         if buf.is_empty() {
             return Ok(());
         }
-        if ws.log.end() > HEADER_LEN && ws.log.end() + buf.len() as u64 > log::SEGMENT_MAX {
-            let no = ws.log.no + 1;
-            ws.log = FramedWriter::create(&self.dir.join("log"), no, log::EXT, log::KIND)?;
-        }
+        let segments = self.dir.join("log");
+        next_file_if_full(
+            &mut ws.log,
+            buf.len(),
+            log::SEGMENT_MAX,
+            &segments,
+            log::EXT,
+            log::KIND,
+        )?;
         let base = ws.log.append(&buf)?;
         // DURABILITY POINT: after this fdatasync every record of the batch and every object it
         // carries (large ones were synced above) is on disk; only now are the writers answered.
         ws.log.sync()?;
-        for (o, off) in rel {
-            tx.put(
-                index::k_object(&o.id),
-                &index::ObjLoc {
-                    pack: ws.log.no,
-                    offset: base + off,
-                    raw_len: o.raw_len,
-                    in_log: true,
-                },
-            );
-        }
+        put_object_locations(tx, rel, ws.log.no, base, true);
         meta.log_seg = ws.log.no;
         meta.log_off = ws.log.end();
         Ok(())
@@ -1053,4 +1049,42 @@ fn fail_all(out: Vec<(u64, Result<Reply>)>, e: StoreError) -> Vec<(u64, Result<R
             Err(e) => (i, Err(e)),
         })
         .collect()
+}
+
+/// Moves `w` on to its next file when `len` more bytes would take it past `max`; a file holds
+/// at least one write, however large.
+fn next_file_if_full(
+    w: &mut FramedWriter,
+    len: usize,
+    max: u64,
+    dir: &std::path::Path,
+    ext: &str,
+    kind: framed::Kind,
+) -> Result<()> {
+    if w.end() > HEADER_LEN && w.end() + len as u64 > max {
+        *w = FramedWriter::create(dir, w.no + 1, ext, kind)?;
+    }
+    Ok(())
+}
+
+/// Indexes where the objects just written went: file `file_no` (a pack, or a log segment when
+/// `in_log`), each at `base` plus its offset in the write.
+fn put_object_locations(
+    tx: &mut Txn,
+    written: Vec<(&Prepared, u64)>,
+    file_no: u32,
+    base: u64,
+    in_log: bool,
+) {
+    for (o, off) in written {
+        tx.put(
+            index::k_object(&o.id),
+            &index::ObjLoc {
+                pack: file_no,
+                offset: base + off,
+                raw_len: o.raw_len,
+                in_log,
+            },
+        );
+    }
 }
