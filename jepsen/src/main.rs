@@ -3,12 +3,6 @@
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of glibc malloc: many small, short-lived allocations from many threads
-/// (frames, records, sled nodes) spent ~15 % of CPU in glibc's malloc/free under load
-/// (`perf`, docs/performance.md "Allocator").
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod bench_backlog;
 mod bench_idle;
 mod bench_replication;

@@ -155,29 +155,38 @@ impl IndexTree for Overlaid {
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let p = self.pending.read();
-        let mut m: BTreeMap<Vec<u8>, Vec<u8>> = IndexTree::scan_prefix(&self.tree, prefix)?
-            .into_iter()
-            .collect();
-        for (k, v) in p.changes.range(prefix.to_vec()..) {
-            if !k.starts_with(prefix) {
-                break;
-            }
-            match v {
-                Some(v) => {
-                    m.insert(k.clone(), v.clone());
-                }
-                None => {
-                    m.remove(k);
-                }
-            }
-        }
-        Ok(m.into_iter().collect())
+        let base = IndexTree::scan_prefix(&self.tree, prefix)?;
+        Ok(laid_over(base, &p.changes, prefix))
     }
     /// Applied to sled at once, with whatever is pending.
     fn apply(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
         self.pending.write().changes.extend(changes);
         self.flush()
     }
+}
+
+/// `base` (a scan of `prefix`) with the changes under `prefix` laid over it (None deletes), in
+/// key order: what a scan sees through an overlay of not yet applied changes.
+fn laid_over(
+    base: Vec<(Vec<u8>, Vec<u8>)>,
+    changes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    prefix: &[u8],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut m: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
+    for (k, v) in changes.range(prefix.to_vec()..) {
+        if !k.starts_with(prefix) {
+            break;
+        }
+        match v {
+            Some(v) => {
+                m.insert(k.clone(), v.clone());
+            }
+            None => {
+                m.remove(k);
+            }
+        }
+    }
+    m.into_iter().collect()
 }
 
 /// An empty tree: the base of a rebuild.
@@ -500,22 +509,11 @@ impl<'a> Txn<'a> {
         }
     }
     pub fn scan_raw(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut m: BTreeMap<Vec<u8>, Vec<u8>> =
-            self.base.scan_prefix(prefix)?.into_iter().collect();
-        for (k, v) in self.over.range(prefix.to_vec()..) {
-            if !k.starts_with(prefix) {
-                break;
-            }
-            match v {
-                Some(v) => {
-                    m.insert(k.clone(), v.clone());
-                }
-                None => {
-                    m.remove(k);
-                }
-            }
-        }
-        Ok(m.into_iter().collect())
+        Ok(laid_over(
+            self.base.scan_prefix(prefix)?,
+            &self.over,
+            prefix,
+        ))
     }
     pub fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
         self.scan_raw(prefix)?

@@ -235,13 +235,7 @@ impl UserStore {
         tx.put(index::META.to_vec(), &meta);
         let committed = self.tree_apply(tx);
         ws.meta = meta;
-        {
-            let mut recent = self.recent.lock();
-            recent.push(&batch.records);
-            for o in &batch.objects {
-                recent.push_object(o);
-            }
-        }
+        self.recent.lock().push(&batch.records);
         let c = &self.shared.counters;
         c.commits.fetch_add(1, Ordering::Relaxed);
         c.records
