@@ -235,7 +235,13 @@ impl UserStore {
         tx.put(index::META.to_vec(), &meta);
         let committed = self.tree_apply(tx);
         ws.meta = meta;
-        self.recent.lock().push(&batch.records);
+        {
+            let mut recent = self.recent.lock();
+            recent.push(&batch.records);
+            for o in &batch.objects {
+                recent.push_object(o);
+            }
+        }
         let c = &self.shared.counters;
         c.commits.fetch_add(1, Ordering::Relaxed);
         c.records
