@@ -42,6 +42,7 @@ impl TestBackend {
             max_clock_drift_ms: 60_000,
             default_quota: QuotaLimits::default(),
             delivery_dedupe_window_secs: 3600,
+            recent_objects_bytes: 0,
         };
         let store = Store::open(config).expect("test backend: open store");
         Arc::new(TestBackend {

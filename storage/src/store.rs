@@ -38,6 +38,9 @@ pub struct StoreConfig {
     pub default_quota: QuotaLimits,
     /// Window in which a retried delivery with the same key is recognised (seconds).
     pub delivery_dedupe_window_secs: u64,
+    /// Bytes of just-committed objects kept in memory, all users together, for replication
+    /// shippers to send without reading them back (see [`Recent`]); 0 on a node without peers.
+    pub recent_objects_bytes: usize,
 }
 
 impl StoreConfig {
@@ -50,6 +53,7 @@ impl StoreConfig {
             max_clock_drift_ms: 60_000,
             default_quota: QuotaLimits::default(),
             delivery_dedupe_window_secs: 3600,
+            recent_objects_bytes: RECENT_OBJECTS_TOTAL,
         }
     }
 }
@@ -301,6 +305,8 @@ pub(crate) struct Recent {
     object_bytes: usize,
     /// Bytes held by every user's `objects` (shared with all users of the store).
     total: Arc<std::sync::atomic::AtomicUsize>,
+    /// The bound on `total` ([`StoreConfig::recent_objects_bytes`]).
+    total_max: usize,
 }
 
 const RECENT_MAX: usize = 1024;
@@ -309,9 +315,11 @@ const RECENT_OBJECTS_MAX: usize = 256;
 const RECENT_OBJECT_BYTES_MAX: usize = 1 << 20;
 /// A larger object is read from disk when shipped (its copy would cost more than the read).
 const RECENT_OBJECT_MAX: usize = 64 << 10;
-/// All users together: an idle user's few objects stay until it is closed, so a busy node's
-/// many users are bounded here rather than by each user's cap.
-pub(crate) const RECENT_OBJECTS_TOTAL: usize = 64 << 20;
+/// Default bound for all users together ([`StoreConfig::recent_objects_bytes`]): an idle user's
+/// few objects stay until it is closed, so a busy node's many users are bounded here rather
+/// than by each user's cap. A shipper sends an object milliseconds after its commit, so a few
+/// MiB serve the live stream.
+pub const RECENT_OBJECTS_TOTAL: usize = 16 << 20;
 
 impl Recent {
     pub(crate) fn push(&mut self, recs: &[Record]) {
@@ -328,9 +336,7 @@ impl Recent {
     /// Keeps the stored form of a just-committed object (only once it is durable).
     pub(crate) fn push_object(&mut self, o: &pack::Prepared) {
         let len = o.compressed.len();
-        if len > RECENT_OBJECT_MAX
-            || self.total.load(Ordering::Relaxed) + len > RECENT_OBJECTS_TOTAL
-        {
+        if len > RECENT_OBJECT_MAX || self.total.load(Ordering::Relaxed) + len > self.total_max {
             return;
         }
         self.objects.push_back(o.clone());
@@ -438,6 +444,7 @@ impl UserStore {
             objects: Default::default(),
             object_bytes: 0,
             total: shared.recent_objects.clone(),
+            total_max: shared.config.recent_objects_bytes,
         });
         Ok(UserStore {
             name: name.to_string(),

@@ -69,6 +69,12 @@ pub fn store_config(config: &Config, default_quota: storage::QuotaLimits) -> sto
         max_clock_drift_ms: config.storage.max_clock_drift.0.as_millis() as u64,
         default_quota,
         delivery_dedupe_window_secs: config.storage.delivery_dedupe_window.0.as_secs(),
+        // Only shippers read them: a node without peers keeps none.
+        recent_objects_bytes: if config.cluster.peers.is_empty() {
+            0
+        } else {
+            storage::store::RECENT_OBJECTS_TOTAL
+        },
     }
 }
 
