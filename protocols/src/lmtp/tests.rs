@@ -44,14 +44,7 @@ impl TestClient {
 
     /// One reply line without CRLF; "" at end of stream.
     pub(crate) async fn line(&mut self) -> String {
-        let mut buf = Vec::new();
-        tokio::time::timeout(
-            Duration::from_secs(120),
-            self.reader.read_until(b'\n', &mut buf),
-        )
-        .await
-        .expect("reply within 120 s")
-        .expect("read reply");
+        let buf = self.raw_line().await;
         let s = String::from_utf8_lossy(&buf).into_owned();
         s.trim_end_matches(['\r', '\n']).to_string()
     }
