@@ -275,20 +275,8 @@ impl UserStore {
             .partition(|o| o.compressed.len() <= INLINE_MAX);
         if !big.is_empty() {
             let mut buf = Vec::with_capacity(big.iter().map(|o| pack::encoded_len(o, 0)).sum());
-            let mut rel = Vec::with_capacity(big.len());
-            for o in big {
-                rel.push((o, buf.len() as u64));
-                pack::encode(o, &[], &mut buf);
-            }
-            let packs = self.dir.join("packs");
-            next_file_if_full(
-                &mut ws.pack,
-                buf.len(),
-                pack::PACK_MAX,
-                &packs,
-                pack::EXT,
-                pack::KIND,
-            )?;
+            let rel = encode_objects(big, &[], &mut buf);
+            next_file_if_full(&mut ws.pack, buf.len(), &self.dir, &PACKS)?;
             let base = ws.pack.append(&buf)?;
             // Large objects first: a durable record never names an object that is not durable.
             ws.pack.sync()?;
@@ -306,26 +294,14 @@ impl UserStore {
                 .map(|p| framed::FRAME_OVERHEAD as usize + p.len())
                 .sum::<usize>();
         let mut buf = Vec::with_capacity(size);
-        let mut rel = Vec::with_capacity(inline.len());
-        for o in inline {
-            rel.push((o, buf.len() as u64));
-            pack::encode(o, &[log::TAG_OBJECT], &mut buf);
-        }
+        let rel = encode_objects(inline, &[log::TAG_OBJECT], &mut buf);
         for payload in &b.encoded {
             framed::encode_frame(payload, &mut buf);
         }
         if buf.is_empty() {
             return Ok(());
         }
-        let segments = self.dir.join("log");
-        next_file_if_full(
-            &mut ws.log,
-            buf.len(),
-            log::SEGMENT_MAX,
-            &segments,
-            log::EXT,
-            log::KIND,
-        )?;
+        next_file_if_full(&mut ws.log, buf.len(), &self.dir, &SEGMENTS)?;
         let base = ws.log.append(&buf)?;
         // DURABILITY POINT: after this fdatasync every record of the batch and every object it
         // carries (large ones were synced above) is on disk; only now are the writers answered.
@@ -1051,20 +1027,58 @@ fn fail_all(out: Vec<(u64, Result<Reply>)>, e: StoreError) -> Vec<(u64, Result<R
         .collect()
 }
 
-/// Moves `w` on to its next file when `len` more bytes would take it past `max`; a file holds
-/// at least one write, however large.
+/// A series of numbered files the writer appends to: packs, or log segments.
+struct Files {
+    /// Directory below the user's.
+    subdir: &'static str,
+    /// Size past which the next write starts a new file.
+    max: u64,
+    ext: &'static str,
+    kind: framed::Kind,
+}
+
+const PACKS: Files = Files {
+    subdir: "packs",
+    max: pack::PACK_MAX,
+    ext: pack::EXT,
+    kind: pack::KIND,
+};
+
+const SEGMENTS: Files = Files {
+    subdir: "log",
+    max: log::SEGMENT_MAX,
+    ext: log::EXT,
+    kind: log::KIND,
+};
+
+/// Moves `w` on to the next of `files` when `len` more bytes would take it past their maximum;
+/// a file holds at least one write, however large.
 fn next_file_if_full(
     w: &mut FramedWriter,
     len: usize,
-    max: u64,
-    dir: &std::path::Path,
-    ext: &str,
-    kind: framed::Kind,
+    user_dir: &std::path::Path,
+    files: &Files,
 ) -> Result<()> {
-    if w.end() > HEADER_LEN && w.end() + len as u64 > max {
-        *w = FramedWriter::create(dir, w.no + 1, ext, kind)?;
+    if w.end() > HEADER_LEN && w.end() + len as u64 > files.max {
+        let dir = user_dir.join(files.subdir);
+        *w = FramedWriter::create(&dir, w.no + 1, files.ext, files.kind)?;
     }
     Ok(())
+}
+
+/// Encodes `objects` one after another into `buf`, each frame's payload after `prefix`; returns
+/// each object with its frame's offset in `buf`.
+fn encode_objects<'a>(
+    objects: Vec<&'a Prepared>,
+    prefix: &[u8],
+    buf: &mut Vec<u8>,
+) -> Vec<(&'a Prepared, u64)> {
+    let mut at = Vec::with_capacity(objects.len());
+    for o in objects {
+        at.push((o, buf.len() as u64));
+        pack::encode(o, prefix, buf);
+    }
+    at
 }
 
 /// Indexes where the objects just written went: file `file_no` (a pack, or a log segment when
