@@ -383,6 +383,26 @@ impl UserStore {
         now.max(meta.max_uidvalidity.saturating_add(1))
     }
 
+    /// Emits the creation of `mailbox` as `name`, with a new UIDVALIDITY.
+    fn emit_create(
+        &self,
+        tx: &mut Txn,
+        meta: &mut Meta,
+        b: &mut Batch,
+        mailbox: MailboxId,
+        name: String,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Record> {
+        let uidvalidity = self.new_uidvalidity(meta);
+        let op = Op::MailboxCreate {
+            mailbox,
+            name,
+            uidvalidity,
+            special_use,
+        };
+        self.emit(tx, meta, b, op)
+    }
+
     fn plan(&self, tx: &mut Txn, meta: &mut Meta, b: &mut Batch, req: Req) -> Result<Reply> {
         match req {
             Req::InitDefaults => {
@@ -394,18 +414,7 @@ impl UserStore {
                     if tx.mailbox(&mailbox)?.is_some() || tx.mailbox_by_name(name)?.is_some() {
                         continue;
                     }
-                    let uidvalidity = self.new_uidvalidity(meta);
-                    self.emit(
-                        tx,
-                        meta,
-                        b,
-                        Op::MailboxCreate {
-                            mailbox,
-                            name: name.to_string(),
-                            uidvalidity,
-                            special_use: su,
-                        },
-                    )?;
+                    self.emit_create(tx, meta, b, mailbox, name.to_string(), su)?;
                     self.emit(
                         tx,
                         meta,
@@ -637,18 +646,7 @@ impl UserStore {
                     return Err(StoreError::MailboxExists(name));
                 }
                 let mailbox = self.shared.new_guid();
-                let uidvalidity = self.new_uidvalidity(meta);
-                self.emit(
-                    tx,
-                    meta,
-                    b,
-                    Op::MailboxCreate {
-                        mailbox,
-                        name: name.clone(),
-                        uidvalidity,
-                        special_use,
-                    },
-                )?;
+                self.emit_create(tx, meta, b, mailbox, name.clone(), special_use)?;
                 let mb = tx
                     .mailbox(&mailbox)?
                     .ok_or_else(|| StoreError::Other("created mailbox vanished".into()))?;
@@ -683,18 +681,7 @@ impl UserStore {
                 if names::is_inbox(&src.name) {
                     // RFC 9051 6.3.6: a new mailbox gets INBOX's messages; INBOX stays, empty.
                     let mailbox = self.shared.new_guid();
-                    let uidvalidity = self.new_uidvalidity(meta);
-                    self.emit(
-                        tx,
-                        meta,
-                        b,
-                        Op::MailboxCreate {
-                            mailbox,
-                            name: to.clone(),
-                            uidvalidity,
-                            special_use: None,
-                        },
-                    )?;
+                    self.emit_create(tx, meta, b, mailbox, to.clone(), None)?;
                     let msgs = tx.messages(&src.id)?;
                     if !msgs.is_empty() {
                         let entries: Vec<(Guid, NewEntry)> = msgs
