@@ -2,25 +2,14 @@
 //! with the server stopped) gets small objects (carried in the log) and large ones (in the
 //! pack) byte for byte, and a pushed stream does the same.
 
-use replication::certs;
+mod common;
+
+use common::{quick_config, Ca};
 use replication::*;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Flags, NewMessage, Store, StoreConfig};
 use tokio::net::TcpListener;
-
-fn tls(ca: &std::path::Path, id: u32) -> TlsMaterial {
-    let out = ca.join(format!("n{id}"));
-    if !out.join(certs::NODE_CERT_FILE).exists() {
-        certs::issue_node_cert(ca, id, &[], &out).unwrap();
-    }
-    TlsMaterial::load(
-        &ca.join(certs::CA_CERT_FILE),
-        &out.join(certs::NODE_CERT_FILE),
-        &out.join(certs::NODE_KEY_FILE),
-    )
-    .unwrap()
-}
 
 fn open(dir: &std::path::Path, id: u32) -> Arc<Store> {
     let mut c = StoreConfig::new(dir);
@@ -74,8 +63,7 @@ fn contents(store: &Arc<Store>, user: &str) -> Vec<(u32, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_pulls_objects_in_their_stored_form() {
-    let ca = tempfile::tempdir().unwrap();
-    certs::init_ca(ca.path()).unwrap();
+    let ca = Ca::new();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
 
     // B runs and holds the mail: small messages and two larger than the inline bound.
@@ -88,17 +76,7 @@ async fn sync_pulls_objects_in_their_stored_form() {
     append(&sb, "alice", "after", "the last one");
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let baddr = l.local_addr().unwrap().to_string();
-    let mut c = ReplicationConfig::new(
-        2,
-        baddr.parse().unwrap(),
-        vec![PeerConfig {
-            id: 1,
-            addr: "127.0.0.1:1".into(),
-        }],
-        tls(ca.path(), 2),
-    );
-    c.backoff_min = Duration::from_millis(20);
-    c.backoff_max = Duration::from_millis(200);
+    let c = quick_config(&ca, 2, &baddr, &[(1, "127.0.0.1:1".into())]);
     let hb =
         Replicator::start_on(c, l, Arc::new(storage_adapter::StorageReplica(sb.clone()))).unwrap();
 
@@ -108,7 +86,7 @@ async fn sync_pulls_objects_in_their_stored_form() {
     let r = tokio::time::timeout(
         Duration::from_secs(60),
         replication::sync::sync_user_with_store(
-            &tls(ca.path(), 1),
+            &ca.tls(1),
             sa.clone(),
             &peer,
             "alice",
@@ -126,25 +104,8 @@ async fn sync_pulls_objects_in_their_stored_form() {
     hb.shutdown().await;
 }
 
-fn start(
-    ca: &std::path::Path,
-    id: u32,
-    l: TcpListener,
-    peer: (u32, String),
-    store: &Arc<Store>,
-) -> Handle {
-    let mut c = ReplicationConfig::new(
-        id,
-        l.local_addr().unwrap(),
-        vec![PeerConfig {
-            id: peer.0,
-            addr: peer.1,
-        }],
-        tls(ca, id),
-    );
-    c.backoff_min = Duration::from_millis(20);
-    c.backoff_max = Duration::from_millis(200);
-    c.rescan_interval = Duration::from_millis(200);
+fn start(ca: &Ca, id: u32, l: TcpListener, peer: (u32, String), store: &Arc<Store>) -> Handle {
+    let c = quick_config(ca, id, &l.local_addr().unwrap().to_string(), &[peer]);
     Replicator::start_on(
         c,
         l,
@@ -155,8 +116,7 @@ fn start(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushed_stream_carries_small_and_large_objects() {
-    let ca = tempfile::tempdir().unwrap();
-    certs::init_ca(ca.path()).unwrap();
+    let ca = Ca::new();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (sa, sb) = (open(da.path(), 1), open(db.path(), 2));
     let (la, lb) = (
@@ -167,8 +127,8 @@ async fn pushed_stream_carries_small_and_large_objects() {
         la.local_addr().unwrap().to_string(),
         lb.local_addr().unwrap().to_string(),
     );
-    let ha = start(ca.path(), 1, la, (2, ba), &sa);
-    let hb = start(ca.path(), 2, lb, (1, aa), &sb);
+    let ha = start(&ca, 1, la, (2, ba), &sa);
+    let hb = start(&ca, 2, lb, (1, aa), &sb);
     append(&sa, "alice", "small", "first");
     ha.track_user("alice").await.unwrap();
     append(&sa, "alice", "large", &noisy_body(1_800_000, 3));
