@@ -10,6 +10,17 @@
 //! node applies `max(that, its own HIGHESTMODSEQ + 1)`, so when writes stop both land on the same
 //! values, and if a node moved on meanwhile the next check evens it again.
 //!
+//! Expunges too: each node gives an expunge its own next modseq, and a QRESYNC client asks for
+//! `VANISHED (EARLIER)` since a modseq it saw on the node it left. So the digests also hash the
+//! tombstones (UID, GUID, expunge modseq), and where they differ the resolver compares the
+//! tombstone listings and writes `Op::AlignExpunged` with the same rule (the differing
+//! tombstones and HIGHESTMODSEQ take one modseq above both HIGHESTMODSEQs). Only tombstones
+//! both nodes hold for the same message are compared: a UID expunged on one node only (a
+//! pending remote message expunged before its renumbering leaves none here; a tombstone pruned
+//! on one side) can never be made equal by raising modseqs, and aligning it would write a
+//! record at every check, forever. Such a difference is not counted as `skipped` either, so it
+//! never holds the check mark back.
+//!
 //! When: the shipper asks [`after_ship`] after each turn of a user; it checks only if records of
 //! at least two origins were applied here since the last check with that peer (the only way
 //! orders can differ), so a single-writer (active/passive) stream compares nothing.
@@ -18,7 +29,7 @@ use crate::conn::Conn;
 use crate::error::{ReplError, Result};
 use crate::exchange::peer_vv;
 use crate::replicator::{blocking, covers, Shared};
-use crate::store_api::{MailboxDigest, MessageKey, ReplicaUser};
+use crate::store_api::{expunged_listing_id, MailboxDigest, MessageKey, ReplicaUser};
 use crate::wire::Message;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -41,10 +52,12 @@ pub(crate) struct AlignState {
 /// What one check did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Aligned {
-    /// `AlignModseqs` written (one per mailbox).
+    /// Mailboxes where alignment records (`AlignModseqs`, `AlignExpunged`) were written.
     pub mailboxes: usize,
     /// Messages whose modseq was aligned.
     pub messages: usize,
+    /// Tombstones (expunged UIDs) whose modseq was aligned.
+    pub expunged: usize,
     /// Mailboxes left for a later check: their messages (UID, GUID, flags) differ, so the
     /// comparison raced a write, or a merge is still under way.
     pub skipped: usize,
@@ -192,6 +205,20 @@ pub fn differing_modseqs(here: &[MessageKey], there: &[MessageKey]) -> Vec<Guid>
         .collect()
 }
 
+/// UIDs whose tombstone both sides hold for the same message but with another expunge modseq.
+/// A tombstone only one side holds is left alone (see the module doc).
+pub fn differing_expunged(here: &[MessageKey], there: &[MessageKey]) -> Vec<u32> {
+    let there: BTreeMap<u32, &MessageKey> = there.iter().map(|t| (t.uid, t)).collect();
+    here.iter()
+        .filter(|t| {
+            there
+                .get(&t.uid)
+                .is_some_and(|o| o.guid == t.guid && o.modseq != t.modseq)
+        })
+        .map(|t| t.uid)
+        .collect()
+}
+
 /// Both listings hold the same messages (UID, GUID, flags), modseqs aside.
 fn same_messages(here: &[MessageKey], there: &[MessageKey]) -> bool {
     here.len() == there.len()
@@ -227,7 +254,9 @@ pub async fn check(
                 r.highestmodseq
             )));
         }
-        if l.highestmodseq == r.highestmodseq && l.modseq_hash == r.modseq_hash {
+        let modseqs_differ = l.highestmodseq != r.highestmodseq || l.modseq_hash != r.modseq_hash;
+        let expunged_differ = l.expunged_hash != r.expunged_hash;
+        if !modseqs_differ && !expunged_differ {
             continue;
         }
         if !l.same_content(r) {
@@ -237,33 +266,66 @@ pub async fn check(
             out.skipped += 1;
             continue;
         }
-        let uu = u.clone();
         let mb = *id;
-        let here = blocking(move || uu.mailbox_listing(mb)).await?;
-        let there = remote_listing(conn, user, *id, t).await?;
-        if !same_messages(&here, &there) {
-            out.skipped += 1; // a write between the digests and the listings
-            continue;
+        // The highest modseq either side has shown so far; alignments go above it.
+        let mut high = l.highestmodseq.max(r.highestmodseq);
+        let mut wrote = false;
+        if modseqs_differ {
+            let uu = u.clone();
+            let here = blocking(move || uu.mailbox_listing(mb)).await?;
+            let there = remote_listing(conn, user, *id, t).await?;
+            if !same_messages(&here, &there) {
+                out.skipped += 1; // a write between the digests and the listings
+                continue;
+            }
+            let guids = differing_modseqs(&here, &there);
+            if !guids.is_empty() || l.highestmodseq != r.highestmodseq {
+                let uu = u.clone();
+                let g = guids.clone();
+                let Some(landed) = blocking(move || uu.align_modseqs(mb, high + 1, &g)).await?
+                else {
+                    continue; // deleted meanwhile
+                };
+                tracing::info!(
+                    user,
+                    mailbox = %l.name,
+                    messages = guids.len(),
+                    modseq = landed,
+                    "replication: modseqs aligned"
+                );
+                high = high.max(landed);
+                wrote = true;
+                out.messages += guids.len();
+            }
         }
-        let guids = differing_modseqs(&here, &there);
-        if guids.is_empty() && l.highestmodseq == r.highestmodseq {
-            continue;
+        if expunged_differ {
+            let uu = u.clone();
+            let Some(here) = blocking(move || uu.expunged_listing(mb)).await? else {
+                continue; // deleted meanwhile
+            };
+            let there = remote_listing(conn, user, expunged_listing_id(mb), t).await?;
+            let uids = differing_expunged(&here, &there);
+            if !uids.is_empty() {
+                let uu = u.clone();
+                let us = uids.clone();
+                let Some(landed) = blocking(move || uu.align_expunged(mb, high + 1, &us)).await?
+                else {
+                    continue; // deleted meanwhile
+                };
+                tracing::info!(
+                    user,
+                    mailbox = %l.name,
+                    expunged = uids.len(),
+                    modseq = landed,
+                    "replication: expunge modseqs aligned"
+                );
+                wrote = true;
+                out.expunged += uids.len();
+            }
         }
-        let common = l.highestmodseq.max(r.highestmodseq) + 1;
-        let uu = u.clone();
-        let g = guids.clone();
-        let Some(landed) = blocking(move || uu.align_modseqs(mb, common, &g)).await? else {
-            continue; // deleted meanwhile
-        };
-        tracing::info!(
-            user,
-            mailbox = %l.name,
-            messages = guids.len(),
-            modseq = landed,
-            "replication: modseqs aligned"
-        );
-        out.mailboxes += 1;
-        out.messages += guids.len();
+        if wrote {
+            out.mailboxes += 1;
+        }
     }
     Ok(Check::Done(out))
 }

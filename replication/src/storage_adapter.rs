@@ -1,6 +1,9 @@
 //! [`ReplicaStore`] for the node's real store.
 
-use crate::store_api::{digest_of, Applied, MailboxDigest, MessageKey, ReplicaStore, ReplicaUser};
+use crate::store_api::{
+    digest_with_expunged, expunged_listing_id, Applied, MailboxDigest, MessageKey, ReplicaStore,
+    ReplicaUser,
+};
 use std::sync::Arc;
 use storage::pack::{Prepared, Verified};
 use storage::record::Record;
@@ -114,12 +117,14 @@ impl ReplicaUser for StorageUser {
             .into_iter()
             .map(|mb| {
                 let msgs = listing(&self.0, &mb.name)?;
-                Ok(digest_of(
+                let expunged = tombstone_keys(&self.0, &mb.id)?.unwrap_or_default();
+                Ok(digest_with_expunged(
                     mb.id,
                     &mb.name,
                     mb.uidvalidity,
                     mb.highestmodseq,
                     &msgs,
+                    &expunged,
                 ))
             })
             .collect()
@@ -128,15 +133,46 @@ impl ReplicaUser for StorageUser {
         self.0.rebuild_index()
     }
     fn mailbox_listing(&self, mailbox: MailboxId) -> Result<Vec<MessageKey>, StoreError> {
-        let name = self
-            .0
-            .list_mailboxes()?
-            .into_iter()
-            .find(|m| m.id == mailbox)
-            .map(|m| m.name)
-            .ok_or_else(|| StoreError::NoSuchMailbox(mailbox.to_hex()))?;
-        listing(&self.0, &name)
+        let boxes = self.0.list_mailboxes()?;
+        if let Some(mb) = boxes.iter().find(|m| m.id == mailbox) {
+            return listing(&self.0, &mb.name);
+        }
+        // A peer's resolver asking for the tombstones (see `expunged_listing_id`).
+        let real = expunged_listing_id(mailbox);
+        if boxes.iter().any(|m| m.id == real) {
+            if let Some(t) = tombstone_keys(&self.0, &real)? {
+                return Ok(t);
+            }
+        }
+        Err(StoreError::NoSuchMailbox(mailbox.to_hex()))
     }
+    fn expunged_listing(&self, mailbox: MailboxId) -> Result<Option<Vec<MessageKey>>, StoreError> {
+        tombstone_keys(&self.0, &mailbox)
+    }
+    fn align_expunged(
+        &self,
+        mailbox: MailboxId,
+        min_modseq: u64,
+        uids: &[u32],
+    ) -> Result<Option<u64>, StoreError> {
+        self.0.align_expunged(&mailbox, min_modseq, uids)
+    }
+}
+
+fn tombstone_keys(
+    u: &UserStore,
+    mailbox: &MailboxId,
+) -> Result<Option<Vec<MessageKey>>, StoreError> {
+    Ok(u.tombstones(mailbox)?.map(|ts| {
+        ts.into_iter()
+            .map(|t| MessageKey {
+                uid: t.uid,
+                guid: t.guid,
+                flags: Vec::new(),
+                modseq: t.modseq,
+            })
+            .collect()
+    }))
 }
 
 fn listing(u: &UserStore, name: &str) -> Result<Vec<MessageKey>, StoreError> {

@@ -31,6 +31,9 @@ pub struct MessageKey {
 /// A mailbox's identity and hashes over its messages in UID order: `hash` over (UID, GUID,
 /// flags), `modseq_hash` over (UID, modseq). Two hashes, so a difference only in modseqs (which
 /// the resolver aligns, see [`crate::align`]) is told from real divergence without a listing.
+/// `expunged_hash` covers the tombstones (expunged UIDs: UID, GUID, expunge modseq), whose
+/// modseqs QRESYNC's `VANISHED (EARLIER)` answers from and the resolver aligns likewise; kept
+/// apart from `hash`, as tombstone sets may differ for good (see [`crate::align`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MailboxDigest {
     pub mailbox: MailboxId,
@@ -40,6 +43,8 @@ pub struct MailboxDigest {
     pub messages: u32,
     pub hash: [u8; 32],
     pub modseq_hash: [u8; 32],
+    pub expunged: u32,
+    pub expunged_hash: [u8; 32],
 }
 
 impl MailboxDigest {
@@ -53,7 +58,8 @@ impl MailboxDigest {
     }
 }
 
-/// The digest of a listing (shared by every store implementation so both sides agree).
+/// The digest of a listing (shared by every store implementation so both sides agree), for a
+/// store that keeps no tombstones.
 pub fn digest_of(
     mailbox: MailboxId,
     name: &str,
@@ -61,6 +67,25 @@ pub fn digest_of(
     highestmodseq: u64,
     msgs: &[MessageKey],
 ) -> MailboxDigest {
+    digest_with_expunged(mailbox, name, uidvalidity, highestmodseq, msgs, &[])
+}
+
+/// The digest of a listing and of the mailbox's tombstones (as [`ReplicaUser::expunged_listing`]
+/// lists them).
+pub fn digest_with_expunged(
+    mailbox: MailboxId,
+    name: &str,
+    uidvalidity: u32,
+    highestmodseq: u64,
+    msgs: &[MessageKey],
+    expunged: &[MessageKey],
+) -> MailboxDigest {
+    let mut hx = blake3::Hasher::new();
+    for t in expunged {
+        hx.update(&t.uid.to_le_bytes());
+        hx.update(&t.guid.0);
+        hx.update(&t.modseq.to_le_bytes());
+    }
     let mut h = blake3::Hasher::new();
     let mut hm = blake3::Hasher::new();
     for m in msgs {
@@ -82,7 +107,21 @@ pub fn digest_of(
         messages: msgs.len() as u32,
         hash: *h.finalize().as_bytes(),
         modseq_hash: *hm.finalize().as_bytes(),
+        expunged: expunged.len() as u32,
+        expunged_hash: *hx.finalize().as_bytes(),
     }
+}
+
+/// The id under which a `GetListing` asks for a mailbox's tombstones instead of its messages
+/// (the mailbox GUID xored with a fixed pattern). Protocol 4 carries tombstone listings in the
+/// existing `GetListing`/`Listing` pair this way, so the receiving side needs no request of its
+/// own; a real mailbox GUID equal to this is as likely as a GUID collision.
+pub fn expunged_listing_id(mailbox: MailboxId) -> MailboxId {
+    let mut out = mailbox.0;
+    for (b, m) in out.iter_mut().zip(b"expunged-listing") {
+        *b ^= m;
+    }
+    Guid(out)
 }
 
 pub trait ReplicaStore: Send + Sync + 'static {
@@ -141,6 +180,27 @@ pub trait ReplicaUser: Send + Sync + 'static {
         min_modseq: u64,
         guids: &[Guid],
     ) -> Result<Option<u64>, StoreError>;
+    /// A mailbox's tombstones (expunged UIDs) in UID order as keys (UID, the GUID the UID held,
+    /// no flags, the expunge modseq); None if the mailbox is gone. Stores without tombstones
+    /// keep the default (none).
+    fn expunged_listing(&self, mailbox: MailboxId) -> Result<Option<Vec<MessageKey>>, StoreError> {
+        let _ = mailbox;
+        Ok(Some(Vec::new()))
+    }
+    /// Writes the merge resolution for a mailbox's expunge modseqs (`Op::AlignExpunged`): the
+    /// tombstones of `uids` and HIGHESTMODSEQ take `max(min_modseq, HIGHESTMODSEQ + 1)`.
+    /// Returns HIGHESTMODSEQ afterwards, None if the mailbox is gone. Durable on return.
+    fn align_expunged(
+        &self,
+        mailbox: MailboxId,
+        min_modseq: u64,
+        uids: &[u32],
+    ) -> Result<Option<u64>, StoreError> {
+        let _ = (mailbox, min_modseq, uids);
+        Err(StoreError::Other(
+            "this store keeps no tombstones to align".into(),
+        ))
+    }
     fn has_object(&self, id: &ObjectId) -> Result<bool, StoreError>;
     /// Stores a peer's object after checking its hash; durable on return.
     fn put_object(&self, raw: &[u8]) -> Result<ObjectId, StoreError>;

@@ -147,6 +147,16 @@ fn check_op(op: &Op) -> Result<()> {
             }
             Ok(())
         }
+        Op::AlignExpunged { modseq, uids, .. } => {
+            check_count(uids.len())?;
+            if *modseq == 0 || *modseq > MAX_MODSEQ {
+                return Err(bad(format!("modseq {modseq} out of range")));
+            }
+            if uids.contains(&0) {
+                return Err(bad("expunge alignment of UID 0".into()));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -326,5 +336,27 @@ mod tests {
             let e = align(bad, 1).unwrap_err();
             assert!(e.to_string().contains("out of range"), "{e}");
         }
+    }
+
+    #[test]
+    fn align_expunged_is_bounded() {
+        let align = |modseq: u64, uids: Vec<u32>| {
+            let op = Op::AlignExpunged {
+                mailbox: Guid([1; 16]),
+                modseq,
+                uids,
+            };
+            check_records("u", &wire("u", &[rec(1, 1, op)]), &VersionVector::new())
+        };
+        assert!(align(7, vec![1, 5]).is_ok());
+        assert!(align(7, vec![]).is_ok(), "HIGHESTMODSEQ alone");
+        for bad in [0, 1 << 63, u64::MAX] {
+            let e = align(bad, vec![1]).unwrap_err();
+            assert!(e.to_string().contains("out of range"), "{e}");
+        }
+        let e = align(7, vec![3, 0]).unwrap_err();
+        assert!(e.to_string().contains("UID 0"), "{e}");
+        let e = align(7, vec![1; MAX_MESSAGES_PER_RECORD + 1]).unwrap_err();
+        assert!(e.to_string().contains("in one record"), "{e}");
     }
 }

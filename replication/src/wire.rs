@@ -16,7 +16,9 @@ use tokio_util::codec::LengthDelimitedCodec;
 /// Bumped on any incompatible change of [`Message`] or of the records it carries; both sides
 /// must speak the same one. 2: `Op::AlignModseqs`, modseqs in digests and listings.
 /// 3: objects travel in their stored (zstd) form, [`StoredBody`].
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: `Op::AlignExpunged` (a protocol 3 peer cannot decode it), tombstones in digests, and
+/// tombstone listings by `GetListing` of [`crate::store_api::expunged_listing_id`].
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest frame accepted (and so the largest object that can be replicated in one piece).
 pub const MAX_FRAME: usize = 96 * 1024 * 1024;

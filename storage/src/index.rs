@@ -1002,7 +1002,53 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
             mb.highestmodseq = ms;
             tx.put_mailbox(&mb);
         }
+        Op::AlignExpunged {
+            mailbox,
+            modseq,
+            uids,
+        } => align_expunged(tx, mailbox, *modseq, uids)?,
     }
+    Ok(())
+}
+
+/// A mailbox's expunged UIDs (tombstones) with the GUID each held and its expunge modseq, in
+/// UID order: what QRESYNC's `VANISHED (EARLIER)` answers from.
+pub fn tombstones(tx: &Txn, mailbox: &MailboxId) -> Result<Vec<(u32, Tomb)>> {
+    let prefix = k_tomb_prefix(mailbox);
+    tx.scan::<Tomb>(&prefix)?
+        .into_iter()
+        .map(|(k, t)| {
+            let uid = k
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| {
+                    StoreError::Index(format!("user {}: bad tombstone key {}", tx.user, hex(&k)))
+                })?;
+            Ok((uid, t))
+        })
+        .collect()
+}
+
+/// `Op::AlignExpunged`: the listed UIDs' tombstones (those held here) and HIGHESTMODSEQ take
+/// `max(modseq, HIGHESTMODSEQ + 1)`, never lower than anything this node has shown (invariant
+/// 3); a node that moved on since the resolver looked lands higher and the next check evens it.
+fn align_expunged(tx: &mut Txn, mailbox: &MailboxId, modseq: u64, uids: &[u32]) -> Result<()> {
+    let Some(mut mb) = tx.mailbox(mailbox)? else {
+        return Ok(());
+    };
+    let ms = modseq.max(mb.highestmodseq.saturating_add(1));
+    for uid in uids {
+        let Some(mut t) = tx.get::<Tomb>(&k_tomb(mailbox, *uid))? else {
+            continue; // never expunged here (or pruned): nothing to raise
+        };
+        tx.del(k_expunged(mailbox, t.modseq, *uid));
+        t.modseq = ms;
+        tx.put(k_tomb(mailbox, *uid), &t);
+        tx.put_raw(k_expunged(mailbox, ms, *uid), Vec::new());
+    }
+    mb.highestmodseq = ms;
+    tx.put_mailbox(&mb);
     Ok(())
 }
 

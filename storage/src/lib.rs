@@ -5,6 +5,7 @@
 //! rebuilt from it at any time. Orderings and unique names come from the hybrid logical clock
 //! ([`hlc`]).
 
+mod align_expunged;
 pub mod error;
 pub mod framed;
 pub mod hlc;
@@ -21,6 +22,7 @@ pub mod store;
 pub mod types;
 mod writer;
 
+pub use align_expunged::Tombstone;
 pub use error::{Result, StoreError};
 pub use store::{
     ApplyOutcome, Counters, NewMessage, PurgeReport, Store, StoreConfig, UidConflict, UserStore,

@@ -112,6 +112,16 @@ pub enum Op {
         modseq: u64,
         messages: Vec<Guid>,
     },
+    /// Merge resolution of expunge modseqs, as `AlignModseqs` is for messages: the tombstones of
+    /// the listed UIDs (those this node holds) and the mailbox's HIGHESTMODSEQ take one common
+    /// modseq, `max(modseq, HIGHESTMODSEQ + 1)` on each node, so a QRESYNC client that fails over
+    /// is told of the same expunges (`VANISHED (EARLIER)`) on every node. Made only by the
+    /// resolver. Kept last, for the same reason as `AlignModseqs`.
+    AlignExpunged {
+        mailbox: MailboxId,
+        modseq: u64,
+        uids: Vec<u32>,
+    },
 }
 
 impl Op {
@@ -131,6 +141,7 @@ impl Op {
             Op::Expunge { .. } => "expunge",
             Op::Renumber { .. } => "renumber",
             Op::AlignModseqs { .. } => "align-modseqs",
+            Op::AlignExpunged { .. } => "align-expunged",
         }
     }
 }
