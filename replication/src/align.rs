@@ -352,6 +352,34 @@ mod tests {
     }
 
     #[test]
+    fn only_tombstones_both_hold_for_the_same_message_differ() {
+        let here = [key(1, 1, 5), key(2, 2, 6), key(3, 3, 7), key(4, 4, 8)];
+        // UID 2: same modseq; UID 3: another message's tombstone; UID 4: only here; UID 5:
+        // only there. None of those can be evened by raising modseqs.
+        let there = [key(1, 1, 9), key(2, 2, 6), key(3, 9, 2), key(5, 5, 1)];
+        assert_eq!(differing_expunged(&here, &there), vec![1]);
+        assert_eq!(differing_expunged(&there, &here), vec![1]);
+    }
+
+    #[test]
+    fn tombstones_are_in_the_digest_apart_from_the_messages() {
+        let mb = Guid([7; 16]);
+        let msgs = [key(3, 3, 4)];
+        let plain = crate::store_api::digest_of(mb, "INBOX", 1, 9, &msgs);
+        let a = crate::store_api::digest_with_expunged(mb, "INBOX", 1, 9, &msgs, &[key(1, 1, 5)]);
+        let b = crate::store_api::digest_with_expunged(mb, "INBOX", 1, 9, &msgs, &[key(1, 1, 6)]);
+        assert!(a.same_content(&b) && a.same_content(&plain));
+        assert_eq!(a.modseq_hash, b.modseq_hash);
+        assert_ne!(a.expunged_hash, b.expunged_hash);
+        assert_ne!(a.expunged_hash, plain.expunged_hash);
+        assert_eq!((a.expunged, plain.expunged), (1, 0));
+        // The tombstone listing id never names the mailbox itself and leads back to it.
+        let t = expunged_listing_id(mb);
+        assert_ne!(t, mb);
+        assert_eq!(expunged_listing_id(t), mb);
+    }
+
+    #[test]
     fn two_origins_are_needed_to_trigger() {
         let vv = |v: &[(NodeId, u64)]| v.iter().copied().collect::<VersionVector>();
         assert_eq!(
