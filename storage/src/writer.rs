@@ -81,6 +81,12 @@ pub(crate) enum Req {
         modseq: u64,
         messages: Vec<Guid>,
     },
+    /// Writes `Op::AlignExpunged` (see `UserStore::align_expunged`).
+    AlignExpunged {
+        mailbox: MailboxId,
+        modseq: u64,
+        uids: Vec<u32>,
+    },
 }
 
 pub(crate) enum Reply {
@@ -883,6 +889,34 @@ impl UserStore {
                             mailbox,
                             modseq,
                             messages,
+                        },
+                    )?;
+                }
+                Ok(Reply::Aligned(
+                    tx.mailbox(&mailbox)?.map(|mb| mb.highestmodseq),
+                ))
+            }
+            Req::AlignExpunged {
+                mailbox,
+                modseq,
+                uids,
+            } => {
+                if tx.mailbox(&mailbox)?.is_none() {
+                    return Ok(Reply::Aligned(None));
+                }
+                let mut chunks: Vec<Vec<u32>> = uids.chunks(CHUNK).map(<[u32]>::to_vec).collect();
+                if chunks.is_empty() {
+                    chunks.push(Vec::new());
+                }
+                for uids in chunks {
+                    self.emit(
+                        tx,
+                        meta,
+                        b,
+                        Op::AlignExpunged {
+                            mailbox,
+                            modseq,
+                            uids,
                         },
                     )?;
                 }
