@@ -381,6 +381,20 @@ async fn handle(
                 Err(message) => Message::Error { message },
             }
         }
+        Message::GetExpunged { user, mailbox } => {
+            let u = open(sh, &user).await?;
+            match soft(blocking(move || u.expunged_listing(mailbox)).await)? {
+                Ok(Some(tombstones)) => Message::Expunged {
+                    user,
+                    mailbox,
+                    tombstones,
+                },
+                Ok(None) => Message::Error {
+                    message: format!("no mailbox {}", mailbox.to_hex()),
+                },
+                Err(message) => Message::Error { message },
+            }
+        }
         Message::GetObjects { user, ids } => {
             if ids.len() > MAX_IDS {
                 return Err(ReplError::protocol(format!(

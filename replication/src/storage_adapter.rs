@@ -1,8 +1,7 @@
 //! [`ReplicaStore`] for the node's real store.
 
 use crate::store_api::{
-    digest_with_expunged, expunged_listing_id, Applied, MailboxDigest, MessageKey, ReplicaStore,
-    ReplicaUser,
+    digest_with_expunged, Applied, MailboxDigest, MessageKey, ReplicaStore, ReplicaUser,
 };
 use std::sync::Arc;
 use storage::pack::{Prepared, Verified};
@@ -136,13 +135,6 @@ impl ReplicaUser for StorageUser {
         let boxes = self.0.list_mailboxes()?;
         if let Some(mb) = boxes.iter().find(|m| m.id == mailbox) {
             return listing(&self.0, &mb.name);
-        }
-        // A peer's resolver asking for the tombstones (see `expunged_listing_id`).
-        let real = expunged_listing_id(mailbox);
-        if boxes.iter().any(|m| m.id == real) {
-            if let Some(t) = tombstone_keys(&self.0, &real)? {
-                return Ok(t);
-            }
         }
         Err(StoreError::NoSuchMailbox(mailbox.to_hex()))
     }

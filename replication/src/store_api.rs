@@ -112,18 +112,6 @@ pub fn digest_with_expunged(
     }
 }
 
-/// The id under which a `GetListing` asks for a mailbox's tombstones instead of its messages
-/// (the mailbox GUID xored with a fixed pattern). Protocol 4 carries tombstone listings in the
-/// existing `GetListing`/`Listing` pair this way, so the receiving side needs no request of its
-/// own; a real mailbox GUID equal to this is as likely as a GUID collision.
-pub fn expunged_listing_id(mailbox: MailboxId) -> MailboxId {
-    let mut out = mailbox.0;
-    for (b, m) in out.iter_mut().zip(b"expunged-listing") {
-        *b ^= m;
-    }
-    Guid(out)
-}
-
 pub trait ReplicaStore: Send + Sync + 'static {
     fn node_id(&self) -> NodeId;
     /// A fresh time from the node's hybrid logical clock.

@@ -17,7 +17,7 @@ use tokio_util::codec::LengthDelimitedCodec;
 /// must speak the same one. 2: `Op::AlignModseqs`, modseqs in digests and listings.
 /// 3: objects travel in their stored (zstd) form, [`StoredBody`].
 /// 4: `Op::AlignExpunged` (a protocol 3 peer cannot decode it), tombstones in digests, and
-/// tombstone listings by `GetListing` of [`crate::store_api::expunged_listing_id`].
+/// `GetExpunged`/`Expunged` (a mailbox's tombstones, for the merge resolver).
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest frame accepted (and so the largest object that can be replicated in one piece).
@@ -237,6 +237,17 @@ pub enum Message {
         mailbox: MailboxId,
         messages: Vec<crate::store_api::MessageKey>,
     },
+    /// Request (the merge resolver, where digests' tombstones differ): one mailbox's expunged
+    /// UIDs with their GUIDs and expunge modseqs.
+    GetExpunged {
+        user: String,
+        mailbox: MailboxId,
+    },
+    Expunged {
+        user: String,
+        mailbox: MailboxId,
+        tombstones: Vec<crate::store_api::MessageKey>,
+    },
     /// Keep-alive request on an idle connection; answered by Pong.
     Ping,
     Pong,
@@ -266,6 +277,8 @@ impl Message {
             Message::Digests { .. } => "Digests",
             Message::GetListing { .. } => "GetListing",
             Message::Listing { .. } => "Listing",
+            Message::GetExpunged { .. } => "GetExpunged",
+            Message::Expunged { .. } => "Expunged",
             Message::Ping => "Ping",
             Message::Pong => "Pong",
             Message::Error { .. } => "Error",
