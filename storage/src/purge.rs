@@ -13,8 +13,8 @@
 //! 5. the old packs are deleted (a crash before leaves unreferenced packs the next purge deletes).
 //!
 //! Peers that have not yet received the Append of a message purged here still get its record,
-//! without the object, together with the record that removes the message (replication's
-//! `purged` module; the store refuses such a record unless the same call removes the message).
+//! without the object; they keep the message as an invisible ghost until the record removing it
+//! arrives (replication's `purged` module, `apply_remote_purged`).
 
 use crate::error::{Result, StoreError};
 use crate::framed::{self, Ctx, FramedWriter, HEADER_LEN};
