@@ -12,10 +12,10 @@ pub mod certs;
 pub mod conn;
 pub mod error;
 mod exchange;
+pub mod ghosts;
 pub mod pacing;
 pub mod policy;
 mod purged;
-mod read_ahead;
 mod receiver;
 pub mod replicator;
 mod shipper;
@@ -28,6 +28,7 @@ pub mod validate;
 pub mod wire;
 
 pub use error::{ReplError, Result};
+pub use ghosts::UserGhosts;
 pub use pacing::{ClientLoad, PacingConfig, PacingStatus};
 pub use replicator::{
     Durability, Handle, PeerConfig, PeerCounters, PeerStatus, ReplicaWait, ReplicationConfig,

@@ -132,8 +132,6 @@ pub(crate) struct Lane {
     /// Users whose last batch on this lane was cut (the peer is more than a batch behind):
     /// their next batch is catch-up and yields to clients.
     pub catching_up: Mutex<HashSet<String>>,
-    /// Catching-up users shipped in small batches: their backlog read a full batch at a time.
-    pub read_ahead: Mutex<HashMap<String, Arc<crate::read_ahead::ReadAhead>>>,
 }
 
 pub(crate) struct PeerState {
@@ -143,14 +141,78 @@ pub(crate) struct PeerState {
     /// The peer's durable version vector per user, as its last Ack (or answer) said.
     pub acked: Mutex<HashMap<String, VersionVector>>,
     pub lag: Mutex<HashMap<String, LagMark>>,
-    pub last_error: Mutex<Option<String>>,
+    pub last_error: Mutex<Option<PeerError>>,
+    /// Successful connects on any lane: a lane's failed connect attempt is reported only if no
+    /// lane got through since the attempt began (else it is stale: the peer is reachable).
+    pub connect_gen: AtomicU64,
+    /// Batches that failed (a store error here or at the peer) and were left for a retry.
+    pub batches_failed: AtomicU64,
     pub records_sent: AtomicU64,
     pub objects_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub connects: AtomicU64,
 }
 
+/// What `status()` shows as a peer's `last_error`: the last failure that still holds. The lanes
+/// share it, so each kind is cleared by the success that proves it over: a connection error by
+/// any lane connecting, a user's shipping error by that user's next batch going through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PeerError {
+    /// The user whose batch failed; `None` for the connection itself.
+    pub user: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for PeerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.user {
+            Some(u) => write!(f, "{u}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
 impl PeerState {
+    /// A lane connected: connection errors no longer hold.
+    pub(crate) fn connect_succeeded(&self) {
+        self.connect_gen.fetch_add(1, Ordering::SeqCst);
+        let mut e = self.last_error.lock();
+        if e.as_ref().is_some_and(|e| e.user.is_none()) {
+            *e = None;
+        }
+    }
+    /// A connect attempt begun when `connect_gen` was `gen` failed: shown unless another lane
+    /// connected meanwhile.
+    pub(crate) fn connect_failed(&self, gen: u64, message: String) {
+        let mut e = self.last_error.lock();
+        if self.connect_gen.load(Ordering::SeqCst) == gen {
+            *e = Some(PeerError {
+                user: None,
+                message,
+            });
+        }
+    }
+    /// An established connection failed.
+    pub(crate) fn connection_lost(&self, message: String) {
+        *self.last_error.lock() = Some(PeerError {
+            user: None,
+            message,
+        });
+    }
+    pub(crate) fn user_failed(&self, user: &str, message: String) {
+        self.batches_failed.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock() = Some(PeerError {
+            user: Some(user.to_string()),
+            message,
+        });
+    }
+    /// A batch of `user` went through: an error naming it no longer holds.
+    pub(crate) fn user_succeeded(&self, user: &str) {
+        let mut e = self.last_error.lock();
+        if e.as_ref().and_then(|e| e.user.as_deref()) == Some(user) {
+            *e = None;
+        }
+    }
     pub(crate) fn lane_of(&self, user: &str) -> usize {
         let h = blake3::hash(user.as_bytes());
         let b = h.as_bytes();
@@ -201,6 +263,8 @@ pub(crate) struct Shared {
     pub modseqs_aligned: AtomicU64,
     /// Catch-up yielding to clients, and its counters.
     pub pacer: crate::pacing::Pacer,
+    /// Ghosts per user, cached for `/metrics` (see `ghosts`).
+    pub ghosts: crate::ghosts::GhostCounts,
 }
 
 /// See [`Handle::counters`].
@@ -212,6 +276,8 @@ pub struct ReplicationCounters {
     pub modseq_checks: u64,
     pub modseqs_aligned: u64,
     pub peers: Vec<PeerCounters>,
+    /// Users that have had ghosts, with their count as of the last rescan (0 once resolved).
+    pub ghosts: Vec<crate::ghosts::UserGhosts>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -224,6 +290,7 @@ pub struct PeerCounters {
     pub bytes_sent: u64,
     /// Users with records shipped but not yet acked by this peer.
     pub users_behind: u64,
+    pub batches_failed: u64,
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -273,6 +340,7 @@ impl Shared {
             users.insert(user.to_string(), u.clone());
             u.watch()
         };
+        self.ghosts.touched(user);
         for p in self.peers.values() {
             p.mark_dirty(user);
         }
@@ -287,6 +355,7 @@ impl Shared {
                         for p in me.peers.values() {
                             p.mark_dirty(&name);
                         }
+                        me.ghosts.touched(&name);
                     }
                 }
             }
@@ -352,6 +421,10 @@ pub struct ReplicationStatus {
     /// How much catch-up was held back for this node's clients.
     #[serde(default)]
     pub pacing: crate::pacing::PacingStatus,
+    /// Users holding ghosts: messages a peer shipped without their object (purged there),
+    /// kept invisible until their removal arrives. Counted at the call.
+    #[serde(default)]
+    pub ghosts: Vec<crate::ghosts::UserGhosts>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -367,6 +440,10 @@ pub struct PeerStatus {
     /// Users with something not yet acknowledged by this peer, most behind first.
     pub behind: Vec<UserLag>,
     pub records_behind: u64,
+    /// Batches to this peer that failed (a store error here or at the peer; retried after
+    /// 5 s). `last_error` shows only a failure that still holds; this counts every one.
+    #[serde(default)]
+    pub batches_failed: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -430,13 +507,14 @@ impl Replicator {
                                     queue: Mutex::new(DirtyQueue::default()),
                                     wake: Notify::new(),
                                     catching_up: Mutex::new(HashSet::new()),
-                                    read_ahead: Mutex::new(HashMap::new()),
                                 })
                             })
                             .collect(),
                         acked: Mutex::new(HashMap::new()),
                         lag: Mutex::new(HashMap::new()),
                         last_error: Mutex::new(None),
+                        connect_gen: AtomicU64::new(0),
+                        batches_failed: AtomicU64::new(0),
                         records_sent: AtomicU64::new(0),
                         objects_sent: AtomicU64::new(0),
                         bytes_sent: AtomicU64::new(0),
@@ -462,6 +540,7 @@ impl Replicator {
             modseq_checks: AtomicU64::new(0),
             modseqs_aligned: AtomicU64::new(0),
             pacer,
+            ghosts: Default::default(),
         });
         tracing::info!(
             node = shared.cfg.node_id,
@@ -498,6 +577,7 @@ async fn rescan(shared: Arc<Shared>) {
             }
             Err(e) => tracing::warn!(error = %e, "replication: cannot list users"),
         }
+        crate::ghosts::refresh_stale(&shared).await;
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tokio::time::sleep(shared.cfg.rescan_interval) => {}
@@ -575,14 +655,17 @@ impl Handle {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let users_tracked = users.len();
-        let local: Vec<(String, VersionVector)> = blocking(move || {
-            users
+        let (local, ghosts): (Vec<(String, VersionVector)>, _) = blocking(move || {
+            let ghosts = crate::ghosts::count(&users);
+            let local = users
                 .into_iter()
                 .map(|(n, u)| u.version_vector().map(|v| (n, v)))
-                .collect::<std::result::Result<Vec<_>, _>>()
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok((local, ghosts))
         })
         .await
         .unwrap_or_default();
+        sh.ghosts.record(&ghosts);
         let now = sh.store.wall_ms();
         let mut peers = Vec::new();
         for p in sh.peers.values() {
@@ -616,12 +699,13 @@ impl Handle {
                 id: p.id,
                 addr: p.addr.clone(),
                 connected: p.connected(),
-                last_error: p.last_error.lock().clone(),
+                last_error: p.last_error.lock().as_ref().map(|e| e.to_string()),
                 connects: p.connects.load(Ordering::Relaxed),
                 records_sent: p.records_sent.load(Ordering::Relaxed),
                 objects_sent: p.objects_sent.load(Ordering::Relaxed),
                 bytes_sent: p.bytes_sent.load(Ordering::Relaxed),
                 records_behind: behind.iter().map(|b| b.records).sum(),
+                batches_failed: p.batches_failed.load(Ordering::Relaxed),
                 behind,
             });
         }
@@ -637,6 +721,7 @@ impl Handle {
             modseq_checks: sh.modseq_checks.load(Ordering::Relaxed),
             modseqs_aligned: sh.modseqs_aligned.load(Ordering::Relaxed),
             pacing: sh.pacer.counters.status(sh.cfg.pacing.enabled),
+            ghosts: sh.ghosts.nonzero(),
         }
     }
 
@@ -700,8 +785,10 @@ impl Handle {
                     objects_sent: p.objects_sent.load(Ordering::Relaxed),
                     bytes_sent: p.bytes_sent.load(Ordering::Relaxed),
                     users_behind: p.lag.lock().len() as u64,
+                    batches_failed: p.batches_failed.load(Ordering::Relaxed),
                 })
                 .collect(),
+            ghosts: sh.ghosts.all(),
         }
     }
 

@@ -5,9 +5,8 @@
 use crate::conn::Conn;
 use crate::error::{ReplError, Result};
 use crate::exchange::{peer_vv, push_batch};
-use crate::read_ahead::ReadAhead;
 use crate::replicator::{LagMark, Lane, PeerState, Shared};
-use crate::store_api::{bytes_of, ReplicaUser};
+use crate::store_api::bytes_of;
 use crate::wire::Message;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,6 +19,7 @@ pub(crate) async fn run(sh: Arc<Shared>, peer: Arc<PeerState>, lane: Arc<Lane>) 
         let mut last_logged: Option<String> = None;
         loop {
             let now = sh.store.now();
+            let gen = peer.connect_gen.load(Ordering::SeqCst);
             let r = tokio::select! {
                 _ = sh.shutdown.cancelled() => return,
                 r = Conn::connect(&sh.cfg.tls, sh.cfg.node_id, now, peer.id, &peer.addr) => r,
@@ -31,7 +31,7 @@ pub(crate) async fn run(sh: Arc<Shared>, peer: Arc<PeerState>, lane: Arc<Lane>) 
                     }
                     lane.connected.store(true, Ordering::SeqCst);
                     peer.connects.fetch_add(1, Ordering::Relaxed);
-                    *peer.last_error.lock() = None;
+                    peer.connect_succeeded();
                     last_logged = None;
                     backoff = sh.cfg.backoff_min;
                     tracing::info!("replication: connected to peer");
@@ -50,7 +50,7 @@ pub(crate) async fn run(sh: Arc<Shared>, peer: Arc<PeerState>, lane: Arc<Lane>) 
                         Ok(()) => return,
                         Err(e) => {
                             tracing::warn!(error = %e, "replication: connection to peer lost");
-                            *peer.last_error.lock() = Some(e.to_string());
+                            peer.connection_lost(e.to_string());
                         }
                     }
                 }
@@ -63,7 +63,7 @@ pub(crate) async fn run(sh: Arc<Shared>, peer: Arc<PeerState>, lane: Arc<Lane>) 
                     } else {
                         tracing::debug!(error = %msg, "replication: still cannot connect to peer");
                     }
-                    *peer.last_error.lock() = Some(msg);
+                    peer.connect_failed(gen, msg);
                 }
             }
             tokio::select! {
@@ -104,12 +104,12 @@ async fn session(
             }
         };
         match ship_user(sh, peer, lane, conn, &user).await {
-            Ok(()) => {}
+            Ok(()) => peer.user_succeeded(&user),
             // One user's store trouble (here or at the peer) must not stall the lane's other
             // users: log, retry that user later, carry on.
             Err(e @ (ReplError::Refused(_) | ReplError::Store(_))) => {
                 tracing::warn!(user, error = %e, "replication: cannot ship user; retrying later");
-                *peer.last_error.lock() = Some(format!("{user}: {e}"));
+                peer.user_failed(&user, e.to_string());
                 let (peer, sh2) = (peer.clone(), sh.clone());
                 sh.tasks.spawn(async move {
                     tokio::select! {
@@ -173,35 +173,6 @@ async fn recover_own_records(
     Ok(())
 }
 
-/// Catching-up users kept reading ahead per lane: each holds up to a full batch of records
-/// (not their objects) between its turns.
-const MAX_READ_AHEAD_USERS: usize = 64;
-
-/// The user to ship from: for a batch smaller than `batch_records` (clients busy), a wrapper
-/// that reads the backlog a full batch at a time (see `read_ahead`); otherwise the user.
-fn read_ahead(
-    sh: &Shared,
-    lane: &Lane,
-    user: &str,
-    u: &Arc<dyn ReplicaUser>,
-    records: usize,
-) -> Arc<dyn ReplicaUser> {
-    let mut kept = lane.read_ahead.lock();
-    if records >= sh.cfg.batch_records {
-        kept.remove(user);
-        return u.clone();
-    }
-    if let Some(r) = kept.get(user) {
-        return r.clone();
-    }
-    if kept.len() >= MAX_READ_AHEAD_USERS {
-        return u.clone();
-    }
-    let r = Arc::new(ReadAhead::new(u.clone(), sh.cfg.batch_records));
-    kept.insert(user.to_string(), r.clone());
-    r
-}
-
 /// How long a user whose batch failed (a store error here or at the peer) waits to be retried.
 const USER_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -230,14 +201,13 @@ async fn ship_user(
     // ships at once (see `pacing`).
     let catch_up = lane.catching_up.lock().contains(user);
     let plan = sh.pacer.before_batch(catch_up, sh.cfg.batch_records).await;
-    let shipped = read_ahead(sh, lane, user, &u, plan.records);
     let mut last = None;
     let low = sh.pacer.low_priority(catch_up);
     let pushed = crate::background::catch_up(
         low,
         push_batch(
             conn,
-            &shipped,
+            &u,
             user,
             &have,
             plan.records,
@@ -276,7 +246,6 @@ async fn ship_user(
         lane.queue.lock().push(user);
     } else {
         lane.catching_up.lock().remove(user);
-        lane.read_ahead.lock().remove(user);
         peer.lag.lock().remove(user);
         // Nothing more to push: the resolver evens modseqs if both nodes were written.
         crate::align::after_ship(sh, peer.id, conn, &u, user, &have).await?;

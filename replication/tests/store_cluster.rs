@@ -724,3 +724,77 @@ async fn expunges_on_both_while_disconnected_get_the_same_modseqs() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A peer's message received without its object (purged there) is counted per user in
+/// `status()` and, after the periodic recount, in `counters()` (what /metrics shows); its
+/// removal brings both back to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ghosts_are_counted_in_status_and_counters_until_their_removal() {
+    use storage::record::{NewEntry, Op};
+    let ca = Ca::new();
+    let mut b = Node::new(1).await;
+    append(&b.store(), "alice", "INBOX", "mine");
+    append(&b.store(), "bob", "INBOX", "his");
+    b.start(&ca, (2, "127.0.0.1:1")).await;
+    let h = b.handle.clone().unwrap();
+    h.track_user("alice").await.unwrap();
+    h.track_user("bob").await.unwrap();
+    let bu = b.store().user("alice").unwrap();
+    let inbox = bu.mailbox("INBOX").unwrap().id;
+    let object = storage::ObjectId::of(b"purged at the sender");
+    let guid = Guid([7; 16]);
+    let insert = rec(
+        1,
+        Op::Append {
+            mailbox: inbox,
+            entry: NewEntry {
+                guid,
+                uid: 77,
+                object,
+                size: 20,
+                internal_date: 0,
+                internal_date_tz_min: 0,
+                flags: Flags::new(),
+            },
+            modseq: 1,
+            delivery_key: None,
+        },
+    );
+    bu.apply_remote_purged(vec![], &[insert], &[object].into_iter().collect())
+        .unwrap();
+    assert_eq!(bu.ghosts().unwrap().len(), 1);
+    let st = h.status().await;
+    assert_eq!(
+        st.ghosts,
+        vec![UserGhosts {
+            user: "alice".into(),
+            ghosts: 1
+        }],
+        "{st:?}"
+    );
+    let counted = |user: &str| -> Option<u64> {
+        h.counters()
+            .ghosts
+            .iter()
+            .find(|g| g.user == user)
+            .map(|g| g.ghosts)
+    };
+    // The status call recounted alice; the rescan keeps the cache current without it.
+    assert_eq!(counted("alice"), Some(1));
+    assert_eq!(counted("bob"), None, "a user without ghosts is not listed");
+
+    // Its removal arrives: nothing left, and the metric's series goes back to 0.
+    let removal = rec(
+        2,
+        Op::Expunge {
+            mailbox: inbox,
+            messages: vec![guid],
+            modseq: 2,
+        },
+    );
+    bu.apply_remote_purged(vec![], &[removal], &Default::default())
+        .unwrap();
+    common::eventually("the rescan recounts alice", || counted("alice") == Some(0)).await;
+    assert!(h.status().await.ghosts.is_empty());
+    b.stop().await;
+}

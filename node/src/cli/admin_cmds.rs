@@ -297,7 +297,7 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
             );
             for p in st.peers {
                 println!(
-                    "peer {} {} {} records_behind={}{}",
+                    "peer {} {} {} records_behind={} batches_failed={}{}",
                     p.id,
                     p.addr,
                     if p.connected {
@@ -306,6 +306,7 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
                         "disconnected"
                     },
                     p.records_behind,
+                    p.batches_failed,
                     p.last_error
                         .map(|e| format!(" last_error={e:?}"))
                         .unwrap_or_default()
@@ -329,6 +330,12 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
                 y.applies_delayed,
                 y.apply_yield_seconds
             );
+            // Messages a peer shipped without their object (purged there), invisible until
+            // their removal arrives; one that stays is a peer's error (see docs/operations.md).
+            println!("ghosts={}", st.ghosts.iter().map(|g| g.ghosts).sum::<u64>());
+            for g in &st.ghosts {
+                println!("  {} ghosts={}", g.user, g.ghosts);
+            }
             Ok(0)
         }
         other => anyhow::bail!("not an admin command: {other:?}"),

@@ -76,6 +76,14 @@ impl HealthState {
             metrics::counter!("node_replication_refused_frames_total").absolute(c.refused_frames);
             metrics::counter!("node_replication_modseq_checks_total").absolute(c.modseq_checks);
             metrics::counter!("node_replication_modseqs_aligned_total").absolute(c.modseqs_aligned);
+            // Ghosts as of the replicator's last rescan (5 s): only users that have had any are
+            // labelled, so the series stay few.
+            metrics::gauge!("node_replication_ghosts")
+                .set(c.ghosts.iter().map(|g| g.ghosts).sum::<u64>() as f64);
+            for g in c.ghosts {
+                metrics::gauge!("node_replication_user_ghosts", "user" => g.user)
+                    .set(g.ghosts as f64);
+            }
             for p in c.peers {
                 let peer = p.id.to_string();
                 metrics::gauge!("node_replication_peer_connected", "peer" => peer.clone())
@@ -88,6 +96,8 @@ impl HealthState {
                     .absolute(p.objects_sent);
                 metrics::counter!("node_replication_bytes_sent_total", "peer" => peer.clone())
                     .absolute(p.bytes_sent);
+                metrics::counter!("node_replication_batches_failed_total", "peer" => peer.clone())
+                    .absolute(p.batches_failed);
                 metrics::gauge!("node_replication_users_behind", "peer" => peer)
                     .set(p.users_behind as f64);
             }
