@@ -46,7 +46,7 @@ fn message(size: usize, writer: usize, i: u64, rng: &mut u64) -> Vec<u8> {
         *rng ^= *rng << 17;
         let w = WORDS[(*rng % WORDS.len() as u64) as usize];
         m.extend_from_slice(w.as_bytes());
-        if *rng % 13 == 0 {
+        if (*rng).is_multiple_of(13) {
             m.extend_from_slice(format!("{:x}\r\n", *rng).as_bytes());
         }
     }
