@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{free_addr, quick_config, Ca, Dump, Modseqs};
+use common::{Ca, Dump, Modseqs};
 use replication::conn::Conn;
 use replication::store_api::ReplicaUser;
 use replication::wire::{Message, StoredBody, WireRecord, MAX_RECORDS_PER_FRAME};
@@ -14,55 +14,15 @@ use replication::*;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::record::Op;
-use storage::{Flags, Guid, HlcTime, NewMessage, Store, StoreConfig, VersionVector};
-use tokio::net::TcpListener;
+use storage::{Flags, Guid, HlcTime, NewMessage, Store, VersionVector};
 
-struct Node {
-    id: u32,
-    dir: tempfile::TempDir,
-    store: Option<Arc<Store>>,
-    addr: String,
-    handle: Option<Handle>,
-}
+use common::store_node::Node;
 
 impl Node {
-    async fn new(id: u32) -> Node {
-        let mut n = Node {
-            id,
-            dir: tempfile::tempdir().unwrap(),
-            store: None,
-            addr: free_addr().await,
-            handle: None,
-        };
-        n.open_store();
-        n
-    }
-    fn open_store(&mut self) {
-        let mut c = StoreConfig::new(self.dir.path());
-        c.node_id = self.id;
-        self.store = Some(Store::open(c).unwrap());
-    }
-    fn store(&self) -> Arc<Store> {
-        self.store.clone().unwrap()
-    }
     async fn start(&mut self, ca: &Ca, peer: (u32, &str)) {
-        let mut c = quick_config(ca, self.id, &self.addr, &[(peer.0, peer.1.to_string())]);
-        c.reply_timeout = Duration::from_secs(30);
-        let l = TcpListener::bind(&self.addr).await.unwrap();
-        let store: Arc<dyn store_api::ReplicaStore> =
-            Arc::new(storage_adapter::StorageReplica(self.store()));
-        self.handle = Some(Replicator::start_on(c, l, store).unwrap());
-    }
-    async fn stop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown().await;
-        }
-    }
-    /// Stops replication and closes the store, as a stopped node process would.
-    async fn restart_store(&mut self) {
-        self.stop().await;
-        self.store = None;
-        self.open_store();
+        let peers = [(peer.0, peer.1.to_string())];
+        self.start_with(ca, &peers, Duration::from_secs(30), |_| {})
+            .await;
     }
 }
 

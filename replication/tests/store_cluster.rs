@@ -3,62 +3,17 @@
 
 mod common;
 
-use common::{free_addr, quick_config, rec, Ca, Dump, Modseqs};
+use common::{rec, Ca, Dump, Modseqs};
 use replication::*;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{Flag, FlagMode, Flags, Guid, NewMessage, Store, StoreConfig};
-use tokio::net::TcpListener;
+use storage::{Flag, FlagMode, Flags, Guid, NewMessage, Store};
 
-struct Node {
-    id: u32,
-    dir: tempfile::TempDir,
-    store: Option<Arc<Store>>,
-    addr: String,
-    handle: Option<Handle>,
-}
+use common::store_node::Node;
 
 impl Node {
-    async fn new(id: u32) -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let mut n = Node {
-            id,
-            dir,
-            store: None,
-            addr: free_addr().await,
-            handle: None,
-        };
-        n.open_store();
-        n
-    }
-    fn open_store(&mut self) {
-        let mut c = StoreConfig::new(self.dir.path());
-        c.node_id = self.id;
-        self.store = Some(Store::open(c).unwrap());
-    }
-    async fn with_clock(id: u32, clock: Arc<dyn storage::hlc::WallClock>) -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = StoreConfig::new(dir.path());
-        c.node_id = id;
-        let store = Some(Store::open_with_clock(c, clock).unwrap());
-        Node {
-            id,
-            dir,
-            store,
-            addr: free_addr().await,
-            handle: None,
-        }
-    }
-    fn store(&self) -> Arc<Store> {
-        self.store.clone().unwrap()
-    }
     async fn start(&mut self, ca: &Ca, peer: (u32, &str)) {
         start_tuned(self, ca, peer, |_| {}).await;
-    }
-    async fn stop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown().await;
-        }
     }
 }
 
@@ -337,13 +292,7 @@ async fn start_peers_tuned(
     peers: &[(u32, String)],
     tune: impl FnOnce(&mut ReplicationConfig),
 ) {
-    let mut c = quick_config(ca, n.id, &n.addr, peers);
-    c.reply_timeout = Duration::from_secs(10);
-    tune(&mut c);
-    let l = TcpListener::bind(&n.addr).await.unwrap();
-    let store: Arc<dyn store_api::ReplicaStore> =
-        Arc::new(storage_adapter::StorageReplica(n.store()));
-    n.handle = Some(Replicator::start_on(c, l, store).unwrap());
+    n.start_with(ca, peers, Duration::from_secs(10), tune).await;
 }
 
 fn uid_of(store: &Arc<Store>, user: &str, mailbox: &str, guid: Guid) -> u32 {

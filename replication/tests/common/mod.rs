@@ -5,6 +5,8 @@
 // Each test file uses only part of this module.
 #![allow(dead_code)]
 
+pub mod store_node;
+
 use replication::certs;
 use replication::{PeerConfig, ReplicationConfig, TlsMaterial};
 use std::collections::BTreeMap;
