@@ -12,6 +12,7 @@ pub mod hlc;
 pub mod index;
 pub mod log;
 pub mod low_priority;
+pub mod merge;
 pub mod mime;
 pub mod names;
 pub mod pack;

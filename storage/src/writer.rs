@@ -799,7 +799,8 @@ impl UserStore {
                             rec.seq, rec.origin
                         )));
                     }
-                    validate_remote(&rec)?;
+                    crate::merge::validate_peer_record(&rec)
+                        .map_err(|e| StoreError::Other(e.to_string()))?;
                     if let Err(e) = self.shared.hlc.observe(rec.time) {
                         tracing::warn!(user = %self.name, error = %e, "remote record from a clock far ahead");
                     }
@@ -815,6 +816,7 @@ impl UserStore {
                     applied += 1;
                 }
                 check_bodiless(tx, &b.new_objects, &bodiless, &purged)?;
+                check_uid_room(tx, &fx.conflicts)?;
                 if !fx.ghosts.is_empty() {
                     tracing::info!(user = %self.name, messages = fx.ghosts.len(),
                         "messages received without their objects (purged at the sender) stay \
@@ -848,11 +850,12 @@ impl UserStore {
                 if involved.is_empty() {
                     return Ok(Reply::Resolved(None));
                 }
-                let moves = involved
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, g)| (g, mb.uidnext + i as u32))
-                    .collect();
+                let moves = crate::merge::uids::renumber(mb.uidnext, &involved).map_err(|e| {
+                    StoreError::Other(format!(
+                        "mailbox {}: cannot resolve UID conflicts: {e}",
+                        mb.name
+                    ))
+                })?;
                 let rec = self.emit(
                     tx,
                     meta,
@@ -969,6 +972,33 @@ fn check_bodiless(
     Ok(())
 }
 
+/// Every mailbox where a peer's records parked messages (UID conflicts) must have UIDs left to
+/// renumber them all ([`crate::merge::uids`]); otherwise the peer's frame is refused here, before
+/// anything of it is durable, rather than leaving the resolver a renumbering past `u32::MAX`.
+fn check_uid_room(tx: &Txn, conflicts: &[index::UidConflict]) -> Result<()> {
+    let mailboxes: BTreeSet<MailboxId> = conflicts.iter().map(|c| c.mailbox).collect();
+    for id in mailboxes {
+        let Some(mb) = tx.mailbox(&id)? else {
+            continue;
+        };
+        // The resolver renumbers every parked message and every live holder of a contested UID.
+        let parked = tx.scan_raw(&index::k_pending_prefix(&id))?.len();
+        let contested = tx.scan_raw(&index::k_contested_prefix(&id))?.len();
+        let needed = parked + contested;
+        if !crate::merge::uids::has_room(mb.uidnext, needed) {
+            let e = crate::merge::uids::NoUidsLeft {
+                uidnext: mb.uidnext,
+                needed,
+            };
+            return Err(StoreError::Other(format!(
+                "refused records from a peer: mailbox {} could not renumber its UID conflicts: {e}",
+                mb.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Messages per Copy/Move/Flags/Expunge record: keeps every record far below the log's frame
 /// limit whatever a client selects (a larger change becomes several records).
 const CHUNK: usize = 2_000;
@@ -984,46 +1014,6 @@ fn encoded(rec: &Record) -> Result<Vec<u8>> {
         )));
     }
     Ok(payload)
-}
-
-/// What a peer sends is checked like what a client sends: names must be valid mailbox names,
-/// UIDs must be UIDs. A bad record refuses the whole batch (nothing of it is applied).
-fn validate_remote(rec: &Record) -> Result<()> {
-    let bad = |what: String| {
-        StoreError::Other(format!(
-            "refused record {}/{} from a peer: {what}",
-            rec.origin, rec.seq
-        ))
-    };
-    let name_ok = |n: &str| names::validate_mailbox(n).is_ok_and(|c| c == n);
-    match &rec.op {
-        Op::MailboxCreate { name, .. }
-        | Op::MailboxRename { new_name: name, .. }
-        | Op::Subscribe { name }
-        | Op::Unsubscribe { name }
-            if !name_ok(name) =>
-        {
-            return Err(bad(format!("invalid mailbox name {name:?}")));
-        }
-        Op::Append { entry, .. } if entry.uid == 0 || entry.uid == u32::MAX => {
-            return Err(bad(format!("invalid UID {}", entry.uid)));
-        }
-        Op::Copy { entries, .. } | Op::Move { entries, .. } => {
-            if let Some((_, e)) = entries
-                .iter()
-                .find(|(_, e)| e.uid == 0 || e.uid == u32::MAX)
-            {
-                return Err(bad(format!("invalid UID {}", e.uid)));
-            }
-        }
-        Op::Renumber { moves, .. } => {
-            if let Some((_, u)) = moves.iter().find(|(_, u)| *u == 0 || *u == u32::MAX) {
-                return Err(bad(format!("invalid UID {u}")));
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// The messages a record brings into mailboxes: (mailbox, GUID, object).

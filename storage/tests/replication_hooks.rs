@@ -272,7 +272,10 @@ fn bad_records_from_a_peer_are_refused_whole() {
     let rec = |seq, op| storage::record::Record {
         origin: 9,
         seq,
-        time: s.clock().now(),
+        time: storage::HlcTime {
+            node: 9,
+            ..s.clock().now()
+        },
         op,
     };
     let good = rec(
