@@ -1,6 +1,9 @@
 //! The Raft log and vote in sled (openraft's `RaftLogStorage`), durable before openraft is told:
 //! every write is followed by a sled flush (fsync) before it returns or calls back.
 
+// openraft's trait methods return its `StorageError` (large); the helpers here return it too.
+#![allow(clippy::result_large_err)]
+
 use super::types::{NodeId, TypeConfig};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{

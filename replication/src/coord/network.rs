@@ -91,8 +91,11 @@ impl NetShared {
         self.allowed.lock().extend(ids);
     }
 
+    /// Members and configured peers may connect; a node that knows no member yet (it waits to
+    /// be added) accepts any node with a certificate from the cluster CA.
     fn is_allowed(&self, id: NodeId) -> bool {
-        self.allowed.lock().contains(&id)
+        let a = self.allowed.lock();
+        a.is_empty() || a.contains(&id)
     }
 
     fn link_ok(&self, peer: NodeId) {
