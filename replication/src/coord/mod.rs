@@ -7,6 +7,18 @@
 //! [`log_store`] and [`state_machine`] (sled), [`frame`] (raft frames on a peer link),
 //! [`network`] (client and serving side), [`coordinator`] (the public handle).
 //! openraft stays behind this module: nothing else in the crate names it.
+//!
+//! **Transport.** For now the coordinator runs its own listener (`CoordConfig::listen`) with the
+//! replication crate's TLS material and the same handshake ([`crate::conn::Conn`]: mutual TLS,
+//! Hello, node id checked against the certificate). Raft frames start with `RAFT`
+//! ([`frame::is_raft_frame`]), which no replication frame can, so the replicator's listener can
+//! later hand such connections to [`Coordinator::serve_conn`] and the separate port can go; that
+//! routing is not wired yet.
+//!
+//! **Restart.** The vote, log and state are in sled and flushed before openraft is told. A leader
+//! that restarts within its own term (openraft restores a committed vote for itself) resumes its
+//! reign with the same epoch once a majority acknowledges it; any other leader change is a new
+//! term, a new `Activate` and a new epoch.
 
 pub mod coordinator;
 pub mod error;
