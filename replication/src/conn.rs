@@ -54,6 +54,19 @@ impl Conn {
         }
     }
 
+    /// The next frame as is, undecoded (the coordinator's raft frames travel on the same
+    /// framing); `Closed` at a clean end of stream.
+    pub async fn recv_frame(&mut self) -> Result<bytes::BytesMut> {
+        match self.framed.next().await {
+            None => Err(ReplError::Closed),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Err(ReplError::protocol(format!("bad frame: {e}")))
+            }
+            Some(Err(e)) => Err(ReplError::Io(e)),
+            Some(Ok(frame)) => Ok(frame),
+        }
+    }
+
     /// `recv` bounded in time (monotonic timer).
     pub async fn recv_timeout(&mut self, t: Duration, what: &'static str) -> Result<Message> {
         tokio::time::timeout(t, self.recv())

@@ -10,6 +10,7 @@ mod align;
 mod background;
 pub mod certs;
 pub mod conn;
+pub mod coord;
 pub mod error;
 mod exchange;
 pub mod ghosts;
