@@ -1,6 +1,7 @@
 //! The running server's admin socket (`<data_dir>/admin.sock`, mode 0600): the CLI's admin
 //! commands come here while the server holds the store. One JSON request per line.
 
+use crate::active::VrrpReport;
 use crate::admin::{execute, execute_replication, Request, Response, MAX_REQUEST};
 use crate::auth::Authenticator;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ pub fn spawn(
     store: Arc<storage::Store>,
     auth: Arc<Authenticator>,
     replication: Option<replication::Handle>,
+    vrrp: Arc<VrrpReport>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -49,11 +51,12 @@ pub fn spawn(
             &what,
             || l.accept(),
             |(sock, _)| {
-                let (store, auth, shutdown, replication) = (
+                let (store, auth, shutdown, replication, vrrp) = (
                     store.clone(),
                     auth.clone(),
                     shutdown.clone(),
                     replication.clone(),
+                    vrrp.clone(),
                 );
                 t2.spawn(async move {
                     let (rd, mut wr) = sock.into_split();
@@ -90,6 +93,10 @@ pub fn spawn(
                                 match serde_json::from_str::<Request>(line.trim()) {
                                     Err(e) => {
                                         Response::from_result(Err(format!("bad request: {e}")))
+                                    }
+                                    Ok(Request::VrrpNotify { state }) => {
+                                        vrrp.set(state);
+                                        Response::from_result(Ok(serde_json::Value::Null))
                                     }
                                     Ok(
                                         req @ (Request::ReplicationStatus | Request::Sync { .. }),
