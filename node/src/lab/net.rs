@@ -190,3 +190,23 @@ pub fn destroy(names: &Names, nodes: u32) -> Vec<String> {
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_short_and_plain() {
+        assert!(Names::new("nodelab").is_ok());
+        for bad in ["", "a b", "x/y", "../etc", "seventeen-chars-x"] {
+            assert!(Names::new(bad).is_err(), "{bad:?} accepted");
+        }
+        let n = Names::new("lab").unwrap();
+        assert_eq!(
+            n.all(2),
+            vec!["lab-n1", "lab-n2", "lab-client", "lab-sw"]
+        );
+        assert_eq!(node_addr(2).to_string(), "10.213.0.2");
+        assert!(vip().is_private() && client_addr().is_private());
+    }
+}
