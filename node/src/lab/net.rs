@@ -202,10 +202,7 @@ mod tests {
             assert!(Names::new(bad).is_err(), "{bad:?} accepted");
         }
         let n = Names::new("lab").unwrap();
-        assert_eq!(
-            n.all(2),
-            vec!["lab-n1", "lab-n2", "lab-client", "lab-sw"]
-        );
+        assert_eq!(n.all(2), vec!["lab-n1", "lab-n2", "lab-client", "lab-sw"]);
         assert_eq!(node_addr(2).to_string(), "10.213.0.2");
         assert!(vip().is_private() && client_addr().is_private());
     }

@@ -32,16 +32,28 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
+/// What the admin socket's requests act on.
+pub struct AdminTargets {
+    pub store: Arc<storage::Store>,
+    pub auth: Arc<Authenticator>,
+    pub replication: Option<replication::Handle>,
+    /// Where `node notify` (keepalived) transitions are kept.
+    pub vrrp: Arc<VrrpReport>,
+}
+
 pub fn spawn(
     listener: UnixListener,
     path: PathBuf,
-    store: Arc<storage::Store>,
-    auth: Arc<Authenticator>,
-    replication: Option<replication::Handle>,
-    vrrp: Arc<VrrpReport>,
+    targets: AdminTargets,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let AdminTargets {
+        store,
+        auth,
+        replication,
+        vrrp,
+    } = targets;
     let t2 = tracker.clone();
     tracker.spawn(async move {
         let what = format!("admin socket {}", path.display());

@@ -342,10 +342,12 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     admin_socket::spawn(
         admin_listener,
         admin_path.clone(),
-        store.clone(),
-        auth.clone(),
-        hooks.replication(),
-        vrrp,
+        admin_socket::AdminTargets {
+            store: store.clone(),
+            auth: auth.clone(),
+            replication: hooks.replication(),
+            vrrp,
+        },
         shutdown.clone(),
         tracker.clone(),
     );
