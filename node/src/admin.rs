@@ -44,6 +44,11 @@ pub enum Request {
         peer: Option<u32>,
         full: bool,
     },
+    /// keepalived's notify script (`node notify STATE`) reports a VRRP transition (running
+    /// server only: it logs it and shows it in `/health`).
+    VrrpNotify {
+        state: crate::active::VrrpState,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,6 +171,7 @@ pub fn execute(
             "replication is not running here ([cluster] listen is not set, or no server is running)"
                 .into(),
         ),
+        Request::VrrpNotify { .. } => Err("no server is running to tell".into()),
     }
 }
 
@@ -273,5 +279,11 @@ mod tests {
         );
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"rm-rf"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"purge"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"vrrp-notify","state":"master"}"#).unwrap(),
+            Request::VrrpNotify {
+                state: crate::active::VrrpState::Master
+            }
+        );
     }
 }

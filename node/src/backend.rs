@@ -23,6 +23,10 @@ pub trait ClusterHooks: Send + Sync + 'static {
     fn may_write(&self, user: &str) -> Result<(), WriteRefused>;
     /// Whether this node is the active one (`/health/active`, keepalived's track script).
     fn is_active(&self) -> bool;
+    /// Who answers [`ClusterHooks::is_active`]: "standalone", "keepalived-led", later "raft".
+    fn active_mode(&self) -> &'static str {
+        "standalone"
+    }
     /// Waits until a locally durable write of `user` may be acknowledged.
     async fn write_committed(&self, user: &str);
     /// A user's store was opened (login, delivery): replication starts shipping it.

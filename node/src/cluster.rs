@@ -2,6 +2,7 @@
 //! [`ClusterHooks`] that make `replicated` durability wait for a peer's ack, and the
 //! `node cluster` / `node sync` helpers.
 
+use crate::active::{ActiveRole, KeepalivedLed};
 use crate::backend::ClusterHooks;
 use crate::config::{Config, Durability};
 use anyhow::Context as _;
@@ -77,6 +78,8 @@ pub fn replication_config(config: &Config) -> anyhow::Result<ReplicationConfig> 
 pub struct Replicated {
     pub handle: Handle,
     pub sync_timeout: Duration,
+    /// Who says whether this node may be active (keepalived-led now, Raft later).
+    pub role: Arc<dyn ActiveRole>,
 }
 
 #[async_trait]
@@ -88,7 +91,11 @@ impl ClusterHooks for Replicated {
     }
 
     fn is_active(&self) -> bool {
-        true
+        self.role.may_be_active()
+    }
+
+    fn active_mode(&self) -> &'static str {
+        self.role.mode()
     }
 
     async fn write_committed(&self, user: &str) {
@@ -150,5 +157,6 @@ pub async fn start(
     Ok(Some(Arc::new(Replicated {
         handle,
         sync_timeout: config.cluster.replication_sync_timeout.0,
+        role: Arc::new(KeepalivedLed),
     })))
 }

@@ -1,11 +1,13 @@
 //! `node`: the mail node's binary: the server (`node serve`) and its doveadm-like admin CLI.
 
+mod active;
 mod admin;
 mod auth;
 mod backend;
 mod cli;
 mod cluster;
 mod config;
+mod lab;
 mod logging;
 mod server;
 mod tls;

@@ -10,6 +10,7 @@ mod binary;
 pub mod cluster;
 mod fixtures;
 pub mod imaptest;
+pub mod lab;
 mod line;
 mod mail;
 mod process;

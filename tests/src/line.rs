@@ -15,9 +15,15 @@ pub struct LineConn {
 
 impl LineConn {
     pub fn connect(addr: SocketAddr) -> Result<LineConn> {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        Self::connect_with(addr, Duration::from_secs(5), Duration::from_secs(20))
+    }
+
+    /// [`LineConn::connect`] with given connect and read timeouts (fail-over tests retry
+    /// fast and must not wait 20 s on a dead peer).
+    pub fn connect_with(addr: SocketAddr, connect: Duration, read: Duration) -> Result<LineConn> {
+        let s = TcpStream::connect_timeout(&addr, connect)
             .with_context(|| format!("connect {addr}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        s.set_read_timeout(Some(read))?;
         s.set_nodelay(true)?;
         Ok(LineConn {
             writer: s.try_clone()?,

@@ -5,6 +5,7 @@ mod auth_cmds;
 mod cluster_cmds;
 mod config_cmds;
 mod health;
+mod notify;
 
 use crate::config::{self, Config};
 use crate::server::Origin;
@@ -108,6 +109,16 @@ pub enum Command {
         /// Healthy and the active node (holds the writes).
         #[arg(long)]
         active: bool,
+    },
+    /// keepalived's notify script: log a VRRP transition and tell the running node.
+    Notify {
+        #[arg(value_enum)]
+        state: crate::active::VrrpState,
+    },
+    /// A cluster on this machine: nodes and keepalived in network namespaces (root only).
+    Lab {
+        #[command(subcommand)]
+        what: crate::lab::LabCmd,
     },
 }
 
@@ -244,6 +255,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Health { active } => {
             let (config, _) = load_config(cli.config.as_ref())?;
             Ok(health::run(&config, active))
+        }
+        Command::Notify { state } => {
+            let (config, _) = load_config(cli.config.as_ref())?;
+            crate::logging::init(&config.log_path)?;
+            Ok(notify::run(&config, state))
+        }
+        Command::Lab { what } => {
+            crate::logging::init_cli();
+            crate::lab::run(what)
         }
         other => {
             crate::logging::init_cli();

@@ -178,6 +178,10 @@ pub struct ClusterSettings {
     pub replication_yield_batch_records: usize,
     /// Cluster CA and this node's certificate (`node cluster init` / `node cluster cert`).
     pub certs_dir: PathBuf,
+    /// keepalived's `track_file`: the node writes 0 while it may be the active node and 1 when
+    /// it may not (at shutdown, at once), so the address moves without waiting for the track
+    /// script's next run. Empty = not written.
+    pub vrrp_track_file: PathBuf,
 }
 
 impl Default for ClusterSettings {
@@ -193,6 +197,7 @@ impl Default for ClusterSettings {
             replication_yield_low_priority: false,
             replication_yield_batch_records: 100,
             certs_dir: PathBuf::new(),
+            vrrp_track_file: PathBuf::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The running server's admin socket (`<data_dir>/admin.sock`, mode 0600): the CLI's admin
 //! commands come here while the server holds the store. One JSON request per line.
 
+use crate::active::VrrpReport;
 use crate::admin::{execute, execute_replication, Request, Response, MAX_REQUEST};
 use crate::auth::Authenticator;
 use std::path::{Path, PathBuf};
@@ -31,15 +32,28 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
+/// What the admin socket's requests act on.
+pub struct AdminTargets {
+    pub store: Arc<storage::Store>,
+    pub auth: Arc<Authenticator>,
+    pub replication: Option<replication::Handle>,
+    /// Where `node notify` (keepalived) transitions are kept.
+    pub vrrp: Arc<VrrpReport>,
+}
+
 pub fn spawn(
     listener: UnixListener,
     path: PathBuf,
-    store: Arc<storage::Store>,
-    auth: Arc<Authenticator>,
-    replication: Option<replication::Handle>,
+    targets: AdminTargets,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let AdminTargets {
+        store,
+        auth,
+        replication,
+        vrrp,
+    } = targets;
     let t2 = tracker.clone();
     tracker.spawn(async move {
         let what = format!("admin socket {}", path.display());
@@ -49,11 +63,12 @@ pub fn spawn(
             &what,
             || l.accept(),
             |(sock, _)| {
-                let (store, auth, shutdown, replication) = (
+                let (store, auth, shutdown, replication, vrrp) = (
                     store.clone(),
                     auth.clone(),
                     shutdown.clone(),
                     replication.clone(),
+                    vrrp.clone(),
                 );
                 t2.spawn(async move {
                     let (rd, mut wr) = sock.into_split();
@@ -90,6 +105,10 @@ pub fn spawn(
                                 match serde_json::from_str::<Request>(line.trim()) {
                                     Err(e) => {
                                         Response::from_result(Err(format!("bad request: {e}")))
+                                    }
+                                    Ok(Request::VrrpNotify { state }) => {
+                                        vrrp.set(state);
+                                        Response::from_result(Ok(serde_json::Value::Null))
                                     }
                                     Ok(
                                         req @ (Request::ReplicationStatus | Request::Sync { .. }),

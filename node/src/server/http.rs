@@ -23,6 +23,8 @@ pub struct HealthState {
     pub stats: Arc<ConnStats>,
     pub metrics: PrometheusHandle,
     pub store: Arc<storage::Store>,
+    /// The last VRRP state keepalived reported (`node notify`).
+    pub vrrp: Arc<crate::active::VrrpReport>,
 }
 
 impl HealthState {
@@ -31,6 +33,9 @@ impl HealthState {
             "status": "ok",
             "node_id": self.node_id,
             "active": self.hooks.is_active(),
+            "mode": self.hooks.active_mode(),
+            "vrrp": self.vrrp.get().map(|(s, _)| s.as_str()),
+            "vrrp_since": self.vrrp.get().map(|(_, at)| at),
             "degraded": self.hooks.degraded(),
             "durability": self.durability,
             "uptime_secs": self.started.elapsed().as_secs(),

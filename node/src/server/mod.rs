@@ -7,6 +7,7 @@ pub mod http;
 mod listen;
 mod protocol_settings;
 
+use crate::active::{TrackFile, VrrpReport};
 use crate::auth::{AuthSettings, Authenticator};
 use crate::backend::{BackendSettings, ClusterHooks, NodeBackend, Standalone};
 use crate::config::{Config, SslMode, DEMO_PASSWORD, DEMO_USER};
@@ -321,6 +322,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             tracker.clone(),
         );
     }
+    let vrrp = Arc::new(VrrpReport::default());
     if let Some(l) = http_listener {
         let state = Arc::new(http::HealthState {
             node_id: config.cluster.node_id,
@@ -333,15 +335,19 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             stats: stats.clone(),
             metrics: prometheus,
             store: store.clone(),
+            vrrp: vrrp.clone(),
         });
         http::spawn(l, state, shutdown.clone(), tracker.clone());
     }
     admin_socket::spawn(
         admin_listener,
         admin_path.clone(),
-        store.clone(),
-        auth.clone(),
-        hooks.replication(),
+        admin_socket::AdminTargets {
+            store: store.clone(),
+            auth: auth.clone(),
+            replication: hooks.replication(),
+            vrrp,
+        },
         shutdown.clone(),
         tracker.clone(),
     );
@@ -358,9 +364,18 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     tracing::info!("{ready_line}");
     // Test harnesses and init scripts wait for this line.
     eprintln!("{ready_line}");
+    // Serving now: keepalived may give this node the address.
+    let track_file = TrackFile::new(config.cluster.vrrp_track_file.clone());
+    if let Some(t) = &track_file {
+        t.write(hooks.is_active());
+    }
 
     wait_for_signals(tls.clone()).await?;
 
+    // First of all, so keepalived moves the address while sessions still get their BYE.
+    if let Some(t) = &track_file {
+        t.write(false);
+    }
     tracing::info!("node: shutting down");
     shutdown.cancel();
     tracker.close();
