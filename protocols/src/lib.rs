@@ -5,6 +5,8 @@
 pub mod backend;
 pub mod blocking;
 pub mod imap;
+/// The line reader POP3 and LMTP share.
+mod line;
 pub mod lmtp;
 pub mod pop3;
 pub mod sasl;

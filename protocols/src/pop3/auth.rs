@@ -61,7 +61,8 @@ impl Session {
                     self.io.send_line(&format!("+ {challenge}"));
                     let Some(line) = self.read_input().await? else {
                         self.io.send_line("-ERR [AUTH] Response too long.");
-                        return self.auth_failed();
+                        self.auth_failures += 1;
+                        return Err(Stop::TooLong);
                     };
                     let line = String::from_utf8_lossy(&line).into_owned();
                     step = exchange.step(&line).map(|s| (exchange, s));
