@@ -753,3 +753,31 @@ async fn greeting_names_the_host_and_says_ready() {
     assert!(c.cmd("QUIT").await.starts_with("221 "));
     c.finished().await;
 }
+
+/// A delivery is in the store as soon as it is written, but acknowledged only once the replica
+/// wait (`Backend::write_committed`) ends; a retried delivery recognised as a duplicate waits
+/// too (the first one's client may never have had its reply).
+#[tokio::test]
+async fn data_is_not_acknowledged_before_the_replica_wait() {
+    let (backend, ctx) = demo_context();
+    let mut calls = 0;
+    for attempt in ["first", "retry"] {
+        let mut c = greeted(&ctx).await;
+        envelope(&mut c, "a@example.org", "demo").await;
+        assert_eq!(c.cmd("DATA").await, "354 OK");
+        backend.hold_commits();
+        c.send(format!("{MSG}.\r\n").as_bytes()).await;
+        calls += 1;
+        backend.commit_calls_reach(calls).await;
+        assert_eq!(inbox(&backend, "demo").len(), 1, "{attempt}: stored once");
+        let early = tokio::time::timeout(Duration::from_millis(200), c.line()).await;
+        assert!(
+            early.is_err(),
+            "{attempt}: answered before the wait: {early:?}"
+        );
+        backend.release_commits();
+        let reply = c.line().await;
+        assert!(reply.starts_with("250 2.0.0 <demo> "), "{attempt}: {reply}");
+        c.finished().await;
+    }
+}

@@ -7,9 +7,9 @@ use super::maildrop::Maildrop;
 use super::Pop3Context;
 use crate::backend::{ConnInfo, SessionGuard};
 use crate::line::{LineConn, ReadError, CLOSE_TIMEOUT};
+use crate::mail::UserMail;
 use crate::stream::BoxStream;
 use std::sync::Arc;
-use storage::UserStore;
 use tracing::Instrument;
 
 /// Why the session stops.
@@ -25,7 +25,7 @@ pub(super) enum Stop {
 /// A logged-in user's state.
 pub(super) struct Transaction {
     pub user: String,
-    pub store: Arc<UserStore>,
+    pub store: UserMail,
     pub maildrop: Maildrop,
     /// Counters for the logout line (Dovecot's `pop3_logout_format`).
     pub top: (u32, u64),

@@ -751,3 +751,24 @@ async fn greeting_says_ready() {
     assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
     c.finished().await;
 }
+
+/// QUIT's deletions are in the store as soon as they are written, but the client hears they
+/// are done only once the replica wait (`Backend::write_committed`) ends.
+#[tokio::test]
+async fn quit_is_not_acknowledged_before_the_replica_wait() {
+    let (backend, ctx) = mail_context();
+    let mut c = logged_in(&ctx).await;
+    assert_eq!(c.cmd("DELE 2").await, "+OK Marked to be deleted.");
+    backend.hold_commits();
+    c.send(b"QUIT\r\n").await;
+    backend.commit_calls_reach(1).await;
+    assert_eq!(inbox_len(&backend), 2, "expunged when the wait began");
+    let early = tokio::time::timeout(Duration::from_millis(200), c.line()).await;
+    assert!(
+        early.is_err(),
+        "QUIT answered before the replica wait: {early:?}"
+    );
+    backend.release_commits();
+    assert_eq!(c.line().await, "+OK Logging out, messages deleted.");
+    c.finished().await;
+}
