@@ -2,8 +2,8 @@
 //! authentication (passdb/userdb), opening a user's store, and the "who may write now" gate that
 //! replication and cluster coordination decide.
 //!
-//! Store operations themselves are `storage::UserStore`'s methods: they are blocking, so call
-//! them through [`crate::blocking`], never directly on an async thread.
+//! Sessions reach a user's store through [`crate::mail::UserMail`]: reads through its read-only
+//! view, writes through `UserMail::write`, which alone calls [`Backend::write_committed`].
 
 use async_trait::async_trait;
 use std::net::{IpAddr, SocketAddr};
@@ -98,7 +98,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Called after a local write is durable and before it is acknowledged to the client; in
     /// `replicated` durability it waits for a peer's durable ack (or the timeout). Returns
-    /// immediately in `local` durability.
+    /// immediately in `local` durability. Sessions never call it themselves:
+    /// [`crate::mail::UserMail::write`] does, before handing the write's result back.
     async fn write_committed(&self, user: &str);
 
     /// Whether plaintext authentication is allowed on this connection (TLS, or loopback, or

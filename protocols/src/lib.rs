@@ -1,11 +1,14 @@
 //! IMAP, POP3 and LMTP sessions: parsing, state machines and responses. They speak to the store
-//! through `storage::UserStore` and to the rest of the node through [`backend::Backend`]; they
+//! through [`mail::UserMail`] (whose writes wait for replicated durability themselves) and to the rest of the node through [`backend::Backend`]; they
 //! know nothing of listeners, TLS configuration or replication.
 
 pub mod backend;
 pub mod blocking;
 pub mod imap;
+/// The line reader POP3 and LMTP share.
+mod line;
 pub mod lmtp;
+pub mod mail;
 pub mod pop3;
 pub mod sasl;
 pub mod stream;

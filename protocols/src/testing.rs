@@ -1,6 +1,7 @@
 //! A test [`Backend`]: a real `storage::Store` in a temporary directory, users with plaintext
 //! passwords, a per-user+IP connection limit like Dovecot's `mail_max_userip_connections`, and a
-//! write gate that is always open unless a test closes it. Used by the IMAP, POP3 and LMTP tests.
+//! write gate that is always open unless a test closes it, and a commit wait that a test can hold
+//! (a replica that has not acknowledged yet). Used by the IMAP, POP3 and LMTP tests.
 
 use crate::backend::{
     AuthOutcome, AuthRequest, Backend, ConnInfo, Service, SessionGuard, UserInfo, WriteRefused,
@@ -25,8 +26,12 @@ pub struct TestBackend {
     pub plaintext: AtomicBool,
     /// When set, `may_write` refuses with this text.
     write_refusal: Mutex<Option<String>>,
-    /// Number of `write_committed` calls: tests check writes go through the gate.
+    /// Number of `write_committed` calls (counted when the call starts): tests check writes go
+    /// through the commit wait.
     pub committed: AtomicUsize,
+    /// While true, `write_committed` does not return, as in `replicated` durability while no
+    /// peer has acknowledged.
+    commits_held: tokio::sync::watch::Sender<bool>,
     // Dropped last: the store's files live here.
     _dir: tempfile::TempDir,
 }
@@ -56,6 +61,7 @@ impl TestBackend {
             plaintext: AtomicBool::new(true),
             write_refusal: Mutex::new(None),
             committed: AtomicUsize::new(0),
+            commits_held: tokio::sync::watch::Sender::new(false),
             _dir: dir,
         })
     }
@@ -68,6 +74,31 @@ impl TestBackend {
     /// Closes (Some) or opens (None) the write gate.
     pub fn refuse_writes(&self, why: Option<&str>) {
         *self.write_refusal.lock().unwrap_or_else(|e| e.into_inner()) = why.map(str::to_string);
+    }
+
+    /// From now on `write_committed` waits until [`release_commits`](Self::release_commits).
+    pub fn hold_commits(&self) {
+        self.commits_held.send_replace(true);
+    }
+
+    /// Lets every held and later `write_committed` return.
+    pub fn release_commits(&self) {
+        self.commits_held.send_replace(false);
+    }
+
+    /// Waits until `write_committed` has been called `n` times in all; panics after 10 s.
+    pub async fn commit_calls_reach(&self, n: usize) {
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while self.committed.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "write_committed called {} times, expected {n}",
+            self.committed.load(Ordering::SeqCst)
+        );
     }
 
     /// Number of sessions currently registered for user+ip.
@@ -119,7 +150,9 @@ impl Backend for TestBackend {
     }
 
     async fn write_committed(&self, _user: &str) {
-        self.committed.fetch_add(1, Ordering::Relaxed);
+        let mut held = self.commits_held.subscribe();
+        self.committed.fetch_add(1, Ordering::SeqCst);
+        let _ = held.wait_for(|held| !held).await;
     }
 
     fn allow_plaintext(&self, conn: &ConnInfo) -> bool {

@@ -563,3 +563,51 @@ print('ok')
     );
     assert_eq!(inbox_count(&server, "demo", "demo"), 1);
 }
+
+/// Sends 1 MiB without a line end after the greeting (from a thread of its own, which then keeps
+/// the connection open) and returns the first reply line and whether the server closed the
+/// connection, both within a second of the start of sending.
+fn unending_line(addr: std::net::SocketAddr) -> (String, bool) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = std::net::TcpStream::connect(addr).expect("connect");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).expect("greeting");
+    let mut writer = stream.try_clone().expect("clone");
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let sender = std::thread::spawn(move || {
+        // The server may close (and reset) while we still send: that is the point.
+        let _ = writer.write_all(&vec![b'x'; 1 << 20]);
+        let _ = stop_rx.recv_timeout(Duration::from_secs(30));
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let left = || deadline.saturating_duration_since(std::time::Instant::now());
+    stream
+        .set_read_timeout(Some(left().max(Duration::from_millis(1))))
+        .expect("timeout");
+    let mut reply = String::new();
+    let _ = reader.read_line(&mut reply);
+    stream
+        .set_read_timeout(Some(left().max(Duration::from_millis(1))))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    let closed = matches!(reader.read_to_end(&mut rest), Ok(_) if rest.is_empty());
+    let _ = stop_tx.send(());
+    let _ = sender.join();
+    (reply.trim_end().to_string(), closed)
+}
+
+#[test]
+fn a_megabyte_without_line_end_is_answered_and_closed_within_a_second() {
+    let server = Server::start(spec()).expect("start node");
+    let (reply, closed) = unending_line(server.addr(Proto::Pop3));
+    assert_eq!(reply, "-ERR Input line too long.", "POP3");
+    assert!(closed, "POP3 connection still open after a second");
+    let (reply, closed) = unending_line(server.addr(Proto::Lmtp));
+    assert_eq!(reply, "500 5.5.2 Line too long", "LMTP");
+    assert!(closed, "LMTP connection still open after a second");
+    // The server is still there for others.
+    let mut c = pop3_login(server.addr(Proto::Pop3), "demo", "demo").expect("pop3 login");
+    c.send("QUIT").expect("quit");
+    assert!(c.line().expect("quit reply").starts_with("+OK"));
+}

@@ -18,9 +18,10 @@
 //! share of a (user's store, mailbox) while any session holds it.
 
 use super::session::{store_error, Done, SERVERBUG};
+use crate::mail::{Reader, WeakReader};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use storage::{MailboxChanges, MailboxId, MessageMeta, UserStore};
+use storage::{MailboxChanges, MailboxId, MessageMeta};
 use tokio::sync::{watch, Notify, OnceCell};
 
 /// Answers kept per mailbox. Sessions in step share one; a session that lags (another
@@ -66,7 +67,7 @@ struct Slot {
 
 /// The shared answers of one mailbox of one user.
 pub(crate) struct MailboxShare {
-    store: Weak<UserStore>,
+    store: WeakReader,
     slots: Mutex<Vec<Arc<Slot>>>,
     /// The idlers' doorbells and whether a hub task runs to ring them (see the module doc).
     hub: Mutex<Hub>,
@@ -123,18 +124,18 @@ fn registry() -> &'static Mutex<Registry> {
 }
 
 /// The share of `mailbox` of `store`, made if no session holds one.
-pub(crate) fn share(store: &Arc<UserStore>, mailbox: MailboxId) -> Arc<MailboxShare> {
+pub(crate) fn share(store: &Reader, mailbox: MailboxId) -> Arc<MailboxShare> {
     let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
-    let key = (Arc::as_ptr(store) as usize, mailbox);
+    let key = (store.key(), mailbox);
     if let Some(found) = r.shares.get(&key).and_then(Weak::upgrade) {
         // A live share keeps its sessions' store alive, so the address is that store's;
         // checked anyway, it costs nothing.
-        if found.store.as_ptr() == Arc::as_ptr(store) {
+        if found.store.key() == store.key() {
             return found;
         }
     }
     let made = Arc::new(MailboxShare {
-        store: Arc::downgrade(store),
+        store: store.downgrade(),
         slots: Mutex::new(Vec::new()),
         hub: Mutex::new(Hub::default()),
     });
@@ -278,7 +279,7 @@ mod tests {
     use super::*;
     use crate::testing::TestBackend;
     use std::time::Duration;
-    use storage::NewMessage;
+    use storage::{NewMessage, UserStore};
 
     fn append(store: &UserStore, body: &str) {
         let raw = format!("Subject: {body}\r\n\r\n{body}\r\n");
@@ -300,14 +301,14 @@ mod tests {
         let b = TestBackend::demo();
         let st = b.store.user("demo").unwrap();
         let id = st.mailbox("INBOX").unwrap().id;
-        let a = share(&st, id);
-        assert!(Arc::ptr_eq(&a, &share(&st, id)));
+        let a = share(&Reader::new(st.clone()), id);
+        assert!(Arc::ptr_eq(&a, &share(&Reader::new(st.clone()), id)));
         let other = TestBackend::demo();
         let st2 = other.store.user("demo").unwrap();
-        assert!(!Arc::ptr_eq(&a, &share(&st2, id)));
+        assert!(!Arc::ptr_eq(&a, &share(&Reader::new(st2.clone()), id)));
         drop(a);
         // Nobody holds it: a new one is made (the old answers are gone with it).
-        let b2 = share(&st, id);
+        let b2 = share(&Reader::new(st.clone()), id);
         assert!(b2.slots.lock().unwrap().is_empty());
     }
 
@@ -316,7 +317,7 @@ mod tests {
         let b = TestBackend::demo();
         let st = b.store.user("demo").unwrap();
         let id = st.mailbox("INBOX").unwrap().id;
-        let sh = share(&st, id);
+        let sh = share(&Reader::new(st.clone()), id);
         let mut watch = st.watch();
         append(&st, "one");
         let v1 = *watch.borrow_and_update();
@@ -346,7 +347,7 @@ mod tests {
         let b = TestBackend::demo();
         let st = b.store.user("demo").unwrap();
         let id = st.mailbox("INBOX").unwrap().id;
-        let sh = share(&st, id);
+        let sh = share(&Reader::new(st.clone()), id);
         let e = sh.changes_since("No such box", 0, 1).await.unwrap_err();
         assert!(
             matches!(&e, Done::No(t) if t.starts_with("[NONEXISTENT]")),
@@ -359,7 +360,7 @@ mod tests {
         let b = TestBackend::demo();
         let st = b.store.user("demo").unwrap();
         let id = st.mailbox("INBOX").unwrap().id;
-        let sh = share(&st, id);
+        let sh = share(&Reader::new(st.clone()), id);
         let since = st.mailbox("INBOX").unwrap().highestmodseq;
         // More idlers than one batch, so ringing crosses a yield.
         let idlers: Vec<_> = (0..RING_BATCH + 3)
@@ -411,7 +412,7 @@ mod tests {
         let st = b.store.user("demo").unwrap();
         st.create_mailbox("Old", None).unwrap();
         let id = st.mailbox("Old").unwrap().id;
-        let sh = share(&st, id);
+        let sh = share(&Reader::new(st.clone()), id);
         let since = st.mailbox("Old").unwrap().highestmodseq;
         let old_idler = sh.idle_doorbell("Old", since).unwrap();
         st.rename_mailbox("Old", "New").unwrap();
@@ -459,7 +460,7 @@ mod tests {
     fn slots_are_bounded_and_keep_the_newest() {
         let b = TestBackend::demo();
         let st = b.store.user("demo").unwrap();
-        let sh = share(&st, storage::Guid([9; 16]));
+        let sh = share(&Reader::new(st.clone()), storage::Guid([9; 16]));
         for since in 0..10u64 {
             sh.slot("INBOX", since, since);
         }

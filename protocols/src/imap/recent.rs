@@ -4,36 +4,37 @@
 //! It lives in memory only: after a restart the messages are unclaimed again, which only makes
 //! \Recent generous (the first session after the restart sees them as recent).
 
+use crate::mail::{Reader, WeakReader};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use storage::{MailboxId, UserStore};
+use std::sync::{Mutex, OnceLock};
+use storage::MailboxId;
 
 /// Keyed by the user's store (one per user in a process) so that two stores never share
 /// claims; the weak reference tells a live store from a dropped one whose address was reused.
 type Key = (usize, MailboxId, u32);
-type Entry = (Weak<UserStore>, u32);
+type Entry = (WeakReader, u32);
 
 fn registry() -> &'static Mutex<HashMap<Key, Entry>> {
     static R: OnceLock<Mutex<HashMap<Key, Entry>>> = OnceLock::new();
     R.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn key(store: &Arc<UserStore>, mailbox: MailboxId, uidvalidity: u32) -> Key {
-    (Arc::as_ptr(store) as usize, mailbox, uidvalidity)
+fn key(store: &Reader, mailbox: MailboxId, uidvalidity: u32) -> Key {
+    (store.key(), mailbox, uidvalidity)
 }
 
 /// Claims every UID up to `max_uid` for the caller; returns the previous claim: UIDs above it
 /// (and up to `max_uid`) are recent for the caller.
-pub fn claim(store: &Arc<UserStore>, mailbox: MailboxId, uidvalidity: u32, max_uid: u32) -> u32 {
+pub fn claim(store: &Reader, mailbox: MailboxId, uidvalidity: u32, max_uid: u32) -> u32 {
     let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
     if r.len() > 4096 {
-        r.retain(|_, (w, _)| w.strong_count() > 0);
+        r.retain(|_, (w, _)| w.is_alive());
     }
     let e = r
         .entry(key(store, mailbox, uidvalidity))
-        .or_insert_with(|| (Arc::downgrade(store), 0));
-    if e.0.strong_count() == 0 {
-        *e = (Arc::downgrade(store), 0);
+        .or_insert_with(|| (store.downgrade(), 0));
+    if !e.0.is_alive() {
+        *e = (store.downgrade(), 0);
     }
     let before = e.1;
     e.1 = e.1.max(max_uid);
@@ -41,10 +42,10 @@ pub fn claim(store: &Arc<UserStore>, mailbox: MailboxId, uidvalidity: u32, max_u
 }
 
 /// The highest claimed UID, without claiming (STATUS RECENT, EXAMINE).
-pub fn claimed(store: &Arc<UserStore>, mailbox: MailboxId, uidvalidity: u32) -> u32 {
+pub fn claimed(store: &Reader, mailbox: MailboxId, uidvalidity: u32) -> u32 {
     let r = registry().lock().unwrap_or_else(|e| e.into_inner());
     match r.get(&key(store, mailbox, uidvalidity)) {
-        Some((w, n)) if w.strong_count() > 0 => *n,
+        Some((w, n)) if w.is_alive() => *n,
         _ => 0,
     }
 }
@@ -59,8 +60,8 @@ mod tests {
     fn first_claim_wins_per_store() {
         let b1 = TestBackend::demo();
         let b2 = TestBackend::demo();
-        let s1 = b1.store.user("demo").unwrap();
-        let s2 = b2.store.user("demo").unwrap();
+        let s1 = Reader::new(b1.store.user("demo").unwrap());
+        let s2 = Reader::new(b2.store.user("demo").unwrap());
         let m = Guid([7; 16]);
         assert_eq!(claim(&s1, m, 1, 5), 0);
         assert_eq!(claim(&s1, m, 1, 5), 5);

@@ -8,6 +8,7 @@ use super::framing::{Frame, Framer};
 use super::parse::{self, Request};
 use super::ImapContext;
 use crate::backend::{ConnInfo, SessionGuard};
+use crate::mail::{Reader, UserMail, WriteError};
 use crate::stream::BoxStream;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -102,7 +103,7 @@ pub(crate) struct Session {
     pub out: Vec<u8>,
     pub state: State,
     pub user: Option<String>,
-    pub store: Option<Arc<UserStore>>,
+    pub store: Option<UserMail>,
     pub watch: Option<watch::Receiver<u64>>,
     pub guard: Option<SessionGuard>,
     pub sel: Option<Selected>,
@@ -370,21 +371,22 @@ impl Session {
 
     // ---------- helpers for commands ----------
 
-    /// The authenticated user's store, or BAD.
-    pub fn user_store(&self) -> Result<Arc<UserStore>, Done> {
+    /// The authenticated user's store (read only), or BAD.
+    pub fn user_store(&self) -> Result<Reader, Done> {
         self.store
-            .clone()
+            .as_ref()
+            .map(|m| m.reader().clone())
             .ok_or_else(|| Done::Bad("Not authenticated.".into()))
     }
 
-    /// Runs a blocking store call off the async threads; store errors become tagged NO.
+    /// Runs a blocking store read off the async threads; store errors become tagged NO.
     /// The future owns what it needs, so no borrow of the session is held across the await.
     pub fn store_call<T, F>(
         &self,
         f: F,
     ) -> impl std::future::Future<Output = Result<T, Done>> + Send + 'static
     where
-        F: FnOnce(&UserStore) -> storage::Result<T> + Send + 'static,
+        F: FnOnce(&Reader) -> storage::Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let store = self.user_store();
@@ -401,21 +403,41 @@ impl Session {
         }
     }
 
-    /// The write gate: NO with the backend's text when this node may not write now.
-    pub fn check_writable(&self) -> Result<(), Done> {
-        let user = self.user.as_deref().unwrap_or_default();
-        self.ctx
-            .backend
-            .may_write(user)
-            .map_err(|e| Done::No(format!("[UNAVAILABLE] {}", e.0)))
+    /// Runs a store write ([`UserMail::write`]): NO [UNAVAILABLE] when the write gate is
+    /// closed, store errors as tagged NO; the result comes back only once the write may be
+    /// acknowledged (a peer has it in `replicated` durability), so a reply built from it never
+    /// goes out early.
+    pub fn store_write<T, F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, Done>> + Send + 'static
+    where
+        F: FnOnce(&UserStore) -> storage::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let write = self
+            .store
+            .as_ref()
+            .map(|m| m.write(f))
+            .ok_or_else(|| Done::Bad("Not authenticated.".into()));
+        async move {
+            match write?.await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(store_error(e)),
+                Err(WriteError::Refused(e)) => Err(Done::No(format!("[UNAVAILABLE] {}", e.0))),
+                Err(WriteError::Internal(e)) => {
+                    tracing::error!("store write failed: {e}");
+                    Err(Done::No(SERVERBUG.into()))
+                }
+            }
+        }
     }
 
-    /// After a write is durable in the local store (the store call returned) and before the
-    /// tagged OK: lets replication wait for a peer where the durability mode asks for it.
-    pub fn committed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let user = self.user.clone().unwrap_or_default();
-        let backend = self.ctx.backend.clone();
-        async move { backend.write_committed(&user).await }
+    /// Whether the write gate is open now (for writes a command makes only when it may, like
+    /// FETCH's implicit \Seen).
+    pub fn writable(&self) -> bool {
+        let user = self.user.as_deref().unwrap_or_default();
+        self.ctx.backend.may_write(user).is_ok()
     }
 
     /// A CONDSTORE-enabling command (FETCH MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE, SEARCH MODSEQ):
@@ -567,7 +589,7 @@ impl Session {
         let last_uid = sel.msgs.last().map(|m| m.meta.uid).unwrap_or(0);
         // New messages are \Recent here unless another session claimed them first.
         let newest = changes.changed.iter().map(|m| m.uid).max().unwrap_or(0);
-        let Some(store) = self.store.clone() else {
+        let Some(store) = self.store.as_ref().map(|m| m.reader().clone()) else {
             return Ok(());
         };
         let recent_above = if newest <= last_uid {

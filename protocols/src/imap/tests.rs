@@ -1464,3 +1464,87 @@ async fn binary_append_fetch_and_unknown_cte() {
     assert_eq!(r[0], "* 1 FETCH (BINARY.SIZE[1] 7)\r\n", "{r:?}");
     assert!(r[1].starts_with("h NO [UNKNOWN-CTE]"), "{r:?}");
 }
+
+/// Every IMAP write command, the store's state once it has run, and the rule checked: its tagged
+/// OK is not sent while the replica wait (`Backend::write_committed`) is held, though the write
+/// is already in the store.
+#[tokio::test]
+async fn no_write_is_acknowledged_before_the_replica_wait() {
+    type Check = fn(&storage::UserStore) -> bool;
+    let backend = TestBackend::demo();
+    let ctx = context(backend.clone(), ImapConfig::default());
+    let mut c = Client::selected(ctx, &[MSG, MSG, MSG, MSG]).await;
+    let store = backend.store.user("demo").unwrap();
+    let append = format!("APPEND Box2 {{{}+}}\r\n{MSG}", MSG.len());
+    let multi = format!(
+        "APPEND Box2 {{{n}+}}\r\n{MSG} {{{n}+}}\r\n{MSG}",
+        n = MSG.len()
+    );
+    let steps: Vec<(&str, &str, Check)> = vec![
+        ("w1", "CREATE Box", |st| st.mailbox("Box").is_ok()),
+        ("w2", "SUBSCRIBE Box", |st| {
+            st.subscriptions().unwrap().contains(&"Box".to_string())
+        }),
+        ("w3", "RENAME Box Box2", |st| st.mailbox("Box2").is_ok()),
+        ("w4", &append, |st| st.messages("Box2").unwrap().len() == 1),
+        ("w5", &multi, |st| st.messages("Box2").unwrap().len() == 3),
+        ("w6", "STORE 1 +FLAGS (\\Flagged)", |st| {
+            st.messages("INBOX").unwrap()[0]
+                .flags
+                .contains(&storage::Flag::Flagged)
+        }),
+        // Implicit \Seen.
+        ("w7", "FETCH 2 BODY[]", |st| {
+            st.messages("INBOX").unwrap()[1]
+                .flags
+                .contains(&storage::Flag::Seen)
+        }),
+        ("w8", "COPY 1 Box2", |st| {
+            st.messages("Box2").unwrap().len() == 4
+        }),
+        ("w9", "MOVE 4 Box2", |st| {
+            st.messages("INBOX").unwrap().len() == 3
+        }),
+        ("w10", "STORE 3 +FLAGS.SILENT (\\Deleted)", |st| {
+            st.messages("INBOX").unwrap()[2]
+                .flags
+                .contains(&storage::Flag::Deleted)
+        }),
+        ("w11", "EXPUNGE", |st| {
+            st.messages("INBOX").unwrap().len() == 2
+        }),
+        ("w12", "SUBSCRIBE Other", |st| {
+            st.subscriptions().unwrap().contains(&"Other".to_string())
+        }),
+        ("w12u", "UNSUBSCRIBE Other", |st| {
+            !st.subscriptions().unwrap().contains(&"Other".to_string())
+        }),
+        ("w13", "DELETE Box2", |st| st.mailbox("Box2").is_err()),
+        ("w14", "STORE 1 +FLAGS.SILENT (\\Deleted)", |st| {
+            st.messages("INBOX").unwrap()[0]
+                .flags
+                .contains(&storage::Flag::Deleted)
+        }),
+        ("w15", "CLOSE", |st| {
+            st.messages("INBOX").unwrap().len() == 1
+        }),
+    ];
+    for (tag, cmd, written) in steps {
+        let calls = backend.committed.load(std::sync::atomic::Ordering::SeqCst);
+        backend.hold_commits();
+        c.send(&format!("{tag} {cmd}\r\n")).await;
+        backend.commit_calls_reach(calls + 1).await;
+        assert!(written(&store), "{cmd}: not written when the wait began");
+        let early = tokio::time::timeout(Duration::from_millis(150), c.line()).await;
+        assert!(
+            early.is_err(),
+            "{cmd}: answered before the replica wait: {early:?}"
+        );
+        backend.release_commits();
+        let r = c.until_tag(tag).await;
+        assert!(
+            r.last().unwrap().starts_with(&format!("{tag} OK")),
+            "{cmd}: {r:?}"
+        );
+    }
+}

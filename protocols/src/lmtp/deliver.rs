@@ -2,6 +2,7 @@
 //! delivery key, the detail mailbox, the store call, the reply and the Dovecot-style log line.
 
 use super::LmtpContext;
+use crate::mail::{UserMail, WriteError};
 use std::time::Instant;
 use storage::{NewMessage, StoreError};
 
@@ -211,10 +212,11 @@ async fn deliver_one(
         )
     };
 
+    // Checked before opening too: a node that may not write has no reason to open the user.
     if let Err(refused) = ctx.backend.may_write(user) {
         return temp_fail("INBOX", &format!("writes refused: {refused}"));
     }
-    let store = match ctx.backend.open_user(user).await {
+    let store = match UserMail::open(&ctx.backend, user).await {
         Ok(s) => s,
         Err(e) => return temp_fail("INBOX", &format!("cannot open user: {e}")),
     };
@@ -227,41 +229,45 @@ async fn deliver_one(
         .then(|| rcpt.detail.clone())
         .flatten();
 
-    let result = crate::blocking::run(move || {
-        // The detail mailbox if it exists, else INBOX (Dovecot's lmtp_save_to_detail_mailbox
-        // without autocreate).
-        let mailbox = match detail {
-            Some(d) => match store.mailbox(&d) {
-                Ok(info) => info.name,
-                Err(StoreError::NoSuchMailbox(_) | StoreError::InvalidMailboxName { .. }) => {
-                    "INBOX".to_string()
-                }
-                Err(e) => return (String::from("INBOX"), Err(e)),
-            },
-            None => "INBOX".to_string(),
-        };
-        let outcome = store.append(
-            &mailbox,
-            NewMessage {
-                raw: &raw,
-                flags: Default::default(),
-                internal_date: None,
-                delivery_key: key,
-            },
-        );
-        (mailbox, outcome)
-    })
-    .await;
+    // The reply below is made only once the write may be acknowledged: in `replicated`
+    // durability, once a peer has the message (duplicates too: the first delivery's client may
+    // never have had its reply).
+    let result = store
+        .write(move |store| {
+            // The detail mailbox if it exists, else INBOX (Dovecot's lmtp_save_to_detail_mailbox
+            // without autocreate).
+            let mailbox = match detail {
+                Some(d) => match store.mailbox(&d) {
+                    Ok(info) => info.name,
+                    Err(StoreError::NoSuchMailbox(_) | StoreError::InvalidMailboxName { .. }) => {
+                        "INBOX".to_string()
+                    }
+                    Err(e) => return (String::from("INBOX"), Err(e)),
+                },
+                None => "INBOX".to_string(),
+            };
+            let outcome = store.append(
+                &mailbox,
+                NewMessage {
+                    raw: &raw,
+                    flags: Default::default(),
+                    internal_date: None,
+                    delivery_key: key,
+                },
+            );
+            (mailbox, outcome)
+        })
+        .await;
 
     let (mailbox, outcome) = match result {
         Ok(r) => r,
-        Err(e) => return temp_fail("INBOX", &e),
+        Err(WriteError::Refused(refused)) => {
+            return temp_fail("INBOX", &format!("writes refused: {refused}"))
+        }
+        Err(WriteError::Internal(e)) => return temp_fail("INBOX", &e),
     };
     match outcome {
         Ok(appended) => {
-            // Durable: `append` returned only after the record and object were fsynced (group
-            // commit in the store); in replicated durability we also wait for a peer's ack.
-            ctx.backend.write_committed(user).await;
             let (outcome, result) = if appended.duplicate {
                 (
                     Outcome::Duplicate,

@@ -8,9 +8,6 @@
 
 mod address;
 mod command;
-/// The buffered line connection; POP3 uses it too (it would sit better beside `stream.rs`,
-/// outside both protocols, once someone owns that spot).
-pub(crate) mod conn;
 mod data;
 mod deliver;
 /// The `lmtp_command` fuzz target's body (fuzz/), replayed over its seeds in the tests.

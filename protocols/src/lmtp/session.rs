@@ -3,11 +3,11 @@
 
 use super::address::split_detail;
 use super::command::{self, BodyType, Command};
-use super::conn::{LineConn, ReadError};
 use super::data::{normalize_crlf, DataDecoder, DataOutcome};
 use super::deliver::{deliver, Accepted, Outcome, Received};
 use super::LmtpContext;
 use crate::backend::ConnInfo;
+use crate::line::{LineConn, ReadError};
 use crate::stream::BoxStream;
 use bytes::Buf;
 use std::sync::Arc;
@@ -19,6 +19,8 @@ enum Stop {
     Closed,
     /// We said our last words (421) and close.
     Said,
+    /// We answered an over-long line and close, dropping what the client still sends.
+    TooLong,
 }
 
 struct Transaction {
@@ -62,8 +64,10 @@ pub(super) async fn run(stream: BoxStream, info: ConnInfo, ctx: Arc<LmtpContext>
         let greeting = format!("220 {} LMTP ready.", s.ctx.config.hostname);
         s.io.send_line(&greeting);
         let how = s.command_loop().await;
-        if matches!(how, Stop::Said) {
-            s.io.shutdown().await;
+        match how {
+            Stop::Said => s.io.shutdown().await,
+            Stop::TooLong => s.io.shutdown_lingering().await,
+            Stop::Closed => {}
         }
         tracing::debug!("Disconnected");
     }
@@ -118,25 +122,22 @@ impl Session {
         Stop::Said
     }
 
-    /// The next command line; an over-long line is answered here and skipped.
+    /// The next command line; an over-long line is answered here and ends the session (what
+    /// follows it cannot be told apart from its rest).
     async fn next_line(&mut self) -> Result<Vec<u8>, Stop> {
         let max = self.ctx.config.max_line_length;
-        loop {
-            let read = guarded(&self.ctx, self.io.read_line(max)).await;
-            match read {
-                Err(why) => return Err(self.interrupted(why)),
-                Ok(Ok(line)) => return Ok(line),
-                Ok(Err(ReadError::TooLong)) => {
-                    self.io.send_line("500 5.5.2 Line too long");
-                    if let Some(stop) = self.bad_command() {
-                        return Err(stop);
-                    }
-                }
-                Ok(Err(ReadError::Closed)) => return Err(Stop::Closed),
-                Ok(Err(ReadError::Io(e))) => {
-                    tracing::debug!("read error: {e}");
-                    return Err(Stop::Closed);
-                }
+        match guarded(&self.ctx, self.io.read_line(max)).await {
+            Err(why) => Err(self.interrupted(why)),
+            Ok(Ok(line)) => Ok(line),
+            Ok(Err(ReadError::TooLong)) => {
+                tracing::info!("Disconnected: command line longer than {max} bytes");
+                self.io.send_line("500 5.5.2 Line too long");
+                Err(Stop::TooLong)
+            }
+            Ok(Err(ReadError::Closed)) => Err(Stop::Closed),
+            Ok(Err(ReadError::Io(e))) => {
+                tracing::debug!("read error: {e}");
+                Err(Stop::Closed)
             }
         }
     }

@@ -101,6 +101,35 @@ impl TestClient {
         out
     }
 
+    /// Sends 1 MiB without a line end from a task of its own, which then keeps the connection
+    /// open, and checks the session answers `reply` and closes within a second, while the
+    /// client has neither ended the line nor hung up.
+    pub(crate) async fn unending_line_is_answered_and_closed(&mut self, reply: &str) {
+        let Some(mut w) = self.writer.take() else {
+            panic!("already hung up");
+        };
+        let sender = tokio::spawn(async move {
+            let _ = w.write_all(&vec![b'x'; 1 << 20]).await;
+            // Still connected, still no line end.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(w);
+        });
+        let second = Duration::from_secs(1);
+        let mut line = Vec::new();
+        tokio::time::timeout(second, self.reader.read_until(b'\n', &mut line))
+            .await
+            .expect("answered within a second")
+            .expect("read the answer");
+        assert_eq!(String::from_utf8_lossy(&line), format!("{reply}\r\n"));
+        let mut rest = Vec::new();
+        tokio::time::timeout(second, self.reader.read_to_end(&mut rest))
+            .await
+            .expect("closed within a second")
+            .expect("read to the end");
+        assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+        sender.abort();
+    }
+
     /// Closes our write side, as a client whose connection drops.
     pub(crate) async fn hang_up(&mut self) {
         if let Some(mut w) = self.writer.take() {
@@ -226,6 +255,26 @@ async fn multi_recipient_with_one_unknown() {
         backend.committed.load(std::sync::atomic::Ordering::Relaxed),
         2
     );
+}
+
+#[tokio::test]
+async fn a_megabyte_without_line_end_is_answered_at_once_and_closed() {
+    let (_backend, ctx) = demo_context();
+    let mut c = greeted(&ctx).await;
+    assert_eq!(c.cmd("MAIL FROM:<a@x>").await, "250 2.1.0 OK");
+    c.unending_line_is_answered_and_closed("500 5.5.2 Line too long")
+        .await;
+    c.finished().await;
+}
+
+#[tokio::test]
+async fn a_complete_over_long_line_is_answered_and_closes() {
+    let (_backend, ctx) = demo_context();
+    let mut c = greeted(&ctx).await;
+    let long = format!("RCPT TO:<{}>", "a".repeat(5000));
+    assert_eq!(c.cmd(&long).await, "500 5.5.2 Line too long");
+    assert_eq!(c.cmd("NOOP").await, "", "the session has closed");
+    c.finished().await;
 }
 
 #[tokio::test]
@@ -703,4 +752,32 @@ async fn greeting_names_the_host_and_says_ready() {
     assert_eq!(c.line().await, "220 mx1.example.com LMTP ready.");
     assert!(c.cmd("QUIT").await.starts_with("221 "));
     c.finished().await;
+}
+
+/// A delivery is in the store as soon as it is written, but acknowledged only once the replica
+/// wait (`Backend::write_committed`) ends; a retried delivery recognised as a duplicate waits
+/// too (the first one's client may never have had its reply).
+#[tokio::test]
+async fn data_is_not_acknowledged_before_the_replica_wait() {
+    let (backend, ctx) = demo_context();
+    let mut calls = 0;
+    for attempt in ["first", "retry"] {
+        let mut c = greeted(&ctx).await;
+        envelope(&mut c, "a@example.org", "demo").await;
+        assert_eq!(c.cmd("DATA").await, "354 OK");
+        backend.hold_commits();
+        c.send(format!("{MSG}.\r\n").as_bytes()).await;
+        calls += 1;
+        backend.commit_calls_reach(calls).await;
+        assert_eq!(inbox(&backend, "demo").len(), 1, "{attempt}: stored once");
+        let early = tokio::time::timeout(Duration::from_millis(200), c.line()).await;
+        assert!(
+            early.is_err(),
+            "{attempt}: answered before the wait: {early:?}"
+        );
+        backend.release_commits();
+        let reply = c.line().await;
+        assert!(reply.starts_with("250 2.0.0 <demo> "), "{attempt}: {reply}");
+        c.finished().await;
+    }
 }

@@ -61,7 +61,8 @@ impl Session {
                     self.io.send_line(&format!("+ {challenge}"));
                     let Some(line) = self.read_input().await? else {
                         self.io.send_line("-ERR [AUTH] Response too long.");
-                        return self.auth_failed();
+                        self.auth_failures += 1;
+                        return Err(Stop::TooLong);
                     };
                     let line = String::from_utf8_lossy(&line).into_owned();
                     step = exchange.step(&line).map(|s| (exchange, s));
@@ -146,7 +147,7 @@ impl Session {
                 return Ok(());
             }
         };
-        let store = match backend.open_user(&user).await {
+        let store = match crate::mail::UserMail::open(&backend, &user).await {
             Ok(s) => s,
             Err(why) => {
                 tracing::error!("pop3({user}): cannot open the user's store: {why}");
@@ -155,7 +156,7 @@ impl Session {
             }
         };
         let lock = if self.ctx.config.lock_session {
-            match Pop3Lock::try_acquire(&store) {
+            match Pop3Lock::try_acquire(store.reader()) {
                 Some(lock) => Some(lock),
                 None => {
                     self.io
@@ -167,7 +168,7 @@ impl Session {
             None
         };
         let snapshot = {
-            let store = store.clone();
+            let store = store.reader().clone();
             crate::blocking::run(move || store.messages("INBOX")).await
         };
         let messages = match snapshot {

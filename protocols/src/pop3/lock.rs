@@ -2,12 +2,12 @@
 //! time, so two clients downloading and deleting do not fight over message numbers. A second
 //! login gets `-ERR [IN-USE]`.
 //!
-//! Keyed by the user's `UserStore` instance: the store hands every session of a user the same
-//! instance, and the lock holds an `Arc` of it, so the key cannot be reused while held.
+//! Keyed by the user's store instance: the store hands every session of a user the same
+//! instance, and the lock holds a handle on it, so the key cannot be reused while held.
 
+use crate::mail::Reader;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, OnceLock};
-use storage::UserStore;
+use std::sync::{Mutex, OnceLock};
 
 fn held() -> &'static Mutex<HashSet<usize>> {
     static HELD: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
@@ -17,13 +17,13 @@ fn held() -> &'static Mutex<HashSet<usize>> {
 /// Held for the length of a POP3 session; released on drop.
 pub struct Pop3Lock {
     key: usize,
-    _store: Arc<UserStore>,
+    _store: Reader,
 }
 
 impl Pop3Lock {
     /// Takes the lock, or None when another POP3 session of this user holds it.
-    pub fn try_acquire(store: &Arc<UserStore>) -> Option<Pop3Lock> {
-        let key = Arc::as_ptr(store) as usize;
+    pub fn try_acquire(store: &Reader) -> Option<Pop3Lock> {
+        let key = store.key();
         let mut set = held().lock().unwrap_or_else(|e| e.into_inner());
         set.insert(key).then(|| Pop3Lock {
             key,

@@ -6,10 +6,10 @@ use super::lock::Pop3Lock;
 use super::maildrop::Maildrop;
 use super::Pop3Context;
 use crate::backend::{ConnInfo, SessionGuard};
-use crate::lmtp::conn::{LineConn, ReadError, CLOSE_TIMEOUT};
+use crate::line::{LineConn, ReadError, CLOSE_TIMEOUT};
+use crate::mail::UserMail;
 use crate::stream::BoxStream;
 use std::sync::Arc;
-use storage::UserStore;
 use tracing::Instrument;
 
 /// Why the session stops.
@@ -18,12 +18,14 @@ pub(super) enum Stop {
     Closed,
     /// We said our last words and close.
     Said,
+    /// We answered an over-long line and close, dropping what the client still sends.
+    TooLong,
 }
 
 /// A logged-in user's state.
 pub(super) struct Transaction {
     pub user: String,
-    pub store: Arc<UserStore>,
+    pub store: UserMail,
     pub maildrop: Maildrop,
     /// Counters for the logout line (Dovecot's `pop3_logout_format`).
     pub top: (u32, u64),
@@ -67,8 +69,10 @@ pub(super) async fn run(stream: BoxStream, info: ConnInfo, ctx: Arc<Pop3Context>
         let greeting = format!("+OK {}", s.ctx.config.greeting);
         s.io.send_line(&greeting);
         let stop = s.command_loop().await;
-        if matches!(stop, Stop::Said) {
-            s.io.shutdown().await;
+        match stop {
+            Stop::Said => s.io.shutdown().await,
+            Stop::TooLong => s.io.shutdown_lingering().await,
+            Stop::Closed => {}
         }
         s.log_disconnect();
     }
@@ -111,21 +115,20 @@ impl Session {
         Ok(())
     }
 
-    /// The next command line; an over-long line is answered and skipped.
+    /// The next command line; an over-long line is answered and ends the session (as in
+    /// Dovecot: what follows it cannot be told apart from its rest).
     pub(super) async fn next_line(&mut self) -> Result<Vec<u8>, Stop> {
-        loop {
-            match self.read_input().await? {
-                Some(line) => return Ok(line),
-                None => {
-                    self.io.send_line("-ERR Input line too long.");
-                    self.bad_command()?;
-                }
+        match self.read_input().await? {
+            Some(line) => Ok(line),
+            None => {
+                self.io.send_line("-ERR Input line too long.");
+                Err(Stop::TooLong)
             }
         }
     }
 
-    /// The next line under the state's timeout and the shutdown token; None when it was longer
-    /// than the limit (and has been skipped).
+    /// The next line under the state's timeout and the shutdown token; None when it is longer
+    /// than the limit (the caller answers and ends the session with [`Stop::TooLong`]).
     pub(super) async fn read_input(&mut self) -> Result<Option<Vec<u8>>, Stop> {
         let max = self.ctx.config.max_line_length;
         let timeout = if self.tx.is_some() {
@@ -151,7 +154,11 @@ impl Session {
                 Err(Stop::Said)
             }
             Ok(Ok(line)) => Ok(Some(line)),
-            Ok(Err(ReadError::TooLong)) => Ok(None),
+            Ok(Err(ReadError::TooLong)) => {
+                let max = self.ctx.config.max_line_length;
+                tracing::info!("Disconnected: input line longer than {max} bytes");
+                Ok(None)
+            }
             Ok(Err(ReadError::Closed)) => Err(Stop::Closed),
             Ok(Err(ReadError::Io(e))) => {
                 tracing::debug!("read error: {e}");

@@ -312,13 +312,13 @@ async fn auth_refusals_and_sasl() {
         c.cmd("!!!").await,
         "-ERR [AUTH] Invalid base64 data in continued response"
     );
-    // An over-long response ends the exchange as a failure, not as a skipped command.
+    // An over-long response is answered as such and ends the session, like any over-long line.
     assert_eq!(c.cmd("AUTH LOGIN").await, "+ VXNlcm5hbWU6");
     assert_eq!(
         c.cmd(&"A".repeat(10_000)).await,
         "-ERR [AUTH] Response too long."
     );
-    assert_eq!(c.cmd("NOOP").await, "+OK");
+    assert_eq!(c.cmd("NOOP").await, "", "the session has closed");
     c.finished().await;
 
     // Plaintext refused by the backend.
@@ -485,12 +485,37 @@ async fn long_lines_and_bad_commands() {
     let mut c = pop3(&ctx).await;
     let long = "X".repeat(20_000);
     assert_eq!(c.cmd(&long).await, "-ERR Input line too long.");
-    assert_eq!(c.cmd("NOOP").await, "+OK");
+    assert_eq!(c.cmd("NOOP").await, "", "the session has closed");
+    c.finished().await;
+
+    // A line of exactly the limit is a (bad) command, not a too-long line.
+    let mut c = pop3(&ctx).await;
+    let longest = "X".repeat(Pop3Config::default().max_line_length);
+    assert!(c.cmd(&longest).await.starts_with("-ERR Unknown command"));
     for _ in 0..18 {
         assert!(c.cmd("BOGUS").await.starts_with("-ERR Unknown command"));
     }
     assert_eq!(c.cmd("BOGUS").await, "-ERR Unknown command: BOGUS");
     assert_eq!(c.line().await, "-ERR Too many bad commands.");
+    c.finished().await;
+}
+
+#[tokio::test]
+async fn a_megabyte_without_line_end_is_answered_at_once_and_closed() {
+    let (_backend, ctx) = mail_context();
+    let mut c = pop3(&ctx).await;
+    c.unending_line_is_answered_and_closed("-ERR Input line too long.")
+        .await;
+    c.finished().await;
+    // Logged in, too, and in the middle of a SASL exchange.
+    let mut c = logged_in(&ctx).await;
+    c.unending_line_is_answered_and_closed("-ERR Input line too long.")
+        .await;
+    c.finished().await;
+    let mut c = pop3(&ctx).await;
+    assert_eq!(c.cmd("AUTH PLAIN").await, "+ ");
+    c.unending_line_is_answered_and_closed("-ERR [AUTH] Response too long.")
+        .await;
     c.finished().await;
 }
 
@@ -724,5 +749,26 @@ async fn greeting_says_ready() {
     let mut c = TestClient::start(move |s| serve(s, loopback_conn("pop3-test"), ctx));
     assert_eq!(c.line().await, "+OK POP3 ready.");
     assert_eq!(c.cmd("QUIT").await, "+OK Logging out.");
+    c.finished().await;
+}
+
+/// QUIT's deletions are in the store as soon as they are written, but the client hears they
+/// are done only once the replica wait (`Backend::write_committed`) ends.
+#[tokio::test]
+async fn quit_is_not_acknowledged_before_the_replica_wait() {
+    let (backend, ctx) = mail_context();
+    let mut c = logged_in(&ctx).await;
+    assert_eq!(c.cmd("DELE 2").await, "+OK Marked to be deleted.");
+    backend.hold_commits();
+    c.send(b"QUIT\r\n").await;
+    backend.commit_calls_reach(1).await;
+    assert_eq!(inbox_len(&backend), 2, "expunged when the wait began");
+    let early = tokio::time::timeout(Duration::from_millis(200), c.line()).await;
+    assert!(
+        early.is_err(),
+        "QUIT answered before the replica wait: {early:?}"
+    );
+    backend.release_commits();
+    assert_eq!(c.line().await, "+OK Logging out, messages deleted.");
     c.finished().await;
 }

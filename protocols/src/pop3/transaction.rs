@@ -4,6 +4,7 @@
 use super::command::Command;
 use super::maildrop::{render, uidl, MsgError};
 use super::session::{Session, Stop, Transaction};
+use crate::mail::WriteError;
 use storage::{Flag, FlagMode};
 
 impl Session {
@@ -90,7 +91,7 @@ impl Session {
                 return Ok(());
             }
         };
-        let store = tx.store.clone();
+        let store = tx.store.reader().clone();
         let user = tx.user.clone();
         let read = crate::blocking::run(move || {
             store
@@ -129,10 +130,10 @@ impl Session {
         Ok(())
     }
 
-    /// The UPDATE state: \Seen for retrieved messages, then the deletions as one expunge.
+    /// The UPDATE state: \Seen for retrieved messages, then the deletions as one expunge. The
+    /// reply is queued only once the write may be acknowledged (see [`crate::mail`]).
     async fn update(&mut self) {
         let no_flag_updates = self.ctx.config.no_flag_updates;
-        let backend = self.ctx.backend.clone();
         let Some(tx) = self.tx.as_mut() else { return };
         let deleted = tx.maildrop.deleted_uids();
         let seen = if no_flag_updates {
@@ -145,33 +146,26 @@ impl Session {
             return;
         }
         let user = tx.user.clone();
-        if let Err(refused) = backend.may_write(&user) {
-            tracing::warn!("pop3({user}): deletions not applied: writes refused: {refused}");
-            self.io
-                .send_line("-ERR [SYS/TEMP] Some deleted messages were not removed.");
-            return;
-        }
-        let store = tx.store.clone();
-        let result = crate::blocking::run(move || {
-            if !seen.is_empty() {
-                let flags = [Flag::Seen].into_iter().collect();
-                // Best effort: a lost \Seen must not stop the deletions.
-                if let Err(e) = store.store_flags("INBOX", &seen, FlagMode::Add, &flags, None) {
-                    tracing::warn!("could not set \\Seen on retrieved messages: {e}");
+        let result = tx
+            .store
+            .write(move |store| {
+                if !seen.is_empty() {
+                    let flags = [Flag::Seen].into_iter().collect();
+                    // Best effort: a lost \Seen must not stop the deletions.
+                    if let Err(e) = store.store_flags("INBOX", &seen, FlagMode::Add, &flags, None) {
+                        tracing::warn!("could not set \\Seen on retrieved messages: {e}");
+                    }
                 }
-            }
-            if deleted.is_empty() {
-                Ok(Vec::new())
-            } else {
-                store.expunge("INBOX", &deleted)
-            }
-        })
-        .await;
+                if deleted.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    store.expunge("INBOX", &deleted)
+                }
+            })
+            .await;
+        let not_removed = "-ERR [SYS/TEMP] Some deleted messages were not removed.";
         match result {
             Ok(Ok(expunged)) => {
-                // Durable: expunge returned after its record was fsynced; acknowledged below
-                // only after the backend's commit wait (a peer's ack in replicated mode).
-                backend.write_committed(&user).await;
                 if let Some(tx) = self.tx.as_mut() {
                     tx.expunged = expunged.len();
                 }
@@ -181,15 +175,17 @@ impl Session {
                     self.io.send_line("+OK Logging out, messages deleted.");
                 }
             }
+            Err(WriteError::Refused(refused)) => {
+                tracing::warn!("pop3({user}): deletions not applied: writes refused: {refused}");
+                self.io.send_line(not_removed);
+            }
             Ok(Err(e)) => {
                 tracing::error!("pop3({user}): expunge at QUIT failed: {e}");
-                self.io
-                    .send_line("-ERR [SYS/TEMP] Some deleted messages were not removed.");
+                self.io.send_line(not_removed);
             }
-            Err(e) => {
+            Err(WriteError::Internal(e)) => {
                 tracing::error!("pop3({user}): expunge at QUIT failed: {e}");
-                self.io
-                    .send_line("-ERR [SYS/TEMP] Some deleted messages were not removed.");
+                self.io.send_line(not_removed);
             }
         }
     }

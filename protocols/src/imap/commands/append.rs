@@ -81,14 +81,11 @@ pub(crate) async fn append(
 ) -> Reply {
     let name = s.mailbox_in(&super::mailbox::raw_name(&mailbox))?;
     let p = prepare(&flags, date, &message)?;
-    s.check_writable()?;
     let target = name.clone();
     let outcome = s
-        .store_call(move |st| p.append_to(st, &target))
+        .store_write(move |st| p.append_to(st, &target))
         .await
         .map_err(trycreate(&name))?;
-    // Durable: the store's append returned after its group-commit fsync.
-    s.committed().await;
     Ok(Done::Ok(format!(
         "[APPENDUID {} {}] Append completed.",
         outcome.uidvalidity, outcome.uid
@@ -110,10 +107,9 @@ pub(crate) async fn multi_append(
         .map(|m| prepare(&m.flags, m.date.clone(), &m.message))
         .collect::<Result<Vec<_>, Done>>()?;
     drop(messages);
-    s.check_writable()?;
     let target = name.clone();
     let (uidvalidity, uids) = s
-        .store_call(move |st| {
+        .store_write(move |st| {
             let mut uids = Vec::with_capacity(prepared.len());
             let mut uidvalidity = 0;
             for p in prepared {
@@ -138,8 +134,6 @@ pub(crate) async fn multi_append(
         })
         .await
         .map_err(trycreate(&name))?;
-    // Durable: each append returned after the store's group-commit fsync.
-    s.committed().await;
     Ok(Done::Ok(format!(
         "[APPENDUID {uidvalidity} {}] Append completed.",
         format::compact_set(&uids)

@@ -184,14 +184,14 @@ async fn authenticate_as(
             return Err(Done::No(format!("[UNAVAILABLE] {text}")));
         }
     };
-    let store = match s.ctx.backend.open_user(&user).await {
+    let store = match crate::mail::UserMail::open(&s.ctx.backend, &user).await {
         Ok(st) => st,
         Err(e) => {
             tracing::error!("opening mail store of user={user} failed: {e}");
             return Err(Done::No(crate::imap::session::SERVERBUG.into()));
         }
     };
-    s.watch = Some(store.watch());
+    s.watch = Some(store.reader().watch());
     s.store = Some(store);
     s.guard = Some(guard);
     s.state = State::Authenticated;

@@ -25,10 +25,9 @@ pub(crate) async fn copy(
     }
     let uids: Vec<u32> = idx.iter().map(|&i| all[i]).collect();
     let from = sel.name.clone();
-    s.check_writable()?;
     let t = target.clone();
     let outcome = s
-        .store_call(move |st| {
+        .store_write(move |st| {
             if is_move {
                 st.move_messages(&from, &uids, &t)
             } else {
@@ -42,8 +41,6 @@ pub(crate) async fn copy(
             }
             other => other,
         })?;
-    // Durable: the store call returned after its fsync.
-    s.committed().await;
     let src: Vec<u32> = outcome.pairs.iter().map(|p| p.0).collect();
     let dst: Vec<u32> = outcome.pairs.iter().map(|p| p.1).collect();
     let code = if src.is_empty() {

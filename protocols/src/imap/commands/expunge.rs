@@ -19,9 +19,8 @@ pub(crate) async fn expunge(s: &mut Session, uids: Option<SequenceSet>) -> Reply
             .map(|i| all[i])
             .collect()
     });
-    s.check_writable()?;
     let gone = s
-        .store_call(move |st| {
+        .store_write(move |st| {
             // The current flags decide, not this session's possibly older snapshot.
             let deleted: Vec<u32> = st
                 .messages(&name)?
@@ -36,7 +35,6 @@ pub(crate) async fn expunge(s: &mut Session, uids: Option<SequenceSet>) -> Reply
             st.expunge(&name, &deleted)
         })
         .await?;
-    s.committed().await;
     report_expunged(s, &gone);
     Ok(Done::Ok("Expunge completed.".into()))
 }

@@ -6,13 +6,14 @@
 use crate::imap::format;
 use crate::imap::message::{self, Partial, SectionSpec, SectionText};
 use crate::imap::session::{Done, Reply, Session, FLUSH_AT};
+use crate::mail::Reader;
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItemName, Section,
 };
 use imap_codec::imap_types::sequence::SequenceSet;
 use std::sync::Arc;
-use storage::{Flag, FlagMode, Flags, MessageMeta, UserStore};
+use storage::{Flag, FlagMode, Flags, MessageMeta};
 
 /// Messages rendered per blocking call when bodies are read: bounds memory, lets output flow.
 const BATCH: usize = 32;
@@ -310,14 +311,13 @@ pub(crate) async fn fetch(
             .filter(|m| !m.flags.contains(&Flag::Seen))
             .map(|m| m.uid)
             .collect();
-        if !unseen.is_empty() && s.check_writable().is_ok() {
+        if !unseen.is_empty() && s.writable() {
             let name = sel.name.clone();
             let mut seen = Flags::new();
             seen.insert(Flag::Seen);
             let outcome = s
-                .store_call(move |st| st.store_flags(&name, &unseen, FlagMode::Add, &seen, None))
+                .store_write(move |st| st.store_flags(&name, &unseen, FlagMode::Add, &seen, None))
                 .await?;
-            s.committed().await;
             if let Some(sel) = s.sel.as_mut() {
                 for (u, flags, modseq) in outcome.updated {
                     if let Some(i) = sel.index_of_uid(u) {
@@ -395,7 +395,7 @@ fn set_has_uid(set: &SequenceSet, uid: u32) -> bool {
 /// Also says whether a BINARY item met a Content-Transfer-Encoding it cannot decode: that
 /// message's FETCH line is left out and the command ends `NO [UNKNOWN-CTE]` (RFC 3516 4.3).
 fn render_batch(
-    st: &UserStore,
+    st: &Reader,
     batch: &[(usize, Arc<MessageMeta>, bool, bool)],
     items: &[Item],
 ) -> (Vec<u8>, bool) {

@@ -25,10 +25,8 @@ pub(crate) async fn create(s: &mut Session, raw: &[u8], special_use: Option<Spec
     if name == "INBOX" {
         return Err(Done::No("[ALREADYEXISTS] Mailbox already exists".into()));
     }
-    s.check_writable()?;
-    s.store_call(move |st| st.create_mailbox(&name, special_use))
+    s.store_write(move |st| st.create_mailbox(&name, special_use))
         .await?;
-    s.committed().await;
     Ok(Done::Ok("Create completed.".into()))
 }
 
@@ -37,11 +35,9 @@ pub(crate) async fn delete(s: &mut Session, mailbox: Mailbox<'static>) -> Reply 
     if name == "INBOX" {
         return Err(Done::No("[CANNOT] INBOX can't be deleted.".into()));
     }
-    s.check_writable()?;
     let deleting_selected = s.sel.as_ref().is_some_and(|sel| sel.name == name);
     let n = name.clone();
-    s.store_call(move |st| st.delete_mailbox(&n)).await?;
-    s.committed().await;
+    s.store_write(move |st| st.delete_mailbox(&n)).await?;
     if deleting_selected {
         // The selected mailbox is gone: leave Selected state, as Dovecot does.
         s.sel = None;
@@ -58,10 +54,8 @@ pub(crate) async fn rename(s: &mut Session, from: Mailbox<'static>, to: Mailbox<
     if to == "INBOX" {
         return Err(Done::No("[ALREADYEXISTS] Mailbox already exists".into()));
     }
-    s.check_writable()?;
     let (f, t) = (from.clone(), to.clone());
-    s.store_call(move |st| st.rename_mailbox(&f, &t)).await?;
-    s.committed().await;
+    s.store_write(move |st| st.rename_mailbox(&f, &t)).await?;
     // The selected mailbox (or a parent of it) renamed by this session stays selected under
     // its new name. Renaming INBOX moves its messages out and INBOX stays: nothing to follow.
     if from != "INBOX" {
@@ -78,8 +72,7 @@ pub(crate) async fn rename(s: &mut Session, from: Mailbox<'static>, to: Mailbox<
 
 pub(crate) async fn subscribe(s: &mut Session, mailbox: Mailbox<'static>, on: bool) -> Reply {
     let name = trim_separator(s.mailbox_in(&raw_name(&mailbox))?);
-    s.check_writable()?;
-    s.store_call(move |st| {
+    s.store_write(move |st| {
         if on {
             st.subscribe(&name)
         } else {
@@ -87,7 +80,6 @@ pub(crate) async fn subscribe(s: &mut Session, mailbox: Mailbox<'static>, on: bo
         }
     })
     .await?;
-    s.committed().await;
     Ok(Done::Ok(
         if on {
             "Subscribe completed."

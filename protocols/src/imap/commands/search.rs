@@ -5,12 +5,13 @@
 use crate::imap::format;
 use crate::imap::message::{self, LazyContent, MessageContent, MessageCtx, SearchKey, SeqBound};
 use crate::imap::session::{Done, Reply, Session};
+use crate::mail::Reader;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::Charset;
 use imap_codec::imap_types::search::SearchKey as K;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use std::sync::Arc;
-use storage::{MessageMeta, UserStore};
+use storage::MessageMeta;
 
 fn text(a: &impl AsRef<[u8]>) -> String {
     String::from_utf8_lossy(a.as_ref()).into_owned()
@@ -134,7 +135,7 @@ pub(super) fn snapshot(s: &Session) -> Result<Vec<(u32, Arc<MessageMeta>, bool)>
 /// share this walk; it blocks on the store, so it runs on the blocking pool.
 pub(super) fn for_each_match(
     snapshot: &[(u32, Arc<MessageMeta>, bool)],
-    store: &Arc<UserStore>,
+    store: &Reader,
     key: &SearchKey,
     mut f: impl FnMut(u32, &MessageMeta, &dyn MessageContent),
 ) {

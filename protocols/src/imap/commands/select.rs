@@ -164,10 +164,9 @@ pub(crate) async fn close(s: &mut Session, expunge: bool) -> Reply {
             .iter()
             .any(|m| m.meta.flags.contains(&Flag::Deleted));
         if any_deleted {
-            s.check_writable()?;
             let name = sel.name.clone();
             // The current flags decide, not this session's possibly older snapshot.
-            s.store_call(move |st| {
+            s.store_write(move |st| {
                 let deleted: Vec<u32> = st
                     .messages(&name)?
                     .into_iter()
@@ -177,7 +176,6 @@ pub(crate) async fn close(s: &mut Session, expunge: bool) -> Reply {
                 st.expunge(&name, &deleted)
             })
             .await?;
-            s.committed().await;
         }
     }
     Ok(Done::Ok(

@@ -56,7 +56,7 @@ pub(crate) fn info_for(
     let n = name.to_string();
     let want_deleted = items.iter().any(|i| i == "DELETED");
     let want_recent = items.iter().any(|i| i == "RECENT");
-    let store = s.store.clone();
+    let store = s.user_store().ok();
     s.store_call(move |st| {
         let info = st.mailbox(&n)?;
         let mut counts = Counts::default();

@@ -42,12 +42,9 @@ pub(crate) async fn store(
         StoreType::Replace => FlagMode::Replace,
     };
     let name = sel.name.clone();
-    s.check_writable()?;
     let outcome = s
-        .store_call(move |st| st.store_flags(&name, &uids, mode, &flags, unchanged_since))
+        .store_write(move |st| st.store_flags(&name, &uids, mode, &flags, unchanged_since))
         .await?;
-    // Durable: store_flags returned after the change-log fsync.
-    s.committed().await;
     let silent = response == StoreResponse::Silent;
     let condstore = s.enabled.condstore;
     let mut lines = Vec::new();

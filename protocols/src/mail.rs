@@ -1,0 +1,220 @@
+//! A session's handle on one user's store, and the only way sessions write to it.
+//!
+//! In `replicated` durability a write may be acknowledged to the client only after a peer has
+//! it too ([`Backend::write_committed`]). Rather than each command remembering that wait, it is
+//! part of writing: [`UserMail::write`] checks the write gate, runs the write off the async
+//! threads and hands back its result only after the commit wait, so no reply built from the
+//! result can go out before it. Reads go through [`Reader`], which has no write methods: a
+//! command cannot write past the wait by accident.
+//!
+//! ```
+//! fn reads(r: &protocols::mail::Reader) {
+//!     let _ = r.messages("INBOX");
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! // A read handle cannot write: the only write path is `UserMail::write`.
+//! fn reads(r: &protocols::mail::Reader) {
+//!     let _ = r.expunge("INBOX", &[1]);
+//! }
+//! ```
+
+use crate::backend::{Backend, WriteRefused};
+use std::sync::{Arc, Weak};
+use storage::mime::MessageFacts;
+use storage::{MailboxChanges, MailboxInfo, MessageMeta, ObjectId, QuotaUsage, UserStore};
+
+/// Why [`UserMail::write`] did not run its write, or lost track of it.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The write gate is closed (not the active node, ...): nothing was written.
+    #[error("writes refused: {0}")]
+    Refused(#[from] WriteRefused),
+    /// The blocking call failed (a bug in the write); what it wrote was still waited for.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// One user's store for one session: reads through [`UserMail::reader`], writes through
+/// [`UserMail::write`].
+#[derive(Clone)]
+pub struct UserMail {
+    reader: Reader,
+    user: String,
+    backend: Arc<dyn Backend>,
+}
+
+impl UserMail {
+    /// Opens `user`'s store through the backend.
+    pub async fn open(backend: &Arc<dyn Backend>, user: &str) -> Result<UserMail, String> {
+        let store = backend.open_user(user).await?;
+        Ok(UserMail::new(backend.clone(), user, store))
+    }
+
+    pub fn new(backend: Arc<dyn Backend>, user: &str, store: Arc<UserStore>) -> UserMail {
+        UserMail {
+            reader: Reader::new(store),
+            user: user.to_string(),
+            backend,
+        }
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
+    /// Runs `f` as a write: refused when the write gate is closed; otherwise run on the blocking
+    /// pool, and its result returned only after [`Backend::write_committed`] (a peer's ack in
+    /// `replicated` durability). The wait follows every run, failed ones too: a write that
+    /// failed part way may have stored something, and the reply about it must not precede the
+    /// wait either. The future owns what it needs (no borrow of the session across the await).
+    pub fn write<T, F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, WriteError>> + Send + 'static
+    where
+        F: FnOnce(&UserStore) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let gate = self.backend.may_write(&self.user);
+        let store = self.reader.0.clone();
+        let backend = self.backend.clone();
+        let user = self.user.clone();
+        async move {
+            gate?;
+            let result = crate::blocking::run(move || f(&store)).await;
+            backend.write_committed(&user).await;
+            result.map_err(WriteError::Internal)
+        }
+    }
+}
+
+/// Read access to one user's store. Its methods are the store's reads, blocking like them:
+/// call them on the blocking pool ([`crate::blocking`]).
+#[derive(Clone)]
+pub struct Reader(Arc<UserStore>);
+
+impl Reader {
+    pub fn new(store: Arc<UserStore>) -> Reader {
+        Reader(store)
+    }
+    pub fn name(&self) -> &str {
+        self.0.name()
+    }
+    pub fn list_mailboxes(&self) -> storage::Result<Vec<MailboxInfo>> {
+        self.0.list_mailboxes()
+    }
+    pub fn mailbox(&self, name: &str) -> storage::Result<MailboxInfo> {
+        self.0.mailbox(name)
+    }
+    pub fn subscriptions(&self) -> storage::Result<Vec<String>> {
+        self.0.subscriptions()
+    }
+    pub fn messages(&self, mailbox: &str) -> storage::Result<Vec<MessageMeta>> {
+        self.0.messages(mailbox)
+    }
+    pub fn changes_since(&self, mailbox: &str, modseq: u64) -> storage::Result<MailboxChanges> {
+        self.0.changes_since(mailbox, modseq)
+    }
+    pub fn read_message(&self, object: &ObjectId) -> storage::Result<Vec<u8>> {
+        self.0.read_message(object)
+    }
+    pub fn facts(&self, object: &ObjectId) -> storage::Result<Arc<MessageFacts>> {
+        self.0.facts(object)
+    }
+    pub fn quota(&self) -> storage::Result<QuotaUsage> {
+        self.0.quota()
+    }
+    /// The user's change counter (see `UserStore::watch`).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.watch()
+    }
+
+    /// Identifies the user's store in process-wide registries (one store per user in a
+    /// process; stable while any handle is alive).
+    pub(crate) fn key(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakReader {
+        WeakReader(Arc::downgrade(&self.0))
+    }
+}
+
+/// A [`Reader`] that does not keep the store open.
+#[derive(Clone, Debug)]
+pub(crate) struct WeakReader(Weak<UserStore>);
+
+impl WeakReader {
+    pub(crate) fn upgrade(&self) -> Option<Reader> {
+        self.0.upgrade().map(Reader)
+    }
+    pub(crate) fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+    pub(crate) fn key(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestBackend;
+    use std::time::Duration;
+
+    async fn demo(backend: &Arc<TestBackend>) -> UserMail {
+        let dyn_backend: Arc<dyn Backend> = backend.clone();
+        UserMail::open(&dyn_backend, "demo").await.unwrap()
+    }
+
+    /// What a new command gets when it writes: the write is on disk at once, but its result
+    /// (and so any reply made from it) only after the replica wait.
+    #[tokio::test]
+    async fn a_write_result_comes_back_only_after_the_replica_wait() {
+        let backend = TestBackend::demo();
+        let mail = demo(&backend).await;
+        backend.hold_commits();
+        let write = tokio::spawn(mail.write(|st| st.create_mailbox("New", None)));
+        backend.commit_calls_reach(1).await;
+        let reader = mail.reader().clone();
+        let stored = crate::blocking::run(move || reader.mailbox("New").is_ok()).await;
+        assert_eq!(stored, Ok(true), "written locally while the wait is held");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!write.is_finished(), "result handed back before the wait");
+        backend.release_commits();
+        let done = tokio::time::timeout(Duration::from_secs(10), write).await;
+        assert!(matches!(done, Ok(Ok(Ok(Ok(_))))), "{done:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_waited_for_too_and_a_refused_one_not_run() {
+        let backend = TestBackend::demo();
+        let mail = demo(&backend).await;
+        let failed = mail.write(|st| st.delete_mailbox("Missing")).await;
+        assert!(matches!(failed, Ok(Err(_))), "{failed:?}");
+        assert_eq!(
+            backend.committed.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+
+        backend.refuse_writes(Some("not active"));
+        let refused = mail.write(|st| st.create_mailbox("X", None)).await;
+        assert!(
+            matches!(&refused, Err(WriteError::Refused(r)) if r.0 == "not active"),
+            "{refused:?}"
+        );
+        assert_eq!(
+            backend.committed.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+        let reader = mail.reader().clone();
+        let exists = crate::blocking::run(move || reader.mailbox("X").is_ok()).await;
+        assert_eq!(exists, Ok(false), "a refused write ran");
+    }
+}
