@@ -220,7 +220,7 @@ fn case(ca: &Ca, ops_a: &[Action], ops_b: &[Action]) -> Result<(), TestCaseError
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 200, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 200, .. ProptestConfig::default() })]
     /// Every action but mailbox deletes, on both sides; mailboxes (GUID, name, UIDVALIDITY,
     /// UIDNEXT, HIGHESTMODSEQ), messages (UID, GUID, flags, modseq) and the expunge modseqs of
     /// tombstones both hold compared.

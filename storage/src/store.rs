@@ -697,14 +697,14 @@ impl UserStore {
         let date = msg
             .internal_date
             .unwrap_or(((self.shared.hlc.wall_ms() / 1000) as i64, 0));
-        match self.submit(Req::Append {
+        match self.submit(Req::Append(crate::writer::AppendReq {
             mailbox: mailbox.to_string(),
             object,
             facts,
             flags: msg.flags,
             internal_date: date,
             delivery_key: msg.delivery_key,
-        })? {
+        }))? {
             Reply::Append(o) => Ok(o),
             _ => Err(unexpected()),
         }

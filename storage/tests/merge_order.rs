@@ -244,7 +244,7 @@ fn rename_vs_inbox_rename_to_one_name_converge() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, max_shrink_iters: 200, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, max_shrink_iters: 200, .. ProptestConfig::default() })]
     #[test]
     fn mailbox_merge_is_independent_of_arrival_order(
         common in proptest::collection::vec(action(), 0..8),

@@ -104,7 +104,7 @@ fn run(u: &UserStore, a: &Act) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, max_shrink_iters: 200, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 80, max_shrink_iters: 200, failure_persistence: None, ..ProptestConfig::default() })]
     #[test]
     fn rebuild_equals_live_index(acts in prop::collection::vec(act(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
