@@ -60,3 +60,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   echo "install-test-deps: cargo-nextest not found, tests will run under cargo test"
 fi
+
+# cargo-deny checks licences and sources (deny.toml); built once from crates.io (a few minutes).
+if ! cargo deny --version >/dev/null 2>&1; then
+  echo "install-test-deps: installing cargo-deny"
+  cargo install --locked cargo-deny >/dev/null 2>&1 || echo "install-test-deps: cargo-deny could not be installed; dependency policy not checked" >&2
+fi

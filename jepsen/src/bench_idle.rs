@@ -1089,6 +1089,7 @@ service lmtp {{
 
 /// Raises this process's RLIMIT_NOFILE soft limit to `want` (and the hard limit, if allowed);
 /// children inherit it. Returns the soft limit in force afterwards.
+#[allow(unsafe_code)]
 fn raise_nofile(want: u64) -> Result<u64> {
     let mut r = libc::rlimit {
         rlim_cur: 0,
@@ -1104,6 +1105,7 @@ fn raise_nofile(want: u64) -> Result<u64> {
             rlim_max: want,
         };
         // Raising the hard limit needs CAP_SYS_RESOURCE; without it keep the old hard limit.
+        // SAFETY: setrlimit reads the struct it is given.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
             return Ok(want);
         }
@@ -1112,6 +1114,7 @@ fn raise_nofile(want: u64) -> Result<u64> {
         rlim_cur: want.min(r.rlim_max).max(r.rlim_cur),
         rlim_max: r.rlim_max,
     };
+    // SAFETY: setrlimit reads the struct it is given.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &target) } != 0 {
         return Err(std::io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
     }

@@ -267,9 +267,11 @@ struct Throughput {
 }
 
 /// User + system CPU seconds of this process so far.
+#[allow(unsafe_code)]
 fn cpu_secs() -> f64 {
     // SAFETY: getrusage only writes the struct it is given.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
         return f64::NAN;
     }

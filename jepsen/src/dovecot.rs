@@ -13,6 +13,7 @@ pub const DOVEADM: &str = "/usr/bin/doveadm";
 /// The system user Dovecot's mail processes run as. Dovecot refuses to run them as root: as
 /// root, mail belongs to its package's `dovecot` user, which must be able to reach `dir` (a
 /// temporary directory is 0700, so it and its parent are opened to 0755) and own `owned`.
+#[allow(unsafe_code)]
 pub fn mail_owner(dir: &Path, owned: &[&Path]) -> Result<String> {
     // SAFETY: geteuid(2) has no preconditions and touches no memory.
     if unsafe { libc::geteuid() } != 0 {
@@ -37,6 +38,7 @@ pub fn mail_owner(dir: &Path, owned: &[&Path]) -> Result<String> {
 }
 
 /// SIGTERM, then SIGKILL after `grace`; says which it took.
+#[allow(unsafe_code)]
 pub fn stop_child(child: &mut Child, grace: Duration) -> String {
     // SAFETY: kill(2) on our own child's pid; no memory is involved.
     unsafe {

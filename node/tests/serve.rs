@@ -119,6 +119,7 @@ impl Server {
         false
     }
 
+    #[allow(unsafe_code)]
     fn signal(&self, sig: libc::c_int) {
         // SAFETY: kill(2) on our own child.
         unsafe {

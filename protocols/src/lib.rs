@@ -12,7 +12,8 @@ pub mod mail;
 pub mod pop3;
 pub mod sasl;
 pub mod stream;
-pub mod testing;
+#[cfg(test)]
+mod testing;
 
 pub use backend::{
     AuthOutcome, AuthRequest, Backend, ConnInfo, Service, SessionGuard, UserInfo, WriteRefused,

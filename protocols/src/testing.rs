@@ -100,12 +100,6 @@ impl TestBackend {
             self.committed.load(Ordering::SeqCst)
         );
     }
-
-    /// Number of sessions currently registered for user+ip.
-    pub fn session_count(&self, user: &str, ip: IpAddr) -> usize {
-        let map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&(user.to_string(), ip)).copied().unwrap_or(0)
-    }
 }
 
 /// A loopback, non-TLS connection with the given session id.

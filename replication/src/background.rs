@@ -62,6 +62,7 @@ pub(crate) async fn run<T: Send + 'static>(
 mod tests {
     use super::*;
 
+    #[allow(unsafe_code)]
     fn nice_of_this_thread() -> libc::c_int {
         // SAFETY: getpriority on the calling thread.
         unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }

@@ -23,6 +23,9 @@ mod shipper;
 pub mod storage_adapter;
 pub mod store_api;
 pub mod sync;
+/// Test doubles (an in-memory replica store): for this crate's tests, behind the `testing`
+/// feature, which only its dev-dependency on itself turns on.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
 pub mod validate;

@@ -83,6 +83,7 @@ impl LowPriorityPool {
 }
 
 /// Lowers the calling thread's CPU and, if asked, I/O priority.
+#[allow(unsafe_code)]
 fn lower_priority(p: Priority, what: &str) {
     // SAFETY: gettid, setpriority and ioprio_set on the calling thread; no memory is passed.
     unsafe {
@@ -122,11 +123,13 @@ mod tests {
         io_best_effort: Some(7),
     };
 
+    #[allow(unsafe_code)]
     fn nice_of_this_thread() -> libc::c_int {
         // SAFETY: getpriority on the calling thread.
         unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
     }
 
+    #[allow(unsafe_code)]
     fn io_priority_of_this_thread() -> libc::c_long {
         // SAFETY: ioprio_get (IOPRIO_WHO_PROCESS) of the calling thread.
         unsafe {

@@ -23,6 +23,7 @@ pub fn vip(port: u16) -> SocketAddr {
 
 /// Why the lab cannot run here (not root, no network namespaces), or None. A missing
 /// keepalived or nft is not a reason: `missing_tool` fails those in CI.
+#[allow(unsafe_code)]
 pub fn skip_reason() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -170,6 +171,7 @@ impl Drop for Lab {
 
 /// Runs `f` on a thread inside network namespace `ns`: sockets it opens live there (setns
 /// moves only the calling thread), while the rest of the test stays in its own namespace.
+#[allow(unsafe_code)]
 pub fn in_netns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> T + Send + 'static,

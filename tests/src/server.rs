@@ -438,6 +438,7 @@ fn spawn_node(paths: &Paths, ports: &Ports) -> Result<Child> {
 /// Spawns a server child with its stdout and stderr in `log`. The child gets SIGKILL if
 /// the thread that started it ends without stopping it (a test killed by its timeout),
 /// so no server outlives its test holding ports.
+#[allow(unsafe_code)]
 fn spawn_logged(mut cmd: Command, log: std::fs::File) -> Result<Child> {
     use std::os::unix::process::CommandExt;
     cmd.env(
@@ -483,6 +484,7 @@ fn wait_ready(child: &mut Child, ports: &Ports, wait_for: &[Proto]) -> Result<()
 }
 
 /// SIGTERM (graceful shutdown), then SIGKILL after 5 s.
+#[allow(unsafe_code)]
 fn stop_child(mut child: Child) -> Option<ExitStatus> {
     if let Ok(Some(st)) = child.try_wait() {
         return Some(st);

@@ -591,7 +591,7 @@ fn unending_line(addr: std::net::SocketAddr) -> (String, bool) {
         .set_read_timeout(Some(left().max(Duration::from_millis(1))))
         .expect("timeout");
     let mut rest = Vec::new();
-    let closed = matches!(reader.read_to_end(&mut rest), Ok(_) if rest.is_empty());
+    let closed = reader.read_to_end(&mut rest).is_ok() && rest.is_empty();
     let _ = stop_tx.send(());
     let _ = sender.join();
     (reply.trim_end().to_string(), closed)

@@ -41,6 +41,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    #[allow(unsafe_code)]
     async fn runs_jobs_on_niced_threads_and_survives_a_panic() {
         let w = HashWorkers::new(2);
         let (name, nice) = w

@@ -9,6 +9,7 @@ use std::io::{BufRead, IsTerminal, Write};
 const EX_NOPERM: i32 = 77;
 
 /// Reads a line from stdin; on a terminal, with echo off.
+#[allow(unsafe_code)]
 fn read_secret(prompt: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     let tty = stdin.is_terminal();

@@ -183,6 +183,7 @@ pub fn run(cmd: LabCmd) -> Result<i32> {
     }
 }
 
+#[allow(unsafe_code)]
 pub fn require_root() -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Starts `program args` in namespace `ns`, detached, stdout and stderr appended to `log`;
 /// its pid (`ip netns exec` execs the program, so the pid is the program's).
+#[allow(unsafe_code)]
 pub fn spawn_in(ns: &str, program: &Path, args: &[&str], log: &Path) -> Result<u32> {
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -45,6 +46,7 @@ pub fn alive(pid: u32) -> bool {
     !matches!(state, None | Some('Z') | Some('X'))
 }
 
+#[allow(unsafe_code)]
 fn signal(pid: u32, sig: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;

@@ -59,6 +59,7 @@ pub struct TcpSpec {
 }
 
 /// Binds with SO_REUSEADDR so a restarted node does not wait out TIME_WAIT.
+#[allow(unsafe_code)]
 pub fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?

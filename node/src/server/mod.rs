@@ -134,6 +134,7 @@ fn unix_lmtp_socket(
 }
 
 /// chown by names, for Postfix's `lmtp:unix:` (owner postfix, say).
+#[allow(unsafe_code)]
 fn chown(path: &Path, owner: &str, group: &str) -> anyhow::Result<()> {
     use std::ffi::CString;
     let uid = if owner.is_empty() {
@@ -147,6 +148,7 @@ fn chown(path: &Path, owner: &str, group: &str) -> anyhow::Result<()> {
             !pw.is_null(),
             "lmtp_unix_socket.owner: no such user {owner:?}"
         );
+        // SAFETY: pw is non-null (checked above) and points to getpwnam's static result.
         Some(unsafe { (*pw).pw_uid })
     };
     let gid = if group.is_empty() {
@@ -159,6 +161,7 @@ fn chown(path: &Path, owner: &str, group: &str) -> anyhow::Result<()> {
             !gr.is_null(),
             "lmtp_unix_socket.group: no such group {group:?}"
         );
+        // SAFETY: gr is non-null (checked above) and points to getgrnam's static result.
         Some(unsafe { (*gr).gr_gid })
     };
     std::os::unix::fs::chown(path, uid, gid)

@@ -137,7 +137,7 @@ impl Framer {
     }
 
     /// The next framing event, or None when more bytes are needed.
-    pub fn next(&mut self) -> Option<Frame> {
+    pub fn next_frame(&mut self) -> Option<Frame> {
         let frame = self.next_inner();
         // An idle session keeps no large buffer from an earlier APPEND (many thousand IDLE
         // connections must stay small).
@@ -305,7 +305,7 @@ mod tests {
     use super::*;
 
     fn frames(f: &mut Framer) -> Vec<Frame> {
-        std::iter::from_fn(|| f.next()).collect()
+        std::iter::from_fn(|| f.next_frame()).collect()
     }
 
     #[test]
@@ -452,7 +452,7 @@ mod tests {
             let mut f = Framer::new(256, 1024);
             for c in chunks {
                 f.push(&c);
-                while let Some(fr) = f.next() {
+                while let Some(fr) = f.next_frame() {
                     if let Frame::Command(m) = fr { proptest::prop_assert!(m.len() <= 256 * 20 + 1024 * 20 + 20); }
                 }
                 proptest::prop_assert!(f.buffered() <= 256 + 200 + 2);

@@ -11,7 +11,7 @@ pub fn exercise(data: &[u8]) {
     let chunk = usize::from(data.first().copied().unwrap_or(1)).max(1);
     for piece in data.chunks(chunk) {
         framer.push(piece);
-        while let Some(frame) = framer.next() {
+        while let Some(frame) = framer.next_frame() {
             if let Frame::Command(msg) = frame {
                 let _ = super::parse::parse(&msg);
                 let _ = super::lexer::tokenize(&msg);

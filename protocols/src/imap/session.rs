@@ -175,7 +175,7 @@ impl Session {
             return;
         }
         loop {
-            while let Some(frame) = self.framer.next() {
+            while let Some(frame) = self.framer.next_frame() {
                 if self.handle_frame(frame).await == Done::Close {
                     let _ = self.flush().await;
                     return;
