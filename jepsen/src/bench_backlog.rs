@@ -10,8 +10,8 @@
 //! Both nodes and the clients share this machine's cores: B's apply competes with A's clients
 //! here, which it would not on separate machines (B's own pacing yields to B's clients only).
 
-use crate::dovecot::stop_child;
 use crate::node_proc::{free_port, node_config, spawn_node, toml_str, wait_accepting, NodeConfig};
+use ::tests::dovecot::stop_child;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

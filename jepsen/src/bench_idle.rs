@@ -6,8 +6,8 @@
 //! a passwd-file and a temporary data dir; the clients are tokio tasks in this process. Both
 //! processes get RLIMIT_NOFILE raised (set here before the spawn; the child inherits it).
 
-use crate::dovecot::{mail_owner, stop_child, tail_file};
 use crate::node_proc::{free_port, node_config, spawn_node, wait_accepting, NodeConfig};
+use ::tests::dovecot::{mail_owner, stop_child, tail_file};
 use anyhow::{bail, Context, Result};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

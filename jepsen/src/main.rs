@@ -1,13 +1,13 @@
-//! Load, benchmark and fault-injection harness. One module per subcommand: add yours with one
+//! Load, benchmark and fault-injection harness: a black box that drives `node` binaries over
+//! their wire protocols (benchmarks of library internals are examples of their crates:
+//! `cargo run --release -p storage --example bench_store`, `-p replication --example
+//! bench_replication`). One module per subcommand: add yours with one
 //! variant in [`Command`] and one arm in `main`.
 
 use clap::{Parser, Subcommand};
 
 mod bench_backlog;
 mod bench_idle;
-mod bench_replication;
-mod bench_store;
-mod dovecot;
 mod node_proc;
 
 #[derive(Parser)]
@@ -22,12 +22,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Durable appends/s of the store (4 KiB and 64 KiB; 1 and 16 writers; 1 and 16 users),
-    /// with fsyncs per append and the disk's raw "append 4 KiB + fsync" rate beside.
-    BenchStore(bench_store::Args),
-    /// Replication lag p50/p99 at a steady delivery rate, replicated vs local deliveries/s, and
-    /// full/incremental `sync_user` of a large user (two nodes in-process over mTLS loopback).
-    BenchReplication(bench_replication::Args),
     /// Holds N authenticated IMAP IDLE connections on a release node, prints its RSS and the
     /// fan-out latency of one LMTP delivery to every idling connection (issue 4).
     #[command(name = "bench-idle")]
@@ -39,8 +33,6 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::BenchStore(a) => bench_store::run(a),
-        Command::BenchReplication(a) => bench_replication::run(a),
         Command::Idle(a) => bench_idle::run(a),
         Command::BenchBacklog(a) => bench_backlog::run(a),
     }

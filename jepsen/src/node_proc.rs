@@ -1,7 +1,7 @@
 //! Release `node serve` children for the benchmarks (bench-idle, bench-backlog): their
 //! configuration, their start, and the wait until they accept connections.
 
-use crate::dovecot::tail_file;
+use ::tests::dovecot::tail_file;
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::net::SocketAddr;

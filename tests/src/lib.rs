@@ -8,6 +8,7 @@
 
 mod binary;
 pub mod cluster;
+pub mod dovecot;
 mod fixtures;
 pub mod imaptest;
 pub mod lab;

@@ -8,9 +8,8 @@
 //!   the user pulled by a new empty node.
 //!
 //! With `--compare-dovecot`, `doveadm sync` of the same messages between two Dovecot instances
-//! (`crate::dovecot`) is timed afterwards and printed beside ours.
+//! (`tests::dovecot`) is timed afterwards and printed beside ours.
 
-use crate::bench_store::append_to_inbox;
 use anyhow::{Context, Result};
 use replication::certs;
 use replication::store_api::ReplicaStore;
@@ -23,8 +22,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::{Store, StoreConfig};
 
-#[derive(clap::Args)]
-pub struct Args {
+#[derive(clap::Parser)]
+#[command(
+    name = "bench_replication",
+    about = "Replication lag p50/p99 at a steady delivery rate, replicated vs local deliveries/s, and full/incremental sync of a large user (two nodes in-process over mTLS loopback)"
+)]
+struct Args {
     /// Directory for the test data (a temporary directory under it is removed afterwards).
     #[arg(long, default_value = ".")]
     pub dir: std::path::PathBuf,
@@ -541,9 +544,9 @@ async fn full_sync(cl: &Cluster, base: &std::path::Path, a: &Args) -> Result<Syn
 /// `doveadm sync` of the same messages between two Dovecot instances, printed beside ours.
 fn compare_dovecot(base: &std::path::Path, a: &Args, ours: &SyncSecs) -> Result<()> {
     std::fs::create_dir_all(base)?;
-    let before = crate::dovecot::raw_fdatasync_rate(base, 500)?;
-    let d = crate::dovecot::sync_bench(base, "big", full_messages(a), more_messages(a))?;
-    let after = crate::dovecot::raw_fdatasync_rate(base, 500)?;
+    let before = tests::dovecot::raw_fdatasync_rate(base, 500)?;
+    let d = tests::dovecot::sync_bench(base, "big", full_messages(a), more_messages(a))?;
+    let after = tests::dovecot::raw_fdatasync_rate(base, 500)?;
     println!(
         "disk: write 4 KiB + fdatasync {before:.0}/s before the Dovecot runs, {after:.0}/s after"
     );
@@ -577,7 +580,8 @@ fn compare_dovecot(base: &std::path::Path, a: &Args, ours: &SyncSecs) -> Result<
     Ok(())
 }
 
-pub fn run(a: Args) -> Result<()> {
+fn main() -> Result<()> {
+    let a = <Args as clap::Parser>::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -647,4 +651,18 @@ mod tests {
         assert_eq!(median(&[57.0, 66.0, 78.0]), 66.0);
         assert!(median(&[]).is_nan());
     }
+}
+
+/// One message into a user's INBOX, as a delivery would.
+fn append_to_inbox(u: &storage::UserStore, raw: &[u8]) -> storage::Result<()> {
+    u.append(
+        "INBOX",
+        storage::NewMessage {
+            raw,
+            flags: storage::Flags::new(),
+            internal_date: None,
+            delivery_key: None,
+        },
+    )
+    .map(|_| ())
 }

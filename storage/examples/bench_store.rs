@@ -8,8 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::{Flags, NewMessage, Store, StoreConfig, UserStore};
 
-#[derive(clap::Args)]
-pub struct Args {
+#[derive(clap::Parser)]
+#[command(
+    name = "bench_store",
+    about = "Durable appends/s of the store (4 KiB and 64 KiB; 1 and 16 writers; 1 and 16 users), with fsyncs per append and the disk's raw append+fsync rate beside"
+)]
+struct Args {
     /// Directory for the test data (a temporary directory under it is removed afterwards).
     #[arg(long, default_value = ".")]
     pub dir: std::path::PathBuf,
@@ -166,7 +170,8 @@ fn machine_line() -> String {
     )
 }
 
-pub fn run(a: Args) -> Result<()> {
+fn main() -> Result<()> {
+    let a = <Args as clap::Parser>::parse();
     let tmp = tempfile::Builder::new()
         .prefix("bench-store-")
         .tempdir_in(&a.dir)
@@ -207,7 +212,7 @@ pub fn run(a: Args) -> Result<()> {
 
 /// Appends `raw` to INBOX as a delivery would: no flags, no delivery key, received now. The
 /// benchmarks' one write.
-pub(crate) fn append_to_inbox(u: &UserStore, raw: &[u8]) -> storage::Result<()> {
+fn append_to_inbox(u: &UserStore, raw: &[u8]) -> storage::Result<()> {
     u.append(
         "INBOX",
         NewMessage {

@@ -1,6 +1,6 @@
 //! Debian's Dovecot 2.3 run beside ours for comparisons: helpers shared by the benchmarks
 //! (mail ownership as root, stopping a child, log tails), and the `doveadm sync` measurement
-//! of `bench-replication --compare-dovecot`.
+//! of replication's `bench_replication --compare-dovecot` example.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
