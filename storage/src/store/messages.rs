@@ -1,0 +1,270 @@
+//! Messages: listing, changes since a modseq, bodies and parsed facts, and the writes a
+//! client makes (append, copy, move, flags, expunge); quota.
+
+use super::*;
+use crate::error::StoreError;
+use crate::index::{self, ObjLoc, Txn};
+use crate::mime::MessageFacts;
+use crate::writer::{Reply, Req};
+use crate::{log, pack, Result};
+use std::sync::Arc;
+
+/// A raw message to store, with what the client said about it.
+#[derive(Clone, Debug)]
+pub struct NewMessage<'a> {
+    /// Raw RFC 5322 message; stored as given (callers convert bare LF to CRLF before).
+    pub raw: &'a [u8],
+    pub flags: Flags,
+    /// Seconds since the epoch and UTC offset in minutes; None = now.
+    pub internal_date: Option<(i64, i32)>,
+    /// For LMTP exactly-once: a key (hash of message-id, sender, recipient, body) that makes a
+    /// retried delivery within the dedupe window return the first outcome instead of storing again.
+    pub delivery_key: Option<[u8; 32]>,
+}
+
+/// Parse MIME facts at delivery, on the writer's own thread before the group commit (so writers
+/// parse in parallel), and cache them beside the message. If the parser fails, `facts()` parses
+/// on first use instead.
+pub const PARSE_FACTS_AT_DELIVERY: bool = true;
+
+impl UserStore {
+    /// Every message of a mailbox in UID order (the SELECT snapshot).
+    pub fn messages(&self, mailbox: &str) -> Result<Vec<MessageMeta>> {
+        let mb = self.mailbox_rec(mailbox)?;
+        Ok(self
+            .view()
+            .messages(&mb.id)?
+            .into_iter()
+            .map(|m| m.meta)
+            .collect())
+    }
+
+    /// Messages changed (added or flags) and UIDs expunged after `modseq`.
+    pub fn changes_since(&self, mailbox: &str, modseq: u64) -> Result<MailboxChanges> {
+        let mb = self.mailbox_rec(mailbox)?;
+        let v = self.view();
+        // Range scans over the modseq-ordered keys: the cost follows the changes, not the size
+        // of the mailbox. Keys are [tag][mailbox 16][modseq 8][uid 4].
+        let since = |prefix: Vec<u8>| -> Result<Vec<u32>> {
+            let start = [&prefix[..], &modseq.saturating_add(1).to_be_bytes()].concat();
+            let mut end = prefix.clone();
+            end.extend_from_slice(&[0xff; 12]);
+            self.ix
+                .range_keys(&start, &end)?
+                .into_iter()
+                .map(|k| {
+                    k.get(25..29)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_be_bytes)
+                        .ok_or_else(|| {
+                            StoreError::Index(format!("user {}: bad modseq key", self.name))
+                        })
+                })
+                .collect()
+        };
+        let mut changed = Vec::new();
+        for uid in since(index::k_changed_prefix(&mb.id))? {
+            if let Some(m) = v.msg(&mb.id, uid)? {
+                if m.meta.modseq > modseq {
+                    changed.push(m.meta);
+                }
+            }
+        }
+        changed.sort_by_key(|m| m.uid);
+        let mut expunged = since(index::k_expunged_prefix(&mb.id))?;
+        expunged.sort_unstable();
+        expunged.dedup();
+        Ok(MailboxChanges {
+            changed,
+            expunged,
+            highestmodseq: mb.highestmodseq,
+            uidnext: mb.uidnext,
+        })
+    }
+
+    /// The raw message (decompressed object), byte for byte as stored.
+    pub fn read_message(&self, object: &ObjectId) -> Result<Vec<u8>> {
+        let lookup = || -> Result<ObjLoc> {
+            self.view()
+                .get(&index::k_object(object))?
+                .ok_or_else(|| StoreError::Other(format!("object {} not found", object.to_hex())))
+        };
+        let loc = lookup()?;
+        match self.read_at(&loc, object) {
+            // A purge may have moved the object between our lookup and our read: look again.
+            Err(e) => match lookup() {
+                Ok(now) if now != loc => self.read_at(&now, object),
+                _ => Err(e),
+            },
+            ok => ok,
+        }
+    }
+
+    fn read_at(&self, loc: &ObjLoc, object: &ObjectId) -> Result<Vec<u8>> {
+        if loc.in_log {
+            let path = self.segment_path(loc.pack);
+            pack::read_object(&path, &log::KIND, 1, &self.name, loc.offset, object)
+        } else {
+            let path = self.pack_path(loc.pack);
+            pack::read_object(&path, &pack::KIND, 0, &self.name, loc.offset, object)
+        }
+    }
+
+    /// The object as stored (id, raw length, zstd body), not decompressed: what is shipped to a
+    /// peer, which verifies it ([`pack::verify`]) and stores the body as it came.
+    pub fn read_object_stored(&self, object: &ObjectId) -> Result<pack::Prepared> {
+        if let Some(o) = self.recent.lock().object(object) {
+            return Ok(o);
+        }
+        let lookup = || -> Result<ObjLoc> {
+            self.view()
+                .get(&index::k_object(object))?
+                .ok_or_else(|| StoreError::Other(format!("object {} not found", object.to_hex())))
+        };
+        let loc = lookup()?;
+        match self.read_stored_at(&loc, object) {
+            // A purge may have moved the object between our lookup and our read: look again.
+            Err(e) => match lookup() {
+                Ok(now) if now != loc => self.read_stored_at(&now, object),
+                _ => Err(e),
+            },
+            ok => ok,
+        }
+    }
+
+    fn read_stored_at(&self, loc: &ObjLoc, object: &ObjectId) -> Result<pack::Prepared> {
+        if loc.in_log {
+            let path = self.segment_path(loc.pack);
+            pack::read_stored(&path, &log::KIND, 1, &self.name, loc.offset, object)
+        } else {
+            let path = self.pack_path(loc.pack);
+            pack::read_stored(&path, &pack::KIND, 0, &self.name, loc.offset, object)
+        }
+    }
+
+    /// Envelope, body structure and part offsets, parsed once and cached.
+    pub fn facts(&self, object: &ObjectId) -> Result<Arc<MessageFacts>> {
+        let key = index::k_facts(object);
+        if let Some(f) = self.view().get::<MessageFacts>(&key)? {
+            return Ok(Arc::new(f));
+        }
+        let raw = self.read_message(object)?;
+        let facts = std::panic::catch_unwind(|| crate::mime::parse_facts(&raw))
+            .map_err(|_| StoreError::Other("MIME parser failed on this message".into()))?;
+        // A cache keyed by an immutable object: written outside the log, never on the fsync path.
+        self.tree
+            .insert(key, index::encode(&facts))
+            .map_err(|e| StoreError::Index(e.to_string()))?;
+        Ok(Arc::new(facts))
+    }
+
+    pub fn append(&self, mailbox: &str, msg: NewMessage<'_>) -> Result<AppendOutcome> {
+        let limit = self.shared.config.max_message_size;
+        if msg.raw.len() as u64 > limit {
+            return Err(StoreError::TooLarge {
+                size: msg.raw.len() as u64,
+                limit,
+            });
+        }
+        // Hash, compress (and parse) here, in parallel with other writers, not in the leader.
+        let object = pack::prepare(msg.raw)?;
+        let facts = if PARSE_FACTS_AT_DELIVERY {
+            std::panic::catch_unwind(|| crate::mime::parse_facts(msg.raw))
+                .ok()
+                .map(Box::new)
+        } else {
+            None
+        };
+        let date = msg
+            .internal_date
+            .unwrap_or(((self.shared.hlc.wall_ms() / 1000) as i64, 0));
+        match self.submit(Req::Append(crate::writer::AppendReq {
+            mailbox: mailbox.to_string(),
+            object,
+            facts,
+            flags: msg.flags,
+            internal_date: date,
+            delivery_key: msg.delivery_key,
+        }))? {
+            Reply::Append(o) => Ok(o),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyOutcome> {
+        self.copy_or_move(from, uids, to, false)
+    }
+
+    /// COPY then EXPUNGE of the source, as one change.
+    pub fn move_messages(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyOutcome> {
+        self.copy_or_move(from, uids, to, true)
+    }
+
+    fn copy_or_move(&self, from: &str, uids: &[u32], to: &str, mv: bool) -> Result<CopyOutcome> {
+        match self.submit(Req::Copy {
+            from: from.to_string(),
+            uids: uids.to_vec(),
+            to: to.to_string(),
+            mv,
+        })? {
+            Reply::Copy(c) => Ok(c),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn store_flags(
+        &self,
+        mailbox: &str,
+        uids: &[u32],
+        mode: FlagMode,
+        flags: &Flags,
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreOutcome> {
+        match self.submit(Req::Flags {
+            mailbox: mailbox.to_string(),
+            uids: uids.to_vec(),
+            mode,
+            flags: flags.clone(),
+            unchanged_since,
+        })? {
+            Reply::Store(s) => Ok(s),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Expunges the given UIDs (those that exist); returns the UIDs expunged, ascending.
+    pub fn expunge(&self, mailbox: &str, uids: &[u32]) -> Result<Vec<u32>> {
+        match self.submit(Req::Expunge {
+            mailbox: mailbox.to_string(),
+            uids: uids.to_vec(),
+        })? {
+            Reply::Expunged(u) => Ok(u),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn quota(&self) -> Result<QuotaUsage> {
+        let (bytes, messages) = usage(&self.view())?;
+        Ok(QuotaUsage {
+            bytes,
+            messages,
+            limits: *self.quota_limits.lock(),
+        })
+    }
+
+    /// Sets this user's limits (from the userdb's quota_rule); kept in memory, not logged.
+    pub fn set_quota_limits(&self, limits: QuotaLimits) {
+        *self.quota_limits.lock() = limits;
+    }
+
+    pub(crate) fn quota_limits(&self) -> QuotaLimits {
+        *self.quota_limits.lock()
+    }
+}
+
+/// Bytes and messages in all mailboxes.
+pub(crate) fn usage(v: &Txn) -> Result<(u64, u64)> {
+    Ok(v.mailboxes()?
+        .iter()
+        .fold((0, 0), |(b, m), mb| (b + mb.size, m + mb.exists as u64)))
+}
