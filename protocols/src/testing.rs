@@ -27,6 +27,9 @@ pub struct TestBackend {
     write_refusal: Mutex<Option<String>>,
     /// Number of `write_committed` calls: tests check writes go through the gate.
     pub committed: AtomicUsize,
+    /// When set, `write_committed` refuses with this text (the node lost its role while the
+    /// write was in flight).
+    commit_refusal: Mutex<Option<String>>,
     // Dropped last: the store's files live here.
     _dir: tempfile::TempDir,
 }
@@ -56,6 +59,7 @@ impl TestBackend {
             plaintext: AtomicBool::new(true),
             write_refusal: Mutex::new(None),
             committed: AtomicUsize::new(0),
+            commit_refusal: Mutex::new(None),
             _dir: dir,
         })
     }
@@ -68,6 +72,14 @@ impl TestBackend {
     /// Closes (Some) or opens (None) the write gate.
     pub fn refuse_writes(&self, why: Option<&str>) {
         *self.write_refusal.lock().unwrap_or_else(|e| e.into_inner()) = why.map(str::to_string);
+    }
+
+    /// Makes `write_committed` fail (`None`: succeed again).
+    pub fn refuse_commits(&self, why: Option<&str>) {
+        *self
+            .commit_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = why.map(str::to_string);
     }
 
     /// Number of sessions currently registered for user+ip.
@@ -118,8 +130,16 @@ impl Backend for TestBackend {
         }
     }
 
-    async fn write_committed(&self, _user: &str) {
+    async fn write_committed(&self, _user: &str) -> Result<(), WriteRefused> {
         self.committed.fetch_add(1, Ordering::Relaxed);
+        match &*self
+            .commit_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            Some(why) => Err(WriteRefused(why.clone())),
+            None => Ok(()),
+        }
     }
 
     fn allow_plaintext(&self, conn: &ConnInfo) -> bool {

@@ -411,11 +411,19 @@ impl Session {
     }
 
     /// After a write is durable in the local store (the store call returned) and before the
-    /// tagged OK: lets replication wait for a peer where the durability mode asks for it.
-    pub fn committed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// tagged OK: lets replication wait for a peer where the durability mode asks for it; NO
+    /// `[UNAVAILABLE]` when the node lost the right to write meanwhile.
+    pub fn committed(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), Done>> + Send + 'static {
         let user = self.user.clone().unwrap_or_default();
         let backend = self.ctx.backend.clone();
-        async move { backend.write_committed(&user).await }
+        async move {
+            backend
+                .write_committed(&user)
+                .await
+                .map_err(|e| Done::No(format!("[UNAVAILABLE] {}", e.0)))
+        }
     }
 
     /// A CONDSTORE-enabling command (FETCH MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE, SEARCH MODSEQ):

@@ -211,8 +211,13 @@ async fn deliver_one(
         )
     };
 
+    // Said to the client (Postfix logs it and retries): which node takes the writes.
+    let refused_reply = |refused: &crate::backend::WriteRefused| {
+        tracing::warn!(user, "{}", log(&format!("writes refused: {refused}")));
+        (Outcome::TempFail, format!("451 4.3.0 <{addr}> {refused}"))
+    };
     if let Err(refused) = ctx.backend.may_write(user) {
-        return temp_fail("INBOX", &format!("writes refused: {refused}"));
+        return refused_reply(&refused);
     }
     let store = match ctx.backend.open_user(user).await {
         Ok(s) => s,
@@ -261,7 +266,9 @@ async fn deliver_one(
         Ok(appended) => {
             // Durable: `append` returned only after the record and object were fsynced (group
             // commit in the store); in replicated durability we also wait for a peer's ack.
-            ctx.backend.write_committed(user).await;
+            if let Err(refused) = ctx.backend.write_committed(user).await {
+                return refused_reply(&refused);
+            }
             let (outcome, result) = if appended.duplicate {
                 (
                     Outcome::Duplicate,

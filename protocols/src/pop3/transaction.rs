@@ -171,7 +171,11 @@ impl Session {
             Ok(Ok(expunged)) => {
                 // Durable: expunge returned after its record was fsynced; acknowledged below
                 // only after the backend's commit wait (a peer's ack in replicated mode).
-                backend.write_committed(&user).await;
+                if let Err(refused) = backend.write_committed(&user).await {
+                    tracing::warn!("pop3({user}): deletions not acknowledged: {refused}");
+                    self.io.send_line(&format!("-ERR [SYS/TEMP] {refused}"));
+                    return;
+                }
                 if let Some(tx) = self.tx.as_mut() {
                     tx.expunged = expunged.len();
                 }

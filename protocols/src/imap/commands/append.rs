@@ -88,7 +88,7 @@ pub(crate) async fn append(
         .await
         .map_err(trycreate(&name))?;
     // Durable: the store's append returned after its group-commit fsync.
-    s.committed().await;
+    s.committed().await?;
     Ok(Done::Ok(format!(
         "[APPENDUID {} {}] Append completed.",
         outcome.uidvalidity, outcome.uid
@@ -139,7 +139,7 @@ pub(crate) async fn multi_append(
         .await
         .map_err(trycreate(&name))?;
     // Durable: each append returned after the store's group-commit fsync.
-    s.committed().await;
+    s.committed().await?;
     Ok(Done::Ok(format!(
         "[APPENDUID {uidvalidity} {}] Append completed.",
         format::compact_set(&uids)

@@ -43,7 +43,7 @@ pub(crate) async fn copy(
             other => other,
         })?;
     // Durable: the store call returned after its fsync.
-    s.committed().await;
+    s.committed().await?;
     let src: Vec<u32> = outcome.pairs.iter().map(|p| p.0).collect();
     let dst: Vec<u32> = outcome.pairs.iter().map(|p| p.1).collect();
     let code = if src.is_empty() {

@@ -36,7 +36,7 @@ pub(crate) async fn expunge(s: &mut Session, uids: Option<SequenceSet>) -> Reply
             st.expunge(&name, &deleted)
         })
         .await?;
-    s.committed().await;
+    s.committed().await?;
     report_expunged(s, &gone);
     Ok(Done::Ok("Expunge completed.".into()))
 }

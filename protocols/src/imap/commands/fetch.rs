@@ -317,7 +317,7 @@ pub(crate) async fn fetch(
             let outcome = s
                 .store_call(move |st| st.store_flags(&name, &unseen, FlagMode::Add, &seen, None))
                 .await?;
-            s.committed().await;
+            s.committed().await?;
             if let Some(sel) = s.sel.as_mut() {
                 for (u, flags, modseq) in outcome.updated {
                     if let Some(i) = sel.index_of_uid(u) {

@@ -28,7 +28,7 @@ pub(crate) async fn create(s: &mut Session, raw: &[u8], special_use: Option<Spec
     s.check_writable()?;
     s.store_call(move |st| st.create_mailbox(&name, special_use))
         .await?;
-    s.committed().await;
+    s.committed().await?;
     Ok(Done::Ok("Create completed.".into()))
 }
 
@@ -41,7 +41,7 @@ pub(crate) async fn delete(s: &mut Session, mailbox: Mailbox<'static>) -> Reply 
     let deleting_selected = s.sel.as_ref().is_some_and(|sel| sel.name == name);
     let n = name.clone();
     s.store_call(move |st| st.delete_mailbox(&n)).await?;
-    s.committed().await;
+    s.committed().await?;
     if deleting_selected {
         // The selected mailbox is gone: leave Selected state, as Dovecot does.
         s.sel = None;
@@ -61,7 +61,7 @@ pub(crate) async fn rename(s: &mut Session, from: Mailbox<'static>, to: Mailbox<
     s.check_writable()?;
     let (f, t) = (from.clone(), to.clone());
     s.store_call(move |st| st.rename_mailbox(&f, &t)).await?;
-    s.committed().await;
+    s.committed().await?;
     // The selected mailbox (or a parent of it) renamed by this session stays selected under
     // its new name. Renaming INBOX moves its messages out and INBOX stays: nothing to follow.
     if from != "INBOX" {
@@ -87,7 +87,7 @@ pub(crate) async fn subscribe(s: &mut Session, mailbox: Mailbox<'static>, on: bo
         }
     })
     .await?;
-    s.committed().await;
+    s.committed().await?;
     Ok(Done::Ok(
         if on {
             "Subscribe completed."

@@ -177,7 +177,7 @@ pub(crate) async fn close(s: &mut Session, expunge: bool) -> Reply {
                 st.expunge(&name, &deleted)
             })
             .await?;
-            s.committed().await;
+            s.committed().await?;
         }
     }
     Ok(Done::Ok(

@@ -47,7 +47,7 @@ pub(crate) async fn store(
         .store_call(move |st| st.store_flags(&name, &uids, mode, &flags, unchanged_since))
         .await?;
     // Durable: store_flags returned after the change-log fsync.
-    s.committed().await;
+    s.committed().await?;
     let silent = response == StoreResponse::Silent;
     let condstore = s.enabled.condstore;
     let mut lines = Vec::new();
