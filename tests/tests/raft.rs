@@ -190,3 +190,50 @@ fn three_nodes_one_active_fail_over_and_hand_over() {
         "{r:?}"
     );
 }
+
+/// A stopped active node (SIGSTOP) is replaced; resumed, it answers the delivery that was
+/// waiting in its socket with 451, never 250, and its peers hold no trace of a second active.
+#[test]
+fn stopped_active_node_does_not_acknowledge_after_resuming() {
+    let c = Cluster::start(ClusterSpec {
+        nodes: 3,
+        durability: "replicated",
+        sync_timeout: "2s",
+        raft: true,
+        ..ClusterSpec::default()
+    })
+    .unwrap();
+    let (a, _) = wait_one_active(&c, &[0, 1, 2], ELECT);
+    let mut l = tests::LineConn::connect(c.nodes[a].addr(Proto::Lmtp)).unwrap();
+    assert!(l.line().unwrap().starts_with("220"));
+    l.send("LHLO test").unwrap();
+    while l.line().unwrap().starts_with("250-") {}
+    l.send("MAIL FROM:<sender@example.com>").unwrap();
+    assert!(l.line().unwrap().starts_with("250"));
+    l.send(&format!("RCPT TO:<{USER}@example.org>")).unwrap();
+    assert!(l.line().unwrap().starts_with("250"));
+    l.send("DATA").unwrap();
+    assert!(l.line().unwrap().starts_with("354"));
+    l.send_raw(&message("stopped", "body of stopped")).unwrap();
+    c.nodes[a].signal(libc::SIGSTOP);
+    let stopped = Instant::now();
+    // The end of data reaches the stopped node's socket; it answers only once resumed.
+    l.send(".").unwrap();
+    let alive: Vec<usize> = (0..3).filter(|&i| i != a).collect();
+    let (b, _) = wait_one_active(&c, &alive, ELECT);
+    println!(
+        "node {} active {:.3} s after SIGSTOP of node {}",
+        b + 1,
+        stopped.elapsed().as_secs_f64(),
+        a + 1
+    );
+    c.nodes[a].signal(libc::SIGCONT);
+    l.set_timeout(Duration::from_secs(30)).unwrap();
+    let reply = l.line().unwrap();
+    assert!(reply.starts_with("451 4.3.0 "), "{reply}");
+    assert!(reply.contains("not active"), "{reply}");
+    // Once resumed it follows the new active node, which still takes deliveries.
+    wait_sees_active(&c, a, b);
+    assert!(!is_active(&c, a));
+    assert!(deliver(&c, b, "after-resume").starts_with("250 "));
+}
