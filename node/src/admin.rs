@@ -49,6 +49,99 @@ pub enum Request {
     VrrpNotify {
         state: crate::active::VrrpState,
     },
+    /// Raft mode (running server only): members, leader, active node, epoch, links, backlog.
+    ClusterStatus,
+    /// Planned hand-over of the active role (on the active node).
+    TransferActive {
+        node: u32,
+    },
+    /// Adds a voter (or a witness) to the group (on the leader).
+    AddMember {
+        node: u32,
+        raft_address: String,
+        witness: bool,
+    },
+    /// Removes a member from the group (on the leader).
+    RemoveMember {
+        node: u32,
+    },
+}
+
+/// `node cluster status --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterStatus {
+    pub coordinator: replication::coord::CoordStatus,
+    /// Peer links and backlog (records each peer has not acknowledged).
+    pub replication: Option<replication::ReplicationStatus>,
+}
+
+/// Cluster requests, answered by the running coordinator.
+pub async fn execute_cluster(
+    coord: &replication::coord::Coordinator,
+    replication: Option<&replication::Handle>,
+    req: &Request,
+) -> Result<serde_json::Value, String> {
+    use replication::coord::CoordError;
+    let not_leader = |e: CoordError| match e {
+        CoordError::NotLeader { leader } => format!(
+            "node {} is not the Raft leader; run this on {}",
+            coord.node_id(),
+            leader.map_or(
+                "the leader (none elected yet; try again)".to_string(),
+                |l| format!("node {l}")
+            )
+        ),
+        e => e.to_string(),
+    };
+    let ok = serde_json::Value::Null;
+    match req {
+        Request::ClusterStatus => {
+            let replication = match replication {
+                Some(h) => Some(h.status().await),
+                None => None,
+            };
+            serde_json::to_value(ClusterStatus {
+                coordinator: coord.status(),
+                replication,
+            })
+            .map_err(|e| e.to_string())
+        }
+        Request::TransferActive { node } => {
+            let started = std::time::Instant::now();
+            let status = coord.status();
+            if status.active != Some(coord.node_id()) || !status.am_active {
+                return Err(format!(
+                    "node {} is not the active node; run this on {}",
+                    coord.node_id(),
+                    status.active.map_or(
+                        "the active node (none now; try again)".to_string(),
+                        |a| format!("node {a}")
+                    )
+                ));
+            }
+            let epoch = coord.transfer_active(*node).await.map_err(not_leader)?;
+            Ok(serde_json::json!({
+                "active": node,
+                "epoch": epoch,
+                "seconds": started.elapsed().as_secs_f64(),
+            }))
+        }
+        Request::AddMember {
+            node,
+            raft_address,
+            witness,
+        } => coord
+            .add_member(*node, raft_address.clone(), *witness)
+            .await
+            .map(|()| ok)
+            .map_err(not_leader),
+        Request::RemoveMember { node } => coord
+            .remove_member(*node)
+            .await
+            .map(|()| ok)
+            .map_err(not_leader),
+        _ => Err("not a cluster request".into()),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -172,6 +265,10 @@ pub fn execute(
                 .into(),
         ),
         Request::VrrpNotify { .. } => Err("no server is running to tell".into()),
+        Request::ClusterStatus
+        | Request::TransferActive { .. }
+        | Request::AddMember { .. }
+        | Request::RemoveMember { .. } => Err("no server is running here to ask".into()),
     }
 }
 

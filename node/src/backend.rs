@@ -27,8 +27,9 @@ pub trait ClusterHooks: Send + Sync + 'static {
     fn active_mode(&self) -> &'static str {
         "standalone"
     }
-    /// Waits until a locally durable write of `user` may be acknowledged.
-    async fn write_committed(&self, user: &str);
+    /// Waits until a locally durable write of `user` may be acknowledged; an error when it
+    /// must not be (raft mode: the node lost the active role while the write was in flight).
+    async fn write_committed(&self, user: &str) -> Result<(), WriteRefused>;
     /// A user's store was opened (login, delivery): replication starts shipping it.
     async fn user_opened(&self, _user: &str) {}
     /// Replicated durability has fallen back to local (no peer acked in time).
@@ -37,6 +38,10 @@ pub trait ClusterHooks: Send + Sync + 'static {
     }
     /// The running replicator, for `node replication status` and `node sync` over the admin socket.
     fn replication(&self) -> Option<replication::Handle> {
+        None
+    }
+    /// Raft mode: the running coordinator, for `node cluster status|transfer-active|add|remove`.
+    fn coordinator(&self) -> Option<replication::coord::Coordinator> {
         None
     }
 }
@@ -51,8 +56,9 @@ impl ClusterHooks for Standalone {
     fn is_active(&self) -> bool {
         true
     }
-    async fn write_committed(&self, _user: &str) {
+    async fn write_committed(&self, _user: &str) -> Result<(), WriteRefused> {
         // `local` durability: the store returned only after its fsync; nothing more to wait for.
+        Ok(())
     }
 }
 
@@ -196,7 +202,7 @@ impl Backend for NodeBackend {
         self.hooks.may_write(user)
     }
 
-    async fn write_committed(&self, user: &str) {
+    async fn write_committed(&self, user: &str) -> Result<(), WriteRefused> {
         self.hooks.write_committed(user).await
     }
 

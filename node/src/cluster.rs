@@ -4,13 +4,15 @@
 
 use crate::active::{ActiveRole, KeepalivedLed};
 use crate::backend::ClusterHooks;
-use crate::config::{Config, Durability};
+use crate::config::{ClusterMode, Config, Durability};
+use crate::raft::RaftGate;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use protocols::WriteRefused;
 use replication::certs::{CA_CERT_FILE, NODE_CERT_FILE, NODE_KEY_FILE};
+use replication::coord::Coordinator;
 use replication::{Handle, PeerConfig, ReplicaWait, ReplicationConfig, TlsMaterial};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Whether this node replicates at all (`[cluster] listen` set).
@@ -73,21 +75,26 @@ pub fn replication_config(config: &Config) -> anyhow::Result<ReplicationConfig> 
     Ok(rc)
 }
 
-/// Hooks of a replicating node (keepalived-led: the node holding the service address takes
-/// the writes; the two-way merge repairs a split afterwards).
+/// Hooks of a replicating node. keepalived-led: the node holding the service address takes
+/// the writes and the two-way merge repairs a split afterwards. Raft: only the active node
+/// writes ([`RaftGate`]).
 pub struct Replicated {
     pub handle: Handle,
     pub sync_timeout: Duration,
-    /// Who says whether this node may be active (keepalived-led now, Raft later).
+    /// Who says whether this node may be active (keepalived-led or Raft).
     pub role: Arc<dyn ActiveRole>,
+    /// Raft mode: the gate, backed by the coordinator.
+    pub raft: Option<Arc<RaftGate>>,
 }
 
 #[async_trait]
 impl ClusterHooks for Replicated {
-    fn may_write(&self, _user: &str) -> Result<(), WriteRefused> {
-        // No fencing yet (the openraft group is not built): every node accepts writes and
-        // replication merges them. This is the seam where a non-active node will refuse.
-        Ok(())
+    fn may_write(&self, user: &str) -> Result<(), WriteRefused> {
+        match &self.raft {
+            Some(gate) => gate.may_write(user),
+            // keepalived-led: every node accepts writes and replication merges them.
+            None => Ok(()),
+        }
     }
 
     fn is_active(&self) -> bool {
@@ -98,20 +105,13 @@ impl ClusterHooks for Replicated {
         self.role.mode()
     }
 
-    async fn write_committed(&self, user: &str) {
-        match self.handle.wait_replicated(user, self.sync_timeout).await {
-            ReplicaWait::Acked(_) | ReplicaWait::NotRequired => {}
-            ReplicaWait::Degraded => {
-                metrics::counter!("node_replication_unreplicated_acks_total").increment(1);
-            }
-            ReplicaWait::TimedOut => {
-                metrics::counter!("node_replication_unreplicated_acks_total").increment(1);
-                tracing::warn!(
-                    user,
-                    "replication: no peer acknowledged within replication_sync_timeout ({:?}): acknowledging locally, degraded to local durability",
-                    self.sync_timeout
-                );
-            }
+    async fn write_committed(&self, user: &str) -> Result<(), WriteRefused> {
+        self.wait_replica(user).await;
+        // Raft mode: a node that lost the role while the write was in flight (stopped, cut
+        // off) never acknowledges it, even if the wait degraded to local durability.
+        match &self.raft {
+            Some(gate) => gate.may_acknowledge(user),
+            None => Ok(()),
         }
     }
 
@@ -128,6 +128,30 @@ impl ClusterHooks for Replicated {
     fn replication(&self) -> Option<Handle> {
         Some(self.handle.clone())
     }
+
+    fn coordinator(&self) -> Option<Coordinator> {
+        self.raft.as_ref().map(|g| g.coordinator().clone())
+    }
+}
+
+impl Replicated {
+    /// `replicated` durability: waits for a peer's durable ack, up to the timeout.
+    async fn wait_replica(&self, user: &str) {
+        match self.handle.wait_replicated(user, self.sync_timeout).await {
+            ReplicaWait::Acked(_) | ReplicaWait::NotRequired => {}
+            ReplicaWait::Degraded => {
+                metrics::counter!("node_replication_unreplicated_acks_total").increment(1);
+            }
+            ReplicaWait::TimedOut => {
+                metrics::counter!("node_replication_unreplicated_acks_total").increment(1);
+                tracing::warn!(
+                    user,
+                    "replication: no peer acknowledged within replication_sync_timeout ({:?}): acknowledging locally, degraded to local durability",
+                    self.sync_timeout
+                );
+            }
+        }
+    }
 }
 
 /// Starts replication when `[cluster] listen` is set.
@@ -138,10 +162,23 @@ pub async fn start(
     if !enabled(config) {
         return Ok(None);
     }
-    let rc = replication_config(config)?;
+    let mut rc = replication_config(config)?;
+    // Raft mode: the coordinator first, so replication ships under its epoch from the start;
+    // its activation hook gets the replicator once it runs.
+    let slot = Arc::new(OnceLock::new());
+    let raft = if config.cluster.mode == ClusterMode::Raft {
+        let hook =
+            crate::raft::activation_hook(slot.clone(), config.cluster.raft_takeover_timeout.0);
+        let coord = crate::raft::start(config, rc.tls.clone(), hook).await?;
+        rc.epoch = Some(coord.watch());
+        Some(RaftGate::new(config, coord))
+    } else {
+        None
+    };
     let handle = replication::Replicator::start(rc, store)
         .await
         .with_context(|| format!("replication: cannot start on {}", config.cluster.listen))?;
+    let _ = slot.set(handle.clone());
     tracing::info!(
         "replication: node {} listening on {}, peers {:?}, durability {:?}",
         config.cluster.node_id,
@@ -154,9 +191,14 @@ pub async fn start(
             .collect::<Vec<_>>(),
         config.cluster.durability
     );
+    let role: Arc<dyn ActiveRole> = match &raft {
+        Some(gate) => gate.clone(),
+        None => Arc::new(KeepalivedLed),
+    };
     Ok(Some(Arc::new(Replicated {
         handle,
         sync_timeout: config.cluster.replication_sync_timeout.0,
-        role: Arc::new(KeepalivedLed),
+        role,
+        raft,
     })))
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod config;
 mod lab;
 mod logging;
+mod raft;
 mod server;
 mod tls;
 

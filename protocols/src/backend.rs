@@ -98,9 +98,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Called after a local write is durable and before it is acknowledged to the client; in
     /// `replicated` durability it waits for a peer's durable ack (or the timeout). Returns
-    /// immediately in `local` durability. Sessions never call it themselves:
-    /// [`crate::mail::UserMail::write`] does, before handing the write's result back.
-    async fn write_committed(&self, user: &str);
+    /// immediately in `local` durability. An error means the write must not be acknowledged
+    /// (the node lost the right to write while it was in flight): the client gets the same
+    /// temporary failure as a refused write, although the change is durable here. Sessions
+    /// never call it themselves: [`crate::mail::UserMail::write`] does, before handing the
+    /// write's result back.
+    async fn write_committed(&self, user: &str) -> Result<(), WriteRefused>;
 
     /// Whether plaintext authentication is allowed on this connection (TLS, or loopback, or
     /// `auth_allow_cleartext`), given `ssl = required` and the rest of the config.

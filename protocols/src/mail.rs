@@ -28,7 +28,8 @@ use storage::{MailboxChanges, MailboxInfo, MessageMeta, ObjectId, QuotaUsage, Us
 /// Why [`UserMail::write`] did not run its write, or lost track of it.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    /// The write gate is closed (not the active node, ...): nothing was written.
+    /// The write gate is closed (not the active node, ...): nothing was written; or it closed
+    /// while the write was in flight, and what was written must not be acknowledged.
     #[error("writes refused: {0}")]
     Refused(#[from] WriteRefused),
     /// The blocking call failed (a bug in the write); what it wrote was still waited for.
@@ -88,7 +89,10 @@ impl UserMail {
         async move {
             gate?;
             let result = crate::blocking::run(move || f(&store)).await;
-            backend.write_committed(&user).await;
+            // A refusal here: the node lost the right to write while this write was in flight
+            // (raft mode). The change is durable here, but the client gets the refusal, never
+            // an acknowledgement.
+            backend.write_committed(&user).await?;
             result.map_err(WriteError::Internal)
         }
     }

@@ -32,6 +32,9 @@ pub struct TestBackend {
     /// While true, `write_committed` does not return, as in `replicated` durability while no
     /// peer has acknowledged.
     commits_held: tokio::sync::watch::Sender<bool>,
+    /// When set, `write_committed` refuses with this text (the node lost its role while the
+    /// write was in flight).
+    commit_refusal: Mutex<Option<String>>,
     // Dropped last: the store's files live here.
     _dir: tempfile::TempDir,
 }
@@ -62,6 +65,7 @@ impl TestBackend {
             write_refusal: Mutex::new(None),
             committed: AtomicUsize::new(0),
             commits_held: tokio::sync::watch::Sender::new(false),
+            commit_refusal: Mutex::new(None),
             _dir: dir,
         })
     }
@@ -99,6 +103,14 @@ impl TestBackend {
             "write_committed called {} times, expected {n}",
             self.committed.load(Ordering::SeqCst)
         );
+    }
+
+    /// Makes `write_committed` fail (`None`: succeed again).
+    pub fn refuse_commits(&self, why: Option<&str>) {
+        *self
+            .commit_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = why.map(str::to_string);
     }
 }
 
@@ -143,10 +155,18 @@ impl Backend for TestBackend {
         }
     }
 
-    async fn write_committed(&self, _user: &str) {
+    async fn write_committed(&self, _user: &str) -> Result<(), WriteRefused> {
         let mut held = self.commits_held.subscribe();
         self.committed.fetch_add(1, Ordering::SeqCst);
         let _ = held.wait_for(|held| !held).await;
+        match &*self
+            .commit_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            Some(why) => Err(WriteRefused(why.clone())),
+            None => Ok(()),
+        }
     }
 
     fn allow_plaintext(&self, conn: &ConnInfo) -> bool {

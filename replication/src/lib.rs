@@ -23,6 +23,7 @@ mod shipper;
 pub mod storage_adapter;
 pub mod store_api;
 pub mod sync;
+pub mod takeover;
 /// Test doubles (an in-memory replica store): for this crate's tests, behind the `testing`
 /// feature, which only its dev-dependency on itself turns on.
 #[cfg(any(test, feature = "testing"))]
@@ -36,7 +37,8 @@ pub use ghosts::UserGhosts;
 pub use pacing::{ClientLoad, PacingConfig, PacingStatus};
 pub use replicator::{
     Durability, Handle, PeerConfig, PeerCounters, PeerStatus, ReplicaWait, ReplicationConfig,
-    ReplicationCounters, ReplicationStatus, Replicator, UserLag,
+    ReplicationCounters, ReplicationStatus, Replicator, UserLag, FENCED_PREFIX,
 };
 pub use sync::SyncReport;
+pub use takeover::{TakeOver, TakeOverPeer};
 pub use tls::TlsMaterial;

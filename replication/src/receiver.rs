@@ -8,7 +8,7 @@ use crate::exchange::apply_checked;
 use crate::replicator::{blocking, Shared};
 use crate::store_api::ReplicaUser;
 use crate::validate::{check_object, check_user_name};
-use crate::wire::{Message, StoredBody, WireRecord, MAX_RECORDS_PER_FRAME};
+use crate::wire::{Message, StoredBody, WireRecord, MAX_RECORDS_PER_FRAME, MAX_USERS_PER_FRAME};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -204,11 +204,28 @@ async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
     let resolve = sh.resolves_conflicts();
     let mut puts = Puts::default();
     let mut held = Held::default();
+    // The fencing epoch the peer says it holds (0 until it says).
+    let mut peer_epoch = 0u64;
     loop {
         let msg = tokio::select! {
             _ = sh.shutdown.cancelled() => return Ok(()),
             m = conn.recv() => m?,
         };
+        if let Message::Epoch { epoch } = msg {
+            peer_epoch = epoch;
+            continue;
+        }
+        if let Message::Records { user, .. } = &msg {
+            if let Some(why) = sh.fenced(peer, peer_epoch) {
+                // Nothing of it is applied; the objects sent ahead of it go too (resent with
+                // the records once the peer ships under the current epoch).
+                drop(held.take_for(user));
+                puts.sent_apart.remove(user);
+                tracing::info!(user, reason = %why, "replication: refused records");
+                conn.send(&Message::Error { message: why }).await?;
+                continue;
+            }
+        }
         match &msg {
             Message::Object { .. } => {}
             // The records take the objects held for their user with them; anything else held
@@ -427,6 +444,13 @@ async fn handle(
                 Err(message) => Message::Error { message },
             }
         }
+        Message::GetUsers { after } => {
+            let store = sh.store.clone();
+            match soft(blocking(move || store.list_users()).await)? {
+                Ok(all) => users_page(all, after.as_deref()),
+                Err(message) => Message::Error { message },
+            }
+        }
         other => {
             return Err(ReplError::protocol(format!(
                 "unexpected {} from a dialing peer",
@@ -437,10 +461,44 @@ async fn handle(
     Ok(Some(reply))
 }
 
+/// One page of `GetUsers`: the names after `after`, in order, at most a frame's worth.
+fn users_page(mut all: Vec<String>, after: Option<&str>) -> Message {
+    all.sort();
+    all.dedup();
+    let start = after.map_or(0, |a| all.partition_point(|n| n.as_str() <= a));
+    let rest = all.get(start..).unwrap_or_default();
+    let names: Vec<String> = rest.iter().take(MAX_USERS_PER_FRAME).cloned().collect();
+    Message::Users {
+        more: rest.len() > names.len(),
+        names,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use storage::ObjectId;
+
+    #[test]
+    fn users_are_paged_in_name_order() {
+        let all: Vec<String> = (0..MAX_USERS_PER_FRAME + 5)
+            .map(|i| format!("u{i:06}"))
+            .rev()
+            .collect();
+        let Message::Users { names, more } = users_page(all.clone(), None) else {
+            panic!("not Users")
+        };
+        assert!(more);
+        assert_eq!(names.len(), MAX_USERS_PER_FRAME);
+        assert_eq!(names[0], "u000000");
+        let last = names.last().cloned();
+        let Message::Users { names, more } = users_page(all, last.as_deref()) else {
+            panic!("not Users")
+        };
+        assert!(!more);
+        assert_eq!(names.len(), 5);
+        assert_eq!(names[0], format!("u{MAX_USERS_PER_FRAME:06}"));
+    }
 
     /// A verified object of `n` incompressible bytes (its compressed size is about `n`).
     fn obj(seed: u64, n: usize) -> Verified {

@@ -62,6 +62,10 @@ pub struct ReplicationConfig {
     pub client_load: crate::pacing::ClientLoad,
     /// Whether and how catch-up batches yield to clients.
     pub pacing: crate::pacing::PacingConfig,
+    /// Raft mode: the coordinator's view of (active node, epoch, am I active). Shipped
+    /// records carry this node's epoch, and live records from a node that is behind the
+    /// epoch and not active are refused ("fenced"). `None`: no fencing (keepalived-led).
+    pub epoch: Option<tokio::sync::watch::Receiver<crate::coord::ActiveView>>,
 }
 
 impl ReplicationConfig {
@@ -89,6 +93,7 @@ impl ReplicationConfig {
             lanes: 4,
             client_load: crate::pacing::ClientLoad::none(),
             pacing: crate::pacing::PacingConfig::default(),
+            epoch: None,
         }
     }
 }
@@ -257,6 +262,8 @@ pub(crate) struct Shared {
     pub degraded_events: AtomicU64,
     pub conflicts_resolved: AtomicU64,
     pub refused_frames: AtomicU64,
+    /// Records frames refused because their sender was behind the fencing epoch.
+    pub fenced_frames: AtomicU64,
     /// Modseq alignment (resolver only): the last check per peer and user, and counters.
     pub align: crate::align::AlignState,
     pub modseq_checks: AtomicU64,
@@ -273,6 +280,7 @@ pub struct ReplicationCounters {
     pub degraded_events: u64,
     pub conflicts_resolved: u64,
     pub refused_frames: u64,
+    pub fenced_frames: u64,
     pub modseq_checks: u64,
     pub modseqs_aligned: u64,
     pub peers: Vec<PeerCounters>,
@@ -318,6 +326,21 @@ pub fn covers(a: &VersionVector, b: &VersionVector) -> bool {
 impl Shared {
     pub(crate) fn is_peer(&self, id: NodeId) -> bool {
         self.peers.contains_key(&id)
+    }
+
+    /// The fencing epoch this node holds now (0 without raft mode or before any election).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.cfg.epoch.as_ref().map_or(0, |rx| rx.borrow().epoch)
+    }
+
+    /// Why live records from `peer`, shipped under `peer_epoch`, must be refused now: the
+    /// peer is behind the epoch this node knows and is not the active node (a deposed active
+    /// that has not heard of its successor). `None`: accept.
+    pub(crate) fn fenced(&self, peer: NodeId, peer_epoch: u64) -> Option<String> {
+        let view = *self.cfg.epoch.as_ref()?.borrow();
+        let why = fence_verdict(&view, peer, peer_epoch)?;
+        self.fenced_frames.fetch_add(1, Ordering::Relaxed);
+        Some(why)
     }
 
     pub(crate) fn resolves_conflicts(&self) -> bool {
@@ -385,6 +408,52 @@ impl Shared {
     }
 }
 
+/// Whether live records of `peer` shipped under `peer_epoch` are refused by a node whose
+/// coordinator shows `view`, and why.
+pub(crate) fn fence_verdict(
+    view: &crate::coord::ActiveView,
+    peer: NodeId,
+    peer_epoch: u64,
+) -> Option<String> {
+    if peer_epoch >= view.epoch || view.active == Some(peer) {
+        return None;
+    }
+    Some(format!(
+        "{FENCED_PREFIX} node {peer} ships under epoch {peer_epoch}, but this node knows epoch {} (active node: {})",
+        view.epoch,
+        view.active.map_or("none".to_string(), |a| a.to_string())
+    ))
+}
+
+#[cfg(test)]
+mod fence_tests {
+    use super::*;
+    use crate::coord::ActiveView;
+
+    #[test]
+    fn only_a_behind_and_inactive_sender_is_fenced() {
+        let view = ActiveView {
+            active: Some(2),
+            epoch: 7,
+            am_active: false,
+        };
+        // The deposed node 1, still at epoch 6: refused, with both epochs named.
+        let why = fence_verdict(&view, 1, 6).expect("fenced");
+        assert!(why.starts_with(FENCED_PREFIX), "{why}");
+        assert!(why.contains("epoch 6") && why.contains("epoch 7"), "{why}");
+        // Once it knows epoch 7 (or later), its records merge again.
+        assert!(fence_verdict(&view, 1, 7).is_none());
+        assert!(fence_verdict(&view, 1, 8).is_none());
+        // The active node itself is never fenced, even if this node's view ran ahead.
+        assert!(fence_verdict(&view, 2, 3).is_none());
+        // Before any election nothing is fenced.
+        assert!(fence_verdict(&ActiveView::default(), 1, 0).is_none());
+    }
+}
+
+/// How a fenced refusal starts (`Message::Error`).
+pub const FENCED_PREFIX: &str = "fenced:";
+
 /// The outcome of [`Handle::wait_replicated`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ReplicaWait {
@@ -410,6 +479,12 @@ pub struct ReplicationStatus {
     pub conflicts_resolved: u64,
     /// Frames refused from peers (validation failures), each of which ended a connection.
     pub refused_frames: u64,
+    /// Records frames refused because their sender was behind the fencing epoch (raft mode).
+    #[serde(default)]
+    pub fenced_frames: u64,
+    /// The fencing epoch this node holds (raft mode; 0 otherwise).
+    #[serde(default)]
+    pub epoch: u64,
     pub users_tracked: usize,
     pub peers: Vec<PeerStatus>,
     /// Modseq comparisons with a peer after records of two origins were applied (resolver).
@@ -536,6 +611,7 @@ impl Replicator {
             degraded_events: AtomicU64::new(0),
             conflicts_resolved: AtomicU64::new(0),
             refused_frames: AtomicU64::new(0),
+            fenced_frames: AtomicU64::new(0),
             align: Default::default(),
             modseq_checks: AtomicU64::new(0),
             modseqs_aligned: AtomicU64::new(0),
@@ -716,6 +792,8 @@ impl Handle {
             degraded_events: sh.degraded_events.load(Ordering::Relaxed),
             conflicts_resolved: sh.conflicts_resolved.load(Ordering::Relaxed),
             refused_frames: sh.refused_frames.load(Ordering::Relaxed),
+            fenced_frames: sh.fenced_frames.load(Ordering::Relaxed),
+            epoch: sh.epoch(),
             users_tracked,
             peers,
             modseq_checks: sh.modseq_checks.load(Ordering::Relaxed),
@@ -750,18 +828,25 @@ impl Handle {
         let mut out = Vec::new();
         for p in targets {
             out.push(
-                crate::sync::sync_user(
+                crate::sync::sync_user_at(
                     &sh.cfg.tls,
                     sh.store.clone(),
                     &p,
                     user,
                     full,
                     sh.resolves_conflicts(),
+                    sh.epoch(),
                 )
                 .await?,
             );
         }
         Ok(out)
+    }
+
+    /// Before this node takes the active role: pulls from every peer it can reach each
+    /// user's records it lacks, each peer bounded by `budget` (see [`crate::takeover`]).
+    pub async fn take_over(&self, budget: Duration) -> crate::takeover::TakeOver {
+        crate::takeover::take_over(&self.shared, budget).await
     }
 
     /// Merge and transport counters since start (cheap: atomics and a short lock per peer;
@@ -772,6 +857,7 @@ impl Handle {
             degraded_events: sh.degraded_events.load(Ordering::Relaxed),
             conflicts_resolved: sh.conflicts_resolved.load(Ordering::Relaxed),
             refused_frames: sh.refused_frames.load(Ordering::Relaxed),
+            fenced_frames: sh.fenced_frames.load(Ordering::Relaxed),
             modseq_checks: sh.modseq_checks.load(Ordering::Relaxed),
             modseqs_aligned: sh.modseqs_aligned.load(Ordering::Relaxed),
             peers: sh

@@ -5,7 +5,7 @@
 use crate::conn::Conn;
 use crate::error::{ReplError, Result};
 use crate::exchange::{peer_vv, push_batch};
-use crate::replicator::{LagMark, Lane, PeerState, Shared};
+use crate::replicator::{LagMark, Lane, PeerState, Shared, FENCED_PREFIX};
 use crate::store_api::bytes_of;
 use crate::wire::Message;
 use std::sync::atomic::Ordering;
@@ -84,6 +84,8 @@ async fn session(
     lane: &Arc<Lane>,
     conn: &mut Conn,
 ) -> Result<()> {
+    // The epoch the peer was last told on this connection (it assumes 0 until told).
+    let mut told_epoch = 0u64;
     loop {
         let next = lane.queue.lock().pop();
         let Some(user) = next else {
@@ -103,8 +105,36 @@ async fn session(
                 }
             }
         };
+        let epoch = sh.epoch();
+        if epoch != told_epoch {
+            conn.send(&Message::Epoch { epoch }).await?;
+            told_epoch = epoch;
+        }
         match ship_user(sh, peer, lane, conn, &user).await {
             Ok(()) => peer.user_succeeded(&user),
+            // A deposed active node: the peer knows a newer epoch. Ship again as soon as this
+            // node learns it from the coordinator (its records then merge at the peer).
+            Err(ReplError::Refused(why)) if why.starts_with(FENCED_PREFIX) => {
+                tracing::info!(user, reason = %why, "replication: fenced by the peer; shipping again under the next epoch");
+                peer.user_failed(&user, why);
+                let (peer, sh2) = (peer.clone(), sh.clone());
+                let mut epoch_rx = sh.cfg.epoch.clone();
+                sh.tasks.spawn(async move {
+                    let changed = async {
+                        match epoch_rx.as_mut() {
+                            Some(rx) => {
+                                let _ = rx.wait_for(|v| v.epoch != epoch).await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = sh2.shutdown.cancelled() => {}
+                        _ = changed => peer.mark_dirty(&user),
+                        _ = tokio::time::sleep(USER_RETRY) => peer.mark_dirty(&user),
+                    }
+                });
+            }
             // One user's store trouble (here or at the peer) must not stall the lane's other
             // users: log, retry that user later, carry on.
             Err(e @ (ReplError::Refused(_) | ReplError::Store(_))) => {

@@ -127,8 +127,25 @@ pub async fn sync_user(
     full: bool,
     resolve: bool,
 ) -> Result<SyncReport> {
+    sync_user_at(tls, store, peer, user, full, resolve, 0).await
+}
+
+/// [`sync_user`] from a node that holds the fencing `epoch` (raft mode): its pushes carry it,
+/// so a peer that knows that epoch does not refuse them.
+pub async fn sync_user_at(
+    tls: &TlsMaterial,
+    store: Arc<dyn ReplicaStore>,
+    peer: &PeerConfig,
+    user: &str,
+    full: bool,
+    resolve: bool,
+    epoch: u64,
+) -> Result<SyncReport> {
     let started = Instant::now();
     let mut conn = Conn::connect(tls, store.node_id(), store.now(), peer.id, &peer.addr).await?;
+    if epoch > 0 {
+        conn.send(&crate::wire::Message::Epoch { epoch }).await?;
+    }
     if let Err(e) = store.observe(conn.peer_time) {
         tracing::warn!(peer = peer.id, error = %e, "replication: peer clock ahead");
     }

@@ -18,7 +18,9 @@ use tokio_util::codec::LengthDelimitedCodec;
 /// 3: objects travel in their stored (zstd) form, [`StoredBody`].
 /// 4: `Op::AlignExpunged` (a protocol 3 peer cannot decode it), tombstones in digests, and
 /// `GetExpunged`/`Expunged` (a mailbox's tombstones, for the merge resolver).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: `Epoch` (the fencing epoch the sender holds, for the `Records` that follow it) and
+/// `GetUsers`/`Users` (the take-over pull of a node about to become active).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Largest frame accepted (and so the largest object that can be replicated in one piece).
 pub const MAX_FRAME: usize = 96 * 1024 * 1024;
@@ -28,6 +30,8 @@ const MSG_LIMIT: usize = MAX_FRAME;
 pub const MAX_RECORD: usize = 4 * 1024 * 1024;
 /// Largest number of records in one Records frame.
 pub const MAX_RECORDS_PER_FRAME: usize = 10_000;
+/// Largest number of user names in one `Users` reply (a bigger store answers in pages).
+pub const MAX_USERS_PER_FRAME: usize = 10_000;
 
 fn msg_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MSG_LIMIT>()
@@ -256,6 +260,21 @@ pub enum Message {
     Error {
         message: String,
     },
+    /// The fencing epoch the sender holds now (raft mode); applies to the `Records` frames it
+    /// sends after it on this connection (before any: 0). No answer.
+    Epoch {
+        epoch: u64,
+    },
+    /// Request: the users the receiver stores, in name order, after `after`, at most
+    /// [`MAX_USERS_PER_FRAME`].
+    GetUsers {
+        after: Option<String>,
+    },
+    /// Answer to GetUsers; `more` when another page follows.
+    Users {
+        names: Vec<String>,
+        more: bool,
+    },
 }
 
 impl Message {
@@ -282,6 +301,9 @@ impl Message {
             Message::Ping => "Ping",
             Message::Pong => "Pong",
             Message::Error { .. } => "Error",
+            Message::Epoch { .. } => "Epoch",
+            Message::GetUsers { .. } => "GetUsers",
+            Message::Users { .. } => "Users",
         }
     }
 }
@@ -343,6 +365,23 @@ mod tests {
         };
         let b = encode(&m).unwrap();
         assert_eq!(decode(&BytesMut::from(&b[..])).unwrap(), m);
+    }
+
+    #[test]
+    fn epoch_and_users_round_trip() {
+        for m in [
+            Message::Epoch { epoch: u64::MAX },
+            Message::GetUsers {
+                after: Some("bob".into()),
+            },
+            Message::Users {
+                names: vec!["alice".into(), "bob".into()],
+                more: true,
+            },
+        ] {
+            let b = encode(&m).unwrap();
+            assert_eq!(decode(&BytesMut::from(&b[..])).unwrap(), m);
+        }
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct ClusterSpec {
     pub sync_timeout: &'static str,
     /// Every peer address points at a [`LinkProxy`] in front of the peer's listener.
     pub proxied: bool,
+    /// `[cluster] mode = "raft"`: every node also runs the coordinator on its own port.
+    pub raft: bool,
 }
 
 impl Default for ClusterSpec {
@@ -38,6 +40,7 @@ impl Default for ClusterSpec {
             durability: "local",
             sync_timeout: "2s",
             proxied: false,
+            raft: false,
         }
     }
 }
@@ -60,6 +63,7 @@ impl Cluster {
         let n = spec.nodes;
         let node_dirs = make_certs(certs.path(), n)?;
         let listen: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let raft_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut proxies = Vec::new();
         if spec.proxied {
             for port in &listen {
@@ -78,14 +82,30 @@ impl Cluster {
                     } else {
                         listen[j]
                     };
-                    format!("{{ node_id = {}, address = \"127.0.0.1:{port}\" }}", j + 1)
+                    let raft = if spec.raft {
+                        format!(", raft_address = \"127.0.0.1:{}\"", raft_ports[j])
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{{ node_id = {}, address = \"127.0.0.1:{port}\"{raft} }}",
+                        j + 1
+                    )
                 })
                 .collect();
+            let raft = if spec.raft {
+                format!(
+                    "mode = \"raft\"\nraft_listen = \"127.0.0.1:{}\"\n",
+                    raft_ports[i]
+                )
+            } else {
+                String::new()
+            };
             // The [cluster] table goes where ServerSpec's extra lines go (before the
             // other tables), which is valid TOML: the next table header ends it.
             let extra = format!(
                 "\n[cluster]\nnode_id = {id}\nlisten = \"127.0.0.1:{port}\"\ndurability = \"{dur}\"\n\
-                 replication_sync_timeout = \"{timeout}\"\ncerts_dir = \"{dir}\"\npeers = [{peers}]\n",
+                 replication_sync_timeout = \"{timeout}\"\ncerts_dir = \"{dir}\"\n{raft}peers = [{peers}]\n",
                 id = i + 1,
                 port = listen[i],
                 dur = spec.durability,

@@ -354,6 +354,15 @@ impl Server {
         self.child.take().and_then(stop_child)
     }
 
+    /// Sends `sig` (e.g. `libc::SIGSTOP`, `libc::SIGCONT`) to the running node.
+    #[allow(unsafe_code)]
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
     /// Kills the node with SIGKILL (a crash: nothing gets flushed on the way out).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

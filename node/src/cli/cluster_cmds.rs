@@ -1,11 +1,114 @@
-//! `node cluster init` / `node cluster cert NODE`: the CA and node certificates of the peer links.
+//! `node cluster init` / `node cluster cert NODE`: the CA and node certificates of the peer
+//! links. `node cluster status|transfer-active|add|remove`: the running node's coordinator
+//! (raft mode), asked over the admin socket.
 
 use super::ClusterCmd;
+use crate::admin::{AdminClient, Request};
 use crate::config::Config;
+
+/// Asks the running node over its admin socket.
+fn ask(config: &Config, req: &Request) -> anyhow::Result<serde_json::Value> {
+    let path = config.admin_socket_path();
+    let mut client = AdminClient::connect(&path).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no running node answers on {} (start it with `node serve`)",
+            path.display()
+        )
+    })?;
+    client.call(req).map_err(|e| anyhow::anyhow!(e))
+}
+
+fn print_status(v: &serde_json::Value) {
+    let c = &v["coordinator"];
+    let opt = |x: &serde_json::Value| {
+        x.as_u64()
+            .map_or("none".to_string(), |n| format!("node {n}"))
+    };
+    println!(
+        "node {} ({}) mode={} raft={} term={} leader={} active={} epoch={} am_active={}",
+        c["node"],
+        c["role"].as_str().unwrap_or("?"),
+        c["mode"].as_str().unwrap_or("?"),
+        c["raft_state"].as_str().unwrap_or("?"),
+        c["term"],
+        opt(&c["leader"]),
+        opt(&c["active"]),
+        c["epoch"],
+        c["am_active"]
+    );
+    for m in c["members"].as_array().into_iter().flatten() {
+        println!(
+            "member {} {}{}{}",
+            m["id"],
+            m["addr"].as_str().unwrap_or("?"),
+            if m["witness"].as_bool() == Some(true) {
+                " witness"
+            } else {
+                ""
+            },
+            if m["voter"].as_bool() == Some(true) {
+                ""
+            } else {
+                " learner"
+            },
+        );
+    }
+    for p in v["replication"]["peers"].as_array().into_iter().flatten() {
+        println!(
+            "peer {} {} {} records_behind={}",
+            p["id"],
+            p["addr"].as_str().unwrap_or("?"),
+            if p["connected"].as_bool() == Some(true) {
+                "connected"
+            } else {
+                "disconnected"
+            },
+            p["records_behind"]
+        );
+    }
+    if let Some(n) = v["replication"]["fenced_frames"].as_u64() {
+        println!("fenced_frames={n}");
+    }
+}
 
 pub fn run(config: &Config, cmd: ClusterCmd) -> anyhow::Result<i32> {
     let dir = config.cluster_certs_dir();
     match cmd {
+        ClusterCmd::Status { json } => {
+            let v = ask(config, &Request::ClusterStatus)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_status(&v);
+            }
+        }
+        ClusterCmd::TransferActive { node } => {
+            let v = ask(config, &Request::TransferActive { node })?;
+            println!(
+                "node {node} is active (epoch {}) after {:.3} s",
+                v["epoch"],
+                v["seconds"].as_f64().unwrap_or(0.0)
+            );
+        }
+        ClusterCmd::Add {
+            node,
+            raft_address,
+            witness,
+        } => {
+            ask(
+                config,
+                &Request::AddMember {
+                    node,
+                    raft_address,
+                    witness,
+                },
+            )?;
+            println!("node {node} added to the group");
+        }
+        ClusterCmd::Remove { node } => {
+            ask(config, &Request::RemoveMember { node })?;
+            println!("node {node} removed from the group");
+        }
         ClusterCmd::Init => {
             let paths = replication::certs::init_ca(&dir)?;
             println!(

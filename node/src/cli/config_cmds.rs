@@ -36,6 +36,29 @@ pub fn check(path: Option<&PathBuf>) -> anyhow::Result<i32> {
     };
     println!("# node configuration: {source}");
     print!("{}", config::non_default_settings(&config));
+    if config.cluster.mode == config::ClusterMode::Raft {
+        // The timers decide how fast a fail-over is: shown even when left at their defaults.
+        let c = &config.cluster;
+        let t = |d: &config::values::DurationSetting| config::values::format_duration(d.0);
+        println!(
+            "# raft: heartbeat {}, election timeout {} to {}, active lease {}, take-over pull {}; voters: node {} (this), {}{}",
+            t(&c.raft_heartbeat),
+            t(&c.raft_election_timeout_min),
+            t(&c.raft_election_timeout_max),
+            t(&c.raft_election_timeout_min),
+            t(&c.raft_takeover_timeout),
+            c.node_id,
+            c.peers
+                .iter()
+                .map(|p| format!("node {} ({})", p.node_id, p.raft_address))
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.witness
+                .as_ref()
+                .map(|w| format!(", witness node {} ({})", w.node_id, w.raft_address))
+                .unwrap_or_default()
+        );
+    }
     if problems.is_empty() {
         Ok(0)
     } else {

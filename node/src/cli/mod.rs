@@ -115,6 +115,8 @@ pub enum Command {
         #[arg(value_enum)]
         state: crate::active::VrrpState,
     },
+    /// Run only the coordinator, as the witness voter of a two-node raft cluster (no mail).
+    Witness,
     /// A cluster on this machine: nodes and keepalived in network namespaces (root only).
     Lab {
         #[command(subcommand)]
@@ -180,6 +182,25 @@ pub enum ClusterCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Raft mode: members, leader, active node, epoch, peer links and replication backlog.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Raft mode: hand the active role to NODE (run on the active node).
+    TransferActive { node: u32 },
+    /// Raft mode: add NODE to the group (run on the leader).
+    Add {
+        node: u32,
+        /// host:port of its coordination listener ([cluster] raft_listen there).
+        #[arg(long)]
+        raft_address: String,
+        /// A witness: votes, stores no mail, never active.
+        #[arg(long)]
+        witness: bool,
+    },
+    /// Raft mode: remove NODE from the group (run on the leader).
+    Remove { node: u32 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -251,6 +272,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Cluster { what } => {
             let (config, _) = load_config(cli.config.as_ref())?;
             cluster_cmds::run(&config, what)
+        }
+        Command::Witness => {
+            let path = cli
+                .config
+                .as_ref()
+                .context("node witness needs --config FILE (see docs/operations.md)")?;
+            crate::raft::witness::run(path)
         }
         Command::Health { active } => {
             let (config, _) = load_config(cli.config.as_ref())?;

@@ -282,6 +282,46 @@ peers = [{ node_id = 1, address = "10.0.0.1:7143" }]
     }
 
     #[test]
+    fn raft_mode_is_explicit_and_checked() {
+        // Existing files keep keepalived-led mode.
+        let c = parse("[cluster]\nnode_id = 1\n").unwrap();
+        assert_eq!(c.cluster.mode, crate::config::ClusterMode::KeepalivedLed);
+        let base = "[cluster]\nmode = \"raft\"\nnode_id = 1\nlisten = \"127.0.0.1:7143\"\nraft_listen = \"127.0.0.1:7144\"\n";
+        let three = format!(
+            "{base}peers = [{{ node_id = 2, address = \"h2:7143\", raft_address = \"h2:7144\" }}, \
+             {{ node_id = 3, address = \"h3:7143\", raft_address = \"h3:7144\" }}]\n"
+        );
+        let c = parse(&three).unwrap();
+        assert_eq!(
+            c.cluster.raft_heartbeat.0,
+            std::time::Duration::from_millis(100)
+        );
+        // Two voters cannot keep a majority through one failure.
+        let two = format!(
+            "{base}peers = [{{ node_id = 2, address = \"h2:7143\", raft_address = \"h2:7144\" }}]\n"
+        );
+        let err = parse(&two).unwrap_err();
+        assert!(err.to_string().contains("three voters"), "{err}");
+        // ... unless a witness is the third.
+        parse(&format!(
+            "{two}witness = {{ node_id = 3, raft_address = \"w:7144\" }}\n"
+        ))
+        .unwrap();
+        let err = parse(&format!(
+            "{base}peers = [{{ node_id = 2, address = \"h2:7143\" }}, {{ node_id = 3, address = \"h3:7143\", raft_address = \"h3:7144\" }}]\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("raft_address"), "{err}");
+        let err = parse(&format!("{three}raft_heartbeat = \"1s\"\n")).unwrap_err();
+        assert!(err.to_string().contains("raft_heartbeat"), "{err}");
+        let err = parse(&three.replace("mode = \"raft\"", "mode = \"paxos\"")).unwrap_err();
+        assert!(
+            err.to_string().contains("paxos") && err.to_string().contains("keepalived-led"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unreadable_file_names_it() {
         let err = load_file(Path::new("/nonexistent/node.toml")).unwrap_err();
         assert!(

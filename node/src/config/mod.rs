@@ -153,6 +153,30 @@ pub struct PeerConfig {
     pub node_id: u32,
     /// host:port of the peer's replication listener.
     pub address: String,
+    /// host:port of the peer's coordination (Raft) listener; needed in `mode = "raft"`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub raft_address: String,
+}
+
+/// `[cluster] witness`: the small third voter of a two-node raft cluster (`node witness`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    pub node_id: u32,
+    /// host:port of the witness's coordination listener.
+    pub raft_address: String,
+}
+
+/// `[cluster] mode`: who decides which node takes the writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterMode {
+    /// keepalived's priorities pick the node holding the address; every node accepts writes
+    /// and the two-way merge repairs a split brain.
+    #[default]
+    KeepalivedLed,
+    /// An openraft group elects the active node; the others refuse writes.
+    Raft,
 }
 
 /// `[cluster]`: parsed and validated now; replication uses it.
@@ -182,6 +206,20 @@ pub struct ClusterSettings {
     /// it may not (at shutdown, at once), so the address moves without waiting for the track
     /// script's next run. Empty = not written.
     pub vrrp_track_file: PathBuf,
+    pub mode: ClusterMode,
+    /// Raft mode: this node's coordination listener (host:port, its own port).
+    pub raft_listen: String,
+    /// Raft mode, two mail nodes: the witness voter.
+    pub witness: Option<WitnessConfig>,
+    /// Raft leader heartbeat interval.
+    pub raft_heartbeat: DurationSetting,
+    /// Raft election timeout, drawn at random between min and max. The active node's lease
+    /// (how long it keeps writing without a majority's acknowledgement) is the minimum.
+    pub raft_election_timeout_min: DurationSetting,
+    pub raft_election_timeout_max: DurationSetting,
+    /// Raft mode: how long a node about to become active pulls what it lacks from its peers
+    /// (per peer; an unreachable peer is skipped at once).
+    pub raft_takeover_timeout: DurationSetting,
 }
 
 impl Default for ClusterSettings {
@@ -198,6 +236,13 @@ impl Default for ClusterSettings {
             replication_yield_batch_records: 100,
             certs_dir: PathBuf::new(),
             vrrp_track_file: PathBuf::new(),
+            mode: ClusterMode::KeepalivedLed,
+            raft_listen: String::new(),
+            witness: None,
+            raft_heartbeat: DurationSetting(Duration::from_millis(100)),
+            raft_election_timeout_min: DurationSetting(Duration::from_millis(400)),
+            raft_election_timeout_max: DurationSetting(Duration::from_millis(800)),
+            raft_takeover_timeout: DurationSetting(Duration::from_secs(2)),
         }
     }
 }
@@ -547,6 +592,67 @@ impl Config {
             return Err(
                 "cluster.durability = \"replicated\" needs at least one cluster.peers entry".into(),
             );
+        }
+        if self.cluster.mode == ClusterMode::Raft {
+            self.check_raft()?;
+        }
+        Ok(())
+    }
+
+    /// `mode = "raft"`: every voter has a coordination address, there are enough voters for
+    /// a majority to survive one failure, and the timers can elect.
+    fn check_raft(&self) -> Result<(), String> {
+        let c = &self.cluster;
+        if c.raft_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "cluster.raft_listen: {:?} is not an IP:port address (mode = \"raft\" needs it)",
+                c.raft_listen
+            ));
+        }
+        if c.listen.is_empty() {
+            return Err("cluster.mode = \"raft\" needs cluster.listen (replication)".into());
+        }
+        for p in &c.peers {
+            if !p.raft_address.contains(':') {
+                return Err(format!(
+                    "cluster.peers: node {} needs raft_address = \"host:port\" in mode = \"raft\"",
+                    p.node_id
+                ));
+            }
+        }
+        if let Some(w) = &c.witness {
+            if w.node_id == 0
+                || w.node_id == c.node_id
+                || c.peers.iter().any(|p| p.node_id == w.node_id)
+            {
+                return Err(format!(
+                    "cluster.witness: node_id {} must be at least 1 and differ from every node's",
+                    w.node_id
+                ));
+            }
+            if !w.raft_address.contains(':') {
+                return Err(format!(
+                    "cluster.witness: raft_address {:?} needs host:port",
+                    w.raft_address
+                ));
+            }
+        }
+        let voters = 1 + c.peers.len() + usize::from(c.witness.is_some());
+        if voters < 3 {
+            return Err(format!(
+                "cluster.mode = \"raft\" needs three voters (this node, peers, witness), not {voters}: \
+                 add a peer or a [cluster.witness], or use mode = \"keepalived-led\""
+            ));
+        }
+        let (hb, min, max) = (
+            c.raft_heartbeat.0,
+            c.raft_election_timeout_min.0,
+            c.raft_election_timeout_max.0,
+        );
+        if hb.is_zero() || hb >= min || min >= max {
+            return Err(format!(
+                "cluster: raft timers must satisfy 0 < raft_heartbeat < raft_election_timeout_min < raft_election_timeout_max ({hb:?}, {min:?}, {max:?})"
+            ));
         }
         Ok(())
     }

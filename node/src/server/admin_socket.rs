@@ -37,6 +37,8 @@ pub struct AdminTargets {
     pub store: Arc<storage::Store>,
     pub auth: Arc<Authenticator>,
     pub replication: Option<replication::Handle>,
+    /// Raft mode: the coordinator (`node cluster status|transfer-active|add|remove`).
+    pub coordinator: Option<replication::coord::Coordinator>,
     /// Where `node notify` (keepalived) transitions are kept.
     pub vrrp: Arc<VrrpReport>,
 }
@@ -52,6 +54,7 @@ pub fn spawn(
         store,
         auth,
         replication,
+        coordinator,
         vrrp,
     } = targets;
     let t2 = tracker.clone();
@@ -63,12 +66,13 @@ pub fn spawn(
             &what,
             || l.accept(),
             |(sock, _)| {
-                let (store, auth, shutdown, replication, vrrp) = (
+                let (store, auth, shutdown, replication, vrrp, coordinator) = (
                     store.clone(),
                     auth.clone(),
                     shutdown.clone(),
                     replication.clone(),
                     vrrp.clone(),
+                    coordinator.clone(),
                 );
                 t2.spawn(async move {
                     let (rd, mut wr) = sock.into_split();
@@ -110,6 +114,25 @@ pub fn spawn(
                                         vrrp.set(state);
                                         Response::from_result(Ok(serde_json::Value::Null))
                                     }
+                                    Ok(
+                                        req @ (Request::ClusterStatus
+                                        | Request::TransferActive { .. }
+                                        | Request::AddMember { .. }
+                                        | Request::RemoveMember { .. }),
+                                    ) => match &coordinator {
+                                        Some(c) => Response::from_result(
+                                            crate::admin::execute_cluster(
+                                                c,
+                                                replication.as_ref(),
+                                                &req,
+                                            )
+                                            .await,
+                                        ),
+                                        None => Response::from_result(Err(
+                                            "this node does not run in [cluster] mode = \"raft\""
+                                                .into(),
+                                        )),
+                                    },
                                     Ok(
                                         req @ (Request::ReplicationStatus | Request::Sync { .. }),
                                     ) => match &replication {

@@ -79,6 +79,7 @@ impl HealthState {
             metrics::counter!("node_replication_conflicts_resolved_total")
                 .absolute(c.conflicts_resolved);
             metrics::counter!("node_replication_refused_frames_total").absolute(c.refused_frames);
+            metrics::counter!("node_replication_fenced_frames_total").absolute(c.fenced_frames);
             metrics::counter!("node_replication_modseq_checks_total").absolute(c.modseq_checks);
             metrics::counter!("node_replication_modseqs_aligned_total").absolute(c.modseqs_aligned);
             // Ghosts as of the replicator's last rescan (5 s): only users that have had any are

@@ -349,6 +349,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             store: store.clone(),
             auth: auth.clone(),
             replication: hooks.replication(),
+            coordinator: hooks.coordinator(),
             vrrp,
         },
         shutdown.clone(),
@@ -357,6 +358,9 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     ready.push(format!("admin={}", admin_path.display()));
     if let Some(r) = &replicated {
         ready.push(format!("replication={}", r.handle.local_addr()));
+        if let Some(g) = &r.raft {
+            ready.push(format!("raft={}", g.coordinator().local_addr()));
+        }
     }
 
     if origin == Origin::Embedded {
@@ -368,9 +372,18 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     // Test harnesses and init scripts wait for this line.
     eprintln!("{ready_line}");
     // Serving now: keepalived may give this node the address.
-    let track_file = TrackFile::new(config.cluster.vrrp_track_file.clone());
-    if let Some(t) = &track_file {
-        t.write(hooks.is_active());
+    let track_file = TrackFile::new(config.cluster.vrrp_track_file.clone()).map(Arc::new);
+    match (
+        &track_file,
+        replicated.as_ref().and_then(|r| r.raft.clone()),
+    ) {
+        // Raft mode: the file follows the coordinator, written at every change of role.
+        (Some(t), Some(gate)) => {
+            let t = t.clone();
+            gate.watch(move |am_active| t.write(am_active));
+        }
+        (Some(t), None) => t.write(hooks.is_active()),
+        (None, _) => {}
     }
 
     wait_for_signals(tls.clone()).await?;
@@ -390,6 +403,10 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             "node: sessions still open after {:?}; exiting anyway",
             config.shutdown_timeout.0
         );
+    }
+    if let Some(gate) = replicated.as_ref().and_then(|r| r.raft.as_ref()) {
+        // No longer active at once (the file says 1 already); the others elect a successor.
+        gate.coordinator().shutdown().await;
     }
     if let Some(r) = &replicated {
         // Peer links close; what peers lack is sent when they reconnect (version vectors).

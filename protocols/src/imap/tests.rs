@@ -467,6 +467,21 @@ async fn write_gate_refuses() {
 }
 
 #[tokio::test]
+async fn write_whose_commit_is_refused_is_no_unavailable() {
+    let backend = TestBackend::demo();
+    let mut c = Client::login(context(backend.clone(), ImapConfig::default())).await;
+    backend.refuse_commits(Some("this node is not active (epoch 3)"));
+    for (tag, cmd) in [("a", "CREATE X"), ("b", "APPEND INBOX {1+}\r\nx")] {
+        assert_eq!(
+            c.cmd(tag, cmd).await,
+            vec![format!(
+                "{tag} NO [UNAVAILABLE] this node is not active (epoch 3)\r\n"
+            )]
+        );
+    }
+}
+
+#[tokio::test]
 async fn connection_limit_per_user_and_ip() {
     let ctx = demo();
     let mut clients = Vec::new();

@@ -212,9 +212,14 @@ async fn deliver_one(
         )
     };
 
+    // Said to the client (Postfix logs it and retries): which node takes the writes.
+    let refused_reply = |refused: &crate::backend::WriteRefused| {
+        tracing::warn!(user, "{}", log(&format!("writes refused: {refused}")));
+        (Outcome::TempFail, format!("451 4.3.0 <{addr}> {refused}"))
+    };
     // Checked before opening too: a node that may not write has no reason to open the user.
     if let Err(refused) = ctx.backend.may_write(user) {
-        return temp_fail("INBOX", &format!("writes refused: {refused}"));
+        return refused_reply(&refused);
     }
     let store = match UserMail::open(&ctx.backend, user).await {
         Ok(s) => s,
@@ -261,9 +266,7 @@ async fn deliver_one(
 
     let (mailbox, outcome) = match result {
         Ok(r) => r,
-        Err(WriteError::Refused(refused)) => {
-            return temp_fail("INBOX", &format!("writes refused: {refused}"))
-        }
+        Err(WriteError::Refused(refused)) => return refused_reply(&refused),
         Err(WriteError::Internal(e)) => return temp_fail("INBOX", &e),
     };
     match outcome {

@@ -462,11 +462,24 @@ async fn refused_write_is_451_not_a_silent_drop() {
     let mut c = greeted(&ctx).await;
     assert_eq!(
         deliver_one(&mut c, "demo", MSG).await,
-        "451 4.3.0 <demo> Temporary internal error"
+        "451 4.3.0 <demo> not the active node"
     );
     c.finished().await;
     backend.refuse_writes(None);
     assert!(inbox(&backend, "demo").is_empty());
+}
+
+#[tokio::test]
+async fn delivery_whose_commit_is_refused_is_451_not_250() {
+    let backend = TestBackend::demo();
+    backend.refuse_commits(Some("this node is not active (epoch 3)"));
+    let ctx = context(&backend, LmtpConfig::default());
+    let mut c = greeted(&ctx).await;
+    assert_eq!(
+        deliver_one(&mut c, "demo", MSG).await,
+        "451 4.3.0 <demo> this node is not active (epoch 3)"
+    );
+    c.finished().await;
 }
 
 #[tokio::test]
@@ -608,7 +621,7 @@ impl crate::backend::Backend for Overrides {
     fn may_write(&self, user: &str) -> Result<(), crate::backend::WriteRefused> {
         self.inner.may_write(user)
     }
-    async fn write_committed(&self, user: &str) {
+    async fn write_committed(&self, user: &str) -> Result<(), crate::backend::WriteRefused> {
         self.inner.write_committed(user).await
     }
     fn allow_plaintext(&self, conn: &crate::backend::ConnInfo) -> bool {

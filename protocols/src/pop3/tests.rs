@@ -664,11 +664,24 @@ async fn quit_with_writes_refused_keeps_messages() {
     backend.refuse_writes(Some("not the active node"));
     assert_eq!(
         c.cmd("QUIT").await,
-        "-ERR [SYS/TEMP] Some deleted messages were not removed."
+        "-ERR [SYS/TEMP] Deleted messages were not removed: not the active node"
     );
     c.finished().await;
     backend.refuse_writes(None);
     assert_eq!(inbox_len(&backend), 3);
+}
+
+#[tokio::test]
+async fn quit_whose_commit_is_refused_is_err_sys_temp() {
+    let (backend, ctx) = mail_context();
+    let mut c = logged_in(&ctx).await;
+    assert_eq!(c.cmd("DELE 1").await, "+OK Marked to be deleted.");
+    backend.refuse_commits(Some("this node is not active (epoch 3)"));
+    assert_eq!(
+        c.cmd("QUIT").await,
+        "-ERR [SYS/TEMP] Deleted messages were not removed: this node is not active (epoch 3)"
+    );
+    c.finished().await;
 }
 
 /// A client that stops reading in the middle of a big RETR does not keep its session (and the

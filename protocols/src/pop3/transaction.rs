@@ -176,8 +176,12 @@ impl Session {
                 }
             }
             Err(WriteError::Refused(refused)) => {
-                tracing::warn!("pop3({user}): deletions not applied: writes refused: {refused}");
-                self.io.send_line(not_removed);
+                // Names the node that takes writes, so the operator (and a curious user) knows
+                // where to go; the deletions may be durable here, but are not acknowledged.
+                tracing::warn!("pop3({user}): deletions not acknowledged: {refused}");
+                self.io.send_line(&format!(
+                    "-ERR [SYS/TEMP] Deleted messages were not removed: {refused}"
+                ));
             }
             Ok(Err(e)) => {
                 tracing::error!("pop3({user}): expunge at QUIT failed: {e}");

@@ -1,0 +1,153 @@
+//! The pull a node runs before it takes the active role (raft mode's activation hook): from
+//! every peer it can reach, every user's records it lacks, so it holds everything the previous
+//! active node acknowledged (in `replicated` durability each acknowledged write is on at least
+//! one peer besides the node that took it). Bounded in time: a peer that does not answer (dead,
+//! stopped) is skipped at the deadline.
+
+use crate::conn::Conn;
+use crate::error::{ReplError, Result};
+use crate::exchange::pull_all;
+use crate::replicator::{blocking, PeerConfig, Shared};
+use crate::wire::Message;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use storage::NodeId;
+
+/// What [`crate::Handle::take_over`] did, per peer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TakeOver {
+    pub peers: Vec<TakeOverPeer>,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TakeOverPeer {
+    pub id: NodeId,
+    /// Users compared with the peer (ours and theirs).
+    pub users: usize,
+    pub records: usize,
+    pub objects: usize,
+    /// Why the pull from this peer did not finish (unreachable, timed out, ...).
+    pub error: Option<String>,
+}
+
+impl TakeOver {
+    pub fn records(&self) -> usize {
+        self.peers.iter().map(|p| p.records).sum()
+    }
+}
+
+impl std::fmt::Display for TakeOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.3} s;", self.seconds)?;
+        for p in &self.peers {
+            write!(
+                f,
+                " node {}: {} users, {} records, {} objects pulled",
+                p.id, p.users, p.records, p.objects
+            )?;
+            if let Some(e) = &p.error {
+                write!(f, " (incomplete: {e})")?;
+            }
+            f.write_str(";")?;
+        }
+        Ok(())
+    }
+}
+
+/// Pulls from every peer at once, each bounded by `budget`.
+pub(crate) async fn take_over(sh: &Arc<Shared>, budget: Duration) -> TakeOver {
+    let started = Instant::now();
+    let peers: Vec<PeerConfig> = sh
+        .cfg
+        .peers
+        .iter()
+        .filter(|p| p.id != sh.cfg.node_id)
+        .cloned()
+        .collect();
+    let pulls = peers.into_iter().map(|p| {
+        let sh = sh.clone();
+        async move {
+            let mut out = TakeOverPeer {
+                id: p.id,
+                ..TakeOverPeer::default()
+            };
+            let r = tokio::time::timeout(budget, pull_peer(&sh, &p, &mut out)).await;
+            out.error = match r {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("not done within {budget:?}")),
+            };
+            out
+        }
+    });
+    let peers = futures::future::join_all(pulls).await;
+    TakeOver {
+        peers,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+async fn pull_peer(sh: &Arc<Shared>, p: &PeerConfig, out: &mut TakeOverPeer) -> Result<()> {
+    let mut conn =
+        Conn::connect(&sh.cfg.tls, sh.cfg.node_id, sh.store.now(), p.id, &p.addr).await?;
+    if let Err(e) = sh.store.observe(conn.peer_time) {
+        tracing::warn!(peer = p.id, error = %e, "replication: peer clock ahead");
+    }
+    let t = sh.cfg.reply_timeout;
+    let mut users: BTreeSet<String> = {
+        let store = sh.store.clone();
+        blocking(move || store.list_users())
+            .await?
+            .into_iter()
+            .collect()
+    };
+    users.extend(peer_users(&mut conn, t).await?);
+    out.users = users.len();
+    for user in users {
+        let u = sh.track(&user).await?;
+        let pulled = pull_all(
+            &mut conn,
+            &sh.store,
+            &u,
+            &user,
+            1000,
+            sh.resolves_conflicts(),
+            t,
+        )
+        .await?;
+        out.records += pulled.records;
+        out.objects += pulled.objects;
+    }
+    Ok(())
+}
+
+/// Every user the peer stores, page by page.
+async fn peer_users(conn: &mut Conn, t: Duration) -> Result<Vec<String>> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        conn.send(&Message::GetUsers { after }).await?;
+        match conn.recv_timeout(t, "users").await? {
+            Message::Users { names, more } => {
+                if names.len() > crate::wire::MAX_USERS_PER_FRAME {
+                    return Err(ReplError::protocol("too many users in one frame"));
+                }
+                after = names.last().cloned();
+                all.extend(names);
+                if !more || after.is_none() {
+                    return Ok(all);
+                }
+            }
+            Message::Error { message } => return Err(ReplError::Refused(message)),
+            m => {
+                return Err(ReplError::protocol(format!(
+                    "expected Users, got {}",
+                    m.kind()
+                )))
+            }
+        }
+    }
+}
