@@ -13,6 +13,7 @@ pub mod message;
 pub mod mutf7;
 pub mod parse;
 pub mod recent;
+pub mod response;
 pub mod session;
 
 pub use config::{ImapConfig, ImapContext};
