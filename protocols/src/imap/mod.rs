@@ -2,10 +2,10 @@
 //! imap-codec plus the few hand-written grammars it lacks, one file per command, and the session
 //! loop that ties a byte stream to the store.
 
+pub mod args;
 mod changes;
 mod commands;
 pub mod config;
-pub mod format;
 pub mod framing;
 pub mod fuzzing;
 pub mod lexer;
@@ -13,7 +13,9 @@ pub mod message;
 pub mod mutf7;
 pub mod parse;
 pub mod recent;
+mod reply;
 pub mod response;
+mod selected;
 pub mod session;
 
 pub use config::{ImapConfig, ImapContext};

@@ -26,12 +26,13 @@ mod text;
 #[cfg(test)]
 mod imaptest_vectors;
 
+pub use crate::imap::response::SectionText;
 pub use binary::{binary_size, decode_binary, BinaryError};
-pub use bodystructure::render_body;
-pub use envelope::render_envelope;
+pub use bodystructure::{body, render_body};
+pub use envelope::{envelope, render_envelope};
 pub use exercise::exercise;
 pub use search::{
     matches, LazyContent, MessageContent, MessageCtx, SearchKey, SeqBound, SequenceSet,
 };
-pub use section::{extract, extract_ref, Partial, SectionSpec, SectionText};
+pub use section::{extract, extract_ref, Partial, SectionSpec};
 pub use text::decode_header_value;
