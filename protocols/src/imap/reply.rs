@@ -35,6 +35,17 @@ impl Done {
     }
 }
 
+/// A missing target mailbox gets TRYCREATE, so the client knows CREATE may help.
+pub(crate) fn trycreate(name: &str) -> impl Fn(Done) -> Done + '_ {
+    move |d| {
+        if d.is_no(&Code::NonExistent) {
+            Done::no(Code::TryCreate, format!("Mailbox doesn't exist: {name}"))
+        } else {
+            d
+        }
+    }
+}
+
 /// NO [SERVERBUG]: what a client is told when something failed that is not its doing.
 pub(crate) fn server_bug() -> Done {
     Done::no(

@@ -560,6 +560,18 @@ impl Session {
         }
     }
 
+    /// Removes the UIDs `gone` (expunged by this session) from the snapshot and tells the
+    /// client: EXPUNGE, or VANISHED to a QRESYNC client.
+    pub fn announce_expunged(&mut self, gone: &[u32]) {
+        let qresync = self.enabled.qresync;
+        let Some(sel) = self.sel.as_mut() else {
+            return;
+        };
+        for r in sel.expunge(gone, qresync) {
+            self.send(&r);
+        }
+    }
+
     /// The selected mailbox was deleted (or renamed away): as Dovecot, end the session.
     pub fn selected_mailbox_deleted(&mut self) {
         self.sel = None;

@@ -2,7 +2,7 @@
 
 use crate::imap::args;
 use crate::imap::parse::AppendMessage;
-use crate::imap::reply::{Done, Reply};
+use crate::imap::reply::{trycreate, Done, Reply};
 use crate::imap::response::Code;
 use crate::imap::session::Session;
 use imap_codec::imap_types::datetime::DateTime;
@@ -62,17 +62,6 @@ fn prepare(
         internal_date,
         raw,
     })
-}
-
-/// A missing target mailbox gets TRYCREATE, so the client knows CREATE may help.
-pub(super) fn trycreate(name: &str) -> impl Fn(Done) -> Done + '_ {
-    move |d| {
-        if d.is_no(&Code::NonExistent) {
-            Done::no(Code::TryCreate, format!("Mailbox doesn't exist: {name}"))
-        } else {
-            d
-        }
-    }
 }
 
 pub(crate) async fn append(

@@ -1,7 +1,7 @@
 //! COPY and MOVE (and their UID forms), answering COPYUID (UIDPLUS).
 
 use crate::imap::args;
-use crate::imap::reply::{Done, Reply};
+use crate::imap::reply::{trycreate, Done, Reply};
 use crate::imap::response::{Code, RespText, Untagged};
 use crate::imap::session::Session;
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -27,7 +27,7 @@ pub(crate) async fn copy(
             format!("No messages found. {verb} completed.").into(),
         ));
     }
-    let uids: Vec<u32> = idx.iter().map(|&i| all[i]).collect();
+    let uids: Vec<u32> = idx.iter().filter_map(|&i| all.get(i).copied()).collect();
     let from = sel.name.clone();
     let t = target.clone();
     let outcome = s
@@ -39,7 +39,7 @@ pub(crate) async fn copy(
             }
         })
         .await
-        .map_err(super::append::trycreate(&target))?;
+        .map_err(trycreate(&target))?;
     let src: Vec<u32> = outcome.pairs.iter().map(|p| p.0).collect();
     let dst: Vec<u32> = outcome.pairs.iter().map(|p| p.1).collect();
     let code = (!src.is_empty()).then(|| Code::CopyUid {
@@ -52,7 +52,7 @@ pub(crate) async fn copy(
         if let Some(code) = code {
             s.send(&Untagged::Ok(RespText::coded(code, "Moved UIDs.")));
         }
-        super::expunge::report_expunged(s, &src);
+        s.announce_expunged(&src);
         return Ok(Done::Ok("Move completed.".into()));
     }
     Ok(Done::Ok(RespText {

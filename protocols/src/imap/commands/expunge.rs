@@ -18,7 +18,7 @@ pub(crate) async fn expunge(s: &mut Session, uids: Option<SequenceSet>) -> Reply
         let all = sel.uids();
         args::resolve_uid(&set, &all)
             .into_iter()
-            .map(|i| all[i])
+            .filter_map(|i| all.get(i).copied())
             .collect()
     });
     let gone = s
@@ -37,17 +37,6 @@ pub(crate) async fn expunge(s: &mut Session, uids: Option<SequenceSet>) -> Reply
             st.expunge(&name, &deleted)
         })
         .await?;
-    report_expunged(s, &gone);
+    s.announce_expunged(&gone);
     Ok(Done::Ok("Expunge completed.".into()))
-}
-
-/// Removes expunged UIDs from the snapshot and tells the client (EXPUNGE or VANISHED).
-pub(crate) fn report_expunged(s: &mut Session, gone: &[u32]) {
-    let qresync = s.enabled.qresync;
-    let Some(sel) = s.sel.as_mut() else {
-        return;
-    };
-    for r in sel.expunge(gone, qresync) {
-        s.send(&r);
-    }
 }

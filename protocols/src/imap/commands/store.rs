@@ -37,7 +37,7 @@ pub(crate) async fn store(
     if idx.is_empty() {
         return Ok(Done::Ok("Store completed.".into()));
     }
-    let uids: Vec<u32> = idx.iter().map(|&i| all[i]).collect();
+    let uids: Vec<u32> = idx.iter().filter_map(|&i| all.get(i).copied()).collect();
     let mode = match kind {
         StoreType::Add => FlagMode::Add,
         StoreType::Remove => FlagMode::Remove,
