@@ -6,6 +6,7 @@ pub mod args;
 mod changes;
 mod commands;
 pub mod config;
+mod connection;
 pub mod framing;
 pub mod fuzzing;
 pub mod lexer;
@@ -19,7 +20,7 @@ mod selected;
 pub mod session;
 
 pub use config::{ImapConfig, ImapContext};
-pub use session::serve;
+pub use connection::serve;
 
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,13 @@
-//! The session: state, the read/frame/dispatch loop, response helpers, and the mailbox
-//! synchronisation that tells a client about other sessions' changes. The commands themselves
-//! live in [`super::commands`], one file per command or small group.
+//! The session: its state, and the interface the commands use (responses, store calls, the
+//! selected mailbox, reading and writing the stream), with the mailbox synchronisation that
+//! tells a client about other sessions' changes. The loop that runs commands is
+//! [`super::connection`]; the commands live in [`super::commands`], one file per command or
+//! small group.
 
 use super::changes::Changes;
-use super::commands;
-use super::framing::{Frame, Framer};
-use super::parse::{self, Request};
+use super::framing::Framer;
 use super::reply::{server_bug, store_error, Done};
-use super::response::{Code, Encoder, RespText, Status, Tagged, Untagged};
+use super::response::{Code, Encoder, RespText, Untagged};
 use super::selected::{Selected, TakenIn};
 use super::ImapContext;
 use crate::backend::{ConnInfo, SessionGuard};
@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use storage::UserStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
-use tracing::Instrument;
 
 /// Output is flushed once this much is buffered, so a large FETCH never sits whole in memory.
 pub(crate) const FLUSH_AT: usize = 64 * 1024;
@@ -70,81 +69,7 @@ pub(crate) struct Session {
     pub span: tracing::Span,
 }
 
-/// Serves one IMAP connection until the client logs out, times out, or the server shuts down.
-pub async fn serve(stream: BoxStream, conn: ConnInfo, ctx: Arc<ImapContext>) {
-    let span = tracing::info_span!(
-        "imap",
-        session = %conn.session_id,
-        rip = %conn.remote.ip(),
-        user = tracing::field::Empty
-    );
-    let mut framer = Framer::new(ctx.config.max_line_length, ctx.config.max_literal_size);
-    // Before login only LOGIN/AUTHENTICATE arguments come as literals: no one may make an
-    // unauthenticated session buffer a message-sized literal.
-    framer.set_max_literal(PRE_AUTH_MAX_LITERAL.min(ctx.config.max_literal_size));
-    let mut s = Session {
-        ctx,
-        conn,
-        stream: Some(stream),
-        framer,
-        out: Vec::new(),
-        state: State::NotAuthenticated,
-        user: None,
-        store: None,
-        watch: None,
-        guard: None,
-        sel: None,
-        enabled: Enabled::default(),
-        auth_attempts: 0,
-        started: Instant::now(),
-        bytes_in: 0,
-        bytes_out: 0,
-        end_reason: None,
-        pending_close: false,
-        current_tag: String::new(),
-        span: span.clone(),
-    };
-    async move {
-        s.run().await;
-        s.log_disconnect();
-        if let Some(mut st) = s.stream.take() {
-            let _ = st.shutdown().await;
-        }
-    }
-    .instrument(span)
-    .await
-}
-
 impl Session {
-    async fn run(&mut self) {
-        let greeting = RespText::coded(
-            Code::Capability(self.capabilities()),
-            self.ctx.config.greeting.clone(),
-        );
-        self.send(&Untagged::Ok(greeting));
-        if self.flush().await.is_err() {
-            return;
-        }
-        loop {
-            while let Some(frame) = self.framer.next_frame() {
-                if self.handle_frame(frame).await == Done::Close {
-                    let _ = self.flush().await;
-                    return;
-                }
-                if self.out.len() >= FLUSH_AT && self.flush().await.is_err() {
-                    return;
-                }
-            }
-            if self.flush().await.is_err() {
-                return;
-            }
-            if self.fill().await.is_err() {
-                let _ = self.flush().await;
-                return;
-            }
-        }
-    }
-
     /// The inactivity limit for the current state.
     fn read_timeout(&self) -> Duration {
         if self.state == State::NotAuthenticated {
@@ -239,96 +164,6 @@ impl Session {
     /// Queues an untagged response.
     pub fn send(&mut self, r: &Untagged<'_>) {
         self.encoder().untagged(&mut self.out, r);
-    }
-
-    async fn handle_frame(&mut self, frame: Frame) -> Done {
-        match frame {
-            Frame::Continue => {
-                self.encoder().continuation(&mut self.out, "OK");
-                if self.flush().await.is_err() {
-                    return Done::Close;
-                }
-                Done::Ok(RespText::new(""))
-            }
-            Frame::LiteralRefused { tag, size } => {
-                let text = self.literal_too_large(size);
-                self.finish(tag.as_deref(), Done::No(text))
-            }
-            Frame::LiteralFatal { tag, size } => {
-                let text = self.literal_too_large(size);
-                self.finish(tag.as_deref(), Done::Bad(text));
-                self.send(&Untagged::Bye(
-                    "Literal too large; closing the connection.".into(),
-                ));
-                self.end_reason = Some("Literal too large".into());
-                Done::Close
-            }
-            Frame::LineTooLong { tag } => self.finish(
-                tag.as_deref(),
-                Done::Bad("Error in IMAP command received by server: Too long argument.".into()),
-            ),
-            Frame::Command(msg) => match parse::parse(&msg) {
-                Ok(req) => self.command(req).await,
-                Err(e) => self.finish(e.tag.as_deref(), Done::Bad(e.text)),
-            },
-        }
-    }
-
-    fn literal_too_large(&self, size: u64) -> RespText {
-        RespText::coded(
-            Code::TooBig,
-            format!(
-                "Literal too large: {size} bytes, limit {}",
-                self.framer.max_literal()
-            ),
-        )
-    }
-
-    /// Writes the tagged (or untagged, when the tag is unknown) completion.
-    fn finish(&mut self, tag: Option<&str>, done: Done) -> Done {
-        let (status, text) = match &done {
-            Done::Ok(t) => (Status::Ok, t),
-            Done::No(t) => (Status::No, t),
-            Done::Bad(t) => (Status::Bad, t),
-            Done::Close | Done::Silent => return done,
-        };
-        let enc = self.encoder();
-        match tag {
-            Some(tag) => enc.tagged(&mut self.out, &Tagged { tag, status, text }),
-            None => {
-                let r = match status {
-                    Status::Ok => Untagged::Ok(text.clone()),
-                    Status::No => Untagged::No(text.clone()),
-                    Status::Bad => Untagged::Bad(text.clone()),
-                };
-                enc.untagged(&mut self.out, &r);
-            }
-        }
-        done
-    }
-
-    async fn command(&mut self, req: Request) -> Done {
-        let tag = req.tag.clone();
-        self.current_tag = tag.clone();
-        let allow_expunge = commands::allows_expunge(&req.kind);
-        let reply = commands::dispatch(self, &tag, req.kind).await;
-        let done = match reply {
-            Ok(d) | Err(d) => d,
-        };
-        if done == Done::Close {
-            return Done::Close;
-        }
-        // Tell the client about other sessions' changes before completing (RFC 9051 7).
-        if self.state == State::Selected && !self.pending_close && !matches!(done, Done::Bad(_)) {
-            if let Err(d) = self.sync(allow_expunge).await {
-                tracing::warn!("mailbox update failed: {d:?}");
-            }
-        }
-        let done = self.finish(Some(&tag), done);
-        if self.pending_close {
-            return Done::Close;
-        }
-        done
     }
 
     // ---------- helpers for commands ----------
@@ -612,33 +447,6 @@ impl Session {
         }
         for r in sel.flag_fetches(taken.flag_changed, condstore) {
             enc.untagged(&mut self.out, &r);
-        }
-    }
-
-    fn log_disconnect(&self) {
-        let secs = self.started.elapsed().as_secs();
-        if self.user.is_some() {
-            let reason = self.end_reason.as_deref().unwrap_or("Logged out");
-            tracing::info!(
-                "Disconnected: {reason} in={} out={}",
-                self.bytes_in,
-                self.bytes_out
-            );
-        } else if self.auth_attempts > 0 {
-            tracing::info!(
-                "imap-login: Disconnected (auth failed, {} attempts in {secs} secs): rip={}, lip={}, session=<{}>",
-                self.auth_attempts,
-                self.conn.remote.ip(),
-                self.conn.local.ip(),
-                self.conn.session_id
-            );
-        } else {
-            tracing::info!(
-                "imap-login: Disconnected (no auth attempts in {secs} secs): rip={}, lip={}, session=<{}>",
-                self.conn.remote.ip(),
-                self.conn.local.ip(),
-                self.conn.session_id
-            );
         }
     }
 }
