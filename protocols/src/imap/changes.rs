@@ -17,7 +17,7 @@
 //! Sessions with a mailbox selected hold its [`MailboxShare`]; a process-wide registry finds the
 //! share of a (user's store, mailbox) while any session holds it.
 
-use super::session::{store_error, Done, SERVERBUG};
+use super::reply::{server_bug, store_error, Done};
 use crate::mail::{Reader, WeakReader};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -153,7 +153,7 @@ impl MailboxShare {
     /// one store call; a later caller reuses that answer while no newer change was counted.
     pub(crate) async fn changes_since(&self, name: &str, since: u64, version: u64) -> Answer {
         let Some(store) = self.store.upgrade() else {
-            return Err(Done::No(SERVERBUG.into()));
+            return Err(server_bug());
         };
         let slot = self.slot(name, since, version);
         slot.answer
@@ -164,7 +164,7 @@ impl MailboxShare {
                     Ok(Err(e)) => Err(store_error(e)),
                     Err(e) => {
                         tracing::error!("store call failed: {e}");
-                        Err(Done::No(SERVERBUG.into()))
+                        Err(server_bug())
                     }
                 }
             })
@@ -349,10 +349,7 @@ mod tests {
         let id = st.mailbox("INBOX").unwrap().id;
         let sh = share(&Reader::new(st.clone()), id);
         let e = sh.changes_since("No such box", 0, 1).await.unwrap_err();
-        assert!(
-            matches!(&e, Done::No(t) if t.starts_with("[NONEXISTENT]")),
-            "{e:?}"
-        );
+        assert!(e.is_no(&crate::imap::response::Code::NonExistent), "{e:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

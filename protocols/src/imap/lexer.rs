@@ -23,103 +23,101 @@ pub struct Token {
 pub fn tokenize(msg: &[u8]) -> Option<Vec<Token>> {
     let mut out = Vec::new();
     let mut i = 0;
-    let n = msg.len();
-    while i < n {
-        let b = msg[i];
-        match b {
-            b' ' | b'\r' | b'\n' => i += 1,
-            b'(' => {
-                out.push(Token {
-                    tok: Tok::Open,
-                    start: i,
-                    end: i + 1,
-                });
+    while let Some(&b) = msg.get(i) {
+        let start = i;
+        let tok = match b {
+            b' ' | b'\r' | b'\n' => {
                 i += 1;
+                continue;
+            }
+            b'(' => {
+                i += 1;
+                Tok::Open
             }
             b')' => {
-                out.push(Token {
-                    tok: Tok::Close,
-                    start: i,
-                    end: i + 1,
-                });
                 i += 1;
+                Tok::Close
             }
             b'"' => {
-                let start = i;
-                i += 1;
-                let mut s = Vec::new();
-                loop {
-                    match msg.get(i)? {
-                        b'"' => {
-                            i += 1;
-                            break;
-                        }
-                        b'\\' => {
-                            s.push(*msg.get(i + 1)?);
-                            i += 2;
-                        }
-                        b'\r' | b'\n' => return None,
-                        c => {
-                            s.push(*c);
-                            i += 1;
-                        }
-                    }
-                }
-                out.push(Token {
-                    tok: Tok::Str(s),
-                    start,
-                    end: i,
-                });
+                let (s, end) = quoted(msg, i)?;
+                i = end;
+                Tok::Str(s)
             }
             // `~` starts a literal8 only before `{`; elsewhere it is an atom character
             // (`LIST "" ~foo`: a pattern).
             b'{' | b'~' if b == b'{' || msg.get(i + 1) == Some(&b'{') => {
-                let start = i;
-                if b == b'~' {
-                    i += 1;
-                }
-                let close = i + msg.get(i..)?.iter().position(|&c| c == b'}')?;
-                let digits = msg.get(i + 1..close)?;
-                let digits = digits
-                    .strip_suffix(b"+")
-                    .or_else(|| digits.strip_suffix(b"-"))
-                    .unwrap_or(digits);
-                let len: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
-                i = close + 1;
-                if msg.get(i) == Some(&b'\r') {
-                    i += 1;
-                }
-                if msg.get(i) != Some(&b'\n') {
-                    return None;
-                }
-                i += 1;
-                let data = msg.get(i..i.checked_add(len)?)?;
-                i += len;
-                out.push(Token {
-                    tok: Tok::Str(data.to_vec()),
-                    start,
-                    end: i,
-                });
+                let (data, end) = literal(msg, if b == b'~' { i + 1 } else { i })?;
+                i = end;
+                Tok::Str(data.to_vec())
             }
             _ => {
-                let start = i;
-                // Atoms may contain brackets (BODY[HEADER.FIELDS (A B)] is not needed here).
-                while i < n && !matches!(msg[i], b' ' | b'(' | b')' | b'"' | b'\r' | b'\n' | b'{') {
-                    if msg[i] < 0x20 || msg[i] == 0x7f {
-                        return None;
-                    }
-                    i += 1;
-                }
-                let s = String::from_utf8(msg[start..i].to_vec()).ok()?;
-                out.push(Token {
-                    tok: Tok::Atom(s),
-                    start,
-                    end: i,
-                });
+                let (a, end) = atom(msg, i)?;
+                i = end;
+                Tok::Atom(a)
+            }
+        };
+        out.push(Token { tok, start, end: i });
+    }
+    Some(out)
+}
+
+/// The quoted string opening at `i`: its unescaped bytes and the offset after it.
+fn quoted(msg: &[u8], mut i: usize) -> Option<(Vec<u8>, usize)> {
+    i += 1;
+    let mut s = Vec::new();
+    loop {
+        match msg.get(i)? {
+            b'"' => return Some((s, i + 1)),
+            b'\\' => {
+                s.push(*msg.get(i + 1)?);
+                i += 2;
+            }
+            b'\r' | b'\n' => return None,
+            c => {
+                s.push(*c);
+                i += 1;
             }
         }
     }
-    Some(out)
+}
+
+/// The literal whose `{n}` opens at `i` (`{n+}` and `{n-}` too): its bytes and the offset
+/// after them.
+fn literal(msg: &[u8], mut i: usize) -> Option<(&[u8], usize)> {
+    let close = i + msg.get(i..)?.iter().position(|&c| c == b'}')?;
+    let digits = msg.get(i + 1..close)?;
+    let digits = digits
+        .strip_suffix(b"+")
+        .or_else(|| digits.strip_suffix(b"-"))
+        .unwrap_or(digits);
+    let len: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    i = close + 1;
+    if msg.get(i) == Some(&b'\r') {
+        i += 1;
+    }
+    if msg.get(i) != Some(&b'\n') {
+        return None;
+    }
+    i += 1;
+    let end = i.checked_add(len)?;
+    Some((msg.get(i..end)?, end))
+}
+
+/// The atom starting at `i` and the offset after it; None for a control character. Atoms
+/// may contain brackets here (BODY[HEADER.FIELDS (A B)] is not needed at this level).
+fn atom(msg: &[u8], start: usize) -> Option<(String, usize)> {
+    let mut i = start;
+    while let Some(&c) = msg.get(i) {
+        if matches!(c, b' ' | b'(' | b')' | b'"' | b'\r' | b'\n' | b'{') {
+            break;
+        }
+        if c < 0x20 || c == 0x7f {
+            return None;
+        }
+        i += 1;
+    }
+    let s = String::from_utf8(msg.get(start..i)?.to_vec()).ok()?;
+    Some((s, i))
 }
 
 impl Token {

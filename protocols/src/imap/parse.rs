@@ -3,6 +3,7 @@
 
 use super::framing::tag_of;
 use super::lexer::{tokenize, Tok, Token};
+use super::response::{Code, RespText};
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::datetime::DateTime;
@@ -72,13 +73,13 @@ pub struct ListArgs {
 #[derive(Debug, PartialEq, Eq)]
 pub struct ParseError {
     pub tag: Option<String>,
-    pub text: String,
+    pub text: RespText,
 }
 
 fn bad(msg: &[u8], text: &str) -> ParseError {
     ParseError {
         tag: tag_of(msg),
-        text: text.to_string(),
+        text: RespText::new(text.to_string()),
     }
 }
 
@@ -177,7 +178,7 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
         return Ok(None);
     };
     if cmd.atom_eq("LIST") || cmd.atom_eq("LSUB") {
-        let args = parse_list(&toks[2..], cmd.atom_eq("LSUB"))
+        let args = parse_list(toks.get(2..).unwrap_or_default(), cmd.atom_eq("LSUB"))
             .ok_or_else(|| bad(msg, "Error in IMAP command LIST: Invalid arguments."))?;
         return Ok(Some(Kind::List(args)));
     }
@@ -187,48 +188,12 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
     if (is_sort || toks.get(search_at).is_some_and(|t| t.atom_eq("SEARCH")))
         && toks.get(search_at + 1).is_some_and(|t| t.atom_eq("RETURN"))
     {
-        let name = if is_sort { "SORT" } else { "SEARCH" };
-        let open = search_at + 2;
-        if toks.get(open).map(|t| &t.tok) != Some(&Tok::Open) {
-            return Err(bad(
-                msg,
-                &format!("Error in IMAP command {name}: Invalid RETURN options."),
-            ));
-        }
-        let mut options = Vec::new();
-        let mut i = open + 1;
-        loop {
-            match toks.get(i).map(|t| &t.tok) {
-                Some(Tok::Close) => break,
-                Some(Tok::Atom(a)) => options.push(a.to_ascii_uppercase()),
-                _ => {
-                    return Err(bad(
-                        msg,
-                        &format!("Error in IMAP command {name}: Invalid RETURN options."),
-                    ))
-                }
-            }
-            i += 1;
-        }
-        for o in &options {
-            // SAVE (SEARCHRES, RFC 5182) is not offered.
-            if !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT") {
-                return Err(bad(
-                    msg,
-                    &format!("Error in IMAP command {name}: Unknown RETURN option {o}."),
-                ));
-            }
-        }
-        // Cut "RETURN (...)" out and let imap-codec parse the rest.
-        let (Some(from), Some(to)) = (toks.get(search_at + 1), toks.get(i)) else {
-            return Ok(None);
-        };
-        let mut rest = msg[..from.start].to_vec();
-        let tail = msg.get(to.end..).unwrap_or_default();
-        let tail = tail.strip_prefix(b" ").unwrap_or(tail);
-        rest.extend_from_slice(tail);
-        let body = codec_parse(&rest)?;
-        return Ok(Some(Kind::SearchReturn { options, body }));
+        return search_return(
+            msg,
+            toks,
+            search_at,
+            if is_sort { "SORT" } else { "SEARCH" },
+        );
     }
     if cmd.atom_eq("APPEND") {
         if let Some(kind) = multi_append(msg, toks)? {
@@ -236,39 +201,97 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
         }
     }
     if cmd.atom_eq("CREATE") && toks.len() > 3 {
-        let mailbox = toks
-            .get(2)
-            .and_then(Token::astring)
-            .ok_or_else(|| bad(msg, "Error in IMAP command CREATE: Invalid arguments."))?;
-        let t: Vec<&Tok> = toks[3..].iter().map(|t| &t.tok).collect();
-        let mut special_use = Vec::new();
-        match t.as_slice() {
-            [Tok::Open, Tok::Atom(u), Tok::Open, inner @ .., Tok::Close, Tok::Close]
-                if u.eq_ignore_ascii_case("USE") =>
-            {
-                for x in inner {
-                    let Tok::Atom(a) = x else {
-                        return Err(bad(msg, "Error in IMAP command CREATE: Invalid USE list."));
-                    };
-                    match special_use_of(a) {
-                        Some(s) => special_use.push(s),
-                        None => {
-                            return Err(ParseError {
-                                tag: tag_of(msg),
-                                text: format!("[USEATTR] Unsupported special-use attribute {a}"),
-                            })
-                        }
-                    }
-                }
-            }
-            _ => return Err(bad(msg, "Error in IMAP command CREATE: Invalid arguments.")),
-        }
-        return Ok(Some(Kind::CreateUse {
-            mailbox,
-            special_use,
-        }));
+        return create_use(msg, toks).map(Some);
     }
     Ok(None)
+}
+
+/// `SEARCH RETURN (...)` / `SORT RETURN (...)` (`name`), the command word at `search_at`:
+/// the options are checked and cut out, and imap-codec parses the rest.
+fn search_return(
+    msg: &[u8],
+    toks: &[Token],
+    search_at: usize,
+    name: &str,
+) -> Result<Option<Kind>, ParseError> {
+    let invalid = || {
+        bad(
+            msg,
+            &format!("Error in IMAP command {name}: Invalid RETURN options."),
+        )
+    };
+    let open = search_at + 2;
+    if toks.get(open).map(|t| &t.tok) != Some(&Tok::Open) {
+        return Err(invalid());
+    }
+    let mut options = Vec::new();
+    let mut i = open + 1;
+    loop {
+        match toks.get(i).map(|t| &t.tok) {
+            Some(Tok::Close) => break,
+            Some(Tok::Atom(a)) => options.push(a.to_ascii_uppercase()),
+            _ => return Err(invalid()),
+        }
+        i += 1;
+    }
+    for o in &options {
+        // SAVE (SEARCHRES, RFC 5182) is not offered.
+        if !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT") {
+            return Err(bad(
+                msg,
+                &format!("Error in IMAP command {name}: Unknown RETURN option {o}."),
+            ));
+        }
+    }
+    // Cut "RETURN (...)" out and let imap-codec parse the rest.
+    let (Some(from), Some(to)) = (toks.get(search_at + 1), toks.get(i)) else {
+        return Ok(None);
+    };
+    let mut rest = msg.get(..from.start).unwrap_or_default().to_vec();
+    let tail = msg.get(to.end..).unwrap_or_default();
+    let tail = tail.strip_prefix(b" ").unwrap_or(tail);
+    rest.extend_from_slice(tail);
+    let body = codec_parse(&rest)?;
+    Ok(Some(Kind::SearchReturn { options, body }))
+}
+
+/// `CREATE name (USE (attrs))` (RFC 6154 CREATE-SPECIAL-USE).
+fn create_use(msg: &[u8], toks: &[Token]) -> Result<Kind, ParseError> {
+    let invalid = || bad(msg, "Error in IMAP command CREATE: Invalid arguments.");
+    let mailbox = toks.get(2).and_then(Token::astring).ok_or_else(invalid)?;
+    let t: Vec<&Tok> = toks
+        .get(3..)
+        .unwrap_or_default()
+        .iter()
+        .map(|t| &t.tok)
+        .collect();
+    let [Tok::Open, Tok::Atom(u), Tok::Open, inner @ .., Tok::Close, Tok::Close] = t.as_slice()
+    else {
+        return Err(invalid());
+    };
+    if !u.eq_ignore_ascii_case("USE") {
+        return Err(invalid());
+    }
+    let mut special_use = Vec::new();
+    for x in inner {
+        let Tok::Atom(a) = x else {
+            return Err(bad(msg, "Error in IMAP command CREATE: Invalid USE list."));
+        };
+        let Some(s) = special_use_of(a) else {
+            return Err(ParseError {
+                tag: tag_of(msg),
+                text: RespText::coded(
+                    Code::UseAttr,
+                    format!("Unsupported special-use attribute {a}"),
+                ),
+            });
+        };
+        special_use.push(s);
+    }
+    Ok(Kind::CreateUse {
+        mailbox,
+        special_use,
+    })
 }
 
 /// APPEND with two or more messages: Ok(None) for one message or a shape this does not
@@ -499,11 +522,11 @@ mod tests {
         assert_eq!(options, vec!["ALL"]);
         assert!(matches!(body, CommandBody::Sort { uid: false, .. }));
         let e = parse(b"s SORT RETURN (PARTIAL 1:2) (DATE) UTF-8 ALL\r\n").unwrap_err();
-        assert!(e.text.contains("IMAP command SORT: "), "{}", e.text);
+        assert!(e.text.text.contains("IMAP command SORT: "), "{:?}", e.text);
         let r = parse(b"c CREATE Spam (USE (\\Junk))\r\n").unwrap();
         assert!(matches!(r.kind, Kind::CreateUse { .. }));
         let e = parse(b"c CREATE Spam (USE (\\Bogus))\r\n").unwrap_err();
-        assert!(e.text.starts_with("[USEATTR]"));
+        assert_eq!(e.text.code, Some(Code::UseAttr));
     }
 
     #[test]
@@ -511,7 +534,7 @@ mod tests {
         let e = parse(b"t9 FETCH\r\n").unwrap_err();
         assert_eq!(e.tag.as_deref(), Some("t9"));
         let e = parse(b"t9 FOO bar\r\n").unwrap_err();
-        assert_eq!(e.text, "Error in IMAP command received by server.");
+        assert_eq!(e.text.text, "Error in IMAP command received by server.");
         let e = parse(b"*\r\n").unwrap_err();
         assert_eq!(e.tag, None);
     }

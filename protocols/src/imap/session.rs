@@ -1,22 +1,23 @@
-//! The session: state, the read/frame/dispatch loop, response helpers, and the mailbox
-//! synchronisation that tells a client about other sessions' changes. The commands themselves
-//! live in [`super::commands`], one file per command or small group.
+//! The session: its state, and the interface the commands use (responses, store calls, the
+//! selected mailbox, reading and writing the stream), with the mailbox synchronisation that
+//! tells a client about other sessions' changes. The loop that runs commands is
+//! [`super::connection`]; the commands live in [`super::commands`], one file per command or
+//! small group.
 
-use super::commands;
-use super::format;
-use super::framing::{Frame, Framer};
-use super::parse::{self, Request};
+use super::changes::Changes;
+use super::framing::Framer;
+use super::reply::{server_bug, store_error, Done};
+use super::response::{Code, Encoder, RespText, Untagged};
+use super::selected::{Selected, TakenIn};
 use super::ImapContext;
 use crate::backend::{ConnInfo, SessionGuard};
 use crate::mail::{Reader, UserMail, WriteError};
 use crate::stream::BoxStream;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use storage::{MessageMeta, StoreError, UserStore};
+use storage::UserStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
-use tracing::Instrument;
 
 /// Output is flushed once this much is buffered, so a large FETCH never sits whole in memory.
 pub(crate) const FLUSH_AT: usize = 64 * 1024;
@@ -31,59 +32,6 @@ pub(crate) enum State {
     Authenticated,
     Selected,
     Logout,
-}
-
-/// How a command ended: the tagged status and its text (response code included).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Done {
-    Ok(String),
-    No(String),
-    Bad(String),
-    /// The connection ends now (what had to be said is already in the output).
-    Close,
-    /// The command already wrote its tagged reply (STARTTLS).
-    Silent,
-}
-
-pub(crate) type Reply = Result<Done, Done>;
-
-/// One message of the session's snapshot of the selected mailbox.
-#[derive(Clone, Debug)]
-pub(crate) struct Msg {
-    /// Shared with the other sessions that took the same change from one shared answer
-    /// (imap::changes): thousands of sessions of one mailbox hold one copy of each new message's
-    /// entry, not one each.
-    pub meta: Arc<MessageMeta>,
-    /// \Recent for this session: the message arrived while this session had the mailbox open.
-    pub recent: bool,
-}
-
-#[derive(Debug)]
-pub(crate) struct Selected {
-    pub name: String,
-    pub read_only: bool,
-    pub id: storage::MailboxId,
-    pub uidvalidity: u32,
-    /// Sequence number n is `msgs[n - 1]`; UIDs ascend.
-    pub msgs: Vec<Msg>,
-    /// Changes up to this modseq have been taken into the snapshot.
-    pub modseq_seen: u64,
-    /// UIDs expunged by others, still in the snapshot until EXPUNGE may be announced.
-    pub pending_expunge: BTreeSet<u32>,
-    /// The user's change counter (`UserStore::watch`) when the snapshot was last brought up
-    /// to date; None = unknown.
-    pub synced_version: Option<u64>,
-    /// Answers to "what changed since" shared with the other sessions of this mailbox.
-    pub share: Arc<super::changes::MailboxShare>,
-}
-
-impl Selected {
-    pub fn uids(&self) -> Vec<u32> {
-        self.msgs.iter().map(|m| m.meta.uid).collect()
-    }
-    pub fn index_of_uid(&self, uid: u32) -> Option<usize> {
-        self.msgs.binary_search_by_key(&uid, |m| m.meta.uid).ok()
-    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -121,79 +69,7 @@ pub(crate) struct Session {
     pub span: tracing::Span,
 }
 
-/// Serves one IMAP connection until the client logs out, times out, or the server shuts down.
-pub async fn serve(stream: BoxStream, conn: ConnInfo, ctx: Arc<ImapContext>) {
-    let span = tracing::info_span!(
-        "imap",
-        session = %conn.session_id,
-        rip = %conn.remote.ip(),
-        user = tracing::field::Empty
-    );
-    let mut framer = Framer::new(ctx.config.max_line_length, ctx.config.max_literal_size);
-    // Before login only LOGIN/AUTHENTICATE arguments come as literals: no one may make an
-    // unauthenticated session buffer a message-sized literal.
-    framer.set_max_literal(PRE_AUTH_MAX_LITERAL.min(ctx.config.max_literal_size));
-    let mut s = Session {
-        ctx,
-        conn,
-        stream: Some(stream),
-        framer,
-        out: Vec::new(),
-        state: State::NotAuthenticated,
-        user: None,
-        store: None,
-        watch: None,
-        guard: None,
-        sel: None,
-        enabled: Enabled::default(),
-        auth_attempts: 0,
-        started: Instant::now(),
-        bytes_in: 0,
-        bytes_out: 0,
-        end_reason: None,
-        pending_close: false,
-        current_tag: String::new(),
-        span: span.clone(),
-    };
-    async move {
-        s.run().await;
-        s.log_disconnect();
-        if let Some(mut st) = s.stream.take() {
-            let _ = st.shutdown().await;
-        }
-    }
-    .instrument(span)
-    .await
-}
-
 impl Session {
-    async fn run(&mut self) {
-        let caps = self.capabilities().join(" ");
-        let greeting = format!("OK [CAPABILITY {caps}] {}", self.ctx.config.greeting);
-        self.untagged(&greeting);
-        if self.flush().await.is_err() {
-            return;
-        }
-        loop {
-            while let Some(frame) = self.framer.next_frame() {
-                if self.handle_frame(frame).await == Done::Close {
-                    let _ = self.flush().await;
-                    return;
-                }
-                if self.out.len() >= FLUSH_AT && self.flush().await.is_err() {
-                    return;
-                }
-            }
-            if self.flush().await.is_err() {
-                return;
-            }
-            if self.fill().await.is_err() {
-                let _ = self.flush().await;
-                return;
-            }
-        }
-    }
-
     /// The inactivity limit for the current state.
     fn read_timeout(&self) -> Duration {
         if self.state == State::NotAuthenticated {
@@ -240,13 +116,13 @@ impl Session {
                 }
                 Err(_) => {
                     // Dovecot's text, before and after login alike.
-                    self.untagged("BYE Disconnected for inactivity.");
+                    self.send(&Untagged::Bye("Disconnected for inactivity.".into()));
                     self.end_reason = Some(format!("Inactivity - no input for {} secs", timeout.as_secs()));
                     Err(())
                 }
             },
             _ = shutdown.cancelled() => {
-                self.untagged("BYE Server shutting down.");
+                self.send(&Untagged::Bye("Server shutting down.".into()));
                 self.end_reason = Some("Server shutting down".into());
                 Err(())
             }
@@ -278,95 +154,16 @@ impl Session {
         })
     }
 
-    pub fn untagged(&mut self, text: &str) {
-        self.out.extend_from_slice(b"* ");
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
-    }
-
-    fn tagged(&mut self, tag: &str, status: &str, text: &str) {
-        self.out.extend_from_slice(tag.as_bytes());
-        self.out.push(b' ');
-        self.out.extend_from_slice(status.as_bytes());
-        self.out.push(b' ');
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
-    }
-
-    async fn handle_frame(&mut self, frame: Frame) -> Done {
-        match frame {
-            Frame::Continue => {
-                self.out.extend_from_slice(b"+ OK\r\n");
-                if self.flush().await.is_err() {
-                    return Done::Close;
-                }
-                Done::Ok(String::new())
-            }
-            Frame::LiteralRefused { tag, size } => {
-                let text = format!(
-                    "[TOOBIG] Literal too large: {size} bytes, limit {}",
-                    self.framer.max_literal()
-                );
-                self.finish(tag.as_deref(), Done::No(text))
-            }
-            Frame::LiteralFatal { tag, size } => {
-                let text = format!(
-                    "[TOOBIG] Literal too large: {size} bytes, limit {}",
-                    self.framer.max_literal()
-                );
-                self.finish(tag.as_deref(), Done::Bad(text));
-                self.untagged("BYE Literal too large; closing the connection.");
-                self.end_reason = Some("Literal too large".into());
-                Done::Close
-            }
-            Frame::LineTooLong { tag } => self.finish(
-                tag.as_deref(),
-                Done::Bad("Error in IMAP command received by server: Too long argument.".into()),
-            ),
-            Frame::Command(msg) => match parse::parse(&msg) {
-                Ok(req) => self.command(req).await,
-                Err(e) => self.finish(e.tag.as_deref(), Done::Bad(e.text)),
-            },
+    /// How responses are encoded for this client (what it enabled).
+    pub fn encoder(&self) -> Encoder {
+        Encoder {
+            utf8: self.enabled.utf8,
         }
     }
 
-    /// Writes the tagged (or untagged, when the tag is unknown) completion.
-    fn finish(&mut self, tag: Option<&str>, done: Done) -> Done {
-        let (status, text) = match &done {
-            Done::Ok(t) => ("OK", t),
-            Done::No(t) => ("NO", t),
-            Done::Bad(t) => ("BAD", t),
-            Done::Close | Done::Silent => return done,
-        };
-        let text = text.clone();
-        match tag {
-            Some(tag) => self.tagged(tag, status, &text),
-            None => self.untagged(&format!("{status} {text}")),
-        }
-        done
-    }
-
-    async fn command(&mut self, req: Request) -> Done {
-        let tag = req.tag.clone();
-        self.current_tag = tag.clone();
-        let (reply, allow_expunge) = commands::dispatch(self, &tag, req.kind).await;
-        let done = match reply {
-            Ok(d) | Err(d) => d,
-        };
-        if done == Done::Close {
-            return Done::Close;
-        }
-        // Tell the client about other sessions' changes before completing (RFC 9051 7).
-        if self.state == State::Selected && !self.pending_close && !matches!(done, Done::Bad(_)) {
-            if let Err(d) = self.sync(allow_expunge).await {
-                tracing::warn!("mailbox update failed: {d:?}");
-            }
-        }
-        let done = self.finish(Some(&tag), done);
-        if self.pending_close {
-            return Done::Close;
-        }
-        done
+    /// Queues an untagged response.
+    pub fn send(&mut self, r: &Untagged<'_>) {
+        self.encoder().untagged(&mut self.out, r);
     }
 
     // ---------- helpers for commands ----------
@@ -397,7 +194,7 @@ impl Session {
                 Ok(Err(e)) => Err(store_error(e)),
                 Err(e) => {
                     tracing::error!("store call failed: {e}");
-                    Err(Done::No(SERVERBUG.into()))
+                    Err(server_bug())
                 }
             }
         }
@@ -424,10 +221,10 @@ impl Session {
             match write?.await {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(e)) => Err(store_error(e)),
-                Err(WriteError::Refused(e)) => Err(Done::No(format!("[UNAVAILABLE] {}", e.0))),
+                Err(WriteError::Refused(e)) => Err(Done::no(Code::Unavailable, e.0)),
                 Err(WriteError::Internal(e)) => {
                     tracing::error!("store write failed: {e}");
-                    Err(Done::No(SERVERBUG.into()))
+                    Err(server_bug())
                 }
             }
         }
@@ -448,7 +245,10 @@ impl Session {
             return;
         }
         if let Some(m) = self.sel.as_ref().map(|sel| sel.modseq_seen) {
-            self.untagged(&format!("OK [HIGHESTMODSEQ {m}] Highest"));
+            self.send(&Untagged::Ok(RespText::coded(
+                Code::HighestModSeq(m),
+                "Highest",
+            )));
         }
     }
 
@@ -456,6 +256,14 @@ impl Session {
         self.sel
             .as_ref()
             .ok_or_else(|| Done::Bad("No mailbox selected.".into()))
+    }
+
+    /// A mailbox argument of a command, as the store names it (see [`Session::mailbox_in`]).
+    pub fn mailbox_arg(
+        &self,
+        m: &imap_codec::imap_types::mailbox::Mailbox<'_>,
+    ) -> Result<String, Done> {
+        self.mailbox_in(&super::args::raw_name(m))
     }
 
     /// Mailbox name from the client: modified UTF-7 unless UTF-8 was enabled.
@@ -468,16 +276,7 @@ impl Session {
         } else {
             super::mutf7::decode(raw)
         };
-        name.ok_or_else(|| Done::No("[CANNOT] Invalid mailbox name.".into()))
-    }
-
-    /// Writes a mailbox name as an astring in the client's encoding.
-    pub fn mailbox_out(&self, out: &mut Vec<u8>, name: &str) {
-        if self.enabled.utf8 {
-            format::astring(out, name.as_bytes(), true);
-        } else {
-            format::astring(out, super::mutf7::encode(name).as_bytes(), false);
-        }
+        name.ok_or_else(|| Done::no(Code::Cannot, "Invalid mailbox name."))
     }
 
     /// Capabilities for the current state and connection.
@@ -544,200 +343,123 @@ impl Session {
     /// changes, EXISTS (and RECENT) for new messages, and EXPUNGE/VANISHED only when
     /// `allow_expunge` (never during FETCH, STORE or SEARCH, RFC 9051 7.5.1).
     pub async fn sync(&mut self, allow_expunge: bool) -> Result<(), Done> {
-        let Some(sel) = self.sel.as_ref() else {
-            return Ok(());
-        };
         // The user's change counter, read before looking: a change after this read ticks it
-        // again, so nothing is missed. Unchanged since the last look => nothing to ask the store
-        // (NOOP/IDLE polling costs no store call).
+        // again, so nothing is missed.
         let version = self.watch.as_mut().map(|w| *w.borrow_and_update());
-        let changes = if version.is_some() && version == sel.synced_version {
-            // Only expunges held back earlier may be due.
-            Arc::new(super::changes::Changes::default())
-        } else {
-            let name = sel.name.clone();
-            let since = sel.modseq_seen;
-            let answer = match version {
-                // Sessions of this mailbox woken by the same change ask the store once.
-                Some(v) => sel.share.clone().changes_since(&name, since, v).await,
-                None => self
-                    .store_call(move |s| s.changes_since(&name, since))
-                    .await
-                    .map(|c| Arc::new(c.into())),
-            };
-            match answer {
-                Ok(c) => c,
-                Err(Done::No(text)) if text.starts_with("[NONEXISTENT]") => {
-                    // Another session deleted or renamed it: as Dovecot, end this session.
-                    self.sel = None;
-                    self.state = State::Authenticated;
-                    self.untagged("BYE Selected mailbox was deleted, have to disconnect.");
-                    self.end_reason = Some("Selected mailbox was deleted".into());
-                    self.pending_close = true;
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            }
+        let Some(changes) = self.changes_since_snapshot(version).await? else {
+            return Ok(());
         };
         let condstore = self.enabled.condstore;
-        // UIDs whose flags (or modseq, with CONDSTORE) changed; their FETCH lines are written
-        // after the expunges, so they carry the sequence numbers the client holds by then.
-        let mut flag_changed: BTreeSet<u32> = BTreeSet::new();
-        let Some(sel) = self.sel.as_mut() else {
+        let store = self.store.as_ref().map(|m| m.reader().clone());
+        let (Some(store), Some(sel)) = (store, self.sel.as_mut()) else {
             return Ok(());
         };
-        let last_uid = sel.msgs.last().map(|m| m.meta.uid).unwrap_or(0);
-        // New messages are \Recent here unless another session claimed them first.
-        let newest = changes.changed.iter().map(|m| m.uid).max().unwrap_or(0);
-        let Some(store) = self.store.as_ref().map(|m| m.reader().clone()) else {
-            return Ok(());
-        };
-        let recent_above = if newest <= last_uid {
-            u32::MAX
-        } else if sel.read_only {
-            super::recent::claimed(&store, sel.id, sel.uidvalidity)
-        } else {
-            super::recent::claim(&store, sel.id, sel.uidvalidity, newest)
-        };
-        let mut added = 0usize;
-        for meta in &changes.changed {
-            if let Some(i) = sel.index_of_uid(meta.uid) {
-                let m = &mut sel.msgs[i];
-                if m.meta.flags != meta.flags || (condstore && m.meta.modseq != meta.modseq) {
-                    flag_changed.insert(meta.uid);
-                }
-                m.meta = meta.clone();
-            } else if meta.uid > last_uid && sel.msgs.last().is_none_or(|l| l.meta.uid < meta.uid) {
-                sel.msgs.push(Msg {
-                    recent: meta.uid > recent_above,
-                    meta: meta.clone(),
-                });
-                added += 1;
-            }
-        }
-        for &uid in &changes.expunged {
-            if sel.index_of_uid(uid).is_some() {
-                sel.pending_expunge.insert(uid);
-            }
-        }
-        sel.modseq_seen = sel.modseq_seen.max(changes.highestmodseq);
+        let recent_above = recent_above(&store, sel, &changes);
+        let taken = sel.take_in(&changes, recent_above, condstore);
         sel.synced_version = version;
-        let mut expunge_lines = Vec::new();
-        if allow_expunge && !sel.pending_expunge.is_empty() {
-            let gone: Vec<u32> = std::mem::take(&mut sel.pending_expunge)
-                .into_iter()
-                .collect();
-            if self.enabled.qresync {
-                expunge_lines.push(format!("VANISHED {}", format::compact_set(&gone)));
-                sel.msgs
-                    .retain(|m| gone.binary_search(&m.meta.uid).is_err());
-            } else {
-                // Highest sequence number first, so each number is valid when it is sent.
-                for uid in gone.iter().rev() {
-                    if let Some(i) = sel.index_of_uid(*uid) {
-                        sel.msgs.remove(i);
-                        expunge_lines.push(format!("{} EXPUNGE", i + 1));
-                    }
-                }
-            }
-        }
-        // Sequence numbers as they stand after the expunges above; a message expunged by
-        // another session but not yet announced gets no FETCH (the client will be told it is
-        // gone instead).
-        let mut fetch_lines = Vec::new();
-        for uid in flag_changed {
-            if sel.pending_expunge.contains(&uid) {
-                continue;
-            }
-            let Some(i) = sel.index_of_uid(uid) else {
-                continue;
-            };
-            let m = &sel.msgs[i];
-            let mut line = format!(
-                "{} FETCH (UID {} FLAGS {}",
-                i + 1,
-                uid,
-                format::flag_list(&m.meta.flags, m.recent)
-            );
-            if condstore {
-                line.push_str(&format!(" MODSEQ ({})", m.meta.modseq));
-            }
-            line.push(')');
-            fetch_lines.push(line);
-        }
-        let exists = sel.msgs.len();
-        let recent = sel.msgs.iter().filter(|m| m.recent).count();
-        for l in expunge_lines {
-            self.untagged(&l);
-        }
-        if added > 0 {
-            self.untagged(&format!("{exists} EXISTS"));
-            if !self.enabled.rev2 {
-                self.untagged(&format!("{recent} RECENT"));
-            }
-        }
-        for l in fetch_lines {
-            self.untagged(&l);
-        }
+        self.report_changes(taken, allow_expunge);
         Ok(())
     }
 
-    fn log_disconnect(&self) {
-        let secs = self.started.elapsed().as_secs();
-        if self.user.is_some() {
-            let reason = self.end_reason.as_deref().unwrap_or("Logged out");
-            tracing::info!(
-                "Disconnected: {reason} in={} out={}",
-                self.bytes_in,
-                self.bytes_out
-            );
-        } else if self.auth_attempts > 0 {
-            tracing::info!(
-                "imap-login: Disconnected (auth failed, {} attempts in {secs} secs): rip={}, lip={}, session=<{}>",
-                self.auth_attempts,
-                self.conn.remote.ip(),
-                self.conn.local.ip(),
-                self.conn.session_id
-            );
-        } else {
-            tracing::info!(
-                "imap-login: Disconnected (no auth attempts in {secs} secs): rip={}, lip={}, session=<{}>",
-                self.conn.remote.ip(),
-                self.conn.local.ip(),
-                self.conn.session_id
-            );
+    /// What changed in the selected mailbox since the snapshot. None when no mailbox is
+    /// selected, or when it was deleted (the session is then ending).
+    async fn changes_since_snapshot(
+        &mut self,
+        version: Option<u64>,
+    ) -> Result<Option<Arc<Changes>>, Done> {
+        let Some(sel) = self.sel.as_ref() else {
+            return Ok(None);
+        };
+        // Unchanged since the last look: nothing to ask the store (NOOP/IDLE polling costs no
+        // store call); only expunges held back earlier may be due.
+        if version.is_some() && version == sel.synced_version {
+            return Ok(Some(Arc::new(Changes::default())));
+        }
+        let name = sel.name.clone();
+        let since = sel.modseq_seen;
+        let answer = match version {
+            // Sessions of this mailbox woken by the same change ask the store once.
+            Some(v) => sel.share.clone().changes_since(&name, since, v).await,
+            None => self
+                .store_call(move |s| s.changes_since(&name, since))
+                .await
+                .map(|c| Arc::new(c.into())),
+        };
+        match answer {
+            Ok(c) => Ok(Some(c)),
+            Err(d) if d.is_no(&Code::NonExistent) => {
+                self.selected_mailbox_deleted();
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the UIDs `gone` (expunged by this session) from the snapshot and tells the
+    /// client: EXPUNGE, or VANISHED to a QRESYNC client.
+    pub fn announce_expunged(&mut self, gone: &[u32]) {
+        let qresync = self.enabled.qresync;
+        let Some(sel) = self.sel.as_mut() else {
+            return;
+        };
+        for r in sel.expunge(gone, qresync) {
+            self.send(&r);
+        }
+    }
+
+    /// The selected mailbox was deleted (or renamed away): as Dovecot, end the session.
+    pub fn selected_mailbox_deleted(&mut self) {
+        self.sel = None;
+        self.state = State::Authenticated;
+        self.send(&Untagged::Bye(
+            "Selected mailbox was deleted, have to disconnect.".into(),
+        ));
+        self.end_reason = Some("Selected mailbox was deleted".into());
+        self.pending_close = true;
+    }
+
+    /// Tells the client what [`Selected::take_in`] found: expunges first (when allowed), then
+    /// EXISTS (and RECENT), then flag changes with the sequence numbers as they stand after
+    /// the expunges.
+    fn report_changes(&mut self, taken: TakenIn, allow_expunge: bool) {
+        let enc = self.encoder();
+        let Enabled {
+            qresync,
+            rev2,
+            condstore,
+            ..
+        } = self.enabled;
+        let Some(sel) = self.sel.as_mut() else {
+            return;
+        };
+        if allow_expunge {
+            for r in sel.expunge_pending(qresync) {
+                enc.untagged(&mut self.out, &r);
+            }
+        }
+        if taken.added > 0 {
+            let exists = sel.msgs.len() as u32;
+            enc.untagged(&mut self.out, &Untagged::Exists(exists));
+            if !rev2 {
+                let recent = sel.msgs.iter().filter(|m| m.recent).count() as u32;
+                enc.untagged(&mut self.out, &Untagged::Recent(recent));
+            }
+        }
+        for r in sel.flag_fetches(taken.flag_changed, condstore) {
+            enc.untagged(&mut self.out, &r);
         }
     }
 }
 
-pub(crate) const SERVERBUG: &str =
-    "[SERVERBUG] Internal error occurred. Refer to server log for more information.";
-
-/// Maps a store error to a tagged NO with Dovecot's response codes and texts.
-pub(crate) fn store_error(e: StoreError) -> Done {
-    match e {
-        StoreError::NoSuchMailbox(name) => {
-            Done::No(format!("[NONEXISTENT] Mailbox doesn't exist: {name}"))
-        }
-        StoreError::MailboxExists(_) => Done::No("[ALREADYEXISTS] Mailbox already exists".into()),
-        StoreError::InvalidMailboxName { reason, .. } => {
-            Done::No(format!("[CANNOT] Invalid mailbox name: {reason}"))
-        }
-        StoreError::MailboxProtected(name) => Done::No(format!(
-            "[CANNOT] Mailbox {name} can't be deleted or renamed this way."
-        )),
-        StoreError::HasChildren(_) => {
-            Done::No("[INUSE] Mailbox has children, delete them first".into())
-        }
-        StoreError::OverQuota(what) => Done::No(format!(
-            "[OVERQUOTA] Quota exceeded (mailbox for user is full): {what}"
-        )),
-        StoreError::TooLarge { size, limit } => Done::No(format!(
-            "[TOOBIG] Message too large: {size} bytes, limit {limit}"
-        )),
-        other => {
-            tracing::error!("store error: {other}");
-            Done::No(SERVERBUG.into())
-        }
+/// New messages are \Recent for this session unless another session claimed them first: the
+/// UID above which they are (SELECT claims, EXAMINE only looks).
+fn recent_above(store: &Reader, sel: &Selected, changes: &Changes) -> u32 {
+    let newest = changes.changed.iter().map(|m| m.uid).max().unwrap_or(0);
+    if newest <= sel.last_uid() {
+        u32::MAX
+    } else if sel.read_only {
+        super::recent::claimed(store, sel.id, sel.uidvalidity)
+    } else {
+        super::recent::claim(store, sel.id, sel.uidvalidity, newest)
     }
 }

@@ -1,12 +1,13 @@
 //! CAPABILITY, LOGOUT, ID, NAMESPACE.
 
-use crate::imap::format;
-use crate::imap::session::{Done, Reply, Session, State};
+use crate::imap::reply::{Done, Reply};
+use crate::imap::response::Untagged;
+use crate::imap::session::{Session, State};
 use imap_codec::imap_types::core::{IString, NString};
 
 pub(crate) fn capability(s: &mut Session) -> Reply {
-    let caps = s.capabilities().join(" ");
-    s.untagged(&format!("CAPABILITY {caps}"));
+    let caps = s.capabilities();
+    s.send(&Untagged::Capability(&caps));
     let text = if s.state == State::NotAuthenticated {
         "Pre-login capabilities listed, post-login capabilities have more."
     } else {
@@ -16,7 +17,7 @@ pub(crate) fn capability(s: &mut Session) -> Reply {
 }
 
 pub(crate) fn logout(s: &mut Session) -> Reply {
-    s.untagged("BYE Logging out");
+    s.send(&Untagged::Bye("Logging out".into()));
     s.state = State::Logout;
     s.end_reason = Some("Logged out".into());
     // The tagged OK goes out before the connection closes.
@@ -46,14 +47,18 @@ pub(crate) fn id(
             .collect();
         tracing::debug!("client ID: {}", fields.join(", "));
     }
-    let mut out = b"* ID (\"name\" \"Dovecot-compatible\" \"vendor\" ".to_vec();
-    format::string(&mut out, b"mailstore", false);
-    out.extend_from_slice(b")\r\n");
-    s.out.extend_from_slice(&out);
+    s.send(&Untagged::Id(Some(vec![
+        ("name", Some("Dovecot-compatible")),
+        ("vendor", Some("mailstore")),
+    ])));
     Ok(Done::Ok("ID completed.".into()))
 }
 
 pub(crate) fn namespace(s: &mut Session) -> Reply {
-    s.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+    s.send(&Untagged::Namespace {
+        personal: vec![("", '/')],
+        other: vec![],
+        shared: vec![],
+    });
     Ok(Done::Ok("Namespace completed.".into()))
 }

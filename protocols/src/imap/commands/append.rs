@@ -1,8 +1,10 @@
 //! APPEND (flags, internal date, literal or literal8), answering APPENDUID (UIDPLUS).
 
-use crate::imap::format;
+use crate::imap::args;
 use crate::imap::parse::AppendMessage;
-use crate::imap::session::{Done, Reply, Session};
+use crate::imap::reply::{trycreate, Done, Reply};
+use crate::imap::response::Code;
+use crate::imap::session::Session;
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::Flag;
@@ -40,7 +42,7 @@ fn prepare(
     date: Option<DateTime>,
     message: &LiteralOrLiteral8<'static>,
 ) -> Result<Prepared, Done> {
-    let flags = format::store_flags(flags.iter()).map_err(Done::Bad)?;
+    let flags = args::store_flags(flags.iter()).map_err(|e| Done::Bad(e.into()))?;
     // A literal8 (BINARY, RFC 3516) carries content that must arrive unchanged (a binary
     // part's LFs are data), so only a text literal gets its line ends repaired.
     let raw = match message {
@@ -62,16 +64,6 @@ fn prepare(
     })
 }
 
-/// A missing target mailbox gets TRYCREATE, so the client knows CREATE may help.
-fn trycreate(name: &str) -> impl Fn(Done) -> Done + '_ {
-    move |d| match d {
-        Done::No(t) if t.starts_with("[NONEXISTENT]") => {
-            Done::No(format!("[TRYCREATE] Mailbox doesn't exist: {name}"))
-        }
-        other => other,
-    }
-}
-
 pub(crate) async fn append(
     s: &mut Session,
     mailbox: Mailbox<'static>,
@@ -79,17 +71,20 @@ pub(crate) async fn append(
     date: Option<DateTime>,
     message: LiteralOrLiteral8<'static>,
 ) -> Reply {
-    let name = s.mailbox_in(&super::mailbox::raw_name(&mailbox))?;
+    let name = s.mailbox_arg(&mailbox)?;
     let p = prepare(&flags, date, &message)?;
     let target = name.clone();
     let outcome = s
         .store_write(move |st| p.append_to(st, &target))
         .await
         .map_err(trycreate(&name))?;
-    Ok(Done::Ok(format!(
-        "[APPENDUID {} {}] Append completed.",
-        outcome.uidvalidity, outcome.uid
-    )))
+    Ok(Done::ok_coded(
+        Code::AppendUid {
+            uidvalidity: outcome.uidvalidity,
+            uids: vec![outcome.uid],
+        },
+        "Append completed.",
+    ))
 }
 
 /// MULTIAPPEND (RFC 3502): every message is checked before any is stored; if the store fails
@@ -101,7 +96,7 @@ pub(crate) async fn multi_append(
     mailbox: Mailbox<'static>,
     messages: Vec<AppendMessage>,
 ) -> Reply {
-    let name = s.mailbox_in(&super::mailbox::raw_name(&mailbox))?;
+    let name = s.mailbox_arg(&mailbox)?;
     let prepared = messages
         .iter()
         .map(|m| prepare(&m.flags, m.date.clone(), &m.message))
@@ -134,8 +129,8 @@ pub(crate) async fn multi_append(
         })
         .await
         .map_err(trycreate(&name))?;
-    Ok(Done::Ok(format!(
-        "[APPENDUID {uidvalidity} {}] Append completed.",
-        format::compact_set(&uids)
-    )))
+    Ok(Done::ok_coded(
+        Code::AppendUid { uidvalidity, uids },
+        "Append completed.",
+    ))
 }

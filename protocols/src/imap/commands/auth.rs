@@ -1,16 +1,21 @@
 //! STARTTLS, LOGIN and AUTHENTICATE (PLAIN, LOGIN, SASL-IR).
 
 use crate::backend::{AuthOutcome, AuthRequest, Service};
-use crate::imap::session::{Done, Reply, Session, State};
+use crate::imap::reply::{server_bug, Done, Reply};
+use crate::imap::response::{Code, RespText, Status, Tagged};
+use crate::imap::session::{Session, State};
 use crate::sasl::{self, Mechanism, SaslExchange, SaslStep};
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::AString;
 use imap_codec::imap_types::secret::Secret;
 use std::borrow::Cow;
 
-const PRIVACY: &str =
-    "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
-const AUTH_FAILED: &str = "[AUTHENTICATIONFAILED] Authentication failed.";
+fn privacy_required() -> Done {
+    Done::no(
+        Code::PrivacyRequired,
+        "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+    )
+}
 
 pub(crate) async fn starttls(s: &mut Session, tag: &str) -> Reply {
     let Some(tls) = s.ctx.tls.clone() else {
@@ -24,8 +29,13 @@ pub(crate) async fn starttls(s: &mut Session, tag: &str) -> Reply {
         s.ctx.config.max_line_length,
         crate::imap::session::PRE_AUTH_MAX_LITERAL.min(s.ctx.config.max_literal_size),
     );
-    s.out
-        .extend_from_slice(format!("{tag} OK Begin TLS negotiation now.\r\n").as_bytes());
+    let text = RespText::new("Begin TLS negotiation now.");
+    let ok = Tagged {
+        tag,
+        status: Status::Ok,
+        text: &text,
+    };
+    s.encoder().tagged(&mut s.out, &ok);
     if s.flush().await.is_err() {
         return Err(Done::Close);
     }
@@ -52,7 +62,7 @@ pub(crate) async fn login(
     password: Secret<AString<'static>>,
 ) -> Reply {
     if !s.ctx.backend.allow_plaintext(&s.conn) {
-        return Err(Done::No(PRIVACY.into()));
+        return Err(privacy_required());
     }
     let user = String::from_utf8_lossy(username.as_ref()).to_string();
     let pw = String::from_utf8_lossy(password.declassify().as_ref()).to_string();
@@ -71,7 +81,7 @@ pub(crate) async fn authenticate(
         _ => return Err(Done::No("Unsupported authentication mechanism.".into())),
     };
     if !s.ctx.backend.allow_plaintext(&s.conn) {
-        return Err(Done::No(PRIVACY.into()));
+        return Err(privacy_required());
     }
     let ir = initial.map(|r| {
         let r = r.declassify();
@@ -98,7 +108,7 @@ pub(crate) async fn authenticate(
                 .await;
             }
             SaslStep::Challenge(ch) => {
-                s.out.extend_from_slice(format!("+ {ch}\r\n").as_bytes());
+                s.encoder().continuation(&mut s.out, &ch);
                 if s.flush().await.is_err() {
                     return Err(Done::Close);
                 }
@@ -130,7 +140,9 @@ async fn failed_exchange(s: &mut Session, e: sasl::SaslError) -> Reply {
         return Err(Done::Bad("Authentication aborted by client.".into()));
     }
     s.auth_attempts += 1;
-    Err(Done::Bad(format!("Invalid authentication data: {e}")))
+    Err(Done::Bad(
+        format!("Invalid authentication data: {e}").into(),
+    ))
 }
 
 async fn authenticate_as(
@@ -159,17 +171,22 @@ async fn authenticate_as(
             if !s.ctx.config.auth_failure_delay.is_zero() {
                 tokio::time::sleep(s.ctx.config.auth_failure_delay).await;
             }
-            return Err(Done::No(AUTH_FAILED.into()));
+            return Err(Done::no(
+                Code::AuthenticationFailed,
+                "Authentication failed.",
+            ));
         }
         AuthOutcome::RateLimited => {
-            return Err(Done::No(
-                "[UNAVAILABLE] Too many failed authentication attempts; try again later.".into(),
+            return Err(Done::no(
+                Code::Unavailable,
+                "Too many failed authentication attempts; try again later.",
             ))
         }
         AuthOutcome::TempFail(why) => {
             tracing::warn!("auth tempfail for user={user}: {why}");
-            return Err(Done::No(
-                "[UNAVAILABLE] Temporary authentication failure.".into(),
+            return Err(Done::no(
+                Code::Unavailable,
+                "Temporary authentication failure.",
             ));
         }
     };
@@ -181,14 +198,14 @@ async fn authenticate_as(
         Ok(g) => g,
         Err(text) => {
             tracing::info!("imap-login: Login refused: user=<{user}>: {text}");
-            return Err(Done::No(format!("[UNAVAILABLE] {text}")));
+            return Err(Done::no(Code::Unavailable, text));
         }
     };
     let store = match crate::mail::UserMail::open(&s.ctx.backend, &user).await {
         Ok(st) => st,
         Err(e) => {
             tracing::error!("opening mail store of user={user} failed: {e}");
-            return Err(Done::No(crate::imap::session::SERVERBUG.into()));
+            return Err(server_bug());
         }
     };
     s.watch = Some(store.reader().watch());
@@ -206,6 +223,8 @@ async fn authenticate_as(
         s.conn.session_id
     );
     s.user = Some(user);
-    let caps = s.capabilities().join(" ");
-    Ok(Done::Ok(format!("[CAPABILITY {caps}] Logged in")))
+    Ok(Done::ok_coded(
+        Code::Capability(s.capabilities()),
+        "Logged in",
+    ))
 }

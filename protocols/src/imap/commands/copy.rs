@@ -1,7 +1,9 @@
 //! COPY and MOVE (and their UID forms), answering COPYUID (UIDPLUS).
 
-use crate::imap::format;
-use crate::imap::session::{Done, Reply, Session};
+use crate::imap::args;
+use crate::imap::reply::{trycreate, Done, Reply};
+use crate::imap::response::{Code, RespText, Untagged};
+use crate::imap::session::Session;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 
@@ -12,18 +14,20 @@ pub(crate) async fn copy(
     uid: bool,
     is_move: bool,
 ) -> Reply {
-    let target = s.mailbox_in(&super::mailbox::raw_name(&mailbox))?;
+    let target = s.mailbox_arg(&mailbox)?;
     let sel = s.selected()?;
     if is_move && sel.read_only {
-        return Err(Done::No("[READ-ONLY] Mailbox is read-only.".into()));
+        return Err(Done::no(Code::ReadOnly, "Mailbox is read-only."));
     }
     let all = sel.uids();
-    let idx = format::resolve(&set, uid, &all, "COPY").map_err(Done::Bad)?;
+    let idx = args::resolve(&set, uid, &all, "COPY").map_err(|e| Done::Bad(e.into()))?;
     let verb = if is_move { "Move" } else { "Copy" };
     if idx.is_empty() {
-        return Ok(Done::Ok(format!("No messages found. {verb} completed.")));
+        return Ok(Done::Ok(
+            format!("No messages found. {verb} completed.").into(),
+        ));
     }
-    let uids: Vec<u32> = idx.iter().map(|&i| all[i]).collect();
+    let uids: Vec<u32> = idx.iter().filter_map(|&i| all.get(i).copied()).collect();
     let from = sel.name.clone();
     let t = target.clone();
     let outcome = s
@@ -35,33 +39,24 @@ pub(crate) async fn copy(
             }
         })
         .await
-        .map_err(|d| match d {
-            Done::No(t) if t.starts_with("[NONEXISTENT]") => {
-                Done::No(format!("[TRYCREATE] Mailbox doesn't exist: {target}"))
-            }
-            other => other,
-        })?;
+        .map_err(trycreate(&target))?;
     let src: Vec<u32> = outcome.pairs.iter().map(|p| p.0).collect();
     let dst: Vec<u32> = outcome.pairs.iter().map(|p| p.1).collect();
-    let code = if src.is_empty() {
-        String::new()
-    } else {
-        // Not compacted: COPYUID pairs the two sets element by element.
-        let join = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        format!(
-            "[COPYUID {} {} {}] ",
-            outcome.dst_uidvalidity,
-            join(&src),
-            join(&dst)
-        )
-    };
+    let code = (!src.is_empty()).then(|| Code::CopyUid {
+        uidvalidity: outcome.dst_uidvalidity,
+        src: src.clone(),
+        dst,
+    });
     if is_move {
         // RFC 6851: COPYUID comes untagged before the expunges, then a plain tagged OK.
-        if !code.is_empty() {
-            s.untagged(&format!("OK {}Moved UIDs.", code));
+        if let Some(code) = code {
+            s.send(&Untagged::Ok(RespText::coded(code, "Moved UIDs.")));
         }
-        super::expunge::report_expunged(s, &src);
+        s.announce_expunged(&src);
         return Ok(Done::Ok("Move completed.".into()));
     }
-    Ok(Done::Ok(format!("{code}Copy completed.")))
+    Ok(Done::Ok(RespText {
+        code,
+        text: "Copy completed.".into(),
+    }))
 }

@@ -1,6 +1,8 @@
 //! ENABLE (RFC 5161): CONDSTORE, QRESYNC, UTF8=ACCEPT, IMAP4rev2.
 
-use crate::imap::session::{Done, Reply, Session};
+use crate::imap::reply::{Done, Reply};
+use crate::imap::response::Untagged;
+use crate::imap::session::Session;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 
@@ -31,12 +33,9 @@ pub(crate) fn enable(s: &mut Session, caps: Vec1<CapabilityEnable<'static>>) -> 
             });
         }
     }
-    let mut line = "ENABLED".to_string();
-    for e in enabled {
-        line.push(' ');
-        line.push_str(&e);
-    }
-    s.untagged(&line);
+    s.send(&Untagged::Enabled(
+        enabled.iter().map(String::as_str).collect(),
+    ));
     // ENABLE CONDSTORE/QRESYNC is a CONDSTORE-enabling command too: in a selected mailbox
     // the client learns HIGHESTMODSEQ (RFC 7162 3.1), after the ENABLED line.
     if !condstore_before && s.enabled.condstore {

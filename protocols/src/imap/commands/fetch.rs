@@ -1,18 +1,22 @@
 //! FETCH and UID FETCH: every item of RFC 3501/9051 (FLAGS, UID, INTERNALDATE, RFC822.SIZE,
 //! RFC822*, ENVELOPE, BODY, BODYSTRUCTURE, BODY[section]<partial>, BODY.PEEK, BINARY[],
 //! BINARY.SIZE, MODSEQ), CHANGEDSINCE and VANISHED (RFC 7162). Rendering of the message parts is
-//! the message module's; this file picks messages, sets \Seen, and writes the responses.
+//! the message module's; this file picks messages, sets \Seen, and says what to answer.
 
-use crate::imap::format;
+use crate::imap::args;
 use crate::imap::message::{self, Partial, SectionSpec, SectionText};
-use crate::imap::session::{Done, Reply, Session, FLUSH_AT};
+use crate::imap::reply::{server_bug, Done, Reply};
+use crate::imap::response::{Code, Encoder, FetchItem, SectionName, Untagged};
+use crate::imap::session::{Session, FLUSH_AT};
 use crate::mail::Reader;
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItemName, Section,
 };
 use imap_codec::imap_types::sequence::SequenceSet;
+use std::borrow::Cow;
 use std::sync::Arc;
+use storage::mime::MessageFacts;
 use storage::{Flag, FlagMode, Flags, MessageMeta};
 
 /// Messages rendered per blocking call when bodies are read: bounds memory, lets output flow.
@@ -31,14 +35,14 @@ enum Item {
         extended: bool,
     },
     ModSeq,
+    /// BODY[...] and the RFC822 items: what to extract, and what the answer calls it.
     Section {
         spec: SectionSpec,
-        label: String,
+        name: SectionName,
     },
     Binary {
         part: Vec<u32>,
         partial: Option<Partial>,
-        label: String,
     },
     BinarySize {
         part: Vec<u32>,
@@ -64,201 +68,145 @@ impl Item {
     }
 }
 
-fn part_label(part: &[u32]) -> String {
-    part.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn section_spec(section: Option<&Section<'_>>) -> (Vec<u32>, Option<SectionText>, String) {
-    let names = |v: &[imap_codec::imap_types::core::AString<'_>]| -> (Vec<Vec<u8>>, String) {
-        let raw: Vec<Vec<u8>> = v.iter().map(|n| n.as_ref().to_vec()).collect();
-        let label = raw
-            .iter()
-            .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase())
-            .collect::<Vec<_>>()
-            .join(" ");
-        (raw, label)
+/// The part numbers and text specifier of a BODY[section].
+fn section_spec(section: Option<&Section<'_>>) -> (Vec<u32>, Option<SectionText>) {
+    let names = |v: &[imap_codec::imap_types::core::AString<'_>]| -> Vec<Vec<u8>> {
+        v.iter().map(|n| n.as_ref().to_vec()).collect()
     };
     let part_of = |p: Option<&imap_codec::imap_types::fetch::Part>| -> Vec<u32> {
         p.map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
             .unwrap_or_default()
     };
-    let with_prefix = |part: &[u32], text: &str| {
-        if part.is_empty() {
-            text.to_string()
-        } else if text.is_empty() {
-            part_label(part)
-        } else {
-            format!("{}.{text}", part_label(part))
-        }
-    };
     match section {
-        None => (Vec::new(), None, String::new()),
-        Some(Section::Part(p)) => {
-            let part = part_of(Some(p));
-            let l = part_label(&part);
-            (part, None, l)
-        }
-        Some(Section::Header(p)) => {
-            let part = part_of(p.as_ref());
-            let l = with_prefix(&part, "HEADER");
-            (part, Some(SectionText::Header), l)
-        }
-        Some(Section::HeaderFields(p, v)) => {
-            let part = part_of(p.as_ref());
-            let (raw, names) = names(v.as_ref());
-            let l = with_prefix(&part, &format!("HEADER.FIELDS ({names})"));
-            (part, Some(SectionText::HeaderFields(raw)), l)
-        }
-        Some(Section::HeaderFieldsNot(p, v)) => {
-            let part = part_of(p.as_ref());
-            let (raw, names) = names(v.as_ref());
-            let l = with_prefix(&part, &format!("HEADER.FIELDS.NOT ({names})"));
-            (part, Some(SectionText::HeaderFieldsNot(raw)), l)
-        }
-        Some(Section::Text(p)) => {
-            let part = part_of(p.as_ref());
-            let l = with_prefix(&part, "TEXT");
-            (part, Some(SectionText::Text), l)
-        }
-        Some(Section::Mime(p)) => {
-            let part = part_of(Some(p));
-            let l = with_prefix(&part, "MIME");
-            (part, Some(SectionText::Mime), l)
-        }
+        None => (Vec::new(), None),
+        Some(Section::Part(p)) => (part_of(Some(p)), None),
+        Some(Section::Header(p)) => (part_of(p.as_ref()), Some(SectionText::Header)),
+        Some(Section::HeaderFields(p, v)) => (
+            part_of(p.as_ref()),
+            Some(SectionText::HeaderFields(names(v.as_ref()))),
+        ),
+        Some(Section::HeaderFieldsNot(p, v)) => (
+            part_of(p.as_ref()),
+            Some(SectionText::HeaderFieldsNot(names(v.as_ref()))),
+        ),
+        Some(Section::Text(p)) => (part_of(p.as_ref()), Some(SectionText::Text)),
+        Some(Section::Mime(p)) => (part_of(Some(p)), Some(SectionText::Mime)),
+    }
+}
+
+/// The items a macro stands for.
+fn macro_items(m: Macro) -> Vec<MessageDataItemName<'static>> {
+    use MessageDataItemName as N;
+    match m {
+        Macro::Fast => vec![N::Flags, N::InternalDate, N::Rfc822Size],
+        Macro::All => vec![N::Flags, N::InternalDate, N::Rfc822Size, N::Envelope],
+        // FULL, and any macro a later imap-types adds (it is non_exhaustive).
+        _ => vec![
+            N::Flags,
+            N::InternalDate,
+            N::Rfc822Size,
+            N::Envelope,
+            N::Body,
+        ],
     }
 }
 
 /// Converts the parsed items; also says whether any of them sets \Seen.
 fn items_of(names: MacroOrMessageDataItemNames<'static>) -> (Vec<Item>, bool) {
     let list = match names {
-        MacroOrMessageDataItemNames::Macro(m) => match m {
-            Macro::Fast => vec![
-                MessageDataItemName::Flags,
-                MessageDataItemName::InternalDate,
-                MessageDataItemName::Rfc822Size,
-            ],
-            Macro::All => vec![
-                MessageDataItemName::Flags,
-                MessageDataItemName::InternalDate,
-                MessageDataItemName::Rfc822Size,
-                MessageDataItemName::Envelope,
-            ],
-            // FULL, and any macro a later imap-types adds (it is non_exhaustive).
-            _ => vec![
-                MessageDataItemName::Flags,
-                MessageDataItemName::InternalDate,
-                MessageDataItemName::Rfc822Size,
-                MessageDataItemName::Envelope,
-                MessageDataItemName::Body,
-            ],
-        },
+        MacroOrMessageDataItemNames::Macro(m) => macro_items(m),
         MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
     };
     let mut sets_seen = false;
-    let mut out = Vec::new();
-    for n in list {
-        use MessageDataItemName as N;
-        let item = match n {
-            N::Flags => Item::Flags,
-            N::Uid => Item::Uid,
-            N::InternalDate => Item::InternalDate,
-            N::Rfc822Size => Item::Size,
-            N::Envelope => Item::Envelope,
-            N::Body => Item::Body { extended: false },
-            N::BodyStructure => Item::Body { extended: true },
-            N::ModSeq => Item::ModSeq,
-            N::Rfc822 => {
-                sets_seen = true;
-                Item::Section {
-                    spec: SectionSpec::default(),
-                    label: "RFC822".into(),
-                }
-            }
-            N::Rfc822Header => Item::Section {
-                spec: SectionSpec {
-                    text: Some(SectionText::Header),
-                    ..SectionSpec::default()
-                },
-                label: "RFC822.HEADER".into(),
-            },
-            N::Rfc822Text => {
-                sets_seen = true;
-                Item::Section {
-                    spec: SectionSpec {
-                        text: Some(SectionText::Text),
-                        ..SectionSpec::default()
-                    },
-                    label: "RFC822.TEXT".into(),
-                }
-            }
-            N::BodyExt {
-                section,
-                partial,
-                peek,
-            } => {
-                sets_seen |= !peek;
-                let (part, text, label) = section_spec(section.as_ref());
-                let partial = partial.map(|(o, c)| Partial {
-                    origin: u64::from(o),
-                    count: u64::from(c.get()),
-                });
-                let label = match partial {
-                    Some(p) => format!("BODY[{label}]<{}>", p.origin),
-                    None => format!("BODY[{label}]"),
-                };
-                Item::Section {
-                    spec: SectionSpec {
-                        part,
-                        text,
-                        partial,
-                    },
-                    label,
-                }
-            }
-            N::Binary {
-                section,
-                partial,
-                peek,
-            } => {
-                sets_seen |= !peek;
-                let part: Vec<u32> = section.iter().map(|n| n.get()).collect();
-                let partial = partial.map(|(o, c)| Partial {
-                    origin: u64::from(o),
-                    count: u64::from(c.get()),
-                });
-                let label = match partial {
-                    Some(p) => format!("BINARY[{}]<{}>", part_label(&part), p.origin),
-                    None => format!("BINARY[{}]", part_label(&part)),
-                };
-                Item::Binary {
-                    part,
-                    partial,
-                    label,
-                }
-            }
-            N::BinarySize { section } => Item::BinarySize {
-                part: section.iter().map(|n| n.get()).collect(),
-            },
-        };
-        out.push(item);
-    }
-    (out, sets_seen)
+    let items = list
+        .into_iter()
+        .map(|n| {
+            let (item, seen) = item_of(n);
+            sets_seen |= seen;
+            item
+        })
+        .collect();
+    (items, sets_seen)
 }
 
-pub(crate) async fn fetch(
-    s: &mut Session,
-    set: SequenceSet,
-    names: MacroOrMessageDataItemNames<'static>,
+/// One parsed item, and whether it sets \Seen (the non-PEEK forms of content items).
+fn item_of(n: MessageDataItemName<'static>) -> (Item, bool) {
+    use MessageDataItemName as N;
+    let whole = |text, name| Item::Section {
+        spec: SectionSpec {
+            text,
+            ..SectionSpec::default()
+        },
+        name,
+    };
+    let partial_of = |p: Option<(u32, std::num::NonZeroU32)>| {
+        p.map(|(o, c)| Partial {
+            origin: u64::from(o),
+            count: u64::from(c.get()),
+        })
+    };
+    let item = match n {
+        N::Flags => Item::Flags,
+        N::Uid => Item::Uid,
+        N::InternalDate => Item::InternalDate,
+        N::Rfc822Size => Item::Size,
+        N::Envelope => Item::Envelope,
+        N::Body => Item::Body { extended: false },
+        N::BodyStructure => Item::Body { extended: true },
+        N::ModSeq => Item::ModSeq,
+        N::Rfc822 => return (whole(None, SectionName::Rfc822), true),
+        N::Rfc822Header => whole(Some(SectionText::Header), SectionName::Rfc822Header),
+        N::Rfc822Text => {
+            return (
+                whole(Some(SectionText::Text), SectionName::Rfc822Text),
+                true,
+            )
+        }
+        N::BodyExt {
+            section,
+            partial,
+            peek,
+        } => {
+            let (part, text) = section_spec(section.as_ref());
+            let partial = partial_of(partial);
+            let name = SectionName::Body {
+                part: part.clone(),
+                text: text.clone(),
+                origin: partial.map(|p| p.origin),
+            };
+            let spec = SectionSpec {
+                part,
+                text,
+                partial,
+            };
+            return (Item::Section { spec, name }, !peek);
+        }
+        N::Binary {
+            section,
+            partial,
+            peek,
+        } => {
+            let part = section.iter().map(|n| n.get()).collect();
+            let partial = partial_of(partial);
+            return (Item::Binary { part, partial }, !peek);
+        }
+        N::BinarySize { section } => Item::BinarySize {
+            part: section.iter().map(|n| n.get()).collect(),
+        },
+    };
+    (item, false)
+}
+
+/// FETCH's modifiers: CHANGEDSINCE's modseq, and whether VANISHED was asked (which needs UID
+/// FETCH, CHANGEDSINCE and QRESYNC enabled).
+fn modifiers(
+    s: &Session,
+    modifiers: &[FetchModifier],
     uid: bool,
-    modifiers: Vec<FetchModifier>,
-) -> Reply {
-    let (mut items, sets_seen) = items_of(names);
+) -> Result<(Option<u64>, bool), Done> {
     let mut changed_since = None;
     let mut vanished = false;
-    for m in &modifiers {
+    for m in modifiers {
         match m {
             FetchModifier::ChangedSince(v) => changed_since = Some(v.get()),
             FetchModifier::Vanished => vanished = true,
@@ -269,11 +217,21 @@ pub(crate) async fn fetch(
             "VANISHED requires UID FETCH with CHANGEDSINCE after ENABLE QRESYNC".into(),
         ));
     }
-    if changed_since.is_some() {
-        s.enable_condstore();
-        if !items.iter().any(|i| matches!(i, Item::ModSeq)) {
-            items.push(Item::ModSeq);
-        }
+    Ok((changed_since, vanished))
+}
+
+pub(crate) async fn fetch(
+    s: &mut Session,
+    set: SequenceSet,
+    names: MacroOrMessageDataItemNames<'static>,
+    uid: bool,
+    modifiers_given: Vec<FetchModifier>,
+) -> Reply {
+    let (mut items, sets_seen) = items_of(names);
+    let (changed_since, vanished) = modifiers(s, &modifiers_given, uid)?;
+    // CHANGEDSINCE implies MODSEQ; either enables CONDSTORE (RFC 7162 3.1).
+    if changed_since.is_some() && !items.iter().any(|i| matches!(i, Item::ModSeq)) {
+        items.push(Item::ModSeq);
     }
     if items.iter().any(|i| matches!(i, Item::ModSeq)) {
         s.enable_condstore();
@@ -283,53 +241,86 @@ pub(crate) async fn fetch(
     }
     let sel = s.selected()?;
     let all = sel.uids();
-    let mut idx = format::resolve(&set, uid, &all, "FETCH").map_err(Done::Bad)?;
+    let mut idx = args::resolve(&set, uid, &all, "FETCH").map_err(|e| Done::Bad(e.into()))?;
     if let Some(cs) = changed_since {
-        idx.retain(|&i| sel.msgs[i].meta.modseq > cs);
+        idx.retain(|&i| sel.msgs.get(i).is_some_and(|m| m.meta.modseq > cs));
         if vanished {
-            let name = sel.name.clone();
-            let gone = s
-                .store_call(move |st| st.changes_since(&name, cs))
-                .await?
-                .expunged;
-            let in_set: Vec<u32> = gone.into_iter().filter(|u| set_has_uid(&set, *u)).collect();
-            if !in_set.is_empty() {
-                s.untagged(&format!(
-                    "VANISHED (EARLIER) {}",
-                    format::compact_set(&in_set)
-                ));
-            }
+            send_vanished_earlier(s, &set, cs).await?;
         }
     }
+    let seen_now = if sets_seen {
+        set_seen(s, &idx).await?
+    } else {
+        Vec::new()
+    };
+    send_fetches(s, &idx, items, &seen_now).await
+}
+
+/// VANISHED (EARLIER) for the UIDs of `set` expunged since modseq `since` (RFC 7162 3.2.6).
+async fn send_vanished_earlier(s: &mut Session, set: &SequenceSet, since: u64) -> Result<(), Done> {
+    let name = s.selected()?.name.clone();
+    let gone = s
+        .store_call(move |st| st.changes_since(&name, since))
+        .await?
+        .expunged;
+    let in_set: Vec<u32> = gone.into_iter().filter(|u| set_has_uid(set, *u)).collect();
+    if !in_set.is_empty() {
+        s.send(&Untagged::Vanished {
+            earlier: true,
+            uids: in_set.into(),
+        });
+    }
+    Ok(())
+}
+
+/// Implicit \Seen (RFC 9051 6.4.5) for the messages at `idx`, done before rendering so FLAGS
+/// shows it; only when the mailbox is writable and the write gate open. Returns the UIDs that
+/// were set now (their FETCH lines carry FLAGS even when not asked for).
+async fn set_seen(s: &mut Session, idx: &[usize]) -> Result<Vec<u32>, Done> {
     let sel = s.selected()?;
-    // Implicit \Seen (RFC 9051 6.4.5), done before rendering so FLAGS shows it.
-    let mut seen_now: Vec<u32> = Vec::new();
-    if sets_seen && !sel.read_only {
-        let unseen: Vec<u32> = idx
-            .iter()
-            .map(|&i| &sel.msgs[i].meta)
-            .filter(|m| !m.flags.contains(&Flag::Seen))
-            .map(|m| m.uid)
-            .collect();
-        if !unseen.is_empty() && s.writable() {
-            let name = sel.name.clone();
-            let mut seen = Flags::new();
-            seen.insert(Flag::Seen);
-            let outcome = s
-                .store_write(move |st| st.store_flags(&name, &unseen, FlagMode::Add, &seen, None))
-                .await?;
-            if let Some(sel) = s.sel.as_mut() {
-                for (u, flags, modseq) in outcome.updated {
-                    if let Some(i) = sel.index_of_uid(u) {
-                        let meta = Arc::make_mut(&mut sel.msgs[i].meta);
-                        meta.flags = flags;
-                        meta.modseq = modseq;
-                        seen_now.push(u);
-                    }
-                }
+    if sel.read_only {
+        return Ok(Vec::new());
+    }
+    let unseen: Vec<u32> = idx
+        .iter()
+        .filter_map(|&i| sel.msgs.get(i))
+        .map(|m| &m.meta)
+        .filter(|m| !m.flags.contains(&Flag::Seen))
+        .map(|m| m.uid)
+        .collect();
+    if unseen.is_empty() || !s.writable() {
+        return Ok(Vec::new());
+    }
+    let name = sel.name.clone();
+    let mut seen = Flags::new();
+    seen.insert(Flag::Seen);
+    let outcome = s
+        .store_write(move |st| st.store_flags(&name, &unseen, FlagMode::Add, &seen, None))
+        .await?;
+    let mut seen_now = Vec::new();
+    if let Some(sel) = s.sel.as_mut() {
+        for (u, flags, modseq) in outcome.updated {
+            if let Some(m) = sel.index_of_uid(u).and_then(|i| sel.msgs.get_mut(i)) {
+                let meta = Arc::make_mut(&mut m.meta);
+                meta.flags = flags;
+                meta.modseq = modseq;
+                seen_now.push(u);
             }
         }
     }
+    Ok(seen_now)
+}
+
+/// One message to render: its sequence number, entry, \Recent, and whether \Seen was set now.
+struct ToRender {
+    seq: u32,
+    meta: Arc<MessageMeta>,
+    recent: bool,
+    seen_now: bool,
+}
+
+/// Renders the FETCH responses in batches on the blocking pool, flushing as output grows.
+async fn send_fetches(s: &mut Session, idx: &[usize], items: Vec<Item>, seen_now: &[u32]) -> Reply {
     let store = s.user_store()?;
     let items = Arc::new(items);
     let batch = if items.iter().any(|i| i.needs_raw() || i.needs_facts()) {
@@ -337,28 +328,29 @@ pub(crate) async fn fetch(
     } else {
         META_BATCH
     };
+    let enc = s.encoder();
     let mut unknown_cte = false;
     for chunk in idx.chunks(batch) {
         let sel = s.selected()?;
-        let batch: Vec<(usize, Arc<MessageMeta>, bool, bool)> = chunk
+        let batch: Vec<ToRender> = chunk
             .iter()
-            .map(|&i| {
-                let m = &sel.msgs[i];
-                (
-                    i + 1,
-                    m.meta.clone(),
-                    m.recent,
-                    seen_now.contains(&m.meta.uid),
-                )
+            .filter_map(|&i| {
+                let m = sel.msgs.get(i)?;
+                Some(ToRender {
+                    seq: i as u32 + 1,
+                    meta: m.meta.clone(),
+                    recent: m.recent,
+                    seen_now: seen_now.contains(&m.meta.uid),
+                })
             })
             .collect();
         let st = store.clone();
         let it = items.clone();
-        let (out, cte) = crate::blocking::run(move || render_batch(&st, &batch, &it))
+        let (out, cte) = crate::blocking::run(move || render_batch(&st, &batch, &it, enc))
             .await
             .map_err(|e| {
                 tracing::error!("fetch failed: {e}");
-                Done::No(crate::imap::session::SERVERBUG.into())
+                server_bug()
             })?;
         s.out.extend_from_slice(&out);
         unknown_cte |= cte;
@@ -367,8 +359,9 @@ pub(crate) async fn fetch(
         }
     }
     if unknown_cte {
-        return Err(Done::No(
-            "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding in a requested part.".into(),
+        return Err(Done::no(
+            Code::UnknownCte,
+            "Unknown Content-Transfer-Encoding in a requested part.",
         ));
     }
     Ok(Done::Ok("Fetch completed.".into()))
@@ -390,139 +383,125 @@ fn set_has_uid(set: &SequenceSet, uid: u32) -> bool {
     })
 }
 
-/// Renders `* n FETCH (...)` for a batch of messages. A message that vanished from the store
+/// A BINARY item met a Content-Transfer-Encoding it cannot decode.
+struct UnknownCte;
+
+/// Encodes `* n FETCH (...)` for a batch of messages. A message that vanished from the store
 /// since the snapshot (expunged by another session, not yet announced) is left out.
 /// Also says whether a BINARY item met a Content-Transfer-Encoding it cannot decode: that
 /// message's FETCH line is left out and the command ends `NO [UNKNOWN-CTE]` (RFC 3516 4.3).
-fn render_batch(
-    st: &Reader,
-    batch: &[(usize, Arc<MessageMeta>, bool, bool)],
-    items: &[Item],
-) -> (Vec<u8>, bool) {
+fn render_batch(st: &Reader, batch: &[ToRender], items: &[Item], enc: Encoder) -> (Vec<u8>, bool) {
     let needs_raw = items.iter().any(Item::needs_raw);
     let needs_facts = items.iter().any(Item::needs_facts);
     let mut out = Vec::new();
     let mut unknown_cte = false;
-    'messages: for (seq, meta, recent, seen_now) in batch {
-        let raw = if needs_raw {
-            match st.read_message(&meta.object) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::debug!("fetch: message uid {} unreadable: {e}", meta.uid);
-                    continue;
-                }
-            }
-        } else {
-            None
+    for m in batch {
+        let Some((raw, facts)) = load(st, &m.meta, needs_raw, needs_facts) else {
+            continue;
         };
-        let facts = if needs_facts {
-            match st.facts(&meta.object) {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    tracing::debug!("fetch: facts of uid {} unreadable: {e}", meta.uid);
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        let raw = raw.as_deref().unwrap_or(&[]);
-        let mut parts: Vec<Vec<u8>> = Vec::new();
-        let mut has_flags = false;
-        for item in items {
-            let mut p = Vec::new();
-            match item {
-                Item::Flags => {
-                    has_flags = true;
-                    p.extend_from_slice(
-                        format!("FLAGS {}", format::flag_list(&meta.flags, *recent)).as_bytes(),
-                    );
-                }
-                Item::Uid => p.extend_from_slice(format!("UID {}", meta.uid).as_bytes()),
-                Item::InternalDate => p.extend_from_slice(
-                    format!(
-                        "INTERNALDATE {}",
-                        format::internal_date(meta.internal_date, meta.internal_date_tz_min)
-                    )
-                    .as_bytes(),
-                ),
-                Item::Size => p.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes()),
-                Item::ModSeq => p.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes()),
-                Item::Envelope => {
-                    p.extend_from_slice(b"ENVELOPE ");
-                    if let Some(f) = &facts {
-                        message::render_envelope(&f.envelope, &mut p);
-                    }
-                }
-                Item::Body { extended } => {
-                    p.extend_from_slice(if *extended {
-                        b"BODYSTRUCTURE "
-                    } else {
-                        b"BODY "
-                    });
-                    if let Some(f) = &facts {
-                        message::render_body(&f.body, *extended, &mut p);
-                    }
-                }
-                Item::Section { spec, label } => {
-                    let mut data = match &facts {
-                        Some(f) => message::extract(raw, f, spec),
-                        None => Vec::new(),
-                    };
-                    // A literal may not carry NUL (RFC 9051 4.3); content stored from a
-                    // BINARY APPEND can. As Dovecot, NUL goes out as 0x80; BINARY[] sends it.
-                    for b in data.iter_mut().filter(|b| **b == 0) {
-                        *b = 0x80;
-                    }
-                    p.extend_from_slice(label.as_bytes());
-                    p.push(b' ');
-                    format::literal(&mut p, &data);
-                }
-                Item::Binary {
-                    part,
-                    partial,
-                    label,
-                } => {
-                    let Some(f) = &facts else { continue };
-                    match message::decode_binary(raw, f, part, *partial) {
-                        Ok(data) => {
-                            p.extend_from_slice(label.as_bytes());
-                            p.push(b' ');
-                            // literal8 for binary content (RFC 3516).
-                            if data.contains(&0) {
-                                p.push(b'~');
-                            }
-                            format::literal(&mut p, &data);
-                        }
-                        Err(message::BinaryError::UnknownCte) => {
-                            unknown_cte = true;
-                            continue 'messages;
-                        }
-                    }
-                }
-                Item::BinarySize { part } => {
-                    let Some(f) = &facts else { continue };
-                    match message::binary_size(raw, f, part) {
-                        Ok(n) => p.extend_from_slice(
-                            format!("BINARY.SIZE[{}] {n}", part_label(part)).as_bytes(),
-                        ),
-                        Err(message::BinaryError::UnknownCte) => {
-                            unknown_cte = true;
-                            continue 'messages;
-                        }
-                    }
-                }
-            }
-            if !p.is_empty() {
-                parts.push(p);
-            }
+        match fetch_items(m, items, &raw, facts.as_deref()) {
+            Ok(fetched) => enc.untagged(
+                &mut out,
+                &Untagged::Fetch {
+                    seq: m.seq,
+                    items: fetched,
+                },
+            ),
+            Err(UnknownCte) => unknown_cte = true,
         }
-        if *seen_now && !has_flags {
-            parts.push(format!("FLAGS {}", format::flag_list(&meta.flags, *recent)).into_bytes());
-        }
-        out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
-        out.extend_from_slice(&parts.join(&b' '));
-        out.extend_from_slice(b")\r\n");
     }
     (out, unknown_cte)
+}
+
+/// The message's raw bytes and parsed facts, each read only when an item needs it (empty and
+/// None otherwise). None when the message cannot be read (it vanished since the snapshot).
+fn load(
+    st: &Reader,
+    meta: &MessageMeta,
+    needs_raw: bool,
+    needs_facts: bool,
+) -> Option<(Vec<u8>, Option<Arc<MessageFacts>>)> {
+    let raw = if needs_raw {
+        st.read_message(&meta.object)
+            .map_err(|e| tracing::debug!("fetch: message uid {} unreadable: {e}", meta.uid))
+            .ok()?
+    } else {
+        Vec::new()
+    };
+    let facts = if needs_facts {
+        let f = st
+            .facts(&meta.object)
+            .map_err(|e| tracing::debug!("fetch: facts of uid {} unreadable: {e}", meta.uid))
+            .ok()?;
+        Some(f)
+    } else {
+        None
+    };
+    Some((raw, facts))
+}
+
+/// What one message's FETCH response holds: the items asked for in order, and FLAGS when the
+/// fetch itself set \Seen (RFC 9051 6.4.5).
+fn fetch_items<'a>(
+    m: &'a ToRender,
+    items: &'a [Item],
+    raw: &'a [u8],
+    facts: Option<&'a MessageFacts>,
+) -> Result<Vec<FetchItem<'a>>, UnknownCte> {
+    let meta = &m.meta;
+    let flags = || FetchItem::Flags {
+        flags: &meta.flags,
+        recent: m.recent,
+    };
+    let mut out = Vec::with_capacity(items.len() + 1);
+    for item in items {
+        let fetched = match item {
+            Item::Flags => flags(),
+            Item::Uid => FetchItem::Uid(meta.uid),
+            Item::InternalDate => FetchItem::InternalDate {
+                secs: meta.internal_date,
+                tz_min: meta.internal_date_tz_min,
+            },
+            Item::Size => FetchItem::Rfc822Size(meta.size),
+            Item::ModSeq => FetchItem::ModSeq(meta.modseq),
+            // Items that need the facts are left out if they could not be read; `load` makes
+            // that not happen.
+            Item::Envelope => match facts {
+                Some(f) => FetchItem::Envelope(message::envelope(&f.envelope)),
+                None => continue,
+            },
+            Item::Body { extended } => match facts {
+                Some(f) if *extended => FetchItem::BodyStructure(message::body(&f.body, true)),
+                Some(f) => FetchItem::Body(message::body(&f.body, false)),
+                None => continue,
+            },
+            Item::Section { spec, name } => FetchItem::Section {
+                name,
+                data: match facts {
+                    Some(f) => message::extract_ref(raw, f, spec),
+                    None => Cow::Borrowed(&[][..]),
+                },
+            },
+            Item::Binary { part, partial } => {
+                let Some(f) = facts else { continue };
+                let data =
+                    message::decode_binary(raw, f, part, *partial).map_err(|_| UnknownCte)?;
+                FetchItem::Binary {
+                    part,
+                    origin: partial.map(|p| p.origin),
+                    data: data.into(),
+                }
+            }
+            Item::BinarySize { part } => {
+                let Some(f) = facts else { continue };
+                let size = message::binary_size(raw, f, part).map_err(|_| UnknownCte)?;
+                FetchItem::BinarySize { part, size }
+            }
+        };
+        out.push(fetched);
+    }
+    if m.seen_now && !items.iter().any(|i| matches!(i, Item::Flags)) {
+        out.push(flags());
+    }
+    Ok(out)
 }

@@ -2,7 +2,9 @@
 //! `* OK Still here` every imap_idle_notify_interval, ends on DONE.
 
 use crate::imap::changes::Doorbell;
-use crate::imap::session::{Done, Reply, Session};
+use crate::imap::reply::{Done, Reply};
+use crate::imap::response::Untagged;
+use crate::imap::session::Session;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
@@ -27,7 +29,7 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
         },
         None => s.watch.clone().map_or(Wake::Never, Wake::Counter),
     };
-    s.out.extend_from_slice(b"+ idling\r\n");
+    s.encoder().continuation(&mut s.out, "idling");
     if s.sync(true).await.is_err() {
         tracing::warn!("mailbox update before IDLE failed");
     }
@@ -96,9 +98,9 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
             }
             // The store went away: keep idling, but without notifications.
             Ev::Changed(false) => wake = Wake::Never,
-            Ev::Tick => s.untagged("OK Still here"),
+            Ev::Tick => s.send(&Untagged::Ok("Still here".into())),
             Ev::Shutdown => {
-                s.untagged("BYE Server shutting down.");
+                s.send(&Untagged::Bye("Server shutting down.".into()));
                 s.end_reason = Some("Server shutting down".into());
                 return Err(Done::Close);
             }

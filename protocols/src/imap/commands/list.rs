@@ -1,8 +1,11 @@
 //! LIST (CHILDREN, SPECIAL-USE, LIST-EXTENDED: SUBSCRIBED selection, RETURN (SUBSCRIBED
 //! CHILDREN SPECIAL-USE STATUS)) and LSUB.
 
+use super::status_data;
 use crate::imap::parse::ListArgs;
-use crate::imap::session::{Done, Reply, Session};
+use crate::imap::reply::{Done, Reply};
+use crate::imap::response::Untagged;
+use crate::imap::session::Session;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// IMAP list wildcard matching: `*` matches anything, `%` anything but the separator.
@@ -72,33 +75,138 @@ struct Entry {
     subscribed: bool,
 }
 
-pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
-    let reference = pattern_in(s, &args.reference);
-    let mut patterns = Vec::new();
-    for p in &args.patterns {
-        let p = pattern_in(s, p);
-        patterns.push(if reference.is_empty() || p.starts_with('/') {
-            p
-        } else {
-            format!("{reference}{p}")
-        });
+/// A LIST or LSUB command with its options checked.
+struct Query {
+    lsub: bool,
+    /// The patterns, each with the reference prefixed.
+    patterns: Vec<String>,
+    /// Selection SUBSCRIBED: subscriptions are listed, not mailboxes.
+    sel_subscribed: bool,
+    /// Selection SPECIAL-USE: only mailboxes with a special use.
+    only_special: bool,
+    /// Selection RECURSIVEMATCH.
+    recursive: bool,
+    /// Return SUBSCRIBED (implied by the SUBSCRIBED selection).
+    ret_subscribed: bool,
+    /// Return STATUS: these items follow each listed mailbox.
+    status_items: Option<Vec<String>>,
+}
+
+impl Query {
+    fn matches(&self, name: &str) -> bool {
+        self.patterns.iter().any(|p| name_matches(p, name))
     }
-    let verb = if args.lsub { "LSUB" } else { "LIST" };
-    let sel_subscribed = args.selection.iter().any(|o| o == "SUBSCRIBED");
-    let ret_subscribed = args.returns.iter().any(|o| o == "SUBSCRIBED") || sel_subscribed;
-    let ret_status = args.returns.iter().any(|o| o == "STATUS");
-    let only_special = args.selection.iter().any(|o| o == "SPECIAL-USE");
+}
+
+/// One line of the answer: a name and its attributes.
+type Line = (String, Vec<&'static str>);
+
+pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
+    let q = query(s, args)?;
+    let done = Done::Ok(
+        if q.lsub {
+            "Lsub completed."
+        } else {
+            "List completed."
+        }
+        .into(),
+    );
+    // LIST "" "": the hierarchy delimiter and root.
+    if !q.lsub && q.patterns.iter().all(|p| p.is_empty()) {
+        s.send(&Untagged::List {
+            lsub: false,
+            attributes: vec!["\\Noselect"],
+            delimiter: Some('/'),
+            mailbox: "",
+            childinfo: vec![],
+        });
+        return Ok(done);
+    }
+    if let Some(items) = &q.status_items {
+        status_data::check_items(items)?;
+    }
+    let (boxes, subs) = s
+        .store_call(|st| Ok((st.list_mailboxes()?, st.subscriptions()?)))
+        .await?;
+    let existing: BTreeSet<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
+    let childinfo = childinfo_names(&q, &subs);
+    let mut lines = matching_lines(&q, &entries(&boxes, &subs), &existing);
+    lines.extend(childinfo_lines(&childinfo, &lines, &existing));
+    if !childinfo.is_empty() {
+        lines.sort();
+    }
+    // Parents that exist only as a path to a deeper name are shown, not selectable (RFC 3501
+    // 6.3.8/6.3.9 for `%`; for `*` too, so clients can draw the tree): with LIST for
+    // mailboxes, with LSUB for subscriptions.
+    if !q.sel_subscribed && !q.only_special {
+        let subscribed: BTreeSet<&str> = subs.iter().map(String::as_str).collect();
+        let present = if q.lsub { &subscribed } else { &existing };
+        lines.extend(parent_lines(&q, present));
+        lines.sort();
+    }
+    for (name, attributes) in &lines {
+        s.send(&Untagged::List {
+            lsub: q.lsub,
+            attributes: attributes.clone(),
+            delimiter: Some('/'),
+            mailbox: name,
+            childinfo: if childinfo.contains(name) {
+                vec!["SUBSCRIBED"]
+            } else {
+                vec![]
+            },
+        });
+        if let Some(items) = q.status_items.as_deref() {
+            if existing.contains(name.as_str()) {
+                // A mailbox that cannot be read now is listed without its STATUS.
+                if let Ok((info, counts)) = status_data::info_for(s, name, items).await {
+                    status_data::send_status(s, &info, counts, items);
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Checks the selection and return options (BAD for unknown ones, RFC 5258 3) and joins the
+/// reference to each pattern.
+fn query(s: &Session, args: ListArgs) -> Result<Query, Done> {
+    let reference = pattern_in(s, &args.reference);
+    let patterns = args
+        .patterns
+        .iter()
+        .map(|p| {
+            let p = pattern_in(s, p);
+            if reference.is_empty() || p.starts_with('/') {
+                p
+            } else {
+                format!("{reference}{p}")
+            }
+        })
+        .collect();
+    let selected = |o: &str| args.selection.iter().any(|x| x == o);
+    let returned = |o: &str| args.returns.iter().any(|x| x == o);
     for o in &args.selection {
         if !matches!(
             o.as_str(),
             "SUBSCRIBED" | "REMOTE" | "RECURSIVEMATCH" | "SPECIAL-USE"
         ) {
-            return Err(Done::Bad(format!("Invalid LIST selection option {o}")));
+            return Err(Done::Bad(
+                format!("Invalid LIST selection option {o}").into(),
+            ));
         }
     }
+    let q = Query {
+        lsub: args.lsub,
+        patterns,
+        sel_subscribed: selected("SUBSCRIBED"),
+        only_special: selected("SPECIAL-USE"),
+        recursive: selected("RECURSIVEMATCH"),
+        ret_subscribed: returned("SUBSCRIBED") || selected("SUBSCRIBED"),
+        status_items: returned("STATUS").then(|| args.status_items.clone()),
+    };
     // RFC 5258 3: RECURSIVEMATCH only refines another selection option (REMOTE is not one).
-    let recursive = args.selection.iter().any(|o| o == "RECURSIVEMATCH");
-    if recursive && !(sel_subscribed || only_special) {
+    if q.recursive && !(q.sel_subscribed || q.only_special) {
         return Err(Done::Bad(
             "Invalid LIST selection options: RECURSIVEMATCH must not be the only selection.".into(),
         ));
@@ -108,22 +216,16 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
             o.as_str(),
             "SUBSCRIBED" | "CHILDREN" | "SPECIAL-USE" | "STATUS"
         ) {
-            return Err(Done::Bad(format!("Invalid LIST return option {o}")));
+            return Err(Done::Bad(format!("Invalid LIST return option {o}").into()));
         }
     }
-    // LIST "" "": the hierarchy delimiter and root.
-    if !args.lsub && patterns.iter().all(|p| p.is_empty()) {
-        s.untagged("LIST (\\Noselect) \"/\" \"\"");
-        return Ok(Done::Ok("List completed.".into()));
-    }
-    if ret_status {
-        super::status::check_items(&args.status_items)?;
-    }
-    let (boxes, subs) = s
-        .store_call(|st| Ok((st.list_mailboxes()?, st.subscriptions()?)))
-        .await?;
+    Ok(q)
+}
+
+/// Every mailbox and every subscription, by name.
+fn entries(boxes: &[storage::MailboxInfo], subs: &[String]) -> BTreeMap<String, Entry> {
     let mut all: BTreeMap<String, Entry> = BTreeMap::new();
-    for b in &boxes {
+    for b in boxes {
         all.insert(
             b.name.clone(),
             Entry {
@@ -133,7 +235,7 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
             },
         );
     }
-    for name in &subs {
+    for name in subs {
         all.entry(name.clone())
             .or_insert(Entry {
                 exists: false,
@@ -142,138 +244,129 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
             })
             .subscribed = true;
     }
-    let existing: BTreeSet<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
-    let has_children = |name: &str| {
-        let prefix = format!("{name}/");
-        existing
-            .range(prefix.as_str()..)
-            .next()
-            .is_some_and(|n| n.starts_with(&prefix))
-    };
-    // RECURSIVEMATCH with SUBSCRIBED (RFC 5258 3.5): a name matching a pattern that has a
-    // subscribed descendant the patterns do not match is listed with CHILDINFO, whether or not
-    // it is subscribed itself.
-    let mut childinfo: BTreeSet<String> = BTreeSet::new();
-    if recursive && sel_subscribed {
-        for sub in &subs {
-            if patterns.iter().any(|p| name_matches(p, sub)) {
-                continue;
-            }
-            let mut parts: Vec<&str> = sub.split('/').collect();
-            while parts.len() > 1 {
-                parts.pop();
-                let parent = parts.join("/");
-                if patterns.iter().any(|p| name_matches(p, &parent)) {
-                    childinfo.insert(parent);
-                }
-            }
-        }
+    all
+}
+
+/// Whether `name` has a child among `existing`.
+fn has_children(existing: &BTreeSet<&str>, name: &str) -> bool {
+    let prefix = format!("{name}/");
+    existing
+        .range(prefix.as_str()..)
+        .next()
+        .is_some_and(|n| n.starts_with(&prefix))
+}
+
+/// The ancestors of `name`, nearest first: `a/b/c` gives `a/b`, `a`.
+fn ancestors(name: &str) -> impl Iterator<Item = &str> {
+    name.char_indices()
+        .rev()
+        .filter(|&(_, c)| c == '/')
+        .filter_map(move |(i, _)| name.get(..i))
+}
+
+/// RECURSIVEMATCH with SUBSCRIBED (RFC 5258 3.5): a name matching a pattern that has a
+/// subscribed descendant the patterns do not match is listed with CHILDINFO, whether or not
+/// it is subscribed itself.
+fn childinfo_names(q: &Query, subs: &[String]) -> BTreeSet<String> {
+    if !(q.recursive && q.sel_subscribed) {
+        return BTreeSet::new();
     }
-    let mut lines: Vec<(String, String)> = Vec::new();
-    for (name, e) in &all {
-        if !patterns.iter().any(|p| name_matches(p, name)) {
+    subs.iter()
+        .filter(|sub| !q.matches(sub))
+        .flat_map(|sub| ancestors(sub))
+        .filter(|parent| q.matches(parent))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The names the patterns and the selection options pick, with their attributes.
+fn matching_lines(
+    q: &Query,
+    all: &BTreeMap<String, Entry>,
+    existing: &BTreeSet<&str>,
+) -> Vec<Line> {
+    let mut lines = Vec::new();
+    for (name, e) in all {
+        if !q.matches(name) {
             continue;
         }
-        let listed = if args.lsub || sel_subscribed {
+        let listed = if q.lsub || q.sel_subscribed {
             e.subscribed
         } else {
             e.exists
         };
-        if !listed || (only_special && e.special_use.is_none()) {
+        if !listed || (q.only_special && e.special_use.is_none()) {
             continue;
         }
-        let mut attrs: Vec<&str> = Vec::new();
+        let mut attrs: Vec<&'static str> = Vec::new();
         if !e.exists {
-            attrs.push(if args.lsub {
+            attrs.push(if q.lsub {
                 "\\Noselect"
             } else {
                 "\\NonExistent"
             });
         }
-        if !args.lsub {
-            if e.exists || sel_subscribed {
-                attrs.push(if has_children(name) {
+        if !q.lsub {
+            if e.exists || q.sel_subscribed {
+                attrs.push(if has_children(existing, name) {
                     "\\HasChildren"
                 } else {
                     "\\HasNoChildren"
                 });
             }
-            if ret_subscribed && e.subscribed {
+            if q.ret_subscribed && e.subscribed {
                 attrs.push("\\Subscribed");
             }
             if let Some(su) = e.special_use {
                 attrs.push(su.to_imap());
             }
         }
-        lines.push((name.clone(), attrs.join(" ")));
+        lines.push((name.clone(), attrs));
     }
-    for name in &childinfo {
-        if lines.iter().any(|(n, _)| n == name) {
-            continue;
-        }
-        // As elsewhere in LIST: a name that is only a path to existing mailboxes is
-        // \Noselect; one with nothing below it either is \NonExistent.
-        let attrs = match (existing.contains(name.as_str()), has_children(name)) {
-            (true, true) => "\\HasChildren",
-            (true, false) => "\\HasNoChildren",
-            (false, true) => "\\Noselect \\HasChildren",
-            (false, false) => "\\NonExistent",
-        };
-        lines.push((name.clone(), attrs.into()));
-    }
-    if !childinfo.is_empty() {
-        lines.sort();
-    }
-    // Parents that exist only as a path to a deeper name are shown, not selectable (RFC 3501
-    // 6.3.8/6.3.9 for `%`; for `*` too, so clients can draw the tree): with LIST for
-    // mailboxes, with LSUB for subscriptions.
-    if !sel_subscribed && !only_special {
-        let subscribed: BTreeSet<&str> = subs.iter().map(String::as_str).collect();
-        let present = if args.lsub { &subscribed } else { &existing };
-        let mut parents = BTreeSet::new();
-        for b in present.iter() {
-            let mut parts: Vec<&str> = b.split('/').collect();
-            while parts.len() > 1 {
-                parts.pop();
-                let parent = parts.join("/");
-                if !present.contains(parent.as_str())
-                    && patterns.iter().any(|p| name_matches(p, &parent))
-                {
-                    parents.insert(parent);
-                }
-            }
-        }
-        for p in parents {
-            let attrs = if args.lsub {
-                "\\Noselect"
-            } else {
-                "\\Noselect \\HasChildren"
+    lines
+}
+
+/// The CHILDINFO names not already listed. As elsewhere in LIST: a name that is only a path
+/// to existing mailboxes is \Noselect; one with nothing below it either is \NonExistent.
+fn childinfo_lines(
+    childinfo: &BTreeSet<String>,
+    listed: &[Line],
+    existing: &BTreeSet<&str>,
+) -> Vec<Line> {
+    childinfo
+        .iter()
+        .filter(|name| !listed.iter().any(|(n, _)| n == *name))
+        .map(|name| {
+            let attrs = match (
+                existing.contains(name.as_str()),
+                has_children(existing, name),
+            ) {
+                (true, true) => vec!["\\HasChildren"],
+                (true, false) => vec!["\\HasNoChildren"],
+                (false, true) => vec!["\\Noselect", "\\HasChildren"],
+                (false, false) => vec!["\\NonExistent"],
             };
-            lines.push((p, attrs.into()));
-        }
-        lines.sort();
-    }
-    for (name, attrs) in lines {
-        let mut out = format!("* {verb} ({attrs}) \"/\" ").into_bytes();
-        s.mailbox_out(&mut out, &name);
-        if childinfo.contains(&name) {
-            out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
-        }
-        out.extend_from_slice(b"\r\n");
-        s.out.extend_from_slice(&out);
-        if ret_status && existing.contains(name.as_str()) {
-            match super::status::info_for(s, &name, &args.status_items).await {
-                Ok((info, counts)) => {
-                    super::status::write_status(s, &info, counts, &args.status_items)
-                }
-                Err(_) => continue,
-            }
-        }
-    }
-    Ok(Done::Ok(format!(
-        "{} completed.",
-        if args.lsub { "Lsub" } else { "List" }
-    )))
+            (name.clone(), attrs)
+        })
+        .collect()
+}
+
+/// Parents of `present` names that are not themselves present and match a pattern.
+fn parent_lines(q: &Query, present: &BTreeSet<&str>) -> Vec<Line> {
+    let parents: BTreeSet<&str> = present
+        .iter()
+        .flat_map(|name| ancestors(name))
+        .filter(|parent| !present.contains(parent) && q.matches(parent))
+        .collect();
+    let attrs = if q.lsub {
+        vec!["\\Noselect"]
+    } else {
+        vec!["\\Noselect", "\\HasChildren"]
+    };
+    parents
+        .into_iter()
+        .map(|p| (p.to_string(), attrs.clone()))
+        .collect()
 }
 
 #[cfg(test)]

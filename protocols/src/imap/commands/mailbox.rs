@@ -1,16 +1,10 @@
 //! CREATE (with USE), DELETE, RENAME (INBOX rule in the store), SUBSCRIBE, UNSUBSCRIBE.
 
-use crate::imap::session::{Done, Reply, Session, State};
+use crate::imap::reply::{Done, Reply};
+use crate::imap::response::Code;
+use crate::imap::session::Session;
 use imap_codec::imap_types::mailbox::Mailbox;
 use storage::SpecialUse;
-
-/// The mailbox name's bytes as the client sent them ("INBOX" for the INBOX form).
-pub(crate) fn raw_name(m: &Mailbox<'_>) -> Vec<u8> {
-    match m {
-        Mailbox::Inbox => b"INBOX".to_vec(),
-        Mailbox::Other(o) => o.as_ref().to_vec(),
-    }
-}
 
 /// A trailing separator only says the client means to create children (RFC 9051 6.3.4).
 fn trim_separator(name: String) -> String {
@@ -20,10 +14,10 @@ fn trim_separator(name: String) -> String {
 pub(crate) async fn create(s: &mut Session, raw: &[u8], special_use: Option<SpecialUse>) -> Reply {
     let name = trim_separator(s.mailbox_in(raw)?);
     if name.is_empty() {
-        return Err(Done::No("[CANNOT] Invalid mailbox name.".into()));
+        return Err(Done::no(Code::Cannot, "Invalid mailbox name."));
     }
     if name == "INBOX" {
-        return Err(Done::No("[ALREADYEXISTS] Mailbox already exists".into()));
+        return Err(Done::no(Code::AlreadyExists, "Mailbox already exists"));
     }
     s.store_write(move |st| st.create_mailbox(&name, special_use))
         .await?;
@@ -31,28 +25,25 @@ pub(crate) async fn create(s: &mut Session, raw: &[u8], special_use: Option<Spec
 }
 
 pub(crate) async fn delete(s: &mut Session, mailbox: Mailbox<'static>) -> Reply {
-    let name = s.mailbox_in(&raw_name(&mailbox))?;
+    let name = s.mailbox_arg(&mailbox)?;
     if name == "INBOX" {
-        return Err(Done::No("[CANNOT] INBOX can't be deleted.".into()));
+        return Err(Done::no(Code::Cannot, "INBOX can't be deleted."));
     }
     let deleting_selected = s.sel.as_ref().is_some_and(|sel| sel.name == name);
     let n = name.clone();
     s.store_write(move |st| st.delete_mailbox(&n)).await?;
     if deleting_selected {
-        // The selected mailbox is gone: leave Selected state, as Dovecot does.
-        s.sel = None;
-        s.state = State::Authenticated;
-        s.untagged("BYE Selected mailbox was deleted, have to disconnect.");
-        s.pending_close = true;
+        // The selected mailbox is gone: as Dovecot, the session ends.
+        s.selected_mailbox_deleted();
     }
     Ok(Done::Ok("Delete completed.".into()))
 }
 
 pub(crate) async fn rename(s: &mut Session, from: Mailbox<'static>, to: Mailbox<'static>) -> Reply {
-    let from = s.mailbox_in(&raw_name(&from))?;
-    let to = trim_separator(s.mailbox_in(&raw_name(&to))?);
+    let from = s.mailbox_arg(&from)?;
+    let to = trim_separator(s.mailbox_arg(&to)?);
     if to == "INBOX" {
-        return Err(Done::No("[ALREADYEXISTS] Mailbox already exists".into()));
+        return Err(Done::no(Code::AlreadyExists, "Mailbox already exists"));
     }
     let (f, t) = (from.clone(), to.clone());
     s.store_write(move |st| st.rename_mailbox(&f, &t)).await?;
@@ -71,7 +62,7 @@ pub(crate) async fn rename(s: &mut Session, from: Mailbox<'static>, to: Mailbox<
 }
 
 pub(crate) async fn subscribe(s: &mut Session, mailbox: Mailbox<'static>, on: bool) -> Reply {
-    let name = trim_separator(s.mailbox_in(&raw_name(&mailbox))?);
+    let name = trim_separator(s.mailbox_arg(&mailbox)?);
     s.store_write(move |st| {
         if on {
             st.subscribe(&name)

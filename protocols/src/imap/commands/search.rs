@@ -1,186 +1,12 @@
 //! SEARCH and UID SEARCH (every RFC 3501/9051 criterion, CHARSET UTF-8 / US-ASCII), with
 //! ESEARCH RETURN (MIN MAX ALL COUNT) and MODSEQ (CONDSTORE). The criteria are evaluated by the
-//! message module; this file converts imap-types' keys and writes the responses.
+//! message module (see [`super::matching`]); this file picks the answer.
 
-use crate::imap::format;
-use crate::imap::message::{self, LazyContent, MessageContent, MessageCtx, SearchKey, SeqBound};
-use crate::imap::session::{Done, Reply, Session};
-use crate::mail::Reader;
+use super::matching::{check_charset, collect_matches, criteria_key, esearch};
+use crate::imap::reply::{Done, Reply};
+use crate::imap::response::Untagged;
+use crate::imap::session::Session;
 use imap_codec::imap_types::command::CommandBody;
-use imap_codec::imap_types::core::Charset;
-use imap_codec::imap_types::search::SearchKey as K;
-use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use std::sync::Arc;
-use storage::MessageMeta;
-
-fn text(a: &impl AsRef<[u8]>) -> String {
-    String::from_utf8_lossy(a.as_ref()).into_owned()
-}
-
-fn set(s: &SequenceSet) -> message::SequenceSet {
-    let b = |x: &SeqOrUid| match x {
-        SeqOrUid::Value(v) => SeqBound::Num(v.get()),
-        SeqOrUid::Asterisk => SeqBound::Star,
-    };
-    message::SequenceSet(
-        s.0.as_ref()
-            .iter()
-            .map(|q| match q {
-                Sequence::Single(x) => (b(x), b(x)),
-                Sequence::Range(x, y) => (b(x), b(y)),
-            })
-            .collect(),
-    )
-}
-
-/// imap-types' key to the message module's; also notes whether MODSEQ was used.
-pub(super) fn convert(k: &K<'_>, uses_modseq: &mut bool) -> SearchKey {
-    use SearchKey as S;
-    match k {
-        K::And(v) => S::And(v.as_ref().iter().map(|k| convert(k, uses_modseq)).collect()),
-        K::SequenceSet(s) => S::SequenceSet(set(s)),
-        K::All => S::All,
-        K::Answered => S::Answered,
-        K::Bcc(a) => S::Bcc(text(a)),
-        K::Before(d) => S::Before(*d.as_ref()),
-        K::Body(a) => S::Body(text(a)),
-        K::Cc(a) => S::Cc(text(a)),
-        K::Deleted => S::Deleted,
-        K::Draft => S::Draft,
-        K::Flagged => S::Flagged,
-        K::From(a) => S::From(text(a)),
-        K::Header(h, v) => S::Header(text(h), text(v)),
-        K::Keyword(a) => S::Keyword(a.inner().to_string()),
-        K::Larger(n) => S::Larger(u64::from(*n)),
-        K::New => S::New,
-        K::Not(k) => S::Not(Box::new(convert(k, uses_modseq))),
-        K::Old => S::Old,
-        K::On(d) => S::On(*d.as_ref()),
-        K::Or(a, b) => S::Or(
-            Box::new(convert(a, uses_modseq)),
-            Box::new(convert(b, uses_modseq)),
-        ),
-        K::Recent => S::Recent,
-        K::Seen => S::Seen,
-        K::SentBefore(d) => S::SentBefore(*d.as_ref()),
-        K::SentOn(d) => S::SentOn(*d.as_ref()),
-        K::SentSince(d) => S::SentSince(*d.as_ref()),
-        K::Since(d) => S::Since(*d.as_ref()),
-        K::Smaller(n) => S::Smaller(u64::from(*n)),
-        K::Subject(a) => S::Subject(text(a)),
-        K::Text(a) => S::Text(text(a)),
-        K::To(a) => S::To(text(a)),
-        K::Uid(s) => S::Uid(set(s)),
-        K::Unanswered => S::Unanswered,
-        K::Undeleted => S::Undeleted,
-        K::Undraft => S::Undraft,
-        K::Unflagged => S::Unflagged,
-        K::Unkeyword(a) => S::Unkeyword(a.inner().to_string()),
-        K::Unseen => S::Unseen,
-        K::ModSequence { modseq, .. } => {
-            *uses_modseq = true;
-            S::ModSeq(*modseq)
-        }
-    }
-}
-
-/// SEARCH and SORT accept the charsets every string is decoded to anyway.
-pub(super) fn check_charset(cs: &Charset<'_>) -> Result<(), Done> {
-    let name = match cs {
-        Charset::Atom(a) => a.inner().to_string(),
-        Charset::Quoted(q) => q.inner().to_string(),
-    };
-    if name.eq_ignore_ascii_case("UTF-8") || name.eq_ignore_ascii_case("US-ASCII") {
-        Ok(())
-    } else {
-        Err(Done::No(
-            "[BADCHARSET (US-ASCII UTF-8)] Unsupported charset".into(),
-        ))
-    }
-}
-
-/// The criteria as one key, and whether it has a MODSEQ criterion, which enables CONDSTORE
-/// (RFC 7162 3.1) and adds the MODSEQ of the result.
-pub(super) fn criteria_key(s: &mut Session, criteria: &[K<'_>]) -> (SearchKey, bool) {
-    let mut uses_modseq = false;
-    let mut keys: Vec<SearchKey> = criteria
-        .iter()
-        .map(|k| convert(k, &mut uses_modseq))
-        .collect();
-    if uses_modseq {
-        s.enable_condstore();
-    }
-    let key = if keys.len() == 1 {
-        keys.pop().unwrap_or(SearchKey::All)
-    } else {
-        SearchKey::And(keys)
-    };
-    (key, uses_modseq)
-}
-
-/// (sequence number, index entry, \Recent) of every message of the selected mailbox, for the
-/// blocking pool to search without holding the session.
-pub(super) fn snapshot(s: &Session) -> Result<Vec<(u32, Arc<MessageMeta>, bool)>, Done> {
-    let sel = s.selected()?;
-    Ok(sel
-        .msgs
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (i as u32 + 1, m.meta.clone(), m.recent))
-        .collect())
-}
-
-/// Calls `f` for every message of `snapshot` that matches `key`, in sequence order, with the
-/// message's content loaded lazily (a key on flags alone reads no message). SEARCH and SORT
-/// share this walk; it blocks on the store, so it runs on the blocking pool.
-pub(super) fn for_each_match(
-    snapshot: &[(u32, Arc<MessageMeta>, bool)],
-    store: &Reader,
-    key: &SearchKey,
-    mut f: impl FnMut(u32, &MessageMeta, &dyn MessageContent),
-) {
-    let max_seq = snapshot.len() as u32;
-    let max_uid = snapshot.last().map(|m| m.1.uid).unwrap_or(0);
-    for (seq, meta, recent) in snapshot {
-        let object = meta.object;
-        let (st, st2) = (store.clone(), store.clone());
-        let content = LazyContent::new(
-            move || st.read_message(&object).ok(),
-            move || st2.facts(&object).ok(),
-        );
-        let ctx = MessageCtx::new(*seq, meta, *recent, max_seq, max_uid, &content);
-        if message::matches(key, &ctx) {
-            f(*seq, meta, &content);
-        }
-    }
-}
-
-/// [`for_each_match`] over the selected mailbox's snapshot on the blocking pool, collecting
-/// what `f` makes of each match. `command` names the command in the error log. The future
-/// owns what it needs (no borrow of the session is held across the await).
-pub(super) fn collect_matches<T: Send + 'static>(
-    s: &Session,
-    key: SearchKey,
-    command: &'static str,
-    mut f: impl FnMut(u32, &MessageMeta, &dyn MessageContent) -> T + Send + 'static,
-) -> impl std::future::Future<Output = Result<Vec<T>, Done>> + Send + 'static {
-    let taken = snapshot(s).and_then(|snap| Ok((snap, s.user_store()?)));
-    async move {
-        let (snapshot, store) = taken?;
-        crate::blocking::run(move || {
-            let mut out = Vec::new();
-            for_each_match(&snapshot, &store, &key, |seq, meta, content| {
-                out.push(f(seq, meta, content))
-            });
-            out
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!("{command} failed: {e}");
-            Done::No(crate::imap::session::SERVERBUG.into())
-        })
-    }
-}
 
 pub(crate) async fn search(
     s: &mut Session,
@@ -206,88 +32,18 @@ pub(crate) async fn search(
     })
     .await?;
     let nums: Vec<u32> = hits.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
-    let esearch = returns.is_some() || s.enabled.rev2;
-    if esearch {
-        let mut opts = returns.unwrap_or_default();
-        if opts.is_empty() {
-            opts.push("ALL".into());
-        }
+    // IMAP4rev2 has no SEARCH response: ESEARCH always (RFC 9051 7.3.4).
+    if returns.is_some() || s.enabled.rev2 {
+        let opts = returns.unwrap_or_default();
         let tag = s.current_tag.clone();
-        let mut line = String::from("ESEARCH (TAG ");
-        let mut q = Vec::new();
-        format::string(&mut q, tag.as_bytes(), false);
-        line.push_str(&String::from_utf8_lossy(&q));
-        line.push(')');
-        if uid {
-            line.push_str(" UID");
-        }
-        if !nums.is_empty() {
-            if opts.iter().any(|o| o == "MIN") {
-                line.push_str(&format!(" MIN {}", nums[0]));
-            }
-            if opts.iter().any(|o| o == "MAX") {
-                line.push_str(&format!(" MAX {}", nums[nums.len() - 1]));
-            }
-        }
-        if opts.iter().any(|o| o == "ALL") && !nums.is_empty() {
-            line.push_str(&format!(" ALL {}", format::compact_set(&nums)));
-        }
-        if opts.iter().any(|o| o == "COUNT") {
-            line.push_str(&format!(" COUNT {}", nums.len()));
-        }
-        if uses_modseq {
-            if let Some(m) = esearch_modseq(&opts, &hits) {
-                line.push_str(&format!(" MODSEQ {m}"));
-            }
-        }
-        s.untagged(&line);
+        let r = esearch(&tag, uid, &opts, &nums, uses_modseq.then_some(&hits[..]));
+        s.send(&Untagged::ESearch(r));
     } else {
-        let mut line = String::from("SEARCH");
-        for n in &nums {
-            line.push(' ');
-            line.push_str(&n.to_string());
-        }
-        if uses_modseq {
-            if let Some(m) = hits.iter().map(|h| h.2).max() {
-                line.push_str(&format!(" (MODSEQ {m})"));
-            }
-        }
-        s.untagged(&line);
+        let modseq = hits.iter().map(|h| h.2).max().filter(|_| uses_modseq);
+        s.send(&Untagged::Search {
+            nums: nums.into(),
+            modseq,
+        });
     }
     Ok(Done::Ok("Search completed.".into()))
-}
-
-/// The MODSEQ of an ESEARCH reply (RFC 7162 3.1.5): with only MIN or only MAX, that
-/// message's; with only MIN and MAX, the higher of those two; otherwise the highest of every
-/// match. `hits` are (seq, uid, modseq) in ascending order; None when nothing matched.
-pub(super) fn esearch_modseq(opts: &[String], hits: &[(u32, u32, u64)]) -> Option<u64> {
-    let has = |o: &str| opts.iter().any(|x| x == o);
-    let only_min_max = opts.iter().all(|o| o == "MIN" || o == "MAX");
-    let first = hits.first()?.2;
-    let last = hits.last()?.2;
-    Some(match (has("MIN"), has("MAX"), only_min_max) {
-        (true, false, true) => first,
-        (false, true, true) => last,
-        (true, true, true) => first.max(last),
-        _ => hits.iter().map(|h| h.2).max()?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::esearch_modseq;
-
-    #[test]
-    fn esearch_modseq_follows_the_return_options() {
-        let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        // Messages 1..3 with modseqs 6, 8, 7 (as imaptest esearch-condstore stores them).
-        let hits = [(1, 10, 6), (2, 11, 8), (3, 12, 7)];
-        assert_eq!(esearch_modseq(&o(&["MIN"]), &hits), Some(6));
-        assert_eq!(esearch_modseq(&o(&["MAX"]), &hits), Some(7));
-        assert_eq!(esearch_modseq(&o(&["ALL"]), &hits), Some(8));
-        assert_eq!(esearch_modseq(&o(&["MIN", "MAX"]), &hits[2..]), Some(7));
-        assert_eq!(esearch_modseq(&o(&["MIN", "MAX"]), &hits), Some(7));
-        assert_eq!(esearch_modseq(&o(&["MIN", "COUNT"]), &hits), Some(8));
-        assert_eq!(esearch_modseq(&o(&["MIN"]), &[]), None);
-    }
 }

@@ -1,12 +1,27 @@
 //! SELECT, EXAMINE (with CONDSTORE and QRESYNC parameters), CLOSE and UNSELECT.
 
-use crate::imap::format;
+use crate::imap::args;
 use crate::imap::recent;
-use crate::imap::session::{Done, Msg, Reply, Selected, Session, State};
+use crate::imap::reply::{Done, Reply};
+use crate::imap::response::{Code, FetchItem, RespText, Untagged};
+use crate::imap::selected::{Msg, Selected};
+use crate::imap::session::{Session, State};
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::sequence::SequenceSet;
 use std::collections::BTreeSet;
-use storage::Flag;
+use std::sync::Arc;
+use storage::{Flag, MailboxInfo, MessageMeta};
+
+/// The system flags every mailbox has.
+const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+
+/// SELECT's QRESYNC parameter (RFC 7162 3.2.5): what the client knew.
+struct QResync {
+    uidvalidity: u32,
+    modseq: u64,
+    known_uids: Option<SequenceSet>,
+}
 
 pub(crate) async fn select(
     s: &mut Session,
@@ -14,15 +29,74 @@ pub(crate) async fn select(
     params: Vec<SelectParameter>,
     read_only: bool,
 ) -> Reply {
-    // A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2).
+    close_previous(s);
+    let name = s.mailbox_arg(&mailbox)?;
+    let qresync = parameters(s, params)?;
+    // Read before the snapshot is taken: a change during the load ticks it again.
+    let version = s.watch.as_mut().map(|w| *w.borrow_and_update());
+    let (info, metas) = s
+        .store_call(move |st| {
+            let info = st.mailbox(&name)?;
+            let metas = st.messages(&name)?;
+            Ok((info, metas))
+        })
+        .await?;
+    // \Recent: what no session has claimed yet; SELECT claims it, EXAMINE only looks.
+    let store = s.user_store()?;
+    let max_uid = metas.last().map(|m| m.uid).unwrap_or(0);
+    let recent_above = if read_only {
+        recent::claimed(&store, info.id, info.uidvalidity)
+    } else {
+        recent::claim(&store, info.id, info.uidvalidity, max_uid)
+    };
+    report_mailbox(s, &info, &metas, recent_above, read_only);
+    let sel = Selected {
+        name: info.name.clone(),
+        read_only,
+        id: info.id,
+        uidvalidity: info.uidvalidity,
+        msgs: metas
+            .into_iter()
+            .map(|meta| Msg {
+                recent: meta.uid > recent_above,
+                meta: Arc::new(meta),
+            })
+            .collect(),
+        modseq_seen: info.highestmodseq,
+        pending_expunge: BTreeSet::new(),
+        synced_version: version,
+        share: crate::imap::changes::share(&store, info.id),
+    };
+    if let Some(q) = qresync.filter(|q| q.uidvalidity == info.uidvalidity) {
+        resync(s, &sel, q).await?;
+    }
+    s.sel = Some(sel);
+    s.state = State::Selected;
+    let (code, verb) = if read_only {
+        (Code::ReadOnly, "Examine completed.")
+    } else {
+        (Code::ReadWrite, "Select completed.")
+    };
+    Ok(Done::ok_coded(code, verb))
+}
+
+/// A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2), so the previous one is closed
+/// first.
+fn close_previous(s: &mut Session) {
     if s.sel.take().is_some() {
         s.state = State::Authenticated;
         // RFC 7162 3.2.11 and IMAP4rev2 (RFC 9051 7.1): say where one mailbox's responses end.
         if s.enabled.qresync || s.enabled.rev2 {
-            s.untagged("OK [CLOSED] Previous mailbox closed.");
+            s.send(&Untagged::Ok(RespText::coded(
+                Code::Closed,
+                "Previous mailbox closed.",
+            )));
         }
     }
-    let name = s.mailbox_in(&super::mailbox::raw_name(&mailbox))?;
+}
+
+/// CONDSTORE enables CONDSTORE; QRESYNC's parameter is kept (BAD unless QRESYNC is enabled).
+fn parameters(s: &mut Session, params: Vec<SelectParameter>) -> Result<Option<QResync>, Done> {
     let mut qresync = None;
     for p in params {
         match p {
@@ -36,120 +110,98 @@ pub(crate) async fn select(
                 if !s.enabled.qresync {
                     return Err(Done::Bad("QRESYNC is not enabled.".into()));
                 }
-                qresync = Some((uid_validity.get(), mod_sequence_value.get(), known_uids));
+                qresync = Some(QResync {
+                    uidvalidity: uid_validity.get(),
+                    modseq: mod_sequence_value.get(),
+                    known_uids,
+                });
             }
         }
     }
-    // Read before the snapshot is taken: a change during the load ticks it again.
-    let version = s.watch.as_mut().map(|w| *w.borrow_and_update());
-    let n = name.clone();
-    let (info, metas) = s
-        .store_call(move |st| {
-            let info = st.mailbox(&n)?;
-            let metas = st.messages(&n)?;
-            Ok((info, metas))
+    Ok(qresync)
+}
+
+/// The untagged responses that describe the mailbox just selected (RFC 9051 6.3.2).
+fn report_mailbox(
+    s: &mut Session,
+    info: &MailboxInfo,
+    metas: &[MessageMeta],
+    recent_above: u32,
+    read_only: bool,
+) {
+    let keywords: BTreeSet<&str> = metas
+        .iter()
+        .flat_map(|m| &m.flags)
+        .filter_map(|f| match f {
+            Flag::Keyword(k) => Some(k.as_str()),
+            _ => None,
         })
-        .await?;
-    let mut keywords: BTreeSet<String> = BTreeSet::new();
-    for m in &metas {
-        for f in &m.flags {
-            if let Flag::Keyword(k) = f {
-                keywords.insert(k.clone());
-            }
-        }
-    }
-    let mut kw = String::new();
-    for k in &keywords {
-        kw.push(' ');
-        kw.push_str(k);
-    }
-    let exists = metas.len();
-    // \Recent: what no session has claimed yet; SELECT claims it, EXAMINE only looks.
-    let store = s.user_store()?;
-    let max_uid = metas.last().map(|m| m.uid).unwrap_or(0);
-    let recent_above = if read_only {
-        recent::claimed(&store, info.id, info.uidvalidity)
+        .collect();
+    let mut flags: Vec<String> = SYSTEM_FLAGS.iter().map(|f| f.to_string()).collect();
+    flags.extend(keywords.iter().map(|k| k.to_string()));
+    s.send(&Untagged::Flags(flags.iter().map(|f| f.into()).collect()));
+    let permanent = if read_only {
+        RespText::coded(Code::PermanentFlags(Vec::new()), "Read-only mailbox.")
     } else {
-        recent::claim(&store, info.id, info.uidvalidity, max_uid)
+        flags.push("\\*".into());
+        RespText::coded(Code::PermanentFlags(flags), "Flags permitted.")
     };
-    let recent_count = metas.iter().filter(|m| m.uid > recent_above).count();
-    let first_unseen = metas.iter().position(|m| !m.flags.contains(&Flag::Seen));
-    s.untagged(&format!(
-        "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})"
-    ));
-    if read_only {
-        s.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox.");
-    } else {
-        s.untagged(&format!(
-            "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] Flags permitted."
-        ));
-    }
-    s.untagged(&format!("{exists} EXISTS"));
+    s.send(&Untagged::Ok(permanent));
+    s.send(&Untagged::Exists(metas.len() as u32));
     if !s.enabled.rev2 {
-        s.untagged(&format!("{recent_count} RECENT"));
-        if let Some(i) = first_unseen {
-            s.untagged(&format!("OK [UNSEEN {}] First unseen.", i + 1));
+        let recent = metas.iter().filter(|m| m.uid > recent_above).count();
+        s.send(&Untagged::Recent(recent as u32));
+        if let Some(i) = metas.iter().position(|m| !m.flags.contains(&Flag::Seen)) {
+            let code = Code::Unseen(i as u32 + 1);
+            s.send(&Untagged::Ok(RespText::coded(code, "First unseen.")));
         }
     }
-    s.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", info.uidvalidity));
-    s.untagged(&format!("OK [UIDNEXT {}] Predicted next UID", info.uidnext));
+    let ok = |code, text| Untagged::Ok(RespText::coded(code, text));
+    s.send(&ok(Code::UidValidity(info.uidvalidity), "UIDs valid"));
+    s.send(&ok(Code::UidNext(info.uidnext), "Predicted next UID"));
     if s.enabled.condstore {
-        s.untagged(&format!(
-            "OK [HIGHESTMODSEQ {}] Highest",
-            info.highestmodseq
-        ));
+        s.send(&ok(Code::HighestModSeq(info.highestmodseq), "Highest"));
     }
-    let sel = Selected {
-        name: info.name.clone(),
-        read_only,
-        id: info.id,
-        uidvalidity: info.uidvalidity,
-        msgs: metas
+}
+
+/// QRESYNC (RFC 7162 3.2.5): what the client missed since the modseq it knew: VANISHED
+/// (EARLIER) for expunged UIDs (limited to the UIDs it knew, when it said), FETCH for changed
+/// messages.
+async fn resync(s: &mut Session, sel: &Selected, q: QResync) -> Result<(), Done> {
+    let name = sel.name.clone();
+    let changes = s
+        .store_call(move |st| st.changes_since(&name, q.modseq))
+        .await?;
+    let mut vanished: Vec<u32> = changes.expunged;
+    if let Some(known) = &q.known_uids {
+        let idx = args::resolve_uid(known, &vanished);
+        vanished = idx
             .into_iter()
-            .map(|meta| Msg {
-                recent: meta.uid > recent_above,
-                meta: std::sync::Arc::new(meta),
-            })
-            .collect(),
-        modseq_seen: info.highestmodseq,
-        pending_expunge: BTreeSet::new(),
-        synced_version: version,
-        share: crate::imap::changes::share(&store, info.id),
-    };
-    if let Some((uidvalidity, modseq, known)) = qresync {
-        if uidvalidity == info.uidvalidity {
-            let n = info.name.clone();
-            let changes = s.store_call(move |st| st.changes_since(&n, modseq)).await?;
-            let mut vanished: Vec<u32> = changes.expunged.clone();
-            if let Some(known) = &known {
-                let kept: Vec<u32> = vanished.clone();
-                let idx = format::resolve_uid(known, &kept);
-                vanished = idx.into_iter().map(|i| kept[i]).collect();
-            }
-            if !vanished.is_empty() {
-                s.untagged(&format!(
-                    "VANISHED (EARLIER) {}",
-                    format::compact_set(&vanished)
-                ));
-            }
-            for m in &changes.changed {
-                if let Some(i) = sel.index_of_uid(m.uid) {
-                    s.untagged(&format!(
-                        "{} FETCH (UID {} FLAGS {} MODSEQ ({}))",
-                        i + 1,
-                        m.uid,
-                        format::flag_list(&m.flags, false),
-                        m.modseq
-                    ));
-                }
-            }
+            .filter_map(|i| vanished.get(i).copied())
+            .collect();
+    }
+    if !vanished.is_empty() {
+        s.send(&Untagged::Vanished {
+            earlier: true,
+            uids: vanished.into(),
+        });
+    }
+    for m in &changes.changed {
+        if let Some(i) = sel.index_of_uid(m.uid) {
+            s.send(&Untagged::Fetch {
+                seq: i as u32 + 1,
+                items: vec![
+                    FetchItem::Uid(m.uid),
+                    FetchItem::Flags {
+                        flags: &m.flags,
+                        recent: false,
+                    },
+                    FetchItem::ModSeq(m.modseq),
+                ],
+            });
         }
     }
-    s.sel = Some(sel);
-    s.state = State::Selected;
-    let code = if read_only { "READ-ONLY" } else { "READ-WRITE" };
-    let verb = if read_only { "Examine" } else { "Select" };
-    Ok(Done::Ok(format!("[{code}] {verb} completed.")))
+    Ok(())
 }
 
 /// CLOSE (expunging \Deleted messages silently unless read-only) and UNSELECT.

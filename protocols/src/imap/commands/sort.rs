@@ -1,12 +1,14 @@
 //! SORT and UID SORT (RFC 5256) with the DISPLAY keys of RFC 5957, and ESORT's
 //! `RETURN (MIN MAX ALL COUNT)` (RFC 5267). The search criteria are evaluated as SEARCH does;
-//! the matches are then ordered by the sort criteria, ties by sequence number. The sort keys come from the message's parsed envelope (cached facts), so
-//! sorting by header reads no message body.
+//! the matches are then ordered by the sort criteria, ties by sequence number. The sort keys
+//! come from the message's parsed envelope (cached facts), so sorting by header reads no
+//! message body.
 
-use super::search::{check_charset, collect_matches, criteria_key, esearch_modseq};
-use crate::imap::format;
+use super::matching::{check_charset, collect_matches, criteria_key, esearch};
 use crate::imap::message::decode_header_value;
-use crate::imap::session::{Done, Reply, Session};
+use crate::imap::reply::{Done, Reply};
+use crate::imap::response::Untagged;
+use crate::imap::session::Session;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use std::cmp::Ordering;
@@ -63,68 +65,23 @@ pub(crate) async fn sort(
         .collect();
     // (seq, uid, modseq) in sort order: ESORT's MIN and MAX are the first and last sorted.
     let sorted: Vec<(u32, u32, u64)> = hits.iter().map(|h| (h.0.seq, h.1, h.2)).collect();
-    let line = match returns {
+    let modseq_of = uses_modseq.then_some(&sorted[..]);
+    match returns {
         Some(opts) => {
             let tag = s.current_tag.clone();
-            esort_line(&tag, uid, &opts, &nums, uses_modseq.then_some(&sorted[..]))
+            s.send(&Untagged::ESearch(esearch(
+                &tag, uid, &opts, &nums, modseq_of,
+            )));
         }
-        None => sort_line(&nums, uses_modseq.then_some(&sorted[..])),
-    };
-    s.untagged(&line);
+        None => {
+            let modseq = modseq_of.and_then(|h| h.iter().map(|x| x.2).max());
+            s.send(&Untagged::Sort {
+                nums: nums.into(),
+                modseq,
+            });
+        }
+    }
     Ok(Done::Ok("Sort completed.".into()))
-}
-
-/// `SORT n n ...`, with `(MODSEQ m)` when a MODSEQ criterion was used (RFC 7162 3.1.5).
-fn sort_line(nums: &[u32], modseq_of: Option<&[(u32, u32, u64)]>) -> String {
-    let mut line = String::from("SORT");
-    for n in nums {
-        line.push(' ');
-        line.push_str(&n.to_string());
-    }
-    if let Some(m) = modseq_of.and_then(|h| h.iter().map(|x| x.2).max()) {
-        line.push_str(&format!(" (MODSEQ {m})"));
-    }
-    line
-}
-
-/// RFC 5267 ESEARCH for SORT: MIN/MAX are the first/last in sort order, ALL keeps sort order
-/// (ranges only for ascending runs).
-fn esort_line(
-    tag: &str,
-    uid: bool,
-    opts: &[String],
-    nums: &[u32],
-    modseq_of: Option<&[(u32, u32, u64)]>,
-) -> String {
-    let mut opts = opts.to_vec();
-    if opts.is_empty() {
-        opts.push("ALL".into());
-    }
-    let has = |o: &str| opts.iter().any(|x| x == o);
-    let mut q = Vec::new();
-    format::string(&mut q, tag.as_bytes(), false);
-    let mut line = format!("ESEARCH (TAG {})", String::from_utf8_lossy(&q));
-    if uid {
-        line.push_str(" UID");
-    }
-    if let (Some(first), Some(last)) = (nums.first(), nums.last()) {
-        if has("MIN") {
-            line.push_str(&format!(" MIN {first}"));
-        }
-        if has("MAX") {
-            line.push_str(&format!(" MAX {last}"));
-        }
-        if has("ALL") {
-            line.push_str(&format!(" ALL {}", format::compact_set(nums)));
-        }
-    }
-    if has("COUNT") {
-        line.push_str(&format!(" COUNT {}", nums.len()));
-    }
-    if let Some(m) = modseq_of.and_then(|h| esearch_modseq(&opts, h)) {
-        line.push_str(&format!(" MODSEQ {m}"));
-    }
-    line
 }
 
 fn needs_facts(k: &SortKey) -> bool {
@@ -390,28 +347,32 @@ mod tests {
     }
 
     #[test]
-    fn esort_lines_keep_sort_order() {
+    fn esort_answers_keep_sort_order() {
         let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let line = |uid, opts: &[&str], nums: &[u32], hits: Option<&[(u32, u32, u64)]>| {
+            let mut out = Vec::new();
+            let r = Untagged::ESearch(esearch("t", uid, &o(opts), nums, hits));
+            crate::imap::response::Encoder::default().untagged(&mut out, &r);
+            String::from_utf8(out).unwrap()
+        };
         let nums = [5, 2, 3, 4, 1];
         assert_eq!(
-            esort_line("t", false, &o(&["MIN", "MAX", "ALL", "COUNT"]), &nums, None),
-            "ESEARCH (TAG \"t\") MIN 5 MAX 1 ALL 5,2:4,1 COUNT 5"
+            line(false, &["MIN", "MAX", "ALL", "COUNT"], &nums, None),
+            "* ESEARCH (TAG \"t\") MIN 5 MAX 1 ALL 5,2:4,1 COUNT 5\r\n"
         );
         assert_eq!(
-            esort_line("t", true, &o(&[]), &nums, None),
-            "ESEARCH (TAG \"t\") UID ALL 5,2:4,1"
+            line(true, &[], &nums, None),
+            "* ESEARCH (TAG \"t\") UID ALL 5,2:4,1\r\n"
         );
         assert_eq!(
-            esort_line("t", false, &o(&["MIN", "COUNT"]), &[], None),
-            "ESEARCH (TAG \"t\") COUNT 0"
+            line(false, &["MIN", "COUNT"], &[], None),
+            "* ESEARCH (TAG \"t\") COUNT 0\r\n"
         );
         let hits = [(2, 2, 9), (1, 1, 4)];
         assert_eq!(
-            esort_line("t", false, &o(&["MIN"]), &[2, 1], Some(&hits)),
-            "ESEARCH (TAG \"t\") MIN 2 MODSEQ 9"
+            line(false, &["MIN"], &[2, 1], Some(&hits)),
+            "* ESEARCH (TAG \"t\") MIN 2 MODSEQ 9\r\n"
         );
-        assert_eq!(sort_line(&[2, 1], Some(&hits)), "SORT 2 1 (MODSEQ 9)");
-        assert_eq!(sort_line(&[], None), "SORT");
     }
 
     #[test]

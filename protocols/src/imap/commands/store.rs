@@ -1,7 +1,9 @@
 //! STORE and UID STORE (+FLAGS, -FLAGS, FLAGS, .SILENT, UNCHANGEDSINCE).
 
-use crate::imap::format;
-use crate::imap::session::{Done, Reply, Session};
+use crate::imap::args;
+use crate::imap::reply::{Done, Reply};
+use crate::imap::response::{Code, FetchItem, Untagged};
+use crate::imap::session::Session;
 use imap_codec::imap_types::command::StoreModifier;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -16,7 +18,7 @@ pub(crate) async fn store(
     uid: bool,
     modifiers: Vec<StoreModifier>,
 ) -> Reply {
-    let flags = format::store_flags(flags.iter()).map_err(Done::Bad)?;
+    let flags = args::store_flags(flags.iter()).map_err(|e| Done::Bad(e.into()))?;
     let unchanged_since = modifiers
         .iter()
         .map(|m| match m {
@@ -28,14 +30,14 @@ pub(crate) async fn store(
     }
     let sel = s.selected()?;
     if sel.read_only {
-        return Err(Done::No("[READ-ONLY] Mailbox is read-only.".into()));
+        return Err(Done::no(Code::ReadOnly, "Mailbox is read-only."));
     }
     let all = sel.uids();
-    let idx = format::resolve(&set, uid, &all, "STORE").map_err(Done::Bad)?;
+    let idx = args::resolve(&set, uid, &all, "STORE").map_err(|e| Done::Bad(e.into()))?;
     if idx.is_empty() {
         return Ok(Done::Ok("Store completed.".into()));
     }
-    let uids: Vec<u32> = idx.iter().map(|&i| all[i]).collect();
+    let uids: Vec<u32> = idx.iter().filter_map(|&i| all.get(i).copied()).collect();
     let mode = match kind {
         StoreType::Add => FlagMode::Add,
         StoreType::Remove => FlagMode::Remove,
@@ -47,13 +49,15 @@ pub(crate) async fn store(
         .await?;
     let silent = response == StoreResponse::Silent;
     let condstore = s.enabled.condstore;
-    let mut lines = Vec::new();
+    let enc = s.encoder();
     if let Some(sel) = s.sel.as_mut() {
         for (u, flags, modseq) in outcome.updated {
             let Some(i) = sel.index_of_uid(u) else {
                 continue;
             };
-            let m = &mut sel.msgs[i];
+            let Some(m) = sel.msgs.get_mut(i) else {
+                continue;
+            };
             let meta = std::sync::Arc::make_mut(&mut m.meta);
             meta.flags = flags;
             meta.modseq = modseq;
@@ -63,22 +67,20 @@ pub(crate) async fn store(
             }
             let mut items = Vec::new();
             if uid {
-                items.push(format!("UID {u}"));
+                items.push(FetchItem::Uid(u));
             }
             if !silent {
-                items.push(format!(
-                    "FLAGS {}",
-                    format::flag_list(&m.meta.flags, m.recent)
-                ));
+                items.push(FetchItem::Flags {
+                    flags: &m.meta.flags,
+                    recent: m.recent,
+                });
             }
             if condstore {
-                items.push(format!("MODSEQ ({modseq})"));
+                items.push(FetchItem::ModSeq(modseq));
             }
-            lines.push(format!("{} FETCH ({})", i + 1, items.join(" ")));
+            let seq = i as u32 + 1;
+            enc.untagged(&mut s.out, &Untagged::Fetch { seq, items });
         }
-    }
-    for l in lines {
-        s.untagged(&l);
     }
     if !outcome.modified.is_empty() {
         let mut modified = outcome.modified;
@@ -92,10 +94,10 @@ pub(crate) async fn store(
                 .filter_map(|u| sel.index_of_uid(*u).map(|i| i as u32 + 1))
                 .collect()
         };
-        return Ok(Done::Ok(format!(
-            "[MODIFIED {}] Conditional STORE failed",
-            format::compact_set(&listed)
-        )));
+        return Ok(Done::ok_coded(
+            Code::Modified(listed),
+            "Conditional STORE failed",
+        ));
     }
     Ok(Done::Ok("Store completed.".into()))
 }

@@ -1,131 +1,119 @@
 //! BODY and BODYSTRUCTURE rendering (RFC 3501 7.4.2 / RFC 9051 7.5.2), Dovecot's shapes.
 
-use super::envelope::render_envelope;
+use super::envelope::envelope;
 use super::istring::{nstring, string};
+use crate::imap::response::{Encoder, Value};
 use storage::mime::{BodyPart, Disposition};
-
-/// What Dovecot sends for a multipart that has no parts (IMAP requires at least one).
-const EMPTY_PART: &[u8] = b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)";
-const EMPTY_PART_EXTENDED: &[u8] =
-    b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)";
 
 /// Writes the body structure of `part`: BODY when `extended` is false, BODYSTRUCTURE (with
 /// extension data: md5, disposition, language, location) when true.
 pub fn render_body(part: &BodyPart, extended: bool, out: &mut Vec<u8>) {
+    Encoder::default().value(out, &body(part, extended));
+}
+
+/// The BODY (`extended` false) or BODYSTRUCTURE of `part`, as the FETCH item's value.
+pub fn body(part: &BodyPart, extended: bool) -> Value<'_> {
     if part.is_multipart() {
-        multipart(part, extended, out);
+        multipart(part, extended)
     } else {
-        single(part, extended, out);
+        single(part, extended)
     }
 }
 
-fn multipart(part: &BodyPart, extended: bool, out: &mut Vec<u8>) {
-    out.push(b'(');
-    if part.children.is_empty() {
-        out.extend_from_slice(if extended {
-            EMPTY_PART_EXTENDED
-        } else {
-            EMPTY_PART
-        });
-    }
-    for child in &part.children {
-        render_body(child, extended, out);
-    }
-    out.push(b' ');
-    string(out, part.media_subtype.as_bytes());
+/// What Dovecot sends for a multipart that has no parts (IMAP requires at least one).
+fn empty_part(extended: bool) -> Value<'static> {
+    let mut v = vec![
+        Value::string(&b"text"[..]),
+        Value::string(&b"plain"[..]),
+        Value::List(vec![
+            Value::string(&b"charset"[..]),
+            Value::string(&b"us-ascii"[..]),
+        ]),
+        Value::Nil,
+        Value::Nil,
+        Value::string(&b"7bit"[..]),
+        Value::Number(0),
+        Value::Number(0),
+    ];
     if extended {
-        out.push(b' ');
-        params(out, &part.params);
-        extension_tail(part, out);
+        v.extend([Value::Nil, Value::Nil, Value::Nil, Value::Nil]);
     }
-    out.push(b')');
+    Value::List(v)
 }
 
-fn single(part: &BodyPart, extended: bool, out: &mut Vec<u8>) {
-    out.push(b'(');
-    string(out, part.media_type.as_bytes());
-    out.push(b' ');
-    string(out, part.media_subtype.as_bytes());
-    out.push(b' ');
-    params(out, &part.params);
-    out.push(b' ');
-    nstring(out, part.id.as_deref());
-    out.push(b' ');
-    nstring(out, part.description.as_deref());
-    out.push(b' ');
-    string(out, &part.encoding);
-    out.push(b' ');
-    out.extend_from_slice(part.body.len().to_string().as_bytes());
+/// `((part)(part) "subtype" ...)`: the parts follow each other with no space between.
+fn multipart(part: &BodyPart, extended: bool) -> Value<'_> {
+    let children = if part.children.is_empty() {
+        vec![empty_part(extended)]
+    } else {
+        part.children.iter().map(|c| body(c, extended)).collect()
+    };
+    let mut v = vec![
+        Value::Adjacent(children),
+        string(part.media_subtype.as_bytes()),
+    ];
+    if extended {
+        v.push(params(&part.params));
+        v.extend(extension_tail(part));
+    }
+    Value::List(v)
+}
+
+fn single(part: &BodyPart, extended: bool) -> Value<'_> {
+    let mut v = vec![
+        string(part.media_type.as_bytes()),
+        string(part.media_subtype.as_bytes()),
+        params(&part.params),
+        nstring(part.id.as_deref()),
+        nstring(part.description.as_deref()),
+        string(&part.encoding),
+        Value::Number(part.body.len()),
+    ];
     if let Some(m) = &part.message {
         let (env, inner) = &**m;
-        out.push(b' ');
-        render_envelope(env, out);
-        out.push(b' ');
-        render_body(inner, extended, out);
-        out.push(b' ');
-        out.extend_from_slice(part.lines.to_string().as_bytes());
+        v.push(envelope(env));
+        v.push(body(inner, extended));
+        v.push(Value::Number(part.lines));
     } else if part.media_type == "text" {
-        out.push(b' ');
-        out.extend_from_slice(part.lines.to_string().as_bytes());
+        v.push(Value::Number(part.lines));
     }
     if extended {
-        out.push(b' ');
-        nstring(out, part.md5.as_deref());
-        extension_tail(part, out);
+        v.push(nstring(part.md5.as_deref()));
+        v.extend(extension_tail(part));
     }
-    out.push(b')');
+    Value::List(v)
 }
 
 /// Disposition, language, location: shared by both kinds of part.
-fn extension_tail(part: &BodyPart, out: &mut Vec<u8>) {
-    out.push(b' ');
-    disposition(out, part.disposition.as_ref());
-    out.push(b' ');
-    match &part.language {
-        None => out.extend_from_slice(b"NIL"),
-        Some(langs) => {
-            out.push(b'(');
-            for (i, l) in langs.iter().enumerate() {
-                if i > 0 {
-                    out.push(b' ');
-                }
-                string(out, l);
-            }
-            out.push(b')');
-        }
-    }
-    out.push(b' ');
-    nstring(out, part.location.as_deref());
+fn extension_tail(part: &BodyPart) -> [Value<'_>; 3] {
+    let language = match &part.language {
+        None => Value::Nil,
+        Some(langs) => Value::List(langs.iter().map(|l| string(l)).collect()),
+    };
+    [
+        disposition(part.disposition.as_ref()),
+        language,
+        nstring(part.location.as_deref()),
+    ]
 }
 
-fn disposition(out: &mut Vec<u8>, d: Option<&Disposition>) {
+fn disposition(d: Option<&Disposition>) -> Value<'_> {
     match d {
-        None => out.extend_from_slice(b"NIL"),
-        Some(d) => {
-            out.push(b'(');
-            string(out, &d.value);
-            out.push(b' ');
-            params(out, &d.params);
-            out.push(b')');
-        }
+        None => Value::Nil,
+        Some(d) => Value::List(vec![string(&d.value), params(&d.params)]),
     }
 }
 
-fn params(out: &mut Vec<u8>, params: &[(Vec<u8>, Vec<u8>)]) {
+fn params(params: &[(Vec<u8>, Vec<u8>)]) -> Value<'_> {
     if params.is_empty() {
-        out.extend_from_slice(b"NIL");
-        return;
+        return Value::Nil;
     }
-    out.push(b'(');
-    for (i, (k, v)) in params.iter().enumerate() {
-        if i > 0 {
-            out.push(b' ');
-        }
-        string(out, k);
-        out.push(b' ');
-        string(out, v);
-    }
-    out.push(b')');
+    Value::List(
+        params
+            .iter()
+            .flat_map(|(k, v)| [string(k), string(v)])
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -1,14 +1,20 @@
 //! ENVELOPE rendering (RFC 3501 7.4.2 / RFC 9051 7.5.2).
 
 use super::istring::nstring;
+use crate::imap::response::{Encoder, Value};
 use storage::mime::{Address, Envelope};
 
 /// Writes `(date subject from sender reply-to to cc bcc in-reply-to message-id)`.
 pub fn render_envelope(env: &Envelope, out: &mut Vec<u8>) {
-    out.push(b'(');
-    nstring(out, env.date.as_deref());
-    out.push(b' ');
-    nstring(out, env.subject.as_deref());
+    Encoder::default().value(out, &envelope(env));
+}
+
+/// The ENVELOPE of a message, as the FETCH item's value.
+pub fn envelope(env: &Envelope) -> Value<'_> {
+    let mut v = vec![
+        nstring(env.date.as_deref()),
+        nstring(env.subject.as_deref()),
+    ];
     for list in [
         &env.from,
         &env.sender,
@@ -17,34 +23,31 @@ pub fn render_envelope(env: &Envelope, out: &mut Vec<u8>) {
         &env.cc,
         &env.bcc,
     ] {
-        out.push(b' ');
-        addresses(out, list);
+        v.push(addresses(list));
     }
-    out.push(b' ');
-    nstring(out, env.in_reply_to.as_deref());
-    out.push(b' ');
-    nstring(out, env.message_id.as_deref());
-    out.push(b')');
+    v.push(nstring(env.in_reply_to.as_deref()));
+    v.push(nstring(env.message_id.as_deref()));
+    Value::List(v)
 }
 
-fn addresses(out: &mut Vec<u8>, list: &[Address]) {
+/// `((name adl mailbox host)(...))`, or NIL for no addresses.
+fn addresses(list: &[Address]) -> Value<'_> {
     if list.is_empty() {
-        out.extend_from_slice(b"NIL");
-        return;
+        return Value::Nil;
     }
-    out.push(b'(');
-    for a in list {
-        out.push(b'(');
-        nstring(out, a.name.as_deref());
-        out.push(b' ');
-        nstring(out, a.adl.as_deref());
-        out.push(b' ');
-        nstring(out, a.mailbox.as_deref());
-        out.push(b' ');
-        nstring(out, a.host.as_deref());
-        out.push(b')');
-    }
-    out.push(b')');
+    // The addresses follow each other with no space between: `((...)(...))`.
+    let each = list
+        .iter()
+        .map(|a| {
+            Value::List(vec![
+                nstring(a.name.as_deref()),
+                nstring(a.adl.as_deref()),
+                nstring(a.mailbox.as_deref()),
+                nstring(a.host.as_deref()),
+            ])
+        })
+        .collect();
+    Value::List(vec![Value::Adjacent(each)])
 }
 
 #[cfg(test)]

@@ -1,52 +1,36 @@
-//! IMAP string syntax for values taken from messages: NIL, quoted strings, literals.
+//! Values taken from message headers as IMAP strings. Header values are unfolded, so a stray
+//! CR or LF is dropped (it must not end the response line), and NUL, which no IMAP string may
+//! hold, becomes 0x80 as in Dovecot. How the result is quoted is the response encoder's rule.
 
-/// Writes `NIL` for None, else the value as [`string`].
-pub fn nstring(out: &mut Vec<u8>, v: Option<&[u8]>) {
-    match v {
-        None => out.extend_from_slice(b"NIL"),
-        Some(v) => string(out, v),
-    }
+use crate::imap::response::Value;
+use std::borrow::Cow;
+
+/// A header-derived `nstring`: NIL for None.
+pub fn nstring(v: Option<&[u8]>) -> Value<'_> {
+    v.map_or(Value::Nil, string)
 }
 
-/// Writes a header-derived value: a quoted string when it is printable 7-bit, else a literal.
-/// Line ends are dropped (header values are unfolded; a stray CR/LF must not end the response
-/// line) and NUL, which no IMAP string may hold, becomes 0x80 as in Dovecot.
-pub fn string(out: &mut Vec<u8>, v: &[u8]) {
-    let quotable = v.len() <= 4096 && v.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\t');
-    if quotable {
-        out.push(b'"');
-        for &b in v {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-        return;
+/// A header-derived `string`.
+pub fn string(v: &[u8]) -> Value<'_> {
+    if !v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Value::String(Cow::Borrowed(v));
     }
     let clean: Vec<u8> = v
         .iter()
         .filter(|&&b| b != b'\r' && b != b'\n')
         .map(|&b| if b == 0 { 0x80 } else { b })
         .collect();
-    if clean
-        .iter()
-        .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t')
-        && clean.len() <= 4096
-    {
-        return string(out, &clean);
-    }
-    out.extend_from_slice(format!("{{{}}}\r\n", clean.len()).as_bytes());
-    out.extend_from_slice(&clean);
+    Value::String(Cow::Owned(clean))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::response::Encoder;
 
     fn s(v: Option<&[u8]>) -> Vec<u8> {
         let mut out = Vec::new();
-        nstring(&mut out, v);
+        Encoder::default().value(&mut out, &nstring(v));
         out
     }
 

@@ -3,8 +3,9 @@
 //! and the raw message bytes; the session code converts its parsed command into these types.
 //!
 //! How FETCH items map onto these functions:
-//! - ENVELOPE: [`render_envelope`]`(&facts.envelope)`; BODY / BODYSTRUCTURE: [`render_body`]
-//!   `(&facts.body, false | true)`.
+//! - ENVELOPE: [`envelope`]`(&facts.envelope)`; BODY / BODYSTRUCTURE: [`body`]
+//!   `(&facts.body, false | true)`: response values the encoder writes ([`render_envelope`]
+//!   and [`render_body`] write them as bytes directly).
 //! - BODY[...]<o.n>, BODY.PEEK: [`extract`] / [`extract_ref`] with a [`SectionSpec`]; RFC822 is
 //!   `part: [], text: None`, RFC822.HEADER is `text: Some(Header)`, RFC822.TEXT `Some(Text)`.
 //!   RFC822.SIZE is `MessageMeta::size`.
@@ -26,12 +27,13 @@ mod text;
 #[cfg(test)]
 mod imaptest_vectors;
 
+pub use crate::imap::response::SectionText;
 pub use binary::{binary_size, decode_binary, BinaryError};
-pub use bodystructure::render_body;
-pub use envelope::render_envelope;
+pub use bodystructure::{body, render_body};
+pub use envelope::{envelope, render_envelope};
 pub use exercise::exercise;
 pub use search::{
     matches, LazyContent, MessageContent, MessageCtx, SearchKey, SeqBound, SequenceSet,
 };
-pub use section::{extract, extract_ref, Partial, SectionSpec, SectionText};
+pub use section::{extract, extract_ref, Partial, SectionSpec};
 pub use text::decode_header_value;

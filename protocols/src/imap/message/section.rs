@@ -4,16 +4,7 @@
 use std::borrow::Cow;
 use storage::mime::{fields, BodyPart, MessageFacts};
 
-/// The text part of a section specifier.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SectionText {
-    Header,
-    /// HEADER.FIELDS (names as the client sent them; compared case-insensitively).
-    HeaderFields(Vec<Vec<u8>>),
-    HeaderFieldsNot(Vec<Vec<u8>>),
-    Text,
-    Mime,
-}
+pub use crate::imap::response::SectionText;
 
 /// `<origin.count>`: at most `count` bytes from `origin`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,67 +1,16 @@
-//! Response syntax: strings (atom, quoted or literal), flag lists, dates, sequence sets.
+//! Command arguments in the store's terms: mailbox names as sent, flags, sequence and UID sets
+//! resolved against the session's snapshot. (Responses are built in [`super::response`].)
 
+use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use storage::{Flag, Flags};
 
-/// Whether `b` may appear in an atom that we send (ATOM-CHAR, conservatively).
-fn is_atom_char(b: u8) -> bool {
-    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
-}
-
-/// Writes an astring: an atom when safe, else a quoted string, else a literal.
-pub fn astring(out: &mut Vec<u8>, s: &[u8], utf8: bool) {
-    if !s.is_empty() && s.iter().all(|&b| is_atom_char(b)) && !s.eq_ignore_ascii_case(b"NIL") {
-        out.extend_from_slice(s);
-    } else {
-        string(out, s, utf8);
+/// The mailbox name's bytes as the client sent them ("INBOX" for the INBOX form).
+pub(crate) fn raw_name(m: &Mailbox<'_>) -> Vec<u8> {
+    match m {
+        Mailbox::Inbox => b"INBOX".to_vec(),
+        Mailbox::Other(o) => o.as_ref().to_vec(),
     }
-}
-
-/// Writes a string: quoted when it can be, else a literal. 8-bit bytes go in a quoted string
-/// only for UTF8=ACCEPT clients (and only when valid UTF-8).
-pub fn string(out: &mut Vec<u8>, s: &[u8], utf8: bool) {
-    let eight_bit_ok = utf8 && std::str::from_utf8(s).is_ok();
-    let quotable = s.len() < 1024
-        && s.iter()
-            .all(|&b| b != 0 && b != b'\r' && b != b'\n' && (b < 0x80 || eight_bit_ok));
-    if quotable {
-        out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-    } else {
-        literal(out, s);
-    }
-}
-
-pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
-    out.extend_from_slice(s);
-}
-
-/// `(\Seen \Flagged kw)`, with `\Recent` when asked.
-pub fn flag_list(flags: &Flags, recent: bool) -> String {
-    let mut s = String::from("(");
-    let mut first = true;
-    for f in flags {
-        if !first {
-            s.push(' ');
-        }
-        first = false;
-        s.push_str(f.to_imap());
-    }
-    if recent {
-        if !first {
-            s.push(' ');
-        }
-        s.push_str("\\Recent");
-    }
-    s.push(')');
-    s
 }
 
 /// Converts imap-types flags to the store's; `\Recent` and `\*` style extensions are refused.
@@ -84,16 +33,6 @@ pub fn store_flags<'a>(
         });
     }
     Ok(out)
-}
-
-/// RFC 3501 date-time: `"17-Jul-1996 02:44:25 -0700"`.
-pub fn internal_date(secs: i64, tz_min: i32) -> String {
-    let offset = chrono::FixedOffset::east_opt(tz_min.clamp(-1439, 1439) * 60)
-        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset is valid"));
-    let dt = chrono::DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .with_timezone(&offset);
-    format!("\"{}\"", dt.format("%d-%b-%Y %H:%M:%S %z"))
 }
 
 /// Why a sequence set cannot be resolved.
@@ -171,54 +110,12 @@ pub fn resolve(
     }
 }
 
-/// Compact `1:3,7` form of ascending numbers.
-pub fn compact_set(nums: &[u32]) -> String {
-    let mut s = String::new();
-    let mut i = 0;
-    while i < nums.len() {
-        let start = nums[i];
-        let mut end = start;
-        while i + 1 < nums.len() && nums[i + 1] == end + 1 {
-            i += 1;
-            end = nums[i];
-        }
-        if !s.is_empty() {
-            s.push(',');
-        }
-        if start == end {
-            s.push_str(&start.to_string());
-        } else {
-            s.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn set(s: &str) -> SequenceSet {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn strings() {
-        let mut o = Vec::new();
-        astring(&mut o, b"INBOX", false);
-        o.push(b' ');
-        astring(&mut o, b"a b\"c", false);
-        o.push(b' ');
-        astring(&mut o, b"nil", false);
-        o.push(b' ');
-        string(&mut o, b"x\r\ny", false);
-        o.push(b' ');
-        string(&mut o, "ü".as_bytes(), true);
-        assert_eq!(
-            String::from_utf8(o).unwrap(),
-            "INBOX \"a b\\\"c\" \"nil\" {4}\r\nx\r\ny \"ü\""
-        );
     }
 
     #[test]
@@ -230,16 +127,5 @@ mod tests {
         assert_eq!(resolve_uid(&set("2:5"), &[1, 3, 9]), vec![1]);
         assert_eq!(resolve_uid(&set("10:*"), &[1, 3, 9]), vec![2]);
         assert_eq!(resolve_uid(&set("*"), &[]), Vec::<usize>::new());
-        assert_eq!(compact_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
-    }
-
-    #[test]
-    fn dates_and_flags() {
-        assert_eq!(internal_date(0, 0), "\"01-Jan-1970 00:00:00 +0000\"");
-        assert_eq!(internal_date(3600, -420), "\"31-Dec-1969 18:00:00 -0700\"");
-        let mut f = Flags::new();
-        f.insert(Flag::Seen);
-        f.insert(Flag::Keyword("$Junk".into()));
-        assert_eq!(flag_list(&f, true), "(\\Seen $Junk \\Recent)");
     }
 }

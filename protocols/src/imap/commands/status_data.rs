@@ -1,0 +1,99 @@
+//! STATUS data, shared by STATUS and LIST ... RETURN (STATUS (...)): the item names, what they
+//! need from the store, and the `* STATUS` response.
+
+use crate::imap::reply::Done;
+use crate::imap::response::Untagged;
+use crate::imap::session::Session;
+use imap_codec::imap_types::status::StatusDataItemName;
+use storage::{Flag, MailboxInfo};
+
+pub(crate) fn item_name(i: &StatusDataItemName) -> &'static str {
+    match i {
+        StatusDataItemName::Messages => "MESSAGES",
+        StatusDataItemName::Recent => "RECENT",
+        StatusDataItemName::UidNext => "UIDNEXT",
+        StatusDataItemName::UidValidity => "UIDVALIDITY",
+        StatusDataItemName::Unseen => "UNSEEN",
+        StatusDataItemName::Deleted => "DELETED",
+        StatusDataItemName::DeletedStorage => "DELETED-STORAGE",
+        StatusDataItemName::Size => "SIZE",
+        StatusDataItemName::HighestModSeq => "HIGHESTMODSEQ",
+    }
+}
+
+/// Checks item names; BAD on an unknown one.
+pub(crate) fn check_items(items: &[String]) -> Result<(), Done> {
+    for i in items {
+        if !matches!(
+            i.as_str(),
+            "MESSAGES"
+                | "RECENT"
+                | "UIDNEXT"
+                | "UIDVALIDITY"
+                | "UNSEEN"
+                | "DELETED"
+                | "SIZE"
+                | "HIGHESTMODSEQ"
+        ) {
+            return Err(Done::Bad(format!("Invalid status item {i}").into()));
+        }
+    }
+    Ok(())
+}
+
+/// Counts that need the message list.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counts {
+    pub deleted: u32,
+    pub recent: u32,
+}
+
+/// Gathers what the items need (counting \Deleted reads the message list) off the async threads.
+pub(crate) fn info_for(
+    s: &Session,
+    name: &str,
+    items: &[String],
+) -> impl std::future::Future<Output = Result<(MailboxInfo, Counts), Done>> + Send + 'static {
+    let n = name.to_string();
+    let want_deleted = items.iter().any(|i| i == "DELETED");
+    let want_recent = items.iter().any(|i| i == "RECENT");
+    let store = s.user_store().ok();
+    s.store_call(move |st| {
+        let info = st.mailbox(&n)?;
+        let mut counts = Counts::default();
+        if want_deleted || want_recent {
+            // Unclaimed messages are \Recent; STATUS does not claim them.
+            let above = store
+                .as_ref()
+                .map(|store| crate::imap::recent::claimed(store, info.id, info.uidvalidity))
+                .unwrap_or(0);
+            for m in st.messages(&n)? {
+                counts.deleted += u32::from(m.flags.contains(&Flag::Deleted));
+                counts.recent += u32::from(m.uid > above);
+            }
+        }
+        Ok((info, counts))
+    })
+}
+
+/// Sends `* STATUS name (item value ...)`, the items in the order asked.
+pub(crate) fn send_status(s: &mut Session, info: &MailboxInfo, counts: Counts, items: &[String]) {
+    let values = items.iter().filter_map(|i| {
+        let v = match i.as_str() {
+            "MESSAGES" => u64::from(info.exists),
+            "RECENT" => u64::from(counts.recent),
+            "UIDNEXT" => u64::from(info.uidnext),
+            "UIDVALIDITY" => u64::from(info.uidvalidity),
+            "UNSEEN" => u64::from(info.unseen),
+            "DELETED" => u64::from(counts.deleted),
+            "SIZE" => info.size,
+            "HIGHESTMODSEQ" => info.highestmodseq,
+            _ => return None,
+        };
+        Some((i.as_str(), v))
+    });
+    s.send(&Untagged::Status {
+        mailbox: &info.name,
+        items: values.collect(),
+    });
+}

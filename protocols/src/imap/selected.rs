@@ -1,0 +1,168 @@
+//! The session's snapshot of the selected mailbox: its messages by sequence number, and the
+//! bookkeeping that decides what the client is told when they change.
+
+use super::changes::{Changes, MailboxShare};
+use super::response::{FetchItem, Untagged};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use storage::MessageMeta;
+
+/// One message of the session's snapshot of the selected mailbox.
+#[derive(Clone, Debug)]
+pub(crate) struct Msg {
+    /// Shared with the other sessions that took the same change from one shared answer
+    /// (imap::changes): thousands of sessions of one mailbox hold one copy of each new message's
+    /// entry, not one each.
+    pub meta: Arc<MessageMeta>,
+    /// \Recent for this session: the message arrived while this session had the mailbox open.
+    pub recent: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Selected {
+    pub name: String,
+    pub read_only: bool,
+    pub id: storage::MailboxId,
+    pub uidvalidity: u32,
+    /// Sequence number n is `msgs[n - 1]`; UIDs ascend.
+    pub msgs: Vec<Msg>,
+    /// Changes up to this modseq have been taken into the snapshot.
+    pub modseq_seen: u64,
+    /// UIDs expunged by others, still in the snapshot until EXPUNGE may be announced.
+    pub pending_expunge: BTreeSet<u32>,
+    /// The user's change counter (`UserStore::watch`) when the snapshot was last brought up
+    /// to date; None = unknown.
+    pub synced_version: Option<u64>,
+    /// Answers to "what changed since" shared with the other sessions of this mailbox.
+    pub share: Arc<MailboxShare>,
+}
+
+/// What [`Selected::take_in`] found: how many messages are new, and which UIDs' flags (or
+/// modseqs) changed.
+pub(crate) struct TakenIn {
+    pub added: usize,
+    pub flag_changed: BTreeSet<u32>,
+}
+
+impl Selected {
+    pub fn uids(&self) -> Vec<u32> {
+        self.msgs.iter().map(|m| m.meta.uid).collect()
+    }
+
+    pub fn index_of_uid(&self, uid: u32) -> Option<usize> {
+        self.msgs.binary_search_by_key(&uid, |m| m.meta.uid).ok()
+    }
+
+    pub fn last_uid(&self) -> u32 {
+        self.msgs.last().map_or(0, |m| m.meta.uid)
+    }
+
+    /// Takes other sessions' changes into the snapshot: new entries for changed messages, new
+    /// messages appended (recent when their UID is above `recent_above`), expunges held back
+    /// in `pending_expunge` until they may be announced. With `condstore` a modseq change
+    /// alone counts as a flag change (the client is told the new MODSEQ).
+    pub fn take_in(&mut self, changes: &Changes, recent_above: u32, condstore: bool) -> TakenIn {
+        let last_uid = self.last_uid();
+        let mut taken = TakenIn {
+            added: 0,
+            flag_changed: BTreeSet::new(),
+        };
+        for meta in &changes.changed {
+            if let Some(m) = self
+                .index_of_uid(meta.uid)
+                .and_then(|i| self.msgs.get_mut(i))
+            {
+                if m.meta.flags != meta.flags || (condstore && m.meta.modseq != meta.modseq) {
+                    taken.flag_changed.insert(meta.uid);
+                }
+                m.meta = meta.clone();
+            } else if meta.uid > last_uid && self.last_uid() < meta.uid {
+                self.msgs.push(Msg {
+                    recent: meta.uid > recent_above,
+                    meta: meta.clone(),
+                });
+                taken.added += 1;
+            }
+        }
+        for &uid in &changes.expunged {
+            if self.index_of_uid(uid).is_some() {
+                self.pending_expunge.insert(uid);
+            }
+        }
+        self.modseq_seen = self.modseq_seen.max(changes.highestmodseq);
+        taken
+    }
+
+    /// Removes the expunged UIDs `gone` from the snapshot and says so: one VANISHED for a
+    /// QRESYNC client, else one EXPUNGE each, highest sequence number first so each number is
+    /// valid when it is sent. UIDs not in the snapshot are ignored.
+    pub fn expunge(&mut self, gone: &[u32], qresync: bool) -> Vec<Untagged<'static>> {
+        let mut present: Vec<u32> = gone
+            .iter()
+            .copied()
+            .filter(|u| self.index_of_uid(*u).is_some())
+            .collect();
+        present.sort_unstable();
+        present.dedup();
+        for u in &present {
+            self.pending_expunge.remove(u);
+        }
+        if present.is_empty() {
+            return Vec::new();
+        }
+        if qresync {
+            self.msgs
+                .retain(|m| present.binary_search(&m.meta.uid).is_err());
+            return vec![Untagged::Vanished {
+                earlier: false,
+                uids: present.into(),
+            }];
+        }
+        let mut lines = Vec::new();
+        for u in present.iter().rev() {
+            if let Some(i) = self.index_of_uid(*u) {
+                self.msgs.remove(i);
+                lines.push(Untagged::Expunge(i as u32 + 1));
+            }
+        }
+        lines
+    }
+
+    /// Announces every expunge held back so far (see [`Selected::expunge`]).
+    pub fn expunge_pending(&mut self, qresync: bool) -> Vec<Untagged<'static>> {
+        let gone: Vec<u32> = std::mem::take(&mut self.pending_expunge)
+            .into_iter()
+            .collect();
+        self.expunge(&gone, qresync)
+    }
+
+    /// `* n FETCH (UID u FLAGS (...) [MODSEQ (m)])` for each UID of `uids` still in the
+    /// snapshot, with the sequence numbers as they stand now. A message expunged by another
+    /// session but not yet announced gets none: the client will be told it is gone instead.
+    pub fn flag_fetches<'a>(
+        &'a self,
+        uids: impl IntoIterator<Item = u32> + 'a,
+        condstore: bool,
+    ) -> impl Iterator<Item = Untagged<'a>> + 'a {
+        uids.into_iter()
+            .filter(|uid| !self.pending_expunge.contains(uid))
+            .filter_map(move |uid| {
+                let i = self.index_of_uid(uid)?;
+                let m = self.msgs.get(i)?;
+                let mut items = vec![
+                    FetchItem::Uid(uid),
+                    FetchItem::Flags {
+                        flags: &m.meta.flags,
+                        recent: m.recent,
+                    },
+                ];
+                if condstore {
+                    items.push(FetchItem::ModSeq(m.meta.modseq));
+                }
+                Some(Untagged::Fetch {
+                    seq: i as u32 + 1,
+                    items,
+                })
+            })
+    }
+}
