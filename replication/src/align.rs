@@ -21,19 +21,18 @@
 //! record at every check, forever. Such a difference is not counted as `skipped` either, so it
 //! never holds the check mark back.
 //!
-//! When: the shipper asks [`after_ship`] after each turn of a user; it checks only if records of
+//! When: the shipper asks [`crate::align_turn::after_ship`] after each turn of a user; it checks only if records of
 //! at least two origins were applied here since the last check with that peer (the only way
 //! orders can differ), so a single-writer (active/passive) stream compares nothing.
 
 use crate::conn::Conn;
 use crate::error::{ReplError, Result};
 use crate::exchange::peer_vv;
-use crate::replicator::{blocking, covers, Shared};
 use crate::store_api::{MailboxDigest, MessageKey, ReplicaUser};
+use crate::util::{blocking, covers};
 use crate::wire::Message;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Guid, MailboxId, NodeId, VersionVector};
@@ -42,11 +41,11 @@ use storage::{Guid, MailboxId, NodeId, VersionVector};
 const MAX_MODSEQ: u64 = (1 << 63) - 1;
 
 /// Per peer and user, this node's version vector at the last check. In memory only: after a
-/// start, a user's first turn sets it (see [`after_ship`]), so a restart compares only users that
+/// start, a user's first turn sets it (see [`crate::align_turn::after_ship`]), so a restart compares only users that
 /// had something to exchange.
 #[derive(Default)]
 pub(crate) struct AlignState {
-    last: Mutex<HashMap<(NodeId, String), VersionVector>>,
+    pub(crate) last: Mutex<HashMap<(NodeId, String), VersionVector>>,
 }
 
 /// What one check did.
@@ -72,67 +71,10 @@ pub enum Check {
 }
 
 /// Origins whose sequence grew from `before` to `now`.
-fn origins_advanced(before: &VersionVector, now: &VersionVector) -> usize {
+pub(crate) fn origins_advanced(before: &VersionVector, now: &VersionVector) -> usize {
     now.iter()
         .filter(|(o, s)| before.get(o).copied().unwrap_or(0) < **s)
         .count()
-}
-
-/// Called by the resolver's shipper at the end of a user's turn with nothing more to push;
-/// `peer_had`: the peer's version vector before this turn's push.
-pub(crate) async fn after_ship(
-    sh: &Arc<Shared>,
-    peer: NodeId,
-    conn: &mut Conn,
-    u: &Arc<dyn ReplicaUser>,
-    user: &str,
-    peer_had: &VersionVector,
-) -> Result<()> {
-    if !sh.resolves_conflicts() {
-        return Ok(());
-    }
-    let uu = u.clone();
-    let ours = blocking(move || uu.version_vector()).await?;
-    let key = (peer, user.to_string());
-    {
-        let mut last = sh.align.last.lock();
-        let base = match last.get(&key) {
-            Some(b) => b.clone(),
-            // First turn since this node started, nothing exchanged: in step; check when two
-            // origins move from here.
-            None if covers(peer_had, &ours) => {
-                last.insert(key, ours);
-                return Ok(());
-            }
-            // Records moved: they may have been written on both sides while apart (say, both
-            // nodes restarted after a split), and in which order they were applied here is not
-            // known. An empty mark makes every turn check (once two origins exist) until a
-            // check completes.
-            None => {
-                last.insert(key.clone(), VersionVector::new());
-                VersionVector::new()
-            }
-        };
-        if origins_advanced(&base, &ours) < 2 {
-            return Ok(());
-        }
-    }
-    sh.modseq_checks.fetch_add(1, Ordering::Relaxed);
-    match check(conn, u, user, sh.cfg.reply_timeout).await? {
-        // The peer has not applied the same records yet; whatever it still lacks or sends
-        // makes the user dirty again, and the next turn checks again.
-        Check::NotReady => {}
-        Check::Done(a) => {
-            sh.modseqs_aligned
-                .fetch_add(a.mailboxes as u64, Ordering::Relaxed);
-            // What this check covered; its own AlignModseqs records are of one origin only.
-            // A skipped mailbox keeps the old mark, so the next turn looks again.
-            if a.skipped == 0 {
-                sh.align.last.lock().insert(key, ours);
-            }
-        }
-    }
-    Ok(())
 }
 
 fn unexpected(m: Message, wanted: &str) -> ReplError {

@@ -2,7 +2,7 @@
 //! objects) and applying a peer's catch-up frame here (hashing and compressing its objects,
 //! the write) are CPU and disk work that clients should win every contention with: the
 //! shipper and receiver mark such work (a task-local flag around the future), and
-//! [`crate::replicator::blocking`] then runs its store calls on these threads instead of
+//! [`crate::util::blocking`] then runs its store calls on these threads instead of
 //! tokio's blocking pool (which the clients' store calls use) — nice 10 for the CPU (as the
 //! node's password-hash workers), I/O best-effort level 7 (effective under BFQ; mq-deadline
 //! and `none` do not order within a class; never the idle class, which can starve). A nice-10

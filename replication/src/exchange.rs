@@ -5,8 +5,8 @@
 use crate::conn::Conn;
 use crate::error::{ReplError, Result};
 use crate::purged;
-use crate::replicator::blocking;
 use crate::store_api::{bytes_of, objects_of, Applied, ReplicaStore, ReplicaUser};
+use crate::util::blocking;
 use crate::validate::{check_object, check_records};
 use crate::wire::MAX_RECORDS_PER_FRAME;
 use crate::wire::{Message, WireRecord};
@@ -245,36 +245,10 @@ pub(crate) async fn push_batch(
     // Objects go in their stored (compressed) form: no decompression here, no compression on
     // the peer, which verifies them.
     for (id, stored) in first {
-        out.objects += 1;
-        out.bytes += stored.compressed.len() as u64;
-        conn.feed(&Message::Object {
-            user: user.into(),
-            id,
-            body: stored.into(),
-        })
-        .await?;
+        feed_object(conn, user, id, stored, &mut out).await?;
     }
     if !ask.is_empty() {
-        conn.send(&Message::HaveObjects {
-            user: user.into(),
-            ids: ask.clone(),
-        })
-        .await?;
-        let missing = match conn.recv_timeout(t, "missing objects").await? {
-            Message::MissingObjects { user: mu, ids: m } => {
-                same_user(&mu, user)?;
-                m
-            }
-            m => return Err(unexpected(&m, "MissingObjects")),
-        };
-        for id in missing {
-            if !ask.contains(&id) {
-                return Err(ReplError::protocol(format!(
-                    "peer asked for object {id:?} it was not offered"
-                )));
-            }
-            rest.push(id);
-        }
+        rest.extend(peer_lacks(conn, user, ask, t).await?);
     }
     // Read in groups (one blocking hop per group, not per object), bounded in memory.
     for group in rest.chunks(READ_GROUP) {
@@ -287,16 +261,66 @@ pub(crate) async fn push_batch(
         })
         .await?;
         for (id, s) in stored {
-            out.objects += 1;
-            out.bytes += s.compressed.len() as u64;
-            conn.feed(&Message::Object {
-                user: user.into(),
-                id,
-                body: s.into(),
-            })
-            .await?;
+            feed_object(conn, user, id, s, &mut out).await?;
         }
     }
+    out.acked = Some(send_records(conn, user, &records, t, &mut out).await?);
+    Ok(out)
+}
+
+/// Queues one object on the connection (sent with the next flush).
+async fn feed_object(
+    conn: &mut Conn,
+    user: &str,
+    id: ObjectId,
+    stored: Prepared,
+    out: &mut Pushed,
+) -> Result<()> {
+    out.objects += 1;
+    out.bytes += stored.compressed.len() as u64;
+    conn.feed(&Message::Object {
+        user: user.into(),
+        id,
+        body: stored.into(),
+    })
+    .await
+}
+
+/// Which of the offered objects `ask` the peer lacks; it may name no other.
+async fn peer_lacks(
+    conn: &mut Conn,
+    user: &str,
+    ask: Vec<ObjectId>,
+    t: Duration,
+) -> Result<Vec<ObjectId>> {
+    conn.send(&Message::HaveObjects {
+        user: user.into(),
+        ids: ask.clone(),
+    })
+    .await?;
+    let missing = match conn.recv_timeout(t, "missing objects").await? {
+        Message::MissingObjects { user: mu, ids: m } => {
+            same_user(&mu, user)?;
+            m
+        }
+        m => return Err(unexpected(&m, "MissingObjects")),
+    };
+    if let Some(id) = missing.iter().find(|id| !ask.contains(id)) {
+        return Err(ReplError::protocol(format!(
+            "peer asked for object {id:?} it was not offered"
+        )));
+    }
+    Ok(missing)
+}
+
+/// Sends the batch's records and waits for the peer's durable Ack: its version vector.
+async fn send_records(
+    conn: &mut Conn,
+    user: &str,
+    records: &[Record],
+    t: Duration,
+    out: &mut Pushed,
+) -> Result<VersionVector> {
     let wire = records
         .iter()
         .map(|r| WireRecord::encode(user, r))
@@ -310,11 +334,10 @@ pub(crate) async fn push_batch(
     match conn.recv_timeout(t, "ack").await? {
         Message::Ack { user: au, vv } => {
             same_user(&au, user)?;
-            out.acked = Some(vv);
+            Ok(vv)
         }
-        m => return Err(unexpected(&m, "Ack")),
+        m => Err(unexpected(&m, "Ack")),
     }
-    Ok(out)
 }
 
 /// What a checked apply did.
@@ -544,113 +567,25 @@ pub(crate) async fn pull_all(
 ) -> Result<Pulled> {
     let mut out = Pulled::default();
     loop {
-        let uu = u.clone();
-        let have = blocking(move || uu.version_vector()).await?;
-        conn.send(&Message::Pull {
-            user: user.into(),
-            have: have.clone(),
-            limit,
-        })
-        .await?;
-        let (wire, more) = match conn.recv_timeout(t, "pull reply").await? {
-            Message::PullReply {
-                user: pu,
-                records,
-                more,
-            } => {
-                same_user(&pu, user)?;
-                (records, more)
-            }
-            m => return Err(unexpected(&m, "PullReply")),
-        };
+        let (have, wire, more) = request_page(conn, u, user, limit, t).await?;
         if wire.is_empty() {
             warn_stale_ghosts(u, user, conn.peer, true).await?;
             return Ok(out);
         }
         // Check before fetching anything the records name.
         let records = check_records(user, &wire, &have)?;
-        let mut seen = BTreeSet::new();
-        let wanted: Vec<ObjectId> = records
-            .iter()
-            .flat_map(objects_of)
-            .filter(|id| seen.insert(*id))
-            .collect();
-        let uu = u.clone();
-        let missing = blocking(move || {
-            let mut m = Vec::new();
-            for id in wanted {
-                if !uu.has_object(&id)? {
-                    m.push(id);
-                }
-            }
-            Ok(m)
-        })
+        let missing = missing_objects(u, &records).await?;
+        let fetched = fetch_objects(conn, u, user, &missing, t, &mut out).await?;
+        let done = apply_checked(
+            store,
+            u,
+            user,
+            &wire,
+            fetched.held,
+            fetched.sent_apart,
+            resolve,
+        )
         .await?;
-        let mut held: Vec<Verified> = Vec::new();
-        let mut held_bytes = 0usize;
-        let mut sent_apart: HashSet<ObjectId> = HashSet::new();
-        let mut puts: std::collections::VecDeque<
-            tokio::task::JoinHandle<std::result::Result<ObjectId, storage::StoreError>>,
-        > = Default::default();
-        let mut next = 0;
-        while next < missing.len() {
-            let ask = &missing[next..(next + 1000).min(missing.len())];
-            conn.send(&Message::GetObjects {
-                user: user.into(),
-                ids: ask.to_vec(),
-            })
-            .await?;
-            let objects = match conn.recv_timeout(t, "objects").await? {
-                Message::ObjectsData { user: ou, objects } => {
-                    same_user(&ou, user)?;
-                    objects
-                }
-                m => return Err(unexpected(&m, "ObjectsData")),
-            };
-            if objects.is_empty() || objects.len() > ask.len() {
-                return Err(ReplError::protocol(format!(
-                    "{} objects in answer to {} asked",
-                    objects.len(),
-                    ask.len()
-                )));
-            }
-            for ((id, body), want) in objects.into_iter().zip(ask) {
-                if id != *want {
-                    return Err(ReplError::protocol(
-                        "objects answered out of order".to_string(),
-                    ));
-                }
-                next += 1;
-                // The peer no longer has it (purged): its message stays a ghost here until
-                // the record removing it arrives (see `purged`).
-                let Some(body) = body else { continue };
-                // Bounded decompression, length and hash; stored as it came.
-                let obj = check_object(id, body)?;
-                let len = obj.compressed_len();
-                out.objects += 1;
-                out.bytes += len as u64;
-                if held_bytes + len <= MAX_HELD_BYTES {
-                    held_bytes += len;
-                    held.push(obj);
-                    continue;
-                }
-                // Over the hold bound: stored on its own now (concurrently, so the store's
-                // group commit shares fsyncs); all are durable before the records that need
-                // them are applied.
-                if puts.len() >= 128 {
-                    if let Some(p) = puts.pop_front() {
-                        p.await.map_err(|e| ReplError::Other(e.to_string()))??;
-                    }
-                }
-                let uu = u.clone();
-                sent_apart.insert(id);
-                puts.push_back(tokio::task::spawn_blocking(move || uu.put_verified(obj)));
-            }
-        }
-        for p in puts {
-            p.await.map_err(|e| ReplError::Other(e.to_string()))??;
-        }
-        let done = apply_checked(store, u, user, &wire, held, sent_apart, resolve).await?;
         out.records += done.applied.applied;
         out.bytes += wire.iter().map(|w| w.payload.len() as u64).sum::<u64>();
         out.conflicts_resolved += done.resolved;
@@ -659,6 +594,145 @@ pub(crate) async fn pull_all(
             return Ok(out);
         }
     }
+}
+
+/// Asks the peer for the next page of records this node lacks: (what we had, the page, more?).
+async fn request_page(
+    conn: &mut Conn,
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    limit: u32,
+    t: Duration,
+) -> Result<(VersionVector, Vec<WireRecord>, bool)> {
+    let uu = u.clone();
+    let have = blocking(move || uu.version_vector()).await?;
+    conn.send(&Message::Pull {
+        user: user.into(),
+        have: have.clone(),
+        limit,
+    })
+    .await?;
+    match conn.recv_timeout(t, "pull reply").await? {
+        Message::PullReply {
+            user: pu,
+            records,
+            more,
+        } => {
+            same_user(&pu, user)?;
+            Ok((have, records, more))
+        }
+        m => Err(unexpected(&m, "PullReply")),
+    }
+}
+
+/// The objects `records` name that this node does not have, each once.
+async fn missing_objects(u: &Arc<dyn ReplicaUser>, records: &[Record]) -> Result<Vec<ObjectId>> {
+    let mut seen = BTreeSet::new();
+    let wanted: Vec<ObjectId> = records
+        .iter()
+        .flat_map(objects_of)
+        .filter(|id| seen.insert(*id))
+        .collect();
+    let uu = u.clone();
+    blocking(move || {
+        let mut m = Vec::new();
+        for id in wanted {
+            if !uu.has_object(&id)? {
+                m.push(id);
+            }
+        }
+        Ok(m)
+    })
+    .await
+}
+
+/// Fetched objects: those held to be stored with their records, and the ids of those stored
+/// apart (over the hold bound; durable before the records apply).
+struct Fetched {
+    held: Vec<Verified>,
+    sent_apart: HashSet<ObjectId>,
+}
+
+/// Objects stored apart, concurrently (so the store's group commit shares fsyncs).
+type Puts = std::collections::VecDeque<
+    tokio::task::JoinHandle<std::result::Result<ObjectId, storage::StoreError>>,
+>;
+
+/// Fetches `missing` from the peer, 1,000 ids a request, checking each body.
+async fn fetch_objects(
+    conn: &mut Conn,
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    missing: &[ObjectId],
+    t: Duration,
+    out: &mut Pulled,
+) -> Result<Fetched> {
+    let mut f = Fetched {
+        held: Vec::new(),
+        sent_apart: HashSet::new(),
+    };
+    let mut held_bytes = 0usize;
+    let mut puts = Puts::new();
+    // A reply may stop short (a reply's worth of bytes): the rest is asked again.
+    let mut next = 0;
+    while next < missing.len() {
+        let ask = &missing[next..(next + 1000).min(missing.len())];
+        conn.send(&Message::GetObjects {
+            user: user.into(),
+            ids: ask.to_vec(),
+        })
+        .await?;
+        let objects = match conn.recv_timeout(t, "objects").await? {
+            Message::ObjectsData { user: ou, objects } => {
+                same_user(&ou, user)?;
+                objects
+            }
+            m => return Err(unexpected(&m, "ObjectsData")),
+        };
+        // Ids are answered in order (a purged one with no body), at least one a reply.
+        if objects.is_empty() || objects.len() > ask.len() {
+            return Err(ReplError::protocol(format!(
+                "{} objects in answer to {} asked",
+                objects.len(),
+                ask.len()
+            )));
+        }
+        for ((id, body), want) in objects.into_iter().zip(ask) {
+            if id != *want {
+                return Err(ReplError::protocol(
+                    "objects answered out of order".to_string(),
+                ));
+            }
+            next += 1;
+            // The peer no longer has it (purged): its message stays a ghost here until the
+            // record removing it arrives (see `purged`).
+            let Some(body) = body else { continue };
+            // Bounded decompression, length and hash; stored as it came.
+            let obj = check_object(id, body)?;
+            let len = obj.compressed_len();
+            out.objects += 1;
+            out.bytes += len as u64;
+            if held_bytes + len <= MAX_HELD_BYTES {
+                held_bytes += len;
+                f.held.push(obj);
+                continue;
+            }
+            // Over the hold bound: stored on its own now; all are durable before the records
+            // that need them are applied.
+            if puts.len() >= 128 {
+                if let Some(p) = puts.pop_front() {
+                    p.await.map_err(|e| ReplError::Other(e.to_string()))??;
+                }
+            }
+            let uu = u.clone();
+            f.sent_apart.insert(id);
+            puts.push_back(tokio::task::spawn_blocking(move || uu.put_verified(obj)));
+        }
+    }
+    for p in puts {
+        p.await.map_err(|e| ReplError::Other(e.to_string()))??;
+    }
+    Ok(f)
 }
 
 /// Ghosts (messages received without their objects, purged at the sender; see `purged`) that
@@ -685,7 +759,7 @@ pub(crate) async fn warn_stale_ghosts_vv(
 ) -> Result<()> {
     let theirs = peer_has.clone();
     check_stale_ghosts(u, user, peer, move |ours| {
-        crate::replicator::covers(ours, &theirs)
+        crate::util::covers(ours, &theirs)
     })
     .await
 }

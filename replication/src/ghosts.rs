@@ -8,7 +8,6 @@
 //! marked stale, and the periodic rescan recounts the stale users only. `status()` recounts every
 //! tracked user (it already reads each one's version vector).
 
-use crate::replicator::{blocking, Shared};
 use crate::store_api::ReplicaUser;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -45,7 +44,7 @@ impl GhostCounts {
         }
     }
 
-    fn take_stale(&self) -> Vec<String> {
+    pub(crate) fn take_stale(&self) -> Vec<String> {
         self.inner.lock().stale.drain().collect()
     }
 
@@ -98,24 +97,6 @@ pub(crate) fn count(users: &[(String, Arc<dyn ReplicaUser>)]) -> Vec<(String, u6
             }
         })
         .collect()
-}
-
-/// Recounts the users changed since the last call (the periodic rescan calls this).
-pub(crate) async fn refresh_stale(sh: &Arc<Shared>) {
-    let stale = sh.ghosts.take_stale();
-    if stale.is_empty() {
-        return;
-    }
-    let users: Vec<(String, Arc<dyn ReplicaUser>)> = {
-        let tracked = sh.users.lock();
-        stale
-            .into_iter()
-            .filter_map(|n| tracked.get(&n).cloned().map(|u| (n, u)))
-            .collect()
-    };
-    if let Ok(counted) = blocking(move || Ok(count(&users))).await {
-        sh.ghosts.record(&counted);
-    }
 }
 
 #[cfg(test)]

@@ -7,19 +7,25 @@
 //! server is not running; [`certs::init_ca`] / [`certs::issue_node_cert`] for `node cluster`.
 
 mod align;
+mod align_turn;
 mod background;
 pub mod certs;
+pub mod config;
 pub mod conn;
 pub mod coord;
 pub mod error;
 mod exchange;
+mod fence;
 pub mod ghosts;
 pub mod pacing;
+mod peer_state;
 pub mod policy;
 mod purged;
 mod receiver;
 pub mod replicator;
 mod shipper;
+mod state;
+pub mod status;
 pub mod storage_adapter;
 pub mod store_api;
 pub mod sync;
@@ -29,6 +35,7 @@ pub mod takeover;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
+mod util;
 pub mod validate;
 pub mod wire;
 

@@ -5,8 +5,9 @@
 use crate::conn::Conn;
 use crate::error::{ReplError, Result};
 use crate::exchange::apply_checked;
-use crate::replicator::{blocking, Shared};
+use crate::state::Shared;
 use crate::store_api::ReplicaUser;
+use crate::util::blocking;
 use crate::validate::{check_object, check_user_name};
 use crate::wire::{Message, StoredBody, WireRecord, MAX_RECORDS_PER_FRAME, MAX_USERS_PER_FRAME};
 use std::collections::HashSet;
@@ -267,189 +268,58 @@ async fn handle(
         Message::Ping => Message::Pong,
         Message::GetVersionVector { user } => {
             let u = open(sh, &user).await?;
-            match soft(blocking(move || u.version_vector()).await)? {
-                Ok(vv) => Message::VersionVector { user, vv },
-                Err(message) => Message::Error { message },
-            }
+            answer(blocking(move || u.version_vector()).await, |vv| {
+                Message::VersionVector { user, vv }
+            })?
         }
-        Message::HaveObjects { user, ids } => {
-            if ids.len() > MAX_IDS {
-                return Err(ReplError::protocol(format!(
-                    "{} object ids in one frame",
-                    ids.len()
-                )));
-            }
-            let u = open(sh, &user).await?;
-            let r = blocking(move || {
-                let mut missing = Vec::new();
-                for id in ids {
-                    if !u.has_object(&id)? {
-                        missing.push(id);
-                    }
-                }
-                Ok(missing)
-            })
-            .await;
-            match soft(r)? {
-                Ok(ids) => Message::MissingObjects { user, ids },
-                Err(message) => Message::Error { message },
-            }
-        }
+        Message::HaveObjects { user, ids } => have_objects(sh, user, ids).await?,
         Message::Object { user, id, body } => {
-            // Validates the user name (a protocol error otherwise) before anything is held.
-            open(sh, &user).await?;
-            // Bounded decompression, length and hash (a protocol error otherwise); the
-            // compressed body is then stored as it came.
-            let obj = check_object(id, body)?;
-            // Held for the Records frame that follows; made durable together with it (see
-            // `apply_checked`). What spills out goes to `put_object`, all finished before the
-            // next request is handled.
-            if let Some(out) = held.push(&user, obj) {
-                spill(sh, out, puts).await;
-            }
+            hold_object(sh, user, id, body, held, puts).await?;
             return Ok(None);
         }
         Message::Records { user, records } => {
-            let u = open(sh, &user).await?;
-            // A big frame is a peer's catch-up: its apply (decode, checks, the store's write
-            // and fsync) yields to this node's busy clients, bounded (see `pacing`). The peer
-            // waits for the Ack meanwhile.
-            sh.pacer.before_apply(records.len()).await;
-            let objects = held.take_for(&user);
-            let apart = puts.sent_apart.remove(&user).unwrap_or_default();
-            let low = sh
-                .pacer
-                .low_priority(sh.pacer.is_catch_up_frame(records.len()));
-            let applied = crate::background::catch_up(
-                low,
-                apply_checked(&sh.store, &u, &user, &records, objects, apart, resolve),
-            )
-            .await;
-            match soft(applied)? {
-                Ok(done) => {
-                    sh.conflicts_resolved
-                        .fetch_add(done.resolved as u64, Ordering::Relaxed);
-                    // The peer has what it sent us: do not ship it back.
-                    if let Some(p) = sh.peers.get(&peer) {
-                        let mut sent = VersionVector::new();
-                        for r in &done.records {
-                            let e = sent.entry(r.origin).or_insert(0);
-                            *e = (*e).max(r.seq);
-                        }
-                        if p.acked.lock().contains_key(&user) {
-                            p.merge_acked(&user, &sent);
-                        }
-                    }
-                    tracing::debug!(
-                        user,
-                        applied = done.applied.applied,
-                        "replication: applied records"
-                    );
-                    // Read in the same blocking hop as the apply, after its fsync.
-                    Message::Ack { user, vv: done.vv }
-                }
-                Err(message) => {
-                    tracing::warn!(user, error = %message, "replication: cannot apply records");
-                    Message::Error { message }
-                }
-            }
+            apply_records(sh, peer, resolve, user, records, held, puts).await?
         }
-        Message::Pull { user, have, limit } => {
-            let u = open(sh, &user).await?;
-            let limit = (limit as usize).clamp(1, MAX_RECORDS_PER_FRAME);
-            // Objects travel apart on the pull path (GetObjects, `None` for a purged one): no
-            // byte bound here, and no cut to place (see `purged`).
-            let r = blocking(move || {
-                let recs = u.records_since(&have, limit)?;
-                let more = recs.len() >= limit;
-                Ok((recs, more))
-            })
-            .await;
-            match soft(r)? {
-                Ok((recs, more)) => {
-                    let records = recs
-                        .iter()
-                        .map(|r| WireRecord::encode(&user, r))
-                        .collect::<Result<Vec<_>>>()?;
-                    Message::PullReply {
-                        user,
-                        records,
-                        more,
-                    }
-                }
-                Err(message) => Message::Error { message },
-            }
-        }
+        Message::Pull { user, have, limit } => pull(sh, user, have, limit).await?,
         Message::GetDigests { user } => {
             let u = open(sh, &user).await?;
-            match soft(blocking(move || u.mailbox_digests()).await)? {
-                Ok(mailboxes) => Message::Digests { user, mailboxes },
-                Err(message) => Message::Error { message },
-            }
+            answer(blocking(move || u.mailbox_digests()).await, |mailboxes| {
+                Message::Digests { user, mailboxes }
+            })?
         }
         Message::GetListing { user, mailbox } => {
             let u = open(sh, &user).await?;
-            match soft(blocking(move || u.mailbox_listing(mailbox)).await)? {
-                Ok(messages) => Message::Listing {
+            answer(
+                blocking(move || u.mailbox_listing(mailbox)).await,
+                |messages| Message::Listing {
                     user,
                     mailbox,
                     messages,
                 },
-                Err(message) => Message::Error { message },
-            }
+            )?
         }
         Message::GetExpunged { user, mailbox } => {
             let u = open(sh, &user).await?;
-            match soft(blocking(move || u.expunged_listing(mailbox)).await)? {
-                Ok(Some(tombstones)) => Message::Expunged {
-                    user,
-                    mailbox,
-                    tombstones,
+            answer(
+                blocking(move || u.expunged_listing(mailbox)).await,
+                |t| match t {
+                    Some(tombstones) => Message::Expunged {
+                        user,
+                        mailbox,
+                        tombstones,
+                    },
+                    None => Message::Error {
+                        message: format!("no mailbox {}", mailbox.to_hex()),
+                    },
                 },
-                Ok(None) => Message::Error {
-                    message: format!("no mailbox {}", mailbox.to_hex()),
-                },
-                Err(message) => Message::Error { message },
-            }
+            )?
         }
-        Message::GetObjects { user, ids } => {
-            if ids.len() > MAX_IDS {
-                return Err(ReplError::protocol(format!(
-                    "{} object ids in one frame",
-                    ids.len()
-                )));
-            }
-            let u = open(sh, &user).await?;
-            let r = blocking(move || {
-                let mut out = Vec::new();
-                let mut bytes = 0usize;
-                for id in ids {
-                    if !out.is_empty() && bytes >= MAX_OBJECTS_REPLY {
-                        break;
-                    }
-                    // In the stored form: the asking side verifies and stores it as it is.
-                    let body = if u.has_object(&id)? {
-                        Some(StoredBody::from(u.read_object_stored(&id)?))
-                    } else {
-                        None
-                    };
-                    bytes += body.as_ref().map_or(0, |b| b.zstd.len());
-                    out.push((id, body));
-                }
-                Ok(out)
-            })
-            .await;
-            match soft(r)? {
-                Ok(objects) => Message::ObjectsData { user, objects },
-                Err(message) => Message::Error { message },
-            }
-        }
+        Message::GetObjects { user, ids } => get_objects(sh, user, ids).await?,
         Message::GetUsers { after } => {
             let store = sh.store.clone();
-            match soft(blocking(move || store.list_users()).await)? {
-                Ok(all) => users_page(all, after.as_deref()),
-                Err(message) => Message::Error { message },
-            }
+            answer(blocking(move || store.list_users()).await, |all| {
+                users_page(all, after.as_deref())
+            })?
         }
         other => {
             return Err(ReplError::protocol(format!(
@@ -459,6 +329,172 @@ async fn handle(
         }
     };
     Ok(Some(reply))
+}
+
+/// The reply to a request the store answered: `ok` of its value, or `Error` with the store's
+/// message (the session goes on); any other failure ends the session.
+fn answer<T>(r: Result<T>, ok: impl FnOnce(T) -> Message) -> Result<Message> {
+    Ok(match soft(r)? {
+        Ok(v) => ok(v),
+        Err(message) => Message::Error { message },
+    })
+}
+
+fn check_ids(n: usize) -> Result<()> {
+    if n > MAX_IDS {
+        return Err(ReplError::protocol(format!("{n} object ids in one frame")));
+    }
+    Ok(())
+}
+
+/// `HaveObjects`: which of `ids` this node lacks.
+async fn have_objects(sh: &Arc<Shared>, user: String, ids: Vec<ObjectId>) -> Result<Message> {
+    check_ids(ids.len())?;
+    let u = open(sh, &user).await?;
+    let r = blocking(move || {
+        let mut missing = Vec::new();
+        for id in ids {
+            if !u.has_object(&id)? {
+                missing.push(id);
+            }
+        }
+        Ok(missing)
+    })
+    .await;
+    answer(r, |ids| Message::MissingObjects { user, ids })
+}
+
+/// `Object`: checked, then held for the Records frame that follows.
+async fn hold_object(
+    sh: &Arc<Shared>,
+    user: String,
+    id: ObjectId,
+    body: StoredBody,
+    held: &mut Held,
+    puts: &mut Puts,
+) -> Result<()> {
+    // Validates the user name (a protocol error otherwise) before anything is held.
+    open(sh, &user).await?;
+    // Bounded decompression, length and hash (a protocol error otherwise); the compressed body
+    // is then stored as it came.
+    let obj = check_object(id, body)?;
+    // Held for the Records frame that follows; made durable together with it (see
+    // `apply_checked`). What spills out goes to `put_object`, all finished before the next
+    // request is handled.
+    if let Some(out) = held.push(&user, obj) {
+        spill(sh, out, puts).await;
+    }
+    Ok(())
+}
+
+/// `Records`: applied with the objects held for them; `Ack` once durable.
+async fn apply_records(
+    sh: &Arc<Shared>,
+    peer: storage::NodeId,
+    resolve: bool,
+    user: String,
+    records: Vec<WireRecord>,
+    held: &mut Held,
+    puts: &mut Puts,
+) -> Result<Message> {
+    let u = open(sh, &user).await?;
+    // A big frame is a peer's catch-up: its apply (decode, checks, the store's write and
+    // fsync) yields to this node's busy clients, bounded (see `pacing`). The peer waits for
+    // the Ack meanwhile.
+    sh.pacer.before_apply(records.len()).await;
+    let objects = held.take_for(&user);
+    let apart = puts.sent_apart.remove(&user).unwrap_or_default();
+    let low = sh
+        .pacer
+        .low_priority(sh.pacer.is_catch_up_frame(records.len()));
+    let applied = crate::background::catch_up(
+        low,
+        apply_checked(&sh.store, &u, &user, &records, objects, apart, resolve),
+    )
+    .await;
+    Ok(match soft(applied)? {
+        Ok(done) => {
+            sh.conflicts_resolved
+                .fetch_add(done.resolved as u64, Ordering::Relaxed);
+            // The peer has what it sent us: do not ship it back.
+            if let Some(p) = sh.peers.get(&peer) {
+                let mut sent = VersionVector::new();
+                for r in &done.records {
+                    let e = sent.entry(r.origin).or_insert(0);
+                    *e = (*e).max(r.seq);
+                }
+                if p.acked.lock().contains_key(&user) {
+                    p.merge_acked(&user, &sent);
+                }
+            }
+            tracing::debug!(
+                user,
+                applied = done.applied.applied,
+                "replication: applied records"
+            );
+            // Read in the same blocking hop as the apply, after its fsync.
+            Message::Ack { user, vv: done.vv }
+        }
+        Err(message) => {
+            tracing::warn!(user, error = %message, "replication: cannot apply records");
+            Message::Error { message }
+        }
+    })
+}
+
+/// `Pull`: the records the puller lacks, a page at a time.
+async fn pull(sh: &Arc<Shared>, user: String, have: VersionVector, limit: u32) -> Result<Message> {
+    let u = open(sh, &user).await?;
+    let limit = (limit as usize).clamp(1, MAX_RECORDS_PER_FRAME);
+    // Objects travel apart on the pull path (GetObjects, `None` for a purged one): no byte
+    // bound here, and no cut to place (see `purged`).
+    let r = blocking(move || {
+        let recs = u.records_since(&have, limit)?;
+        let more = recs.len() >= limit;
+        Ok((recs, more))
+    })
+    .await;
+    match soft(r)? {
+        Ok((recs, more)) => {
+            let records = recs
+                .iter()
+                .map(|r| WireRecord::encode(&user, r))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Message::PullReply {
+                user,
+                records,
+                more,
+            })
+        }
+        Err(message) => Ok(Message::Error { message }),
+    }
+}
+
+/// `GetObjects`: the objects asked for in their stored form (`None` for one purged here), up
+/// to a reply's worth of bytes.
+async fn get_objects(sh: &Arc<Shared>, user: String, ids: Vec<ObjectId>) -> Result<Message> {
+    check_ids(ids.len())?;
+    let u = open(sh, &user).await?;
+    let r = blocking(move || {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for id in ids {
+            if !out.is_empty() && bytes >= MAX_OBJECTS_REPLY {
+                break;
+            }
+            // In the stored form: the asking side verifies and stores it as it is.
+            let body = if u.has_object(&id)? {
+                Some(StoredBody::from(u.read_object_stored(&id)?))
+            } else {
+                None
+            };
+            bytes += body.as_ref().map_or(0, |b| b.zstd.len());
+            out.push((id, body));
+        }
+        Ok(out)
+    })
+    .await;
+    answer(r, |objects| Message::ObjectsData { user, objects })
 }
 
 /// One page of `GetUsers`: the names after `after`, in order, at most a frame's worth.

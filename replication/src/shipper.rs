@@ -5,7 +5,9 @@
 use crate::conn::Conn;
 use crate::error::{ReplError, Result};
 use crate::exchange::{peer_vv, push_batch};
-use crate::replicator::{LagMark, Lane, PeerState, Shared, FENCED_PREFIX};
+use crate::fence::FENCED_PREFIX;
+use crate::peer_state::{LagMark, Lane, PeerState};
+use crate::state::Shared;
 use crate::store_api::bytes_of;
 use crate::wire::Message;
 use std::sync::atomic::Ordering;
@@ -169,7 +171,7 @@ async fn recover_own_records(
         return Ok(());
     }
     let uu = u.clone();
-    let ours = crate::replicator::blocking(move || uu.version_vector())
+    let ours = crate::util::blocking(move || uu.version_vector())
         .await?
         .get(&me)
         .copied()
@@ -278,7 +280,7 @@ async fn ship_user(
         lane.catching_up.lock().remove(user);
         peer.lag.lock().remove(user);
         // Nothing more to push: the resolver evens modseqs if both nodes were written.
-        crate::align::after_ship(sh, peer.id, conn, &u, user, &have).await?;
+        crate::align_turn::after_ship(sh, peer.id, conn, &u, user, &have).await?;
     }
     Ok(())
 }

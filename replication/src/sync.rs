@@ -2,12 +2,13 @@
 //! side's version vector says the other lacks. Prints (returns) what moved.
 
 use crate::align::{self, Check};
+use crate::config::PeerConfig;
 use crate::conn::Conn;
 use crate::error::Result;
 use crate::exchange::{peer_vv, pull_all, push_batch};
-use crate::replicator::{blocking, PeerConfig};
 use crate::store_api::{MessageKey, ReplicaStore, ReplicaUser};
 use crate::tls::TlsMaterial;
+use crate::util::blocking;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -199,47 +200,75 @@ pub async fn sync_user_at(
             || foreign_moved(&ours_before, &ours_after)
             || foreign_moved(&theirs_before, &theirs_after))
     {
-        if let Check::Done(a) = align::check(&mut conn, &u, user, REPLY_TIMEOUT).await? {
-            report.modseqs_aligned = a.mailboxes as u64;
-            if a.mailboxes > 0 {
-                // Our AlignModseqs records: the peer applies them now.
-                let have = peer_vv(&mut conn, user, REPLY_TIMEOUT).await?;
-                push_all(&mut conn, &u, user, have, &mut report).await?;
-            }
-        }
+        align_modseqs(&mut conn, &u, user, &mut report).await?;
     }
     if full {
-        let (mut diverged, mut modseqs_only) = compare(&mut conn, &u, user).await?;
-        if !diverged.is_empty() {
-            let uu = u.clone();
-            blocking(move || uu.rebuild_index()).await?;
-            report.rebuilt_local_index = true;
-            (diverged, modseqs_only) = compare(&mut conn, &u, user).await?;
-            if diverged.is_empty() {
-                tracing::warn!(user, peer = peer.id, "replication: full sync found this node's index diverged from its log; rebuilt it");
-            } else {
-                tracing::warn!(
-                    user,
-                    peer = peer.id,
-                    mailboxes = diverged.len(),
-                    "replication: full sync found mailboxes that differ from the peer"
-                );
-            }
-        }
-        if !modseqs_only.is_empty() {
-            tracing::info!(
-                user,
-                peer = peer.id,
-                mailboxes = modseqs_only.len(),
-                "replication: full sync: modseqs differ from the peer; left to the merge resolver"
-            );
-        }
-        report.diverged = diverged;
-        report.modseqs_differ = modseqs_only;
+        full_compare(&mut conn, &u, user, peer.id, &mut report).await?;
     }
     report.seconds = started.elapsed().as_secs_f64();
     tracing::info!(%report, "replication: sync done");
     Ok(report)
+}
+
+/// The merge resolver's modseq check against the peer; our alignment records go to it at once.
+async fn align_modseqs(
+    conn: &mut Conn,
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    report: &mut SyncReport,
+) -> Result<()> {
+    if let Check::Done(a) = align::check(conn, u, user, REPLY_TIMEOUT).await? {
+        report.modseqs_aligned = a.mailboxes as u64;
+        if a.mailboxes > 0 {
+            // Our AlignModseqs records: the peer applies them now.
+            let have = peer_vv(conn, user, REPLY_TIMEOUT).await?;
+            push_all(conn, u, user, have, report).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `--full`: compares every mailbox with the peer; a difference rebuilds this node's index from
+/// its log and compares again; what still differs is reported.
+async fn full_compare(
+    conn: &mut Conn,
+    u: &Arc<dyn ReplicaUser>,
+    user: &str,
+    peer: storage::NodeId,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let (mut diverged, mut modseqs_only) = compare(conn, u, user).await?;
+    if !diverged.is_empty() {
+        let uu = u.clone();
+        blocking(move || uu.rebuild_index()).await?;
+        report.rebuilt_local_index = true;
+        (diverged, modseqs_only) = compare(conn, u, user).await?;
+        if diverged.is_empty() {
+            tracing::warn!(
+                user,
+                peer,
+                "replication: full sync found this node's index diverged from its log; rebuilt it"
+            );
+        } else {
+            tracing::warn!(
+                user,
+                peer,
+                mailboxes = diverged.len(),
+                "replication: full sync found mailboxes that differ from the peer"
+            );
+        }
+    }
+    if !modseqs_only.is_empty() {
+        tracing::info!(
+            user,
+            peer,
+            mailboxes = modseqs_only.len(),
+            "replication: full sync: modseqs differ from the peer; left to the merge resolver"
+        );
+    }
+    report.diverged = diverged;
+    report.modseqs_differ = modseqs_only;
+    Ok(())
 }
 
 /// Pushes batches until the peer's acks cover our log; returns the peer's last known vector.

@@ -4,10 +4,12 @@
 //! one peer besides the node that took it). Bounded in time: a peer that does not answer (dead,
 //! stopped) is skipped at the deadline.
 
+use crate::config::PeerConfig;
 use crate::conn::Conn;
 use crate::error::{ReplError, Result};
 use crate::exchange::pull_all;
-use crate::replicator::{blocking, PeerConfig, Shared};
+use crate::state::Shared;
+use crate::util::blocking;
 use crate::wire::Message;
 use serde::Serialize;
 use std::collections::BTreeSet;
