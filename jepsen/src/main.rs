@@ -8,6 +8,7 @@ mod bench_idle;
 mod bench_replication;
 mod bench_store;
 mod dovecot;
+mod harness;
 mod node_proc;
 
 #[derive(Parser)]
@@ -35,6 +36,9 @@ enum Command {
     /// Client latency on node A with no backlog, and while a restarted node B drains a backlog
     /// of N messages with replication yielding to clients and without (issue 6).
     BenchBacklog(bench_backlog::Args),
+    /// Fault injection in the manner of Jepsen: a `node lab`, workloads through the service
+    /// address and straight to nodes, faults on a schedule, a history, checkers, a report.
+    Test(harness::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Command::BenchReplication(a) => bench_replication::run(a),
         Command::Idle(a) => bench_idle::run(a),
         Command::BenchBacklog(a) => bench_backlog::run(a),
+        Command::Test(a) => harness::run(a),
     }
 }
