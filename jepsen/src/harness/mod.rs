@@ -219,6 +219,8 @@ fn run_with_lab(
         targets: Arc::default(),
         run_id,
         seed: a.seed,
+        direct: None,
+        holder: Arc::default(),
     };
     let mut handles = Vec::new();
     let mut process = 0u32;
@@ -243,6 +245,7 @@ fn run_with_lab(
                     process: 100 + m.id,
                     addr: SocketAddr::from((m.addr, 143)),
                     lmtp: SocketAddr::from((m.addr, 24)),
+                    direct: Some(m.id),
                     ..base.clone()
                 };
                 handles.push(netns::spawn_in(&m.netns, "reader-direct", move || {
@@ -262,6 +265,7 @@ fn run_with_lab(
     };
     let windows = std::thread::scope(|s| {
         let nem = s.spawn(|| nemesis::schedule::run(lab, &plan, &rec, &stop, &current));
+        s.spawn(|| watch_holder(lab, &base.holder, &stop, deadline));
         progress(&rec, &current, start, deadline, &stop);
         nem.join().unwrap_or_default()
     });
@@ -363,6 +367,20 @@ fn progress(
         std::thread::sleep(Duration::from_millis(200));
     }
     pb.finish();
+}
+
+/// Keeps `holder` at the node that holds the service address (0 when none or several).
+fn watch_holder(
+    lab: &lab::Lab,
+    holder: &std::sync::atomic::AtomicU32,
+    stop: &AtomicBool,
+    deadline: Instant,
+) {
+    while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
+        let h = lab.holders();
+        holder.store(if h.len() == 1 { h[0] } else { 0 }, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Waits (bounded) until exactly one node holds the service address; that node.

@@ -4,7 +4,40 @@
 
 use super::{places, Input, Verdict};
 use crate::harness::history::{Kind, F};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// For a missing message, why it may be gone: an expunge aimed (by UID) at another message
+/// that a client had been told had the same UID: the loss then follows from a reused UID.
+fn collateral(input: &Input, msgid: &str) -> Option<String> {
+    let mut uids: BTreeSet<(u32, u32)> = BTreeSet::new();
+    for e in input.history.iter().filter(|e| e.kind == Kind::Ok) {
+        if e.f == F::Append && e.msgid.as_deref() == Some(msgid) {
+            if let (Some(v), Some(u)) = (e.uidvalidity, e.uid) {
+                uids.insert((v, u));
+            }
+        }
+    }
+    let mut by_uid: BTreeMap<(u32, u32), &str> = BTreeMap::new();
+    for e in input
+        .history
+        .iter()
+        .filter(|e| e.kind == Kind::Invoke && e.f == F::Expunge)
+    {
+        if let (Some(v), Some(u), Some(m)) = (e.uidvalidity, e.uid, e.msgid.as_deref()) {
+            if m != msgid {
+                by_uid.insert((v, u), m);
+            }
+        }
+    }
+    uids.iter().find_map(|k| {
+        by_uid.get(k).map(|other| {
+            format!(
+                " (UID {} was also acknowledged for {other}, which a client expunged by UID)",
+                k.1
+            )
+        })
+    })
+}
 
 pub fn check(input: &Input) -> Verdict {
     let mut v = Verdict::new("lost-writes", "1: nothing acknowledged is lost");
@@ -35,7 +68,14 @@ pub fn check(input: &Input) -> Verdict {
                 let missing: Vec<&&str> = must.iter().filter(|m| !p.contains_key(**m)).collect();
                 v.count("missing_on_active", missing.len() as u64);
                 for m in missing {
-                    v.fail(format!("{m}: acknowledged, not on the active node {a}"));
+                    let why = collateral(input, m);
+                    if why.is_some() {
+                        v.count("missing_after_uid_reuse", 1);
+                    }
+                    v.fail(format!(
+                        "{m}: acknowledged, not on the active node {a}{}",
+                        why.unwrap_or_default()
+                    ));
                 }
             }
             _ => v.fail(format!("the active node {a} could not be read")),

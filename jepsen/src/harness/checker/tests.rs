@@ -181,3 +181,25 @@ fn histories_round_trip_as_json_lines() {
     assert_eq!(back[1].uid, Some(1));
     assert_eq!(back[3].read, h[3].read);
 }
+
+#[test]
+fn a_loss_through_a_reused_uid_is_explained() {
+    let (mut h, d) = good();
+    // c@x was acknowledged with UID 2 too (b@x has it); b@x is expunged by UID 2.
+    h.extend(append(1, "c@x", 2));
+    let mut ex = Event::new(3, Kind::Invoke, F::Expunge).msgid("b@x");
+    ex.uidvalidity = Some(7);
+    ex.uid = Some(2);
+    h.push(ex);
+    let facts = BTreeMap::new();
+    let input = Input {
+        history: &h,
+        active: Some(1),
+        dumps: &d,
+        facts: &facts,
+    };
+    let v = lost::check(&input);
+    assert!(!v.pass);
+    assert_eq!(v.counts.get("missing_after_uid_reuse"), Some(&1));
+    assert!(!uids::check(&input).pass);
+}

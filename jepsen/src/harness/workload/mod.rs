@@ -10,7 +10,7 @@ pub mod reader;
 
 use super::history::{Event, Kind, Recorder, F};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,12 @@ pub struct Ctx {
     /// Distinguishes this run's Message-IDs from any other run's.
     pub run_id: String,
     pub seed: u64,
+    /// The node this client talks to straight, if it does.
+    pub direct: Option<u32>,
+    /// The node holding the service address as last seen by the harness (0: none or two).
+    /// IMAP greetings do not name the node, so for clients of the service address this is
+    /// who answered, to within the monitor's 200 ms.
+    pub holder: Arc<AtomicU32>,
 }
 
 impl Ctx {
@@ -65,7 +71,8 @@ impl Ctx {
     ) -> Event {
         let mut c = e.clone();
         c.kind = kind;
-        c.node = node;
+        let holder = self.holder.load(Ordering::SeqCst);
+        c.node = node.or(self.direct).or((holder != 0).then_some(holder));
         c.error = error;
         c
     }
