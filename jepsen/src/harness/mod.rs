@@ -223,11 +223,10 @@ fn run_with_lab(
         holder: Arc::default(),
     };
     let mut handles = Vec::new();
-    let mut process = 0u32;
-    for w in workloads {
-        process += 1;
+    for (i, w) in workloads.iter().enumerate() {
         let ctx = workload::Ctx {
-            process,
+            // Process 0 is the nemesis; 100 + N the readers straight to node N.
+            process: i as u32 + 1,
             ..base.clone()
         };
         let f: fn(workload::Ctx) = match w.as_str() {

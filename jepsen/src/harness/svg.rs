@@ -126,7 +126,7 @@ pub fn render(history: &[Event], windows: &[Window], title: &str) -> String {
             path,
             "{}{:.1},{:.1} ",
             if i == 0 { "M" } else { "L" },
-            x(i as f64 + 0.5),
+            x((i as f64 + 0.5).min(end_s)),
             ytp(f64::from(*n))
         );
     }
