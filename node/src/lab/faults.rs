@@ -224,6 +224,82 @@ pub fn fill(dir: &Path, id: u32) -> Result<()> {
     Ok(())
 }
 
+const QUEUE: &str = "0";
+
+fn delayer_pid_file(layout: &Layout, id: u32) -> PathBuf {
+    layout.node_dir(id).join("delayer.pid")
+}
+
+fn nfqueue_rule(ns: &str, op: &str) -> Result<String> {
+    let mut cmd = sh::ip();
+    cmd.args([
+        "netns",
+        "exec",
+        ns,
+        "iptables",
+        "-t",
+        "mangle",
+        op,
+        "POSTROUTING",
+    ])
+    .args([
+        "-o",
+        net::IFACE,
+        "-j",
+        "NFQUEUE",
+        "--queue-num",
+        QUEUE,
+        "--queue-bypass",
+    ]);
+    sh::run_ok(&mut cmd)
+}
+
+/// Every packet node `id` sends waits `ms` ms (lab notes: netem is missing, NFQUEUE works).
+/// 0 removes the delay.
+pub fn delay(dir: &Path, id: u32, ms: u64) -> Result<()> {
+    let (state, layout) = load(dir)?;
+    check_id(&state, id)?;
+    let ns = layout.names.node(id);
+    let pid_file = delayer_pid_file(&layout, id);
+    if let Some(pid) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+    {
+        procs::stop(&[pid], Duration::from_secs(2));
+        let _ = std::fs::remove_file(&pid_file);
+    }
+    if ms == 0 {
+        // Absent already is fine.
+        let _ = nfqueue_rule(&ns, "-D");
+        println!("node {id}: no delay");
+        return Ok(());
+    }
+    if ms > 10_000 {
+        bail!("delay {ms} ms: give at most 10000");
+    }
+    let log = layout.node_dir(id).join("delayer.log");
+    let pid = procs::spawn_in(
+        &ns,
+        &state.node_bin,
+        &["lab", "delayer", "--queue", QUEUE, "--ms", &ms.to_string()],
+        &log,
+    )?;
+    std::fs::write(&pid_file, pid.to_string())?;
+    // The delayer binds its queue first; with --queue-bypass nothing is lost meanwhile.
+    std::thread::sleep(Duration::from_millis(100));
+    if !procs::alive(pid) {
+        bail!(
+            "the delayer exited at once: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    if nfqueue_rule(&ns, "-C").is_err() {
+        nfqueue_rule(&ns, "-A").context("cannot add the NFQUEUE rule (is iptables installed?)")?;
+    }
+    println!("node {id}: every packet it sends waits {ms} ms");
+    Ok(())
+}
+
 /// Starts what of node `id` is not running: after a crash, the stale address goes, the cable
 /// goes back in, then the node and its keepalived start; after a kill, only the node.
 pub fn restart(dir: &Path, id: u32) -> Result<()> {
@@ -291,6 +367,9 @@ pub fn heal(dir: &Path) -> Result<()> {
             node_env::set_clock(&layout, m.id, "+0")?;
         }
         node_env::unfill(&layout, m.id);
+        if delayer_pid_file(&layout, m.id).exists() {
+            delay(dir, m.id, 0)?;
+        }
     }
     // Resumed processes and re-plugged cables need a moment before they are themselves.
     std::thread::sleep(Duration::from_millis(50));

@@ -7,6 +7,7 @@
 //! [`node_conf`] the nodes' configuration and certificates, [`procs`] the processes, [`up`]
 //! and [`inspect`] the commands. The lab's state (names, pids, paths) is `DIR/lab.json`.
 
+pub mod delayer;
 pub mod faults;
 pub mod inspect;
 pub mod keepalived;
@@ -129,6 +130,21 @@ pub enum FaultCmd {
         node: u32,
         #[command(flatten)]
         at: LabDir,
+    },
+    /// Delay every packet node N sends by MS milliseconds (NFQUEUE + a delayer; 0 removes it).
+    Delay {
+        node: u32,
+        ms: u64,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// The packet delayer itself (started by `delay` inside the node's namespace).
+    #[command(hide = true)]
+    Delayer {
+        #[arg(long)]
+        queue: u16,
+        #[arg(long)]
+        ms: u64,
     },
     /// Undo every fault but a crash.
     Heal {
@@ -285,6 +301,8 @@ fn run_fault(cmd: FaultCmd) -> Result<()> {
         FaultCmd::Loss { node, percent, at } => faults::loss(&at.dir, node, percent),
         FaultCmd::Clock { node, offset, at } => faults::clock(&at.dir, node, &offset),
         FaultCmd::Fill { node, at } => faults::fill(&at.dir, node),
+        FaultCmd::Delay { node, ms, at } => faults::delay(&at.dir, node, ms),
+        FaultCmd::Delayer { queue, ms } => delayer::run(queue, Duration::from_millis(ms)),
         FaultCmd::Heal { at } => faults::heal(&at.dir),
     }
 }
