@@ -39,6 +39,8 @@ enum Command {
     /// Fault injection in the manner of Jepsen: a `node lab`, workloads through the service
     /// address and straight to nodes, faults on a schedule, a history, checkers, a report.
     Test(harness::Args),
+    /// The checkers of `jepsen test` again over a recorded run directory.
+    Check(harness::CheckArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Idle(a) => bench_idle::run(a),
         Command::BenchBacklog(a) => bench_backlog::run(a),
         Command::Test(a) => harness::run(a),
+        Command::Check(a) => harness::check(a),
     }
 }

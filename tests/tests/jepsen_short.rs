@@ -17,6 +17,7 @@ const NEMESES: &[&str] = &[
     "partition-split",
     "flap",
     "loss",
+    "latency",
     "clock",
     "disk",
     "mixed",

@@ -164,7 +164,6 @@ pub fn write_jsonl(events: &[Event], path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
 pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Event>> {
     let text = std::fs::read_to_string(path)?;
     text.lines()

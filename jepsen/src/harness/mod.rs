@@ -33,8 +33,8 @@ pub struct Args {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=3600))]
     time: u64,
     /// A fault, a comma-separated list, `mixed` (two at once), `all` (each in turn, then
-    /// mixed) or `none`. Faults: crash, pause, partition, partition-split, flap, loss, clock,
-    /// disk.
+    /// mixed) or `none`. Faults: crash, pause, partition, partition-split, flap, loss,
+    /// latency, clock, disk.
     #[arg(long, default_value = "all")]
     nemesis: String,
     /// A workload, a comma-separated list or `all`: lmtp, append, flags, expunge-move, reader.
@@ -66,6 +66,57 @@ pub struct Args {
     /// Namespace prefix of the lab (several runs side by side need different ones).
     #[arg(long)]
     prefix: Option<String>,
+}
+
+/// What a run saw at its end (DIR/final-state.json), so `jepsen check` can check it again.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Final {
+    active: Option<u32>,
+    dumps: BTreeMap<u32, Result<dump::NodeDump, String>>,
+    facts: BTreeMap<u32, checker::NodeFacts>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// A run directory of `jepsen test` (history.jsonl and final-state.json).
+    #[arg(long)]
+    dir: PathBuf,
+}
+
+/// `jepsen check --dir DIR`: the checkers again over a recorded run (no lab needed).
+pub fn check(a: CheckArgs) -> Result<()> {
+    let events = history::read_jsonl(&a.dir.join("history.jsonl"))
+        .with_context(|| format!("cannot read {}/history.jsonl", a.dir.display()))?;
+    let path = a.dir.join("final-state.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let f: Final = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a final state", path.display()))?;
+    let verdicts = checker::check_all(&checker::Input {
+        history: &events,
+        active: f.active,
+        dumps: &f.dumps,
+        facts: &f.facts,
+    });
+    for v in &verdicts {
+        println!(
+            "{:<18} {}  {}",
+            v.name,
+            if v.pass { "pass" } else { "FAIL" },
+            v.counts
+                .iter()
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        for p in &v.problems {
+            println!("    {p}");
+        }
+    }
+    if verdicts.iter().any(|v| !v.pass) {
+        bail!("invariants violated in {}", a.dir.display());
+    }
+    Ok(())
 }
 
 /// How long replicas get to converge after healing.
@@ -305,9 +356,14 @@ fn run_with_lab(
         .collect();
     let events = rec.snapshot();
     history::write_jsonl(&events, &dir.join("history.jsonl"))?;
+    let saved = Final {
+        active,
+        dumps: dumps.clone(),
+        facts: facts.clone(),
+    };
     std::fs::write(
         dir.join("final-state.json"),
-        serde_json::to_string_pretty(&dumps)?,
+        serde_json::to_string_pretty(&saved)?,
     )?;
     let verdicts = checker::check_all(&checker::Input {
         history: &events,

@@ -8,8 +8,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
-/// Every fault, in the order `all` runs them. Latency is missing: this kernel has no netem
-/// and nft has no queue statement (lab notes); an NFQUEUE delayer is left for later.
+/// Every fault, in the order `all` runs them.
 pub const ALL: &[&str] = &[
     "crash",
     "pause",
@@ -17,13 +16,26 @@ pub const ALL: &[&str] = &[
     "partition-split",
     "flap",
     "loss",
+    "latency",
     "clock",
     "disk",
 ];
 
 /// Faults that may be combined in one window ("mixed"): flap is left out because it plugs
 /// the cable back, which must not happen to a crashed node holding a stale address.
-pub const MIXABLE: &[&str] = &["crash", "pause", "partition", "loss", "clock", "disk"];
+pub const MIXABLE: &[&str] = &[
+    "crash",
+    "pause",
+    "partition",
+    "loss",
+    "latency",
+    "clock",
+    "disk",
+];
+
+/// Added to every packet the node sends by the latency fault (`node lab delay`: NFQUEUE, no
+/// netem here). Below keepalived's 0.35 s dead-master interval, so it slows, not fails over.
+const LATENCY_MS: &str = "200";
 
 /// The wall-clock steps the clock fault cycles through (seconds).
 const CLOCK_STEPS: &[&str] = &["+3600", "-3600", "+86400", "-86400"];
@@ -77,6 +89,10 @@ pub fn start(lab: &Lab, name: &str, node: u32, round: usize) -> Result<Fault> {
         "loss" => {
             lab.lab(&["loss", &n, "30"])?;
             format!("node {node} loses 30% of its frames")
+        }
+        "latency" => {
+            lab.lab(&["delay", &n, LATENCY_MS])?;
+            format!("every packet node {node} sends waits {LATENCY_MS} ms")
         }
         "clock" => {
             let step = CLOCK_STEPS[round % CLOCK_STEPS.len()];
