@@ -121,6 +121,8 @@ pub fn check(a: CheckArgs) -> Result<()> {
 
 /// How long replicas get to converge after healing.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the active node has after healing to take a write again.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Clients stop within a few I/O timeouts of the deadline.
 const JOIN_GRACE: Duration = Duration::from_secs(30);
 
@@ -343,17 +345,23 @@ fn run_with_lab(
         lab.lab(&["restart", &id.to_string()])?;
     }
     let active = wait_one_holder(lab);
+    let refused = probe_writes(lab, &base);
     let (dumps, took) = converge(lab);
     println!(
         "final state read from every node ({:.1} s to converge); active node {}",
         took.as_secs_f64(),
         active.map_or("none".into(), |a| a.to_string())
     );
-    let facts: BTreeMap<u32, checker::NodeFacts> = lab
+    let mut facts: BTreeMap<u32, checker::NodeFacts> = lab
         .ids()
         .into_iter()
         .map(|id| (id, facts(lab, id)))
         .collect();
+    if let (Some(a), Some(why)) = (active, refused) {
+        if let Some(f) = facts.get_mut(&a) {
+            f.refuses_writes = Some(why);
+        }
+    }
     let events = rec.snapshot();
     history::write_jsonl(&events, &dir.join("history.jsonl"))?;
     let saved = Final {
@@ -424,6 +432,37 @@ fn progress(
     pb.finish();
 }
 
+/// After healing, the active node must take writes again: APPENDs through the service
+/// address (recorded in the history like any other, process 99), retried for a while. None
+/// when one was acknowledged, else the last refusal.
+fn probe_writes(lab: &lab::Lab, base: &workload::Ctx) -> Option<String> {
+    let ctx = workload::Ctx {
+        process: 99,
+        stop: Arc::new(AtomicBool::new(false)),
+        deadline: Instant::now() + PROBE_TIMEOUT,
+        max_ops: 30,
+        pace: Duration::from_millis(500),
+        ..base.clone()
+    };
+    let rec = ctx.rec.clone();
+    let from = rec.snapshot().len();
+    let run_id = format!("probe-{}", ctx.run_id);
+    let ctx = workload::Ctx { run_id, ..ctx };
+    // One append workload that stops at its first acknowledgement.
+    let r = netns::run_in(&lab.client_ns, move || workload::append::run_until_ok(ctx));
+    let events = rec.snapshot();
+    let last = events[from.min(events.len())..]
+        .iter()
+        .rev()
+        .find(|e| e.process == 99 && e.kind != history::Kind::Invoke);
+    match (r, last) {
+        (Ok(true), _) => None,
+        (Err(e), _) => Some(format!("{e:#}")),
+        (Ok(false), Some(e)) => Some(e.error.clone().unwrap_or_else(|| "no reply".into())),
+        (Ok(false), None) => Some("no attempt".into()),
+    }
+}
+
 /// Keeps `holder` at the node that holds the service address (0 when none or several).
 fn watch_holder(
     lab: &lab::Lab,
@@ -477,6 +516,7 @@ fn facts(lab: &lab::Lab, id: u32) -> checker::NodeFacts {
             .take(checker::MAX_PROBLEMS)
             .map(str::to_string)
             .collect(),
+        refuses_writes: None,
     }
 }
 

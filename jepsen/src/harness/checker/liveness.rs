@@ -1,5 +1,6 @@
-//! Invariants 6 and 7, as seen from outside: a node that panicked (its log says so) or does
-//! not serve IMAP at the end (after healing and restarts) is a failure.
+//! Invariants 6 and 7, as seen from outside: a node that panicked (its log says so), does
+//! not serve IMAP at the end (after healing and restarts), or is active and refuses every
+//! write after healing, is a failure.
 
 use super::{Input, Verdict};
 
@@ -14,6 +15,11 @@ pub fn check(input: &Input) -> Verdict {
     for (id, f) in input.facts {
         for p in &f.panics {
             v.fail(format!("node {id} panicked: {p}"));
+        }
+        if let Some(why) = &f.refuses_writes {
+            v.fail(format!(
+                "node {id} is active but refuses writes after healing: {why}"
+            ));
         }
     }
     v

@@ -21,6 +21,10 @@ use std::collections::BTreeMap;
 pub struct NodeFacts {
     /// Lines of its log that say it panicked.
     pub panics: Vec<String>,
+    /// Set on the active node when it refused every write after healing (a probe APPEND
+    /// through the service address, retried for a while): why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refuses_writes: Option<String>,
 }
 
 pub struct Input<'a> {

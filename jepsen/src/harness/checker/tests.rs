@@ -159,6 +159,7 @@ fn a_node_down_or_panicked_fails() {
         2,
         NodeFacts {
             panics: vec!["thread 'main' panicked at x.rs:1".into()],
+            refuses_writes: None,
         },
     )]);
     let input = Input {
@@ -202,4 +203,23 @@ fn a_loss_through_a_reused_uid_is_explained() {
     assert!(!v.pass);
     assert_eq!(v.counts.get("missing_after_uid_reuse"), Some(&1));
     assert!(!uids::check(&input).pass);
+}
+
+#[test]
+fn an_active_node_refusing_writes_fails() {
+    let (h, d) = good();
+    let facts = BTreeMap::from([(
+        1,
+        NodeFacts {
+            panics: vec![],
+            refuses_writes: Some("NO [SERVERBUG]".into()),
+        },
+    )]);
+    let input = Input {
+        history: &h,
+        active: Some(1),
+        dumps: &d,
+        facts: &facts,
+    };
+    assert!(!liveness::check(&input).pass);
 }

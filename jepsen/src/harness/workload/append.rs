@@ -8,6 +8,15 @@ use crate::harness::lab::{PASS, USER};
 use crate::harness::wire::{self, Conn};
 
 pub fn run(ctx: Ctx) {
+    appends(ctx, false);
+}
+
+/// Appends until one is acknowledged (or the count or time is up); whether one was.
+pub fn run_until_ok(ctx: Ctx) -> bool {
+    appends(ctx, true)
+}
+
+fn appends(ctx: Ctx, stop_at_first_ok: bool) -> bool {
     let mut conn: Option<Conn> = None;
     for i in 0..ctx.max_ops {
         if !ctx.running() {
@@ -54,7 +63,12 @@ pub fn run(ctx: Ctx) {
                 )
             }
         };
+        let acked = done.kind == Kind::Ok;
         ctx.rec.record(done);
+        if acked && stop_at_first_ok {
+            return true;
+        }
         ctx.sleep(ctx.pace);
     }
+    false
 }
