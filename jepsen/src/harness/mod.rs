@@ -121,6 +121,23 @@ pub fn check(a: CheckArgs) -> Result<()> {
 
 /// How long replicas get to converge after healing.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Set by SIGINT/SIGTERM: the run stops early but still heals, checks and tears down.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn catch_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe {
+            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        }
+    }
+}
+
 /// How long the active node has after healing to take a write again.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Clients stop within a few I/O timeouts of the deadline.
@@ -223,6 +240,8 @@ pub fn run(a: Args) -> Result<()> {
         },
         dir.display()
     );
+    // ^C must not leave namespaces and nodes behind: stop, heal, check, tear down.
+    catch_interrupts();
     let t_up = Instant::now();
     let mut the_lab = lab::Lab::up(&node_bin, &dir.join("lab"), &opts)?;
     println!("lab up in {:.1} s", t_up.elapsed().as_secs_f64());
@@ -421,6 +440,11 @@ fn progress(
     );
     // Bounded by the deadline.
     while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            pb.println("interrupted: stopping the clients and the faults, then healing");
+            stop.store(true, Ordering::SeqCst);
+            break;
+        }
         let (ok, fail, info) = rec.counts();
         let fault = current.lock().map(|c| c.clone()).unwrap_or_default();
         pb.set_position(start.elapsed().as_secs().min(total));
