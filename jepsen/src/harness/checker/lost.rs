@@ -7,13 +7,24 @@ use crate::harness::history::{Kind, F};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// For a missing message, why it may be gone: an expunge aimed (by UID) at another message
-/// that a client had been told had the same UID: the loss then follows from a reused UID.
+/// while a client had seen this one under the same UID: the loss then follows from a reused
+/// UID (still a loss: the client that expunged never named this message).
 fn collateral(input: &Input, msgid: &str) -> Option<String> {
     let mut uids: BTreeSet<(u32, u32)> = BTreeSet::new();
     for e in input.history.iter().filter(|e| e.kind == Kind::Ok) {
         if e.f == F::Append && e.msgid.as_deref() == Some(msgid) {
             if let (Some(v), Some(u)) = (e.uidvalidity, e.uid) {
                 uids.insert((v, u));
+            }
+        }
+        // A delivered message's UID is known only from what readers saw.
+        if let Some(obs) = e.read.as_ref().filter(|o| o.mailbox == "INBOX") {
+            for s in obs
+                .messages
+                .iter()
+                .filter(|s| s.msgid.as_deref() == Some(msgid))
+            {
+                uids.insert((obs.uidvalidity, s.uid));
             }
         }
     }
@@ -32,7 +43,7 @@ fn collateral(input: &Input, msgid: &str) -> Option<String> {
     uids.iter().find_map(|k| {
         by_uid.get(k).map(|other| {
             format!(
-                " (UID {} was also acknowledged for {other}, which a client expunged by UID)",
+                " (UID {} also named {other}, which a client expunged by UID)",
                 k.1
             )
         })
