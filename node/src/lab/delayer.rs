@@ -214,3 +214,23 @@ pub fn run(queue: u16, delay: Duration) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_ids_are_read_and_bad_lengths_stop_the_parse() {
+        // One NFQNL_MSG_PACKET with a packet header (id 7), then a truncated message.
+        let mut attrs = Vec::new();
+        attr(&mut attrs, NFQA_PACKET_HDR, &[0, 0, 0, 7, 8, 0, 3]);
+        let mut m = message(NFQNL_MSG_PACKET, 0, &attrs);
+        assert_eq!(packet_ids(&m), vec![7]);
+        m.extend_from_slice(&[200, 0, 0, 0, 0, 3]);
+        assert_eq!(packet_ids(&m), vec![7]);
+        assert!(packet_ids(&[1, 2, 3]).is_empty());
+        // A verdict message is not a packet.
+        let v = message(NFQNL_MSG_VERDICT, 0, &attrs);
+        assert!(packet_ids(&v).is_empty());
+    }
+}

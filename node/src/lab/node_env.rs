@@ -52,10 +52,7 @@ pub fn launcher(layout: &Layout, node_bin: &Path, id: u32, faketime: bool) -> Re
 
 /// Steps node `id`'s wall clock to `offset` from real time: "+3600", "-86400", "+0".
 pub fn set_clock(layout: &Layout, id: u32, offset: &str) -> Result<()> {
-    let ok = offset.len() > 1
-        && offset.starts_with(['+', '-'])
-        && offset[1..].chars().all(|c| c.is_ascii_digit());
-    if !ok {
+    if !valid_offset(offset) {
         bail!("clock offset {offset:?}: give seconds with a sign, e.g. +3600 or -86400");
     }
     let file = faketime_file(layout, id);
@@ -66,6 +63,14 @@ pub fn set_clock(layout: &Layout, id: u32, offset: &str) -> Result<()> {
     let tmp = file.with_extension("tmp");
     std::fs::write(&tmp, format!("{offset}\n"))?;
     std::fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))
+}
+
+/// "+3600", "-86400": a sign and at most 10 digits (libfaketime's relative offset).
+fn valid_offset(offset: &str) -> bool {
+    offset.len() > 1
+        && offset.len() <= 11
+        && offset.starts_with(['+', '-'])
+        && offset[1..].chars().all(|c| c.is_ascii_digit())
 }
 
 /// Mounts a tmpfs of `mb` MiB on node `id`'s data directory.
@@ -132,4 +137,17 @@ pub fn fill(layout: &Layout, id: u32, tmpfs_mb: Option<u32>) -> Result<u64> {
 
 pub fn unfill(layout: &Layout, id: u32) {
     let _ = std::fs::remove_file(ballast(layout, id));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clock_offsets_are_signed_seconds() {
+        for ok in ["+0", "+3600", "-86400"] {
+            assert!(super::valid_offset(ok), "{ok}");
+        }
+        for bad in ["", "+", "3600", "+1h", "-1 day", "+123456789012", "+3600\n"] {
+            assert!(!super::valid_offset(bad), "{bad:?}");
+        }
+    }
 }
