@@ -63,6 +63,10 @@ pub struct Args {
     rate: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Which node the faults hit: `active` (the holder of the service address) or `any`
+    /// (every other window a passive node).
+    #[arg(long, default_value = "active", value_parser = ["active", "any"])]
+    target: String,
     /// Namespace prefix of the lab (several runs side by side need different ones).
     #[arg(long)]
     prefix: Option<String>,
@@ -333,6 +337,7 @@ fn run_with_lab(
         window: Duration::from_secs_f64(a.window.max(0.5)),
         deadline,
         seed: a.seed,
+        active_only: a.target == "active",
     };
     let windows = std::thread::scope(|s| {
         let nem = s.spawn(|| nemesis::schedule::run(lab, &plan, &rec, &stop, &current));

@@ -31,6 +31,8 @@ pub struct Plan {
     pub window: Duration,
     pub deadline: Instant,
     pub seed: u64,
+    /// Every window hits the active node (false: every other window hits another node).
+    pub active_only: bool,
 }
 
 /// Runs the schedule; returns the windows. `current` shows the fault in force (progress).
@@ -68,7 +70,15 @@ pub fn run(
         };
         let holders = lab.holders();
         let ids = lab.ids();
-        let target = holders.first().copied().unwrap_or(ids[0]);
+        let active = holders.first().copied().unwrap_or(ids[0]);
+        // `--target any`: odd windows hit a passive node (a replica that falls behind, a
+        // backup that cannot take over), picked by the seed.
+        let passive: Vec<u32> = ids.iter().copied().filter(|i| *i != active).collect();
+        let target = if plan.active_only || round % 2 == 0 || passive.is_empty() {
+            active
+        } else {
+            passive[rng.below(passive.len())]
+        };
         let t0 = Instant::now();
         let mut faults: Vec<Fault> = Vec::new();
         let mut error = None;
