@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_backlog;
 mod bench_idle;
+mod harness;
 mod node_proc;
 
 #[derive(Parser)]
@@ -29,11 +30,18 @@ enum Command {
     /// Client latency on node A with no backlog, and while a restarted node B drains a backlog
     /// of N messages with replication yielding to clients and without (issue 6).
     BenchBacklog(bench_backlog::Args),
+    /// Fault injection in the manner of Jepsen: a `node lab`, workloads through the service
+    /// address and straight to nodes, faults on a schedule, a history, checkers, a report.
+    Test(harness::Args),
+    /// The checkers of `jepsen test` again over a recorded run directory.
+    Check(harness::CheckArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Idle(a) => bench_idle::run(a),
         Command::BenchBacklog(a) => bench_backlog::run(a),
+        Command::Test(a) => harness::run(a),
+        Command::Check(a) => harness::check(a),
     }
 }

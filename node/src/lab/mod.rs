@@ -7,10 +7,13 @@
 //! [`node_conf`] the nodes' configuration and certificates, [`procs`] the processes, [`up`]
 //! and [`inspect`] the commands. The lab's state (names, pids, paths) is `DIR/lab.json`.
 
+pub mod delayer;
+pub mod faults;
 pub mod inspect;
 pub mod keepalived;
 pub mod net;
 pub mod node_conf;
+pub mod node_env;
 pub mod procs;
 pub mod sh;
 pub mod up;
@@ -34,6 +37,8 @@ pub enum LabCmd {
         /// Namespace names start with this (several labs can run side by side).
         #[arg(long, default_value = "nodelab")]
         prefix: String,
+        #[command(flatten)]
+        opts: UpOpts,
     },
     /// Stop every process of the lab and remove its namespaces (logs and data stay in --dir).
     Down {
@@ -50,6 +55,99 @@ pub enum LabCmd {
     /// Crash node N for real: freeze and kill every process in its namespace, unplug its cable.
     Crash {
         node: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    #[command(flatten)]
+    Fault(FaultCmd),
+}
+
+/// Options of `node lab up` for fault injection (off by default).
+#[derive(clap::Args, Debug, Default)]
+pub struct UpOpts {
+    /// Start the nodes under libfaketime, so `node lab clock` can step their wall clocks.
+    #[arg(long)]
+    pub faketime: bool,
+    /// Give each node a tmpfs of this many MiB as its data directory (so `node lab fill`
+    /// can fill it); the data goes with `node lab down`.
+    #[arg(long)]
+    pub tmpfs_mb: Option<u32>,
+}
+
+/// Faults (node/src/lab/faults.rs), for `jepsen test` and manual drills.
+#[derive(Subcommand, Debug)]
+pub enum FaultCmd {
+    /// Start what of node N is not running (after `crash`, or a kill of its node process).
+    Restart {
+        node: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// SIGSTOP every process of node N.
+    Pause {
+        node: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// SIGCONT every process of node N.
+    Resume {
+        node: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// Cut the bridge between groups: "1|2,3", "1,client|2" (unnamed ports reach everyone).
+    Partition {
+        groups: String,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// Node N's cable at the bridge: up or down.
+    Link {
+        node: u32,
+        #[arg(value_parser = ["up", "down"])]
+        state: String,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// Drop PERCENT of node N's frames at the bridge, both ways (0 removes it).
+    Loss {
+        node: u32,
+        percent: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// Step node N's wall clock to real time + OFFSET seconds ("+3600", "-86400", "+0");
+    /// needs `up --faketime`.
+    Clock {
+        node: u32,
+        #[arg(allow_hyphen_values = true)]
+        offset: String,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// Fill node N's data filesystem; needs `up --tmpfs-mb`.
+    Fill {
+        node: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// Delay every packet node N sends by MS milliseconds (NFQUEUE + a delayer; 0 removes it).
+    Delay {
+        node: u32,
+        ms: u64,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// The packet delayer itself (started by `delay` inside the node's namespace).
+    #[command(hide = true)]
+    Delayer {
+        #[arg(long)]
+        queue: u16,
+        #[arg(long)]
+        ms: u64,
+    },
+    /// Undo every fault but a crash.
+    Heal {
         #[command(flatten)]
         at: LabDir,
     },
@@ -133,6 +231,10 @@ pub struct State {
     pub node_bin: PathBuf,
     pub vip: String,
     pub client_netns: String,
+    #[serde(default)]
+    pub faketime: bool,
+    #[serde(default)]
+    pub tmpfs_mb: Option<u32>,
     pub members: Vec<Member>,
 }
 
@@ -167,7 +269,12 @@ impl State {
 
 pub fn run(cmd: LabCmd) -> Result<i32> {
     match cmd {
-        LabCmd::Up { nodes, at, prefix } => up::up(&at.dir, nodes, &prefix).map(|_| 0),
+        LabCmd::Up {
+            nodes,
+            at,
+            prefix,
+            opts,
+        } => up::up(&at.dir, nodes, &prefix, &opts).map(|_| 0),
         LabCmd::Down { at } => {
             require_root()?;
             down(&at.dir).map(|_| 0)
@@ -180,6 +287,23 @@ pub fn run(cmd: LabCmd) -> Result<i32> {
             require_root()?;
             crash(&at.dir, node).map(|_| 0)
         }
+        LabCmd::Fault(f) => run_fault(f).map(|_| 0),
+    }
+}
+
+fn run_fault(cmd: FaultCmd) -> Result<()> {
+    match cmd {
+        FaultCmd::Restart { node, at } => faults::restart(&at.dir, node),
+        FaultCmd::Pause { node, at } => faults::pause(&at.dir, node, false),
+        FaultCmd::Resume { node, at } => faults::pause(&at.dir, node, true),
+        FaultCmd::Partition { groups, at } => faults::partition(&at.dir, &groups),
+        FaultCmd::Link { node, state, at } => faults::link(&at.dir, node, state == "up"),
+        FaultCmd::Loss { node, percent, at } => faults::loss(&at.dir, node, percent),
+        FaultCmd::Clock { node, offset, at } => faults::clock(&at.dir, node, &offset),
+        FaultCmd::Fill { node, at } => faults::fill(&at.dir, node),
+        FaultCmd::Delay { node, ms, at } => faults::delay(&at.dir, node, ms),
+        FaultCmd::Delayer { queue, ms } => delayer::run(queue, Duration::from_millis(ms)),
+        FaultCmd::Heal { at } => faults::heal(&at.dir),
     }
 }
 
@@ -211,6 +335,13 @@ pub fn down(dir: &Path) -> Result<()> {
         if !left.is_empty() {
             tracing::info!("{ns}: stopping {} leftover processes", left.len());
             procs::stop(&left, Duration::from_secs(2));
+        }
+    }
+    if state.tmpfs_mb.is_some() {
+        for id in 1..=state.nodes {
+            if let Err(e) = node_env::unmount_tmpfs(&layout, id) {
+                tracing::warn!("node {id}: cannot unmount its data tmpfs: {e:#}");
+            }
         }
     }
     let errors = net::destroy(&layout.names, state.nodes);

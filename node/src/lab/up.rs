@@ -2,7 +2,7 @@
 //! address. A failure part-way tears down what was built and points at the logs.
 
 use super::keepalived::{self, KeepalivedSpec};
-use super::{net, node_conf, procs, sh, Layout, Member, State};
+use super::{net, node_conf, node_env, procs, sh, Layout, Member, State};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ const NODE_START_TIMEOUT: Duration = Duration::from_secs(90);
 /// keepalived with 0.1 s adverts elects in well under a second; this is a generous bound.
 const VIP_TIMEOUT: Duration = Duration::from_secs(20);
 
-pub fn up(dir: &Path, nodes: u32, prefix: &str) -> Result<()> {
+pub fn up(dir: &Path, nodes: u32, prefix: &str, opts: &super::UpOpts) -> Result<()> {
     super::require_root()?;
     for (tool, pkg) in [
         ("ip", "iproute2"),
@@ -38,6 +38,8 @@ pub fn up(dir: &Path, nodes: u32, prefix: &str) -> Result<()> {
         node_bin: node_bin.clone(),
         vip: net::vip().to_string(),
         client_netns: layout.names.client(),
+        faketime: opts.faketime,
+        tmpfs_mb: opts.tmpfs_mb,
         members: (1..=nodes)
             .map(|id| Member {
                 id,
@@ -124,8 +126,14 @@ fn build(layout: &Layout, state: &mut State) -> Result<()> {
 
     node_conf::make_certs(layout, nodes)?;
     node_conf::write_passwd(&layout.passwd())?;
+    if state.faketime {
+        node_env::libfaketime()?;
+    }
     for id in 1..=nodes {
         std::fs::create_dir_all(layout.data_dir(id))?;
+        if let Some(mb) = state.tmpfs_mb {
+            node_env::mount_tmpfs(layout, id, mb)?;
+        }
         let path = layout.config(id);
         std::fs::write(&path, node_conf::render(layout, id, nodes))
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -143,15 +151,7 @@ fn build(layout: &Layout, state: &mut State) -> Result<()> {
     );
 
     for id in 1..=nodes {
-        let config = layout.config(id).display().to_string();
-        let pid = procs::spawn_in(
-            &layout.names.node(id),
-            &state.node_bin,
-            &["-c", &config, "serve"],
-            &layout.node_log(id),
-        )?;
-        state.members[id as usize - 1].node_pid = Some(pid);
-        state.save(&layout.dir)?;
+        start_node(layout, state, id)?;
     }
     for id in 1..=nodes {
         wait_ready(layout, state, id)?;
@@ -174,6 +174,32 @@ fn build(layout: &Layout, state: &mut State) -> Result<()> {
     wait_backups(layout, state)?;
     println!("keepalived: the other nodes are backups");
     Ok(())
+}
+
+/// Starts node `id`'s `node serve` (under libfaketime when the lab has it).
+pub fn start_node(layout: &Layout, state: &mut State, id: u32) -> Result<()> {
+    let config = layout.config(id).display().to_string();
+    let launch = node_env::launcher(layout, &state.node_bin, id, state.faketime)?;
+    let mut args: Vec<&str> = launch[1..].iter().map(String::as_str).collect();
+    args.extend(["-c", &config, "serve"]);
+    let pid = procs::spawn_in(
+        &layout.names.node(id),
+        Path::new(&launch[0]),
+        &args,
+        &layout.node_log(id),
+    )?;
+    state.members[id as usize - 1].node_pid = Some(pid);
+    state.save(&layout.dir)
+}
+
+pub fn start_keepalived_pub(layout: &Layout, state: &mut State, id: u32) -> Result<()> {
+    start_keepalived(layout, state, id)
+}
+
+/// Waits for a "node: ready" written after byte `from` of node `id`'s log (a restarted node
+/// appends to the log of its previous life).
+pub fn wait_ready_after(layout: &Layout, state: &State, id: u32, from: usize) -> Result<()> {
+    wait_ready_from(layout, state, id, from)
 }
 
 fn start_keepalived(layout: &Layout, state: &mut State, id: u32) -> Result<()> {
@@ -244,12 +270,16 @@ pub fn keepalived_spec(layout: &Layout, state: &State, id: u32) -> KeepalivedSpe
 }
 
 fn wait_ready(layout: &Layout, state: &State, id: u32) -> Result<()> {
+    wait_ready_from(layout, state, id, 0)
+}
+
+fn wait_ready_from(layout: &Layout, state: &State, id: u32, from: usize) -> Result<()> {
     let log = layout.node_log(id);
     let pid = state.members[id as usize - 1].node_pid.unwrap_or(0);
     let deadline = Instant::now() + NODE_START_TIMEOUT;
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("node: ready") {
+        if text.get(from..).is_some_and(|t| t.contains("node: ready")) {
             return Ok(());
         }
         if !procs::alive(pid) {

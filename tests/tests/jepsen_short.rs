@@ -1,0 +1,104 @@
+//! A short run of every fault of `jepsen test` (issue 12) against a real lab: each fault in
+//! its own run (its own lab) of a few seconds with every workload, one after the other.
+//! Fails on any invariant violation the checkers find, naming the fault and the report.
+//!
+//! Root only (network namespaces): skipped with a message otherwise.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+use tests::{lab, missing_tool, node_bin, run, workspace_root};
+
+/// Every fault of the harness (jepsen/src/harness/nemesis/mod.rs), and two at once.
+const NEMESES: &[&str] = &[
+    "crash",
+    "pause",
+    "partition",
+    "partition-split",
+    "flap",
+    "loss",
+    "latency",
+    "clock",
+    "disk",
+    "mixed",
+];
+/// Seconds of workload per fault: two fault windows of 3 s after 1.5 s quiet each.
+const SECONDS: &str = "10";
+
+fn jepsen_bin() -> PathBuf {
+    let bin = node_bin().with_file_name("jepsen");
+    if !bin.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-p", "jepsen", "--bin", "jepsen"])
+            .current_dir(workspace_root())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()) && bin.exists(),
+            "cannot build {}",
+            bin.display()
+        );
+    }
+    bin
+}
+
+#[test]
+fn every_fault_briefly_keeps_the_invariants() {
+    if let Some(why) = lab::skip_reason() {
+        eprintln!("SKIPPED: jepsen short run: {why}");
+        return;
+    }
+    if missing_tool("keepalived") || missing_tool("nft") || missing_tool("faketime") {
+        return;
+    }
+    let jepsen = jepsen_bin();
+    let root = tempfile::Builder::new()
+        .prefix("jepsen-short-")
+        .tempdir()
+        .expect("temp dir");
+    let mut failed = Vec::new();
+    for (i, nemesis) in NEMESES.iter().enumerate() {
+        let dir = root.path().join(nemesis);
+        let out = run(
+            Command::new(&jepsen)
+                .args(["test", "--time", SECONDS, "--quiet", "1.5", "--window", "3"])
+                .args(["--nemesis", nemesis, "--workload", "all", "--nodes", "2"])
+                .args(["--rate", "10", "--prefix"])
+                .arg(format!("js{}x{i}", std::process::id() % 100_000))
+                .arg("--node-bin")
+                .arg(node_bin())
+                .arg("--dir")
+                .arg(&dir),
+            None,
+            Duration::from_secs(240),
+        )
+        .expect("run jepsen test");
+        eprintln!(
+            "--- jepsen test --nemesis {nemesis} ---\n{}",
+            out.stdout_text()
+        );
+        if !out.status.success() {
+            let report = std::fs::read_to_string(dir.join("report.md")).unwrap_or_default();
+            eprintln!("{}\n{report}", out.stderr_text());
+            failed.push(format!("{nemesis}: {}", last_line(&out.stderr_text())));
+        }
+    }
+    if !failed.is_empty() {
+        // Keep the runs for a look (histories, reports, node logs).
+        let kept = root.keep();
+        panic!(
+            "invariants violated or runs failed under {} of {} faults (runs kept in {}):\n{}",
+            failed.len(),
+            NEMESES.len(),
+            kept.display(),
+            failed.join("\n")
+        );
+    }
+}
+
+fn last_line(s: &str) -> String {
+    s.lines()
+        .rev()
+        .find(|l| l.starts_with("Error:") || l.contains("violated"))
+        .unwrap_or("")
+        .to_string()
+}
