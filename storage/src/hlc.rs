@@ -2,14 +2,18 @@
 //!
 //! A value is (wall-clock ms, logical counter, node id). `now()` never returns a value less than
 //! or equal to one it returned before, whatever the wall clock does: when the wall clock steps
-//! backwards, the clock keeps its last wall time and advances the logical counter, logs a warning
-//! and counts the step. `observe()` merges a peer's time, but refuses to run ahead of the local
-//! wall clock by more than the configured bound.
+//! backwards, the clock keeps its last wall time and advances the logical counter. A step of the
+//! wall clock (a move it made that the monotonic clock did not: a backwards step, or a jump
+//! forwards) is logged once, with its size, and counted; a clock that stays behind for an hour
+//! after one step is still one step, however many times it is read meanwhile. `observe()`
+//! merges a peer's time, but refuses to run ahead of the local wall clock by more than the
+//! configured bound.
 
 use crate::types::{HlcTime, NodeId};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Source of wall-clock time in milliseconds since the epoch. Injectable so tests step it.
 pub trait WallClock: Send + Sync {
@@ -61,22 +65,37 @@ pub struct ClockDriftError {
 pub struct Hlc {
     node: NodeId,
     wall: Arc<dyn WallClock>,
-    last: Mutex<(u64, u32)>,
+    last: Mutex<Last>,
     max_drift_ms: u64,
     backward_steps: AtomicU64,
+    forward_jumps: AtomicU64,
 }
 
-/// A backwards step smaller than this is ordinary jitter between reads and is not reported.
-const STEP_REPORT_MS: u64 = 1000;
+/// The clock's last value, and the wall and monotonic readings of the previous `now()`: the
+/// two clocks move together unless the wall clock is stepped.
+struct Last {
+    time: (u64, u32),
+    wall_ms: u64,
+    mono: Instant,
+}
+
+/// A step smaller than this is ordinary jitter between two reads (a thread preempted between
+/// reading the wall clock and taking the lock, NTP slewing) and is not reported.
+const STEP_REPORT_MS: i64 = 1000;
 
 impl Hlc {
     pub fn new(node: NodeId, wall: Arc<dyn WallClock>, max_drift_ms: u64) -> Hlc {
         Hlc {
             node,
             wall,
-            last: Mutex::new((0, 0)),
+            last: Mutex::new(Last {
+                time: (0, 0),
+                wall_ms: 0,
+                mono: Instant::now(),
+            }),
             max_drift_ms,
             backward_steps: AtomicU64::new(0),
+            forward_jumps: AtomicU64::new(0),
         }
     }
 
@@ -88,34 +107,60 @@ impl Hlc {
     /// restart with a clock set back still never repeats a value).
     pub fn raise_to(&self, t: HlcTime) {
         let mut last = self.last.lock();
-        if (t.wall_ms, t.logical) > *last {
-            *last = (t.wall_ms, t.logical);
+        if (t.wall_ms, t.logical) > last.time {
+            last.time = (t.wall_ms, t.logical);
         }
     }
 
     /// A new time, greater than every time this clock returned or observed.
     pub fn now(&self) -> HlcTime {
         let wall = self.wall.now_ms();
+        let mono = Instant::now();
         let mut last = self.last.lock();
-        if wall > last.0 {
-            *last = (wall, 0);
+        self.note_step(&mut last, wall, mono);
+        if wall > last.time.0 {
+            last.time = (wall, 0);
         } else {
-            if last.0 - wall >= STEP_REPORT_MS {
-                self.backward_steps.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    wall_ms = wall,
-                    clock_ms = last.0,
-                    behind_ms = last.0 - wall,
-                    "wall clock is behind the hybrid logical clock (stepped backwards?); \
-                     keeping the clock monotonic with its logical counter"
-                );
-            }
-            bump(&mut last);
+            bump(&mut last.time);
         }
         HlcTime {
-            wall_ms: last.0,
-            logical: last.1,
+            wall_ms: last.time.0,
+            logical: last.time.1,
             node: self.node,
+        }
+    }
+
+    /// Compares the wall clock's move since the previous read with the monotonic clock's: a
+    /// difference of a second or more is a step, logged and counted here once.
+    fn note_step(&self, last: &mut Last, wall: u64, mono: Instant) {
+        let (prev_wall, prev_mono) = (last.wall_ms, last.mono);
+        last.wall_ms = wall;
+        last.mono = mono;
+        if prev_wall == 0 {
+            return; // the first read: nothing to compare with
+        }
+        let elapsed = i64::try_from(mono.saturating_duration_since(prev_mono).as_millis())
+            .unwrap_or(i64::MAX);
+        let moved =
+            i64::try_from(wall).unwrap_or(i64::MAX) - i64::try_from(prev_wall).unwrap_or(i64::MAX);
+        let step = moved.saturating_sub(elapsed);
+        if step <= -STEP_REPORT_MS {
+            self.backward_steps.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                step_ms = step,
+                wall_ms = wall,
+                clock_ms = last.time.0,
+                "wall clock stepped backwards by {} ms; the hybrid logical clock stays monotonic \
+                 (its logical counter advances until the wall clock catches up)",
+                -step
+            );
+        } else if step >= STEP_REPORT_MS {
+            self.forward_jumps.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                step_ms = step,
+                wall_ms = wall,
+                "wall clock jumped forwards by {step} ms; new times follow it"
+            );
         }
     }
 
@@ -131,15 +176,20 @@ impl Hlc {
             });
         }
         let mut last = self.last.lock();
-        if (t.wall_ms, t.logical) > *last {
-            *last = (t.wall_ms, t.logical);
+        if (t.wall_ms, t.logical) > last.time {
+            last.time = (t.wall_ms, t.logical);
         }
         Ok(())
     }
 
-    /// How many times the wall clock was seen stepping backwards (for metrics).
+    /// How many times the wall clock stepped backwards (a counter, for metrics).
     pub fn backward_steps(&self) -> u64 {
         self.backward_steps.load(Ordering::Relaxed)
+    }
+
+    /// How many times the wall clock jumped forwards (a counter, for metrics).
+    pub fn forward_jumps(&self) -> u64 {
+        self.forward_jumps.load(Ordering::Relaxed)
     }
 
     /// The wall clock's current reading, for things that are dates, not orderings
@@ -171,7 +221,8 @@ mod tests {
         let b = hlc.now();
         let c = hlc.now();
         assert!(a < b && b < c);
-        assert_eq!(hlc.backward_steps(), 2);
+        // One step, however often the clock is read while it stays behind.
+        assert_eq!(hlc.backward_steps(), 1);
         wall.set(20_000_000);
         let d = hlc.now();
         assert!(c < d);
@@ -204,5 +255,52 @@ mod tests {
                 node: 2
             })
             .is_err());
+    }
+
+    /// Counts WARN events: what an operator's log would show.
+    struct WarnCount(Arc<AtomicU64>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WarnCount {
+        fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            if *e.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[test]
+    fn one_warning_and_one_count_per_step_however_long_the_clock_stays_behind() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let warns = Arc::new(AtomicU64::new(0));
+        let sub = tracing_subscriber::registry().with(WarnCount(warns.clone()));
+        tracing::subscriber::with_default(sub, || {
+            let wall = ManualClock::new(100_000_000);
+            let hlc = Hlc::new(1, wall.clone(), 60_000);
+            let mut prev = hlc.now();
+            // An hour back, then a thousand reads (at 200 deliveries/s, five seconds' worth)
+            // while the clock stays behind and creeps forward.
+            wall.set(100_000_000 - 3_600_000);
+            for _ in 0..1000 {
+                wall.advance(5);
+                let t = hlc.now();
+                assert!(t > prev);
+                prev = t;
+            }
+            assert_eq!(hlc.backward_steps(), 1);
+            assert_eq!(warns.load(Ordering::Relaxed), 1);
+            // A second step, a day back: one more of each.
+            wall.set(100_000_000 - 3_600_000 - 86_400_000);
+            for _ in 0..100 {
+                assert!(hlc.now() > prev);
+            }
+            assert_eq!(hlc.backward_steps(), 2);
+            assert_eq!(warns.load(Ordering::Relaxed), 2);
+            // A jump forwards a day: counted apart, logged once.
+            wall.set(100_000_000 + 86_400_000);
+            hlc.now();
+            hlc.now();
+            assert_eq!(hlc.forward_jumps(), 1);
+            assert_eq!(warns.load(Ordering::Relaxed), 3);
+            assert_eq!(hlc.backward_steps(), 2);
+        });
     }
 }

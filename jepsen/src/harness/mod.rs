@@ -383,6 +383,16 @@ fn run_with_lab(
         .into_iter()
         .map(|id| (id, facts(lab, id)))
         .collect();
+    // Each clock fault is a step, and the heal that ends it another.
+    for w in &windows {
+        for (name, node) in w.names.iter().zip(&w.nodes) {
+            if name == "clock" {
+                if let Some(f) = facts.get_mut(node) {
+                    f.clock_changes += 2;
+                }
+            }
+        }
+    }
     if let (Some(a), Some(why)) = (active, refused) {
         if let Some(f) = facts.get_mut(&a) {
             f.refuses_writes = Some(why);
@@ -548,6 +558,8 @@ fn facts(lab: &lab::Lab, id: u32) -> checker::NodeFacts {
             .map(str::to_string)
             .collect(),
         refuses_writes: None,
+        clock_changes: 0,
+        clock_step_warnings: checker::clock::step_warnings(&text),
     }
 }
 

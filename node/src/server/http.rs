@@ -46,8 +46,10 @@ impl HealthState {
 
     fn metrics_text(&self) -> String {
         // Store counters are plain atomics in the store; copy them in at scrape time.
-        metrics::gauge!("node_clock_backward_steps")
-            .set(self.store.clock().backward_steps() as f64);
+        // Counters: one per step of the wall clock (not per read while it stays behind).
+        let clock = self.store.clock();
+        metrics::counter!("node_clock_backward_steps_total").absolute(clock.backward_steps());
+        metrics::counter!("node_clock_forward_jumps_total").absolute(clock.forward_jumps());
         metrics::gauge!("node_active").set(if self.hooks.is_active() { 1.0 } else { 0.0 });
         metrics::gauge!("node_replication_degraded").set(if self.hooks.degraded() {
             1.0

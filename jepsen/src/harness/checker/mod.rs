@@ -1,6 +1,7 @@
 //! Checkers: one per invariant (docs: design.md "Invariants"), each a pure function of the
 //! history and the nodes' final state. They never look inside a node.
 
+pub mod clock;
 pub mod duplicates;
 pub mod liveness;
 pub mod lost;
@@ -25,6 +26,12 @@ pub struct NodeFacts {
     /// through the service address, retried for a while): why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refuses_writes: Option<String>,
+    /// Times the harness changed its wall clock (a step, and the heal that undid it).
+    #[serde(default)]
+    pub clock_changes: u64,
+    /// Lines of its log that report a step of its wall clock.
+    #[serde(default)]
+    pub clock_step_warnings: u64,
 }
 
 pub struct Input<'a> {
@@ -79,6 +86,7 @@ pub fn check_all(input: &Input) -> Vec<Verdict> {
         modseqs::check(input),
         replicas::check(input),
         liveness::check(input),
+        clock::check(input),
     ]
 }
 

@@ -159,7 +159,7 @@ fn a_node_down_or_panicked_fails() {
         2,
         NodeFacts {
             panics: vec!["thread 'main' panicked at x.rs:1".into()],
-            refuses_writes: None,
+            ..NodeFacts::default()
         },
     )]);
     let input = Input {
@@ -211,8 +211,8 @@ fn an_active_node_refusing_writes_fails() {
     let facts = BTreeMap::from([(
         1,
         NodeFacts {
-            panics: vec![],
             refuses_writes: Some("NO [SERVERBUG]".into()),
+            ..NodeFacts::default()
         },
     )]);
     let input = Input {
@@ -222,4 +222,42 @@ fn an_active_node_refusing_writes_fails() {
         facts: &facts,
     };
     assert!(!liveness::check(&input).pass);
+}
+
+#[test]
+fn clock_steps_are_logged_once_each_not_per_read() {
+    use crate::harness::checker::clock;
+    let (h, d) = good();
+    let log_line = |n: u64| {
+        (0..n)
+            .map(|_| "WARN storage::hlc: wall clock stepped backwards by 3600000 ms; ...\n")
+            .collect::<String>()
+    };
+    let verdict = |changes: u64, log: &str| {
+        let facts = BTreeMap::from([(
+            1,
+            NodeFacts {
+                clock_changes: changes,
+                clock_step_warnings: clock::step_warnings(log),
+                ..NodeFacts::default()
+            },
+        )]);
+        let input = Input {
+            history: &h,
+            active: Some(1),
+            dumps: &d,
+            facts: &facts,
+        };
+        clock::check(&input)
+    };
+    // A step and its undoing: two warnings are right, one is fine (no read in between).
+    assert!(verdict(2, &log_line(2)).pass);
+    assert!(verdict(2, &log_line(1)).pass);
+    // The old behaviour: a warning per clock read while behind (17 for two steps).
+    let flood = verdict(2, &log_line(17));
+    assert!(!flood.pass, "{flood:?}");
+    // A step nobody logged.
+    assert!(!verdict(2, "INFO nothing to see\n").pass);
+    // No clock fault: nothing to check.
+    assert!(verdict(0, "").pass);
 }

@@ -18,6 +18,9 @@ pub const NEMESIS: u32 = 0;
 pub struct Window {
     pub names: Vec<String>,
     pub details: Vec<String>,
+    /// The node each fault hit (same order as `names`).
+    #[serde(default)]
+    pub nodes: Vec<u32>,
     pub start_ms: u64,
     pub end_ms: u64,
     /// A fault that could not be started or undone.
@@ -115,6 +118,7 @@ pub fn run(
         windows.push(Window {
             names: faults.iter().map(|f| f.name.clone()).collect(),
             details: faults.iter().map(|f| f.detail.clone()).collect(),
+            nodes: faults.iter().map(|f| f.node).collect(),
             start_ms: ms(t0),
             end_ms: ms(Instant::now()),
             error,
