@@ -5,7 +5,6 @@
 //! rebuilt from it at any time. Orderings and unique names come from the hybrid logical clock
 //! ([`hlc`]).
 
-mod align_expunged;
 pub mod error;
 pub mod framed;
 pub mod hlc;
@@ -17,14 +16,17 @@ pub mod mime;
 pub mod names;
 pub mod pack;
 mod purge;
+mod recent;
 pub mod record;
 mod recovery;
+mod shared;
 pub mod store;
 pub mod types;
+mod user_core;
 mod writer;
 
-pub use align_expunged::Tombstone;
 pub use error::{Result, StoreError};
+pub use store::Tombstone;
 pub use store::{
     ApplyOutcome, Counters, NewMessage, PurgeReport, Store, StoreConfig, UidConflict, UserStore,
 };

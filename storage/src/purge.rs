@@ -19,13 +19,19 @@
 use crate::error::{Result, StoreError};
 use crate::framed::{self, Ctx, FramedWriter, HEADER_LEN};
 use crate::index::{self, IndexTree, MsgRec, ObjLoc, PendingEntry};
-use crate::store::{PurgeReport, UserStore};
 use crate::types::ObjectId;
-use crate::writer::WriterState;
+use crate::user_core::{UserCore, WriterState};
 use crate::{log, pack};
 use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
 use std::path::Path;
+
+/// What a purge did, for `node purge` to report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub objects_removed: u64,
+    pub bytes_reclaimed: u64,
+}
 
 /// Fault injection for the crash tests: exit the process at a named step.
 fn crash_point(step: &str) {
@@ -38,7 +44,7 @@ fn size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-pub(crate) fn purge(us: &UserStore, ws: &mut WriterState) -> Result<PurgeReport> {
+pub(crate) fn purge(us: &UserCore, ws: &mut WriterState) -> Result<PurgeReport> {
     // Objects about to be dropped must not be served from memory afterwards.
     us.recent.lock().forget_objects();
     let v = us.view();
@@ -201,7 +207,7 @@ pub(crate) fn purge(us: &UserStore, ws: &mut WriterState) -> Result<PurgeReport>
 
 /// Rewrites a closed segment without its object entries; returns (old size, new size), or
 /// (0, 0) when it carries no objects.
-fn rewrite_segment(us: &UserStore, log_dir: &Path, no: u32, path: &Path) -> Result<(u64, u64)> {
+fn rewrite_segment(us: &UserCore, log_dir: &Path, no: u32, path: &Path) -> Result<(u64, u64)> {
     let mut records: Vec<Vec<u8>> = Vec::new();
     let mut objects = 0;
     framed::scan(path, &log::KIND, &us.name, HEADER_LEN, |_, payload| {

@@ -5,8 +5,8 @@
 use crate::error::{Result, StoreError};
 use crate::framed::{self, FramedWriter, ScanEnd, HEADER_LEN};
 use crate::index::{self, apply, Effects, EmptyTree, IndexTree, Meta, ObjLoc, Txn};
-use crate::store::Shared;
-use crate::writer::WriterState;
+use crate::shared::Shared;
+use crate::user_core::WriterState;
 use crate::{log, pack};
 use std::collections::HashSet;
 use std::path::Path;

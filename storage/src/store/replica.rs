@@ -22,30 +22,20 @@ pub(super) struct ScanCursor {
 /// Cursors kept per user: a few peers and `node sync` at once.
 pub(super) const SCAN_CURSORS: usize = 8;
 
-/// The result of [`UserStore::apply_remote`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ApplyOutcome {
-    /// Records applied (not skipped as already present).
-    pub applied: usize,
-    /// Remote entries whose UID was taken here by another message; they are durable and pending
-    /// until [`UserStore::resolve_conflicts`].
-    pub conflicts: Vec<UidConflict>,
-}
-
 impl UserStore {
     /// Ticks after every durable change to this user (local or replicated): sessions (IDLE,
     /// untagged EXISTS/EXPUNGE/FETCH) and the replication shipper wait on it.
     pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.watch_tx.subscribe()
+        self.core.watch_tx.subscribe()
     }
 
     pub fn version_vector(&self) -> Result<VersionVector> {
-        Ok(self.view().meta()?.vv)
+        Ok(self.core.view().meta()?.vv)
     }
 
     /// Records this node has that `have` lacks, in log order, at most `limit`.
     pub fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>> {
-        if let Some(recs) = self.recent.lock().since(have, limit) {
+        if let Some(recs) = self.core.recent.lock().since(have, limit) {
             return Ok(recs);
         }
         if limit == 0 {
@@ -84,7 +74,7 @@ impl UserStore {
         limit: usize,
         cursor: Option<&ScanCursor>,
     ) -> Result<Option<Vec<Record>>> {
-        let meta = self.view().meta()?;
+        let meta = self.core.view().meta()?;
         let mut out = Vec::new();
         let covers = |vv: &VersionVector| {
             vv.iter()
@@ -99,8 +89,8 @@ impl UserStore {
         // Only what is committed (the checkpoint), never a batch still being written; closed
         // segments whose every record `have` already has are skipped.
         log::read_entries_while(
-            &self.dir.join("log"),
-            &self.name,
+            &self.core.dir.join("log"),
+            &self.core.name,
             cursor.map_or((0, 0), |c| c.at),
             Some((meta.log_seg, meta.log_off)),
             // (Never the cursor's own segment: its first entry is checked.)
@@ -276,6 +266,7 @@ impl UserStore {
     pub fn pending_conflicts(&self, mailbox: &str) -> Result<Vec<index::PendingEntry>> {
         let mb = self.mailbox_rec(mailbox)?;
         Ok(self
+            .core
             .view()
             .scan::<index::PendingEntry>(&index::k_pending_prefix(&mb.id))?
             .into_iter()
@@ -287,11 +278,15 @@ impl UserStore {
     /// for the records that remove them: never visible to clients (see `index::Ghost`). One that
     /// waits long after the peers have nothing more to send is a peer's error an operator sees.
     pub fn ghosts(&self) -> Result<Vec<index::GhostInfo>> {
-        self.view().ghosts()
+        self.core.view().ghosts()
     }
 
     pub fn has_object(&self, object: &ObjectId) -> Result<bool> {
-        Ok(self.view().get_raw(&index::k_object(object))?.is_some())
+        Ok(self
+            .core
+            .view()
+            .get_raw(&index::k_object(object))?
+            .is_some())
     }
 
     /// Stores an object received from a peer; verifies its hash. Durable on return.
