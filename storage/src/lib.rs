@@ -4,6 +4,19 @@
 //! per-user pack files ([`pack`]); the sled index ([`index`]) is a view of the log that can be
 //! rebuilt from it at any time. Orderings and unique names come from the hybrid logical clock
 //! ([`hlc`]).
+//!
+//! Layout, top down (a module uses only those in its row or below; the links between the upper
+//! rows' modules that are only in documentation aside):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | the public facade | [`store`]: `Store` (one per node) and `UserStore` (one per user) |
+//! | one user's work | `writer` (group commit), `purge`, `recovery` (open after a crash) |
+//! | one user's shared state | `user_core` (`UserCore`, `WriterState`); `recent` (in-memory log tail) |
+//! | the node's shared state | `shared` (`StoreConfig`, clock, counters) |
+//! | the merge rules and the index | [`merge`], [`index`] (sled view of the log; `index::apply`) |
+//! | files and formats | [`log`], [`pack`], [`framed`], [`record`], [`mime`] (parsed facts) |
+//! | plain values | [`types`], [`names`], [`hlc`], [`error`], [`low_priority`] |
 
 pub mod error;
 pub mod framed;

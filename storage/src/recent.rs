@@ -23,7 +23,7 @@ const RECENT_OBJECT_MAX: usize = 64 << 10;
 /// It also holds the stored (compressed) form of the newest small objects: a replication
 /// shipper sends a just-delivered message right after its commit, and without these it read
 /// the object back from the log (index lookup, pread, frame check) on every delivery. Bounded
-/// per user and, across all users, by [`RECENT_OBJECTS_TOTAL`]; a miss reads the disk.
+/// per user and, across all users, by [`crate::shared::RECENT_OBJECTS_TOTAL`]; a miss reads the disk.
 pub(crate) struct Recent {
     base: VersionVector,
     records: std::collections::VecDeque<Record>,
@@ -34,12 +34,6 @@ pub(crate) struct Recent {
     /// The bound on `total` ([`crate::StoreConfig::recent_objects_bytes`]).
     total_max: usize,
 }
-
-/// Default bound for all users together ([`crate::StoreConfig::recent_objects_bytes`]): an idle user's
-/// few objects stay until it is closed, so a busy node's many users are bounded here rather
-/// than by each user's cap. A shipper sends an object milliseconds after its commit, so a few
-/// MiB serve the live stream.
-pub const RECENT_OBJECTS_TOTAL: usize = 16 << 20;
 
 impl Recent {
     /// An empty tail over a log whose records up to `base` are on disk only.

@@ -3,11 +3,16 @@
 //! user core, the writer, purge and recovery read it; nothing here knows about them.
 
 use crate::hlc::Hlc;
-use crate::recent::RECENT_OBJECTS_TOTAL;
 use crate::types::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Default bound for all users together ([`StoreConfig::recent_objects_bytes`]): an idle user's
+/// few objects stay until it is closed, so a busy node's many users are bounded here rather
+/// than by each user's cap. A shipper sends an object milliseconds after its commit, so a few
+/// MiB serve the live stream.
+pub const RECENT_OBJECTS_TOTAL: usize = 16 << 20;
 
 /// Settings of the store (`[storage]` in the configuration).
 #[derive(Clone, Debug)]
@@ -25,7 +30,7 @@ pub struct StoreConfig {
     /// Window in which a retried delivery with the same key is recognised (seconds).
     pub delivery_dedupe_window_secs: u64,
     /// Bytes of just-committed objects kept in memory, all users together, for replication
-    /// shippers to send without reading them back (see [`crate::recent::Recent`]); 0 on a node without peers.
+    /// shippers to send without reading them back (see `recent::Recent`); 0 on a node without peers.
     pub recent_objects_bytes: usize,
 }
 

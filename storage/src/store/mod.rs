@@ -3,17 +3,17 @@
 //! Every method is synchronous and may block on disk I/O and fsync: async callers run them with
 //! `tokio::task::spawn_blocking`. Write methods return only once the change is durable.
 //!
-//! Writes go through a per-user group commit ([`crate::writer`]): concurrent writers of one user
+//! Writes go through a per-user group commit (`crate::writer`): concurrent writers of one user
 //! share one log fsync; different users share no lock and no fsync.
 //!
 //! The top of the store's layers; below it, and never importing it:
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`crate::shared`] | what all users of a node share: settings, clock, counters |
-//! | [`crate::user_core`] | one user's state shared by the layers below, and the writer's files |
-//! | [`crate::writer`] | the group commit: plans requests, writes them durably, applies them |
-//! | [`crate::purge`], [`crate::recovery`] | reclaiming space; opening a user after a crash |
+//! | `shared` | what all users of a node share: settings, clock, counters |
+//! | `user_core` | one user's state shared by the layers below, and the writer's files |
+//! | `writer` | the group commit: plans requests, writes them durably, applies them |
+//! | `purge`, `recovery` | reclaiming space; opening a user after a crash |
 //!
 //! This module's files are the facade's parts: `user.rs` (the struct, opening), `mailboxes.rs`,
 //! `messages.rs`, `replica.rs` (what replication uses), `align_expunged.rs` (tombstones for the
@@ -41,8 +41,7 @@ mod user;
 
 pub use crate::index::UidConflict;
 pub use crate::purge::PurgeReport;
-pub use crate::recent::RECENT_OBJECTS_TOTAL;
-pub use crate::shared::{Counters, StoreConfig};
+pub use crate::shared::{Counters, StoreConfig, RECENT_OBJECTS_TOTAL};
 pub use crate::writer::ApplyOutcome;
 pub use align_expunged::Tombstone;
 pub use messages::{NewMessage, PARSE_FACTS_AT_DELIVERY};

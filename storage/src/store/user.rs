@@ -21,7 +21,7 @@ pub struct UserStore {
     /// Per closed log segment, the highest sequence of each origin in it: lets `records_since`
     /// skip segments a peer already has.
     pub(super) segment_max: Mutex<HashMap<u32, VersionVector>>,
-    /// Where recent `records_since` scans stopped (see [`ScanCursor`]): a peer catching up is
+    /// Where recent `records_since` scans stopped (see [`super::replica::ScanCursor`]): a peer catching up is
     /// served batch after batch from one 64 MiB segment, and without these each batch re-read
     /// and re-checked the segment from its start.
     pub(super) cursors: Mutex<std::collections::VecDeque<super::replica::ScanCursor>>,

@@ -1,6 +1,6 @@
 //! What a peer sends: its records with the objects they need, checked by the one peer
 //! validator ([`crate::merge::validate`]) and applied like local records; and objects put
-//! on their own.
+//! on their own. What a peer's records did is an [`ApplyOutcome`] (re-exported by the store).
 
 use super::plan::{encoded, Plan};
 use super::Reply;
