@@ -41,6 +41,7 @@ use plan::{Batch, Plan};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
+/// A change the facade asks for; planned by the leader in the kind's own file.
 pub(crate) enum Req {
     InitDefaults,
     Append(AppendReq),
@@ -106,6 +107,7 @@ pub(crate) enum Req {
     },
 }
 
+/// What a request's writer gets back once its batch is durable.
 pub(crate) enum Reply {
     Unit,
     Append(AppendOutcome),
@@ -119,8 +121,9 @@ pub(crate) enum Reply {
     Aligned(Option<u64>),
 }
 
+/// Requests waiting for a leader, and replies waiting for their writers (by request id).
 #[derive(Default)]
-pub(crate) struct Queue {
+struct Queue {
     next: u64,
     pending: Vec<(u64, Req)>,
     done: HashMap<u64, Result<Reply>>,
@@ -134,6 +137,7 @@ pub(crate) struct Writer {
     state: Mutex<WriterState>,
 }
 
+/// The mailboxes a new user starts with, each subscribed (see `defaults.rs`).
 pub const DEFAULT_MAILBOXES: [(&str, Option<SpecialUse>); 6] = [
     ("INBOX", None),
     ("Drafts", Some(SpecialUse::Drafts)),
