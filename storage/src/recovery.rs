@@ -5,8 +5,8 @@
 use crate::error::{Result, StoreError};
 use crate::framed::{self, FramedWriter, ScanEnd, HEADER_LEN};
 use crate::index::{self, apply, Effects, EmptyTree, IndexTree, Meta, ObjLoc, Txn};
-use crate::store::Shared;
-use crate::writer::WriterState;
+use crate::shared::Shared;
+use crate::user_core::WriterState;
 use crate::{log, pack};
 use std::collections::HashSet;
 use std::path::Path;
@@ -153,8 +153,31 @@ pub(crate) fn recover(
     user: &str,
     tree: &sled::Tree,
 ) -> Result<WriterState> {
-    // A purge that crashed before a rename leaves a temporary pack or segment: it holds only
-    // copies of what is still in place.
+    remove_purge_leftovers(dir);
+    let (meta, logs, packs) = bring_index_up_to_date(dir, user, tree)?;
+    shared.hlc.raise_to(meta.last_time);
+    let log = open_for_append(dir, "log", log::EXT, log::KIND, logs)?;
+    if logs.is_some_and(|(_, e)| e.torn) {
+        tracing::warn!(
+            user,
+            segment = log.no,
+            offset = log.end(),
+            "cut a torn record at the log's tail (never acknowledged)"
+        );
+    }
+    let pack = open_for_append(dir, "packs", pack::EXT, pack::KIND, packs)?;
+    let meta = checkpoint_at(tree, meta, &log, &pack)?;
+    Ok(WriterState {
+        log,
+        pack,
+        meta,
+        poisoned: None,
+    })
+}
+
+/// A purge that crashed before a rename leaves a temporary pack or segment: it holds only
+/// copies of what is still in place, so it is deleted.
+fn remove_purge_leftovers(dir: &Path) {
     for sub in ["packs", "log"] {
         if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
             for e in rd.flatten() {
@@ -164,6 +187,33 @@ pub(crate) fn recover(
             }
         }
     }
+}
+
+/// Catches the index up from its checkpoint, or rebuilds it from the log when it has none, is
+/// of another version, cannot be read, or is ahead of the log. Returns the checkpoint and where
+/// the log and the packs end.
+fn bring_index_up_to_date(dir: &Path, user: &str, tree: &sled::Tree) -> Result<(Meta, Last, Last)> {
+    match stored_checkpoint(user, tree) {
+        Ok(Some(meta)) => match catch_up(dir, user, tree, meta)? {
+            Some(s) => Ok(s),
+            None => {
+                tracing::warn!(
+                    user,
+                    "index is ahead of the log; rebuilding it from the log"
+                );
+                rebuild_inner(dir, user, tree)
+            }
+        },
+        Ok(None) => rebuild_inner(dir, user, tree),
+        Err(e) => {
+            tracing::warn!(user, error = %e, "index unreadable; rebuilding it from the log");
+            rebuild_inner(dir, user, tree)
+        }
+    }
+}
+
+/// The index's checkpoint; None when there is none or the index is of another version.
+fn stored_checkpoint(user: &str, tree: &sled::Tree) -> Result<Option<Meta>> {
     let stored: Result<Option<Meta>> = match tree.get(index::META) {
         Ok(Some(b)) => index::decode(user, index::META, &b).map(Some),
         Ok(None) => Ok(None),
@@ -174,61 +224,42 @@ pub(crate) fn recover(
         .ok()
         .flatten()
         .and_then(|b| index::decode(user, index::VERSION_KEY, &b).ok());
-    let stored = if version == Some(index::INDEX_VERSION) {
+    if version == Some(index::INDEX_VERSION) {
         stored
     } else {
         Ok(None)
-    };
-    let state = match stored {
-        Ok(Some(meta)) => match catch_up(dir, user, tree, meta)? {
-            Some(s) => s,
-            None => {
-                tracing::warn!(
-                    user,
-                    "index is ahead of the log; rebuilding it from the log"
-                );
-                rebuild_inner(dir, user, tree)?
-            }
-        },
-        Ok(None) => rebuild_inner(dir, user, tree)?,
-        Err(e) => {
-            tracing::warn!(user, error = %e, "index unreadable; rebuilding it from the log");
-            rebuild_inner(dir, user, tree)?
-        }
-    };
-    let (meta, logs, packs) = state;
-    shared.hlc.raise_to(meta.last_time);
-    let log = match logs {
-        Some((no, end)) => FramedWriter::open_at(
-            &dir.join("log").join(format!("{no:08}.{}", log::EXT)),
-            no,
-            log::KIND,
-            end.end,
-            end.torn,
-        )?,
-        None => FramedWriter::create(&dir.join("log"), 1, log::EXT, log::KIND)?,
-    };
-    if logs.is_some_and(|(_, e)| e.torn) {
-        tracing::warn!(
-            user,
-            segment = log.no,
-            offset = log.end(),
-            "cut a torn record at the log's tail (never acknowledged)"
-        );
     }
-    let pack = match packs {
+}
+
+/// Opens the last file of a series (`log` segments or `packs`) to append at its end, cutting a
+/// torn tail; creates the first file when there is none.
+fn open_for_append(
+    dir: &Path,
+    sub: &str,
+    ext: &str,
+    kind: framed::Kind,
+    last: Last,
+) -> Result<FramedWriter> {
+    match last {
         Some((no, end)) => FramedWriter::open_at(
-            &dir.join("packs").join(format!("{no:08}.{}", pack::EXT)),
+            &dir.join(sub).join(format!("{no:08}.{ext}")),
             no,
-            pack::KIND,
+            kind,
             end.end,
             end.torn,
-        )?,
-        None => FramedWriter::create(&dir.join("packs"), 1, pack::EXT, pack::KIND)?,
-    };
-    // The checkpoint names the files just opened (or created), so a later rebuild, which scans
-    // them, computes the same checkpoint.
-    let mut meta = meta;
+        ),
+        None => FramedWriter::create(&dir.join(sub), 1, ext, kind),
+    }
+}
+
+/// The checkpoint names the files just opened (or created), so a later rebuild, which scans
+/// them, computes the same checkpoint; written to the index when it changed.
+fn checkpoint_at(
+    tree: &sled::Tree,
+    mut meta: Meta,
+    log: &FramedWriter,
+    pack: &FramedWriter,
+) -> Result<Meta> {
     if (meta.log_seg, meta.log_off, meta.pack_no, meta.pack_off)
         != (log.no, log.end(), pack.no, pack.end())
     {
@@ -241,10 +272,5 @@ pub(crate) fn recover(
             vec![(index::META.to_vec(), Some(index::encode(&meta)))],
         )?;
     }
-    Ok(WriterState {
-        log,
-        pack,
-        meta,
-        poisoned: None,
-    })
+    Ok(meta)
 }

@@ -79,7 +79,7 @@ pub fn k_contested_prefix(mb: &MailboxId) -> Vec<u8> {
 pub fn k_contested(mb: &MailboxId, uid: u32) -> Vec<u8> {
     [&b"u"[..], &mb.0, &uid.to_be_bytes()].concat()
 }
-/// Ghosts (see [`Ghost`]) by mailbox and UID: `h`+GUID+UID.
+/// Ghosts (see [`super::Ghost`]) by mailbox and UID: `h`+GUID+UID.
 pub fn k_ghost_prefix(mb: &MailboxId) -> Vec<u8> {
     [&b"h"[..], &mb.0].concat()
 }

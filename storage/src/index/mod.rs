@@ -1,5 +1,5 @@
 //! The index: a view of the change log in sled, one tree per user, behind the narrow
-//! [`IndexTree`] trait. [`apply`] is the only code that turns records into index state, so the
+//! [`IndexTree`] trait. [`apply()`] is the only code that turns records into index state, so the
 //! live index and one rebuilt from the log are the same by construction (tests compare dumps);
 //! the rules it applies when changes meet are in [`crate::merge`].
 //!

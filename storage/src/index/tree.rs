@@ -54,7 +54,7 @@ pub const INDEX_FLUSH_KEYS: usize = 4096;
 /// last few durable group commits that are not yet in sled (at most [`INDEX_FLUSH_COMMITS`]).
 ///
 /// Durability does not depend on it: a commit reaches this only after its log fdatasync. A
-/// crash loses the overlay and leaves sled at an older [`Meta`] checkpoint (always applied in
+/// crash loses the overlay and leaves sled at an older [`super::Meta`] checkpoint (always applied in
 /// the same atomic sled batch as the changes it covers), from which recovery replays the log,
 /// as it does for any index that lags. Reads hold the overlay's read lock across the sled read,
 /// so a key being moved from the overlay into sled is seen in one or the other, never neither.

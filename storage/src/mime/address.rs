@@ -22,6 +22,7 @@ fn is_special(b: u8) -> bool {
     )
 }
 
+/// Splits a header value into RFC 5322 tokens; blanks and line breaks separate, never appear.
 fn tokenize(v: &[u8]) -> Vec<Tok> {
     let mut toks = Vec::new();
     let mut i = 0;
@@ -29,94 +30,118 @@ fn tokenize(v: &[u8]) -> Vec<Tok> {
         match b {
             b' ' | b'\t' | b'\r' | b'\n' => i += 1,
             b'"' => {
-                let mut s = Vec::new();
                 i += 1;
-                while let Some(&c) = v.get(i) {
-                    i += 1;
-                    match c {
-                        b'"' => break,
-                        b'\\' => {
-                            if let Some(&n) = v.get(i) {
-                                s.push(n);
-                                i += 1;
-                            }
-                        }
-                        b'\r' | b'\n' => {}
-                        _ => s.push(c),
-                    }
-                }
-                toks.push(Tok::Quoted(s));
+                toks.push(Tok::Quoted(quoted(v, &mut i)));
             }
             b'(' => {
-                let mut depth = 1usize;
-                let mut s = Vec::new();
                 i += 1;
-                while let Some(&c) = v.get(i) {
-                    i += 1;
-                    match c {
-                        b'(' => {
-                            depth += 1;
-                            s.push(c);
-                        }
-                        b')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                            s.push(c);
-                        }
-                        b'\\' => {
-                            if let Some(&n) = v.get(i) {
-                                s.push(n);
-                                i += 1;
-                            }
-                        }
-                        _ => s.push(c),
-                    }
-                }
-                toks.push(Tok::Comment(s));
+                toks.push(Tok::Comment(comment(v, &mut i)));
             }
             b'[' => {
-                let mut s = vec![b'['];
                 i += 1;
-                while let Some(&c) = v.get(i) {
-                    i += 1;
-                    if c == b'\\' {
-                        if let Some(&n) = v.get(i) {
-                            s.push(n);
-                            i += 1;
-                        }
-                        continue;
-                    }
-                    s.push(c);
-                    if c == b']' {
-                        break;
-                    }
-                }
-                toks.push(Tok::DomainLiteral(s));
+                toks.push(Tok::DomainLiteral(domain_literal(v, &mut i)));
             }
             _ if is_special(b) => {
                 toks.push(Tok::Special(b));
                 i += 1;
             }
             _ => {
-                let start = i;
-                while let Some(&c) = v.get(i) {
-                    if c <= b' ' || is_special(c) {
-                        break;
-                    }
-                    i += 1;
-                }
-                if i == start {
-                    // A control byte: skip it so the loop always advances.
-                    i += 1;
-                } else {
-                    toks.push(Tok::Atom(v.get(start..i).unwrap_or(&[]).to_vec()));
+                if let Some(a) = atom(v, &mut i) {
+                    toks.push(Tok::Atom(a));
                 }
             }
         }
     }
     toks
+}
+
+/// A quoted string's content, escapes removed, from just after its opening quote; `i` ends
+/// after the closing quote (or at the end of an unterminated one). Line breaks are dropped.
+fn quoted(v: &[u8], i: &mut usize) -> Vec<u8> {
+    let mut s = Vec::new();
+    while let Some(&c) = v.get(*i) {
+        *i += 1;
+        match c {
+            b'"' => break,
+            b'\\' => {
+                if let Some(&n) = v.get(*i) {
+                    s.push(n);
+                    *i += 1;
+                }
+            }
+            b'\r' | b'\n' => {}
+            _ => s.push(c),
+        }
+    }
+    s
+}
+
+/// A comment's content (nested comments kept with their parentheses), from just after its
+/// opening parenthesis; `i` ends after the matching closing one.
+fn comment(v: &[u8], i: &mut usize) -> Vec<u8> {
+    let mut depth = 1usize;
+    let mut s = Vec::new();
+    while let Some(&c) = v.get(*i) {
+        *i += 1;
+        match c {
+            b'(' => {
+                depth += 1;
+                s.push(c);
+            }
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+                s.push(c);
+            }
+            b'\\' => {
+                if let Some(&n) = v.get(*i) {
+                    s.push(n);
+                    *i += 1;
+                }
+            }
+            _ => s.push(c),
+        }
+    }
+    s
+}
+
+/// A domain literal with its brackets, escapes removed, from just after its `[`.
+fn domain_literal(v: &[u8], i: &mut usize) -> Vec<u8> {
+    let mut s = vec![b'['];
+    while let Some(&c) = v.get(*i) {
+        *i += 1;
+        if c == b'\\' {
+            if let Some(&n) = v.get(*i) {
+                s.push(n);
+                *i += 1;
+            }
+            continue;
+        }
+        s.push(c);
+        if c == b']' {
+            break;
+        }
+    }
+    s
+}
+
+/// An atom from `i`; None for a control byte, which is skipped so the caller always advances.
+fn atom(v: &[u8], i: &mut usize) -> Option<Vec<u8>> {
+    let start = *i;
+    while let Some(&c) = v.get(*i) {
+        if c <= b' ' || is_special(c) {
+            break;
+        }
+        *i += 1;
+    }
+    if *i == start {
+        *i += 1;
+        None
+    } else {
+        Some(v.get(start..*i).unwrap_or(&[]).to_vec())
+    }
 }
 
 struct Parser {
@@ -274,85 +299,18 @@ pub fn parse_address_list(value: &[u8]) -> Vec<Address> {
         match p.peek() {
             Some(Tok::Special(b':')) if !in_group => {
                 p.pos += 1;
-                out.push(Address {
-                    name: None,
-                    adl: None,
-                    mailbox: Some(join_phrase(&words)),
-                    host: None,
-                });
+                out.push(group_start(&words));
                 in_group = true;
             }
             Some(Tok::Special(b'<')) => {
                 p.pos += 1;
-                let mut adl = None;
-                p.skip_comments();
-                if p.is_special(b'@') {
-                    let route = p.addr_piece(b":>");
-                    if p.is_special(b':') {
-                        p.pos += 1;
-                        adl = nonempty(normalize_route(&route));
-                    }
-                }
-                let local = p.addr_piece(b"@>");
-                let mut host = None;
-                if p.is_special(b'@') {
-                    p.pos += 1;
-                    host = Some(p.addr_piece(b">"));
-                }
-                if p.is_special(b'>') {
-                    p.pos += 1;
-                }
-                // Comments inside the brackets are not a name; one after them is.
-                p.comment = None;
-                p.skip_comments();
-                let name = if words.is_empty() {
-                    p.comment.take()
-                } else {
-                    Some(join_phrase(&words))
-                };
-                out.push(Address {
-                    name,
-                    adl,
-                    mailbox: Some(or_missing(local, MISSING_MAILBOX)),
-                    host: Some(
-                        host.filter(|h| !h.is_empty())
-                            .unwrap_or_else(missing_domain),
-                    ),
-                });
+                out.push(p.angle_addr(&words));
             }
             Some(Tok::Special(b'@')) => {
                 p.pos += 1;
-                let local = concat_words(&words);
-                let local_comment = p.comment.take();
-                let domain = Some(p.addr_piece(b",;"))
-                    .filter(|d| !d.is_empty())
-                    .unwrap_or_else(missing_domain);
-                let name = p.comment.take().or(local_comment);
-                out.push(Address {
-                    name,
-                    adl: None,
-                    mailbox: Some(or_missing(local, MISSING_MAILBOX)),
-                    host: Some(domain),
-                });
+                out.push(p.bare_addr_spec(&words));
             }
-            _ => {
-                if !words.is_empty() {
-                    // A bare word without a domain: never a NIL host, which would read as a
-                    // group marker; Dovecot's placeholder instead.
-                    out.push(Address {
-                        name: p.comment.take(),
-                        adl: None,
-                        mailbox: Some(concat_words(&words)),
-                        host: Some(missing_domain()),
-                    });
-                }
-                // Anything else (a stray '>' or ':' in a group) is skipped.
-                if let Some(Tok::Special(c)) = p.peek() {
-                    if *c != b',' && *c != b';' {
-                        p.pos += 1;
-                    }
-                }
-            }
+            _ => out.extend(p.no_address(&words)),
         }
         if p.pos == before {
             p.pos += 1;
@@ -362,6 +320,94 @@ pub fn parse_address_list(value: &[u8]) -> Vec<Address> {
         out.push(Address::default());
     }
     out
+}
+
+/// The marker that opens a group (`name:`): its name as the mailbox, no host.
+fn group_start(words: &[Tok]) -> Address {
+    Address {
+        name: None,
+        adl: None,
+        mailbox: Some(join_phrase(words)),
+        host: None,
+    }
+}
+
+impl Parser {
+    /// `name <@route:local@domain>`, after the `<`: the display name is the phrase before it,
+    /// else a comment after the `>`.
+    fn angle_addr(&mut self, words: &[Tok]) -> Address {
+        let mut adl = None;
+        self.skip_comments();
+        if self.is_special(b'@') {
+            let route = self.addr_piece(b":>");
+            if self.is_special(b':') {
+                self.pos += 1;
+                adl = nonempty(normalize_route(&route));
+            }
+        }
+        let local = self.addr_piece(b"@>");
+        let mut host = None;
+        if self.is_special(b'@') {
+            self.pos += 1;
+            host = Some(self.addr_piece(b">"));
+        }
+        if self.is_special(b'>') {
+            self.pos += 1;
+        }
+        // Comments inside the brackets are not a name; one after them is.
+        self.comment = None;
+        self.skip_comments();
+        let name = if words.is_empty() {
+            self.comment.take()
+        } else {
+            Some(join_phrase(words))
+        };
+        Address {
+            name,
+            adl,
+            mailbox: Some(or_missing(local, MISSING_MAILBOX)),
+            host: Some(
+                host.filter(|h| !h.is_empty())
+                    .unwrap_or_else(missing_domain),
+            ),
+        }
+    }
+
+    /// `local@domain` without brackets, after the `@`: `words` are the local part; a comment
+    /// (after the domain, else after the local part) is the display name.
+    fn bare_addr_spec(&mut self, words: &[Tok]) -> Address {
+        let local = concat_words(words);
+        let local_comment = self.comment.take();
+        let domain = Some(self.addr_piece(b",;"))
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(missing_domain);
+        let name = self.comment.take().or(local_comment);
+        Address {
+            name,
+            adl: None,
+            mailbox: Some(or_missing(local, MISSING_MAILBOX)),
+            host: Some(domain),
+        }
+    }
+
+    /// Words followed by neither `<`, `@` nor a group's `:`: a bare word becomes an address with
+    /// a placeholder host; a stray special (a '>' or ':' in a group) is skipped.
+    fn no_address(&mut self, words: &[Tok]) -> Option<Address> {
+        // A bare word without a domain: never a NIL host, which would read as a group marker;
+        // Dovecot's placeholder instead.
+        let addr = (!words.is_empty()).then(|| Address {
+            name: self.comment.take(),
+            adl: None,
+            mailbox: Some(concat_words(words)),
+            host: Some(missing_domain()),
+        });
+        if let Some(Tok::Special(c)) = self.peek() {
+            if *c != b',' && *c != b';' {
+                self.pos += 1;
+            }
+        }
+        addr
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Splits a raw message into its MIME tree with exact byte ranges.
 
 use super::address::parse_address_list;
-use super::content_type::parse_param_value;
+use super::content_type::{parse_param_value, ParamValue};
 use super::header::{fields, header_end, memchr, trim, unfold};
 use super::{BodyPart, Disposition, Envelope, MessageFacts, Range};
 
@@ -93,7 +93,8 @@ pub(crate) fn parse_envelope(header: &[u8]) -> Envelope {
     env
 }
 
-/// Parses one entity (header + body) occupying `raw[start..end]`.
+/// Parses one entity (header + body) occupying `raw[start..end]`: its `Content-*` fields, its
+/// media type, then its children (multipart) or inner message (message/rfc822), recursively.
 fn parse_entity(
     raw: &[u8],
     start: usize,
@@ -118,7 +119,36 @@ fn parse_entity(
         },
         ..BodyPart::default()
     };
+    let content_type = read_content_fields(header, &mut part);
+    set_media_type(&mut part, content_type, default);
+    let body_start = hdr_end;
+    let too_deep = depth >= MAX_DEPTH || *budget == 0;
+    if part.media_type == "multipart" {
+        parse_multipart_body(raw, &mut part, body_start, end, too_deep, depth, budget);
+    } else if part.media_type == "message"
+        && (part.media_subtype == "rfc822" || part.media_subtype == "global")
+    {
+        if too_deep {
+            make_plain_text(&mut part);
+        } else {
+            let (env, inner) = parse_message(raw, body_start, end, depth + 1, budget);
+            part.message = Some(Box::new((env, inner)));
+        }
+    }
+    if part.media_type == "text" || part.message.is_some() {
+        part.lines = count_lines(raw.get(body_start..end).unwrap_or(&[]));
+    }
+    // RFC 2045 5.2: text without a charset is us-ascii; Dovecot appends it to the parameters.
+    if part.media_type == "text" && part.param("charset").is_none() {
+        part.params
+            .push((b"charset".to_vec(), b"us-ascii".to_vec()));
+    }
+    part
+}
 
+/// Fills `part` from the header's `Content-*` fields (encoding defaults to 7bit); returns the
+/// Content-Type, if any.
+fn read_content_fields(header: &[u8], part: &mut BodyPart) -> Option<ParamValue> {
     let mut content_type = None;
     for f in fields(header) {
         let name = f.name.to_ascii_lowercase();
@@ -162,7 +192,12 @@ fn parse_entity(
     if part.encoding.is_empty() {
         part.encoding = b"7bit".to_vec();
     }
+    content_type
+}
 
+/// Sets the part's media type and parameters from its Content-Type, or the context's default
+/// when there is none (or it lacks a type or subtype).
+fn set_media_type(part: &mut BodyPart, content_type: Option<ParamValue>, default: DefaultType) {
     let (mtype, msub) = match content_type
         .as_ref()
         .and_then(|ct| split_media_type(&ct.value))
@@ -176,47 +211,37 @@ fn parse_entity(
     part.params = content_type.map(|ct| ct.params).unwrap_or_default();
     part.media_type = mtype;
     part.media_subtype = msub;
+}
 
-    let body_start = hdr_end;
-    let too_deep = depth >= MAX_DEPTH || *budget == 0;
-    if part.media_type == "multipart" {
-        let boundary = part.param("boundary").map(<[u8]>::to_vec);
-        match boundary {
-            Some(b) if !b.is_empty() && !too_deep => {
-                let child_default = if part.media_subtype == "digest" {
-                    DefaultType::MessageRfc822
-                } else {
-                    DefaultType::TextPlain
-                };
-                for (s, e) in split_multipart(raw, body_start, end, &b) {
-                    if *budget == 0 {
-                        break;
-                    }
-                    let child = parse_entity(raw, s, e, child_default, depth + 1, budget);
-                    part.children.push(child);
+/// A multipart's children, split at its boundary; without a boundary, or too deep, the part
+/// becomes text.
+fn parse_multipart_body(
+    raw: &[u8],
+    part: &mut BodyPart,
+    body_start: usize,
+    end: usize,
+    too_deep: bool,
+    depth: usize,
+    budget: &mut usize,
+) {
+    let boundary = part.param("boundary").map(<[u8]>::to_vec);
+    match boundary {
+        Some(b) if !b.is_empty() && !too_deep => {
+            let child_default = if part.media_subtype == "digest" {
+                DefaultType::MessageRfc822
+            } else {
+                DefaultType::TextPlain
+            };
+            for (s, e) in split_multipart(raw, body_start, end, &b) {
+                if *budget == 0 {
+                    break;
                 }
+                let child = parse_entity(raw, s, e, child_default, depth + 1, budget);
+                part.children.push(child);
             }
-            _ => make_plain_text(&mut part),
         }
-    } else if part.media_type == "message"
-        && (part.media_subtype == "rfc822" || part.media_subtype == "global")
-    {
-        if too_deep {
-            make_plain_text(&mut part);
-        } else {
-            let (env, inner) = parse_message(raw, body_start, end, depth + 1, budget);
-            part.message = Some(Box::new((env, inner)));
-        }
+        _ => make_plain_text(part),
     }
-    if part.media_type == "text" || part.message.is_some() {
-        part.lines = count_lines(raw.get(body_start..end).unwrap_or(&[]));
-    }
-    // RFC 2045 5.2: text without a charset is us-ascii; Dovecot appends it to the parameters.
-    if part.media_type == "text" && part.param("charset").is_none() {
-        part.params
-            .push((b"charset".to_vec(), b"us-ascii".to_vec()));
-    }
-    part
 }
 
 /// A multipart that cannot be split (no boundary, or nested too deep) is treated as text, like

@@ -9,14 +9,15 @@ use crate::{names, Result};
 impl UserStore {
     pub(super) fn mailbox_rec(&self, name: &str) -> Result<index::MailboxRec> {
         let canon = names::canonical(name);
-        self.view()
+        self.core
+            .view()
             .mailbox_by_name(&canon)?
             .ok_or(StoreError::NoSuchMailbox(name.to_string()))
     }
 
     /// All mailboxes, sorted by name.
     pub fn list_mailboxes(&self) -> Result<Vec<MailboxInfo>> {
-        let v = self.view();
+        let v = self.core.view();
         let mut out = Vec::new();
         for mb in v.mailboxes()? {
             let sub = v.get_raw(&index::k_sub(&mb.name))?.is_some();
@@ -29,7 +30,7 @@ impl UserStore {
     /// Looks a mailbox up by name ("inbox" in any case is INBOX).
     pub fn mailbox(&self, name: &str) -> Result<MailboxInfo> {
         let mb = self.mailbox_rec(name)?;
-        let sub = self.view().get_raw(&index::k_sub(&mb.name))?.is_some();
+        let sub = self.core.view().get_raw(&index::k_sub(&mb.name))?.is_some();
         Ok(mb.info(sub))
     }
 
@@ -84,6 +85,7 @@ impl UserStore {
 
     pub fn subscriptions(&self) -> Result<Vec<String>> {
         Ok(self
+            .core
             .view()
             .scan_raw(b"s")?
             .into_iter()

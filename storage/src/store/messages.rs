@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::error::StoreError;
-use crate::index::{self, ObjLoc, Txn};
+use crate::index::{self, ObjLoc};
 use crate::mime::MessageFacts;
+use crate::user_core::usage;
 use crate::writer::{Reply, Req};
 use crate::{log, pack, Result};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ impl UserStore {
     pub fn messages(&self, mailbox: &str) -> Result<Vec<MessageMeta>> {
         let mb = self.mailbox_rec(mailbox)?;
         Ok(self
+            .core
             .view()
             .messages(&mb.id)?
             .into_iter()
@@ -42,14 +44,15 @@ impl UserStore {
     /// Messages changed (added or flags) and UIDs expunged after `modseq`.
     pub fn changes_since(&self, mailbox: &str, modseq: u64) -> Result<MailboxChanges> {
         let mb = self.mailbox_rec(mailbox)?;
-        let v = self.view();
+        let v = self.core.view();
         // Range scans over the modseq-ordered keys: the cost follows the changes, not the size
         // of the mailbox. Keys are [tag][mailbox 16][modseq 8][uid 4].
         let since = |prefix: Vec<u8>| -> Result<Vec<u32>> {
             let start = [&prefix[..], &modseq.saturating_add(1).to_be_bytes()].concat();
             let mut end = prefix.clone();
             end.extend_from_slice(&[0xff; 12]);
-            self.ix
+            self.core
+                .ix
                 .range_keys(&start, &end)?
                 .into_iter()
                 .map(|k| {
@@ -57,7 +60,7 @@ impl UserStore {
                         .and_then(|b| b.try_into().ok())
                         .map(u32::from_be_bytes)
                         .ok_or_else(|| {
-                            StoreError::Index(format!("user {}: bad modseq key", self.name))
+                            StoreError::Index(format!("user {}: bad modseq key", self.core.name))
                         })
                 })
                 .collect()
@@ -85,7 +88,8 @@ impl UserStore {
     /// The raw message (decompressed object), byte for byte as stored.
     pub fn read_message(&self, object: &ObjectId) -> Result<Vec<u8>> {
         let lookup = || -> Result<ObjLoc> {
-            self.view()
+            self.core
+                .view()
                 .get(&index::k_object(object))?
                 .ok_or_else(|| StoreError::Other(format!("object {} not found", object.to_hex())))
         };
@@ -102,22 +106,23 @@ impl UserStore {
 
     fn read_at(&self, loc: &ObjLoc, object: &ObjectId) -> Result<Vec<u8>> {
         if loc.in_log {
-            let path = self.segment_path(loc.pack);
-            pack::read_object(&path, &log::KIND, 1, &self.name, loc.offset, object)
+            let path = self.core.segment_path(loc.pack);
+            pack::read_object(&path, &log::KIND, 1, &self.core.name, loc.offset, object)
         } else {
-            let path = self.pack_path(loc.pack);
-            pack::read_object(&path, &pack::KIND, 0, &self.name, loc.offset, object)
+            let path = self.core.pack_path(loc.pack);
+            pack::read_object(&path, &pack::KIND, 0, &self.core.name, loc.offset, object)
         }
     }
 
     /// The object as stored (id, raw length, zstd body), not decompressed: what is shipped to a
     /// peer, which verifies it ([`pack::verify`]) and stores the body as it came.
     pub fn read_object_stored(&self, object: &ObjectId) -> Result<pack::Prepared> {
-        if let Some(o) = self.recent.lock().object(object) {
+        if let Some(o) = self.core.recent.lock().object(object) {
             return Ok(o);
         }
         let lookup = || -> Result<ObjLoc> {
-            self.view()
+            self.core
+                .view()
                 .get(&index::k_object(object))?
                 .ok_or_else(|| StoreError::Other(format!("object {} not found", object.to_hex())))
         };
@@ -134,32 +139,33 @@ impl UserStore {
 
     fn read_stored_at(&self, loc: &ObjLoc, object: &ObjectId) -> Result<pack::Prepared> {
         if loc.in_log {
-            let path = self.segment_path(loc.pack);
-            pack::read_stored(&path, &log::KIND, 1, &self.name, loc.offset, object)
+            let path = self.core.segment_path(loc.pack);
+            pack::read_stored(&path, &log::KIND, 1, &self.core.name, loc.offset, object)
         } else {
-            let path = self.pack_path(loc.pack);
-            pack::read_stored(&path, &pack::KIND, 0, &self.name, loc.offset, object)
+            let path = self.core.pack_path(loc.pack);
+            pack::read_stored(&path, &pack::KIND, 0, &self.core.name, loc.offset, object)
         }
     }
 
     /// Envelope, body structure and part offsets, parsed once and cached.
     pub fn facts(&self, object: &ObjectId) -> Result<Arc<MessageFacts>> {
         let key = index::k_facts(object);
-        if let Some(f) = self.view().get::<MessageFacts>(&key)? {
+        if let Some(f) = self.core.view().get::<MessageFacts>(&key)? {
             return Ok(Arc::new(f));
         }
         let raw = self.read_message(object)?;
         let facts = std::panic::catch_unwind(|| crate::mime::parse_facts(&raw))
             .map_err(|_| StoreError::Other("MIME parser failed on this message".into()))?;
         // A cache keyed by an immutable object: written outside the log, never on the fsync path.
-        self.tree
+        self.core
+            .tree
             .insert(key, index::encode(&facts))
             .map_err(|e| StoreError::Index(e.to_string()))?;
         Ok(Arc::new(facts))
     }
 
     pub fn append(&self, mailbox: &str, msg: NewMessage<'_>) -> Result<AppendOutcome> {
-        let limit = self.shared.config.max_message_size;
+        let limit = self.core.shared.config.max_message_size;
         if msg.raw.len() as u64 > limit {
             return Err(StoreError::TooLarge {
                 size: msg.raw.len() as u64,
@@ -177,7 +183,7 @@ impl UserStore {
         };
         let date = msg
             .internal_date
-            .unwrap_or(((self.shared.hlc.wall_ms() / 1000) as i64, 0));
+            .unwrap_or(((self.core.shared.hlc.wall_ms() / 1000) as i64, 0));
         match self.submit(Req::Append(crate::writer::AppendReq {
             mailbox: mailbox.to_string(),
             object,
@@ -244,27 +250,16 @@ impl UserStore {
     }
 
     pub fn quota(&self) -> Result<QuotaUsage> {
-        let (bytes, messages) = usage(&self.view())?;
+        let (bytes, messages) = usage(&self.core.view())?;
         Ok(QuotaUsage {
             bytes,
             messages,
-            limits: *self.quota_limits.lock(),
+            limits: self.core.quota_limits(),
         })
     }
 
     /// Sets this user's limits (from the userdb's quota_rule); kept in memory, not logged.
     pub fn set_quota_limits(&self, limits: QuotaLimits) {
-        *self.quota_limits.lock() = limits;
+        self.core.set_quota_limits(limits);
     }
-
-    pub(crate) fn quota_limits(&self) -> QuotaLimits {
-        *self.quota_limits.lock()
-    }
-}
-
-/// Bytes and messages in all mailboxes.
-pub(crate) fn usage(v: &Txn) -> Result<(u64, u64)> {
-    Ok(v.mailboxes()?
-        .iter()
-        .fold((0, 0), |(b, m), mb| (b + mb.size, m + mb.exists as u64)))
 }

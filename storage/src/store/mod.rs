@@ -3,105 +3,49 @@
 //! Every method is synchronous and may block on disk I/O and fsync: async callers run them with
 //! `tokio::task::spawn_blocking`. Write methods return only once the change is durable.
 //!
-//! Writes go through a per-user group commit ([`crate::writer`]): concurrent writers of one user
+//! Writes go through a per-user group commit (`crate::writer`): concurrent writers of one user
 //! share one log fsync; different users share no lock and no fsync.
+//!
+//! The top of the store's layers; below it, and never importing it:
+//!
+//! | module | holds |
+//! |---|---|
+//! | `shared` | what all users of a node share: settings, clock, counters |
+//! | `user_core` | one user's state shared by the layers below, and the writer's files |
+//! | `writer` | the group commit: plans requests, writes them durably, applies them |
+//! | `purge`, `recovery` | reclaiming space; opening a user after a crash |
+//!
+//! This module's files are the facade's parts: `user.rs` (the struct, opening), `mailboxes.rs`,
+//! `messages.rs`, `replica.rs` (what replication uses), `align_expunged.rs` (tombstones for the
+//! merge resolver), `maintenance.rs` (rebuild, purge, dump, verify).
 
 use crate::error::StoreError;
 use crate::framed;
 use crate::hlc::{Hlc, SystemClock, WallClock};
+use crate::shared::Shared;
 use crate::types::*;
 use crate::writer::Req;
 use crate::{names, Result};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+mod align_expunged;
 mod mailboxes;
 mod maintenance;
 mod messages;
-mod recent;
 mod replica;
 mod user;
 
 pub use crate::index::UidConflict;
-pub use maintenance::PurgeReport;
-pub(crate) use messages::usage;
+pub use crate::purge::PurgeReport;
+pub use crate::shared::{Counters, StoreConfig, RECENT_OBJECTS_TOTAL};
+pub use crate::writer::ApplyOutcome;
+pub use align_expunged::Tombstone;
 pub use messages::{NewMessage, PARSE_FACTS_AT_DELIVERY};
-pub(crate) use recent::Recent;
-pub use recent::RECENT_OBJECTS_TOTAL;
-pub use replica::ApplyOutcome;
 pub use user::UserStore;
-
-/// Settings of the store (`[storage]` in the configuration).
-#[derive(Clone, Debug)]
-pub struct StoreConfig {
-    /// Root directory; each user lives under `<root>/users/<hashed-prefix>/<user>/`.
-    pub root: PathBuf,
-    /// This node's id: stamped on every record it originates and into every GUID it makes.
-    pub node_id: NodeId,
-    /// Largest message accepted, bytes.
-    pub max_message_size: u64,
-    /// How far the clock may run ahead of the wall clock because of a peer (ms).
-    pub max_clock_drift_ms: u64,
-    /// Default quota for users that have no quota rule of their own.
-    pub default_quota: QuotaLimits,
-    /// Window in which a retried delivery with the same key is recognised (seconds).
-    pub delivery_dedupe_window_secs: u64,
-    /// Bytes of just-committed objects kept in memory, all users together, for replication
-    /// shippers to send without reading them back (see [`Recent`]); 0 on a node without peers.
-    pub recent_objects_bytes: usize,
-}
-
-impl StoreConfig {
-    /// Defaults for a store at `root` (node 1, 50 MiB messages, 1 h dedupe window).
-    pub fn new(root: impl Into<PathBuf>) -> StoreConfig {
-        StoreConfig {
-            root: root.into(),
-            node_id: 1,
-            max_message_size: 50 << 20,
-            max_clock_drift_ms: 60_000,
-            default_quota: QuotaLimits::default(),
-            delivery_dedupe_window_secs: 3600,
-            recent_objects_bytes: RECENT_OBJECTS_TOTAL,
-        }
-    }
-}
-
-/// Counters for metrics (plain atomics).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub appends: AtomicU64,
-    pub commits: AtomicU64,
-    pub records: AtomicU64,
-}
-
-/// What every user of one node shares: settings, the clock, counters.
-pub(crate) struct Shared {
-    pub config: StoreConfig,
-    pub hlc: Hlc,
-    pub counters: Counters,
-    guid_counter: AtomicU16,
-    /// Bytes of objects held by all users' [`Recent`] tails.
-    pub(crate) recent_objects: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Shared {
-    /// A new GUID: the HLC time (never repeats on this node, even when the wall clock steps
-    /// back) in 112 bits, the node id's low 16 bits... and 16 counter bits as a guard against a
-    /// node id restored from a backup. Layout: wall ms (48) | logical (32) | node (32) | counter (16).
-    pub fn new_guid(&self) -> Guid {
-        let t = self.hlc.now();
-        let mut b = [0u8; 16];
-        b[..6].copy_from_slice(&t.wall_ms.to_be_bytes()[2..]);
-        b[6..10].copy_from_slice(&t.logical.to_be_bytes());
-        b[10..14].copy_from_slice(&t.node.to_be_bytes());
-        let c = self.guid_counter.fetch_add(1, Ordering::Relaxed);
-        b[14..].copy_from_slice(&c.to_be_bytes());
-        Guid(b)
-    }
-}
 
 /// A user's store once opened; the slot's lock serialises the user's first open.
 type UserSlot = Arc<Mutex<Option<Arc<UserStore>>>>;
@@ -158,13 +102,7 @@ impl Store {
         };
         let hlc = Hlc::new(config.node_id, clock, config.max_clock_drift_ms);
         Ok(Arc::new(Store {
-            shared: Arc::new(Shared {
-                config,
-                hlc,
-                counters: Counters::default(),
-                guid_counter: AtomicU16::new(rand::random()),
-                recent_objects: Default::default(),
-            }),
+            shared: Arc::new(Shared::new(config, hlc)),
             db,
             users: Mutex::new(HashMap::new()),
             index_recovery,

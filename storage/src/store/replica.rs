@@ -22,44 +22,101 @@ pub(super) struct ScanCursor {
 /// Cursors kept per user: a few peers and `node sync` at once.
 pub(super) const SCAN_CURSORS: usize = 8;
 
-/// The result of [`UserStore::apply_remote`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ApplyOutcome {
-    /// Records applied (not skipped as already present).
-    pub applied: usize,
-    /// Remote entries whose UID was taken here by another message; they are durable and pending
-    /// until [`UserStore::resolve_conflicts`].
-    pub conflicts: Vec<UidConflict>,
+/// Whether `have` holds every record `vv` counts.
+fn covers(have: &VersionVector, vv: &VersionVector) -> bool {
+    vv.iter()
+        .all(|(o, s)| have.get(o).copied().unwrap_or(0) >= *s)
+}
+
+/// One `scan_records` pass: what it returns, and what it learns on the way.
+struct Scan<'a> {
+    have: &'a VersionVector,
+    limit: usize,
+    /// Whether the scan started at a cursor (then segments are not read from their start).
+    from_cursor: bool,
+    /// The record the cursor's position must still hold, until the first entry is seen.
+    expect_first: Option<(NodeId, u64)>,
+    /// The first entry was not the cursor's record: a purge moved the offsets.
+    stale: bool,
+    /// Records `have` lacks, in log order.
+    out: Vec<Record>,
+    /// Where the last record of `out` starts.
+    last_at: Option<log::Pos>,
+    /// The segment being read from its start, with the highest sequence per origin so far.
+    current: Option<(u32, VersionVector)>,
+    /// Segments read past their end, with their maxima.
+    finished: Vec<(u32, VersionVector)>,
+}
+
+impl<'a> Scan<'a> {
+    fn new(have: &'a VersionVector, limit: usize, cursor: Option<&ScanCursor>) -> Scan<'a> {
+        Scan {
+            have,
+            limit,
+            from_cursor: cursor.is_some(),
+            expect_first: cursor.map(|c| c.last),
+            stale: false,
+            out: Vec::new(),
+            last_at: None,
+            current: None,
+            finished: Vec::new(),
+        }
+    }
+
+    /// One log entry at `(seg, off)`; false stops the scan.
+    fn visit(&mut self, (seg, off): log::Pos, e: log::Entry) -> bool {
+        if let Some(want) = self.expect_first.take() {
+            if !matches!(&e, log::Entry::Record(r) if (r.origin, r.seq) == want) {
+                self.stale = true;
+                return false;
+            }
+        }
+        // Per-segment maxima are only known for segments read from their start.
+        if !self.from_cursor && self.current.as_ref().is_none_or(|(s, _)| *s != seg) {
+            if let Some(done) = self.current.take() {
+                self.finished.push(done);
+            }
+            self.current = Some((seg, VersionVector::new()));
+        }
+        let log::Entry::Record(r) = e else {
+            return true;
+        };
+        if let Some((_, max)) = self.current.as_mut() {
+            let m = max.entry(r.origin).or_insert(0);
+            *m = (*m).max(r.seq);
+        }
+        if r.seq > self.have.get(&r.origin).copied().unwrap_or(0) {
+            self.last_at = Some((seg, off));
+            self.out.push(r);
+        }
+        self.out.len() < self.limit
+    }
 }
 
 impl UserStore {
     /// Ticks after every durable change to this user (local or replicated): sessions (IDLE,
     /// untagged EXISTS/EXPUNGE/FETCH) and the replication shipper wait on it.
     pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.watch_tx.subscribe()
+        self.core.watch_tx.subscribe()
     }
 
     pub fn version_vector(&self) -> Result<VersionVector> {
-        Ok(self.view().meta()?.vv)
+        Ok(self.core.view().meta()?.vv)
     }
 
     /// Records this node has that `have` lacks, in log order, at most `limit`.
     pub fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>> {
-        if let Some(recs) = self.recent.lock().since(have, limit) {
+        if let Some(recs) = self.core.recent.lock().since(have, limit) {
             return Ok(recs);
         }
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let covers = |vv: &VersionVector| {
-            vv.iter()
-                .all(|(o, s)| have.get(o).copied().unwrap_or(0) >= *s)
-        };
         let cursor = self
             .cursors
             .lock()
             .iter()
-            .filter(|c| covers(&c.vv))
+            .filter(|c| covers(have, &c.vv))
             .max_by_key(|c| c.at)
             .cloned();
         let out = match cursor {
@@ -84,84 +141,59 @@ impl UserStore {
         limit: usize,
         cursor: Option<&ScanCursor>,
     ) -> Result<Option<Vec<Record>>> {
-        let meta = self.view().meta()?;
-        let mut out = Vec::new();
-        let covers = |vv: &VersionVector| {
-            vv.iter()
-                .all(|(o, s)| have.get(o).copied().unwrap_or(0) >= *s)
-        };
+        let meta = self.core.view().meta()?;
         let known = self.segment_max.lock().clone();
-        let mut current: Option<(u32, VersionVector)> = None;
-        let mut finished = Vec::new();
-        let mut expect_first = cursor.map(|c| c.last);
-        let mut stale = false;
-        let mut last_at = None;
+        let mut scan = Scan::new(have, limit, cursor);
         // Only what is committed (the checkpoint), never a batch still being written; closed
         // segments whose every record `have` already has are skipped.
         log::read_entries_while(
-            &self.dir.join("log"),
-            &self.name,
+            &self.core.dir.join("log"),
+            &self.core.name,
             cursor.map_or((0, 0), |c| c.at),
             Some((meta.log_seg, meta.log_off)),
             // (Never the cursor's own segment: its first entry is checked.)
-            |seg| cursor.is_none_or(|c| c.at.0 != seg) && known.get(&seg).is_some_and(covers),
-            |_, (seg, off), e| {
-                if let Some(want) = expect_first.take() {
-                    if !matches!(&e, log::Entry::Record(r) if (r.origin, r.seq) == want) {
-                        stale = true;
-                        return Ok(false);
-                    }
-                }
-                // Per-segment maxima are only known for segments read from their start.
-                if cursor.is_none() && current.as_ref().is_none_or(|(s, _)| *s != seg) {
-                    if let Some(done) = current.take() {
-                        finished.push(done);
-                    }
-                    current = Some((seg, VersionVector::new()));
-                }
-                let log::Entry::Record(r) = e else {
-                    return Ok(true);
-                };
-                if let Some((_, max)) = current.as_mut() {
-                    let m = max.entry(r.origin).or_insert(0);
-                    *m = (*m).max(r.seq);
-                }
-                if r.seq > have.get(&r.origin).copied().unwrap_or(0) {
-                    last_at = Some((seg, off));
-                    out.push(r);
-                }
-                Ok(out.len() < limit)
+            |seg| {
+                cursor.is_none_or(|c| c.at.0 != seg)
+                    && known.get(&seg).is_some_and(|vv| covers(have, vv))
             },
+            |_, at, e| Ok(scan.visit(at, e)),
         )?;
-        if stale || expect_first.is_some() {
+        if scan.stale || scan.expect_first.is_some() {
             return Ok(None);
         }
         // Closed segments read to their end: remember the highest sequence per origin in each.
         {
             let mut known = self.segment_max.lock();
-            for (seg, max) in finished {
+            for (seg, max) in scan.finished {
                 if seg < meta.log_seg {
                     known.insert(seg, max);
                 }
             }
         }
-        if let (Some(at), Some(r)) = (last_at, out.last()) {
-            let mut vv = have.clone();
-            for r in &out {
-                let m = vv.entry(r.origin).or_insert(0);
-                *m = (*m).max(r.seq);
-            }
-            let mut cursors = self.cursors.lock();
-            if cursors.len() >= SCAN_CURSORS {
-                cursors.pop_front();
-            }
-            cursors.push_back(ScanCursor {
-                vv,
-                at,
-                last: (r.origin, r.seq),
-            });
+        if let (Some(at), Some(r)) = (scan.last_at, scan.out.last()) {
+            self.remember_cursor(have, &scan.out, at, (r.origin, r.seq));
         }
-        Ok(Some(out))
+        Ok(Some(scan.out))
+    }
+
+    /// Keeps where a scan stopped, so the next batch for the same peer starts there.
+    fn remember_cursor(
+        &self,
+        have: &VersionVector,
+        out: &[Record],
+        at: log::Pos,
+        last: (NodeId, u64),
+    ) {
+        let mut vv = have.clone();
+        for r in out {
+            let m = vv.entry(r.origin).or_insert(0);
+            *m = (*m).max(r.seq);
+        }
+        let mut cursors = self.cursors.lock();
+        if cursors.len() >= SCAN_CURSORS {
+            cursors.pop_front();
+        }
+        cursors.push_back(ScanCursor { vv, at, last });
     }
 
     /// Applies records from a peer, idempotently (a record at or below the version vector's entry
@@ -276,6 +308,7 @@ impl UserStore {
     pub fn pending_conflicts(&self, mailbox: &str) -> Result<Vec<index::PendingEntry>> {
         let mb = self.mailbox_rec(mailbox)?;
         Ok(self
+            .core
             .view()
             .scan::<index::PendingEntry>(&index::k_pending_prefix(&mb.id))?
             .into_iter()
@@ -287,11 +320,15 @@ impl UserStore {
     /// for the records that remove them: never visible to clients (see `index::Ghost`). One that
     /// waits long after the peers have nothing more to send is a peer's error an operator sees.
     pub fn ghosts(&self) -> Result<Vec<index::GhostInfo>> {
-        self.view().ghosts()
+        self.core.view().ghosts()
     }
 
     pub fn has_object(&self, object: &ObjectId) -> Result<bool> {
-        Ok(self.view().get_raw(&index::k_object(object))?.is_some())
+        Ok(self
+            .core
+            .view()
+            .get_raw(&index::k_object(object))?
+            .is_some())
     }
 
     /// Stores an object received from a peer; verifies its hash. Durable on return.

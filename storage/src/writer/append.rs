@@ -8,8 +8,8 @@ use crate::index;
 use crate::mime::MessageFacts;
 use crate::pack::Prepared;
 use crate::record::{NewEntry, Op};
-use crate::store::UserStore;
 use crate::types::*;
+use crate::user_core::UserCore;
 use std::sync::atomic::Ordering;
 
 /// A new message for a mailbox, as APPEND or LMTP brings it.
@@ -22,7 +22,7 @@ pub(crate) struct AppendReq {
     pub delivery_key: Option<[u8; 32]>,
 }
 
-impl UserStore {
+impl UserCore {
     /// Plans one new message.
     pub(super) fn plan_append(&self, p: &mut Plan, req: AppendReq) -> Result<Reply> {
         let Plan { tx, meta, b } = p;

@@ -6,11 +6,11 @@ use super::plan::{Plan, CHUNK};
 use super::Reply;
 use crate::error::{Result, StoreError};
 use crate::record::{NewEntry, Op};
-use crate::store::UserStore;
 use crate::types::*;
+use crate::user_core::UserCore;
 use std::collections::BTreeSet;
 
-impl UserStore {
+impl UserCore {
     /// Copies (or moves) `uids` of `from` to `to`, cut into records of [`CHUNK`] messages.
     pub(super) fn plan_copy(
         &self,

@@ -5,9 +5,9 @@ use super::Reply;
 use super::{default_mailbox_guid, DEFAULT_MAILBOXES};
 use crate::error::Result;
 use crate::record::Op;
-use crate::store::UserStore;
+use crate::user_core::UserCore;
 
-impl UserStore {
+impl UserCore {
     /// Creates what is missing of the defaults; a no-op once INBOX exists.
     pub(super) fn init_defaults(&self, p: &mut Plan) -> Result<Reply> {
         let Plan { tx, meta, b } = p;

@@ -9,14 +9,14 @@ use crate::framed::{self, FramedWriter, HEADER_LEN};
 use crate::index::{self, Meta, Txn};
 use crate::log;
 use crate::pack::{self, Prepared};
-use crate::store::UserStore;
+use crate::user_core::UserCore;
 
 /// Objects up to this size (compressed) travel in the log with their records: one fdatasync
 /// per batch instead of two. Larger ones go straight to a pack, where the extra sync is small
 /// beside the write itself.
 pub const INLINE_MAX: usize = 1 << 20;
 
-impl UserStore {
+impl UserCore {
     /// Writes the batch: large objects to the pack (one write, one sync), then small objects and
     /// all records to the log in one write made durable by one fdatasync.
     pub(super) fn write_durably(

@@ -4,10 +4,10 @@ use super::plan::{Plan, CHUNK};
 use super::Reply;
 use crate::error::Result;
 use crate::record::Op;
-use crate::store::UserStore;
+use crate::user_core::UserCore;
 use std::collections::BTreeSet;
 
-impl UserStore {
+impl UserCore {
     /// Expunges `uids` of `mailbox`; returns the UIDs that were there.
     pub(super) fn plan_expunge(
         &self,

@@ -5,11 +5,11 @@ use super::plan::{Plan, CHUNK};
 use super::Reply;
 use crate::error::Result;
 use crate::record::Op;
-use crate::store::UserStore;
 use crate::types::*;
+use crate::user_core::UserCore;
 use std::collections::BTreeSet;
 
-impl UserStore {
+impl UserCore {
     /// Applies a flag change to `uids` of `mailbox`; reports what changed and what was modified
     /// since `unchanged_since`.
     pub(super) fn plan_flags(

@@ -7,10 +7,10 @@ use crate::error::{Result, StoreError};
 use crate::index;
 use crate::names;
 use crate::record::{NewEntry, Op};
-use crate::store::UserStore;
 use crate::types::*;
+use crate::user_core::UserCore;
 
-impl UserStore {
+impl UserCore {
     /// CREATE: a new mailbox with a new GUID and UIDVALIDITY.
     pub(super) fn plan_create(
         &self,

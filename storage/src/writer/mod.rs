@@ -4,11 +4,14 @@
 //! log, makes both durable (one fdatasync each for the whole batch), applies the batch to the
 //! index in one atomic sled batch, and wakes every writer of the batch. Writers that arrive
 //! meanwhile form the next batch. No lock is shared between users.
-
+//!
+//! Below the facade ([`crate::store`]), which it never imports: [`Writer`] holds the queue and
+//! the leader's files ([`WriterState`]); the leader's steps are methods on the user's
+//! [`UserCore`], defined in the files below.
 //!
 //! | file | holds |
 //! |---|---|
-//! | `mod.rs` | the requests, the group-commit queue and the batch run |
+//! | `mod.rs` | the requests, the group-commit queue ([`Writer`]) and the batch run |
 //! | `plan.rs` | what every request's planning shares: stamping records, lookups, quota |
 //! | `durable.rs` | writing a batch to packs and log segments, and what makes it durable |
 //! | one file per kind of request | `append.rs`, `copy.rs`, `flags.rs`, `expunge.rs`, `mailbox.rs`, `defaults.rs`, `remote.rs`, `resolve.rs` |
@@ -25,18 +28,20 @@ mod remote;
 mod resolve;
 
 pub(crate) use append::AppendReq;
+pub use remote::ApplyOutcome;
 
 use crate::error::{Result, StoreError};
-use crate::framed::FramedWriter;
-use crate::index::{self, Meta, Txn};
+use crate::index::{self, Txn};
 use crate::pack::Prepared;
 use crate::record::Record;
-use crate::store::{ApplyOutcome, UserStore};
 use crate::types::*;
+use crate::user_core::{UserCore, WriterState};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use plan::{Batch, Plan};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
+/// A change the facade asks for; planned by the leader in the kind's own file.
 pub(crate) enum Req {
     InitDefaults,
     Append(AppendReq),
@@ -102,6 +107,7 @@ pub(crate) enum Req {
     },
 }
 
+/// What a request's writer gets back once its batch is durable.
 pub(crate) enum Reply {
     Unit,
     Append(AppendOutcome),
@@ -115,24 +121,23 @@ pub(crate) enum Reply {
     Aligned(Option<u64>),
 }
 
+/// Requests waiting for a leader, and replies waiting for their writers (by request id).
 #[derive(Default)]
-pub(crate) struct Queue {
+struct Queue {
     next: u64,
     pending: Vec<(u64, Req)>,
     done: HashMap<u64, Result<Reply>>,
     leader: bool,
 }
 
-/// What only the leader touches: the open log segment and pack, and the checkpoint.
-pub(crate) struct WriterState {
-    pub log: FramedWriter,
-    pub pack: FramedWriter,
-    pub meta: Meta,
-    /// Set after a failed write or fsync: the on-disk state is unknown until the user is
-    /// reopened (recovery reads what is really there), so nothing more is acknowledged.
-    pub poisoned: Option<String>,
+/// One user's group commit: the queue of waiting requests and the leader's files.
+pub(crate) struct Writer {
+    queue: Mutex<Queue>,
+    cond: Condvar,
+    state: Mutex<WriterState>,
 }
 
+/// The mailboxes a new user starts with, each subscribed (see `defaults.rs`).
 pub const DEFAULT_MAILBOXES: [(&str, Option<SpecialUse>); 6] = [
     ("INBOX", None),
     ("Drafts", Some(SpecialUse::Drafts)),
@@ -151,8 +156,25 @@ pub fn default_mailbox_guid(user: &str, name: &str) -> Guid {
     Guid(b)
 }
 
-impl UserStore {
-    pub(crate) fn submit(&self, req: Req) -> Result<Reply> {
+impl Writer {
+    /// A writer over the files recovery opened.
+    pub(crate) fn new(state: WriterState) -> Writer {
+        Writer {
+            queue: Mutex::new(Queue::default()),
+            cond: Condvar::new(),
+            state: Mutex::new(state),
+        }
+    }
+
+    /// The leader's files, for purge and rebuild: holding them keeps every batch out.
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, WriterState> {
+        self.state.lock()
+    }
+
+    /// Queues `req` and returns its reply once its batch is durable (or refused): the first
+    /// waiter that finds no leader running becomes the leader and runs the whole queue as one
+    /// batch; the others sleep until their reply is there.
+    pub(crate) fn submit(&self, core: &UserCore, req: Req) -> Result<Reply> {
         let mut q = self.queue.lock();
         let id = q.next;
         q.next += 1;
@@ -167,11 +189,11 @@ impl UserStore {
                 drop(q);
                 let ids: Vec<u64> = batch.iter().map(|(i, _)| *i).collect();
                 let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let mut ws = self.writer.lock();
-                    self.run_batch(&mut ws, batch)
+                    let mut ws = self.state.lock();
+                    core.run_batch(&mut ws, batch)
                 }))
                 .unwrap_or_else(|_| {
-                    self.writer.lock().poisoned = Some("writer panicked".into());
+                    self.state.lock().poisoned = Some("writer panicked".into());
                     ids.iter()
                         .map(|i| {
                             (
@@ -190,7 +212,11 @@ impl UserStore {
             self.cond.wait(&mut q);
         }
     }
+}
 
+impl UserCore {
+    /// Runs one batch as the leader: plans every request, writes the batch durably, applies
+    /// it to the index; returns each request's reply.
     fn run_batch(&self, ws: &mut WriterState, reqs: Vec<(u64, Req)>) -> Vec<(u64, Result<Reply>)> {
         if let Some(p) = &ws.poisoned {
             let msg = format!(
@@ -262,7 +288,7 @@ impl UserStore {
             tracing::error!(user = %self.name, error = %e, "index update failed after a durable write");
             ws.poisoned = Some(e.to_string());
         }
-        self.watch_tx.send_modify(|v| *v += 1);
+        self.notify_changed();
         out
     }
 

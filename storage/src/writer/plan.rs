@@ -7,8 +7,8 @@ use crate::log;
 use crate::names;
 use crate::pack::Prepared;
 use crate::record::{Op, Record};
-use crate::store::UserStore;
 use crate::types::*;
+use crate::user_core::UserCore;
 use std::collections::HashSet;
 
 /// What one batch will write.
@@ -45,7 +45,7 @@ pub(super) fn encoded(rec: &Record) -> Result<Vec<u8>> {
     Ok(payload)
 }
 
-impl UserStore {
+impl UserCore {
     /// Stamps a local change, applies it to the staged index, queues it for the log.
     pub(super) fn emit(
         &self,
@@ -99,7 +99,7 @@ impl UserStore {
         if limits.max_bytes.is_none() && limits.max_messages.is_none() {
             return Ok(());
         }
-        let (bytes, msgs) = crate::store::usage(tx)?;
+        let (bytes, msgs) = crate::user_core::usage(tx)?;
         if let Some(max) = limits.max_bytes {
             if bytes + add_bytes > max {
                 return Err(StoreError::OverQuota(format!(

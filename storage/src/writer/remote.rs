@@ -1,19 +1,29 @@
 //! What a peer sends: its records with the objects they need, checked by the one peer
 //! validator ([`crate::merge::validate`]) and applied like local records; and objects put
-//! on their own.
+//! on their own. What a peer's records did is an [`ApplyOutcome`] (re-exported by the store).
 
 use super::plan::{encoded, Plan};
 use super::Reply;
 use crate::error::{Result, StoreError};
+use crate::index::UidConflict;
 use crate::index::{self, apply, Effects, Txn};
 use crate::pack::Prepared;
 use crate::record::{Op, Record};
-use crate::store::ApplyOutcome;
-use crate::store::UserStore;
 use crate::types::*;
+use crate::user_core::UserCore;
 use std::collections::{BTreeSet, HashSet};
 
-impl UserStore {
+/// The result of `UserStore::apply_remote`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// Records applied (not skipped as already present).
+    pub applied: usize,
+    /// Remote entries whose UID was taken here by another message; they are durable and pending
+    /// until `UserStore::resolve_conflicts`.
+    pub conflicts: Vec<UidConflict>,
+}
+
+impl UserCore {
     /// Stores one object (a peer sends objects ahead of the records that use them).
     pub(super) fn plan_put_object(&self, p: &mut Plan, object: Prepared) -> Result<Reply> {
         let Plan { tx, b, .. } = p;

@@ -6,10 +6,10 @@ use super::Reply;
 use crate::error::{Result, StoreError};
 use crate::index;
 use crate::record::Op;
-use crate::store::UserStore;
 use crate::types::*;
+use crate::user_core::UserCore;
 
-impl UserStore {
+impl UserCore {
     /// Renumbers every message involved in a UID conflict of `mailbox` past its UIDNEXT.
     pub(super) fn plan_resolve(&self, p: &mut Plan, mailbox: String) -> Result<Reply> {
         let Plan { tx, meta, b } = p;

@@ -5,8 +5,8 @@
 //! The record is this node's own, written by the writer like `Op::AlignModseqs` (cut into
 //! records of at most the writer's chunk of UIDs).
 
+use super::UserStore;
 use crate::index::{self, Tomb};
-use crate::store::UserStore;
 use crate::types::*;
 use crate::writer::{Reply, Req};
 use crate::{Result, StoreError};
@@ -22,7 +22,7 @@ pub struct Tombstone {
 impl UserStore {
     /// The tombstones (expunged UIDs) of a mailbox, in UID order; None if the mailbox is gone.
     pub fn tombstones(&self, mailbox: &MailboxId) -> Result<Option<Vec<Tombstone>>> {
-        let v = self.view();
+        let v = self.core.view();
         if v.mailbox(mailbox)?.is_none() {
             return Ok(None);
         }

@@ -1,9 +1,11 @@
 //! [`Recent`]: the newest committed records and small objects of a user, kept in memory for
-//! replication shippers (a peer nearly caught up is served without reading the log).
+//! replication shippers (a peer nearly caught up is served without reading the log). Part of
+//! the user core ([`crate::user_core`]): the writer pushes to it after a durable commit, purge
+//! empties its objects, the store's readers read it.
 
-use super::*;
 use crate::pack;
 use crate::record::Record;
+use crate::types::*;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ const RECENT_OBJECT_MAX: usize = 64 << 10;
 /// It also holds the stored (compressed) form of the newest small objects: a replication
 /// shipper sends a just-delivered message right after its commit, and without these it read
 /// the object back from the log (index lookup, pread, frame check) on every delivery. Bounded
-/// per user and, across all users, by [`RECENT_OBJECTS_TOTAL`]; a miss reads the disk.
+/// per user and, across all users, by [`crate::shared::RECENT_OBJECTS_TOTAL`]; a miss reads the disk.
 pub(crate) struct Recent {
     base: VersionVector,
     records: std::collections::VecDeque<Record>,
@@ -29,19 +31,13 @@ pub(crate) struct Recent {
     object_bytes: usize,
     /// Bytes held by every user's `objects` (shared with all users of the store).
     total: Arc<std::sync::atomic::AtomicUsize>,
-    /// The bound on `total` ([`StoreConfig::recent_objects_bytes`]).
+    /// The bound on `total` ([`crate::StoreConfig::recent_objects_bytes`]).
     total_max: usize,
 }
 
-/// Default bound for all users together ([`StoreConfig::recent_objects_bytes`]): an idle user's
-/// few objects stay until it is closed, so a busy node's many users are bounded here rather
-/// than by each user's cap. A shipper sends an object milliseconds after its commit, so a few
-/// MiB serve the live stream.
-pub const RECENT_OBJECTS_TOTAL: usize = 16 << 20;
-
 impl Recent {
     /// An empty tail over a log whose records up to `base` are on disk only.
-    pub(super) fn new(
+    pub(crate) fn new(
         base: VersionVector,
         total: Arc<std::sync::atomic::AtomicUsize>,
         total_max: usize,
@@ -81,13 +77,13 @@ impl Recent {
             self.pop_object();
         }
     }
-    pub(super) fn pop_object(&mut self) {
+    pub(crate) fn pop_object(&mut self) {
         if let Some(o) = self.objects.pop_front() {
             self.object_bytes -= o.compressed.len();
             self.total.fetch_sub(o.compressed.len(), Ordering::Relaxed);
         }
     }
-    pub(super) fn object(&self, id: &ObjectId) -> Option<pack::Prepared> {
+    pub(crate) fn object(&self, id: &ObjectId) -> Option<pack::Prepared> {
         self.objects.iter().rev().find(|o| o.id == *id).cloned()
     }
     /// A purge dropped objects: none may be served from here any more.
@@ -97,7 +93,7 @@ impl Recent {
         }
     }
     /// What `have` lacks, if all of it is held here.
-    pub(super) fn since(&self, have: &VersionVector, limit: usize) -> Option<Vec<Record>> {
+    pub(crate) fn since(&self, have: &VersionVector, limit: usize) -> Option<Vec<Record>> {
         let covered = self
             .base
             .iter()
