@@ -7,11 +7,13 @@
 //! [`node_conf`] the nodes' configuration and certificates, [`procs`] the processes, [`up`]
 //! and [`inspect`] the commands. The lab's state (names, pids, paths) is `DIR/lab.json`.
 
+pub mod faults;
 pub mod inspect;
 pub mod keepalived;
 pub mod net;
 pub mod node_conf;
 pub mod procs;
+pub mod raft;
 pub mod sh;
 pub mod up;
 
@@ -34,6 +36,12 @@ pub enum LabCmd {
         /// Namespace names start with this (several labs can run side by side).
         #[arg(long, default_value = "nodelab")]
         prefix: String,
+        /// Who decides the active node: keepalived (priorities, nopreempt) or the Raft group.
+        #[arg(long, value_enum, default_value_t = raft::LabMode::KeepalivedLed)]
+        mode: raft::LabMode,
+        /// Raft mode with 2 nodes: a `node witness` in its own namespace is the third voter.
+        #[arg(long)]
+        witness: bool,
     },
     /// Stop every process of the lab and remove its namespaces (logs and data stay in --dir).
     Down {
@@ -50,6 +58,36 @@ pub enum LabCmd {
     /// Crash node N for real: freeze and kill every process in its namespace, unplug its cable.
     Crash {
         node: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// Raft mode: hand the active role to node N (`node cluster transfer-active N` on the
+    /// active node, inside its namespace).
+    TransferActive {
+        node: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// SIGSTOP every process of node N (node and keepalived: a frozen machine).
+    Pause {
+        node: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// SIGCONT every process of node N.
+    Resume {
+        node: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// Cut node N off at the bridge (nft in the switch namespace): VRRP, peer links, clients.
+    Partition {
+        node: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// Remove every partition.
+    Heal {
         #[command(flatten)]
         at: LabDir,
     },
@@ -134,6 +172,14 @@ pub struct State {
     pub vip: String,
     pub client_netns: String,
     pub members: Vec<Member>,
+    /// Absent in a lab.json from before raft mode: keepalived-led.
+    #[serde(default)]
+    pub mode: raft::LabMode,
+    /// A `node witness` runs in namespace PREFIX-w.
+    #[serde(default)]
+    pub witness: bool,
+    #[serde(default)]
+    pub witness_pid: Option<u32>,
 }
 
 impl State {
@@ -167,7 +213,13 @@ impl State {
 
 pub fn run(cmd: LabCmd) -> Result<i32> {
     match cmd {
-        LabCmd::Up { nodes, at, prefix } => up::up(&at.dir, nodes, &prefix).map(|_| 0),
+        LabCmd::Up {
+            nodes,
+            at,
+            prefix,
+            mode,
+            witness,
+        } => up::up(&at.dir, nodes, &prefix, mode, witness).map(|_| 0),
         LabCmd::Down { at } => {
             require_root()?;
             down(&at.dir).map(|_| 0)
@@ -180,6 +232,11 @@ pub fn run(cmd: LabCmd) -> Result<i32> {
             require_root()?;
             crash(&at.dir, node).map(|_| 0)
         }
+        LabCmd::TransferActive { node, at } => faults::transfer_active(&at.dir, node),
+        LabCmd::Pause { node, at } => faults::pause(&at.dir, node, true).map(|_| 0),
+        LabCmd::Resume { node, at } => faults::pause(&at.dir, node, false).map(|_| 0),
+        LabCmd::Partition { node, at } => faults::partition(&at.dir, node).map(|_| 0),
+        LabCmd::Heal { at } => faults::heal(&at.dir).map(|_| 0),
     }
 }
 
@@ -204,16 +261,21 @@ pub fn down(dir: &Path) -> Result<()> {
         .filter_map(|m| m.keepalived_pid)
         .collect();
     procs::stop(&keepalived, Duration::from_secs(3));
-    let nodes: Vec<u32> = state.members.iter().filter_map(|m| m.node_pid).collect();
+    let nodes: Vec<u32> = state
+        .members
+        .iter()
+        .filter_map(|m| m.node_pid)
+        .chain(state.witness_pid)
+        .collect();
     procs::stop(&nodes, Duration::from_secs(5));
-    for ns in layout.names.all(state.nodes) {
+    for ns in layout.names.all_of(state.nodes, state.witness) {
         let left = procs::pids_in(&ns);
         if !left.is_empty() {
             tracing::info!("{ns}: stopping {} leftover processes", left.len());
             procs::stop(&left, Duration::from_secs(2));
         }
     }
-    let errors = net::destroy(&layout.names, state.nodes);
+    let errors = net::destroy(&layout.names, state.nodes, state.witness);
     if !errors.is_empty() {
         bail!(
             "lab network not fully removed: {}; check `ip netns list` and delete what is left with `ip netns del NAME`",

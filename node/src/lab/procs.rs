@@ -59,6 +59,13 @@ fn signal(pid: u32, sig: libc::c_int) {
     }
 }
 
+/// Sends `sig` to every pid (pause and resume of a lab node).
+pub fn signal_all(pids: &[u32], sig: libc::c_int) {
+    for &p in pids {
+        signal(p, sig);
+    }
+}
+
 /// Waits until every pid is gone; false at the deadline.
 fn wait_gone(pids: &[u32], within: Duration) -> bool {
     let deadline = Instant::now() + within;
