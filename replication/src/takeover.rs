@@ -58,7 +58,7 @@ impl std::fmt::Display for TakeOver {
 }
 
 /// Pulls from every peer at once, each bounded by `budget`. Once all peers but one have
-/// answered, the last one gets only a short grace: in `replicated` durability every
+/// answered, the last one gets only a short grace (a twentieth of the budget): in `replicated` durability every
 /// acknowledged write is on two nodes, so with this node and all peers but one pulled, every
 /// acknowledged write is here. A crashed or cut-off peer (its packets dropped, so connects
 /// hang) then costs the grace, not the whole budget.
@@ -73,7 +73,7 @@ pub(crate) async fn take_over(sh: &Arc<Shared>, budget: Duration) -> TakeOver {
         .cloned()
         .collect();
     let ids: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
-    let grace = (budget / 10).max(Duration::from_millis(50));
+    let grace = (budget / 20).max(Duration::from_millis(20));
     let mut pending: futures::stream::FuturesUnordered<_> = peers
         .into_iter()
         .map(|p| {

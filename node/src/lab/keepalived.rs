@@ -11,6 +11,16 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Raft mode's priority on every node: 255 (the "address owner") makes an instance that
+/// leaves FAULT go MASTER at once instead of waiting out the master-down timer (3 adverts and
+/// a skew, about 0.35 s). Only the Raft-active node is ever out of FAULT, so no two compete;
+/// if a resumed stale master does, the tie goes to the higher address and its track file
+/// takes it out within milliseconds.
+pub const RAFT_PRIORITY: u8 = 255;
+/// Raft mode's advert interval: keepalived 2.2 still passes through BACKUP when it leaves
+/// FAULT and waits 3 adverts there, so short adverts are what make the address follow fast.
+pub const RAFT_ADVERT_INT: &str = "0.03";
+
 #[derive(Clone, Debug)]
 pub struct KeepalivedSpec {
     pub router_id: String,
@@ -130,12 +140,24 @@ impl KeepalivedSpec {
             let _ = writeln!(w);
         }
         let _ = writeln!(w, "vrrp_instance MAIL {{");
-        let _ = writeln!(
-            w,
-            "    # Every node starts as BACKUP (nopreempt needs it); the highest priority wins"
-        );
-        let _ = writeln!(w, "    # the first election.");
-        let _ = writeln!(w, "    state BACKUP");
+        if self.raft {
+            let _ = writeln!(
+                w,
+                "    # Raft mode: MASTER with priority 255, so leaving FAULT (this node became"
+            );
+            let _ = writeln!(
+                w,
+                "    # active) goes MASTER at once, not after the master-down timer (~0.35 s)."
+            );
+            let _ = writeln!(w, "    state MASTER");
+        } else {
+            let _ = writeln!(
+                w,
+                "    # Every node starts as BACKUP (nopreempt needs it); the highest priority wins"
+            );
+            let _ = writeln!(w, "    # the first election.");
+            let _ = writeln!(w, "    state BACKUP");
+        }
         let _ = writeln!(w, "    interface {}", self.interface);
         let _ = writeln!(w, "    virtual_router_id {}", self.virtual_router_id);
         let _ = writeln!(w, "    priority {}", self.priority);
@@ -143,11 +165,11 @@ impl KeepalivedSpec {
         if self.raft {
             let _ = writeln!(
                 w,
-                "    # Raft mode: no nopreempt and equal priorities: at most one node is out of"
+                "    # Raft mode: no nopreempt, priority 255 on every node: only the active node is"
             );
             let _ = writeln!(
                 w,
-                "    # FAULT (the active one), and a resumed stale master must not win on priority."
+                "    # out of FAULT, and it goes MASTER at once instead of after 3 missed adverts."
             );
         } else {
             let _ = writeln!(

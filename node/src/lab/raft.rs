@@ -33,14 +33,17 @@ pub const RAFT_PORT: u16 = 7144;
 /// The witness takes the third node's id and address (a 2-node lab has no node 3).
 pub const WITNESS_ID: u32 = 3;
 
-/// The lab's raft timers, measured on a loaded 2-core machine (docs/performance.md,
-/// "Fail-over"): a 50 ms heartbeat leaves six beats per minimum election timeout, so a busy
-/// debug build does not flap, and a dead leader is replaced in 0.3 to 0.6 s.
+/// The lab's raft timers, for sub-second fail-over (docs/performance.md, "Fail-over"). In
+/// openraft 0.9 a follower campaigns only after the leader lease (`election_timeout_max`)
+/// *plus* a random election timeout since the last heartbeat, so a dead active node is
+/// replaced after 0.5 to 0.7 s here (1.2 to 1.6 s with the node's defaults 100/400/800 ms). The
+/// active node's own lease is the minimum, 250 ms: five heartbeats, which a busy debug build
+/// on 2 cores still gets acknowledged in time.
 pub const HEARTBEAT: &str = "50 msecs";
-pub const ELECTION_MIN: &str = "300 msecs";
-pub const ELECTION_MAX: &str = "600 msecs";
-/// The pull before taking the role is quick when nothing is missing; this bounds a peer that
-/// does not answer (a crashed node's address is dead: connects fail at once on the bridge).
+pub const ELECTION_MIN: &str = "250 msecs";
+pub const ELECTION_MAX: &str = "350 msecs";
+/// The pull before taking the role is quick when nothing is missing; a dead peer costs only
+/// the take-over's grace (a twentieth of this) once the other peers answered.
 pub const TAKEOVER: &str = "1 secs";
 
 pub fn raft_addr(id: u32) -> String {

@@ -263,11 +263,17 @@ pub fn keepalived_spec(layout: &Layout, state: &State, id: u32) -> KeepalivedSpe
         virtual_router_id: 51,
         // Raft mode: the Raft role picks the holder, not priorities (see keepalived.rs).
         priority: if state.mode == LabMode::Raft {
-            100
+            keepalived::RAFT_PRIORITY
         } else {
             super::priority(id)
         },
-        advert_int: "0.1".into(),
+        // Raft mode: only the active node is out of FAULT, so short adverts cannot make a
+        // wrong node MASTER; they shorten the new active node's master-down wait to ~0.1 s.
+        advert_int: if state.mode == LabMode::Raft {
+            keepalived::RAFT_ADVERT_INT.into()
+        } else {
+            "0.1".into()
+        },
         unicast_src: net::node_addr(id),
         unicast_peers: (1..=state.nodes)
             .filter(|p| *p != id)
