@@ -163,9 +163,11 @@ fn record(log: &Shared, id: String, r: std::result::Result<Option<(u32, u32)>, (
 
 /// One IMAP LOGIN through the service address with short timeouts.
 pub fn login_once() -> Result<()> {
+    // A short connect timeout: a SYN lost while the address moves is retried at once, not
+    // after TCP's own 1 s retransmission.
     let mut c = LineConn::connect_with(
         lab::vip(143),
-        Duration::from_millis(200),
+        Duration::from_millis(100),
         Duration::from_millis(1000),
     )?;
     let g = c.line()?;

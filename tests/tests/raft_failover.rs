@@ -514,15 +514,24 @@ fn raft_partitioned_active_node_steps_down() {
         .find(|w| w.2.contains("UNAVAILABLE"))
         .map(|w| (w.0.saturating_duration_since(t0), w.1 - t0));
     let last_ok = after.iter().filter(|w| w.2 == "ok").map(|w| w.1 - t0).max();
+    // A write begun once the node knows it is not active is refused at the gate, at once.
+    let refused_after_stepdown = inactive.and_then(|d| {
+        after
+            .iter()
+            .find(|w| w.0 > t0 + d && w.2.contains("UNAVAILABLE"))
+            .map(|w| w.1 - w.0)
+    });
     eprintln!(
         "RAFT PARTITION 3 nodes: active node {a} cut off at the bridge:\n  \
          node {a} no longer holds the VIP after {}; its `node health --active` fails after {}\n  \
-         first write refused on node {a}: started {} after the cut, answered {} after; last write acknowledged there: {} after the cut\n  \
+         first write refused on node {a}: started {} after the cut, answered {} after (a write in flight waits replication_sync_timeout, 2 s); \
+         a write begun after the step-down is refused in {}; last write acknowledged there: {} after the cut\n  \
          the VIP on node {} (majority side) after {}",
         ms(vip_gone),
         ms(inactive),
         ms(first_refused.map(|f| f.0)),
         ms(first_refused.map(|f| f.1)),
+        ms(refused_after_stepdown),
         ms(last_ok),
         elsewhere.map_or("-".to_string(), |(id, _)| id.to_string()),
         ms(elsewhere.map(|(_, t)| t - t0))
