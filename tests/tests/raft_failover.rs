@@ -116,6 +116,19 @@ fn crash_under_load(nodes: u32) {
         lab.status_text()
     );
     let acked_before = w.acked();
+    // The active node must not have changed during the warm-up (a flap under load): the
+    // figures below are for a crash of the node that holds the address and the role.
+    let now_holder = lab.holder();
+    assert_eq!(
+        now_holder,
+        Some(holder),
+        "the service address moved during the warm-up (a flap?)\n{}",
+        lab.status_text()
+    );
+    assert!(
+        lab.is_active(holder),
+        "node {holder} lost the role during the warm-up"
+    );
     let vip = watch_vip_elsewhere(&lab, holder);
     let t0 = Instant::now();
     lab.crash(holder).expect("node lab crash");
