@@ -100,9 +100,9 @@ impl KeepalivedSpec {
             );
             let _ = writeln!(
                 w,
-                "# every serving node may). keepalived runs it at most once a second; the track"
+                "# every serving node may; Raft mode: only the leader). keepalived runs it at most"
             );
-            let _ = writeln!(w, "# file below is the fast path.");
+            let _ = writeln!(w, "# once a second; the track file below is the fast path.");
             let _ = writeln!(w, "vrrp_script chk_node {{");
             let _ = writeln!(w, "    script \"{} health --active\"", self.node_cmd);
         }
@@ -293,7 +293,11 @@ mod tests {
         let mut s = spec();
         s.raft = true;
         let c = s.render().unwrap();
-        assert!(!c.contains("nopreempt"), "{c}");
+        assert!(!c.contains("    nopreempt\n"), "{c}");
+        assert!(
+            c.contains("priority 255") && c.contains("state MASTER"),
+            "{c}"
+        );
         assert!(c.contains("node_active weight 0"));
         assert!(c.contains("script \"/usr/local/bin/node -c /etc/node/node.toml health\""));
         assert!(spec().render().unwrap().contains("    nopreempt\n"));
