@@ -294,10 +294,7 @@ mod tests {
         s.raft = true;
         let c = s.render().unwrap();
         assert!(!c.contains("    nopreempt\n"), "{c}");
-        assert!(
-            c.contains("priority 255") && c.contains("state MASTER"),
-            "{c}"
-        );
+        assert!(c.contains("    state MASTER\n"), "{c}");
         assert!(c.contains("node_active weight 0"));
         assert!(c.contains("script \"/usr/local/bin/node -c /etc/node/node.toml health\""));
         assert!(spec().render().unwrap().contains("    nopreempt\n"));
