@@ -59,8 +59,13 @@ impl std::fmt::Display for TakeOver {
     }
 }
 
-/// Pulls from every peer at once, each bounded by `budget`.
+/// Pulls from every peer at once, each bounded by `budget`. Once all peers but one have
+/// answered, the last one gets only a short grace (a twentieth of the budget): in `replicated` durability every
+/// acknowledged write is on two nodes, so with this node and all peers but one pulled, every
+/// acknowledged write is here. A crashed or cut-off peer (its packets dropped, so connects
+/// hang) then costs the grace, not the whole budget.
 pub(crate) async fn take_over(sh: &Arc<Shared>, budget: Duration) -> TakeOver {
+    use futures::StreamExt as _;
     let started = Instant::now();
     let peers: Vec<PeerConfig> = sh
         .cfg
@@ -69,25 +74,58 @@ pub(crate) async fn take_over(sh: &Arc<Shared>, budget: Duration) -> TakeOver {
         .filter(|p| p.id != sh.cfg.node_id)
         .cloned()
         .collect();
-    let pulls = peers.into_iter().map(|p| {
-        let sh = sh.clone();
-        async move {
-            let mut out = TakeOverPeer {
-                id: p.id,
-                ..TakeOverPeer::default()
-            };
-            let r = tokio::time::timeout(budget, pull_peer(&sh, &p, &mut out)).await;
-            out.error = match r {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some(format!("not done within {budget:?}")),
-            };
-            out
+    let ids: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
+    let grace = (budget / 20).max(Duration::from_millis(20));
+    let mut pending: futures::stream::FuturesUnordered<_> = peers
+        .into_iter()
+        .map(|p| {
+            let sh = sh.clone();
+            async move {
+                let mut out = TakeOverPeer {
+                    id: p.id,
+                    ..TakeOverPeer::default()
+                };
+                let r = tokio::time::timeout(budget, pull_peer(&sh, &p, &mut out)).await;
+                out.error = match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(format!("not done within {budget:?}")),
+                };
+                out
+            }
+        })
+        .collect();
+    let mut done: Vec<TakeOverPeer> = Vec::new();
+    let mut last_one_until: Option<tokio::time::Instant> = None;
+    // Bounded: one turn per peer, plus the grace's end.
+    while done.len() < ids.len() {
+        let answered = done.iter().filter(|p| p.error.is_none()).count();
+        if last_one_until.is_none() && answered + 1 >= ids.len() {
+            last_one_until = Some(tokio::time::Instant::now() + grace);
         }
-    });
-    let peers = futures::future::join_all(pulls).await;
+        let next = match last_one_until {
+            Some(until) => tokio::time::timeout_at(until, pending.next()).await,
+            None => Ok(pending.next().await),
+        };
+        match next {
+            Ok(Some(p)) => done.push(p),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    for id in ids {
+        if !done.iter().any(|p| p.id == id) {
+            done.push(TakeOverPeer {
+                id,
+                error: Some(format!(
+                    "not waited for beyond {grace:?}: every other peer answered"
+                )),
+                ..TakeOverPeer::default()
+            });
+        }
+    }
+    done.sort_by_key(|p| p.id);
     TakeOver {
-        peers,
+        peers: done,
         seconds: started.elapsed().as_secs_f64(),
     }
 }

@@ -52,6 +52,20 @@ pub struct Lab {
 impl Lab {
     /// `node lab up --nodes N` with a prefix of its own, so tests run in parallel.
     pub fn up(nodes: u32) -> Result<Lab> {
+        Lab::up_with(nodes, &[])
+    }
+
+    /// Raft mode: 3 voting mail nodes, or 2 mail nodes and a witness.
+    pub fn up_raft(nodes: u32) -> Result<Lab> {
+        if nodes == 2 {
+            Lab::up_with(2, &["--mode", "raft", "--witness"])
+        } else {
+            Lab::up_with(nodes, &["--mode", "raft"])
+        }
+    }
+
+    /// `node lab up --nodes N EXTRA...`.
+    pub fn up_with(nodes: u32, extra: &[&str]) -> Result<Lab> {
         static N: AtomicU32 = AtomicU32::new(0);
         let prefix = format!(
             "t{}x{}",
@@ -66,17 +80,11 @@ impl Lab {
             nodes,
             up_output: String::new(),
         };
-        let out = lab.node(
-            &[
-                "lab",
-                "up",
-                "--nodes",
-                &nodes.to_string(),
-                "--prefix",
-                &lab.prefix.clone(),
-            ],
-            Duration::from_secs(180),
-        )?;
+        let nodes_arg = nodes.to_string();
+        let prefix = lab.prefix.clone();
+        let mut args = vec!["lab", "up", "--nodes", &nodes_arg, "--prefix", &prefix];
+        args.extend_from_slice(extra);
+        let out = lab.node(&args, Duration::from_secs(180))?;
         if !out.status.success() {
             bail!("node lab up failed:\n{}", out.both());
         }
@@ -137,6 +145,36 @@ impl Lab {
             bail!("node lab crash {id}:\n{}", out.both());
         }
         Ok(())
+    }
+
+    /// `node lab ARGS` that must succeed (transfer-active, pause, resume, partition, heal).
+    pub fn lab_cmd(&self, args: &[&str]) -> Result<String> {
+        let mut all = vec!["lab"];
+        all.extend_from_slice(args);
+        let out = self.node(&all, Duration::from_secs(60))?;
+        if !out.status.success() {
+            bail!("node lab {}:\n{}", args.join(" "), out.both());
+        }
+        Ok(out.stdout_text())
+    }
+
+    /// Node `id`'s own address (reachable from its namespace, not from the client's).
+    pub fn node_addr(id: u32, port: u16) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::new(10, 213, 0, id as u8), port))
+    }
+
+    /// `node health --active` inside node `id`'s namespace exits 0.
+    pub fn is_active(&self, id: u32) -> bool {
+        let config = self.dir.path().join(format!("n{id}")).join("node.toml");
+        Command::new("ip")
+            .args(["netns", "exec", &self.node_ns(id)])
+            .arg(node_bin())
+            .arg("-c")
+            .arg(config)
+            .args(["health", "--active"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
     }
 
     pub fn status_text(&self) -> String {

@@ -12,6 +12,7 @@ pub mod dovecot;
 mod fixtures;
 pub mod imaptest;
 pub mod lab;
+pub mod lab_client;
 mod line;
 mod mail;
 mod process;

@@ -86,6 +86,22 @@ impl NetFaults {
     }
 }
 
+/// A bare node id "N" cuts node N off from everything (the other nodes and the clients):
+/// "N|others,client".
+fn isolate_spec(spec: &str, nodes: u32) -> String {
+    match spec.trim().parse::<u32>() {
+        Ok(n) if !spec.contains('|') => {
+            let others: Vec<String> = (1..=nodes)
+                .filter(|i| *i != n)
+                .map(|i| i.to_string())
+                .chain(["client".to_string()])
+                .collect();
+            format!("{n}|{}", others.join(","))
+        }
+        _ => spec.to_string(),
+    }
+}
+
 /// "1|2,3" or "1,client|2,3": groups of node ids (or `client`) separated by '|'.
 pub fn parse_groups(spec: &str, nodes: u32) -> Result<Vec<Vec<String>>> {
     let mut groups = Vec::new();
@@ -136,7 +152,7 @@ fn load(dir: &Path) -> Result<(State, Layout)> {
 pub fn partition(dir: &Path, spec: &str) -> Result<()> {
     let (state, layout) = load(dir)?;
     let mut f = NetFaults::load(dir);
-    f.groups = parse_groups(spec, state.nodes)?;
+    f.groups = parse_groups(&isolate_spec(spec, state.nodes), state.nodes)?;
     f.apply(&state, &layout)?;
     println!("partitioned: {spec}");
     Ok(())
@@ -390,6 +406,8 @@ mod tests {
             vec![vec!["n1".to_string()], vec!["n2".into(), "n3".into()]]
         );
         assert!(parse_groups("1,client|2", 2).is_ok());
+        assert_eq!(isolate_spec("2", 3), "2|1,3,client");
+        assert_eq!(isolate_spec("1|2", 3), "1|2");
         for bad in ["1", "1|1", "1|4", "|2", "1|x"] {
             assert!(parse_groups(bad, 3).is_err(), "{bad:?} accepted");
         }

@@ -11,6 +11,16 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Raft mode's priority on every node: 255 (the "address owner") makes an instance that
+/// leaves FAULT go MASTER at once instead of waiting out the master-down timer (3 adverts and
+/// a skew, about 0.35 s). Only the Raft-active node is ever out of FAULT, so no two compete;
+/// if a resumed stale master does, the tie goes to the higher address and its track file
+/// takes it out within milliseconds.
+pub const RAFT_PRIORITY: u8 = 255;
+/// Raft mode's advert interval: keepalived 2.2 still passes through BACKUP when it leaves
+/// FAULT and waits 3 adverts there, so short adverts are what make the address follow fast.
+pub const RAFT_ADVERT_INT: &str = "0.03";
+
 #[derive(Clone, Debug)]
 pub struct KeepalivedSpec {
     pub router_id: String,
@@ -28,6 +38,9 @@ pub struct KeepalivedSpec {
     pub node_cmd: String,
     /// `[cluster] vrrp_track_file` of the node, if set.
     pub track_file: Option<PathBuf>,
+    /// `[cluster] mode = "raft"`: the track file (the Raft role) alone decides which node may
+    /// hold the address; see [`KeepalivedSpec::render`].
+    pub raft: bool,
 }
 
 impl KeepalivedSpec {
@@ -65,17 +78,34 @@ impl KeepalivedSpec {
         let _ = writeln!(w, "    vrrp_version 3");
         let _ = writeln!(w, "}}");
         let _ = writeln!(w);
-        let _ = writeln!(
-            w,
-            "# Exit 0 while the node serves and may be the active node (keepalived-led mode:"
-        );
-        let _ = writeln!(
-            w,
-            "# every serving node may; Raft mode: only the leader). keepalived runs it at most"
-        );
-        let _ = writeln!(w, "# once a second; the track file below is the fast path.");
-        let _ = writeln!(w, "vrrp_script chk_node {{");
-        let _ = writeln!(w, "    script \"{} health --active\"", self.node_cmd);
+        if self.raft {
+            let _ = writeln!(
+                w,
+                "# Raft mode: exit 0 while the node answers at all (a hung node whose track file"
+            );
+            let _ = writeln!(
+                w,
+                "# still says 0 falls to FAULT here). The role is the track file's job: with"
+            );
+            let _ = writeln!(
+                w,
+                "# `health --active` and rise 2 a newly elected node would wait up to 2 s in FAULT."
+            );
+            let _ = writeln!(w, "vrrp_script chk_node {{");
+            let _ = writeln!(w, "    script \"{} health\"", self.node_cmd);
+        } else {
+            let _ = writeln!(
+                w,
+                "# Exit 0 while the node serves and may be the active node (keepalived-led mode:"
+            );
+            let _ = writeln!(
+                w,
+                "# every serving node may; Raft mode: only the leader). keepalived runs it at most"
+            );
+            let _ = writeln!(w, "# once a second; the track file below is the fast path.");
+            let _ = writeln!(w, "vrrp_script chk_node {{");
+            let _ = writeln!(w, "    script \"{} health --active\"", self.node_cmd);
+        }
         let _ = writeln!(w, "    interval 1");
         let _ = writeln!(w, "    timeout 2");
         let _ = writeln!(w, "    fall 2");
@@ -83,6 +113,16 @@ impl KeepalivedSpec {
         let _ = writeln!(w, "}}");
         let _ = writeln!(w);
         if let Some(t) = &self.track_file {
+            if self.raft {
+                let _ = writeln!(
+                    w,
+                    "# Raft mode: 0 while this node is the active node (Raft leader with a lease),"
+                );
+                let _ = writeln!(
+                    w,
+                    "# 1 from the moment it is not: only the active node is ever out of FAULT."
+                );
+            }
             let _ = writeln!(
                 w,
                 "# The node writes 0 here while it may be active and 1 when it may not (at once"
@@ -100,25 +140,48 @@ impl KeepalivedSpec {
             let _ = writeln!(w);
         }
         let _ = writeln!(w, "vrrp_instance MAIL {{");
-        let _ = writeln!(
-            w,
-            "    # Every node starts as BACKUP (nopreempt needs it); the highest priority wins"
-        );
-        let _ = writeln!(w, "    # the first election.");
-        let _ = writeln!(w, "    state BACKUP");
+        if self.raft {
+            let _ = writeln!(
+                w,
+                "    # Raft mode: MASTER with priority 255, so leaving FAULT (this node became"
+            );
+            let _ = writeln!(
+                w,
+                "    # active) goes MASTER at once, not after the master-down timer (~0.35 s)."
+            );
+            let _ = writeln!(w, "    state MASTER");
+        } else {
+            let _ = writeln!(
+                w,
+                "    # Every node starts as BACKUP (nopreempt needs it); the highest priority wins"
+            );
+            let _ = writeln!(w, "    # the first election.");
+            let _ = writeln!(w, "    state BACKUP");
+        }
         let _ = writeln!(w, "    interface {}", self.interface);
         let _ = writeln!(w, "    virtual_router_id {}", self.virtual_router_id);
         let _ = writeln!(w, "    priority {}", self.priority);
         let _ = writeln!(w, "    advert_int {}", self.advert_int);
-        let _ = writeln!(
-            w,
-            "    # A node that comes back does not take the address back: clients stay where"
-        );
-        let _ = writeln!(
-            w,
-            "    # they are while replication catches the returning node up."
-        );
-        let _ = writeln!(w, "    nopreempt");
+        if self.raft {
+            let _ = writeln!(
+                w,
+                "    # Raft mode: no nopreempt, priority 255 on every node: only the active node is"
+            );
+            let _ = writeln!(
+                w,
+                "    # out of FAULT, and it goes MASTER at once instead of after 3 missed adverts."
+            );
+        } else {
+            let _ = writeln!(
+                w,
+                "    # A node that comes back does not take the address back: clients stay where"
+            );
+            let _ = writeln!(
+                w,
+                "    # they are while replication catches the returning node up."
+            );
+            let _ = writeln!(w, "    nopreempt");
+        }
         let _ = writeln!(w, "    unicast_src_ip {}", self.unicast_src);
         let _ = writeln!(
             w,
@@ -207,6 +270,7 @@ mod tests {
             vip: "10.0.0.10/24".into(),
             node_cmd: "/usr/local/bin/node -c /etc/node/node.toml".into(),
             track_file: Some("/run/node/vrrp-track".into()),
+            raft: false,
         }
     }
 
@@ -222,6 +286,18 @@ mod tests {
         assert!(c.contains("advert_int 0.1"));
         assert!(c.contains("vrrp_version 3"));
         assert!(c.contains("node_active weight 0"));
+    }
+
+    #[test]
+    fn raft_mode_follows_the_track_file_without_nopreempt() {
+        let mut s = spec();
+        s.raft = true;
+        let c = s.render().unwrap();
+        assert!(!c.contains("    nopreempt\n"), "{c}");
+        assert!(c.contains("    state MASTER\n"), "{c}");
+        assert!(c.contains("node_active weight 0"));
+        assert!(c.contains("script \"/usr/local/bin/node -c /etc/node/node.toml health\""));
+        assert!(spec().render().unwrap().contains("    nopreempt\n"));
     }
 
     #[test]
@@ -255,6 +331,7 @@ mod tests {
                     vip: "10.0.0.10/24".into(),
                     node_cmd: "/usr/local/bin/node -c /etc/node/node.toml".into(),
                     track_file: Some("/run/node/vrrp-track".into()),
+                    raft: false,
                 };
                 let text = spec.render().unwrap().replace(
                     "(written by `node lab`; same generator as deploy/)",

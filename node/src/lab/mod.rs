@@ -9,12 +9,14 @@
 
 pub mod delayer;
 pub mod faults;
+pub mod handover;
 pub mod inspect;
 pub mod keepalived;
 pub mod net;
 pub mod node_conf;
 pub mod node_env;
 pub mod procs;
+pub mod raft;
 pub mod sh;
 pub mod up;
 
@@ -39,6 +41,12 @@ pub enum LabCmd {
         prefix: String,
         #[command(flatten)]
         opts: UpOpts,
+        /// Who decides the active node: keepalived (priorities, nopreempt) or the Raft group.
+        #[arg(long, value_enum, default_value_t = raft::LabMode::KeepalivedLed)]
+        mode: raft::LabMode,
+        /// Raft mode with 2 nodes: a `node witness` in its own namespace is the third voter.
+        #[arg(long)]
+        witness: bool,
     },
     /// Stop every process of the lab and remove its namespaces (logs and data stay in --dir).
     Down {
@@ -54,6 +62,13 @@ pub enum LabCmd {
     },
     /// Crash node N for real: freeze and kill every process in its namespace, unplug its cable.
     Crash {
+        node: u32,
+        #[command(flatten)]
+        at: LabDir,
+    },
+    /// Raft mode: hand the active role to node N (`node cluster transfer-active N` on the
+    /// active node, inside its namespace).
+    TransferActive {
         node: u32,
         #[command(flatten)]
         at: LabDir,
@@ -83,7 +98,7 @@ pub enum FaultCmd {
         #[command(flatten)]
         at: LabDir,
     },
-    /// SIGSTOP every process of node N.
+    /// SIGSTOP every process of node N (node and keepalived: a frozen machine).
     Pause {
         node: u32,
         #[command(flatten)]
@@ -95,7 +110,8 @@ pub enum FaultCmd {
         #[command(flatten)]
         at: LabDir,
     },
-    /// Cut the bridge between groups: "1|2,3", "1,client|2" (unnamed ports reach everyone).
+    /// Cut the bridge between groups: "1|2,3", "1,client|2" (unnamed ports reach everyone);
+    /// a bare "N" cuts node N off from the other nodes and the clients.
     Partition {
         groups: String,
         #[command(flatten)]
@@ -236,6 +252,14 @@ pub struct State {
     #[serde(default)]
     pub tmpfs_mb: Option<u32>,
     pub members: Vec<Member>,
+    /// Absent in a lab.json from before raft mode: keepalived-led.
+    #[serde(default)]
+    pub mode: raft::LabMode,
+    /// A `node witness` runs in namespace PREFIX-w.
+    #[serde(default)]
+    pub witness: bool,
+    #[serde(default)]
+    pub witness_pid: Option<u32>,
 }
 
 impl State {
@@ -274,7 +298,9 @@ pub fn run(cmd: LabCmd) -> Result<i32> {
             at,
             prefix,
             opts,
-        } => up::up(&at.dir, nodes, &prefix, &opts).map(|_| 0),
+            mode,
+            witness,
+        } => up::up(&at.dir, nodes, &prefix, &opts, mode, witness).map(|_| 0),
         LabCmd::Down { at } => {
             require_root()?;
             down(&at.dir).map(|_| 0)
@@ -287,6 +313,7 @@ pub fn run(cmd: LabCmd) -> Result<i32> {
             require_root()?;
             crash(&at.dir, node).map(|_| 0)
         }
+        LabCmd::TransferActive { node, at } => handover::transfer_active(&at.dir, node),
         LabCmd::Fault(f) => run_fault(f).map(|_| 0),
     }
 }
@@ -328,9 +355,14 @@ pub fn down(dir: &Path) -> Result<()> {
         .filter_map(|m| m.keepalived_pid)
         .collect();
     procs::stop(&keepalived, Duration::from_secs(3));
-    let nodes: Vec<u32> = state.members.iter().filter_map(|m| m.node_pid).collect();
+    let nodes: Vec<u32> = state
+        .members
+        .iter()
+        .filter_map(|m| m.node_pid)
+        .chain(state.witness_pid)
+        .collect();
     procs::stop(&nodes, Duration::from_secs(5));
-    for ns in layout.names.all(state.nodes) {
+    for ns in layout.names.all_of(state.nodes, state.witness) {
         let left = procs::pids_in(&ns);
         if !left.is_empty() {
             tracing::info!("{ns}: stopping {} leftover processes", left.len());
@@ -344,7 +376,7 @@ pub fn down(dir: &Path) -> Result<()> {
             }
         }
     }
-    let errors = net::destroy(&layout.names, state.nodes);
+    let errors = net::destroy(&layout.names, state.nodes, state.witness);
     if !errors.is_empty() {
         bail!(
             "lab network not fully removed: {}; check `ip netns list` and delete what is left with `ip netns del NAME`",

@@ -60,15 +60,23 @@ impl Names {
     pub fn client(&self) -> String {
         format!("{}-client", self.prefix)
     }
+    /// The raft witness's namespace (`--witness`).
+    pub fn witness(&self) -> String {
+        format!("{}-w", self.prefix)
+    }
+    pub const WITNESS_PORT: &'static str = "w";
     /// The switch-side end of node `id`'s cable.
     pub fn port(id: u32) -> String {
         format!("n{id}")
     }
     pub const CLIENT_PORT: &'static str = "client";
 
-    /// Every namespace of a lab with `nodes` nodes, switch last.
-    pub fn all(&self, nodes: u32) -> Vec<String> {
+    /// Every namespace of a lab with `nodes` nodes (and the witness's), switch last.
+    pub fn all_of(&self, nodes: u32, witness: bool) -> Vec<String> {
         let mut v: Vec<String> = (1..=nodes).map(|i| self.node(i)).collect();
+        if witness {
+            v.push(self.witness());
+        }
         v.push(self.client());
         v.push(self.switch());
         v
@@ -85,10 +93,11 @@ pub fn existing_namespaces() -> Result<Vec<String>> {
         .collect())
 }
 
-/// Builds the namespaces, the bridge and one cable per member, with addresses.
-pub fn create(names: &Names, nodes: u32) -> Result<()> {
+/// Builds the namespaces, the bridge and one cable per member, with addresses; the witness
+/// (raft mode, 2 nodes) takes node 3's address.
+pub fn create(names: &Names, nodes: u32, witness: bool) -> Result<()> {
     let existing = existing_namespaces()?;
-    for ns in names.all(nodes) {
+    for ns in names.all_of(nodes, witness) {
         if existing.contains(&ns) {
             bail!(
                 "network namespace {ns} already exists: a lab left over? run `node lab down` with its --dir, or `ip netns del {ns}`"
@@ -99,8 +108,16 @@ pub fn create(names: &Names, nodes: u32) -> Result<()> {
     run_ok(ip().args(["netns", "add", &sw]))?;
     run_ok(ip().args(["-n", &sw, "link", "add", BRIDGE, "type", "bridge"]))?;
     run_ok(ip().args(["-n", &sw, "link", "set", BRIDGE, "up"]))?;
+    let witness_member = witness.then(|| {
+        (
+            names.witness(),
+            Names::WITNESS_PORT.to_string(),
+            node_addr(super::raft::WITNESS_ID),
+        )
+    });
     let members: Vec<(String, String, Ipv4Addr)> = (1..=nodes)
         .map(|i| (names.node(i), Names::port(i), node_addr(i)))
+        .chain(witness_member)
         .chain(std::iter::once((
             names.client(),
             Names::CLIENT_PORT.to_string(),
@@ -165,13 +182,14 @@ pub fn unplug(names: &Names, id: u32) -> Result<()> {
 /// Tears down in the order that lets a quick re-create work (`ip netns del` finishes in the
 /// background): cables, then the bridge, then the namespaces. Best effort: every step is
 /// tried, the failures are returned.
-pub fn destroy(names: &Names, nodes: u32) -> Vec<String> {
+pub fn destroy(names: &Names, nodes: u32, witness: bool) -> Vec<String> {
     let mut errors = Vec::new();
     let existing = existing_namespaces().unwrap_or_default();
     let sw = names.switch();
     if existing.contains(&sw) {
         let ports = (1..=nodes)
             .map(Names::port)
+            .chain(witness.then(|| Names::WITNESS_PORT.to_string()))
             .chain(std::iter::once(Names::CLIENT_PORT.to_string()));
         for port in ports {
             // A missing cable is fine (a failed `up`).
@@ -181,7 +199,7 @@ pub fn destroy(names: &Names, nodes: u32) -> Vec<String> {
             errors.push(format!("bridge: {e:#}"));
         }
     }
-    for ns in names.all(nodes) {
+    for ns in names.all_of(nodes, witness) {
         if existing.contains(&ns) {
             if let Err(e) = run_ok(ip().args(["netns", "del", &ns])) {
                 errors.push(format!("{ns}: {e:#}"));
@@ -202,7 +220,11 @@ mod tests {
             assert!(Names::new(bad).is_err(), "{bad:?} accepted");
         }
         let n = Names::new("lab").unwrap();
-        assert_eq!(n.all(2), vec!["lab-n1", "lab-n2", "lab-client", "lab-sw"]);
+        assert_eq!(
+            n.all_of(2, false),
+            vec!["lab-n1", "lab-n2", "lab-client", "lab-sw"]
+        );
+        assert_eq!(n.all_of(2, true)[2], "lab-w");
         assert_eq!(node_addr(2).to_string(), "10.213.0.2");
         assert!(vip().is_private() && client_addr().is_private());
     }

@@ -44,16 +44,25 @@ fn q(p: &Path) -> String {
     format!("{:?}", p.display().to_string())
 }
 
-pub fn render(layout: &Layout, id: u32, nodes: u32) -> String {
+/// `raft`: None in keepalived-led mode, Some(witness) in raft mode.
+pub fn render(layout: &Layout, id: u32, nodes: u32, raft: Option<bool>) -> String {
     let peers: Vec<String> = (1..=nodes)
         .filter(|p| *p != id)
         .map(|p| {
             format!(
-                "  {{ node_id = {p}, address = \"{}:{REPLICATION_PORT}\" }},",
-                net::node_addr(p)
+                "  {{ node_id = {p}, address = \"{}:{REPLICATION_PORT}\"{} }},",
+                net::node_addr(p),
+                if raft.is_some() {
+                    super::raft::peer_extra(p)
+                } else {
+                    String::new()
+                }
             )
         })
         .collect();
+    let raft_lines = raft.map_or(String::new(), |witness| {
+        super::raft::cluster_lines(id, nodes, witness)
+    });
     format!(
         r#"# Lab node {id} (written by `node lab up`): runs in network namespace {ns}.
 protocols = "imap pop3 lmtp"
@@ -100,7 +109,7 @@ durability = "replicated"
 replication_sync_timeout = "2 secs"
 certs_dir = {certs}
 vrrp_track_file = {track}
-peers = [
+{raft_lines}peers = [
 {peers}
 ]
 "#,

@@ -2,6 +2,7 @@
 //! address. A failure part-way tears down what was built and points at the logs.
 
 use super::keepalived::{self, KeepalivedSpec};
+use super::raft::{self, LabMode};
 use super::{net, node_conf, node_env, procs, sh, Layout, Member, State};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -12,8 +13,16 @@ const NODE_START_TIMEOUT: Duration = Duration::from_secs(90);
 /// keepalived with 0.1 s adverts elects in well under a second; this is a generous bound.
 const VIP_TIMEOUT: Duration = Duration::from_secs(20);
 
-pub fn up(dir: &Path, nodes: u32, prefix: &str, opts: &super::UpOpts) -> Result<()> {
+pub fn up(
+    dir: &Path,
+    nodes: u32,
+    prefix: &str,
+    opts: &super::UpOpts,
+    mode: LabMode,
+    witness: bool,
+) -> Result<()> {
     super::require_root()?;
+    raft::check_shape(mode, nodes, witness)?;
     for (tool, pkg) in [
         ("ip", "iproute2"),
         ("keepalived", "keepalived"),
@@ -49,13 +58,16 @@ pub fn up(dir: &Path, nodes: u32, prefix: &str, opts: &super::UpOpts) -> Result<
                 ..Member::default()
             })
             .collect(),
+        mode,
+        witness,
+        witness_pid: None,
     };
     // Namespaces that exist already are refused before the state is written, so `down`
     // never removes someone else's.
     let existing = net::existing_namespaces()?;
     if let Some(ns) = layout
         .names
-        .all(nodes)
+        .all_of(nodes, witness)
         .into_iter()
         .find(|n| existing.contains(n))
     {
@@ -114,11 +126,12 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 fn build(layout: &Layout, state: &mut State) -> Result<()> {
     let nodes = state.nodes;
     let t0 = Instant::now();
-    net::create(&layout.names, nodes)?;
+    net::create(&layout.names, nodes, state.witness)?;
     net::restrict_client(&layout.names)?;
     println!(
-        "network: {} node namespaces and {} on a bridge in {} ({} ms)",
+        "network: {} node namespaces{} and {} on a bridge in {} ({} ms)",
         nodes,
+        if state.witness { ", the witness's" } else { "" },
         layout.names.client(),
         layout.names.switch(),
         t0.elapsed().as_millis()
@@ -135,7 +148,8 @@ fn build(layout: &Layout, state: &mut State) -> Result<()> {
             node_env::mount_tmpfs(layout, id, mb)?;
         }
         let path = layout.config(id);
-        std::fs::write(&path, node_conf::render(layout, id, nodes))
+        let raft = (state.mode == LabMode::Raft).then_some(state.witness);
+        std::fs::write(&path, node_conf::render(layout, id, nodes, raft))
             .with_context(|| format!("cannot write {}", path.display()))?;
         // The same check as `node config check`: a generated mistake stops here, not in a log.
         crate::config::load_file(&path)
@@ -149,6 +163,11 @@ fn build(layout: &Layout, state: &mut State) -> Result<()> {
         "configs: node.toml and keepalived.conf (checked with keepalived -t) per node in {}",
         layout.dir.display()
     );
+    if state.witness {
+        raft::write_witness(layout, nodes)?;
+        raft::start_witness(layout, state)?;
+        println!("witness: serving in {}", layout.names.witness());
+    }
 
     for id in 1..=nodes {
         start_node(layout, state, id)?;
@@ -158,6 +177,9 @@ fn build(layout: &Layout, state: &mut State) -> Result<()> {
         println!("node {id}: serving in {}", layout.names.node(id));
     }
 
+    if state.mode == LabMode::Raft {
+        return start_keepalived_raft(layout, state);
+    }
     // Node 1 first, alone until it holds the address: the first election otherwise goes to
     // whichever keepalived finished its first track script first, and nopreempt keeps it.
     let t = Instant::now();
@@ -202,6 +224,24 @@ pub fn wait_ready_after(layout: &Layout, state: &State, id: u32, from: usize) ->
     wait_ready_from(layout, state, id, from)
 }
 
+/// Raft mode: every keepalived at once; the active node's track file alone lets one out of
+/// FAULT, so the address goes to the Raft-active node whatever the start order.
+fn start_keepalived_raft(layout: &Layout, state: &mut State) -> Result<()> {
+    let t = Instant::now();
+    for id in 1..=state.nodes {
+        start_keepalived(layout, state, id)?;
+    }
+    let holder = wait_vip(layout, state)?;
+    println!(
+        "keepalived: node {holder} (the Raft-active node) holds {} ({} ms after keepalived started)",
+        net::vip(),
+        t.elapsed().as_millis()
+    );
+    wait_backups(layout, state)?;
+    println!("keepalived: the other nodes are in FAULT or BACKUP (not active)");
+    Ok(())
+}
+
 fn start_keepalived(layout: &Layout, state: &mut State, id: u32) -> Result<()> {
     let d = layout.node_dir(id);
     let pid_arg = |f: &str| d.join(f).display().to_string();
@@ -228,16 +268,18 @@ fn start_keepalived(layout: &Layout, state: &mut State, id: u32) -> Result<()> {
 /// Every keepalived after the first has reported BACKUP to its node (`node notify`).
 fn wait_backups(layout: &Layout, state: &State) -> Result<()> {
     let deadline = Instant::now() + VIP_TIMEOUT;
-    for id in 2..=state.nodes {
+    let holder = (1..=state.nodes).find(|id| net::holds_vip(&layout.names.node(*id)));
+    for id in (1..=state.nodes).filter(|id| Some(*id) != holder) {
         let log = layout.node_log(id);
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("this node is now backup") {
+            // Raft mode: a node that is not active sits in FAULT (its track file says 1).
+            if text.contains("this node is now backup") || text.contains("this node is now fault") {
                 break;
             }
             if Instant::now() > deadline {
                 bail!(
-                    "node {id}'s keepalived did not report BACKUP within {VIP_TIMEOUT:?}: see {}",
+                    "node {id}'s keepalived did not report BACKUP or FAULT within {VIP_TIMEOUT:?}: see {}",
                     layout.keepalived_log(id).display()
                 );
             }
@@ -252,8 +294,19 @@ pub fn keepalived_spec(layout: &Layout, state: &State, id: u32) -> KeepalivedSpe
         router_id: layout.names.node(id),
         interface: net::IFACE.into(),
         virtual_router_id: 51,
-        priority: super::priority(id),
-        advert_int: "0.1".into(),
+        // Raft mode: the Raft role picks the holder, not priorities (see keepalived.rs).
+        priority: if state.mode == LabMode::Raft {
+            keepalived::RAFT_PRIORITY
+        } else {
+            super::priority(id)
+        },
+        // Raft mode: only the active node is out of FAULT, so short adverts cannot make a
+        // wrong node MASTER; they shorten the new active node's master-down wait to ~0.1 s.
+        advert_int: if state.mode == LabMode::Raft {
+            keepalived::RAFT_ADVERT_INT.into()
+        } else {
+            "0.1".into()
+        },
         unicast_src: net::node_addr(id),
         unicast_peers: (1..=state.nodes)
             .filter(|p| *p != id)
@@ -266,6 +319,7 @@ pub fn keepalived_spec(layout: &Layout, state: &State, id: u32) -> KeepalivedSpe
             layout.config(id).display()
         ),
         track_file: Some(layout.track_file(id)),
+        raft: state.mode == LabMode::Raft,
     }
 }
 
@@ -330,8 +384,10 @@ fn print_summary(layout: &Layout, state: &State) {
     let vip = net::vip();
     println!();
     println!(
-        "lab up: {} nodes, service address {vip}, state in {dir}",
-        state.nodes
+        "lab up: {} nodes{}, {} mode, service address {vip}, state in {dir}",
+        state.nodes,
+        if state.witness { " and a witness" } else { "" },
+        state.mode.as_str()
     );
     println!(
         "  IMAP:   ip netns exec {client} nc -C {vip} 143     (LOGIN {} {})",
@@ -345,6 +401,10 @@ fn print_summary(layout: &Layout, state: &State) {
     );
     println!("  status: node lab status --dir {dir}");
     println!("  crash:  node lab crash N --dir {dir}    (planned move: kill -TERM a node's keepalived pid)");
+    if state.mode == LabMode::Raft {
+        println!("  planned hand-over: node lab transfer-active N --dir {dir}");
+    }
+    println!("  faults: node lab pause|resume|partition N --dir {dir}, node lab heal --dir {dir}");
     println!("  logs:   {dir}/nN/node.log, {dir}/nN/keepalived.log");
     println!("  stop:   node lab down --dir {dir}");
 }
