@@ -51,6 +51,7 @@ impl TestBackend {
             default_quota: QuotaLimits::default(),
             delivery_dedupe_window_secs: 3600,
             recent_objects_bytes: 0,
+            min_free_bytes: storage::DEFAULT_MIN_FREE,
         };
         let store = Store::open(config).expect("test backend: open store");
         Arc::new(TestBackend {

@@ -16,6 +16,10 @@ pub enum StoreError {
     HasChildren(String),
     #[error("quota exceeded: {0}")]
     OverQuota(String),
+    /// The store's filesystem is (nearly) full: nothing was written; writes resume by
+    /// themselves once space is freed.
+    #[error("not enough disk space: {0}")]
+    DiskFull(String),
     #[error("message too large: {size} bytes, limit {limit}")]
     TooLarge { size: u64, limit: u64 },
     #[error("invalid user name {0:?}")]

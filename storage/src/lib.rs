@@ -18,6 +18,7 @@
 //! | files and formats | [`log`], [`pack`], [`framed`], [`record`], [`mime`] (parsed facts) |
 //! | plain values | [`types`], [`names`], [`hlc`], [`error`], [`low_priority`] |
 
+mod disk;
 pub mod error;
 pub mod framed;
 pub mod hlc;
@@ -39,6 +40,7 @@ mod user_core;
 mod writer;
 
 pub use error::{Result, StoreError};
+pub use shared::DEFAULT_MIN_FREE;
 pub use store::Tombstone;
 pub use store::{
     ApplyOutcome, Counters, NewMessage, PurgeReport, Store, StoreConfig, UidConflict, UserStore,

@@ -172,6 +172,7 @@ pub(crate) fn recover(
         pack,
         meta,
         poisoned: None,
+        retry_at: None,
     })
 }
 

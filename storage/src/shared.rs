@@ -32,7 +32,14 @@ pub struct StoreConfig {
     /// Bytes of just-committed objects kept in memory, all users together, for replication
     /// shippers to send without reading them back (see `recent::Recent`); 0 on a node without peers.
     pub recent_objects_bytes: usize,
+    /// Space left free on the store's filesystem (bytes): a write that would leave less is
+    /// refused (`StoreError::DiskFull`) rather than made, so the index (sled, which cannot go
+    /// on after a failed write of its own) and recovery always have room. 0 disables it.
+    pub min_free_bytes: u64,
 }
+
+/// Default free space kept: a few of sled's segments and a log segment's worth of recovery.
+pub const DEFAULT_MIN_FREE: u64 = 64 << 20;
 
 impl StoreConfig {
     /// Defaults for a store at `root` (node 1, 50 MiB messages, 1 h dedupe window).
@@ -45,6 +52,7 @@ impl StoreConfig {
             default_quota: QuotaLimits::default(),
             delivery_dedupe_window_secs: 3600,
             recent_objects_bytes: RECENT_OBJECTS_TOTAL,
+            min_free_bytes: DEFAULT_MIN_FREE,
         }
     }
 }

@@ -42,9 +42,12 @@ pub(crate) struct WriterState {
     pub log: FramedWriter,
     pub pack: FramedWriter,
     pub meta: Meta,
-    /// Set after a failed write or fsync: the on-disk state is unknown until the user is
-    /// reopened (recovery reads what is really there), so nothing more is acknowledged.
+    /// Set after a failed write or fsync: the on-disk state is unknown until recovery has read
+    /// what is really there, so nothing more is acknowledged until then (the writer retries
+    /// recovery at a later request: `writer::recover`).
     pub poisoned: Option<String>,
+    /// When the writer may try recovery again after a failed attempt (monotonic clock).
+    pub retry_at: Option<std::time::Instant>,
 }
 
 impl UserCore {

@@ -133,6 +133,9 @@ pub struct StorageSettings {
     pub max_clock_drift: DurationSetting,
     /// Window in which a retried LMTP delivery is recognised and not stored twice.
     pub delivery_dedupe_window: DurationSetting,
+    /// Space kept free on the data filesystem: writes that would leave less are refused
+    /// (LMTP 452 4.3.1, IMAP NO [UNAVAILABLE]) and resume once space is freed.
+    pub min_free_space: Size,
 }
 
 impl Default for StorageSettings {
@@ -142,6 +145,7 @@ impl Default for StorageSettings {
             max_message_size: Size(50 << 20),
             max_clock_drift: DurationSetting(Duration::from_secs(60)),
             delivery_dedupe_window: DurationSetting(Duration::from_secs(86_400)),
+            min_free_space: Size(storage::DEFAULT_MIN_FREE),
         }
     }
 }

@@ -76,6 +76,7 @@ pub fn store_config(config: &Config, default_quota: storage::QuotaLimits) -> sto
         } else {
             storage::store::RECENT_OBJECTS_TOTAL
         },
+        min_free_bytes: config.storage.min_free_space.0,
     }
 }
 

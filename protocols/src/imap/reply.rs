@@ -75,6 +75,10 @@ pub(crate) fn store_error(e: StoreError) -> Done {
             Code::OverQuota,
             format!("Quota exceeded (mailbox for user is full): {what}"),
         ),
+        StoreError::DiskFull(_) => Done::no(
+            Code::Unavailable,
+            "Not enough disk space on the server; try again later",
+        ),
         StoreError::TooLarge { size, limit } => Done::no(
             Code::TooBig,
             format!("Message too large: {size} bytes, limit {limit}"),

@@ -293,6 +293,14 @@ async fn deliver_one(
                 format!("552 5.2.2 <{addr}> Quota exceeded (mailbox for user is full)"),
             )
         }
+        Err(StoreError::DiskFull(why)) => {
+            tracing::warn!(user, "{}", log(&format!("save failed to {mailbox}: {why}")));
+            // RFC 3463 4.3.1: the system is out of storage; Postfix keeps the mail and retries.
+            (
+                Outcome::TempFail,
+                format!("452 4.3.1 <{addr}> Insufficient system storage"),
+            )
+        }
         Err(StoreError::TooLarge { limit, .. }) => {
             let why = format!("save failed to {mailbox}: message larger than {limit} bytes");
             tracing::info!(user, "{}", log(&why));

@@ -190,6 +190,63 @@ fn is_leader(m: &RaftMetrics<NodeId, CoordNode>) -> bool {
     m.state == ServerState::Leader && m.current_leader == Some(m.id)
 }
 
+/// The timers openraft and the lease need: heartbeat < election_min <= election_max, and a
+/// lease shorter than the longest election timeout (followers refuse other candidates' votes
+/// until then, so no other node can be active while this one's lease runs).
+fn check_timeouts(t: &CoordTimeouts) -> CoordResult<()> {
+    if t.lease >= t.election_max || t.election_min > t.election_max || t.heartbeat >= t.election_min
+    {
+        return Err(CoordError::Raft(format!(
+            "timeouts must satisfy heartbeat < election_min <= election_max and lease < election_max: {t:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn raft_config(t: &CoordTimeouts, witness: bool) -> CoordResult<openraft::Config> {
+    openraft::Config {
+        cluster_name: "mail-coord".into(),
+        heartbeat_interval: t.heartbeat.as_millis() as u64,
+        election_timeout_min: t.election_min.as_millis() as u64,
+        election_timeout_max: t.election_max.as_millis() as u64,
+        install_snapshot_timeout: (t.election_max.as_millis() as u64).max(1000),
+        snapshot_max_chunk_size: super::frame::SNAPSHOT_CHUNK,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+        max_in_snapshot_log_to_keep: 100,
+        // A witness never campaigns, so it is never leader and never active.
+        enable_elect: !witness,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(CoordError::raft)
+}
+
+/// A mail node whose group is empty bootstraps it with the configured members; another
+/// member may have done it first, which is as good.
+async fn bootstrap(raft: &Raft<TypeConfig>, cfg: &CoordConfig) -> CoordResult<()> {
+    if raft.is_initialized().await.map_err(CoordError::raft)? {
+        return Ok(());
+    }
+    let members: BTreeMap<NodeId, CoordNode> = cfg
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.id,
+                CoordNode {
+                    addr: m.addr.clone(),
+                    witness: m.witness,
+                },
+            )
+        })
+        .collect();
+    match raft.initialize(members).await {
+        Ok(()) => tracing::info!(node = cfg.node_id, "coord: bootstrapped the group"),
+        Err(e) => tracing::info!(error = %e, "coord: not bootstrapping"),
+    }
+    Ok(())
+}
+
 impl Coordinator {
     /// Binds `cfg.listen` and starts.
     pub async fn start(cfg: CoordConfig) -> CoordResult<Coordinator> {
@@ -200,15 +257,7 @@ impl Coordinator {
     /// Starts on a listener the caller bound: opens (or creates) the sled database under
     /// `data_dir`, starts openraft, the listener and the task that decides activeness.
     pub async fn start_on(cfg: CoordConfig, listener: TcpListener) -> CoordResult<Coordinator> {
-        let t = &cfg.timeouts;
-        if t.lease >= t.election_max
-            || t.election_min > t.election_max
-            || t.heartbeat >= t.election_min
-        {
-            return Err(CoordError::Raft(format!(
-                "timeouts must satisfy heartbeat < election_min <= election_max and lease < election_max: {t:?}"
-            )));
-        }
+        check_timeouts(&cfg.timeouts)?;
         let witness = cfg.role == CoordRole::Witness;
         let dir = cfg.data_dir.join("coord");
         std::fs::create_dir_all(&dir)?;
@@ -217,21 +266,7 @@ impl Coordinator {
         let sm = StateMachine::open(&db).map_err(CoordError::Store)?;
         drop(db);
         let sm_rx = sm.subscribe();
-        let raft_cfg = openraft::Config {
-            cluster_name: "mail-coord".into(),
-            heartbeat_interval: t.heartbeat.as_millis() as u64,
-            election_timeout_min: t.election_min.as_millis() as u64,
-            election_timeout_max: t.election_max.as_millis() as u64,
-            install_snapshot_timeout: (t.election_max.as_millis() as u64).max(1000),
-            snapshot_max_chunk_size: super::frame::SNAPSHOT_CHUNK,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
-            max_in_snapshot_log_to_keep: 100,
-            // A witness never campaigns, so it is never leader and never active.
-            enable_elect: !witness,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(CoordError::raft)?;
+        let raft_cfg = raft_config(&cfg.timeouts, witness)?;
         let net = Arc::new(NetShared::new(
             cfg.node_id,
             cfg.tls.clone(),
@@ -274,28 +309,8 @@ impl Coordinator {
             inner.stop.clone(),
             inner.tasks.clone(),
         ));
-        if !witness
-            && !cfg.members.is_empty()
-            && !raft.is_initialized().await.map_err(CoordError::raft)?
-        {
-            let members: BTreeMap<NodeId, CoordNode> = cfg
-                .members
-                .iter()
-                .map(|m| {
-                    (
-                        m.id,
-                        CoordNode {
-                            addr: m.addr.clone(),
-                            witness: m.witness,
-                        },
-                    )
-                })
-                .collect();
-            match raft.initialize(members).await {
-                Ok(()) => tracing::info!(node = cfg.node_id, "coord: bootstrapped the group"),
-                // Another member got there first, which is as good.
-                Err(e) => tracing::info!(error = %e, "coord: not bootstrapping"),
-            }
+        if !witness && !cfg.members.is_empty() {
+            bootstrap(&raft, &cfg).await?;
         }
         inner.tasks.spawn(drive(inner.clone()));
         Ok(Coordinator { inner })
@@ -385,6 +400,8 @@ impl Coordinator {
     /// transfer of its own. Returns the target's epoch once this node has seen it confirmed.
     /// If the target does not take over within 4 maximum election timeouts, this node resumes
     /// heartbeats and, still leader, activates itself again (with a new epoch).
+    // Long on purpose (about 100 lines): the hand-over's four numbered steps and the rollback
+    // of a failed one, in the order they happen.
     pub async fn transfer_active(&self, target: NodeId) -> CoordResult<u64> {
         let inner = &self.inner;
         let m = self.leader_or_err()?;
@@ -601,6 +618,8 @@ async fn open_sled(dir: &std::path::Path) -> CoordResult<sled::Db> {
 
 /// Decides, at every change of Raft metrics or replicated state and on a short tick, whether
 /// this node is active, starts activation when it leads, and campaigns when handed the role.
+// Long on purpose (about 100 lines): one event loop whose steps (lease, published view, claim,
+// hand-over campaign) read the same per-tick snapshot of metrics and state, in order.
 async fn drive(inner: Arc<Inner>) {
     let mut metrics = inner.raft.metrics();
     let mut sm = inner.sm.clone();

@@ -12,7 +12,7 @@
 //! | a UID taken by another message parks the newcomer until renumbered | [`uids`] | 2 |
 //! | the resolver renumbers every contested message past UIDNEXT | [`uids`] | 2 |
 //! | a mailbox's name: latest rename wins, else earliest create; clashes get a suffix | [`names`] | 5 |
-//! | the same mailbox created twice: the earlier UIDVALIDITY while it is empty | [`mailboxes`] | 2, 5 |
+//! | the same mailbox created twice: the earliest creation's UIDVALIDITY everywhere | [`mailboxes`] | 2, 5 |
 //! | a mailbox delete is final: a late create of that GUID is ignored | [`mailboxes`] | 5 |
 //! | modseqs only grow; aligned ones land above everything shown | [`modseqs`] | 3 |
 

@@ -17,6 +17,33 @@ use crate::user_core::UserCore;
 pub const INLINE_MAX: usize = 1 << 20;
 
 impl UserCore {
+    /// Refuses a batch that would leave less than `min_free_bytes` free on the store's
+    /// filesystem (see `StoreConfig::min_free_bytes`).
+    pub(super) fn check_free_space(&self, b: &Batch) -> Result<()> {
+        let min = self.shared.config.min_free_bytes;
+        if min == 0 {
+            return Ok(());
+        }
+        let Some(free) = crate::disk::available(&self.dir) else {
+            return Ok(());
+        };
+        let needed = b
+            .objects
+            .iter()
+            .map(|o| o.compressed.len() as u64)
+            .sum::<u64>()
+            + b.encoded.iter().map(|p| p.len() as u64).sum::<u64>();
+        if free < min.saturating_add(needed) {
+            return Err(crate::error::StoreError::DiskFull(format!(
+                "{} free on the filesystem of {}, {needed} bytes to write, {min} kept free \
+                 ([storage] min_free_space); free space there and writes resume by themselves",
+                free,
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Writes the batch: large objects to the pack (one write, one sync), then small objects and
     /// all records to the log in one write made durable by one fdatasync.
     pub(super) fn write_durably(

@@ -24,6 +24,7 @@ mod expunge;
 mod flags;
 mod mailbox;
 mod plan;
+mod recover;
 mod remote;
 mod resolve;
 
@@ -218,9 +219,11 @@ impl UserCore {
     /// Runs one batch as the leader: plans every request, writes the batch durably, applies
     /// it to the index; returns each request's reply.
     fn run_batch(&self, ws: &mut WriterState, reqs: Vec<(u64, Req)>) -> Vec<(u64, Result<Reply>)> {
-        if let Some(p) = &ws.poisoned {
+        if ws.poisoned.is_some() && !self.recover(ws) {
+            let p = ws.poisoned.as_deref().unwrap_or_default();
             let msg = format!(
-                "user {} store is failed ({p}); reopen to recover",
+                "user {} store is failed ({p}); writes resume once it recovers (a full disk \
+                 freed, an I/O error gone)",
                 self.name
             );
             return reqs
@@ -262,6 +265,11 @@ impl UserCore {
                 }
             }
             return out;
+        }
+        if let Err(e) = self.check_free_space(&batch) {
+            // Nothing written: not a failure of the store, nothing to recover.
+            tracing::warn!(user = %self.name, error = %e, "write refused");
+            return fail_all(out, e);
         }
         if let Err(e) = self.write_durably(ws, &mut tx, &mut meta, &batch) {
             tracing::error!(user = %self.name, error = %e, "store write failed; user store stops accepting writes");
@@ -340,7 +348,11 @@ fn fail_all(out: Vec<(u64, Result<Reply>)>, e: StoreError) -> Vec<(u64, Result<R
     let msg = e.to_string();
     out.into_iter()
         .map(|(i, r)| match r {
-            Ok(_) => (i, Err(StoreError::Other(format!("write failed: {msg}")))),
+            // A full disk stays recognisable (clients get a temporary "no space" answer).
+            Ok(_) => match &e {
+                StoreError::DiskFull(why) => (i, Err(StoreError::DiskFull(why.clone()))),
+                _ => (i, Err(StoreError::Other(format!("write failed: {msg}")))),
+            },
             Err(e) => (i, Err(e)),
         })
         .collect()

@@ -20,7 +20,14 @@ pub(super) fn create(
         return Ok(()); // deleted here: the delete is final
     }
     if let Some(mut mb) = tx.mailbox(mailbox)? {
-        if merge::mailboxes::earlier_creation_wins(mb.uidnext, mb.created, time) {
+        if merge::mailboxes::earlier_creation_wins(mb.created, time) {
+            if mb.uidnext > 1 && mb.uidvalidity != uidvalidity {
+                // Clients see a new UIDVALIDITY and resynchronise; counted and explained here.
+                tracing::warn!(user = tx.user, mailbox = %mb.name, old = mb.uidvalidity,
+                    new = uidvalidity, "UIDVALIDITY changed: the same mailbox was created \
+                    earlier on another node, and the earliest creation's UIDVALIDITY is kept \
+                    on every node");
+            }
             mb.uidvalidity = uidvalidity;
             mb.created = time;
             tx.put_mailbox(&mb);
