@@ -73,6 +73,10 @@ pub(crate) struct Shared {
     guid_counter: AtomicU16,
     /// Bytes of objects held by all users' [`crate::recent::Recent`] tails.
     pub(crate) recent_objects: Arc<std::sync::atomic::AtomicUsize>,
+    /// Set when the index (sled) failed a write: sled does not go on after its own I/O error
+    /// (a full disk filled by someone else, a failing device), so this node takes no more
+    /// writes until it is restarted, which replays the log into a working index.
+    pub(crate) index_failed: parking_lot::Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -83,6 +87,20 @@ impl Shared {
             counters: Counters::default(),
             guid_counter: AtomicU16::new(rand::random()),
             recent_objects: Default::default(),
+            index_failed: Default::default(),
+        }
+    }
+
+    /// Records an index write failure (see `index_failed`); logged once.
+    pub(crate) fn index_write_failed(&self, e: &crate::error::StoreError) {
+        if let crate::error::StoreError::Index(why) = e {
+            let mut f = self.index_failed.lock();
+            if f.is_none() {
+                tracing::error!(error = %why, "the index cannot be written any more: this node \
+                    refuses writes and reports itself unhealthy until it is restarted \
+                    (the restart replays the log: nothing acknowledged is lost)");
+                *f = Some(why.clone());
+            }
         }
     }
 

@@ -29,8 +29,10 @@ pub struct HealthState {
 
 impl HealthState {
     fn health_json(&self) -> String {
+        let failure = self.store.index_failure();
         serde_json::json!({
-            "status": "ok",
+            "status": if failure.is_some() { "failed" } else { "ok" },
+            "index_failure": failure,
             "node_id": self.node_id,
             "active": self.hooks.is_active(),
             "mode": self.hooks.active_mode(),
@@ -119,9 +121,14 @@ impl HealthState {
             return (405, "text/plain", "method not allowed\n".into());
         }
         match path {
+            // A node whose index failed takes no writes: unhealthy, so keepalived moves the
+            // address to a node that does.
+            "/health" if self.store.index_failure().is_some() => {
+                (503, "application/json", self.health_json())
+            }
             "/health" => (200, "application/json", self.health_json()),
             "/health/active" => {
-                if self.hooks.is_active() {
+                if self.hooks.is_active() && self.store.index_failure().is_none() {
                     (200, "application/json", self.health_json())
                 } else {
                     (503, "application/json", self.health_json())

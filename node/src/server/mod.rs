@@ -386,6 +386,12 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         (Some(t), None) => t.write(hooks.is_active()),
         (None, _) => {}
     }
+    tokio::spawn(give_up_role_on_index_failure(
+        store.clone(),
+        track_file.clone(),
+        replicated.as_ref().and_then(|r| r.raft.clone()),
+        shutdown.clone(),
+    ));
 
     wait_for_signals(tls.clone()).await?;
 
@@ -455,5 +461,35 @@ async fn wait_for_signals(tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+}
+
+/// A node whose index can no longer be written (sled after an I/O error of its own: a disk
+/// filled by another process) takes no writes until restarted: it gives up the service
+/// address (track file) and, in raft mode, its place in the group, so another node becomes
+/// active. Checked once a second; `/health` reports it too.
+async fn give_up_role_on_index_failure(
+    store: Arc<storage::Store>,
+    track_file: Option<Arc<TrackFile>>,
+    raft: Option<Arc<crate::raft::RaftGate>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+        let Some(why) = store.index_failure() else {
+            continue;
+        };
+        tracing::error!(error = %why, "node: the index failed; giving up the active role \
+            (restart the node once the disk has room: the restart replays the log)");
+        if let Some(t) = &track_file {
+            t.write(false);
+        }
+        if let Some(gate) = &raft {
+            gate.coordinator().shutdown().await;
+        }
+        return;
     }
 }

@@ -124,6 +124,11 @@ impl Store {
     pub fn fsyncs(&self) -> u64 {
         framed::FSYNCS.load(Ordering::Relaxed)
     }
+    /// Why this node's index can no longer be written (see `Shared::index_failed`): the node
+    /// must be restarted; `/health` reports it, so keepalived moves the service address away.
+    pub fn index_failure(&self) -> Option<String> {
+        self.shared.index_failed.lock().clone()
+    }
     /// Set when the index was unreadable at open and is being rebuilt from the logs.
     pub fn index_recovery(&self) -> Option<&str> {
         self.index_recovery.as_deref()

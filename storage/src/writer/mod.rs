@@ -292,6 +292,7 @@ impl UserCore {
         c.records
             .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
         if let Err(e) = committed {
+            self.shared.index_write_failed(&e);
             // The log has it; the index will catch up from the log at the next open.
             tracing::error!(user = %self.name, error = %e, "index update failed after a durable write");
             ws.poisoned = Some(e.to_string());

@@ -42,6 +42,7 @@ impl UserCore {
                 true
             }
             Err(e) => {
+                self.shared.index_write_failed(&e);
                 tracing::warn!(user = %self.name, was = %was, error = %e,
                     "store still failed; writes stay refused (recovery is tried again at a later write)");
                 false
