@@ -2,8 +2,13 @@
 //! its own run (its own lab) of a few seconds with every workload, one after the other.
 //! Fails on any invariant violation the checkers find, naming the fault and the report.
 //!
-//! Two sets, both of real runs that fail on any violation:
-//! - the faults the cluster survives today (keepalived-led mode) run in the test command;
+//! Three sets, all of real runs that fail on any violation:
+//! - keepalived-led mode, two nodes: the faults it survives today (in the test command);
+//! - raft mode, three nodes: crash, partition, pause and a flapping link of the active node;
+//!   on demand (`--ignored`) until the finding below is fixed: they passed in most runs, but a
+//!   crashed active node, once restarted, serves its own never-acknowledged tail with UIDs the
+//!   new active node gave to other messages until the merge renumbers them
+//!   (docs/reliability.md, "Findings");
 //! - the faults under which the checkers found real violations (docs/reliability.md,
 //!   "Findings") run on demand (`cargo test -p tests --test jepsen_short -- --ignored`) until
 //!   those bugs are fixed; each then moves to the first set.
@@ -18,7 +23,9 @@ use tests::{lab, missing_tool, node_bin, run, workspace_root};
 /// The faults of the harness (jepsen/src/harness/nemesis/mod.rs) that keep every invariant in
 /// keepalived-led mode today.
 const SURVIVED: &[&str] = &["partition-split", "loss", "latency", "clock"];
-/// The faults under which real violations were found (docs/reliability.md, "Findings"): UIDs
+/// The faults of the active node that raft mode (3 nodes) survives.
+const SURVIVED_RAFT: &[&str] = &["crash", "partition", "pause", "flap"];
+/// The faults under which real violations were found in keepalived-led mode (docs/reliability.md, "Findings"): UIDs
 /// reused and acknowledged mail lost after a partition heals or a crash (keepalived moves the
 /// address back before replication caught up), retried deliveries stored twice, replicas that
 /// differ after a flapping link, a store that stays failed after its disk filled.
@@ -43,17 +50,23 @@ fn jepsen_bin() -> PathBuf {
 }
 
 #[test]
+#[ignore = "a restarted deposed node shows its unacknowledged tail under reused UIDs for a moment (docs/reliability.md): run with --ignored"]
+fn raft_mode_keeps_the_invariants_under_crash_partition_pause_and_flap() {
+    run_faults("raft", SURVIVED_RAFT, "3", "raft");
+}
+
+#[test]
 fn the_faults_survived_today_keep_the_invariants() {
-    run_faults("survived", SURVIVED);
+    run_faults("survived", SURVIVED, "2", "keepalived-led");
 }
 
 #[test]
 #[ignore = "real violations found (docs/reliability.md, Findings): run with --ignored"]
 fn the_faults_with_known_violations() {
-    run_faults("known", KNOWN_VIOLATIONS);
+    run_faults("known", KNOWN_VIOLATIONS, "2", "keepalived-led");
 }
 
-fn run_faults(set: &str, nemeses: &[&str]) {
+fn run_faults(set: &str, nemeses: &[&str], nodes: &str, mode: &str) {
     if let Some(why) = lab::skip_reason() {
         eprintln!("SKIPPED: jepsen short run: {why}");
         return;
@@ -72,7 +85,8 @@ fn run_faults(set: &str, nemeses: &[&str]) {
         let out = run(
             Command::new(&jepsen)
                 .args(["test", "--time", SECONDS, "--quiet", "1.5", "--window", "3"])
-                .args(["--nemesis", nemesis, "--workload", "all", "--nodes", "2"])
+                .args(["--nemesis", nemesis, "--workload", "all", "--nodes", nodes])
+                .args(["--mode", mode])
                 .args(["--rate", "10", "--prefix"])
                 .arg(format!(
                     "js{}{}{i}",
