@@ -14,7 +14,7 @@ if cargo deny --version >/dev/null 2>&1; then
   cargo deny --log-level error check licenses bans sources
   # The advisory database cannot be fetched here: check it only from a local copy.
   if compgen -G "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs/*" >/dev/null; then
-    cargo deny --log-level error check --disable-fetch advisories
+    cargo deny --offline --log-level error check advisories
   else
     echo "test.sh: no local RustSec database; advisories not checked"
   fi
