@@ -61,7 +61,8 @@ else
   echo "install-test-deps: cargo-nextest not found, tests will run under cargo test"
 fi
 
-# cargo-deny checks licences and sources (deny.toml); built once from crates.io (a few minutes).
+# cargo-deny checks licences, sources and advisories (deny.toml); built once from crates.io
+# (about 20 minutes on 2 busy cores: a fresh machine pays it once).
 if ! cargo deny --version >/dev/null 2>&1; then
   echo "install-test-deps: installing cargo-deny"
   cargo install --locked cargo-deny >/dev/null 2>&1 || echo "install-test-deps: cargo-deny could not be installed; dependency policy not checked" >&2
