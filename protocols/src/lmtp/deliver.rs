@@ -238,30 +238,7 @@ async fn deliver_one(
     // durability, once a peer has the message (duplicates too: the first delivery's client may
     // never have had its reply).
     let result = store
-        .write(move |store| {
-            // The detail mailbox if it exists, else INBOX (Dovecot's lmtp_save_to_detail_mailbox
-            // without autocreate).
-            let mailbox = match detail {
-                Some(d) => match store.mailbox(&d) {
-                    Ok(info) => info.name,
-                    Err(StoreError::NoSuchMailbox(_) | StoreError::InvalidMailboxName { .. }) => {
-                        "INBOX".to_string()
-                    }
-                    Err(e) => return (String::from("INBOX"), Err(e)),
-                },
-                None => "INBOX".to_string(),
-            };
-            let outcome = store.append(
-                &mailbox,
-                NewMessage {
-                    raw: &raw,
-                    flags: Default::default(),
-                    internal_date: None,
-                    delivery_key: key,
-                },
-            );
-            (mailbox, outcome)
-        })
+        .write(move |store| save(store, detail, &raw, key))
         .await;
 
     let (mailbox, outcome) = match result {
@@ -269,7 +246,51 @@ async fn deliver_one(
         Err(WriteError::Refused(refused)) => return refused_reply(&refused),
         Err(WriteError::Internal(e)) => return temp_fail("INBOX", &e),
     };
-    match outcome {
+    answer(outcome, &mailbox, addr, session, user, &log)
+        .unwrap_or_else(|e| temp_fail(&mailbox, &e.to_string()))
+}
+
+/// Appends to the detail mailbox if it exists, else INBOX (Dovecot's
+/// lmtp_save_to_detail_mailbox without autocreate); returns the mailbox used.
+fn save(
+    store: &storage::UserStore,
+    detail: Option<String>,
+    raw: &[u8],
+    key: Option<[u8; 32]>,
+) -> (String, Result<storage::AppendOutcome, StoreError>) {
+    let mailbox = match detail {
+        Some(d) => match store.mailbox(&d) {
+            Ok(info) => info.name,
+            Err(StoreError::NoSuchMailbox(_) | StoreError::InvalidMailboxName { .. }) => {
+                "INBOX".to_string()
+            }
+            Err(e) => return (String::from("INBOX"), Err(e)),
+        },
+        None => "INBOX".to_string(),
+    };
+    let outcome = store.append(
+        &mailbox,
+        NewMessage {
+            raw,
+            flags: Default::default(),
+            internal_date: None,
+            delivery_key: key,
+        },
+    );
+    (mailbox, outcome)
+}
+
+/// The LMTP reply to a save (logged as Dovecot logs deliveries); a store error without an
+/// answer of its own is handed back for the caller's temporary failure.
+fn answer(
+    outcome: Result<storage::AppendOutcome, StoreError>,
+    mailbox: &str,
+    addr: &str,
+    session: &str,
+    user: &str,
+    log: &dyn Fn(&str) -> String,
+) -> Result<(Outcome, String), StoreError> {
+    Ok(match outcome {
         Ok(appended) => {
             let (outcome, result) = if appended.duplicate {
                 (
@@ -309,8 +330,8 @@ async fn deliver_one(
                 format!("552 5.3.4 <{addr}> Message size exceeds fixed maximum message size"),
             )
         }
-        Err(e) => temp_fail(&mailbox, &e.to_string()),
-    }
+        Err(e) => return Err(e),
+    })
 }
 
 #[cfg(test)]
