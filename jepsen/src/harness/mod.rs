@@ -560,6 +560,7 @@ fn facts(lab: &lab::Lab, id: u32) -> checker::NodeFacts {
         refuses_writes: None,
         clock_changes: 0,
         clock_step_warnings: checker::clock::step_warnings(&text),
+        uidvalidity_changes: checker::uidvalidity::logged_changes(&text),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod lost;
 pub mod modseqs;
 pub mod replicas;
 pub mod uids;
+pub mod uidvalidity;
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,9 @@ pub struct NodeFacts {
     /// Lines of its log that report a step of its wall clock.
     #[serde(default)]
     pub clock_step_warnings: u64,
+    /// UIDVALIDITY changes its log explains: (old, new).
+    #[serde(default)]
+    pub uidvalidity_changes: Vec<(u32, u32)>,
 }
 
 pub struct Input<'a> {
@@ -87,6 +91,7 @@ pub fn check_all(input: &Input) -> Vec<Verdict> {
         replicas::check(input),
         liveness::check(input),
         clock::check(input),
+        uidvalidity::check(input),
     ]
 }
 

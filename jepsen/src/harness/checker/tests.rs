@@ -263,3 +263,39 @@ fn clock_steps_are_logged_once_each_not_per_read() {
     // No clock fault: nothing to check.
     assert!(verdict(0, "").pass);
 }
+
+#[test]
+fn a_uidvalidity_change_must_be_explained_by_a_node() {
+    use crate::harness::checker::uidvalidity;
+    let (mut h, d) = good();
+    // The reader then sees INBOX under UIDVALIDITY 8.
+    let [inv, mut ok] = read(2, 6, vec![seen(1, "a@x", 6)]);
+    if let Some(o) = ok.read.as_mut() {
+        o.uidvalidity = 8;
+    }
+    h.extend([inv, ok]);
+    let check = |log: &str| {
+        let facts = BTreeMap::from([(
+            1,
+            NodeFacts {
+                uidvalidity_changes: uidvalidity::logged_changes(log),
+                ..NodeFacts::default()
+            },
+        )]);
+        uidvalidity::check(&Input {
+            history: &h,
+            active: Some(1),
+            dumps: &d,
+            facts: &facts,
+        })
+    };
+    let unexplained = check("INFO nothing\n");
+    assert!(!unexplained.pass, "{unexplained:?}");
+    let line = "2026-12-07T10:00:00Z  WARN storage::index::apply::mailbox: UIDVALIDITY changed: \
+        the same mailbox was created earlier on another node user=\"demo\" mailbox=INBOX old=7 new=8\n";
+    let ok = check(line);
+    assert!(ok.pass, "{ok:?}");
+    assert_eq!(ok.counts.get("explained"), Some(&1));
+    // The other direction is another change, not explained by this line.
+    assert!(!check(&line.replace("old=7 new=8", "old=8 new=7")).pass);
+}

@@ -21,7 +21,7 @@ pub(super) fn create(
     }
     if let Some(mut mb) = tx.mailbox(mailbox)? {
         if merge::mailboxes::earlier_creation_wins(mb.created, time) {
-            if mb.uidnext > 1 && mb.uidvalidity != uidvalidity {
+            if mb.uidvalidity != uidvalidity {
                 // Clients see a new UIDVALIDITY and resynchronise; counted and explained here.
                 tracing::warn!(user = tx.user, mailbox = %mb.name, old = mb.uidvalidity,
                     new = uidvalidity, "UIDVALIDITY changed: the same mailbox was created \
