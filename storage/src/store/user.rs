@@ -17,7 +17,7 @@ use std::path::Path;
 /// group-commit writer; reads never wait for writers.
 pub struct UserStore {
     pub(crate) core: UserCore,
-    pub(super) writer: Writer,
+    pub(crate) writer: Writer,
     /// Per closed log segment, the highest sequence of each origin in it: lets `records_since`
     /// skip segments a peer already has.
     pub(super) segment_max: Mutex<HashMap<u32, VersionVector>>,

@@ -50,3 +50,61 @@ impl UserCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Flags, NewMessage, Store, StoreConfig, UserStore};
+    use std::time::{Duration, Instant};
+
+    fn append(u: &UserStore, subject: &str) -> crate::Result<u32> {
+        let raw = format!("Subject: {subject}\r\n\r\nbody\r\n");
+        u.append(
+            "INBOX",
+            NewMessage {
+                raw: raw.as_bytes(),
+                flags: Flags::new(),
+                internal_date: None,
+                delivery_key: None,
+            },
+        )
+        .map(|o| o.uid)
+    }
+
+    fn uids(u: &UserStore) -> Vec<u32> {
+        u.messages("INBOX").unwrap().iter().map(|m| m.uid).collect()
+    }
+
+    #[test]
+    fn a_failed_writer_recovers_at_a_later_write_and_keeps_what_it_acknowledged() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(d.path())).unwrap();
+        let u = store.user("u").unwrap();
+        let a = append(&u, "a").unwrap();
+        // A failed write or fsync poisoned the writer, and a recovery was just tried.
+        {
+            let mut ws = u.writer.lock_state();
+            ws.poisoned = Some("simulated fsync failure".into());
+            ws.retry_at = Some(Instant::now() + Duration::from_secs(3600));
+        }
+        let e = append(&u, "refused").unwrap_err();
+        assert!(e.to_string().contains("simulated fsync failure"), "{e}");
+        assert_eq!(uids(&u), [a], "reads go on; nothing more was written");
+        // Once recovery may run again, the next write recovers first and goes through.
+        u.writer.lock_state().retry_at = None;
+        let b = append(&u, "b").unwrap();
+        assert!(b > a);
+        assert!(u.writer.lock_state().poisoned.is_none());
+        assert_eq!(uids(&u), [a, b]);
+        // Peers are served every record once (the in-memory tail was started anew).
+        let all = u.records_since(&Default::default(), 1000).unwrap();
+        assert_eq!(all.len() as u64, u.version_vector().unwrap()[&1]);
+        drop(u);
+        drop(store);
+        let store = Store::open(StoreConfig::new(d.path())).unwrap();
+        assert_eq!(
+            uids(&store.user("u").unwrap()),
+            [a, b],
+            "and after a reopen"
+        );
+    }
+}
