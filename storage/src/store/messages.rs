@@ -87,6 +87,12 @@ impl UserStore {
 
     /// The raw message (decompressed object), byte for byte as stored.
     pub fn read_message(&self, object: &ObjectId) -> Result<Vec<u8>> {
+        self.read_located(object, |loc| self.read_at(loc, object))
+    }
+
+    /// `read` at the object's location; if that fails and the object has moved meanwhile (a
+    /// purge between our lookup and our read), once more at its new location.
+    fn read_located<T>(&self, object: &ObjectId, read: impl Fn(&ObjLoc) -> Result<T>) -> Result<T> {
         let lookup = || -> Result<ObjLoc> {
             self.core
                 .view()
@@ -94,10 +100,9 @@ impl UserStore {
                 .ok_or_else(|| StoreError::Other(format!("object {} not found", object.to_hex())))
         };
         let loc = lookup()?;
-        match self.read_at(&loc, object) {
-            // A purge may have moved the object between our lookup and our read: look again.
+        match read(&loc) {
             Err(e) => match lookup() {
-                Ok(now) if now != loc => self.read_at(&now, object),
+                Ok(now) if now != loc => read(&now),
                 _ => Err(e),
             },
             ok => ok,
@@ -120,21 +125,7 @@ impl UserStore {
         if let Some(o) = self.core.recent.lock().object(object) {
             return Ok(o);
         }
-        let lookup = || -> Result<ObjLoc> {
-            self.core
-                .view()
-                .get(&index::k_object(object))?
-                .ok_or_else(|| StoreError::Other(format!("object {} not found", object.to_hex())))
-        };
-        let loc = lookup()?;
-        match self.read_stored_at(&loc, object) {
-            // A purge may have moved the object between our lookup and our read: look again.
-            Err(e) => match lookup() {
-                Ok(now) if now != loc => self.read_stored_at(&now, object),
-                _ => Err(e),
-            },
-            ok => ok,
-        }
+        self.read_located(object, |loc| self.read_stored_at(loc, object))
     }
 
     fn read_stored_at(&self, loc: &ObjLoc, object: &ObjectId) -> Result<pack::Prepared> {
