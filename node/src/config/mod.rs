@@ -224,6 +224,9 @@ pub struct ClusterSettings {
     /// Raft mode: how long a node about to become active pulls what it lacks from its peers
     /// (per peer; an unreachable peer is skipped at once).
     pub raft_takeover_timeout: DurationSetting,
+    /// At start-up, before any client is served: how long the node pulls what it lacks from
+    /// each peer (an unreachable peer is skipped at once; 0 turns the pull off).
+    pub startup_catch_up_timeout: DurationSetting,
 }
 
 impl Default for ClusterSettings {
@@ -247,6 +250,7 @@ impl Default for ClusterSettings {
             raft_election_timeout_min: DurationSetting(Duration::from_millis(400)),
             raft_election_timeout_max: DurationSetting(Duration::from_millis(800)),
             raft_takeover_timeout: DurationSetting(Duration::from_secs(2)),
+            startup_catch_up_timeout: DurationSetting(Duration::from_secs(2)),
         }
     }
 }

@@ -205,7 +205,11 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         .context("cannot install the metrics recorder")?;
 
     // Replication binds its peer listener here too: before "ready".
-    let replicated = crate::cluster::start(&config, store.clone()).await?;
+    let vrrp = Arc::new(VrrpReport::default());
+    let replicated = crate::cluster::start(&config, store.clone(), vrrp.clone()).await?;
+    if let Some(r) = &replicated {
+        catch_up_before_serving(&r.handle, config.cluster.startup_catch_up_timeout.0).await;
+    }
     let hooks: Arc<dyn ClusterHooks> = match &replicated {
         Some(r) => r.clone(),
         None => Arc::new(Standalone),
@@ -326,7 +330,6 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             tracker.clone(),
         );
     }
-    let vrrp = Arc::new(VrrpReport::default());
     if let Some(l) = http_listener {
         let state = Arc::new(http::HealthState {
             node_id: config.cluster.node_id,
@@ -491,5 +494,37 @@ async fn give_up_role_on_index_failure(
             gate.coordinator().shutdown().await;
         }
         return;
+    }
+}
+
+/// A node that was down (crashed, stopped, cut off) first pulls what its peers took meanwhile,
+/// then serves: otherwise its clients would read, until replication catches up, UIDs that the
+/// survivors have since given to other messages, or messages expunged there (invariant 2).
+/// Bounded per peer; an unreachable peer (the whole cluster starting) is skipped.
+async fn catch_up_before_serving(handle: &replication::Handle, budget: std::time::Duration) {
+    if budget.is_zero() {
+        return;
+    }
+    let report = handle.catch_up(budget).await;
+    tracing::info!(
+        records = report.records(),
+        "replication: caught up with the peers before serving: {report}"
+    );
+    // And the other way: what this node wrote but no peer holds (a tail it committed just
+    // before it went down) goes out first, so the active node will not give its UIDs away.
+    let shipped = handle.wait_own_records_shipped(budget).await;
+    if shipped.unshipped.is_empty() {
+        tracing::info!(
+            users = shipped.users,
+            seconds = shipped.seconds,
+            "replication: every record this node wrote is on a peer"
+        );
+    } else {
+        tracing::warn!(
+            users = shipped.users,
+            seconds = shipped.seconds,
+            unshipped = ?shipped.unshipped,
+            "replication: serving although no peer acknowledged all of these users' records yet (peers unreachable?)"
+        );
     }
 }
