@@ -6,6 +6,7 @@ mod admin_socket;
 pub mod http;
 mod listen;
 mod protocol_settings;
+mod restart;
 
 use crate::active::{TrackFile, VrrpReport};
 use crate::auth::{AuthSettings, Authenticator};
@@ -486,13 +487,14 @@ async fn give_up_role_on_index_failure(
             continue;
         };
         tracing::error!(error = %why, "node: the index failed; giving up the active role \
-            (restart the node once the disk has room: the restart replays the log)");
+            (the node restarts itself once the disk has room: the restart replays the log)");
         if let Some(t) = &track_file {
             t.write(false);
         }
         if let Some(gate) = &raft {
             gate.coordinator().shutdown().await;
         }
+        restart::once_the_disk_has_room(&store, &shutdown).await;
         return;
     }
 }
