@@ -36,6 +36,8 @@ mod recovery;
 mod shared;
 pub mod store;
 pub mod types;
+pub use unconfirmed::VisibleLimit;
+mod unconfirmed;
 mod user_core;
 mod writer;
 

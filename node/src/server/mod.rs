@@ -78,6 +78,11 @@ pub fn store_config(config: &Config, default_quota: storage::QuotaLimits) -> sto
             storage::store::RECENT_OBJECTS_TOTAL
         },
         min_free_bytes: config.storage.min_free_space.0,
+        // `replicated` durability: clients see this node's writes once a peer holds them, so
+        // none can read a write the cluster loses with this node (invariants 2 and 3).
+        hide_unconfirmed_writes: crate::cluster::enabled(config)
+            && !config.cluster.peers.is_empty()
+            && config.cluster.durability == crate::config::Durability::Replicated,
     }
 }
 

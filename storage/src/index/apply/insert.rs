@@ -24,7 +24,20 @@ pub(super) fn append(
         return Ok(());
     };
     let modseq = bump(&mut mb);
-    if insert_entry(tx, &mut mb, entry, time, modseq, fx)? {
+    let earlier = match delivery_key {
+        Some(key) => super::dedupe::earlier_copy(tx, mailbox, key, &entry.guid, time)?,
+        None => None,
+    };
+    let inserted = insert_entry(tx, &mut mb, entry, time, modseq, fx)?;
+    if let Some(other) = earlier {
+        // A second copy of one delivery (a retry on another node): one stays, on every node.
+        let kept = super::dedupe::keep_one(tx, &mut mb, other, entry.guid)?;
+        if kept == other {
+            tx.put_mailbox(&mb);
+            return Ok(());
+        }
+    }
+    if inserted {
         if let Some(key) = delivery_key {
             // Remembered so a retried delivery is answered, not stored twice (invariant 4).
             let d = Delivery {
