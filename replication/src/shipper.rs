@@ -291,7 +291,7 @@ async fn ship_user(
 /// nothing it holds could contest them unseen (see `crate::confirm`).
 async fn confirm_own(sh: &Arc<Shared>, u: &Arc<dyn crate::store_api::ReplicaUser>, user: &str) {
     let reader = u.clone();
-    if let Ok(local) = crate::util::blocking(move || Ok(reader.version_vector()?)).await {
+    if let Ok(local) = crate::util::blocking(move || reader.version_vector()).await {
         crate::confirm::own_if_caught_up(sh, u, user, &local);
     }
 }
