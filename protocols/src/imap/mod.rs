@@ -34,4 +34,6 @@ pub use config::{ImapConfig, ImapContext};
 pub use connection::serve;
 
 #[cfg(test)]
+mod keyword_tests;
+#[cfg(test)]
 mod tests;

@@ -2,10 +2,45 @@
 //! bookkeeping that decides what the client is told when they change.
 
 use super::changes::{Changes, MailboxShare};
+use super::response::{Code, RespText};
 use super::response::{FetchItem, Untagged};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use storage::MessageMeta;
+use storage::{Flag, Flags, MessageMeta};
+
+/// The system flags every mailbox has.
+pub(crate) const SYSTEM_FLAGS: [&str; 5] =
+    ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+
+/// The keywords among `flags`.
+pub(crate) fn keywords_of(flags: &Flags) -> impl Iterator<Item = &str> {
+    flags.iter().filter_map(|f| match f {
+        Flag::Keyword(k) => Some(k.as_str()),
+        _ => None,
+    })
+}
+
+/// `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` for a mailbox whose keywords are
+/// `keywords` (RFC 9051 7.3.5): `\*` (new keywords may be made) only while fewer than
+/// `max_keywords` exist, so a client at the limit is told before its STORE fails.
+pub(crate) fn flags_announcement(
+    keywords: &BTreeSet<String>,
+    read_only: bool,
+    max_keywords: usize,
+) -> [Untagged<'static>; 2] {
+    let mut flags: Vec<String> = SYSTEM_FLAGS.iter().map(|f| f.to_string()).collect();
+    flags.extend(keywords.iter().cloned());
+    let list = Untagged::Flags(flags.iter().map(|f| f.clone().into()).collect());
+    let permanent = if read_only {
+        RespText::coded(Code::PermanentFlags(Vec::new()), "Read-only mailbox.")
+    } else {
+        if keywords.len() < max_keywords {
+            flags.push("\\*".into());
+        }
+        RespText::coded(Code::PermanentFlags(flags), "Flags permitted.")
+    };
+    [list, Untagged::Ok(permanent)]
+}
 
 /// One message of the session's snapshot of the selected mailbox.
 #[derive(Clone, Debug)]
@@ -35,6 +70,9 @@ pub(crate) struct Selected {
     pub synced_version: Option<u64>,
     /// Answers to "what changed since" shared with the other sessions of this mailbox.
     pub share: Arc<MailboxShare>,
+    /// The keywords this client was told of in FLAGS: every keyword any message of the
+    /// snapshot has is here before a FETCH shows it (RFC 9051 7.3.5).
+    pub keywords: BTreeSet<String>,
 }
 
 /// What [`Selected::take_in`] found: how many messages are new, and which UIDs' flags (or
@@ -42,6 +80,8 @@ pub(crate) struct Selected {
 pub(crate) struct TakenIn {
     pub added: usize,
     pub flag_changed: BTreeSet<u32>,
+    /// Keywords the client was not told of yet came in: FLAGS must go out first.
+    pub new_keywords: bool,
 }
 
 impl Selected {
@@ -57,6 +97,19 @@ impl Selected {
         self.msgs.last().map_or(0, |m| m.meta.uid)
     }
 
+    /// Adds the keywords of `flags` the client has not been told of; true when any was new
+    /// (the caller then sends [`flags_announcement`] before showing them).
+    pub fn learn_keywords(&mut self, flags: &Flags) -> bool {
+        let mut grew = false;
+        for k in keywords_of(flags) {
+            if !self.keywords.contains(k) {
+                self.keywords.insert(k.to_string());
+                grew = true;
+            }
+        }
+        grew
+    }
+
     /// Takes other sessions' changes into the snapshot: new entries for changed messages, new
     /// messages appended (recent when their UID is above `recent_above`), expunges held back
     /// in `pending_expunge` until they may be announced. With `condstore` a modseq change
@@ -66,8 +119,10 @@ impl Selected {
         let mut taken = TakenIn {
             added: 0,
             flag_changed: BTreeSet::new(),
+            new_keywords: false,
         };
         for meta in &changes.changed {
+            taken.new_keywords |= self.learn_keywords(&meta.flags);
             if let Some(m) = self
                 .index_of_uid(meta.uid)
                 .and_then(|i| self.msgs.get_mut(i))

@@ -407,6 +407,43 @@ impl Session {
         }
     }
 
+    /// Tells the client of keywords in `flags` it has not seen in FLAGS yet, with untagged
+    /// FLAGS and PERMANENTFLAGS, before any FETCH shows them (RFC 9051 7.3.5).
+    pub fn announce_keywords<'a>(&mut self, flags: impl IntoIterator<Item = &'a storage::Flags>) {
+        let max = self.ctx.config.max_keywords;
+        let Some(sel) = self.sel.as_mut() else {
+            return;
+        };
+        let mut grew = false;
+        for f in flags {
+            grew |= sel.learn_keywords(f);
+        }
+        if grew {
+            let lines = super::selected::flags_announcement(&sel.keywords, sel.read_only, max);
+            for r in &lines {
+                self.send(r);
+            }
+        }
+    }
+
+    /// Refuses a change that would give the selected mailbox more than the configured number
+    /// of keywords (those this session knows of, plus the new ones in `flags`).
+    pub fn check_keyword_limit(&self, flags: &storage::Flags) -> Result<(), Done> {
+        let max = self.ctx.config.max_keywords;
+        let known = self.sel.as_ref().map(|s| &s.keywords);
+        let new = super::selected::keywords_of(flags)
+            .filter(|k| known.is_none_or(|set| !set.contains(*k)))
+            .count();
+        let have = known.map_or(0, |set| set.len());
+        if new > 0 && have + new > max {
+            return Err(Done::no(
+                Code::Limit,
+                format!("Too many keywords in mailbox (limit {max})."),
+            ));
+        }
+        Ok(())
+    }
+
     /// The selected mailbox was deleted (or renamed away): as Dovecot, end the session.
     pub fn selected_mailbox_deleted(&mut self) {
         self.sel = None;
@@ -429,9 +466,17 @@ impl Session {
             condstore,
             ..
         } = self.enabled;
+        let max_keywords = self.ctx.config.max_keywords;
         let Some(sel) = self.sel.as_mut() else {
             return;
         };
+        if taken.new_keywords {
+            let lines =
+                super::selected::flags_announcement(&sel.keywords, sel.read_only, max_keywords);
+            for r in &lines {
+                enc.untagged(&mut self.out, r);
+            }
+        }
         if allow_expunge {
             for r in sel.expunge_pending(qresync) {
                 enc.untagged(&mut self.out, &r);

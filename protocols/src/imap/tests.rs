@@ -100,7 +100,7 @@ impl Client {
     }
 
     /// Logs in, appends `msgs` to INBOX (tags a1, a2, ...) and selects INBOX.
-    async fn selected(ctx: Arc<ImapContext>, msgs: &[&str]) -> Client {
+    pub(crate) async fn selected(ctx: Arc<ImapContext>, msgs: &[&str]) -> Client {
         let mut c = Client::login(ctx).await;
         for (i, msg) in msgs.iter().enumerate() {
             let tag = format!("a{}", i + 1);
@@ -117,9 +117,9 @@ fn demo() -> Arc<ImapContext> {
     context(TestBackend::demo(), ImapConfig::default())
 }
 
-const MSG: &str = "From: Alice <alice@example.com>\r\nTo: demo@example.com\r\nSubject: hello\r\nMessage-ID: <1@example.com>\r\nDate: Mon, 23 Nov 2026 05:00:00 +0000\r\n\r\nHello there.\r\n";
+pub(crate) const MSG: &str = "From: Alice <alice@example.com>\r\nTo: demo@example.com\r\nSubject: hello\r\nMessage-ID: <1@example.com>\r\nDate: Mon, 23 Nov 2026 05:00:00 +0000\r\n\r\nHello there.\r\n";
 
-async fn append(c: &mut Client, tag: &str, mailbox: &str, msg: &str) -> Vec<String> {
+pub(crate) async fn append(c: &mut Client, tag: &str, mailbox: &str, msg: &str) -> Vec<String> {
     c.send(&format!(
         "{tag} APPEND {mailbox} (\\Seen) {{{}+}}\r\n{msg}\r\n",
         msg.len()

@@ -64,6 +64,23 @@ fn prepare(
     })
 }
 
+/// The keyword limit: against the keywords this session knows when `mailbox` is the one
+/// selected; another mailbox's keywords are not loaded for this, so there only the
+/// message's own keywords count.
+fn keyword_limit(s: &Session, mailbox: &str, flags: &storage::Flags) -> Result<(), Done> {
+    if s.sel.as_ref().is_some_and(|sel| sel.name == mailbox) {
+        return s.check_keyword_limit(flags);
+    }
+    let max = s.ctx.config.max_keywords;
+    if crate::imap::selected::keywords_of(flags).count() > max {
+        return Err(Done::no(
+            Code::Limit,
+            format!("Too many keywords in mailbox (limit {max})."),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn append(
     s: &mut Session,
     mailbox: Mailbox<'static>,
@@ -73,6 +90,7 @@ pub(crate) async fn append(
 ) -> Reply {
     let name = s.mailbox_arg(&mailbox)?;
     let p = prepare(&flags, date, &message)?;
+    keyword_limit(s, &name, &p.flags)?;
     let target = name.clone();
     let outcome = s
         .store_write(move |st| p.append_to(st, &target))
@@ -101,6 +119,11 @@ pub(crate) async fn multi_append(
         .iter()
         .map(|m| prepare(&m.flags, m.date.clone(), &m.message))
         .collect::<Result<Vec<_>, Done>>()?;
+    let mut all_flags = storage::Flags::new();
+    for p in &prepared {
+        all_flags.extend(p.flags.iter().cloned());
+    }
+    keyword_limit(s, &name, &all_flags)?;
     drop(messages);
     let target = name.clone();
     let (uidvalidity, uids) = s

@@ -297,6 +297,7 @@ async fn set_seen(s: &mut Session, idx: &[usize]) -> Result<Vec<u32>, Done> {
     let outcome = s
         .store_write(move |st| st.store_flags(&name, &unseen, FlagMode::Add, &seen, None))
         .await?;
+    s.announce_keywords(outcome.updated.iter().map(|(_, f, _)| f));
     let mut seen_now = Vec::new();
     if let Some(sel) = s.sel.as_mut() {
         for (u, flags, modseq) in outcome.updated {

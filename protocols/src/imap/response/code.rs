@@ -27,6 +27,8 @@ pub enum Code {
     },
     HighestModSeq(u64),
     InUse,
+    /// RFC 5530: a server limit (here: keywords per mailbox) was reached.
+    Limit,
     /// CONDSTORE (RFC 7162 3.1.3): the messages a conditional STORE left alone.
     Modified(Vec<u32>),
     NonExistent,
@@ -57,6 +59,7 @@ impl Code {
             Code::Cannot => "CANNOT",
             Code::Closed => "CLOSED",
             Code::InUse => "INUSE",
+            Code::Limit => "LIMIT",
             Code::NonExistent => "NONEXISTENT",
             Code::OverQuota => "OVERQUOTA",
             Code::PrivacyRequired => "PRIVACYREQUIRED",
