@@ -323,6 +323,8 @@ impl Session {
                 "SORT",
                 "SORT=DISPLAY",
                 "ESORT",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
                 "CONDSTORE",
                 "QRESYNC",
                 "STATUS=SIZE",

@@ -18,6 +18,7 @@ mod sort;
 mod status;
 mod status_data;
 mod store;
+mod thread;
 
 use super::parse::Kind;
 use super::reply::{Done, Reply};
@@ -31,7 +32,13 @@ pub(crate) fn allows_expunge(kind: &Kind) -> bool {
     !matches!(
         kind,
         Kind::SearchReturn { .. }
-            | Kind::Codec(C::Search { .. } | C::Sort { .. } | C::Fetch { .. } | C::Store { .. })
+            | Kind::Codec(
+                C::Search { .. }
+                    | C::Sort { .. }
+                    | C::Thread { .. }
+                    | C::Fetch { .. }
+                    | C::Store { .. }
+            )
     )
 }
 
@@ -140,6 +147,7 @@ async fn selected(s: &mut Session, body: CommandBody<'static>) -> Reply {
         C::ExpungeUid { sequence_set } => expunge::expunge(s, Some(sequence_set)).await,
         C::Search { .. } => search::search(s, body, None).await,
         C::Sort { .. } => sort::sort(s, body, None).await,
+        C::Thread { .. } => thread::thread(s, body).await,
         C::Fetch {
             sequence_set,
             macro_or_item_names,

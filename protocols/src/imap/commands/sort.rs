@@ -154,7 +154,7 @@ fn compare(a: &Keys, b: &Keys, criteria: &[SortCriterion]) -> Ordering {
 
 /// The Date header as a UTC timestamp; None when it cannot be parsed (the internal date is
 /// used then, RFC 5256 section 2.2).
-fn sent_date(v: &[u8]) -> Option<i64> {
+pub(super) fn sent_date(v: &[u8]) -> Option<i64> {
     let d = mail_parser::DateTime::parse_rfc822(&decode_header_value(v))?;
     d.is_valid().then(|| d.to_timestamp())
 }
@@ -201,6 +201,13 @@ fn display_name(list: &[Address]) -> String {
 
 /// RFC 5256 section 2.1: the base subject of a decoded subject, case-folded.
 pub(crate) fn base_subject(decoded: &str) -> String {
+    base_subject_reply(decoded).0
+}
+
+/// [`base_subject`], and whether the subject was a reply or forward: a subj-refwd leader,
+/// a "(fwd)" trailer or a "[fwd: ...]" wrapper was removed (THREAD=REFERENCES step 5).
+pub(crate) fn base_subject_reply(decoded: &str) -> (String, bool) {
+    let mut reply = false;
     // (1) whitespace runs to one space.
     let mut s = String::with_capacity(decoded.len());
     for w in decoded.split_whitespace() {
@@ -216,6 +223,7 @@ pub(crate) fn base_subject(decoded: &str) -> String {
             let t = s.trim_end();
             if let Some(x) = t.strip_suffix("(FWD)") {
                 s = x.to_string();
+                reply = true;
             } else {
                 s = t.to_string();
                 break;
@@ -224,7 +232,9 @@ pub(crate) fn base_subject(decoded: &str) -> String {
         // (3)-(5) leaders and blobs, until nothing changes.
         loop {
             let before = s.len();
-            s = strip_leader(&s).to_string();
+            let (rest, refwd) = strip_leader(&s);
+            reply |= refwd;
+            s = rest.to_string();
             if let Some(rest) = strip_blob(&s) {
                 if !rest.is_empty() {
                     s = rest.to_string();
@@ -237,9 +247,10 @@ pub(crate) fn base_subject(decoded: &str) -> String {
         // (6) "[fwd: ...]" wrapper.
         if let Some(inner) = s.strip_prefix("[FWD:").and_then(|r| r.strip_suffix(']')) {
             s = inner.to_string();
+            reply = true;
             continue;
         }
-        return s;
+        return (s, reply);
     }
 }
 
@@ -252,10 +263,10 @@ fn strip_blob(s: &str) -> Option<&str> {
 }
 
 /// One subj-leader: leading whitespace, or *subj-blob subj-refwd ("re" / "fw" / "fwd", *WSP,
-/// an optional blob, ":").
-fn strip_leader(s: &str) -> &str {
+/// an optional blob, ":"). The flag says a subj-refwd was removed.
+fn strip_leader(s: &str) -> (&str, bool) {
     if s.starts_with(' ') || s.starts_with('\t') {
-        return s.trim_start();
+        return (s.trim_start(), false);
     }
     let mut rest = s;
     while let Some(r) = strip_blob(rest) {
@@ -268,15 +279,15 @@ fn strip_leader(s: &str) -> &str {
     } else if let Some(r) = rest.strip_prefix("FW") {
         r
     } else {
-        return s;
+        return (s, false);
     };
     let mut after = after.trim_start();
     if let Some(r) = strip_blob(after) {
         after = r;
     }
     match after.strip_prefix(':') {
-        Some(r) => r,
-        None => s,
+        Some(r) => (r, true),
+        None => (s, false),
     }
 }
 
@@ -304,6 +315,10 @@ mod tests {
         // "re" that is not followed by a colon is a word.
         assert_eq!(base_subject("Reply needed"), "REPLY NEEDED");
         assert_eq!(base_subject(""), "");
+        assert_eq!(base_subject_reply("Re: x"), ("X".into(), true));
+        assert_eq!(base_subject_reply("x (fwd)"), ("X".into(), true));
+        assert_eq!(base_subject_reply("[Fwd: x]"), ("X".into(), true));
+        assert_eq!(base_subject_reply("[list] x"), ("X".into(), false));
         // Upper-case folding puts "_" and "[" after letters, as Dovecot sorts.
         assert!(base_subject("_") > base_subject("z"));
         assert!(base_subject("[xyz]") > base_subject("z"));

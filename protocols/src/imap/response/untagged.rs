@@ -63,6 +63,74 @@ pub enum Untagged<'a> {
     },
     /// ESEARCH (RFC 4731), also ESORT's answer (RFC 5267).
     ESearch(ESearch<'a>),
+    /// THREAD (RFC 5256): the threads, oldest first.
+    Thread(&'a ThreadTree),
+}
+
+/// A THREAD answer: nodes in one arena (so a deep thread is no deep recursion when built,
+/// written or dropped) and the threads' roots in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadTree {
+    pub nodes: Vec<ThreadNode>,
+    pub roots: Vec<usize>,
+}
+
+/// A message (its number), or a dummy (None) standing for a missing parent, with its
+/// replies (indices into [`ThreadTree::nodes`]) in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadNode {
+    pub num: Option<u32>,
+    pub children: Vec<usize>,
+}
+
+impl ThreadTree {
+    /// The threads as RFC 5256 writes them: each in parentheses; a message followed by its
+    /// one reply as a chain (`1 2 3`) or by its several replies each in parentheses
+    /// (`1 (2)(3 4)`); a dummy has only the parenthesized replies.
+    fn write(&self, out: &mut Vec<u8>) {
+        enum Step {
+            Node(usize),
+            Byte(u8),
+        }
+        let mut stack: Vec<Step> = Vec::new();
+        for &r in self.roots.iter().rev() {
+            stack.push(Step::Byte(b')'));
+            stack.push(Step::Node(r));
+            stack.push(Step::Byte(b'('));
+        }
+        while let Some(step) = stack.pop() {
+            let node = match step {
+                Step::Byte(b) => {
+                    out.push(b);
+                    continue;
+                }
+                Step::Node(i) => match self.nodes.get(i) {
+                    Some(n) => n,
+                    None => continue,
+                },
+            };
+            if let Some(n) = node.num {
+                number(out, u64::from(n));
+            }
+            match node.children.as_slice() {
+                [] => {}
+                [only] if node.num.is_some() => {
+                    out.push(b' ');
+                    stack.push(Step::Node(*only));
+                }
+                many => {
+                    if node.num.is_some() {
+                        out.push(b' ');
+                    }
+                    for &c in many.iter().rev() {
+                        stack.push(Step::Byte(b')'));
+                        stack.push(Step::Node(c));
+                        stack.push(Step::Byte(b'('));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The data of an ESEARCH response; absent parts are left out.
@@ -236,6 +304,13 @@ impl Encoder {
             Untagged::Search { nums, modseq } => numbers(out, "SEARCH", nums, *modseq),
             Untagged::Sort { nums, modseq } => numbers(out, "SORT", nums, *modseq),
             Untagged::ESearch(e) => self.esearch(out, e),
+            Untagged::Thread(tree) => {
+                out.extend_from_slice(b"THREAD");
+                if !tree.roots.is_empty() {
+                    out.push(b' ');
+                }
+                tree.write(out);
+            }
         }
     }
 
