@@ -174,6 +174,9 @@ impl Session {
             if let Err(d) = self.sync(allow_expunge).await {
                 tracing::warn!("mailbox update failed: {d:?}");
             }
+            if let Err(d) = commands::update_contexts(self).await {
+                tracing::warn!("search context update failed: {d:?}");
+            }
         }
         let done = self.finish(Some(&tag), done);
         if self.pending_close {

@@ -31,8 +31,13 @@ pub enum Kind {
     /// codec-parsed Search or Sort body.
     SearchReturn {
         options: Vec<String>,
+        /// `PARTIAL first:last` (RFC 9394): positions in the result, 1-based; negative ones
+        /// count from the end. Both have the same sign; `first` is the nearer to that end.
+        partial: Option<(i64, i64)>,
         body: CommandBody<'static>,
     },
+    /// CANCELUPDATE (RFC 5267): the tags of the searches whose updates end.
+    CancelUpdate(Vec<String>),
     /// APPEND with more than one message (RFC 3502 MULTIAPPEND); each message's part was
     /// parsed by imap-codec as a one-message APPEND.
     MultiAppend {
@@ -195,6 +200,26 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
             if is_sort { "SORT" } else { "SEARCH" },
         );
     }
+    if cmd.atom_eq("CANCELUPDATE") {
+        let invalid = || {
+            bad(
+                msg,
+                "Error in IMAP command CANCELUPDATE: Invalid arguments.",
+            )
+        };
+        let tags = toks
+            .get(2..)
+            .unwrap_or_default()
+            .iter()
+            .map(|t| match &t.tok {
+                Tok::Str(b) => String::from_utf8(b.clone()).ok(),
+                _ => None,
+            })
+            .collect::<Option<Vec<String>>>()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(invalid)?;
+        return Ok(Some(Kind::CancelUpdate(tags)));
+    }
     if cmd.atom_eq("APPEND") {
         if let Some(kind) = multi_append(msg, toks)? {
             return Ok(Some(kind));
@@ -225,10 +250,25 @@ fn search_return(
         return Err(invalid());
     }
     let mut options = Vec::new();
+    let mut partial = None;
     let mut i = open + 1;
     loop {
         match toks.get(i).map(|t| &t.tok) {
             Some(Tok::Close) => break,
+            Some(Tok::Atom(a)) if a.eq_ignore_ascii_case("PARTIAL") => {
+                i += 1;
+                let range = match toks.get(i).map(|t| &t.tok) {
+                    Some(Tok::Atom(r)) => partial_range(r),
+                    _ => None,
+                };
+                if partial.is_some() || range.is_none() {
+                    return Err(bad(
+                        msg,
+                        &format!("Error in IMAP command {name}: Invalid PARTIAL range."),
+                    ));
+                }
+                partial = range;
+            }
             Some(Tok::Atom(a)) => options.push(a.to_ascii_uppercase()),
             _ => return Err(invalid()),
         }
@@ -236,7 +276,7 @@ fn search_return(
     }
     for o in &options {
         // SAVE (SEARCHRES, RFC 5182) is not offered.
-        if !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT") {
+        if !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT" | "UPDATE") {
             return Err(bad(
                 msg,
                 &format!("Error in IMAP command {name}: Unknown RETURN option {o}."),
@@ -252,7 +292,31 @@ fn search_return(
     let tail = tail.strip_prefix(b" ").unwrap_or(tail);
     rest.extend_from_slice(tail);
     let body = codec_parse(&rest)?;
-    Ok(Some(Kind::SearchReturn { options, body }))
+    Ok(Some(Kind::SearchReturn {
+        options,
+        partial,
+        body,
+    }))
+}
+
+/// A PARTIAL range (RFC 9394): `a:b` of non-zero 32-bit numbers of one sign, `*` not
+/// allowed; returned with the end nearer the result's start (or end, when negative) first.
+pub fn partial_range(r: &str) -> Option<(i64, i64)> {
+    let (a, b) = r.split_once(':')?;
+    let num = |x: &str| -> Option<i64> {
+        let digits = x.strip_prefix('-').unwrap_or(x);
+        if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        x.parse::<i64>()
+            .ok()
+            .filter(|n| *n != 0 && n.unsigned_abs() <= u64::from(u32::MAX))
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    if (a < 0) != (b < 0) {
+        return None;
+    }
+    Some(if a.abs() <= b.abs() { (a, b) } else { (b, a) })
 }
 
 /// `CREATE name (USE (attrs))` (RFC 6154 CREATE-SPECIAL-USE).
@@ -510,19 +574,38 @@ mod tests {
     #[test]
     fn search_return_and_create_use() {
         let r = parse(b"s UID SEARCH RETURN (MIN COUNT) UNSEEN\r\n").unwrap();
-        let Kind::SearchReturn { options, body } = r.kind else {
+        let Kind::SearchReturn { options, body, .. } = r.kind else {
             panic!()
         };
         assert_eq!(options, vec!["MIN", "COUNT"]);
         assert!(matches!(body, CommandBody::Search { uid: true, .. }));
         let r = parse(b"s SORT RETURN (ALL) (REVERSE DATE) UTF-8 ALL\r\n").unwrap();
-        let Kind::SearchReturn { options, body } = r.kind else {
+        let Kind::SearchReturn { options, body, .. } = r.kind else {
             panic!()
         };
         assert_eq!(options, vec!["ALL"]);
         assert!(matches!(body, CommandBody::Sort { uid: false, .. }));
-        let e = parse(b"s SORT RETURN (PARTIAL 1:2) (DATE) UTF-8 ALL\r\n").unwrap_err();
+        let e = parse(b"s SORT RETURN (SAVE) (DATE) UTF-8 ALL\r\n").unwrap_err();
         assert!(e.text.text.contains("IMAP command SORT: "), "{:?}", e.text);
+        let r = parse(b"s SORT RETURN (PARTIAL 4:2 UPDATE) (DATE) UTF-8 ALL\r\n").unwrap();
+        let Kind::SearchReturn {
+            options, partial, ..
+        } = r.kind
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (options, partial),
+            (vec!["UPDATE".to_string()], Some((2, 4)))
+        );
+        for bad_range in ["1", "1:*", "*:1", "0:3", "-1:2", "1:4294967296"] {
+            let cmd = format!("s SEARCH RETURN (PARTIAL {bad_range}) ALL\r\n");
+            assert!(parse(cmd.as_bytes()).is_err(), "{bad_range}");
+        }
+        assert_eq!(partial_range("-5:-1"), Some((-1, -5)));
+        let r = parse(b"c CANCELUPDATE \"a1\" \"b2\"\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::CancelUpdate(t) if t == ["a1", "b2"]));
+        assert!(parse(b"c CANCELUPDATE a1\r\n").is_err());
         let r = parse(b"c CREATE Spam (USE (\\Junk))\r\n").unwrap();
         assert!(matches!(r.kind, Kind::CreateUse { .. }));
         let e = parse(b"c CREATE Spam (USE (\\Bogus))\r\n").unwrap_err();

@@ -70,10 +70,32 @@ pub(crate) struct Selected {
     pub synced_version: Option<u64>,
     /// Answers to "what changed since" shared with the other sessions of this mailbox.
     pub share: Arc<MailboxShare>,
+    /// Searches whose results are kept up to date (RFC 5267 UPDATE); they end with the
+    /// selection.
+    pub contexts: Vec<SearchContext>,
+    /// (messages, last UID, highest message modseq) when the contexts were last evaluated.
+    pub contexts_seen: (usize, u32, u64),
     /// The keywords this client was told of in FLAGS: every keyword any message of the
     /// snapshot has is here before a FETCH shows it (RFC 9051 7.3.5).
     pub keywords: BTreeSet<String>,
 }
+
+/// A search or sort whose result the client is kept told of (RFC 5267 CONTEXT=SEARCH,
+/// CONTEXT=SORT).
+#[derive(Debug)]
+pub(crate) struct SearchContext {
+    /// The tag of the command that made it: its ESEARCH updates carry it.
+    pub tag: String,
+    pub uid: bool,
+    pub key: crate::imap::message::SearchKey,
+    /// SORT's criteria; None for SEARCH.
+    pub sort: Option<Vec<imap_codec::imap_types::extensions::sort::SortCriterion>>,
+    /// The result's UIDs: ascending for SEARCH, in sort order for SORT.
+    pub result: Vec<u32>,
+}
+
+/// A context's REMOVEFROM: its tag, whether it reports UIDs, and (position, numbers) pairs.
+pub(crate) type ContextRemoval = (String, bool, Vec<(u32, Vec<u32>)>);
 
 /// What [`Selected::take_in`] found: how many messages are new, and which UIDs' flags (or
 /// modseqs) changed.
@@ -146,6 +168,70 @@ impl Selected {
         }
         self.modseq_seen = self.modseq_seen.max(changes.highestmodseq);
         taken
+    }
+
+    /// The (messages, last UID, highest modseq) signature of the snapshot: when it is unchanged
+    /// no context result can have changed.
+    pub fn signature(&self) -> (usize, u32, u64) {
+        let modseq = self.msgs.iter().map(|m| m.meta.modseq).max().unwrap_or(0);
+        (self.msgs.len(), self.last_uid(), modseq)
+    }
+
+    /// ESEARCH REMOVEFROM for the context results that hold UIDs of `gone`, with the
+    /// sequence numbers as they stand before the EXPUNGE responses that must follow
+    /// (RFC 5267 4.3); the UIDs leave the results.
+    pub fn contexts_expunged(&mut self, gone: &[u32]) -> Vec<ContextRemoval> {
+        let mut out = Vec::new();
+        if self.contexts.is_empty() {
+            return out;
+        }
+        let gone: BTreeSet<u32> = gone.iter().copied().collect();
+        for c in &mut self.contexts {
+            let mut pairs = Vec::new();
+            if c.sort.is_none() {
+                let nums: Vec<u32> = c
+                    .result
+                    .iter()
+                    .filter(|u| gone.contains(u))
+                    .filter_map(|&u| {
+                        if c.uid {
+                            Some(u)
+                        } else {
+                            self.msgs
+                                .binary_search_by_key(&u, |m| m.meta.uid)
+                                .ok()
+                                .map(|i| i as u32 + 1)
+                        }
+                    })
+                    .collect();
+                if !nums.is_empty() {
+                    pairs.push((0, nums));
+                }
+            } else {
+                // One pair per message, last position first, so each applies in turn.
+                for (pos, &u) in c.result.iter().enumerate().rev() {
+                    if !gone.contains(&u) {
+                        continue;
+                    }
+                    let num = if c.uid {
+                        Some(u)
+                    } else {
+                        self.msgs
+                            .binary_search_by_key(&u, |m| m.meta.uid)
+                            .ok()
+                            .map(|i| i as u32 + 1)
+                    };
+                    if let Some(n) = num {
+                        pairs.push((pos as u32 + 1, vec![n]));
+                    }
+                }
+            }
+            c.result.retain(|u| !gone.contains(u));
+            if !pairs.is_empty() {
+                out.push((c.tag.clone(), c.uid, pairs));
+            }
+        }
+        out
     }
 
     /// Removes the expunged UIDs `gone` from the snapshot and says so: one VANISHED for a

@@ -323,6 +323,9 @@ impl Session {
                 "SORT",
                 "SORT=DISPLAY",
                 "ESORT",
+                "CONTEXT=SEARCH",
+                "CONTEXT=SORT",
+                "PARTIAL",
                 "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES",
                 "CONDSTORE",
@@ -404,8 +407,12 @@ impl Session {
         let Some(sel) = self.sel.as_mut() else {
             return;
         };
-        for r in sel.expunge(gone, qresync) {
-            self.send(&r);
+        let removed = sel.contexts_expunged(gone);
+        let lines = sel.expunge(gone, qresync);
+        let enc = self.encoder();
+        send_removefrom(&enc, &mut self.out, removed);
+        for r in &lines {
+            enc.untagged(&mut self.out, r);
         }
     }
 
@@ -480,6 +487,8 @@ impl Session {
             }
         }
         if allow_expunge {
+            let pending: Vec<u32> = sel.pending_expunge.iter().copied().collect();
+            send_removefrom(&enc, &mut self.out, sel.contexts_expunged(&pending));
             for r in sel.expunge_pending(qresync) {
                 enc.untagged(&mut self.out, &r);
             }
@@ -495,6 +504,23 @@ impl Session {
         for r in sel.flag_fetches(taken.flag_changed, condstore) {
             enc.untagged(&mut self.out, &r);
         }
+    }
+}
+
+/// ESEARCH REMOVEFROM for context results that lost expunged messages: (tag, uid, pairs).
+fn send_removefrom(
+    enc: &Encoder,
+    out: &mut Vec<u8>,
+    removed: Vec<super::selected::ContextRemoval>,
+) {
+    for (tag, uid, pairs) in removed {
+        let e = super::response::ESearch {
+            tag: &tag,
+            uid,
+            removefrom: pairs,
+            ..Default::default()
+        };
+        enc.untagged(out, &Untagged::ESearch(e));
     }
 }
 

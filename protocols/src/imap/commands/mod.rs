@@ -4,6 +4,7 @@
 mod any;
 mod append;
 mod auth;
+mod context;
 mod copy;
 mod enable;
 mod expunge;
@@ -42,6 +43,8 @@ pub(crate) fn allows_expunge(kind: &Kind) -> bool {
     )
 }
 
+pub(crate) use context::update as update_contexts;
+
 fn not_authenticated() -> Reply {
     Err(Done::Bad("Please log in first.".into()))
 }
@@ -58,13 +61,20 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
         Kind::SearchReturn { .. } if s.state != State::Selected => not_selected(),
         _ if !authed => not_authenticated(),
         Kind::List(args) => list::list(s, args).await,
-        Kind::SearchReturn { options, body } => {
+        Kind::SearchReturn {
+            options,
+            partial,
+            body,
+        } => {
+            let returns = matching::Returns::new(options, partial);
             if matches!(body, CommandBody::Sort { .. }) {
-                sort::sort(s, body, Some(options)).await
+                sort::sort(s, body, Some(returns)).await
             } else {
-                search::search(s, body, Some(options)).await
+                search::search(s, body, Some(returns)).await
             }
         }
+        Kind::CancelUpdate(_) if s.state != State::Selected => not_selected(),
+        Kind::CancelUpdate(tags) => context::cancel(s, &tags),
         Kind::MultiAppend { mailbox, messages } => append::multi_append(s, mailbox, messages).await,
         Kind::CreateUse {
             mailbox,

@@ -69,6 +69,8 @@ pub(crate) async fn select(
         synced_version: version,
         share: crate::imap::changes::share(&store, info.id),
         keywords,
+        contexts: Vec::new(),
+        contexts_seen: (0, 0, 0),
     };
     if let Some(q) = qresync.filter(|q| q.uidvalidity == info.uidvalidity) {
         resync(s, &mut sel, q).await?;

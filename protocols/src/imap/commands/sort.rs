@@ -4,8 +4,9 @@
 //! come from the message's parsed envelope (cached facts), so sorting by header reads no
 //! message body.
 
-use super::matching::{check_charset, collect_matches, criteria_key, esearch};
+use super::matching::{check_charset, collect_matches, criteria_key, esearch, Returns};
 use crate::imap::message::decode_header_value;
+use crate::imap::message::SearchKey;
 use crate::imap::reply::{Done, Reply};
 use crate::imap::response::Untagged;
 use crate::imap::session::Session;
@@ -34,7 +35,7 @@ struct Keys {
 pub(crate) async fn sort(
     s: &mut Session,
     body: CommandBody<'static>,
-    returns: Option<Vec<String>>,
+    returns: Option<Returns>,
 ) -> Reply {
     let CommandBody::Sort {
         sort_criteria,
@@ -50,28 +51,25 @@ pub(crate) async fn sort(
     check_charset(&charset)?;
     let (key, uses_modseq) = criteria_key(s, search_criteria.as_ref());
     let criteria: Vec<SortCriterion> = sort_criteria.into_inner();
-    let crit = criteria.clone();
-    let wants_facts = crit.iter().any(|c| needs_facts(&c.key));
-    let mut hits: Vec<(Keys, u32, u64)> =
-        collect_matches(s, key, "sort", move |seq, meta, content| {
-            let facts = if wants_facts { content.facts() } else { None };
-            (keys_of(seq, meta, facts, &crit), meta.uid, meta.modseq)
-        })
-        .await?;
-    hits.sort_by(|a, b| compare(&a.0, &b.0, &criteria));
-    let nums: Vec<u32> = hits
-        .iter()
-        .map(|h| if uid { h.1 } else { h.0.seq })
-        .collect();
     // (seq, uid, modseq) in sort order: ESORT's MIN and MAX are the first and last sorted.
-    let sorted: Vec<(u32, u32, u64)> = hits.iter().map(|h| (h.0.seq, h.1, h.2)).collect();
+    let sorted = sorted(s, key.clone(), criteria.clone()).await?;
+    let nums: Vec<u32> = sorted.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
     let modseq_of = uses_modseq.then_some(&sorted[..]);
     match returns {
-        Some(opts) => {
+        Some(ret) => {
             let tag = s.current_tag.clone();
             s.send(&Untagged::ESearch(esearch(
-                &tag, uid, &opts, &nums, modseq_of,
+                &tag,
+                uid,
+                &ret.options,
+                ret.partial,
+                &nums,
+                modseq_of,
             )));
+            if ret.update {
+                let result = sorted.iter().map(|h| h.1).collect();
+                super::context::register(s, &tag, uid, key, Some(criteria), result)?;
+            }
         }
         None => {
             let modseq = modseq_of.and_then(|h| h.iter().map(|x| x.2).max());
@@ -82,6 +80,26 @@ pub(crate) async fn sort(
         }
     }
     Ok(Done::Ok("Sort completed.".into()))
+}
+
+/// The matches of `key` as (seq, uid, modseq), in the order of `criteria` (ties by sequence
+/// number); also what a SORT context re-evaluates.
+pub(super) fn sorted(
+    s: &Session,
+    key: SearchKey,
+    criteria: Vec<SortCriterion>,
+) -> impl std::future::Future<Output = Result<Vec<(u32, u32, u64)>, Done>> + Send + 'static {
+    let crit = criteria.clone();
+    let wants_facts = crit.iter().any(|c| needs_facts(&c.key));
+    let found = collect_matches(s, key, "sort", move |seq, meta, content| {
+        let facts = if wants_facts { content.facts() } else { None };
+        (keys_of(seq, meta, facts, &crit), meta.uid, meta.modseq)
+    });
+    async move {
+        let mut hits: Vec<(Keys, u32, u64)> = found.await?;
+        hits.sort_by(|a, b| compare(&a.0, &b.0, &criteria));
+        Ok(hits.iter().map(|h| (h.0.seq, h.1, h.2)).collect())
+    }
 }
 
 fn needs_facts(k: &SortKey) -> bool {
@@ -366,7 +384,7 @@ mod tests {
         let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let line = |uid, opts: &[&str], nums: &[u32], hits: Option<&[(u32, u32, u64)]>| {
             let mut out = Vec::new();
-            let r = Untagged::ESearch(esearch("t", uid, &o(opts), nums, hits));
+            let r = Untagged::ESearch(esearch("t", uid, &o(opts), None, nums, hits));
             crate::imap::response::Encoder::default().untagged(&mut out, &r);
             String::from_utf8(out).unwrap()
         };

@@ -145,7 +145,15 @@ pub struct ESearch<'a> {
     pub all: Option<Cow<'a, [u32]>>,
     pub count: Option<u64>,
     pub modseq: Option<u64>,
+    /// PARTIAL (RFC 9394): the range asked for and the numbers in it (None = NIL).
+    pub partial: Option<PartialResult<'a>>,
+    /// Context updates (RFC 5267): (position, numbers) pairs; position 0 for SEARCH.
+    pub addto: Vec<(u32, Vec<u32>)>,
+    pub removefrom: Vec<(u32, Vec<u32>)>,
 }
+
+/// PARTIAL's answer: the range asked for and the numbers in it (None = NIL).
+pub type PartialResult<'a> = ((i64, i64), Option<Cow<'a, [u32]>>);
 
 /// One FETCH data item.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -343,6 +351,31 @@ impl Encoder {
                 esearch_item(out, word);
                 number(out, n);
             }
+        }
+        if let Some(((a, b), nums)) = &e.partial {
+            esearch_item(out, "PARTIAL");
+            out.extend_from_slice(format!("({a}:{b} ").as_bytes());
+            match nums {
+                Some(n) if !n.is_empty() => set(out, n),
+                _ => out.extend_from_slice(b"NIL"),
+            }
+            out.push(b')');
+        }
+        for (word, pairs) in [("ADDTO", &e.addto), ("REMOVEFROM", &e.removefrom)] {
+            if pairs.is_empty() {
+                continue;
+            }
+            esearch_item(out, word);
+            out.push(b'(');
+            for (i, (pos, nums)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                number(out, u64::from(*pos));
+                out.push(b' ');
+                set(out, nums);
+            }
+            out.push(b')');
         }
     }
 }
