@@ -118,11 +118,20 @@ impl Session {
                 tag.as_deref(),
                 Done::Bad("Error in IMAP command received by server: Too long argument.".into()),
             ),
-            Frame::Command(msg) => match parse::parse(&msg) {
+            Frame::Command(msg) => match parse::parse(&self.expand_saved(msg)) {
                 Ok(req) => self.command(req).await,
                 Err(e) => self.finish(e.tag.as_deref(), Done::Bad(e.text)),
             },
         }
+    }
+
+    /// SEARCHRES: `$` written out as the saved result (see [`super::searchres`]).
+    fn expand_saved(&self, msg: Vec<u8>) -> Vec<u8> {
+        let Some(sel) = self.sel.as_ref() else {
+            return msg;
+        };
+        let seq_of = |u: u32| sel.index_of_uid(u).map(|i| i as u32 + 1);
+        super::searchres::substitute(&msg, &sel.saved, &seq_of).unwrap_or(msg)
     }
 
     fn literal_too_large(&self, size: u64) -> RespText {

@@ -27,6 +27,7 @@ pub mod parse;
 pub mod recent;
 mod reply;
 pub mod response;
+pub mod searchres;
 mod selected;
 pub mod session;
 
@@ -35,5 +36,7 @@ pub use connection::serve;
 
 #[cfg(test)]
 mod keyword_tests;
+#[cfg(test)]
+mod searchres_tests;
 #[cfg(test)]
 mod tests;

@@ -275,8 +275,9 @@ fn search_return(
         i += 1;
     }
     for o in &options {
-        // SAVE (SEARCHRES, RFC 5182) is not offered.
-        if !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT" | "UPDATE") {
+        // SAVE (SEARCHRES, RFC 5182) is SEARCH's only.
+        let save = o == "SAVE" && name == "SEARCH";
+        if !save && !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT" | "UPDATE") {
             return Err(bad(
                 msg,
                 &format!("Error in IMAP command {name}: Unknown RETURN option {o}."),

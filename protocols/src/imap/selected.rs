@@ -70,6 +70,8 @@ pub(crate) struct Selected {
     pub synced_version: Option<u64>,
     /// Answers to "what changed since" shared with the other sessions of this mailbox.
     pub share: Arc<MailboxShare>,
+    /// SEARCHRES (RFC 5182): the UIDs `SEARCH RETURN (SAVE)` saved, which `$` names.
+    pub saved: Vec<u32>,
     /// Searches whose results are kept up to date (RFC 5267 UPDATE); they end with the
     /// selection.
     pub contexts: Vec<SearchContext>,

@@ -326,6 +326,7 @@ impl Session {
                 "CONTEXT=SEARCH",
                 "CONTEXT=SORT",
                 "PARTIAL",
+                "SEARCHRES",
                 "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES",
                 "CONDSTORE",

@@ -190,16 +190,20 @@ pub(crate) struct Returns {
     pub options: Vec<String>,
     pub partial: Option<(i64, i64)>,
     pub update: bool,
+    /// SEARCHRES (RFC 5182): the result is saved for `$`.
+    pub save: bool,
 }
 
 impl Returns {
     pub fn new(mut options: Vec<String>, partial: Option<(i64, i64)>) -> Returns {
         let update = options.iter().any(|o| o == "UPDATE");
-        options.retain(|o| o != "UPDATE");
+        let save = options.iter().any(|o| o == "SAVE");
+        options.retain(|o| o != "UPDATE" && o != "SAVE");
         Returns {
             options,
             partial,
             update,
+            save,
         }
     }
 }

@@ -24,6 +24,13 @@ pub(crate) async fn search(
             "Error in IMAP command SEARCH: Invalid arguments.".into(),
         ));
     };
+    let save = returns.as_ref().is_some_and(|r| r.save);
+    if save {
+        // A SEARCH with SAVE that fails leaves an empty result (RFC 5182 2.1).
+        if let Some(sel) = s.sel.as_mut() {
+            sel.saved.clear();
+        }
+    }
     if let Some(cs) = charset {
         check_charset(&cs)?;
     }
@@ -34,9 +41,16 @@ pub(crate) async fn search(
     if returns.is_some() || s.enabled.rev2 {
         let ret = returns.unwrap_or_default();
         let tag = s.current_tag.clone();
-        let modseq_of = uses_modseq.then_some(&hits[..]);
-        let r = esearch(&tag, uid, &ret.options, ret.partial, &nums, modseq_of);
-        s.send(&Untagged::ESearch(r));
+        if ret.save {
+            save_result(s, &ret.options, &hits);
+        }
+        // SAVE alone asks for no answer (RFC 5182 2.1).
+        let silent = ret.save && ret.options.is_empty() && ret.partial.is_none();
+        if !silent {
+            let modseq_of = uses_modseq.then_some(&hits[..]);
+            let r = esearch(&tag, uid, &ret.options, ret.partial, &nums, modseq_of);
+            s.send(&Untagged::ESearch(r));
+        }
         if ret.update {
             let result = hits.iter().map(|h| h.1).collect();
             super::context::register(s, &tag, uid, key, None, result)?;
@@ -60,4 +74,24 @@ pub(super) fn matches(
     collect_matches(s, key, "search", |seq, meta, _| {
         (seq, meta.uid, meta.modseq)
     })
+}
+
+/// SAVE with only MIN and/or MAX saves those; otherwise the whole result (RFC 5182 2.1).
+fn save_result(s: &mut Session, options: &[String], hits: &[(u32, u32, u64)]) {
+    let only_min_max = !options.is_empty() && options.iter().all(|o| o == "MIN" || o == "MAX");
+    let saved: Vec<u32> = if only_min_max {
+        let mut v = Vec::new();
+        if options.iter().any(|o| o == "MIN") {
+            v.extend(hits.first().map(|h| h.1));
+        }
+        if options.iter().any(|o| o == "MAX") {
+            v.extend(hits.last().map(|h| h.1));
+        }
+        v
+    } else {
+        hits.iter().map(|h| h.1).collect()
+    };
+    if let Some(sel) = s.sel.as_mut() {
+        sel.saved = saved;
+    }
 }

@@ -69,6 +69,7 @@ pub(crate) async fn select(
         synced_version: version,
         share: crate::imap::changes::share(&store, info.id),
         keywords,
+        saved: Vec::new(),
         contexts: Vec::new(),
         contexts_seen: (0, 0, 0),
     };

@@ -1,0 +1,41 @@
+//! SEARCHRES (RFC 5182) through a whole session: SAVE, then `$` in FETCH, STORE and SEARCH.
+
+use super::tests::{context, Client, MSG};
+use super::ImapConfig;
+use crate::testing::TestBackend;
+
+#[tokio::test]
+async fn saved_results_are_used_by_later_commands() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let m2 = MSG.replace("hello", "second");
+    let m3 = MSG.replace("hello", "third");
+    let mut c = Client::selected(ctx, &[MSG, &m2, &m3]).await;
+    let r = c.cmd("s1", "STORE 1,3 +FLAGS (\\Flagged)").await;
+    assert!(r.last().unwrap().starts_with("s1 OK"), "{r:?}");
+    // SAVE alone answers nothing but OK.
+    let r = c.cmd("s2", "SEARCH RETURN (SAVE) FLAGGED").await;
+    assert_eq!(r, vec!["s2 OK Search completed.\r\n"]);
+    let r = c.cmd("f1", "FETCH $ (UID)").await;
+    assert_eq!(
+        r[..2],
+        ["* 1 FETCH (UID 1)\r\n", "* 3 FETCH (UID 3)\r\n"],
+        "{r:?}"
+    );
+    let r = c.cmd("f2", "UID SEARCH UID $ SUBJECT third").await;
+    assert_eq!(r[0], "* SEARCH 3\r\n");
+    // SAVE MIN saves the first match only.
+    let r = c.cmd("s3", "SEARCH RETURN (SAVE MIN) FLAGGED").await;
+    assert_eq!(r[0], "* ESEARCH (TAG \"s3\") MIN 1\r\n");
+    let r = c.cmd("s4", "STORE $ +FLAGS.SILENT (\\Seen)").await;
+    assert_eq!(r, vec!["s4 OK Store completed.\r\n"]);
+    let r = c.cmd("f3", "SEARCH SEEN").await;
+    assert_eq!(r[0], "* SEARCH 1\r\n");
+    // An empty saved result matches nothing and is no error.
+    c.cmd("s5", "SEARCH RETURN (SAVE) DRAFT").await;
+    let r = c.cmd("f4", "FETCH $ (UID)").await;
+    assert_eq!(r, vec!["f4 OK Fetch completed.\r\n"]);
+    let r = c.cmd("f5", "SEARCH $").await;
+    assert_eq!(r[0], "* SEARCH\r\n");
+    let r = c.cmd("c", "CAPABILITY").await;
+    assert!(r[0].contains(" SEARCHRES "), "{r:?}");
+}
