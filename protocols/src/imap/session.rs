@@ -332,6 +332,9 @@ impl Session {
                 "CONDSTORE",
                 "QRESYNC",
                 "STATUS=SIZE",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "QUOTA=RES-MESSAGE",
                 "UTF8=ACCEPT",
             ] {
                 c.push(x.into());

@@ -13,6 +13,7 @@ mod idle;
 mod list;
 mod mailbox;
 mod matching;
+mod quota;
 mod search;
 mod select;
 mod sort;
@@ -141,6 +142,9 @@ async fn authenticated(s: &mut Session, tag: &str, body: CommandBody<'static>) -
             message,
         } => append::append(s, mailbox, flags, date, message).await,
         C::Idle => idle::idle(s, tag).await,
+        C::GetQuotaRoot { mailbox } => quota::getquotaroot(s, mailbox).await,
+        C::GetQuota { root } => quota::getquota(s, root).await,
+        C::SetQuota { .. } => quota::setquota(),
         _ if s.state != State::Selected => not_selected(),
         body => selected(s, body).await,
     }

@@ -32,6 +32,7 @@ pub(crate) fn check_items(items: &[String]) -> Result<(), Done> {
                 | "UIDVALIDITY"
                 | "UNSEEN"
                 | "DELETED"
+                | "DELETED-STORAGE"
                 | "SIZE"
                 | "HIGHESTMODSEQ"
         ) {
@@ -45,6 +46,8 @@ pub(crate) fn check_items(items: &[String]) -> Result<(), Done> {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Counts {
     pub deleted: u32,
+    /// Bytes of the \Deleted messages (RFC 9208 DELETED-STORAGE).
+    pub deleted_bytes: u64,
     pub recent: u32,
 }
 
@@ -55,7 +58,9 @@ pub(crate) fn info_for(
     items: &[String],
 ) -> impl std::future::Future<Output = Result<(MailboxInfo, Counts), Done>> + Send + 'static {
     let n = name.to_string();
-    let want_deleted = items.iter().any(|i| i == "DELETED");
+    let want_deleted = items
+        .iter()
+        .any(|i| i == "DELETED" || i == "DELETED-STORAGE");
     let want_recent = items.iter().any(|i| i == "RECENT");
     let store = s.user_store().ok();
     s.store_call(move |st| {
@@ -68,7 +73,9 @@ pub(crate) fn info_for(
                 .map(|store| crate::imap::recent::claimed(store, info.id, info.uidvalidity))
                 .unwrap_or(0);
             for m in st.messages(&n)? {
-                counts.deleted += u32::from(m.flags.contains(&Flag::Deleted));
+                let deleted = m.flags.contains(&Flag::Deleted);
+                counts.deleted += u32::from(deleted);
+                counts.deleted_bytes += if deleted { m.size } else { 0 };
                 counts.recent += u32::from(m.uid > above);
             }
         }
@@ -86,6 +93,8 @@ pub(crate) fn send_status(s: &mut Session, info: &MailboxInfo, counts: Counts, i
             "UIDVALIDITY" => u64::from(info.uidvalidity),
             "UNSEEN" => u64::from(info.unseen),
             "DELETED" => u64::from(counts.deleted),
+            // RFC 9208 counts storage in units of 1024 octets.
+            "DELETED-STORAGE" => counts.deleted_bytes.div_ceil(1024),
             "SIZE" => info.size,
             "HIGHESTMODSEQ" => info.highestmodseq,
             _ => return None,

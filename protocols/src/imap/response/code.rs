@@ -32,6 +32,8 @@ pub enum Code {
     /// CONDSTORE (RFC 7162 3.1.3): the messages a conditional STORE left alone.
     Modified(Vec<u32>),
     NonExistent,
+    /// RFC 5530: the user may not do this (SETQUOTA).
+    NoPerm,
     OverQuota,
     /// The flags a client may set: atoms, `\*` included.
     PermanentFlags(Vec<String>),
@@ -61,6 +63,7 @@ impl Code {
             Code::InUse => "INUSE",
             Code::Limit => "LIMIT",
             Code::NonExistent => "NONEXISTENT",
+            Code::NoPerm => "NOPERM",
             Code::OverQuota => "OVERQUOTA",
             Code::PrivacyRequired => "PRIVACYREQUIRED",
             Code::ReadOnly => "READ-ONLY",

@@ -63,6 +63,16 @@ pub enum Untagged<'a> {
     },
     /// ESEARCH (RFC 4731), also ESORT's answer (RFC 5267).
     ESearch(ESearch<'a>),
+    /// QUOTAROOT (RFC 9208): the quota roots of a mailbox.
+    QuotaRoot {
+        mailbox: &'a str,
+        roots: Vec<&'a str>,
+    },
+    /// QUOTA (RFC 9208): a root's resources as (name, usage, limit).
+    Quota {
+        root: &'a str,
+        resources: Vec<(&'a str, u64, u64)>,
+    },
     /// THREAD (RFC 5256): the threads, oldest first.
     Thread(&'a ThreadTree),
 }
@@ -312,6 +322,30 @@ impl Encoder {
             Untagged::Search { nums, modseq } => numbers(out, "SEARCH", nums, *modseq),
             Untagged::Sort { nums, modseq } => numbers(out, "SORT", nums, *modseq),
             Untagged::ESearch(e) => self.esearch(out, e),
+            Untagged::QuotaRoot { mailbox, roots } => {
+                out.extend_from_slice(b"QUOTAROOT ");
+                self.value(out, &Value::Mailbox(Cow::Borrowed(mailbox)));
+                for r in roots {
+                    out.push(b' ');
+                    self.value(out, &Value::astring(r.as_bytes()));
+                }
+            }
+            Untagged::Quota { root, resources } => {
+                out.extend_from_slice(b"QUOTA ");
+                self.value(out, &Value::astring(root.as_bytes()));
+                out.extend_from_slice(b" (");
+                for (i, (name, usage, limit)) in resources.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b' ');
+                    number(out, *usage);
+                    out.push(b' ');
+                    number(out, *limit);
+                }
+                out.push(b')');
+            }
             Untagged::Thread(tree) => {
                 out.extend_from_slice(b"THREAD");
                 if !tree.roots.is_empty() {
