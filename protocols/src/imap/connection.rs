@@ -48,6 +48,7 @@ pub async fn serve(stream: BoxStream, conn: ConnInfo, ctx: Arc<ImapContext>) {
         bytes_out: 0,
         end_reason: None,
         pending_close: false,
+        compressed: false,
         current_tag: String::new(),
         span: span.clone(),
     };

@@ -66,6 +66,8 @@ pub(crate) struct Session {
     pub current_tag: String,
     /// Set by LOGOUT: close once the tagged reply is written.
     pub pending_close: bool,
+    /// COMPRESS DEFLATE is on (RFC 4978).
+    pub compressed: bool,
     pub span: tracing::Span,
 }
 
@@ -333,6 +335,7 @@ impl Session {
                 "QRESYNC",
                 "STATUS=SIZE",
                 "QUOTA",
+                "COMPRESS=DEFLATE",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
                 "UTF8=ACCEPT",

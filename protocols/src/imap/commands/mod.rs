@@ -4,6 +4,7 @@
 mod any;
 mod append;
 mod auth;
+mod compress;
 mod context;
 mod copy;
 mod enable;
@@ -142,6 +143,7 @@ async fn authenticated(s: &mut Session, tag: &str, body: CommandBody<'static>) -
             message,
         } => append::append(s, mailbox, flags, date, message).await,
         C::Idle => idle::idle(s, tag).await,
+        C::Compress { algorithm } => compress::compress(s, tag, algorithm).await,
         C::GetQuotaRoot { mailbox } => quota::getquotaroot(s, mailbox).await,
         C::GetQuota { root } => quota::getquota(s, root).await,
         C::SetQuota { .. } => quota::setquota(),

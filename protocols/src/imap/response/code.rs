@@ -19,6 +19,8 @@ pub enum Code {
     Capability(Vec<String>),
     /// RFC 7162 3.2.11: the previous mailbox's responses end here.
     Closed,
+    /// RFC 4978: COMPRESS when compression is already on.
+    CompressionActive,
     /// UIDPLUS: source and destination UIDs, paired element by element.
     CopyUid {
         uidvalidity: u32,
@@ -60,6 +62,7 @@ impl Code {
             Code::AuthenticationFailed => "AUTHENTICATIONFAILED",
             Code::Cannot => "CANNOT",
             Code::Closed => "CLOSED",
+            Code::CompressionActive => "COMPRESSIONACTIVE",
             Code::InUse => "INUSE",
             Code::Limit => "LIMIT",
             Code::NonExistent => "NONEXISTENT",
