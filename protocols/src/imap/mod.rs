@@ -35,8 +35,8 @@ pub use config::{ImapConfig, ImapContext};
 pub use connection::serve;
 
 #[cfg(test)]
-mod keyword_tests;
+mod extension_tests;
 #[cfg(test)]
-mod searchres_tests;
+mod keyword_tests;
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,8 @@ pub enum Kind {
     },
     /// CANCELUPDATE (RFC 5267): the tags of the searches whose updates end.
     CancelUpdate(Vec<String>),
+    /// UNAUTHENTICATE (RFC 8437).
+    Unauthenticate,
     /// APPEND with more than one message (RFC 3502 MULTIAPPEND); each message's part was
     /// parsed by imap-codec as a one-message APPEND.
     MultiAppend {
@@ -199,6 +201,15 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
             search_at,
             if is_sort { "SORT" } else { "SEARCH" },
         );
+    }
+    if cmd.atom_eq("UNAUTHENTICATE") {
+        if toks.len() != 2 {
+            return Err(bad(
+                msg,
+                "Error in IMAP command UNAUTHENTICATE: Invalid arguments.",
+            ));
+        }
+        return Ok(Some(Kind::Unauthenticate));
     }
     if cmd.atom_eq("CANCELUPDATE") {
         let invalid = || {
@@ -607,6 +618,11 @@ mod tests {
         let r = parse(b"c CANCELUPDATE \"a1\" \"b2\"\r\n").unwrap();
         assert!(matches!(r.kind, Kind::CancelUpdate(t) if t == ["a1", "b2"]));
         assert!(parse(b"c CANCELUPDATE a1\r\n").is_err());
+        assert!(matches!(
+            parse(b"u unauthenticate\r\n").unwrap().kind,
+            Kind::Unauthenticate
+        ));
+        assert!(parse(b"u UNAUTHENTICATE x\r\n").is_err());
         let r = parse(b"c CREATE Spam (USE (\\Junk))\r\n").unwrap();
         assert!(matches!(r.kind, Kind::CreateUse { .. }));
         let e = parse(b"c CREATE Spam (USE (\\Bogus))\r\n").unwrap_err();

@@ -336,6 +336,7 @@ impl Session {
                 "STATUS=SIZE",
                 "QUOTA",
                 "COMPRESS=DEFLATE",
+                "UNAUTHENTICATE",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
                 "UTF8=ACCEPT",

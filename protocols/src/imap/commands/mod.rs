@@ -77,6 +77,7 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
         }
         Kind::CancelUpdate(_) if s.state != State::Selected => not_selected(),
         Kind::CancelUpdate(tags) => context::cancel(s, &tags),
+        Kind::Unauthenticate => auth::unauthenticate(s),
         Kind::MultiAppend { mailbox, messages } => append::multi_append(s, mailbox, messages).await,
         Kind::CreateUse {
             mailbox,

@@ -1,4 +1,5 @@
-//! SEARCHRES (RFC 5182) through a whole session: SAVE, then `$` in FETCH, STORE and SEARCH.
+//! Session-level tests of the smaller extensions: SEARCHRES (RFC 5182: SAVE, then `$` in
+//! FETCH, STORE and SEARCH) and UNAUTHENTICATE (RFC 8437).
 
 use super::tests::{context, Client, MSG};
 use super::ImapConfig;
@@ -38,4 +39,35 @@ async fn saved_results_are_used_by_later_commands() {
     assert_eq!(r[0], "* SEARCH\r\n");
     let r = c.cmd("c", "CAPABILITY").await;
     assert!(r[0].contains(" SEARCHRES "), "{r:?}");
+}
+
+/// UNAUTHENTICATE (RFC 8437) returns to the state of a new connection; a second login works.
+#[tokio::test]
+async fn unauthenticate_then_log_in_again() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let mut c = Client::selected(ctx, &[MSG]).await;
+    let r = c.cmd("e", "ENABLE CONDSTORE").await;
+    assert!(r.last().unwrap().starts_with("e OK"), "{r:?}");
+    assert_eq!(
+        c.cmd("u", "UNAUTHENTICATE").await,
+        vec!["u OK Unauthenticate completed.\r\n"]
+    );
+    assert_eq!(
+        c.cmd("f", "FETCH 1 FLAGS").await,
+        vec!["f BAD Please log in first.\r\n"]
+    );
+    let r = c.cmd("c", "CAPABILITY").await;
+    assert!(
+        r[0].contains("AUTH=PLAIN") && !r[0].contains("UNAUTHENTICATE"),
+        "{r:?}"
+    );
+    let r = c.cmd("l", "LOGIN demo demo").await;
+    assert!(r.last().unwrap().starts_with("l OK"), "{r:?}");
+    let r = c.cmd("s", "SELECT INBOX").await;
+    // CONDSTORE is off again: no HIGHESTMODSEQ in the SELECT answer.
+    assert!(!r.iter().any(|l| l.contains("HIGHESTMODSEQ")), "{r:?}");
+    assert_eq!(
+        c.cmd("u2", "UNAUTHENTICATE x").await,
+        vec!["u2 BAD Error in IMAP command UNAUTHENTICATE: Invalid arguments.\r\n"]
+    );
 }
