@@ -1,5 +1,6 @@
 //! Session-level tests of the smaller extensions: SEARCHRES (RFC 5182: SAVE, then `$` in
-//! FETCH, STORE and SEARCH) and UNAUTHENTICATE (RFC 8437).
+//! FETCH, STORE and SEARCH), UNAUTHENTICATE (RFC 8437), OBJECTID (RFC 8474) and PREVIEW
+//! (RFC 8970).
 
 use super::tests::{context, Client, MSG};
 use super::ImapConfig;
@@ -69,5 +70,51 @@ async fn unauthenticate_then_log_in_again() {
     assert_eq!(
         c.cmd("u2", "UNAUTHENTICATE x").await,
         vec!["u2 BAD Error in IMAP command UNAUTHENTICATE: Invalid arguments.\r\n"]
+    );
+}
+
+/// OBJECTID (RFC 8474) and PREVIEW (RFC 8970): ids in FETCH, STATUS, SELECT and CREATE; a
+/// mailbox keeps its id through RENAME; the preview is the text, whitespace folded.
+#[tokio::test]
+async fn object_ids_and_previews() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let body = MSG.replace("Hello there.", "Hello   there,\r\n\r\nsecond   line.");
+    let mut c = Client::selected(ctx, &[&body]).await;
+    let r = c
+        .cmd("f", "FETCH 1 (EMAILID THREADID PREVIEW (LAZY))")
+        .await;
+    let line = &r[0];
+    assert!(line.starts_with("* 1 FETCH (EMAILID (M"), "{r:?}");
+    assert!(
+        line.ends_with(" THREADID NIL PREVIEW \"Hello there, second line.\")\r\n"),
+        "{r:?}"
+    );
+    let emailid = line.split(['(', ')']).nth(2).unwrap().to_string();
+    let r = c.cmd("u", "UID FETCH 1 (FLAGS EMAILID)").await;
+    assert!(
+        r[0].contains(&format!("EMAILID ({emailid})")) && r[0].contains("UID 1"),
+        "{r:?}"
+    );
+    let r = c.cmd("c", "CREATE Box").await;
+    let created = r[0].split(['(', ')']).nth(1).unwrap().to_string();
+    assert!(r[0].starts_with("c OK [MAILBOXID (F"), "{r:?}");
+    let r = c.cmd("s", "STATUS Box (MAILBOXID)").await;
+    assert_eq!(r[0], format!("* STATUS Box (MAILBOXID ({created}))\r\n"));
+    let r = c.cmd("r", "RENAME Box Crate").await;
+    assert!(r.last().unwrap().starts_with("r OK"), "{r:?}");
+    let r = c.cmd("s2", "STATUS Crate (MESSAGES MAILBOXID)").await;
+    assert_eq!(
+        r[0],
+        format!("* STATUS Crate (MESSAGES 0 MAILBOXID ({created}))\r\n")
+    );
+    let r = c.cmd("x", "EXAMINE Crate").await;
+    assert!(
+        r.contains(&format!("* OK [MAILBOXID ({created})] Ok\r\n")),
+        "{r:?}"
+    );
+    let r = c.cmd("k", "CAPABILITY").await;
+    assert!(
+        r[0].contains(" OBJECTID ") && r[0].contains(" PREVIEW"),
+        "{r:?}"
     );
 }

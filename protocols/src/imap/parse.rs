@@ -40,6 +40,20 @@ pub enum Kind {
     CancelUpdate(Vec<String>),
     /// UNAUTHENTICATE (RFC 8437).
     Unauthenticate,
+    /// FETCH with items imap-codec does not know (OBJECTID's EMAILID and THREADID, PREVIEW):
+    /// they are cut out and the rest parsed by imap-codec. `hide_uid`: nothing else was
+    /// asked, so UID stood in for the list and is not to be answered (unless UID FETCH).
+    FetchExt {
+        body: CommandBody<'static>,
+        extra: Vec<ExtraItem>,
+        hide_uid: bool,
+    },
+    /// STATUS asking MAILBOXID (RFC 8474), cut out and the rest parsed by imap-codec;
+    /// `only`: it was the only item (MESSAGES stood in and is not to be answered).
+    StatusMailboxId {
+        body: CommandBody<'static>,
+        only: bool,
+    },
     /// APPEND with more than one message (RFC 3502 MULTIAPPEND); each message's part was
     /// parsed by imap-codec as a one-message APPEND.
     MultiAppend {
@@ -51,6 +65,14 @@ pub enum Kind {
         mailbox: Vec<u8>,
         special_use: Vec<SpecialUse>,
     },
+}
+
+/// A FETCH item imap-codec does not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtraItem {
+    EmailId,
+    ThreadId,
+    Preview,
 }
 
 /// One message of a MULTIAPPEND.
@@ -231,6 +253,16 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
             .ok_or_else(invalid)?;
         return Ok(Some(Kind::CancelUpdate(tags)));
     }
+    if toks.get(search_at).is_some_and(|t| t.atom_eq("FETCH")) {
+        if let Some(kind) = fetch_ext(msg, toks, search_at)? {
+            return Ok(Some(kind));
+        }
+    }
+    if cmd.atom_eq("STATUS") {
+        if let Some(kind) = status_mailboxid(msg, toks)? {
+            return Ok(Some(kind));
+        }
+    }
     if cmd.atom_eq("APPEND") {
         if let Some(kind) = multi_append(msg, toks)? {
             return Ok(Some(kind));
@@ -309,6 +341,128 @@ fn search_return(
         partial,
         body,
     }))
+}
+
+/// `msg` without the byte ranges `cut` (sorted, disjoint), each with one space beside it.
+fn without(msg: &[u8], cut: &[(usize, usize)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len());
+    let mut last = 0;
+    for &(a, b) in cut {
+        let (mut a, mut b) = (a.max(last), b);
+        if msg.get(b) == Some(&b' ') {
+            b += 1;
+        } else if a > last && msg.get(a - 1) == Some(&b' ') {
+            a -= 1;
+        }
+        out.extend_from_slice(msg.get(last..a).unwrap_or_default());
+        last = b;
+    }
+    out.extend_from_slice(msg.get(last..).unwrap_or_default());
+    out
+}
+
+/// `FETCH set items` whose items name EMAILID, THREADID or PREVIEW (with PREVIEW's
+/// `(LAZY)`); Ok(None) when they name none.
+fn fetch_ext(msg: &[u8], toks: &[Token], at: usize) -> Result<Option<Kind>, ParseError> {
+    let extra_of = |t: &Token| match &t.tok {
+        Tok::Atom(a) if a.eq_ignore_ascii_case("EMAILID") => Some(ExtraItem::EmailId),
+        Tok::Atom(a) if a.eq_ignore_ascii_case("THREADID") => Some(ExtraItem::ThreadId),
+        Tok::Atom(a) if a.eq_ignore_ascii_case("PREVIEW") => Some(ExtraItem::Preview),
+        _ => None,
+    };
+    let first = at + 2;
+    let mut extra = Vec::new();
+    let mut cut = Vec::new();
+    let (mut i, list) = match toks.get(first).map(|t| &t.tok) {
+        Some(Tok::Open) => (first + 1, true),
+        Some(Tok::Atom(_)) => (first, false),
+        _ => return Ok(None),
+    };
+    let mut depth = 0usize;
+    let mut items_left = 0usize;
+    while let Some(t) = toks.get(i) {
+        match &t.tok {
+            Tok::Open => depth += 1,
+            Tok::Close if depth == 0 => break,
+            Tok::Close => depth -= 1,
+            _ if depth == 0 => {
+                if let Some(x) = extra_of(t) {
+                    let mut end = t.end;
+                    // PREVIEW (LAZY): the modifier goes with it.
+                    if x == ExtraItem::Preview
+                        && toks.get(i + 1).map(|t| &t.tok) == Some(&Tok::Open)
+                        && toks.get(i + 2).is_some_and(|t| t.atom_eq("LAZY"))
+                        && toks.get(i + 3).map(|t| &t.tok) == Some(&Tok::Close)
+                    {
+                        end = toks.get(i + 3).map_or(end, |c| c.end);
+                        i += 3;
+                    }
+                    extra.push(x);
+                    cut.push((t.start, end));
+                } else {
+                    items_left += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+        if !list && depth == 0 {
+            break;
+        }
+    }
+    if extra.is_empty() {
+        return Ok(None);
+    }
+    let hide_uid = items_left == 0;
+    let rewritten = if hide_uid {
+        // Nothing else asked: UID stands in for the whole item list.
+        let (Some(a), end) = (
+            toks.get(first),
+            if list { toks.get(i) } else { toks.get(first) },
+        ) else {
+            return Ok(None);
+        };
+        let end = end.map_or(a.end, |t| t.end);
+        let mut m = msg.get(..a.start).unwrap_or_default().to_vec();
+        m.extend_from_slice(b"UID");
+        m.extend_from_slice(msg.get(end..).unwrap_or_default());
+        m
+    } else {
+        without(msg, &cut)
+    };
+    let body = codec_parse(&rewritten)?;
+    Ok(Some(Kind::FetchExt {
+        body,
+        extra,
+        hide_uid,
+    }))
+}
+
+/// `STATUS mailbox (items)` with MAILBOXID among the items; Ok(None) without it.
+fn status_mailboxid(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
+    if toks.get(3).map(|t| &t.tok) != Some(&Tok::Open) {
+        return Ok(None);
+    }
+    let items: Vec<&Token> = toks
+        .get(4..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|t| t.tok != Tok::Close)
+        .collect();
+    let Some(m) = items.iter().find(|t| t.atom_eq("MAILBOXID")) else {
+        return Ok(None);
+    };
+    let only = items.len() == 1;
+    let rewritten = if only {
+        let mut v = msg.get(..m.start).unwrap_or_default().to_vec();
+        v.extend_from_slice(b"MESSAGES");
+        v.extend_from_slice(msg.get(m.end..).unwrap_or_default());
+        v
+    } else {
+        without(msg, &[(m.start, m.end)])
+    };
+    let body = codec_parse(&rewritten)?;
+    Ok(Some(Kind::StatusMailboxId { body, only }))
 }
 
 /// A PARTIAL range (RFC 9394): `a:b` of non-zero 32-bit numbers of one sign, `*` not
@@ -623,6 +777,33 @@ mod tests {
             Kind::Unauthenticate
         ));
         assert!(parse(b"u UNAUTHENTICATE x\r\n").is_err());
+        let r = parse(b"f FETCH 1:* (FLAGS EMAILID PREVIEW (LAZY) THREADID BODY[HEADER.FIELDS (PREVIEW)])\r\n").unwrap();
+        let Kind::FetchExt {
+            extra,
+            hide_uid,
+            body,
+        } = r.kind
+        else {
+            panic!()
+        };
+        assert_eq!(
+            extra,
+            [ExtraItem::EmailId, ExtraItem::Preview, ExtraItem::ThreadId]
+        );
+        assert!(!hide_uid);
+        assert!(matches!(body, CommandBody::Fetch { .. }));
+        let r = parse(b"f UID FETCH 1 EMAILID\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::FetchExt { hide_uid: true, .. }));
+        let r = parse(b"f FETCH 1 (PREVIEW) (CHANGEDSINCE 4)\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::FetchExt { hide_uid: true, .. }));
+        assert!(matches!(
+            parse(b"f FETCH 1 (FLAGS)\r\n").unwrap().kind,
+            Kind::Codec(_)
+        ));
+        let r = parse(b"s STATUS INBOX (MESSAGES MAILBOXID)\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::StatusMailboxId { only: false, .. }));
+        let r = parse(b"s STATUS INBOX (MAILBOXID)\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::StatusMailboxId { only: true, .. }));
         let r = parse(b"c CREATE Spam (USE (\\Junk))\r\n").unwrap();
         assert!(matches!(r.kind, Kind::CreateUse { .. }));
         let e = parse(b"c CREATE Spam (USE (\\Bogus))\r\n").unwrap_err();

@@ -337,6 +337,8 @@ impl Session {
                 "QUOTA",
                 "COMPRESS=DEFLATE",
                 "UNAUTHENTICATE",
+                "OBJECTID",
+                "PREVIEW",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
                 "UTF8=ACCEPT",

@@ -35,6 +35,7 @@ pub(crate) fn allows_expunge(kind: &Kind) -> bool {
     !matches!(
         kind,
         Kind::SearchReturn { .. }
+            | Kind::FetchExt { .. }
             | Kind::Codec(
                 C::Search { .. }
                     | C::Sort { .. }
@@ -78,6 +79,42 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
         Kind::CancelUpdate(_) if s.state != State::Selected => not_selected(),
         Kind::CancelUpdate(tags) => context::cancel(s, &tags),
         Kind::Unauthenticate => auth::unauthenticate(s),
+        Kind::StatusMailboxId { body, only } => match body {
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => status::status_with(s, mailbox, &item_names, true, only).await,
+            _ => Err(Done::Bad(
+                "Error in IMAP command STATUS: Invalid arguments.".into(),
+            )),
+        },
+        Kind::FetchExt { .. } if s.state != State::Selected => not_selected(),
+        Kind::FetchExt {
+            body,
+            extra,
+            hide_uid,
+        } => match body {
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => {
+                fetch::fetch_with(
+                    s,
+                    sequence_set,
+                    macro_or_item_names,
+                    uid,
+                    modifiers,
+                    &extra,
+                    hide_uid,
+                )
+                .await
+            }
+            _ => Err(Done::Bad(
+                "Error in IMAP command FETCH: Invalid arguments.".into(),
+            )),
+        },
         Kind::MultiAppend { mailbox, messages } => append::multi_append(s, mailbox, messages).await,
         Kind::CreateUse {
             mailbox,

@@ -151,6 +151,8 @@ fn report_mailbox(
     let ok = |code, text| Untagged::Ok(RespText::coded(code, text));
     s.send(&ok(Code::UidValidity(info.uidvalidity), "UIDs valid"));
     s.send(&ok(Code::UidNext(info.uidnext), "Predicted next UID"));
+    let id = super::status_data::mailbox_id_of(&info.id);
+    s.send(&ok(Code::MailboxId(id), "Ok"));
     if s.enabled.condstore {
         s.send(&ok(Code::HighestModSeq(info.highestmodseq), "Highest"));
     }

@@ -85,6 +85,17 @@ pub(crate) fn info_for(
 
 /// Sends `* STATUS name (item value ...)`, the items in the order asked.
 pub(crate) fn send_status(s: &mut Session, info: &MailboxInfo, counts: Counts, items: &[String]) {
+    send_status_id(s, info, counts, items, false)
+}
+
+/// [`send_status`], with `MAILBOXID` (RFC 8474) at the end when `mailbox_id`.
+pub(crate) fn send_status_id(
+    s: &mut Session,
+    info: &MailboxInfo,
+    counts: Counts,
+    items: &[String],
+    mailbox_id: bool,
+) {
     let values = items.iter().filter_map(|i| {
         let v = match i.as_str() {
             "MESSAGES" => u64::from(info.exists),
@@ -101,8 +112,16 @@ pub(crate) fn send_status(s: &mut Session, info: &MailboxInfo, counts: Counts, i
         };
         Some((i.as_str(), v))
     });
+    let id = mailbox_id.then(|| mailbox_id_of(&info.id));
     s.send(&Untagged::Status {
         mailbox: &info.name,
         items: values.collect(),
+        mailbox_id: id.as_deref(),
     });
+}
+
+/// RFC 8474 MAILBOXID: a letter naming the kind, then the mailbox GUID in hex (it survives
+/// RENAME, as the RFC asks).
+pub(crate) fn mailbox_id_of(id: &storage::MailboxId) -> String {
+    format!("F{}", id.to_hex())
 }

@@ -29,6 +29,8 @@ pub enum Code {
     },
     HighestModSeq(u64),
     InUse,
+    /// OBJECTID (RFC 8474): the mailbox's id, at SELECT and CREATE.
+    MailboxId(String),
     /// RFC 5530: a server limit (here: keywords per mailbox) was reached.
     Limit,
     /// CONDSTORE (RFC 7162 3.1.3): the messages a conditional STORE left alone.
@@ -129,6 +131,13 @@ impl Code {
                 return;
             }
             Code::UidNext(n) => return numbered(out, "UIDNEXT", u64::from(*n)),
+            Code::MailboxId(id) => {
+                // Ids are base64url characters only: nothing to quote.
+                out.extend_from_slice(b"MAILBOXID (");
+                out.extend_from_slice(id.as_bytes());
+                out.push(b')');
+                return;
+            }
             Code::UidValidity(n) => return numbered(out, "UIDVALIDITY", u64::from(*n)),
             Code::Unseen(n) => return numbered(out, "UNSEEN", u64::from(*n)),
         };

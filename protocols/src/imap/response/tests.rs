@@ -287,6 +287,7 @@ fn mailbox_data() {
     assert_eq!(
         u(Untagged::Status {
             mailbox: "INBOX",
+            mailbox_id: None,
             items: vec![("MESSAGES", 2), ("UIDNEXT", 9)]
         }),
         "* STATUS INBOX (MESSAGES 2 UIDNEXT 9)\r\n"

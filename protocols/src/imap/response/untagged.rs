@@ -50,6 +50,8 @@ pub enum Untagged<'a> {
     Status {
         mailbox: &'a str,
         items: Vec<(&'a str, u64)>,
+        /// OBJECTID (RFC 8474): `MAILBOXID (id)` at the end, when asked.
+        mailbox_id: Option<&'a str>,
     },
     /// SEARCH; `modseq` is CONDSTORE's highest mod-sequence of the matches (RFC 7162 3.1.5).
     Search {
@@ -195,6 +197,11 @@ pub enum FetchItem<'a> {
         origin: Option<u64>,
         data: Cow<'a, [u8]>,
     },
+    /// OBJECTID (RFC 8474): `EMAILID (id)` and `THREADID NIL`.
+    EmailId(String),
+    ThreadId,
+    /// PREVIEW (RFC 8970): up to 200 characters of the message's text.
+    Preview(String),
     BinarySize {
         part: &'a [u32],
         size: u64,
@@ -310,14 +317,23 @@ impl Encoder {
                 }
                 self.spaced(out, &v);
             }
-            Untagged::Status { mailbox, items } => {
+            Untagged::Status {
+                mailbox,
+                items,
+                mailbox_id,
+            } => {
                 out.extend_from_slice(b"STATUS ");
                 self.value(out, &Value::Mailbox(Cow::Borrowed(mailbox)));
                 out.push(b' ');
-                let items = items
+                let mut list: Vec<Value<'_>> = items
                     .iter()
-                    .flat_map(|(name, n)| [Value::atom(*name), Value::Number(*n)]);
-                self.value(out, &Value::List(items.collect()));
+                    .flat_map(|(name, n)| [Value::atom(*name), Value::Number(*n)])
+                    .collect();
+                if let Some(id) = mailbox_id {
+                    list.push(Value::atom("MAILBOXID"));
+                    list.push(Value::List(vec![Value::Atom(Cow::Borrowed(*id))]));
+                }
+                self.value(out, &Value::List(list));
             }
             Untagged::Search { nums, modseq } => numbers(out, "SEARCH", nums, *modseq),
             Untagged::Sort { nums, modseq } => numbers(out, "SORT", nums, *modseq),
@@ -514,6 +530,12 @@ impl Encoder {
                 named("INTERNALDATE", &internal_date(*secs, *tz_min))
             }
             FetchItem::Rfc822Size(n) => named("RFC822.SIZE", &Value::Number(*n)),
+            FetchItem::EmailId(id) => named(
+                "EMAILID",
+                &Value::List(vec![Value::Atom(Cow::Borrowed(id.as_str()))]),
+            ),
+            FetchItem::ThreadId => named("THREADID", &Value::Nil),
+            FetchItem::Preview(text) => named("PREVIEW", &Value::string(text.as_bytes())),
             FetchItem::Envelope(v) => named("ENVELOPE", v),
             FetchItem::Body(v) => named("BODY", v),
             FetchItem::BodyStructure(v) => named("BODYSTRUCTURE", v),
