@@ -30,6 +30,7 @@ pub mod response;
 pub mod searchres;
 mod selected;
 pub mod session;
+pub mod url;
 
 pub use config::{ImapConfig, ImapContext};
 pub use connection::serve;

@@ -60,6 +60,11 @@ pub enum Kind {
         mailbox: Mailbox<'static>,
         messages: Vec<AppendMessage>,
     },
+    /// APPEND with CATENATE (RFC 4469) in any of its messages (MULTIAPPEND included).
+    Catenate {
+        mailbox: Mailbox<'static>,
+        messages: Vec<CatMessage>,
+    },
     /// CREATE with a USE list (RFC 6154 CREATE-SPECIAL-USE).
     CreateUse {
         mailbox: Vec<u8>,
@@ -73,6 +78,21 @@ pub enum ExtraItem {
     EmailId,
     ThreadId,
     Preview,
+}
+
+/// One message of a CATENATE APPEND: its flags, date and parts in order.
+#[derive(Debug)]
+pub struct CatMessage {
+    pub flags: Vec<Flag<'static>>,
+    pub date: Option<DateTime>,
+    pub parts: Vec<CatPart>,
+}
+
+/// A CATENATE part: text given, or an IMAP URL naming (part of) a stored message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CatPart {
+    Text(Vec<u8>),
+    Url(String),
 }
 
 /// One message of a MULTIAPPEND.
@@ -262,6 +282,9 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
         if let Some(kind) = status_mailboxid(msg, toks)? {
             return Ok(Some(kind));
         }
+    }
+    if cmd.atom_eq("APPEND") && toks.iter().any(|t| t.atom_eq("CATENATE")) {
+        return catenate(msg, toks).map(Some);
     }
     if cmd.atom_eq("APPEND") {
         if let Some(kind) = multi_append(msg, toks)? {
@@ -587,6 +610,101 @@ fn multi_append(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> 
     Ok(name.map(|mailbox| Kind::MultiAppend { mailbox, messages }))
 }
 
+/// APPEND with CATENATE (RFC 4469): per message `[flags] [date]` then a literal or
+/// `CATENATE (TEXT literal / URL astring ...)`. Flags and date are read by imap-codec from a
+/// one-message APPEND made of them.
+fn catenate(msg: &[u8], toks: &[Token]) -> Result<Kind, ParseError> {
+    let invalid = || bad(msg, "Error in IMAP command APPEND: Invalid arguments.");
+    let mb = toks.get(2).ok_or_else(invalid)?;
+    let mailbox_src = msg.get(mb.start..mb.end).ok_or_else(invalid)?;
+    let is_literal = |t: &Token| {
+        matches!(t.tok, Tok::Str(_)) && msg.get(t.start).is_some_and(|b| b"{~".contains(b))
+    };
+    let mut messages = Vec::new();
+    let mut mailbox = None;
+    let mut i = 3;
+    while let Some(first) = toks.get(i) {
+        if first.tok == Tok::Open {
+            i += 1;
+            while toks.get(i).is_some_and(|t| matches!(t.tok, Tok::Atom(_))) {
+                i += 1;
+            }
+            if toks.get(i).map(|t| &t.tok) != Some(&Tok::Close) {
+                return Err(invalid());
+            }
+            i += 1;
+        }
+        if toks
+            .get(i)
+            .is_some_and(|t| matches!(t.tok, Tok::Str(_)) && !is_literal(t))
+        {
+            i += 1;
+        }
+        let body_at = toks.get(i).ok_or_else(invalid)?;
+        // Flags and date: imap-codec reads them from `APPEND mailbox <them> {1} x`.
+        let mut one = b"x APPEND ".to_vec();
+        one.extend_from_slice(mailbox_src);
+        one.push(b' ');
+        one.extend_from_slice(msg.get(first.start..body_at.start).unwrap_or_default());
+        one.extend_from_slice(b"{1}\r\nx\r\n");
+        let (flags, date) = match codec_parse(&one)? {
+            CommandBody::Append {
+                mailbox: m,
+                flags,
+                date,
+                ..
+            } => {
+                mailbox.get_or_insert(m);
+                (flags, date)
+            }
+            _ => return Err(invalid()),
+        };
+        let mut parts = Vec::new();
+        if is_literal(body_at) {
+            if let Tok::Str(b) = &body_at.tok {
+                parts.push(CatPart::Text(b.clone()));
+            }
+            i += 1;
+        } else if body_at.atom_eq("CATENATE") {
+            i += 1;
+            if toks.get(i).map(|t| &t.tok) != Some(&Tok::Open) {
+                return Err(invalid());
+            }
+            i += 1;
+            loop {
+                if toks.get(i).map(|t| &t.tok) == Some(&Tok::Close) {
+                    i += 1;
+                    break;
+                }
+                let (Some(kind), Some(val)) = (toks.get(i), toks.get(i + 1)) else {
+                    return Err(invalid());
+                };
+                match (&val.tok, kind.atom_eq("TEXT"), kind.atom_eq("URL")) {
+                    (Tok::Str(b), true, _) if is_literal(val) => {
+                        parts.push(CatPart::Text(b.clone()))
+                    }
+                    (Tok::Str(b), _, true) => parts.push(CatPart::Url(
+                        String::from_utf8(b.clone()).map_err(|_| invalid())?,
+                    )),
+                    (Tok::Atom(a), _, true) => parts.push(CatPart::Url(a.clone())),
+                    _ => return Err(invalid()),
+                }
+                i += 2;
+            }
+            if parts.is_empty() {
+                return Err(invalid());
+            }
+        } else {
+            return Err(invalid());
+        }
+        messages.push(CatMessage { flags, date, parts });
+    }
+    match mailbox {
+        Some(mailbox) if !messages.is_empty() => Ok(Kind::Catenate { mailbox, messages }),
+        _ => Err(invalid()),
+    }
+}
+
 pub fn special_use_of(a: &str) -> Option<SpecialUse> {
     Some(match a.to_ascii_lowercase().as_str() {
         "\\all" => SpecialUse::All,
@@ -777,6 +895,35 @@ mod tests {
             Kind::Unauthenticate
         ));
         assert!(parse(b"u UNAUTHENTICATE x\r\n").is_err());
+        let r = parse(
+            b"a APPEND Box (\\Seen) CATENATE (URL \"/INBOX/;uid=1/;section=header\" TEXT {3}\r\nabc) {2}\r\nhi\r\n",
+        )
+        .unwrap();
+        let Kind::Catenate { messages, .. } = r.kind else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].flags.len(), 1);
+        assert_eq!(
+            messages[0].parts,
+            [
+                CatPart::Url("/INBOX/;uid=1/;section=header".into()),
+                CatPart::Text(b"abc".to_vec())
+            ]
+        );
+        assert_eq!(messages[1].parts, [CatPart::Text(b"hi".to_vec())]);
+        for bad_cmd in [
+            &b"a APPEND Box CATENATE ()\r\n"[..],
+            b"a APPEND Box CATENATE (TEXT \"quoted\")\r\n",
+            b"a APPEND Box CATENATE (URL)\r\n",
+            b"a APPEND Box CATENATE TEXT {1}\r\nx\r\n",
+        ] {
+            assert!(
+                parse(bad_cmd).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad_cmd)
+            );
+        }
         let r = parse(b"f FETCH 1:* (FLAGS EMAILID PREVIEW (LAZY) THREADID BODY[HEADER.FIELDS (PREVIEW)])\r\n").unwrap();
         let Kind::FetchExt {
             extra,

@@ -314,6 +314,7 @@ impl Session {
                 "UNSELECT",
                 "UIDPLUS",
                 "MULTIAPPEND",
+                "CATENATE",
                 "BINARY",
                 "MOVE",
                 "CHILDREN",

@@ -12,10 +12,10 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use storage::NewMessage;
 
 /// A message checked and ready for the store: flags, internal date, CRLF body.
-struct Prepared {
-    flags: std::collections::BTreeSet<storage::Flag>,
-    internal_date: Option<(i64, i32)>,
-    raw: Vec<u8>,
+pub(super) struct Prepared {
+    pub flags: std::collections::BTreeSet<storage::Flag>,
+    pub internal_date: Option<(i64, i32)>,
+    pub raw: Vec<u8>,
 }
 
 impl Prepared {
@@ -37,7 +37,7 @@ impl Prepared {
     }
 }
 
-fn prepare(
+pub(super) fn prepare(
     flags: &[Flag<'static>],
     date: Option<DateTime>,
     message: &LiteralOrLiteral8<'static>,
@@ -119,12 +119,17 @@ pub(crate) async fn multi_append(
         .iter()
         .map(|m| prepare(&m.flags, m.date.clone(), &m.message))
         .collect::<Result<Vec<_>, Done>>()?;
+    drop(messages);
+    append_all(s, name, prepared).await
+}
+
+/// Appends every message of `prepared` to `name`, all or none (see [`multi_append`]).
+pub(super) async fn append_all(s: &mut Session, name: String, prepared: Vec<Prepared>) -> Reply {
     let mut all_flags = storage::Flags::new();
     for p in &prepared {
         all_flags.extend(p.flags.iter().cloned());
     }
     keyword_limit(s, &name, &all_flags)?;
-    drop(messages);
     let target = name.clone();
     let (uidvalidity, uids) = s
         .store_write(move |st| {

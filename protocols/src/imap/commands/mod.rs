@@ -4,6 +4,7 @@
 mod any;
 mod append;
 mod auth;
+mod catenate;
 mod compress;
 mod context;
 mod copy;
@@ -116,6 +117,7 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
             )),
         },
         Kind::MultiAppend { mailbox, messages } => append::multi_append(s, mailbox, messages).await,
+        Kind::Catenate { mailbox, messages } => catenate::catenate(s, mailbox, messages).await,
         Kind::CreateUse {
             mailbox,
             special_use,

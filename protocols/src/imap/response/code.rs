@@ -13,6 +13,8 @@ pub enum Code {
         uids: Vec<u32>,
     },
     AuthenticationFailed,
+    /// CATENATE (RFC 4469): the IMAP URL that names nothing.
+    BadUrl(String),
     /// The charsets SEARCH accepts.
     BadCharset(Vec<&'static str>),
     Cannot,
@@ -131,6 +133,11 @@ impl Code {
                 return;
             }
             Code::UidNext(n) => return numbered(out, "UIDNEXT", u64::from(*n)),
+            Code::BadUrl(u) => {
+                out.extend_from_slice(b"BADURL ");
+                enc.value(out, &Value::astring(u.as_bytes()));
+                return;
+            }
             Code::MailboxId(id) => {
                 // Ids are base64url characters only: nothing to quote.
                 out.extend_from_slice(b"MAILBOXID (");
