@@ -1,6 +1,6 @@
 //! Session-level tests of the smaller extensions: SEARCHRES (RFC 5182: SAVE, then `$` in
-//! FETCH, STORE and SEARCH), UNAUTHENTICATE (RFC 8437), OBJECTID (RFC 8474) and PREVIEW
-//! (RFC 8970).
+//! FETCH, STORE and SEARCH), UNAUTHENTICATE (RFC 8437), OBJECTID (RFC 8474), PREVIEW
+//! (RFC 8970) and REPLACE (RFC 8508).
 
 use super::tests::{context, Client, MSG};
 use super::ImapConfig;
@@ -117,4 +117,34 @@ async fn object_ids_and_previews() {
         r[0].contains(" OBJECTID ") && r[0].contains(" PREVIEW"),
         "{r:?}"
     );
+}
+
+/// REPLACE (RFC 8508): the new message is appended (APPENDUID), the old one expunged; a
+/// failed append leaves the original.
+#[tokio::test]
+async fn replace_swaps_a_message() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let mut c = Client::selected(ctx, &[MSG]).await;
+    c.cmd("c", "CREATE Drafts").await;
+    c.send("r1 REPLACE 1 Drafts (\\Draft) {12+}\r\nSubject:\r\n\r\n\r\n")
+        .await;
+    let r = c.until_tag("r1").await;
+    assert!(r[0].starts_with("* OK [APPENDUID "), "{r:?}");
+    assert!(r.contains(&"* 1 EXPUNGE\r\n".to_string()), "{r:?}");
+    assert_eq!(r.last().unwrap(), "r1 OK Replace completed.\r\n");
+    let r = c.cmd("s", "STATUS Drafts (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS Drafts (MESSAGES 1)\r\n");
+    // Into a mailbox that does not exist: TRYCREATE, and the original stays.
+    c.cmd("e", "EXAMINE Drafts").await;
+    let r = c.cmd("x", "SELECT Drafts").await;
+    assert!(r.last().unwrap().starts_with("x OK"), "{r:?}");
+    c.send("r2 UID REPLACE 1 Nowhere {12+}\r\nSubject:\r\n\r\n\r\n")
+        .await;
+    let r = c.until_tag("r2").await;
+    assert!(r.last().unwrap().starts_with("r2 NO [TRYCREATE]"), "{r:?}");
+    let r = c.cmd("f", "FETCH 1 (UID)").await;
+    assert_eq!(r[0], "* 1 FETCH (UID 1)\r\n");
+    c.send("r3 REPLACE 5 Drafts {12+}\r\nSubject:\r\n\r\n\r\n").await;
+    let r = c.until_tag("r3").await;
+    assert!(r.last().unwrap().starts_with("r3 BAD"), "{r:?}");
 }

@@ -40,6 +40,13 @@ pub enum Kind {
     CancelUpdate(Vec<String>),
     /// UNAUTHENTICATE (RFC 8437).
     Unauthenticate,
+    /// REPLACE / UID REPLACE (RFC 8508): the message number and the APPEND it amounts to
+    /// (parsed by imap-codec as one).
+    Replace {
+        uid: bool,
+        num: u32,
+        append: CommandBody<'static>,
+    },
     /// FETCH with items imap-codec does not know (OBJECTID's EMAILID and THREADID, PREVIEW):
     /// they are cut out and the rest parsed by imap-codec. `hide_uid`: nothing else was
     /// asked, so UID stood in for the list and is not to be answered (unless UID FETCH).
@@ -243,6 +250,28 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
             search_at,
             if is_sort { "SORT" } else { "SEARCH" },
         );
+    }
+    if toks.get(search_at).is_some_and(|t| t.atom_eq("REPLACE")) {
+        let invalid = || bad(msg, "Error in IMAP command REPLACE: Invalid arguments.");
+        let num = match toks.get(search_at + 1).map(|t| &t.tok) {
+            Some(Tok::Atom(n)) if n.bytes().all(|c| c.is_ascii_digit()) => n
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(invalid)?,
+            _ => return Err(invalid()),
+        };
+        let rest = toks.get(search_at + 2).ok_or_else(invalid)?;
+        let mut one = b"x APPEND ".to_vec();
+        one.extend_from_slice(msg.get(rest.start..).unwrap_or_default());
+        return match codec_parse(&one) {
+            Ok(append @ CommandBody::Append { .. }) => Ok(Some(Kind::Replace {
+                uid: search_at == 2,
+                num,
+                append,
+            })),
+            _ => Err(invalid()),
+        };
     }
     if cmd.atom_eq("UNAUTHENTICATE") {
         if toks.len() != 2 {
@@ -895,6 +924,18 @@ mod tests {
             Kind::Unauthenticate
         ));
         assert!(parse(b"u UNAUTHENTICATE x\r\n").is_err());
+        let r = parse(b"r UID REPLACE 7 Drafts (\\Draft) {2}\r\nhi\r\n").unwrap();
+        assert!(matches!(
+            r.kind,
+            Kind::Replace {
+                uid: true,
+                num: 7,
+                ..
+            }
+        ));
+        assert!(parse(b"r REPLACE 1:2 Drafts {2}\r\nhi\r\n").is_err());
+        assert!(parse(b"r REPLACE 0 Drafts {2}\r\nhi\r\n").is_err());
+        assert!(parse(b"r REPLACE 1 Drafts\r\n").is_err());
         let r = parse(
             b"a APPEND Box (\\Seen) CATENATE (URL \"/INBOX/;uid=1/;section=header\" TEXT {3}\r\nabc) {2}\r\nhi\r\n",
         )

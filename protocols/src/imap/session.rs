@@ -340,6 +340,7 @@ impl Session {
                 "UNAUTHENTICATE",
                 "OBJECTID",
                 "PREVIEW",
+                "REPLACE",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
                 "UTF8=ACCEPT",

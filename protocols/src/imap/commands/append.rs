@@ -20,7 +20,7 @@ pub(super) struct Prepared {
 
 impl Prepared {
     /// Appends the message to `mailbox`; returns once it is durable (the store's group commit).
-    fn append_to(
+    pub(super) fn append_to(
         self,
         st: &storage::UserStore,
         mailbox: &str,
@@ -67,7 +67,11 @@ pub(super) fn prepare(
 /// The keyword limit: against the keywords this session knows when `mailbox` is the one
 /// selected; another mailbox's keywords are not loaded for this, so there only the
 /// message's own keywords count.
-fn keyword_limit(s: &Session, mailbox: &str, flags: &storage::Flags) -> Result<(), Done> {
+pub(super) fn keyword_limit(
+    s: &Session,
+    mailbox: &str,
+    flags: &storage::Flags,
+) -> Result<(), Done> {
     if s.sel.as_ref().is_some_and(|sel| sel.name == mailbox) {
         return s.check_keyword_limit(flags);
     }

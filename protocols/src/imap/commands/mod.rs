@@ -16,6 +16,7 @@ mod list;
 mod mailbox;
 mod matching;
 mod quota;
+mod replace;
 mod search;
 mod select;
 mod sort;
@@ -80,6 +81,8 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
         Kind::CancelUpdate(_) if s.state != State::Selected => not_selected(),
         Kind::CancelUpdate(tags) => context::cancel(s, &tags),
         Kind::Unauthenticate => auth::unauthenticate(s),
+        Kind::Replace { .. } if s.state != State::Selected => not_selected(),
+        Kind::Replace { uid, num, append } => replace::replace(s, uid, num, append).await,
         Kind::StatusMailboxId { body, only } => match body {
             CommandBody::Status {
                 mailbox,
