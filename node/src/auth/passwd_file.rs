@@ -32,6 +32,15 @@ impl PasswdEntry {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A passdb extra field (no `userdb_` prefix; last one wins).
+    pub fn passdb_field(&self, name: &str) -> Option<&str> {
+        self.extra
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Every `quota_rule`, `quota_rule2`, ... userdb field, in order.
     pub fn quota_rules(&self) -> Vec<&str> {
         self.extra
@@ -69,9 +78,20 @@ pub fn parse(text: &str, path: &Path) -> Result<HashMap<String, PasswdEntry>, Pa
         };
         // Seven ':' separators at most; the extra fields may contain ':' (quota rules do).
         let fields: Vec<&str> = line.splitn(8, ':').collect();
+        if fields.len() < 2 {
+            // Not a user with no password: a stray line (a pasted hash, a half-edited entry).
+            return Err(err(
+                "no ':' in the line: expected user:{SCHEME}password:uid:gid:gecos:home:shell:extra_fields",
+            ));
+        }
         let user = fields.first().copied().unwrap_or_default().trim();
         if user.is_empty() {
             return Err(err("empty user name"));
+        }
+        if user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err(&format!(
+                "user name {user:?} contains white space: expected user:{{SCHEME}}password:..."
+            )));
         }
         let get = |n: usize| fields.get(n).copied().unwrap_or_default().to_string();
         let mut extra = Vec::new();
@@ -200,6 +220,13 @@ Bob:{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA
         assert!(e.to_string().starts_with("/u line 2"), "{e}");
         let e = parse("a:{PLAIN}x\nA:{PLAIN}y\n", Path::new("/u")).unwrap_err();
         assert!(e.what.contains("twice"), "{e}");
+        // A line without ':' is not a user named after the line.
+        let e = parse("a:{PLAIN}x\n# c\ngarbage line here\n", Path::new("/u")).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = parse("a:{PLAIN}x\nlonelyword\n", Path::new("/u")).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = parse("two words:{PLAIN}x\n", Path::new("/u")).unwrap_err();
+        assert!(e.what.contains("white space"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Accept loops: one task per listener, one task per connection. Implicit-TLS listeners do the
 //! handshake in the connection's own task, so a slow handshake never holds up accepting.
 
+use crate::sessions::LiveSessions;
 use crate::tls::Tls;
 use protocols::{BoxStream, ConnInfo};
 use std::net::SocketAddr;
@@ -22,11 +23,30 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    async fn serve(&self, stream: BoxStream, conn: ConnInfo) {
+    async fn serve_session(&self, stream: BoxStream, conn: ConnInfo) {
         match self {
             Protocol::Imap(ctx) => protocols::imap::serve(stream, conn, ctx.clone()).await,
             Protocol::Pop3(ctx) => protocols::pop3::serve(stream, conn, ctx.clone()).await,
             Protocol::Lmtp(ctx) => protocols::lmtp::serve(stream, conn, ctx.clone()).await,
+        }
+    }
+
+    /// Serves the connection until it ends or `node kick` cancels it (the session's task is
+    /// dropped and the socket closes).
+    async fn serve(
+        &self,
+        stream: BoxStream,
+        conn: ConnInfo,
+        name: &'static str,
+        sessions: &Arc<LiveSessions>,
+    ) {
+        let (_live, kick) = sessions.open(&conn.session_id, name, conn.remote);
+        let (rip, id) = (conn.remote.ip(), conn.session_id.clone());
+        tokio::select! {
+            _ = self.serve_session(stream, conn) => {}
+            _ = kick.cancelled() => {
+                tracing::info!("{}: Disconnected: Kicked by admin (rip={rip}, session=<{id}>)", name.trim_end_matches('s'));
+            }
         }
     }
 }
@@ -125,6 +145,7 @@ pub fn spawn_tcp(
     listener: TcpListener,
     spec: TcpSpec,
     stats: Arc<ConnStats>,
+    sessions: Arc<LiveSessions>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -135,7 +156,7 @@ pub fn spawn_tcp(
         accept_loop(&shutdown, spec.name, || l.accept(), |(socket, remote)| {
             let _ = socket.set_nodelay(true);
             let local = socket.local_addr().unwrap_or(spec.addr);
-            let (protocol, tls, name, open) = (spec.protocol.clone(), spec.implicit_tls.clone(), spec.name, open.clone());
+            let (protocol, tls, name, open, sessions) = (spec.protocol.clone(), spec.implicit_tls.clone(), spec.name, open.clone(), sessions.clone());
             let id = session_id();
             // The protocol's own span carries session, rip and user; this one says which
             // listener (imap or imaps) the connection came in on.
@@ -161,7 +182,7 @@ pub fn spawn_tcp(
                     metrics::counter!("node_connections_total", "listener" => name).increment(1);
                     metrics::gauge!("node_connections", "listener" => name).increment(1.0);
                     let conn = ConnInfo { remote, local, tls: tls.is_some(), session_id: id };
-                    protocol.serve(stream, conn).await;
+                    protocol.serve(stream, conn, name, &sessions).await;
                     metrics::gauge!("node_connections", "listener" => name).decrement(1.0);
                     open.fetch_sub(1, Ordering::Relaxed);
                 }
@@ -182,6 +203,7 @@ pub fn spawn_unix(
     listener: UnixListener,
     spec: UnixSpec,
     stats: Arc<ConnStats>,
+    sessions: Arc<LiveSessions>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -197,7 +219,12 @@ pub fn spawn_unix(
             &what,
             || l.accept(),
             |(socket, _)| {
-                let (protocol, name, open) = (spec.protocol.clone(), spec.name, open.clone());
+                let (protocol, name, open, sessions) = (
+                    spec.protocol.clone(),
+                    spec.name,
+                    open.clone(),
+                    sessions.clone(),
+                );
                 let id = session_id();
                 let span = tracing::info_span!("listener", name, path = %spec.path.display());
                 t2.spawn(
@@ -212,7 +239,9 @@ pub fn spawn_unix(
                             tls: false,
                             session_id: id,
                         };
-                        protocol.serve(Box::new(socket), conn).await;
+                        protocol
+                            .serve(Box::new(socket), conn, name, &sessions)
+                            .await;
                         metrics::gauge!("node_connections", "listener" => name).decrement(1.0);
                         open.fetch_sub(1, Ordering::Relaxed);
                     }

@@ -62,6 +62,14 @@ fn ensure_demo_passdb(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub fn backend_settings(config: &Config) -> BackendSettings {
+    BackendSettings {
+        ssl: config.ssl,
+        auth_allow_cleartext: config.auth_allow_cleartext,
+        max_userip_connections: config.mail_max_userip_connections,
+    }
+}
+
 pub fn store_config(config: &Config, default_quota: storage::QuotaLimits) -> storage::StoreConfig {
     storage::StoreConfig {
         root: config.storage.data_dir.clone(),
@@ -210,15 +218,13 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         Some(r) => r.clone(),
         None => Arc::new(Standalone),
     };
+    let live = Arc::new(crate::sessions::LiveSessions::default());
     let backend = NodeBackend::new(
         store.clone(),
         auth.clone(),
         hooks.clone(),
-        BackendSettings {
-            ssl: config.ssl,
-            auth_allow_cleartext: config.auth_allow_cleartext,
-            max_userip_connections: config.mail_max_userip_connections,
-        },
+        backend_settings(&config),
+        live.clone(),
     );
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -309,6 +315,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             listener,
             spec,
             stats.clone(),
+            live.clone(),
             shutdown.clone(),
             tracker.clone(),
         );
@@ -322,6 +329,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
                 protocol: lmtp.clone(),
             },
             stats.clone(),
+            live.clone(),
             shutdown.clone(),
             tracker.clone(),
         );
@@ -337,7 +345,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             started: Instant::now(),
             hooks: hooks.clone(),
             stats: stats.clone(),
-            metrics: prometheus,
+            metrics: prometheus.clone(),
             store: store.clone(),
             vrrp: vrrp.clone(),
         });
@@ -352,6 +360,9 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             replication: hooks.replication(),
             coordinator: hooks.coordinator(),
             vrrp,
+            backend: backend.clone(),
+            live: live.clone(),
+            metrics: prometheus,
         },
         shutdown.clone(),
         tracker.clone(),
@@ -437,14 +448,19 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Returns on SIGTERM or SIGINT; reloads TLS on SIGHUP.
+/// Returns on SIGTERM or SIGINT; reloads TLS on SIGHUP; reopens the log file on SIGUSR1.
 async fn wait_for_signals(tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    // Dovecot's `log reopen` signal: logrotate's postrotate sends it.
+    let mut usr1 = signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?;
     loop {
         tokio::select! {
+            _ = usr1.recv() => {
+                let _ = crate::logging::reopen_and_log("SIGUSR1");
+            }
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
