@@ -451,7 +451,24 @@ impl AdminClient {
     /// Connects when a server is running there; None when there is no socket or nobody listens
     /// (a stale socket left by a killed server).
     pub fn connect(path: &Path) -> Option<AdminClient> {
-        let stream = UnixStream::connect(path).ok()?;
+        Self::try_connect(path).ok().flatten()
+    }
+
+    /// [`AdminClient::connect`], but a socket this user may not open is an error that says
+    /// so (rather than falling back to opening the store, which fails less clearly).
+    pub fn try_connect(path: &Path) -> Result<Option<AdminClient>, String> {
+        match UnixStream::connect(path) {
+            Ok(stream) => Ok(Self::from_stream(stream)),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(format!(
+                "admin socket {}: permission denied: run the command as the user the node runs \
+                 as (the socket is mode 0600), e.g. with sudo",
+                path.display()
+            )),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn from_stream(stream: UnixStream) -> Option<AdminClient> {
         // Long operations (a resync of a big user) may take a while; only a dead server hangs.
         stream
             .set_read_timeout(Some(Duration::from_secs(3600)))

@@ -27,7 +27,7 @@ enum Target {
 impl Target {
     fn open(config: &Config) -> anyhow::Result<Target> {
         let sock = config.admin_socket_path();
-        if let Some(client) = AdminClient::connect(&sock) {
+        if let Some(client) = AdminClient::try_connect(&sock).map_err(|e| anyhow::anyhow!(e))? {
             return Ok(Target::Socket(client));
         }
         let settings = AuthSettings::from_config(config).map_err(|e| anyhow::anyhow!(e))?;
