@@ -451,3 +451,96 @@ fn lockouts_are_logged_listed_and_cleared_and_loopback_can_be_exempt() {
     );
     assert!(!server.log_text().contains("locked out"));
 }
+
+#[test]
+fn certificate_mismatch_between_nodes_says_what_to_do() {
+    let mut c =
+        tests::cluster::Cluster::start(tests::cluster::ClusterSpec::default()).expect("cluster");
+    let out = c.nodes[0].admin(&["config", "-H", "cluster.certs_dir"]);
+    assert!(out.status.success(), "{}", out.both());
+    let certs_dir = std::path::PathBuf::from(out.stdout_text().trim());
+    // Node 1 now trusts another CA than the one node 2's certificate comes from.
+    let other = tempfile::tempdir().unwrap();
+    let cfg = other.path().join("n.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[cluster]\ncerts_dir = {:?}\n",
+            other.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = run(
+        Command::new(node_bin())
+            .arg("-c")
+            .arg(&cfg)
+            .args(["cluster", "init"]),
+        None,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", out.both());
+    c.nodes[0].stop();
+    std::fs::copy(other.path().join("ca.pem"), certs_dir.join("ca.pem")).unwrap();
+    c.nodes[0]
+        .restart(&[Proto::Imap, Proto::Lmtp])
+        .expect("restart node 1");
+    let r = deliver(&c.nodes[0], "alice@example.org", "after the CA change", "b");
+    assert!(r[0].starts_with("250"), "{r:?}");
+    let t0 = Instant::now();
+    loop {
+        let out = c.nodes[0].admin(&["replication", "status"]);
+        let text = out.stdout_text();
+        if text.contains("what to do:") {
+            assert!(text.contains("same cluster CA"), "{text}");
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no hint in: {}",
+            out.both()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = c.nodes[0].admin(&["sync", "-u", "alice"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.both());
+    assert!(
+        out.stderr_text().contains("node cluster cert"),
+        "{}",
+        out.both()
+    );
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    let server = Server::start(spec(&format!(
+        "log_path = {:?}\nlog_format = \"json\"",
+        log.display().to_string()
+    )))
+    .expect("start node");
+    let (_c, t) = imap_login(&server, "demo", "wrong");
+    assert!(t.starts_with("l NO"), "{t}");
+    wait_for(
+        "the failed login in the JSON log",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("Password mismatch")
+        },
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut saw = false;
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{v}");
+        saw |= v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Password mismatch"))
+            && v["fields"]["rip"] == "127.0.0.1";
+    }
+    assert!(saw, "{text}");
+}

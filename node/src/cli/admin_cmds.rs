@@ -204,7 +204,8 @@ fn per_user(
                 problem
             }
             Err(e) => {
-                let text = format!("{e:#}");
+                // A peer-link certificate error says what to do (`node sync`).
+                let text = crate::cluster::with_tls_hint(&format!("{e:#}"));
                 unknown |= text.contains("doesn't exist in the userdb");
                 if json {
                     out.push(serde_json::json!({ "user": user, "error": text }));
@@ -857,9 +858,13 @@ fn replication_status(t: &mut Target, config: &Config, json: bool) -> anyhow::Re
             p.records_behind,
             p.batches_failed,
             p.last_error
+                .as_ref()
                 .map(|e| format!(" last_error={e:?}"))
                 .unwrap_or_default()
         );
+        if let Some(hint) = p.last_error.as_deref().and_then(crate::cluster::tls_hint) {
+            outln!("  what to do: {hint}");
+        }
         for u in p.behind {
             outln!(
                 "  {} records={} bytes={} seconds={:.1}",
