@@ -509,6 +509,14 @@ fn certificate_mismatch_between_nodes_says_what_to_do() {
         "{}",
         out.both()
     );
+    // node doctor names it too.
+    let out = c.nodes[0].admin(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.both());
+    let text = out.stdout_text();
+    assert!(
+        text.contains("FAIL peer 2") && text.contains("same cluster CA"),
+        "{text}"
+    );
 }
 
 #[test]

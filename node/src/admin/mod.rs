@@ -78,6 +78,9 @@ pub enum Request {
     },
     /// Running server only: the metrics (Prometheus text) as name -> value.
     Stats,
+    /// Running server only: the hybrid logical clock against the wall clock (`node doctor`:
+    /// a clock ahead of the wall clock means a peer's clock is ahead of this node's).
+    Clock,
     MailboxCreate {
         user: String,
         mailboxes: Vec<String>,
@@ -346,7 +349,8 @@ pub fn execute(
         | Request::LogReopen
         | Request::Who { .. }
         | Request::Kick { .. }
-        | Request::Stats => Err(
+        | Request::Stats
+        | Request::Clock => Err(
             "no running node answers on the admin socket: this command asks the running server \
              (start it, or pass the -c of the node that runs)"
                 .into(),

@@ -6,6 +6,7 @@ mod admin_cmds;
 mod auth_cmds;
 mod cluster_cmds;
 mod config_cmds;
+mod doctor;
 mod health;
 mod notify;
 
@@ -206,6 +207,14 @@ pub enum Command {
     Notify {
         #[arg(value_enum)]
         state: crate::active::VrrpState,
+    },
+    /// The troubleshooting checklist against this node: each line OK or FAIL with the fix.
+    Doctor {
+        /// A user to test a login (and its INBOX) with; the embedded default uses demo/demo.
+        #[arg(short = 'u', long = "user", requires = "password")]
+        user: Option<String>,
+        #[arg(short = 'p', long = "password", requires = "user")]
+        password: Option<String>,
     },
     /// Run only the coordinator, as the witness voter of a two-node raft cluster (no mail).
     Witness,
@@ -522,6 +531,31 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             let (config, _) = load_config(cli.config.as_ref())?;
             crate::logging::init(&config.log_path, config.log_format)?;
             Ok(notify::run(&config, state))
+        }
+        Command::Doctor { user, password } => {
+            crate::logging::init_cli();
+            let (config, origin) = match admin_config(cli.config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    outln!("FAIL configuration: {e:#}");
+                    outln!("     fix: correct the file and line named, then `node config check`");
+                    return Ok(1);
+                }
+            };
+            let source = match (&cli.config, origin) {
+                (Some(p), _) => p.display().to_string(),
+                (None, Origin::File) => SYSTEM_CONFIG.to_string(),
+                (None, Origin::Embedded) => "embedded default".to_string(),
+            };
+            let who = match (user, password) {
+                (Some(user), Some(password)) => Some(doctor::Login { user, password }),
+                _ if origin == Origin::Embedded => Some(doctor::Login {
+                    user: config::DEMO_USER.into(),
+                    password: config::DEMO_PASSWORD.into(),
+                }),
+                _ => None,
+            };
+            doctor::run(&config, &source, who, json)
         }
         Command::Lab { what } => {
             crate::logging::init_cli();

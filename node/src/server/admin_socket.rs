@@ -147,6 +147,16 @@ async fn dispatch(t: &AdminTargets, req: Request) -> Result<serde_json::Value, S
             serde_json::to_value(kicked).map_err(|e| e.to_string())
         }
         Request::Stats => Ok(serde_json::Value::Object(parse_metrics(&t.metrics.render()))),
+        Request::Clock => {
+            let clock = t.store.clock();
+            let hlc = clock.now();
+            Ok(serde_json::json!({
+                "wall_ms": clock.wall_ms(),
+                "hlc_ms": hlc.wall_ms,
+                "backward_steps": clock.backward_steps(),
+                "forward_jumps": clock.forward_jumps(),
+            }))
+        }
         req if req.is_mail() => {
             let ctx = crate::admin::mail::MailCtx {
                 backend: t.backend.clone(),
