@@ -458,3 +458,50 @@ fn admin_writes_replicate_like_client_writes() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn metrics_parse_with_prometheus_own_parser_and_match_node_stats() {
+    let server = Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap, Proto::Http],
+        ..Default::default()
+    })
+    .expect("start node");
+    drop(login(&server, "demo", "demo"));
+    // Debian's python3 (scripts/install-test-deps.sh installs python3-prometheus-client there).
+    let python = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let script = r#"
+import sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen('http://127.0.0.1:%s/metrics' % sys.argv[1]).read().decode()
+ok = 0
+for fam in text_string_to_metric_families(text):
+    for s in fam.samples:
+        if s.name == 'node_logins_total' and s.labels.get('result') == 'ok':
+            ok += s.value
+print(int(ok))
+"#;
+    let out = run(
+        Command::new(python)
+            .args(["-c", script])
+            .arg(server.ports.http.to_string()),
+        None,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", out.both());
+    let parsed: f64 = out.stdout_text().trim().parse().unwrap();
+    assert!(parsed >= 1.0, "{}", out.both());
+    let v = json(&server.admin(&["--json", "stats"]));
+    let ours: f64 = v
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("node_logins_total{") && k.contains("result=\"ok\""))
+        .filter_map(|(_, v)| v.as_f64())
+        .sum();
+    assert_eq!(ours, parsed, "node stats and /metrics disagree: {v}");
+}

@@ -178,6 +178,10 @@ fn chown(path: &Path, owner: &str, group: &str) -> anyhow::Result<()> {
 }
 
 pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
+    // Installed first: their default action ends the process, and logrotate's SIGUSR1 may come
+    // while a big store is still opening. They are acted on once the node serves. SIGTERM
+    // keeps its default until then, so a start-up can still be stopped at once.
+    let early = EarlySignals::install()?;
     let data = config.storage.data_dir.clone();
     if !data.exists() {
         // Mail is private: a data_dir made here is readable by the node's user only (an
@@ -404,7 +408,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    wait_for_signals(tls.clone()).await?;
+    wait_for_signals(early, tls.clone()).await?;
 
     // First of all, so keepalived moves the address while sessions still get their BYE.
     if let Some(t) = &track_file {
@@ -448,14 +452,29 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SIGHUP and SIGUSR1 (Dovecot's `log reopen` signal: logrotate's postrotate sends it),
+/// caught from the start of `run`.
+struct EarlySignals {
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+impl EarlySignals {
+    fn install() -> anyhow::Result<EarlySignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(EarlySignals {
+            hup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+            usr1: signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?,
+        })
+    }
+}
+
 /// Returns on SIGTERM or SIGINT; reloads TLS on SIGHUP; reopens the log file on SIGUSR1.
-async fn wait_for_signals(tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
+async fn wait_for_signals(early: EarlySignals, tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-    // Dovecot's `log reopen` signal: logrotate's postrotate sends it.
-    let mut usr1 = signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?;
+    let EarlySignals { mut hup, mut usr1 } = early;
     loop {
         tokio::select! {
             _ = usr1.recv() => {
