@@ -552,3 +552,60 @@ fn log_format_json_writes_one_json_object_a_line() {
     }
     assert!(saw, "{text}");
 }
+
+/// `node --json replication status` on node `i`: alice's lag at its one peer, if any.
+fn alice_lag(c: &tests::cluster::Cluster, i: usize) -> Option<serde_json::Value> {
+    let out = c.nodes[i].admin(&["--json", "replication", "status"]);
+    assert!(out.status.success(), "{}", out.both());
+    let v: serde_json::Value = serde_json::from_str(&out.stdout_text()).unwrap();
+    v["peers"][0]["behind"]
+        .as_array()
+        .and_then(|b| b.iter().find(|u| u["user"] == "alice").cloned())
+}
+
+#[test]
+fn replication_status_measures_a_backlog_and_says_when_it_is_an_upper_bound() {
+    let mut c =
+        tests::cluster::Cluster::start(tests::cluster::ClusterSpec::default()).expect("cluster");
+    let r = deliver(&c.nodes[0], "alice@example.org", "warm-up", "b");
+    assert!(r[0].starts_with("250"), "{r:?}");
+    wait_for("alice in sync", Duration::from_secs(30), || {
+        alice_lag(&c, 0).is_none()
+    });
+    c.nodes[1].stop();
+    let body = "y".repeat(100) + "\r\n";
+    for i in 0..3 {
+        let r = deliver(
+            &c.nodes[0],
+            "alice@example.org",
+            &format!("b{i}"),
+            &body.repeat(100),
+        );
+        assert!(r[0].starts_with("250"), "{r:?}");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let lag = alice_lag(&c, 0).expect("alice is behind while node 2 is down");
+    assert!(lag["records"].as_u64().unwrap() >= 3, "{lag}");
+    assert!(lag["bytes"].as_u64().unwrap() >= 30_000, "{lag}");
+    assert!(lag["seconds"].as_f64().unwrap() >= 1.0, "{lag}");
+    assert_eq!(lag["peer_state_known"], true, "{lag}");
+
+    // Restarted while the peer is still down: what the peer has is not known any more, and
+    // the status says its count is an upper bound instead of passing it off as exact.
+    c.nodes[0]
+        .restart(&[Proto::Imap, Proto::Lmtp])
+        .expect("restart node 1");
+    let lag = alice_lag(&c, 0).expect("alice is behind");
+    assert_eq!(lag["peer_state_known"], false, "{lag}");
+    assert!(lag["bytes"].as_u64().unwrap() >= 30_000, "{lag}");
+    let text = c.nodes[0].admin(&["replication", "status"]).stdout_text();
+    assert!(text.contains("alice records<="), "{text}");
+    assert!(text.contains("upper bound"), "{text}");
+
+    c.nodes[1]
+        .restart(&[Proto::Imap, Proto::Lmtp])
+        .expect("restart node 2");
+    wait_for("the backlog shipped", Duration::from_secs(30), || {
+        alice_lag(&c, 0).is_none()
+    });
+}

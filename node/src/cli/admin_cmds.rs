@@ -862,13 +862,21 @@ fn replication_status(t: &mut Target, config: &Config, json: bool) -> anyhow::Re
                 .map(|e| format!(" last_error={e:?}"))
                 .unwrap_or_default()
         );
+        if p.behind.iter().any(|u| !u.peer_state_known) {
+            // After a restart, until the peer answers, this node does not know what it has.
+            outln!(
+                "  records<=N: upper bound, peer {} has not said what it holds since this node started",
+                p.id
+            );
+        }
         if let Some(hint) = p.last_error.as_deref().and_then(crate::cluster::tls_hint) {
             outln!("  what to do: {hint}");
         }
         for u in p.behind {
             outln!(
-                "  {} records={} bytes={} seconds={:.1}",
+                "  {} records{}{} bytes={} seconds={:.1}",
                 u.user,
+                if u.peer_state_known { "=" } else { "<=" },
                 u.records,
                 u.bytes,
                 u.seconds
