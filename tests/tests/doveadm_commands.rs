@@ -505,3 +505,46 @@ print(int(ok))
         .sum();
     assert_eq!(ours, parsed, "node stats and /metrics disagree: {v}");
 }
+
+#[test]
+fn quota_set_writes_the_passwd_file_and_the_node_enforces_it() {
+    let server = start();
+    let out = server.admin(&["quota", "set", "-u", "demo", "storage=1M", "messages=2"]);
+    let text = ok(&out);
+    assert!(text.contains("bytes=1048576 messages=2"), "{text}");
+    let passwd = std::fs::read_to_string(&server.paths.passwd).unwrap();
+    let line = passwd.lines().find(|l| l.starts_with("demo:")).unwrap();
+    assert!(
+        line.starts_with("demo:{PLAIN}demo:"),
+        "the password field changed: {line}"
+    );
+    assert!(
+        line.ends_with("userdb_quota_rule=*:storage=1M:messages=2"),
+        "{line}"
+    );
+    let text = ok(&server.admin(&["user", "demo"]));
+    assert!(text.contains("quota\tbytes=1048576 messages=2"), "{text}");
+    // The running node re-read the file: the third message is over quota.
+    deliver(&server, "one");
+    deliver(&server, "two");
+    let r = lmtp_deliver(
+        server.addr(Proto::Lmtp),
+        "s@example.org",
+        &["demo@example.org"],
+        &sample_message("three", "x"),
+    )
+    .expect("lmtp");
+    assert!(r[0].starts_with("552 5.2.2"), "{r:?}");
+    // Set again: the rule is replaced, not added to.
+    ok(&server.admin(&["quota", "set", "-u", "demo", "messages=0"]));
+    let passwd = std::fs::read_to_string(&server.paths.passwd).unwrap();
+    assert_eq!(passwd.matches("quota_rule").count(), 1, "{passwd}");
+    deliver(&server, "three");
+
+    let out = server.admin(&["quota", "set", "-u", "nosuchuser", "storage=1M"]);
+    assert_eq!(out.status.code(), Some(67), "{}", out.both());
+    let out = server.admin(&["quota", "set", "-u", "demo", "storage=lots"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.both());
+    let out = server.admin(&["quota", "set", "-u", "demo", "files=3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.both());
+}

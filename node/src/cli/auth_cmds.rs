@@ -273,3 +273,68 @@ pub fn test(
     }
     Ok(0)
 }
+
+/// `node quota set -u USER storage=1G [messages=1000]`: the user's own quota rule in the
+/// passwd-file (the userdb this node has), replacing the quota rules the line had.
+pub fn quota_set(
+    config: &Config,
+    user: &str,
+    limits: &[String],
+    json: bool,
+) -> anyhow::Result<i32> {
+    for l in limits {
+        let name = l.split('=').next().unwrap_or_default();
+        anyhow::ensure!(
+            l.contains('=') && matches!(name, "storage" | "messages" | "bytes"),
+            "{l:?}: expected storage=SIZE, bytes=N or messages=N (0 = unlimited)"
+        );
+    }
+    let rule = format!("*:{}", limits.join(":"));
+    crate::auth::quota_rule::parse_rule(&rule).map_err(|e| anyhow::anyhow!(e))?;
+    let settings = AuthSettings::from_config(config).map_err(|e| anyhow::anyhow!(e))?;
+    let auth = Authenticator::new(settings.clone(), config);
+    let Some(rec) = auth.lookup_blocking(user).map_err(|e| anyhow::anyhow!(e))? else {
+        eprintln!("node quota set: User {user} doesn't exist in the userdb");
+        return Ok(super::admin_cmds::EX_NOUSER);
+    };
+    let is_rule = |k: &str| {
+        let k = k.strip_prefix("userdb_").unwrap_or(k);
+        k.strip_prefix("quota_rule")
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let add = vec![("userdb_quota_rule".to_string(), rule.clone())];
+    let mut edited = None;
+    for db in config.effective_userdbs() {
+        if crate::auth::passwd_file::edit_extra_fields(&db.args, &rec.user, is_rule, &add)
+            .map_err(|e| anyhow::anyhow!(e))?
+        {
+            edited = Some(db.args.clone());
+            break;
+        }
+    }
+    let Some(file) = edited else {
+        anyhow::bail!("no userdb passwd-file has a line for {} to edit", rec.user);
+    };
+    // A fresh reader: the file just changed.
+    let after = Authenticator::new(settings, config)
+        .lookup_blocking(&rec.user)
+        .map_err(|e| anyhow::anyhow!(e))?
+        .map(|r| r.quota)
+        .unwrap_or_default();
+    let show = |v: Option<u64>| v.map_or("unlimited".to_string(), |n| n.to_string());
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({ "user": rec.user, "file": file, "rule": rule, "quota": after })
+        );
+    } else {
+        outln!(
+            "{}: userdb_quota_rule={rule} in {} (bytes={} messages={}; the node re-reads the file)",
+            rec.user,
+            file.display(),
+            show(after.max_bytes),
+            show(after.max_messages)
+        );
+    }
+    Ok(0)
+}

@@ -401,6 +401,14 @@ pub enum QuotaCmd {
         #[command(flatten)]
         sel: UserSel,
     },
+    /// Set a user's limits: `storage=1G`, `messages=1000` (0 = unlimited), written as
+    /// userdb_quota_rule into the user's line of the passwd-file (the node re-reads it).
+    Set {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        #[arg(required = true)]
+        limits: Vec<String>,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -531,6 +539,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             let (config, _) = load_config(cli.config.as_ref())?;
             crate::logging::init(&config.log_path, config.log_format)?;
             Ok(notify::run(&config, state))
+        }
+        Command::Quota {
+            what: QuotaCmd::Set { user, limits },
+        } => {
+            crate::logging::init_cli();
+            let (config, _) = admin_config(cli.config.as_ref())?;
+            auth_cmds::quota_set(&config, &user, &limits, json)
         }
         Command::Doctor { user, password } => {
             crate::logging::init_cli();
