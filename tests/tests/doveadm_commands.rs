@@ -228,6 +228,14 @@ fn search_fetch_flags_copy_move_expunge() {
     assert!(r.contains("MESSAGES 0"), "{r}");
 
     // Bad queries and fields are errors that say what is wrong.
+    let out = server.admin(&["fetch", "-u", "demo", "uid", "mailbox", "NoSuchBox", "all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.both());
+    assert!(
+        out.stderr_text()
+            .contains("Mailbox NoSuchBox doesn't exist"),
+        "{}",
+        out.both()
+    );
     let out = server.admin(&["search", "-u", "demo", "frobnicate"]);
     assert_eq!(out.status.code(), Some(1), "{}", out.both());
     assert!(

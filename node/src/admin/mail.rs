@@ -276,7 +276,18 @@ impl MailCtx {
         q: &[String],
     ) -> Result<Vec<(MailboxInfo, MessageMeta, u32)>, String> {
         let key = query::parse(q, now())?;
-        Self::read(mail, move |r| select(r, &key)).await
+        let user = mail.user().to_string();
+        Self::read(mail, move |r| {
+            for name in query::required_mailboxes(&key) {
+                if r.mailbox(&name).is_err() {
+                    return Err(format!(
+                        "Mailbox {name} doesn't exist (`node mailbox list -u {user}` lists them)"
+                    ));
+                }
+            }
+            select(r, &key)
+        })
+        .await
     }
 
     /// Runs one mail request.

@@ -403,6 +403,16 @@ pub fn matches(
     }
 }
 
+/// Mailboxes the query names literally (no wildcard) and requires (`mailbox INBOX seen`): a
+/// name that does not exist is the operator's typo, reported rather than matching nothing.
+pub fn required_mailboxes(key: &Key) -> Vec<String> {
+    match key {
+        Key::Mailbox(p) if !p.contains(['*', '%']) => vec![p.clone()],
+        Key::And(keys) => keys.iter().flat_map(required_mailboxes).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Whether the query can match anything in `mailbox` at all (skips reading other mailboxes).
 pub fn may_match_mailbox(key: &Key, mailbox: &MailboxInfo) -> bool {
     match key {
@@ -510,6 +520,16 @@ mod tests {
                 .join(" ");
             let _ = q(&s);
         }
+    }
+
+    #[test]
+    fn literal_mailboxes_are_required() {
+        assert_eq!(
+            required_mailboxes(&q("mailbox Sent seen").unwrap()),
+            vec!["Sent"]
+        );
+        assert!(required_mailboxes(&q("mailbox Arch* seen").unwrap()).is_empty());
+        assert!(required_mailboxes(&q("or mailbox A mailbox B").unwrap()).is_empty());
     }
 
     #[test]

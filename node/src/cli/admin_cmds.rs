@@ -205,7 +205,10 @@ fn per_user(
             }
             Err(e) => {
                 // A peer-link certificate error says what to do (`node sync`).
-                let text = crate::cluster::with_tls_hint(&format!("{e:#}"));
+                let mut text = crate::cluster::with_tls_hint(&format!("{e:#}"));
+                if text.contains("does not exist") && text.starts_with("mailbox ") {
+                    text.push_str(&format!(" (`node mailbox list -u {user}` lists them)"));
+                }
                 unknown |= text.contains("doesn't exist in the userdb");
                 if json {
                     out.push(serde_json::json!({ "user": user, "error": text }));
