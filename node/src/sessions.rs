@@ -1,6 +1,6 @@
 //! Live connections of the running node, for `node who` and `node kick` (doveadm who/kick):
 //! each connection registers with its listener and address, its login adds the user, and a
-//! kick cancels the connection's token, which ends its task (the socket closes).
+//! kick cancels the connection's token: the session says goodbye as at shutdown.
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -47,14 +47,14 @@ impl Drop for LiveGuard {
 }
 
 impl LiveSessions {
-    /// A new connection; its task ends when the returned token is cancelled.
+    /// A new connection; `kick` is cancelled to disconnect it.
     pub fn open(
         self: &Arc<Self>,
         id: &str,
         listener: &'static str,
         remote: SocketAddr,
-    ) -> (LiveGuard, CancellationToken) {
-        let kick = CancellationToken::new();
+        kick: CancellationToken,
+    ) -> LiveGuard {
         self.by_id.lock().insert(
             id.to_string(),
             Live {
@@ -62,16 +62,13 @@ impl LiveSessions {
                 remote,
                 since: SystemTime::now(),
                 user: None,
-                kick: kick.clone(),
+                kick,
             },
         );
-        (
-            LiveGuard {
-                sessions: self.clone(),
-                id: id.to_string(),
-            },
-            kick,
-        )
+        LiveGuard {
+            sessions: self.clone(),
+            id: id.to_string(),
+        }
     }
 
     /// The session `id` logged in as `user`.
@@ -145,9 +142,14 @@ mod tests {
     fn who_and_kick() {
         let s = Arc::new(LiveSessions::default());
         let addr: SocketAddr = "192.0.2.1:5000".parse().unwrap();
-        let (g1, k1) = s.open("a", "imaps", addr);
-        let (_g2, k2) = s.open("b", "pop3", addr);
-        let (_g3, k3) = s.open("c", "imap", addr);
+        let (k1, k2, k3) = (
+            CancellationToken::new(),
+            CancellationToken::new(),
+            CancellationToken::new(),
+        );
+        let g1 = s.open("a", "imaps", addr, k1.clone());
+        let _g2 = s.open("b", "pop3", addr, k2.clone());
+        let _g3 = s.open("c", "imap", addr, k3.clone());
         s.logged_in("a", "alice@example.com");
         s.logged_in("b", "bob@example.com");
         // "c" has not logged in: not shown, not kicked.

@@ -294,17 +294,22 @@ fn quota_who_kick_force_resync_stats() {
     );
     let text = ok(&server.admin(&["kick", "demo"]));
     assert!(text.contains("demo"), "{text}");
-    // The kicked session's socket closes.
-    c.set_timeout(Duration::from_secs(5)).unwrap();
+    // The kicked session is told (as Dovecot's kick shows it) and closed.
+    c.set_timeout(Duration::from_secs(10)).unwrap();
     let t0 = Instant::now();
+    let mut said = Vec::new();
     let closed = loop {
         match c.line() {
             Err(_) => break true,
-            Ok(_) if t0.elapsed() > Duration::from_secs(5) => break false,
-            Ok(_) => {}
+            Ok(_) if t0.elapsed() > Duration::from_secs(10) => break false,
+            Ok(l) => said.push(l),
         }
     };
-    assert!(closed, "the kicked session stayed open");
+    assert!(closed, "the kicked session stayed open: {said:?}");
+    assert!(
+        said.iter().any(|l| l.starts_with("* BYE")),
+        "no BYE before the close: {said:?}"
+    );
     let v = json(&server.admin(&["--json", "who", "demo"]));
     assert_eq!(v.as_array().map(Vec::len), Some(0), "{v}");
     let out = server.admin(&["kick", "nobody*"]);

@@ -23,16 +23,46 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    async fn serve_session(&self, stream: BoxStream, conn: ConnInfo) {
+    /// The shutdown token sessions of this listener watch.
+    fn shutdown(&self) -> &CancellationToken {
         match self {
-            Protocol::Imap(ctx) => protocols::imap::serve(stream, conn, ctx.clone()).await,
-            Protocol::Pop3(ctx) => protocols::pop3::serve(stream, conn, ctx.clone()).await,
+            Protocol::Imap(ctx) => &ctx.shutdown,
+            Protocol::Pop3(ctx) => &ctx.shutdown,
+            Protocol::Lmtp(ctx) => &ctx.shutdown,
+        }
+    }
+
+    /// Runs one session whose context watches `token` instead of the listener's shutdown
+    /// token (a child of it): cancelling it ends just this session the way a shutdown does
+    /// (IMAP `* BYE Server shutting down.`, as Dovecot's kick shows too).
+    async fn serve_session(&self, stream: BoxStream, conn: ConnInfo, token: CancellationToken) {
+        match self {
+            Protocol::Imap(ctx) => {
+                let ctx = Arc::new(protocols::imap::ImapContext {
+                    backend: ctx.backend.clone(),
+                    tls: ctx.tls.clone(),
+                    config: ctx.config.clone(),
+                    shutdown: token,
+                });
+                protocols::imap::serve(stream, conn, ctx).await
+            }
+            Protocol::Pop3(ctx) => {
+                let ctx = Arc::new(protocols::pop3::Pop3Context {
+                    backend: ctx.backend.clone(),
+                    tls: ctx.tls.clone(),
+                    config: ctx.config.clone(),
+                    shutdown: token,
+                });
+                protocols::pop3::serve(stream, conn, ctx).await
+            }
+            // LMTP sessions never log in: nothing to kick.
             Protocol::Lmtp(ctx) => protocols::lmtp::serve(stream, conn, ctx.clone()).await,
         }
     }
 
-    /// Serves the connection until it ends or `node kick` cancels it (the session's task is
-    /// dropped and the socket closes).
+    /// Serves the connection until it ends. `node kick` cancels its token: the session says
+    /// goodbye between commands; one that has not ended within [`KICK_GRACE`] is dropped (its
+    /// socket closes).
     async fn serve(
         &self,
         stream: BoxStream,
@@ -40,16 +70,34 @@ impl Protocol {
         name: &'static str,
         sessions: &Arc<LiveSessions>,
     ) {
-        let (_live, kick) = sessions.open(&conn.session_id, name, conn.remote);
+        let global = self.shutdown().clone();
+        let token = global.child_token();
+        let _live = sessions.open(&conn.session_id, name, conn.remote, token.clone());
         let (rip, id) = (conn.remote.ip(), conn.session_id.clone());
+        let session = self.serve_session(stream, conn, token.clone());
+        tokio::pin!(session);
         tokio::select! {
-            _ = self.serve_session(stream, conn) => {}
-            _ = kick.cancelled() => {
-                tracing::info!("{}: Disconnected: Kicked by admin (rip={rip}, session=<{id}>)", name.trim_end_matches('s'));
-            }
+            _ = &mut session => return,
+            _ = token.cancelled() => {}
+        }
+        if global.is_cancelled() {
+            // The node is shutting down: the session finishes as it always did.
+            session.await;
+            return;
+        }
+        let proto = name.trim_end_matches('s');
+        tracing::info!("{proto}: Disconnected: Kicked by admin (rip={rip}, session=<{id}>)");
+        if tokio::time::timeout(KICK_GRACE, &mut session)
+            .await
+            .is_err()
+        {
+            tracing::info!("{proto}: kicked session did not end within {KICK_GRACE:?}; closed (rip={rip}, session=<{id}>)");
         }
     }
 }
+
+/// How long a kicked session gets to finish its command and say goodbye.
+const KICK_GRACE: Duration = Duration::from_secs(5);
 
 /// Open connections per listener name, for /health and the connections gauge.
 #[derive(Default)]
