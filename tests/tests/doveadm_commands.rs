@@ -113,6 +113,24 @@ fn mailbox_commands_are_what_imap_sees() {
     let r = imap_ok(&mut c, "LSUB \"\" \"*\"").join("\n");
     assert!(!r.contains("Projects"), "{r}");
     ok(&server.admin(&["mailbox", "subscribe", "-u", "demo", "Projects"]));
+    // doveadm's shape: 'FIELDS' MAILBOX_MASK, and -f json.
+    let text = ok(&server.admin(&["mailbox", "status", "-u", "demo", "messages vsize", "INBOX"]));
+    assert_eq!(text, "messages=0 vsize=0\n");
+    let text = ok(&server.admin(&["mailbox", "status", "-u", "demo", "all", "Work*"]));
+    assert!(
+        text.starts_with("Work/2024 messages=0 unseen=0 uidnext=1"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let v = json(&server.admin(&["-f", "json", "mailbox", "status", "-u", "demo", "guid", "%"]));
+    assert!(v[0]["result"].as_array().unwrap().len() >= 5, "{v}");
+    let out = server.admin(&["mailbox", "status", "-u", "demo", "colour", "INBOX"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.both());
+    assert!(
+        out.stderr_text().contains("unknown status field"),
+        "{}",
+        out.both()
+    );
     ok(&server.admin(&["mailbox", "rename", "-u", "demo", "Work/2024", "Work/2025"]));
     let list = ok(&server.admin(&["mailbox", "list", "-u", "demo"]));
     assert!(

@@ -307,6 +307,13 @@ pub fn execute(
         Request::MailboxStatus { user, mailbox } => {
             let us = open(user)?;
             let boxes = match mailbox {
+                // A doveadm mailbox mask: every mailbox it matches.
+                Some(mask) if mask.contains(['*', '%']) => us
+                    .list_mailboxes()
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .filter(|m| query::wildcard(mask, &m.name))
+                    .collect(),
                 Some(name) => vec![us.mailbox(name).map_err(|e| e.to_string())?],
                 None => us.list_mailboxes().map_err(|e| e.to_string())?,
             };

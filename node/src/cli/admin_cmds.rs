@@ -751,18 +751,58 @@ fn mailbox(t: &mut Target, config: &Config, what: MailboxCmd, json: bool) -> any
                 failed_in: &no_problem,
             },
         ),
-        MailboxCmd::Status { sel, mailbox } => {
-            let all = mailbox.is_none();
+        MailboxCmd::Status { sel, args } => {
+            // `[MAILBOX]` (every mailbox without it), or doveadm's `FIELDS MAILBOX_MASK`.
+            let (fields, mask) = match args.as_slice() {
+                [] => (None, None),
+                [m] => (None, Some(m.clone())),
+                [f, m] => (Some(f.clone()), Some(m.clone())),
+                _ => anyhow::bail!("mailbox status takes [MAILBOX] or 'FIELDS' MAILBOX_MASK"),
+            };
+            const FIELDS: [&str; 7] = [
+                "messages",
+                "unseen",
+                "uidnext",
+                "uidvalidity",
+                "highestmodseq",
+                "vsize",
+                "guid",
+            ];
+            let wanted: Vec<&str> = match fields.as_deref() {
+                None | Some("all") => FIELDS.to_vec(),
+                Some(f) => {
+                    let list: Vec<&str> = f.split_whitespace().collect();
+                    if let Some(bad) = list.iter().find(|x| !FIELDS.contains(x)) {
+                        anyhow::bail!(
+                            "unknown status field {bad:?} (known: all {})",
+                            FIELDS.join(" ")
+                        );
+                    }
+                    list
+                }
+            };
+            let wildcard = mask.as_deref().is_some_and(|m| m.contains(['*', '%']));
+            let one = mask.is_some() && !wildcard;
+            // Several mailboxes: each line starts with its name.
+            let named = !one;
             let show = move |user: &str, v: &serde_json::Value, many: bool| {
                 let Ok(list) = serde_json::from_value::<Vec<MailboxStatus>>(v.clone()) else {
                     return;
                 };
                 for m in list {
-                    let fields = format!(
-                        "messages={} unseen={} uidnext={} uidvalidity={} highestmodseq={} vsize={} guid={}",
-                        m.messages, m.unseen, m.uidnext, m.uidvalidity, m.highestmodseq, m.vsize, m.guid
-                    );
-                    if all {
+                    let all = serde_json::to_value(&m).unwrap_or_default();
+                    let fields: Vec<String> = wanted
+                        .iter()
+                        .map(|f| {
+                            let val = &all[*f];
+                            format!(
+                                "{f}={}",
+                                val.as_str().map_or(val.to_string(), str::to_string)
+                            )
+                        })
+                        .collect();
+                    let fields = fields.join(" ");
+                    if named {
                         outln!("{}{} {fields}", prefix(user, many), m.mailbox);
                     } else {
                         outln!("{}{fields}", prefix(user, many));
@@ -778,7 +818,7 @@ fn mailbox(t: &mut Target, config: &Config, what: MailboxCmd, json: bool) -> any
                     verb: "mailbox status",
                     make: &|user| Request::MailboxStatus {
                         user,
-                        mailbox: mailbox.clone(),
+                        mailbox: mask.clone(),
                     },
                     show: &show,
                     failed_in: &no_problem,

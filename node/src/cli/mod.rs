@@ -33,9 +33,13 @@ pub struct Cli {
         value_name = "FILE"
     )]
     pub config: Option<PathBuf>,
-    /// Machine-readable output: one JSON document (doveadm's `-f json`).
+    /// Machine-readable output: one JSON document.
     #[arg(long, global = true)]
     pub json: bool,
+    /// doveadm's output formatter: `json` is --json; `flow`, `tab`, `table`, `pager` print
+    /// the text form.
+    #[arg(short = 'f', long = "formatter", global = true, value_parser = ["json", "flow", "tab", "table", "pager"])]
+    pub formatter: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -285,11 +289,13 @@ pub enum MailboxCmd {
         #[command(flatten)]
         sel: UserSel,
     },
-    /// messages, unseen, uidnext, uidvalidity, highestmodseq, vsize, guid.
+    /// messages, unseen, uidnext, uidvalidity, highestmodseq, vsize, guid: `[MAILBOX]`, or
+    /// doveadm's `'FIELDS' MAILBOX_MASK` (`all` or e.g. 'messages vsize'; `*` and `%`).
     Status {
         #[command(flatten)]
         sel: UserSel,
-        mailbox: Option<String>,
+        #[arg(num_args = 0..=2)]
+        args: Vec<String>,
     },
     Create {
         #[command(flatten)]
@@ -462,7 +468,7 @@ pub fn admin_config(path: Option<&PathBuf>) -> anyhow::Result<(Config, Origin)> 
 
 /// Runs the command; the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    let json = cli.json;
+    let json = cli.json || cli.formatter.as_deref() == Some("json");
     match cli.command {
         Command::Serve => {
             let (config, origin) = load_config(cli.config.as_ref())?;
