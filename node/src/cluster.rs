@@ -211,3 +211,61 @@ pub async fn start(
         keepalived,
     })))
 }
+
+/// What to do about a peer-link TLS error (rustls names it `UnknownIssuer`, `UnknownCA`, ...),
+/// for `node replication status` and `node sync`; None when the error is not a certificate one.
+pub fn tls_hint(error: &str) -> Option<&'static str> {
+    const SAME_CA: &str = "both nodes must hold the same cluster CA: make it once \
+        (`node cluster init`), issue every node's certificate from it (`node cluster cert N`) \
+        and copy ca.pem, node.pem and node.key into each node's [cluster] certs_dir, then restart \
+        the node whose files changed (docs/operations.md, \"A cluster\")";
+    if error.contains("UnknownIssuer") || error.contains("BadSignature") {
+        Some(
+            "the peer's certificate is not signed by this node's cluster CA ([cluster] \
+             certs_dir/ca.pem): both nodes must hold the same cluster CA; issue every node's \
+             certificate from it (`node cluster cert N`), copy ca.pem, node.pem and node.key \
+             into each node's certs_dir, and restart the node whose files changed \
+             (docs/operations.md, \"A cluster\")",
+        )
+    } else if error.contains("UnknownCA") || error.contains("unknown ca") {
+        Some("the peer does not trust this node's certificate (it was issued by another CA than \
+              the peer's ca.pem): both nodes must hold the same cluster CA; reissue this node's \
+              certificate with `node cluster cert N` on the node that holds ca.key and copy it here")
+    } else if error.contains("NotValidForName") {
+        Some(
+            "the peer's certificate does not name the address this node dials: reissue it with \
+              `node cluster cert N --hostname ADDRESS` for the address in [cluster] peers",
+        )
+    } else if error.contains("Expired") {
+        Some("a node certificate has expired: reissue it with `node cluster cert N` and restart that node")
+    } else if error.contains("BadCertificate") || error.contains("certificate") {
+        Some(SAME_CA)
+    } else {
+        None
+    }
+}
+
+/// `error` with [`tls_hint`] appended when there is one.
+pub fn with_tls_hint(error: &str) -> String {
+    match tls_hint(error) {
+        Some(h) => format!("{error} ({h})"),
+        None => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    #[test]
+    fn certificate_errors_say_what_to_do() {
+        let e = "invalid peer certificate: UnknownIssuer";
+        assert!(with_tls_hint(e).contains("same cluster CA"));
+        assert!(tls_hint("received fatal alert: UnknownCA")
+            .unwrap()
+            .contains("reissue"));
+        assert!(tls_hint("NotValidForName").unwrap().contains("--hostname"));
+        assert_eq!(tls_hint("connection refused"), None);
+        assert_eq!(with_tls_hint("connection refused"), "connection refused");
+    }
+}

@@ -12,6 +12,7 @@ mod lab;
 mod logging;
 mod raft;
 mod server;
+mod sessions;
 mod tls;
 
 use clap::Parser as _;

@@ -7,6 +7,7 @@ mod load;
 mod nondefault;
 pub mod values;
 
+pub use dovecot::dovecot_hint;
 pub use load::load_file;
 #[cfg(test)]
 pub use load::parse_str;
@@ -314,6 +315,11 @@ pub struct Config {
     pub auth_worker_max_count: u32,
     /// Empty = stderr.
     pub log_path: String,
+    /// `text` (default) or `json` (one JSON object a line).
+    pub log_format: crate::logging::LogFormat,
+    /// Client networks the failed-login limiter never locks out (a webmail on this host:
+    /// `["127.0.0.1/8", "::1"]`); CIDRs or single addresses.
+    pub auth_failure_limit_exempt_nets: RuleList,
     pub mail_max_userip_connections: u32,
     pub imap_idle_notify_interval: DurationSetting,
     pub imap_max_line_length: Size,
@@ -361,6 +367,8 @@ impl Default for Config {
             auth_failure_window: DurationSetting(Duration::from_secs(60)),
             auth_worker_max_count: 0,
             log_path: String::new(),
+            log_format: crate::logging::LogFormat::Text,
+            auth_failure_limit_exempt_nets: RuleList::default(),
             mail_max_userip_connections: 10,
             imap_idle_notify_interval: DurationSetting(Duration::from_secs(120)),
             imap_max_line_length: Size(64 << 10),

@@ -63,6 +63,14 @@ fn ensure_demo_passdb(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub fn backend_settings(config: &Config) -> BackendSettings {
+    BackendSettings {
+        ssl: config.ssl,
+        auth_allow_cleartext: config.auth_allow_cleartext,
+        max_userip_connections: config.mail_max_userip_connections,
+    }
+}
+
 pub fn store_config(config: &Config, default_quota: storage::QuotaLimits) -> storage::StoreConfig {
     storage::StoreConfig {
         root: config.storage.data_dir.clone(),
@@ -176,6 +184,10 @@ fn chown(path: &Path, owner: &str, group: &str) -> anyhow::Result<()> {
 }
 
 pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
+    // Installed first: their default action ends the process, and logrotate's SIGUSR1 may come
+    // while a big store is still opening. They are acted on once the node serves. SIGTERM
+    // keeps its default until then, so a start-up can still be stopped at once.
+    let early = EarlySignals::install()?;
     let data = config.storage.data_dir.clone();
     if !data.exists() {
         // Mail is private: a data_dir made here is readable by the node's user only (an
@@ -220,15 +232,13 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         Some(r) => r.clone(),
         None => Arc::new(Standalone),
     };
+    let live = Arc::new(crate::sessions::LiveSessions::default());
     let backend = NodeBackend::new(
         store.clone(),
         auth.clone(),
         hooks.clone(),
-        BackendSettings {
-            ssl: config.ssl,
-            auth_allow_cleartext: config.auth_allow_cleartext,
-            max_userip_connections: config.mail_max_userip_connections,
-        },
+        backend_settings(&config),
+        live.clone(),
     );
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -319,6 +329,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             listener,
             spec,
             stats.clone(),
+            live.clone(),
             shutdown.clone(),
             tracker.clone(),
         );
@@ -332,6 +343,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
                 protocol: lmtp.clone(),
             },
             stats.clone(),
+            live.clone(),
             shutdown.clone(),
             tracker.clone(),
         );
@@ -346,7 +358,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             started: Instant::now(),
             hooks: hooks.clone(),
             stats: stats.clone(),
-            metrics: prometheus,
+            metrics: prometheus.clone(),
             store: store.clone(),
             vrrp: vrrp.clone(),
         });
@@ -361,6 +373,9 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             replication: hooks.replication(),
             coordinator: hooks.coordinator(),
             vrrp,
+            backend: backend.clone(),
+            live: live.clone(),
+            metrics: prometheus,
         },
         shutdown.clone(),
         tracker.clone(),
@@ -402,7 +417,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    wait_for_signals(tls.clone()).await?;
+    wait_for_signals(early, tls.clone()).await?;
 
     // First of all, so keepalived moves the address while sessions still get their BYE.
     if let Some(t) = &track_file {
@@ -446,14 +461,34 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Returns on SIGTERM or SIGINT; reloads TLS on SIGHUP.
-async fn wait_for_signals(tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
+/// SIGHUP and SIGUSR1 (Dovecot's `log reopen` signal: logrotate's postrotate sends it),
+/// caught from the start of `run`.
+struct EarlySignals {
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+impl EarlySignals {
+    fn install() -> anyhow::Result<EarlySignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(EarlySignals {
+            hup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+            usr1: signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?,
+        })
+    }
+}
+
+/// Returns on SIGTERM or SIGINT; reloads TLS on SIGHUP; reopens the log file on SIGUSR1.
+async fn wait_for_signals(early: EarlySignals, tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let EarlySignals { mut hup, mut usr1 } = early;
     loop {
         tokio::select! {
+            _ = usr1.recv() => {
+                let _ = crate::logging::reopen_and_log("SIGUSR1");
+            }
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
