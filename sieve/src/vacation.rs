@@ -1,0 +1,221 @@
+//! RFC 5230: when a vacation reply may be sent, and the reply itself.
+
+use crate::address;
+use crate::message::Message;
+
+/// The handle of a vacation without :handle (RFC 5230 4.2: same arguments, same vacation).
+pub fn default_handle(
+    reason: &str,
+    subject: Option<&str>,
+    from: Option<&str>,
+    mime: bool,
+) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        reason,
+        subject.unwrap_or(""),
+        from.unwrap_or(""),
+        mime as u8
+    )
+}
+
+/// Why no reply goes out, or `Ok` to reply (RFC 5230 4.5, 4.6 and Pigeonhole's checks).
+pub fn check(
+    msg: &Message,
+    sender: &str,
+    recipient: &str,
+    addresses: &[String],
+) -> Result<(), &'static str> {
+    let sender_l = sender.to_ascii_lowercase();
+    if sender.is_empty() {
+        return Err("null sender");
+    }
+    let local = sender_l.split('@').next().unwrap_or("");
+    if local == "mailer-daemon"
+        || local == "listserv"
+        || local == "majordomo"
+        || local.starts_with("owner-")
+        || local.ends_with("-request")
+    {
+        return Err("sender is a system address");
+    }
+    if msg
+        .values("auto-submitted")
+        .iter()
+        .any(|v| !v.eq_ignore_ascii_case("no"))
+    {
+        return Err("auto-submitted message");
+    }
+    if msg
+        .values("precedence")
+        .iter()
+        .any(|v| matches!(v.to_ascii_lowercase().as_str(), "bulk" | "list" | "junk"))
+    {
+        return Err("bulk or list precedence");
+    }
+    if [
+        "list-id",
+        "list-owner",
+        "list-unsubscribe",
+        "list-post",
+        "list-help",
+        "list-subscribe",
+    ]
+    .iter()
+    .any(|h| msg.exists(h))
+    {
+        return Err("mailing list message");
+    }
+    let own: Vec<String> = std::iter::once(recipient.to_string())
+        .chain(addresses.iter().cloned())
+        .map(|a| address::bare(&a).to_ascii_lowercase())
+        .collect();
+    if own.contains(&sender_l) {
+        return Err("sender is the user");
+    }
+    let mut seen = false;
+    for h in ["to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"] {
+        for v in msg.raw_values(h) {
+            for a in address::parse_header(&crate::message::unfold(v)) {
+                if own.contains(&a.all.to_ascii_lowercase()) {
+                    seen = true;
+                }
+            }
+        }
+    }
+    if !seen {
+        return Err("the user is not an explicit recipient");
+    }
+    Ok(())
+}
+
+/// The reply to send to `sender` (RFC 5230 5).
+pub fn build_reply(
+    msg: &Message,
+    v: &crate::action::Vacation,
+    recipient: &str,
+    sender: &str,
+    date: &str,
+    message_id: &str,
+) -> Vec<u8> {
+    let from = v.from.clone().unwrap_or_else(|| format!("<{recipient}>"));
+    let subject = match &v.subject {
+        Some(s) => s.clone(),
+        None => {
+            let orig = msg.values("subject").into_iter().next().unwrap_or_default();
+            format!("Auto: {orig}")
+        }
+    };
+    let clean = |s: &str| s.replace(['\r', '\n'], " ");
+    let mut out = String::new();
+    out.push_str(&format!("From: {}\r\n", clean(&from)));
+    out.push_str(&format!("To: <{}>\r\n", clean(sender)));
+    out.push_str(&format!(
+        "Subject: {}\r\n",
+        crate::message::fold(&encode_header(&clean(&subject)))
+    ));
+    out.push_str(&format!("Date: {date}\r\nMessage-ID: {message_id}\r\n"));
+    if let Some(id) = msg.values("message-id").into_iter().next() {
+        out.push_str(&format!("In-Reply-To: {}\r\n", clean(&id)));
+        let refs = msg
+            .values("references")
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "References: {}\r\n",
+            crate::message::fold(format!("{} {}", clean(&refs), clean(&id)).trim())
+        ));
+    }
+    out.push_str(
+        "Auto-Submitted: auto-replied (vacation)\r\nPrecedence: bulk\r\nMIME-Version: 1.0\r\n",
+    );
+    if v.mime {
+        // The reason is a MIME entity of its own (headers and body).
+        out.push_str(&v.reason.replace("\r\n", "\n").replace('\n', "\r\n"));
+        if !out.ends_with("\r\n") {
+            out.push_str("\r\n");
+        }
+    } else {
+        out.push_str(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
+        );
+        out.push_str(&v.reason.replace("\r\n", "\n").replace('\n', "\r\n"));
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+/// RFC 2047 B-encoding for a non-ASCII header value.
+fn encode_header(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_string();
+    }
+    use std::fmt::Write;
+    let mut b64 = String::new();
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in s.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let mut out = String::new();
+    let _ = write!(out, "=?utf-8?b?{b64}?=");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_rules() {
+        let m = Message::parse(b"From: a@x\r\nTo: me@y\r\nSubject: hi\r\n\r\n");
+        assert_eq!(check(&m, "a@x", "me@y", &[]), Ok(()));
+        assert!(check(&m, "", "me@y", &[]).is_err());
+        assert!(check(&m, "a@x", "other@y", &[]).is_err());
+        assert_eq!(check(&m, "a@x", "other@y", &["me@y".into()]), Ok(()));
+        let l = Message::parse(b"To: me@y\r\nList-Id: <l.x>\r\n\r\n");
+        assert!(check(&l, "a@x", "me@y", &[]).is_err());
+        let a = Message::parse(b"To: me@y\r\nAuto-Submitted: auto-replied\r\n\r\n");
+        assert!(check(&a, "a@x", "me@y", &[]).is_err());
+        assert!(check(&m, "owner-list@x", "me@y", &[]).is_err());
+    }
+
+    #[test]
+    fn reply_message() {
+        let m =
+            Message::parse(b"From: a@x\r\nTo: me@y\r\nSubject: hi\r\nMessage-ID: <1@x>\r\n\r\n");
+        let v = crate::action::Vacation {
+            reason: "away".into(),
+            subject: None,
+            from: None,
+            addresses: vec![],
+            mime: false,
+            handle: "h".into(),
+            period: 0,
+        };
+        let r = String::from_utf8(build_reply(
+            &m,
+            &v,
+            "me@y",
+            "a@x",
+            "Mon, 7 Dec 2026 00:00:00 +0000",
+            "<r@y>",
+        ))
+        .unwrap();
+        assert!(r.contains("Subject: Auto: hi\r\n"));
+        assert!(r.contains("In-Reply-To: <1@x>\r\n"));
+        assert!(r.contains("Auto-Submitted: auto-replied"));
+        assert!(r.ends_with("\r\n\r\naway\r\n"));
+        assert_eq!(encode_header("é"), "=?utf-8?b?w6k=?=");
+    }
+}
