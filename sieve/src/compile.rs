@@ -164,7 +164,7 @@ impl Validator<'_> {
             self.err(n, msg);
             return;
         };
-        if spec.is_test != as_test {
+        if spec.is_test != as_test && !spec.both {
             let msg = format!(
                 "'{}' is a {} and cannot be used as a {kind}",
                 n.name,

@@ -47,6 +47,8 @@ pub struct Spec {
     pub optional_trailing: usize,
     pub tests: Tests,
     pub block: Block,
+    /// Usable both as a command and as a test (the test suite's test_message).
+    pub both: bool,
 }
 
 const fn tag(
@@ -104,6 +106,7 @@ impl Spec {
             optional_trailing: 0,
             tests: Tests::None,
             block: Block::No,
+            both: false,
         }
     }
 

@@ -19,13 +19,14 @@ pub fn default_handle(
     )
 }
 
-/// Why no reply goes out, or `Ok` to reply (RFC 5230 4.5, 4.6 and Pigeonhole's checks).
+/// Why no reply goes out, or `Ok` with the user's address found in the recipient fields (the
+/// reply's default From) (RFC 5230 4.5, 4.6 and Pigeonhole's checks).
 pub fn check(
     msg: &Message,
     sender: &str,
     recipient: &str,
     addresses: &[String],
-) -> Result<(), &'static str> {
+) -> Result<String, &'static str> {
     let sender_l = sender.to_ascii_lowercase();
     if sender.is_empty() {
         return Err("null sender");
@@ -73,32 +74,28 @@ pub fn check(
     if own.contains(&sender_l) {
         return Err("sender is the user");
     }
-    let mut seen = false;
     for h in ["to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"] {
         for v in msg.raw_values(h) {
             for a in address::parse_header(&crate::message::unfold(v)) {
                 if own.contains(&a.all.to_ascii_lowercase()) {
-                    seen = true;
+                    return Ok(a.all);
                 }
             }
         }
     }
-    if !seen {
-        return Err("the user is not an explicit recipient");
-    }
-    Ok(())
+    Err("the user is not an explicit recipient")
 }
 
 /// The reply to send to `sender` (RFC 5230 5).
 pub fn build_reply(
     msg: &Message,
     v: &crate::action::Vacation,
-    recipient: &str,
+    own_address: &str,
     sender: &str,
     date: &str,
     message_id: &str,
 ) -> Vec<u8> {
-    let from = v.from.clone().unwrap_or_else(|| format!("<{recipient}>"));
+    let from = v.from.clone().unwrap_or_else(|| format!("<{own_address}>"));
     let subject = match &v.subject {
         Some(s) => s.clone(),
         None => {
@@ -146,6 +143,48 @@ pub fn build_reply(
     out.into_bytes()
 }
 
+/// The rejection sent to `sender` for `reject` (RFC 5429 2.2: a bounce quoting the reason and
+/// carrying the original message).
+pub fn build_rejection(
+    msg: &Message,
+    reason: &str,
+    recipient: &str,
+    sender: &str,
+    date: &str,
+    message_id: &str,
+) -> Vec<u8> {
+    let clean = |s: &str| s.replace(['\r', '\n'], " ");
+    let subject = msg.values("subject").into_iter().next().unwrap_or_default();
+    let boundary = format!(
+        "reject-{}",
+        message_id.trim_matches(['<', '>']).replace('@', ".")
+    );
+    let mut out = String::new();
+    out.push_str("From: Postmaster <MAILER-DAEMON>\r\n");
+    out.push_str(&format!("To: <{}>\r\n", clean(sender)));
+    out.push_str(&format!(
+        "Subject: {}\r\n",
+        crate::message::fold(&encode_header(&format!("Rejected: {}", clean(&subject))))
+    ));
+    out.push_str(&format!("Date: {date}\r\nMessage-ID: {message_id}\r\n"));
+    out.push_str(
+        "Auto-Submitted: auto-replied (rejected)\r\nPrecedence: bulk\r\nMIME-Version: 1.0\r\n",
+    );
+    out.push_str(&format!(
+        "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n\
+         This is a MIME-encapsulated message\r\n\r\n--{boundary}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         Your message to <{}> was automatically rejected:\r\n{}\r\n\r\n--{boundary}\r\n\
+         Content-Type: message/rfc822\r\n\r\n",
+        clean(recipient),
+        reason.replace("\r\n", "\n").replace('\n', "\r\n")
+    ));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&msg.to_bytes());
+    bytes.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    bytes
+}
+
 /// RFC 2047 B-encoding for a non-ASCII header value.
 fn encode_header(s: &str) -> String {
     if s.is_ascii() {
@@ -179,10 +218,13 @@ mod tests {
     #[test]
     fn reply_rules() {
         let m = Message::parse(b"From: a@x\r\nTo: me@y\r\nSubject: hi\r\n\r\n");
-        assert_eq!(check(&m, "a@x", "me@y", &[]), Ok(()));
+        assert_eq!(check(&m, "a@x", "me@y", &[]).as_deref(), Ok("me@y"));
         assert!(check(&m, "", "me@y", &[]).is_err());
         assert!(check(&m, "a@x", "other@y", &[]).is_err());
-        assert_eq!(check(&m, "a@x", "other@y", &["me@y".into()]), Ok(()));
+        assert_eq!(
+            check(&m, "a@x", "other@y", &["me@y".into()]).as_deref(),
+            Ok("me@y")
+        );
         let l = Message::parse(b"To: me@y\r\nList-Id: <l.x>\r\n\r\n");
         assert!(check(&l, "a@x", "me@y", &[]).is_err());
         let a = Message::parse(b"To: me@y\r\nAuto-Submitted: auto-replied\r\n\r\n");
