@@ -80,37 +80,22 @@ impl Part {
             Part::All => None,
             Part::Local => Some(local.clone()),
             Part::Domain => Some(domain.clone()),
-            Part::User => Some(
-                local
-                    .split_once(separator)
-                    .map_or(local.as_str(), |(u, _)| u)
-                    .to_string(),
-            ),
-            Part::Detail => local.split_once(separator).map(|(_, d)| d.to_string()),
+            // Each character of the separator setting is a separator (Dovecot's
+            // recipient_delimiter); the first one found splits.
+            Part::User => Some(match local.find(|c| separator.contains(c)) {
+                Some(i) => local[..i].to_string(),
+                None => local.clone(),
+            }),
+            Part::Detail => local
+                .find(|c| separator.contains(c))
+                .map(|i| local[i..].chars().skip(1).collect()),
         }
     }
 }
 
 /// An addr-spec (`local@domain`) fit for redirect or a reply's From (name-addr form allowed).
 pub fn valid_mailbox(s: &str) -> bool {
-    let spec = match (s.find('<'), s.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &s[a + 1..b],
-        (None, None) => s,
-        _ => return false,
-    };
-    let spec = spec.trim();
-    match spec.rsplit_once('@') {
-        Some((l, d)) => {
-            !l.is_empty()
-                && !d.is_empty()
-                && !d.starts_with('.')
-                && !d.ends_with('.')
-                && !spec.chars().any(|c| c.is_whitespace() || c.is_control())
-                && d.chars()
-                    .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
-        }
-        None => false,
-    }
+    normalize(s).is_some()
 }
 
 /// The bare addr-spec of `a` (strips a display name and angle brackets).
@@ -143,8 +128,154 @@ mod tests {
     fn mailbox_validity() {
         assert!(valid_mailbox("a@b.example"));
         assert!(valid_mailbox("Name <a@b.example>"));
-        assert!(!valid_mailbox("a b@c"));
+        assert!(!valid_mailbox("a<b@c"));
         assert!(!valid_mailbox("nobody"));
         assert!(!valid_mailbox("a@"));
+    }
+}
+
+fn atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+}
+
+fn dot_atom(s: &str) -> bool {
+    !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.chars().all(atext))
+}
+
+fn valid_domain(d: &str) -> bool {
+    if d.starts_with('[') && d.ends_with(']') {
+        return d.len() > 2;
+    }
+    dot_atom(d)
+        && d.chars()
+            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+}
+
+/// Splits `local@domain` (the local part may be a quoted string), white space around the
+/// tokens removed; the local part unquoted when quoting is not needed (RFC 5321 4.1.2).
+fn split_spec(s: &str) -> Option<(String, String)> {
+    let s = s.trim();
+    let (local, rest) = if let Some(q) = s.strip_prefix('"') {
+        let mut esc = false;
+        let mut end = None;
+        for (i, c) in q.char_indices() {
+            match (c, esc) {
+                (_, true) => esc = false,
+                ('\\', false) => esc = true,
+                ('"', false) => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let end = end?;
+        let inner = &q[..end];
+        let local = if dot_atom(inner) {
+            inner.to_string()
+        } else {
+            format!("\"{inner}\"")
+        };
+        (local, q[end + 1..].trim_start())
+    } else {
+        let at = s.rfind('@')?;
+        let local: String = s[..at].split_whitespace().collect();
+        if !dot_atom(&local) {
+            return None;
+        }
+        (local, &s[at..])
+    };
+    let domain: String = rest.strip_prefix('@')?.split_whitespace().collect();
+    if local.is_empty() || !valid_domain(&domain) {
+        return None;
+    }
+    Some((local, domain))
+}
+
+/// A redirect or :from address (addr-spec or name-addr) to its normalised addr-spec.
+pub fn normalize(s: &str) -> Option<String> {
+    let spec = match (s.find('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b && s[b + 1..].trim().is_empty() => &s[a + 1..b],
+        (None, None) => s,
+        _ => return None,
+    };
+    let (l, d) = split_spec(spec)?;
+    Some(format!("{l}@{d}"))
+}
+
+/// An SMTP path (RFC 5321 4.1.2) as the envelope test sees it: `<>` or "" is the null path,
+/// whose parts are all empty; a malformed path has no parts at all.
+pub fn parse_path(s: &str) -> Option<Parsed> {
+    let t = s.trim();
+    if t.is_empty() || t == "<>" {
+        return Some(Parsed {
+            all: String::new(),
+            parts: Some((String::new(), String::new())),
+        });
+    }
+    let inner = match t.strip_prefix('<') {
+        Some(r) => r.strip_suffix('>')?,
+        None => t,
+    };
+    if inner.contains(['<', '>']) {
+        return None;
+    }
+    // A source route (@a,@b:) is obsolete and ignored.
+    let inner = match inner.strip_prefix('@') {
+        Some(_) => inner.split_once(':')?.1,
+        None => inner,
+    };
+    if inner.trim() != inner
+        || inner.chars().filter(|&c| c == '@').count() != 1 && !inner.starts_with('"')
+    {
+        return None;
+    }
+    let (l, d) = split_spec(inner)?;
+    Some(Parsed {
+        all: format!("{l}@{d}"),
+        parts: Some((l, d)),
+    })
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::*;
+
+    #[test]
+    fn normalizes() {
+        assert_eq!(
+            normalize(" stephan @ example.org ").as_deref(),
+            Some("stephan@example.org")
+        );
+        assert_eq!(
+            normalize("\"Sirius\"@example.net").as_deref(),
+            Some("Sirius@example.net")
+        );
+        assert_eq!(
+            normalize("\"S[r]us\"@example.net").as_deref(),
+            Some("\"S[r]us\"@example.net")
+        );
+        assert_eq!(
+            normalize("\"Stephan Bosch\" <\"S.Bosch\"@example.net>").as_deref(),
+            Some("S.Bosch@example.net")
+        );
+        assert_eq!(normalize("nobody"), None);
+        assert_eq!(normalize("a@@b"), None);
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(parse_path("<>").unwrap().all, "");
+        assert_eq!(parse_path("<a@b.example>").unwrap().all, "a@b.example");
+        assert!(parse_path("<<a@b.example>").is_none());
+        assert!(parse_path("a@b.example>").is_none());
+        assert!(parse_path("hutsefluts@").is_none());
+        assert!(parse_path("<a b.example>").is_none());
+        assert_eq!(
+            parse_path("<@x.example,@y.example:a@b.example>")
+                .unwrap()
+                .all,
+            "a@b.example"
+        );
     }
 }

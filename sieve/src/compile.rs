@@ -340,10 +340,8 @@ impl Validator<'_> {
     fn check(&mut self, n: &Node) {
         if let Some(c) = n.tag_str("comparator").map(str::to_string) {
             let ok = match c.as_str() {
-                "i;octet" | "i;ascii-casemap" => true,
-                "i;ascii-numeric" | "i;unicode-casemap" => {
-                    self.required.contains(&format!("comparator-{c}"))
-                }
+                "i;octet" | "i;ascii-casemap" | "i;unicode-casemap" => true,
+                "i;ascii-numeric" => self.required.contains(&format!("comparator-{c}")),
                 _ => false,
             };
             if !ok {

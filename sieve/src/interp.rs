@@ -335,7 +335,7 @@ impl Runtime {
     fn set_match_vars(&mut self, caps: Vec<String>) {
         if self.frame().is_some_and(|f| f.variables) {
             self.match_vars = caps;
-            self.match_vars.truncate(10);
+            self.match_vars.truncate(256);
         }
     }
 
@@ -469,12 +469,27 @@ impl Runtime {
                     let a = match p.to_ascii_lowercase().as_str() {
                         "from" => Some(self.envelope.from.clone()),
                         "to" => Some(self.envelope.to.clone()),
-                        "auth" => self.envelope.auth.clone(),
+                        "auth" => {
+                            // Not a path: the authenticated name as it is.
+                            if let Some(auth) = &self.envelope.auth {
+                                let parsed = Parsed::from_spec(auth);
+                                values.extend(
+                                    part.extract(&parsed, &self.config.subaddress_separator),
+                                );
+                            }
+                            None
+                        }
                         _ => None,
                     };
-                    if let Some(a) = a {
-                        let parsed = Parsed::from_spec(&address::bare(&a));
-                        values.extend(part.extract(&parsed, &self.config.subaddress_separator));
+                    if let Some(parsed) = a.as_deref().and_then(address::parse_path) {
+                        if parsed.all.is_empty() {
+                            // The null path: every part is empty, except there is no detail.
+                            if part != Part::Detail {
+                                values.push(String::new());
+                            }
+                        } else {
+                            values.extend(part.extract(&parsed, &self.config.subaddress_separator));
+                        }
                     }
                 }
                 self.match_values(n, &values, &keys)
@@ -573,14 +588,11 @@ impl Runtime {
             "environment" => {
                 let name = self.s(&n.string(0)).to_ascii_lowercase();
                 let keys = self.sl(&n.list(1));
-                let values: Vec<String> = self
-                    .config
-                    .environment
-                    .get(&name)
-                    .cloned()
-                    .into_iter()
-                    .collect();
-                self.match_values(n, &values, &keys)
+                match self.config.environment.get(&name).cloned() {
+                    Some(v) => self.match_values(n, &[v], &keys),
+                    // An unknown item matches nothing, not even :count (RFC 5183 4).
+                    None => false,
+                }
             }
             "ihave" => {
                 let caps = n.list(0);
@@ -645,6 +657,7 @@ impl Runtime {
                     a,
                     Action::Keep { .. }
                         | Action::FileInto { .. }
+                        | Action::Redirect { .. }
                         | Action::Vacation(_)
                         | Action::Reject { .. }
                 )
@@ -672,6 +685,9 @@ impl Runtime {
                 self.implicit_keep = false;
                 let dup = self.actions.iter_mut().find_map(|a| match a {
                     Action::Keep { flags: f, .. } => Some(f),
+                    Action::FileInto {
+                        mailbox, flags: f, ..
+                    } if mailbox.eq_ignore_ascii_case("INBOX") => Some(f),
                     _ => None,
                 });
                 match dup {
@@ -692,10 +708,10 @@ impl Runtime {
                 }
             }
             "redirect" => {
-                let address = address::bare(&self.s(&n.string(0)));
-                if !address::valid_mailbox(&address) {
-                    return rerr(n, format!("redirect: invalid address '{address}'"));
-                }
+                let raw = self.s(&n.string(0));
+                let Some(address) = address::normalize(&raw) else {
+                    return rerr(n, format!("redirect: invalid address '{raw}'"));
+                };
                 let copy = n.has_tag("copy");
                 if !copy {
                     self.implicit_keep = false;
@@ -721,12 +737,14 @@ impl Runtime {
                     self.implicit_keep = false;
                 }
                 let special_use = n.tag_str("specialuse").map(|s| self.s(s));
+                let inbox = mailbox.eq_ignore_ascii_case("INBOX");
                 let dup = self.actions.iter_mut().find_map(|a| match a {
                     Action::FileInto {
                         mailbox: m,
                         flags: f,
                         ..
                     } if *m == mailbox => Some(f),
+                    Action::Keep { flags: f, .. } if inbox => Some(f),
                     _ => None,
                 });
                 match dup {
@@ -794,7 +812,8 @@ impl Runtime {
                 let name = n.string(0);
                 let value = self.s(&n.string(1));
                 let mods: Vec<&str> = n.tags.iter().map(|(t, _)| t.as_str()).collect();
-                let value = variables::apply_modifiers(value, &mods);
+                let value =
+                    variables::apply_modifiers(value, &mods, self.config.limits.max_variable_size);
                 self.set_var(n, &name, value)?;
             }
             "global" => {
@@ -871,15 +890,15 @@ impl Runtime {
         let name = self.s(&n.string(0));
         let global = n.has_tag("global");
         let key = (global, name.clone());
+        if n.has_tag("once") && self.included.contains(&key) {
+            return Ok(Flow::Next);
+        }
         if self
             .frames
             .iter()
             .any(|f| f.name == format!("{global}:{name}"))
         {
             return rerr(n, format!("include: recursion through script '{name}'"));
-        }
-        if n.has_tag("once") && self.included.contains(&key) {
-            return Ok(Flow::Next);
         }
         if self.frames.len() > self.config.limits.max_include_depth {
             return rerr(n, "include: nesting too deep");

@@ -67,6 +67,13 @@ pub fn check(
     {
         return Err("mailing list message");
     }
+    // Microsoft's marker: "All" or "OOF" asks for no out-of-office replies.
+    if msg.values("x-auto-response-suppress").iter().any(|v| {
+        v.split([',', ' '])
+            .any(|w| w.eq_ignore_ascii_case("all") || w.eq_ignore_ascii_case("oof"))
+    }) {
+        return Err("auto responses suppressed");
+    }
     let own: Vec<String> = std::iter::once(recipient.to_string())
         .chain(addresses.iter().cloned())
         .map(|a| address::bare(&a).to_ascii_lowercase())

@@ -73,8 +73,9 @@ pub fn truncate(s: &mut String, max: usize) {
     }
 }
 
-/// Applies `set` modifiers in RFC 5229's order of precedence.
-pub fn apply_modifiers(value: String, tags: &[&str]) -> String {
+/// Applies `set` modifiers in RFC 5229's order of precedence; the result is at most `max`
+/// bytes, never ending in half a :quotewildcard escape.
+pub fn apply_modifiers(value: String, tags: &[&str], max: usize) -> String {
     let mut v = value;
     if tags.contains(&"lower") {
         v = v.to_lowercase();
@@ -89,13 +90,18 @@ pub fn apply_modifiers(value: String, tags: &[&str]) -> String {
         v = first(&v, |c| c.to_uppercase().collect());
     }
     if tags.contains(&"quotewildcard") {
-        v = v
-            .chars()
-            .flat_map(|c| match c {
-                '*' | '?' | '\\' => vec!['\\', c],
-                c => vec![c],
-            })
-            .collect();
+        let mut q = String::with_capacity(v.len() + 8);
+        for c in v.chars() {
+            let esc = matches!(c, '*' | '?' | '\\');
+            if q.len() + c.len_utf8() + usize::from(esc) > max {
+                break;
+            }
+            if esc {
+                q.push('\\');
+            }
+            q.push(c);
+        }
+        v = q;
     }
     if tags.contains(&"quoteregex") {
         v = regex::escape(&v);
@@ -134,11 +140,11 @@ mod tests {
     #[test]
     fn modifiers() {
         assert_eq!(
-            apply_modifiers("juMBlEd".into(), &["lower", "upperfirst"]),
+            apply_modifiers("juMBlEd".into(), &["lower", "upperfirst"], 100),
             "Jumbled"
         );
         assert_eq!(
-            apply_modifiers("a*b".into(), &["quotewildcard", "length"]),
+            apply_modifiers("a*b".into(), &["quotewildcard", "length"], 100),
             "4"
         );
         assert!(

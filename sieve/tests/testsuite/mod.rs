@@ -65,6 +65,9 @@ pub fn compiler() -> Compiler {
     c
 }
 
+/// A stored message and its flags.
+type Stored = (Vec<u8>, Vec<String>);
+
 /// One message the result execution sent.
 struct Sent {
     from: String,
@@ -79,7 +82,7 @@ pub struct Suite {
     current: Option<String>,
     compiled: Option<Script>,
     errors: Vec<String>,
-    mailboxes: BTreeMap<String, Vec<Vec<u8>>>,
+    mailboxes: BTreeMap<String, Vec<Stored>>,
     created: HashSet<String>,
     outbox: Vec<Sent>,
     duplicates: HashSet<String>,
@@ -115,6 +118,7 @@ impl Suite {
             Message::default(),
             Envelope::default(),
         );
+        self.apply_settings(&mut rt);
         rt.run(self, &script).map_err(|e| {
             if e.message == FAIL {
                 "test_fail outside a test".to_string()
@@ -126,6 +130,10 @@ impl Suite {
 
     fn apply_settings(&self, rt: &mut Runtime) {
         let mut c = Config::default();
+        // The environment Pigeonhole's test suite runs in (RFC 5183 items it checks).
+        c.environment
+            .insert("name".into(), "Pigeonhole Sieve".into());
+        c.environment.insert("location".into(), "MS".into());
         for (k, v) in &self.settings {
             let num = || parse_duration(v);
             match k.as_str() {
@@ -168,17 +176,24 @@ impl Suite {
     /// Carries out the result as a delivery agent would, into the in-memory store and outbox.
     fn execute(&mut self, rt: &mut Runtime) -> bool {
         let msg = rt.message.to_bytes();
-        let env = rt.envelope.clone();
+        let env = Envelope {
+            from: path(&rt.envelope.from),
+            to: path(&rt.envelope.to),
+            auth: rt.envelope.auth.clone(),
+        };
         for a in rt.result() {
             match a {
-                Action::Keep { .. } => self
+                Action::Keep { flags, .. } => self
                     .mailboxes
                     .entry("INBOX".into())
                     .or_default()
-                    .push(msg.clone()),
-                Action::FileInto { mailbox, .. } => {
+                    .push((msg.clone(), flags)),
+                Action::FileInto { mailbox, flags, .. } => {
                     self.created.insert(mailbox.clone());
-                    self.mailboxes.entry(mailbox).or_default().push(msg.clone());
+                    self.mailboxes
+                        .entry(mailbox)
+                        .or_default()
+                        .push((msg.clone(), flags));
                 }
                 Action::Discard => {}
                 Action::Redirect { address, .. } => {
@@ -269,11 +284,29 @@ fn parse_duration(v: &str) -> Option<u64> {
     Some(n * mult)
 }
 
-fn strip_brackets(s: &str) -> String {
-    s.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_string()
+/// The addr-spec of an envelope path ("" for the null path or a malformed one).
+fn path(s: &str) -> String {
+    sieve::address::parse_path(s)
+        .map(|p| p.all)
+        .unwrap_or_default()
+}
+
+/// Like Pigeonhole's test suite: the envelope of a new message comes from its Return-Path and
+/// Envelope-To or To fields, or fixed example addresses.
+fn default_envelope(m: &Message) -> Envelope {
+    let first = |h: &str| {
+        m.raw_values(h)
+            .flat_map(|v| sieve::address::parse_header(&sieve::message::unfold(v)))
+            .map(|a| a.all)
+            .next()
+    };
+    Envelope {
+        from: first("return-path").unwrap_or_else(|| "sender@example.com".into()),
+        to: first("envelope-to")
+            .or_else(|| first("to"))
+            .unwrap_or_else(|| "recipient@example.com".into()),
+        auth: None,
+    }
 }
 
 impl Host for Suite {
@@ -323,9 +356,12 @@ impl Host for Suite {
                 let what = rt.s(&n.string(0));
                 let value = rt.s(&n.string(1));
                 match what.as_str() {
-                    "message" => rt.message = Message::parse(value.as_bytes()),
-                    "envelope.from" => rt.envelope.from = strip_brackets(&value),
-                    "envelope.to" => rt.envelope.to = strip_brackets(&value),
+                    "message" => {
+                        rt.message = Message::parse(value.as_bytes());
+                        rt.envelope = default_envelope(&rt.message);
+                    }
+                    "envelope.from" => rt.envelope.from = value,
+                    "envelope.to" => rt.envelope.to = value,
                     "envelope.orig_to" => {}
                     "envelope.auth" => rt.envelope.auth = Some(value),
                     other => {
@@ -336,16 +372,15 @@ impl Host for Suite {
                 }
             }
             "test_message" => {
+                // A missing message leaves the current one (the test's later checks fail).
                 return match self.switch_message(rt, n) {
-                    Ok(true) => Some(Ok(Flow::Next)),
-                    Ok(false) => err("test_message: no such message".into()),
+                    Ok(_) => Some(Ok(Flow::Next)),
                     Err(e) => err(e),
                 };
             }
             "test_result_reset" => {
                 rt.reset_result();
                 self.outbox.clear();
-                self.mailboxes.clear();
             }
             "test_result_print" | "test_binary_save" | "test_binary_load" => {}
             "test_config_set" => {
@@ -453,8 +488,9 @@ impl Suite {
         if let Some(Arg::Str(folder)) = n.tag("folder") {
             let folder = rt.s(folder);
             return Ok(match self.mailboxes.get(&folder).and_then(|m| m.get(i)) {
-                Some(m) => {
+                Some((m, flags)) => {
                     rt.message = Message::parse(m);
+                    rt.flags = flags.clone();
                     true
                 }
                 None => false,
