@@ -251,6 +251,52 @@ impl Default for ClusterSettings {
     }
 }
 
+/// `[sieve]`: Sieve filtering at delivery, with Pigeonhole's setting names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SieveSettings {
+    /// The user's active script (`~/.dovecot.sieve`); `~` is the user's directory in the
+    /// store, `%u`/`%n`/`%d` the user, its local part and domain. Empty = no personal script.
+    pub sieve: String,
+    /// Where `include :personal` looks.
+    pub sieve_dir: String,
+    /// Global scripts run before and after the user's (a path or a list of paths).
+    pub sieve_before: RuleList,
+    pub sieve_after: RuleList,
+    /// Run when the user has no script.
+    pub sieve_default: String,
+    /// Where `include :global` looks.
+    pub sieve_global_dir: String,
+    /// host:port of the SMTP server that sends redirects and vacation replies.
+    pub submission_host: String,
+    pub sieve_vacation_min_period: DurationSetting,
+    pub sieve_vacation_max_period: DurationSetting,
+    pub sieve_vacation_default_period: DurationSetting,
+    pub sieve_max_redirects: u32,
+    pub sieve_max_actions: u32,
+    pub sieve_max_script_size: Size,
+}
+
+impl Default for SieveSettings {
+    fn default() -> Self {
+        SieveSettings {
+            sieve: String::new(),
+            sieve_dir: "~/sieve".into(),
+            sieve_before: RuleList::default(),
+            sieve_after: RuleList::default(),
+            sieve_default: String::new(),
+            sieve_global_dir: String::new(),
+            submission_host: String::new(),
+            sieve_vacation_min_period: DurationSetting(Duration::from_secs(86_400)),
+            sieve_vacation_max_period: DurationSetting(Duration::from_secs(90 * 86_400)),
+            sieve_vacation_default_period: DurationSetting(Duration::from_secs(7 * 86_400)),
+            sieve_max_redirects: 4,
+            sieve_max_actions: 32,
+            sieve_max_script_size: Size(1 << 20),
+        }
+    }
+}
+
 /// Accepts `quota_rule = "*:storage=1G"` or a list of rules.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RuleList(pub Vec<String>);
@@ -333,6 +379,19 @@ pub struct Config {
     pub lmtp_unix_socket: Option<UnixSocketConfig>,
     pub storage: StorageSettings,
     pub cluster: ClusterSettings,
+    /// `[sieve]`, or Pigeonhole's one-line form `sieve = "~/.dovecot.sieve"`.
+    #[serde(deserialize_with = "sieve_table_or_path")]
+    pub sieve: SieveSettings,
+}
+
+fn sieve_table_or_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SieveSettings, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::String(path) => Ok(SieveSettings {
+            sieve: path,
+            ..SieveSettings::default()
+        }),
+        other => SieveSettings::deserialize(other).map_err(serde::de::Error::custom),
+    }
 }
 
 impl Default for Config {
@@ -378,6 +437,7 @@ impl Default for Config {
             lmtp_unix_socket: None,
             storage: StorageSettings::default(),
             cluster: ClusterSettings::default(),
+            sieve: SieveSettings::default(),
         }
     }
 }
