@@ -220,7 +220,10 @@ const DOVECOT_SETTINGS: &[(&str, &str)] = &[
     ("sieve_before", "moved: [sieve] sieve_before"),
     ("sieve_after", "moved: [sieve] sieve_after"),
     ("sieve_default", "moved: [sieve] sieve_default"),
-    ("managesieve_notify_capability", "ManageSieve is not supported yet"),
+    (
+        "managesieve_notify_capability",
+        "ManageSieve is not supported yet",
+    ),
     (
         "stats_writer_socket_path",
         "metrics are served at /metrics on the [http] port",

@@ -16,6 +16,8 @@ mod session;
 mod sieve;
 mod smtp_client;
 
+#[cfg(test)]
+mod sieve_tests;
 /// Session tests; the duplex test client and backend overrides are shared with POP3's tests.
 #[cfg(test)]
 pub(crate) mod tests;

@@ -157,7 +157,10 @@ fn load(compiler: &Compiler, path: &Path, max: u64) -> Result<Option<Arc<Script>
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     if meta.len() > max {
-        return Err(format!("{}: script larger than {max} bytes", path.display()));
+        return Err(format!(
+            "{}: script larger than {max} bytes",
+            path.display()
+        ));
     }
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
     if let Ok(c) = cache().lock() {
@@ -201,7 +204,8 @@ impl Host for DeliveryHost<'_> {
         uses.iter().all(|u| {
             list.iter().any(|m| {
                 mailbox.is_none_or(|n| m.name == n)
-                    && m.special_use.is_some_and(|s| s.to_imap().eq_ignore_ascii_case(u))
+                    && m.special_use
+                        .is_some_and(|s| s.to_imap().eq_ignore_ascii_case(u))
             })
         })
     }
@@ -221,7 +225,9 @@ impl Host for DeliveryHost<'_> {
         let path = dir.join(format!("{name}.sieve"));
         match std::fs::metadata(&path) {
             Ok(m) if m.len() > self.max_script_size => Err("script too large".into()),
-            Ok(_) => std::fs::read_to_string(&path).map(Some).map_err(|e| e.to_string()),
+            Ok(_) => std::fs::read_to_string(&path)
+                .map(Some)
+                .map_err(|e| e.to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.to_string()),
         }
@@ -272,10 +278,12 @@ pub(crate) fn evaluate(
             ..Plan::default()
         };
     }
-    let mut config = sieve::Config::default();
-    config.vacation_min_period = cfg.vacation_min_period.as_secs();
-    config.vacation_max_period = cfg.vacation_max_period.as_secs();
-    config.vacation_default_period = cfg.vacation_default_period.as_secs();
+    let mut config = sieve::Config {
+        vacation_min_period: cfg.vacation_min_period.as_secs(),
+        vacation_max_period: cfg.vacation_max_period.as_secs(),
+        vacation_default_period: cfg.vacation_default_period.as_secs(),
+        ..sieve::Config::default()
+    };
     config.limits.max_redirects = cfg.max_redirects;
     config.limits.max_actions = cfg.max_actions;
     for k in ["domain", "host"] {
@@ -358,7 +366,10 @@ fn store_targets(
             Err(StoreError::NoSuchMailbox(_)) if t.create => {
                 let su = t.special_use.as_deref().and_then(special_use);
                 if let Err(e) = store.create_mailbox(&mailbox, su) {
-                    tracing::info!(mailbox, "sieve: cannot create mailbox: {e}; keeping in INBOX");
+                    tracing::info!(
+                        mailbox,
+                        "sieve: cannot create mailbox: {e}; keeping in INBOX"
+                    );
                     mailbox = "INBOX".into();
                 }
             }
@@ -425,7 +436,9 @@ pub(crate) async fn deliver(
     let user_eval = user.clone();
     let plan = crate::blocking::run(move || {
         let home = reader.dir().to_path_buf();
-        evaluate(&cfg, &hostname, &reader, &home, &user_eval, envelope, &raw_eval)
+        evaluate(
+            &cfg, &hostname, &reader, &home, &user_eval, envelope, &raw_eval,
+        )
     })
     .await;
     let plan = match plan {
@@ -433,7 +446,11 @@ pub(crate) async fn deliver(
         Err(e) => return temp_fail(&e),
     };
     if let Some(e) = &plan.error {
-        tracing::warn!(user, "{}", log(&format!("sieve: {e}; keeping the message in INBOX")));
+        tracing::warn!(
+            user,
+            "{}",
+            log(&format!("sieve: {e}; keeping the message in INBOX"))
+        );
     }
     if let Some(reason) = &plan.reject {
         let reason: String = reason
@@ -442,10 +459,7 @@ pub(crate) async fn deliver(
             .take(200)
             .collect();
         tracing::info!(user, "{}", log(&format!("sieve: rejected: {reason}")));
-        return (
-            Outcome::Ok,
-            format!("550 5.7.1 <{addr}> {}", reason.trim()),
-        );
+        return (Outcome::Ok, format!("550 5.7.1 <{addr}> {}", reason.trim()));
     }
     let raw = plan.edited.clone().unwrap_or(raw);
     // Redirects go out before the reply: a failed one is retried with the whole delivery.
@@ -460,7 +474,13 @@ pub(crate) async fn deliver(
             to,
             data: &data,
         };
-        if let Err(e) = smtp_client::send(&ctx.config.sieve.submission_host, &ctx.config.hostname, &out).await {
+        if let Err(e) = smtp_client::send(
+            &ctx.config.sieve.submission_host,
+            &ctx.config.hostname,
+            &out,
+        )
+        .await
+        {
             return temp_fail(&format!("redirect to <{to}> failed: {e}"));
         }
         tracing::info!(user, "{}", log(&format!("sieve: forwarded to <{to}>")));
@@ -486,7 +506,10 @@ pub(crate) async fn deliver(
     for (mailbox, outcome) in stored {
         match answer(outcome, &mailbox, addr, session, &user, log) {
             Ok(r) => {
-                if reply.as_ref().is_none_or(|(o, _)| *o == Outcome::Ok || *o == Outcome::Duplicate) {
+                if reply
+                    .as_ref()
+                    .is_none_or(|(o, _)| *o == Outcome::Ok || *o == Outcome::Duplicate)
+                {
                     reply = Some(r);
                 }
             }
@@ -522,7 +545,11 @@ async fn vacation(
     let own = match sieve::vacation::check(&parsed, &sender, addr, &v.addresses) {
         Ok(own) => own,
         Err(why) => {
-            tracing::info!(user, "{}", log(&format!("sieve: vacation: no reply ({why})")));
+            tracing::info!(
+                user,
+                "{}",
+                log(&format!("sieve: vacation: no reply ({why})"))
+            );
             return;
         }
     };
@@ -531,7 +558,13 @@ async fn vacation(
     let period = v.period;
     let seen = crate::blocking::run(move || tracking_check_and_mark(&home, &id, period)).await;
     if seen.unwrap_or(true) {
-        tracing::info!(user, "{}", log(&format!("sieve: vacation: already replied to <{sender}> recently")));
+        tracing::info!(
+            user,
+            "{}",
+            log(&format!(
+                "sieve: vacation: already replied to <{sender}> recently"
+            ))
+        );
         return;
     }
     if ctx.config.sieve.submission_host.is_empty() {
@@ -550,9 +583,25 @@ async fn vacation(
         to: &sender,
         data: &reply,
     };
-    match smtp_client::send(&ctx.config.sieve.submission_host, &ctx.config.hostname, &out).await {
-        Ok(()) => tracing::info!(user, "{}", log(&format!("sieve: sent vacation response to <{sender}>"))),
-        Err(e) => tracing::warn!(user, "{}", log(&format!("sieve: vacation response to <{sender}> failed: {e}"))),
+    match smtp_client::send(
+        &ctx.config.sieve.submission_host,
+        &ctx.config.hostname,
+        &out,
+    )
+    .await
+    {
+        Ok(()) => tracing::info!(
+            user,
+            "{}",
+            log(&format!("sieve: sent vacation response to <{sender}>"))
+        ),
+        Err(e) => tracing::warn!(
+            user,
+            "{}",
+            log(&format!(
+                "sieve: vacation response to <{sender}> failed: {e}"
+            ))
+        ),
     }
 }
 
@@ -568,7 +617,10 @@ fn tracking_check_and_mark(home: &Path, id: &str, period: u64) -> bool {
     static LOCK: Mutex<()> = Mutex::new(());
     let _g = LOCK.lock();
     let path = home.join(".sieve-vacation");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let mut live: Vec<(String, u64)> = text
         .lines()
@@ -584,7 +636,10 @@ fn tracking_check_and_mark(home: &Path, id: &str, period: u64) -> bool {
     live.push((id.to_string(), now + period));
     let body: String = live.iter().map(|(i, t)| format!("{i} {t}\n")).collect();
     let tmp = path.with_extension("tmp");
-    if std::fs::write(&tmp, body).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+    if std::fs::write(&tmp, body)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .is_err()
+    {
         tracing::warn!(path = %path.display(), "sieve: cannot write the vacation tracking file");
     }
     false
@@ -597,9 +652,18 @@ mod tests {
     #[test]
     fn path_templates() {
         let home = Path::new("/h/u");
-        assert_eq!(expand_path("~/.dovecot.sieve", "a@b.example", home), PathBuf::from("/h/u/.dovecot.sieve"));
-        assert_eq!(expand_path("/s/%d/%n.sieve", "a@b.example", home), PathBuf::from("/s/b.example/a.sieve"));
-        assert_eq!(expand_path("/s/%u/%%x", "a", home), PathBuf::from("/s/a/%x"));
+        assert_eq!(
+            expand_path("~/.dovecot.sieve", "a@b.example", home),
+            PathBuf::from("/h/u/.dovecot.sieve")
+        );
+        assert_eq!(
+            expand_path("/s/%d/%n.sieve", "a@b.example", home),
+            PathBuf::from("/s/b.example/a.sieve")
+        );
+        assert_eq!(
+            expand_path("/s/%u/%%x", "a", home),
+            PathBuf::from("/s/a/%x")
+        );
     }
 
     #[test]

@@ -42,7 +42,14 @@ pub async fn send(host: &str, helo: &str, msg: &Outgoing<'_>) -> Result<(), Smtp
     command(&mut r, &mut w, format!("EHLO {helo}\r\n"), "EHLO", 2).await?;
     let from = clean(msg.from);
     let to = clean(msg.to);
-    command(&mut r, &mut w, format!("MAIL FROM:<{from}>\r\n"), "MAIL FROM", 2).await?;
+    command(
+        &mut r,
+        &mut w,
+        format!("MAIL FROM:<{from}>\r\n"),
+        "MAIL FROM",
+        2,
+    )
+    .await?;
     command(&mut r, &mut w, format!("RCPT TO:<{to}>\r\n"), "RCPT TO", 2).await?;
     command(&mut r, &mut w, "DATA\r\n".to_string(), "DATA", 3).await?;
     let body = dot_stuff(msg.data);
@@ -113,15 +120,20 @@ async fn expect(
 ) -> Result<(), SmtpError> {
     loop {
         let mut line = Vec::new();
-        let n = tokio::time::timeout(TIMEOUT, (&mut *r).take(MAX_LINE as u64).read_until(b'\n', &mut line))
-            .await
-            .map_err(|_| SmtpError::Timeout(what))?
-            .map_err(|e| SmtpError::Io(what, e))?;
+        let n = tokio::time::timeout(
+            TIMEOUT,
+            (&mut *r).take(MAX_LINE as u64).read_until(b'\n', &mut line),
+        )
+        .await
+        .map_err(|_| SmtpError::Timeout(what))?
+        .map_err(|e| SmtpError::Io(what, e))?;
         if n == 0 || !line.ends_with(b"\n") {
             return Err(SmtpError::Malformed(what));
         }
         let line = String::from_utf8_lossy(&line).trim_end().to_string();
-        let code = line.get(..3).filter(|c| c.bytes().all(|b| b.is_ascii_digit()));
+        let code = line
+            .get(..3)
+            .filter(|c| c.bytes().all(|b| b.is_ascii_digit()));
         let Some(code) = code else {
             return Err(SmtpError::Malformed(what));
         };
