@@ -11,6 +11,7 @@ pub mod ast;
 pub mod compile;
 pub mod date;
 pub mod error;
+pub mod fuzzing;
 pub mod interp;
 pub mod lexer;
 pub mod matching;
