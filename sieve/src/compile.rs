@@ -6,6 +6,7 @@ use crate::error::{CompileError, CompileErrors};
 use crate::spec::{self, Block, Spec, Tests, Ty};
 use crate::{lexer, parser};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Compiled scripts stop at this many errors (Pigeonhole's limit too).
 const MAX_ERRORS: usize = 10;
@@ -26,8 +27,9 @@ impl Script {
 /// Knows the signatures; extra extensions (the test suite's) can be added.
 #[derive(Clone)]
 pub struct Compiler {
-    specs: HashMap<&'static str, Spec>,
-    caps: HashSet<String>,
+    // Shared: a compiler is cloned into every run (includes compile with it).
+    specs: Arc<HashMap<&'static str, Spec>>,
+    caps: Arc<HashSet<String>>,
 }
 
 impl Default for Compiler {
@@ -38,27 +40,25 @@ impl Default for Compiler {
 
 impl Compiler {
     pub fn new() -> Compiler {
-        let mut c = Compiler {
-            specs: HashMap::new(),
-            caps: spec::CAPABILITIES.iter().map(|s| s.to_string()).collect(),
-        };
-        for s in spec::builtin() {
-            c.specs.insert(s.name, s);
+        let specs = spec::builtin().into_iter().map(|s| (s.name, s)).collect();
+        Compiler {
+            specs: Arc::new(specs),
+            caps: Arc::new(spec::CAPABILITIES.iter().map(|s| s.to_string()).collect()),
         }
-        c
     }
 
     /// Adds a capability and the commands and tests it brings.
     pub fn add_extension(&mut self, capability: &str, specs: Vec<Spec>) {
-        self.caps.insert(capability.to_string());
+        Arc::make_mut(&mut self.caps).insert(capability.to_string());
+        let map = Arc::make_mut(&mut self.specs);
         for s in specs {
-            self.specs.insert(s.name, s);
+            map.insert(s.name, s);
         }
     }
 
     /// Removes a capability (an operator can disable an extension).
     pub fn disable(&mut self, capability: &str) {
-        self.caps.remove(capability);
+        Arc::make_mut(&mut self.caps).remove(capability);
     }
 
     pub fn supports(&self, capability: &str) -> bool {

@@ -77,7 +77,7 @@ impl Default for Config {
             vacation_max_period: 90 * 86_400,
             vacation_default_period: 7 * 86_400,
             environment,
-            local_zone: *chrono::Local::now().offset(),
+            local_zone: local_zone(),
         }
     }
 }
@@ -156,6 +156,12 @@ pub struct Runtime {
     redirects: usize,
 }
 
+/// The machine's UTC offset, looked up once (it reads the zone database).
+fn local_zone() -> FixedOffset {
+    static Z: std::sync::OnceLock<FixedOffset> = std::sync::OnceLock::new();
+    *Z.get_or_init(|| *chrono::Local::now().offset())
+}
+
 fn rerr<T>(n: &Node, msg: impl Into<String>) -> RResult<T> {
     Err(RuntimeError::new(n.line, msg))
 }
@@ -176,7 +182,7 @@ impl Runtime {
             implicit_keep: true,
             flags: Vec::new(),
             match_vars: Vec::new(),
-            now: chrono::Local::now().fixed_offset(),
+            now: chrono::Utc::now().fixed_offset(),
             frames: Vec::new(),
             globals: HashMap::new(),
             steps: 0,

@@ -276,3 +276,101 @@ fn swaks_into_a_sieve_script() {
     // The kept copies are in INBOX.
     assert_eq!(mailbox_state(&server, "INBOX").0, 2);
 }
+
+/// A typical five-rule user script (none of the rules matches the test messages, so both runs
+/// store into INBOX and only the filtering differs).
+const FIVE_RULES: &str = r#"require ["fileinto", "imap4flags", "envelope", "subaddress", "variables"];
+if header :contains "list-id" "announce" { fileinto "Lists"; stop; }
+if address :domain :is "from" "spam.example" { discard; stop; }
+if header :contains "subject" ["[SPAM]", "***SPAM***"] { fileinto "Junk"; stop; }
+if envelope :detail "to" "news" { fileinto "News"; stop; }
+if header :matches "subject" "*urgent*" { addflag "\\Flagged"; }
+"#;
+
+/// Messages per second delivered over one LMTP connection, one recipient each.
+fn lmtp_rate(server: &Server, n: usize) -> f64 {
+    use std::io::{BufRead, Write};
+    let s = std::net::TcpStream::connect(server.addr(Proto::Lmtp)).expect("connect");
+    let mut r = std::io::BufReader::new(s.try_clone().expect("clone"));
+    let mut w = s;
+    let mut line = String::new();
+    let mut reply = |r: &mut std::io::BufReader<std::net::TcpStream>| loop {
+        line.clear();
+        r.read_line(&mut line).expect("reply");
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return line.clone();
+        }
+    };
+    reply(&mut r);
+    w.write_all(b"LHLO bench\r\n").unwrap();
+    reply(&mut r);
+    let start = Instant::now();
+    for i in 0..n {
+        let msg =
+            format!("MAIL FROM:<sender@example.net>\r\nRCPT TO:<demo@example.org>\r\nDATA\r\n");
+        w.write_all(msg.as_bytes()).unwrap();
+        for _ in 0..3 {
+            let l = reply(&mut r);
+            assert!(l.starts_with('2') || l.starts_with('3'), "{l}");
+        }
+        let body = format!(
+            "From: Sender <sender@example.net>\r\nTo: demo@example.org\r\nSubject: report {i}\r\n\
+             Message-ID: <bench-{i}@example.net>\r\n\r\n{}\r\n.\r\n",
+            "Some text of a typical message body.\r\n".repeat(50)
+        );
+        w.write_all(body.as_bytes()).unwrap();
+        let l = reply(&mut r);
+        assert!(l.starts_with("250"), "{l}");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Delivery speed with the five-rule script against none (docs/performance.md). Ignored in
+/// the normal run: it measures, it does not check.
+#[test]
+#[ignore]
+fn delivery_speed_with_and_without_a_script() {
+    let n: usize = std::env::var("SIEVE_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::write(work.path().join("demo.sieve"), FIVE_RULES).unwrap();
+    let spec = |extra: String| ServerSpec {
+        wait_for: vec![Proto::Lmtp],
+        extra_toml: extra,
+        ..Default::default()
+    };
+    let mut rates = Vec::new();
+    // Alternate so drift of the machine hits both alike.
+    for round in 0..3 {
+        for with in [false, true] {
+            let extra = if with {
+                format!("[sieve]\nsieve = \"{}/%n.sieve\"\n", work.path().display())
+            } else {
+                String::new()
+            };
+            let server = Server::start(spec(extra)).expect("start node");
+            let rate = lmtp_rate(&server, n);
+            if with {
+                let (kept, _) = mailbox_state(&server, "INBOX");
+                assert_eq!(kept, n, "every message kept in INBOX");
+            }
+            println!("round {round} sieve={with}: {rate:.0} msg/s");
+            rates.push((with, rate));
+        }
+    }
+    let avg = |w: bool| {
+        let v: Vec<f64> = rates
+            .iter()
+            .filter(|(x, _)| *x == w)
+            .map(|(_, r)| *r)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (none, five) = (avg(false), avg(true));
+    println!(
+        "no script: {none:.0} msg/s; five rules: {five:.0} msg/s; slower by {:.1}%",
+        (1.0 - five / none) * 100.0
+    );
+}

@@ -141,6 +141,12 @@ pub(crate) fn expand_path(template: &str, user: &str, home: &Path) -> PathBuf {
     }
 }
 
+/// The signatures table, built once.
+fn compiler() -> Compiler {
+    static C: OnceLock<Compiler> = OnceLock::new();
+    C.get_or_init(Compiler::new).clone()
+}
+
 /// Compiled scripts by path, reused while the file's size and mtime are unchanged.
 type CacheEntry = (SystemTime, u64, Arc<Script>);
 fn cache() -> &'static Mutex<HashMap<PathBuf, CacheEntry>> {
@@ -244,7 +250,7 @@ pub(crate) fn evaluate(
     envelope: Envelope,
     raw: &[u8],
 ) -> Plan {
-    let compiler = Compiler::new();
+    let compiler = compiler();
     let mut scripts: Vec<(PathBuf, Arc<Script>)> = Vec::new();
     let add = |template: &str, scripts: &mut Vec<(PathBuf, Arc<Script>)>| -> Result<bool, String> {
         let path = expand_path(template, user, home);
