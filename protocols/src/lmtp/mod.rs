@@ -25,7 +25,7 @@ pub(crate) mod tests;
 pub use address::{split_detail, Recipient};
 pub use command::{parse as parse_command, BodyType, Command, ParseError};
 pub use data::{normalize_crlf, DataDecoder, DataOutcome};
-pub use sieve::SieveConfig;
+pub use sieve::{expand_path, SieveConfig};
 
 use crate::backend::{Backend, ConnInfo};
 use crate::stream::BoxStream;

@@ -113,7 +113,7 @@ fn inbox(flags: Vec<String>) -> Target {
 }
 
 /// `~`, `%u`, `%n`, `%d` and `%%` in a path setting.
-pub(crate) fn expand_path(template: &str, user: &str, home: &Path) -> PathBuf {
+pub fn expand_path(template: &str, user: &str, home: &Path) -> PathBuf {
     let (local, domain) = user.split_once('@').unwrap_or((user, ""));
     let mut s = String::new();
     let mut it = template.chars().peekable();
