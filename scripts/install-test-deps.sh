@@ -19,6 +19,7 @@ declare -A PKG_FOR=(
   [ping]=iputils-ping
   [nc]=netcat-openbsd
   [pkill]=procps
+  [sieve-connect]=sieve-connect
 )
 
 missing=()

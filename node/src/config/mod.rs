@@ -84,6 +84,10 @@ service_table!(
     /// `[lmtp]`: the TCP port (0 = off; see also lmtp_unix_socket).
     LmtpService { port: 24 }
 );
+service_table!(
+    /// `[managesieve]`: the ManageSieve port (protocol "sieve"), STARTTLS on it; 0 = off.
+    ManageSieveService { port: 4190 }
+);
 /// `[http]`: health and Prometheus metrics; port 0 = off.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -275,6 +279,9 @@ pub struct SieveSettings {
     pub sieve_max_redirects: u32,
     pub sieve_max_actions: u32,
     pub sieve_max_script_size: Size,
+    /// ManageSieve quotas: scripts per user and their total size (0 = no limit).
+    pub sieve_quota_max_scripts: u32,
+    pub sieve_quota_max_storage: Size,
 }
 
 impl Default for SieveSettings {
@@ -293,6 +300,8 @@ impl Default for SieveSettings {
             sieve_max_redirects: 4,
             sieve_max_actions: 32,
             sieve_max_script_size: Size(1 << 20),
+            sieve_quota_max_scripts: 100,
+            sieve_quota_max_storage: Size(10 << 20),
         }
     }
 }
@@ -375,6 +384,7 @@ pub struct Config {
     pub imap: ImapService,
     pub pop3: Pop3Service,
     pub lmtp: LmtpService,
+    pub managesieve: ManageSieveService,
     pub http: HttpService,
     pub lmtp_unix_socket: Option<UnixSocketConfig>,
     pub storage: StorageSettings,
@@ -433,6 +443,7 @@ impl Default for Config {
             imap: ImapService::default(),
             pop3: Pop3Service::default(),
             lmtp: LmtpService::default(),
+            managesieve: ManageSieveService::default(),
             http: HttpService::default(),
             lmtp_unix_socket: None,
             storage: StorageSettings::default(),
@@ -572,9 +583,9 @@ impl Config {
         self.listen_addrs()?;
         self.http_addr()?;
         for p in &self.protocols.0 {
-            if !matches!(p.as_str(), "imap" | "pop3" | "lmtp") {
+            if !matches!(p.as_str(), "imap" | "pop3" | "lmtp" | "sieve") {
                 return Err(format!(
-                    "protocols: unknown protocol {p:?} (supported: imap pop3 lmtp)"
+                    "protocols: unknown protocol {p:?} (supported: imap pop3 lmtp sieve)"
                 ));
             }
         }

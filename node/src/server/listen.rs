@@ -19,6 +19,7 @@ pub enum Protocol {
     Imap(Arc<protocols::imap::ImapContext>),
     Pop3(Arc<protocols::pop3::Pop3Context>),
     Lmtp(Arc<protocols::lmtp::LmtpContext>),
+    ManageSieve(Arc<protocols::managesieve::ManageSieveContext>),
 }
 
 impl Protocol {
@@ -27,6 +28,9 @@ impl Protocol {
             Protocol::Imap(ctx) => protocols::imap::serve(stream, conn, ctx.clone()).await,
             Protocol::Pop3(ctx) => protocols::pop3::serve(stream, conn, ctx.clone()).await,
             Protocol::Lmtp(ctx) => protocols::lmtp::serve(stream, conn, ctx.clone()).await,
+            Protocol::ManageSieve(ctx) => {
+                protocols::managesieve::serve(stream, conn, ctx.clone()).await
+            }
         }
     }
 }

@@ -38,10 +38,34 @@ pub fn lmtp(config: &Config, hostname: &str) -> LmtpConfig {
     }
 }
 
+/// The user's active script: `sieve`, or with ManageSieve on, Pigeonhole's default path (where
+/// SETACTIVE puts its link).
+fn active_script(config: &Config) -> String {
+    if config.sieve.sieve.is_empty() && config.protocol_enabled("sieve") {
+        "~/.dovecot.sieve".into()
+    } else {
+        config.sieve.sieve.clone()
+    }
+}
+
+pub fn managesieve(config: &Config) -> protocols::managesieve::ManageSieveConfig {
+    let s = &config.sieve;
+    protocols::managesieve::ManageSieveConfig {
+        auth_mechanisms: config.auth_mechanisms.0.clone(),
+        active_path: active_script(config),
+        script_dir: s.sieve_dir.clone(),
+        max_scripts: s.sieve_quota_max_scripts as usize,
+        max_storage: s.sieve_quota_max_storage.0,
+        max_script_size: s.sieve_max_script_size.0,
+        max_redirects: s.sieve_max_redirects as usize,
+        ..Default::default()
+    }
+}
+
 fn sieve(config: &Config) -> protocols::lmtp::SieveConfig {
     let s = &config.sieve;
     protocols::lmtp::SieveConfig {
-        script: s.sieve.clone(),
+        script: active_script(config),
         dir: s.sieve_dir.clone(),
         before: s.sieve_before.0.clone(),
         after: s.sieve_after.0.clone(),
