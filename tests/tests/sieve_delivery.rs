@@ -306,9 +306,8 @@ fn lmtp_rate(server: &Server, n: usize) -> f64 {
     reply(&mut r);
     let start = Instant::now();
     for i in 0..n {
-        let msg =
-            format!("MAIL FROM:<sender@example.net>\r\nRCPT TO:<demo@example.org>\r\nDATA\r\n");
-        w.write_all(msg.as_bytes()).unwrap();
+        let msg = b"MAIL FROM:<sender@example.net>\r\nRCPT TO:<demo@example.org>\r\nDATA\r\n";
+        w.write_all(msg).unwrap();
         for _ in 0..3 {
             let l = reply(&mut r);
             assert!(l.starts_with('2') || l.starts_with('3'), "{l}");
