@@ -525,7 +525,8 @@ impl Runtime {
                 self.match_values(n, &values, &keys)
             }
             "hasflag" => {
-                let keys = self.sl(&n.list(1));
+                // Each key string is itself a space-separated list of flags.
+                let keys = split_flags(&self.sl(&n.list(1)));
                 let flags = match n.pos.first() {
                     Some(Arg::Tag(_)) | None => self.flags.clone(),
                     Some(_) => {
@@ -697,7 +698,8 @@ impl Runtime {
                     _ => None,
                 });
                 match dup {
-                    Some(f) => merge_flags(f, flags),
+                    // Duplicates are merged; the last flag list wins (RFC 5232 3.2).
+                    Some(f) => *f = flags,
                     None => self.push_action(
                         n,
                         Action::Keep {
@@ -754,7 +756,8 @@ impl Runtime {
                     _ => None,
                 });
                 match dup {
-                    Some(f) => merge_flags(f, flags),
+                    // Duplicates are merged; the last flag list wins (RFC 5232 3.2).
+                    Some(f) => *f = flags,
                     None => self.push_action(
                         n,
                         Action::FileInto {

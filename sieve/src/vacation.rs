@@ -27,6 +27,18 @@ pub fn check(
     recipient: &str,
     addresses: &[String],
 ) -> Result<String, &'static str> {
+    check_with(msg, sender, recipient, addresses, true)
+}
+
+/// [`check`], optionally without the explicit-recipient rule (Pigeonhole's
+/// `sieve_vacation_check_recipient = no`): the reply then comes from `recipient`.
+pub fn check_with(
+    msg: &Message,
+    sender: &str,
+    recipient: &str,
+    addresses: &[String],
+    check_recipient: bool,
+) -> Result<String, &'static str> {
     let sender_l = sender.to_ascii_lowercase();
     if sender.is_empty() {
         return Err("null sender");
@@ -90,7 +102,28 @@ pub fn check(
             }
         }
     }
+    if !check_recipient {
+        return Ok(address::bare(recipient));
+    }
     Err("the user is not an explicit recipient")
+}
+
+/// Longest reply subject, in characters (Pigeonhole's limit too).
+const MAX_SUBJECT: usize = 256;
+
+/// The reply's To: the original field naming the envelope sender, as written (display name
+/// kept), else the bare sender.
+fn reply_to(msg: &Message, sender: &str) -> String {
+    for h in ["reply-to", "sender", "resent-from", "from"] {
+        for v in msg.raw_values(h) {
+            let v = crate::message::unfold(v);
+            let addrs = address::parse_header(&v);
+            if addrs.len() == 1 && addrs[0].all.eq_ignore_ascii_case(sender) {
+                return v.trim().to_string();
+            }
+        }
+    }
+    format!("<{}>", sender.replace(['\r', '\n', '<', '>'], ""))
 }
 
 /// The reply to send to `sender` (RFC 5230 5).
@@ -113,10 +146,14 @@ pub fn build_reply(
     let clean = |s: &str| s.replace(['\r', '\n'], " ");
     let mut out = String::new();
     out.push_str(&format!("From: {}\r\n", clean(&from)));
-    out.push_str(&format!("To: <{}>\r\n", clean(sender)));
+    out.push_str(&format!("To: {}\r\n", reply_to(msg, sender)));
+    let mut subject = clean(&subject);
+    if subject.chars().count() > MAX_SUBJECT {
+        subject = subject.chars().take(MAX_SUBJECT - 1).collect::<String>() + "\u{2026}";
+    }
     out.push_str(&format!(
         "Subject: {}\r\n",
-        crate::message::fold(&encode_header(&clean(&subject)))
+        crate::message::fold(&encode_header(&subject))
     ));
     out.push_str(&format!("Date: {date}\r\nMessage-ID: {message_id}\r\n"));
     if let Some(id) = msg.values("message-id").into_iter().next() {

@@ -86,6 +86,7 @@ pub struct Suite {
     created: HashSet<String>,
     outbox: Vec<Sent>,
     duplicates: HashSet<String>,
+    orig_to: Option<String>,
     /// Settings as test_config_set gave them.
     settings: BTreeMap<String, String>,
 }
@@ -104,6 +105,7 @@ impl Suite {
             outbox: Vec::new(),
             duplicates: HashSet::new(),
             settings: BTreeMap::new(),
+            orig_to: None,
         }
     }
 
@@ -243,7 +245,22 @@ impl Suite {
                         .unwrap_or_else(|| env.to.clone());
                     let mut addrs = v.addresses.clone();
                     addrs.push(env.to.clone());
-                    if let Ok(own) = vacation::check(&rt.message, &env.from, &user, &addrs) {
+                    if self
+                        .settings
+                        .get("sieve_vacation_use_original_recipient")
+                        .map(String::as_str)
+                        == Some("yes")
+                    {
+                        addrs.extend(self.orig_to.as_deref().map(path));
+                    }
+                    let check = self
+                        .settings
+                        .get("sieve_vacation_check_recipient")
+                        .map(String::as_str)
+                        != Some("no");
+                    if let Ok(own) =
+                        vacation::check_with(&rt.message, &env.from, &user, &addrs, check)
+                    {
                         let m = vacation::build_reply(
                             &rt.message,
                             &v,
@@ -301,7 +318,10 @@ fn default_envelope(m: &Message) -> Envelope {
             .next()
     };
     Envelope {
-        from: first("return-path").unwrap_or_else(|| "sender@example.com".into()),
+        from: first("return-path")
+            .or_else(|| first("sender"))
+            .or_else(|| first("from"))
+            .unwrap_or_else(|| "sender@example.com".into()),
         to: first("envelope-to")
             .or_else(|| first("to"))
             .unwrap_or_else(|| "recipient@example.com".into()),
@@ -362,7 +382,7 @@ impl Host for Suite {
                     }
                     "envelope.from" => rt.envelope.from = value,
                     "envelope.to" => rt.envelope.to = value,
-                    "envelope.orig_to" => {}
+                    "envelope.orig_to" => self.orig_to = Some(value),
                     "envelope.auth" => rt.envelope.auth = Some(value),
                     other => {
                         if let Err(e) = rt.set_var(n, other, value) {
