@@ -644,7 +644,14 @@ impl Runtime {
 
     fn push_action(&mut self, n: &Node, a: Action) -> RResult<()> {
         if self.actions.len() >= self.config.limits.max_actions {
-            return rerr(n, "too many actions");
+            return rerr(
+                n,
+                format!(
+                    "total number of actions exceeds policy limit ({} > {})",
+                    self.actions.len() + 1,
+                    self.config.limits.max_actions
+                ),
+            );
         }
         self.actions.push(a);
         Ok(())
@@ -716,6 +723,7 @@ impl Runtime {
                 }
             }
             "redirect" => {
+                self.check_reject_conflict(n, false)?;
                 let raw = self.s(&n.string(0));
                 let Some(address) = address::normalize(&raw) else {
                     return rerr(n, format!("redirect: invalid address '{raw}'"));
@@ -728,7 +736,13 @@ impl Runtime {
                 if !dup {
                     self.redirects += 1;
                     if self.redirects > self.config.limits.max_redirects {
-                        return rerr(n, "too many redirect actions");
+                        return rerr(
+                            n,
+                            format!(
+                                "number of redirect actions exceeds policy limit ({} > {})",
+                                self.redirects, self.config.limits.max_redirects
+                            ),
+                        );
                     }
                     self.push_action(n, Action::Redirect { address, copy })?;
                 }

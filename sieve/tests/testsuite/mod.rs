@@ -183,6 +183,8 @@ impl Suite {
             to: path(&rt.envelope.to),
             auth: rt.envelope.auth.clone(),
         };
+        let mut ok = true;
+        self.errors.clear();
         for a in rt.result() {
             match a {
                 Action::Keep { flags, .. } => self
@@ -190,7 +192,20 @@ impl Suite {
                     .entry("INBOX".into())
                     .or_default()
                     .push((msg.clone(), flags)),
-                Action::FileInto { mailbox, flags, .. } => {
+                Action::FileInto {
+                    mailbox,
+                    flags,
+                    create,
+                    ..
+                } => {
+                    let mailbox = inbox_prefix(&mailbox);
+                    if !create && !self.created.contains(&mailbox) {
+                        self.errors.push(format!(
+                            "failed to store into mailbox '{mailbox}': Mailbox doesn't exist: {mailbox}"
+                        ));
+                        ok = false;
+                        continue;
+                    }
                     self.created.insert(mailbox.clone());
                     self.mailboxes
                         .entry(mailbox)
@@ -278,12 +293,25 @@ impl Suite {
                 }
             }
         }
-        true
+        ok
     }
 
     fn fail(&mut self, reason: String) {
         let test = self.current.clone().unwrap_or_else(|| "(top level)".into());
         self.failures.push(format!("{test}: {reason}"));
+    }
+}
+
+/// "INBOX" is case-insensitive, also as the first level of a hierarchical name.
+fn inbox_prefix(name: &str) -> String {
+    let b = name.as_bytes();
+    if b.len() >= 5
+        && name[..5].eq_ignore_ascii_case("inbox")
+        && matches!(b.get(5), None | Some(b'.' | b'/'))
+    {
+        format!("INBOX{}", &name[5..])
+    } else {
+        name.to_string()
     }
 }
 
@@ -331,7 +359,7 @@ fn default_envelope(m: &Message) -> Envelope {
 
 impl Host for Suite {
     fn mailbox_exists(&mut self, name: &str) -> bool {
-        self.created.contains(name)
+        self.created.contains(&inbox_prefix(name))
     }
 
     fn load_script(&mut self, global: bool, name: &str) -> Result<Option<String>, String> {
@@ -413,7 +441,7 @@ impl Host for Suite {
             }
             "test_config_reload" => self.apply_settings(rt),
             "test_mailbox_create" => {
-                self.created.insert(rt.s(&n.string(0)));
+                self.created.insert(inbox_prefix(&rt.s(&n.string(0))));
             }
             _ => return None,
         }
@@ -506,7 +534,7 @@ impl Suite {
     fn switch_message(&mut self, rt: &mut Runtime, n: &Node) -> Result<bool, String> {
         let i = n.num(0) as usize;
         if let Some(Arg::Str(folder)) = n.tag("folder") {
-            let folder = rt.s(folder);
+            let folder = inbox_prefix(&rt.s(folder));
             return Ok(match self.mailboxes.get(&folder).and_then(|m| m.get(i)) {
                 Some((m, flags)) => {
                     rt.message = Message::parse(m);
