@@ -458,26 +458,38 @@ pub fn decode_encoded(s: &str) -> String {
             let inner = &after[..end];
             let (kind, body) = inner.split_once(':')?;
             let kind = kind.to_ascii_lowercase();
+            if kind != "hex" && kind != "unicode" {
+                return None;
+            }
             let mut bytes = Vec::new();
             let mut text = String::new();
+            let mut words = 0;
             for word in body
                 .split([' ', '\t', '\r', '\n'])
                 .filter(|w| !w.is_empty())
             {
-                match kind.as_str() {
-                    "hex" => bytes.push(
-                        u8::from_str_radix(word, 16)
-                            .ok()
-                            .filter(|_| word.len() <= 2)?,
-                    ),
-                    "unicode" => {
-                        if word.len() > 6 {
-                            return None;
-                        }
-                        text.push(char::from_u32(u32::from_str_radix(word, 16).ok()?)?);
+                words += 1;
+                if kind == "hex" {
+                    if word.len() > 2 {
+                        return None;
                     }
-                    _ => return None,
+                    bytes.push(u8::from_str_radix(word, 16).ok()?);
+                } else {
+                    // Leading zeros are allowed (RFC 5228 2.4.2.4).
+                    let digits = word.trim_start_matches('0');
+                    if digits.len() > 6 || !word.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return None;
+                    }
+                    let cp = if digits.is_empty() {
+                        0
+                    } else {
+                        u32::from_str_radix(digits, 16).ok()?
+                    };
+                    text.push(char::from_u32(cp)?);
                 }
+            }
+            if words == 0 {
+                return None;
             }
             let value = if kind == "hex" {
                 String::from_utf8(bytes).ok()?
