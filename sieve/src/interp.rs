@@ -192,7 +192,7 @@ impl Runtime {
         }
     }
 
-    /// Forgets the actions of an earlier run (the message and envelope stay).
+    /// Forgets the actions of an earlier run (the message, envelope and global variables stay).
     pub fn reset_result(&mut self) {
         self.actions.clear();
         self.implicit_keep = true;
@@ -201,7 +201,6 @@ impl Runtime {
         self.steps = 0;
         self.included.clear();
         self.includes = 0;
-        self.globals.clear();
     }
 
     /// Runs a script. On error the caller keeps the message (RFC 5228 2.10.6).
