@@ -73,6 +73,16 @@ fn required(src: &str) -> Vec<String> {
     out
 }
 
+/// The scripts a file compiles with `test_script_compile "PATH"` (their requires count too).
+fn compiled_scripts(src: &str) -> Vec<String> {
+    src.match_indices("test_script_compile")
+        .filter_map(|(i, m)| {
+            let rest = src[i + m.len()..].trim_start().strip_prefix('"')?;
+            Some(rest[..rest.find('"')?].to_string())
+        })
+        .collect()
+}
+
 #[test]
 fn pigeonhole_test_suite() {
     let dir = suite_dir();
@@ -114,10 +124,17 @@ fn pigeonhole_test_suite() {
             skipped += 1;
             continue;
         }
-        let missing: Vec<String> = required(&src)
+        let base = f.parent().unwrap_or(&dir);
+        let mut missing: Vec<String> = required(&src)
             .into_iter()
+            .chain(compiled_scripts(&src).iter().flat_map(|p| {
+                let text = std::fs::read(base.join(p)).unwrap_or_default();
+                required(&String::from_utf8_lossy(&text))
+            }))
             .filter(|c| !caps.supports(c))
             .collect();
+        missing.sort();
+        missing.dedup();
         if !missing.is_empty() {
             println!(
                 "skipped {rel}: extension(s) not claimed: {}",
