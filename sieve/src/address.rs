@@ -220,21 +220,56 @@ pub fn parse_path(s: &str) -> Option<Parsed> {
     if inner.contains(['<', '>']) {
         return None;
     }
-    // A source route (@a,@b:) is obsolete and ignored.
+    // A source route (@a,@b:) is obsolete and ignored, but must be well formed.
     let inner = match inner.strip_prefix('@') {
-        Some(_) => inner.split_once(':')?.1,
+        Some(_) => {
+            let (route, rest) = inner.split_once(':')?;
+            let ok = route
+                .split(',')
+                .all(|hop| hop.strip_prefix('@').is_some_and(path_domain));
+            if !ok {
+                return None;
+            }
+            rest
+        }
         None => inner,
     };
-    if inner.trim() != inner
-        || inner.chars().filter(|&c| c == '@').count() != 1 && !inner.starts_with('"')
-    {
+    if inner.is_empty() || inner.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return None;
     }
-    let (l, d) = split_spec(inner)?;
-    Some(Parsed {
-        all: format!("{l}@{d}"),
-        parts: Some((l, d)),
-    })
+    if inner.starts_with('"') {
+        let (l, d) = split_spec(inner)?;
+        return Some(Parsed {
+            all: format!("{l}@{d}"),
+            parts: Some((l, d)),
+        });
+    }
+    let local_ok = |l: &str| !l.is_empty() && l.chars().all(|c| atext(c) || c == '.');
+    match inner.rsplit_once('@') {
+        // A local part alone (<MAILER-DAEMON>, <postmaster>).
+        None if local_ok(inner) => Some(Parsed {
+            all: inner.to_string(),
+            parts: None,
+        }),
+        None => None,
+        // Envelope local parts are taken as they come (dots anywhere: Japanese mobile
+        // addresses), domains with underscores too.
+        Some((l, d)) if local_ok(l) && path_domain(d) => Some(Parsed {
+            all: format!("{l}@{d}"),
+            parts: Some((l.to_string(), d.to_string())),
+        }),
+        Some(_) => None,
+    }
+}
+
+/// A domain in an SMTP path, leniently: labels of letters, digits, '-' and '_'.
+fn path_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 #[cfg(test)]
