@@ -17,6 +17,7 @@ pub mod lexer;
 pub mod matching;
 pub mod message;
 pub mod parser;
+pub mod redirect;
 pub mod spec;
 pub mod vacation;
 pub mod variables;

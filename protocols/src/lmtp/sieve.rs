@@ -469,12 +469,20 @@ pub(crate) async fn deliver(
     }
     let raw = plan.edited.clone().unwrap_or(raw);
     // Redirects go out before the reply: a failed one is retried with the whole delivery.
+    let parsed = Message::parse(&raw);
     for to in &plan.redirects {
+        if sieve::redirect::is_loop(&parsed, &[addr.as_str()]) {
+            tracing::info!(
+                user,
+                "{}",
+                log(&format!("sieve: not forwarding to <{to}>: mail loop"))
+            );
+            continue;
+        }
         if ctx.config.sieve.submission_host.is_empty() {
             return temp_fail("redirect without a submission_host");
         }
-        let mut data = format!("X-Sieve-Redirected-From: {addr}\r\n").into_bytes();
-        data.extend_from_slice(&raw);
+        let data = sieve::redirect::build(&raw, addr);
         let out = Outgoing {
             from: &msg.sender,
             to,

@@ -214,25 +214,39 @@ impl Suite {
                 }
                 Action::Discard => {}
                 Action::Redirect { address, .. } => {
-                    let from = match self
+                    let user_email = self.settings.get("sieve_user_email").map(|u| path(u));
+                    let own = user_email.clone().unwrap_or_else(|| env.to.clone());
+                    let orig = self.orig_to.as_deref().map(path).unwrap_or_default();
+                    if sieve::redirect::is_loop(&rt.message, &[&own, &env.to, &orig]) {
+                        continue;
+                    }
+                    // Pigeonhole's sieve_redirect_envelope_from; a null sender stays null.
+                    let setting = self
                         .settings
                         .get("sieve_redirect_envelope_from")
-                        .map(String::as_str)
-                    {
-                        Some("recipient") => env.to.clone(),
-                        Some("user_email") => self
-                            .settings
-                            .get("sieve_user_email")
-                            .cloned()
-                            .unwrap_or_default(),
-                        Some("orig_recipient") => env.to.clone(),
-                        Some(s) if s.starts_with('<') => s.trim_matches(['<', '>']).to_string(),
-                        _ => env.from.clone(),
+                        .map(|v| v.trim().to_string())
+                        .unwrap_or_default();
+                    let from = if env.from.is_empty() {
+                        String::new()
+                    } else {
+                        match setting.as_str() {
+                            "recipient" => env.to.clone(),
+                            "orig_recipient" => {
+                                if orig.is_empty() {
+                                    env.to.clone()
+                                } else {
+                                    orig.clone()
+                                }
+                            }
+                            "user_email" => user_email.clone().unwrap_or_else(|| env.to.clone()),
+                            s if s.starts_with('<') => path(s),
+                            _ => env.from.clone(),
+                        }
                     };
                     self.outbox.push(Sent {
                         from,
                         to: address,
-                        message: msg.clone(),
+                        message: sieve::redirect::build(&msg, &own),
                     });
                 }
                 Action::Reject { reason, .. } => {
