@@ -193,6 +193,7 @@ fn load(compiler: &Compiler, path: &Path, max: u64) -> Result<Option<Arc<Script>
 
 struct DeliveryHost<'a> {
     reader: &'a Reader,
+    home: PathBuf,
     personal_dir: PathBuf,
     global_dir: Option<PathBuf>,
     max_script_size: u64,
@@ -214,6 +215,14 @@ impl Host for DeliveryHost<'_> {
                         .is_some_and(|s| s.to_imap().eq_ignore_ascii_case(u))
             })
         })
+    }
+
+    /// RFC 7352: ids seen within their period, in the same tracking file as vacation replies.
+    fn duplicate(&mut self, id: &str, period: u64, _last: bool) -> bool {
+        let key = blake3::hash(format!("duplicate\0{id}").as_bytes())
+            .to_hex()
+            .to_string();
+        tracking_check_and_mark(&self.home, &key, period)
     }
 
     fn load_script(&mut self, global: bool, name: &str) -> Result<Option<String>, String> {
@@ -298,6 +307,7 @@ pub(crate) fn evaluate(
     let mut rt = Runtime::new(compiler.clone(), config, Message::parse(raw), envelope);
     let mut host = DeliveryHost {
         reader,
+        home: home.to_path_buf(),
         personal_dir: expand_path(&cfg.dir, user, home),
         global_dir: (!cfg.global_dir.is_empty()).then(|| expand_path(&cfg.global_dir, user, home)),
         max_script_size: cfg.max_script_size,

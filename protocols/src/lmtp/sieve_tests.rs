@@ -188,3 +188,25 @@ async fn redirect_without_submission_host_is_a_temporary_failure() {
     c.finished().await;
     assert_eq!(inbox(&backend, "demo").len(), 0);
 }
+
+#[tokio::test]
+async fn duplicate_files_the_second_copy() {
+    let d = tempfile::tempdir().unwrap();
+    let backend = TestBackend::demo();
+    let cfg = with_script(
+        d.path(),
+        "require [\"duplicate\", \"fileinto\", \"mailbox\"];\nif duplicate { fileinto :create \"Dups\"; }",
+        "",
+    );
+    let ctx = context(&backend, cfg);
+    let mut c = greeted(&ctx).await;
+    assert!(deliver_one(&mut c, "demo", MSG).await.starts_with("250 "));
+    // Same Message-ID, another body (so not a retried delivery).
+    let again = MSG.replace("body\r\n", "other body\r\n");
+    assert!(deliver_one(&mut c, "demo", &again)
+        .await
+        .starts_with("250 "));
+    c.finished().await;
+    assert_eq!(inbox(&backend, "demo").len(), 1);
+    assert_eq!(mailbox(&backend, "demo", "Dups").len(), 1);
+}
