@@ -857,6 +857,10 @@ impl Runtime {
                 if value.len() > self.config.limits.max_header_size {
                     return rerr(n, "addheader: value too long");
                 }
+                // Bounds what a script can add to a message.
+                if self.message.fields.len() >= 10_000 {
+                    return rerr(n, "addheader: too many header fields");
+                }
                 if !protected(&name) {
                     self.message.add_field(&name, &value, n.has_tag("last"));
                 }

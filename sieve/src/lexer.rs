@@ -2,6 +2,9 @@
 
 use crate::error::CompileError;
 
+/// Lexing stops after this many errors (the compiler reports at most as many).
+const MAX_ERRORS: usize = 10;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tok {
     Ident(String),
@@ -158,13 +161,25 @@ impl Lexer<'_> {
                     }
                 }
                 _ => {
-                    let ch = std::str::from_utf8(&self.src[self.pos..])
+                    // Only this character is decoded: the rest of a long garbage script must
+                    // not be rescanned for each bad character.
+                    let len = match c {
+                        0xF0.. => 4,
+                        0xE0.. => 3,
+                        0xC0.. => 2,
+                        _ => 1,
+                    };
+                    let end = (self.pos + len).min(self.src.len());
+                    let ch = std::str::from_utf8(&self.src[self.pos..end])
                         .ok()
                         .and_then(|s| s.chars().next())
                         .unwrap_or('?');
                     self.error(line, col, format!("unexpected character '{ch}'"));
-                    for _ in 0..ch.len_utf8().max(1) {
+                    for _ in self.pos..end {
                         self.bump();
+                    }
+                    if self.errors.len() >= MAX_ERRORS {
+                        self.pos = self.src.len();
                     }
                     None
                 }
@@ -341,5 +356,14 @@ mod tests {
         assert_eq!((e[0].line, e[0].col), (2, 3));
         let (_, e) = tokenize("keep; @ $");
         assert_eq!(e.len(), 2);
+    }
+
+    #[test]
+    fn garbage_is_cut_short() {
+        let junk = "\u{e9}".repeat(200_000);
+        let start = std::time::Instant::now();
+        let (_, e) = tokenize(&junk);
+        assert_eq!(e.len(), MAX_ERRORS);
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
 }

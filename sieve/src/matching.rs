@@ -210,20 +210,40 @@ fn glob(cmp: Comparator, value: &str, pattern: &str, captures: Option<&mut Vec<S
     true
 }
 
+/// Compiled patterns of this thread, so a key is compiled once for all the values it meets.
+fn compiled_regex(key: &str, insensitive: bool) -> Option<regex::Regex> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    type Cache = HashMap<(String, bool), Option<regex::Regex>>;
+    thread_local! {
+        static CACHE: RefCell<Cache> = RefCell::new(HashMap::new());
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(re) = c.get(&(key.to_string(), insensitive)) {
+            return re.clone();
+        }
+        let re = regex::RegexBuilder::new(key)
+            .case_insensitive(insensitive)
+            .size_limit(1 << 20)
+            .build()
+            .ok();
+        if c.len() >= 64 {
+            c.clear();
+        }
+        c.insert((key.to_string(), insensitive), re.clone());
+        re
+    })
+}
+
 fn regex_match(
     cmp: Comparator,
     value: &str,
     key: &str,
     captures: Option<&mut Vec<String>>,
 ) -> bool {
-    let re = regex::RegexBuilder::new(key)
-        .case_insensitive(matches!(
-            cmp,
-            Comparator::AsciiCasemap | Comparator::UnicodeCasemap
-        ))
-        .size_limit(1 << 20)
-        .build();
-    let Ok(re) = re else {
+    let insensitive = matches!(cmp, Comparator::AsciiCasemap | Comparator::UnicodeCasemap);
+    let Some(re) = compiled_regex(key, insensitive) else {
         return false;
     };
     match re.captures(value) {
