@@ -26,6 +26,9 @@ pub struct Limits {
     pub max_variables: usize,
     pub max_variable_size: usize,
     pub max_header_size: usize,
+    /// Wall-clock time one run may take (Pigeonhole's sieve_max_cpu_time); each step is
+    /// itself bounded, so a run overshoots it by at most one step.
+    pub max_time: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -39,6 +42,7 @@ impl Default for Limits {
             max_variables: 255,
             max_variable_size: 4096,
             max_header_size: 2048,
+            max_time: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -154,6 +158,7 @@ pub struct Runtime {
     included: HashSet<(bool, String)>,
     includes: usize,
     redirects: usize,
+    started: std::time::Instant,
 }
 
 /// The machine's UTC offset, looked up once (it reads the zone database).
@@ -189,6 +194,7 @@ impl Runtime {
             included: HashSet::new(),
             includes: 0,
             redirects: 0,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -199,6 +205,7 @@ impl Runtime {
         self.flags.clear();
         self.redirects = 0;
         self.steps = 0;
+        self.started = std::time::Instant::now();
         self.included.clear();
         self.includes = 0;
     }
@@ -268,6 +275,9 @@ impl Runtime {
         self.steps += 1;
         if self.steps > self.config.limits.max_steps {
             return rerr(n, "execution exceeded the CPU/step limit");
+        }
+        if self.steps % 64 == 0 && self.started.elapsed() > self.config.limits.max_time {
+            return rerr(n, "execution exceeded the CPU time limit");
         }
         Ok(())
     }

@@ -160,3 +160,24 @@ fn regex_and_mailboxexists() {
         matches!(&a[..], [Action::FileInto { mailbox, create: true, .. }] if mailbox == "list")
     );
 }
+
+#[test]
+fn slow_matches_hit_the_time_limit() {
+    let c = Compiler::new();
+    let script = c
+        .compile(&"if header :matches \"subject\" \"*a*a*a*a*a*a*a*b\" { discard; }\n".repeat(2000))
+        .unwrap();
+    let msg = format!("Subject: {}\r\n\r\n", "a".repeat(3000));
+    let mut config = Config::default();
+    config.limits.max_time = std::time::Duration::from_millis(20);
+    let mut rt = Runtime::new(
+        c,
+        config,
+        Message::parse(msg.as_bytes()),
+        Envelope::default(),
+    );
+    let start = std::time::Instant::now();
+    let e = rt.run(&mut NoHost, &script).err().unwrap();
+    assert!(e.message.contains("time limit"), "{e}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+}
