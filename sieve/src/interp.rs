@@ -276,7 +276,7 @@ impl Runtime {
         if self.steps > self.config.limits.max_steps {
             return rerr(n, "execution exceeded the CPU/step limit");
         }
-        if self.steps % 64 == 0 && self.started.elapsed() > self.config.limits.max_time {
+        if self.steps.is_multiple_of(64) && self.started.elapsed() > self.config.limits.max_time {
             return rerr(n, "execution exceeded the CPU time limit");
         }
         Ok(())
