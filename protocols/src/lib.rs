@@ -10,6 +10,7 @@ pub mod imap;
 mod line;
 pub mod lmtp;
 pub mod mail;
+pub mod managesieve;
 pub mod pop3;
 pub mod sasl;
 pub mod stream;

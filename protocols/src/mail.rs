@@ -122,6 +122,10 @@ impl Reader {
     pub fn name(&self) -> &str {
         self.0.name()
     }
+    /// The user's directory (Sieve's `~`: scripts and the vacation tracking).
+    pub fn dir(&self) -> &std::path::Path {
+        self.0.dir()
+    }
     pub fn list_mailboxes(&self) -> storage::Result<Vec<MailboxInfo>> {
         self.0
             .list_mailboxes()?

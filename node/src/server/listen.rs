@@ -20,6 +20,7 @@ pub enum Protocol {
     Imap(Arc<protocols::imap::ImapContext>),
     Pop3(Arc<protocols::pop3::Pop3Context>),
     Lmtp(Arc<protocols::lmtp::LmtpContext>),
+    ManageSieve(Arc<protocols::managesieve::ManageSieveContext>),
 }
 
 impl Protocol {
@@ -57,6 +58,9 @@ impl Protocol {
             }
             // LMTP sessions never log in: nothing to kick.
             Protocol::Lmtp(ctx) => protocols::lmtp::serve(stream, conn, ctx.clone()).await,
+            Protocol::ManageSieve(ctx) => {
+                protocols::managesieve::serve(stream, conn, ctx.clone()).await
+            }
         }
     }
 

@@ -265,6 +265,13 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
     }));
 
+    let managesieve = Protocol::ManageSieve(Arc::new(protocols::managesieve::ManageSieveContext {
+        backend: backend.clone(),
+        tls: tls_upgrade.clone(),
+        config: protocol_settings::managesieve(&config),
+        shutdown: shutdown.clone(),
+    }));
+
     // Bind everything first: a port in use stops start-up before anything is served.
     let mut tcp = Vec::new();
     let mut ready = Vec::new();
@@ -305,6 +312,9 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         }
         if config.protocol_enabled("lmtp") {
             add("lmtp", config.lmtp.port, None, &lmtp)?;
+        }
+        if config.protocol_enabled("sieve") {
+            add("sieve", config.managesieve.port, None, &managesieve)?;
         }
     }
     let http_listener = if config.http.port != 0 {
