@@ -30,6 +30,7 @@ impl Protocol {
             Protocol::Imap(ctx) => &ctx.shutdown,
             Protocol::Pop3(ctx) => &ctx.shutdown,
             Protocol::Lmtp(ctx) => &ctx.shutdown,
+            Protocol::ManageSieve(ctx) => &ctx.shutdown,
         }
     }
 
