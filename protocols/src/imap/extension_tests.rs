@@ -144,7 +144,8 @@ async fn replace_swaps_a_message() {
     assert!(r.last().unwrap().starts_with("r2 NO [TRYCREATE]"), "{r:?}");
     let r = c.cmd("f", "FETCH 1 (UID)").await;
     assert_eq!(r[0], "* 1 FETCH (UID 1)\r\n");
-    c.send("r3 REPLACE 5 Drafts {12+}\r\nSubject:\r\n\r\n\r\n").await;
+    c.send("r3 REPLACE 5 Drafts {12+}\r\nSubject:\r\n\r\n\r\n")
+        .await;
     let r = c.until_tag("r3").await;
     assert!(r.last().unwrap().starts_with("r3 BAD"), "{r:?}");
 }
