@@ -38,7 +38,15 @@ impl UserCore {
         if let Some(key) = &delivery_key {
             if let Some(d) = tx.get::<index::Delivery>(&index::k_delivery(key))? {
                 let window = self.shared.config.delivery_dedupe_window_secs * 1000;
-                if self.shared.hlc.wall_ms().saturating_sub(d.wall_ms) < window {
+                let recent = self.shared.hlc.wall_ms().saturating_sub(d.wall_ms) < window;
+                // Still in its mailbox: the same delivery however far the wall clock jumped
+                // since (a forward step of a day must not make a retry a second copy).
+                let g = d.outcome.guid;
+                let present = tx.get_raw(&index::k_guid(&g))?.is_some()
+                    || tx
+                        .get_raw(&index::k_pending(&d.outcome.mailbox, &g))?
+                        .is_some();
+                if recent || present {
                     return Ok(Reply::Append(AppendOutcome {
                         duplicate: true,
                         ..d.outcome

@@ -1,7 +1,7 @@
 //! A delivery retried on another node (its first attempt's reply was lost with a crash or a
 //! cut cable) is stored once (invariant 4), even when both attempts were stored before their
 //! nodes met: when the second copy of a delivery (same delivery key: Message-ID, envelope and
-//! body) reaches a node that holds the first in the same mailbox, the copy with the larger
+//! body) reaches a node that still holds the first in the same mailbox, the copy with the larger
 //! GUID is removed, on every node alike, as an expunge would (its UID leaves a tombstone).
 //! Both nodes see the same pair once each, so they make the same choice and the same modseqs.
 
@@ -12,27 +12,22 @@ use crate::error::Result;
 use crate::index::*;
 use crate::types::*;
 
-/// Two copies of one delivery further apart than this (by their records' clocks) are two
-/// deliveries (a list resending a message). Fixed, not the node's setting: every node must
-/// decide the same.
-const SAME_DELIVERY_WITHIN_MS: u64 = 3_600_000;
-
 /// The other copy of the delivery `key` that `incoming` repeats, if one is still in `mailbox`.
 pub(super) fn earlier_copy(
     tx: &Txn,
     mailbox: &MailboxId,
     key: &[u8; 32],
     incoming: &Guid,
-    time: HlcTime,
 ) -> Result<Option<Guid>> {
     let Some(d) = tx.get::<Delivery>(&k_delivery(key))? else {
         return Ok(None);
     };
     let other = d.outcome.guid;
-    if other == *incoming
-        || d.outcome.mailbox != *mailbox
-        || d.wall_ms.abs_diff(time.wall_ms) > SAME_DELIVERY_WITHIN_MS
-    {
+    // No time window here, unlike the check at delivery: the records' clocks are the nodes'
+    // (a node whose wall clock was stepped a day stamps its copy a day off), and a message
+    // with the same Message-ID, envelope and body still in the same mailbox is the same
+    // delivery whenever it came.
+    if other == *incoming || d.outcome.mailbox != *mailbox {
         return Ok(None);
     }
     let here = tx.get_raw(&k_guid(&other))?.is_some()

@@ -25,7 +25,7 @@ pub(super) fn append(
     };
     let modseq = bump(&mut mb);
     let earlier = match delivery_key {
-        Some(key) => super::dedupe::earlier_copy(tx, mailbox, key, &entry.guid, time)?,
+        Some(key) => super::dedupe::earlier_copy(tx, mailbox, key, &entry.guid)?,
         None => None,
     };
     let inserted = insert_entry(tx, &mut mb, entry, time, modseq, fx)?;
