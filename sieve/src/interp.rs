@@ -276,7 +276,7 @@ impl Runtime {
         if self.steps > self.config.limits.max_steps {
             return rerr(n, "execution exceeded the CPU/step limit");
         }
-        if self.steps.is_multiple_of(64) && self.started.elapsed() > self.config.limits.max_time {
+        if self.started.elapsed() > self.config.limits.max_time {
             return rerr(n, "execution exceeded the CPU time limit");
         }
         Ok(())
@@ -568,7 +568,8 @@ impl Runtime {
                     Some(t) => self.sl(&t),
                     None => vec!["text".to_string()],
                 };
-                let values = self.message.body_values(raw, &types);
+                let text = !raw && !n.has_tag("content");
+                let values = self.message.body_values(raw, &types, text);
                 self.match_values(n, &values, &keys)
             }
             "date" => {
