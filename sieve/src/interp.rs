@@ -570,7 +570,11 @@ impl Runtime {
                 };
                 let text = !raw && !n.has_tag("content");
                 let values = self.message.body_values(raw, &types, text);
-                self.match_values(n, &values, &keys)
+                // The body test leaves the match variables alone (RFC 5173 5).
+                let saved = self.match_vars.clone();
+                let hit = self.match_values(n, &values, &keys);
+                self.match_vars = saved;
+                hit
             }
             "date" => {
                 let name = self.s(&n.string(0));
