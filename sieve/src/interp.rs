@@ -59,6 +59,10 @@ pub struct Config {
     pub environment: HashMap<String, String>,
     /// The zone `date` converts to when no :zone is given.
     pub local_zone: FixedOffset,
+    /// Fields scripts may not add or delete, besides Received and Auto-Submitted (Pigeonhole's
+    /// `sieve_editheader_header/NAME/forbid_add` and `forbid_delete`).
+    pub editheader_forbid_add: Vec<String>,
+    pub editheader_forbid_delete: Vec<String>,
 }
 
 impl Default for Config {
@@ -82,6 +86,8 @@ impl Default for Config {
             vacation_default_period: 7 * 86_400,
             environment,
             local_zone: local_zone(),
+            editheader_forbid_add: Vec::new(),
+            editheader_forbid_delete: Vec::new(),
         }
     }
 }
@@ -876,7 +882,12 @@ impl Runtime {
                 if self.message.fields.len() >= 10_000 {
                     return rerr(n, "addheader: too many header fields");
                 }
-                if !protected(&name) {
+                let forbidden = self
+                    .config
+                    .editheader_forbid_add
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(&name));
+                if !protected(&name) && !forbidden {
                     self.message.add_field(&name, &value, n.has_tag("last"));
                 }
             }
@@ -971,7 +982,12 @@ impl Runtime {
 
     fn deleteheader(&mut self, n: &Node) -> RResult<()> {
         let name = self.s(&n.string(0));
-        if protected(&name) {
+        let forbidden = self
+            .config
+            .editheader_forbid_delete
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&name));
+        if protected(&name) || forbidden {
             return Ok(());
         }
         let patterns = if n.pos.len() > 1 {
