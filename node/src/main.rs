@@ -11,6 +11,7 @@ mod lab;
 mod logging;
 mod raft;
 mod server;
+mod sieve_admin;
 mod tls;
 
 use clap::Parser as _;

@@ -1,7 +1,7 @@
 //! Admin commands on users' stores: through the running server's admin socket when it runs,
 //! otherwise on the store opened directly (the same operations, `crate::admin::execute`).
 
-use super::{Command, MailboxCmd, QuotaCmd, ReplicationCmd, UserCmd, UserSel};
+use super::{Command, MailboxCmd, QuotaCmd, ReplicationCmd, SieveCmd, UserCmd, UserSel};
 use crate::admin::{self, AdminClient, MailboxStatus, Request, UserListEntry};
 use crate::auth::{AuthSettings, Authenticator};
 use crate::config::Config;
@@ -338,6 +338,68 @@ pub fn run(config: &Config, cmd: Command) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Sieve { what } => sieve(&mut t, config, what),
         other => anyhow::bail!("not an admin command: {other:?}"),
     }
+}
+
+/// `node sieve ...`: the request carries the configuration's path templates.
+fn sieve(t: &mut Target, config: &Config, what: SieveCmd) -> anyhow::Result<i32> {
+    use crate::sieve_admin::{ScriptEntry, SieveOp};
+    let ms = crate::server::protocol_settings::managesieve(config);
+    let mut call = |user: &str, op: SieveOp| {
+        t.call(
+            config,
+            &Request::Sieve {
+                user: user.to_string(),
+                active_path: ms.active_path.clone(),
+                script_dir: ms.script_dir.clone(),
+                op,
+            },
+        )
+    };
+    match what {
+        SieveCmd::List { user } => {
+            let list: Vec<ScriptEntry> = serde_json::from_value(call(&user, SieveOp::List)?)?;
+            for s in list {
+                println!("{}{}", s.name, if s.active { " ACTIVE" } else { "" });
+            }
+        }
+        SieveCmd::Get { user, name } => {
+            let v = call(&user, SieveOp::Get { name })?;
+            print!("{}", v.as_str().unwrap_or_default());
+        }
+        SieveCmd::Put {
+            user,
+            activate,
+            name,
+            file,
+        } => {
+            let script = match file {
+                Some(f) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
+                None => std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?,
+            };
+            call(
+                &user,
+                SieveOp::Put {
+                    name: name.clone(),
+                    script,
+                },
+            )?;
+            if activate {
+                call(&user, SieveOp::Activate { name })?;
+            }
+        }
+        SieveCmd::Activate { user, name } => {
+            call(&user, SieveOp::Activate { name })?;
+        }
+        SieveCmd::Deactivate { user } => {
+            call(&user, SieveOp::Deactivate)?;
+        }
+        SieveCmd::Delete { user, name } => {
+            call(&user, SieveOp::Delete { name })?;
+        }
+    }
+    Ok(0)
 }
