@@ -34,6 +34,10 @@ fi
 if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
   missing+=(libfaketime)
 fi
+# The node_stats test parses /metrics with Prometheus' own text-format parser.
+if ! /usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1; then
+  missing+=(python3-prometheus-client)
+fi
 
 if ((${#missing[@]})); then
   echo "install-test-deps: installing ${missing[*]}"

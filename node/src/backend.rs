@@ -124,6 +124,8 @@ pub struct NodeBackend {
     hooks: Arc<dyn ClusterHooks>,
     settings: BackendSettings,
     sessions: Arc<SessionRegistry>,
+    /// Who is logged in where (`node who`, `node kick`).
+    live: Arc<crate::sessions::LiveSessions>,
 }
 
 impl NodeBackend {
@@ -132,6 +134,7 @@ impl NodeBackend {
         auth: Arc<Authenticator>,
         hooks: Arc<dyn ClusterHooks>,
         settings: BackendSettings,
+        live: Arc<crate::sessions::LiveSessions>,
     ) -> Arc<NodeBackend> {
         Arc::new(NodeBackend {
             store,
@@ -139,6 +142,7 @@ impl NodeBackend {
             hooks,
             settings,
             sessions: Arc::new(SessionRegistry::default()),
+            live,
         })
     }
 }
@@ -161,7 +165,8 @@ impl Backend for NodeBackend {
             // Master users are not supported: an authorization identity other than the user fails.
             return AuthOutcome::Failed;
         }
-        self.auth
+        let outcome = self
+            .auth
             .authenticate(
                 req.service,
                 req.user,
@@ -169,7 +174,11 @@ impl Backend for NodeBackend {
                 req.conn.remote.ip(),
                 &req.conn.session_id,
             )
-            .await
+            .await;
+        if let AuthOutcome::Ok { user } = &outcome {
+            self.live.logged_in(&req.conn.session_id, user);
+        }
+        outcome
     }
 
     async fn lookup_user(&self, user: &str) -> Result<Option<UserInfo>, String> {

@@ -2,9 +2,10 @@
 //! [`ClusterHooks`] that make `replicated` durability wait for a peer's ack, and the
 //! `node cluster` / `node sync` helpers.
 
-use crate::active::{ActiveRole, KeepalivedLed};
+use crate::active::{ActiveRole, KeepalivedLed, VrrpReport};
 use crate::backend::ClusterHooks;
 use crate::config::{ClusterMode, Config, Durability};
+use crate::keepalived_gate::KeepalivedGate;
 use crate::raft::RaftGate;
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -85,6 +86,8 @@ pub struct Replicated {
     pub role: Arc<dyn ActiveRole>,
     /// Raft mode: the gate, backed by the coordinator.
     pub raft: Option<Arc<RaftGate>>,
+    /// keepalived-led mode: writes follow the service address.
+    pub keepalived: Option<Arc<KeepalivedGate>>,
 }
 
 #[async_trait]
@@ -92,8 +95,9 @@ impl ClusterHooks for Replicated {
     fn may_write(&self, user: &str) -> Result<(), WriteRefused> {
         match &self.raft {
             Some(gate) => gate.may_write(user),
-            // keepalived-led: every node accepts writes and replication merges them.
-            None => Ok(()),
+            // keepalived-led: the holder of the service address writes; a split brain (both
+            // hold it) is merged by replication afterwards.
+            None => self.keepalived.as_ref().map_or(Ok(()), |g| g.may_write()),
         }
     }
 
@@ -158,6 +162,7 @@ impl Replicated {
 pub async fn start(
     config: &Config,
     store: Arc<storage::Store>,
+    vrrp: Arc<VrrpReport>,
 ) -> anyhow::Result<Option<Arc<Replicated>>> {
     if !enabled(config) {
         return Ok(None);
@@ -195,10 +200,72 @@ pub async fn start(
         Some(gate) => gate.clone(),
         None => Arc::new(KeepalivedLed),
     };
+    let keepalived = raft.is_none().then(|| {
+        KeepalivedGate::start(vrrp, handle.clone(), config.cluster.raft_takeover_timeout.0)
+    });
     Ok(Some(Arc::new(Replicated {
         handle,
         sync_timeout: config.cluster.replication_sync_timeout.0,
         role,
         raft,
+        keepalived,
     })))
+}
+
+/// What to do about a peer-link TLS error (rustls names it `UnknownIssuer`, `UnknownCA`, ...),
+/// for `node replication status` and `node sync`; None when the error is not a certificate one.
+pub fn tls_hint(error: &str) -> Option<&'static str> {
+    const SAME_CA: &str = "both nodes must hold the same cluster CA: make it once \
+        (`node cluster init`), issue every node's certificate from it (`node cluster cert N`) \
+        and copy ca.pem, node.pem and node.key into each node's [cluster] certs_dir, then restart \
+        the node whose files changed (docs/operations.md, \"A cluster\")";
+    if error.contains("UnknownIssuer") || error.contains("BadSignature") {
+        Some(
+            "the peer's certificate is not signed by this node's cluster CA ([cluster] \
+             certs_dir/ca.pem): both nodes must hold the same cluster CA; issue every node's \
+             certificate from it (`node cluster cert N`), copy ca.pem, node.pem and node.key \
+             into each node's certs_dir, and restart the node whose files changed \
+             (docs/operations.md, \"A cluster\")",
+        )
+    } else if error.contains("UnknownCA") || error.contains("unknown ca") {
+        Some("the peer does not trust this node's certificate (it was issued by another CA than \
+              the peer's ca.pem): both nodes must hold the same cluster CA; reissue this node's \
+              certificate with `node cluster cert N` on the node that holds ca.key and copy it here")
+    } else if error.contains("NotValidForName") {
+        Some(
+            "the peer's certificate does not name the address this node dials: reissue it with \
+              `node cluster cert N --hostname ADDRESS` for the address in [cluster] peers",
+        )
+    } else if error.contains("Expired") {
+        Some("a node certificate has expired: reissue it with `node cluster cert N` and restart that node")
+    } else if error.contains("BadCertificate") || error.contains("certificate") {
+        Some(SAME_CA)
+    } else {
+        None
+    }
+}
+
+/// `error` with [`tls_hint`] appended when there is one.
+pub fn with_tls_hint(error: &str) -> String {
+    match tls_hint(error) {
+        Some(h) => format!("{error} ({h})"),
+        None => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    #[test]
+    fn certificate_errors_say_what_to_do() {
+        let e = "invalid peer certificate: UnknownIssuer";
+        assert!(with_tls_hint(e).contains("same cluster CA"));
+        assert!(tls_hint("received fatal alert: UnknownCA")
+            .unwrap()
+            .contains("reissue"));
+        assert!(tls_hint("NotValidForName").unwrap().contains("--hostname"));
+        assert_eq!(tls_hint("connection refused"), None);
+        assert_eq!(with_tls_hint("connection refused"), "connection refused");
+    }
 }

@@ -7,10 +7,12 @@ mod backend;
 mod cli;
 mod cluster;
 mod config;
+mod keepalived_gate;
 mod lab;
 mod logging;
 mod raft;
 mod server;
+mod sessions;
 mod sieve_admin;
 mod tls;
 

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod blocking;
+pub mod deflate;
 pub mod imap;
 /// The line reader POP3 and LMTP share.
 mod line;

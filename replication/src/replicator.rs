@@ -130,6 +130,9 @@ impl Replicator {
     }
 }
 
+/// Records read per lagging user to measure `node replication status`'s bytes and age.
+const STATUS_SCAN_RECORDS: usize = 10_000;
+
 /// Finds users on disk (at start and periodically) so every user is shipped.
 async fn rescan(shared: Arc<Shared>) {
     loop {
@@ -222,6 +225,7 @@ impl Handle {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let users_tracked = users.len();
+        let stores: HashMap<String, Arc<dyn ReplicaUser>> = users.iter().cloned().collect();
         let (local, ghosts): (Vec<(String, VersionVector)>, _) = blocking(move || {
             let ghosts = crate::ghosts::count(&users);
             let local = users
@@ -238,28 +242,67 @@ impl Handle {
         for p in sh.peers.values() {
             let acked = p.acked.lock().clone();
             let lag = p.lag.lock().clone();
-            let mut behind = Vec::new();
+            // (user, records behind, what the peer is known to have: None = not learned since
+            // this node started, counted against an empty vector: an upper bound).
+            let mut lagging = Vec::new();
             for (user, vv) in &local {
+                let known = acked.get(user).cloned();
                 let empty = VersionVector::new();
-                let a = acked.get(user).unwrap_or(&empty);
+                let a = known.as_ref().unwrap_or(&empty);
                 let records: u64 = vv
                     .iter()
                     .map(|(o, s)| s.saturating_sub(a.get(o).copied().unwrap_or(0)))
                     .sum();
                 if records > 0 {
-                    let m = lag.get(user).copied().unwrap_or_default();
-                    let seconds = if m.oldest_unacked_ms > 0 {
-                        now.saturating_sub(m.oldest_unacked_ms) as f64 / 1000.0
-                    } else {
-                        0.0
-                    };
-                    behind.push(UserLag {
-                        user: user.clone(),
-                        records,
-                        bytes: m.bytes,
-                        seconds,
-                    });
+                    lagging.push((user.clone(), records, known));
                 }
+            }
+            // Bytes and age from the unacknowledged records themselves (the batch in flight
+            // alone says nothing about a peer that is down); bounded per user.
+            let read: Vec<_> = lagging
+                .iter()
+                .map(|(user, _, known)| {
+                    (
+                        user.clone(),
+                        stores.get(user).cloned(),
+                        known.clone().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let measured: HashMap<String, (u64, u64)> = blocking(move || {
+                Ok(read
+                    .into_iter()
+                    .filter_map(|(user, u, have)| {
+                        let recs = u?.records_since(&have, STATUS_SCAN_RECORDS).ok()?;
+                        let bytes = recs.iter().map(crate::store_api::bytes_of).sum();
+                        let oldest = recs.iter().map(|r| r.time.wall_ms).min().unwrap_or(0);
+                        Some((user, (bytes, oldest)))
+                    })
+                    .collect())
+            })
+            .await
+            .unwrap_or_default();
+            let mut behind = Vec::new();
+            for (user, records, known) in lagging {
+                let m = lag.get(&user).copied().unwrap_or_default();
+                let (scanned_bytes, scanned_oldest) =
+                    measured.get(&user).copied().unwrap_or_default();
+                let oldest = match (m.oldest_unacked_ms, scanned_oldest) {
+                    (0, o) | (o, 0) => o,
+                    (a, b) => a.min(b),
+                };
+                let seconds = if oldest > 0 {
+                    now.saturating_sub(oldest) as f64 / 1000.0
+                } else {
+                    0.0
+                };
+                behind.push(UserLag {
+                    user,
+                    records,
+                    bytes: m.bytes.max(scanned_bytes),
+                    seconds,
+                    peer_state_known: known.is_some(),
+                });
             }
             behind.sort_by(|a, b| b.records.cmp(&a.records).then(a.user.cmp(&b.user)));
             peers.push(PeerStatus {
@@ -337,7 +380,21 @@ impl Handle {
     /// Before this node takes the active role: pulls from every peer it can reach each
     /// user's records it lacks, each peer bounded by `budget` (see [`crate::takeover`]).
     pub async fn take_over(&self, budget: Duration) -> crate::takeover::TakeOver {
-        crate::takeover::take_over(&self.shared, budget).await
+        crate::takeover::take_over(&self.shared, budget, false).await
+    }
+
+    /// At start-up, before serving clients: pulls from every reachable peer what this node
+    /// lacks (each peer bounded by `budget`), so a restarted node does not show its clients
+    /// what the cluster replaced while it was down (a UID its survivors gave to another
+    /// message, an expunged message) until replication catches up.
+    pub async fn catch_up(&self, budget: Duration) -> crate::takeover::TakeOver {
+        crate::takeover::take_over(&self.shared, budget, true).await
+    }
+
+    /// At start-up, after [`Handle::catch_up`]: waits (up to `budget`) until a peer holds every
+    /// record this node wrote (see [`crate::takeover::wait_own_records_shipped`]).
+    pub async fn wait_own_records_shipped(&self, budget: Duration) -> crate::takeover::Shipped {
+        crate::takeover::wait_own_records_shipped(&self.shared, budget).await
     }
 
     /// Merge and transport counters since start (cheap: atomics and a short lock per peer;

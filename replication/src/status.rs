@@ -102,10 +102,19 @@ pub struct PeerStatus {
 pub struct UserLag {
     pub user: String,
     /// Records this node has that the peer has not acknowledged (exact; if the peer's version
-    /// vector is not known yet, counted against an empty one).
+    /// vector is not known yet, counted against an empty one: see `peer_state_known`).
     pub records: u64,
-    /// Message bytes in the batch in flight (a lower bound of the backlog).
+    /// Message bytes of the unacknowledged records (of the first 10 000 of them, and at least
+    /// the batch in flight).
     pub bytes: u64,
     /// Age of the oldest unacknowledged record by its clock's wall time.
     pub seconds: f64,
+    /// False while the peer has not told this node what it has for this user since this node
+    /// started (the peer is down, or not asked yet): `records` is then an upper bound.
+    #[serde(default = "known_default")]
+    pub peer_state_known: bool,
+}
+
+fn known_default() -> bool {
+    true
 }

@@ -310,6 +310,22 @@ impl Server {
         })
     }
 
+    /// Runs `node -c CONFIG ARGS...` (an admin command against this server) to completion.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        self.admin_with_stdin(args, None)
+    }
+
+    /// [`Server::admin`] with `stdin` piped in.
+    pub fn admin_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = Command::new(node_bin());
+        cmd.arg("-c")
+            .arg(&self.paths.config)
+            .args(args)
+            .current_dir(&self.paths.dir)
+            .env_remove("NODE_CONFIG");
+        run(&mut cmd, stdin, Duration::from_secs(60)).expect("run node admin command")
+    }
+
     pub fn addr(&self, p: Proto) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.ports.get(p)))
     }

@@ -56,6 +56,15 @@ impl LoginCache {
         None
     }
 
+    /// Forgets every entry (`node auth cache flush`): the next logins check their hashes.
+    /// Only the whole cache: entries are keyed by a hash that hides the user.
+    pub fn flush(&mut self) -> usize {
+        let n = self.entries.len();
+        self.entries.clear();
+        self.order.clear();
+        n
+    }
+
     pub fn insert(&mut self, key: CacheKey, user: String, generations: Vec<u64>, now: Instant) {
         if self.capacity == 0 {
             return;

@@ -51,16 +51,19 @@ impl FailureLimiter {
         (n >= self.limit as usize).then_some(n)
     }
 
-    pub fn record_failure(&mut self, ip: IpAddr, now: Instant) {
+    /// Counts a failure; true when this one reached the limit (the address is locked out
+    /// from now on: the caller logs it once).
+    pub fn record_failure(&mut self, ip: IpAddr, now: Instant) -> bool {
         if self.limit == 0 {
-            return;
+            return false;
         }
+        let before = self.prune(ip, now);
         if self.failures.len() >= MAX_TRACKED && !self.failures.contains_key(&ip) {
             let window = self.window;
             self.failures
                 .retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) <= window));
             if self.failures.len() >= MAX_TRACKED {
-                return;
+                return false;
             }
         }
         let q = self.failures.entry(ip).or_default();
@@ -69,6 +72,33 @@ impl FailureLimiter {
         while q.len() > self.limit as usize {
             q.pop_front();
         }
+        before < self.limit as usize && q.len() >= self.limit as usize
+    }
+
+    /// Addresses with failures within the window: (address, failures, locked out).
+    pub fn list(&mut self, now: Instant) -> Vec<(IpAddr, usize, bool)> {
+        let ips: Vec<IpAddr> = self.failures.keys().copied().collect();
+        let mut out: Vec<_> = ips
+            .into_iter()
+            .filter_map(|ip| {
+                let n = self.prune(ip, now);
+                (n > 0).then_some((ip, n, self.limit > 0 && n >= self.limit as usize))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Forgets an address's failures (`node penalty clear IP`); whether it had any.
+    pub fn clear(&mut self, ip: IpAddr) -> bool {
+        self.failures.remove(&ip).is_some()
+    }
+
+    /// Forgets every address's failures; how many addresses there were.
+    pub fn clear_all(&mut self) -> usize {
+        let n = self.failures.len();
+        self.failures.clear();
+        n
     }
 
     pub fn window(&self) -> Duration {
@@ -92,6 +122,16 @@ mod tests {
         }
         assert_eq!(l.limited(ip, t0), Some(3));
         assert_eq!(l.limited(other, t0), None);
+        assert_eq!(l.list(t0), vec![(ip, 3, true)]);
+        // Cleared: allowed at once, and the next lock-out is reported again.
+        assert!(l.clear(ip));
+        assert!(!l.clear(ip));
+        assert_eq!(l.limited(ip, t0), None);
+        assert!(!l.record_failure(ip, t0));
+        assert!(!l.record_failure(ip, t0));
+        assert!(l.record_failure(ip, t0), "the third failure locks out");
+        assert!(!l.record_failure(ip, t0), "reported once");
+        assert_eq!(l.clear_all(), 1);
         // The window passes: allowed again.
         assert_eq!(l.limited(ip, t0 + Duration::from_secs(61)), None);
     }

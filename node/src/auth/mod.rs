@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod limiter;
+pub mod nets;
 pub mod passwd_file;
 pub mod quota_rule;
 pub mod schemes;
@@ -33,6 +34,8 @@ pub struct AuthSettings {
     pub worker_max_count: usize,
     /// From the global quota_rule; a user's own rule overrides it.
     pub default_quota: QuotaLimits,
+    /// auth_failure_limit_exempt_nets: never locked out.
+    pub failure_limit_exempt: Vec<nets::Net>,
 }
 
 impl AuthSettings {
@@ -54,6 +57,13 @@ impl AuthSettings {
             },
             default_quota: quota_rule::parse_rules(c.quota_rule.0.iter().map(String::as_str))
                 .map_err(|e| format!("quota_rule: {e}"))?,
+            failure_limit_exempt: nets::parse_list(
+                c.auth_failure_limit_exempt_nets
+                    .0
+                    .iter()
+                    .map(String::as_str),
+            )
+            .map_err(|e| format!("auth_failure_limit_exempt_nets: {e}"))?,
         })
     }
 }
@@ -73,10 +83,55 @@ pub struct UserRecord {
 /// The result of a password check, before delays and logging.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    Ok { user: String },
+    Ok {
+        user: String,
+    },
     UnknownUser,
     Mismatch,
+    /// The password matched but the passdb refuses the login (`nologin`, `allow_nets`).
+    Refused {
+        user: String,
+        reason: String,
+    },
     TempFail(String),
+}
+
+/// The passdb's own refusals, checked after the password matched (so they tell a guesser
+/// nothing): `nologin` (with its `reason=`) and `allow_nets` (Dovecot's extra fields). `rip`
+/// None is a check without a client address (`node auth test` without `-x rip=`), which
+/// `allow_nets` lets through only when it lists `local`, as Dovecot does.
+pub fn login_policy(entry: &PasswdEntry, rip: Option<IpAddr>) -> Result<(), String> {
+    if entry.passdb_field("nologin").is_some() {
+        return Err(match entry.passdb_field("reason") {
+            Some(r) if !r.is_empty() => format!("Account is disabled (nologin): {r}"),
+            _ => "Account is disabled (nologin)".to_string(),
+        });
+    }
+    if let Some(list) = entry.passdb_field("allow_nets") {
+        let allowed = nets::parse_list([list])
+            .map_err(|e| format!("allow_nets check failed: bad allow_nets field: {e}"))?;
+        if !nets::any_contains(&allowed, rip) {
+            return Err(match rip {
+                Some(ip) => format!("allow_nets check failed: IP {ip} not in allowed networks"),
+                None => {
+                    "allow_nets check failed: Remote IP not known and 'local' missing".to_string()
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+fn with_policy(entry: &PasswdEntry, rip: Option<IpAddr>) -> Verdict {
+    match login_policy(entry, rip) {
+        Ok(()) => Verdict::Ok {
+            user: entry.user.clone(),
+        },
+        Err(reason) => Verdict::Refused {
+            user: entry.user.clone(),
+            reason,
+        },
+    }
 }
 
 /// A passdb entry found but not in the cache: its hash must be checked.
@@ -84,6 +139,7 @@ pub struct PendingCheck {
     entry: PasswdEntry,
     key: cache::CacheKey,
     generations: Vec<u64>,
+    rip: Option<IpAddr>,
 }
 
 pub struct Authenticator {
@@ -118,6 +174,31 @@ impl Authenticator {
 
     pub fn settings(&self) -> &AuthSettings {
         &self.settings
+    }
+
+    /// `node penalty`: addresses with recent failures (address, failures, locked out).
+    pub fn penalties(&self) -> Vec<(IpAddr, usize, bool)> {
+        self.limiter.lock().list(Instant::now())
+    }
+
+    /// `node penalty clear [IP]`: how many addresses were forgotten.
+    pub fn clear_penalty(&self, ip: Option<IpAddr>) -> usize {
+        let mut l = self.limiter.lock();
+        match ip {
+            Some(ip) => usize::from(l.clear(ip)),
+            None => l.clear_all(),
+        }
+    }
+
+    /// `node auth cache flush`: how many cached logins were forgotten.
+    pub fn flush_cache(&self) -> usize {
+        self.cache.lock().flush()
+    }
+
+    /// The passdb entry of `user`, for `node auth lookup` (password field included: the
+    /// caller shows it only as doveadm does, to the admin). Blocking (file stat).
+    pub fn passdb_entry_blocking(&self, user: &str) -> Result<Option<PasswdEntry>, String> {
+        Ok(Self::find(&self.passdbs, &self.candidates(user))?.1)
     }
 
     /// Lower-cases and applies auth_default_realm to a name without `@`.
@@ -166,6 +247,7 @@ impl Authenticator {
         &self,
         user: &str,
         password: &str,
+        rip: Option<IpAddr>,
     ) -> Result<Verdict, Box<PendingCheck>> {
         let candidates = self.candidates(user);
         let (generations, entry) = match Self::find(&self.passdbs, &candidates) {
@@ -176,8 +258,14 @@ impl Authenticator {
             return Ok(Verdict::UnknownUser);
         };
         let key = self.cache.lock().key(&entry.user, password);
-        if let Some(user) = self.cache.lock().get(&key, &generations, Instant::now()) {
-            return Ok(Verdict::Ok { user });
+        if self
+            .cache
+            .lock()
+            .get(&key, &generations, Instant::now())
+            .is_some()
+        {
+            // The cache only skips the hash: the passdb's refusals still apply.
+            return Ok(with_policy(&entry, rip));
         }
         if entry.password.is_empty() {
             return Ok(Verdict::Mismatch);
@@ -186,6 +274,7 @@ impl Authenticator {
             entry,
             key,
             generations,
+            rip,
         }))
     }
 
@@ -195,22 +284,29 @@ impl Authenticator {
             entry,
             key,
             generations,
+            rip,
         } = check;
         match schemes::verify(&entry.password, password) {
             Ok(true) => {
                 self.cache
                     .lock()
                     .insert(key, entry.user.clone(), generations, Instant::now());
-                Verdict::Ok { user: entry.user }
+                with_policy(&entry, rip)
             }
             Ok(false) => Verdict::Mismatch,
             Err(e) => Verdict::TempFail(format!("user {}: {e}", entry.user)),
         }
     }
 
-    /// passdb lookup + verification in one blocking call (admin commands).
-    pub fn check_password_blocking(&self, user: &str, password: &str) -> Verdict {
-        match self.lookup_password_blocking(user, password) {
+    /// passdb lookup + verification in one blocking call (admin commands); `rip` is the
+    /// client address to check `allow_nets` against, if any.
+    pub fn check_password_blocking(
+        &self,
+        user: &str,
+        password: &str,
+        rip: Option<IpAddr>,
+    ) -> Verdict {
+        match self.lookup_password_blocking(user, password, rip) {
             Ok(v) => v,
             Err(check) => self.verify_blocking(*check, password),
         }
@@ -220,13 +316,13 @@ impl Authenticator {
     /// `auth_worker_max_count` low-priority workers, so a login storm queues instead of running
     /// hundreds of 64 MiB ARGON2ID computations at once, never starves the sessions of CPU,
     /// and cached logins never wait behind it.
-    async fn check_password(self: &Arc<Self>, user: &str, password: &str) -> Verdict {
+    async fn check_password(self: &Arc<Self>, user: &str, password: &str, rip: IpAddr) -> Verdict {
         let internal =
             |e: tokio::task::JoinError| Verdict::TempFail(format!("internal error: {e}"));
         let this = self.clone();
         let (u, p) = (user.to_string(), password.to_string());
         let looked_up = match tokio::task::spawn_blocking(move || {
-            this.lookup_password_blocking(&u, &p)
+            this.lookup_password_blocking(&u, &p, Some(rip))
         })
         .await
         {
@@ -292,8 +388,13 @@ impl Authenticator {
         session: &str,
     ) -> AuthOutcome {
         let shown = self.canonical_name(user);
+        let exempt = nets::any_contains(&self.settings.failure_limit_exempt, Some(rip));
         // Take the limiter's verdict first: its lock must not be held across the await below.
-        let limited = self.limiter.lock().limited(rip, Instant::now());
+        let limited = if exempt {
+            None
+        } else {
+            self.limiter.lock().limited(rip, Instant::now())
+        };
         if let Some(n) = limited {
             let window = self.limiter.lock().window().as_secs();
             tracing::warn!(
@@ -306,7 +407,7 @@ impl Authenticator {
             tokio::time::sleep(self.settings.failure_delay).await;
             return AuthOutcome::RateLimited;
         }
-        let verdict = self.check_password(user, password).await;
+        let verdict = self.check_password(user, password, rip).await;
         let outcome = match verdict {
             Verdict::Ok { user } => {
                 tracing::debug!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({user},{rip},<{session}>): login ok");
@@ -325,6 +426,12 @@ impl Authenticator {
                 }
                 AuthOutcome::Failed
             }
+            Verdict::Refused { user, reason } => {
+                // Logged whatever auth_verbose says: the operator disabled this on purpose
+                // and wants to see it hold.
+                tracing::info!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({user},{rip},<{session}>): {reason}");
+                AuthOutcome::Failed
+            }
             Verdict::TempFail(reason) => {
                 tracing::error!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({shown},{rip},<{session}>): {reason}");
                 metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "tempfail").increment(1);
@@ -333,7 +440,22 @@ impl Authenticator {
         };
         metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "failed")
             .increment(1);
-        self.limiter.lock().record_failure(rip, Instant::now());
+        if !exempt {
+            let locked = self.limiter.lock().record_failure(rip, Instant::now());
+            if locked {
+                let (limit, window) = {
+                    let l = self.limiter.lock();
+                    (self.settings.failure_limit, l.window().as_secs())
+                };
+                tracing::warn!(
+                    target: "auth",
+                    rip = %rip,
+                    "auth: rip={rip} locked out: {limit} failed logins within {window} secs \
+                     (auth_failure_limit); further logins are refused until the window passes \
+                     or `node penalty clear {rip}`"
+                );
+            }
+        }
         // The delay runs on a timer, not a thread: other sessions are not held up.
         tokio::time::sleep(self.settings.failure_delay).await;
         outcome
@@ -374,31 +496,88 @@ mod tests {
     fn verdicts() {
         let (_d, a) = setup("", 0);
         assert_eq!(
-            a.check_password_blocking("demo", "demo"),
+            a.check_password_blocking("demo", "demo", None),
             Verdict::Ok {
                 user: "demo".into()
             }
         );
         assert_eq!(
-            a.check_password_blocking("DEMO", "demo"),
+            a.check_password_blocking("DEMO", "demo", None),
             Verdict::Ok {
                 user: "demo".into()
             }
         );
-        assert_eq!(a.check_password_blocking("demo", "x"), Verdict::Mismatch);
         assert_eq!(
-            a.check_password_blocking("nobody", "x"),
+            a.check_password_blocking("demo", "x", None),
+            Verdict::Mismatch
+        );
+        assert_eq!(
+            a.check_password_blocking("nobody", "x", None),
             Verdict::UnknownUser
         );
         assert_eq!(
-            a.check_password_blocking("alice@example.com", "Sup3r secret"),
+            a.check_password_blocking("alice@example.com", "Sup3r secret", None),
             Verdict::Ok {
                 user: "alice@example.com".into()
             }
         );
         assert!(matches!(
-            a.check_password_blocking("broken", "x"),
+            a.check_password_blocking("broken", "x", None),
             Verdict::TempFail(_)
+        ));
+    }
+
+    #[test]
+    fn nologin_and_allow_nets_refuse_after_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(
+            &path,
+            "off:{PLAIN}pw::::::nologin reason=moved\n\
+             lan:{PLAIN}pw::::::allow_nets=192.0.2.0/24,local\n\
+             wan:{PLAIN}pw::::::allow_nets=198.51.100.1\n",
+        )
+        .unwrap();
+        let config = Config {
+            passdb: vec![DbConfig {
+                driver: "passwd-file".into(),
+                args: path,
+            }],
+            ..Config::default()
+        };
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let refused = |v: Verdict| match v {
+            Verdict::Refused { reason, .. } => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(a.check_password_blocking("off", "pw", None)).contains("moved"));
+        // A wrong password is a mismatch, not a refusal: the refusal tells a guesser nothing.
+        assert_eq!(
+            a.check_password_blocking("off", "x", None),
+            Verdict::Mismatch
+        );
+        assert!(matches!(
+            a.check_password_blocking("lan", "pw", ip("192.0.2.9")),
+            Verdict::Ok { .. }
+        ));
+        assert!(matches!(
+            a.check_password_blocking("lan", "pw", None),
+            Verdict::Ok { .. }
+        ));
+        assert!(
+            refused(a.check_password_blocking("lan", "pw", ip("203.0.113.1")))
+                .contains("203.0.113.1")
+        );
+        assert!(refused(a.check_password_blocking("wan", "pw", None)).contains("'local' missing"));
+        // Cached logins are refused too.
+        assert!(matches!(
+            a.check_password_blocking("wan", "pw", ip("198.51.100.1")),
+            Verdict::Ok { .. }
+        ));
+        assert!(matches!(
+            a.check_password_blocking("wan", "pw", ip("198.51.100.2")),
+            Verdict::Refused { .. }
         ));
     }
 
@@ -407,14 +586,14 @@ mod tests {
         let (_d, a) = setup("example.com", 0);
         assert_eq!(a.canonical_name("Alice"), "alice@example.com");
         assert_eq!(
-            a.check_password_blocking("alice", "Sup3r secret"),
+            a.check_password_blocking("alice", "Sup3r secret", None),
             Verdict::Ok {
                 user: "alice@example.com".into()
             }
         );
         // A file entry without the domain still serves name@realm.
         assert_eq!(
-            a.check_password_blocking("demo", "demo"),
+            a.check_password_blocking("demo", "demo", None),
             Verdict::Ok {
                 user: "demo".into()
             }
@@ -431,7 +610,7 @@ mod tests {
         let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
         for name in ["demo", "demo@localhost", "DEMO@LOCALHOST"] {
             assert_eq!(
-                a.check_password_blocking(name, "demo"),
+                a.check_password_blocking(name, "demo", None),
                 Verdict::Ok {
                     user: "demo".into()
                 }
@@ -571,7 +750,7 @@ mod tests {
             ..Config::default()
         };
         let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
-        match a.check_password_blocking("demo", "demo") {
+        match a.check_password_blocking("demo", "demo", None) {
             Verdict::TempFail(e) => assert!(e.contains("/nonexistent/users"), "{e}"),
             other => panic!("{other:?}"),
         }

@@ -32,6 +32,15 @@ impl PasswdEntry {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A passdb extra field (no `userdb_` prefix; last one wins).
+    pub fn passdb_field(&self, name: &str) -> Option<&str> {
+        self.extra
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Every `quota_rule`, `quota_rule2`, ... userdb field, in order.
     pub fn quota_rules(&self) -> Vec<&str> {
         self.extra
@@ -69,9 +78,20 @@ pub fn parse(text: &str, path: &Path) -> Result<HashMap<String, PasswdEntry>, Pa
         };
         // Seven ':' separators at most; the extra fields may contain ':' (quota rules do).
         let fields: Vec<&str> = line.splitn(8, ':').collect();
+        if fields.len() < 2 {
+            // Not a user with no password: a stray line (a pasted hash, a half-edited entry).
+            return Err(err(
+                "no ':' in the line: expected user:{SCHEME}password:uid:gid:gecos:home:shell:extra_fields",
+            ));
+        }
         let user = fields.first().copied().unwrap_or_default().trim();
         if user.is_empty() {
             return Err(err("empty user name"));
+        }
+        if user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err(&format!(
+                "user name {user:?} contains white space: expected user:{{SCHEME}}password:..."
+            )));
         }
         let get = |n: usize| fields.get(n).copied().unwrap_or_default().to_string();
         let mut extra = Vec::new();
@@ -162,6 +182,76 @@ impl PasswdFile {
     }
 }
 
+/// Rewrites `user`'s line in the passwd-file at `path`: extra fields for which `drop` is true
+/// are removed and `add` appended; every other byte of the file stays as it was. The new file
+/// replaces the old one atomically (same mode and owner), so the running node, which re-reads
+/// the file when it changes, never sees half of it. Ok(false) when no line names `user`.
+pub fn edit_extra_fields(
+    path: &Path,
+    user: &str,
+    drop: impl Fn(&str) -> bool,
+    add: &[(String, String)],
+) -> Result<bool, String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let fail = |what: &str, e: std::io::Error| format!("{}: {what}: {e}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| fail("cannot read", e))?;
+    // Refuse to rewrite a file that does not parse: the edit could not be checked.
+    parse(&text, path).map_err(|e| e.to_string())?;
+    let mut found = false;
+    let mut out = String::with_capacity(text.len() + 64);
+    for raw in text.split_inclusive('\n') {
+        let body = raw.trim_end_matches(['\n', '\r']);
+        let ending = &raw[body.len()..];
+        let is_user = !body.trim_start().starts_with('#')
+            && body
+                .split(':')
+                .next()
+                .is_some_and(|u| u.trim().to_lowercase() == user);
+        if !is_user || found {
+            out.push_str(raw);
+            continue;
+        }
+        found = true;
+        let mut fields: Vec<String> = body.splitn(8, ':').map(str::to_string).collect();
+        while fields.len() < 8 {
+            fields.push(String::new());
+        }
+        let mut extra: Vec<String> = fields[7]
+            .split_whitespace()
+            .filter(|item| !drop(item.split('=').next().unwrap_or(item)))
+            .map(str::to_string)
+            .collect();
+        extra.extend(add.iter().map(|(k, v)| format!("{k}={v}")));
+        fields[7] = extra.join(" ");
+        out.push_str(&fields.join(":"));
+        out.push_str(if ending.is_empty() { "\n" } else { ending });
+    }
+    if !found {
+        return Ok(false);
+    }
+    parse(&out, path).map_err(|e| format!("the edited file would not parse: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| fail("cannot stat", e))?;
+    let tmp = path.with_extension("node-edit");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(meta.permissions().mode() & 0o7777)
+        .open(&tmp)
+        .map_err(|e| fail("cannot write a temporary file beside it", e))?;
+    let written = f
+        .write_all(out.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid())))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail("cannot replace", e));
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +290,38 @@ Bob:{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA
         assert!(e.to_string().starts_with("/u line 2"), "{e}");
         let e = parse("a:{PLAIN}x\nA:{PLAIN}y\n", Path::new("/u")).unwrap_err();
         assert!(e.what.contains("twice"), "{e}");
+        // A line without ':' is not a user named after the line.
+        let e = parse("a:{PLAIN}x\n# c\ngarbage line here\n", Path::new("/u")).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = parse("a:{PLAIN}x\nlonelyword\n", Path::new("/u")).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = parse("two words:{PLAIN}x\n", Path::new("/u")).unwrap_err();
+        assert!(e.what.contains("white space"), "{e}");
+    }
+
+    #[test]
+    fn edits_one_users_extra_fields_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        let text = "# c\nalice:{PLAIN}a:1:1::/h::userdb_quota_rule=*:storage=1G nologin\nbob:{PLAIN}b\r\ncarol:{PLAIN}c::::::\n";
+        std::fs::write(&path, text).unwrap();
+        let is_quota = |k: &str| k.starts_with("userdb_quota_rule");
+        let add = vec![("userdb_quota_rule".to_string(), "*:storage=2M".to_string())];
+        assert!(edit_extra_fields(&path, "alice", is_quota, &add).unwrap());
+        assert!(edit_extra_fields(&path, "bob", is_quota, &add).unwrap());
+        assert!(!edit_extra_fields(&path, "nobody", is_quota, &add).unwrap());
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            after,
+            "# c\nalice:{PLAIN}a:1:1::/h::nologin userdb_quota_rule=*:storage=2M\nbob:{PLAIN}b::::::userdb_quota_rule=*:storage=2M\r\ncarol:{PLAIN}c::::::\n"
+        );
+        let users = parse(&after, &path).unwrap();
+        assert_eq!(users["bob"].quota_rules(), vec!["*:storage=2M"]);
+        assert_eq!(users["alice"].password, "{PLAIN}a");
+        // A broken file is not rewritten.
+        std::fs::write(&path, "broken line\n").unwrap();
+        assert!(edit_extra_fields(&path, "alice", is_quota, &add).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "broken line\n");
     }
 
     #[test]

@@ -24,7 +24,7 @@ fn print_status(v: &serde_json::Value) {
         x.as_u64()
             .map_or("none".to_string(), |n| format!("node {n}"))
     };
-    println!(
+    outln!(
         "node {} ({}) mode={} raft={} term={} leader={} active={} epoch={} am_active={}",
         c["node"],
         c["role"].as_str().unwrap_or("?"),
@@ -37,7 +37,7 @@ fn print_status(v: &serde_json::Value) {
         c["am_active"]
     );
     for m in c["members"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "member {} {}{}{}",
             m["id"],
             m["addr"].as_str().unwrap_or("?"),
@@ -54,7 +54,7 @@ fn print_status(v: &serde_json::Value) {
         );
     }
     for p in v["replication"]["peers"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "peer {} {} {} records_behind={}",
             p["id"],
             p["addr"].as_str().unwrap_or("?"),
@@ -67,24 +67,24 @@ fn print_status(v: &serde_json::Value) {
         );
     }
     if let Some(n) = v["replication"]["fenced_frames"].as_u64() {
-        println!("fenced_frames={n}");
+        outln!("fenced_frames={n}");
     }
 }
 
-pub fn run(config: &Config, cmd: ClusterCmd) -> anyhow::Result<i32> {
+pub fn run(config: &Config, cmd: ClusterCmd, json: bool) -> anyhow::Result<i32> {
     let dir = config.cluster_certs_dir();
     match cmd {
-        ClusterCmd::Status { json } => {
+        ClusterCmd::Status => {
             let v = ask(config, &Request::ClusterStatus)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print_status(&v);
             }
         }
         ClusterCmd::TransferActive { node } => {
             let v = ask(config, &Request::TransferActive { node })?;
-            println!(
+            outln!(
                 "node {node} is active (epoch {}) after {:.3} s",
                 v["epoch"],
                 v["seconds"].as_f64().unwrap_or(0.0)
@@ -103,15 +103,15 @@ pub fn run(config: &Config, cmd: ClusterCmd) -> anyhow::Result<i32> {
                     witness,
                 },
             )?;
-            println!("node {node} added to the group");
+            outln!("node {node} added to the group");
         }
         ClusterCmd::Remove { node } => {
             ask(config, &Request::RemoveMember { node })?;
-            println!("node {node} removed from the group");
+            outln!("node {node} removed from the group");
         }
         ClusterCmd::Init => {
             let paths = replication::certs::init_ca(&dir)?;
-            println!(
+            outln!(
                 "cluster CA: {} (key {}, keep it secret)",
                 paths.cert.display(),
                 paths.key.display()
@@ -132,13 +132,13 @@ pub fn run(config: &Config, cmd: ClusterCmd) -> anyhow::Result<i32> {
             });
             std::fs::create_dir_all(&out)?;
             let paths = replication::certs::issue_node_cert(&dir, node, &hostnames, &out)?;
-            println!(
+            outln!(
                 "node {node}: {} (key {})",
                 paths.cert.display(),
                 paths.key.display()
             );
             if out != dir {
-                println!(
+                outln!(
                     "copy {} and these two files into node {node}'s [cluster] certs_dir",
                     dir.join(replication::certs::CA_CERT_FILE).display()
                 );

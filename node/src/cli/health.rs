@@ -22,11 +22,11 @@ pub fn run(config: &Config, active: bool) -> i32 {
     }
     match crate::server::http::probe(addr, active) {
         Ok((200, body)) => {
-            println!("{body}");
+            outln!("{body}");
             0
         }
         Ok((status, body)) => {
-            println!("{body}");
+            outln!("{body}");
             eprintln!(
                 "node health: {addr} answered {status}{}",
                 if active { " (not the active node)" } else { "" }

@@ -7,6 +7,7 @@ mod load;
 mod nondefault;
 pub mod values;
 
+pub use dovecot::dovecot_hint;
 pub use load::load_file;
 #[cfg(test)]
 pub use load::parse_str;
@@ -228,6 +229,9 @@ pub struct ClusterSettings {
     /// Raft mode: how long a node about to become active pulls what it lacks from its peers
     /// (per peer; an unreachable peer is skipped at once).
     pub raft_takeover_timeout: DurationSetting,
+    /// At start-up, before any client is served: how long the node pulls what it lacks from
+    /// each peer (an unreachable peer is skipped at once; 0 turns the pull off).
+    pub startup_catch_up_timeout: DurationSetting,
 }
 
 impl Default for ClusterSettings {
@@ -251,6 +255,7 @@ impl Default for ClusterSettings {
             raft_election_timeout_min: DurationSetting(Duration::from_millis(400)),
             raft_election_timeout_max: DurationSetting(Duration::from_millis(800)),
             raft_takeover_timeout: DurationSetting(Duration::from_secs(2)),
+            startup_catch_up_timeout: DurationSetting(Duration::from_secs(2)),
         }
     }
 }
@@ -365,6 +370,11 @@ pub struct Config {
     pub auth_worker_max_count: u32,
     /// Empty = stderr.
     pub log_path: String,
+    /// `text` (default) or `json` (one JSON object a line).
+    pub log_format: crate::logging::LogFormat,
+    /// Client networks the failed-login limiter never locks out (a webmail on this host:
+    /// `["127.0.0.1/8", "::1"]`); CIDRs or single addresses.
+    pub auth_failure_limit_exempt_nets: RuleList,
     pub mail_max_userip_connections: u32,
     pub imap_idle_notify_interval: DurationSetting,
     pub imap_max_line_length: Size,
@@ -426,6 +436,8 @@ impl Default for Config {
             auth_failure_window: DurationSetting(Duration::from_secs(60)),
             auth_worker_max_count: 0,
             log_path: String::new(),
+            log_format: crate::logging::LogFormat::Text,
+            auth_failure_limit_exempt_nets: RuleList::default(),
             mail_max_userip_connections: 10,
             imap_idle_notify_interval: DurationSetting(Duration::from_secs(120)),
             imap_max_line_length: Size(64 << 10),

@@ -54,11 +54,10 @@ pub enum LabCmd {
         at: LabDir,
     },
     /// Each node: namespace, address, pids, health, VRRP state, whether it holds the address.
+    /// (`--json`, the global flag, for a JSON document.)
     Status {
         #[command(flatten)]
         at: LabDir,
-        #[arg(long)]
-        json: bool,
     },
     /// Crash node N for real: freeze and kill every process in its namespace, unplug its cable.
     Crash {
@@ -291,7 +290,7 @@ impl State {
     }
 }
 
-pub fn run(cmd: LabCmd) -> Result<i32> {
+pub fn run(cmd: LabCmd, json: bool) -> Result<i32> {
     match cmd {
         LabCmd::Up {
             nodes,
@@ -305,7 +304,7 @@ pub fn run(cmd: LabCmd) -> Result<i32> {
             require_root()?;
             down(&at.dir).map(|_| 0)
         }
-        LabCmd::Status { at, json } => {
+        LabCmd::Status { at } => {
             require_root()?;
             inspect::print_status(&at.dir, json)
         }

@@ -121,7 +121,7 @@ pub fn run(path: &Path) -> anyhow::Result<i32> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let w = WitnessFile::parse(&text, path)?;
-    crate::logging::init(&w.log_path)?;
+    crate::logging::init(&w.log_path, crate::logging::LogFormat::Text)?;
     std::fs::create_dir_all(&w.data_dir)
         .with_context(|| format!("data_dir {}: cannot create", w.data_dir.display()))?;
     let cfg = w.coord_config()?;

@@ -1,6 +1,7 @@
 //! Accept loops: one task per listener, one task per connection. Implicit-TLS listeners do the
 //! handshake in the connection's own task, so a slow handshake never holds up accepting.
 
+use crate::sessions::LiveSessions;
 use crate::tls::Tls;
 use protocols::{BoxStream, ConnInfo};
 use std::net::SocketAddr;
@@ -23,17 +24,85 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    async fn serve(&self, stream: BoxStream, conn: ConnInfo) {
+    /// The shutdown token sessions of this listener watch.
+    fn shutdown(&self) -> &CancellationToken {
         match self {
-            Protocol::Imap(ctx) => protocols::imap::serve(stream, conn, ctx.clone()).await,
-            Protocol::Pop3(ctx) => protocols::pop3::serve(stream, conn, ctx.clone()).await,
+            Protocol::Imap(ctx) => &ctx.shutdown,
+            Protocol::Pop3(ctx) => &ctx.shutdown,
+            Protocol::Lmtp(ctx) => &ctx.shutdown,
+            Protocol::ManageSieve(ctx) => &ctx.shutdown,
+        }
+    }
+
+    /// Runs one session whose context watches `token` instead of the listener's shutdown
+    /// token (a child of it): cancelling it ends just this session the way a shutdown does
+    /// (IMAP `* BYE Server shutting down.`, as Dovecot's kick shows too).
+    async fn serve_session(&self, stream: BoxStream, conn: ConnInfo, token: CancellationToken) {
+        match self {
+            Protocol::Imap(ctx) => {
+                let ctx = Arc::new(protocols::imap::ImapContext {
+                    backend: ctx.backend.clone(),
+                    tls: ctx.tls.clone(),
+                    config: ctx.config.clone(),
+                    shutdown: token,
+                });
+                protocols::imap::serve(stream, conn, ctx).await
+            }
+            Protocol::Pop3(ctx) => {
+                let ctx = Arc::new(protocols::pop3::Pop3Context {
+                    backend: ctx.backend.clone(),
+                    tls: ctx.tls.clone(),
+                    config: ctx.config.clone(),
+                    shutdown: token,
+                });
+                protocols::pop3::serve(stream, conn, ctx).await
+            }
+            // LMTP sessions never log in: nothing to kick.
             Protocol::Lmtp(ctx) => protocols::lmtp::serve(stream, conn, ctx.clone()).await,
             Protocol::ManageSieve(ctx) => {
                 protocols::managesieve::serve(stream, conn, ctx.clone()).await
             }
         }
     }
+
+    /// Serves the connection until it ends. `node kick` cancels its token: the session says
+    /// goodbye between commands; one that has not ended within [`KICK_GRACE`] is dropped (its
+    /// socket closes).
+    async fn serve(
+        &self,
+        stream: BoxStream,
+        conn: ConnInfo,
+        name: &'static str,
+        sessions: &Arc<LiveSessions>,
+    ) {
+        let global = self.shutdown().clone();
+        let token = global.child_token();
+        let _live = sessions.open(&conn.session_id, name, conn.remote, token.clone());
+        let (rip, id) = (conn.remote.ip(), conn.session_id.clone());
+        let session = self.serve_session(stream, conn, token.clone());
+        tokio::pin!(session);
+        tokio::select! {
+            _ = &mut session => return,
+            _ = token.cancelled() => {}
+        }
+        if global.is_cancelled() {
+            // The node is shutting down: the session finishes as it always did.
+            session.await;
+            return;
+        }
+        let proto = name.trim_end_matches('s');
+        tracing::info!("{proto}: Disconnected: Kicked by admin (rip={rip}, session=<{id}>)");
+        if tokio::time::timeout(KICK_GRACE, &mut session)
+            .await
+            .is_err()
+        {
+            tracing::info!("{proto}: kicked session did not end within {KICK_GRACE:?}; closed (rip={rip}, session=<{id}>)");
+        }
+    }
 }
+
+/// How long a kicked session gets to finish its command and say goodbye.
+const KICK_GRACE: Duration = Duration::from_secs(5);
 
 /// Open connections per listener name, for /health and the connections gauge.
 #[derive(Default)]
@@ -129,6 +198,7 @@ pub fn spawn_tcp(
     listener: TcpListener,
     spec: TcpSpec,
     stats: Arc<ConnStats>,
+    sessions: Arc<LiveSessions>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -139,7 +209,7 @@ pub fn spawn_tcp(
         accept_loop(&shutdown, spec.name, || l.accept(), |(socket, remote)| {
             let _ = socket.set_nodelay(true);
             let local = socket.local_addr().unwrap_or(spec.addr);
-            let (protocol, tls, name, open) = (spec.protocol.clone(), spec.implicit_tls.clone(), spec.name, open.clone());
+            let (protocol, tls, name, open, sessions) = (spec.protocol.clone(), spec.implicit_tls.clone(), spec.name, open.clone(), sessions.clone());
             let id = session_id();
             // The protocol's own span carries session, rip and user; this one says which
             // listener (imap or imaps) the connection came in on.
@@ -165,7 +235,7 @@ pub fn spawn_tcp(
                     metrics::counter!("node_connections_total", "listener" => name).increment(1);
                     metrics::gauge!("node_connections", "listener" => name).increment(1.0);
                     let conn = ConnInfo { remote, local, tls: tls.is_some(), session_id: id };
-                    protocol.serve(stream, conn).await;
+                    protocol.serve(stream, conn, name, &sessions).await;
                     metrics::gauge!("node_connections", "listener" => name).decrement(1.0);
                     open.fetch_sub(1, Ordering::Relaxed);
                 }
@@ -186,6 +256,7 @@ pub fn spawn_unix(
     listener: UnixListener,
     spec: UnixSpec,
     stats: Arc<ConnStats>,
+    sessions: Arc<LiveSessions>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -201,7 +272,12 @@ pub fn spawn_unix(
             &what,
             || l.accept(),
             |(socket, _)| {
-                let (protocol, name, open) = (spec.protocol.clone(), spec.name, open.clone());
+                let (protocol, name, open, sessions) = (
+                    spec.protocol.clone(),
+                    spec.name,
+                    open.clone(),
+                    sessions.clone(),
+                );
                 let id = session_id();
                 let span = tracing::info_span!("listener", name, path = %spec.path.display());
                 t2.spawn(
@@ -216,7 +292,9 @@ pub fn spawn_unix(
                             tls: false,
                             session_id: id,
                         };
-                        protocol.serve(Box::new(socket), conn).await;
+                        protocol
+                            .serve(Box::new(socket), conn, name, &sessions)
+                            .await;
                         metrics::gauge!("node_connections", "listener" => name).decrement(1.0);
                         open.fetch_sub(1, Ordering::Relaxed);
                     }

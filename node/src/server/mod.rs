@@ -6,6 +6,7 @@ mod admin_socket;
 pub mod http;
 mod listen;
 pub(crate) mod protocol_settings;
+mod restart;
 
 use crate::active::{TrackFile, VrrpReport};
 use crate::auth::{AuthSettings, Authenticator};
@@ -62,6 +63,14 @@ fn ensure_demo_passdb(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub fn backend_settings(config: &Config) -> BackendSettings {
+    BackendSettings {
+        ssl: config.ssl,
+        auth_allow_cleartext: config.auth_allow_cleartext,
+        max_userip_connections: config.mail_max_userip_connections,
+    }
+}
+
 pub fn store_config(config: &Config, default_quota: storage::QuotaLimits) -> storage::StoreConfig {
     storage::StoreConfig {
         root: config.storage.data_dir.clone(),
@@ -77,6 +86,11 @@ pub fn store_config(config: &Config, default_quota: storage::QuotaLimits) -> sto
             storage::store::RECENT_OBJECTS_TOTAL
         },
         min_free_bytes: config.storage.min_free_space.0,
+        // `replicated` durability: clients see this node's writes once a peer holds them, so
+        // none can read a write the cluster loses with this node (invariants 2 and 3).
+        hide_unconfirmed_writes: crate::cluster::enabled(config)
+            && !config.cluster.peers.is_empty()
+            && config.cluster.durability == crate::config::Durability::Replicated,
     }
 }
 
@@ -170,6 +184,10 @@ fn chown(path: &Path, owner: &str, group: &str) -> anyhow::Result<()> {
 }
 
 pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
+    // Installed first: their default action ends the process, and logrotate's SIGUSR1 may come
+    // while a big store is still opening. They are acted on once the node serves. SIGTERM
+    // keeps its default until then, so a start-up can still be stopped at once.
+    let early = EarlySignals::install()?;
     let data = config.storage.data_dir.clone();
     if !data.exists() {
         // Mail is private: a data_dir made here is readable by the node's user only (an
@@ -205,20 +223,22 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         .context("cannot install the metrics recorder")?;
 
     // Replication binds its peer listener here too: before "ready".
-    let replicated = crate::cluster::start(&config, store.clone()).await?;
+    let vrrp = Arc::new(VrrpReport::default());
+    let replicated = crate::cluster::start(&config, store.clone(), vrrp.clone()).await?;
+    if let Some(r) = &replicated {
+        catch_up_before_serving(&r.handle, config.cluster.startup_catch_up_timeout.0).await;
+    }
     let hooks: Arc<dyn ClusterHooks> = match &replicated {
         Some(r) => r.clone(),
         None => Arc::new(Standalone),
     };
+    let live = Arc::new(crate::sessions::LiveSessions::default());
     let backend = NodeBackend::new(
         store.clone(),
         auth.clone(),
         hooks.clone(),
-        BackendSettings {
-            ssl: config.ssl,
-            auth_allow_cleartext: config.auth_allow_cleartext,
-            max_userip_connections: config.mail_max_userip_connections,
-        },
+        backend_settings(&config),
+        live.clone(),
     );
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -319,6 +339,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             listener,
             spec,
             stats.clone(),
+            live.clone(),
             shutdown.clone(),
             tracker.clone(),
         );
@@ -332,11 +353,11 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
                 protocol: lmtp.clone(),
             },
             stats.clone(),
+            live.clone(),
             shutdown.clone(),
             tracker.clone(),
         );
     }
-    let vrrp = Arc::new(VrrpReport::default());
     if let Some(l) = http_listener {
         let state = Arc::new(http::HealthState {
             node_id: config.cluster.node_id,
@@ -347,7 +368,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             started: Instant::now(),
             hooks: hooks.clone(),
             stats: stats.clone(),
-            metrics: prometheus,
+            metrics: prometheus.clone(),
             store: store.clone(),
             vrrp: vrrp.clone(),
         });
@@ -362,6 +383,9 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             replication: hooks.replication(),
             coordinator: hooks.coordinator(),
             vrrp,
+            backend: backend.clone(),
+            live: live.clone(),
+            metrics: prometheus,
         },
         shutdown.clone(),
         tracker.clone(),
@@ -403,7 +427,7 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    wait_for_signals(tls.clone()).await?;
+    wait_for_signals(early, tls.clone()).await?;
 
     // First of all, so keepalived moves the address while sessions still get their BYE.
     if let Some(t) = &track_file {
@@ -447,14 +471,34 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Returns on SIGTERM or SIGINT; reloads TLS on SIGHUP.
-async fn wait_for_signals(tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
+/// SIGHUP and SIGUSR1 (Dovecot's `log reopen` signal: logrotate's postrotate sends it),
+/// caught from the start of `run`.
+struct EarlySignals {
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+impl EarlySignals {
+    fn install() -> anyhow::Result<EarlySignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(EarlySignals {
+            hup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+            usr1: signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?,
+        })
+    }
+}
+
+/// Returns on SIGTERM or SIGINT; reloads TLS on SIGHUP; reopens the log file on SIGUSR1.
+async fn wait_for_signals(early: EarlySignals, tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let EarlySignals { mut hup, mut usr1 } = early;
     loop {
         tokio::select! {
+            _ = usr1.recv() => {
+                let _ = crate::logging::reopen_and_log("SIGUSR1");
+            }
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
@@ -493,13 +537,46 @@ async fn give_up_role_on_index_failure(
             continue;
         };
         tracing::error!(error = %why, "node: the index failed; giving up the active role \
-            (restart the node once the disk has room: the restart replays the log)");
+            (the node restarts itself once the disk has room: the restart replays the log)");
         if let Some(t) = &track_file {
             t.write(false);
         }
         if let Some(gate) = &raft {
             gate.coordinator().shutdown().await;
         }
+        restart::once_the_disk_has_room(&store, &shutdown).await;
         return;
+    }
+}
+
+/// A node that was down (crashed, stopped, cut off) first pulls what its peers took meanwhile,
+/// then serves: otherwise its clients would read, until replication catches up, UIDs that the
+/// survivors have since given to other messages, or messages expunged there (invariant 2).
+/// Bounded per peer; an unreachable peer (the whole cluster starting) is skipped.
+async fn catch_up_before_serving(handle: &replication::Handle, budget: std::time::Duration) {
+    if budget.is_zero() {
+        return;
+    }
+    let report = handle.catch_up(budget).await;
+    tracing::info!(
+        records = report.records(),
+        "replication: caught up with the peers before serving: {report}"
+    );
+    // And the other way: what this node wrote but no peer holds (a tail it committed just
+    // before it went down) goes out first, so the active node will not give its UIDs away.
+    let shipped = handle.wait_own_records_shipped(budget).await;
+    if shipped.unshipped.is_empty() {
+        tracing::info!(
+            users = shipped.users,
+            seconds = shipped.seconds,
+            "replication: every record this node wrote is on a peer"
+        );
+    } else {
+        tracing::warn!(
+            users = shipped.users,
+            seconds = shipped.seconds,
+            unshipped = ?shipped.unshipped,
+            "replication: serving although no peer acknowledged all of these users' records yet (peers unreachable?)"
+        );
     }
 }

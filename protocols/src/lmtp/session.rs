@@ -241,7 +241,10 @@ impl Session {
             }
             Ok(None) => {
                 Outcome::UnknownUser.count();
-                format!("550 5.1.1 <{addr}> User doesn't exist: {addr}")
+                let reply = format!("550 5.1.1 <{addr}> User doesn't exist: {addr}");
+                // The operator's trace of a bounce (a typo in an alias, a removed user).
+                tracing::info!(rcpt = %addr, "lmtp: RCPT TO refused: {reply}");
+                reply
             }
             Err(e) => {
                 tracing::error!("user lookup for {addr} failed: {e}");

@@ -4,6 +4,9 @@
 //!
 //! Wire protocol: one JSON [`Request`] per line; one JSON [`Response`] per line back.
 
+pub mod mail;
+pub mod query;
+
 use crate::auth::Authenticator;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -59,6 +62,82 @@ pub enum Request {
     },
     /// Raft mode (running server only): members, leader, active node, epoch, links, backlog.
     ClusterStatus,
+    /// A userdb lookup (doveadm user).
+    UserLookup {
+        user: String,
+    },
+    /// Running server only: forget every cached login.
+    AuthCacheFlush,
+    /// Running server only: addresses with recent failed logins.
+    Penalty,
+    /// Running server only: forget the failures of one address, or of all.
+    PenaltyClear {
+        ip: Option<std::net::IpAddr>,
+    },
+    /// Running server only: reopen log_path.
+    LogReopen,
+    /// Running server only: logged-in sessions, of users matching `mask` if given.
+    Who {
+        mask: Option<String>,
+    },
+    /// Running server only: disconnect the sessions of users matching `mask`.
+    Kick {
+        mask: String,
+    },
+    /// Running server only: the metrics (Prometheus text) as name -> value.
+    Stats,
+    /// Running server only: the hybrid logical clock against the wall clock (`node doctor`:
+    /// a clock ahead of the wall clock means a peer's clock is ahead of this node's).
+    Clock,
+    MailboxCreate {
+        user: String,
+        mailboxes: Vec<String>,
+        subscribe: bool,
+    },
+    MailboxDelete {
+        user: String,
+        mailboxes: Vec<String>,
+    },
+    MailboxRename {
+        user: String,
+        from: String,
+        to: String,
+    },
+    MailboxSubscribe {
+        user: String,
+        mailboxes: Vec<String>,
+        on: bool,
+    },
+    /// doveadm fetch: `fields` of the messages `query` matches.
+    Fetch {
+        user: String,
+        fields: Vec<String>,
+        query: Vec<String>,
+    },
+    Search {
+        user: String,
+        query: Vec<String>,
+    },
+    Expunge {
+        user: String,
+        query: Vec<String>,
+    },
+    /// doveadm copy, or move when `remove`.
+    Copy {
+        user: String,
+        destination: String,
+        query: Vec<String>,
+        remove: bool,
+    },
+    Flags {
+        user: String,
+        op: mail::FlagOp,
+        flags: Vec<String>,
+        query: Vec<String>,
+    },
+    QuotaRecalc {
+        user: String,
+    },
     /// Planned hand-over of the active role (on the active node).
     TransferActive {
         node: u32,
@@ -236,6 +315,13 @@ pub fn execute(
         Request::MailboxStatus { user, mailbox } => {
             let us = open(user)?;
             let boxes = match mailbox {
+                // A doveadm mailbox mask: every mailbox it matches.
+                Some(mask) if mask.contains(['*', '%']) => us
+                    .list_mailboxes()
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .filter(|m| query::wildcard(mask, &m.name))
+                    .collect(),
                 Some(name) => vec![us.mailbox(name).map_err(|e| e.to_string())?],
                 None => us.list_mailboxes().map_err(|e| e.to_string())?,
             };
@@ -277,6 +363,32 @@ pub fn execute(
         Request::QuotaGet { user } => json(serde_json::to_value(
             open(user)?.quota().map_err(|e| e.to_string())?,
         )),
+        Request::UserLookup { user } => match auth.lookup_blocking(user)? {
+            Some(rec) => json(serde_json::to_value(rec)),
+            None => Err(format!("userdb lookup: user {user} doesn't exist")),
+        },
+        Request::AuthCacheFlush
+        | Request::Penalty
+        | Request::PenaltyClear { .. }
+        | Request::LogReopen
+        | Request::Who { .. }
+        | Request::Kick { .. }
+        | Request::Stats
+        | Request::Clock => Err(
+            "no running node answers on the admin socket: this command asks the running server \
+             (start it, or pass the -c of the node that runs)"
+                .into(),
+        ),
+        Request::MailboxCreate { .. }
+        | Request::MailboxDelete { .. }
+        | Request::MailboxRename { .. }
+        | Request::MailboxSubscribe { .. }
+        | Request::Fetch { .. }
+        | Request::Search { .. }
+        | Request::Expunge { .. }
+        | Request::Copy { .. }
+        | Request::Flags { .. }
+        | Request::QuotaRecalc { .. } => Err("a mail request: run it through mail::MailCtx".into()),
         Request::ReplicationStatus | Request::Sync { .. } => Err(
             "replication is not running here ([cluster] listen is not set, or no server is running)"
                 .into(),
@@ -326,6 +438,37 @@ pub async fn execute_replication(
     }
 }
 
+impl Request {
+    /// Requests that act on mail through [`mail::MailCtx`] (the protocols' write path).
+    pub fn is_mail(&self) -> bool {
+        matches!(
+            self,
+            Request::MailboxCreate { .. }
+                | Request::MailboxDelete { .. }
+                | Request::MailboxRename { .. }
+                | Request::MailboxSubscribe { .. }
+                | Request::Fetch { .. }
+                | Request::Search { .. }
+                | Request::Expunge { .. }
+                | Request::Copy { .. }
+                | Request::Flags { .. }
+                | Request::QuotaRecalc { .. }
+        )
+    }
+}
+
+/// The canonical name of a user the userdb knows; an error naming the user otherwise, so a
+/// typo never creates a store (which would replicate to every peer). Blocking (file stat).
+pub fn known_user(auth: &Authenticator, user: &str) -> Result<String, String> {
+    match auth.lookup_blocking(user)? {
+        Some(rec) => Ok(rec.user),
+        None => Err(format!(
+            "User {user} doesn't exist in the userdb (check the spelling: `node user '*'` lists \
+             the users); nothing was done"
+        )),
+    }
+}
+
 /// The CLI's side of the admin socket.
 pub struct AdminClient {
     reader: BufReader<UnixStream>,
@@ -336,7 +479,24 @@ impl AdminClient {
     /// Connects when a server is running there; None when there is no socket or nobody listens
     /// (a stale socket left by a killed server).
     pub fn connect(path: &Path) -> Option<AdminClient> {
-        let stream = UnixStream::connect(path).ok()?;
+        Self::try_connect(path).ok().flatten()
+    }
+
+    /// [`AdminClient::connect`], but a socket this user may not open is an error that says
+    /// so (rather than falling back to opening the store, which fails less clearly).
+    pub fn try_connect(path: &Path) -> Result<Option<AdminClient>, String> {
+        match UnixStream::connect(path) {
+            Ok(stream) => Ok(Self::from_stream(stream)),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(format!(
+                "admin socket {}: permission denied: run the command as the user the node runs \
+                 as (the socket is mode 0600), e.g. with sudo",
+                path.display()
+            )),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn from_stream(stream: UnixStream) -> Option<AdminClient> {
         // Long operations (a resync of a big user) may take a while; only a dead server hangs.
         stream
             .set_read_timeout(Some(Duration::from_secs(3600)))
