@@ -13,6 +13,7 @@ mod logging;
 mod raft;
 mod server;
 mod sessions;
+mod sieve_admin;
 mod tls;
 
 use clap::Parser as _;

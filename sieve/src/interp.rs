@@ -59,6 +59,10 @@ pub struct Config {
     pub environment: HashMap<String, String>,
     /// The zone `date` converts to when no :zone is given.
     pub local_zone: FixedOffset,
+    /// Fields scripts may not add or delete, besides Received and Auto-Submitted (Pigeonhole's
+    /// `sieve_editheader_header/NAME/forbid_add` and `forbid_delete`).
+    pub editheader_forbid_add: Vec<String>,
+    pub editheader_forbid_delete: Vec<String>,
 }
 
 impl Default for Config {
@@ -82,6 +86,8 @@ impl Default for Config {
             vacation_default_period: 7 * 86_400,
             environment,
             local_zone: local_zone(),
+            editheader_forbid_add: Vec::new(),
+            editheader_forbid_delete: Vec::new(),
         }
     }
 }
@@ -276,7 +282,7 @@ impl Runtime {
         if self.steps > self.config.limits.max_steps {
             return rerr(n, "execution exceeded the CPU/step limit");
         }
-        if self.steps.is_multiple_of(64) && self.started.elapsed() > self.config.limits.max_time {
+        if self.started.elapsed() > self.config.limits.max_time {
             return rerr(n, "execution exceeded the CPU time limit");
         }
         Ok(())
@@ -568,8 +574,13 @@ impl Runtime {
                     Some(t) => self.sl(&t),
                     None => vec!["text".to_string()],
                 };
-                let values = self.message.body_values(raw, &types);
-                self.match_values(n, &values, &keys)
+                let text = !raw && !n.has_tag("content");
+                let values = self.message.body_values(raw, &types, text);
+                // The body test leaves the match variables alone (RFC 5173 5).
+                let saved = self.match_vars.clone();
+                let hit = self.match_values(n, &values, &keys);
+                self.match_vars = saved;
+                hit
             }
             "date" => {
                 let name = self.s(&n.string(0));
@@ -871,7 +882,12 @@ impl Runtime {
                 if self.message.fields.len() >= 10_000 {
                     return rerr(n, "addheader: too many header fields");
                 }
-                if !protected(&name) {
+                let forbidden = self
+                    .config
+                    .editheader_forbid_add
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(&name));
+                if !protected(&name) && !forbidden {
                     self.message.add_field(&name, &value, n.has_tag("last"));
                 }
             }
@@ -966,7 +982,12 @@ impl Runtime {
 
     fn deleteheader(&mut self, n: &Node) -> RResult<()> {
         let name = self.s(&n.string(0));
-        if protected(&name) {
+        let forbidden = self
+            .config
+            .editheader_forbid_delete
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&name));
+        if protected(&name) || forbidden {
             return Ok(());
         }
         let patterns = if n.pos.len() > 1 {

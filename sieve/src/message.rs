@@ -17,6 +17,8 @@ pub struct Message {
     pub body: Vec<u8>,
     /// Set when a script edited the header (the caller stores the edited message).
     pub edited: bool,
+    /// A header without the empty line after it: the body test sees no body at all (RFC 5173 5).
+    pub no_body: bool,
 }
 
 /// Unfolds and decodes (RFC 2047) a raw header value, trimmed.
@@ -38,6 +40,7 @@ impl Message {
         let mut fields: Vec<Field> = Vec::new();
         let mut pos = 0;
         let mut body_start = raw.len();
+        let mut separated = false;
         while pos < raw.len() {
             let end = raw[pos..]
                 .iter()
@@ -48,6 +51,7 @@ impl Message {
             let content = content.strip_suffix(b"\r").unwrap_or(content);
             if content.is_empty() {
                 body_start = end;
+                separated = true;
                 break;
             }
             let text = String::from_utf8_lossy(content);
@@ -71,6 +75,7 @@ impl Message {
             fields,
             body: raw.get(body_start..).unwrap_or_default().to_vec(),
             edited: false,
+            no_body: !separated,
         }
     }
 
@@ -129,7 +134,10 @@ impl Message {
 
     /// Body texts for the body test (RFC 5173): the raw body, or decoded parts whose content
     /// type matches one of `types` ("" any, "text" a main type, "text/plain" an exact type).
-    pub fn body_values(&self, raw: bool, types: &[String]) -> Vec<String> {
+    pub fn body_values(&self, raw: bool, types: &[String], text: bool) -> Vec<String> {
+        if self.no_body {
+            return Vec::new();
+        }
         if raw {
             return vec![String::from_utf8_lossy(&self.body).into_owned()];
         }
@@ -150,17 +158,20 @@ impl Message {
             };
             let wanted = types.iter().any(|t| {
                 let t = t.to_ascii_lowercase();
-                t.is_empty()
-                    || match t.split_once('/') {
-                        Some((a, b)) => a == ty && b == sub,
-                        None => t == ty,
-                    }
+                t.matches('/').count() <= 1 && t.is_empty()
+                    || t.matches('/').count() <= 1
+                        && match t.split_once('/') {
+                            Some((a, b)) => a == ty && b == sub,
+                            None => t == ty,
+                        }
             });
             if !wanted {
                 continue;
             }
             match &part.body {
                 PartType::Text(t) => out.push(t.to_string()),
+                // :text wants what a reader sees, not the markup.
+                PartType::Html(t) if text => out.push(mail_parser::decoders::html::html_to_text(t)),
                 PartType::Html(t) => out.push(t.to_string()),
                 PartType::Binary(b) | PartType::InlineBinary(b) => {
                     out.push(String::from_utf8_lossy(b).into_owned())
@@ -213,10 +224,10 @@ mod tests {
     fn body_parts() {
         let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n";
         let m = Message::parse(raw);
-        let v = m.body_values(false, &["text/plain".into()]);
+        let v = m.body_values(false, &["text/plain".into()], false);
         assert_eq!(v.len(), 1);
         assert!(v[0].contains("hello"));
-        assert_eq!(m.body_values(false, &["text".into()]).len(), 2);
-        assert!(m.body_values(true, &[])[0].contains("--b"));
+        assert_eq!(m.body_values(false, &["text".into()], false).len(), 2);
+        assert!(m.body_values(true, &[], false)[0].contains("--b"));
     }
 }

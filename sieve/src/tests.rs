@@ -179,5 +179,6 @@ fn slow_matches_hit_the_time_limit() {
     let start = std::time::Instant::now();
     let e = rt.run(&mut NoHost, &script).err().unwrap();
     assert!(e.message.contains("time limit"), "{e}");
-    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    // Far less than the 2000 slow matches would take (one step may overshoot).
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -267,7 +267,7 @@ impl Server {
     }
 
     /// `node serve` with no configuration in a fresh temporary working directory: the
-    /// embedded default (fixed ports 1143/1993/1110/1995/2424/9143, demo/demo). The
+    /// embedded default (fixed ports 1143/1993/1110/1995/2424/9143/4190, demo/demo). The
     /// caller makes sure those ports are free and runs such tests one at a time.
     pub fn start_embedded_default() -> Result<Server> {
         let dir = tempfile::Builder::new()
@@ -294,6 +294,7 @@ impl Server {
             Proto::Pop3,
             Proto::Pop3s,
             Proto::Lmtp,
+            Proto::Sieve,
         ];
         if let Err(e) = wait_ready(&mut child, &ports, &all) {
             stop_child(child);

@@ -13,7 +13,7 @@ static FIXED_PORTS: Mutex<()> = Mutex::new(());
 /// Starts the embedded default, or None (skipped, said why) if a fixed port is busy.
 fn embedded() -> Option<Server> {
     let p = EMBEDDED_PORTS;
-    for port in [p.imap, p.imaps, p.pop3, p.pop3s, p.lmtp, p.http] {
+    for port in [p.imap, p.imaps, p.pop3, p.pop3s, p.lmtp, p.http, p.sieve] {
         if TcpListener::bind(("127.0.0.1", port)).is_err() {
             eprintln!("SKIPPED: 127.0.0.1:{port} is in use; the embedded default needs it free");
             return None;

@@ -62,6 +62,26 @@ fn sieve_connect_uploads_and_activates_and_delivery_uses_it() {
         "{list}"
     );
 
+    // The admin command sees the same scripts (through the running node's admin socket).
+    let admin = |args: &[&str]| {
+        let out = run(
+            Command::new(node_bin())
+                .arg("-c")
+                .arg(&server.paths.config)
+                .args(args),
+            None,
+            Duration::from_secs(30),
+        )
+        .expect("node sieve");
+        assert!(out.status.success(), "node {args:?}: {}", out.both());
+        out.stdout_text()
+    };
+    assert_eq!(admin(&["sieve", "list", "-u", "demo"]), "filters ACTIVE\n");
+    assert_eq!(
+        admin(&["sieve", "get", "-u", "demo", "filters"]).replace("\r\n", "\n"),
+        SCRIPT.replace("\r\n", "\n")
+    );
+
     // A script that does not compile is refused with the error.
     let bad = work.path().join("bad.sieve");
     std::fs::write(&bad, "frobnicate;\r\n").unwrap();

@@ -39,6 +39,14 @@ pub enum Request {
     QuotaGet {
         user: String,
     },
+    /// A user's Sieve scripts; the path templates come from the caller's configuration.
+    Sieve {
+        user: String,
+        active_path: String,
+        script_dir: String,
+        #[serde(flatten)]
+        op: crate::sieve_admin::SieveOp,
+    },
     /// Per peer and per user replication lag (running server only).
     ReplicationStatus,
     /// Exchange one user's differences with one peer or every peer, both ways.
@@ -342,6 +350,15 @@ pub fn execute(
                 "objects_removed": report.objects_removed,
                 "bytes_reclaimed": report.bytes_reclaimed,
             }))
+        }
+        Request::Sieve {
+            user,
+            active_path,
+            script_dir,
+            op,
+        } => {
+            let us = open(user)?;
+            crate::sieve_admin::execute(us.dir(), us.name(), active_path, script_dir, op)
         }
         Request::QuotaGet { user } => json(serde_json::to_value(
             open(user)?.quota().map_err(|e| e.to_string())?,

@@ -2,7 +2,9 @@
 //! otherwise on the store opened directly (the same operations: `crate::admin::execute` and,
 //! for the mail commands, `crate::admin::mail::MailCtx` over a backend like the server's).
 
-use super::{Command, FlagsCmd, LogCmd, MailboxCmd, PenaltyCmd, QuotaCmd, ReplicationCmd, UserSel};
+use super::{
+    Command, FlagsCmd, LogCmd, MailboxCmd, PenaltyCmd, QuotaCmd, ReplicationCmd, SieveCmd, UserSel,
+};
 use crate::admin::mail::{FlagOp, MailCtx};
 use crate::admin::{self, AdminClient, MailboxStatus, Request, UserListEntry};
 use crate::auth::{AuthSettings, Authenticator};
@@ -643,6 +645,7 @@ pub fn run(config: &Config, cmd: Command, json: bool) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Sieve { what } => sieve(t, config, what),
         other => anyhow::bail!("not an admin command: {other:?}"),
     }
 }
@@ -943,6 +946,67 @@ fn replication_status(t: &mut Target, config: &Config, json: bool) -> anyhow::Re
     outln!("ghosts={}", st.ghosts.iter().map(|g| g.ghosts).sum::<u64>());
     for g in &st.ghosts {
         outln!("  {} ghosts={}", g.user, g.ghosts);
+    }
+    Ok(0)
+}
+
+/// `node sieve ...`: the request carries the configuration's path templates.
+fn sieve(t: &mut Target, config: &Config, what: SieveCmd) -> anyhow::Result<i32> {
+    use crate::sieve_admin::{ScriptEntry, SieveOp};
+    let ms = crate::server::protocol_settings::managesieve(config);
+    let mut call = |user: &str, op: SieveOp| {
+        t.call(
+            config,
+            &Request::Sieve {
+                user: user.to_string(),
+                active_path: ms.active_path.clone(),
+                script_dir: ms.script_dir.clone(),
+                op,
+            },
+        )
+    };
+    match what {
+        SieveCmd::List { user } => {
+            let list: Vec<ScriptEntry> = serde_json::from_value(call(&user, SieveOp::List)?)?;
+            for s in list {
+                println!("{}{}", s.name, if s.active { " ACTIVE" } else { "" });
+            }
+        }
+        SieveCmd::Get { user, name } => {
+            let v = call(&user, SieveOp::Get { name })?;
+            print!("{}", v.as_str().unwrap_or_default());
+        }
+        SieveCmd::Put {
+            user,
+            activate,
+            name,
+            file,
+        } => {
+            let script = match file {
+                Some(f) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
+                None => std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?,
+            };
+            call(
+                &user,
+                SieveOp::Put {
+                    name: name.clone(),
+                    script,
+                },
+            )?;
+            if activate {
+                call(&user, SieveOp::Activate { name })?;
+            }
+        }
+        SieveCmd::Activate { user, name } => {
+            call(&user, SieveOp::Activate { name })?;
+        }
+        SieveCmd::Deactivate { user } => {
+            call(&user, SieveOp::Deactivate)?;
+        }
+        SieveCmd::Delete { user, name } => {
+            call(&user, SieveOp::Delete { name })?;
+        }
     }
     Ok(0)
 }

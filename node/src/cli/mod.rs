@@ -172,6 +172,11 @@ pub enum Command {
         #[command(subcommand)]
         what: QuotaCmd,
     },
+    /// A user's Sieve scripts (doveadm sieve).
+    Sieve {
+        #[command(subcommand)]
+        what: SieveCmd,
+    },
     /// Exchange a user's changes with the peers now, both ways (doveadm sync).
     Sync {
         #[arg(
@@ -394,6 +399,45 @@ pub enum ClusterCmd {
     },
     /// Raft mode: remove NODE from the group (run on the leader).
     Remove { node: u32 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SieveCmd {
+    /// The scripts, the active one marked ACTIVE.
+    List {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+    },
+    /// Print a script.
+    Get {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        name: String,
+    },
+    /// Store a script from FILE (or standard input); it must compile.
+    Put {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        /// Make it the active script too.
+        #[arg(short = 'a', long = "activate")]
+        activate: bool,
+        name: String,
+        file: Option<PathBuf>,
+    },
+    Activate {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        name: String,
+    },
+    Deactivate {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+    },
+    Delete {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -493,6 +493,8 @@ impl Config {
         let data = PathBuf::from("./data");
         Config {
             listen: WordList::of(&["127.0.0.1"]),
+            // ManageSieve too, on 127.0.0.1:4190: a new user can upload filters at once.
+            protocols: WordList::of(&["imap", "pop3", "lmtp", "sieve"]),
             // `demo` and `demo@localhost` (what a local MTA or swaks sends to) are one user.
             auth_default_realm: "localhost".into(),
             passdb: vec![DbConfig {

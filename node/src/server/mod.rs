@@ -5,7 +5,7 @@
 mod admin_socket;
 pub mod http;
 mod listen;
-mod protocol_settings;
+pub(crate) mod protocol_settings;
 mod restart;
 
 use crate::active::{TrackFile, VrrpReport};

@@ -161,6 +161,14 @@ impl Suite {
                     c.limits.max_header_size = v.parse().unwrap_or(c.limits.max_header_size)
                 }
                 "recipient_delimiter" => c.subaddress_separator = v.clone(),
+                k if k.starts_with("sieve_editheader_header/") && v == "yes" => {
+                    let rest = &k["sieve_editheader_header/".len()..];
+                    if let Some(name) = rest.strip_suffix("/forbid_add") {
+                        c.editheader_forbid_add.push(name.to_string());
+                    } else if let Some(name) = rest.strip_suffix("/forbid_delete") {
+                        c.editheader_forbid_delete.push(name.to_string());
+                    }
+                }
                 k if k.starts_with("sieve_environment/") => {
                     c.environment
                         .insert(k["sieve_environment/".len()..].to_string(), v.clone());
