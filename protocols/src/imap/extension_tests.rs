@@ -1,8 +1,8 @@
 //! Session-level tests of the smaller extensions: SEARCHRES (RFC 5182: SAVE, then `$` in
 //! FETCH, STORE and SEARCH), UNAUTHENTICATE (RFC 8437), OBJECTID (RFC 8474), PREVIEW
-//! (RFC 8970) and REPLACE (RFC 8508).
+//! (RFC 8970), REPLACE (RFC 8508) and NOTIFY (RFC 5465).
 
-use super::tests::{context, Client, MSG};
+use super::tests::{append, context, Client, MSG};
 use super::ImapConfig;
 use crate::testing::TestBackend;
 
@@ -144,7 +144,56 @@ async fn replace_swaps_a_message() {
     assert!(r.last().unwrap().starts_with("r2 NO [TRYCREATE]"), "{r:?}");
     let r = c.cmd("f", "FETCH 1 (UID)").await;
     assert_eq!(r[0], "* 1 FETCH (UID 1)\r\n");
-    c.send("r3 REPLACE 5 Drafts {12+}\r\nSubject:\r\n\r\n\r\n").await;
+    c.send("r3 REPLACE 5 Drafts {12+}\r\nSubject:\r\n\r\n\r\n")
+        .await;
     let r = c.until_tag("r3").await;
     assert!(r.last().unwrap().starts_with("r3 BAD"), "{r:?}");
+}
+
+/// NOTIFY (RFC 5465): another session's changes to mailboxes that are not selected arrive as
+/// STATUS and LIST, after a command and while idling; NOTIFY NONE stops them.
+#[tokio::test]
+async fn notify_reports_other_mailboxes() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let mut a = Client::selected(ctx.clone(), &[]).await;
+    let mut b = Client::login(ctx).await;
+    b.cmd("c", "CREATE Lists").await;
+    let r = a
+        .cmd(
+            "n",
+            "NOTIFY SET STATUS (SELECTED (MessageNew MessageExpunge)) \
+             (SUBTREE (Lists Fresh) (MessageNew MessageExpunge FlagChange MailboxName))",
+        )
+        .await;
+    // The selected INBOX gets no STATUS; Lists does.
+    assert!(
+        r[0].starts_with("* STATUS Lists (MESSAGES 0 UIDNEXT 1 UIDVALIDITY "),
+        "{r:?}"
+    );
+    assert!(r[0].contains(" HIGHESTMODSEQ "), "{r:?}");
+    assert_eq!(r.len(), 2, "{r:?}");
+    append(&mut b, "a1", "Lists", MSG).await;
+    let r = a.cmd("n1", "NOOP").await;
+    assert_eq!(r[0], "* STATUS Lists (MESSAGES 1 UIDNEXT 2)\r\n", "{r:?}");
+    b.cmd("s", "SELECT Lists").await;
+    b.cmd("f", "STORE 1 +FLAGS (\\Flagged)").await;
+    let r = a.cmd("n4", "NOOP").await;
+    assert!(r[0].starts_with("* STATUS Lists (HIGHESTMODSEQ "), "{r:?}");
+    b.cmd("u", "UNSELECT").await;
+    // While idling: a new mailbox, then a delivery into it.
+    a.send("i IDLE\r\n").await;
+    assert_eq!(a.line().await, "+ idling\r\n");
+    b.cmd("c2", "CREATE Fresh").await;
+    assert_eq!(a.line().await, "* LIST () \"/\" Fresh\r\n");
+    append(&mut b, "a2", "Fresh", MSG).await;
+    assert_eq!(a.line().await, "* STATUS Fresh (MESSAGES 1 UIDNEXT 2)\r\n");
+    b.cmd("d", "DELETE Fresh").await;
+    assert_eq!(a.line().await, "* LIST (\\NonExistent) \"/\" Fresh\r\n");
+    a.send("DONE\r\n").await;
+    assert_eq!(a.until_tag("i").await, vec!["i OK Idle completed.\r\n"]);
+    let r = a.cmd("n2", "NOTIFY NONE").await;
+    assert_eq!(r, vec!["n2 OK NOTIFY completed.\r\n"]);
+    append(&mut b, "a3", "Lists", MSG).await;
+    let r = a.cmd("n3", "NOOP").await;
+    assert_eq!(r, vec!["n3 OK NOOP completed.\r\n"]);
 }

@@ -40,6 +40,8 @@ pub enum Kind {
     CancelUpdate(Vec<String>),
     /// UNAUTHENTICATE (RFC 8437).
     Unauthenticate,
+    /// NOTIFY (RFC 5465): None is NOTIFY NONE.
+    Notify(Option<NotifySpec>),
     /// REPLACE / UID REPLACE (RFC 8508): the message number and the APPEND it amounts to
     /// (parsed by imap-codec as one).
     Replace {
@@ -77,6 +79,148 @@ pub enum Kind {
         mailbox: Vec<u8>,
         special_use: Vec<SpecialUse>,
     },
+}
+
+/// NOTIFY SET: whether initial STATUS responses are wanted, and the groups in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifySpec {
+    pub status: bool,
+    pub groups: Vec<NotifyGroup>,
+}
+
+/// One `(filter events)` of NOTIFY SET; `events` upper-cased, empty for NONE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyGroup {
+    pub filter: NotifyFilter,
+    pub events: Vec<String>,
+}
+
+/// Which mailboxes a NOTIFY group is about; names as the client sent them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotifyFilter {
+    Selected,
+    SelectedDelayed,
+    Personal,
+    Inboxes,
+    Subscribed,
+    Subtree(Vec<Vec<u8>>),
+    Mailboxes(Vec<Vec<u8>>),
+}
+
+/// The events NOTIFY knows (RFC 5465 5, and METADATA's two).
+const NOTIFY_EVENTS: &[&str] = &[
+    "MESSAGENEW",
+    "MESSAGEEXPUNGE",
+    "FLAGCHANGE",
+    "ANNOTATIONCHANGE",
+    "MAILBOXNAME",
+    "SUBSCRIPTIONCHANGE",
+    "MAILBOXMETADATACHANGE",
+    "SERVERMETADATACHANGE",
+];
+
+/// `NOTIFY NONE` / `NOTIFY SET [STATUS] (filter events) ...`; None when not well-formed.
+fn parse_notify(toks: &[Token]) -> Option<Option<NotifySpec>> {
+    let mut i = 2;
+    if toks.get(i)?.atom_eq("NONE") {
+        return (toks.len() == 3).then_some(None);
+    }
+    if !toks.get(i)?.atom_eq("SET") {
+        return None;
+    }
+    i += 1;
+    let status = toks.get(i).is_some_and(|t| t.atom_eq("STATUS"));
+    if status {
+        i += 1;
+    }
+    let mut groups = Vec::new();
+    while i < toks.len() {
+        if toks.get(i)?.tok != Tok::Open {
+            return None;
+        }
+        i += 1;
+        let word = match &toks.get(i)?.tok {
+            Tok::Atom(a) => a.to_ascii_uppercase(),
+            _ => return None,
+        };
+        i += 1;
+        let mut names = || -> Option<Vec<Vec<u8>>> {
+            let one = |t: &Token| match &t.tok {
+                Tok::Atom(a) => Some(a.as_bytes().to_vec()),
+                Tok::Str(s) => Some(s.clone()),
+                _ => None,
+            };
+            if toks.get(i)?.tok == Tok::Open {
+                i += 1;
+                let mut v = Vec::new();
+                while toks.get(i)?.tok != Tok::Close {
+                    v.push(one(toks.get(i)?)?);
+                    i += 1;
+                }
+                i += 1;
+                (!v.is_empty()).then_some(v)
+            } else {
+                let v = one(toks.get(i)?)?;
+                i += 1;
+                Some(vec![v])
+            }
+        };
+        let filter = match word.as_str() {
+            "SELECTED" => NotifyFilter::Selected,
+            "SELECTED-DELAYED" => NotifyFilter::SelectedDelayed,
+            "PERSONAL" => NotifyFilter::Personal,
+            "INBOXES" => NotifyFilter::Inboxes,
+            "SUBSCRIBED" => NotifyFilter::Subscribed,
+            "SUBTREE" => NotifyFilter::Subtree(names()?),
+            "MAILBOXES" => NotifyFilter::Mailboxes(names()?),
+            _ => return None,
+        };
+        let mut events = Vec::new();
+        if toks.get(i)?.atom_eq("NONE") {
+            i += 1;
+        } else {
+            if toks.get(i)?.tok != Tok::Open {
+                return None;
+            }
+            i += 1;
+            while toks.get(i)?.tok != Tok::Close {
+                let e = match &toks.get(i)?.tok {
+                    Tok::Atom(a) => a.to_ascii_uppercase(),
+                    _ => return None,
+                };
+                if !NOTIFY_EVENTS.contains(&e.as_str()) {
+                    return None;
+                }
+                i += 1;
+                // MessageNew's fetch attributes: accepted; new messages are told as EXISTS.
+                if e == "MESSAGENEW" && toks.get(i)?.tok == Tok::Open {
+                    let mut depth = 0;
+                    loop {
+                        match toks.get(i)?.tok {
+                            Tok::Open => depth += 1,
+                            Tok::Close => depth -= 1,
+                            _ => {}
+                        }
+                        i += 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                }
+                events.push(e);
+            }
+            i += 1;
+            if events.is_empty() {
+                return None;
+            }
+        }
+        if toks.get(i)?.tok != Tok::Close {
+            return None;
+        }
+        i += 1;
+        groups.push(NotifyGroup { filter, events });
+    }
+    (!groups.is_empty()).then_some(Some(NotifySpec { status, groups }))
 }
 
 /// A FETCH item imap-codec does not parse.
@@ -272,6 +416,11 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
             })),
             _ => Err(invalid()),
         };
+    }
+    if cmd.atom_eq("NOTIFY") {
+        return parse_notify(toks)
+            .map(|spec| Some(Kind::Notify(spec)))
+            .ok_or_else(|| bad(msg, "Error in IMAP command NOTIFY: Invalid arguments."));
     }
     if cmd.atom_eq("UNAUTHENTICATE") {
         if toks.len() != 2 {
@@ -924,6 +1073,37 @@ mod tests {
             Kind::Unauthenticate
         ));
         assert!(parse(b"u UNAUTHENTICATE x\r\n").is_err());
+        assert!(matches!(
+            parse(b"n NOTIFY NONE\r\n").unwrap().kind,
+            Kind::Notify(None)
+        ));
+        let r = parse(b"n NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS) MessageExpunge)) (SUBTREE (Lists \"a b\") (MailboxName)) (mailboxes x NONE)\r\n").unwrap();
+        let Kind::Notify(Some(spec)) = r.kind else {
+            panic!()
+        };
+        assert!(spec.status);
+        assert_eq!(spec.groups.len(), 3);
+        assert_eq!(spec.groups[0].events, ["MESSAGENEW", "MESSAGEEXPUNGE"]);
+        assert_eq!(
+            spec.groups[1].filter,
+            NotifyFilter::Subtree(vec![b"Lists".to_vec(), b"a b".to_vec()])
+        );
+        assert!(spec.groups[2].events.is_empty());
+        for bad_cmd in [
+            &b"n NOTIFY\r\n"[..],
+            b"n NOTIFY SET\r\n",
+            b"n NOTIFY SET (PERSONAL (Bogus))\r\n",
+            b"n NOTIFY SET (ELSEWHERE (MessageNew))\r\n",
+            b"n NOTIFY SET (PERSONAL ())\r\n",
+            b"n NOTIFY SET (MAILBOXES () (MessageNew))\r\n",
+            b"n NOTIFY NONE extra\r\n",
+        ] {
+            assert!(
+                parse(bad_cmd).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad_cmd)
+            );
+        }
         let r = parse(b"r UID REPLACE 7 Drafts (\\Draft) {2}\r\nhi\r\n").unwrap();
         assert!(matches!(
             r.kind,
