@@ -24,7 +24,7 @@ mod sort;
 mod status;
 mod status_data;
 mod store;
-mod thread;
+pub(crate) mod thread;
 
 use super::parse::Kind;
 use super::reply::{Done, Reply};
