@@ -197,3 +197,37 @@ async fn notify_reports_other_mailboxes() {
     let r = a.cmd("n3", "NOOP").await;
     assert_eq!(r, vec!["n3 OK NOOP completed.\r\n"]);
 }
+
+/// CONTEXT=SEARCH (RFC 5267) while idling: a flag change by another session that puts a
+/// message into the result is told as ADDTO without waiting for the next command.
+#[tokio::test]
+async fn search_context_updates_reach_an_idling_client() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let mut a = Client::selected(ctx.clone(), &[MSG, MSG]).await;
+    let mut b = Client::selected(ctx, &[]).await;
+    let r = a.cmd("s", "SEARCH RETURN (UPDATE COUNT) FLAGGED").await;
+    assert_eq!(r[0], "* ESEARCH (TAG \"s\") COUNT 0\r\n");
+    a.send("i IDLE\r\n").await;
+    assert_eq!(a.line().await, "+ idling\r\n");
+    b.cmd("f", "STORE 2 +FLAGS (\\Flagged)").await;
+    let mut got = Vec::new();
+    loop {
+        let l = a.line().await;
+        let done = l.starts_with("* ESEARCH");
+        got.push(l);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        got.last().unwrap(),
+        "* ESEARCH (TAG \"s\") ADDTO (0 2)\r\n",
+        "{got:?}"
+    );
+    a.send("DONE\r\n").await;
+    assert_eq!(a.until_tag("i").await, vec!["i OK Idle completed.\r\n"]);
+    let r = a.cmd("c", "CANCELUPDATE \"s\"").await;
+    assert_eq!(r, vec!["c OK Cancelupdate completed.\r\n"]);
+    let r = a.cmd("c2", "CANCELUPDATE \"s\"").await;
+    assert!(r[0].starts_with("c2 BAD"), "{r:?}");
+}

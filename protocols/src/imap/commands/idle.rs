@@ -100,6 +100,10 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
                 if let Err(e) = s.sync(true).await {
                     tracing::warn!("mailbox update in IDLE failed: {e:?}");
                 }
+                // Search contexts (RFC 5267) are kept up to date while idling too.
+                if let Err(e) = crate::imap::commands::update_contexts(s).await {
+                    tracing::warn!("search context update in IDLE failed: {e:?}");
+                }
                 if s.pending_close {
                     let _ = s.flush().await;
                     return Err(Done::Close);
