@@ -1,6 +1,6 @@
 //! Session-level tests of the smaller extensions: SEARCHRES (RFC 5182: SAVE, then `$` in
 //! FETCH, STORE and SEARCH), UNAUTHENTICATE (RFC 8437), OBJECTID (RFC 8474), PREVIEW
-//! (RFC 8970), REPLACE (RFC 8508) and NOTIFY (RFC 5465).
+//! (RFC 8970), REPLACE (RFC 8508), NOTIFY (RFC 5465) and search contexts (RFC 5267).
 
 use super::tests::{append, context, Client, MSG};
 use super::ImapConfig;
@@ -230,4 +230,42 @@ async fn search_context_updates_reach_an_idling_client() {
     assert_eq!(r, vec!["c OK Cancelupdate completed.\r\n"]);
     let r = a.cmd("c2", "CANCELUPDATE \"s\"").await;
     assert!(r[0].starts_with("c2 BAD"), "{r:?}");
+}
+
+/// CONTEXT=SORT (RFC 5267): updates carry positions in the sorted result, and PARTIAL
+/// (RFC 9394) cuts by position.
+#[tokio::test]
+async fn sort_context_updates_carry_positions() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let (b, c) = (
+        MSG.replace("hello", "bravo"),
+        MSG.replace("hello", "charlie"),
+    );
+    let mut s = Client::selected(ctx, &[&c, MSG, &b]).await;
+    // By subject: bravo (3), charlie (1), hello (2).
+    let r = s
+        .cmd(
+            "o",
+            "SORT RETURN (ALL UPDATE PARTIAL 2:3) (SUBJECT) UTF-8 ALL",
+        )
+        .await;
+    assert_eq!(
+        r[0],
+        "* ESEARCH (TAG \"o\") ALL 3,1:2 PARTIAL (2:3 1:2)\r\n"
+    );
+    let d = MSG.replace("hello", "delta");
+    s.send(&format!("a APPEND INBOX {{{}+}}\r\n{d}\r\n", d.len()))
+        .await;
+    let r = s.until_tag("a").await;
+    // delta sorts third of four.
+    assert!(
+        r.contains(&"* ESEARCH (TAG \"o\") ADDTO (3 4)\r\n".to_string()),
+        "{r:?}"
+    );
+    let r = s.cmd("x", "STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    assert!(r.last().unwrap().starts_with("x OK"), "{r:?}");
+    let r = s.cmd("e", "EXPUNGE").await;
+    // charlie was second: REMOVEFROM comes before the EXPUNGE it explains.
+    assert_eq!(r[0], "* ESEARCH (TAG \"o\") REMOVEFROM (2 1)\r\n", "{r:?}");
+    assert_eq!(r[1], "* 1 EXPUNGE\r\n", "{r:?}");
 }
