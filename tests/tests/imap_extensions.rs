@@ -1,6 +1,7 @@
 //! IMAP extensions as a real client uses them: Python's imaplib for THREAD (RFC 5256) and
 //! QUOTA (RFC 9208), and a COMPRESS=DEFLATE session (RFC 4978) driven through Python's zlib
-//! (raw deflate both ways, a sync flush per command as clients do).
+//! (raw deflate both ways, a sync flush per command as clients do); NOTIFY (RFC 5465) seen
+//! by an idling session when an LMTP delivery lands in a mailbox it has not selected.
 
 use std::time::Duration;
 use tests::*;
@@ -162,4 +163,50 @@ print('ok')
 "#,
         Duration::from_secs(60),
     );
+}
+
+#[test]
+fn notify_tells_an_idling_session_of_a_delivery_elsewhere() {
+    let server = Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap, Proto::Lmtp],
+        ..Default::default()
+    })
+    .expect("start node");
+    let mut c = LineConn::connect(server.addr(Proto::Imap)).expect("connect");
+    c.line().expect("greeting");
+    let r = c.imap("l", "LOGIN demo demo").expect("login");
+    assert!(tagged(&r).starts_with("l OK"), "{r:?}");
+    let r = c.imap("c", "CAPABILITY").expect("capability");
+    assert!(r[0].contains(" NOTIFY"), "{r:?}");
+    let r = c.imap("s", "SELECT Drafts").expect("select");
+    assert!(tagged(&r).starts_with("s OK"), "{r:?}");
+    let r = c
+        .imap("n", "NOTIFY SET STATUS (SELECTED (MessageNew MessageExpunge)) (INBOXES (MessageNew MessageExpunge))")
+        .expect("notify");
+    assert!(
+        r[0].starts_with("* STATUS INBOX (MESSAGES 0 UIDNEXT 1 UIDVALIDITY "),
+        "{r:?}"
+    );
+    assert!(tagged(&r).starts_with("n OK"), "{r:?}");
+    c.send("i IDLE").expect("idle");
+    assert!(c.line().expect("continuation").starts_with('+'));
+    let sent = std::time::Instant::now();
+    let replies = lmtp_deliver(
+        server.addr(Proto::Lmtp),
+        "sender@example.org",
+        &["demo@example.org"],
+        &sample_message("notify me", "lands in INBOX while Drafts is selected"),
+    )
+    .expect("LMTP delivery");
+    assert!(replies.iter().all(|r| r.starts_with("250")), "{replies:?}");
+    let l = c.line().expect("NOTIFY STATUS during IDLE");
+    assert_eq!(l, "* STATUS INBOX (MESSAGES 1 UIDNEXT 2)");
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+    c.send("DONE").expect("done");
+    let r = c.imap_until("i").expect("idle end");
+    assert!(tagged(&r).starts_with("i OK"), "{r:?}");
 }

@@ -49,6 +49,7 @@ pub async fn serve(stream: BoxStream, conn: ConnInfo, ctx: Arc<ImapContext>) {
         end_reason: None,
         pending_close: false,
         compressed: false,
+        notify: None,
         current_tag: String::new(),
         span: span.clone(),
     };
@@ -186,6 +187,12 @@ impl Session {
             }
             if let Err(d) = commands::update_contexts(self).await {
                 tracing::warn!("search context update failed: {d:?}");
+            }
+        }
+        // NOTIFY: other mailboxes' changes, selected or not.
+        if self.notify.is_some() && !self.pending_close && !matches!(done, Done::Bad(_)) {
+            if let Err(d) = commands::notify_check(self).await {
+                tracing::warn!("NOTIFY update failed: {d:?}");
             }
         }
         let done = self.finish(Some(&tag), done);

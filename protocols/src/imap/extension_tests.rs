@@ -1,8 +1,8 @@
 //! Session-level tests of the smaller extensions: SEARCHRES (RFC 5182: SAVE, then `$` in
 //! FETCH, STORE and SEARCH), UNAUTHENTICATE (RFC 8437), OBJECTID (RFC 8474), PREVIEW
-//! (RFC 8970) and REPLACE (RFC 8508).
+//! (RFC 8970), REPLACE (RFC 8508), NOTIFY (RFC 5465) and search contexts (RFC 5267).
 
-use super::tests::{context, Client, MSG};
+use super::tests::{append, context, Client, MSG};
 use super::ImapConfig;
 use crate::testing::TestBackend;
 
@@ -148,4 +148,124 @@ async fn replace_swaps_a_message() {
         .await;
     let r = c.until_tag("r3").await;
     assert!(r.last().unwrap().starts_with("r3 BAD"), "{r:?}");
+}
+
+/// NOTIFY (RFC 5465): another session's changes to mailboxes that are not selected arrive as
+/// STATUS and LIST, after a command and while idling; NOTIFY NONE stops them.
+#[tokio::test]
+async fn notify_reports_other_mailboxes() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let mut a = Client::selected(ctx.clone(), &[]).await;
+    let mut b = Client::login(ctx).await;
+    b.cmd("c", "CREATE Lists").await;
+    let r = a
+        .cmd(
+            "n",
+            "NOTIFY SET STATUS (SELECTED (MessageNew MessageExpunge)) \
+             (SUBTREE (Lists Fresh) (MessageNew MessageExpunge FlagChange MailboxName))",
+        )
+        .await;
+    // The selected INBOX gets no STATUS; Lists does.
+    assert!(
+        r[0].starts_with("* STATUS Lists (MESSAGES 0 UIDNEXT 1 UIDVALIDITY "),
+        "{r:?}"
+    );
+    assert!(r[0].contains(" HIGHESTMODSEQ "), "{r:?}");
+    assert_eq!(r.len(), 2, "{r:?}");
+    append(&mut b, "a1", "Lists", MSG).await;
+    let r = a.cmd("n1", "NOOP").await;
+    assert_eq!(r[0], "* STATUS Lists (MESSAGES 1 UIDNEXT 2)\r\n", "{r:?}");
+    b.cmd("s", "SELECT Lists").await;
+    b.cmd("f", "STORE 1 +FLAGS (\\Flagged)").await;
+    let r = a.cmd("n4", "NOOP").await;
+    assert!(r[0].starts_with("* STATUS Lists (HIGHESTMODSEQ "), "{r:?}");
+    b.cmd("u", "UNSELECT").await;
+    // While idling: a new mailbox, then a delivery into it.
+    a.send("i IDLE\r\n").await;
+    assert_eq!(a.line().await, "+ idling\r\n");
+    b.cmd("c2", "CREATE Fresh").await;
+    assert_eq!(a.line().await, "* LIST () \"/\" Fresh\r\n");
+    append(&mut b, "a2", "Fresh", MSG).await;
+    assert_eq!(a.line().await, "* STATUS Fresh (MESSAGES 1 UIDNEXT 2)\r\n");
+    b.cmd("d", "DELETE Fresh").await;
+    assert_eq!(a.line().await, "* LIST (\\NonExistent) \"/\" Fresh\r\n");
+    a.send("DONE\r\n").await;
+    assert_eq!(a.until_tag("i").await, vec!["i OK Idle completed.\r\n"]);
+    let r = a.cmd("n2", "NOTIFY NONE").await;
+    assert_eq!(r, vec!["n2 OK NOTIFY completed.\r\n"]);
+    append(&mut b, "a3", "Lists", MSG).await;
+    let r = a.cmd("n3", "NOOP").await;
+    assert_eq!(r, vec!["n3 OK NOOP completed.\r\n"]);
+}
+
+/// CONTEXT=SEARCH (RFC 5267) while idling: a flag change by another session that puts a
+/// message into the result is told as ADDTO without waiting for the next command.
+#[tokio::test]
+async fn search_context_updates_reach_an_idling_client() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let mut a = Client::selected(ctx.clone(), &[MSG, MSG]).await;
+    let mut b = Client::selected(ctx, &[]).await;
+    let r = a.cmd("s", "SEARCH RETURN (UPDATE COUNT) FLAGGED").await;
+    assert_eq!(r[0], "* ESEARCH (TAG \"s\") COUNT 0\r\n");
+    a.send("i IDLE\r\n").await;
+    assert_eq!(a.line().await, "+ idling\r\n");
+    b.cmd("f", "STORE 2 +FLAGS (\\Flagged)").await;
+    let mut got = Vec::new();
+    loop {
+        let l = a.line().await;
+        let done = l.starts_with("* ESEARCH");
+        got.push(l);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        got.last().unwrap(),
+        "* ESEARCH (TAG \"s\") ADDTO (0 2)\r\n",
+        "{got:?}"
+    );
+    a.send("DONE\r\n").await;
+    assert_eq!(a.until_tag("i").await, vec!["i OK Idle completed.\r\n"]);
+    let r = a.cmd("c", "CANCELUPDATE \"s\"").await;
+    assert_eq!(r, vec!["c OK Cancelupdate completed.\r\n"]);
+    let r = a.cmd("c2", "CANCELUPDATE \"s\"").await;
+    assert!(r[0].starts_with("c2 BAD"), "{r:?}");
+}
+
+/// CONTEXT=SORT (RFC 5267): updates carry positions in the sorted result, and PARTIAL
+/// (RFC 9394) cuts by position.
+#[tokio::test]
+async fn sort_context_updates_carry_positions() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let (b, c) = (
+        MSG.replace("hello", "bravo"),
+        MSG.replace("hello", "charlie"),
+    );
+    let mut s = Client::selected(ctx, &[&c, MSG, &b]).await;
+    // By subject: bravo (3), charlie (1), hello (2).
+    let r = s
+        .cmd(
+            "o",
+            "SORT RETURN (ALL UPDATE PARTIAL 2:3) (SUBJECT) UTF-8 ALL",
+        )
+        .await;
+    assert_eq!(
+        r[0],
+        "* ESEARCH (TAG \"o\") ALL 3,1:2 PARTIAL (2:3 1:2)\r\n"
+    );
+    let d = MSG.replace("hello", "delta");
+    s.send(&format!("a APPEND INBOX {{{}+}}\r\n{d}\r\n", d.len()))
+        .await;
+    let r = s.until_tag("a").await;
+    // delta sorts third of four.
+    assert!(
+        r.contains(&"* ESEARCH (TAG \"o\") ADDTO (3 4)\r\n".to_string()),
+        "{r:?}"
+    );
+    let r = s.cmd("x", "STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    assert!(r.last().unwrap().starts_with("x OK"), "{r:?}");
+    let r = s.cmd("e", "EXPUNGE").await;
+    // charlie was second: REMOVEFROM comes before the EXPUNGE it explains.
+    assert_eq!(r[0], "* ESEARCH (TAG \"o\") REMOVEFROM (2 1)\r\n", "{r:?}");
+    assert_eq!(r[1], "* 1 EXPUNGE\r\n", "{r:?}");
 }

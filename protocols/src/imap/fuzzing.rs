@@ -1,6 +1,7 @@
 //! The body of the `imap_command` fuzz target, here so a normal test runs it too: arbitrary
 //! bytes through the framer (as one stream, in arbitrary chunks) and every framed command
-//! through the parser, the tokenizer and the mailbox-name decoder. Nothing may panic, and the
+//! through the parser, the tokenizer and the mailbox-name decoder, SEARCHRES's `$`
+//! expansion, the IMAP URL parser and THREAD's header readers. Nothing may panic, and the
 //! framer's buffer stays bounded.
 
 use super::framing::{Frame, Framer};
@@ -18,6 +19,9 @@ pub fn exercise(data: &[u8]) {
                 let _ = super::mutf7::decode(&msg);
                 // CATENATE's IMAP URLs.
                 let _ = super::url::parse(&String::from_utf8_lossy(&msg));
+                // THREAD's reading of message headers (client-made, via APPEND).
+                let _ = super::commands::thread::msg_ids(&msg);
+                let _ = super::commands::thread::header_value(&msg, b"references");
                 // SEARCHRES: `$` written out, then parsed like any command.
                 let saved = [1, 5, 9];
                 let seq_of = |u: u32| u.checked_sub(1);

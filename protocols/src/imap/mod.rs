@@ -24,6 +24,7 @@ pub mod lexer;
 pub mod message;
 pub mod mutf7;
 pub mod parse;
+mod parse_ext;
 pub mod recent;
 mod reply;
 pub mod response;

@@ -3,6 +3,10 @@
 
 use super::framing::tag_of;
 use super::lexer::{tokenize, Tok, Token};
+use super::parse_ext::{catenate, fetch_ext, parse_notify, status_mailboxid};
+pub use super::parse_ext::{
+    partial_range, CatMessage, CatPart, ExtraItem, NotifyFilter, NotifyGroup, NotifySpec,
+};
 use super::response::{Code, RespText};
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_codec::imap_types::command::CommandBody;
@@ -40,6 +44,8 @@ pub enum Kind {
     CancelUpdate(Vec<String>),
     /// UNAUTHENTICATE (RFC 8437).
     Unauthenticate,
+    /// NOTIFY (RFC 5465): None is NOTIFY NONE.
+    Notify(Option<NotifySpec>),
     /// REPLACE / UID REPLACE (RFC 8508): the message number and the APPEND it amounts to
     /// (parsed by imap-codec as one).
     Replace {
@@ -79,29 +85,6 @@ pub enum Kind {
     },
 }
 
-/// A FETCH item imap-codec does not parse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExtraItem {
-    EmailId,
-    ThreadId,
-    Preview,
-}
-
-/// One message of a CATENATE APPEND: its flags, date and parts in order.
-#[derive(Debug)]
-pub struct CatMessage {
-    pub flags: Vec<Flag<'static>>,
-    pub date: Option<DateTime>,
-    pub parts: Vec<CatPart>,
-}
-
-/// A CATENATE part: text given, or an IMAP URL naming (part of) a stored message.
-#[derive(Debug, PartialEq, Eq)]
-pub enum CatPart {
-    Text(Vec<u8>),
-    Url(String),
-}
-
 /// One message of a MULTIAPPEND.
 #[derive(Debug)]
 pub struct AppendMessage {
@@ -132,7 +115,7 @@ pub struct ParseError {
     pub text: RespText,
 }
 
-fn bad(msg: &[u8], text: &str) -> ParseError {
+pub(super) fn bad(msg: &[u8], text: &str) -> ParseError {
     ParseError {
         tag: tag_of(msg),
         text: RespText::new(text.to_string()),
@@ -155,7 +138,7 @@ pub fn parse(msg: &[u8]) -> Result<Request, ParseError> {
     })
 }
 
-fn codec_parse(msg: &[u8]) -> Result<CommandBody<'static>, ParseError> {
+pub(super) fn codec_parse(msg: &[u8]) -> Result<CommandBody<'static>, ParseError> {
     match CommandCodec::default().decode(msg) {
         Ok((&[], cmd)) => Ok(cmd.body.into_static()),
         Ok(_) => Err(bad(
@@ -272,6 +255,11 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
             })),
             _ => Err(invalid()),
         };
+    }
+    if cmd.atom_eq("NOTIFY") {
+        return parse_notify(toks)
+            .map(|spec| Some(Kind::Notify(spec)))
+            .ok_or_else(|| bad(msg, "Error in IMAP command NOTIFY: Invalid arguments."));
     }
     if cmd.atom_eq("UNAUTHENTICATE") {
         if toks.len() != 2 {
@@ -395,148 +383,6 @@ fn search_return(
     }))
 }
 
-/// `msg` without the byte ranges `cut` (sorted, disjoint), each with one space beside it.
-fn without(msg: &[u8], cut: &[(usize, usize)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(msg.len());
-    let mut last = 0;
-    for &(a, b) in cut {
-        let (mut a, mut b) = (a.max(last), b);
-        if msg.get(b) == Some(&b' ') {
-            b += 1;
-        } else if a > last && msg.get(a - 1) == Some(&b' ') {
-            a -= 1;
-        }
-        out.extend_from_slice(msg.get(last..a).unwrap_or_default());
-        last = b;
-    }
-    out.extend_from_slice(msg.get(last..).unwrap_or_default());
-    out
-}
-
-/// `FETCH set items` whose items name EMAILID, THREADID or PREVIEW (with PREVIEW's
-/// `(LAZY)`); Ok(None) when they name none.
-fn fetch_ext(msg: &[u8], toks: &[Token], at: usize) -> Result<Option<Kind>, ParseError> {
-    let extra_of = |t: &Token| match &t.tok {
-        Tok::Atom(a) if a.eq_ignore_ascii_case("EMAILID") => Some(ExtraItem::EmailId),
-        Tok::Atom(a) if a.eq_ignore_ascii_case("THREADID") => Some(ExtraItem::ThreadId),
-        Tok::Atom(a) if a.eq_ignore_ascii_case("PREVIEW") => Some(ExtraItem::Preview),
-        _ => None,
-    };
-    let first = at + 2;
-    let mut extra = Vec::new();
-    let mut cut = Vec::new();
-    let (mut i, list) = match toks.get(first).map(|t| &t.tok) {
-        Some(Tok::Open) => (first + 1, true),
-        Some(Tok::Atom(_)) => (first, false),
-        _ => return Ok(None),
-    };
-    let mut depth = 0usize;
-    let mut items_left = 0usize;
-    while let Some(t) = toks.get(i) {
-        match &t.tok {
-            Tok::Open => depth += 1,
-            Tok::Close if depth == 0 => break,
-            Tok::Close => depth -= 1,
-            _ if depth == 0 => {
-                if let Some(x) = extra_of(t) {
-                    let mut end = t.end;
-                    // PREVIEW (LAZY): the modifier goes with it.
-                    if x == ExtraItem::Preview
-                        && toks.get(i + 1).map(|t| &t.tok) == Some(&Tok::Open)
-                        && toks.get(i + 2).is_some_and(|t| t.atom_eq("LAZY"))
-                        && toks.get(i + 3).map(|t| &t.tok) == Some(&Tok::Close)
-                    {
-                        end = toks.get(i + 3).map_or(end, |c| c.end);
-                        i += 3;
-                    }
-                    extra.push(x);
-                    cut.push((t.start, end));
-                } else {
-                    items_left += 1;
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-        if !list && depth == 0 {
-            break;
-        }
-    }
-    if extra.is_empty() {
-        return Ok(None);
-    }
-    let hide_uid = items_left == 0;
-    let rewritten = if hide_uid {
-        // Nothing else asked: UID stands in for the whole item list.
-        let (Some(a), end) = (
-            toks.get(first),
-            if list { toks.get(i) } else { toks.get(first) },
-        ) else {
-            return Ok(None);
-        };
-        let end = end.map_or(a.end, |t| t.end);
-        let mut m = msg.get(..a.start).unwrap_or_default().to_vec();
-        m.extend_from_slice(b"UID");
-        m.extend_from_slice(msg.get(end..).unwrap_or_default());
-        m
-    } else {
-        without(msg, &cut)
-    };
-    let body = codec_parse(&rewritten)?;
-    Ok(Some(Kind::FetchExt {
-        body,
-        extra,
-        hide_uid,
-    }))
-}
-
-/// `STATUS mailbox (items)` with MAILBOXID among the items; Ok(None) without it.
-fn status_mailboxid(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
-    if toks.get(3).map(|t| &t.tok) != Some(&Tok::Open) {
-        return Ok(None);
-    }
-    let items: Vec<&Token> = toks
-        .get(4..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|t| t.tok != Tok::Close)
-        .collect();
-    let Some(m) = items.iter().find(|t| t.atom_eq("MAILBOXID")) else {
-        return Ok(None);
-    };
-    let only = items.len() == 1;
-    let rewritten = if only {
-        let mut v = msg.get(..m.start).unwrap_or_default().to_vec();
-        v.extend_from_slice(b"MESSAGES");
-        v.extend_from_slice(msg.get(m.end..).unwrap_or_default());
-        v
-    } else {
-        without(msg, &[(m.start, m.end)])
-    };
-    let body = codec_parse(&rewritten)?;
-    Ok(Some(Kind::StatusMailboxId { body, only }))
-}
-
-/// A PARTIAL range (RFC 9394): `a:b` of non-zero 32-bit numbers of one sign, `*` not
-/// allowed; returned with the end nearer the result's start (or end, when negative) first.
-pub fn partial_range(r: &str) -> Option<(i64, i64)> {
-    let (a, b) = r.split_once(':')?;
-    let num = |x: &str| -> Option<i64> {
-        let digits = x.strip_prefix('-').unwrap_or(x);
-        if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        x.parse::<i64>()
-            .ok()
-            .filter(|n| *n != 0 && n.unsigned_abs() <= u64::from(u32::MAX))
-    };
-    let (a, b) = (num(a)?, num(b)?);
-    if (a < 0) != (b < 0) {
-        return None;
-    }
-    Some(if a.abs() <= b.abs() { (a, b) } else { (b, a) })
-}
-
 /// `CREATE name (USE (attrs))` (RFC 6154 CREATE-SPECIAL-USE).
 fn create_use(msg: &[u8], toks: &[Token]) -> Result<Kind, ParseError> {
     let invalid = || bad(msg, "Error in IMAP command CREATE: Invalid arguments.");
@@ -637,101 +483,6 @@ fn multi_append(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> 
         }
     }
     Ok(name.map(|mailbox| Kind::MultiAppend { mailbox, messages }))
-}
-
-/// APPEND with CATENATE (RFC 4469): per message `[flags] [date]` then a literal or
-/// `CATENATE (TEXT literal / URL astring ...)`. Flags and date are read by imap-codec from a
-/// one-message APPEND made of them.
-fn catenate(msg: &[u8], toks: &[Token]) -> Result<Kind, ParseError> {
-    let invalid = || bad(msg, "Error in IMAP command APPEND: Invalid arguments.");
-    let mb = toks.get(2).ok_or_else(invalid)?;
-    let mailbox_src = msg.get(mb.start..mb.end).ok_or_else(invalid)?;
-    let is_literal = |t: &Token| {
-        matches!(t.tok, Tok::Str(_)) && msg.get(t.start).is_some_and(|b| b"{~".contains(b))
-    };
-    let mut messages = Vec::new();
-    let mut mailbox = None;
-    let mut i = 3;
-    while let Some(first) = toks.get(i) {
-        if first.tok == Tok::Open {
-            i += 1;
-            while toks.get(i).is_some_and(|t| matches!(t.tok, Tok::Atom(_))) {
-                i += 1;
-            }
-            if toks.get(i).map(|t| &t.tok) != Some(&Tok::Close) {
-                return Err(invalid());
-            }
-            i += 1;
-        }
-        if toks
-            .get(i)
-            .is_some_and(|t| matches!(t.tok, Tok::Str(_)) && !is_literal(t))
-        {
-            i += 1;
-        }
-        let body_at = toks.get(i).ok_or_else(invalid)?;
-        // Flags and date: imap-codec reads them from `APPEND mailbox <them> {1} x`.
-        let mut one = b"x APPEND ".to_vec();
-        one.extend_from_slice(mailbox_src);
-        one.push(b' ');
-        one.extend_from_slice(msg.get(first.start..body_at.start).unwrap_or_default());
-        one.extend_from_slice(b"{1}\r\nx\r\n");
-        let (flags, date) = match codec_parse(&one)? {
-            CommandBody::Append {
-                mailbox: m,
-                flags,
-                date,
-                ..
-            } => {
-                mailbox.get_or_insert(m);
-                (flags, date)
-            }
-            _ => return Err(invalid()),
-        };
-        let mut parts = Vec::new();
-        if is_literal(body_at) {
-            if let Tok::Str(b) = &body_at.tok {
-                parts.push(CatPart::Text(b.clone()));
-            }
-            i += 1;
-        } else if body_at.atom_eq("CATENATE") {
-            i += 1;
-            if toks.get(i).map(|t| &t.tok) != Some(&Tok::Open) {
-                return Err(invalid());
-            }
-            i += 1;
-            loop {
-                if toks.get(i).map(|t| &t.tok) == Some(&Tok::Close) {
-                    i += 1;
-                    break;
-                }
-                let (Some(kind), Some(val)) = (toks.get(i), toks.get(i + 1)) else {
-                    return Err(invalid());
-                };
-                match (&val.tok, kind.atom_eq("TEXT"), kind.atom_eq("URL")) {
-                    (Tok::Str(b), true, _) if is_literal(val) => {
-                        parts.push(CatPart::Text(b.clone()))
-                    }
-                    (Tok::Str(b), _, true) => parts.push(CatPart::Url(
-                        String::from_utf8(b.clone()).map_err(|_| invalid())?,
-                    )),
-                    (Tok::Atom(a), _, true) => parts.push(CatPart::Url(a.clone())),
-                    _ => return Err(invalid()),
-                }
-                i += 2;
-            }
-            if parts.is_empty() {
-                return Err(invalid());
-            }
-        } else {
-            return Err(invalid());
-        }
-        messages.push(CatMessage { flags, date, parts });
-    }
-    match mailbox {
-        Some(mailbox) if !messages.is_empty() => Ok(Kind::Catenate { mailbox, messages }),
-        _ => Err(invalid()),
-    }
 }
 
 pub fn special_use_of(a: &str) -> Option<SpecialUse> {
@@ -924,6 +675,37 @@ mod tests {
             Kind::Unauthenticate
         ));
         assert!(parse(b"u UNAUTHENTICATE x\r\n").is_err());
+        assert!(matches!(
+            parse(b"n NOTIFY NONE\r\n").unwrap().kind,
+            Kind::Notify(None)
+        ));
+        let r = parse(b"n NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS) MessageExpunge)) (SUBTREE (Lists \"a b\") (MailboxName)) (mailboxes x NONE)\r\n").unwrap();
+        let Kind::Notify(Some(spec)) = r.kind else {
+            panic!()
+        };
+        assert!(spec.status);
+        assert_eq!(spec.groups.len(), 3);
+        assert_eq!(spec.groups[0].events, ["MESSAGENEW", "MESSAGEEXPUNGE"]);
+        assert_eq!(
+            spec.groups[1].filter,
+            NotifyFilter::Subtree(vec![b"Lists".to_vec(), b"a b".to_vec()])
+        );
+        assert!(spec.groups[2].events.is_empty());
+        for bad_cmd in [
+            &b"n NOTIFY\r\n"[..],
+            b"n NOTIFY SET\r\n",
+            b"n NOTIFY SET (PERSONAL (Bogus))\r\n",
+            b"n NOTIFY SET (ELSEWHERE (MessageNew))\r\n",
+            b"n NOTIFY SET (PERSONAL ())\r\n",
+            b"n NOTIFY SET (MAILBOXES () (MessageNew))\r\n",
+            b"n NOTIFY NONE extra\r\n",
+        ] {
+            assert!(
+                parse(bad_cmd).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad_cmd)
+            );
+        }
         let r = parse(b"r UID REPLACE 7 Drafts (\\Draft) {2}\r\nhi\r\n").unwrap();
         assert!(matches!(
             r.kind,

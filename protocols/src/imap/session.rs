@@ -68,6 +68,8 @@ pub(crate) struct Session {
     pub pending_close: bool,
     /// COMPRESS DEFLATE is on (RFC 4978).
     pub compressed: bool,
+    /// NOTIFY (RFC 5465) settings; None without NOTIFY or after NOTIFY NONE.
+    pub notify: Option<super::commands::NotifyState>,
     pub span: tracing::Span,
 }
 
@@ -341,6 +343,7 @@ impl Session {
                 "OBJECTID",
                 "PREVIEW",
                 "REPLACE",
+                "NOTIFY",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
                 "UTF8=ACCEPT",

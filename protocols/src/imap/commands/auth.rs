@@ -239,6 +239,7 @@ pub(crate) fn unauthenticate(s: &mut Session) -> Reply {
     // Dropping the guard gives the user's session slot back.
     s.guard = None;
     s.enabled = Default::default();
+    s.notify = None;
     s.state = State::NotAuthenticated;
     // The login deadline counts from now, as for a new connection.
     s.started = std::time::Instant::now();

@@ -29,6 +29,8 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
         },
         None => s.watch.clone().map_or(Wake::Never, Wake::Counter),
     };
+    // NOTIFY: any change of the user's wakes the session to look at other mailboxes too.
+    let mut notify_watch = s.notify.as_ref().and(s.watch.clone());
     s.encoder().continuation(&mut s.out, "idling");
     if s.sync(true).await.is_err() {
         tracing::warn!("mailbox update before IDLE failed");
@@ -59,6 +61,7 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
         enum Ev {
             Read(std::io::Result<usize>),
             Changed(bool),
+            Notify(bool),
             Tick,
             Shutdown,
         }
@@ -74,6 +77,12 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
                     Wake::Never => std::future::pending().await,
                 }
             } => Ev::Changed(c),
+            n = async {
+                match &mut notify_watch {
+                    Some(w) => w.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            } => Ev::Notify(n),
             _ = keepalive.tick() => Ev::Tick,
             _ = shutdown.cancelled() => Ev::Shutdown,
         };
@@ -91,6 +100,10 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
                 if let Err(e) = s.sync(true).await {
                     tracing::warn!("mailbox update in IDLE failed: {e:?}");
                 }
+                // Search contexts (RFC 5267) are kept up to date while idling too.
+                if let Err(e) = crate::imap::commands::update_contexts(s).await {
+                    tracing::warn!("search context update in IDLE failed: {e:?}");
+                }
                 if s.pending_close {
                     let _ = s.flush().await;
                     return Err(Done::Close);
@@ -98,6 +111,12 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
             }
             // The store went away: keep idling, but without notifications.
             Ev::Changed(false) => wake = Wake::Never,
+            Ev::Notify(true) => {
+                if let Err(e) = crate::imap::commands::notify_check(s).await {
+                    tracing::warn!("NOTIFY update in IDLE failed: {e:?}");
+                }
+            }
+            Ev::Notify(false) => notify_watch = None,
             Ev::Tick => s.send(&Untagged::Ok("Still here".into())),
             Ev::Shutdown => {
                 s.send(&Untagged::Bye("Server shutting down.".into()));

@@ -15,6 +15,7 @@ mod idle;
 mod list;
 mod mailbox;
 mod matching;
+mod notify;
 mod quota;
 mod replace;
 mod search;
@@ -23,7 +24,7 @@ mod sort;
 mod status;
 mod status_data;
 mod store;
-mod thread;
+pub(crate) mod thread;
 
 use super::parse::Kind;
 use super::reply::{Done, Reply};
@@ -49,6 +50,7 @@ pub(crate) fn allows_expunge(kind: &Kind) -> bool {
 }
 
 pub(crate) use context::update as update_contexts;
+pub(crate) use notify::{check as notify_check, NotifyState};
 
 fn not_authenticated() -> Reply {
     Err(Done::Bad("Please log in first.".into()))
@@ -81,6 +83,7 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
         Kind::CancelUpdate(_) if s.state != State::Selected => not_selected(),
         Kind::CancelUpdate(tags) => context::cancel(s, &tags),
         Kind::Unauthenticate => auth::unauthenticate(s),
+        Kind::Notify(spec) => notify::notify(s, spec).await,
         Kind::Replace { .. } if s.state != State::Selected => not_selected(),
         Kind::Replace { uid, num, append } => replace::replace(s, uid, num, append).await,
         Kind::StatusMailboxId { body, only } => match body {

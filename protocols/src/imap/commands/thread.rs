@@ -432,8 +432,18 @@ pub(crate) fn by_references(msgs: &[ThreadMsg]) -> ThreadTree {
         let r_dummy = a.msg(r).is_none();
         let t_reply = subject_of(&a, t).is_some_and(|x| x.1);
         if t_dummy && r_dummy {
-            for k in a.children(r) {
-                a.link(t, k);
+            // All of r's children at once: one by one would cost a scan of r's list each.
+            let kids =
+                a.c.get_mut(r)
+                    .map(|c| std::mem::take(&mut c.children))
+                    .unwrap_or_default();
+            for &k in &kids {
+                if let Some(c) = a.c.get_mut(k) {
+                    c.parent = Some(t);
+                }
+            }
+            if let Some(tc) = a.c.get_mut(t) {
+                tc.children.extend(kids);
             }
         } else if t_dummy || (reply && !t_reply) {
             a.link(t, r);
