@@ -19,12 +19,17 @@ declare -A PKG_FOR=(
   [ping]=iputils-ping
   [nc]=netcat-openbsd
   [pkill]=procps
+  [sieve-connect]=sieve-connect
 )
 
 missing=()
 for cmd in "${!PKG_FOR[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG_FOR[$cmd]}")
 done
+# The Sieve delivery test's SMTP receiver (Debian's module, for Debian's python3).
+if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  missing+=(python3-aiosmtpd)
+fi
 # faketime's command alone is not enough: the tests preload the library.
 if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
   missing+=(libfaketime)

@@ -55,14 +55,38 @@ impl VrrpState {
     }
 }
 
-/// The last transition keepalived reported, for `/health` and `node lab status`.
-#[derive(Default)]
+/// The last transition keepalived reported, for `/health`, `node lab status` and the
+/// keepalived-led write gate ([`crate::keepalived_gate`]).
 pub struct VrrpReport {
     last: Mutex<Option<(VrrpState, SystemTime)>>,
+    /// (how many reports so far, the last state): what the write gate follows.
+    changes: tokio::sync::watch::Sender<(u64, Option<VrrpState>)>,
+}
+
+impl Default for VrrpReport {
+    fn default() -> Self {
+        VrrpReport {
+            last: Mutex::new(None),
+            changes: tokio::sync::watch::channel((0, None)).0,
+        }
+    }
 }
 
 impl VrrpReport {
+    /// The number of reports so far and the last state (None before keepalived said anything).
+    pub fn current(&self) -> (u64, Option<VrrpState>) {
+        *self.changes.borrow()
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<(u64, Option<VrrpState>)> {
+        self.changes.subscribe()
+    }
+
     pub fn set(&self, state: VrrpState) {
+        self.changes.send_modify(|(n, s)| {
+            *n += 1;
+            *s = Some(state);
+        });
         let previous = self.last.lock().replace((state, SystemTime::now()));
         tracing::info!(
             target: "vrrp",

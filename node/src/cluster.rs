@@ -2,9 +2,10 @@
 //! [`ClusterHooks`] that make `replicated` durability wait for a peer's ack, and the
 //! `node cluster` / `node sync` helpers.
 
-use crate::active::{ActiveRole, KeepalivedLed};
+use crate::active::{ActiveRole, KeepalivedLed, VrrpReport};
 use crate::backend::ClusterHooks;
 use crate::config::{ClusterMode, Config, Durability};
+use crate::keepalived_gate::KeepalivedGate;
 use crate::raft::RaftGate;
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -85,6 +86,8 @@ pub struct Replicated {
     pub role: Arc<dyn ActiveRole>,
     /// Raft mode: the gate, backed by the coordinator.
     pub raft: Option<Arc<RaftGate>>,
+    /// keepalived-led mode: writes follow the service address.
+    pub keepalived: Option<Arc<KeepalivedGate>>,
 }
 
 #[async_trait]
@@ -92,8 +95,9 @@ impl ClusterHooks for Replicated {
     fn may_write(&self, user: &str) -> Result<(), WriteRefused> {
         match &self.raft {
             Some(gate) => gate.may_write(user),
-            // keepalived-led: every node accepts writes and replication merges them.
-            None => Ok(()),
+            // keepalived-led: the holder of the service address writes; a split brain (both
+            // hold it) is merged by replication afterwards.
+            None => self.keepalived.as_ref().map_or(Ok(()), |g| g.may_write()),
         }
     }
 
@@ -158,6 +162,7 @@ impl Replicated {
 pub async fn start(
     config: &Config,
     store: Arc<storage::Store>,
+    vrrp: Arc<VrrpReport>,
 ) -> anyhow::Result<Option<Arc<Replicated>>> {
     if !enabled(config) {
         return Ok(None);
@@ -195,11 +200,15 @@ pub async fn start(
         Some(gate) => gate.clone(),
         None => Arc::new(KeepalivedLed),
     };
+    let keepalived = raft.is_none().then(|| {
+        KeepalivedGate::start(vrrp, handle.clone(), config.cluster.raft_takeover_timeout.0)
+    });
     Ok(Some(Arc::new(Replicated {
         handle,
         sync_timeout: config.cluster.replication_sync_timeout.0,
         role,
         raft,
+        keepalived,
     })))
 }
 

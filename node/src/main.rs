@@ -7,6 +7,7 @@ mod backend;
 mod cli;
 mod cluster;
 mod config;
+mod keepalived_gate;
 mod lab;
 mod logging;
 mod raft;

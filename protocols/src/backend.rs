@@ -15,6 +15,7 @@ pub enum Service {
     Imap,
     Pop3,
     Lmtp,
+    ManageSieve,
     Admin,
 }
 
@@ -24,6 +25,7 @@ impl Service {
             Service::Imap => "imap",
             Service::Pop3 => "pop3",
             Service::Lmtp => "lmtp",
+            Service::ManageSieve => "sieve",
             Service::Admin => "admin",
         }
     }

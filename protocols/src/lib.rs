@@ -4,11 +4,13 @@
 
 pub mod backend;
 pub mod blocking;
+pub mod deflate;
 pub mod imap;
 /// The line reader POP3 and LMTP share.
 mod line;
 pub mod lmtp;
 pub mod mail;
+pub mod managesieve;
 pub mod pop3;
 pub mod sasl;
 pub mod stream;

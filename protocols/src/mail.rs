@@ -88,11 +88,23 @@ impl UserMail {
         let user = self.user.clone();
         async move {
             gate?;
-            let result = crate::blocking::run(move || f(&store)).await;
+            let writer = store.clone();
+            let result = crate::blocking::run(move || {
+                let r = f(&writer);
+                (r, writer.own_seq().unwrap_or(0))
+            })
+            .await;
             // A refusal here: the node lost the right to write while this write was in flight
             // (raft mode). The change is durable here, but the client gets the refusal, never
-            // an acknowledgement.
+            // an acknowledgement, and other readers do not see it until a peer holds it.
             backend.write_committed(&user).await?;
+            // Acknowledged (a peer holds it, or the wait gave up and the node acknowledges
+            // alone): other sessions may see it now.
+            let (result, own_seq) = match result {
+                Ok((r, seq)) => (Ok(r), seq),
+                Err(e) => (Err(e), 0),
+            };
+            store.confirm_own(own_seq);
             result.map_err(WriteError::Internal)
         }
     }
@@ -110,20 +122,41 @@ impl Reader {
     pub fn name(&self) -> &str {
         self.0.name()
     }
+    /// The user's directory (Sieve's `~`: scripts and the vacation tracking).
+    pub fn dir(&self) -> &std::path::Path {
+        self.0.dir()
+    }
     pub fn list_mailboxes(&self) -> storage::Result<Vec<MailboxInfo>> {
-        self.0.list_mailboxes()
+        self.0
+            .list_mailboxes()?
+            .into_iter()
+            .map(|i| self.visible_info(i))
+            .collect()
     }
     pub fn mailbox(&self, name: &str) -> storage::Result<MailboxInfo> {
-        self.0.mailbox(name)
+        self.visible_info(self.0.mailbox(name)?)
     }
     pub fn subscriptions(&self) -> storage::Result<Vec<String>> {
         self.0.subscriptions()
     }
     pub fn messages(&self, mailbox: &str) -> storage::Result<Vec<MessageMeta>> {
-        self.0.messages(mailbox)
+        let mut all = self.0.messages(mailbox)?;
+        if let Some(limit) = self.limit_of(mailbox)? {
+            all.retain(|m| m.uid < limit.uidnext);
+        }
+        Ok(all)
     }
     pub fn changes_since(&self, mailbox: &str, modseq: u64) -> storage::Result<MailboxChanges> {
-        self.0.changes_since(mailbox, modseq)
+        let mut c = self.0.changes_since(mailbox, modseq)?;
+        if let Some(limit) = self.limit_of(mailbox)? {
+            // Later changes wait: the caller's next `since` is the clamped HIGHESTMODSEQ, so
+            // they come with a later call, once confirmed.
+            c.changed
+                .retain(|m| m.uid < limit.uidnext && m.modseq <= limit.highestmodseq);
+            c.highestmodseq = c.highestmodseq.min(limit.highestmodseq);
+            c.uidnext = c.uidnext.min(limit.uidnext);
+        }
+        Ok(c)
     }
     pub fn read_message(&self, object: &ObjectId) -> storage::Result<Vec<u8>> {
         self.0.read_message(object)
@@ -134,6 +167,45 @@ impl Reader {
     pub fn quota(&self) -> storage::Result<QuotaUsage> {
         self.0.quota()
     }
+    /// This node's writes that no peer holds yet are not shown (`replicated` durability, see
+    /// `storage::VisibleLimit`): were the node to die now, the next active node would give
+    /// their UIDs and modseqs to other changes, and a client must never have seen both.
+    fn limit_of(&self, mailbox: &str) -> storage::Result<Option<storage::VisibleLimit>> {
+        if !self.0.has_unconfirmed() {
+            return Ok(None);
+        }
+        Ok(self.0.visible_limit(&self.0.mailbox(mailbox)?.id))
+    }
+
+    fn visible_info(&self, mut info: MailboxInfo) -> storage::Result<MailboxInfo> {
+        let Some(limit) = self
+            .0
+            .has_unconfirmed()
+            .then(|| self.0.visible_limit(&info.id))
+            .flatten()
+        else {
+            return Ok(info);
+        };
+        let shown: Vec<MessageMeta> = self
+            .0
+            .messages(&info.name)?
+            .into_iter()
+            .filter(|m| m.uid < limit.uidnext)
+            .collect();
+        info.uidnext = info.uidnext.min(limit.uidnext);
+        info.highestmodseq = info.highestmodseq.min(limit.highestmodseq);
+        info.exists = u32::try_from(shown.len()).unwrap_or(u32::MAX);
+        info.unseen = u32::try_from(
+            shown
+                .iter()
+                .filter(|m| !m.flags.contains(&storage::Flag::Seen))
+                .count(),
+        )
+        .unwrap_or(u32::MAX);
+        info.size = shown.iter().map(|m| m.size).sum();
+        Ok(info)
+    }
+
     /// The user's change counter (see `UserStore::watch`).
     pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.0.watch()
@@ -194,6 +266,68 @@ mod tests {
         backend.release_commits();
         let done = tokio::time::timeout(Duration::from_secs(10), write).await;
         assert!(matches!(done, Ok(Ok(Ok(Ok(_))))), "{done:?}");
+    }
+
+    /// `replicated` durability: while a peer does not hold a write yet, other readers see the
+    /// mailbox as it was before it (no new UID, no higher HIGHESTMODSEQ, no count change); once
+    /// the wait is over they see it.
+    #[tokio::test]
+    async fn readers_see_a_write_only_once_a_peer_holds_it() {
+        let backend = TestBackend::replicated_demo();
+        let mail = demo(&backend).await;
+        let reader = mail.reader().clone();
+        let r = reader.clone();
+        let before = crate::blocking::run(move || r.mailbox("INBOX").unwrap())
+            .await
+            .unwrap();
+        backend.hold_commits();
+        let write = tokio::spawn(mail.write(|st| {
+            st.append(
+                "INBOX",
+                storage::NewMessage {
+                    raw: b"Subject: x\r\n\r\nbody\r\n",
+                    flags: storage::Flags::new(),
+                    internal_date: None,
+                    delivery_key: None,
+                },
+            )
+        }));
+        backend.commit_calls_reach(1).await;
+        let r = reader.clone();
+        let (info, msgs, changes) = crate::blocking::run(move || {
+            (
+                r.mailbox("INBOX").unwrap(),
+                r.messages("INBOX").unwrap(),
+                r.changes_since("INBOX", 0).unwrap(),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (info.uidnext, info.highestmodseq, info.exists),
+            (before.uidnext, before.highestmodseq, before.exists)
+        );
+        assert!(msgs.is_empty() && changes.changed.is_empty(), "{msgs:?}");
+        assert_eq!(changes.highestmodseq, before.highestmodseq);
+        backend.release_commits();
+        let appended = tokio::time::timeout(Duration::from_secs(10), write)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let r = reader.clone();
+        let (info, msgs) = crate::blocking::run(move || {
+            (r.mailbox("INBOX").unwrap(), r.messages("INBOX").unwrap())
+        })
+        .await
+        .unwrap();
+        assert_eq!(info.exists, before.exists + 1);
+        assert!(info.uidnext > appended.uid && info.highestmodseq > before.highestmodseq);
+        assert_eq!(
+            msgs.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            [appended.uid]
+        );
     }
 
     #[tokio::test]

@@ -42,6 +42,16 @@ pub struct TestBackend {
 impl TestBackend {
     /// A store in a fresh temporary directory with the given (user, password) pairs.
     pub fn new(users: &[(&str, &str)]) -> Arc<TestBackend> {
+        TestBackend::with_store(users, false)
+    }
+
+    /// The demo user on a store that hides this node's writes until "a peer holds them", i.e.
+    /// until `write_committed` returns (`replicated` durability).
+    pub fn replicated_demo() -> Arc<TestBackend> {
+        TestBackend::with_store(&[("demo", "demo")], true)
+    }
+
+    fn with_store(users: &[(&str, &str)], hide_unconfirmed_writes: bool) -> Arc<TestBackend> {
         let dir = tempfile::tempdir().expect("test backend: tempdir");
         let config = StoreConfig {
             root: dir.path().to_path_buf(),
@@ -52,6 +62,7 @@ impl TestBackend {
             delivery_dedupe_window_secs: 3600,
             recent_objects_bytes: 0,
             min_free_bytes: storage::DEFAULT_MIN_FREE,
+            hide_unconfirmed_writes,
         };
         let store = Store::open(config).expect("test backend: open store");
         Arc::new(TestBackend {

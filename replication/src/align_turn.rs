@@ -61,8 +61,18 @@ pub(crate) async fn after_ship(
                 .fetch_add(a.mailboxes as u64, Ordering::Relaxed);
             // What this check covered; its own AlignModseqs records are of one origin only.
             // A skipped mailbox keeps the old mark, so the next turn looks again.
+            let mut last = sh.align.last.lock();
             if a.skipped == 0 {
-                sh.align.last.lock().insert(key, ours);
+                last.insert(key, ours);
+            }
+            // This check wrote alignment records: every other peer applies them on top of its
+            // own HIGHESTMODSEQ, which may differ from ours, and only this node writes them (one
+            // origin), so those peers are checked again at their next turn (with three nodes
+            // they were left one apart: jepsen finding 3).
+            if a.mailboxes > 0 {
+                for p in sh.peers.keys().filter(|p| **p != peer) {
+                    last.insert((*p, user.to_string()), VersionVector::new());
+                }
             }
         }
     }

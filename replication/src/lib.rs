@@ -11,6 +11,7 @@ mod align_turn;
 mod background;
 pub mod certs;
 pub mod config;
+mod confirm;
 pub mod conn;
 pub mod coord;
 pub mod error;

@@ -427,6 +427,8 @@ async fn apply_records(
                     p.merge_acked(&user, &sent);
                 }
             }
+            // What the peers acknowledged of ours may now be shown (see `confirm`).
+            crate::confirm::own_if_caught_up(sh, &u, &user, &done.vv);
             tracing::debug!(
                 user,
                 applied = done.applied.applied,

@@ -380,7 +380,21 @@ impl Handle {
     /// Before this node takes the active role: pulls from every peer it can reach each
     /// user's records it lacks, each peer bounded by `budget` (see [`crate::takeover`]).
     pub async fn take_over(&self, budget: Duration) -> crate::takeover::TakeOver {
-        crate::takeover::take_over(&self.shared, budget).await
+        crate::takeover::take_over(&self.shared, budget, false).await
+    }
+
+    /// At start-up, before serving clients: pulls from every reachable peer what this node
+    /// lacks (each peer bounded by `budget`), so a restarted node does not show its clients
+    /// what the cluster replaced while it was down (a UID its survivors gave to another
+    /// message, an expunged message) until replication catches up.
+    pub async fn catch_up(&self, budget: Duration) -> crate::takeover::TakeOver {
+        crate::takeover::take_over(&self.shared, budget, true).await
+    }
+
+    /// At start-up, after [`Handle::catch_up`]: waits (up to `budget`) until a peer holds every
+    /// record this node wrote (see [`crate::takeover::wait_own_records_shipped`]).
+    pub async fn wait_own_records_shipped(&self, budget: Duration) -> crate::takeover::Shipped {
+        crate::takeover::wait_own_records_shipped(&self.shared, budget).await
     }
 
     /// Merge and transport counters since start (cheap: atomics and a short lock per peer;

@@ -226,6 +226,7 @@ async fn ship_user(
             recover_own_records(sh, conn, &u, user, &v).await?;
             crate::exchange::warn_stale_ghosts_vv(&u, user, peer.id, &v).await?;
             peer.merge_acked(user, &v);
+            confirm_own(sh, &u, user).await;
             v
         }
     };
@@ -266,6 +267,7 @@ async fn ship_user(
             }
         }
         peer.merge_acked(user, vv);
+        confirm_own(sh, &u, user).await;
         peer.records_sent
             .fetch_add(pushed.records as u64, Ordering::Relaxed);
         peer.objects_sent
@@ -283,4 +285,13 @@ async fn ship_user(
         crate::align_turn::after_ship(sh, peer.id, conn, &u, user, &have).await?;
     }
     Ok(())
+}
+
+/// After a peer's acknowledgement: this node's own records it holds may be shown here, if
+/// nothing it holds could contest them unseen (see `crate::confirm`).
+async fn confirm_own(sh: &Arc<Shared>, u: &Arc<dyn crate::store_api::ReplicaUser>, user: &str) {
+    let reader = u.clone();
+    if let Ok(local) = crate::util::blocking(move || reader.version_vector()).await {
+        crate::confirm::own_if_caught_up(sh, u, user, &local);
+    }
 }

@@ -38,6 +38,9 @@ impl ReplicaUser for StorageUser {
     fn version_vector(&self) -> Result<VersionVector, StoreError> {
         self.0.version_vector()
     }
+    fn confirm_own(&self, seq: u64) {
+        self.0.confirm_own(seq);
+    }
     fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>, StoreError> {
         self.0.records_since(have, limit)
     }

@@ -126,6 +126,9 @@ pub trait ReplicaStore: Send + Sync + 'static {
 
 pub trait ReplicaUser: Send + Sync + 'static {
     fn version_vector(&self) -> Result<VersionVector, StoreError>;
+    /// A peer holds this node's own records up to `seq`: the store may show them to readers
+    /// (`replicated` durability hides them until then).
+    fn confirm_own(&self, _seq: u64) {}
     /// Records this node has that `have` lacks, in log order, at most `limit`.
     fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>, StoreError>;
     /// Applies remote records idempotently; durable on return.

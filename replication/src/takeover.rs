@@ -64,7 +64,10 @@ impl std::fmt::Display for TakeOver {
 /// acknowledged write is on two nodes, so with this node and all peers but one pulled, every
 /// acknowledged write is here. A crashed or cut-off peer (its packets dropped, so connects
 /// hang) then costs the grace, not the whole budget.
-pub(crate) async fn take_over(sh: &Arc<Shared>, budget: Duration) -> TakeOver {
+///
+/// With `wait_for_all` every peer gets the whole budget (a node catching up at start-up,
+/// before it serves, wants all that every reachable peer has, not only what was acknowledged).
+pub(crate) async fn take_over(sh: &Arc<Shared>, budget: Duration, wait_for_all: bool) -> TakeOver {
     use futures::StreamExt as _;
     let started = Instant::now();
     let peers: Vec<PeerConfig> = sh
@@ -100,7 +103,7 @@ pub(crate) async fn take_over(sh: &Arc<Shared>, budget: Duration) -> TakeOver {
     // Bounded: one turn per peer, plus the grace's end.
     while done.len() < ids.len() {
         let answered = done.iter().filter(|p| p.error.is_none()).count();
-        if last_one_until.is_none() && answered + 1 >= ids.len() {
+        if !wait_for_all && last_one_until.is_none() && answered + 1 >= ids.len() {
             last_one_until = Some(tokio::time::Instant::now() + grace);
         }
         let next = match last_one_until {
@@ -189,5 +192,78 @@ async fn peer_users(conn: &mut Conn, t: Duration) -> Result<Vec<String>> {
                 )))
             }
         }
+    }
+}
+
+/// What [`wait_own_records_shipped`] found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Shipped {
+    /// Users with records of this node's origin.
+    pub users: usize,
+    /// Of those, users whose records no peer had acknowledged by the deadline.
+    pub unshipped: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Waits, up to `budget`, until some peer has acknowledged every record this node wrote (its
+/// own origin), for every user. A node restarted after a crash may hold a tail of writes it
+/// committed but never got to a peer (never acknowledged, in `replicated` durability): once a
+/// peer has them, the active node's UIDNEXT is past their UIDs (or the merge renumbers a
+/// conflict), so showing them to this node's clients cannot name a UID the cluster gives to
+/// another message.
+pub(crate) async fn wait_own_records_shipped(sh: &Arc<Shared>, budget: Duration) -> Shipped {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + budget;
+    let me = sh.cfg.node_id;
+    let users: Vec<(String, Arc<dyn crate::store_api::ReplicaUser>)> = sh
+        .users
+        .lock()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let own: Vec<(String, u64)> = blocking(move || {
+        Ok(users
+            .into_iter()
+            .filter_map(|(n, u)| {
+                let seq = u.version_vector().ok()?.get(&me).copied().unwrap_or(0);
+                (seq > 0).then_some((n, seq))
+            })
+            .collect::<Vec<_>>())
+    })
+    .await
+    .unwrap_or_default();
+    let mut rx = sh.acks.subscribe();
+    let unshipped = |sh: &Shared| -> Vec<String> {
+        own.iter()
+            .filter(|(user, seq)| {
+                !sh.peers.values().any(|p| {
+                    p.acked
+                        .lock()
+                        .get(user)
+                        .and_then(|a| a.get(&me).copied())
+                        .is_some_and(|s| s >= *seq)
+                })
+            })
+            .map(|(u, _)| u.clone())
+            .collect()
+    };
+    loop {
+        let left = unshipped(sh);
+        if left.is_empty() || sh.peers.is_empty() {
+            return Shipped {
+                users: own.len(),
+                unshipped: left,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { break },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    Shipped {
+        users: own.len(),
+        unshipped: unshipped(sh),
+        seconds: started.elapsed().as_secs_f64(),
     }
 }

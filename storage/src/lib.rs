@@ -18,7 +18,7 @@
 //! | files and formats | [`log`], [`pack`], [`framed`], [`record`], [`mime`] (parsed facts) |
 //! | plain values | [`types`], [`names`], [`hlc`], [`error`], [`low_priority`] |
 
-mod disk;
+pub mod disk;
 pub mod error;
 pub mod framed;
 pub mod hlc;
@@ -36,6 +36,8 @@ mod recovery;
 mod shared;
 pub mod store;
 pub mod types;
+pub use unconfirmed::VisibleLimit;
+mod unconfirmed;
 mod user_core;
 mod writer;
 

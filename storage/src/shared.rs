@@ -36,6 +36,9 @@ pub struct StoreConfig {
     /// refused (`StoreError::DiskFull`) rather than made, so the index (sled, which cannot go
     /// on after a failed write of its own) and recovery always have room. 0 disables it.
     pub min_free_bytes: u64,
+    /// `replicated` durability: readers do not see this node's writes until a peer holds them
+    /// (see `unconfirmed`); the node confirms them as peers acknowledge.
+    pub hide_unconfirmed_writes: bool,
 }
 
 /// Default free space kept: a few of sled's segments and a log segment's worth of recovery.
@@ -53,6 +56,7 @@ impl StoreConfig {
             delivery_dedupe_window_secs: 3600,
             recent_objects_bytes: RECENT_OBJECTS_TOTAL,
             min_free_bytes: DEFAULT_MIN_FREE,
+            hide_unconfirmed_writes: false,
         }
     }
 }

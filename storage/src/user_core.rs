@@ -33,6 +33,8 @@ pub(crate) struct UserCore {
     pub recent: Mutex<Recent>,
     /// Ticks after every durable change (see `UserStore::watch`).
     pub watch_tx: tokio::sync::watch::Sender<u64>,
+    /// This node's committed writes no peer is known to hold yet (`replicated` durability).
+    pub unconfirmed: crate::unconfirmed::Unconfirmed,
     quota_limits: Mutex<QuotaLimits>,
 }
 
@@ -74,6 +76,7 @@ impl UserCore {
             tree,
             recent,
             watch_tx: tokio::sync::watch::Sender::new(seq),
+            unconfirmed: Default::default(),
         }
     }
 

@@ -107,10 +107,27 @@ fn uid_conflicts_are_pending_then_renumbered_on_both_nodes() {
     );
     let at_b = ship(&a, &b);
     assert_eq!(at_b.conflicts.len(), 1);
-    assert_eq!(a.pending_conflicts("INBOX").unwrap().len(), 1);
-    // Nothing was overwritten: each node still has its own UID 1.
-    assert_eq!(state(&a, "INBOX")[&1].0, a1.guid);
-    assert_eq!(state(&b, "INBOX")[&1].0, b1.guid);
+    // Nothing was overwritten, and neither node shows UID 1 any more: each node's clients
+    // would otherwise read it as a different message. Both messages wait, parked, for the
+    // renumbering; the UID is expunged for clients at once.
+    for (u, own) in [(&a, a1.guid), (&b, b1.guid)] {
+        let pending: Vec<Guid> = u
+            .pending_conflicts("INBOX")
+            .unwrap()
+            .iter()
+            .map(|p| p.entry.guid)
+            .collect();
+        assert_eq!(pending.len(), 2);
+        assert!(pending.contains(&a1.guid) && pending.contains(&b1.guid));
+        assert!(!state(u, "INBOX").contains_key(&1));
+        assert_eq!(state(u, "INBOX")[&2].0, a2.guid, "{own:?}");
+    }
+    let before_hide = 2; // A's HIGHESTMODSEQ after its own two appends
+    assert_eq!(
+        a.changes_since("INBOX", before_hide).unwrap().expunged,
+        [1],
+        "UID 1 vanishes for QRESYNC clients before the renumbering"
+    );
     let hm = a.mailbox("INBOX").unwrap().highestmodseq;
     let rec = a
         .resolve_conflicts("INBOX")
@@ -128,8 +145,9 @@ fn uid_conflicts_are_pending_then_renumbered_on_both_nodes() {
     let guids: Vec<Guid> = sa_.values().map(|(g, _)| *g).collect();
     assert!(guids.contains(&a1.guid) && guids.contains(&b1.guid));
     assert!(sa_.keys().all(|u| *u == 2 || *u >= 3));
-    let ch = a.changes_since("INBOX", hm).unwrap();
+    let ch = a.changes_since("INBOX", before_hide).unwrap();
     assert_eq!(ch.expunged, [1]);
+    assert!(a.mailbox("INBOX").unwrap().highestmodseq > hm);
     assert!(a.pending_conflicts("INBOX").unwrap().is_empty());
     assert!(b.pending_conflicts("INBOX").unwrap().is_empty());
     // Rebuilds agree with the live indexes.

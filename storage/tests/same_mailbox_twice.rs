@@ -36,9 +36,22 @@ fn ship(from: &Store, to: &Store) {
     let recs = f
         .records_since(&t.version_vector().unwrap(), 100_000)
         .unwrap();
-    for m in f.messages("INBOX").unwrap() {
-        if !t.has_object(&m.object).unwrap() {
-            t.put_object(&f.read_message(&m.object).unwrap()).unwrap();
+    // Visible messages and parked ones (a UID conflict hides both claimants until renumbered).
+    let objects = f
+        .messages("INBOX")
+        .unwrap()
+        .iter()
+        .map(|m| m.object)
+        .chain(
+            f.pending_conflicts("INBOX")
+                .unwrap()
+                .iter()
+                .map(|p| p.entry.object),
+        )
+        .collect::<Vec<_>>();
+    for o in objects {
+        if !t.has_object(&o).unwrap() {
+            t.put_object(&f.read_message(&o).unwrap()).unwrap();
         }
     }
     t.apply_remote(&recs).unwrap();

@@ -19,6 +19,8 @@ pub enum Proto {
     Pop3s,
     Lmtp,
     Http,
+    /// ManageSieve.
+    Sieve,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +31,7 @@ pub struct Ports {
     pub pop3s: u16,
     pub lmtp: u16,
     pub http: u16,
+    pub sieve: u16,
 }
 
 impl Ports {
@@ -40,6 +43,7 @@ impl Ports {
             pop3s: free_port(),
             lmtp: free_port(),
             http: free_port(),
+            sieve: free_port(),
         }
     }
     pub fn get(&self, p: Proto) -> u16 {
@@ -50,6 +54,7 @@ impl Ports {
             Proto::Pop3s => self.pop3s,
             Proto::Lmtp => self.lmtp,
             Proto::Http => self.http,
+            Proto::Sieve => self.sieve,
         }
     }
 }
@@ -62,6 +67,7 @@ pub const EMBEDDED_PORTS: Ports = Ports {
     pop3s: 1995,
     lmtp: 2424,
     http: 9143,
+    sieve: 4190,
 };
 
 /// What a test needs from its server.
@@ -114,7 +120,7 @@ pub fn write_config(spec: &ServerSpec, ports: &Ports, paths: &Paths) -> String {
     let q = |p: &Path| toml_str(&p.display().to_string());
     format!(
         r#"# written by tests/src/lib.rs for one test server
-protocols = ["imap", "pop3", "lmtp"]
+protocols = ["imap", "pop3", "lmtp", "sieve"]
 listen = "127.0.0.1"
 ssl = {ssl}
 ssl_cert = {cert}
@@ -147,6 +153,9 @@ port = {lmtp}
 
 [http]
 port = {http}
+
+[managesieve]
+port = {sieve}
 "#,
         ssl = toml_str(spec.ssl),
         cert = q(&paths.cert),
@@ -160,6 +169,7 @@ port = {http}
         pop3s = ports.pop3s,
         lmtp = ports.lmtp,
         http = ports.http,
+        sieve = ports.sieve,
     )
 }
 
@@ -560,6 +570,7 @@ mod tests {
             pop3s: 4,
             lmtp: 5,
             http: 6,
+            sieve: 7,
         };
         let p = |s: &str| PathBuf::from(format!("/t/{s}"));
         let paths = Paths {

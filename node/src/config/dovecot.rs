@@ -194,7 +194,7 @@ const DOVECOT_SETTINGS: &[(&str, &str)] = &[
     ),
     ("lmtp_hdr_delivery_address", ""),
     ("postmaster_address", ""),
-    ("submission_host", ""),
+    ("submission_host", "moved: [sieve] submission_host"),
     ("sendmail_path", ""),
     (
         "replication_full_sync_interval",
@@ -217,8 +217,13 @@ const DOVECOT_SETTINGS: &[(&str, &str)] = &[
     ("maildir_very_dirty_syncs", ""),
     ("mdbox_rotate_size", ""),
     ("mdbox_preallocate_space", ""),
-    ("sieve", "Sieve is not supported"),
-    ("managesieve_notify_capability", "Sieve is not supported"),
+    ("sieve_before", "moved: [sieve] sieve_before"),
+    ("sieve_after", "moved: [sieve] sieve_after"),
+    ("sieve_default", "moved: [sieve] sieve_default"),
+    (
+        "managesieve_notify_capability",
+        "ManageSieve is not supported yet",
+    ),
     (
         "stats_writer_socket_path",
         "metrics are served at /metrics on the [http] port",

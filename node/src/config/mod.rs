@@ -85,6 +85,10 @@ service_table!(
     /// `[lmtp]`: the TCP port (0 = off; see also lmtp_unix_socket).
     LmtpService { port: 24 }
 );
+service_table!(
+    /// `[managesieve]`: the ManageSieve port (protocol "sieve"), STARTTLS on it; 0 = off.
+    ManageSieveService { port: 4190 }
+);
 /// `[http]`: health and Prometheus metrics; port 0 = off.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -225,6 +229,9 @@ pub struct ClusterSettings {
     /// Raft mode: how long a node about to become active pulls what it lacks from its peers
     /// (per peer; an unreachable peer is skipped at once).
     pub raft_takeover_timeout: DurationSetting,
+    /// At start-up, before any client is served: how long the node pulls what it lacks from
+    /// each peer (an unreachable peer is skipped at once; 0 turns the pull off).
+    pub startup_catch_up_timeout: DurationSetting,
 }
 
 impl Default for ClusterSettings {
@@ -248,6 +255,58 @@ impl Default for ClusterSettings {
             raft_election_timeout_min: DurationSetting(Duration::from_millis(400)),
             raft_election_timeout_max: DurationSetting(Duration::from_millis(800)),
             raft_takeover_timeout: DurationSetting(Duration::from_secs(2)),
+            startup_catch_up_timeout: DurationSetting(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// `[sieve]`: Sieve filtering at delivery, with Pigeonhole's setting names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SieveSettings {
+    /// The user's active script (`~/.dovecot.sieve`); `~` is the user's directory in the
+    /// store, `%u`/`%n`/`%d` the user, its local part and domain. Empty = no personal script.
+    pub sieve: String,
+    /// Where `include :personal` looks.
+    pub sieve_dir: String,
+    /// Global scripts run before and after the user's (a path or a list of paths).
+    pub sieve_before: RuleList,
+    pub sieve_after: RuleList,
+    /// Run when the user has no script.
+    pub sieve_default: String,
+    /// Where `include :global` looks.
+    pub sieve_global_dir: String,
+    /// host:port of the SMTP server that sends redirects and vacation replies.
+    pub submission_host: String,
+    pub sieve_vacation_min_period: DurationSetting,
+    pub sieve_vacation_max_period: DurationSetting,
+    pub sieve_vacation_default_period: DurationSetting,
+    pub sieve_max_redirects: u32,
+    pub sieve_max_actions: u32,
+    pub sieve_max_script_size: Size,
+    /// ManageSieve quotas: scripts per user and their total size (0 = no limit).
+    pub sieve_quota_max_scripts: u32,
+    pub sieve_quota_max_storage: Size,
+}
+
+impl Default for SieveSettings {
+    fn default() -> Self {
+        SieveSettings {
+            sieve: String::new(),
+            sieve_dir: "~/sieve".into(),
+            sieve_before: RuleList::default(),
+            sieve_after: RuleList::default(),
+            sieve_default: String::new(),
+            sieve_global_dir: String::new(),
+            submission_host: String::new(),
+            sieve_vacation_min_period: DurationSetting(Duration::from_secs(86_400)),
+            sieve_vacation_max_period: DurationSetting(Duration::from_secs(90 * 86_400)),
+            sieve_vacation_default_period: DurationSetting(Duration::from_secs(7 * 86_400)),
+            sieve_max_redirects: 4,
+            sieve_max_actions: 32,
+            sieve_max_script_size: Size(1 << 20),
+            sieve_quota_max_scripts: 100,
+            sieve_quota_max_storage: Size(10 << 20),
         }
     }
 }
@@ -335,10 +394,24 @@ pub struct Config {
     pub imap: ImapService,
     pub pop3: Pop3Service,
     pub lmtp: LmtpService,
+    pub managesieve: ManageSieveService,
     pub http: HttpService,
     pub lmtp_unix_socket: Option<UnixSocketConfig>,
     pub storage: StorageSettings,
     pub cluster: ClusterSettings,
+    /// `[sieve]`, or Pigeonhole's one-line form `sieve = "~/.dovecot.sieve"`.
+    #[serde(deserialize_with = "sieve_table_or_path")]
+    pub sieve: SieveSettings,
+}
+
+fn sieve_table_or_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SieveSettings, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::String(path) => Ok(SieveSettings {
+            sieve: path,
+            ..SieveSettings::default()
+        }),
+        other => SieveSettings::deserialize(other).map_err(serde::de::Error::custom),
+    }
 }
 
 impl Default for Config {
@@ -382,10 +455,12 @@ impl Default for Config {
             imap: ImapService::default(),
             pop3: Pop3Service::default(),
             lmtp: LmtpService::default(),
+            managesieve: ManageSieveService::default(),
             http: HttpService::default(),
             lmtp_unix_socket: None,
             storage: StorageSettings::default(),
             cluster: ClusterSettings::default(),
+            sieve: SieveSettings::default(),
         }
     }
 }
@@ -520,9 +595,9 @@ impl Config {
         self.listen_addrs()?;
         self.http_addr()?;
         for p in &self.protocols.0 {
-            if !matches!(p.as_str(), "imap" | "pop3" | "lmtp") {
+            if !matches!(p.as_str(), "imap" | "pop3" | "lmtp" | "sieve") {
                 return Err(format!(
-                    "protocols: unknown protocol {p:?} (supported: imap pop3 lmtp)"
+                    "protocols: unknown protocol {p:?} (supported: imap pop3 lmtp sieve)"
                 ));
             }
         }

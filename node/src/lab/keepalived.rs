@@ -218,6 +218,15 @@ impl KeepalivedSpec {
         let _ = writeln!(w, "    garp_master_delay 1");
         let _ = writeln!(w, "    garp_master_repeat 3");
         let _ = writeln!(w, "    garp_lower_prio_repeat 3");
+        let _ = writeln!(
+            w,
+            "    # And every second while master: after a partition heals, a client that kept the"
+        );
+        let _ = writeln!(
+            w,
+            "    # old holder's MAC (it missed the announcements behind the cut) finds the address."
+        );
+        let _ = writeln!(w, "    garp_master_refresh 1");
         let _ = writeln!(w, "    higher_prio_send_advert true");
         for state in ["master", "backup", "fault", "stop"] {
             let _ = writeln!(w, "    notify_{state} \"{} notify {state}\"", self.node_cmd);

@@ -20,6 +20,7 @@ pub enum Protocol {
     Imap(Arc<protocols::imap::ImapContext>),
     Pop3(Arc<protocols::pop3::Pop3Context>),
     Lmtp(Arc<protocols::lmtp::LmtpContext>),
+    ManageSieve(Arc<protocols::managesieve::ManageSieveContext>),
 }
 
 impl Protocol {
@@ -29,6 +30,7 @@ impl Protocol {
             Protocol::Imap(ctx) => &ctx.shutdown,
             Protocol::Pop3(ctx) => &ctx.shutdown,
             Protocol::Lmtp(ctx) => &ctx.shutdown,
+            Protocol::ManageSieve(ctx) => &ctx.shutdown,
         }
     }
 
@@ -57,6 +59,9 @@ impl Protocol {
             }
             // LMTP sessions never log in: nothing to kick.
             Protocol::Lmtp(ctx) => protocols::lmtp::serve(stream, conn, ctx.clone()).await,
+            Protocol::ManageSieve(ctx) => {
+                protocols::managesieve::serve(stream, conn, ctx.clone()).await
+            }
         }
     }
 

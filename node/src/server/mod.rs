@@ -6,6 +6,7 @@ mod admin_socket;
 pub mod http;
 mod listen;
 mod protocol_settings;
+mod restart;
 
 use crate::active::{TrackFile, VrrpReport};
 use crate::auth::{AuthSettings, Authenticator};
@@ -85,6 +86,11 @@ pub fn store_config(config: &Config, default_quota: storage::QuotaLimits) -> sto
             storage::store::RECENT_OBJECTS_TOTAL
         },
         min_free_bytes: config.storage.min_free_space.0,
+        // `replicated` durability: clients see this node's writes once a peer holds them, so
+        // none can read a write the cluster loses with this node (invariants 2 and 3).
+        hide_unconfirmed_writes: crate::cluster::enabled(config)
+            && !config.cluster.peers.is_empty()
+            && config.cluster.durability == crate::config::Durability::Replicated,
     }
 }
 
@@ -217,7 +223,11 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         .context("cannot install the metrics recorder")?;
 
     // Replication binds its peer listener here too: before "ready".
-    let replicated = crate::cluster::start(&config, store.clone()).await?;
+    let vrrp = Arc::new(VrrpReport::default());
+    let replicated = crate::cluster::start(&config, store.clone(), vrrp.clone()).await?;
+    if let Some(r) = &replicated {
+        catch_up_before_serving(&r.handle, config.cluster.startup_catch_up_timeout.0).await;
+    }
     let hooks: Arc<dyn ClusterHooks> = match &replicated {
         Some(r) => r.clone(),
         None => Arc::new(Standalone),
@@ -252,6 +262,13 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     let lmtp = Protocol::Lmtp(Arc::new(protocols::lmtp::LmtpContext {
         backend: backend.clone(),
         config: protocol_settings::lmtp(&config, &host),
+        shutdown: shutdown.clone(),
+    }));
+
+    let managesieve = Protocol::ManageSieve(Arc::new(protocols::managesieve::ManageSieveContext {
+        backend: backend.clone(),
+        tls: tls_upgrade.clone(),
+        config: protocol_settings::managesieve(&config),
         shutdown: shutdown.clone(),
     }));
 
@@ -296,6 +313,9 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
         if config.protocol_enabled("lmtp") {
             add("lmtp", config.lmtp.port, None, &lmtp)?;
         }
+        if config.protocol_enabled("sieve") {
+            add("sieve", config.managesieve.port, None, &managesieve)?;
+        }
     }
     let http_listener = if config.http.port != 0 {
         let addr = config.http_addr().map_err(|e| anyhow::anyhow!(e))?;
@@ -338,7 +358,6 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
             tracker.clone(),
         );
     }
-    let vrrp = Arc::new(VrrpReport::default());
     if let Some(l) = http_listener {
         let state = Arc::new(http::HealthState {
             node_id: config.cluster.node_id,
@@ -518,13 +537,46 @@ async fn give_up_role_on_index_failure(
             continue;
         };
         tracing::error!(error = %why, "node: the index failed; giving up the active role \
-            (restart the node once the disk has room: the restart replays the log)");
+            (the node restarts itself once the disk has room: the restart replays the log)");
         if let Some(t) = &track_file {
             t.write(false);
         }
         if let Some(gate) = &raft {
             gate.coordinator().shutdown().await;
         }
+        restart::once_the_disk_has_room(&store, &shutdown).await;
         return;
+    }
+}
+
+/// A node that was down (crashed, stopped, cut off) first pulls what its peers took meanwhile,
+/// then serves: otherwise its clients would read, until replication catches up, UIDs that the
+/// survivors have since given to other messages, or messages expunged there (invariant 2).
+/// Bounded per peer; an unreachable peer (the whole cluster starting) is skipped.
+async fn catch_up_before_serving(handle: &replication::Handle, budget: std::time::Duration) {
+    if budget.is_zero() {
+        return;
+    }
+    let report = handle.catch_up(budget).await;
+    tracing::info!(
+        records = report.records(),
+        "replication: caught up with the peers before serving: {report}"
+    );
+    // And the other way: what this node wrote but no peer holds (a tail it committed just
+    // before it went down) goes out first, so the active node will not give its UIDs away.
+    let shipped = handle.wait_own_records_shipped(budget).await;
+    if shipped.unshipped.is_empty() {
+        tracing::info!(
+            users = shipped.users,
+            seconds = shipped.seconds,
+            "replication: every record this node wrote is on a peer"
+        );
+    } else {
+        tracing::warn!(
+            users = shipped.users,
+            seconds = shipped.seconds,
+            unshipped = ?shipped.unshipped,
+            "replication: serving although no peer acknowledged all of these users' records yet (peers unreachable?)"
+        );
     }
 }

@@ -33,7 +33,51 @@ pub fn lmtp(config: &Config, hostname: &str) -> LmtpConfig {
         recipient_delimiter: config.recipient_delimiter.clone(),
         save_to_detail_mailbox: config.lmtp_save_to_detail_mailbox,
         dedupe_window: config.storage.delivery_dedupe_window.0,
+        sieve: sieve(config),
         ..Default::default()
+    }
+}
+
+/// The user's active script: `sieve`, or with ManageSieve on, Pigeonhole's default path (where
+/// SETACTIVE puts its link).
+fn active_script(config: &Config) -> String {
+    if config.sieve.sieve.is_empty() && config.protocol_enabled("sieve") {
+        "~/.dovecot.sieve".into()
+    } else {
+        config.sieve.sieve.clone()
+    }
+}
+
+pub fn managesieve(config: &Config) -> protocols::managesieve::ManageSieveConfig {
+    let s = &config.sieve;
+    protocols::managesieve::ManageSieveConfig {
+        auth_mechanisms: config.auth_mechanisms.0.clone(),
+        active_path: active_script(config),
+        script_dir: s.sieve_dir.clone(),
+        max_scripts: s.sieve_quota_max_scripts as usize,
+        max_storage: s.sieve_quota_max_storage.0,
+        max_script_size: s.sieve_max_script_size.0,
+        max_redirects: s.sieve_max_redirects as usize,
+        ..Default::default()
+    }
+}
+
+fn sieve(config: &Config) -> protocols::lmtp::SieveConfig {
+    let s = &config.sieve;
+    protocols::lmtp::SieveConfig {
+        script: active_script(config),
+        dir: s.sieve_dir.clone(),
+        before: s.sieve_before.0.clone(),
+        after: s.sieve_after.0.clone(),
+        default: s.sieve_default.clone(),
+        global_dir: s.sieve_global_dir.clone(),
+        submission_host: s.submission_host.clone(),
+        vacation_min_period: s.sieve_vacation_min_period.0,
+        vacation_max_period: s.sieve_vacation_max_period.0,
+        vacation_default_period: s.sieve_vacation_default_period.0,
+        max_redirects: s.sieve_max_redirects as usize,
+        max_actions: s.sieve_max_actions as usize,
+        max_script_size: s.sieve_max_script_size.0,
     }
 }
 
@@ -112,5 +156,29 @@ mod tests {
         assert_eq!(i.max_line_length, 128 << 10);
         assert_eq!(i.max_literal_size, 20 << 20);
         assert_eq!(i.auth_mechanisms, vec!["plain"]);
+    }
+
+    #[test]
+    fn sieve_keys_reach_lmtp() {
+        let off = lmtp(&Config::default(), "mx");
+        assert!(!off.sieve.enabled());
+        let c = parse(
+            "[sieve]\nsieve = \"~/.dovecot.sieve\"\nsieve_before = [\"/etc/sieve/a.sieve\", \"/etc/sieve/b.sieve\"]\n\
+             sieve_default = \"/etc/sieve/default.sieve\"\nsubmission_host = \"127.0.0.1:25\"\n\
+             sieve_vacation_min_period = \"1h\"\nsieve_max_redirects = 2\n",
+        );
+        let s = lmtp(&c, "mx").sieve;
+        assert!(s.enabled());
+        assert_eq!(s.script, "~/.dovecot.sieve");
+        assert_eq!(s.before.len(), 2);
+        assert_eq!(s.default, "/etc/sieve/default.sieve");
+        assert_eq!(s.submission_host, "127.0.0.1:25");
+        assert_eq!(s.vacation_min_period, std::time::Duration::from_secs(3600));
+        assert_eq!(s.max_redirects, 2);
+        // Pigeonhole's one-line form.
+        let c = parse("sieve = \"~/.dovecot.sieve\"\n");
+        assert_eq!(lmtp(&c, "mx").sieve.script, "~/.dovecot.sieve");
+        let err = parse_str("sieve_before = \"/x\"\n", Path::new("node.toml")).unwrap_err();
+        assert!(err.to_string().contains("[sieve]"), "{err}");
     }
 }

@@ -29,6 +29,9 @@ pub struct ImapConfig {
     /// this order (names as Dovecot spells them, any case). Names we do not implement are left
     /// out; LOGIN the command is not a SASL mechanism and stays available.
     pub auth_mechanisms: Vec<String>,
+    /// Most keywords one mailbox may have: a STORE or APPEND that would make more is refused
+    /// with NO [LIMIT], and PERMANENTFLAGS drops `\*` once the limit is reached.
+    pub max_keywords: usize,
 }
 
 impl Default for ImapConfig {
@@ -43,6 +46,7 @@ impl Default for ImapConfig {
             greeting: "Dovecot-compatible ready.".to_string(),
             capability_extra: Vec::new(),
             auth_mechanisms: vec!["plain".to_string(), "login".to_string()],
+            max_keywords: 256,
         }
     }
 }

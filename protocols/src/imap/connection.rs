@@ -48,6 +48,7 @@ pub async fn serve(stream: BoxStream, conn: ConnInfo, ctx: Arc<ImapContext>) {
         bytes_out: 0,
         end_reason: None,
         pending_close: false,
+        compressed: false,
         current_tag: String::new(),
         span: span.clone(),
     };
@@ -118,11 +119,20 @@ impl Session {
                 tag.as_deref(),
                 Done::Bad("Error in IMAP command received by server: Too long argument.".into()),
             ),
-            Frame::Command(msg) => match parse::parse(&msg) {
+            Frame::Command(msg) => match parse::parse(&self.expand_saved(msg)) {
                 Ok(req) => self.command(req).await,
                 Err(e) => self.finish(e.tag.as_deref(), Done::Bad(e.text)),
             },
         }
+    }
+
+    /// SEARCHRES: `$` written out as the saved result (see [`super::searchres`]).
+    fn expand_saved(&self, msg: Vec<u8>) -> Vec<u8> {
+        let Some(sel) = self.sel.as_ref() else {
+            return msg;
+        };
+        let seq_of = |u: u32| sel.index_of_uid(u).map(|i| i as u32 + 1);
+        super::searchres::substitute(&msg, &sel.saved, &seq_of).unwrap_or(msg)
     }
 
     fn literal_too_large(&self, size: u64) -> RespText {
@@ -173,6 +183,9 @@ impl Session {
         if self.state == State::Selected && !self.pending_close && !matches!(done, Done::Bad(_)) {
             if let Err(d) = self.sync(allow_expunge).await {
                 tracing::warn!("mailbox update failed: {d:?}");
+            }
+            if let Err(d) = commands::update_contexts(self).await {
+                tracing::warn!("search context update failed: {d:?}");
             }
         }
         let done = self.finish(Some(&tag), done);

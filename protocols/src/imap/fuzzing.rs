@@ -16,6 +16,14 @@ pub fn exercise(data: &[u8]) {
                 let _ = super::parse::parse(&msg);
                 let _ = super::lexer::tokenize(&msg);
                 let _ = super::mutf7::decode(&msg);
+                // CATENATE's IMAP URLs.
+                let _ = super::url::parse(&String::from_utf8_lossy(&msg));
+                // SEARCHRES: `$` written out, then parsed like any command.
+                let saved = [1, 5, 9];
+                let seq_of = |u: u32| u.checked_sub(1);
+                if let Some(m) = super::searchres::substitute(&msg, &saved, &seq_of) {
+                    let _ = super::parse::parse(&m);
+                }
             }
         }
         assert!(

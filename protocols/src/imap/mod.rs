@@ -27,11 +27,17 @@ pub mod parse;
 pub mod recent;
 mod reply;
 pub mod response;
+pub mod searchres;
 mod selected;
 pub mod session;
+pub mod url;
 
 pub use config::{ImapConfig, ImapContext};
 pub use connection::serve;
 
+#[cfg(test)]
+mod extension_tests;
+#[cfg(test)]
+mod keyword_tests;
 #[cfg(test)]
 mod tests;

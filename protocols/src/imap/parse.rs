@@ -31,7 +31,35 @@ pub enum Kind {
     /// codec-parsed Search or Sort body.
     SearchReturn {
         options: Vec<String>,
+        /// `PARTIAL first:last` (RFC 9394): positions in the result, 1-based; negative ones
+        /// count from the end. Both have the same sign; `first` is the nearer to that end.
+        partial: Option<(i64, i64)>,
         body: CommandBody<'static>,
+    },
+    /// CANCELUPDATE (RFC 5267): the tags of the searches whose updates end.
+    CancelUpdate(Vec<String>),
+    /// UNAUTHENTICATE (RFC 8437).
+    Unauthenticate,
+    /// REPLACE / UID REPLACE (RFC 8508): the message number and the APPEND it amounts to
+    /// (parsed by imap-codec as one).
+    Replace {
+        uid: bool,
+        num: u32,
+        append: CommandBody<'static>,
+    },
+    /// FETCH with items imap-codec does not know (OBJECTID's EMAILID and THREADID, PREVIEW):
+    /// they are cut out and the rest parsed by imap-codec. `hide_uid`: nothing else was
+    /// asked, so UID stood in for the list and is not to be answered (unless UID FETCH).
+    FetchExt {
+        body: CommandBody<'static>,
+        extra: Vec<ExtraItem>,
+        hide_uid: bool,
+    },
+    /// STATUS asking MAILBOXID (RFC 8474), cut out and the rest parsed by imap-codec;
+    /// `only`: it was the only item (MESSAGES stood in and is not to be answered).
+    StatusMailboxId {
+        body: CommandBody<'static>,
+        only: bool,
     },
     /// APPEND with more than one message (RFC 3502 MULTIAPPEND); each message's part was
     /// parsed by imap-codec as a one-message APPEND.
@@ -39,11 +67,39 @@ pub enum Kind {
         mailbox: Mailbox<'static>,
         messages: Vec<AppendMessage>,
     },
+    /// APPEND with CATENATE (RFC 4469) in any of its messages (MULTIAPPEND included).
+    Catenate {
+        mailbox: Mailbox<'static>,
+        messages: Vec<CatMessage>,
+    },
     /// CREATE with a USE list (RFC 6154 CREATE-SPECIAL-USE).
     CreateUse {
         mailbox: Vec<u8>,
         special_use: Vec<SpecialUse>,
     },
+}
+
+/// A FETCH item imap-codec does not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtraItem {
+    EmailId,
+    ThreadId,
+    Preview,
+}
+
+/// One message of a CATENATE APPEND: its flags, date and parts in order.
+#[derive(Debug)]
+pub struct CatMessage {
+    pub flags: Vec<Flag<'static>>,
+    pub date: Option<DateTime>,
+    pub parts: Vec<CatPart>,
+}
+
+/// A CATENATE part: text given, or an IMAP URL naming (part of) a stored message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CatPart {
+    Text(Vec<u8>),
+    Url(String),
 }
 
 /// One message of a MULTIAPPEND.
@@ -195,6 +251,70 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
             if is_sort { "SORT" } else { "SEARCH" },
         );
     }
+    if toks.get(search_at).is_some_and(|t| t.atom_eq("REPLACE")) {
+        let invalid = || bad(msg, "Error in IMAP command REPLACE: Invalid arguments.");
+        let num = match toks.get(search_at + 1).map(|t| &t.tok) {
+            Some(Tok::Atom(n)) if n.bytes().all(|c| c.is_ascii_digit()) => n
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(invalid)?,
+            _ => return Err(invalid()),
+        };
+        let rest = toks.get(search_at + 2).ok_or_else(invalid)?;
+        let mut one = b"x APPEND ".to_vec();
+        one.extend_from_slice(msg.get(rest.start..).unwrap_or_default());
+        return match codec_parse(&one) {
+            Ok(append @ CommandBody::Append { .. }) => Ok(Some(Kind::Replace {
+                uid: search_at == 2,
+                num,
+                append,
+            })),
+            _ => Err(invalid()),
+        };
+    }
+    if cmd.atom_eq("UNAUTHENTICATE") {
+        if toks.len() != 2 {
+            return Err(bad(
+                msg,
+                "Error in IMAP command UNAUTHENTICATE: Invalid arguments.",
+            ));
+        }
+        return Ok(Some(Kind::Unauthenticate));
+    }
+    if cmd.atom_eq("CANCELUPDATE") {
+        let invalid = || {
+            bad(
+                msg,
+                "Error in IMAP command CANCELUPDATE: Invalid arguments.",
+            )
+        };
+        let tags = toks
+            .get(2..)
+            .unwrap_or_default()
+            .iter()
+            .map(|t| match &t.tok {
+                Tok::Str(b) => String::from_utf8(b.clone()).ok(),
+                _ => None,
+            })
+            .collect::<Option<Vec<String>>>()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(invalid)?;
+        return Ok(Some(Kind::CancelUpdate(tags)));
+    }
+    if toks.get(search_at).is_some_and(|t| t.atom_eq("FETCH")) {
+        if let Some(kind) = fetch_ext(msg, toks, search_at)? {
+            return Ok(Some(kind));
+        }
+    }
+    if cmd.atom_eq("STATUS") {
+        if let Some(kind) = status_mailboxid(msg, toks)? {
+            return Ok(Some(kind));
+        }
+    }
+    if cmd.atom_eq("APPEND") && toks.iter().any(|t| t.atom_eq("CATENATE")) {
+        return catenate(msg, toks).map(Some);
+    }
     if cmd.atom_eq("APPEND") {
         if let Some(kind) = multi_append(msg, toks)? {
             return Ok(Some(kind));
@@ -225,18 +345,34 @@ fn search_return(
         return Err(invalid());
     }
     let mut options = Vec::new();
+    let mut partial = None;
     let mut i = open + 1;
     loop {
         match toks.get(i).map(|t| &t.tok) {
             Some(Tok::Close) => break,
+            Some(Tok::Atom(a)) if a.eq_ignore_ascii_case("PARTIAL") => {
+                i += 1;
+                let range = match toks.get(i).map(|t| &t.tok) {
+                    Some(Tok::Atom(r)) => partial_range(r),
+                    _ => None,
+                };
+                if partial.is_some() || range.is_none() {
+                    return Err(bad(
+                        msg,
+                        &format!("Error in IMAP command {name}: Invalid PARTIAL range."),
+                    ));
+                }
+                partial = range;
+            }
             Some(Tok::Atom(a)) => options.push(a.to_ascii_uppercase()),
             _ => return Err(invalid()),
         }
         i += 1;
     }
     for o in &options {
-        // SAVE (SEARCHRES, RFC 5182) is not offered.
-        if !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT") {
+        // SAVE (SEARCHRES, RFC 5182) is SEARCH's only.
+        let save = o == "SAVE" && name == "SEARCH";
+        if !save && !matches!(o.as_str(), "MIN" | "MAX" | "ALL" | "COUNT" | "UPDATE") {
             return Err(bad(
                 msg,
                 &format!("Error in IMAP command {name}: Unknown RETURN option {o}."),
@@ -252,7 +388,153 @@ fn search_return(
     let tail = tail.strip_prefix(b" ").unwrap_or(tail);
     rest.extend_from_slice(tail);
     let body = codec_parse(&rest)?;
-    Ok(Some(Kind::SearchReturn { options, body }))
+    Ok(Some(Kind::SearchReturn {
+        options,
+        partial,
+        body,
+    }))
+}
+
+/// `msg` without the byte ranges `cut` (sorted, disjoint), each with one space beside it.
+fn without(msg: &[u8], cut: &[(usize, usize)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len());
+    let mut last = 0;
+    for &(a, b) in cut {
+        let (mut a, mut b) = (a.max(last), b);
+        if msg.get(b) == Some(&b' ') {
+            b += 1;
+        } else if a > last && msg.get(a - 1) == Some(&b' ') {
+            a -= 1;
+        }
+        out.extend_from_slice(msg.get(last..a).unwrap_or_default());
+        last = b;
+    }
+    out.extend_from_slice(msg.get(last..).unwrap_or_default());
+    out
+}
+
+/// `FETCH set items` whose items name EMAILID, THREADID or PREVIEW (with PREVIEW's
+/// `(LAZY)`); Ok(None) when they name none.
+fn fetch_ext(msg: &[u8], toks: &[Token], at: usize) -> Result<Option<Kind>, ParseError> {
+    let extra_of = |t: &Token| match &t.tok {
+        Tok::Atom(a) if a.eq_ignore_ascii_case("EMAILID") => Some(ExtraItem::EmailId),
+        Tok::Atom(a) if a.eq_ignore_ascii_case("THREADID") => Some(ExtraItem::ThreadId),
+        Tok::Atom(a) if a.eq_ignore_ascii_case("PREVIEW") => Some(ExtraItem::Preview),
+        _ => None,
+    };
+    let first = at + 2;
+    let mut extra = Vec::new();
+    let mut cut = Vec::new();
+    let (mut i, list) = match toks.get(first).map(|t| &t.tok) {
+        Some(Tok::Open) => (first + 1, true),
+        Some(Tok::Atom(_)) => (first, false),
+        _ => return Ok(None),
+    };
+    let mut depth = 0usize;
+    let mut items_left = 0usize;
+    while let Some(t) = toks.get(i) {
+        match &t.tok {
+            Tok::Open => depth += 1,
+            Tok::Close if depth == 0 => break,
+            Tok::Close => depth -= 1,
+            _ if depth == 0 => {
+                if let Some(x) = extra_of(t) {
+                    let mut end = t.end;
+                    // PREVIEW (LAZY): the modifier goes with it.
+                    if x == ExtraItem::Preview
+                        && toks.get(i + 1).map(|t| &t.tok) == Some(&Tok::Open)
+                        && toks.get(i + 2).is_some_and(|t| t.atom_eq("LAZY"))
+                        && toks.get(i + 3).map(|t| &t.tok) == Some(&Tok::Close)
+                    {
+                        end = toks.get(i + 3).map_or(end, |c| c.end);
+                        i += 3;
+                    }
+                    extra.push(x);
+                    cut.push((t.start, end));
+                } else {
+                    items_left += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+        if !list && depth == 0 {
+            break;
+        }
+    }
+    if extra.is_empty() {
+        return Ok(None);
+    }
+    let hide_uid = items_left == 0;
+    let rewritten = if hide_uid {
+        // Nothing else asked: UID stands in for the whole item list.
+        let (Some(a), end) = (
+            toks.get(first),
+            if list { toks.get(i) } else { toks.get(first) },
+        ) else {
+            return Ok(None);
+        };
+        let end = end.map_or(a.end, |t| t.end);
+        let mut m = msg.get(..a.start).unwrap_or_default().to_vec();
+        m.extend_from_slice(b"UID");
+        m.extend_from_slice(msg.get(end..).unwrap_or_default());
+        m
+    } else {
+        without(msg, &cut)
+    };
+    let body = codec_parse(&rewritten)?;
+    Ok(Some(Kind::FetchExt {
+        body,
+        extra,
+        hide_uid,
+    }))
+}
+
+/// `STATUS mailbox (items)` with MAILBOXID among the items; Ok(None) without it.
+fn status_mailboxid(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
+    if toks.get(3).map(|t| &t.tok) != Some(&Tok::Open) {
+        return Ok(None);
+    }
+    let items: Vec<&Token> = toks
+        .get(4..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|t| t.tok != Tok::Close)
+        .collect();
+    let Some(m) = items.iter().find(|t| t.atom_eq("MAILBOXID")) else {
+        return Ok(None);
+    };
+    let only = items.len() == 1;
+    let rewritten = if only {
+        let mut v = msg.get(..m.start).unwrap_or_default().to_vec();
+        v.extend_from_slice(b"MESSAGES");
+        v.extend_from_slice(msg.get(m.end..).unwrap_or_default());
+        v
+    } else {
+        without(msg, &[(m.start, m.end)])
+    };
+    let body = codec_parse(&rewritten)?;
+    Ok(Some(Kind::StatusMailboxId { body, only }))
+}
+
+/// A PARTIAL range (RFC 9394): `a:b` of non-zero 32-bit numbers of one sign, `*` not
+/// allowed; returned with the end nearer the result's start (or end, when negative) first.
+pub fn partial_range(r: &str) -> Option<(i64, i64)> {
+    let (a, b) = r.split_once(':')?;
+    let num = |x: &str| -> Option<i64> {
+        let digits = x.strip_prefix('-').unwrap_or(x);
+        if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        x.parse::<i64>()
+            .ok()
+            .filter(|n| *n != 0 && n.unsigned_abs() <= u64::from(u32::MAX))
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    if (a < 0) != (b < 0) {
+        return None;
+    }
+    Some(if a.abs() <= b.abs() { (a, b) } else { (b, a) })
 }
 
 /// `CREATE name (USE (attrs))` (RFC 6154 CREATE-SPECIAL-USE).
@@ -355,6 +637,101 @@ fn multi_append(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> 
         }
     }
     Ok(name.map(|mailbox| Kind::MultiAppend { mailbox, messages }))
+}
+
+/// APPEND with CATENATE (RFC 4469): per message `[flags] [date]` then a literal or
+/// `CATENATE (TEXT literal / URL astring ...)`. Flags and date are read by imap-codec from a
+/// one-message APPEND made of them.
+fn catenate(msg: &[u8], toks: &[Token]) -> Result<Kind, ParseError> {
+    let invalid = || bad(msg, "Error in IMAP command APPEND: Invalid arguments.");
+    let mb = toks.get(2).ok_or_else(invalid)?;
+    let mailbox_src = msg.get(mb.start..mb.end).ok_or_else(invalid)?;
+    let is_literal = |t: &Token| {
+        matches!(t.tok, Tok::Str(_)) && msg.get(t.start).is_some_and(|b| b"{~".contains(b))
+    };
+    let mut messages = Vec::new();
+    let mut mailbox = None;
+    let mut i = 3;
+    while let Some(first) = toks.get(i) {
+        if first.tok == Tok::Open {
+            i += 1;
+            while toks.get(i).is_some_and(|t| matches!(t.tok, Tok::Atom(_))) {
+                i += 1;
+            }
+            if toks.get(i).map(|t| &t.tok) != Some(&Tok::Close) {
+                return Err(invalid());
+            }
+            i += 1;
+        }
+        if toks
+            .get(i)
+            .is_some_and(|t| matches!(t.tok, Tok::Str(_)) && !is_literal(t))
+        {
+            i += 1;
+        }
+        let body_at = toks.get(i).ok_or_else(invalid)?;
+        // Flags and date: imap-codec reads them from `APPEND mailbox <them> {1} x`.
+        let mut one = b"x APPEND ".to_vec();
+        one.extend_from_slice(mailbox_src);
+        one.push(b' ');
+        one.extend_from_slice(msg.get(first.start..body_at.start).unwrap_or_default());
+        one.extend_from_slice(b"{1}\r\nx\r\n");
+        let (flags, date) = match codec_parse(&one)? {
+            CommandBody::Append {
+                mailbox: m,
+                flags,
+                date,
+                ..
+            } => {
+                mailbox.get_or_insert(m);
+                (flags, date)
+            }
+            _ => return Err(invalid()),
+        };
+        let mut parts = Vec::new();
+        if is_literal(body_at) {
+            if let Tok::Str(b) = &body_at.tok {
+                parts.push(CatPart::Text(b.clone()));
+            }
+            i += 1;
+        } else if body_at.atom_eq("CATENATE") {
+            i += 1;
+            if toks.get(i).map(|t| &t.tok) != Some(&Tok::Open) {
+                return Err(invalid());
+            }
+            i += 1;
+            loop {
+                if toks.get(i).map(|t| &t.tok) == Some(&Tok::Close) {
+                    i += 1;
+                    break;
+                }
+                let (Some(kind), Some(val)) = (toks.get(i), toks.get(i + 1)) else {
+                    return Err(invalid());
+                };
+                match (&val.tok, kind.atom_eq("TEXT"), kind.atom_eq("URL")) {
+                    (Tok::Str(b), true, _) if is_literal(val) => {
+                        parts.push(CatPart::Text(b.clone()))
+                    }
+                    (Tok::Str(b), _, true) => parts.push(CatPart::Url(
+                        String::from_utf8(b.clone()).map_err(|_| invalid())?,
+                    )),
+                    (Tok::Atom(a), _, true) => parts.push(CatPart::Url(a.clone())),
+                    _ => return Err(invalid()),
+                }
+                i += 2;
+            }
+            if parts.is_empty() {
+                return Err(invalid());
+            }
+        } else {
+            return Err(invalid());
+        }
+        messages.push(CatMessage { flags, date, parts });
+    }
+    match mailbox {
+        Some(mailbox) if !messages.is_empty() => Ok(Kind::Catenate { mailbox, messages }),
+        _ => Err(invalid()),
+    }
 }
 
 pub fn special_use_of(a: &str) -> Option<SpecialUse> {
@@ -510,19 +887,111 @@ mod tests {
     #[test]
     fn search_return_and_create_use() {
         let r = parse(b"s UID SEARCH RETURN (MIN COUNT) UNSEEN\r\n").unwrap();
-        let Kind::SearchReturn { options, body } = r.kind else {
+        let Kind::SearchReturn { options, body, .. } = r.kind else {
             panic!()
         };
         assert_eq!(options, vec!["MIN", "COUNT"]);
         assert!(matches!(body, CommandBody::Search { uid: true, .. }));
         let r = parse(b"s SORT RETURN (ALL) (REVERSE DATE) UTF-8 ALL\r\n").unwrap();
-        let Kind::SearchReturn { options, body } = r.kind else {
+        let Kind::SearchReturn { options, body, .. } = r.kind else {
             panic!()
         };
         assert_eq!(options, vec!["ALL"]);
         assert!(matches!(body, CommandBody::Sort { uid: false, .. }));
-        let e = parse(b"s SORT RETURN (PARTIAL 1:2) (DATE) UTF-8 ALL\r\n").unwrap_err();
+        let e = parse(b"s SORT RETURN (SAVE) (DATE) UTF-8 ALL\r\n").unwrap_err();
         assert!(e.text.text.contains("IMAP command SORT: "), "{:?}", e.text);
+        let r = parse(b"s SORT RETURN (PARTIAL 4:2 UPDATE) (DATE) UTF-8 ALL\r\n").unwrap();
+        let Kind::SearchReturn {
+            options, partial, ..
+        } = r.kind
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (options, partial),
+            (vec!["UPDATE".to_string()], Some((2, 4)))
+        );
+        for bad_range in ["1", "1:*", "*:1", "0:3", "-1:2", "1:4294967296"] {
+            let cmd = format!("s SEARCH RETURN (PARTIAL {bad_range}) ALL\r\n");
+            assert!(parse(cmd.as_bytes()).is_err(), "{bad_range}");
+        }
+        assert_eq!(partial_range("-5:-1"), Some((-1, -5)));
+        let r = parse(b"c CANCELUPDATE \"a1\" \"b2\"\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::CancelUpdate(t) if t == ["a1", "b2"]));
+        assert!(parse(b"c CANCELUPDATE a1\r\n").is_err());
+        assert!(matches!(
+            parse(b"u unauthenticate\r\n").unwrap().kind,
+            Kind::Unauthenticate
+        ));
+        assert!(parse(b"u UNAUTHENTICATE x\r\n").is_err());
+        let r = parse(b"r UID REPLACE 7 Drafts (\\Draft) {2}\r\nhi\r\n").unwrap();
+        assert!(matches!(
+            r.kind,
+            Kind::Replace {
+                uid: true,
+                num: 7,
+                ..
+            }
+        ));
+        assert!(parse(b"r REPLACE 1:2 Drafts {2}\r\nhi\r\n").is_err());
+        assert!(parse(b"r REPLACE 0 Drafts {2}\r\nhi\r\n").is_err());
+        assert!(parse(b"r REPLACE 1 Drafts\r\n").is_err());
+        let r = parse(
+            b"a APPEND Box (\\Seen) CATENATE (URL \"/INBOX/;uid=1/;section=header\" TEXT {3}\r\nabc) {2}\r\nhi\r\n",
+        )
+        .unwrap();
+        let Kind::Catenate { messages, .. } = r.kind else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].flags.len(), 1);
+        assert_eq!(
+            messages[0].parts,
+            [
+                CatPart::Url("/INBOX/;uid=1/;section=header".into()),
+                CatPart::Text(b"abc".to_vec())
+            ]
+        );
+        assert_eq!(messages[1].parts, [CatPart::Text(b"hi".to_vec())]);
+        for bad_cmd in [
+            &b"a APPEND Box CATENATE ()\r\n"[..],
+            b"a APPEND Box CATENATE (TEXT \"quoted\")\r\n",
+            b"a APPEND Box CATENATE (URL)\r\n",
+            b"a APPEND Box CATENATE TEXT {1}\r\nx\r\n",
+        ] {
+            assert!(
+                parse(bad_cmd).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad_cmd)
+            );
+        }
+        let r = parse(b"f FETCH 1:* (FLAGS EMAILID PREVIEW (LAZY) THREADID BODY[HEADER.FIELDS (PREVIEW)])\r\n").unwrap();
+        let Kind::FetchExt {
+            extra,
+            hide_uid,
+            body,
+        } = r.kind
+        else {
+            panic!()
+        };
+        assert_eq!(
+            extra,
+            [ExtraItem::EmailId, ExtraItem::Preview, ExtraItem::ThreadId]
+        );
+        assert!(!hide_uid);
+        assert!(matches!(body, CommandBody::Fetch { .. }));
+        let r = parse(b"f UID FETCH 1 EMAILID\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::FetchExt { hide_uid: true, .. }));
+        let r = parse(b"f FETCH 1 (PREVIEW) (CHANGEDSINCE 4)\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::FetchExt { hide_uid: true, .. }));
+        assert!(matches!(
+            parse(b"f FETCH 1 (FLAGS)\r\n").unwrap().kind,
+            Kind::Codec(_)
+        ));
+        let r = parse(b"s STATUS INBOX (MESSAGES MAILBOXID)\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::StatusMailboxId { only: false, .. }));
+        let r = parse(b"s STATUS INBOX (MAILBOXID)\r\n").unwrap();
+        assert!(matches!(r.kind, Kind::StatusMailboxId { only: true, .. }));
         let r = parse(b"c CREATE Spam (USE (\\Junk))\r\n").unwrap();
         assert!(matches!(r.kind, Kind::CreateUse { .. }));
         let e = parse(b"c CREATE Spam (USE (\\Bogus))\r\n").unwrap_err();

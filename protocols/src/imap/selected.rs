@@ -2,10 +2,45 @@
 //! bookkeeping that decides what the client is told when they change.
 
 use super::changes::{Changes, MailboxShare};
+use super::response::{Code, RespText};
 use super::response::{FetchItem, Untagged};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use storage::MessageMeta;
+use storage::{Flag, Flags, MessageMeta};
+
+/// The system flags every mailbox has.
+pub(crate) const SYSTEM_FLAGS: [&str; 5] =
+    ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+
+/// The keywords among `flags`.
+pub(crate) fn keywords_of(flags: &Flags) -> impl Iterator<Item = &str> {
+    flags.iter().filter_map(|f| match f {
+        Flag::Keyword(k) => Some(k.as_str()),
+        _ => None,
+    })
+}
+
+/// `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` for a mailbox whose keywords are
+/// `keywords` (RFC 9051 7.3.5): `\*` (new keywords may be made) only while fewer than
+/// `max_keywords` exist, so a client at the limit is told before its STORE fails.
+pub(crate) fn flags_announcement(
+    keywords: &BTreeSet<String>,
+    read_only: bool,
+    max_keywords: usize,
+) -> [Untagged<'static>; 2] {
+    let mut flags: Vec<String> = SYSTEM_FLAGS.iter().map(|f| f.to_string()).collect();
+    flags.extend(keywords.iter().cloned());
+    let list = Untagged::Flags(flags.iter().map(|f| f.clone().into()).collect());
+    let permanent = if read_only {
+        RespText::coded(Code::PermanentFlags(Vec::new()), "Read-only mailbox.")
+    } else {
+        if keywords.len() < max_keywords {
+            flags.push("\\*".into());
+        }
+        RespText::coded(Code::PermanentFlags(flags), "Flags permitted.")
+    };
+    [list, Untagged::Ok(permanent)]
+}
 
 /// One message of the session's snapshot of the selected mailbox.
 #[derive(Clone, Debug)]
@@ -35,13 +70,42 @@ pub(crate) struct Selected {
     pub synced_version: Option<u64>,
     /// Answers to "what changed since" shared with the other sessions of this mailbox.
     pub share: Arc<MailboxShare>,
+    /// SEARCHRES (RFC 5182): the UIDs `SEARCH RETURN (SAVE)` saved, which `$` names.
+    pub saved: Vec<u32>,
+    /// Searches whose results are kept up to date (RFC 5267 UPDATE); they end with the
+    /// selection.
+    pub contexts: Vec<SearchContext>,
+    /// (messages, last UID, highest message modseq) when the contexts were last evaluated.
+    pub contexts_seen: (usize, u32, u64),
+    /// The keywords this client was told of in FLAGS: every keyword any message of the
+    /// snapshot has is here before a FETCH shows it (RFC 9051 7.3.5).
+    pub keywords: BTreeSet<String>,
 }
+
+/// A search or sort whose result the client is kept told of (RFC 5267 CONTEXT=SEARCH,
+/// CONTEXT=SORT).
+#[derive(Debug)]
+pub(crate) struct SearchContext {
+    /// The tag of the command that made it: its ESEARCH updates carry it.
+    pub tag: String,
+    pub uid: bool,
+    pub key: crate::imap::message::SearchKey,
+    /// SORT's criteria; None for SEARCH.
+    pub sort: Option<Vec<imap_codec::imap_types::extensions::sort::SortCriterion>>,
+    /// The result's UIDs: ascending for SEARCH, in sort order for SORT.
+    pub result: Vec<u32>,
+}
+
+/// A context's REMOVEFROM: its tag, whether it reports UIDs, and (position, numbers) pairs.
+pub(crate) type ContextRemoval = (String, bool, Vec<(u32, Vec<u32>)>);
 
 /// What [`Selected::take_in`] found: how many messages are new, and which UIDs' flags (or
 /// modseqs) changed.
 pub(crate) struct TakenIn {
     pub added: usize,
     pub flag_changed: BTreeSet<u32>,
+    /// Keywords the client was not told of yet came in: FLAGS must go out first.
+    pub new_keywords: bool,
 }
 
 impl Selected {
@@ -57,6 +121,19 @@ impl Selected {
         self.msgs.last().map_or(0, |m| m.meta.uid)
     }
 
+    /// Adds the keywords of `flags` the client has not been told of; true when any was new
+    /// (the caller then sends [`flags_announcement`] before showing them).
+    pub fn learn_keywords(&mut self, flags: &Flags) -> bool {
+        let mut grew = false;
+        for k in keywords_of(flags) {
+            if !self.keywords.contains(k) {
+                self.keywords.insert(k.to_string());
+                grew = true;
+            }
+        }
+        grew
+    }
+
     /// Takes other sessions' changes into the snapshot: new entries for changed messages, new
     /// messages appended (recent when their UID is above `recent_above`), expunges held back
     /// in `pending_expunge` until they may be announced. With `condstore` a modseq change
@@ -66,8 +143,10 @@ impl Selected {
         let mut taken = TakenIn {
             added: 0,
             flag_changed: BTreeSet::new(),
+            new_keywords: false,
         };
         for meta in &changes.changed {
+            taken.new_keywords |= self.learn_keywords(&meta.flags);
             if let Some(m) = self
                 .index_of_uid(meta.uid)
                 .and_then(|i| self.msgs.get_mut(i))
@@ -91,6 +170,70 @@ impl Selected {
         }
         self.modseq_seen = self.modseq_seen.max(changes.highestmodseq);
         taken
+    }
+
+    /// The (messages, last UID, highest modseq) signature of the snapshot: when it is unchanged
+    /// no context result can have changed.
+    pub fn signature(&self) -> (usize, u32, u64) {
+        let modseq = self.msgs.iter().map(|m| m.meta.modseq).max().unwrap_or(0);
+        (self.msgs.len(), self.last_uid(), modseq)
+    }
+
+    /// ESEARCH REMOVEFROM for the context results that hold UIDs of `gone`, with the
+    /// sequence numbers as they stand before the EXPUNGE responses that must follow
+    /// (RFC 5267 4.3); the UIDs leave the results.
+    pub fn contexts_expunged(&mut self, gone: &[u32]) -> Vec<ContextRemoval> {
+        let mut out = Vec::new();
+        if self.contexts.is_empty() {
+            return out;
+        }
+        let gone: BTreeSet<u32> = gone.iter().copied().collect();
+        for c in &mut self.contexts {
+            let mut pairs = Vec::new();
+            if c.sort.is_none() {
+                let nums: Vec<u32> = c
+                    .result
+                    .iter()
+                    .filter(|u| gone.contains(u))
+                    .filter_map(|&u| {
+                        if c.uid {
+                            Some(u)
+                        } else {
+                            self.msgs
+                                .binary_search_by_key(&u, |m| m.meta.uid)
+                                .ok()
+                                .map(|i| i as u32 + 1)
+                        }
+                    })
+                    .collect();
+                if !nums.is_empty() {
+                    pairs.push((0, nums));
+                }
+            } else {
+                // One pair per message, last position first, so each applies in turn.
+                for (pos, &u) in c.result.iter().enumerate().rev() {
+                    if !gone.contains(&u) {
+                        continue;
+                    }
+                    let num = if c.uid {
+                        Some(u)
+                    } else {
+                        self.msgs
+                            .binary_search_by_key(&u, |m| m.meta.uid)
+                            .ok()
+                            .map(|i| i as u32 + 1)
+                    };
+                    if let Some(n) = num {
+                        pairs.push((pos as u32 + 1, vec![n]));
+                    }
+                }
+            }
+            c.result.retain(|u| !gone.contains(u));
+            if !pairs.is_empty() {
+                out.push((c.tag.clone(), c.uid, pairs));
+            }
+        }
+        out
     }
 
     /// Removes the expunged UIDs `gone` from the snapshot and says so: one VANISHED for a

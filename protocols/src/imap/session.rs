@@ -66,6 +66,8 @@ pub(crate) struct Session {
     pub current_tag: String,
     /// Set by LOGOUT: close once the tagged reply is written.
     pub pending_close: bool,
+    /// COMPRESS DEFLATE is on (RFC 4978).
+    pub compressed: bool,
     pub span: tracing::Span,
 }
 
@@ -312,6 +314,7 @@ impl Session {
                 "UNSELECT",
                 "UIDPLUS",
                 "MULTIAPPEND",
+                "CATENATE",
                 "BINARY",
                 "MOVE",
                 "CHILDREN",
@@ -323,9 +326,23 @@ impl Session {
                 "SORT",
                 "SORT=DISPLAY",
                 "ESORT",
+                "CONTEXT=SEARCH",
+                "CONTEXT=SORT",
+                "PARTIAL",
+                "SEARCHRES",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
                 "CONDSTORE",
                 "QRESYNC",
                 "STATUS=SIZE",
+                "QUOTA",
+                "COMPRESS=DEFLATE",
+                "UNAUTHENTICATE",
+                "OBJECTID",
+                "PREVIEW",
+                "REPLACE",
+                "QUOTA=RES-STORAGE",
+                "QUOTA=RES-MESSAGE",
                 "UTF8=ACCEPT",
             ] {
                 c.push(x.into());
@@ -402,9 +419,50 @@ impl Session {
         let Some(sel) = self.sel.as_mut() else {
             return;
         };
-        for r in sel.expunge(gone, qresync) {
-            self.send(&r);
+        let removed = sel.contexts_expunged(gone);
+        let lines = sel.expunge(gone, qresync);
+        let enc = self.encoder();
+        send_removefrom(&enc, &mut self.out, removed);
+        for r in &lines {
+            enc.untagged(&mut self.out, r);
         }
+    }
+
+    /// Tells the client of keywords in `flags` it has not seen in FLAGS yet, with untagged
+    /// FLAGS and PERMANENTFLAGS, before any FETCH shows them (RFC 9051 7.3.5).
+    pub fn announce_keywords<'a>(&mut self, flags: impl IntoIterator<Item = &'a storage::Flags>) {
+        let max = self.ctx.config.max_keywords;
+        let Some(sel) = self.sel.as_mut() else {
+            return;
+        };
+        let mut grew = false;
+        for f in flags {
+            grew |= sel.learn_keywords(f);
+        }
+        if grew {
+            let lines = super::selected::flags_announcement(&sel.keywords, sel.read_only, max);
+            for r in &lines {
+                self.send(r);
+            }
+        }
+    }
+
+    /// Refuses a change that would give the selected mailbox more than the configured number
+    /// of keywords (those this session knows of, plus the new ones in `flags`).
+    pub fn check_keyword_limit(&self, flags: &storage::Flags) -> Result<(), Done> {
+        let max = self.ctx.config.max_keywords;
+        let known = self.sel.as_ref().map(|s| &s.keywords);
+        let new = super::selected::keywords_of(flags)
+            .filter(|k| known.is_none_or(|set| !set.contains(*k)))
+            .count();
+        let have = known.map_or(0, |set| set.len());
+        if new > 0 && have + new > max {
+            return Err(Done::no(
+                Code::Limit,
+                format!("Too many keywords in mailbox (limit {max})."),
+            ));
+        }
+        Ok(())
     }
 
     /// The selected mailbox was deleted (or renamed away): as Dovecot, end the session.
@@ -429,10 +487,20 @@ impl Session {
             condstore,
             ..
         } = self.enabled;
+        let max_keywords = self.ctx.config.max_keywords;
         let Some(sel) = self.sel.as_mut() else {
             return;
         };
+        if taken.new_keywords {
+            let lines =
+                super::selected::flags_announcement(&sel.keywords, sel.read_only, max_keywords);
+            for r in &lines {
+                enc.untagged(&mut self.out, r);
+            }
+        }
         if allow_expunge {
+            let pending: Vec<u32> = sel.pending_expunge.iter().copied().collect();
+            send_removefrom(&enc, &mut self.out, sel.contexts_expunged(&pending));
             for r in sel.expunge_pending(qresync) {
                 enc.untagged(&mut self.out, &r);
             }
@@ -448,6 +516,23 @@ impl Session {
         for r in sel.flag_fetches(taken.flag_changed, condstore) {
             enc.untagged(&mut self.out, &r);
         }
+    }
+}
+
+/// ESEARCH REMOVEFROM for context results that lost expunged messages: (tag, uid, pairs).
+fn send_removefrom(
+    enc: &Encoder,
+    out: &mut Vec<u8>,
+    removed: Vec<super::selected::ContextRemoval>,
+) {
+    for (tag, uid, pairs) in removed {
+        let e = super::response::ESearch {
+            tag: &tag,
+            uid,
+            removefrom: pairs,
+            ..Default::default()
+        };
+        enc.untagged(out, &Untagged::ESearch(e));
     }
 }
 

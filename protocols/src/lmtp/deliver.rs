@@ -228,6 +228,9 @@ async fn deliver_one(
 
     let key = (!ctx.config.dedupe_window.is_zero())
         .then(|| delivery_key(msg.message_id.as_deref(), &msg.sender, addr, &msg.body_hash));
+    if ctx.config.sieve.enabled() {
+        return super::sieve::deliver(ctx, msg, rcpt, &store, raw, key, session, &log).await;
+    }
     let detail = ctx
         .config
         .save_to_detail_mailbox
@@ -282,7 +285,7 @@ fn save(
 
 /// The LMTP reply to a save (logged as Dovecot logs deliveries); a store error without an
 /// answer of its own is handed back for the caller's temporary failure.
-fn answer(
+pub(crate) fn answer(
     outcome: Result<storage::AppendOutcome, StoreError>,
     mailbox: &str,
     addr: &str,

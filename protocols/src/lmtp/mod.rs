@@ -13,7 +13,11 @@ mod deliver;
 /// The `lmtp_command` fuzz target's body (fuzz/), replayed over its seeds in the tests.
 pub mod fuzzing;
 mod session;
+mod sieve;
+mod smtp_client;
 
+#[cfg(test)]
+mod sieve_tests;
 /// Session tests; the duplex test client and backend overrides are shared with POP3's tests.
 #[cfg(test)]
 pub(crate) mod tests;
@@ -21,6 +25,7 @@ pub(crate) mod tests;
 pub use address::{split_detail, Recipient};
 pub use command::{parse as parse_command, BodyType, Command, ParseError};
 pub use data::{normalize_crlf, DataDecoder, DataOutcome};
+pub use sieve::{expand_path, SieveConfig};
 
 use crate::backend::{Backend, ConnInfo};
 use crate::stream::BoxStream;
@@ -51,6 +56,8 @@ pub struct LmtpConfig {
     pub max_line_length: usize,
     /// Unknown or malformed commands tolerated before the connection is closed.
     pub max_bad_commands: u32,
+    /// Sieve filtering at delivery (off unless a script is configured).
+    pub sieve: SieveConfig,
 }
 
 impl Default for LmtpConfig {
@@ -65,6 +72,7 @@ impl Default for LmtpConfig {
             timeout: Duration::from_secs(300),
             max_line_length: 4096,
             max_bad_commands: 10,
+            sieve: SieveConfig::default(),
         }
     }
 }

@@ -148,7 +148,7 @@ impl TestClient {
     }
 }
 
-fn context(backend: &Arc<TestBackend>, config: LmtpConfig) -> Arc<LmtpContext> {
+pub(super) fn context(backend: &Arc<TestBackend>, config: LmtpConfig) -> Arc<LmtpContext> {
     Arc::new(LmtpContext {
         backend: backend.clone(),
         config,
@@ -168,7 +168,7 @@ fn demo_context() -> (Arc<TestBackend>, Arc<LmtpContext>) {
     (backend, ctx)
 }
 
-async fn greeted(ctx: &Arc<LmtpContext>) -> TestClient {
+pub(super) async fn greeted(ctx: &Arc<LmtpContext>) -> TestClient {
     let mut c = lmtp(ctx);
     assert!(c.line().await.starts_with("220 "));
     c.send(b"LHLO client\r\n").await;
@@ -179,11 +179,11 @@ async fn greeted(ctx: &Arc<LmtpContext>) -> TestClient {
     c
 }
 
-fn inbox(backend: &TestBackend, user: &str) -> Vec<Vec<u8>> {
+pub(super) fn inbox(backend: &TestBackend, user: &str) -> Vec<Vec<u8>> {
     mailbox(backend, user, "INBOX")
 }
 
-fn mailbox(backend: &TestBackend, user: &str, name: &str) -> Vec<Vec<u8>> {
+pub(super) fn mailbox(backend: &TestBackend, user: &str, name: &str) -> Vec<Vec<u8>> {
     let store = backend.store.user(user).expect("open user");
     store
         .messages(name)
@@ -214,7 +214,7 @@ fn fill_quota(backend: &TestBackend, user: &str) {
         });
 }
 
-async fn deliver_one(c: &mut TestClient, rcpt: &str, body: &str) -> String {
+pub(super) async fn deliver_one(c: &mut TestClient, rcpt: &str, body: &str) -> String {
     envelope(c, "a@example.org", rcpt).await;
     assert_eq!(c.cmd("DATA").await, "354 OK");
     c.send(format!("{body}.\r\n").as_bytes()).await;

@@ -38,6 +38,7 @@ mod maintenance;
 mod messages;
 mod replica;
 mod user;
+mod visibility;
 
 pub use crate::index::UidConflict;
 pub use crate::purge::PurgeReport;

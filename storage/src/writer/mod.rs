@@ -238,7 +238,8 @@ impl UserCore {
         for (id, req) in reqs {
             let sp = tx.savepoint();
             let meta_sp = meta.clone();
-            let (nrec, nobj) = (batch.records.len(), batch.objects.len());
+            let (nrec, nobj, nbefore) =
+                (batch.records.len(), batch.objects.len(), batch.before.len());
             let r = self.plan(
                 &mut Plan {
                     tx: &mut tx,
@@ -252,6 +253,7 @@ impl UserCore {
                 meta = meta_sp;
                 batch.records.truncate(nrec);
                 batch.encoded.truncate(nrec);
+                batch.before.truncate(nbefore);
                 for o in batch.objects.drain(nobj..) {
                     batch.new_objects.remove(&o.id);
                 }
@@ -277,6 +279,8 @@ impl UserCore {
             return fail_all(out, e);
         }
         // The batch is durable: from here on it is acknowledged. The index is a view and may lag.
+        // Readers do not see its own records until a peer holds them (`replicated` durability).
+        self.unconfirmed.push(std::mem::take(&mut batch.before));
         tx.put(index::META.to_vec(), &meta);
         let committed = self.tree_apply(tx);
         ws.meta = meta;

@@ -19,6 +19,9 @@ pub(super) struct Batch {
     pub encoded: Vec<Vec<u8>>,
     pub objects: Vec<Prepared>,
     pub new_objects: HashSet<ObjectId>,
+    /// The mailboxes this batch's own records touch, as they were before each record
+    /// (`replicated` durability only; see `unconfirmed`).
+    pub before: Vec<crate::unconfirmed::Before>,
 }
 
 /// One request's planning context: the staged index, the checkpoint and the batch.
@@ -62,6 +65,18 @@ impl UserCore {
             op,
         };
         let payload = encoded(&rec)?;
+        if self.shared.config.hide_unconfirmed_writes {
+            for mailbox in touched(&rec.op) {
+                if let Some(mb) = tx.mailbox(&mailbox)? {
+                    b.before.push(crate::unconfirmed::Before {
+                        seq: rec.seq,
+                        mailbox,
+                        uidnext: mb.uidnext,
+                        highestmodseq: mb.highestmodseq,
+                    });
+                }
+            }
+        }
         let mut fx = Effects {
             arriving: Some(&b.new_objects),
             ..Effects::default()
@@ -141,5 +156,20 @@ impl UserCore {
             special_use,
         };
         self.emit(tx, meta, b, op)
+    }
+}
+
+/// The mailboxes whose messages or counters a record changes (what readers would see early).
+fn touched(op: &Op) -> Vec<MailboxId> {
+    match op {
+        Op::Append { mailbox, .. }
+        | Op::Flags { mailbox, .. }
+        | Op::Expunge { mailbox, .. }
+        | Op::Renumber { mailbox, .. }
+        | Op::AlignModseqs { mailbox, .. }
+        | Op::AlignExpunged { mailbox, .. } => vec![*mailbox],
+        Op::Copy { to, .. } => vec![*to],
+        Op::Move { from, to, .. } => vec![*from, *to],
+        _ => Vec::new(),
     }
 }

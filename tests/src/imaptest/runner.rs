@@ -81,6 +81,14 @@ struct Conn {
     trace: bool,
     /// UIDVALIDITY of the selected mailbox (from `* OK [UIDVALIDITY n]`).
     uidvalidity: Option<String>,
+    /// The mailbox named by the last SELECT/EXAMINE, as sent.
+    mailbox: Option<String>,
+    /// Keywords of the last untagged FLAGS (lower case); None before any since SELECT.
+    flags: Option<Vec<String>>,
+    /// `[UIDNEXT n]` and `[HIGHESTMODSEQ n]` seen but not yet checked (UIDVALIDITY may come
+    /// after them).
+    uidnext: Option<u64>,
+    highestmodseq: Option<u64>,
 }
 
 fn io_err(e: std::io::Error) -> IoErr {
@@ -148,6 +156,10 @@ impl Conn {
             greeting: Vec::new(),
             exists_reset: false,
             uidvalidity: None,
+            mailbox: None,
+            flags: None,
+            uidnext: None,
+            highestmodseq: None,
             trace: std::env::var_os("IMAPTEST_TRACE").is_some_and(|v| v != "0"),
         })
     }
@@ -175,6 +187,20 @@ impl Conn {
             self.exists = 0;
             self.exists_reset = true;
             self.uidvalidity = None;
+            self.flags = None;
+            self.uidnext = None;
+            self.highestmodseq = None;
+            // the mailbox argument (INBOX in any case is one mailbox)
+            self.mailbox = args::parse(wire.get(name.len() + 1..).unwrap_or(&[]))
+                .ok()
+                .and_then(|a| a.first().and_then(Arg::astring).map(str::to_string))
+                .map(|m| {
+                    if m.eq_ignore_ascii_case("INBOX") {
+                        "INBOX".into()
+                    } else {
+                        m
+                    }
+                });
         }
     }
 
@@ -289,6 +315,9 @@ struct Exec<'a> {
     /// (UIDVALIDITY, UID) -> the connection that was given its \Recent flag: RFC 3501
     /// gives \Recent to one session only (imaptest's mailbox state tracking checks this).
     recent: HashMap<(String, String), usize>,
+    /// (mailbox, UIDVALIDITY) -> the highest UIDNEXT and HIGHESTMODSEQ any session was
+    /// told: neither may go back (imaptest's mailbox state checks).
+    highest: HashMap<(String, String), (u64, u64)>,
 }
 
 pub fn run_script(script: &Script, cfg: &Config) -> GroupReport {
@@ -312,6 +341,7 @@ pub fn run_script(script: &Script, cfg: &Config) -> GroupReport {
         setup_untagged: Vec::new(),
         skipped: None,
         recent: HashMap::new(),
+        highest: HashMap::new(),
     };
     if ex.init().is_ok() && ex.skipped.is_none() {
         ex.init_done = true;
@@ -445,10 +475,36 @@ impl Exec<'_> {
         } else if atom_is(a.first(), "OK") && atom_is(a.get(1), "[UIDVALIDITY") {
             if let Some(v) = a.get(2).and_then(Arg::atom) {
                 self.conns[ci].uidvalidity = Some(v.trim_end_matches(']').to_string());
+                self.check_highest(ci);
             }
+        } else if atom_is(a.first(), "OK")
+            && (atom_is(a.get(1), "[UIDNEXT") || atom_is(a.get(1), "[HIGHESTMODSEQ"))
+        {
+            let v = a
+                .get(2)
+                .and_then(Arg::atom)
+                .and_then(|v| v.trim_end_matches(']').parse::<u64>().ok());
+            if let Some(v) = v {
+                if atom_is(a.get(1), "[UIDNEXT") {
+                    self.conns[ci].uidnext = Some(v);
+                } else {
+                    self.conns[ci].highestmodseq = Some(v);
+                }
+                self.check_highest(ci);
+            }
+        } else if atom_is(a.first(), "FLAGS") {
+            let list = a.get(1).and_then(Arg::list).unwrap_or(&[]);
+            self.conns[ci].flags = Some(
+                list.iter()
+                    .filter_map(Arg::atom)
+                    .map(str::to_ascii_lowercase)
+                    .collect(),
+            );
         }
         if num.is_some() && atom_is(a.get(1), "FETCH") {
-            self.check_recent(ci, a.get(2).and_then(Arg::list).unwrap_or(&[]));
+            let items = a.get(2).and_then(Arg::list).unwrap_or(&[]);
+            self.check_recent(ci, items);
+            self.check_keywords(ci, items, &a);
         }
         match self.group {
             Some(gi) if self.init_done => {
@@ -459,6 +515,70 @@ impl Exec<'_> {
                 }
             }
             _ => self.setup_untagged.push(a),
+        }
+    }
+
+    /// Fails when a FETCH shows a keyword the last untagged FLAGS did not list (RFC 9051
+    /// 7.3.5; imaptest's "Keyword used without being in FLAGS").
+    fn check_keywords(&mut self, ci: usize, items: &[Arg], line: &[Arg]) {
+        let Some(known) = &self.conns[ci].flags else {
+            return;
+        };
+        let Some(flags) = items
+            .chunks(2)
+            .find(|p| atom_is(p.first(), "FLAGS"))
+            .and_then(|p| p.get(1))
+            .and_then(Arg::list)
+        else {
+            return;
+        };
+        let unknown: Vec<String> = flags
+            .iter()
+            .filter_map(Arg::atom)
+            .filter(|f| !f.starts_with('\\'))
+            .filter(|f| !known.contains(&f.to_ascii_lowercase()))
+            .map(str::to_string)
+            .collect();
+        if self.group.is_some() {
+            for k in unknown {
+                self.fail(format!(
+                    "Keyword used without being in FLAGS: {k}: {}",
+                    short(&to_text(line))
+                ));
+            }
+        }
+    }
+
+    /// Fails when a session is told a lower UIDNEXT or HIGHESTMODSEQ for a mailbox (same
+    /// UIDVALIDITY) than any session was told before: both only grow (RFC 9051 2.3.1.1,
+    /// RFC 7162 3.1.2).
+    fn check_highest(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        let (Some(mb), Some(uv)) = (c.mailbox.clone(), c.uidvalidity.clone()) else {
+            return;
+        };
+        let (next, hms) = (c.uidnext.take(), c.highestmodseq.take());
+        let seen = self.highest.entry((mb.clone(), uv)).or_insert((0, 0));
+        let mut errors = Vec::new();
+        if let Some(n) = next {
+            if n < seen.0 {
+                errors.push(format!("UIDNEXT went back from {} to {n} in {mb}", seen.0));
+            }
+            seen.0 = seen.0.max(n);
+        }
+        if let Some(m) = hms {
+            if m < seen.1 {
+                errors.push(format!(
+                    "HIGHESTMODSEQ went back from {} to {m} in {mb}",
+                    seen.1
+                ));
+            }
+            seen.1 = seen.1.max(m);
+        }
+        if self.group.is_some() {
+            for e in errors {
+                self.fail(e);
+            }
         }
     }
 
@@ -1042,6 +1162,16 @@ mod tests {
         conns: usize,
         fetch: fn(usize) -> &'static str,
     ) -> (SocketAddr, std::thread::JoinHandle<()>) {
+        fake_server_with(conns, fetch, |_, _| None)
+    }
+
+    /// [`fake_server`] whose SELECT is answered with `select(connection index, how many
+    /// SELECTs it sent before)` when that gives an answer.
+    fn fake_server_with(
+        conns: usize,
+        fetch: fn(usize) -> &'static str,
+        select: fn(usize, usize) -> Option<&'static str>,
+    ) -> (SocketAddr, std::thread::JoinHandle<()>) {
         use std::net::TcpListener;
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::Arc;
@@ -1053,6 +1183,7 @@ mod tests {
             let mut r = BufReader::new(s);
             w.write_all(b"* OK ready\r\n").unwrap();
             let mut line = String::new();
+            let mut selects = 0;
             loop {
                 line.clear();
                 if r.read_line(&mut line).unwrap_or(0) == 0 {
@@ -1072,8 +1203,12 @@ mod tests {
                     exists.fetch_add(1, Ordering::SeqCst);
                     String::new()
                 } else if up.starts_with("SELECT") {
+                    selects += 1;
                     let n = exists.load(Ordering::SeqCst);
-                    format!("* {n} EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n")
+                    select(i, selects - 1).map_or_else(
+                        || format!("* {n} EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n"),
+                        str::to_string,
+                    )
                 } else if up.starts_with("FETCH") {
                     fetch(i).to_string()
                 } else if up.starts_with("LOGOUT") {
@@ -1173,5 +1308,35 @@ mod tests {
             all.contains("FETCH for sequence 5 that does not exist (EXISTS 1)"),
             "{all}"
         );
+    }
+
+    #[test]
+    fn state_tracking_catches_unannounced_keywords_and_counters_going_back() {
+        let (addr, server) = fake_server_with(
+            1,
+            |_| "* 1 FETCH (FLAGS (\\Seen $known $unknown))\r\n",
+            |_, n| {
+                Some(if n == 0 {
+                    "* FLAGS (\\Seen $Known)\r\n* 1 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n\
+                     * OK [UIDNEXT 5] ok\r\n* OK [HIGHESTMODSEQ 9] ok\r\n"
+                } else {
+                    "* FLAGS (\\Seen $known $unknown)\r\n* 1 EXISTS\r\n\
+                     * OK [UIDNEXT 4] ok\r\n* OK [HIGHESTMODSEQ 8] ok\r\n\
+                     * OK [UIDVALIDITY 42] ok\r\n"
+                })
+            },
+        );
+        let text = "messages: 1\n\nok fetch 1 (flags)\n\nok select $mailbox\n\n\
+                    ok fetch 1 (flags)\n";
+        let rep = run_text(addr, text);
+        server.join().unwrap();
+        let all = rep.failures.join("\n");
+        assert_eq!(rep.failed, 3, "{all}");
+        assert!(
+            all.contains("Keyword used without being in FLAGS: $unknown: 1 FETCH"),
+            "{all}"
+        );
+        assert!(all.contains("UIDNEXT went back from 5 to 4"), "{all}");
+        assert!(all.contains("HIGHESTMODSEQ went back from 9 to 8"), "{all}");
     }
 }

@@ -12,15 +12,15 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use storage::NewMessage;
 
 /// A message checked and ready for the store: flags, internal date, CRLF body.
-struct Prepared {
-    flags: std::collections::BTreeSet<storage::Flag>,
-    internal_date: Option<(i64, i32)>,
-    raw: Vec<u8>,
+pub(super) struct Prepared {
+    pub flags: std::collections::BTreeSet<storage::Flag>,
+    pub internal_date: Option<(i64, i32)>,
+    pub raw: Vec<u8>,
 }
 
 impl Prepared {
     /// Appends the message to `mailbox`; returns once it is durable (the store's group commit).
-    fn append_to(
+    pub(super) fn append_to(
         self,
         st: &storage::UserStore,
         mailbox: &str,
@@ -37,7 +37,7 @@ impl Prepared {
     }
 }
 
-fn prepare(
+pub(super) fn prepare(
     flags: &[Flag<'static>],
     date: Option<DateTime>,
     message: &LiteralOrLiteral8<'static>,
@@ -64,6 +64,27 @@ fn prepare(
     })
 }
 
+/// The keyword limit: against the keywords this session knows when `mailbox` is the one
+/// selected; another mailbox's keywords are not loaded for this, so there only the
+/// message's own keywords count.
+pub(super) fn keyword_limit(
+    s: &Session,
+    mailbox: &str,
+    flags: &storage::Flags,
+) -> Result<(), Done> {
+    if s.sel.as_ref().is_some_and(|sel| sel.name == mailbox) {
+        return s.check_keyword_limit(flags);
+    }
+    let max = s.ctx.config.max_keywords;
+    if crate::imap::selected::keywords_of(flags).count() > max {
+        return Err(Done::no(
+            Code::Limit,
+            format!("Too many keywords in mailbox (limit {max})."),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn append(
     s: &mut Session,
     mailbox: Mailbox<'static>,
@@ -73,6 +94,7 @@ pub(crate) async fn append(
 ) -> Reply {
     let name = s.mailbox_arg(&mailbox)?;
     let p = prepare(&flags, date, &message)?;
+    keyword_limit(s, &name, &p.flags)?;
     let target = name.clone();
     let outcome = s
         .store_write(move |st| p.append_to(st, &target))
@@ -102,6 +124,16 @@ pub(crate) async fn multi_append(
         .map(|m| prepare(&m.flags, m.date.clone(), &m.message))
         .collect::<Result<Vec<_>, Done>>()?;
     drop(messages);
+    append_all(s, name, prepared).await
+}
+
+/// Appends every message of `prepared` to `name`, all or none (see [`multi_append`]).
+pub(super) async fn append_all(s: &mut Session, name: String, prepared: Vec<Prepared>) -> Reply {
+    let mut all_flags = storage::Flags::new();
+    for p in &prepared {
+        all_flags.extend(p.flags.iter().cloned());
+    }
+    keyword_limit(s, &name, &all_flags)?;
     let target = name.clone();
     let (uidvalidity, uids) = s
         .store_write(move |st| {

@@ -228,3 +228,25 @@ async fn authenticate_as(
         "Logged in",
     ))
 }
+
+/// UNAUTHENTICATE (RFC 8437): back to the not-authenticated state as on a new connection
+/// (the mailbox closed without expunging, ENABLEd extensions off, the pre-login literal
+/// limit), keeping TLS and compression.
+pub(crate) fn unauthenticate(s: &mut Session) -> Reply {
+    s.sel = None;
+    s.store = None;
+    s.watch = None;
+    // Dropping the guard gives the user's session slot back.
+    s.guard = None;
+    s.enabled = Default::default();
+    s.state = State::NotAuthenticated;
+    // The login deadline counts from now, as for a new connection.
+    s.started = std::time::Instant::now();
+    s.framer.set_max_literal(
+        crate::imap::session::PRE_AUTH_MAX_LITERAL.min(s.ctx.config.max_literal_size),
+    );
+    if let Some(user) = s.user.take() {
+        tracing::info!("Unauthenticated: user=<{user}>");
+    }
+    Ok(Done::Ok("Unauthenticate completed.".into()))
+}

@@ -5,6 +5,7 @@
 
 use crate::imap::args;
 use crate::imap::message::{self, Partial, SectionSpec, SectionText};
+use crate::imap::parse::ExtraItem;
 use crate::imap::reply::{server_bug, Done, Reply};
 use crate::imap::response::{Code, Encoder, FetchItem, SectionName, Untagged};
 use crate::imap::session::{Session, FLUSH_AT};
@@ -47,13 +48,18 @@ enum Item {
     BinarySize {
         part: Vec<u32>,
     },
+    /// OBJECTID (RFC 8474): the message's GUID; THREADID is not kept (NIL, as the RFC allows).
+    EmailId,
+    ThreadId,
+    /// PREVIEW (RFC 8970).
+    Preview,
 }
 
 impl Item {
     fn needs_raw(&self) -> bool {
         matches!(
             self,
-            Item::Section { .. } | Item::Binary { .. } | Item::BinarySize { .. }
+            Item::Section { .. } | Item::Binary { .. } | Item::BinarySize { .. } | Item::Preview
         )
     }
     fn needs_facts(&self) -> bool {
@@ -61,6 +67,7 @@ impl Item {
             self,
             Item::Envelope
                 | Item::Body { .. }
+                | Item::Preview
                 | Item::Section { .. }
                 | Item::Binary { .. }
                 | Item::BinarySize { .. }
@@ -227,7 +234,29 @@ pub(crate) async fn fetch(
     uid: bool,
     modifiers_given: Vec<FetchModifier>,
 ) -> Reply {
+    fetch_with(s, set, names, uid, modifiers_given, &[], false).await
+}
+
+/// FETCH with the items imap-codec does not parse (`extra`); `hide_uid`: UID stood in for
+/// an item list that held only those, so it is not answered unless this is UID FETCH.
+pub(crate) async fn fetch_with(
+    s: &mut Session,
+    set: SequenceSet,
+    names: MacroOrMessageDataItemNames<'static>,
+    uid: bool,
+    modifiers_given: Vec<FetchModifier>,
+    extra: &[ExtraItem],
+    hide_uid: bool,
+) -> Reply {
     let (mut items, sets_seen) = items_of(names);
+    if hide_uid && !uid {
+        items.retain(|i| !matches!(i, Item::Uid));
+    }
+    items.extend(extra.iter().map(|x| match x {
+        ExtraItem::EmailId => Item::EmailId,
+        ExtraItem::ThreadId => Item::ThreadId,
+        ExtraItem::Preview => Item::Preview,
+    }));
     let (changed_since, vanished) = modifiers(s, &modifiers_given, uid)?;
     // CHANGEDSINCE implies MODSEQ; either enables CONDSTORE (RFC 7162 3.1).
     if changed_since.is_some() && !items.iter().any(|i| matches!(i, Item::ModSeq)) {
@@ -297,6 +326,7 @@ async fn set_seen(s: &mut Session, idx: &[usize]) -> Result<Vec<u32>, Done> {
     let outcome = s
         .store_write(move |st| st.store_flags(&name, &unseen, FlagMode::Add, &seen, None))
         .await?;
+    s.announce_keywords(outcome.updated.iter().map(|(_, f, _)| f));
     let mut seen_now = Vec::new();
     if let Some(sel) = s.sel.as_mut() {
         for (u, flags, modseq) in outcome.updated {
@@ -365,6 +395,12 @@ async fn send_fetches(s: &mut Session, idx: &[usize], items: Vec<Item>, seen_now
         ));
     }
     Ok(Done::Ok("Fetch completed.".into()))
+}
+
+/// RFC 8474 object ids are 1..255 characters of base64url's alphabet: a letter naming the
+/// kind, then the GUID in hex.
+pub(crate) fn email_id(guid: &storage::Guid) -> String {
+    format!("M{}", guid.to_hex())
 }
 
 fn set_has_uid(set: &SequenceSet, uid: u32) -> bool {
@@ -497,6 +533,12 @@ fn fetch_items<'a>(
                 let size = message::binary_size(raw, f, part).map_err(|_| UnknownCte)?;
                 FetchItem::BinarySize { part, size }
             }
+            Item::EmailId => FetchItem::EmailId(email_id(&meta.guid)),
+            Item::ThreadId => FetchItem::ThreadId,
+            Item::Preview => FetchItem::Preview(match facts {
+                Some(f) => message::preview(raw, f),
+                None => String::new(),
+            }),
         };
         out.push(fetched);
     }

@@ -19,9 +19,12 @@ pub(crate) async fn create(s: &mut Session, raw: &[u8], special_use: Option<Spec
     if name == "INBOX" {
         return Err(Done::no(Code::AlreadyExists, "Mailbox already exists"));
     }
-    s.store_write(move |st| st.create_mailbox(&name, special_use))
+    let info = s
+        .store_write(move |st| st.create_mailbox(&name, special_use))
         .await?;
-    Ok(Done::Ok("Create completed.".into()))
+    // OBJECTID (RFC 8474): the new mailbox's id.
+    let id = super::status_data::mailbox_id_of(&info.id);
+    Ok(Done::ok_coded(Code::MailboxId(id), "Create completed."))
 }
 
 pub(crate) async fn delete(s: &mut Session, mailbox: Mailbox<'static>) -> Reply {

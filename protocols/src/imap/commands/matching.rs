@@ -183,19 +183,69 @@ pub(super) fn collect_matches<T: Send + 'static>(
     }
 }
 
+/// What `RETURN (...)` asked of a SEARCH or SORT: the result options (MIN MAX ALL COUNT),
+/// PARTIAL's range and UPDATE (the search becomes a context, RFC 5267).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Returns {
+    pub options: Vec<String>,
+    pub partial: Option<(i64, i64)>,
+    pub update: bool,
+    /// SEARCHRES (RFC 5182): the result is saved for `$`.
+    pub save: bool,
+}
+
+impl Returns {
+    pub fn new(mut options: Vec<String>, partial: Option<(i64, i64)>) -> Returns {
+        let update = options.iter().any(|o| o == "UPDATE");
+        let save = options.iter().any(|o| o == "SAVE");
+        options.retain(|o| o != "UPDATE" && o != "SAVE");
+        Returns {
+            options,
+            partial,
+            update,
+            save,
+        }
+    }
+}
+
+/// The numbers of `nums` at the PARTIAL positions `range` (RFC 9394): 1-based from the
+/// start, or from the end when negative.
+pub(super) fn partial_of(nums: &[u32], range: (i64, i64)) -> Vec<u32> {
+    let len = nums.len() as i64;
+    let (a, b) = range;
+    let (lo, hi) = if a > 0 {
+        (a - 1, b - 1)
+    } else {
+        (len + b, len + a)
+    };
+    let lo = lo.max(0);
+    let hi = hi.min(len - 1);
+    if lo > hi {
+        return Vec::new();
+    }
+    nums.get(lo as usize..=hi as usize)
+        .map(<[u32]>::to_vec)
+        .unwrap_or_default()
+}
+
 /// The ESEARCH answer to the command tagged `tag`: `nums` in the order reported (MIN and MAX
 /// are the first and last: SEARCH's are ascending, ESORT's in sort order), `opts` the RETURN
-/// options (none means ALL), `modseq_of` the matches as (seq, uid, modseq) in the same order
-/// when a MODSEQ criterion was used.
+/// options (none, without PARTIAL, means ALL), `modseq_of` the matches as (seq, uid, modseq)
+/// in the same order when a MODSEQ criterion was used.
 pub(super) fn esearch<'a>(
     tag: &'a str,
     uid: bool,
     opts: &[String],
+    partial: Option<(i64, i64)>,
     nums: &'a [u32],
     modseq_of: Option<&[(u32, u32, u64)]>,
 ) -> ESearch<'a> {
     let all = ["ALL".to_string()];
-    let opts = if opts.is_empty() { &all[..] } else { opts };
+    let opts = if opts.is_empty() && partial.is_none() {
+        &all[..]
+    } else {
+        opts
+    };
     let has = |o: &str| opts.iter().any(|x| x == o);
     let found = !nums.is_empty();
     ESearch {
@@ -206,6 +256,11 @@ pub(super) fn esearch<'a>(
         all: (found && has("ALL")).then_some(nums.into()),
         count: has("COUNT").then_some(nums.len() as u64),
         modseq: modseq_of.and_then(|hits| esearch_modseq(opts, hits)),
+        partial: partial.map(|r| {
+            let part = partial_of(nums, r);
+            (r, (!part.is_empty()).then(|| part.into()))
+        }),
+        ..ESearch::default()
     }
 }
 
@@ -227,7 +282,18 @@ pub(super) fn esearch_modseq(opts: &[String], hits: &[(u32, u32, u64)]) -> Optio
 
 #[cfg(test)]
 mod tests {
-    use super::esearch_modseq;
+    use super::{esearch_modseq, partial_of};
+
+    #[test]
+    fn partial_positions_from_either_end() {
+        let n = [1, 2, 4, 5];
+        assert_eq!(partial_of(&n, (1, 3)), [1, 2, 4]);
+        assert_eq!(partial_of(&n, (2, 10)), [2, 4, 5]);
+        assert_eq!(partial_of(&n, (5, 6)), Vec::<u32>::new());
+        assert_eq!(partial_of(&n, (-1, -2)), [4, 5]);
+        assert_eq!(partial_of(&n, (-3, -9)), [1, 2]);
+        assert_eq!(partial_of(&[], (1, 1)), Vec::<u32>::new());
+    }
 
     #[test]
     fn esearch_modseq_follows_the_return_options() {

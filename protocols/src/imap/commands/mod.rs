@@ -4,6 +4,9 @@
 mod any;
 mod append;
 mod auth;
+mod catenate;
+mod compress;
+mod context;
 mod copy;
 mod enable;
 mod expunge;
@@ -12,12 +15,15 @@ mod idle;
 mod list;
 mod mailbox;
 mod matching;
+mod quota;
+mod replace;
 mod search;
 mod select;
 mod sort;
 mod status;
 mod status_data;
 mod store;
+mod thread;
 
 use super::parse::Kind;
 use super::reply::{Done, Reply};
@@ -31,9 +37,18 @@ pub(crate) fn allows_expunge(kind: &Kind) -> bool {
     !matches!(
         kind,
         Kind::SearchReturn { .. }
-            | Kind::Codec(C::Search { .. } | C::Sort { .. } | C::Fetch { .. } | C::Store { .. })
+            | Kind::FetchExt { .. }
+            | Kind::Codec(
+                C::Search { .. }
+                    | C::Sort { .. }
+                    | C::Thread { .. }
+                    | C::Fetch { .. }
+                    | C::Store { .. }
+            )
     )
 }
+
+pub(crate) use context::update as update_contexts;
 
 fn not_authenticated() -> Reply {
     Err(Done::Bad("Please log in first.".into()))
@@ -51,14 +66,61 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
         Kind::SearchReturn { .. } if s.state != State::Selected => not_selected(),
         _ if !authed => not_authenticated(),
         Kind::List(args) => list::list(s, args).await,
-        Kind::SearchReturn { options, body } => {
+        Kind::SearchReturn {
+            options,
+            partial,
+            body,
+        } => {
+            let returns = matching::Returns::new(options, partial);
             if matches!(body, CommandBody::Sort { .. }) {
-                sort::sort(s, body, Some(options)).await
+                sort::sort(s, body, Some(returns)).await
             } else {
-                search::search(s, body, Some(options)).await
+                search::search(s, body, Some(returns)).await
             }
         }
+        Kind::CancelUpdate(_) if s.state != State::Selected => not_selected(),
+        Kind::CancelUpdate(tags) => context::cancel(s, &tags),
+        Kind::Unauthenticate => auth::unauthenticate(s),
+        Kind::Replace { .. } if s.state != State::Selected => not_selected(),
+        Kind::Replace { uid, num, append } => replace::replace(s, uid, num, append).await,
+        Kind::StatusMailboxId { body, only } => match body {
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => status::status_with(s, mailbox, &item_names, true, only).await,
+            _ => Err(Done::Bad(
+                "Error in IMAP command STATUS: Invalid arguments.".into(),
+            )),
+        },
+        Kind::FetchExt { .. } if s.state != State::Selected => not_selected(),
+        Kind::FetchExt {
+            body,
+            extra,
+            hide_uid,
+        } => match body {
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => {
+                fetch::fetch_with(
+                    s,
+                    sequence_set,
+                    macro_or_item_names,
+                    uid,
+                    modifiers,
+                    &extra,
+                    hide_uid,
+                )
+                .await
+            }
+            _ => Err(Done::Bad(
+                "Error in IMAP command FETCH: Invalid arguments.".into(),
+            )),
+        },
         Kind::MultiAppend { mailbox, messages } => append::multi_append(s, mailbox, messages).await,
+        Kind::Catenate { mailbox, messages } => catenate::catenate(s, mailbox, messages).await,
         Kind::CreateUse {
             mailbox,
             special_use,
@@ -124,6 +186,10 @@ async fn authenticated(s: &mut Session, tag: &str, body: CommandBody<'static>) -
             message,
         } => append::append(s, mailbox, flags, date, message).await,
         C::Idle => idle::idle(s, tag).await,
+        C::Compress { algorithm } => compress::compress(s, tag, algorithm).await,
+        C::GetQuotaRoot { mailbox } => quota::getquotaroot(s, mailbox).await,
+        C::GetQuota { root } => quota::getquota(s, root).await,
+        C::SetQuota { .. } => quota::setquota(),
         _ if s.state != State::Selected => not_selected(),
         body => selected(s, body).await,
     }
@@ -140,6 +206,7 @@ async fn selected(s: &mut Session, body: CommandBody<'static>) -> Reply {
         C::ExpungeUid { sequence_set } => expunge::expunge(s, Some(sequence_set)).await,
         C::Search { .. } => search::search(s, body, None).await,
         C::Sort { .. } => sort::sort(s, body, None).await,
+        C::Thread { .. } => thread::thread(s, body).await,
         C::Fetch {
             sequence_set,
             macro_or_item_names,

@@ -4,7 +4,7 @@ use crate::imap::args;
 use crate::imap::recent;
 use crate::imap::reply::{Done, Reply};
 use crate::imap::response::{Code, FetchItem, RespText, Untagged};
-use crate::imap::selected::{Msg, Selected};
+use crate::imap::selected::{flags_announcement, keywords_of, Msg, Selected};
 use crate::imap::session::{Session, State};
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -12,9 +12,6 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use storage::{Flag, MailboxInfo, MessageMeta};
-
-/// The system flags every mailbox has.
-const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
 
 /// SELECT's QRESYNC parameter (RFC 7162 3.2.5): what the client knew.
 struct QResync {
@@ -49,8 +46,13 @@ pub(crate) async fn select(
     } else {
         recent::claim(&store, info.id, info.uidvalidity, max_uid)
     };
-    report_mailbox(s, &info, &metas, recent_above, read_only);
-    let sel = Selected {
+    let keywords: BTreeSet<String> = metas
+        .iter()
+        .flat_map(|m| keywords_of(&m.flags))
+        .map(str::to_string)
+        .collect();
+    report_mailbox(s, &info, &metas, &keywords, recent_above, read_only);
+    let mut sel = Selected {
         name: info.name.clone(),
         read_only,
         id: info.id,
@@ -66,9 +68,13 @@ pub(crate) async fn select(
         pending_expunge: BTreeSet::new(),
         synced_version: version,
         share: crate::imap::changes::share(&store, info.id),
+        keywords,
+        saved: Vec::new(),
+        contexts: Vec::new(),
+        contexts_seen: (0, 0, 0),
     };
     if let Some(q) = qresync.filter(|q| q.uidvalidity == info.uidvalidity) {
-        resync(s, &sel, q).await?;
+        resync(s, &mut sel, q).await?;
     }
     s.sel = Some(sel);
     s.state = State::Selected;
@@ -126,27 +132,13 @@ fn report_mailbox(
     s: &mut Session,
     info: &MailboxInfo,
     metas: &[MessageMeta],
+    keywords: &BTreeSet<String>,
     recent_above: u32,
     read_only: bool,
 ) {
-    let keywords: BTreeSet<&str> = metas
-        .iter()
-        .flat_map(|m| &m.flags)
-        .filter_map(|f| match f {
-            Flag::Keyword(k) => Some(k.as_str()),
-            _ => None,
-        })
-        .collect();
-    let mut flags: Vec<String> = SYSTEM_FLAGS.iter().map(|f| f.to_string()).collect();
-    flags.extend(keywords.iter().map(|k| k.to_string()));
-    s.send(&Untagged::Flags(flags.iter().map(|f| f.into()).collect()));
-    let permanent = if read_only {
-        RespText::coded(Code::PermanentFlags(Vec::new()), "Read-only mailbox.")
-    } else {
-        flags.push("\\*".into());
-        RespText::coded(Code::PermanentFlags(flags), "Flags permitted.")
-    };
-    s.send(&Untagged::Ok(permanent));
+    for r in &flags_announcement(keywords, read_only, s.ctx.config.max_keywords) {
+        s.send(r);
+    }
     s.send(&Untagged::Exists(metas.len() as u32));
     if !s.enabled.rev2 {
         let recent = metas.iter().filter(|m| m.uid > recent_above).count();
@@ -159,6 +151,8 @@ fn report_mailbox(
     let ok = |code, text| Untagged::Ok(RespText::coded(code, text));
     s.send(&ok(Code::UidValidity(info.uidvalidity), "UIDs valid"));
     s.send(&ok(Code::UidNext(info.uidnext), "Predicted next UID"));
+    let id = super::status_data::mailbox_id_of(&info.id);
+    s.send(&ok(Code::MailboxId(id), "Ok"));
     if s.enabled.condstore {
         s.send(&ok(Code::HighestModSeq(info.highestmodseq), "Highest"));
     }
@@ -167,7 +161,7 @@ fn report_mailbox(
 /// QRESYNC (RFC 7162 3.2.5): what the client missed since the modseq it knew: VANISHED
 /// (EARLIER) for expunged UIDs (limited to the UIDs it knew, when it said), FETCH for changed
 /// messages.
-async fn resync(s: &mut Session, sel: &Selected, q: QResync) -> Result<(), Done> {
+async fn resync(s: &mut Session, sel: &mut Selected, q: QResync) -> Result<(), Done> {
     let name = sel.name.clone();
     let changes = s
         .store_call(move |st| st.changes_since(&name, q.modseq))
@@ -185,6 +179,16 @@ async fn resync(s: &mut Session, sel: &Selected, q: QResync) -> Result<(), Done>
             earlier: true,
             uids: vanished.into(),
         });
+    }
+    // The changes were read after the snapshot: a keyword new since then is announced first.
+    let mut grew = false;
+    for m in &changes.changed {
+        grew |= sel.learn_keywords(&m.flags);
+    }
+    if grew {
+        for r in &flags_announcement(&sel.keywords, sel.read_only, s.ctx.config.max_keywords) {
+            s.send(r);
+        }
     }
     for m in &changes.changed {
         if let Some(i) = sel.index_of_uid(m.uid) {

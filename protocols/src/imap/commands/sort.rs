@@ -4,8 +4,9 @@
 //! come from the message's parsed envelope (cached facts), so sorting by header reads no
 //! message body.
 
-use super::matching::{check_charset, collect_matches, criteria_key, esearch};
+use super::matching::{check_charset, collect_matches, criteria_key, esearch, Returns};
 use crate::imap::message::decode_header_value;
+use crate::imap::message::SearchKey;
 use crate::imap::reply::{Done, Reply};
 use crate::imap::response::Untagged;
 use crate::imap::session::Session;
@@ -34,7 +35,7 @@ struct Keys {
 pub(crate) async fn sort(
     s: &mut Session,
     body: CommandBody<'static>,
-    returns: Option<Vec<String>>,
+    returns: Option<Returns>,
 ) -> Reply {
     let CommandBody::Sort {
         sort_criteria,
@@ -50,28 +51,25 @@ pub(crate) async fn sort(
     check_charset(&charset)?;
     let (key, uses_modseq) = criteria_key(s, search_criteria.as_ref());
     let criteria: Vec<SortCriterion> = sort_criteria.into_inner();
-    let crit = criteria.clone();
-    let wants_facts = crit.iter().any(|c| needs_facts(&c.key));
-    let mut hits: Vec<(Keys, u32, u64)> =
-        collect_matches(s, key, "sort", move |seq, meta, content| {
-            let facts = if wants_facts { content.facts() } else { None };
-            (keys_of(seq, meta, facts, &crit), meta.uid, meta.modseq)
-        })
-        .await?;
-    hits.sort_by(|a, b| compare(&a.0, &b.0, &criteria));
-    let nums: Vec<u32> = hits
-        .iter()
-        .map(|h| if uid { h.1 } else { h.0.seq })
-        .collect();
     // (seq, uid, modseq) in sort order: ESORT's MIN and MAX are the first and last sorted.
-    let sorted: Vec<(u32, u32, u64)> = hits.iter().map(|h| (h.0.seq, h.1, h.2)).collect();
+    let sorted = sorted(s, key.clone(), criteria.clone()).await?;
+    let nums: Vec<u32> = sorted.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
     let modseq_of = uses_modseq.then_some(&sorted[..]);
     match returns {
-        Some(opts) => {
+        Some(ret) => {
             let tag = s.current_tag.clone();
             s.send(&Untagged::ESearch(esearch(
-                &tag, uid, &opts, &nums, modseq_of,
+                &tag,
+                uid,
+                &ret.options,
+                ret.partial,
+                &nums,
+                modseq_of,
             )));
+            if ret.update {
+                let result = sorted.iter().map(|h| h.1).collect();
+                super::context::register(s, &tag, uid, key, Some(criteria), result)?;
+            }
         }
         None => {
             let modseq = modseq_of.and_then(|h| h.iter().map(|x| x.2).max());
@@ -82,6 +80,26 @@ pub(crate) async fn sort(
         }
     }
     Ok(Done::Ok("Sort completed.".into()))
+}
+
+/// The matches of `key` as (seq, uid, modseq), in the order of `criteria` (ties by sequence
+/// number); also what a SORT context re-evaluates.
+pub(super) fn sorted(
+    s: &Session,
+    key: SearchKey,
+    criteria: Vec<SortCriterion>,
+) -> impl std::future::Future<Output = Result<Vec<(u32, u32, u64)>, Done>> + Send + 'static {
+    let crit = criteria.clone();
+    let wants_facts = crit.iter().any(|c| needs_facts(&c.key));
+    let found = collect_matches(s, key, "sort", move |seq, meta, content| {
+        let facts = if wants_facts { content.facts() } else { None };
+        (keys_of(seq, meta, facts, &crit), meta.uid, meta.modseq)
+    });
+    async move {
+        let mut hits: Vec<(Keys, u32, u64)> = found.await?;
+        hits.sort_by(|a, b| compare(&a.0, &b.0, &criteria));
+        Ok(hits.iter().map(|h| (h.0.seq, h.1, h.2)).collect())
+    }
 }
 
 fn needs_facts(k: &SortKey) -> bool {
@@ -154,7 +172,7 @@ fn compare(a: &Keys, b: &Keys, criteria: &[SortCriterion]) -> Ordering {
 
 /// The Date header as a UTC timestamp; None when it cannot be parsed (the internal date is
 /// used then, RFC 5256 section 2.2).
-fn sent_date(v: &[u8]) -> Option<i64> {
+pub(super) fn sent_date(v: &[u8]) -> Option<i64> {
     let d = mail_parser::DateTime::parse_rfc822(&decode_header_value(v))?;
     d.is_valid().then(|| d.to_timestamp())
 }
@@ -201,6 +219,13 @@ fn display_name(list: &[Address]) -> String {
 
 /// RFC 5256 section 2.1: the base subject of a decoded subject, case-folded.
 pub(crate) fn base_subject(decoded: &str) -> String {
+    base_subject_reply(decoded).0
+}
+
+/// [`base_subject`], and whether the subject was a reply or forward: a subj-refwd leader,
+/// a "(fwd)" trailer or a "[fwd: ...]" wrapper was removed (THREAD=REFERENCES step 5).
+pub(crate) fn base_subject_reply(decoded: &str) -> (String, bool) {
+    let mut reply = false;
     // (1) whitespace runs to one space.
     let mut s = String::with_capacity(decoded.len());
     for w in decoded.split_whitespace() {
@@ -216,6 +241,7 @@ pub(crate) fn base_subject(decoded: &str) -> String {
             let t = s.trim_end();
             if let Some(x) = t.strip_suffix("(FWD)") {
                 s = x.to_string();
+                reply = true;
             } else {
                 s = t.to_string();
                 break;
@@ -224,7 +250,9 @@ pub(crate) fn base_subject(decoded: &str) -> String {
         // (3)-(5) leaders and blobs, until nothing changes.
         loop {
             let before = s.len();
-            s = strip_leader(&s).to_string();
+            let (rest, refwd) = strip_leader(&s);
+            reply |= refwd;
+            s = rest.to_string();
             if let Some(rest) = strip_blob(&s) {
                 if !rest.is_empty() {
                     s = rest.to_string();
@@ -237,9 +265,10 @@ pub(crate) fn base_subject(decoded: &str) -> String {
         // (6) "[fwd: ...]" wrapper.
         if let Some(inner) = s.strip_prefix("[FWD:").and_then(|r| r.strip_suffix(']')) {
             s = inner.to_string();
+            reply = true;
             continue;
         }
-        return s;
+        return (s, reply);
     }
 }
 
@@ -252,10 +281,10 @@ fn strip_blob(s: &str) -> Option<&str> {
 }
 
 /// One subj-leader: leading whitespace, or *subj-blob subj-refwd ("re" / "fw" / "fwd", *WSP,
-/// an optional blob, ":").
-fn strip_leader(s: &str) -> &str {
+/// an optional blob, ":"). The flag says a subj-refwd was removed.
+fn strip_leader(s: &str) -> (&str, bool) {
     if s.starts_with(' ') || s.starts_with('\t') {
-        return s.trim_start();
+        return (s.trim_start(), false);
     }
     let mut rest = s;
     while let Some(r) = strip_blob(rest) {
@@ -268,15 +297,15 @@ fn strip_leader(s: &str) -> &str {
     } else if let Some(r) = rest.strip_prefix("FW") {
         r
     } else {
-        return s;
+        return (s, false);
     };
     let mut after = after.trim_start();
     if let Some(r) = strip_blob(after) {
         after = r;
     }
     match after.strip_prefix(':') {
-        Some(r) => r,
-        None => s,
+        Some(r) => (r, true),
+        None => (s, false),
     }
 }
 
@@ -304,6 +333,10 @@ mod tests {
         // "re" that is not followed by a colon is a word.
         assert_eq!(base_subject("Reply needed"), "REPLY NEEDED");
         assert_eq!(base_subject(""), "");
+        assert_eq!(base_subject_reply("Re: x"), ("X".into(), true));
+        assert_eq!(base_subject_reply("x (fwd)"), ("X".into(), true));
+        assert_eq!(base_subject_reply("[Fwd: x]"), ("X".into(), true));
+        assert_eq!(base_subject_reply("[list] x"), ("X".into(), false));
         // Upper-case folding puts "_" and "[" after letters, as Dovecot sorts.
         assert!(base_subject("_") > base_subject("z"));
         assert!(base_subject("[xyz]") > base_subject("z"));
@@ -351,7 +384,7 @@ mod tests {
         let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let line = |uid, opts: &[&str], nums: &[u32], hits: Option<&[(u32, u32, u64)]>| {
             let mut out = Vec::new();
-            let r = Untagged::ESearch(esearch("t", uid, &o(opts), nums, hits));
+            let r = Untagged::ESearch(esearch("t", uid, &o(opts), None, nums, hits));
             crate::imap::response::Encoder::default().untagged(&mut out, &r);
             String::from_utf8(out).unwrap()
         };

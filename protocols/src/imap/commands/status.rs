@@ -1,6 +1,6 @@
 //! STATUS (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE HIGHESTMODSEQ).
 
-use super::status_data::{check_items, info_for, item_name, send_status};
+use super::status_data::{check_items, info_for, item_name, send_status_id};
 use crate::imap::reply::{Done, Reply};
 use crate::imap::session::Session;
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -11,10 +11,25 @@ pub(crate) async fn status(
     mailbox: Mailbox<'static>,
     items: &[StatusDataItemName],
 ) -> Reply {
+    status_with(s, mailbox, items, false, false).await
+}
+
+/// STATUS, with MAILBOXID (RFC 8474) when `mailbox_id`; `only`: MESSAGES stood in for an
+/// item list that held only MAILBOXID.
+pub(crate) async fn status_with(
+    s: &mut Session,
+    mailbox: Mailbox<'static>,
+    items: &[StatusDataItemName],
+    mailbox_id: bool,
+    only: bool,
+) -> Reply {
     let name = s.mailbox_arg(&mailbox)?;
-    let items: Vec<String> = items.iter().map(|i| item_name(i).to_string()).collect();
+    let mut items: Vec<String> = items.iter().map(|i| item_name(i).to_string()).collect();
+    if only {
+        items.clear();
+    }
     check_items(&items)?;
     let (info, counts) = info_for(s, &name, &items).await?;
-    send_status(s, &info, counts, &items);
+    send_status_id(s, &info, counts, &items, mailbox_id);
     Ok(Done::Ok("Status completed.".into()))
 }

@@ -37,6 +37,9 @@ pub(crate) async fn store(
     if idx.is_empty() {
         return Ok(Done::Ok("Store completed.".into()));
     }
+    if kind != StoreType::Remove {
+        s.check_keyword_limit(&flags)?;
+    }
     let uids: Vec<u32> = idx.iter().filter_map(|&i| all.get(i).copied()).collect();
     let mode = match kind {
         StoreType::Add => FlagMode::Add,
@@ -47,6 +50,9 @@ pub(crate) async fn store(
     let outcome = s
         .store_write(move |st| st.store_flags(&name, &uids, mode, &flags, unchanged_since))
         .await?;
+    // The store answers with each message's whole flag set, which may hold keywords other
+    // sessions added since this one last looked.
+    s.announce_keywords(outcome.updated.iter().map(|(_, f, _)| f));
     let silent = response == StoreResponse::Silent;
     let condstore = s.enabled.condstore;
     let enc = s.encoder();

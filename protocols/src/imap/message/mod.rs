@@ -36,4 +36,4 @@ pub use search::{
     matches, LazyContent, MessageContent, MessageCtx, SearchKey, SeqBound, SequenceSet,
 };
 pub use section::{extract, extract_ref, Partial, SectionSpec};
-pub use text::decode_header_value;
+pub use text::{decode_header_value, preview};

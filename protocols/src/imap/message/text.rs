@@ -173,6 +173,22 @@ pub fn header_text(header: &[u8], out: &mut String) {
 
 /// The searchable body text of a message (BODY): decoded text parts, and the headers and text
 /// of attached messages. Non-text leaves (images, archives) are not searched.
+/// PREVIEW (RFC 8970): the start of the message's text (HTML made text), whitespace runs
+/// made one space, at most 200 characters.
+pub fn preview(raw: &[u8], facts: &MessageFacts) -> String {
+    let mut out = String::new();
+    for w in body_text(raw, facts).split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+        if out.chars().count() >= 200 {
+            break;
+        }
+    }
+    out.chars().take(200).collect()
+}
+
 pub fn body_text(raw: &[u8], facts: &MessageFacts) -> String {
     let mut out = String::new();
     part_text(raw, &facts.body, &mut out, 0);

@@ -13,12 +13,16 @@ pub enum Code {
         uids: Vec<u32>,
     },
     AuthenticationFailed,
+    /// CATENATE (RFC 4469): the IMAP URL that names nothing.
+    BadUrl(String),
     /// The charsets SEARCH accepts.
     BadCharset(Vec<&'static str>),
     Cannot,
     Capability(Vec<String>),
     /// RFC 7162 3.2.11: the previous mailbox's responses end here.
     Closed,
+    /// RFC 4978: COMPRESS when compression is already on.
+    CompressionActive,
     /// UIDPLUS: source and destination UIDs, paired element by element.
     CopyUid {
         uidvalidity: u32,
@@ -27,9 +31,15 @@ pub enum Code {
     },
     HighestModSeq(u64),
     InUse,
+    /// OBJECTID (RFC 8474): the mailbox's id, at SELECT and CREATE.
+    MailboxId(String),
+    /// RFC 5530: a server limit (here: keywords per mailbox) was reached.
+    Limit,
     /// CONDSTORE (RFC 7162 3.1.3): the messages a conditional STORE left alone.
     Modified(Vec<u32>),
     NonExistent,
+    /// RFC 5530: the user may not do this (SETQUOTA).
+    NoPerm,
     OverQuota,
     /// The flags a client may set: atoms, `\*` included.
     PermanentFlags(Vec<String>),
@@ -56,8 +66,11 @@ impl Code {
             Code::AuthenticationFailed => "AUTHENTICATIONFAILED",
             Code::Cannot => "CANNOT",
             Code::Closed => "CLOSED",
+            Code::CompressionActive => "COMPRESSIONACTIVE",
             Code::InUse => "INUSE",
+            Code::Limit => "LIMIT",
             Code::NonExistent => "NONEXISTENT",
+            Code::NoPerm => "NOPERM",
             Code::OverQuota => "OVERQUOTA",
             Code::PrivacyRequired => "PRIVACYREQUIRED",
             Code::ReadOnly => "READ-ONLY",
@@ -120,6 +133,18 @@ impl Code {
                 return;
             }
             Code::UidNext(n) => return numbered(out, "UIDNEXT", u64::from(*n)),
+            Code::BadUrl(u) => {
+                out.extend_from_slice(b"BADURL ");
+                enc.value(out, &Value::astring(u.as_bytes()));
+                return;
+            }
+            Code::MailboxId(id) => {
+                // Ids are base64url characters only: nothing to quote.
+                out.extend_from_slice(b"MAILBOXID (");
+                out.extend_from_slice(id.as_bytes());
+                out.push(b')');
+                return;
+            }
             Code::UidValidity(n) => return numbered(out, "UIDVALIDITY", u64::from(*n)),
             Code::Unseen(n) => return numbered(out, "UNSEEN", u64::from(*n)),
         };

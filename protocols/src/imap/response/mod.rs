@@ -12,7 +12,9 @@ pub mod value;
 mod tests;
 
 pub use code::{Code, RespText};
-pub use untagged::{internal_date, ESearch, FetchItem, SectionName, SectionText, Untagged};
+pub use untagged::{
+    internal_date, ESearch, FetchItem, SectionName, SectionText, ThreadNode, ThreadTree, Untagged,
+};
 pub use value::{Encoder, Value};
 
 /// The status of a tagged response.

@@ -287,6 +287,7 @@ fn mailbox_data() {
     assert_eq!(
         u(Untagged::Status {
             mailbox: "INBOX",
+            mailbox_id: None,
             items: vec![("MESSAGES", 2), ("UIDNEXT", 9)]
         }),
         "* STATUS INBOX (MESSAGES 2 UIDNEXT 9)\r\n"
@@ -325,6 +326,7 @@ fn search_sort_esearch() {
             all: Some(vec![2, 3, 4, 9].into()),
             count: Some(4),
             modseq: Some(12),
+            ..ESearch::default()
         })),
         "* ESEARCH (TAG \"A282\") UID MIN 2 MAX 9 ALL 2:4,9 COUNT 4 MODSEQ 12\r\n"
     );
@@ -335,6 +337,40 @@ fn search_sort_esearch() {
             ..ESearch::default()
         })),
         "* ESEARCH (TAG \"t\") COUNT 0\r\n"
+    );
+    // PARTIAL (RFC 9394) and context updates (RFC 5267).
+    assert_eq!(
+        u(Untagged::ESearch(ESearch {
+            tag: "p",
+            partial: Some(((2, 4), Some(vec![3, 4, 2].into()))),
+            ..ESearch::default()
+        })),
+        "* ESEARCH (TAG \"p\") PARTIAL (2:4 3:4,2)\r\n"
+    );
+    assert_eq!(
+        u(Untagged::ESearch(ESearch {
+            tag: "p",
+            uid: true,
+            partial: Some(((-1, -5), None)),
+            ..ESearch::default()
+        })),
+        "* ESEARCH (TAG \"p\") UID PARTIAL (-1:-5 NIL)\r\n"
+    );
+    assert_eq!(
+        u(Untagged::ESearch(ESearch {
+            tag: "c",
+            addto: vec![(0, vec![1, 2, 4])],
+            ..ESearch::default()
+        })),
+        "* ESEARCH (TAG \"c\") ADDTO (0 1:2,4)\r\n"
+    );
+    assert_eq!(
+        u(Untagged::ESearch(ESearch {
+            tag: "c",
+            removefrom: vec![(3, vec![7]), (1, vec![5])],
+            ..ESearch::default()
+        })),
+        "* ESEARCH (TAG \"c\") REMOVEFROM (3 7 1 5)\r\n"
     );
 }
 

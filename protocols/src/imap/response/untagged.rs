@@ -50,6 +50,8 @@ pub enum Untagged<'a> {
     Status {
         mailbox: &'a str,
         items: Vec<(&'a str, u64)>,
+        /// OBJECTID (RFC 8474): `MAILBOXID (id)` at the end, when asked.
+        mailbox_id: Option<&'a str>,
     },
     /// SEARCH; `modseq` is CONDSTORE's highest mod-sequence of the matches (RFC 7162 3.1.5).
     Search {
@@ -63,6 +65,84 @@ pub enum Untagged<'a> {
     },
     /// ESEARCH (RFC 4731), also ESORT's answer (RFC 5267).
     ESearch(ESearch<'a>),
+    /// QUOTAROOT (RFC 9208): the quota roots of a mailbox.
+    QuotaRoot {
+        mailbox: &'a str,
+        roots: Vec<&'a str>,
+    },
+    /// QUOTA (RFC 9208): a root's resources as (name, usage, limit).
+    Quota {
+        root: &'a str,
+        resources: Vec<(&'a str, u64, u64)>,
+    },
+    /// THREAD (RFC 5256): the threads, oldest first.
+    Thread(&'a ThreadTree),
+}
+
+/// A THREAD answer: nodes in one arena (so a deep thread is no deep recursion when built,
+/// written or dropped) and the threads' roots in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadTree {
+    pub nodes: Vec<ThreadNode>,
+    pub roots: Vec<usize>,
+}
+
+/// A message (its number), or a dummy (None) standing for a missing parent, with its
+/// replies (indices into [`ThreadTree::nodes`]) in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadNode {
+    pub num: Option<u32>,
+    pub children: Vec<usize>,
+}
+
+impl ThreadTree {
+    /// The threads as RFC 5256 writes them: each in parentheses; a message followed by its
+    /// one reply as a chain (`1 2 3`) or by its several replies each in parentheses
+    /// (`1 (2)(3 4)`); a dummy has only the parenthesized replies.
+    fn write(&self, out: &mut Vec<u8>) {
+        enum Step {
+            Node(usize),
+            Byte(u8),
+        }
+        let mut stack: Vec<Step> = Vec::new();
+        for &r in self.roots.iter().rev() {
+            stack.push(Step::Byte(b')'));
+            stack.push(Step::Node(r));
+            stack.push(Step::Byte(b'('));
+        }
+        while let Some(step) = stack.pop() {
+            let node = match step {
+                Step::Byte(b) => {
+                    out.push(b);
+                    continue;
+                }
+                Step::Node(i) => match self.nodes.get(i) {
+                    Some(n) => n,
+                    None => continue,
+                },
+            };
+            if let Some(n) = node.num {
+                number(out, u64::from(n));
+            }
+            match node.children.as_slice() {
+                [] => {}
+                [only] if node.num.is_some() => {
+                    out.push(b' ');
+                    stack.push(Step::Node(*only));
+                }
+                many => {
+                    if node.num.is_some() {
+                        out.push(b' ');
+                    }
+                    for &c in many.iter().rev() {
+                        stack.push(Step::Byte(b')'));
+                        stack.push(Step::Node(c));
+                        stack.push(Step::Byte(b'('));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The data of an ESEARCH response; absent parts are left out.
@@ -77,7 +157,15 @@ pub struct ESearch<'a> {
     pub all: Option<Cow<'a, [u32]>>,
     pub count: Option<u64>,
     pub modseq: Option<u64>,
+    /// PARTIAL (RFC 9394): the range asked for and the numbers in it (None = NIL).
+    pub partial: Option<PartialResult<'a>>,
+    /// Context updates (RFC 5267): (position, numbers) pairs; position 0 for SEARCH.
+    pub addto: Vec<(u32, Vec<u32>)>,
+    pub removefrom: Vec<(u32, Vec<u32>)>,
 }
+
+/// PARTIAL's answer: the range asked for and the numbers in it (None = NIL).
+pub type PartialResult<'a> = ((i64, i64), Option<Cow<'a, [u32]>>);
 
 /// One FETCH data item.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +197,11 @@ pub enum FetchItem<'a> {
         origin: Option<u64>,
         data: Cow<'a, [u8]>,
     },
+    /// OBJECTID (RFC 8474): `EMAILID (id)` and `THREADID NIL`.
+    EmailId(String),
+    ThreadId,
+    /// PREVIEW (RFC 8970): up to 200 characters of the message's text.
+    Preview(String),
     BinarySize {
         part: &'a [u32],
         size: u64,
@@ -224,18 +317,58 @@ impl Encoder {
                 }
                 self.spaced(out, &v);
             }
-            Untagged::Status { mailbox, items } => {
+            Untagged::Status {
+                mailbox,
+                items,
+                mailbox_id,
+            } => {
                 out.extend_from_slice(b"STATUS ");
                 self.value(out, &Value::Mailbox(Cow::Borrowed(mailbox)));
                 out.push(b' ');
-                let items = items
+                let mut list: Vec<Value<'_>> = items
                     .iter()
-                    .flat_map(|(name, n)| [Value::atom(*name), Value::Number(*n)]);
-                self.value(out, &Value::List(items.collect()));
+                    .flat_map(|(name, n)| [Value::atom(*name), Value::Number(*n)])
+                    .collect();
+                if let Some(id) = mailbox_id {
+                    list.push(Value::atom("MAILBOXID"));
+                    list.push(Value::List(vec![Value::Atom(Cow::Borrowed(*id))]));
+                }
+                self.value(out, &Value::List(list));
             }
             Untagged::Search { nums, modseq } => numbers(out, "SEARCH", nums, *modseq),
             Untagged::Sort { nums, modseq } => numbers(out, "SORT", nums, *modseq),
             Untagged::ESearch(e) => self.esearch(out, e),
+            Untagged::QuotaRoot { mailbox, roots } => {
+                out.extend_from_slice(b"QUOTAROOT ");
+                self.value(out, &Value::Mailbox(Cow::Borrowed(mailbox)));
+                for r in roots {
+                    out.push(b' ');
+                    self.value(out, &Value::astring(r.as_bytes()));
+                }
+            }
+            Untagged::Quota { root, resources } => {
+                out.extend_from_slice(b"QUOTA ");
+                self.value(out, &Value::astring(root.as_bytes()));
+                out.extend_from_slice(b" (");
+                for (i, (name, usage, limit)) in resources.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b' ');
+                    number(out, *usage);
+                    out.push(b' ');
+                    number(out, *limit);
+                }
+                out.push(b')');
+            }
+            Untagged::Thread(tree) => {
+                out.extend_from_slice(b"THREAD");
+                if !tree.roots.is_empty() {
+                    out.push(b' ');
+                }
+                tree.write(out);
+            }
         }
     }
 
@@ -268,6 +401,31 @@ impl Encoder {
                 esearch_item(out, word);
                 number(out, n);
             }
+        }
+        if let Some(((a, b), nums)) = &e.partial {
+            esearch_item(out, "PARTIAL");
+            out.extend_from_slice(format!("({a}:{b} ").as_bytes());
+            match nums {
+                Some(n) if !n.is_empty() => set(out, n),
+                _ => out.extend_from_slice(b"NIL"),
+            }
+            out.push(b')');
+        }
+        for (word, pairs) in [("ADDTO", &e.addto), ("REMOVEFROM", &e.removefrom)] {
+            if pairs.is_empty() {
+                continue;
+            }
+            esearch_item(out, word);
+            out.push(b'(');
+            for (i, (pos, nums)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                number(out, u64::from(*pos));
+                out.push(b' ');
+                set(out, nums);
+            }
+            out.push(b')');
         }
     }
 }
@@ -372,6 +530,12 @@ impl Encoder {
                 named("INTERNALDATE", &internal_date(*secs, *tz_min))
             }
             FetchItem::Rfc822Size(n) => named("RFC822.SIZE", &Value::Number(*n)),
+            FetchItem::EmailId(id) => named(
+                "EMAILID",
+                &Value::List(vec![Value::Atom(Cow::Borrowed(id.as_str()))]),
+            ),
+            FetchItem::ThreadId => named("THREADID", &Value::Nil),
+            FetchItem::Preview(text) => named("PREVIEW", &Value::string(text.as_bytes())),
             FetchItem::Envelope(v) => named("ENVELOPE", v),
             FetchItem::Body(v) => named("BODY", v),
             FetchItem::BodyStructure(v) => named("BODYSTRUCTURE", v),

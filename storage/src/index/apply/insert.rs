@@ -4,7 +4,7 @@
 
 use super::bump;
 use super::ghosts::{insert_ghost, object_here, wake_ghosts};
-use super::messages::put_msg;
+use super::messages::{put_msg, remove_live};
 use super::Effects;
 use crate::error::Result;
 use crate::index::*;
@@ -24,7 +24,20 @@ pub(super) fn append(
         return Ok(());
     };
     let modseq = bump(&mut mb);
-    if insert_entry(tx, &mut mb, entry, time, modseq, fx)? {
+    let earlier = match delivery_key {
+        Some(key) => super::dedupe::earlier_copy(tx, mailbox, key, &entry.guid, time)?,
+        None => None,
+    };
+    let inserted = insert_entry(tx, &mut mb, entry, time, modseq, fx)?;
+    if let Some(other) = earlier {
+        // A second copy of one delivery (a retry on another node): one stays, on every node.
+        let kept = super::dedupe::keep_one(tx, &mut mb, other, entry.guid)?;
+        if kept == other {
+            tx.put_mailbox(&mb);
+            return Ok(());
+        }
+    }
+    if inserted {
         if let Some(key) = delivery_key {
             // Remembered so a retried delivery is answered, not stored twice (invariant 4).
             let d = Delivery {
@@ -92,6 +105,7 @@ pub(super) fn insert_entry(
     if merge::uids::is_conflict(holder.map(|(g, _)| g), entry.guid) {
         if let Some((local, live)) = holder {
             park(tx, mb, entry, time, local, live, fx);
+            hide_holder(tx, mb, entry.uid, time, modseq)?;
         }
         return Ok(false);
     }
@@ -151,6 +165,34 @@ fn park(
         local,
         remote: entry.guid,
     });
+}
+
+/// Takes the live local holder of a contested UID out of clients' sight until the resolver's
+/// renumbering gives it a new UID: its UID is expunged now (a tombstone at `modseq`, so
+/// QRESYNC clients get VANISHED) and it waits parked like the newcomer. Without this a client
+/// of this node would go on reading the UID as this message while the peer's clients read it
+/// as the other one, and after the renumbering nobody could tell which they saw (invariant 2).
+/// A ghost holder (no object here, not shown) keeps its place and the contested mark.
+fn hide_holder(
+    tx: &mut Txn,
+    mb: &mut MailboxRec,
+    uid: u32,
+    time: HlcTime,
+    modseq: u64,
+) -> Result<()> {
+    let Some(m) = tx.msg(&mb.id, uid)? else {
+        return Ok(());
+    };
+    remove_live(tx, mb, &m, modseq);
+    tx.put(
+        k_pending(&mb.id, &m.meta.guid),
+        &PendingEntry {
+            entry: entry_of(&m.meta),
+            time,
+            flag_times: m.flag_times.clone(),
+        },
+    );
+    Ok(())
 }
 
 /// Makes a message visible: its keys and the mailbox's counts.

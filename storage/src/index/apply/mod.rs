@@ -5,6 +5,7 @@
 //! undecodable index value.
 
 mod align;
+mod dedupe;
 mod expunge;
 mod flags;
 mod ghosts;

@@ -1,0 +1,362 @@
+//! One ManageSieve session: greeting and capabilities, the command loop with its timeouts,
+//! STARTTLS, AUTHENTICATE and UNAUTHENTICATE.
+
+use super::parse::{self, quote, Command, Parsed};
+use super::storage::ScriptDir;
+use super::ManageSieveContext;
+use crate::backend::{AuthOutcome, AuthRequest, ConnInfo, Service, SessionGuard};
+use crate::line::{LineConn, CLOSE_TIMEOUT};
+use crate::sasl::{Mechanism, SaslError, SaslExchange, SaslStep};
+use crate::stream::BoxStream;
+use std::sync::Arc;
+use tracing::Instrument;
+
+pub(super) enum Stop {
+    Closed,
+    Said,
+}
+
+pub(super) struct User {
+    pub name: String,
+    pub scripts: Arc<ScriptDir>,
+    pub _guard: SessionGuard,
+}
+
+pub(super) struct Session {
+    pub ctx: Arc<ManageSieveContext>,
+    pub info: ConnInfo,
+    pub io: LineConn,
+    pub user: Option<User>,
+    pub bad_commands: u32,
+    pub auth_failures: u32,
+}
+
+pub(super) async fn run(stream: BoxStream, info: ConnInfo, ctx: Arc<ManageSieveContext>) {
+    let span =
+        tracing::info_span!("managesieve", session = %info.session_id, remote = %info.remote.ip());
+    async move {
+        let mut s = Session {
+            ctx,
+            info,
+            io: LineConn::new(stream),
+            user: None,
+            bad_commands: 0,
+            auth_failures: 0,
+        };
+        s.capability();
+        s.io.send_line("OK \"ManageSieve ready.\"");
+        if let Stop::Said = s.command_loop().await {
+            s.io.shutdown().await;
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+impl Session {
+    fn capability(&mut self) {
+        let mut out = String::from("\"IMPLEMENTATION\" \"mailstore\"\r\n");
+        let mechs: Vec<&str> =
+            if self.user.is_none() && self.ctx.backend.allow_plaintext(&self.info) {
+                self.ctx
+                    .config
+                    .mechanisms()
+                    .iter()
+                    .map(Mechanism::as_str)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        out.push_str(&format!("\"SASL\" \"{}\"\r\n", mechs.join(" ")));
+        let caps = sieve::Compiler::new().capabilities().join(" ");
+        out.push_str(&format!("\"SIEVE\" \"{caps}\"\r\n"));
+        if self.ctx.tls.is_some() && !self.info.tls {
+            out.push_str("\"STARTTLS\"\r\n");
+        }
+        out.push_str(&format!(
+            "\"MAXREDIRECTS\" \"{}\"\r\n",
+            self.ctx.config.max_redirects
+        ));
+        out.push_str("\"NOTIFY\" \"\"\r\n\"VERSION\" \"1.0\"");
+        self.io.send_line(&out);
+    }
+
+    /// The next command, parsed from the input buffer; bad ones are answered here.
+    async fn next_command(&mut self) -> Result<Command, Stop> {
+        let max_literal = self.ctx.config.max_script_size as usize;
+        let max_line = self.ctx.config.max_line_length;
+        loop {
+            match parse::parse(self.io.input(), max_literal, max_line) {
+                Parsed::Done(cmd, used) => {
+                    let _ = self.io.input().split_to(used);
+                    return Ok(cmd);
+                }
+                Parsed::Bad(e, used) => {
+                    let input = self.io.input();
+                    let _ = input.split_to(used.min(input.len()));
+                    self.io.send_line(&format!("NO {}", quote(&e.to_string())));
+                    self.bad_commands += 1;
+                    if self.bad_commands >= self.ctx.config.max_bad_commands {
+                        self.io.send_line("BYE \"Too many invalid commands.\"");
+                        return Err(Stop::Said);
+                    }
+                }
+                Parsed::Incomplete => self.fill().await?,
+            }
+        }
+    }
+
+    /// Flushes replies and reads more input, under the timeout and the shutdown token.
+    pub(super) async fn fill(&mut self) -> Result<(), Stop> {
+        let timeout = if self.user.is_some() {
+            self.ctx.config.idle_timeout
+        } else {
+            self.ctx.config.login_timeout
+        };
+        if self.io.flush().await.is_err() {
+            return Err(Stop::Closed);
+        }
+        let shutdown = self.ctx.shutdown.clone();
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                self.io.send_line("BYE \"Server shutting down.\"");
+                Err(Stop::Said)
+            }
+            r = tokio::time::timeout(timeout, self.io.fill()) => match r {
+                Err(_) => {
+                    self.io.send_line("BYE \"Disconnected for inactivity.\"");
+                    Err(Stop::Said)
+                }
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(_)) => Err(Stop::Closed),
+            }
+        }
+    }
+
+    async fn command_loop(&mut self) -> Stop {
+        loop {
+            let cmd = match self.next_command().await {
+                Ok(c) => c,
+                Err(stop) => return stop,
+            };
+            if let Err(stop) = self.handle(cmd).await {
+                return stop;
+            }
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command) -> Result<(), Stop> {
+        match cmd {
+            Command::Capability => {
+                self.capability();
+                self.io.send_line("OK \"Capability completed.\"");
+            }
+            Command::Noop(tag) => match tag {
+                Some(t) => self
+                    .io
+                    .send_line(&format!("OK (TAG {}) \"Done\"", quote(&t))),
+                None => self.io.send_line("OK \"NOOP completed.\""),
+            },
+            Command::Logout => {
+                self.io.send_line("OK \"Logout completed.\"");
+                return Err(Stop::Said);
+            }
+            Command::StartTls => return self.starttls().await,
+            Command::Authenticate { mechanism, initial } => {
+                return self.authenticate(&mechanism, initial).await;
+            }
+            Command::Unauthenticate => {
+                if self.user.take().is_some() {
+                    self.io.send_line("OK \"Unauthenticate completed.\"");
+                } else {
+                    self.io.send_line("NO \"Not authenticated.\"");
+                }
+            }
+            other => match self.user.as_ref().map(|u| u.scripts.clone()) {
+                Some(dir) => self.script_command(dir, other).await,
+                None => self.io.send_line("NO \"Authenticate first.\""),
+            },
+        }
+        Ok(())
+    }
+
+    async fn starttls(&mut self) -> Result<(), Stop> {
+        let Some(tls) = self.ctx.tls.clone() else {
+            self.io.send_line("NO \"TLS support isn't enabled.\"");
+            return Ok(());
+        };
+        if self.info.tls || self.user.is_some() {
+            self.io
+                .send_line("NO \"TLS is already active or not allowed now.\"");
+            return Ok(());
+        }
+        self.io.send_line("OK \"Begin TLS negotiation now.\"");
+        let (placeholder, _) = tokio::io::duplex(1);
+        let old = std::mem::replace(&mut self.io, LineConn::new(Box::new(placeholder)));
+        let stream = match tokio::time::timeout(CLOSE_TIMEOUT, old.into_stream()).await {
+            Ok(Ok(s)) => s,
+            _ => return Err(Stop::Closed),
+        };
+        match tls.upgrade(stream).await {
+            Ok(stream) => {
+                self.io = LineConn::new(stream);
+                self.info.tls = true;
+                // RFC 5804 2.2: the capabilities again, now over TLS.
+                self.capability();
+                self.io.send_line("OK \"TLS negotiation successful.\"");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::info!("managesieve-login: TLS handshaking failed: {e}");
+                Err(Stop::Closed)
+            }
+        }
+    }
+
+    /// The client's next SASL response (a string, or `*` to cancel).
+    async fn sasl_response(&mut self) -> Result<Result<String, SaslError>, Stop> {
+        loop {
+            match parse::parse_response(self.io.input(), 8192) {
+                Parsed::Done(r, used) => {
+                    let _ = self.io.input().split_to(used);
+                    return Ok(r.ok_or(SaslError::Cancelled));
+                }
+                Parsed::Bad(_, used) => {
+                    let input = self.io.input();
+                    let _ = input.split_to(used.min(input.len()));
+                    return Ok(Err(SaslError::Malformed {
+                        mechanism: "response",
+                        reason: "not a string",
+                    }));
+                }
+                Parsed::Incomplete => self.fill().await?,
+            }
+        }
+    }
+
+    async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> Result<(), Stop> {
+        if self.user.is_some() {
+            self.io.send_line("NO \"Already authenticated.\"");
+            return Ok(());
+        }
+        let mech = Mechanism::parse(mechanism)
+            .ok()
+            .filter(|m| self.ctx.config.mechanisms().contains(m));
+        let Some(mech) = mech else {
+            self.io
+                .send_line("NO \"Unsupported authentication mechanism.\"");
+            return Ok(());
+        };
+        if !self.ctx.backend.allow_plaintext(&self.info) {
+            self.io.send_line(
+                "NO \"Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\"",
+            );
+            return Ok(());
+        }
+        let mut step = SaslExchange::start(mech, initial.as_deref());
+        let creds = loop {
+            match step {
+                Ok((mut ex, SaslStep::Challenge(c))) => {
+                    self.io.send_line(&quote(&c));
+                    step = match self.sasl_response().await? {
+                        Ok(line) => ex.step(&line).map(|s| (ex, s)),
+                        Err(e) => Err(e),
+                    };
+                }
+                Ok((_, SaslStep::Done(creds))) => break creds,
+                Err(SaslError::Cancelled) => {
+                    self.io
+                        .send_line("NO \"Authentication aborted by client.\"");
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.io.send_line(&format!("NO {}", quote(&e.to_string())));
+                    return self.auth_failed();
+                }
+            }
+        };
+        let outcome = self
+            .ctx
+            .backend
+            .authenticate(AuthRequest {
+                service: Service::ManageSieve,
+                user: &creds.authcid,
+                password: &creds.password,
+                authzid: creds.authzid.as_deref(),
+                mechanism: mech.as_str(),
+                conn: &self.info,
+            })
+            .await;
+        match outcome {
+            AuthOutcome::Ok { user } => self.logged_in(user, mech).await,
+            AuthOutcome::Failed => {
+                self.io.send_line("NO \"Authentication failed.\"");
+                self.auth_failed()
+            }
+            AuthOutcome::RateLimited => {
+                self.io
+                    .send_line("BYE \"Too many authentication failures, try again later.\"");
+                Err(Stop::Said)
+            }
+            AuthOutcome::TempFail(why) => {
+                tracing::warn!("managesieve-login: temporary authentication failure: {why}");
+                self.io
+                    .send_line("NO (TRYLATER) \"Temporary authentication failure.\"");
+                Ok(())
+            }
+        }
+    }
+
+    fn auth_failed(&mut self) -> Result<(), Stop> {
+        self.auth_failures += 1;
+        if self.auth_failures >= self.ctx.config.max_auth_failures {
+            self.io
+                .send_line("BYE \"Too many authentication failures.\"");
+            return Err(Stop::Said);
+        }
+        Ok(())
+    }
+
+    async fn logged_in(&mut self, user: String, mech: Mechanism) -> Result<(), Stop> {
+        let backend = self.ctx.backend.clone();
+        let guard =
+            match backend.register_session(Service::ManageSieve, &user, self.info.remote.ip()) {
+                Ok(g) => g,
+                Err(why) => {
+                    self.io.send_line(&format!("NO {}", quote(&why)));
+                    return Ok(());
+                }
+            };
+        let store = match crate::mail::UserMail::open(&backend, &user).await {
+            Ok(s) => s,
+            Err(why) => {
+                tracing::error!("managesieve({user}): cannot open the user's store: {why}");
+                self.io
+                    .send_line("NO (TRYLATER) \"Cannot open the user's scripts.\"");
+                return Ok(());
+            }
+        };
+        let home = store.reader().dir().to_path_buf();
+        let c = &self.ctx.config;
+        let scripts = ScriptDir {
+            dir: crate::lmtp::expand_path(&c.script_dir, &user, &home),
+            active_link: crate::lmtp::expand_path(&c.active_path, &user, &home),
+        };
+        tracing::info!(
+            "managesieve-login: Login: user=<{user}>, method={}, rip={}, lip={}, {}session=<{}>",
+            mech.as_str(),
+            self.info.remote.ip(),
+            self.info.local.ip(),
+            if self.info.tls { "TLS, " } else { "" },
+            self.info.session_id
+        );
+        self.user = Some(User {
+            name: user,
+            scripts: Arc::new(scripts),
+            _guard: guard,
+        });
+        self.io.send_line("OK \"Logged in.\"");
+        Ok(())
+    }
+}

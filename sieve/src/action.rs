@@ -1,0 +1,56 @@
+//! What a script decided: the actions the caller (the delivery agent) carries out.
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Store in the user's default mailbox (explicit `keep`, or the implicit keep).
+    Keep {
+        flags: Vec<String>,
+        implicit: bool,
+    },
+    FileInto {
+        mailbox: String,
+        flags: Vec<String>,
+        copy: bool,
+        create: bool,
+        special_use: Option<String>,
+    },
+    Redirect {
+        address: String,
+        copy: bool,
+    },
+    Discard,
+    /// `reject` (RFC 5429 2.2) or `ereject` (2.1, `extended`: refuse in protocol if possible).
+    Reject {
+        reason: String,
+        extended: bool,
+    },
+    Vacation(Vacation),
+}
+
+impl Action {
+    /// Pigeonhole's name of the action (its test suite checks them).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Keep { .. } => "keep",
+            Action::FileInto { .. } => "store",
+            Action::Redirect { .. } => "redirect",
+            Action::Discard => "discard",
+            Action::Reject { .. } => "reject",
+            Action::Vacation(_) => "vacation",
+        }
+    }
+}
+
+/// RFC 5230 vacation, with the RFC 6131 period in seconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vacation {
+    pub reason: String,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub addresses: Vec<String>,
+    pub mime: bool,
+    /// Identifies "the same" vacation for reply tracking (RFC 5230 4.2).
+    pub handle: String,
+    /// Minimum time between two replies to one sender, in seconds.
+    pub period: u64,
+}

@@ -1,0 +1,558 @@
+//! The validator: binds arguments to each command's signature, checks that every extension used
+//! was required, and decodes encoded characters (RFC 5228 section 2.4.2.4).
+
+use crate::ast::{Arg, Node};
+use crate::error::{CompileError, CompileErrors};
+use crate::spec::{self, Block, Spec, Tests, Ty};
+use crate::{lexer, parser};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Compiled scripts stop at this many errors (Pigeonhole's limit too).
+const MAX_ERRORS: usize = 10;
+
+/// A script checked and ready to run.
+#[derive(Clone, Debug)]
+pub struct Script {
+    pub commands: Vec<Node>,
+    pub required: HashSet<String>,
+}
+
+impl Script {
+    pub fn requires(&self, ext: &str) -> bool {
+        self.required.contains(ext)
+    }
+}
+
+/// Knows the signatures; extra extensions (the test suite's) can be added.
+#[derive(Clone)]
+pub struct Compiler {
+    // Shared: a compiler is cloned into every run (includes compile with it).
+    specs: Arc<HashMap<&'static str, Spec>>,
+    caps: Arc<HashSet<String>>,
+}
+
+impl Default for Compiler {
+    fn default() -> Self {
+        Compiler::new()
+    }
+}
+
+impl Compiler {
+    pub fn new() -> Compiler {
+        let specs = spec::builtin().into_iter().map(|s| (s.name, s)).collect();
+        Compiler {
+            specs: Arc::new(specs),
+            caps: Arc::new(spec::CAPABILITIES.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    /// Adds a capability and the commands and tests it brings.
+    pub fn add_extension(&mut self, capability: &str, specs: Vec<Spec>) {
+        Arc::make_mut(&mut self.caps).insert(capability.to_string());
+        let map = Arc::make_mut(&mut self.specs);
+        for s in specs {
+            map.insert(s.name, s);
+        }
+    }
+
+    /// Removes a capability (an operator can disable an extension).
+    pub fn disable(&mut self, capability: &str) {
+        Arc::make_mut(&mut self.caps).remove(capability);
+    }
+
+    pub fn supports(&self, capability: &str) -> bool {
+        self.caps.contains(capability)
+    }
+
+    pub fn capabilities(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.caps.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub fn compile(&self, src: &str) -> Result<Script, CompileErrors> {
+        let (toks, mut errors) = lexer::tokenize(src);
+        if !errors.is_empty() {
+            errors.truncate(MAX_ERRORS);
+            return Err(CompileErrors(errors));
+        }
+        let mut commands = parser::parse(toks).map_err(|e| CompileErrors(vec![e]))?;
+        let mut v = Validator {
+            c: self,
+            required: HashSet::new(),
+            errors: Vec::new(),
+        };
+        v.block(&mut commands, true);
+        if v.errors.is_empty() {
+            Ok(Script {
+                commands,
+                required: v.required,
+            })
+        } else {
+            v.errors.truncate(MAX_ERRORS);
+            Err(CompileErrors(v.errors))
+        }
+    }
+}
+
+struct Validator<'a> {
+    c: &'a Compiler,
+    required: HashSet<String>,
+    errors: Vec<CompileError>,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, n: &Node, msg: impl Into<String>) {
+        self.errors.push(CompileError::new(n.line, n.col, msg));
+    }
+
+    fn block(&mut self, nodes: &mut [Node], top: bool) {
+        let mut prev_if = false;
+        let mut requires_allowed = top;
+        for n in nodes.iter_mut() {
+            if n.name == "require" {
+                if !requires_allowed {
+                    self.err(n, "require command can only be placed at top level at the beginning of the file");
+                }
+                self.require(n);
+                continue;
+            }
+            requires_allowed = false;
+            if matches!(n.name.as_str(), "elsif" | "else") && !prev_if {
+                let msg = format!("{} command must follow an if or elseif command", n.name);
+                self.err(n, msg);
+            }
+            prev_if = matches!(n.name.as_str(), "if" | "elsif");
+            self.node(n, false);
+        }
+    }
+
+    fn require(&mut self, n: &mut Node) {
+        let list = match n.args.as_slice() {
+            [a] => match &a.arg {
+                Arg::Str(s) => vec![s.clone()],
+                Arg::List(l) => l.clone(),
+                _ => Vec::new(),
+            },
+            _ => {
+                self.err(n, "the require command expects one string list argument");
+                return;
+            }
+        };
+        for ext in list {
+            if self.c.caps.contains(ext.as_str()) {
+                self.required.insert(ext.clone());
+                // vacation-seconds implies vacation; ereject shares reject's machinery.
+                if ext == "vacation-seconds" {
+                    self.required.insert("vacation".into());
+                }
+            } else {
+                self.err(
+                    n,
+                    format!("require command: unknown Sieve capability '{ext}'"),
+                );
+            }
+        }
+        n.pos = vec![Arg::List(self.required.iter().cloned().collect())];
+    }
+
+    fn node(&mut self, n: &mut Node, as_test: bool) {
+        let kind = if as_test { "test" } else { "command" };
+        let Some(spec) = self.c.specs.get(n.name.as_str()).cloned() else {
+            let msg = format!("unknown {kind} '{}' (perhaps a require is missing)", n.name);
+            self.err(n, msg);
+            return;
+        };
+        if spec.is_test != as_test && !spec.both {
+            let msg = format!(
+                "'{}' is a {} and cannot be used as a {kind}",
+                n.name,
+                if spec.is_test { "test" } else { "command" }
+            );
+            self.err(n, msg);
+            return;
+        }
+        if !spec.ext.is_empty() && !self.required.contains(spec.ext) {
+            let msg = format!(
+                "unknown {kind} '{}' (the '{}' extension is not required)",
+                n.name, spec.ext
+            );
+            self.err(n, msg);
+            return;
+        }
+        if self.required.contains("encoded-character") {
+            for a in &mut n.args {
+                match &mut a.arg {
+                    Arg::Str(s) => *s = decode_encoded(s),
+                    Arg::List(l) => l.iter_mut().for_each(|s| *s = decode_encoded(s)),
+                    _ => {}
+                }
+            }
+        }
+        self.bind(n, &spec);
+        match (spec.tests, n.tests.len()) {
+            (Tests::None, 0) | (Tests::One, 1) => {}
+            (Tests::Many, k) if k > 0 => {}
+            (Tests::None, _) => {
+                let msg = format!("the {} {kind} accepts no tests", n.name);
+                self.err(n, msg);
+            }
+            _ => {
+                let msg = format!("the {} {kind} expects a test or test list", n.name);
+                self.err(n, msg);
+            }
+        }
+        for t in &mut n.tests {
+            self.node(t, true);
+        }
+        match (spec.block, n.block.as_mut()) {
+            (Block::Yes, Some(b)) => self.block(b, false),
+            (Block::Yes, None) => {
+                let msg = format!("the {} command requires a command block", n.name);
+                self.err(n, msg);
+            }
+            (Block::No, Some(_)) => {
+                let msg = format!("the {} {kind} does not accept a block", n.name);
+                self.err(n, msg);
+            }
+            (Block::No, None) => {}
+        }
+        self.check(n);
+    }
+
+    fn bind(&mut self, n: &mut Node, spec: &Spec) {
+        let args = std::mem::take(&mut n.args);
+        let mut it = args.into_iter().peekable();
+        let mut groups: HashSet<&str> = HashSet::new();
+        let mut tags = Vec::new();
+        let mut pos = Vec::new();
+        while let Some(a) = it.next() {
+            let Arg::Tag(t) = &a.arg else {
+                pos.push(a.arg);
+                continue;
+            };
+            if !pos.is_empty() {
+                self.errors.push(CompileError::new(
+                    a.line,
+                    a.col,
+                    format!(
+                        "tagged argument ':{t}' of {} must come before positional arguments",
+                        n.name
+                    ),
+                ));
+            }
+            let Some(ts) = spec
+                .tags
+                .iter()
+                .find(|ts| ts.name == t && (ts.ext.is_empty() || self.required.contains(ts.ext)))
+            else {
+                self.errors.push(CompileError::new(
+                    a.line,
+                    a.col,
+                    format!(
+                        "unknown tagged argument ':{t}' for the {} {}",
+                        n.name,
+                        if spec.is_test { "test" } else { "command" }
+                    ),
+                ));
+                continue;
+            };
+            if !ts.group.is_empty() && !groups.insert(ts.group) || tags.iter().any(|(x, _)| x == t)
+            {
+                self.errors.push(CompileError::new(
+                    a.line,
+                    a.col,
+                    format!(
+                        "tagged argument ':{t}' conflicts with an earlier {} argument of {}",
+                        if ts.group.is_empty() { t } else { ts.group },
+                        n.name
+                    ),
+                ));
+                continue;
+            }
+            let value = match ts.arg {
+                None => None,
+                Some(ty) => match it.next() {
+                    Some(v) if fits(&v.arg, ty) => Some(v.arg),
+                    other => {
+                        self.errors.push(CompileError::new(
+                            a.line,
+                            a.col,
+                            format!(
+                                "the :{t} tag of {} expects a {} argument, but {} was found",
+                                n.name,
+                                ty_name(ty),
+                                other.map(|o| o.arg.kind()).unwrap_or("nothing")
+                            ),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            tags.push((t.clone(), value));
+        }
+        n.tags = tags;
+        let max = spec.pos.len();
+        let min = max - spec.optional_leading - spec.optional_trailing;
+        if pos.len() < min || pos.len() > max {
+            let msg = format!(
+                "the {} {} expects {} positional argument(s), but {} were found",
+                n.name,
+                if spec.is_test { "test" } else { "command" },
+                max,
+                pos.len()
+            );
+            self.err(n, msg);
+            return;
+        }
+        // Optional leading arguments are left out: align from the end.
+        let skip = if spec.optional_leading > 0 {
+            max - pos.len()
+        } else {
+            0
+        };
+        for (i, a) in pos.iter().enumerate() {
+            let ty = spec.pos[i + skip];
+            if !fits(a, ty) {
+                let msg = format!(
+                    "the {} {} expects a {} as argument {} ({}), but a {} was found",
+                    n.name,
+                    if spec.is_test { "test" } else { "command" },
+                    ty_name(ty),
+                    i + 1,
+                    ty_name(ty),
+                    a.kind()
+                );
+                self.err(n, msg);
+            }
+        }
+        if skip > 0 {
+            let mut full: Vec<Arg> = (0..skip).map(|_| Arg::Tag(String::new())).collect();
+            full.extend(pos);
+            n.pos = full;
+        } else {
+            n.pos = pos;
+        }
+    }
+
+    /// Checks of argument values the signature cannot express.
+    fn check(&mut self, n: &Node) {
+        if let Some(c) = n.tag_str("comparator").map(str::to_string) {
+            let ok = match c.as_str() {
+                "i;octet" | "i;ascii-casemap" | "i;unicode-casemap" => true,
+                "i;ascii-numeric" => self.required.contains(&format!("comparator-{c}")),
+                _ => false,
+            };
+            if !ok {
+                self.err(n, format!("unknown comparator '{c}'"));
+            } else if c == "i;ascii-numeric"
+                && (n.has_tag("contains") || n.has_tag("matches") || n.has_tag("regex"))
+            {
+                self.err(
+                    n,
+                    format!("comparator '{c}' does not support the match type"),
+                );
+            }
+        }
+        for rel in ["value", "count"] {
+            if let Some(op) = n.tag_str(rel) {
+                if crate::matching::RelOp::parse(op).is_none() {
+                    let msg = format!("invalid relational match type ':{rel} \"{op}\"'");
+                    self.err(n, msg);
+                }
+            }
+        }
+        if n.has_tag("regex") && !n.pos.is_empty() {
+            let keys = n.list(n.pos.len() - 1);
+            for k in keys {
+                if !self.required.contains("variables") || !k.contains("${") {
+                    if let Err(e) = regex::RegexBuilder::new(&k).size_limit(1 << 20).build() {
+                        let msg = format!("invalid regular expression '{k}': {e}");
+                        self.err(n, msg);
+                    }
+                }
+            }
+        }
+        match n.name.as_str() {
+            "set" => {
+                let name = n.string(0);
+                if !crate::variables::valid_name(&name, true) {
+                    self.err(n, format!("invalid variable name '{name}'"));
+                }
+            }
+            "global" => {
+                for name in n.list(0) {
+                    if !crate::variables::valid_name(&name, false) {
+                        self.err(n, format!("invalid variable name '{name}'"));
+                    }
+                }
+            }
+            "size" if !n.has_tag("over") && !n.has_tag("under") => {
+                self.err(
+                    n,
+                    "the size test requires either the :under or the :over tag",
+                );
+            }
+            "date" | "currentdate" => {
+                let part = n.string(if n.name == "date" { 1 } else { 0 });
+                if (!self.required.contains("variables") || !part.contains("${"))
+                    && !crate::date::valid_part(&part)
+                {
+                    self.err(n, format!("invalid date part '{part}'"));
+                }
+            }
+            "include" => {
+                let name = n.string(0);
+                if name.is_empty() || name.contains('/') {
+                    self.err(n, format!("include: invalid script name '{name}'"));
+                }
+            }
+            "vacation" => {
+                if let Some(f) = n.tag_str("from") {
+                    if !f.contains("${") && !crate::address::valid_mailbox(f) {
+                        let msg =
+                            format!("specified :from address '{f}' is invalid for vacation action");
+                        self.err(n, msg);
+                    }
+                }
+            }
+            "redirect" => {
+                let a = n.string(0);
+                if !a.contains("${") && !crate::address::valid_mailbox(&a) {
+                    self.err(n, format!("specified redirect address '{a}' is invalid"));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn fits(a: &Arg, ty: Ty) -> bool {
+    matches!(
+        (a, ty),
+        (Arg::Str(_), Ty::Str) | (Arg::Str(_) | Arg::List(_), Ty::List) | (Arg::Num(_), Ty::Num)
+    )
+}
+
+fn ty_name(t: Ty) -> &'static str {
+    match t {
+        Ty::Str => "string",
+        Ty::List => "string list",
+        Ty::Num => "number",
+    }
+}
+
+/// RFC 5228 2.4.2.4: `${hex: 41 42}` and `${unicode: 263a}` stand for the characters they
+/// encode; anything malformed is left as it is.
+pub fn decode_encoded(s: &str) -> String {
+    if !s.contains("${") {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let decoded = after.find('}').and_then(|end| {
+            let inner = &after[..end];
+            let (kind, body) = inner.split_once(':')?;
+            let kind = kind.to_ascii_lowercase();
+            if kind != "hex" && kind != "unicode" {
+                return None;
+            }
+            let mut bytes = Vec::new();
+            let mut text = String::new();
+            let mut words = 0;
+            for word in body
+                .split([' ', '\t', '\r', '\n'])
+                .filter(|w| !w.is_empty())
+            {
+                words += 1;
+                if kind == "hex" {
+                    if word.len() > 2 {
+                        return None;
+                    }
+                    bytes.push(u8::from_str_radix(word, 16).ok()?);
+                } else {
+                    // Leading zeros are allowed (RFC 5228 2.4.2.4).
+                    let digits = word.trim_start_matches('0');
+                    if digits.len() > 6 || !word.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return None;
+                    }
+                    let cp = if digits.is_empty() {
+                        0
+                    } else {
+                        u32::from_str_radix(digits, 16).ok()?
+                    };
+                    text.push(char::from_u32(cp)?);
+                }
+            }
+            if words == 0 {
+                return None;
+            }
+            let value = if kind == "hex" {
+                String::from_utf8(bytes).ok()?
+            } else {
+                text
+            };
+            Some((value, end))
+        });
+        match decoded {
+            Some((v, end)) => {
+                out.push_str(&v);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errs(s: &str) -> Vec<String> {
+        match Compiler::new().compile(s) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn binds_tags_and_positionals() {
+        let s = Compiler::new()
+            .compile("require [\"fileinto\", \"relational\", \"comparator-i;ascii-numeric\"];\nif header :count \"ge\" :comparator \"i;ascii-numeric\" \"to\" \"2\" { fileinto \"x\"; }")
+            .unwrap();
+        let t = &s.commands[1].tests[0];
+        assert_eq!(t.tag_str("count"), Some("ge"));
+        assert_eq!(t.list(0), vec!["to".to_string()]);
+    }
+
+    #[test]
+    fn reports_missing_require_and_bad_args() {
+        assert!(errs("fileinto \"a\";")[0].contains("not required"));
+        assert!(errs("keep \"a\";")[0].contains("positional"));
+        assert!(errs("if header :is :contains \"a\" \"b\" {}")[0].contains("conflicts"));
+        assert!(errs("if size 10 {}")[0].contains(":under"));
+        assert!(errs("require \"nope\";")[0].contains("unknown Sieve capability"));
+        assert!(errs("keep;\nrequire \"fileinto\";")[0].starts_with("line 2"));
+        assert!(errs("else { keep; }")[0].contains("must follow"));
+        assert!(errs("if header :comparator \"i;nope\" \"a\" \"b\" {}")[0].contains("comparator"));
+        assert!(errs("").is_empty());
+    }
+
+    #[test]
+    fn encoded_characters() {
+        assert_eq!(
+            decode_encoded("${hex: 40 41}b${unicode:263a}"),
+            "@Ab\u{263a}"
+        );
+        assert_eq!(decode_encoded("${hex:zz}${x}"), "${hex:zz}${x}");
+    }
+}

@@ -1,0 +1,222 @@
+//! The message a script runs against: its header fields (editable, RFC 5293) and body, with the
+//! MIME structure from `mail-parser` for the body test.
+
+use mail_parser::parsers::MessageStream;
+use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
+
+#[derive(Clone, Debug)]
+pub struct Field {
+    pub name: String,
+    /// The value as written after the colon, folding included, without the final line end.
+    pub raw: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Message {
+    pub fields: Vec<Field>,
+    pub body: Vec<u8>,
+    /// Set when a script edited the header (the caller stores the edited message).
+    pub edited: bool,
+}
+
+/// Unfolds and decodes (RFC 2047) a raw header value, trimmed.
+pub fn decode_value(raw: &str) -> String {
+    let mut b = raw.as_bytes().to_vec();
+    b.extend_from_slice(b"\r\n");
+    match MessageStream::new(&b).parse_unstructured() {
+        HeaderValue::Text(t) => t.trim().to_string(),
+        _ => unfold(raw).trim().to_string(),
+    }
+}
+
+pub fn unfold(raw: &str) -> String {
+    raw.replace("\r\n", "").replace('\n', "")
+}
+
+impl Message {
+    pub fn parse(raw: &[u8]) -> Message {
+        let mut fields: Vec<Field> = Vec::new();
+        let mut pos = 0;
+        let mut body_start = raw.len();
+        while pos < raw.len() {
+            let end = raw[pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(raw.len(), |i| pos + i + 1);
+            let line = &raw[pos..end];
+            let content = line.strip_suffix(b"\n").unwrap_or(line);
+            let content = content.strip_suffix(b"\r").unwrap_or(content);
+            if content.is_empty() {
+                body_start = end;
+                break;
+            }
+            let text = String::from_utf8_lossy(content);
+            if matches!(content.first(), Some(b' ' | b'\t')) {
+                if let Some(f) = fields.last_mut() {
+                    f.raw.push_str("\r\n");
+                    f.raw.push_str(&text);
+                }
+            } else if let Some((name, value)) = text.split_once(':') {
+                let name = name.trim_end();
+                if !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()) {
+                    fields.push(Field {
+                        name: name.to_string(),
+                        raw: value.to_string(),
+                    });
+                }
+            }
+            pos = end;
+        }
+        Message {
+            fields,
+            body: raw.get(body_start..).unwrap_or_default().to_vec(),
+            edited: false,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 64 * self.fields.len() + 2);
+        for f in &self.fields {
+            out.extend_from_slice(f.name.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(f.raw.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    pub fn size(&self) -> u64 {
+        (self
+            .fields
+            .iter()
+            .map(|f| f.name.len() + f.raw.len() + 3)
+            .sum::<usize>()
+            + 2
+            + self.body.len()) as u64
+    }
+
+    /// Every raw (unfolded, undecoded) value of the named field, in order.
+    pub fn raw_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.raw.as_str())
+    }
+
+    /// Every decoded value of the named field, in order.
+    pub fn values(&self, name: &str) -> Vec<String> {
+        self.raw_values(name).map(decode_value).collect()
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.raw_values(name).next().is_some()
+    }
+
+    pub fn add_field(&mut self, name: &str, value: &str, last: bool) {
+        let f = Field {
+            name: name.to_string(),
+            raw: format!(" {}", fold(value)),
+        };
+        if last {
+            self.fields.push(f);
+        } else {
+            self.fields.insert(0, f);
+        }
+        self.edited = true;
+    }
+
+    /// Body texts for the body test (RFC 5173): the raw body, or decoded parts whose content
+    /// type matches one of `types` ("" any, "text" a main type, "text/plain" an exact type).
+    pub fn body_values(&self, raw: bool, types: &[String]) -> Vec<String> {
+        if raw {
+            return vec![String::from_utf8_lossy(&self.body).into_owned()];
+        }
+        let bytes = self.to_bytes();
+        let Some(m) = MessageParser::default().parse(&bytes) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for part in m.parts.iter() {
+            let (ty, sub) = match part.content_type() {
+                Some(ct) => (
+                    ct.ctype().to_ascii_lowercase(),
+                    ct.subtype()
+                        .map(str::to_ascii_lowercase)
+                        .unwrap_or_default(),
+                ),
+                None => ("text".to_string(), "plain".to_string()),
+            };
+            let wanted = types.iter().any(|t| {
+                let t = t.to_ascii_lowercase();
+                t.is_empty()
+                    || match t.split_once('/') {
+                        Some((a, b)) => a == ty && b == sub,
+                        None => t == ty,
+                    }
+            });
+            if !wanted {
+                continue;
+            }
+            match &part.body {
+                PartType::Text(t) => out.push(t.to_string()),
+                PartType::Html(t) => out.push(t.to_string()),
+                PartType::Binary(b) | PartType::InlineBinary(b) => {
+                    out.push(String::from_utf8_lossy(b).into_owned())
+                }
+                PartType::Message(_) | PartType::Multipart(_) => {}
+            }
+        }
+        out
+    }
+}
+
+/// Folds a long header value at white space (RFC 5322 2.2.3); line breaks in it become folds.
+pub fn fold(value: &str) -> String {
+    let value = value.replace("\r\n", " ").replace(['\r', '\n'], " ");
+    let mut out = String::with_capacity(value.len() + 8);
+    let mut line = 0;
+    for (i, word) in value.split(' ').enumerate() {
+        if i > 0 {
+            if line + word.len() + 1 > 76 && line > 0 {
+                out.push_str("\r\n ");
+                line = 1;
+            } else {
+                out.push(' ');
+                line += 1;
+            }
+        }
+        out.push_str(word);
+        line += word.len();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_and_body() {
+        let m = Message::parse(
+            b"Subject: =?utf-8?q?caf=C3=A9?=\r\nTo: a@b,\r\n c@d\r\nX: 1\r\nx: 2\r\n\r\nbody\r\n",
+        );
+        assert_eq!(m.values("subject"), vec!["caf\u{e9}"]);
+        assert_eq!(m.values("to"), vec!["a@b, c@d"]);
+        assert_eq!(m.values("X"), vec!["1", "2"]);
+        assert_eq!(m.body, b"body\r\n");
+        assert_eq!(m.size(), m.to_bytes().len() as u64);
+    }
+
+    #[test]
+    fn body_parts() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n";
+        let m = Message::parse(raw);
+        let v = m.body_values(false, &["text/plain".into()]);
+        assert_eq!(v.len(), 1);
+        assert!(v[0].contains("hello"));
+        assert_eq!(m.body_values(false, &["text".into()]).len(), 2);
+        assert!(m.body_values(true, &[])[0].contains("--b"));
+    }
+}

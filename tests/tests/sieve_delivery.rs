@@ -1,0 +1,375 @@
+//! Sieve at delivery with real clients: swaks delivers over LMTP into a user's script that
+//! files into a folder it creates (with a flag), rejects, redirects and answers with a
+//! vacation reply; the outgoing mail is caught by Python's aiosmtpd standing in for the
+//! submission server, and the vacation reply is not repeated within its period.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tests::*;
+
+/// aiosmtpd writing each message it receives as a file `<n>.eml` (envelope first) in a dir.
+struct Receiver {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const RECEIVER: &str = r#"
+import sys, os, time, asyncio
+from aiosmtpd.controller import Controller
+out, port = sys.argv[1], int(sys.argv[2])
+class H:
+    n = 0
+    async def handle_DATA(self, server, session, envelope):
+        H.n += 1
+        mail_from = "" if envelope.mail_from in ("", "<>") else envelope.mail_from
+        text = "X-Env-From: <%s>\r\nX-Env-To: <%s>\r\n" % (mail_from, ",".join(envelope.rcpt_tos))
+        with open(os.path.join(out, "%03d.tmp" % H.n), "wb") as f:
+            f.write(text.encode() + envelope.original_content)
+        os.rename(os.path.join(out, "%03d.tmp" % H.n), os.path.join(out, "%03d.eml" % H.n))
+        return "250 OK"
+c = Controller(H(), hostname="127.0.0.1", port=port)
+c.start()
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"#;
+
+/// A Python 3 that has aiosmtpd (Debian's python3-aiosmtpd may not be on the first python3).
+fn python_with_aiosmtpd() -> Option<String> {
+    for py in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(py)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(py.to_string());
+        }
+    }
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+        panic!("aiosmtpd is not installed: scripts/install-test-deps.sh installs python3-aiosmtpd");
+    }
+    eprintln!("skipped: Python's aiosmtpd is not installed");
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn start_receiver(py: &str, dir: &Path) -> Receiver {
+    let port = free_port();
+    let mut child = Command::new(py)
+        .arg("-c")
+        .arg(RECEIVER)
+        .arg(dir)
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start aiosmtpd");
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    assert_eq!(line.trim(), "ready", "aiosmtpd did not start");
+    Receiver {
+        child,
+        dir: dir.to_path_buf(),
+        port,
+    }
+}
+
+impl Receiver {
+    /// The messages received so far, in order.
+    fn messages(&self) -> Vec<String> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        names.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        names.sort();
+        names
+            .iter()
+            .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned())
+            .collect()
+    }
+
+    fn wait_for(&self, n: usize) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let m = self.messages();
+            if m.len() >= n || start.elapsed() > Duration::from_secs(20) {
+                return m;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// swaks over LMTP: the transcript.
+fn swaks(server: &Server, from: &str, to: &str, subject: &str) -> String {
+    let out = run(
+        Command::new("swaks")
+            .args(["--server", "127.0.0.1", "--port"])
+            .arg(server.ports.lmtp.to_string())
+            .args(["--protocol", "LMTP", "--from", from, "--to", to])
+            .args(["--header", &format!("Subject: {subject}")])
+            .args(["--header", "To: demo@example.org", "--body", "hello"])
+            .args(["--timeout", "20"]),
+        None,
+        Duration::from_secs(60),
+    )
+    .expect("swaks");
+    out.both()
+}
+
+/// (messages, flags of message 1) of a mailbox, over IMAP.
+fn mailbox_state(server: &Server, mailbox: &str) -> (usize, String) {
+    let mut c = LineConn::connect(server.addr(Proto::Imap)).expect("connect");
+    c.line().expect("greeting");
+    let r = c.imap("l", "LOGIN demo demo").expect("login");
+    assert!(tagged(&r).starts_with("l OK"), "{r:?}");
+    let r = c
+        .imap("s", &format!("EXAMINE \"{mailbox}\""))
+        .expect("examine");
+    if !tagged(&r).starts_with("s OK") {
+        return (0, String::new());
+    }
+    let n = r
+        .iter()
+        .find_map(|l| l.strip_prefix("* ")?.strip_suffix(" EXISTS")?.parse().ok())
+        .unwrap_or(0);
+    let flags = if n > 0 {
+        let r = c.imap("f", "FETCH 1 FLAGS").expect("fetch");
+        r.iter()
+            .find(|l| l.contains("FLAGS"))
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (n, flags)
+}
+
+const SCRIPT: &str = r#"require ["fileinto", "mailbox", "imap4flags", "reject", "vacation", "copy"];
+if header :contains "subject" "[list]" {
+    fileinto :create :flags "\\Seen" "Lists";
+    stop;
+}
+if header :contains "subject" "reject me" {
+    reject "Not accepted here.";
+    stop;
+}
+if header :contains "subject" "forward" {
+    redirect :copy "friend@elsewhere.example";
+}
+vacation :days 1 :addresses ["demo@example.org"] :subject "Away" "I am away until Monday.";
+"#;
+
+#[test]
+fn swaks_into_a_sieve_script() {
+    if missing_tool("swaks") {
+        return;
+    }
+    let Some(py) = python_with_aiosmtpd() else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let scripts = work.path().join("sieve");
+    let outbox = work.path().join("outbox");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(scripts.join("demo.sieve"), SCRIPT).unwrap();
+    let receiver = start_receiver(&py, &outbox);
+    let server = Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap, Proto::Lmtp],
+        extra_toml: format!(
+            "[sieve]\nsieve = \"{}/%n.sieve\"\nsubmission_host = \"127.0.0.1:{}\"\n",
+            scripts.display(),
+            receiver.port
+        ),
+        ..Default::default()
+    })
+    .expect("start node");
+
+    // fileinto :create with a flag.
+    let t = swaks(
+        &server,
+        "list@lists.example",
+        "demo@example.org",
+        "[list] news",
+    );
+    assert!(t.contains("250 2.0.0"), "{t}");
+    let (n, flags) = mailbox_state(&server, "Lists");
+    assert_eq!(n, 1, "{}", server.log_text());
+    assert!(flags.contains("\\Seen"), "{flags}");
+
+    // reject: refused in LMTP, nothing stored, nothing sent.
+    let t = swaks(
+        &server,
+        "spammer@bad.example",
+        "demo@example.org",
+        "reject me",
+    );
+    assert!(
+        t.contains("550 5.7.1") && t.contains("Not accepted here."),
+        "{t}"
+    );
+
+    // redirect :copy and the vacation reply, both through the submission host.
+    let t = swaks(
+        &server,
+        "friend@far.example",
+        "demo@example.org",
+        "please forward",
+    );
+    assert!(t.contains("250 2.0.0"), "{t}");
+    let got = receiver.wait_for(2);
+    assert_eq!(got.len(), 2, "{got:?}\n{}", server.log_text());
+    let redirect = got
+        .iter()
+        .find(|m| m.contains("X-Env-To: <friend@elsewhere.example>"));
+    let redirect = redirect.unwrap_or_else(|| panic!("no redirect in {got:?}"));
+    assert!(redirect.contains("X-Env-From: <friend@far.example>"));
+    assert!(redirect.contains("Subject: please forward"));
+    let reply = got
+        .iter()
+        .find(|m| m.contains("X-Env-To: <friend@far.example>"));
+    let reply = reply.unwrap_or_else(|| panic!("no vacation reply in {got:?}"));
+    assert!(reply.contains("X-Env-From: <>"), "{reply}");
+    assert!(reply.contains("Subject: Away") && reply.contains("I am away until Monday."));
+    assert!(reply.contains("Auto-Submitted: auto-replied"));
+
+    // The same sender again within :days: redirected again, no second reply.
+    let t = swaks(
+        &server,
+        "friend@far.example",
+        "demo@example.org",
+        "forward again",
+    );
+    assert!(t.contains("250 2.0.0"), "{t}");
+    let got = receiver.wait_for(3);
+    std::thread::sleep(Duration::from_millis(500));
+    let got_later = receiver.messages();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(
+        got_later.len(),
+        3,
+        "a second vacation reply went out: {got_later:?}"
+    );
+    let log = server.log_text();
+    assert!(log.contains("already replied"), "{log}");
+    // The kept copies are in INBOX.
+    assert_eq!(mailbox_state(&server, "INBOX").0, 2);
+}
+
+/// A typical five-rule user script (none of the rules matches the test messages, so both runs
+/// store into INBOX and only the filtering differs).
+const FIVE_RULES: &str = r#"require ["fileinto", "imap4flags", "envelope", "subaddress", "variables"];
+if header :contains "list-id" "announce" { fileinto "Lists"; stop; }
+if address :domain :is "from" "spam.example" { discard; stop; }
+if header :contains "subject" ["[SPAM]", "***SPAM***"] { fileinto "Junk"; stop; }
+if envelope :detail "to" "news" { fileinto "News"; stop; }
+if header :matches "subject" "*urgent*" { addflag "\\Flagged"; }
+"#;
+
+/// Messages per second delivered over one LMTP connection, one recipient each.
+fn lmtp_rate(server: &Server, n: usize) -> f64 {
+    use std::io::{BufRead, Write};
+    let s = std::net::TcpStream::connect(server.addr(Proto::Lmtp)).expect("connect");
+    let mut r = std::io::BufReader::new(s.try_clone().expect("clone"));
+    let mut w = s;
+    let mut line = String::new();
+    let mut reply = |r: &mut std::io::BufReader<std::net::TcpStream>| loop {
+        line.clear();
+        r.read_line(&mut line).expect("reply");
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return line.clone();
+        }
+    };
+    reply(&mut r);
+    w.write_all(b"LHLO bench\r\n").unwrap();
+    reply(&mut r);
+    let start = Instant::now();
+    for i in 0..n {
+        let msg = b"MAIL FROM:<sender@example.net>\r\nRCPT TO:<demo@example.org>\r\nDATA\r\n";
+        w.write_all(msg).unwrap();
+        for _ in 0..3 {
+            let l = reply(&mut r);
+            assert!(l.starts_with('2') || l.starts_with('3'), "{l}");
+        }
+        let body = format!(
+            "From: Sender <sender@example.net>\r\nTo: demo@example.org\r\nSubject: report {i}\r\n\
+             Message-ID: <bench-{i}@example.net>\r\n\r\n{}\r\n.\r\n",
+            "Some text of a typical message body.\r\n".repeat(50)
+        );
+        w.write_all(body.as_bytes()).unwrap();
+        let l = reply(&mut r);
+        assert!(l.starts_with("250"), "{l}");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Delivery speed with the five-rule script against none (docs/performance.md). Ignored in
+/// the normal run: it measures, it does not check.
+#[test]
+#[ignore]
+fn delivery_speed_with_and_without_a_script() {
+    let n: usize = std::env::var("SIEVE_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::write(work.path().join("demo.sieve"), FIVE_RULES).unwrap();
+    let spec = |extra: String| ServerSpec {
+        wait_for: vec![Proto::Lmtp],
+        extra_toml: extra,
+        ..Default::default()
+    };
+    let mut rates = Vec::new();
+    // Alternate so drift of the machine hits both alike.
+    for round in 0..3 {
+        for with in [false, true] {
+            let extra = if with {
+                format!("[sieve]\nsieve = \"{}/%n.sieve\"\n", work.path().display())
+            } else {
+                String::new()
+            };
+            let server = Server::start(spec(extra)).expect("start node");
+            let rate = lmtp_rate(&server, n);
+            if with {
+                let (kept, _) = mailbox_state(&server, "INBOX");
+                assert_eq!(kept, n, "every message kept in INBOX");
+            }
+            println!("round {round} sieve={with}: {rate:.0} msg/s");
+            rates.push((with, rate));
+        }
+    }
+    let avg = |w: bool| {
+        let v: Vec<f64> = rates
+            .iter()
+            .filter(|(x, _)| *x == w)
+            .map(|(_, r)| *r)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (none, five) = (avg(false), avg(true));
+    println!(
+        "no script: {none:.0} msg/s; five rules: {five:.0} msg/s; slower by {:.1}%",
+        (1.0 - five / none) * 100.0
+    );
+}
