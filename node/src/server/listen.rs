@@ -59,8 +59,15 @@ impl Protocol {
             }
             // LMTP sessions never log in: nothing to kick.
             Protocol::Lmtp(ctx) => protocols::lmtp::serve(stream, conn, ctx.clone()).await,
+            // ManageSieve sessions log in too: kicked like IMAP's.
             Protocol::ManageSieve(ctx) => {
-                protocols::managesieve::serve(stream, conn, ctx.clone()).await
+                let ctx = Arc::new(protocols::managesieve::ManageSieveContext {
+                    backend: ctx.backend.clone(),
+                    tls: ctx.tls.clone(),
+                    config: ctx.config.clone(),
+                    shutdown: token,
+                });
+                protocols::managesieve::serve(stream, conn, ctx).await
             }
         }
     }
