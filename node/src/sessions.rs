@@ -85,6 +85,10 @@ impl LiveSessions {
             .iter()
             .filter_map(|(id, l)| {
                 let user = l.user.as_ref()?;
+                // Kicked (or shutting down): on its way out, no longer listed.
+                if l.kick.is_cancelled() {
+                    return None;
+                }
                 if mask.is_some_and(|m| !user_mask_matches(m, user)) {
                     return None;
                 }

@@ -59,8 +59,15 @@ impl Protocol {
             }
             // LMTP sessions never log in: nothing to kick.
             Protocol::Lmtp(ctx) => protocols::lmtp::serve(stream, conn, ctx.clone()).await,
+            // ManageSieve sessions log in too: kicked like IMAP's.
             Protocol::ManageSieve(ctx) => {
-                protocols::managesieve::serve(stream, conn, ctx.clone()).await
+                let ctx = Arc::new(protocols::managesieve::ManageSieveContext {
+                    backend: ctx.backend.clone(),
+                    tls: ctx.tls.clone(),
+                    config: ctx.config.clone(),
+                    shutdown: token,
+                });
+                protocols::managesieve::serve(stream, conn, ctx).await
             }
         }
     }
@@ -81,20 +88,28 @@ impl Protocol {
         let (rip, id) = (conn.remote.ip(), conn.session_id.clone());
         let session = self.serve_session(stream, conn, token.clone());
         tokio::pin!(session);
-        tokio::select! {
-            _ = &mut session => return,
-            _ = token.cancelled() => {}
-        }
+        // The session may notice the cancellation and end before this select does: whether it
+        // was kicked is read from the tokens, not from which branch won.
+        let ended = tokio::select! {
+            _ = &mut session => true,
+            _ = token.cancelled() => false,
+        };
         if global.is_cancelled() {
             // The node is shutting down: the session finishes as it always did.
-            session.await;
+            if !ended {
+                session.await;
+            }
+            return;
+        }
+        if !token.is_cancelled() {
             return;
         }
         let proto = name.trim_end_matches('s');
         tracing::info!("{proto}: Disconnected: Kicked by admin (rip={rip}, session=<{id}>)");
-        if tokio::time::timeout(KICK_GRACE, &mut session)
-            .await
-            .is_err()
+        if !ended
+            && tokio::time::timeout(KICK_GRACE, &mut session)
+                .await
+                .is_err()
         {
             tracing::info!("{proto}: kicked session did not end within {KICK_GRACE:?}; closed (rip={rip}, session=<{id}>)");
         }
