@@ -323,7 +323,13 @@ async fn compare(
                 continue;
             }
             if l.same_content(r) {
-                modseqs_only.push(l.name.clone());
+                // Only a real modseq difference is reported: expunged UIDs' tombstones may
+                // differ for good (after a renumbering each node keeps the GUID it held at
+                // the old UID), and `sync --full` printed "modseqs differ" for that on every
+                // run while both nodes showed identical modseqs.
+                if l.modseq_hash != r.modseq_hash || l.highestmodseq != r.highestmodseq {
+                    modseqs_only.push(l.name.clone());
+                }
                 continue;
             }
         }
