@@ -86,6 +86,15 @@ fn compiled_scripts(src: &str) -> Vec<String> {
 #[test]
 fn pigeonhole_test_suite() {
     let dir = suite_dir();
+    if !dir.is_dir() {
+        // The suite is test data kept beside the repository (LGPL, not in it); CI has it.
+        eprintln!(
+            "SKIPPED: Pigeonhole test suite not found at {} (CI has ../shared beside the \
+             repository; or set PIGEONHOLE_TESTS)",
+            dir.display()
+        );
+        return;
+    }
     let mut files = Vec::new();
     collect(&dir, &mut files);
     files.sort();

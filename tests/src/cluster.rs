@@ -31,6 +31,8 @@ pub struct ClusterSpec {
     pub proxied: bool,
     /// `[cluster] mode = "raft"`: every node also runs the coordinator on its own port.
     pub raft: bool,
+    /// More `[cluster]` lines for every node (e.g. `startup_catch_up_timeout = "0 secs"`).
+    pub cluster_lines: &'static str,
 }
 
 impl Default for ClusterSpec {
@@ -41,6 +43,7 @@ impl Default for ClusterSpec {
             sync_timeout: "2s",
             proxied: false,
             raft: false,
+            cluster_lines: "",
         }
     }
 }
@@ -105,13 +108,14 @@ impl Cluster {
             // other tables), which is valid TOML: the next table header ends it.
             let extra = format!(
                 "\n[cluster]\nnode_id = {id}\nlisten = \"127.0.0.1:{port}\"\ndurability = \"{dur}\"\n\
-                 replication_sync_timeout = \"{timeout}\"\ncerts_dir = \"{dir}\"\n{raft}peers = [{peers}]\n",
+                 replication_sync_timeout = \"{timeout}\"\ncerts_dir = \"{dir}\"\n{raft}{lines}peers = [{peers}]\n",
                 id = i + 1,
                 port = listen[i],
                 dur = spec.durability,
                 timeout = spec.sync_timeout,
                 dir = node_dirs[i].display(),
                 peers = peers.join(", "),
+                lines = spec.cluster_lines,
             );
             let server = Server::start(ServerSpec {
                 wait_for: vec![Proto::Imap, Proto::Pop3, Proto::Lmtp],

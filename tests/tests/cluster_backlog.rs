@@ -110,7 +110,14 @@ fn field(line: &str, key: &str) -> u64 {
 
 #[test]
 fn backlog_drains_while_clients_keep_working_on_both_nodes() {
-    let mut c = Cluster::start(ClusterSpec::default()).unwrap();
+    // B's start-up catch-up pull would fetch the whole backlog before B serves (unpaced, and
+    // bounded by its timeout); this test is about A's shipper yielding to clients while it
+    // pushes a backlog, so B starts without it.
+    let mut c = Cluster::start(ClusterSpec {
+        cluster_lines: "startup_catch_up_timeout = \"0 secs\"\n",
+        ..ClusterSpec::default()
+    })
+    .unwrap();
     deliver(&c.nodes[0], "first", "before the backlog").unwrap();
     c.wait_converged(&[0, 1], Duration::from_secs(30)).unwrap();
 
