@@ -158,6 +158,26 @@ impl Session {
         })
     }
 
+    /// Sends the tagged OK of a command that changes the stream (STARTTLS, COMPRESS), and hands
+    /// the stream over for wrapping: nothing more may be written in the old framing.
+    pub async fn ok_then_take_stream(
+        &mut self,
+        tag: &str,
+        text: &'static str,
+    ) -> Result<BoxStream, Done> {
+        let text = RespText::new(text);
+        let ok = super::response::Tagged {
+            tag,
+            status: super::response::Status::Ok,
+            text: &text,
+        };
+        self.encoder().tagged(&mut self.out, &ok);
+        if self.flush().await.is_err() {
+            return Err(Done::Close);
+        }
+        self.stream.take().ok_or(Done::Close)
+    }
+
     /// How responses are encoded for this client (what it enabled).
     pub fn encoder(&self) -> Encoder {
         Encoder {

@@ -2,7 +2,7 @@
 
 use crate::backend::{AuthOutcome, AuthRequest, Service};
 use crate::imap::reply::{server_bug, Done, Reply};
-use crate::imap::response::{Code, RespText, Status, Tagged};
+use crate::imap::response::Code;
 use crate::imap::session::{Session, State};
 use crate::sasl::{self, Mechanism, SaslExchange, SaslStep};
 use imap_codec::imap_types::auth::AuthMechanism;
@@ -29,19 +29,9 @@ pub(crate) async fn starttls(s: &mut Session, tag: &str) -> Reply {
         s.ctx.config.max_line_length,
         crate::imap::session::PRE_AUTH_MAX_LITERAL.min(s.ctx.config.max_literal_size),
     );
-    let text = RespText::new("Begin TLS negotiation now.");
-    let ok = Tagged {
-        tag,
-        status: Status::Ok,
-        text: &text,
-    };
-    s.encoder().tagged(&mut s.out, &ok);
-    if s.flush().await.is_err() {
-        return Err(Done::Close);
-    }
-    let Some(stream) = s.stream.take() else {
-        return Err(Done::Close);
-    };
+    let stream = s
+        .ok_then_take_stream(tag, "Begin TLS negotiation now.")
+        .await?;
     match tls.upgrade(stream).await {
         Ok(st) => {
             s.stream = Some(st);

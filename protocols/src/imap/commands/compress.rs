@@ -3,7 +3,7 @@
 
 use crate::deflate::DeflateStream;
 use crate::imap::reply::{Done, Reply};
-use crate::imap::response::{Code, RespText, Status, Tagged};
+use crate::imap::response::Code;
 use crate::imap::session::Session;
 use imap_codec::imap_types::extensions::compress::CompressionAlgorithm;
 
@@ -22,19 +22,7 @@ pub(crate) async fn compress(s: &mut Session, tag: &str, algorithm: CompressionA
     if s.framer.buffered() > 0 {
         return Err(Done::Bad("Data pipelined after COMPRESS.".into()));
     }
-    let text = RespText::new("Begin compression.");
-    let ok = Tagged {
-        tag,
-        status: Status::Ok,
-        text: &text,
-    };
-    s.encoder().tagged(&mut s.out, &ok);
-    if s.flush().await.is_err() {
-        return Err(Done::Close);
-    }
-    let Some(stream) = s.stream.take() else {
-        return Err(Done::Close);
-    };
+    let stream = s.ok_then_take_stream(tag, "Begin compression.").await?;
     s.stream = Some(Box::new(DeflateStream::new(stream)));
     s.compressed = true;
     // The tagged reply went out uncompressed, as it must; nothing more for this command.
