@@ -64,7 +64,13 @@ pub struct NetShared {
     pub timeout_now: tokio::sync::Notify,
     /// When a leader's AppendEntries (a heartbeat or entries) last reached this node.
     last_append: Mutex<Option<tokio::time::Instant>>,
+    /// Runs a hand-over a peer forwarded here (set by the coordinator once started).
+    pub transfer_hook: std::sync::OnceLock<TransferHook>,
 }
+
+/// Runs `node cluster transfer-active TO` on this node for a peer: the new epoch or why not.
+pub type TransferHook =
+    Arc<dyn Fn(NodeId) -> futures::future::BoxFuture<'static, Result<u64, String>> + Send + Sync>;
 
 impl NetShared {
     pub fn new(me: NodeId, tls: TlsMaterial, allowed: impl IntoIterator<Item = NodeId>) -> Self {
@@ -77,6 +83,7 @@ impl NetShared {
             refused_frames: AtomicU64::new(0),
             timeout_now: tokio::sync::Notify::new(),
             last_append: Mutex::new(None),
+            transfer_hook: std::sync::OnceLock::new(),
         }
     }
 
@@ -265,6 +272,16 @@ impl PeerClient {
         }
     }
 
+    /// Asks this peer (the leader) to hand the active role to `to`; waits up to `ttl`.
+    pub async fn transfer_active(&mut self, to: NodeId, ttl: Duration) -> Result<u64, CoordError> {
+        match self.call(&RaftRequest::TransferActive { to }, ttl).await {
+            Ok(RaftReply::TransferActive(Ok(epoch))) => Ok(epoch),
+            Ok(RaftReply::TransferActive(Err(why))) => Err(CoordError::Handover { to, why }),
+            Ok(other) => Err(CoordError::Protocol(format!("unexpected answer {other:?}"))),
+            Err(Failure::Unreachable(e)) | Err(Failure::Network(e)) => Err(e),
+        }
+    }
+
     pub fn new(shared: Arc<NetShared>, target: NodeId, addr: String) -> PeerClient {
         PeerClient {
             shared,
@@ -419,6 +436,13 @@ pub async fn serve_conn(raft: Raft<TypeConfig>, shared: Arc<NetShared>, mut conn
                 tracing::info!(from, "coord: asked to campaign now (hand-over)");
                 shared.timeout_now.notify_one();
                 RaftReply::TimeoutNow
+            }
+            RaftRequest::TransferActive { to } => {
+                tracing::info!(peer, to, "coord: hand-over asked by a peer");
+                RaftReply::TransferActive(match shared.transfer_hook.get() {
+                    Some(hook) => hook(to).await,
+                    None => Err("this node's coordinator is not started yet".into()),
+                })
             }
         };
         let bytes = match frame::encode(&reply) {
