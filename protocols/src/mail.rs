@@ -194,23 +194,22 @@ impl Reader {
         else {
             return Ok(info);
         };
-        let shown: Vec<MessageMeta> = self
-            .0
-            .messages(&info.name)?
-            .into_iter()
-            .filter(|m| m.uid < limit.uidnext)
-            .collect();
+        // Only the hidden tail is read (a range scan from the limit's UIDNEXT): STATUS and
+        // SELECT cost no scan of the whole mailbox while a write waits for its replica.
+        let hidden = self.0.messages_from(&info.name, limit.uidnext)?;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         info.uidnext = info.uidnext.min(limit.uidnext);
         info.highestmodseq = info.highestmodseq.min(limit.highestmodseq);
-        info.exists = u32::try_from(shown.len()).unwrap_or(u32::MAX);
-        info.unseen = u32::try_from(
-            shown
+        info.exists = info.exists.saturating_sub(count(hidden.len()));
+        info.unseen = info.unseen.saturating_sub(count(
+            hidden
                 .iter()
                 .filter(|m| !m.flags.contains(&storage::Flag::Seen))
                 .count(),
-        )
-        .unwrap_or(u32::MAX);
-        info.size = shown.iter().map(|m| m.size).sum();
+        ));
+        info.size = info
+            .size
+            .saturating_sub(hidden.iter().map(|m| m.size).sum::<u64>());
         Ok(info)
     }
 
