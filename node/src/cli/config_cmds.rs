@@ -46,7 +46,7 @@ pub fn check(path: Option<&PathBuf>) -> anyhow::Result<i32> {
             t(&c.raft_election_timeout_min),
             t(&c.raft_election_timeout_max),
             t(&c.raft_election_timeout_min),
-            t(&c.raft_takeover_timeout),
+            t(&c.takeover_timeout),
             c.node_id,
             c.peers
                 .iter()

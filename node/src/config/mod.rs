@@ -226,9 +226,11 @@ pub struct ClusterSettings {
     /// (how long it keeps writing without a majority's acknowledgement) is the minimum.
     pub raft_election_timeout_min: DurationSetting,
     pub raft_election_timeout_max: DurationSetting,
-    /// Raft mode: how long a node about to become active pulls what it lacks from its peers
-    /// (per peer; an unreachable peer is skipped at once).
-    pub raft_takeover_timeout: DurationSetting,
+    /// How long a node about to become active (raft mode: elected; keepalived-led: made
+    /// master) pulls what it lacks from its peers (per peer; an unreachable peer is skipped at
+    /// once). `raft_takeover_timeout`, its name when only raft mode used it, is still read.
+    #[serde(alias = "raft_takeover_timeout")]
+    pub takeover_timeout: DurationSetting,
     /// At start-up, before any client is served: how long the node pulls what it lacks from
     /// each peer (an unreachable peer is skipped at once; 0 turns the pull off).
     pub startup_catch_up_timeout: DurationSetting,
@@ -254,7 +256,7 @@ impl Default for ClusterSettings {
             raft_heartbeat: DurationSetting(Duration::from_millis(100)),
             raft_election_timeout_min: DurationSetting(Duration::from_millis(400)),
             raft_election_timeout_max: DurationSetting(Duration::from_millis(800)),
-            raft_takeover_timeout: DurationSetting(Duration::from_secs(2)),
+            takeover_timeout: DurationSetting(Duration::from_secs(2)),
             startup_catch_up_timeout: DurationSetting(Duration::from_secs(2)),
         }
     }
