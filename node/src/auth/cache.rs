@@ -2,6 +2,7 @@
 //! is remembered by user + a keyed hash of the password, so a repeated login skips the
 //! (deliberately slow) hash check. The password itself is never stored.
 
+use super::db::PassEntry;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 pub struct CacheKey([u8; 32]);
 
 struct Entry {
-    user: String,
+    /// The passdb's answer (password removed): the user and the fields the login policy
+    /// needs again for the next client.
+    entry: PassEntry,
     /// The passdb generations when it was verified: a reloaded file invalidates it.
     generations: Vec<u64>,
     expires: Instant,
@@ -46,11 +49,11 @@ impl LoginCache {
         CacheKey(*h.finalize().as_bytes())
     }
 
-    /// The canonical user if this key was verified against the same passdb generations.
-    pub fn get(&mut self, key: &CacheKey, generations: &[u64], now: Instant) -> Option<String> {
+    /// The passdb's answer if this key was verified against the same passdb generations.
+    pub fn get(&mut self, key: &CacheKey, generations: &[u64], now: Instant) -> Option<PassEntry> {
         let hit = self.entries.get(key)?;
         if hit.expires > now && hit.generations == generations {
-            return Some(hit.user.clone());
+            return Some(hit.entry.clone());
         }
         self.entries.remove(key);
         None
@@ -65,7 +68,7 @@ impl LoginCache {
         n
     }
 
-    pub fn insert(&mut self, key: CacheKey, user: String, generations: Vec<u64>, now: Instant) {
+    pub fn insert(&mut self, key: CacheKey, entry: PassEntry, generations: Vec<u64>, now: Instant) {
         if self.capacity == 0 {
             return;
         }
@@ -82,7 +85,7 @@ impl LoginCache {
             .insert(
                 key,
                 Entry {
-                    user,
+                    entry,
                     generations,
                     expires: now + self.ttl,
                 },
@@ -108,6 +111,15 @@ impl LoginCache {
 mod tests {
     use super::*;
 
+    fn e(user: &str) -> PassEntry {
+        PassEntry {
+            user: user.into(),
+            password: None,
+            verified: false,
+            fields: Default::default(),
+        }
+    }
+
     #[test]
     fn hit_miss_expiry_and_generation() {
         let mut c = LoginCache::new(10, Duration::from_secs(60));
@@ -116,11 +128,11 @@ mod tests {
         assert_ne!(k, c.key("demo", "pw2"));
         assert_ne!(c.key("de", "mopw"), c.key("dem", "opw"));
         assert_eq!(c.get(&k, &[1], t0), None);
-        c.insert(k, "demo".into(), vec![1], t0);
-        assert_eq!(c.get(&k, &[1], t0), Some("demo".into()));
+        c.insert(k, e("demo"), vec![1], t0);
+        assert_eq!(c.get(&k, &[1], t0), Some(e("demo")));
         // The passwd-file was re-read: not trusted.
         assert_eq!(c.get(&k, &[2], t0), None);
-        c.insert(k, "demo".into(), vec![1], t0);
+        c.insert(k, e("demo"), vec![1], t0);
         assert_eq!(c.get(&k, &[1], t0 + Duration::from_secs(61)), None);
     }
 
@@ -130,14 +142,14 @@ mod tests {
         let t0 = Instant::now();
         let keys: Vec<_> = (0..5).map(|i| c.key(&format!("u{i}"), "pw")).collect();
         for (i, k) in keys.iter().enumerate() {
-            c.insert(*k, format!("u{i}"), vec![1], t0);
+            c.insert(*k, e(&format!("u{i}")), vec![1], t0);
         }
         assert_eq!(c.len(), 3);
         assert_eq!(c.get(&keys[0], &[1], t0), None);
-        assert_eq!(c.get(&keys[4], &[1], t0), Some("u4".into()));
+        assert_eq!(c.get(&keys[4], &[1], t0), Some(e("u4")));
         let mut off = LoginCache::new(0, Duration::from_secs(60));
         let k = off.key("a", "b");
-        off.insert(k, "a".into(), vec![], t0);
+        off.insert(k, e("a"), vec![], t0);
         assert_eq!(off.len(), 0);
     }
 }
