@@ -12,7 +12,7 @@ pub mod schemes;
 mod workers;
 
 use crate::config::Config;
-use cache::LoginCache;
+use cache::{Cached, LoginCache, UserCache};
 use db::{
     ChainResult, Fields, PassChain, PassEntry, PassReply, Request, Rules, Step, UserEntry,
     UserReply,
@@ -30,6 +30,7 @@ pub struct AuthSettings {
     pub default_realm: String,
     pub cache_size: usize,
     pub cache_ttl: Duration,
+    pub cache_negative_ttl: Duration,
     pub failure_delay: Duration,
     pub verbose: bool,
     pub failure_limit: u32,
@@ -48,6 +49,7 @@ impl AuthSettings {
             default_realm: c.auth_default_realm.trim().to_lowercase(),
             cache_size: usize::try_from(c.auth_cache_size).unwrap_or(usize::MAX),
             cache_ttl: c.auth_cache_ttl.0,
+            cache_negative_ttl: c.auth_cache_negative_ttl.0,
             failure_delay: c.auth_failure_delay.0,
             verbose: c.auth_verbose,
             failure_limit: c.auth_failure_limit,
@@ -216,6 +218,7 @@ pub struct Authenticator {
     user_rules: Vec<Rules>,
     settings: AuthSettings,
     cache: Mutex<LoginCache>,
+    user_cache: Mutex<UserCache>,
     limiter: Mutex<FailureLimiter>,
 }
 
@@ -257,7 +260,16 @@ impl Authenticator {
             pass_rules,
             userdbs,
             user_rules,
-            cache: Mutex::new(LoginCache::new(settings.cache_size, settings.cache_ttl)),
+            cache: Mutex::new(LoginCache::new(
+                settings.cache_size,
+                settings.cache_ttl,
+                settings.cache_negative_ttl,
+            )),
+            user_cache: Mutex::new(UserCache::new(
+                settings.cache_size,
+                settings.cache_ttl,
+                settings.cache_negative_ttl,
+            )),
             limiter: Mutex::new(FailureLimiter::new(
                 settings.failure_limit,
                 settings.failure_window,
@@ -284,9 +296,9 @@ impl Authenticator {
         }
     }
 
-    /// `node auth cache flush`: how many cached logins were forgotten.
+    /// `node auth cache flush`: how many cached logins and userdb answers were forgotten.
     pub fn flush_cache(&self) -> usize {
-        self.cache.lock().flush()
+        self.cache.lock().flush() + self.user_cache.lock().flush()
     }
 
     /// Lower-cases and applies auth_default_realm to a name without `@`.
@@ -339,12 +351,13 @@ impl Authenticator {
         failure.map_or(Ok(None), Err)
     }
 
-    /// The passdbs' generations (a re-read passwd-file changes its own); an error when one
-    /// cannot be read.
-    fn generations(&self) -> Result<Vec<u64>, String> {
+    /// The passdbs' generations (a re-read passwd-file changes its own). One that cannot be
+    /// read counts as a generation of its own: its lookup will say what is wrong, and a
+    /// later passdb may still answer.
+    fn generations(&self) -> Vec<u64> {
         self.passdbs
             .iter()
-            .map(|d| d.generation().map_err(|e| format!("{}: {e}", d.name())))
+            .map(|d| d.generation().unwrap_or(u64::MAX))
             .collect()
     }
 
@@ -357,15 +370,20 @@ impl Authenticator {
         rip: Option<IpAddr>,
     ) -> Result<Begun, Verdict> {
         let req = self.request(user, service, rip);
-        let generations = self.generations().map_err(Verdict::TempFail)?;
+        let generations = self.generations();
         let key = self.cache.lock().key(&req.user, password);
         let hit = self.cache.lock().get(&key, &generations, Instant::now());
-        if let Some(entry) = hit {
+        match hit {
             // The cache only skips the lookup and the hash: the passdb's refusals still
             // apply to this client.
-            return Err(Self::verdict(ChainResult::from_step(with_policy(
-                entry, rip,
-            ))));
+            Some(Cached::Ok(entry)) => {
+                return Err(Self::verdict(ChainResult::from_step(with_policy(
+                    entry, rip,
+                ))))
+            }
+            Some(Cached::Unknown) => return Err(Verdict::UnknownUser),
+            Some(Cached::Mismatch) => return Err(Verdict::Mismatch),
+            None => {}
         }
         Ok(Begun {
             req,
@@ -403,12 +421,21 @@ impl Authenticator {
 
     /// The chain's result as a verdict; a success is remembered in the cache.
     fn finish(&self, result: ChainResult, begun: Begun) -> Verdict {
-        if let ChainResult::Ok(entry) = &result {
-            let mut cached = entry.clone();
-            cached.password = None;
+        let cached = match &result {
+            ChainResult::Ok(entry) => Some(Cached::Ok(PassEntry {
+                password: None,
+                ..entry.clone()
+            })),
+            ChainResult::Unknown => Some(Cached::Unknown),
+            ChainResult::Mismatch => Some(Cached::Mismatch),
+            // Refusals depend on the client (allow_nets) or are rare; failures must be
+            // asked again.
+            ChainResult::Refused { .. } | ChainResult::Internal(_) => None,
+        };
+        if let Some(c) = cached {
             self.cache
                 .lock()
-                .insert(begun.key, cached, begun.generations, Instant::now());
+                .insert(begun.key, c, begun.generations, Instant::now());
         }
         Self::verdict(result)
     }
@@ -518,6 +545,40 @@ impl Authenticator {
     /// never "no such user".
     pub fn lookup_blocking(&self, user: &str) -> Result<Option<UserRecord>, String> {
         let req = self.request(user, "", None);
+        let generations = self
+            .userdbs
+            .iter()
+            .map(|d| d.generation().unwrap_or(u64::MAX))
+            .collect::<Vec<u64>>();
+        let hit = self
+            .user_cache
+            .lock()
+            .get(&req.user, &generations, Instant::now());
+        let entry = match hit {
+            Some(entry) => entry,
+            None => {
+                let entry = self.userdb_chain_blocking(user, &req)?;
+                self.user_cache.lock().insert(
+                    req.user.clone(),
+                    entry.clone(),
+                    generations,
+                    Instant::now(),
+                );
+                entry
+            }
+        };
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        self.user_record(entry).map(Some)
+    }
+
+    /// The userdbs in order, without the cache.
+    fn userdb_chain_blocking(
+        &self,
+        user: &str,
+        req: &Request,
+    ) -> Result<Option<UserEntry>, String> {
         let mut found: Option<UserEntry> = None;
         let mut failure: Option<String> = None;
         for (db, rules) in self.userdbs.iter().zip(&self.user_rules) {
@@ -529,7 +590,7 @@ impl Authenticator {
             if skip {
                 continue;
             }
-            let reply = match db.lookup(&req) {
+            let reply = match db.lookup(req) {
                 Ok(UserReply::AskPassdb(e)) => match self.passdb_entry_blocking(user) {
                     Ok(Some(p)) => Ok(UserReply::Found(UserEntry {
                         user: p.user,
@@ -569,17 +630,19 @@ impl Authenticator {
                 db::Rule::ContinueFail => found = None,
             }
         }
-        let Some(entry) = found else {
-            return match failure {
-                Some(e) => Err(e),
-                None => Ok(None),
-            };
-        };
+        match (found, failure) {
+            (Some(entry), _) => Ok(Some(entry)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn user_record(&self, entry: UserEntry) -> Result<UserRecord, String> {
         let quota =
             quota_rule::apply_rules(self.settings.default_quota, entry.fields.quota_rules())
                 .map_err(|e| format!("user {}: quota_rule {e}", entry.user))?;
         let take = |k: &str| entry.fields.get(k).unwrap_or_default().to_string();
-        Ok(Some(UserRecord {
+        Ok(UserRecord {
             uid: take("uid"),
             gid: take("gid"),
             home: take("home"),
@@ -592,7 +655,7 @@ impl Authenticator {
                 .filter(|(k, _)| !matches!(k.as_str(), "uid" | "gid" | "home"))
                 .cloned()
                 .collect(),
-        }))
+        })
     }
 
     /// Every user the userdbs can list (`node user list`). Blocking (driver I/O).
@@ -962,6 +1025,178 @@ mod tests {
         for h in storm {
             assert!(matches!(h.await.unwrap(), AuthOutcome::Ok { .. }));
         }
+    }
+
+    /// The SQL driver behind the whole chain: logins and userdb lookups are cached, so a
+    /// user seen within the TTL keeps working when the database is gone; a user not seen
+    /// gets a temporary failure, never "wrong password"; unknown users are cached
+    /// negatively.
+    #[test]
+    fn cache_serves_while_the_directory_is_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, conf) = db::sql::tests::make_sqlite(dir.path());
+        let sql = DbConfig {
+            driver: "sql".into(),
+            ..DbConfig::passwd_file(conf)
+        };
+        let config = Config {
+            passdb: vec![sql.clone()],
+            userdb: vec![sql],
+            ..Config::default()
+        };
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        let bob = || a.check_password_blocking("bob@example.com", "pw", None);
+        assert_eq!(
+            bob(),
+            Verdict::Ok {
+                user: "bob@example.com".into()
+            }
+        );
+        assert_eq!(
+            a.check_password_blocking("bob@example.com", "wrong", None),
+            Verdict::Mismatch
+        );
+        assert_eq!(
+            a.check_password_blocking("nobody@example.com", "pw", None),
+            Verdict::UnknownUser
+        );
+        assert_eq!(
+            a.check_password_blocking("x' OR '1'='1", "pw", None),
+            Verdict::UnknownUser
+        );
+        let rec = a.lookup_blocking("bob@example.com").unwrap().unwrap();
+        assert_eq!(rec.home, "/var/vmail/bob@example.com");
+        assert_eq!(rec.quota.max_bytes, Some(1024));
+        let mut all = a.userdb_users().unwrap();
+        all.sort();
+        assert_eq!(all, vec!["bob@example.com", "off@example.com"]);
+
+        // The database breaks under the pool's open connections (a removed file would still
+        // be read through them).
+        std::fs::write(&db, vec![b'x'; 8192]).unwrap();
+        // Seen within the TTL: served from the cache, positive and negative.
+        assert!(matches!(bob(), Verdict::Ok { .. }));
+        assert_eq!(
+            a.lookup_blocking("bob@example.com").unwrap().unwrap().home,
+            rec.home
+        );
+        assert_eq!(
+            a.check_password_blocking("nobody@example.com", "pw", None),
+            Verdict::UnknownUser
+        );
+        // Not seen: the database must answer, and cannot.
+        assert!(matches!(
+            a.check_password_blocking("off@example.com", "pw", None),
+            Verdict::TempFail(_)
+        ));
+        assert!(a.lookup_blocking("off@example.com").is_err());
+        assert!(a.userdb_users().is_err());
+        // A flushed cache asks again.
+        a.flush_cache();
+        assert!(matches!(bob(), Verdict::TempFail(_)));
+    }
+
+    #[test]
+    fn static_userdb_needs_a_passdb_unless_allow_all_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(&path, "demo:{PLAIN}demo::::::\n").unwrap();
+        let stat = |args: &str| DbConfig {
+            driver: "static".into(),
+            ..DbConfig::passwd_file(args.into())
+        };
+        let config = Config {
+            passdb: vec![DbConfig::passwd_file(path.clone())],
+            userdb: vec![stat("uid=vmail gid=vmail home=/var/vmail/%d/%n")],
+            ..Config::default()
+        };
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert_eq!(
+            a.lookup_blocking("demo").unwrap().unwrap().home,
+            "/var/vmail//demo"
+        );
+        assert_eq!(a.lookup_blocking("ghost").unwrap(), None);
+        let config = Config {
+            passdb: vec![DbConfig::passwd_file(path)],
+            userdb: vec![stat("uid=vmail home=/h/%u allow_all_users=yes")],
+            ..Config::default()
+        };
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert_eq!(
+            a.lookup_blocking("ghost").unwrap().unwrap().home,
+            "/h/ghost"
+        );
+        // A static passdb: one password for everyone.
+        let config = Config {
+            passdb: vec![stat("password=shared")],
+            userdb: vec![stat("allow_all_users=yes")],
+            ..Config::default()
+        };
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert!(matches!(
+            a.check_password_blocking("anyone", "shared", None),
+            Verdict::Ok { .. }
+        ));
+        assert_eq!(
+            a.check_password_blocking("anyone", "other", None),
+            Verdict::Mismatch
+        );
+    }
+
+    /// Two passdbs with Dovecot's rules from the configuration: a deny list first, then the
+    /// users; an unreadable first passdb with result_internalfail = continue is a temporary
+    /// failure when the second does not know the user.
+    #[test]
+    fn configured_rules_deny_and_internalfail() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        let denied = dir.path().join("denied");
+        std::fs::write(&users, "demo:{PLAIN}demo::::::\nbad:{PLAIN}bad::::::\n").unwrap();
+        std::fs::write(&denied, "bad:::::::\n").unwrap();
+        let config = crate::config::parse_str(
+            &format!(
+                "[[passdb]]\ndriver = \"passwd-file\"\nargs = {:?}\ndeny = true\n\
+             [[passdb]]\ndriver = \"passwd-file\"\nargs = {:?}\n",
+                denied.display().to_string(),
+                users.display().to_string()
+            ),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert!(matches!(
+            a.check_password_blocking("bad", "bad", None),
+            Verdict::Refused { .. }
+        ));
+        assert!(matches!(
+            a.check_password_blocking("demo", "demo", None),
+            Verdict::Ok { .. }
+        ));
+        let config = crate::config::parse_str(
+            &format!(
+                "[[passdb]]\ndriver = \"passwd-file\"\nargs = \"/nonexistent\"\n\
+             [[passdb]]\ndriver = \"passwd-file\"\nargs = {:?}\n",
+                users.display().to_string()
+            ),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert!(matches!(
+            a.check_password_blocking("demo", "demo", None),
+            Verdict::Ok { .. }
+        ));
+        assert!(matches!(
+            a.check_password_blocking("ghost", "x", None),
+            Verdict::TempFail(_)
+        ));
+        assert!(crate::config::parse_str(
+            "[[passdb]]\ndriver = \"static\"\nargs = \"password=x\"\nresult_success = \"sometimes\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("sometimes"));
     }
 
     #[test]

@@ -397,6 +397,9 @@ pub struct Config {
     #[serde(deserialize_with = "cache_entries")]
     pub auth_cache_size: u64,
     pub auth_cache_ttl: DurationSetting,
+    /// How long "unknown user" and "wrong password" answers are remembered (Dovecot's
+    /// default, 1 hour); 0 = not at all.
+    pub auth_cache_negative_ttl: DurationSetting,
     pub auth_failure_delay: DurationSetting,
     /// Log each failed login (`passwd-file(user,rip,<session>): Password mismatch`). On by
     /// default, unlike Dovecot: it is the line fail2ban reads.
@@ -468,6 +471,7 @@ impl Default for Config {
             auth_default_realm: String::new(),
             auth_cache_size: 10_000,
             auth_cache_ttl: DurationSetting(Duration::from_secs(3600)),
+            auth_cache_negative_ttl: DurationSetting(Duration::from_secs(3600)),
             auth_failure_delay: DurationSetting(Duration::from_secs(2)),
             auth_verbose: true,
             auth_failure_limit: 20,

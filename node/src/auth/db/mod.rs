@@ -96,6 +96,10 @@ pub enum UserReply {
 pub trait UserDb: Send + Sync {
     fn name(&self) -> &'static str;
     fn lookup(&self, req: &Request) -> Result<UserReply, DbError>;
+    /// As [`PassDb::generation`].
+    fn generation(&self) -> Result<u64, DbError> {
+        Ok(0)
+    }
     /// Every user (`node user '*'`); None when the driver cannot list (static, PAM).
     fn iterate(&self) -> Result<Option<Vec<String>>, DbError>;
 }

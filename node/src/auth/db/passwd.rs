@@ -69,6 +69,10 @@ impl UserDb for PasswdDb {
         }))
     }
 
+    fn generation(&self) -> Result<u64, DbError> {
+        Ok(self.file.users().map_err(|e| DbError(e.to_string()))?.0)
+    }
+
     fn iterate(&self) -> Result<Option<Vec<String>>, DbError> {
         let (_, users) = self.file.users().map_err(|e| DbError(e.to_string()))?;
         Ok(Some(users.keys().cloned().collect()))

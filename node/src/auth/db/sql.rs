@@ -499,7 +499,7 @@ impl UserDb for SqlDb {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -528,36 +528,32 @@ mod tests {
             .contains("pasword_query"));
     }
 
-    /// A real database (SQLite, bundled): rows become fields, variables are bound, NULLs
-    /// are left out, an injection attempt finds nobody.
-    #[test]
-    fn sqlite_lookups() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("users.db");
-        {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use sqlx::ConnectOptions;
-                let mut c = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(&db)
-                    .create_if_missing(true)
-                    .connect()
-                    .await
-                    .unwrap();
-                sqlx::raw_sql(
-                    "CREATE TABLE mailbox (username TEXT, password TEXT, quota INTEGER, active INTEGER, note TEXT);
-                     INSERT INTO mailbox VALUES ('bob@example.com', '{PLAIN}pw', 1024, 1, NULL);
-                     INSERT INTO mailbox VALUES ('off@example.com', 'pw', 0, 0, 'x');",
-                )
-                .execute(&mut c)
+    /// A SQLite database with a Postfixadmin-style `mailbox` table (bob active, off not)
+    /// and its dovecot-sql.conf.ext; returns (database, conf).
+    pub(crate) fn make_sqlite(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let db = dir.join("users.db");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::ConnectOptions;
+            let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&db)
+                .create_if_missing(true)
+                .connect()
                 .await
                 .unwrap();
-            });
-        }
-        let conf = dir.path().join("dovecot-sql.conf.ext");
+            sqlx::raw_sql(
+                "CREATE TABLE mailbox (username TEXT, password TEXT, quota INTEGER, active INTEGER, note TEXT);
+                 INSERT INTO mailbox VALUES ('bob@example.com', '{PLAIN}pw', 1024, 1, NULL);
+                 INSERT INTO mailbox VALUES ('off@example.com', 'pw', 0, 0, 'x');",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+        });
+        let conf = dir.join("dovecot-sql.conf.ext");
         std::fs::write(
             &conf,
             format!(
@@ -569,6 +565,15 @@ mod tests {
             ),
         )
         .unwrap();
+        (db, conf)
+    }
+
+    /// A real database (SQLite, bundled): rows become fields, variables are bound, NULLs
+    /// are left out, an injection attempt finds nobody.
+    #[test]
+    fn sqlite_lookups() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, conf) = make_sqlite(dir.path());
         let sql = SqlDb::open(&conf).unwrap();
         let req = |u: &str| Request {
             user: u.into(),
