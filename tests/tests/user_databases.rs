@@ -1,0 +1,411 @@
+//! User databases as an operator migrating from Dovecot has them: PostgreSQL and MariaDB
+//! with a Postfixadmin-style `mailbox` table, SQLite, and OpenLDAP (inetOrgPerson +
+//! posixAccount, password-lookup and bind modes), each read through an unchanged Dovecot
+//! `dovecot-sql.conf.ext` / `dovecot-ldap.conf.ext`. For each: IMAP and POP3 logins, LMTP
+//! delivery to a directory user, `node auth test` and `node user`, a disabled user and an
+//! injection attempt refused, and the directory stopped mid-run: users seen within the
+//! auth cache TTL keep working, others get a temporary failure (`NO [UNAVAILABLE]`,
+//! `-ERR [SYS/TEMP]`, LMTP 451), and everything recovers when the directory is back,
+//! without restarting the node.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use tests::directories::{self, Directory};
+use tests::*;
+
+/// The directory's users: ann (active, an ARGON2ID hash), eve (active, not used before
+/// the outage), dan (disabled).
+const ANN_PW: &str = "ann secret";
+const EVE_PW: &str = "eve-pw";
+const DAN_PW: &str = "dan-pw";
+
+fn node_hash(scheme: &str, password: &str) -> String {
+    let out = run(
+        Command::new(node_bin()).args(["pw", "-s", scheme, "-p", password]),
+        None,
+        Duration::from_secs(60),
+    )
+    .expect("node pw");
+    assert!(out.status.success(), "node pw: {}", out.stderr_text());
+    out.stdout_text().trim().to_string()
+}
+
+/// A node whose first passdb and userdb are `driver` with `args`; the harness's own
+/// passwd-file (demo) follows, as a second database would in Dovecot.
+fn start_node(driver: &str, args: &Path) -> Server {
+    let db = format!(
+        "auth_failure_delay = \"0 secs\"\nauth_cache_ttl = \"1 hour\"\nauth_cache_negative_ttl = \"1 hour\"\n\n\
+         [[passdb]]\ndriver = \"{driver}\"\nargs = \"{args}\"\n\n\
+         [[userdb]]\ndriver = \"{driver}\"\nargs = \"{args}\"\n",
+        args = args.display()
+    );
+    Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap, Proto::Pop3, Proto::Lmtp],
+        extra_toml: db,
+        ..Default::default()
+    })
+    .expect("start node")
+}
+
+fn imap_login(server: &Server, user: &str, password: &str) -> (LineConn, String) {
+    let mut c = LineConn::connect(server.addr(Proto::Imap)).expect("connect");
+    c.line().expect("greeting");
+    let quoted = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let r = c
+        .imap("a", &format!("LOGIN {} {}", quoted(user), quoted(password)))
+        .expect("login");
+    let t = tagged(&r).to_string();
+    (c, t)
+}
+
+fn pop3_reply(server: &Server, user: &str, password: &str) -> String {
+    let mut c = LineConn::connect(server.addr(Proto::Pop3)).expect("connect pop3");
+    c.line().expect("greeting");
+    c.send(&format!("USER {user}")).expect("user");
+    let r = c.line().expect("user reply");
+    if !r.starts_with("+OK") {
+        return r;
+    }
+    c.send(&format!("PASS {password}")).expect("pass");
+    c.line().expect("pass reply")
+}
+
+fn rcpt_reply(server: &Server, rcpt: &str) -> String {
+    let mut c = LineConn::connect(server.addr(Proto::Lmtp)).expect("connect lmtp");
+    c.line().expect("greeting");
+    c.send("LHLO tests.local").expect("lhlo");
+    smtp_reply(&mut c, "250").expect("lhlo reply");
+    c.send("MAIL FROM:<sender@example.net>").expect("mail");
+    smtp_reply(&mut c, "250").expect("mail reply");
+    c.send(&format!("RCPT TO:<{rcpt}>")).expect("rcpt");
+    smtp_reply(&mut c, "").expect("rcpt reply")
+}
+
+/// What every directory must show; `outage` stops and starts the directory again.
+fn exercise(server: &Server, home: &str, mut outage: impl FnMut(bool)) {
+    // node auth test: the passdb and the userdb fields.
+    let out = server.admin(&["auth", "test", "ann@example.com", ANN_PW]);
+    let text = out.stdout_text();
+    assert!(out.status.success(), "{text}{}", out.stderr_text());
+    assert!(
+        text.contains("auth succeeded") && text.contains(home),
+        "{text}"
+    );
+    let out = server.admin(&["auth", "test", "dan@example.com", DAN_PW]);
+    assert!(!out.status.success() || out.stdout_text().contains("auth failed"));
+    // node user: one user and the listing (iterate).
+    let out = server.admin(&["user", "ann@example.com"]);
+    assert!(out.stdout_text().contains(home), "{}", out.stdout_text());
+    let out = server.admin(&["user", "*"]);
+    let list = out.stdout_text();
+    assert!(
+        list.contains("ann@example.com") && list.contains("eve@example.com"),
+        "{list}"
+    );
+
+    // IMAP and POP3 logins; a wrong password, a disabled user, an injection attempt.
+    let (mut c, t) = imap_login(server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "{t}");
+    c.imap("z", "LOGOUT").ok();
+    let (_, t) = imap_login(server, "ann@example.com", "wrong");
+    assert!(t.contains("[AUTHENTICATIONFAILED]"), "{t}");
+    let (_, t) = imap_login(server, "dan@example.com", DAN_PW);
+    assert!(t.contains("[AUTHENTICATIONFAILED]"), "disabled user: {t}");
+    for evil in ["x' OR '1'='1", "*", "ann@example.com)(|(mail=*"] {
+        let (_, t) = imap_login(server, evil, ANN_PW);
+        assert!(t.starts_with("a NO"), "{evil}: {t}");
+    }
+    let r = pop3_reply(server, "ann@example.com", ANN_PW);
+    assert!(r.starts_with("+OK"), "{r}");
+
+    // LMTP to a directory user, then the message is there over IMAP.
+    let replies = lmtp_deliver(
+        server.addr(Proto::Lmtp),
+        "sender@example.net",
+        &["ann@example.com"],
+        &sample_message("From the directory", "Delivered to a directory user."),
+    )
+    .expect("lmtp");
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    let (mut c, _) = imap_login(server, "ann@example.com", ANN_PW);
+    let r = c.imap("s", "SELECT INBOX").expect("select");
+    assert!(r.iter().any(|l| l == "* 1 EXISTS"), "{r:?}");
+    c.imap("z", "LOGOUT").ok();
+    assert!(rcpt_reply(server, "dan@example.com").starts_with("550"));
+
+    // The directory goes down mid-run.
+    outage(false);
+    let (mut c, t) = imap_login(server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "cached login while down: {t}");
+    let r = c.imap("s", "SELECT INBOX").expect("select");
+    assert!(tagged(&r).starts_with("s OK"), "{r:?}");
+    c.imap("z", "LOGOUT").ok();
+    let (_, t) = imap_login(server, "eve@example.com", EVE_PW);
+    assert!(t.starts_with("a NO [UNAVAILABLE]"), "eve while down: {t}");
+    let r = pop3_reply(server, "eve@example.com", EVE_PW);
+    assert!(r.starts_with("-ERR [SYS/TEMP]"), "{r}");
+    let r = rcpt_reply(server, "eve@example.com");
+    assert!(r.starts_with("451"), "{r}");
+    // The cached login still counts as known for LMTP too.
+    assert!(rcpt_reply(server, "ann@example.com").starts_with("250"));
+
+    // Back: the same node serves eve at once.
+    outage(true);
+    let (_, t) = imap_login(server, "eve@example.com", EVE_PW);
+    assert!(t.starts_with("a OK"), "eve after recovery: {t}");
+    assert!(rcpt_reply(server, "eve@example.com").starts_with("250"));
+}
+
+/// The Postfixadmin-style table and rows, in the dialect's own SQL.
+fn mailbox_sql(dialect: &str, ann_hash: &str) -> String {
+    let active = if dialect == "pgsql" {
+        "BOOLEAN"
+    } else {
+        "SMALLINT"
+    };
+    let (t, f) = if dialect == "pgsql" {
+        ("TRUE", "FALSE")
+    } else {
+        ("1", "0")
+    };
+    format!(
+        "CREATE TABLE mailbox (username VARCHAR(255) PRIMARY KEY, password VARCHAR(255) NOT NULL, \
+         name VARCHAR(255) NOT NULL DEFAULT '', maildir VARCHAR(255) NOT NULL, quota BIGINT NOT NULL DEFAULT 0, \
+         local_part VARCHAR(255) NOT NULL, domain VARCHAR(255) NOT NULL, active {active} NOT NULL);
+         INSERT INTO mailbox (username, password, maildir, quota, local_part, domain, active) VALUES
+          ('ann@example.com', '{ann_hash}', 'example.com/ann/', 10485760, 'ann', 'example.com', {t}),
+          ('eve@example.com', '{EVE_PW}', 'example.com/eve/', 0, 'eve', 'example.com', {t}),
+          ('dan@example.com', '{DAN_PW}', 'example.com/dan/', 0, 'dan', 'example.com', {f});"
+    )
+}
+
+/// Postfixadmin's documented dovecot-sql.conf.ext (DOCUMENTS/DOVECOT.txt), with the
+/// home under /var/vmail; `concat` is the dialect's string concatenation.
+fn sql_conf(dir: &Path, driver: &str, connect: &str) -> std::path::PathBuf {
+    let (home, quota) = if driver == "mysql" {
+        (
+            "CONCAT('/var/vmail/', maildir)",
+            "CONCAT('*:bytes=', quota)",
+        )
+    } else {
+        ("'/var/vmail/' || maildir", "'*:bytes=' || quota")
+    };
+    let active = if driver == "pgsql" {
+        "active = TRUE"
+    } else {
+        "active = '1'"
+    };
+    let path = dir.join("dovecot-sql.conf.ext");
+    std::fs::write(
+        &path,
+        format!(
+            "# Postfixadmin's example, unchanged but for the paths\n\
+             driver = {driver}\n\
+             connect = {connect}\n\
+             default_pass_scheme = PLAIN\n\
+             password_query = SELECT username AS user, password FROM mailbox \\\n  WHERE username = '%u' AND {active}\n\
+             user_query = SELECT {home} AS home, 2000 AS uid, 2000 AS gid, \\\n  {quota} AS quota_rule FROM mailbox WHERE username = '%u' AND {active}\n\
+             iterate_query = SELECT username AS user FROM mailbox WHERE {active}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn postgresql_mailbox_table() {
+    let Some(mut pg) = Directory::postgres().expect("start postgres") else {
+        return;
+    };
+    let ann = node_hash("ARGON2ID", ANN_PW);
+    pg.sql(&mailbox_sql("pgsql", &ann)).expect("schema");
+    pg.sql(&format!(
+        "GRANT SELECT ON mailbox TO {}",
+        directories::SQL_USER
+    ))
+    .expect("grant");
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = sql_conf(
+        conf_dir.path(),
+        "pgsql",
+        &format!(
+            "host=127.0.0.1 port={} dbname={} user={} password='{}' connect_timeout=1",
+            pg.port,
+            directories::SQL_DB,
+            directories::SQL_USER,
+            directories::SQL_PASSWORD
+        ),
+    );
+    let server = start_node("sql", &conf);
+    exercise(&server, "/var/vmail/example.com/ann/", |up| {
+        if up {
+            pg.start().expect("restart postgres")
+        } else {
+            pg.stop()
+        }
+    });
+}
+
+#[test]
+fn mariadb_mailbox_table() {
+    let Some(mut my) = Directory::mariadb().expect("start mariadb") else {
+        return;
+    };
+    let ann = node_hash("ARGON2ID", ANN_PW);
+    my.sql(&mailbox_sql("mysql", &ann)).expect("schema");
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = sql_conf(
+        conf_dir.path(),
+        "mysql",
+        &format!(
+            "host=127.0.0.1 port={} dbname={} user={} password='{}' connect_timeout=1",
+            my.port,
+            directories::SQL_DB,
+            directories::SQL_USER,
+            directories::SQL_PASSWORD
+        ),
+    );
+    let server = start_node("sql", &conf);
+    exercise(&server, "/var/vmail/example.com/ann/", |up| {
+        if up {
+            my.start().expect("restart mariadb")
+        } else {
+            my.stop()
+        }
+    });
+}
+
+#[test]
+fn sqlite_mailbox_table() {
+    if missing_tool("sqlite3") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("postfix.sqlite");
+    let ann = node_hash("ARGON2ID", ANN_PW);
+    let out = run(
+        Command::new("sqlite3")
+            .arg(&db)
+            .arg(mailbox_sql("sqlite", &ann)),
+        None,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let conf = sql_conf(dir.path(), "sqlite", &db.display().to_string());
+    let server = start_node("sql", &conf);
+    // SQLite has no server to stop: the file turns unreadable under the node's open
+    // connections, then comes back.
+    let original = std::fs::read(&db).unwrap();
+    exercise(&server, "/var/vmail/example.com/ann/", |up| {
+        if up {
+            std::fs::write(&db, &original).unwrap()
+        } else {
+            std::fs::write(&db, vec![b'x'; original.len()]).unwrap()
+        }
+    });
+}
+
+/// An inetOrgPerson/posixAccount tree; dan's login shell marks him disabled, as the
+/// operator's pass_filter says.
+fn ldap_tree() -> String {
+    let crypt = |pw: &str| {
+        let h = node_hash("SHA512-CRYPT", pw);
+        format!(
+            "{{CRYPT}}{}",
+            h.strip_prefix("{SHA512-CRYPT}").expect("SHA512-CRYPT hash")
+        )
+    };
+    let person = |uid: &str, n: u32, pw: &str, shell: &str| {
+        format!(
+            "dn: uid={uid},ou=people,{s}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n\
+             uid: {uid}\ncn: {uid}\nsn: {uid}\nmail: {uid}@example.com\nuidNumber: {n}\ngidNumber: 2000\n\
+             homeDirectory: /home/{uid}\nloginShell: {shell}\nuserPassword: {}\n\n",
+            crypt(pw),
+            s = directories::LDAP_SUFFIX
+        )
+    };
+    format!(
+        "dn: {s}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
+         dn: ou=people,{s}\nobjectClass: organizationalUnit\nou: people\n\n{}{}{}",
+        person("ann", 2001, ANN_PW, "/bin/sh"),
+        person("eve", 2002, EVE_PW, "/bin/sh"),
+        person("dan", 2003, DAN_PW, "/bin/false"),
+        s = directories::LDAP_SUFFIX
+    )
+}
+
+/// A dovecot-ldap.conf.ext as Dovecot's example-config has it, for users found by mail.
+fn ldap_conf(dir: &Path, port: u16, bind: bool) -> std::path::PathBuf {
+    let path = dir.join(if bind {
+        "bind.conf.ext"
+    } else {
+        "lookup.conf.ext"
+    });
+    let mode = if bind {
+        "auth_bind = yes\n".to_string()
+    } else {
+        format!(
+            "dn = {}\ndnpass = {}\n",
+            directories::LDAP_ADMIN,
+            directories::LDAP_ADMIN_PW
+        )
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "hosts = 127.0.0.1:{port}\n{mode}ldap_version = 3\nbase = ou=people,{s}\nscope = subtree\n\
+             deref = never\ndefault_pass_scheme = CRYPT\n\
+             pass_filter = (&(objectClass=posixAccount)(mail=%u)(!(loginShell=/bin/false)))\n\
+             pass_attrs = mail=user,userPassword=password\n\
+             user_filter = (&(objectClass=posixAccount)(mail=%u)(!(loginShell=/bin/false)))\n\
+             user_attrs = mail=user, uidNumber=uid, gidNumber=gid, =home=/var/vmail/example.com/%{{ldap:uid}}/\n\
+             iterate_attrs = mail=user\n\
+             iterate_filter = (objectClass=posixAccount)\n",
+            s = directories::LDAP_SUFFIX
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn openldap_password_lookup_and_bind() {
+    let Some(mut ldap) = Directory::slapd(&ldap_tree()).expect("start slapd") else {
+        return;
+    };
+    let conf_dir = tempfile::tempdir().unwrap();
+    for bind in [false, true] {
+        let conf = ldap_conf(conf_dir.path(), ldap.port, bind);
+        let server = start_node("ldap", &conf);
+        exercise(&server, "/var/vmail/example.com/ann/", |up| {
+            if up {
+                ldap.start().expect("restart slapd")
+            } else {
+                ldap.stop()
+            }
+        });
+    }
+    // auth_bind_userdn: the DN is built from the name, no search.
+    let conf = conf_dir.path().join("userdn.conf.ext");
+    std::fs::write(
+        &conf,
+        format!(
+            "uris = ldap://127.0.0.1:{}\nauth_bind = yes\nauth_bind_userdn = uid=%n,ou=people,{s}\nbase = ou=people,{s}\n",
+            ldap.port,
+            s = directories::LDAP_SUFFIX
+        ),
+    )
+    .unwrap();
+    let server = start_node("ldap", &conf);
+    let (_, t) = imap_login(&server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "{t}");
+    let (_, t) = imap_login(&server, "ann@example.com", "wrong");
+    assert!(t.contains("[AUTHENTICATIONFAILED]"), "{t}");
+    let (_, t) = imap_login(&server, "ann@example.com", "");
+    assert!(
+        t.starts_with("a NO"),
+        "an empty password must not bind: {t}"
+    );
+}
