@@ -78,7 +78,9 @@ impl SqlConf {
         };
         let scheme = conf_file::get(s, "default_pass_scheme")
             .or_else(|| conf_file::get(s, "password_scheme"))
-            .unwrap_or("MD5")
+            // Dovecot's default is MD5(-CRYPT), which is not supported here; CRYPT reads
+            // the $6$/$5$/$2y$ hashes an unprefixed column usually holds.
+            .unwrap_or("CRYPT")
             .to_uppercase();
         // Checked now: a wrong scheme would otherwise fail every login at run time.
         crate::auth::schemes::Scheme::parse(&scheme)
