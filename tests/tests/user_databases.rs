@@ -409,3 +409,107 @@ fn openldap_password_lookup_and_bind() {
         "an empty password must not bind: {t}"
     );
 }
+
+/// Removes the test's PAM service file.
+struct PamService(std::path::PathBuf);
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// PAM with a service file of the test's own in /etc/pam.d (root only: PAM reads no other
+/// place). pam_exec scripts stand in for the password store: one says whether the
+/// "directory" is up, one checks the password, one refuses dan's account.
+#[test]
+fn pam_service_file() {
+    let root = effective_uid() == 0;
+    if !root || !Path::new("/etc/pam.d").is_dir() {
+        eprintln!("SKIPPED: the PAM test writes a service file to /etc/pam.d and needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let script = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    };
+    script("up.sh", &format!("[ ! -e {d}/down ]"));
+    script(
+        "check.sh",
+        &format!(
+            "read -r pw\ncase \"$PAM_USER:$pw\" in ann@example.com:'{ANN_PW}'|eve@example.com:{EVE_PW}|dan@example.com:{DAN_PW}) exit 0;; esac\nexit 1"
+        ),
+    );
+    script("acct.sh", "[ \"$PAM_USER\" != dan@example.com ]");
+    let name = format!("node-test-{}", std::process::id());
+    let service = PamService(Path::new("/etc/pam.d").join(&name));
+    std::fs::write(
+        &service.0,
+        format!(
+            "auth [success=ignore default=die] pam_exec.so quiet {d}/up.sh\n\
+             auth [success=1 default=ignore] pam_exec.so expose_authtok quiet {d}/check.sh\n\
+             auth requisite pam_deny.so\n\
+             auth required pam_permit.so\n\
+             account [success=1 default=ignore] pam_exec.so quiet {d}/acct.sh\n\
+             account requisite pam_deny.so\n\
+             account required pam_permit.so\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap, Proto::Pop3, Proto::Lmtp],
+        extra_toml: format!(
+            "auth_failure_delay = \"0 secs\"\n\n[[passdb]]\ndriver = \"pam\"\nargs = \"{name}\"\n\n\
+             [[userdb]]\ndriver = \"static\"\nargs = \"uid=vmail gid=vmail home=/var/vmail/%d/%n/ allow_all_users=yes\"\n"
+        ),
+        ..Default::default()
+    })
+    .expect("start node");
+    let out = server.admin(&["auth", "test", "ann@example.com", ANN_PW]);
+    let text = out.stdout_text();
+    assert!(
+        text.contains("auth succeeded") && text.contains("/var/vmail/example.com/ann/"),
+        "{text}{}",
+        out.stderr_text()
+    );
+    let (_, t) = imap_login(&server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "{t}");
+    let (_, t) = imap_login(&server, "ann@example.com", "wrong");
+    assert!(t.contains("[AUTHENTICATIONFAILED]"), "{t}");
+    let (_, t) = imap_login(&server, "dan@example.com", DAN_PW);
+    assert!(
+        t.contains("[AUTHENTICATIONFAILED]"),
+        "account refused by PAM: {t}"
+    );
+    assert!(pop3_reply(&server, "ann@example.com", ANN_PW).starts_with("+OK"));
+    let replies = lmtp_deliver(
+        server.addr(Proto::Lmtp),
+        "sender@example.net",
+        &["ann@example.com"],
+        &sample_message("Via PAM", "A PAM user's mail."),
+    )
+    .expect("lmtp");
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+
+    std::fs::write(dir.path().join("down"), "").unwrap();
+    let (_, t) = imap_login(&server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "cached while down: {t}");
+    let (_, t) = imap_login(&server, "eve@example.com", EVE_PW);
+    assert!(t.starts_with("a NO [UNAVAILABLE]"), "{t}");
+    let r = pop3_reply(&server, "eve@example.com", EVE_PW);
+    assert!(r.starts_with("-ERR [SYS/TEMP]"), "{r}");
+    std::fs::remove_file(dir.path().join("down")).unwrap();
+    let (_, t) = imap_login(&server, "eve@example.com", EVE_PW);
+    assert!(t.starts_with("a OK"), "after recovery: {t}");
+}
+
+fn effective_uid() -> u32 {
+    let out = Command::new("id").arg("-u").output().expect("id -u");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(u32::MAX)
+}

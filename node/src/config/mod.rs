@@ -656,6 +656,9 @@ impl Config {
                 ));
             }
         }
+        if self.userdb.is_empty() && self.passdb.iter().any(|d| d.driver == "pam") {
+            return Err("passdb pam answers no user lookups: add a [[userdb]] (static with allow_all_users=yes, or passwd-file)".into());
+        }
         for (key, dbs) in [("passdb", &self.passdb), ("userdb", &self.userdb)] {
             for db in dbs.iter() {
                 crate::auth::db::check_config(db, key == "userdb")

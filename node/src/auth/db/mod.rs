@@ -12,6 +12,7 @@ pub mod fields;
 mod io_runtime;
 pub mod ldap;
 pub mod ldap_attrs;
+pub mod pam;
 pub mod passwd;
 pub mod sql;
 pub mod sql_query;
@@ -197,7 +198,7 @@ impl Rules {
 }
 
 /// The drivers this build has.
-pub const DRIVERS: &str = "passwd-file static sql ldap";
+pub const DRIVERS: &str = "passwd-file static sql ldap pam (passdb)";
 
 /// Checks a `[[passdb]]`/`[[userdb]]` without connecting anywhere: the driver exists, its
 /// rules and its args parse (a configuration file it names is read).
@@ -211,6 +212,10 @@ pub fn check_config(db: &DbConfig, userdb: bool) -> Result<(), String> {
         "static" => static_db::StaticDb::parse(&db.args_str()).map(|_| ()),
         "sql" => sql::SqlConf::read(&db.args).map(|_| ()),
         "ldap" => ldap::LdapConf::read(&db.args).map(|_| ()),
+        "pam" if userdb => Err(
+            "pam is a passdb only (as in Dovecot): use static or passwd-file as the userdb".into(),
+        ),
+        "pam" => pam::PamDb::parse_service(&db.args_str()).map(|_| ()),
         other => Err(unsupported(other)),
     }
 }
@@ -222,6 +227,7 @@ pub fn open_passdb(db: &DbConfig) -> Result<Box<dyn PassDb>, String> {
         "static" => Ok(Box::new(static_db::StaticDb::parse(&db.args_str())?)),
         "sql" => Ok(Box::new(sql::SqlDb::open(&db.args)?)),
         "ldap" => Ok(Box::new(ldap::LdapDb::open(&db.args)?)),
+        "pam" => Ok(Box::new(pam::PamDb::open(&db.args_str())?)),
         other => Err(unsupported(other)),
     }
 }
