@@ -102,6 +102,8 @@ pub enum Kind {
 pub struct Directory {
     pub kind: Kind,
     pub port: u16,
+    /// slapd with TLS: the ldaps:// port (StartTLS is offered on `port`).
+    pub tls_port: Option<u16>,
     pub dir: PathBuf,
     server: PathBuf,
     child: Option<Child>,
@@ -127,6 +129,7 @@ impl Directory {
         Ok(Directory {
             kind,
             port: free_port(),
+            tls_port: None,
             dir,
             server,
             child: None,
@@ -230,16 +233,33 @@ impl Directory {
     /// slapd (back_mdb) holding `ldif` under [`LDAP_SUFFIX`]; the admin may read
     /// userPassword, users may bind.
     pub fn slapd(ldif: &str) -> Result<Option<Directory>> {
+        Self::slapd_with(ldif, None)
+    }
+
+    /// [`Directory::slapd`] with TLS: `tls` is (certificate chain, key) in PEM; ldaps:// on
+    /// `tls_port`, StartTLS on `port`.
+    pub fn slapd_with(ldif: &str, tls: Option<(&Path, &Path)>) -> Result<Option<Directory>> {
         let (Some(server), Some(slapadd)) = (
             find("OpenLDAP (slapd)", "slapd", &["/usr/sbin/slapd"]),
             find("OpenLDAP (slapadd)", "slapd", &["/usr/sbin/slapadd"]),
         ) else {
             return Ok(None);
         };
-        let d = Directory::new(Kind::Slapd, server, None)?;
+        let mut d = Directory::new(Kind::Slapd, server, None)?;
         std::fs::create_dir_all(d.dir.join("db"))?;
+        let tls_conf = match tls {
+            Some((cert, key)) => {
+                d.tls_port = Some(free_port());
+                format!(
+                    "TLSCertificateFile {}\nTLSCertificateKeyFile {}\n",
+                    cert.display(),
+                    key.display()
+                )
+            }
+            None => String::new(),
+        };
         let conf = format!(
-            "include /etc/ldap/schema/core.schema\n\
+            "{tls_conf}include /etc/ldap/schema/core.schema\n\
              include /etc/ldap/schema/cosine.schema\n\
              include /etc/ldap/schema/nis.schema\n\
              include /etc/ldap/schema/inetorgperson.schema\n\
@@ -268,7 +288,6 @@ impl Directory {
         if !out.status.success() {
             bail!("slapadd failed: {}", out.stderr_text());
         }
-        let mut d = d;
         d.start()?;
         Ok(Some(d))
     }
@@ -309,8 +328,11 @@ impl Directory {
                 }
             }
             Kind::Slapd => {
-                cmd.args(["-f", "slapd.conf", "-d", "0", "-h"])
-                    .arg(format!("ldap://127.0.0.1:{}/", self.port));
+                let mut urls = format!("ldap://127.0.0.1:{}/", self.port);
+                if let Some(p) = self.tls_port {
+                    urls.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
+                }
+                cmd.args(["-f", "slapd.conf", "-d", "0", "-h", &urls]);
             }
         }
         let out = std::fs::File::create(&log)?;

@@ -410,6 +410,169 @@ fn openldap_password_lookup_and_bind() {
     );
 }
 
+/// A private CA and a certificate for 127.0.0.1/localhost signed by it (rustls does not
+/// take a self-signed leaf as its own anchor): (ca, cert, key).
+fn make_ca_and_cert(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let (ca, ca_key, cert, key, csr, ext) = (
+        dir.join("ca.pem"),
+        dir.join("ca.key"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("req.csr"),
+        dir.join("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: Vec<Vec<String>> = vec![
+        ["req", "-x509"]
+            .iter()
+            .chain(&ec)
+            .map(|s| s.to_string())
+            .chain(["-days", "2", "-subj", "/CN=node test CA", "-keyout"].map(String::from))
+            .chain([
+                ca_key.display().to_string(),
+                "-out".into(),
+                ca.display().to_string(),
+            ])
+            .collect(),
+        ["req"]
+            .iter()
+            .chain(&ec)
+            .map(|s| s.to_string())
+            .chain(["-subj", "/CN=localhost", "-keyout"].map(String::from))
+            .chain([
+                key.display().to_string(),
+                "-out".into(),
+                csr.display().to_string(),
+            ])
+            .collect(),
+        ["x509", "-req", "-days", "2", "-in"]
+            .map(String::from)
+            .into_iter()
+            .chain([
+                csr.display().to_string(),
+                "-CA".into(),
+                ca.display().to_string(),
+            ])
+            .chain([
+                "-CAkey".into(),
+                ca_key.display().to_string(),
+                "-set_serial".into(),
+                "7".into(),
+            ])
+            .chain([
+                "-extfile".into(),
+                ext.display().to_string(),
+                "-out".into(),
+                cert.display().to_string(),
+            ])
+            .collect(),
+    ];
+    for args in steps {
+        let out = run(
+            Command::new("openssl").args(&args),
+            None,
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            out.stderr_text()
+        );
+    }
+    // slapd reads the key as whatever user it runs as.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    (ca, cert, key)
+}
+
+/// LDAP over TLS with rustls: ldaps:// and StartTLS (`tls = yes`) against slapd with a
+/// certificate from a private CA (`tls_ca_cert_file`); without the CA the certificate is
+/// refused, a temporary failure rather than a wrong password.
+#[test]
+fn openldap_ldaps_and_starttls() {
+    if missing_tool("openssl") {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_ca_and_cert(certs.path());
+    let Some(ldap) =
+        Directory::slapd_with(&ldap_tree(), Some((&cert, &key))).expect("start slapd with TLS")
+    else {
+        return;
+    };
+    let tls_port = ldap.tls_port.expect("tls port");
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, servers: &str| -> (bool, String) {
+        let conf = dir.path().join(format!("{name}.conf.ext"));
+        std::fs::write(
+            &conf,
+            format!(
+                "{servers}\nauth_bind = yes\nbase = ou=people,{s}\n\
+                 pass_filter = (&(objectClass=posixAccount)(mail=%u))\npass_attrs = mail=user\n",
+                s = directories::LDAP_SUFFIX
+            ),
+        )
+        .unwrap();
+        let toml = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &toml,
+            format!(
+                "[storage]\ndata_dir = \"{}\"\n[[passdb]]\ndriver = \"ldap\"\nargs = \"{}\"\n\
+                 [[userdb]]\ndriver = \"static\"\nargs = \"home=/h/%u allow_all_users=yes\"\n",
+                dir.path().join("data").display(),
+                conf.display()
+            ),
+        )
+        .unwrap();
+        let out = run(
+            Command::new(node_bin()).arg("-c").arg(&toml).args([
+                "auth",
+                "test",
+                "ann@example.com",
+                ANN_PW,
+            ]),
+            None,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        (
+            out.status.success() && out.stdout_text().contains("auth succeeded"),
+            format!("{}{}", out.stdout_text(), out.stderr_text()),
+        )
+    };
+    let ca = ca.display();
+    let (ok, text) = check(
+        "ldaps",
+        &format!("uris = ldaps://127.0.0.1:{tls_port}\ntls_ca_cert_file = {ca}"),
+    );
+    assert!(ok, "ldaps: {text}");
+    let (ok, text) = check(
+        "starttls",
+        &format!(
+            "hosts = localhost:{}\ntls = yes\ntls_ca_cert_file = {ca}",
+            ldap.port
+        ),
+    );
+    assert!(ok, "StartTLS: {text}");
+    let (ok, text) = check("untrusted", &format!("uris = ldaps://127.0.0.1:{tls_port}"));
+    assert!(
+        !ok && !text.contains("auth failed\n"),
+        "an unknown CA must be refused: {text}"
+    );
+    assert!(text.to_lowercase().contains("cert"), "{text}");
+}
+
 /// Removes the test's PAM service file.
 struct PamService(std::path::PathBuf);
 
