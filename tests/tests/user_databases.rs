@@ -676,3 +676,65 @@ fn effective_uid() -> u32 {
         .parse()
         .unwrap_or(u32::MAX)
 }
+
+/// checkpassword: a script in the style of Dovecot's wiki example reads `user NUL password
+/// NUL` from fd 3 and execs the reply program with USER, HOME and a quota in its
+/// environment; exit 1 refuses, 111 is a temporary failure; userdb lookups run it with
+/// AUTHORIZED=1.
+#[test]
+fn checkpassword_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let script = dir.path().join("checkpassword.sh");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+input=$(dd bs=512 count=1 <&3 2>/dev/null | tr '\0' '\n')
+user=$(printf '%s\n' "$input" | sed -n 1p)
+pass=$(printf '%s\n' "$input" | sed -n 2p)
+[ -e {d}/down ] && exit 111
+case "$user" in
+  ann@example.com) want='{ANN_PW}' ;;
+  eve@example.com) want='{EVE_PW}' ;;
+  *) [ "$AUTHORIZED" = 1 ] && exit 3; exit 1 ;;
+esac
+[ "$AUTHORIZED" = 1 ] || [ "$pass" = "$want" ] || exit 1
+USER=$user HOME=/var/vmail/$user/ userdb_quota_rule='*:storage=1M'
+export USER HOME userdb_quota_rule
+exec "$@"
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let server = start_node("checkpassword", &script);
+    let out = server.admin(&["auth", "test", "ann@example.com", ANN_PW]);
+    let text = out.stdout_text();
+    assert!(
+        text.contains("auth succeeded")
+            && text.contains("/var/vmail/ann@example.com/")
+            && text.contains("bytes=1048576"),
+        "{text}{}",
+        out.stderr_text()
+    );
+    let (_, t) = imap_login(&server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "{t}");
+    let (_, t) = imap_login(&server, "ann@example.com", "wrong");
+    assert!(t.contains("[AUTHENTICATIONFAILED]"), "{t}");
+    let (_, t) = imap_login(&server, "dan@example.com", DAN_PW);
+    assert!(t.contains("[AUTHENTICATIONFAILED]"), "{t}");
+    assert!(pop3_reply(&server, "ann@example.com", ANN_PW).starts_with("+OK"));
+    assert!(rcpt_reply(&server, "ann@example.com").starts_with("250"));
+    assert!(rcpt_reply(&server, "nobody@example.com").starts_with("550"));
+
+    std::fs::write(dir.path().join("down"), "").unwrap();
+    let (_, t) = imap_login(&server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "cached while down: {t}");
+    let (_, t) = imap_login(&server, "eve@example.com", EVE_PW);
+    assert!(t.starts_with("a NO [UNAVAILABLE]"), "{t}");
+    assert!(rcpt_reply(&server, "eve@example.com").starts_with("451"));
+    std::fs::remove_file(dir.path().join("down")).unwrap();
+    let (_, t) = imap_login(&server, "eve@example.com", EVE_PW);
+    assert!(t.starts_with("a OK"), "after recovery: {t}");
+}

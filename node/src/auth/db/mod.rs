@@ -7,6 +7,7 @@
 //! pool. Every driver error is an internal failure: a temporary failure for the client,
 //! never a wrong password.
 
+pub mod checkpassword;
 pub mod conf_file;
 pub mod fields;
 mod io_runtime;
@@ -198,7 +199,7 @@ impl Rules {
 }
 
 /// The drivers this build has.
-pub const DRIVERS: &str = "passwd-file static sql ldap pam (passdb)";
+pub const DRIVERS: &str = "passwd-file static sql ldap pam (passdb) checkpassword";
 
 /// Checks a `[[passdb]]`/`[[userdb]]` without connecting anywhere: the driver exists, its
 /// rules and its args parse (a configuration file it names is read).
@@ -216,6 +217,7 @@ pub fn check_config(db: &DbConfig, userdb: bool) -> Result<(), String> {
             "pam is a passdb only (as in Dovecot): use static or passwd-file as the userdb".into(),
         ),
         "pam" => pam::PamDb::parse_service(&db.args_str()).map(|_| ()),
+        "checkpassword" => checkpassword::CheckpasswordDb::new(&db.args_str()).map(|_| ()),
         other => Err(unsupported(other)),
     }
 }
@@ -228,6 +230,9 @@ pub fn open_passdb(db: &DbConfig) -> Result<Box<dyn PassDb>, String> {
         "sql" => Ok(Box::new(sql::SqlDb::open(&db.args)?)),
         "ldap" => Ok(Box::new(ldap::LdapDb::open(&db.args)?)),
         "pam" => Ok(Box::new(pam::PamDb::open(&db.args_str())?)),
+        "checkpassword" => Ok(Box::new(checkpassword::CheckpasswordDb::new(
+            &db.args_str(),
+        )?)),
         other => Err(unsupported(other)),
     }
 }
@@ -239,6 +244,9 @@ pub fn open_userdb(db: &DbConfig) -> Result<Box<dyn UserDb>, String> {
         "static" => Ok(Box::new(static_db::StaticDb::parse(&db.args_str())?)),
         "sql" => Ok(Box::new(sql::SqlDb::open(&db.args)?)),
         "ldap" => Ok(Box::new(ldap::LdapDb::open(&db.args)?)),
+        "checkpassword" => Ok(Box::new(checkpassword::CheckpasswordDb::new(
+            &db.args_str(),
+        )?)),
         other => Err(unsupported(other)),
     }
 }
