@@ -191,7 +191,13 @@ struct Shared {
     conf: LdapConf,
     /// The search connection, bound as `dn`; None until first use or after an error.
     conn: tokio::sync::Mutex<Option<Ldap>>,
+    /// Idle connections for auth binds (kept apart from the search connection, whose
+    /// identity must stay `dn`).
+    bind_conns: tokio::sync::Mutex<Vec<Ldap>>,
 }
+
+/// Idle auth-bind connections kept.
+const BIND_CONNS: usize = 4;
 
 pub struct LdapDb {
     shared: Arc<Shared>,
@@ -289,18 +295,42 @@ impl Shared {
             // An empty password makes a simple bind "unauthenticated": it would succeed.
             return Ok(false);
         }
-        let mut l = connect(&self.conf, None).await?;
-        let r = l
-            .simple_bind(dn, password)
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = l.unbind().await;
-        match r.rc {
+        // A kept connection if there is one (a new bind replaces the previous identity);
+        // one that turns out broken is dropped and a new one made.
+        let kept = self.bind_conns.lock().await.pop();
+        let mut l = match kept {
+            Some(mut l) => {
+                if l.is_closed() {
+                    connect(&self.conf, None).await?
+                } else {
+                    l
+                }
+            }
+            None => connect(&self.conf, None).await?,
+        };
+        let r = match l.simple_bind(dn, password).await {
+            Ok(r) => r,
+            Err(_) => {
+                // The kept connection died with the directory: once more on a new one.
+                l = connect(&self.conf, None).await?;
+                l.simple_bind(dn, password)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let answer = match r.rc {
             0 => Ok(true),
             // invalidCredentials; and a DN that does not exist (some servers say 32).
             49 | 32 => Ok(false),
             rc => Err(format!("bind as {dn}: rc={rc} {}", r.text)),
+        };
+        if answer.is_ok() {
+            let mut kept = self.bind_conns.lock().await;
+            if kept.len() < BIND_CONNS {
+                kept.push(l);
+            }
         }
+        answer
     }
 
     fn base(&self, req: &Request) -> Result<String, String> {
@@ -453,6 +483,7 @@ impl LdapDb {
             shared: Arc::new(Shared {
                 conf,
                 conn: tokio::sync::Mutex::new(None),
+                bind_conns: tokio::sync::Mutex::new(Vec::new()),
             }),
             rt: IoRuntime::new("auth-ldap")?,
         })
@@ -515,6 +546,7 @@ mod tests {
         let shared = Shared {
             conf: c,
             conn: tokio::sync::Mutex::new(None),
+            bind_conns: tokio::sync::Mutex::new(Vec::new()),
         };
         let req = Request {
             user: "a*)(uid=*@x,dc=evil".into(),
