@@ -224,13 +224,6 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(settings: AuthSettings, config: &Config) -> Arc<Authenticator> {
-        let default_rules = |_userdb: bool| Rules {
-            skip: db::Skip::Never,
-            success: db::Rule::ReturnOk,
-            failure: db::Rule::Continue,
-            internalfail: db::Rule::Continue,
-            deny: false,
-        };
         let mut passdbs: Vec<Box<dyn db::PassDb>> = Vec::new();
         let mut pass_rules = Vec::new();
         for d in &config.passdb {
@@ -238,20 +231,25 @@ impl Authenticator {
                 tracing::error!(target: "auth", "passdb {}: {e}", d.driver);
                 Box::new(Broken(format!("passdb {}: {e}", d.driver)))
             }));
-            pass_rules.push(Rules::from_config(d, false).unwrap_or_else(|_| default_rules(false)));
+            pass_rules.push(Rules::from_config(d, false).unwrap_or(Rules::DEFAULT));
         }
         let mut userdbs: Vec<Box<dyn db::UserDb>> = Vec::new();
         let mut user_rules = Vec::new();
-        for d in config.effective_userdbs() {
+        // Passdbs standing in for the userdbs: a deny list is not a list of users.
+        for d in config
+            .effective_userdbs()
+            .iter()
+            .filter(|d| !(config.userdb.is_empty() && d.deny))
+        {
             userdbs.push(db::open_userdb(d).unwrap_or_else(|e| {
                 tracing::error!(target: "auth", "userdb {}: {e}", d.driver);
                 Box::new(Broken(format!("userdb {}: {e}", d.driver)))
             }));
             // A passdb standing in for the userdb keeps the userdb's default rules.
             user_rules.push(if config.userdb.is_empty() {
-                default_rules(true)
+                Rules::DEFAULT
             } else {
-                Rules::from_config(d, true).unwrap_or_else(|_| default_rules(true))
+                Rules::from_config(d, true).unwrap_or(Rules::DEFAULT)
             });
         }
         Arc::new(Authenticator {
@@ -1172,6 +1170,14 @@ mod tests {
             a.check_password_blocking("demo", "demo", None),
             Verdict::Ok { .. }
         ));
+        // Without [[userdb]] the passdbs serve as userdbs, but not the deny list.
+        assert!(a.lookup_blocking("demo").unwrap().is_some());
+        assert!(
+            a.lookup_blocking("bad").unwrap().is_some(),
+            "bad is in the users file too"
+        );
+        std::fs::write(&denied, "ghost:::::::\n").unwrap();
+        assert_eq!(a.lookup_blocking("ghost").unwrap(), None);
         let config = crate::config::parse_str(
             &format!(
                 "[[passdb]]\ndriver = \"passwd-file\"\nargs = \"/nonexistent\"\n\

@@ -154,6 +154,15 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Dovecot's defaults.
+    pub const DEFAULT: Rules = Rules {
+        skip: Skip::Never,
+        success: Rule::ReturnOk,
+        failure: Rule::Continue,
+        internalfail: Rule::Continue,
+        deny: false,
+    };
+
     /// Checks and parses the rule settings of a `[[passdb]]` (`userdb` false) or `[[userdb]]`.
     pub fn from_config(db: &DbConfig, userdb: bool) -> Result<Rules, String> {
         let rule = |key: &str, v: &Option<String>, default: Rule| {
