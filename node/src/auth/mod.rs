@@ -143,6 +143,13 @@ fn policy_step(fields: &Fields, rip: Option<IpAddr>) -> Result<(), (bool, String
     Ok(())
 }
 
+/// A name that can be anybody's: not empty, no control characters (a NUL would end the
+/// name early in PAM and checkpassword, and PostgreSQL refuses it: an error, not "unknown
+/// user"). Others are unknown users without asking any database, as in Dovecot.
+fn plausible_name(user: &str) -> bool {
+    !user.is_empty() && !user.chars().any(char::is_control)
+}
+
 /// The chain step of a passdb entry whose password matched (or needs none).
 fn with_policy(entry: PassEntry, rip: Option<IpAddr>) -> Step {
     match policy_step(&entry.fields, rip) {
@@ -335,6 +342,9 @@ impl Authenticator {
     /// admin). Blocking.
     pub fn passdb_entry_blocking(&self, user: &str) -> Result<Option<PassEntry>, String> {
         let req = self.request(user, "", None);
+        if !plausible_name(&req.user) {
+            return Ok(None);
+        }
         let mut failure = None;
         for (db, rules) in self.passdbs.iter().zip(&self.pass_rules) {
             if rules.deny {
@@ -368,6 +378,9 @@ impl Authenticator {
         rip: Option<IpAddr>,
     ) -> Result<Begun, Verdict> {
         let req = self.request(user, service, rip);
+        if !plausible_name(&req.user) {
+            return Err(Verdict::UnknownUser);
+        }
         let generations = self.generations();
         let key = self.cache.lock().key(&req.user, password);
         let hit = self.cache.lock().get(&key, &generations, Instant::now());
@@ -543,6 +556,9 @@ impl Authenticator {
     /// never "no such user".
     pub fn lookup_blocking(&self, user: &str) -> Result<Option<UserRecord>, String> {
         let req = self.request(user, "", None);
+        if !plausible_name(&req.user) {
+            return Ok(None);
+        }
         let generations = self
             .userdbs
             .iter()
@@ -1062,6 +1078,11 @@ mod tests {
             a.check_password_blocking("x' OR '1'='1", "pw", None),
             Verdict::UnknownUser
         );
+        assert_eq!(
+            a.check_password_blocking("bob@example.com\0x", "pw", None),
+            Verdict::UnknownUser
+        );
+        assert_eq!(a.lookup_blocking("bob\n@example.com").unwrap(), None);
         let rec = a.lookup_blocking("bob@example.com").unwrap().unwrap();
         assert_eq!(rec.home, "/var/vmail/bob@example.com");
         assert_eq!(rec.quota.max_bytes, Some(1024));
