@@ -23,6 +23,9 @@ pub fn check(path: Option<&PathBuf>) -> anyhow::Result<i32> {
         }
     }
     for db in config.passdb.iter().chain(config.effective_userdbs()) {
+        if !db.is_passwd_file() {
+            continue;
+        }
         if origin == crate::server::Origin::Embedded && !db.args.exists() {
             continue; // made at first start
         }
