@@ -15,6 +15,7 @@ mod idle;
 mod list;
 mod mailbox;
 mod matching;
+mod metadata;
 mod notify;
 mod quota;
 mod replace;
@@ -50,6 +51,8 @@ pub(crate) fn allows_expunge(kind: &Kind) -> bool {
 }
 
 pub(crate) use context::update as update_contexts;
+#[cfg(test)]
+pub(crate) use metadata::MAX_VALUE as MAX_METADATA_VALUE;
 pub(crate) use notify::{check as notify_check, NotifyState};
 
 fn not_authenticated() -> Reply {
@@ -128,6 +131,11 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
             mailbox,
             special_use,
         } => mailbox::create(s, &mailbox, special_use.first().copied()).await,
+        Kind::GetMetadata(g) => metadata::getmetadata(s, g).await,
+        Kind::SetMetadata(set) => metadata::setmetadata(s, set).await,
+        Kind::Acl(_) => Err(Done::Bad(
+            "Error in IMAP command received by server: Unsupported command.".into(),
+        )),
     }
 }
 

@@ -1,0 +1,86 @@
+//! SAVEDATE (RFC 8514), METADATA (RFC 5464) and ACL (RFC 4314) as a real client uses them:
+//! Python's imaplib sending the commands against the node binary.
+
+use std::time::Duration;
+use tests::*;
+
+fn server() -> Server {
+    Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap],
+        ..Default::default()
+    })
+    .expect("start node")
+}
+
+#[test]
+fn imaplib_savedate_fetch_and_search() {
+    server().python(
+        r#"
+import imaplib, os, re, time
+M = imaplib.IMAP4('127.0.0.1', int(os.environ['IMAP_PORT']))
+typ, _ = M.login(os.environ['USER'], os.environ['PASS']); assert typ == 'OK'
+typ, caps = M.capability(); assert b' SAVEDATE ' in caps[0] + b' ', caps
+msg = b"From: a@example.org\r\nSubject: old\r\n\r\nbody\r\n"
+typ, data = M.append('INBOX', None, imaplib.Time2Internaldate(time.mktime((2001, 2, 3, 4, 5, 6, 0, 0, -1))), msg)
+assert typ == 'OK', data
+M.select('INBOX')
+typ, data = M.fetch('1', '(SAVEDATE INTERNALDATE)'); assert typ == 'OK', data
+today = time.strftime('%d-%b-%Y', time.gmtime())
+m = re.search(rb'SAVEDATE "([^"]+)"', data[0]); assert m, data
+assert m.group(1).decode().startswith(today), (data, today)
+assert b'INTERNALDATE "03-Feb-2001' in data[0], data
+typ, data = M.search(None, 'SAVEDON', today); assert data == [b'1'], data
+typ, data = M.search(None, 'SAVEDBEFORE', today); assert data == [b''], data
+typ, data = M.search(None, 'BEFORE', today, 'SAVEDSINCE', today); assert data == [b'1'], data
+typ, data = M.uid('SEARCH', 'SAVEDATESUPPORTED'); assert typ == 'OK' and data[0] != b'', data
+try:
+    M.search(None, 'SAVEDON', 'notadate'); raise SystemExit('bad date accepted')
+except imaplib.IMAP4.error:
+    pass
+M.logout()
+print('ok')
+"#,
+        Duration::from_secs(60),
+    );
+}
+
+#[test]
+fn imaplib_metadata_on_mailboxes_and_server() {
+    server().python(
+        r#"
+import imaplib, os
+for c in ('GETMETADATA', 'SETMETADATA'):
+    imaplib.Commands[c] = ('AUTH', 'SELECTED')
+M = imaplib.IMAP4('127.0.0.1', int(os.environ['IMAP_PORT']))
+typ, _ = M.login(os.environ['USER'], os.environ['PASS']); assert typ == 'OK'
+typ, caps = M.capability()
+assert b' METADATA ' in caps[0] and b' METADATA-SERVER' in caps[0], caps
+def cmd(*args):
+    typ, data = M._simple_command(*args)
+    return typ, M._untagged_response(typ, data, 'METADATA')[1]
+typ, data = cmd('SETMETADATA', 'INBOX', '(/private/comment "my inbox" /shared/comment "ours")')
+assert typ == 'OK', data
+typ, data = cmd('SETMETADATA', '""', '(/private/vendor/test/motd "hello")'); assert typ == 'OK', data
+typ, data = cmd('GETMETADATA', 'INBOX', '(/private/comment /shared/comment)')
+assert typ == 'OK' and data == [b'INBOX (/private/comment "my inbox" /shared/comment "ours")'], data
+typ, data = cmd('GETMETADATA', '(DEPTH infinity)', '""', '/private'); assert typ == 'OK', data
+assert data == [b'"" (/private/vendor/test/motd "hello")'], data
+# A second session sees them: they are in the store, not in the session.
+N = imaplib.IMAP4('127.0.0.1', int(os.environ['IMAP_PORT']))
+N.login(os.environ['USER'], os.environ['PASS'])
+typ, data = N._simple_command('GETMETADATA', '(MAXSIZE 3)', 'INBOX', '(/private/comment /shared/comment)')
+assert typ == 'OK' and b'LONGENTRIES 8' in data[0], data
+typ, data = N._simple_command('SETMETADATA', 'INBOX', '(/shared/comment NIL)'); assert typ == 'OK', data
+typ, data = cmd('GETMETADATA', 'INBOX', '/shared/comment')
+assert data == [b'INBOX (/shared/comment NIL)'], data
+typ, data = cmd('GETMETADATA', 'NoSuchBox', '/shared/comment'); assert typ == 'NO', data
+try:
+    cmd('SETMETADATA', 'INBOX', '(/bad/entry "x")'); raise SystemExit('bad entry accepted')
+except imaplib.IMAP4.error as e:
+    assert 'Invalid arguments' in str(e), e
+M.logout(); N.logout()
+print('ok')
+"#,
+        Duration::from_secs(60),
+    );
+}
