@@ -84,3 +84,43 @@ print('ok')
         Duration::from_secs(60),
     );
 }
+
+#[test]
+fn imaplib_acl_alice_shares_a_mailbox_with_bob() {
+    server().python(
+        r#"
+import imaplib, os
+port = int(os.environ['IMAP_PORT'])
+A = imaplib.IMAP4('127.0.0.1', port); A.login('alice', 'alicepw')
+typ, caps = A.capability(); assert b' ACL ' in caps[0] and b'RIGHTS=texk' in caps[0], caps
+typ, data = A.create('Team'); assert typ == 'OK', data
+msg = b"From: alice@example.org\r\nSubject: plan\r\n\r\nthe plan\r\n"
+typ, data = A.append('Team', None, None, msg); assert typ == 'OK', data
+typ, data = A.setacl('Team', 'bob', 'lr'); assert typ == 'OK', data
+typ, data = A.getacl('Team'); assert typ == 'OK', data
+assert data == [b'Team alice lrswipkxtea bob lr'], data
+B = imaplib.IMAP4('127.0.0.1', port); B.login('bob', 'bobpw')
+typ, data = B.namespace(); assert data == [b'(("" "/")) (("shared/" "/")) NIL'], data
+typ, data = B.myrights('shared/alice/Team'); assert data == [b'shared/alice/Team lr'], data
+typ, data = B.select('shared/alice/Team'); assert typ == 'OK' and data == [b'1'], data
+typ, data = B.fetch('1', '(BODY.PEEK[TEXT])'); assert typ == 'OK' and data[0][1] == b'the plan\r\n', data
+typ, data = B.store('1', '+FLAGS', '(\\Flagged)'); assert typ == 'NO', data
+typ, data = B.getacl('shared/alice/Team'); assert typ == 'NO', data
+typ, data = B.select('shared/alice/INBOX'); assert typ == 'NO', data
+typ, data = B.append('shared/alice/Team', None, None, msg); assert typ == 'NO', data
+# alice grants more: bob may now insert, flag and expunge.
+typ, data = A.setacl('Team', 'bob', '+iwte'); assert typ == 'OK', data
+typ, data = B.select('shared/alice/Team'); assert typ == 'OK', data
+typ, data = B.store('1', '+FLAGS', '(\\Flagged \\Deleted)'); assert typ == 'OK', data
+typ, data = B.expunge(); assert typ == 'OK' and data == [b'1'], data
+typ, data = B.append('shared/alice/Team', None, None, msg); assert typ == 'OK', data
+B.close()
+typ, data = A.select('Team'); assert typ == 'OK' and data == [b'1'], data
+typ, data = A.deleteacl('Team', 'bob'); assert typ == 'OK', data
+typ, data = B.select('shared/alice/Team'); assert typ == 'NO', data
+A.logout(); B.logout()
+print('ok')
+"#,
+        Duration::from_secs(60),
+    );
+}

@@ -13,6 +13,7 @@
 //! - `framing.rs`, `lexer.rs`, `parse.rs`, `args.rs`, `mutf7.rs`: reading what the client sent.
 //! - `message/`: message facts made into IMAP (ENVELOPE, BODYSTRUCTURE, sections, SEARCH).
 
+pub mod acl;
 pub mod args;
 mod changes;
 mod commands;
@@ -38,6 +39,8 @@ pub mod url;
 pub use config::{ImapConfig, ImapContext};
 pub use connection::serve;
 
+#[cfg(test)]
+mod acl_tests;
 #[cfg(test)]
 mod extension_tests;
 #[cfg(test)]

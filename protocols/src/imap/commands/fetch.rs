@@ -310,7 +310,8 @@ async fn send_vanished_earlier(s: &mut Session, set: &SequenceSet, since: u64) -
 /// were set now (their FETCH lines carry FLAGS even when not asked for).
 async fn set_seen(s: &mut Session, idx: &[usize]) -> Result<Vec<u32>, Done> {
     let sel = s.selected()?;
-    if sel.read_only {
+    // In another user's mailbox \Seen needs the `s` right (RFC 4314 4).
+    if sel.read_only || s.shared_rights().is_some_and(|r| !r.has('s')) {
         return Ok(Vec::new());
     }
     let unseen: Vec<u32> = idx
