@@ -102,7 +102,10 @@ assert data == [b'Team alice lrswipkxtea bob lr'], data
 B = imaplib.IMAP4('127.0.0.1', port); B.login('bob', 'bobpw')
 typ, data = B.namespace(); assert data == [b'(("" "/")) (("shared/" "/")) NIL'], data
 typ, data = B.myrights('shared/alice/Team'); assert data == [b'shared/alice/Team lr'], data
-typ, data = B.select('shared/alice/Team'); assert typ == 'OK' and data == [b'1'], data
+typ, data = B.list('""', 'shared/*'); assert typ == 'OK', data
+assert data == [b'(\\Noselect \\HasChildren) "/" shared/alice', b'(\\HasNoChildren) "/" shared/alice/Team'], data
+# lr only: read-only (imaplib's select() would raise on READ-ONLY, so EXAMINE).
+typ, data = B.select('shared/alice/Team', readonly=True); assert typ == 'OK' and data == [b'1'], data
 typ, data = B.fetch('1', '(BODY.PEEK[TEXT])'); assert typ == 'OK' and data[0][1] == b'the plan\r\n', data
 typ, data = B.store('1', '+FLAGS', '(\\Flagged)'); assert typ == 'NO', data
 typ, data = B.getacl('shared/alice/Team'); assert typ == 'NO', data

@@ -99,7 +99,45 @@ async fn a_shared_mailbox_is_read_within_its_rights() {
         "NOPERM",
     );
     no(&b.cmd("c", "CREATE shared/demo/New").await, "c", "CANNOT");
+    let r = b
+        .cmd("st", "STATUS shared/demo/Shared (MESSAGES UNSEEN)")
+        .await;
+    assert_eq!(
+        r[0],
+        "* STATUS shared/demo/Shared (MESSAGES 2 UNSEEN 2)\r\n"
+    );
+    no(
+        &b.cmd("st", "STATUS shared/demo/INBOX (MESSAGES)").await,
+        "st",
+        "NONEXISTENT",
+    );
+    // LIST finds what was shared with bob (with its parents), and only that.
+    let r = b.cmd("l", "LIST \"\" shared/*").await;
+    assert_eq!(
+        r,
+        [
+            "* LIST (\\Noselect \\HasChildren) \"/\" shared/demo\r\n",
+            "* LIST (\\HasNoChildren) \"/\" shared/demo/Shared\r\n",
+            "l OK List completed.\r\n"
+        ]
+    );
 
+    // LIST-MYRIGHTS (RFC 8440).
+    let r = b
+        .cmd(
+            "l",
+            "LIST \"\" (INBOX shared/demo/Shared) RETURN (MYRIGHTS)",
+        )
+        .await;
+    assert_eq!(
+        r[..4],
+        [
+            "* LIST (\\HasNoChildren) \"/\" INBOX\r\n",
+            "* MYRIGHTS INBOX lrswipkxtea\r\n",
+            "* LIST (\\HasNoChildren) \"/\" shared/demo/Shared\r\n",
+            "* MYRIGHTS shared/demo/Shared lr\r\n",
+        ]
+    );
     // More rights: insert, delete, expunge (still no \Seen, no other flags).
     ok(&d.cmd("g", "SETACL Shared bob +ite").await, "g");
     let r = b.cmd("s", "SELECT shared/demo/Shared").await;

@@ -375,6 +375,7 @@ impl Session {
                 "METADATA-SERVER",
                 "ACL",
                 "RIGHTS=texk",
+                "LIST-MYRIGHTS",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
                 "UTF8=ACCEPT",

@@ -11,6 +11,9 @@ pub const MAX_KEY: usize = 1024;
 pub const MAX_VALUE: usize = 64 * 1024;
 /// Prefix of ACL keys; METADATA keys start with `/`, so the two never meet.
 pub const ACL_PREFIX: &str = "acl:";
+/// Prefix of the server attributes that remember who shared mailboxes with the user
+/// (`shared:OWNER`), so LIST finds them without a directory of all users.
+pub const SHARED_PREFIX: &str = "shared:";
 
 /// Whether a write at `incoming` replaces the value last written at `current`.
 pub fn later_wins(current: Option<HlcTime>, incoming: HlcTime) -> bool {
@@ -25,7 +28,7 @@ pub fn check(key: &str, value: Option<&[u8]>) -> Result<(), String> {
     if key.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err("attribute key with a control character".into());
     }
-    if !key.starts_with('/') && !key.starts_with(ACL_PREFIX) {
+    if !key.starts_with('/') && !key.starts_with(ACL_PREFIX) && !key.starts_with(SHARED_PREFIX) {
         return Err(format!("attribute key {key:?} of no known kind"));
     }
     match value {
@@ -61,6 +64,7 @@ mod tests {
     fn keys_and_values_are_bounded() {
         assert!(check("/private/comment", Some(b"x")).is_ok());
         assert!(check("acl:bob", Some(b"lr")).is_ok());
+        assert!(check("shared:alice", Some(b"")).is_ok());
         assert!(check("comment", None).is_err());
         assert!(check("/private/a\nb", None).is_err());
         assert!(check(&"/".repeat(MAX_KEY + 1), None).is_err());

@@ -233,10 +233,14 @@ pub(crate) async fn setacl(
     };
     let value = (!new.is_empty()).then(|| new.to_string().into_bytes());
     let (name, key) = (t.name.clone(), format!("{KEY_PREFIX}{identifier}"));
+    let granted = value.is_some();
     write(s, &t, move |st| {
         st.set_attributes(Some(&name), vec![(key, value)])
     })
     .await?;
+    if granted {
+        remember_share(s, &t.owner, &identifier).await;
+    }
     Ok(Done::Ok(
         if change.is_some() {
             "Setacl completed."
@@ -245,6 +249,78 @@ pub(crate) async fn setacl(
         }
         .into(),
     ))
+}
+
+/// Notes in `identifier`'s own store that `owner` shares with them (a `shared:OWNER`
+/// server attribute), so their LIST finds the owner's mailboxes. Only for a user name of the
+/// userdb; `anyone` and `authenticated` grants are reached by name, not listed. Best effort:
+/// the grant is made whatever happens here.
+async fn remember_share(s: &mut Session, owner: &str, identifier: &str) {
+    if identifier.starts_with('-') || identifier == "anyone" || identifier == "authenticated" {
+        return;
+    }
+    let backend = s.ctx.backend.clone();
+    if !matches!(backend.lookup_user(identifier).await, Ok(Some(_))) {
+        return;
+    }
+    let Ok(mail) = UserMail::open(&backend, identifier).await else {
+        return;
+    };
+    let key = format!("{}{owner}", storage::merge::attributes::SHARED_PREFIX);
+    let done = mail
+        .write(move |st| {
+            if st.attributes(None, &key)?.iter().any(|(k, _)| *k == key) {
+                return Ok(());
+            }
+            st.set_attributes(None, vec![(key, Some(Vec::new()))])
+        })
+        .await;
+    if !matches!(done, Ok(Ok(()))) {
+        tracing::warn!(
+            owner,
+            identifier,
+            "could not note a shared mailbox for LIST"
+        );
+    }
+}
+
+/// The mailboxes other users share with this one that it may see (`l`), as
+/// `shared/OWNER/NAME`, for LIST.
+pub(crate) async fn shared_boxes(s: &mut Session) -> Vec<storage::MailboxInfo> {
+    let user = s.user.clone().unwrap_or_default();
+    let prefix = storage::merge::attributes::SHARED_PREFIX;
+    let Ok(hints) = s.store_call(move |st| st.attributes(None, prefix)).await else {
+        return Vec::new();
+    };
+    let backend = s.ctx.backend.clone();
+    let mut out = Vec::new();
+    for (key, _) in hints {
+        let Some(owner) = key.strip_prefix(prefix) else {
+            continue;
+        };
+        let Ok(mail) = UserMail::open(&backend, owner).await else {
+            continue;
+        };
+        let (r, owner, user) = (mail.reader().clone(), owner.to_string(), user.clone());
+        let listed = crate::blocking::run(move || -> storage::Result<Vec<storage::MailboxInfo>> {
+            let mut v = Vec::new();
+            for mut b in r.list_mailboxes()? {
+                let entries = acl::entries_of(&r.attributes(Some(&b.name), KEY_PREFIX)?);
+                if acl::effective(&owner, &user, &entries).has('l') {
+                    b.name = format!("{}{owner}/{}", acl::SHARED_PREFIX, b.name);
+                    b.special_use = None;
+                    b.subscribed = false;
+                    v.push(b);
+                }
+            }
+            Ok(v)
+        })
+        .await;
+        if let Ok(Ok(v)) = listed {
+            out.extend(v);
+        }
+    }
+    out
 }
 
 pub(crate) async fn listrights(s: &mut Session, mailbox: Vec<u8>, identifier: String) -> Reply {
