@@ -127,3 +127,68 @@ print('ok')
         Duration::from_secs(60),
     );
 }
+
+/// An ACL set on node A is honoured on node B once replicated: bob reads alice's mailbox
+/// there, and loses it there when alice takes the grant back on A. METADATA travels the same
+/// way.
+#[test]
+fn acl_and_metadata_set_on_one_node_are_honoured_on_the_other() {
+    use std::time::Instant;
+    use tests::cluster::{imap_login, imap_ok, Cluster, ClusterSpec};
+    let c = Cluster::start(ClusterSpec {
+        durability: "replicated",
+        sync_timeout: "30s",
+        ..ClusterSpec::default()
+    })
+    .unwrap();
+    let mut a = imap_login(&c.nodes[0]).unwrap();
+    imap_ok(&mut a, "c", "CREATE Team").unwrap();
+    imap_ok(
+        &mut a,
+        "m",
+        "SETMETADATA Team (/shared/comment \"team box\")",
+    )
+    .unwrap();
+    imap_ok(&mut a, "g", "SETACL Team bob lr").unwrap();
+    let bob = |node: &Server| {
+        let mut b = LineConn::connect(node.addr(Proto::Imap)).unwrap();
+        b.line().unwrap();
+        imap_ok(&mut b, "l", "LOGIN bob bobpw").unwrap();
+        b
+    };
+    // Replicated durability: the OKs above came after B held the records.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut b = bob(&c.nodes[1]);
+    loop {
+        let r = b.imap("m", "MYRIGHTS shared/alice/Team").unwrap();
+        if r.first()
+            .is_some_and(|l| l == "* MYRIGHTS shared/alice/Team lr")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rights not on B: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = imap_ok(&mut b, "x", "EXAMINE shared/alice/Team").unwrap();
+    assert!(r.iter().any(|l| l == "* 0 EXISTS"), "{r:?}");
+    let r = imap_ok(&mut b, "l", "LIST \"\" shared/alice/*").unwrap();
+    assert!(r.iter().any(|l| l.ends_with(" shared/alice/Team")), "{r:?}");
+    let mut a_on_b = imap_login(&c.nodes[1]).unwrap();
+    let r = imap_ok(&mut a_on_b, "g", "GETMETADATA Team /shared/comment").unwrap();
+    assert_eq!(
+        r[0], "* METADATA Team (/shared/comment \"team box\")",
+        "{r:?}"
+    );
+    imap_ok(&mut a, "d", "DELETEACL Team bob").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = b.imap("s", "SELECT shared/alice/Team").unwrap();
+        if r.last()
+            .is_some_and(|l| l.starts_with("s NO [NONEXISTENT]"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "revocation not on B: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
