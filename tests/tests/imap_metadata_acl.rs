@@ -192,3 +192,34 @@ fn acl_and_metadata_set_on_one_node_are_honoured_on_the_other() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn imaplib_urlauth_alice_signs_a_url_bob_fetches() {
+    server().python(
+        r#"
+import imaplib, os
+for c in ('GENURLAUTH', 'URLFETCH', 'RESETKEY'):
+    imaplib.Commands[c] = ('AUTH', 'SELECTED')
+port = int(os.environ['IMAP_PORT'])
+A = imaplib.IMAP4('127.0.0.1', port); A.login('alice', 'alicepw')
+typ, caps = A.capability(); assert b' URLAUTH' in caps[0], caps
+msg = b"From: alice@example.org\r\nSubject: report\r\n\r\nquarterly numbers\r\n"
+typ, data = A.append('INBOX', None, None, msg); assert typ == 'OK', data
+typ, data = A._simple_command('GENURLAUTH', '"imap://alice@example.org/INBOX/;uid=1;urlauth=user+bob"', 'INTERNAL')
+assert typ == 'OK', data
+url = A._untagged_response(typ, data, 'GENURLAUTH')[1][0].strip(b'"').decode()
+assert url.startswith('imap://alice@example.org/INBOX/;uid=1;urlauth=user+bob:internal:'), url
+B = imaplib.IMAP4('127.0.0.1', port); B.login('bob', 'bobpw')
+typ, data = B._simple_command('URLFETCH', url); assert typ == 'OK', data
+got = B._untagged_response(typ, data, 'URLFETCH')[1]
+assert got[0][1] == msg, got
+typ, data = A._simple_command('RESETKEY'); assert typ == 'OK', data
+typ, data = B._simple_command('URLFETCH', url); assert typ == 'OK', data
+got = B._untagged_response(typ, data, 'URLFETCH')[1]
+assert got[0].endswith(b' NIL'), got
+A.logout(); B.logout()
+print('ok')
+"#,
+        Duration::from_secs(60),
+    );
+}

@@ -176,3 +176,50 @@ async fn a_shared_mailbox_is_read_within_its_rights() {
         "NONEXISTENT",
     );
 }
+
+/// URLAUTH (RFC 4467): demo signs a URL of one of its messages for bob; bob fetches it
+/// without demo's password; another user may not; RESETKEY makes it stop working.
+#[tokio::test]
+async fn urlauth_signs_urls_that_stop_at_resetkey() {
+    let ctx = context(
+        TestBackend::new(&[("demo", "demo"), ("bob", "bob"), ("eve", "eve")]),
+        ImapConfig::default(),
+    );
+    let mut d = login(ctx.clone(), "demo").await;
+    ok(&append(&mut d, "a1", "INBOX", MSG).await, "a1");
+    let r = d
+        .cmd(
+            "g",
+            "GENURLAUTH \"imap://demo@example.org/INBOX/;uid=1/;section=TEXT;urlauth=user+bob\" INTERNAL",
+        )
+        .await;
+    let line = r[0].clone();
+    assert!(line.starts_with("* GENURLAUTH \"imap://demo@example.org/INBOX/;uid=1/;section=TEXT;urlauth=user+bob:internal:"), "{r:?}");
+    let signed = line
+        .trim_end()
+        .strip_prefix("* GENURLAUTH \"")
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    // Another message's URL, not signed by this key, or for another user: refused.
+    assert!(d
+        .cmd(
+            "g",
+            "GENURLAUTH \"imap://bob@example.org/INBOX/;uid=1;urlauth=anonymous\" INTERNAL"
+        )
+        .await[0]
+        .starts_with("g NO [BADURL"));
+    let mut b = login(ctx.clone(), "bob").await;
+    let r = b.cmd("f", &format!("URLFETCH \"{signed}\"")).await;
+    assert_eq!(r[0], format!("* URLFETCH {signed} {{14}}\r\n"));
+    assert_eq!(r[1], "Hello there.\r\n");
+    let tampered = signed.replace("uid=1", "uid=2");
+    let r = b.cmd("f", &format!("URLFETCH \"{tampered}\"")).await;
+    assert_eq!(r[0], format!("* URLFETCH {tampered} NIL\r\n"));
+    let mut e = login(ctx.clone(), "eve").await;
+    let r = e.cmd("f", &format!("URLFETCH \"{signed}\"")).await;
+    assert_eq!(r[0], format!("* URLFETCH {signed} NIL\r\n"));
+    ok(&d.cmd("k", "RESETKEY INBOX").await, "k");
+    let r = b.cmd("f", &format!("URLFETCH \"{signed}\"")).await;
+    assert_eq!(r[0], format!("* URLFETCH {signed} NIL\r\n"));
+}

@@ -7,7 +7,7 @@ use super::parse_ext::{catenate, fetch_ext, parse_notify, status_mailboxid};
 pub use super::parse_ext::{
     partial_range, CatMessage, CatPart, ExtraItem, NotifyFilter, NotifyGroup, NotifySpec,
 };
-pub use super::parse_meta::{AclCommand, Depth, GetMetadata, SetMetadata};
+pub use super::parse_meta::{AclCommand, Depth, GetMetadata, SetMetadata, UrlAuthCommand};
 use super::response::{Code, RespText};
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_codec::imap_types::command::CommandBody;
@@ -90,6 +90,8 @@ pub enum Kind {
     SetMetadata(SetMetadata),
     /// SETACL, DELETEACL, GETACL, LISTRIGHTS, MYRIGHTS (RFC 4314).
     Acl(AclCommand),
+    /// GENURLAUTH, URLFETCH, RESETKEY (RFC 4467).
+    UrlAuth(UrlAuthCommand),
 }
 
 /// One message of a MULTIAPPEND.
@@ -285,6 +287,18 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
         return super::parse_meta::setmetadata(toks)
             .map(|s| Some(Kind::SetMetadata(s)))
             .ok_or_else(|| bad(msg, "Error in IMAP command SETMETADATA: Invalid arguments."));
+    }
+    for word in ["GENURLAUTH", "URLFETCH", "RESETKEY"] {
+        if cmd.atom_eq(word) {
+            return super::parse_meta::urlauth(word, toks)
+                .map(|u| Some(Kind::UrlAuth(u)))
+                .ok_or_else(|| {
+                    bad(
+                        msg,
+                        &format!("Error in IMAP command {word}: Invalid arguments."),
+                    )
+                });
+        }
     }
     for word in ["SETACL", "DELETEACL", "GETACL", "LISTRIGHTS", "MYRIGHTS"] {
         if cmd.atom_eq(word) {

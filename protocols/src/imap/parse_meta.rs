@@ -1,5 +1,6 @@
-//! The grammars of METADATA (RFC 5464: GETMETADATA, SETMETADATA) and ACL (RFC 4314: SETACL,
-//! DELETEACL, GETACL, LISTRIGHTS, MYRIGHTS), which imap-codec does not parse, over
+//! The grammars of METADATA (RFC 5464: GETMETADATA, SETMETADATA), ACL (RFC 4314: SETACL,
+//! DELETEACL, GETACL, LISTRIGHTS, MYRIGHTS) and URLAUTH (RFC 4467: GENURLAUTH, URLFETCH,
+//! RESETKEY), which imap-codec does not parse, over
 //! [`super::lexer`]'s tokens. Entry names are checked and lower-cased here (they are
 //! case-insensitive, RFC 5464 3.2).
 
@@ -189,6 +190,49 @@ pub fn acl(cmd: &str, toks: &[Token]) -> Option<AclCommand> {
     Some(c)
 }
 
+/// URLAUTH's commands (RFC 4467).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UrlAuthCommand {
+    /// `GENURLAUTH (url mechanism)+`.
+    Gen(Vec<(String, String)>),
+    /// `URLFETCH url+`.
+    Fetch(Vec<String>),
+    /// `RESETKEY [mailbox [mechanism...]]`.
+    ResetKey(Option<Vec<u8>>),
+}
+
+/// The URLAUTH commands, by their word (`cmd`, upper-cased); None when the arguments are
+/// wrong (URLFETCH's parenthesised URLAUTH=BINARY form is not supported, so it is too).
+pub fn urlauth(cmd: &str, toks: &[Token]) -> Option<UrlAuthCommand> {
+    let args = toks.get(2..)?;
+    match cmd {
+        "GENURLAUTH" if !args.is_empty() && args.len() % 2 == 0 => {
+            let mut out = Vec::new();
+            for pair in args.chunks(2) {
+                let [url, mech] = pair else { return None };
+                let Tok::Atom(m) = &mech.tok else { return None };
+                out.push((text(Some(url))?, m.clone()));
+            }
+            Some(UrlAuthCommand::Gen(out))
+        }
+        "URLFETCH" if !args.is_empty() => args
+            .iter()
+            .map(|t| text(Some(t)))
+            .collect::<Option<Vec<String>>>()
+            .map(UrlAuthCommand::Fetch),
+        "RESETKEY" => {
+            if args.iter().skip(1).any(|t| !matches!(t.tok, Tok::Atom(_))) {
+                return None;
+            }
+            Some(UrlAuthCommand::ResetKey(match args.first() {
+                Some(t) => Some(t.astring()?),
+                None => None,
+            }))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +296,35 @@ mod tests {
         ] {
             assert_eq!(setmetadata(&toks(bad)), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn urlauth_forms() {
+        assert_eq!(
+            urlauth(
+                "GENURLAUTH",
+                &toks("a GENURLAUTH \"imap://a@b/INBOX/;uid=1;urlauth=anonymous\" INTERNAL\r\n")
+            ),
+            Some(UrlAuthCommand::Gen(vec![(
+                "imap://a@b/INBOX/;uid=1;urlauth=anonymous".into(),
+                "INTERNAL".into()
+            )]))
+        );
+        assert_eq!(
+            urlauth("URLFETCH", &toks("a URLFETCH x y\r\n")),
+            Some(UrlAuthCommand::Fetch(vec!["x".into(), "y".into()]))
+        );
+        assert_eq!(
+            urlauth("RESETKEY", &toks("a RESETKEY\r\n")),
+            Some(UrlAuthCommand::ResetKey(None))
+        );
+        assert_eq!(
+            urlauth("RESETKEY", &toks("a RESETKEY INBOX INTERNAL\r\n")),
+            Some(UrlAuthCommand::ResetKey(Some(b"INBOX".to_vec())))
+        );
+        assert!(urlauth("GENURLAUTH", &toks("a GENURLAUTH x\r\n")).is_none());
+        assert!(urlauth("URLFETCH", &toks("a URLFETCH\r\n")).is_none());
+        assert!(urlauth("URLFETCH", &toks("a URLFETCH (x BINARY)\r\n")).is_none());
     }
 
     #[test]

@@ -376,6 +376,7 @@ impl Session {
                 "ACL",
                 "RIGHTS=texk",
                 "LIST-MYRIGHTS",
+                "URLAUTH",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
                 "UTF8=ACCEPT",

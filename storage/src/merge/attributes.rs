@@ -14,6 +14,8 @@ pub const ACL_PREFIX: &str = "acl:";
 /// Prefix of the server attributes that remember who shared mailboxes with the user
 /// (`shared:OWNER`), so LIST finds them without a directory of all users.
 pub const SHARED_PREFIX: &str = "shared:";
+/// A mailbox's URLAUTH key (RFC 4467 "mailbox access key").
+pub const URLAUTH_KEY: &str = "urlauth:key";
 
 /// Whether a write at `incoming` replaces the value last written at `current`.
 pub fn later_wins(current: Option<HlcTime>, incoming: HlcTime) -> bool {
@@ -28,7 +30,8 @@ pub fn check(key: &str, value: Option<&[u8]>) -> Result<(), String> {
     if key.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err("attribute key with a control character".into());
     }
-    if !key.starts_with('/') && !key.starts_with(ACL_PREFIX) && !key.starts_with(SHARED_PREFIX) {
+    let known = [ACL_PREFIX, SHARED_PREFIX, URLAUTH_KEY];
+    if !key.starts_with('/') && !known.iter().any(|p| key.starts_with(p)) {
         return Err(format!("attribute key {key:?} of no known kind"));
     }
     match value {

@@ -27,6 +27,7 @@ mod status;
 mod status_data;
 mod store;
 pub(crate) mod thread;
+mod urlauth;
 
 use super::parse::Kind;
 use super::reply::{Done, Reply};
@@ -197,6 +198,14 @@ async fn run(s: &mut Session, tag: &str, kind: Kind) -> Reply {
         } => mailbox::create(s, &mailbox, special_use.first().copied()).await,
         Kind::GetMetadata(g) => metadata::getmetadata(s, g).await,
         Kind::SetMetadata(set) => metadata::setmetadata(s, set).await,
+        Kind::UrlAuth(u) => {
+            use super::parse::UrlAuthCommand as U;
+            match u {
+                U::Gen(items) => urlauth::genurlauth(s, items).await,
+                U::Fetch(urls) => urlauth::urlfetch(s, urls).await,
+                U::ResetKey(mailbox) => urlauth::resetkey(s, mailbox).await,
+            }
+        }
         Kind::Acl(a) => {
             use super::parse::AclCommand as A;
             match a {

@@ -94,6 +94,10 @@ pub enum Untagged<'a> {
         required: &'a str,
         optional: Vec<&'a str>,
     },
+    /// `GENURLAUTH url...` (RFC 4467 7.1).
+    GenUrlAuth(Vec<&'a str>),
+    /// `URLFETCH (url data)...` (RFC 4467 7.2); None is NIL.
+    UrlFetch(Vec<(&'a str, Option<&'a [u8]>)>),
     /// `MYRIGHTS mailbox rights` (RFC 4314 3.8).
     MyRights {
         mailbox: &'a str,
@@ -438,6 +442,25 @@ impl Encoder {
                 for r in optional {
                     out.push(b' ');
                     self.value(out, &Value::astring(r.as_bytes()));
+                }
+            }
+            Untagged::GenUrlAuth(urls) => {
+                out.extend_from_slice(b"GENURLAUTH");
+                for u in urls {
+                    out.push(b' ');
+                    self.value(out, &Value::string(u.as_bytes()));
+                }
+            }
+            Untagged::UrlFetch(items) => {
+                out.extend_from_slice(b"URLFETCH");
+                for (u, data) in items {
+                    out.push(b' ');
+                    self.value(out, &Value::astring(u.as_bytes()));
+                    out.push(b' ');
+                    match data {
+                        Some(d) => self.value(out, &Value::Literal(Cow::Borrowed(d))),
+                        None => out.extend_from_slice(b"NIL"),
+                    }
                 }
             }
             Untagged::MyRights { mailbox, rights } => {
