@@ -164,11 +164,21 @@ async fn a_shared_mailbox_is_read_within_its_rights() {
     let r = d.cmd("l", "LIST \"\" Mine").await;
     assert_eq!(r, ["l OK List completed.\r\n"]);
 
+    // Rights changed while bob has the mailbox selected count for his next command; losing
+    // `r` closes it.
+    let r = b.cmd("s", "SELECT shared/demo/Shared").await;
+    assert!(r.last().unwrap().starts_with("s OK [READ-WRITE]"), "{r:?}");
+    ok(&d.cmd("g", "SETACL Shared bob -e").await, "g");
+    no(&b.cmd("e", "EXPUNGE").await, "e", "NOPERM");
+    ok(&d.cmd("g", "SETACL Shared bob -r").await, "g");
+    no(&b.cmd("f", "FETCH 1 FLAGS").await, "f", "NOPERM");
+    assert!(b.cmd("f", "FETCH 1 FLAGS").await[0].starts_with("f BAD"));
+    ok(&d.cmd("g", "SETACL Shared bob +r").await, "g");
     // Negative rights take away what `anyone` gives; DELETEACL removes an entry.
     ok(&d.cmd("g", "SETACL Shared anyone r").await, "g");
     ok(&d.cmd("g", "SETACL Shared -bob r").await, "g");
     let r = b.cmd("m", "MYRIGHTS shared/demo/Shared").await;
-    assert_eq!(r[0], "* MYRIGHTS shared/demo/Shared lite\r\n");
+    assert_eq!(r[0], "* MYRIGHTS shared/demo/Shared lit\r\n");
     ok(&d.cmd("g", "DELETEACL Shared bob").await, "g");
     no(
         &b.cmd("m", "MYRIGHTS shared/demo/Shared").await,

@@ -7,8 +7,8 @@
 //! owner's (so FETCH, STORE, SEARCH, EXPUNGE, IDLE and the mailbox synchronisation work on it
 //! unchanged) and the user's own are kept in [`SharedView`]; every command that is not about
 //! the selected mailbox runs with the user's own store put back ([`super::dispatch`]).
-//! Rights are read at SELECT: a change made while the mailbox is selected counts from the
-//! next SELECT.
+//! Rights are read at SELECT and again before every command on the selected mailbox
+//! ([`refresh`]): a change the owner makes counts at once, and losing `r` closes it.
 
 use crate::imap::acl::{self, Rights, KEY_PREFIX};
 use crate::imap::reply::{Done, Reply};
@@ -26,6 +26,8 @@ pub(crate) struct SharedView {
     swapped: bool,
     /// The rights on the selected mailbox.
     pub rights: Rights,
+    /// The selected mailbox's owner.
+    owner: String,
 }
 
 impl SharedView {
@@ -135,6 +137,37 @@ pub(crate) async fn resolve(s: &mut Session, display: String) -> Result<Target, 
         display,
         rights,
     })
+}
+
+/// Reads the rights on the selected shared mailbox again, so a change the owner made since
+/// SELECT counts for the next command; without `r` any more the mailbox is closed and the
+/// command refused.
+pub(crate) async fn refresh(s: &mut Session) -> Result<(), Done> {
+    let (Some(v), Some(sel)) = (s.shared.as_ref(), s.sel.as_ref()) else {
+        return Ok(());
+    };
+    let (owner, name) = (v.owner.clone(), sel.name.clone());
+    let user = s.user.clone().unwrap_or_default();
+    let rights = match s
+        .store_call(move |r| r.attributes(Some(&name), KEY_PREFIX))
+        .await
+    {
+        Ok(attrs) => acl::effective(&owner, &user, &acl::entries_of(&attrs)),
+        Err(_) => Rights::NONE,
+    };
+    if let Some(v) = s.shared.as_mut() {
+        v.rights = rights;
+    }
+    if rights.has('r') {
+        return Ok(());
+    }
+    s.sel = None;
+    s.state = crate::imap::session::State::Authenticated;
+    s.leave_shared();
+    Err(Done::no(
+        Code::NoPerm,
+        "Access to the mailbox was revoked; it is closed.",
+    ))
 }
 
 /// Resolves `display`, requiring `right` on it.
@@ -375,6 +408,7 @@ pub(crate) async fn enter(s: &mut Session, display: String) -> Result<(String, b
         home_watch,
         swapped: false,
         rights: t.rights,
+        owner: t.owner,
     });
     Ok((t.name, !writable))
 }

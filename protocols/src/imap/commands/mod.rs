@@ -120,6 +120,13 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
     let home = !about_selected(&kind);
     if home {
         s.swap_home();
+    } else if !matches!(
+        kind,
+        Kind::Unauthenticate
+            | Kind::Codec(C::Logout | C::Capability | C::Id { .. } | C::Close | C::Unselect)
+    ) {
+        // Rights are read again for every command on the selected mailbox.
+        acl::refresh(s).await?;
     }
     let r = run(s, tag, kind).await;
     // The command may have left the shared view (SELECT, CLOSE), or entered a new one.
