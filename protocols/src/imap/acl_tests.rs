@@ -138,6 +138,14 @@ async fn a_shared_mailbox_is_read_within_its_rights() {
             "* MYRIGHTS shared/demo/Shared lr\r\n",
         ]
     );
+    // NOTIFY for bob's own mailboxes says nothing of demo's while demo's is selected.
+    ok(&b.cmd("n", "NOTIFY SET (PERSONAL (MessageNew))").await, "n");
+    let r = b.cmd("s", "EXAMINE shared/demo/Shared").await;
+    assert!(r.last().unwrap().starts_with("s OK"), "{r:?}");
+    ok(&append(&mut d, "a3", "INBOX", MSG).await, "a3");
+    let r = b.cmd("n", "NOOP").await;
+    assert_eq!(r, ["n OK NOOP completed.\r\n"]);
+    ok(&b.cmd("n", "NOTIFY NONE").await, "n");
     // More rights: insert, delete, expunge (still no \Seen, no other flags).
     ok(&d.cmd("g", "SETACL Shared bob +ite").await, "g");
     let r = b.cmd("s", "SELECT shared/demo/Shared").await;
