@@ -712,6 +712,40 @@ async fn drive(inner: Arc<Inner>) {
         if leader || campaign_until.is_some_and(|t| now >= t) {
             campaign_until = None;
         }
+        // The leader went silent (crashed, paused, cut off): campaign as soon as the voters'
+        // leases are over. openraft's own timer waits the lease plus a random election timeout
+        // after the last heartbeat, and twice the longest timeout more once any vote of this
+        // node was ever refused for a longer log (1.4 s after a crash with a witness, measured;
+        // the target is a fail-over under 1 s). Offsets by node id keep two survivors from
+        // splitting the votes. A planned hand-over also stops the heartbeats: its target
+        // campaigns every half `election_min` from the start, so it wins before this waits
+        // out (half `election_min` more), and a node that applied the hand-over stays quiet.
+        let handover_applied = st.active.is_some() && st.active_term.is_none();
+        if !leader
+            && !inner.witness
+            && st.mode == ClusterMode::Raft
+            && campaign_until.is_none()
+            && !handover_applied
+        {
+            if let Some(heard) = inner.net.last_append() {
+                let stagger = inner.timeouts.election_min / 2
+                    + inner.timeouts.heartbeat * (1 + inner.me % 3);
+                let silent = now.saturating_duration_since(heard);
+                if silent >= inner.timeouts.election_max + stagger
+                    && last_elect.is_none_or(|t| now >= t + inner.timeouts.election_min)
+                {
+                    last_elect = Some(now);
+                    tracing::info!(
+                        node = inner.me,
+                        silent_ms = silent.as_millis() as u64,
+                        "coord: no word from the leader: campaigning"
+                    );
+                    if let Err(e) = inner.raft.trigger().elect().await {
+                        tracing::warn!(error = %e, "coord: cannot campaign");
+                    }
+                }
+            }
+        }
         if campaign_until.is_some()
             && !inner.witness
             && last_elect.is_none_or(|t| now >= t + inner.timeouts.election_min / 2)

@@ -62,6 +62,8 @@ pub struct NetShared {
     pub refused_frames: AtomicU64,
     /// Set when a peer asks us to campaign now (planned hand-over); the coordinator acts on it.
     pub timeout_now: tokio::sync::Notify,
+    /// When a leader's AppendEntries (a heartbeat or entries) last reached this node.
+    last_append: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl NetShared {
@@ -74,7 +76,13 @@ impl NetShared {
             allowed: Mutex::new(allowed.into_iter().collect()),
             refused_frames: AtomicU64::new(0),
             timeout_now: tokio::sync::Notify::new(),
+            last_append: Mutex::new(None),
         }
+    }
+
+    /// When a leader's AppendEntries last reached this node (None: never since start).
+    pub fn last_append(&self) -> Option<tokio::time::Instant> {
+        *self.last_append.lock()
     }
 
     /// Test switch: an isolated node neither sends nor answers raft frames (and drops the links
@@ -402,7 +410,10 @@ pub async fn serve_conn(raft: Raft<TypeConfig>, shared: Arc<NetShared>, mut conn
         };
         let reply = match req {
             RaftRequest::Vote(v) => RaftReply::Vote(raft.vote(v).await),
-            RaftRequest::Append(a) => RaftReply::Append(raft.append_entries(a).await),
+            RaftRequest::Append(a) => {
+                *shared.last_append.lock() = Some(tokio::time::Instant::now());
+                RaftReply::Append(raft.append_entries(a).await)
+            }
             RaftRequest::Snapshot(s) => RaftReply::Snapshot(raft.install_snapshot(s).await),
             RaftRequest::TimeoutNow { from } => {
                 tracing::info!(from, "coord: asked to campaign now (hand-over)");
