@@ -175,6 +175,14 @@ impl Reader {
     pub fn quota(&self) -> storage::Result<QuotaUsage> {
         self.0.quota()
     }
+    /// METADATA and ACL entries (see `UserStore::attributes`).
+    pub fn attributes(
+        &self,
+        mailbox: Option<&str>,
+        prefix: &str,
+    ) -> storage::Result<Vec<(String, Vec<u8>)>> {
+        self.0.attributes(mailbox, prefix)
+    }
     /// This node's writes that no peer holds yet are not shown (`replicated` durability, see
     /// `storage::VisibleLimit`): were the node to die now, the next active node would give
     /// their UIDs and modseqs to other changes, and a client must never have seen both.

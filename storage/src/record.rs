@@ -122,6 +122,16 @@ pub enum Op {
         modseq: u64,
         uids: Vec<u32>,
     },
+    /// A METADATA entry (RFC 5464, key `/private/...` or `/shared/...`) or an ACL entry
+    /// (RFC 4314, key `acl:IDENTIFIER`, value the rights) of a mailbox, or of the user's
+    /// server when `mailbox` is None; `value` None removes it. Per key the later record by
+    /// HLC time wins, in whatever order records arrive ([`crate::merge::attributes`]). Kept
+    /// last, for the same reason as `AlignModseqs`.
+    Attribute {
+        mailbox: Option<MailboxId>,
+        key: String,
+        value: Option<Vec<u8>>,
+    },
 }
 
 impl Op {
@@ -142,6 +152,7 @@ impl Op {
             Op::Renumber { .. } => "renumber",
             Op::AlignModseqs { .. } => "align-modseqs",
             Op::AlignExpunged { .. } => "align-expunged",
+            Op::Attribute { .. } => "attribute",
         }
     }
 }

@@ -166,6 +166,10 @@ pub struct MessageMeta {
     pub internal_date_tz_min: i32,
     /// RFC822.SIZE: size of the raw message in bytes (CRLF line endings, as stored).
     pub size: u64,
+    /// SAVEDATE (RFC 8514): when the message entered this mailbox, in milliseconds since the
+    /// epoch, from the hybrid-logical-clock time of the record that put it there (so every
+    /// node shows the same date, and a clock step cannot make it run backwards).
+    pub saved_ms: u64,
 }
 
 /// The result of an append or a delivery, as UIDPLUS's APPENDUID reports it.

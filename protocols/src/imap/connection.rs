@@ -50,6 +50,7 @@ pub async fn serve(stream: BoxStream, conn: ConnInfo, ctx: Arc<ImapContext>) {
         pending_close: false,
         compressed: false,
         notify: None,
+        shared: None,
         current_tag: String::new(),
         span: span.clone(),
     };

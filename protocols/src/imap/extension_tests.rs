@@ -4,6 +4,7 @@
 
 use super::tests::{append, context, Client, MSG};
 use super::ImapConfig;
+use crate::imap::commands::MAX_METADATA_VALUE as MAX_VALUE;
 use crate::testing::TestBackend;
 
 #[tokio::test]
@@ -268,4 +269,160 @@ async fn sort_context_updates_carry_positions() {
     // charlie was second: REMOVEFROM comes before the EXPUNGE it explains.
     assert_eq!(r[0], "* ESEARCH (TAG \"o\") REMOVEFROM (2 1)\r\n", "{r:?}");
     assert_eq!(r[1], "* 1 EXPUNGE\r\n", "{r:?}");
+}
+
+/// SAVEDATE (RFC 8514): the day a message entered the mailbox, not its internal date; stable
+/// across reads (it is the store's record of the append, not the clock at FETCH time); the
+/// SAVED* search keys work inside OR and NOT.
+#[tokio::test]
+async fn save_dates_fetch_and_search() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let mut c = Client::selected(ctx, &[MSG]).await;
+    let today = chrono::Utc::now().date_naive();
+    c.send("a APPEND INBOX \"01-Jan-2000 10:00:00 +0100\" {12+}\r\nSubject:\r\n\r\n\r\n")
+        .await;
+    let r = c.until_tag("a").await;
+    assert!(r.last().unwrap().starts_with("a OK"), "{r:?}");
+    c.cmd("n", "NOOP").await;
+    let r = c.cmd("f", "FETCH 2 (SAVEDATE INTERNALDATE)").await;
+    let day = today.format("%d-%b-%Y").to_string();
+    let want = format!("* 2 FETCH (INTERNALDATE \"01-Jan-2000 10:00:00 +0100\" SAVEDATE \"{day} ");
+    assert!(r[0].starts_with(&want), "{r:?}");
+    assert!(r[0].ends_with(" +0000\")\r\n"), "{r:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = c.cmd("f2", "FETCH 2 (SAVEDATE INTERNALDATE)").await;
+    assert_eq!(r[0], again[0]);
+    let tomorrow = (today + chrono::Days::new(1))
+        .format("%d-%b-%Y")
+        .to_string();
+    for (criteria, want) in [
+        (format!("SAVEDON {day}"), "* SEARCH 1 2\r\n"),
+        (format!("SAVEDSINCE \"{day}\""), "* SEARCH 1 2\r\n"),
+        (format!("SAVEDBEFORE {day}"), "* SEARCH\r\n"),
+        (format!("SAVEDSINCE {tomorrow}"), "* SEARCH\r\n"),
+        (format!("BEFORE {day} SAVEDON {day}"), "* SEARCH 2\r\n"),
+        (
+            format!("OR SAVEDBEFORE {day} NOT SAVEDSINCE {tomorrow}"),
+            "* SEARCH 1 2\r\n",
+        ),
+        ("SAVEDATESUPPORTED".into(), "* SEARCH 1 2\r\n"),
+    ] {
+        let r = c.cmd("s", &format!("SEARCH {criteria}")).await;
+        assert_eq!(r[0], want, "{criteria}");
+    }
+    let r = c
+        .cmd("u", &format!("UID SEARCH RETURN (COUNT) SAVEDON {day}"))
+        .await;
+    assert!(r[0].ends_with(" UID COUNT 2\r\n"), "{r:?}");
+    for bad_cmd in [
+        "SEARCH SAVEDON 32-Jan-2020",
+        "SEARCH SAVEDBEFORE",
+        "SEARCH KEYWORD $$SAVEDATE-B20200101",
+    ] {
+        let r = c.cmd("b", bad_cmd).await;
+        assert!(r[0].starts_with("b BAD "), "{bad_cmd}: {r:?}");
+    }
+    let r = c.cmd("k", "CAPABILITY").await;
+    assert!(r[0].contains(" SAVEDATE "), "{r:?}");
+}
+
+/// METADATA and METADATA-SERVER (RFC 5464): entries set, read at each depth, with MAXSIZE,
+/// removed with NIL; binary values come back as literal8; limits and bad names refused.
+#[tokio::test]
+async fn metadata_entries_of_mailboxes_and_the_server() {
+    let ctx = context(TestBackend::demo(), ImapConfig::default());
+    let mut c = Client::selected(ctx, &[MSG]).await;
+    let r = c.cmd("k", "CAPABILITY").await;
+    assert!(
+        r[0].contains(" METADATA ") && r[0].contains(" METADATA-SERVER "),
+        "{r:?}"
+    );
+    let r = c
+        .cmd("s1", "SETMETADATA INBOX (/private/Comment \"my inbox\" /shared/vendor/x/a \"1\" /shared/vendor/x/a/b \"22\")")
+        .await;
+    assert_eq!(r, ["s1 OK Setmetadata completed.\r\n"]);
+    let r = c
+        .cmd("s2", "SETMETADATA \"\" (/shared/comment {4+}\r\nmotd)")
+        .await;
+    assert_eq!(r, ["s2 OK Setmetadata completed.\r\n"]);
+    let r = c.cmd("g1", "GETMETADATA INBOX /private/comment").await;
+    assert_eq!(
+        r,
+        [
+            "* METADATA INBOX (/private/comment \"my inbox\")\r\n",
+            "g1 OK Getmetadata completed.\r\n"
+        ]
+    );
+    let r = c
+        .cmd("g2", "GETMETADATA \"\" (/shared/comment /private/none)")
+        .await;
+    assert_eq!(
+        r[0],
+        "* METADATA \"\" (/private/none NIL /shared/comment \"motd\")\r\n"
+    );
+    let r = c
+        .cmd("g3", "GETMETADATA (DEPTH 1) INBOX /shared/vendor/x")
+        .await;
+    assert_eq!(r[0], "* METADATA INBOX (/shared/vendor/x/a \"1\")\r\n");
+    let r = c
+        .cmd(
+            "g4",
+            "GETMETADATA (MAXSIZE 1 DEPTH infinity) INBOX (/shared /private)",
+        )
+        .await;
+    assert_eq!(
+        r,
+        [
+            "* METADATA INBOX (/shared/vendor/x/a \"1\")\r\n",
+            "g4 OK [METADATA LONGENTRIES 8] Getmetadata completed.\r\n"
+        ]
+    );
+    // NIL removes; a value with NUL comes back as literal8.
+    let r = c
+        .cmd(
+            "s3",
+            "SETMETADATA INBOX (/private/comment NIL /shared/bin ~{3}\r\na\0b)",
+        )
+        .await;
+    assert_eq!(r, ["+ OK\r\n", "s3 OK Setmetadata completed.\r\n"]);
+    let r = c
+        .cmd("g5", "GETMETADATA (DEPTH infinity) INBOX /private")
+        .await;
+    assert_eq!(r, ["g5 OK Getmetadata completed.\r\n"]);
+    let r = c.cmd("g6", "GETMETADATA INBOX /shared/bin").await;
+    assert_eq!(r[0], "* METADATA INBOX (/shared/bin ~{3}\r\n");
+    // Entries follow the mailbox through a rename, and a missing mailbox is NONEXISTENT.
+    c.cmd("c", "CREATE Box").await;
+    c.cmd("s4", "SETMETADATA Box (/shared/comment \"box\")")
+        .await;
+    c.cmd("r", "RENAME Box Crate").await;
+    let r = c.cmd("g7", "GETMETADATA Crate /shared/comment").await;
+    assert_eq!(r[0], "* METADATA Crate (/shared/comment \"box\")\r\n");
+    let r = c.cmd("g8", "GETMETADATA Box /shared/comment").await;
+    assert!(r[0].starts_with("g8 NO [NONEXISTENT]"), "{r:?}");
+    let big = "x".repeat(MAX_VALUE + 1);
+    let r = c
+        .cmd(
+            "s5",
+            &format!(
+                "SETMETADATA INBOX (/shared/big {{{}+}}\r\n{big})",
+                big.len()
+            ),
+        )
+        .await;
+    assert_eq!(
+        r,
+        [format!(
+            "s5 NO [METADATA MAXSIZE {MAX_VALUE}] Metadata entry value too large\r\n"
+        )]
+    );
+    for bad_cmd in [
+        "SETMETADATA INBOX (/other/x \"v\")",
+        "SETMETADATA INBOX (/shared \"v\")",
+        "GETMETADATA INBOX /shared/*",
+        "GETMETADATA (DEPTH 2) INBOX /shared",
+    ] {
+        let r = c.cmd("b", bad_cmd).await;
+        assert!(r[0].starts_with("b BAD "), "{bad_cmd}: {r:?}");
+    }
 }

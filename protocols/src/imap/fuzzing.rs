@@ -1,7 +1,7 @@
 //! The body of the `imap_command` fuzz target, here so a normal test runs it too: arbitrary
 //! bytes through the framer (as one stream, in arbitrary chunks) and every framed command
 //! through the parser, the tokenizer and the mailbox-name decoder, SEARCHRES's `$`
-//! expansion, the IMAP URL parser and THREAD's header readers. Nothing may panic, and the
+//! expansion, SAVEDATE's search-key rewrite, the IMAP URL parser and THREAD's header readers. Nothing may panic, and the
 //! framer's buffer stays bounded.
 
 use super::framing::{Frame, Framer};
@@ -22,6 +22,10 @@ pub fn exercise(data: &[u8]) {
                 // THREAD's reading of message headers (client-made, via APPEND).
                 let _ = super::commands::thread::msg_ids(&msg);
                 let _ = super::commands::thread::header_value(&msg, b"references");
+                // SAVEDATE's search keys written as keys imap-codec knows.
+                if let Ok(Some(m)) = super::savedate::rewrite(&msg) {
+                    let _ = super::parse::parse(&m);
+                }
                 // SEARCHRES: `$` written out, then parsed like any command.
                 let saved = [1, 5, 9];
                 let seq_of = |u: u32| u.checked_sub(1);

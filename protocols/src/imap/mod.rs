@@ -13,6 +13,7 @@
 //! - `framing.rs`, `lexer.rs`, `parse.rs`, `args.rs`, `mutf7.rs`: reading what the client sent.
 //! - `message/`: message facts made into IMAP (ENVELOPE, BODYSTRUCTURE, sections, SEARCH).
 
+pub mod acl;
 pub mod args;
 mod changes;
 mod commands;
@@ -25,9 +26,11 @@ pub mod message;
 pub mod mutf7;
 pub mod parse;
 mod parse_ext;
+mod parse_meta;
 pub mod recent;
 mod reply;
 pub mod response;
+pub mod savedate;
 pub mod searchres;
 mod selected;
 pub mod session;
@@ -36,6 +39,8 @@ pub mod url;
 pub use config::{ImapConfig, ImapContext};
 pub use connection::serve;
 
+#[cfg(test)]
+mod acl_tests;
 #[cfg(test)]
 mod extension_tests;
 #[cfg(test)]

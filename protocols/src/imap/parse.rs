@@ -7,6 +7,7 @@ use super::parse_ext::{catenate, fetch_ext, parse_notify, status_mailboxid};
 pub use super::parse_ext::{
     partial_range, CatMessage, CatPart, ExtraItem, NotifyFilter, NotifyGroup, NotifySpec,
 };
+pub use super::parse_meta::{AclCommand, Depth, GetMetadata, SetMetadata, UrlAuthCommand};
 use super::response::{Code, RespText};
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_codec::imap_types::command::CommandBody;
@@ -83,6 +84,14 @@ pub enum Kind {
         mailbox: Vec<u8>,
         special_use: Vec<SpecialUse>,
     },
+    /// GETMETADATA (RFC 5464).
+    GetMetadata(GetMetadata),
+    /// SETMETADATA (RFC 5464).
+    SetMetadata(SetMetadata),
+    /// SETACL, DELETEACL, GETACL, LISTRIGHTS, MYRIGHTS (RFC 4314).
+    Acl(AclCommand),
+    /// GENURLAUTH, URLFETCH, RESETKEY (RFC 4467).
+    UrlAuth(UrlAuthCommand),
 }
 
 /// One message of a MULTIAPPEND.
@@ -125,6 +134,19 @@ pub(super) fn bad(msg: &[u8], text: &str) -> ParseError {
 /// Parses one framed command (line(s) with CRLF, literals included).
 pub fn parse(msg: &[u8]) -> Result<Request, ParseError> {
     let tag = tag_of(msg).ok_or_else(|| bad(msg, "Error in IMAP command received by server."))?;
+    // SAVEDATE's search keys (RFC 8514) as keys imap-codec knows; tokenized only when the
+    // word can be there.
+    let rewritten = if msg.windows(5).any(|w| w.eq_ignore_ascii_case(b"SAVED")) {
+        super::savedate::rewrite(msg).map_err(|_| {
+            bad(
+                msg,
+                "Error in IMAP command SEARCH: Invalid SAVEDATE search key.",
+            )
+        })?
+    } else {
+        None
+    };
+    let msg = rewritten.as_deref().unwrap_or(msg);
     let toks = tokenize(msg);
     if let Some(toks) = &toks {
         if let Some(kind) = hand_parse(msg, toks)? {
@@ -255,6 +277,40 @@ fn hand_parse(msg: &[u8], toks: &[Token]) -> Result<Option<Kind>, ParseError> {
             })),
             _ => Err(invalid()),
         };
+    }
+    if cmd.atom_eq("GETMETADATA") {
+        return super::parse_meta::getmetadata(toks)
+            .map(|g| Some(Kind::GetMetadata(g)))
+            .ok_or_else(|| bad(msg, "Error in IMAP command GETMETADATA: Invalid arguments."));
+    }
+    if cmd.atom_eq("SETMETADATA") {
+        return super::parse_meta::setmetadata(toks)
+            .map(|s| Some(Kind::SetMetadata(s)))
+            .ok_or_else(|| bad(msg, "Error in IMAP command SETMETADATA: Invalid arguments."));
+    }
+    for word in ["GENURLAUTH", "URLFETCH", "RESETKEY"] {
+        if cmd.atom_eq(word) {
+            return super::parse_meta::urlauth(word, toks)
+                .map(|u| Some(Kind::UrlAuth(u)))
+                .ok_or_else(|| {
+                    bad(
+                        msg,
+                        &format!("Error in IMAP command {word}: Invalid arguments."),
+                    )
+                });
+        }
+    }
+    for word in ["SETACL", "DELETEACL", "GETACL", "LISTRIGHTS", "MYRIGHTS"] {
+        if cmd.atom_eq(word) {
+            return super::parse_meta::acl(word, toks)
+                .map(|a| Some(Kind::Acl(a)))
+                .ok_or_else(|| {
+                    bad(
+                        msg,
+                        &format!("Error in IMAP command {word}: Invalid arguments."),
+                    )
+                });
+        }
     }
     if cmd.atom_eq("NOTIFY") {
         return parse_notify(toks)

@@ -157,6 +157,8 @@ pub enum ExtraItem {
     EmailId,
     ThreadId,
     Preview,
+    /// SAVEDATE (RFC 8514).
+    SaveDate,
 }
 
 /// One message of a CATENATE APPEND: its flags, date and parts in order.
@@ -192,13 +194,14 @@ fn without(msg: &[u8], cut: &[(usize, usize)]) -> Vec<u8> {
     out
 }
 
-/// `FETCH set items` whose items name EMAILID, THREADID or PREVIEW (with PREVIEW's
+/// `FETCH set items` whose items name EMAILID, THREADID, SAVEDATE or PREVIEW (with PREVIEW's
 /// `(LAZY)`); Ok(None) when they name none.
 pub(super) fn fetch_ext(msg: &[u8], toks: &[Token], at: usize) -> Result<Option<Kind>, ParseError> {
     let extra_of = |t: &Token| match &t.tok {
         Tok::Atom(a) if a.eq_ignore_ascii_case("EMAILID") => Some(ExtraItem::EmailId),
         Tok::Atom(a) if a.eq_ignore_ascii_case("THREADID") => Some(ExtraItem::ThreadId),
         Tok::Atom(a) if a.eq_ignore_ascii_case("PREVIEW") => Some(ExtraItem::Preview),
+        Tok::Atom(a) if a.eq_ignore_ascii_case("SAVEDATE") => Some(ExtraItem::SaveDate),
         _ => None,
     };
     let first = at + 2;

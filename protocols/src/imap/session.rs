@@ -70,6 +70,9 @@ pub(crate) struct Session {
     pub compressed: bool,
     /// NOTIFY (RFC 5465) settings; None without NOTIFY or after NOTIFY NONE.
     pub notify: Option<super::commands::NotifyState>,
+    /// While another user's mailbox is selected (ACL, `shared/OWNER/NAME`): the user's own
+    /// store, kept aside while `store` and `watch` are the owner's.
+    pub shared: Option<super::commands::SharedView>,
     pub span: tracing::Span,
 }
 
@@ -241,15 +244,18 @@ impl Session {
             .as_ref()
             .map(|m| m.write(f))
             .ok_or_else(|| Done::Bad("Not authenticated.".into()));
-        async move {
-            match write?.await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(store_error(e)),
-                Err(WriteError::Refused(e)) => Err(Done::no(Code::Unavailable, e.0)),
-                Err(WriteError::Internal(e)) => {
-                    tracing::error!("store write failed: {e}");
-                    Err(server_bug())
-                }
+        async move { Session::write_result(write?.await) }
+    }
+
+    /// A write's result as a command sees it (see [`Session::store_write`]).
+    pub fn write_result<T>(r: Result<storage::Result<T>, WriteError>) -> Result<T, Done> {
+        match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(store_error(e)),
+            Err(WriteError::Refused(e)) => Err(Done::no(Code::Unavailable, e.0)),
+            Err(WriteError::Internal(e)) => {
+                tracing::error!("store write failed: {e}");
+                Err(server_bug())
             }
         }
     }
@@ -362,8 +368,15 @@ impl Session {
                 "UNAUTHENTICATE",
                 "OBJECTID",
                 "PREVIEW",
+                "SAVEDATE",
                 "REPLACE",
                 "NOTIFY",
+                "METADATA",
+                "METADATA-SERVER",
+                "ACL",
+                "RIGHTS=texk",
+                "LIST-MYRIGHTS",
+                "URLAUTH",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
                 "UTF8=ACCEPT",

@@ -420,7 +420,10 @@ async fn mailbox_management() {
         "{r:?}"
     );
     let r = c.cmd("n", "NAMESPACE").await;
-    assert_eq!(r[0], "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+    assert_eq!(
+        r[0],
+        "* NAMESPACE ((\"\" \"/\")) ((\"shared/\" \"/\")) NIL\r\n"
+    );
 }
 
 #[tokio::test]

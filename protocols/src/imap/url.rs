@@ -1,7 +1,7 @@
 //! IMAP URLs (RFC 5092) as CATENATE (RFC 4469) uses them: a message, or a section or range of
 //! it, in one of the user's own mailboxes. `imap://user@host/mailbox;UIDVALIDITY=n/;UID=n
-//! /;SECTION=s/;PARTIAL=o.l`, or the same from the path on (`/mailbox...`). URLAUTH and other
-//! parameters are refused.
+//! /;SECTION=s/;PARTIAL=o.l`, or the same from the path on (`/mailbox...`). Other parameters
+//! are refused by [`parse`]; URLAUTH's (RFC 4467) are cut off first by [`split_urlauth`].
 
 /// What a URL names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +45,49 @@ fn number<T: std::str::FromStr>(s: &str) -> Option<T> {
 fn param<'a>(seg: &'a str, name: &str) -> Option<&'a str> {
     let (n, v) = seg.split_once('=')?;
     n.eq_ignore_ascii_case(name).then_some(v)
+}
+
+/// An URLAUTH-authorized URL (RFC 4467) cut into its parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlAuth<'a> {
+    /// The URL without `;URLAUTH=...`: what [`parse`] reads.
+    pub base: &'a str,
+    /// The URL up to and including the access identifier: what the token signs.
+    pub rump: &'a str,
+    pub access: &'a str,
+    /// `:mechanism:token`, when present (GENURLAUTH takes a URL without them).
+    pub mech: Option<&'a str>,
+    pub token: Option<&'a str>,
+}
+
+/// Cuts `;URLAUTH=access[:mech:token]` off an IMAP URL; None without one, or with
+/// `;EXPIRE=` (not supported here), or a malformed access part.
+pub fn split_urlauth(url: &str) -> Option<UrlAuth<'_>> {
+    let lower = url.to_ascii_lowercase();
+    let at = lower.rfind(";urlauth=")?;
+    if lower.contains(";expire=") {
+        return None;
+    }
+    let base = url.get(..at)?;
+    let rest = url.get(at + ";urlauth=".len()..)?;
+    let (access, mech, token) = match rest.split_once(':') {
+        None => (rest, None, None),
+        Some((a, mt)) => {
+            let (m, t) = mt.split_once(':')?;
+            (a, Some(m), Some(t))
+        }
+    };
+    if access.is_empty() || access.contains('/') {
+        return None;
+    }
+    let rump = url.get(..at + ";urlauth=".len() + access.len())?;
+    Some(UrlAuth {
+        base,
+        rump,
+        access,
+        mech,
+        token,
+    })
 }
 
 pub fn parse(url: &str) -> Option<ImapUrl> {
@@ -143,5 +186,36 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn urlauth_parts() {
+        let u = "imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=user+fred:internal:91354a473744909de610943775f92038";
+        let a = split_urlauth(u).unwrap();
+        assert_eq!(a.base, "imap://joe@example.com/INBOX/;uid=20/;section=1.2");
+        assert_eq!(
+            a.rump,
+            "imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=user+fred"
+        );
+        assert_eq!(
+            (a.access, a.mech, a.token),
+            (
+                "user+fred",
+                Some("internal"),
+                Some("91354a473744909de610943775f92038")
+            )
+        );
+        assert_eq!(parse(a.base).unwrap().section.as_deref(), Some("1.2"));
+        let a = split_urlauth("imap://joe@h/INBOX/;uid=2;URLAUTH=authuser").unwrap();
+        assert_eq!((a.access, a.mech, a.token), ("authuser", None, None));
+        assert_eq!(parse(a.base).unwrap().uid, 2);
+        assert_eq!(split_urlauth("imap://joe@h/INBOX/;uid=2"), None);
+        assert_eq!(
+            split_urlauth(
+                "imap://joe@h/INBOX/;uid=2;expire=2030-01-01T00:00:00Z;urlauth=anonymous"
+            ),
+            None
+        );
+        assert_eq!(split_urlauth("imap://joe@h/INBOX/;uid=2;urlauth=a:b"), None);
     }
 }

@@ -194,6 +194,7 @@ mod tests {
             internal_date: 0,
             internal_date_tz_min: 0,
             size,
+            saved_ms: 0,
         }
     }
 

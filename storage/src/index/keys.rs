@@ -6,7 +6,8 @@ use crate::types::*;
 pub const META: &[u8] = b"\x00meta";
 /// The index's own format: an index written by another version is rebuilt from the log.
 pub const VERSION_KEY: &[u8] = b"\x00version";
-pub const INDEX_VERSION: u32 = 4;
+/// 5: `MessageMeta::saved_ms` (SAVEDATE).
+pub const INDEX_VERSION: u32 = 5;
 /// Mailboxes by the name they want: `W`+name+0+GUID (names have no control characters).
 pub fn k_wanted_prefix(name: &str) -> Vec<u8> {
     [&b"W"[..], name.as_bytes(), &[0]].concat()
@@ -63,6 +64,17 @@ pub fn k_facts(o: &ObjectId) -> Vec<u8> {
 }
 pub fn k_sub(name: &str) -> Vec<u8> {
     [&b"s"[..], name.as_bytes()].concat()
+}
+/// Attributes (METADATA and ACL entries): `A`, then 0 for the server's or 1 and the
+/// mailbox's GUID, then the key.
+pub fn k_attr_prefix(mb: Option<&MailboxId>) -> Vec<u8> {
+    match mb {
+        None => b"A\x00".to_vec(),
+        Some(mb) => [&b"A\x01"[..], &mb.0].concat(),
+    }
+}
+pub fn k_attr(mb: Option<&MailboxId>, key: &str) -> Vec<u8> {
+    [&k_attr_prefix(mb)[..], key.as_bytes()].concat()
 }
 pub fn k_pending_prefix(mb: &MailboxId) -> Vec<u8> {
     [&b"p"[..], &mb.0].concat()

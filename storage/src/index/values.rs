@@ -73,6 +73,13 @@ pub struct ObjLoc {
     pub in_log: bool,
 }
 
+/// An attribute's value (None: removed) and the HLC time of the write that set it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttrRec {
+    pub time: HlcTime,
+    pub value: Option<Vec<u8>>,
+}
+
 /// A remote entry whose UID was taken here by another message: kept until a Renumber.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingEntry {

@@ -15,7 +15,9 @@
 //! | the same mailbox created twice: the earliest creation's UIDVALIDITY everywhere | [`mailboxes`] | 2, 5 |
 //! | a mailbox delete is final: a late create of that GUID is ignored | [`mailboxes`] | 5 |
 //! | modseqs only grow; aligned ones land above everything shown | [`modseqs`] | 3 |
+//! | attributes (METADATA, ACL): last writer wins per key, removals too | [`attributes`] | 5 |
 
+pub mod attributes;
 pub mod flags;
 pub mod mailboxes;
 pub mod modseqs;

@@ -124,6 +124,7 @@ fn check_op(op: &Op) -> Result<(), String> {
             check_count(uids.len())?;
             uids.iter().try_for_each(|uid| check_uid(*uid))
         }
+        Op::Attribute { key, value, .. } => super::attributes::check(key, value.as_deref()),
     }
 }
 

@@ -16,7 +16,7 @@
 //! | `purge`, `recovery` | reclaiming space; opening a user after a crash |
 //!
 //! This module's files are the facade's parts: `user.rs` (the struct, opening), `mailboxes.rs`,
-//! `messages.rs`, `replica.rs` (what replication uses), `align_expunged.rs` (tombstones for the
+//! `messages.rs`, `replica.rs` (what replication uses), `attributes.rs` (METADATA and ACL entries), `align_expunged.rs` (tombstones for the
 //! merge resolver), `maintenance.rs` (rebuild, purge, dump, verify).
 
 use crate::error::StoreError;
@@ -33,6 +33,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 mod align_expunged;
+mod attributes;
 mod mailboxes;
 mod maintenance;
 mod messages;

@@ -14,9 +14,10 @@
 //! | `mod.rs` | the requests, the group-commit queue ([`Writer`]) and the batch run |
 //! | `plan.rs` | what every request's planning shares: stamping records, lookups, quota |
 //! | `durable.rs` | writing a batch to packs and log segments, and what makes it durable |
-//! | one file per kind of request | `append.rs`, `copy.rs`, `flags.rs`, `expunge.rs`, `mailbox.rs`, `defaults.rs`, `remote.rs`, `resolve.rs` |
+//! | one file per kind of request | `append.rs`, `attribute.rs`, `copy.rs`, `flags.rs`, `expunge.rs`, `mailbox.rs`, `defaults.rs`, `remote.rs`, `resolve.rs` |
 
 mod append;
+mod attribute;
 mod copy;
 mod defaults;
 mod durable;
@@ -77,6 +78,11 @@ pub(crate) enum Req {
     Subscribe {
         name: String,
         on: bool,
+    },
+    /// METADATA or ACL entries of a mailbox (None: the server's); a value None removes one.
+    Attributes {
+        mailbox: Option<String>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
     },
     /// Records from a peer, with the objects that arrived with them (stored first, in the same
     /// batch, so records and objects share one durable write).
@@ -328,6 +334,7 @@ impl UserCore {
             Req::Delete { name } => self.plan_delete(p, name),
             Req::Rename { from, to } => self.plan_rename(p, from, to),
             Req::Subscribe { name, on } => self.plan_subscribe(p, name, on),
+            Req::Attributes { mailbox, entries } => self.plan_attributes(p, mailbox, entries),
             Req::PutObject { object } => self.plan_put_object(p, object),
             Req::Remote {
                 objects,

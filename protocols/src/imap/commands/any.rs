@@ -57,7 +57,7 @@ pub(crate) fn id(
 pub(crate) fn namespace(s: &mut Session) -> Reply {
     s.send(&Untagged::Namespace {
         personal: vec![("", '/')],
-        other: vec![],
+        other: vec![(crate::imap::acl::SHARED_PREFIX, '/')],
         shared: vec![],
     });
     Ok(Done::Ok("Namespace completed.".into()))

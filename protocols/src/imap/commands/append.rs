@@ -93,13 +93,20 @@ pub(crate) async fn append(
     message: LiteralOrLiteral8<'static>,
 ) -> Reply {
     let name = s.mailbox_arg(&mailbox)?;
-    let p = prepare(&flags, date, &message)?;
+    let mut p = prepare(&flags, date, &message)?;
     keyword_limit(s, &name, &p.flags)?;
-    let target = name.clone();
-    let outcome = s
-        .store_write(move |st| p.append_to(st, &target))
-        .await
-        .map_err(trycreate(&name))?;
+    let outcome = if crate::imap::acl::split_shared(&name).is_some() {
+        // Another user's mailbox: `i` to append, and only the flags the rights allow.
+        let t = super::acl::resolve_with(s, name, 'i').await?;
+        p.flags = super::acl::allowed_flags(t.rights, &p.flags);
+        let target = t.name.clone();
+        super::acl::write(s, &t, move |st| p.append_to(st, &target)).await?
+    } else {
+        let target = name.clone();
+        s.store_write(move |st| p.append_to(st, &target))
+            .await
+            .map_err(trycreate(&name))?
+    };
     Ok(Done::ok_coded(
         Code::AppendUid {
             uidvalidity: outcome.uidvalidity,

@@ -224,6 +224,7 @@ async fn authenticate_as(
 /// limit), keeping TLS and compression.
 pub(crate) fn unauthenticate(s: &mut Session) -> Reply {
     s.sel = None;
+    s.shared = None;
     s.store = None;
     s.watch = None;
     // Dropping the guard gives the user's session slot back.

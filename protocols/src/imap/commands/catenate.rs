@@ -132,7 +132,7 @@ fn bad_url(u: &str) -> Done {
 
 /// The bytes a URL names: the message of that UID (in that UIDVALIDITY when given), its
 /// section and range. None when there is no such message.
-fn fetch_url(
+pub(super) fn fetch_url(
     st: &crate::mail::Reader,
     mailbox: &str,
     u: &ImapUrl,
@@ -151,7 +151,7 @@ fn fetch_url(
 
 /// SECTION and PARTIAL of a URL as a BODY[section]<partial>; None for a section that is not
 /// well-formed.
-fn spec_of(u: &ImapUrl) -> Option<SectionSpec> {
+pub(super) fn spec_of(u: &ImapUrl) -> Option<SectionSpec> {
     let mut spec = SectionSpec::default();
     if let Some(sec) = &u.section {
         let (path, rest) = match sec.split_once(' ') {

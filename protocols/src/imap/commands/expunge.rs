@@ -8,6 +8,9 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use storage::Flag;
 
 pub(crate) async fn expunge(s: &mut Session, uids: Option<SequenceSet>) -> Reply {
+    if s.shared_rights().is_some_and(|r| !r.has('e')) {
+        return Err(Done::no(Code::NoPerm, "Permission denied."));
+    }
     let sel = s.selected()?;
     if sel.read_only {
         return Err(Done::no(Code::ReadOnly, "Mailbox is read-only."));

@@ -53,6 +53,8 @@ enum Item {
     ThreadId,
     /// PREVIEW (RFC 8970).
     Preview,
+    /// SAVEDATE (RFC 8514): from the index, never NIL here.
+    SaveDate,
 }
 
 impl Item {
@@ -256,6 +258,7 @@ pub(crate) async fn fetch_with(
         ExtraItem::EmailId => Item::EmailId,
         ExtraItem::ThreadId => Item::ThreadId,
         ExtraItem::Preview => Item::Preview,
+        ExtraItem::SaveDate => Item::SaveDate,
     }));
     let (changed_since, vanished) = modifiers(s, &modifiers_given, uid)?;
     // CHANGEDSINCE implies MODSEQ; either enables CONDSTORE (RFC 7162 3.1).
@@ -307,7 +310,8 @@ async fn send_vanished_earlier(s: &mut Session, set: &SequenceSet, since: u64) -
 /// were set now (their FETCH lines carry FLAGS even when not asked for).
 async fn set_seen(s: &mut Session, idx: &[usize]) -> Result<Vec<u32>, Done> {
     let sel = s.selected()?;
-    if sel.read_only {
+    // In another user's mailbox \Seen needs the `s` right (RFC 4314 4).
+    if sel.read_only || s.shared_rights().is_some_and(|r| !r.has('s')) {
         return Ok(Vec::new());
     }
     let unseen: Vec<u32> = idx
@@ -535,6 +539,9 @@ fn fetch_items<'a>(
             }
             Item::EmailId => FetchItem::EmailId(email_id(&meta.guid)),
             Item::ThreadId => FetchItem::ThreadId,
+            Item::SaveDate => {
+                FetchItem::SaveDate(i64::try_from(meta.saved_ms / 1000).unwrap_or(i64::MAX))
+            }
             Item::Preview => FetchItem::Preview(match facts {
                 Some(f) => message::preview(raw, f),
                 None => String::new(),

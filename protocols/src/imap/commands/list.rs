@@ -90,6 +90,8 @@ struct Query {
     ret_subscribed: bool,
     /// Return STATUS: these items follow each listed mailbox.
     status_items: Option<Vec<String>>,
+    /// Return MYRIGHTS (LIST-MYRIGHTS, RFC 8440): each listed mailbox's MYRIGHTS follows.
+    ret_myrights: bool,
 }
 
 impl Query {
@@ -125,9 +127,14 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
     if let Some(items) = &q.status_items {
         status_data::check_items(items)?;
     }
-    let (boxes, subs) = s
+    let (mut boxes, subs) = s
         .store_call(|st| Ok((st.list_mailboxes()?, st.subscriptions()?)))
         .await?;
+    // Other users' mailboxes shared with this user (ACL), under `shared/OWNER/`.
+    if !q.lsub && !q.sel_subscribed && !q.only_special {
+        boxes.extend(super::acl::shared_boxes(s).await);
+        boxes.sort_by(|a, b| a.name.cmp(&b.name));
+    }
     let existing: BTreeSet<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
     let childinfo = childinfo_names(&q, &subs);
     let mut lines = matching_lines(&q, &entries(&boxes, &subs), &existing);
@@ -156,6 +163,16 @@ pub(crate) async fn list(s: &mut Session, args: ListArgs) -> Reply {
                 vec![]
             },
         });
+        if q.ret_myrights && existing.contains(name.as_str()) {
+            // Own mailboxes: every right; shared ones: as the owner's ACL says.
+            if let Ok(t) = super::acl::resolve(s, name.clone()).await {
+                let rights = t.rights.to_string();
+                s.send(&Untagged::MyRights {
+                    mailbox: name,
+                    rights: &rights,
+                });
+            }
+        }
         if let Some(items) = q.status_items.as_deref() {
             if existing.contains(name.as_str()) {
                 // A mailbox that cannot be read now is listed without its STATUS.
@@ -204,6 +221,7 @@ fn query(s: &Session, args: ListArgs) -> Result<Query, Done> {
         recursive: selected("RECURSIVEMATCH"),
         ret_subscribed: returned("SUBSCRIBED") || selected("SUBSCRIBED"),
         status_items: returned("STATUS").then(|| args.status_items.clone()),
+        ret_myrights: returned("MYRIGHTS"),
     };
     // RFC 5258 3: RECURSIVEMATCH only refines another selection option (REMOTE is not one).
     if q.recursive && !(q.sel_subscribed || q.only_special) {
@@ -214,7 +232,7 @@ fn query(s: &Session, args: ListArgs) -> Result<Query, Done> {
     for o in &args.returns {
         if !matches!(
             o.as_str(),
-            "SUBSCRIBED" | "CHILDREN" | "SPECIAL-USE" | "STATUS"
+            "SUBSCRIBED" | "CHILDREN" | "SPECIAL-USE" | "STATUS" | "MYRIGHTS"
         ) {
             return Err(Done::Bad(format!("Invalid LIST return option {o}").into()));
         }

@@ -11,6 +11,19 @@ fn trim_separator(name: String) -> String {
     name.trim_end_matches('/').to_string()
 }
 
+/// Names under `shared/` are other users' mailboxes (ACL): none of the user's own may be
+/// made there.
+fn in_own_namespace(name: &str) -> Result<(), Done> {
+    let prefix = crate::imap::acl::SHARED_PREFIX;
+    if name.starts_with(prefix) || name == prefix.trim_end_matches('/') {
+        return Err(Done::no(
+            Code::Cannot,
+            "Other users' mailboxes cannot be created or renamed into.",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn create(s: &mut Session, raw: &[u8], special_use: Option<SpecialUse>) -> Reply {
     let name = trim_separator(s.mailbox_in(raw)?);
     if name.is_empty() {
@@ -19,6 +32,7 @@ pub(crate) async fn create(s: &mut Session, raw: &[u8], special_use: Option<Spec
     if name == "INBOX" {
         return Err(Done::no(Code::AlreadyExists, "Mailbox already exists"));
     }
+    in_own_namespace(&name)?;
     let info = s
         .store_write(move |st| st.create_mailbox(&name, special_use))
         .await?;
@@ -48,6 +62,7 @@ pub(crate) async fn rename(s: &mut Session, from: Mailbox<'static>, to: Mailbox<
     if to == "INBOX" {
         return Err(Done::no(Code::AlreadyExists, "Mailbox already exists"));
     }
+    in_own_namespace(&to)?;
     let (f, t) = (from.clone(), to.clone());
     s.store_write(move |st| st.rename_mailbox(&f, &t)).await?;
     // The selected mailbox (or a parent of it) renamed by this session stays selected under

@@ -5,6 +5,7 @@
 use crate::imap::message::{self, LazyContent, MessageContent, MessageCtx, SearchKey, SeqBound};
 use crate::imap::reply::{server_bug, Done};
 use crate::imap::response::{Code, ESearch};
+use crate::imap::savedate::{self, Saved};
 use crate::imap::session::Session;
 use crate::mail::Reader;
 use imap_codec::imap_types::core::Charset;
@@ -50,7 +51,12 @@ fn convert(k: &K<'_>, uses_modseq: &mut bool) -> SearchKey {
         K::Flagged => S::Flagged,
         K::From(a) => S::From(text(a)),
         K::Header(h, v) => S::Header(text(h), text(v)),
-        K::Keyword(a) => S::Keyword(a.inner().to_string()),
+        K::Keyword(a) => match savedate::decode(a.inner()) {
+            Some(Saved::Before(d)) => S::SavedBefore(d),
+            Some(Saved::On(d)) => S::SavedOn(d),
+            Some(Saved::Since(d)) => S::SavedSince(d),
+            None => S::Keyword(a.inner().to_string()),
+        },
         K::Larger(n) => S::Larger(u64::from(*n)),
         K::New => S::New,
         K::Not(k) => S::Not(Box::new(convert(k, uses_modseq))),

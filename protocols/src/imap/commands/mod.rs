@@ -1,6 +1,7 @@
 //! The commands, one file per command or small group, and the dispatcher that checks the
 //! session state before running one.
 
+mod acl;
 mod any;
 mod append;
 mod auth;
@@ -15,6 +16,7 @@ mod idle;
 mod list;
 mod mailbox;
 mod matching;
+mod metadata;
 mod notify;
 mod quota;
 mod replace;
@@ -25,6 +27,7 @@ mod status;
 mod status_data;
 mod store;
 pub(crate) mod thread;
+mod urlauth;
 
 use super::parse::Kind;
 use super::reply::{Done, Reply};
@@ -49,7 +52,10 @@ pub(crate) fn allows_expunge(kind: &Kind) -> bool {
     )
 }
 
+pub(crate) use acl::SharedView;
 pub(crate) use context::update as update_contexts;
+#[cfg(test)]
+pub(crate) use metadata::MAX_VALUE as MAX_METADATA_VALUE;
 pub(crate) use notify::{check as notify_check, NotifyState};
 
 fn not_authenticated() -> Reply {
@@ -60,8 +66,77 @@ fn not_selected() -> Reply {
     Err(Done::Bad("No mailbox selected.".into()))
 }
 
+/// Whether a command is about the selected mailbox (or no mailbox at all): while another
+/// user's mailbox is selected it runs on the owner's store; every other command runs with the
+/// user's own store put back (see [`acl`]).
+fn about_selected(kind: &Kind) -> bool {
+    use CommandBody as C;
+    match kind {
+        Kind::SearchReturn { .. }
+        | Kind::FetchExt { .. }
+        | Kind::CancelUpdate(_)
+        | Kind::Replace { .. }
+        | Kind::Unauthenticate => true,
+        Kind::Codec(body) => matches!(
+            body,
+            C::Capability
+                | C::Noop
+                | C::Logout
+                | C::Id { .. }
+                | C::Idle
+                | C::Check
+                | C::Close
+                | C::Unselect
+                | C::Expunge
+                | C::ExpungeUid { .. }
+                | C::Search { .. }
+                | C::Sort { .. }
+                | C::Thread { .. }
+                | C::Fetch { .. }
+                | C::Store { .. }
+                | C::Copy { .. }
+                | C::Move { .. }
+        ),
+        _ => false,
+    }
+}
+
 /// Runs one command, once the session's state allows it.
 pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
+    if s.shared.is_none() {
+        return run(s, tag, kind).await;
+    }
+    use CommandBody as C;
+    if matches!(
+        kind,
+        Kind::Replace { .. } | Kind::Codec(C::Copy { .. } | C::Move { .. })
+    ) {
+        // The destination is in the user's namespace, the messages in another user's store.
+        return Err(Done::no(
+            super::response::Code::Cannot,
+            "Copying out of another user's mailbox is not supported.",
+        ));
+    }
+    let home = !about_selected(&kind);
+    if home {
+        s.swap_home();
+    } else if !matches!(
+        kind,
+        Kind::Unauthenticate
+            | Kind::Codec(C::Logout | C::Capability | C::Id { .. } | C::Close | C::Unselect)
+    ) {
+        // Rights are read again for every command on the selected mailbox.
+        acl::refresh(s).await?;
+    }
+    let r = run(s, tag, kind).await;
+    // The command may have left the shared view (SELECT, CLOSE), or entered a new one.
+    if home && s.shared.as_ref().is_some_and(|v| v.is_swapped()) {
+        s.swap_home();
+    }
+    r
+}
+
+async fn run(s: &mut Session, tag: &str, kind: Kind) -> Reply {
     let authed = matches!(s.state, State::Authenticated | State::Selected);
     match kind {
         Kind::Codec(body) => codec(s, tag, body).await,
@@ -128,6 +203,36 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
             mailbox,
             special_use,
         } => mailbox::create(s, &mailbox, special_use.first().copied()).await,
+        Kind::GetMetadata(g) => metadata::getmetadata(s, g).await,
+        Kind::SetMetadata(set) => metadata::setmetadata(s, set).await,
+        Kind::UrlAuth(u) => {
+            use super::parse::UrlAuthCommand as U;
+            match u {
+                U::Gen(items) => urlauth::genurlauth(s, items).await,
+                U::Fetch(urls) => urlauth::urlfetch(s, urls).await,
+                U::ResetKey(mailbox) => urlauth::resetkey(s, mailbox).await,
+            }
+        }
+        Kind::Acl(a) => {
+            use super::parse::AclCommand as A;
+            match a {
+                A::GetAcl { mailbox } => acl::getacl(s, mailbox).await,
+                A::SetAcl {
+                    mailbox,
+                    identifier,
+                    rights,
+                } => acl::setacl(s, mailbox, identifier, Some(rights)).await,
+                A::DeleteAcl {
+                    mailbox,
+                    identifier,
+                } => acl::setacl(s, mailbox, identifier, None).await,
+                A::ListRights {
+                    mailbox,
+                    identifier,
+                } => acl::listrights(s, mailbox, identifier).await,
+                A::MyRights { mailbox } => acl::myrights(s, mailbox).await,
+            }
+        }
     }
 }
 

@@ -154,6 +154,12 @@ pub(crate) async fn check(s: &mut Session) -> Result<(), Done> {
     let Some(state) = s.notify.as_ref() else {
         return Ok(());
     };
+    // While another user's mailbox is selected the session's store is the owner's: what
+    // NOTIFY watches (this user's mailboxes) is not there, and the owner's must not be
+    // reported. Events resume once the mailbox is closed.
+    if s.shared.is_some() {
+        return Ok(());
+    }
     let version = s.watch.as_mut().map(|w| *w.borrow_and_update());
     if version.is_some() && version == state.version {
         return Ok(());

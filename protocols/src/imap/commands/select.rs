@@ -28,6 +28,13 @@ pub(crate) async fn select(
 ) -> Reply {
     close_previous(s);
     let name = s.mailbox_arg(&mailbox)?;
+    // Another user's mailbox: the owner's store becomes the session's (see `acl`).
+    let (name, read_only) = if crate::imap::acl::split_shared(&name).is_some() {
+        let (name, forced) = super::acl::enter(s, name).await?;
+        (name, read_only || forced)
+    } else {
+        (name, read_only)
+    };
     let qresync = parameters(s, params)?;
     // Read before the snapshot is taken: a change during the load ticks it again.
     let version = s.watch.as_mut().map(|w| *w.borrow_and_update());
@@ -89,6 +96,7 @@ pub(crate) async fn select(
 /// A failed SELECT leaves no mailbox selected (RFC 9051 6.3.2), so the previous one is closed
 /// first.
 fn close_previous(s: &mut Session) {
+    s.leave_shared();
     if s.sel.take().is_some() {
         s.state = State::Authenticated;
         // RFC 7162 3.2.11 and IMAP4rev2 (RFC 9051 7.1): say where one mailbox's responses end.
@@ -214,7 +222,9 @@ pub(crate) async fn close(s: &mut Session, expunge: bool) -> Reply {
         return Err(Done::Bad("No mailbox selected.".into()));
     };
     s.state = State::Authenticated;
-    if expunge && !sel.read_only {
+    // In another user's mailbox, CLOSE expunges only with the `e` right (RFC 4314 4).
+    let may_expunge = s.shared_rights().is_none_or(|r| r.has('e'));
+    if expunge && !sel.read_only && may_expunge {
         let any_deleted = sel
             .msgs
             .iter()
@@ -234,6 +244,7 @@ pub(crate) async fn close(s: &mut Session, expunge: bool) -> Reply {
             .await?;
         }
     }
+    s.leave_shared();
     Ok(Done::Ok(
         if expunge {
             "Close completed."

@@ -29,7 +29,19 @@ pub(crate) async fn status_with(
         items.clear();
     }
     check_items(&items)?;
-    let (info, counts) = info_for(s, &name, &items).await?;
+    let (info, counts) = if crate::imap::acl::split_shared(&name).is_some() {
+        // Another user's mailbox: needs `r`; read from the owner's store, shown by the name
+        // the client used.
+        let t = super::acl::resolve_with(s, name.clone(), 'r').await?;
+        let own = std::mem::replace(&mut s.store, t.mail);
+        let read = info_for(s, &t.name, &items);
+        s.store = own;
+        let (mut info, counts) = read.await?;
+        info.name = name;
+        (info, counts)
+    } else {
+        info_for(s, &name, &items).await?
+    };
     send_status_id(s, &info, counts, &items, mailbox_id);
     Ok(Done::Ok("Status completed.".into()))
 }

@@ -32,6 +32,14 @@ pub(crate) async fn store(
     if sel.read_only {
         return Err(Done::no(Code::ReadOnly, "Mailbox is read-only."));
     }
+    if let Some(rights) = s.shared_rights() {
+        // Another user's mailbox: each flag needs its right; replacing may clear any.
+        let needed_all =
+            kind == StoreType::Replace && !['s', 't', 'w'].iter().all(|&c| rights.has(c));
+        if needed_all || super::acl::allowed_flags(rights, &flags) != flags {
+            return Err(Done::no(Code::NoPerm, "Permission denied."));
+        }
+    }
     let all = sel.uids();
     let idx = args::resolve(&set, uid, &all, "STORE").map_err(|e| Done::Bad(e.into()))?;
     if idx.is_empty() {

@@ -57,6 +57,7 @@ pub fn exercise(raw: &[u8]) {
         internal_date: 0,
         internal_date_tz_min: 0,
         size: raw.len() as u64,
+        saved_ms: 0,
     };
     let content = LazyContent::new(|| Some(raw.to_vec()), || None);
     let ctx = MessageCtx::new(1, &meta, false, 1, 1, &content);

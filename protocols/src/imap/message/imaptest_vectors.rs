@@ -434,6 +434,7 @@ fn run_search_script(name: &str) -> usize {
             internal_date: 0,
             internal_date_tz_min: 0,
             size: m.len() as u64,
+            saved_ms: 0,
         })
         .collect();
     let size3 = metas.get(2).map(|m| m.size).unwrap_or(0);

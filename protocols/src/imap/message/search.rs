@@ -68,6 +68,10 @@ pub enum SearchKey {
     On(NaiveDate),
     Or(Box<SearchKey>, Box<SearchKey>),
     Recent,
+    /// SAVEDATE (RFC 8514): the day the message entered the mailbox, in UTC.
+    SavedBefore(NaiveDate),
+    SavedOn(NaiveDate),
+    SavedSince(NaiveDate),
     Seen,
     SentBefore(NaiveDate),
     SentOn(NaiveDate),
@@ -304,6 +308,12 @@ fn internal_day(meta: &MessageMeta) -> Option<NaiveDate> {
     DateTime::from_timestamp(local, 0).map(|d| d.date_naive())
 }
 
+/// The day (UTC) the message was saved into its mailbox.
+fn saved_day(meta: &MessageMeta) -> Option<NaiveDate> {
+    let secs = i64::try_from(meta.saved_ms / 1000).ok()?;
+    DateTime::from_timestamp(secs, 0).map(|d| d.date_naive())
+}
+
 fn address_text(list: &[Address]) -> String {
     let mut s = String::new();
     for a in list {
@@ -399,6 +409,9 @@ pub fn matches(key: &SearchKey, m: &MessageCtx<'_>) -> bool {
         K::Before(d) => internal_day(meta).is_some_and(|x| x < *d),
         K::On(d) => internal_day(meta).is_some_and(|x| x == *d),
         K::Since(d) => internal_day(meta).is_some_and(|x| x >= *d),
+        K::SavedBefore(d) => saved_day(meta).is_some_and(|x| x < *d),
+        K::SavedOn(d) => saved_day(meta).is_some_and(|x| x == *d),
+        K::SavedSince(d) => saved_day(meta).is_some_and(|x| x >= *d),
         K::SentBefore(d) => m.sent_day().is_some_and(|x| x < *d),
         K::SentOn(d) => m.sent_day().is_some_and(|x| x == *d),
         K::SentSince(d) => m.sent_day().is_some_and(|x| x >= *d),

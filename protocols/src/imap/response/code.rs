@@ -35,6 +35,9 @@ pub enum Code {
     MailboxId(String),
     /// RFC 5530: a server limit (here: keywords per mailbox) was reached.
     Limit,
+    /// METADATA (RFC 5464 4.2.1, 4.3): `METADATA LONGENTRIES n`, `METADATA MAXSIZE n`,
+    /// `METADATA TOOMANY`.
+    Metadata(MetadataCode),
     /// CONDSTORE (RFC 7162 3.1.3): the messages a conditional STORE left alone.
     Modified(Vec<u32>),
     NonExistent,
@@ -133,6 +136,15 @@ impl Code {
                 return;
             }
             Code::UidNext(n) => return numbered(out, "UIDNEXT", u64::from(*n)),
+            Code::Metadata(m) => {
+                out.extend_from_slice(b"METADATA ");
+                match m {
+                    MetadataCode::LongEntries(n) => numbered(out, "LONGENTRIES", *n),
+                    MetadataCode::MaxSize(n) => numbered(out, "MAXSIZE", *n),
+                    MetadataCode::TooMany => out.extend_from_slice(b"TOOMANY"),
+                }
+                return;
+            }
             Code::BadUrl(u) => {
                 out.extend_from_slice(b"BADURL ");
                 enc.value(out, &Value::astring(u.as_bytes()));
@@ -150,6 +162,17 @@ impl Code {
         };
         out.extend_from_slice(word.as_bytes());
     }
+}
+
+/// What a METADATA response code says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataCode {
+    /// GETMETADATA left out entries larger than its MAXSIZE; the largest such size.
+    LongEntries(u64),
+    /// SETMETADATA: a value is larger than the server takes.
+    MaxSize(u64),
+    /// SETMETADATA: the mailbox (or server) would have too many entries.
+    TooMany,
 }
 
 fn numbered(out: &mut Vec<u8>, word: &str, n: u64) {

@@ -11,7 +11,7 @@ pub mod value;
 #[cfg(test)]
 mod tests;
 
-pub use code::{Code, RespText};
+pub use code::{Code, MetadataCode, RespText};
 pub use untagged::{
     internal_date, ESearch, FetchItem, SectionName, SectionText, ThreadNode, ThreadTree, Untagged,
 };

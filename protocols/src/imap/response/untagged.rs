@@ -77,6 +77,32 @@ pub enum Untagged<'a> {
     },
     /// THREAD (RFC 5256): the threads, oldest first.
     Thread(&'a ThreadTree),
+    /// METADATA (RFC 5464 4.4.1): a mailbox's (None: the server's) entries; None is NIL.
+    Metadata {
+        mailbox: Option<&'a str>,
+        entries: Vec<(&'a str, Option<&'a [u8]>)>,
+    },
+    /// `ACL mailbox (identifier rights)*` (RFC 4314 3.6).
+    Acl {
+        mailbox: &'a str,
+        entries: Vec<(&'a str, &'a str)>,
+    },
+    /// `LISTRIGHTS mailbox identifier required optional...` (RFC 4314 3.7).
+    ListRights {
+        mailbox: &'a str,
+        identifier: &'a str,
+        required: &'a str,
+        optional: Vec<&'a str>,
+    },
+    /// `GENURLAUTH url...` (RFC 4467 7.1).
+    GenUrlAuth(Vec<&'a str>),
+    /// `URLFETCH (url data)...` (RFC 4467 7.2); None is NIL.
+    UrlFetch(Vec<(&'a str, Option<&'a [u8]>)>),
+    /// `MYRIGHTS mailbox rights` (RFC 4314 3.8).
+    MyRights {
+        mailbox: &'a str,
+        rights: &'a str,
+    },
 }
 
 /// A THREAD answer: nodes in one arena (so a deep thread is no deep recursion when built,
@@ -202,6 +228,8 @@ pub enum FetchItem<'a> {
     ThreadId,
     /// PREVIEW (RFC 8970): up to 200 characters of the message's text.
     Preview(String),
+    /// SAVEDATE (RFC 8514): seconds since the epoch, shown in UTC.
+    SaveDate(i64),
     BinarySize {
         part: &'a [u32],
         size: u64,
@@ -368,6 +396,78 @@ impl Encoder {
                     out.push(b' ');
                 }
                 tree.write(out);
+            }
+            Untagged::Metadata { mailbox, entries } => {
+                out.extend_from_slice(b"METADATA ");
+                match mailbox {
+                    Some(m) => self.value(out, &Value::Mailbox(Cow::Borrowed(m))),
+                    None => out.extend_from_slice(b"\"\""),
+                }
+                let mut list = Vec::with_capacity(entries.len() * 2);
+                for (name, value) in entries {
+                    list.push(Value::astring(name.as_bytes()));
+                    list.push(match value {
+                        None => Value::Nil,
+                        // NUL cannot be in a literal (RFC 9051 4.3): binary values go as
+                        // literal8 (RFC 5464 5: value = nstring / literal8).
+                        Some(v) if v.contains(&0) => Value::Literal8(Cow::Borrowed(v)),
+                        Some(v) => Value::string(*v),
+                    });
+                }
+                out.push(b' ');
+                self.value(out, &Value::List(list));
+            }
+            Untagged::Acl { mailbox, entries } => {
+                out.extend_from_slice(b"ACL ");
+                self.value(out, &Value::Mailbox(Cow::Borrowed(mailbox)));
+                for (id, rights) in entries {
+                    out.push(b' ');
+                    self.value(out, &Value::astring(id.as_bytes()));
+                    out.push(b' ');
+                    self.value(out, &Value::astring(rights.as_bytes()));
+                }
+            }
+            Untagged::ListRights {
+                mailbox,
+                identifier,
+                required,
+                optional,
+            } => {
+                out.extend_from_slice(b"LISTRIGHTS ");
+                self.value(out, &Value::Mailbox(Cow::Borrowed(mailbox)));
+                out.push(b' ');
+                self.value(out, &Value::astring(identifier.as_bytes()));
+                out.push(b' ');
+                self.value(out, &Value::astring(required.as_bytes()));
+                for r in optional {
+                    out.push(b' ');
+                    self.value(out, &Value::astring(r.as_bytes()));
+                }
+            }
+            Untagged::GenUrlAuth(urls) => {
+                out.extend_from_slice(b"GENURLAUTH");
+                for u in urls {
+                    out.push(b' ');
+                    self.value(out, &Value::string(u.as_bytes()));
+                }
+            }
+            Untagged::UrlFetch(items) => {
+                out.extend_from_slice(b"URLFETCH");
+                for (u, data) in items {
+                    out.push(b' ');
+                    self.value(out, &Value::astring(u.as_bytes()));
+                    out.push(b' ');
+                    match data {
+                        Some(d) => self.value(out, &Value::Literal(Cow::Borrowed(d))),
+                        None => out.extend_from_slice(b"NIL"),
+                    }
+                }
+            }
+            Untagged::MyRights { mailbox, rights } => {
+                out.extend_from_slice(b"MYRIGHTS ");
+                self.value(out, &Value::Mailbox(Cow::Borrowed(mailbox)));
+                out.push(b' ');
+                self.value(out, &Value::astring(rights.as_bytes()));
             }
         }
     }
@@ -536,6 +636,7 @@ impl Encoder {
             ),
             FetchItem::ThreadId => named("THREADID", &Value::Nil),
             FetchItem::Preview(text) => named("PREVIEW", &Value::string(text.as_bytes())),
+            FetchItem::SaveDate(secs) => named("SAVEDATE", &internal_date(*secs, 0)),
             FetchItem::Envelope(v) => named("ENVELOPE", v),
             FetchItem::Body(v) => named("BODY", v),
             FetchItem::BodyStructure(v) => named("BODYSTRUCTURE", v),

@@ -122,6 +122,7 @@ pub(super) fn insert_entry(
         internal_date: entry.internal_date,
         internal_date_tz_min: entry.internal_date_tz_min,
         size: entry.size,
+        saved_ms: time.wall_ms,
     };
     let msg = MsgRec {
         meta,

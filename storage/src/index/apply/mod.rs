@@ -5,6 +5,7 @@
 //! undecodable index value.
 
 mod align;
+mod attribute;
 mod dedupe;
 mod expunge;
 mod flags;
@@ -107,5 +108,10 @@ pub fn apply(tx: &mut Txn, meta: &mut Meta, rec: &Record, fx: &mut Effects) -> R
             modseq,
             uids,
         } => align::expunged(tx, mailbox, *modseq, uids),
+        Op::Attribute {
+            mailbox,
+            key,
+            value,
+        } => attribute::set(tx, mailbox.as_ref(), key, value.as_ref(), time),
     }
 }

@@ -12,6 +12,7 @@ fn meta(uid: u32, flags: &[Flag], size: u64, date: i64, tz_min: i32) -> MessageM
         internal_date: date,
         internal_date_tz_min: tz_min,
         size,
+        saved_ms: 0,
     }
 }
 

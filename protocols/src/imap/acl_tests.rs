@@ -1,0 +1,243 @@
+//! Session tests of ACL (RFC 4314) and shared mailboxes: demo shares a mailbox with bob, bob
+//! reads it through `shared/demo/...` and is refused what his rights do not allow.
+
+use super::tests::{append, context, Client, MSG};
+use super::ImapConfig;
+use crate::testing::TestBackend;
+
+async fn login(ctx: std::sync::Arc<super::ImapContext>, user: &str) -> Client {
+    let (mut c, _) = Client::start(ctx).await;
+    let r = c.cmd("l", &format!("LOGIN {user} {user}")).await;
+    assert!(r.last().unwrap().starts_with("l OK"), "{r:?}");
+    c
+}
+
+fn ok(r: &[String], tag: &str) {
+    assert!(r.last().unwrap().starts_with(&format!("{tag} OK")), "{r:?}");
+}
+
+fn no(r: &[String], tag: &str, code: &str) {
+    assert!(
+        r.last().unwrap().starts_with(&format!("{tag} NO [{code}]")),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_shared_mailbox_is_read_within_its_rights() {
+    let ctx = context(
+        TestBackend::new(&[("demo", "demo"), ("bob", "bob")]),
+        ImapConfig::default(),
+    );
+    let mut d = login(ctx.clone(), "demo").await;
+    ok(&d.cmd("c", "CREATE Shared").await, "c");
+    ok(&append(&mut d, "a1", "Shared", MSG).await, "a1");
+    ok(&append(&mut d, "a2", "Shared", MSG).await, "a2");
+    // append() sets \Seen; clear it so bob's reads can be seen not to set it.
+    d.cmd("s", "SELECT Shared").await;
+    ok(&d.cmd("u", "STORE 1:* -FLAGS.SILENT (\\Seen)").await, "u");
+    ok(&d.cmd("x", "UNSELECT").await, "x");
+    ok(&d.cmd("g", "SETACL Shared bob lr").await, "g");
+    let r = d.cmd("g", "GETACL Shared").await;
+    assert_eq!(r[0], "* ACL Shared demo lrswipkxtea bob lr\r\n");
+    let r = d.cmd("g", "LISTRIGHTS Shared bob").await;
+    assert_eq!(
+        r[0],
+        "* LISTRIGHTS Shared bob \"\" l r s w i p k x t e a\r\n"
+    );
+    let r = d.cmd("g", "MYRIGHTS Shared").await;
+    assert_eq!(r[0], "* MYRIGHTS Shared lrswipkxtea\r\n");
+    no(&d.cmd("g", "SETACL Shared demo l").await, "g", "CANNOT");
+    assert!(d.cmd("g", "SETACL Shared bob +z").await[0].starts_with("g BAD"));
+    let r = d.cmd("k", "CAPABILITY").await;
+    assert!(
+        r[0].contains(" ACL ") && r[0].contains(" RIGHTS=texk"),
+        "{r:?}"
+    );
+
+    let mut b = login(ctx.clone(), "bob").await;
+    let r = b.cmd("n", "NAMESPACE").await;
+    assert_eq!(
+        r[0],
+        "* NAMESPACE ((\"\" \"/\")) ((\"shared/\" \"/\")) NIL\r\n"
+    );
+    let r = b.cmd("m", "MYRIGHTS shared/demo/Shared").await;
+    assert_eq!(r[0], "* MYRIGHTS shared/demo/Shared lr\r\n");
+    // Read-only (no s, w, t or e): FETCH reads without setting \Seen, STORE is refused.
+    let r = b.cmd("s", "SELECT shared/demo/Shared").await;
+    assert!(r.contains(&"* 2 EXISTS\r\n".to_string()), "{r:?}");
+    assert!(r.last().unwrap().starts_with("s OK [READ-ONLY]"), "{r:?}");
+    let r = b.cmd("f", "FETCH 1 (BODY[TEXT])").await;
+    assert!(r[0].starts_with("* 1 FETCH (BODY[TEXT] {14}"), "{r:?}");
+    let r = b.cmd("f", "FETCH 1 FLAGS").await;
+    assert_eq!(r[0], "* 1 FETCH (FLAGS ())\r\n");
+    no(
+        &b.cmd("t", "STORE 1 +FLAGS (\\Flagged)").await,
+        "t",
+        "READ-ONLY",
+    );
+    no(
+        &b.cmd("g", "GETACL shared/demo/Shared").await,
+        "g",
+        "NOPERM",
+    );
+    no(&b.cmd("c", "COPY 1 INBOX").await, "c", "CANNOT");
+    // Not shared with bob: not there at all.
+    no(
+        &b.cmd("s2", "SELECT shared/demo/INBOX").await,
+        "s2",
+        "NONEXISTENT",
+    );
+    no(
+        &b.cmd("s3", "SELECT shared/nobody/INBOX").await,
+        "s3",
+        "NONEXISTENT",
+    );
+    no(
+        &append(&mut b, "a", "shared/demo/Shared", MSG).await,
+        "a",
+        "NOPERM",
+    );
+    no(&b.cmd("c", "CREATE shared/demo/New").await, "c", "CANNOT");
+    let r = b
+        .cmd("st", "STATUS shared/demo/Shared (MESSAGES UNSEEN)")
+        .await;
+    assert_eq!(
+        r[0],
+        "* STATUS shared/demo/Shared (MESSAGES 2 UNSEEN 2)\r\n"
+    );
+    no(
+        &b.cmd("st", "STATUS shared/demo/INBOX (MESSAGES)").await,
+        "st",
+        "NONEXISTENT",
+    );
+    // LIST finds what was shared with bob (with its parents), and only that.
+    let r = b.cmd("l", "LIST \"\" shared/*").await;
+    assert_eq!(
+        r,
+        [
+            "* LIST (\\Noselect \\HasChildren) \"/\" shared/demo\r\n",
+            "* LIST (\\HasNoChildren) \"/\" shared/demo/Shared\r\n",
+            "l OK List completed.\r\n"
+        ]
+    );
+
+    // LIST-MYRIGHTS (RFC 8440).
+    let r = b
+        .cmd(
+            "l",
+            "LIST \"\" (INBOX shared/demo/Shared) RETURN (MYRIGHTS)",
+        )
+        .await;
+    assert_eq!(
+        r[..4],
+        [
+            "* LIST (\\HasNoChildren) \"/\" INBOX\r\n",
+            "* MYRIGHTS INBOX lrswipkxtea\r\n",
+            "* LIST (\\HasNoChildren) \"/\" shared/demo/Shared\r\n",
+            "* MYRIGHTS shared/demo/Shared lr\r\n",
+        ]
+    );
+    // NOTIFY for bob's own mailboxes says nothing of demo's while demo's is selected.
+    ok(&b.cmd("n", "NOTIFY SET (PERSONAL (MessageNew))").await, "n");
+    let r = b.cmd("s", "EXAMINE shared/demo/Shared").await;
+    assert!(r.last().unwrap().starts_with("s OK"), "{r:?}");
+    ok(&append(&mut d, "a3", "INBOX", MSG).await, "a3");
+    let r = b.cmd("n", "NOOP").await;
+    assert_eq!(r, ["n OK NOOP completed.\r\n"]);
+    ok(&b.cmd("n", "NOTIFY NONE").await, "n");
+    // More rights: insert, delete, expunge (still no \Seen, no other flags).
+    ok(&d.cmd("g", "SETACL Shared bob +ite").await, "g");
+    let r = b.cmd("s", "SELECT shared/demo/Shared").await;
+    assert!(r.last().unwrap().starts_with("s OK [READ-WRITE]"), "{r:?}");
+    // A command about another mailbox runs on bob's own store meanwhile.
+    ok(&b.cmd("c", "CREATE Mine").await, "c");
+    no(&b.cmd("t", "STORE 1 +FLAGS (\\Seen)").await, "t", "NOPERM");
+    ok(&b.cmd("t", "STORE 1 +FLAGS (\\Deleted)").await, "t");
+    let r = b.cmd("e", "EXPUNGE").await;
+    assert_eq!(r[0], "* 1 EXPUNGE\r\n");
+    let r = append(&mut b, "a", "shared/demo/Shared", MSG).await;
+    assert!(r.last().unwrap().starts_with("a OK [APPENDUID "), "{r:?}");
+    ok(&b.cmd("x", "UNSELECT").await, "x");
+    let r = b.cmd("l", "LIST \"\" Mine").await;
+    assert_eq!(r[0], "* LIST (\\HasNoChildren) \"/\" Mine\r\n");
+    let r = b.cmd("s", "SELECT INBOX").await;
+    assert!(r.contains(&"* 0 EXISTS\r\n".to_string()), "{r:?}");
+
+    // demo sees bob's changes; the \Seen bob asked for on APPEND was dropped (no `s`).
+    let r = d.cmd("s", "SELECT Shared").await;
+    assert!(r.contains(&"* 2 EXISTS\r\n".to_string()), "{r:?}");
+    let r = d.cmd("f", "FETCH 2 FLAGS").await;
+    assert_eq!(r[0], "* 2 FETCH (FLAGS ())\r\n");
+    let r = d.cmd("l", "LIST \"\" Mine").await;
+    assert_eq!(r, ["l OK List completed.\r\n"]);
+
+    // Rights changed while bob has the mailbox selected count for his next command; losing
+    // `r` closes it.
+    let r = b.cmd("s", "SELECT shared/demo/Shared").await;
+    assert!(r.last().unwrap().starts_with("s OK [READ-WRITE]"), "{r:?}");
+    ok(&d.cmd("g", "SETACL Shared bob -e").await, "g");
+    no(&b.cmd("e", "EXPUNGE").await, "e", "NOPERM");
+    ok(&d.cmd("g", "SETACL Shared bob -r").await, "g");
+    no(&b.cmd("f", "FETCH 1 FLAGS").await, "f", "NOPERM");
+    assert!(b.cmd("f", "FETCH 1 FLAGS").await[0].starts_with("f BAD"));
+    ok(&d.cmd("g", "SETACL Shared bob +r").await, "g");
+    // Negative rights take away what `anyone` gives; DELETEACL removes an entry.
+    ok(&d.cmd("g", "SETACL Shared anyone r").await, "g");
+    ok(&d.cmd("g", "SETACL Shared -bob r").await, "g");
+    let r = b.cmd("m", "MYRIGHTS shared/demo/Shared").await;
+    assert_eq!(r[0], "* MYRIGHTS shared/demo/Shared lit\r\n");
+    ok(&d.cmd("g", "DELETEACL Shared bob").await, "g");
+    no(
+        &b.cmd("m", "MYRIGHTS shared/demo/Shared").await,
+        "m",
+        "NONEXISTENT",
+    );
+}
+
+/// URLAUTH (RFC 4467): demo signs a URL of one of its messages for bob; bob fetches it
+/// without demo's password; another user may not; RESETKEY makes it stop working.
+#[tokio::test]
+async fn urlauth_signs_urls_that_stop_at_resetkey() {
+    let ctx = context(
+        TestBackend::new(&[("demo", "demo"), ("bob", "bob"), ("eve", "eve")]),
+        ImapConfig::default(),
+    );
+    let mut d = login(ctx.clone(), "demo").await;
+    ok(&append(&mut d, "a1", "INBOX", MSG).await, "a1");
+    let r = d
+        .cmd(
+            "g",
+            "GENURLAUTH \"imap://demo@example.org/INBOX/;uid=1/;section=TEXT;urlauth=user+bob\" INTERNAL",
+        )
+        .await;
+    let line = r[0].clone();
+    assert!(line.starts_with("* GENURLAUTH \"imap://demo@example.org/INBOX/;uid=1/;section=TEXT;urlauth=user+bob:internal:"), "{r:?}");
+    let signed = line
+        .trim_end()
+        .strip_prefix("* GENURLAUTH \"")
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    // Another message's URL, not signed by this key, or for another user: refused.
+    assert!(d
+        .cmd(
+            "g",
+            "GENURLAUTH \"imap://bob@example.org/INBOX/;uid=1;urlauth=anonymous\" INTERNAL"
+        )
+        .await[0]
+        .starts_with("g NO [BADURL"));
+    let mut b = login(ctx.clone(), "bob").await;
+    let r = b.cmd("f", &format!("URLFETCH \"{signed}\"")).await;
+    assert_eq!(r[0], format!("* URLFETCH {signed} {{14}}\r\n"));
+    assert_eq!(r[1], "Hello there.\r\n");
+    let tampered = signed.replace("uid=1", "uid=2");
+    let r = b.cmd("f", &format!("URLFETCH \"{tampered}\"")).await;
+    assert_eq!(r[0], format!("* URLFETCH {tampered} NIL\r\n"));
+    let mut e = login(ctx.clone(), "eve").await;
+    let r = e.cmd("f", &format!("URLFETCH \"{signed}\"")).await;
+    assert_eq!(r[0], format!("* URLFETCH {signed} NIL\r\n"));
+    ok(&d.cmd("k", "RESETKEY INBOX").await, "k");
+    let r = b.cmd("f", &format!("URLFETCH \"{signed}\"")).await;
+    assert_eq!(r[0], format!("* URLFETCH {signed} NIL\r\n"));
+}
