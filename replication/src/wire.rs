@@ -20,7 +20,8 @@ use tokio_util::codec::LengthDelimitedCodec;
 /// `GetExpunged`/`Expunged` (a mailbox's tombstones, for the merge resolver).
 /// 5: `Epoch` (the fencing epoch the sender holds, for the `Records` that follow it) and
 /// `GetUsers`/`Users` (the take-over pull of a node about to become active).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// 6: `Op::Attribute` (METADATA, ACL, URLAUTH keys) and the raft link's `TransferActive`.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Largest frame accepted (and so the largest object that can be replicated in one piece).
 pub const MAX_FRAME: usize = 96 * 1024 * 1024;
