@@ -181,6 +181,38 @@ impl Backend for NodeBackend {
         outcome
     }
 
+    async fn lookup_credentials(
+        &self,
+        _service: Service,
+        user: &str,
+        kind: protocols::CredentialKind,
+    ) -> protocols::CredentialsLookup {
+        let auth = self.auth.clone();
+        let user = user.to_string();
+        protocols::blocking::run(move || auth.credentials_blocking(&user, kind))
+            .await
+            .unwrap_or_else(protocols::CredentialsLookup::TempFail)
+    }
+
+    async fn complete_login(&self, req: protocols::VerifiedLogin<'_>) -> AuthOutcome {
+        // As for passwords: no master users, so another authorization identity fails.
+        let proof_ok = req.proof_ok && req.authzid.is_none_or(|z| z.is_empty() || z == req.user);
+        let outcome = self
+            .auth
+            .complete_login(
+                req.service,
+                req.user,
+                proof_ok,
+                req.conn.remote.ip(),
+                &req.conn.session_id,
+            )
+            .await;
+        if let AuthOutcome::Ok { user } = &outcome {
+            self.live.logged_in(&req.conn.session_id, user);
+        }
+        outcome
+    }
+
     async fn lookup_user(&self, user: &str) -> Result<Option<UserInfo>, String> {
         let auth = self.auth.clone();
         let user = user.to_string();

@@ -61,6 +61,60 @@ pub struct AuthRequest<'a> {
     pub conn: &'a ConnInfo,
 }
 
+/// What a challenge-response mechanism needs from the passdb.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// The password itself (CRAM-MD5, APOP): only a `{PLAIN}` passdb entry serves it.
+    Plaintext,
+    /// A SCRAM secret of this hash: a `{SCRAM-SHA-*}` entry of the same hash, or the plaintext.
+    Scram(crate::sasl::scram::ScramHash),
+}
+
+/// A stored credential, in a form the mechanism can use.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    Plaintext(String),
+    Scram(crate::sasl::scram::ScramSecret),
+}
+
+// Never print a password or a secret.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Plaintext(_) => f.write_str("Plaintext(<hidden>)"),
+            Credential::Scram(s) => write!(f, "Scram({s:?})"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialsLookup {
+    /// The canonical user name and the credential.
+    Found {
+        user: String,
+        credential: Credential,
+    },
+    /// The user exists but the passdb stores nothing this mechanism can use (a hash).
+    Unusable {
+        user: String,
+    },
+    UnknownUser,
+    TempFail(String),
+}
+
+/// A login whose proof the mechanism checked itself (SCRAM, CRAM-MD5, APOP): the backend
+/// applies what it applies to a password login (rate limit, passdb refusals, logging, the
+/// failure delay).
+pub struct VerifiedLogin<'a> {
+    pub service: Service,
+    pub user: &'a str,
+    pub authzid: Option<&'a str>,
+    pub mechanism: &'a str,
+    /// Whether the proof was right; false counts as a failed login.
+    pub proof_ok: bool,
+    pub conn: &'a ConnInfo,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthOutcome {
     /// Authenticated as this canonical user name.
@@ -88,6 +142,18 @@ pub struct WriteRefused(pub String);
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     async fn authenticate(&self, req: AuthRequest<'_>) -> AuthOutcome;
+
+    /// The passdb's credential of `user` in the form `kind` asks (no password check, no
+    /// failure counted: [`Backend::complete_login`] does that once the proof is checked).
+    async fn lookup_credentials(
+        &self,
+        service: Service,
+        user: &str,
+        kind: CredentialKind,
+    ) -> CredentialsLookup;
+
+    /// Ends a login that a challenge-response mechanism verified (or refuted).
+    async fn complete_login(&self, req: VerifiedLogin<'_>) -> AuthOutcome;
 
     /// Looks a user up in the userdb (LMTP RCPT TO). `None` = unknown user (550 5.1.1).
     async fn lookup_user(&self, user: &str) -> Result<Option<UserInfo>, String>;

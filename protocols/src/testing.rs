@@ -146,6 +146,32 @@ impl Backend for TestBackend {
         }
     }
 
+    async fn lookup_credentials(
+        &self,
+        _service: Service,
+        user: &str,
+        _kind: crate::backend::CredentialKind,
+    ) -> crate::backend::CredentialsLookup {
+        let user = user.to_ascii_lowercase();
+        match self.users.get(&user) {
+            Some(pw) => crate::backend::CredentialsLookup::Found {
+                user,
+                credential: crate::backend::Credential::Plaintext(pw.clone()),
+            },
+            None => crate::backend::CredentialsLookup::UnknownUser,
+        }
+    }
+
+    async fn complete_login(&self, req: crate::backend::VerifiedLogin<'_>) -> AuthOutcome {
+        if req.proof_ok {
+            AuthOutcome::Ok {
+                user: req.user.to_string(),
+            }
+        } else {
+            AuthOutcome::Failed
+        }
+    }
+
     async fn lookup_user(&self, user: &str) -> Result<Option<UserInfo>, String> {
         let user = user.to_ascii_lowercase();
         Ok(self.users.contains_key(&user).then(|| UserInfo {

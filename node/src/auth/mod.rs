@@ -3,6 +3,7 @@
 //! per-IP failure limiting, with Dovecot-like log lines (fail2ban-friendly: `rip=`).
 
 pub mod cache;
+mod credentials;
 pub mod limiter;
 pub mod nets;
 pub mod passwd_file;
@@ -387,6 +388,21 @@ impl Authenticator {
         rip: IpAddr,
         session: &str,
     ) -> AuthOutcome {
+        let check = self.check_password(user, password, rip);
+        self.authenticate_with(service, user, rip, session, check)
+            .await
+    }
+
+    /// The rate limit, logging, counting and failure delay around a verdict that `check`
+    /// produces (a password check, or a challenge-response proof checked by the protocol).
+    async fn authenticate_with(
+        self: &Arc<Self>,
+        service: Service,
+        user: &str,
+        rip: IpAddr,
+        session: &str,
+        check: impl std::future::Future<Output = Verdict>,
+    ) -> AuthOutcome {
         let shown = self.canonical_name(user);
         let exempt = nets::any_contains(&self.settings.failure_limit_exempt, Some(rip));
         // Take the limiter's verdict first: its lock must not be held across the await below.
@@ -407,7 +423,7 @@ impl Authenticator {
             tokio::time::sleep(self.settings.failure_delay).await;
             return AuthOutcome::RateLimited;
         }
-        let verdict = self.check_password(user, password, rip).await;
+        let verdict = check.await;
         let outcome = match verdict {
             Verdict::Ok { user } => {
                 tracing::debug!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({user},{rip},<{session}>): login ok");

@@ -611,9 +611,14 @@ impl Config {
             }
         }
         for m in &self.auth_mechanisms.0 {
-            if !matches!(m.to_ascii_lowercase().as_str(), "plain" | "login") {
+            if protocols::sasl::Mechanism::parse(m).is_err() {
+                let known: Vec<String> = protocols::sasl::Mechanism::ALL
+                    .iter()
+                    .map(|m| m.as_str().to_ascii_lowercase())
+                    .collect();
                 return Err(format!(
-                    "auth_mechanisms: mechanism {m:?} is not supported (supported: plain login)"
+                    "auth_mechanisms: mechanism {m:?} is not supported (supported: {})",
+                    known.join(" ")
                 ));
             }
         }

@@ -323,11 +323,14 @@ impl Session {
             if self.ctx.tls.is_some() && !self.conn.tls {
                 c.push("STARTTLS".into());
             }
-            if self.ctx.backend.allow_plaintext(&self.conn) {
-                for m in self.ctx.config.mechanisms() {
+            let plaintext = self.ctx.backend.allow_plaintext(&self.conn);
+            // Mechanisms that do not send the password stay offered without TLS.
+            for m in self.ctx.config.mechanisms() {
+                if plaintext || !m.carries_plaintext() {
                     c.push(format!("AUTH={}", m.as_str()));
                 }
-            } else {
+            }
+            if !plaintext {
                 c.push("LOGINDISABLED".into());
             }
         } else {

@@ -5,7 +5,7 @@ use super::lock::Pop3Lock;
 use super::maildrop::Maildrop;
 use super::session::{Session, Stop, Transaction};
 use crate::backend::{AuthOutcome, AuthRequest, Service};
-use crate::sasl::{Mechanism, SaslError, SaslExchange, SaslStep};
+use crate::sasl::{self, Mechanism, Resolved, SaslError, SaslExchange};
 
 const PLAINTEXT_DISALLOWED: &str =
     "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
@@ -50,14 +50,23 @@ impl Session {
                 return Ok(());
             }
         };
-        // Both mechanisms carry the password in the clear.
-        if !self.plaintext_allowed() {
+        if mechanism.carries_plaintext() && !self.plaintext_allowed() {
             return Ok(());
         }
+        let backend = self.ctx.backend.clone();
+        let info = self.info.clone();
         let mut step = SaslExchange::start(mechanism, ir.as_deref());
         loop {
-            match step {
-                Ok((mut exchange, SaslStep::Challenge(challenge))) => {
+            let resolved = match step {
+                Ok((mut ex, st)) => {
+                    sasl::advance(&*backend, Service::Pop3, &info, mechanism, &mut ex, st)
+                        .await
+                        .map(|r| (ex, r))
+                }
+                Err(e) => Err(e),
+            };
+            match resolved {
+                Ok((mut exchange, Resolved::Challenge(challenge))) => {
                     self.io.send_line(&format!("+ {challenge}"));
                     let Some(line) = self.read_input().await? else {
                         self.io.send_line("-ERR [AUTH] Response too long.");
@@ -67,15 +76,8 @@ impl Session {
                     let line = String::from_utf8_lossy(&line).into_owned();
                     step = exchange.step(&line).map(|s| (exchange, s));
                 }
-                Ok((_, SaslStep::Done(creds))) => {
-                    return self
-                        .login(
-                            &creds.authcid,
-                            &creds.password,
-                            creds.authzid.as_deref(),
-                            mechanism,
-                        )
-                        .await;
+                Ok((_, Resolved::Outcome(outcome))) => {
+                    return self.login_outcome(outcome, mechanism).await;
                 }
                 Err(SaslError::Cancelled) => {
                     self.io.send_line("-ERR Authentication aborted by client.");
@@ -116,6 +118,14 @@ impl Session {
                 conn: &self.info,
             })
             .await;
+        self.login_outcome(outcome, mechanism).await
+    }
+
+    async fn login_outcome(
+        &mut self,
+        outcome: AuthOutcome,
+        mechanism: Mechanism,
+    ) -> Result<(), Stop> {
         match outcome {
             AuthOutcome::Ok { user } => self.start_transaction(user, mechanism).await,
             AuthOutcome::Failed => {

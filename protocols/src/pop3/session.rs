@@ -203,7 +203,9 @@ impl Session {
         let mut capa = String::from("+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\n");
         if self.tx.is_none() {
             capa.push_str("AUTH-RESP-CODE\r\nUSER\r\n");
-            let mechanisms = self.ctx.config.mechanisms();
+            let plaintext = self.ctx.backend.allow_plaintext(&self.info);
+            let mut mechanisms = self.ctx.config.mechanisms();
+            mechanisms.retain(|m| plaintext || !m.carries_plaintext());
             // RFC 2449: SASL lists the mechanisms; with none configured the line is left out.
             if !mechanisms.is_empty() {
                 capa.push_str("SASL");

@@ -712,7 +712,7 @@ async fn client_that_stops_reading_is_dropped() {
 async fn auth_mechanisms_setting_limits_capa_and_auth() {
     let backend = backend_with_mail();
     let config = Pop3Config {
-        auth_mechanisms: vec!["LOGIN".into(), "cram-md5".into(), "login".into()],
+        auth_mechanisms: vec!["LOGIN".into(), "digest-md5".into(), "login".into()],
         ..Pop3Config::default()
     };
     let ctx = context(&backend, false, config);

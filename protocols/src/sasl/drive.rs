@@ -1,0 +1,67 @@
+//! The backend's part of an exchange, shared by the protocols: passdb lookups for
+//! challenge-response mechanisms and the final password check or login completion.
+
+use super::{Mechanism, ProofResult, SaslError, SaslExchange, SaslStep};
+use crate::backend::{AuthOutcome, AuthRequest, Backend, ConnInfo, Service, VerifiedLogin};
+
+/// Where an exchange stands after the backend had its say.
+#[derive(Debug)]
+pub enum Resolved {
+    /// Send this (base64) challenge to the client and feed its answer to the exchange.
+    Challenge(String),
+    /// The login's outcome.
+    Outcome(AuthOutcome),
+}
+
+/// Runs the backend steps that follow `step`, until the client must answer or the login ended.
+pub async fn advance(
+    backend: &dyn Backend,
+    service: Service,
+    conn: &ConnInfo,
+    mechanism: Mechanism,
+    exchange: &mut SaslExchange,
+    mut step: SaslStep,
+) -> Result<Resolved, SaslError> {
+    loop {
+        step = match step {
+            SaslStep::Challenge(c) => return Ok(Resolved::Challenge(c)),
+            SaslStep::NeedCredentials { user, kind } => {
+                let found = backend.lookup_credentials(service, &user, kind).await;
+                exchange.supply(found)?
+            }
+            SaslStep::Done(c) => {
+                let outcome = backend
+                    .authenticate(AuthRequest {
+                        service,
+                        user: &c.authcid,
+                        password: &c.password,
+                        authzid: c.authzid.as_deref(),
+                        mechanism: mechanism.as_str(),
+                        conn,
+                    })
+                    .await;
+                return Ok(Resolved::Outcome(outcome));
+            }
+            SaslStep::Verified(v) => {
+                let proof_ok = match v.result {
+                    ProofResult::Ok => true,
+                    ProofResult::Failed => false,
+                    ProofResult::TempFail(why) => {
+                        return Ok(Resolved::Outcome(AuthOutcome::TempFail(why)))
+                    }
+                };
+                let outcome = backend
+                    .complete_login(VerifiedLogin {
+                        service,
+                        user: &v.user,
+                        authzid: v.authzid.as_deref(),
+                        mechanism: mechanism.as_str(),
+                        proof_ok,
+                        conn,
+                    })
+                    .await;
+                return Ok(Resolved::Outcome(outcome));
+            }
+        }
+    }
+}
