@@ -231,8 +231,8 @@ enum State {
     Finished,
 }
 
-/// The host name in CRAM-MD5's challenge.
-fn hostname() -> &'static str {
+/// The host name in CRAM-MD5's challenge and APOP's timestamp.
+pub fn hostname() -> &'static str {
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NAME.get_or_init(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -611,11 +611,13 @@ impl Config {
             }
         }
         for m in &self.auth_mechanisms.0 {
-            if protocols::sasl::Mechanism::parse(m).is_err() {
-                let known: Vec<String> = protocols::sasl::Mechanism::ALL
+            // APOP is POP3's own command, not SASL, but Dovecot enables it here too.
+            if protocols::sasl::Mechanism::parse(m).is_err() && !m.eq_ignore_ascii_case("apop") {
+                let mut known: Vec<String> = protocols::sasl::Mechanism::ALL
                     .iter()
                     .map(|m| m.as_str().to_ascii_lowercase())
                     .collect();
+                known.push("apop".into());
                 return Err(format!(
                     "auth_mechanisms: mechanism {m:?} is not supported (supported: {})",
                     known.join(" ")
