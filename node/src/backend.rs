@@ -68,6 +68,8 @@ pub struct BackendSettings {
     pub auth_allow_cleartext: bool,
     /// mail_max_userip_connections; 0 = unlimited.
     pub max_userip_connections: u32,
+    /// `[oauth2]`'s token introspection; None = every bearer token is refused.
+    pub oauth2: Option<crate::auth::oauth2::Introspector>,
 }
 
 /// Live sessions per (service, user, IP), for mail_max_userip_connections.
@@ -194,6 +196,18 @@ impl Backend for NodeBackend {
             .unwrap_or_else(protocols::CredentialsLookup::TempFail)
     }
 
+    async fn validate_token(
+        &self,
+        _service: Service,
+        user: &str,
+        token: &str,
+    ) -> protocols::TokenCheck {
+        match &self.settings.oauth2 {
+            Some(i) => i.check(user, token, |u| self.auth.canonical_name(u)).await,
+            None => protocols::TokenCheck::Invalid,
+        }
+    }
+
     async fn complete_login(&self, req: protocols::VerifiedLogin<'_>) -> AuthOutcome {
         // As for passwords: no master users, so another authorization identity fails.
         let proof_ok = req.proof_ok && req.authzid.is_none_or(|z| z.is_empty() || z == req.user);
@@ -281,6 +295,7 @@ mod tests {
             ssl: SslMode::Yes,
             auth_allow_cleartext: false,
             max_userip_connections: 10,
+            oauth2: None,
         };
         assert!(plaintext_allowed(&s, &conn("127.0.0.1:5000", false)));
         assert!(plaintext_allowed(&s, &conn("[::1]:5000", false)));

@@ -102,6 +102,17 @@ pub enum CredentialsLookup {
     TempFail(String),
 }
 
+/// The authorization server's answer about a bearer token (OAUTHBEARER, XOAUTH2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// Active and issued to the user the client named.
+    Valid,
+    /// Inactive, expired, unknown, or someone else's.
+    Invalid,
+    /// The server could not be asked (down, timeout, bad answer).
+    TempFail(String),
+}
+
 /// A login whose proof the mechanism checked itself (SCRAM, CRAM-MD5, APOP): the backend
 /// applies what it applies to a password login (rate limit, passdb refusals, logging, the
 /// failure delay).
@@ -151,6 +162,10 @@ pub trait Backend: Send + Sync + 'static {
         user: &str,
         kind: CredentialKind,
     ) -> CredentialsLookup;
+
+    /// Asks the configured token introspection endpoint (RFC 7662) whether `token` is active
+    /// and belongs to `user`.
+    async fn validate_token(&self, service: Service, user: &str, token: &str) -> TokenCheck;
 
     /// Ends a login that a challenge-response mechanism verified (or refuted).
     async fn complete_login(&self, req: VerifiedLogin<'_>) -> AuthOutcome;

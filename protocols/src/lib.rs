@@ -19,6 +19,6 @@ mod testing;
 
 pub use backend::{
     AuthOutcome, AuthRequest, Backend, ConnInfo, Credential, CredentialKind, CredentialsLookup,
-    Service, SessionGuard, UserInfo, VerifiedLogin, WriteRefused,
+    Service, SessionGuard, TokenCheck, UserInfo, VerifiedLogin, WriteRefused,
 };
 pub use stream::{AsyncStream, BoxStream, TlsUpgrade};

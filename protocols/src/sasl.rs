@@ -12,11 +12,12 @@
 
 pub mod cram;
 mod drive;
+pub mod oauth;
 pub mod scram;
 
 pub use drive::{advance, Resolved};
 
-use crate::backend::{Credential, CredentialKind, CredentialsLookup};
+use crate::backend::{Credential, CredentialKind, CredentialsLookup, TokenCheck};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use scram::{ScramFinal, ScramHash, ScramSecret, ScramServer};
@@ -58,6 +59,8 @@ pub enum Mechanism {
     CramMd5,
     ScramSha1,
     ScramSha256,
+    OAuthBearer,
+    XOAuth2,
 }
 
 impl Mechanism {
@@ -80,12 +83,14 @@ impl Mechanism {
             .find(|m| name.eq_ignore_ascii_case(m.as_str()))
             .ok_or(SaslError::UnsupportedMechanism)
     }
-    pub const ALL: [Mechanism; 5] = [
+    pub const ALL: [Mechanism; 7] = [
         Mechanism::Plain,
         Mechanism::Login,
         Mechanism::CramMd5,
         Mechanism::ScramSha1,
         Mechanism::ScramSha256,
+        Mechanism::OAuthBearer,
+        Mechanism::XOAuth2,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -94,12 +99,18 @@ impl Mechanism {
             Mechanism::CramMd5 => "CRAM-MD5",
             Mechanism::ScramSha1 => "SCRAM-SHA-1",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
+            Mechanism::XOAuth2 => "XOAUTH2",
         }
     }
-    /// Whether the password crosses the wire readable: such mechanisms are refused where
-    /// plaintext authentication is (no TLS and not loopback, `ssl = required`).
+    /// Whether the password (or a bearer token, as good as one) crosses the wire readable:
+    /// such mechanisms are refused where plaintext authentication is (no TLS and not
+    /// loopback, `ssl = required`).
     pub fn carries_plaintext(&self) -> bool {
-        matches!(self, Mechanism::Plain | Mechanism::Login)
+        matches!(
+            self,
+            Mechanism::Plain | Mechanism::Login | Mechanism::OAuthBearer | Mechanism::XOAuth2
+        )
     }
 }
 
@@ -179,6 +190,9 @@ pub enum SaslStep {
     Done(Credentials),
     /// Look up what the passdb stores for this user and hand it to [`SaslExchange::supply`].
     NeedCredentials { user: String, kind: CredentialKind },
+    /// Ask the authorization server about this bearer token, hand the answer to
+    /// [`SaslExchange::supply_token`].
+    NeedToken { user: String, token: String },
     /// The mechanism checked the proof itself: finish the login with the backend.
     Verified(Verified),
 }
@@ -222,6 +236,14 @@ enum State {
         server: Box<ScramServer>,
         user: String,
         authzid: Option<String>,
+    },
+    OAuthAwaitingResponse,
+    OAuthAwaitingToken {
+        user: String,
+    },
+    /// The error JSON was sent; the client's answer ends the exchange in failure.
+    OAuthAwaitingErrorAck {
+        user: String,
     },
     /// Server-final sent; RFC 5802 has the client answer with an empty response.
     ScramAwaitingAck {
@@ -283,6 +305,7 @@ impl SaslExchange {
             }
             Mechanism::ScramSha1 => State::ScramAwaitingFirst(ScramHash::Sha1),
             Mechanism::ScramSha256 => State::ScramAwaitingFirst(ScramHash::Sha256),
+            Mechanism::OAuthBearer | Mechanism::XOAuth2 => State::OAuthAwaitingResponse,
         };
         let mut ex = SaslExchange {
             mechanism,
@@ -309,6 +332,7 @@ impl SaslExchange {
         let user = match step {
             SaslStep::Done(c) => &c.authcid,
             SaslStep::NeedCredentials { user, .. } => user,
+            SaslStep::NeedToken { user, .. } => user,
             SaslStep::Verified(v) => &v.user,
             SaslStep::Challenge(_) => return,
         };
@@ -327,6 +351,33 @@ impl SaslExchange {
             State::CramAwaitingResponse { challenge } => encode_base64(challenge.as_bytes()),
             _ => String::new(),
         })
+    }
+
+    /// Answers [`SaslStep::NeedToken`] with the authorization server's verdict.
+    pub fn supply_token(&mut self, check: TokenCheck) -> Result<SaslStep, SaslError> {
+        let State::OAuthAwaitingToken { user } =
+            std::mem::replace(&mut self.state, State::Finished)
+        else {
+            return Err(SaslError::Finished);
+        };
+        match check {
+            TokenCheck::Valid => Ok(SaslStep::Verified(Verified {
+                user,
+                authzid: None,
+                result: ProofResult::Ok,
+            })),
+            TokenCheck::Invalid => {
+                self.state = State::OAuthAwaitingErrorAck { user };
+                Ok(SaslStep::Challenge(encode_base64(
+                    oauth::error_json("invalid_token").as_bytes(),
+                )))
+            }
+            TokenCheck::TempFail(why) => Ok(SaslStep::Verified(Verified {
+                user,
+                authzid: None,
+                result: ProofResult::TempFail(why),
+            })),
+        }
     }
 
     /// Answers [`SaslStep::NeedCredentials`] with the backend's lookup.
@@ -454,6 +505,25 @@ impl SaslExchange {
                     password,
                 }))
             }
+            State::OAuthAwaitingResponse => {
+                let r = if self.mechanism == Mechanism::XOAuth2 {
+                    oauth::parse_xoauth2(&decoded)?
+                } else {
+                    oauth::parse_oauthbearer(&decoded)?
+                };
+                self.state = State::OAuthAwaitingToken {
+                    user: r.user.clone(),
+                };
+                Ok(SaslStep::NeedToken {
+                    user: r.user,
+                    token: r.token,
+                })
+            }
+            State::OAuthAwaitingErrorAck { user } => Ok(SaslStep::Verified(Verified {
+                user,
+                authzid: None,
+                result: ProofResult::Failed,
+            })),
             State::CramAwaitingResponse { challenge } => {
                 let (user, digest) = cram::parse_response(&decoded)?;
                 self.state = State::CramAwaitingCredentials {
@@ -507,7 +577,9 @@ impl SaslExchange {
                     result: ProofResult::Ok,
                 }))
             }
-            State::CramAwaitingCredentials { .. } | State::ScramAwaitingCredentials(..) => {
+            State::CramAwaitingCredentials { .. }
+            | State::ScramAwaitingCredentials(..)
+            | State::OAuthAwaitingToken { .. } => {
                 // A client line while the backend was to be asked: a caller bug, not input.
                 Err(SaslError::Finished)
             }
@@ -520,7 +592,7 @@ impl SaslExchange {
 pub mod fuzzing {
     use super::*;
 
-    /// The first byte picks the mechanism (bits 0-2, modulo the five), whether the first line
+    /// The first byte picks the mechanism (bits 0-2, modulo the seven), whether the first line
     /// is an initial response (bit 3) and what the passdb answers (bits 4-5: the plaintext
     /// "pencil", a SCRAM-SHA-256 secret of it, an unknown user, a temporary failure); the rest,
     /// split at LF, are the client's lines. The same bytes also go through every parser
@@ -547,6 +619,8 @@ pub mod fuzzing {
         let _ = scram::parse_client_final(&text);
         let _ = scram::ScramSecret::parse_dovecot(ScramHash::Sha256, &text);
         let _ = cram::parse_response(rest);
+        let _ = oauth::parse_oauthbearer(rest);
+        let _ = oauth::parse_xoauth2(rest);
 
         if let Ok(creds) = decode_plain_raw(rest) {
             let mut again = creds.authzid.clone().unwrap_or_default().into_bytes();
@@ -596,18 +670,34 @@ pub mod fuzzing {
         passdb: u8,
         lines: &mut impl Iterator<Item = &'a String>,
     ) {
+        let mut token_said_valid = false;
         loop {
             match step {
                 SaslStep::Done(_) => break,
                 SaslStep::Verified(v) => {
                     // Only the right password proves anything, and the fuzzer does not know it
-                    // for SCRAM (its nonce is random) nor CRAM-MD5 (its challenge is).
-                    assert_ne!(
-                        v.result,
-                        ProofResult::Ok,
-                        "proof accepted from random input"
-                    );
+                    // for SCRAM (its nonce is random) nor CRAM-MD5 (its challenge is); a token
+                    // is good only when the authorization server said so.
+                    if !token_said_valid {
+                        assert_ne!(
+                            v.result,
+                            ProofResult::Ok,
+                            "proof accepted from random input"
+                        );
+                    }
                     break;
+                }
+                SaslStep::NeedToken { .. } => {
+                    let check = match passdb & 3 {
+                        0 => TokenCheck::Valid,
+                        1 | 2 => TokenCheck::Invalid,
+                        _ => TokenCheck::TempFail("down".into()),
+                    };
+                    token_said_valid = check == TokenCheck::Valid;
+                    match exchange.supply_token(check) {
+                        Ok(next) => step = next,
+                        Err(_) => break,
+                    }
                 }
                 SaslStep::NeedCredentials { user, .. } => {
                     match exchange.supply(lookup(passdb, &user)) {
@@ -969,6 +1059,48 @@ mod tests {
         }
         assert!(ex.step(&encode_base64(b"demo nothex")).is_err());
         assert!(SaslExchange::start(Mechanism::CramMd5, Some("=")).is_err());
+    }
+
+    #[test]
+    fn bearer_token_exchanges() {
+        let ob = encode_base64(b"n,a=demo,\x01auth=Bearer tok\x01\x01");
+        let (mut ex, step) = SaslExchange::start(Mechanism::OAuthBearer, Some(&ob)).unwrap();
+        assert_eq!(
+            step,
+            SaslStep::NeedToken {
+                user: "demo".into(),
+                token: "tok".into()
+            }
+        );
+        let SaslStep::Verified(v) = ex.clone().supply_token(TokenCheck::Valid).unwrap() else {
+            panic!()
+        };
+        assert_eq!((v.user.as_str(), v.result), ("demo", ProofResult::Ok));
+        // A bad token: the RFC 7628 error JSON, the client's %x01, then the failure.
+        let SaslStep::Challenge(c) = ex.supply_token(TokenCheck::Invalid).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            decode_base64(&c).unwrap(),
+            oauth::error_json("invalid_token").as_bytes()
+        );
+        let SaslStep::Verified(v) = ex.step("AQ==").unwrap() else {
+            panic!()
+        };
+        assert_eq!(v.result, ProofResult::Failed);
+
+        let (mut ex, step) = SaslExchange::start(Mechanism::XOAuth2, None).unwrap();
+        assert_eq!(step, SaslStep::Challenge(String::new()));
+        let x = encode_base64(b"user=demo\x01auth=Bearer tok\x01\x01");
+        assert!(matches!(ex.step(&x).unwrap(), SaslStep::NeedToken { .. }));
+        let SaslStep::Verified(v) = ex
+            .supply_token(TokenCheck::TempFail("down".into()))
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(v.result, ProofResult::TempFail("down".into()));
+        assert!(SaslExchange::start(Mechanism::XOAuth2, Some(&ob)).is_err());
     }
 
     #[test]

@@ -162,6 +162,20 @@ impl Backend for TestBackend {
         }
     }
 
+    /// The token is "token-" followed by the user's name.
+    async fn validate_token(
+        &self,
+        _service: Service,
+        user: &str,
+        token: &str,
+    ) -> crate::backend::TokenCheck {
+        if token == format!("token-{user}") && self.users.contains_key(user) {
+            crate::backend::TokenCheck::Valid
+        } else {
+            crate::backend::TokenCheck::Invalid
+        }
+    }
+
     async fn complete_login(&self, req: crate::backend::VerifiedLogin<'_>) -> AuthOutcome {
         if req.proof_ok {
             AuthOutcome::Ok {

@@ -6,6 +6,7 @@ pub mod cache;
 mod credentials;
 pub mod limiter;
 pub mod nets;
+pub mod oauth2;
 pub mod passwd_file;
 pub mod quota_rule;
 pub mod schemes;

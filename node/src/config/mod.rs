@@ -260,6 +260,43 @@ impl Default for ClusterSettings {
     }
 }
 
+/// `[oauth2]`: bearer tokens for OAUTHBEARER/XOAUTH2, checked by token introspection (RFC
+/// 7662), with the names of Dovecot's oauth2 settings file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuth2Settings {
+    /// The introspection endpoint; empty = no token is accepted.
+    pub introspection_url: String,
+    /// `post` (RFC 7662's form POST, default), `get` (token appended to the URL), `auth`
+    /// (GET with the token as `Authorization: Bearer`).
+    pub introspection_mode: String,
+    /// HTTP basic credentials for the endpoint (RFC 7662 wants the caller authenticated).
+    pub client_id: String,
+    pub client_secret: String,
+    /// The answer's field naming the token's user (RFC 7662: `username`).
+    pub username_attribute: String,
+    /// The answer's field that says the token is good, and the value it must have.
+    pub active_attribute: String,
+    pub active_value: String,
+    /// How long to wait for the endpoint (then a temporary failure).
+    pub timeout: DurationSetting,
+}
+
+impl Default for OAuth2Settings {
+    fn default() -> Self {
+        OAuth2Settings {
+            introspection_url: String::new(),
+            introspection_mode: "post".into(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            username_attribute: "username".into(),
+            active_attribute: "active".into(),
+            active_value: "true".into(),
+            timeout: DurationSetting(Duration::from_secs(10)),
+        }
+    }
+}
+
 /// `[sieve]`: Sieve filtering at delivery, with Pigeonhole's setting names.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -402,6 +439,7 @@ pub struct Config {
     /// `[sieve]`, or Pigeonhole's one-line form `sieve = "~/.dovecot.sieve"`.
     #[serde(deserialize_with = "sieve_table_or_path")]
     pub sieve: SieveSettings,
+    pub oauth2: OAuth2Settings,
 }
 
 fn sieve_table_or_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SieveSettings, D::Error> {
@@ -461,6 +499,7 @@ impl Default for Config {
             storage: StorageSettings::default(),
             cluster: ClusterSettings::default(),
             sieve: SieveSettings::default(),
+            oauth2: OAuth2Settings::default(),
         }
     }
 }
@@ -624,6 +663,16 @@ impl Config {
                 ));
             }
         }
+        let token_mechanisms =
+            self.auth_mechanisms.0.iter().any(|m| {
+                m.eq_ignore_ascii_case("oauthbearer") || m.eq_ignore_ascii_case("xoauth2")
+            });
+        if token_mechanisms && self.oauth2.introspection_url.is_empty() {
+            return Err(
+                "auth_mechanisms: oauthbearer/xoauth2 need [oauth2] introspection_url".into(),
+            );
+        }
+        crate::auth::oauth2::Introspector::from_settings(&self.oauth2)?;
         for (key, dbs) in [("passdb", &self.passdb), ("userdb", &self.userdb)] {
             for db in dbs.iter() {
                 if db.driver != "passwd-file" {

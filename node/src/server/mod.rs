@@ -68,6 +68,13 @@ pub fn backend_settings(config: &Config) -> BackendSettings {
         ssl: config.ssl,
         auth_allow_cleartext: config.auth_allow_cleartext,
         max_userip_connections: config.mail_max_userip_connections,
+        // Checked when the config was loaded; a failure here leaves tokens refused.
+        oauth2: crate::auth::oauth2::Introspector::from_settings(&config.oauth2).unwrap_or_else(
+            |e| {
+                tracing::error!("{e}");
+                None
+            },
+        ),
     }
 }
 

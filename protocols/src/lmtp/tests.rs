@@ -617,6 +617,14 @@ impl crate::backend::Backend for Overrides {
     ) -> crate::backend::CredentialsLookup {
         self.inner.lookup_credentials(service, user, kind).await
     }
+    async fn validate_token(
+        &self,
+        service: crate::backend::Service,
+        user: &str,
+        token: &str,
+    ) -> crate::backend::TokenCheck {
+        self.inner.validate_token(service, user, token).await
+    }
     async fn complete_login(
         &self,
         req: crate::backend::VerifiedLogin<'_>,

@@ -29,6 +29,10 @@ pub async fn advance(
                 let found = backend.lookup_credentials(service, &user, kind).await;
                 exchange.supply(found)?
             }
+            SaslStep::NeedToken { user, token } => {
+                let check = backend.validate_token(service, &user, &token).await;
+                exchange.supply_token(check)?
+            }
             SaslStep::Done(c) => {
                 let outcome = backend
                     .authenticate(AuthRequest {
