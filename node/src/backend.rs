@@ -282,6 +282,7 @@ mod tests {
 
     fn conn(remote: &str, tls: bool) -> ConnInfo {
         ConnInfo {
+            tls_client_user: None,
             remote: remote.parse().unwrap(),
             local: "127.0.0.1:143".parse().unwrap(),
             tls,

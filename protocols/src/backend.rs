@@ -40,6 +40,9 @@ pub struct ConnInfo {
     pub tls: bool,
     /// Per-connection id for logs (the `session=` field).
     pub session_id: String,
+    /// The user named by a TLS client certificate that verified against `ssl_ca`: what SASL
+    /// EXTERNAL logs in as.
+    pub tls_client_user: Option<String>,
 }
 
 impl ConnInfo {

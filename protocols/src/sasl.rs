@@ -61,6 +61,7 @@ pub enum Mechanism {
     ScramSha256,
     OAuthBearer,
     XOAuth2,
+    External,
 }
 
 impl Mechanism {
@@ -83,7 +84,7 @@ impl Mechanism {
             .find(|m| name.eq_ignore_ascii_case(m.as_str()))
             .ok_or(SaslError::UnsupportedMechanism)
     }
-    pub const ALL: [Mechanism; 7] = [
+    pub const ALL: [Mechanism; 8] = [
         Mechanism::Plain,
         Mechanism::Login,
         Mechanism::CramMd5,
@@ -91,6 +92,7 @@ impl Mechanism {
         Mechanism::ScramSha256,
         Mechanism::OAuthBearer,
         Mechanism::XOAuth2,
+        Mechanism::External,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -101,6 +103,16 @@ impl Mechanism {
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::OAuthBearer => "OAUTHBEARER",
             Mechanism::XOAuth2 => "XOAUTH2",
+            Mechanism::External => "EXTERNAL",
+        }
+    }
+
+    /// Whether to offer the mechanism on this connection: plaintext ones only where
+    /// plaintext authentication is allowed, EXTERNAL only with a verified client certificate.
+    pub fn offered(&self, plaintext_allowed: bool, conn: &crate::backend::ConnInfo) -> bool {
+        match self {
+            Mechanism::External => conn.tls_client_user.is_some(),
+            m => plaintext_allowed || !m.carries_plaintext(),
         }
     }
     /// Whether the password (or a bearer token, as good as one) crosses the wire readable:
@@ -193,6 +205,9 @@ pub enum SaslStep {
     /// Ask the authorization server about this bearer token, hand the answer to
     /// [`SaslExchange::supply_token`].
     NeedToken { user: String, token: String },
+    /// EXTERNAL: log in as the connection's certificate user, if `authzid` (empty = none)
+    /// names no one else.
+    External { authzid: String },
     /// The mechanism checked the proof itself: finish the login with the backend.
     Verified(Verified),
 }
@@ -238,6 +253,7 @@ enum State {
         authzid: Option<String>,
     },
     OAuthAwaitingResponse,
+    ExternalAwaitingAuthzid,
     OAuthAwaitingToken {
         user: String,
     },
@@ -306,6 +322,7 @@ impl SaslExchange {
             Mechanism::ScramSha1 => State::ScramAwaitingFirst(ScramHash::Sha1),
             Mechanism::ScramSha256 => State::ScramAwaitingFirst(ScramHash::Sha256),
             Mechanism::OAuthBearer | Mechanism::XOAuth2 => State::OAuthAwaitingResponse,
+            Mechanism::External => State::ExternalAwaitingAuthzid,
         };
         let mut ex = SaslExchange {
             mechanism,
@@ -333,6 +350,7 @@ impl SaslExchange {
             SaslStep::Done(c) => &c.authcid,
             SaslStep::NeedCredentials { user, .. } => user,
             SaslStep::NeedToken { user, .. } => user,
+            SaslStep::External { authzid } => authzid,
             SaslStep::Verified(v) => &v.user,
             SaslStep::Challenge(_) => return,
         };
@@ -505,6 +523,16 @@ impl SaslExchange {
                     password,
                 }))
             }
+            State::ExternalAwaitingAuthzid => {
+                let authzid = String::from_utf8(decoded).map_err(|_| SaslError::NotUtf8)?;
+                if authzid.contains('\0') {
+                    return Err(SaslError::Malformed {
+                        mechanism: "EXTERNAL",
+                        reason: "NUL in authorization identity",
+                    });
+                }
+                Ok(SaslStep::External { authzid })
+            }
             State::OAuthAwaitingResponse => {
                 let r = if self.mechanism == Mechanism::XOAuth2 {
                     oauth::parse_xoauth2(&decoded)?
@@ -592,7 +620,7 @@ impl SaslExchange {
 pub mod fuzzing {
     use super::*;
 
-    /// The first byte picks the mechanism (bits 0-2, modulo the seven), whether the first line
+    /// The first byte picks the mechanism (bits 0-2: one of the eight), whether the first line
     /// is an initial response (bit 3) and what the passdb answers (bits 4-5: the plaintext
     /// "pencil", a SCRAM-SHA-256 secret of it, an unknown user, a temporary failure); the rest,
     /// split at LF, are the client's lines. The same bytes also go through every parser
@@ -673,7 +701,7 @@ pub mod fuzzing {
         let mut token_said_valid = false;
         loop {
             match step {
-                SaslStep::Done(_) => break,
+                SaslStep::Done(_) | SaslStep::External { .. } => break,
                 SaslStep::Verified(v) => {
                     // Only the right password proves anything, and the fuzzer does not know it
                     // for SCRAM (its nonce is random) nor CRAM-MD5 (its challenge is); a token
@@ -1101,6 +1129,32 @@ mod tests {
         };
         assert_eq!(v.result, ProofResult::TempFail("down".into()));
         assert!(SaslExchange::start(Mechanism::XOAuth2, Some(&ob)).is_err());
+    }
+
+    #[test]
+    fn external_takes_an_optional_authzid() {
+        let (_, step) = SaslExchange::start(Mechanism::External, Some("=")).unwrap();
+        assert_eq!(
+            step,
+            SaslStep::External {
+                authzid: String::new()
+            }
+        );
+        let (mut ex, step) = SaslExchange::start(Mechanism::External, None).unwrap();
+        assert_eq!(step, SaslStep::Challenge(String::new()));
+        assert_eq!(
+            ex.step(&encode_base64(b"demo")).unwrap(),
+            SaslStep::External {
+                authzid: "demo".into()
+            }
+        );
+        assert!(SaslExchange::start(Mechanism::External, Some(&encode_base64(b"a\0b"))).is_err());
+        let mut conn = crate::testing::loopback_conn("x");
+        assert!(!Mechanism::External.offered(true, &conn));
+        conn.tls_client_user = Some("demo".into());
+        assert!(Mechanism::External.offered(false, &conn));
+        assert!(!Mechanism::Plain.offered(false, &conn));
+        assert!(Mechanism::ScramSha256.offered(false, &conn));
     }
 
     #[test]

@@ -133,6 +133,7 @@ pub fn loopback_conn(session_id: &str) -> ConnInfo {
         local: SocketAddr::from(([127, 0, 0, 1], 1143)),
         tls: false,
         session_id: session_id.to_string(),
+        tls_client_user: None,
     }
 }
 

@@ -388,6 +388,12 @@ pub struct Config {
     pub ssl_cert: Option<PathBuf>,
     pub ssl_key: Option<PathBuf>,
     pub ssl_min_protocol: TlsMinProtocol,
+    /// CA certificates (PEM) that client certificates must chain to (SASL EXTERNAL).
+    pub ssl_ca: Option<PathBuf>,
+    /// Ask clients for a certificate (optional for them) and verify it against `ssl_ca`.
+    pub ssl_verify_client_cert: bool,
+    /// The certificate subject field naming the user: `commonName` or `emailAddress`.
+    pub ssl_cert_username_field: String,
     pub auth_mechanisms: WordList,
     /// Allow plaintext authentication without TLS off loopback (Dovecot 2.4's name).
     pub auth_allow_cleartext: bool,
@@ -463,6 +469,9 @@ impl Default for Config {
             ssl_cert: None,
             ssl_key: None,
             ssl_min_protocol: TlsMinProtocol::Tls12,
+            ssl_ca: None,
+            ssl_verify_client_cert: false,
+            ssl_cert_username_field: "commonName".into(),
             auth_mechanisms: WordList::of(&["plain", "login"]),
             auth_allow_cleartext: false,
             auth_default_realm: String::new(),
@@ -673,6 +682,19 @@ impl Config {
             );
         }
         crate::auth::oauth2::Introspector::from_settings(&self.oauth2)?;
+        if self.ssl_verify_client_cert && self.ssl_ca.is_none() {
+            return Err(
+                "ssl_verify_client_cert: needs ssl_ca (the CA client certificates chain to)".into(),
+            );
+        }
+        if !["commonname", "emailaddress"]
+            .contains(&self.ssl_cert_username_field.to_ascii_lowercase().as_str())
+        {
+            return Err(format!(
+                "ssl_cert_username_field: {:?} is not supported (supported: commonName emailAddress)",
+                self.ssl_cert_username_field
+            ));
+        }
         for (key, dbs) in [("passdb", &self.passdb), ("userdb", &self.userdb)] {
             for db in dbs.iter() {
                 if db.driver != "passwd-file" {

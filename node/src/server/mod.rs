@@ -124,7 +124,14 @@ fn tls_setup(config: &Config) -> anyhow::Result<Option<Arc<Tls>>> {
             files
         }
     };
-    Ok(Some(Tls::load(files, config.ssl_min_protocol)?))
+    let client = match (&config.ssl_ca, config.ssl_verify_client_cert) {
+        (Some(ca), true) => Some(crate::tls::ClientCerts {
+            ca: ca.clone(),
+            username_field: config.ssl_cert_username_field.clone(),
+        }),
+        _ => None,
+    };
+    Ok(Some(Tls::load(files, config.ssl_min_protocol, client)?))
 }
 
 fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

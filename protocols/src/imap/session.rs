@@ -326,7 +326,7 @@ impl Session {
             let plaintext = self.ctx.backend.allow_plaintext(&self.conn);
             // Mechanisms that do not send the password stay offered without TLS.
             for m in self.ctx.config.mechanisms() {
-                if plaintext || !m.carries_plaintext() {
+                if m.offered(plaintext, &self.conn) {
                     c.push(format!("AUTH={}", m.as_str()));
                 }
             }

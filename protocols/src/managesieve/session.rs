@@ -62,7 +62,7 @@ impl Session {
                 .config
                 .mechanisms()
                 .iter()
-                .filter(|m| plaintext || !m.carries_plaintext())
+                .filter(|m| m.offered(plaintext, &self.info))
                 .map(Mechanism::as_str)
                 .collect()
         } else {
@@ -199,10 +199,11 @@ impl Session {
             Ok(Ok(s)) => s,
             _ => return Err(Stop::Closed),
         };
-        match tls.upgrade(stream).await {
-            Ok(stream) => {
+        match tls.upgrade_identified(stream).await {
+            Ok((stream, client_user)) => {
                 self.io = LineConn::new(stream);
                 self.info.tls = true;
+                self.info.tls_client_user = client_user;
                 // RFC 5804 2.2: the capabilities again, now over TLS.
                 self.capability();
                 self.io.send_line("OK \"TLS negotiation successful.\"");

@@ -215,7 +215,7 @@ impl Session {
             capa.push_str("AUTH-RESP-CODE\r\nUSER\r\n");
             let plaintext = self.ctx.backend.allow_plaintext(&self.info);
             let mut mechanisms = self.ctx.config.mechanisms();
-            mechanisms.retain(|m| plaintext || !m.carries_plaintext());
+            mechanisms.retain(|m| m.offered(plaintext, &self.info));
             // RFC 2449: SASL lists the mechanisms; with none configured the line is left out.
             if !mechanisms.is_empty() {
                 capa.push_str("SASL");
@@ -251,10 +251,11 @@ impl Session {
             Ok(Ok(s)) => s,
             Ok(Err(_)) | Err(_) => return Err(Stop::Closed),
         };
-        match tls.upgrade(stream).await {
-            Ok(stream) => {
+        match tls.upgrade_identified(stream).await {
+            Ok((stream, client_user)) => {
                 self.io = LineConn::new(stream);
                 self.info.tls = true;
+                self.info.tls_client_user = client_user;
                 self.user = None;
                 Ok(())
             }

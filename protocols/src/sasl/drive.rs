@@ -33,6 +33,28 @@ pub async fn advance(
                 let check = backend.validate_token(service, &user, &token).await;
                 exchange.supply_token(check)?
             }
+            SaslStep::External { authzid } => {
+                // The certificate names the user; another authorization identity would be a
+                // master-user login, which is not supported.
+                let (user, proof_ok) = match &conn.tls_client_user {
+                    Some(u) if authzid.is_empty() || authzid.eq_ignore_ascii_case(u) => {
+                        (u.clone(), true)
+                    }
+                    Some(u) => (u.clone(), false),
+                    None => return Ok(Resolved::Outcome(AuthOutcome::Failed)),
+                };
+                let outcome = backend
+                    .complete_login(VerifiedLogin {
+                        service,
+                        user: &user,
+                        authzid: None,
+                        mechanism: mechanism.as_str(),
+                        proof_ok,
+                        conn,
+                    })
+                    .await;
+                return Ok(Resolved::Outcome(outcome));
+            }
             SaslStep::Done(c) => {
                 let outcome = backend
                     .authenticate(AuthRequest {

@@ -32,10 +32,11 @@ pub(crate) async fn starttls(s: &mut Session, tag: &str) -> Reply {
     let stream = s
         .ok_then_take_stream(tag, "Begin TLS negotiation now.")
         .await?;
-    match tls.upgrade(stream).await {
-        Ok(st) => {
+    match tls.upgrade_identified(stream).await {
+        Ok((st, client_user)) => {
             s.stream = Some(st);
             s.conn.tls = true;
+            s.conn.tls_client_user = client_user;
             // The tagged reply was already sent; nothing more to say for this command.
             Ok(Done::Silent)
         }
