@@ -27,7 +27,21 @@ pub async fn advance(
             SaslStep::Challenge(c) => return Ok(Resolved::Challenge(c)),
             SaslStep::NeedCredentials { user, kind } => {
                 let found = backend.lookup_credentials(service, &user, kind).await;
-                exchange.supply(found)?
+                // SCRAM against a plaintext entry (or an unknown user) derives a secret: PBKDF2,
+                // thousands of HMACs, kept off the async threads like other hashing.
+                let mut owned = exchange.clone();
+                let supplied = crate::blocking::run(move || {
+                    let step = owned.supply(found);
+                    (owned, step)
+                })
+                .await;
+                match supplied {
+                    Ok((owned, step)) => {
+                        *exchange = owned;
+                        step?
+                    }
+                    Err(e) => return Ok(Resolved::Outcome(AuthOutcome::TempFail(e))),
+                }
             }
             SaslStep::NeedToken { user, token } => {
                 let check = backend.validate_token(service, &user, &token).await;
