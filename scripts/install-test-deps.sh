@@ -21,6 +21,8 @@ declare -A PKG_FOR=(
   [pkill]=procps
   [sieve-connect]=sieve-connect
   [curl]=curl
+  [sqlite3]=sqlite3
+  [ldapsearch]=ldap-utils
 )
 
 missing=()
@@ -31,6 +33,11 @@ done
 if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   missing+=(python3-aiosmtpd)
 fi
+# The user-database tests start their own directory servers (tests/src/directories.rs);
+# the server binaries live outside a normal user's PATH.
+[[ -x /usr/sbin/slapd ]] || missing+=(slapd)
+[[ -x /usr/sbin/mariadbd ]] || missing+=(mariadb-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # faketime's command alone is not enough: the tests preload the library.
 if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
   missing+=(libfaketime)

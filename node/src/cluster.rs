@@ -172,8 +172,7 @@ pub async fn start(
     // its activation hook gets the replicator once it runs.
     let slot = Arc::new(OnceLock::new());
     let raft = if config.cluster.mode == ClusterMode::Raft {
-        let hook =
-            crate::raft::activation_hook(slot.clone(), config.cluster.raft_takeover_timeout.0);
+        let hook = crate::raft::activation_hook(slot.clone(), config.cluster.takeover_timeout.0);
         let coord = crate::raft::start(config, rc.tls.clone(), hook).await?;
         rc.epoch = Some(coord.watch());
         Some(RaftGate::new(config, coord))
@@ -200,9 +199,9 @@ pub async fn start(
         Some(gate) => gate.clone(),
         None => Arc::new(KeepalivedLed),
     };
-    let keepalived = raft.is_none().then(|| {
-        KeepalivedGate::start(vrrp, handle.clone(), config.cluster.raft_takeover_timeout.0)
-    });
+    let keepalived = raft
+        .is_none()
+        .then(|| KeepalivedGate::start(vrrp, handle.clone(), config.cluster.takeover_timeout.0));
     Ok(Some(Arc::new(Replicated {
         handle,
         sync_timeout: config.cluster.replication_sync_timeout.0,

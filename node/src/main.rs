@@ -19,6 +19,10 @@ mod tls;
 use clap::Parser as _;
 
 fn main() {
+    // Started by a checkpassword program as its reply program (Dovecot's checkpassword-reply).
+    if std::env::var_os(auth::db::checkpassword::REPLY_ENV).is_some() {
+        std::process::exit(auth::db::checkpassword::reply_main());
+    }
     let cli = cli::Cli::parse();
     let code = match cli::run(cli) {
         Ok(code) => code,

@@ -143,6 +143,14 @@ impl Reader {
         let mut all = self.0.messages(mailbox)?;
         if let Some(limit) = self.limit_of(mailbox)? {
             all.retain(|m| m.uid < limit.uidnext);
+            // A message changed since the limit (an unconfirmed flag change, or a peer's change
+            // applied after it) shows the limit as its MODSEQ, never more than HIGHESTMODSEQ:
+            // the change itself is reported, with its own modseq, once confirmed (the 30-minute
+            // jepsen run saw MODSEQ 13967 under HIGHESTMODSEQ 13962, then 13963 on the next
+            // active node).
+            for m in &mut all {
+                m.modseq = m.modseq.min(limit.highestmodseq);
+            }
         }
         Ok(all)
     }
@@ -186,23 +194,22 @@ impl Reader {
         else {
             return Ok(info);
         };
-        let shown: Vec<MessageMeta> = self
-            .0
-            .messages(&info.name)?
-            .into_iter()
-            .filter(|m| m.uid < limit.uidnext)
-            .collect();
+        // Only the hidden tail is read (a range scan from the limit's UIDNEXT): STATUS and
+        // SELECT cost no scan of the whole mailbox while a write waits for its replica.
+        let hidden = self.0.messages_from(&info.name, limit.uidnext)?;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         info.uidnext = info.uidnext.min(limit.uidnext);
         info.highestmodseq = info.highestmodseq.min(limit.highestmodseq);
-        info.exists = u32::try_from(shown.len()).unwrap_or(u32::MAX);
-        info.unseen = u32::try_from(
-            shown
+        info.exists = info.exists.saturating_sub(count(hidden.len()));
+        info.unseen = info.unseen.saturating_sub(count(
+            hidden
                 .iter()
                 .filter(|m| !m.flags.contains(&storage::Flag::Seen))
                 .count(),
-        )
-        .unwrap_or(u32::MAX);
-        info.size = shown.iter().map(|m| m.size).sum();
+        ));
+        info.size = info
+            .size
+            .saturating_sub(hidden.iter().map(|m| m.size).sum::<u64>());
         Ok(info)
     }
 
@@ -328,6 +335,65 @@ mod tests {
             msgs.iter().map(|m| m.uid).collect::<Vec<_>>(),
             [appended.uid]
         );
+    }
+
+    /// A flag change a peer does not hold yet: the message is shown (it was confirmed before),
+    /// but its MODSEQ never above the HIGHESTMODSEQ readers are shown.
+    #[tokio::test]
+    async fn an_unconfirmed_flag_change_shows_no_modseq_above_highestmodseq() {
+        let backend = TestBackend::replicated_demo();
+        let mail = demo(&backend).await;
+        let reader = mail.reader().clone();
+        let uid = mail
+            .write(|st| {
+                st.append(
+                    "INBOX",
+                    storage::NewMessage {
+                        raw: b"Subject: x\r\n\r\nbody\r\n",
+                        flags: storage::Flags::new(),
+                        internal_date: None,
+                        delivery_key: None,
+                    },
+                )
+            })
+            .await
+            .unwrap()
+            .unwrap()
+            .uid;
+        backend.hold_commits();
+        let write = tokio::spawn(mail.write(move |st| {
+            st.store_flags(
+                "INBOX",
+                &[uid],
+                storage::FlagMode::Add,
+                &[storage::Flag::Flagged].into_iter().collect(),
+                None,
+            )
+        }));
+        backend.commit_calls_reach(2).await;
+        let r = reader.clone();
+        let (info, msgs) = crate::blocking::run(move || {
+            (r.mailbox("INBOX").unwrap(), r.messages("INBOX").unwrap())
+        })
+        .await
+        .unwrap();
+        assert_eq!(msgs.len(), 1);
+        assert!(
+            msgs[0].modseq <= info.highestmodseq,
+            "MODSEQ {} above HIGHESTMODSEQ {}",
+            msgs[0].modseq,
+            info.highestmodseq
+        );
+        backend.release_commits();
+        let _ = tokio::time::timeout(Duration::from_secs(10), write).await;
+        let r = reader.clone();
+        let (after, msgs) = crate::blocking::run(move || {
+            (r.mailbox("INBOX").unwrap(), r.messages("INBOX").unwrap())
+        })
+        .await
+        .unwrap();
+        assert!(after.highestmodseq > info.highestmodseq);
+        assert_eq!(msgs[0].modseq, after.highestmodseq);
     }
 
     #[tokio::test]

@@ -41,8 +41,7 @@ use storage::{Guid, MailboxId, NodeId, VersionVector};
 const MAX_MODSEQ: u64 = (1 << 63) - 1;
 
 /// Per peer and user, this node's version vector at the last check. In memory only: after a
-/// start, a user's first turn sets it (see [`crate::align_turn::after_ship`]), so a restart compares only users that
-/// had something to exchange.
+/// start, a user's first turn checks once (see [`crate::align_turn::after_ship`]).
 #[derive(Default)]
 pub(crate) struct AlignState {
     pub(crate) last: Mutex<HashMap<(NodeId, String), VersionVector>>,

@@ -7,20 +7,18 @@ use crate::conn::Conn;
 use crate::error::Result;
 use crate::state::Shared;
 use crate::store_api::ReplicaUser;
-use crate::util::{blocking, covers};
+use crate::util::blocking;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use storage::{NodeId, VersionVector};
 
-/// Called by the resolver's shipper at the end of a user's turn with nothing more to push;
-/// `peer_had`: the peer's version vector before this turn's push.
+/// Called by the resolver's shipper at the end of a user's turn with nothing more to push.
 pub(crate) async fn after_ship(
     sh: &Arc<Shared>,
     peer: NodeId,
     conn: &mut Conn,
     u: &Arc<dyn ReplicaUser>,
     user: &str,
-    peer_had: &VersionVector,
 ) -> Result<()> {
     if !sh.resolves_conflicts() {
         return Ok(());
@@ -32,16 +30,10 @@ pub(crate) async fn after_ship(
         let mut last = sh.align.last.lock();
         let base = match last.get(&key) {
             Some(b) => b.clone(),
-            // First turn since this node started, nothing exchanged: in step; check when two
-            // origins move from here.
-            None if covers(peer_had, &ours) => {
-                last.insert(key, ours);
-                return Ok(());
-            }
-            // Records moved: they may have been written on both sides while apart (say, both
-            // nodes restarted after a split), and in which order they were applied here is not
-            // known. An empty mark makes every turn check (once two origins exist) until a
-            // check completes.
+            // First turn since this node started: check once whatever moved. The marks are in
+            // memory only, so modseqs left apart before a restart (the resolver crashed between
+            // a two-origin merge and its check) are found only this way. An empty mark makes
+            // every turn check (once two origins exist) until a check completes.
             None => {
                 last.insert(key.clone(), VersionVector::new());
                 VersionVector::new()

@@ -126,6 +126,11 @@ impl Replicator {
             }
         }
         shared.tasks.spawn(rescan(shared.clone()));
+        if let Some(rx) = shared.cfg.epoch.clone() {
+            shared
+                .tasks
+                .spawn(resolve_pending_on_activation(shared.clone(), rx));
+        }
         Ok(Handle { shared, local_addr })
     }
 }
@@ -151,6 +156,62 @@ async fn rescan(shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tokio::time::sleep(shared.cfg.rescan_interval) => {}
+        }
+    }
+}
+
+/// Raft mode: each time this node becomes the active node (the resolver,
+/// [`crate::policy`]), it renumbers the UID conflicts that wait pending here: those applied
+/// while another node was active, or during the election, which nobody resolved then.
+pub(crate) async fn resolve_pending_on_activation(
+    shared: Arc<Shared>,
+    mut rx: tokio::sync::watch::Receiver<crate::coord::ActiveView>,
+) {
+    let mut was_active = false;
+    loop {
+        let active = rx.borrow_and_update().am_active;
+        if active && !was_active {
+            resolve_all_pending(&shared).await;
+        }
+        was_active = active;
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+async fn resolve_all_pending(sh: &Arc<Shared>) {
+    let store = sh.store.clone();
+    let users = match blocking(move || store.list_users()).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "replication: cannot list users to resolve pending UID conflicts");
+            return;
+        }
+    };
+    for user in users {
+        let Ok(u) = sh.track(&user).await else {
+            continue;
+        };
+        let name = user.clone();
+        let outcome = blocking(move || {
+            let boxes = u.conflicted_mailboxes()?;
+            for mb in &boxes {
+                u.resolve_conflicts(*mb)?;
+            }
+            Ok(boxes.len())
+        })
+        .await;
+        match outcome {
+            Ok(0) => {}
+            Ok(n) => {
+                sh.conflicts_resolved.fetch_add(n as u64, Ordering::Relaxed);
+                tracing::info!(user = %name, mailboxes = n,
+                    "replication: pending UID conflicts resolved on becoming the active node");
+            }
+            Err(e) => tracing::warn!(user = %name, error = %e,
+                "replication: cannot resolve pending UID conflicts"),
         }
     }
 }

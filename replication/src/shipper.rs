@@ -282,7 +282,7 @@ async fn ship_user(
         lane.catching_up.lock().remove(user);
         peer.lag.lock().remove(user);
         // Nothing more to push: the resolver evens modseqs if both nodes were written.
-        crate::align_turn::after_ship(sh, peer.id, conn, &u, user, &have).await?;
+        crate::align_turn::after_ship(sh, peer.id, conn, &u, user).await?;
     }
     Ok(())
 }

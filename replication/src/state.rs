@@ -61,7 +61,8 @@ impl Shared {
     }
 
     pub(crate) fn resolves_conflicts(&self) -> bool {
-        crate::policy::should_resolve(self.cfg.node_id, self.peers.keys().copied())
+        let view = self.cfg.epoch.as_ref().map(|rx| *rx.borrow());
+        crate::policy::resolves_now(self.cfg.node_id, self.peers.keys().copied(), view.as_ref())
     }
 
     /// Starts shipping `user` to every peer (once per user) and returns its store.

@@ -83,6 +83,15 @@ impl ReplicaUser for StorageUser {
             .ok_or_else(|| StoreError::NoSuchMailbox(mailbox.to_hex()))?;
         self.0.resolve_conflicts(&name).map(|_| ())
     }
+    fn conflicted_mailboxes(&self) -> Result<Vec<MailboxId>, StoreError> {
+        let mut out = Vec::new();
+        for mb in self.0.list_mailboxes()? {
+            if !self.0.pending_conflicts(&mb.name)?.is_empty() {
+                out.push(mb.id);
+            }
+        }
+        Ok(out)
+    }
     fn align_modseqs(
         &self,
         mailbox: MailboxId,

@@ -162,6 +162,8 @@ pub trait ReplicaUser: Send + Sync + 'static {
     /// Writes the merge resolution for a mailbox's UID conflicts (an `Op::Renumber` record);
     /// durable on return.
     fn resolve_conflicts(&self, mailbox: MailboxId) -> Result<(), StoreError>;
+    /// Mailboxes with UID conflicts waiting for the resolver (pending entries).
+    fn conflicted_mailboxes(&self) -> Result<Vec<MailboxId>, StoreError>;
     /// Writes the merge resolution for a mailbox's modseqs (`Op::AlignModseqs`): the listed
     /// messages and HIGHESTMODSEQ take `max(min_modseq, HIGHESTMODSEQ + 1)`. Returns the
     /// mailbox's HIGHESTMODSEQ afterwards, None if the mailbox is gone. Durable on return.

@@ -398,6 +398,15 @@ impl ReplicaUser for MemUser {
             conflicts: conflicts.into_iter().collect(),
         })
     }
+    fn conflicted_mailboxes(&self) -> Result<Vec<MailboxId>, StoreError> {
+        let st = self.state.lock();
+        Ok(st
+            .pending
+            .iter()
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(mb, _)| *mb)
+            .collect())
+    }
     fn resolve_conflicts(&self, mailbox: MailboxId) -> Result<(), StoreError> {
         let mut st = self.state.lock();
         let Some(pending) = st.pending.get(&mailbox).cloned() else {

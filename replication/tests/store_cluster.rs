@@ -747,3 +747,87 @@ async fn ghosts_are_counted_in_status_and_counters_until_their_removal() {
     assert!(h.status().await.ghosts.is_empty());
     b.stop().await;
 }
+
+/// Raft mode: the active node renumbers UID conflicts (its renumbering takes UIDs from the same
+/// UIDNEXT as its clients' appends), not the lowest node id; while no node is active the
+/// conflict waits pending on both, and the node that becomes active resolves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_raft_mode_the_node_that_becomes_active_renumbers() {
+    use replication::coord::ActiveView;
+    let ca = Ca::new();
+    let (mut a, mut b) = split_pair(&ca).await;
+    let oa = append(&a.store(), "alice", "INBOX", "only on a");
+    let ob = append(&b.store(), "alice", "INBOX", "only on b");
+    assert_eq!(oa.uid, ob.uid, "both took the same UID while apart");
+    // An election under way: nobody is active.
+    let none = ActiveView {
+        active: None,
+        epoch: 3,
+        am_active: false,
+    };
+    let (tx_a, rx_a) = tokio::sync::watch::channel(none);
+    let (tx_b, rx_b) = tokio::sync::watch::channel(none);
+    let (aa, ba) = (a.addr.clone(), b.addr.clone());
+    start_tuned(&mut a, &ca, (b.id, &ba), move |c| c.epoch = Some(rx_a)).await;
+    start_tuned(&mut b, &ca, (a.id, &aa), move |c| c.epoch = Some(rx_b)).await;
+    // Both hold both messages' records; the copies wait pending, renumbered by nobody.
+    common::eventually("records exchanged", || {
+        let va = a.store().user("alice").unwrap().version_vector().unwrap();
+        let vb = b.store().user("alice").unwrap().version_vector().unwrap();
+        va == vb && va.len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in [&a, &b] {
+        let p = n
+            .store()
+            .user("alice")
+            .unwrap()
+            .pending_conflicts("INBOX")
+            .unwrap();
+        assert!(!p.is_empty(), "node {}: the conflict is not pending", n.id);
+    }
+    // Node 2 wins the election.
+    let won = ActiveView {
+        active: Some(2),
+        epoch: 4,
+        am_active: false,
+    };
+    tx_a.send(won).unwrap();
+    tx_b.send(ActiveView {
+        am_active: true,
+        ..won
+    })
+    .unwrap();
+    common::eventually("the conflict renumbered on both", || {
+        [&a, &b].iter().all(|n| {
+            let u = n.store().user("alice").unwrap();
+            u.pending_conflicts("INBOX").unwrap().is_empty()
+                && u.messages("INBOX").unwrap().len() == 3
+        })
+    })
+    .await;
+    let d = converge(&a, &b, "alice").await;
+    let inbox = inbox_of(&d);
+    let guids: Vec<Guid> = inbox.iter().map(|m| m.1).collect();
+    assert!(
+        guids.contains(&oa.guid) && guids.contains(&ob.guid),
+        "{inbox:?}"
+    );
+    assert!(!inbox.iter().any(|m| m.0 == oa.uid), "{inbox:?}");
+    // The renumbering is node 2's record, none is node 1's (node 1 wrote only its append).
+    let recs = a
+        .store()
+        .user("alice")
+        .unwrap()
+        .records_since(&storage::VersionVector::new(), 100_000)
+        .unwrap();
+    let renumbered_by: Vec<u32> = recs
+        .iter()
+        .filter(|r| matches!(r.op, storage::record::Op::Renumber { .. }))
+        .map(|r| r.origin)
+        .collect();
+    assert_eq!(renumbered_by, vec![2]);
+    a.stop().await;
+    b.stop().await;
+}

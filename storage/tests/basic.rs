@@ -337,3 +337,27 @@ fn large_changes_are_split_and_large_objects_go_to_a_pack() {
     );
     assert_eq!(u.messages("INBOX").unwrap().len(), 2_497);
 }
+
+#[test]
+fn messages_from_a_uid_are_the_tail_of_the_mailbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let u = store.user("alice").unwrap();
+    for i in 1..=5 {
+        append(&u, "INBOX", &msg(i));
+    }
+    u.expunge("INBOX", &[4]).unwrap();
+    let uids = |first| -> Vec<u32> {
+        u.messages_from("INBOX", first)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect()
+    };
+    assert_eq!(uids(3), [3, 5]);
+    assert_eq!(uids(1), [1, 2, 3, 5]);
+    assert!(uids(6).is_empty());
+    // the other mailboxes' messages are not in the range
+    append(&u, "Archive", &msg(9));
+    assert_eq!(uids(5), [5]);
+}

@@ -100,3 +100,39 @@ fn a_delivery_stored_on_both_nodes_is_kept_once_on_both() {
         }
     }
 }
+
+/// The first copy reached this node parked (its UID was taken here: a UID conflict waiting for
+/// the resolver) when the retry came. The retry is still the same delivery: it is answered, not
+/// stored again, and after the renumbering both nodes hold the delivery once (the 30-minute
+/// jepsen run found node 1 holding it twice while nodes 2 and 3 held it once).
+#[test]
+fn a_retry_finds_the_first_copy_while_it_waits_parked() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (node(da.path(), 1), node(db.path(), 2));
+    deliver(&a, "before", None);
+    ship(&a, &b);
+    let key = [9u8; 32];
+    let on_b = deliver(&b, "retried", Some(key));
+    // A takes the same UID for another message: B's copy will wait parked on A.
+    let other = deliver(&a, "other", None);
+    ship(&b, &a);
+    let retry = deliver(&a, "retried", Some(key));
+    assert_eq!(retry, on_b, "the retry on A stored a second copy");
+    ship(&a, &b);
+    if let Some(rec) = a.user("alice").unwrap().resolve_conflicts("INBOX").unwrap() {
+        assert!(matches!(rec.op, storage::record::Op::Renumber { .. }));
+        ship(&a, &b);
+    }
+    ship(&b, &a);
+    for (s, name) in [(&a, "A"), (&b, "B")] {
+        let guids: Vec<storage::Guid> = inbox(s).iter().map(|(_, g)| *g).collect();
+        assert_eq!(
+            guids.iter().filter(|g| **g == on_b).count(),
+            1,
+            "{name}: {guids:?}"
+        );
+        assert!(guids.contains(&other), "{name} lost a message: {guids:?}");
+        assert_eq!(guids.len(), 3, "{name}: {guids:?}");
+    }
+    assert_eq!(inbox(&a), inbox(&b));
+}

@@ -8,6 +8,7 @@
 
 mod binary;
 pub mod cluster;
+pub mod directories;
 pub mod dovecot;
 mod fixtures;
 pub mod imaptest;

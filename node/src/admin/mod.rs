@@ -195,17 +195,7 @@ pub async fn execute_cluster(
         }
         Request::TransferActive { node } => {
             let started = std::time::Instant::now();
-            let status = coord.status();
-            if status.active != Some(coord.node_id()) || !status.am_active {
-                return Err(format!(
-                    "node {} is not the active node; run this on {}",
-                    coord.node_id(),
-                    status.active.map_or(
-                        "the active node (none now; try again)".to_string(),
-                        |a| format!("node {a}")
-                    )
-                ));
-            }
+            // On any node: a node that is not the leader forwards it to the leader.
             let epoch = coord.transfer_active(*node).await.map_err(not_leader)?;
             Ok(serde_json::json!({
                 "active": node,

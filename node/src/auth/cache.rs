@@ -1,15 +1,29 @@
-//! Verified-credentials cache (Dovecot's auth_cache_size/auth_cache_ttl): a successful login
-//! is remembered by user + a keyed hash of the password, so a repeated login skips the
-//! (deliberately slow) hash check. The password itself is never stored.
+//! The auth cache in front of every driver (Dovecot's auth_cache_size, auth_cache_ttl,
+//! auth_cache_negative_ttl): a login's answer is remembered by user + a keyed hash of the
+//! password, so a repeated login skips the directory round trip and the (deliberately slow)
+//! hash check, and users seen within the TTL keep logging in while the directory is down.
+//! "Unknown user" and "wrong password" are remembered for the negative TTL. userdb answers
+//! are cached by user name the same way. The password itself is never stored.
 
+use super::db::{PassEntry, UserEntry};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct CacheKey([u8; 32]);
 
+/// A remembered passdb answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cached {
+    /// The passdb's entry (password removed): the user and the fields the login policy
+    /// needs again for the next client.
+    Ok(PassEntry),
+    Unknown,
+    Mismatch,
+}
+
 struct Entry {
-    user: String,
+    value: Cached,
     /// The passdb generations when it was verified: a reloaded file invalidates it.
     generations: Vec<u64>,
     expires: Instant,
@@ -18,6 +32,7 @@ struct Entry {
 pub struct LoginCache {
     capacity: usize,
     ttl: Duration,
+    negative_ttl: Duration,
     /// Per-process random key: a memory dump does not give offline-guessable hashes.
     secret: [u8; 32],
     entries: HashMap<CacheKey, Entry>,
@@ -26,12 +41,13 @@ pub struct LoginCache {
 }
 
 impl LoginCache {
-    pub fn new(capacity: usize, ttl: Duration) -> LoginCache {
+    pub fn new(capacity: usize, ttl: Duration, negative_ttl: Duration) -> LoginCache {
         let mut secret = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut secret);
         LoginCache {
             capacity,
             ttl,
+            negative_ttl,
             secret,
             entries: HashMap::new(),
             order: VecDeque::new(),
@@ -46,11 +62,11 @@ impl LoginCache {
         CacheKey(*h.finalize().as_bytes())
     }
 
-    /// The canonical user if this key was verified against the same passdb generations.
-    pub fn get(&mut self, key: &CacheKey, generations: &[u64], now: Instant) -> Option<String> {
+    /// The passdb's answer if this key was verified against the same passdb generations.
+    pub fn get(&mut self, key: &CacheKey, generations: &[u64], now: Instant) -> Option<Cached> {
         let hit = self.entries.get(key)?;
         if hit.expires > now && hit.generations == generations {
-            return Some(hit.user.clone());
+            return Some(hit.value.clone());
         }
         self.entries.remove(key);
         None
@@ -65,8 +81,12 @@ impl LoginCache {
         n
     }
 
-    pub fn insert(&mut self, key: CacheKey, user: String, generations: Vec<u64>, now: Instant) {
-        if self.capacity == 0 {
+    pub fn insert(&mut self, key: CacheKey, value: Cached, generations: Vec<u64>, now: Instant) {
+        let ttl = match value {
+            Cached::Ok(_) => self.ttl,
+            Cached::Unknown | Cached::Mismatch => self.negative_ttl,
+        };
+        if self.capacity == 0 || ttl.is_zero() {
             return;
         }
         while self.entries.len() >= self.capacity {
@@ -82,9 +102,9 @@ impl LoginCache {
             .insert(
                 key,
                 Entry {
-                    user,
+                    value,
                     generations,
-                    expires: now + self.ttl,
+                    expires: now + ttl,
                 },
             )
             .is_none()
@@ -104,40 +124,156 @@ impl LoginCache {
     }
 }
 
+/// userdb answers by canonical user name (None: the userdbs do not know the user).
+pub struct UserCache {
+    capacity: usize,
+    ttl: Duration,
+    negative_ttl: Duration,
+    entries: HashMap<String, (Option<UserEntry>, Vec<u64>, Instant)>,
+    order: VecDeque<String>,
+}
+
+impl UserCache {
+    pub fn new(capacity: usize, ttl: Duration, negative_ttl: Duration) -> UserCache {
+        UserCache {
+            capacity,
+            ttl,
+            negative_ttl,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Some(answer) when `user` was looked up within the TTL against the same generations.
+    #[allow(clippy::option_option)]
+    pub fn get(
+        &mut self,
+        user: &str,
+        generations: &[u64],
+        now: Instant,
+    ) -> Option<Option<UserEntry>> {
+        let (value, gens, expires) = self.entries.get(user)?;
+        if *expires > now && gens == generations {
+            return Some(value.clone());
+        }
+        self.entries.remove(user);
+        None
+    }
+
+    pub fn insert(
+        &mut self,
+        user: String,
+        value: Option<UserEntry>,
+        generations: Vec<u64>,
+        now: Instant,
+    ) {
+        let ttl = if value.is_some() {
+            self.ttl
+        } else {
+            self.negative_ttl
+        };
+        if self.capacity == 0 || ttl.is_zero() {
+            return;
+        }
+        while self.entries.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.entries.remove(&old);
+                }
+                None => break,
+            }
+        }
+        if self
+            .entries
+            .insert(user.clone(), (value, generations, now + ttl))
+            .is_none()
+        {
+            self.order.push_back(user);
+        }
+        if self.order.len() > self.capacity.saturating_mul(2) {
+            let entries = &self.entries;
+            self.order.retain(|k| entries.contains_key(k));
+        }
+    }
+
+    pub fn flush(&mut self) -> usize {
+        let n = self.entries.len();
+        self.entries.clear();
+        self.order.clear();
+        n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn e(user: &str) -> Cached {
+        Cached::Ok(PassEntry {
+            user: user.into(),
+            password: None,
+            verified: false,
+            fields: Default::default(),
+        })
+    }
+
     #[test]
     fn hit_miss_expiry_and_generation() {
-        let mut c = LoginCache::new(10, Duration::from_secs(60));
+        let mut c = LoginCache::new(10, Duration::from_secs(60), Duration::from_secs(5));
         let t0 = Instant::now();
         let k = c.key("demo", "pw");
         assert_ne!(k, c.key("demo", "pw2"));
         assert_ne!(c.key("de", "mopw"), c.key("dem", "opw"));
         assert_eq!(c.get(&k, &[1], t0), None);
-        c.insert(k, "demo".into(), vec![1], t0);
-        assert_eq!(c.get(&k, &[1], t0), Some("demo".into()));
+        c.insert(k, e("demo"), vec![1], t0);
+        assert_eq!(c.get(&k, &[1], t0), Some(e("demo")));
         // The passwd-file was re-read: not trusted.
         assert_eq!(c.get(&k, &[2], t0), None);
-        c.insert(k, "demo".into(), vec![1], t0);
+        c.insert(k, e("demo"), vec![1], t0);
         assert_eq!(c.get(&k, &[1], t0 + Duration::from_secs(61)), None);
     }
 
     #[test]
+    fn negative_answers_use_their_own_ttl() {
+        let mut c = LoginCache::new(10, Duration::from_secs(60), Duration::from_secs(5));
+        let t0 = Instant::now();
+        let k = c.key("nobody", "pw");
+        c.insert(k, Cached::Unknown, vec![], t0);
+        assert_eq!(
+            c.get(&k, &[], t0 + Duration::from_secs(4)),
+            Some(Cached::Unknown)
+        );
+        assert_eq!(c.get(&k, &[], t0 + Duration::from_secs(6)), None);
+        let mut off = LoginCache::new(10, Duration::from_secs(60), Duration::ZERO);
+        off.insert(k, Cached::Mismatch, vec![], t0);
+        assert_eq!(off.len(), 0);
+        let mut u = UserCache::new(2, Duration::from_secs(60), Duration::from_secs(5));
+        let entry = UserEntry {
+            user: "a".into(),
+            fields: Default::default(),
+        };
+        u.insert("a".into(), Some(entry.clone()), vec![1], t0);
+        u.insert("b".into(), None, vec![1], t0);
+        assert_eq!(u.get("a", &[1], t0), Some(Some(entry)));
+        assert_eq!(u.get("a", &[2], t0), None, "a re-read passwd-file");
+        assert_eq!(u.get("b", &[1], t0 + Duration::from_secs(6)), None);
+        assert_eq!(u.get("b", &[1], t0), None, "expired entries are gone");
+    }
+
+    #[test]
     fn bounded_by_capacity() {
-        let mut c = LoginCache::new(3, Duration::from_secs(60));
+        let mut c = LoginCache::new(3, Duration::from_secs(60), Duration::from_secs(5));
         let t0 = Instant::now();
         let keys: Vec<_> = (0..5).map(|i| c.key(&format!("u{i}"), "pw")).collect();
         for (i, k) in keys.iter().enumerate() {
-            c.insert(*k, format!("u{i}"), vec![1], t0);
+            c.insert(*k, e(&format!("u{i}")), vec![1], t0);
         }
         assert_eq!(c.len(), 3);
         assert_eq!(c.get(&keys[0], &[1], t0), None);
-        assert_eq!(c.get(&keys[4], &[1], t0), Some("u4".into()));
-        let mut off = LoginCache::new(0, Duration::from_secs(60));
+        assert_eq!(c.get(&keys[4], &[1], t0), Some(e("u4")));
+        let mut off = LoginCache::new(0, Duration::from_secs(60), Duration::from_secs(5));
         let k = off.key("a", "b");
-        off.insert(k, "a".into(), vec![], t0);
+        off.insert(k, e("a"), vec![], t0);
         assert_eq!(off.len(), 0);
     }
 }

@@ -2,6 +2,7 @@
 //! stored credential instead of a password check, and the end of a login whose proof the
 //! protocol checked.
 
+use super::db::{ChainResult, PassReply, Request};
 use super::{schemes, with_policy, Authenticator, Verdict};
 use protocols::sasl::scram::ScramSecret;
 use protocols::{AuthOutcome, Credential, CredentialKind, CredentialsLookup, Service};
@@ -9,20 +10,35 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 impl Authenticator {
+    /// Whether a `deny` passdb lists the user (refused whatever the mechanism). Blocking.
+    fn denied_blocking(&self, req: &Request) -> Result<bool, String> {
+        for (db, rules) in self.passdbs.iter().zip(&self.pass_rules) {
+            if rules.deny {
+                match db.lookup(req, None) {
+                    Ok(PassReply::Found(_)) => return Ok(true),
+                    Ok(_) => {}
+                    Err(e) => return Err(format!("{}: {e}", db.name())),
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// The passdb's credential of `user` in the form `kind` asks. A `{PLAIN}` entry serves
-    /// every kind; a `{SCRAM-SHA-*}` entry serves its own SCRAM hash; other hashes serve none.
-    /// Blocking (file stat).
+    /// every kind; a `{SCRAM-SHA-*}` entry serves its own SCRAM hash; other hashes, and
+    /// drivers that check passwords themselves (PAM, LDAP auth_bind, checkpassword), serve
+    /// none. Blocking (driver I/O).
     pub fn credentials_blocking(&self, user: &str, kind: CredentialKind) -> CredentialsLookup {
-        let entry = match Self::find(&self.passdbs, &self.candidates(user)) {
-            Ok((_, Some(e))) => e,
-            Ok((_, None)) => return CredentialsLookup::UnknownUser,
+        let entry = match self.passdb_entry_blocking(user) {
+            Ok(Some(e)) => e,
+            Ok(None) => return CredentialsLookup::UnknownUser,
             Err(e) => return CredentialsLookup::TempFail(e),
         };
         let user = entry.user.clone();
-        if entry.password.is_empty() {
+        let Some(stored) = entry.password.as_deref().filter(|p| !p.is_empty()) else {
             return CredentialsLookup::Unusable { user };
-        }
-        let (scheme, stored) = schemes::split_scheme(&entry.password);
+        };
+        let (scheme, stored) = schemes::split_scheme(stored);
         let credential = match (schemes::Scheme::parse(scheme), kind) {
             (Ok(schemes::Scheme::Plain), _) => Credential::Plaintext(stored.to_string()),
             (Ok(s), CredentialKind::Scram(wanted)) if schemes::scram_hash(s) == Some(wanted) => {
@@ -34,7 +50,7 @@ impl Authenticator {
             }
             _ => {
                 if self.settings.verbose {
-                    tracing::info!(target: "auth", "passwd-file({user}): {scheme} password scheme cannot serve {kind:?}");
+                    tracing::info!(target: "auth", "passdb({user}): {scheme} password scheme cannot serve {kind:?}");
                 }
                 return CredentialsLookup::Unusable { user };
             }
@@ -42,9 +58,10 @@ impl Authenticator {
         CredentialsLookup::Found { user, credential }
     }
 
-    /// Ends a login whose proof a mechanism checked: the passdb's refusals (`nologin`,
-    /// `allow_nets`) apply to a right proof, and everything [`Authenticator::authenticate`]
-    /// does around a password check (rate limit, logs, counters, failure delay) to both.
+    /// Ends a login whose proof a mechanism checked: deny passdbs and the passdb's refusals
+    /// (`nologin`, `allow_nets`) apply to a right proof, and everything
+    /// [`Authenticator::authenticate`] does around a password check (rate limit, logs,
+    /// counters, failure delay) to both.
     pub async fn complete_login(
         self: &Arc<Self>,
         service: Service,
@@ -57,16 +74,28 @@ impl Authenticator {
         let name = user.to_string();
         let check = async move {
             let looked_up = tokio::task::spawn_blocking(move || {
-                Self::find(&this.passdbs, &this.candidates(&name))
+                let req = this.request(&name, service.as_str(), Some(rip));
+                match this.denied_blocking(&req) {
+                    Ok(true) => {
+                        return Verdict::Refused {
+                            user: req.user,
+                            reason: "listed in a deny passdb".into(),
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => return Verdict::TempFail(e),
+                }
+                match this.passdb_entry_blocking(&name) {
+                    Ok(Some(entry)) if proof_ok => {
+                        Self::verdict(ChainResult::from_step(with_policy(entry, Some(rip))))
+                    }
+                    Ok(Some(_)) => Verdict::Mismatch,
+                    Ok(None) => Verdict::UnknownUser,
+                    Err(e) => Verdict::TempFail(e),
+                }
             })
             .await;
-            match looked_up {
-                Ok(Ok((_, Some(entry)))) if proof_ok => with_policy(&entry, Some(rip)),
-                Ok(Ok((_, Some(_)))) => Verdict::Mismatch,
-                Ok(Ok((_, None))) => Verdict::UnknownUser,
-                Ok(Err(e)) => Verdict::TempFail(e),
-                Err(e) => Verdict::TempFail(format!("internal error: {e}")),
-            }
+            looked_up.unwrap_or_else(|e| Verdict::TempFail(format!("internal error: {e}")))
         };
         self.authenticate_with(service, user, rip, session, check)
             .await
@@ -82,10 +111,7 @@ mod tests {
         let path = dir.path().join("users");
         std::fs::write(&path, lines).unwrap();
         let config = crate::config::Config {
-            passdb: vec![crate::config::DbConfig {
-                driver: "passwd-file".into(),
-                args: path,
-            }],
+            passdb: vec![crate::config::DbConfig::passwd_file(path)],
             auth_failure_delay: crate::config::values::DurationSetting(
                 std::time::Duration::from_millis(1),
             ),

@@ -4,6 +4,7 @@
 
 pub mod cache;
 mod credentials;
+pub mod db;
 pub mod limiter;
 pub mod nets;
 pub mod oauth2;
@@ -13,10 +14,13 @@ pub mod schemes;
 mod workers;
 
 use crate::config::Config;
-use cache::LoginCache;
+use cache::{Cached, LoginCache, UserCache};
+use db::{
+    ChainResult, Fields, PassChain, PassEntry, PassReply, Request, Rules, Step, UserEntry,
+    UserReply,
+};
 use limiter::FailureLimiter;
 use parking_lot::Mutex;
-use passwd_file::{PasswdEntry, PasswdFile};
 use protocols::{AuthOutcome, Service};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -28,6 +32,7 @@ pub struct AuthSettings {
     pub default_realm: String,
     pub cache_size: usize,
     pub cache_ttl: Duration,
+    pub cache_negative_ttl: Duration,
     pub failure_delay: Duration,
     pub verbose: bool,
     pub failure_limit: u32,
@@ -46,6 +51,7 @@ impl AuthSettings {
             default_realm: c.auth_default_realm.trim().to_lowercase(),
             cache_size: usize::try_from(c.auth_cache_size).unwrap_or(usize::MAX),
             cache_ttl: c.auth_cache_ttl.0,
+            cache_negative_ttl: c.auth_cache_negative_ttl.0,
             failure_delay: c.auth_failure_delay.0,
             verbose: c.auth_verbose,
             failure_limit: c.auth_failure_limit,
@@ -102,70 +108,175 @@ pub enum Verdict {
 /// nothing): `nologin` (with its `reason=`) and `allow_nets` (Dovecot's extra fields). `rip`
 /// None is a check without a client address (`node auth test` without `-x rip=`), which
 /// `allow_nets` lets through only when it lists `local`, as Dovecot does.
-pub fn login_policy(entry: &PasswdEntry, rip: Option<IpAddr>) -> Result<(), String> {
-    if entry.passdb_field("nologin").is_some() {
-        return Err(match entry.passdb_field("reason") {
-            Some(r) if !r.is_empty() => format!("Account is disabled (nologin): {r}"),
-            _ => "Account is disabled (nologin)".to_string(),
-        });
+pub fn login_policy(fields: &Fields, rip: Option<IpAddr>) -> Result<(), String> {
+    policy_step(fields, rip).map_err(|(_, reason)| reason)
+}
+
+/// As [`login_policy`]; the bool is true for `nologin` (final), false for `allow_nets`
+/// (a later passdb may still accept, as in Dovecot).
+fn policy_step(fields: &Fields, rip: Option<IpAddr>) -> Result<(), (bool, String)> {
+    if fields.has("nologin") {
+        return Err((
+            true,
+            match fields.get("reason") {
+                Some(r) if !r.is_empty() => format!("Account is disabled (nologin): {r}"),
+                _ => "Account is disabled (nologin)".to_string(),
+            },
+        ));
     }
-    if let Some(list) = entry.passdb_field("allow_nets") {
-        let allowed = nets::parse_list([list])
-            .map_err(|e| format!("allow_nets check failed: bad allow_nets field: {e}"))?;
+    if let Some(list) = fields.get("allow_nets") {
+        let allowed = nets::parse_list([list]).map_err(|e| {
+            (
+                false,
+                format!("allow_nets check failed: bad allow_nets field: {e}"),
+            )
+        })?;
         if !nets::any_contains(&allowed, rip) {
-            return Err(match rip {
-                Some(ip) => format!("allow_nets check failed: IP {ip} not in allowed networks"),
-                None => {
-                    "allow_nets check failed: Remote IP not known and 'local' missing".to_string()
-                }
-            });
+            return Err((
+                false,
+                match rip {
+                    Some(ip) => format!("allow_nets check failed: IP {ip} not in allowed networks"),
+                    None => "allow_nets check failed: Remote IP not known and 'local' missing"
+                        .to_string(),
+                },
+            ));
         }
     }
     Ok(())
 }
 
-fn with_policy(entry: &PasswdEntry, rip: Option<IpAddr>) -> Verdict {
-    match login_policy(entry, rip) {
-        Ok(()) => Verdict::Ok {
-            user: entry.user.clone(),
+/// A name that can be anybody's: not empty, no control characters (a NUL would end the
+/// name early in PAM and checkpassword, and PostgreSQL refuses it: an error, not "unknown
+/// user"). Others are unknown users without asking any database, as in Dovecot.
+fn plausible_name(user: &str) -> bool {
+    !user.is_empty() && !user.chars().any(char::is_control)
+}
+
+/// The chain step of a passdb entry whose password matched (or needs none).
+fn with_policy(entry: PassEntry, rip: Option<IpAddr>) -> Step {
+    match policy_step(&entry.fields, rip) {
+        Ok(()) => Step::Ok(entry),
+        Err((true, reason)) => Step::Disabled {
+            user: entry.user,
+            reason,
         },
-        Err(reason) => Verdict::Refused {
-            user: entry.user.clone(),
+        Err((false, reason)) => Step::NetRefused {
+            user: entry.user,
             reason,
         },
     }
 }
 
-/// A passdb entry found but not in the cache: its hash must be checked.
-pub struct PendingCheck {
-    entry: PasswdEntry,
+/// A passdb's answer before the (slow) hash check.
+enum Lookup {
+    Done(Step),
+    /// The stored hash must be checked against the password: on a hash worker.
+    Hash(PassEntry),
+}
+
+/// The password hash check of one passdb entry. CPU-bound (ARGON2ID: tens of ms, 64 MiB).
+fn verify_step(entry: PassEntry, password: &str, rip: Option<IpAddr>) -> Step {
+    let Some(stored) = entry.password.as_deref() else {
+        return Step::Mismatch;
+    };
+    match schemes::verify(stored, password) {
+        Ok(true) => with_policy(entry, rip),
+        Ok(false) => Step::Mismatch,
+        Err(e) => Step::Internal(format!("user {}: {e}", entry.user)),
+    }
+}
+
+/// A login whose chain must run: what the cache needs afterwards.
+struct Begun {
+    req: Request,
     key: cache::CacheKey,
     generations: Vec<u64>,
-    rip: Option<IpAddr>,
+}
+
+/// A configured driver that could not be opened (its configuration was checked at start-up,
+/// so this is rare: a file that vanished since): every lookup is an internal failure.
+struct Broken(String);
+
+impl db::PassDb for Broken {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+    fn lookup(&self, _: &Request, _: Option<&str>) -> Result<PassReply, db::DbError> {
+        Err(db::DbError(self.0.clone()))
+    }
+}
+
+impl db::UserDb for Broken {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+    fn lookup(&self, _: &Request) -> Result<UserReply, db::DbError> {
+        Err(db::DbError(self.0.clone()))
+    }
+    fn iterate(&self) -> Result<Option<Vec<String>>, db::DbError> {
+        Err(db::DbError(self.0.clone()))
+    }
 }
 
 pub struct Authenticator {
     /// auth_worker_max_count concurrent hash checks.
     workers: workers::HashWorkers,
-    passdbs: Vec<PasswdFile>,
-    userdbs: Vec<PasswdFile>,
+    passdbs: Vec<Box<dyn db::PassDb>>,
+    pass_rules: Vec<Rules>,
+    userdbs: Vec<Box<dyn db::UserDb>>,
+    user_rules: Vec<Rules>,
     settings: AuthSettings,
     cache: Mutex<LoginCache>,
+    user_cache: Mutex<UserCache>,
     limiter: Mutex<FailureLimiter>,
 }
 
 impl Authenticator {
     pub fn new(settings: AuthSettings, config: &Config) -> Arc<Authenticator> {
-        let files = |dbs: &[crate::config::DbConfig]| {
-            dbs.iter()
-                .map(|d| PasswdFile::new(d.args.clone()))
-                .collect::<Vec<_>>()
-        };
+        let mut passdbs: Vec<Box<dyn db::PassDb>> = Vec::new();
+        let mut pass_rules = Vec::new();
+        for d in &config.passdb {
+            passdbs.push(db::open_passdb(d).unwrap_or_else(|e| {
+                tracing::error!(target: "auth", "passdb {}: {e}", d.driver);
+                Box::new(Broken(format!("passdb {}: {e}", d.driver)))
+            }));
+            pass_rules.push(Rules::from_config(d, false).unwrap_or(Rules::DEFAULT));
+        }
+        let mut userdbs: Vec<Box<dyn db::UserDb>> = Vec::new();
+        let mut user_rules = Vec::new();
+        // Passdbs standing in for the userdbs: a deny list is not a list of users.
+        for d in config
+            .effective_userdbs()
+            .iter()
+            .filter(|d| !(config.userdb.is_empty() && d.deny))
+        {
+            userdbs.push(db::open_userdb(d).unwrap_or_else(|e| {
+                tracing::error!(target: "auth", "userdb {}: {e}", d.driver);
+                Box::new(Broken(format!("userdb {}: {e}", d.driver)))
+            }));
+            // A passdb standing in for the userdb keeps the userdb's default rules.
+            user_rules.push(if config.userdb.is_empty() {
+                Rules::DEFAULT
+            } else {
+                Rules::from_config(d, true).unwrap_or(Rules::DEFAULT)
+            });
+        }
         Arc::new(Authenticator {
             workers: workers::HashWorkers::new(settings.worker_max_count),
-            passdbs: files(&config.passdb),
-            userdbs: files(config.effective_userdbs()),
-            cache: Mutex::new(LoginCache::new(settings.cache_size, settings.cache_ttl)),
+            passdbs,
+            pass_rules,
+            userdbs,
+            user_rules,
+            cache: Mutex::new(LoginCache::new(
+                settings.cache_size,
+                settings.cache_ttl,
+                settings.cache_negative_ttl,
+            )),
+            user_cache: Mutex::new(UserCache::new(
+                settings.cache_size,
+                settings.cache_ttl,
+                settings.cache_negative_ttl,
+            )),
             limiter: Mutex::new(FailureLimiter::new(
                 settings.failure_limit,
                 settings.failure_window,
@@ -192,15 +303,9 @@ impl Authenticator {
         }
     }
 
-    /// `node auth cache flush`: how many cached logins were forgotten.
+    /// `node auth cache flush`: how many cached logins and userdb answers were forgotten.
     pub fn flush_cache(&self) -> usize {
-        self.cache.lock().flush()
-    }
-
-    /// The passdb entry of `user`, for `node auth lookup` (password field included: the
-    /// caller shows it only as doveadm does, to the admin). Blocking (file stat).
-    pub fn passdb_entry_blocking(&self, user: &str) -> Result<Option<PasswdEntry>, String> {
-        Ok(Self::find(&self.passdbs, &self.candidates(user))?.1)
+        self.cache.lock().flush() + self.user_cache.lock().flush()
     }
 
     /// Lower-cases and applies auth_default_realm to a name without `@`.
@@ -213,94 +318,152 @@ impl Authenticator {
         }
     }
 
-    /// Names to try, in order: the canonical name, then without the default realm (a file
-    /// listing `demo` still serves `demo@realm`).
-    fn candidates(&self, user: &str) -> Vec<String> {
+    /// The lookup request for `user`: the canonical name, and without the default realm as
+    /// an alternative (a passwd-file listing `demo` still serves `demo@realm`).
+    fn request(&self, user: &str, service: &str, rip: Option<IpAddr>) -> Request {
         let canonical = self.canonical_name(user);
-        let mut out = vec![canonical.clone()];
+        let mut alternatives = Vec::new();
         if !self.settings.default_realm.is_empty() {
             if let Some(local) =
                 canonical.strip_suffix(&format!("@{}", self.settings.default_realm))
             {
-                out.push(local.to_string());
+                alternatives.push(local.to_string());
             }
         }
-        out
+        Request {
+            user: canonical,
+            alternatives,
+            service: service.to_string(),
+            rip,
+            lip: None,
+        }
     }
 
-    fn find(
-        files: &[PasswdFile],
-        candidates: &[String],
-    ) -> Result<(Vec<u64>, Option<PasswdEntry>), String> {
-        let mut generations = Vec::with_capacity(files.len());
-        let mut found = None;
-        for f in files {
-            let (generation, users) = f.users().map_err(|e| e.to_string())?;
-            generations.push(generation);
-            if found.is_none() {
-                found = candidates.iter().find_map(|c| users.get(c).cloned());
+    /// The passdb entry of `user` from the first passdb that knows them, for `node auth
+    /// lookup` (password field included: the caller shows it only as doveadm does, to the
+    /// admin). Blocking.
+    pub fn passdb_entry_blocking(&self, user: &str) -> Result<Option<PassEntry>, String> {
+        let req = self.request(user, "", None);
+        if !plausible_name(&req.user) {
+            return Ok(None);
+        }
+        let mut failure = None;
+        for (db, rules) in self.passdbs.iter().zip(&self.pass_rules) {
+            if rules.deny {
+                continue;
+            }
+            match db.lookup(&req, None) {
+                Ok(PassReply::Found(e)) => return Ok(Some(e)),
+                Ok(_) => {}
+                Err(e) => failure = Some(format!("{}: {e}", db.name())),
             }
         }
-        Ok((generations, found))
+        failure.map_or(Ok(None), Err)
     }
 
-    /// passdb lookup and the cache: cheap (a `stat`, a hash map). Blocking: file stat.
-    fn lookup_password_blocking(
+    /// The passdbs' generations (a re-read passwd-file changes its own). One that cannot be
+    /// read counts as a generation of its own: its lookup will say what is wrong, and a
+    /// later passdb may still answer.
+    fn generations(&self) -> Vec<u64> {
+        self.passdbs
+            .iter()
+            .map(|d| d.generation().unwrap_or(u64::MAX))
+            .collect()
+    }
+
+    /// The cache, before any passdb is asked. Blocking (a passwd-file `stat`).
+    fn begin_blocking(
         &self,
+        service: &str,
         user: &str,
         password: &str,
         rip: Option<IpAddr>,
-    ) -> Result<Verdict, Box<PendingCheck>> {
-        let candidates = self.candidates(user);
-        let (generations, entry) = match Self::find(&self.passdbs, &candidates) {
-            Ok(v) => v,
-            Err(e) => return Ok(Verdict::TempFail(e)),
-        };
-        let Some(entry) = entry else {
-            return Ok(Verdict::UnknownUser);
-        };
-        let key = self.cache.lock().key(&entry.user, password);
-        if self
-            .cache
-            .lock()
-            .get(&key, &generations, Instant::now())
-            .is_some()
-        {
-            // The cache only skips the hash: the passdb's refusals still apply.
-            return Ok(with_policy(&entry, rip));
+    ) -> Result<Begun, Verdict> {
+        let req = self.request(user, service, rip);
+        if !plausible_name(&req.user) {
+            return Err(Verdict::UnknownUser);
         }
-        if entry.password.is_empty() {
-            return Ok(Verdict::Mismatch);
-        }
-        Err(Box::new(PendingCheck {
-            entry,
-            key,
-            generations,
-            rip,
-        }))
-    }
-
-    /// The slow part: the password hash. CPU-bound (ARGON2ID: tens of ms and 64 MiB).
-    fn verify_blocking(&self, check: PendingCheck, password: &str) -> Verdict {
-        let PendingCheck {
-            entry,
-            key,
-            generations,
-            rip,
-        } = check;
-        match schemes::verify(&entry.password, password) {
-            Ok(true) => {
-                self.cache
-                    .lock()
-                    .insert(key, entry.user.clone(), generations, Instant::now());
-                with_policy(&entry, rip)
+        let generations = self.generations();
+        let key = self.cache.lock().key(&req.user, password);
+        let hit = self.cache.lock().get(&key, &generations, Instant::now());
+        match hit {
+            // The cache only skips the lookup and the hash: the passdb's refusals still
+            // apply to this client.
+            Some(Cached::Ok(entry)) => {
+                return Err(Self::verdict(ChainResult::from_step(with_policy(
+                    entry, rip,
+                ))))
             }
-            Ok(false) => Verdict::Mismatch,
-            Err(e) => Verdict::TempFail(format!("user {}: {e}", entry.user)),
+            Some(Cached::Unknown) => return Err(Verdict::UnknownUser),
+            Some(Cached::Mismatch) => return Err(Verdict::Mismatch),
+            None => {}
+        }
+        Ok(Begun {
+            req,
+            key,
+            generations,
+        })
+    }
+
+    /// One passdb's lookup, and whether its hash must be checked. Blocking (driver I/O).
+    fn passdb_step_blocking(
+        &self,
+        i: usize,
+        req: &Request,
+        password: &str,
+        authenticated: bool,
+    ) -> Lookup {
+        let Some(db) = self.passdbs.get(i) else {
+            return Lookup::Done(Step::Unknown);
+        };
+        match db.lookup(req, Some(password)) {
+            Err(e) => Lookup::Done(Step::Internal(format!("{}: {e}", db.name()))),
+            Ok(PassReply::Unknown) => Lookup::Done(Step::Unknown),
+            Ok(PassReply::Mismatch) => Lookup::Done(Step::Mismatch),
+            Ok(PassReply::Found(entry)) => {
+                if authenticated || entry.verified || entry.fields.has("nopassword") {
+                    Lookup::Done(with_policy(entry, req.rip))
+                } else if entry.password.is_none() {
+                    Lookup::Done(Step::Mismatch)
+                } else {
+                    Lookup::Hash(entry)
+                }
+            }
         }
     }
 
-    /// passdb lookup + verification in one blocking call (admin commands); `rip` is the
+    /// The chain's result as a verdict; a success is remembered in the cache.
+    fn finish(&self, result: ChainResult, begun: Begun) -> Verdict {
+        let cached = match &result {
+            ChainResult::Ok(entry) => Some(Cached::Ok(PassEntry {
+                password: None,
+                ..entry.clone()
+            })),
+            ChainResult::Unknown => Some(Cached::Unknown),
+            ChainResult::Mismatch => Some(Cached::Mismatch),
+            // Refusals depend on the client (allow_nets) or are rare; failures must be
+            // asked again.
+            ChainResult::Refused { .. } | ChainResult::Internal(_) => None,
+        };
+        if let Some(c) = cached {
+            self.cache
+                .lock()
+                .insert(begun.key, c, begun.generations, Instant::now());
+        }
+        Self::verdict(result)
+    }
+
+    fn verdict(result: ChainResult) -> Verdict {
+        match result {
+            ChainResult::Ok(entry) => Verdict::Ok { user: entry.user },
+            ChainResult::Unknown => Verdict::UnknownUser,
+            ChainResult::Mismatch => Verdict::Mismatch,
+            ChainResult::Refused { user, reason } => Verdict::Refused { user, reason },
+            ChainResult::Internal(e) => Verdict::TempFail(e),
+        }
+    }
+
+    /// passdb chain + verification in one blocking call (admin commands); `rip` is the
     /// client address to check `allow_nets` against, if any.
     pub fn check_password_blocking(
         &self,
@@ -308,73 +471,216 @@ impl Authenticator {
         password: &str,
         rip: Option<IpAddr>,
     ) -> Verdict {
-        match self.lookup_password_blocking(user, password, rip) {
-            Ok(v) => v,
-            Err(check) => self.verify_blocking(*check, password),
-        }
+        let begun = match self.begin_blocking("", user, password, rip) {
+            Ok(b) => b,
+            Err(verdict) => return verdict,
+        };
+        let mut chain = PassChain::new(&self.pass_rules);
+        let result = loop {
+            let Some(i) = chain.next() else {
+                break ChainResult::Unknown;
+            };
+            let step =
+                match self.passdb_step_blocking(i, &begun.req, password, chain.authenticated()) {
+                    Lookup::Done(step) => step,
+                    Lookup::Hash(entry) => verify_step(entry, password, rip),
+                };
+            if let Some(r) = chain.feed(step) {
+                break r;
+            }
+        };
+        self.finish(result, begun)
     }
 
-    /// Lookup and cache on the blocking pool; on a miss, the hash check on one of the
+    /// Lookups and the cache on the blocking pool; hash checks on one of the
     /// `auth_worker_max_count` low-priority workers, so a login storm queues instead of running
     /// hundreds of 64 MiB ARGON2ID computations at once, never starves the sessions of CPU,
     /// and cached logins never wait behind it.
-    async fn check_password(self: &Arc<Self>, user: &str, password: &str, rip: IpAddr) -> Verdict {
+    async fn check_password(
+        self: &Arc<Self>,
+        service: &str,
+        user: &str,
+        password: &str,
+        rip: IpAddr,
+    ) -> Verdict {
         let internal =
             |e: tokio::task::JoinError| Verdict::TempFail(format!("internal error: {e}"));
         let this = self.clone();
-        let (u, p) = (user.to_string(), password.to_string());
-        let looked_up = match tokio::task::spawn_blocking(move || {
-            this.lookup_password_blocking(&u, &p, Some(rip))
-        })
-        .await
-        {
-            Ok(v) => v,
-            Err(e) => return internal(e),
-        };
-        let check = match looked_up {
-            Ok(verdict) => return verdict,
-            Err(check) => check,
-        };
-        let (this, p) = (self.clone(), password.to_string());
-        self.workers
-            .run(move || this.verify_blocking(*check, &p))
+        let (u, p, svc) = (user.to_string(), password.to_string(), service.to_string());
+        let begun =
+            match tokio::task::spawn_blocking(move || this.begin_blocking(&svc, &u, &p, Some(rip)))
+                .await
+            {
+                Ok(Ok(b)) => Arc::new(b),
+                Ok(Err(verdict)) => return verdict,
+                Err(e) => return internal(e),
+            };
+        let mut chain = PassChain::new(&self.pass_rules);
+        let result = loop {
+            let Some(i) = chain.next() else {
+                break ChainResult::Unknown;
+            };
+            let authenticated = chain.authenticated();
+            let (this, b, p) = (self.clone(), begun.clone(), password.to_string());
+            let looked_up = match tokio::task::spawn_blocking(move || {
+                this.passdb_step_blocking(i, &b.req, &p, authenticated)
+            })
             .await
-            .unwrap_or_else(Verdict::TempFail)
+            {
+                Ok(l) => l,
+                Err(e) => return internal(e),
+            };
+            let step = match looked_up {
+                Lookup::Done(step) => step,
+                Lookup::Hash(entry) => {
+                    let p = password.to_string();
+                    self.workers
+                        .run(move || verify_step(entry, &p, Some(rip)))
+                        .await
+                        .unwrap_or_else(Step::Internal)
+                }
+            };
+            if let Some(r) = chain.feed(step) {
+                break r;
+            }
+        };
+        let begun = Arc::try_unwrap(begun).unwrap_or_else(|b| Begun {
+            req: b.req.clone(),
+            key: b.key,
+            generations: b.generations.clone(),
+        });
+        self.finish(result, begun)
     }
 
-    /// userdb lookup. Blocking (file stat): run on the blocking pool.
+    /// userdb lookup through the userdbs in order (Dovecot's rules: the first that finds
+    /// the user answers, unless its result_success says continue). Blocking (driver I/O):
+    /// run on the blocking pool. An unreachable userdb is an error (a temporary failure),
+    /// never "no such user".
     pub fn lookup_blocking(&self, user: &str) -> Result<Option<UserRecord>, String> {
-        let candidates = self.candidates(user);
-        let (_, entry) = Self::find(&self.userdbs, &candidates)?;
-        let Some(entry) = entry else { return Ok(None) };
-        let rules = entry.quota_rules();
-        let quota = quota_rule::apply_rules(self.settings.default_quota, rules)
-            .map_err(|e| format!("user {}: quota_rule {e}", entry.user))?;
-        Ok(Some(UserRecord {
+        let req = self.request(user, "", None);
+        if !plausible_name(&req.user) {
+            return Ok(None);
+        }
+        let generations = self
+            .userdbs
+            .iter()
+            .map(|d| d.generation().unwrap_or(u64::MAX))
+            .collect::<Vec<u64>>();
+        let hit = self
+            .user_cache
+            .lock()
+            .get(&req.user, &generations, Instant::now());
+        let entry = match hit {
+            Some(entry) => entry,
+            None => {
+                let entry = self.userdb_chain_blocking(user, &req)?;
+                self.user_cache.lock().insert(
+                    req.user.clone(),
+                    entry.clone(),
+                    generations,
+                    Instant::now(),
+                );
+                entry
+            }
+        };
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        self.user_record(entry).map(Some)
+    }
+
+    /// The userdbs in order, without the cache.
+    fn userdb_chain_blocking(
+        &self,
+        user: &str,
+        req: &Request,
+    ) -> Result<Option<UserEntry>, String> {
+        let mut found: Option<UserEntry> = None;
+        let mut failure: Option<String> = None;
+        for (db, rules) in self.userdbs.iter().zip(&self.user_rules) {
+            let skip = match rules.skip {
+                db::Skip::Found => found.is_some(),
+                db::Skip::NotFound => found.is_none(),
+                _ => false,
+            };
+            if skip {
+                continue;
+            }
+            let reply = match db.lookup(req) {
+                Ok(UserReply::AskPassdb(e)) => match self.passdb_entry_blocking(user) {
+                    Ok(Some(p)) => Ok(UserReply::Found(UserEntry {
+                        user: p.user,
+                        fields: e.fields,
+                    })),
+                    Ok(None) => Ok(UserReply::Unknown),
+                    Err(e) => Err(e),
+                },
+                Ok(r) => Ok(r),
+                Err(e) => Err(format!("{}: {e}", db.name())),
+            };
+            let rule = match reply {
+                Ok(UserReply::Found(e)) | Ok(UserReply::AskPassdb(e)) => {
+                    found = Some(match found.take() {
+                        // A later userdb's fields override an earlier one's.
+                        Some(prev) => UserEntry {
+                            user: e.user,
+                            fields: prev.fields.overridden_by(e.fields),
+                        },
+                        None => e,
+                    });
+                    rules.success
+                }
+                Ok(UserReply::Unknown) => rules.failure,
+                Err(e) => {
+                    failure = Some(e);
+                    rules.internalfail
+                }
+            };
+            match rule {
+                db::Rule::Return | db::Rule::ReturnOk => break,
+                db::Rule::ReturnFail => {
+                    found = None;
+                    break;
+                }
+                db::Rule::Continue | db::Rule::ContinueOk => {}
+                db::Rule::ContinueFail => found = None,
+            }
+        }
+        match (found, failure) {
+            (Some(entry), _) => Ok(Some(entry)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn user_record(&self, entry: UserEntry) -> Result<UserRecord, String> {
+        let quota =
+            quota_rule::apply_rules(self.settings.default_quota, entry.fields.quota_rules())
+                .map_err(|e| format!("user {}: quota_rule {e}", entry.user))?;
+        let take = |k: &str| entry.fields.get(k).unwrap_or_default().to_string();
+        Ok(UserRecord {
+            uid: take("uid"),
+            gid: take("gid"),
+            home: take("home"),
             user: entry.user.clone(),
-            uid: entry.uid.clone(),
-            gid: entry.gid.clone(),
-            home: entry.home.clone(),
             quota,
             fields: entry
-                .extra
+                .fields
+                .0
                 .iter()
-                .map(|(k, v)| {
-                    (
-                        k.strip_prefix("userdb_").unwrap_or(k).to_string(),
-                        v.clone(),
-                    )
-                })
+                .filter(|(k, _)| !matches!(k.as_str(), "uid" | "gid" | "home"))
+                .cloned()
                 .collect(),
-        }))
+        })
     }
 
-    /// Every user the userdbs list (`node user list`). Blocking (file reads).
+    /// Every user the userdbs can list (`node user list`). Blocking (driver I/O).
     pub fn userdb_users(&self) -> Result<Vec<String>, String> {
         let mut out = std::collections::BTreeSet::new();
-        for f in &self.userdbs {
-            let (_, users) = f.users().map_err(|e| e.to_string())?;
-            out.extend(users.keys().cloned());
+        for d in &self.userdbs {
+            if let Some(users) = d.iterate().map_err(|e| format!("{}: {e}", d.name()))? {
+                out.extend(users);
+            }
         }
         Ok(out.into_iter().collect())
     }
@@ -389,7 +695,7 @@ impl Authenticator {
         rip: IpAddr,
         session: &str,
     ) -> AuthOutcome {
-        let check = self.check_password(user, password, rip);
+        let check = self.check_password(service.as_str(), user, password, rip);
         self.authenticate_with(service, user, rip, session, check)
             .await
     }
@@ -405,6 +711,8 @@ impl Authenticator {
         check: impl std::future::Future<Output = Verdict>,
     ) -> AuthOutcome {
         let shown = self.canonical_name(user);
+        // Dovecot's log prefix names the passdb: `sql(user,rip,<session>)`.
+        let db = self.passdbs.first().map_or("passdb", |d| d.name());
         let exempt = nets::any_contains(&self.settings.failure_limit_exempt, Some(rip));
         // Take the limiter's verdict first: its lock must not be held across the await below.
         let limited = if exempt {
@@ -418,7 +726,7 @@ impl Authenticator {
                 target: "auth",
                 service = service.as_str(),
                 rip = %rip,
-                "passwd-file({shown},{rip},<{session}>): auth failed, rate limited: {n} failures in {window} secs, rip={rip}"
+                "{db}({shown},{rip},<{session}>): auth failed, rate limited: {n} failures in {window} secs, rip={rip}"
             );
             metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "ratelimited").increment(1);
             tokio::time::sleep(self.settings.failure_delay).await;
@@ -427,30 +735,30 @@ impl Authenticator {
         let verdict = check.await;
         let outcome = match verdict {
             Verdict::Ok { user } => {
-                tracing::debug!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({user},{rip},<{session}>): login ok");
+                tracing::debug!(target: "auth", service = service.as_str(), rip = %rip, "{db}({user},{rip},<{session}>): login ok");
                 metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "ok").increment(1);
                 return AuthOutcome::Ok { user };
             }
             Verdict::UnknownUser => {
                 if self.settings.verbose {
-                    tracing::info!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({shown},{rip},<{session}>): unknown user");
+                    tracing::info!(target: "auth", service = service.as_str(), rip = %rip, "{db}({shown},{rip},<{session}>): unknown user");
                 }
                 AuthOutcome::Failed
             }
             Verdict::Mismatch => {
                 if self.settings.verbose {
-                    tracing::info!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({shown},{rip},<{session}>): Password mismatch");
+                    tracing::info!(target: "auth", service = service.as_str(), rip = %rip, "{db}({shown},{rip},<{session}>): Password mismatch");
                 }
                 AuthOutcome::Failed
             }
             Verdict::Refused { user, reason } => {
                 // Logged whatever auth_verbose says: the operator disabled this on purpose
                 // and wants to see it hold.
-                tracing::info!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({user},{rip},<{session}>): {reason}");
+                tracing::info!(target: "auth", service = service.as_str(), rip = %rip, "{db}({user},{rip},<{session}>): {reason}");
                 AuthOutcome::Failed
             }
             Verdict::TempFail(reason) => {
-                tracing::error!(target: "auth", service = service.as_str(), rip = %rip, "passwd-file({shown},{rip},<{session}>): {reason}");
+                tracing::error!(target: "auth", service = service.as_str(), rip = %rip, "{db}({shown},{rip},<{session}>): {reason}");
                 metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "tempfail").increment(1);
                 return AuthOutcome::TempFail(reason);
             }
@@ -495,10 +803,7 @@ mod tests {
         )
         .unwrap();
         let config = Config {
-            passdb: vec![DbConfig {
-                driver: "passwd-file".into(),
-                args: path,
-            }],
+            passdb: vec![DbConfig::passwd_file(path)],
             auth_default_realm: realm.into(),
             auth_failure_delay: crate::config::values::DurationSetting(Duration::from_millis(10)),
             auth_failure_limit: limit,
@@ -556,10 +861,7 @@ mod tests {
         )
         .unwrap();
         let config = Config {
-            passdb: vec![DbConfig {
-                driver: "passwd-file".into(),
-                args: path,
-            }],
+            passdb: vec![DbConfig::passwd_file(path)],
             ..Config::default()
         };
         let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
@@ -707,10 +1009,7 @@ mod tests {
         }
         std::fs::write(&path, text).unwrap();
         let config = Config {
-            passdb: vec![DbConfig {
-                driver: "passwd-file".into(),
-                args: path,
-            }],
+            passdb: vec![DbConfig::passwd_file(path)],
             auth_worker_max_count: 1,
             ..Config::default()
         };
@@ -757,13 +1056,195 @@ mod tests {
         }
     }
 
+    /// The SQL driver behind the whole chain: logins and userdb lookups are cached, so a
+    /// user seen within the TTL keeps working when the database is gone; a user not seen
+    /// gets a temporary failure, never "wrong password"; unknown users are cached
+    /// negatively.
+    #[test]
+    fn cache_serves_while_the_directory_is_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, conf) = db::sql::tests::make_sqlite(dir.path());
+        let sql = DbConfig {
+            driver: "sql".into(),
+            ..DbConfig::passwd_file(conf)
+        };
+        let config = Config {
+            passdb: vec![sql.clone()],
+            userdb: vec![sql],
+            ..Config::default()
+        };
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        let bob = || a.check_password_blocking("bob@example.com", "pw", None);
+        assert_eq!(
+            bob(),
+            Verdict::Ok {
+                user: "bob@example.com".into()
+            }
+        );
+        assert_eq!(
+            a.check_password_blocking("bob@example.com", "wrong", None),
+            Verdict::Mismatch
+        );
+        assert_eq!(
+            a.check_password_blocking("nobody@example.com", "pw", None),
+            Verdict::UnknownUser
+        );
+        assert_eq!(
+            a.check_password_blocking("x' OR '1'='1", "pw", None),
+            Verdict::UnknownUser
+        );
+        assert_eq!(
+            a.check_password_blocking("bob@example.com\0x", "pw", None),
+            Verdict::UnknownUser
+        );
+        assert_eq!(a.lookup_blocking("bob\n@example.com").unwrap(), None);
+        let rec = a.lookup_blocking("bob@example.com").unwrap().unwrap();
+        assert_eq!(rec.home, "/var/vmail/bob@example.com");
+        assert_eq!(rec.quota.max_bytes, Some(1024));
+        let mut all = a.userdb_users().unwrap();
+        all.sort();
+        assert_eq!(all, vec!["bob@example.com", "off@example.com"]);
+
+        // The database breaks under the pool's open connections (a removed file would still
+        // be read through them).
+        std::fs::write(&db, vec![b'x'; 8192]).unwrap();
+        // Seen within the TTL: served from the cache, positive and negative.
+        assert!(matches!(bob(), Verdict::Ok { .. }));
+        assert_eq!(
+            a.lookup_blocking("bob@example.com").unwrap().unwrap().home,
+            rec.home
+        );
+        assert_eq!(
+            a.check_password_blocking("nobody@example.com", "pw", None),
+            Verdict::UnknownUser
+        );
+        // Not seen: the database must answer, and cannot.
+        assert!(matches!(
+            a.check_password_blocking("off@example.com", "pw", None),
+            Verdict::TempFail(_)
+        ));
+        assert!(a.lookup_blocking("off@example.com").is_err());
+        assert!(a.userdb_users().is_err());
+        // A flushed cache asks again.
+        a.flush_cache();
+        assert!(matches!(bob(), Verdict::TempFail(_)));
+    }
+
+    #[test]
+    fn static_userdb_needs_a_passdb_unless_allow_all_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(&path, "demo:{PLAIN}demo::::::\n").unwrap();
+        let stat = |args: &str| DbConfig {
+            driver: "static".into(),
+            ..DbConfig::passwd_file(args.into())
+        };
+        let config = Config {
+            passdb: vec![DbConfig::passwd_file(path.clone())],
+            userdb: vec![stat("uid=vmail gid=vmail home=/var/vmail/%d/%n")],
+            ..Config::default()
+        };
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert_eq!(
+            a.lookup_blocking("demo").unwrap().unwrap().home,
+            "/var/vmail//demo"
+        );
+        assert_eq!(a.lookup_blocking("ghost").unwrap(), None);
+        let config = Config {
+            passdb: vec![DbConfig::passwd_file(path)],
+            userdb: vec![stat("uid=vmail home=/h/%u allow_all_users=yes")],
+            ..Config::default()
+        };
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert_eq!(
+            a.lookup_blocking("ghost").unwrap().unwrap().home,
+            "/h/ghost"
+        );
+        // A static passdb: one password for everyone.
+        let config = Config {
+            passdb: vec![stat("password=shared")],
+            userdb: vec![stat("allow_all_users=yes")],
+            ..Config::default()
+        };
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert!(matches!(
+            a.check_password_blocking("anyone", "shared", None),
+            Verdict::Ok { .. }
+        ));
+        assert_eq!(
+            a.check_password_blocking("anyone", "other", None),
+            Verdict::Mismatch
+        );
+    }
+
+    /// Two passdbs with Dovecot's rules from the configuration: a deny list first, then the
+    /// users; an unreadable first passdb with result_internalfail = continue is a temporary
+    /// failure when the second does not know the user.
+    #[test]
+    fn configured_rules_deny_and_internalfail() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        let denied = dir.path().join("denied");
+        std::fs::write(&users, "demo:{PLAIN}demo::::::\nbad:{PLAIN}bad::::::\n").unwrap();
+        std::fs::write(&denied, "bad:::::::\n").unwrap();
+        let config = crate::config::parse_str(
+            &format!(
+                "[[passdb]]\ndriver = \"passwd-file\"\nargs = {:?}\ndeny = true\n\
+             [[passdb]]\ndriver = \"passwd-file\"\nargs = {:?}\n",
+                denied.display().to_string(),
+                users.display().to_string()
+            ),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert!(matches!(
+            a.check_password_blocking("bad", "bad", None),
+            Verdict::Refused { .. }
+        ));
+        assert!(matches!(
+            a.check_password_blocking("demo", "demo", None),
+            Verdict::Ok { .. }
+        ));
+        // Without [[userdb]] the passdbs serve as userdbs, but not the deny list.
+        assert!(a.lookup_blocking("demo").unwrap().is_some());
+        assert!(
+            a.lookup_blocking("bad").unwrap().is_some(),
+            "bad is in the users file too"
+        );
+        std::fs::write(&denied, "ghost:::::::\n").unwrap();
+        assert_eq!(a.lookup_blocking("ghost").unwrap(), None);
+        let config = crate::config::parse_str(
+            &format!(
+                "[[passdb]]\ndriver = \"passwd-file\"\nargs = \"/nonexistent\"\n\
+             [[passdb]]\ndriver = \"passwd-file\"\nargs = {:?}\n",
+                users.display().to_string()
+            ),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert!(matches!(
+            a.check_password_blocking("demo", "demo", None),
+            Verdict::Ok { .. }
+        ));
+        assert!(matches!(
+            a.check_password_blocking("ghost", "x", None),
+            Verdict::TempFail(_)
+        ));
+        assert!(crate::config::parse_str(
+            "[[passdb]]\ndriver = \"static\"\nargs = \"password=x\"\nresult_success = \"sometimes\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("sometimes"));
+    }
+
     #[test]
     fn missing_passwd_file_is_tempfail() {
         let config = Config {
-            passdb: vec![DbConfig {
-                driver: "passwd-file".into(),
-                args: "/nonexistent/users".into(),
-            }],
+            passdb: vec![DbConfig::passwd_file("/nonexistent/users".into())],
             ..Config::default()
         };
         let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);

@@ -32,16 +32,8 @@ impl PasswdEntry {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A passdb extra field (no `userdb_` prefix; last one wins).
-    pub fn passdb_field(&self, name: &str) -> Option<&str> {
-        self.extra
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
     /// Every `quota_rule`, `quota_rule2`, ... userdb field, in order.
+    #[cfg(test)]
     pub fn quota_rules(&self) -> Vec<&str> {
         self.extra
             .iter()

@@ -137,15 +137,19 @@ fn lookup(config: &Config, users: &[String], json: bool) -> anyhow::Result<i32> 
                 if json {
                     out.push(serde_json::json!({
                         "user": e.user,
-                        "password": e.password,
-                        "extra": e.extra,
+                        "password": e.password.as_deref().unwrap_or_default(),
+                        "extra": e.fields,
                     }));
                     continue;
                 }
                 outln!("passdb: {user}");
                 outln!("  {:<12}: {}", "user", e.user);
-                outln!("  {:<12}: {}", "password", e.password);
-                for (k, v) in &e.extra {
+                outln!(
+                    "  {:<12}: {}",
+                    "password",
+                    e.password.as_deref().unwrap_or_default()
+                );
+                for (k, v) in &e.fields.0 {
                     outln!("  {k:<12}: {v}");
                 }
             }
@@ -171,20 +175,22 @@ fn trace(auth: &Authenticator, config: &Config, user: &str, rip: Option<IpAddr>)
         auth.canonical_name(user)
     );
     for db in &config.passdb {
-        eprintln!("auth: debug: passdb passwd-file {}", db.args.display());
+        eprintln!("auth: debug: passdb {} {}", db.driver, db.args.display());
     }
     match auth.passdb_entry_blocking(user) {
         Ok(Some(e)) => {
             let scheme = e
                 .password
+                .as_deref()
+                .unwrap_or_default()
                 .strip_prefix('{')
                 .and_then(|p| p.split_once('}'))
                 .map_or("(none: no {SCHEME} prefix)", |(s, _)| s);
             eprintln!("auth: debug: found entry {:?}, scheme {scheme}", e.user);
-            for (k, v) in &e.extra {
+            for (k, v) in &e.fields.0 {
                 eprintln!("auth: debug: extra field {k}={v}");
             }
-            match crate::auth::login_policy(&e, rip) {
+            match crate::auth::login_policy(&e.fields, rip) {
                 Ok(()) => eprintln!("auth: debug: nologin/allow_nets: allowed"),
                 Err(why) => eprintln!("auth: debug: refused: {why}"),
             }
@@ -304,7 +310,11 @@ pub fn quota_set(
     };
     let add = vec![("userdb_quota_rule".to_string(), rule.clone())];
     let mut edited = None;
-    for db in config.effective_userdbs() {
+    for db in config
+        .effective_userdbs()
+        .iter()
+        .filter(|d| d.is_passwd_file())
+    {
         if crate::auth::passwd_file::edit_extra_fields(&db.args, &rec.user, is_rule, &add)
             .map_err(|e| anyhow::anyhow!(e))?
         {

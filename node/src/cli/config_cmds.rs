@@ -23,6 +23,9 @@ pub fn check(path: Option<&PathBuf>) -> anyhow::Result<i32> {
         }
     }
     for db in config.passdb.iter().chain(config.effective_userdbs()) {
+        if !db.is_passwd_file() {
+            continue;
+        }
         if origin == crate::server::Origin::Embedded && !db.args.exists() {
             continue; // made at first start
         }
@@ -46,7 +49,7 @@ pub fn check(path: Option<&PathBuf>) -> anyhow::Result<i32> {
             t(&c.raft_election_timeout_min),
             t(&c.raft_election_timeout_max),
             t(&c.raft_election_timeout_min),
-            t(&c.raft_takeover_timeout),
+            t(&c.takeover_timeout),
             c.node_id,
             c.peers
                 .iter()

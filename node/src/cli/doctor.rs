@@ -107,6 +107,9 @@ fn configuration(config: &Config, source: &str) -> Check {
         problems.push(e);
     }
     for db in config.passdb.iter().chain(config.effective_userdbs()) {
+        if !db.is_passwd_file() {
+            continue;
+        }
         if let Err(e) = PasswdFile::new(db.args.clone()).users() {
             problems.push(e.to_string());
         }

@@ -47,14 +47,52 @@ pub enum Durability {
     Replicated,
 }
 
-/// `[[passdb]]` / `[[userdb]]`.
+/// `[[passdb]]` / `[[userdb]]`, in the order they are consulted (Dovecot's settings).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DbConfig {
-    /// Only "passwd-file" is supported.
+    /// passwd-file, static, sql, ldap, pam, checkpassword (see auth::db::DRIVERS).
     pub driver: String,
-    /// The passwd-file's path.
+    /// The driver's argument: a passwd-file's path, a dovecot-sql.conf.ext or
+    /// dovecot-ldap.conf.ext path, static's `key=value` fields.
+    #[serde(default)]
     pub args: PathBuf,
+    /// passdb: never | authenticated | unauthenticated; userdb: never | found | notfound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_success: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_failure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_internalfail: Option<String>,
+    /// passdb only: users it finds are refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deny: bool,
+}
+
+impl DbConfig {
+    /// A passwd-file passdb/userdb with Dovecot's default rules.
+    pub fn passwd_file(path: PathBuf) -> DbConfig {
+        DbConfig {
+            driver: "passwd-file".into(),
+            args: path,
+            skip: None,
+            result_success: None,
+            result_failure: None,
+            result_internalfail: None,
+            deny: false,
+        }
+    }
+
+    /// `args` as text (static's fields, a path).
+    pub fn args_str(&self) -> String {
+        self.args.to_string_lossy().into_owned()
+    }
+
+    pub fn is_passwd_file(&self) -> bool {
+        self.driver == "passwd-file"
+    }
 }
 
 macro_rules! service_table {
@@ -226,9 +264,11 @@ pub struct ClusterSettings {
     /// (how long it keeps writing without a majority's acknowledgement) is the minimum.
     pub raft_election_timeout_min: DurationSetting,
     pub raft_election_timeout_max: DurationSetting,
-    /// Raft mode: how long a node about to become active pulls what it lacks from its peers
-    /// (per peer; an unreachable peer is skipped at once).
-    pub raft_takeover_timeout: DurationSetting,
+    /// How long a node about to become active (raft mode: elected; keepalived-led: made
+    /// master) pulls what it lacks from its peers (per peer; an unreachable peer is skipped at
+    /// once). `raft_takeover_timeout`, its name when only raft mode used it, is still read.
+    #[serde(alias = "raft_takeover_timeout")]
+    pub takeover_timeout: DurationSetting,
     /// At start-up, before any client is served: how long the node pulls what it lacks from
     /// each peer (an unreachable peer is skipped at once; 0 turns the pull off).
     pub startup_catch_up_timeout: DurationSetting,
@@ -254,7 +294,7 @@ impl Default for ClusterSettings {
             raft_heartbeat: DurationSetting(Duration::from_millis(100)),
             raft_election_timeout_min: DurationSetting(Duration::from_millis(400)),
             raft_election_timeout_max: DurationSetting(Duration::from_millis(800)),
-            raft_takeover_timeout: DurationSetting(Duration::from_secs(2)),
+            takeover_timeout: DurationSetting(Duration::from_secs(2)),
             startup_catch_up_timeout: DurationSetting(Duration::from_secs(2)),
         }
     }
@@ -402,6 +442,9 @@ pub struct Config {
     #[serde(deserialize_with = "cache_entries")]
     pub auth_cache_size: u64,
     pub auth_cache_ttl: DurationSetting,
+    /// How long "unknown user" and "wrong password" answers are remembered (Dovecot's
+    /// default, 1 hour); 0 = not at all.
+    pub auth_cache_negative_ttl: DurationSetting,
     pub auth_failure_delay: DurationSetting,
     /// Log each failed login (`passwd-file(user,rip,<session>): Password mismatch`). On by
     /// default, unlike Dovecot: it is the line fail2ban reads.
@@ -477,6 +520,7 @@ impl Default for Config {
             auth_default_realm: String::new(),
             auth_cache_size: 10_000,
             auth_cache_ttl: DurationSetting(Duration::from_secs(3600)),
+            auth_cache_negative_ttl: DurationSetting(Duration::from_secs(3600)),
             auth_failure_delay: DurationSetting(Duration::from_secs(2)),
             auth_verbose: true,
             auth_failure_limit: 20,
@@ -545,10 +589,7 @@ impl Config {
             protocols: WordList::of(&["imap", "pop3", "lmtp", "sieve"]),
             // `demo` and `demo@localhost` (what a local MTA or swaks sends to) are one user.
             auth_default_realm: "localhost".into(),
-            passdb: vec![DbConfig {
-                driver: "passwd-file".into(),
-                args: data.join("passwd"),
-            }],
+            passdb: vec![DbConfig::passwd_file(data.join("passwd"))],
             imap: ImapService {
                 port: 1143,
                 ssl_port: 1993,
@@ -695,14 +736,13 @@ impl Config {
                 self.ssl_cert_username_field
             ));
         }
+        if self.userdb.is_empty() && self.passdb.iter().any(|d| d.driver == "pam") {
+            return Err("passdb pam answers no user lookups: add a [[userdb]] (static with allow_all_users=yes, or passwd-file)".into());
+        }
         for (key, dbs) in [("passdb", &self.passdb), ("userdb", &self.userdb)] {
             for db in dbs.iter() {
-                if db.driver != "passwd-file" {
-                    return Err(format!(
-                        "{key}: driver {:?} is not supported (supported: passwd-file)",
-                        db.driver
-                    ));
-                }
+                crate::auth::db::check_config(db, key == "userdb")
+                    .map_err(|e| format!("{key} {}: {e}", db.driver))?;
             }
         }
         if self.ssl_cert.is_some() != self.ssl_key.is_some() {

@@ -55,7 +55,7 @@ pub fn cluster_lines(id: u32, nodes: u32, witness: bool) -> String {
     let mut s = format!(
         "mode = \"raft\"\nraft_listen = \"{}\"\nraft_heartbeat = \"{HEARTBEAT}\"\n\
          raft_election_timeout_min = \"{ELECTION_MIN}\"\nraft_election_timeout_max = \"{ELECTION_MAX}\"\n\
-         raft_takeover_timeout = \"{TAKEOVER}\"\n",
+         takeover_timeout = \"{TAKEOVER}\"\n",
         raft_addr(id)
     );
     if witness && nodes == 2 {

@@ -79,7 +79,7 @@ pub async fn start(
 }
 
 /// Before this node claims the active role: pull from every reachable peer what it lacks
-/// (`raft_takeover_timeout` per peer). Fails (and the coordinator retries) only while
+/// (`takeover_timeout` per peer). Fails (and the coordinator retries) only while
 /// replication is not started yet.
 pub fn activation_hook(
     replication: Arc<OnceLock<replication::Handle>>,

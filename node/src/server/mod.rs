@@ -42,7 +42,7 @@ pub fn hostname(config: &Config) -> String {
 
 /// The embedded default's passwd-file with the demo user, made once.
 fn ensure_demo_passdb(config: &Config) -> anyhow::Result<()> {
-    let Some(db) = config.passdb.first() else {
+    let Some(db) = config.passdb.first().filter(|d| d.is_passwd_file()) else {
         return Ok(());
     };
     if db.args.exists() {

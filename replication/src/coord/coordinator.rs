@@ -313,6 +313,18 @@ impl Coordinator {
             bootstrap(&raft, &cfg).await?;
         }
         inner.tasks.spawn(drive(inner.clone()));
+        let weak = Arc::downgrade(&inner);
+        let hook: network::TransferHook = Arc::new(move |to| {
+            let weak = weak.clone();
+            Box::pin(async move {
+                let inner = weak.upgrade().ok_or("the coordinator is stopping")?;
+                Coordinator { inner }
+                    .transfer_active(to)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        });
+        let _ = inner.net.transfer_hook.set(hook);
         Ok(Coordinator { inner })
     }
 
@@ -392,6 +404,22 @@ impl Coordinator {
         }
     }
 
+    /// Sends `transfer-active target` to the leader and waits for its outcome.
+    async fn forward_transfer(&self, leader: NodeId, target: NodeId) -> CoordResult<u64> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+            .ok_or(CoordError::UnknownNode(leader))?;
+        tracing::info!(leader, target, "coord: hand-over forwarded to the leader");
+        let mut client = PeerClient::new(self.inner.net.clone(), leader, addr);
+        // The leader's own bound (four election timeouts) plus a margin for the round trip.
+        let ttl = self.inner.timeouts.election_max * 6;
+        client.transfer_active(target, ttl).await
+    }
+
     /// Planned hand-over, called on the active node: waits until `target` holds the whole log,
     /// commits `Handover { from: me, to: target }` (epoch + 1; from then on no node is active
     /// until the target confirms), stops this leader's heartbeats and asks the target to
@@ -404,7 +432,14 @@ impl Coordinator {
     // of a failed one, in the order they happen.
     pub async fn transfer_active(&self, target: NodeId) -> CoordResult<u64> {
         let inner = &self.inner;
-        let m = self.leader_or_err()?;
+        let m = match self.leader_or_err() {
+            Ok(m) => m,
+            // Run on another node: the leader does it (an operator need not find it first).
+            Err(CoordError::NotLeader {
+                leader: Some(leader),
+            }) if leader != inner.me => return self.forward_transfer(leader, target).await,
+            Err(e) => return Err(e),
+        };
         if target == inner.me {
             return if self.is_active() {
                 Ok(self.epoch())
@@ -711,6 +746,40 @@ async fn drive(inner: Arc<Inner>) {
         }
         if leader || campaign_until.is_some_and(|t| now >= t) {
             campaign_until = None;
+        }
+        // The leader went silent (crashed, paused, cut off): campaign as soon as the voters'
+        // leases are over. openraft's own timer waits the lease plus a random election timeout
+        // after the last heartbeat, and twice the longest timeout more once any vote of this
+        // node was ever refused for a longer log (1.4 s after a crash with a witness, measured;
+        // the target is a fail-over under 1 s). Offsets by node id keep two survivors from
+        // splitting the votes. A planned hand-over also stops the heartbeats: its target
+        // campaigns every half `election_min` from the start, so it wins before this waits
+        // out (half `election_min` more), and a node that applied the hand-over stays quiet.
+        let handover_applied = st.active.is_some() && st.active_term.is_none();
+        if !leader
+            && !inner.witness
+            && st.mode == ClusterMode::Raft
+            && campaign_until.is_none()
+            && !handover_applied
+        {
+            if let Some(heard) = inner.net.last_append() {
+                let stagger =
+                    inner.timeouts.election_min / 2 + inner.timeouts.heartbeat * (1 + inner.me % 3);
+                let silent = now.saturating_duration_since(heard);
+                if silent >= inner.timeouts.election_max + stagger
+                    && last_elect.is_none_or(|t| now >= t + inner.timeouts.election_min)
+                {
+                    last_elect = Some(now);
+                    tracing::info!(
+                        node = inner.me,
+                        silent_ms = silent.as_millis() as u64,
+                        "coord: no word from the leader: campaigning"
+                    );
+                    if let Err(e) = inner.raft.trigger().elect().await {
+                        tracing::warn!(error = %e, "coord: cannot campaign");
+                    }
+                }
+            }
         }
         if campaign_until.is_some()
             && !inner.witness

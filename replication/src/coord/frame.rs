@@ -34,6 +34,11 @@ pub enum RaftRequest {
     TimeoutNow {
         from: NodeId,
     },
+    /// `node cluster transfer-active TO` run on a node that is not the leader, forwarded to
+    /// the leader, which runs the hand-over and answers with the new epoch.
+    TransferActive {
+        to: NodeId,
+    },
 }
 
 /// The answer to one [`RaftRequest`], in order.
@@ -43,6 +48,8 @@ pub enum RaftReply {
     Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     TimeoutNow,
+    /// The forwarded hand-over's outcome: the new epoch, or why it failed.
+    TransferActive(Result<u64, String>),
     /// The request was refused (the connection is closed after it).
     Refused(String),
 }
@@ -54,6 +61,7 @@ impl RaftRequest {
             RaftRequest::Append(_) => "Append",
             RaftRequest::Snapshot(_) => "Snapshot",
             RaftRequest::TimeoutNow { .. } => "TimeoutNow",
+            RaftRequest::TransferActive { .. } => "TransferActive",
         }
     }
 }

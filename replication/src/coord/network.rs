@@ -62,7 +62,15 @@ pub struct NetShared {
     pub refused_frames: AtomicU64,
     /// Set when a peer asks us to campaign now (planned hand-over); the coordinator acts on it.
     pub timeout_now: tokio::sync::Notify,
+    /// When a leader's AppendEntries (a heartbeat or entries) last reached this node.
+    last_append: Mutex<Option<tokio::time::Instant>>,
+    /// Runs a hand-over a peer forwarded here (set by the coordinator once started).
+    pub transfer_hook: std::sync::OnceLock<TransferHook>,
 }
+
+/// Runs `node cluster transfer-active TO` on this node for a peer: the new epoch or why not.
+pub type TransferHook =
+    Arc<dyn Fn(NodeId) -> futures::future::BoxFuture<'static, Result<u64, String>> + Send + Sync>;
 
 impl NetShared {
     pub fn new(me: NodeId, tls: TlsMaterial, allowed: impl IntoIterator<Item = NodeId>) -> Self {
@@ -74,7 +82,14 @@ impl NetShared {
             allowed: Mutex::new(allowed.into_iter().collect()),
             refused_frames: AtomicU64::new(0),
             timeout_now: tokio::sync::Notify::new(),
+            last_append: Mutex::new(None),
+            transfer_hook: std::sync::OnceLock::new(),
         }
+    }
+
+    /// When a leader's AppendEntries last reached this node (None: never since start).
+    pub fn last_append(&self) -> Option<tokio::time::Instant> {
+        *self.last_append.lock()
     }
 
     /// Test switch: an isolated node neither sends nor answers raft frames (and drops the links
@@ -257,6 +272,16 @@ impl PeerClient {
         }
     }
 
+    /// Asks this peer (the leader) to hand the active role to `to`; waits up to `ttl`.
+    pub async fn transfer_active(&mut self, to: NodeId, ttl: Duration) -> Result<u64, CoordError> {
+        match self.call(&RaftRequest::TransferActive { to }, ttl).await {
+            Ok(RaftReply::TransferActive(Ok(epoch))) => Ok(epoch),
+            Ok(RaftReply::TransferActive(Err(why))) => Err(CoordError::Handover { to, why }),
+            Ok(other) => Err(CoordError::Protocol(format!("unexpected answer {other:?}"))),
+            Err(Failure::Unreachable(e)) | Err(Failure::Network(e)) => Err(e),
+        }
+    }
+
     pub fn new(shared: Arc<NetShared>, target: NodeId, addr: String) -> PeerClient {
         PeerClient {
             shared,
@@ -402,12 +427,22 @@ pub async fn serve_conn(raft: Raft<TypeConfig>, shared: Arc<NetShared>, mut conn
         };
         let reply = match req {
             RaftRequest::Vote(v) => RaftReply::Vote(raft.vote(v).await),
-            RaftRequest::Append(a) => RaftReply::Append(raft.append_entries(a).await),
+            RaftRequest::Append(a) => {
+                *shared.last_append.lock() = Some(tokio::time::Instant::now());
+                RaftReply::Append(raft.append_entries(a).await)
+            }
             RaftRequest::Snapshot(s) => RaftReply::Snapshot(raft.install_snapshot(s).await),
             RaftRequest::TimeoutNow { from } => {
                 tracing::info!(from, "coord: asked to campaign now (hand-over)");
                 shared.timeout_now.notify_one();
                 RaftReply::TimeoutNow
+            }
+            RaftRequest::TransferActive { to } => {
+                tracing::info!(peer, to, "coord: hand-over asked by a peer");
+                RaftReply::TransferActive(match shared.transfer_hook.get() {
+                    Some(hook) => hook(to).await,
+                    None => Err("this node's coordinator is not started yet".into()),
+                })
             }
         };
         let bytes = match frame::encode(&reply) {

@@ -250,8 +250,8 @@ async fn coord_transfer_active_moves_the_role_with_one_more_epoch() {
     let c = Cluster::start(&[1, 2, 3], &[]).await;
     let (old, epoch) = wait_agreed(&c.running(), AGREE).await;
     let target = if old == 1 { 3 } else { 1 };
-    // refused on a node that is not active
-    assert!(c.nodes[&target].transfer_active(old).await.is_err());
+    // asked on another node to move the role where it already is: forwarded, nothing changes
+    assert_eq!(c.nodes[&target].transfer_active(old).await.unwrap(), epoch);
     let t0 = Instant::now();
     let e = c.nodes[&old].transfer_active(target).await.unwrap();
     let took = t0.elapsed();
@@ -259,6 +259,20 @@ async fn coord_transfer_active_moves_the_role_with_one_more_epoch() {
     println!("transfer_active {old} -> {target}: epoch {epoch} -> {e} in {took:?}");
     assert_eq!((a, e, e2), (target, epoch + 1, epoch + 1));
     assert!(!c.nodes[&old].is_active());
+    c.shutdown().await;
+}
+
+/// `transfer-active` run on a node that is neither active nor the target: the leader does it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coord_transfer_active_asked_elsewhere_is_forwarded_to_the_leader() {
+    let c = Cluster::start(&[1, 2, 3], &[]).await;
+    let (old, epoch) = wait_agreed(&c.running(), AGREE).await;
+    let others: Vec<u32> = [1, 2, 3].into_iter().filter(|n| *n != old).collect();
+    let (asked, target) = (others[0], others[1]);
+    let e = c.nodes[&asked].transfer_active(target).await.unwrap();
+    let (a, e2) = wait_agreed(&c.running(), AGREE).await;
+    assert_eq!((a, e, e2), (target, epoch + 1, epoch + 1));
+    assert!(!c.nodes[&old].is_active() && !c.nodes[&asked].is_active());
     c.shutdown().await;
 }
 

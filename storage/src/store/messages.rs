@@ -41,6 +41,28 @@ impl UserStore {
             .collect())
     }
 
+    /// The messages of a mailbox from UID `first` on, in UID order: a range scan, so the cost
+    /// follows the messages returned, not the size of the mailbox.
+    pub fn messages_from(&self, mailbox: &str, first: u32) -> Result<Vec<MessageMeta>> {
+        let mb = self.mailbox_rec(mailbox)?;
+        let v = self.core.view();
+        let keys = self.core.ix.range_keys(
+            &index::k_msg(&mb.id, first),
+            &index::k_msg(&mb.id, u32::MAX),
+        )?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let uid = k
+                .get(k.len().saturating_sub(4)..)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes);
+            if let Some(m) = uid.map(|u| v.msg(&mb.id, u)).transpose()?.flatten() {
+                out.push(m.meta);
+            }
+        }
+        Ok(out)
+    }
+
     /// Messages changed (added or flags) and UIDs expunged after `modseq`.
     pub fn changes_since(&self, mailbox: &str, modseq: u64) -> Result<MailboxChanges> {
         let mb = self.mailbox_rec(mailbox)?;

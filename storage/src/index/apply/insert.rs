@@ -37,7 +37,11 @@ pub(super) fn append(
             return Ok(());
         }
     }
-    if inserted {
+    // A copy parked behind a UID conflict is here too: a retry reaching this node before the
+    // resolver renumbers it must find it, or this node stores the delivery twice while its
+    // peers (which hold it live) keep one.
+    let here = inserted || tx.get_raw(&k_pending(&mb.id, &entry.guid))?.is_some();
+    if here {
         if let Some(key) = delivery_key {
             // Remembered so a retried delivery is answered, not stored twice (invariant 4).
             let d = Delivery {
