@@ -193,4 +193,39 @@ mod tests {
             );
         }
     }
+
+    /// A deny passdb refuses a user whatever the mechanism proved.
+    #[tokio::test]
+    async fn deny_passdb_holds_for_verified_logins() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        let denied = dir.path().join("denied");
+        std::fs::write(&users, "demo:{PLAIN}demo::::::\nbad:{PLAIN}bad::::::\n").unwrap();
+        std::fs::write(&denied, "bad:::::::\n").unwrap();
+        let config = crate::config::parse_str(
+            &format!(
+                "auth_failure_delay = \"0\"\n[[passdb]]\ndriver = \"passwd-file\"\nargs = {:?}\ndeny = true\n\
+                 [[passdb]]\ndriver = \"passwd-file\"\nargs = {:?}\n",
+                denied.display().to_string(),
+                users.display().to_string()
+            ),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let settings = super::super::AuthSettings::from_config(&config).unwrap();
+        let auth = Authenticator::new(settings, &config);
+        let rip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            auth.complete_login(Service::Imap, "demo", true, rip, "s")
+                .await,
+            AuthOutcome::Ok {
+                user: "demo".into()
+            }
+        );
+        assert_eq!(
+            auth.complete_login(Service::Imap, "bad", true, rip, "s")
+                .await,
+            AuthOutcome::Failed
+        );
+    }
 }
