@@ -20,6 +20,7 @@ declare -A PKG_FOR=(
   [nc]=netcat-openbsd
   [pkill]=procps
   [sieve-connect]=sieve-connect
+  [curl]=curl
   [sqlite3]=sqlite3
   [ldapsearch]=ldap-utils
 )

@@ -68,6 +68,8 @@ pub struct BackendSettings {
     pub auth_allow_cleartext: bool,
     /// mail_max_userip_connections; 0 = unlimited.
     pub max_userip_connections: u32,
+    /// `[oauth2]`'s token introspection; None = every bearer token is refused.
+    pub oauth2: Option<crate::auth::oauth2::Introspector>,
 }
 
 /// Live sessions per (service, user, IP), for mail_max_userip_connections.
@@ -181,6 +183,50 @@ impl Backend for NodeBackend {
         outcome
     }
 
+    async fn lookup_credentials(
+        &self,
+        _service: Service,
+        user: &str,
+        kind: protocols::CredentialKind,
+    ) -> protocols::CredentialsLookup {
+        let auth = self.auth.clone();
+        let user = user.to_string();
+        protocols::blocking::run(move || auth.credentials_blocking(&user, kind))
+            .await
+            .unwrap_or_else(protocols::CredentialsLookup::TempFail)
+    }
+
+    async fn validate_token(
+        &self,
+        _service: Service,
+        user: &str,
+        token: &str,
+    ) -> protocols::TokenCheck {
+        match &self.settings.oauth2 {
+            Some(i) => i.check(user, token, |u| self.auth.canonical_name(u)).await,
+            None => protocols::TokenCheck::Invalid,
+        }
+    }
+
+    async fn complete_login(&self, req: protocols::VerifiedLogin<'_>) -> AuthOutcome {
+        // As for passwords: no master users, so another authorization identity fails.
+        let proof_ok = req.proof_ok && req.authzid.is_none_or(|z| z.is_empty() || z == req.user);
+        let outcome = self
+            .auth
+            .complete_login(
+                req.service,
+                req.user,
+                proof_ok,
+                req.conn.remote.ip(),
+                &req.conn.session_id,
+            )
+            .await;
+        if let AuthOutcome::Ok { user } = &outcome {
+            self.live.logged_in(&req.conn.session_id, user);
+        }
+        outcome
+    }
+
     async fn lookup_user(&self, user: &str) -> Result<Option<UserInfo>, String> {
         let auth = self.auth.clone();
         let user = user.to_string();
@@ -236,6 +282,7 @@ mod tests {
 
     fn conn(remote: &str, tls: bool) -> ConnInfo {
         ConnInfo {
+            tls_client_user: None,
             remote: remote.parse().unwrap(),
             local: "127.0.0.1:143".parse().unwrap(),
             tls,
@@ -249,6 +296,7 @@ mod tests {
             ssl: SslMode::Yes,
             auth_allow_cleartext: false,
             max_userip_connections: 10,
+            oauth2: None,
         };
         assert!(plaintext_allowed(&s, &conn("127.0.0.1:5000", false)));
         assert!(plaintext_allowed(&s, &conn("[::1]:5000", false)));

@@ -52,6 +52,66 @@ pub fn load_server_config(
     files: &TlsFiles,
     min: TlsMinProtocol,
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    load_server_config_with(files, min, None)
+}
+
+/// Client certificates for SASL EXTERNAL (Dovecot's `ssl_ca`, `ssl_verify_client_cert`,
+/// `ssl_cert_username_field`): asked for, optional, verified against `ca` when given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCerts {
+    pub ca: PathBuf,
+    /// `commonName` (default) or `emailAddress`: the subject field naming the user.
+    pub username_field: String,
+}
+
+fn client_verifier(
+    client: &ClientCerts,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let bad = |reason: String| TlsError::CertUnreadable {
+        path: client.ca.clone(),
+        reason,
+    };
+    let pem = std::fs::read(&client.ca).map_err(|e| bad(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: client.ca.clone(),
+        });
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        // A client without a certificate still gets TLS (and the other mechanisms).
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// The user a verified client certificate names, from its subject's `field`.
+pub fn certificate_user(cert: &[u8], field: &str) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let subject = parsed.subject();
+    let value = if field.eq_ignore_ascii_case("emailAddress") {
+        subject.iter_email().next()
+    } else {
+        subject.iter_common_name().next()
+    }?;
+    value
+        .as_str()
+        .ok()
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+}
+
+fn load_server_config_with(
+    files: &TlsFiles,
+    min: TlsMinProtocol,
+    client: Option<&ClientCerts>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let cert_err = |reason: String| TlsError::CertUnreadable {
         path: files.cert.clone(),
         reason,
@@ -92,11 +152,14 @@ pub fn load_server_config(
         TlsMinProtocol::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsMinProtocol::Tls13 => &[&rustls::version::TLS13],
     };
-    let config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
-        .map_err(|e| invalid(e.to_string()))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SingleCert(Arc::new(certified))));
+        .map_err(|e| invalid(e.to_string()))?;
+    let builder = match client {
+        Some(c) => builder.with_client_cert_verifier(client_verifier(c, &provider)?),
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder.with_cert_resolver(Arc::new(SingleCert(Arc::new(certified))));
     Ok(Arc::new(config))
 }
 
@@ -158,22 +221,28 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 pub struct Tls {
     files: TlsFiles,
     min: TlsMinProtocol,
+    client: Option<ClientCerts>,
     current: RwLock<Arc<ServerConfig>>,
 }
 
 impl Tls {
-    pub fn load(files: TlsFiles, min: TlsMinProtocol) -> Result<Arc<Tls>, TlsError> {
-        let config = load_server_config(&files, min)?;
+    pub fn load(
+        files: TlsFiles,
+        min: TlsMinProtocol,
+        client: Option<ClientCerts>,
+    ) -> Result<Arc<Tls>, TlsError> {
+        let config = load_server_config_with(&files, min, client.as_ref())?;
         Ok(Arc::new(Tls {
             files,
             min,
+            client,
             current: RwLock::new(config),
         }))
     }
 
     /// Re-reads the certificate and key (SIGHUP). On error the old configuration stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = load_server_config(&self.files, self.min)?;
+        let config = load_server_config_with(&self.files, self.min, self.client.as_ref())?;
         *self.current.write() = config;
         Ok(())
     }
@@ -184,9 +253,26 @@ impl Tls {
 
     /// Server-side handshake, bounded in time.
     pub async fn accept(&self, stream: BoxStream) -> std::io::Result<BoxStream> {
+        Ok(self.accept_identified(stream).await?.0)
+    }
+
+    /// The handshake, and the user a verified client certificate names (only asked for
+    /// when `ssl_verify_client_cert` is on; rustls has checked it against `ssl_ca`).
+    pub async fn accept_identified(
+        &self,
+        stream: BoxStream,
+    ) -> std::io::Result<(BoxStream, Option<String>)> {
         let acceptor = self.acceptor();
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => Ok(Box::new(tls)),
+            Ok(Ok(tls)) => {
+                let user = match (&self.client, tls.get_ref().1.peer_certificates()) {
+                    (Some(c), Some(chain)) => chain
+                        .first()
+                        .and_then(|leaf| certificate_user(leaf, &c.username_field)),
+                    _ => None,
+                };
+                Ok((Box::new(tls), user))
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -201,6 +287,13 @@ impl TlsUpgrade for Tls {
     async fn upgrade(&self, stream: BoxStream) -> std::io::Result<BoxStream> {
         self.accept(stream).await
     }
+
+    async fn upgrade_identified(
+        &self,
+        stream: BoxStream,
+    ) -> std::io::Result<(BoxStream, Option<String>)> {
+        self.accept_identified(stream).await
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +302,51 @@ mod tests {
 
     fn self_signed(dir: &Path) -> TlsFiles {
         ensure_self_signed(dir, &["localhost".to_string()]).unwrap()
+    }
+
+    #[test]
+    fn certificate_user_from_subject() {
+        let mut params = rcgen::CertificateParams::new(vec!["client".to_string()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "demo@example.org");
+        params.distinguished_name.push(
+            rcgen::DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
+            rcgen::DnValue::Ia5String("mail@example.org".try_into().unwrap()),
+        );
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let der = cert.der();
+        assert_eq!(
+            certificate_user(der, "commonName").as_deref(),
+            Some("demo@example.org")
+        );
+        assert_eq!(
+            certificate_user(der, "emailAddress").as_deref(),
+            Some("mail@example.org")
+        );
+        assert_eq!(certificate_user(b"not a certificate", "commonName"), None);
+    }
+
+    #[test]
+    fn client_ca_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = self_signed(dir.path());
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        for ca in [empty, dir.path().join("missing.pem")] {
+            let client = ClientCerts {
+                ca,
+                username_field: "commonName".into(),
+            };
+            assert!(Tls::load(files.clone(), TlsMinProtocol::Tls12, Some(client)).is_err());
+        }
+        let client = ClientCerts {
+            ca: files.cert.clone(),
+            username_field: "commonName".into(),
+        };
+        assert!(Tls::load(files.clone(), TlsMinProtocol::Tls12, Some(client)).is_ok());
     }
 
     #[test]
@@ -294,7 +432,7 @@ mod tests {
     fn reload_swaps_and_keeps_old_on_error() {
         let dir = tempfile::tempdir().unwrap();
         let files = self_signed(dir.path());
-        let tls = Tls::load(files.clone(), TlsMinProtocol::Tls13).unwrap();
+        let tls = Tls::load(files.clone(), TlsMinProtocol::Tls13, None).unwrap();
         let before = Arc::as_ptr(&tls.current.read().clone());
         tls.reload().unwrap();
         let after = Arc::as_ptr(&tls.current.read().clone());
@@ -308,7 +446,7 @@ mod tests {
     async fn handshake_over_a_duplex_pipe() {
         let dir = tempfile::tempdir().unwrap();
         let files = self_signed(dir.path());
-        let tls = Tls::load(files.clone(), TlsMinProtocol::Tls12).unwrap();
+        let tls = Tls::load(files.clone(), TlsMinProtocol::Tls12, None).unwrap();
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
         let server = tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};

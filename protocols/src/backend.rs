@@ -40,6 +40,9 @@ pub struct ConnInfo {
     pub tls: bool,
     /// Per-connection id for logs (the `session=` field).
     pub session_id: String,
+    /// The user named by a TLS client certificate that verified against `ssl_ca`: what SASL
+    /// EXTERNAL logs in as.
+    pub tls_client_user: Option<String>,
 }
 
 impl ConnInfo {
@@ -58,6 +61,71 @@ pub struct AuthRequest<'a> {
     /// SASL authorization identity, if different from the user (master users); usually None.
     pub authzid: Option<&'a str>,
     pub mechanism: &'a str,
+    pub conn: &'a ConnInfo,
+}
+
+/// What a challenge-response mechanism needs from the passdb.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// The password itself (CRAM-MD5, APOP): only a `{PLAIN}` passdb entry serves it.
+    Plaintext,
+    /// A SCRAM secret of this hash: a `{SCRAM-SHA-*}` entry of the same hash, or the plaintext.
+    Scram(crate::sasl::scram::ScramHash),
+}
+
+/// A stored credential, in a form the mechanism can use.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    Plaintext(String),
+    Scram(crate::sasl::scram::ScramSecret),
+}
+
+// Never print a password or a secret.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Plaintext(_) => f.write_str("Plaintext(<hidden>)"),
+            Credential::Scram(s) => write!(f, "Scram({s:?})"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialsLookup {
+    /// The canonical user name and the credential.
+    Found {
+        user: String,
+        credential: Credential,
+    },
+    /// The user exists but the passdb stores nothing this mechanism can use (a hash).
+    Unusable {
+        user: String,
+    },
+    UnknownUser,
+    TempFail(String),
+}
+
+/// The authorization server's answer about a bearer token (OAUTHBEARER, XOAUTH2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// Active and issued to the user the client named.
+    Valid,
+    /// Inactive, expired, unknown, or someone else's.
+    Invalid,
+    /// The server could not be asked (down, timeout, bad answer).
+    TempFail(String),
+}
+
+/// A login whose proof the mechanism checked itself (SCRAM, CRAM-MD5, APOP): the backend
+/// applies what it applies to a password login (rate limit, passdb refusals, logging, the
+/// failure delay).
+pub struct VerifiedLogin<'a> {
+    pub service: Service,
+    pub user: &'a str,
+    pub authzid: Option<&'a str>,
+    pub mechanism: &'a str,
+    /// Whether the proof was right; false counts as a failed login.
+    pub proof_ok: bool,
     pub conn: &'a ConnInfo,
 }
 
@@ -88,6 +156,22 @@ pub struct WriteRefused(pub String);
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     async fn authenticate(&self, req: AuthRequest<'_>) -> AuthOutcome;
+
+    /// The passdb's credential of `user` in the form `kind` asks (no password check, no
+    /// failure counted: [`Backend::complete_login`] does that once the proof is checked).
+    async fn lookup_credentials(
+        &self,
+        service: Service,
+        user: &str,
+        kind: CredentialKind,
+    ) -> CredentialsLookup;
+
+    /// Asks the configured token introspection endpoint (RFC 7662) whether `token` is active
+    /// and belongs to `user`.
+    async fn validate_token(&self, service: Service, user: &str, token: &str) -> TokenCheck;
+
+    /// Ends a login that a challenge-response mechanism verified (or refuted).
+    async fn complete_login(&self, req: VerifiedLogin<'_>) -> AuthOutcome;
 
     /// Looks a user up in the userdb (LMTP RCPT TO). `None` = unknown user (550 5.1.1).
     async fn lookup_user(&self, user: &str) -> Result<Option<UserInfo>, String>;

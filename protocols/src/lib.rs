@@ -18,6 +18,7 @@ pub mod stream;
 mod testing;
 
 pub use backend::{
-    AuthOutcome, AuthRequest, Backend, ConnInfo, Service, SessionGuard, UserInfo, WriteRefused,
+    AuthOutcome, AuthRequest, Backend, ConnInfo, Credential, CredentialKind, CredentialsLookup,
+    Service, SessionGuard, TokenCheck, UserInfo, VerifiedLogin, WriteRefused,
 };
 pub use stream::{AsyncStream, BoxStream, TlsUpgrade};

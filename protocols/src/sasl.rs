@@ -1,12 +1,26 @@
-//! SASL PLAIN (RFC 4616) and LOGIN decoding, shared by IMAP AUTHENTICATE and POP3 AUTH.
+//! SASL exchanges shared by IMAP AUTHENTICATE, POP3 AUTH and ManageSieve AUTHENTICATE: PLAIN
+//! (RFC 4616) and LOGIN, which carry the password, and CRAM-MD5 (RFC 2195) and SCRAM-SHA-1 /
+//! SCRAM-SHA-256 (RFC 5802 / RFC 7677), which prove it without sending it.
 //!
 //! Pure: no I/O. A protocol session starts a [`SaslExchange`] with the mechanism name and the
 //! optional initial response (SASL-IR, RFC 4959 / RFC 5034), sends each [`SaslStep::Challenge`]
 //! to the client (already base64, the protocol adds its `+ ` prefix), feeds each client line back
-//! through [`SaslExchange::step`], and gets [`Credentials`] at [`SaslStep::Done`].
+//! through [`SaslExchange::step`]. A challenge-response mechanism asks for the passdb's stored
+//! credential with [`SaslStep::NeedCredentials`] (answered through [`SaslExchange::supply`]) and
+//! ends in [`SaslStep::Verified`]; PLAIN and LOGIN end in [`SaslStep::Done`] with the password.
+//! [`drive`] runs those backend steps for a protocol.
 
+pub mod cram;
+mod drive;
+pub mod oauth;
+pub mod scram;
+
+pub use drive::{advance, Resolved};
+
+use crate::backend::{Credential, CredentialKind, CredentialsLookup, TokenCheck};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use scram::{ScramFinal, ScramHash, ScramSecret, ScramServer};
 
 /// LOGIN's first challenge, base64 of "Username:".
 pub const LOGIN_USERNAME_CHALLENGE: &str = "VXNlcm5hbWU6";
@@ -37,11 +51,17 @@ pub enum SaslError {
     Finished,
 }
 
-/// Mechanisms we offer. Both carry a plaintext password.
+/// Mechanisms we implement; `auth_mechanisms` picks those offered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mechanism {
     Plain,
     Login,
+    CramMd5,
+    ScramSha1,
+    ScramSha256,
+    OAuthBearer,
+    XOAuth2,
+    External,
 }
 
 impl Mechanism {
@@ -59,19 +79,50 @@ impl Mechanism {
 
     /// Parses a mechanism name as a client sends it (case-insensitive).
     pub fn parse(name: &str) -> Result<Mechanism, SaslError> {
-        if name.eq_ignore_ascii_case("PLAIN") {
-            Ok(Mechanism::Plain)
-        } else if name.eq_ignore_ascii_case("LOGIN") {
-            Ok(Mechanism::Login)
-        } else {
-            Err(SaslError::UnsupportedMechanism)
-        }
+        Mechanism::ALL
+            .into_iter()
+            .find(|m| name.eq_ignore_ascii_case(m.as_str()))
+            .ok_or(SaslError::UnsupportedMechanism)
     }
+    pub const ALL: [Mechanism; 8] = [
+        Mechanism::Plain,
+        Mechanism::Login,
+        Mechanism::CramMd5,
+        Mechanism::ScramSha1,
+        Mechanism::ScramSha256,
+        Mechanism::OAuthBearer,
+        Mechanism::XOAuth2,
+        Mechanism::External,
+    ];
     pub fn as_str(&self) -> &'static str {
         match self {
             Mechanism::Plain => "PLAIN",
             Mechanism::Login => "LOGIN",
+            Mechanism::CramMd5 => "CRAM-MD5",
+            Mechanism::ScramSha1 => "SCRAM-SHA-1",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
+            Mechanism::XOAuth2 => "XOAUTH2",
+            Mechanism::External => "EXTERNAL",
         }
+    }
+
+    /// Whether to offer the mechanism on this connection: plaintext ones only where
+    /// plaintext authentication is allowed, EXTERNAL only with a verified client certificate.
+    pub fn offered(&self, plaintext_allowed: bool, conn: &crate::backend::ConnInfo) -> bool {
+        match self {
+            Mechanism::External => conn.tls_client_user.is_some(),
+            m => plaintext_allowed || !m.carries_plaintext(),
+        }
+    }
+    /// Whether the password (or a bearer token, as good as one) crosses the wire readable:
+    /// such mechanisms are refused where plaintext authentication is (no TLS and not
+    /// loopback, `ssl = required`).
+    pub fn carries_plaintext(&self) -> bool {
+        matches!(
+            self,
+            Mechanism::Plain | Mechanism::Login | Mechanism::OAuthBearer | Mechanism::XOAuth2
+        )
     }
 }
 
@@ -147,22 +198,103 @@ pub fn decode_plain(b64: &str) -> Result<Credentials, SaslError> {
 pub enum SaslStep {
     /// Send this challenge (base64, possibly empty) and feed the client's next line to `step`.
     Challenge(String),
+    /// PLAIN/LOGIN: check this password with the backend.
     Done(Credentials),
+    /// Look up what the passdb stores for this user and hand it to [`SaslExchange::supply`].
+    NeedCredentials { user: String, kind: CredentialKind },
+    /// Ask the authorization server about this bearer token, hand the answer to
+    /// [`SaslExchange::supply_token`].
+    NeedToken { user: String, token: String },
+    /// EXTERNAL: log in as the connection's certificate user, if `authzid` (empty = none)
+    /// names no one else.
+    External { authzid: String },
+    /// The mechanism checked the proof itself: finish the login with the backend.
+    Verified(Verified),
+}
+
+/// The end of a challenge-response exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The user as the passdb lookup named it (canonical), or as the client sent it.
+    pub user: String,
+    pub authzid: Option<String>,
+    pub result: ProofResult,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProofResult {
+    Ok,
+    /// Wrong proof, unknown user, or no credential the mechanism can use.
+    Failed,
+    /// The passdb could not be read.
+    TempFail(String),
+}
+
+#[derive(Clone, Debug)]
 enum State {
     PlainAwaitingResponse,
     LoginAwaitingUser,
-    LoginAwaitingPassword { user: String },
+    LoginAwaitingPassword {
+        user: String,
+    },
+    CramAwaitingResponse {
+        challenge: String,
+    },
+    CramAwaitingCredentials {
+        challenge: String,
+        user: String,
+        digest: String,
+    },
+    ScramAwaitingFirst(ScramHash),
+    ScramAwaitingCredentials(ScramHash, Box<scram::ClientFirst>),
+    ScramAwaitingFinal {
+        server: Box<ScramServer>,
+        user: String,
+        authzid: Option<String>,
+    },
+    OAuthAwaitingResponse,
+    ExternalAwaitingAuthzid,
+    OAuthAwaitingToken {
+        user: String,
+    },
+    /// The error JSON was sent; the client's answer ends the exchange in failure.
+    OAuthAwaitingErrorAck {
+        user: String,
+    },
+    /// Server-final sent; RFC 5802 has the client answer with an empty response.
+    ScramAwaitingAck {
+        user: String,
+        authzid: Option<String>,
+    },
     Finished,
 }
 
-/// A server-side SASL exchange for PLAIN or LOGIN.
+/// The host name in CRAM-MD5's challenge and APOP's timestamp.
+pub fn hostname() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".to_string())
+    })
+}
+
+/// A nonce of printable characters without `,` (base64 of random bytes).
+fn server_nonce() -> String {
+    let mut bytes = [0u8; 18];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    encode_base64(&bytes)
+}
+
+/// A server-side SASL exchange.
 #[derive(Clone, Debug)]
 pub struct SaslExchange {
     mechanism: Mechanism,
     state: State,
+    /// The user name once the client named it, for logs.
+    user: Option<String>,
 }
 
 impl SaslExchange {
@@ -175,8 +307,28 @@ impl SaslExchange {
         let state = match mechanism {
             Mechanism::Plain => State::PlainAwaitingResponse,
             Mechanism::Login => State::LoginAwaitingUser,
+            Mechanism::CramMd5 => {
+                // The server speaks first: an initial response makes no sense (RFC 2195).
+                if initial.is_some() {
+                    return Err(SaslError::Malformed {
+                        mechanism: "CRAM-MD5",
+                        reason: "no initial response allowed",
+                    });
+                }
+                State::CramAwaitingResponse {
+                    challenge: cram::timestamp(hostname()),
+                }
+            }
+            Mechanism::ScramSha1 => State::ScramAwaitingFirst(ScramHash::Sha1),
+            Mechanism::ScramSha256 => State::ScramAwaitingFirst(ScramHash::Sha256),
+            Mechanism::OAuthBearer | Mechanism::XOAuth2 => State::OAuthAwaitingResponse,
+            Mechanism::External => State::ExternalAwaitingAuthzid,
         };
-        let mut ex = SaslExchange { mechanism, state };
+        let mut ex = SaslExchange {
+            mechanism,
+            state,
+            user: None,
+        };
         let step = match initial {
             Some(ir) => ex.respond(ir, true)?,
             None => ex.challenge(),
@@ -188,20 +340,140 @@ impl SaslExchange {
         self.mechanism
     }
 
+    /// The user name the client gave, once it did (for logs).
+    pub fn user(&self) -> Option<String> {
+        self.user.clone()
+    }
+
+    fn note_user(&mut self, step: &SaslStep) {
+        let user = match step {
+            SaslStep::Done(c) => &c.authcid,
+            SaslStep::NeedCredentials { user, .. } => user,
+            SaslStep::NeedToken { user, .. } => user,
+            SaslStep::External { authzid } => authzid,
+            SaslStep::Verified(v) => &v.user,
+            SaslStep::Challenge(_) => return,
+        };
+        self.user = Some(user.clone());
+    }
+
     /// Feeds one client line (without CRLF). `*` cancels the exchange.
     pub fn step(&mut self, line: &str) -> Result<SaslStep, SaslError> {
         self.respond(line, false)
     }
 
     fn challenge(&self) -> SaslStep {
-        SaslStep::Challenge(
-            match self.state {
-                State::LoginAwaitingUser => LOGIN_USERNAME_CHALLENGE,
-                State::LoginAwaitingPassword { .. } => LOGIN_PASSWORD_CHALLENGE,
-                _ => "",
+        SaslStep::Challenge(match &self.state {
+            State::LoginAwaitingUser => LOGIN_USERNAME_CHALLENGE.to_string(),
+            State::LoginAwaitingPassword { .. } => LOGIN_PASSWORD_CHALLENGE.to_string(),
+            State::CramAwaitingResponse { challenge } => encode_base64(challenge.as_bytes()),
+            _ => String::new(),
+        })
+    }
+
+    /// Answers [`SaslStep::NeedToken`] with the authorization server's verdict.
+    pub fn supply_token(&mut self, check: TokenCheck) -> Result<SaslStep, SaslError> {
+        let State::OAuthAwaitingToken { user } =
+            std::mem::replace(&mut self.state, State::Finished)
+        else {
+            return Err(SaslError::Finished);
+        };
+        match check {
+            TokenCheck::Valid => Ok(SaslStep::Verified(Verified {
+                user,
+                authzid: None,
+                result: ProofResult::Ok,
+            })),
+            TokenCheck::Invalid => {
+                self.state = State::OAuthAwaitingErrorAck { user };
+                Ok(SaslStep::Challenge(encode_base64(
+                    oauth::error_json("invalid_token").as_bytes(),
+                )))
             }
-            .to_string(),
-        )
+            TokenCheck::TempFail(why) => Ok(SaslStep::Verified(Verified {
+                user,
+                authzid: None,
+                result: ProofResult::TempFail(why),
+            })),
+        }
+    }
+
+    /// Answers [`SaslStep::NeedCredentials`] with the backend's lookup.
+    pub fn supply(&mut self, lookup: CredentialsLookup) -> Result<SaslStep, SaslError> {
+        let step = self.supply_inner(lookup);
+        if let Ok(st) = &step {
+            self.note_user(st);
+        }
+        step
+    }
+
+    fn supply_inner(&mut self, lookup: CredentialsLookup) -> Result<SaslStep, SaslError> {
+        let (user, credential) = match lookup {
+            CredentialsLookup::Found { user, credential } => (Some(user), Some(credential)),
+            CredentialsLookup::Unusable { user } => (Some(user), None),
+            CredentialsLookup::UnknownUser => (None, None),
+            CredentialsLookup::TempFail(why) => {
+                let user = match std::mem::replace(&mut self.state, State::Finished) {
+                    State::CramAwaitingCredentials { user, .. } => user,
+                    State::ScramAwaitingCredentials(_, first) => first.user,
+                    _ => return Err(SaslError::Finished),
+                };
+                return Ok(SaslStep::Verified(Verified {
+                    user,
+                    authzid: None,
+                    result: ProofResult::TempFail(why),
+                }));
+            }
+        };
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::CramAwaitingCredentials {
+                challenge,
+                user: sent,
+                digest,
+            } => {
+                let ok = match &credential {
+                    Some(Credential::Plaintext(pw)) => {
+                        cram::cram_md5_matches(pw, &challenge, &digest)
+                    }
+                    _ => false,
+                };
+                Ok(SaslStep::Verified(Verified {
+                    user: user.unwrap_or(sent),
+                    authzid: None,
+                    result: if ok {
+                        ProofResult::Ok
+                    } else {
+                        ProofResult::Failed
+                    },
+                }))
+            }
+            State::ScramAwaitingCredentials(hash, first) => {
+                let secret = match credential {
+                    Some(Credential::Scram(s)) if s.hash == hash => s,
+                    Some(Credential::Plaintext(pw)) => {
+                        ScramSecret::generate(hash, &pw, scram::DEFAULT_ITERATIONS)
+                    }
+                    // Unknown user or no usable secret: go on with a made-up one, so the
+                    // exchange looks the same and only fails at the proof.
+                    _ => {
+                        let mut junk = ScramSecret::generate(hash, "", scram::MIN_ITERATIONS);
+                        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut junk.stored_key);
+                        junk
+                    }
+                };
+                let first = *first;
+                let (sent, authzid) = (first.user.clone(), first.authzid.clone());
+                let server = ScramServer::new(secret, first, &server_nonce());
+                let challenge = encode_base64(server.server_first().as_bytes());
+                self.state = State::ScramAwaitingFinal {
+                    server: Box::new(server),
+                    user: user.unwrap_or(sent),
+                    authzid,
+                };
+                Ok(SaslStep::Challenge(challenge))
+            }
+            _ => Err(SaslError::Finished),
+        }
     }
 
     fn respond(&mut self, line: &str, initial: bool) -> Result<SaslStep, SaslError> {
@@ -222,8 +494,9 @@ impl SaslExchange {
             }
         };
         let result = self.advance(decoded);
-        if result.is_err() {
-            self.state = State::Finished;
+        match &result {
+            Ok(step) => self.note_user(step),
+            Err(_) => self.state = State::Finished,
         }
         result
     }
@@ -250,6 +523,94 @@ impl SaslExchange {
                     password,
                 }))
             }
+            State::ExternalAwaitingAuthzid => {
+                let authzid = String::from_utf8(decoded).map_err(|_| SaslError::NotUtf8)?;
+                if authzid.contains('\0') {
+                    return Err(SaslError::Malformed {
+                        mechanism: "EXTERNAL",
+                        reason: "NUL in authorization identity",
+                    });
+                }
+                Ok(SaslStep::External { authzid })
+            }
+            State::OAuthAwaitingResponse => {
+                let r = if self.mechanism == Mechanism::XOAuth2 {
+                    oauth::parse_xoauth2(&decoded)?
+                } else {
+                    oauth::parse_oauthbearer(&decoded)?
+                };
+                self.state = State::OAuthAwaitingToken {
+                    user: r.user.clone(),
+                };
+                Ok(SaslStep::NeedToken {
+                    user: r.user,
+                    token: r.token,
+                })
+            }
+            State::OAuthAwaitingErrorAck { user } => Ok(SaslStep::Verified(Verified {
+                user,
+                authzid: None,
+                result: ProofResult::Failed,
+            })),
+            State::CramAwaitingResponse { challenge } => {
+                let (user, digest) = cram::parse_response(&decoded)?;
+                self.state = State::CramAwaitingCredentials {
+                    challenge,
+                    user: user.clone(),
+                    digest,
+                };
+                Ok(SaslStep::NeedCredentials {
+                    user,
+                    kind: CredentialKind::Plaintext,
+                })
+            }
+            State::ScramAwaitingFirst(hash) => {
+                let text = String::from_utf8(decoded).map_err(|_| SaslError::NotUtf8)?;
+                let first = scram::parse_client_first(&text)?;
+                let user = first.user.clone();
+                self.state = State::ScramAwaitingCredentials(hash, Box::new(first));
+                Ok(SaslStep::NeedCredentials {
+                    user,
+                    kind: CredentialKind::Scram(hash),
+                })
+            }
+            State::ScramAwaitingFinal {
+                server,
+                user,
+                authzid,
+            } => {
+                let text = String::from_utf8(decoded).map_err(|_| SaslError::NotUtf8)?;
+                match server.finish(&text)? {
+                    ScramFinal::Verified(server_final) => {
+                        self.state = State::ScramAwaitingAck { user, authzid };
+                        Ok(SaslStep::Challenge(encode_base64(server_final.as_bytes())))
+                    }
+                    ScramFinal::Rejected => Ok(SaslStep::Verified(Verified {
+                        user,
+                        authzid,
+                        result: ProofResult::Failed,
+                    })),
+                }
+            }
+            State::ScramAwaitingAck { user, authzid } => {
+                if !decoded.is_empty() {
+                    return Err(SaslError::Malformed {
+                        mechanism: "SCRAM",
+                        reason: "expected an empty response after the server's signature",
+                    });
+                }
+                Ok(SaslStep::Verified(Verified {
+                    user,
+                    authzid,
+                    result: ProofResult::Ok,
+                }))
+            }
+            State::CramAwaitingCredentials { .. }
+            | State::ScramAwaitingCredentials(..)
+            | State::OAuthAwaitingToken { .. } => {
+                // A client line while the backend was to be asked: a caller bug, not input.
+                Err(SaslError::Finished)
+            }
             State::Finished => Err(SaslError::Finished),
         }
     }
@@ -259,25 +620,35 @@ impl SaslExchange {
 pub mod fuzzing {
     use super::*;
 
-    /// The first byte picks the mechanism (bit 0) and whether the first line is an initial
-    /// response (bit 1); the rest, split at LF, are the client's lines. Nothing may panic, an
-    /// exchange that ended stays ended, and a decoded PLAIN message re-encodes to its bytes.
+    /// The first byte picks the mechanism (bits 0-2: one of the eight), whether the first line
+    /// is an initial response (bit 3) and what the passdb answers (bits 4-5: the plaintext
+    /// "pencil", a SCRAM-SHA-256 secret of it, an unknown user, a temporary failure); the rest,
+    /// split at LF, are the client's lines. The same bytes also go through every parser
+    /// directly. Nothing may panic, an exchange that ended stays ended, and a decoded PLAIN
+    /// message re-encodes to its bytes.
     pub fn exercise(data: &[u8]) {
         let (mode, rest) = data.split_first().unwrap_or((&0, &[]));
-        let mechanism = if mode & 1 == 0 {
-            Mechanism::Plain
-        } else {
-            Mechanism::Login
-        };
+        let mechanism = Mechanism::ALL[usize::from(mode & 7) % Mechanism::ALL.len()];
         let lines: Vec<String> = rest
             .split(|&b| b == b'\n')
             .map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned())
             .collect();
         let mut lines = lines.iter();
-        let initial = if mode & 2 != 0 { lines.next() } else { None };
+        let initial = if mode & 8 != 0 { lines.next() } else { None };
         if let Ok((exchange, step)) = SaslExchange::start(mechanism, initial.map(String::as_str)) {
-            drive(exchange, step, &mut lines);
+            drive(exchange, step, mode >> 4, &mut lines);
         }
+
+        let text = String::from_utf8_lossy(rest);
+        if let Ok(first) = scram::parse_client_first(&text) {
+            assert!(!first.user.is_empty());
+            assert_eq!(format!("{}{}", first.gs2_header, first.bare), text);
+        }
+        let _ = scram::parse_client_final(&text);
+        let _ = scram::ScramSecret::parse_dovecot(ScramHash::Sha256, &text);
+        let _ = cram::parse_response(rest);
+        let _ = oauth::parse_oauthbearer(rest);
+        let _ = oauth::parse_xoauth2(rest);
 
         if let Ok(creds) = decode_plain_raw(rest) {
             let mut again = creds.authzid.clone().unwrap_or_default().into_bytes();
@@ -299,15 +670,69 @@ pub mod fuzzing {
         }
     }
 
+    fn lookup(passdb: u8, user: &str) -> CredentialsLookup {
+        let user = user.to_string();
+        match passdb & 3 {
+            0 => CredentialsLookup::Found {
+                user,
+                credential: Credential::Plaintext("pencil".into()),
+            },
+            1 => CredentialsLookup::Found {
+                user,
+                credential: Credential::Scram(ScramSecret::derive(
+                    ScramHash::Sha256,
+                    "pencil",
+                    b"salt",
+                    scram::MIN_ITERATIONS,
+                )),
+            },
+            2 => CredentialsLookup::UnknownUser,
+            _ => CredentialsLookup::TempFail("down".into()),
+        }
+    }
+
     /// Steps the exchange through the lines; once it ended (done or failed), it stays ended.
     fn drive<'a>(
         mut exchange: SaslExchange,
         mut step: SaslStep,
+        passdb: u8,
         lines: &mut impl Iterator<Item = &'a String>,
     ) {
+        let mut token_said_valid = false;
         loop {
             match step {
-                SaslStep::Done(_) => break,
+                SaslStep::Done(_) | SaslStep::External { .. } => break,
+                SaslStep::Verified(v) => {
+                    // Only the right password proves anything, and the fuzzer does not know it
+                    // for SCRAM (its nonce is random) nor CRAM-MD5 (its challenge is); a token
+                    // is good only when the authorization server said so.
+                    if !token_said_valid {
+                        assert_ne!(
+                            v.result,
+                            ProofResult::Ok,
+                            "proof accepted from random input"
+                        );
+                    }
+                    break;
+                }
+                SaslStep::NeedToken { .. } => {
+                    let check = match passdb & 3 {
+                        0 => TokenCheck::Valid,
+                        1 | 2 => TokenCheck::Invalid,
+                        _ => TokenCheck::TempFail("down".into()),
+                    };
+                    token_said_valid = check == TokenCheck::Valid;
+                    match exchange.supply_token(check) {
+                        Ok(next) => step = next,
+                        Err(_) => break,
+                    }
+                }
+                SaslStep::NeedCredentials { user, .. } => {
+                    match exchange.supply(lookup(passdb, &user)) {
+                        Ok(next) => step = next,
+                        Err(_) => break,
+                    }
+                }
                 SaslStep::Challenge(_) => {
                     let Some(line) = lines.next() else {
                         return;
@@ -467,10 +892,269 @@ mod tests {
     fn mechanism_names() {
         assert_eq!(Mechanism::parse("plain"), Ok(Mechanism::Plain));
         assert_eq!(Mechanism::parse("LOGIN"), Ok(Mechanism::Login));
+        assert_eq!(Mechanism::parse("cram-md5"), Ok(Mechanism::CramMd5));
         assert_eq!(
-            Mechanism::parse("CRAM-MD5"),
+            Mechanism::parse("scram-sha-256"),
+            Ok(Mechanism::ScramSha256)
+        );
+        assert_eq!(
+            Mechanism::parse("SCRAM-SHA-256-PLUS"),
             Err(SaslError::UnsupportedMechanism)
         );
+    }
+
+    fn scram_login(
+        mech: Mechanism,
+        hash: ScramHash,
+        lookup: CredentialsLookup,
+        password: &str,
+        ir: bool,
+    ) -> Verified {
+        let first = "n,,n=demo,r=clientnonce";
+        let (mut ex, step) = if ir {
+            SaslExchange::start(mech, Some(&encode_base64(first.as_bytes()))).unwrap()
+        } else {
+            let (mut ex, step) = SaslExchange::start(mech, None).unwrap();
+            assert_eq!(step, SaslStep::Challenge(String::new()));
+            let step = ex.step(&encode_base64(first.as_bytes())).unwrap();
+            (ex, step)
+        };
+        assert_eq!(
+            step,
+            SaslStep::NeedCredentials {
+                user: "demo".into(),
+                kind: CredentialKind::Scram(hash)
+            }
+        );
+        let SaslStep::Challenge(server_first) = ex.supply(lookup).unwrap() else {
+            panic!("no server-first")
+        };
+        let server_first = String::from_utf8(decode_base64(&server_first).unwrap()).unwrap();
+        assert!(server_first.starts_with("r=clientnonce"), "{server_first}");
+        let (fin, v) =
+            scram::client_final(hash, password, "n=demo,r=clientnonce", "n,,", &server_first)
+                .unwrap();
+        match ex.step(&encode_base64(fin.as_bytes())).unwrap() {
+            SaslStep::Verified(v) => v,
+            SaslStep::Challenge(server_final) => {
+                assert_eq!(decode_base64(&server_final).unwrap(), v.as_bytes());
+                let SaslStep::Verified(v) = ex.step("").unwrap() else {
+                    panic!("no end")
+                };
+                assert_eq!(ex.step(""), Err(SaslError::Finished));
+                v
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn found(credential: Credential) -> CredentialsLookup {
+        CredentialsLookup::Found {
+            user: "demo@example.org".into(),
+            credential,
+        }
+    }
+
+    #[test]
+    fn scram_against_plaintext_and_stored_secrets() {
+        for (mech, hash) in [
+            (Mechanism::ScramSha1, ScramHash::Sha1),
+            (Mechanism::ScramSha256, ScramHash::Sha256),
+        ] {
+            for ir in [false, true] {
+                let plain = || found(Credential::Plaintext("pencil".into()));
+                let v = scram_login(mech, hash, plain(), "pencil", ir);
+                assert_eq!(v.result, ProofResult::Ok);
+                assert_eq!(v.user, "demo@example.org");
+                let v = scram_login(mech, hash, plain(), "pencil!", ir);
+                assert_eq!(v.result, ProofResult::Failed);
+
+                let stored = || {
+                    found(Credential::Scram(ScramSecret::generate(
+                        hash,
+                        "pencil",
+                        scram::MIN_ITERATIONS,
+                    )))
+                };
+                assert_eq!(
+                    scram_login(mech, hash, stored(), "pencil", ir).result,
+                    ProofResult::Ok
+                );
+                assert_eq!(
+                    scram_login(mech, hash, stored(), "Pencil", ir).result,
+                    ProofResult::Failed
+                );
+            }
+            // Unknown users and unusable entries get the same exchange and fail at the end.
+            let v = scram_login(mech, hash, CredentialsLookup::UnknownUser, "", false);
+            assert_eq!(v.result, ProofResult::Failed);
+            assert_eq!(v.user, "demo");
+            let v = scram_login(
+                mech,
+                hash,
+                CredentialsLookup::Unusable {
+                    user: "demo".into(),
+                },
+                "pencil",
+                false,
+            );
+            assert_eq!(v.result, ProofResult::Failed);
+        }
+        // A secret of the other hash cannot serve.
+        let other = found(Credential::Scram(ScramSecret::generate(
+            ScramHash::Sha1,
+            "pencil",
+            scram::MIN_ITERATIONS,
+        )));
+        assert_eq!(
+            scram_login(
+                Mechanism::ScramSha256,
+                ScramHash::Sha256,
+                other,
+                "pencil",
+                false
+            )
+            .result,
+            ProofResult::Failed
+        );
+    }
+
+    #[test]
+    fn scram_tempfail_and_non_empty_ack() {
+        let (mut ex, _) = SaslExchange::start(
+            Mechanism::ScramSha256,
+            Some(&encode_base64(b"n,,n=demo,r=abc")),
+        )
+        .unwrap();
+        let SaslStep::Verified(v) = ex
+            .supply(CredentialsLookup::TempFail("ldap down".into()))
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(v.result, ProofResult::TempFail("ldap down".into()));
+        assert!(SaslExchange::start(
+            Mechanism::ScramSha256,
+            Some(&encode_base64(b"p=tls-unique,,n=demo,r=abc"))
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn cram_md5_exchange() {
+        let (mut ex, SaslStep::Challenge(ch)) =
+            SaslExchange::start(Mechanism::CramMd5, None).unwrap()
+        else {
+            panic!()
+        };
+        let challenge = String::from_utf8(decode_base64(&ch).unwrap()).unwrap();
+        assert!(challenge.starts_with('<') && challenge.ends_with('>'));
+        let digest = {
+            use hmac::{KeyInit, Mac};
+            let mut m = hmac::Hmac::<md5::Md5>::new_from_slice(b"pencil").unwrap();
+            m.update(challenge.as_bytes());
+            m.finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let resp = encode_base64(format!("demo {digest}").as_bytes());
+        assert_eq!(
+            ex.clone().step(&resp).unwrap(),
+            SaslStep::NeedCredentials {
+                user: "demo".into(),
+                kind: CredentialKind::Plaintext
+            }
+        );
+        for (lookup, want) in [
+            (
+                found(Credential::Plaintext("pencil".into())),
+                ProofResult::Ok,
+            ),
+            (
+                found(Credential::Plaintext("other".into())),
+                ProofResult::Failed,
+            ),
+            (CredentialsLookup::UnknownUser, ProofResult::Failed),
+        ] {
+            let mut ex = ex.clone();
+            ex.step(&resp).unwrap();
+            let SaslStep::Verified(v) = ex.supply(lookup).unwrap() else {
+                panic!()
+            };
+            assert_eq!(v.result, want);
+        }
+        assert!(ex.step(&encode_base64(b"demo nothex")).is_err());
+        assert!(SaslExchange::start(Mechanism::CramMd5, Some("=")).is_err());
+    }
+
+    #[test]
+    fn bearer_token_exchanges() {
+        let ob = encode_base64(b"n,a=demo,\x01auth=Bearer tok\x01\x01");
+        let (mut ex, step) = SaslExchange::start(Mechanism::OAuthBearer, Some(&ob)).unwrap();
+        assert_eq!(
+            step,
+            SaslStep::NeedToken {
+                user: "demo".into(),
+                token: "tok".into()
+            }
+        );
+        let SaslStep::Verified(v) = ex.clone().supply_token(TokenCheck::Valid).unwrap() else {
+            panic!()
+        };
+        assert_eq!((v.user.as_str(), v.result), ("demo", ProofResult::Ok));
+        // A bad token: the RFC 7628 error JSON, the client's %x01, then the failure.
+        let SaslStep::Challenge(c) = ex.supply_token(TokenCheck::Invalid).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            decode_base64(&c).unwrap(),
+            oauth::error_json("invalid_token").as_bytes()
+        );
+        let SaslStep::Verified(v) = ex.step("AQ==").unwrap() else {
+            panic!()
+        };
+        assert_eq!(v.result, ProofResult::Failed);
+
+        let (mut ex, step) = SaslExchange::start(Mechanism::XOAuth2, None).unwrap();
+        assert_eq!(step, SaslStep::Challenge(String::new()));
+        let x = encode_base64(b"user=demo\x01auth=Bearer tok\x01\x01");
+        assert!(matches!(ex.step(&x).unwrap(), SaslStep::NeedToken { .. }));
+        let SaslStep::Verified(v) = ex
+            .supply_token(TokenCheck::TempFail("down".into()))
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(v.result, ProofResult::TempFail("down".into()));
+        assert!(SaslExchange::start(Mechanism::XOAuth2, Some(&ob)).is_err());
+    }
+
+    #[test]
+    fn external_takes_an_optional_authzid() {
+        let (_, step) = SaslExchange::start(Mechanism::External, Some("=")).unwrap();
+        assert_eq!(
+            step,
+            SaslStep::External {
+                authzid: String::new()
+            }
+        );
+        let (mut ex, step) = SaslExchange::start(Mechanism::External, None).unwrap();
+        assert_eq!(step, SaslStep::Challenge(String::new()));
+        assert_eq!(
+            ex.step(&encode_base64(b"demo")).unwrap(),
+            SaslStep::External {
+                authzid: "demo".into()
+            }
+        );
+        assert!(SaslExchange::start(Mechanism::External, Some(&encode_base64(b"a\0b"))).is_err());
+        let mut conn = crate::testing::loopback_conn("x");
+        assert!(!Mechanism::External.offered(true, &conn));
+        conn.tls_client_user = Some("demo".into());
+        assert!(Mechanism::External.offered(false, &conn));
+        assert!(!Mechanism::Plain.offered(false, &conn));
+        assert!(Mechanism::ScramSha256.offered(false, &conn));
     }
 
     #[test]

@@ -12,4 +12,13 @@ pub type BoxStream = Box<dyn AsyncStream>;
 #[async_trait]
 pub trait TlsUpgrade: Send + Sync + 'static {
     async fn upgrade(&self, stream: BoxStream) -> std::io::Result<BoxStream>;
+
+    /// As [`TlsUpgrade::upgrade`], with the user named by the client's certificate when the
+    /// client presented one that verified against the configured CA (SASL EXTERNAL).
+    async fn upgrade_identified(
+        &self,
+        stream: BoxStream,
+    ) -> std::io::Result<(BoxStream, Option<String>)> {
+        Ok((self.upgrade(stream).await?, None))
+    }
 }

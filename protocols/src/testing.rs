@@ -133,6 +133,7 @@ pub fn loopback_conn(session_id: &str) -> ConnInfo {
         local: SocketAddr::from(([127, 0, 0, 1], 1143)),
         tls: false,
         session_id: session_id.to_string(),
+        tls_client_user: None,
     }
 }
 
@@ -143,6 +144,46 @@ impl Backend for TestBackend {
         match self.users.get(&user) {
             Some(pw) if pw == req.password => AuthOutcome::Ok { user },
             _ => AuthOutcome::Failed,
+        }
+    }
+
+    async fn lookup_credentials(
+        &self,
+        _service: Service,
+        user: &str,
+        _kind: crate::backend::CredentialKind,
+    ) -> crate::backend::CredentialsLookup {
+        let user = user.to_ascii_lowercase();
+        match self.users.get(&user) {
+            Some(pw) => crate::backend::CredentialsLookup::Found {
+                user,
+                credential: crate::backend::Credential::Plaintext(pw.clone()),
+            },
+            None => crate::backend::CredentialsLookup::UnknownUser,
+        }
+    }
+
+    /// The token is "token-" followed by the user's name.
+    async fn validate_token(
+        &self,
+        _service: Service,
+        user: &str,
+        token: &str,
+    ) -> crate::backend::TokenCheck {
+        if token == format!("token-{user}") && self.users.contains_key(user) {
+            crate::backend::TokenCheck::Valid
+        } else {
+            crate::backend::TokenCheck::Invalid
+        }
+    }
+
+    async fn complete_login(&self, req: crate::backend::VerifiedLogin<'_>) -> AuthOutcome {
+        if req.proof_ok {
+            AuthOutcome::Ok {
+                user: req.user.to_string(),
+            }
+        } else {
+            AuthOutcome::Failed
         }
     }
 

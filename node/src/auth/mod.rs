@@ -3,9 +3,11 @@
 //! per-IP failure limiting, with Dovecot-like log lines (fail2ban-friendly: `rip=`).
 
 pub mod cache;
+mod credentials;
 pub mod db;
 pub mod limiter;
 pub mod nets;
+pub mod oauth2;
 pub mod passwd_file;
 pub mod quota_rule;
 pub mod schemes;
@@ -693,6 +695,21 @@ impl Authenticator {
         rip: IpAddr,
         session: &str,
     ) -> AuthOutcome {
+        let check = self.check_password(service.as_str(), user, password, rip);
+        self.authenticate_with(service, user, rip, session, check)
+            .await
+    }
+
+    /// The rate limit, logging, counting and failure delay around a verdict that `check`
+    /// produces (a password check, or a challenge-response proof checked by the protocol).
+    async fn authenticate_with(
+        self: &Arc<Self>,
+        service: Service,
+        user: &str,
+        rip: IpAddr,
+        session: &str,
+        check: impl std::future::Future<Output = Verdict>,
+    ) -> AuthOutcome {
         let shown = self.canonical_name(user);
         // Dovecot's log prefix names the passdb: `sql(user,rip,<session>)`.
         let db = self.passdbs.first().map_or("passdb", |d| d.name());
@@ -715,9 +732,7 @@ impl Authenticator {
             tokio::time::sleep(self.settings.failure_delay).await;
             return AuthOutcome::RateLimited;
         }
-        let verdict = self
-            .check_password(service.as_str(), user, password, rip)
-            .await;
+        let verdict = check.await;
         let outcome = match verdict {
             Verdict::Ok { user } => {
                 tracing::debug!(target: "auth", service = service.as_str(), rip = %rip, "{db}({user},{rip},<{session}>): login ok");

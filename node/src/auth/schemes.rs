@@ -2,6 +2,7 @@
 //! Verification is CPU-heavy for ARGON2*: callers run it on the blocking pool.
 
 use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
+use protocols::sasl::scram::{self, ScramHash, ScramSecret};
 use rand::RngCore;
 use sha_crypt::ShaCrypt;
 
@@ -15,6 +16,10 @@ pub enum Scheme {
     /// `{CRYPT}`: the algorithm follows from the `$id$` prefix.
     Crypt,
     Plain,
+    /// `{SCRAM-SHA-1}` / `{SCRAM-SHA-256}`: iterations,salt,StoredKey,ServerKey (Dovecot's form);
+    /// serves PLAIN logins and the matching SCRAM mechanism.
+    ScramSha1,
+    ScramSha256,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +42,8 @@ impl Scheme {
             "BLF-CRYPT" => Scheme::BlfCrypt,
             "CRYPT" => Scheme::Crypt,
             "PLAIN" | "CLEARTEXT" | "CLEAR" => Scheme::Plain,
+            "SCRAM-SHA-1" => Scheme::ScramSha1,
+            "SCRAM-SHA-256" => Scheme::ScramSha256,
             other => return Err(SchemeError::UnknownScheme(other.to_string())),
         })
     }
@@ -50,6 +57,8 @@ impl Scheme {
             Scheme::BlfCrypt => "BLF-CRYPT",
             Scheme::Crypt => "CRYPT",
             Scheme::Plain => "PLAIN",
+            Scheme::ScramSha1 => "SCRAM-SHA-1",
+            Scheme::ScramSha256 => "SCRAM-SHA-256",
         }
     }
 }
@@ -70,9 +79,24 @@ pub fn verify(stored: &str, password: &str) -> Result<bool, SchemeError> {
     verify_with(Scheme::parse(scheme)?, hash, password)
 }
 
+/// The SCRAM hash of a SCRAM scheme.
+pub fn scram_hash(scheme: Scheme) -> Option<ScramHash> {
+    match scheme {
+        Scheme::ScramSha1 => Some(ScramHash::Sha1),
+        Scheme::ScramSha256 => Some(ScramHash::Sha256),
+        _ => None,
+    }
+}
+
 fn verify_with(scheme: Scheme, hash: &str, password: &str) -> Result<bool, SchemeError> {
     let pw = password.as_bytes();
     match scheme {
+        Scheme::ScramSha1 | Scheme::ScramSha256 => {
+            let h = scram_hash(scheme).ok_or(SchemeError::InvalidHash(scheme.name()))?;
+            let secret = ScramSecret::parse_dovecot(h, hash)
+                .map_err(|_| SchemeError::InvalidHash(scheme.name()))?;
+            Ok(secret.matches_password(password))
+        }
         Scheme::Plain => Ok(constant_time_eq(hash.as_bytes(), pw)),
         Scheme::Argon2id | Scheme::Argon2i => {
             let expected = if scheme == Scheme::Argon2id {
@@ -180,6 +204,10 @@ pub fn hash(scheme: Scheme, password: &str) -> Result<String, SchemeError> {
             // Dovecot (like glibc) leaves the default rounds out of the string.
             s.replacen("$rounds=5000$", "$", 1)
         }
+        Scheme::ScramSha1 | Scheme::ScramSha256 => {
+            let h = scram_hash(scheme).ok_or(SchemeError::Hashing("not SCRAM".into()))?;
+            ScramSecret::generate(h, password, scram::DEFAULT_ITERATIONS).to_dovecot()
+        }
         Scheme::BlfCrypt => bcrypt::hash_with_result(pw, 5)
             .map_err(|e| SchemeError::Hashing(e.to_string()))?
             .format_for_version(bcrypt::Version::TwoY),
@@ -208,6 +236,9 @@ mod tests {
         "{BLF-CRYPT}$2y$05$NcxCWqmDYP/AVbd8KJ3IiuQZWZfVw07bqzR8IimJqh7hhyXPkD.iC",
         "{CRYPT}$2y$05$nDJVOCNNaKXNLeZr81NvQ.ylUstq2tdfz3oj2WrByyltzy9HF1hpe",
         "{PLAIN}Sup3r secret",
+        // doveadm pw -s SCRAM-SHA-1 / SCRAM-SHA-256 (Dovecot 2.3.19, made for these tests).
+        "{SCRAM-SHA-1}4096,zoktERqCqGAtIbrlJZGjDA==,qq3Fnksm3ugCpfhntGgiQdQuhNw=,P7AfwwHs9WJJ+2EZnYRfJfBKs3Y=",
+        "{SCRAM-SHA-256}4096,PWSCVuSqxlmX6axwKI/ETA==,RzYkdPhRPsrwzCrFD/a98Rc0H5MCvt44yh4WMJaPWD4=,Z30zfGkMrirmscSpKdUeuXcpUQgdWf/jQAm0SfIi760=",
     ];
 
     #[test]
@@ -274,6 +305,8 @@ mod tests {
                 "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$",
             ),
             (Scheme::Argon2i, "{ARGON2I}$argon2i$v=19$m=32768,t=4,p=1$"),
+            (Scheme::ScramSha1, "{SCRAM-SHA-1}4096,"),
+            (Scheme::ScramSha256, "{SCRAM-SHA-256}4096,"),
         ] {
             let h = hash(scheme, "x y z").unwrap();
             assert!(h.starts_with(prefix), "{h}");

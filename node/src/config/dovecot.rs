@@ -62,7 +62,6 @@ const DOVECOT_SETTINGS: &[(&str, &str)] = &[
     ("quota_warning", ""),
     ("quota_grace", ""),
     ("quota_exceeded_message", ""),
-    ("ssl_ca", "client certificates are not supported"),
     (
         "ssl_cipher_list",
         "the TLS cipher suites are rustls' safe defaults",
@@ -78,10 +77,9 @@ const DOVECOT_SETTINGS: &[(&str, &str)] = &[
         "the TLS cipher suites are rustls' safe defaults",
     ),
     (
-        "ssl_verify_client_cert",
-        "client certificates are not supported",
+        "ssl_require_crl",
+        "client certificates are checked against ssl_ca without CRLs",
     ),
-    ("ssl_require_crl", "client certificates are not supported"),
     ("ssl_options", ""),
     (
         "ssl_key_password",
@@ -109,7 +107,7 @@ const DOVECOT_SETTINGS: &[(&str, &str)] = &[
     ("auth_debug_passwords", ""),
     (
         "auth_ssl_require_client_cert",
-        "client certificates are not supported",
+        "client certificates serve SASL EXTERNAL only (ssl_verify_client_cert)",
     ),
     (
         "auth_policy_server_url",

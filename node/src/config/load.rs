@@ -42,9 +42,13 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
     let mut config: Config = toml::from_str(text).map_err(|e| map_toml_error(&e, text, file))?;
     // Dovecot writes `ssl_cert = </etc/ssl/cert.pem`; accept the habit.
-    for p in [&mut config.ssl_cert, &mut config.ssl_key]
-        .into_iter()
-        .flatten()
+    for p in [
+        &mut config.ssl_cert,
+        &mut config.ssl_key,
+        &mut config.ssl_ca,
+    ]
+    .into_iter()
+    .flatten()
     {
         if let Some(stripped) = p.to_str().and_then(|s| s.strip_prefix('<')) {
             *p = PathBuf::from(stripped.trim());

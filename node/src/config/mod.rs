@@ -300,6 +300,43 @@ impl Default for ClusterSettings {
     }
 }
 
+/// `[oauth2]`: bearer tokens for OAUTHBEARER/XOAUTH2, checked by token introspection (RFC
+/// 7662), with the names of Dovecot's oauth2 settings file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuth2Settings {
+    /// The introspection endpoint; empty = no token is accepted.
+    pub introspection_url: String,
+    /// `post` (RFC 7662's form POST, default), `get` (token appended to the URL), `auth`
+    /// (GET with the token as `Authorization: Bearer`).
+    pub introspection_mode: String,
+    /// HTTP basic credentials for the endpoint (RFC 7662 wants the caller authenticated).
+    pub client_id: String,
+    pub client_secret: String,
+    /// The answer's field naming the token's user (RFC 7662: `username`).
+    pub username_attribute: String,
+    /// The answer's field that says the token is good, and the value it must have.
+    pub active_attribute: String,
+    pub active_value: String,
+    /// How long to wait for the endpoint (then a temporary failure).
+    pub timeout: DurationSetting,
+}
+
+impl Default for OAuth2Settings {
+    fn default() -> Self {
+        OAuth2Settings {
+            introspection_url: String::new(),
+            introspection_mode: "post".into(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            username_attribute: "username".into(),
+            active_attribute: "active".into(),
+            active_value: "true".into(),
+            timeout: DurationSetting(Duration::from_secs(10)),
+        }
+    }
+}
+
 /// `[sieve]`: Sieve filtering at delivery, with Pigeonhole's setting names.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -391,6 +428,12 @@ pub struct Config {
     pub ssl_cert: Option<PathBuf>,
     pub ssl_key: Option<PathBuf>,
     pub ssl_min_protocol: TlsMinProtocol,
+    /// CA certificates (PEM) that client certificates must chain to (SASL EXTERNAL).
+    pub ssl_ca: Option<PathBuf>,
+    /// Ask clients for a certificate (optional for them) and verify it against `ssl_ca`.
+    pub ssl_verify_client_cert: bool,
+    /// The certificate subject field naming the user: `commonName` or `emailAddress`.
+    pub ssl_cert_username_field: String,
     pub auth_mechanisms: WordList,
     /// Allow plaintext authentication without TLS off loopback (Dovecot 2.4's name).
     pub auth_allow_cleartext: bool,
@@ -445,6 +488,7 @@ pub struct Config {
     /// `[sieve]`, or Pigeonhole's one-line form `sieve = "~/.dovecot.sieve"`.
     #[serde(deserialize_with = "sieve_table_or_path")]
     pub sieve: SieveSettings,
+    pub oauth2: OAuth2Settings,
 }
 
 fn sieve_table_or_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SieveSettings, D::Error> {
@@ -468,6 +512,9 @@ impl Default for Config {
             ssl_cert: None,
             ssl_key: None,
             ssl_min_protocol: TlsMinProtocol::Tls12,
+            ssl_ca: None,
+            ssl_verify_client_cert: false,
+            ssl_cert_username_field: "commonName".into(),
             auth_mechanisms: WordList::of(&["plain", "login"]),
             auth_allow_cleartext: false,
             auth_default_realm: String::new(),
@@ -505,6 +552,7 @@ impl Default for Config {
             storage: StorageSettings::default(),
             cluster: ClusterSettings::default(),
             sieve: SieveSettings::default(),
+            oauth2: OAuth2Settings::default(),
         }
     }
 }
@@ -652,11 +700,41 @@ impl Config {
             }
         }
         for m in &self.auth_mechanisms.0 {
-            if !matches!(m.to_ascii_lowercase().as_str(), "plain" | "login") {
+            // APOP is POP3's own command, not SASL, but Dovecot enables it here too.
+            if protocols::sasl::Mechanism::parse(m).is_err() && !m.eq_ignore_ascii_case("apop") {
+                let mut known: Vec<String> = protocols::sasl::Mechanism::ALL
+                    .iter()
+                    .map(|m| m.as_str().to_ascii_lowercase())
+                    .collect();
+                known.push("apop".into());
                 return Err(format!(
-                    "auth_mechanisms: mechanism {m:?} is not supported (supported: plain login)"
+                    "auth_mechanisms: mechanism {m:?} is not supported (supported: {})",
+                    known.join(" ")
                 ));
             }
+        }
+        let token_mechanisms =
+            self.auth_mechanisms.0.iter().any(|m| {
+                m.eq_ignore_ascii_case("oauthbearer") || m.eq_ignore_ascii_case("xoauth2")
+            });
+        if token_mechanisms && self.oauth2.introspection_url.is_empty() {
+            return Err(
+                "auth_mechanisms: oauthbearer/xoauth2 need [oauth2] introspection_url".into(),
+            );
+        }
+        crate::auth::oauth2::Introspector::from_settings(&self.oauth2)?;
+        if self.ssl_verify_client_cert && self.ssl_ca.is_none() {
+            return Err(
+                "ssl_verify_client_cert: needs ssl_ca (the CA client certificates chain to)".into(),
+            );
+        }
+        if !["commonname", "emailaddress"]
+            .contains(&self.ssl_cert_username_field.to_ascii_lowercase().as_str())
+        {
+            return Err(format!(
+                "ssl_cert_username_field: {:?} is not supported (supported: commonName emailAddress)",
+                self.ssl_cert_username_field
+            ));
         }
         if self.userdb.is_empty() && self.passdb.iter().any(|d| d.driver == "pam") {
             return Err("passdb pam answers no user lookups: add a [[userdb]] (static with allow_all_users=yes, or passwd-file)".into());

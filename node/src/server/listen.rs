@@ -232,9 +232,13 @@ pub fn spawn_tcp(
             t2.spawn(
                 async move {
                     let mut stream: BoxStream = Box::new(socket);
+                    let mut tls_client_user = None;
                     if let Some(tls) = &tls {
-                        stream = match tls.accept(stream).await {
-                            Ok(s) => s,
+                        stream = match tls.accept_identified(stream).await {
+                            Ok((s, user)) => {
+                                tls_client_user = user;
+                                s
+                            }
                             Err(e) => {
                                 tracing::info!(
                                     "{}-login: Disconnected: TLS handshaking failed: {e} (rip={}, lip={}, session=<{id}>)",
@@ -249,7 +253,7 @@ pub fn spawn_tcp(
                     open.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("node_connections_total", "listener" => name).increment(1);
                     metrics::gauge!("node_connections", "listener" => name).increment(1.0);
-                    let conn = ConnInfo { remote, local, tls: tls.is_some(), session_id: id };
+                    let conn = ConnInfo { remote, local, tls: tls.is_some(), session_id: id, tls_client_user };
                     protocol.serve(stream, conn, name, &sessions).await;
                     metrics::gauge!("node_connections", "listener" => name).decrement(1.0);
                     open.fetch_sub(1, Ordering::Relaxed);
@@ -306,6 +310,7 @@ pub fn spawn_unix(
                             local: synthetic,
                             tls: false,
                             session_id: id,
+                            tls_client_user: None,
                         };
                         protocol
                             .serve(Box::new(socket), conn, name, &sessions)

@@ -68,6 +68,13 @@ pub fn backend_settings(config: &Config) -> BackendSettings {
         ssl: config.ssl,
         auth_allow_cleartext: config.auth_allow_cleartext,
         max_userip_connections: config.mail_max_userip_connections,
+        // Checked when the config was loaded; a failure here leaves tokens refused.
+        oauth2: crate::auth::oauth2::Introspector::from_settings(&config.oauth2).unwrap_or_else(
+            |e| {
+                tracing::error!("{e}");
+                None
+            },
+        ),
     }
 }
 
@@ -117,7 +124,14 @@ fn tls_setup(config: &Config) -> anyhow::Result<Option<Arc<Tls>>> {
             files
         }
     };
-    Ok(Some(Tls::load(files, config.ssl_min_protocol)?))
+    let client = match (&config.ssl_ca, config.ssl_verify_client_cert) {
+        (Some(ca), true) => Some(crate::tls::ClientCerts {
+            ca: ca.clone(),
+            username_field: config.ssl_cert_username_field.clone(),
+        }),
+        _ => None,
+    };
+    Ok(Some(Tls::load(files, config.ssl_min_protocol, client)?))
 }
 
 fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

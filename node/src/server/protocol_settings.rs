@@ -133,7 +133,7 @@ mod tests {
     fn unsupported_workarounds_and_mechanisms_are_refused() {
         for text in [
             "pop3_client_workarounds = \"oe-ns-eoh\"\n",
-            "auth_mechanisms = \"plain cram-md5\"\n",
+            "auth_mechanisms = \"plain digest-md5\"\n",
         ] {
             let err = parse_str(text, Path::new("node.toml")).unwrap_err();
             assert!(err.to_string().contains("not supported"), "{err}");

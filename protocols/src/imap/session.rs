@@ -329,11 +329,14 @@ impl Session {
             if self.ctx.tls.is_some() && !self.conn.tls {
                 c.push("STARTTLS".into());
             }
-            if self.ctx.backend.allow_plaintext(&self.conn) {
-                for m in self.ctx.config.mechanisms() {
+            let plaintext = self.ctx.backend.allow_plaintext(&self.conn);
+            // Mechanisms that do not send the password stay offered without TLS.
+            for m in self.ctx.config.mechanisms() {
+                if m.offered(plaintext, &self.conn) {
                     c.push(format!("AUTH={}", m.as_str()));
                 }
-            } else {
+            }
+            if !plaintext {
                 c.push("LOGINDISABLED".into());
             }
         } else {

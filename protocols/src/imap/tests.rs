@@ -181,6 +181,82 @@ async fn login_failures_and_plaintext_policy() {
     );
 }
 
+/// SCRAM-SHA-256 and CRAM-MD5 never send the password: offered and accepted where plaintext
+/// logins are refused (no TLS), the SCRAM server signature sent before the tagged OK.
+#[tokio::test]
+async fn challenge_response_mechanisms_without_tls() {
+    use crate::sasl::{decode_base64, encode_base64, scram};
+    let backend = TestBackend::demo();
+    backend
+        .plaintext
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let config = ImapConfig {
+        auth_mechanisms: vec!["plain".into(), "scram-sha-256".into(), "cram-md5".into()],
+        ..ImapConfig::default()
+    };
+    let ctx = context(backend, config);
+    let (mut c, g) = Client::start(ctx.clone()).await;
+    assert!(
+        g.contains("AUTH=SCRAM-SHA-256 AUTH=CRAM-MD5 LOGINDISABLED") && !g.contains("AUTH=PLAIN"),
+        "{g}"
+    );
+    let r = c.cmd("p", "AUTHENTICATE PLAIN AGRlbW8AZGVtbw==").await;
+    assert!(r[0].starts_with("p NO [PRIVACYREQUIRED]"), "{r:?}");
+
+    let first = encode_base64(b"n,,n=demo,r=0123456789");
+    c.send(&format!("a AUTHENTICATE SCRAM-SHA-256 {first}\r\n"))
+        .await;
+    let line = c.line().await;
+    let server_first =
+        String::from_utf8(decode_base64(line.strip_prefix("+ ").unwrap()).unwrap()).unwrap();
+    let (fin, v) = scram::client_final(
+        scram::ScramHash::Sha256,
+        "demo",
+        "n=demo,r=0123456789",
+        "n,,",
+        &server_first,
+    )
+    .unwrap();
+    c.send(&format!("{}\r\n", encode_base64(fin.as_bytes())))
+        .await;
+    assert_eq!(
+        c.line().await,
+        format!("+ {}\r\n", encode_base64(v.as_bytes()))
+    );
+    c.send("\r\n").await;
+    let r = c.until_tag("a").await;
+    assert!(r.last().unwrap().starts_with("a OK [CAPABILITY"), "{r:?}");
+
+    // A wrong password: the proof fails, no server signature, AUTHENTICATIONFAILED.
+    let (mut c, _) = Client::start(ctx.clone()).await;
+    c.send(&format!("b AUTHENTICATE SCRAM-SHA-256 {first}\r\n"))
+        .await;
+    let line = c.line().await;
+    let server_first =
+        String::from_utf8(decode_base64(line.strip_prefix("+ ").unwrap()).unwrap()).unwrap();
+    let (fin, _) = scram::client_final(
+        scram::ScramHash::Sha256,
+        "wrong",
+        "n=demo,r=0123456789",
+        "n,,",
+        &server_first,
+    )
+    .unwrap();
+    c.send(&format!("{}\r\n", encode_base64(fin.as_bytes())))
+        .await;
+    let r = c.until_tag("b").await;
+    assert_eq!(
+        r,
+        vec!["b NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"]
+    );
+    // Garbage instead of a client-first message is a protocol error, not a crash.
+    let r = c.cmd("c", "AUTHENTICATE SCRAM-SHA-256 eHl6").await;
+    assert!(
+        r[0].starts_with("c BAD Invalid authentication data"),
+        "{r:?}"
+    );
+}
+
 #[tokio::test]
 async fn authenticate_plain_with_and_without_initial_response() {
     let (mut c, _) = Client::start(demo()).await;
@@ -1378,13 +1454,13 @@ async fn first_condstore_enabling_command_reports_highestmodseq() {
 #[tokio::test]
 async fn auth_mechanisms_setting_limits_capability_and_authenticate() {
     let config = ImapConfig {
-        auth_mechanisms: vec!["LOGIN".into(), "cram-md5".into(), "login".into()],
+        auth_mechanisms: vec!["LOGIN".into(), "digest-md5".into(), "login".into()],
         ..ImapConfig::default()
     };
     let ctx = context(TestBackend::demo(), config);
     let (mut c, g) = Client::start(ctx.clone()).await;
     assert!(g.contains(" AUTH=LOGIN"), "{g}");
-    assert!(!g.contains("AUTH=PLAIN") && !g.contains("CRAM"), "{g}");
+    assert!(!g.contains("AUTH=PLAIN") && !g.contains("DIGEST"), "{g}");
     let r = c.cmd("a", "AUTHENTICATE PLAIN AGRlbW8AZGVtbw==").await;
     assert_eq!(r, vec!["a NO Unsupported authentication mechanism.\r\n"]);
     c.send("b AUTHENTICATE LOGIN\r\n").await;

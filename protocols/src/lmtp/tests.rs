@@ -609,6 +609,31 @@ impl crate::backend::Backend for Overrides {
             None => self.inner.authenticate(req).await,
         }
     }
+    async fn lookup_credentials(
+        &self,
+        service: crate::backend::Service,
+        user: &str,
+        kind: crate::backend::CredentialKind,
+    ) -> crate::backend::CredentialsLookup {
+        self.inner.lookup_credentials(service, user, kind).await
+    }
+    async fn validate_token(
+        &self,
+        service: crate::backend::Service,
+        user: &str,
+        token: &str,
+    ) -> crate::backend::TokenCheck {
+        self.inner.validate_token(service, user, token).await
+    }
+    async fn complete_login(
+        &self,
+        req: crate::backend::VerifiedLogin<'_>,
+    ) -> crate::backend::AuthOutcome {
+        match &self.auth {
+            Some(outcome) => outcome.clone(),
+            None => self.inner.complete_login(req).await,
+        }
+    }
     async fn lookup_user(&self, user: &str) -> Result<Option<crate::backend::UserInfo>, String> {
         match &self.lookup_error {
             Some(e) => Err(e.clone()),

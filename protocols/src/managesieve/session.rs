@@ -4,9 +4,9 @@
 use super::parse::{self, quote, Command, Parsed};
 use super::storage::ScriptDir;
 use super::ManageSieveContext;
-use crate::backend::{AuthOutcome, AuthRequest, ConnInfo, Service, SessionGuard};
+use crate::backend::{AuthOutcome, ConnInfo, Service, SessionGuard};
 use crate::line::{LineConn, CLOSE_TIMEOUT};
-use crate::sasl::{Mechanism, SaslError, SaslExchange, SaslStep};
+use crate::sasl::{self, Mechanism, Resolved, SaslError, SaslExchange};
 use crate::stream::BoxStream;
 use std::sync::Arc;
 use tracing::Instrument;
@@ -56,17 +56,18 @@ pub(super) async fn run(stream: BoxStream, info: ConnInfo, ctx: Arc<ManageSieveC
 impl Session {
     fn capability(&mut self) {
         let mut out = String::from("\"IMPLEMENTATION\" \"mailstore\"\r\n");
-        let mechs: Vec<&str> =
-            if self.user.is_none() && self.ctx.backend.allow_plaintext(&self.info) {
-                self.ctx
-                    .config
-                    .mechanisms()
-                    .iter()
-                    .map(Mechanism::as_str)
-                    .collect()
-            } else {
-                Vec::new()
-            };
+        let plaintext = self.ctx.backend.allow_plaintext(&self.info);
+        let mechs: Vec<&str> = if self.user.is_none() {
+            self.ctx
+                .config
+                .mechanisms()
+                .iter()
+                .filter(|m| m.offered(plaintext, &self.info))
+                .map(Mechanism::as_str)
+                .collect()
+        } else {
+            Vec::new()
+        };
         out.push_str(&format!("\"SASL\" \"{}\"\r\n", mechs.join(" ")));
         let caps = sieve::Compiler::new().capabilities().join(" ");
         out.push_str(&format!("\"SIEVE\" \"{caps}\"\r\n"));
@@ -198,10 +199,11 @@ impl Session {
             Ok(Ok(s)) => s,
             _ => return Err(Stop::Closed),
         };
-        match tls.upgrade(stream).await {
-            Ok(stream) => {
+        match tls.upgrade_identified(stream).await {
+            Ok((stream, client_user)) => {
                 self.io = LineConn::new(stream);
                 self.info.tls = true;
+                self.info.tls_client_user = client_user;
                 // RFC 5804 2.2: the capabilities again, now over TLS.
                 self.capability();
                 self.io.send_line("OK \"TLS negotiation successful.\"");
@@ -248,23 +250,34 @@ impl Session {
                 .send_line("NO \"Unsupported authentication mechanism.\"");
             return Ok(());
         };
-        if !self.ctx.backend.allow_plaintext(&self.info) {
+        if mech.carries_plaintext() && !self.ctx.backend.allow_plaintext(&self.info) {
             self.io.send_line(
                 "NO \"Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\"",
             );
             return Ok(());
         }
+        let backend = self.ctx.backend.clone();
+        let info = self.info.clone();
         let mut step = SaslExchange::start(mech, initial.as_deref());
-        let creds = loop {
-            match step {
-                Ok((mut ex, SaslStep::Challenge(c))) => {
+        let outcome = loop {
+            let resolved = match step {
+                Ok((mut ex, st)) => {
+                    let r =
+                        sasl::advance(&*backend, Service::ManageSieve, &info, mech, &mut ex, st)
+                            .await;
+                    r.map(|r| (ex, r))
+                }
+                Err(e) => Err(e),
+            };
+            match resolved {
+                Ok((mut ex, Resolved::Challenge(c))) => {
                     self.io.send_line(&quote(&c));
                     step = match self.sasl_response().await? {
                         Ok(line) => ex.step(&line).map(|s| (ex, s)),
                         Err(e) => Err(e),
                     };
                 }
-                Ok((_, SaslStep::Done(creds))) => break creds,
+                Ok((_, Resolved::Outcome(outcome))) => break outcome,
                 Err(SaslError::Cancelled) => {
                     self.io
                         .send_line("NO \"Authentication aborted by client.\"");
@@ -276,18 +289,6 @@ impl Session {
                 }
             }
         };
-        let outcome = self
-            .ctx
-            .backend
-            .authenticate(AuthRequest {
-                service: Service::ManageSieve,
-                user: &creds.authcid,
-                password: &creds.password,
-                authzid: creds.authzid.as_deref(),
-                mechanism: mech.as_str(),
-                conn: &self.info,
-            })
-            .await;
         match outcome {
             AuthOutcome::Ok { user } => self.logged_in(user, mech).await,
             AuthOutcome::Failed => {

@@ -1,11 +1,13 @@
-//! The AUTHORIZATION state's logins: USER/PASS and AUTH PLAIN/LOGIN (with SASL-IR), then the
-//! start of the TRANSACTION state (session registration, the POP3 lock, INBOX's snapshot).
+//! The AUTHORIZATION state's logins: USER/PASS, APOP and AUTH (the crate::sasl mechanisms,
+//! with SASL-IR), then the start of the TRANSACTION state (session registration, the POP3 lock, INBOX's snapshot).
 
 use super::lock::Pop3Lock;
 use super::maildrop::Maildrop;
 use super::session::{Session, Stop, Transaction};
-use crate::backend::{AuthOutcome, AuthRequest, Service};
-use crate::sasl::{Mechanism, SaslError, SaslExchange, SaslStep};
+use crate::backend::{
+    AuthOutcome, AuthRequest, Credential, CredentialKind, CredentialsLookup, Service, VerifiedLogin,
+};
+use crate::sasl::{self, cram, Mechanism, Resolved, SaslError, SaslExchange};
 
 const PLAINTEXT_DISALLOWED: &str =
     "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
@@ -50,14 +52,23 @@ impl Session {
                 return Ok(());
             }
         };
-        // Both mechanisms carry the password in the clear.
-        if !self.plaintext_allowed() {
+        if mechanism.carries_plaintext() && !self.plaintext_allowed() {
             return Ok(());
         }
+        let backend = self.ctx.backend.clone();
+        let info = self.info.clone();
         let mut step = SaslExchange::start(mechanism, ir.as_deref());
         loop {
-            match step {
-                Ok((mut exchange, SaslStep::Challenge(challenge))) => {
+            let resolved = match step {
+                Ok((mut ex, st)) => {
+                    sasl::advance(&*backend, Service::Pop3, &info, mechanism, &mut ex, st)
+                        .await
+                        .map(|r| (ex, r))
+                }
+                Err(e) => Err(e),
+            };
+            match resolved {
+                Ok((mut exchange, Resolved::Challenge(challenge))) => {
                     self.io.send_line(&format!("+ {challenge}"));
                     let Some(line) = self.read_input().await? else {
                         self.io.send_line("-ERR [AUTH] Response too long.");
@@ -67,15 +78,8 @@ impl Session {
                     let line = String::from_utf8_lossy(&line).into_owned();
                     step = exchange.step(&line).map(|s| (exchange, s));
                 }
-                Ok((_, SaslStep::Done(creds))) => {
-                    return self
-                        .login(
-                            &creds.authcid,
-                            &creds.password,
-                            creds.authzid.as_deref(),
-                            mechanism,
-                        )
-                        .await;
+                Ok((_, Resolved::Outcome(outcome))) => {
+                    return self.login_outcome(outcome, mechanism.as_str()).await;
                 }
                 Err(SaslError::Cancelled) => {
                     self.io.send_line("-ERR Authentication aborted by client.");
@@ -87,6 +91,46 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// APOP (RFC 1939): MD5 of the greeting's timestamp and the password, so the passdb must
+    /// hold the plaintext.
+    pub(super) async fn cmd_apop(&mut self, user: String, digest: String) -> Result<(), Stop> {
+        let Some(timestamp) = self.apop_timestamp.clone() else {
+            self.io.send_line("-ERR APOP not enabled.");
+            return self.bad_command();
+        };
+        let backend = self.ctx.backend.clone();
+        let found = backend
+            .lookup_credentials(Service::Pop3, &user, CredentialKind::Plaintext)
+            .await;
+        let (user, proof_ok) = match found {
+            CredentialsLookup::Found {
+                user,
+                credential: Credential::Plaintext(pw),
+            } => {
+                let ok = cram::apop_matches(&pw, &timestamp, &digest);
+                (user, ok)
+            }
+            CredentialsLookup::Found { user, .. } | CredentialsLookup::Unusable { user } => {
+                (user, false)
+            }
+            CredentialsLookup::UnknownUser => (user, false),
+            CredentialsLookup::TempFail(why) => {
+                return self.login_outcome(AuthOutcome::TempFail(why), "APOP").await;
+            }
+        };
+        let outcome = backend
+            .complete_login(VerifiedLogin {
+                service: Service::Pop3,
+                user: &user,
+                authzid: None,
+                mechanism: "APOP",
+                proof_ok,
+                conn: &self.info,
+            })
+            .await;
+        self.login_outcome(outcome, "APOP").await
     }
 
     fn auth_failed(&mut self) -> Result<(), Stop> {
@@ -116,6 +160,14 @@ impl Session {
                 conn: &self.info,
             })
             .await;
+        self.login_outcome(outcome, mechanism.as_str()).await
+    }
+
+    async fn login_outcome(
+        &mut self,
+        outcome: AuthOutcome,
+        mechanism: &'static str,
+    ) -> Result<(), Stop> {
         match outcome {
             AuthOutcome::Ok { user } => self.start_transaction(user, mechanism).await,
             AuthOutcome::Failed => {
@@ -138,7 +190,11 @@ impl Session {
         }
     }
 
-    async fn start_transaction(&mut self, user: String, mechanism: Mechanism) -> Result<(), Stop> {
+    async fn start_transaction(
+        &mut self,
+        user: String,
+        mechanism: &'static str,
+    ) -> Result<(), Stop> {
         let backend = self.ctx.backend.clone();
         let guard = match backend.register_session(Service::Pop3, &user, self.info.remote.ip()) {
             Ok(g) => g,
@@ -187,7 +243,7 @@ impl Session {
         tracing::Span::current().record("user", user.as_str());
         tracing::info!(
             "pop3-login: Login: user=<{user}>, method={}, rip={}, lip={}, {}session=<{}>",
-            mechanism.as_str(),
+            mechanism,
             self.info.remote.ip(),
             self.info.local.ip(),
             if self.info.tls { "TLS, " } else { "" },

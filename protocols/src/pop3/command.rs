@@ -7,6 +7,8 @@ pub enum Command {
     Pass(String),
     /// `AUTH` alone lists mechanisms; else the mechanism and an optional initial response.
     Auth(Option<(String, Option<String>)>),
+    /// APOP name digest (RFC 1939).
+    Apop(String, String),
     Capa,
     Stls,
     Stat,
@@ -27,6 +29,7 @@ impl std::fmt::Debug for Command {
             Command::Pass(_) => f.write_str("Pass(<hidden>)"),
             Command::Auth(Some((mech, _))) => write!(f, "Auth({mech})"),
             Command::Auth(None) => f.write_str("Auth"),
+            Command::Apop(u, _) => write!(f, "Apop({u:?})"),
             Command::User(u) => write!(f, "User({u:?})"),
             Command::Capa => f.write_str("Capa"),
             Command::Stls => f.write_str("Stls"),
@@ -89,6 +92,12 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             Ok(Command::Auth(args.next().map(|mech| {
                 (mech.to_string(), args.next().map(str::to_string))
             })))
+        }
+        "APOP" => {
+            let (Some(user), Some(digest)) = (args.next(), args.next()) else {
+                return Err(ParseError::Syntax("APOP needs a name and a digest."));
+            };
+            no_more(args, Command::Apop(user.to_string(), digest.to_string()))
         }
         "CAPA" => no_more(args, Command::Capa),
         "STLS" => no_more(args, Command::Stls),

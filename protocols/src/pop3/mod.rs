@@ -73,6 +73,14 @@ impl Pop3Config {
     pub fn mechanisms(&self) -> Vec<Mechanism> {
         Mechanism::select(&self.auth_mechanisms)
     }
+
+    /// `apop` in `auth_mechanisms` (Dovecot's name): the greeting carries a timestamp and the
+    /// APOP command is accepted.
+    pub fn apop(&self) -> bool {
+        self.auth_mechanisms
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case("apop"))
+    }
 }
 
 pub struct Pop3Context {

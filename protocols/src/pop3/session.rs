@@ -44,6 +44,8 @@ pub(super) struct Session {
     pub io: LineConn,
     /// The name given with USER, awaiting PASS.
     pub user: Option<String>,
+    /// The greeting's APOP timestamp, when APOP is enabled.
+    pub apop_timestamp: Option<String>,
     pub auth_failures: u32,
     pub bad_commands: u32,
     pub tx: Option<Transaction>,
@@ -62,11 +64,18 @@ pub(super) async fn run(stream: BoxStream, info: ConnInfo, ctx: Arc<Pop3Context>
             ctx,
             info,
             user: None,
+            apop_timestamp: None,
             auth_failures: 0,
             bad_commands: 0,
             tx: None,
         };
-        let greeting = format!("+OK {}", s.ctx.config.greeting);
+        let mut greeting = format!("+OK {}", s.ctx.config.greeting);
+        if s.ctx.config.apop() {
+            let ts = crate::sasl::cram::timestamp(crate::sasl::hostname());
+            greeting.push(' ');
+            greeting.push_str(&ts);
+            s.apop_timestamp = Some(ts);
+        }
         s.io.send_line(&greeting);
         let stop = s.command_loop().await;
         match stop {
@@ -185,6 +194,7 @@ impl Session {
                 self.io.send_line(&list);
             }
             Command::Auth(Some((mech, ir))) => return self.cmd_auth(mech, ir).await,
+            Command::Apop(user, digest) => return self.cmd_apop(user, digest).await,
             Command::Stls => return self.stls().await,
             Command::Noop => self.io.send_line("+OK"),
             Command::Quit => {
@@ -203,7 +213,9 @@ impl Session {
         let mut capa = String::from("+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\n");
         if self.tx.is_none() {
             capa.push_str("AUTH-RESP-CODE\r\nUSER\r\n");
-            let mechanisms = self.ctx.config.mechanisms();
+            let plaintext = self.ctx.backend.allow_plaintext(&self.info);
+            let mut mechanisms = self.ctx.config.mechanisms();
+            mechanisms.retain(|m| m.offered(plaintext, &self.info));
             // RFC 2449: SASL lists the mechanisms; with none configured the line is left out.
             if !mechanisms.is_empty() {
                 capa.push_str("SASL");
@@ -239,10 +251,11 @@ impl Session {
             Ok(Ok(s)) => s,
             Ok(Err(_)) | Err(_) => return Err(Stop::Closed),
         };
-        match tls.upgrade(stream).await {
-            Ok(stream) => {
+        match tls.upgrade_identified(stream).await {
+            Ok((stream, client_user)) => {
                 self.io = LineConn::new(stream);
                 self.info.tls = true;
+                self.info.tls_client_user = client_user;
                 self.user = None;
                 Ok(())
             }

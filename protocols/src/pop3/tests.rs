@@ -712,7 +712,7 @@ async fn client_that_stops_reading_is_dropped() {
 async fn auth_mechanisms_setting_limits_capa_and_auth() {
     let backend = backend_with_mail();
     let config = Pop3Config {
-        auth_mechanisms: vec!["LOGIN".into(), "cram-md5".into(), "login".into()],
+        auth_mechanisms: vec!["LOGIN".into(), "digest-md5".into(), "login".into()],
         ..Pop3Config::default()
     };
     let ctx = context(&backend, false, config);
@@ -784,4 +784,48 @@ async fn quit_is_not_acknowledged_before_the_replica_wait() {
     backend.release_commits();
     assert_eq!(c.line().await, "+OK Logging out, messages deleted.");
     c.finished().await;
+}
+
+/// APOP (RFC 1939): the greeting carries a timestamp only when `auth_mechanisms` lists apop;
+/// the digest is MD5(timestamp + password).
+#[tokio::test]
+async fn apop_only_when_enabled() {
+    use md5::{Digest, Md5};
+    let backend = backend_with_mail();
+    let ctx = context(&backend, false, Pop3Config::default());
+    let ctx2 = ctx.clone();
+    let mut c = TestClient::start(move |s| serve(s, loopback_conn("pop3-test"), ctx2));
+    let greeting = c.line().await;
+    assert!(!greeting.contains('<'), "{greeting}");
+    assert_eq!(
+        c.cmd("APOP demo c4c9334bac560ecc979e58001b3e22fb").await,
+        "-ERR APOP not enabled."
+    );
+
+    let config = Pop3Config {
+        auth_mechanisms: vec!["plain".into(), "apop".into()],
+        ..Pop3Config::default()
+    };
+    let ctx = context(&backend, false, config);
+    let digest = |ts: &str, pw: &str| {
+        Md5::digest(format!("{ts}{pw}").as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    for (pw, want) in [
+        ("wrong", "-ERR [AUTH] Authentication failed."),
+        ("demo", "+OK Logged in."),
+    ] {
+        let ctx2 = ctx.clone();
+        let mut c = TestClient::start(move |s| serve(s, loopback_conn("pop3-test"), ctx2));
+        let greeting = c.line().await;
+        let ts = &greeting[greeting.find('<').expect("timestamp")..];
+        assert!(ts.ends_with('>'), "{greeting}");
+        assert_eq!(c.cmd("CAPA").await, "+OK");
+        let capa = c.dot_body().await;
+        // APOP is not a SASL mechanism.
+        assert!(capa.iter().any(|l| l == "SASL PLAIN"), "{capa:?}");
+        assert_eq!(c.cmd(&format!("APOP demo {}", digest(ts, pw))).await, want);
+    }
 }

@@ -72,7 +72,11 @@ impl Session {
                 }
                 return Err(Stop::Said);
             }
-            Command::User(_) | Command::Pass(_) | Command::Auth(_) | Command::Stls => {
+            Command::User(_)
+            | Command::Pass(_)
+            | Command::Auth(_)
+            | Command::Apop(..)
+            | Command::Stls => {
                 self.io.send_line("-ERR Unknown command.");
                 return self.bad_command();
             }

@@ -1,10 +1,10 @@
-//! STARTTLS, LOGIN and AUTHENTICATE (PLAIN, LOGIN, SASL-IR).
+//! STARTTLS, LOGIN and AUTHENTICATE (the mechanisms of crate::sasl, SASL-IR).
 
 use crate::backend::{AuthOutcome, AuthRequest, Service};
 use crate::imap::reply::{server_bug, Done, Reply};
 use crate::imap::response::Code;
 use crate::imap::session::{Session, State};
-use crate::sasl::{self, Mechanism, SaslExchange, SaslStep};
+use crate::sasl::{self, Mechanism, Resolved, SaslExchange};
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::AString;
 use imap_codec::imap_types::secret::Secret;
@@ -32,10 +32,11 @@ pub(crate) async fn starttls(s: &mut Session, tag: &str) -> Reply {
     let stream = s
         .ok_then_take_stream(tag, "Begin TLS negotiation now.")
         .await?;
-    match tls.upgrade(stream).await {
-        Ok(st) => {
+    match tls.upgrade_identified(stream).await {
+        Ok((st, client_user)) => {
             s.stream = Some(st);
             s.conn.tls = true;
+            s.conn.tls_client_user = client_user;
             // The tagged reply was already sent; nothing more to say for this command.
             Ok(Done::Silent)
         }
@@ -70,7 +71,7 @@ pub(crate) async fn authenticate(
         Ok(m) if s.ctx.config.mechanisms().contains(&m) => m,
         _ => return Err(Done::No("Unsupported authentication mechanism.".into())),
     };
-    if !s.ctx.backend.allow_plaintext(&s.conn) {
+    if mech.carries_plaintext() && !s.ctx.backend.allow_plaintext(&s.conn) {
         return Err(privacy_required());
     }
     let ir = initial.map(|r| {
@@ -85,19 +86,17 @@ pub(crate) async fn authenticate(
         Ok(x) => x,
         Err(e) => return failed_exchange(s, e).await,
     };
+    let backend = s.ctx.backend.clone();
     loop {
-        match step {
-            SaslStep::Done(c) => {
-                return authenticate_as(
-                    s,
-                    &c.authcid,
-                    &c.password,
-                    c.authzid.as_deref(),
-                    mech.as_str(),
-                )
-                .await;
+        let conn = s.conn.clone();
+        match sasl::advance(&*backend, Service::Imap, &conn, mech, &mut ex, step).await {
+            Err(e) => return failed_exchange(s, e).await,
+            Ok(Resolved::Outcome(outcome)) => {
+                s.auth_attempts += 1;
+                let user = ex.user().unwrap_or_default();
+                return finish_login(s, outcome, &user, mech.as_str()).await;
             }
-            SaslStep::Challenge(ch) => {
+            Ok(Resolved::Challenge(ch)) => {
                 s.encoder().continuation(&mut s.out, &ch);
                 if s.flush().await.is_err() {
                     return Err(Done::Close);
@@ -155,6 +154,11 @@ async fn authenticate_as(
             conn: &s.conn,
         })
         .await;
+    finish_login(s, outcome, user, method).await
+}
+
+/// Acts on the backend's verdict: the tagged NO, or the authenticated state.
+async fn finish_login(s: &mut Session, outcome: AuthOutcome, user: &str, method: &str) -> Reply {
     let user = match outcome {
         AuthOutcome::Ok { user } => user,
         AuthOutcome::Failed => {
