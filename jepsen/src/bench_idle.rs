@@ -7,6 +7,7 @@
 //! processes get RLIMIT_NOFILE raised (set here before the spawn; the child inherits it).
 
 use crate::aconn::Conn;
+use crate::compare::servers::{dovecot_config, DovecotConf};
 use crate::node_proc::{free_port, node_config, spawn_node, wait_accepting, NodeConfig};
 use crate::procinfo::{machine_line, proc_status, raise_nofile, tree_status, Mem};
 use ::tests::dovecot::{mail_owner, stop_child, tail_file};
@@ -795,15 +796,20 @@ impl ServerProc {
         let log = dir.join("dovecot.log");
         std::fs::write(
             &conf,
-            dovecot_config(
+            dovecot_config(&DovecotConf {
+                written_by: &format!(
+                    "jepsen bench-idle for {} IDLE connections",
+                    a.compare_dovecot
+                ),
                 dir,
-                &passwd,
-                &mail,
-                &mail_user,
-                imap_port,
-                lmtp_port,
-                a.compare_dovecot,
-            ),
+                passwd: &passwd,
+                mail_user: &mail_user,
+                mail_location: format!("maildir:{}/%n", mail.display()),
+                imap: imap_port,
+                pop3: 0,
+                lmtp: lmtp_port,
+                n: a.compare_dovecot,
+            }),
         )?;
         let logf = std::fs::File::create(&log)?;
         let child = Command::new(bin)
@@ -861,65 +867,6 @@ impl Server for ServerProc {
     }
 }
 
-/// Dovecot 2.3 settings: defaults except what lets `n` connections in (process and client
-/// limits, no per-user+IP limit) and what a temporary, unprivileged instance needs.
-fn dovecot_config(
-    dir: &Path,
-    passwd: &Path,
-    mail: &Path,
-    mail_user: &str,
-    imap: u16,
-    lmtp: u16,
-    n: usize,
-) -> String {
-    let d = |p: &Path| p.display().to_string();
-    format!(
-        r#"# written by jepsen bench-idle for {n} IDLE connections
-base_dir = {run}
-state_dir = {state}
-log_path = /dev/stderr
-protocols = imap lmtp
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_username_format = %n
-mail_location = maildir:{mail}/%n
-mail_uid = {mail_user}
-mail_gid = {mail_user}
-first_valid_uid = 0
-default_internal_user = dovecot
-default_login_user = dovenull
-mail_max_userip_connections = {limit}
-default_process_limit = {limit}
-default_client_limit = {clients}
-passdb {{
-  driver = passwd-file
-  args = {passwd}
-}}
-userdb {{
-  driver = static
-  args = uid={mail_user} gid={mail_user} home={mail}/%n
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = {imap}
-  }}
-}}
-service lmtp {{
-  inet_listener lmtp {{
-    port = {lmtp}
-  }}
-}}
-"#,
-        run = d(&dir.join("run")),
-        state = d(&dir.join("state")),
-        mail = d(mail),
-        passwd = d(passwd),
-        limit = n + 100,
-        clients = 2 * n + 1000,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -952,22 +899,5 @@ mod tests {
         assert_eq!(pct_ms(&v, 100.0), "100.0");
         assert_eq!(pct_ms(&v[..1], 99.0), "1.0");
         assert_eq!(pct_ms(&[], 50.0), "-");
-    }
-
-    #[test]
-    fn dovecot_config_lets_n_connections_in() {
-        let c = dovecot_config(
-            Path::new("/t"),
-            Path::new("/t/passwd"),
-            Path::new("/t/mail"),
-            "dovecot",
-            143,
-            24,
-            500,
-        );
-        assert!(c.contains("default_process_limit = 600"));
-        assert!(c.contains("default_client_limit = 2000"));
-        assert!(c.contains("mail_max_userip_connections = 600"));
-        assert!(c.contains("base_dir = /t/run"));
     }
 }

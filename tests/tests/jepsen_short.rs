@@ -15,7 +15,6 @@
 //!   lease, a write no peer has yet, whose UID the next active node then gives to another
 //!   message (a dirty read; the fix is in the note on issue 12).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 use tests::{jepsen_bin, lab, missing_tool, node_bin, run};

@@ -131,7 +131,17 @@ impl Server {
         let conf = dir.join("dovecot.conf");
         std::fs::write(
             &conf,
-            dovecot_config(dir, passwd, &mail_user, ports, max_connections),
+            dovecot_config(&DovecotConf {
+                written_by: "jepsen compare",
+                dir,
+                passwd,
+                mail_user: &mail_user,
+                mail_location: format!("sdbox:{}/%n", mail.display()),
+                imap: ports.0,
+                pop3: ports.1,
+                lmtp: ports.2,
+                n: max_connections,
+            }),
         )?;
         let log = dir.join("dovecot.log");
         let logf = std::fs::File::create(&log)?;
@@ -181,29 +191,50 @@ impl Drop for Server {
     }
 }
 
+/// What differs between the benchmarks' Dovecot instances.
+pub struct DovecotConf<'a> {
+    pub written_by: &'a str,
+    /// Holds run/ and state/.
+    pub dir: &'a Path,
+    pub passwd: &'a Path,
+    pub mail_user: &'a str,
+    /// `mail_location`, e.g. `sdbox:/x/mail/%n`.
+    pub mail_location: String,
+    pub imap: u16,
+    /// 0 leaves POP3 off.
+    pub pop3: u16,
+    pub lmtp: u16,
+    /// Connections it must let in.
+    pub n: usize,
+}
+
 /// Dovecot 2.3 with its defaults (mail_fsync = optimized: fsync at the end of every
-/// transaction; auth cache off, auth_cache_size = 0) except: sdbox, the passwd-file,
-/// loopback ports, and limits that let `n` connections in (processes, clients, per user+IP).
-pub fn dovecot_config(
-    dir: &Path,
-    passwd: &Path,
-    mail_user: &str,
-    (imap, pop3, lmtp): (u16, u16, u16),
-    n: usize,
-) -> String {
+/// transaction; auth cache off, auth_cache_size = 0) except: the mail location, the
+/// passwd-file, loopback ports, and limits that let `n` connections in (processes, clients,
+/// per user+IP).
+pub fn dovecot_config(c: &DovecotConf) -> String {
     let d = |p: PathBuf| p.display().to_string();
+    let pop3 = if c.pop3 > 0 {
+        format!(
+            "service pop3-login {{\n  inet_listener pop3 {{\n    port = {}\n  }}\n  \
+             inet_listener pop3s {{\n    port = 0\n  }}\n}}\n",
+            c.pop3
+        )
+    } else {
+        String::new()
+    };
     format!(
-        r#"# written by jepsen compare
+        r#"# written by {written_by}
 base_dir = {run}
 state_dir = {state}
 log_path = /dev/stderr
-protocols = imap pop3 lmtp
+protocols = imap {pop3_protocol}lmtp
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_username_format = %n
 auth_cache_size = 0
-mail_location = sdbox:{mail}/%n
+mail_location = {location}
 mail_uid = {mail_user}
 mail_gid = {mail_user}
 first_valid_uid = 0
@@ -219,7 +250,7 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid={mail_user} gid={mail_user} home={mail}/%n
+  args = uid={mail_user} gid={mail_user} home={home}/%n
 }}
 service imap-login {{
   inet_listener imap {{
@@ -229,26 +260,26 @@ service imap-login {{
     port = 0
   }}
 }}
-service pop3-login {{
-  inet_listener pop3 {{
-    port = {pop3}
-  }}
-  inet_listener pop3s {{
-    port = 0
-  }}
-}}
-service lmtp {{
+{pop3}service lmtp {{
   inet_listener lmtp {{
     port = {lmtp}
   }}
 }}
 "#,
-        run = d(dir.join("run")),
-        state = d(dir.join("state")),
-        mail = d(dir.join("mail")),
-        passwd = passwd.display(),
-        limit = n + 100,
-        clients = 2 * n + 1000,
+        written_by = c.written_by,
+        run = d(c.dir.join("run")),
+        state = d(c.dir.join("state")),
+        pop3_protocol = if c.pop3 > 0 { "pop3 " } else { "" },
+        location = c.mail_location,
+        mail_user = c.mail_user,
+        home = d(c.dir.join("mail")),
+        passwd = c.passwd.display(),
+        imap = c.imap,
+        lmtp = c.lmtp,
+        limit = c.n + 100,
+        // auth and anvil serve every login, POP3, LMTP and IMAP process (doveconf warns below
+        // four times the process limit).
+        clients = 4 * (c.n + 100) + 1000,
     )
 }
 
@@ -258,18 +289,31 @@ mod tests {
 
     #[test]
     fn dovecot_config_is_sdbox_with_cache_off_and_room_for_n() {
-        let c = dovecot_config(
-            Path::new("/t"),
-            Path::new("/t/passwd"),
-            "dovecot",
-            (1, 2, 3),
-            500,
-        );
+        let conf = |pop3| {
+            dovecot_config(&DovecotConf {
+                written_by: "a test",
+                dir: Path::new("/t"),
+                passwd: Path::new("/t/passwd"),
+                mail_user: "dovecot",
+                mail_location: "sdbox:/t/mail/%n".into(),
+                imap: 1,
+                pop3,
+                lmtp: 3,
+                n: 500,
+            })
+        };
+        let c = conf(2);
         assert!(c.contains("mail_location = sdbox:/t/mail/%n"), "{c}");
         assert!(c.contains("auth_cache_size = 0"));
         assert!(!c.contains("mail_fsync"), "Dovecot's default fsync is kept");
         assert!(c.contains("protocols = imap pop3 lmtp"));
         assert!(c.contains("default_process_limit = 600"));
         assert!(c.contains("inet_listener pop3 {\n    port = 2\n"));
+        assert!(c.contains("default_client_limit = 3400"));
+        assert!(c.contains("mail_max_userip_connections = 600"));
+        assert!(c.contains("base_dir = /t/run"));
+        let no_pop3 = conf(0);
+        assert!(no_pop3.contains("protocols = imap lmtp\n"));
+        assert!(!no_pop3.contains("pop3"));
     }
 }
