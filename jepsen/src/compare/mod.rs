@@ -234,8 +234,8 @@ pub fn run(a: Args) -> Result<()> {
             String::new()
         }
     );
-    let node_idle = a.idle.min(nofile.saturating_sub(2048) as usize / 2);
-    let dovecot_idle = a.dovecot_idle.min(nofile.saturating_sub(2048) as usize / 2);
+    let node_idle = a.idle.min(nofile.saturating_sub(2048) as usize);
+    let dovecot_idle = a.dovecot_idle.min(nofile.saturating_sub(2048) as usize);
 
     let base_dir = std::fs::canonicalize(&a.dir).with_context(|| a.dir.display().to_string())?;
     let tmp = tempfile::Builder::new()

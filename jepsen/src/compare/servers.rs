@@ -260,6 +260,10 @@ service imap-login {{
     port = 0
   }}
 }}
+# Its built-in `service imap {{ process_limit = 1024 }}` overrides default_process_limit.
+service imap {{
+  process_limit = {limit}
+}}
 {pop3}service lmtp {{
   inet_listener lmtp {{
     port = {lmtp}
@@ -308,6 +312,7 @@ mod tests {
         assert!(!c.contains("mail_fsync"), "Dovecot's default fsync is kept");
         assert!(c.contains("protocols = imap pop3 lmtp"));
         assert!(c.contains("default_process_limit = 600"));
+        assert!(c.contains("service imap {\n  process_limit = 600\n}"));
         assert!(c.contains("inet_listener pop3 {\n    port = 2\n"));
         assert!(c.contains("default_client_limit = 3400"));
         assert!(c.contains("mail_max_userip_connections = 600"));
