@@ -610,6 +610,7 @@ peers = [{{ node_id = {oid}, address = "127.0.0.1:{orepl}" }}]
             data: &self.dir.join(format!("data-{}", i + 1)),
             imap: self.ports[i].0,
             lmtp: self.ports[i].1,
+            pop3: 0,
             sections,
         })
     }

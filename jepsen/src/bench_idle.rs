@@ -6,7 +6,10 @@
 //! a passwd-file and a temporary data dir; the clients are tokio tasks in this process. Both
 //! processes get RLIMIT_NOFILE raised (set here before the spawn; the child inherits it).
 
+use crate::aconn::Conn;
+use crate::compare::servers::{dovecot_config, DovecotConf};
 use crate::node_proc::{free_port, node_config, spawn_node, wait_accepting, NodeConfig};
+use crate::procinfo::{machine_line, proc_status, raise_nofile, tree_status, Mem};
 use ::tests::dovecot::{mail_owner, stop_child, tail_file};
 use anyhow::{bail, Context, Result};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -15,7 +18,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
@@ -566,7 +568,7 @@ async fn establish(i: usize, shared: &Shared) -> Result<Conn> {
         .context("login slots closed")?;
     let src = Ipv4Addr::new(127, 0, 0, 1 + (i % shared.sources as usize) as u8);
     let stream = connect_from(src, shared.imap).await?;
-    let mut c = Conn::new(stream);
+    let mut c = Conn::new(stream, CONN_BUF, MAX_LINE);
     let greeting = c.line().await.context("greeting")?;
     if !greeting.starts_with("* OK") {
         bail!("greeting {greeting:?}");
@@ -606,65 +608,6 @@ async fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> Result<TcpStream> {
 
 fn user_name(u: usize) -> String {
     format!("idle{u}")
-}
-
-/// A line-oriented client connection with a persistent line buffer, so a read cancelled by
-/// `select!` loses nothing.
-struct Conn {
-    io: BufReader<TcpStream>,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    fn new(s: TcpStream) -> Conn {
-        Conn {
-            io: BufReader::with_capacity(CONN_BUF, s),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, line: &str) -> Result<()> {
-        let mut b = Vec::with_capacity(line.len() + 2);
-        b.extend_from_slice(line.as_bytes());
-        b.extend_from_slice(b"\r\n");
-        self.io.get_mut().write_all(&b).await.context("write")
-    }
-
-    /// The next CRLF line (without it); EOF, an over-long line or invalid UTF-8 is an error.
-    async fn line(&mut self) -> Result<String> {
-        loop {
-            let room = MAX_LINE.saturating_sub(self.buf.len() as u64);
-            if room == 0 {
-                bail!("server line longer than {MAX_LINE} bytes");
-            }
-            let n = (&mut self.io)
-                .take(room)
-                .read_until(b'\n', &mut self.buf)
-                .await
-                .context("read")?;
-            if n == 0 {
-                bail!("connection closed by the server");
-            }
-            if self.buf.last() == Some(&b'\n') {
-                let raw = std::mem::take(&mut self.buf);
-                let s = String::from_utf8(raw).context("server line is not UTF-8")?;
-                return Ok(s.trim_end_matches(['\r', '\n']).to_string());
-            }
-        }
-    }
-
-    /// Reads up to the tagged reply for `tag`; anything but OK is an error.
-    async fn until_tagged(&mut self, tag: &str) -> Result<()> {
-        loop {
-            let l = self.line().await?;
-            if let Some(rest) = l.strip_prefix(tag).and_then(|r| r.strip_prefix(' ')) {
-                if rest.starts_with("OK") {
-                    return Ok(());
-                }
-                bail!("{l}");
-            }
-        }
-    }
 }
 
 struct Delivery {
@@ -707,71 +650,36 @@ async fn deliver_to_all(addr: SocketAddr, users: usize, domain: &str, n: u32) ->
 async fn lmtp_deliver(addr: SocketAddr, rcpts: Vec<String>, n: u32) -> Result<Delivery> {
     let fut = async {
         let s = TcpStream::connect(addr).await.context("connect LMTP")?;
-        let mut c = Conn::new(s);
-        smtp_reply(&mut c, "220").await.context("LMTP greeting")?;
+        let mut c = Conn::new(s, CONN_BUF, MAX_LINE);
+        c.smtp_reply(220).await.context("LMTP greeting")?;
         c.send("LHLO bench.example.org").await?;
-        smtp_reply(&mut c, "250").await.context("LHLO")?;
+        c.smtp_reply(250).await.context("LHLO")?;
         c.send("MAIL FROM:<bench@example.com>").await?;
-        smtp_reply(&mut c, "250").await.context("MAIL FROM")?;
+        c.smtp_reply(250).await.context("MAIL FROM")?;
         for r in &rcpts {
             c.send(&format!("RCPT TO:<{r}>")).await?;
-            smtp_reply(&mut c, "250").await.context("RCPT TO")?;
+            c.smtp_reply(250).await.context("RCPT TO")?;
         }
         c.send("DATA").await?;
-        smtp_reply(&mut c, "354").await.context("DATA")?;
+        c.smtp_reply(354).await.context("DATA")?;
         let msg = format!(
             "From: bench@example.com\r\nTo: idle@example.org\r\n\
              Subject: idle fan-out {n}\r\nMessage-ID: <idle-fanout-{n}@bench>\r\n\r\n\
              One message to wake every idling client.\r\n.\r\n"
         );
-        c.io.get_mut()
-            .write_all(msg.as_bytes())
-            .await
-            .context("write DATA")?;
+        c.send_raw(msg.as_bytes()).await.context("write DATA")?;
         let data_end = Instant::now();
         for _ in &rcpts {
-            smtp_reply(&mut c, "250")
-                .await
-                .context("LMTP reply after DATA")?;
+            c.smtp_reply(250).await.context("LMTP reply after DATA")?;
         }
         let acked = Instant::now();
         c.send("QUIT").await?;
-        let _ = smtp_reply(&mut c, "221").await;
+        let _ = c.smtp_reply(221).await;
         Ok(Delivery { data_end, acked })
     };
     tokio::time::timeout(Duration::from_secs(60), fut)
         .await
         .context("LMTP delivery timed out")?
-}
-
-/// Reads one (possibly multi-line) SMTP/LMTP reply and checks its code.
-async fn smtp_reply(c: &mut Conn, code: &str) -> Result<()> {
-    loop {
-        let l = c.line().await?;
-        if l.len() < 4 || !l.is_char_boundary(3) {
-            bail!("malformed reply {l:?}");
-        }
-        let (got, sep) = (&l[..3], &l[3..4]);
-        if got != code {
-            bail!("expected {code}, got {l:?}");
-        }
-        if sep == " " {
-            return Ok(());
-        }
-    }
-}
-
-/// Memory of a server: summed over its processes.
-struct Mem {
-    rss_kib: u64,
-    /// Proportional set size: shared pages (libraries, a forked master's) divided among the
-    /// processes sharing them; the fair sum for a process-per-connection server.
-    pss_kib: u64,
-    hwm_kib: u64,
-    threads: u64,
-    /// Open file descriptors (entries of /proc/PID/fd).
-    fds: u64,
-    processes: usize,
 }
 
 /// What [`measure`] needs from the server under test.
@@ -785,81 +693,6 @@ trait Server: Sync {
     fn delivery_log(&self) -> Option<&Path> {
         None
     }
-}
-
-/// VmRSS / VmHWM / Threads of one process from /proc/PID/status.
-fn proc_status(pid: u32) -> Result<Mem> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("read /proc/{pid}/status (has the server exited?)"))?;
-    // Missing (kernel without smaps_rollup) reads as 0.
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    Ok(Mem {
-        rss_kib: kib_field(&text, "VmRSS:"),
-        pss_kib: kib_field(&rollup, "Pss:"),
-        hwm_kib: kib_field(&text, "VmHWM:"),
-        threads: kib_field(&text, "Threads:"),
-        fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|d| d.count() as u64)
-            .unwrap_or(0),
-        processes: 1,
-    })
-}
-
-/// The first number after `name` on its line ("VmRSS:   1234 kB" -> 1234); 0 if absent.
-fn kib_field(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// [`proc_status`] summed over `root` and all its descendants (Dovecot's master, login,
-/// auth, anvil, imap processes). A process that exits while being read is skipped.
-fn tree_status(root: u32) -> Result<Mem> {
-    let mut parent = std::collections::HashMap::new();
-    for e in std::fs::read_dir("/proc").context("read /proc")?.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        // /proc/PID/stat: "pid (comm) state ppid ..."; comm may contain spaces and ')'.
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u32>().ok());
-        if let Some(ppid) = ppid {
-            parent.insert(pid, ppid);
-        }
-    }
-    let in_tree = |mut p: u32| -> bool {
-        for _ in 0..64 {
-            if p == root {
-                return true;
-            }
-            match parent.get(&p) {
-                Some(&pp) if pp != 0 && pp != p => p = pp,
-                _ => return false,
-            }
-        }
-        false
-    };
-    let mut sum = proc_status(root)?;
-    for &pid in parent.keys() {
-        if pid != root && in_tree(pid) {
-            if let Ok(m) = proc_status(pid) {
-                sum.rss_kib += m.rss_kib;
-                sum.pss_kib += m.pss_kib;
-                sum.hwm_kib += m.hwm_kib;
-                sum.threads += m.threads;
-                sum.fds += m.fds;
-                sum.processes += 1;
-            }
-        }
-    }
-    Ok(sum)
 }
 
 /// Which server a [`ServerProc`] is: how its memory is counted and where deliveries are logged.
@@ -937,6 +770,7 @@ impl ServerProc {
                 data: &data,
                 imap: ports.0,
                 lmtp: ports.1,
+                pop3: 0,
                 sections: String::new(),
             }),
         )?;
@@ -962,15 +796,20 @@ impl ServerProc {
         let log = dir.join("dovecot.log");
         std::fs::write(
             &conf,
-            dovecot_config(
+            dovecot_config(&DovecotConf {
+                written_by: &format!(
+                    "jepsen bench-idle for {} IDLE connections",
+                    a.compare_dovecot
+                ),
                 dir,
-                &passwd,
-                &mail,
-                &mail_user,
-                imap_port,
-                lmtp_port,
-                a.compare_dovecot,
-            ),
+                passwd: &passwd,
+                mail_user: &mail_user,
+                mail_location: format!("maildir:{}/%n", mail.display()),
+                imap: imap_port,
+                pop3: 0,
+                lmtp: lmtp_port,
+                n: a.compare_dovecot,
+            }),
         )?;
         let logf = std::fs::File::create(&log)?;
         let child = Command::new(bin)
@@ -1028,118 +867,6 @@ impl Server for ServerProc {
     }
 }
 
-/// Dovecot 2.3 settings: defaults except what lets `n` connections in (process and client
-/// limits, no per-user+IP limit) and what a temporary, unprivileged instance needs.
-fn dovecot_config(
-    dir: &Path,
-    passwd: &Path,
-    mail: &Path,
-    mail_user: &str,
-    imap: u16,
-    lmtp: u16,
-    n: usize,
-) -> String {
-    let d = |p: &Path| p.display().to_string();
-    format!(
-        r#"# written by jepsen bench-idle for {n} IDLE connections
-base_dir = {run}
-state_dir = {state}
-log_path = /dev/stderr
-protocols = imap lmtp
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_username_format = %n
-mail_location = maildir:{mail}/%n
-mail_uid = {mail_user}
-mail_gid = {mail_user}
-first_valid_uid = 0
-default_internal_user = dovecot
-default_login_user = dovenull
-mail_max_userip_connections = {limit}
-default_process_limit = {limit}
-default_client_limit = {clients}
-passdb {{
-  driver = passwd-file
-  args = {passwd}
-}}
-userdb {{
-  driver = static
-  args = uid={mail_user} gid={mail_user} home={mail}/%n
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = {imap}
-  }}
-}}
-service lmtp {{
-  inet_listener lmtp {{
-    port = {lmtp}
-  }}
-}}
-"#,
-        run = d(&dir.join("run")),
-        state = d(&dir.join("state")),
-        mail = d(mail),
-        passwd = d(passwd),
-        limit = n + 100,
-        clients = 2 * n + 1000,
-    )
-}
-
-/// Raises this process's RLIMIT_NOFILE soft limit to `want` (and the hard limit, if allowed);
-/// children inherit it. Returns the soft limit in force afterwards.
-#[allow(unsafe_code)]
-fn raise_nofile(want: u64) -> Result<u64> {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit write/read only the rlimit struct passed by reference.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
-    }
-    if r.rlim_max < want {
-        let raised = libc::rlimit {
-            rlim_cur: want,
-            rlim_max: want,
-        };
-        // Raising the hard limit needs CAP_SYS_RESOURCE; without it keep the old hard limit.
-        // SAFETY: setrlimit reads the struct it is given.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return Ok(want);
-        }
-    }
-    let target = libc::rlimit {
-        rlim_cur: want.min(r.rlim_max).max(r.rlim_cur),
-        rlim_max: r.rlim_max,
-    };
-    // SAFETY: setrlimit reads the struct it is given.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &target) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
-    }
-    Ok(target.rlim_cur)
-}
-
-/// nproc, CPU model and kernel, for the figures' context.
-fn machine_line() -> String {
-    let nproc = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    format!("nproc={nproc} cpu=\"{cpu}\" kernel={kernel}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1172,65 +899,5 @@ mod tests {
         assert_eq!(pct_ms(&v, 100.0), "100.0");
         assert_eq!(pct_ms(&v[..1], 99.0), "1.0");
         assert_eq!(pct_ms(&[], 50.0), "-");
-    }
-
-    #[test]
-    fn proc_status_reads_own_memory() {
-        let m = proc_status(std::process::id()).unwrap();
-        assert!(m.rss_kib > 0 && m.hwm_kib >= m.rss_kib && m.threads >= 1);
-        // stdin/stdout/stderr at least.
-        assert!(m.fds >= 3, "{}", m.fds);
-    }
-
-    #[test]
-    fn tree_status_counts_children() {
-        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-        let alone = proc_status(std::process::id()).unwrap();
-        let tree = tree_status(std::process::id()).unwrap();
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(tree.processes >= 2, "{}", tree.processes);
-        assert!(tree.rss_kib > alone.rss_kib / 2);
-    }
-
-    #[test]
-    fn dovecot_config_lets_n_connections_in() {
-        let c = dovecot_config(
-            Path::new("/t"),
-            Path::new("/t/passwd"),
-            Path::new("/t/mail"),
-            "dovecot",
-            143,
-            24,
-            500,
-        );
-        assert!(c.contains("default_process_limit = 600"));
-        assert!(c.contains("default_client_limit = 2000"));
-        assert!(c.contains("mail_max_userip_connections = 600"));
-        assert!(c.contains("base_dir = /t/run"));
-    }
-
-    #[tokio::test]
-    async fn conn_reads_lines_across_cancelled_reads_and_bounds_length() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            s.write_all(b"* 1 EX").await.unwrap();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            s.write_all(b"ISTS\r\nc OK done\r\n").await.unwrap();
-            s.write_all(&vec![b'x'; MAX_LINE as usize + 10])
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        });
-        let mut c = Conn::new(TcpStream::connect(addr).await.unwrap());
-        // A read cancelled mid-line keeps its bytes.
-        let r = tokio::time::timeout(Duration::from_millis(30), c.line()).await;
-        assert!(r.is_err());
-        assert_eq!(c.line().await.unwrap(), "* 1 EXISTS");
-        c.until_tagged("c").await.unwrap();
-        assert!(c.line().await.is_err());
-        server.await.unwrap();
     }
 }

@@ -17,16 +17,18 @@ pub struct NodeConfig<'a> {
     pub data: &'a Path,
     pub imap: u16,
     pub lmtp: u16,
+    /// POP3 port; 0 leaves POP3 off.
+    pub pop3: u16,
     /// Sections placed before the passdb (e.g. `[cluster]`); "" for none.
     pub sections: String,
 }
 
-/// The node's configuration (keys as in node/src/config and tests/src/server.rs): IMAP and
-/// LMTP on loopback only, no TLS, no per-user+IP connection limit.
+/// The node's configuration (keys as in node/src/config and tests/src/server.rs): IMAP, LMTP
+/// (and POP3 when it has a port) on loopback only, no TLS, no per-user+IP connection limit.
 pub fn node_config(c: &NodeConfig) -> String {
     format!(
         r#"# written by {written_by}
-protocols = ["imap", "lmtp"]
+protocols = [{protocols}]
 listen = "127.0.0.1"
 ssl = "no"
 auth_default_realm = "example.org"
@@ -50,11 +52,21 @@ ssl_port = 0
 
 [lmtp]
 port = {lmtp}
-
+{pop3}
 [http]
 port = 0
 "#,
         written_by = c.written_by,
+        protocols = if c.pop3 > 0 {
+            r#""imap", "pop3", "lmtp""#
+        } else {
+            r#""imap", "lmtp""#
+        },
+        pop3 = if c.pop3 > 0 {
+            format!("\n[pop3]\nport = {}\nssl_port = 0\n", c.pop3)
+        } else {
+            String::new()
+        },
         sections = c.sections,
         passwd = toml_str(c.passwd),
         data = toml_str(c.data),
@@ -139,12 +151,25 @@ mod tests {
             data: Path::new("/t/data"),
             imap: 1143,
             lmtp: 2424,
+            pop3: 0,
             sections: String::new(),
         });
         assert!(c.contains("mail_max_userip_connections = 0"));
         assert!(c.contains("ssl = \"no\""));
         assert!(c.contains("args = \"/t/p\\\"w\""));
         assert!(c.contains("port = 1143\nssl_port = 0"));
+        assert!(c.contains(r#"protocols = ["imap", "lmtp"]"#) && !c.contains("[pop3]"));
+        let with_pop3 = node_config(&NodeConfig {
+            written_by: "a test",
+            passwd: Path::new("/t/p"),
+            data: Path::new("/t/data"),
+            imap: 1143,
+            lmtp: 2424,
+            pop3: 1110,
+            sections: String::new(),
+        });
+        assert!(with_pop3.contains(r#"protocols = ["imap", "pop3", "lmtp"]"#));
+        assert!(with_pop3.contains("[pop3]\nport = 1110\nssl_port = 0\n"));
     }
 
     #[test]
@@ -155,6 +180,7 @@ mod tests {
             data: Path::new("/tmp/data"),
             imap: 1143,
             lmtp: 1024,
+            pop3: 0,
             sections: "\n[cluster]\nnode_id = 1\n".into(),
         });
         assert!(c.starts_with("# written by a test\n"), "{c}");

@@ -88,3 +88,20 @@ pub fn node_bin() -> PathBuf {
     })
     .clone()
 }
+
+/// The `jepsen` binary beside the node under test, built (debug) when it is missing.
+pub fn jepsen_bin() -> PathBuf {
+    let bin = node_bin().with_file_name("jepsen");
+    if !bin.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-p", "jepsen", "--bin", "jepsen"])
+            .current_dir(workspace_root())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()) && bin.exists(),
+            "cannot build {}",
+            bin.display()
+        );
+    }
+    bin
+}

@@ -19,7 +19,7 @@ mod mail;
 mod process;
 mod server;
 
-pub use binary::{node_bin, workspace_root};
+pub use binary::{jepsen_bin, node_bin, workspace_root};
 pub use fixtures::{free_port, hash_password, make_cert, Scheme, User};
 pub use line::{pop3_login, tagged, LineConn};
 pub use mail::{

@@ -12,10 +12,9 @@
 //!   and the merge keeps everything (no acknowledged message lost, replicas identical) but a
 //!   client that saw both sides sees a UID name two messages (docs/reliability.md).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-use tests::{lab, missing_tool, node_bin, run, workspace_root};
+use tests::{jepsen_bin, lab, missing_tool, node_bin, run};
 
 /// Every fault of the harness (jepsen/src/harness/nemesis/mod.rs) but `partition` (see the
 /// module doc), in both modes.
@@ -35,22 +34,6 @@ const SURVIVED: &[&str] = &[
 const RAFT_ALSO: &[&str] = &["partition"];
 const KNOWN_VIOLATIONS: &[&str] = &["partition"];
 const SECONDS: &str = "10";
-
-fn jepsen_bin() -> PathBuf {
-    let bin = node_bin().with_file_name("jepsen");
-    if !bin.exists() {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "-p", "jepsen", "--bin", "jepsen"])
-            .current_dir(workspace_root())
-            .status();
-        assert!(
-            status.is_ok_and(|s| s.success()) && bin.exists(),
-            "cannot build {}",
-            bin.display()
-        );
-    }
-    bin
-}
 
 #[test]
 fn raft_mode_keeps_the_invariants_under_every_fault() {

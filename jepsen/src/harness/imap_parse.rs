@@ -5,7 +5,7 @@
 use super::history::Seen;
 
 /// The number after `key` ("UID 5" -> 5), when `key` is a whole word.
-fn number_after(s: &str, key: &str) -> Option<u64> {
+pub(crate) fn number_after(s: &str, key: &str) -> Option<u64> {
     let mut from = 0;
     while let Some(i) = s[from..].find(key) {
         let at = from + i;
