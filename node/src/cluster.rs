@@ -110,13 +110,44 @@ impl ClusterHooks for Replicated {
     }
 
     async fn write_committed(&self, user: &str) -> Result<(), WriteRefused> {
-        self.wait_replica(user).await;
+        let wait = self.handle.wait_replicated(user, self.sync_timeout).await;
+        let Some(gate) = &self.raft else {
+            self.count_unreplicated(user, &wait, "acknowledging locally");
+            return Ok(());
+        };
         // Raft mode: a node that lost the role while the write was in flight (stopped, cut
         // off) never acknowledges it, even if the wait degraded to local durability.
-        match &self.raft {
-            Some(gate) => gate.may_acknowledge(user),
-            None => Ok(()),
+        gate.may_acknowledge(user)?;
+        // Nor does it acknowledge alone while a mail peer is alive (it answers this leader's
+        // heartbeats) but has not taken the write (slow, or busy catching up): were this node
+        // to crash now, the next active node would give the write's UID to another message
+        // (the third 30-minute jepsen run: deliveries acknowledged alone by an active node
+        // that crashed 1.6 s later). Refused, the write stays hidden until a peer holds it,
+        // and the client or MTA retries. With no mail peer alive (two mail nodes and a
+        // witness, one of them down) the node still acknowledges alone, degraded, as the
+        // design's `replication_sync_timeout` says. Alive is judged by the raft link, not the
+        // replication connection: a crashed peer's TCP connection looks open for seconds.
+        let coord = gate.coordinator();
+        let lease = coord.lease();
+        let peer_alive = || {
+            self.handle
+                .peer_ids()
+                .into_iter()
+                .any(|p| coord.peer_alive(p, lease))
+        };
+        if !may_acknowledge_alone(&wait, peer_alive) {
+            metrics::counter!("node_replication_refused_unreplicated_total").increment(1);
+            tracing::warn!(
+                user,
+                "replication: no peer acknowledged within replication_sync_timeout ({:?}) although one is alive: write refused (temporary failure), not acknowledged alone",
+                self.sync_timeout
+            );
+            return Err(WriteRefused(
+                "no peer holds this write yet (replication is behind); try again".into(),
+            ));
         }
+        self.count_unreplicated(user, &wait, "acknowledging locally");
+        Ok(())
     }
 
     async fn user_opened(&self, user: &str) {
@@ -138,10 +169,16 @@ impl ClusterHooks for Replicated {
     }
 }
 
+/// Raft mode: whether a write the replica wait ended with (`wait`) may be acknowledged: held
+/// by a peer, or no mail peer alive to hold it (`peer_alive` is asked only then).
+fn may_acknowledge_alone(wait: &ReplicaWait, peer_alive: impl FnOnce() -> bool) -> bool {
+    matches!(wait, ReplicaWait::Acked(_) | ReplicaWait::NotRequired) || !peer_alive()
+}
+
 impl Replicated {
-    /// `replicated` durability: waits for a peer's durable ack, up to the timeout.
-    async fn wait_replica(&self, user: &str) {
-        match self.handle.wait_replicated(user, self.sync_timeout).await {
+    /// `replicated` durability: counts and logs a write acknowledged without a peer's ack.
+    fn count_unreplicated(&self, user: &str, wait: &ReplicaWait, what: &str) {
+        match wait {
             ReplicaWait::Acked(_) | ReplicaWait::NotRequired => {}
             ReplicaWait::Degraded => {
                 metrics::counter!("node_replication_unreplicated_acks_total").increment(1);
@@ -150,7 +187,7 @@ impl Replicated {
                 metrics::counter!("node_replication_unreplicated_acks_total").increment(1);
                 tracing::warn!(
                     user,
-                    "replication: no peer acknowledged within replication_sync_timeout ({:?}): acknowledging locally, degraded to local durability",
+                    "replication: no peer acknowledged within replication_sync_timeout ({:?}): {what}, degraded to local durability",
                     self.sync_timeout
                 );
             }
@@ -266,5 +303,25 @@ mod hint_tests {
         assert!(tls_hint("NotValidForName").unwrap().contains("--hostname"));
         assert_eq!(tls_hint("connection refused"), None);
         assert_eq!(with_tls_hint("connection refused"), "connection refused");
+    }
+}
+
+#[cfg(test)]
+mod ack_tests {
+    use super::*;
+
+    #[test]
+    fn a_write_no_peer_holds_is_acknowledged_alone_only_with_no_peer_alive() {
+        // held by a peer: acknowledged, liveness not even asked
+        assert!(may_acknowledge_alone(
+            &ReplicaWait::Acked(2),
+            || unreachable!()
+        ));
+        // timed out (or already degraded) while a peer answers heartbeats: refused
+        assert!(!may_acknowledge_alone(&ReplicaWait::TimedOut, || true));
+        assert!(!may_acknowledge_alone(&ReplicaWait::Degraded, || true));
+        // no mail peer alive (a witness pair with one mail node down): acknowledged, degraded
+        assert!(may_acknowledge_alone(&ReplicaWait::TimedOut, || false));
+        assert!(may_acknowledge_alone(&ReplicaWait::Degraded, || false));
     }
 }

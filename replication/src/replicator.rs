@@ -276,6 +276,11 @@ impl Handle {
         }
     }
 
+    /// The configured replication peers' node ids.
+    pub fn peer_ids(&self) -> Vec<NodeId> {
+        self.shared.peers.keys().copied().collect()
+    }
+
     /// Per peer and per user lag.
     pub async fn status(&self) -> ReplicationStatus {
         let sh = &self.shared;

@@ -355,6 +355,21 @@ impl Coordinator {
         self.inner.view.subscribe()
     }
 
+    /// The active node's lease (how long it writes without a majority's acknowledgement).
+    pub fn lease(&self) -> Duration {
+        self.inner.timeouts.lease
+    }
+
+    /// Whether `peer` answered a raft RPC (a heartbeat, while this node leads) within
+    /// `within`: alive and reachable now, whatever its mail replication is doing.
+    pub fn peer_alive(&self, peer: NodeId, within: Duration) -> bool {
+        self.inner.net.links().iter().any(|l| {
+            l.peer == peer
+                && l.last_ok_ms_ago
+                    .is_some_and(|ms| u128::from(ms) <= within.as_millis())
+        })
+    }
+
     pub fn status(&self) -> CoordStatus {
         let m = self.inner.raft.metrics().borrow().clone();
         let st = self.inner.sm.borrow().clone();
