@@ -202,7 +202,6 @@ async fn spill(sh: &Arc<Shared>, held: Held, puts: &mut Puts) {
 
 async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
     let peer = conn.peer;
-    let resolve = sh.resolves_conflicts();
     let mut puts = Puts::default();
     let mut held = Held::default();
     // The fencing epoch the peer says it holds (0 until it says).
@@ -239,6 +238,9 @@ async fn serve(sh: &Arc<Shared>, conn: &mut Conn) -> Result<()> {
                 finish_puts(&mut puts).await;
             }
         }
+        // Asked per frame: in raft mode the resolver is whichever node is active now, and a
+        // peer's connection outlives changes of the active node.
+        let resolve = sh.resolves_conflicts();
         let reply = match handle(sh, peer, resolve, msg, &mut held, &mut puts).await {
             Ok(Some(r)) => r,
             Ok(None) => continue,

