@@ -212,6 +212,9 @@ pub async fn start(
         let hook = crate::raft::activation_hook(slot.clone(), config.cluster.takeover_timeout.0);
         let coord = crate::raft::start(config, rc.tls.clone(), hook).await?;
         rc.epoch = Some(coord.watch());
+        // Raft connections may come on the replication port, whether or not the coordinator
+        // also has a listener of its own.
+        rc.raft_routes_to = Some(coord.clone());
         Some(RaftGate::new(config, coord))
     } else {
         None

@@ -56,6 +56,9 @@ pub struct ReplicationConfig {
     /// records carry this node's epoch, and live records from a node that is behind the
     /// epoch and not active are refused ("fenced"). `None`: no fencing (keepalived-led).
     pub epoch: Option<tokio::sync::watch::Receiver<crate::coord::ActiveView>>,
+    /// Raft mode with the raft traffic on the replication port: connections whose first frame
+    /// is a raft frame go to this coordinator (started with `Coordinator::start_routed`).
+    pub raft_routes_to: Option<crate::coord::Coordinator>,
 }
 
 impl ReplicationConfig {
@@ -84,6 +87,7 @@ impl ReplicationConfig {
             client_load: crate::pacing::ClientLoad::none(),
             pacing: crate::pacing::PacingConfig::default(),
             epoch: None,
+            raft_routes_to: None,
         }
     }
 }

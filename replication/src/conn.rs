@@ -23,6 +23,9 @@ pub struct Conn {
     pub peer_addr: SocketAddr,
     /// The peer's clock at Hello, for the caller to merge into the local HLC.
     pub peer_time: HlcTime,
+    /// A frame read ahead (to route the connection by it) and put back: the next `recv` or
+    /// `recv_frame` returns it.
+    unread: Option<bytes::BytesMut>,
 }
 
 impl Conn {
@@ -44,6 +47,9 @@ impl Conn {
 
     /// The next message; `Closed` at a clean end of stream.
     pub async fn recv(&mut self) -> Result<Message> {
+        if let Some(frame) = self.unread.take() {
+            return wire::decode(&frame);
+        }
         match self.framed.next().await {
             None => Err(ReplError::Closed),
             Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
@@ -57,6 +63,9 @@ impl Conn {
     /// The next frame as is, undecoded (the coordinator's raft frames travel on the same
     /// framing); `Closed` at a clean end of stream.
     pub async fn recv_frame(&mut self) -> Result<bytes::BytesMut> {
+        if let Some(frame) = self.unread.take() {
+            return Ok(frame);
+        }
         match self.framed.next().await {
             None => Err(ReplError::Closed),
             Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
@@ -65,6 +74,11 @@ impl Conn {
             Some(Err(e)) => Err(ReplError::Io(e)),
             Some(Ok(frame)) => Ok(frame),
         }
+    }
+
+    /// Puts back a frame read with `recv_frame`, for whoever serves the connection next.
+    pub fn unread(&mut self, frame: bytes::BytesMut) {
+        self.unread = Some(frame);
     }
 
     /// `recv` bounded in time (monotonic timer).
@@ -95,6 +109,7 @@ impl Conn {
                 peer,
                 peer_addr,
                 peer_time: HlcTime::default(),
+                unread: None,
             };
             conn.send(&hello(me, now)).await?;
             let (node, time) = expect_hello(conn.recv().await?)?;
@@ -136,6 +151,7 @@ impl Conn {
                 peer: 0,
                 peer_addr,
                 peer_time: HlcTime::default(),
+                unread: None,
             };
             let (node, time) = expect_hello(conn.recv().await?)?;
             if node == me {

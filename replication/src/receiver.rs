@@ -43,8 +43,14 @@ pub(crate) async fn listen(sh: Arc<Shared>, listener: TcpListener) {
 async fn inbound(sh: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
     let now = sh.store.now();
     let shc = sh.clone();
+    // A witness (no mail, so no replication peer) may connect here for raft only.
     let mut conn = match Conn::accept(&sh.cfg.tls, sh.cfg.node_id, now, tcp, move |id| {
         shc.is_peer(id)
+            || shc
+                .cfg
+                .raft_routes_to
+                .as_ref()
+                .is_some_and(|c| c.accepts_peer(id))
     })
     .await
     {
@@ -54,6 +60,12 @@ async fn inbound(sh: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
             return;
         }
     };
+    if let Some(coord) = &sh.cfg.raft_routes_to {
+        match route_raft(&sh, coord, conn).await {
+            Some(c) => conn = c,
+            None => return,
+        }
+    }
     if let Err(e) = sh.store.observe(conn.peer_time) {
         tracing::warn!(peer = conn.peer, error = %e, "replication: peer clock ahead");
     }
@@ -71,6 +83,47 @@ async fn inbound(sh: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
     }
     .instrument(span)
     .await
+}
+
+/// Raft and replication share this listener: a connection whose first frame is a raft frame
+/// is served by the coordinator (and `None` comes back); any other is given back, its first
+/// frame put back, if the peer is a replication peer.
+async fn route_raft(
+    sh: &Arc<Shared>,
+    coord: &crate::coord::Coordinator,
+    mut conn: Conn,
+) -> Option<Conn> {
+    let first = tokio::select! {
+        _ = sh.shutdown.cancelled() => return None,
+        f = conn.recv_frame() => f,
+    };
+    match first {
+        Ok(f) if crate::coord::frame::is_raft_frame(&f) => {
+            conn.unread(f);
+            tokio::select! {
+                _ = sh.shutdown.cancelled() => {}
+                _ = coord.serve_routed(conn) => {}
+            }
+            None
+        }
+        Ok(f) if sh.is_peer(conn.peer) => {
+            conn.unread(f);
+            Some(conn)
+        }
+        Ok(_) => {
+            sh.refused_frames.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                peer = conn.peer,
+                "replication: a raft-only member sent a replication frame; disconnecting"
+            );
+            None
+        }
+        Err(ReplError::Closed) => None,
+        Err(e) => {
+            tracing::warn!(peer = conn.peer, error = %e, "replication: peer link ended before its first frame");
+            None
+        }
+    }
 }
 
 async fn open(sh: &Arc<Shared>, user: &str) -> Result<Arc<dyn ReplicaUser>> {

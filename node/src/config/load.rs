@@ -311,11 +311,24 @@ peers = [{ node_id = 1, address = "10.0.0.1:7143" }]
             "{two}witness = {{ node_id = 3, raft_address = \"w:7144\" }}\n"
         ))
         .unwrap();
-        let err = parse(&format!(
+        // Without raft_address a peer's raft goes to its replication address.
+        let shared = parse(&format!(
             "{base}peers = [{{ node_id = 2, address = \"h2:7143\" }}, {{ node_id = 3, address = \"h3:7143\", raft_address = \"h3:7144\" }}]\n"
         ))
+        .unwrap();
+        assert_eq!(shared.cluster.peers[0].raft_dial_address(), "h2:7143");
+        assert_eq!(shared.cluster.peers[1].raft_dial_address(), "h3:7144");
+        // ... and raft_listen may be left out: raft shares `listen`.
+        parse(
+            "[cluster]\nmode = \"raft\"\nnode_id = 1\nlisten = \"127.0.0.1:7143\"\n\
+             peers = [{ node_id = 2, address = \"h2:7143\" }, { node_id = 3, address = \"h3:7143\" }]\n"
+        )
+        .unwrap();
+        let err = parse(&format!(
+            "{base}peers = [{{ node_id = 2, address = \"h2\" }}, {{ node_id = 3, address = \"h3:7143\" }}]\n"
+        ))
         .unwrap_err();
-        assert!(err.to_string().contains("raft_address"), "{err}");
+        assert!(err.to_string().contains("host:port"), "{err}");
         let err = parse(&format!("{three}raft_heartbeat = \"1s\"\n")).unwrap_err();
         assert!(err.to_string().contains("raft_heartbeat"), "{err}");
         let err = parse(&three.replace("mode = \"raft\"", "mode = \"paxos\"")).unwrap_err();

@@ -200,9 +200,22 @@ pub struct PeerConfig {
     pub node_id: u32,
     /// host:port of the peer's replication listener.
     pub address: String,
-    /// host:port of the peer's coordination (Raft) listener; needed in `mode = "raft"`.
+    /// host:port of the peer's own coordination (Raft) listener, for a peer that sets
+    /// `raft_listen`; empty (the default): raft goes to the peer's replication `address`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub raft_address: String,
+}
+
+impl PeerConfig {
+    /// Where this node dials the peer's raft: its own listener if it has one, else the
+    /// replication listener, which routes raft frames to the coordinator.
+    pub fn raft_dial_address(&self) -> &str {
+        if self.raft_address.is_empty() {
+            &self.address
+        } else {
+            &self.raft_address
+        }
+    }
 }
 
 /// `[cluster] witness`: the small third voter of a two-node raft cluster (`node witness`).
@@ -254,7 +267,9 @@ pub struct ClusterSettings {
     /// script's next run. Empty = not written.
     pub vrrp_track_file: PathBuf,
     pub mode: ClusterMode,
-    /// Raft mode: this node's coordination listener (host:port, its own port).
+    /// Raft mode: a coordination listener of its own (host:port). Empty (the default): raft
+    /// shares the replication listener (`listen`) and its mutual-TLS links. Either way the
+    /// replication listener also takes raft connections.
     pub raft_listen: String,
     /// Raft mode, two mail nodes: the witness voter.
     pub witness: Option<WitnessConfig>,
@@ -810,9 +825,10 @@ impl Config {
     /// a majority to survive one failure, and the timers can elect.
     fn check_raft(&self) -> Result<(), String> {
         let c = &self.cluster;
-        if c.raft_listen.parse::<std::net::SocketAddr>().is_err() {
+        if !c.raft_listen.is_empty() && c.raft_listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!(
-                "cluster.raft_listen: {:?} is not an IP:port address (mode = \"raft\" needs it)",
+                "cluster.raft_listen: {:?} is not an IP:port address (leave it out to share \
+                 cluster.listen)",
                 c.raft_listen
             ));
         }
@@ -820,10 +836,12 @@ impl Config {
             return Err("cluster.mode = \"raft\" needs cluster.listen (replication)".into());
         }
         for p in &c.peers {
-            if !p.raft_address.contains(':') {
+            if !p.raft_dial_address().contains(':') {
                 return Err(format!(
-                    "cluster.peers: node {} needs raft_address = \"host:port\" in mode = \"raft\"",
-                    p.node_id
+                    "cluster.peers: node {}: {:?} needs host:port (raft_address, or address when \
+                     raft shares the replication port)",
+                    p.node_id,
+                    p.raft_dial_address()
                 ));
             }
         }

@@ -50,18 +50,13 @@ pub fn render(layout: &Layout, id: u32, nodes: u32, raft: Option<bool>) -> Strin
         .filter(|p| *p != id)
         .map(|p| {
             format!(
-                "  {{ node_id = {p}, address = \"{}:{REPLICATION_PORT}\"{} }},",
+                "  {{ node_id = {p}, address = \"{}:{REPLICATION_PORT}\" }},",
                 net::node_addr(p),
-                if raft.is_some() {
-                    super::raft::peer_extra(p)
-                } else {
-                    String::new()
-                }
             )
         })
         .collect();
     let raft_lines = raft.map_or(String::new(), |witness| {
-        super::raft::cluster_lines(id, nodes, witness)
+        super::raft::cluster_lines(nodes, witness)
     });
     format!(
         r#"# Lab node {id} (written by `node lab up`): runs in network namespace {ns}.

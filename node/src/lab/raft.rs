@@ -29,6 +29,8 @@ impl LabMode {
     }
 }
 
+/// The witness's coordination port (it has no replication listener); mail nodes carry raft
+/// on their replication port.
 pub const RAFT_PORT: u16 = 7144;
 /// The witness takes the third node's id and address (a 2-node lab has no node 3).
 pub const WITNESS_ID: u32 = 3;
@@ -46,17 +48,27 @@ pub const ELECTION_MAX: &str = "350 msecs";
 /// the take-over's grace (a twentieth of this) once the other peers answered.
 pub const TAKEOVER: &str = "1 secs";
 
+/// Where a voter takes raft connections: the witness on its own port, a mail node on its
+/// replication port.
 pub fn raft_addr(id: u32) -> String {
-    format!("{}:{RAFT_PORT}", net::node_addr(id))
+    if id == WITNESS_ID {
+        format!("{}:{RAFT_PORT}", net::node_addr(id))
+    } else {
+        format!(
+            "{}:{}",
+            net::node_addr(id),
+            super::node_conf::REPLICATION_PORT
+        )
+    }
 }
 
-/// The `[cluster]` lines a raft-mode node adds to its file (after `durability`).
-pub fn cluster_lines(id: u32, nodes: u32, witness: bool) -> String {
+/// The `[cluster]` lines a raft-mode node adds to its file (after `durability`); raft shares
+/// the replication port (no `raft_listen`).
+pub fn cluster_lines(nodes: u32, witness: bool) -> String {
     let mut s = format!(
-        "mode = \"raft\"\nraft_listen = \"{}\"\nraft_heartbeat = \"{HEARTBEAT}\"\n\
+        "mode = \"raft\"\nraft_heartbeat = \"{HEARTBEAT}\"\n\
          raft_election_timeout_min = \"{ELECTION_MIN}\"\nraft_election_timeout_max = \"{ELECTION_MAX}\"\n\
-         takeover_timeout = \"{TAKEOVER}\"\n",
-        raft_addr(id)
+         takeover_timeout = \"{TAKEOVER}\"\n"
     );
     if witness && nodes == 2 {
         s.push_str(&format!(
@@ -65,11 +77,6 @@ pub fn cluster_lines(id: u32, nodes: u32, witness: bool) -> String {
         ));
     }
     s
-}
-
-/// A peer line's extra key in raft mode.
-pub fn peer_extra(peer: u32) -> String {
-    format!(", raft_address = \"{}\"", raft_addr(peer))
 }
 
 pub fn witness_dir(layout: &Layout) -> PathBuf {

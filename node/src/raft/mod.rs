@@ -36,12 +36,16 @@ pub fn members(config: &Config) -> Vec<CoordPeer> {
     let c = &config.cluster;
     let mut m = vec![CoordPeer {
         id: c.node_id,
-        addr: c.raft_listen.clone(),
+        addr: if c.raft_listen.is_empty() {
+            c.listen.clone()
+        } else {
+            c.raft_listen.clone()
+        },
         witness: false,
     }];
     m.extend(c.peers.iter().map(|p| CoordPeer {
         id: p.node_id,
-        addr: p.raft_address.clone(),
+        addr: p.raft_dial_address().to_string(),
         witness: false,
     }));
     m.extend(c.witness.iter().map(|w| CoordPeer {
@@ -52,29 +56,43 @@ pub fn members(config: &Config) -> Vec<CoordPeer> {
     m
 }
 
-/// Starts this mail node's coordinator (its own listener on `raft_listen`).
+/// Starts this mail node's coordinator: on its own listener if `raft_listen` is set, else
+/// without one (the replication listener hands it raft connections: see
+/// `replication::ReplicationConfig::raft_routes_to`).
 pub async fn start(
     config: &Config,
     tls: TlsMaterial,
     on_activate: ActivationHook,
 ) -> anyhow::Result<Coordinator> {
-    let listen = config
-        .cluster
-        .raft_listen
-        .parse()
-        .with_context(|| format!("cluster.raft_listen {:?}", config.cluster.raft_listen))?;
-    let coord = Coordinator::start(CoordConfig {
-        node_id: config.cluster.node_id,
+    let c = &config.cluster;
+    let own = if c.raft_listen.is_empty() {
+        None
+    } else {
+        Some(
+            c.raft_listen
+                .parse()
+                .with_context(|| format!("cluster.raft_listen {:?}", c.raft_listen))?,
+        )
+    };
+    let cfg = CoordConfig {
+        node_id: c.node_id,
         data_dir: config.storage.data_dir.clone(),
-        listen,
+        // Unused without a listener of its own.
+        listen: own.unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         members: members(config),
         role: CoordRole::Voter,
         timeouts: timeouts(config),
         tls,
         on_activate: Some(on_activate),
-    })
-    .await
-    .with_context(|| format!("raft: cannot start on {}", config.cluster.raft_listen))?;
+    };
+    let coord = match own {
+        Some(addr) => Coordinator::start(cfg)
+            .await
+            .with_context(|| format!("raft: cannot start on {addr}"))?,
+        None => Coordinator::start_routed(cfg)
+            .await
+            .context("raft: cannot start the coordinator")?,
+    };
     Ok(coord)
 }
 

@@ -137,7 +137,9 @@ pub fn run(path: &Path) -> anyhow::Result<i32> {
         let ready = format!(
             "node: ready witness={} raft={}",
             w.node_id,
-            coord.local_addr()
+            coord
+                .local_addr()
+                .map_or_else(|| "-".to_string(), |a| a.to_string())
         );
         tracing::info!("{ready}");
         // Test harnesses and init scripts wait for this line.

@@ -408,7 +408,10 @@ pub async fn run(config: Config, origin: Origin) -> anyhow::Result<()> {
     if let Some(r) = &replicated {
         ready.push(format!("replication={}", r.handle.local_addr()));
         if let Some(g) = &r.raft {
-            ready.push(format!("raft={}", g.coordinator().local_addr()));
+            ready.push(match g.coordinator().local_addr() {
+                Some(a) => format!("raft={a}"),
+                None => format!("raft={}", r.handle.local_addr()),
+            });
         }
     }
 

@@ -101,7 +101,8 @@ pub struct CoordConfig {
     pub node_id: NodeId,
     /// The node's data directory; the group keeps its sled database in `<data_dir>/coord`.
     pub data_dir: PathBuf,
-    /// Where the coordination listener binds (ignored by [`Coordinator::start_on`]).
+    /// Where the coordination listener binds (ignored by [`Coordinator::start_on`] and
+    /// [`Coordinator::start_routed`]).
     pub listen: SocketAddr,
     /// The initial cluster, this node included. A mail node whose group is empty bootstraps
     /// it with these members (every mail node may do so: the same members give the same first
@@ -164,7 +165,9 @@ struct Inner {
     timeouts: CoordTimeouts,
     raft: Raft<TypeConfig>,
     net: Arc<NetShared>,
-    local_addr: SocketAddr,
+    /// Its own listener's address; `None` when raft frames come through the replication
+    /// listener ([`Coordinator::start_routed`]).
+    local_addr: Option<SocketAddr>,
     sm: watch::Receiver<ClusterState>,
     view: watch::Sender<ActiveView>,
     /// While active: the lease's end.
@@ -184,6 +187,15 @@ struct Inner {
 #[derive(Clone)]
 pub struct Coordinator {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("node", &self.inner.me)
+            .field("witness", &self.inner.witness)
+            .finish_non_exhaustive()
+    }
 }
 
 fn is_leader(m: &RaftMetrics<NodeId, CoordNode>) -> bool {
@@ -257,6 +269,20 @@ impl Coordinator {
     /// Starts on a listener the caller bound: opens (or creates) the sled database under
     /// `data_dir`, starts openraft, the listener and the task that decides activeness.
     pub async fn start_on(cfg: CoordConfig, listener: TcpListener) -> CoordResult<Coordinator> {
+        Coordinator::start_with(cfg, Some(listener)).await
+    }
+
+    /// Starts without a listener of its own: peers' raft connections arrive on the replication
+    /// listener, which hands them over ([`Coordinator::serve_routed`]); a mail node's raft
+    /// traffic then shares the replication port and its mutual-TLS links.
+    pub async fn start_routed(cfg: CoordConfig) -> CoordResult<Coordinator> {
+        Coordinator::start_with(cfg, None).await
+    }
+
+    async fn start_with(
+        cfg: CoordConfig,
+        listener: Option<TcpListener>,
+    ) -> CoordResult<Coordinator> {
         check_timeouts(&cfg.timeouts)?;
         let witness = cfg.role == CoordRole::Witness;
         let dir = cfg.data_dir.join("coord");
@@ -283,7 +309,10 @@ impl Coordinator {
         )
         .await
         .map_err(CoordError::raft)?;
-        let local_addr = listener.local_addr()?;
+        let local_addr = match &listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
         let inner = Arc::new(Inner {
             me: cfg.node_id,
             witness,
@@ -301,14 +330,21 @@ impl Coordinator {
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        tracing::info!(node = cfg.node_id, listen = %local_addr, ?cfg.role, "coord: starting");
-        inner.tasks.spawn(network::listen(
-            raft.clone(),
-            net,
-            listener,
-            inner.stop.clone(),
-            inner.tasks.clone(),
-        ));
+        match listener {
+            Some(listener) => {
+                tracing::info!(node = cfg.node_id, listen = %listener.local_addr()?, ?cfg.role,
+                    "coord: starting");
+                inner.tasks.spawn(network::listen(
+                    raft.clone(),
+                    net,
+                    listener,
+                    inner.stop.clone(),
+                    inner.tasks.clone(),
+                ));
+            }
+            None => tracing::info!(node = cfg.node_id, ?cfg.role,
+                "coord: starting; raft frames come through the replication listener"),
+        }
         if !witness && !cfg.members.is_empty() {
             bootstrap(&raft, &cfg).await?;
         }
@@ -328,9 +364,15 @@ impl Coordinator {
         Ok(Coordinator { inner })
     }
 
-    /// The coordination listener's address.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The coordination listener's address; `None` when it shares the replication listener.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.inner.local_addr
+    }
+
+    /// Whether `id` may open a raft link to this node (a member or a configured peer), for a
+    /// listener that routes connections here.
+    pub fn accepts_peer(&self, id: NodeId) -> bool {
+        self.inner.net.is_allowed(id)
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -622,10 +664,14 @@ impl Coordinator {
         self.inner.net.set_isolated(on);
     }
 
-    /// Serves a peer connection accepted elsewhere (the replication listener, once it routes
-    /// connections whose first frame is a raft frame).
-    pub async fn serve_conn(&self, conn: crate::conn::Conn) {
-        network::serve_conn(self.inner.raft.clone(), self.inner.net.clone(), conn).await
+    /// Serves a peer connection accepted elsewhere: the replication listener hands over a
+    /// connection whose first frame is a raft frame (put back with [`crate::conn::Conn::unread`]).
+    /// Returns when the peer closes it or the coordinator stops.
+    pub async fn serve_routed(&self, conn: crate::conn::Conn) {
+        tokio::select! {
+            _ = self.inner.stop.cancelled() => {}
+            _ = network::serve_conn(self.inner.raft.clone(), self.inner.net.clone(), conn) => {}
+        }
     }
 
     /// Stops: no longer active at once, Raft stopped, listener closed, sled flushed and closed.

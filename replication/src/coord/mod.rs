@@ -8,12 +8,13 @@
 //! [`network`] (client and serving side), [`coordinator`] (the public handle).
 //! openraft stays behind this module: nothing else in the crate names it.
 //!
-//! **Transport.** For now the coordinator runs its own listener (`CoordConfig::listen`) with the
-//! replication crate's TLS material and the same handshake ([`crate::conn::Conn`]: mutual TLS,
-//! Hello, node id checked against the certificate). Raft frames start with `RAFT`
-//! ([`frame::is_raft_frame`]), which no replication frame can, so the replicator's listener can
-//! later hand such connections to [`Coordinator::serve_conn`] and the separate port can go; that
-//! routing is not wired yet.
+//! **Transport.** A mail node's raft traffic shares the replication listener and its handshake
+//! ([`crate::conn::Conn`]: mutual TLS, Hello, node id checked against the certificate): raft
+//! frames start with `RAFT` ([`frame::is_raft_frame`]), which no replication frame can, so the
+//! replication listener looks at a connection's first frame and hands raft connections to
+//! [`Coordinator::serve_routed`] ([`Coordinator::start_routed`]). A witness, which has no
+//! replication listener, and a node configured with a separate `raft_listen`, run the
+//! coordinator's own listener ([`Coordinator::start`]) with the same handshake.
 //!
 //! **Restart.** The vote, log and state are in sled and flushed before openraft is told. A leader
 //! that restarts within its own term (openraft restores a committed vote for itself) resumes its

@@ -108,7 +108,7 @@ impl NetShared {
 
     /// Members and configured peers may connect; a node that knows no member yet (it waits to
     /// be added) accepts any node with a certificate from the cluster CA.
-    fn is_allowed(&self, id: NodeId) -> bool {
+    pub(crate) fn is_allowed(&self, id: NodeId) -> bool {
         let a = self.allowed.lock();
         a.is_empty() || a.contains(&id)
     }

@@ -356,7 +356,7 @@ async fn coord_malformed_and_oversized_raft_frames_are_refused() {
     let target = c.nodes[&active].clone();
     let me = if active == 1 { 2 } else { 1 };
     let tls = c.tls[&me].clone();
-    let addr = target.local_addr().to_string();
+    let addr = target.local_addr().unwrap().to_string();
     // garbage after the magic
     let mut conn = Conn::connect(&tls, me, HlcTime::default(), active, &addr)
         .await
@@ -425,5 +425,77 @@ async fn coord_add_and_remove_a_member() {
     assert_eq!(c.nodes[&4].status().members.len(), 4);
     c.nodes[&active].remove_member(4).await.unwrap();
     assert!(c.nodes[&active].status().members.iter().all(|m| m.id != 4));
+    c.shutdown().await;
+}
+
+/// Raft on the replication port: two mail nodes whose coordinators have no listener of their
+/// own (their replication listeners route raft frames to them) and a witness on its own port.
+/// They elect, replicate mail over the same port, and the survivor takes over with the witness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coord_raft_routed_through_the_replication_listener() {
+    use crate::testing::MemStore;
+    use crate::{PeerConfig, ReplicationConfig, Replicator};
+    let inbox = storage::Guid([1; 16]);
+    let (mut c, mut listeners) = Cluster::new(&[1, 2, 9], &[9]).await;
+    let witness_l = listeners.pop().unwrap();
+    let w = c.start_node(9, Some(witness_l), true).await;
+    c.nodes.insert(9, w);
+    let mut repl = BTreeMap::new();
+    let mut stores = BTreeMap::new();
+    for (id, l) in [1u32, 2].into_iter().zip(listeners) {
+        let coord = Coordinator::start_routed(c.config(id, true)).await.unwrap();
+        assert_eq!(coord.local_addr(), None);
+        let other = 3 - id;
+        let mut rc = ReplicationConfig::new(
+            id,
+            c.addrs[&id],
+            vec![PeerConfig {
+                id: other,
+                addr: c.addrs[&other].to_string(),
+            }],
+            c.tls[&id].clone(),
+        );
+        rc.backoff_min = Duration::from_millis(20);
+        rc.backoff_max = Duration::from_millis(200);
+        rc.rescan_interval = Duration::from_millis(200);
+        rc.epoch = Some(coord.watch());
+        rc.raft_routes_to = Some(coord.clone());
+        let store = MemStore::new(id);
+        repl.insert(id, Replicator::start_on(rc, l, store.clone()).unwrap());
+        stores.insert(id, store);
+        c.nodes.insert(id, coord);
+    }
+    let (a, epoch) = wait_agreed(&c.running(), AGREE).await;
+    assert_ne!(a, 9);
+    let b = 3 - a;
+    // Mail written on the active node reaches the other over the same port.
+    let (uid, guid) = stores[&a]
+        .mem_user("alice")
+        .append(inbox, b"Subject: routed\r\n\r\nbody\r\n");
+    let ub = stores[&b].mem_user("alice");
+    let arrived = wait_until(Duration::from_secs(15), || {
+        ub.dump().index.get(&inbox).and_then(|m| m.get(&uid)) == Some(&guid)
+    })
+    .await;
+    assert!(arrived, "the message did not reach node {b}");
+    // A node of the same CA that is neither a peer nor a member is refused at the handshake.
+    let stranger = Conn::connect(
+        &c._ca.node(5),
+        5,
+        HlcTime::default(),
+        a,
+        &c.addrs[&a].to_string(),
+    )
+    .await;
+    assert!(stranger.is_err(), "a stranger got a link");
+    // The active mail node goes: the other wins with the witness's vote.
+    c.stop(a).await;
+    repl.remove(&a).unwrap().shutdown().await;
+    let (b2, epoch2) = wait_agreed(&c.running(), AGREE).await;
+    assert_eq!(b2, b);
+    assert!(epoch2 > epoch);
+    for (_, h) in repl {
+        h.shutdown().await;
+    }
     c.shutdown().await;
 }
