@@ -457,6 +457,13 @@ impl Handle {
         crate::takeover::take_over(&self.shared, budget, false).await
     }
 
+    /// Raft mode, after [`Handle::take_over`]: waits (up to `budget`) until none of this
+    /// node's own writes is hidden from readers (see [`crate::takeover::wait_own_writes_visible`]);
+    /// the users still hidden at the deadline.
+    pub async fn wait_own_writes_visible(&self, budget: Duration) -> Vec<String> {
+        crate::takeover::wait_own_writes_visible(&self.shared, budget).await
+    }
+
     /// At start-up, before serving clients: pulls from every reachable peer what this node
     /// lacks (each peer bounded by `budget`), so a restarted node does not show its clients
     /// what the cluster replaced while it was down (a UID its survivors gave to another

@@ -41,6 +41,9 @@ impl ReplicaUser for StorageUser {
     fn confirm_own(&self, seq: u64) {
         self.0.confirm_own(seq);
     }
+    fn has_unconfirmed(&self) -> bool {
+        self.0.has_unconfirmed()
+    }
     fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>, StoreError> {
         self.0.records_since(have, limit)
     }

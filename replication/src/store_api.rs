@@ -129,6 +129,11 @@ pub trait ReplicaUser: Send + Sync + 'static {
     /// A peer holds this node's own records up to `seq`: the store may show them to readers
     /// (`replicated` durability hides them until then).
     fn confirm_own(&self, _seq: u64) {}
+    /// Whether some of this node's own records are still hidden from readers, waiting for a
+    /// peer to hold them.
+    fn has_unconfirmed(&self) -> bool {
+        false
+    }
     /// Records this node has that `have` lacks, in log order, at most `limit`.
     fn records_since(&self, have: &VersionVector, limit: usize) -> Result<Vec<Record>, StoreError>;
     /// Applies remote records idempotently; durable on return.

@@ -120,6 +120,22 @@ pub fn activation_hook(
                 ms = started.elapsed().as_millis() as u64,
                 "raft: pulled from the peers before becoming active: {report}"
             );
+            // Writes of an earlier stint as the active node that no peer confirmed keep their
+            // mailboxes' later changes out of readers' sight: get them confirmed first.
+            let hidden_since = Instant::now();
+            let hidden = handle.wait_own_writes_visible(budget).await;
+            if hidden.is_empty() {
+                tracing::debug!(
+                    ms = hidden_since.elapsed().as_millis() as u64,
+                    "raft: own writes visible before becoming active"
+                );
+            } else {
+                tracing::warn!(
+                    users = ?hidden,
+                    ms = hidden_since.elapsed().as_millis() as u64,
+                    "raft: becoming active with writes of this node no peer confirmed yet: readers see those mailboxes as before them until a peer holds them"
+                );
+            }
             for p in incomplete {
                 tracing::warn!(
                     peer = p.id,

@@ -50,6 +50,16 @@ impl Node {
         self.store = Some(Store::open(c).unwrap());
     }
 
+    /// Reopens the store as a `replicated`-durability node does: its own writes hidden from
+    /// readers until a peer holds them.
+    pub fn reopen_store_hiding_unconfirmed(&mut self) {
+        self.store = None;
+        let mut c = StoreConfig::new(self.dir.path());
+        c.node_id = self.id;
+        c.hide_unconfirmed_writes = true;
+        self.store = Some(Store::open(c).unwrap());
+    }
+
     pub fn store(&self) -> Arc<Store> {
         self.store.clone().unwrap()
     }
