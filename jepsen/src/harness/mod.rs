@@ -102,6 +102,27 @@ pub fn check(a: CheckArgs) -> Result<()> {
         dumps: &f.dumps,
         facts: &f.facts,
     });
+    // The picture again (a run of an older harness may have a huge one), with the fault
+    // windows its report recorded.
+    if let Ok(text) = std::fs::read_to_string(a.dir.join("report.json")) {
+        #[derive(serde::Deserialize)]
+        struct Recorded {
+            nodes: u32,
+            nemeses: Vec<String>,
+            faults: Vec<nemesis::schedule::Window>,
+        }
+        if let Ok(r) = serde_json::from_str::<Recorded>(&text) {
+            std::fs::write(
+                a.dir.join("latency.svg"),
+                svg::render(
+                    &events,
+                    &r.faults,
+                    &format!("{} nodes, nemeses {}", r.nodes, r.nemeses.join(",")),
+                ),
+            )
+            .with_context(|| format!("cannot write {}/latency.svg", a.dir.display()))?;
+        }
+    }
     for v in &verdicts {
         println!(
             "{:<18} {}  {}",
