@@ -11,7 +11,7 @@ fn node(root: &std::path::Path, id: NodeId) -> Arc<Store> {
     Store::open(c).unwrap()
 }
 
-fn im(uid: u32, raw: &[u8], fl: &[&str], date: i64) -> ImportMessage<'_> {
+fn im<'a>(uid: u32, raw: &'a [u8], fl: &[&str], date: i64) -> ImportMessage<'a> {
     ImportMessage {
         uid,
         raw,

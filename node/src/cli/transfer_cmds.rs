@@ -124,9 +124,10 @@ pub fn import(
                 {
                     break;
                 }
-                let raw = m
-                    .read()
-                    .with_context(|| format!("reading UID {} of {}", m.uid, mb.name))?;
+                let raw = crate::migrate::to_crlf(
+                    &m.read()
+                        .with_context(|| format!("reading UID {} of {}", m.uid, mb.name))?,
+                );
                 bytes += raw.len();
                 batch.push(WireMessage::new(m.uid, m.flags.clone(), m.date, 0, &raw));
                 i += 1;
