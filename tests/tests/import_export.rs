@@ -755,3 +755,34 @@ fn acl_commands_are_the_acls_imap_sees() {
     assert_eq!(out.status.code(), Some(1), "{}", out.both());
     assert!(out.stderr_text().contains("every right"), "{}", out.both());
 }
+
+#[test]
+fn imported_mail_replicates_with_its_uids_and_uidvalidity() {
+    let cluster = tests::cluster::Cluster::start(tests::cluster::ClusterSpec {
+        durability: "replicated",
+        ..Default::default()
+    })
+    .expect("cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("Maildir");
+    let uids = make_maildir(&md, 12);
+    let user = tests::cluster::USER;
+    let out = cluster
+        .admin(0, &["import", "-u", user, md.to_str().unwrap()])
+        .unwrap();
+    assert!(out.status.success(), "{}", out.both());
+    let d = cluster
+        .wait_converged(&[0, 1], Duration::from_secs(30))
+        .expect("both nodes hold the import");
+    let inbox = &d.mailboxes["INBOX"];
+    assert_eq!(inbox.uidvalidity, 424242);
+    assert_eq!(inbox.messages.keys().copied().collect::<Vec<_>>(), uids);
+    // \Recent is the session's, not the message's.
+    assert!(
+        inbox
+            .messages
+            .values()
+            .all(|m| m.flags.contains(&"\\Seen".to_string())),
+        "{inbox:?}"
+    );
+}
