@@ -192,7 +192,6 @@ fn a_dovecot_maildir_is_served_with_its_uids_flags_keywords_and_dates() {
             .stdout,
     )
     .into_owned();
-    drop(dv);
     // Internal dates are the files' mtimes: give each message its own.
     let mut dates = std::collections::BTreeMap::new();
     for (i, f) in files(&maildir)
@@ -217,21 +216,7 @@ fn a_dovecot_maildir_is_served_with_its_uids_flags_keywords_and_dates() {
             .unwrap_or_else(|| panic!("no uidvalidity of {name} in {status:?}"))
     };
     // Dovecot's own view of the flags, \Recent aside.
-    let mut dovecot_flags: Vec<(i64, Vec<String>)> = Vec::new();
-    for line in fetched.lines() {
-        if let Some(uid) = line.trim().strip_prefix("uid: ") {
-            dovecot_flags.push((uid.trim().parse().unwrap(), Vec::new()));
-        } else if let (Some(flags), Some(last)) =
-            (line.trim().strip_prefix("flags:"), dovecot_flags.last_mut())
-        {
-            last.1 = flags
-                .split_whitespace()
-                .filter(|f| *f != "\\Recent")
-                .map(str::to_string)
-                .collect();
-            last.1.sort();
-        }
-    }
+    let dovecot_flags = flags_by_uid(&fetched);
     assert_eq!(dovecot_flags.len(), 3, "{fetched}");
 
     let text = ok(&node(
@@ -340,6 +325,76 @@ fn a_dovecot_maildir_is_served_with_its_uids_flags_keywords_and_dates() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", out.both());
     assert!(out.stderr_text().contains("not empty"), "{}", out.both());
+
+    // Dovecot reads the export with the same UIDs, UIDVALIDITY, flags and keywords.
+    mail_owner(d, &[&exp]).unwrap();
+    let location = format!("mail_location=maildir:{}", exp.display());
+    let out = dv
+        .doveadm(&[
+            "-o",
+            &location,
+            "fetch",
+            "-u",
+            "u1",
+            "uid flags",
+            "mailbox",
+            "INBOX",
+            "all",
+        ])
+        .unwrap();
+    let theirs = flags_by_uid(&String::from_utf8_lossy(&out.stdout));
+    let ours: Vec<(i64, Vec<String>)> = v["INBOX"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let flags = m[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap().to_string())
+                .collect();
+            (m[0].as_i64().unwrap(), flags)
+        })
+        .collect();
+    assert_eq!(theirs, ours, "Dovecot's view of the export");
+    let out = dv
+        .doveadm(&[
+            "-o",
+            &location,
+            "mailbox",
+            "status",
+            "-u",
+            "u1",
+            "uidvalidity",
+            "INBOX",
+        ])
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("uidvalidity={}", uv("INBOX"))),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// `doveadm fetch 'uid flags'` output as (UID, sorted flags without \Recent).
+fn flags_by_uid(fetched: &str) -> Vec<(i64, Vec<String>)> {
+    let mut out: Vec<(i64, Vec<String>)> = Vec::new();
+    for line in fetched.lines() {
+        if let Some(uid) = line.trim().strip_prefix("uid: ") {
+            out.push((uid.trim().parse().unwrap(), Vec::new()));
+        } else if let (Some(flags), Some(last)) =
+            (line.trim().strip_prefix("flags:"), out.last_mut())
+        {
+            last.1 = flags
+                .split_whitespace()
+                .filter(|f| *f != "\\Recent")
+                .map(str::to_string)
+                .collect();
+            last.1.sort();
+        }
+    }
+    out
 }
 
 /// A Maildir with `n` messages and a dovecot-uidlist (UIDs 10, 12, 14, ...).
