@@ -841,3 +841,39 @@ fn imported_mail_replicates_with_its_uids_and_uidvalidity() {
         "{inbox:?}"
     );
 }
+
+#[test]
+fn a_whole_mail_root_imports_with_the_node_stopped() {
+    let mut server = start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("vmail");
+    let alice = make_maildir(&root.join("alice/Maildir"), 3);
+    let bob = make_maildir(&root.join("bob"), 2);
+    make_maildir(&root.join("ghost/Maildir"), 1);
+    // No server: the command opens the store itself.
+    server.stop();
+    let out = node(&server, &["import", "-A", root.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.both());
+    let text = out.stdout_text();
+    assert!(text.contains("alice INBOX: 3 imported"), "{}", out.both());
+    assert!(text.contains("bob INBOX: 2 imported"), "{}", out.both());
+    assert!(
+        out.stderr_text().contains("User ghost doesn't exist")
+            && out.stderr_text().contains("1 of 3 users failed"),
+        "{}",
+        out.both()
+    );
+    server.restart(&[Proto::Imap]).unwrap();
+    let uids_of = |user: &str, pass: &str| -> Vec<u32> {
+        imap_view(&server, user, pass, &["INBOX"])["INBOX"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m[0].as_u64().unwrap() as u32)
+            .collect()
+    };
+    assert_eq!(uids_of("alice", "alicepw"), alice);
+    assert_eq!(uids_of("bob", "bobpw"), bob);
+    let users = ok(&node(&server, &["--json", "user", "list"], &[]));
+    assert!(!users.contains("ghost"), "{users}");
+}

@@ -182,8 +182,17 @@ pub enum Command {
     /// dates (doveadm import/backup from Dovecot or mbsync). Run again after an interruption,
     /// it goes on where it stopped and stores nothing twice.
     Import {
-        #[arg(short = 'u', long = "user")]
-        user: String,
+        #[arg(
+            short = 'u',
+            long = "user",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        user: Option<String>,
+        /// PATH is a mail root with one directory per user (`PATH/USER/Maildir` or
+        /// `PATH/USER`): every user the userdb knows is imported.
+        #[arg(short = 'A', long = "all")]
+        all: bool,
         /// maildir (Dovecot's Maildir++ with dovecot-uidlist, mbsync's, or plain) or mbox
         /// (one file, or a directory of them). `maildir:PATH` / `mbox:PATH` say it too.
         #[arg(long, value_enum)]
@@ -714,13 +723,21 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Import {
             user,
+            all,
             format,
             mailbox,
             path,
         } => {
             crate::logging::init_cli();
             let (config, _) = admin_config(cli.config.as_ref())?;
-            transfer_cmds::import(&config, &user, format, mailbox.as_deref(), &path, json)
+            let args = transfer_cmds::ImportArgs {
+                user: user.as_deref(),
+                all,
+                format,
+                mailbox: mailbox.as_deref(),
+                path: &path,
+            };
+            transfer_cmds::import(&config, args, json)
         }
         Command::Export { user, path, .. } => {
             crate::logging::init_cli();

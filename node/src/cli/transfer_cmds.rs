@@ -73,16 +73,23 @@ struct MailboxReport {
     refused: Vec<u32>,
 }
 
-pub fn import(
-    config: &Config,
-    user: &str,
-    format: Option<Format>,
-    mailbox: Option<&str>,
-    path: &str,
-    json: bool,
-) -> anyhow::Result<i32> {
-    let (format, path) = location(path, format);
-    let src = match source::read(&path, format, mailbox) {
+pub struct ImportArgs<'a> {
+    pub user: Option<&'a str>,
+    pub all: bool,
+    pub format: Option<Format>,
+    pub mailbox: Option<&'a str>,
+    pub path: &'a str,
+}
+
+pub fn import(config: &Config, a: ImportArgs<'_>, json: bool) -> anyhow::Result<i32> {
+    let (format, path) = location(a.path, a.format);
+    if a.all {
+        return import_all(config, format, &path, json);
+    }
+    let Some(user) = a.user else {
+        anyhow::bail!("-u USER or -A");
+    };
+    let src = match source::read(&path, format, a.mailbox) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("node import: {e}");
@@ -94,6 +101,108 @@ pub fn import(
         Ok(u) => u,
         Err(code) => return Ok(code),
     };
+    let (reports, failed) = import_user(&mut t, config, &user, &src, json)?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        print_reports("", &reports);
+    }
+    Ok(i32::from(failed))
+}
+
+fn print_reports(prefix: &str, reports: &[MailboxReport]) {
+    for r in reports {
+        outln!(
+            "{prefix}{}: {} imported, {} already present, {} refused (UIDVALIDITY {})",
+            r.mailbox,
+            r.imported,
+            r.present,
+            r.refused.len(),
+            r.uidvalidity
+        );
+    }
+}
+
+/// `node import -A ROOT`: a whole mail root, one directory per user (`ROOT/USER/Maildir`,
+/// else `ROOT/USER` itself), as Dovecot's `mail_location = maildir:/var/vmail/%u/Maildir`
+/// lays it out. A directory whose name the userdb does not know is skipped (and fails the
+/// run): nothing is created for it.
+fn import_all(config: &Config, format: Format, root: &Path, json: bool) -> anyhow::Result<i32> {
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) => {
+            eprintln!(
+                "node import: {}: {e} (give the mail root: one directory per user)",
+                root.display()
+            );
+            return Ok(1);
+        }
+    };
+    let mut dirs: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    dirs.sort();
+    let mut t = Target::open(config)?;
+    let mut failed = 0;
+    let mut out = Vec::new();
+    for dir in &dirs {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let user = match known_user(&mut t, config, &name) {
+            Ok(u) => u,
+            Err(_) => {
+                failed += 1;
+                continue;
+            }
+        };
+        let path = if dir.join("Maildir").is_dir() {
+            dir.join("Maildir")
+        } else {
+            dir.clone()
+        };
+        let src = match source::read(&path, format, None) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("node import: {user}: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let (reports, bad) = import_user(&mut t, config, &user, &src, json)?;
+        failed += usize::from(bad);
+        if json {
+            out.push(serde_json::json!({ "user": user, "mailboxes": reports }));
+        } else {
+            print_reports(&format!("{user} "), &reports);
+        }
+    }
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    if failed > 0 {
+        eprintln!("node import: {failed} of {} users failed", dirs.len());
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// Imports one user's source; the per-mailbox reports and whether anything failed.
+fn import_user(
+    t: &mut Target,
+    config: &Config,
+    user: &str,
+    src: &source::Source,
+    json: bool,
+) -> anyhow::Result<(Vec<MailboxReport>, bool)> {
+    let user = user.to_string();
     for w in &src.warnings {
         eprintln!("node import: warning: {w}");
     }
@@ -101,7 +210,7 @@ pub fn import(
         .ok()
         .and_then(|v| v.parse().ok());
     let total: u64 = src.mailboxes.iter().map(|m| m.messages.len() as u64).sum();
-    let bar = progress(total, json, "import");
+    let bar = progress(total, json, &format!("import {user}"));
     let mut done = 0u64;
     let mut reports = Vec::new();
     let mut failed = false;
@@ -189,21 +298,7 @@ pub fn import(
             failed = true;
         }
     }
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&reports)?);
-    } else {
-        for r in &reports {
-            outln!(
-                "{}: {} imported, {} already present, {} refused (UIDVALIDITY {})",
-                r.mailbox,
-                r.imported,
-                r.present,
-                r.refused.len(),
-                r.uidvalidity
-            );
-        }
-    }
-    Ok(i32::from(failed))
+    Ok((reports, failed))
 }
 
 /// Page size of export requests.
