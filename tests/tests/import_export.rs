@@ -639,6 +639,61 @@ fn mbox_files_keep_their_uids_flags_and_dates() {
         m[0][3].as_str().unwrap(),
         sha(b"Subject: first\r\n\r\none\r\nFrom the start\r\n")
     );
+
+    // Export as mbox (children in PARENT.sbd/) and import into another user: the same.
+    ok(&node(
+        &server,
+        &[
+            "import",
+            "-u",
+            "alice",
+            "--format",
+            "mbox",
+            "-m",
+            "Old/Deeper",
+            mbox.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    let exp = dir.path().join("mbox-export");
+    ok(&node(
+        &server,
+        &[
+            "export",
+            "-u",
+            "alice",
+            "--format",
+            "mbox",
+            exp.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    assert!(exp.join("Old.sbd/Deeper").is_file());
+    let text = std::fs::read_to_string(exp.join("Old")).unwrap();
+    assert!(
+        text.starts_with("From MAILER-DAEMON Tue Nov 14 22:13:20 2023\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("X-IMAPbase: 1700000000 9\n") && text.contains("\n>From the start\n"),
+        "{text}"
+    );
+    ok(&node(
+        &server,
+        &[
+            "import",
+            "-u",
+            "bob",
+            "--format",
+            "mbox",
+            exp.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    let a = imap_view(&server, "alice", "alicepw", &["Old", "Old/Deeper"]);
+    let b = imap_view(&server, "bob", "bobpw", &["Old", "Old/Deeper"]);
+    assert_eq!(a["Old"], b["Old"]);
+    assert_eq!(a["Old/Deeper"], b["Old/Deeper"]);
 }
 
 #[test]

@@ -277,6 +277,9 @@ pub enum Command {
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum ExportFormat {
     Maildir,
+    /// One mbox file per mailbox (`A/B` in `A.sbd/B`), Dovecot's X-UID, X-IMAPbase,
+    /// Status, X-Status and X-Keywords headers.
+    Mbox,
 }
 
 #[derive(Subcommand, Debug)]
@@ -739,10 +742,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             transfer_cmds::import(&config, args, json)
         }
-        Command::Export { user, path, .. } => {
+        Command::Export { user, format, path } => {
             crate::logging::init_cli();
             let (config, _) = admin_config(cli.config.as_ref())?;
-            transfer_cmds::export(&config, &user, &path, json)
+            transfer_cmds::export(&config, &user, format, &path, json)
         }
         Command::Acl { what } => {
             crate::logging::init_cli();

@@ -3,7 +3,7 @@
 //! the store themselves (see `admin_cmds::Target`).
 
 use super::admin_cmds::{Target, EX_NOUSER};
-use super::AclCmd;
+use super::{AclCmd, ExportFormat};
 use crate::admin::transfer::{AclOp, ExportPage, WireMessage};
 use crate::admin::{MailboxStatus, Request, IMPORT_BATCH_BYTES};
 use crate::config::Config;
@@ -304,7 +304,29 @@ fn import_user(
 /// Page size of export requests.
 const EXPORT_PAGE_BYTES: u64 = 8 << 20;
 
-pub fn export(config: &Config, user: &str, path: &Path, json: bool) -> anyhow::Result<i32> {
+/// Where a mailbox's mbox file goes: `A/B` in `A.sbd/B`, as Thunderbird keeps children
+/// beside their parent's file (a name cannot be both a file and a directory).
+fn mbox_path(root: &Path, mailbox: &str) -> PathBuf {
+    let parts: Vec<&str> = mailbox.split('/').collect();
+    let mut p = root.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 < parts.len() {
+            p.push(format!("{part}.sbd"));
+        } else {
+            p.push(part);
+        }
+    }
+    p
+}
+
+pub fn export(
+    config: &Config,
+    user: &str,
+    format: ExportFormat,
+    path: &Path,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let mbox = matches!(format, ExportFormat::Mbox);
     if let Ok(mut rd) = std::fs::read_dir(path) {
         if rd.next().is_some() {
             eprintln!(
@@ -342,9 +364,21 @@ pub fn export(config: &Config, user: &str, path: &Path, json: bool) -> anyhow::R
             None => path.to_path_buf(),
             Some(f) => path.join(f),
         };
-        for s in ["cur", "new", "tmp"] {
-            std::fs::create_dir_all(dir.join(s))
-                .with_context(|| format!("creating {}", dir.join(s).display()))?;
+        let mut mbox_file = None;
+        if mbox {
+            let file = mbox_path(path, &b.mailbox);
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let f = std::fs::File::create(&file)
+                .with_context(|| format!("creating {}", file.display()))?;
+            mbox_file = Some(std::io::BufWriter::new(f));
+        } else {
+            for s in ["cur", "new", "tmp"] {
+                std::fs::create_dir_all(dir.join(s))
+                    .with_context(|| format!("creating {}", dir.join(s).display()))?;
+            }
         }
         let mut keywords: Vec<String> = Vec::new();
         let mut entries = Vec::new();
@@ -363,8 +397,17 @@ pub fn export(config: &Config, user: &str, path: &Path, json: bool) -> anyhow::R
             )?)?;
             for m in &page.messages {
                 let raw = m.bytes().map_err(|e| anyhow::anyhow!(e))?;
-                let (system, mut letters) = (Vec::new(), Vec::new());
-                let mut system: Vec<String> = system;
+                if let Some(out) = mbox_file.as_mut() {
+                    use std::io::Write as _;
+                    let base = (entries.is_empty()).then_some((page.uidvalidity, page.uidnext));
+                    out.write_all(&crate::migrate::mbox_parse::write_message(
+                        m.uid, &m.flags, m.date, &raw, base,
+                    ))?;
+                    entries.push((m.uid, String::new()));
+                    bar.inc(1);
+                    continue;
+                }
+                let (mut system, mut letters): (Vec<String>, Vec<u8>) = (Vec::new(), Vec::new());
                 for f in &m.flags {
                     if f.starts_with('\\') || f == "$Forwarded" {
                         system.push(f.clone());
@@ -416,6 +459,10 @@ pub fn export(config: &Config, user: &str, path: &Path, json: bool) -> anyhow::R
                 break;
             }
         }
+        if let Some(mut out) = mbox_file {
+            use std::io::Write as _;
+            out.flush()?;
+        }
         let Some(page) = first else { continue };
         if dropped > 0 {
             bar.suspend(|| {
@@ -432,8 +479,10 @@ pub fn export(config: &Config, user: &str, path: &Path, json: bool) -> anyhow::R
             guid: Some(page.guid.clone()),
             entries,
         };
-        std::fs::write(dir.join("dovecot-uidlist"), names::write_uidlist(&list))?;
-        if !keywords.is_empty() {
+        if !mbox {
+            std::fs::write(dir.join("dovecot-uidlist"), names::write_uidlist(&list))?;
+        }
+        if !mbox && !keywords.is_empty() {
             std::fs::write(
                 dir.join("dovecot-keywords"),
                 names::write_keywords(&keywords),
@@ -451,10 +500,12 @@ pub fn export(config: &Config, user: &str, path: &Path, json: bool) -> anyhow::R
     }
     bar.finish_and_clear();
     std::fs::create_dir_all(path)?;
-    std::fs::write(
-        path.join("subscriptions"),
-        names::write_subscriptions(&subscriptions),
-    )?;
+    if !mbox {
+        std::fs::write(
+            path.join("subscriptions"),
+            names::write_subscriptions(&subscriptions),
+        )?;
+    }
     if json {
         outln!("{}", serde_json::to_string_pretty(&reports)?);
     } else {

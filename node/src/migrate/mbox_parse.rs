@@ -219,7 +219,6 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// The `From ` line for a message stored at `secs` (asctime, UTC).
-#[cfg(test)]
 pub fn from_line(secs: i64) -> String {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
@@ -244,6 +243,93 @@ pub fn from_line(secs: i64) -> String {
         rem % 60,
         y
     )
+}
+
+/// One message as an mbox entry that [`parse`] reads back the same: the `From ` line with
+/// its date, the message with LF line ends, Dovecot's `X-UID`, `Status`, `X-Status` and
+/// `X-Keywords` (and `X-IMAPbase` on the first) at the end of the header, `>From ` quoting
+/// (mboxrd), and the blank line that separates entries.
+pub fn write_message(
+    uid: u32,
+    flags: &[String],
+    date: i64,
+    raw: &[u8],
+    imapbase: Option<(u32, u32)>,
+) -> Vec<u8> {
+    let lf: Vec<u8> = {
+        let mut v = Vec::with_capacity(raw.len());
+        let mut i = 0;
+        while i < raw.len() {
+            if raw[i] == b'\r' && raw.get(i + 1) == Some(&b'\n') {
+                i += 1;
+                continue;
+            }
+            v.push(raw[i]);
+            i += 1;
+        }
+        v
+    };
+    let (head, body) = match lf.windows(2).position(|w| w == b"\n\n") {
+        Some(i) => (&lf[..i + 1], &lf[i + 1..]),
+        None if lf.first() == Some(&b'\n') => (&lf[..0], &lf[..]),
+        None => (&lf[..], &lf[lf.len()..]),
+    };
+    let mut out = from_line(date).into_bytes();
+    out.push(b'\n');
+    out.extend_from_slice(head);
+    if !head.is_empty() && !head.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    if let Some((uv, next)) = imapbase {
+        out.extend_from_slice(format!("X-IMAPbase: {uv} {next}\n").as_bytes());
+    }
+    out.extend_from_slice(format!("X-UID: {uid}\n").as_bytes());
+    let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
+    out.extend_from_slice(if has("\\Seen") {
+        b"Status: RO\n"
+    } else {
+        b"Status: O\n"
+    });
+    let xs: String = [
+        ("\\Answered", 'A'),
+        ("\\Flagged", 'F'),
+        ("\\Draft", 'T'),
+        ("\\Deleted", 'D'),
+    ]
+    .iter()
+    .filter(|(f, _)| has(f))
+    .map(|(_, c)| *c)
+    .collect();
+    if !xs.is_empty() {
+        out.extend_from_slice(format!("X-Status: {xs}\n").as_bytes());
+    }
+    let kws: Vec<&str> = flags
+        .iter()
+        .filter(|f| !f.starts_with('\\'))
+        .map(String::as_str)
+        .collect();
+    if !kws.is_empty() {
+        out.extend_from_slice(format!("X-Keywords: {}\n", kws.join(" ")).as_bytes());
+    }
+    // The header ends with its blank line: from the body, or one of ours when it has none.
+    if body.is_empty() {
+        out.push(b'\n');
+    }
+    for line in split_lines(body) {
+        let rest = line
+            .iter()
+            .position(|&b| b != b'>')
+            .map_or(&line[line.len()..], |p| &line[p..]);
+        if rest.starts_with(b"From ") {
+            out.push(b'>');
+        }
+        out.extend_from_slice(line);
+    }
+    if !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    out
 }
 
 #[cfg(test)]
@@ -295,5 +381,38 @@ body\n";
         assert_eq!(parse(b"").unwrap().messages.len(), 0);
         assert_eq!(parse_from_date("From x Bogus"), None);
         assert_eq!(parse(b"From x").unwrap().messages.len(), 1);
+    }
+
+    #[test]
+    fn written_messages_read_back() {
+        let raw = b"Subject: a\r\nX: y\r\n\r\nFrom me\r\n>From you\r\nend\r\n";
+        let flags: Vec<String> = ["\\Seen", "\\Flagged", "$Label1", "Work"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut file = write_message(7, &flags, 1_700_000_000, raw, Some((42, 9)));
+        file.extend(write_message(
+            9,
+            &[],
+            1_700_000_100,
+            b"Subject: b\r\n",
+            None,
+        ));
+        let m = parse(&file).unwrap();
+        assert_eq!((m.uidvalidity, m.next_uid), (Some(42), Some(9)));
+        let a = &m.messages[0];
+        assert_eq!(a.uid, Some(7));
+        assert_eq!(a.date, Some(1_700_000_000));
+        assert_eq!(
+            a.raw,
+            b"Subject: a\nX: y\n\nFrom me\n>From you\nend\n".to_vec()
+        );
+        let mut got = a.flags.clone();
+        got.sort();
+        let mut want = flags.clone();
+        want.sort();
+        assert_eq!(got, want);
+        let b = &m.messages[1];
+        assert_eq!((b.uid, b.raw.as_slice()), (Some(9), &b"Subject: b\n\n"[..]));
     }
 }

@@ -330,11 +330,17 @@ fn collect_mbox_files(
         if p.is_dir() {
             collect_mbox_files(root, &p, out)?;
         } else if p.is_file() {
+            // Thunderbird (and `node export --format mbox`) keep A's children in A.sbd/.
             let rel = p
                 .strip_prefix(root)
                 .map_err(|e| e.to_string())?
-                .to_string_lossy()
-                .into_owned();
+                .components()
+                .map(|c| {
+                    let c = c.as_os_str().to_string_lossy();
+                    c.strip_suffix(".sbd").unwrap_or(&c).to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("/");
             let name = if rel.eq_ignore_ascii_case("inbox") {
                 "INBOX".to_string()
             } else {
