@@ -360,6 +360,18 @@ pub fn export(
     let mut reports = Vec::new();
     for b in &boxes {
         bar.set_message(b.mailbox.clone());
+        if !mbox && b.mailbox.contains('.') {
+            // Maildir++ separates levels with '.': Dovecot (and `node import`) read it back
+            // as a child mailbox.
+            bar.suspend(|| {
+                eprintln!(
+                    "node export: warning: {}: a '.' in a Maildir++ folder name reads back \
+                     as a level separator ({})",
+                    b.mailbox,
+                    b.mailbox.replace('.', "/")
+                )
+            });
+        }
         let dir = match names::mailbox_to_folder(&b.mailbox) {
             None => path.to_path_buf(),
             Some(f) => path.join(f),
