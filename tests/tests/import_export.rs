@@ -432,11 +432,16 @@ fn an_interrupted_import_resumes_without_duplicates() {
     assert_eq!(out.status.code(), Some(137), "{}", out.both());
     let v = imap_view(&server, "alice", "alicepw", &["INBOX"]);
     assert_eq!(v["INBOX"]["messages"].as_array().unwrap().len(), 11, "{v}");
-    let text = ok(&node(&server, &["import", "-u", "alice", path], &[]));
-    assert!(
-        text.contains("INBOX: 19 imported, 11 already present, 0 refused"),
-        "{text}"
-    );
+    let report: serde_json::Value = serde_json::from_str(&ok(&node(
+        &server,
+        &["--json", "import", "-u", "alice", path],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(report[0]["mailbox"], "INBOX", "{report}");
+    assert_eq!(report[0]["imported"], 19, "{report}");
+    assert_eq!(report[0]["present"], 11, "{report}");
+    assert_eq!(report[0]["refused"], serde_json::json!([]), "{report}");
     let v = imap_view(&server, "alice", "alicepw", &["INBOX"]);
     let got: Vec<u32> = v["INBOX"]["messages"]
         .as_array()
