@@ -38,6 +38,8 @@ fi
 [[ -x /usr/sbin/slapd ]] || missing+=(slapd)
 [[ -x /usr/sbin/mariadbd ]] || missing+=(mariadb-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# The import tests have Dovecot itself write a Maildir (doveadm save/flags/expunge).
+[[ -x /usr/bin/doveadm ]] || missing+=(dovecot-core)
 # faketime's command alone is not enough: the tests preload the library.
 if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
   missing+=(libfaketime)

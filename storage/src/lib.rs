@@ -45,6 +45,7 @@ pub use error::{Result, StoreError};
 pub use shared::DEFAULT_MIN_FREE;
 pub use store::Tombstone;
 pub use store::{
-    ApplyOutcome, Counters, NewMessage, PurgeReport, Store, StoreConfig, UidConflict, UserStore,
+    ApplyOutcome, Counters, ImportMessage, NewMessage, PurgeReport, Store, StoreConfig,
+    UidConflict, UserStore,
 };
 pub use types::*;

@@ -184,6 +184,19 @@ pub struct AppendOutcome {
     pub duplicate: bool,
 }
 
+/// What an import batch did (`UserStore::import`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportOutcome {
+    /// Messages stored at their UIDs.
+    pub imported: u32,
+    /// Messages whose UID already held the same bytes (an import resumed): left as they are.
+    pub present: u32,
+    /// UIDs below the mailbox's UIDNEXT held by nothing or by another message: not imported.
+    pub refused: Vec<u32>,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+}
+
 /// The result of COPY/MOVE, as UIDPLUS's COPYUID reports it: (source uid, destination uid) pairs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyOutcome {

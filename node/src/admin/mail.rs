@@ -247,7 +247,7 @@ impl MailCtx {
             .ok_or_else(|| format!("User {user} doesn't exist in the userdb"))
     }
 
-    async fn open(&self, user: &str) -> Result<UserMail, String> {
+    pub(super) async fn open(&self, user: &str) -> Result<UserMail, String> {
         let name = self.canonical(user).await?;
         UserMail::open(&self.backend, &name).await
     }
@@ -467,6 +467,19 @@ impl MailCtx {
                 .map_err(|e| e.to_string())?;
                 json(serde_json::to_value(usage))
             }
+            Request::Import {
+                user,
+                mailbox,
+                uidvalidity,
+                messages,
+            } => self.import(user, mailbox, *uidvalidity, messages).await,
+            Request::Export {
+                user,
+                mailbox,
+                after,
+                max_bytes,
+            } => self.export(user, mailbox, *after, *max_bytes).await,
+            Request::Acl { user, mailbox, op } => self.acl(user, mailbox, op).await,
             _ => Err("not a mail request".into()),
         }
     }

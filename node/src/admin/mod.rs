@@ -6,6 +6,7 @@
 
 pub mod mail;
 pub mod query;
+pub mod transfer;
 
 use crate::auth::Authenticator;
 use serde::{Deserialize, Serialize};
@@ -14,8 +15,13 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-/// A request line may not be longer than this.
-pub const MAX_REQUEST: usize = 64 * 1024;
+/// A request line may not be longer than this: an import batch carries messages (base64),
+/// up to the largest `max_message_size` one can configure and then some. The socket is mode
+/// 0600: only the node's own user (or root) can send one.
+pub const MAX_REQUEST: usize = 160 << 20;
+
+/// How much message data (raw bytes) `node import` puts in one request.
+pub const IMPORT_BATCH_BYTES: usize = 8 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
@@ -137,6 +143,28 @@ pub enum Request {
     },
     QuotaRecalc {
         user: String,
+    },
+    /// `node import`: messages with the UIDs they had at the source, into one mailbox
+    /// (created with `uidvalidity`, see `storage::UserStore::import`).
+    Import {
+        user: String,
+        mailbox: String,
+        uidvalidity: u32,
+        messages: Vec<transfer::WireMessage>,
+    },
+    /// `node export`: the messages of a mailbox with UIDs above `after`, about `max_bytes`.
+    Export {
+        user: String,
+        mailbox: String,
+        after: u32,
+        max_bytes: u64,
+    },
+    /// doveadm acl get|set|delete|rights on a mailbox of `user`.
+    Acl {
+        user: String,
+        mailbox: String,
+        #[serde(flatten)]
+        op: transfer::AclOp,
     },
     /// Planned hand-over of the active role (on the active node).
     TransferActive {
@@ -378,7 +406,10 @@ pub fn execute(
         | Request::Expunge { .. }
         | Request::Copy { .. }
         | Request::Flags { .. }
-        | Request::QuotaRecalc { .. } => Err("a mail request: run it through mail::MailCtx".into()),
+        | Request::QuotaRecalc { .. }
+        | Request::Import { .. }
+        | Request::Export { .. }
+        | Request::Acl { .. } => Err("a mail request: run it through mail::MailCtx".into()),
         Request::ReplicationStatus | Request::Sync { .. } => Err(
             "replication is not running here ([cluster] listen is not set, or no server is running)"
                 .into(),
@@ -443,6 +474,9 @@ impl Request {
                 | Request::Copy { .. }
                 | Request::Flags { .. }
                 | Request::QuotaRecalc { .. }
+                | Request::Import { .. }
+                | Request::Export { .. }
+                | Request::Acl { .. }
         )
     }
 }

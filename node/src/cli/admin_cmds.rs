@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// doveadm's exit code for a user the userdb does not know (EX_NOUSER).
 pub const EX_NOUSER: i32 = 67;
 
-enum Target {
+pub(super) enum Target {
     Socket(AdminClient),
     Direct {
         store: Arc<storage::Store>,
@@ -27,7 +27,7 @@ enum Target {
 }
 
 impl Target {
-    fn open(config: &Config) -> anyhow::Result<Target> {
+    pub(super) fn open(config: &Config) -> anyhow::Result<Target> {
         let sock = config.admin_socket_path();
         if let Some(client) = AdminClient::try_connect(&sock).map_err(|e| anyhow::anyhow!(e))? {
             return Ok(Target::Socket(client));
@@ -64,7 +64,11 @@ impl Target {
         })
     }
 
-    fn call(&mut self, config: &Config, req: &Request) -> anyhow::Result<serde_json::Value> {
+    pub(super) fn call(
+        &mut self,
+        config: &Config,
+        req: &Request,
+    ) -> anyhow::Result<serde_json::Value> {
         match (self, req) {
             (Target::Socket(c), _) => c.call(req).map_err(|e| anyhow::anyhow!(e)),
             (Target::Direct { store, auth, .. }, Request::Sync { user, peer, full }) => {

@@ -9,6 +9,7 @@ mod config_cmds;
 mod doctor;
 mod health;
 mod notify;
+mod transfer_cmds;
 
 use crate::config::{self, Config};
 use crate::server::Origin;
@@ -177,6 +178,45 @@ pub enum Command {
         #[command(subcommand)]
         what: SieveCmd,
     },
+    /// Import a Maildir tree or mbox files, keeping UIDs, UIDVALIDITY, flags, keywords and
+    /// dates (doveadm import/backup from Dovecot or mbsync). Run again after an interruption,
+    /// it goes on where it stopped and stores nothing twice.
+    Import {
+        #[arg(
+            short = 'u',
+            long = "user",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        user: Option<String>,
+        /// PATH is a mail root with one directory per user (`PATH/USER/Maildir` or
+        /// `PATH/USER`): every user the userdb knows is imported.
+        #[arg(short = 'A', long = "all")]
+        all: bool,
+        /// maildir (Dovecot's Maildir++ with dovecot-uidlist, mbsync's, or plain) or mbox
+        /// (one file, or a directory of them). `maildir:PATH` / `mbox:PATH` say it too.
+        #[arg(long, value_enum)]
+        format: Option<crate::migrate::source::Format>,
+        /// The mailbox an mbox file goes into (default INBOX).
+        #[arg(short = 'm', long = "mailbox")]
+        mailbox: Option<String>,
+        path: String,
+    },
+    /// Export a user's mail as a Maildir with dovecot-uidlist, dovecot-keywords and
+    /// subscriptions (Dovecot reads it with its UIDs; `node import` takes it back).
+    Export {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        #[arg(long, value_enum, default_value = "maildir")]
+        format: ExportFormat,
+        /// A new or empty directory.
+        path: PathBuf,
+    },
+    /// Mailbox ACLs (doveadm acl), the ones IMAP's SETACL/GETACL use.
+    Acl {
+        #[command(subcommand)]
+        what: AclCmd,
+    },
     /// Exchange a user's changes with the peers now, both ways (doveadm sync).
     Sync {
         #[arg(
@@ -231,6 +271,68 @@ pub enum Command {
     Lab {
         #[command(subcommand)]
         what: crate::lab::LabCmd,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ExportFormat {
+    Maildir,
+    /// One mbox file per mailbox (`A/B` in `A.sbd/B`), Dovecot's X-UID, X-IMAPbase,
+    /// Status, X-Status and X-Keywords headers.
+    Mbox,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AclCmd {
+    /// Every entry of MAILBOX.
+    Get {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        mailbox: String,
+    },
+    /// Give ID (`user=NAME`, `anyone`, `authenticated`, `-user=NAME`) exactly these rights
+    /// (names: lookup read write write-seen write-deleted insert post expunge create delete
+    /// admin, or RFC 4314 letters).
+    Set {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        mailbox: String,
+        id: String,
+        #[arg(required = true)]
+        rights: Vec<String>,
+    },
+    /// Add rights to ID's entry.
+    Add {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        mailbox: String,
+        id: String,
+        #[arg(required = true)]
+        rights: Vec<String>,
+    },
+    /// Take rights from ID's entry.
+    Remove {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        mailbox: String,
+        id: String,
+        #[arg(required = true)]
+        rights: Vec<String>,
+    },
+    /// Remove ID's entry.
+    Delete {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        mailbox: String,
+        id: String,
+    },
+    /// The rights ID has on the mailbox (without ID: the user's own, doveadm acl my-rights).
+    #[command(alias = "my-rights")]
+    Rights {
+        #[arg(short = 'u', long = "user")]
+        user: String,
+        mailbox: String,
+        id: Option<String>,
     },
 }
 
@@ -621,6 +723,34 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 _ => None,
             };
             doctor::run(&config, &source, who, json)
+        }
+        Command::Import {
+            user,
+            all,
+            format,
+            mailbox,
+            path,
+        } => {
+            crate::logging::init_cli();
+            let (config, _) = admin_config(cli.config.as_ref())?;
+            let args = transfer_cmds::ImportArgs {
+                user: user.as_deref(),
+                all,
+                format,
+                mailbox: mailbox.as_deref(),
+                path: &path,
+            };
+            transfer_cmds::import(&config, args, json)
+        }
+        Command::Export { user, format, path } => {
+            crate::logging::init_cli();
+            let (config, _) = admin_config(cli.config.as_ref())?;
+            transfer_cmds::export(&config, &user, format, &path, json)
+        }
+        Command::Acl { what } => {
+            crate::logging::init_cli();
+            let (config, _) = admin_config(cli.config.as_ref())?;
+            transfer_cmds::acl(&config, what, json)
         }
         Command::Lab { what } => {
             crate::logging::init_cli();

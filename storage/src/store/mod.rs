@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 mod align_expunged;
 mod attributes;
+mod import;
 mod mailboxes;
 mod maintenance;
 mod messages;
@@ -46,6 +47,7 @@ pub use crate::purge::PurgeReport;
 pub use crate::shared::{Counters, StoreConfig, RECENT_OBJECTS_TOTAL};
 pub use crate::writer::ApplyOutcome;
 pub use align_expunged::Tombstone;
+pub use import::ImportMessage;
 pub use messages::{NewMessage, PARSE_FACTS_AT_DELIVERY};
 pub use user::UserStore;
 

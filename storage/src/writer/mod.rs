@@ -14,7 +14,7 @@
 //! | `mod.rs` | the requests, the group-commit queue ([`Writer`]) and the batch run |
 //! | `plan.rs` | what every request's planning shares: stamping records, lookups, quota |
 //! | `durable.rs` | writing a batch to packs and log segments, and what makes it durable |
-//! | one file per kind of request | `append.rs`, `attribute.rs`, `copy.rs`, `flags.rs`, `expunge.rs`, `mailbox.rs`, `defaults.rs`, `remote.rs`, `resolve.rs` |
+//! | one file per kind of request | `append.rs`, `import.rs`, `attribute.rs`, `copy.rs`, `flags.rs`, `expunge.rs`, `mailbox.rs`, `defaults.rs`, `remote.rs`, `resolve.rs` |
 
 mod append;
 mod attribute;
@@ -23,6 +23,7 @@ mod defaults;
 mod durable;
 mod expunge;
 mod flags;
+mod import;
 mod mailbox;
 mod plan;
 mod recover;
@@ -30,6 +31,7 @@ mod remote;
 mod resolve;
 
 pub(crate) use append::AppendReq;
+pub(crate) use import::{ImportMsg, ImportReq};
 pub use remote::ApplyOutcome;
 
 use crate::error::{Result, StoreError};
@@ -47,6 +49,8 @@ use std::sync::atomic::Ordering;
 pub(crate) enum Req {
     InitDefaults,
     Append(AppendReq),
+    /// Messages with the UIDs (and the mailbox with the UIDVALIDITY) of another server.
+    Import(ImportReq),
     Copy {
         from: String,
         uids: Vec<u32>,
@@ -118,6 +122,7 @@ pub(crate) enum Req {
 pub(crate) enum Reply {
     Unit,
     Append(AppendOutcome),
+    Import(ImportOutcome),
     Copy(CopyOutcome),
     Store(StoreOutcome),
     Expunged(Vec<u32>),
@@ -321,6 +326,7 @@ impl UserCore {
         match req {
             Req::InitDefaults => self.init_defaults(p),
             Req::Append(a) => self.plan_append(p, a),
+            Req::Import(i) => self.plan_import(p, i),
             Req::Copy { from, uids, to, mv } => self.plan_copy(p, from, uids, to, mv),
             Req::Flags {
                 mailbox,

@@ -1,0 +1,30 @@
+//! Moving mail in and out (`node import`, `node export`): the Maildir and mbox formats
+//! (pure parsers, fuzzed) and the reading of a source tree.
+
+pub mod maildir_names;
+pub mod mbox_parse;
+pub mod source;
+
+/// Lines end in CRLF in the store (what IMAP serves); Maildir and mbox files usually end
+/// them in LF. Existing CRLFs stay as they are.
+pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
+    let mut prev = 0u8;
+    for &b in raw {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bare_line_feeds_become_crlf() {
+        assert_eq!(super::to_crlf(b"a\nb\r\nc\n\n"), b"a\r\nb\r\nc\r\n\r\n");
+        assert_eq!(super::to_crlf(b""), b"");
+    }
+}
