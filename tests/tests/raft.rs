@@ -237,3 +237,61 @@ fn stopped_active_node_does_not_acknowledge_after_resuming() {
     assert!(!is_active(&c, a));
     assert!(deliver(&c, b, "after-resume").starts_with("250 "));
 }
+
+/// A peer that is alive (it answers the leader's raft heartbeats) but does not take the
+/// active node's records is no reason to acknowledge alone: the delivery gets 451, and its
+/// retry once the links are back gets 250, with the message stored once. (The third
+/// 30-minute jepsen run: writes acknowledged alone, then the active node crashed.)
+#[test]
+fn active_node_refuses_a_write_no_live_peer_took() {
+    let c = Cluster::start(ClusterSpec {
+        nodes: 3,
+        durability: "replicated",
+        sync_timeout: "1s",
+        proxied: true,
+        raft: true,
+        ..ClusterSpec::default()
+    })
+    .unwrap();
+    let (a, _) = wait_one_active(&c, &[0, 1, 2], ELECT);
+    // Until the replication links are up, writes are refused too (peers alive by raft).
+    deliver_until_accepted(&c, a, "before");
+    // Replication to both peers cut; raft (its own ports here) still reaches them.
+    for j in (0..3).filter(|&j| j != a) {
+        c.proxies[j].cut();
+    }
+    let refused = deliver(&c, a, "while-cut");
+    assert!(refused.starts_with("451 "), "{refused}");
+    assert!(refused.contains("no peer holds this write"), "{refused}");
+    assert!(is_active(&c, a), "the active node kept its role");
+    for j in (0..3).filter(|&j| j != a) {
+        c.proxies[j].heal();
+    }
+    // The MTA retries: acknowledged now, and stored once.
+    deliver_until_accepted(&c, a, "while-cut");
+    let mut s = imap_login(&c.nodes[a]).unwrap();
+    select(&mut s, "INBOX").unwrap();
+    let msgs = fetch_all(&mut s).unwrap();
+    let copies = msgs
+        .values()
+        .filter(|m| m.body.contains("body of while-cut"))
+        .count();
+    assert_eq!(copies, 1, "{msgs:?}");
+}
+
+/// Delivers `id` to node `i` as an MTA would: again after each temporary failure, 30 s at most.
+fn deliver_until_accepted(c: &Cluster, i: usize, id: &str) {
+    let started = Instant::now();
+    loop {
+        let r = deliver(c, i, id);
+        if r.starts_with("250 ") {
+            return;
+        }
+        assert!(r.starts_with("451 "), "{id}: {r}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{id} not accepted: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
