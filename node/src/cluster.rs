@@ -110,7 +110,17 @@ impl ClusterHooks for Replicated {
     }
 
     async fn write_committed(&self, user: &str) -> Result<(), WriteRefused> {
-        let wait = self.handle.wait_replicated(user, self.sync_timeout).await;
+        // Raft mode with no mail peer alive by the raft link (two mail nodes and a witness,
+        // one of them down): the write will be acknowledged alone, so it waits only a lease
+        // for a peer that might answer after all, not the whole replication_sync_timeout (the
+        // first write after such a fail-over took 2 s).
+        let timeout = match &self.raft {
+            Some(gate) if !self.mail_peer_alive(gate) => {
+                self.sync_timeout.min(gate.coordinator().lease())
+            }
+            _ => self.sync_timeout,
+        };
+        let wait = self.handle.wait_replicated(user, timeout).await;
         let Some(gate) = &self.raft else {
             self.count_unreplicated(user, &wait, "acknowledging locally");
             return Ok(());
@@ -127,15 +137,7 @@ impl ClusterHooks for Replicated {
         // witness, one of them down) the node still acknowledges alone, degraded, as the
         // design's `replication_sync_timeout` says. Alive is judged by the raft link, not the
         // replication connection: a crashed peer's TCP connection looks open for seconds.
-        let coord = gate.coordinator();
-        let lease = coord.lease();
-        let peer_alive = || {
-            self.handle
-                .peer_ids()
-                .into_iter()
-                .any(|p| coord.peer_alive(p, lease))
-        };
-        if !may_acknowledge_alone(&wait, peer_alive) {
+        if !may_acknowledge_alone(&wait, || self.mail_peer_alive(gate)) {
             metrics::counter!("node_replication_refused_unreplicated_total").increment(1);
             tracing::warn!(
                 user,
@@ -176,6 +178,18 @@ fn may_acknowledge_alone(wait: &ReplicaWait, peer_alive: impl FnOnce() -> bool) 
 }
 
 impl Replicated {
+    /// Whether a mail peer answered this node's raft RPCs within a lease: alive and
+    /// reachable, whatever its replication is doing (a crashed peer's TCP connection looks
+    /// open for seconds, so the raft link judges).
+    fn mail_peer_alive(&self, gate: &RaftGate) -> bool {
+        let coord = gate.coordinator();
+        let lease = coord.lease();
+        self.handle
+            .peer_ids()
+            .into_iter()
+            .any(|p| coord.peer_alive(p, lease))
+    }
+
     /// `replicated` durability: counts and logs a write acknowledged without a peer's ack.
     fn count_unreplicated(&self, user: &str, wait: &ReplicaWait, what: &str) {
         match wait {

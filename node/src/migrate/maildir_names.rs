@@ -294,84 +294,15 @@ pub fn mailbox_to_folder(name: &str) -> Option<String> {
     Some(format!(".{}", encode_mutf7(name).replace('/', ".")))
 }
 
-/// IMAP's modified UTF-7 (RFC 3501 5.1.3) to UTF-8; None when malformed.
+/// IMAP's modified UTF-7 (RFC 3501 5.1.3) to UTF-8; None when malformed (the IMAP
+/// server's own decoder, so folder names read as IMAP shows them).
 pub fn decode_mutf7(s: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let end = after.find('-')?;
-        let b64 = &after[..end];
-        if b64.is_empty() {
-            out.push('&');
-        } else {
-            let mut bits: u32 = 0;
-            let mut nbits = 0;
-            let mut units = Vec::new();
-            for c in b64.bytes() {
-                let v = match c {
-                    b'A'..=b'Z' => c - b'A',
-                    b'a'..=b'z' => c - b'a' + 26,
-                    b'0'..=b'9' => c - b'0' + 52,
-                    b'+' => 62,
-                    b',' => 63,
-                    _ => return None,
-                } as u32;
-                bits = (bits << 6) | v;
-                nbits += 6;
-                if nbits >= 16 {
-                    nbits -= 16;
-                    units.push(((bits >> nbits) & 0xffff) as u16);
-                }
-            }
-            out.push_str(&String::from_utf16(&units).ok()?);
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Some(out)
+    protocols::imap::mutf7::decode(s.as_bytes())
 }
 
 /// UTF-8 to IMAP's modified UTF-7.
 pub fn encode_mutf7(s: &str) -> String {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
-    let mut out = String::new();
-    let mut pending: Vec<u16> = Vec::new();
-    let flush = |pending: &mut Vec<u16>, out: &mut String| {
-        if pending.is_empty() {
-            return;
-        }
-        out.push('&');
-        let (mut bits, mut nbits) = (0u32, 0);
-        for u in pending.drain(..) {
-            bits = (bits << 16) | u as u32;
-            nbits += 16;
-            while nbits >= 6 {
-                nbits -= 6;
-                out.push(B64[((bits >> nbits) & 63) as usize] as char);
-            }
-        }
-        if nbits > 0 {
-            out.push(B64[((bits << (6 - nbits)) & 63) as usize] as char);
-        }
-        out.push('-');
-    };
-    for c in s.chars() {
-        if (' '..='~').contains(&c) {
-            flush(&mut pending, &mut out);
-            if c == '&' {
-                out.push_str("&-");
-            } else {
-                out.push(c);
-            }
-        } else {
-            let mut buf = [0u16; 2];
-            pending.extend_from_slice(c.encode_utf16(&mut buf));
-        }
-    }
-    flush(&mut pending, &mut out);
-    out
+    protocols::imap::mutf7::encode(s)
 }
 
 #[cfg(test)]

@@ -6,18 +6,9 @@ pub mod mbox_parse;
 pub mod source;
 
 /// Lines end in CRLF in the store (what IMAP serves); Maildir and mbox files usually end
-/// them in LF. Existing CRLFs stay as they are.
+/// them in LF. Existing CRLFs stay as they are (LMTP's DATA does the same).
 pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
-    let mut prev = 0u8;
-    for &b in raw {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    out
+    protocols::lmtp::normalize_crlf(raw)
 }
 
 #[cfg(test)]
