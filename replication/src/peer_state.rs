@@ -65,6 +65,9 @@ pub(crate) struct PeerState {
     pub objects_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub connects: AtomicU64,
+    /// Wakes the lanes waiting out a connect back-off, to dial again now (a node about to
+    /// take the active role needs its peers at once, not after up to `backoff_max`).
+    pub redial: tokio::sync::Notify,
 }
 
 /// What `status()` shows as a peer's `last_error`: the last failure that still holds. The lanes

@@ -85,6 +85,7 @@ impl Replicator {
                         objects_sent: AtomicU64::new(0),
                         bytes_sent: AtomicU64::new(0),
                         connects: AtomicU64::new(0),
+                        redial: tokio::sync::Notify::new(),
                     }),
                 )
             })

@@ -70,9 +70,11 @@ pub(crate) async fn run(sh: Arc<Shared>, peer: Arc<PeerState>, lane: Arc<Lane>) 
             }
             tokio::select! {
                 _ = sh.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(backoff) => {
+                    backoff = (backoff * 2).min(sh.cfg.backoff_max);
+                }
+                _ = peer.redial.notified() => backoff = sh.cfg.backoff_min,
             }
-            backoff = (backoff * 2).min(sh.cfg.backoff_max);
         }
     }
     .instrument(span)

@@ -287,7 +287,11 @@ pub(crate) async fn wait_own_writes_visible(sh: &Arc<Shared>, budget: Duration) 
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     };
-    // Their records may wait on a lane that gave up after a fence: ship them now.
+    // Their records may wait on a lane that gave up after a fence, or on one waiting out a
+    // connect back-off after a partition (up to `backoff_max`): ship them now.
+    for p in sh.peers.values() {
+        p.redial.notify_waiters();
+    }
     for (user, _) in hidden(sh) {
         for p in sh.peers.values() {
             p.mark_dirty(&user);

@@ -123,7 +123,9 @@ pub fn activation_hook(
             // Writes of an earlier stint as the active node that no peer confirmed keep their
             // mailboxes' later changes out of readers' sight: get them confirmed first.
             let hidden_since = Instant::now();
-            let hidden = handle.wait_own_writes_visible(budget).await;
+            // Twice the pull's budget: worth a second of fail-over time rather than readers
+            // seeing HIGHESTMODSEQ go back.
+            let hidden = handle.wait_own_writes_visible(budget * 2).await;
             if hidden.is_empty() {
                 tracing::debug!(
                     ms = hidden_since.elapsed().as_millis() as u64,
