@@ -53,4 +53,7 @@ pub struct Vacation {
     pub handle: String,
     /// Minimum time between two replies to one sender, in seconds.
     pub period: u64,
+    /// The reply's To is the first of Reply-To, Sender, Resent-From, From even when it does
+    /// not name the envelope sender (`sieve_vacation_to_header_ignore_envelope`).
+    pub to_ignore_envelope: bool,
 }

@@ -206,6 +206,27 @@ impl Validator<'_> {
         for t in &mut n.tests {
             self.node(t, true);
         }
+        // RFC 5463 4: the block under `if ihave` is checked with those capabilities as if
+        // required, or not at all when one is missing (it can never run then).
+        let ihave = match n.tests.first() {
+            Some(t) if t.name == "ihave" && matches!(n.name.as_str(), "if" | "elsif") => {
+                Some(t.list(0))
+            }
+            _ => None,
+        };
+        if let (Some(caps), Some(b)) = (ihave, n.block.as_mut()) {
+            if !caps.iter().all(|c| ihave_supports(self.c, c)) {
+                b.clear();
+                self.check(n);
+                return;
+            }
+            let saved = self.required.clone();
+            self.required.extend(caps);
+            self.block(b, false);
+            self.required = saved;
+            self.check(n);
+            return;
+        }
         match (spec.block, n.block.as_mut()) {
             (Block::Yes, Some(b)) => self.block(b, false),
             (Block::Yes, None) => {
@@ -426,6 +447,12 @@ impl Validator<'_> {
             _ => {}
         }
     }
+}
+
+/// What `ihave` answers: encoded-character and variables change how a script is read, so
+/// they cannot be taken up in the middle of one (Pigeonhole refuses them too).
+pub fn ihave_supports(c: &Compiler, cap: &str) -> bool {
+    c.supports(cap) && !matches!(cap, "encoded-character" | "variables")
 }
 
 fn fits(a: &Arg, ty: Ty) -> bool {

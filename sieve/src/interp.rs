@@ -63,6 +63,14 @@ pub struct Config {
     /// `sieve_editheader_header/NAME/forbid_add` and `forbid_delete`).
     pub editheader_forbid_add: Vec<String>,
     pub editheader_forbid_delete: Vec<String>,
+    /// `sieve_vacation_default_subject`: the reply's subject when the script gives none and
+    /// no template applies ("" = "Auto: " and the original subject).
+    pub vacation_default_subject: String,
+    /// `sieve_vacation_default_subject_template`: `%{subject}` (or `%$`) stands for the
+    /// original subject; used when the message has one.
+    pub vacation_default_subject_template: String,
+    /// `sieve_vacation_to_header_ignore_envelope`.
+    pub vacation_to_header_ignore_envelope: bool,
 }
 
 impl Default for Config {
@@ -88,6 +96,9 @@ impl Default for Config {
             local_zone: local_zone(),
             editheader_forbid_add: Vec::new(),
             editheader_forbid_delete: Vec::new(),
+            vacation_default_subject: String::new(),
+            vacation_default_subject_template: String::new(),
+            vacation_to_header_ignore_envelope: false,
         }
     }
 }
@@ -623,7 +634,8 @@ impl Runtime {
             }
             "ihave" => {
                 let caps = n.list(0);
-                caps.iter().all(|c| self.compiler.supports(c))
+                caps.iter()
+                    .all(|c| crate::compile::ihave_supports(&self.compiler, c))
             }
             "duplicate" => {
                 let id = if let Some(u) = n.tag_str("uniqueid") {
@@ -927,7 +939,25 @@ impl Runtime {
             Some(h) => self.s(h),
             None => vacation::default_handle(&reason, subject.as_deref(), from.as_deref(), mime),
         };
+        // The handle is made from what the script said; the configured defaults only shape
+        // the reply.
+        let orig = self.message.values("subject").into_iter().next();
+        let subject = match subject {
+            Some(s) => Some(s),
+            None => match orig {
+                Some(o) if !c.vacation_default_subject_template.is_empty() => Some(
+                    c.vacation_default_subject_template
+                        .replace("%{subject}", &o)
+                        .replace("%$", &o),
+                ),
+                _ if !c.vacation_default_subject.is_empty() => {
+                    Some(c.vacation_default_subject.clone())
+                }
+                _ => None,
+            },
+        };
         Vacation {
+            to_ignore_envelope: c.vacation_to_header_ignore_envelope,
             reason,
             subject,
             from,

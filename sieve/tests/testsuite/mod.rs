@@ -161,6 +161,13 @@ impl Suite {
                     c.limits.max_header_size = v.parse().unwrap_or(c.limits.max_header_size)
                 }
                 "recipient_delimiter" => c.subaddress_separator = v.clone(),
+                "sieve_vacation_default_subject" => c.vacation_default_subject = v.clone(),
+                "sieve_vacation_default_subject_template" => {
+                    c.vacation_default_subject_template = v.clone()
+                }
+                "sieve_vacation_to_header_ignore_envelope" => {
+                    c.vacation_to_header_ignore_envelope = v == "yes"
+                }
                 k if k.starts_with("sieve_editheader_header/") && v == "yes" => {
                     let rest = &k["sieve_editheader_header/".len()..];
                     if let Some(name) = rest.strip_suffix("/forbid_add") {
@@ -267,8 +274,18 @@ impl Suite {
                             "Mon, 7 Dec 2026 00:00:00 +0000",
                             "<reject@testsuite>",
                         );
+                        // sieve_vacation_send_from_recipient: the reply's envelope sender is
+                        // the recipient rather than the null path.
+                        let from = match self
+                            .settings
+                            .get("sieve_vacation_send_from_recipient")
+                            .map(String::as_str)
+                        {
+                            Some("yes") => env.to.clone(),
+                            _ => String::new(),
+                        };
                         self.outbox.push(Sent {
-                            from: String::new(),
+                            from,
                             to: env.from.clone(),
                             message: m,
                         });
@@ -306,8 +323,18 @@ impl Suite {
                             "Mon, 7 Dec 2026 00:00:00 +0000",
                             "<vacation@testsuite>",
                         );
+                        // sieve_vacation_send_from_recipient: the reply's envelope sender is
+                        // the recipient rather than the null path.
+                        let from = match self
+                            .settings
+                            .get("sieve_vacation_send_from_recipient")
+                            .map(String::as_str)
+                        {
+                            Some("yes") => env.to.clone(),
+                            _ => String::new(),
+                        };
                         self.outbox.push(Sent {
-                            from: String::new(),
+                            from,
                             to: env.from.clone(),
                             message: m,
                         });
@@ -492,6 +519,12 @@ impl Host for Suite {
                         }
                         Err(e) => {
                             self.errors = e.0.iter().map(|e| e.message.clone()).collect();
+                            if std::env::var_os("PH_DEBUG").is_some() {
+                                eprintln!("compile {path}: {} errors", e.0.len());
+                                for x in &e.0 {
+                                    eprintln!("   {x}");
+                                }
+                            }
                             false
                         }
                     },
