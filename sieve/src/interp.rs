@@ -309,7 +309,15 @@ impl Runtime {
     pub fn s(&self, raw: &str) -> String {
         match self.frame() {
             Some(f) if f.variables => {
-                variables::expand(raw, self.config.limits.max_variable_size, |r| {
+                // Only variables are held to max_variable_size; an expanded string may be
+                // longer (a key made of a variable and more text), within a fixed bound.
+                let bound = self
+                    .config
+                    .limits
+                    .max_variable_size
+                    .saturating_mul(16)
+                    .max(64 << 10);
+                variables::expand(raw, bound, |r| {
                     self.lookup(r)
                 })
             }
