@@ -317,9 +317,7 @@ impl Runtime {
                     .max_variable_size
                     .saturating_mul(16)
                     .max(64 << 10);
-                variables::expand(raw, bound, |r| {
-                    self.lookup(r)
-                })
+                variables::expand(raw, bound, |r| self.lookup(r))
             }
             _ => raw.to_string(),
         }

@@ -118,8 +118,7 @@ fn reply_to(msg: &Message, sender: &str, ignore_envelope: bool) -> String {
         for v in msg.raw_values(h) {
             let v = crate::message::unfold(v);
             let addrs = address::parse_header(&v);
-            if addrs.len() == 1 && (ignore_envelope || addrs[0].all.eq_ignore_ascii_case(sender))
-            {
+            if addrs.len() == 1 && (ignore_envelope || addrs[0].all.eq_ignore_ascii_case(sender)) {
                 return v.trim().to_string();
             }
         }
@@ -147,7 +146,10 @@ pub fn build_reply(
     let clean = |s: &str| s.replace(['\r', '\n'], " ");
     let mut out = String::new();
     out.push_str(&format!("From: {}\r\n", clean(&from)));
-    out.push_str(&format!("To: {}\r\n", reply_to(msg, sender, v.to_ignore_envelope)));
+    out.push_str(&format!(
+        "To: {}\r\n",
+        reply_to(msg, sender, v.to_ignore_envelope)
+    ));
     let mut subject = clean(&subject);
     if subject.chars().count() > MAX_SUBJECT {
         subject = subject.chars().take(MAX_SUBJECT - 1).collect::<String>() + "\u{2026}";
