@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 /// The marker error `test_fail` unwinds with to its `test` block.
 const FAIL: &str = "\u{0}test_fail";
+/// The error a `test_message :folder` command stops its test with when the mailbox does not
+/// exist (Pigeonhole: a runtime error that ends the test's execution, not a test failure).
+const NO_MAILBOX: &str = "\u{0}no such mailbox";
 
 pub fn compiler() -> Compiler {
     let mut c = Compiler::new();
@@ -200,13 +203,17 @@ impl Suite {
         };
         let mut ok = true;
         self.errors.clear();
+        let store_flags = |mut flags: Vec<String>| {
+            flags.push(attachment_keyword(&msg).to_string());
+            flags
+        };
         for a in rt.result() {
             match a {
                 Action::Keep { flags, .. } => self
                     .mailboxes
                     .entry("INBOX".into())
                     .or_default()
-                    .push((msg.clone(), flags)),
+                    .push((msg.clone(), store_flags(flags))),
                 Action::FileInto {
                     mailbox,
                     flags,
@@ -225,7 +232,7 @@ impl Suite {
                     self.mailboxes
                         .entry(mailbox)
                         .or_default()
-                        .push((msg.clone(), flags));
+                        .push((msg.clone(), store_flags(flags)));
                 }
                 Action::Discard => {}
                 Action::Redirect { address, .. } => {
@@ -351,6 +358,17 @@ impl Suite {
     }
 }
 
+/// The keyword Dovecot's attachment detection (`mail_attachment_detection_options =
+/// add-flags`, on in Pigeonhole's test environment) gives a stored message.
+fn attachment_keyword(raw: &[u8]) -> &'static str {
+    let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
+    if text.contains("content-disposition: attachment") || text.contains("filename=") {
+        "$HasAttachment"
+    } else {
+        "$HasNoAttachment"
+    }
+}
+
 /// "INBOX" is case-insensitive, also as the first level of a hierarchical name.
 fn inbox_prefix(name: &str) -> String {
     let b = name.as_bytes();
@@ -439,7 +457,7 @@ impl Host for Suite {
                 let block = n.block.clone().unwrap_or_default();
                 match rt.exec_block(self, &block) {
                     Ok(_) => {}
-                    Err(e) if e.message == FAIL => {}
+                    Err(e) if e.message == FAIL || e.message == NO_MAILBOX => {}
                     Err(e) => self.fail(format!("runtime error: {e}")),
                 }
                 self.current = None;
@@ -469,6 +487,11 @@ impl Host for Suite {
                 }
             }
             "test_message" => {
+                if let Some(Arg::Str(folder)) = n.tag("folder") {
+                    if !self.mailboxes.contains_key(&inbox_prefix(&rt.s(folder))) {
+                        return Some(Err(RuntimeError::new(n.line, NO_MAILBOX)));
+                    }
+                }
                 // A missing message leaves the current one (the test's later checks fail).
                 return match self.switch_message(rt, n) {
                     Ok(_) => Some(Ok(Flow::Next)),
