@@ -233,6 +233,33 @@ impl Runtime {
         Ok(())
     }
 
+    /// Runs scripts one after the other as Pigeonhole chains `sieve_before`, the user's
+    /// script and `sieve_after`: the next script runs only while the message would still be
+    /// kept (implicitly or by `keep`); an earlier script's explicit keep is folded into the
+    /// implicit keep the chain ends with. The error names the script (its index) that failed.
+    pub fn run_chain(
+        &mut self,
+        host: &mut dyn Host,
+        scripts: &[&Script],
+    ) -> Result<(), (usize, RuntimeError)> {
+        for (i, script) in scripts.iter().enumerate() {
+            self.run(host, script).map_err(|e| (i, e))?;
+            if i + 1 == scripts.len() {
+                break;
+            }
+            let kept = self
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Keep { .. }));
+            if !self.implicit_keep && !kept {
+                break;
+            }
+            self.actions.retain(|a| !matches!(a, Action::Keep { .. }));
+            self.implicit_keep = true;
+        }
+        Ok(())
+    }
+
     fn run_frame(&mut self, host: &mut dyn Host, script: &Script, name: &str) -> RResult<Flow> {
         self.frames.push(Frame {
             variables: script.requires("variables"),

@@ -182,3 +182,31 @@ fn slow_matches_hit_the_time_limit() {
     // Far less than the 2000 slow matches would take (one step may overshoot).
     assert!(start.elapsed() < std::time::Duration::from_secs(30));
 }
+
+#[test]
+fn a_chain_stops_once_the_message_is_no_longer_kept() {
+    let c = Compiler::new();
+    let chain = |srcs: &[&str]| {
+        let scripts: Vec<Script> = srcs.iter().map(|s| c.compile(s).unwrap()).collect();
+        let refs: Vec<&Script> = scripts.iter().collect();
+        let mut rt = Runtime::new(
+            c.clone(),
+            Config::default(),
+            Message::parse(MSG),
+            Envelope::default(),
+        );
+        rt.run_chain(&mut TestHost::default(), &refs)
+            .map(|()| rt.result())
+    };
+    // A keep (explicit or implicit) lets the next script decide.
+    let r = chain(&["keep;", "require \"fileinto\"; fileinto \"A\";"]).unwrap();
+    assert_eq!(names(&r), ["store"]);
+    // A script that files the message ends the chain: the later script never runs.
+    let r = chain(&["require \"fileinto\"; fileinto \"A\";", "discard;"]).unwrap();
+    assert_eq!(names(&r), ["store"]);
+    // Flags and edits made earlier carry on; the error names the failing script.
+    let r = chain(&["require \"imap4flags\"; addflag \"x\";", ""]).unwrap();
+    assert!(matches!(&r[..], [Action::Keep { flags, .. }] if flags == &["x"]));
+    let e = chain(&["keep;", "require \"ihave\"; error \"no\";"]).unwrap_err();
+    assert_eq!(e.0, 1);
+}

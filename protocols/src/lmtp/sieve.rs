@@ -365,10 +365,11 @@ pub(crate) fn evaluate(
         max_script_size: cfg.max_script_size,
         marks: Vec::new(),
     };
-    for (label, script) in &scripts {
-        if let Err(e) = rt.run(&mut host, script) {
-            return Plan::keep(format!("{label}: {e}"));
-        }
+    // Pigeonhole's chain: a later script runs only while the message would still be kept.
+    let chain: Vec<&Script> = scripts.iter().map(|(_, s)| &**s).collect();
+    if let Err((i, e)) = rt.run_chain(&mut host, &chain) {
+        let label = scripts.get(i).map(|(l, _)| l.as_str()).unwrap_or("sieve");
+        return Plan::keep(format!("{label}: {e}"));
     }
     let mut plan = Plan {
         marks: host.marks,

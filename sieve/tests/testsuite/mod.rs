@@ -42,6 +42,7 @@ pub fn compiler() -> Compiler {
                 .pos(&[Ty::List]),
             Spec::new("test_result_execute", true, "vnd.dovecot.testsuite"),
             Spec::new("test_script_compile", true, "vnd.dovecot.testsuite").pos(&[Ty::Str]),
+            Spec::new("test_multiscript", true, "vnd.dovecot.testsuite").pos(&[Ty::List]),
             Spec::new("test_script_run", true, "vnd.dovecot.testsuite").tag(
                 "append_result",
                 None,
@@ -573,6 +574,35 @@ impl Host for Suite {
                 }
             }
             "test_result_execute" => self.execute(rt),
+            "test_multiscript" => {
+                // Pigeonhole's sieve_before / personal / sieve_after chain, then its result.
+                let mut scripts = Vec::new();
+                self.errors.clear();
+                for path in rt.sl(&n.list(0)) {
+                    let compiled = self
+                        .load(&path)
+                        .and_then(|src| rt.compiler.compile(&src).map_err(|e| e.to_string()));
+                    match compiled {
+                        Ok(s) => scripts.push(s),
+                        Err(e) => {
+                            self.errors.push(e);
+                            return Some(Ok(false));
+                        }
+                    }
+                }
+                rt.reset_result();
+                let saved = rt.match_vars.clone();
+                let refs: Vec<&Script> = scripts.iter().collect();
+                let r = rt.run_chain(self, &refs);
+                rt.match_vars = saved;
+                match r {
+                    Ok(()) => self.execute(rt),
+                    Err((_, e)) => {
+                        self.errors.push(e.message);
+                        false
+                    }
+                }
+            }
             "test_result_action" => {
                 let keys = rt.sl(&n.list(0));
                 let names: Vec<String> = rt.result().iter().map(|a| a.name().to_string()).collect();
