@@ -519,7 +519,9 @@ pub fn decode_encoded(s: &str) -> String {
                 return None;
             }
             let value = if kind == "hex" {
-                String::from_utf8(bytes).ok()?
+                // Bytes that are not UTF-8 become U+FFFD: strings here are UTF-8, and what
+                // uses them (a mailbox name) refuses the replacement character.
+                String::from_utf8_lossy(&bytes).into_owned()
             } else {
                 text
             };

@@ -815,8 +815,13 @@ impl Runtime {
             "fileinto" => {
                 self.check_reject_conflict(n, false)?;
                 let mailbox = self.s(&n.string(0));
-                if mailbox.is_empty() || mailbox.chars().any(char::is_control) {
-                    return rerr(n, format!("fileinto: invalid mailbox name '{mailbox}'"));
+                if mailbox.is_empty()
+                    || mailbox.chars().any(|c| c.is_control() || c == '\u{fffd}')
+                {
+                    return rerr(
+                        n,
+                        format!("fileinto: invalid folder name '{mailbox}' (not UTF-8 text)"),
+                    );
                 }
                 let flags = self.flags_arg(n);
                 let copy = n.has_tag("copy");

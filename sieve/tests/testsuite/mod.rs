@@ -222,6 +222,14 @@ impl Suite {
                     ..
                 } => {
                     let mailbox = inbox_prefix(&mailbox);
+                    // The test store's hierarchy separator is '/': no empty levels.
+                    if mailbox.split('/').any(str::is_empty) {
+                        self.errors.push(format!(
+                            "failed to store into mailbox '{mailbox}': Invalid mailbox name"
+                        ));
+                        ok = false;
+                        continue;
+                    }
                     if !create && !self.created.contains(&mailbox) {
                         self.errors.push(format!(
                             "failed to store into mailbox '{mailbox}': Mailbox doesn't exist: {mailbox}"
