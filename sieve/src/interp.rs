@@ -233,6 +233,15 @@ impl Runtime {
         Ok(())
     }
 
+    /// Runs `f` with global variables of its own (a separate execution, as a test suite's
+    /// script run is), then puts the caller's back.
+    pub fn with_own_globals<R>(&mut self, f: impl FnOnce(&mut Runtime) -> R) -> R {
+        let saved = std::mem::take(&mut self.globals);
+        let r = f(self);
+        self.globals = saved;
+        r
+    }
+
     /// Runs scripts one after the other as Pigeonhole chains `sieve_before`, the user's
     /// script and `sieve_after`: the next script runs only while the message would still be
     /// kept (implicitly or by `keep`); an earlier script's explicit keep is folded into the

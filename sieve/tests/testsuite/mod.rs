@@ -571,7 +571,7 @@ impl Host for Suite {
                 }
                 self.errors.clear();
                 let saved = rt.match_vars.clone();
-                let r = rt.run(self, &script);
+                let r = rt.with_own_globals(|rt| rt.run(self, &script));
                 rt.match_vars = saved;
                 match r {
                     Ok(()) => true,
