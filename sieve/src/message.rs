@@ -185,7 +185,19 @@ impl Message {
 
 /// Folds a long header value at white space (RFC 5322 2.2.3); line breaks in it become folds.
 pub fn fold(value: &str) -> String {
-    let value = value.replace("\r\n", " ").replace(['\r', '\n'], " ");
+    // A line break before white space is a fold (taken out); any other becomes a space.
+    let value = value.replace("\r\n", "\n").replace('\r', "\n");
+    let value = value.trim_end_matches('\n');
+    let mut flat = String::with_capacity(value.len());
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' if matches!(chars.peek(), Some(' ' | '\t')) => {}
+            '\n' => flat.push(' '),
+            c => flat.push(c),
+        }
+    }
+    let value = flat;
     let mut out = String::with_capacity(value.len() + 8);
     let mut line = 0;
     for (i, word) in value.split(' ').enumerate() {
