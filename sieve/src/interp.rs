@@ -946,7 +946,9 @@ impl Runtime {
                     .editheader_forbid_add
                     .iter()
                     .any(|h| h.eq_ignore_ascii_case(&name));
-                if !protected(&name) && !forbidden {
+                // Received and Auto-Submitted are protected from deletion only (RFC 5293 9:
+                // adding a trace or an Auto-Submitted field is harmless).
+                if !forbidden {
                     self.message.add_field(&name, &value, n.has_tag("last"));
                 }
             }
@@ -1108,7 +1110,7 @@ impl Runtime {
     }
 }
 
-/// RFC 5293 7: these fields are never added or removed by a script.
+/// RFC 5293 9: these fields are never removed by a script.
 fn protected(name: &str) -> bool {
     name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("auto-submitted")
 }

@@ -174,9 +174,19 @@ impl Suite {
                 }
                 k if k.starts_with("sieve_editheader_header/") && v == "yes" => {
                     let rest = &k["sieve_editheader_header/".len()..];
-                    if let Some(name) = rest.strip_suffix("/forbid_add") {
+                    // Only the fields the list names count, and Subject cannot be protected
+                    // (Pigeonhole's rules for these settings).
+                    let listed = |name: &str| {
+                        !name.eq_ignore_ascii_case("subject")
+                            && self.settings.get("sieve_editheader_header").is_some_and(|l| {
+                                l.split_whitespace().any(|x| x.eq_ignore_ascii_case(name))
+                            })
+                    };
+                    if let Some(name) = rest.strip_suffix("/forbid_add").filter(|n| listed(n)) {
                         c.editheader_forbid_add.push(name.to_string());
-                    } else if let Some(name) = rest.strip_suffix("/forbid_delete") {
+                    } else if let Some(name) =
+                        rest.strip_suffix("/forbid_delete").filter(|n| listed(n))
+                    {
                         c.editheader_forbid_delete.push(name.to_string());
                     }
                 }
