@@ -824,8 +824,7 @@ impl Runtime {
             "fileinto" => {
                 self.check_reject_conflict(n, false)?;
                 let mailbox = self.s(&n.string(0));
-                if mailbox.is_empty()
-                    || mailbox.chars().any(|c| c.is_control() || c == '\u{fffd}')
+                if mailbox.is_empty() || mailbox.chars().any(|c| c.is_control() || c == '\u{fffd}')
                 {
                     return rerr(
                         n,

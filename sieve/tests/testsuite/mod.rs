@@ -178,9 +178,12 @@ impl Suite {
                     // (Pigeonhole's rules for these settings).
                     let listed = |name: &str| {
                         !name.eq_ignore_ascii_case("subject")
-                            && self.settings.get("sieve_editheader_header").is_some_and(|l| {
-                                l.split_whitespace().any(|x| x.eq_ignore_ascii_case(name))
-                            })
+                            && self
+                                .settings
+                                .get("sieve_editheader_header")
+                                .is_some_and(|l| {
+                                    l.split_whitespace().any(|x| x.eq_ignore_ascii_case(name))
+                                })
                     };
                     if let Some(name) = rest.strip_suffix("/forbid_add").filter(|n| listed(n)) {
                         c.editheader_forbid_add.push(name.to_string());
