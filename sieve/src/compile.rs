@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Compiled scripts stop at this many errors (Pigeonhole's limit too).
-const MAX_ERRORS: usize = 10;
+const MAX_ERRORS: usize = 100;
 
 /// A script checked and ready to run.
 #[derive(Clone, Debug)]
@@ -190,6 +190,9 @@ impl Validator<'_> {
                 }
             }
         }
+        // One error per command or test, its first (as Pigeonhole reports them): the rest
+        // are usually the same mistake seen again.
+        let start = self.errors.len();
         self.bind(n, &spec);
         match (spec.tests, n.tests.len()) {
             (Tests::None, 0) | (Tests::One, 1) => {}
@@ -203,6 +206,8 @@ impl Validator<'_> {
                 self.err(n, msg);
             }
         }
+        let own_failed = self.errors.len() > start;
+        self.errors.truncate(start + 1);
         for t in &mut n.tests {
             self.node(t, true);
         }
@@ -217,29 +222,31 @@ impl Validator<'_> {
         if let (Some(caps), Some(b)) = (ihave, n.block.as_mut()) {
             if !caps.iter().all(|c| ihave_supports(self.c, c)) {
                 b.clear();
-                self.check(n);
                 return;
             }
             let saved = self.required.clone();
             self.required.extend(caps);
             self.block(b, false);
             self.required = saved;
-            self.check(n);
             return;
         }
         match (spec.block, n.block.as_mut()) {
             (Block::Yes, Some(b)) => self.block(b, false),
-            (Block::Yes, None) => {
+            (Block::Yes, None) if !own_failed => {
                 let msg = format!("the {} command requires a command block", n.name);
                 self.err(n, msg);
             }
-            (Block::No, Some(_)) => {
+            (Block::No, Some(_)) if !own_failed => {
                 let msg = format!("the {} {kind} does not accept a block", n.name);
                 self.err(n, msg);
             }
-            (Block::No, None) => {}
+            _ => {}
         }
-        self.check(n);
+        if !own_failed {
+            let before = self.errors.len();
+            self.check(n);
+            self.errors.truncate(before + 1);
+        }
     }
 
     fn bind(&mut self, n: &mut Node, spec: &Spec) {
@@ -394,6 +401,17 @@ impl Validator<'_> {
                     }
                 }
             }
+        }
+        // RFC 5260 6: :last needs :index, and indexes count from 1.
+        let indexed = matches!(
+            n.name.as_str(),
+            "header" | "address" | "date" | "deleteheader"
+        );
+        if indexed && n.has_tag("last") && !n.has_tag("index") {
+            self.err(n, format!("the :last tag of {} requires :index", n.name));
+        }
+        if indexed && n.tag_num("index") == Some(0) {
+            self.err(n, format!("the :index of {} must be 1 or more", n.name));
         }
         match n.name.as_str() {
             "set" => {

@@ -564,6 +564,9 @@ impl Host for Suite {
                         }
                         Err(e) => {
                             self.errors = e.0.iter().map(|e| e.message.clone()).collect();
+                            // Pigeonhole's error handler ends a failed compile with a summary
+                            // error of its own, which test_error counts.
+                            self.errors.push("script compilation failed".into());
                             if std::env::var_os("PH_DEBUG").is_some() {
                                 eprintln!("compile {path}: {} errors", e.0.len());
                                 for x in &e.0 {
