@@ -456,6 +456,24 @@ impl Validator<'_> {
                     }
                 }
             }
+            "specialuse_exists" => {
+                let flags = n.list(1);
+                if let Some(f) = flags.iter().find(|f| !valid_special_use(f)) {
+                    self.err(n, format!("invalid special-use flag '{f}'"));
+                }
+            }
+            "fileinto" => {
+                if let Some(f) = n.tag_str("specialuse") {
+                    if !valid_special_use(f) {
+                        self.err(n, format!("invalid special-use flag '{f}'"));
+                        return;
+                    }
+                }
+                let mailbox = n.string(0);
+                if mailbox.contains('\u{fffd}') {
+                    self.err(n, format!("invalid folder name '{mailbox}' (not UTF-8 text)"));
+                }
+            }
             "redirect" => {
                 let a = n.string(0);
                 if !a.contains("${") && !crate::address::valid_mailbox(&a) {
@@ -471,6 +489,18 @@ impl Validator<'_> {
 /// they cannot be taken up in the middle of one (Pigeonhole refuses them too).
 pub fn ihave_supports(c: &Compiler, cap: &str) -> bool {
     c.supports(cap) && !matches!(cap, "encoded-character" | "variables")
+}
+
+/// RFC 8579 / RFC 6154: a special-use flag is a backslash and an atom (a string with a
+/// variable in it is checked when it runs).
+fn valid_special_use(f: &str) -> bool {
+    f.contains("${")
+        || f.strip_prefix('\\').is_some_and(|a| {
+            !a.is_empty()
+                && a.bytes().all(|b| {
+                    b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+                })
+        })
 }
 
 fn fits(a: &Arg, ty: Ty) -> bool {
