@@ -471,7 +471,10 @@ impl Validator<'_> {
                 }
                 let mailbox = n.string(0);
                 if mailbox.contains('\u{fffd}') {
-                    self.err(n, format!("invalid folder name '{mailbox}' (not UTF-8 text)"));
+                    self.err(
+                        n,
+                        format!("invalid folder name '{mailbox}' (not UTF-8 text)"),
+                    );
                 }
             }
             "redirect" => {
@@ -498,7 +501,8 @@ fn valid_special_use(f: &str) -> bool {
         || f.strip_prefix('\\').is_some_and(|a| {
             !a.is_empty()
                 && a.bytes().all(|b| {
-                    b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+                    b.is_ascii_graphic()
+                        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
                 })
         })
 }

@@ -168,6 +168,9 @@ pub struct Runtime {
     /// The imap4flags internal variable.
     pub flags: Vec<String>,
     pub match_vars: Vec<String>,
+    /// Problems that did not stop the run (a regular expression made at run time that does
+    /// not compile matches nothing), for the log.
+    pub warnings: Vec<String>,
     pub now: DateTime<FixedOffset>,
     frames: Vec<Frame>,
     globals: HashMap<String, String>,
@@ -204,6 +207,7 @@ impl Runtime {
             implicit_keep: true,
             flags: Vec::new(),
             match_vars: Vec::new(),
+            warnings: Vec::new(),
             now: chrono::Utc::now().fixed_offset(),
             frames: Vec::new(),
             globals: HashMap::new(),
@@ -218,6 +222,7 @@ impl Runtime {
     /// Forgets the actions of an earlier run (the message, envelope and global variables stay).
     pub fn reset_result(&mut self) {
         self.actions.clear();
+        self.warnings.clear();
         self.implicit_keep = true;
         self.flags.clear();
         self.redirects = 0;
@@ -446,6 +451,16 @@ impl Runtime {
             return keys
                 .iter()
                 .any(|k| matching::matches(MatchType::Count(op), cmp, &count, k, None));
+        }
+        if mt == MatchType::Regex {
+            for k in keys.iter().filter(|k| !matching::regex_valid(k)) {
+                if self.warnings.len() < 32 {
+                    self.warnings.push(format!(
+                        "line {}: invalid regular expression '{k}' (matches nothing)",
+                        n.line
+                    ));
+                }
+            }
         }
         let capture = matches!(mt, MatchType::Matches | MatchType::Regex);
         let mut caps = Vec::new();

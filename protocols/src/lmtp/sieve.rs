@@ -371,6 +371,9 @@ pub(crate) fn evaluate(
         let label = scripts.get(i).map(|(l, _)| l.as_str()).unwrap_or("sieve");
         return Plan::keep(format!("{label}: {e}"));
     }
+    for w in &rt.warnings {
+        tracing::warn!(user, "sieve: {w}");
+    }
     let mut plan = Plan {
         marks: host.marks,
         edited: rt.message.edited.then(|| rt.message.to_bytes()),

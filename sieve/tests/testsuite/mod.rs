@@ -589,6 +589,7 @@ impl Host for Suite {
                 let saved = rt.match_vars.clone();
                 let r = rt.with_own_globals(|rt| rt.run(self, &script));
                 rt.match_vars = saved;
+                self.errors.append(&mut rt.warnings);
                 match r {
                     Ok(()) => true,
                     Err(e) => {
