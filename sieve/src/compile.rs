@@ -30,6 +30,8 @@ pub struct Compiler {
     // Shared: a compiler is cloned into every run (includes compile with it).
     specs: Arc<HashMap<&'static str, Spec>>,
     caps: Arc<HashSet<String>>,
+    /// `sieve_editheader_max_header_size`: a longer constant addheader value is an error.
+    pub max_header_size: usize,
 }
 
 impl Default for Compiler {
@@ -44,6 +46,7 @@ impl Compiler {
         Compiler {
             specs: Arc::new(specs),
             caps: Arc::new(spec::CAPABILITIES.iter().map(|s| s.to_string()).collect()),
+            max_header_size: crate::interp::Limits::default().max_header_size,
         }
     }
 
@@ -408,7 +411,13 @@ impl Validator<'_> {
             "header" | "address" | "date" | "deleteheader"
         );
         if indexed && n.has_tag("last") && !n.has_tag("index") {
-            self.err(n, format!("the :last tag of {} requires :index", n.name));
+            self.err(
+                n,
+                format!(
+                    "{}: the :last tag cannot be specified without the :index tag",
+                    n.name
+                ),
+            );
         }
         if indexed && n.tag_num("index") == Some(0) {
             self.err(n, format!("the :index of {} must be 1 or more", n.name));
@@ -452,6 +461,26 @@ impl Validator<'_> {
                     if !f.contains("${") && !crate::address::valid_mailbox(f) {
                         let msg =
                             format!("specified :from address '{f}' is invalid for vacation action");
+                        self.err(n, msg);
+                    }
+                }
+            }
+            "addheader" | "deleteheader" => {
+                let name = n.string(0);
+                if !name.contains("${") && !crate::interp::valid_field_name(&name) {
+                    self.err(n, format!("{}: field name '{name}' is invalid", n.name));
+                    return;
+                }
+                if n.name == "addheader" {
+                    let value = n.string(1);
+                    if value.contains('\0') {
+                        let shown = value.replace('\0', "\\0");
+                        self.err(n, format!("addheader: value '{shown}' is invalid"));
+                    } else if !value.contains("${") && value.len() > self.c.max_header_size {
+                        let msg = format!(
+                            "addheader: value is longer than {} bytes",
+                            self.c.max_header_size
+                        );
                         self.err(n, msg);
                     }
                 }

@@ -946,7 +946,10 @@ impl Runtime {
                 let name = self.s(&n.string(0));
                 let value = self.s(&n.string(1));
                 if !valid_field_name(&name) {
-                    return rerr(n, format!("addheader: invalid field name '{name}'"));
+                    return rerr(n, format!("addheader: field name '{name}' is invalid"));
+                }
+                if value.contains('\0') {
+                    return rerr(n, "addheader: value with a NUL character is invalid");
                 }
                 if value.len() > self.config.limits.max_header_size {
                     return rerr(n, "addheader: value too long");
@@ -1129,7 +1132,7 @@ fn protected(name: &str) -> bool {
     name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("auto-submitted")
 }
 
-fn valid_field_name(name: &str) -> bool {
+pub fn valid_field_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
 }
 

@@ -91,6 +91,8 @@ pub struct Suite {
     outbox: Vec<Sent>,
     duplicates: HashSet<String>,
     orig_to: Option<String>,
+    /// The message as test_set gave it, before any editheader change.
+    original: Vec<u8>,
     /// Settings as test_config_set gave them.
     settings: BTreeMap<String, String>,
 }
@@ -110,6 +112,7 @@ impl Suite {
             duplicates: HashSet::new(),
             settings: BTreeMap::new(),
             orig_to: None,
+            original: Vec::new(),
         }
     }
 
@@ -200,6 +203,7 @@ impl Suite {
                 _ => {}
             }
         }
+        rt.compiler.max_header_size = c.limits.max_header_size;
         rt.config = c;
     }
 
@@ -371,6 +375,15 @@ impl Suite {
                 }
             }
         }
+        // A store that failed falls back to the implicit keep, of the message as it came
+        // (Pigeonhole's rule; delivery keeps in INBOX likewise).
+        if !ok {
+            let flags = vec![attachment_keyword(&self.original).to_string()];
+            self.mailboxes
+                .entry("INBOX".into())
+                .or_default()
+                .push((self.original.clone(), flags));
+        }
         ok
     }
 
@@ -494,6 +507,7 @@ impl Host for Suite {
                 let value = rt.s(&n.string(1));
                 match what.as_str() {
                     "message" => {
+                        self.original = value.as_bytes().to_vec();
                         rt.message = Message::parse(value.as_bytes());
                         rt.envelope = default_envelope(&rt.message);
                     }
