@@ -10,6 +10,11 @@ use std::sync::Arc;
 
 /// Compiled scripts stop at this many errors (Pigeonhole's limit too).
 const MAX_ERRORS: usize = 100;
+/// Pigeonhole's limits on variables: the name's length, the highest match variable, and how
+/// many variables one script sets.
+const MAX_VARIABLE_NAME: usize = 64;
+const MAX_MATCH_INDEX: usize = 32;
+const MAX_SCRIPT_VARIABLES: usize = 255;
 
 /// A script checked and ready to run.
 #[derive(Clone, Debug)]
@@ -85,6 +90,7 @@ impl Compiler {
             c: self,
             required: HashSet::new(),
             errors: Vec::new(),
+            variables: HashSet::new(),
         };
         v.block(&mut commands, true);
         if v.errors.is_empty() {
@@ -103,6 +109,8 @@ struct Validator<'a> {
     c: &'a Compiler,
     required: HashSet<String>,
     errors: Vec<CompileError>,
+    /// Variables the script sets, for the limit on their number.
+    variables: HashSet<String>,
 }
 
 impl Validator<'_> {
@@ -367,8 +375,73 @@ impl Validator<'_> {
         }
     }
 
+    /// What is wrong with a variable name the script sets or refers to: too long, a
+    /// namespace other than `global` (RFC 6609, with include), or too many elements.
+    fn var_problem(&self, name: &str) -> Option<String> {
+        if name.len() > MAX_VARIABLE_NAME {
+            return Some(format!(
+                "variable name '{name}' is longer than {MAX_VARIABLE_NAME} characters"
+            ));
+        }
+        let parts: Vec<&str> = name.split('.').collect();
+        if parts.len() > 1 {
+            // `tst.` is the namespace of Pigeonhole's test suite extension.
+            let known = parts.len() == 2
+                && (parts[0].eq_ignore_ascii_case("global") && self.required.contains("include")
+                    || parts[0].eq_ignore_ascii_case("tst")
+                        && self.required.contains("vnd.dovecot.testsuite"));
+            if !known {
+                return Some(format!("variable '{name}': unknown variable namespace"));
+            }
+        }
+        None
+    }
+
+    /// Variable references in the strings of a command (when variables are required).
+    fn check_references(&mut self, n: &Node) {
+        if !self.required.contains("variables") {
+            return;
+        }
+        let mut strings: Vec<String> = Vec::new();
+        for a in n
+            .pos
+            .iter()
+            .chain(n.tags.iter().filter_map(|(_, v)| v.as_ref()))
+        {
+            match a {
+                Arg::Str(s) => strings.push(s.clone()),
+                Arg::List(l) => strings.extend(l.iter().cloned()),
+                _ => {}
+            }
+        }
+        for s in strings {
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("${") {
+                let after = &rest[i + 2..];
+                let Some(end) = after.find('}') else { break };
+                let inner = &after[..end];
+                rest = &after[end..];
+                if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) {
+                    if inner.trim_start_matches('0').len() > 2
+                        || inner.parse::<usize>().is_ok_and(|i| i > MAX_MATCH_INDEX)
+                    {
+                        let msg = format!("match variable index {inner} is too large");
+                        self.err(n, msg);
+                        return;
+                    }
+                } else if crate::variables::valid_name(inner, true) {
+                    if let Some(e) = self.var_problem(inner) {
+                        self.err(n, e);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     /// Checks of argument values the signature cannot express.
     fn check(&mut self, n: &Node) {
+        self.check_references(n);
         if let Some(c) = n.tag_str("comparator").map(str::to_string) {
             let ok = match c.as_str() {
                 "i;octet" | "i;ascii-casemap" | "i;unicode-casemap" => true,
@@ -427,6 +500,14 @@ impl Validator<'_> {
                 let name = n.string(0);
                 if !crate::variables::valid_name(&name, true) {
                     self.err(n, format!("invalid variable name '{name}'"));
+                } else if let Some(e) = self.var_problem(&name) {
+                    self.err(n, e);
+                } else if self.variables.insert(name.to_ascii_lowercase())
+                    && self.variables.len() == MAX_SCRIPT_VARIABLES + 1
+                {
+                    let msg =
+                        format!("set: the script uses more than {MAX_SCRIPT_VARIABLES} variables");
+                    self.err(n, msg);
                 }
             }
             "global" => {
