@@ -37,7 +37,15 @@ pub struct Compiler {
     caps: Arc<HashSet<String>>,
     /// `sieve_editheader_max_header_size`: a longer constant addheader value is an error.
     pub max_header_size: usize,
+    /// `sieve_include_max_includes` and `sieve_include_max_nesting_depth`, for
+    /// [`Compiler::compile_with_includes`].
+    pub max_includes: usize,
+    pub max_include_depth: usize,
 }
+
+/// Where [`Compiler::compile_with_includes`] finds included scripts: (global, name) to the
+/// script's text, `Ok(None)` when there is none.
+pub type Loader<'a> = dyn FnMut(bool, &str) -> Result<Option<String>, String> + 'a;
 
 impl Default for Compiler {
     fn default() -> Self {
@@ -52,6 +60,8 @@ impl Compiler {
             specs: Arc::new(specs),
             caps: Arc::new(spec::CAPABILITIES.iter().map(|s| s.to_string()).collect()),
             max_header_size: crate::interp::Limits::default().max_header_size,
+            max_includes: crate::interp::Limits::default().max_includes,
+            max_include_depth: crate::interp::Limits::default().max_include_depth,
         }
     }
 
@@ -80,6 +90,31 @@ impl Compiler {
     }
 
     pub fn compile(&self, src: &str) -> Result<Script, CompileErrors> {
+        self.compile_in(src, None)
+    }
+
+    /// Compiles a script and every script it includes by a constant name, as Pigeonhole
+    /// does when a script is stored: a missing script (not `:optional`), one that does not
+    /// compile, a circular include and the include limits are errors now rather than at
+    /// delivery. Includes named by variables are left to run time.
+    pub fn compile_with_includes(
+        &self,
+        src: &str,
+        load: &mut Loader<'_>,
+    ) -> Result<Script, CompileErrors> {
+        let mut inc = Includes {
+            load,
+            stack: Vec::new(),
+            count: 0,
+        };
+        self.compile_in(src, Some(&mut inc))
+    }
+
+    fn compile_in(
+        &self,
+        src: &str,
+        inc: Option<&mut Includes<'_>>,
+    ) -> Result<Script, CompileErrors> {
         let (toks, mut errors) = lexer::tokenize(src);
         if !errors.is_empty() {
             errors.truncate(MAX_ERRORS);
@@ -91,6 +126,7 @@ impl Compiler {
             required: HashSet::new(),
             errors: Vec::new(),
             variables: HashSet::new(),
+            inc,
         };
         v.block(&mut commands, true);
         if v.errors.is_empty() {
@@ -103,17 +139,75 @@ impl Compiler {
             Err(CompileErrors(v.errors))
         }
     }
+
+    /// The errors of one include (by a constant name) and of what it includes.
+    fn resolve_include(&self, n: &Node, inc: &mut Includes<'_>) -> Vec<CompileError> {
+        let name = script_name(&n.string(0)).to_string();
+        let global = n.has_tag("global");
+        let err = |m: String| vec![CompileError::new(n.line, n.col, m)];
+        inc.count += 1;
+        if inc.count > self.max_includes {
+            return err(format!(
+                "include: more than {} included scripts",
+                self.max_includes
+            ));
+        }
+        if inc.stack.contains(&(global, name.clone())) {
+            return err(format!("include: circular include of script '{name}'"));
+        }
+        if inc.stack.len() >= self.max_include_depth {
+            return err(format!(
+                "include: script '{name}' is nested deeper than {} levels",
+                self.max_include_depth
+            ));
+        }
+        let src = match (inc.load)(global, &name) {
+            Ok(Some(s)) => s,
+            Ok(None) if n.has_tag("optional") => return Vec::new(),
+            Ok(None) => return err(format!("included script '{name}' does not exist")),
+            Err(e) => return err(format!("included script '{name}': {e}")),
+        };
+        inc.stack.push((global, name.clone()));
+        let r = self.compile_in(&src, Some(&mut *inc));
+        inc.stack.pop();
+        match r {
+            Ok(_) => Vec::new(),
+            Err(mut e) => {
+                e.0.push(CompileError::new(
+                    n.line,
+                    n.col,
+                    format!("failed to compile included script '{name}'"),
+                ));
+                e.0
+            }
+        }
+    }
 }
 
-struct Validator<'a> {
+/// The state of [`Compiler::compile_with_includes`]: the loader, the scripts being
+/// compiled (for circular includes and the depth) and how many were included.
+struct Includes<'l> {
+    load: &'l mut Loader<'l>,
+    stack: Vec<(bool, String)>,
+    count: usize,
+}
+
+/// An include's script name: a trailing ".sieve" is the file's extension, not the name.
+pub fn script_name(raw: &str) -> &str {
+    raw.strip_suffix(".sieve").unwrap_or(raw)
+}
+
+struct Validator<'a, 'l> {
     c: &'a Compiler,
+    /// Set when included scripts are compiled along (see `compile_with_includes`).
+    inc: Option<&'a mut Includes<'l>>,
     required: HashSet<String>,
     errors: Vec<CompileError>,
     /// Variables the script sets, for the limit on their number.
     variables: HashSet<String>,
 }
 
-impl Validator<'_> {
+impl Validator<'_, '_> {
     fn err(&mut self, n: &Node, msg: impl Into<String>) {
         self.errors.push(CompileError::new(n.line, n.col, msg));
     }
@@ -257,6 +351,13 @@ impl Validator<'_> {
             let before = self.errors.len();
             self.check(n);
             self.errors.truncate(before + 1);
+            if n.name == "include" && self.errors.len() == before && !n.string(0).contains("${") {
+                if let Some(inc) = self.inc.take() {
+                    let errors = self.c.resolve_include(n, inc);
+                    self.inc = Some(inc);
+                    self.errors.extend(errors);
+                }
+            }
         }
     }
 
@@ -511,6 +612,18 @@ impl Validator<'_> {
                 }
             }
             "global" => {
+                if !self.required.contains("variables") {
+                    self.err(n, "global: the variables extension is not required");
+                    return;
+                }
+                if let Some(v) = n
+                    .list(0)
+                    .into_iter()
+                    .find(|v| self.variables.contains(&v.to_ascii_lowercase()))
+                {
+                    self.err(n, format!("global: '{v}' is already a local variable"));
+                    return;
+                }
                 for name in n.list(0) {
                     if !crate::variables::valid_name(&name, false) {
                         self.err(n, format!("invalid variable name '{name}'"));
@@ -533,7 +646,9 @@ impl Validator<'_> {
             }
             "include" => {
                 let name = n.string(0);
-                if name.is_empty() || name.contains('/') {
+                let bad =
+                    |c: char| c.is_control() || c == '/' || matches!(c, '\u{2028}' | '\u{2029}');
+                if name.is_empty() || name.chars().any(bad) {
                     self.err(n, format!("include: invalid script name '{name}'"));
                 }
             }
@@ -736,6 +851,38 @@ mod tests {
         assert!(errs("else { keep; }")[0].contains("must follow"));
         assert!(errs("if header :comparator \"i;nope\" \"a\" \"b\" {}")[0].contains("comparator"));
         assert!(errs("").is_empty());
+    }
+
+    #[test]
+    fn includes_are_checked_with_the_script() {
+        let scripts = std::collections::HashMap::from([
+            ("a", "require \"include\"; include \"b.sieve\";"),
+            ("b", "require \"include\"; include \"a\";"),
+            ("ok", "keep;"),
+        ]);
+        let mut load = |_g: bool, n: &str| -> Result<Option<String>, String> {
+            Ok(scripts.get(n).map(|s| s.to_string()))
+        };
+        let c = Compiler::new();
+        let e = c
+            .compile_with_includes("require \"include\"; include \"a\";", &mut load)
+            .unwrap_err();
+        assert!(e.0[0].message.contains("circular"), "{e}");
+        assert!(e.0.last().unwrap().message.contains("'a'"), "{e}");
+        let e = c
+            .compile_with_includes("require \"include\"; include \"nope\";", &mut load)
+            .unwrap_err();
+        assert!(e.0[0].message.contains("does not exist"), "{e}");
+        let src = "require \"include\"; include :optional \"nope\"; include \"ok\";";
+        assert!(c.compile_with_includes(src, &mut load).is_ok());
+        let mut shallow = Compiler::new();
+        shallow.max_include_depth = 1;
+        assert!(shallow
+            .compile_with_includes("require \"include\"; include \"a\";", &mut load)
+            .unwrap_err()
+            .0[0]
+            .message
+            .contains("nested deeper"));
     }
 
     #[test]

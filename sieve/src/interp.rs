@@ -1036,6 +1036,7 @@ impl Runtime {
 
     fn include(&mut self, host: &mut dyn Host, n: &Node) -> RResult<Flow> {
         let name = self.s(&n.string(0));
+        let name = crate::compile::script_name(&name).to_string();
         let global = n.has_tag("global");
         let key = (global, name.clone());
         if n.has_tag("once") && self.included.contains(&key) {

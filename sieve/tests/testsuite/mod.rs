@@ -204,6 +204,8 @@ impl Suite {
             }
         }
         rt.compiler.max_header_size = c.limits.max_header_size;
+        rt.compiler.max_includes = c.limits.max_includes;
+        rt.compiler.max_include_depth = c.limits.max_include_depth;
         rt.config = c;
     }
 
@@ -571,7 +573,11 @@ impl Host for Suite {
                         self.errors.push(e);
                         false
                     }
-                    Ok(src) => match rt.compiler.compile(&src) {
+                    Ok(src) => match rt
+                        .compiler
+                        .clone()
+                        .compile_with_includes(&src, &mut |g, n| self.load_script(g, n))
+                    {
                         Ok(s) => {
                             self.compiled = Some(s);
                             true
