@@ -180,16 +180,15 @@ fn body_parts(
         // :text reads XHTML as it reads HTML.
         let xhtml = text && ty == "application" && sub == "xhtml+xml";
         match &part.body {
-            PartType::Multipart(_) => {
-                if wanted && !text {
-                    let boundary = part
-                        .content_type()
-                        .and_then(|c| c.attribute("boundary"))
-                        .unwrap_or_default();
-                    let body = slice(part.offset_body, part.offset_end);
-                    out.extend(prologue_epilogue(body, boundary));
-                }
+            PartType::Multipart(_) if wanted && !text => {
+                let boundary = part
+                    .content_type()
+                    .and_then(|c| c.attribute("boundary"))
+                    .unwrap_or_default();
+                let body = slice(part.offset_body, part.offset_end);
+                out.extend(prologue_epilogue(body, boundary));
             }
+            PartType::Multipart(_) => {}
             PartType::Message(inner) => {
                 if wanted && !text {
                     // The enclosed message's header, as one string (up to its blank line).
