@@ -261,3 +261,106 @@ fn delivery_speed_with_and_without_a_script() {
         (1.0 - five / none) * 100.0
     );
 }
+
+/// (user, password) -> messages in INBOX, over IMAP.
+fn inbox_count(server: &Server, user: &str, pass: &str) -> usize {
+    let mut c = LineConn::connect(server.addr(Proto::Imap)).expect("connect");
+    c.line().expect("greeting");
+    let r = c.imap("l", &format!("LOGIN {user} {pass}")).expect("login");
+    assert!(tagged(&r).starts_with("l OK"), "{r:?}");
+    let r = c.imap("s", "EXAMINE INBOX").expect("examine");
+    r.iter()
+        .find_map(|l| l.strip_prefix("* ")?.strip_suffix(" EXISTS")?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Scripts that would loop or run away are stopped with an error in the log, and the
+/// message is kept in INBOX: an include of itself (demo), more actions than
+/// `sieve_max_actions` (alice), and a redirect back to the user of a message that already
+/// went through that redirect (bob; the submission host is a closed port, so a redirect that
+/// went out would fail the delivery).
+#[test]
+fn runaway_scripts_are_stopped_and_the_message_kept() {
+    if missing_tool("swaks") {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    std::fs::write(
+        dir.join("demo.sieve"),
+        "require \"include\";\ninclude \"demo\";\n",
+    )
+    .unwrap();
+    let many: String = (0..40)
+        .map(|i| format!("fileinto :copy \"box{i}\";\n"))
+        .collect();
+    std::fs::write(
+        dir.join("alice.sieve"),
+        format!("require [\"fileinto\", \"copy\"];\n{many}"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("bob.sieve"), "redirect \"bob@example.org\";\n").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let server = Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap, Proto::Lmtp],
+        extra_toml: format!(
+            "[sieve]\nsieve = \"{d}/%n.sieve\"\nsieve_dir = \"{d}\"\nsubmission_host = \"127.0.0.1:{closed_port}\"\n",
+            d = dir.display()
+        ),
+        ..Default::default()
+    })
+    .expect("start node");
+    let send = |to: &str, extra: &[&str]| {
+        let mut cmd = Command::new("swaks");
+        cmd.args(["--server", "127.0.0.1", "--port"])
+            .arg(server.ports.lmtp.to_string())
+            .args([
+                "--protocol",
+                "LMTP",
+                "--from",
+                "someone@far.example",
+                "--to",
+                to,
+            ])
+            .args([
+                "--header",
+                "Subject: hello",
+                "--body",
+                "hello",
+                "--timeout",
+                "20",
+            ]);
+        for h in extra {
+            cmd.args(["--add-header", h]);
+        }
+        run(&mut cmd, None, Duration::from_secs(60))
+            .expect("swaks")
+            .both()
+    };
+    for (user, pass) in [("demo", "demo"), ("alice", "alicepw")] {
+        let t = send(&format!("{user}@example.org"), &[]);
+        assert!(t.contains("250 2.0.0"), "{t}");
+        assert_eq!(inbox_count(&server, user, pass), 1, "{user}");
+    }
+    let t = send(
+        "bob@example.org",
+        &["X-Sieve-Redirected-From: bob@example.org"],
+    );
+    assert!(
+        t.contains("250 2.0.0"),
+        "{t}\n{}",
+        tail(&server.log_text(), 20)
+    );
+    assert_eq!(inbox_count(&server, "bob", "bobpw"), 1);
+    let log = server.log_text();
+    assert!(log.contains("recursion"), "{}", tail(&log, 30));
+    assert!(log.contains("exceeds policy limit"), "{}", tail(&log, 30));
+    assert!(log.contains("mail loop"), "{}", tail(&log, 30));
+    assert_eq!(
+        log.matches("keeping the message in INBOX").count(),
+        2,
+        "{log}"
+    );
+}

@@ -538,6 +538,7 @@ pub(crate) async fn deliver(
     let raw = plan.edited.clone().unwrap_or(raw);
     // Redirects go out before the reply: a failed one is retried with the whole delivery.
     let parsed = Message::parse(&raw);
+    let mut looped = false;
     for to in &plan.redirects {
         if sieve::redirect::is_loop(&parsed, &[addr.as_str()]) {
             tracing::info!(
@@ -545,6 +546,7 @@ pub(crate) async fn deliver(
                 "{}",
                 log(&format!("sieve: not forwarding to <{to}>: mail loop"))
             );
+            looped = true;
             continue;
         }
         if ctx.config.sieve.submission_host.is_empty() {
@@ -567,7 +569,11 @@ pub(crate) async fn deliver(
         }
         tracing::info!(user, "{}", log(&format!("sieve: forwarded to <{to}>")));
     }
-    let targets = plan.targets.clone();
+    let mut targets = plan.targets.clone();
+    // A redirect held back as a loop must not lose the message: it is kept.
+    if looped && targets.is_empty() {
+        targets.push(inbox(Vec::new()));
+    }
     let marks = plan.marks.clone();
     let reply_to = plan
         .vacation
