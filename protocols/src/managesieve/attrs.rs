@@ -16,7 +16,6 @@ use storage::merge::attributes::MAX_VALUE;
 use storage::UserStore;
 
 pub const PREFIX: &str = "/private/vendor/vendor.dovecot/pvt/";
-const SIEVE: &str = "/private/vendor/vendor.dovecot/pvt/server/sieve/";
 const FILES: &str = "/private/vendor/vendor.dovecot/pvt/server/sieve/files/";
 const DEFAULT: &str = "/private/vendor/vendor.dovecot/pvt/server/sieve/default";
 const DUPLICATE: &str = "/private/vendor/vendor.dovecot/pvt/server/sieve/duplicate/";
@@ -59,11 +58,9 @@ pub enum Active {
 
 /// Whether the attributes hold the user's scripts (else the files do).
 pub fn in_use(a: &dyn Attrs) -> Result<bool, StoreError> {
-    Ok(!a
-        .attrs(SIEVE)
-        .map_err(store_err)?
-        .iter()
-        .all(|(k, _)| k.starts_with(DUPLICATE) || (!k.starts_with(FILES) && k != DEFAULT)))
+    // Every write of a script sets `default` too, so that key alone usually answers (a
+    // read of one key on each delivery, not of every script or tracking entry).
+    Ok(active(a)? != Active::Unset || !a.attrs(FILES).map_err(store_err)?.is_empty())
 }
 
 /// (name, size) of every script, in name order.
@@ -107,7 +104,7 @@ pub fn get(a: &dyn Attrs, name: &str) -> Result<Vec<u8>, StoreError> {
 #[allow(clippy::type_complexity)]
 pub fn active_script(a: &dyn Attrs) -> Result<Result<Option<(String, Vec<u8>)>, ()>, StoreError> {
     match active(a)? {
-        Active::Unset if !in_use(a)? => Ok(Err(())),
+        Active::Unset if a.attrs(FILES).map_err(store_err)?.is_empty() => Ok(Err(())),
         Active::Unset | Active::None => Ok(Ok(None)),
         Active::Name(n) => match get(a, &n) {
             Ok(text) => Ok(Ok(Some((n, text)))),
