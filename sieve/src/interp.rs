@@ -292,6 +292,7 @@ impl Runtime {
             out.push(Action::Keep {
                 flags: self.flags.clone(),
                 implicit: true,
+                message: self.snapshot(),
             });
         }
         out
@@ -731,6 +732,13 @@ impl Runtime {
 
     // ---- commands ----
 
+    /// The message as it is now, when editheader changed it.
+    fn snapshot(&self) -> crate::action::Snapshot {
+        self.message
+            .edited
+            .then(|| std::sync::Arc::new(self.message.to_bytes()))
+    }
+
     fn push_action(&mut self, n: &Node, a: Action) -> RResult<()> {
         if self.actions.len() >= self.config.limits.max_actions {
             return rerr(
@@ -801,6 +809,7 @@ impl Runtime {
                         Action::Keep {
                             flags,
                             implicit: false,
+                            message: self.snapshot(),
                         },
                     )?,
                 }
@@ -833,7 +842,15 @@ impl Runtime {
                             ),
                         );
                     }
-                    self.push_action(n, Action::Redirect { address, copy })?;
+                    let message = self.snapshot();
+                    self.push_action(
+                        n,
+                        Action::Redirect {
+                            address,
+                            copy,
+                            message,
+                        },
+                    )?;
                 }
             }
             "fileinto" => {
@@ -873,6 +890,7 @@ impl Runtime {
                             copy,
                             create: n.has_tag("create"),
                             special_use,
+                            message: self.snapshot(),
                         },
                     )?,
                 }

@@ -22,7 +22,7 @@ pub mod spec;
 pub mod vacation;
 pub mod variables;
 
-pub use action::{Action, Vacation};
+pub use action::{Action, Snapshot, Vacation};
 pub use compile::{Compiler, Script};
 pub use error::{CompileError, CompileErrors, RuntimeError};
 pub use interp::{Config, Envelope, Flow, Host, Limits, NoHost, Runtime};

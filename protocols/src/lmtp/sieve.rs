@@ -80,13 +80,16 @@ pub(crate) struct Target {
     pub flags: Vec<String>,
     pub create: bool,
     pub special_use: Option<String>,
+    /// The message as editheader had left it when the action was taken (None: as it came).
+    pub message: sieve::Snapshot,
 }
 
 /// What the scripts decided, in the terms delivery carries out.
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
     pub targets: Vec<Target>,
-    pub redirects: Vec<String>,
+    /// Addresses, each with the message as it was when the redirect was taken.
+    pub redirects: Vec<(String, sieve::Snapshot)>,
     pub vacation: Option<Vacation>,
     pub reject: Option<String>,
     /// The message as edited by editheader, when it was.
@@ -113,6 +116,7 @@ fn inbox(flags: Vec<String>) -> Target {
         flags,
         create: false,
         special_use: None,
+        message: None,
     }
 }
 
@@ -381,20 +385,27 @@ pub(crate) fn evaluate(
     };
     for a in rt.result() {
         match a {
-            Action::Keep { flags, .. } => plan.targets.push(inbox(flags)),
+            Action::Keep { flags, message, .. } => plan.targets.push(Target {
+                message,
+                ..inbox(flags)
+            }),
             Action::FileInto {
                 mailbox,
                 flags,
                 create,
                 special_use,
+                message,
                 ..
             } => plan.targets.push(Target {
                 mailbox,
                 flags,
                 create,
                 special_use,
+                message,
             }),
-            Action::Redirect { address, .. } => plan.redirects.push(address),
+            Action::Redirect {
+                address, message, ..
+            } => plan.redirects.push((address, message)),
             Action::Discard => {}
             Action::Reject { reason, .. } => plan.reject = Some(reason),
             Action::Vacation(v) => plan.vacation = Some(v),
@@ -466,7 +477,7 @@ fn store_targets(
         let r = store.append(
             &mailbox,
             NewMessage {
-                raw,
+                raw: t.message.as_deref().map_or(raw, Vec::as_slice),
                 flags,
                 internal_date: None,
                 delivery_key: key,
@@ -535,11 +546,13 @@ pub(crate) async fn deliver(
         tracing::info!(user, "{}", log(&format!("sieve: rejected: {reason}")));
         return (Outcome::Ok, format!("550 5.7.1 <{addr}> {}", reason.trim()));
     }
-    let raw = plan.edited.clone().unwrap_or(raw);
+    // Stores and redirects carry the message as each action saw it; the vacation check
+    // reads it as the scripts left it.
+    let edited = plan.edited.clone().unwrap_or_else(|| raw.clone());
     // Redirects go out before the reply: a failed one is retried with the whole delivery.
     let parsed = Message::parse(&raw);
     let mut looped = false;
-    for to in &plan.redirects {
+    for (to, snapshot) in &plan.redirects {
         if sieve::redirect::is_loop(&parsed, &[addr.as_str()]) {
             tracing::info!(
                 user,
@@ -552,7 +565,7 @@ pub(crate) async fn deliver(
         if ctx.config.sieve.submission_host.is_empty() {
             return temp_fail("redirect without a submission_host");
         }
-        let data = sieve::redirect::build(&raw, addr);
+        let data = sieve::redirect::build(snapshot.as_deref().unwrap_or(&raw), addr);
         let out = Outgoing {
             from: &msg.sender,
             to,
@@ -578,7 +591,7 @@ pub(crate) async fn deliver(
     let reply_to = plan
         .vacation
         .as_ref()
-        .and_then(|v| vacation_wanted(msg, addr, &user, &raw, v, log));
+        .and_then(|v| vacation_wanted(msg, addr, &user, &edited, v, log));
     let track = reply_to.as_ref().map(|r| (r.id.clone(), r.period));
     let result = if targets.is_empty() && marks.is_empty() && track.is_none() {
         Ok((Vec::new(), None))
@@ -632,7 +645,7 @@ pub(crate) async fn deliver(
     });
     if let (Some(v), Some(r)) = (plan.vacation, reply_to) {
         if seen == Some(false) {
-            send_vacation(ctx, &user, &raw, &v, &r, log).await;
+            send_vacation(ctx, &user, &edited, &v, &r, log).await;
         } else {
             tracing::info!(
                 user,

@@ -227,17 +227,25 @@ impl Suite {
             flags.push(attachment_keyword(&msg).to_string());
             flags
         };
+        // Each action carries the message as editheader had left it when it was taken.
+        let unedited = if self.original.is_empty() {
+            msg.clone()
+        } else {
+            self.original.clone()
+        };
+        let at = |m: &sieve::Snapshot| m.as_ref().map_or_else(|| unedited.clone(), |m| m.to_vec());
         for a in rt.result() {
             match a {
-                Action::Keep { flags, .. } => self
+                Action::Keep { flags, message, .. } => self
                     .mailboxes
                     .entry("INBOX".into())
                     .or_default()
-                    .push((msg.clone(), store_flags(flags))),
+                    .push((at(&message), store_flags(flags))),
                 Action::FileInto {
                     mailbox,
                     flags,
                     create,
+                    message,
                     ..
                 } => {
                     let mailbox = inbox_prefix(&mailbox);
@@ -260,10 +268,12 @@ impl Suite {
                     self.mailboxes
                         .entry(mailbox)
                         .or_default()
-                        .push((msg.clone(), store_flags(flags)));
+                        .push((at(&message), store_flags(flags)));
                 }
                 Action::Discard => {}
-                Action::Redirect { address, .. } => {
+                Action::Redirect {
+                    address, message, ..
+                } => {
                     let user_email = self.settings.get("sieve_user_email").map(|u| path(u));
                     let own = user_email.clone().unwrap_or_else(|| env.to.clone());
                     let orig = self.orig_to.as_deref().map(path).unwrap_or_default();
@@ -296,7 +306,7 @@ impl Suite {
                     self.outbox.push(Sent {
                         from,
                         to: address,
-                        message: sieve::redirect::build(&msg, &own),
+                        message: sieve::redirect::build(&at(&message), &own),
                     });
                 }
                 Action::Reject { reason, .. } => {
@@ -690,6 +700,7 @@ impl Suite {
             let folder = inbox_prefix(&rt.s(folder));
             return Ok(match self.mailboxes.get(&folder).and_then(|m| m.get(i)) {
                 Some((m, flags)) => {
+                    self.original = m.clone();
                     rt.message = Message::parse(m);
                     rt.flags = flags.clone();
                     true
@@ -699,6 +710,7 @@ impl Suite {
         }
         Ok(match self.outbox.get(i) {
             Some(s) => {
+                self.original = s.message.clone();
                 rt.message = Message::parse(&s.message);
                 rt.envelope = Envelope {
                     from: s.from.clone(),
