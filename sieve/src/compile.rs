@@ -252,6 +252,9 @@ impl Validator<'_, '_> {
                 if ext == "vacation-seconds" {
                     self.required.insert("vacation".into());
                 }
+                if ext == "spamtestplus" {
+                    self.required.insert("spamtest".into());
+                }
             } else {
                 self.err(
                     n,

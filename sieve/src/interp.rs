@@ -71,6 +71,9 @@ pub struct Config {
     pub vacation_default_subject_template: String,
     /// `sieve_vacation_to_header_ignore_envelope`.
     pub vacation_to_header_ignore_envelope: bool,
+    /// RFC 5235: where spamtest and virustest read their scores (None: "0", not tested).
+    pub spamtest: Option<crate::spamtest::ScoreTest>,
+    pub virustest: Option<crate::spamtest::ScoreTest>,
 }
 
 impl Default for Config {
@@ -99,6 +102,8 @@ impl Default for Config {
             vacation_default_subject: String::new(),
             vacation_default_subject_template: String::new(),
             vacation_to_header_ignore_envelope: false,
+            spamtest: None,
+            virustest: None,
         }
     }
 }
@@ -438,9 +443,15 @@ impl Runtime {
     }
 
     fn comparator(&self, n: &Node) -> Comparator {
+        // RFC 5235 3: spamtest and virustest compare numbers unless told otherwise.
+        let default = if matches!(n.name.as_str(), "spamtest" | "virustest") {
+            Comparator::AsciiNumeric
+        } else {
+            Comparator::AsciiCasemap
+        };
         n.tag_str("comparator")
             .and_then(Comparator::parse)
-            .unwrap_or(Comparator::AsciiCasemap)
+            .unwrap_or(default)
     }
 
     /// The generic match of a test: any value against any key.
@@ -689,6 +700,19 @@ impl Runtime {
                     // An unknown item matches nothing, not even :count (RFC 5183 4).
                     None => false,
                 }
+            }
+            "spamtest" | "virustest" => {
+                let keys = vec![self.s(&n.string(0))];
+                let (test, top) = if n.name == "spamtest" {
+                    (&self.config.spamtest, 10)
+                } else {
+                    (&self.config.virustest, 5)
+                };
+                let value = match test {
+                    Some(t) => t.value(&self.message, top, n.has_tag("percent")),
+                    None => "0".to_string(),
+                };
+                self.match_values(n, &[value], &keys)
             }
             "ihave" => {
                 let caps = n.list(0);

@@ -18,6 +18,7 @@ pub mod matching;
 pub mod message;
 pub mod parser;
 pub mod redirect;
+pub mod spamtest;
 pub mod spec;
 pub mod vacation;
 pub mod variables;

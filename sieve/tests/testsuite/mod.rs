@@ -203,10 +203,38 @@ impl Suite {
                 _ => {}
             }
         }
+        c.spamtest = self.score_test("sieve_spamtest_");
+        c.virustest = self.score_test("sieve_virustest_");
         rt.compiler.max_header_size = c.limits.max_header_size;
         rt.compiler.max_includes = c.limits.max_includes;
         rt.compiler.max_include_depth = c.limits.max_include_depth;
         rt.config = c;
+    }
+
+    /// Pigeonhole's spamtest / virustest settings (`PREFIXstatus_header`, ...).
+    fn score_test(&self, prefix: &str) -> Option<sieve::spamtest::ScoreTest> {
+        use sieve::spamtest::{header_spec, Kind, ScoreTest};
+        let get = |k: &str| self.settings.get(&format!("{prefix}{k}"));
+        let (header, regex) = header_spec(get("status_header")?);
+        let kind = match get("status_type").map(String::as_str) {
+            Some("strlen") => Kind::Strlen,
+            Some("text") => Kind::Text,
+            _ => Kind::Score,
+        };
+        let text_prefix = format!("{prefix}text_value/");
+        let text_values = self
+            .settings
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&text_prefix)?.parse().ok()?, v.clone())))
+            .collect();
+        Some(ScoreTest {
+            header,
+            regex,
+            kind,
+            max_header: get("score_max_header").map(|h| header_spec(h)),
+            max_value: get("score_max_value").and_then(|v| v.parse().ok()),
+            text_values,
+        })
     }
 
     fn load(&self, rel: &str) -> Result<String, String> {
