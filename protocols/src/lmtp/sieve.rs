@@ -42,6 +42,9 @@ pub struct SieveConfig {
     pub max_actions: usize,
     /// `sieve_max_script_size`: larger script files are refused (and the message kept).
     pub max_script_size: u64,
+    /// RFC 5235: `sieve_spamtest_*` and `sieve_virustest_*` (None: the tests answer 0).
+    pub spamtest: Option<sieve::spamtest::ScoreTest>,
+    pub virustest: Option<sieve::spamtest::ScoreTest>,
 }
 
 impl Default for SieveConfig {
@@ -60,6 +63,8 @@ impl Default for SieveConfig {
             max_redirects: 4,
             max_actions: 32,
             max_script_size: 1 << 20,
+            spamtest: None,
+            virustest: None,
         }
     }
 }
@@ -356,6 +361,8 @@ pub(crate) fn evaluate(
         vacation_default_period: cfg.vacation_default_period.as_secs(),
         ..sieve::Config::default()
     };
+    config.spamtest = cfg.spamtest.clone();
+    config.virustest = cfg.virustest.clone();
     config.limits.max_redirects = cfg.max_redirects;
     config.limits.max_actions = cfg.max_actions;
     for k in ["domain", "host"] {
