@@ -126,6 +126,7 @@ impl Compiler {
             required: HashSet::new(),
             errors: Vec::new(),
             variables: HashSet::new(),
+            unknown_tag: false,
             inc,
         };
         v.block(&mut commands, true);
@@ -205,6 +206,8 @@ struct Validator<'a, 'l> {
     errors: Vec<CompileError>,
     /// Variables the script sets, for the limit on their number.
     variables: HashSet<String>,
+    /// The command being bound had an unknown tagged argument.
+    unknown_tag: bool,
 }
 
 impl Validator<'_, '_> {
@@ -229,7 +232,7 @@ impl Validator<'_, '_> {
                 self.err(n, msg);
             }
             prev_if = matches!(n.name.as_str(), "if" | "elsif");
-            self.node(n, false);
+            let _ = self.node(n, false);
         }
     }
 
@@ -265,12 +268,14 @@ impl Validator<'_, '_> {
         n.pos = vec![Arg::List(self.required.iter().cloned().collect())];
     }
 
-    fn node(&mut self, n: &mut Node, as_test: bool) {
+    /// Checks one command or test; true when its arguments were wrong (the caller then does
+    /// not report what follows from that, as Pigeonhole does not).
+    fn node(&mut self, n: &mut Node, as_test: bool) -> bool {
         let kind = if as_test { "test" } else { "command" };
         let Some(spec) = self.c.specs.get(n.name.as_str()).cloned() else {
             let msg = format!("unknown {kind} '{}' (perhaps a require is missing)", n.name);
             self.err(n, msg);
-            return;
+            return false;
         };
         if spec.is_test != as_test && !spec.both {
             let msg = format!(
@@ -279,7 +284,7 @@ impl Validator<'_, '_> {
                 if spec.is_test { "test" } else { "command" }
             );
             self.err(n, msg);
-            return;
+            return false;
         }
         if !spec.ext.is_empty() && !self.required.contains(spec.ext) {
             let msg = format!(
@@ -287,7 +292,7 @@ impl Validator<'_, '_> {
                 n.name, spec.ext
             );
             self.err(n, msg);
-            return;
+            return false;
         }
         if self.required.contains("encoded-character") {
             for a in &mut n.args {
@@ -301,6 +306,7 @@ impl Validator<'_, '_> {
         // One error per command or test, its first (as Pigeonhole reports them): the rest
         // are usually the same mistake seen again.
         let start = self.errors.len();
+        self.unknown_tag = false;
         self.bind(n, &spec);
         match (spec.tests, n.tests.len()) {
             (Tests::None, 0) | (Tests::One, 1) => {}
@@ -316,8 +322,15 @@ impl Validator<'_, '_> {
         }
         let own_failed = self.errors.len() > start;
         self.errors.truncate(start + 1);
-        for t in &mut n.tests {
-            self.node(t, true);
+        // As Pigeonhole reports: the tests of a command that takes none are not looked at
+        // (`keep` missing its semicolon before `redirect ...` is one mistake, not two), and
+        // a test with an unknown tag spares its command the follow-up errors.
+        let mut own_failed = own_failed;
+        let args_failed = std::mem::take(&mut self.unknown_tag);
+        if as_test || spec.tests != Tests::None || n.tests.is_empty() {
+            for t in &mut n.tests {
+                own_failed |= self.node(t, true);
+            }
         }
         // RFC 5463 4: the block under `if ihave` is checked with those capabilities as if
         // required, or not at all when one is missing (it can never run then).
@@ -330,13 +343,13 @@ impl Validator<'_, '_> {
         if let (Some(caps), Some(b)) = (ihave, n.block.as_mut()) {
             if !caps.iter().all(|c| ihave_supports(self.c, c)) {
                 b.clear();
-                return;
+                return args_failed;
             }
             let saved = self.required.clone();
             self.required.extend(caps);
             self.block(b, false);
             self.required = saved;
-            return;
+            return args_failed;
         }
         match (spec.block, n.block.as_mut()) {
             (Block::Yes, Some(b)) => self.block(b, false),
@@ -362,6 +375,7 @@ impl Validator<'_, '_> {
                 }
             }
         }
+        args_failed
     }
 
     fn bind(&mut self, n: &mut Node, spec: &Spec) {
@@ -390,6 +404,7 @@ impl Validator<'_, '_> {
                 .iter()
                 .find(|ts| ts.name == t && (ts.ext.is_empty() || self.required.contains(ts.ext)))
             else {
+                self.unknown_tag = true;
                 self.errors.push(CompileError::new(
                     a.line,
                     a.col,
