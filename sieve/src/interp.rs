@@ -172,6 +172,9 @@ pub struct Runtime {
     pub implicit_keep: bool,
     /// The imap4flags internal variable.
     pub flags: Vec<String>,
+    /// How many of `actions` the caller has already carried out (Pigeonhole's multiscript
+    /// execution between scripts); they no longer conflict with new ones.
+    pub executed: usize,
     pub match_vars: Vec<String>,
     /// Problems that did not stop the run (a regular expression made at run time that does
     /// not compile matches nothing), for the log.
@@ -211,6 +214,7 @@ impl Runtime {
             actions: Vec::new(),
             implicit_keep: true,
             flags: Vec::new(),
+            executed: 0,
             match_vars: Vec::new(),
             warnings: Vec::new(),
             now: chrono::Utc::now().fixed_offset(),
@@ -227,6 +231,7 @@ impl Runtime {
     /// Forgets the actions of an earlier run (the message, envelope and global variables stay).
     pub fn reset_result(&mut self) {
         self.actions.clear();
+        self.executed = 0;
         self.warnings.clear();
         self.implicit_keep = true;
         self.flags.clear();
@@ -275,6 +280,10 @@ impl Runtime {
             }
             self.actions.retain(|a| !matches!(a, Action::Keep { .. }));
             self.implicit_keep = true;
+            // Pigeonhole carries out each script's result before the next one runs: those
+            // actions no longer conflict with the next script's (a reject after a
+            // fileinto :copy of sieve_before).
+            self.executed = self.actions.len();
         }
         Ok(())
     }
@@ -786,7 +795,9 @@ impl Runtime {
     }
 
     fn check_reject_conflict(&self, n: &Node, rejecting: bool) -> RResult<()> {
-        let conflict = self.actions.iter().any(|a| {
+        // Actions already carried out (an earlier script's, in a chain) no longer conflict.
+        let pending = self.actions.get(self.executed..).unwrap_or_default();
+        let conflict = pending.iter().any(|a| {
             if rejecting {
                 matches!(
                     a,
@@ -818,16 +829,22 @@ impl Runtime {
                 self.check_reject_conflict(n, false)?;
                 let flags = self.flags_arg(n);
                 self.implicit_keep = false;
-                let dup = self.actions.iter_mut().find_map(|a| match a {
-                    Action::Keep { flags: f, .. } => Some(f),
-                    Action::FileInto {
-                        mailbox, flags: f, ..
-                    } if mailbox.eq_ignore_ascii_case("INBOX") => Some(f),
-                    _ => None,
+                let snapshot = self.snapshot();
+                let dup = self.actions.iter_mut().find(|a| match a {
+                    Action::Keep { .. } => true,
+                    Action::FileInto { mailbox, .. } => mailbox.eq_ignore_ascii_case("INBOX"),
+                    _ => false,
                 });
                 match dup {
-                    // Duplicates are merged; the last flag list wins (RFC 5232 3.2).
-                    Some(f) => *f = flags,
+                    // Duplicates are merged, the last flag list winning (RFC 5232 3.2); a
+                    // fileinto "INBOX" becomes the keep (Pigeonhole shows it so).
+                    Some(a) => {
+                        *a = Action::Keep {
+                            flags,
+                            implicit: false,
+                            message: snapshot,
+                        }
+                    }
                     None => self.push_action(
                         n,
                         Action::Keep {
@@ -920,6 +937,11 @@ impl Runtime {
                 }
             }
             "reject" | "ereject" => {
+                // A reject after one already carried out is the same refusal: dropped.
+                let done = self.actions.get(..self.executed).unwrap_or_default();
+                if done.iter().any(|a| matches!(a, Action::Reject { .. })) {
+                    return Ok(Flow::Next);
+                }
                 self.check_reject_conflict(n, true)?;
                 let reason = self.s(&n.string(0));
                 self.implicit_keep = false;

@@ -210,3 +210,30 @@ fn a_chain_stops_once_the_message_is_no_longer_kept() {
     let e = chain(&["keep;", "require \"ihave\"; error \"no\";"]).unwrap_err();
     assert_eq!(e.0, 1);
 }
+
+#[test]
+fn a_later_script_may_reject_after_an_earlier_one_filed_a_copy() {
+    let c = Compiler::new();
+    let scripts: Vec<Script> = [
+        "require [\"fileinto\", \"copy\"]; fileinto :copy \"Archive\";",
+        "require \"reject\"; reject \"no\";",
+    ]
+    .iter()
+    .map(|s| c.compile(s).unwrap())
+    .collect();
+    let refs: Vec<&Script> = scripts.iter().collect();
+    let mut rt = Runtime::new(
+        c.clone(),
+        Config::default(),
+        Message::parse(MSG),
+        Envelope::default(),
+    );
+    rt.run_chain(&mut TestHost::default(), &refs).unwrap();
+    assert_eq!(names(&rt.result()), ["store", "reject"]);
+    // Within one script the two still conflict (RFC 5429 2.3).
+    assert!(run_with(
+        "require [\"fileinto\", \"copy\", \"reject\"]; fileinto :copy \"A\"; reject \"no\";",
+        &mut TestHost::default()
+    )
+    .is_err());
+}

@@ -262,7 +262,10 @@ impl Suite {
             self.original.clone()
         };
         let at = |m: &sieve::Snapshot| m.as_ref().map_or_else(|| unedited.clone(), |m| m.to_vec());
-        for a in rt.result() {
+        // Actions an earlier test_result_execute carried out are not carried out again.
+        let done = rt.executed;
+        rt.executed = rt.actions.len();
+        for a in rt.result().into_iter().skip(done) {
             match a {
                 Action::Keep { flags, message, .. } => self
                     .mailboxes
