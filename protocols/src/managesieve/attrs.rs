@@ -205,6 +205,11 @@ pub fn import(st: &UserStore, files: &ScriptDir) -> Result<Vec<String>, StoreErr
             }
         }
     }
+    // Nothing to import: no write (a later ~/.dovecot.sieve still counts until a script is
+    // stored).
+    if entries.is_empty() {
+        return Ok(left);
+    }
     entries.push((DEFAULT.to_string(), Some(active)));
     write(st, entries)?;
     Ok(left)
@@ -313,6 +318,9 @@ mod tests {
             dir: d.path().join("sieve"),
             active_link: d.path().join(".dovecot.sieve"),
         };
+        // No files: nothing written, the files still decide.
+        assert!(import(&st, &files).unwrap().is_empty());
+        assert!(!in_use(&*st).unwrap());
         files.put("x", b"stop;").unwrap();
         files.set_active(Some("x")).unwrap();
         assert!(import(&st, &files).unwrap().is_empty());
