@@ -26,6 +26,8 @@ pub struct Limits {
     pub max_variables: usize,
     pub max_variable_size: usize,
     pub max_header_size: usize,
+    /// Bytes of edited copies of the message the actions of one run may hold.
+    pub max_snapshot_bytes: usize,
     /// Wall-clock time one run may take (Pigeonhole's sieve_max_cpu_time); each step is
     /// itself bounded, so a run overshoots it by at most one step.
     pub max_time: std::time::Duration,
@@ -42,6 +44,7 @@ impl Default for Limits {
             max_variables: 255,
             max_variable_size: 4096,
             max_header_size: 2048,
+            max_snapshot_bytes: 128 << 20,
             max_time: std::time::Duration::from_secs(5),
         }
     }
@@ -187,6 +190,9 @@ pub struct Runtime {
     includes: usize,
     redirects: usize,
     started: std::time::Instant,
+    /// The last edited copy of the message (by `Message::version`) and what all copies took.
+    last_snapshot: Option<(u64, std::sync::Arc<Vec<u8>>)>,
+    snapshot_bytes: usize,
 }
 
 /// The machine's UTC offset, looked up once (it reads the zone database).
@@ -225,6 +231,8 @@ impl Runtime {
             includes: 0,
             redirects: 0,
             started: std::time::Instant::now(),
+            last_snapshot: None,
+            snapshot_bytes: 0,
         }
     }
 
@@ -232,6 +240,8 @@ impl Runtime {
     pub fn reset_result(&mut self) {
         self.actions.clear();
         self.executed = 0;
+        self.last_snapshot = None;
+        self.snapshot_bytes = 0;
         self.warnings.clear();
         self.implicit_keep = true;
         self.flags.clear();
@@ -306,7 +316,10 @@ impl Runtime {
             out.push(Action::Keep {
                 flags: self.flags.clone(),
                 implicit: true,
-                message: self.snapshot(),
+                message: self
+                    .message
+                    .edited
+                    .then(|| std::sync::Arc::new(self.message.to_bytes())),
             });
         }
         out
@@ -765,11 +778,26 @@ impl Runtime {
 
     // ---- commands ----
 
-    /// The message as it is now, when editheader changed it.
-    fn snapshot(&self) -> crate::action::Snapshot {
-        self.message
-            .edited
-            .then(|| std::sync::Arc::new(self.message.to_bytes()))
+    /// The message as it is now, when editheader changed it: one copy per edited state,
+    /// shared by the actions taken in it, and all copies together bounded
+    /// (`Limits::max_snapshot_bytes`) so a script alternating edits and actions cannot
+    /// multiply a large message in memory.
+    fn snapshot(&mut self, n: &Node) -> RResult<crate::action::Snapshot> {
+        if !self.message.edited {
+            return Ok(None);
+        }
+        if let Some((v, s)) = &self.last_snapshot {
+            if *v == self.message.version {
+                return Ok(Some(s.clone()));
+            }
+        }
+        let bytes = std::sync::Arc::new(self.message.to_bytes());
+        self.snapshot_bytes += bytes.len();
+        if self.snapshot_bytes > self.config.limits.max_snapshot_bytes {
+            return rerr(n, "edited copies of the message exceed the memory limit");
+        }
+        self.last_snapshot = Some((self.message.version, bytes.clone()));
+        Ok(Some(bytes))
     }
 
     fn push_action(&mut self, n: &Node, a: Action) -> RResult<()> {
@@ -829,7 +857,7 @@ impl Runtime {
                 self.check_reject_conflict(n, false)?;
                 let flags = self.flags_arg(n);
                 self.implicit_keep = false;
-                let snapshot = self.snapshot();
+                let snapshot = self.snapshot(n)?;
                 let dup = self.actions.iter_mut().find(|a| match a {
                     Action::Keep { .. } => true,
                     Action::FileInto { mailbox, .. } => mailbox.eq_ignore_ascii_case("INBOX"),
@@ -850,7 +878,7 @@ impl Runtime {
                         Action::Keep {
                             flags,
                             implicit: false,
-                            message: self.snapshot(),
+                            message: snapshot,
                         },
                     )?,
                 }
@@ -883,7 +911,7 @@ impl Runtime {
                             ),
                         );
                     }
-                    let message = self.snapshot();
+                    let message = self.snapshot(n)?;
                     self.push_action(
                         n,
                         Action::Redirect {
@@ -911,6 +939,7 @@ impl Runtime {
                 }
                 let special_use = n.tag_str("specialuse").map(|s| self.s(s));
                 let inbox = mailbox.eq_ignore_ascii_case("INBOX");
+                let snapshot = self.snapshot(n)?;
                 let dup = self.actions.iter_mut().find_map(|a| match a {
                     Action::FileInto {
                         mailbox: m,
@@ -931,7 +960,7 @@ impl Runtime {
                             copy,
                             create: n.has_tag("create"),
                             special_use,
-                            message: self.snapshot(),
+                            message: snapshot,
                         },
                     )?,
                 }
@@ -1187,6 +1216,7 @@ impl Runtime {
                 keep
             });
             self.message.edited = true;
+            self.message.version += 1;
         }
         Ok(())
     }

@@ -17,6 +17,8 @@ pub struct Message {
     pub body: Vec<u8>,
     /// Set when a script edited the header (the caller stores the edited message).
     pub edited: bool,
+    /// Counts edits, so a copy made for one action is shared until the next edit.
+    pub version: u64,
     /// A header without the empty line after it: the body test sees no body at all (RFC 5173 5).
     pub no_body: bool,
 }
@@ -75,6 +77,7 @@ impl Message {
             fields,
             body: raw.get(body_start..).unwrap_or_default().to_vec(),
             edited: false,
+            version: 0,
             no_body: !separated,
         }
     }
@@ -130,6 +133,7 @@ impl Message {
             self.fields.insert(0, f);
         }
         self.edited = true;
+        self.version += 1;
     }
 
     /// Body texts for the body test (RFC 5173): the raw body, or decoded parts whose content

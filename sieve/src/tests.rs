@@ -237,3 +237,30 @@ fn a_later_script_may_reject_after_an_earlier_one_filed_a_copy() {
     )
     .is_err());
 }
+
+#[test]
+fn edited_copies_are_shared_and_bounded() {
+    let src = "require [\"editheader\", \"fileinto\", \"copy\"];\n\
+               addheader \"X-A\" \"1\"; fileinto :copy \"A\"; fileinto :copy \"B\";\n\
+               addheader \"X-B\" \"2\"; fileinto :copy \"C\";";
+    let (a, _) = run_with(src, &mut TestHost::default()).unwrap();
+    let copies: Vec<&std::sync::Arc<Vec<u8>>> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::FileInto { message, .. } => message.as_ref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copies.len(), 3);
+    // Two actions in one edited state share one copy; the next edit makes another.
+    assert!(std::sync::Arc::ptr_eq(copies[0], copies[1]));
+    assert!(!std::sync::Arc::ptr_eq(copies[1], copies[2]));
+    // A tight bound stops a script that keeps editing and filing.
+    let c = Compiler::new();
+    let script = c.compile(src).unwrap();
+    let mut config = Config::default();
+    config.limits.max_snapshot_bytes = MSG.len() + 20;
+    let mut rt = Runtime::new(c, config, Message::parse(MSG), Envelope::default());
+    let e = rt.run(&mut TestHost::default(), &script).unwrap_err();
+    assert!(e.message.contains("memory limit"), "{e}");
+}
