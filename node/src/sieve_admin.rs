@@ -22,27 +22,37 @@ pub struct ScriptEntry {
     pub active: bool,
 }
 
-/// Runs `op` on the scripts under `home` (the user's directory), with the path templates of
-/// the configuration (`sieve`, `sieve_dir`).
+/// Runs `op` on the user's scripts: attributes of the user's store, as ManageSieve keeps
+/// them (`protocols::managesieve::attrs`). Script files in Pigeonhole's layout (the path
+/// templates `sieve`, `sieve_dir` under the user's directory) are read while the attributes
+/// are unused, and imported by the first change.
 pub fn execute(
-    home: &std::path::Path,
-    user: &str,
+    us: &storage::UserStore,
     active_path: &str,
     script_dir: &str,
     op: &SieveOp,
 ) -> Result<serde_json::Value, String> {
+    use protocols::managesieve::attrs;
     use protocols::managesieve::storage::ScriptDir;
-    let dir = ScriptDir {
+    let (home, user) = (us.dir(), us.name());
+    let files = ScriptDir {
         dir: protocols::lmtp::expand_path(script_dir, user, home),
         active_link: protocols::lmtp::expand_path(active_path, user, home),
     };
     let e = |e: protocols::managesieve::storage::StoreError| e.to_string();
+    let in_use = attrs::in_use(us).map_err(e)?;
     match op {
         SieveOp::List => {
-            let active = dir.active();
-            let list: Vec<ScriptEntry> = dir
-                .list()
-                .map_err(e)?
+            let (list, active) = if in_use {
+                let active = match attrs::active(us).map_err(e)? {
+                    attrs::Active::Name(n) => Some(n),
+                    _ => None,
+                };
+                (attrs::list(us).map_err(e)?, active)
+            } else {
+                (files.list().map_err(e)?, files.active())
+            };
+            let list: Vec<ScriptEntry> = list
                 .into_iter()
                 .map(|(name, _)| ScriptEntry {
                     active: active.as_deref() == Some(name.as_str()),
@@ -52,30 +62,36 @@ pub fn execute(
             serde_json::to_value(list).map_err(|e| e.to_string())
         }
         SieveOp::Get { name } => {
-            let bytes = dir.get(name).map_err(e)?;
+            let bytes = if in_use {
+                attrs::get(us, name)
+            } else {
+                files.get(name)
+            }
+            .map_err(e)?;
             Ok(serde_json::Value::String(
                 String::from_utf8_lossy(&bytes).into_owned(),
             ))
         }
-        SieveOp::Put { name, script } => {
-            sieve::Compiler::new()
-                .compile(script)
-                .map_err(|e| format!("script {name} does not compile: {e}"))?;
-            dir.put(name, script.as_bytes()).map_err(e)?;
-            Ok(serde_json::Value::Null)
+        change => {
+            let left = attrs::import(us, &files).map_err(e)?;
+            if !left.is_empty() {
+                tracing::warn!("sieve: scripts too large to import: {left:?}");
+            }
+            match change {
+                SieveOp::Put { name, script } => {
+                    sieve::Compiler::new()
+                        .compile(script)
+                        .map_err(|e| format!("script {name} does not compile: {e}"))?;
+                    attrs::put(us, name, script.as_bytes())
+                }
+                SieveOp::Activate { name } => attrs::set_active(us, Some(name)),
+                SieveOp::Deactivate => attrs::set_active(us, None),
+                SieveOp::Delete { name } => attrs::delete(us, name),
+                SieveOp::List | SieveOp::Get { .. } => Ok(()),
+            }
+            .map(|()| serde_json::Value::Null)
+            .map_err(e)
         }
-        SieveOp::Activate { name } => dir
-            .set_active(Some(name))
-            .map(|()| serde_json::Value::Null)
-            .map_err(e),
-        SieveOp::Deactivate => dir
-            .set_active(None)
-            .map(|()| serde_json::Value::Null)
-            .map_err(e),
-        SieveOp::Delete { name } => dir
-            .delete(name)
-            .map(|()| serde_json::Value::Null)
-            .map_err(e),
     }
 }
 
@@ -86,7 +102,9 @@ mod tests {
     #[test]
     fn operations_on_a_users_scripts() {
         let d = tempfile::tempdir().unwrap();
-        let run = |op: SieveOp| execute(d.path(), "demo", "~/.dovecot.sieve", "~/sieve", &op);
+        let store = storage::Store::open(storage::StoreConfig::new(d.path())).unwrap();
+        let us = store.user("demo").unwrap();
+        let run = |op: SieveOp| execute(&us, "~/.dovecot.sieve", "~/sieve", &op);
         assert!(run(SieveOp::Put {
             name: "bad".into(),
             script: "frob;".into()

@@ -126,6 +126,10 @@ impl Reader {
     pub fn dir(&self) -> &std::path::Path {
         self.0.dir()
     }
+    /// The node's hybrid-logical-clock time in milliseconds (see `UserStore::clock_now_ms`).
+    pub fn clock_now_ms(&self) -> u64 {
+        self.0.clock_now_ms()
+    }
     pub fn list_mailboxes(&self) -> storage::Result<Vec<MailboxInfo>> {
         self.0
             .list_mailboxes()?

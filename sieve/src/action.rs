@@ -1,11 +1,16 @@
 //! What a script decided: the actions the caller (the delivery agent) carries out.
 
+/// The message an action carries out, as editheader had left it when the action was taken
+/// (RFC 5293 4); `None`: the message as it came, unedited.
+pub type Snapshot = Option<std::sync::Arc<Vec<u8>>>;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Store in the user's default mailbox (explicit `keep`, or the implicit keep).
     Keep {
         flags: Vec<String>,
         implicit: bool,
+        message: Snapshot,
     },
     FileInto {
         mailbox: String,
@@ -13,10 +18,12 @@ pub enum Action {
         copy: bool,
         create: bool,
         special_use: Option<String>,
+        message: Snapshot,
     },
     Redirect {
         address: String,
         copy: bool,
+        message: Snapshot,
     },
     Discard,
     /// `reject` (RFC 5429 2.2) or `ereject` (2.1, `extended`: refuse in protocol if possible).
@@ -53,4 +60,7 @@ pub struct Vacation {
     pub handle: String,
     /// Minimum time between two replies to one sender, in seconds.
     pub period: u64,
+    /// The reply's To is the first of Reply-To, Sender, Resent-From, From even when it does
+    /// not name the envelope sender (`sieve_vacation_to_header_ignore_envelope`).
+    pub to_ignore_envelope: bool,
 }

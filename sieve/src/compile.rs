@@ -9,7 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Compiled scripts stop at this many errors (Pigeonhole's limit too).
-const MAX_ERRORS: usize = 10;
+const MAX_ERRORS: usize = 100;
+/// Pigeonhole's limits on variables: the name's length, the highest match variable, and how
+/// many variables one script sets.
+const MAX_VARIABLE_NAME: usize = 64;
+const MAX_MATCH_INDEX: usize = 32;
+const MAX_SCRIPT_VARIABLES: usize = 255;
 
 /// A script checked and ready to run.
 #[derive(Clone, Debug)]
@@ -30,7 +35,17 @@ pub struct Compiler {
     // Shared: a compiler is cloned into every run (includes compile with it).
     specs: Arc<HashMap<&'static str, Spec>>,
     caps: Arc<HashSet<String>>,
+    /// `sieve_editheader_max_header_size`: a longer constant addheader value is an error.
+    pub max_header_size: usize,
+    /// `sieve_include_max_includes` and `sieve_include_max_nesting_depth`, for
+    /// [`Compiler::compile_with_includes`].
+    pub max_includes: usize,
+    pub max_include_depth: usize,
 }
+
+/// Where [`Compiler::compile_with_includes`] finds included scripts: (global, name) to the
+/// script's text, `Ok(None)` when there is none.
+pub type Loader<'a> = dyn FnMut(bool, &str) -> Result<Option<String>, String> + 'a;
 
 impl Default for Compiler {
     fn default() -> Self {
@@ -44,6 +59,9 @@ impl Compiler {
         Compiler {
             specs: Arc::new(specs),
             caps: Arc::new(spec::CAPABILITIES.iter().map(|s| s.to_string()).collect()),
+            max_header_size: crate::interp::Limits::default().max_header_size,
+            max_includes: crate::interp::Limits::default().max_includes,
+            max_include_depth: crate::interp::Limits::default().max_include_depth,
         }
     }
 
@@ -72,6 +90,31 @@ impl Compiler {
     }
 
     pub fn compile(&self, src: &str) -> Result<Script, CompileErrors> {
+        self.compile_in(src, None)
+    }
+
+    /// Compiles a script and every script it includes by a constant name, as Pigeonhole
+    /// does when a script is stored: a missing script (not `:optional`), one that does not
+    /// compile, a circular include and the include limits are errors now rather than at
+    /// delivery. Includes named by variables are left to run time.
+    pub fn compile_with_includes(
+        &self,
+        src: &str,
+        load: &mut Loader<'_>,
+    ) -> Result<Script, CompileErrors> {
+        let mut inc = Includes {
+            load,
+            stack: Vec::new(),
+            count: 0,
+        };
+        self.compile_in(src, Some(&mut inc))
+    }
+
+    fn compile_in(
+        &self,
+        src: &str,
+        inc: Option<&mut Includes<'_>>,
+    ) -> Result<Script, CompileErrors> {
         let (toks, mut errors) = lexer::tokenize(src);
         if !errors.is_empty() {
             errors.truncate(MAX_ERRORS);
@@ -82,6 +125,9 @@ impl Compiler {
             c: self,
             required: HashSet::new(),
             errors: Vec::new(),
+            variables: HashSet::new(),
+            unknown_tag: false,
+            inc,
         };
         v.block(&mut commands, true);
         if v.errors.is_empty() {
@@ -94,15 +140,77 @@ impl Compiler {
             Err(CompileErrors(v.errors))
         }
     }
+
+    /// The errors of one include (by a constant name) and of what it includes.
+    fn resolve_include(&self, n: &Node, inc: &mut Includes<'_>) -> Vec<CompileError> {
+        let name = script_name(&n.string(0)).to_string();
+        let global = n.has_tag("global");
+        let err = |m: String| vec![CompileError::new(n.line, n.col, m)];
+        inc.count += 1;
+        if inc.count > self.max_includes {
+            return err(format!(
+                "include: more than {} included scripts",
+                self.max_includes
+            ));
+        }
+        if inc.stack.contains(&(global, name.clone())) {
+            return err(format!("include: circular include of script '{name}'"));
+        }
+        if inc.stack.len() >= self.max_include_depth {
+            return err(format!(
+                "include: script '{name}' is nested deeper than {} levels",
+                self.max_include_depth
+            ));
+        }
+        let src = match (inc.load)(global, &name) {
+            Ok(Some(s)) => s,
+            Ok(None) if n.has_tag("optional") => return Vec::new(),
+            Ok(None) => return err(format!("included script '{name}' does not exist")),
+            Err(e) => return err(format!("included script '{name}': {e}")),
+        };
+        inc.stack.push((global, name.clone()));
+        let r = self.compile_in(&src, Some(&mut *inc));
+        inc.stack.pop();
+        match r {
+            Ok(_) => Vec::new(),
+            Err(mut e) => {
+                e.0.push(CompileError::new(
+                    n.line,
+                    n.col,
+                    format!("failed to compile included script '{name}'"),
+                ));
+                e.0
+            }
+        }
+    }
 }
 
-struct Validator<'a> {
+/// The state of [`Compiler::compile_with_includes`]: the loader, the scripts being
+/// compiled (for circular includes and the depth) and how many were included.
+struct Includes<'l> {
+    load: &'l mut Loader<'l>,
+    stack: Vec<(bool, String)>,
+    count: usize,
+}
+
+/// An include's script name: a trailing ".sieve" is the file's extension, not the name.
+pub fn script_name(raw: &str) -> &str {
+    raw.strip_suffix(".sieve").unwrap_or(raw)
+}
+
+struct Validator<'a, 'l> {
     c: &'a Compiler,
+    /// Set when included scripts are compiled along (see `compile_with_includes`).
+    inc: Option<&'a mut Includes<'l>>,
     required: HashSet<String>,
     errors: Vec<CompileError>,
+    /// Variables the script sets, for the limit on their number.
+    variables: HashSet<String>,
+    /// The command being bound had an unknown tagged argument.
+    unknown_tag: bool,
 }
 
-impl Validator<'_> {
+impl Validator<'_, '_> {
     fn err(&mut self, n: &Node, msg: impl Into<String>) {
         self.errors.push(CompileError::new(n.line, n.col, msg));
     }
@@ -124,7 +232,7 @@ impl Validator<'_> {
                 self.err(n, msg);
             }
             prev_if = matches!(n.name.as_str(), "if" | "elsif");
-            self.node(n, false);
+            let _ = self.node(n, false);
         }
     }
 
@@ -147,6 +255,9 @@ impl Validator<'_> {
                 if ext == "vacation-seconds" {
                     self.required.insert("vacation".into());
                 }
+                if ext == "spamtestplus" {
+                    self.required.insert("spamtest".into());
+                }
             } else {
                 self.err(
                     n,
@@ -157,12 +268,14 @@ impl Validator<'_> {
         n.pos = vec![Arg::List(self.required.iter().cloned().collect())];
     }
 
-    fn node(&mut self, n: &mut Node, as_test: bool) {
+    /// Checks one command or test; true when its arguments were wrong (the caller then does
+    /// not report what follows from that, as Pigeonhole does not).
+    fn node(&mut self, n: &mut Node, as_test: bool) -> bool {
         let kind = if as_test { "test" } else { "command" };
         let Some(spec) = self.c.specs.get(n.name.as_str()).cloned() else {
             let msg = format!("unknown {kind} '{}' (perhaps a require is missing)", n.name);
             self.err(n, msg);
-            return;
+            return false;
         };
         if spec.is_test != as_test && !spec.both {
             let msg = format!(
@@ -171,7 +284,7 @@ impl Validator<'_> {
                 if spec.is_test { "test" } else { "command" }
             );
             self.err(n, msg);
-            return;
+            return false;
         }
         if !spec.ext.is_empty() && !self.required.contains(spec.ext) {
             let msg = format!(
@@ -179,7 +292,7 @@ impl Validator<'_> {
                 n.name, spec.ext
             );
             self.err(n, msg);
-            return;
+            return false;
         }
         if self.required.contains("encoded-character") {
             for a in &mut n.args {
@@ -190,6 +303,10 @@ impl Validator<'_> {
                 }
             }
         }
+        // One error per command or test, its first (as Pigeonhole reports them): the rest
+        // are usually the same mistake seen again.
+        let start = self.errors.len();
+        self.unknown_tag = false;
         self.bind(n, &spec);
         match (spec.tests, n.tests.len()) {
             (Tests::None, 0) | (Tests::One, 1) => {}
@@ -203,22 +320,62 @@ impl Validator<'_> {
                 self.err(n, msg);
             }
         }
-        for t in &mut n.tests {
-            self.node(t, true);
+        let own_failed = self.errors.len() > start;
+        self.errors.truncate(start + 1);
+        // As Pigeonhole reports: the tests of a command that takes none are not looked at
+        // (`keep` missing its semicolon before `redirect ...` is one mistake, not two), and
+        // a test with an unknown tag spares its command the follow-up errors.
+        let mut own_failed = own_failed;
+        let args_failed = std::mem::take(&mut self.unknown_tag);
+        if as_test || spec.tests != Tests::None || n.tests.is_empty() {
+            for t in &mut n.tests {
+                own_failed |= self.node(t, true);
+            }
+        }
+        // RFC 5463 4: the block under `if ihave` is checked with those capabilities as if
+        // required, or not at all when one is missing (it can never run then).
+        let ihave = match n.tests.first() {
+            Some(t) if t.name == "ihave" && matches!(n.name.as_str(), "if" | "elsif") => {
+                Some(t.list(0))
+            }
+            _ => None,
+        };
+        if let (Some(caps), Some(b)) = (ihave, n.block.as_mut()) {
+            if !caps.iter().all(|c| ihave_supports(self.c, c)) {
+                b.clear();
+                return args_failed;
+            }
+            let saved = self.required.clone();
+            self.required.extend(caps);
+            self.block(b, false);
+            self.required = saved;
+            return args_failed;
         }
         match (spec.block, n.block.as_mut()) {
             (Block::Yes, Some(b)) => self.block(b, false),
-            (Block::Yes, None) => {
+            (Block::Yes, None) if !own_failed => {
                 let msg = format!("the {} command requires a command block", n.name);
                 self.err(n, msg);
             }
-            (Block::No, Some(_)) => {
+            (Block::No, Some(_)) if !own_failed => {
                 let msg = format!("the {} {kind} does not accept a block", n.name);
                 self.err(n, msg);
             }
-            (Block::No, None) => {}
+            _ => {}
         }
-        self.check(n);
+        if !own_failed {
+            let before = self.errors.len();
+            self.check(n);
+            self.errors.truncate(before + 1);
+            if n.name == "include" && self.errors.len() == before && !n.string(0).contains("${") {
+                if let Some(inc) = self.inc.take() {
+                    let errors = self.c.resolve_include(n, inc);
+                    self.inc = Some(inc);
+                    self.errors.extend(errors);
+                }
+            }
+        }
+        args_failed
     }
 
     fn bind(&mut self, n: &mut Node, spec: &Spec) {
@@ -247,6 +404,7 @@ impl Validator<'_> {
                 .iter()
                 .find(|ts| ts.name == t && (ts.ext.is_empty() || self.required.contains(ts.ext)))
             else {
+                self.unknown_tag = true;
                 self.errors.push(CompileError::new(
                     a.line,
                     a.col,
@@ -336,8 +494,73 @@ impl Validator<'_> {
         }
     }
 
+    /// What is wrong with a variable name the script sets or refers to: too long, a
+    /// namespace other than `global` (RFC 6609, with include), or too many elements.
+    fn var_problem(&self, name: &str) -> Option<String> {
+        if name.len() > MAX_VARIABLE_NAME {
+            return Some(format!(
+                "variable name '{name}' is longer than {MAX_VARIABLE_NAME} characters"
+            ));
+        }
+        let parts: Vec<&str> = name.split('.').collect();
+        if parts.len() > 1 {
+            // `tst.` is the namespace of Pigeonhole's test suite extension.
+            let known = parts.len() == 2
+                && (parts[0].eq_ignore_ascii_case("global") && self.required.contains("include")
+                    || parts[0].eq_ignore_ascii_case("tst")
+                        && self.required.contains("vnd.dovecot.testsuite"));
+            if !known {
+                return Some(format!("variable '{name}': unknown variable namespace"));
+            }
+        }
+        None
+    }
+
+    /// Variable references in the strings of a command (when variables are required).
+    fn check_references(&mut self, n: &Node) {
+        if !self.required.contains("variables") {
+            return;
+        }
+        let mut strings: Vec<String> = Vec::new();
+        for a in n
+            .pos
+            .iter()
+            .chain(n.tags.iter().filter_map(|(_, v)| v.as_ref()))
+        {
+            match a {
+                Arg::Str(s) => strings.push(s.clone()),
+                Arg::List(l) => strings.extend(l.iter().cloned()),
+                _ => {}
+            }
+        }
+        for s in strings {
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("${") {
+                let after = &rest[i + 2..];
+                let Some(end) = after.find('}') else { break };
+                let inner = &after[..end];
+                rest = &after[end..];
+                if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) {
+                    if inner.trim_start_matches('0').len() > 2
+                        || inner.parse::<usize>().is_ok_and(|i| i > MAX_MATCH_INDEX)
+                    {
+                        let msg = format!("match variable index {inner} is too large");
+                        self.err(n, msg);
+                        return;
+                    }
+                } else if crate::variables::valid_name(inner, true) {
+                    if let Some(e) = self.var_problem(inner) {
+                        self.err(n, e);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     /// Checks of argument values the signature cannot express.
     fn check(&mut self, n: &Node) {
+        self.check_references(n);
         if let Some(c) = n.tag_str("comparator").map(str::to_string) {
             let ok = match c.as_str() {
                 "i;octet" | "i;ascii-casemap" | "i;unicode-casemap" => true,
@@ -374,14 +597,51 @@ impl Validator<'_> {
                 }
             }
         }
+        // RFC 5260 6: :last needs :index, and indexes count from 1.
+        let indexed = matches!(
+            n.name.as_str(),
+            "header" | "address" | "date" | "deleteheader"
+        );
+        if indexed && n.has_tag("last") && !n.has_tag("index") {
+            self.err(
+                n,
+                format!(
+                    "{}: the :last tag cannot be specified without the :index tag",
+                    n.name
+                ),
+            );
+        }
+        if indexed && n.tag_num("index") == Some(0) {
+            self.err(n, format!("the :index of {} must be 1 or more", n.name));
+        }
         match n.name.as_str() {
             "set" => {
                 let name = n.string(0);
                 if !crate::variables::valid_name(&name, true) {
                     self.err(n, format!("invalid variable name '{name}'"));
+                } else if let Some(e) = self.var_problem(&name) {
+                    self.err(n, e);
+                } else if self.variables.insert(name.to_ascii_lowercase())
+                    && self.variables.len() == MAX_SCRIPT_VARIABLES + 1
+                {
+                    let msg =
+                        format!("set: the script uses more than {MAX_SCRIPT_VARIABLES} variables");
+                    self.err(n, msg);
                 }
             }
             "global" => {
+                if !self.required.contains("variables") {
+                    self.err(n, "global: the variables extension is not required");
+                    return;
+                }
+                if let Some(v) = n
+                    .list(0)
+                    .into_iter()
+                    .find(|v| self.variables.contains(&v.to_ascii_lowercase()))
+                {
+                    self.err(n, format!("global: '{v}' is already a local variable"));
+                    return;
+                }
                 for name in n.list(0) {
                     if !crate::variables::valid_name(&name, false) {
                         self.err(n, format!("invalid variable name '{name}'"));
@@ -404,7 +664,9 @@ impl Validator<'_> {
             }
             "include" => {
                 let name = n.string(0);
-                if name.is_empty() || name.contains('/') {
+                let bad =
+                    |c: char| c.is_control() || c == '/' || matches!(c, '\u{2028}' | '\u{2029}');
+                if name.is_empty() || name.chars().any(bad) {
                     self.err(n, format!("include: invalid script name '{name}'"));
                 }
             }
@@ -417,6 +679,47 @@ impl Validator<'_> {
                     }
                 }
             }
+            "addheader" | "deleteheader" => {
+                let name = n.string(0);
+                if !name.contains("${") && !crate::interp::valid_field_name(&name) {
+                    self.err(n, format!("{}: field name '{name}' is invalid", n.name));
+                    return;
+                }
+                if n.name == "addheader" {
+                    let value = n.string(1);
+                    if value.contains('\0') {
+                        let shown = value.replace('\0', "\\0");
+                        self.err(n, format!("addheader: value '{shown}' is invalid"));
+                    } else if !value.contains("${") && value.len() > self.c.max_header_size {
+                        let msg = format!(
+                            "addheader: value is longer than {} bytes",
+                            self.c.max_header_size
+                        );
+                        self.err(n, msg);
+                    }
+                }
+            }
+            "specialuse_exists" => {
+                let flags = n.list(1);
+                if let Some(f) = flags.iter().find(|f| !valid_special_use(f)) {
+                    self.err(n, format!("invalid special-use flag '{f}'"));
+                }
+            }
+            "fileinto" => {
+                if let Some(f) = n.tag_str("specialuse") {
+                    if !valid_special_use(f) {
+                        self.err(n, format!("invalid special-use flag '{f}'"));
+                        return;
+                    }
+                }
+                let mailbox = n.string(0);
+                if mailbox.contains('\u{fffd}') {
+                    self.err(
+                        n,
+                        format!("invalid folder name '{mailbox}' (not UTF-8 text)"),
+                    );
+                }
+            }
             "redirect" => {
                 let a = n.string(0);
                 if !a.contains("${") && !crate::address::valid_mailbox(&a) {
@@ -426,6 +729,25 @@ impl Validator<'_> {
             _ => {}
         }
     }
+}
+
+/// What `ihave` answers: encoded-character and variables change how a script is read, so
+/// they cannot be taken up in the middle of one (Pigeonhole refuses them too).
+pub fn ihave_supports(c: &Compiler, cap: &str) -> bool {
+    c.supports(cap) && !matches!(cap, "encoded-character" | "variables")
+}
+
+/// RFC 8579 / RFC 6154: a special-use flag is a backslash and an atom (a string with a
+/// variable in it is checked when it runs).
+fn valid_special_use(f: &str) -> bool {
+    f.contains("${")
+        || f.strip_prefix('\\').is_some_and(|a| {
+            !a.is_empty()
+                && a.bytes().all(|b| {
+                    b.is_ascii_graphic()
+                        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+                })
+        })
 }
 
 fn fits(a: &Arg, ty: Ty) -> bool {
@@ -492,7 +814,9 @@ pub fn decode_encoded(s: &str) -> String {
                 return None;
             }
             let value = if kind == "hex" {
-                String::from_utf8(bytes).ok()?
+                // Bytes that are not UTF-8 become U+FFFD: strings here are UTF-8, and what
+                // uses them (a mailbox name) refuses the replacement character.
+                String::from_utf8_lossy(&bytes).into_owned()
             } else {
                 text
             };
@@ -545,6 +869,38 @@ mod tests {
         assert!(errs("else { keep; }")[0].contains("must follow"));
         assert!(errs("if header :comparator \"i;nope\" \"a\" \"b\" {}")[0].contains("comparator"));
         assert!(errs("").is_empty());
+    }
+
+    #[test]
+    fn includes_are_checked_with_the_script() {
+        let scripts = std::collections::HashMap::from([
+            ("a", "require \"include\"; include \"b.sieve\";"),
+            ("b", "require \"include\"; include \"a\";"),
+            ("ok", "keep;"),
+        ]);
+        let mut load = |_g: bool, n: &str| -> Result<Option<String>, String> {
+            Ok(scripts.get(n).map(|s| s.to_string()))
+        };
+        let c = Compiler::new();
+        let e = c
+            .compile_with_includes("require \"include\"; include \"a\";", &mut load)
+            .unwrap_err();
+        assert!(e.0[0].message.contains("circular"), "{e}");
+        assert!(e.0.last().unwrap().message.contains("'a'"), "{e}");
+        let e = c
+            .compile_with_includes("require \"include\"; include \"nope\";", &mut load)
+            .unwrap_err();
+        assert!(e.0[0].message.contains("does not exist"), "{e}");
+        let src = "require \"include\"; include :optional \"nope\"; include \"ok\";";
+        assert!(c.compile_with_includes(src, &mut load).is_ok());
+        let mut shallow = Compiler::new();
+        shallow.max_include_depth = 1;
+        assert!(shallow
+            .compile_with_includes("require \"include\"; include \"a\";", &mut load)
+            .unwrap_err()
+            .0[0]
+            .message
+            .contains("nested deeper"));
     }
 
     #[test]

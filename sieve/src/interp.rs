@@ -26,6 +26,8 @@ pub struct Limits {
     pub max_variables: usize,
     pub max_variable_size: usize,
     pub max_header_size: usize,
+    /// Bytes of edited copies of the message the actions of one run may hold.
+    pub max_snapshot_bytes: usize,
     /// Wall-clock time one run may take (Pigeonhole's sieve_max_cpu_time); each step is
     /// itself bounded, so a run overshoots it by at most one step.
     pub max_time: std::time::Duration,
@@ -42,6 +44,7 @@ impl Default for Limits {
             max_variables: 255,
             max_variable_size: 4096,
             max_header_size: 2048,
+            max_snapshot_bytes: 128 << 20,
             max_time: std::time::Duration::from_secs(5),
         }
     }
@@ -63,6 +66,17 @@ pub struct Config {
     /// `sieve_editheader_header/NAME/forbid_add` and `forbid_delete`).
     pub editheader_forbid_add: Vec<String>,
     pub editheader_forbid_delete: Vec<String>,
+    /// `sieve_vacation_default_subject`: the reply's subject when the script gives none and
+    /// no template applies ("" = "Auto: " and the original subject).
+    pub vacation_default_subject: String,
+    /// `sieve_vacation_default_subject_template`: `%{subject}` (or `%$`) stands for the
+    /// original subject; used when the message has one.
+    pub vacation_default_subject_template: String,
+    /// `sieve_vacation_to_header_ignore_envelope`.
+    pub vacation_to_header_ignore_envelope: bool,
+    /// RFC 5235: where spamtest and virustest read their scores (None: "0", not tested).
+    pub spamtest: Option<crate::spamtest::ScoreTest>,
+    pub virustest: Option<crate::spamtest::ScoreTest>,
 }
 
 impl Default for Config {
@@ -88,6 +102,11 @@ impl Default for Config {
             local_zone: local_zone(),
             editheader_forbid_add: Vec::new(),
             editheader_forbid_delete: Vec::new(),
+            vacation_default_subject: String::new(),
+            vacation_default_subject_template: String::new(),
+            vacation_to_header_ignore_envelope: false,
+            spamtest: None,
+            virustest: None,
         }
     }
 }
@@ -156,7 +175,13 @@ pub struct Runtime {
     pub implicit_keep: bool,
     /// The imap4flags internal variable.
     pub flags: Vec<String>,
+    /// How many of `actions` the caller has already carried out (Pigeonhole's multiscript
+    /// execution between scripts); they no longer conflict with new ones.
+    pub executed: usize,
     pub match_vars: Vec<String>,
+    /// Problems that did not stop the run (a regular expression made at run time that does
+    /// not compile matches nothing), for the log.
+    pub warnings: Vec<String>,
     pub now: DateTime<FixedOffset>,
     frames: Vec<Frame>,
     globals: HashMap<String, String>,
@@ -165,6 +190,9 @@ pub struct Runtime {
     includes: usize,
     redirects: usize,
     started: std::time::Instant,
+    /// The last edited copy of the message (by `Message::version`) and what all copies took.
+    last_snapshot: Option<(u64, std::sync::Arc<Vec<u8>>)>,
+    snapshot_bytes: usize,
 }
 
 /// The machine's UTC offset, looked up once (it reads the zone database).
@@ -192,7 +220,9 @@ impl Runtime {
             actions: Vec::new(),
             implicit_keep: true,
             flags: Vec::new(),
+            executed: 0,
             match_vars: Vec::new(),
+            warnings: Vec::new(),
             now: chrono::Utc::now().fixed_offset(),
             frames: Vec::new(),
             globals: HashMap::new(),
@@ -201,12 +231,18 @@ impl Runtime {
             includes: 0,
             redirects: 0,
             started: std::time::Instant::now(),
+            last_snapshot: None,
+            snapshot_bytes: 0,
         }
     }
 
     /// Forgets the actions of an earlier run (the message, envelope and global variables stay).
     pub fn reset_result(&mut self) {
         self.actions.clear();
+        self.executed = 0;
+        self.last_snapshot = None;
+        self.snapshot_bytes = 0;
+        self.warnings.clear();
         self.implicit_keep = true;
         self.flags.clear();
         self.redirects = 0;
@@ -219,6 +255,46 @@ impl Runtime {
     /// Runs a script. On error the caller keeps the message (RFC 5228 2.10.6).
     pub fn run(&mut self, host: &mut dyn Host, script: &Script) -> RResult<()> {
         self.run_frame(host, script, "main")?;
+        Ok(())
+    }
+
+    /// Runs `f` with global variables of its own (a separate execution, as a test suite's
+    /// script run is), then puts the caller's back.
+    pub fn with_own_globals<R>(&mut self, f: impl FnOnce(&mut Runtime) -> R) -> R {
+        let saved = std::mem::take(&mut self.globals);
+        let r = f(self);
+        self.globals = saved;
+        r
+    }
+
+    /// Runs scripts one after the other as Pigeonhole chains `sieve_before`, the user's
+    /// script and `sieve_after`: the next script runs only while the message would still be
+    /// kept (implicitly or by `keep`); an earlier script's explicit keep is folded into the
+    /// implicit keep the chain ends with. The error names the script (its index) that failed.
+    pub fn run_chain(
+        &mut self,
+        host: &mut dyn Host,
+        scripts: &[&Script],
+    ) -> Result<(), (usize, RuntimeError)> {
+        for (i, script) in scripts.iter().enumerate() {
+            self.run(host, script).map_err(|e| (i, e))?;
+            if i + 1 == scripts.len() {
+                break;
+            }
+            let kept = self
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Keep { .. }));
+            if !self.implicit_keep && !kept {
+                break;
+            }
+            self.actions.retain(|a| !matches!(a, Action::Keep { .. }));
+            self.implicit_keep = true;
+            // Pigeonhole carries out each script's result before the next one runs: those
+            // actions no longer conflict with the next script's (a reject after a
+            // fileinto :copy of sieve_before).
+            self.executed = self.actions.len();
+        }
         Ok(())
     }
 
@@ -240,6 +316,10 @@ impl Runtime {
             out.push(Action::Keep {
                 flags: self.flags.clone(),
                 implicit: true,
+                message: self
+                    .message
+                    .edited
+                    .then(|| std::sync::Arc::new(self.message.to_bytes())),
             });
         }
         out
@@ -298,9 +378,15 @@ impl Runtime {
     pub fn s(&self, raw: &str) -> String {
         match self.frame() {
             Some(f) if f.variables => {
-                variables::expand(raw, self.config.limits.max_variable_size, |r| {
-                    self.lookup(r)
-                })
+                // Only variables are held to max_variable_size; an expanded string may be
+                // longer (a key made of a variable and more text), within a fixed bound.
+                let bound = self
+                    .config
+                    .limits
+                    .max_variable_size
+                    .saturating_mul(16)
+                    .max(64 << 10);
+                variables::expand(raw, bound, |r| self.lookup(r))
             }
             _ => raw.to_string(),
         }
@@ -379,9 +465,15 @@ impl Runtime {
     }
 
     fn comparator(&self, n: &Node) -> Comparator {
+        // RFC 5235 3: spamtest and virustest compare numbers unless told otherwise.
+        let default = if matches!(n.name.as_str(), "spamtest" | "virustest") {
+            Comparator::AsciiNumeric
+        } else {
+            Comparator::AsciiCasemap
+        };
         n.tag_str("comparator")
             .and_then(Comparator::parse)
-            .unwrap_or(Comparator::AsciiCasemap)
+            .unwrap_or(default)
     }
 
     /// The generic match of a test: any value against any key.
@@ -393,6 +485,16 @@ impl Runtime {
             return keys
                 .iter()
                 .any(|k| matching::matches(MatchType::Count(op), cmp, &count, k, None));
+        }
+        if mt == MatchType::Regex {
+            for k in keys.iter().filter(|k| !matching::regex_valid(k)) {
+                if self.warnings.len() < 32 {
+                    self.warnings.push(format!(
+                        "line {}: invalid regular expression '{k}' (matches nothing)",
+                        n.line
+                    ));
+                }
+            }
         }
         let capture = matches!(mt, MatchType::Matches | MatchType::Regex);
         let mut caps = Vec::new();
@@ -621,9 +723,23 @@ impl Runtime {
                     None => false,
                 }
             }
+            "spamtest" | "virustest" => {
+                let keys = vec![self.s(&n.string(0))];
+                let (test, top) = if n.name == "spamtest" {
+                    (&self.config.spamtest, 10)
+                } else {
+                    (&self.config.virustest, 5)
+                };
+                let value = match test {
+                    Some(t) => t.value(&self.message, top, n.has_tag("percent")),
+                    None => "0".to_string(),
+                };
+                self.match_values(n, &[value], &keys)
+            }
             "ihave" => {
                 let caps = n.list(0);
-                caps.iter().all(|c| self.compiler.supports(c))
+                caps.iter()
+                    .all(|c| crate::compile::ihave_supports(&self.compiler, c))
             }
             "duplicate" => {
                 let id = if let Some(u) = n.tag_str("uniqueid") {
@@ -662,6 +778,28 @@ impl Runtime {
 
     // ---- commands ----
 
+    /// The message as it is now, when editheader changed it: one copy per edited state,
+    /// shared by the actions taken in it, and all copies together bounded
+    /// (`Limits::max_snapshot_bytes`) so a script alternating edits and actions cannot
+    /// multiply a large message in memory.
+    fn snapshot(&mut self, n: &Node) -> RResult<crate::action::Snapshot> {
+        if !self.message.edited {
+            return Ok(None);
+        }
+        if let Some((v, s)) = &self.last_snapshot {
+            if *v == self.message.version {
+                return Ok(Some(s.clone()));
+            }
+        }
+        let bytes = std::sync::Arc::new(self.message.to_bytes());
+        self.snapshot_bytes += bytes.len();
+        if self.snapshot_bytes > self.config.limits.max_snapshot_bytes {
+            return rerr(n, "edited copies of the message exceed the memory limit");
+        }
+        self.last_snapshot = Some((self.message.version, bytes.clone()));
+        Ok(Some(bytes))
+    }
+
     fn push_action(&mut self, n: &Node, a: Action) -> RResult<()> {
         if self.actions.len() >= self.config.limits.max_actions {
             return rerr(
@@ -685,7 +823,9 @@ impl Runtime {
     }
 
     fn check_reject_conflict(&self, n: &Node, rejecting: bool) -> RResult<()> {
-        let conflict = self.actions.iter().any(|a| {
+        // Actions already carried out (an earlier script's, in a chain) no longer conflict.
+        let pending = self.actions.get(self.executed..).unwrap_or_default();
+        let conflict = pending.iter().any(|a| {
             if rejecting {
                 matches!(
                     a,
@@ -717,21 +857,28 @@ impl Runtime {
                 self.check_reject_conflict(n, false)?;
                 let flags = self.flags_arg(n);
                 self.implicit_keep = false;
-                let dup = self.actions.iter_mut().find_map(|a| match a {
-                    Action::Keep { flags: f, .. } => Some(f),
-                    Action::FileInto {
-                        mailbox, flags: f, ..
-                    } if mailbox.eq_ignore_ascii_case("INBOX") => Some(f),
-                    _ => None,
+                let snapshot = self.snapshot(n)?;
+                let dup = self.actions.iter_mut().find(|a| match a {
+                    Action::Keep { .. } => true,
+                    Action::FileInto { mailbox, .. } => mailbox.eq_ignore_ascii_case("INBOX"),
+                    _ => false,
                 });
                 match dup {
-                    // Duplicates are merged; the last flag list wins (RFC 5232 3.2).
-                    Some(f) => *f = flags,
+                    // Duplicates are merged, the last flag list winning (RFC 5232 3.2); a
+                    // fileinto "INBOX" becomes the keep (Pigeonhole shows it so).
+                    Some(a) => {
+                        *a = Action::Keep {
+                            flags,
+                            implicit: false,
+                            message: snapshot,
+                        }
+                    }
                     None => self.push_action(
                         n,
                         Action::Keep {
                             flags,
                             implicit: false,
+                            message: snapshot,
                         },
                     )?,
                 }
@@ -764,14 +911,26 @@ impl Runtime {
                             ),
                         );
                     }
-                    self.push_action(n, Action::Redirect { address, copy })?;
+                    let message = self.snapshot(n)?;
+                    self.push_action(
+                        n,
+                        Action::Redirect {
+                            address,
+                            copy,
+                            message,
+                        },
+                    )?;
                 }
             }
             "fileinto" => {
                 self.check_reject_conflict(n, false)?;
                 let mailbox = self.s(&n.string(0));
-                if mailbox.is_empty() || mailbox.chars().any(char::is_control) {
-                    return rerr(n, format!("fileinto: invalid mailbox name '{mailbox}'"));
+                if mailbox.is_empty() || mailbox.chars().any(|c| c.is_control() || c == '\u{fffd}')
+                {
+                    return rerr(
+                        n,
+                        format!("fileinto: invalid folder name '{mailbox}' (not UTF-8 text)"),
+                    );
                 }
                 let flags = self.flags_arg(n);
                 let copy = n.has_tag("copy");
@@ -780,6 +939,7 @@ impl Runtime {
                 }
                 let special_use = n.tag_str("specialuse").map(|s| self.s(s));
                 let inbox = mailbox.eq_ignore_ascii_case("INBOX");
+                let snapshot = self.snapshot(n)?;
                 let dup = self.actions.iter_mut().find_map(|a| match a {
                     Action::FileInto {
                         mailbox: m,
@@ -800,11 +960,17 @@ impl Runtime {
                             copy,
                             create: n.has_tag("create"),
                             special_use,
+                            message: snapshot,
                         },
                     )?,
                 }
             }
             "reject" | "ereject" => {
+                // A reject after one already carried out is the same refusal: dropped.
+                let done = self.actions.get(..self.executed).unwrap_or_default();
+                if done.iter().any(|a| matches!(a, Action::Reject { .. })) {
+                    return Ok(Flow::Next);
+                }
                 self.check_reject_conflict(n, true)?;
                 let reason = self.s(&n.string(0));
                 self.implicit_keep = false;
@@ -873,7 +1039,10 @@ impl Runtime {
                 let name = self.s(&n.string(0));
                 let value = self.s(&n.string(1));
                 if !valid_field_name(&name) {
-                    return rerr(n, format!("addheader: invalid field name '{name}'"));
+                    return rerr(n, format!("addheader: field name '{name}' is invalid"));
+                }
+                if value.contains('\0') {
+                    return rerr(n, "addheader: value with a NUL character is invalid");
                 }
                 if value.len() > self.config.limits.max_header_size {
                     return rerr(n, "addheader: value too long");
@@ -887,7 +1056,9 @@ impl Runtime {
                     .editheader_forbid_add
                     .iter()
                     .any(|h| h.eq_ignore_ascii_case(&name));
-                if !protected(&name) && !forbidden {
+                // Received and Auto-Submitted are protected from deletion only (RFC 5293 9:
+                // adding a trace or an Auto-Submitted field is harmless).
+                if !forbidden {
                     self.message.add_field(&name, &value, n.has_tag("last"));
                 }
             }
@@ -927,7 +1098,25 @@ impl Runtime {
             Some(h) => self.s(h),
             None => vacation::default_handle(&reason, subject.as_deref(), from.as_deref(), mime),
         };
+        // The handle is made from what the script said; the configured defaults only shape
+        // the reply.
+        let orig = self.message.values("subject").into_iter().next();
+        let subject = match subject {
+            Some(s) => Some(s),
+            None => match orig {
+                Some(o) if !c.vacation_default_subject_template.is_empty() => Some(
+                    c.vacation_default_subject_template
+                        .replace("%{subject}", &o)
+                        .replace("%$", &o),
+                ),
+                _ if !c.vacation_default_subject.is_empty() => {
+                    Some(c.vacation_default_subject.clone())
+                }
+                _ => None,
+            },
+        };
         Vacation {
+            to_ignore_envelope: c.vacation_to_header_ignore_envelope,
             reason,
             subject,
             from,
@@ -940,6 +1129,7 @@ impl Runtime {
 
     fn include(&mut self, host: &mut dyn Host, n: &Node) -> RResult<Flow> {
         let name = self.s(&n.string(0));
+        let name = crate::compile::script_name(&name).to_string();
         let global = n.has_tag("global");
         let key = (global, name.clone());
         if n.has_tag("once") && self.included.contains(&key) {
@@ -1026,17 +1216,18 @@ impl Runtime {
                 keep
             });
             self.message.edited = true;
+            self.message.version += 1;
         }
         Ok(())
     }
 }
 
-/// RFC 5293 7: these fields are never added or removed by a script.
+/// RFC 5293 9: these fields are never removed by a script.
 fn protected(name: &str) -> bool {
     name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("auto-submitted")
 }
 
-fn valid_field_name(name: &str) -> bool {
+pub fn valid_field_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
 }
 

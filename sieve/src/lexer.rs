@@ -3,7 +3,7 @@
 use crate::error::CompileError;
 
 /// Lexing stops after this many errors (the compiler reports at most as many).
-const MAX_ERRORS: usize = 10;
+const MAX_ERRORS: usize = 100;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tok {

@@ -18,11 +18,12 @@ pub mod matching;
 pub mod message;
 pub mod parser;
 pub mod redirect;
+pub mod spamtest;
 pub mod spec;
 pub mod vacation;
 pub mod variables;
 
-pub use action::{Action, Vacation};
+pub use action::{Action, Snapshot, Vacation};
 pub use compile::{Compiler, Script};
 pub use error::{CompileError, CompileErrors, RuntimeError};
 pub use interp::{Config, Envelope, Flow, Host, Limits, NoHost, Runtime};

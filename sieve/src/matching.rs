@@ -236,6 +236,12 @@ fn compiled_regex(key: &str, insensitive: bool) -> Option<regex::Regex> {
     })
 }
 
+/// Whether a key is a regular expression this engine takes (a key made at run time may not
+/// be).
+pub fn regex_valid(key: &str) -> bool {
+    compiled_regex(key, false).is_some()
+}
+
 fn regex_match(
     cmp: Comparator,
     value: &str,

@@ -17,6 +17,8 @@ pub struct Message {
     pub body: Vec<u8>,
     /// Set when a script edited the header (the caller stores the edited message).
     pub edited: bool,
+    /// Counts edits, so a copy made for one action is shared until the next edit.
+    pub version: u64,
     /// A header without the empty line after it: the body test sees no body at all (RFC 5173 5).
     pub no_body: bool,
 }
@@ -75,6 +77,7 @@ impl Message {
             fields,
             body: raw.get(body_start..).unwrap_or_default().to_vec(),
             edited: false,
+            version: 0,
             no_body: !separated,
         }
     }
@@ -130,6 +133,7 @@ impl Message {
             self.fields.insert(0, f);
         }
         self.edited = true;
+        self.version += 1;
     }
 
     /// Body texts for the body test (RFC 5173): the raw body, or decoded parts whose content
@@ -145,47 +149,163 @@ impl Message {
         let Some(m) = MessageParser::default().parse(&bytes) else {
             return Vec::new();
         };
+        let types: Vec<String> = types.iter().map(|t| t.to_ascii_lowercase()).collect();
         let mut out = Vec::new();
-        for part in m.parts.iter() {
-            let (ty, sub) = match part.content_type() {
-                Some(ct) => (
-                    ct.ctype().to_ascii_lowercase(),
-                    ct.subtype()
-                        .map(str::to_ascii_lowercase)
-                        .unwrap_or_default(),
-                ),
-                None => ("text".to_string(), "plain".to_string()),
-            };
-            let wanted = types.iter().any(|t| {
-                let t = t.to_ascii_lowercase();
-                t.matches('/').count() <= 1 && t.is_empty()
-                    || t.matches('/').count() <= 1
-                        && match t.split_once('/') {
-                            Some((a, b)) => a == ty && b == sub,
-                            None => t == ty,
-                        }
-            });
-            if !wanted {
-                continue;
-            }
-            match &part.body {
-                PartType::Text(t) => out.push(t.to_string()),
-                // :text wants what a reader sees, not the markup.
-                PartType::Html(t) if text => out.push(mail_parser::decoders::html::html_to_text(t)),
-                PartType::Html(t) => out.push(t.to_string()),
-                PartType::Binary(b) | PartType::InlineBinary(b) => {
-                    out.push(String::from_utf8_lossy(b).into_owned())
-                }
-                PartType::Message(_) | PartType::Multipart(_) => {}
-            }
-        }
+        body_parts(&m, &types, text, 0, &mut out);
         out
     }
 }
 
+/// Deepest message/rfc822 nesting the body test descends into.
+const MAX_NESTING: usize = 16;
+
+/// RFC 5173 5.2, over one (possibly nested) message: matching leaf parts decoded, matching
+/// multiparts' prologue and epilogue, matching message/rfc822 parts' header, descending into
+/// multiparts and enclosed messages.
+fn body_parts(
+    m: &mail_parser::Message<'_>,
+    types: &[String],
+    text: bool,
+    depth: usize,
+    out: &mut Vec<String>,
+) {
+    let raw = m.raw_message();
+    let slice = |a: u32, b: u32| raw.get(a as usize..b as usize).unwrap_or_default();
+    for part in m.parts.iter() {
+        let (ty, sub) = part_type(part);
+        let header = slice(part.offset_header, part.offset_body);
+        let wanted = types.iter().any(|t| {
+            t.is_empty()
+                || match t.split_once('/') {
+                    Some((a, b)) => !b.contains('/') && a == ty && b == sub,
+                    None => *t == ty,
+                }
+        });
+        // :text reads XHTML as it reads HTML.
+        let xhtml = text && ty == "application" && sub == "xhtml+xml";
+        match &part.body {
+            PartType::Multipart(_) if wanted && !text => {
+                let boundary = part
+                    .content_type()
+                    .and_then(|c| c.attribute("boundary"))
+                    .unwrap_or_default();
+                let body = slice(part.offset_body, part.offset_end);
+                out.extend(prologue_epilogue(body, boundary));
+            }
+            PartType::Multipart(_) => {}
+            PartType::Message(inner) => {
+                if wanted && !text {
+                    // The enclosed message's header, as one string (up to its blank line).
+                    let body = slice(part.offset_body, part.offset_end);
+                    let end = body
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .map(|i| i + 2)
+                        .or_else(|| body.windows(2).position(|w| w == b"\n\n").map(|i| i + 1))
+                        .unwrap_or(body.len());
+                    let h = body.get(..end).unwrap_or_default();
+                    out.push(String::from_utf8_lossy(h).into_owned());
+                }
+                if depth < MAX_NESTING {
+                    body_parts(inner, types, text, depth + 1, out);
+                }
+            }
+            // A part that cannot be decoded is not searched.
+            _ if !valid_encoding(header) => {}
+            PartType::Html(t) if wanted && text => {
+                out.push(mail_parser::decoders::html::html_to_text(t))
+            }
+            PartType::Text(t) | PartType::Html(t) if wanted => out.push(t.to_string()),
+            PartType::Binary(b) | PartType::InlineBinary(b) if xhtml => {
+                let t = String::from_utf8_lossy(b);
+                out.push(mail_parser::decoders::html::html_to_text(&t))
+            }
+            PartType::Binary(b) | PartType::InlineBinary(b) if wanted => {
+                out.push(String::from_utf8_lossy(b).into_owned())
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A part's type and subtype, lower case; a malformed one (no subtype, or one with a '/')
+/// is application/octet-stream, and none is text/plain (RFC 2045 5.2).
+fn part_type(part: &mail_parser::MessagePart<'_>) -> (String, String) {
+    match part.content_type() {
+        Some(ct) => {
+            let ty = ct.ctype().to_ascii_lowercase();
+            let sub = ct
+                .subtype()
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_default();
+            if sub.is_empty() || sub.contains('/') || ty.is_empty() {
+                ("application".into(), "octet-stream".into())
+            } else {
+                (ty, sub)
+            }
+        }
+        None => ("text".to_string(), "plain".to_string()),
+    }
+}
+
+/// Whether a part's Content-Transfer-Encoding (if any) is one that can be decoded.
+fn valid_encoding(header: &[u8]) -> bool {
+    let h = String::from_utf8_lossy(header).to_ascii_lowercase();
+    let unfolded = h.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded
+        .lines()
+        .filter_map(|l| l.strip_prefix("content-transfer-encoding:"))
+        .all(|v| {
+            matches!(
+                v.trim(),
+                "7bit" | "8bit" | "binary" | "base64" | "quoted-printable"
+            )
+        })
+}
+
+/// The prologue and epilogue of a multipart body (the text before its first boundary and
+/// after its closing one), each when not empty.
+fn prologue_epilogue(body: &[u8], boundary: &str) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    if boundary.is_empty() {
+        return Vec::new();
+    }
+    let open = format!("--{boundary}");
+    let close = format!("--{boundary}--");
+    let mut prologue = String::new();
+    let mut epilogue = String::new();
+    let mut state = 0; // 0 prologue, 1 parts, 2 epilogue
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\r', '\n']);
+        match state {
+            0 if bare.starts_with(&open) => state = if bare.starts_with(&close) { 2 } else { 1 },
+            0 => prologue.push_str(line),
+            1 if bare.starts_with(&close) => state = 2,
+            1 => {}
+            _ => epilogue.push_str(line),
+        }
+    }
+    [prologue, epilogue]
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .collect()
+}
+
 /// Folds a long header value at white space (RFC 5322 2.2.3); line breaks in it become folds.
 pub fn fold(value: &str) -> String {
-    let value = value.replace("\r\n", " ").replace(['\r', '\n'], " ");
+    // A line break before white space is a fold (taken out); any other becomes a space.
+    let value = value.replace("\r\n", "\n").replace('\r', "\n");
+    let value = value.trim_end_matches('\n');
+    let mut flat = String::with_capacity(value.len());
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' if matches!(chars.peek(), Some(' ' | '\t')) => {}
+            '\n' => flat.push(' '),
+            c => flat.push(c),
+        }
+    }
+    let value = flat;
     let mut out = String::with_capacity(value.len() + 8);
     let mut line = 0;
     for (i, word) in value.split(' ').enumerate() {

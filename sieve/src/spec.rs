@@ -285,6 +285,14 @@ pub fn builtin() -> Vec<Spec> {
                 .tag("last", None, "last", "")
                 .pos(&[Str, List])
         },
+        // RFC 5235 (`:percent` with spamtestplus).
+        Spec::new("spamtest", true, "spamtest")
+            .tags(m())
+            .tag("percent", None, "", "spamtestplus")
+            .pos(&[Str]),
+        Spec::new("virustest", true, "virustest")
+            .tags(m())
+            .pos(&[Str]),
         // RFC 7352.
         Spec::new("duplicate", true, "duplicate")
             .tag("handle", Some(Str), "", "")
@@ -324,4 +332,7 @@ pub const CAPABILITIES: &[&str] = &[
     "duplicate",
     "editheader",
     "special-use",
+    "spamtest",
+    "spamtestplus",
+    "virustest",
 ];

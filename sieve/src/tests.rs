@@ -182,3 +182,85 @@ fn slow_matches_hit_the_time_limit() {
     // Far less than the 2000 slow matches would take (one step may overshoot).
     assert!(start.elapsed() < std::time::Duration::from_secs(30));
 }
+
+#[test]
+fn a_chain_stops_once_the_message_is_no_longer_kept() {
+    let c = Compiler::new();
+    let chain = |srcs: &[&str]| {
+        let scripts: Vec<Script> = srcs.iter().map(|s| c.compile(s).unwrap()).collect();
+        let refs: Vec<&Script> = scripts.iter().collect();
+        let mut rt = Runtime::new(
+            c.clone(),
+            Config::default(),
+            Message::parse(MSG),
+            Envelope::default(),
+        );
+        rt.run_chain(&mut TestHost::default(), &refs)
+            .map(|()| rt.result())
+    };
+    // A keep (explicit or implicit) lets the next script decide.
+    let r = chain(&["keep;", "require \"fileinto\"; fileinto \"A\";"]).unwrap();
+    assert_eq!(names(&r), ["store"]);
+    // A script that files the message ends the chain: the later script never runs.
+    let r = chain(&["require \"fileinto\"; fileinto \"A\";", "discard;"]).unwrap();
+    assert_eq!(names(&r), ["store"]);
+    // Flags and edits made earlier carry on; the error names the failing script.
+    let r = chain(&["require \"imap4flags\"; addflag \"x\";", ""]).unwrap();
+    assert!(matches!(&r[..], [Action::Keep { flags, .. }] if flags == &["x"]));
+    let e = chain(&["keep;", "require \"ihave\"; error \"no\";"]).unwrap_err();
+    assert_eq!(e.0, 1);
+}
+
+#[test]
+fn a_later_script_may_reject_after_an_earlier_one_filed_a_copy() {
+    let c = Compiler::new();
+    let scripts: Vec<Script> = [
+        "require [\"fileinto\", \"copy\"]; fileinto :copy \"Archive\";",
+        "require \"reject\"; reject \"no\";",
+    ]
+    .iter()
+    .map(|s| c.compile(s).unwrap())
+    .collect();
+    let refs: Vec<&Script> = scripts.iter().collect();
+    let mut rt = Runtime::new(
+        c.clone(),
+        Config::default(),
+        Message::parse(MSG),
+        Envelope::default(),
+    );
+    rt.run_chain(&mut TestHost::default(), &refs).unwrap();
+    assert_eq!(names(&rt.result()), ["store", "reject"]);
+    // Within one script the two still conflict (RFC 5429 2.3).
+    assert!(run_with(
+        "require [\"fileinto\", \"copy\", \"reject\"]; fileinto :copy \"A\"; reject \"no\";",
+        &mut TestHost::default()
+    )
+    .is_err());
+}
+
+#[test]
+fn edited_copies_are_shared_and_bounded() {
+    let src = "require [\"editheader\", \"fileinto\", \"copy\"];\n\
+               addheader \"X-A\" \"1\"; fileinto :copy \"A\"; fileinto :copy \"B\";\n\
+               addheader \"X-B\" \"2\"; fileinto :copy \"C\";";
+    let (a, _) = run_with(src, &mut TestHost::default()).unwrap();
+    let copies: Vec<&std::sync::Arc<Vec<u8>>> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::FileInto { message, .. } => message.as_ref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copies.len(), 3);
+    // Two actions in one edited state share one copy; the next edit makes another.
+    assert!(std::sync::Arc::ptr_eq(copies[0], copies[1]));
+    assert!(!std::sync::Arc::ptr_eq(copies[1], copies[2]));
+    // A tight bound stops a script that keeps editing and filing.
+    let c = Compiler::new();
+    let script = c.compile(src).unwrap();
+    let mut config = Config::default();
+    config.limits.max_snapshot_bytes = MSG.len() + 20;
+    let mut rt = Runtime::new(c, config, Message::parse(MSG), Envelope::default());
+    let e = rt.run(&mut TestHost::default(), &script).unwrap_err();
+    assert!(e.message.contains("memory limit"), "{e}");
+}

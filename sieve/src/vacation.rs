@@ -113,12 +113,12 @@ const MAX_SUBJECT: usize = 256;
 
 /// The reply's To: the original field naming the envelope sender, as written (display name
 /// kept), else the bare sender.
-fn reply_to(msg: &Message, sender: &str) -> String {
+fn reply_to(msg: &Message, sender: &str, ignore_envelope: bool) -> String {
     for h in ["reply-to", "sender", "resent-from", "from"] {
         for v in msg.raw_values(h) {
             let v = crate::message::unfold(v);
             let addrs = address::parse_header(&v);
-            if addrs.len() == 1 && addrs[0].all.eq_ignore_ascii_case(sender) {
+            if addrs.len() == 1 && (ignore_envelope || addrs[0].all.eq_ignore_ascii_case(sender)) {
                 return v.trim().to_string();
             }
         }
@@ -146,7 +146,10 @@ pub fn build_reply(
     let clean = |s: &str| s.replace(['\r', '\n'], " ");
     let mut out = String::new();
     out.push_str(&format!("From: {}\r\n", clean(&from)));
-    out.push_str(&format!("To: {}\r\n", reply_to(msg, sender)));
+    out.push_str(&format!(
+        "To: {}\r\n",
+        reply_to(msg, sender, v.to_ignore_envelope)
+    ));
     let mut subject = clean(&subject);
     if subject.chars().count() > MAX_SUBJECT {
         subject = subject.chars().take(MAX_SUBJECT - 1).collect::<String>() + "\u{2026}";
@@ -288,6 +291,7 @@ mod tests {
             mime: false,
             handle: "h".into(),
             period: 0,
+            to_ignore_envelope: false,
         };
         let r = String::from_utf8(build_reply(
             &m,

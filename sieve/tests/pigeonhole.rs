@@ -45,7 +45,6 @@ const UNCLAIMED_DIRS: &[(&str, &str)] = &[
         "extensions/mime/",
         "mime/foreverypart/extracttext (RFC 5703)",
     ),
-    ("extensions/spamvirustest/", "spamtest/virustest (RFC 5235)"),
     ("extensions/vnd.dovecot/", "vnd.dovecot.* (Dovecot-only)"),
 ];
 

@@ -33,6 +33,8 @@ pub struct ClusterSpec {
     pub raft: bool,
     /// More `[cluster]` lines for every node (e.g. `startup_catch_up_timeout = "0 secs"`).
     pub cluster_lines: &'static str,
+    /// More tables for every node's configuration (e.g. a `[sieve]` table).
+    pub tables: String,
 }
 
 impl Default for ClusterSpec {
@@ -44,6 +46,7 @@ impl Default for ClusterSpec {
             proxied: false,
             raft: false,
             cluster_lines: "",
+            tables: String::new(),
         }
     }
 }
@@ -116,7 +119,7 @@ impl Cluster {
                 dir = node_dirs[i].display(),
                 peers = peers.join(", "),
                 lines = spec.cluster_lines,
-            );
+            ) + &spec.tables;
             let server = Server::start(ServerSpec {
                 wait_for: vec![Proto::Imap, Proto::Pop3, Proto::Lmtp],
                 extra_toml: extra,

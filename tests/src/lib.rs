@@ -18,6 +18,7 @@ mod line;
 mod mail;
 mod process;
 mod server;
+pub mod smtp_receiver;
 
 pub use binary::{jepsen_bin, node_bin, workspace_root};
 pub use fixtures::{free_port, hash_password, make_cert, Scheme, User};

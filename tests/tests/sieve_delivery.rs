@@ -3,122 +3,10 @@
 //! vacation reply; the outgoing mail is caught by Python's aiosmtpd standing in for the
 //! submission server, and the vacation reply is not repeated within its period.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use tests::smtp_receiver::{python_with_aiosmtpd, start_receiver};
 use tests::*;
-
-/// aiosmtpd writing each message it receives as a file `<n>.eml` (envelope first) in a dir.
-struct Receiver {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const RECEIVER: &str = r#"
-import sys, os, time, asyncio
-from aiosmtpd.controller import Controller
-out, port = sys.argv[1], int(sys.argv[2])
-class H:
-    n = 0
-    async def handle_DATA(self, server, session, envelope):
-        H.n += 1
-        mail_from = "" if envelope.mail_from in ("", "<>") else envelope.mail_from
-        text = "X-Env-From: <%s>\r\nX-Env-To: <%s>\r\n" % (mail_from, ",".join(envelope.rcpt_tos))
-        with open(os.path.join(out, "%03d.tmp" % H.n), "wb") as f:
-            f.write(text.encode() + envelope.original_content)
-        os.rename(os.path.join(out, "%03d.tmp" % H.n), os.path.join(out, "%03d.eml" % H.n))
-        return "250 OK"
-c = Controller(H(), hostname="127.0.0.1", port=port)
-c.start()
-print("ready", flush=True)
-while True:
-    time.sleep(3600)
-"#;
-
-/// A Python 3 that has aiosmtpd (Debian's python3-aiosmtpd may not be on the first python3).
-fn python_with_aiosmtpd() -> Option<String> {
-    for py in ["python3", "/usr/bin/python3"] {
-        let ok = Command::new(py)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Some(py.to_string());
-        }
-    }
-    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-        panic!("aiosmtpd is not installed: scripts/install-test-deps.sh installs python3-aiosmtpd");
-    }
-    eprintln!("skipped: Python's aiosmtpd is not installed");
-    None
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn start_receiver(py: &str, dir: &Path) -> Receiver {
-    let port = free_port();
-    let mut child = Command::new(py)
-        .arg("-c")
-        .arg(RECEIVER)
-        .arg(dir)
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start aiosmtpd");
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        let _ = BufReader::new(out).read_line(&mut line);
-    }
-    assert_eq!(line.trim(), "ready", "aiosmtpd did not start");
-    Receiver {
-        child,
-        dir: dir.to_path_buf(),
-        port,
-    }
-}
-
-impl Receiver {
-    /// The messages received so far, in order.
-    fn messages(&self) -> Vec<String> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        names.retain(|p| p.extension().is_some_and(|e| e == "eml"));
-        names.sort();
-        names
-            .iter()
-            .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned())
-            .collect()
-    }
-
-    fn wait_for(&self, n: usize) -> Vec<String> {
-        let start = Instant::now();
-        loop {
-            let m = self.messages();
-            if m.len() >= n || start.elapsed() > Duration::from_secs(20) {
-                return m;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
 
 /// swaks over LMTP: the transcript.
 fn swaks(server: &Server, from: &str, to: &str, subject: &str) -> String {
@@ -371,5 +259,108 @@ fn delivery_speed_with_and_without_a_script() {
     println!(
         "no script: {none:.0} msg/s; five rules: {five:.0} msg/s; slower by {:.1}%",
         (1.0 - five / none) * 100.0
+    );
+}
+
+/// (user, password) -> messages in INBOX, over IMAP.
+fn inbox_count(server: &Server, user: &str, pass: &str) -> usize {
+    let mut c = LineConn::connect(server.addr(Proto::Imap)).expect("connect");
+    c.line().expect("greeting");
+    let r = c.imap("l", &format!("LOGIN {user} {pass}")).expect("login");
+    assert!(tagged(&r).starts_with("l OK"), "{r:?}");
+    let r = c.imap("s", "EXAMINE INBOX").expect("examine");
+    r.iter()
+        .find_map(|l| l.strip_prefix("* ")?.strip_suffix(" EXISTS")?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Scripts that would loop or run away are stopped with an error in the log, and the
+/// message is kept in INBOX: an include of itself (demo), more actions than
+/// `sieve_max_actions` (alice), and a redirect back to the user of a message that already
+/// went through that redirect (bob; the submission host is a closed port, so a redirect that
+/// went out would fail the delivery).
+#[test]
+fn runaway_scripts_are_stopped_and_the_message_kept() {
+    if missing_tool("swaks") {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    std::fs::write(
+        dir.join("demo.sieve"),
+        "require \"include\";\ninclude \"demo\";\n",
+    )
+    .unwrap();
+    let many: String = (0..40)
+        .map(|i| format!("fileinto :copy \"box{i}\";\n"))
+        .collect();
+    std::fs::write(
+        dir.join("alice.sieve"),
+        format!("require [\"fileinto\", \"copy\"];\n{many}"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("bob.sieve"), "redirect \"bob@example.org\";\n").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let server = Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap, Proto::Lmtp],
+        extra_toml: format!(
+            "[sieve]\nsieve = \"{d}/%n.sieve\"\nsieve_dir = \"{d}\"\nsubmission_host = \"127.0.0.1:{closed_port}\"\n",
+            d = dir.display()
+        ),
+        ..Default::default()
+    })
+    .expect("start node");
+    let send = |to: &str, extra: &[&str]| {
+        let mut cmd = Command::new("swaks");
+        cmd.args(["--server", "127.0.0.1", "--port"])
+            .arg(server.ports.lmtp.to_string())
+            .args([
+                "--protocol",
+                "LMTP",
+                "--from",
+                "someone@far.example",
+                "--to",
+                to,
+            ])
+            .args([
+                "--header",
+                "Subject: hello",
+                "--body",
+                "hello",
+                "--timeout",
+                "20",
+            ]);
+        for h in extra {
+            cmd.args(["--add-header", h]);
+        }
+        run(&mut cmd, None, Duration::from_secs(60))
+            .expect("swaks")
+            .both()
+    };
+    for (user, pass) in [("demo", "demo"), ("alice", "alicepw")] {
+        let t = send(&format!("{user}@example.org"), &[]);
+        assert!(t.contains("250 2.0.0"), "{t}");
+        assert_eq!(inbox_count(&server, user, pass), 1, "{user}");
+    }
+    let t = send(
+        "bob@example.org",
+        &["X-Sieve-Redirected-From: bob@example.org"],
+    );
+    assert!(
+        t.contains("250 2.0.0"),
+        "{t}\n{}",
+        tail(&server.log_text(), 20)
+    );
+    assert_eq!(inbox_count(&server, "bob", "bobpw"), 1);
+    let log = server.log_text();
+    assert!(log.contains("recursion"), "{}", tail(&log, 30));
+    assert!(log.contains("exceeds policy limit"), "{}", tail(&log, 30));
+    assert!(log.contains("mail loop"), "{}", tail(&log, 30));
+    assert_eq!(
+        log.matches("keeping the message in INBOX").count(),
+        2,
+        "{log}"
     );
 }

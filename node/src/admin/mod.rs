@@ -376,7 +376,7 @@ pub fn execute(
             op,
         } => {
             let us = open(user)?;
-            crate::sieve_admin::execute(us.dir(), us.name(), active_path, script_dir, op)
+            crate::sieve_admin::execute(&us, active_path, script_dir, op)
         }
         Request::QuotaGet { user } => json(serde_json::to_value(
             open(user)?.quota().map_err(|e| e.to_string())?,

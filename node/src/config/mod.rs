@@ -379,6 +379,21 @@ pub struct SieveSettings {
     /// ManageSieve quotas: scripts per user and their total size (0 = no limit).
     pub sieve_quota_max_scripts: u32,
     pub sieve_quota_max_storage: Size,
+    /// RFC 5235 spamtest/virustest, Pigeonhole's settings: the header with the verdict
+    /// (`NAME` or `NAME:REGEX`, the first group being the value; empty = not configured,
+    /// the tests answer 0), how to read it (`score`, `strlen`, `text`), the maximum score
+    /// (a header like the status one, or a value), and for `text` the texts by value
+    /// (`{ 1 = "Clean", 5 = "Infected" }`).
+    pub sieve_spamtest_status_header: String,
+    pub sieve_spamtest_status_type: String,
+    pub sieve_spamtest_score_max_header: String,
+    pub sieve_spamtest_score_max_value: f64,
+    pub sieve_spamtest_text_value: std::collections::BTreeMap<String, String>,
+    pub sieve_virustest_status_header: String,
+    pub sieve_virustest_status_type: String,
+    pub sieve_virustest_score_max_header: String,
+    pub sieve_virustest_score_max_value: f64,
+    pub sieve_virustest_text_value: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for SieveSettings {
@@ -399,6 +414,16 @@ impl Default for SieveSettings {
             sieve_max_script_size: Size(1 << 20),
             sieve_quota_max_scripts: 100,
             sieve_quota_max_storage: Size(10 << 20),
+            sieve_spamtest_status_header: String::new(),
+            sieve_spamtest_status_type: "score".into(),
+            sieve_spamtest_score_max_header: String::new(),
+            sieve_spamtest_score_max_value: 0.0,
+            sieve_spamtest_text_value: Default::default(),
+            sieve_virustest_status_header: String::new(),
+            sieve_virustest_status_type: "score".into(),
+            sieve_virustest_score_max_header: String::new(),
+            sieve_virustest_score_max_value: 0.0,
+            sieve_virustest_text_value: Default::default(),
         }
     }
 }

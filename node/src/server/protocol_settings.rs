@@ -78,7 +78,51 @@ fn sieve(config: &Config) -> protocols::lmtp::SieveConfig {
         max_redirects: s.sieve_max_redirects as usize,
         max_actions: s.sieve_max_actions as usize,
         max_script_size: s.sieve_max_script_size.0,
+        spamtest: score_test(
+            &s.sieve_spamtest_status_header,
+            &s.sieve_spamtest_status_type,
+            &s.sieve_spamtest_score_max_header,
+            s.sieve_spamtest_score_max_value,
+            &s.sieve_spamtest_text_value,
+        ),
+        virustest: score_test(
+            &s.sieve_virustest_status_header,
+            &s.sieve_virustest_status_type,
+            &s.sieve_virustest_score_max_header,
+            s.sieve_virustest_score_max_value,
+            &s.sieve_virustest_text_value,
+        ),
     }
+}
+
+/// A spamtest/virustest configuration; None when no status header is set.
+fn score_test(
+    header: &str,
+    kind: &str,
+    max_header: &str,
+    max_value: f64,
+    texts: &std::collections::BTreeMap<String, String>,
+) -> Option<sieve::spamtest::ScoreTest> {
+    use sieve::spamtest::{header_spec, Kind, ScoreTest};
+    if header.is_empty() {
+        return None;
+    }
+    let (header, regex) = header_spec(header);
+    Some(ScoreTest {
+        header,
+        regex,
+        kind: match kind {
+            "strlen" => Kind::Strlen,
+            "text" => Kind::Text,
+            _ => Kind::Score,
+        },
+        max_header: (!max_header.is_empty()).then(|| header_spec(max_header)),
+        max_value: (max_value > 0.0).then_some(max_value),
+        text_values: texts
+            .iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, v.clone())))
+            .collect(),
+    })
 }
 
 #[cfg(test)]
@@ -127,6 +171,26 @@ mod tests {
             assert!(out.contains(line), "{line} missing from {out}");
         }
         assert_eq!(parse(&out), c);
+    }
+
+    #[test]
+    fn spamtest_and_virustest_settings_reach_delivery() {
+        let c = parse(
+            "[sieve]\nsieve_spamtest_status_header = \"X-Spam-Score:score=([0-9.]+)\"\n\
+             sieve_spamtest_score_max_value = 5.0\n\
+             sieve_virustest_status_header = \"X-Virus\"\n\
+             sieve_virustest_status_type = \"text\"\n\
+             sieve_virustest_text_value = { 1 = \"clean\", 5 = \"infected\" }\n",
+        );
+        let s = sieve(&c);
+        let spam = s.spamtest.expect("spamtest");
+        assert_eq!(spam.header, "X-Spam-Score");
+        assert_eq!(spam.max_value, Some(5.0));
+        let m = sieve::Message::parse(b"X-Spam-Score: score=2.5\r\nX-Virus: infected\r\n\r\n");
+        assert_eq!(spam.value(&m, 10, true), "50");
+        assert_eq!(s.virustest.expect("virustest").value(&m, 5, false), "5");
+        assert!(sieve(&Config::default()).spamtest.is_none());
+        assert_eq!(parse(&non_default_settings(&c)), c);
     }
 
     #[test]

@@ -8,6 +8,8 @@ use super::deliver::{answer, Accepted, Outcome, Received};
 use super::smtp_client::{self, Outgoing};
 use super::LmtpContext;
 use crate::mail::{Reader, UserMail, WriteError};
+use crate::managesieve::attrs;
+use crate::managesieve::storage::StoreError as StoreErr;
 use sieve::{Action, Compiler, Envelope, Host, Message, Runtime, Script, Vacation};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,9 @@ pub struct SieveConfig {
     pub max_actions: usize,
     /// `sieve_max_script_size`: larger script files are refused (and the message kept).
     pub max_script_size: u64,
+    /// RFC 5235: `sieve_spamtest_*` and `sieve_virustest_*` (None: the tests answer 0).
+    pub spamtest: Option<sieve::spamtest::ScoreTest>,
+    pub virustest: Option<sieve::spamtest::ScoreTest>,
 }
 
 impl Default for SieveConfig {
@@ -58,6 +63,8 @@ impl Default for SieveConfig {
             max_redirects: 4,
             max_actions: 32,
             max_script_size: 1 << 20,
+            spamtest: None,
+            virustest: None,
         }
     }
 }
@@ -78,19 +85,24 @@ pub(crate) struct Target {
     pub flags: Vec<String>,
     pub create: bool,
     pub special_use: Option<String>,
+    /// The message as editheader had left it when the action was taken (None: as it came).
+    pub message: sieve::Snapshot,
 }
 
 /// What the scripts decided, in the terms delivery carries out.
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
     pub targets: Vec<Target>,
-    pub redirects: Vec<String>,
+    /// Addresses, each with the message as it was when the redirect was taken.
+    pub redirects: Vec<(String, sieve::Snapshot)>,
     pub vacation: Option<Vacation>,
     pub reject: Option<String>,
     /// The message as edited by editheader, when it was.
     pub edited: Option<Vec<u8>>,
     /// Why the scripts' result was set aside for a plain keep.
     pub error: Option<String>,
+    /// `duplicate` ids (and periods) to mark as seen with the delivery.
+    pub marks: Vec<(String, u64)>,
 }
 
 impl Plan {
@@ -109,6 +121,7 @@ fn inbox(flags: Vec<String>) -> Target {
         flags,
         create: false,
         special_use: None,
+        message: None,
     }
 }
 
@@ -191,12 +204,38 @@ fn load(compiler: &Compiler, path: &Path, max: u64) -> Result<Option<Arc<Script>
     Ok(Some(script))
 }
 
+/// Compiled scripts kept as attributes, by the hash of their text (a script changed on
+/// another node is a new text, compiled once here).
+fn text_cache() -> &'static Mutex<HashMap<[u8; 32], Arc<Script>>> {
+    static C: OnceLock<Mutex<HashMap<[u8; 32], Arc<Script>>>> = OnceLock::new();
+    C.get_or_init(Default::default)
+}
+
+fn compile_text(compiler: &Compiler, label: &str, text: &[u8]) -> Result<Arc<Script>, String> {
+    let key = *blake3::hash(text).as_bytes();
+    if let Ok(c) = text_cache().lock() {
+        if let Some(s) = c.get(&key) {
+            return Ok(s.clone());
+        }
+    }
+    let src = std::str::from_utf8(text).map_err(|_| format!("{label}: not UTF-8"))?;
+    let script = Arc::new(compiler.compile(src).map_err(|e| format!("{label}: {e}"))?);
+    if let Ok(mut c) = text_cache().lock() {
+        if c.len() > 10_000 {
+            c.clear();
+        }
+        c.insert(key, script.clone());
+    }
+    Ok(script)
+}
+
 struct DeliveryHost<'a> {
     reader: &'a Reader,
-    home: PathBuf,
     personal_dir: PathBuf,
     global_dir: Option<PathBuf>,
     max_script_size: u64,
+    /// `duplicate` ids to mark as seen (with their periods) once the message is stored.
+    marks: Vec<(String, u64)>,
 }
 
 impl Host for DeliveryHost<'_> {
@@ -217,12 +256,16 @@ impl Host for DeliveryHost<'_> {
         })
     }
 
-    /// RFC 7352: ids seen within their period, in the same tracking file as vacation replies.
+    /// RFC 7352: ids seen within their period, tracked in the user's attributes like
+    /// vacation replies (so the other node knows them too); new ids are marked with the
+    /// delivery.
     fn duplicate(&mut self, id: &str, period: u64, _last: bool) -> bool {
-        let key = blake3::hash(format!("duplicate\0{id}").as_bytes())
-            .to_hex()
-            .to_string();
-        tracking_check_and_mark(&self.home, &key, period)
+        let id = format!("duplicate\0{id}");
+        let seen = attrs::seen(self.reader, &id, self.reader.clock_now_ms()).unwrap_or(false);
+        if !seen && !self.marks.iter().any(|(i, _)| *i == id) {
+            self.marks.push((id, period));
+        }
+        seen
     }
 
     fn load_script(&mut self, global: bool, name: &str) -> Result<Option<String>, String> {
@@ -232,6 +275,12 @@ impl Host for DeliveryHost<'_> {
                 None => return Ok(None),
             }
         } else {
+            // A personal script kept as an attribute wins over a file of that name.
+            match attrs::get(self.reader, name) {
+                Ok(text) => return Ok(Some(String::from_utf8_lossy(&text).into_owned())),
+                Err(StoreErr::NoSuchScript | StoreErr::BadName) => {}
+                Err(e) => return Err(e.to_string()),
+            }
             self.personal_dir.clone()
         };
         if name.contains(['/', '\\']) || name.starts_with('.') {
@@ -260,22 +309,35 @@ pub(crate) fn evaluate(
     raw: &[u8],
 ) -> Plan {
     let compiler = compiler();
-    let mut scripts: Vec<(PathBuf, Arc<Script>)> = Vec::new();
-    let add = |template: &str, scripts: &mut Vec<(PathBuf, Arc<Script>)>| -> Result<bool, String> {
+    let mut scripts: Vec<(String, Arc<Script>)> = Vec::new();
+    let add = |template: &str, scripts: &mut Vec<(String, Arc<Script>)>| -> Result<bool, String> {
         let path = expand_path(template, user, home);
         Ok(match load(&compiler, &path, cfg.max_script_size)? {
             Some(s) => {
-                scripts.push((path, s));
+                scripts.push((path.display().to_string(), s));
                 true
             }
             None => false,
         })
     };
+    // The user's script: the active script attribute when the attributes are in use, else
+    // the `sieve` file (an operator's existing ~/.dovecot.sieve).
+    let personal = |scripts: &mut Vec<(String, Arc<Script>)>| -> Result<bool, String> {
+        match attrs::active_script(reader).map_err(|e| format!("sieve scripts: {e}"))? {
+            Ok(Some((name, text))) => {
+                let label = format!("sieve script {name}");
+                scripts.push((label.clone(), compile_text(&compiler, &label, &text)?));
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(()) => add(&cfg.script, scripts),
+        }
+    };
     let loaded = (|| -> Result<(), String> {
         for b in &cfg.before {
             add(b, &mut scripts)?;
         }
-        let personal = !cfg.script.is_empty() && add(&cfg.script, &mut scripts)?;
+        let personal = !cfg.script.is_empty() && personal(&mut scripts)?;
         if !personal && !cfg.default.is_empty() {
             add(&cfg.default, &mut scripts)?;
         }
@@ -299,6 +361,8 @@ pub(crate) fn evaluate(
         vacation_default_period: cfg.vacation_default_period.as_secs(),
         ..sieve::Config::default()
     };
+    config.spamtest = cfg.spamtest.clone();
+    config.virustest = cfg.virustest.clone();
     config.limits.max_redirects = cfg.max_redirects;
     config.limits.max_actions = cfg.max_actions;
     for k in ["domain", "host"] {
@@ -307,36 +371,48 @@ pub(crate) fn evaluate(
     let mut rt = Runtime::new(compiler.clone(), config, Message::parse(raw), envelope);
     let mut host = DeliveryHost {
         reader,
-        home: home.to_path_buf(),
         personal_dir: expand_path(&cfg.dir, user, home),
         global_dir: (!cfg.global_dir.is_empty()).then(|| expand_path(&cfg.global_dir, user, home)),
         max_script_size: cfg.max_script_size,
+        marks: Vec::new(),
     };
-    for (path, script) in &scripts {
-        if let Err(e) = rt.run(&mut host, script) {
-            return Plan::keep(format!("{}: {e}", path.display()));
-        }
+    // Pigeonhole's chain: a later script runs only while the message would still be kept.
+    let chain: Vec<&Script> = scripts.iter().map(|(_, s)| &**s).collect();
+    if let Err((i, e)) = rt.run_chain(&mut host, &chain) {
+        let label = scripts.get(i).map(|(l, _)| l.as_str()).unwrap_or("sieve");
+        return Plan::keep(format!("{label}: {e}"));
+    }
+    for w in &rt.warnings {
+        tracing::warn!(user, "sieve: {w}");
     }
     let mut plan = Plan {
+        marks: host.marks,
         edited: rt.message.edited.then(|| rt.message.to_bytes()),
         ..Plan::default()
     };
     for a in rt.result() {
         match a {
-            Action::Keep { flags, .. } => plan.targets.push(inbox(flags)),
+            Action::Keep { flags, message, .. } => plan.targets.push(Target {
+                message,
+                ..inbox(flags)
+            }),
             Action::FileInto {
                 mailbox,
                 flags,
                 create,
                 special_use,
+                message,
                 ..
             } => plan.targets.push(Target {
                 mailbox,
                 flags,
                 create,
                 special_use,
+                message,
             }),
-            Action::Redirect { address, .. } => plan.redirects.push(address),
+            Action::Redirect {
+                address, message, ..
+            } => plan.redirects.push((address, message)),
             Action::Discard => {}
             Action::Reject { reason, .. } => plan.reject = Some(reason),
             Action::Vacation(v) => plan.vacation = Some(v),
@@ -408,7 +484,7 @@ fn store_targets(
         let r = store.append(
             &mailbox,
             NewMessage {
-                raw,
+                raw: t.message.as_deref().map_or(raw, Vec::as_slice),
                 flags,
                 internal_date: None,
                 delivery_key: key,
@@ -477,22 +553,26 @@ pub(crate) async fn deliver(
         tracing::info!(user, "{}", log(&format!("sieve: rejected: {reason}")));
         return (Outcome::Ok, format!("550 5.7.1 <{addr}> {}", reason.trim()));
     }
-    let raw = plan.edited.clone().unwrap_or(raw);
+    // Stores and redirects carry the message as each action saw it; the vacation check
+    // reads it as the scripts left it.
+    let edited = plan.edited.clone().unwrap_or_else(|| raw.clone());
     // Redirects go out before the reply: a failed one is retried with the whole delivery.
     let parsed = Message::parse(&raw);
-    for to in &plan.redirects {
+    let mut looped = false;
+    for (to, snapshot) in &plan.redirects {
         if sieve::redirect::is_loop(&parsed, &[addr.as_str()]) {
             tracing::info!(
                 user,
                 "{}",
                 log(&format!("sieve: not forwarding to <{to}>: mail loop"))
             );
+            looped = true;
             continue;
         }
         if ctx.config.sieve.submission_host.is_empty() {
             return temp_fail("redirect without a submission_host");
         }
-        let data = sieve::redirect::build(&raw, addr);
+        let data = sieve::redirect::build(snapshot.as_deref().unwrap_or(&raw), addr);
         let out = Outgoing {
             from: &msg.sender,
             to,
@@ -509,16 +589,42 @@ pub(crate) async fn deliver(
         }
         tracing::info!(user, "{}", log(&format!("sieve: forwarded to <{to}>")));
     }
-    let targets = plan.targets.clone();
-    let result = if targets.is_empty() {
-        Ok(Vec::new())
+    let mut targets = plan.targets.clone();
+    // A redirect held back as a loop must not lose the message: it is kept.
+    if looped && targets.is_empty() {
+        targets.push(inbox(Vec::new()));
+    }
+    let marks = plan.marks.clone();
+    let reply_to = plan
+        .vacation
+        .as_ref()
+        .and_then(|v| vacation_wanted(msg, addr, &user, &edited, v, log));
+    let track = reply_to.as_ref().map(|r| (r.id.clone(), r.period));
+    let result = if targets.is_empty() && marks.is_empty() && track.is_none() {
+        Ok((Vec::new(), None))
     } else {
         let raw = raw.clone();
         store
-            .write(move |s| store_targets(s, &targets, &raw, key))
+            .write(move |s| {
+                // The tracking goes into the same write as the message, and first: a retried
+                // delivery finds its ids seen, and a node that holds the message (the other
+                // one after a fail-over) holds the tracking too.
+                if !marks.is_empty() {
+                    if let Err(e) = attrs::mark(s, &marks) {
+                        tracing::warn!("sieve: duplicate tracking: {e}");
+                    }
+                }
+                let seen = track.map(|(id, period)| {
+                    attrs::check_and_mark(s, &id, period).unwrap_or_else(|e| {
+                        tracing::warn!("sieve: vacation tracking: {e}");
+                        true
+                    })
+                });
+                (store_targets(s, &targets, &raw, key), seen)
+            })
             .await
     };
-    let stored = match result {
+    let (stored, seen) = match result {
         Ok(r) => r,
         Err(WriteError::Refused(refused)) => {
             tracing::warn!(user, "{}", log(&format!("writes refused: {refused}")));
@@ -544,53 +650,72 @@ pub(crate) async fn deliver(
         tracing::info!(user, "{}", log("sieve: discarded (no copy kept)"));
         (Outcome::Ok, format!("250 2.0.0 <{addr}> {session} Saved"))
     });
-    if let Some(v) = plan.vacation {
-        vacation(ctx, msg, addr, &user, store, &raw, &v, log).await;
+    if let (Some(v), Some(r)) = (plan.vacation, reply_to) {
+        if seen == Some(false) {
+            send_vacation(ctx, &user, &edited, &v, &r, log).await;
+        } else {
+            tracing::info!(
+                user,
+                "{}",
+                log(&format!(
+                    "sieve: vacation: already replied to <{}> recently",
+                    r.sender
+                ))
+            );
+        }
     }
     reply
 }
 
-/// Sends the vacation reply when RFC 5230's rules and the reply tracking allow.
-#[allow(clippy::too_many_arguments)]
-async fn vacation(
-    ctx: &LmtpContext,
+/// Whom a vacation reply would go to, when RFC 5230's rules allow one.
+struct ReplyTo {
+    sender: String,
+    own: String,
+    id: String,
+    period: u64,
+}
+
+fn vacation_wanted(
     msg: &Received,
     addr: &str,
     user: &str,
-    store: &UserMail,
     raw: &[u8],
     v: &Vacation,
     log: &(dyn Fn(&str) -> String + Sync),
-) {
+) -> Option<ReplyTo> {
     let parsed = Message::parse(raw);
     let sender = sieve::address::parse_path(&msg.sender)
         .map(|p| p.all)
         .unwrap_or_default();
-    let own = match sieve::vacation::check(&parsed, &sender, addr, &v.addresses) {
-        Ok(own) => own,
+    match sieve::vacation::check(&parsed, &sender, addr, &v.addresses) {
+        Ok(own) => Some(ReplyTo {
+            id: tracking_id(&v.handle, &sender),
+            period: v.period,
+            sender,
+            own,
+        }),
         Err(why) => {
             tracing::info!(
                 user,
                 "{}",
                 log(&format!("sieve: vacation: no reply ({why})"))
             );
-            return;
+            None
         }
-    };
-    let home = store.reader().dir().to_path_buf();
-    let id = tracking_id(&v.handle, &sender);
-    let period = v.period;
-    let seen = crate::blocking::run(move || tracking_check_and_mark(&home, &id, period)).await;
-    if seen.unwrap_or(true) {
-        tracing::info!(
-            user,
-            "{}",
-            log(&format!(
-                "sieve: vacation: already replied to <{sender}> recently"
-            ))
-        );
-        return;
     }
+}
+
+/// Sends the vacation reply (the tracking already said this sender was not answered).
+async fn send_vacation(
+    ctx: &LmtpContext,
+    user: &str,
+    raw: &[u8],
+    v: &Vacation,
+    r: &ReplyTo,
+    log: &(dyn Fn(&str) -> String + Sync),
+) {
+    let parsed = Message::parse(raw);
+    let (sender, own) = (&r.sender, &r.own);
     if ctx.config.sieve.submission_host.is_empty() {
         tracing::warn!(user, "sieve: vacation: no submission_host configured");
         return;
@@ -601,10 +726,10 @@ async fn vacation(
         blake3::hash(format!("{sender}{date}{}", v.handle).as_bytes()).to_hex(),
         ctx.config.hostname
     );
-    let reply = sieve::vacation::build_reply(&parsed, v, &own, &sender, &date, &mid);
+    let reply = sieve::vacation::build_reply(&parsed, v, own, sender, &date, &mid);
     let out = Outgoing {
         from: "",
-        to: &sender,
+        to: sender,
         data: &reply,
     };
     match smtp_client::send(
@@ -629,44 +754,9 @@ async fn vacation(
     }
 }
 
+/// The vacation tracking id of a handle and a sender (hashed into its key by `attrs`).
 fn tracking_id(handle: &str, sender: &str) -> String {
-    blake3::hash(format!("{handle}\0{}", sender.to_ascii_lowercase()).as_bytes())
-        .to_hex()
-        .to_string()
-}
-
-/// The reply tracking file in the user's home: `id expiry` lines. True when `id` was replied
-/// to within its period; otherwise records it now.
-fn tracking_check_and_mark(home: &Path, id: &str, period: u64) -> bool {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _g = LOCK.lock();
-    let path = home.join(".sieve-vacation");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let mut live: Vec<(String, u64)> = text
-        .lines()
-        .filter_map(|l| {
-            let (i, t) = l.split_once(' ')?;
-            Some((i.to_string(), t.parse().ok()?))
-        })
-        .filter(|(_, exp)| *exp > now)
-        .collect();
-    if live.iter().any(|(i, _)| i == id) {
-        return true;
-    }
-    live.push((id.to_string(), now + period));
-    let body: String = live.iter().map(|(i, t)| format!("{i} {t}\n")).collect();
-    let tmp = path.with_extension("tmp");
-    if std::fs::write(&tmp, body)
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .is_err()
-    {
-        tracing::warn!(path = %path.display(), "sieve: cannot write the vacation tracking file");
-    }
-    false
+    format!("vacation\0{handle}\0{}", sender.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -688,15 +778,5 @@ mod tests {
             expand_path("/s/%u/%%x", "a", home),
             PathBuf::from("/s/a/%x")
         );
-    }
-
-    #[test]
-    fn vacation_tracking_remembers_within_the_period() {
-        let d = tempfile::tempdir().unwrap();
-        assert!(!tracking_check_and_mark(d.path(), "x", 100));
-        assert!(tracking_check_and_mark(d.path(), "x", 100));
-        assert!(!tracking_check_and_mark(d.path(), "y", 0));
-        // A zero period has expired at once.
-        assert!(!tracking_check_and_mark(d.path(), "y", 0));
     }
 }

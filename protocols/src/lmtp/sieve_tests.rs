@@ -210,3 +210,35 @@ async fn duplicate_files_the_second_copy() {
     assert_eq!(inbox(&backend, "demo").len(), 1);
     assert_eq!(mailbox(&backend, "demo", "Dups").len(), 1);
 }
+
+#[tokio::test]
+async fn each_copy_is_stored_as_editheader_had_left_it() {
+    let d = tempfile::tempdir().unwrap();
+    let backend = TestBackend::demo();
+    let cfg = with_script(
+        d.path(),
+        "require [\"fileinto\", \"mailbox\", \"editheader\", \"copy\"];\n\
+         addheader \"X-Filed\" \"yes\";\n\
+         fileinto :copy :create \"Edited\";\n\
+         deleteheader \"X-Filed\";\n\
+         deleteheader \"Subject\";",
+        "",
+    );
+    let ctx = context(&backend, cfg);
+    let mut c = greeted(&ctx).await;
+    assert!(deliver_one(&mut c, "demo", MSG)
+        .await
+        .starts_with("250 2.0.0"));
+    c.finished().await;
+    let filed = String::from_utf8(mailbox(&backend, "demo", "Edited").remove(0)).unwrap();
+    assert!(
+        filed.contains("X-Filed: yes") && filed.contains("Subject:"),
+        "{filed}"
+    );
+    // The implicit keep stores the message as the script ended with it.
+    let kept = String::from_utf8(inbox(&backend, "demo").remove(0)).unwrap();
+    assert!(
+        !kept.contains("X-Filed") && !kept.contains("Subject:"),
+        "{kept}"
+    );
+}

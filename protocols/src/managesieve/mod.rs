@@ -4,6 +4,7 @@
 //! Pigeonhole's layout ([`storage`]), where delivery finds the active one.
 
 /// The `managesieve_command` fuzz target's body (fuzz/), replayed over its seeds in the tests.
+pub mod attrs;
 pub mod fuzzing;
 pub mod parse;
 mod scripts;

@@ -1,10 +1,12 @@
 //! The script commands of an authenticated session: HAVESPACE, PUTSCRIPT, CHECKSCRIPT,
 //! LISTSCRIPTS, SETACTIVE, GETSCRIPT, DELETESCRIPT and RENAMESCRIPT.
 
+use super::attrs::{self, Active, Attrs};
 use super::parse::{quote, Command};
 use super::session::Session;
-use super::storage::{valid_name, ScriptDir, StoreError};
-use std::sync::Arc;
+use super::storage::{valid_name, StoreError};
+use super::ManageSieveConfig;
+use crate::mail::{UserMail, WriteError};
 
 /// A reply: OK or NO with an optional response code and text.
 fn no(code: Option<&str>, text: &str) -> String {
@@ -20,6 +22,7 @@ fn store_error(e: &StoreError) -> String {
         StoreError::Exists => no(Some("ALREADYEXISTS"), &e.to_string()),
         StoreError::Active => no(Some("ACTIVE"), &e.to_string()),
         StoreError::BadName => no(None, &e.to_string()),
+        StoreError::TooLarge => no(Some("QUOTA/MAXSIZE"), &e.to_string()),
         StoreError::Io(io) => {
             tracing::error!("managesieve: script storage: {io}");
             no(Some("TRYLATER"), "Internal error.")
@@ -43,20 +46,17 @@ impl Session {
             })
     }
 
-    pub(super) async fn script_command(&mut self, dir: Arc<ScriptDir>, cmd: Command) {
-        let user = self
-            .user
-            .as_ref()
-            .map(|u| u.name.clone())
-            .unwrap_or_default();
+    pub(super) async fn script_command(&mut self, store: UserMail, cmd: Command) {
+        let user = store.user().to_string();
+        let reader = store.reader().clone();
+        let quota = self.ctx.config.clone();
         let reply = match cmd {
             Command::HaveSpace { name, size } => {
                 if !valid_name(&name) {
                     no(None, "Invalid script name.")
                 } else {
-                    let d = dir.clone();
-                    let this = self.quota_check_fn();
-                    match crate::blocking::run(move || this(&d, &name, size)).await {
+                    match crate::blocking::run(move || refusal(&quota, &reader, &name, size)).await
+                    {
                         Ok(None) => "OK \"Putscript would succeed.\"".to_string(),
                         Ok(Some(r)) => r,
                         Err(e) => no(Some("TRYLATER"), &e),
@@ -73,16 +73,15 @@ impl Session {
                 } else if let Err(e) = Self::check(&script) {
                     no(None, &e)
                 } else {
-                    let this = self.quota_check_fn();
-                    let d = dir.clone();
                     let n = name.clone();
-                    let r = crate::blocking::run(move || {
-                        if let Some(refusal) = this(&d, &n, script.len() as u64) {
-                            return Ok(Some(refusal));
-                        }
-                        d.put(&n, &script).map(|()| None)
-                    })
-                    .await;
+                    let r = store
+                        .write(move |st| {
+                            if let Some(refusal) = refusal(&quota, st, &n, script.len() as u64) {
+                                return Ok(Some(refusal));
+                            }
+                            attrs::put(st, &n, &script).map(|()| None)
+                        })
+                        .await;
                     match r {
                         Ok(Ok(None)) => {
                             tracing::info!("managesieve({user}): stored script {name}");
@@ -90,16 +89,19 @@ impl Session {
                         }
                         Ok(Ok(Some(refusal))) => refusal,
                         Ok(Err(e)) => store_error(&e),
-                        Err(e) => no(Some("TRYLATER"), &e),
+                        Err(e) => write_error(&e),
                     }
                 }
             }
             Command::ListScripts => {
-                let d = dir.clone();
-                match crate::blocking::run(move || d.list().map(|l| (l, d.active()))).await {
+                let r = crate::blocking::run(move || {
+                    Ok::<_, StoreError>((attrs::list(&reader)?, attrs::active(&reader)?))
+                })
+                .await;
+                match r {
                     Ok(Ok((list, active))) => {
                         for (name, _) in list {
-                            if active.as_deref() == Some(name.as_str()) {
+                            if active == Active::Name(name.clone()) {
                                 self.io.send_line(&format!("{} ACTIVE", quote(&name)));
                             } else {
                                 self.io.send_line(&quote(&name));
@@ -112,8 +114,7 @@ impl Session {
                 }
             }
             Command::GetScript(name) => {
-                let d = dir.clone();
-                match crate::blocking::run(move || d.get(&name)).await {
+                match crate::blocking::run(move || attrs::get(&reader, &name)).await {
                     Ok(Ok(script)) => {
                         self.io.send(format!("{{{}}}\r\n", script.len()).as_bytes());
                         self.io.send(&script);
@@ -125,78 +126,67 @@ impl Session {
                 }
             }
             Command::SetActive(name) => {
-                let d = dir.clone();
                 let n = name.clone();
-                let r = crate::blocking::run(move || {
-                    d.set_active((!n.is_empty()).then_some(n.as_str()))
-                })
-                .await;
+                let r = store
+                    .write(move |st| attrs::set_active(st, (!n.is_empty()).then_some(n.as_str())))
+                    .await;
                 match r {
                     Ok(Ok(())) => {
                         tracing::info!("managesieve({user}): active script is now {name:?}");
                         "OK \"Setactive completed.\"".to_string()
                     }
                     Ok(Err(e)) => store_error(&e),
-                    Err(e) => no(Some("TRYLATER"), &e),
+                    Err(e) => write_error(&e),
                 }
             }
             Command::DeleteScript(name) => {
-                let d = dir.clone();
-                match crate::blocking::run(move || d.delete(&name)).await {
+                match store.write(move |st| attrs::delete(st, &name)).await {
                     Ok(Ok(())) => "OK \"Deletescript completed.\"".to_string(),
                     Ok(Err(e)) => store_error(&e),
-                    Err(e) => no(Some("TRYLATER"), &e),
+                    Err(e) => write_error(&e),
                 }
             }
             Command::RenameScript { from, to } => {
-                let d = dir.clone();
-                match crate::blocking::run(move || d.rename(&from, &to)).await {
+                match store.write(move |st| attrs::rename(st, &from, &to)).await {
                     Ok(Ok(())) => "OK \"Renamescript completed.\"".to_string(),
                     Ok(Err(e)) => store_error(&e),
-                    Err(e) => no(Some("TRYLATER"), &e),
+                    Err(e) => write_error(&e),
                 }
             }
             _ => no(None, "Unexpected command."),
         };
         self.io.send_line(&reply);
     }
-
-    /// The quota check as a function the blocking pool can run.
-    #[allow(clippy::type_complexity)]
-    fn quota_check_fn(&self) -> Box<dyn Fn(&ScriptDir, &str, u64) -> Option<String> + Send> {
-        let c = self.ctx.config.clone();
-        Box::new(move |d: &ScriptDir, name: &str, size: u64| {
-            let s = QuotaView { c: &c };
-            s.refusal(d, name, size)
-        })
-    }
 }
 
-struct QuotaView<'a> {
-    c: &'a super::ManageSieveConfig,
+fn write_error(e: &WriteError) -> String {
+    tracing::warn!("managesieve: script write: {e}");
+    no(
+        Some("TRYLATER"),
+        "Scripts cannot be changed on this server now.",
+    )
 }
 
-impl QuotaView<'_> {
-    fn refusal(&self, dir: &ScriptDir, name: &str, size: u64) -> Option<String> {
-        let c = self.c;
-        if size > c.max_script_size {
-            return Some(no(
-                Some("QUOTA/MAXSIZE"),
-                "Script is larger than the maximum size.",
-            ));
-        }
-        let list = dir.list().unwrap_or_default();
-        let others: Vec<&(String, u64)> = list.iter().filter(|(n, _)| n != name).collect();
-        if c.max_scripts > 0 && others.len() >= c.max_scripts {
-            return Some(no(Some("QUOTA/MAXSCRIPTS"), "Too many scripts."));
-        }
-        let used: u64 = others.iter().map(|(_, s)| *s).sum();
-        if c.max_storage > 0 && used + size > c.max_storage {
-            return Some(no(
-                Some("QUOTA/MAXSTORAGE"),
-                "Not enough script storage left.",
-            ));
-        }
-        None
+/// Why storing `size` bytes as script `name` would exceed the quotas, if it would.
+fn refusal(c: &ManageSieveConfig, a: &dyn Attrs, name: &str, size: u64) -> Option<String> {
+    // A script is one attribute value: the change log bounds it too.
+    if size > c.max_script_size.min(attrs::MAX_SCRIPT) {
+        return Some(no(
+            Some("QUOTA/MAXSIZE"),
+            "Script is larger than the maximum size.",
+        ));
     }
+    let list = attrs::list(a).unwrap_or_default();
+    let others: Vec<&(String, u64)> = list.iter().filter(|(n, _)| n != name).collect();
+    if c.max_scripts > 0 && others.len() >= c.max_scripts {
+        return Some(no(Some("QUOTA/MAXSCRIPTS"), "Too many scripts."));
+    }
+    let used: u64 = others.iter().map(|(_, s)| *s).sum();
+    if c.max_storage > 0 && used + size > c.max_storage {
+        return Some(no(
+            Some("QUOTA/MAXSTORAGE"),
+            "Not enough script storage left.",
+        ));
+    }
+    None
 }

@@ -6,6 +6,7 @@ use super::storage::ScriptDir;
 use super::ManageSieveContext;
 use crate::backend::{AuthOutcome, ConnInfo, Service, SessionGuard};
 use crate::line::{LineConn, CLOSE_TIMEOUT};
+use crate::mail::UserMail;
 use crate::sasl::{self, Mechanism, Resolved, SaslError, SaslExchange};
 use crate::stream::BoxStream;
 use std::sync::Arc;
@@ -17,8 +18,8 @@ pub(super) enum Stop {
 }
 
 pub(super) struct User {
-    pub name: String,
-    pub scripts: Arc<ScriptDir>,
+    /// Scripts are attributes of the user's store (see [`super::attrs`]).
+    pub store: UserMail,
     pub _guard: SessionGuard,
 }
 
@@ -174,8 +175,8 @@ impl Session {
                     self.io.send_line("NO \"Not authenticated.\"");
                 }
             }
-            other => match self.user.as_ref().map(|u| u.scripts.clone()) {
-                Some(dir) => self.script_command(dir, other).await,
+            other => match self.user.as_ref().map(|u| u.store.clone()) {
+                Some(store) => self.script_command(store, other).await,
                 None => self.io.send_line("NO \"Authenticate first.\""),
             },
         }
@@ -352,9 +353,22 @@ impl Session {
             if self.info.tls { "TLS, " } else { "" },
             self.info.session_id
         );
+        // A user's script files (Pigeonhole's layout) become attributes at the first login;
+        // refused writes (not the active node) leave that to a later login.
+        let import = store
+            .write(move |st| super::attrs::import(st, &scripts))
+            .await;
+        match import {
+            Ok(Ok(left)) if !left.is_empty() => tracing::warn!(
+                "managesieve({user}): scripts too large to import (over {} bytes): {left:?}",
+                super::attrs::MAX_SCRIPT
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("managesieve({user}): importing script files: {e}"),
+            Err(e) => tracing::info!("managesieve({user}): script files not imported: {e}"),
+        }
         self.user = Some(User {
-            name: user,
-            scripts: Arc::new(scripts),
+            store,
             _guard: guard,
         });
         self.io.send_line("OK \"Logged in.\"");

@@ -13,6 +13,8 @@ pub enum StoreError {
     Active,
     #[error("Invalid script name.")]
     BadName,
+    #[error("Script is larger than the maximum size.")]
+    TooLarge,
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

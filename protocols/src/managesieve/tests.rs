@@ -96,12 +96,14 @@ async fn upload_activate_list_get_rename_delete() {
     assert!(last(&c.cmd("SETACTIVE \"main\"").await).starts_with("OK"));
     let r = c.cmd("LISTSCRIPTS").await;
     assert_eq!(r[0], "\"main\" ACTIVE");
-    // Delivery reads the active link.
-    let home = backend.store.user("demo").unwrap().dir().to_path_buf();
+    // Delivery reads the active script from the user's attributes (which replicate).
+    let us = backend.store.user("demo").unwrap();
     assert_eq!(
-        std::fs::read_to_string(home.join(".dovecot.sieve")).unwrap(),
-        script
+        super::attrs::active_script(&*us).unwrap(),
+        Ok(Some(("main".to_string(), script.as_bytes().to_vec())))
     );
+    // No file is written: the attributes are the truth.
+    assert!(!us.dir().join(".dovecot.sieve").exists());
     let r = c.cmd("GETSCRIPT \"main\"").await;
     assert_eq!(r[0], format!("{{{}}}", script.len()));
     assert!(last(&r).starts_with("OK"));
@@ -146,4 +148,23 @@ async fn bad_logins_and_bad_commands() {
     assert!(last(&c.cmd("FROB").await).starts_with("NO"));
     assert!(last(&c.cmd("PUTSCRIPT \"x\"").await).starts_with("NO"));
     assert!(last(&c.cmd("AUTHENTICATE \"CRAM-MD5\"").await).starts_with("NO"));
+}
+
+#[tokio::test]
+async fn script_files_are_imported_at_the_first_login() {
+    let backend = TestBackend::demo();
+    let home = backend.store.user("demo").unwrap().dir().to_path_buf();
+    let files = super::storage::ScriptDir {
+        dir: home.join("sieve"),
+        active_link: home.join(".dovecot.sieve"),
+    };
+    files.put("old", b"discard;").unwrap();
+    files.set_active(Some("old")).unwrap();
+    let mut c = Client::start(&backend).await;
+    assert!(last(&c.cmd("AUTHENTICATE \"PLAIN\" \"AGRlbW8AZGVtbw==\"").await).starts_with("OK"));
+    assert_eq!(c.cmd("LISTSCRIPTS").await[0], "\"old\" ACTIVE");
+    // Internal entries stay out of IMAP METADATA's way (checked in imap's tests); here the
+    // script is an attribute of the store.
+    let us = backend.store.user("demo").unwrap();
+    assert_eq!(super::attrs::get(&*us, "old").unwrap(), b"discard;");
 }

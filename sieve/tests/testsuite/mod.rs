@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 /// The marker error `test_fail` unwinds with to its `test` block.
 const FAIL: &str = "\u{0}test_fail";
+/// The error a `test_message :folder` command stops its test with when the mailbox does not
+/// exist (Pigeonhole: a runtime error that ends the test's execution, not a test failure).
+const NO_MAILBOX: &str = "\u{0}no such mailbox";
 
 pub fn compiler() -> Compiler {
     let mut c = Compiler::new();
@@ -39,6 +42,7 @@ pub fn compiler() -> Compiler {
                 .pos(&[Ty::List]),
             Spec::new("test_result_execute", true, "vnd.dovecot.testsuite"),
             Spec::new("test_script_compile", true, "vnd.dovecot.testsuite").pos(&[Ty::Str]),
+            Spec::new("test_multiscript", true, "vnd.dovecot.testsuite").pos(&[Ty::List]),
             Spec::new("test_script_run", true, "vnd.dovecot.testsuite").tag(
                 "append_result",
                 None,
@@ -87,6 +91,8 @@ pub struct Suite {
     outbox: Vec<Sent>,
     duplicates: HashSet<String>,
     orig_to: Option<String>,
+    /// The message as test_set gave it, before any editheader change.
+    original: Vec<u8>,
     /// Settings as test_config_set gave them.
     settings: BTreeMap<String, String>,
 }
@@ -106,6 +112,7 @@ impl Suite {
             duplicates: HashSet::new(),
             settings: BTreeMap::new(),
             orig_to: None,
+            original: Vec::new(),
         }
     }
 
@@ -161,11 +168,31 @@ impl Suite {
                     c.limits.max_header_size = v.parse().unwrap_or(c.limits.max_header_size)
                 }
                 "recipient_delimiter" => c.subaddress_separator = v.clone(),
+                "sieve_vacation_default_subject" => c.vacation_default_subject = v.clone(),
+                "sieve_vacation_default_subject_template" => {
+                    c.vacation_default_subject_template = v.clone()
+                }
+                "sieve_vacation_to_header_ignore_envelope" => {
+                    c.vacation_to_header_ignore_envelope = v == "yes"
+                }
                 k if k.starts_with("sieve_editheader_header/") && v == "yes" => {
                     let rest = &k["sieve_editheader_header/".len()..];
-                    if let Some(name) = rest.strip_suffix("/forbid_add") {
+                    // Only the fields the list names count, and Subject cannot be protected
+                    // (Pigeonhole's rules for these settings).
+                    let listed = |name: &str| {
+                        !name.eq_ignore_ascii_case("subject")
+                            && self
+                                .settings
+                                .get("sieve_editheader_header")
+                                .is_some_and(|l| {
+                                    l.split_whitespace().any(|x| x.eq_ignore_ascii_case(name))
+                                })
+                    };
+                    if let Some(name) = rest.strip_suffix("/forbid_add").filter(|n| listed(n)) {
                         c.editheader_forbid_add.push(name.to_string());
-                    } else if let Some(name) = rest.strip_suffix("/forbid_delete") {
+                    } else if let Some(name) =
+                        rest.strip_suffix("/forbid_delete").filter(|n| listed(n))
+                    {
                         c.editheader_forbid_delete.push(name.to_string());
                     }
                 }
@@ -176,7 +203,38 @@ impl Suite {
                 _ => {}
             }
         }
+        c.spamtest = self.score_test("sieve_spamtest_");
+        c.virustest = self.score_test("sieve_virustest_");
+        rt.compiler.max_header_size = c.limits.max_header_size;
+        rt.compiler.max_includes = c.limits.max_includes;
+        rt.compiler.max_include_depth = c.limits.max_include_depth;
         rt.config = c;
+    }
+
+    /// Pigeonhole's spamtest / virustest settings (`PREFIXstatus_header`, ...).
+    fn score_test(&self, prefix: &str) -> Option<sieve::spamtest::ScoreTest> {
+        use sieve::spamtest::{header_spec, Kind, ScoreTest};
+        let get = |k: &str| self.settings.get(&format!("{prefix}{k}"));
+        let (header, regex) = header_spec(get("status_header")?);
+        let kind = match get("status_type").map(String::as_str) {
+            Some("strlen") => Kind::Strlen,
+            Some("text") => Kind::Text,
+            _ => Kind::Score,
+        };
+        let text_prefix = format!("{prefix}text_value/");
+        let text_values = self
+            .settings
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&text_prefix)?.parse().ok()?, v.clone())))
+            .collect();
+        Some(ScoreTest {
+            header,
+            regex,
+            kind,
+            max_header: get("score_max_header").map(|h| header_spec(h)),
+            max_value: get("score_max_value").and_then(|v| v.parse().ok()),
+            text_values,
+        })
     }
 
     fn load(&self, rel: &str) -> Result<String, String> {
@@ -193,20 +251,43 @@ impl Suite {
         };
         let mut ok = true;
         self.errors.clear();
-        for a in rt.result() {
+        let store_flags = |mut flags: Vec<String>| {
+            flags.push(attachment_keyword(&msg).to_string());
+            flags
+        };
+        // Each action carries the message as editheader had left it when it was taken.
+        let unedited = if self.original.is_empty() {
+            msg.clone()
+        } else {
+            self.original.clone()
+        };
+        let at = |m: &sieve::Snapshot| m.as_ref().map_or_else(|| unedited.clone(), |m| m.to_vec());
+        // Actions an earlier test_result_execute carried out are not carried out again.
+        let done = rt.executed;
+        rt.executed = rt.actions.len();
+        for a in rt.result().into_iter().skip(done) {
             match a {
-                Action::Keep { flags, .. } => self
+                Action::Keep { flags, message, .. } => self
                     .mailboxes
                     .entry("INBOX".into())
                     .or_default()
-                    .push((msg.clone(), flags)),
+                    .push((at(&message), store_flags(flags))),
                 Action::FileInto {
                     mailbox,
                     flags,
                     create,
+                    message,
                     ..
                 } => {
                     let mailbox = inbox_prefix(&mailbox);
+                    // The test store's hierarchy separator is '/': no empty levels.
+                    if mailbox.split('/').any(str::is_empty) {
+                        self.errors.push(format!(
+                            "failed to store into mailbox '{mailbox}': Invalid mailbox name"
+                        ));
+                        ok = false;
+                        continue;
+                    }
                     if !create && !self.created.contains(&mailbox) {
                         self.errors.push(format!(
                             "failed to store into mailbox '{mailbox}': Mailbox doesn't exist: {mailbox}"
@@ -218,10 +299,12 @@ impl Suite {
                     self.mailboxes
                         .entry(mailbox)
                         .or_default()
-                        .push((msg.clone(), flags));
+                        .push((at(&message), store_flags(flags)));
                 }
                 Action::Discard => {}
-                Action::Redirect { address, .. } => {
+                Action::Redirect {
+                    address, message, ..
+                } => {
                     let user_email = self.settings.get("sieve_user_email").map(|u| path(u));
                     let own = user_email.clone().unwrap_or_else(|| env.to.clone());
                     let orig = self.orig_to.as_deref().map(path).unwrap_or_default();
@@ -254,7 +337,7 @@ impl Suite {
                     self.outbox.push(Sent {
                         from,
                         to: address,
-                        message: sieve::redirect::build(&msg, &own),
+                        message: sieve::redirect::build(&at(&message), &own),
                     });
                 }
                 Action::Reject { reason, .. } => {
@@ -267,8 +350,18 @@ impl Suite {
                             "Mon, 7 Dec 2026 00:00:00 +0000",
                             "<reject@testsuite>",
                         );
+                        // sieve_vacation_send_from_recipient: the reply's envelope sender is
+                        // the recipient rather than the null path.
+                        let from = match self
+                            .settings
+                            .get("sieve_vacation_send_from_recipient")
+                            .map(String::as_str)
+                        {
+                            Some("yes") => env.to.clone(),
+                            _ => String::new(),
+                        };
                         self.outbox.push(Sent {
-                            from: String::new(),
+                            from,
                             to: env.from.clone(),
                             message: m,
                         });
@@ -306,8 +399,18 @@ impl Suite {
                             "Mon, 7 Dec 2026 00:00:00 +0000",
                             "<vacation@testsuite>",
                         );
+                        // sieve_vacation_send_from_recipient: the reply's envelope sender is
+                        // the recipient rather than the null path.
+                        let from = match self
+                            .settings
+                            .get("sieve_vacation_send_from_recipient")
+                            .map(String::as_str)
+                        {
+                            Some("yes") => env.to.clone(),
+                            _ => String::new(),
+                        };
                         self.outbox.push(Sent {
-                            from: String::new(),
+                            from,
                             to: env.from.clone(),
                             message: m,
                         });
@@ -315,12 +418,32 @@ impl Suite {
                 }
             }
         }
+        // A store that failed falls back to the implicit keep, of the message as it came
+        // (Pigeonhole's rule; delivery keeps in INBOX likewise).
+        if !ok {
+            let flags = vec![attachment_keyword(&self.original).to_string()];
+            self.mailboxes
+                .entry("INBOX".into())
+                .or_default()
+                .push((self.original.clone(), flags));
+        }
         ok
     }
 
     fn fail(&mut self, reason: String) {
         let test = self.current.clone().unwrap_or_else(|| "(top level)".into());
         self.failures.push(format!("{test}: {reason}"));
+    }
+}
+
+/// The keyword Dovecot's attachment detection (`mail_attachment_detection_options =
+/// add-flags`, on in Pigeonhole's test environment) gives a stored message.
+fn attachment_keyword(raw: &[u8]) -> &'static str {
+    let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
+    if text.contains("content-disposition: attachment") || text.contains("filename=") {
+        "$HasAttachment"
+    } else {
+        "$HasNoAttachment"
     }
 }
 
@@ -412,7 +535,7 @@ impl Host for Suite {
                 let block = n.block.clone().unwrap_or_default();
                 match rt.exec_block(self, &block) {
                     Ok(_) => {}
-                    Err(e) if e.message == FAIL => {}
+                    Err(e) if e.message == FAIL || e.message == NO_MAILBOX => {}
                     Err(e) => self.fail(format!("runtime error: {e}")),
                 }
                 self.current = None;
@@ -427,6 +550,7 @@ impl Host for Suite {
                 let value = rt.s(&n.string(1));
                 match what.as_str() {
                     "message" => {
+                        self.original = value.as_bytes().to_vec();
                         rt.message = Message::parse(value.as_bytes());
                         rt.envelope = default_envelope(&rt.message);
                     }
@@ -442,6 +566,11 @@ impl Host for Suite {
                 }
             }
             "test_message" => {
+                if let Some(Arg::Str(folder)) = n.tag("folder") {
+                    if !self.mailboxes.contains_key(&inbox_prefix(&rt.s(folder))) {
+                        return Some(Err(RuntimeError::new(n.line, NO_MAILBOX)));
+                    }
+                }
                 // A missing message leaves the current one (the test's later checks fail).
                 return match self.switch_message(rt, n) {
                     Ok(_) => Some(Ok(Flow::Next)),
@@ -485,13 +614,26 @@ impl Host for Suite {
                         self.errors.push(e);
                         false
                     }
-                    Ok(src) => match rt.compiler.compile(&src) {
+                    Ok(src) => match rt
+                        .compiler
+                        .clone()
+                        .compile_with_includes(&src, &mut |g, n| self.load_script(g, n))
+                    {
                         Ok(s) => {
                             self.compiled = Some(s);
                             true
                         }
                         Err(e) => {
                             self.errors = e.0.iter().map(|e| e.message.clone()).collect();
+                            // Pigeonhole's error handler ends a failed compile with a summary
+                            // error of its own, which test_error counts.
+                            self.errors.push("script compilation failed".into());
+                            if std::env::var_os("PH_DEBUG").is_some() {
+                                eprintln!("compile {path}: {} errors", e.0.len());
+                                for x in &e.0 {
+                                    eprintln!("   {x}");
+                                }
+                            }
                             false
                         }
                     },
@@ -506,8 +648,9 @@ impl Host for Suite {
                 }
                 self.errors.clear();
                 let saved = rt.match_vars.clone();
-                let r = rt.run(self, &script);
+                let r = rt.with_own_globals(|rt| rt.run(self, &script));
                 rt.match_vars = saved;
+                self.errors.append(&mut rt.warnings);
                 match r {
                     Ok(()) => true,
                     Err(e) => {
@@ -517,6 +660,35 @@ impl Host for Suite {
                 }
             }
             "test_result_execute" => self.execute(rt),
+            "test_multiscript" => {
+                // Pigeonhole's sieve_before / personal / sieve_after chain, then its result.
+                let mut scripts = Vec::new();
+                self.errors.clear();
+                for path in rt.sl(&n.list(0)) {
+                    let compiled = self
+                        .load(&path)
+                        .and_then(|src| rt.compiler.compile(&src).map_err(|e| e.to_string()));
+                    match compiled {
+                        Ok(s) => scripts.push(s),
+                        Err(e) => {
+                            self.errors.push(e);
+                            return Some(Ok(false));
+                        }
+                    }
+                }
+                rt.reset_result();
+                let saved = rt.match_vars.clone();
+                let refs: Vec<&Script> = scripts.iter().collect();
+                let r = rt.run_chain(self, &refs);
+                rt.match_vars = saved;
+                match r {
+                    Ok(()) => self.execute(rt),
+                    Err((_, e)) => {
+                        self.errors.push(e.message);
+                        false
+                    }
+                }
+            }
             "test_result_action" => {
                 let keys = rt.sl(&n.list(0));
                 let names: Vec<String> = rt.result().iter().map(|a| a.name().to_string()).collect();
@@ -559,6 +731,7 @@ impl Suite {
             let folder = inbox_prefix(&rt.s(folder));
             return Ok(match self.mailboxes.get(&folder).and_then(|m| m.get(i)) {
                 Some((m, flags)) => {
+                    self.original = m.clone();
                     rt.message = Message::parse(m);
                     rt.flags = flags.clone();
                     true
@@ -568,6 +741,7 @@ impl Suite {
         }
         Ok(match self.outbox.get(i) {
             Some(s) => {
+                self.original = s.message.clone();
                 rt.message = Message::parse(&s.message);
                 rt.envelope = Envelope {
                     from: s.from.clone(),

@@ -5,6 +5,12 @@ use super::*;
 use crate::index::{self, AttrRec};
 
 impl UserStore {
+    /// The node's hybrid-logical-clock time in milliseconds: it never goes back, so expiry
+    /// times kept in attributes (Sieve's reply tracking) compare across a clock step.
+    pub fn clock_now_ms(&self) -> u64 {
+        self.core.shared.hlc.now().wall_ms
+    }
+
     /// Sets (value Some) or removes (None) entries of `mailbox` (None: the server's), as one
     /// durable write. Keys and values are checked by `merge::attributes::check`.
     pub fn set_attributes(

@@ -60,6 +60,14 @@ pub(crate) fn select<'a>(
     (out, longest)
 }
 
+/// Dovecot's internal entries (`/private/vendor/vendor.dovecot/pvt/...`: Sieve scripts and
+/// reply tracking) are the server's own: IMAP clients neither see nor set them.
+fn internal(key: &str) -> bool {
+    let prefix = crate::managesieve::attrs::PREFIX;
+    key.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
 fn mailbox_of(s: &Session, raw: &[u8]) -> Result<Option<String>, Done> {
     if raw.is_empty() {
         Ok(None)
@@ -80,6 +88,7 @@ pub(crate) async fn getmetadata(s: &mut Session, g: GetMetadata) -> Reply {
             Ok((name, st.attributes(mb.as_deref(), "/")?))
         })
         .await?;
+    let all: Vec<(String, Vec<u8>)> = all.into_iter().filter(|(k, _)| !internal(k)).collect();
     let (found, longest) = select(&all, &g.entries, g.depth, g.maxsize);
     let entries: Vec<(&str, Option<&[u8]>)> = found.into_iter().collect();
     if !entries.is_empty() {
@@ -109,12 +118,18 @@ pub(crate) async fn setmetadata(s: &mut Session, set: SetMetadata) -> Reply {
             "Metadata entry value too large",
         ));
     }
+    if set.entries.iter().any(|(k, _)| internal(k)) {
+        return Err(Done::No("Internal entries cannot be set".into()));
+    }
     let mb = mailbox.clone();
     let existing = s
         .store_call(move |st| st.attributes(mb.as_deref(), "/"))
         .await?;
-    let mut keys: std::collections::BTreeSet<&str> =
-        existing.iter().map(|(k, _)| k.as_str()).collect();
+    let mut keys: std::collections::BTreeSet<&str> = existing
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !internal(k))
+        .collect();
     for (k, v) in &set.entries {
         match v {
             Some(_) => keys.insert(k),
