@@ -219,6 +219,12 @@ pub async fn start(
         return Ok(None);
     }
     let mut rc = replication_config(config)?;
+    // Bound before the coordinator starts: raft frames come on this port, and a peer's RPC in
+    // the meantime waits in the backlog instead of being refused (openraft backs off 500 ms
+    // on a refused peer, long enough for that peer to start an election).
+    let listener = tokio::net::TcpListener::bind(rc.listen)
+        .await
+        .with_context(|| format!("replication: cannot listen on {}", config.cluster.listen))?;
     // Raft mode: the coordinator first, so replication ships under its epoch from the start;
     // its activation hook gets the replicator once it runs.
     let slot = Arc::new(OnceLock::new());
@@ -233,9 +239,12 @@ pub async fn start(
     } else {
         None
     };
-    let handle = replication::Replicator::start(rc, store)
-        .await
-        .with_context(|| format!("replication: cannot start on {}", config.cluster.listen))?;
+    let handle = replication::Replicator::start_on(
+        rc,
+        listener,
+        Arc::new(replication::storage_adapter::StorageReplica(store)),
+    )
+    .with_context(|| format!("replication: cannot start on {}", config.cluster.listen))?;
     let _ = slot.set(handle.clone());
     tracing::info!(
         "replication: node {} listening on {}, peers {:?}, durability {:?}",
