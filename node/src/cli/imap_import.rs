@@ -122,8 +122,7 @@ fn batches(uids: &[(u32, u64)]) -> Vec<Vec<u32>> {
     let mut cur: Vec<u32> = Vec::new();
     let mut bytes = 0u64;
     for &(uid, size) in uids {
-        if cur.len() >= FETCH_UIDS
-            || (!cur.is_empty() && bytes + size > IMPORT_BATCH_BYTES as u64)
+        if cur.len() >= FETCH_UIDS || (!cur.is_empty() && bytes + size > IMPORT_BATCH_BYTES as u64)
         {
             out.push(std::mem::take(&mut cur));
             bytes = 0;
@@ -172,7 +171,11 @@ fn import_account(
     for (remote, name) in &boxes {
         bar.set_message(name.clone());
         let sel = c.examine(remote)?;
-        let uids = if sel.exists > 0 { c.uids()? } else { Vec::new() };
+        let uids = if sel.exists > 0 {
+            c.uids()?
+        } else {
+            Vec::new()
+        };
         bar.inc_length(uids.len() as u64);
         let mut rep = MailboxReport {
             mailbox: name.clone(),
@@ -188,8 +191,7 @@ fn import_account(
             let items = c.fetch(&group)?;
             let mut batch = Vec::with_capacity(items.len());
             for it in items {
-                let (Some(uid), Some(body), Some((date, tz))) =
-                    (it.uid, it.body, it.internal_date)
+                let (Some(uid), Some(body), Some((date, tz))) = (it.uid, it.body, it.internal_date)
                 else {
                     continue;
                 };

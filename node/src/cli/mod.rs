@@ -8,8 +8,8 @@ mod cluster_cmds;
 mod config_cmds;
 mod doctor;
 mod health;
-mod notify;
 mod imap_import;
+mod notify;
 mod transfer_cmds;
 
 use crate::config::{self, Config};

@@ -19,7 +19,9 @@ const MAX_LITERAL: u64 = 256 << 20;
 pub enum ImapcError {
     #[error("{0}: not an IMAP URL (imap://USER@HOST[:PORT] or imaps://USER@HOST[:PORT])")]
     Url(String),
-    #[error("cannot connect to {addr}: {err} (is the host name right, the server up and port open?)")]
+    #[error(
+        "cannot connect to {addr}: {err} (is the host name right, the server up and port open?)"
+    )]
     Connect { addr: String, err: String },
     #[error("TLS with {host}: {err}{hint}")]
     Tls {
@@ -388,7 +390,9 @@ impl Client {
     }
 
     fn has(&self, cap: &str) -> bool {
-        self.capabilities.iter().any(|c| c.eq_ignore_ascii_case(cap))
+        self.capabilities
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(cap))
     }
 
     fn take_capabilities(&mut self, text: &StatusText) {
@@ -413,9 +417,10 @@ impl Client {
     }
 
     fn start_tls(&mut self) -> Result<()> {
-        let cfg = self.tls.take().ok_or_else(|| {
-            ImapcError::Protocol("TLS started twice".into())
-        })?;
+        let cfg = self
+            .tls
+            .take()
+            .ok_or_else(|| ImapcError::Protocol("TLS started twice".into()))?;
         let name = rustls_pki_types::ServerName::try_from(self.host.clone()).map_err(|e| {
             ImapcError::Tls {
                 host: self.host.clone(),
@@ -481,10 +486,8 @@ impl Client {
                 .encode(format!("{authz}\0{authc}\0{}", o.password));
             self.authenticate_plain(&blob)
         } else {
-            let (Some(u), Some(p)) = (
-                quoted(o.url.user.as_bytes()),
-                quoted(o.password.as_bytes()),
-            ) else {
+            let (Some(u), Some(p)) = (quoted(o.url.user.as_bytes()), quoted(o.password.as_bytes()))
+            else {
                 return Err(login_err(
                     "the user name or password has a character LOGIN cannot send".into(),
                 ));
@@ -509,7 +512,11 @@ impl Client {
                 Response::Continue(_) => {
                     self.send(&format!("{blob}\r\n"))?;
                 }
-                Response::Tagged { tag: t, status, text } if t == tag => {
+                Response::Tagged {
+                    tag: t,
+                    status,
+                    text,
+                } if t == tag => {
                     return match status {
                         Status::Ok => {
                             self.take_capabilities(&text);
@@ -568,7 +575,11 @@ impl Client {
         let mut out = Vec::new();
         loop {
             match self.read_response()? {
-                Response::Tagged { tag: t, status, text } if t == tag => {
+                Response::Tagged {
+                    tag: t,
+                    status,
+                    text,
+                } if t == tag => {
                     return match status {
                         Status::Ok => Ok((out, text)),
                         _ => Err(ImapcError::Refused(text.text)),
@@ -765,8 +776,17 @@ mod tests {
         let u = ImapUrl::parse("imaps://a%40b.org@127.0.0.1:1993/").unwrap();
         assert_eq!((u.tls, u.user.as_str(), u.port), (true, "a@b.org", 1993));
         let u = ImapUrl::parse("imaps://a@b.org@[::1]").unwrap();
-        assert_eq!((u.user.as_str(), u.host.as_str(), u.port), ("a@b.org", "::1", 993));
-        for bad in ["pop3://a@b", "imap://b", "imap://@b", "imap://a@b:x", "imap://a@b:99999"] {
+        assert_eq!(
+            (u.user.as_str(), u.host.as_str(), u.port),
+            ("a@b.org", "::1", 993)
+        );
+        for bad in [
+            "pop3://a@b",
+            "imap://b",
+            "imap://@b",
+            "imap://a@b:x",
+            "imap://a@b:99999",
+        ] {
             assert!(ImapUrl::parse(bad).is_err(), "{bad}");
         }
     }
