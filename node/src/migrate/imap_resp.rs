@@ -88,7 +88,7 @@ impl Framer {
                 self.pos = 0;
                 continue;
             }
-            let Some(nl) = self.buf.get(self.pos..).and_then(|b| find_lf(b)) else {
+            let Some(nl) = self.buf.get(self.pos..).and_then(find_lf) else {
                 self.pos = self.buf.len();
                 if self.buf.len() + self.cur.line.len() > MAX_LINE {
                     return Err(RespError::LineTooLong);
