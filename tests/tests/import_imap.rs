@@ -4,8 +4,8 @@
 //! running node (over imaps://, internal dates with their time zones) are served by our node
 //! afterwards as the source served them: the same mailboxes, UIDVALIDITY, UIDs, flags,
 //! keywords, INTERNALDATE strings and bytes, seen through Python's imaplib on both sides. A
-//! rerun imports nothing and reports everything present; a master user imports on a user's
-//! behalf; a wrong password, an unreachable host, a certificate that does not verify and a
+//! rerun imports nothing and reports everything present, an interrupted one goes on; a
+//! master user imports on a user's behalf; a wrong password, an unreachable host, a certificate that does not verify and a
 //! missing password each fail with a message that says so.
 
 use std::path::Path;
@@ -372,12 +372,23 @@ M.logout()
         "{}",
         out.both()
     );
+    // Interrupted after the first message (as if killed), then run again: it goes on.
+    let out = node(
+        &target,
+        &["import", "-u", "bob", "--insecure", &url],
+        &[pw[0], ("NODE_TEST_IMPORT_STOP_AFTER", "1")],
+    );
+    assert_eq!(out.status.code(), Some(137), "{}", out.both());
     let text = ok(&node(
         &target,
         &["import", "-u", "bob", "--insecure", &url],
         &pw,
     ));
-    assert!(text.contains("INBOX: 2 imported"), "{text}");
+    assert!(
+        text.contains("INBOX: 1 imported, 1 already present, 0 refused"),
+        "{text}"
+    );
+    assert!(text.contains("Projects/2024: 1 imported"), "{text}");
     assert_eq!(view(target.ports.imap, false, "bob", "bobpw"), theirs);
     // Plain imap:// with STARTTLS offered: the same certificate check applies.
     let plain = format!("imap://alice@127.0.0.1:{}", source.ports.imap);

@@ -4,7 +4,9 @@
 //! request as a Maildir, so a rerun skips what is already present.
 
 use super::admin_cmds::Target;
-use super::transfer_cmds::{known_user, print_reports, progress, ImapArgs, MailboxReport};
+use super::transfer_cmds::{
+    known_user, print_reports, progress, ImapArgs, MailboxReport, STOP_AFTER_ENV,
+};
 use crate::admin::transfer::WireMessage;
 use crate::admin::{Request, IMPORT_BATCH_BYTES};
 use crate::config::Config;
@@ -167,6 +169,10 @@ fn import_account(
     // INBOX first, then as the server listed them (parents before children).
     boxes.sort_by_key(|(_, n)| n != "INBOX");
     let bar = progress(0, json, &format!("import {user}"));
+    let stop_after: Option<u64> = std::env::var(STOP_AFTER_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut done = 0u64;
     let mut reports = Vec::new();
     for (remote, name) in &boxes {
         bar.set_message(name.clone());
@@ -187,7 +193,10 @@ fn import_account(
             // One request even for an empty mailbox: it creates it with its UIDVALIDITY.
             groups.push(Vec::new());
         }
-        for group in groups {
+        for mut group in groups {
+            if let Some(s) = stop_after {
+                group.truncate(usize::try_from(s.saturating_sub(done)).unwrap_or(usize::MAX));
+            }
             let items = c.fetch(&group)?;
             let mut batch = Vec::with_capacity(items.len());
             for it in items {
@@ -235,6 +244,12 @@ fn import_account(
                 }
             }
             bar.inc(n);
+            done += n;
+            if stop_after.is_some_and(|s| done >= s) {
+                bar.abandon();
+                eprintln!("node import: stopped after {done} messages ({STOP_AFTER_ENV})");
+                std::process::exit(137);
+            }
         }
         if !rep.refused.is_empty() {
             failed = true;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 const BATCH_MESSAGES: usize = 500;
 
 /// Test hook: stop (as if killed) once this many messages are imported, to test resuming.
-const STOP_AFTER_ENV: &str = "NODE_TEST_IMPORT_STOP_AFTER";
+pub(super) const STOP_AFTER_ENV: &str = "NODE_TEST_IMPORT_STOP_AFTER";
 
 /// The user as the userdb knows it; Err(exit code) after saying why when it does not.
 pub(super) fn known_user(t: &mut Target, config: &Config, user: &str) -> Result<String, i32> {
