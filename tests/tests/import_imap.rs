@@ -317,7 +317,7 @@ passdb {{
 
 #[test]
 fn another_node_over_imaps_keeps_time_zones_and_failures_say_why() {
-    let source = Server::start(ServerSpec {
+    let mut source = Server::start(ServerSpec {
         wait_for: vec![Proto::Imap, Proto::Imaps],
         ..Default::default()
     })
@@ -430,4 +430,43 @@ M.logout()
         "{}",
         out.both()
     );
+
+    // The source with a certificate from a private CA: --ca-file CA verifies it.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let script = format!(
+        "set -e; cd {d}; \
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+           -out ca.pem -days 30 -subj /CN=test-ca 2>/dev/null; \
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {key} \
+           -out leaf.csr -subj /CN=localhost 2>/dev/null; \
+         printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext; \
+         openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+           -out {cert} -days 30 -extfile ext 2>/dev/null",
+        d = dir.path().display(),
+        key = source.paths.key.display(),
+        cert = source.paths.cert.display(),
+    );
+    let out = run(
+        Command::new("sh").arg("-c").arg(&script),
+        None,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(out.status.success(), "openssl: {}", out.both());
+    source.restart(&[Proto::Imap, Proto::Imaps]).unwrap();
+    let out = ok(&node(
+        &target,
+        &[
+            "--json",
+            "import",
+            "-u",
+            "bob",
+            "--ca-file",
+            ca.to_str().unwrap(),
+            &url,
+        ],
+        &pw,
+    ));
+    assert_eq!(totals(&out), (0, 3), "{out}");
 }
