@@ -6,7 +6,8 @@
 //! keywords, INTERNALDATE strings and bytes, seen through Python's imaplib on both sides. A
 //! rerun imports nothing and reports everything present, an interrupted one goes on; a
 //! master user imports on a user's behalf; a wrong password, an unreachable host, a certificate that does not verify and a
-//! missing password each fail with a message that says so.
+//! missing password each fail with a message that says so, and a hostile server gets a
+//! protocol error.
 
 use std::path::Path;
 use std::process::Command;
@@ -469,4 +470,65 @@ M.logout()
         &pw,
     ));
     assert_eq!(totals(&out), (0, 3), "{out}");
+}
+
+/// A server that logs in, lists INBOX and then answers UID FETCH with `reply`: the import
+/// must stop with a clear protocol error (exit 1), never a crash.
+fn hostile_server(reply: &'static [u8]) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((sock, _)) = listener.accept() else {
+            return;
+        };
+        let mut out = sock.try_clone().unwrap();
+        let _ = out.write_all(b"* OK [CAPABILITY IMAP4rev1] hostile\r\n");
+        for line in BufReader::new(sock).lines() {
+            let Ok(line) = line else { return };
+            let mut words = line.split(' ');
+            let tag = words.next().unwrap_or("*").to_string();
+            let cmd = words.next().unwrap_or("").to_ascii_uppercase();
+            let arg = words.next().unwrap_or("").to_ascii_uppercase();
+            let answer: Vec<u8> = match (cmd.as_str(), arg.as_str()) {
+                ("LIST", _) => b"* LIST () \"/\" INBOX\r\n".to_vec(),
+                ("EXAMINE", _) => b"* 1 EXISTS\r\n* OK [UIDVALIDITY 5] ok\r\n".to_vec(),
+                ("UID", _) if line.contains("BODY.PEEK") => reply.to_vec(),
+                ("UID", _) => b"* 1 FETCH (UID 3 RFC822.SIZE 10)\r\n".to_vec(),
+                _ => Vec::new(),
+            };
+            let _ = out.write_all(&answer);
+            let _ = out.write_all(format!("{tag} OK done\r\n").as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn a_hostile_server_gets_a_clear_error() {
+    let server = Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap],
+        ..Default::default()
+    })
+    .expect("start node");
+    for reply in [
+        &b"* 1 FETCH (UID 0 BODY[] {1}\r\nx)\r\n"[..],
+        b"* 1 FETCH (UID 3 BODY[] {99999999999}\r\n",
+        b"* 1 FETCH (UID 3 INTERNALDATE \"99-Foo-2020 99:00:00 +9999\" BODY[] {1}\r\nx)\r\n",
+        b"* 1 FETCH ((((((((((((((((((((((((((((((((((((((((((((((\r\n",
+    ] {
+        let port = hostile_server(reply);
+        let url = format!("imap://alice@127.0.0.1:{port}");
+        let out = node(
+            &server,
+            &["import", "-u", "alice", &url],
+            &[("NODE_IMPORT_PASSWORD", "x")],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", out.both());
+        assert!(
+            out.stderr_text().contains("the server broke the protocol"),
+            "{}",
+            out.both()
+        );
+    }
 }
