@@ -470,6 +470,14 @@ M.logout()
         &pw,
     ));
     assert_eq!(totals(&out), (0, 3), "{out}");
+    // Without -u the local user is the URL's: alice on the target, who had nothing.
+    let out = ok(&node(
+        &target,
+        &["--json", "import", "--insecure", &url],
+        &pw,
+    ));
+    assert_eq!(totals(&out), (3, 0), "{out}");
+    assert_eq!(view(target.ports.imap, false, "alice", "alicepw"), theirs);
 }
 
 /// A server that logs in, lists INBOX and then answers UID FETCH with `reply`: the import
