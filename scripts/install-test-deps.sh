@@ -40,6 +40,8 @@ fi
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # The import tests have Dovecot itself write a Maildir (doveadm save/flags/expunge).
 [[ -x /usr/bin/doveadm ]] || missing+=(dovecot-core)
+# The IMAP import test logs in to a running Dovecot (its imap and imap-login services).
+[[ -x /usr/lib/dovecot/imap-login ]] || missing+=(dovecot-imapd)
 # faketime's command alone is not enough: the tests preload the library.
 if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
   missing+=(libfaketime)

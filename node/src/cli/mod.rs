@@ -8,6 +8,7 @@ mod cluster_cmds;
 mod config_cmds;
 mod doctor;
 mod health;
+mod imap_import;
 mod notify;
 mod transfer_cmds;
 
@@ -178,16 +179,13 @@ pub enum Command {
         #[command(subcommand)]
         what: SieveCmd,
     },
-    /// Import a Maildir tree or mbox files, keeping UIDs, UIDVALIDITY, flags, keywords and
-    /// dates (doveadm import/backup from Dovecot or mbsync). Run again after an interruption,
-    /// it goes on where it stopped and stores nothing twice.
+    /// Import a Maildir tree, mbox files or a remote IMAP account, keeping UIDs,
+    /// UIDVALIDITY, flags, keywords and dates (doveadm import/backup from Dovecot or mbsync,
+    /// `doveadm backup -R imapc:`). Run again after an interruption, it goes on where it
+    /// stopped and stores nothing twice.
     Import {
-        #[arg(
-            short = 'u',
-            long = "user",
-            required_unless_present = "all",
-            conflicts_with = "all"
-        )]
+        /// The local user (for imap:// the URL's user when left out).
+        #[arg(short = 'u', long = "user", conflicts_with = "all")]
         user: Option<String>,
         /// PATH is a mail root with one directory per user (`PATH/USER/Maildir` or
         /// `PATH/USER`): every user the userdb knows is imported.
@@ -200,6 +198,10 @@ pub enum Command {
         /// The mailbox an mbox file goes into (default INBOX).
         #[arg(short = 'm', long = "mailbox")]
         mailbox: Option<String>,
+        #[command(flatten)]
+        imap: transfer_cmds::ImapArgs,
+        /// A Maildir or mbox path (`maildir:PATH`, `mbox:PATH`), or
+        /// `imap://USER@HOST[:PORT]` / `imaps://USER@HOST[:PORT]`.
         path: String,
     },
     /// Export a user's mail as a Maildir with dovecot-uidlist, dovecot-keywords and
@@ -729,6 +731,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             all,
             format,
             mailbox,
+            imap,
             path,
         } => {
             crate::logging::init_cli();
@@ -738,6 +741,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 all,
                 format,
                 mailbox: mailbox.as_deref(),
+                imap,
                 path: &path,
             };
             transfer_cmds::import(&config, args, json)

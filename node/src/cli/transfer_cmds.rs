@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 const BATCH_MESSAGES: usize = 500;
 
 /// Test hook: stop (as if killed) once this many messages are imported, to test resuming.
-const STOP_AFTER_ENV: &str = "NODE_TEST_IMPORT_STOP_AFTER";
+pub(super) const STOP_AFTER_ENV: &str = "NODE_TEST_IMPORT_STOP_AFTER";
 
 /// The user as the userdb knows it; Err(exit code) after saying why when it does not.
-fn known_user(t: &mut Target, config: &Config, user: &str) -> Result<String, i32> {
+pub(super) fn known_user(t: &mut Target, config: &Config, user: &str) -> Result<String, i32> {
     match t.call(config, &Request::UserLookup { user: user.into() }) {
         Ok(v) => Ok(v["user"].as_str().unwrap_or(user).to_string()),
         Err(e) => {
@@ -38,7 +38,7 @@ fn known_user(t: &mut Target, config: &Config, user: &str) -> Result<String, i32
     }
 }
 
-fn progress(total: u64, json: bool, what: &str) -> indicatif::ProgressBar {
+pub(super) fn progress(total: u64, json: bool, what: &str) -> indicatif::ProgressBar {
     if json {
         return indicatif::ProgressBar::hidden();
     }
@@ -65,12 +65,31 @@ fn location(path: &str, format: Option<Format>) -> (Format, PathBuf) {
 }
 
 #[derive(serde::Serialize, Default)]
-struct MailboxReport {
-    mailbox: String,
-    uidvalidity: u32,
-    imported: u32,
-    present: u32,
-    refused: Vec<u32>,
+pub(super) struct MailboxReport {
+    pub mailbox: String,
+    pub uidvalidity: u32,
+    pub imported: u32,
+    pub present: u32,
+    pub refused: Vec<u32>,
+}
+
+/// `node import imap://...`'s options (see `imap_import`).
+#[derive(clap::Args, Debug, Default)]
+pub struct ImapArgs {
+    /// A file whose first line is the remote password (else NODE_IMPORT_PASSWORD).
+    #[arg(long = "password-file")]
+    pub password_file: Option<PathBuf>,
+    /// Log in as this master user on behalf of the URL's user (AUTHENTICATE PLAIN with an
+    /// authorization identity); the password is the master user's.
+    #[arg(long = "master-user")]
+    pub master_user: Option<String>,
+    /// Accept any TLS certificate (an old server with a self-signed one).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Verify the server's certificate against these CA certificates (PEM) instead of the
+    /// system's.
+    #[arg(long = "ca-file")]
+    pub ca_file: Option<PathBuf>,
 }
 
 pub struct ImportArgs<'a> {
@@ -78,16 +97,25 @@ pub struct ImportArgs<'a> {
     pub all: bool,
     pub format: Option<Format>,
     pub mailbox: Option<&'a str>,
+    pub imap: ImapArgs,
     pub path: &'a str,
 }
 
 pub fn import(config: &Config, a: ImportArgs<'_>, json: bool) -> anyhow::Result<i32> {
+    if a.path.starts_with("imap://") || a.path.starts_with("imaps://") {
+        if a.all {
+            eprintln!("node import: -A reads a mail root; an imap:// URL is one user's (give -u USER or none)");
+            return Ok(64);
+        }
+        return super::imap_import::import(config, a.user, a.path, &a.imap, json);
+    }
     let (format, path) = location(a.path, a.format);
     if a.all {
         return import_all(config, format, &path, json);
     }
     let Some(user) = a.user else {
-        anyhow::bail!("-u USER or -A");
+        eprintln!("node import: give -u USER (or -A for a whole mail root)");
+        return Ok(64);
     };
     let src = match source::read(&path, format, a.mailbox) {
         Ok(s) => s,
@@ -110,7 +138,7 @@ pub fn import(config: &Config, a: ImportArgs<'_>, json: bool) -> anyhow::Result<
     Ok(i32::from(failed))
 }
 
-fn print_reports(prefix: &str, reports: &[MailboxReport]) {
+pub(super) fn print_reports(prefix: &str, reports: &[MailboxReport]) {
     for r in reports {
         outln!(
             "{prefix}{}: {} imported, {} already present, {} refused (UIDVALIDITY {})",

@@ -1,6 +1,8 @@
 //! Moving mail in and out (`node import`, `node export`): the Maildir and mbox formats
 //! (pure parsers, fuzzed) and the reading of a source tree.
 
+pub mod imap_resp;
+pub mod imapc;
 pub mod maildir_names;
 pub mod mbox_parse;
 pub mod source;
