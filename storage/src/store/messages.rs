@@ -197,7 +197,8 @@ impl UserStore {
         let date = msg
             .internal_date
             .unwrap_or(((self.core.shared.hlc.wall_ms() / 1000) as i64, 0));
-        match self.submit(Req::Append(crate::writer::AppendReq {
+        let object_id = object.id;
+        let outcome = match self.submit(Req::Append(crate::writer::AppendReq {
             mailbox: mailbox.to_string(),
             object,
             facts,
@@ -205,9 +206,19 @@ impl UserStore {
             internal_date: date,
             delivery_key: msg.delivery_key,
         }))? {
-            Reply::Append(o) => Ok(o),
-            _ => Err(unexpected()),
+            Reply::Append(o) => o,
+            _ => return Err(unexpected()),
+        };
+        if !outcome.duplicate {
+            // The header cache (see `headers.rs`), outside the group commit: a cache of the
+            // immutable object, so it needs no fsync and no place in the log.
+            let value = super::headers::cache_value(crate::mime::header_block(msg.raw));
+            self.core
+                .tree
+                .insert(index::k_header(&object_id), value)
+                .map_err(|e| StoreError::Index(e.to_string()))?;
         }
+        Ok(outcome)
     }
 
     pub fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyOutcome> {
