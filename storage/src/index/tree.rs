@@ -193,10 +193,8 @@ pub(super) fn laid_over(
         };
         if take_base {
             out.extend(base.next());
-        } else if let Some((k, v)) = over.next() {
-            if let Some(v) = v {
-                out.push((k.clone(), v.clone()));
-            }
+        } else if let Some((k, Some(v))) = over.next() {
+            out.push((k.clone(), v.clone()));
         }
     }
     out

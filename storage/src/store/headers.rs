@@ -70,7 +70,13 @@ mod tests {
 
     #[test]
     fn long_headers_are_not_kept() {
-        assert_eq!(cache_value(b"Subject: x\r\n\r\n")[1..], b"Subject: x\r\n\r\n"[..]);
-        assert_eq!(cache_value(&vec![b'x'; MAX_CACHED_HEADER + 1]), vec![TOO_LONG]);
+        assert_eq!(
+            cache_value(b"Subject: x\r\n\r\n")[1..],
+            b"Subject: x\r\n\r\n"[..]
+        );
+        assert_eq!(
+            cache_value(&vec![b'x'; MAX_CACHED_HEADER + 1]),
+            vec![TOO_LONG]
+        );
     }
 }

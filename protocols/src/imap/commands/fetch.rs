@@ -512,12 +512,20 @@ fn load(st: &Reader, meta: &MessageMeta, needs: Needs) -> Option<Loaded> {
         Vec::new()
     };
     let facts = if needs.facts {
-        Some(st.facts(&meta.object).map_err(|e| unreadable("facts", e)).ok()?)
+        Some(
+            st.facts(&meta.object)
+                .map_err(|e| unreadable("facts", e))
+                .ok()?,
+        )
     } else {
         None
     };
     let header = if needs.header && !needs.raw {
-        Some(st.header(&meta.object).map_err(|e| unreadable("header", e)).ok()?)
+        Some(
+            st.header(&meta.object)
+                .map_err(|e| unreadable("header", e))
+                .ok()?,
+        )
     } else {
         None
     };

@@ -92,7 +92,11 @@ pub(super) fn sorted(
     let crit = criteria.clone();
     let wants_facts = crit.iter().any(|c| needs_facts(&c.key));
     let found = collect_matches(s, key, "sort", move |seq, meta, content| {
-        let env = if wants_facts { content.envelope() } else { None };
+        let env = if wants_facts {
+            content.envelope()
+        } else {
+            None
+        };
         (keys_of(seq, meta, env, &crit), meta.uid, meta.modseq)
     });
     async move {
@@ -106,12 +110,7 @@ fn needs_facts(k: &SortKey) -> bool {
     !matches!(k, SortKey::Arrival | SortKey::Size)
 }
 
-fn keys_of(
-    seq: u32,
-    meta: &MessageMeta,
-    env: Option<&Envelope>,
-    crit: &[SortCriterion],
-) -> Keys {
+fn keys_of(seq: u32, meta: &MessageMeta, env: Option<&Envelope>, crit: &[SortCriterion]) -> Keys {
     let mut k = Keys {
         seq,
         arrival: meta.internal_date,

@@ -174,7 +174,10 @@ fn header_keys_read_the_header_cache_not_the_message() {
     assert!(matches(&SearchKey::Header(s("date"), s("dec 2026")), &ctx));
     assert!(matches(&SearchKey::SentOn(d(2026, 12, 7)), &ctx));
     assert!(!matches(&SearchKey::Subject(s("other")), &ctx));
-    assert_eq!(content.envelope().and_then(|e| e.subject.as_deref()), Some(&b"Cached Subject"[..]));
+    assert_eq!(
+        content.envelope().and_then(|e| e.subject.as_deref()),
+        Some(&b"Cached Subject"[..])
+    );
     assert!(!content.raw_loaded());
 }
 
@@ -183,8 +186,8 @@ fn without_the_cache_the_header_is_cut_from_the_message() {
     let m = meta(1, &[], 10, 0, 0);
     let raw = b"Subject: From Raw\r\n\r\nbody subject words\r\n".to_vec();
     let r2 = raw.clone();
-    let content = LazyContent::new(move || Some(r2.clone()), || None)
-        .with_header(Box::new(|| None));
+    let content =
+        LazyContent::new(move || Some(r2.clone()), || None).with_header(Box::new(|| None));
     let ctx = MessageCtx::new(1, &m, false, 1, 1, &content);
     assert!(matches(&SearchKey::Subject(s("from raw")), &ctx));
     assert!(!matches(&SearchKey::Subject(s("words")), &ctx));
