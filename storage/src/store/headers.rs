@@ -36,15 +36,17 @@ impl UserStore {
     /// cache; read from the message (and cached) when it is not there yet.
     pub fn header(&self, object: &ObjectId) -> Result<Vec<u8>> {
         let key = index::k_header(object);
-        let cached = self.core.view().get_raw(&key)?;
-        if let Some(v) = &cached {
-            if let Some((&KEPT, block)) = v.split_first() {
-                return Ok(block.to_vec());
+        let known = match self.core.view().get_raw(&key)? {
+            Some(mut v) if v.first() == Some(&KEPT) => {
+                v.remove(0);
+                return Ok(v);
             }
-        }
+            Some(_) => true, // too long to keep: read it
+            None => false,
+        };
         let raw = self.read_message(object)?;
         let block = header_block(&raw).to_vec();
-        if cached.is_none() {
+        if !known {
             // A cache of an immutable object: written outside the log, never on the fsync path.
             self.core
                 .tree

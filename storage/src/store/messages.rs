@@ -32,13 +32,7 @@ impl UserStore {
     /// Every message of a mailbox in UID order (the SELECT snapshot).
     pub fn messages(&self, mailbox: &str) -> Result<Vec<MessageMeta>> {
         let mb = self.mailbox_rec(mailbox)?;
-        Ok(self
-            .core
-            .view()
-            .messages(&mb.id)?
-            .into_iter()
-            .map(|m| m.meta)
-            .collect())
+        self.core.view().message_metas(&mb.id)
     }
 
     /// The messages of a mailbox from UID `first` on, in UID order: a range scan, so the cost

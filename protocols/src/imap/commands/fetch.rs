@@ -448,6 +448,7 @@ fn render_batch(st: &Reader, batch: &[ToRender], items: &[Item], enc: Encoder) -
         raw: items.iter().any(Item::needs_raw),
         facts: items.iter().any(Item::needs_facts),
         header: items.iter().any(Item::header_only),
+        envelope: items.iter().any(|i| matches!(i, Item::Envelope)),
     };
     let mut out = Vec::new();
     let mut unknown_cte = false;
@@ -475,6 +476,7 @@ struct Needs {
     raw: bool,
     facts: bool,
     header: bool,
+    envelope: bool,
 }
 
 /// What was read of one message.
@@ -535,7 +537,7 @@ fn load(st: &Reader, meta: &MessageMeta, needs: Needs) -> Option<Loaded> {
         header,
         envelope: None,
     };
-    if needs.header {
+    if needs.envelope {
         loaded.envelope = Some(parse_envelope(loaded.header()));
     }
     Some(loaded)
