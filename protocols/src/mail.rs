@@ -176,6 +176,10 @@ impl Reader {
     pub fn facts(&self, object: &ObjectId) -> storage::Result<Arc<MessageFacts>> {
         self.0.facts(object)
     }
+    /// The top-level header block, from the store's header cache.
+    pub fn header(&self, object: &ObjectId) -> storage::Result<Vec<u8>> {
+        self.0.header(object)
+    }
     pub fn quota(&self) -> storage::Result<QuotaUsage> {
         self.0.quota()
     }

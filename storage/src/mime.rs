@@ -14,8 +14,8 @@ mod parse;
 
 pub use address::{parse_address_list, MISSING_DOMAIN, MISSING_MAILBOX};
 pub use content_type::{parse_param_value, ParamValue};
-pub use header::{fields, first_value, header_end, unfold, HeaderField};
-pub use parse::{parse_facts, MAX_DEPTH, MAX_PARTS};
+pub use header::{fields, first_value, header_block, header_end, unfold, HeaderField};
+pub use parse::{parse_envelope, parse_facts, MAX_DEPTH, MAX_PARTS};
 
 use serde::{Deserialize, Serialize};
 

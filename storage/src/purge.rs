@@ -269,6 +269,7 @@ fn point_index_at(
     for id in dead {
         changes.push((index::k_object(id), None));
         changes.push((index::k_facts(id), None));
+        changes.push((index::k_header(id), None));
     }
     let mut meta = ws.meta.clone();
     meta.pack_no = new_pack.no;

@@ -62,6 +62,11 @@ pub fn k_object(o: &ObjectId) -> Vec<u8> {
 pub fn k_facts(o: &ObjectId) -> Vec<u8> {
     [&b"f"[..], &o.0].concat()
 }
+/// The cached top-level header block of an object (see `store/headers.rs`). Under `f` with the
+/// facts: a cache of the immutable object, kept by rebuilds and left out of index dumps.
+pub fn k_header(o: &ObjectId) -> Vec<u8> {
+    [&b"f"[..], &o.0, b"h"].concat()
+}
 pub fn k_sub(name: &str) -> Vec<u8> {
     [&b"s"[..], name.as_bytes()].concat()
 }

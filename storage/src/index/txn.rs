@@ -150,6 +150,26 @@ impl<'a> Txn<'a> {
             .map(|(_, v)| v)
             .collect())
     }
+    /// The entries of a mailbox's messages without their flag times: what a SELECT snapshot
+    /// takes. A [`MsgRec`] is encoded as its fields in order (bincode has no struct framing),
+    /// so its `meta` is the prefix of the value and the rest is not decoded.
+    pub fn message_metas(&self, mb: &MailboxId) -> Result<Vec<MessageMeta>> {
+        let cfg = bincode::config::standard().with_limit::<{ 64 << 20 }>();
+        self.scan_raw(&k_msg_prefix(mb))?
+            .into_iter()
+            .map(|(k, v)| {
+                bincode::serde::decode_from_slice::<MessageMeta, _>(&v, cfg)
+                    .map(|(m, _)| m)
+                    .map_err(|e| {
+                        StoreError::Index(format!(
+                            "user {}: undecodable index value of key {}: {e}",
+                            self.user,
+                            hex(&k)
+                        ))
+                    })
+            })
+            .collect()
+    }
     pub fn meta(&self) -> Result<Meta> {
         Ok(self.get(META)?.unwrap_or_default())
     }
@@ -169,5 +189,51 @@ impl<'a> Txn<'a> {
                 })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::EmptyTree;
+
+    #[test]
+    fn message_metas_are_the_records_metas() {
+        let base = EmptyTree;
+        let mut tx = Txn::new("u", &base);
+        let mb = Guid([7; 16]);
+        let mut want = Vec::new();
+        for uid in 1..5u32 {
+            let mut flags = Flags::new();
+            flags.insert(Flag::Keyword(format!("k{uid}")));
+            let meta = MessageMeta {
+                uid,
+                guid: Guid([uid as u8; 16]),
+                object: ObjectId([uid as u8; 32]),
+                flags: flags.clone(),
+                modseq: u64::from(uid) * 3,
+                internal_date: -5,
+                internal_date_tz_min: -60,
+                size: 1 << 40,
+                saved_ms: 9,
+            };
+            let flag_times = flags.into_iter().map(|f| (f, HlcTime::default())).collect();
+            tx.put(
+                k_msg(&mb, uid),
+                &MsgRec {
+                    meta: meta.clone(),
+                    flag_times,
+                },
+            );
+            want.push(meta);
+        }
+        assert_eq!(tx.message_metas(&mb).unwrap(), want);
+        let full: Vec<MessageMeta> = tx
+            .messages(&mb)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.meta)
+            .collect();
+        assert_eq!(full, want);
     }
 }

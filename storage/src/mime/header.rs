@@ -31,6 +31,12 @@ pub fn header_end(raw: &[u8], start: usize, end: usize) -> usize {
     end
 }
 
+/// The top-level header block of a message, blank line included: what `parse_facts` gives as
+/// the top-level part's header range.
+pub fn header_block(raw: &[u8]) -> &[u8] {
+    raw.get(..header_end(raw, 0, raw.len())).unwrap_or(raw)
+}
+
 /// Iterates over the fields of a header block (the blank line that ends it may be included).
 pub fn fields(header: &[u8]) -> Fields<'_> {
     Fields { rest: header }

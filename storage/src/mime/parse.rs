@@ -43,7 +43,9 @@ fn parse_message(
 }
 
 /// Builds the ENVELOPE from a message header: first occurrence of each field, raw, unfolded.
-pub(crate) fn parse_envelope(header: &[u8]) -> Envelope {
+/// Given the top-level header block alone, it gives what [`parse_facts`] gives for the whole
+/// message (the envelope is made from that block only).
+pub fn parse_envelope(header: &[u8]) -> Envelope {
     let mut env = Envelope::default();
     let mut seen = [false; 10];
     let (mut sender, mut reply_to) = (None, None);

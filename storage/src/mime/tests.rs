@@ -297,6 +297,24 @@ proptest::proptest! {
         let f = parse_facts(&raw);
         check_ranges(&f.body, raw.len() as u64);
     }
+
+    /// The header cache keeps `header_block` and answers ENVELOPE with `parse_envelope` of it:
+    /// the same as the whole-message parse, whatever the input.
+    #[test]
+    fn header_block_alone_gives_the_same_envelope(
+        pieces in proptest::collection::vec(proptest::sample::select(vec![
+            "Content-Type: multipart/mixed; boundary=a\r\n", "--a\r\n", "\r\n", "\n", "x",
+            "From: \"N\" <u@h>, g: a@b;\r\n", " folded\r\n", "Subject: s\r\n", "\r",
+            "Date: Mon, 7 Dec 2026 10:00:00 +0100\r\n", "To: t@h\r\n", "Cc: <@r:u@h>\r\n",
+            "Message-ID: <m@h>\r\n", "In-Reply-To: <p@h>\r\n", "Reply-To: r@h\r\n",
+        ]), 0..40)
+    ) {
+        let raw = pieces.concat().into_bytes();
+        let f = parse_facts(&raw);
+        let block = header_block(&raw);
+        proptest::prop_assert_eq!(block, f.body.header.slice(&raw));
+        proptest::prop_assert_eq!(parse_envelope(block), f.envelope);
+    }
 }
 
 #[test]

@@ -32,13 +32,7 @@ impl UserStore {
     /// Every message of a mailbox in UID order (the SELECT snapshot).
     pub fn messages(&self, mailbox: &str) -> Result<Vec<MessageMeta>> {
         let mb = self.mailbox_rec(mailbox)?;
-        Ok(self
-            .core
-            .view()
-            .messages(&mb.id)?
-            .into_iter()
-            .map(|m| m.meta)
-            .collect())
+        self.core.view().message_metas(&mb.id)
     }
 
     /// The messages of a mailbox from UID `first` on, in UID order: a range scan, so the cost
@@ -197,7 +191,8 @@ impl UserStore {
         let date = msg
             .internal_date
             .unwrap_or(((self.core.shared.hlc.wall_ms() / 1000) as i64, 0));
-        match self.submit(Req::Append(crate::writer::AppendReq {
+        let object_id = object.id;
+        let outcome = match self.submit(Req::Append(crate::writer::AppendReq {
             mailbox: mailbox.to_string(),
             object,
             facts,
@@ -205,9 +200,19 @@ impl UserStore {
             internal_date: date,
             delivery_key: msg.delivery_key,
         }))? {
-            Reply::Append(o) => Ok(o),
-            _ => Err(unexpected()),
+            Reply::Append(o) => o,
+            _ => return Err(unexpected()),
+        };
+        if !outcome.duplicate {
+            // The header cache (see `headers.rs`), outside the group commit: a cache of the
+            // immutable object, so it needs no fsync and no place in the log.
+            let value = super::headers::cache_value(crate::mime::header_block(msg.raw));
+            self.core
+                .tree
+                .insert(index::k_header(&object_id), value)
+                .map_err(|e| StoreError::Index(e.to_string()))?;
         }
+        Ok(outcome)
     }
 
     pub fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyOutcome> {

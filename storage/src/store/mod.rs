@@ -16,7 +16,7 @@
 //! | `purge`, `recovery` | reclaiming space; opening a user after a crash |
 //!
 //! This module's files are the facade's parts: `user.rs` (the struct, opening), `mailboxes.rs`,
-//! `messages.rs`, `replica.rs` (what replication uses), `attributes.rs` (METADATA and ACL entries), `align_expunged.rs` (tombstones for the
+//! `messages.rs`, `headers.rs` (the header cache), `replica.rs` (what replication uses), `attributes.rs` (METADATA and ACL entries), `align_expunged.rs` (tombstones for the
 //! merge resolver), `maintenance.rs` (rebuild, purge, dump, verify).
 
 use crate::error::StoreError;
@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 mod align_expunged;
 mod attributes;
+mod headers;
 mod import;
 mod mailboxes;
 mod maintenance;
@@ -47,6 +48,7 @@ pub use crate::purge::PurgeReport;
 pub use crate::shared::{Counters, StoreConfig, RECENT_OBJECTS_TOTAL};
 pub use crate::writer::ApplyOutcome;
 pub use align_expunged::Tombstone;
+pub use headers::MAX_CACHED_HEADER;
 pub use import::ImportMessage;
 pub use messages::{NewMessage, PARSE_FACTS_AT_DELIVERY};
 pub use user::UserStore;

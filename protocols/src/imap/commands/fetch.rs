@@ -17,13 +17,15 @@ use imap_codec::imap_types::fetch::{
 use imap_codec::imap_types::sequence::SequenceSet;
 use std::borrow::Cow;
 use std::sync::Arc;
-use storage::mime::MessageFacts;
+use storage::mime::{header_block, parse_envelope, Envelope, MessageFacts};
 use storage::{Flag, FlagMode, Flags, MessageMeta};
 
 /// Messages rendered per blocking call when bodies are read: bounds memory, lets output flow.
 const BATCH: usize = 32;
 /// Same, when only index data (flags, sizes, dates) is fetched.
 const META_BATCH: usize = 1024;
+/// Same, when header fields are fetched (from the header cache, a few KiB a message).
+const HEADER_BATCH: usize = 256;
 
 #[derive(Clone, Debug)]
 enum Item {
@@ -58,22 +60,31 @@ enum Item {
 }
 
 impl Item {
+    /// The message's own header or header fields: answered from the header cache.
+    fn header_only(&self) -> bool {
+        match self {
+            Item::Envelope => true,
+            Item::Section { spec, .. } => message::is_top_header(spec),
+            _ => false,
+        }
+    }
     fn needs_raw(&self) -> bool {
-        matches!(
-            self,
-            Item::Section { .. } | Item::Binary { .. } | Item::BinarySize { .. } | Item::Preview
-        )
+        match self {
+            Item::Section { spec, .. } => !message::is_top_header(spec),
+            _ => matches!(
+                self,
+                Item::Binary { .. } | Item::BinarySize { .. } | Item::Preview
+            ),
+        }
     }
     fn needs_facts(&self) -> bool {
-        matches!(
-            self,
-            Item::Envelope
-                | Item::Body { .. }
-                | Item::Preview
-                | Item::Section { .. }
-                | Item::Binary { .. }
-                | Item::BinarySize { .. }
-        )
+        match self {
+            Item::Section { spec, .. } => !message::is_top_header(spec),
+            _ => matches!(
+                self,
+                Item::Body { .. } | Item::Preview | Item::Binary { .. } | Item::BinarySize { .. }
+            ),
+        }
     }
 }
 
@@ -359,6 +370,8 @@ async fn send_fetches(s: &mut Session, idx: &[usize], items: Vec<Item>, seen_now
     let items = Arc::new(items);
     let batch = if items.iter().any(|i| i.needs_raw() || i.needs_facts()) {
         BATCH
+    } else if items.iter().any(Item::header_only) {
+        HEADER_BATCH
     } else {
         META_BATCH
     };
@@ -431,15 +444,19 @@ struct UnknownCte;
 /// Also says whether a BINARY item met a Content-Transfer-Encoding it cannot decode: that
 /// message's FETCH line is left out and the command ends `NO [UNKNOWN-CTE]` (RFC 3516 4.3).
 fn render_batch(st: &Reader, batch: &[ToRender], items: &[Item], enc: Encoder) -> (Vec<u8>, bool) {
-    let needs_raw = items.iter().any(Item::needs_raw);
-    let needs_facts = items.iter().any(Item::needs_facts);
+    let needs = Needs {
+        raw: items.iter().any(Item::needs_raw),
+        facts: items.iter().any(Item::needs_facts),
+        header: items.iter().any(Item::header_only),
+        envelope: items.iter().any(|i| matches!(i, Item::Envelope)),
+    };
     let mut out = Vec::new();
     let mut unknown_cte = false;
     for m in batch {
-        let Some((raw, facts)) = load(st, &m.meta, needs_raw, needs_facts) else {
+        let Some(loaded) = load(st, &m.meta, needs) else {
             continue;
         };
-        match fetch_items(m, items, &raw, facts.as_deref()) {
+        match fetch_items(m, items, &loaded) {
             Ok(fetched) => enc.untagged(
                 &mut out,
                 &Untagged::Fetch {
@@ -453,31 +470,77 @@ fn render_batch(st: &Reader, batch: &[ToRender], items: &[Item], enc: Encoder) -
     (out, unknown_cte)
 }
 
-/// The message's raw bytes and parsed facts, each read only when an item needs it (empty and
-/// None otherwise). None when the message cannot be read (it vanished since the snapshot).
-fn load(
-    st: &Reader,
-    meta: &MessageMeta,
-    needs_raw: bool,
-    needs_facts: bool,
-) -> Option<(Vec<u8>, Option<Arc<MessageFacts>>)> {
-    let raw = if needs_raw {
+/// What the items of a FETCH need of each message.
+#[derive(Clone, Copy)]
+struct Needs {
+    raw: bool,
+    facts: bool,
+    header: bool,
+    envelope: bool,
+}
+
+/// What was read of one message.
+struct Loaded {
+    /// Empty unless an item needs the raw message.
+    raw: Vec<u8>,
+    facts: Option<Arc<MessageFacts>>,
+    /// The header block, from the cache, when header items are asked and the raw message is
+    /// not read anyway (then it is cut from that).
+    header: Option<Vec<u8>>,
+    /// The envelope made from the header block, once per message.
+    envelope: Option<Envelope>,
+}
+
+impl Loaded {
+    fn header(&self) -> &[u8] {
+        match &self.header {
+            Some(h) => h,
+            None => header_block(&self.raw),
+        }
+    }
+}
+
+/// The message's raw bytes, parsed facts and header block, each read only when an item needs
+/// it. None when the message cannot be read (it vanished since the snapshot).
+fn load(st: &Reader, meta: &MessageMeta, needs: Needs) -> Option<Loaded> {
+    let unreadable = |what: &str, e: storage::StoreError| {
+        tracing::debug!("fetch: {what} of uid {} unreadable: {e}", meta.uid)
+    };
+    let raw = if needs.raw {
         st.read_message(&meta.object)
-            .map_err(|e| tracing::debug!("fetch: message uid {} unreadable: {e}", meta.uid))
+            .map_err(|e| unreadable("message", e))
             .ok()?
     } else {
         Vec::new()
     };
-    let facts = if needs_facts {
-        let f = st
-            .facts(&meta.object)
-            .map_err(|e| tracing::debug!("fetch: facts of uid {} unreadable: {e}", meta.uid))
-            .ok()?;
-        Some(f)
+    let facts = if needs.facts {
+        Some(
+            st.facts(&meta.object)
+                .map_err(|e| unreadable("facts", e))
+                .ok()?,
+        )
     } else {
         None
     };
-    Some((raw, facts))
+    let header = if needs.header && !needs.raw {
+        Some(
+            st.header(&meta.object)
+                .map_err(|e| unreadable("header", e))
+                .ok()?,
+        )
+    } else {
+        None
+    };
+    let mut loaded = Loaded {
+        raw,
+        facts,
+        header,
+        envelope: None,
+    };
+    if needs.envelope {
+        loaded.envelope = Some(parse_envelope(loaded.header()));
+    }
+    Some(loaded)
 }
 
 /// What one message's FETCH response holds: the items asked for in order, and FLAGS when the
@@ -485,10 +548,11 @@ fn load(
 fn fetch_items<'a>(
     m: &'a ToRender,
     items: &'a [Item],
-    raw: &'a [u8],
-    facts: Option<&'a MessageFacts>,
+    loaded: &'a Loaded,
 ) -> Result<Vec<FetchItem<'a>>, UnknownCte> {
     let meta = &m.meta;
+    let raw = &loaded.raw[..];
+    let facts = loaded.facts.as_deref();
     let flags = || FetchItem::Flags {
         flags: &meta.flags,
         recent: m.recent,
@@ -506,8 +570,8 @@ fn fetch_items<'a>(
             Item::ModSeq => FetchItem::ModSeq(meta.modseq),
             // Items that need the facts are left out if they could not be read; `load` makes
             // that not happen.
-            Item::Envelope => match facts {
-                Some(f) => FetchItem::Envelope(message::envelope(&f.envelope)),
+            Item::Envelope => match &loaded.envelope {
+                Some(e) => FetchItem::Envelope(message::envelope(e)),
                 None => continue,
             },
             Item::Body { extended } => match facts {
@@ -518,6 +582,9 @@ fn fetch_items<'a>(
             Item::Section { spec, name } => FetchItem::Section {
                 name,
                 data: match facts {
+                    _ if message::is_top_header(spec) => {
+                        message::extract_header(loaded.header(), spec)
+                    }
                     Some(f) => message::extract_ref(raw, f, spec),
                     None => Cow::Borrowed(&[][..]),
                 },

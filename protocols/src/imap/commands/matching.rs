@@ -150,11 +150,12 @@ pub(super) fn for_each_match(
     let max_uid = snapshot.last().map(|m| m.1.uid).unwrap_or(0);
     for (seq, meta, recent) in snapshot {
         let object = meta.object;
-        let (st, st2) = (store.clone(), store.clone());
+        let (st, st2, st3) = (store.clone(), store.clone(), store.clone());
         let content = LazyContent::new(
             move || st.read_message(&object).ok(),
             move || st2.facts(&object).ok(),
-        );
+        )
+        .with_header(Box::new(move || st3.header(&object).ok()));
         let ctx = MessageCtx::new(*seq, meta, *recent, max_seq, max_uid, &content);
         if message::matches(key, &ctx) {
             f(*seq, meta, &content);

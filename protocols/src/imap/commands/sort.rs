@@ -1,8 +1,8 @@
 //! SORT and UID SORT (RFC 5256) with the DISPLAY keys of RFC 5957, and ESORT's
 //! `RETURN (MIN MAX ALL COUNT)` (RFC 5267). The search criteria are evaluated as SEARCH does;
 //! the matches are then ordered by the sort criteria, ties by sequence number. The sort keys
-//! come from the message's parsed envelope (cached facts), so sorting by header reads no
-//! message body.
+//! come from the envelope made from the message's cached header block, so sorting by header
+//! reads no message.
 
 use super::matching::{check_charset, collect_matches, criteria_key, esearch, Returns};
 use crate::imap::message::decode_header_value;
@@ -13,7 +13,7 @@ use crate::imap::session::Session;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use std::cmp::Ordering;
-use storage::mime::{Address, MessageFacts, MISSING_DOMAIN};
+use storage::mime::{Address, Envelope, MISSING_DOMAIN};
 use storage::MessageMeta;
 
 /// The values one message is sorted by; each is computed only if a criterion uses it.
@@ -92,8 +92,12 @@ pub(super) fn sorted(
     let crit = criteria.clone();
     let wants_facts = crit.iter().any(|c| needs_facts(&c.key));
     let found = collect_matches(s, key, "sort", move |seq, meta, content| {
-        let facts = if wants_facts { content.facts() } else { None };
-        (keys_of(seq, meta, facts, &crit), meta.uid, meta.modseq)
+        let env = if wants_facts {
+            content.envelope()
+        } else {
+            None
+        };
+        (keys_of(seq, meta, env, &crit), meta.uid, meta.modseq)
     });
     async move {
         let mut hits: Vec<(Keys, u32, u64)> = found.await?;
@@ -106,19 +110,13 @@ fn needs_facts(k: &SortKey) -> bool {
     !matches!(k, SortKey::Arrival | SortKey::Size)
 }
 
-fn keys_of(
-    seq: u32,
-    meta: &MessageMeta,
-    facts: Option<&MessageFacts>,
-    crit: &[SortCriterion],
-) -> Keys {
+fn keys_of(seq: u32, meta: &MessageMeta, env: Option<&Envelope>, crit: &[SortCriterion]) -> Keys {
     let mut k = Keys {
         seq,
         arrival: meta.internal_date,
         size: meta.size,
         ..Keys::default()
     };
-    let env = facts.map(|f| &f.envelope);
     for c in crit {
         match c.key {
             SortKey::Arrival | SortKey::Size => {}

@@ -73,7 +73,7 @@ fn thread_msg(
     uid: bool,
     references: bool,
 ) -> ThreadMsg {
-    let env = content.facts().map(|f| &f.envelope);
+    let env = content.envelope();
     let date = env
         .and_then(|e| e.date.as_deref())
         .and_then(sent_date)
@@ -95,8 +95,8 @@ fn thread_msg(
             .and_then(|e| e.message_id.as_deref())
             .and_then(|v| msg_ids(v).into_iter().next());
         m.refs = content
-            .raw()
-            .and_then(|raw| header_value(raw, b"references"))
+            .header()
+            .and_then(|h| header_value(h, b"references"))
             .map(|v| msg_ids(&v))
             .unwrap_or_default();
         if m.refs.is_empty() {

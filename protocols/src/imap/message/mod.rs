@@ -35,5 +35,5 @@ pub use exercise::exercise;
 pub use search::{
     matches, LazyContent, MessageContent, MessageCtx, SearchKey, SeqBound, SequenceSet,
 };
-pub use section::{extract, extract_ref, Partial, SectionSpec};
+pub use section::{extract, extract_header, extract_ref, is_top_header, Partial, SectionSpec};
 pub use text::{decode_header_value, preview};

@@ -1,6 +1,7 @@
 //! SEARCH evaluation (RFC 3501 6.4.4 / RFC 9051 6.4.4, MODSEQ from RFC 7162): one message
 //! against one key. Flag, size, date and set keys use only the message's metadata; header and
-//! body keys load the message content lazily, once per message, through [`MessageContent`].
+//! body keys load the message content lazily, once per message, through [`MessageContent`]:
+//! header keys only the header block (the store's header cache), body keys the whole message.
 //!
 //! Strings match as case-insensitive substrings of decoded text: header values with RFC 2047
 //! words decoded, address headers as "Name <mailbox@host>" (groups as "group: ...;"), body text
@@ -11,8 +12,8 @@ use chrono::{DateTime, NaiveDate};
 use std::cell::OnceCell;
 use std::sync::Arc;
 use storage::mime::{
-    fields, parse_address_list, parse_facts, unfold, Address, MessageFacts, MISSING_DOMAIN,
-    MISSING_MAILBOX,
+    fields, header_block, parse_address_list, parse_envelope, parse_facts, unfold, Address,
+    Envelope, MessageFacts, MISSING_DOMAIN, MISSING_MAILBOX,
 };
 use storage::{Flag, MessageMeta};
 
@@ -121,10 +122,19 @@ pub trait MessageContent {
     /// content key).
     fn facts(&self) -> Option<&MessageFacts>;
     fn raw(&self) -> Option<&[u8]>;
+    /// The top-level header block (blank line included): from the store's header cache when
+    /// there is one, so header keys, SORT and THREAD read no message.
+    fn header(&self) -> Option<&[u8]>;
+    /// The ENVELOPE, made from [`Self::header`] (the same as the facts' envelope).
+    fn envelope(&self) -> Option<&Envelope>;
 }
 
+/// Loads a message's header block (the store's header cache).
+pub type HeaderLoader = Box<dyn Fn() -> Option<Vec<u8>> + Send>;
+
 /// A [`MessageContent`] that calls its loaders at most once each, on first use. When facts
-/// cannot be loaded but the raw message can, they are parsed from it.
+/// cannot be loaded but the raw message can, they are parsed from it; without a header loader
+/// (or when it fails) the header is cut from the raw message.
 pub struct LazyContent<R, F>
 where
     R: Fn() -> Option<Vec<u8>>,
@@ -132,8 +142,11 @@ where
 {
     load_raw: R,
     load_facts: F,
+    load_header: Option<HeaderLoader>,
     raw: OnceCell<Option<Vec<u8>>>,
     facts: OnceCell<Option<Arc<MessageFacts>>>,
+    header: OnceCell<Option<Vec<u8>>>,
+    envelope: OnceCell<Option<Envelope>>,
 }
 
 impl<R, F> LazyContent<R, F>
@@ -145,14 +158,28 @@ where
         LazyContent {
             load_raw,
             load_facts,
+            load_header: None,
             raw: OnceCell::new(),
             facts: OnceCell::new(),
+            header: OnceCell::new(),
+            envelope: OnceCell::new(),
         }
+    }
+
+    /// Where the header block comes from when a key needs only the header.
+    pub fn with_header(mut self, load_header: HeaderLoader) -> Self {
+        self.load_header = Some(load_header);
+        self
     }
 
     /// Whether anything was loaded (for tests and metrics: a flags-only search loads nothing).
     pub fn loaded(&self) -> bool {
-        self.raw.get().is_some() || self.facts.get().is_some()
+        self.raw.get().is_some() || self.facts.get().is_some() || self.header.get().is_some()
+    }
+
+    /// Whether the raw message was read (for tests: a header key must not read it).
+    pub fn raw_loaded(&self) -> bool {
+        self.raw.get().is_some()
     }
 }
 
@@ -171,6 +198,25 @@ where
 
     fn raw(&self) -> Option<&[u8]> {
         self.raw.get_or_init(|| (self.load_raw)()).as_deref()
+    }
+
+    fn header(&self) -> Option<&[u8]> {
+        self.header
+            .get_or_init(|| {
+                let cached = match (&self.load_header, self.raw.get()) {
+                    // Already read whole: cut it out rather than ask the cache.
+                    (_, Some(_)) | (None, _) => None,
+                    (Some(load), None) => load(),
+                };
+                cached.or_else(|| self.raw().map(|r| header_block(r).to_vec()))
+            })
+            .as_deref()
+    }
+
+    fn envelope(&self) -> Option<&Envelope> {
+        self.envelope
+            .get_or_init(|| self.header().map(parse_envelope))
+            .as_ref()
     }
 }
 
@@ -213,8 +259,7 @@ impl<'a> MessageCtx<'a> {
     }
 
     fn header_block(&self) -> Option<&[u8]> {
-        let facts = self.content.facts()?;
-        Some(facts.body.header.slice(self.content.raw()?))
+        self.content.header()
     }
 
     /// (lower-cased name, raw value) of every top-level header field.

@@ -70,6 +70,38 @@ pub fn extract_ref<'a>(
     }
 }
 
+/// Whether the section is the message's own header or some of its fields (HEADER,
+/// HEADER.FIELDS, HEADER.FIELDS.NOT, RFC822.HEADER): answered from the header block alone.
+pub fn is_top_header(section: &SectionSpec) -> bool {
+    section.part.is_empty()
+        && matches!(
+            section.text,
+            Some(
+                SectionText::Header
+                    | SectionText::HeaderFields(_)
+                    | SectionText::HeaderFieldsNot(_)
+            )
+        )
+}
+
+/// [`extract_ref`] of a section for which [`is_top_header`] holds, from the message's
+/// top-level header block alone (what the store's header cache keeps): the same bytes.
+pub fn extract_header<'a>(header: &'a [u8], section: &SectionSpec) -> Cow<'a, [u8]> {
+    let whole = match &section.text {
+        Some(SectionText::Header) => Cow::Borrowed(header),
+        Some(SectionText::HeaderFields(names)) => Cow::Owned(filter_fields(header, names, true)),
+        Some(SectionText::HeaderFieldsNot(names)) => {
+            Cow::Owned(filter_fields(header, names, false))
+        }
+        _ => Cow::Borrowed(&[][..]),
+    };
+    match (section.partial, whole) {
+        (None, whole) => whole,
+        (Some(p), Cow::Borrowed(b)) => Cow::Borrowed(apply_partial(b, p)),
+        (Some(p), Cow::Owned(o)) => Cow::Owned(apply_partial(&o, p).to_vec()),
+    }
+}
+
 /// Cuts `<origin.count>` out of `data` (empty when origin is past the end).
 pub fn apply_partial(data: &[u8], p: Partial) -> &[u8] {
     let len = data.len() as u64;
@@ -240,5 +272,42 @@ mod tests {
             partial: None,
         };
         assert_eq!(extract(b"short", &facts, &spec), b"");
+    }
+
+    proptest::proptest! {
+        /// A header section from the header block alone is what the whole message gives.
+        #[test]
+        fn header_sections_from_the_header_block_alone(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "Subject: s\r\n", "From: a@b\r\n", " folded\r\n", "To: t@h\n", "\r\n",
+                "\n", "x", "Content-Type: multipart/mixed; boundary=a\r\n", "--a\r\n",
+                "X-Priority: 1\r\n", "subject:lower\r\n", "\r",
+            ]), 0..30),
+            which in 0usize..3,
+            names in proptest::collection::vec(proptest::sample::select(vec![
+                "SUBJECT", "from", "To", "x-priority", "Content-Type",
+            ]), 0..3),
+            partial in proptest::option::of((0u64..40, 1u64..40)),
+        ) {
+            let raw = pieces.concat().into_bytes();
+            let facts = parse_facts(&raw);
+            let names: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
+            let text = match which {
+                0 => SectionText::Header,
+                1 => SectionText::HeaderFields(names),
+                _ => SectionText::HeaderFieldsNot(names),
+            };
+            let spec = SectionSpec {
+                part: Vec::new(),
+                text: Some(text),
+                partial: partial.map(|(origin, count)| Partial { origin, count }),
+            };
+            proptest::prop_assert!(is_top_header(&spec));
+            let block = storage::mime::header_block(&raw);
+            proptest::prop_assert_eq!(
+                extract_header(block, &spec).into_owned(),
+                extract(&raw, &facts, &spec)
+            );
+        }
     }
 }

@@ -161,3 +161,35 @@ fn or_not_and_sizes_uids() {
     ));
     assert!(eval(&K::And(vec![]), raw, &m));
 }
+
+#[test]
+fn header_keys_read_the_header_cache_not_the_message() {
+    let m = meta(1, &[], 10, 0, 0);
+    let header = b"Subject: Cached Subject\r\nFrom: Ann <ann@example.org>\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\n\r\n".to_vec();
+    let content = LazyContent::new(|| -> Option<Vec<u8>> { panic!("raw loaded") }, || None)
+        .with_header(Box::new(move || Some(header.clone())));
+    let ctx = MessageCtx::new(1, &m, false, 1, 1, &content);
+    assert!(matches(&SearchKey::Subject(s("cached subj")), &ctx));
+    assert!(matches(&SearchKey::From(s("ann@example")), &ctx));
+    assert!(matches(&SearchKey::Header(s("date"), s("dec 2026")), &ctx));
+    assert!(matches(&SearchKey::SentOn(d(2026, 12, 7)), &ctx));
+    assert!(!matches(&SearchKey::Subject(s("other")), &ctx));
+    assert_eq!(
+        content.envelope().and_then(|e| e.subject.as_deref()),
+        Some(&b"Cached Subject"[..])
+    );
+    assert!(!content.raw_loaded());
+}
+
+#[test]
+fn without_the_cache_the_header_is_cut_from_the_message() {
+    let m = meta(1, &[], 10, 0, 0);
+    let raw = b"Subject: From Raw\r\n\r\nbody subject words\r\n".to_vec();
+    let r2 = raw.clone();
+    let content =
+        LazyContent::new(move || Some(r2.clone()), || None).with_header(Box::new(|| None));
+    let ctx = MessageCtx::new(1, &m, false, 1, 1, &content);
+    assert!(matches(&SearchKey::Subject(s("from raw")), &ctx));
+    assert!(!matches(&SearchKey::Subject(s("words")), &ctx));
+    assert_eq!(content.header(), Some(&b"Subject: From Raw\r\n\r\n"[..]));
+}
