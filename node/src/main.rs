@@ -10,6 +10,7 @@ mod config;
 mod keepalived_gate;
 mod lab;
 mod logging;
+mod proxy;
 mod raft;
 mod server;
 mod sessions;

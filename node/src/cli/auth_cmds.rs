@@ -234,6 +234,23 @@ pub fn test(
     };
     let name = match &verdict {
         Verdict::Ok { user } => user.clone(),
+        Verdict::Proxy { user, fields } => {
+            // As doveadm auth test: the routing fields are the answer.
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::json!({ "user": user, "passdb": "ok", "fields": fields })
+                );
+            } else {
+                outln!("passdb: {user} auth succeeded");
+                outln!("extra fields:");
+                outln!("  user={user}");
+                for (k, v) in fields.0.iter().filter(|(k, _)| k != "pass") {
+                    outln!("  {k}={v}");
+                }
+            }
+            return Ok(0);
+        }
         Verdict::UnknownUser => return failed("unknown user"),
         Verdict::Mismatch => return failed("Password mismatch"),
         Verdict::Refused { reason, .. } => return failed(reason),

@@ -12,6 +12,7 @@ mod data;
 mod deliver;
 /// The `lmtp_command` fuzz target's body (fuzz/), replayed over its seeds in the tests.
 pub mod fuzzing;
+mod proxy;
 mod session;
 mod sieve;
 mod smtp_client;

@@ -51,6 +51,8 @@ pub struct ProxyTarget {
     pub verify_cert: bool,
     /// Connect and login timeout (`proxy_timeout`).
     pub timeout: Duration,
+    /// `proxy_maybe`: served locally when the target is this very server.
+    pub maybe: bool,
 }
 
 // Never print a password.
@@ -66,6 +68,7 @@ impl std::fmt::Debug for ProxyTarget {
             .field("tls", &self.tls)
             .field("verify_cert", &self.verify_cert)
             .field("timeout", &self.timeout)
+            .field("maybe", &self.maybe)
             .finish()
     }
 }
@@ -86,6 +89,7 @@ impl ProxyTarget {
             tls: ProxyTls::None,
             verify_cert: true,
             timeout: DEFAULT_TIMEOUT,
+            maybe: false,
         }
     }
 
