@@ -77,6 +77,9 @@ pub struct BackendSettings {
 
 #[derive(Clone, Debug, Default)]
 pub struct ProxySettings {
+    /// TLS towards backends; None when it could not be set up (the reason was logged):
+    /// then a TLS target is a temporary failure.
+    pub connector: Option<Arc<crate::proxy::Connector>>,
     pub trusted_networks: Vec<crate::auth::nets::Net>,
     pub lmtp_proxy: bool,
     pub hostname: String,
@@ -289,6 +292,26 @@ impl Backend for NodeBackend {
             .register(service, user, ip, self.settings.max_userip_connections)
     }
 
+    async fn proxy_connect(
+        &self,
+        target: &protocols::proxy::ProxyTarget,
+        port: u16,
+    ) -> std::io::Result<protocols::BoxStream> {
+        let stream = protocols::proxy::drive::connect_tcp(target, port).await?;
+        if target.tls != protocols::proxy::ProxyTls::Implicit {
+            return Ok(stream);
+        }
+        self.backend_tls(stream, target).await
+    }
+
+    async fn proxy_starttls(
+        &self,
+        stream: protocols::BoxStream,
+        target: &protocols::proxy::ProxyTarget,
+    ) -> std::io::Result<protocols::BoxStream> {
+        self.backend_tls(stream, target).await
+    }
+
     fn trusted_network(&self, ip: IpAddr) -> bool {
         crate::auth::nets::any_contains(&self.settings.proxy.trusted_networks, Some(ip))
     }
@@ -326,6 +349,17 @@ impl Backend for NodeBackend {
 }
 
 impl NodeBackend {
+    async fn backend_tls(
+        &self,
+        stream: protocols::BoxStream,
+        target: &protocols::proxy::ProxyTarget,
+    ) -> std::io::Result<protocols::BoxStream> {
+        match &self.settings.proxy.connector {
+            Some(c) => c.tls(stream, target).await,
+            None => Err(std::io::Error::other("TLS towards backends is not set up")),
+        }
+    }
+
     /// A login the passdb routes elsewhere: `proxy_maybe` to this very listener is served
     /// here; otherwise the target gets the password to log in with (the `pass` field's, else
     /// the client's own).

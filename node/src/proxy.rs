@@ -3,7 +3,9 @@
 
 use crate::auth::db::Fields;
 use protocols::proxy::{ProxyTarget, ProxyTls, DEFAULT_TIMEOUT};
+use protocols::BoxStream;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A boolean extra field is on when present, unless it says no (`proxy=n`).
@@ -140,7 +142,9 @@ mod tests {
 
     #[test]
     fn fields_to_target() {
-        let f = fields("proxy=y host=10.1.2.3 port=1143 destuser=a@b pass=x ssl=any-cert proxy_timeout=5");
+        let f = fields(
+            "proxy=y host=10.1.2.3 port=1143 destuser=a@b pass=x ssl=any-cert proxy_timeout=5",
+        );
         assert!(wants_proxy(&f) && !is_maybe(&f));
         let t = target_from_fields("alice", &f).unwrap();
         assert_eq!(t.host, "10.1.2.3");
@@ -151,7 +155,10 @@ mod tests {
         assert!(!t.verify_cert);
         assert_eq!(t.timeout, Duration::from_secs(5));
         let t = target_from_fields("alice", &fields("proxy host=b starttls=yes")).unwrap();
-        assert_eq!((t.tls, t.verify_cert, t.destuser.as_str()), (ProxyTls::StartTls, true, "alice"));
+        assert_eq!(
+            (t.tls, t.verify_cert, t.destuser.as_str()),
+            (ProxyTls::StartTls, true, "alice")
+        );
         assert_eq!(t.port_or(143, 993), 143);
         assert!(is_maybe(&fields("proxy_maybe=y host=b")));
         assert!(!wants_proxy(&fields("proxy=n host=b")));
@@ -176,6 +183,124 @@ mod tests {
         assert!(!is_self(&t, "127.0.0.1:2143".parse().unwrap(), 143));
         assert!(!is_self(&t, "127.0.0.2:1143".parse().unwrap(), 143, ""));
         let t = target_from_fields("u", &fields("proxy_maybe host=127.0.0.1")).unwrap();
-        assert!(is_self(&t, "[::ffff:127.0.0.1]:143".parse().unwrap(), 143, ""));
+        assert!(is_self(
+            &t,
+            "[::ffff:127.0.0.1]:143".parse().unwrap(),
+            143,
+            ""
+        ));
+    }
+}
+
+/// TLS towards backends (`ssl=yes|any-cert`, `starttls=yes|any-cert`): rustls with ring;
+/// `yes` checks the backend's certificate against the system's roots and
+/// `ssl_client_ca_file` (Dovecot's setting), `any-cert` takes any certificate.
+pub struct Connector {
+    verified: Arc<rustls::ClientConfig>,
+    any_cert: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector")
+    }
+}
+
+impl Connector {
+    pub fn new(ca_file: Option<&std::path::Path>) -> Result<Connector, String> {
+        use rustls_pki_types::pem::PemObject;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = crate::auth::oauth2::system_roots();
+        if let Some(path) = ca_file {
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("ssl_client_ca_file {}: {e}", path.display()))?;
+            for cert in certs {
+                let cert =
+                    cert.map_err(|e| format!("ssl_client_ca_file {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("ssl_client_ca_file {}: {e}", path.display()))?;
+            }
+        }
+        let builder = || {
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS: {e}"))
+        };
+        let verified = builder()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let any_cert = builder()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider.clone())))
+            .with_no_client_auth();
+        Ok(Connector {
+            verified: Arc::new(verified),
+            any_cert: Arc::new(any_cert),
+        })
+    }
+
+    pub async fn tls(&self, stream: BoxStream, target: &ProxyTarget) -> std::io::Result<BoxStream> {
+        let config = if target.verify_cert {
+            self.verified.clone()
+        } else {
+            self.any_cert.clone()
+        };
+        let name = rustls_pki_types::ServerName::try_from(target.host.clone())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let s = tokio_rustls::TlsConnector::from(config)
+            .connect(name, stream)
+            .await?;
+        Ok(Box::new(s))
+    }
+}
+
+/// `any-cert`: the certificate is not checked (Dovecot's name says so); the handshake's
+/// signatures still are.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -5,10 +5,10 @@
 //! Sessions reach a user's store through [`crate::mail::UserMail`]: reads through its read-only
 //! view, writes through `UserMail::write`, which alone calls [`Backend::write_committed`].
 
+use crate::stream::BoxStream;
 use async_trait::async_trait;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use crate::stream::BoxStream;
 
 /// The service asking, as Dovecot's auth names it (`service=imap` in log lines).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -26,15 +26,21 @@ fn backend() -> Server {
 }
 
 /// The proxy's user table: (user, password, backend). The port column a service uses is
-/// chosen by the query with `%s`, as a Dovecot operator writes it.
+/// chosen by the query with `%s`, as a Dovecot operator writes it. demo goes to its backend
+/// over STARTTLS (`starttls=any-cert`: the backends' certificates are self-signed).
 fn users_sql(rows: &[(&str, &str, &Server)]) -> String {
     let mut sql = String::from(
         "CREATE TABLE users (username TEXT PRIMARY KEY, password TEXT NOT NULL, host TEXT NOT NULL, \
-         imap_port INTEGER, pop3_port INTEGER, lmtp_port INTEGER);\n",
+         imap_port INTEGER, pop3_port INTEGER, lmtp_port INTEGER, starttls TEXT);\n",
     );
     for (user, pw, server) in rows {
+        let tls = if user.starts_with("demo@") {
+            "'any-cert'"
+        } else {
+            "NULL"
+        };
         sql.push_str(&format!(
-            "INSERT INTO users VALUES ('{user}', '{pw}', '127.0.0.1', {}, {}, {});\n",
+            "INSERT INTO users VALUES ('{user}', '{pw}', '127.0.0.1', {}, {}, {}, {tls});\n",
             server.ports.imap, server.ports.pop3, server.ports.lmtp
         ));
     }
@@ -58,8 +64,8 @@ fn proxy_node(dir: &Path, rows: &[(&str, &str, &Server)]) -> Server {
              connect = {}\n\
              default_pass_scheme = PLAIN\n\
              password_query = SELECT username AS user, password, 'y' AS proxy, host, \\\n  \
-               CASE '%s' WHEN 'pop3' THEN pop3_port WHEN 'lmtp' THEN lmtp_port ELSE imap_port END AS port \\\n  \
-               FROM users WHERE username = '%u'\n",
+               CASE '%s' WHEN 'pop3' THEN pop3_port WHEN 'lmtp' THEN lmtp_port ELSE imap_port END AS port, \\\n  \
+               starttls FROM users WHERE username = '%u'\n",
             db.display()
         ),
     )
@@ -96,7 +102,12 @@ fn subjects(addr: std::net::SocketAddr, user: &str, pw: &str) -> Vec<String> {
     assert!(tagged(&r).starts_with("s OK"), "{r:?}");
     let exists = r
         .iter()
-        .find_map(|l| l.strip_prefix("* ")?.strip_suffix(" EXISTS")?.parse::<u32>().ok())
+        .find_map(|l| {
+            l.strip_prefix("* ")?
+                .strip_suffix(" EXISTS")?
+                .parse::<u32>()
+                .ok()
+        })
         .unwrap_or(0);
     let mut out = Vec::new();
     if exists > 0 {
@@ -158,6 +169,7 @@ fn three_nodes_route_imap_pop3_and_lmtp_by_the_sql_host_column() {
             ("bob@example.org", "bobpw", &b),
             // The proxy lets dave through; backend A does not know him.
             ("dave@example.org", "davepw", &a),
+            ("demo@example.org", "demo", &b),
         ],
     );
     let p_imap = proxy.addr(Proto::Imap);
@@ -169,10 +181,7 @@ fn three_nodes_route_imap_pop3_and_lmtp_by_the_sql_host_column() {
         &sample_message("for alice and bob", "routed by the proxy"),
     );
     assert_eq!(replies.len(), 4, "{replies:?}");
-    assert!(
-        replies.iter().all(|r| r.starts_with("250")),
-        "{replies:?}"
-    );
+    assert!(replies.iter().all(|r| r.starts_with("250")), "{replies:?}");
     rcpt_then_data(
         proxy.addr(Proto::Lmtp),
         &["alice@example.org"],
@@ -196,17 +205,17 @@ fn three_nodes_route_imap_pop3_and_lmtp_by_the_sql_host_column() {
     assert!(t.starts_with("a OK [CAPABILITY "), "{t}");
     let r = c.imap("s", "SELECT INBOX").unwrap();
     assert!(r.iter().any(|l| l == "* 2 EXISTS"), "{r:?}");
-    let r = c.imap("f", "FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])").unwrap();
+    let r = c
+        .imap("f", "FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .unwrap();
     assert!(r.iter().any(|l| l.contains("only alice")), "{r:?}");
     let r = c.imap("z", "LOGOUT").unwrap();
     assert!(tagged(&r).starts_with("z OK"), "{r:?}");
-    assert_eq!(
-        subjects(p_imap, "bob", "bobpw"),
-        vec!["for alice and bob"]
-    );
+    assert_eq!(subjects(p_imap, "bob", "bobpw"), vec!["for alice and bob"]);
     // The backend was told where the client came from (login_trusted_networks).
     assert!(
-        a.log_text().contains("imap-login: proxied connection from 127.0.0.1:"),
+        a.log_text()
+            .contains("imap-login: proxied connection from 127.0.0.1:"),
         "{}",
         tail(&a.log_text(), 30)
     );
@@ -223,20 +232,47 @@ fn three_nodes_route_imap_pop3_and_lmtp_by_the_sql_host_column() {
     assert!(c.line().unwrap().starts_with("+OK"));
     assert!(b.log_text().contains("pop3-login: proxied connection from"));
 
+    // STARTTLS towards the backend (starttls=any-cert), IMAP and POP3.
+    let (mut c, t) = imap_login(p_imap, "demo", "demo");
+    assert!(t.starts_with("a OK"), "{t}");
+    let r = c.imap("s", "SELECT INBOX").unwrap();
+    assert!(tagged(&r).starts_with("s OK"), "{r:?}");
+    c.imap("z", "LOGOUT").ok();
+    let mut c = pop3_login(proxy.addr(Proto::Pop3), "demo", "demo").expect("pop3 demo");
+    c.send("QUIT").unwrap();
+    c.line().ok();
+    let b_log = b.log_text();
+    assert!(
+        b_log.contains("imap-login: Login: user=<demo>") && b_log.contains("TLS, session="),
+        "{}",
+        tail(&b_log, 30)
+    );
+    assert!(
+        b_log.contains(
+            "pop3-login: Login: user=<demo>, method=PLAIN, rip=127.0.0.1, lip=127.0.0.1, TLS"
+        ),
+        "{}",
+        tail(&b_log, 30)
+    );
+
     // A wrong password: refused by the proxy's passdb. A password the backend refuses:
     // the same failure.
     let (_, t) = imap_login(p_imap, "alice", "wrong");
     assert!(t.starts_with("a NO [AUTHENTICATIONFAILED]"), "{t}");
     let (_, t) = imap_login(p_imap, "dave", "davepw");
     assert!(t.starts_with("a NO [AUTHENTICATIONFAILED]"), "{t}");
-    let err = pop3_login(proxy.addr(Proto::Pop3), "alice", "wrong").err().unwrap();
+    let err = pop3_login(proxy.addr(Proto::Pop3), "alice", "wrong")
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("-ERR [AUTH]"), "{err}");
 
     // Backend B goes down: bob gets temporary failures, alice is unaffected.
     b.stop();
     let (_, t) = imap_login(p_imap, "bob", "bobpw");
     assert!(t.starts_with("a NO [UNAVAILABLE]"), "{t}");
-    let err = pop3_login(proxy.addr(Proto::Pop3), "bob", "bobpw").err().unwrap();
+    let err = pop3_login(proxy.addr(Proto::Pop3), "bob", "bobpw")
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("-ERR [SYS/TEMP]"), "{err}");
     let replies = rcpt_then_data(
         proxy.addr(Proto::Lmtp),
@@ -257,7 +293,10 @@ fn three_nodes_route_imap_pop3_and_lmtp_by_the_sql_host_column() {
     // The counters.
     let metrics = http_get(proxy.addr(Proto::Http), "/metrics");
     assert!(metrics.contains("node_proxy_sessions_total"), "{metrics}");
-    assert!(metrics.contains("node_proxy_backend_failures_total"), "{metrics}");
+    assert!(
+        metrics.contains("node_proxy_backend_failures_total"),
+        "{metrics}"
+    );
 }
 
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -351,7 +390,12 @@ fn proxy_latency_and_throughput() {
         let secs = t.elapsed().as_secs_f64();
         let ops: usize = all
             .iter()
-            .map(|m| m.iter().filter(|(k, _)| **k != "LOGIN").map(|(_, v)| v.len()).sum::<usize>())
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| **k != "LOGIN")
+                    .map(|(_, v)| v.len())
+                    .sum::<usize>()
+            })
             .sum();
         for (name, mut v) in lat {
             v.sort();

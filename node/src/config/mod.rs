@@ -464,6 +464,9 @@ pub struct Config {
     /// Proxies whose word about their client's address is believed (IMAP ID
     /// `x-originating-ip`, POP3 XCLIENT), as Dovecot's setting; CIDRs or single addresses.
     pub login_trusted_networks: RuleList,
+    /// CA certificates (PEM) a proxy trusts for `ssl=yes`/`starttls=yes` backends, beside
+    /// the system's (Dovecot's setting).
+    pub ssl_client_ca_file: Option<PathBuf>,
     /// Dovecot's `lmtp_proxy`: an LMTP recipient whose passdb entry has `proxy` and `host`
     /// is delivered to that host over LMTP instead of here.
     pub lmtp_proxy: bool,
@@ -536,6 +539,7 @@ impl Default for Config {
             log_format: crate::logging::LogFormat::Text,
             auth_failure_limit_exempt_nets: RuleList::default(),
             login_trusted_networks: RuleList::default(),
+            ssl_client_ca_file: None,
             lmtp_proxy: false,
             mail_max_userip_connections: 10,
             imap_idle_notify_interval: DurationSetting(Duration::from_secs(120)),

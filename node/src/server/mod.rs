@@ -69,6 +69,10 @@ pub fn backend_settings(config: &Config) -> BackendSettings {
         auth_allow_cleartext: config.auth_allow_cleartext,
         max_userip_connections: config.mail_max_userip_connections,
         proxy: crate::backend::ProxySettings {
+            connector: crate::proxy::Connector::new(config.ssl_client_ca_file.as_deref())
+                .map(Arc::new)
+                .map_err(|e| tracing::error!("proxy: {e}; TLS towards backends is off"))
+                .ok(),
             // Checked when the config was loaded.
             trusted_networks: crate::auth::nets::parse_list(
                 config.login_trusted_networks.0.iter().map(String::as_str),

@@ -24,10 +24,10 @@ mod sieve_tests;
 pub(crate) mod tests;
 
 pub use address::{split_detail, Recipient};
-pub use smtp_client::dot_stuff;
 pub use command::{parse as parse_command, BodyType, Command, ParseError};
 pub use data::{normalize_crlf, DataDecoder, DataOutcome};
 pub use sieve::{expand_path, SieveConfig};
+pub use smtp_client::dot_stuff;
 
 use crate::backend::{Backend, ConnInfo};
 use crate::stream::BoxStream;

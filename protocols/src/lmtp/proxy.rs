@@ -27,31 +27,33 @@ pub(super) async fn forward(
             None => groups.push((t, port, vec![i])),
         }
     }
-    let runs = groups.into_iter().map(|(target, port, members)| async move {
-        let addrs: Vec<String> = members
-            .iter()
-            .filter_map(|&i| rcpts.get(i).map(|r| r.address.clone()))
-            .collect();
-        let replies = crate::proxy::drive::lmtp_forward(
-            &*ctx.backend,
-            target,
-            port,
-            &ctx.config.hostname,
-            &received.sender,
-            addrs.clone(),
-            &received.body,
-        )
-        .await;
-        for (addr, reply) in addrs.iter().zip(&replies) {
-            tracing::info!(
-                "lmtp: proxy({addr}): {} -> {}",
-                target.display(port),
-                crate::proxy::imap_login::shorten(reply)
-            );
-        }
-        crate::proxy::count_session("lmtp");
-        members.into_iter().zip(replies).collect::<Vec<_>>()
-    });
+    let runs = groups
+        .into_iter()
+        .map(|(target, port, members)| async move {
+            let addrs: Vec<String> = members
+                .iter()
+                .filter_map(|&i| rcpts.get(i).map(|r| r.address.clone()))
+                .collect();
+            let replies = crate::proxy::drive::lmtp_forward(
+                &*ctx.backend,
+                target,
+                port,
+                &ctx.config.hostname,
+                &received.sender,
+                addrs.clone(),
+                &received.body,
+            )
+            .await;
+            for (addr, reply) in addrs.iter().zip(&replies) {
+                tracing::info!(
+                    "lmtp: proxy({addr}): {} -> {}",
+                    target.display(port),
+                    crate::proxy::imap_login::shorten(reply)
+                );
+            }
+            crate::proxy::count_session("lmtp");
+            members.into_iter().zip(replies).collect::<Vec<_>>()
+        });
     futures::future::join_all(runs)
         .await
         .into_iter()

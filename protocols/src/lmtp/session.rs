@@ -375,9 +375,11 @@ impl Session {
                 .filter(|r| r.proxy.is_none())
                 .map(|rcpt| deliver(&self.ctx, &self.info.session_id, &received, rcpt)),
         );
-        let (local, mut proxied) =
-            futures::future::join(local, super::proxy::forward(&self.ctx, &received, &tx.rcpts))
-                .await;
+        let (local, mut proxied) = futures::future::join(
+            local,
+            super::proxy::forward(&self.ctx, &received, &tx.rcpts),
+        )
+        .await;
         let mut local = local.into_iter();
         for (i, rcpt) in tx.rcpts.iter().enumerate() {
             let reply = if rcpt.proxy.is_some() {
@@ -385,7 +387,8 @@ impl Session {
             } else {
                 local.next()
             };
-            let reply = reply.unwrap_or_else(|| crate::proxy::lmtp_client::unavailable_reply(&rcpt.address));
+            let reply = reply
+                .unwrap_or_else(|| crate::proxy::lmtp_client::unavailable_reply(&rcpt.address));
             self.io.send_line(&reply);
         }
     }

@@ -85,8 +85,14 @@ impl Session {
         );
         count_session("pop3");
         metrics::gauge!("node_proxy_sessions", "service" => "pop3").increment(1.0);
-        let (from_client, to_client) =
-            drive::splice(client, stream, &first, &pipelined, self.ctx.shutdown.clone()).await;
+        let (from_client, to_client) = drive::splice(
+            client,
+            stream,
+            &first,
+            &pipelined,
+            self.ctx.shutdown.clone(),
+        )
+        .await;
         metrics::gauge!("node_proxy_sessions", "service" => "pop3").decrement(1.0);
         tracing::info!(
             "pop3({user})<{session}>: Disconnected: Proxy session to {at} ended in={from_client} out={to_client}"

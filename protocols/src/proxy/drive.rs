@@ -164,10 +164,7 @@ pub async fn splice(
     })
     .await;
     let (a, b) = copied.unwrap_or((0, 0));
-    (
-        a + to_backend.len() as u64,
-        b + to_client.len() as u64,
-    )
+    (a + to_backend.len() as u64, b + to_client.len() as u64)
 }
 
 /// Forwards one message over LMTP to one backend for `rcpts`; one final reply per
@@ -214,7 +211,10 @@ pub async fn lmtp_forward(
     };
     let outcome = match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
-        Err(_) => Err(format!("lmtp {at}: timed out after {} secs", timeout.as_secs())),
+        Err(_) => Err(format!(
+            "lmtp {at}: timed out after {} secs",
+            timeout.as_secs()
+        )),
     };
     match outcome {
         Ok(replies) => replies,

@@ -93,7 +93,8 @@ mod tests {
         for s in seeds {
             super::exercise(s);
         }
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/proxy_reply");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/proxy_reply");
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
                 if let Ok(data) = std::fs::read(e.path()) {

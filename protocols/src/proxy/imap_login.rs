@@ -57,9 +57,7 @@ impl ImapLogin {
             St::StartTls => match tagged(text, TAG_TLS) {
                 None if text.starts_with('*') => self.untagged(text),
                 Some(("OK", _)) => Step::StartTls,
-                Some((_, _)) | None => {
-                    self.fail(format!("STARTTLS refused: {}", shorten(text)))
-                }
+                Some((_, _)) | None => self.fail(format!("STARTTLS refused: {}", shorten(text))),
             },
             St::AuthContinue => {
                 if text == "+" || text.starts_with("+ ") {
@@ -68,7 +66,9 @@ impl ImapLogin {
                         return self.fail("no password to give the backend".into());
                     };
                     let (authz, authc) = plain_identities(&self.target);
-                    return Step::Send(format!("{}\r\n", plain_response(authz, authc, pw)).into_bytes());
+                    return Step::Send(
+                        format!("{}\r\n", plain_response(authz, authc, pw)).into_bytes(),
+                    );
                 }
                 self.auth_reply(text)
             }
@@ -84,7 +84,10 @@ impl ImapLogin {
 
     fn login(&mut self) -> Step {
         let Some(pw) = self.target.password.as_deref() else {
-            return self.fail("no password to give the backend (a non-plaintext mechanism and no pass field)".into());
+            return self.fail(
+                "no password to give the backend (a non-plaintext mechanism and no pass field)"
+                    .into(),
+            );
         };
         let mut out = String::new();
         if let Some(o) = &self.origin {
@@ -138,7 +141,10 @@ impl ImapLogin {
     }
 
     fn untagged(&mut self, text: &str) -> Step {
-        if strip_word(text, "*").and_then(|r| strip_word(r, "BYE")).is_some() {
+        if strip_word(text, "*")
+            .and_then(|r| strip_word(r, "BYE"))
+            .is_some()
+        {
             return self.fail(format!("backend said {}", shorten(text)));
         }
         Step::Wait
@@ -190,9 +196,15 @@ fn has_capability(text: &str, cap: &str) -> bool {
 /// Response codes that say "not now" rather than "wrong password" (RFC 5530).
 fn is_temporary(rest: &str) -> bool {
     let upper = rest.to_ascii_uppercase();
-    ["[UNAVAILABLE]", "[SERVERBUG]", "[LIMIT]", "[INUSE]", "[OVERQUOTA]"]
-        .iter()
-        .any(|c| upper.starts_with(c))
+    [
+        "[UNAVAILABLE]",
+        "[SERVERBUG]",
+        "[LIMIT]",
+        "[INUSE]",
+        "[OVERQUOTA]",
+    ]
+    .iter()
+    .any(|c| upper.starts_with(c))
 }
 
 /// Backend text in a log line: bounded.
@@ -245,10 +257,7 @@ mod tests {
     #[test]
     fn without_sasl_ir_waits_for_the_continuation() {
         let mut m = ImapLogin::new(target(), None);
-        assert_eq!(
-            sent(m.on_line(b"* OK ready")),
-            "P3 AUTHENTICATE PLAIN\r\n"
-        );
+        assert_eq!(sent(m.on_line(b"* OK ready")), "P3 AUTHENTICATE PLAIN\r\n");
         assert_eq!(sent(m.on_line(b"+ ")), "AGFsaWNlAHNlY3JldA==\r\n");
         assert_eq!(
             m.on_line(b"P3 NO [AUTHENTICATIONFAILED] Authentication failed."),
@@ -276,7 +285,10 @@ mod tests {
         let mut t = target();
         t.tls = ProxyTls::StartTls;
         let mut m = ImapLogin::new(t, None);
-        assert_eq!(sent(m.on_line(b"* OK [CAPABILITY STARTTLS] x")), "P1 STARTTLS\r\n");
+        assert_eq!(
+            sent(m.on_line(b"* OK [CAPABILITY STARTTLS] x")),
+            "P1 STARTTLS\r\n"
+        );
         assert_eq!(m.on_line(b"P1 OK Begin TLS"), Step::StartTls);
         assert_eq!(sent(m.tls_started()), "P3 AUTHENTICATE PLAIN\r\n");
         let mut m = ImapLogin::new(
@@ -299,7 +311,10 @@ mod tests {
             (&b"* BYE too many"[..], None),
             (b"* PREAUTH hi", None),
             (b"garbage", None),
-            (b"* OK hi", Some(&b"P3 NO [UNAVAILABLE] Temporary authentication failure."[..])),
+            (
+                b"* OK hi",
+                Some(&b"P3 NO [UNAVAILABLE] Temporary authentication failure."[..]),
+            ),
             (b"* OK hi", Some(b"P3 BAD no")),
             (b"* OK hi", Some(b"* BYE shutting down")),
             (b"* OK hi", Some(b"X9 OK what")),

@@ -92,11 +92,7 @@ impl LmtpForward {
                 LmtpStep::Send(self.body.take().unwrap_or_default())
             }
             St::Replies(n) => {
-                if let Some(r) = self
-                    .accepted
-                    .get(n)
-                    .and_then(|&i| self.replies.get_mut(i))
-                {
+                if let Some(r) = self.accepted.get(n).and_then(|&i| self.replies.get_mut(i)) {
                     *r = Some(text.to_string());
                 }
                 if n + 1 >= self.accepted.len() {
@@ -227,14 +223,24 @@ mod tests {
             LmtpStep::Done(vec![unavailable_reply("a@x"), unavailable_reply("b@x")])
         );
         let mut m = LmtpForward::new("p", "", vec!["a@x".into(), "b@x".into()], b"x\r\n");
-        for l in [&b"220 hi"[..], b"250 ok", b"250 ok", b"250 ok", b"250 ok", b"354 go"] {
+        for l in [
+            &b"220 hi"[..],
+            b"250 ok",
+            b"250 ok",
+            b"250 ok",
+            b"250 ok",
+            b"354 go",
+        ] {
             m.on_line(l);
         }
         m.on_line(b"250 2.0.0 <a@x> Saved");
         // The connection breaks before b's reply.
         assert_eq!(
             m.abort(),
-            LmtpStep::Done(vec!["250 2.0.0 <a@x> Saved".into(), unavailable_reply("b@x")])
+            LmtpStep::Done(vec![
+                "250 2.0.0 <a@x> Saved".into(),
+                unavailable_reply("b@x")
+            ])
         );
         let mut m = LmtpForward::new("p", "", vec!["a@x".into()], b"x\r\n");
         m.on_line(b"220 hi");

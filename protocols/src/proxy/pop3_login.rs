@@ -66,7 +66,10 @@ impl Pop3Login {
                 self.st = St::Done;
                 let upper = text.to_ascii_uppercase();
                 // RFC 3206: [SYS/TEMP] and [IN-USE] are "not now", not "wrong password".
-                if upper.contains("[SYS/") || upper.contains("[IN-USE]") || !text.starts_with("-ERR") {
+                if upper.contains("[SYS/")
+                    || upper.contains("[IN-USE]")
+                    || !text.starts_with("-ERR")
+                {
                     Step::Done(LoginResult::TempFail {
                         reason: format!("backend: {}", shorten(text)),
                     })
@@ -108,7 +111,10 @@ impl Pop3Login {
 
     fn login(&mut self) -> Step {
         let Some(pw) = self.target.password.clone() else {
-            return self.fail("no password to give the backend (a non-plaintext mechanism and no pass field)".into());
+            return self.fail(
+                "no password to give the backend (a non-plaintext mechanism and no pass field)"
+                    .into(),
+            );
         };
         if self.target.master.is_some() {
             let (authz, authc) = plain_identities(&self.target);
