@@ -180,7 +180,7 @@ mod tests {
     fn proxy_maybe_recognises_this_listener() {
         let t = target_from_fields("u", &fields("proxy_maybe host=127.0.0.1 port=1143")).unwrap();
         assert!(is_self(&t, "127.0.0.1:1143".parse().unwrap(), 143, ""));
-        assert!(!is_self(&t, "127.0.0.1:2143".parse().unwrap(), 143));
+        assert!(!is_self(&t, "127.0.0.1:2143".parse().unwrap(), 143, ""));
         assert!(!is_self(&t, "127.0.0.2:1143".parse().unwrap(), 143, ""));
         let t = target_from_fields("u", &fields("proxy_maybe host=127.0.0.1")).unwrap();
         assert!(is_self(
