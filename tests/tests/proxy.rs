@@ -379,7 +379,18 @@ fn proxy_latency_and_throughput() {
     ] {
         // Warm-up (caches, first connections).
         imap_workload(addr, 20);
-        let lat = imap_workload(addr, rounds);
+        let mut lat = imap_workload(addr, rounds);
+        // Logins on their own: connect, greeting, LOGIN (at the proxy: its passdb lookup,
+        // the backend connection and the backend's login), LOGOUT.
+        let logins = lat.entry("LOGIN").or_default();
+        logins.clear();
+        for _ in 0..50 {
+            let t = Instant::now();
+            let (mut c, r) = imap_login(addr, "alice", "alicepw");
+            assert!(r.starts_with("a OK"), "{r}");
+            logins.push(t.elapsed());
+            c.imap("z", "LOGOUT").ok();
+        }
         let t = Instant::now();
         let all: Vec<_> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..clients)

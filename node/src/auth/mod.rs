@@ -6,6 +6,7 @@ pub mod cache;
 mod credentials;
 pub mod db;
 pub mod limiter;
+pub mod md5crypt;
 pub mod nets;
 pub mod oauth2;
 pub mod passwd_file;
