@@ -3,6 +3,7 @@
 //! per-IP failure limiting, with Dovecot-like log lines (fail2ban-friendly: `rip=`).
 
 pub mod cache;
+pub mod cram_scheme;
 mod credentials;
 pub mod db;
 pub mod limiter;

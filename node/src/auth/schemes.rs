@@ -14,6 +14,8 @@ pub enum Scheme {
     Sha256Crypt,
     /// `$1$`: weak, read for old installs (Postfixadmin's md5crypt).
     Md5Crypt,
+    /// `{CRAM-MD5}`: HMAC-MD5 intermediate states, hex (Dovecot's; checks passwords).
+    CramMd5,
     BlfCrypt,
     /// `{CRYPT}`: the algorithm follows from the `$id$` prefix.
     Crypt,
@@ -42,6 +44,7 @@ impl Scheme {
             "SHA512-CRYPT" => Scheme::Sha512Crypt,
             "SHA256-CRYPT" => Scheme::Sha256Crypt,
             "MD5-CRYPT" => Scheme::Md5Crypt,
+            "CRAM-MD5" | "HMAC-MD5" => Scheme::CramMd5,
             "BLF-CRYPT" => Scheme::BlfCrypt,
             "CRYPT" => Scheme::Crypt,
             "PLAIN" | "CLEARTEXT" | "CLEAR" => Scheme::Plain,
@@ -58,6 +61,7 @@ impl Scheme {
             Scheme::Sha512Crypt => "SHA512-CRYPT",
             Scheme::Sha256Crypt => "SHA256-CRYPT",
             Scheme::Md5Crypt => "MD5-CRYPT",
+            Scheme::CramMd5 => "CRAM-MD5",
             Scheme::BlfCrypt => "BLF-CRYPT",
             Scheme::Crypt => "CRYPT",
             Scheme::Plain => "PLAIN",
@@ -136,6 +140,9 @@ fn verify_with(scheme: Scheme, hash: &str, password: &str) -> Result<bool, Schem
         }
         Scheme::Md5Crypt => {
             super::md5crypt::verify(hash, pw).ok_or(SchemeError::InvalidHash(scheme.name()))
+        }
+        Scheme::CramMd5 => {
+            super::cram_scheme::verify(hash, pw).ok_or(SchemeError::InvalidHash(scheme.name()))
         }
         Scheme::BlfCrypt => {
             if !(hash.starts_with("$2y$") || hash.starts_with("$2b$") || hash.starts_with("$2a$")) {
@@ -228,6 +235,7 @@ pub fn hash(scheme: Scheme, password: &str) -> Result<String, SchemeError> {
             }
             super::md5crypt::crypt(pw, &salt)
         }
+        Scheme::CramMd5 => super::cram_scheme::to_hex(&super::cram_scheme::context(pw)),
         Scheme::BlfCrypt => bcrypt::hash_with_result(pw, 5)
             .map_err(|e| SchemeError::Hashing(e.to_string()))?
             .format_for_version(bcrypt::Version::TwoY),
@@ -260,6 +268,7 @@ mod tests {
         // as a Postfixadmin md5crypt row holds it (no prefix: CRYPT).
         "{MD5-CRYPT}$1$w8m9Mdrd$iU2hqbss1uvWGUNGESihW/",
         "$1$w8m9Mdrd$iU2hqbss1uvWGUNGESihW/",
+        "{CRAM-MD5}5e5c2bc1d99dfbf9dea773ddc04fd33a99d57930fec9a7af9e197a9b54f616d7",
         // doveadm pw -s SCRAM-SHA-1 / SCRAM-SHA-256 (Dovecot 2.3.19, made for these tests).
         "{SCRAM-SHA-1}4096,zoktERqCqGAtIbrlJZGjDA==,qq3Fnksm3ugCpfhntGgiQdQuhNw=,P7AfwwHs9WJJ+2EZnYRfJfBKs3Y=",
         "{SCRAM-SHA-256}4096,PWSCVuSqxlmX6axwKI/ETA==,RzYkdPhRPsrwzCrFD/a98Rc0H5MCvt44yh4WMJaPWD4=,Z30zfGkMrirmscSpKdUeuXcpUQgdWf/jQAm0SfIi760=",
@@ -328,6 +337,7 @@ mod tests {
             (Scheme::Sha256Crypt, "{SHA256-CRYPT}$5$"),
             (Scheme::BlfCrypt, "{BLF-CRYPT}$2y$05$"),
             (Scheme::Md5Crypt, "{MD5-CRYPT}$1$"),
+            (Scheme::CramMd5, "{CRAM-MD5}"),
             (Scheme::Plain, "{PLAIN}"),
             (
                 Scheme::Argon2id,

@@ -46,7 +46,7 @@ fn read_secret(prompt: &str) -> anyhow::Result<String> {
 pub fn pw(scheme: &str, password: Option<String>) -> anyhow::Result<i32> {
     let scheme = Scheme::parse(scheme).map_err(|e| {
         anyhow::anyhow!(
-            "{e} (supported: ARGON2ID ARGON2I SHA512-CRYPT SHA256-CRYPT MD5-CRYPT BLF-CRYPT PLAIN SCRAM-SHA-1 SCRAM-SHA-256)"
+            "{e} (supported: ARGON2ID ARGON2I SHA512-CRYPT SHA256-CRYPT MD5-CRYPT CRAM-MD5 BLF-CRYPT PLAIN SCRAM-SHA-1 SCRAM-SHA-256)"
         )
     })?;
     let password = match password {
