@@ -70,6 +70,20 @@ pub struct BackendSettings {
     pub max_userip_connections: u32,
     /// `[oauth2]`'s token introspection; None = every bearer token is refused.
     pub oauth2: Option<crate::auth::oauth2::Introspector>,
+    /// Proxying: login_trusted_networks, lmtp_proxy, this node's name and LMTP listeners
+    /// (for `proxy_maybe`).
+    pub proxy: ProxySettings,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProxySettings {
+    /// TLS towards backends; None when it could not be set up (the reason was logged):
+    /// then a TLS target is a temporary failure.
+    pub connector: Option<Arc<crate::proxy::Connector>>,
+    pub trusted_networks: Vec<crate::auth::nets::Net>,
+    pub lmtp_proxy: bool,
+    pub hostname: String,
+    pub lmtp_listeners: Vec<std::net::SocketAddr>,
 }
 
 /// Live sessions per (service, user, IP), for mail_max_userip_connections.
@@ -177,7 +191,8 @@ impl Backend for NodeBackend {
                 &req.conn.session_id,
             )
             .await;
-        if let AuthOutcome::Ok { user } = &outcome {
+        let outcome = self.route(req.service, outcome, Some(req.password), req.conn);
+        if let AuthOutcome::Ok { user } | AuthOutcome::Proxy { user, .. } = &outcome {
             self.live.logged_in(&req.conn.session_id, user);
         }
         outcome
@@ -221,7 +236,9 @@ impl Backend for NodeBackend {
                 &req.conn.session_id,
             )
             .await;
-        if let AuthOutcome::Ok { user } = &outcome {
+        // The proof is checked, but the backend needs a password: only a `pass` field has one.
+        let outcome = self.route(req.service, outcome, None, req.conn);
+        if let AuthOutcome::Ok { user } | AuthOutcome::Proxy { user, .. } = &outcome {
             self.live.logged_in(&req.conn.session_id, user);
         }
         outcome
@@ -274,6 +291,109 @@ impl Backend for NodeBackend {
         self.sessions
             .register(service, user, ip, self.settings.max_userip_connections)
     }
+
+    async fn proxy_connect(
+        &self,
+        target: &protocols::proxy::ProxyTarget,
+        port: u16,
+    ) -> std::io::Result<protocols::BoxStream> {
+        let stream = protocols::proxy::drive::connect_tcp(target, port).await?;
+        if target.tls != protocols::proxy::ProxyTls::Implicit {
+            return Ok(stream);
+        }
+        self.backend_tls(stream, target).await
+    }
+
+    async fn proxy_starttls(
+        &self,
+        stream: protocols::BoxStream,
+        target: &protocols::proxy::ProxyTarget,
+    ) -> std::io::Result<protocols::BoxStream> {
+        self.backend_tls(stream, target).await
+    }
+
+    fn trusted_network(&self, ip: IpAddr) -> bool {
+        crate::auth::nets::any_contains(&self.settings.proxy.trusted_networks, Some(ip))
+    }
+
+    async fn lmtp_proxy_target(
+        &self,
+        user: &str,
+    ) -> Result<Option<protocols::proxy::ProxyTarget>, String> {
+        if !self.settings.proxy.lmtp_proxy {
+            return Ok(None);
+        }
+        let auth = self.auth.clone();
+        let name = user.to_string();
+        let Some(entry) =
+            protocols::blocking::run(move || auth.passdb_entry_for_blocking(&name, "lmtp"))
+                .await??
+        else {
+            return Ok(None);
+        };
+        if !crate::proxy::wants_proxy(&entry.fields) {
+            return Ok(None);
+        }
+        let target = crate::proxy::target_from_fields(&entry.user, &entry.fields)?;
+        let here = &self.settings.proxy;
+        if crate::proxy::is_maybe(&entry.fields)
+            && here
+                .lmtp_listeners
+                .iter()
+                .any(|l| crate::proxy::is_self(&target, *l, 24, &here.hostname))
+        {
+            return Ok(None);
+        }
+        Ok(Some(target))
+    }
+}
+
+impl NodeBackend {
+    async fn backend_tls(
+        &self,
+        stream: protocols::BoxStream,
+        target: &protocols::proxy::ProxyTarget,
+    ) -> std::io::Result<protocols::BoxStream> {
+        match &self.settings.proxy.connector {
+            Some(c) => c.tls(stream, target).await,
+            None => Err(std::io::Error::other("TLS towards backends is not set up")),
+        }
+    }
+
+    /// A login the passdb routes elsewhere: `proxy_maybe` to this very listener is served
+    /// here; otherwise the target gets the password to log in with (the `pass` field's, else
+    /// the client's own).
+    fn route(
+        &self,
+        service: Service,
+        outcome: AuthOutcome,
+        password: Option<&str>,
+        conn: &ConnInfo,
+    ) -> AuthOutcome {
+        let AuthOutcome::Proxy { user, mut target } = outcome else {
+            return outcome;
+        };
+        let default_port = match (service, target.tls) {
+            (Service::Pop3, protocols::proxy::ProxyTls::Implicit) => 995,
+            (Service::Pop3, _) => 110,
+            (_, protocols::proxy::ProxyTls::Implicit) => 993,
+            _ => 143,
+        };
+        if target.maybe
+            && crate::proxy::is_self(
+                &target,
+                conn.local,
+                default_port,
+                &self.settings.proxy.hostname,
+            )
+        {
+            return AuthOutcome::Ok { user };
+        }
+        if target.password.is_none() {
+            target.password = password.map(str::to_string);
+        }
+        AuthOutcome::Proxy { user, target }
+    }
 }
 
 #[cfg(test)]
@@ -297,6 +417,7 @@ mod tests {
             auth_allow_cleartext: false,
             max_userip_connections: 10,
             oauth2: None,
+            proxy: ProxySettings::default(),
         };
         assert!(plaintext_allowed(&s, &conn("127.0.0.1:5000", false)));
         assert!(plaintext_allowed(&s, &conn("[::1]:5000", false)));

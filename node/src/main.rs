@@ -11,6 +11,7 @@ mod keepalived_gate;
 mod lab;
 mod logging;
 mod migrate;
+mod proxy;
 mod raft;
 mod server;
 mod sessions;

@@ -5,6 +5,7 @@
 //! Sessions reach a user's store through [`crate::mail::UserMail`]: reads through its read-only
 //! view, writes through `UserMail::write`, which alone calls [`Backend::write_committed`].
 
+use crate::stream::BoxStream;
 use async_trait::async_trait;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -139,6 +140,12 @@ pub enum AuthOutcome {
     RateLimited,
     /// Could not check now (passdb unreadable, ...): `[UNAVAILABLE]`/`[SYS/TEMP]`.
     TempFail(String),
+    /// The passdb says this user lives elsewhere (`proxy`, `host`, ...): the session logs in
+    /// there and splices the connection (see [`crate::proxy`]).
+    Proxy {
+        user: String,
+        target: Box<crate::proxy::ProxyTarget>,
+    },
 }
 
 /// A user as the userdb knows it, for LMTP's RCPT TO and the admin commands.
@@ -203,6 +210,43 @@ pub trait Backend: Send + Sync + 'static {
         user: &str,
         ip: IpAddr,
     ) -> Result<SessionGuard, String>;
+
+    /// Opens a connection to a proxy backend: plain TCP here; `node` adds TLS for
+    /// `ssl=yes|any-cert`.
+    async fn proxy_connect(
+        &self,
+        target: &crate::proxy::ProxyTarget,
+        port: u16,
+    ) -> std::io::Result<BoxStream> {
+        crate::proxy::drive::connect_tcp(target, port).await
+    }
+
+    /// STARTTLS towards a proxy backend (`starttls=yes|any-cert`).
+    async fn proxy_starttls(
+        &self,
+        _stream: BoxStream,
+        _target: &crate::proxy::ProxyTarget,
+    ) -> std::io::Result<BoxStream> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "TLS towards proxy backends is not available",
+        ))
+    }
+
+    /// Whether `ip` is in `login_trusted_networks`: a proxy there may tell the client's
+    /// own address (IMAP ID `x-originating-ip`, POP3 XCLIENT).
+    fn trusted_network(&self, _ip: IpAddr) -> bool {
+        false
+    }
+
+    /// `lmtp_proxy`: where an LMTP recipient's mail goes when the passdb routes the user to
+    /// another host. Ok(None): deliver here.
+    async fn lmtp_proxy_target(
+        &self,
+        _user: &str,
+    ) -> Result<Option<crate::proxy::ProxyTarget>, String> {
+        Ok(None)
+    }
 }
 
 /// Unregisters a session when dropped.

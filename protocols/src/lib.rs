@@ -12,6 +12,7 @@ pub mod lmtp;
 pub mod mail;
 pub mod managesieve;
 pub mod pop3;
+pub mod proxy;
 pub mod sasl;
 pub mod stream;
 #[cfg(test)]

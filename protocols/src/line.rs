@@ -167,6 +167,14 @@ impl LineConn {
         Ok(self.stream)
     }
 
+    /// Flushes and hands the stream over with the input read but not yet taken (a proxied
+    /// login passes commands the client pipelined after it on to the backend).
+    pub(crate) async fn into_parts(mut self) -> std::io::Result<(BoxStream, Vec<u8>)> {
+        self.flush().await?;
+        let rest = self.lines.input().split().to_vec();
+        Ok((self.stream, rest))
+    }
+
     /// Flushes and closes the write side, giving up after [`CLOSE_TIMEOUT`]: a client that
     /// stopped reading must not keep its session alive.
     pub(crate) async fn shutdown(&mut self) {

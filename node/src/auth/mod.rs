@@ -3,9 +3,11 @@
 //! per-IP failure limiting, with Dovecot-like log lines (fail2ban-friendly: `rip=`).
 
 pub mod cache;
+pub mod cram_scheme;
 mod credentials;
 pub mod db;
 pub mod limiter;
+pub mod md5crypt;
 pub mod nets;
 pub mod oauth2;
 pub mod passwd_file;
@@ -96,6 +98,12 @@ pub enum Verdict {
     },
     UnknownUser,
     Mismatch,
+    /// The password matched and the passdb routes the user to another server (`proxy` or
+    /// `proxy_maybe` with `host`): its fields say where.
+    Proxy {
+        user: String,
+        fields: Fields,
+    },
     /// The password matched but the passdb refuses the login (`nologin`, `allow_nets`).
     Refused {
         user: String,
@@ -343,7 +351,17 @@ impl Authenticator {
     /// lookup` (password field included: the caller shows it only as doveadm does, to the
     /// admin). Blocking.
     pub fn passdb_entry_blocking(&self, user: &str) -> Result<Option<PassEntry>, String> {
-        let req = self.request(user, "", None);
+        self.passdb_entry_for_blocking(user, "")
+    }
+
+    /// As [`Authenticator::passdb_entry_blocking`], for a service (`%s` in a driver's query:
+    /// LMTP's proxy routing asks as `lmtp`).
+    pub fn passdb_entry_for_blocking(
+        &self,
+        user: &str,
+        service: &str,
+    ) -> Result<Option<PassEntry>, String> {
+        let req = self.request(user, service, None);
         if !plausible_name(&req.user) {
             return Ok(None);
         }
@@ -384,7 +402,13 @@ impl Authenticator {
             return Err(Verdict::UnknownUser);
         }
         let generations = self.generations();
-        let key = self.cache.lock().key(&req.user, password);
+        // The service is part of the key, as Dovecot's cache keys hold the variables a
+        // query uses: a passdb may answer per service (`%s`: a proxy's port for IMAP vs
+        // POP3). Names hold no control characters, so the newline cannot be forged.
+        let key = self
+            .cache
+            .lock()
+            .key(&format!("{}\n{}", req.service, req.user), password);
         let hit = self.cache.lock().get(&key, &generations, Instant::now());
         match hit {
             // The cache only skips the lookup and the hash: the passdb's refusals still
@@ -455,6 +479,10 @@ impl Authenticator {
 
     fn verdict(result: ChainResult) -> Verdict {
         match result {
+            ChainResult::Ok(entry) if crate::proxy::wants_proxy(&entry.fields) => Verdict::Proxy {
+                user: entry.user,
+                fields: entry.fields,
+            },
             ChainResult::Ok(entry) => Verdict::Ok { user: entry.user },
             ChainResult::Unknown => Verdict::UnknownUser,
             ChainResult::Mismatch => Verdict::Mismatch,
@@ -738,6 +766,20 @@ impl Authenticator {
                 tracing::debug!(target: "auth", service = service.as_str(), rip = %rip, "{db}({user},{rip},<{session}>): login ok");
                 metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "ok").increment(1);
                 return AuthOutcome::Ok { user };
+            }
+            Verdict::Proxy { user, fields } => {
+                metrics::counter!("node_logins_total", "service" => service.as_str(), "result" => "ok").increment(1);
+                return match crate::proxy::target_from_fields(&user, &fields) {
+                    Ok(target) => AuthOutcome::Proxy {
+                        user,
+                        target: Box::new(target),
+                    },
+                    Err(e) => {
+                        // A routing entry the proxy cannot follow is the operator's to fix.
+                        tracing::error!(target: "auth", service = service.as_str(), rip = %rip, "{db}({user},{rip},<{session}>): {e}");
+                        AuthOutcome::TempFail(e)
+                    }
+                };
             }
             Verdict::UnknownUser => {
                 if self.settings.verbose {

@@ -157,7 +157,7 @@ impl Introspector {
 
 /// The system's CA bundle (Debian's ca-certificates), as PEM; none found = an empty store,
 /// so an https URL fails (temporary failure, logged) instead of trusting anything.
-fn system_roots() -> rustls::RootCertStore {
+pub(crate) fn system_roots() -> rustls::RootCertStore {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for path in [

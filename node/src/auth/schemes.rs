@@ -12,6 +12,10 @@ pub enum Scheme {
     Argon2i,
     Sha512Crypt,
     Sha256Crypt,
+    /// `$1$`: weak, read for old installs (Postfixadmin's md5crypt).
+    Md5Crypt,
+    /// `{CRAM-MD5}`: HMAC-MD5 intermediate states, hex (Dovecot's; checks passwords).
+    CramMd5,
     BlfCrypt,
     /// `{CRYPT}`: the algorithm follows from the `$id$` prefix.
     Crypt,
@@ -39,6 +43,8 @@ impl Scheme {
             "ARGON2I" => Scheme::Argon2i,
             "SHA512-CRYPT" => Scheme::Sha512Crypt,
             "SHA256-CRYPT" => Scheme::Sha256Crypt,
+            "MD5-CRYPT" => Scheme::Md5Crypt,
+            "CRAM-MD5" | "HMAC-MD5" => Scheme::CramMd5,
             "BLF-CRYPT" => Scheme::BlfCrypt,
             "CRYPT" => Scheme::Crypt,
             "PLAIN" | "CLEARTEXT" | "CLEAR" => Scheme::Plain,
@@ -54,6 +60,8 @@ impl Scheme {
             Scheme::Argon2i => "ARGON2I",
             Scheme::Sha512Crypt => "SHA512-CRYPT",
             Scheme::Sha256Crypt => "SHA256-CRYPT",
+            Scheme::Md5Crypt => "MD5-CRYPT",
+            Scheme::CramMd5 => "CRAM-MD5",
             Scheme::BlfCrypt => "BLF-CRYPT",
             Scheme::Crypt => "CRYPT",
             Scheme::Plain => "PLAIN",
@@ -130,6 +138,12 @@ fn verify_with(scheme: Scheme, hash: &str, password: &str) -> Result<bool, Schem
                 Err(_) => Err(SchemeError::InvalidHash(scheme.name())),
             }
         }
+        Scheme::Md5Crypt => {
+            super::md5crypt::verify(hash, pw).ok_or(SchemeError::InvalidHash(scheme.name()))
+        }
+        Scheme::CramMd5 => {
+            super::cram_scheme::verify(hash, pw).ok_or(SchemeError::InvalidHash(scheme.name()))
+        }
         Scheme::BlfCrypt => {
             if !(hash.starts_with("$2y$") || hash.starts_with("$2b$") || hash.starts_with("$2a$")) {
                 return Err(SchemeError::InvalidHash(scheme.name()));
@@ -141,6 +155,8 @@ fn verify_with(scheme: Scheme, hash: &str, password: &str) -> Result<bool, Schem
                 Scheme::Sha512Crypt
             } else if hash.starts_with("$5$") {
                 Scheme::Sha256Crypt
+            } else if hash.starts_with("$1$") {
+                Scheme::Md5Crypt
             } else if hash.starts_with("$2") {
                 Scheme::BlfCrypt
             } else if hash.starts_with("$argon2id$") {
@@ -148,9 +164,9 @@ fn verify_with(scheme: Scheme, hash: &str, password: &str) -> Result<bool, Schem
             } else if hash.starts_with("$argon2i$") {
                 Scheme::Argon2i
             } else {
-                // DES and MD5 crypt are broken; refuse rather than pretend.
+                // DES crypt is broken beyond use; refuse rather than pretend.
                 return Err(SchemeError::InvalidHash(
-                    "CRYPT (only $5$, $6$, $2y$, $argon2*$)",
+                    "CRYPT (only $1$, $5$, $6$, $2y$, $argon2*$)",
                 ));
             };
             verify_with(inner, hash, password)
@@ -158,7 +174,7 @@ fn verify_with(scheme: Scheme, hash: &str, password: &str) -> Result<bool, Schem
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -208,6 +224,18 @@ pub fn hash(scheme: Scheme, password: &str) -> Result<String, SchemeError> {
             let h = scram_hash(scheme).ok_or(SchemeError::Hashing("not SCRAM".into()))?;
             ScramSecret::generate(h, password, scram::DEFAULT_ITERATIONS).to_dovecot()
         }
+        Scheme::Md5Crypt => {
+            // 6 random bytes are the 8 salt characters md5crypt uses.
+            let mut salt = String::new();
+            for b in random_salt::<6>() {
+                salt.push(char::from(
+                    b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                        [usize::from(b & 0x3f)],
+                ));
+            }
+            super::md5crypt::crypt(pw, &salt)
+        }
+        Scheme::CramMd5 => super::cram_scheme::to_hex(&super::cram_scheme::context(pw)),
         Scheme::BlfCrypt => bcrypt::hash_with_result(pw, 5)
             .map_err(|e| SchemeError::Hashing(e.to_string()))?
             .format_for_version(bcrypt::Version::TwoY),
@@ -236,6 +264,11 @@ mod tests {
         "{BLF-CRYPT}$2y$05$NcxCWqmDYP/AVbd8KJ3IiuQZWZfVw07bqzR8IimJqh7hhyXPkD.iC",
         "{CRYPT}$2y$05$nDJVOCNNaKXNLeZr81NvQ.ylUstq2tdfz3oj2WrByyltzy9HF1hpe",
         "{PLAIN}Sup3r secret",
+        // doveadm pw -s MD5-CRYPT (Dovecot 2.3.19, made for these tests), and the same hash
+        // as a Postfixadmin md5crypt row holds it (no prefix: CRYPT).
+        "{MD5-CRYPT}$1$w8m9Mdrd$iU2hqbss1uvWGUNGESihW/",
+        "$1$w8m9Mdrd$iU2hqbss1uvWGUNGESihW/",
+        "{CRAM-MD5}5e5c2bc1d99dfbf9dea773ddc04fd33a99d57930fec9a7af9e197a9b54f616d7",
         // doveadm pw -s SCRAM-SHA-1 / SCRAM-SHA-256 (Dovecot 2.3.19, made for these tests).
         "{SCRAM-SHA-1}4096,zoktERqCqGAtIbrlJZGjDA==,qq3Fnksm3ugCpfhntGgiQdQuhNw=,P7AfwwHs9WJJ+2EZnYRfJfBKs3Y=",
         "{SCRAM-SHA-256}4096,PWSCVuSqxlmX6axwKI/ETA==,RzYkdPhRPsrwzCrFD/a98Rc0H5MCvt44yh4WMJaPWD4=,Z30zfGkMrirmscSpKdUeuXcpUQgdWf/jQAm0SfIi760=",
@@ -268,6 +301,10 @@ mod tests {
     fn bad_input_is_an_error_not_a_panic() {
         assert!(matches!(
             verify("{MD5-CRYPT}$1$x$y", "a"),
+            Err(SchemeError::InvalidHash(_))
+        ));
+        assert!(matches!(
+            verify("{NOPE}x", "a"),
             Err(SchemeError::UnknownScheme(_))
         ));
         assert!(matches!(
@@ -299,6 +336,8 @@ mod tests {
             (Scheme::Sha512Crypt, "{SHA512-CRYPT}$6$"),
             (Scheme::Sha256Crypt, "{SHA256-CRYPT}$5$"),
             (Scheme::BlfCrypt, "{BLF-CRYPT}$2y$05$"),
+            (Scheme::Md5Crypt, "{MD5-CRYPT}$1$"),
+            (Scheme::CramMd5, "{CRAM-MD5}"),
             (Scheme::Plain, "{PLAIN}"),
             (
                 Scheme::Argon2id,

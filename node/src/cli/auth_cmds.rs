@@ -46,7 +46,7 @@ fn read_secret(prompt: &str) -> anyhow::Result<String> {
 pub fn pw(scheme: &str, password: Option<String>) -> anyhow::Result<i32> {
     let scheme = Scheme::parse(scheme).map_err(|e| {
         anyhow::anyhow!(
-            "{e} (supported: ARGON2ID ARGON2I SHA512-CRYPT SHA256-CRYPT BLF-CRYPT PLAIN SCRAM-SHA-1 SCRAM-SHA-256)"
+            "{e} (supported: ARGON2ID ARGON2I SHA512-CRYPT SHA256-CRYPT MD5-CRYPT CRAM-MD5 BLF-CRYPT PLAIN SCRAM-SHA-1 SCRAM-SHA-256)"
         )
     })?;
     let password = match password {
@@ -234,6 +234,23 @@ pub fn test(
     };
     let name = match &verdict {
         Verdict::Ok { user } => user.clone(),
+        Verdict::Proxy { user, fields } => {
+            // As doveadm auth test: the routing fields are the answer.
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::json!({ "user": user, "passdb": "ok", "fields": fields })
+                );
+            } else {
+                outln!("passdb: {user} auth succeeded");
+                outln!("extra fields:");
+                outln!("  user={user}");
+                for (k, v) in fields.0.iter().filter(|(k, _)| k != "pass") {
+                    outln!("  {k}={v}");
+                }
+            }
+            return Ok(0);
+        }
         Verdict::UnknownUser => return failed("unknown user"),
         Verdict::Mismatch => return failed("Password mismatch"),
         Verdict::Refused { reason, .. } => return failed(reason),

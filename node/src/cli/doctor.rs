@@ -236,7 +236,9 @@ fn login(config: &Config, who: &Login) -> Check {
             };
             let auth = Authenticator::new(settings, config);
             match auth.check_password_blocking(&who.user, &who.password, None) {
-                Verdict::Ok { .. } => check(&name, Status::Ok, "passdb: auth succeeded", ""),
+                Verdict::Ok { .. } | Verdict::Proxy { .. } => {
+                    check(&name, Status::Ok, "passdb: auth succeeded", "")
+                }
                 other => check(
                     &name,
                     Status::Fail,

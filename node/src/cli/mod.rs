@@ -69,7 +69,7 @@ pub enum Command {
     },
     /// Print a password hash for a passwd-file (doveadm pw).
     Pw {
-        /// ARGON2ID, ARGON2I, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, PLAIN, SCRAM-SHA-1, SCRAM-SHA-256.
+        /// ARGON2ID, ARGON2I, SHA512-CRYPT, SHA256-CRYPT, MD5-CRYPT (weak: old installs), CRAM-MD5, BLF-CRYPT, PLAIN, SCRAM-SHA-1, SCRAM-SHA-256.
         #[arg(short = 's', long = "scheme", default_value = "ARGON2ID")]
         scheme: String,
         /// The password; asked for on the terminal (or read from stdin) when not given.

@@ -115,7 +115,6 @@ const DOVECOT_SETTINGS: &[(&str, &str)] = &[
     ),
     ("auth_socket_path", ""),
     ("auth_anonymous_username", ""),
-    ("login_trusted_networks", ""),
     ("login_access_sockets", ""),
     ("login_log_format", ""),
     ("login_log_format_elements", ""),
@@ -185,7 +184,6 @@ const DOVECOT_SETTINGS: &[(&str, &str)] = &[
     ("lda_mailbox_autocreate", ""),
     ("lda_mailbox_autosubscribe", ""),
     ("lda_original_recipient_header", ""),
-    ("lmtp_proxy", ""),
     (
         "lmtp_rcpt_check_quota",
         "quota is always checked at RCPT and DATA",

@@ -46,6 +46,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
         &mut config.ssl_cert,
         &mut config.ssl_key,
         &mut config.ssl_ca,
+        &mut config.ssl_client_ca_file,
     ]
     .into_iter()
     .flatten()

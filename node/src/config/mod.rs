@@ -501,6 +501,15 @@ pub struct Config {
     /// Client networks the failed-login limiter never locks out (a webmail on this host:
     /// `["127.0.0.1/8", "::1"]`); CIDRs or single addresses.
     pub auth_failure_limit_exempt_nets: RuleList,
+    /// Proxies whose word about their client's address is believed (IMAP ID
+    /// `x-originating-ip`, POP3 XCLIENT), as Dovecot's setting; CIDRs or single addresses.
+    pub login_trusted_networks: RuleList,
+    /// CA certificates (PEM) a proxy trusts for `ssl=yes`/`starttls=yes` backends, beside
+    /// the system's (Dovecot's setting).
+    pub ssl_client_ca_file: Option<PathBuf>,
+    /// Dovecot's `lmtp_proxy`: an LMTP recipient whose passdb entry has `proxy` and `host`
+    /// is delivered to that host over LMTP instead of here.
+    pub lmtp_proxy: bool,
     pub mail_max_userip_connections: u32,
     pub imap_idle_notify_interval: DurationSetting,
     pub imap_max_line_length: Size,
@@ -569,6 +578,9 @@ impl Default for Config {
             log_path: String::new(),
             log_format: crate::logging::LogFormat::Text,
             auth_failure_limit_exempt_nets: RuleList::default(),
+            login_trusted_networks: RuleList::default(),
+            ssl_client_ca_file: None,
+            lmtp_proxy: false,
             mail_max_userip_connections: 10,
             imap_idle_notify_interval: DurationSetting(Duration::from_secs(120)),
             imap_max_line_length: Size(64 << 10),
@@ -724,6 +736,8 @@ impl Config {
     /// Cross-field checks that serde cannot express. Errors name the key.
     pub fn validate(&self) -> Result<(), String> {
         self.listen_addrs()?;
+        crate::auth::nets::parse_list(self.login_trusted_networks.0.iter().map(String::as_str))
+            .map_err(|e| format!("login_trusted_networks: {e}"))?;
         self.http_addr()?;
         for p in &self.protocols.0 {
             if !matches!(p.as_str(), "imap" | "pop3" | "lmtp" | "sieve") {

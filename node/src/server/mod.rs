@@ -68,6 +68,25 @@ pub fn backend_settings(config: &Config) -> BackendSettings {
         ssl: config.ssl,
         auth_allow_cleartext: config.auth_allow_cleartext,
         max_userip_connections: config.mail_max_userip_connections,
+        proxy: crate::backend::ProxySettings {
+            connector: crate::proxy::Connector::new(config.ssl_client_ca_file.as_deref())
+                .map(Arc::new)
+                .map_err(|e| tracing::error!("proxy: {e}; TLS towards backends is off"))
+                .ok(),
+            // Checked when the config was loaded.
+            trusted_networks: crate::auth::nets::parse_list(
+                config.login_trusted_networks.0.iter().map(String::as_str),
+            )
+            .unwrap_or_default(),
+            lmtp_proxy: config.lmtp_proxy,
+            hostname: hostname(config),
+            lmtp_listeners: config
+                .listen_addrs()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, config.lmtp.port))
+                .collect(),
+        },
         // Checked when the config was loaded; a failure here leaves tokens refused.
         oauth2: crate::auth::oauth2::Introspector::from_settings(&config.oauth2).unwrap_or_else(
             |e| {

@@ -86,6 +86,13 @@ impl Framer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Hands over the bytes not yet framed (commands pipelined after a proxied login go to
+    /// the backend as they are).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        self.scanned = 0;
+        std::mem::take(&mut self.buf)
+    }
+
     /// Bytes buffered and not yet framed (for bounding reads).
     pub fn buffered(&self) -> usize {
         self.buf.len()

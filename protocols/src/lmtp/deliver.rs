@@ -14,6 +14,8 @@ pub(crate) struct Accepted {
     /// The canonical user name the userdb returned.
     pub user: String,
     pub detail: Option<String>,
+    /// `lmtp_proxy`: the message goes to this backend over LMTP instead of the local store.
+    pub proxy: Option<Box<crate::proxy::ProxyTarget>>,
 }
 
 /// The message body as received, shared by every recipient of the transaction.

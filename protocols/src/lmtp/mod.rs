@@ -12,6 +12,7 @@ mod data;
 mod deliver;
 /// The `lmtp_command` fuzz target's body (fuzz/), replayed over its seeds in the tests.
 pub mod fuzzing;
+mod proxy;
 mod session;
 mod sieve;
 mod smtp_client;
@@ -26,6 +27,7 @@ pub use address::{split_detail, Recipient};
 pub use command::{parse as parse_command, BodyType, Command, ParseError};
 pub use data::{normalize_crlf, DataDecoder, DataOutcome};
 pub use sieve::{expand_path, SieveConfig};
+pub use smtp_client::dot_stuff;
 
 use crate::backend::{Backend, ConnInfo};
 use crate::stream::BoxStream;

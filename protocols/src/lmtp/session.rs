@@ -232,7 +232,12 @@ impl Session {
             self.io.send_line("452 4.5.3 Too many recipients");
             return;
         }
-        let reply = match resolve(&self.ctx, &addr).await {
+        let resolved = match proxy_route(&self.ctx, &addr).await {
+            Ok(Some(accepted)) => Ok(Some(accepted)),
+            Ok(None) => resolve(&self.ctx, &addr).await,
+            Err(e) => Err(e),
+        };
+        let reply = match resolved {
             Ok(Some(accepted)) => {
                 if let Some(tx) = self.tx.as_mut() {
                     tx.rcpts.push(accepted);
@@ -364,13 +369,26 @@ impl Session {
         let received = Received::new(tx.sender, body);
         // Recipients are delivered concurrently (different users never share an fsync; copies
         // for one user share its group commit); the replies keep RCPT order.
-        let replies = futures::future::join_all(
+        let local = futures::future::join_all(
             tx.rcpts
                 .iter()
+                .filter(|r| r.proxy.is_none())
                 .map(|rcpt| deliver(&self.ctx, &self.info.session_id, &received, rcpt)),
+        );
+        let (local, mut proxied) = futures::future::join(
+            local,
+            super::proxy::forward(&self.ctx, &received, &tx.rcpts),
         )
         .await;
-        for reply in replies {
+        let mut local = local.into_iter();
+        for (i, rcpt) in tx.rcpts.iter().enumerate() {
+            let reply = if rcpt.proxy.is_some() {
+                proxied.remove(&i)
+            } else {
+                local.next()
+            };
+            let reply = reply
+                .unwrap_or_else(|| crate::proxy::lmtp_client::unavailable_reply(&rcpt.address));
             self.io.send_line(&reply);
         }
     }
@@ -393,6 +411,20 @@ async fn guarded<F: std::future::Future>(
     }
 }
 
+/// `lmtp_proxy`: the recipient's passdb entry routes them to another backend.
+async fn proxy_route(ctx: &LmtpContext, addr: &str) -> Result<Option<Accepted>, String> {
+    let split = split_detail(addr, &ctx.config.recipient_delimiter);
+    let Some(target) = ctx.backend.lmtp_proxy_target(&split.lookup).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Accepted {
+        address: addr.to_string(),
+        user: target.destuser.clone(),
+        detail: split.detail,
+        proxy: Some(Box::new(target)),
+    }))
+}
+
 /// Looks the recipient up without its detail; a userdb whose names contain the delimiter
 /// still finds `a+b` by its full name.
 async fn resolve(ctx: &LmtpContext, addr: &str) -> Result<Option<Accepted>, String> {
@@ -403,6 +435,7 @@ async fn resolve(ctx: &LmtpContext, addr: &str) -> Result<Option<Accepted>, Stri
             address: addr.to_string(),
             user: info.user,
             detail: split.detail,
+            proxy: None,
         }));
     }
     if split.lookup != addr {
@@ -411,6 +444,7 @@ async fn resolve(ctx: &LmtpContext, addr: &str) -> Result<Option<Accepted>, Stri
                 address: addr.to_string(),
                 user: info.user,
                 detail: None,
+                proxy: None,
             }));
         }
     }

@@ -301,6 +301,17 @@ impl Session {
                     .send_line("BYE \"Too many authentication failures, try again later.\"");
                 Err(Stop::Said)
             }
+            AuthOutcome::Proxy { user, target } => {
+                // The user's scripts live on the backend, and ManageSieve is not proxied:
+                // serving them here would show the wrong (empty) set.
+                tracing::warn!(
+                    "managesieve-login: user {user} is proxied to {} and ManageSieve proxying is not supported",
+                    target.host
+                );
+                self.io
+                    .send_line("NO (TRYLATER) \"Account is temporarily unavailable.\"");
+                Ok(())
+            }
             AuthOutcome::TempFail(why) => {
                 tracing::warn!("managesieve-login: temporary authentication failure: {why}");
                 self.io

@@ -170,6 +170,7 @@ impl Session {
     ) -> Result<(), Stop> {
         match outcome {
             AuthOutcome::Ok { user } => self.start_transaction(user, mechanism).await,
+            AuthOutcome::Proxy { user, target } => self.proxy(user, *target, mechanism).await,
             AuthOutcome::Failed => {
                 self.io.send_line("-ERR [AUTH] Authentication failed.");
                 self.auth_failed()

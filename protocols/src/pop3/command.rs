@@ -11,6 +11,8 @@ pub enum Command {
     Apop(String, String),
     Capa,
     Stls,
+    /// `XCLIENT ADDR=... PORT=... SESSION=...` from a proxy (the arguments as given).
+    Xclient(String),
     Stat,
     List(Option<u32>),
     Retr(u32),
@@ -33,6 +35,7 @@ impl std::fmt::Debug for Command {
             Command::User(u) => write!(f, "User({u:?})"),
             Command::Capa => f.write_str("Capa"),
             Command::Stls => f.write_str("Stls"),
+            Command::Xclient(a) => write!(f, "Xclient({a:?})"),
             Command::Stat => f.write_str("Stat"),
             Command::List(n) => write!(f, "List({n:?})"),
             Command::Retr(n) => write!(f, "Retr({n})"),
@@ -101,6 +104,7 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         }
         "CAPA" => no_more(args, Command::Capa),
         "STLS" => no_more(args, Command::Stls),
+        "XCLIENT" => Ok(Command::Xclient(rest.to_string())),
         "STAT" => no_more(args, Command::Stat),
         "LIST" => match args.next() {
             None => Ok(Command::List(None)),

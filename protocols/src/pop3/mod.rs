@@ -8,6 +8,7 @@ mod command;
 pub mod fuzzing;
 mod lock;
 mod maildrop;
+mod proxy;
 mod session;
 mod transaction;
 

@@ -196,6 +196,7 @@ impl Session {
             Command::Auth(Some((mech, ir))) => return self.cmd_auth(mech, ir).await,
             Command::Apop(user, digest) => return self.cmd_apop(user, digest).await,
             Command::Stls => return self.stls().await,
+            Command::Xclient(args) => self.xclient(&args),
             Command::Noop => self.io.send_line("+OK"),
             Command::Quit => {
                 self.io.send_line("+OK Logging out.");
@@ -227,6 +228,9 @@ impl Session {
             }
             if self.ctx.tls.is_some() && !self.info.tls {
                 capa.push_str("STLS\r\n");
+            }
+            if self.ctx.backend.trusted_network(self.info.remote.ip()) {
+                capa.push_str("XCLIENT\r\n");
             }
         }
         capa.push('.');

@@ -76,6 +76,7 @@ impl Session {
             | Command::Pass(_)
             | Command::Auth(_)
             | Command::Apop(..)
+            | Command::Xclient(_)
             | Command::Stls => {
                 self.io.send_line("-ERR Unknown command.");
                 return self.bad_command();

@@ -46,12 +46,47 @@ pub(crate) fn id(
             })
             .collect();
         tracing::debug!("client ID: {}", fields.join(", "));
+        trusted_origin(s, &params);
     }
     s.send(&Untagged::Id(Some(vec![
         ("name", Some("Dovecot-compatible")),
         ("vendor", Some("mailstore")),
     ])));
     Ok(Done::Ok("ID completed.".into()))
+}
+
+/// A proxy in `login_trusted_networks` tells where its client comes from (Dovecot's
+/// `x-originating-ip`/`x-originating-port`): logs, `allow_nets` and the failure limiter see
+/// the client, not the proxy. Only before login, only from a trusted address.
+fn trusted_origin(s: &mut Session, params: &[(IString<'static>, NString<'static>)]) {
+    if s.state != State::NotAuthenticated || !s.ctx.backend.trusted_network(s.conn.remote.ip()) {
+        return;
+    }
+    let value = |key: &str| {
+        params.iter().find_map(|(k, v)| {
+            let k = String::from_utf8_lossy(k.as_ref());
+            if !k.eq_ignore_ascii_case(key) {
+                return None;
+            }
+            v.0.as_ref()
+                .map(|v| String::from_utf8_lossy(v.as_ref()).to_string())
+        })
+    };
+    let Some(ip) = value("x-originating-ip").and_then(|v| v.parse().ok()) else {
+        return;
+    };
+    let port = value("x-originating-port")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let proxy = s.conn.remote;
+    s.conn.remote = std::net::SocketAddr::new(ip, port);
+    if let Some(id) = value("x-session-ext-id").filter(|v| !v.is_empty() && v.len() <= 64) {
+        s.conn.session_id = id;
+    }
+    tracing::info!(
+        "imap-login: proxied connection from {proxy}: client rip={ip}, session=<{}>",
+        s.conn.session_id
+    );
 }
 
 pub(crate) fn namespace(s: &mut Session) -> Reply {

@@ -161,6 +161,9 @@ async fn authenticate_as(
 async fn finish_login(s: &mut Session, outcome: AuthOutcome, user: &str, method: &str) -> Reply {
     let user = match outcome {
         AuthOutcome::Ok { user } => user,
+        AuthOutcome::Proxy { user, target } => {
+            return super::proxy::login(s, user, *target, method).await;
+        }
         AuthOutcome::Failed => {
             if !s.ctx.config.auth_failure_delay.is_zero() {
                 tokio::time::sleep(s.ctx.config.auth_failure_delay).await;

@@ -18,6 +18,7 @@ mod mailbox;
 mod matching;
 mod metadata;
 mod notify;
+mod proxy;
 mod quota;
 mod replace;
 mod search;
