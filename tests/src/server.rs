@@ -401,6 +401,12 @@ impl Server {
     /// Starts the node again on the same configuration, ports and data (after
     /// [`Server::stop`] or [`Server::kill`]); the log is appended to.
     pub fn restart(&mut self, wait_for: &[Proto]) -> Result<()> {
+        self.restart_with_env(wait_for, &[])
+    }
+
+    /// [`Server::restart`] with more environment variables for the node process (e.g.
+    /// libfaketime's `LD_PRELOAD` and `FAKETIME` to set its wall clock back).
+    pub fn restart_with_env(&mut self, wait_for: &[Proto], env: &[(&str, &str)]) -> Result<()> {
         self.stop();
         let log = std::fs::OpenOptions::new()
             .append(true)
@@ -408,7 +414,8 @@ impl Server {
         let mut cmd = Command::new(node_bin());
         cmd.args(["serve", "--config"])
             .arg(&self.paths.config)
-            .current_dir(&self.paths.dir);
+            .current_dir(&self.paths.dir)
+            .envs(env.iter().copied());
         let mut child = spawn_logged(cmd, log)?;
         if let Err(e) = wait_ready(&mut child, &self.ports, wait_for) {
             stop_child(child);

@@ -1,7 +1,8 @@
 //! `node doctor` against a healthy node and against each failure it names: a wrong password,
 //! a stopped node (service, ports), a certificate about to expire, a malformed passwd-file or
 //! configuration, a log file that cannot be written, too little disk space, a peer that is
-//! down. (The clock check, a peer's clock ahead of this node's, is not provoked here.)
+//! down, a user whose mail directory cannot be opened (INBOX), and a wall clock set back
+//! behind the clock the store has already used (libfaketime).
 
 use std::process::Command;
 use std::time::Duration;
@@ -204,4 +205,88 @@ fn a_peer_that_is_down_fails() {
         p["fix"].as_str().unwrap().contains("start that node"),
         "{p}"
     );
+}
+
+/// The INBOX check: a user who logs in but whose mail directory cannot be made (a file sits
+/// where each `users/XX` hash directory would go) fails it, with the commands to look
+/// closer.
+#[test]
+fn a_user_whose_mail_directory_cannot_be_opened_fails_inbox() {
+    let server = start("");
+    let users = server.paths.data.join("users");
+    std::fs::create_dir_all(&users).unwrap();
+    for b in 0..=255u8 {
+        let p = users.join(format!("{b:02x}"));
+        if !p.exists() {
+            std::fs::write(&p, "not a directory").unwrap();
+        }
+    }
+    let (code, checks, out) = doctor(&server, &["-u", "bob", "-p", "bobpw"]);
+    assert_eq!(code, 1, "{}", out.both());
+    let c = status_of(&checks, "INBOX");
+    assert_eq!(c["status"], "FAIL", "{c}");
+    assert!(c["detail"].as_str().unwrap().starts_with("bob: "), "{c}");
+    assert!(
+        c["fix"]
+            .as_str()
+            .unwrap()
+            .contains("node mailbox list -u bob"),
+        "{c}"
+    );
+}
+
+/// The clock check: a node restarted with its wall clock an hour behind the time its store
+/// has already written records at runs on the store's clock (never backwards), and the
+/// doctor says the wall clock is behind and to run NTP.
+#[test]
+fn a_wall_clock_set_back_an_hour_fails_the_clock_check() {
+    if missing_tool("faketime") {
+        return;
+    }
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("libfaketime.so.1 (package libfaketime)");
+    let mut server = start("");
+    let deliver = |server: &Server, id: &str| {
+        lmtp_deliver(
+            server.addr(Proto::Lmtp),
+            "a@example.org",
+            &["demo"],
+            format!("Message-ID: <{id}@t>\r\nSubject: t\r\n\r\nbody\r\n").as_bytes(),
+        )
+        .unwrap()
+    };
+    deliver(&server, "before");
+    let (_, checks, _) = doctor(&server, &[]);
+    assert_eq!(status_of(&checks, "clock")["status"], "OK");
+
+    server
+        .restart_with_env(
+            &[Proto::Imap, Proto::Lmtp],
+            &[
+                ("LD_PRELOAD", lib),
+                ("FAKETIME", "-1h"),
+                ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ],
+        )
+        .unwrap();
+    // The user's store is opened again: its clock takes up the time of its last record.
+    deliver(&server, "after");
+    let (code, checks, out) = doctor(&server, &[]);
+    assert_eq!(code, 1, "{}", out.both());
+    let c = status_of(&checks, "clock");
+    assert_eq!(c["status"], "FAIL", "{c}");
+    let d = c["detail"].as_str().unwrap();
+    assert!(d.contains("behind"), "{c}");
+    // About an hour: 3600 s, less the test's own seconds.
+    let secs: f64 = d
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no seconds in {d:?}"));
+    assert!((3500.0..3700.0).contains(&secs), "{c}");
+    assert!(c["fix"].as_str().unwrap().contains("NTP"), "{c}");
 }

@@ -565,7 +565,7 @@ fn clock(client: Option<&mut AdminClient>) -> Check {
                     "clock",
                     Status::Fail,
                     format!(
-                        "this node's clock is {:.1} s behind a peer's (the cluster clock runs ahead of it)",
+                        "this node's wall clock is {:.1} s behind the time its store has already used (a peer's clock runs ahead, or this clock was set back)",
                         ahead as f64 / 1000.0
                     ),
                     "run NTP on every node (`chronyc tracking` / `timedatectl`)",
