@@ -12,7 +12,7 @@ pub const DOVEADM: &str = "/usr/bin/doveadm";
 
 /// The system user Dovecot's mail processes run as. Dovecot refuses to run them as root: as
 /// root, mail belongs to its package's `dovecot` user, which must be able to reach `dir` (a
-/// temporary directory is 0700, so it and its parent are opened to 0755) and own `owned`.
+/// temporary directory is 0700, so it and its parent are opened with a+rx) and own `owned`.
 #[allow(unsafe_code)]
 pub fn mail_owner(dir: &Path, owned: &[&Path]) -> Result<String> {
     // SAFETY: geteuid(2) has no preconditions and touches no memory.
@@ -20,9 +20,15 @@ pub fn mail_owner(dir: &Path, owned: &[&Path]) -> Result<String> {
         return Ok(std::env::var("USER").unwrap_or_else(|_| "nobody".into()));
     }
     use std::os::unix::fs::PermissionsExt;
+    // Bits are only added: the parent may be /tmp itself, whose 1777 (world-writable,
+    // sticky) other tests' servers (MariaDB's temporary files) depend on.
     for p in [dir.parent().unwrap_or(dir), dir] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
-            .with_context(|| format!("chmod 755 {}", p.display()))?;
+        let mode = std::fs::metadata(p)
+            .with_context(|| format!("stat {}", p.display()))?
+            .permissions()
+            .mode();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o755))
+            .with_context(|| format!("chmod a+rx {}", p.display()))?;
     }
     for p in owned {
         let st = Command::new("chown")

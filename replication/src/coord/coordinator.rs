@@ -233,11 +233,44 @@ fn raft_config(t: &CoordTimeouts, witness: bool) -> CoordResult<openraft::Config
     .map_err(CoordError::raft)
 }
 
-/// A mail node whose group is empty bootstraps it with the configured members; another
-/// member may have done it first, which is as good.
-async fn bootstrap(raft: &Raft<TypeConfig>, cfg: &CoordConfig) -> CoordResult<()> {
-    if raft.is_initialized().await.map_err(CoordError::raft)? {
-        return Ok(());
+/// How long a mail node whose group is empty waits to be contacted by a group that already
+/// exists before it bootstraps one itself: the lowest-id mail node not at all, the others two
+/// election timeouts plus one heartbeat per rank. A node started after the others (nodes of a
+/// new cluster rarely start together) would otherwise campaign at once: openraft orders votes
+/// of one term by node id, so its first vote outranks the sitting leader's and deposes it, and
+/// the active role changes for nothing.
+fn bootstrap_delay(cfg: &CoordConfig) -> Duration {
+    let rank = cfg
+        .members
+        .iter()
+        .filter(|m| !m.witness && m.id < cfg.node_id)
+        .count() as u32;
+    if rank == 0 {
+        return Duration::ZERO;
+    }
+    cfg.timeouts.election_max * 2 + cfg.timeouts.heartbeat * rank
+}
+
+/// A mail node whose group is empty bootstraps it with the configured members, unless a
+/// member reaches it first ([`bootstrap_delay`]); another member may also bootstrap at the
+/// same time, which is as good.
+async fn bootstrap(
+    raft: &Raft<TypeConfig>,
+    cfg: &CoordConfig,
+    stop: &CancellationToken,
+) -> CoordResult<()> {
+    let deadline = Instant::now() + bootstrap_delay(cfg);
+    loop {
+        if raft.is_initialized().await.map_err(CoordError::raft)? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
     }
     let members: BTreeMap<NodeId, CoordNode> = cfg
         .members
@@ -345,8 +378,18 @@ impl Coordinator {
             None => tracing::info!(node = cfg.node_id, ?cfg.role,
                 "coord: starting; raft frames come through the replication listener"),
         }
-        if !witness && !cfg.members.is_empty() {
-            bootstrap(&raft, &cfg).await?;
+        // Asked here, not only in `bootstrap`: the answer comes once the raft core has loaded
+        // its state, so the status read right after start is the stored one.
+        let initialized = raft.is_initialized().await.map_err(CoordError::raft)?;
+        if !witness && !cfg.members.is_empty() && !initialized {
+            // In the background: a routed coordinator hears from the group only once the
+            // replication listener serves, after this returns.
+            let (raft, cfg, stop) = (raft.clone(), cfg.clone(), inner.stop.clone());
+            inner.tasks.spawn(async move {
+                if let Err(e) = bootstrap(&raft, &cfg, &stop).await {
+                    tracing::warn!(error = %e, "coord: cannot bootstrap the group");
+                }
+            });
         }
         inner.tasks.spawn(drive(inner.clone()));
         let weak = Arc::downgrade(&inner);

@@ -301,6 +301,32 @@ async fn coord_two_nodes_and_a_witness_survive_a_mail_node() {
     c.shutdown().await;
 }
 
+/// Nodes of a new cluster seldom start together: one that starts after the others elected
+/// an active node joins their group instead of bootstrapping its own. (Before, its first
+/// vote outranked the sitting leader's and the active role moved for nothing, with a new
+/// epoch: a delivery in flight got 451.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coord_a_node_started_late_joins_without_deposing_the_active_node() {
+    let (mut c, mut listeners) = Cluster::new(&[1, 2, 3], &[]).await;
+    let l3 = listeners.pop().unwrap();
+    for (id, l) in [1, 2].into_iter().zip(listeners) {
+        let n = c.start_node(id, Some(l), true).await;
+        c.nodes.insert(id, n);
+    }
+    let (active, epoch) = wait_agreed(&c.running(), AGREE).await;
+    let n3 = c.start_node(3, Some(l3), true).await;
+    c.nodes.insert(3, n3);
+    assert_eq!(wait_agreed(&c.running(), AGREE).await, (active, epoch));
+    // Longer than node 3's bootstrap delay and several election timeouts.
+    tokio::time::sleep(timeouts().election_max * 6).await;
+    assert_eq!(
+        agreed(&c.running()),
+        Some((active, epoch)),
+        "the active node or the epoch changed after node 3 started"
+    );
+    c.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coord_restart_keeps_vote_log_and_state() {
     let mut c = Cluster::start(&[1, 2, 3], &[]).await;
