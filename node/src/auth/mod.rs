@@ -1518,11 +1518,18 @@ mod tests {
             Verdict::TempFail(e) => assert!(e.contains("didn't return userdb entries"), "{e}"),
             other => panic!("{other:?}"),
         }
-        assert!(crate::config::parse_str(
+        // Refused when the configuration is read (node config check, start-up).
+        for bad in [
             "[[passdb]]\ndriver = \"prefetch\"\n",
-            std::path::Path::new("t.toml"),
-        )
-        .is_err());
+            "[[userdb]]\ndriver = \"prefetch\"\nusername_filter = \"a !\"\n",
+            "[[userdb]]\ndriver = \"prefetch\"\ndefault_fields = \"home=%{nonsense}\"\n",
+            "[[passdb]]\ndriver = \"static\"\noverride_fields = \"x=\\\"open\"\n",
+        ] {
+            assert!(
+                crate::config::parse_str(bad, std::path::Path::new("t.toml")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     /// Past the TTL with the database down: the expired login, its userdb answer and a

@@ -224,10 +224,7 @@ pub const DRIVERS: &str =
 /// rules and its args parse (a configuration file it names is read).
 pub fn check_config(db: &DbConfig, userdb: bool) -> Result<(), String> {
     Rules::from_config(db, userdb)?;
-    field_templates::FieldTemplates::parse(
-        db.default_fields.as_deref(),
-        db.override_fields.as_deref(),
-    )?;
+    templates_of(db)?;
     username_filter_of(db)?;
     match db.driver.as_str() {
         "passwd-file" if db.args.as_os_str().is_empty() => {
@@ -260,28 +257,20 @@ pub fn username_filter_of(
         .transpose()
 }
 
-/// The section's `default_fields` / `override_fields` around a driver, if set.
-fn with_templates<T: ?Sized>(
-    db: &DbConfig,
-    inner: Box<T>,
-) -> Result<Result<Box<T>, field_templates::Templated<T>>, String> {
-    Ok(
-        match field_templates::FieldTemplates::parse(
-            db.default_fields.as_deref(),
-            db.override_fields.as_deref(),
-        )? {
-            None => Ok(inner),
-            Some(templates) => Err(field_templates::Templated { templates, inner }),
-        },
+/// The section's `default_fields` / `override_fields`, if either is set.
+fn templates_of(db: &DbConfig) -> Result<Option<field_templates::FieldTemplates>, String> {
+    field_templates::FieldTemplates::parse(
+        db.default_fields.as_deref(),
+        db.override_fields.as_deref(),
     )
 }
 
 /// Opens a configured passdb (with its default_fields / override_fields).
 pub fn open_passdb(db: &DbConfig) -> Result<Box<dyn PassDb>, String> {
     let inner = open_passdb_driver(db)?;
-    Ok(match with_templates(db, inner)? {
-        Ok(plain) => plain,
-        Err(templated) => Box::new(templated),
+    Ok(match templates_of(db)? {
+        None => inner,
+        Some(templates) => Box::new(field_templates::Templated { templates, inner }),
     })
 }
 
@@ -303,9 +292,9 @@ fn open_passdb_driver(db: &DbConfig) -> Result<Box<dyn PassDb>, String> {
 /// the only userdb (prefetch then has no next userdb to leave a lookup to).
 pub fn open_userdb(db: &DbConfig, alone: bool) -> Result<Box<dyn UserDb>, String> {
     let inner = open_userdb_driver(db, alone)?;
-    Ok(match with_templates(db, inner)? {
-        Ok(plain) => plain,
-        Err(templated) => Box::new(templated),
+    Ok(match templates_of(db)? {
+        None => inner,
+        Some(templates) => Box::new(field_templates::Templated { templates, inner }),
     })
 }
 
