@@ -1,7 +1,10 @@
 //! The user-database configuration parsers of node/src/auth/db on arbitrary text: Dovecot's
-//! `.conf.ext` files, `%` variable templates, and SQL queries turned into prepared
-//! statements. Nothing may panic; a prepared statement has one parameter per placeholder
-//! and never contains a request value (the values are bound, not pasted).
+//! `.conf.ext` files, `%` variable templates, SQL queries turned into prepared statements,
+//! the `key=value` tokenizer (static args, default_fields / override_fields, SQL
+//! `connect`) and username_filter with its wildcard matching (patterns from the
+//! configuration, names from clients). Nothing may panic; a prepared statement has one
+//! parameter per placeholder and never contains a request value (the values are bound, not
+//! pasted).
 #![no_main]
 #![allow(dead_code)]
 
@@ -19,8 +22,12 @@ pub struct Request {
 
 #[path = "../../node/src/auth/db/conf_file.rs"]
 mod conf_file;
+#[path = "../../node/src/auth/db/kv_args.rs"]
+mod kv_args;
 #[path = "../../node/src/auth/db/sql_query.rs"]
 mod sql_query;
+#[path = "../../node/src/auth/db/username_filter.rs"]
+mod username_filter;
 #[path = "../../node/src/auth/db/vars.rs"]
 mod vars;
 
@@ -29,6 +36,22 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = conf_file::parse(text);
+    for quote in ['"', '\'', '='] {
+        if let Ok(pairs) = kv_args::tokenize(text, quote) {
+            // Every key is a run of the input without whitespace or `=`.
+            for (k, _) in &pairs {
+                assert!(!k.contains('=') && !k.contains(char::is_whitespace), "{k:?}");
+            }
+        }
+    }
+    if let Ok(filter) = username_filter::UsernameFilter::parse(text) {
+        let _ = filter.accepts("ann@example.com");
+    }
+    // The text as a pattern against itself and a long name: a match, and quickly.
+    if text.len() < 512 && !text.contains(['*', '?']) {
+        assert!(username_filter::wildcard_match(text, text));
+    }
+    let _ = username_filter::wildcard_match(text, &"a".repeat(300));
     if let Ok(pieces) = vars::parse(text) {
         let req = Request {
             user: "u'@d".into(),

@@ -257,7 +257,7 @@ impl Backend for NodeBackend {
     async fn open_user(&self, user: &str) -> Result<Arc<storage::UserStore>, String> {
         let (store, auth, name) = (self.store.clone(), self.auth.clone(), user.to_string());
         let opened = protocols::blocking::run(move || {
-            let record = auth.lookup_blocking(&name)?;
+            let record = auth.session_user_blocking(&name)?;
             let quota = record
                 .map(|r| r.quota)
                 .unwrap_or(auth.settings().default_quota);

@@ -738,3 +738,266 @@ exec "$@"
     let (_, t) = imap_login(&server, "eve@example.com", EVE_PW);
     assert!(t.starts_with("a OK"), "after recovery: {t}");
 }
+
+/// A node with `dbs` (TOML `[[passdb]]` / `[[userdb]]` sections) in front of the harness's
+/// own passwd-file passdb and userdb.
+fn start_with(settings: &str, dbs: &str) -> Server {
+    Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap, Proto::Pop3, Proto::Lmtp],
+        extra_toml: format!("auth_failure_delay = \"0 secs\"\n{settings}\n\n{dbs}"),
+        ..Default::default()
+    })
+    .expect("start node")
+}
+
+/// The quota line a logged-in session reports for INBOX.
+fn quota_line(c: &mut LineConn) -> String {
+    let r = c.imap("q", "GETQUOTAROOT INBOX").expect("getquotaroot");
+    assert!(tagged(&r).starts_with("q OK"), "{r:?}");
+    r.iter()
+        .find(|l| l.starts_with("* QUOTA "))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Postfixadmin's query with the user_query's columns moved into the password_query as
+/// `userdb_*` (Dovecot's prefetch set-up), on SQLite. After a login the `prefetch` userdb
+/// answers from that one query (the quota the session enforces is the row's); LMTP has
+/// no passdb answer, so the next userdb answers: the harness's passwd-file (which does
+/// not know ann: 550) in one node, the SQL user_query (250) in the other.
+#[test]
+fn sqlite_prefetch_userdb_fields_in_the_password_query() {
+    if missing_tool("sqlite3") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("postfix.sqlite");
+    let ann = node_hash("ARGON2ID", ANN_PW);
+    let out = run(
+        Command::new("sqlite3")
+            .arg(&db)
+            .arg(mailbox_sql("sqlite", &ann)),
+        None,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let conf = dir.path().join("dovecot-sql.conf.ext");
+    std::fs::write(
+        &conf,
+        format!(
+            "driver = sqlite\n\
+             connect = {}\n\
+             default_pass_scheme = PLAIN\n\
+             password_query = SELECT username AS user, password, \\\n  \
+               '/var/vmail/' || maildir AS userdb_home, 2000 AS userdb_uid, 2000 AS userdb_gid, \\\n  \
+               '*:bytes=' || quota AS userdb_quota_rule \\\n  \
+               FROM mailbox WHERE username = '%u' AND active = '1'\n\
+             user_query = SELECT '/var/vmail/' || maildir AS home, 2000 AS uid, 2000 AS gid, \\\n  \
+               '*:bytes=' || quota AS quota_rule FROM mailbox WHERE username = '%u' AND active = '1'\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let passdb = format!(
+        "[[passdb]]\ndriver = \"sql\"\nargs = \"{}\"\n",
+        conf.display()
+    );
+    let prefetch = "[[userdb]]\ndriver = \"prefetch\"\n";
+
+    // prefetch, then the harness's passwd-file.
+    let server = start_with("", &format!("{passdb}\n{prefetch}"));
+    let out = server.admin(&["auth", "test", "ann@example.com", ANN_PW]);
+    let text = out.stdout_text();
+    assert!(
+        text.contains("auth succeeded")
+            && text.contains("/var/vmail/example.com/ann/")
+            && text.contains("bytes=10485760"),
+        "{text}{}",
+        out.stderr_text()
+    );
+    let (mut c, t) = imap_login(&server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "{t}");
+    let q = quota_line(&mut c);
+    assert!(
+        q.contains("STORAGE 0 10240"),
+        "the row's userdb_quota_rule: {q}"
+    );
+    c.imap("z", "LOGOUT").ok();
+    // eve's row has quota 0 (no limit): her session has no STORAGE limit.
+    let (mut c, t) = imap_login(&server, "eve@example.com", EVE_PW);
+    assert!(t.starts_with("a OK"), "{t}");
+    let q = quota_line(&mut c);
+    assert!(!q.contains("STORAGE"), "{q}");
+    c.imap("z", "LOGOUT").ok();
+    // No passdb lookup in LMTP: prefetch has nothing, the passwd-file does not know ann.
+    let r = rcpt_reply(&server, "ann@example.com");
+    assert!(
+        r.starts_with("550"),
+        "LMTP must not see prefetched fields: {r}"
+    );
+    let out = server.admin(&["user", "ann@example.com"]);
+    assert!(
+        !out.stdout_text().contains("/var/vmail/"),
+        "{}",
+        out.stdout_text()
+    );
+    drop(server);
+
+    // prefetch, then the SQL user_query: LMTP and `node user` are answered by it.
+    let sql_userdb = format!(
+        "[[userdb]]\ndriver = \"sql\"\nargs = \"{}\"\n",
+        conf.display()
+    );
+    let server = start_with("", &format!("{passdb}\n{prefetch}\n{sql_userdb}"));
+    let r = rcpt_reply(&server, "ann@example.com");
+    assert!(r.starts_with("250"), "{r}");
+    let out = server.admin(&["user", "ann@example.com"]);
+    assert!(
+        out.stdout_text().contains("/var/vmail/example.com/ann/"),
+        "{}",
+        out.stdout_text()
+    );
+    assert!(rcpt_reply(&server, "dan@example.com").starts_with("550"));
+    let (mut c, t) = imap_login(&server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "{t}");
+    assert!(quota_line(&mut c).contains("STORAGE 0 10240"));
+    c.imap("z", "LOGOUT").ok();
+    let (_, t) = imap_login(&server, "dan@example.com", DAN_PW);
+    assert!(t.contains("[AUTHENTICATIONFAILED]"), "{t}");
+}
+
+/// Dovecot 2.3's default_fields / override_fields (with variables) and username_filter
+/// on passwd-file and static databases: a static "shared" password only for
+/// *@shared.test, userdb defaults under the file's own fields and overrides over them,
+/// and a catch-all userdb that only answers for *@shared.test.
+#[test]
+fn passwd_file_default_override_fields_and_username_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(
+        &users,
+        format!(
+            "ann@example.com:{{PLAIN}}{ANN_PW}:1000:1000::::\n\
+             eve@example.com:{{PLAIN}}{EVE_PW}:1000:1000::/home/eve::userdb_quota_rule=*:storage=3M\n"
+        ),
+    )
+    .unwrap();
+    let u = users.display();
+    let dbs = format!(
+        "[[passdb]]\ndriver = \"static\"\nargs = \"password=shared\"\nusername_filter = \"*@shared.test !root@*\"\n\n\
+         [[passdb]]\ndriver = \"passwd-file\"\nargs = \"{u}\"\n\n\
+         [[userdb]]\ndriver = \"passwd-file\"\nargs = \"{u}\"\n\
+         default_fields = \"home=/var/vmail/%d/%n quota_rule=*:storage=1M\"\n\
+         override_fields = \"uid=2000 mail_note=\\\"%u via %{{userdb:uid}}\\\"\"\n\n\
+         [[userdb]]\ndriver = \"static\"\nargs = \"allow_all_users=yes\"\n\
+         username_filter = \"*@shared.test\"\noverride_fields = \"home=/srv/shared/%n\"\n"
+    );
+    let server = start_with("", &dbs);
+
+    // The static passdb is asked only for *@shared.test.
+    let (_, t) = imap_login(&server, "ann@example.com", "shared");
+    assert!(t.contains("[AUTHENTICATIONFAILED]"), "{t}");
+    let (mut c, t) = imap_login(&server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "{t}");
+    // default_fields' quota_rule: the file has none for ann.
+    assert!(quota_line(&mut c).contains("STORAGE 0 1024"));
+    c.imap("z", "LOGOUT").ok();
+    let (mut c, t) = imap_login(&server, "guest@shared.test", "shared");
+    assert!(t.starts_with("a OK"), "{t}");
+    c.imap("z", "LOGOUT").ok();
+    let (_, t) = imap_login(&server, "root@shared.test", "shared");
+    assert!(t.contains("[AUTHENTICATIONFAILED]"), "excluded: {t}");
+
+    // userdb fields: defaults under the file's, overrides over them, variables expanded.
+    let out = server.admin(&["user", "ann@example.com"]);
+    let text = out.stdout_text();
+    assert!(
+        text.contains("home\t/var/vmail/example.com/ann")
+            && text.contains("uid\t2000")
+            && text.contains("gid\t1000")
+            && text.contains("mail_note\tann@example.com via 1000")
+            && text.contains("bytes=1048576"),
+        "{text}{}",
+        out.stderr_text()
+    );
+    let out = server.admin(&["user", "eve@example.com"]);
+    let text = out.stdout_text();
+    assert!(
+        text.contains("/home/eve") && text.contains("bytes=3145728"),
+        "the file's own fields win over default_fields: {text}"
+    );
+    let out = server.admin(&["user", "guest@shared.test"]);
+    assert!(
+        out.stdout_text().contains("/srv/shared/guest"),
+        "{}",
+        out.stdout_text()
+    );
+    // The catch-all userdb does not answer outside its filter.
+    assert!(rcpt_reply(&server, "guest@shared.test").starts_with("250"));
+    let r = rcpt_reply(&server, "nobody@example.com");
+    assert!(r.starts_with("550"), "{r}");
+}
+
+/// The auth cache past its TTL while the passwd-file is gone (Dovecot falls back to
+/// expired cache data on an internal failure): ann, seen once, keeps logging in, opening
+/// her mailbox and receiving mail; eve, never seen, gets the temporary failure; with the
+/// file back, eve logs in.
+#[test]
+fn passwd_file_expired_cache_entries_serve_while_the_file_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    let away = dir.path().join("users.away");
+    std::fs::write(
+        &users,
+        format!(
+            "ann@example.com:{{PLAIN}}{ANN_PW}::::::\neve@example.com:{{PLAIN}}{EVE_PW}::::::\n"
+        ),
+    )
+    .unwrap();
+    let u = users.display();
+    let server = start_with(
+        "auth_cache_ttl = \"1 secs\"\nauth_cache_negative_ttl = \"1 secs\"",
+        &format!(
+            "[[passdb]]\ndriver = \"passwd-file\"\nargs = \"{u}\"\n\n\
+             [[userdb]]\ndriver = \"passwd-file\"\nargs = \"{u}\"\n"
+        ),
+    );
+    let (mut c, t) = imap_login(&server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "{t}");
+    let r = c.imap("s", "SELECT INBOX").expect("select");
+    assert!(tagged(&r).starts_with("s OK"), "{r:?}");
+    c.imap("z", "LOGOUT").ok();
+    assert!(rcpt_reply(&server, "ann@example.com").starts_with("250"));
+
+    std::fs::rename(&users, &away).unwrap();
+    // Past the TTL: every entry has expired.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (mut c, t) = imap_login(&server, "ann@example.com", ANN_PW);
+    assert!(t.starts_with("a OK"), "expired but served while down: {t}");
+    let r = c.imap("s", "SELECT INBOX").expect("select");
+    assert!(tagged(&r).starts_with("s OK"), "{r:?}");
+    c.imap("z", "LOGOUT").ok();
+    let (_, t) = imap_login(&server, "ann@example.com", "wrong");
+    assert!(
+        t.starts_with("a NO"),
+        "a wrong password is never served: {t}"
+    );
+    let replies = lmtp_deliver(
+        server.addr(Proto::Lmtp),
+        "sender@example.net",
+        &["ann@example.com"],
+        &sample_message("During the outage", "Still delivered."),
+    )
+    .expect("lmtp");
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    let (_, t) = imap_login(&server, "eve@example.com", EVE_PW);
+    assert!(t.starts_with("a NO [UNAVAILABLE]"), "never seen: {t}");
+    assert!(rcpt_reply(&server, "eve@example.com").starts_with("451"));
+    let r = pop3_reply(&server, "eve@example.com", EVE_PW);
+    assert!(r.starts_with("-ERR [SYS/TEMP]"), "{r}");
+
+    std::fs::rename(&away, &users).unwrap();
+    let (_, t) = imap_login(&server, "eve@example.com", EVE_PW);
+    assert!(t.starts_with("a OK"), "after recovery: {t}");
+}

@@ -3,7 +3,9 @@
 //! password, so a repeated login skips the directory round trip and the (deliberately slow)
 //! hash check, and users seen within the TTL keep logging in while the directory is down.
 //! "Unknown user" and "wrong password" are remembered for the negative TTL. userdb answers
-//! are cached by user name the same way. The password itself is never stored.
+//! are cached by user name the same way. The password itself is never stored. Expired
+//! entries stay until the capacity pushes them out: when the database cannot be asked, the
+//! caller falls back to them (`get_stale`), as Dovecot does.
 
 use super::db::{PassEntry, UserEntry};
 use std::collections::{HashMap, VecDeque};
@@ -62,14 +64,21 @@ impl LoginCache {
         CacheKey(*h.finalize().as_bytes())
     }
 
-    /// The passdb's answer if this key was verified against the same passdb generations.
+    /// The passdb's answer if this key was verified within the TTL against the same passdb
+    /// generations. An expired entry stays (until the capacity pushes it out) for
+    /// [`LoginCache::get_stale`].
     pub fn get(&mut self, key: &CacheKey, generations: &[u64], now: Instant) -> Option<Cached> {
         let hit = self.entries.get(key)?;
-        if hit.expires > now && hit.generations == generations {
-            return Some(hit.value.clone());
-        }
-        self.entries.remove(key);
-        None
+        (hit.expires > now && hit.generations == generations).then(|| hit.value.clone())
+    }
+
+    /// The answer for this key however old, when the passdbs could not be asked (Dovecot's
+    /// "Falling back to expired data from cache"): a user seen once keeps logging in while
+    /// the database is down. Not when a passdb that can be read changed since (a re-read
+    /// passwd-file): its data is newer than the entry.
+    pub fn get_stale(&self, key: &CacheKey, generations: &[u64]) -> Option<Cached> {
+        let hit = self.entries.get(key)?;
+        generations_compatible(&hit.generations, generations).then(|| hit.value.clone())
     }
 
     /// Forgets every entry (`node auth cache flush`): the next logins check their hashes.
@@ -153,11 +162,19 @@ impl UserCache {
         now: Instant,
     ) -> Option<Option<UserEntry>> {
         let (value, gens, expires) = self.entries.get(user)?;
-        if *expires > now && gens == generations {
-            return Some(value.clone());
-        }
+        (*expires > now && gens == generations).then(|| value.clone())
+    }
+
+    /// As [`LoginCache::get_stale`]: the answer however old, for when the userdbs fail.
+    #[allow(clippy::option_option)]
+    pub fn get_stale(&self, user: &str, generations: &[u64]) -> Option<Option<UserEntry>> {
+        let (value, gens, _) = self.entries.get(user)?;
+        generations_compatible(gens, generations).then(|| value.clone())
+    }
+
+    /// Forgets one user (a fresh answer said nothing, or the entry must not outlive a login).
+    pub fn remove(&mut self, user: &str) {
         self.entries.remove(user);
-        None
     }
 
     pub fn insert(
@@ -204,6 +221,17 @@ impl UserCache {
     }
 }
 
+/// Whether an entry verified under `cached` generations may stand in for the current ones:
+/// each driver's generation is the same, or unreadable now (`u64::MAX`: the passwd-file is
+/// gone, which is the outage the stale entry is for).
+fn generations_compatible(cached: &[u64], now: &[u64]) -> bool {
+    cached.len() == now.len()
+        && cached
+            .iter()
+            .zip(now)
+            .all(|(c, n)| c == n || *n == u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +259,12 @@ mod tests {
         assert_eq!(c.get(&k, &[2], t0), None);
         c.insert(k, e("demo"), vec![1], t0);
         assert_eq!(c.get(&k, &[1], t0 + Duration::from_secs(61)), None);
+        // Expired, but kept for a database that is down; not across a changed file, but
+        // across one that cannot be read.
+        assert_eq!(c.get_stale(&k, &[1]), Some(e("demo")));
+        assert_eq!(c.get_stale(&k, &[2]), None);
+        assert_eq!(c.get_stale(&k, &[u64::MAX]), Some(e("demo")));
+        assert_eq!(c.get_stale(&c.key("demo", "other"), &[1]), None);
     }
 
     #[test]
@@ -257,7 +291,12 @@ mod tests {
         assert_eq!(u.get("a", &[1], t0), Some(Some(entry)));
         assert_eq!(u.get("a", &[2], t0), None, "a re-read passwd-file");
         assert_eq!(u.get("b", &[1], t0 + Duration::from_secs(6)), None);
-        assert_eq!(u.get("b", &[1], t0), None, "expired entries are gone");
+        assert_eq!(u.get("b", &[1], t0), Some(None));
+        assert_eq!(u.get_stale("b", &[1]), Some(None));
+        assert_eq!(u.get_stale("a", &[u64::MAX]), u.get("a", &[1], t0));
+        assert_eq!(u.get_stale("a", &[3]), None);
+        u.remove("a");
+        assert_eq!(u.get_stale("a", &[1]), None);
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl Authenticator {
                 }
                 match this.passdb_entry_blocking(&name) {
                     Ok(Some(entry)) if proof_ok => {
-                        Self::verdict(ChainResult::from_step(with_policy(entry, Some(rip))))
+                        this.conclude(ChainResult::from_step(with_policy(entry, Some(rip))), &req)
                     }
                     Ok(Some(_)) => Verdict::Mismatch,
                     Ok(None) => Verdict::UnknownUser,

@@ -17,6 +17,7 @@ mod workers;
 
 use crate::config::Config;
 use cache::{Cached, LoginCache, UserCache};
+use db::username_filter::UsernameFilter;
 use db::{
     ChainResult, Fields, PassChain, PassEntry, PassReply, Request, Rules, Step, UserEntry,
     UserReply,
@@ -226,6 +227,12 @@ impl db::UserDb for Broken {
     }
 }
 
+/// The shortest time a login's userdb answer waits for the session it opens, and the fewest
+/// such answers kept, when the auth cache is smaller or off: a session opens its store
+/// right after its login, so a minute and a thousand concurrent logins are ample.
+const LOGIN_HANDOFF: Duration = Duration::from_secs(60);
+const LOGIN_HANDOFF_USERS: usize = 1000;
+
 pub struct Authenticator {
     /// auth_worker_max_count concurrent hash checks.
     workers: workers::HashWorkers,
@@ -233,9 +240,18 @@ pub struct Authenticator {
     pass_rules: Vec<Rules>,
     userdbs: Vec<Box<dyn db::UserDb>>,
     user_rules: Vec<Rules>,
+    /// Each passdb's / userdb's username_filter.
+    pass_filters: Vec<Option<UsernameFilter>>,
+    user_filters: Vec<Option<UsernameFilter>>,
+    /// A `prefetch` userdb is configured: a login looks its user up in the userdbs with
+    /// the passdb's answer at hand, and the session it opens uses that answer.
+    has_prefetch: bool,
     settings: AuthSettings,
     cache: Mutex<LoginCache>,
     user_cache: Mutex<UserCache>,
+    /// The userdb answer of each user's latest login (prefetch only), handed to the
+    /// session that login opens ([`Authenticator::session_user_blocking`]).
+    login_users: Mutex<UserCache>,
     limiter: Mutex<FailureLimiter>,
 }
 
@@ -243,6 +259,10 @@ impl Authenticator {
     pub fn new(settings: AuthSettings, config: &Config) -> Arc<Authenticator> {
         let mut passdbs: Vec<Box<dyn db::PassDb>> = Vec::new();
         let mut pass_rules = Vec::new();
+        // Checked at start-up (config check): a bad filter here cannot happen; ignoring it
+        // would only ask the database about more users.
+        let filter = |d: &crate::config::DbConfig| db::username_filter_of(d).ok().flatten();
+        let pass_filters = config.passdb.iter().map(filter).collect();
         for d in &config.passdb {
             passdbs.push(db::open_passdb(d).unwrap_or_else(|e| {
                 tracing::error!(target: "auth", "passdb {}: {e}", d.driver);
@@ -253,12 +273,16 @@ impl Authenticator {
         let mut userdbs: Vec<Box<dyn db::UserDb>> = Vec::new();
         let mut user_rules = Vec::new();
         // Passdbs standing in for the userdbs: a deny list is not a list of users.
-        for d in config
+        let user_configs: Vec<_> = config
             .effective_userdbs()
             .iter()
             .filter(|d| !(config.userdb.is_empty() && d.deny))
-        {
-            userdbs.push(db::open_userdb(d).unwrap_or_else(|e| {
+            .collect();
+        let alone = user_configs.len() == 1;
+        let has_prefetch = config.userdb.iter().any(|d| d.driver == "prefetch");
+        let user_filters = user_configs.iter().map(|d| filter(d)).collect();
+        for d in user_configs {
+            userdbs.push(db::open_userdb(d, alone).unwrap_or_else(|e| {
                 tracing::error!(target: "auth", "userdb {}: {e}", d.driver);
                 Box::new(Broken(format!("userdb {}: {e}", d.driver)))
             }));
@@ -275,6 +299,16 @@ impl Authenticator {
             pass_rules,
             userdbs,
             user_rules,
+            pass_filters,
+            user_filters,
+            has_prefetch,
+            // A session opens its store within moments of its login: the hand-off lives
+            // as long as a cached login (at least LOGIN_HANDOFF), whatever the cache says.
+            login_users: Mutex::new(UserCache::new(
+                settings.cache_size.max(LOGIN_HANDOFF_USERS),
+                settings.cache_ttl.max(LOGIN_HANDOFF),
+                Duration::ZERO,
+            )),
             cache: Mutex::new(LoginCache::new(
                 settings.cache_size,
                 settings.cache_ttl,
@@ -313,7 +347,22 @@ impl Authenticator {
 
     /// `node auth cache flush`: how many cached logins and userdb answers were forgotten.
     pub fn flush_cache(&self) -> usize {
+        self.login_users.lock().flush();
         self.cache.lock().flush() + self.user_cache.lock().flush()
+    }
+
+    /// Which passdbs (`userdb` false) or userdbs this user's lookups pass over: their
+    /// username_filter does not accept the name.
+    fn filtered(&self, user: &str, userdb: bool) -> Vec<bool> {
+        let filters = if userdb {
+            &self.user_filters
+        } else {
+            &self.pass_filters
+        };
+        filters
+            .iter()
+            .map(|f| f.as_ref().is_some_and(|f| !f.accepts(user)))
+            .collect()
     }
 
     /// Lower-cases and applies auth_default_realm to a name without `@`.
@@ -344,6 +393,8 @@ impl Authenticator {
             service: service.to_string(),
             rip,
             lip: None,
+            prefetch: None,
+            after_login: false,
         }
     }
 
@@ -366,8 +417,9 @@ impl Authenticator {
             return Ok(None);
         }
         let mut failure = None;
-        for (db, rules) in self.passdbs.iter().zip(&self.pass_rules) {
-            if rules.deny {
+        let filtered = self.filtered(&req.user, false);
+        for (i, (db, rules)) in self.passdbs.iter().zip(&self.pass_rules).enumerate() {
+            if rules.deny || filtered.get(i).copied().unwrap_or(false) {
                 continue;
             }
             match db.lookup(&req, None) {
@@ -414,9 +466,7 @@ impl Authenticator {
             // The cache only skips the lookup and the hash: the passdb's refusals still
             // apply to this client.
             Some(Cached::Ok(entry)) => {
-                return Err(Self::verdict(ChainResult::from_step(with_policy(
-                    entry, rip,
-                ))))
+                return Err(self.conclude(ChainResult::from_step(with_policy(entry, rip)), &req))
             }
             Some(Cached::Unknown) => return Err(Verdict::UnknownUser),
             Some(Cached::Mismatch) => return Err(Verdict::Mismatch),
@@ -456,8 +506,25 @@ impl Authenticator {
         }
     }
 
-    /// The chain's result as a verdict; a success is remembered in the cache.
+    /// The chain's result as a verdict; a success is remembered in the cache. When the
+    /// passdbs could not be asked, an answer the cache holds for this login however old
+    /// is used instead (Dovecot does the same): a user seen once keeps logging in while the
+    /// database is down. Blocking (the prefetch userdb lookup).
     fn finish(&self, result: ChainResult, begun: Begun) -> Verdict {
+        if let ChainResult::Internal(e) = &result {
+            let stale = self.cache.lock().get_stale(&begun.key, &begun.generations);
+            if let Some(cached) = stale {
+                tracing::warn!(target: "auth", "passdb({}): {e}: falling back to expired data from cache", begun.req.user);
+                return match cached {
+                    Cached::Ok(entry) => self.conclude(
+                        ChainResult::from_step(with_policy(entry, begun.req.rip)),
+                        &begun.req,
+                    ),
+                    Cached::Unknown => Verdict::UnknownUser,
+                    Cached::Mismatch => Verdict::Mismatch,
+                };
+            }
+        }
         let cached = match &result {
             ChainResult::Ok(entry) => Some(Cached::Ok(PassEntry {
                 password: None,
@@ -474,7 +541,73 @@ impl Authenticator {
                 .lock()
                 .insert(begun.key, c, begun.generations, Instant::now());
         }
+        self.conclude(result, &begun.req)
+    }
+
+    /// The verdict of a login's passdb result; with a `prefetch` userdb, a success also
+    /// looks the user up in the userdbs with the passdb's `userdb_*` fields, as Dovecot
+    /// does within the login, and keeps that answer for the session. A userdb that cannot
+    /// answer makes the login a temporary failure. Blocking.
+    fn conclude(&self, result: ChainResult, req: &Request) -> Verdict {
+        if let ChainResult::Ok(entry) = &result {
+            if self.has_prefetch && !crate::proxy::wants_proxy(&entry.fields) {
+                if let Err(e) = self.login_userdb_blocking(entry, req) {
+                    return Verdict::TempFail(e);
+                }
+            }
+        }
         Self::verdict(result)
+    }
+
+    /// The userdbs for a login whose passdb answered `entry`; the answer is kept for
+    /// [`Authenticator::session_user_blocking`].
+    fn login_userdb_blocking(&self, entry: &PassEntry, req: &Request) -> Result<(), String> {
+        let login_req = Request {
+            user: entry.user.clone(),
+            alternatives: Vec::new(),
+            prefetch: db::prefetch::userdb_fields(&entry.fields),
+            after_login: true,
+            ..req.clone()
+        };
+        let found = self.userdb_chain_blocking(&entry.user, &login_req)?;
+        let mut handoff = self.login_users.lock();
+        match found {
+            Some(user_entry) => handoff.insert(
+                entry.user.clone(),
+                Some(user_entry),
+                self.userdb_generations(),
+                Instant::now(),
+            ),
+            None => handoff.remove(&entry.user),
+        }
+        Ok(())
+    }
+
+    fn userdb_generations(&self) -> Vec<u64> {
+        self.userdbs
+            .iter()
+            .map(|d| d.generation().unwrap_or(u64::MAX))
+            .collect()
+    }
+
+    /// The user a session that just logged in opens: the userdb answer its login got (with
+    /// the passdb's prefetched fields), else a plain userdb lookup. Blocking.
+    pub fn session_user_blocking(&self, user: &str) -> Result<Option<UserRecord>, String> {
+        if self.has_prefetch {
+            // Kept under the login's name, which a passdb may have given without the realm.
+            let generations = self.userdb_generations();
+            let now = Instant::now();
+            let handed = {
+                let mut handoff = self.login_users.lock();
+                handoff
+                    .get(user, &generations, now)
+                    .or_else(|| handoff.get(&self.canonical_name(user), &generations, now))
+            };
+            if let Some(Some(entry)) = handed {
+                return self.user_record(entry).map(Some);
+            }
+        }
+        self.lookup_blocking(user)
     }
 
     fn verdict(result: ChainResult) -> Verdict {
@@ -503,7 +636,8 @@ impl Authenticator {
             Ok(b) => b,
             Err(verdict) => return verdict,
         };
-        let mut chain = PassChain::new(&self.pass_rules);
+        let mut chain =
+            PassChain::new(&self.pass_rules).with_filtered(self.filtered(&begun.req.user, false));
         let result = loop {
             let Some(i) = chain.next() else {
                 break ChainResult::Unknown;
@@ -543,7 +677,8 @@ impl Authenticator {
                 Ok(Err(verdict)) => return verdict,
                 Err(e) => return internal(e),
             };
-        let mut chain = PassChain::new(&self.pass_rules);
+        let mut chain =
+            PassChain::new(&self.pass_rules).with_filtered(self.filtered(&begun.req.user, false));
         let result = loop {
             let Some(i) = chain.next() else {
                 break ChainResult::Unknown;
@@ -577,7 +712,12 @@ impl Authenticator {
             key: b.key,
             generations: b.generations.clone(),
         });
-        self.finish(result, begun)
+        // On the blocking pool: the prefetch userdb lookup and a stale fallback's may ask
+        // a database.
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.finish(result, begun))
+            .await
+            .unwrap_or_else(internal)
     }
 
     /// userdb lookup through the userdbs in order (Dovecot's rules: the first that finds
@@ -589,11 +729,7 @@ impl Authenticator {
         if !plausible_name(&req.user) {
             return Ok(None);
         }
-        let generations = self
-            .userdbs
-            .iter()
-            .map(|d| d.generation().unwrap_or(u64::MAX))
-            .collect::<Vec<u64>>();
+        let generations = self.userdb_generations();
         let hit = self
             .user_cache
             .lock()
@@ -601,7 +737,18 @@ impl Authenticator {
         let entry = match hit {
             Some(entry) => entry,
             None => {
-                let entry = self.userdb_chain_blocking(user, &req)?;
+                let entry = match self.userdb_chain_blocking(user, &req) {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        // As for logins: an answer however old beats "try again later".
+                        let stale = self.user_cache.lock().get_stale(&req.user, &generations);
+                        let Some(entry) = stale else {
+                            return Err(e);
+                        };
+                        tracing::warn!(target: "auth", "userdb({}): {e}: falling back to expired data from cache", req.user);
+                        return entry.map(|e| self.user_record(e)).transpose();
+                    }
+                };
                 self.user_cache.lock().insert(
                     req.user.clone(),
                     entry.clone(),
@@ -625,12 +772,13 @@ impl Authenticator {
     ) -> Result<Option<UserEntry>, String> {
         let mut found: Option<UserEntry> = None;
         let mut failure: Option<String> = None;
-        for (db, rules) in self.userdbs.iter().zip(&self.user_rules) {
+        let filtered = self.filtered(&req.user, true);
+        for (i, (db, rules)) in self.userdbs.iter().zip(&self.user_rules).enumerate() {
             let skip = match rules.skip {
                 db::Skip::Found => found.is_some(),
                 db::Skip::NotFound => found.is_none(),
                 _ => false,
-            };
+            } || filtered.get(i).copied().unwrap_or(false);
             if skip {
                 continue;
             }
@@ -1281,6 +1429,202 @@ mod tests {
         .unwrap_err()
         .to_string()
         .contains("sometimes"));
+    }
+
+    fn toml_config(text: &str) -> Config {
+        crate::config::parse_str(text, std::path::Path::new("t.toml")).unwrap()
+    }
+
+    /// prefetch: after a login the passdb's userdb_* fields are the user's; a lookup
+    /// without a login (LMTP, `node user`) goes on to the next userdb, and fails when
+    /// prefetch is the only one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn prefetch_answers_after_a_login_and_the_next_userdb_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        std::fs::write(
+            &users,
+            "ann:{PLAIN}pw::::::userdb_home=/pre/ann userdb_quota_rule=*:storage=2M\n\
+             bob:{PLAIN}pw::::::\n",
+        )
+        .unwrap();
+        let u = users.display();
+        let config = toml_config(&format!(
+            "[[passdb]]\ndriver = \"passwd-file\"\nargs = \"{u}\"\n\
+             [[userdb]]\ndriver = \"prefetch\"\n\
+             [[userdb]]\ndriver = \"static\"\nargs = \"home=/static/%u allow_all_users=yes\"\n"
+        ));
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert_eq!(
+            a.lookup_blocking("ann").unwrap().unwrap().home,
+            "/static/ann"
+        );
+        assert_eq!(
+            a.session_user_blocking("ann").unwrap().unwrap().home,
+            "/static/ann",
+            "no login yet"
+        );
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            a.authenticate(Service::Imap, "ann", "pw", ip, "s").await,
+            AuthOutcome::Ok { user: "ann".into() }
+        );
+        let rec = a.session_user_blocking("ann").unwrap().unwrap();
+        assert_eq!(rec.home, "/pre/ann");
+        assert_eq!(rec.quota.max_bytes, Some(2 << 20));
+        // LMTP still has no passdb answer.
+        assert_eq!(
+            a.lookup_blocking("ann").unwrap().unwrap().home,
+            "/static/ann"
+        );
+        // A cached login hands the fields on too.
+        a.login_users.lock().flush();
+        assert!(matches!(
+            a.check_password_blocking("ann", "pw", None),
+            Verdict::Ok { .. }
+        ));
+        assert_eq!(
+            a.session_user_blocking("ann").unwrap().unwrap().home,
+            "/pre/ann"
+        );
+        // bob's passdb entry has no userdb_* field: the static userdb answers his login.
+        assert!(matches!(
+            a.check_password_blocking("bob", "pw", None),
+            Verdict::Ok { .. }
+        ));
+        assert_eq!(
+            a.session_user_blocking("bob").unwrap().unwrap().home,
+            "/static/bob"
+        );
+
+        let alone = toml_config(&format!(
+            "[[passdb]]\ndriver = \"passwd-file\"\nargs = \"{u}\"\n\
+             [[userdb]]\ndriver = \"prefetch\"\n"
+        ));
+        let a = Authenticator::new(AuthSettings::from_config(&alone).unwrap(), &alone);
+        assert!(a
+            .lookup_blocking("ann")
+            .unwrap_err()
+            .contains("only userdb prefetch"));
+        assert!(matches!(
+            a.check_password_blocking("ann", "pw", None),
+            Verdict::Ok { .. }
+        ));
+        assert_eq!(
+            a.session_user_blocking("ann").unwrap().unwrap().home,
+            "/pre/ann"
+        );
+        match a.check_password_blocking("bob", "pw", None) {
+            Verdict::TempFail(e) => assert!(e.contains("didn't return userdb entries"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        // Refused when the configuration is read (node config check, start-up).
+        for bad in [
+            "[[passdb]]\ndriver = \"prefetch\"\n",
+            "[[userdb]]\ndriver = \"prefetch\"\nusername_filter = \"a !\"\n",
+            "[[userdb]]\ndriver = \"prefetch\"\ndefault_fields = \"home=%{nonsense}\"\n",
+            "[[passdb]]\ndriver = \"static\"\noverride_fields = \"x=\\\"open\"\n",
+        ] {
+            assert!(
+                crate::config::parse_str(bad, std::path::Path::new("t.toml")).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    /// Past the TTL with the database down: the expired login, its userdb answer and a
+    /// negative answer are served; a user never seen, or a password never tried, is a
+    /// temporary failure.
+    #[test]
+    fn expired_cache_entries_serve_while_the_database_is_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, conf) = db::sql::tests::make_sqlite(dir.path());
+        let sql = DbConfig {
+            driver: "sql".into(),
+            ..DbConfig::passwd_file(conf)
+        };
+        let config = Config {
+            passdb: vec![sql.clone()],
+            userdb: vec![sql],
+            ..Config::default()
+        };
+        let mut settings = AuthSettings::from_config(&config).unwrap();
+        settings.cache_ttl = Duration::from_millis(200);
+        settings.cache_negative_ttl = Duration::from_millis(200);
+        let a = Authenticator::new(settings, &config);
+        assert!(matches!(
+            a.check_password_blocking("bob@example.com", "pw", None),
+            Verdict::Ok { .. }
+        ));
+        assert!(a.lookup_blocking("bob@example.com").unwrap().is_some());
+        assert_eq!(
+            a.check_password_blocking("nobody@example.com", "pw", None),
+            Verdict::UnknownUser
+        );
+        std::fs::write(&db, vec![b'x'; 8192]).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(matches!(
+            a.check_password_blocking("bob@example.com", "pw", None),
+            Verdict::Ok { .. }
+        ));
+        assert_eq!(
+            a.lookup_blocking("bob@example.com").unwrap().unwrap().home,
+            "/var/vmail/bob@example.com"
+        );
+        assert_eq!(
+            a.check_password_blocking("nobody@example.com", "pw", None),
+            Verdict::UnknownUser
+        );
+        assert!(matches!(
+            a.check_password_blocking("bob@example.com", "other", None),
+            Verdict::TempFail(_)
+        ));
+        assert!(matches!(
+            a.check_password_blocking("off@example.com", "pw", None),
+            Verdict::TempFail(_)
+        ));
+        assert!(a.lookup_blocking("off@example.com").is_err());
+    }
+
+    /// username_filter through the chains: a filtered passdb or userdb is not asked.
+    #[test]
+    fn username_filter_and_field_templates_in_the_chains() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        std::fs::write(&users, "ann@a.test:{PLAIN}pw:1000:::::\n").unwrap();
+        let u = users.display();
+        let config = toml_config(&format!(
+            "[[passdb]]\ndriver = \"static\"\nargs = \"password=shared\"\n\
+             username_filter = \"*@b.test\"\nresult_failure = \"return-fail\"\n\
+             [[passdb]]\ndriver = \"passwd-file\"\nargs = \"{u}\"\n\
+             override_fields = \"userdb_quota_rule=*:storage=1M\"\n\
+             [[userdb]]\ndriver = \"passwd-file\"\nargs = \"{u}\"\n\
+             default_fields = \"home=/v/%d/%n gid=%{{userdb:uid}}\"\n\
+             [[userdb]]\ndriver = \"static\"\nargs = \"allow_all_users=yes\"\n\
+             username_filter = \"*@b.test\"\n"
+        ));
+        let a = Authenticator::new(AuthSettings::from_config(&config).unwrap(), &config);
+        assert!(matches!(
+            a.check_password_blocking("ann@a.test", "pw", None),
+            Verdict::Ok { .. }
+        ));
+        assert_eq!(
+            a.check_password_blocking("ann@a.test", "shared", None),
+            Verdict::Mismatch
+        );
+        assert!(matches!(
+            a.check_password_blocking("x@b.test", "shared", None),
+            Verdict::Ok { .. }
+        ));
+        let entry = a.passdb_entry_blocking("ann@a.test").unwrap().unwrap();
+        assert_eq!(entry.fields.get("userdb_quota_rule"), Some("*:storage=1M"));
+        let rec = a.lookup_blocking("ann@a.test").unwrap().unwrap();
+        assert_eq!(
+            (rec.home.as_str(), rec.gid.as_str()),
+            ("/v/a.test/ann", "1000")
+        );
+        assert!(a.lookup_blocking("x@b.test").unwrap().is_some());
+        assert_eq!(a.lookup_blocking("nobody@a.test").unwrap(), None);
     }
 
     #[test]

@@ -257,7 +257,7 @@ pub fn test(
         Verdict::TempFail(e) => anyhow::bail!("passdb: {user} auth failed: {e}"),
     };
     let rec = auth
-        .lookup_blocking(&name)
+        .session_user_blocking(&name)
         .map_err(|e| anyhow::anyhow!(e))?;
     if json {
         outln!(

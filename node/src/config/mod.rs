@@ -69,6 +69,15 @@ pub struct DbConfig {
     /// passdb only: users it finds are refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deny: bool,
+    /// Dovecot 2.3: `key=value` fields under every answer's own (`%` variables expanded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_fields: Option<String>,
+    /// Dovecot 2.3: `key=value` fields over every answer's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_fields: Option<String>,
+    /// Wildcards (`*@example.com !root@*`): users this database is asked about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_filter: Option<String>,
 }
 
 impl DbConfig {
@@ -82,6 +91,9 @@ impl DbConfig {
             result_failure: None,
             result_internalfail: None,
             deny: false,
+            default_fields: None,
+            override_fields: None,
+            username_filter: None,
         }
     }
 

@@ -50,54 +50,12 @@ impl Fields {
     /// Parses Dovecot's space-separated `key=value key2` list (static args, default_fields):
     /// a value may be double-quoted to hold spaces; a bare key has an empty value.
     pub fn parse_args(text: &str) -> Result<Fields, String> {
-        let mut out = Fields::default();
-        let mut chars = text.chars().peekable();
-        loop {
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-            if chars.peek().is_none() {
-                return Ok(out);
-            }
-            let mut key = String::new();
-            while let Some(&c) = chars.peek() {
-                if c == '=' || c.is_whitespace() {
-                    break;
-                }
-                key.push(c);
-                chars.next();
-            }
-            let mut value = String::new();
-            if chars.peek() == Some(&'=') {
-                chars.next();
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    let mut closed = false;
-                    while let Some(c) = chars.next() {
-                        match c {
-                            '"' => {
-                                closed = true;
-                                break;
-                            }
-                            '\\' => value.extend(chars.next()),
-                            c => value.push(c),
-                        }
-                    }
-                    if !closed {
-                        return Err(format!("{key}: unterminated quoted value"));
-                    }
-                } else {
-                    while let Some(&c) = chars.peek() {
-                        if c.is_whitespace() {
-                            break;
-                        }
-                        value.push(c);
-                        chars.next();
-                    }
-                }
-            }
-            out.push(key, value);
-        }
+        Ok(Fields(
+            super::kv_args::tokenize(text, '"')?
+                .into_iter()
+                .map(|(k, v)| (k, v.unwrap_or_default()))
+                .collect(),
+        ))
     }
 }
 

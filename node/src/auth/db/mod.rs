@@ -9,15 +9,19 @@
 
 pub mod checkpassword;
 pub mod conf_file;
+pub mod field_templates;
 pub mod fields;
 mod io_runtime;
+pub mod kv_args;
 pub mod ldap;
 pub mod ldap_attrs;
 pub mod pam;
 pub mod passwd;
+pub mod prefetch;
 pub mod sql;
 pub mod sql_query;
 pub mod static_db;
+pub mod username_filter;
 pub mod vars;
 
 use crate::config::DbConfig;
@@ -41,6 +45,11 @@ pub struct Request {
     pub service: String,
     pub rip: Option<IpAddr>,
     pub lip: Option<IpAddr>,
+    /// The login's passdb `userdb_*` fields (prefix removed), for the `prefetch` userdb;
+    /// None for a lookup without a passdb answer (LMTP, `node user`).
+    pub prefetch: Option<Fields>,
+    /// The userdb lookup belongs to a login (its passdb answer is in `prefetch`, if any).
+    pub after_login: bool,
 }
 
 /// A passdb's answer.
@@ -208,12 +217,15 @@ impl Rules {
 }
 
 /// The drivers this build has.
-pub const DRIVERS: &str = "passwd-file static sql ldap pam (passdb) checkpassword";
+pub const DRIVERS: &str =
+    "passwd-file static sql ldap pam (passdb) checkpassword prefetch (userdb)";
 
 /// Checks a `[[passdb]]`/`[[userdb]]` without connecting anywhere: the driver exists, its
 /// rules and its args parse (a configuration file it names is read).
 pub fn check_config(db: &DbConfig, userdb: bool) -> Result<(), String> {
     Rules::from_config(db, userdb)?;
+    templates_of(db)?;
+    username_filter_of(db)?;
     match db.driver.as_str() {
         "passwd-file" if db.args.as_os_str().is_empty() => {
             Err("args must name the passwd-file".into())
@@ -227,12 +239,42 @@ pub fn check_config(db: &DbConfig, userdb: bool) -> Result<(), String> {
         ),
         "pam" => pam::PamDb::parse_service(&db.args_str()).map(|_| ()),
         "checkpassword" => checkpassword::CheckpasswordDb::new(&db.args_str()).map(|_| ()),
+        "prefetch" if !userdb => {
+            Err("prefetch is a userdb only (as in Dovecot): the passdb's userdb_* fields".into())
+        }
+        "prefetch" => Ok(()),
         other => Err(unsupported(other)),
     }
 }
 
-/// Opens a configured passdb.
+/// The section's `username_filter`, if set.
+pub fn username_filter_of(
+    db: &DbConfig,
+) -> Result<Option<username_filter::UsernameFilter>, String> {
+    db.username_filter
+        .as_deref()
+        .map(username_filter::UsernameFilter::parse)
+        .transpose()
+}
+
+/// The section's `default_fields` / `override_fields`, if either is set.
+fn templates_of(db: &DbConfig) -> Result<Option<field_templates::FieldTemplates>, String> {
+    field_templates::FieldTemplates::parse(
+        db.default_fields.as_deref(),
+        db.override_fields.as_deref(),
+    )
+}
+
+/// Opens a configured passdb (with its default_fields / override_fields).
 pub fn open_passdb(db: &DbConfig) -> Result<Box<dyn PassDb>, String> {
+    let inner = open_passdb_driver(db)?;
+    Ok(match templates_of(db)? {
+        None => inner,
+        Some(templates) => Box::new(field_templates::Templated { templates, inner }),
+    })
+}
+
+fn open_passdb_driver(db: &DbConfig) -> Result<Box<dyn PassDb>, String> {
     match db.driver.as_str() {
         "passwd-file" => Ok(Box::new(passwd::PasswdDb::new(db.args.clone()))),
         "static" => Ok(Box::new(static_db::StaticDb::parse(&db.args_str())?)),
@@ -246,8 +288,17 @@ pub fn open_passdb(db: &DbConfig) -> Result<Box<dyn PassDb>, String> {
     }
 }
 
-/// Opens a configured userdb.
-pub fn open_userdb(db: &DbConfig) -> Result<Box<dyn UserDb>, String> {
+/// Opens a configured userdb (with its default_fields / override_fields); `alone`: it is
+/// the only userdb (prefetch then has no next userdb to leave a lookup to).
+pub fn open_userdb(db: &DbConfig, alone: bool) -> Result<Box<dyn UserDb>, String> {
+    let inner = open_userdb_driver(db, alone)?;
+    Ok(match templates_of(db)? {
+        None => inner,
+        Some(templates) => Box::new(field_templates::Templated { templates, inner }),
+    })
+}
+
+fn open_userdb_driver(db: &DbConfig, alone: bool) -> Result<Box<dyn UserDb>, String> {
     match db.driver.as_str() {
         "passwd-file" => Ok(Box::new(passwd::PasswdDb::new(db.args.clone()))),
         "static" => Ok(Box::new(static_db::StaticDb::parse(&db.args_str())?)),
@@ -256,6 +307,7 @@ pub fn open_userdb(db: &DbConfig) -> Result<Box<dyn UserDb>, String> {
         "checkpassword" => Ok(Box::new(checkpassword::CheckpasswordDb::new(
             &db.args_str(),
         )?)),
+        "prefetch" => Ok(Box::new(prefetch::PrefetchDb::new(alone))),
         other => Err(unsupported(other)),
     }
 }
@@ -313,6 +365,8 @@ impl ChainResult {
 /// run it, and give its [`Step`] to [`PassChain::feed`] until that returns the result.
 pub struct PassChain<'a> {
     rules: &'a [Rules],
+    /// Passdbs whose username_filter does not accept this user: not asked at all.
+    filtered: Vec<bool>,
     pos: usize,
     success: bool,
     /// Dovecot's skip_password_check: a passdb already verified the password.
@@ -327,6 +381,7 @@ impl<'a> PassChain<'a> {
     pub fn new(rules: &'a [Rules]) -> PassChain<'a> {
         PassChain {
             rules,
+            filtered: Vec::new(),
             pos: 0,
             success: false,
             authenticated: false,
@@ -336,7 +391,17 @@ impl<'a> PassChain<'a> {
         }
     }
 
+    /// Marks the passdbs to pass over for this request (`filtered[i]`: its username_filter
+    /// refuses the user).
+    pub fn with_filtered(mut self, filtered: Vec<bool>) -> PassChain<'a> {
+        self.filtered = filtered;
+        self
+    }
+
     fn skipped(&self, i: usize) -> bool {
+        if self.filtered.get(i).copied().unwrap_or(false) {
+            return true;
+        }
         match self.rules.get(i).map(|r| r.skip) {
             Some(Skip::Authenticated) => self.authenticated,
             Some(Skip::Unauthenticated) => !self.authenticated,
@@ -639,6 +704,31 @@ mod tests {
         assert_eq!(res, ChainResult::Ok(entry("a")));
         let (res, _) = run(&r, &[net, Step::Unknown]);
         assert!(matches!(res, ChainResult::Refused { .. }));
+    }
+
+    #[test]
+    fn filtered_passdbs_are_not_asked_and_their_rules_do_not_apply() {
+        // The first would stop the chain with return-fail; filtered out, it is not asked.
+        let r = [
+            rules(
+                Rule::ReturnOk,
+                Rule::ReturnFail,
+                Rule::ReturnFail,
+                Skip::Never,
+            ),
+            default_rules(),
+        ];
+        let mut chain = PassChain::new(&r).with_filtered(vec![true, false]);
+        assert_eq!(chain.next(), Some(1));
+        assert_eq!(
+            chain.feed(Step::Ok(entry("b"))),
+            Some(ChainResult::Ok(entry("b")))
+        );
+        let mut chain = PassChain::new(&r).with_filtered(vec![false, true]);
+        assert_eq!(chain.next(), Some(0));
+        assert_eq!(chain.feed(Step::Unknown), Some(ChainResult::Unknown));
+        let mut all = PassChain::new(&r).with_filtered(vec![true, true]);
+        assert_eq!(all.next(), None);
     }
 
     #[test]

@@ -99,56 +99,14 @@ impl SqlConf {
 /// Dovecot's `connect = host=... dbname=... user=... password=...` (a value may be
 /// single-quoted); for sqlite the whole string is the database path.
 pub fn parse_connect(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            return Ok(out);
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            return Err(format!(
-                "connect: {key:?} has no value (key=value expected)"
-            ));
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
-            chars.next();
-            let mut closed = false;
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '\'' => {
-                        closed = true;
-                        break;
-                    }
-                    c => value.push(c),
-                }
-            }
-            if !closed {
-                return Err(format!("connect: {key}: unterminated quote"));
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                value.push(c);
-                chars.next();
-            }
-        }
-        out.push((key, value));
-    }
+    super::kv_args::tokenize(text, '\'')
+        .map_err(|e| format!("connect: {e}"))?
+        .into_iter()
+        .map(|(k, v)| match v {
+            Some(v) => Ok((k, v)),
+            None => Err(format!("connect: {k:?} has no value (key=value expected)")),
+        })
+        .collect()
 }
 
 enum Pool {
