@@ -241,3 +241,78 @@ async fn urlauth_signs_urls_that_stop_at_resetkey() {
     let r = b.cmd("f", &format!("URLFETCH \"{signed}\"")).await;
     assert_eq!(r[0], format!("* URLFETCH {signed} NIL\r\n"));
 }
+
+/// URLAUTH=BINARY (RFC 5524): bob fetches a part of demo's message through a signed URL
+/// decoded (BINARY), its structure (BODYPARTSTRUCTURE, beside BINARY with the decoded
+/// sizes, as Dovecot) and as it is (BODY); a URL naming no MIME part has no such data.
+#[tokio::test]
+async fn urlauth_binary_fetches_decoded_parts_and_their_structure() {
+    let ctx = context(
+        TestBackend::new(&[("demo", "demo"), ("bob", "bob")]),
+        ImapConfig::default(),
+    );
+    let mut d = login(ctx.clone(), "demo").await;
+    assert!(d.cmd("c", "CAPABILITY").await[0].contains(" URLAUTH=BINARY "));
+    let msg = "From: a@example.org\r\nSubject: s\r\nMIME-Version: 1.0\r\n\
+               Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+               Content-Type: text/plain; charset=us-ascii\r\n\
+               Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
+    ok(&append(&mut d, "a1", "INBOX", msg).await, "a1");
+    let part = sign_for_bob(&mut d, "imap://demo@example.org/INBOX/;uid=1/;section=1").await;
+    let text = sign_for_bob(&mut d, "imap://demo@example.org/INBOX/;uid=1/;section=TEXT").await;
+    let mut b = login(ctx.clone(), "bob").await;
+    let fetch = |r: Vec<String>| r.concat();
+    let r = fetch(b.cmd("f", &format!("URLFETCH (\"{part}\" BINARY)")).await);
+    assert!(
+        r.starts_with(&format!("* URLFETCH {part} (BINARY {{5}}\r\nhello)\r\n")),
+        "{r}"
+    );
+    let structure = "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"base64\"";
+    let r = fetch(
+        b.cmd("f", &format!("URLFETCH (\"{part}\" bodypartstructure)"))
+            .await,
+    );
+    assert!(
+        r.starts_with(&format!(
+            "* URLFETCH {part} (BODYPARTSTRUCTURE {structure} 8 0 NIL NIL NIL NIL))\r\n"
+        )),
+        "{r}"
+    );
+    let r = fetch(
+        b.cmd(
+            "f",
+            &format!("URLFETCH (\"{part}\" BINARY BODYPARTSTRUCTURE) (\"{part}\" BODY)"),
+        )
+        .await,
+    );
+    assert!(
+        r.starts_with(&format!(
+            "* URLFETCH {part} (BODYPARTSTRUCTURE {structure} 5 0 NIL NIL NIL NIL) \
+             BINARY {{5}}\r\nhello) {part} (BODY {{8}}\r\naGVsbG8=)\r\n"
+        )),
+        "{r}"
+    );
+    let r = fetch(
+        b.cmd("f", &format!("URLFETCH (\"{text}\" BINARY) \"{text}\""))
+            .await,
+    );
+    assert!(
+        r.starts_with(&format!("* URLFETCH {text} NIL {text} {{")),
+        "{r}"
+    );
+    assert!(b.cmd("f", "URLFETCH (x BODY BINARY)").await[0].starts_with("f BAD"));
+}
+
+async fn sign_for_bob(c: &mut Client, url: &str) -> String {
+    let r = c
+        .cmd(
+            "g",
+            &format!("GENURLAUTH \"{url};urlauth=user+bob\" INTERNAL"),
+        )
+        .await;
+    r[0].trim_end()
+        .strip_prefix("* GENURLAUTH ")
+        .unwrap()
+        .trim_matches('"')
+        .to_string()
+}
