@@ -81,7 +81,10 @@ async fn a_shared_mailbox_is_read_within_its_rights() {
         "g",
         "NOPERM",
     );
-    no(&b.cmd("c", "COPY 1 INBOX").await, "c", "CANNOT");
+    // COPY into bob's own mailbox needs only r; MOVE out of a read-only mailbox is refused.
+    let r = b.cmd("c", "COPY 1 INBOX").await;
+    assert!(r.last().unwrap().starts_with("c OK [COPYUID "), "{r:?}");
+    no(&b.cmd("c", "MOVE 1 INBOX").await, "c", "READ-ONLY");
     // Not shared with bob: not there at all.
     no(
         &b.cmd("s2", "SELECT shared/demo/INBOX").await,
@@ -162,7 +165,10 @@ async fn a_shared_mailbox_is_read_within_its_rights() {
     let r = b.cmd("l", "LIST \"\" Mine").await;
     assert_eq!(r[0], "* LIST (\\HasNoChildren) \"/\" Mine\r\n");
     let r = b.cmd("s", "SELECT INBOX").await;
-    assert!(r.contains(&"* 0 EXISTS\r\n".to_string()), "{r:?}");
+    assert!(
+        r.contains(&"* 1 EXISTS\r\n".to_string()),
+        "the copy made above: {r:?}"
+    );
 
     // demo sees bob's changes; the \Seen bob asked for on APPEND was dropped (no `s`).
     let r = d.cmd("s", "SELECT Shared").await;
@@ -315,4 +321,50 @@ async fn sign_for_bob(c: &mut Client, url: &str) -> String {
         .unwrap()
         .trim_matches('"')
         .to_string()
+}
+
+/// COPY and MOVE out of a shared mailbox into the user's own (as Dovecot): the copy is a new
+/// message in bob's store with its flags; MOVE needs `t` and `e` besides `r` and then
+/// expunges demo's original.
+#[tokio::test]
+async fn copy_and_move_out_of_a_shared_mailbox() {
+    let ctx = context(
+        TestBackend::new(&[("demo", "demo"), ("bob", "bob")]),
+        ImapConfig::default(),
+    );
+    let mut d = login(ctx.clone(), "demo").await;
+    ok(&d.cmd("c", "CREATE Shared").await, "c");
+    ok(&append(&mut d, "a1", "Shared", MSG).await, "a1");
+    ok(&append(&mut d, "a2", "Shared", MSG).await, "a2");
+    ok(&d.cmd("g", "SETACL Shared bob lrswt").await, "g");
+    let mut b = login(ctx.clone(), "bob").await;
+    ok(&b.cmd("c", "CREATE Saved").await, "c");
+    let r = b.cmd("s", "SELECT shared/demo/Shared").await;
+    assert!(r.last().unwrap().starts_with("s OK [READ-WRITE]"), "{r:?}");
+    let r = b.cmd("c", "UID COPY 1 Saved").await;
+    assert!(
+        r.last().unwrap().starts_with("c OK [COPYUID ") && r.last().unwrap().contains(" 1 1]"),
+        "{r:?}"
+    );
+    no(&b.cmd("c", "COPY 1 Missing").await, "c", "TRYCREATE");
+    // t without e: no MOVE
+    no(&b.cmd("m", "MOVE 2 Saved").await, "m", "NOPERM");
+    ok(&d.cmd("g", "SETACL Shared bob +e").await, "g");
+    let r = b.cmd("m", "MOVE 2 Saved").await;
+    assert!(
+        r.iter().any(|l| l.starts_with("* OK [COPYUID "))
+            && r.contains(&"* 2 EXPUNGE\r\n".to_string()),
+        "{r:?}"
+    );
+    ok(&r, "m");
+    let r = b.cmd("st", "STATUS Saved (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS Saved (MESSAGES 2)\r\n");
+    let r = b.cmd("u", "UNSELECT").await;
+    ok(&r, "u");
+    b.cmd("s", "SELECT Saved").await;
+    let r = b.cmd("f", "FETCH 1:2 (FLAGS BODY[TEXT])").await.concat();
+    assert_eq!(r.matches("FLAGS (\\Seen \\Recent)").count(), 2, "{r}");
+    assert_eq!(r.matches("Hello there.").count(), 2, "{r}");
+    let r = d.cmd("st", "STATUS Shared (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS Shared (MESSAGES 1)\r\n");
 }
