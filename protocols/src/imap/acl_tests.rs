@@ -368,3 +368,68 @@ async fn copy_and_move_out_of_a_shared_mailbox() {
     let r = d.cmd("st", "STATUS Shared (MESSAGES)").await;
     assert_eq!(r[0], "* STATUS Shared (MESSAGES 1)\r\n");
 }
+
+/// METADATA on another user's mailbox (RFC 5464 4.2/4.3): `l` and one of `r s w i p`;
+/// only its `/shared` entries are shown and set (in the owner's store), never `/private`.
+#[tokio::test]
+async fn metadata_on_a_shared_mailbox_within_its_rights() {
+    let ctx = context(
+        TestBackend::new(&[("demo", "demo"), ("bob", "bob")]),
+        ImapConfig::default(),
+    );
+    let mut d = login(ctx.clone(), "demo").await;
+    ok(&d.cmd("c", "CREATE Shared").await, "c");
+    ok(
+        &d.cmd(
+            "m",
+            "SETMETADATA Shared (/shared/comment \"team\" /private/comment \"mine\")",
+        )
+        .await,
+        "m",
+    );
+    ok(&d.cmd("g", "SETACL Shared bob l").await, "g");
+    let mut b = login(ctx.clone(), "bob").await;
+    let get = "GETMETADATA shared/demo/Shared (/shared/comment /private/comment)";
+    no(&b.cmd("m", get).await, "m", "NOPERM");
+    no(
+        &b.cmd("m", "GETMETADATA shared/demo/INBOX /shared/comment")
+            .await,
+        "m",
+        "NONEXISTENT",
+    );
+    ok(&d.cmd("g", "SETACL Shared bob lr").await, "g");
+    let r = b.cmd("m", get).await;
+    assert_eq!(
+        r[0], "* METADATA shared/demo/Shared (/private/comment NIL /shared/comment \"team\")\r\n",
+        "{r:?}"
+    );
+    ok(&r, "m");
+    no(
+        &b.cmd(
+            "m",
+            "SETMETADATA shared/demo/Shared (/private/comment \"x\")",
+        )
+        .await,
+        "m",
+        "NOPERM",
+    );
+    ok(
+        &b.cmd(
+            "m",
+            "SETMETADATA shared/demo/Shared (/shared/comment \"bob's\")",
+        )
+        .await,
+        "m",
+    );
+    let r = d
+        .cmd("m", "GETMETADATA Shared (/shared/comment /private/comment)")
+        .await;
+    assert_eq!(
+        r[0], "* METADATA Shared (/private/comment \"mine\" /shared/comment \"bob's\")\r\n",
+        "{r:?}"
+    );
+    // bob's own mailbox of the same name is another one
+    let r = b.cmd("m", "GETMETADATA INBOX /shared/comment").await;
+    ok(&r, "m");
+    assert!(!r[0].contains("bob's"), "{r:?}");
+}

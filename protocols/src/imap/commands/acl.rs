@@ -89,6 +89,22 @@ impl Target {
     }
 }
 
+impl Target {
+    /// METADATA on the mailbox (RFC 5464 4.2, 4.3, as Dovecot): `l` and any one of `r`,
+    /// `s`, `w`, `i` or `p`, to read or to set entries.
+    pub(crate) fn need_for_metadata(&self) -> Result<(), Done> {
+        match ['r', 's', 'w', 'i', 'p']
+            .into_iter()
+            .find(|&c| self.rights.has(c))
+        {
+            Some(c) if self.rights.has('l') => self.need(c),
+            _ => self
+                .need('l')
+                .and(Err(Done::no(Code::NoPerm, "Permission denied."))),
+        }
+    }
+}
+
 fn no_such(name: &str) -> Done {
     Done::no(Code::NonExistent, format!("Mailbox doesn't exist: {name}"))
 }
@@ -182,7 +198,7 @@ pub(crate) async fn resolve_with(
 }
 
 /// Runs a read on the target's store.
-async fn read<T, F>(s: &mut Session, t: &Target, f: F) -> Result<T, Done>
+pub(crate) async fn read<T, F>(s: &mut Session, t: &Target, f: F) -> Result<T, Done>
 where
     F: FnOnce(&crate::mail::Reader) -> storage::Result<T> + Send + 'static,
     T: Send + 'static,
