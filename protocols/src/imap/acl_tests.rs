@@ -141,13 +141,38 @@ async fn a_shared_mailbox_is_read_within_its_rights() {
             "* MYRIGHTS shared/demo/Shared lr\r\n",
         ]
     );
-    // NOTIFY for bob's own mailboxes says nothing of demo's while demo's is selected.
+    // NOTIFY for bob's own mailboxes says nothing of demo's while demo's is selected, and
+    // goes on telling of bob's own meanwhile.
     ok(&b.cmd("n", "NOTIFY SET (PERSONAL (MessageNew))").await, "n");
     let r = b.cmd("s", "EXAMINE shared/demo/Shared").await;
     assert!(r.last().unwrap().starts_with("s OK"), "{r:?}");
     ok(&append(&mut d, "a3", "INBOX", MSG).await, "a3");
     let r = b.cmd("n", "NOOP").await;
     assert_eq!(r, ["n OK NOOP completed.\r\n"]);
+    let mut b2 = login(ctx.clone(), "bob").await;
+    ok(&b2.cmd("c", "CREATE Shared").await, "c");
+    ok(&append(&mut b2, "a4", "Shared", MSG).await, "a4");
+    // a new mailbox is no MessageNew event (MailboxName was not asked for)
+    let r = b.cmd("n", "NOOP").await;
+    assert_eq!(r, ["n OK NOOP completed.\r\n"]);
+    ok(&append(&mut b2, "a5", "Shared", MSG).await, "a5");
+    let r = b.cmd("n", "NOOP").await;
+    assert_eq!(
+        r,
+        [
+            "* STATUS Shared (MESSAGES 2 UIDNEXT 3)\r\n",
+            "n OK NOOP completed.\r\n"
+        ],
+        "bob's own Shared (not the selected one of that name: demo's) is told of"
+    );
+    // and while idling: bob's own change wakes the session
+    b.send("i IDLE\r\n").await;
+    assert_eq!(b.line().await, "+ idling\r\n");
+    ok(&append(&mut b2, "a6", "Shared", MSG).await, "a6");
+    assert_eq!(b.line().await, "* STATUS Shared (MESSAGES 3 UIDNEXT 4)\r\n");
+    b.send("DONE\r\n").await;
+    assert_eq!(b.until_tag("i").await, ["i OK Idle completed.\r\n"]);
+    ok(&b2.cmd("d", "DELETE Shared").await, "d");
     ok(&b.cmd("n", "NOTIFY NONE").await, "n");
     // More rights: insert, delete, expunge (still no \Seen, no other flags).
     ok(&d.cmd("g", "SETACL Shared bob +ite").await, "g");

@@ -57,6 +57,15 @@ impl Session {
         }
     }
 
+    /// The user's own change counter, wherever it is kept right now (NOTIFY watches the
+    /// user's own mailboxes while another user's is selected).
+    pub(crate) fn own_watch(&self) -> Option<watch::Receiver<u64>> {
+        match &self.shared {
+            Some(v) if !v.swapped => v.home_watch.clone(),
+            _ => self.watch.clone(),
+        }
+    }
+
     /// The rights on the selected mailbox, when it is another user's.
     pub(crate) fn shared_rights(&self) -> Option<Rights> {
         self.shared.as_ref().map(|v| v.rights)
