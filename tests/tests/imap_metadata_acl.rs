@@ -128,6 +128,42 @@ print('ok')
     );
 }
 
+/// bob copies a message out of alice's shared mailbox into his own (a new message in his
+/// store); MOVE needs the expunge right, and with it the original leaves alice's mailbox.
+#[test]
+fn imaplib_bob_copies_out_of_alices_shared_mailbox() {
+    server().python(
+        r#"
+import imaplib, os
+imaplib.Commands.setdefault('MOVE', ('SELECTED',))
+port = int(os.environ['IMAP_PORT'])
+A = imaplib.IMAP4('127.0.0.1', port); A.login('alice', 'alicepw')
+typ, data = A.create('Team'); assert typ == 'OK', data
+msg = b"From: alice@example.org\r\nSubject: plan\r\n\r\nthe plan\r\n"
+for _ in range(2):
+    typ, data = A.append('Team', '(\\Flagged)', None, msg); assert typ == 'OK', data
+typ, data = A.setacl('Team', 'bob', 'lrswt'); assert typ == 'OK', data
+B = imaplib.IMAP4('127.0.0.1', port); B.login('bob', 'bobpw')
+typ, data = B.create('Kept'); assert typ == 'OK', data
+typ, data = B.select('shared/alice/Team'); assert typ == 'OK' and data == [b'2'], data
+typ, data = B.copy('1', 'Kept'); assert typ == 'OK' and data[0].startswith(b'[COPYUID '), data
+typ, data = B._simple_command('MOVE', '2', 'Kept'); assert typ == 'NO' and b'NOPERM' in data[0], data
+typ, data = B.status('Kept', '(MESSAGES)'); assert data == [b'Kept (MESSAGES 1)'], data
+typ, data = A.setacl('Team', 'bob', '+e'); assert typ == 'OK', data
+typ, data = B._simple_command('MOVE', '2', 'Kept'); assert typ == 'OK', data
+B.close()
+typ, data = B.select('Kept'); assert typ == 'OK' and data == [b'2'], data
+typ, data = B.fetch('1:2', '(FLAGS BODY.PEEK[TEXT])'); assert typ == 'OK', data
+assert [d[1] for d in data if isinstance(d, tuple)] == [b'the plan\r\n'] * 2, data
+assert all(b'\\Flagged' in d[0] for d in data if isinstance(d, tuple)), data
+typ, data = A.status('Team', '(MESSAGES)'); assert data == [b'Team (MESSAGES 1)'], data
+A.logout(); B.logout()
+print('ok')
+"#,
+        Duration::from_secs(60),
+    );
+}
+
 /// An ACL set on node A is honoured on node B once replicated: bob reads alice's mailbox
 /// there, and loses it there when alice takes the grant back on A. METADATA travels the same
 /// way.

@@ -7,7 +7,9 @@ use super::parse_ext::{catenate, fetch_ext, parse_notify, status_mailboxid};
 pub use super::parse_ext::{
     partial_range, CatMessage, CatPart, ExtraItem, NotifyFilter, NotifyGroup, NotifySpec,
 };
-pub use super::parse_meta::{AclCommand, Depth, GetMetadata, SetMetadata, UrlAuthCommand};
+pub use super::parse_meta::{
+    AclCommand, Depth, GetMetadata, SetMetadata, UrlAuthCommand, UrlFetchArg, UrlFetchItems,
+};
 use super::response::{Code, RespText};
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_codec::imap_types::command::CommandBody;

@@ -195,14 +195,76 @@ pub fn acl(cmd: &str, toks: &[Token]) -> Option<AclCommand> {
 pub enum UrlAuthCommand {
     /// `GENURLAUTH (url mechanism)+`.
     Gen(Vec<(String, String)>),
-    /// `URLFETCH url+`.
-    Fetch(Vec<String>),
+    /// `URLFETCH url+`, each URL bare or (URLAUTH=BINARY, RFC 5524) with its items.
+    Fetch(Vec<UrlFetchArg>),
     /// `RESETKEY [mailbox [mechanism...]]`.
     ResetKey(Option<Vec<u8>>),
 }
 
+/// One URL of URLFETCH: `url` alone, or `(url item+)` with the items RFC 5524 adds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UrlFetchArg {
+    pub url: String,
+    /// None for the bare form (the URL's bytes as a string); Some for the list form.
+    pub items: Option<UrlFetchItems>,
+}
+
+/// What the list form of a URLFETCH argument asks for (RFC 5524 3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UrlFetchItems {
+    pub body: bool,
+    pub binary: bool,
+    pub bodypartstructure: bool,
+}
+
+/// The URLFETCH arguments: `url` or `"(" url 1*(SP ("BODY" / "BINARY" /
+/// "BODYPARTSTRUCTURE")) ")"`, no item twice, BODY and BINARY not together.
+fn urlfetch_args(args: &[Token]) -> Option<Vec<UrlFetchArg>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(t) = args.get(i) {
+        if t.tok != Tok::Open {
+            out.push(UrlFetchArg {
+                url: text(Some(t))?,
+                items: None,
+            });
+            i += 1;
+            continue;
+        }
+        let url = text(args.get(i + 1))?;
+        let mut items = UrlFetchItems::default();
+        i += 2;
+        loop {
+            let word = match &args.get(i)?.tok {
+                Tok::Close => break,
+                Tok::Atom(a) => a.to_ascii_uppercase(),
+                _ => return None,
+            };
+            let flag = match word.as_str() {
+                "BODY" => &mut items.body,
+                "BINARY" => &mut items.binary,
+                "BODYPARTSTRUCTURE" => &mut items.bodypartstructure,
+                _ => return None,
+            };
+            if std::mem::replace(flag, true) {
+                return None;
+            }
+            i += 1;
+        }
+        if items == UrlFetchItems::default() || (items.body && items.binary) {
+            return None;
+        }
+        i += 1;
+        out.push(UrlFetchArg {
+            url,
+            items: Some(items),
+        });
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// The URLAUTH commands, by their word (`cmd`, upper-cased); None when the arguments are
-/// wrong (URLFETCH's parenthesised URLAUTH=BINARY form is not supported, so it is too).
+/// wrong.
 pub fn urlauth(cmd: &str, toks: &[Token]) -> Option<UrlAuthCommand> {
     let args = toks.get(2..)?;
     match cmd {
@@ -215,11 +277,7 @@ pub fn urlauth(cmd: &str, toks: &[Token]) -> Option<UrlAuthCommand> {
             }
             Some(UrlAuthCommand::Gen(out))
         }
-        "URLFETCH" if !args.is_empty() => args
-            .iter()
-            .map(|t| text(Some(t)))
-            .collect::<Option<Vec<String>>>()
-            .map(UrlAuthCommand::Fetch),
+        "URLFETCH" => urlfetch_args(args).map(UrlAuthCommand::Fetch),
         "RESETKEY" => {
             if args.iter().skip(1).any(|t| !matches!(t.tok, Tok::Atom(_))) {
                 return None;
@@ -310,10 +368,52 @@ mod tests {
                 "INTERNAL".into()
             )]))
         );
+        let bare = |u: &str| UrlFetchArg {
+            url: u.into(),
+            items: None,
+        };
         assert_eq!(
             urlauth("URLFETCH", &toks("a URLFETCH x y\r\n")),
-            Some(UrlAuthCommand::Fetch(vec!["x".into(), "y".into()]))
+            Some(UrlAuthCommand::Fetch(vec![bare("x"), bare("y")]))
         );
+        assert_eq!(
+            urlauth(
+                "URLFETCH",
+                &toks("a URLFETCH (x binary BODYPARTSTRUCTURE) y (\"z\" BODY)\r\n")
+            ),
+            Some(UrlAuthCommand::Fetch(vec![
+                UrlFetchArg {
+                    url: "x".into(),
+                    items: Some(UrlFetchItems {
+                        binary: true,
+                        bodypartstructure: true,
+                        body: false
+                    })
+                },
+                bare("y"),
+                UrlFetchArg {
+                    url: "z".into(),
+                    items: Some(UrlFetchItems {
+                        body: true,
+                        ..Default::default()
+                    })
+                },
+            ]))
+        );
+        for bad in [
+            "a URLFETCH (x)\r\n",
+            "a URLFETCH (x BINARY BINARY)\r\n",
+            "a URLFETCH (x BODY BINARY)\r\n",
+            "a URLFETCH (x BOGUS)\r\n",
+            "a URLFETCH (x BINARY\r\n",
+            "a URLFETCH (x (BINARY))\r\n",
+            "a URLFETCH ((x) BINARY)\r\n",
+            "a URLFETCH x )\r\n",
+        ] {
+            let refused =
+                tokenize(bad.as_bytes()).is_none_or(|t| urlauth("URLFETCH", &t).is_none());
+            assert!(refused, "{bad}");
+        }
         assert_eq!(
             urlauth("RESETKEY", &toks("a RESETKEY\r\n")),
             Some(UrlAuthCommand::ResetKey(None))
@@ -324,7 +424,6 @@ mod tests {
         );
         assert!(urlauth("GENURLAUTH", &toks("a GENURLAUTH x\r\n")).is_none());
         assert!(urlauth("URLFETCH", &toks("a URLFETCH\r\n")).is_none());
-        assert!(urlauth("URLFETCH", &toks("a URLFETCH (x BINARY)\r\n")).is_none());
     }
 
     #[test]

@@ -380,6 +380,7 @@ impl Session {
                 "RIGHTS=texk",
                 "LIST-MYRIGHTS",
                 "URLAUTH",
+                "URLAUTH=BINARY",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
                 "UTF8=ACCEPT",

@@ -919,8 +919,26 @@ impl Exec<'_> {
         }
         if s.state >= StartState::Selected {
             for i in 0..s.connections {
+                if i > 0 && self.login_for(i).0 != self.login_for(0).0 {
+                    self.ensure_other_users_mailbox(i)?;
+                }
                 self.setup_ok(i, &format!("SELECT {}", quote(&cfg.mailbox)))?;
             }
+        }
+        Ok(())
+    }
+
+    /// imaptest deletes and recreates the test mailbox for connection 1's user only, yet
+    /// SELECTs it on every connection: against Dovecot a connection logged in as another
+    /// user (`user 2: $user2`) finds that user's mailbox made beforehand by the test
+    /// environment. This is that environment: the mailbox is created if it is missing.
+    fn ensure_other_users_mailbox(&mut self, ci: usize) -> Result<(), Abort> {
+        let wire = format!("CREATE {}", quote(&self.cfg.mailbox));
+        let (_, t) = self.setup_cmd(ci, &bytes(&wire))?;
+        let exists = atom_is(t.first(), "NO") && atom_is(t.get(1), "[ALREADYEXISTS]");
+        if !atom_is(t.first(), "OK") && !exists {
+            self.fail(format!("{wire} failed: {}", to_text(&t)));
+            return Err(Abort);
         }
         Ok(())
     }
@@ -1184,6 +1202,8 @@ mod tests {
             w.write_all(b"* OK ready\r\n").unwrap();
             let mut line = String::new();
             let mut selects = 0;
+            // a second user ("u2") has no test mailbox until it CREATEs one; "u2old" has
+            let (mut second_user, mut created) = (false, false);
             loop {
                 line.clear();
                 if r.read_line(&mut line).unwrap_or(0) == 0 {
@@ -1191,6 +1211,22 @@ mod tests {
                 }
                 let (tag, cmd) = line.trim_end().split_once(' ').unwrap();
                 let up = cmd.to_ascii_uppercase();
+                let mut no = None;
+                if up.starts_with("LOGIN") {
+                    second_user = cmd.contains("\"u2");
+                    created = cmd.contains("\"u2old\"");
+                } else if up.starts_with("CREATE") && second_user {
+                    if created {
+                        no = Some("NO [ALREADYEXISTS] exists");
+                    }
+                    created = true;
+                } else if up.starts_with("SELECT") && second_user && !created {
+                    no = Some("NO [NONEXISTENT] no such mailbox");
+                }
+                if let Some(no) = no {
+                    w.write_all(format!("{tag} {no}\r\n").as_bytes()).unwrap();
+                    continue;
+                }
                 let out = if up.starts_with("CAPABILITY") {
                     "* CAPABILITY IMAP4rev1 UIDPLUS\r\n".to_string()
                 } else if up.starts_with("APPEND") {
@@ -1243,6 +1279,10 @@ mod tests {
     }
 
     fn run_text(addr: SocketAddr, text: &str) -> GroupReport {
+        run_text_as(addr, text, None)
+    }
+
+    fn run_text_as(addr: SocketAddr, text: &str, user2: Option<(String, String)>) -> GroupReport {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("default.mbox");
         std::fs::write(
@@ -1256,7 +1296,7 @@ mod tests {
         let cfg = Config {
             addr,
             user: ("u".into(), "p".into()),
-            user2: None,
+            user2,
             mailbox: "imaptest".into(),
             host: "127.0.0.1".into(),
             cmd_timeout: Duration::from_secs(5),
@@ -1283,6 +1323,21 @@ mod tests {
             "{f}"
         );
         assert!(f.contains("first expanded: 1 fetch ( uid 8)"), "{f}");
+    }
+
+    #[test]
+    fn a_second_users_test_mailbox_is_created_before_select() {
+        let text = "connections: 2\nuser 2: $user2\n\n2 ok noop\n";
+        let u2 = Some(("u2".to_string(), "p".to_string()));
+        let (addr, server) = fake_server(2, |_| "");
+        let rep = run_text_as(addr, text, u2);
+        server.join().unwrap();
+        assert_eq!(rep.outcome, Outcome::Passed, "{:#?}", rep.failures);
+        // a user whose mailbox exists: its NO [ALREADYEXISTS] is fine
+        let (addr, server) = fake_server(2, |_| "");
+        let rep = run_text_as(addr, text, Some(("u2old".into(), "p".into())));
+        server.join().unwrap();
+        assert_eq!(rep.outcome, Outcome::Passed, "{:#?}", rep.failures);
     }
 
     #[test]

@@ -57,6 +57,15 @@ impl Session {
         }
     }
 
+    /// The user's own change counter, wherever it is kept right now (NOTIFY watches the
+    /// user's own mailboxes while another user's is selected).
+    pub(crate) fn own_watch(&self) -> Option<watch::Receiver<u64>> {
+        match &self.shared {
+            Some(v) if !v.swapped => v.home_watch.clone(),
+            _ => self.watch.clone(),
+        }
+    }
+
     /// The rights on the selected mailbox, when it is another user's.
     pub(crate) fn shared_rights(&self) -> Option<Rights> {
         self.shared.as_ref().map(|v| v.rights)
@@ -85,6 +94,22 @@ impl Target {
         } else {
             // Without `l` the mailbox's existence is not told (RFC 4314 4).
             Err(no_such(&self.display))
+        }
+    }
+}
+
+impl Target {
+    /// METADATA on the mailbox (RFC 5464 4.2, 4.3, as Dovecot): `l` and any one of `r`,
+    /// `s`, `w`, `i` or `p`, to read or to set entries.
+    pub(crate) fn need_for_metadata(&self) -> Result<(), Done> {
+        match ['r', 's', 'w', 'i', 'p']
+            .into_iter()
+            .find(|&c| self.rights.has(c))
+        {
+            Some(c) if self.rights.has('l') => self.need(c),
+            _ => self
+                .need('l')
+                .and(Err(Done::no(Code::NoPerm, "Permission denied."))),
         }
     }
 }
@@ -182,7 +207,7 @@ pub(crate) async fn resolve_with(
 }
 
 /// Runs a read on the target's store.
-async fn read<T, F>(s: &mut Session, t: &Target, f: F) -> Result<T, Done>
+pub(crate) async fn read<T, F>(s: &mut Session, t: &Target, f: F) -> Result<T, Done>
 where
     F: FnOnce(&crate::mail::Reader) -> storage::Result<T> + Send + 'static,
     T: Send + 'static,

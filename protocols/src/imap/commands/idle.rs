@@ -29,8 +29,9 @@ pub(crate) async fn idle(s: &mut Session, _tag: &str) -> Reply {
         },
         None => s.watch.clone().map_or(Wake::Never, Wake::Counter),
     };
-    // NOTIFY: any change of the user's wakes the session to look at other mailboxes too.
-    let mut notify_watch = s.notify.as_ref().and(s.watch.clone());
+    // NOTIFY: any change of the user's wakes the session to look at other mailboxes too
+    // (the user's own counter, also while another user's mailbox is selected).
+    let mut notify_watch = s.notify.as_ref().and(s.own_watch());
     s.encoder().continuation(&mut s.out, "idling");
     if s.sync(true).await.is_err() {
         tracing::warn!("mailbox update before IDLE failed");

@@ -3,7 +3,13 @@
 //! so they replicate and merge like the rest of the user's mail. Server entries are the
 //! user's own (as Dovecot keeps them, with the user's mail). Limits: values up to
 //! [`MAX_VALUE`] bytes, [`MAX_ENTRIES`] entries per mailbox or server.
+//!
+//! Another user's mailbox (`shared/OWNER/NAME`, ACL) takes `l` and one of `r s w i p`
+//! (RFC 5464 4.2/4.3, as Dovecot) and shows only its `/shared` entries, kept in the owner's
+//! store; its `/private` entries (the owner's, or per user) are neither shown nor set.
 
+use super::acl::{self as acl_cmd, Target};
+use crate::imap::acl::split_shared;
 use crate::imap::parse::{Depth, GetMetadata, SetMetadata};
 use crate::imap::reply::{Done, Reply};
 use crate::imap::response::{Code, MetadataCode, Untagged};
@@ -76,18 +82,47 @@ fn mailbox_of(s: &Session, raw: &[u8]) -> Result<Option<String>, Done> {
     }
 }
 
+/// Another user's mailbox that METADATA may use; None for the user's own (or the server).
+async fn shared_target(s: &mut Session, mailbox: Option<&str>) -> Result<Option<Target>, Done> {
+    let Some(m) = mailbox.filter(|m| split_shared(m).is_some()) else {
+        return Ok(None);
+    };
+    let t = acl_cmd::resolve(s, m.to_string()).await?;
+    t.need_for_metadata()?;
+    Ok(Some(t))
+}
+
+fn shared_entry(key: &str) -> bool {
+    key.starts_with("/shared/")
+}
+
+/// The `/shared` entries of another user's mailbox (which must exist).
+async fn shared_entries(s: &mut Session, t: &Target) -> Result<Vec<(String, Vec<u8>)>, Done> {
+    let n = t.name.clone();
+    let all = acl_cmd::read(s, t, move |r| {
+        r.mailbox(&n)?;
+        r.attributes(Some(&n), "/shared/")
+    })
+    .await?;
+    Ok(all.into_iter().filter(|(k, _)| shared_entry(k)).collect())
+}
+
 pub(crate) async fn getmetadata(s: &mut Session, g: GetMetadata) -> Reply {
     let mailbox = mailbox_of(s, &g.mailbox)?;
     let mb = mailbox.clone();
-    let (name, all) = s
-        .store_call(move |st| {
-            let name = match &mb {
-                Some(m) => Some(st.mailbox(m)?.name),
-                None => None,
-            };
-            Ok((name, st.attributes(mb.as_deref(), "/")?))
-        })
-        .await?;
+    let (name, all) = match shared_target(s, mailbox.as_deref()).await? {
+        Some(t) => (Some(t.display.clone()), shared_entries(s, &t).await?),
+        None => {
+            s.store_call(move |st| {
+                let name = match &mb {
+                    Some(m) => Some(st.mailbox(m)?.name),
+                    None => None,
+                };
+                Ok((name, st.attributes(mb.as_deref(), "/")?))
+            })
+            .await?
+        }
+    };
     let all: Vec<(String, Vec<u8>)> = all.into_iter().filter(|(k, _)| !internal(k)).collect();
     let (found, longest) = select(&all, &g.entries, g.depth, g.maxsize);
     let entries: Vec<(&str, Option<&[u8]>)> = found.into_iter().collect();
@@ -121,10 +156,23 @@ pub(crate) async fn setmetadata(s: &mut Session, set: SetMetadata) -> Reply {
     if set.entries.iter().any(|(k, _)| internal(k)) {
         return Err(Done::No("Internal entries cannot be set".into()));
     }
-    let mb = mailbox.clone();
-    let existing = s
-        .store_call(move |st| st.attributes(mb.as_deref(), "/"))
-        .await?;
+    let shared = shared_target(s, mailbox.as_deref()).await?;
+    let existing = match &shared {
+        Some(t) => {
+            if set.entries.iter().any(|(k, _)| !shared_entry(k)) {
+                return Err(Done::no(
+                    Code::NoPerm,
+                    "Private entries of another user's mailbox cannot be set.",
+                ));
+            }
+            shared_entries(s, t).await?
+        }
+        None => {
+            let mb = mailbox.clone();
+            s.store_call(move |st| st.attributes(mb.as_deref(), "/"))
+                .await?
+        }
+    };
     let mut keys: std::collections::BTreeSet<&str> = existing
         .iter()
         .map(|(k, _)| k.as_str())
@@ -143,8 +191,16 @@ pub(crate) async fn setmetadata(s: &mut Session, set: SetMetadata) -> Reply {
         ));
     }
     let entries = set.entries;
-    s.store_write(move |st| st.set_attributes(mailbox.as_deref(), entries))
-        .await?;
+    match &shared {
+        Some(t) => {
+            let n = t.name.clone();
+            acl_cmd::write(s, t, move |st| st.set_attributes(Some(&n), entries)).await?;
+        }
+        None => {
+            s.store_write(move |st| st.set_attributes(mailbox.as_deref(), entries))
+                .await?;
+        }
+    }
     Ok(Done::Ok("Setmetadata completed.".into()))
 }
 

@@ -108,14 +108,11 @@ pub(crate) async fn dispatch(s: &mut Session, tag: &str, kind: Kind) -> Reply {
         return run(s, tag, kind).await;
     }
     use CommandBody as C;
-    if matches!(
-        kind,
-        Kind::Replace { .. } | Kind::Codec(C::Copy { .. } | C::Move { .. })
-    ) {
-        // The destination is in the user's namespace, the messages in another user's store.
+    if matches!(kind, Kind::Replace { .. }) {
+        // The new message goes to the user's namespace, the old one is in another user's store.
         return Err(Done::no(
             super::response::Code::Cannot,
-            "Copying out of another user's mailbox is not supported.",
+            "REPLACE in another user's mailbox is not supported.",
         ));
     }
     let home = !about_selected(&kind);

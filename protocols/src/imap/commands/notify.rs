@@ -115,7 +115,7 @@ pub(crate) async fn notify(s: &mut Session, spec: Option<NotifySpec>) -> Reply {
         version,
     };
     if spec.status {
-        let selected = s.sel.as_ref().map(|sel| sel.name.clone());
+        let selected = own_selected(s);
         for m in &boxes {
             if Some(&m.name) == selected.as_ref() {
                 continue;
@@ -149,23 +149,42 @@ pub(crate) async fn notify(s: &mut Session, spec: Option<NotifySpec>) -> Reply {
     Ok(Done::Ok("NOTIFY completed.".into()))
 }
 
+/// The selected mailbox when it is one of the user's own (NOTIFY reports it as always, not
+/// by STATUS); None while another user's is selected (none of the user's own is).
+fn own_selected(s: &Session) -> Option<String> {
+    match s.shared {
+        Some(_) => None,
+        None => s.sel.as_ref().map(|sel| sel.name.clone()),
+    }
+}
+
 /// Tells the client what changed in the mailboxes it asked about since it was last told.
 pub(crate) async fn check(s: &mut Session) -> Result<(), Done> {
+    if s.notify.is_none() {
+        return Ok(());
+    }
+    // While another user's mailbox is selected the session's store and change counter are
+    // the owner's; what NOTIFY watches (this user's own mailboxes) is looked at with the
+    // user's own put back for the check.
+    if s.shared.as_ref().is_some_and(|v| !v.is_swapped()) {
+        s.swap_home();
+        let r = check_own(s).await;
+        s.swap_home();
+        return r;
+    }
+    check_own(s).await
+}
+
+async fn check_own(s: &mut Session) -> Result<(), Done> {
     let Some(state) = s.notify.as_ref() else {
         return Ok(());
     };
-    // While another user's mailbox is selected the session's store is the owner's: what
-    // NOTIFY watches (this user's mailboxes) is not there, and the owner's must not be
-    // reported. Events resume once the mailbox is closed.
-    if s.shared.is_some() {
-        return Ok(());
-    }
     let version = s.watch.as_mut().map(|w| *w.borrow_and_update());
     if version.is_some() && version == state.version {
         return Ok(());
     }
     let boxes = s.store_call(|st| st.list_mailboxes()).await?;
-    let selected = s.sel.as_ref().map(|sel| sel.name.clone());
+    let selected = own_selected(s);
     let enc = s.encoder();
     let Some(state) = s.notify.as_mut() else {
         return Ok(());

@@ -3,16 +3,22 @@
 //! password; RESETKEY makes every URL signed so far stop working. The signature
 //! (mechanism INTERNAL) is a keyed blake3 of the URL up to its access identifier, keyed by
 //! a random per-mailbox key kept in the owner's store (a mailbox attribute, so it replicates
-//! and a URL works on every node). `;EXPIRE=` and URLAUTH=BINARY are not supported.
+//! and a URL works on every node). URLAUTH=BINARY (RFC 5524) adds URLFETCH's
+//! `(url BINARY/BODY/BODYPARTSTRUCTURE)` form. `;EXPIRE=` is not supported.
 
 use super::catenate::{fetch_url, spec_of};
+use crate::imap::message::section::{apply_partial, resolve};
+use crate::imap::message::{binary_body, binary_entity, body, SectionSpec};
+use crate::imap::parse::{UrlFetchArg, UrlFetchItems};
 use crate::imap::reply::{Done, Reply};
+use crate::imap::response::Value;
 use crate::imap::response::{Code, Untagged};
 use crate::imap::session::Session;
 use crate::imap::url::{self, split_urlauth};
 use crate::mail::{Reader, UserMail};
 use std::io::Read;
 use storage::merge::attributes::URLAUTH_KEY;
+use storage::mime::{BodyPart, MessageFacts};
 
 type Key = [u8; 32];
 
@@ -105,9 +111,107 @@ pub(crate) async fn genurlauth(s: &mut Session, items: Vec<(String, String)>) ->
     Ok(Done::Ok("Genurlauth completed.".into()))
 }
 
-/// What one URL of URLFETCH yields; None (NIL) for anything wrong with it, as RFC 4467 7.2
-/// wants (the command itself succeeds).
-async fn fetch_one(s: &mut Session, u: &str) -> Option<Vec<u8>> {
+/// What one URL of URLFETCH yields; NIL for anything wrong with it, as RFC 4467 7.2 wants
+/// (the command itself succeeds). The bare form is the URL's bytes; the list form
+/// (URLAUTH=BINARY, RFC 5524) is `(BODYPARTSTRUCTURE ... BODY/BINARY data)`.
+async fn fetch_one(s: &mut Session, arg: &UrlFetchArg) -> Value<'static> {
+    let items = arg.items;
+    let got = authorized(s, &arg.url, move |reader, parsed, spec| match items {
+        None => fetch_url(reader, &parsed.mailbox, parsed, spec).map(|b| Value::Literal(b.into())),
+        Some(items) => fetch_items(reader, parsed, spec, items),
+    })
+    .await;
+    got.unwrap_or(Value::Nil)
+}
+
+/// The list form's answer: the part the URL names (a part number, or the whole message)
+/// decoded for BINARY, and its structure. None (NIL) for a URL naming a header or text
+/// section (no MIME part), or a part whose encoding is unknown.
+fn fetch_items(
+    reader: &Reader,
+    parsed: &url::ImapUrl,
+    spec: &SectionSpec,
+    items: UrlFetchItems,
+) -> Option<Value<'static>> {
+    let mut out = Vec::with_capacity(4);
+    if items.body {
+        if items.bodypartstructure && spec.text.is_some() {
+            return None;
+        }
+        let bytes = fetch_url(reader, &parsed.mailbox, parsed, spec)?;
+        if items.bodypartstructure {
+            let (_, facts) = load(reader, parsed)?;
+            let part = named_part(&facts, spec)?;
+            out.push(Value::atom("BODYPARTSTRUCTURE"));
+            out.push(body(part, true).into_owned());
+        }
+        out.push(Value::atom("BODY"));
+        out.push(Value::Literal(bytes.into()));
+        return Some(Value::List(out));
+    }
+    if spec.text.is_some() {
+        return None;
+    }
+    let (raw, facts) = load(reader, parsed)?;
+    let part = named_part(&facts, spec)?;
+    if !items.binary {
+        out.push(Value::atom("BODYPARTSTRUCTURE"));
+        out.push(body(part, true).into_owned());
+        return Some(Value::List(out));
+    }
+    let (bytes, sized) = if spec.part.is_empty() {
+        binary_entity(&raw, part)
+    } else {
+        binary_body(&raw, part)
+    }
+    .ok()?;
+    if items.bodypartstructure {
+        // beside BINARY, Dovecot describes the bytes sent: their sizes and line counts
+        out.push(Value::atom("BODYPARTSTRUCTURE"));
+        out.push(body(&sized, true).into_owned());
+    }
+    let bytes = match spec.partial {
+        Some(p) => apply_partial(&bytes, p).to_vec(),
+        None => bytes,
+    };
+    out.push(Value::atom("BINARY"));
+    out.push(if bytes.contains(&0) {
+        Value::Literal8(bytes.into())
+    } else {
+        Value::Literal(bytes.into())
+    });
+    Some(Value::List(out))
+}
+
+/// The message a URL names, raw and parsed.
+fn load(reader: &Reader, u: &url::ImapUrl) -> Option<(Vec<u8>, std::sync::Arc<MessageFacts>)> {
+    let info = reader.mailbox(&u.mailbox).ok()?;
+    if u.uidvalidity.is_some_and(|v| v != info.uidvalidity) {
+        return None;
+    }
+    let metas = reader.messages(&u.mailbox).ok()?;
+    let meta = metas.iter().find(|m| m.uid == u.uid)?;
+    Some((
+        reader.read_message(&meta.object).ok()?,
+        reader.facts(&meta.object).ok()?,
+    ))
+}
+
+fn named_part<'a>(facts: &'a MessageFacts, spec: &SectionSpec) -> Option<&'a BodyPart> {
+    if spec.part.is_empty() {
+        Some(&facts.body)
+    } else {
+        resolve(&facts.body, &spec.part)
+    }
+}
+
+/// Runs `f` on the store of the URL's owner when the URL is signed for this session's
+/// user with the owner's current key; None otherwise or when `f` finds nothing.
+async fn authorized<T: Send + 'static>(
+    s: &mut Session,
+    u: &str,
+    f: impl FnOnce(&Reader, &url::ImapUrl, &SectionSpec) -> Option<T> + Send + 'static,
+) -> Option<T> {
     let user = s.user.clone()?;
     let a = split_urlauth(u)?;
     if !a.mech?.eq_ignore_ascii_case("internal") || !access_allows(a.access, &user) {
@@ -142,21 +246,21 @@ async fn fetch_one(s: &mut Session, u: &str) -> Option<Vec<u8>> {
         if !same {
             return None;
         }
-        fetch_url(&reader, &parsed.mailbox, &parsed, &spec)
+        f(&reader, &parsed, &spec)
     })
     .await
     .ok()?
 }
 
-pub(crate) async fn urlfetch(s: &mut Session, urls: Vec<String>) -> Reply {
+pub(crate) async fn urlfetch(s: &mut Session, urls: Vec<UrlFetchArg>) -> Reply {
     let mut got = Vec::with_capacity(urls.len());
     for u in &urls {
         got.push(fetch_one(s, u).await);
     }
     s.send(&Untagged::UrlFetch(
         urls.iter()
-            .zip(&got)
-            .map(|(u, d)| (u.as_str(), d.as_deref()))
+            .zip(got)
+            .map(|(u, d)| (u.url.as_str(), d))
             .collect(),
     ));
     Ok(Done::Ok("Urlfetch completed.".into()))

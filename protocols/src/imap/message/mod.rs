@@ -28,7 +28,7 @@ mod text;
 mod imaptest_vectors;
 
 pub use crate::imap::response::SectionText;
-pub use binary::{binary_size, decode_binary, BinaryError};
+pub use binary::{binary_body, binary_entity, binary_size, decode_binary, BinaryError};
 pub use bodystructure::{body, render_body};
 pub use envelope::{envelope, render_envelope};
 pub use exercise::exercise;

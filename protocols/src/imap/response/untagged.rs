@@ -96,8 +96,9 @@ pub enum Untagged<'a> {
     },
     /// `GENURLAUTH url...` (RFC 4467 7.1).
     GenUrlAuth(Vec<&'a str>),
-    /// `URLFETCH (url data)...` (RFC 4467 7.2); None is NIL.
-    UrlFetch(Vec<(&'a str, Option<&'a [u8]>)>),
+    /// `URLFETCH url data...` (RFC 4467 7.2, RFC 5524 3): each URL's data is NIL, a
+    /// literal, or URLAUTH=BINARY's list.
+    UrlFetch(Vec<(&'a str, Value<'a>)>),
     /// `MYRIGHTS mailbox rights` (RFC 4314 3.8).
     MyRights {
         mailbox: &'a str,
@@ -457,10 +458,7 @@ impl Encoder {
                     out.push(b' ');
                     self.value(out, &Value::astring(u.as_bytes()));
                     out.push(b' ');
-                    match data {
-                        Some(d) => self.value(out, &Value::Literal(Cow::Borrowed(d))),
-                        None => out.extend_from_slice(b"NIL"),
-                    }
+                    self.value(out, data);
                 }
             }
             Untagged::MyRights { mailbox, rights } => {

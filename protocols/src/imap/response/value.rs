@@ -54,6 +54,26 @@ impl<'a> Value<'a> {
     pub fn atoms<S: Into<Cow<'a, str>>>(words: impl IntoIterator<Item = S>) -> Self {
         Value::List(words.into_iter().map(Value::atom).collect())
     }
+    /// The same value owning all its data, for one built from something that goes away
+    /// before it is sent.
+    pub fn into_owned(self) -> Value<'static> {
+        fn own<T: ToOwned + ?Sized>(c: Cow<'_, T>) -> Cow<'static, T> {
+            Cow::Owned(c.into_owned())
+        }
+        match self {
+            Value::Nil => Value::Nil,
+            Value::Number(n) => Value::Number(n),
+            Value::Atom(a) => Value::Atom(own(a)),
+            Value::String(s) => Value::String(own(s)),
+            Value::AString(s) => Value::AString(own(s)),
+            Value::Mailbox(m) => Value::Mailbox(own(m)),
+            Value::Literal(b) => Value::Literal(own(b)),
+            Value::Literal8(b) => Value::Literal8(own(b)),
+            Value::List(v) => Value::List(v.into_iter().map(Value::into_owned).collect()),
+            Value::Adjacent(v) => Value::Adjacent(v.into_iter().map(Value::into_owned).collect()),
+            Value::Set(s) => Value::Set(own(s)),
+        }
+    }
 }
 
 /// How the session encodes: what the client enabled that changes the syntax.
