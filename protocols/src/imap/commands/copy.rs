@@ -24,15 +24,9 @@ pub(crate) async fn copy(
     if is_move && sel.read_only {
         return Err(Done::no(Code::ReadOnly, "Mailbox is read-only."));
     }
-    let all = sel.uids();
-    let idx = args::resolve(&set, uid, &all, "COPY").map_err(|e| Done::Bad(e.into()))?;
-    let verb = if is_move { "Move" } else { "Copy" };
-    if idx.is_empty() {
-        return Ok(Done::Ok(
-            format!("No messages found. {verb} completed.").into(),
-        ));
-    }
-    let uids: Vec<u32> = idx.iter().filter_map(|&i| all.get(i).copied()).collect();
+    let Some(uids) = named_uids(&sel.uids(), &set, uid)? else {
+        return Ok(nothing_named(is_move));
+    };
     let from = sel.name.clone();
     let t = target.clone();
     let outcome = s
@@ -71,6 +65,22 @@ pub(crate) async fn copy(
 /// to the user's as new messages (flags and internal dates kept). COPY needs `r` (SELECT
 /// needed it already); MOVE also needs `t` and `e`, and then expunges the originals in the
 /// owner's store.
+/// The UIDs of the selected mailbox that `set` names; None when it names none.
+fn named_uids(all: &[u32], set: &SequenceSet, uid: bool) -> Result<Option<Vec<u32>>, Done> {
+    let idx = args::resolve(set, uid, all, "COPY").map_err(|e| Done::Bad(e.into()))?;
+    if idx.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        idx.iter().filter_map(|&i| all.get(i).copied()).collect(),
+    ))
+}
+
+fn nothing_named(is_move: bool) -> Done {
+    let verb = if is_move { "Move" } else { "Copy" };
+    Done::Ok(format!("No messages found. {verb} completed.").into())
+}
+
 async fn copy_shared(
     s: &mut Session,
     set: SequenceSet,
@@ -87,15 +97,9 @@ async fn copy_shared(
     if !rights.has('r') || (is_move && !(rights.has('t') && rights.has('e'))) {
         return Err(Done::no(Code::NoPerm, "Permission denied."));
     }
-    let all = sel.uids();
-    let idx = args::resolve(&set, uid, &all, "COPY").map_err(|e| Done::Bad(e.into()))?;
-    let verb = if is_move { "Move" } else { "Copy" };
-    if idx.is_empty() {
-        return Ok(Done::Ok(
-            format!("No messages found. {verb} completed.").into(),
-        ));
-    }
-    let uids: Vec<u32> = idx.iter().filter_map(|&i| all.get(i).copied()).collect();
+    let Some(uids) = named_uids(&sel.uids(), &set, uid)? else {
+        return Ok(nothing_named(is_move));
+    };
     let from = sel.name.clone();
     let f = from.clone();
     // the session's store is the owner's while the shared mailbox is selected
