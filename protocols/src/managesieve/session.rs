@@ -1,5 +1,6 @@
 //! One ManageSieve session: greeting and capabilities, the command loop with its timeouts,
-//! STARTTLS, AUTHENTICATE and UNAUTHENTICATE.
+//! STARTTLS, AUTHENTICATE and UNAUTHENTICATE; a login the passdb routes elsewhere is proxied
+//! ([`super::proxy`]).
 
 use super::parse::{self, quote, Command, Parsed};
 use super::storage::ScriptDir;
@@ -301,17 +302,7 @@ impl Session {
                     .send_line("BYE \"Too many authentication failures, try again later.\"");
                 Err(Stop::Said)
             }
-            AuthOutcome::Proxy { user, target } => {
-                // The user's scripts live on the backend, and ManageSieve is not proxied:
-                // serving them here would show the wrong (empty) set.
-                tracing::warn!(
-                    "managesieve-login: user {user} is proxied to {} and ManageSieve proxying is not supported",
-                    target.host
-                );
-                self.io
-                    .send_line("NO (TRYLATER) \"Account is temporarily unavailable.\"");
-                Ok(())
-            }
+            AuthOutcome::Proxy { user, target } => self.proxy(user, *target, mech).await,
             AuthOutcome::TempFail(why) => {
                 tracing::warn!("managesieve-login: temporary authentication failure: {why}");
                 self.io
@@ -321,7 +312,7 @@ impl Session {
         }
     }
 
-    fn auth_failed(&mut self) -> Result<(), Stop> {
+    pub(super) fn auth_failed(&mut self) -> Result<(), Stop> {
         self.auth_failures += 1;
         if self.auth_failures >= self.ctx.config.max_auth_failures {
             self.io
