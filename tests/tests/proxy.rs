@@ -402,6 +402,13 @@ fn managesieve_through_the_proxy() {
         out.stdout_text()
     };
     assert_eq!(listed(&a, "alice"), "routed ACTIVE\n");
+    // Backend A trusts the proxy: XCLIENT told it where the client came from.
+    assert!(
+        a.log_text()
+            .contains("managesieve-login: proxied connection from 127.0.0.1:"),
+        "{}",
+        tail(&a.log_text(), 30)
+    );
     assert_eq!(listed(&b, "alice"), "");
     let log = proxy.log_text();
     assert!(

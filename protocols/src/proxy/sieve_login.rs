@@ -1,7 +1,7 @@
 //! The proxy's ManageSieve login at the backend (RFC 5804), as a state machine over the
 //! backend's lines, as Pigeonhole's managesieve-login does it: the greeting's capability
 //! lines up to `OK`, optional STARTTLS (after which the backend sends its capabilities
-//! again, RFC 5804 2.2), `XCLIENT` with the client's origin when the backend advertises it
+//! again, RFC 5804 2.2; a backend that does not offer it is a failure), `XCLIENT` with the client's origin when the backend advertises it
 //! (Dovecot's extension; its answer is ignored), then `AUTHENTICATE "PLAIN"` with the
 //! initial response. The backend's `OK` line becomes the client's reply to its own
 //! AUTHENTICATE.
@@ -25,6 +25,7 @@ pub struct SieveLogin {
     target: ProxyTarget,
     origin: Option<ClientOrigin>,
     xclient: bool,
+    starttls: bool,
 }
 
 /// A response's status word, upper-cased, and the rest after it.
@@ -61,6 +62,7 @@ impl SieveLogin {
             target,
             origin,
             xclient: false,
+            starttls: false,
         }
     }
 
@@ -72,6 +74,9 @@ impl SieveLogin {
             St::Greeting | St::TlsGreeting => match status(text) {
                 Some(("OK", _)) => {
                     if self.st == St::Greeting && self.target.tls == super::ProxyTls::StartTls {
+                        if !self.starttls {
+                            return self.fail("backend does not offer STARTTLS".into());
+                        }
                         self.st = St::StartTls;
                         return Step::Send(b"STARTTLS\r\n".to_vec());
                     }
@@ -80,8 +85,10 @@ impl SieveLogin {
                 Some(_) => self.fail(format!("backend refused: {}", shorten(text))),
                 None => {
                     // A capability line (or a literal's content: nothing to act on).
-                    if capability_name(text).is_some_and(|c| c.eq_ignore_ascii_case("XCLIENT")) {
-                        self.xclient = true;
+                    match capability_name(text) {
+                        Some(c) if c.eq_ignore_ascii_case("XCLIENT") => self.xclient = true,
+                        Some(c) if c.eq_ignore_ascii_case("STARTTLS") => self.starttls = true,
+                        _ => {}
                     }
                     Step::Wait
                 }
@@ -292,10 +299,17 @@ mod tests {
             sent(m.on_line(b"OK \"TLS negotiation successful.\"")),
             "AUTHENTICATE \"PLAIN\" \"YWxpY2UAbWFzdGVyAG1wYXNz\"\r\n"
         );
-        let mut m = SieveLogin::new(t, None);
+        let mut m = SieveLogin::new(t.clone(), None);
+        m.on_line(b"\"STARTTLS\"");
         m.on_line(b"OK ready");
         assert!(matches!(
             m.on_line(b"NO \"TLS support isn't enabled.\""),
+            Step::Done(LoginResult::TempFail { .. })
+        ));
+        // A backend that does not offer STARTTLS is not asked.
+        let mut m = SieveLogin::new(t, None);
+        assert!(matches!(
+            m.on_line(b"OK ready"),
             Step::Done(LoginResult::TempFail { .. })
         ));
     }
