@@ -376,6 +376,7 @@ impl NodeBackend {
         let default_port = match (service, target.tls) {
             (Service::Pop3, protocols::proxy::ProxyTls::Implicit) => 995,
             (Service::Pop3, _) => 110,
+            (Service::ManageSieve, _) => 4190,
             (_, protocols::proxy::ProxyTls::Implicit) => 993,
             _ => 143,
         };

@@ -5,6 +5,11 @@
 //! the backends directly); a wrong password, and a password the backend refuses, get the
 //! normal auth failure; a backend that is down gives a temporary failure.
 //!
+//! `managesieve_through_the_proxy`: a real ManageSieve client (Debian's sieve-connect)
+//! uploads and activates a script through the proxy; the script is then on the user's
+//! backend and not on the other one. STARTTLS towards the backend, a wrong password, and a
+//! backend that is down (`NO (TRYLATER)`) over a raw connection.
+//!
 //! `proxy_latency_and_throughput` (ignored: a measurement, not a check) runs the same IMAP
 //! workload direct to a backend and through the proxy and prints p50/p99 per command and
 //! ops/s (docs/performance.md, "Proxy (issue 16)").
@@ -16,7 +21,7 @@ use tests::*;
 
 fn backend() -> Server {
     Server::start(ServerSpec {
-        wait_for: vec![Proto::Imap, Proto::Pop3, Proto::Lmtp],
+        wait_for: vec![Proto::Imap, Proto::Pop3, Proto::Lmtp, Proto::Sieve],
         // The proxy is on loopback: its ID/XCLIENT about the client is believed.
         extra_toml: "auth_failure_delay = \"0 secs\"\nlogin_trusted_networks = [\"127.0.0.1\"]\n"
             .into(),
@@ -31,7 +36,8 @@ fn backend() -> Server {
 fn users_sql(rows: &[(&str, &str, &Server)]) -> String {
     let mut sql = String::from(
         "CREATE TABLE users (username TEXT PRIMARY KEY, password TEXT NOT NULL, host TEXT NOT NULL, \
-         imap_port INTEGER, pop3_port INTEGER, lmtp_port INTEGER, starttls TEXT);\n",
+         imap_port INTEGER, pop3_port INTEGER, lmtp_port INTEGER, sieve_port INTEGER, \
+         starttls TEXT);\n",
     );
     for (user, pw, server) in rows {
         let tls = if user.starts_with("demo@") {
@@ -40,8 +46,8 @@ fn users_sql(rows: &[(&str, &str, &Server)]) -> String {
             "NULL"
         };
         sql.push_str(&format!(
-            "INSERT INTO users VALUES ('{user}', '{pw}', '127.0.0.1', {}, {}, {}, {tls});\n",
-            server.ports.imap, server.ports.pop3, server.ports.lmtp
+            "INSERT INTO users VALUES ('{user}', '{pw}', '127.0.0.1', {}, {}, {}, {}, {tls});\n",
+            server.ports.imap, server.ports.pop3, server.ports.lmtp, server.ports.sieve
         ));
     }
     sql
@@ -64,14 +70,15 @@ fn proxy_node(dir: &Path, rows: &[(&str, &str, &Server)]) -> Server {
              connect = {}\n\
              default_pass_scheme = PLAIN\n\
              password_query = SELECT username AS user, password, 'y' AS proxy, host, \\\n  \
-               CASE '%s' WHEN 'pop3' THEN pop3_port WHEN 'lmtp' THEN lmtp_port ELSE imap_port END AS port, \\\n  \
+               CASE '%s' WHEN 'pop3' THEN pop3_port WHEN 'lmtp' THEN lmtp_port \\\n  \
+               WHEN 'sieve' THEN sieve_port ELSE imap_port END AS port, \\\n  \
                starttls FROM users WHERE username = '%u'\n",
             db.display()
         ),
     )
     .unwrap();
     Server::start(ServerSpec {
-        wait_for: vec![Proto::Imap, Proto::Pop3, Proto::Lmtp],
+        wait_for: vec![Proto::Imap, Proto::Pop3, Proto::Lmtp, Proto::Sieve],
         extra_toml: format!(
             "auth_failure_delay = \"0 secs\"\nlmtp_proxy = true\n\n\
              [[passdb]]\ndriver = \"sql\"\nargs = \"{}\"\n",
@@ -297,6 +304,181 @@ fn three_nodes_route_imap_pop3_and_lmtp_by_the_sql_host_column() {
         metrics.contains("node_proxy_backend_failures_total"),
         "{metrics}"
     );
+}
+
+/// sieve-connect through `addr` as `user` (password on stdin; STARTTLS to the proxy,
+/// whose certificate is self-signed): its output, and whether it succeeded.
+fn sieve_connect(
+    addr: std::net::SocketAddr,
+    user: &str,
+    pw: &str,
+    args: &[&str],
+) -> (bool, String) {
+    let out = run(
+        Command::new("sieve-connect")
+            .args(["--server", "127.0.0.1", "--port"])
+            .arg(addr.port().to_string())
+            .args(["--user", user, "--passwordfd", "0", "--notlsverify"])
+            .args(["--authmech", "PLAIN"])
+            .args(args),
+        Some(format!("{pw}\n").as_bytes()),
+        Duration::from_secs(60),
+    )
+    .expect("sieve-connect");
+    (out.status.success(), out.both())
+}
+
+/// A raw ManageSieve login (plaintext: loopback allows it): the greeting's lines, then the
+/// reply to `AUTHENTICATE "PLAIN"`. The connection, to go on with.
+fn sieve_login(addr: std::net::SocketAddr, user: &str, pw: &str) -> (LineConn, String) {
+    use base64::Engine;
+    let mut c = LineConn::connect(addr).expect("connect sieve");
+    loop {
+        let l = c.line().expect("greeting");
+        if l.starts_with("OK") {
+            break;
+        }
+    }
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pw}"));
+    c.send(&format!("AUTHENTICATE \"PLAIN\" \"{plain}\""))
+        .unwrap();
+    let reply = c.line().expect("authenticate reply");
+    (c, reply)
+}
+
+#[test]
+fn managesieve_through_the_proxy() {
+    if missing_tool("sqlite3") || missing_tool("sieve-connect") {
+        return;
+    }
+    let a = backend();
+    let mut b = backend();
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy_node(
+        dir.path(),
+        &[
+            ("alice@example.org", "alicepw", &a),
+            ("bob@example.org", "bobpw", &b),
+            ("dave@example.org", "davepw", &a),
+            ("demo@example.org", "demo", &b),
+        ],
+    );
+    let p_sieve = proxy.addr(Proto::Sieve);
+    let script = dir.path().join("routed.sieve");
+    std::fs::write(
+        &script,
+        "require \"fileinto\";\r\nif header :contains \"subject\" \"x\" { fileinto \"X\"; }\r\n",
+    )
+    .unwrap();
+    let script = script.display().to_string();
+
+    // A real client through the proxy: upload, activate, list.
+    for args in [
+        &[
+            "--upload",
+            "--localsieve",
+            &script,
+            "--remotesieve",
+            "routed",
+        ][..],
+        &["--activate", "--remotesieve", "routed"],
+    ] {
+        let (ok, out) = sieve_connect(p_sieve, "alice", "alicepw", args);
+        assert!(
+            ok,
+            "{args:?}: {out}\n--- proxy ---\n{}",
+            tail(&proxy.log_text(), 30)
+        );
+    }
+    let (ok, list) = sieve_connect(p_sieve, "alice", "alicepw", &["--list"]);
+    assert!(
+        ok && list.contains("routed") && list.contains("ACTIVE"),
+        "{list}"
+    );
+    // The script is on alice's backend, A, and not on B.
+    let listed = |server: &Server, user: &str| {
+        let out = server.admin(&["sieve", "list", "-u", user]);
+        assert!(out.status.success(), "{}", out.both());
+        out.stdout_text()
+    };
+    assert_eq!(listed(&a, "alice"), "routed ACTIVE\n");
+    // Backend A trusts the proxy: XCLIENT told it where the client came from.
+    assert!(
+        a.log_text()
+            .contains("managesieve-login: proxied connection from 127.0.0.1:"),
+        "{}",
+        tail(&a.log_text(), 30)
+    );
+    assert_eq!(listed(&b, "alice"), "");
+    let log = proxy.log_text();
+    assert!(
+        log.contains(&format!(
+            "managesieve-login: proxy(alice@example.org): started proxying to 127.0.0.1:{}",
+            a.ports.sieve
+        )),
+        "{}",
+        tail(&log, 30)
+    );
+
+    // Raw: bob lands on B (empty), and the backend's own OK goes to the client.
+    let (mut c, r) = sieve_login(p_sieve, "bob", "bobpw");
+    assert!(r.starts_with("OK"), "{r}");
+    c.send("LISTSCRIPTS").unwrap();
+    assert!(c.line().unwrap().starts_with("OK"));
+    c.send("PUTSCRIPT \"bobs\" {5+}\r\nkeep;").unwrap();
+    let r = c.line().unwrap();
+    assert!(r.starts_with("OK"), "{r}");
+    c.send("LOGOUT").unwrap();
+    assert!(c.line().unwrap().starts_with("OK"));
+    assert_eq!(listed(&b, "bob"), "bobs\n");
+    assert_eq!(listed(&a, "bob"), "");
+
+    // STARTTLS towards the backend (starttls=any-cert).
+    let (mut c, r) = sieve_login(p_sieve, "demo", "demo");
+    assert!(r.starts_with("OK"), "{r}");
+    c.send("LOGOUT").unwrap();
+    c.line().ok();
+    let b_log = b.log_text();
+    assert!(
+        b_log.contains("managesieve-login: Login: user=<demo>, method=PLAIN")
+            && b_log.contains("TLS, session="),
+        "{}",
+        tail(&b_log, 30)
+    );
+
+    // A wrong password (the proxy's passdb) and a password the backend refuses (dave):
+    // the normal failure, not a temporary one.
+    let (_, r) = sieve_login(p_sieve, "alice", "wrong");
+    assert_eq!(r, "NO \"Authentication failed.\"");
+    let (_, r) = sieve_login(p_sieve, "dave", "davepw");
+    assert_eq!(r, "NO \"Authentication failed.\"");
+
+    // B goes down: bob gets a temporary failure; alice is unaffected.
+    b.stop();
+    let (_, r) = sieve_login(p_sieve, "bob", "bobpw");
+    assert!(r.starts_with("NO (TRYLATER)"), "{r}");
+    let (ok, out) = sieve_connect(p_sieve, "bob", "bobpw", &["--list"]);
+    assert!(!ok, "{out}");
+    let (mut c, r) = sieve_login(p_sieve, "alice", "alicepw");
+    assert!(r.starts_with("OK"), "{r}");
+    c.send("LISTSCRIPTS").unwrap();
+    assert_eq!(c.line().unwrap(), "\"routed\" ACTIVE");
+    let log = proxy.log_text();
+    assert!(
+        log.contains(&format!(
+            "managesieve-login: proxy(bob@example.org): Login failed to 127.0.0.1:{}",
+            b.ports.sieve
+        )),
+        "{}",
+        tail(&log, 30)
+    );
+    let metrics = http_get(proxy.addr(Proto::Http), "/metrics");
+    for want in [
+        "node_proxy_sessions_total{service=\"managesieve\"}",
+        "node_proxy_backend_failures_total{service=\"managesieve\"",
+    ] {
+        assert!(metrics.contains(want), "{want}: {metrics}");
+    }
 }
 
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {

@@ -7,6 +7,7 @@
 pub mod attrs;
 pub mod fuzzing;
 pub mod parse;
+mod proxy;
 mod scripts;
 mod session;
 pub mod storage;

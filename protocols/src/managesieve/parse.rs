@@ -36,6 +36,9 @@ pub enum Command {
         to: String,
     },
     Unauthenticate,
+    /// Dovecot's `XCLIENT ADDR=.. PORT=.. SESSION=..` from a trusted proxy: the raw arguments
+    /// (atoms, which RFC 5804's argument grammar has no room for).
+    Xclient(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -240,6 +243,9 @@ pub fn parse(buf: &[u8], max_literal: usize, max_line: usize) -> Parsed<Command>
         Step::Err(e) => return bad(buf, 0, e, max_line),
         Step::Ok(n) => n,
     };
+    if name == "XCLIENT" {
+        return xclient(buf, c.pos, max_line);
+    }
     let mut args = Vec::new();
     loop {
         match c.at_line_end() {
@@ -273,6 +279,22 @@ pub fn parse(buf: &[u8], max_literal: usize, max_line: usize) -> Parsed<Command>
     match command(&name, args) {
         Ok(cmd) => Parsed::Done(cmd, c.pos),
         Err(e) => Parsed::Bad(e, c.pos),
+    }
+}
+
+/// XCLIENT's arguments: the rest of the line, as text.
+fn xclient(buf: &[u8], from: usize, max_line: usize) -> Parsed<Command> {
+    let rest = buf.get(from..).unwrap_or_default();
+    match rest.iter().position(|&b| b == b'\n') {
+        Some(p) if from + p > max_line => Parsed::Bad(ParseError::TooLong, from + p + 1),
+        Some(p) => {
+            let line = rest.get(..p).unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let args = String::from_utf8_lossy(line).trim().to_string();
+            Parsed::Done(Command::Xclient(args), from + p + 1)
+        }
+        None if buf.len() > max_line => Parsed::Bad(ParseError::TooLong, buf.len()),
+        None => Parsed::Incomplete,
     }
 }
 
@@ -415,6 +437,27 @@ mod tests {
                 33
             )
         );
+    }
+
+    #[test]
+    fn xclient_takes_the_rest_of_the_line() {
+        let line = "XCLIENT ADDR=192.0.2.7 PORT=5 SESSION=a+/= TTL=4\r\nNOOP\r\n";
+        assert_eq!(
+            p(line),
+            Parsed::Done(
+                Command::Xclient("ADDR=192.0.2.7 PORT=5 SESSION=a+/= TTL=4".into()),
+                line.len() - 6
+            )
+        );
+        assert_eq!(p("xclient ADDR=1"), Parsed::Incomplete);
+        assert!(matches!(
+            parse(
+                format!("XCLIENT {}\r\n", "A".repeat(100)).as_bytes(),
+                10,
+                50
+            ),
+            Parsed::Bad(ParseError::TooLong, _)
+        ));
     }
 
     #[test]

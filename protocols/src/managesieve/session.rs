@@ -1,5 +1,6 @@
 //! One ManageSieve session: greeting and capabilities, the command loop with its timeouts,
-//! STARTTLS, AUTHENTICATE and UNAUTHENTICATE.
+//! STARTTLS, AUTHENTICATE and UNAUTHENTICATE; a login the passdb routes elsewhere is proxied
+//! ([`super::proxy`]).
 
 use super::parse::{self, quote, Command, Parsed};
 use super::storage::ScriptDir;
@@ -74,6 +75,10 @@ impl Session {
         out.push_str(&format!("\"SIEVE\" \"{caps}\"\r\n"));
         if self.ctx.tls.is_some() && !self.info.tls {
             out.push_str("\"STARTTLS\"\r\n");
+        }
+        // Only a trusted proxy may say where its client comes from (Pigeonhole's rule).
+        if self.user.is_none() && self.ctx.backend.trusted_network(self.info.remote.ip()) {
+            out.push_str("\"XCLIENT\"\r\n");
         }
         out.push_str(&format!(
             "\"MAXREDIRECTS\" \"{}\"\r\n",
@@ -168,6 +173,7 @@ impl Session {
             Command::Authenticate { mechanism, initial } => {
                 return self.authenticate(&mechanism, initial).await;
             }
+            Command::Xclient(args) => self.xclient(&args),
             Command::Unauthenticate => {
                 if self.user.take().is_some() {
                     self.io.send_line("OK \"Unauthenticate completed.\"");
@@ -301,17 +307,7 @@ impl Session {
                     .send_line("BYE \"Too many authentication failures, try again later.\"");
                 Err(Stop::Said)
             }
-            AuthOutcome::Proxy { user, target } => {
-                // The user's scripts live on the backend, and ManageSieve is not proxied:
-                // serving them here would show the wrong (empty) set.
-                tracing::warn!(
-                    "managesieve-login: user {user} is proxied to {} and ManageSieve proxying is not supported",
-                    target.host
-                );
-                self.io
-                    .send_line("NO (TRYLATER) \"Account is temporarily unavailable.\"");
-                Ok(())
-            }
+            AuthOutcome::Proxy { user, target } => self.proxy(user, *target, mech).await,
             AuthOutcome::TempFail(why) => {
                 tracing::warn!("managesieve-login: temporary authentication failure: {why}");
                 self.io
@@ -321,7 +317,50 @@ impl Session {
         }
     }
 
-    fn auth_failed(&mut self) -> Result<(), Stop> {
+    /// XCLIENT (Dovecot's, as its proxy sends it): `ADDR=` and `PORT=` become the client's
+    /// address, `SESSION=` its session id. Only from `login_trusted_networks`, before login.
+    fn xclient(&mut self, args: &str) {
+        if !self.ctx.backend.trusted_network(self.info.remote.ip()) {
+            self.io.send_line("NO \"You are not from trusted IP\"");
+            return;
+        }
+        if self.user.is_some() {
+            self.io.send_line("NO \"Already authenticated.\"");
+            return;
+        }
+        let proxy = self.info.remote;
+        let mut remote = self.info.remote;
+        for arg in args.split_ascii_whitespace() {
+            let Some((k, v)) = arg.split_once('=') else {
+                continue;
+            };
+            match k.to_ascii_uppercase().as_str() {
+                "ADDR" => {
+                    if let Ok(ip) = v.parse() {
+                        remote.set_ip(ip);
+                    }
+                }
+                "PORT" => {
+                    if let Ok(port) = v.parse() {
+                        remote.set_port(port);
+                    }
+                }
+                "SESSION" if !v.is_empty() && v.len() <= 64 => {
+                    self.info.session_id = v.to_string();
+                }
+                _ => {}
+            }
+        }
+        self.info.remote = remote;
+        tracing::info!(
+            "managesieve-login: proxied connection from {proxy}: client rip={}, session=<{}>",
+            remote.ip(),
+            self.info.session_id
+        );
+        self.io.send_line("OK");
+    }
+
+    pub(super) fn auth_failed(&mut self) -> Result<(), Stop> {
         self.auth_failures += 1;
         if self.auth_failures >= self.ctx.config.max_auth_failures {
             self.io

@@ -168,3 +168,15 @@ async fn script_files_are_imported_at_the_first_login() {
     let us = backend.store.user("demo").unwrap();
     assert_eq!(super::attrs::get(&*us, "old").unwrap(), b"discard;");
 }
+
+#[tokio::test]
+async fn xclient_is_refused_from_an_untrusted_address() {
+    let backend = TestBackend::demo();
+    let mut c = Client::start(&backend).await;
+    let caps = c.cmd("CAPABILITY").await;
+    assert!(!caps.iter().any(|l| l == "\"XCLIENT\""), "{caps:?}");
+    let r = c.cmd("XCLIENT ADDR=192.0.2.7 PORT=5555").await;
+    assert_eq!(last(&r), "NO \"You are not from trusted IP\"");
+    // The session goes on as before.
+    assert!(last(&c.cmd("AUTHENTICATE \"PLAIN\" \"AGRlbW8AZGVtbw==\"").await).starts_with("OK"));
+}

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 /// A backend reply line longer than this is a broken backend.
 const MAX_LINE: usize = 64 * 1024;
 
-/// A login dialogue (IMAP or POP3) as the driver sees it.
+/// A login dialogue (IMAP, POP3 or ManageSieve) as the driver sees it.
 pub trait LoginMachine: Send {
     fn on_line(&mut self, line: &[u8]) -> Step;
     fn tls_started(&mut self) -> Step;
@@ -34,6 +34,15 @@ impl LoginMachine for super::pop3_login::Pop3Login {
     }
     fn tls_started(&mut self) -> Step {
         super::pop3_login::Pop3Login::tls_started(self)
+    }
+}
+
+impl LoginMachine for super::sieve_login::SieveLogin {
+    fn on_line(&mut self, line: &[u8]) -> Step {
+        super::sieve_login::SieveLogin::on_line(self, line)
+    }
+    fn tls_started(&mut self) -> Step {
+        super::sieve_login::SieveLogin::tls_started(self)
     }
 }
 

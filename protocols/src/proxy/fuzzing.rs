@@ -1,11 +1,12 @@
 //! The body of the `proxy_reply` fuzz target: arbitrary bytes as a backend's replies, in
 //! arbitrary chunks, through the reply-line splitter and each login machine (IMAP, POP3,
-//! LMTP). Nothing may panic, nothing sent to the backend carries a stray line break, and
+//! ManageSieve, LMTP). Nothing may panic, nothing sent to the backend carries a stray line break, and
 //! every LMTP recipient ends with exactly one reply.
 
 use super::imap_login::ImapLogin;
 use super::lmtp_client::{LmtpForward, LmtpStep};
 use super::pop3_login::Pop3Login;
+use super::sieve_login::SieveLogin;
 use super::{ProxyTarget, ProxyTls, ReplyLines, Step};
 
 pub fn exercise(data: &[u8]) {
@@ -15,7 +16,13 @@ pub fn exercise(data: &[u8]) {
     if data.get(1).is_some_and(|b| b & 1 == 1) {
         t.tls = ProxyTls::StartTls;
     }
+    let origin = super::ClientOrigin {
+        remote: std::net::SocketAddr::from(([192, 0, 2, 7], 5555)),
+        local: std::net::SocketAddr::from(([192, 0, 2, 1], 4190)),
+        session_id: "s\r\n\"1".into(),
+    };
     let mut imap = ImapLogin::new(t.clone(), None);
+    let mut sieve = SieveLogin::new(t.clone(), Some(origin));
     let mut pop3 = Pop3Login::new(t, None);
     let rcpts = vec!["a@x".to_string(), "b@x".to_string()];
     let mut lmtp = LmtpForward::new("proxy", "s@x", rcpts.clone(), b"body\r\n");
@@ -32,6 +39,11 @@ pub fn exercise(data: &[u8]) {
             };
             let step = match imap.on_line(&line) {
                 Step::StartTls => imap.tls_started(),
+                s => s,
+            };
+            check_step(step);
+            let step = match sieve.on_line(&line) {
+                Step::StartTls => sieve.tls_started(),
                 s => s,
             };
             check_step(step);
@@ -82,7 +94,9 @@ fn check_lines(bytes: &[u8]) {
 mod tests {
     #[test]
     fn seeds_and_samples() {
-        let seeds: [&[u8]; 6] = [
+        let seeds: [&[u8]; 8] = [
+            b"\x02\x00\"SASL\" \"PLAIN\"\r\n\"XCLIENT\"\r\nOK hi\r\nNO x\r\nOK \"Logged in.\"\r\n",
+            b"\x04\x01\"STARTTLS\"\r\nOK hi\r\nOK go\r\n\"VERSION\" \"1.0\"\r\nOK again\r\nNO (TRYLATER) x\r\n",
             b"\x01\x00* OK [CAPABILITY SASL-IR] hi\r\nP3 OK done\r\n",
             b"\x03\x01* OK hi\r\nP1 OK go\r\n+ \r\nP3 NO x\r\n",
             b"\x05\x00+OK\r\n+OK\r\n+OK\r\n-ERR [SYS/TEMP] x\r\n",

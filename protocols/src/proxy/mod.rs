@@ -1,10 +1,11 @@
 //! Dovecot-style proxying: a login whose passdb entry says `proxy` (with `host`, ...) is not
 //! served here but forwarded to that backend. The backend's login dialogue is a small state
-//! machine over its reply lines ([`imap_login`], [`pop3_login`], [`lmtp_client`]); the I/O
+//! machine over its reply lines ([`imap_login`], [`pop3_login`], [`sieve_login`],
+//! [`lmtp_client`]); the I/O
 //! edge ([`drive`]) connects, runs the machine, and then splices the two connections.
 //!
 //! Where the connection comes from is passed on to the backend (IMAP `ID x-originating-ip`,
-//! POP3 `XCLIENT`), which believes it only from its `login_trusted_networks`.
+//! POP3 and ManageSieve `XCLIENT`), which believes it only from its `login_trusted_networks`.
 
 pub mod drive;
 /// The `proxy_reply` fuzz target's body (fuzz/), replayed over its seeds in the tests.
@@ -13,6 +14,7 @@ pub mod imap_login;
 pub mod lmtp_client;
 pub mod pop3_login;
 mod reply_lines;
+pub mod sieve_login;
 
 pub use reply_lines::{LineTooLong, ReplyLines};
 
@@ -35,7 +37,7 @@ pub enum ProxyTls {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProxyTarget {
     pub host: String,
-    /// None: the service's standard port (143/993, 110/995, 24).
+    /// None: the service's standard port (143/993, 110/995, 4190, 24).
     pub port: Option<u16>,
     /// Connect here instead of resolving `host` (Dovecot's `hostip`).
     pub hostip: Option<IpAddr>,
