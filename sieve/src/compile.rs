@@ -116,11 +116,22 @@ impl Compiler {
         inc: Option<&mut Includes<'_>>,
     ) -> Result<Script, CompileErrors> {
         let (toks, mut errors) = lexer::tokenize(src);
-        if !errors.is_empty() {
-            errors.truncate(MAX_ERRORS);
-            return Err(CompileErrors(errors));
-        }
-        let mut commands = parser::parse(toks).map_err(|e| CompileErrors(vec![e]))?;
+        // Lexical and syntax errors are reported together, in script order; a script that
+        // does not parse is not validated (Pigeonhole's order too).
+        let parsed = parser::parse(toks);
+        let mut commands = match parsed {
+            Ok(c) if errors.is_empty() => c,
+            Ok(_) => {
+                errors.truncate(MAX_ERRORS);
+                return Err(CompileErrors(errors));
+            }
+            Err(mut more) => {
+                errors.append(&mut more);
+                errors.sort_by_key(|e| (e.line, e.col));
+                errors.truncate(MAX_ERRORS);
+                return Err(CompileErrors(errors));
+            }
+        };
         let mut v = Validator {
             c: self,
             required: HashSet::new(),
