@@ -2,7 +2,7 @@
 //! was required, and decodes encoded characters (RFC 5228 section 2.4.2.4).
 
 use crate::ast::{Arg, Node};
-use crate::error::{CompileError, CompileErrors};
+use crate::error::{CompileError, CompileErrors, Warning};
 use crate::spec::{self, Block, Spec, Tests, Ty};
 use crate::{lexer, parser};
 use std::collections::{HashMap, HashSet};
@@ -21,6 +21,8 @@ const MAX_SCRIPT_VARIABLES: usize = 255;
 pub struct Script {
     pub commands: Vec<Node>,
     pub required: HashSet<String>,
+    /// What the compiler warned about (the script is valid all the same).
+    pub warnings: Vec<Warning>,
 }
 
 impl Script {
@@ -123,19 +125,20 @@ impl Compiler {
             Ok(c) if errors.is_empty() => c,
             Ok(_) => {
                 errors.truncate(MAX_ERRORS);
-                return Err(CompileErrors(errors));
+                return Err(CompileErrors::new(errors));
             }
             Err(mut more) => {
                 errors.append(&mut more);
                 errors.sort_by_key(|e| (e.line, e.col));
                 errors.truncate(MAX_ERRORS);
-                return Err(CompileErrors(errors));
+                return Err(CompileErrors::new(errors));
             }
         };
         let mut v = Validator {
             c: self,
             required: HashSet::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
             variables: HashSet::new(),
             unknown_tag: false,
             inc,
@@ -145,10 +148,14 @@ impl Compiler {
             Ok(Script {
                 commands,
                 required: v.required,
+                warnings: v.warnings,
             })
         } else {
             v.errors.truncate(MAX_ERRORS);
-            Err(CompileErrors(v.errors))
+            Err(CompileErrors {
+                errors: v.errors,
+                warnings: v.warnings,
+            })
         }
     }
 
@@ -185,12 +192,12 @@ impl Compiler {
         match r {
             Ok(_) => Vec::new(),
             Err(mut e) => {
-                e.0.push(CompileError::new(
+                e.errors.push(CompileError::new(
                     n.line,
                     n.col,
                     format!("failed to compile included script '{name}'"),
                 ));
-                e.0
+                e.errors
             }
         }
     }
@@ -215,6 +222,7 @@ struct Validator<'a, 'l> {
     inc: Option<&'a mut Includes<'l>>,
     required: HashSet<String>,
     errors: Vec<CompileError>,
+    warnings: Vec<Warning>,
     /// Variables the script sets, for the limit on their number.
     variables: HashSet<String>,
     /// The command being bound had an unknown tagged argument.
@@ -224,6 +232,16 @@ struct Validator<'a, 'l> {
 impl Validator<'_, '_> {
     fn err(&mut self, n: &Node, msg: impl Into<String>) {
         self.errors.push(CompileError::new(n.line, n.col, msg));
+    }
+
+    fn warn(&mut self, n: &Node, msg: impl Into<String>) {
+        if self.warnings.len() < MAX_ERRORS {
+            self.warnings.push(Warning {
+                line: n.line,
+                col: n.col,
+                message: msg.into(),
+            });
+        }
     }
 
     fn block(&mut self, nodes: &mut [Node], top: bool) {
@@ -707,6 +725,17 @@ impl Validator<'_, '_> {
                             self.c.max_header_size
                         );
                         self.err(n, msg);
+                    } else if value
+                        .chars()
+                        .any(|c| c.is_control() && !"\t\r\n".contains(c))
+                    {
+                        // RFC 5322 allows no control characters in a field body; Pigeonhole
+                        // adds the header all the same and warns.
+                        let shown: String = value.escape_default().collect();
+                        self.warn(
+                            n,
+                            format!("addheader: value '{shown}' contains control characters"),
+                        );
                     }
                 }
             }
@@ -855,8 +884,29 @@ mod tests {
     fn errs(s: &str) -> Vec<String> {
         match Compiler::new().compile(s) {
             Ok(_) => Vec::new(),
-            Err(e) => e.0.into_iter().map(|e| e.to_string()).collect(),
+            Err(e) => e.errors.into_iter().map(|e| e.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn control_characters_in_addheader_warn() {
+        let c = Compiler::new();
+        let s = c
+            .compile(
+                "require \"editheader\";\naddheader \"X-a\" \"b\\x07\";\naddheader \"X-a\" \"b\";",
+            )
+            .unwrap();
+        assert!(s.warnings.is_empty());
+        let s = c
+            .compile("require \"editheader\";\naddheader \"X-a\" \"b\x07\";\naddheader \"X-a\" \"b\tc\";")
+            .unwrap();
+        assert_eq!(s.warnings.len(), 1);
+        assert_eq!(s.warnings[0].line, 2);
+        // Warnings found before an error come back with it.
+        let e = c
+            .compile("require \"editheader\";\naddheader \"X-a\" \"b\x07\";\nfrop;")
+            .unwrap_err();
+        assert_eq!((e.errors.len(), e.warnings.len()), (1, 1));
     }
 
     #[test]
@@ -896,12 +946,12 @@ mod tests {
         let e = c
             .compile_with_includes("require \"include\"; include \"a\";", &mut load)
             .unwrap_err();
-        assert!(e.0[0].message.contains("circular"), "{e}");
-        assert!(e.0.last().unwrap().message.contains("'a'"), "{e}");
+        assert!(e.errors[0].message.contains("circular"), "{e}");
+        assert!(e.errors.last().unwrap().message.contains("'a'"), "{e}");
         let e = c
             .compile_with_includes("require \"include\"; include \"nope\";", &mut load)
             .unwrap_err();
-        assert!(e.0[0].message.contains("does not exist"), "{e}");
+        assert!(e.errors[0].message.contains("does not exist"), "{e}");
         let src = "require \"include\"; include :optional \"nope\"; include \"ok\";";
         assert!(c.compile_with_includes(src, &mut load).is_ok());
         let mut shallow = Compiler::new();
@@ -909,7 +959,7 @@ mod tests {
         assert!(shallow
             .compile_with_includes("require \"include\"; include \"a\";", &mut load)
             .unwrap_err()
-            .0[0]
+            .errors[0]
             .message
             .contains("nested deeper"));
     }
