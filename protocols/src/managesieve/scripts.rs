@@ -214,3 +214,18 @@ fn refusal(c: &ManageSieveConfig, a: &dyn Attrs, name: &str, size: u64) -> Optio
     }
     None
 }
+
+#[cfg(test)]
+mod warning_tests {
+    use super::*;
+
+    #[test]
+    fn warnings_come_back_with_ok() {
+        let w =
+            Session::check(b"require \"editheader\";\naddheader \"X-A\" \"a\x07b\";\n").unwrap();
+        assert!(w.starts_with("2: warning: addheader"), "{w}");
+        assert!(ok_warnings(&w).starts_with("OK (WARNINGS) \"2: warning:"));
+        assert_eq!(Session::check(b"keep;").unwrap(), "");
+        assert!(Session::check(b"frop;").unwrap_err().contains("1: error"));
+    }
+}
