@@ -308,9 +308,9 @@ impl Validator<'_, '_> {
         };
         if spec.is_test != as_test && !spec.both {
             let msg = format!(
-                "'{}' is a {} and cannot be used as a {kind}",
+                "attempted to use {} '{}' in {kind} context",
+                if spec.is_test { "test" } else { "command" },
                 n.name,
-                if spec.is_test { "test" } else { "command" }
             );
             self.err(n, msg);
             return false;
@@ -341,7 +341,10 @@ impl Validator<'_, '_> {
             (Tests::None, 0) | (Tests::One, 1) => {}
             (Tests::Many, k) if k > 0 => {}
             (Tests::None, _) => {
-                let msg = format!("the {} {kind} accepts no tests", n.name);
+                let msg = format!(
+                    "the {} {kind} accepts no sub-tests, but tests are specified",
+                    n.name
+                );
                 self.err(n, msg);
             }
             _ => {
@@ -418,16 +421,6 @@ impl Validator<'_, '_> {
                 pos.push(a.arg);
                 continue;
             };
-            if !pos.is_empty() {
-                self.errors.push(CompileError::new(
-                    a.line,
-                    a.col,
-                    format!(
-                        "tagged argument ':{t}' of {} must come before positional arguments",
-                        n.name
-                    ),
-                ));
-            }
             let Some(ts) = spec
                 .tags
                 .iter()
@@ -438,13 +431,26 @@ impl Validator<'_, '_> {
                     a.line,
                     a.col,
                     format!(
-                        "unknown tagged argument ':{t}' for the {} {}",
+                        "unknown tagged argument ':{t}' for the {} {} \
+                         (reported only once at first occurrence)",
                         n.name,
                         if spec.is_test { "test" } else { "command" }
                     ),
                 ));
                 continue;
             };
+            if !pos.is_empty() {
+                self.errors.push(CompileError::new(
+                    a.line,
+                    a.col,
+                    format!(
+                        "unexpected tagged argument ':{t}' after the positional arguments \
+                         of the {} {}",
+                        n.name,
+                        if spec.is_test { "test" } else { "command" }
+                    ),
+                ));
+            }
             if !ts.group.is_empty() && !groups.insert(ts.group) || tags.iter().any(|(x, _)| x == t)
             {
                 self.errors.push(CompileError::new(
@@ -484,7 +490,7 @@ impl Validator<'_, '_> {
         let min = max - spec.optional_leading - spec.optional_trailing;
         if pos.len() < min || pos.len() > max {
             let msg = format!(
-                "the {} {} expects {} positional argument(s), but {} were found",
+                "the {} {} requires {} positional argument(s), but {} were specified",
                 n.name,
                 if spec.is_test { "test" } else { "command" },
                 max,
@@ -508,7 +514,7 @@ impl Validator<'_, '_> {
                     if spec.is_test { "test" } else { "command" },
                     ty_name(ty),
                     i + 1,
-                    ty_name(ty),
+                    arg_name(&n.name, i + skip).unwrap_or(ty_name(ty)),
                     a.kind()
                 );
                 self.err(n, msg);
@@ -624,6 +630,17 @@ impl Validator<'_, '_> {
                         self.err(n, msg);
                     }
                 }
+            }
+        }
+        if n.name == "address" {
+            let bad = n.list(0).into_iter().find(|h| {
+                !h.contains("${") && !ADDRESS_HEADERS.iter().any(|a| a.eq_ignore_ascii_case(h))
+            });
+            if let Some(h) = bad {
+                self.err(
+                    n,
+                    format!("specified header '{h}' is not allowed for the address test"),
+                );
             }
         }
         // RFC 5260 6: :last needs :index, and indexes count from 1.
@@ -796,6 +813,55 @@ fn fits(a: &Arg, ty: Ty) -> bool {
         (Arg::Str(_), Ty::Str) | (Arg::Str(_) | Arg::List(_), Ty::List) | (Arg::Num(_), Ty::Num)
     )
 }
+
+/// The RFC's name of a positional argument of the common tests, for error messages.
+fn arg_name(cmd: &str, i: usize) -> Option<&'static str> {
+    let names: &[&str] = match cmd {
+        "header" => &["header names", "key list"],
+        "address" => &["header list", "key list"],
+        "envelope" => &["envelope part", "key list"],
+        "exists" => &["header names"],
+        "string" => &["source", "key list"],
+        _ => return None,
+    };
+    names.get(i).copied()
+}
+
+/// RFC 5228 5.1: the address test is restricted to headers that hold addresses; this is
+/// Pigeonhole's list (the required ones, RFC 5322's others and common non-standard ones).
+const ADDRESS_HEADERS: &[&str] = &[
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "sender",
+    "resent-from",
+    "resent-to",
+    "reply-to",
+    "resent-reply-to",
+    "resent-sender",
+    "resent-cc",
+    "resent-bcc",
+    "for-approval",
+    "for-handling",
+    "for-comment",
+    "apparently-to",
+    "errors-to",
+    "delivered-to",
+    "return-receipt-to",
+    "x-admin",
+    "read-receipt-to",
+    "x-confirm-reading-to",
+    "return-receipt-requested",
+    "registered-mail-reply-requested-to",
+    "mail-followup-to",
+    "mail-reply-to",
+    "abuse-reports-to",
+    "x-complaints-to",
+    "x-report-abuse-to",
+    "x-beenthere",
+    "x-original-to",
+];
 
 fn ty_name(t: Ty) -> &'static str {
     match t {
