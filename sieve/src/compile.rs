@@ -389,7 +389,9 @@ impl Validator<'_, '_> {
                 let msg = format!("the {} command requires a command block", n.name);
                 self.err(n, msg);
             }
-            (Block::No, Some(_)) if !own_failed => {
+            // A spurious block is a mistake of its own (Pigeonhole reports it after an
+            // argument error too).
+            (Block::No, Some(_)) => {
                 let msg = format!("the {} {kind} does not accept a block", n.name);
                 self.err(n, msg);
             }
@@ -632,6 +634,18 @@ impl Validator<'_, '_> {
                 }
             }
         }
+        if n.name == "envelope" {
+            let bad = n.list(0).into_iter().find(|p| {
+                !p.contains("${")
+                    && !["from", "to", "auth"].contains(&p.to_ascii_lowercase().as_str())
+            });
+            if let Some(p) = bad {
+                self.err(
+                    n,
+                    format!("specified envelope part '{p}' is not supported by the envelope test"),
+                );
+            }
+        }
         if n.name == "address" {
             let bad = n.list(0).into_iter().find(|h| {
                 !h.contains("${") && !ADDRESS_HEADERS.iter().any(|a| a.eq_ignore_ascii_case(h))
@@ -710,6 +724,11 @@ impl Validator<'_, '_> {
             }
             "include" => {
                 let name = n.string(0);
+                // RFC 6609 3.2 (and Pigeonhole): the script name is a constant string.
+                if name.contains("${") && self.required.contains("variables") {
+                    self.err(n, "the include command requires a constant string for its script name argument");
+                    return;
+                }
                 let bad =
                     |c: char| c.is_control() || c == '/' || matches!(c, '\u{2028}' | '\u{2029}');
                 if name.is_empty() || name.chars().any(bad) {
