@@ -234,6 +234,19 @@ impl Validator<'_, '_> {
         self.errors.push(CompileError::new(n.line, n.col, msg));
     }
 
+    /// Decodes encoded characters, reporting an invalid Unicode value.
+    fn decode(&mut self, s: &str, line: u32, col: u32) -> String {
+        let (out, invalid) = decode_encoded_checked(s);
+        if let Some(v) = invalid {
+            self.errors.push(CompileError::new(
+                line,
+                col,
+                format!("invalid unicode character 0x{v} in encoded character substitution"),
+            ));
+        }
+        out
+    }
+
     fn warn(&mut self, n: &Node, msg: impl Into<String>) {
         if self.warnings.len() < MAX_ERRORS {
             self.warnings.push(Warning {
@@ -326,8 +339,12 @@ impl Validator<'_, '_> {
         if self.required.contains("encoded-character") {
             for a in &mut n.args {
                 match &mut a.arg {
-                    Arg::Str(s) => *s = decode_encoded(s),
-                    Arg::List(l) => l.iter_mut().for_each(|s| *s = decode_encoded(s)),
+                    Arg::Str(s) => *s = self.decode(s, a.line, a.col),
+                    Arg::List(l) => {
+                        for s in l.iter_mut() {
+                            *s = self.decode(s, a.line, a.col);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -893,6 +910,18 @@ fn ty_name(t: Ty) -> &'static str {
 /// RFC 5228 2.4.2.4: `${hex: 41 42}` and `${unicode: 263a}` stand for the characters they
 /// encode; anything malformed is left as it is.
 pub fn decode_encoded(s: &str) -> String {
+    decode_encoded_checked(s).0
+}
+
+/// [`decode_encoded`], and the first `${unicode:...}` whose value is no Unicode character (a
+/// surrogate or past U+10FFFF): Pigeonhole reports it as an error, and the text stays as is.
+pub fn decode_encoded_checked(s: &str) -> (String, Option<String>) {
+    let mut invalid = None;
+    let out = decode_inner(s, &mut invalid);
+    (out, invalid)
+}
+
+fn decode_inner(s: &str, invalid: &mut Option<String>) -> String {
     if !s.contains("${") {
         return s.to_string();
     }
@@ -924,15 +953,23 @@ pub fn decode_encoded(s: &str) -> String {
                 } else {
                     // Leading zeros are allowed (RFC 5228 2.4.2.4).
                     let digits = word.trim_start_matches('0');
-                    if digits.len() > 6 || !word.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    if !word.bytes().all(|b| b.is_ascii_hexdigit()) {
                         return None;
                     }
                     let cp = if digits.is_empty() {
-                        0
+                        Some(0)
+                    } else if digits.len() > 6 {
+                        None
                     } else {
-                        u32::from_str_radix(digits, 16).ok()?
+                        u32::from_str_radix(digits, 16).ok()
                     };
-                    text.push(char::from_u32(cp)?);
+                    match cp.and_then(char::from_u32) {
+                        Some(c) => text.push(c),
+                        None => {
+                            invalid.get_or_insert_with(|| word.to_string());
+                            return None;
+                        }
+                    }
                 }
             }
             if words == 0 {
@@ -1056,5 +1093,13 @@ mod tests {
             "@Ab\u{263a}"
         );
         assert_eq!(decode_encoded("${hex:zz}${x}"), "${hex:zz}${x}");
+        for bad in ["200000", "DF01", "33333333333333333"] {
+            let (out, e) = decode_encoded_checked(&format!("a${{unicode:{bad}}}"));
+            assert_eq!(
+                (out, e),
+                (format!("a${{unicode:{bad}}}"), Some(bad.to_string()))
+            );
+        }
+        assert_eq!(decode_encoded_checked("${unicode:0010FFFF}").1, None);
     }
 }
