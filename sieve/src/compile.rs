@@ -262,10 +262,12 @@ impl Validator<'_, '_> {
         let mut requires_allowed = top;
         for n in nodes.iter_mut() {
             if n.name == "require" {
+                // A misplaced require is one error (its capabilities are not looked at).
                 if !requires_allowed {
                     self.err(n, "require command can only be placed at top level at the beginning of the file");
+                } else {
+                    self.require(n);
                 }
-                self.require(n);
                 continue;
             }
             requires_allowed = false;
@@ -279,11 +281,31 @@ impl Validator<'_, '_> {
     }
 
     fn require(&mut self, n: &mut Node) {
+        // Pigeonhole's order: the argument count, sub-tests, a block, then the argument.
         let list = match n.args.as_slice() {
+            [_] if !n.tests.is_empty() => {
+                self.err(
+                    n,
+                    "the require command accepts no sub-tests, but tests are specified",
+                );
+                return;
+            }
+            [_] if n.block.is_some() => {
+                self.err(n, "the require command does not accept a block");
+                return;
+            }
             [a] => match &a.arg {
                 Arg::Str(s) => vec![s.clone()],
                 Arg::List(l) => l.clone(),
-                _ => Vec::new(),
+                other => {
+                    let msg = format!(
+                        "the require command accepts a single string or string list argument, \
+                         but a {} was found",
+                        other.kind()
+                    );
+                    self.err(n, msg);
+                    return;
+                }
             },
             _ => {
                 self.err(n, "the require command expects one string list argument");
