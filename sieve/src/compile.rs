@@ -376,23 +376,44 @@ impl Validator<'_, '_> {
         let start = self.errors.len();
         self.unknown_tag = false;
         self.bind(n, &spec);
+        // Pigeonhole's typo hints for a "sub-test" where none is taken: a tag written
+        // without its colon, or the next command after a missing semicolon.
+        let mut missing_colon = None;
         match (spec.tests, n.tests.len()) {
             (Tests::None, 0) | (Tests::One, 1) => {}
             (Tests::Many, k) if k > 0 => {}
             (Tests::None, _) => {
-                let msg = format!(
-                    "the {} {kind} accepts no sub-tests, but tests are specified",
-                    n.name
-                );
-                self.err(n, msg);
+                let first = n.tests.first().map(|t| t.name.clone()).unwrap_or_default();
+                let known_test = self.c.specs.get(first.as_str()).is_some_and(|s| s.is_test);
+                if spec.tags.iter().any(|t| t.name == first) {
+                    missing_colon = Some(format!(
+                        "missing colon ':' before ':{first}' tag in {} {kind}",
+                        n.name
+                    ));
+                } else if known_test {
+                    let msg = format!(
+                        "the {} {kind} accepts no sub-tests, but tests are specified",
+                        n.name
+                    );
+                    self.err(n, msg);
+                } else {
+                    let msg = format!("missing semicolon ';' after {} {kind}", n.name);
+                    self.err(n, msg);
+                }
             }
             _ => {
                 let msg = format!("the {} {kind} expects a test or test list", n.name);
                 self.err(n, msg);
             }
         }
-        let own_failed = self.errors.len() > start;
         self.errors.truncate(start + 1);
+        if let Some(msg) = missing_colon.take() {
+            // Its own mistake, reported after an argument error it causes; the "sub-test"
+            // (the tag's name) is not looked at.
+            self.err(n, msg);
+            n.tests.clear();
+        }
+        let own_failed = self.errors.len() > start;
         // As Pigeonhole reports: the tests of a command that takes none are not looked at
         // (`keep` missing its semicolon before `redirect ...` is one mistake, not two), and
         // a test with an unknown tag spares its command the follow-up errors.
@@ -1030,6 +1051,30 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(e) => e.errors.into_iter().map(|e| e.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn typo_hints() {
+        let e = errs("require \"fileinto\";\nfileinto \"a\"\nkeep;\nfileinto \"b\" true;");
+        assert!(
+            e[0].contains("missing semicolon ';' after fileinto command"),
+            "{e:?}"
+        );
+        assert!(e[1].contains("accepts no sub-tests"), "{e:?}");
+        let e = errs("if address matches \"from\" \"x\" { stop; }");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains("requires 2 positional argument(s), but 0"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains("missing colon ':' before ':matches' tag in address test"),
+            "{e:?}"
+        );
+        // A spurious block is reported besides the argument error.
+        assert_eq!(errs("stop \"x\" true { stop; }").len(), 2);
+        assert_eq!(errs("if address :is \"frop\" \"x\" { stop; }").len(), 1);
+        assert_eq!(errs("if true { require \"nope\"; }").len(), 1);
     }
 
     #[test]
