@@ -131,6 +131,12 @@ mod tests {
         assert!(!valid_mailbox("a<b@c"));
         assert!(!valid_mailbox("nobody"));
         assert!(!valid_mailbox("a@"));
+        assert!(valid_mailbox(" more  @  example.com  "));
+        assert!(valid_mailbox("..japanese...localpart..@example.com"));
+        assert!(!valid_mailbox(" more error @  example.com  "));
+        assert!(!valid_mailbox("Stephan Bosch error@example.org"));
+        assert!(!valid_mailbox("r\u{fc}diger@example.com"));
+        assert!(!valid_mailbox(".@example.com"));
     }
 }
 
@@ -140,6 +146,13 @@ fn atext(c: char) -> bool {
 
 fn dot_atom(s: &str) -> bool {
     !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.chars().all(atext))
+}
+
+/// An unquoted local part as Pigeonhole accepts it: ASCII atext and dots, where leading,
+/// trailing and repeated dots are let through (such addresses exist, e.g. at Japanese
+/// mobile carriers); white space inside it or 8-bit text is not (no SMTPUTF8 here).
+fn lenient_local(l: &str) -> bool {
+    l.chars().all(|c| c == '.' || (c.is_ascii() && atext(c))) && l.chars().any(|c| c != '.')
 }
 
 fn valid_domain(d: &str) -> bool {
@@ -179,8 +192,8 @@ fn split_spec(s: &str) -> Option<(String, String)> {
         (local, q[end + 1..].trim_start())
     } else {
         let at = s.rfind('@')?;
-        let local: String = s[..at].split_whitespace().collect();
-        if !dot_atom(&local) {
+        let local = s[..at].trim().to_string();
+        if !lenient_local(&local) {
             return None;
         }
         (local, &s[at..])

@@ -2,7 +2,7 @@
 //! was required, and decodes encoded characters (RFC 5228 section 2.4.2.4).
 
 use crate::ast::{Arg, Node};
-use crate::error::{CompileError, CompileErrors};
+use crate::error::{CompileError, CompileErrors, Warning};
 use crate::spec::{self, Block, Spec, Tests, Ty};
 use crate::{lexer, parser};
 use std::collections::{HashMap, HashSet};
@@ -21,6 +21,8 @@ const MAX_SCRIPT_VARIABLES: usize = 255;
 pub struct Script {
     pub commands: Vec<Node>,
     pub required: HashSet<String>,
+    /// What the compiler warned about (the script is valid all the same).
+    pub warnings: Vec<Warning>,
 }
 
 impl Script {
@@ -116,15 +118,27 @@ impl Compiler {
         inc: Option<&mut Includes<'_>>,
     ) -> Result<Script, CompileErrors> {
         let (toks, mut errors) = lexer::tokenize(src);
-        if !errors.is_empty() {
-            errors.truncate(MAX_ERRORS);
-            return Err(CompileErrors(errors));
-        }
-        let mut commands = parser::parse(toks).map_err(|e| CompileErrors(vec![e]))?;
+        // Lexical and syntax errors are reported together, in script order; a script that
+        // does not parse is not validated (Pigeonhole's order too).
+        let parsed = parser::parse(toks);
+        let mut commands = match parsed {
+            Ok(c) if errors.is_empty() => c,
+            Ok(_) => {
+                errors.truncate(MAX_ERRORS);
+                return Err(CompileErrors::new(errors));
+            }
+            Err(mut more) => {
+                errors.append(&mut more);
+                errors.sort_by_key(|e| (e.line, e.col));
+                errors.truncate(MAX_ERRORS);
+                return Err(CompileErrors::new(errors));
+            }
+        };
         let mut v = Validator {
             c: self,
             required: HashSet::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
             variables: HashSet::new(),
             unknown_tag: false,
             inc,
@@ -134,10 +148,14 @@ impl Compiler {
             Ok(Script {
                 commands,
                 required: v.required,
+                warnings: v.warnings,
             })
         } else {
             v.errors.truncate(MAX_ERRORS);
-            Err(CompileErrors(v.errors))
+            Err(CompileErrors {
+                errors: v.errors,
+                warnings: v.warnings,
+            })
         }
     }
 
@@ -174,12 +192,12 @@ impl Compiler {
         match r {
             Ok(_) => Vec::new(),
             Err(mut e) => {
-                e.0.push(CompileError::new(
+                e.errors.push(CompileError::new(
                     n.line,
                     n.col,
                     format!("failed to compile included script '{name}'"),
                 ));
-                e.0
+                e.errors
             }
         }
     }
@@ -204,6 +222,7 @@ struct Validator<'a, 'l> {
     inc: Option<&'a mut Includes<'l>>,
     required: HashSet<String>,
     errors: Vec<CompileError>,
+    warnings: Vec<Warning>,
     /// Variables the script sets, for the limit on their number.
     variables: HashSet<String>,
     /// The command being bound had an unknown tagged argument.
@@ -215,15 +234,40 @@ impl Validator<'_, '_> {
         self.errors.push(CompileError::new(n.line, n.col, msg));
     }
 
+    /// Decodes encoded characters, reporting an invalid Unicode value.
+    fn decode(&mut self, s: &str, line: u32, col: u32) -> String {
+        let (out, invalid) = decode_encoded_checked(s);
+        if let Some(v) = invalid {
+            self.errors.push(CompileError::new(
+                line,
+                col,
+                format!("invalid unicode character 0x{v} in encoded character substitution"),
+            ));
+        }
+        out
+    }
+
+    fn warn(&mut self, n: &Node, msg: impl Into<String>) {
+        if self.warnings.len() < MAX_ERRORS {
+            self.warnings.push(Warning {
+                line: n.line,
+                col: n.col,
+                message: msg.into(),
+            });
+        }
+    }
+
     fn block(&mut self, nodes: &mut [Node], top: bool) {
         let mut prev_if = false;
         let mut requires_allowed = top;
         for n in nodes.iter_mut() {
             if n.name == "require" {
+                // A misplaced require is one error (its capabilities are not looked at).
                 if !requires_allowed {
                     self.err(n, "require command can only be placed at top level at the beginning of the file");
+                } else {
+                    self.require(n);
                 }
-                self.require(n);
                 continue;
             }
             requires_allowed = false;
@@ -237,11 +281,31 @@ impl Validator<'_, '_> {
     }
 
     fn require(&mut self, n: &mut Node) {
+        // Pigeonhole's order: the argument count, sub-tests, a block, then the argument.
         let list = match n.args.as_slice() {
+            [_] if !n.tests.is_empty() => {
+                self.err(
+                    n,
+                    "the require command accepts no sub-tests, but tests are specified",
+                );
+                return;
+            }
+            [_] if n.block.is_some() => {
+                self.err(n, "the require command does not accept a block");
+                return;
+            }
             [a] => match &a.arg {
                 Arg::Str(s) => vec![s.clone()],
                 Arg::List(l) => l.clone(),
-                _ => Vec::new(),
+                other => {
+                    let msg = format!(
+                        "the require command accepts a single string or string list argument, \
+                         but a {} was found",
+                        other.kind()
+                    );
+                    self.err(n, msg);
+                    return;
+                }
             },
             _ => {
                 self.err(n, "the require command expects one string list argument");
@@ -279,9 +343,9 @@ impl Validator<'_, '_> {
         };
         if spec.is_test != as_test && !spec.both {
             let msg = format!(
-                "'{}' is a {} and cannot be used as a {kind}",
+                "attempted to use {} '{}' in {kind} context",
+                if spec.is_test { "test" } else { "command" },
                 n.name,
-                if spec.is_test { "test" } else { "command" }
             );
             self.err(n, msg);
             return false;
@@ -297,8 +361,12 @@ impl Validator<'_, '_> {
         if self.required.contains("encoded-character") {
             for a in &mut n.args {
                 match &mut a.arg {
-                    Arg::Str(s) => *s = decode_encoded(s),
-                    Arg::List(l) => l.iter_mut().for_each(|s| *s = decode_encoded(s)),
+                    Arg::Str(s) => *s = self.decode(s, a.line, a.col),
+                    Arg::List(l) => {
+                        for s in l.iter_mut() {
+                            *s = self.decode(s, a.line, a.col);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -308,20 +376,44 @@ impl Validator<'_, '_> {
         let start = self.errors.len();
         self.unknown_tag = false;
         self.bind(n, &spec);
+        // Pigeonhole's typo hints for a "sub-test" where none is taken: a tag written
+        // without its colon, or the next command after a missing semicolon.
+        let mut missing_colon = None;
         match (spec.tests, n.tests.len()) {
             (Tests::None, 0) | (Tests::One, 1) => {}
             (Tests::Many, k) if k > 0 => {}
             (Tests::None, _) => {
-                let msg = format!("the {} {kind} accepts no tests", n.name);
-                self.err(n, msg);
+                let first = n.tests.first().map(|t| t.name.clone()).unwrap_or_default();
+                let known_test = self.c.specs.get(first.as_str()).is_some_and(|s| s.is_test);
+                if spec.tags.iter().any(|t| t.name == first) {
+                    missing_colon = Some(format!(
+                        "missing colon ':' before ':{first}' tag in {} {kind}",
+                        n.name
+                    ));
+                } else if known_test {
+                    let msg = format!(
+                        "the {} {kind} accepts no sub-tests, but tests are specified",
+                        n.name
+                    );
+                    self.err(n, msg);
+                } else {
+                    let msg = format!("missing semicolon ';' after {} {kind}", n.name);
+                    self.err(n, msg);
+                }
             }
             _ => {
                 let msg = format!("the {} {kind} expects a test or test list", n.name);
                 self.err(n, msg);
             }
         }
-        let own_failed = self.errors.len() > start;
         self.errors.truncate(start + 1);
+        if let Some(msg) = missing_colon.take() {
+            // Its own mistake, reported after an argument error it causes; the "sub-test"
+            // (the tag's name) is not looked at.
+            self.err(n, msg);
+            n.tests.clear();
+        }
+        let own_failed = self.errors.len() > start;
         // As Pigeonhole reports: the tests of a command that takes none are not looked at
         // (`keep` missing its semicolon before `redirect ...` is one mistake, not two), and
         // a test with an unknown tag spares its command the follow-up errors.
@@ -357,7 +449,9 @@ impl Validator<'_, '_> {
                 let msg = format!("the {} command requires a command block", n.name);
                 self.err(n, msg);
             }
-            (Block::No, Some(_)) if !own_failed => {
+            // A spurious block is a mistake of its own (Pigeonhole reports it after an
+            // argument error too).
+            (Block::No, Some(_)) => {
                 let msg = format!("the {} {kind} does not accept a block", n.name);
                 self.err(n, msg);
             }
@@ -389,16 +483,6 @@ impl Validator<'_, '_> {
                 pos.push(a.arg);
                 continue;
             };
-            if !pos.is_empty() {
-                self.errors.push(CompileError::new(
-                    a.line,
-                    a.col,
-                    format!(
-                        "tagged argument ':{t}' of {} must come before positional arguments",
-                        n.name
-                    ),
-                ));
-            }
             let Some(ts) = spec
                 .tags
                 .iter()
@@ -409,13 +493,26 @@ impl Validator<'_, '_> {
                     a.line,
                     a.col,
                     format!(
-                        "unknown tagged argument ':{t}' for the {} {}",
+                        "unknown tagged argument ':{t}' for the {} {} \
+                         (reported only once at first occurrence)",
                         n.name,
                         if spec.is_test { "test" } else { "command" }
                     ),
                 ));
                 continue;
             };
+            if !pos.is_empty() {
+                self.errors.push(CompileError::new(
+                    a.line,
+                    a.col,
+                    format!(
+                        "unexpected tagged argument ':{t}' after the positional arguments \
+                         of the {} {}",
+                        n.name,
+                        if spec.is_test { "test" } else { "command" }
+                    ),
+                ));
+            }
             if !ts.group.is_empty() && !groups.insert(ts.group) || tags.iter().any(|(x, _)| x == t)
             {
                 self.errors.push(CompileError::new(
@@ -455,7 +552,7 @@ impl Validator<'_, '_> {
         let min = max - spec.optional_leading - spec.optional_trailing;
         if pos.len() < min || pos.len() > max {
             let msg = format!(
-                "the {} {} expects {} positional argument(s), but {} were found",
+                "the {} {} requires {} positional argument(s), but {} were specified",
                 n.name,
                 if spec.is_test { "test" } else { "command" },
                 max,
@@ -479,7 +576,7 @@ impl Validator<'_, '_> {
                     if spec.is_test { "test" } else { "command" },
                     ty_name(ty),
                     i + 1,
-                    ty_name(ty),
+                    arg_name(&n.name, i + skip).unwrap_or(ty_name(ty)),
                     a.kind()
                 );
                 self.err(n, msg);
@@ -597,6 +694,29 @@ impl Validator<'_, '_> {
                 }
             }
         }
+        if n.name == "envelope" {
+            let bad = n.list(0).into_iter().find(|p| {
+                !p.contains("${")
+                    && !["from", "to", "auth"].contains(&p.to_ascii_lowercase().as_str())
+            });
+            if let Some(p) = bad {
+                self.err(
+                    n,
+                    format!("specified envelope part '{p}' is not supported by the envelope test"),
+                );
+            }
+        }
+        if n.name == "address" {
+            let bad = n.list(0).into_iter().find(|h| {
+                !h.contains("${") && !ADDRESS_HEADERS.iter().any(|a| a.eq_ignore_ascii_case(h))
+            });
+            if let Some(h) = bad {
+                self.err(
+                    n,
+                    format!("specified header '{h}' is not allowed for the address test"),
+                );
+            }
+        }
         // RFC 5260 6: :last needs :index, and indexes count from 1.
         let indexed = matches!(
             n.name.as_str(),
@@ -664,6 +784,11 @@ impl Validator<'_, '_> {
             }
             "include" => {
                 let name = n.string(0);
+                // RFC 6609 3.2 (and Pigeonhole): the script name is a constant string.
+                if name.contains("${") && self.required.contains("variables") {
+                    self.err(n, "the include command requires a constant string for its script name argument");
+                    return;
+                }
                 let bad =
                     |c: char| c.is_control() || c == '/' || matches!(c, '\u{2028}' | '\u{2029}');
                 if name.is_empty() || name.chars().any(bad) {
@@ -696,6 +821,17 @@ impl Validator<'_, '_> {
                             self.c.max_header_size
                         );
                         self.err(n, msg);
+                    } else if value
+                        .chars()
+                        .any(|c| c.is_control() && !"\t\r\n".contains(c))
+                    {
+                        // RFC 5322 allows no control characters in a field body; Pigeonhole
+                        // adds the header all the same and warns.
+                        let shown: String = value.escape_default().collect();
+                        self.warn(
+                            n,
+                            format!("addheader: value '{shown}' contains control characters"),
+                        );
                     }
                 }
             }
@@ -757,6 +893,55 @@ fn fits(a: &Arg, ty: Ty) -> bool {
     )
 }
 
+/// The RFC's name of a positional argument of the common tests, for error messages.
+fn arg_name(cmd: &str, i: usize) -> Option<&'static str> {
+    let names: &[&str] = match cmd {
+        "header" => &["header names", "key list"],
+        "address" => &["header list", "key list"],
+        "envelope" => &["envelope part", "key list"],
+        "exists" => &["header names"],
+        "string" => &["source", "key list"],
+        _ => return None,
+    };
+    names.get(i).copied()
+}
+
+/// RFC 5228 5.1: the address test is restricted to headers that hold addresses; this is
+/// Pigeonhole's list (the required ones, RFC 5322's others and common non-standard ones).
+const ADDRESS_HEADERS: &[&str] = &[
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "sender",
+    "resent-from",
+    "resent-to",
+    "reply-to",
+    "resent-reply-to",
+    "resent-sender",
+    "resent-cc",
+    "resent-bcc",
+    "for-approval",
+    "for-handling",
+    "for-comment",
+    "apparently-to",
+    "errors-to",
+    "delivered-to",
+    "return-receipt-to",
+    "x-admin",
+    "read-receipt-to",
+    "x-confirm-reading-to",
+    "return-receipt-requested",
+    "registered-mail-reply-requested-to",
+    "mail-followup-to",
+    "mail-reply-to",
+    "abuse-reports-to",
+    "x-complaints-to",
+    "x-report-abuse-to",
+    "x-beenthere",
+    "x-original-to",
+];
+
 fn ty_name(t: Ty) -> &'static str {
     match t {
         Ty::Str => "string",
@@ -768,6 +953,18 @@ fn ty_name(t: Ty) -> &'static str {
 /// RFC 5228 2.4.2.4: `${hex: 41 42}` and `${unicode: 263a}` stand for the characters they
 /// encode; anything malformed is left as it is.
 pub fn decode_encoded(s: &str) -> String {
+    decode_encoded_checked(s).0
+}
+
+/// [`decode_encoded`], and the first `${unicode:...}` whose value is no Unicode character (a
+/// surrogate or past U+10FFFF): Pigeonhole reports it as an error, and the text stays as is.
+pub fn decode_encoded_checked(s: &str) -> (String, Option<String>) {
+    let mut invalid = None;
+    let out = decode_inner(s, &mut invalid);
+    (out, invalid)
+}
+
+fn decode_inner(s: &str, invalid: &mut Option<String>) -> String {
     if !s.contains("${") {
         return s.to_string();
     }
@@ -799,15 +996,23 @@ pub fn decode_encoded(s: &str) -> String {
                 } else {
                     // Leading zeros are allowed (RFC 5228 2.4.2.4).
                     let digits = word.trim_start_matches('0');
-                    if digits.len() > 6 || !word.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    if !word.bytes().all(|b| b.is_ascii_hexdigit()) {
                         return None;
                     }
                     let cp = if digits.is_empty() {
-                        0
+                        Some(0)
+                    } else if digits.len() > 6 {
+                        None
                     } else {
-                        u32::from_str_radix(digits, 16).ok()?
+                        u32::from_str_radix(digits, 16).ok()
                     };
-                    text.push(char::from_u32(cp)?);
+                    match cp.and_then(char::from_u32) {
+                        Some(c) => text.push(c),
+                        None => {
+                            invalid.get_or_insert_with(|| word.to_string());
+                            return None;
+                        }
+                    }
                 }
             }
             if words == 0 {
@@ -844,8 +1049,53 @@ mod tests {
     fn errs(s: &str) -> Vec<String> {
         match Compiler::new().compile(s) {
             Ok(_) => Vec::new(),
-            Err(e) => e.0.into_iter().map(|e| e.to_string()).collect(),
+            Err(e) => e.errors.into_iter().map(|e| e.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn typo_hints() {
+        let e = errs("require \"fileinto\";\nfileinto \"a\"\nkeep;\nfileinto \"b\" true;");
+        assert!(
+            e[0].contains("missing semicolon ';' after fileinto command"),
+            "{e:?}"
+        );
+        assert!(e[1].contains("accepts no sub-tests"), "{e:?}");
+        let e = errs("if address matches \"from\" \"x\" { stop; }");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains("requires 2 positional argument(s), but 0"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains("missing colon ':' before ':matches' tag in address test"),
+            "{e:?}"
+        );
+        // A spurious block is reported besides the argument error.
+        assert_eq!(errs("stop \"x\" true { stop; }").len(), 2);
+        assert_eq!(errs("if address :is \"frop\" \"x\" { stop; }").len(), 1);
+        assert_eq!(errs("if true { require \"nope\"; }").len(), 1);
+    }
+
+    #[test]
+    fn control_characters_in_addheader_warn() {
+        let c = Compiler::new();
+        let s = c
+            .compile(
+                "require \"editheader\";\naddheader \"X-a\" \"b\\x07\";\naddheader \"X-a\" \"b\";",
+            )
+            .unwrap();
+        assert!(s.warnings.is_empty());
+        let s = c
+            .compile("require \"editheader\";\naddheader \"X-a\" \"b\x07\";\naddheader \"X-a\" \"b\tc\";")
+            .unwrap();
+        assert_eq!(s.warnings.len(), 1);
+        assert_eq!(s.warnings[0].line, 2);
+        // Warnings found before an error come back with it.
+        let e = c
+            .compile("require \"editheader\";\naddheader \"X-a\" \"b\x07\";\nfrop;")
+            .unwrap_err();
+        assert_eq!((e.errors.len(), e.warnings.len()), (1, 1));
     }
 
     #[test]
@@ -885,12 +1135,12 @@ mod tests {
         let e = c
             .compile_with_includes("require \"include\"; include \"a\";", &mut load)
             .unwrap_err();
-        assert!(e.0[0].message.contains("circular"), "{e}");
-        assert!(e.0.last().unwrap().message.contains("'a'"), "{e}");
+        assert!(e.errors[0].message.contains("circular"), "{e}");
+        assert!(e.errors.last().unwrap().message.contains("'a'"), "{e}");
         let e = c
             .compile_with_includes("require \"include\"; include \"nope\";", &mut load)
             .unwrap_err();
-        assert!(e.0[0].message.contains("does not exist"), "{e}");
+        assert!(e.errors[0].message.contains("does not exist"), "{e}");
         let src = "require \"include\"; include :optional \"nope\"; include \"ok\";";
         assert!(c.compile_with_includes(src, &mut load).is_ok());
         let mut shallow = Compiler::new();
@@ -898,7 +1148,7 @@ mod tests {
         assert!(shallow
             .compile_with_includes("require \"include\"; include \"a\";", &mut load)
             .unwrap_err()
-            .0[0]
+            .errors[0]
             .message
             .contains("nested deeper"));
     }
@@ -910,5 +1160,13 @@ mod tests {
             "@Ab\u{263a}"
         );
         assert_eq!(decode_encoded("${hex:zz}${x}"), "${hex:zz}${x}");
+        for bad in ["200000", "DF01", "33333333333333333"] {
+            let (out, e) = decode_encoded_checked(&format!("a${{unicode:{bad}}}"));
+            assert_eq!(
+                (out, e),
+                (format!("a${{unicode:{bad}}}"), Some(bad.to_string()))
+            );
+        }
+        assert_eq!(decode_encoded_checked("${unicode:0010FFFF}").1, None);
     }
 }

@@ -18,7 +18,7 @@ pub fn exercise(data: &[u8]) {
         Ok(s) => s,
         Err(e) => {
             let lines = src.lines().count() as u32 + 1;
-            for err in e.0 {
+            for err in e.errors {
                 assert!(
                     err.line >= 1 && err.line <= lines,
                     "error line {} of {lines}",

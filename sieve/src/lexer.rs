@@ -19,6 +19,9 @@ pub enum Tok {
     RParen,
     Comma,
     Semi,
+    /// A run of characters that start no token: the lexer has reported it, the parser reports
+    /// the command it breaks and resynchronises (as Pigeonhole does, so both count).
+    Invalid,
 }
 
 #[derive(Clone, Debug)]
@@ -51,6 +54,27 @@ pub fn tokenize(src: &str) -> (Vec<Token>, Vec<CompileError>) {
         out.push(t);
     }
     (out, lx.errors)
+}
+
+/// Whether a byte can begin a token, white space or a comment (it ends a run of garbage).
+fn starts_token(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || c.is_ascii_whitespace()
+        || matches!(
+            c,
+            b'_' | b'"'
+                | b':'
+                | b'#'
+                | b'/'
+                | b'['
+                | b']'
+                | b'{'
+                | b'}'
+                | b'('
+                | b')'
+                | b','
+                | b';'
+        )
 }
 
 impl Lexer<'_> {
@@ -161,8 +185,8 @@ impl Lexer<'_> {
                     }
                 }
                 _ => {
-                    // Only this character is decoded: the rest of a long garbage script must
-                    // not be rescanned for each bad character.
+                    // Only the first character is decoded for the message; the rest of the run
+                    // is skipped without rescanning, so a long garbage script stays linear.
                     let len = match c {
                         0xF0.. => 4,
                         0xE0.. => 3,
@@ -174,14 +198,18 @@ impl Lexer<'_> {
                         .ok()
                         .and_then(|s| s.chars().next())
                         .unwrap_or('?');
-                    self.error(line, col, format!("unexpected character '{ch}'"));
-                    for _ in self.pos..end {
+                    self.error(
+                        line,
+                        col,
+                        format!("unexpected character(s) starting with '{ch}'"),
+                    );
+                    while matches!(self.peek(), Some(c) if !starts_token(c)) {
                         self.bump();
                     }
                     if self.errors.len() >= MAX_ERRORS {
                         self.pos = self.src.len();
                     }
-                    None
+                    Some(Tok::Invalid)
                 }
             };
             if let Some(tok) = tok {
@@ -360,7 +388,10 @@ mod tests {
 
     #[test]
     fn garbage_is_cut_short() {
-        let junk = "\u{e9}".repeat(200_000);
+        // One run of garbage is one error; separate runs stop at the limit.
+        let (toks, e) = tokenize(&"\u{e9}$".repeat(200_000));
+        assert_eq!((toks.len(), e.len()), (1, 1));
+        let junk = "\u{e9} ".repeat(200_000);
         let start = std::time::Instant::now();
         let (_, e) = tokenize(&junk);
         assert_eq!(e.len(), MAX_ERRORS);

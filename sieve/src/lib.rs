@@ -25,7 +25,7 @@ pub mod variables;
 
 pub use action::{Action, Snapshot, Vacation};
 pub use compile::{Compiler, Script};
-pub use error::{CompileError, CompileErrors, RuntimeError};
+pub use error::{CompileError, CompileErrors, RuntimeError, Warning};
 pub use interp::{Config, Envelope, Flow, Host, Limits, NoHost, Runtime};
 pub use message::Message;
 

@@ -4,28 +4,51 @@ use crate::ast::{Arg, Node, PosArg};
 use crate::error::CompileError;
 use crate::lexer::{Tok, Token};
 
-/// Nesting of blocks and tests past which a script is refused (no stack overflow on input).
-pub const MAX_NESTING: usize = 64;
+/// Pigeonhole's limits: command blocks and tests nest at most this deep, and a command takes at
+/// most this many arguments (no stack overflow on input, and the same scripts are refused).
+pub const MAX_BLOCK_NESTING: usize = 32;
+pub const MAX_TEST_NESTING: usize = 32;
+pub const MAX_ARGUMENTS: usize = 32;
+/// Parsing stops after this many errors (the compiler's limit).
+const MAX_ERRORS: usize = 100;
 
 pub struct Parser {
     toks: Vec<Token>,
     pos: usize,
-    depth: usize,
+    blocks: usize,
+    tests: usize,
+    errors: Vec<CompileError>,
 }
 
 type PResult<T> = Result<T, CompileError>;
 
-pub fn parse(toks: Vec<Token>) -> Result<Vec<Node>, CompileError> {
+/// Parses a whole script. After an error the parser resynchronises at the end of the broken
+/// command (its `;`, the end of its block, or the end of the enclosing block) and goes on, so
+/// one compile reports every syntax error, as Pigeonhole does.
+pub fn parse(toks: Vec<Token>) -> Result<Vec<Node>, Vec<CompileError>> {
     let mut p = Parser {
         toks,
         pos: 0,
-        depth: 0,
+        blocks: 0,
+        tests: 0,
+        errors: Vec::new(),
     };
-    let cmds = p.commands()?;
-    if let Some(t) = p.toks.get(p.pos) {
-        return Err(p.err_at(t, "unexpected '}'"));
+    let mut cmds = p.commands();
+    while p.pos < p.toks.len() && p.errors.len() < MAX_ERRORS {
+        // A stray '}' at the top: report it, skip it and parse what follows.
+        if let Some(t) = p.toks.get(p.pos) {
+            let e = p.err_at(t, "unexpected '}'");
+            p.errors.push(e);
+        }
+        p.pos += 1;
+        cmds.extend(p.commands());
     }
-    Ok(cmds)
+    if p.errors.is_empty() {
+        Ok(cmds)
+    } else {
+        p.errors.truncate(MAX_ERRORS);
+        Err(p.errors)
+    }
 }
 
 impl Parser {
@@ -47,24 +70,60 @@ impl Parser {
         }
     }
 
-    fn commands(&mut self) -> PResult<Vec<Node>> {
+    /// Commands up to the end of the block (a '}', left for the caller) or of the script.
+    fn commands(&mut self) -> Vec<Node> {
         let mut out = Vec::new();
         while let Some(tok) = self.peek() {
-            match tok {
-                Tok::Ident(_) => out.push(self.command()?),
+            if self.errors.len() >= MAX_ERRORS {
+                self.pos = self.toks.len();
+                break;
+            }
+            let r = match tok {
                 Tok::RBrace => break,
-                _ => return Err(self.err_here("expected a command")),
+                Tok::Ident(_) => {
+                    let (blocks, tests) = (self.blocks, self.tests);
+                    let r = self.command();
+                    if r.is_err() {
+                        (self.blocks, self.tests) = (blocks, tests);
+                    }
+                    r
+                }
+                _ => Err(self.err_here("expected a command")),
+            };
+            match r {
+                Ok(n) => out.push(n),
+                Err(e) => {
+                    self.errors.push(e);
+                    self.recover();
+                }
             }
         }
-        Ok(out)
+        out
     }
 
-    fn enter(&mut self) -> PResult<()> {
-        self.depth += 1;
-        if self.depth > MAX_NESTING {
-            return Err(self.err_here("nesting too deep"));
+    /// Skips the rest of a broken command: through its `;` or its whole `{ ... }` block, or up
+    /// to (not through) the '}' that closes the enclosing block.
+    fn recover(&mut self) {
+        let mut depth = 0usize;
+        while let Some(t) = self.peek() {
+            match t {
+                Tok::Semi if depth == 0 => {
+                    self.pos += 1;
+                    return;
+                }
+                Tok::LBrace => depth += 1,
+                Tok::RBrace if depth == 0 => return,
+                Tok::RBrace => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.pos += 1;
+                        return;
+                    }
+                }
+                _ => {}
+            }
+            self.pos += 1;
         }
-        Ok(())
     }
 
     fn command(&mut self) -> PResult<Node> {
@@ -74,10 +133,15 @@ impl Parser {
                 self.pos += 1;
             }
             Some(Tok::LBrace) => {
+                if self.blocks >= MAX_BLOCK_NESTING {
+                    return Err(self.err_here(&format!(
+                        "cannot nest command blocks deeper than {MAX_BLOCK_NESTING} levels"
+                    )));
+                }
                 self.pos += 1;
-                self.enter()?;
-                let block = self.commands()?;
-                self.depth -= 1;
+                self.blocks += 1;
+                let block = self.commands();
+                self.blocks -= 1;
                 if self.peek() != Some(&Tok::RBrace) {
                     return Err(self.err_here("expected '}'"));
                 }
@@ -87,6 +151,16 @@ impl Parser {
             _ => return Err(self.err_here("expected ';' or '{'")),
         }
         Ok(node)
+    }
+
+    fn enter_test(&mut self) -> PResult<()> {
+        if self.tests >= MAX_TEST_NESTING {
+            return Err(self.err_here(&format!(
+                "cannot nest tests deeper than {MAX_TEST_NESTING} levels"
+            )));
+        }
+        self.tests += 1;
+        Ok(())
     }
 
     /// identifier arguments: shared by commands and tests.
@@ -124,11 +198,24 @@ impl Parser {
             };
             self.pos += 1;
             node.args.push(PosArg { arg, line, col });
+            if node.args.len() > MAX_ARGUMENTS {
+                return Err(self.err_at(
+                    &Token {
+                        tok: Tok::Comma,
+                        line,
+                        col,
+                    },
+                    &format!(
+                        "too many arguments for '{}' (at most {MAX_ARGUMENTS})",
+                        node.name
+                    ),
+                ));
+            }
         }
         match self.peek() {
             Some(Tok::LParen) => {
                 self.pos += 1;
-                self.enter()?;
+                self.enter_test()?;
                 loop {
                     node.tests.push(self.test_or_command()?);
                     match self.peek() {
@@ -137,18 +224,15 @@ impl Parser {
                             self.pos += 1;
                             break;
                         }
-                        _ => {
-                            self.depth -= 1;
-                            return Err(self.err_here("expected ',' or ')' in test list"));
-                        }
+                        _ => return Err(self.err_here("expected ',' or ')' in test list")),
                     }
                 }
-                self.depth -= 1;
+                self.tests -= 1;
             }
             Some(Tok::Ident(_)) => {
-                self.enter()?;
+                self.enter_test()?;
                 node.tests.push(self.test_or_command()?);
-                self.depth -= 1;
+                self.tests -= 1;
             }
             _ => {}
         }
@@ -189,6 +273,7 @@ fn describe(t: &Tok) -> String {
         Tok::RParen => "')'".into(),
         Tok::Comma => "','".into(),
         Tok::Semi => "';'".into(),
+        Tok::Invalid => "invalid characters".into(),
     }
 }
 
@@ -198,7 +283,37 @@ mod tests {
     use crate::lexer::tokenize;
 
     fn p(s: &str) -> Result<Vec<Node>, CompileError> {
-        parse(tokenize(s).0)
+        parse(tokenize(s).0).map_err(|mut e| e.remove(0))
+    }
+
+    fn count(s: &str) -> usize {
+        parse(tokenize(s).0).err().map_or(0, |e| e.len())
+    }
+
+    #[test]
+    fn recovers_and_reports_later_errors() {
+        // Missing ';' inside blocks: each reported once, the blocks still close.
+        let s = "if true { if true { keep } }\nif true { keep, keep }\nkeep;\nif true { discard }";
+        assert_eq!(count(s), 3);
+        // A spurious comma in a test list: the broken command's block is skipped whole.
+        let s = "if true { if anyof(true,) { keep; } }\nif anyof(true,) { if true { stop; } }";
+        assert_eq!(count(s), 2);
+        // A stray '}' at the top and a garbage argument, then a good command.
+        let (toks, lex) = tokenize("keep; } friep $$$; keep;");
+        assert_eq!(lex.len(), 1);
+        assert_eq!(parse(toks).unwrap_err().len(), 2);
+    }
+
+    #[test]
+    fn pigeonhole_limits() {
+        let deep = format!("{}stop;{}", "if true {".repeat(40), "}".repeat(40));
+        assert_eq!(count(&deep), 1);
+        let ok = format!("{}stop;{}", "if true {".repeat(32), "}".repeat(32));
+        assert_eq!(count(&ok), 0);
+        let args = format!("frop {};", "\"a\" ".repeat(MAX_ARGUMENTS + 1));
+        assert_eq!(count(&args), 1);
+        let tests = format!("if {} true {{ stop; }} keep;", "not ".repeat(40));
+        assert_eq!(count(&tests), 1);
     }
 
     #[test]

@@ -158,3 +158,62 @@ fn sieve_connect_uploads_and_activates_and_delivery_uses_it() {
     );
     assert!(r.iter().any(|l| l == "* 1 EXISTS"), "{r:?}");
 }
+
+/// A script with a compile warning (an addheader value with a BELL character) is accepted:
+/// ManageSieve answers OK (WARNINGS), and delivery runs it and logs the warning.
+#[test]
+fn script_with_warnings_is_stored_and_delivery_logs_them() {
+    if missing_tool("sieve-connect") || missing_tool("swaks") {
+        return;
+    }
+    let server = Server::start(ServerSpec {
+        wait_for: vec![Proto::Imap, Proto::Lmtp, Proto::Sieve],
+        ..Default::default()
+    })
+    .expect("start node");
+    let work = tempfile::tempdir().expect("tempdir");
+    let local = work.path().join("bell.sieve");
+    std::fs::write(
+        &local,
+        "require \"editheader\";\r\naddheader \"X-Bell\" \"ding\u{7}dong\";\r\n",
+    )
+    .unwrap();
+    let local = local.display().to_string();
+    sieve_connect(
+        &server,
+        &["--upload", "--localsieve", &local, "--remotesieve", "bell"],
+    );
+    sieve_connect(&server, &["--activate", "--remotesieve", "bell"]);
+
+    let out = run(
+        Command::new("swaks")
+            .args(["--server", "127.0.0.1", "--port"])
+            .arg(server.ports.lmtp.to_string())
+            .args(["--protocol", "LMTP", "--from", "a@example.net"])
+            .args(["--to", "demo@example.org", "--header", "Subject: bell"])
+            .args(["--body", "x", "--timeout", "20"]),
+        None,
+        Duration::from_secs(60),
+    )
+    .expect("swaks");
+    assert!(out.both().contains("250 2.0.0"), "{}", out.both());
+    let log = server.log_text();
+    assert!(
+        log.contains("addheader: value 'ding\\u{7}dong' contains control characters"),
+        "{}",
+        tail(&log, 30)
+    );
+    let mut c = LineConn::connect(server.addr(Proto::Imap)).expect("connect");
+    c.line().expect("greeting");
+    let r = c.imap("l", "LOGIN demo demo").expect("login");
+    assert!(tagged(&r).starts_with("l OK"), "{r:?}");
+    let r = c.imap("s", "SELECT INBOX").expect("select");
+    assert!(r.iter().any(|l| l == "* 1 EXISTS"), "{r:?}");
+    let r = c
+        .imap("f", "FETCH 1 BODY.PEEK[HEADER.FIELDS (X-Bell)]")
+        .expect("fetch");
+    assert!(
+        r.iter().any(|l| l.contains("X-Bell: ding\u{7}dong\r\n")),
+        "{r:?}"
+    );
+}

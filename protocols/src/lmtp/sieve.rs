@@ -195,6 +195,7 @@ fn load(compiler: &Compiler, path: &Path, max: u64) -> Result<Option<Arc<Script>
             .compile(&src)
             .map_err(|e| format!("{}: {e}", path.display()))?,
     );
+    log_warnings(&path.display().to_string(), &script);
     if let Ok(mut c) = cache().lock() {
         if c.len() > 10_000 {
             c.clear();
@@ -211,6 +212,14 @@ fn text_cache() -> &'static Mutex<HashMap<[u8; 32], Arc<Script>>> {
     C.get_or_init(Default::default)
 }
 
+/// A script's compile warnings, logged once per compile (scripts are cached): the script
+/// still runs, but its owner or the administrator may want to know.
+fn log_warnings(label: &str, script: &Script) {
+    for w in &script.warnings {
+        tracing::warn!(script = label, "sieve: {w}");
+    }
+}
+
 fn compile_text(compiler: &Compiler, label: &str, text: &[u8]) -> Result<Arc<Script>, String> {
     let key = *blake3::hash(text).as_bytes();
     if let Ok(c) = text_cache().lock() {
@@ -220,6 +229,7 @@ fn compile_text(compiler: &Compiler, label: &str, text: &[u8]) -> Result<Arc<Scr
     }
     let src = std::str::from_utf8(text).map_err(|_| format!("{label}: not UTF-8"))?;
     let script = Arc::new(compiler.compile(src).map_err(|e| format!("{label}: {e}"))?);
+    log_warnings(label, &script);
     if let Ok(mut c) = text_cache().lock() {
         if c.len() > 10_000 {
             c.clear();

@@ -16,6 +16,12 @@ fn no(code: Option<&str>, text: &str) -> String {
     }
 }
 
+/// RFC 5804 section 1.3: a script that compiled with warnings is accepted with the WARNINGS
+/// response code and their text.
+fn ok_warnings(text: &str) -> String {
+    format!("OK (WARNINGS) {}", quote(text))
+}
+
 fn store_error(e: &StoreError) -> String {
     match e {
         StoreError::NoSuchScript => no(Some("NONEXISTENT"), &e.to_string()),
@@ -31,15 +37,23 @@ fn store_error(e: &StoreError) -> String {
 }
 
 impl Session {
-    /// Compiles a script; the error text when it does not.
-    fn check(script: &[u8]) -> Result<(), String> {
+    /// Compiles a script: its warnings' text (empty when none), or the error text when it
+    /// does not compile.
+    fn check(script: &[u8]) -> Result<String, String> {
         let src =
             std::str::from_utf8(script).map_err(|_| "Script is not valid UTF-8.".to_string())?;
         sieve::Compiler::new()
             .compile(src)
-            .map(|_| ())
+            .map(|s| {
+                s.warnings
+                    .iter()
+                    .map(|w| format!("{}: warning: {}", w.line, w.message))
+                    .collect::<Vec<_>>()
+                    .join("\r\n")
+            })
             .map_err(|e| {
-                e.0.iter()
+                e.errors
+                    .iter()
                     .map(|e| format!("{}: error: {}", e.line, e.message))
                     .collect::<Vec<_>>()
                     .join("\r\n")
@@ -64,32 +78,42 @@ impl Session {
                 }
             }
             Command::CheckScript(script) => match Self::check(&script) {
-                Ok(()) => "OK \"Script is valid.\"".to_string(),
+                Ok(w) if w.is_empty() => "OK \"Script is valid.\"".to_string(),
+                Ok(w) => ok_warnings(&w),
                 Err(e) => no(None, &e),
             },
             Command::PutScript { name, script } => {
                 if !valid_name(&name) {
                     no(None, "Invalid script name.")
-                } else if let Err(e) = Self::check(&script) {
-                    no(None, &e)
                 } else {
-                    let n = name.clone();
-                    let r = store
-                        .write(move |st| {
-                            if let Some(refusal) = refusal(&quota, st, &n, script.len() as u64) {
-                                return Ok(Some(refusal));
+                    match Self::check(&script) {
+                        Err(e) => no(None, &e),
+                        Ok(warnings) => {
+                            let n = name.clone();
+                            let r = store
+                                .write(move |st| {
+                                    if let Some(refusal) =
+                                        refusal(&quota, st, &n, script.len() as u64)
+                                    {
+                                        return Ok(Some(refusal));
+                                    }
+                                    attrs::put(st, &n, &script).map(|()| None)
+                                })
+                                .await;
+                            match r {
+                                Ok(Ok(None)) => {
+                                    tracing::info!("managesieve({user}): stored script {name}");
+                                    if warnings.is_empty() {
+                                        "OK \"Putscript completed.\"".to_string()
+                                    } else {
+                                        ok_warnings(&warnings)
+                                    }
+                                }
+                                Ok(Ok(Some(refusal))) => refusal,
+                                Ok(Err(e)) => store_error(&e),
+                                Err(e) => write_error(&e),
                             }
-                            attrs::put(st, &n, &script).map(|()| None)
-                        })
-                        .await;
-                    match r {
-                        Ok(Ok(None)) => {
-                            tracing::info!("managesieve({user}): stored script {name}");
-                            "OK \"Putscript completed.\"".to_string()
                         }
-                        Ok(Ok(Some(refusal))) => refusal,
-                        Ok(Err(e)) => store_error(&e),
-                        Err(e) => write_error(&e),
                     }
                 }
             }
@@ -189,4 +213,19 @@ fn refusal(c: &ManageSieveConfig, a: &dyn Attrs, name: &str, size: u64) -> Optio
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod warning_tests {
+    use super::*;
+
+    #[test]
+    fn warnings_come_back_with_ok() {
+        let w =
+            Session::check(b"require \"editheader\";\naddheader \"X-A\" \"a\x07b\";\n").unwrap();
+        assert!(w.starts_with("2: warning: addheader"), "{w}");
+        assert!(ok_warnings(&w).starts_with("OK (WARNINGS) \"2: warning:"));
+        assert_eq!(Session::check(b"keep;").unwrap(), "");
+        assert!(Session::check(b"frop;").unwrap_err().contains("1: error"));
+    }
 }

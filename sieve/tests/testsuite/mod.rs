@@ -620,17 +620,31 @@ impl Host for Suite {
                         .compile_with_includes(&src, &mut |g, n| self.load_script(g, n))
                     {
                         Ok(s) => {
+                            // Pigeonhole's test_error lists a compile's warnings too.
+                            self.errors = s.warnings.iter().map(|w| w.message.clone()).collect();
                             self.compiled = Some(s);
                             true
                         }
                         Err(e) => {
-                            self.errors = e.0.iter().map(|e| e.message.clone()).collect();
+                            // Each warning goes before the first error after it in the
+                            // script (the errors keep the order they were found in).
+                            self.errors = Vec::new();
+                            let mut warnings = e.warnings.iter().peekable();
+                            for err in &e.errors {
+                                while let Some(w) =
+                                    warnings.next_if(|w| (w.line, w.col) < (err.line, err.col))
+                                {
+                                    self.errors.push(w.message.clone());
+                                }
+                                self.errors.push(err.message.clone());
+                            }
+                            self.errors.extend(warnings.map(|w| w.message.clone()));
                             // Pigeonhole's error handler ends a failed compile with a summary
                             // error of its own, which test_error counts.
                             self.errors.push("script compilation failed".into());
                             if std::env::var_os("PH_DEBUG").is_some() {
-                                eprintln!("compile {path}: {} errors", e.0.len());
-                                for x in &e.0 {
+                                eprintln!("compile {path}: {} errors", e.errors.len());
+                                for x in &e.errors {
                                     eprintln!("   {x}");
                                 }
                             }
