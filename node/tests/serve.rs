@@ -562,7 +562,6 @@ fn two_nodes_replicate_a_delivery_in_replicated_durability() {
         )
     };
     let a_cfg = write_config(&a_dir, &ports(), &cluster(1, a_repl, 2, b_repl, &a_dir));
-    let b_cfg = write_config(&b_dir, &ports(), &cluster(2, b_repl, 1, a_repl, &b_dir));
     // Certificates the way an operator makes them: CA and both node certs on A, copied to B.
     for args in [
         vec!["cluster", "init"],
@@ -587,8 +586,9 @@ fn two_nodes_replicate_a_delivery_in_replicated_durability() {
     ] {
         std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
     }
-    let a = Server::start(&a_cfg).unwrap();
-    let b = Server::start(&b_cfg).unwrap();
+    // With fresh client ports if one was taken meanwhile (the files stay where they are).
+    let (a, _, a_cfg) = start(&a_dir, &cluster(1, a_repl, 2, b_repl, &a_dir));
+    let (b, _, b_cfg) = start(&b_dir, &cluster(2, b_repl, 1, a_repl, &b_dir));
     assert!(
         a.log().contains(&format!("replication=127.0.0.1:{a_repl}")),
         "{}",
